@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Brings up a local control plane from the real components (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler) with KWOK fake nodes, plus Prometheus scraping the
+# scheduler and the operator. Prints `export` lines for the environment the tests read.
+# Usage: e2e/scripts/cluster-up.sh [name]   (tear down with cluster-down.sh)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+source "$here/versions.env"
+name=${1:-${CLUSTER_NAME:-mo-e2e}}
+state=${E2E_STATE:-$here/../target/e2e}
+mkdir -p "$state"
+state=$(cd "$state" && pwd)
+export KWOK_WORKDIR="$state/kwok" PATH="$E2E_BIN:$PATH" KWOK_KUBECTL_BINARY="$E2E_BIN/kubectl"
+"$here/scripts/build-binaries.sh" >/dev/null
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+sched_port=$(free_port)
+prom_port=${PROM_PORT:-$(free_port)}
+
+kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
+kwokctl create cluster --name "$name" --runtime binary --kubeconfig "" --wait 3m \
+  --kube-apiserver-binary "$E2E_BIN/kube-apiserver" \
+  --kube-controller-manager-binary "$E2E_BIN/kube-controller-manager" \
+  --kube-scheduler-binary "$E2E_BIN/kube-scheduler" --kube-scheduler-port "$sched_port" \
+  --kwok-controller-binary "$E2E_BIN/kwok" --etcd-binary "$E2E_BIN/etcd" \
+  --disable-qps-limits >&2
+kubeconfig="$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml"
+pki="$KWOK_WORKDIR/clusters/$name/pki"
+
+# Prometheus runs beside the cluster (not through kwokctl) so tests can stop and start it.
+prom_dir="$state/prometheus-$name"
+rm -rf "$prom_dir" && mkdir -p "$prom_dir/data"
+operator_port=${OPERATOR_METRICS_PORT:-18080}
+cat > "$prom_dir/prometheus.yml" <<YAML
+global: {scrape_interval: 5s, scrape_timeout: 4s}
+scrape_configs:
+  - job_name: kube-scheduler
+    scheme: https
+    tls_config: {insecure_skip_verify: true, cert_file: $pki/admin.crt, key_file: $pki/admin.key}
+    static_configs: [{targets: ["127.0.0.1:$sched_port"]}]
+  - job_name: maintenance-operator
+    static_configs: [{targets: ["127.0.0.1:$operator_port"]}]
+YAML
+"$here/scripts/prometheus.sh" start "$prom_dir" "$prom_port" >&2
+
+cat <<ENV
+export KUBECONFIG=$kubeconfig
+export E2E_CLUSTER=$name
+export E2E_BIN=$E2E_BIN
+export KWOK_WORKDIR=$KWOK_WORKDIR
+export PROMETHEUS_URL=http://127.0.0.1:$prom_port
+export PROMETHEUS_DIR=$prom_dir
+export OPERATOR_METRICS_PORT=$operator_port
+ENV

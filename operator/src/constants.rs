@@ -1,0 +1,62 @@
+//! Names shared by every step: API group, field manager, annotations, condition types and reasons.
+
+/// Field manager for every write the operator makes (target patches and status).
+pub const FIELD_MANAGER: &str = "maintenance-operator";
+/// Reporting controller name on Events.
+pub const CONTROLLER_NAME: &str = "maintenance-operator";
+
+/// On a target: which MaintenanceUpgrade (`namespace/name`) owns it until that upgrade ends.
+pub const OWNER_ANNOTATION: &str = "maintenance.dev/owner";
+/// On a target: the image it ran before the upgrade touched it (`container=image`).
+pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
+
+/// Condition types.
+pub mod condition {
+    /// True while the upgrade is being applied, soaked or reverted.
+    pub const PROGRESSING: &str = "Progressing";
+    /// True once every stage has passed its soak.
+    pub const COMPLETE: &str = "Complete";
+    /// True once the changed components are back on their known-good images.
+    pub const ROLLED_BACK: &str = "RolledBack";
+    /// The last analysis verdict: True (no regression), False (regression), Unknown (inconclusive).
+    pub const HEALTHY: &str = "Healthy";
+    /// True when the operator cannot proceed until something outside it changes.
+    pub const BLOCKED: &str = "Blocked";
+    /// Whether the maintenance window is open now.
+    pub const WINDOW_OPEN: &str = "WindowOpen";
+}
+
+/// Condition reasons and Event reasons.
+pub mod reason {
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    pub const CONTAINER_NOT_FOUND: &str = "ContainerNotFound";
+    pub const CONTAINER_AMBIGUOUS: &str = "ContainerAmbiguous";
+    pub const TARGET_OWNED: &str = "TargetOwnedByAnotherUpgrade";
+    pub const CHANGED_EXTERNALLY: &str = "ImageChangedExternally";
+    pub const TARGET_DELETED: &str = "TargetDeleted";
+    pub const CLAIMED: &str = "TargetsClaimed";
+    pub const WINDOW_CLOSED: &str = "WindowClosed";
+    pub const WINDOW_OPENED: &str = "WindowOpen";
+    pub const STAGE_DOES_NOT_FIT: &str = "StageDoesNotFitWindow";
+    pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
+    pub const BASELINE_MEASURED: &str = "BaselineMeasured";
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    pub const PAUSED: &str = "Paused";
+    pub const STAGE_STARTED: &str = "StageStarted";
+    pub const IMAGE_SET: &str = "ImageSet";
+    pub const ROLLED_OUT: &str = "RolledOut";
+    pub const SOAK_PASSED: &str = "SoakPassed";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const NO_REGRESSION: &str = "NoRegression";
+    pub const REGRESSION: &str = "RegressionDetected";
+    pub const INCONCLUSIVE: &str = "AnalysisInconclusive";
+    pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+    pub const MANUAL_ROLLBACK: &str = "ManualRollback";
+    pub const REVERTED: &str = "Reverted";
+    pub const ROLLED_BACK: &str = "RolledBack";
+    pub const ROLLBACK_WAITS_FOR_WINDOW: &str = "RollbackWaitsForWindow";
+    pub const AUTOMATIC_ROLLBACK_DISABLED: &str = "AutomaticRollbackDisabled";
+    pub const ACTION_FAILED: &str = "ActionFailed";
+}

@@ -1,0 +1,290 @@
+//! Observe and act, the thin shell around `decide`: needs a client. Reads the MaintenanceUpgrade,
+//! its targets and its signals; sends the one target change `decide` asks for; writes the status
+//! with server-side apply; publishes Events.
+
+use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
+use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
+use crate::decide::{self, Decision, Effect, Observed, SampleResult};
+use crate::error::{Error, Result};
+use crate::signals;
+use crate::target::{self, TargetKey, TargetState};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+use tracing::{info, instrument, warn};
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub http: reqwest::Client,
+}
+
+impl Context {
+    pub fn new(client: Client, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance };
+        let http = reqwest::Client::builder().timeout(StdDuration::from_secs(10)).build().expect("a default HTTP client builds");
+        Context { recorder: Recorder::new(client.clone(), reporter), client, http }
+    }
+}
+
+/// Run the controller until the process is told to stop.
+pub async fn run(client: Client, instance: Option<String>) {
+    let api: Api<MaintenanceUpgrade> = Api::all(client.clone());
+    let ctx = Arc::new(Context::new(client, instance));
+    // Status writes do not change the generation: filtering on it keeps our own writes from
+    // waking us; the requeue times in each decision drive the rest.
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream(stream, reader)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!("reconcile failed: {e}");
+            }
+        })
+        .await;
+}
+
+fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying");
+    Action::requeue(StdDuration::from_secs(5))
+}
+
+#[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
+pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
+    if mu.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let observed = observe(&mu, &ctx, Utc::now()).await?;
+    let decision = decide::decide(&observed);
+    act(&mu, &observed, decision, &ctx).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observe
+
+pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>) -> Result<Observed> {
+    let ns = mu.namespace().unwrap_or_default();
+    let status = mu.status.clone().unwrap_or_default();
+    let mut targets = BTreeMap::new();
+    let need_digests = status.claimed_at.is_none();
+    for stage in &mu.spec.stages {
+        for c in &stage.components {
+            let key = TargetKey { kind: c.kind, namespace: c.namespace_or(&ns).to_string(), name: c.name.clone() };
+            let state = read_target(&ctx.client, &key, need_digests).await?;
+            targets.insert(key, state);
+        }
+    }
+    let mut samples = BTreeMap::new();
+    for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
+        samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
+    }
+    let mut history = BTreeMap::new();
+    for signal in decide::history_due(&mu.spec, &status) {
+        history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
+    }
+    Ok(Observed {
+        id: format!("{ns}/{}", mu.name_any()),
+        namespace: ns,
+        generation: mu.metadata.generation.unwrap_or(0),
+        spec: mu.spec.clone(),
+        status,
+        targets,
+        samples,
+        history,
+        now,
+    })
+}
+
+async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<Option<TargetState>> {
+    let ns = key.namespace.as_str();
+    let read_err = |e| Error::Read(key.to_string(), e);
+    let (mut state, selector) = match key.kind {
+        WorkloadKind::Deployment => match Api::<Deployment>::namespaced(client.clone(), ns).get_opt(&key.name).await.map_err(read_err)? {
+            None => return Ok(None),
+            Some(d) => (target::from_deployment(&d), d.spec.map(|s| s.selector)),
+        },
+        WorkloadKind::DaemonSet => match Api::<DaemonSet>::namespaced(client.clone(), ns).get_opt(&key.name).await.map_err(read_err)? {
+            None => return Ok(None),
+            Some(d) => (target::from_daemonset(&d), d.spec.map(|s| s.selector)),
+        },
+        WorkloadKind::StatefulSet => match Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(&key.name).await.map_err(read_err)? {
+            None => return Ok(None),
+            Some(s) => (target::from_statefulset(&s), s.spec.map(|s| s.selector)),
+        },
+    };
+    // The running digest is only recorded when the target is claimed.
+    let labels = selector.and_then(|s| s.match_labels).unwrap_or_default();
+    if digests && !labels.is_empty() {
+        let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&sel).limit(20)).await.map_err(read_err)?;
+        for p in pods {
+            for cs in p.status.and_then(|s| s.container_statuses).unwrap_or_default() {
+                if !cs.image_id.is_empty() && !state.running_digests.iter().any(|(n, _)| *n == cs.name) {
+                    state.running_digests.push((cs.name, cs.image_id));
+                }
+            }
+        }
+    }
+    Ok(Some(state))
+}
+
+async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: DateTime<Utc>) -> SampleResult {
+    let counts = if let Some(k) = &signal.kubernetes {
+        let limit = k.pending_limit.parse().map_err(|e| e.to_string())?;
+        let (pods, events) = list_pods_and_events(&ctx.client, &k.namespaces, k.label_selector.as_deref()).await.map_err(|e| e.to_string())?;
+        signals::count_pod_failures(&pods, &events, from, to, limit)
+    } else if let Some(p) = &signal.prometheus {
+        let span = to - from;
+        let attempts = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to).await.map_err(|e| e.to_string())?;
+        let errors = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to).await.map_err(|e| e.to_string())?;
+        signals::counts(attempts, errors)
+    } else {
+        return Err("the signal has no provider".into());
+    };
+    Ok((counts, from, to))
+}
+
+async fn read_history(ctx: &Context, signal: &Signal, now: DateTime<Utc>, spec: &crate::crd::MaintenanceUpgradeSpec) -> SampleResult {
+    let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
+    let lookback = spec.analysis.baseline.lookback.parse().map_err(|e| e.to_string())?;
+    let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
+    let from = now - lookback;
+    let attempts = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.attempts, step), from, now, step).await.map_err(|e| e.to_string())?;
+    let errors = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step).await.map_err(|e| e.to_string())?;
+    Ok((signals::counts(attempts, errors), from, now))
+}
+
+async fn list_pods_and_events(client: &Client, namespaces: &[String], selector: Option<&str>) -> Result<(Vec<Pod>, Vec<CoreEvent>)> {
+    let mut pods = vec![];
+    let mut events = vec![];
+    let pod_lp = match selector {
+        Some(s) => ListParams::default().labels(s),
+        None => ListParams::default(),
+    };
+    let ev_lp = ListParams::default().fields("involvedObject.kind=Pod,type=Warning");
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+    for ns in scopes {
+        let (papi, eapi): (Api<Pod>, Api<CoreEvent>) = match ns {
+            Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        pods.extend(papi.list(&pod_lp).await.map_err(|e| Error::Read("pods".into(), e))?.items);
+        events.extend(eapi.list(&ev_lp).await.map_err(|e| Error::Read("events".into(), e))?.items);
+    }
+    Ok((pods, events))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Act
+
+pub async fn act(mu: &MaintenanceUpgrade, observed: &Observed, decision: Decision, ctx: &Context) -> Result<Action> {
+    let name = observed.id.clone();
+    if let Some(effect) = &decision.effect {
+        match apply_effect(&ctx.client, effect, &observed.id).await {
+            Ok(()) => {}
+            // The target changed since it was observed: look again rather than overwrite.
+            Err(Error::PatchTarget(what, kube::Error::Api(s))) if s.code == 409 => {
+                info!("{what} changed while we looked; observing again");
+                return Ok(Action::requeue(StdDuration::from_millis(200)));
+            }
+            Err(e) => {
+                publish(ctx, mu, true, reason::ACTION_FAILED, "Act", format!("{e}; retrying")).await;
+                return Err(e);
+            }
+        }
+    }
+    if Some(&decision.status) != mu.status.as_ref() {
+        write_status(&ctx.client, mu, &decision.status).await.map_err(|e| Error::PatchStatus(name.clone(), e))?;
+    }
+    for n in &decision.events {
+        publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
+    }
+    if decision.status.phase != observed.status.phase {
+        info!(phase = ?decision.status.phase, "{}", decision.status.message);
+    }
+    Ok(match decision.requeue_after {
+        Some(d) => Action::requeue(d.to_std().unwrap_or_default().max(StdDuration::from_millis(100))),
+        None => Action::await_change(),
+    })
+}
+
+async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<()> {
+    match effect {
+        Effect::Claim { target, resource_version, known_good } => {
+            patch_target(client, target, &Patch::Merge(target::claim_patch(resource_version, owner, known_good))).await
+        }
+        Effect::SetImage { target, resource_version, container, image } => {
+            patch_target(client, target, &Patch::Strategic(target::image_patch(resource_version, container, image))).await
+        }
+        Effect::Release { targets } => {
+            for t in targets {
+                match patch_target(client, t, &Patch::Merge(target::release_patch())).await {
+                    Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn patch_target(client: &Client, t: &TargetKey, patch: &Patch<serde_json::Value>) -> Result<()> {
+    let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let err = |e| Error::PatchTarget(t.to_string(), e);
+    let ns = t.namespace.as_str();
+    match t.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns).patch(&t.name, &pp, patch).await.map(|_| ()).map_err(err),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), ns).patch(&t.name, &pp, patch).await.map(|_| ()).map_err(err),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns).patch(&t.name, &pp, patch).await.map(|_| ()).map_err(err),
+    }
+}
+
+async fn write_status(client: &Client, mu: &MaintenanceUpgrade, status: &MaintenanceUpgradeStatus) -> std::result::Result<(), kube::Error> {
+    let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
+    let body = serde_json::json!({
+        "apiVersion": MaintenanceUpgrade::api_version(&()),
+        "kind": MaintenanceUpgrade::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&mu.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, mu: &MaintenanceUpgrade, warning: bool, reason: &str, action: &str, note: String) {
+    let ev = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        note: Some(truncate(note, 1000)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &mu.object_ref(&())).await {
+        warn!("failed to publish an Event: {e}");
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}

@@ -1,0 +1,657 @@
+//! The `MaintenanceUpgrade` custom resource: spec (with the schema and CEL rules the API server
+//! enforces) and status. Plain data, no client.
+
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// A staged image upgrade of existing workloads inside maintenance windows, watched through a
+/// soak and reverted to the recorded known-good images when the error rates regress.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "maintenance.dev",
+    version = "v1alpha1",
+    kind = "MaintenanceUpgrade",
+    plural = "maintenanceupgrades",
+    shortname = "mu",
+    namespaced,
+    status = "MaintenanceUpgradeStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Stage","type":"string","jsonPath":".status.currentStage"}"#,
+    printcolumn = r#"{"name":"Healthy","type":"string","jsonPath":".status.conditions[?(@.type==\"Healthy\")].status"}"#,
+    printcolumn = r#"{"name":"Next","type":"string","jsonPath":".status.nextAction.summary","priority":1}"#,
+    printcolumn = r#"{"name":"At","type":"date","jsonPath":".status.nextAction.at","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceUpgradeSpec {
+    /// When new stages may start. Without a window, stages start as soon as they are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+
+    /// Ordered stages; the first is the canary. Immutable: to change the plan, create a new
+    /// MaintenanceUpgrade.
+    #[schemars(length(min = 1, max = 10))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("stages cannot be changed once the upgrade exists; create a new MaintenanceUpgrade to change the plan"))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("stage names must be unique"))]
+    #[x_kube(validation = Rule::new("self.all(s, s.components.all(c, self.map(t, t.components.filter(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')).size()).sum() == 1))").message("each target (kind, namespace, name) may appear in only one component of one stage"))]
+    pub stages: Vec<Stage>,
+
+    /// The signals watched from the first change until the last soak ends.
+    #[serde(default)]
+    pub analysis: Analysis,
+
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
+
+    /// Holds the upgrade where it is: no new stage starts and no stage is promoted. Analysis and
+    /// automatic rollback go on.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// Names of stages with `requireApproval: true` that a human has approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub approved_stages: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.notBefore) || !has(self.deadline) || timestamp(self.deadline) > timestamp(self.notBefore)").message("deadline must be after notBefore"))]
+pub struct Window {
+    /// IANA time zone the recurring windows are written in, e.g. America/New_York.
+    #[x_kube(validation = Rule::new("self == 'UTC' || timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0").message("timeZone must be an IANA time zone name such as America/New_York or UTC"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: String,
+
+    /// Recurring openings. Empty means always open (subject to exclusions, notBefore, deadline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub recurring: Vec<RecurringWindow>,
+
+    /// Periods when no stage may start even inside a recurring window (freezes, holidays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub exclusions: Vec<Exclusion>,
+
+    /// No stage starts before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+
+    /// No stage starts after this time; an upgrade with stages left is then reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+
+    /// What to do with a stage whose progress deadline would end after the window closes.
+    #[serde(default)]
+    pub stage_policy: StagePolicy,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum StagePolicy {
+    /// Start the stage only if its rollout can finish (progressDeadline) before the window closes.
+    #[default]
+    WaitForNextWindow,
+    /// Start the stage whenever the window is open; its rollout may finish after it closes.
+    Continue,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecurringWindow {
+    /// Days of the week on which the window opens, in the window's time zone.
+    #[schemars(length(min = 1, max = 7))]
+    pub days: Vec<Weekday>,
+    /// Local opening time, HH:MM (24 h).
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: String,
+    /// How long the window stays open (elapsed time, so DST changes do not stretch it).
+    pub duration: Duration,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("timestamp(self.end) > timestamp(self.start)").message("exclusion end must be after its start"))]
+pub struct Exclusion {
+    /// Why nothing may start then, e.g. "year-end freeze".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.components.all(c, self.components.exists_one(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')))").message("a stage may not list the same target twice"))]
+pub struct Stage {
+    /// Stage name, e.g. canary or fleet.
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub name: String,
+    /// The workloads this stage upgrades.
+    #[schemars(length(min = 1, max = 20))]
+    pub components: Vec<Component>,
+    /// How long to watch the signals after this stage has rolled out before the next stage.
+    pub soak: Duration,
+    /// How long the stage's rollout may take before it counts as failed and is reverted.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline: Duration,
+    /// Wait for the stage's name in spec.approvedStages before starting it.
+    #[serde(default)]
+    pub require_approval: bool,
+}
+
+fn default_progress_deadline() -> Duration {
+    Duration("10m".into())
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub kind: WorkloadKind,
+    /// Namespace of the target; defaults to the MaintenanceUpgrade's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+    #[schemars(regex(pattern = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"))]
+    pub name: String,
+    /// Container whose image changes; may be omitted when the pod template has one container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub container: Option<String>,
+    /// The new image reference, e.g. registry.example.com/csi/connector:v1.4.1 or …@sha256:….
+    #[schemars(length(max = 512), regex(pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"))]
+    pub image: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    DaemonSet,
+    StatefulSet,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// How often the signals are read.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default)]
+    pub baseline: BaselineSpec,
+    /// Signals to watch. Empty means one built-in signal: pod scheduling and start failures in
+    /// the whole cluster, read from the Kubernetes API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("signal names must be unique"))]
+    pub signals: Vec<Signal>,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis { interval: default_interval(), baseline: BaselineSpec::default(), signals: vec![] }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration("1m".into())
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineSpec {
+    /// For signals without history (the kubernetes provider): how long to observe them before
+    /// the first stage is applied.
+    #[serde(default = "default_observe")]
+    pub observe: Duration,
+    /// For Prometheus signals: how much history before the change makes the baseline.
+    #[serde(default = "default_lookback")]
+    pub lookback: Duration,
+}
+
+impl Default for BaselineSpec {
+    fn default() -> Self {
+        BaselineSpec { observe: default_observe(), lookback: default_lookback() }
+    }
+}
+
+fn default_observe() -> Duration {
+    Duration("30m".into())
+}
+fn default_lookback() -> Duration {
+    Duration("24h".into())
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.kubernetes) != has(self.prometheus)").message("a signal needs exactly one provider: kubernetes or prometheus"))]
+pub struct Signal {
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub name: String,
+    /// Built-in: share of new pods that fail to schedule or start, from Events and Pod status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSignal>,
+    /// Per-interval error and attempt counts from Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSignal>,
+    /// When the soak counts as a regression against the baseline.
+    #[serde(default)]
+    pub regression: RegressionRule,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesSignal {
+    /// Namespaces whose pods count; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Only pods matching this label selector count, e.g. `app=email-sync`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    /// A pod still Pending or ContainerCreating this long after creation counts as failed.
+    #[serde(default = "default_pending_limit")]
+    pub pending_limit: Duration,
+}
+
+fn default_pending_limit() -> Duration {
+    Duration("5m".into())
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSignal {
+    /// Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/\S*)?$"))]
+    pub address: String,
+    /// PromQL giving the number of failures in `$interval`, e.g.
+    /// `sum(increase(scheduler_schedule_attempts_total{result!="scheduled"}[$interval]))`.
+    #[schemars(length(min = 1, max = 4096))]
+    pub errors: String,
+    /// PromQL giving the number of attempts in `$interval`.
+    #[schemars(length(min = 1, max = 4096))]
+    pub attempts: String,
+}
+
+/// The minimum effect that counts as a regression, and the volume below which no verdict is
+/// given.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegressionRule {
+    /// Relative increase over the baseline error rate that counts, e.g. 1.0 = twice the baseline.
+    #[serde(default = "default_min_relative_increase")]
+    #[x_kube(validation = Rule::new("self > 0.0").message("minRelativeIncrease must be greater than 0"))]
+    pub min_relative_increase: f64,
+    /// Absolute increase of the error rate that counts, as a fraction (0.005 = 0.5 points).
+    #[serde(default = "default_min_absolute_increase")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 1.0").message("minAbsoluteIncrease must be a fraction between 0 and 1"))]
+    pub min_absolute_increase: f64,
+    /// Attempts needed in the analysed span before any verdict other than Inconclusive.
+    #[serde(default = "default_min_attempts")]
+    #[schemars(range(min = 1))]
+    pub min_attempts: u32,
+}
+
+impl Default for RegressionRule {
+    fn default() -> Self {
+        RegressionRule {
+            min_relative_increase: default_min_relative_increase(),
+            min_absolute_increase: default_min_absolute_increase(),
+            min_attempts: default_min_attempts(),
+        }
+    }
+}
+
+fn default_min_relative_increase() -> f64 {
+    1.0
+}
+fn default_min_absolute_increase() -> f64 {
+    0.005
+}
+fn default_min_attempts() -> u32 {
+    20
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackPolicy {
+    /// Revert on a regression, a failed rollout or a passed deadline without asking.
+    #[serde(default = "yes")]
+    pub automatic: bool,
+    /// Revert even while the maintenance window is closed.
+    #[serde(default = "yes")]
+    pub outside_window: bool,
+    /// Set to true to revert now, whatever the analysis says.
+    #[serde(default)]
+    pub requested: bool,
+}
+
+impl Default for RollbackPolicy {
+    fn default() -> Self {
+        RollbackPolicy { automatic: true, outside_window: true, requested: false }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A Go-style duration such as `30s`, `10m`, `48h` or `1h30m`; always greater than zero.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Duration(pub String);
+
+impl Duration {
+    pub fn parse(&self) -> Result<chrono::Duration, String> {
+        let std = humantime::parse_duration(&self.0).map_err(|e| format!("invalid duration {:?}: {e}", self.0))?;
+        let d = chrono::Duration::from_std(std).map_err(|e| format!("duration {:?} is too long: {e}", self.0))?;
+        if d <= chrono::Duration::zero() {
+            return Err(format!("duration {:?} must be greater than zero", self.0));
+        }
+        Ok(d)
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "maxLength": 32,
+            "pattern": "^([0-9]+(ms|s|m|h))+$",
+            "description": "A duration such as 30s, 10m, 48h or 1h30m.",
+            "x-kubernetes-validations": [
+                {"rule": "duration(self) > duration('0s')", "message": "duration must be greater than zero"}
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceUpgradeStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// What the operator is doing, why, and what happens next.
+    #[serde(default)]
+    pub message: String,
+    /// Name of the stage being applied, soaked or reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_stage: Option<String>,
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// When the targets were claimed and their known-good images recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When the first image was changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The pre-change observation period for signals without history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ends_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub stages: Vec<StageStatus>,
+    /// The last analysis of each signal.
+    #[serde(default)]
+    pub analysis: Vec<SignalStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<NextAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Checking the targets and recording their known-good images.
+    #[default]
+    Pending,
+    /// Waiting for the maintenance window (see nextAction).
+    WaitingForWindow,
+    /// Observing the signals before any change, to learn their baseline.
+    MeasuringBaseline,
+    /// Waiting for a human to approve the next stage.
+    AwaitingApproval,
+    /// Applying a stage and waiting for its rollout.
+    Progressing,
+    /// Watching the signals after a stage has rolled out.
+    Soaking,
+    /// A human paused the upgrade.
+    Paused,
+    /// A regression was found and automatic rollback is off: waiting for a human.
+    Degraded,
+    /// Reverting the changed components to their known-good images.
+    RollingBack,
+    Succeeded,
+    RolledBack,
+    /// Ended without changing anything, or could not finish reverting.
+    Failed,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextAction {
+    /// e.g. "start stage fleet", "end soak of stage canary", "analyse signals".
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStatus {
+    pub name: String,
+    #[serde(default)]
+    pub phase: StagePhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_out_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_ends_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_at: Option<DateTime<Utc>>,
+    pub components: Vec<ComponentStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StagePhase {
+    #[default]
+    Pending,
+    RollingOut,
+    Soaking,
+    Passed,
+    RollingBack,
+    RolledBack,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// The container being changed (resolved when the target was claimed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The image the target ran before this upgrade, exactly as written in its spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_image: Option<String>,
+    /// The image digest the target's pods reported running when it was claimed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_digest: Option<String>,
+    pub desired_image: String,
+    #[serde(default)]
+    pub phase: ComponentPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_at: Option<DateTime<Utc>>,
+    /// Why the operator stopped touching this component, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ComponentPhase {
+    #[default]
+    Pending,
+    /// Known-good recorded and the target marked as owned by this upgrade.
+    Claimed,
+    /// The new image is set on the target.
+    Applied,
+    /// Back on the known-good image.
+    Reverted,
+    /// Someone else changed the target's image; the operator no longer touches it.
+    Conflict,
+    /// The target was deleted.
+    Gone,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalStatus {
+    pub name: String,
+    /// Errors and attempts in the baseline, and their ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<RateWindow>,
+    /// Errors and attempts since the first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<RateWindow>,
+    /// The last sample read from the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<RateWindow>,
+    #[serde(default)]
+    pub verdict: Verdict,
+    /// Why: baseline vs observed, statistic vs threshold.
+    #[serde(default)]
+    pub reason: String,
+    /// The detector's statistic and the threshold it is compared to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Errors above what the baseline rate predicts, since the first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excess_errors: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysed_at: Option<DateTime<Utc>>,
+    /// End of the span the signal has been read up to; the next read starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_to: Option<DateTime<Utc>>,
+    /// The detector's running state, kept here so that a restart resumes it.
+    #[serde(default)]
+    pub detector: DetectorState,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateWindow {
+    pub attempts: u64,
+    pub errors: u64,
+    /// errors / attempts (0 when there were no attempts).
+    pub rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Verdict {
+    #[default]
+    Inconclusive,
+    Pass,
+    Regression,
+}
+
+/// Running state of a detector; what each field means depends on the detector.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectorState {
+    #[serde(default)]
+    pub weighted_attempts: f64,
+    #[serde(default)]
+    pub weighted_errors: f64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackStatus {
+    /// RegressionDetected, RolloutFailed, DeadlineExceeded, ManualRollback or TargetDeleted.
+    pub reason: String,
+    pub message: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl MaintenanceUpgradeSpec {
+    /// The signals to watch: the spec's, or the built-in kubernetes signal.
+    pub fn effective_signals(&self) -> Vec<Signal> {
+        if !self.analysis.signals.is_empty() {
+            return self.analysis.signals.clone();
+        }
+        vec![Signal {
+            name: DEFAULT_SIGNAL.into(),
+            kubernetes: Some(KubernetesSignal { pending_limit: default_pending_limit(), ..Default::default() }),
+            prometheus: None,
+            regression: RegressionRule::default(),
+        }]
+    }
+}
+
+/// Name of the built-in signal used when the spec names none.
+pub const DEFAULT_SIGNAL: &str = "pod-start-failures";
+
+impl Component {
+    pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(default)
+    }
+}

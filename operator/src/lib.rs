@@ -1,0 +1,15 @@
+//! maintenance-operator: staged image upgrades inside maintenance windows, a long soak watched
+//! against a pre-change baseline, and automatic revert to the recorded known-good images.
+//!
+//! The pipeline: `controller` observes (reads the CR, its targets and signals) → `decide` (pure:
+//! observed state + clock → next status, one target change, Events) → `controller` acts.
+
+pub mod constants;
+pub mod controller;
+pub mod crd;
+pub mod decide;
+pub mod detector;
+pub mod error;
+pub mod signals;
+pub mod target;
+pub mod window;

@@ -1,0 +1,266 @@
+//! Observe step, pure half: a Deployment, DaemonSet or StatefulSet seen as one `TargetState`
+//! (images, ownership annotations, rollout progress), and the patches the act step sends.
+
+use crate::constants::{KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION};
+use crate::crd::WorkloadKind;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetKey {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rollout {
+    Complete,
+    InProgress(String),
+    Failed(String),
+}
+
+/// What the decide step needs to know about one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetState {
+    pub resource_version: String,
+    /// (container name, image) in pod-template order.
+    pub containers: Vec<(String, String)>,
+    pub owner: Option<String>,
+    pub known_good: Option<String>,
+    pub rollout: Rollout,
+    /// Image digests (pod `imageID`s) the target's pods report for each container, when known.
+    pub running_digests: Vec<(String, String)>,
+}
+
+impl TargetState {
+    pub fn image(&self, container: &str) -> Option<&str> {
+        self.containers.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
+    }
+
+    /// The container a component means: the named one, or the only one.
+    pub fn resolve_container(&self, wanted: Option<&str>) -> Result<String, String> {
+        match wanted {
+            Some(name) => match self.image(name) {
+                Some(_) => Ok(name.to_string()),
+                None => Err(format!(
+                    "has no container {name:?} (containers: {})",
+                    self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                )),
+            },
+            None if self.containers.len() == 1 => Ok(self.containers[0].0.clone()),
+            None => Err(format!(
+                "has {} containers ({}); name one in the component's container field",
+                self.containers.len(),
+                self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+}
+
+fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> TargetState {
+    let containers = template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
+    let ann = meta.annotations.as_ref();
+    TargetState {
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        containers,
+        owner: ann.and_then(|a| a.get(OWNER_ANNOTATION).cloned()),
+        known_good: ann.and_then(|a| a.get(KNOWN_GOOD_ANNOTATION).cloned()),
+        rollout,
+        running_digests: vec![],
+    }
+}
+
+fn generation_seen(meta: &ObjectMeta, observed: Option<i64>) -> Option<Rollout> {
+    let generation = meta.generation.unwrap_or(0);
+    if observed.unwrap_or(0) < generation {
+        Some(Rollout::InProgress(format!("waiting for the controller to observe generation {generation}")))
+    } else {
+        None
+    }
+}
+
+/// Rollout state as `kubectl rollout status` judges it.
+pub fn from_deployment(d: &Deployment) -> TargetState {
+    let spec = d.spec.clone().unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
+    let want = spec.replicas.unwrap_or(1);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let rollout = if let Some(r) = generation_seen(&d.metadata, st.observed_generation) {
+        r
+    } else if st
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    {
+        Rollout::Failed("the Deployment's progress deadline was exceeded".into())
+    } else if updated < want {
+        Rollout::InProgress(format!("{updated} of {want} replicas updated"))
+    } else if st.replicas.unwrap_or(0) > updated {
+        Rollout::InProgress(format!("{} old replicas pending termination", st.replicas.unwrap_or(0) - updated))
+    } else if st.available_replicas.unwrap_or(0) < updated {
+        Rollout::InProgress(format!("{} of {updated} updated replicas available", st.available_replicas.unwrap_or(0)))
+    } else {
+        Rollout::Complete
+    };
+    base(&d.metadata, &spec.template, rollout)
+}
+
+pub fn from_daemonset(d: &DaemonSet) -> TargetState {
+    let spec = d.spec.clone().unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
+    let want = st.desired_number_scheduled;
+    let updated = st.updated_number_scheduled.unwrap_or(0);
+    let available = st.number_available.unwrap_or(0);
+    let rollout = if let Some(r) = generation_seen(&d.metadata, st.observed_generation) {
+        r
+    } else if updated < want {
+        Rollout::InProgress(format!("{updated} of {want} scheduled pods updated"))
+    } else if available < want {
+        Rollout::InProgress(format!("{available} of {want} updated pods available"))
+    } else {
+        Rollout::Complete
+    };
+    base(&d.metadata, &spec.template, rollout)
+}
+
+pub fn from_statefulset(s: &StatefulSet) -> TargetState {
+    let spec = s.spec.clone().unwrap_or_default();
+    let st = s.status.clone().unwrap_or_default();
+    let want = spec.replicas.unwrap_or(1);
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let rollout = if let Some(r) = generation_seen(&s.metadata, st.observed_generation) {
+        r
+    } else if st.ready_replicas.unwrap_or(0) < want {
+        Rollout::InProgress(format!("{} of {want} replicas ready", st.ready_replicas.unwrap_or(0)))
+    } else if partition > 0 {
+        if updated < want - partition {
+            Rollout::InProgress(format!("{updated} of {} replicas above the partition updated", want - partition))
+        } else {
+            Rollout::Complete
+        }
+    } else if st.update_revision.is_some() && st.update_revision != st.current_revision {
+        Rollout::InProgress(format!("{updated} of {want} replicas on the update revision"))
+    } else {
+        Rollout::Complete
+    };
+    base(&s.metadata, &spec.template, rollout)
+}
+
+/// Strategic-merge patch that sets one container's image. The resourceVersion makes the API
+/// server refuse it if the target changed since it was observed, so a racing edit is never
+/// overwritten.
+pub fn image_patch(resource_version: &str, container: &str, image: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"resourceVersion": resource_version},
+        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
+    })
+}
+
+/// Merge patch that marks the target as owned by an upgrade and records its known-good image.
+pub fn claim_patch(resource_version: &str, owner: &str, known_good: &str) -> serde_json::Value {
+    json!({
+        "metadata": {
+            "resourceVersion": resource_version,
+            "annotations": {OWNER_ANNOTATION: owner, KNOWN_GOOD_ANNOTATION: known_good}
+        }
+    })
+}
+
+/// Merge patch that removes the ownership annotations.
+pub fn release_patch() -> serde_json::Value {
+    json!({"metadata": {"annotations": {OWNER_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null}}})
+}
+
+pub fn known_good_value(container: &str, image: &str) -> String {
+    format!("{container}={image}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(status: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default", "generation": 2, "resourceVersion": "7",
+                "annotations": {OWNER_ANNOTATION: "default/up"}},
+            "spec": {"replicas": 3, "selector": {}, "template": {"spec": {"containers": [
+                {"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "proxy:2"}]}}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn deployment_rollout_states() {
+        let cases = [
+            (json!({"observedGeneration": 1}), "InProgress"),
+            (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3}), "InProgress"),
+            (json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}), "InProgress"),
+            (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}), "InProgress"),
+            (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}), "Complete"),
+            (
+                json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+                "Failed",
+            ),
+        ];
+        for (status, want) in cases {
+            let got = from_deployment(&deployment(status.clone())).rollout;
+            assert!(format!("{got:?}").starts_with(want), "{status} -> {got:?}");
+        }
+    }
+
+    #[test]
+    fn daemonset_and_statefulset_rollout_states() {
+        let ds = |st: serde_json::Value| -> DaemonSet {
+            serde_json::from_value(json!({"metadata": {"generation": 3}, "spec": {"selector": {}, "template": {}}, "status": st})).unwrap()
+        };
+        let base = json!({"observedGeneration": 3, "currentNumberScheduled": 5, "numberMisscheduled": 0, "numberReady": 5, "desiredNumberScheduled": 5});
+        let mut partial = base.clone();
+        partial["updatedNumberScheduled"] = json!(4);
+        partial["numberAvailable"] = json!(5);
+        assert!(matches!(from_daemonset(&ds(partial)).rollout, Rollout::InProgress(_)));
+        let mut done = base.clone();
+        done["updatedNumberScheduled"] = json!(5);
+        done["numberAvailable"] = json!(5);
+        assert_eq!(from_daemonset(&ds(done)).rollout, Rollout::Complete);
+
+        let sts = |st: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"generation": 1}, "spec": {"replicas": 2, "selector": {}, "serviceName": "s", "template": {}}, "status": st})).unwrap()
+        };
+        let rolling = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"});
+        assert!(matches!(from_statefulset(&sts(rolling)).rollout, Rollout::InProgress(_)));
+        let done = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "b", "updateRevision": "b"});
+        assert_eq!(from_statefulset(&sts(done)).rollout, Rollout::Complete);
+    }
+
+    #[test]
+    fn container_resolution() {
+        let t = from_deployment(&deployment(json!({})));
+        assert_eq!(t.owner.as_deref(), Some("default/up"));
+        assert_eq!(t.resolve_container(Some("app")).unwrap(), "app");
+        assert!(t.resolve_container(Some("nope")).unwrap_err().contains("app, sidecar"));
+        assert!(t.resolve_container(None).unwrap_err().contains("2 containers"));
+    }
+}

@@ -1,0 +1,345 @@
+//! Decide step, pure: when is the maintenance window open? Recurring local-time windows in an
+//! IANA time zone (DST-correct), minus exclusions, clipped to notBefore/deadline.
+
+use crate::crd::{self, Weekday};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// A window spec parsed and checked once, ready to answer questions about instants.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    tz: Tz,
+    recurring: Vec<(Vec<chrono::Weekday>, NaiveTime, Duration)>,
+    exclusions: Vec<(DateTime<Utc>, DateTime<Utc>, String)>,
+    not_before: Option<DateTime<Utc>>,
+    deadline: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WindowState {
+    /// Open now; `closes_at` is None when it never closes.
+    Open { closes_at: Option<DateTime<Utc>> },
+    /// Closed now; `opens_at` is None when it never opens again.
+    Closed { opens_at: Option<DateTime<Utc>>, why: String },
+}
+
+/// How far ahead to look for the next opening. A window that opens less than once in two years
+/// is as good as never.
+const HORIZON_DAYS: i64 = 731;
+
+impl Schedule {
+    /// No window: always open.
+    pub fn always() -> Self {
+        Schedule { tz: chrono_tz::UTC, recurring: vec![], exclusions: vec![], not_before: None, deadline: None }
+    }
+
+    pub fn parse(spec: Option<&crd::Window>) -> Result<Self, String> {
+        let Some(w) = spec else { return Ok(Self::always()) };
+        let tz: Tz = w.time_zone.parse().map_err(|_| format!("unknown time zone {:?}", w.time_zone))?;
+        let mut recurring = vec![];
+        for r in &w.recurring {
+            let start = NaiveTime::parse_from_str(&r.start, "%H:%M")
+                .map_err(|_| format!("window start {:?} is not HH:MM", r.start))?;
+            let days = r.days.iter().map(|d| to_chrono(*d)).collect();
+            recurring.push((days, start, r.duration.parse()?));
+        }
+        let mut exclusions = vec![];
+        for e in &w.exclusions {
+            if e.end <= e.start {
+                return Err(format!("exclusion {} ends before it starts", e.name.as_deref().unwrap_or("")));
+            }
+            exclusions.push((e.start, e.end, e.name.clone().unwrap_or_else(|| "exclusion".into())));
+        }
+        Ok(Schedule { tz, recurring, exclusions, not_before: w.not_before, deadline: w.deadline })
+    }
+
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.deadline
+    }
+
+    /// Is the window open at `now`, until when, or when does it open next?
+    pub fn state_at(&self, now: DateTime<Utc>) -> WindowState {
+        if let Some(d) = self.deadline {
+            if now >= d {
+                return WindowState::Closed { opens_at: None, why: format!("the deadline {d} has passed") };
+            }
+        }
+        // Walk the open intervals in time order; each is cut by exclusions and the bounds.
+        let mut from = now;
+        if let Some(nb) = self.not_before {
+            if now < nb {
+                from = nb;
+            }
+        }
+        match self.next_open_interval(from) {
+            Some((start, end)) if start <= now => WindowState::Open { closes_at: end },
+            Some((start, _)) => WindowState::Closed { opens_at: Some(start), why: self.closed_reason(now) },
+            None => WindowState::Closed { opens_at: None, why: self.closed_reason(now) },
+        }
+    }
+
+    fn closed_reason(&self, now: DateTime<Utc>) -> String {
+        if let Some(nb) = self.not_before {
+            if now < nb {
+                return format!("not before {nb}");
+            }
+        }
+        if let Some((_, _, name)) = self.exclusions.iter().find(|(s, e, _)| *s <= now && now < *e) {
+            return format!("inside exclusion {name:?}");
+        }
+        "outside the recurring maintenance window".into()
+    }
+
+    /// The first open interval that ends after `from` (start may be before `from`).
+    fn next_open_interval(&self, from: DateTime<Utc>) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+        let bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = if self.recurring.is_empty() {
+            vec![(from, None)]
+        } else {
+            self.occurrences(from)
+        };
+        for (start, end) in bases {
+            let mut start = start;
+            // Cut away exclusions at the start of the interval, repeatedly (they may chain).
+            loop {
+                let cut = self.exclusions.iter().filter(|(s, e, _)| *s <= start.max(from) && start.max(from) < *e).map(|(_, e, _)| *e).max();
+                match cut {
+                    Some(e) => start = e,
+                    None => break,
+                }
+                if end.is_some_and(|end| start >= end) {
+                    break;
+                }
+            }
+            if end.is_some_and(|end| start >= end) {
+                continue;
+            }
+            // The interval ends at its own end, the next exclusion inside it, or the deadline.
+            let mut stop = end;
+            let effective_start = start.max(from);
+            for (s, _, _) in &self.exclusions {
+                if *s > effective_start && stop.is_none_or(|e| *s < e) {
+                    stop = Some(*s);
+                }
+            }
+            if let Some(d) = self.deadline {
+                if d <= effective_start {
+                    return None;
+                }
+                if stop.is_none_or(|e| d < e) {
+                    stop = Some(d);
+                }
+            }
+            return Some((start, stop));
+        }
+        None
+    }
+
+    /// Recurring occurrences (UTC start, UTC end) that end after `from`, in start order, merged
+    /// where they overlap.
+    fn occurrences(&self, from: DateTime<Utc>) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+        let longest = self.recurring.iter().map(|r| r.2).max().unwrap_or(Duration::zero());
+        let first_day = from.with_timezone(&self.tz).date_naive() - Duration::days(1 + longest.num_days());
+        let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
+        let mut day = first_day;
+        let last_day = first_day + Duration::days(HORIZON_DAYS);
+        // Stop a week after the first hit: later days cannot start earlier.
+        let mut stop_after: Option<NaiveDate> = None;
+        while day <= last_day && stop_after.is_none_or(|s| day <= s) {
+            for (days, start, dur) in &self.recurring {
+                if !days.contains(&day.weekday()) {
+                    continue;
+                }
+                let s = self.resolve_local(day, *start);
+                let e = s + *dur;
+                if e > from {
+                    out.push((s, e));
+                    stop_after.get_or_insert(day + Duration::days(7));
+                }
+            }
+            day += Duration::days(1);
+        }
+        out.sort();
+        let mut merged: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
+        for (s, e) in out {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged.into_iter().map(|(s, e)| (s, Some(e))).collect()
+    }
+
+    /// A local wall-clock time on a date as an instant. In the autumn overlap the first (earlier)
+    /// instant is used; in the spring gap the window opens when the clocks jump forward.
+    fn resolve_local(&self, day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+        let mut naive = day.and_time(time);
+        loop {
+            match self.tz.from_local_datetime(&naive) {
+                LocalResult::Single(t) => return t.with_timezone(&Utc),
+                LocalResult::Ambiguous(a, _) => return a.with_timezone(&Utc),
+                // Inside a gap: the first wall-clock minute that exists is the jump itself.
+                LocalResult::None => naive += Duration::minutes(1),
+            }
+        }
+    }
+}
+
+fn to_chrono(d: Weekday) -> chrono::Weekday {
+    match d {
+        Weekday::Mon => chrono::Weekday::Mon,
+        Weekday::Tue => chrono::Weekday::Tue,
+        Weekday::Wed => chrono::Weekday::Wed,
+        Weekday::Thu => chrono::Weekday::Thu,
+        Weekday::Fri => chrono::Weekday::Fri,
+        Weekday::Sat => chrono::Weekday::Sat,
+        Weekday::Sun => chrono::Weekday::Sun,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{Duration as D, Exclusion, RecurringWindow, StagePolicy, Window};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn window(tz: &str, days: &[Weekday], start: &str, dur: &str) -> Window {
+        Window {
+            time_zone: tz.into(),
+            recurring: vec![RecurringWindow { days: days.to_vec(), start: start.into(), duration: D(dur.into()) }],
+            exclusions: vec![],
+            not_before: None,
+            deadline: None,
+            stage_policy: StagePolicy::WaitForNextWindow,
+        }
+    }
+
+    fn open(closes: &str) -> WindowState {
+        WindowState::Open { closes_at: Some(t(closes)) }
+    }
+
+    fn opens(s: &str) -> Option<DateTime<Utc>> {
+        match s {
+            "never" => None,
+            s => Some(t(s)),
+        }
+    }
+
+    #[test]
+    fn tue_thu_new_york_window() {
+        // Tue/Thu 22:00–02:00 America/New_York; 2026-11-24 is a Tuesday (EST, UTC-5).
+        let w = window("America/New_York", &[Weekday::Tue, Weekday::Thu], "22:00", "4h");
+        let s = Schedule::parse(Some(&w)).unwrap();
+        let cases = [
+            // (now, expected open-until, or next opening)
+            ("2026-11-24T12:00:00Z", None, Some("2026-11-25T03:00:00Z")),
+            ("2026-11-25T03:00:00Z", Some("2026-11-25T07:00:00Z"), None),
+            ("2026-11-25T06:59:59Z", Some("2026-11-25T07:00:00Z"), None),
+            // Wednesday 02:00 local: closed until Thursday 22:00.
+            ("2026-11-25T07:00:00Z", None, Some("2026-11-27T03:00:00Z")),
+            // Friday: next is the following Tuesday.
+            ("2026-11-28T12:00:00Z", None, Some("2026-12-02T03:00:00Z")),
+        ];
+        for (now, until, next) in cases {
+            let got = s.state_at(t(now));
+            match (until, next) {
+                (Some(u), _) => assert_eq!(got, open(u), "at {now}"),
+                (None, Some(n)) => match got {
+                    WindowState::Closed { opens_at, .. } => assert_eq!(opens_at, opens(n), "at {now}"),
+                    other => panic!("at {now}: expected closed, got {other:?}"),
+                },
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn summer_time_shifts_the_utc_opening() {
+        // The same local 22:00 is 02:00 UTC in summer (EDT) and 03:00 UTC in winter (EST).
+        let w = window("America/New_York", &[Weekday::Tue], "22:00", "4h");
+        let s = Schedule::parse(Some(&w)).unwrap();
+        assert_eq!(s.state_at(t("2026-07-15T00:00:00Z")), WindowState::Closed {
+            opens_at: Some(t("2026-07-22T02:00:00Z")),
+            why: "outside the recurring maintenance window".into()
+        });
+        assert_eq!(s.state_at(t("2026-07-22T02:30:00Z")), open("2026-07-22T06:00:00Z"));
+    }
+
+    #[test]
+    fn dst_spring_gap_opens_at_the_jump() {
+        // 2026-03-08 02:30 does not exist in New York: clocks go 01:59 EST -> 03:00 EDT (07:00Z).
+        let w = window("America/New_York", &[Weekday::Sun], "02:30", "1h");
+        let s = Schedule::parse(Some(&w)).unwrap();
+        assert_eq!(s.state_at(t("2026-03-08T07:10:00Z")), open("2026-03-08T08:00:00Z"));
+        match s.state_at(t("2026-03-08T06:00:00Z")) {
+            WindowState::Closed { opens_at, .. } => assert_eq!(opens_at, Some(t("2026-03-08T07:00:00Z"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn dst_autumn_overlap_uses_the_first_instant_and_elapsed_duration() {
+        // 2026-11-01 01:30 happens twice in New York; the first is 05:30Z (EDT).
+        let w = window("America/New_York", &[Weekday::Sun], "01:30", "1h");
+        let s = Schedule::parse(Some(&w)).unwrap();
+        assert_eq!(s.state_at(t("2026-11-01T05:45:00Z")), open("2026-11-01T06:30:00Z"));
+        // The second 01:30 (06:30Z) is after the window: it lasted one elapsed hour, not two.
+        assert!(matches!(s.state_at(t("2026-11-01T06:40:00Z")), WindowState::Closed { .. }));
+    }
+
+    #[test]
+    fn exclusions_close_the_window_and_cut_it_short() {
+        let mut w = window("UTC", &[Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri], "10:00", "8h");
+        w.exclusions.push(Exclusion { name: Some("freeze".into()), start: t("2026-11-24T00:00:00Z"), end: t("2026-11-26T12:00:00Z") });
+        w.exclusions.push(Exclusion { name: Some("meeting".into()), start: t("2026-11-27T15:00:00Z"), end: t("2026-11-27T16:00:00Z") });
+        let s = Schedule::parse(Some(&w)).unwrap();
+        // Tuesday 11:00 is inside the freeze: opens Wednesday 12:00 when the freeze ends mid-window.
+        match s.state_at(t("2026-11-24T11:00:00Z")) {
+            WindowState::Closed { opens_at, why } => {
+                assert_eq!(opens_at, Some(t("2026-11-26T12:00:00Z")));
+                assert!(why.contains("freeze"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Friday 11:00: open, but only until the exclusion at 15:00.
+        assert_eq!(s.state_at(t("2026-11-27T11:00:00Z")), open("2026-11-27T15:00:00Z"));
+        assert_eq!(s.state_at(t("2026-11-27T16:30:00Z")), open("2026-11-27T18:00:00Z"));
+    }
+
+    #[test]
+    fn not_before_and_deadline() {
+        let mut w = window("UTC", &[Weekday::Tue], "10:00", "2h");
+        w.not_before = Some(t("2026-11-25T00:00:00Z"));
+        w.deadline = Some(t("2026-12-08T11:00:00Z"));
+        let s = Schedule::parse(Some(&w)).unwrap();
+        match s.state_at(t("2026-11-24T10:30:00Z")) {
+            WindowState::Closed { opens_at, why } => {
+                assert_eq!(opens_at, Some(t("2026-12-01T10:00:00Z")));
+                assert!(why.contains("not before"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The last window is cut at the deadline; after it, never again.
+        assert_eq!(s.state_at(t("2026-12-08T10:30:00Z")), open("2026-12-08T11:00:00Z"));
+        assert!(matches!(s.state_at(t("2026-12-08T11:00:00Z")), WindowState::Closed { opens_at: None, .. }));
+    }
+
+    #[test]
+    fn no_window_is_always_open_and_bad_zones_are_errors() {
+        assert_eq!(Schedule::always().state_at(t("2026-11-24T00:00:00Z")), WindowState::Open { closes_at: None });
+        let w = window("Mars/Olympus", &[Weekday::Tue], "10:00", "2h");
+        assert!(Schedule::parse(Some(&w)).unwrap_err().contains("Mars/Olympus"));
+        let w = window("UTC", &[Weekday::Tue], "10:00", "0s");
+        assert!(Schedule::parse(Some(&w)).is_err());
+    }
+
+    #[test]
+    fn window_spanning_midnight_on_the_last_day_of_the_week() {
+        let w = window("Europe/Berlin", &[Weekday::Sun], "23:00", "3h");
+        let s = Schedule::parse(Some(&w)).unwrap();
+        // Monday 00:30 Berlin (CET, UTC+1) = Sunday 23:30Z: still open from Sunday's window.
+        assert_eq!(s.state_at(t("2026-11-29T23:30:00Z")), open("2026-11-30T01:00:00Z"));
+    }
+}
