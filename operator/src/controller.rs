@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,15 +40,9 @@ impl Context {
 pub async fn run(client: Client, instance: Option<String>) {
     let api: Api<MaintenanceUpgrade> = Api::all(client.clone());
     let ctx = Arc::new(Context::new(client, instance));
-    // Status writes do not change the generation: filtering on it keeps our own writes from
-    // waking us; the requeue times in each decision drive the rest.
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
-    Controller::for_stream(stream, reader)
+    // Our own status writes wake one more reconcile, which finds nothing to change and writes
+    // nothing; the requeue time of each decision drives the rest (targets are polled).
+    Controller::new(api, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

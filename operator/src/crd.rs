@@ -35,8 +35,8 @@ pub struct MaintenanceUpgradeSpec {
     /// MaintenanceUpgrade.
     #[schemars(length(min = 1, max = 10))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("stages cannot be changed once the upgrade exists; create a new MaintenanceUpgrade to change the plan"))]
-    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("stage names must be unique"))]
-    #[x_kube(validation = Rule::new("self.all(s, s.components.all(c, self.map(t, t.components.filter(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')).size()).sum() == 1))").message("each target (kind, namespace, name) may appear in only one component of one stage"))]
+    #[x_kube(validation = Rule::new("self.all(s, self.all(t, s.name == t.name || s.components.all(c, !t.components.exists(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')))))").message("a target (kind, namespace, name) may appear in only one stage"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub stages: Vec<Stage>,
 
     /// The signals watched from the first change until the last soak ends.
@@ -128,6 +128,7 @@ pub enum Weekday {
 pub struct Exclusion {
     /// Why nothing may start then, e.g. "year-end freeze".
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub name: Option<String>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -138,7 +139,7 @@ pub struct Exclusion {
 #[x_kube(validation = Rule::new("self.components.all(c, self.components.exists_one(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')))").message("a stage may not list the same target twice"))]
 pub struct Stage {
     /// Stage name, e.g. canary or fleet.
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// The workloads this stage upgrades.
     #[schemars(length(min = 1, max = 20))]
@@ -157,22 +158,23 @@ fn default_progress_deadline() -> Duration {
     Duration("10m".into())
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Component {
     pub kind: WorkloadKind,
     /// Namespace of the target; defaults to the MaintenanceUpgrade's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub namespace: Option<String>,
-    #[schemars(regex(pattern = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"))]
+    #[schemars(length(max = 253), regex(pattern = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"))]
     pub name: String,
     /// Container whose image changes; may be omitted when the pod template has one container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub container: Option<String>,
     /// The new image reference, e.g. registry.example.com/csi/connector:v1.4.1 or …@sha256:….
-    #[schemars(length(max = 512), regex(pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"))]
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(\\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')").message("image must be a reference such as registry.example.com/team/app:v1.2.3 or registry.example.com/team/app@sha256:<64 hex digits>"))]
     pub image: String,
 }
 
@@ -195,7 +197,7 @@ pub struct Analysis {
     /// the whole cluster, read from the Kubernetes API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
-    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("signal names must be unique"))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub signals: Vec<Signal>,
 }
 
@@ -238,7 +240,7 @@ fn default_lookback() -> Duration {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.kubernetes) != has(self.prometheus)").message("a signal needs exactly one provider: kubernetes or prometheus"))]
 pub struct Signal {
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Built-in: share of new pods that fail to schedule or start, from Events and Pod status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,18 +253,26 @@ pub struct Signal {
     pub regression: RegressionRule,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubernetesSignal {
     /// Namespaces whose pods count; empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
     pub namespaces: Vec<String>,
     /// Only pods matching this label selector count, e.g. `app=email-sync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub label_selector: Option<String>,
     /// A pod still Pending or ContainerCreating this long after creation counts as failed.
     #[serde(default = "default_pending_limit")]
     pub pending_limit: Duration,
+}
+
+impl Default for KubernetesSignal {
+    fn default() -> Self {
+        KubernetesSignal { namespaces: vec![], label_selector: None, pending_limit: default_pending_limit() }
+    }
 }
 
 fn default_pending_limit() -> Duration {
@@ -273,7 +283,7 @@ fn default_pending_limit() -> Duration {
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusSignal {
     /// Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.
-    #[schemars(regex(pattern = r"^https?://[^\s/]+(/\S*)?$"))]
+    #[schemars(length(max = 512), regex(pattern = r"^https?://[^\s/]+(/\S*)?$"))]
     pub address: String,
     /// PromQL giving the number of failures in `$interval`, e.g.
     /// `sum(increase(scheduler_schedule_attempts_total{result!="scheduled"}[$interval]))`.
@@ -300,7 +310,7 @@ pub struct RegressionRule {
     /// Attempts needed in the analysed span before any verdict other than Inconclusive.
     #[serde(default = "default_min_attempts")]
     #[schemars(range(min = 1))]
-    pub min_attempts: u32,
+    pub min_attempts: i32,
 }
 
 impl Default for RegressionRule {
@@ -319,7 +329,7 @@ fn default_min_relative_increase() -> f64 {
 fn default_min_absolute_increase() -> f64 {
     0.005
 }
-fn default_min_attempts() -> u32 {
+fn default_min_attempts() -> i32 {
     20
 }
 
@@ -593,8 +603,8 @@ pub struct SignalStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateWindow {
-    pub attempts: u64,
-    pub errors: u64,
+    pub attempts: i64,
+    pub errors: i64,
     /// errors / attempts (0 when there were no attempts).
     pub rate: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -640,7 +650,7 @@ impl MaintenanceUpgradeSpec {
         }
         vec![Signal {
             name: DEFAULT_SIGNAL.into(),
-            kubernetes: Some(KubernetesSignal { pending_limit: default_pending_limit(), ..Default::default() }),
+            kubernetes: Some(KubernetesSignal::default()),
             prometheus: None,
             regression: RegressionRule::default(),
         }]

@@ -171,7 +171,7 @@ struct Decider<'a> {
     next: Option<NextAction>,
 }
 
-impl Decider<'_> {
+impl<'a> Decider<'a> {
     fn now(&self) -> DateTime<Utc> {
         self.o.now
     }
@@ -206,7 +206,7 @@ impl Decider<'_> {
         self.st.message = message;
     }
 
-    fn target(&self, c: &ComponentStatus) -> (TargetKey, Option<&TargetState>) {
+    fn target(&self, c: &ComponentStatus) -> (TargetKey, Option<&'a TargetState>) {
         let key = TargetKey { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() };
         let state = self.o.targets.get(&key).and_then(|t| t.as_ref());
         (key, state)
@@ -361,7 +361,7 @@ impl Decider<'_> {
             if !changed {
                 // Before the change, live reads build the baseline of signals without history.
                 if s.prometheus.is_none() {
-                    let prev = a.baseline.as_ref().map(|b| Counts { attempts: b.attempts, errors: b.errors }).unwrap_or_default();
+                    let prev = a.baseline.as_ref().map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }).unwrap_or_default();
                     let from0 = a.baseline.as_ref().and_then(|b| b.from).unwrap_or(from);
                     a.baseline = Some(rate_window(prev.add(counts), Some(from0), Some(to)));
                     let b = a.baseline.as_ref().unwrap();
@@ -369,7 +369,7 @@ impl Decider<'_> {
                 }
                 continue;
             }
-            let soak = a.soak.as_ref().map(|b| Counts { attempts: b.attempts, errors: b.errors }).unwrap_or_default();
+            let soak = a.soak.as_ref().map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }).unwrap_or_default();
             let soak_from = a.soak.as_ref().and_then(|b| b.from).unwrap_or(from);
             a.soak = Some(rate_window(soak.add(counts), Some(soak_from), Some(to)));
             let Some(b) = a.baseline.clone() else {
@@ -379,7 +379,7 @@ impl Decider<'_> {
                 continue;
             };
             let detector = BaselineRelative { rule: s.regression.clone() };
-            let r = detector.update(&mut a.detector, Counts { attempts: b.attempts, errors: b.errors }, counts);
+            let r = detector.update(&mut a.detector, Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }, counts);
             a.verdict = r.verdict;
             a.reason = r.reason;
             a.statistic = Some(r.statistic);
@@ -820,8 +820,9 @@ impl Decider<'_> {
         let s = &mut self.st.stages[si];
         s.phase = StagePhase::RollingOut;
         s.started_at = Some(now);
+        let n = s.components.len();
         self.st.current_stage = Some(name.clone());
-        self.note(false, reason::STAGE_STARTED, "StartStage", format!("stage {name} started ({} components)", s.components.len()));
+        self.note(false, reason::STAGE_STARTED, "StartStage", format!("stage {name} started ({n} components)"));
         self.roll_out(plan, si);
     }
 
@@ -1018,5 +1019,5 @@ fn tf(b: bool) -> &'static str {
 }
 
 fn rate_window(c: Counts, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> RateWindow {
-    RateWindow { attempts: c.attempts, errors: c.errors, rate: c.rate(), from, to }
+    RateWindow { attempts: c.attempts as i64, errors: c.errors as i64, rate: c.rate(), from, to }
 }

@@ -76,7 +76,7 @@ impl Detector for BaselineRelative {
             reason: String::new(),
         };
         let min = self.rule.min_attempts as f64;
-        if baseline.attempts < self.rule.min_attempts as u64 {
+        if baseline.attempts < self.rule.min_attempts.max(0) as u64 {
             a.reason = format!(
                 "baseline has {} attempts, fewer than the {} needed for a verdict",
                 baseline.attempts, self.rule.min_attempts

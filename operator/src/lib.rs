@@ -13,3 +13,6 @@ pub mod error;
 pub mod signals;
 pub mod target;
 pub mod window;
+
+#[cfg(test)]
+mod decide_tests;

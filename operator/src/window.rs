@@ -260,11 +260,14 @@ mod tests {
         // The same local 22:00 is 02:00 UTC in summer (EDT) and 03:00 UTC in winter (EST).
         let w = window("America/New_York", &[Weekday::Tue], "22:00", "4h");
         let s = Schedule::parse(Some(&w)).unwrap();
+        // 2026-07-14 is a Tuesday: 22:00 EDT is 02:00Z on the 15th.
         assert_eq!(s.state_at(t("2026-07-15T00:00:00Z")), WindowState::Closed {
-            opens_at: Some(t("2026-07-22T02:00:00Z")),
+            opens_at: Some(t("2026-07-15T02:00:00Z")),
             why: "outside the recurring maintenance window".into()
         });
-        assert_eq!(s.state_at(t("2026-07-22T02:30:00Z")), open("2026-07-22T06:00:00Z"));
+        assert_eq!(s.state_at(t("2026-07-15T02:30:00Z")), open("2026-07-15T06:00:00Z"));
+        // 2026-12-01 is a Tuesday: 22:00 EST is 03:00Z on the 2nd.
+        assert_eq!(s.state_at(t("2026-12-02T03:30:00Z")), open("2026-12-02T07:00:00Z"));
     }
 
     #[test]

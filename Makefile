@@ -1,0 +1,43 @@
+# maintenance-operator: `make help` lists the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+E2E := e2e/scripts
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build the operator binary
+	$(CARGO) build --locked -p maintenance-operator
+
+.PHONY: crds
+crds: build ## Regenerate crds/ from the Rust types
+	./target/debug/maintenance-operator crd > crds/maintenanceupgrades.yaml
+
+.PHONY: unit
+unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness
+	$(CARGO) test --locked -p maintenance-operator
+
+.PHONY: cluster-binaries
+cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached in ~/.cache)
+	$(E2E)/build-binaries.sh
+
+.PHONY: e2e
+e2e: build cluster-binaries ## End-to-end scenarios on a real local control plane
+	$(CARGO) test --locked -p e2e -- --test-threads=1
+
+.PHONY: test
+test: unit e2e ## Unit and end-to-end tests (what CI runs)
+
+.PHONY: demo
+demo: build cluster-binaries ## Replay the incident on a local cluster: slow regression, detected, reverted
+	$(CARGO) run --locked -q -p e2e --bin demo
+
+.PHONY: cluster-up
+cluster-up: cluster-binaries ## Start a local cluster by hand (prints the env to export)
+	$(E2E)/cluster-up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster started by cluster-up
+	$(E2E)/cluster-down.sh
