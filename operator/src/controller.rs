@@ -6,6 +6,7 @@ use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::{self, Decision, Effect, Observed, SampleResult};
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, ResultLabel, SignalLabels, UpgradeLabels};
 use crate::signals;
 use crate::target::{self, TargetKey, TargetState};
 use chrono::{DateTime, Utc};
@@ -26,20 +27,21 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub http: reqwest::Client,
+    pub metrics: Metrics,
 }
 
 impl Context {
-    pub fn new(client: Client, instance: Option<String>) -> Self {
+    pub fn new(client: Client, instance: Option<String>, metrics: Metrics) -> Self {
         let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance };
         let http = reqwest::Client::builder().timeout(StdDuration::from_secs(10)).build().expect("a default HTTP client builds");
-        Context { recorder: Recorder::new(client.clone(), reporter), client, http }
+        Context { recorder: Recorder::new(client.clone(), reporter), client, http, metrics }
     }
 }
 
 /// Run the controller until the process is told to stop.
-pub async fn run(client: Client, instance: Option<String>) {
+pub async fn run(client: Client, instance: Option<String>, metrics: Metrics) {
     let api: Api<MaintenanceUpgrade> = Api::all(client.clone());
-    let ctx = Arc::new(Context::new(client, instance));
+    let ctx = Arc::new(Context::new(client, instance, metrics));
     // Our own status writes wake one more reconcile, which finds nothing to change and writes
     // nothing; the requeue time of each decision drives the rest (targets are polled).
     Controller::new(api, watcher::Config::default())
@@ -53,7 +55,8 @@ pub async fn run(client: Client, instance: Option<String>) {
         .await;
 }
 
-fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconciles.get_or_create(&ResultLabel { result: err.metric_label().into() }).inc();
     warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying");
     Action::requeue(StdDuration::from_secs(5))
 }
@@ -211,10 +214,32 @@ pub async fn act(mu: &MaintenanceUpgrade, observed: &Observed, decision: Decisio
     if decision.status.phase != observed.status.phase {
         info!(phase = ?decision.status.phase, "{}", decision.status.message);
     }
+    record_metrics(&ctx.metrics, &observed.id, &observed.status, &decision.status);
     Ok(match decision.requeue_after {
         Some(d) => Action::requeue(d.to_std().unwrap_or_default().max(StdDuration::from_millis(100))),
         None => Action::await_change(),
     })
+}
+
+fn record_metrics(m: &Metrics, id: &str, before: &MaintenanceUpgradeStatus, after: &MaintenanceUpgradeStatus) {
+    m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
+    if before.phase != after.phase {
+        m.phase.get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) }).set(0);
+    }
+    m.phase.get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", after.phase) }).set(1);
+    if let (None, Some(r)) = (&before.rollback, &after.rollback) {
+        m.rollbacks.get_or_create(&ResultLabel { result: r.reason.clone() }).inc();
+    }
+    for a in &after.analysis {
+        let set = |series: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                m.signal_rate.get_or_create(&SignalLabels { upgrade: id.into(), signal: a.name.clone(), series: series.into() }).set(v);
+            }
+        };
+        set("baseline", a.baseline.as_ref().map(|b| b.rate));
+        set("observed", a.statistic);
+        set("threshold", a.threshold);
+    }
 }
 
 async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<()> {

@@ -556,10 +556,8 @@ impl<'a> Decider<'a> {
             self.st.stages[si].reverted_at = Some(self.o.now);
             self.note(false, reason::ROLLED_BACK, "Revert", format!("stage {stage_name} is back on its known-good images"));
         }
-        // Everything reverted: release the targets, then the upgrade is over.
-        if self.release() {
-            return;
-        }
+        // Everything reverted: release the targets; the upgrade is over.
+        self.release();
         let now = self.now();
         if let Some(r) = self.st.rollback.as_mut() {
             r.completed_at = Some(now);
@@ -584,8 +582,9 @@ impl<'a> Decider<'a> {
         self.note(false, reason::ROLLED_BACK, "Finish", msg);
     }
 
-    /// Send the release of the targets this upgrade still marks as its own. True if sent.
-    fn release(&mut self) -> bool {
+    /// Release the targets this upgrade still marks as its own, in the same step that writes the
+    /// final phase: if the release fails the phase is not written and the step is retried.
+    fn release(&mut self) {
         let mine: Vec<TargetKey> = self
             .o
             .targets
@@ -593,13 +592,9 @@ impl<'a> Decider<'a> {
             .filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str())))
             .map(|(k, _)| k.clone())
             .collect();
-        if mine.is_empty() {
-            return false;
+        if !mine.is_empty() {
+            self.effect = Some(Effect::Release { targets: mine });
         }
-        self.effect = Some(Effect::Release { targets: mine });
-        self.next("release the targets", None);
-        self.requeue_in(Duration::zero());
-        true
     }
 
     // ---------------------------------------------------------------------------------------
@@ -756,9 +751,7 @@ impl<'a> Decider<'a> {
 
     /// End before anything changed (deadline passed, window never opens again).
     fn end_unstarted(&mut self, why: String) -> bool {
-        if self.release() {
-            return false;
-        }
+        self.release();
         self.st.completed_at = Some(self.now());
         self.set_phase(Phase::Failed, format!("{why}; nothing was changed"));
         self.next = None;
@@ -933,10 +926,7 @@ impl<'a> Decider<'a> {
     }
 
     fn succeed(&mut self) {
-        if self.release() {
-            self.set_phase(Phase::Soaking, "every stage passed; releasing the targets".into());
-            return;
-        }
+        self.release();
         self.st.completed_at = Some(self.now());
         self.st.current_stage = None;
         self.next = None;

@@ -10,6 +10,7 @@ pub mod crd;
 pub mod decide;
 pub mod detector;
 pub mod error;
+pub mod metrics;
 pub mod signals;
 pub mod target;
 pub mod window;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
-use maintenance_operator::{controller, crd::MaintenanceUpgrade};
+use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics};
 
 #[derive(Parser)]
 #[command(version, about = "Staged upgrades inside maintenance windows, with a long soak and automatic revert")]
@@ -18,6 +18,9 @@ enum Command {
         /// Name of this instance on the Events it publishes (the pod name in a cluster).
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
+        /// Address for /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Print the CustomResourceDefinition as YAML.
     Crd,
@@ -26,15 +29,22 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run { instance: std::env::var("POD_NAME").ok() }) {
+    let default = Command::Run { instance: std::env::var("POD_NAME").ok(), listen: ([127, 0, 0, 1], 8080).into() };
+    match cli.command.unwrap_or(default) {
         Command::Crd => print!("{}", serde_yaml::to_string(&MaintenanceUpgrade::crd())?),
-        Command::Run { instance } => {
+        Command::Run { instance, listen } => {
             tracing_subscriber::fmt()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()))
                 .init();
             let client = kube::Client::try_default().await?;
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
-            controller::run(client, instance).await;
+            let m = metrics::Metrics::default();
+            let server = tokio::spawn(metrics::serve(listen, m.clone()));
+            tokio::select! {
+                _ = controller::run(client, instance, m) => {}
+                res = server => anyhow::bail!("the metrics server stopped: {res:?}"),
+            }
         }
     }
     Ok(())

@@ -1,0 +1,78 @@
+//! Act step's side channel: Prometheus metrics and health endpoints on one small HTTP server.
+
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabels {
+    pub upgrade: String,
+    pub signal: String,
+    /// baseline, observed or threshold
+    pub series: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpgradeLabels {
+    pub upgrade: String,
+    pub phase: String,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub reconciles: Family<ResultLabel, Counter>,
+    pub rollbacks: Family<ResultLabel, Counter>,
+    pub signal_rate: Family<SignalLabels, Gauge<f64, AtomicU64>>,
+    pub phase: Family<UpgradeLabels, Gauge>,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("maintenance_operator");
+        let m = Metrics {
+            reconciles: Family::default(),
+            rollbacks: Family::default(),
+            signal_rate: Family::default(),
+            phase: Family::default(),
+            registry: Arc::default(),
+        };
+        registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
+        registry.register("rollbacks", "Rollbacks started, by reason", m.rollbacks.clone());
+        registry.register("signal_error_rate", "Error rate per signal: baseline, observed and regression threshold", m.signal_rate.clone());
+        registry.register("upgrade_phase", "1 for the current phase of each upgrade", m.phase.clone());
+        *m.registry.lock().unwrap() = registry;
+        m
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry.lock().unwrap()).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+async fn metrics(State(m): State<Metrics>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
+}
+
+/// Serve /metrics, /healthz and /readyz until the process ends.
+pub async fn serve(addr: std::net::SocketAddr, m: Metrics) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .with_state(m);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await
+}
