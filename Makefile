@@ -25,14 +25,14 @@ cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-s
 
 .PHONY: e2e
 e2e: build cluster-binaries ## End-to-end scenarios on a real local control plane
-	$(CARGO) test --locked -p e2e -- --test-threads=1
+	$(E2E)/run-e2e.sh cargo test --locked -p e2e -- --test-threads=1 $(E2E_ARGS)
 
 .PHONY: test
 test: unit e2e ## Unit and end-to-end tests (what CI runs)
 
 .PHONY: demo
 demo: build cluster-binaries ## Replay the incident on a local cluster: slow regression, detected, reverted
-	$(CARGO) run --locked -q -p e2e --bin demo
+	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin demo
 
 .PHONY: cluster-up
 cluster-up: cluster-binaries ## Start a local cluster by hand (prints the env to export)

@@ -1,1 +1,489 @@
+//! End-to-end harness on the real local control plane started by `e2e/scripts/run-e2e.sh`
+//! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK, Prometheus).
+//!
+//! The incident's world, compressed in time: `ZONES` fake nodes; a workload generator creating
+//! pods spread evenly over them (like the email-sync jobs), 2 % of them deliberately
+//! unschedulable as a steady background error rate; a secret-store connector DaemonSet; and a
+//! fault injector that, while the connector runs a known-bad image, cordons a slowly growing
+//! share of the nodes, so the real scheduler fails a slowly growing share of new pods.
+//! Everything is deterministic: healthy runs have no noise to roll back on.
 
+use anyhow::{Context as _, Result, bail};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Config};
+use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+
+pub const ZONES: usize = 10;
+pub const ZONE_LABEL: &str = "e2e.maintenance.dev/zone";
+pub const CANARY_LABEL: &str = "e2e.maintenance.dev/canary";
+pub const GOOD: &str = "registry.example.com/secrets-store/connector:v1.3.2";
+pub const BAD: &str = "registry.example.com/secrets-store/connector:v1.4.0";
+pub const OPERATOR_SA: &str = "system:serviceaccount:maintenance-operator:maintenance-operator";
+
+/// The cluster the scripts started, as the environment describes it.
+pub struct Env {
+    pub root: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub operator_kubeconfig: PathBuf,
+    pub bin: PathBuf,
+    pub prometheus_url: String,
+    pub prometheus_dir: PathBuf,
+    pub metrics_port: String,
+    pub logs: PathBuf,
+    pub cluster_dir: PathBuf,
+}
+
+fn var(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set: run the e2e tests through `make e2e`"))
+}
+
+static SETUP: OnceCell<()> = OnceCell::const_new();
+
+impl Env {
+    pub fn from_env() -> Result<Env> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let state = root.join("target/e2e");
+        let logs = state.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let kwok = PathBuf::from(var("KWOK_WORKDIR")?);
+        Ok(Env {
+            kubeconfig: PathBuf::from(var("KUBECONFIG")?),
+            operator_kubeconfig: state.join("operator-kubeconfig.yaml"),
+            bin: PathBuf::from(var("E2E_BIN")?),
+            prometheus_url: var("PROMETHEUS_URL")?,
+            prometheus_dir: PathBuf::from(var("PROMETHEUS_DIR")?),
+            metrics_port: var("OPERATOR_METRICS_PORT")?,
+            cluster_dir: kwok.join("clusters").join(var("E2E_CLUSTER")?),
+            logs,
+            root,
+        })
+    }
+
+    pub async fn client(&self) -> Result<Client> {
+        Ok(Client::try_from(Config::infer().await?)?)
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(self.bin.join("kubectl")).args(args).env("KUBECONFIG", &self.kubeconfig).output()?;
+        if !out.status.success() {
+            bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Once per process: CRD and RBAC from the repo, the operator's impersonating kubeconfig,
+    /// and the zone nodes.
+    pub async fn setup(&self, client: &Client) -> Result<()> {
+        SETUP
+            .get_or_try_init(|| async {
+                for dir in ["crds", "config/rbac"] {
+                    self.kubectl(&["apply", "--server-side", "-f", self.root.join(dir).to_str().unwrap()])?;
+                }
+                self.kubectl(&["wait", "--for=condition=Established", "crd/maintenanceupgrades.maintenance.dev", "--timeout=30s"])?;
+                self.write_operator_kubeconfig()?;
+                ensure_nodes(client).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The admin kubeconfig, impersonating the operator's ServiceAccount: the operator runs
+    /// with exactly the ClusterRole in config/rbac.
+    fn write_operator_kubeconfig(&self) -> Result<()> {
+        let mut k: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
+        for u in k["users"].as_sequence_mut().context("kubeconfig has users")? {
+            u["user"]["as"] = OPERATOR_SA.into();
+        }
+        std::fs::write(&self.operator_kubeconfig, serde_yaml::to_string(&k)?)?;
+        Ok(())
+    }
+}
+
+async fn ensure_nodes(client: &Client) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    for i in 0..ZONES {
+        let name = format!("zone-{i}");
+        if nodes.get_opt(&name).await?.is_some() {
+            continue;
+        }
+        let mut labels = json!({ZONE_LABEL: format!("z{i}"), "type": "kwok", "kubernetes.io/hostname": name});
+        if i < 2 {
+            labels[CANARY_LABEL] = json!("true");
+        }
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+            "spec": {},
+            "status": {
+                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+                "nodeInfo": {"kubeletVersion": "fake", "architecture": "amd64", "operatingSystem": "linux"}
+            }
+        }))?;
+        nodes.create(&PostParams::default(), &node).await?;
+    }
+    // Wait until kwok reports them Ready.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = nodes
+            .list(&ListParams::default().labels(ZONE_LABEL))
+            .await?
+            .items
+            .iter()
+            .filter(|n| {
+                n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .count();
+        if ready == ZONES {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of {ZONES} zone nodes became Ready");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The operator binary, run as a separate process with its ServiceAccount's permissions.
+pub struct Operator {
+    child: Option<Child>,
+    log: PathBuf,
+    env: Arc<Env>,
+}
+
+impl Operator {
+    pub fn start(env: Arc<Env>, name: &str) -> Result<Operator> {
+        let log = env.logs.join(format!("{name}.operator.log"));
+        let mut op = Operator { child: None, log, env };
+        op.spawn()?;
+        Ok(op)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let bin = self.env.root.join("target/debug/maintenance-operator");
+        let child = Command::new(&bin)
+            .args(["run", "--listen", &format!("127.0.0.1:{}", self.env.metrics_port)])
+            .env("KUBECONFIG", &self.env.operator_kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: no chance to finish anything in flight.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One scenario: its own namespace and operator, the state dumped if it fails, cleaned up after.
+pub struct Scenario {
+    pub name: String,
+    pub ns: String,
+    pub env: Arc<Env>,
+    pub client: Client,
+    pub operator: Operator,
+    tasks: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Scenario {
+    pub async fn new(name: &str) -> Scenario {
+        Self::try_new(name).await.expect("the e2e environment is usable")
+    }
+
+    async fn try_new(name: &str) -> Result<Scenario> {
+        let env = Arc::new(Env::from_env()?);
+        let client = env.client().await?;
+        env.setup(&client).await?;
+        let ns = format!("e2e-{name}");
+        let nss: Api<Namespace> = Api::all(client.clone());
+        // A namespace left by an earlier run is deleted first.
+        if nss.get_opt(&ns).await?.is_some() {
+            let _ = nss.delete(&ns, &DeleteParams::default()).await;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while nss.get_opt(&ns).await?.is_some() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?).await?;
+        let operator = Operator::start(env.clone(), name)?;
+        Ok(Scenario { name: name.into(), ns, env, client, operator, tasks: vec![], stop: Arc::new(AtomicBool::new(false)) })
+    }
+
+    pub fn upgrades(&self) -> Api<MaintenanceUpgrade> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn daemonsets(&self) -> Api<DaemonSet> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// A connector DaemonSet on the canary nodes (`canary: true`) or on every zone node.
+    pub async fn connector(&self, name: &str, image: &str, canary: bool) {
+        let selector = if canary { json!({CANARY_LABEL: "true"}) } else { json!({"type": "kwok"}) };
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "updateStrategy": {"rollingUpdate": {"maxUnavailable": "50%"}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"nodeSelector": selector, "containers": [{"name": "connector", "image": image}]}
+                }
+            }
+        }))
+        .unwrap();
+        self.daemonsets().create(&PostParams::default(), &ds).await.expect("create the connector DaemonSet");
+        self.wait_rolled_out(name, Duration::from_secs(60)).await;
+    }
+
+    pub async fn wait_rolled_out(&self, name: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ds = self.daemonsets().get(name).await.unwrap();
+            let st = ds.status.clone().unwrap_or_default();
+            if st.desired_number_scheduled > 0 && st.number_available == Some(st.desired_number_scheduled) && st.updated_number_scheduled == Some(st.desired_number_scheduled) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "DaemonSet {name} did not roll out: {st:?}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    pub async fn image(&self, ds: &str) -> String {
+        let d = self.daemonsets().get(ds).await.unwrap();
+        d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
+    }
+
+    pub async fn generation(&self, ds: &str) -> i64 {
+        self.daemonsets().get(ds).await.unwrap().metadata.generation.unwrap()
+    }
+
+    /// Pods like the email-sync jobs, one every `every`, spread evenly over the zones; one in
+    /// fifty asks for a zone that does not exist (a steady 2 % background error rate). Pods
+    /// older than `keep` are deleted.
+    pub fn workload(&mut self, every: Duration, keep: Duration) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let stop = self.stop.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut i: u64 = 0;
+            let mut tick = tokio::time::interval(every);
+            let mut last_gc = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let zone = if i % 50 == 49 { "nowhere".to_string() } else { format!("z{}", i % ZONES as u64) };
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"generateName": "email-sync-", "labels": {"app": "email-sync"}},
+                    "spec": {"nodeSelector": {ZONE_LABEL: zone}, "restartPolicy": "Never",
+                        "containers": [{"name": "sync", "image": "registry.example.com/email-sync:7"}]}
+                }))
+                .unwrap();
+                let _ = pods.create(&PostParams::default(), &pod).await;
+                i += 1;
+                if last_gc.elapsed() > Duration::from_secs(1) {
+                    last_gc = Instant::now();
+                    if let Ok(list) = pods.list(&ListParams::default().labels("app=email-sync")).await {
+                        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap();
+                        for p in list.items {
+                            let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+                            if created < cutoff.timestamp() {
+                                let _ = pods.delete(p.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// While any of `watched` runs `BAD`, cordon a share of the zone nodes that grows linearly
+    /// from 0 to `max_share` over `ramp`: a slow regression of the scheduling error rate.
+    pub fn fault_injector(&mut self, watched: &[&str], ramp: Duration, max_share: f64) {
+        let ds = self.daemonsets();
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let watched: Vec<String> = watched.iter().map(|s| s.to_string()).collect();
+        let stop = self.stop.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut bad_since: Option<Instant> = None;
+            let mut cordoned = usize::MAX; // unknown: set on the first pass
+            while !stop.load(Ordering::Relaxed) {
+                let mut bad = false;
+                for name in &watched {
+                    if let Ok(d) = ds.get(name).await {
+                        bad |= d.spec.and_then(|s| s.template.spec).is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)));
+                    }
+                }
+                let share = match (bad, bad_since) {
+                    (true, None) => {
+                        bad_since = Some(Instant::now());
+                        0.0
+                    }
+                    (true, Some(t)) => (t.elapsed().as_secs_f64() / ramp.as_secs_f64()).min(1.0) * max_share,
+                    (false, _) => {
+                        bad_since = None;
+                        0.0
+                    }
+                };
+                let want = (share * ZONES as f64).floor() as usize;
+                if want != cordoned {
+                    for i in 0..ZONES {
+                        let patch = json!({"spec": {"unschedulable": i < want}});
+                        let _ = nodes.patch(&format!("zone-{i}"), &PatchParams::default(), &Patch::Merge(patch)).await;
+                    }
+                    cordoned = want;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            for i in 0..ZONES {
+                let _ = nodes.patch(&format!("zone-{i}"), &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": false}}))).await;
+            }
+        }));
+    }
+
+    /// Create a MaintenanceUpgrade from YAML (namespace filled in).
+    pub async fn apply(&self, yaml: &str) -> MaintenanceUpgrade {
+        let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).expect("scenario YAML parses");
+        mu.metadata.namespace = Some(self.ns.clone());
+        self.upgrades().create(&PostParams::default(), &mu).await.expect("the API server accepts the upgrade")
+    }
+
+    /// Poll until `done` holds for the upgrade; panics with its status after `timeout`.
+    pub async fn wait_for(&self, name: &str, timeout: Duration, what: &str, done: impl Fn(&MaintenanceUpgrade) -> bool) -> MaintenanceUpgrade {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(mu) = self.upgrades().get(name).await {
+                if done(&mu) {
+                    return mu;
+                }
+                if Instant::now() > deadline {
+                    panic!("{name}: not {what} within {timeout:?}; status: {}", serde_yaml::to_string(&mu.status).unwrap_or_default());
+                }
+            } else if Instant::now() > deadline {
+                panic!("{name}: not {what} within {timeout:?} (could not read it)");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> MaintenanceUpgrade {
+        self.wait_for(name, timeout, &format!("{phase:?}"), |mu| mu.status.as_ref().is_some_and(|s| s.phase == phase)).await
+    }
+
+    /// Events about one upgrade, as `REASON: message`.
+    pub async fn events(&self, name: &str) -> Vec<String> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let lp = ListParams::default().fields(&format!("involvedObject.name={name},involvedObject.kind=MaintenanceUpgrade"));
+        let mut evs = api.list(&lp).await.map(|l| l.items).unwrap_or_default();
+        evs.sort_by_key(|e| e.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        evs.into_iter().map(|e| format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default())).collect()
+    }
+
+    pub async fn has_event(&self, name: &str, reason: &str) -> bool {
+        self.events(name).await.iter().any(|e| e.starts_with(&format!("{reason}:")))
+    }
+
+    /// Stop the generator and the injector (uncordoning every node).
+    pub async fn stop_background(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// Stop the API server for `down`, then start it again with the same command line.
+    pub fn restart_apiserver(&self, down: Duration) -> Result<()> {
+        let pid_file = self.env.cluster_dir.join("pids/kube-apiserver.pid");
+        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
+        let args: Vec<String> = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        Command::new("kill").arg(pid.to_string()).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(down);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.env.cluster_dir.join("logs/kube-apiserver.log"))?;
+        let child = Command::new(&args[0]).args(&args[1..]).current_dir(cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
+        std::fs::write(&pid_file, child.id().to_string())?;
+        std::mem::forget(child); // owned by the cluster from now on; cluster-down stops it
+        Ok(())
+    }
+
+    pub fn prometheus(&self, up: bool) -> Result<()> {
+        let dir = self.env.prometheus_dir.to_str().unwrap().to_string();
+        let script = self.env.root.join("e2e/scripts/prometheus.sh");
+        let status = if up {
+            let port = std::fs::read_to_string(self.env.prometheus_dir.join("port"))?;
+            Command::new(script).args(["start", &dir, port.trim()]).status()?
+        } else {
+            Command::new(script).args(["stop", &dir]).status()?
+        };
+        if !status.success() {
+            bail!("prometheus.sh failed");
+        }
+        Ok(())
+    }
+
+    fn dump(&self) {
+        eprintln!("==== {} failed: cluster state ====", self.name);
+        for args in [
+            vec!["get", "maintenanceupgrades", "-n", &self.ns, "-o", "yaml"],
+            vec!["get", "daemonsets,deployments,statefulsets", "-n", &self.ns, "-o", "wide"],
+            vec!["get", "events", "-n", &self.ns, "--field-selector", "involvedObject.kind=MaintenanceUpgrade"],
+            vec!["get", "nodes"],
+        ] {
+            eprintln!("$ kubectl {}\n{}", args.join(" "), self.env.kubectl(&args).unwrap_or_else(|e| e.to_string()));
+        }
+        let log = self.operator.log();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        eprintln!("==== operator log (last 60 lines) ====\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if std::thread::panicking() {
+            self.dump();
+        }
+        self.operator.kill();
+        // Leave no cordoned node behind for the next scenario.
+        for i in 0..ZONES {
+            let _ = self.env.kubectl(&["uncordon", &format!("zone-{i}")]);
+        }
+        let _ = self.env.kubectl(&["delete", "namespace", &self.ns, "--wait=false"]);
+    }
+}

@@ -1,0 +1,243 @@
+//! The scenarios, each in its own namespace with its own operator process running as the
+//! operator's ServiceAccount. Given an upgrade, when the error rate creeps, then the target is
+//! back on its known-good image. Time is compressed: seconds stand for hours.
+
+use e2e::*;
+use maintenance_operator::constants::{condition, reason};
+use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, StagePhase};
+use std::time::Duration;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// A canary-then-fleet upgrade of the connector with the built-in signal over the scenario's
+/// email-sync pods.
+fn two_stage(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: {name}}}
+spec:
+  stages:
+    - name: canary
+      components: [{{kind: DaemonSet, name: connector-canary, image: "{image}"}}]
+      soak: {soak}
+      progressDeadline: 60s
+    - name: fleet
+      components: [{{kind: DaemonSet, name: connector, image: "{image}"}}]
+      soak: {soak}
+      progressDeadline: 60s
+  analysis:
+    interval: 2s
+    baseline: {{observe: 10s}}
+    signals:
+      - name: pod-start-failures
+        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
+"#
+    )
+}
+
+async fn incident_world(name: &str) -> Scenario {
+    let mut s = Scenario::new(name).await;
+    s.connector("connector-canary", GOOD, true).await;
+    s.connector("connector", GOOD, false).await;
+    s.workload(Duration::from_millis(100), SECS(20));
+    s
+}
+
+fn condition_of<'a>(mu: &'a MaintenanceUpgrade, type_: &str) -> &'a maintenance_operator::crd::Condition {
+    mu.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == type_).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s01_healthy_two_stage_upgrade_succeeds() {
+    let mut s = incident_world("healthy").await;
+    s.fault_injector(&["connector-canary", "connector"], SECS(60), 0.6); // never triggered: GOOD -> v1.3.3
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    s.apply(&two_stage(&s.ns, "up", "10s", next)).await;
+    let mu = s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
+    let st = mu.status.clone().unwrap();
+    assert_eq!(s.image("connector-canary").await, next);
+    assert_eq!(s.image("connector").await, next);
+    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "one image patch per target");
+    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    for c in st.stages.iter().flat_map(|s| &s.components) {
+        assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good recorded for {}", c.name);
+        assert_eq!(c.container.as_deref(), Some("connector"));
+    }
+    assert!(st.stages.iter().all(|s| s.phase == StagePhase::Passed));
+    assert_eq!(condition_of(&mu, condition::COMPLETE).status, "True");
+    assert_eq!(condition_of(&mu, condition::HEALTHY).status, "True");
+    let a = &st.analysis[0];
+    assert!(a.baseline.as_ref().unwrap().attempts >= 50, "the baseline saw the workload: {a:?}");
+    // Released: no ownership annotation left on the targets.
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    assert!(ds.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/")));
+    for r in [reason::CLAIMED, reason::STAGE_STARTED, reason::IMAGE_SET, reason::ROLLED_OUT, reason::SOAK_PASSED, reason::SUCCEEDED] {
+        assert!(s.has_event("up", r).await, "Event {r}: {:?}", s.events("up").await);
+    }
+    assert!(!s.has_event("up", reason::CHANGED_EXTERNALLY).await, "{:?}", s.events("up").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
+    let mut s = incident_world("canary-regression").await;
+    s.fault_injector(&["connector-canary"], SECS(60), 0.6);
+    let g_fleet = s.generation("connector").await;
+    s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(150)).await;
+    let st = mu.status.clone().unwrap();
+    assert_eq!(s.image("connector-canary").await, GOOD, "the canary is back on its known-good image");
+    assert_eq!(s.image("connector").await, GOOD);
+    assert_eq!(s.generation("connector").await, g_fleet, "the fleet was never touched");
+    let rb = st.rollback.clone().unwrap();
+    assert_eq!(rb.reason, reason::REGRESSION);
+    assert!(rb.message.contains("against a baseline of 2.00%"), "baseline vs observed: {}", rb.message);
+    assert_eq!(st.stages[0].phase, StagePhase::RolledBack);
+    assert!(st.stages[0].soak_ends_at.unwrap() > rb.started_at, "caught during the soak");
+    assert_eq!(condition_of(&mu, condition::ROLLED_BACK).status, "True");
+    let healthy = condition_of(&mu, condition::HEALTHY);
+    assert_eq!((healthy.status.as_str(), healthy.reason.as_str()), ("False", reason::REGRESSION));
+    let events = s.events("up").await;
+    assert!(events.iter().any(|e| e.starts_with(reason::REGRESSION) && e.contains("baseline")), "{events:?}");
+    assert!(s.has_event("up", reason::REVERTED).await && s.has_event("up", reason::ROLLED_BACK).await, "{events:?}");
+    // Never re-applied on its own.
+    tokio::time::sleep(SECS(6)).await;
+    assert_eq!(s.image("connector-canary").await, GOOD);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s03_regression_only_in_the_fleet_reverts_both_last_first() {
+    let mut s = incident_world("fleet-regression").await;
+    s.fault_injector(&["connector"], SECS(60), 0.6);
+    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    s.apply(&two_stage(&s.ns, "up", "20s", BAD)).await;
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(180)).await;
+    let st = mu.status.clone().unwrap();
+    assert!(st.stages[0].passed_at.is_some(), "the canary passed first");
+    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert_eq!(s.image("connector").await, GOOD);
+    assert_eq!(s.generation("connector-canary").await, g_canary + 2, "applied once, reverted once");
+    assert_eq!(s.generation("connector").await, g_fleet + 2);
+    assert!(st.stages[1].reverted_at.unwrap() <= st.stages[0].reverted_at.unwrap(), "fleet reverted first");
+    let reverts: Vec<String> = s.events("up").await.into_iter().filter(|e| e.starts_with(reason::REVERTED)).collect();
+    assert_eq!(reverts.len(), 2, "{reverts:?}");
+    assert!(reverts[0].contains("/connector ") && reverts[1].contains("connector-canary"), "last stage first: {reverts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
+    let s = Scenario::new("bad-input").await;
+    s.connector("connector", GOOD, false).await;
+    let good = two_stage(&s.ns, "bad", "10s", BAD).replace("connector-canary", "connector-x");
+    let cases: &[(&str, &str, &str)] = &[
+        ("no stages", "  stages:\n", "  stages: []\n  x:\n"),
+        ("empty components", "components: [{kind: DaemonSet, name: connector-x,", "components: []\n      y: [{kind: DaemonSet, name: connector-x,"),
+        ("duplicate target across stages", "name: connector-x,", "name: connector,"),
+        ("bad image", &format!("image: \"{BAD}\"}}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet"), "image: \"Not An Image!\"}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet"),
+        ("unknown kind", "{kind: DaemonSet, name: connector-x", "{kind: CronJob, name: connector-x"),
+        ("zero duration", "soak: 10s\n      progressDeadline: 60s\n    - name: fleet", "soak: 0s\n      progressDeadline: 60s\n    - name: fleet"),
+        ("negative duration", "progressDeadline: 60s\n    - name: fleet", "progressDeadline: -60s\n    - name: fleet"),
+        ("invalid time zone", "  stages:\n", "  window: {timeZone: Mars/Olympus, recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n"),
+        ("exclusion ends before it starts", "  stages:\n", "  window: {timeZone: UTC, exclusions: [{start: \"2026-12-02T00:00:00Z\", end: \"2026-12-01T00:00:00Z\"}]}\n  stages:\n"),
+    ];
+    let want: &[&str] = &[
+        "should have at least 1 items",
+        "should have at least 1 items",
+        "may appear in only one stage",
+        "image must be a reference such as",
+        "Unsupported value: \"CronJob\"",
+        "duration must be greater than zero",
+        "should match",
+        "timeZone must be an IANA time zone name",
+        "exclusion end must be after its start",
+    ];
+    for ((what, from, to), want) in cases.iter().zip(want) {
+        assert!(good.contains(from), "{what}: fixture has {from:?}");
+        let yaml = good.replacen(from, to, 1);
+        let value: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+            s.client.clone(),
+            &s.ns,
+            &kube::api::ApiResource::erase::<MaintenanceUpgrade>(&()),
+        );
+        let obj: kube::api::DynamicObject = serde_json::from_value(value).unwrap();
+        let err = api.create(&Default::default(), &obj).await.expect_err(what).to_string();
+        assert!(err.contains(want), "{what}: expected {want:?} in {err}");
+    }
+    // Changing the stages of an existing upgrade is refused.
+    s.apply(&two_stage(&s.ns, "missing", "10s", BAD)).await;
+    let patch = serde_json::json!({"spec": {"stages": [{"name": "only", "soak": "1m",
+        "components": [{"kind": "DaemonSet", "name": "connector", "image": BAD}]}]}});
+    let err = s.upgrades().patch("missing", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap_err().to_string();
+    assert!(err.contains("stages cannot be changed"), "{err}");
+
+    // A target that does not exist: a condition and an Event, and nothing changes.
+    let mu = s.wait_for("missing", SECS(30), "blocked", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.status == "True"))
+    })
+    .await;
+    let blocked = condition_of(&mu, condition::BLOCKED);
+    assert_eq!(blocked.reason, reason::TARGET_NOT_FOUND);
+    assert!(blocked.message.contains("connector-canary does not exist"), "{}", blocked.message);
+    assert!(s.has_event("missing", reason::TARGET_NOT_FOUND).await);
+    assert_eq!(s.image("connector").await, GOOD, "no partial change");
+
+    // A container that does not exist.
+    let yaml = two_stage(&s.ns, "nocontainer", "10s", BAD)
+        .replace("connector-canary, image", "connector, container: sidecar, image")
+        .replacen("    - name: fleet\n      components: [{kind: DaemonSet, name: connector, image: \"", "    - name: fleet\n      components: [{kind: DaemonSet, name: connector-y, image: \"", 1);
+    s.apply(&yaml).await;
+    let mu = s.wait_for("nocontainer", SECS(30), "blocked", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CONTAINER_NOT_FOUND))
+    })
+    .await;
+    assert!(condition_of(&mu, condition::BLOCKED).message.contains("no container \"sidecar\""));
+    assert!(s.has_event("nocontainer", reason::CONTAINER_NOT_FOUND).await);
+    assert_eq!(s.image("connector").await, GOOD);
+    assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
+    let mut s = incident_world("two-owners").await;
+    let v133 = "registry.example.com/secrets-store/connector:v1.3.3";
+    let v134 = "registry.example.com/secrets-store/connector:v1.3.4";
+    s.apply(&two_stage(&s.ns, "first", "15s", v133)).await;
+    s.wait_for("first", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    s.apply(&two_stage(&s.ns, "second", "5s", v134)).await;
+    let second = s
+        .wait_for("second", SECS(30), "refused", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == reason::TARGET_OWNED))
+        })
+        .await;
+    assert!(condition_of(&second, condition::BLOCKED).message.contains(&format!("{}/first", s.ns)));
+    assert!(s.has_event("second", reason::TARGET_OWNED).await);
+    s.wait_phase("first", Phase::Succeeded, SECS(150)).await;
+    assert_eq!(s.image("connector").await, v133);
+    // The first has ended: the second goes ahead and records v1.3.3 as its known-good.
+    let second = s.wait_phase("second", Phase::Succeeded, SECS(150)).await;
+    assert_eq!(s.image("connector").await, v134);
+    let c = &second.status.unwrap().stages[1].components[0];
+    assert_eq!(c.known_good_image.as_deref(), Some(v133));
+    s.stop_background().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s10_least_privilege_manifests_apply() {
+    // Every scenario runs the operator as its ServiceAccount with exactly config/rbac; here the
+    // manifests themselves must pass server-side validation.
+    let s = Scenario::new("manifests").await;
+    for dir in ["crds", "config/rbac", "config/manager", "config/samples"] {
+        let path = s.env.root.join(dir);
+        let out = s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", path.to_str().unwrap()]);
+        assert!(out.is_ok(), "{dir}: {out:?}");
+    }
+    let can_i = |verb: &str, res: &str| s.env.kubectl(&["auth", "can-i", verb, res, "--as", OPERATOR_SA, "-A"]).unwrap_or_default().trim().to_string();
+    assert_eq!(can_i("patch", "daemonsets.apps"), "yes");
+    assert_eq!(can_i("delete", "daemonsets.apps"), "no", "least privilege: no delete");
+    assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev"), "no", "the spec is the user's");
+    assert_eq!(can_i("get", "secrets"), "no");
+    let _ = ComponentPhase::Applied;
+}
