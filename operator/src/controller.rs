@@ -13,9 +13,10 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::events::v1::Event as EventsV1;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
@@ -25,16 +26,17 @@ use tracing::{info, instrument, warn};
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    /// Reporting instance on Events (the pod name in a cluster).
+    pub instance: String,
     pub http: reqwest::Client,
     pub metrics: Metrics,
 }
 
 impl Context {
     pub fn new(client: Client, instance: Option<String>, metrics: Metrics) -> Self {
-        let reporter = Reporter { controller: CONTROLLER_NAME.into(), instance };
         let http = reqwest::Client::builder().timeout(StdDuration::from_secs(10)).build().expect("a default HTTP client builds");
-        Context { recorder: Recorder::new(client.clone(), reporter), client, http, metrics }
+        let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
+        Context { instance, client, http, metrics }
     }
 }
 
@@ -284,15 +286,26 @@ async fn write_status(client: &Client, mu: &MaintenanceUpgrade, status: &Mainten
     Ok(())
 }
 
+/// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,
+/// which folds Events with the same reason into one series and would hide "stage fleet started"
+/// behind "stage canary started"; the decide step already emits each transition once.
 async fn publish(ctx: &Context, mu: &MaintenanceUpgrade, warning: bool, reason: &str, action: &str, note: String) {
-    let ev = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.into(),
+    let ns = mu.namespace().unwrap_or_default();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let ev = EventsV1 {
+        // Named like client-go's: the object's name and the time in hex nanoseconds.
+        metadata: ObjectMeta { name: Some(format!("{}.{:x}", mu.name_any(), now.as_nanosecond())), namespace: Some(ns.clone()), ..Default::default() },
+        event_time: Some(MicroTime(now)),
+        type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+        reason: Some(reason.into()),
+        action: Some(action.into()),
         note: Some(truncate(note, 1000)),
-        action: action.into(),
-        secondary: None,
+        regarding: Some(mu.object_ref(&())),
+        reporting_controller: Some(CONTROLLER_NAME.into()),
+        reporting_instance: Some(ctx.instance.clone()),
+        ..Default::default()
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &mu.object_ref(&())).await {
+    if let Err(e) = Api::<EventsV1>::namespaced(ctx.client.clone(), &ns).create(&PostParams::default(), &ev).await {
         warn!("failed to publish an Event: {e}");
     }
 }
