@@ -32,7 +32,7 @@ prom_dir="$state/prometheus-$name"
 rm -rf "$prom_dir" && mkdir -p "$prom_dir/data"
 operator_port=${OPERATOR_METRICS_PORT:-18080}
 cat > "$prom_dir/prometheus.yml" <<YAML
-global: {scrape_interval: 5s, scrape_timeout: 4s}
+global: {scrape_interval: 2s, scrape_timeout: 2s}
 scrape_configs:
   - job_name: kube-scheduler
     scheme: https

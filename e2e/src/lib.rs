@@ -423,8 +423,8 @@ impl Scenario {
     }
 
     /// Stop the API server for `down`, then start it again with the same command line.
-    pub fn restart_apiserver(&self, down: Duration) -> Result<()> {
-        let pid_file = self.env.cluster_dir.join("pids/kube-apiserver.pid");
+    pub fn restart_apiserver_in(env: &Env, down: Duration) -> Result<()> {
+        let pid_file = env.cluster_dir.join("pids/kube-apiserver.pid");
         let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
@@ -435,7 +435,7 @@ impl Scenario {
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(down);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.env.cluster_dir.join("logs/kube-apiserver.log"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(env.cluster_dir.join("logs/kube-apiserver.log"))?;
         let child = Command::new(&args[0]).args(&args[1..]).current_dir(cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
         std::fs::write(&pid_file, child.id().to_string())?;
         std::mem::forget(child); // owned by the cluster from now on; cluster-down stops it

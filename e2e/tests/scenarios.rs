@@ -250,3 +250,162 @@ async fn s10_least_privilege_manifests_apply() {
     assert_eq!(can_i("get", "secrets"), "no");
     let _ = ComponentPhase::Applied;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s04_closed_window_waits_and_exclusions_are_respected() {
+    use chrono::{Datelike, Timelike};
+    let s = incident_world("window").await;
+    // A New York window opening at the next whole minute at least 20 s away, whose first 20 s
+    // are excluded: no stage may start before `open`.
+    let tz = chrono_tz::America::New_York;
+    let now = chrono::Utc::now();
+    let start = (now + chrono::Duration::seconds(80)).with_second(0).unwrap().with_nanosecond(0).unwrap();
+    let open = start + chrono::Duration::seconds(20);
+    let local = start.with_timezone(&tz);
+    let day = local.weekday().to_string();
+    let window = format!(
+        "  window:\n    timeZone: America/New_York\n    recurring: [{{days: [{day}], start: \"{:02}:{:02}\", duration: 10m}}]\n    exclusions: [{{name: change-freeze, start: \"{}\", end: \"{}\"}}]\n  stages:\n",
+        local.hour(),
+        local.minute(),
+        start.to_rfc3339(),
+        open.to_rfc3339()
+    );
+    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3").replacen("  stages:\n", &window, 1);
+    s.apply(&yaml).await;
+    let waiting = s.wait_phase("up", Phase::WaitingForWindow, SECS(30)).await;
+    let st = waiting.status.clone().unwrap();
+    let next = st.next_action.clone().unwrap();
+    assert_eq!(next.at, Some(open - chrono::Duration::seconds(10)), "the baseline is timed to end as the window opens: {next:?}");
+    let w = condition_of(&waiting, condition::WINDOW_OPEN);
+    assert_eq!(w.status, "False");
+    assert!(w.message.contains(&open.format("%Y-%m-%d %H:%M:%S").to_string()), "{}", w.message);
+    assert_eq!(s.image("connector-canary").await, GOOD);
+    let mu = s.wait_phase("up", Phase::Succeeded, SECS(200)).await;
+    let st = mu.status.unwrap();
+    let started = st.stages[0].started_at.unwrap();
+    assert!(started >= open, "the canary started at {started}, inside the exclusion ending {open}");
+    assert!(started < open + chrono::Duration::seconds(15), "and soon after the window opened: {started}");
+    assert!(s.has_event("up", reason::MEASURING_BASELINE).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating() {
+    let mut s = incident_world("sigkill").await;
+    s.fault_injector(&["connector"], SECS(60), 0.6);
+    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    s.apply(&two_stage(&s.ns, "up", "20s", BAD)).await;
+    let applied = |stage: usize| {
+        move |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|st| st.stages.get(stage).is_some_and(|s| s.components[0].applied_at.is_some()))
+    };
+    // 1. Right after the canary's image was set, before its rollout is judged.
+    s.wait_for("up", SECS(60), "canary applied", applied(0)).await;
+    s.operator.kill();
+    tokio::time::sleep(SECS(3)).await;
+    s.operator.restart().unwrap();
+    // 2. In the middle of the canary's soak.
+    s.wait_for("up", SECS(60), "soaking canary", |mu| mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)).await;
+    tokio::time::sleep(SECS(5)).await;
+    s.operator.kill();
+    tokio::time::sleep(SECS(5)).await;
+    s.operator.restart().unwrap();
+    // 3. After the fleet's image was set, while the regression builds up.
+    s.wait_for("up", SECS(90), "fleet applied", applied(1)).await;
+    tokio::time::sleep(SECS(4)).await;
+    s.operator.kill();
+    tokio::time::sleep(SECS(3)).await;
+    s.operator.restart().unwrap();
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(120)).await;
+    let st = mu.status.unwrap();
+    assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION, "still reverts when it should");
+    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert_eq!(s.image("connector").await, GOOD);
+    assert_eq!(s.generation("connector-canary").await, g_canary + 2, "no duplicate patch: set once, reverted once");
+    assert_eq!(s.generation("connector").await, g_fleet + 2);
+    for c in st.stages.iter().flat_map(|s| &s.components) {
+        assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good intact for {}", c.name);
+    }
+    let sets = s.events("up").await.iter().filter(|e| e.starts_with(reason::IMAGE_SET)).count();
+    assert_eq!(sets, 2, "{:?}", s.events("up").await);
+}
+
+/// One stage on `ds` with a Prometheus signal over the real scheduler's metrics.
+fn prometheus_upgrade(name: &str, ds: &str, prom: &str) -> String {
+    format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: {name}}}
+spec:
+  stages:
+    - name: only
+      components: [{{kind: DaemonSet, name: {ds}, image: "registry.example.com/secrets-store/connector:v1.3.3"}}]
+      soak: 20s
+      progressDeadline: 60s
+  analysis:
+    interval: 6s
+    baseline: {{lookback: 30s}}
+    signals:
+      - name: scheduling-errors
+        prometheus:
+          address: {prom}
+          errors: sum(increase(scheduler_schedule_attempts_total{{result!="scheduled"}}[$interval]))
+          attempts: sum(increase(scheduler_schedule_attempts_total[$interval]))
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s07_prometheus_outage_is_inconclusive_and_the_builtin_signal_needs_no_prometheus() {
+    let s = incident_world("prometheus-outage").await;
+    tokio::time::sleep(SECS(30)).await; // history for the Prometheus baseline
+    s.apply(&prometheus_upgrade("prom", "connector-canary", &s.env.prometheus_url)).await;
+    let mu = s.wait_phase("prom", Phase::Soaking, SECS(90)).await;
+    let baseline = mu.status.unwrap().analysis[0].baseline.clone().expect("baseline from Prometheus history");
+    assert!(baseline.attempts > 0, "{baseline:?}");
+    s.prometheus(false).unwrap();
+    // The built-in signal goes ahead with Prometheus down.
+    let builtin = two_stage(&s.ns, "builtin", "5s", "registry.example.com/secrets-store/connector:v1.3.3")
+        .replace("    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.3.3\"}]\n      soak: 5s\n      progressDeadline: 60s\n", "");
+    s.apply(&builtin).await;
+    // The Prometheus signal: inconclusive, and the soak is not ended on it.
+    let mu = s
+        .wait_for("prom", SECS(90), "inconclusive past the soak", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.phase == Phase::Soaking && st.stages[0].soak_ends_at.is_some_and(|e| chrono::Utc::now() > e + chrono::Duration::seconds(8)) && st.message.contains("no conclusive verdict")
+            })
+        })
+        .await;
+    let healthy = condition_of(&mu, condition::HEALTHY);
+    assert_eq!(healthy.status, "Unknown");
+    assert!(healthy.message.contains("could not read the signal"), "{}", healthy.message);
+    assert!(mu.status.as_ref().unwrap().rollback.is_none(), "never reverts on missing data");
+    s.wait_phase("builtin", Phase::Succeeded, SECS(120)).await;
+    // Prometheus is back: the analysis resumes and the upgrade is promoted.
+    s.prometheus(true).unwrap();
+    s.wait_phase("prom", Phase::Succeeded, SECS(90)).await;
+    assert_eq!(s.image("connector-canary").await, "registry.example.com/secrets-store/connector:v1.3.3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s09_api_server_restart_mid_soak_loses_and_repeats_nothing() {
+    let s = incident_world("apiserver-restart").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    s.apply(&two_stage(&s.ns, "up", "25s", next)).await;
+    s.wait_for("up", SECS(60), "soaking canary", |mu| mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)).await;
+    let env = s.env.clone();
+    let ns = s.ns.clone();
+    tokio::task::spawn_blocking(move || {
+        let probe = Scenario::restart_apiserver_in(&env, SECS(20));
+        (probe, ns)
+    })
+    .await
+    .unwrap()
+    .0
+    .unwrap();
+    let mu = s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
+    assert_eq!(s.image("connector").await, next);
+    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "nothing repeated");
+    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    assert!(mu.status.unwrap().stages.iter().all(|s| s.phase == StagePhase::Passed));
+}

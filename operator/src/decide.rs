@@ -113,6 +113,8 @@ impl Plan {
 
 /// How often rollouts are polled: targets are not watched.
 const ROLLOUT_POLL: i64 = 2;
+/// A live read longer than this many intervals covers a span the operator could not see.
+const BLIND_INTERVALS: i32 = 3;
 /// How long to wait before looking again at something only a human or another upgrade can fix.
 const BLOCKED_RETRY: i64 = 30;
 
@@ -225,6 +227,10 @@ impl<'a> Decider<'a> {
             self.roll_back(plan);
         } else {
             self.advance(plan);
+            // Look again when the next sample is due, whatever else is awaited.
+            if let Some(next) = self.next_sample_at(plan).filter(|_| !self.st.phase.is_terminal()) {
+                self.requeue_at(next);
+            }
         }
     }
 
@@ -350,13 +356,31 @@ impl<'a> Decider<'a> {
                 Ok(ok) => *ok,
                 Err(e) => {
                     // Never counted as a pass nor a failure: the span is read again next time.
-                    a.verdict = Verdict::Inconclusive;
+                    // A read that says nothing does not erase a regression already found.
+                    if a.verdict != Verdict::Regression {
+                        a.verdict = Verdict::Inconclusive;
+                    }
                     a.reason = format!("could not read the signal: {e}; neither promoting nor reverting until it can be read");
                     a.analysed_at = Some(now);
                     continue;
                 }
             };
             a.sampled_to = Some(to);
+            // A live read spanning several intervals means the operator could not see the
+            // cluster (API server or operator down). Pods created around such a gap were held
+            // up by whatever hid it, not by the upgrade, so that span is not judged. Prometheus
+            // keeps history, so a long span there is simply read late.
+            if s.prometheus.is_none() && to - from > plan.interval * BLIND_INTERVALS {
+                if a.verdict != Verdict::Regression {
+                    a.verdict = Verdict::Inconclusive;
+                }
+                a.reason = format!(
+                    "the signal could not be read for {}s (API server or operator unavailable); that span is not judged, analysis resumes now",
+                    (to - from).num_seconds()
+                );
+                a.analysed_at = Some(now);
+                continue;
+            }
             a.last = Some(rate_window(counts, Some(from), Some(to)));
             if !changed {
                 // Before the change, live reads build the baseline of signals without history.
@@ -386,9 +410,6 @@ impl<'a> Decider<'a> {
             a.threshold = Some(r.threshold);
             a.excess_errors = Some(r.excess_errors);
             a.analysed_at = Some(now);
-        }
-        if let Some(next) = self.next_sample_at(plan) {
-            self.requeue_at(next);
         }
     }
 

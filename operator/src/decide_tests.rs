@@ -640,3 +640,24 @@ fn status_says_what_happens_next() {
     assert_eq!(w.obs.status.observed_generation, Some(1));
     let _ = OWNER_ANNOTATION;
 }
+
+#[test]
+fn a_span_the_operator_could_not_see_is_not_judged() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let before = w.obs.status.analysis[0].detector.clone();
+    // The API server is down for ten minutes and pods pile up Pending: the first read after it
+    // spans the whole gap and would show a burst of failures.
+    w.error_rate = Box::new(|_| 0.9);
+    w.obs.now += Duration::minutes(10);
+    w.step();
+    let a = &w.obs.status.analysis[0];
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    assert!(a.reason.contains("not judged"), "{}", a.reason);
+    assert_eq!(a.detector, before, "the detector did not see the gap");
+    assert!(w.obs.status.rollback.is_none());
+    // Afterwards the cluster is healthy again and the upgrade goes on.
+    w.error_rate = Box::new(|_| 0.01);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+}
