@@ -300,6 +300,7 @@ impl Scenario {
         self.tasks.push(tokio::spawn(async move {
             let mut i: u64 = 0;
             let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last_gc = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
@@ -429,7 +430,8 @@ impl Scenario {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
         let args: Vec<String> = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        Command::new("kill").arg(pid.to_string()).status()?;
+        // SIGKILL, like a crash: the outage lasts `down`, not a graceful drain plus `down`.
+        Command::new("kill").args(["-9", &pid.to_string()]).status()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));

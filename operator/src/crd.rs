@@ -592,6 +592,10 @@ pub struct SignalStatus {
     pub excess_errors: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysed_at: Option<DateTime<Utc>>,
+    /// Reads that start before this time are not judged: their pods were created while the
+    /// operator could not see the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unjudged_until: Option<DateTime<Utc>>,
     /// End of the span the signal has been read up to; the next read starts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled_to: Option<DateTime<Utc>>,

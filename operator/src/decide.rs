@@ -367,16 +367,25 @@ impl<'a> Decider<'a> {
             };
             a.sampled_to = Some(to);
             // A live read spanning several intervals means the operator could not see the
-            // cluster (API server or operator down). Pods created around such a gap were held
-            // up by whatever hid it, not by the upgrade, so that span is not judged. Prometheus
+            // cluster (API server or operator down). Pods created during such a gap were held
+            // up by whatever hid it, not by the upgrade, so they are not judged. Prometheus
             // keeps history, so a long span there is simply read late.
-            if s.prometheus.is_none() && to - from > plan.interval * BLIND_INTERVALS {
+            // Pods are judged `pendingLimit` after creation, so the cohorts of the next reads
+            // still hold pods created during the gap: those are not judged either.
+            let pending_limit = s.kubernetes.as_ref().and_then(|k| k.pending_limit.parse().ok()).unwrap_or_else(Duration::zero);
+            let blind = s.prometheus.is_none() && to - from > plan.interval * BLIND_INTERVALS;
+            if blind {
+                a.unjudged_until = Some(to + pending_limit);
+            }
+            if blind || a.unjudged_until.is_some_and(|u| from < u) {
                 if a.verdict != Verdict::Regression {
                     a.verdict = Verdict::Inconclusive;
                 }
+                let until = a.unjudged_until.unwrap_or(to);
                 a.reason = format!(
-                    "the signal could not be read for {}s (API server or operator unavailable); that span is not judged, analysis resumes now",
-                    (to - from).num_seconds()
+                    "the signal could not be read from {} to {} (API server or operator unavailable); pods created until then are not judged, analysis resumes at {until}",
+                    from.format("%H:%M:%S"),
+                    (until - pending_limit).format("%H:%M:%S")
                 );
                 a.analysed_at = Some(now);
                 continue;

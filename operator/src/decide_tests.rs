@@ -656,6 +656,12 @@ fn a_span_the_operator_could_not_see_is_not_judged() {
     assert!(a.reason.contains("not judged"), "{}", a.reason);
     assert_eq!(a.detector, before, "the detector did not see the gap");
     assert!(w.obs.status.rollback.is_none());
+    // Pods created just before the operator could read again are still in the next cohorts
+    // (judged 5 minutes after creation): those reads are not judged either.
+    let resume = a.unjudged_until.unwrap();
+    w.run_until(Duration::minutes(4), |w| w.obs.now >= resume - Duration::minutes(1));
+    assert_eq!(w.obs.status.analysis[0].detector, before);
+    assert!(w.obs.status.rollback.is_none());
     // Afterwards the cluster is healthy again and the upgrade goes on.
     w.error_rate = Box::new(|_| 0.01);
     w.run_until(Duration::hours(3), terminal);
