@@ -423,24 +423,58 @@ impl Scenario {
         }
     }
 
-    /// Stop the API server for `down`, then start it again with the same command line.
-    pub fn restart_apiserver_in(env: &Env, down: Duration) -> Result<()> {
-        let pid_file = env.cluster_dir.join("pids/kube-apiserver.pid");
-        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
-        let args: Vec<String> = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        // SIGKILL, like a crash: the outage lasts `down`, not a graceful drain plus `down`.
-        Command::new("kill").args(["-9", &pid.to_string()]).status()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+    /// Stop the API server for `down` (SIGKILL, like a crash), then start it again. Like kubelet
+    /// on a control-plane node, keep restarting for `supervise` any component that exits
+    /// meanwhile: kube-scheduler and kube-controller-manager exit when they lose their leader
+    /// lease during the outage.
+    pub fn restart_apiserver_in(env: &Env, down: Duration, supervise: Duration) -> Result<()> {
+        let pids = env.cluster_dir.join("pids");
+        let mut components = vec![];
+        for entry in std::fs::read_dir(&pids)? {
+            let path = entry?.path();
+            let pid: i32 = std::fs::read_to_string(&path)?.trim().parse()?;
+            let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))?
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            components.push((name, path, args, cwd));
+        }
+        let apiserver = components.iter().find(|c| c.0 == "kube-apiserver").context("kube-apiserver pid file")?;
+        let pid = std::fs::read_to_string(&apiserver.1)?.trim().to_string();
+        Command::new("kill").args(["-9", &pid]).status()?;
+        while Path::new(&format!("/proc/{pid}")).exists() {
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(down);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(env.cluster_dir.join("logs/kube-apiserver.log"))?;
-        let child = Command::new(&args[0]).args(&args[1..]).current_dir(cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
-        std::fs::write(&pid_file, child.id().to_string())?;
-        std::mem::forget(child); // owned by the cluster from now on; cluster-down stops it
+        let logs = env.cluster_dir.join("logs");
+        let start = move |(name, pid_file, args, cwd): &(String, PathBuf, Vec<String>, PathBuf)| -> Result<()> {
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
+            let child = Command::new(&args[0]).args(&args[1..]).current_dir(cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
+            std::fs::write(pid_file, child.id().to_string())?;
+            // Reap it when it exits, so that /proc shows it gone; cluster-down stops it.
+            std::thread::spawn(move || {
+                let mut child = child;
+                let _ = child.wait();
+            });
+            Ok(())
+        };
+        start(apiserver)?;
+        let until = Instant::now() + supervise;
+        std::thread::spawn(move || {
+            while Instant::now() < until {
+                for c in &components {
+                    let alive = std::fs::read_to_string(&c.1).ok().is_some_and(|p| Path::new(&format!("/proc/{}", p.trim())).exists());
+                    if !alive {
+                        eprintln!("supervisor: {} exited; restarting it", c.0);
+                        let _ = start(c);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
         Ok(())
     }
 
