@@ -23,7 +23,7 @@ kwokctl create cluster --name "$name" --runtime binary --kubeconfig "" --wait 3m
   --kube-controller-manager-binary "$E2E_BIN/kube-controller-manager" \
   --kube-scheduler-binary "$E2E_BIN/kube-scheduler" --kube-scheduler-port "$sched_port" \
   --kwok-controller-binary "$E2E_BIN/kwok" --etcd-binary "$E2E_BIN/etcd" \
-  --disable-qps-limits >&2
+  --disable-qps-limits > "$state/kwokctl-$name.log" 2>&1 || { cat "$state/kwokctl-$name.log" >&2; exit 1; }
 kubeconfig="$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml"
 pki="$KWOK_WORKDIR/clusters/$name/pki"
 

@@ -461,7 +461,7 @@ impl<'a> Decider<'a> {
         if let WindowState::Closed { opens_at: None, .. } = plan.schedule.state_at(self.now()) {
             let unstarted = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending);
             if let (Some(s), Some(deadline)) = (unstarted, plan.schedule.deadline()) {
-                trigger.get_or_insert((reason::DEADLINE_EXCEEDED, format!("stage {} had not started by the deadline {deadline}", s.name)));
+                trigger.get_or_insert((reason::DEADLINE_EXCEEDED, format!("stage {} had not started by the deadline {}", at(deadline), s.name)));
             }
         }
         let (why, message) = trigger?;
@@ -739,7 +739,7 @@ impl<'a> Decider<'a> {
                     if now < t - observe {
                         self.set_phase(
                             Phase::WaitingForWindow,
-                            format!("the maintenance window is closed ({why}); the baseline is measured from {} so that stage {} can start when it opens at {t}", t - observe, self.st.stages[0].name),
+                            format!("the maintenance window is closed ({why}); the baseline is measured from {} so that stage {} can start when it opens at {}", at(t - observe), self.st.stages[0].name, at(t)),
                         );
                         self.next("start measuring the baseline", Some(t - observe));
                         return false;
@@ -757,7 +757,7 @@ impl<'a> Decider<'a> {
                     self.st.analysis.push(SignalStatus { name: s.name.clone(), sampled_to: Some(start_at), ..Default::default() });
                 }
             }
-            self.note(false, reason::MEASURING_BASELINE, "Baseline", format!("measuring the baseline until {}", start_at + observe));
+            self.note(false, reason::MEASURING_BASELINE, "Baseline", format!("measuring the baseline until {}", at(start_at + observe)));
         }
         let ends = self.st.baseline_ends_at.unwrap_or(now);
         let missing: Vec<String> = plan
@@ -768,7 +768,7 @@ impl<'a> Decider<'a> {
             .collect();
         if now < ends || !missing.is_empty() {
             let msg = if now < ends {
-                format!("measuring the baseline of the signals before any change, until {ends}")
+                format!("measuring the baseline of the signals before any change, until {}", at(ends))
             } else {
                 format!("waiting for a baseline of signal(s) {}", missing.join(", "))
             };
@@ -814,7 +814,7 @@ impl<'a> Decider<'a> {
         }
         match plan.schedule.state_at(now) {
             WindowState::Closed { opens_at: Some(t), why } => {
-                self.set_phase(Phase::WaitingForWindow, format!("the maintenance window is closed ({why}); stage {name} starts when it opens at {t}"));
+                self.set_phase(Phase::WaitingForWindow, format!("the maintenance window is closed ({why}); stage {name} starts when it opens at {}", at(t)));
                 self.next(format!("start stage {name}"), Some(t));
                 return;
             }
@@ -831,8 +831,9 @@ impl<'a> Decider<'a> {
                 self.set_phase(
                     Phase::WaitingForWindow,
                     format!(
-                        "stage {name} may take up to {} to roll out but the window closes at {closes}; it starts in the next window (window.stagePolicy: WaitForNextWindow)",
-                        stage.progress_deadline.0
+                        "stage {name} may take up to {} to roll out but the window closes at {}; it starts in the next window (window.stagePolicy: WaitForNextWindow)",
+                        stage.progress_deadline.0,
+                        at(closes)
                     ),
                 );
                 self.next(format!("start stage {name}"), opens);
@@ -908,7 +909,7 @@ impl<'a> Decider<'a> {
         s.phase = StagePhase::Soaking;
         s.rolled_out_at = Some(now);
         s.soak_ends_at = Some(ends);
-        self.note(false, reason::ROLLED_OUT, "RolledOut", format!("stage {name} rolled out; soaking until {ends}"));
+        self.note(false, reason::ROLLED_OUT, "RolledOut", format!("stage {name} rolled out; soaking until {}", at(ends)));
         self.soak(plan, si);
     }
 
@@ -918,7 +919,7 @@ impl<'a> Decider<'a> {
         let ends = self.st.stages[si].soak_ends_at.unwrap_or(now);
         let later = if si + 1 < self.st.stages.len() { format!("stage {} starts", self.st.stages[si + 1].name) } else { "the upgrade succeeds".into() };
         if now < ends {
-            self.set_phase(Phase::Soaking, format!("stage {name} is soaking until {ends}; if the signals hold, {later}; on a regression every changed component is reverted"));
+            self.set_phase(Phase::Soaking, format!("stage {name} is soaking until {}; if the signals hold, {later}; on a regression every changed component is reverted", at(ends)));
             self.next(format!("end the soak of stage {name}"), Some(ends));
             return;
         }
@@ -1007,9 +1008,9 @@ impl<'a> Decider<'a> {
         // Window state, as far as the spec can be read.
         if let Ok(s) = Schedule::parse(self.o.spec.window.as_ref()) {
             new.push(match s.state_at(now) {
-                WindowState::Open { closes_at: Some(t) } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, format!("open until {t}")),
+                WindowState::Open { closes_at: Some(t) } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, format!("open until {}", at(t))),
                 WindowState::Open { closes_at: None } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, "always open".into()),
-                WindowState::Closed { opens_at: Some(t), why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; opens at {t}")),
+                WindowState::Closed { opens_at: Some(t), why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; opens at {}", at(t))),
                 WindowState::Closed { opens_at: None, why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; never opens again")),
             });
         }
@@ -1032,6 +1033,11 @@ impl<'a> Decider<'a> {
         let requeue_after = if phase.is_terminal() && self.effect.is_none() { None } else { self.requeue };
         Decision { status: self.st, effect: self.effect, events: self.events, requeue_after }
     }
+}
+
+/// Instants in messages, to the second.
+pub fn at(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 fn tf(b: bool) -> &'static str {

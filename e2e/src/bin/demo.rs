@@ -1,1 +1,111 @@
-fn main() {}
+//! `make demo`: the incident, replayed on the local control plane. A secret-store connector is
+//! upgraded in two stages; the new version makes a slowly growing share of new pods fail to
+//! schedule; the operator compares the soak with the pre-change baseline, detects the creep and
+//! reverts to the known-good image. Printed as a timeline; one second here stands for an hour.
+
+use e2e::*;
+use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
+use std::time::{Duration, Instant};
+
+const UPGRADE: &str = r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {name: secret-store-connector-1-4}
+spec:
+  stages:
+    - name: canary
+      components: [{kind: DaemonSet, name: connector-canary, image: "registry.example.com/secrets-store/connector:v1.4.0"}]
+      soak: 48s
+      progressDeadline: 60s
+    - name: fleet
+      components: [{kind: DaemonSet, name: connector, image: "registry.example.com/secrets-store/connector:v1.4.0"}]
+      soak: 48s
+      progressDeadline: 60s
+  analysis:
+    interval: 2s
+    baseline: {observe: 10s}
+    signals:
+      - name: pod-start-failures
+        kubernetes: {namespaces: [e2e-demo], labelSelector: app=email-sync, pendingLimit: 3s}
+"#;
+
+#[tokio::main]
+async fn main() {
+    println!("maintenance-operator demo: the secret-store connector incident, 1 s = 1 h\n");
+    println!("  * {} fake nodes, email-sync pods every 100 ms, 2% of them unschedulable as background noise", ZONES);
+    println!("  * connector {GOOD} on every node; {BAD} slowly breaks scheduling");
+    println!("    (a growing share of nodes goes unschedulable over 40 s of running it)");
+    println!("  * upgrade: canary, 48 s soak, then fleet, 48 s soak; automatic rollback\n");
+    let mut s = Scenario::new("demo").await;
+    s.connector("connector-canary", GOOD, true).await;
+    s.connector("connector", GOOD, false).await;
+    s.workload(Duration::from_millis(100), Duration::from_secs(20));
+    s.fault_injector(&["connector-canary", "connector"], Duration::from_secs(40), 0.5);
+    s.apply(UPGRADE).await;
+    let t0 = Instant::now();
+    let name = "secret-store-connector-1-4";
+    println!("{:>6}  {:<18} {:<8} {:>8} {:>9} {:>10}  what the operator says", "time", "phase", "stage", "errors", "baseline", "rollback@");
+    let mut last_line = String::new();
+    let mut seen_events = 0;
+    let mut last_print = Instant::now();
+    loop {
+        let Ok(mu) = s.upgrades().get(name).await else { continue };
+        let line = timeline_line(&mu);
+        if line != last_line || last_print.elapsed() > Duration::from_secs(4) {
+            println!("{:>5}s  {line}", t0.elapsed().as_secs());
+            last_line = line;
+            last_print = Instant::now();
+        }
+        let events = s.events(name).await;
+        for e in events.iter().skip(seen_events) {
+            println!("        event  {e}");
+        }
+        seen_events = events.len();
+        let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        if phase.is_terminal() {
+            summary(&s, &mu, t0).await;
+            std::process::exit(if phase == Phase::RolledBack { 0 } else { 1 });
+        }
+        if t0.elapsed() > Duration::from_secs(400) {
+            eprintln!("the demo did not finish in time");
+            std::process::exit(1);
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+fn timeline_line(mu: &MaintenanceUpgrade) -> String {
+    let Some(st) = &mu.status else { return "waiting for the operator".into() };
+    let a = st.analysis.first();
+    let pct = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into());
+    let observed = a.and_then(|a| a.statistic.or(a.last.as_ref().map(|l| l.rate)));
+    let baseline = a.and_then(|a| a.baseline.as_ref().map(|b| b.rate));
+    let threshold = a.and_then(|a| a.threshold);
+    let mut msg = st.message.clone();
+    if msg.len() > 90 {
+        msg.truncate(90);
+        msg.push('…');
+    }
+    format!(
+        "{:<18} {:<8} {:>8} {:>9} {:>10}  {msg}",
+        format!("{:?}", st.phase),
+        st.current_stage.clone().unwrap_or_default(),
+        pct(observed),
+        pct(baseline),
+        pct(threshold)
+    )
+}
+
+async fn summary(s: &Scenario, mu: &MaintenanceUpgrade, t0: Instant) {
+    let st = mu.status.clone().unwrap_or_default();
+    println!("\n==== {:?} after {} s ====", st.phase, t0.elapsed().as_secs());
+    if let Some(r) = &st.rollback {
+        let changed = st.changed_at.unwrap_or(r.started_at);
+        println!("why:       {}", r.message);
+        println!("detected:  {} s after the first image change (≈ {} h of the incident's clock; the incident ran 31 h)", (r.started_at - changed).num_seconds(), (r.started_at - changed).num_seconds());
+    }
+    for c in st.stages.iter().flat_map(|s| &s.components) {
+        println!("target:    {} now runs {} (known-good {})", c.name, s.image(&c.name).await, c.known_good_image.clone().unwrap_or_default());
+    }
+    println!("\nkubectl get maintenanceupgrade -n {} -o yaml shows the full status; `kubectl describe` the Events.", s.ns);
+}
