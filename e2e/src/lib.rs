@@ -180,7 +180,20 @@ impl Operator {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         self.child = Some(child);
-        Ok(())
+        // Ready when its HTTP endpoint answers; an operator that exits at start fails here, loudly.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.env.metrics_port.parse::<u16>()?)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                bail!("the operator exited at start ({status}):\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!("the operator did not start listening within 20s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGKILL: no chance to finish anything in flight.

@@ -5,6 +5,7 @@
 
 use e2e::*;
 use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const UPGRADE: &str = r#"
@@ -29,8 +30,10 @@ spec:
         kubernetes: {namespaces: [e2e-demo], labelSelector: app=email-sync, pendingLimit: 3s}
 "#;
 
+/// Returns (rather than exits) so that the scenario is dropped: its operator process and
+/// namespace are cleaned up.
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     println!("maintenance-operator demo: the secret-store connector incident, 1 s = 1 h\n");
     println!("  * {} fake nodes, email-sync pods every 100 ms, 2% of them unschedulable as background noise", ZONES);
     println!("  * connector {GOOD} on every node; {BAD} slowly breaks scheduling");
@@ -49,7 +52,10 @@ async fn main() {
     let mut seen_events = 0;
     let mut last_print = Instant::now();
     loop {
-        let Ok(mu) = s.upgrades().get(name).await else { continue };
+        let Ok(mu) = s.upgrades().get(name).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
         let line = timeline_line(&mu);
         if line != last_line || last_print.elapsed() > Duration::from_secs(4) {
             println!("{:>5}s  {line}", t0.elapsed().as_secs());
@@ -64,11 +70,11 @@ async fn main() {
         let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
         if phase.is_terminal() {
             summary(&s, &mu, t0).await;
-            std::process::exit(if phase == Phase::RolledBack { 0 } else { 1 });
+            return if phase == Phase::RolledBack { ExitCode::SUCCESS } else { ExitCode::FAILURE };
         }
         if t0.elapsed() > Duration::from_secs(400) {
             eprintln!("the demo did not finish in time");
-            std::process::exit(1);
+            return ExitCode::FAILURE;
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
