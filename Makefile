@@ -34,6 +34,15 @@ test: unit e2e ## Unit and end-to-end tests (what CI runs)
 demo: build cluster-binaries ## Replay the incident on a local cluster: slow regression, detected, reverted
 	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin demo
 
+.PHONY: bench-detect
+bench-detect: ## Benchmark the detector against Argo/Flagger/Kayenta-style rules (writes bench/)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench
+
+.PHONY: replay-incident
+replay-incident: build ## Replay the incident trace: when would the operator have rolled back?
+	./target/debug/maintenance-operator replay --trace bench/incident-2022-10-18.csv \
+	  --change-at 2022-10-19T02:56:00Z --plot bench/incident.svg
+
 .PHONY: cluster-up
 cluster-up: cluster-binaries ## Start a local cluster by hand (prints the env to export)
 	$(E2E)/cluster-up.sh

@@ -4,7 +4,7 @@
 
 use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
-use crate::decide::{self, Decision, Effect, Observed, SampleResult};
+use crate::decide::{self, Decision, Effect, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ResultLabel, SignalLabels, UpgradeLabels};
 use crate::signals;
@@ -158,14 +158,16 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     Ok((counts, from, to))
 }
 
-async fn read_history(ctx: &Context, signal: &Signal, now: DateTime<Utc>, spec: &crate::crd::MaintenanceUpgradeSpec) -> SampleResult {
+async fn read_history(ctx: &Context, signal: &Signal, now: DateTime<Utc>, spec: &crate::crd::MaintenanceUpgradeSpec) -> HistoryResult {
     let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
     let lookback = spec.analysis.baseline.lookback.parse().map_err(|e| e.to_string())?;
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
     let attempts = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.attempts, step), from, now, step).await.map_err(|e| e.to_string())?;
     let errors = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step).await.map_err(|e| e.to_string())?;
-    Ok((signals::counts(attempts, errors), from, now))
+    let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
+    // A step without an errors value had no errors series yet (no failures so far).
+    Ok(attempts.into_iter().map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0)))).collect())
 }
 
 async fn list_pods_and_events(client: &Client, namespaces: &[String], selector: Option<&str>) -> Result<(Vec<Pod>, Vec<CoreEvent>)> {

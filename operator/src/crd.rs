@@ -294,23 +294,58 @@ pub struct PrometheusSignal {
     pub attempts: String,
 }
 
-/// The minimum effect that counts as a regression, and the volume below which no verdict is
-/// given.
+/// When the soak counts as a regression: the minimum effect that matters, and how sure the
+/// detector must be. The defaults work without tuning; `sensitivity` trades detection delay
+/// against false rollbacks; the rest is for experts (see "How detection works" in the README).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegressionRule {
-    /// Relative increase over the baseline error rate that counts, e.g. 1.0 = twice the baseline.
+    /// Relative increase over the baseline error rate that counts, e.g. 0.5 = 1.5 times the baseline.
     #[serde(default = "default_min_relative_increase")]
     #[x_kube(validation = Rule::new("self > 0.0").message("minRelativeIncrease must be greater than 0"))]
     pub min_relative_increase: f64,
-    /// Absolute increase of the error rate that counts, as a fraction (0.005 = 0.5 points).
+    /// Absolute increase of the error rate that counts, as a fraction (0.002 = 0.2 points).
     #[serde(default = "default_min_absolute_increase")]
     #[x_kube(validation = Rule::new("self >= 0.0 && self <= 1.0").message("minAbsoluteIncrease must be a fraction between 0 and 1"))]
     pub min_absolute_increase: f64,
-    /// Attempts needed in the analysed span before any verdict other than Inconclusive.
+    /// Attempts a bucket needs before it is judged (fewer: merged with the next), and the
+    /// baseline needs before any verdict.
     #[serde(default = "default_min_attempts")]
     #[schemars(range(min = 1))]
     pub min_attempts: i32,
+    /// Low (fewer false rollbacks, later detection), Medium or High.
+    #[serde(default)]
+    pub sensitivity: Sensitivity,
+    /// Expert: the CUSUM decision threshold (default 12, scaled by sensitivity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0").message("threshold must be greater than 0"))]
+    pub threshold: Option<f64>,
+    /// Expert: how much time one CUSUM step covers (default 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Duration>,
+    /// Expert: the largest step one bucket may add to the statistic (default 2.5), so that a
+    /// spike of minutes cannot trip the detector alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0").message("maxIncrement must be greater than 0"))]
+    pub max_increment: Option<f64>,
+    /// Expert: catastrophic breakage is an error rate this many times the baseline (default 10,
+    /// and at least 10 points above it) for five intervals in a row; it reverts at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 1.0").message("ceiling must be greater than 1"))]
+    pub ceiling: Option<f64>,
+    /// Expert: never a regression with fewer failures above the baseline since the change
+    /// (default 10, scaled by sensitivity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("minExcessFailures must not be negative"))]
+    pub min_excess_failures: Option<f64>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Sensitivity {
+    Low,
+    #[default]
+    Medium,
+    High,
 }
 
 impl Default for RegressionRule {
@@ -319,15 +354,21 @@ impl Default for RegressionRule {
             min_relative_increase: default_min_relative_increase(),
             min_absolute_increase: default_min_absolute_increase(),
             min_attempts: default_min_attempts(),
+            sensitivity: Sensitivity::Medium,
+            threshold: None,
+            bucket: None,
+            max_increment: None,
+            ceiling: None,
+            min_excess_failures: None,
         }
     }
 }
 
 fn default_min_relative_increase() -> f64 {
-    1.0
+    0.5
 }
 fn default_min_absolute_increase() -> f64 {
-    0.005
+    0.002
 }
 fn default_min_attempts() -> i32 {
     20
@@ -568,9 +609,9 @@ pub enum ComponentPhase {
 #[serde(rename_all = "camelCase")]
 pub struct SignalStatus {
     pub name: String,
-    /// Errors and attempts in the baseline, and their ratio.
+    /// The pre-change baseline: counts, rate, dispersion, hour-of-day profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<RateWindow>,
+    pub baseline: Option<BaselineStatus>,
     /// Errors and attempts since the first change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak: Option<RateWindow>,
@@ -625,14 +666,62 @@ pub enum Verdict {
     Regression,
 }
 
-/// Running state of a detector; what each field means depends on the detector.
+/// The detector's running state (a CUSUM over buckets of intervals), kept here so that a
+/// restart resumes it.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetectorState {
     #[serde(default)]
-    pub weighted_attempts: f64,
+    pub statistic: f64,
     #[serde(default)]
-    pub weighted_errors: f64,
+    pub soak_attempts: i64,
+    #[serde(default)]
+    pub soak_errors: i64,
+    /// Errors the baseline predicts for the soak so far.
+    #[serde(default)]
+    pub expected_errors: f64,
+    /// Intervals in a row above the catastrophe ceiling.
+    #[serde(default)]
+    pub ceiling_run: u32,
+    /// The bucket being filled.
+    #[serde(default)]
+    pub bucket_attempts: i64,
+    #[serde(default)]
+    pub bucket_errors: i64,
+    #[serde(default)]
+    pub bucket_expected: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_from: Option<DateTime<Utc>>,
+    /// Error rate of the last judged bucket, and the baseline rate it was compared with.
+    #[serde(default)]
+    pub last_bucket_rate: f64,
+    #[serde(default)]
+    pub last_bucket_baseline: f64,
+}
+
+/// The pre-change baseline of a signal.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineStatus {
+    pub attempts: i64,
+    pub errors: i64,
+    /// Pooled error rate, incidents inside the baseline left out.
+    pub rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    /// Variance of the counts relative to binomial noise (1 = binomial); steps are scaled by it.
+    #[serde(default)]
+    pub dispersion: f64,
+    /// Error rate per hour of day (UTC), when the history covers at least three days.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hourly: Vec<f64>,
+    /// Running sums of a live observation, for the dispersion.
+    #[serde(default)]
+    pub sum_sq: f64,
+    #[serde(default)]
+    pub intervals: i64,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -6,7 +6,7 @@
 
 use crate::constants::{condition as ct, reason};
 use crate::crd::*;
-use crate::detector::{BaselineRelative, Counts, Detector, pct};
+use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct};
 use crate::target::{Rollout, TargetKey, TargetState, known_good_value};
 use crate::window::{Schedule, WindowState};
 use chrono::{DateTime, Duration, Utc};
@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 /// One provider read: counts over `[from, to)` or why it failed.
 pub type SampleResult = Result<(Counts, DateTime<Utc>, DateTime<Utc>), String>;
+/// Pre-change history: per-interval counts (end of each interval, counts), or why it failed.
+pub type HistoryResult = Result<Vec<(DateTime<Utc>, Counts)>, String>;
 
 /// Everything the decide step looks at.
 #[derive(Clone, Debug)]
@@ -29,7 +31,7 @@ pub struct Observed {
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
-    pub history: BTreeMap<String, SampleResult>,
+    pub history: BTreeMap<String, HistoryResult>,
     pub now: DateTime<Utc>,
 }
 
@@ -338,13 +340,16 @@ impl<'a> Decider<'a> {
             }
         }
         // Pre-change history becomes the baseline of signals that have it.
-        for (name, result) in &self.o.history {
-            let Some(a) = self.st.analysis.iter_mut().find(|a| &a.name == name) else { continue };
+        for s in &plan.signals {
+            let Some(result) = self.o.history.get(&s.name) else { continue };
+            let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             match result {
-                Ok((counts, from, to)) => {
-                    a.baseline = Some(rate_window(*counts, Some(*from), Some(*to)));
-                    a.reason = format!("baseline {} over {} attempts before the change", pct(counts.rate()), counts.attempts);
+                Ok(points) if !points.is_empty() => {
+                    let b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
+                    a.reason = format!("baseline {} over {} attempts before the change", pct(b.rate), b.attempts);
+                    a.baseline = Some(b);
                 }
+                Ok(_) => a.reason = "the baseline history is empty; retrying".into(),
                 Err(e) => a.reason = format!("could not read the baseline history: {e}; retrying"),
             }
         }
@@ -394,10 +399,8 @@ impl<'a> Decider<'a> {
             if !changed {
                 // Before the change, live reads build the baseline of signals without history.
                 if s.prometheus.is_none() {
-                    let prev = a.baseline.as_ref().map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }).unwrap_or_default();
-                    let from0 = a.baseline.as_ref().and_then(|b| b.from).unwrap_or(from);
-                    a.baseline = Some(rate_window(prev.add(counts), Some(from0), Some(to)));
-                    let b = a.baseline.as_ref().unwrap();
+                    let b = a.baseline.get_or_insert_with(Default::default);
+                    observe_baseline(b, to, from, counts);
                     a.reason = format!("measuring the baseline: {} over {} attempts so far", pct(b.rate), b.attempts);
                 }
                 continue;
@@ -411,8 +414,7 @@ impl<'a> Decider<'a> {
                 a.analysed_at = Some(now);
                 continue;
             };
-            let detector = BaselineRelative { rule: s.regression.clone() };
-            let r = detector.update(&mut a.detector, Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }, counts);
+            let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
             a.verdict = r.verdict;
             a.reason = r.reason;
             a.statistic = Some(r.statistic);

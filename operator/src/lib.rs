@@ -11,6 +11,7 @@ pub mod decide;
 pub mod detector;
 pub mod error;
 pub mod metrics;
+pub mod replay;
 pub mod signals;
 pub mod target;
 pub mod window;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
-use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics};
+use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics, replay};
 
 #[derive(Parser)]
 #[command(version, about = "Staged upgrades inside maintenance windows, with a long soak and automatic revert")]
@@ -24,6 +24,24 @@ enum Command {
     },
     /// Print the CustomResourceDefinition as YAML.
     Crd,
+    /// Replay a recorded trace through the detector: would the operator have rolled back, when?
+    Replay {
+        /// CSV with header ts,attempts,errors (RFC 3339 end of each interval, evenly spaced).
+        #[arg(long)]
+        trace: std::path::PathBuf,
+        /// When the change was made: earlier rows are the baseline, later rows the soak.
+        #[arg(long)]
+        change_at: String,
+        /// A MaintenanceUpgrade whose signal's regression rule to use (default: the defaults).
+        #[arg(long)]
+        spec: Option<std::path::PathBuf>,
+        /// Which signal of --spec (default: the first).
+        #[arg(long)]
+        signal: Option<String>,
+        /// Write a picture of the error rate, baseline, statistic and decision (SVG).
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -32,6 +50,33 @@ async fn main() -> anyhow::Result<()> {
     let default = Command::Run { instance: std::env::var("POD_NAME").ok(), listen: ([127, 0, 0, 1], 8080).into() };
     match cli.command.unwrap_or(default) {
         Command::Crd => print!("{}", serde_yaml::to_string(&MaintenanceUpgrade::crd())?),
+        Command::Replay { trace, change_at, spec, signal, plot } => {
+            let fail = |msg: String| -> anyhow::Error {
+                eprintln!("error: {msg}");
+                std::process::exit(2)
+            };
+            let text = std::fs::read_to_string(&trace).map_err(|e| fail(format!("{}: {e}", trace.display())))?;
+            let rows = replay::parse_trace(&text).map_err(|e| fail(format!("{}: {e}", trace.display())))?;
+            let change_at = chrono::DateTime::parse_from_rfc3339(&change_at)
+                .map_err(|e| fail(format!("--change-at {change_at:?} is not RFC 3339: {e}")))?
+                .with_timezone(&chrono::Utc);
+            let rule = match spec {
+                Some(p) => {
+                    let yaml = std::fs::read_to_string(&p).map_err(|e| fail(format!("{}: {e}", p.display())))?;
+                    replay::rule_from_spec(&yaml, signal.as_deref()).map_err(|e| fail(format!("{}: {e}", p.display())))?
+                }
+                None => Default::default(),
+            };
+            let outcome = replay::replay(&rows, change_at, &rule).map_err(fail)?;
+            print!("{}", replay::summary(&outcome));
+            if let Some(p) = plot {
+                let step = (maintenance_operator::detector::Cusum::from_rule(&rule).bucket.num_seconds()
+                    / (rows.get(1).map(|r| (r.0 - rows[0].0).num_seconds()).unwrap_or(60)).max(1)) as usize;
+                std::fs::write(&p, replay::plot_svg(&outcome, step)).map_err(|e| fail(format!("{}: {e}", p.display())))?;
+                println!("plot:     {}", p.display());
+            }
+            println!("{}", serde_json::to_string(&outcome)?);
+        }
         Command::Run { instance, listen } => {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))

@@ -106,8 +106,16 @@ pub async fn prom_instant(http: &reqwest::Client, address: &str, query: &str, at
     sum.ok_or_else(|| Error::PromNoData(query.to_string()))
 }
 
-/// Sum over every step of a range query: per-interval counts over a span of history.
-pub async fn prom_range(http: &reqwest::Client, address: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>, step: Duration) -> Result<f64, Error> {
+/// A range query's values per step (summed over series): per-interval counts over a span of
+/// history, each labelled with the end of its interval.
+pub async fn prom_range(
+    http: &reqwest::Client,
+    address: &str,
+    query: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+) -> Result<Vec<(DateTime<Utc>, f64)>, Error> {
     let url = format!("{}/api/v1/query_range", address.trim_end_matches('/'));
     // Each step's value covers the step before it, so start one step in.
     let params = [
@@ -117,13 +125,20 @@ pub async fn prom_range(http: &reqwest::Client, address: &str, query: &str, from
         ("step", format!("{}s", step.num_seconds().max(1))),
     ];
     let data = prom_get(http, &url, &params, query).await?;
-    let mut sum = None;
+    let mut steps: std::collections::BTreeMap<i64, f64> = Default::default();
     for s in data.result {
-        for (_, v) in s.values {
+        for (ts, v) in s.values {
+            let mut sum = steps.get(&(ts as i64)).copied();
             add(&mut sum, &v);
+            if let Some(x) = sum {
+                steps.insert(ts as i64, x);
+            }
         }
     }
-    sum.ok_or_else(|| Error::PromNoData(query.to_string()))
+    if steps.is_empty() {
+        return Err(Error::PromNoData(query.to_string()));
+    }
+    Ok(steps.into_iter().filter_map(|(ts, v)| DateTime::from_timestamp(ts, 0).map(|t| (t, v))).collect())
 }
 
 fn add(sum: &mut Option<f64>, v: &str) {

@@ -28,6 +28,7 @@ spec:
     signals:
       - name: pod-start-failures
         kubernetes: {namespaces: [e2e-demo], labelSelector: app=email-sync, pendingLimit: 3s}
+        regression: {bucket: 4s}   # the 10 minute default, compressed like everything else
 "#;
 
 /// Returns (rather than exits) so that the scenario is dropped: its operator process and
@@ -47,7 +48,7 @@ async fn main() -> ExitCode {
     s.apply(UPGRADE).await;
     let t0 = Instant::now();
     let name = "secret-store-connector-1-4";
-    println!("{:>6}  {:<18} {:<8} {:>8} {:>9} {:>10}  what the operator says", "time", "phase", "stage", "errors", "baseline", "rollback@");
+    println!("{:>6}  {:<18} {:<8} {:>8} {:>9} {:>11}  what the operator says", "time", "phase", "stage", "errors", "baseline", "CUSUM/limit");
     let mut last_line = String::new();
     let mut seen_events = 0;
     let mut last_print = Instant::now();
@@ -84,21 +85,24 @@ fn timeline_line(mu: &MaintenanceUpgrade) -> String {
     let Some(st) = &mu.status else { return "waiting for the operator".into() };
     let a = st.analysis.first();
     let pct = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into());
-    let observed = a.and_then(|a| a.statistic.or(a.last.as_ref().map(|l| l.rate)));
+    let observed = a.and_then(|a| a.last.as_ref().map(|l| l.rate));
     let baseline = a.and_then(|a| a.baseline.as_ref().map(|b| b.rate));
-    let threshold = a.and_then(|a| a.threshold);
+    let cusum = match (a.and_then(|a| a.statistic), a.and_then(|a| a.threshold)) {
+        (Some(s), Some(t)) => format!("{s:.1}/{t:.0}"),
+        _ => "-".into(),
+    };
     let mut msg = st.message.clone();
     if msg.len() > 90 {
         msg.truncate(90);
         msg.push('…');
     }
     format!(
-        "{:<18} {:<8} {:>8} {:>9} {:>10}  {msg}",
+        "{:<18} {:<8} {:>8} {:>9} {:>11}  {msg}",
         format!("{:?}", st.phase),
         st.current_stage.clone().unwrap_or_default(),
         pct(observed),
         pct(baseline),
-        pct(threshold)
+        cusum
     )
 }
 
