@@ -33,7 +33,7 @@ spec:
     signals:
       - name: pod-start-failures
         kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
-        regression: {{bucket: 4s}}
+        regression: {{bucket: 2s}}
 "#
     )
 }
@@ -115,7 +115,7 @@ async fn s03_regression_only_in_the_fleet_reverts_both_last_first() {
     let mut s = incident_world("fleet-regression").await;
     s.fault_injector(&["connector"], SECS(60), 0.6);
     let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
-    s.apply(&two_stage(&s.ns, "up", "50s", BAD)).await;
+    s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(240)).await;
     let st = mu.status.clone().unwrap();
     assert!(st.stages[0].passed_at.is_some(), "the canary passed first");
@@ -294,7 +294,7 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     let mut s = incident_world("sigkill").await;
     s.fault_injector(&["connector"], SECS(60), 0.6);
     let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
-    s.apply(&two_stage(&s.ns, "up", "50s", BAD)).await;
+    s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
     let applied = |stage: usize| {
         move |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|st| st.stages.get(stage).is_some_and(|s| s.components[0].applied_at.is_some()))
     };

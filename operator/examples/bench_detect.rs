@@ -273,17 +273,51 @@ fn main() {
         Family::Ramp31h,
     ];
     let started = Instant::now();
-    let mut rng = StdRng::seed_from_u64(SEED);
+    let seed: u64 = args.iter().position(|a| a == "--seed").map(|i| args[i + 1].parse().unwrap()).unwrap_or(SEED);
+    let mut rng = StdRng::seed_from_u64(seed);
     let traces: Vec<Trace> = families.iter().flat_map(|f| (0..per_family).map(|_| *f).collect::<Vec<_>>()).map(|f| generate(&mut rng, f)).collect();
     eprintln!("generated {} traces of {} minutes in {:.1}s", traces.len(), HISTORY_MIN + SOAK_MIN, started.elapsed().as_secs_f64());
 
-    let rule = RegressionRule::default();
+    // Exploration knobs (the report always says which values ran); defaults otherwise.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    let mut rule = RegressionRule::default();
+    if let Some(v) = env("BENCH_REL") {
+        rule.min_relative_increase = v;
+    }
+    if let Some(v) = env("BENCH_ABS") {
+        rule.min_absolute_increase = v;
+    }
+    rule.threshold = env("BENCH_H");
+    rule.max_increment = env("BENCH_CAP");
+    rule.min_excess_failures = env("BENCH_EXCESS");
     let cusum = Cusum::from_rule(&rule);
     let baselines: Vec<BaselineStatus> = traces.iter().map(|t| fit_baseline(&t.rows[..t.change], cusum.bucket)).collect();
     let p0: Vec<f64> = baselines.iter().map(|b| b.rate).collect();
     let healthy: Vec<&Trace> = traces.iter().filter(|t| t.family.healthy()).collect();
     let idx = |t: &Trace| traces.iter().position(|x| std::ptr::eq(x, t)).unwrap();
 
+    if args.iter().any(|a| a == "--explain-false") {
+        for (i, t) in traces.iter().enumerate().filter(|(_, t)| t.family.healthy()) {
+            let mut s = DetectorState::default();
+            for j in t.change..t.rows.len() {
+                let a = cusum.update(&mut s, &baselines[i], t.rows[j].0, t.rows[j].1);
+                if a.verdict == Verdict::Regression {
+                    let b = &baselines[i];
+                    eprintln!(
+                        "false rollback: {:?} trace {i}, {:.1} h into the soak; baseline {:.3}% rho {:.5} phi {:.2} hourly {}; {}",
+                        t.family,
+                        (j - t.change) as f64 / 60.0,
+                        b.rate * 100.0,
+                        b.correlation,
+                        b.dispersion,
+                        b.hourly.len(),
+                        a.reason
+                    );
+                    break;
+                }
+            }
+        }
+    }
     // Replay speed: one 72 h per-minute soak, baseline fit included.
     let timer = Instant::now();
     let reps = 20;
@@ -294,10 +328,10 @@ fn main() {
     let replay_ms = timer.elapsed().as_secs_f64() * 1000.0 / reps as f64;
 
     // The canary tools' rules, each at its best case on this corpus.
-    let mult_grid: Vec<f64> = (0..400).map(|i| 1.05 + i as f64 * 0.05).collect();
+    let mult_grid: Vec<f64> = (0..300).map(|i| 1.05 * 1.025f64.powi(i)).collect(); // 1.05x .. ~1700x
     let argo_m = calibrate(&healthy, &mult_grid, |t, m| argo(t, m * p0[idx(t)], 5, 3));
     let flagger_m = calibrate(&healthy, &mult_grid, |t, m| flagger(t, m * p0[idx(t)], 5));
-    let z_grid: Vec<f64> = (0..200).map(|i| 1.0 + i as f64 * 0.05).collect();
+    let z_grid: Vec<f64> = (0..400).map(|i| 1.0 + i as f64 * 0.05).collect();
     let kayenta_z = calibrate(&healthy, &z_grid, kayenta);
     eprintln!("calibrated in {:.1}s: argo {argo_m:.2}x, flagger {flagger_m:.2}x, kayenta z {kayenta_z:.2}", started.elapsed().as_secs_f64());
 
@@ -312,7 +346,7 @@ fn main() {
     let _ = writeln!(report, "# Slow-regression detection benchmark\n");
     let _ = writeln!(
         report,
-        "Seed {SEED}; {per_family} soaks per family; each soak has 7 days of per-minute history and 72 h after the change. \
+        "Seed {seed}; {per_family} soaks per family; each soak has 7 days of per-minute history and 72 h after the change. \
 Volume 5–500 attempts/min and base error rate 0.2–3 % (log-uniform), daily seasonality of volume and rate, \
 overdispersion (the rate wanders in 10-minute blocks, lognormal σ up to 0.3), about one spike of 2–10 min at 3–8x a day, \
 and in 30 % of histories a 1–2.5 h incident at 5x. Regressions start up to 24 h after the change (the 31 h ramp at the change).\n"

@@ -323,13 +323,13 @@ pub struct RegressionRule {
     /// Expert: how much time one CUSUM step covers (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<Duration>,
-    /// Expert: the largest step one bucket may add to the statistic (default 2.5), so that a
-    /// spike of minutes cannot trip the detector alone.
+    /// Expert: the largest step one bucket may add to the statistic (default 2), so that a spike
+    /// of minutes, or an unrelated incident of half an hour, cannot trip the detector alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0.0").message("maxIncrement must be greater than 0"))]
     pub max_increment: Option<f64>,
     /// Expert: catastrophic breakage is an error rate this many times the baseline (default 10,
-    /// and at least 10 points above it) for five intervals in a row; it reverts at once.
+    /// and at least 10 points above it) for fifteen intervals in a row; it reverts at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 1.0").message("ceiling must be greater than 1"))]
     pub ceiling: Option<f64>,
@@ -711,9 +711,14 @@ pub struct BaselineStatus {
     pub from: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
-    /// Variance of the counts relative to binomial noise (1 = binomial); steps are scaled by it.
+    /// Variance of a bucket's error count relative to binomial noise (1 = binomial), at the
+    /// baseline's typical volume. For display: steps are scaled by 1 + (n − 1) × `correlation`.
     #[serde(default)]
     pub dispersion: f64,
+    /// Extra-binomial (beta-binomial) correlation of failures within a bucket: how much the
+    /// error rate itself wanders. Scales each step to its own bucket's volume.
+    #[serde(default)]
+    pub correlation: f64,
     /// Error rate per hour of day (UTC), when the history covers at least three days.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hourly: Vec<f64>,

@@ -52,8 +52,9 @@ pub trait Detector {
 
 /// History this long or more gets an hour-of-day profile.
 const HOURLY_AFTER_DAYS: i64 = 3;
-/// Prior weight (in attempts) pulling each hour's rate towards the pooled rate.
-const HOURLY_PRIOR_ATTEMPTS: f64 = 2000.0;
+/// Prior weight, in expected errors, pulling each hour's rate towards the pooled rate: an
+/// hour's own rate counts only once it rests on more failures than this.
+const HOURLY_PRIOR_ERRORS: f64 = 50.0;
 
 /// Fit the baseline from per-interval counts before the change, in time order.
 pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> BaselineStatus {
@@ -94,7 +95,7 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
         }
         hourly = per_hour
             .iter()
-            .map(|c| (c.errors as f64 + HOURLY_PRIOR_ATTEMPTS * rate) / (c.attempts as f64 + HOURLY_PRIOR_ATTEMPTS))
+            .map(|c| (c.errors as f64 + HOURLY_PRIOR_ERRORS) / (c.attempts as f64 + HOURLY_PRIOR_ERRORS / rate))
             .collect();
     }
     let mut b = BaselineStatus {
@@ -111,7 +112,7 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
     let kept_hours: Vec<DateTime<Utc>> = kept.iter().map(|(t, _)| *t).collect();
     let buckets: Vec<(DateTime<Utc>, Counts)> =
         group(history, bucket).into_iter().filter(|(t, _)| kept_hours.iter().any(|h| *t >= *h && *t < *h + Duration::hours(1))).collect();
-    b.dispersion = dispersion(&buckets, &b);
+    (b.dispersion, b.correlation) = dispersion(&buckets, &b);
     b
 }
 
@@ -127,19 +128,51 @@ fn group(history: &[(DateTime<Utc>, Counts)], len: Duration) -> Vec<(DateTime<Ut
     out
 }
 
-fn dispersion(buckets: &[(DateTime<Utc>, Counts)], b: &BaselineStatus) -> f64 {
-    let mut chi2 = 0.0;
-    let mut df = 0.0;
+/// Beta-binomial overdispersion: a bucket's squared Pearson residual has expectation
+/// 1 + (n − 1) ρ. Estimated robustly, so that a few spikes in the history do not pass for noise:
+/// the ρ at which the 95 % trimmed mean of r² / (1 + (n − 1) ρ) is that of chi-square(1).
+/// Returns (φ at the median volume, ρ).
+fn dispersion(buckets: &[(DateTime<Utc>, Counts)], b: &BaselineStatus) -> (f64, f64) {
+    // E[X | X < q95] for chi-square(1): P(chi-square(3) < 3.841) / 0.95.
+    const CHI2_1_TRIMMED_MEAN: f64 = 0.7207 / 0.95;
+    let mut r: Vec<(f64, f64)> = vec![];
     for (t, c) in buckets {
         if c.attempts < 20 {
             continue;
         }
         let p = rate_at(b, *t);
         let n = c.attempts as f64;
-        chi2 += (c.errors as f64 - n * p).powi(2) / (n * p * (1.0 - p));
-        df += 1.0;
+        r.push(((c.errors as f64 - n * p).powi(2) / (n * p * (1.0 - p)), n));
     }
-    if df < 3.0 { 1.0 } else { (chi2 / (df - 1.0)).clamp(1.0, 50.0) }
+    if r.len() < 6 {
+        return (1.0, 0.0);
+    }
+    // Mean of the lowest 95 % of scaled residuals: robust to the few spike buckets, and unlike
+    // the median still informative when counts are sparse.
+    let keep = ((r.len() as f64) * 0.95).ceil() as usize;
+    let trimmed_mean_at = |rho: f64| {
+        let mut v: Vec<f64> = r.iter().map(|(r2, n)| r2 / (1.0 + (n - 1.0) * rho)).collect();
+        v.sort_by(f64::total_cmp);
+        v[..keep].iter().sum::<f64>() / keep as f64
+    };
+    let rho = if trimmed_mean_at(0.0) <= CHI2_1_TRIMMED_MEAN {
+        0.0
+    } else {
+        let (mut lo, mut hi) = (0.0, 0.5);
+        for _ in 0..50 {
+            let mid = (lo + hi) / 2.0;
+            if trimmed_mean_at(mid) > CHI2_1_TRIMMED_MEAN { lo = mid } else { hi = mid }
+        }
+        hi
+    };
+    let mut ns: Vec<f64> = r.iter().map(|(_, n)| *n).collect();
+    ns.sort_by(f64::total_cmp);
+    (1.0 + (ns[ns.len() / 2] - 1.0) * rho, rho)
+}
+
+/// How much more a bucket of `n` attempts varies than binomial noise.
+pub fn inflation(b: &BaselineStatus, n: f64) -> f64 {
+    if b.correlation > 0.0 { 1.0 + (n - 1.0).max(0.0) * b.correlation } else { b.dispersion.max(1.0) }
 }
 
 /// The baseline error rate expected at `t` (hour-of-day aware when the profile exists).
@@ -163,7 +196,13 @@ pub fn observe_baseline(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTim
     // chi2 = sum((y - n p)^2 / (n p (1-p))) = (sum(y^2/n) - 2 p sum(y) + p^2 sum(n)) / (p (1-p))
     let p = b.rate;
     let chi2 = (b.sum_sq - 2.0 * p * b.errors as f64 + p * p * b.attempts as f64) / (p * (1.0 - p));
-    b.dispersion = if b.intervals < 4 { 1.0 } else { (chi2 / (b.intervals - 1) as f64).clamp(1.0, 50.0) };
+    if b.intervals >= 4 {
+        let (k, n_minus_1) = (b.intervals as f64, (b.attempts - b.intervals).max(1) as f64);
+        b.correlation = ((chi2 - k) / n_minus_1).clamp(0.0, 0.5);
+        b.dispersion = 1.0 + (n_minus_1 / k) * b.correlation;
+    } else {
+        b.dispersion = 1.0;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,11 +244,11 @@ impl Cusum {
             min_absolute_increase: rule.min_absolute_increase,
             min_attempts: rule.min_attempts.max(1) as u64,
             threshold: rule.threshold.unwrap_or(DEFAULT_THRESHOLD * scale),
-            max_increment: rule.max_increment.unwrap_or(2.5),
+            max_increment: rule.max_increment.unwrap_or(2.0),
             bucket: rule.bucket.as_ref().and_then(|b| b.parse().ok()).unwrap_or(Duration::minutes(10)),
             ceiling: rule.ceiling.unwrap_or(10.0),
             ceiling_absolute: 0.10,
-            ceiling_intervals: 5,
+            ceiling_intervals: 15,
             min_excess_failures: rule.min_excess_failures.unwrap_or(10.0 * scale),
         }
     }
@@ -251,7 +290,7 @@ impl Detector for Cusum {
             let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
             let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
             let bp1 = self.regression_rate(bp0);
-            let inc = (llr(bn, by, bp0, bp1) / b.dispersion.max(1.0)).min(self.max_increment);
+            let inc = (llr(bn, by, bp0, bp1) / inflation(b, bn)).min(self.max_increment);
             s.statistic = (s.statistic + inc).max(0.0);
             s.last_bucket_rate = by / bn;
             s.last_bucket_baseline = bp0;
@@ -380,7 +419,7 @@ mod tests {
     fn catastrophe_acts_within_minutes() {
         let b = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
         let at = first_regression(&b, &minutes(60, |i| if i >= 10 { (100, 60) } else { (100, 1) })).unwrap();
-        assert_eq!(at, 14, "five intervals in a row above the ceiling");
+        assert_eq!(at, 24, "fifteen intervals in a row above the ceiling");
     }
 
     #[test]

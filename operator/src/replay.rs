@@ -198,7 +198,8 @@ pub fn plot_svg(o: &Outcome, bucket_minutes: usize) -> String {
     }
     for i in 0..=6 {
         let hh = span * i as f64 / 6.0;
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.0} h</text>"#, x(hh), bottom2 + 18.0, hh);
+        let label = if span < 12.0 { format!("{hh:.1} h") } else { format!("{hh:.0} h") };
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#, x(hh), bottom2 + 18.0);
     }
     let _ = writeln!(s, r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##, path(buckets.iter().map(|b| (x(b.0), y1(b.1))).collect()));
     let _ = writeln!(s, r##"<polyline fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="6 3" points="{}"/>"##, path(buckets.iter().map(|b| (x(b.0), y1(b.2))).collect()));

@@ -28,7 +28,7 @@ spec:
     signals:
       - name: pod-start-failures
         kubernetes: {namespaces: [e2e-demo], labelSelector: app=email-sync, pendingLimit: 3s}
-        regression: {bucket: 4s}   # the 10 minute default, compressed like everything else
+        regression: {bucket: 2s}   # the 10 minute default, compressed like everything else
 "#;
 
 /// Returns (rather than exits) so that the scenario is dropped: its operator process and
