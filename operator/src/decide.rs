@@ -674,28 +674,21 @@ impl<'a> Decider<'a> {
             }
             let (key, t) = self.target(&c);
             let Some(t) = t else {
-                self.set_phase(Phase::Pending, format!("waiting for {key} to exist; nothing has been changed"));
-                self.block(reason::TARGET_NOT_FOUND, format!("{key} does not exist; create it or fix the component, nothing has been changed"));
-                self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
+                self.hold_before_claim(reason::TARGET_NOT_FOUND, format!("{key} does not exist; create it or fix the component, nothing has been changed"));
                 return false;
             };
             let container = match t.resolve_container(wanted.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     let r = if wanted.is_some() { reason::CONTAINER_NOT_FOUND } else { reason::CONTAINER_AMBIGUOUS };
-                    self.set_phase(Phase::Pending, format!("{key} {e}; nothing has been changed"));
-                    self.block(r, format!("{key} {e}; nothing has been changed"));
-                    self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
+                    self.hold_before_claim(r, format!("{key} {e}; nothing has been changed"));
                     return false;
                 }
             };
             let image = t.image(&container).unwrap_or_default().to_string();
             match t.owner.as_deref() {
                 Some(owner) if owner != self.o.id => {
-                    let msg = format!("{key} belongs to MaintenanceUpgrade {owner}; this upgrade waits until that one ends");
-                    self.set_phase(Phase::Pending, msg.clone());
-                    self.block(reason::TARGET_OWNED, msg);
-                    self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
+                    self.hold_before_claim(reason::TARGET_OWNED, format!("{key} belongs to MaintenanceUpgrade {owner}; this upgrade waits until that one ends"));
                     return false;
                 }
                 Some(_) => {
@@ -719,6 +712,13 @@ impl<'a> Decider<'a> {
         }
         self.st.claimed_at = Some(self.now());
         true
+    }
+
+    /// Something outside the operator must change before the targets can be claimed.
+    fn hold_before_claim(&mut self, reason: &'static str, message: String) {
+        self.set_phase(Phase::Pending, message.clone());
+        self.block(reason, message);
+        self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
     }
 
     fn record_claim(&mut self, si: usize, ci: usize, container: String, image: String, t: &TargetState) {
