@@ -642,6 +642,18 @@ impl<'a> Decider<'a> {
         if self.st.changed_at.is_none() && !self.baseline_ready(plan) {
             return;
         }
+        // Someone else changed a target: hold every forward step (analysis and rollback go on)
+        // until a human decides, rather than promote around their change.
+        let conflict = self.components().find(|c| c.phase == ComponentPhase::Conflict).cloned();
+        if let Some(c) = conflict {
+            let msg = format!(
+                "{}; the upgrade is held: set spec.rollback.requested to revert the rest, or delete the upgrade to leave things as they are",
+                c.message.unwrap_or_else(|| format!("{:?} {}/{} was changed by someone else", c.kind, c.namespace, c.name))
+            );
+            self.st.message = msg.clone();
+            self.block(reason::CHANGED_EXTERNALLY, msg);
+            return;
+        }
         let Some(si) = self.st.stages.iter().position(|s| s.phase != StagePhase::Passed) else {
             return self.succeed();
         };

@@ -459,6 +459,14 @@ fn image_changed_by_someone_else_is_left_alone() {
     w.step();
     assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Conflict);
     assert!(w.events.iter().any(|e| e.starts_with(reason::CHANGED_EXTERNALLY)));
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!((b.status.as_str(), b.reason.as_str()), ("True", reason::CHANGED_EXTERNALLY));
+    assert!(b.message.contains("connector:hotfix"), "{}", b.message);
+    // Held: the soak ends but the fleet stage does not start around the hand-made change.
+    w.obs.now += Duration::hours(2);
+    w.step();
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    assert_eq!(w.image("connector"), "connector:1.0");
     // A later regression reverts only what is still ours.
     w.error_rate = Box::new(|_| 0.3);
     w.run_until(Duration::hours(2), terminal);
