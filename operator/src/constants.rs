@@ -38,11 +38,8 @@ pub mod reason {
     pub const CLAIMED: &str = "TargetsClaimed";
     pub const WINDOW_CLOSED: &str = "WindowClosed";
     pub const WINDOW_OPENED: &str = "WindowOpen";
-    pub const STAGE_DOES_NOT_FIT: &str = "StageDoesNotFitWindow";
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
-    pub const BASELINE_MEASURED: &str = "BaselineMeasured";
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
-    pub const PAUSED: &str = "Paused";
     pub const STAGE_STARTED: &str = "StageStarted";
     pub const IMAGE_SET: &str = "ImageSet";
     pub const ROLLED_OUT: &str = "RolledOut";

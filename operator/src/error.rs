@@ -13,8 +13,6 @@ pub enum Error {
     Prometheus(String, String),
     #[error("Prometheus query returned no data: {0}")]
     PromNoData(String),
-    #[error("invalid object: {0}")]
-    InvalidObject(String),
 }
 
 impl Error {
@@ -25,7 +23,6 @@ impl Error {
             Error::PatchStatus(..) => "patch_status",
             Error::Prometheus(..) => "prometheus",
             Error::PromNoData(..) => "prometheus_no_data",
-            Error::InvalidObject(..) => "invalid_object",
         }
     }
 }
