@@ -4,7 +4,8 @@
 //! rate (hours far above the median are treated as incidents and left out), an hour-of-day
 //! profile once there are three days of history, and the overdispersion of the counts. The
 //! detector is a one-sided binomial CUSUM on buckets of intervals (10 minutes by default)
-//! against the smallest regression that matters, p1 = max(p0 × (1 + relative), p0 + absolute).
+//! against the smallest regression that matters, p1 = max(p0 × (1 + relative), p0 + absolute),
+//! where p0 is taken one standard error above the estimate (the baseline is itself uncertain).
 //! Each bucket's log-likelihood ratio is divided by the overdispersion and capped, so a spike
 //! of minutes cannot trip it alone; buckets with too few attempts are merged with the next. A
 //! separate ceiling reverts fast on catastrophic breakage. The whole running state is plain
@@ -181,6 +182,16 @@ pub fn rate_at(b: &BaselineStatus, t: DateTime<Utc>) -> f64 {
     p.clamp(1e-6, 0.999)
 }
 
+/// How far above its estimate the baseline rate may plausibly be: one relative standard error,
+/// from the failures it rests on (an hour's share plus the prior when there is a daily profile).
+/// The CUSUM judges against the rate this much higher, so a baseline that happens to be
+/// underestimated, which is likely when it rests on few failures, does not read as a slow
+/// regression over a multi-day soak.
+pub fn baseline_margin(b: &BaselineStatus) -> f64 {
+    let failures = if b.hourly.len() == 24 { b.errors.max(0) as f64 / 24.0 + HOURLY_PRIOR_ERRORS } else { b.errors.max(0) as f64 + 1.0 };
+    1.0 + 1.0 / failures.sqrt()
+}
+
 /// Add one live interval to a baseline being observed (signals without history). The running
 /// Pearson sums give the dispersion without keeping every interval.
 pub fn observe_baseline(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTime<Utc>, c: Counts) {
@@ -289,8 +300,9 @@ impl Detector for Cusum {
         if at - start >= self.bucket - Duration::seconds(1) && s.bucket_attempts as u64 >= self.min_attempts {
             let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
             let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
-            let bp1 = self.regression_rate(bp0);
-            let inc = (llr(bn, by, bp0, bp1) / inflation(b, bn)).min(self.max_increment);
+            let reference = (bp0 * baseline_margin(b)).min(0.999);
+            let bp1 = self.regression_rate(reference);
+            let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(self.max_increment);
             s.statistic = (s.statistic + inc).max(0.0);
             s.last_bucket_rate = by / bn;
             s.last_bucket_baseline = bp0;
@@ -312,11 +324,13 @@ impl Detector for Cusum {
             excess_errors: excess,
             reason: String::new(),
         };
+        let margin = baseline_margin(b);
         let facts = format!(
-            "error rate {} against a baseline of {} (regression at {}); CUSUM {:.1} of {:.1}; {:.0} failures above the baseline since the change",
+            "error rate {} against a baseline of {} (±{:.0}%; regression at {}); CUSUM {:.1} of {:.1}; {:.0} failures above the baseline since the change",
             pct(observed),
             pct(baseline),
-            pct(self.regression_rate(baseline)),
+            (margin - 1.0) * 100.0,
+            pct(self.regression_rate(baseline * margin)),
             s.statistic,
             self.threshold,
             excess
@@ -406,6 +420,18 @@ mod tests {
         assert_eq!(first_regression(&b, &minutes(72 * 60, |_| (100, 1))), None);
         let at = first_regression(&b, &minutes(72 * 60, |i| (100, if i >= 600 { 3 } else { 1 }))).expect("a 3x step is caught");
         assert!((600..720).contains(&at), "caught after {} min of the step", at - 600);
+    }
+
+    #[test]
+    fn a_baseline_resting_on_few_failures_is_given_the_benefit_of_the_doubt() {
+        // 20 failures in 2,000 attempts: the true rate may well be 30 % higher than 1 %.
+        let b = fit_baseline(&minutes(2000, |i| (1, u64::from(i % 100 == 0))), Duration::minutes(10));
+        assert!(baseline_margin(&b) > 1.2, "{}", baseline_margin(&b));
+        // Much more traffic after the change: 1.3x would add up to a verdict against 1 % taken at
+        // face value.
+        let soak = |errors: u64| minutes(72 * 60, move |_| (1000, errors));
+        assert_eq!(first_regression(&b, &soak(13)), None, "1.3x a thin baseline is not evidence");
+        assert!(first_regression(&b, &soak(40)).is_some(), "4x is");
     }
 
     #[test]
