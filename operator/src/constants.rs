@@ -48,6 +48,8 @@ pub mod reason {
     pub const NO_REGRESSION: &str = "NoRegression";
     pub const REGRESSION: &str = "RegressionDetected";
     pub const INCONCLUSIVE: &str = "AnalysisInconclusive";
+    pub const SUSPECTED: &str = "RegressionSuspected";
+    pub const SUSPICION_CLEARED: &str = "SuspicionCleared";
     pub const ROLLOUT_FAILED: &str = "RolloutFailed";
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     pub const MANUAL_ROLLBACK: &str = "ManualRollback";

@@ -209,10 +209,18 @@ pub async fn act(mu: &MaintenanceUpgrade, observed: &Observed, decision: Decisio
             }
         }
     }
+    // The Events of a change to a target go out before the status write: if the operator dies
+    // before the write, the next decision finds the change already made and says nothing, so
+    // announcing late would lose them. Other Events follow the write, so that a failing write
+    // cannot repeat them.
+    let (first, after) = if decision.effect.is_some() { (&decision.events[..], &[][..]) } else { (&[][..], &decision.events[..]) };
+    for n in first {
+        publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
+    }
     if Some(&decision.status) != mu.status.as_ref() {
         write_status(&ctx.client, mu, &decision.status).await.map_err(|e| Error::PatchStatus(name.clone(), e))?;
     }
-    for n in &decision.events {
+    for n in after {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
     if decision.status.phase != observed.status.phase {

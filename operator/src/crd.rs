@@ -660,9 +660,13 @@ pub struct RateWindow {
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Verdict {
+    /// Not enough data, or the signal could not be read: neither promotes nor reverts.
     #[default]
     Inconclusive,
     Pass,
+    /// Evidence of a regression is building (the statistic passed two thirds of its threshold):
+    /// the soak is extended until it clears or becomes a regression.
+    Suspect,
     Regression,
 }
 
@@ -697,6 +701,10 @@ pub struct DetectorState {
     pub last_bucket_rate: f64,
     #[serde(default)]
     pub last_bucket_baseline: f64,
+    /// Since when the statistic has been at or above two thirds of the threshold (cleared below
+    /// a third of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect_since: Option<DateTime<Utc>>,
 }
 
 /// The pre-change baseline of a signal.

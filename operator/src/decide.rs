@@ -354,6 +354,7 @@ impl<'a> Decider<'a> {
             }
         }
         let changed = self.st.changed_at.is_some();
+        let mut notes = vec![];
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
@@ -415,12 +416,21 @@ impl<'a> Decider<'a> {
                 continue;
             };
             let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
+            match (a.verdict, r.verdict) {
+                (Verdict::Suspect, Verdict::Suspect) => {}
+                (_, Verdict::Suspect) => notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason))),
+                (Verdict::Suspect, Verdict::Pass) => notes.push((false, reason::SUSPICION_CLEARED, format!("signal {}: {}", a.name, r.reason))),
+                _ => {}
+            }
             a.verdict = r.verdict;
             a.reason = r.reason;
             a.statistic = Some(r.statistic);
             a.threshold = Some(r.threshold);
             a.excess_errors = Some(r.excess_errors);
             a.analysed_at = Some(now);
+        }
+        for (warning, reason, message) in notes {
+            self.note(warning, reason, "Analyse", message);
         }
     }
 
@@ -947,6 +957,18 @@ impl<'a> Decider<'a> {
             })
             .map(|s| s.name.clone())
             .collect();
+        let suspects: Vec<String> = self.st.analysis.iter().filter(|a| a.verdict == Verdict::Suspect).map(|a| a.name.clone()).collect();
+        if !suspects.is_empty() {
+            self.set_phase(
+                Phase::Soaking,
+                format!(
+                    "the soak of stage {name} is extended: evidence of a regression is building in signal(s) {}; promoting once it clears, reverting if it grows",
+                    suspects.join(", ")
+                ),
+            );
+            self.next(format!("end the soak of stage {name} when the suspicion clears"), None);
+            return;
+        }
         if !unsure.is_empty() {
             self.set_phase(
                 Phase::Soaking,
@@ -1012,7 +1034,8 @@ impl<'a> Decider<'a> {
             }
             None => {
                 let m = self.st.analysis.iter().map(|a| format!("{}: {}", a.name, a.reason)).collect::<Vec<_>>().join("; ");
-                cond(ct::HEALTHY, "Unknown", reason::INCONCLUSIVE, if m.is_empty() { "no analysis yet".into() } else { m })
+                let why = if self.st.analysis.iter().any(|a| a.verdict == Verdict::Suspect) { reason::SUSPECTED } else { reason::INCONCLUSIVE };
+                cond(ct::HEALTHY, "Unknown", why, if m.is_empty() { "no analysis yet".into() } else { m })
             }
         });
         new.push(match &self.blocked {

@@ -521,6 +521,33 @@ fn inconclusive_analysis_neither_promotes_nor_reverts() {
 }
 
 #[test]
+fn building_evidence_extends_the_soak_until_it_clears() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("1h");
+    let mut w = World::new(s);
+    // The canary runs hot for 50 minutes after its change (not long enough to be a regression),
+    // then settles.
+    w.error_rate = Box::new(|w: &World| {
+        let applied = w.obs.status.stages.first().and_then(|s| s.components[0].applied_at);
+        if applied.is_some_and(|at| w.obs.now - at < Duration::minutes(50)) { 0.025 } else { 0.01 }
+    });
+    w.run_until(Duration::hours(1), |w| w.obs.status.stages.first().is_some_and(|s| s.soak_ends_at.is_some()));
+    let soak_end = w.obs.status.stages[0].soak_ends_at.unwrap();
+    w.run_until(Duration::hours(2), |w| w.obs.now > soak_end + Duration::minutes(1));
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking, "not promoted at the end of the soak");
+    assert!(w.obs.status.message.contains("extended"), "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.analysis[0].verdict, Verdict::Suspect);
+    assert_eq!(w.condition(ct::HEALTHY).status, "Unknown");
+    assert_eq!(w.condition(ct::HEALTHY).reason, reason::SUSPECTED);
+    assert!(w.condition(ct::HEALTHY).message.contains("not promoting until"), "{}", w.condition(ct::HEALTHY).message);
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::SUSPECTED)).count(), 1);
+    // The evidence fades: promoted, and the upgrade completes.
+    w.run_until(Duration::hours(4), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert!(w.events.iter().any(|e| e.starts_with(reason::SUSPICION_CLEARED)));
+}
+
+#[test]
 fn regression_without_automatic_rollback_waits_for_a_human() {
     let mut s = spec();
     s.rollback.automatic = false;

@@ -312,6 +312,15 @@ impl Detector for Cusum {
             s.bucket_from = None;
         }
 
+        // Suspicion at two thirds of the threshold (measured: a few percent of healthy soaks get
+        // there, and it comes about an hour before a rollback), with hysteresis so that a
+        // statistic hovering at the mark does not flap.
+        if s.statistic >= self.threshold * 2.0 / 3.0 {
+            s.suspect_since.get_or_insert(at);
+        } else if s.statistic < self.threshold / 3.0 {
+            s.suspect_since = None;
+        }
+
         let soak_rate = if s.soak_attempts > 0 { s.soak_errors as f64 / s.soak_attempts as f64 } else { 0.0 };
         let observed = if s.last_bucket_baseline > 0.0 { s.last_bucket_rate } else { soak_rate };
         let baseline = if s.last_bucket_baseline > 0.0 { s.last_bucket_baseline } else { p0 };
@@ -356,6 +365,14 @@ impl Detector for Cusum {
         } else if s.soak_attempts < self.min_attempts as i64 {
             a.verdict = Verdict::Inconclusive;
             a.reason = format!("only {} attempts since the change, fewer than the {} needed for a verdict", s.soak_attempts, self.min_attempts);
+        } else if let Some(since) = s.suspect_since {
+            a.verdict = Verdict::Suspect;
+            a.reason = format!(
+                "suspect since {}: {facts}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
+                since.format("%Y-%m-%d %H:%M UTC"),
+                self.threshold / 3.0,
+                self.threshold
+            );
         } else {
             a.reason = facts;
         }

@@ -78,6 +78,9 @@ pub struct Outcome {
     pub decided_at: Option<DateTime<Utc>>,
     pub change_at: DateTime<Utc>,
     pub hours_after_change: Option<f64>,
+    /// No rollback, but evidence was building at the end of the trace: the operator would not
+    /// have promoted yet.
+    pub suspect: bool,
     pub baseline_rate: f64,
     pub baseline_dispersion: f64,
     pub hour_of_day_profile: bool,
@@ -124,6 +127,7 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
         decided_at: rollback.then_some(at),
         change_at,
         hours_after_change: rollback.then(|| (at - change_at).num_seconds() as f64 / 3600.0),
+        suspect: a.verdict == Verdict::Suspect,
         baseline_rate: baseline.rate,
         baseline_dispersion: baseline.dispersion,
         hour_of_day_profile: baseline.hourly.len() == 24,
@@ -144,6 +148,9 @@ pub fn summary(o: &Outcome) -> String {
     match o.decided_at {
         Some(t) => {
             let _ = writeln!(s, "verdict:  ROLL BACK at {} ({:.1} h after the change)", t.to_rfc3339(), o.hours_after_change.unwrap_or_default());
+        }
+        None if o.suspect => {
+            let _ = writeln!(s, "verdict:  no rollback, but suspect at the end ({} intervals judged): the soak would be extended", o.soak_intervals);
         }
         None => {
             let _ = writeln!(s, "verdict:  pass ({} intervals judged, no regression)", o.soak_intervals);
