@@ -415,11 +415,11 @@ impl<'a> Decider<'a> {
                 a.analysed_at = Some(now);
                 continue;
             };
+            let was_suspect = a.detector.suspect_since.is_some();
             let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
-            match (a.verdict, r.verdict) {
-                (Verdict::Suspect, Verdict::Suspect) => {}
-                (_, Verdict::Suspect) => notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason))),
-                (Verdict::Suspect, Verdict::Pass) => notes.push((false, reason::SUSPICION_CLEARED, format!("signal {}: {}", a.name, r.reason))),
+            match (was_suspect, r.verdict) {
+                (false, Verdict::Suspect) => notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason))),
+                (true, Verdict::Pass) => notes.push((false, reason::SUSPICION_CLEARED, format!("signal {}: {}", a.name, r.reason))),
                 _ => {}
             }
             a.verdict = r.verdict;
