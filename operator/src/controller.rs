@@ -6,7 +6,7 @@ use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::{self, Decision, Effect, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, ResultLabel, SignalLabels, UpgradeLabels};
+use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
 use crate::signals;
 use crate::target::{self, TargetKey, TargetState};
 use chrono::{DateTime, Utc};
@@ -243,14 +243,16 @@ fn record_metrics(m: &Metrics, id: &str, before: &MaintenanceUpgradeStatus, afte
         m.rollbacks.get_or_create(&ResultLabel { result: r.reason.clone() }).inc();
     }
     for a in &after.analysis {
-        let set = |series: &str, v: Option<f64>| {
+        let set = |family: &SignalGauges, series: &str, v: Option<f64>| {
             if let Some(v) = v {
-                m.signal_rate.get_or_create(&SignalLabels { upgrade: id.into(), signal: a.name.clone(), series: series.into() }).set(v);
+                family.get_or_create(&SignalLabels { upgrade: id.into(), signal: a.name.clone(), series: series.into() }).set(v);
             }
         };
-        set("baseline", a.baseline.as_ref().map(|b| b.rate));
-        set("observed", a.statistic);
-        set("threshold", a.threshold);
+        let judged = a.detector.last_bucket_baseline > 0.0;
+        set(&m.signal_rate, "baseline", if judged { Some(a.detector.last_bucket_baseline) } else { a.baseline.as_ref().map(|b| b.rate) });
+        set(&m.signal_rate, "observed", if judged { Some(a.detector.last_bucket_rate) } else { a.last.as_ref().map(|l| l.rate) });
+        set(&m.signal_statistic, "statistic", a.statistic);
+        set(&m.signal_statistic, "threshold", a.threshold);
     }
 }
 
@@ -329,4 +331,34 @@ fn truncate(mut s: String, max: usize) -> String {
         s.truncate(end);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{DetectorState, Phase, SignalStatus};
+
+    #[test]
+    fn metrics_say_which_number_is_a_rate_and_which_the_statistic() {
+        let m = Metrics::default();
+        let mut after = MaintenanceUpgradeStatus { phase: Phase::Soaking, ..Default::default() };
+        after.analysis.push(SignalStatus {
+            name: "pods".into(),
+            statistic: Some(7.5),
+            threshold: Some(12.0),
+            detector: DetectorState { last_bucket_rate: 0.03, last_bucket_baseline: 0.01, ..Default::default() },
+            ..Default::default()
+        });
+        record_metrics(&m, "ops/up", &MaintenanceUpgradeStatus::default(), &after);
+        let text = m.render();
+        for line in [
+            r#"maintenance_operator_signal_error_rate{upgrade="ops/up",signal="pods",series="observed"} 0.03"#,
+            r#"maintenance_operator_signal_error_rate{upgrade="ops/up",signal="pods",series="baseline"} 0.01"#,
+            r#"maintenance_operator_signal_statistic{upgrade="ops/up",signal="pods",series="statistic"} 7.5"#,
+            r#"maintenance_operator_signal_statistic{upgrade="ops/up",signal="pods",series="threshold"} 12.0"#,
+            r#"maintenance_operator_upgrade_phase{upgrade="ops/up",phase="Soaking"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
 }

@@ -16,9 +16,12 @@ pub struct ResultLabel {
 pub struct SignalLabels {
     pub upgrade: String,
     pub signal: String,
-    /// baseline, observed or threshold
+    /// error rate: baseline or observed; detector: statistic or threshold
     pub series: String,
 }
+
+/// One gauge per upgrade, signal and series.
+pub type SignalGauges = Family<SignalLabels, Gauge<f64, AtomicU64>>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpgradeLabels {
@@ -30,7 +33,8 @@ pub struct UpgradeLabels {
 pub struct Metrics {
     pub reconciles: Family<ResultLabel, Counter>,
     pub rollbacks: Family<ResultLabel, Counter>,
-    pub signal_rate: Family<SignalLabels, Gauge<f64, AtomicU64>>,
+    pub signal_rate: SignalGauges,
+    pub signal_statistic: SignalGauges,
     pub phase: Family<UpgradeLabels, Gauge>,
     registry: Arc<Mutex<Registry>>,
 }
@@ -42,12 +46,14 @@ impl Default for Metrics {
             reconciles: Family::default(),
             rollbacks: Family::default(),
             signal_rate: Family::default(),
+            signal_statistic: Family::default(),
             phase: Family::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
         registry.register("rollbacks", "Rollbacks started, by reason", m.rollbacks.clone());
-        registry.register("signal_error_rate", "Error rate per signal: baseline, observed and regression threshold", m.signal_rate.clone());
+        registry.register("signal_error_rate", "Error rate per signal: the baseline and the last judged bucket", m.signal_rate.clone());
+        registry.register("signal_statistic", "The detector's statistic per signal, and the threshold at which it reverts", m.signal_statistic.clone());
         registry.register("upgrade_phase", "1 for the current phase of each upgrade", m.phase.clone());
         *m.registry.lock().unwrap() = registry;
         m
