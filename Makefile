@@ -19,6 +19,10 @@ crds: build ## Regenerate crds/ from the Rust types
 unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness
 	$(CARGO) test --locked -p maintenance-operator
 
+.PHONY: fmt
+fmt: ## Format the Rust code (rustfmt.toml keeps the code's wide lines)
+	$(CARGO) fmt --all
+
 .PHONY: cluster-binaries
 cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached in ~/.cache)
 	$(E2E)/build-binaries.sh

@@ -139,9 +139,7 @@ async fn ensure_nodes(client: &Client) -> Result<()> {
             .await?
             .items
             .iter()
-            .filter(|n| {
-                n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
+            .filter(|n| n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
             .count();
         if ready == ZONES {
             return Ok(());
@@ -287,7 +285,10 @@ impl Scenario {
         loop {
             let ds = self.daemonsets().get(name).await.unwrap();
             let st = ds.status.clone().unwrap_or_default();
-            if st.desired_number_scheduled > 0 && st.number_available == Some(st.desired_number_scheduled) && st.updated_number_scheduled == Some(st.desired_number_scheduled) {
+            if st.desired_number_scheduled > 0
+                && st.number_available == Some(st.desired_number_scheduled)
+                && st.updated_number_scheduled == Some(st.desired_number_scheduled)
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "DaemonSet {name} did not roll out: {st:?}");

@@ -138,12 +138,20 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         ("no stages", "  stages:\n", "  stages: []\n  x:\n"),
         ("empty components", "components: [{kind: DaemonSet, name: connector-x,", "components: []\n      y: [{kind: DaemonSet, name: connector-x,"),
         ("duplicate target across stages", "name: connector-x,", "name: connector,"),
-        ("bad image", &format!("image: \"{BAD}\"}}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet"), "image: \"Not An Image!\"}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet"),
+        (
+            "bad image",
+            &format!("image: \"{BAD}\"}}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet"),
+            "image: \"Not An Image!\"}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet",
+        ),
         ("unknown kind", "{kind: DaemonSet, name: connector-x", "{kind: CronJob, name: connector-x"),
         ("zero duration", "soak: 10s\n      progressDeadline: 60s\n    - name: fleet", "soak: 0s\n      progressDeadline: 60s\n    - name: fleet"),
         ("negative duration", "progressDeadline: 60s\n    - name: fleet", "progressDeadline: -60s\n    - name: fleet"),
         ("invalid time zone", "  stages:\n", "  window: {timeZone: Mars/Olympus, recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n"),
-        ("exclusion ends before it starts", "  stages:\n", "  window: {timeZone: UTC, exclusions: [{start: \"2026-12-02T00:00:00Z\", end: \"2026-12-01T00:00:00Z\"}]}\n  stages:\n"),
+        (
+            "exclusion ends before it starts",
+            "  stages:\n",
+            "  window: {timeZone: UTC, exclusions: [{start: \"2026-12-02T00:00:00Z\", end: \"2026-12-01T00:00:00Z\"}]}\n  stages:\n",
+        ),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
@@ -160,11 +168,8 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
         let yaml = good.replacen(from, to, 1);
         let value: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
-        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
-            s.client.clone(),
-            &s.ns,
-            &kube::api::ApiResource::erase::<MaintenanceUpgrade>(&()),
-        );
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(s.client.clone(), &s.ns, &kube::api::ApiResource::erase::<MaintenanceUpgrade>(&()));
         let obj: kube::api::DynamicObject = serde_json::from_value(value).unwrap();
         let err = api.create(&Default::default(), &obj).await.expect_err(what).to_string();
         assert!(err.contains(want), "{what}: expected {want:?} in {err}");
@@ -177,10 +182,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     assert!(err.contains("stages cannot be changed"), "{err}");
 
     // A target that does not exist: a condition and an Event, and nothing changes.
-    let mu = s.wait_for("missing", SECS(30), "blocked", |mu| {
-        mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.status == "True"))
-    })
-    .await;
+    let mu = s
+        .wait_for("missing", SECS(30), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.status == "True"))
+        })
+        .await;
     let blocked = condition_of(&mu, condition::BLOCKED);
     assert_eq!(blocked.reason, reason::TARGET_NOT_FOUND);
     assert!(blocked.message.contains("connector-canary does not exist"), "{}", blocked.message);
@@ -188,14 +194,17 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     assert_eq!(s.image("connector").await, GOOD, "no partial change");
 
     // A container that does not exist.
-    let yaml = two_stage(&s.ns, "nocontainer", "10s", BAD)
-        .replace("connector-canary, image", "connector, container: sidecar, image")
-        .replacen("    - name: fleet\n      components: [{kind: DaemonSet, name: connector, image: \"", "    - name: fleet\n      components: [{kind: DaemonSet, name: connector-y, image: \"", 1);
+    let yaml = two_stage(&s.ns, "nocontainer", "10s", BAD).replace("connector-canary, image", "connector, container: sidecar, image").replacen(
+        "    - name: fleet\n      components: [{kind: DaemonSet, name: connector, image: \"",
+        "    - name: fleet\n      components: [{kind: DaemonSet, name: connector-y, image: \"",
+        1,
+    );
     s.apply(&yaml).await;
-    let mu = s.wait_for("nocontainer", SECS(30), "blocked", |mu| {
-        mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CONTAINER_NOT_FOUND))
-    })
-    .await;
+    let mu = s
+        .wait_for("nocontainer", SECS(30), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CONTAINER_NOT_FOUND))
+        })
+        .await;
     assert!(condition_of(&mu, condition::BLOCKED).message.contains("no container \"sidecar\""));
     assert!(s.has_event("nocontainer", reason::CONTAINER_NOT_FOUND).await);
     assert_eq!(s.image("connector").await, GOOD);
@@ -372,7 +381,9 @@ async fn s07_prometheus_outage_is_inconclusive_and_the_builtin_signal_needs_no_p
     let mu = s
         .wait_for("prom", SECS(90), "inconclusive past the soak", |mu| {
             mu.status.as_ref().is_some_and(|st| {
-                st.phase == Phase::Soaking && st.stages[0].soak_ends_at.is_some_and(|e| chrono::Utc::now() > e + chrono::Duration::seconds(8)) && st.message.contains("no conclusive verdict")
+                st.phase == Phase::Soaking
+                    && st.stages[0].soak_ends_at.is_some_and(|e| chrono::Utc::now() > e + chrono::Duration::seconds(8))
+                    && st.message.contains("no conclusive verdict")
             })
         })
         .await;

@@ -754,12 +754,7 @@ impl MaintenanceUpgradeSpec {
         if !self.analysis.signals.is_empty() {
             return self.analysis.signals.clone();
         }
-        vec![Signal {
-            name: DEFAULT_SIGNAL.into(),
-            kubernetes: Some(KubernetesSignal::default()),
-            prometheus: None,
-            regression: RegressionRule::default(),
-        }]
+        vec![Signal { name: DEFAULT_SIGNAL.into(), kubernetes: Some(KubernetesSignal::default()), prometheus: None, regression: RegressionRule::default() }]
     }
 }
 

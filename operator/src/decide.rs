@@ -436,18 +436,11 @@ impl<'a> Decider<'a> {
 
     fn next_sample_at(&self, plan: &Plan) -> Option<DateTime<Utc>> {
         let started = self.st.baseline_started_at?;
-        plan.signals
-            .iter()
-            .map(|s| self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to).unwrap_or(started) + plan.interval)
-            .min()
+        plan.signals.iter().map(|s| self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to).unwrap_or(started) + plan.interval).min()
     }
 
     fn regression(&self) -> Option<String> {
-        self.st
-            .analysis
-            .iter()
-            .find(|a| a.verdict == Verdict::Regression)
-            .map(|a| format!("signal {}: {}", a.name, a.reason))
+        self.st.analysis.iter().find(|a| a.verdict == Verdict::Regression).map(|a| format!("signal {}: {}", a.name, a.reason))
     }
 
     // ---------------------------------------------------------------------------------------
@@ -521,10 +514,7 @@ impl<'a> Decider<'a> {
             }
             let started = s.started_at?;
             if self.now() > started + plan.progress_deadline[i] {
-                return Some(format!(
-                    "stage {} did not roll out within its progress deadline of {}",
-                    s.name, self.o.spec.stages[i].progress_deadline.0
-                ));
+                return Some(format!("stage {} did not roll out within its progress deadline of {}", s.name, self.o.spec.stages[i].progress_deadline.0));
             }
         }
         None
@@ -574,8 +564,7 @@ impl<'a> Decider<'a> {
             }
             // Every component of this stage is reverted: wait for the rollouts, bounded by the
             // stage's progress deadline so that one stuck target cannot hold the others.
-            let reverted: Vec<ComponentStatus> =
-                self.st.stages[si].components.iter().filter(|c| c.phase == ComponentPhase::Reverted).cloned().collect();
+            let reverted: Vec<ComponentStatus> = self.st.stages[si].components.iter().filter(|c| c.phase == ComponentPhase::Reverted).cloned().collect();
             let waiting: Vec<String> = reverted
                 .iter()
                 .filter_map(|c| match self.target(c) {
@@ -592,7 +581,12 @@ impl<'a> Decider<'a> {
                 return;
             }
             if !waiting.is_empty() {
-                self.note(true, reason::ROLLOUT_FAILED, "Revert", format!("the revert of {} did not finish rolling out in time; continuing", waiting.join(", ")));
+                self.note(
+                    true,
+                    reason::ROLLOUT_FAILED,
+                    "Revert",
+                    format!("the revert of {} did not finish rolling out in time; continuing", waiting.join(", ")),
+                );
             }
             self.st.stages[si].phase = StagePhase::RolledBack;
             self.st.stages[si].reverted_at = Some(self.o.now);
@@ -627,13 +621,8 @@ impl<'a> Decider<'a> {
     /// Release the targets this upgrade still marks as its own, in the same step that writes the
     /// final phase: if the release fails the phase is not written and the step is retried.
     fn release(&mut self) {
-        let mine: Vec<TargetKey> = self
-            .o
-            .targets
-            .iter()
-            .filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str())))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let mine: Vec<TargetKey> =
+            self.o.targets.iter().filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str()))).map(|(k, _)| k.clone()).collect();
         if !mine.is_empty() {
             self.effect = Some(Effect::Release { targets: mine });
         }
@@ -710,7 +699,10 @@ impl<'a> Decider<'a> {
             let image = t.image(&container).unwrap_or_default().to_string();
             match t.owner.as_deref() {
                 Some(owner) if owner != self.o.id => {
-                    self.hold_before_claim(reason::TARGET_OWNED, format!("{key} belongs to MaintenanceUpgrade {owner}; this upgrade waits until that one ends"));
+                    self.hold_before_claim(
+                        reason::TARGET_OWNED,
+                        format!("{key} belongs to MaintenanceUpgrade {owner}; this upgrade waits until that one ends"),
+                    );
                     return false;
                 }
                 Some(_) => {
@@ -763,7 +755,12 @@ impl<'a> Decider<'a> {
                     if now < t - observe {
                         self.set_phase(
                             Phase::WaitingForWindow,
-                            format!("the maintenance window is closed ({why}); the baseline is measured from {} so that stage {} can start when it opens at {}", at(t - observe), self.st.stages[0].name, at(t)),
+                            format!(
+                                "the maintenance window is closed ({why}); the baseline is measured from {} so that stage {} can start when it opens at {}",
+                                at(t - observe),
+                                self.st.stages[0].name,
+                                at(t)
+                            ),
                         );
                         self.next("start measuring the baseline", Some(t - observe));
                         return false;
@@ -784,12 +781,8 @@ impl<'a> Decider<'a> {
             self.note(false, reason::MEASURING_BASELINE, "Baseline", format!("measuring the baseline until {}", at(start_at + observe)));
         }
         let ends = self.st.baseline_ends_at.unwrap_or(now);
-        let missing: Vec<String> = plan
-            .signals
-            .iter()
-            .filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some()))
-            .map(|s| s.name.clone())
-            .collect();
+        let missing: Vec<String> =
+            plan.signals.iter().filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some())).map(|s| s.name.clone()).collect();
         if now < ends || !missing.is_empty() {
             let msg = if now < ends {
                 format!("measuring the baseline of the signals before any change, until {}", at(ends))
@@ -831,7 +824,10 @@ impl<'a> Decider<'a> {
             return;
         }
         if let Some(c) = self.st.stages[si].components.iter().find(|c| c.phase != ComponentPhase::Claimed) {
-            let msg = format!("stage {name} cannot start: {}", c.message.clone().unwrap_or_else(|| format!("{:?} {}/{} is {:?}", c.kind, c.namespace, c.name, c.phase)));
+            let msg = format!(
+                "stage {name} cannot start: {}",
+                c.message.clone().unwrap_or_else(|| format!("{:?} {}/{} is {:?}", c.kind, c.namespace, c.name, c.phase))
+            );
             self.set_phase(Phase::Pending, msg.clone());
             self.block(reason::CHANGED_EXTERNALLY, msg);
             return;
@@ -899,7 +895,12 @@ impl<'a> Decider<'a> {
                 container: container.clone(),
                 image: c.desired_image.clone(),
             });
-            self.note(false, reason::IMAGE_SET, "SetImage", format!("{key} container {container}: {} -> {}", c.known_good_image.unwrap_or_default(), c.desired_image));
+            self.note(
+                false,
+                reason::IMAGE_SET,
+                "SetImage",
+                format!("{key} container {container}: {} -> {}", c.known_good_image.unwrap_or_default(), c.desired_image),
+            );
             self.set_phase(Phase::Progressing, format!("stage {name}: setting {key} to {}", c.desired_image));
             self.requeue_in(Duration::zero());
             return;
@@ -943,7 +944,10 @@ impl<'a> Decider<'a> {
         let ends = self.st.stages[si].soak_ends_at.unwrap_or(now);
         let later = if si + 1 < self.st.stages.len() { format!("stage {} starts", self.st.stages[si + 1].name) } else { "the upgrade succeeds".into() };
         if now < ends {
-            self.set_phase(Phase::Soaking, format!("stage {name} is soaking until {}; if the signals hold, {later}; on a regression every changed component is reverted", at(ends)));
+            self.set_phase(
+                Phase::Soaking,
+                format!("stage {name} is soaking until {}; if the signals hold, {later}; on a regression every changed component is reverted", at(ends)),
+            );
             self.next(format!("end the soak of stage {name}"), Some(ends));
             return;
         }
@@ -952,9 +956,7 @@ impl<'a> Decider<'a> {
         let unsure: Vec<String> = plan
             .signals
             .iter()
-            .filter(|s| {
-                !self.st.analysis.iter().any(|a| a.name == s.name && a.verdict == Verdict::Pass && a.analysed_at.is_some_and(|t| t >= fresh_since))
-            })
+            .filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.verdict == Verdict::Pass && a.analysed_at.is_some_and(|t| t >= fresh_since)))
             .map(|s| s.name.clone())
             .collect();
         let suspects: Vec<String> = self.st.analysis.iter().filter(|a| a.verdict == Verdict::Suspect).map(|a| a.name.clone()).collect();
@@ -1019,7 +1021,12 @@ impl<'a> Decider<'a> {
         let mut new = vec![];
         let progressing = !phase.is_terminal();
         new.push(cond(ct::PROGRESSING, tf(progressing), &format!("{phase:?}"), self.st.message.clone()));
-        new.push(cond(ct::COMPLETE, tf(phase == Phase::Succeeded), &format!("{phase:?}"), if phase == Phase::Succeeded { self.st.message.clone() } else { "not complete".into() }));
+        new.push(cond(
+            ct::COMPLETE,
+            tf(phase == Phase::Succeeded),
+            &format!("{phase:?}"),
+            if phase == Phase::Succeeded { self.st.message.clone() } else { "not complete".into() },
+        ));
         let rb = self.st.rollback.as_ref();
         new.push(match (phase == Phase::RolledBack, rb) {
             (true, Some(r)) => cond(ct::ROLLED_BACK, "True", &r.reason, self.st.message.clone()),

@@ -37,15 +37,8 @@ fn Duration_(s: &str) -> crate::crd::Duration {
 fn spec() -> MaintenanceUpgradeSpec {
     MaintenanceUpgradeSpec {
         window: None,
-        stages: vec![
-            stage("canary", vec![component("connector-canary", "connector:2.0")]),
-            stage("fleet", vec![component("connector", "connector:2.0")]),
-        ],
-        analysis: Analysis {
-            interval: Duration_("1m"),
-            baseline: BaselineSpec { observe: Duration_("10m"), lookback: Duration_("24h") },
-            signals: vec![],
-        },
+        stages: vec![stage("canary", vec![component("connector-canary", "connector:2.0")]), stage("fleet", vec![component("connector", "connector:2.0")])],
+        analysis: Analysis { interval: Duration_("1m"), baseline: BaselineSpec { observe: Duration_("10m"), lookback: Duration_("24h") }, signals: vec![] },
         rollback: RollbackPolicy::default(),
         paused: false,
         approved_stages: vec![],

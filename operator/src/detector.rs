@@ -94,21 +94,9 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
         for (t, c) in &kept {
             per_hour[t.hour() as usize] = per_hour[t.hour() as usize].add(*c);
         }
-        hourly = per_hour
-            .iter()
-            .map(|c| (c.errors as f64 + HOURLY_PRIOR_ERRORS) / (c.attempts as f64 + HOURLY_PRIOR_ERRORS / rate))
-            .collect();
+        hourly = per_hour.iter().map(|c| (c.errors as f64 + HOURLY_PRIOR_ERRORS) / (c.attempts as f64 + HOURLY_PRIOR_ERRORS / rate)).collect();
     }
-    let mut b = BaselineStatus {
-        attempts: total.attempts as i64,
-        errors: total.errors as i64,
-        rate,
-        from,
-        to,
-        dispersion: 1.0,
-        hourly,
-        ..Default::default()
-    };
+    let mut b = BaselineStatus { attempts: total.attempts as i64, errors: total.errors as i64, rate, from, to, dispersion: 1.0, hourly, ..Default::default() };
     // Overdispersion: Pearson chi-square per degree of freedom over the kept buckets.
     let kept_hours: Vec<DateTime<Utc>> = kept.iter().map(|(t, _)| *t).collect();
     let buckets: Vec<(DateTime<Utc>, Counts)> =

@@ -74,11 +74,7 @@ async fn metrics(State(m): State<Metrics>) -> impl IntoResponse {
 
 /// Serve /metrics, /healthz and /readyz until the process ends.
 pub async fn serve(addr: std::net::SocketAddr, m: Metrics) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .with_state(m);
+    let app = Router::new().route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok" })).route("/readyz", get(|| async { "ok" })).with_state(m);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

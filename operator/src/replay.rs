@@ -40,7 +40,11 @@ pub fn parse_trace(text: &str) -> Result<Vec<Row>, String> {
             if rows.len() >= 2 {
                 let step = rows[1].0 - rows[0].0;
                 if ts - *prev != step {
-                    return Err(format!("line {n}: rows must be evenly spaced ({}s apart), this one is {}s after the last", step.num_seconds(), (ts - *prev).num_seconds()));
+                    return Err(format!(
+                        "line {n}: rows must be evenly spaced ({}s apart), this one is {}s after the last",
+                        step.num_seconds(),
+                        (ts - *prev).num_seconds()
+                    ));
                 }
             }
         }
@@ -144,7 +148,13 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
 
 pub fn summary(o: &Outcome) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "baseline: {} error rate (dispersion {:.2}{})", pct(o.baseline_rate), o.baseline_dispersion, if o.hour_of_day_profile { ", hour-of-day profile" } else { "" });
+    let _ = writeln!(
+        s,
+        "baseline: {} error rate (dispersion {:.2}{})",
+        pct(o.baseline_rate),
+        o.baseline_dispersion,
+        if o.hour_of_day_profile { ", hour-of-day profile" } else { "" }
+    );
     match o.decided_at {
         Some(t) => {
             let _ = writeln!(s, "verdict:  ROLL BACK at {} ({:.1} h after the change)", t.to_rfc3339(), o.hours_after_change.unwrap_or_default());
@@ -195,7 +205,8 @@ pub fn plot_svg(o: &Outcome, bucket_minutes: usize) -> String {
     let _ = writeln!(s, r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Error rate after the change — {title}</text>"#);
     for (top, bottom, label) in [(top1, bottom1, "error rate (%)"), (top2, bottom2, "CUSUM statistic")] {
         let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##, w - left - right, bottom - top);
-        let _ = writeln!(s, r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{label}</text>"#, (top + bottom) / 2.0, (top + bottom) / 2.0);
+        let _ =
+            writeln!(s, r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{label}</text>"#, (top + bottom) / 2.0, (top + bottom) / 2.0);
     }
     for i in 0..=4 {
         let r = ymax * i as f64 / 4.0;
@@ -208,11 +219,27 @@ pub fn plot_svg(o: &Outcome, bucket_minutes: usize) -> String {
         let label = if span < 12.0 { format!("{hh:.1} h") } else { format!("{hh:.0} h") };
         let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#, x(hh), bottom2 + 18.0);
     }
-    let _ = writeln!(s, r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##, path(buckets.iter().map(|b| (x(b.0), y1(b.1))).collect()));
-    let _ = writeln!(s, r##"<polyline fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="6 3" points="{}"/>"##, path(buckets.iter().map(|b| (x(b.0), y1(b.2))).collect()));
-    let _ = writeln!(s, r##"<polyline fill="none" stroke="#d62728" stroke-width="1.5" points="{}"/>"##, path(o.points.iter().map(|p| (x(hours(p.at)), y2(p.statistic))).collect()));
-    let _ = writeln!(s, r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#d62728" stroke-dasharray="4 4"/>"##, w - right, y2(o.threshold), y2(o.threshold));
-    let _ = writeln!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#d62728">threshold {:.1}</text>"##, w - right - 4.0, y2(o.threshold) - 4.0, o.threshold);
+    let _ =
+        writeln!(s, r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##, path(buckets.iter().map(|b| (x(b.0), y1(b.1))).collect()));
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="6 3" points="{}"/>"##,
+        path(buckets.iter().map(|b| (x(b.0), y1(b.2))).collect())
+    );
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#d62728" stroke-width="1.5" points="{}"/>"##,
+        path(o.points.iter().map(|p| (x(hours(p.at)), y2(p.statistic))).collect())
+    );
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#d62728" stroke-dasharray="4 4"/>"##,
+        w - right,
+        y2(o.threshold),
+        y2(o.threshold)
+    );
+    let _ =
+        writeln!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#d62728">threshold {:.1}</text>"##, w - right - 4.0, y2(o.threshold) - 4.0, o.threshold);
     let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#1f77b4">— error rate ({step}-interval mean)</text>"##, left + 8.0, top1 + 16.0);
     let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#2ca02c">- - baseline before the change</text>"##, left + 8.0, top1 + 32.0);
     if let Some(t) = o.decided_at {
@@ -238,10 +265,7 @@ mod tests {
             ("ts,attempts,errors\nyesterday,10,1\n", "line 2: ts \"yesterday\" is not RFC 3339"),
             ("ts,attempts,errors\n2026-01-01T00:00:00Z,-1,0\n", "line 2: attempts \"-1\""),
             ("ts,attempts,errors\n2026-01-01T00:00:00Z,10,11\n", "line 2: errors (11) exceed attempts (10)"),
-            (
-                "ts,attempts,errors\n2026-01-01T00:01:00Z,10,1\n2026-01-01T00:02:00Z,10,1\n2026-01-01T00:04:00Z,10,1\n",
-                "line 4: rows must be evenly spaced",
-            ),
+            ("ts,attempts,errors\n2026-01-01T00:01:00Z,10,1\n2026-01-01T00:02:00Z,10,1\n2026-01-01T00:04:00Z,10,1\n", "line 4: rows must be evenly spaced"),
             ("ts,attempts,errors\n2026-01-01T00:01:00Z,10,1\n2026-01-01T00:01:00Z,10,1\n", "line 3: ts"),
         ];
         for (text, want) in cases {

@@ -12,8 +12,7 @@ use std::collections::HashSet;
 /// Event reasons that mean a pod failed to schedule or to start its containers.
 pub const FAILURE_EVENT_REASONS: &[&str] = &["FailedScheduling", "FailedMount", "FailedAttachVolume", "FailedCreatePodSandBox"];
 /// Container waiting reasons that mean a container cannot start.
-pub const FAILURE_WAITING_REASONS: &[&str] =
-    &["CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
+pub const FAILURE_WAITING_REASONS: &[&str] = &["CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
 
 /// Pod start failures for the cohort of pods created in `[from - limit, to - limit)`: by the time
 /// the span ends every pod in it is at least `limit` old. A pod counts as failed if it was
@@ -188,7 +187,8 @@ mod tests {
 
     fn event(uid: &str, reason: &str, message: &str) -> Event {
         serde_json::from_value(json!({"metadata": {"name": format!("{uid}.{reason}")}, "reason": reason, "message": message,
-            "involvedObject": {"kind": "Pod", "uid": uid}})).unwrap()
+            "involvedObject": {"kind": "Pod", "uid": uid}}))
+        .unwrap()
     }
 
     #[test]

@@ -52,10 +52,9 @@ impl TargetState {
         match wanted {
             Some(name) => match self.image(name) {
                 Some(_) => Ok(name.to_string()),
-                None => Err(format!(
-                    "has no container {name:?} (containers: {})",
-                    self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                )),
+                None => {
+                    Err(format!("has no container {name:?} (containers: {})", self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")))
+                }
             },
             None if self.containers.len() == 1 => Ok(self.containers[0].0.clone()),
             None => Err(format!(
@@ -68,11 +67,8 @@ impl TargetState {
 }
 
 fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> TargetState {
-    let containers = template
-        .spec
-        .as_ref()
-        .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
-        .unwrap_or_default();
+    let containers =
+        template.spec.as_ref().map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect()).unwrap_or_default();
     let ann = meta.annotations.as_ref();
     TargetState {
         resource_version: meta.resource_version.clone().unwrap_or_default(),
@@ -86,11 +82,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
 
 fn generation_seen(meta: &ObjectMeta, observed: Option<i64>) -> Option<Rollout> {
     let generation = meta.generation.unwrap_or(0);
-    if observed.unwrap_or(0) < generation {
-        Some(Rollout::InProgress(format!("waiting for the controller to observe generation {generation}")))
-    } else {
-        None
-    }
+    if observed.unwrap_or(0) < generation { Some(Rollout::InProgress(format!("waiting for the controller to observe generation {generation}"))) } else { None }
 }
 
 /// Rollout state as `kubectl rollout status` judges it.
@@ -101,12 +93,7 @@ pub fn from_deployment(d: &Deployment) -> TargetState {
     let updated = st.updated_replicas.unwrap_or(0);
     let rollout = if let Some(r) = generation_seen(&d.metadata, st.observed_generation) {
         r
-    } else if st
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
-    {
+    } else if st.conditions.iter().flatten().any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
         Rollout::Failed("the Deployment's progress deadline was exceeded".into())
     } else if updated < want {
         Rollout::InProgress(format!("{updated} of {want} replicas updated"))
@@ -142,12 +129,7 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
     let spec = s.spec.clone().unwrap_or_default();
     let st = s.status.clone().unwrap_or_default();
     let want = spec.replicas.unwrap_or(1);
-    let partition = spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.rolling_update.as_ref())
-        .and_then(|r| r.partition)
-        .unwrap_or(0);
+    let partition = spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref()).and_then(|r| r.partition).unwrap_or(0);
     let updated = st.updated_replicas.unwrap_or(0);
     let rollout = if let Some(r) = generation_seen(&s.metadata, st.observed_generation) {
         r
@@ -220,10 +202,7 @@ mod tests {
             (json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}), "InProgress"),
             (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}), "InProgress"),
             (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}), "Complete"),
-            (
-                json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
-                "Failed",
-            ),
+            (json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}), "Failed"),
         ];
         for (status, want) in cases {
             let got = from_deployment(&deployment(status.clone())).rollout;
@@ -247,7 +226,10 @@ mod tests {
         assert_eq!(from_daemonset(&ds(done)).rollout, Rollout::Complete);
 
         let sts = |st: serde_json::Value| -> StatefulSet {
-            serde_json::from_value(json!({"metadata": {"generation": 1}, "spec": {"replicas": 2, "selector": {}, "serviceName": "s", "template": {}}, "status": st})).unwrap()
+            serde_json::from_value(
+                json!({"metadata": {"generation": 1}, "spec": {"replicas": 2, "selector": {}, "serviceName": "s", "template": {}}, "status": st}),
+            )
+            .unwrap()
         };
         let rolling = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"});
         assert!(matches!(from_statefulset(&sts(rolling)).rollout, Rollout::InProgress(_)));

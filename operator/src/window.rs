@@ -38,8 +38,7 @@ impl Schedule {
         let tz: Tz = w.time_zone.parse().map_err(|_| format!("unknown time zone {:?}", w.time_zone))?;
         let mut recurring = vec![];
         for r in &w.recurring {
-            let start = NaiveTime::parse_from_str(&r.start, "%H:%M")
-                .map_err(|_| format!("window start {:?} is not HH:MM", r.start))?;
+            let start = NaiveTime::parse_from_str(&r.start, "%H:%M").map_err(|_| format!("window start {:?} is not HH:MM", r.start))?;
             let days = r.days.iter().map(|d| to_chrono(*d)).collect();
             recurring.push((days, start, r.duration.parse()?));
         }
@@ -92,11 +91,7 @@ impl Schedule {
 
     /// The first open interval that ends after `from` (start may be before `from`).
     fn next_open_interval(&self, from: DateTime<Utc>) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
-        let bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = if self.recurring.is_empty() {
-            vec![(from, None)]
-        } else {
-            self.occurrences(from)
-        };
+        let bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = if self.recurring.is_empty() { vec![(from, None)] } else { self.occurrences(from) };
         for (start, end) in bases {
             let mut start = start;
             // Cut away exclusions at the start of the interval, repeatedly (they may chain).
@@ -261,10 +256,10 @@ mod tests {
         let w = window("America/New_York", &[Weekday::Tue], "22:00", "4h");
         let s = Schedule::parse(Some(&w)).unwrap();
         // 2026-07-14 is a Tuesday: 22:00 EDT is 02:00Z on the 15th.
-        assert_eq!(s.state_at(t("2026-07-15T00:00:00Z")), WindowState::Closed {
-            opens_at: Some(t("2026-07-15T02:00:00Z")),
-            why: "outside the recurring maintenance window".into()
-        });
+        assert_eq!(
+            s.state_at(t("2026-07-15T00:00:00Z")),
+            WindowState::Closed { opens_at: Some(t("2026-07-15T02:00:00Z")), why: "outside the recurring maintenance window".into() }
+        );
         assert_eq!(s.state_at(t("2026-07-15T02:30:00Z")), open("2026-07-15T06:00:00Z"));
         // 2026-12-01 is a Tuesday: 22:00 EST is 03:00Z on the 2nd.
         assert_eq!(s.state_at(t("2026-12-02T03:30:00Z")), open("2026-12-02T07:00:00Z"));
