@@ -85,6 +85,8 @@ pub struct Outcome {
     /// No rollback, but evidence was building at the end of the trace: the operator would not
     /// have promoted yet.
     pub suspect: bool,
+    /// When the signal first became Suspect (the warning before a rollback), if it did.
+    pub suspect_at: Option<DateTime<Utc>>,
     pub baseline_rate: f64,
     pub baseline_dispersion: f64,
     pub hour_of_day_profile: bool,
@@ -115,8 +117,12 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
     let mut state = DetectorState::default();
     let mut points = Vec::with_capacity(soak.len());
     let mut last = None;
+    let mut suspect_at = None;
     for (t, c) in &soak {
         let a = detector.update(&mut state, &baseline, *t, *c);
+        if a.verdict == Verdict::Suspect {
+            suspect_at.get_or_insert(*t);
+        }
         points.push(Point { at: *t, rate: c.rate(), baseline: rate_at(&baseline, *t), statistic: a.statistic });
         let done = a.verdict == Verdict::Regression;
         last = Some((a, *t));
@@ -132,6 +138,7 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
         change_at,
         hours_after_change: rollback.then(|| (at - change_at).num_seconds() as f64 / 3600.0),
         suspect: a.verdict == Verdict::Suspect,
+        suspect_at,
         baseline_rate: baseline.rate,
         baseline_dispersion: baseline.dispersion,
         hour_of_day_profile: baseline.hourly.len() == 24,
@@ -165,6 +172,9 @@ pub fn summary(o: &Outcome) -> String {
         None => {
             let _ = writeln!(s, "verdict:  pass ({} intervals judged, no regression)", o.soak_intervals);
         }
+    }
+    if let (Some(t), Some(_)) = (o.suspect_at, o.decided_at) {
+        let _ = writeln!(s, "warned:   suspect from {} ({:.1} h after the change)", t.to_rfc3339(), (t - o.change_at).num_seconds() as f64 / 3600.0);
     }
     let _ = writeln!(s, "why:      {}", o.reason);
     s
@@ -242,6 +252,11 @@ pub fn plot_svg(o: &Outcome, bucket_minutes: usize) -> String {
         writeln!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#d62728">threshold {:.1}</text>"##, w - right - 4.0, y2(o.threshold) - 4.0, o.threshold);
     let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#1f77b4">— error rate ({step}-interval mean)</text>"##, left + 8.0, top1 + 16.0);
     let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#2ca02c">- - baseline before the change</text>"##, left + 8.0, top1 + 32.0);
+    if let Some(t) = o.suspect_at {
+        let xs = x(hours(t));
+        let _ = writeln!(s, r##"<line x1="{xs:.1}" x2="{xs:.1}" y1="{top1}" y2="{bottom2}" stroke="#ff7f0e" stroke-dasharray="5 3"/>"##);
+        let _ = writeln!(s, r##"<text x="{:.1}" y="{}" text-anchor="end" fill="#ff7f0e">suspect</text>"##, xs - 4.0, top1 + 64.0);
+    }
     if let Some(t) = o.decided_at {
         let xd = x(hours(t));
         let _ = writeln!(s, r#"<line x1="{xd:.1}" x2="{xd:.1}" y1="{top1}" y2="{bottom2}" stroke="black" stroke-width="1.5"/>"#);
@@ -289,7 +304,8 @@ mod tests {
         assert_eq!(o.verdict, "rollback");
         let h = o.hours_after_change.unwrap();
         assert!((2.0..3.5).contains(&h), "{h}");
-        assert!(plot_svg(&o, 10).contains("rollback"));
+        assert!(o.suspect_at.is_some_and(|t| t < o.decided_at.unwrap()), "warned before the rollback");
+        assert!(plot_svg(&o, 10).contains("rollback") && plot_svg(&o, 10).contains("suspect"));
         let healthy = replay(&rows[..(24 * 60 + 100)], change, &RegressionRule::default()).unwrap();
         assert_eq!(healthy.verdict, "pass");
         assert!(healthy.decided_at.is_none());
