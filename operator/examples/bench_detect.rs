@@ -511,7 +511,7 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
 /// detection at all).
 fn delays_svg(labels: &[&str], rows: &[(String, Vec<Option<f64>>)]) -> String {
     let colors = ["#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"];
-    let (w, h, left, top, bottom) = (1000.0, 460.0, 60.0, 50.0, 360.0);
+    let (w, h, left, top, bottom) = (1000.0, 360.0 + 40.0 + 16.0 * rows.len() as f64, 60.0, 50.0, 360.0);
     let max = rows.iter().flat_map(|r| r.1.iter().flatten()).fold(1.0f64, |a, b| a.max(*b)) * 1.1;
     let group_w = (w - left - 20.0) / labels.len() as f64;
     let bar_w = group_w * 0.8 / rows.len() as f64;
