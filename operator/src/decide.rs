@@ -389,9 +389,10 @@ impl<'a> Decider<'a> {
                 }
                 let until = a.unjudged_until.unwrap_or(to);
                 a.reason = format!(
-                    "the signal could not be read from {} to {} (API server or operator unavailable); pods created until then are not judged, analysis resumes at {until}",
+                    "the signal could not be read from {} to {} (API server or operator unavailable); pods created until then are not judged, analysis resumes at {}",
                     from.format("%H:%M:%S"),
-                    (until - pending_limit).format("%H:%M:%S")
+                    (until - pending_limit).format("%H:%M:%S"),
+                    at(until)
                 );
                 a.analysed_at = Some(now);
                 continue;
@@ -466,7 +467,7 @@ impl<'a> Decider<'a> {
         if let WindowState::Closed { opens_at: None, .. } = plan.schedule.state_at(self.now()) {
             let unstarted = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending);
             if let (Some(s), Some(deadline)) = (unstarted, plan.schedule.deadline()) {
-                trigger.get_or_insert((reason::DEADLINE_EXCEEDED, format!("stage {} had not started by the deadline {}", at(deadline), s.name)));
+                trigger.get_or_insert((reason::DEADLINE_EXCEEDED, format!("stage {} had not started by the deadline {}", s.name, at(deadline))));
             }
         }
         let (why, message) = trigger?;

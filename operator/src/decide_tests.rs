@@ -628,7 +628,9 @@ fn deadline_passed_before_a_stage_reverts_the_earlier_ones() {
     w.obs.now = t("2026-11-25T02:50:00Z");
     w.run_until(Duration::days(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);
-    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::DEADLINE_EXCEEDED);
+    let rb = w.obs.status.rollback.as_ref().unwrap();
+    assert_eq!(rb.reason, reason::DEADLINE_EXCEEDED);
+    assert!(rb.message.contains("stage fleet had not started by the deadline 2026-11-25 06:00:00 UTC"), "{}", rb.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
 

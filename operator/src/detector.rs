@@ -357,7 +357,7 @@ impl Detector for Cusum {
             a.verdict = Verdict::Suspect;
             a.reason = format!(
                 "suspect since {}: {facts}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
-                since.format("%Y-%m-%d %H:%M UTC"),
+                crate::decide::at(since),
                 self.threshold / 3.0,
                 self.threshold
             );
