@@ -25,6 +25,11 @@ impl Counts {
     pub fn rate(self) -> f64 {
         if self.attempts == 0 { 0.0 } else { self.errors as f64 / self.attempts as f64 }
     }
+    /// The rate with Jeffreys-style smoothing, for baselines: a zero-error baseline must not make
+    /// every later error infinitely surprising.
+    pub fn smoothed_rate(self) -> f64 {
+        (self.errors as f64 + 0.5) / (self.attempts as f64 + 1.0)
+    }
     pub fn add(self, other: Counts) -> Counts {
         Counts { attempts: self.attempts + other.attempts, errors: self.errors + other.errors }
     }
@@ -86,8 +91,7 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
         .collect();
     let pooled = kept.iter().fold(Counts::default(), |a, (_, c)| a.add(*c));
     let total = history.iter().fold(Counts::default(), |a, (_, c)| a.add(*c));
-    // Jeffreys-style smoothing keeps a zero-error baseline from making every error infinite.
-    let rate = (pooled.errors as f64 + 0.5) / (pooled.attempts as f64 + 1.0);
+    let rate = pooled.smoothed_rate();
     let mut hourly = vec![];
     if by_hour {
         let mut per_hour = [Counts::default(); 24];
@@ -191,7 +195,7 @@ pub fn observe_baseline(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTim
         b.sum_sq += (c.errors as f64).powi(2) / c.attempts as f64;
         b.intervals += 1;
     }
-    b.rate = (b.errors as f64 + 0.5) / (b.attempts as f64 + 1.0);
+    b.rate = Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }.smoothed_rate();
     // chi2 = sum((y - n p)^2 / (n p (1-p))) = (sum(y^2/n) - 2 p sum(y) + p^2 sum(n)) / (p (1-p))
     let p = b.rate;
     let chi2 = (b.sum_sq - 2.0 * p * b.errors as f64 + p * p * b.attempts as f64) / (p * (1.0 - p));
