@@ -6,8 +6,9 @@
 //! `--write-incident FILE` instead writes the incident example trace (seeded, deterministic).
 
 use chrono::{DateTime, Duration, Utc};
-use maintenance_operator::crd::{BaselineStatus, DetectorState, RegressionRule, Verdict};
-use maintenance_operator::detector::{Counts, Cusum, Detector, fit_baseline};
+use maintenance_operator::crd::{BaselineStatus, RegressionRule, Verdict};
+use maintenance_operator::detector::{Counts, Cusum, fit_baseline};
+use maintenance_operator::replay;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Binomial, Distribution, LogNormal};
@@ -160,8 +161,7 @@ fn generate(rng: &mut StdRng, family: Family) -> Trace {
 // Detectors. Each returns the soak minute (index into rows) of its rollback, or None.
 
 fn ours(t: &Trace, baseline: &BaselineStatus, d: &Cusum) -> Option<usize> {
-    let mut s = DetectorState::default();
-    (t.change..t.rows.len()).find(|&i| d.update(&mut s, baseline, t.rows[i].0, t.rows[i].1).verdict == Verdict::Regression)
+    replay::run(d, baseline, &t.rows[t.change..]).rollback.map(|i| t.change + i)
 }
 
 /// Not a detector: a clairvoyant bound. It knows the onset and the exact error rate of every
@@ -323,23 +323,19 @@ fn main() {
 
     if args.iter().any(|a| a == "--explain-false") {
         for (i, t) in traces.iter().enumerate().filter(|(_, t)| t.family.healthy()) {
-            let mut s = DetectorState::default();
-            for j in t.change..t.rows.len() {
-                let a = cusum.update(&mut s, &baselines[i], t.rows[j].0, t.rows[j].1);
-                if a.verdict == Verdict::Regression {
-                    let b = &baselines[i];
-                    eprintln!(
-                        "false rollback: {:?} trace {i}, {:.1} h into the soak; baseline {:.3}% rho {:.5} phi {:.2} hourly {}; {}",
-                        t.family,
-                        (j - t.change) as f64 / 60.0,
-                        b.rate * 100.0,
-                        b.correlation,
-                        b.dispersion,
-                        b.hourly.len(),
-                        a.reason
-                    );
-                    break;
-                }
+            let r = replay::run(&cusum, &baselines[i], &t.rows[t.change..]);
+            if let Some(j) = r.rollback {
+                let b = &baselines[i];
+                eprintln!(
+                    "false rollback: {:?} trace {i}, {:.1} h into the soak; baseline {:.3}% rho {:.5} phi {:.2} hourly {}; {}",
+                    t.family,
+                    j as f64 / 60.0,
+                    b.rate * 100.0,
+                    b.correlation,
+                    b.dispersion,
+                    b.hourly.len(),
+                    r.last.reason
+                );
             }
         }
     }
@@ -347,26 +343,17 @@ fn main() {
     // and how far ahead of the rollback it warns on regressions.
     let (mut ever, mut at_end, mut leads) = (0, 0, vec![]);
     for (i, t) in traces.iter().enumerate() {
-        let mut s = DetectorState::default();
-        let mut first = None;
-        let mut last = Verdict::Pass;
-        for j in t.change..t.rows.len() {
-            last = cusum.update(&mut s, &baselines[i], t.rows[j].0, t.rows[j].1).verdict;
-            if first.is_none() && matches!(last, Verdict::Suspect | Verdict::Regression) {
-                first = Some(j);
-            }
-            if last == Verdict::Regression {
-                if let (Some(f), Some(o)) = (first, t.onset) {
-                    if f >= o {
-                        leads.push((j - f) as f64 / 60.0);
-                    }
-                }
-                break;
+        let r = replay::run(&cusum, &baselines[i], &t.rows[t.change..]);
+        // The catastrophe ceiling may roll back without a warning first.
+        let first = r.first_suspect.or(r.rollback);
+        if let (Some(f), Some(j), Some(o)) = (first, r.rollback, t.onset) {
+            if t.change + f >= o {
+                leads.push((j - f) as f64 / 60.0);
             }
         }
         if t.family.healthy() {
             ever += usize::from(first.is_some());
-            at_end += usize::from(last == Verdict::Suspect);
+            at_end += usize::from(r.last.verdict == Verdict::Suspect);
         }
     }
     let suspicion = format!(

@@ -2,7 +2,7 @@
 //! the controller uses, and say whether (and when) it would have rolled back. Pure, no client.
 
 use crate::crd::{BaselineStatus, DetectorState, MaintenanceUpgrade, RegressionRule, Verdict};
-use crate::detector::{Counts, Cusum, Detector, fit_baseline, pct, rate_at};
+use crate::detector::{Assessment, Counts, Cusum, Detector, fit_baseline, pct, rate_at};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -102,6 +102,36 @@ pub struct Outcome {
     pub baseline: BaselineStatus,
 }
 
+/// A soak fed through the detector.
+pub struct Run {
+    pub points: Vec<Point>,
+    /// The assessment of the last row fed: the rollback's, if there was one.
+    pub last: Assessment,
+    /// Indexes into the soak of the rollback and of the first Suspect verdict.
+    pub rollback: Option<usize>,
+    pub first_suspect: Option<usize>,
+}
+
+/// Feed the soak's rows (at least one) to the detector one by one, exactly as the controller
+/// feeds its reads, stopping at the first regression as the operator would.
+pub fn run(detector: &Cusum, baseline: &BaselineStatus, soak: &[Row]) -> Run {
+    let mut state = DetectorState::default();
+    let mut points = Vec::with_capacity(soak.len());
+    let mut first_suspect = None;
+    for (i, (t, c)) in soak.iter().enumerate() {
+        let a = detector.update(&mut state, baseline, *t, *c);
+        if a.verdict == Verdict::Suspect {
+            first_suspect.get_or_insert(i);
+        }
+        points.push(Point { at: *t, rate: c.rate(), baseline: rate_at(baseline, *t), statistic: a.statistic });
+        if a.verdict == Verdict::Regression || i + 1 == soak.len() {
+            let rollback = (a.verdict == Verdict::Regression).then_some(i);
+            return Run { points, last: a, rollback, first_suspect };
+        }
+    }
+    panic!("run needs at least one soak row")
+}
+
 /// Rows up to `change_at` are the baseline; later rows the soak, fed one by one to the detector
 /// exactly as the controller feeds its reads. Stops at the first regression, as the operator would.
 pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> Result<Outcome, String> {
@@ -114,24 +144,10 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
     }
     let detector = Cusum::from_rule(rule);
     let baseline = fit_baseline(&history, detector.bucket);
-    let mut state = DetectorState::default();
-    let mut points = Vec::with_capacity(soak.len());
-    let mut last = None;
-    let mut suspect_at = None;
-    for (t, c) in &soak {
-        let a = detector.update(&mut state, &baseline, *t, *c);
-        if a.verdict == Verdict::Suspect {
-            suspect_at.get_or_insert(*t);
-        }
-        points.push(Point { at: *t, rate: c.rate(), baseline: rate_at(&baseline, *t), statistic: a.statistic });
-        let done = a.verdict == Verdict::Regression;
-        last = Some((a, *t));
-        if done {
-            break;
-        }
-    }
-    let (a, at) = last.expect("the soak has rows");
-    let rollback = a.verdict == Verdict::Regression;
+    let Run { points, last: a, rollback, first_suspect } = run(&detector, &baseline, &soak);
+    let at = points.last().expect("the soak has rows").at;
+    let suspect_at = first_suspect.map(|i| soak[i].0);
+    let rollback = rollback.is_some();
     Ok(Outcome {
         verdict: if rollback { "rollback" } else { "pass" },
         decided_at: rollback.then_some(at),
