@@ -124,20 +124,17 @@ pub async fn prom_range(
         ("step", format!("{}s", step.num_seconds().max(1))),
     ];
     let data = prom_get(http, &url, &params, query).await?;
-    let mut steps: std::collections::BTreeMap<i64, f64> = Default::default();
+    let mut steps: std::collections::BTreeMap<i64, Option<f64>> = Default::default();
     for s in data.result {
         for (ts, v) in s.values {
-            let mut sum = steps.get(&(ts as i64)).copied();
-            add(&mut sum, &v);
-            if let Some(x) = sum {
-                steps.insert(ts as i64, x);
-            }
+            add(steps.entry(ts as i64).or_default(), &v);
         }
     }
+    let steps: Vec<(DateTime<Utc>, f64)> = steps.into_iter().filter_map(|(ts, v)| Some((DateTime::from_timestamp(ts, 0)?, v?))).collect();
     if steps.is_empty() {
         return Err(Error::PromNoData(query.to_string()));
     }
-    Ok(steps.into_iter().filter_map(|(ts, v)| DateTime::from_timestamp(ts, 0).map(|t| (t, v))).collect())
+    Ok(steps)
 }
 
 fn add(sum: &mut Option<f64>, v: &str) {
