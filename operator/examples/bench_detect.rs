@@ -49,8 +49,14 @@ impl Family {
     }
 }
 
+fn is_ramp(f: Family) -> bool {
+    matches!(f, Family::RampShort | Family::RampMedium | Family::RampLong | Family::Ramp31h)
+}
+
 struct Trace {
     family: Family,
+    /// Mean attempts per minute (before seasonality and traffic events).
+    volume: f64,
     rows: Vec<(DateTime<Utc>, Counts)>,
     change: usize,
     /// Minute (index into rows) the regression starts; None for healthy soaks.
@@ -154,7 +160,7 @@ fn generate(rng: &mut StdRng, family: Family) -> Trace {
         })
         .collect();
     let effect_at = onset.and_then(|o| (o..n).find(|&i| regression[i] >= 1.5));
-    Trace { family, rows, change, onset, effect_at, p_null, p_true }
+    Trace { family, volume, rows, change, onset, effect_at, p_null, p_true }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,7 +468,7 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
         let (ramps, ramps_from_effect): (Vec<f64>, Vec<f64>) = traces
             .iter()
             .enumerate()
-            .filter(|(_, t)| matches!(t.family, Family::RampShort | Family::RampMedium | Family::RampLong | Family::Ramp31h))
+            .filter(|(_, t)| is_ramp(t.family))
             .filter_map(|(i, t)| match (t.onset, run(t, i)) {
                 (Some(o), Some(a)) if a >= o => Some(((a - o) as f64 / 60.0, a.saturating_sub(t.effect_at.unwrap_or(o)) as f64 / 60.0)),
                 _ => None,
@@ -482,6 +488,32 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
             quantile(&mut ramps_from_effect.clone(), 0.5).map(|v| format!("{v:.1}")).unwrap_or_default(),
         );
         svg_rows.push((name.to_string(), medians));
+    }
+    // How the ramp delay depends on traffic: the counts carry more evidence per hour at higher volume.
+    let bands = [(5.0, 16.0), (16.0, 50.0), (50.0, 160.0), (160.0, 500.0)];
+    let _ = writeln!(report, "\nMedian delay on the ramps (all four ramp families) by traffic, hours from the start of the regression:\n");
+    let _ = writeln!(
+        report,
+        "| detector | {} |",
+        bands.iter().map(|(lo, hi)| format!("{lo:.0}–{hi:.0} attempts/min")).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(report, "|---|{}", "---:|".repeat(bands.len()));
+    for (name, run) in methods.iter().filter(|(n, _)| n.starts_with("maintenance") || n.starts_with("Bound")) {
+        let cells: Vec<String> = bands
+            .iter()
+            .map(|&(lo, hi)| {
+                let (mut delays, mut n) = (vec![], 0);
+                for (i, t) in traces.iter().enumerate().filter(|(_, t)| is_ramp(t.family) && t.volume >= lo && t.volume < hi) {
+                    n += 1;
+                    if let (Some(o), Some(a)) = (t.onset, run(t, i)) {
+                        delays.push(a.saturating_sub(o) as f64 / 60.0);
+                    }
+                }
+                let med = quantile(&mut delays, 0.5).map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
+                format!("{med} ({n} soaks, {} caught)", delays.len())
+            })
+            .collect();
+        let _ = writeln!(report, "| {name} | {} |", cells.join(" | "));
     }
     let _ = writeln!(report, "\n{suspicion}");
     let _ = writeln!(report, "\nReplaying one 72 h per-minute soak (baseline fit over 7 days included): {replay_ms:.1} ms.");
