@@ -105,6 +105,9 @@ pub async fn prom_instant(http: &reqwest::Client, address: &str, query: &str, at
     sum.ok_or_else(|| Error::PromNoData(query.to_string()))
 }
 
+/// Points per range query: under Prometheus's limit of 11,000 per series.
+const MAX_POINTS: i32 = 10_000;
+
 /// A range query's values per step (summed over series): per-interval counts over a span of
 /// history, each labelled with the end of its interval.
 pub async fn prom_range(
@@ -116,19 +119,26 @@ pub async fn prom_range(
     step: Duration,
 ) -> Result<Vec<(DateTime<Utc>, f64)>, Error> {
     let url = format!("{}/api/v1/query_range", address.trim_end_matches('/'));
-    // Each step's value covers the step before it, so start one step in.
-    let params = [
-        ("query", query.to_string()),
-        ("start", (from + step).timestamp().to_string()),
-        ("end", to.timestamp().to_string()),
-        ("step", format!("{}s", step.num_seconds().max(1))),
-    ];
-    let data = prom_get(http, &url, &params, query).await?;
+    let step = Duration::seconds(step.num_seconds().max(1));
     let mut steps: std::collections::BTreeMap<i64, Option<f64>> = Default::default();
-    for s in data.result {
-        for (ts, v) in s.values {
-            add(steps.entry(ts as i64).or_default(), &v);
+    // Each step's value covers the step before it, so start one step in. Prometheus refuses
+    // more than 11,000 points per series, so a long lookback is read in chunks.
+    let mut start = from + step;
+    while start <= to {
+        let end = (start + step * (MAX_POINTS - 1)).min(to);
+        let params = [
+            ("query", query.to_string()),
+            ("start", start.timestamp().to_string()),
+            ("end", end.timestamp().to_string()),
+            ("step", format!("{}s", step.num_seconds())),
+        ];
+        let data = prom_get(http, &url, &params, query).await?;
+        for s in data.result {
+            for (ts, v) in s.values {
+                add(steps.entry(ts as i64).or_default(), &v);
+            }
         }
+        start = end + step;
     }
     let steps: Vec<(DateTime<Utc>, f64)> = steps.into_iter().filter_map(|(ts, v)| Some((DateTime::from_timestamp(ts, 0)?, v?))).collect();
     if steps.is_empty() {
