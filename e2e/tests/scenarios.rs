@@ -154,6 +154,9 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "  stages:\n",
             "  window: {timeZone: UTC, exclusions: [{start: \"2026-12-02T00:00:00Z\", end: \"2026-12-01T00:00:00Z\"}]}\n  stages:\n",
         ),
+        // CEL's getHours takes UTC offsets, which are not IANA names.
+        ("time zone as an offset", "  stages:\n", "  window: {timeZone: \"+05:30\", recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n"),
+        ("interval too short", "interval: 2s", "interval: 5ms"),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
@@ -165,6 +168,8 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "should match",
         "timeZone must be an IANA time zone name",
         "exclusion end must be after its start",
+        "timeZone must be an IANA time zone name",
+        "interval must be at least 1s",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
@@ -182,6 +187,12 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "components": [{"kind": "DaemonSet", "name": "connector", "image": BAD}]}]}});
     let err = s.upgrades().patch("missing", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap_err().to_string();
     assert!(err.contains("stages cannot be changed"), "{err}");
+    // Nor reordered: equality on a list keyed by name would ignore the order.
+    let mut stages = serde_json::to_value(&s.upgrades().get("missing").await.unwrap().spec.stages).unwrap();
+    stages.as_array_mut().unwrap().reverse();
+    let patch = serde_json::json!({"spec": {"stages": stages}});
+    let err = s.upgrades().patch("missing", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap_err().to_string();
+    assert!(err.contains("cannot be changed or reordered"), "{err}");
 
     // A target that does not exist: a condition and an Event, and nothing changes.
     let mu = s
@@ -235,6 +246,14 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     assert_eq!(s.image("connector").await, v134);
     let c = &second.status.unwrap().stages[1].components[0];
     assert_eq!(c.known_good_image.as_deref(), Some(v133));
+    // An owner deleted before it released its targets no longer holds them.
+    s.apply(&two_stage(&s.ns, "third", "10m", GOOD)).await;
+    s.wait_for("third", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    s.upgrades().delete("third", &Default::default()).await.unwrap();
+    s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
+    s.wait_for("fourth", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    let events = s.events("fourth").await;
+    assert!(events.iter().any(|e| e.contains(&format!("taken over from MaintenanceUpgrade {}/third", s.ns))), "{events:?}");
     s.stop_background().await;
 }
 

@@ -492,11 +492,7 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
     // How the ramp delay depends on traffic: the counts carry more evidence per hour at higher volume.
     let bands = [(5.0, 16.0), (16.0, 50.0), (50.0, 160.0), (160.0, 500.0)];
     let _ = writeln!(report, "\nMedian delay on the ramps (all four ramp families) by traffic, hours from the start of the regression:\n");
-    let _ = writeln!(
-        report,
-        "| detector | {} |",
-        bands.iter().map(|(lo, hi)| format!("{lo:.0}–{hi:.0} attempts/min")).collect::<Vec<_>>().join(" | ")
-    );
+    let _ = writeln!(report, "| detector | {} |", bands.iter().map(|(lo, hi)| format!("{lo:.0}–{hi:.0} attempts/min")).collect::<Vec<_>>().join(" | "));
     let _ = writeln!(report, "|---|{}", "---:|".repeat(bands.len()));
     for (name, run) in methods.iter().filter(|(n, _)| n.starts_with("maintenance") || n.starts_with("Bound")) {
         let cells: Vec<String> = bands

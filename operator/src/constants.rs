@@ -40,6 +40,7 @@ pub mod reason {
     pub const WINDOW_OPENED: &str = "WindowOpen";
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    pub const PAUSED: &str = "Paused";
     pub const STAGE_STARTED: &str = "StageStarted";
     pub const IMAGE_SET: &str = "ImageSet";
     pub const ROLLED_OUT: &str = "RolledOut";
@@ -52,6 +53,7 @@ pub mod reason {
     pub const SUSPICION_CLEARED: &str = "SuspicionCleared";
     pub const ROLLOUT_FAILED: &str = "RolloutFailed";
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+    pub const WINDOW_NEVER_OPENS: &str = "WindowNeverOpens";
     pub const MANUAL_ROLLBACK: &str = "ManualRollback";
     pub const REVERTED: &str = "Reverted";
     pub const ROLLED_BACK: &str = "RolledBack";

@@ -88,6 +88,16 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
             targets.insert(key, state);
         }
     }
+    // Other upgrades named as owners: do they still exist?
+    let mut live_owners = std::collections::BTreeSet::new();
+    let id = format!("{ns}/{}", mu.name_any());
+    for owner in targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id) {
+        let Some((ons, oname)) = owner.split_once('/') else { continue };
+        let api: Api<MaintenanceUpgrade> = Api::namespaced(ctx.client.clone(), ons);
+        if api.get_opt(oname).await.map_err(|e| Error::Read(format!("MaintenanceUpgrade {owner}"), e))?.is_some() {
+            live_owners.insert(owner);
+        }
+    }
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
@@ -97,12 +107,13 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
         history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
     }
     Ok(Observed {
-        id: format!("{ns}/{}", mu.name_any()),
+        id,
         namespace: ns,
         generation: mu.metadata.generation.unwrap_or(0),
         spec: mu.spec.clone(),
         status,
         targets,
+        live_owners,
         samples,
         history,
         now,
@@ -150,7 +161,11 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let attempts = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to).await.map_err(|e| e.to_string())?;
-        let errors = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to).await.map_err(|e| e.to_string())?;
+        let errors = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to).await.map_err(|e| match e {
+            // Never read as zero (a mistyped query would pass for healthy), but say how to fix it.
+            Error::PromNoData(_) => format!("{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"),
+            e => e.to_string(),
+        })?;
         signals::counts(attempts, errors)
     } else {
         return Err("the signal has no provider".into());

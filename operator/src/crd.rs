@@ -34,7 +34,8 @@ pub struct MaintenanceUpgradeSpec {
     /// Ordered stages; the first is the canary. Immutable: to change the plan, create a new
     /// MaintenanceUpgrade.
     #[schemars(length(min = 1, max = 10))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("stages cannot be changed once the upgrade exists; create a new MaintenanceUpgrade to change the plan"))]
+    // Equality on a map-type list ignores order, so the order of the names is compared too.
+    #[x_kube(validation = Rule::new("self == oldSelf && self.map(s, s.name) == oldSelf.map(s, s.name)").message("stages cannot be changed or reordered once the upgrade exists; create a new MaintenanceUpgrade to change the plan"))]
     #[x_kube(validation = Rule::new("self.all(s, self.all(t, s.name == t.name || s.components.all(c, !t.components.exists(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')))))").message("a target (kind, namespace, name) may appear in only one stage"))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub stages: Vec<Stage>,
@@ -62,7 +63,8 @@ pub struct MaintenanceUpgradeSpec {
 #[x_kube(validation = Rule::new("!has(self.notBefore) || !has(self.deadline) || timestamp(self.deadline) > timestamp(self.notBefore)").message("deadline must be after notBefore"))]
 pub struct Window {
     /// IANA time zone the recurring windows are written in, e.g. America/New_York.
-    #[x_kube(validation = Rule::new("self == 'UTC' || timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0").message("timeZone must be an IANA time zone name such as America/New_York or UTC"))]
+    // (CEL's getHours also takes UTC offsets and Local, which are not IANA names: excluded.)
+    #[x_kube(validation = Rule::new("self == 'UTC' || (self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$') && self != 'Local' && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0)").message("timeZone must be an IANA time zone name such as America/New_York or UTC"))]
     #[schemars(length(min = 1, max = 64))]
     pub time_zone: String,
 
@@ -188,8 +190,10 @@ pub enum WorkloadKind {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
-    /// How often the signals are read.
+    /// How often the signals are read (at least 1s; each read of the built-in signal lists pods
+    /// and Events, so production values are a minute or so).
     #[serde(default = "default_interval")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("interval must be at least 1s"))]
     pub interval: Duration,
     #[serde(default)]
     pub baseline: BaselineSpec,

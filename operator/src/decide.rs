@@ -28,6 +28,9 @@ pub struct Observed {
     pub status: MaintenanceUpgradeStatus,
     /// Every target the spec names; `None` when it does not exist.
     pub targets: BTreeMap<TargetKey, Option<TargetState>>,
+    /// Other upgrades named as owners on those targets that still exist. An owner that was
+    /// deleted before it released its targets no longer holds them.
+    pub live_owners: std::collections::BTreeSet<String>,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
@@ -96,15 +99,52 @@ impl Plan {
         if spec.stages.is_empty() {
             return Err("spec.stages: at least one stage is needed".into());
         }
+        let policy = spec.window.as_ref().map(|w| w.stage_policy).unwrap_or_default();
+        if let (StagePolicy::WaitForNextWindow, Some(longest)) = (policy, schedule.longest_opening()) {
+            for (s, pd) in spec.stages.iter().zip(&progress_deadline) {
+                if *pd > longest {
+                    return Err(format!(
+                        "stage {}: progressDeadline {} is longer than every maintenance window, so under window.stagePolicy WaitForNextWindow it could never start; \
+shorten it or set stagePolicy to Continue",
+                        s.name, s.progress_deadline.0
+                    ));
+                }
+            }
+        }
         Ok(Plan {
             schedule,
-            policy: spec.window.as_ref().map(|w| w.stage_policy).unwrap_or_default(),
+            policy,
             interval: a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?,
             observe: a.baseline.observe.parse().map_err(|e| format!("spec.analysis.baseline.observe: {e}"))?,
             soak,
             progress_deadline,
             signals,
         })
+    }
+
+    /// The plan of an upgrade, and why its spec cannot be used as it is. Once something has
+    /// changed, a spec edited into something unusable must not switch off the analysis and the
+    /// rollback: they go on with the window put aside (a rollback does not wait for it), while
+    /// nothing moves forward until the spec is fixed.
+    fn for_upgrade(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Result<(Plan, Option<String>), String> {
+        match Plan::parse(spec) {
+            Ok(plan) => Ok((plan, None)),
+            Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec { window: None, ..spec.clone() }) {
+                Ok(plan) => Ok((plan, Some(format!("{e}; analysis and automatic rollback go on, without waiting for a window")))),
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A stage's progress deadline (the default if the status lists more stages than the spec).
+    fn progress_deadline(&self, si: usize) -> Duration {
+        self.progress_deadline.get(si).copied().unwrap_or(Duration::minutes(10))
+    }
+
+    /// Why the window will not open again: its deadline has passed, or nothing is left before it.
+    fn never_opens_reason(&self, now: DateTime<Utc>) -> &'static str {
+        if self.schedule.deadline().is_some_and(|d| now >= d) { reason::DEADLINE_EXCEEDED } else { reason::WINDOW_NEVER_OPENS }
     }
 
     /// Signals whose baseline is observed live before the change (no history to query).
@@ -122,7 +162,7 @@ const BLOCKED_RETRY: i64 = 30;
 
 /// Which signals should be read now, and from when (the observe step reads `[from, now)`).
 pub fn analysis_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus, now: DateTime<Utc>) -> Vec<(Signal, DateTime<Utc>)> {
-    let Ok(plan) = Plan::parse(spec) else { return vec![] };
+    let Ok((plan, _)) = Plan::for_upgrade(spec, status) else { return vec![] };
     let Some(started) = status.baseline_started_at else { return vec![] };
     if status.phase.is_terminal() || status.rollback.is_some() {
         return vec![];
@@ -150,17 +190,17 @@ pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeSta
 }
 
 pub fn decide(o: &Observed) -> Decision {
-    let mut d = Decider { o, st: o.status.clone(), effect: None, events: vec![], requeue: None, blocked: None, next: None };
+    let mut d = Decider { o, st: o.status.clone(), effect: None, events: vec![], requeue: None, blocked: None, next: None, held: false };
     d.st.observed_generation = Some(o.generation);
     if d.st.phase.is_terminal() {
         return Decision { status: d.st, effect: None, events: vec![], requeue_after: None };
     }
-    match Plan::parse(&o.spec) {
+    match Plan::for_upgrade(&o.spec, &o.status) {
+        Ok((plan, invalid)) => d.run(&plan, invalid),
         Err(e) => {
             d.block(reason::INVALID_SPEC, format!("the spec cannot be used: {e}; fix it and the upgrade continues"));
             d.st.message = d.blocked.as_ref().unwrap().1.clone();
         }
-        Ok(plan) => d.run(&plan),
     }
     d.finish()
 }
@@ -173,6 +213,8 @@ struct Decider<'a> {
     requeue: Option<Duration>,
     blocked: Option<(&'static str, String)>,
     next: Option<NextAction>,
+    /// A rollback is due but waits (for a human or for the window): nothing moves forward.
+    held: bool,
 }
 
 impl<'a> Decider<'a> {
@@ -216,8 +258,9 @@ impl<'a> Decider<'a> {
         (key, state)
     }
 
-    fn run(&mut self, plan: &Plan) {
+    fn run(&mut self, plan: &Plan, invalid: Option<String>) {
         self.init_stages();
+        let invalid = invalid.or_else(|| self.spec_problem());
         self.observe_components();
         self.analyse(plan);
         if self.st.rollback.is_none() {
@@ -226,13 +269,20 @@ impl<'a> Decider<'a> {
             }
         }
         if self.st.rollback.is_some() {
-            self.roll_back(plan);
-        } else {
-            self.advance(plan);
-            // Look again when the next sample is due, whatever else is awaited.
-            if let Some(next) = self.next_sample_at(plan).filter(|_| !self.st.phase.is_terminal()) {
-                self.requeue_at(next);
+            return self.roll_back(plan);
+        }
+        match invalid {
+            Some(e) if !self.held => {
+                let msg = format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed");
+                self.st.message = msg.clone();
+                self.block(reason::INVALID_SPEC, msg);
             }
+            Some(_) => {}
+            None => self.advance(plan),
+        }
+        // Look again when the next sample is due, whatever else is awaited.
+        if let Some(next) = self.next_sample_at(plan).filter(|_| !self.st.phase.is_terminal()) {
+            self.requeue_at(next);
         }
     }
 
@@ -274,6 +324,30 @@ impl<'a> Decider<'a> {
             })
             .collect();
         self.set_phase(Phase::Pending, "checking the targets".into());
+    }
+
+    /// What the API server's rules cannot see: a target named twice (once with its namespace
+    /// written out, once without), or stages that no longer match the status (the stages are
+    /// immutable; this guards against an object written around the validation).
+    fn spec_problem(&self) -> Option<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.o.spec.stages {
+            for c in &s.components {
+                if !seen.insert((c.kind, c.namespace_or(&self.o.namespace).to_string(), c.name.clone())) {
+                    return Some(format!("{:?} {}/{} is listed twice; list each target once", c.kind, c.namespace_or(&self.o.namespace), c.name));
+                }
+            }
+        }
+        let same = self.o.spec.stages.len() == self.st.stages.len()
+            && self.o.spec.stages.iter().zip(&self.st.stages).all(|(s, st)| {
+                s.name == st.name
+                    && s.components.len() == st.components.len()
+                    && s.components
+                        .iter()
+                        .zip(&st.components)
+                        .all(|(c, cs)| c.kind == cs.kind && c.name == cs.name && c.namespace_or(&self.o.namespace) == cs.namespace)
+            });
+        (!same).then(|| "spec.stages no longer matches the stages this upgrade started with; restore them, or create a new MaintenanceUpgrade".to_string())
     }
 
     /// Compare each claimed target with what this upgrade expects it to run; a target that
@@ -464,14 +538,19 @@ impl<'a> Decider<'a> {
         if let Some(why) = self.rollout_failure(plan) {
             trigger.get_or_insert((reason::ROLLOUT_FAILED, why));
         }
-        if let WindowState::Closed { opens_at: None, .. } = plan.schedule.state_at(self.now()) {
-            let unstarted = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending);
-            if let (Some(s), Some(deadline)) = (unstarted, plan.schedule.deadline()) {
-                trigger.get_or_insert((reason::DEADLINE_EXCEEDED, format!("stage {} had not started by the deadline {}", s.name, at(deadline))));
+        // Stages left that can never start: the upgrade cannot finish, so it is reverted.
+        if let WindowState::Closed { opens_at: None, why } = plan.schedule.state_at(self.now()) {
+            if let Some(s) = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending) {
+                let r = plan.never_opens_reason(self.now());
+                trigger.get_or_insert(match plan.schedule.deadline() {
+                    Some(d) if r == reason::DEADLINE_EXCEEDED => (r, format!("stage {} had not started by the deadline {}", s.name, at(d))),
+                    _ => (r, format!("stage {} cannot start: the maintenance window will not open again ({why})", s.name)),
+                });
             }
         }
         let (why, message) = trigger?;
         if !self.o.spec.rollback.automatic {
+            self.held = true;
             self.set_phase(
                 Phase::Degraded,
                 format!("{message}. Automatic rollback is off: set spec.rollback.requested to true to revert, nothing else happens until then"),
@@ -481,9 +560,11 @@ impl<'a> Decider<'a> {
             return None;
         }
         if !self.o.spec.rollback.outside_window {
-            if let WindowState::Closed { opens_at, .. } = plan.schedule.state_at(self.now()) {
+            // A window that never opens again cannot be waited for: the rollback goes ahead.
+            if let WindowState::Closed { opens_at: Some(opens_at), .. } = plan.schedule.state_at(self.now()) {
+                self.held = true;
                 self.set_phase(Phase::Degraded, format!("{message}. The rollback waits for the maintenance window (rollback.outsideWindow is false)"));
-                self.next("roll back when the window opens", opens_at);
+                self.next("roll back when the window opens", Some(opens_at));
                 self.note_once(reason::ROLLBACK_WAITS_FOR_WINDOW, &message);
                 return None;
             }
@@ -514,8 +595,13 @@ impl<'a> Decider<'a> {
                 }
             }
             let started = s.started_at?;
-            if self.now() > started + plan.progress_deadline[i] {
-                return Some(format!("stage {} did not roll out within its progress deadline of {}", s.name, self.o.spec.stages[i].progress_deadline.0));
+            let limit = plan.progress_deadline(i);
+            if self.now() > started + limit {
+                return Some(format!(
+                    "stage {} did not roll out within its progress deadline of {}",
+                    s.name,
+                    humantime::format_duration(limit.to_std().unwrap_or_default())
+                ));
             }
         }
         None
@@ -574,7 +660,7 @@ impl<'a> Decider<'a> {
                 })
                 .collect();
             let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
-            let give_up = last_revert + plan.progress_deadline[si];
+            let give_up = last_revert + plan.progress_deadline(si);
             if !waiting.is_empty() && self.now() < give_up {
                 self.set_phase(Phase::RollingBack, format!("waiting for the revert of stage {stage_name} to roll out: {} ({why})", waiting.join(", ")));
                 self.next(format!("wait for the revert of stage {stage_name} to roll out"), Some(give_up));
@@ -633,7 +719,7 @@ impl<'a> Decider<'a> {
     // Forward
 
     fn advance(&mut self, plan: &Plan) {
-        if self.st.phase == Phase::Degraded && self.regression().is_some() {
+        if self.held {
             return; // rollback_trigger said why and what next
         }
         if !self.claim() {
@@ -698,7 +784,9 @@ impl<'a> Decider<'a> {
                 }
             };
             let image = t.image(&container).unwrap_or_default().to_string();
-            match t.owner.as_deref() {
+            // The owner annotation of an upgrade that was deleted before it released its targets.
+            let stale = t.owner.as_deref().filter(|o| *o != self.o.id && !self.o.live_owners.contains(*o));
+            match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id => {
                     self.hold_before_claim(
                         reason::TARGET_OWNED,
@@ -717,7 +805,8 @@ impl<'a> Decider<'a> {
                         resource_version: t.resource_version.clone(),
                         known_good: known_good_value(&container, &image),
                     });
-                    self.note(false, reason::CLAIMED, "Claim", format!("{key}: recorded known-good image {image} of container {container}"));
+                    let taken_over = stale.map(|o| format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)")).unwrap_or_default();
+                    self.note(false, reason::CLAIMED, "Claim", format!("{key}: recorded known-good image {image} of container {container}{taken_over}"));
                     self.record_claim(si, ci, container, image, t);
                     self.set_phase(Phase::Pending, "recording the known-good images".into());
                     self.requeue_in(Duration::zero());
@@ -769,7 +858,7 @@ impl<'a> Decider<'a> {
                     now
                 }
                 WindowState::Closed { opens_at: None, why } => {
-                    return self.end_unstarted(format!("the maintenance window will not open again ({why})"));
+                    return self.end_unstarted(plan.never_opens_reason(now), format!("the maintenance window will not open again ({why})"));
                 }
             };
             self.st.baseline_started_at = Some(start_at);
@@ -798,12 +887,19 @@ impl<'a> Decider<'a> {
     }
 
     /// End before anything changed (deadline passed, window never opens again).
-    fn end_unstarted(&mut self, why: String) -> bool {
+    fn end_unstarted(&mut self, reason: &'static str, why: String) -> bool {
+        if self.any_applied() {
+            // rollback_trigger reverts an upgrade whose remaining stages can never start; this
+            // is only a guard, so that a changed target is never left unwatched as "unchanged".
+            self.start_rollback(reason, why);
+            self.requeue_in(Duration::zero());
+            return false;
+        }
         self.release();
         self.st.completed_at = Some(self.now());
         self.set_phase(Phase::Failed, format!("{why}; nothing was changed"));
         self.next = None;
-        self.note(true, reason::DEADLINE_EXCEEDED, "Finish", format!("{why}; nothing was changed"));
+        self.note(true, reason, "Finish", format!("{why}; nothing was changed"));
         false
     }
 
@@ -811,6 +907,20 @@ impl<'a> Decider<'a> {
         let now = self.now();
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();
+        // A target already runs the new image: the stage was started before a status write was
+        // lost. It goes on whatever the gates say now (its Events went out with the change), so
+        // that the change is watched and, if need be, reverted.
+        let started_before = self.st.stages[si].components.iter().any(|c| {
+            c.phase == ComponentPhase::Claimed
+                && c.known_good_image.as_deref() != Some(c.desired_image.as_str())
+                && self.target(c).1.and_then(|t| t.image(c.container.as_deref().unwrap_or_default())) == Some(c.desired_image.as_str())
+        });
+        if started_before {
+            let s = &mut self.st.stages[si];
+            s.phase = StagePhase::RollingOut;
+            s.started_at = Some(now);
+            return self.roll_out(plan, si);
+        }
         if self.o.spec.paused {
             self.set_phase(Phase::Paused, format!("paused before stage {name}; set spec.paused to false to continue"));
             self.next(format!("start stage {name} when unpaused"), None);
@@ -840,7 +950,7 @@ impl<'a> Decider<'a> {
                 return;
             }
             WindowState::Closed { opens_at: None, why } => {
-                self.end_unstarted(format!("the maintenance window will not open again ({why})"));
+                self.end_unstarted(plan.never_opens_reason(now), format!("the maintenance window will not open again ({why})"));
                 return;
             }
             WindowState::Open { closes_at: Some(closes) } if plan.policy == StagePolicy::WaitForNextWindow && now + plan.progress_deadline[si] > closes => {
@@ -973,10 +1083,11 @@ impl<'a> Decider<'a> {
             return;
         }
         if !unsure.is_empty() {
-            self.set_phase(
-                Phase::Soaking,
-                format!("the soak of stage {name} is over but signal(s) {} have no conclusive verdict; not promoting until they pass", unsure.join(", ")),
-            );
+            let msg = format!("the soak of stage {name} is over but signal(s) {} have no conclusive verdict; not promoting until they pass", unsure.join(", "));
+            if self.o.status.message != msg {
+                self.note(true, reason::INCONCLUSIVE, "Analyse", msg.clone());
+            }
+            self.set_phase(Phase::Soaking, msg);
             self.next(format!("end the soak of stage {name} on a conclusive pass"), None);
             return;
         }
@@ -1071,6 +1182,17 @@ impl<'a> Decider<'a> {
             if c.type_ == ct::BLOCKED && c.status == "True" && changed {
                 let reason = self.blocked.as_ref().map(|b| b.0).unwrap_or(reason::INVALID_SPEC);
                 self.events.push(Note { warning: true, reason, action: "Block", message: c.message.clone() });
+            }
+        }
+        // Waiting and pausing are announced too, once, when they begin.
+        if phase != self.o.status.phase {
+            let announce = match phase {
+                Phase::WaitingForWindow => Some((reason::WINDOW_CLOSED, "Wait")),
+                Phase::Paused => Some((reason::PAUSED, "Pause")),
+                _ => None,
+            };
+            if let Some((reason, action)) = announce {
+                self.events.push(Note { warning: false, reason, action, message: self.st.message.clone() });
             }
         }
         self.st.conditions = new;

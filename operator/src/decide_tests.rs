@@ -82,6 +82,7 @@ impl World {
                 spec,
                 status: MaintenanceUpgradeStatus::default(),
                 targets,
+                live_owners: Default::default(),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 now: t("2026-11-24T03:00:00Z"),
@@ -369,6 +370,7 @@ fn pause_holds_the_next_stage_but_not_the_rollback() {
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Paused);
     assert!(w.image_sets().is_empty());
     assert!(w.obs.status.message.contains("spec.paused"));
+    assert!(w.events.iter().any(|e| e.starts_with(reason::PAUSED)), "{:?}", w.events);
     w.obs.spec.paused = false;
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
     w.obs.spec.paused = true;
@@ -381,6 +383,7 @@ fn pause_holds_the_next_stage_but_not_the_rollback() {
 fn target_owned_by_another_upgrade_blocks_without_changes() {
     let mut w = World::new(spec());
     w.target_mut("connector").owner = Some("ops/other".into());
+    w.obs.live_owners.insert("ops/other".into());
     for _ in 0..5 {
         w.step();
         w.obs.now += Duration::seconds(30);
@@ -391,10 +394,11 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
     assert!(b.message.contains("ops/other"), "{}", b.message);
     assert!(w.image_sets().is_empty());
     assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::TARGET_OWNED)).count(), 1, "one Event, not one per look");
-    // The other upgrade ends: this one proceeds.
-    w.target_mut("connector").owner = None;
+    // The other upgrade is deleted without releasing the target: its mark no longer holds it.
+    w.obs.live_owners.clear();
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded);
+    assert!(w.events.iter().any(|e| e.contains("taken over from MaintenanceUpgrade ops/other")), "{:?}", w.events);
 }
 
 #[test]
@@ -576,6 +580,7 @@ fn closed_window_waits_and_the_baseline_ends_when_it_opens() {
     w.obs.now = t("2026-11-24T12:00:00Z"); // Tuesday 07:00 New York
     w.run_until(Duration::minutes(1), |w| w.phase() == Phase::WaitingForWindow);
     assert_eq!(w.effects.len(), 2, "the targets are claimed while waiting");
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::WINDOW_CLOSED)).count(), 1, "the wait is announced once");
     let next = w.obs.status.next_action.clone().unwrap();
     assert_eq!(next.at, Some(t("2026-11-25T02:50:00Z")), "baseline starts 10m before the 22:00 EST opening");
     assert_eq!(w.condition(ct::WINDOW_OPEN).status, "False");
@@ -700,4 +705,133 @@ fn a_span_the_operator_could_not_see_is_not_judged() {
     w.error_rate = Box::new(|_| 0.01);
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded);
+}
+
+#[test]
+fn a_stage_started_before_a_lost_status_write_goes_on_whatever_the_gates_say_now() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    // The status write after the canary's patch was lost, and meanwhile someone paused.
+    let mut stale = w.obs.status.clone();
+    stale.changed_at = None;
+    stale.stages[0].phase = StagePhase::Pending;
+    stale.stages[0].started_at = None;
+    stale.stages[0].components[0].phase = ComponentPhase::Claimed;
+    stale.stages[0].components[0].applied_at = None;
+    w.obs.status = stale;
+    w.obs.spec.paused = true;
+    w.step();
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    assert!(w.obs.status.changed_at.is_some(), "the change is watched");
+    assert_eq!(w.image_sets().len(), 1, "and not made again");
+    // A regression is still reverted.
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+}
+
+#[test]
+fn a_rollback_held_for_a_human_stays_held_and_says_so_once() {
+    let mut s = spec();
+    s.rollback.automatic = false;
+    let mut w = World::new(s);
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded);
+    for _ in 0..20 {
+        w.obs.now += Duration::seconds(30);
+        w.step();
+        assert_eq!(w.phase(), Phase::Degraded, "{}", w.obs.status.message);
+    }
+    assert!(w.obs.status.message.contains("progress deadline"), "{}", w.obs.status.message);
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::AUTOMATIC_ROLLBACK_DISABLED)).count(), 1);
+}
+
+#[test]
+fn a_rollback_waiting_for_a_window_that_never_opens_again_goes_ahead() {
+    let mut s = spec();
+    let mut win = tue_thu_window();
+    win.deadline = Some(t("2026-11-25T06:00:00Z"));
+    s.window = Some(win);
+    s.rollback.outside_window = false;
+    s.stages[0].soak = Duration_("4h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    w.run_until(Duration::days(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::DEADLINE_EXCEEDED);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn stages_left_when_the_window_never_opens_again_are_reverted_not_reported_unchanged() {
+    let mut s = spec();
+    let mut win = tue_thu_window();
+    // A freeze from the first window's end until beyond the two-year horizon.
+    win.exclusions.push(Exclusion { name: Some("freeze".into()), start: t("2026-11-25T06:00:00Z"), end: t("2030-01-01T00:00:00Z") });
+    s.window = Some(win);
+    s.stages[0].soak = Duration_("4h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    w.run_until(Duration::days(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let rb = w.obs.status.rollback.as_ref().unwrap();
+    assert_eq!(rb.reason, reason::WINDOW_NEVER_OPENS);
+    assert!(rb.message.contains("stage fleet cannot start"), "{}", rb.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn a_progress_deadline_longer_than_every_window_is_an_invalid_spec() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    s.stages[1].progress_deadline = Duration_("5h");
+    let mut w = World::new(s);
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("stage fleet: progressDeadline 5h is longer than every maintenance window"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_target_named_twice_with_and_without_its_namespace_is_an_invalid_spec() {
+    let mut s = spec();
+    s.stages[1].components[0] = Component { namespace: None, ..component("connector-canary", "connector:2.0") };
+    let mut w = World::new(s);
+    w.obs.namespace = "kube-system".into();
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("kube-system/connector-canary is listed twice"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_spec_made_unusable_mid_soak_holds_the_upgrade_but_not_the_rollback() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.spec.window = Some(Window { time_zone: "Mars/Olympus".into(), ..tue_thu_window() });
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    assert!(w.condition(ct::BLOCKED).message.contains("analysis and automatic rollback go on"), "{}", w.condition(ct::BLOCKED).message);
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn stages_that_no_longer_match_the_status_hold_the_upgrade_without_a_crash() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    // Written around the API server's rules: the stages reordered.
+    w.obs.spec.stages.reverse();
+    for _ in 0..5 {
+        w.obs.now += Duration::minutes(10);
+        w.step();
+    }
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    assert!(w.condition(ct::BLOCKED).message.contains("no longer matches"), "{}", w.condition(ct::BLOCKED).message);
+    assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage did not start");
 }

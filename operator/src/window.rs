@@ -56,6 +56,11 @@ impl Schedule {
         self.deadline
     }
 
+    /// The longest recurring opening; None when there are none (always open).
+    pub fn longest_opening(&self) -> Option<Duration> {
+        self.recurring.iter().map(|r| r.2).max()
+    }
+
     /// Is the window open at `now`, until when, or when does it open next?
     pub fn state_at(&self, now: DateTime<Utc>) -> WindowState {
         if let Some(d) = self.deadline {
@@ -91,7 +96,24 @@ impl Schedule {
 
     /// The first open interval that ends after `from` (start may be before `from`).
     fn next_open_interval(&self, from: DateTime<Utc>) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
-        let bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = if self.recurring.is_empty() { vec![(from, None)] } else { self.occurrences(from) };
+        if self.recurring.is_empty() {
+            return self.first_open(from, vec![(from, None)]);
+        }
+        // A week of occurrences at a time: a freeze may swallow several weeks of them.
+        let mut scan = from;
+        while scan < from + Duration::days(HORIZON_DAYS) {
+            let bases = self.occurrences(scan);
+            let last_end = bases.last()?.1?;
+            if let Some(open) = self.first_open(from, bases) {
+                return Some(open);
+            }
+            scan = last_end;
+        }
+        None
+    }
+
+    /// The first of `bases` (occurrences in time order) left open by the exclusions and bounds.
+    fn first_open(&self, from: DateTime<Utc>, bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         for (start, end) in bases {
             let mut start = start;
             // Cut away exclusions at the start of the interval, repeatedly (they may chain).
@@ -304,6 +326,20 @@ mod tests {
         // Friday 11:00: open, but only until the exclusion at 15:00.
         assert_eq!(s.state_at(t("2026-11-27T11:00:00Z")), open("2026-11-27T15:00:00Z"));
         assert_eq!(s.state_at(t("2026-11-27T16:30:00Z")), open("2026-11-27T18:00:00Z"));
+    }
+
+    #[test]
+    fn a_freeze_longer_than_a_week_is_waited_out() {
+        // The year-end freeze of the README's example swallows three weeks of Tue/Thu windows.
+        let mut w = window("America/New_York", &[Weekday::Tue, Weekday::Thu], "22:00", "4h");
+        w.exclusions.push(Exclusion { name: Some("year-end freeze".into()), start: t("2026-12-18T00:00:00Z"), end: t("2027-01-05T00:00:00Z") });
+        let s = Schedule::parse(Some(&w)).unwrap();
+        match s.state_at(t("2026-12-17T12:00:00Z")) {
+            // Thursday 17 Dec 22:00 EST is 03:00Z on the 18th, inside the freeze; so is every
+            // window until it ends on 5 Jan (a Tuesday): the next opening is that evening.
+            WindowState::Closed { opens_at, .. } => assert_eq!(opens_at, Some(t("2027-01-06T03:00:00Z"))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
