@@ -81,21 +81,31 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
     let status = mu.status.clone().unwrap_or_default();
     let mut targets = BTreeMap::new();
     let need_digests = status.claimed_at.is_none();
-    for stage in &mu.spec.stages {
-        for c in &stage.components {
-            let key = TargetKey { kind: c.kind, namespace: c.namespace_or(&ns).to_string(), name: c.name.clone() };
+    // The targets the spec names and those the status holds (the same, unless the spec was
+    // written around its validation: what was changed must still be seen to be reverted).
+    let keys =
+        mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey { kind: c.kind, namespace: c.namespace_or(&ns).to_string(), name: c.name.clone() });
+    let recorded = status.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() });
+    for key in keys.chain(recorded) {
+        if !targets.contains_key(&key) {
             let state = read_target(&ctx.client, &key, need_digests).await?;
             targets.insert(key, state);
         }
     }
-    // Other upgrades named as owners: do they still exist?
+    // Until every target is claimed: do the other upgrades named as owners still exist? A read
+    // that fails counts as yes, so that nothing is taken over on a doubt.
     let mut live_owners = std::collections::BTreeSet::new();
     let id = format!("{ns}/{}", mu.name_any());
-    for owner in targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id) {
-        let Some((ons, oname)) = owner.split_once('/') else { continue };
-        let api: Api<MaintenanceUpgrade> = Api::namespaced(ctx.client.clone(), ons);
-        if api.get_opt(oname).await.map_err(|e| Error::Read(format!("MaintenanceUpgrade {owner}"), e))?.is_some() {
-            live_owners.insert(owner);
+    if status.claimed_at.is_none() {
+        let owners: std::collections::BTreeSet<String> = targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id).collect();
+        for owner in owners {
+            let exists = match owner.split_once('/') {
+                Some((ons, oname)) => !matches!(Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await, Ok(None)),
+                None => true,
+            };
+            if exists {
+                live_owners.insert(owner);
+            }
         }
     }
     let mut samples = BTreeMap::new();
@@ -161,16 +171,21 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let attempts = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to).await.map_err(|e| e.to_string())?;
-        let errors = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to).await.map_err(|e| match e {
-            // Never read as zero (a mistyped query would pass for healthy), but say how to fix it.
-            Error::PromNoData(_) => format!("{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"),
-            e => e.to_string(),
-        })?;
+        let errors = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to).await.map_err(no_errors_hint)?;
         signals::counts(attempts, errors)
     } else {
         return Err("the signal has no provider".into());
     };
     Ok((counts, from, to))
+}
+
+/// An empty errors answer is never read as zero (a mistyped query would pass for healthy), but
+/// the usual cause has a simple fix.
+fn no_errors_hint(e: Error) -> String {
+    match e {
+        Error::PromNoData(_) => format!("{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"),
+        e => e.to_string(),
+    }
 }
 
 async fn read_history(ctx: &Context, signal: &Signal, now: DateTime<Utc>, spec: &crate::crd::MaintenanceUpgradeSpec) -> HistoryResult {
@@ -179,7 +194,7 @@ async fn read_history(ctx: &Context, signal: &Signal, now: DateTime<Utc>, spec: 
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
     let attempts = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.attempts, step), from, now, step).await.map_err(|e| e.to_string())?;
-    let errors = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step).await.map_err(|e| e.to_string())?;
+    let errors = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step).await.map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
     // A step without an errors value had no errors series yet (no failures so far).
     Ok(attempts.into_iter().map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0)))).collect())

@@ -26,7 +26,7 @@ pub struct Observed {
     pub generation: i64,
     pub spec: MaintenanceUpgradeSpec,
     pub status: MaintenanceUpgradeStatus,
-    /// Every target the spec names; `None` when it does not exist.
+    /// Every target the spec names or the status records; `None` when it does not exist.
     pub targets: BTreeMap<TargetKey, Option<TargetState>>,
     /// Other upgrades named as owners on those targets that still exist. An owner that was
     /// deleted before it released its targets no longer holds them.
@@ -364,6 +364,22 @@ impl<'a> Decider<'a> {
                 };
                 let (key, t) = self.target(&c);
                 let container = c.container.clone().unwrap_or_default();
+                // A claimed target that already runs the new image was changed before a status
+                // write was lost: it counts as applied from now on, whatever the gates say now, so
+                // that it is watched and, if need be, reverted (its Events went out with the change).
+                let runs_new = t.and_then(|t| t.image(&container)) == Some(c.desired_image.as_str());
+                if c.phase == ComponentPhase::Claimed && runs_new && c.known_good_image.as_deref() != Some(c.desired_image.as_str()) {
+                    let now = self.now();
+                    let stage = &mut self.st.stages[si];
+                    if stage.phase == StagePhase::Pending {
+                        stage.phase = StagePhase::RollingOut;
+                        stage.started_at = Some(now);
+                    }
+                    stage.components[ci].phase = ComponentPhase::Applied;
+                    stage.components[ci].applied_at = Some(now);
+                    self.st.changed_at.get_or_insert(now);
+                    continue;
+                }
                 let conflict = match t {
                     None if c.phase == ComponentPhase::Reverted => None,
                     None => {
@@ -907,20 +923,6 @@ impl<'a> Decider<'a> {
         let now = self.now();
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();
-        // A target already runs the new image: the stage was started before a status write was
-        // lost. It goes on whatever the gates say now (its Events went out with the change), so
-        // that the change is watched and, if need be, reverted.
-        let started_before = self.st.stages[si].components.iter().any(|c| {
-            c.phase == ComponentPhase::Claimed
-                && c.known_good_image.as_deref() != Some(c.desired_image.as_str())
-                && self.target(c).1.and_then(|t| t.image(c.container.as_deref().unwrap_or_default())) == Some(c.desired_image.as_str())
-        });
-        if started_before {
-            let s = &mut self.st.stages[si];
-            s.phase = StagePhase::RollingOut;
-            s.started_at = Some(now);
-            return self.roll_out(plan, si);
-        }
         if self.o.spec.paused {
             self.set_phase(Phase::Paused, format!("paused before stage {name}; set spec.paused to false to continue"));
             self.next(format!("start stage {name} when unpaused"), None);

@@ -815,6 +815,11 @@ fn a_spec_made_unusable_mid_soak_holds_the_upgrade_but_not_the_rollback() {
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
     assert!(w.condition(ct::BLOCKED).message.contains("analysis and automatic rollback go on"), "{}", w.condition(ct::BLOCKED).message);
+    // Healthy well past the end of the canary's soak: nothing moves forward.
+    let until = w.obs.now + Duration::hours(1);
+    w.run_until(Duration::hours(2), |w| w.obs.now >= until);
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking);
+    assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage did not start");
     w.error_rate = Box::new(|_| 0.3);
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);
@@ -834,4 +839,32 @@ fn stages_that_no_longer_match_the_status_hold_the_upgrade_without_a_crash() {
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
     assert!(w.condition(ct::BLOCKED).message.contains("no longer matches"), "{}", w.condition(ct::BLOCKED).message);
     assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage did not start");
+    // Fewer stages in the spec than in the status: held, and a rollback still works.
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.spec.stages.truncate(1);
+    w.obs.spec.stages[0].name = "only".into();
+    for _ in 0..5 {
+        w.obs.now += Duration::minutes(10);
+        w.step();
+    }
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn a_weekend_of_two_adjacent_day_windows_fits_a_long_progress_deadline() {
+    let mut s = spec();
+    s.window = Some(Window {
+        time_zone: "UTC".into(),
+        recurring: vec![RecurringWindow { days: vec![Weekday::Sat, Weekday::Sun], start: "00:00".into(), duration: Duration_("24h") }],
+        ..tue_thu_window()
+    });
+    s.stages[1].progress_deadline = Duration_("30h");
+    let mut w = World::new(s);
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).status, "False", "{}", w.condition(ct::BLOCKED).message);
 }

@@ -56,9 +56,11 @@ impl Schedule {
         self.deadline
     }
 
-    /// The longest recurring opening; None when there are none (always open).
+    /// The longest recurring opening, adjacent openings merged (Sat and Sun 00:00 for 24h is one
+    /// opening of 48h), ignoring exclusions; None when there are none (always open).
     pub fn longest_opening(&self) -> Option<Duration> {
-        self.recurring.iter().map(|r| r.2).max()
+        let monday = Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).single()?;
+        self.occurrences(monday).into_iter().filter_map(|(s, e)| Some(e? - s)).max()
     }
 
     /// Is the window open at `now`, until when, or when does it open next?
@@ -101,7 +103,8 @@ impl Schedule {
         }
         // A week of occurrences at a time: a freeze may swallow several weeks of them.
         let mut scan = from;
-        while scan < from + Duration::days(HORIZON_DAYS) {
+        let until = self.deadline.unwrap_or(from + Duration::days(HORIZON_DAYS)).min(from + Duration::days(HORIZON_DAYS));
+        while scan < until {
             let bases = self.occurrences(scan);
             let last_end = bases.last()?.1?;
             if let Some(open) = self.first_open(from, bases) {
