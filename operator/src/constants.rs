@@ -7,6 +7,9 @@ pub const CONTROLLER_NAME: &str = "maintenance-operator";
 
 /// On a target: which MaintenanceUpgrade (`namespace/name`) owns it until that upgrade ends.
 pub const OWNER_ANNOTATION: &str = "maintenance.dev/owner";
+/// On a target: the UID of that upgrade, so that a re-created upgrade of the same name does not
+/// take an earlier one's mark for its own.
+pub const OWNER_UID_ANNOTATION: &str = "maintenance.dev/owner-uid";
 /// On a target: the image it ran before the upgrade touched it (`container=image`).
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
 

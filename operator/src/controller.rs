@@ -118,6 +118,7 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
     }
     Ok(Observed {
         id,
+        uid: mu.metadata.uid.clone().unwrap_or_default(),
         namespace: ns,
         generation: mu.metadata.generation.unwrap_or(0),
         spec: mu.spec.clone(),
@@ -288,8 +289,8 @@ fn record_metrics(m: &Metrics, id: &str, before: &MaintenanceUpgradeStatus, afte
 
 async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<()> {
     match effect {
-        Effect::Claim { target, resource_version, known_good } => {
-            patch_target(client, target, &Patch::Merge(target::claim_patch(resource_version, owner, known_good))).await
+        Effect::Claim { target, resource_version, owner_uid, known_good } => {
+            patch_target(client, target, &Patch::Merge(target::claim_patch(resource_version, owner, owner_uid, known_good))).await
         }
         Effect::SetImage { target, resource_version, container, image } => {
             patch_target(client, target, &Patch::Strategic(target::image_patch(resource_version, container, image))).await

@@ -22,6 +22,8 @@ pub type HistoryResult = Result<Vec<(DateTime<Utc>, Counts)>, String>;
 pub struct Observed {
     /// `namespace/name` of this MaintenanceUpgrade; written on targets it owns.
     pub id: String,
+    /// This upgrade's UID, written on its targets beside `id`.
+    pub uid: String,
     pub namespace: String,
     pub generation: i64,
     pub spec: MaintenanceUpgradeSpec,
@@ -42,7 +44,7 @@ pub struct Observed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Mark the target as owned by this upgrade and record its known-good image on it.
-    Claim { target: TargetKey, resource_version: String, known_good: String },
+    Claim { target: TargetKey, resource_version: String, owner_uid: String, known_good: String },
     /// Set one container's image, only if the target is still at `resource_version`.
     SetImage { target: TargetKey, resource_version: String, container: String, image: String },
     /// Remove this upgrade's annotations from the targets it still owns.
@@ -800,8 +802,10 @@ impl<'a> Decider<'a> {
                 }
             };
             let image = t.image(&container).unwrap_or_default().to_string();
-            // The owner annotation of an upgrade that was deleted before it released its targets.
-            let stale = t.owner.as_deref().filter(|o| *o != self.o.id && !self.o.live_owners.contains(*o));
+            // The mark of an upgrade deleted before it released its targets, or of an earlier,
+            // deleted upgrade of this name (another UID; a mark without one is taken as ours).
+            let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.as_deref().is_some_and(|u| u != self.o.uid);
+            let stale = t.owner.as_deref().filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
             match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id => {
                     self.hold_before_claim(
@@ -819,9 +823,14 @@ impl<'a> Decider<'a> {
                     self.effect = Some(Effect::Claim {
                         target: key.clone(),
                         resource_version: t.resource_version.clone(),
+                        owner_uid: self.o.uid.clone(),
                         known_good: known_good_value(&container, &image),
                     });
-                    let taken_over = stale.map(|o| format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)")).unwrap_or_default();
+                    let taken_over = match stale {
+                        Some(_) if earlier_life => " (taken over from an earlier MaintenanceUpgrade of this name, which no longer exists)".to_string(),
+                        Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)"),
+                        None => String::new(),
+                    };
                     self.note(false, reason::CLAIMED, "Claim", format!("{key}: recorded known-good image {image} of container {container}{taken_over}"));
                     self.record_claim(si, ci, container, image, t);
                     self.set_phase(Phase::Pending, "recording the known-good images".into());

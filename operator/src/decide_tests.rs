@@ -50,6 +50,7 @@ fn daemonset(image: &str) -> TargetState {
         resource_version: "1".into(),
         containers: vec![("connector".into(), image.into())],
         owner: None,
+        owner_uid: None,
         known_good: None,
         rollout: Rollout::Complete,
         running_digests: vec![("connector".into(), "sha256:good".into())],
@@ -77,6 +78,7 @@ impl World {
         World {
             obs: Observed {
                 id: ID.into(),
+                uid: "uid-1".into(),
                 namespace: "ops".into(),
                 generation: 1,
                 spec,
@@ -149,9 +151,10 @@ impl World {
         let now = self.obs.now;
         let stuck = self.stuck;
         match e {
-            Effect::Claim { target, known_good, .. } => {
+            Effect::Claim { target, known_good, owner_uid, .. } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
                 t.owner = Some(ID.into());
+                t.owner_uid = Some(owner_uid.clone());
                 t.known_good = Some(known_good.clone());
                 bump(t);
             }
@@ -167,6 +170,7 @@ impl World {
                 for k in targets {
                     if let Some(Some(t)) = self.obs.targets.get_mut(k) {
                         t.owner = None;
+                        t.owner_uid = None;
                         t.known_good = None;
                         bump(t);
                     }
@@ -867,4 +871,21 @@ fn a_weekend_of_two_adjacent_day_windows_fits_a_long_progress_deadline() {
     let mut w = World::new(s);
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).status, "False", "{}", w.condition(ct::BLOCKED).message);
+}
+
+#[test]
+fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
+    let mut w = World::new(spec());
+    // An earlier upgrade of this name set the canary to 1.5 and was deleted mid-way.
+    let t = w.target_mut("connector-canary");
+    t.owner = Some(ID.into());
+    t.owner_uid = Some("uid-0".into());
+    t.known_good = Some("connector=connector:0.9".into());
+    t.containers[0].1 = "connector:1.5".into();
+    w.run_until(Duration::hours(1), |w| w.obs.status.claimed_at.is_some());
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.known_good_image.as_deref(), Some("connector:1.5"), "what runs now, not the earlier upgrade's record");
+    assert!(w.events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")), "{:?}", w.events);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }

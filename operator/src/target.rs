@@ -1,7 +1,7 @@
 //! Observe step, pure half: a Deployment, DaemonSet or StatefulSet seen as one `TargetState`
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
-use crate::constants::{KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION};
+use crate::constants::{KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
 use crate::crd::WorkloadKind;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -36,6 +36,7 @@ pub struct TargetState {
     /// (container name, image) in pod-template order.
     pub containers: Vec<(String, String)>,
     pub owner: Option<String>,
+    pub owner_uid: Option<String>,
     pub known_good: Option<String>,
     pub rollout: Rollout,
     /// Image digests (pod `imageID`s) the target's pods report for each container, when known.
@@ -74,6 +75,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         containers,
         owner: ann.and_then(|a| a.get(OWNER_ANNOTATION).cloned()),
+        owner_uid: ann.and_then(|a| a.get(OWNER_UID_ANNOTATION).cloned()),
         known_good: ann.and_then(|a| a.get(KNOWN_GOOD_ANNOTATION).cloned()),
         rollout,
         running_digests: vec![],
@@ -160,18 +162,18 @@ pub fn image_patch(resource_version: &str, container: &str, image: &str) -> serd
 }
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.
-pub fn claim_patch(resource_version: &str, owner: &str, known_good: &str) -> serde_json::Value {
+pub fn claim_patch(resource_version: &str, owner: &str, owner_uid: &str, known_good: &str) -> serde_json::Value {
     json!({
         "metadata": {
             "resourceVersion": resource_version,
-            "annotations": {OWNER_ANNOTATION: owner, KNOWN_GOOD_ANNOTATION: known_good}
+            "annotations": {OWNER_ANNOTATION: owner, OWNER_UID_ANNOTATION: owner_uid, KNOWN_GOOD_ANNOTATION: known_good}
         }
     })
 }
 
 /// Merge patch that removes the ownership annotations.
 pub fn release_patch() -> serde_json::Value {
-    json!({"metadata": {"annotations": {OWNER_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null}}})
+    json!({"metadata": {"annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null}}})
 }
 
 pub fn known_good_value(container: &str, image: &str) -> String {
@@ -186,7 +188,7 @@ mod tests {
     fn deployment(status: serde_json::Value) -> Deployment {
         serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "default", "generation": 2, "resourceVersion": "7",
-                "annotations": {OWNER_ANNOTATION: "default/up"}},
+                "annotations": {OWNER_ANNOTATION: "default/up", OWNER_UID_ANNOTATION: "u-1"}},
             "spec": {"replicas": 3, "selector": {}, "template": {"spec": {"containers": [
                 {"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "proxy:2"}]}}},
             "status": status
@@ -241,6 +243,7 @@ mod tests {
     fn container_resolution() {
         let t = from_deployment(&deployment(json!({})));
         assert_eq!(t.owner.as_deref(), Some("default/up"));
+        assert_eq!(t.owner_uid.as_deref(), Some("u-1"));
         assert_eq!(t.resolve_container(Some("app")).unwrap(), "app");
         assert!(t.resolve_container(Some("nope")).unwrap_err().contains("app, sidecar"));
         assert!(t.resolve_container(None).unwrap_err().contains("2 containers"));
