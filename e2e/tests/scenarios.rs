@@ -254,6 +254,12 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     s.wait_for("fourth", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
     let events = s.events("fourth").await;
     assert!(events.iter().any(|e| e.contains(&format!("taken over from MaintenanceUpgrade {}/third", s.ns))), "{events:?}");
+    // Nor does the mark of an earlier upgrade re-created under the same name (another UID).
+    s.upgrades().delete("fourth", &Default::default()).await.unwrap();
+    s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
+    s.wait_for("fourth", SECS(60), "claimed again", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    let events = s.events("fourth").await;
+    assert!(events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")), "{events:?}");
     s.stop_background().await;
 }
 

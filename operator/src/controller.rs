@@ -320,9 +320,12 @@ async fn patch_target(client: &Client, t: &TargetKey, patch: &Patch<serde_json::
 
 async fn write_status(client: &Client, mu: &MaintenanceUpgrade, status: &MaintenanceUpgradeStatus) -> std::result::Result<(), kube::Error> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
+    // The UID is a precondition: a decision about an upgrade that was deleted meanwhile must not
+    // land on a new one of the same name.
     let body = serde_json::json!({
         "apiVersion": MaintenanceUpgrade::api_version(&()),
         "kind": MaintenanceUpgrade::kind(&()),
+        "metadata": {"uid": mu.metadata.uid},
         "status": status,
     });
     api.patch_status(&mu.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
