@@ -382,6 +382,17 @@ impl<'a> Decider<'a> {
                     self.st.changed_at.get_or_insert(now);
                     continue;
                 }
+                // A changed target found back on its known-good image was reverted before a status
+                // write was lost, or by hand: either way it is reverted, and the rest follows.
+                let known_good = c.known_good_image.as_deref().unwrap_or_default();
+                let runs_known_good = t.and_then(|t| t.image(&container)) == Some(known_good);
+                if c.phase == ComponentPhase::Applied && runs_known_good && known_good != c.desired_image {
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.phase = ComponentPhase::Reverted;
+                    cs.reverted_at = Some(self.o.now);
+                    cs.message = Some(format!("{key} is back on its known-good image {known_good}"));
+                    continue;
+                }
                 let conflict = match t {
                     None if c.phase == ComponentPhase::Reverted => None,
                     None => {
@@ -549,6 +560,10 @@ impl<'a> Decider<'a> {
         let mut trigger = None;
         if let Some(why) = self.regression() {
             trigger = Some((reason::REGRESSION, why));
+        }
+        if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Reverted) {
+            let why = format!("{} (reverted before a restart, or by hand); the other changed components follow", c.message.clone().unwrap_or_default());
+            trigger.get_or_insert((reason::REVERTED, why));
         }
         if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Gone && c.applied_at.is_some()) {
             trigger.get_or_insert((reason::TARGET_DELETED, format!("{:?} {}/{} was deleted after it was changed", c.kind, c.namespace, c.name)));

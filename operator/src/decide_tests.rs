@@ -889,3 +889,21 @@ fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
+
+#[test]
+fn a_changed_target_found_back_on_its_known_good_image_is_reverted_and_the_rest_follows() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("5m");
+    s.stages[1].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(2), |w| w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking));
+    // The fleet's revert was sent, then the status write was lost (or someone reverted it by hand).
+    w.target_mut("connector").containers[0].1 = "connector:1.0".into();
+    bump(w.target_mut("connector"));
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REVERTED);
+    assert!(!w.obs.status.message.contains("someone else"), "not reported as a foreign change: {}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "the canary followed");
+    assert_eq!(w.image_sets().iter().filter(|(n, i)| n == "connector" && i == "connector:1.0").count(), 0, "nothing sent twice");
+}
