@@ -369,8 +369,9 @@ impl<'a> Decider<'a> {
                 // A claimed target that already runs the new image was changed before a status
                 // write was lost: it counts as applied from now on, whatever the gates say now, so
                 // that it is watched and, if need be, reverted (its Events went out with the change).
-                let runs_new = t.and_then(|t| t.image(&container)) == Some(c.desired_image.as_str());
-                if c.phase == ComponentPhase::Claimed && runs_new && c.known_good_image.as_deref() != Some(c.desired_image.as_str()) {
+                let running = t.and_then(|t| t.image(&container));
+                let known_good = c.known_good_image.as_deref().unwrap_or_default();
+                if c.phase == ComponentPhase::Claimed && running == Some(c.desired_image.as_str()) && known_good != c.desired_image {
                     let now = self.now();
                     let stage = &mut self.st.stages[si];
                     if stage.phase == StagePhase::Pending {
@@ -384,9 +385,7 @@ impl<'a> Decider<'a> {
                 }
                 // A changed target found back on its known-good image was reverted before a status
                 // write was lost, or by hand: either way it is reverted, and the rest follows.
-                let known_good = c.known_good_image.as_deref().unwrap_or_default();
-                let runs_known_good = t.and_then(|t| t.image(&container)) == Some(known_good);
-                if c.phase == ComponentPhase::Applied && runs_known_good && known_good != c.desired_image {
+                if c.phase == ComponentPhase::Applied && running == Some(known_good) && known_good != c.desired_image {
                     let cs = &mut self.st.stages[si].components[ci];
                     cs.phase = ComponentPhase::Reverted;
                     cs.reverted_at = Some(self.o.now);
@@ -572,7 +571,8 @@ impl<'a> Decider<'a> {
             trigger.get_or_insert((reason::ROLLOUT_FAILED, why));
         }
         // Stages left that can never start: the upgrade cannot finish, so it is reverted.
-        if let WindowState::Closed { opens_at: None, why } = plan.schedule.state_at(self.now()) {
+        let window = plan.schedule.state_at(self.now());
+        if let WindowState::Closed { opens_at: None, why } = &window {
             if let Some(s) = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending) {
                 let r = plan.never_opens_reason(self.now());
                 trigger.get_or_insert(match plan.schedule.deadline() {
@@ -594,7 +594,7 @@ impl<'a> Decider<'a> {
         }
         if !self.o.spec.rollback.outside_window {
             // A window that never opens again cannot be waited for: the rollback goes ahead.
-            if let WindowState::Closed { opens_at: Some(opens_at), .. } = plan.schedule.state_at(self.now()) {
+            if let WindowState::Closed { opens_at: Some(opens_at), .. } = window {
                 self.held = true;
                 self.set_phase(Phase::Degraded, format!("{message}. The rollback waits for the maintenance window (rollback.outsideWindow is false)"));
                 self.next("roll back when the window opens", Some(opens_at));
@@ -1218,7 +1218,7 @@ impl<'a> Decider<'a> {
                 _ => None,
             };
             if let Some((reason, action)) = announce {
-                self.events.push(Note { warning: false, reason, action, message: self.st.message.clone() });
+                self.note(false, reason, action, self.st.message.clone());
             }
         }
         self.st.conditions = new;
