@@ -361,7 +361,7 @@ impl Detector for Cusum {
             a.verdict = Verdict::Suspect;
             a.reason = format!(
                 "suspect since {}: {facts}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
-                crate::decide::at(since),
+                crate::timefmt::at(since),
                 self.threshold / 3.0,
                 self.threshold
             );

@@ -14,7 +14,5 @@ pub mod metrics;
 pub mod replay;
 pub mod signals;
 pub mod target;
+pub mod timefmt;
 pub mod window;
-
-#[cfg(test)]
-mod decide_tests;

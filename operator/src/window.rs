@@ -67,7 +67,7 @@ impl Schedule {
     pub fn state_at(&self, now: DateTime<Utc>) -> WindowState {
         if let Some(d) = self.deadline {
             if now >= d {
-                return WindowState::Closed { opens_at: None, why: format!("the deadline {} has passed", crate::decide::at(d)) };
+                return WindowState::Closed { opens_at: None, why: format!("the deadline {} has passed", crate::timefmt::at(d)) };
             }
         }
         // Walk the open intervals in time order; each is cut by exclusions and the bounds.
@@ -87,7 +87,7 @@ impl Schedule {
     fn closed_reason(&self, now: DateTime<Utc>) -> String {
         if let Some(nb) = self.not_before {
             if now < nb {
-                return format!("not before {}", crate::decide::at(nb));
+                return format!("not before {}", crate::timefmt::at(nb));
             }
         }
         if let Some((_, _, name)) = self.exclusions.iter().find(|(s, e, _)| *s <= now && now < *e) {

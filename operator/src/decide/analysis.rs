@@ -1,0 +1,160 @@
+//! Decide step, pure: signal reads become baselines, soak totals and detector verdicts; which
+//! signals the observe step should read next.
+
+use super::{BLIND_INTERVALS, Decider, plan::Plan};
+use crate::constants::reason;
+use crate::crd::*;
+use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct};
+use crate::timefmt::{at, clock};
+use chrono::{DateTime, Duration, Utc};
+
+/// Which signals should be read now, and from when (the observe step reads `[from, now)`).
+pub fn analysis_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus, now: DateTime<Utc>) -> Vec<(Signal, DateTime<Utc>)> {
+    let Ok((plan, _)) = Plan::for_upgrade(spec, status) else { return vec![] };
+    let Some(started) = status.baseline_started_at else { return vec![] };
+    if status.phase.is_terminal() || status.rollback.is_some() {
+        return vec![];
+    }
+    plan.signals
+        .into_iter()
+        .filter_map(|s| {
+            let from = status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to).unwrap_or(started);
+            (now >= from + plan.interval).then_some((s, from))
+        })
+        .collect()
+}
+
+/// Which signals need their pre-change history read now: those with history (Prometheus)
+/// whose baseline is not recorded yet, once the baseline period has begun.
+pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Vec<Signal> {
+    if status.baseline_started_at.is_none() || status.changed_at.is_some() || status.phase.is_terminal() {
+        return vec![];
+    }
+    spec.effective_signals()
+        .into_iter()
+        .filter(|s| s.prometheus.is_some())
+        .filter(|s| !status.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some()))
+        .collect()
+}
+
+impl Decider<'_> {
+    pub(super) fn analyse(&mut self, plan: &Plan) {
+        let now = self.now();
+        for s in &plan.signals {
+            if !self.st.analysis.iter().any(|a| a.name == s.name) && self.st.baseline_started_at.is_some() {
+                self.st.analysis.push(SignalStatus { name: s.name.clone(), ..Default::default() });
+            }
+        }
+        // Pre-change history becomes the baseline of signals that have it.
+        for s in &plan.signals {
+            let Some(result) = self.o.history.get(&s.name) else { continue };
+            let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
+            match result {
+                Ok(points) if !points.is_empty() => {
+                    let b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
+                    a.reason = format!("baseline {} over {} attempts before the change", pct(b.rate), b.attempts);
+                    a.baseline = Some(b);
+                }
+                Ok(_) => a.reason = "the baseline history is empty; retrying".into(),
+                Err(e) => a.reason = format!("could not read the baseline history: {e}; retrying"),
+            }
+        }
+        let changed = self.st.changed_at.is_some();
+        let mut notes = vec![];
+        for s in &plan.signals {
+            let Some(result) = self.o.samples.get(&s.name) else { continue };
+            let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
+            let (counts, from, to) = match result {
+                Ok(ok) => *ok,
+                Err(e) => {
+                    // Never counted as a pass nor a failure: the span is read again next time.
+                    // A read that says nothing does not erase a regression already found.
+                    if a.verdict != Verdict::Regression {
+                        a.verdict = Verdict::Inconclusive;
+                    }
+                    a.reason = format!("could not read the signal: {e}; neither promoting nor reverting until it can be read");
+                    a.analysed_at = Some(now);
+                    continue;
+                }
+            };
+            a.sampled_to = Some(to);
+            // A live read spanning several intervals means the operator could not see the
+            // cluster (API server or operator down). Pods created during such a gap were held
+            // up by whatever hid it, not by the upgrade, so they are not judged. Prometheus
+            // keeps history, so a long span there is simply read late.
+            // Pods are judged `pendingLimit` after creation, so the cohorts of the next reads
+            // still hold pods created during the gap: those are not judged either.
+            let pending_limit = s.kubernetes.as_ref().and_then(|k| k.pending_limit.parse().ok()).unwrap_or_else(Duration::zero);
+            let blind = s.prometheus.is_none() && to - from > plan.interval * BLIND_INTERVALS;
+            if blind {
+                a.unjudged_until = Some(to + pending_limit);
+            }
+            if blind || a.unjudged_until.is_some_and(|u| from < u) {
+                if a.verdict != Verdict::Regression {
+                    a.verdict = Verdict::Inconclusive;
+                }
+                let until = a.unjudged_until.unwrap_or(to);
+                a.reason = format!(
+                    "the signal could not be read from {} to {} (API server or operator unavailable); pods created until then are not judged, analysis resumes at {}",
+                    clock(from),
+                    clock(until - pending_limit),
+                    at(until)
+                );
+                a.analysed_at = Some(now);
+                continue;
+            }
+            a.last = Some(rate_window(counts, Some(from), Some(to)));
+            if !changed {
+                // Before the change, live reads build the baseline of signals without history.
+                if s.prometheus.is_none() {
+                    let b = a.baseline.get_or_insert_with(Default::default);
+                    observe_baseline(b, to, from, counts);
+                    a.reason = format!("measuring the baseline: {} over {} attempts so far", pct(b.rate), b.attempts);
+                }
+                continue;
+            }
+            let soak = a.soak.as_ref().map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }).unwrap_or_default();
+            let soak_from = a.soak.as_ref().and_then(|b| b.from).unwrap_or(from);
+            a.soak = Some(rate_window(soak.add(counts), Some(soak_from), Some(to)));
+            let Some(b) = a.baseline.clone() else {
+                a.verdict = Verdict::Inconclusive;
+                a.reason = "no baseline was measured for this signal".into();
+                a.analysed_at = Some(now);
+                continue;
+            };
+            let was_suspect = a.detector.suspect_since.is_some();
+            let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
+            match (was_suspect, r.verdict) {
+                (false, Verdict::Suspect) => notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason))),
+                (true, Verdict::Pass) => notes.push((false, reason::SUSPICION_CLEARED, format!("signal {}: {}", a.name, r.reason))),
+                _ => {}
+            }
+            a.verdict = r.verdict;
+            a.reason = r.reason;
+            a.statistic = Some(r.statistic);
+            a.threshold = Some(r.threshold);
+            a.excess_errors = Some(r.excess_errors);
+            a.analysed_at = Some(now);
+        }
+        for (warning, reason, message) in notes {
+            self.note(warning, reason, "Analyse", message);
+        }
+    }
+
+    pub(super) fn next_sample_at(&self, plan: &Plan) -> Option<DateTime<Utc>> {
+        let started = self.st.baseline_started_at?;
+        plan.signals.iter().map(|s| self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to).unwrap_or(started) + plan.interval).min()
+    }
+
+    pub(super) fn regression(&self) -> Option<String> {
+        self.st.analysis.iter().find(|a| a.verdict == Verdict::Regression).map(|a| format!("signal {}: {}", a.name, a.reason))
+    }
+}
+
+fn rate_window(c: Counts, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> RateWindow {
+    RateWindow { attempts: c.attempts as i64, errors: c.errors as i64, rate: c.rate(), from, to }
+}
+
+#[cfg(test)]
+#[path = "analysis_tests.rs"]
+mod tests;

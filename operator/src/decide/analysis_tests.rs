@@ -1,0 +1,76 @@
+//! Transition tests: signal reads, verdicts and blind spans.
+
+use super::super::test_world::*;
+
+#[test]
+fn inconclusive_analysis_neither_promotes_nor_reverts() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    w.prometheus_down = true;
+    let soak_end = w.obs.status.stages[0].soak_ends_at.unwrap();
+    w.run_until(Duration::hours(3), |w| w.obs.now > soak_end + Duration::hours(1));
+    assert_eq!(w.phase(), Phase::Soaking);
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking);
+    assert!(w.obs.status.rollback.is_none());
+    assert!(w.obs.status.message.contains("no conclusive verdict"), "{}", w.obs.status.message);
+    assert_eq!(w.condition(ct::HEALTHY).status, "Unknown");
+    assert!(w.condition(ct::HEALTHY).message.contains("connection refused"));
+    // Back: the missed span is read in one go and the upgrade goes on.
+    w.prometheus_down = false;
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+}
+
+#[test]
+fn building_evidence_extends_the_soak_until_it_clears() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("1h");
+    let mut w = World::new(s);
+    // The canary runs hot for 50 minutes after its change (not long enough to be a regression),
+    // then settles.
+    w.error_rate = Box::new(|w: &World| {
+        let applied = w.obs.status.stages.first().and_then(|s| s.components[0].applied_at);
+        if applied.is_some_and(|at| w.obs.now - at < Duration::minutes(50)) { 0.025 } else { 0.01 }
+    });
+    w.run_until(Duration::hours(1), |w| w.obs.status.stages.first().is_some_and(|s| s.soak_ends_at.is_some()));
+    let soak_end = w.obs.status.stages[0].soak_ends_at.unwrap();
+    w.run_until(Duration::hours(2), |w| w.obs.now > soak_end + Duration::minutes(1));
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking, "not promoted at the end of the soak");
+    assert!(w.obs.status.message.contains("extended"), "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.analysis[0].verdict, Verdict::Suspect);
+    assert_eq!(w.condition(ct::HEALTHY).status, "Unknown");
+    assert_eq!(w.condition(ct::HEALTHY).reason, reason::SUSPECTED);
+    assert!(w.condition(ct::HEALTHY).message.contains("not promoting until"), "{}", w.condition(ct::HEALTHY).message);
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::SUSPECTED)).count(), 1);
+    // The evidence fades: promoted, and the upgrade completes.
+    w.run_until(Duration::hours(4), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert!(w.events.iter().any(|e| e.starts_with(reason::SUSPICION_CLEARED)));
+}
+
+#[test]
+fn a_span_the_operator_could_not_see_is_not_judged() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let before = w.obs.status.analysis[0].detector.clone();
+    // The API server is down for ten minutes and pods pile up Pending: the first read after it
+    // spans the whole gap and would show a burst of failures.
+    w.error_rate = Box::new(|_| 0.9);
+    w.obs.now += Duration::minutes(10);
+    w.step();
+    let a = &w.obs.status.analysis[0];
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    assert!(a.reason.contains("not judged"), "{}", a.reason);
+    assert_eq!(a.detector, before, "the detector did not see the gap");
+    assert!(w.obs.status.rollback.is_none());
+    // Pods created just before the operator could read again are still in the next cohorts
+    // (judged 5 minutes after creation): those reads are not judged either.
+    let resume = a.unjudged_until.unwrap();
+    w.run_until(Duration::minutes(4), |w| w.obs.now >= resume - Duration::minutes(1));
+    assert_eq!(w.obs.status.analysis[0].detector, before);
+    assert!(w.obs.status.rollback.is_none());
+    // Afterwards the cluster is healthy again and the upgrade goes on.
+    w.error_rate = Box::new(|_| 0.01);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+}

@@ -1,0 +1,67 @@
+//! Decide step, pure: before the first change, measure the baseline, timed to end as the
+//! window opens.
+
+use super::{BLOCKED_RETRY, Decider, plan::Plan};
+use crate::constants::reason;
+use crate::crd::*;
+use crate::timefmt::at;
+use crate::window::WindowState;
+use chrono::Duration;
+
+impl Decider<'_> {
+    /// Before the first change: measure the baseline, timed to end when the window opens.
+    pub(super) fn baseline_ready(&mut self, plan: &Plan) -> bool {
+        let now = self.now();
+        let observe = if plan.needs_observation() { plan.observe } else { Duration::zero() };
+        if self.st.baseline_started_at.is_none() {
+            let start_at = match plan.schedule.state_at(now) {
+                WindowState::Open { .. } => now,
+                WindowState::Closed { opens_at: Some(t), why } => {
+                    if now < t - observe {
+                        self.set_phase(
+                            Phase::WaitingForWindow,
+                            format!(
+                                "the maintenance window is closed ({why}); the baseline is measured from {} so that stage {} can start when it opens at {}",
+                                at(t - observe),
+                                self.st.stages[0].name,
+                                at(t)
+                            ),
+                        );
+                        self.next("start measuring the baseline", Some(t - observe));
+                        return false;
+                    }
+                    now
+                }
+                WindowState::Closed { opens_at: None, why } => {
+                    return self.end_unstarted(plan.never_opens_reason(now), format!("the maintenance window will not open again ({why})"));
+                }
+            };
+            self.st.baseline_started_at = Some(start_at);
+            self.st.baseline_ends_at = Some(start_at + observe);
+            for s in &plan.signals {
+                if !self.st.analysis.iter().any(|a| a.name == s.name) {
+                    self.st.analysis.push(SignalStatus { name: s.name.clone(), sampled_to: Some(start_at), ..Default::default() });
+                }
+            }
+            self.note(false, reason::MEASURING_BASELINE, "Baseline", format!("measuring the baseline until {}", at(start_at + observe)));
+        }
+        let ends = self.st.baseline_ends_at.unwrap_or(now);
+        let missing: Vec<String> =
+            plan.signals.iter().filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some())).map(|s| s.name.clone()).collect();
+        if now < ends || !missing.is_empty() {
+            let msg = if now < ends {
+                format!("measuring the baseline of the signals before any change, until {}", at(ends))
+            } else {
+                format!("waiting for a baseline of signal(s) {}", missing.join(", "))
+            };
+            self.set_phase(Phase::MeasuringBaseline, msg);
+            self.next("end the baseline", Some(ends.max(now + plan.interval.min(Duration::seconds(BLOCKED_RETRY)))));
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+#[path = "baseline_tests.rs"]
+mod tests;

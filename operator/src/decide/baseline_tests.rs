@@ -1,0 +1,21 @@
+//! Transition tests: measuring the baseline before any change.
+
+use super::super::test_world::*;
+
+#[test]
+fn closed_window_waits_and_the_baseline_ends_when_it_opens() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-24T12:00:00Z"); // Tuesday 07:00 New York
+    w.run_until(Duration::minutes(1), |w| w.phase() == Phase::WaitingForWindow);
+    assert_eq!(w.effects.len(), 2, "the targets are claimed while waiting");
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::WINDOW_CLOSED)).count(), 1, "the wait is announced once");
+    let next = w.obs.status.next_action.clone().unwrap();
+    assert_eq!(next.at, Some(t("2026-11-25T02:50:00Z")), "baseline starts 10m before the 22:00 EST opening");
+    assert_eq!(w.condition(ct::WINDOW_OPEN).status, "False");
+    assert!(w.condition(ct::WINDOW_OPEN).message.contains("2026-11-25 03:00:00 UTC"));
+    w.run_until(Duration::days(1), |w| !w.image_sets().is_empty());
+    assert!(w.obs.status.changed_at.unwrap() >= t("2026-11-25T03:00:00Z"));
+    assert!(w.obs.status.changed_at.unwrap() < t("2026-11-25T03:01:00Z"));
+}

@@ -1,0 +1,104 @@
+//! Decide step, pure: claim every target before anything changes, recording its known-good
+//! image in status and on the target; wait for a target another upgrade owns.
+
+use super::{BLOCKED_RETRY, Decider, Effect};
+use crate::constants::reason;
+use crate::crd::*;
+use crate::target::{TargetState, known_good_value};
+use chrono::Duration;
+
+impl Decider<'_> {
+    /// Claim every target before anything changes: record its known-good image in status and
+    /// on the target. True once all are claimed.
+    pub(super) fn claim(&mut self) -> bool {
+        if self.st.claimed_at.is_some() {
+            return true;
+        }
+        let spec_components: Vec<(usize, usize, Option<String>)> = self
+            .o
+            .spec
+            .stages
+            .iter()
+            .enumerate()
+            .flat_map(|(si, s)| s.components.iter().enumerate().map(move |(ci, c)| (si, ci, c.container.clone())))
+            .collect();
+        for (si, ci, wanted) in spec_components {
+            let c = self.st.stages[si].components[ci].clone();
+            if c.phase != ComponentPhase::Pending {
+                continue;
+            }
+            let (key, t) = self.target(&c);
+            let Some(t) = t else {
+                self.hold_before_claim(reason::TARGET_NOT_FOUND, format!("{key} does not exist; create it or fix the component, nothing has been changed"));
+                return false;
+            };
+            let container = match t.resolve_container(wanted.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    let r = if wanted.is_some() { reason::CONTAINER_NOT_FOUND } else { reason::CONTAINER_AMBIGUOUS };
+                    self.hold_before_claim(r, format!("{key} {e}; nothing has been changed"));
+                    return false;
+                }
+            };
+            let image = t.image(&container).unwrap_or_default().to_string();
+            // The mark of an upgrade deleted before it released its targets, or of an earlier,
+            // deleted upgrade of this name (another UID; a mark without one is taken as ours).
+            let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.as_deref().is_some_and(|u| u != self.o.uid);
+            let stale = t.owner.as_deref().filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
+            match t.owner.as_deref().filter(|_| stale.is_none()) {
+                Some(owner) if owner != self.o.id => {
+                    self.hold_before_claim(
+                        reason::TARGET_OWNED,
+                        format!("{key} belongs to MaintenanceUpgrade {owner}; this upgrade waits until that one ends"),
+                    );
+                    return false;
+                }
+                Some(_) => {
+                    // Claimed before a restart: the annotation holds the record.
+                    let recorded = t.known_good.as_deref().and_then(|v| v.split_once('=')).map(|(_, i)| i.to_string());
+                    self.record_claim(si, ci, container, recorded.unwrap_or(image), t);
+                }
+                None => {
+                    self.effect = Some(Effect::Claim {
+                        target: key.clone(),
+                        resource_version: t.resource_version.clone(),
+                        owner_uid: self.o.uid.clone(),
+                        known_good: known_good_value(&container, &image),
+                    });
+                    let taken_over = match stale {
+                        Some(_) if earlier_life => " (taken over from an earlier MaintenanceUpgrade of this name, which no longer exists)".to_string(),
+                        Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)"),
+                        None => String::new(),
+                    };
+                    self.note(false, reason::CLAIMED, "Claim", format!("{key}: recorded known-good image {image} of container {container}{taken_over}"));
+                    self.record_claim(si, ci, container, image, t);
+                    self.set_phase(Phase::Pending, "recording the known-good images".into());
+                    self.requeue_in(Duration::zero());
+                    return false;
+                }
+            }
+        }
+        self.st.claimed_at = Some(self.now());
+        true
+    }
+
+    /// Something outside the operator must change before the targets can be claimed.
+    pub(super) fn hold_before_claim(&mut self, reason: &'static str, message: String) {
+        self.set_phase(Phase::Pending, message.clone());
+        self.block(reason, message);
+        self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
+    }
+
+    pub(super) fn record_claim(&mut self, si: usize, ci: usize, container: String, image: String, t: &TargetState) {
+        let digest = t.running_digests.iter().find(|(n, _)| *n == container).map(|(_, d)| d.clone());
+        let cs = &mut self.st.stages[si].components[ci];
+        cs.container = Some(container);
+        cs.known_good_image = Some(image);
+        cs.known_good_digest = digest;
+        cs.phase = ComponentPhase::Claimed;
+    }
+}
+
+#[cfg(test)]
+#[path = "claim_tests.rs"]
+mod tests;

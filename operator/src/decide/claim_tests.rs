@@ -1,0 +1,91 @@
+//! Transition tests: claiming targets and recording known-good images.
+
+use super::super::test_world::*;
+
+#[test]
+fn known_good_is_recorded_on_the_target_before_any_image_changes() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| !w.effects.is_empty());
+    match &w.effects[0] {
+        Effect::Claim { target, known_good, .. } => {
+            assert_eq!(target.name, "connector-canary");
+            assert_eq!(known_good, "connector=connector:1.0");
+        }
+        other => panic!("first effect must be a claim, got {other:?}"),
+    }
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    let claims = w.effects.iter().take_while(|e| matches!(e, Effect::Claim { .. })).count();
+    assert_eq!(claims, 2, "every target is claimed before the first image change");
+    assert!(w.obs.status.stages.iter().flat_map(|s| &s.components).all(|c| c.known_good_image.is_some()));
+}
+
+#[test]
+fn target_owned_by_another_upgrade_blocks_without_changes() {
+    let mut w = World::new(spec());
+    w.target_mut("connector").owner = Some("ops/other".into());
+    w.obs.live_owners.insert("ops/other".into());
+    for _ in 0..5 {
+        w.step();
+        w.obs.now += Duration::seconds(30);
+    }
+    assert_eq!(w.phase(), Phase::Pending);
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!((b.status.as_str(), b.reason.as_str()), ("True", reason::TARGET_OWNED));
+    assert!(b.message.contains("ops/other"), "{}", b.message);
+    assert!(w.image_sets().is_empty());
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::TARGET_OWNED)).count(), 1, "one Event, not one per look");
+    // The other upgrade is deleted without releasing the target: its mark no longer holds it.
+    w.obs.live_owners.clear();
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+    assert!(w.events.iter().any(|e| e.contains("taken over from MaintenanceUpgrade ops/other")), "{:?}", w.events);
+}
+
+#[test]
+fn missing_target_or_container_blocks_with_a_condition() {
+    let cases: [(&str, Box<dyn Fn(&mut World)>, &str, &str); 3] = [
+        ("missing target", Box::new(|w: &mut World| *w.obs.targets.get_mut(&key("connector")).unwrap() = None), reason::TARGET_NOT_FOUND, "does not exist"),
+        (
+            "missing container",
+            Box::new(|w: &mut World| w.obs.spec.stages[1].components[0].container = Some("nope".into())),
+            reason::CONTAINER_NOT_FOUND,
+            "no container \"nope\"",
+        ),
+        (
+            "ambiguous container",
+            Box::new(|w: &mut World| w.target_mut("connector").containers.push(("sidecar".into(), "proxy:1".into()))),
+            reason::CONTAINER_AMBIGUOUS,
+            "2 containers",
+        ),
+    ];
+    for (name, setup, want_reason, want_msg) in cases {
+        let mut w = World::new(spec());
+        setup(&mut w);
+        for _ in 0..5 {
+            w.step();
+            w.obs.now += Duration::seconds(30);
+        }
+        let b = w.condition(ct::BLOCKED);
+        assert_eq!(b.reason, want_reason, "{name}");
+        assert!(b.message.contains(want_msg), "{name}: {}", b.message);
+        assert!(w.image_sets().is_empty(), "{name}: nothing changes");
+        assert!(w.events.iter().any(|e| e.starts_with(want_reason)), "{name}: an Event says so");
+    }
+}
+
+#[test]
+fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
+    let mut w = World::new(spec());
+    // An earlier upgrade of this name set the canary to 1.5 and was deleted mid-way.
+    let t = w.target_mut("connector-canary");
+    t.owner = Some(ID.into());
+    t.owner_uid = Some("uid-0".into());
+    t.known_good = Some("connector=connector:0.9".into());
+    t.containers[0].1 = "connector:1.5".into();
+    w.run_until(Duration::hours(1), |w| w.obs.status.claimed_at.is_some());
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.known_good_image.as_deref(), Some("connector:1.5"), "what runs now, not the earlier upgrade's record");
+    assert!(w.events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")), "{:?}", w.events);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}

@@ -1,0 +1,101 @@
+//! Decide step, pure: the decision as a user reads it: conditions (keeping the transition
+//! times of those that did not change), announcements, and what happens next.
+
+use super::{Decider, Decision, Note};
+use crate::constants::{condition as ct, reason};
+use crate::crd::*;
+use crate::timefmt::at;
+use crate::window::{Schedule, WindowState};
+
+impl Decider<'_> {
+    pub(super) fn finish(mut self) -> Decision {
+        let now = self.now();
+        let generation = Some(self.o.generation);
+        let phase = self.st.phase;
+        let cond = |t: &str, s: &str, r: &str, m: String| Condition {
+            type_: t.into(),
+            status: s.into(),
+            reason: r.into(),
+            message: m,
+            last_transition_time: now,
+            observed_generation: generation,
+        };
+        let mut new = vec![];
+        let progressing = !phase.is_terminal();
+        new.push(cond(ct::PROGRESSING, tf(progressing), &format!("{phase:?}"), self.st.message.clone()));
+        new.push(cond(
+            ct::COMPLETE,
+            tf(phase == Phase::Succeeded),
+            &format!("{phase:?}"),
+            if phase == Phase::Succeeded { self.st.message.clone() } else { "not complete".into() },
+        ));
+        let rb = self.st.rollback.as_ref();
+        new.push(match (phase == Phase::RolledBack, rb) {
+            (true, Some(r)) => cond(ct::ROLLED_BACK, "True", &r.reason, self.st.message.clone()),
+            (false, Some(r)) => cond(ct::ROLLED_BACK, "False", &r.reason, format!("rolling back: {}", r.message)),
+            _ => cond(ct::ROLLED_BACK, "False", "NotRequested", "no rollback".into()),
+        });
+        new.push(match self.st.analysis.iter().find(|a| a.verdict == Verdict::Regression) {
+            Some(a) => cond(ct::HEALTHY, "False", reason::REGRESSION, format!("signal {}: {}", a.name, a.reason)),
+            None if !self.st.analysis.is_empty() && self.st.analysis.iter().all(|a| a.verdict == Verdict::Pass) => {
+                let m = self.st.analysis.iter().map(|a| format!("{}: {}", a.name, a.reason)).collect::<Vec<_>>().join("; ");
+                cond(ct::HEALTHY, "True", reason::NO_REGRESSION, m)
+            }
+            None => {
+                let m = self.st.analysis.iter().map(|a| format!("{}: {}", a.name, a.reason)).collect::<Vec<_>>().join("; ");
+                let why = if self.st.analysis.iter().any(|a| a.verdict == Verdict::Suspect) { reason::SUSPECTED } else { reason::INCONCLUSIVE };
+                cond(ct::HEALTHY, "Unknown", why, if m.is_empty() { "no analysis yet".into() } else { m })
+            }
+        });
+        new.push(match &self.blocked {
+            Some((r, m)) => cond(ct::BLOCKED, "True", r, m.clone()),
+            None => cond(ct::BLOCKED, "False", "NotBlocked", "nothing blocks the upgrade".into()),
+        });
+        // Window state, as far as the spec can be read.
+        if let Ok(s) = Schedule::parse(self.o.spec.window.as_ref()) {
+            new.push(match s.state_at(now) {
+                WindowState::Open { closes_at: Some(t) } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, format!("open until {}", at(t))),
+                WindowState::Open { closes_at: None } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, "always open".into()),
+                WindowState::Closed { opens_at: Some(t), why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; opens at {}", at(t))),
+                WindowState::Closed { opens_at: None, why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; never opens again")),
+            });
+        }
+        // Keep the transition time of conditions whose status did not change; announce blocks.
+        for c in new.iter_mut() {
+            let old = self.o.status.conditions.iter().find(|o| o.type_ == c.type_);
+            if let Some(old) = old {
+                if old.status == c.status {
+                    c.last_transition_time = old.last_transition_time;
+                }
+            }
+            let changed = old.is_none_or(|o| o.status != c.status || o.reason != c.reason);
+            if c.type_ == ct::BLOCKED && c.status == "True" && changed {
+                let reason = self.blocked.as_ref().map(|b| b.0).unwrap_or(reason::INVALID_SPEC);
+                self.events.push(Note { warning: true, reason, action: "Block", message: c.message.clone() });
+            }
+        }
+        // Waiting and pausing are announced too, once, when they begin.
+        if phase != self.o.status.phase {
+            let announce = match phase {
+                Phase::WaitingForWindow => Some((reason::WINDOW_CLOSED, "Wait")),
+                Phase::Paused => Some((reason::PAUSED, "Pause")),
+                _ => None,
+            };
+            if let Some((reason, action)) = announce {
+                self.note(false, reason, action, self.st.message.clone());
+            }
+        }
+        self.st.conditions = new;
+        self.st.next_action = if phase.is_terminal() { None } else { self.next.clone() };
+        let requeue_after = if phase.is_terminal() && self.effect.is_none() { None } else { self.requeue };
+        Decision { status: self.st, effect: self.effect, events: self.events, requeue_after }
+    }
+}
+
+fn tf(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
+#[cfg(test)]
+#[path = "conditions_tests.rs"]
+mod tests;

@@ -1,0 +1,51 @@
+//! Decide step, pure: how an upgrade ends: it succeeds, or it ends before anything changed;
+//! either way its targets are released in the same step.
+
+use super::{Decider, Effect};
+use crate::constants::reason;
+use crate::crd::*;
+use crate::target::TargetKey;
+use chrono::Duration;
+
+impl Decider<'_> {
+    pub(super) fn succeed(&mut self) {
+        self.release();
+        self.st.completed_at = Some(self.now());
+        self.st.current_stage = None;
+        self.next = None;
+        let msg = "every stage passed its soak; the known-good images stay recorded in status.stages".to_string();
+        self.set_phase(Phase::Succeeded, msg.clone());
+        self.note(false, reason::SUCCEEDED, "Finish", msg);
+    }
+
+    /// End before anything changed (deadline passed, window never opens again).
+    pub(super) fn end_unstarted(&mut self, reason: &'static str, why: String) -> bool {
+        if self.any_applied() {
+            // rollback_trigger reverts an upgrade whose remaining stages can never start; this
+            // is only a guard, so that a changed target is never left unwatched as "unchanged".
+            self.start_rollback(reason, why);
+            self.requeue_in(Duration::zero());
+            return false;
+        }
+        self.release();
+        self.st.completed_at = Some(self.now());
+        self.set_phase(Phase::Failed, format!("{why}; nothing was changed"));
+        self.next = None;
+        self.note(true, reason, "Finish", format!("{why}; nothing was changed"));
+        false
+    }
+
+    /// Release the targets this upgrade still marks as its own, in the same step that writes the
+    /// final phase: if the release fails the phase is not written and the step is retried.
+    pub(super) fn release(&mut self) {
+        let mine: Vec<TargetKey> =
+            self.o.targets.iter().filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str()))).map(|(k, _)| k.clone()).collect();
+        if !mine.is_empty() {
+            self.effect = Some(Effect::Release { targets: mine });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "finish_tests.rs"]
+mod tests;

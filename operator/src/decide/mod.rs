@@ -1,0 +1,207 @@
+//! Decide step, pure: observed state + clock → the next status, at most one change to a target,
+//! the Events to publish and when to look again. No client; every transition is unit-tested.
+//!
+//! One file per step of an upgrade, in the order it meets them: `plan` (the spec, parsed),
+//! `observe` (what the targets show), `analysis` (signals → verdicts), `claim` (record the
+//! known-good images), `baseline` (measure before any change), `stage` (start, roll out, soak,
+//! promote), `rollback` (trigger and revert), `finish` (succeed, or end unchanged) and
+//! `conditions` (the decision as a user reads it). Each keeps its tests beside it.
+//!
+//! Restart safety: everything needed to continue is in the status or on the targets, and every
+//! target change is recognised as done when observed, so a step is never repeated or lost.
+
+mod analysis;
+mod baseline;
+mod claim;
+mod conditions;
+mod finish;
+mod observe;
+mod plan;
+mod rollback;
+mod stage;
+#[cfg(test)]
+mod test_world;
+
+pub use analysis::{analysis_due, history_due};
+
+use crate::constants::reason;
+use crate::crd::*;
+use crate::detector::Counts;
+use crate::target::{TargetKey, TargetState};
+use chrono::{DateTime, Duration, Utc};
+use plan::Plan;
+use std::collections::BTreeMap;
+
+/// One provider read: counts over `[from, to)` or why it failed.
+pub type SampleResult = Result<(Counts, DateTime<Utc>, DateTime<Utc>), String>;
+/// Pre-change history: per-interval counts (end of each interval, counts), or why it failed.
+pub type HistoryResult = Result<Vec<(DateTime<Utc>, Counts)>, String>;
+
+/// Everything the decide step looks at.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// `namespace/name` of this MaintenanceUpgrade; written on targets it owns.
+    pub id: String,
+    /// This upgrade's UID, written on its targets beside `id`.
+    pub uid: String,
+    pub namespace: String,
+    pub generation: i64,
+    pub spec: MaintenanceUpgradeSpec,
+    pub status: MaintenanceUpgradeStatus,
+    /// Every target the spec names or the status records; `None` when it does not exist.
+    pub targets: BTreeMap<TargetKey, Option<TargetState>>,
+    /// Other upgrades named as owners on those targets that still exist. An owner that was
+    /// deleted before it released its targets no longer holds them.
+    pub live_owners: std::collections::BTreeSet<String>,
+    /// Signal reads for the spans `analysis_due` asked for.
+    pub samples: BTreeMap<String, SampleResult>,
+    /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
+    pub history: BTreeMap<String, HistoryResult>,
+    pub now: DateTime<Utc>,
+}
+
+/// A change to one target. The act step sends it before writing the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Mark the target as owned by this upgrade and record its known-good image on it.
+    Claim { target: TargetKey, resource_version: String, owner_uid: String, known_good: String },
+    /// Set one container's image, only if the target is still at `resource_version`.
+    SetImage { target: TargetKey, resource_version: String, container: String, image: String },
+    /// Remove this upgrade's annotations from the targets it still owns.
+    Release { targets: Vec<TargetKey> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub status: MaintenanceUpgradeStatus,
+    pub effect: Option<Effect>,
+    pub events: Vec<Note>,
+    /// Look again after this long (None: only when something changes).
+    pub requeue_after: Option<Duration>,
+}
+
+/// How often rollouts are polled: targets are not watched.
+const ROLLOUT_POLL: i64 = 2;
+/// A live read longer than this many intervals covers a span the operator could not see.
+const BLIND_INTERVALS: i32 = 3;
+/// How long to wait before looking again at something only a human or another upgrade can fix.
+const BLOCKED_RETRY: i64 = 30;
+
+/// One look at an upgrade: the whole decision, from the observed state and the clock alone.
+pub fn decide(o: &Observed) -> Decision {
+    let mut d = Decider { o, st: o.status.clone(), effect: None, events: vec![], requeue: None, blocked: None, next: None, held: false };
+    d.st.observed_generation = Some(o.generation);
+    if d.st.phase.is_terminal() {
+        return Decision { status: d.st, effect: None, events: vec![], requeue_after: None };
+    }
+    match Plan::for_upgrade(&o.spec, &o.status) {
+        Ok((plan, invalid)) => d.run(&plan, invalid),
+        Err(e) => {
+            d.block(reason::INVALID_SPEC, format!("the spec cannot be used: {e}; fix it and the upgrade continues"));
+            d.st.message = d.blocked.as_ref().unwrap().1.clone();
+        }
+    }
+    d.finish()
+}
+
+/// A decision in the making: what was observed, the status being written, and what the steps
+/// add to it (one effect, Events, when to look again, what blocks the upgrade).
+struct Decider<'a> {
+    o: &'a Observed,
+    st: MaintenanceUpgradeStatus,
+    effect: Option<Effect>,
+    events: Vec<Note>,
+    requeue: Option<Duration>,
+    blocked: Option<(&'static str, String)>,
+    next: Option<NextAction>,
+    /// A rollback is due but waits (for a human or for the window): nothing moves forward.
+    held: bool,
+}
+
+impl<'a> Decider<'a> {
+    fn now(&self) -> DateTime<Utc> {
+        self.o.now
+    }
+
+    fn note(&mut self, warning: bool, reason: &'static str, action: &'static str, message: String) {
+        self.events.push(Note { warning, reason, action, message });
+    }
+
+    fn block(&mut self, reason: &'static str, message: String) {
+        self.blocked = Some((reason, message));
+        self.requeue_in(Duration::seconds(BLOCKED_RETRY));
+    }
+
+    fn requeue_in(&mut self, after: Duration) {
+        let after = after.max(Duration::zero());
+        self.requeue = Some(self.requeue.map_or(after, |r| r.min(after)));
+    }
+
+    fn requeue_at(&mut self, at: DateTime<Utc>) {
+        self.requeue_in(at - self.now());
+    }
+
+    fn next(&mut self, summary: impl Into<String>, at: Option<DateTime<Utc>>) {
+        self.next = Some(NextAction { summary: summary.into(), at });
+        if let Some(at) = at {
+            self.requeue_at(at);
+        }
+    }
+
+    fn set_phase(&mut self, phase: Phase, message: String) {
+        self.st.phase = phase;
+        self.st.message = message;
+    }
+
+    fn target(&self, c: &ComponentStatus) -> (TargetKey, Option<&'a TargetState>) {
+        let key = TargetKey { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() };
+        let state = self.o.targets.get(&key).and_then(|t| t.as_ref());
+        (key, state)
+    }
+
+    /// The steps, in order: observe the targets, analyse the signals, then either roll back or
+    /// move forward (claim, baseline, stages).
+    fn run(&mut self, plan: &Plan, invalid: Option<String>) {
+        self.init_stages();
+        let invalid = invalid.or_else(|| self.spec_problem());
+        self.observe_components();
+        self.analyse(plan);
+        if self.st.rollback.is_none() {
+            if let Some((why, message)) = self.rollback_trigger(plan) {
+                self.start_rollback(why, message);
+            }
+        }
+        if self.st.rollback.is_some() {
+            return self.roll_back(plan);
+        }
+        match invalid {
+            Some(e) if !self.held => {
+                let msg = format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed");
+                self.st.message = msg.clone();
+                self.block(reason::INVALID_SPEC, msg);
+            }
+            Some(_) => {}
+            None => self.advance(plan),
+        }
+        // Look again when the next sample is due, whatever else is awaited.
+        if let Some(next) = self.next_sample_at(plan).filter(|_| !self.st.phase.is_terminal()) {
+            self.requeue_at(next);
+        }
+    }
+
+    fn components(&self) -> impl Iterator<Item = &ComponentStatus> {
+        self.st.stages.iter().flat_map(|s| s.components.iter())
+    }
+
+    fn any_applied(&self) -> bool {
+        self.components().any(|c| c.applied_at.is_some())
+    }
+}

@@ -1,0 +1,147 @@
+//! Decide step, pure: the stages as the status records them, and what the targets show now:
+//! applied, reverted, deleted or changed by someone else.
+
+use super::Decider;
+use crate::constants::reason;
+use crate::crd::*;
+
+impl Decider<'_> {
+    pub(super) fn init_stages(&mut self) {
+        if !self.st.stages.is_empty() {
+            return;
+        }
+        let ns = &self.o.namespace;
+        self.st.stages = self
+            .o
+            .spec
+            .stages
+            .iter()
+            .map(|s| StageStatus {
+                name: s.name.clone(),
+                phase: StagePhase::Pending,
+                started_at: None,
+                rolled_out_at: None,
+                soak_ends_at: None,
+                passed_at: None,
+                reverted_at: None,
+                components: s
+                    .components
+                    .iter()
+                    .map(|c| ComponentStatus {
+                        kind: c.kind,
+                        namespace: c.namespace_or(ns).to_string(),
+                        name: c.name.clone(),
+                        container: None,
+                        known_good_image: None,
+                        known_good_digest: None,
+                        desired_image: c.image.clone(),
+                        phase: ComponentPhase::Pending,
+                        applied_at: None,
+                        reverted_at: None,
+                        message: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.set_phase(Phase::Pending, "checking the targets".into());
+    }
+
+    /// What the API server's rules cannot see: a target named twice (once with its namespace
+    /// written out, once without), or stages that no longer match the status (the stages are
+    /// immutable; this guards against an object written around the validation).
+    pub(super) fn spec_problem(&self) -> Option<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.o.spec.stages {
+            for c in &s.components {
+                if !seen.insert((c.kind, c.namespace_or(&self.o.namespace).to_string(), c.name.clone())) {
+                    return Some(format!("{:?} {}/{} is listed twice; list each target once", c.kind, c.namespace_or(&self.o.namespace), c.name));
+                }
+            }
+        }
+        let same = self.o.spec.stages.len() == self.st.stages.len()
+            && self.o.spec.stages.iter().zip(&self.st.stages).all(|(s, st)| {
+                s.name == st.name
+                    && s.components.len() == st.components.len()
+                    && s.components
+                        .iter()
+                        .zip(&st.components)
+                        .all(|(c, cs)| c.kind == cs.kind && c.name == cs.name && c.namespace_or(&self.o.namespace) == cs.namespace)
+            });
+        (!same).then(|| "spec.stages no longer matches the stages this upgrade started with; restore them, or create a new MaintenanceUpgrade".to_string())
+    }
+
+    /// Compare each claimed target with what this upgrade expects it to run; a target that
+    /// runs something else was changed by someone else and is left alone from now on.
+    pub(super) fn observe_components(&mut self) {
+        for si in 0..self.st.stages.len() {
+            for ci in 0..self.st.stages[si].components.len() {
+                let c = self.st.stages[si].components[ci].clone();
+                let expected: &[&str] = match c.phase {
+                    ComponentPhase::Claimed => &[c.known_good_image.as_deref().unwrap_or_default(), &c.desired_image],
+                    ComponentPhase::Applied => &[&c.desired_image],
+                    ComponentPhase::Reverted => &[c.known_good_image.as_deref().unwrap_or_default()],
+                    _ => continue,
+                };
+                let (key, t) = self.target(&c);
+                let container = c.container.clone().unwrap_or_default();
+                // A claimed target that already runs the new image was changed before a status
+                // write was lost: it counts as applied from now on, whatever the gates say now, so
+                // that it is watched and, if need be, reverted (its Events went out with the change).
+                let running = t.and_then(|t| t.image(&container));
+                let known_good = c.known_good_image.as_deref().unwrap_or_default();
+                if c.phase == ComponentPhase::Claimed && running == Some(c.desired_image.as_str()) && known_good != c.desired_image {
+                    let now = self.now();
+                    let stage = &mut self.st.stages[si];
+                    if stage.phase == StagePhase::Pending {
+                        stage.phase = StagePhase::RollingOut;
+                        stage.started_at = Some(now);
+                    }
+                    stage.components[ci].phase = ComponentPhase::Applied;
+                    stage.components[ci].applied_at = Some(now);
+                    self.st.changed_at.get_or_insert(now);
+                    continue;
+                }
+                // A changed target found back on its known-good image was reverted before a status
+                // write was lost, or by hand: either way it is reverted, and the rest follows.
+                if c.phase == ComponentPhase::Applied && running == Some(known_good) && known_good != c.desired_image {
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.phase = ComponentPhase::Reverted;
+                    cs.reverted_at = Some(self.o.now);
+                    cs.message = Some(format!("{key} is back on its known-good image {known_good}"));
+                    continue;
+                }
+                let conflict = match t {
+                    None if c.phase == ComponentPhase::Reverted => None,
+                    None => {
+                        let cs = &mut self.st.stages[si].components[ci];
+                        cs.phase = ComponentPhase::Gone;
+                        cs.message = Some(format!("{key} was deleted"));
+                        self.note(true, reason::TARGET_DELETED, "Observe", format!("{key} was deleted during the upgrade"));
+                        continue;
+                    }
+                    Some(t) => match t.image(&container) {
+                        None => Some(format!("container {container:?} was removed from {key}")),
+                        Some(img) if !expected.contains(&img) => Some(format!(
+                            "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
+                            expected.join(" or ")
+                        )),
+                        Some(_) if t.owner.as_deref() != Some(self.o.id.as_str()) && c.phase != ComponentPhase::Reverted => {
+                            Some(format!("{key} is no longer marked as owned by this upgrade; the operator no longer touches it"))
+                        }
+                        Some(_) => None,
+                    },
+                };
+                if let Some(msg) = conflict {
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.phase = ComponentPhase::Conflict;
+                    cs.message = Some(msg.clone());
+                    self.note(true, reason::CHANGED_EXTERNALLY, "Observe", msg);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod tests;

@@ -1,0 +1,151 @@
+//! Transition tests: what the targets show.
+
+use super::super::test_world::*;
+
+#[test]
+fn target_deleted_after_the_change_reverts_the_others() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(3), |w| w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking));
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = None;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::TARGET_DELETED);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Gone);
+    assert!(w.obs.status.message.contains("not reverted"), "{}", w.obs.status.message);
+}
+
+#[test]
+fn image_changed_by_someone_else_is_left_alone() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let t = w.target_mut("connector-canary");
+    t.containers[0].1 = "connector:hotfix".into();
+    bump(t);
+    w.step();
+    assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Conflict);
+    assert!(w.events.iter().any(|e| e.starts_with(reason::CHANGED_EXTERNALLY)));
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!((b.status.as_str(), b.reason.as_str()), ("True", reason::CHANGED_EXTERNALLY));
+    assert!(b.message.contains("connector:hotfix"), "{}", b.message);
+    // Held: the soak ends but the fleet stage does not start around the hand-made change.
+    w.obs.now += Duration::hours(2);
+    w.step();
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    assert_eq!(w.image("connector"), "connector:1.0");
+    // A later regression reverts only what is still ours.
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("connector-canary"), "connector:hotfix", "never fought over");
+    assert!(w.obs.status.message.contains("someone else"), "{}", w.obs.status.message);
+}
+
+#[test]
+fn restart_after_a_patch_whose_status_was_lost_does_not_patch_again() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::MeasuringBaseline);
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    // Simulate a crash between the patch and the status write: the status is the one before.
+    let before_patch = w.image_sets().len();
+    let stale = w.obs.status.clone();
+    let mut stale = stale;
+    stale.stages[0].components[0].phase = ComponentPhase::Claimed;
+    stale.stages[0].components[0].applied_at = None;
+    w.obs.status = stale;
+    w.step();
+    assert_eq!(w.image_sets().len(), before_patch, "the image already set is recognised, not set again");
+    assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Applied);
+    // And a restart after a claim whose status was lost reads the record back from the target.
+    let mut w = World::new(spec());
+    w.step();
+    assert!(matches!(w.effects[0], Effect::Claim { .. }));
+    w.obs.status = MaintenanceUpgradeStatus::default();
+    w.target_mut("connector-canary").containers[0].1 = "connector:1.0".into();
+    w.step();
+    assert_eq!(w.obs.status.stages[0].components[0].known_good_image.as_deref(), Some("connector:1.0"));
+    assert_eq!(w.effects.iter().filter(|e| matches!(e, Effect::Claim { target, .. } if target.name == "connector-canary")).count(), 1);
+}
+
+#[test]
+fn a_stage_started_before_a_lost_status_write_goes_on_whatever_the_gates_say_now() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    // The status write after the canary's patch was lost, and meanwhile someone paused.
+    let mut stale = w.obs.status.clone();
+    stale.changed_at = None;
+    stale.stages[0].phase = StagePhase::Pending;
+    stale.stages[0].started_at = None;
+    stale.stages[0].components[0].phase = ComponentPhase::Claimed;
+    stale.stages[0].components[0].applied_at = None;
+    w.obs.status = stale;
+    w.obs.spec.paused = true;
+    w.step();
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    assert!(w.obs.status.changed_at.is_some(), "the change is watched");
+    assert_eq!(w.image_sets().len(), 1, "and not made again");
+    // A regression is still reverted.
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+}
+
+#[test]
+fn a_target_named_twice_with_and_without_its_namespace_is_an_invalid_spec() {
+    let mut s = spec();
+    s.stages[1].components[0] = Component { namespace: None, ..component("connector-canary", "connector:2.0") };
+    let mut w = World::new(s);
+    w.obs.namespace = "kube-system".into();
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("kube-system/connector-canary is listed twice"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn stages_that_no_longer_match_the_status_hold_the_upgrade_without_a_crash() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    // Written around the API server's rules: the stages reordered.
+    w.obs.spec.stages.reverse();
+    for _ in 0..5 {
+        w.obs.now += Duration::minutes(10);
+        w.step();
+    }
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    assert!(w.condition(ct::BLOCKED).message.contains("no longer matches"), "{}", w.condition(ct::BLOCKED).message);
+    assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage did not start");
+    // Fewer stages in the spec than in the status: held, and a rollback still works.
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.spec.stages.truncate(1);
+    w.obs.spec.stages[0].name = "only".into();
+    for _ in 0..5 {
+        w.obs.now += Duration::minutes(10);
+        w.step();
+    }
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn a_changed_target_found_back_on_its_known_good_image_is_reverted_and_the_rest_follows() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("5m");
+    s.stages[1].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(2), |w| w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking));
+    // The fleet's revert was sent, then the status write was lost (or someone reverted it by hand).
+    w.target_mut("connector").containers[0].1 = "connector:1.0".into();
+    bump(w.target_mut("connector"));
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REVERTED);
+    assert!(!w.obs.status.message.contains("someone else"), "not reported as a foreign change: {}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "the canary followed");
+    assert_eq!(w.image_sets().iter().filter(|(n, i)| n == "connector" && i == "connector:1.0").count(), 0, "nothing sent twice");
+}

@@ -1,0 +1,98 @@
+//! Decide step, pure: the spec parsed once into durations and the window, with errors a human
+//! can act on.
+
+use crate::crd::*;
+use crate::window::Schedule;
+use chrono::{DateTime, Duration, Utc};
+use crate::constants::reason;
+
+/// The spec parsed once: durations and the window, with errors a human can act on.
+pub(super) struct Plan {
+    pub(super) schedule: Schedule,
+    pub(super) policy: StagePolicy,
+    pub(super) interval: Duration,
+    pub(super) observe: Duration,
+    pub(super) soak: Vec<Duration>,
+    pub(super) progress_deadline: Vec<Duration>,
+    pub(super) signals: Vec<Signal>,
+}
+
+impl Plan {
+    pub(super) fn parse(spec: &MaintenanceUpgradeSpec) -> Result<Plan, String> {
+        let schedule = Schedule::parse(spec.window.as_ref()).map_err(|e| format!("spec.window: {e}"))?;
+        let mut soak = vec![];
+        let mut progress_deadline = vec![];
+        for s in &spec.stages {
+            soak.push(s.soak.parse().map_err(|e| format!("stage {}: soak: {e}", s.name))?);
+            progress_deadline.push(s.progress_deadline.parse().map_err(|e| format!("stage {}: progressDeadline: {e}", s.name))?);
+        }
+        let a = &spec.analysis;
+        let signals = spec.effective_signals();
+        for s in &signals {
+            if s.kubernetes.is_some() == s.prometheus.is_some() {
+                return Err(format!("signal {}: needs exactly one provider, kubernetes or prometheus", s.name));
+            }
+            if let Some(k) = &s.kubernetes {
+                k.pending_limit.parse().map_err(|e| format!("signal {}: pendingLimit: {e}", s.name))?;
+            }
+        }
+        if spec.stages.is_empty() {
+            return Err("spec.stages: at least one stage is needed".into());
+        }
+        let policy = spec.window.as_ref().map(|w| w.stage_policy).unwrap_or_default();
+        if let (StagePolicy::WaitForNextWindow, Some(longest)) = (policy, schedule.longest_opening()) {
+            for (s, pd) in spec.stages.iter().zip(&progress_deadline) {
+                if *pd > longest {
+                    return Err(format!(
+                        "stage {}: progressDeadline {} is longer than every maintenance window, so under window.stagePolicy WaitForNextWindow it could never start; \
+shorten it or set stagePolicy to Continue",
+                        s.name, s.progress_deadline.0
+                    ));
+                }
+            }
+        }
+        Ok(Plan {
+            schedule,
+            policy,
+            interval: a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?,
+            observe: a.baseline.observe.parse().map_err(|e| format!("spec.analysis.baseline.observe: {e}"))?,
+            soak,
+            progress_deadline,
+            signals,
+        })
+    }
+
+    /// The plan of an upgrade, and why its spec cannot be used as it is. Once something has
+    /// changed, a spec edited into something unusable must not switch off the analysis and the
+    /// rollback: they go on with the window put aside (a rollback does not wait for it), while
+    /// nothing moves forward until the spec is fixed.
+    pub(super) fn for_upgrade(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Result<(Plan, Option<String>), String> {
+        match Plan::parse(spec) {
+            Ok(plan) => Ok((plan, None)),
+            Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec { window: None, ..spec.clone() }) {
+                Ok(plan) => Ok((plan, Some(format!("{e}; analysis and automatic rollback go on, without waiting for a window")))),
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A stage's progress deadline (the default if the status lists more stages than the spec).
+    pub(super) fn progress_deadline(&self, si: usize) -> Duration {
+        self.progress_deadline.get(si).copied().unwrap_or(Duration::minutes(10))
+    }
+
+    /// Why the window will not open again: its deadline has passed, or nothing is left before it.
+    pub(super) fn never_opens_reason(&self, now: DateTime<Utc>) -> &'static str {
+        if self.schedule.deadline().is_some_and(|d| now >= d) { reason::DEADLINE_EXCEEDED } else { reason::WINDOW_NEVER_OPENS }
+    }
+
+    /// Signals whose baseline is observed live before the change (no history to query).
+    pub(super) fn needs_observation(&self) -> bool {
+        self.signals.iter().any(|s| s.kubernetes.is_some())
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

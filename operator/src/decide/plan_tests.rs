@@ -1,0 +1,62 @@
+//! Transition tests: the spec parsed, and specs that cannot be used.
+
+use super::super::test_world::*;
+
+#[test]
+fn invalid_spec_reports_a_condition_and_changes_nothing() {
+    let mut s = spec();
+    s.window = Some(Window { time_zone: "Mars/Olympus".into(), ..tue_thu_window() });
+    let mut w = World::new(s);
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("Mars/Olympus"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_progress_deadline_longer_than_every_window_is_an_invalid_spec() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    s.stages[1].progress_deadline = Duration_("5h");
+    let mut w = World::new(s);
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("stage fleet: progressDeadline 5h is longer than every maintenance window"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_spec_made_unusable_mid_soak_holds_the_upgrade_but_not_the_rollback() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.spec.window = Some(Window { time_zone: "Mars/Olympus".into(), ..tue_thu_window() });
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    assert!(w.condition(ct::BLOCKED).message.contains("analysis and automatic rollback go on"), "{}", w.condition(ct::BLOCKED).message);
+    // Healthy well past the end of the canary's soak: nothing moves forward.
+    let until = w.obs.now + Duration::hours(1);
+    w.run_until(Duration::hours(2), |w| w.obs.now >= until);
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking);
+    assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage did not start");
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn a_weekend_of_two_adjacent_day_windows_fits_a_long_progress_deadline() {
+    let mut s = spec();
+    s.window = Some(Window {
+        time_zone: "UTC".into(),
+        recurring: vec![RecurringWindow { days: vec![Weekday::Sat, Weekday::Sun], start: "00:00".into(), duration: Duration_("24h") }],
+        ..tue_thu_window()
+    });
+    s.stages[1].progress_deadline = Duration_("30h");
+    let mut w = World::new(s);
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).status, "False", "{}", w.condition(ct::BLOCKED).message);
+}

@@ -1,0 +1,205 @@
+//! Decide step, pure: what triggers a rollback (regression, failed rollout, manual request,
+//! a window that never reopens), what holds it, and the revert itself, last stage first.
+
+use super::{Decider, Effect, ROLLOUT_POLL, plan::Plan};
+use crate::constants::reason;
+use crate::crd::*;
+use crate::target::Rollout;
+use crate::timefmt::{at, duration};
+use crate::window::WindowState;
+use chrono::Duration;
+
+impl Decider<'_> {
+    pub(super) fn rollback_trigger(&mut self, plan: &Plan) -> Option<(&'static str, String)> {
+        if self.o.spec.rollback.requested {
+            return Some((reason::MANUAL_ROLLBACK, "spec.rollback.requested is true".into()));
+        }
+        if !self.any_applied() {
+            return None;
+        }
+        let mut trigger = None;
+        if let Some(why) = self.regression() {
+            trigger = Some((reason::REGRESSION, why));
+        }
+        if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Reverted) {
+            let why = format!("{} (reverted before a restart, or by hand); the other changed components follow", c.message.clone().unwrap_or_default());
+            trigger.get_or_insert((reason::REVERTED, why));
+        }
+        if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Gone && c.applied_at.is_some()) {
+            trigger.get_or_insert((reason::TARGET_DELETED, format!("{:?} {}/{} was deleted after it was changed", c.kind, c.namespace, c.name)));
+        }
+        if let Some(why) = self.rollout_failure(plan) {
+            trigger.get_or_insert((reason::ROLLOUT_FAILED, why));
+        }
+        // Stages left that can never start: the upgrade cannot finish, so it is reverted.
+        let window = plan.schedule.state_at(self.now());
+        if let WindowState::Closed { opens_at: None, why } = &window {
+            if let Some(s) = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending) {
+                let r = plan.never_opens_reason(self.now());
+                trigger.get_or_insert(match plan.schedule.deadline() {
+                    Some(d) if r == reason::DEADLINE_EXCEEDED => (r, format!("stage {} had not started by the deadline {}", s.name, at(d))),
+                    _ => (r, format!("stage {} cannot start: the maintenance window will not open again ({why})", s.name)),
+                });
+            }
+        }
+        let (why, message) = trigger?;
+        if !self.o.spec.rollback.automatic {
+            self.held = true;
+            self.set_phase(
+                Phase::Degraded,
+                format!("{message}. Automatic rollback is off: set spec.rollback.requested to true to revert, nothing else happens until then"),
+            );
+            self.next("wait for a human: spec.rollback.requested", None);
+            self.note_once(reason::AUTOMATIC_ROLLBACK_DISABLED, &message);
+            return None;
+        }
+        if !self.o.spec.rollback.outside_window {
+            // A window that never opens again cannot be waited for: the rollback goes ahead.
+            if let WindowState::Closed { opens_at: Some(opens_at), .. } = window {
+                self.held = true;
+                self.set_phase(Phase::Degraded, format!("{message}. The rollback waits for the maintenance window (rollback.outsideWindow is false)"));
+                self.next("roll back when the window opens", Some(opens_at));
+                self.note_once(reason::ROLLBACK_WAITS_FOR_WINDOW, &message);
+                return None;
+            }
+        }
+        Some((why, message))
+    }
+
+    /// An Event only when the phase first becomes Degraded, not on every look.
+    pub(super) fn note_once(&mut self, reason: &'static str, message: &str) {
+        if self.o.status.phase != Phase::Degraded {
+            self.note(true, reason, "Analyse", message.to_string());
+        }
+    }
+
+    pub(super) fn rollout_failure(&self, plan: &Plan) -> Option<String> {
+        for (i, s) in self.st.stages.iter().enumerate() {
+            if s.phase != StagePhase::RollingOut {
+                continue;
+            }
+            for c in &s.components {
+                if c.phase != ComponentPhase::Applied {
+                    continue;
+                }
+                if let (_, Some(t)) = self.target(c) {
+                    if let Rollout::Failed(why) = &t.rollout {
+                        return Some(format!("{:?} {}/{}: {why}", c.kind, c.namespace, c.name));
+                    }
+                }
+            }
+            let started = s.started_at?;
+            let limit = plan.progress_deadline(i);
+            if self.now() > started + limit {
+                return Some(format!(
+                    "stage {} did not roll out within its progress deadline of {}",
+                    s.name,
+                    duration(limit)
+                ));
+            }
+        }
+        None
+    }
+
+    pub(super) fn start_rollback(&mut self, why: &'static str, message: String) {
+        self.st.rollback = Some(RollbackStatus { reason: why.to_string(), message: message.clone(), started_at: self.now(), completed_at: None });
+        self.note(true, why, "RollBack", format!("rolling back to the known-good images: {message}"));
+    }
+
+    pub(super) fn roll_back(&mut self, plan: &Plan) {
+        let why = self.st.rollback.as_ref().map(|r| r.message.clone()).unwrap_or_default();
+        // Last stage first; within a stage, last component first.
+        for si in (0..self.st.stages.len()).rev() {
+            if matches!(self.st.stages[si].phase, StagePhase::Pending | StagePhase::RolledBack) {
+                continue;
+            }
+            let stage_name = self.st.stages[si].name.clone();
+            self.st.stages[si].phase = StagePhase::RollingBack;
+            self.st.current_stage = Some(stage_name.clone());
+            for ci in (0..self.st.stages[si].components.len()).rev() {
+                let c = self.st.stages[si].components[ci].clone();
+                if c.phase != ComponentPhase::Applied {
+                    continue;
+                }
+                let (key, t) = self.target(&c);
+                let t = t.expect("an Applied component's target exists (else it is Gone)");
+                let container = c.container.clone().unwrap_or_default();
+                let known_good = c.known_good_image.clone().unwrap_or_default();
+                let cs = &mut self.st.stages[si].components[ci];
+                cs.phase = ComponentPhase::Reverted;
+                cs.reverted_at = Some(self.o.now);
+                if t.image(&container) == Some(known_good.as_str()) {
+                    continue; // reverted before a restart; nothing to send
+                }
+                self.effect = Some(Effect::SetImage {
+                    target: key.clone(),
+                    resource_version: t.resource_version.clone(),
+                    container: container.clone(),
+                    image: known_good.clone(),
+                });
+                self.note(false, reason::REVERTED, "Revert", format!("{key} container {container} set back to {known_good}"));
+                self.set_phase(Phase::RollingBack, format!("reverting stage {stage_name}: {key} back to {known_good} ({why})"));
+                self.next(format!("wait for the revert of stage {stage_name} to roll out"), None);
+                self.requeue_in(Duration::zero());
+                return;
+            }
+            // Every component of this stage is reverted: wait for the rollouts, bounded by the
+            // stage's progress deadline so that one stuck target cannot hold the others.
+            let reverted: Vec<ComponentStatus> = self.st.stages[si].components.iter().filter(|c| c.phase == ComponentPhase::Reverted).cloned().collect();
+            let waiting: Vec<String> = reverted
+                .iter()
+                .filter_map(|c| match self.target(c) {
+                    (key, Some(t)) if t.rollout != Rollout::Complete => Some(format!("{key}")),
+                    _ => None,
+                })
+                .collect();
+            let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
+            let give_up = last_revert + plan.progress_deadline(si);
+            if !waiting.is_empty() && self.now() < give_up {
+                self.set_phase(Phase::RollingBack, format!("waiting for the revert of stage {stage_name} to roll out: {} ({why})", waiting.join(", ")));
+                self.next(format!("wait for the revert of stage {stage_name} to roll out"), Some(give_up));
+                self.requeue_in(Duration::seconds(ROLLOUT_POLL));
+                return;
+            }
+            if !waiting.is_empty() {
+                self.note(
+                    true,
+                    reason::ROLLOUT_FAILED,
+                    "Revert",
+                    format!("the revert of {} did not finish rolling out in time; continuing", waiting.join(", ")),
+                );
+            }
+            self.st.stages[si].phase = StagePhase::RolledBack;
+            self.st.stages[si].reverted_at = Some(self.o.now);
+            self.note(false, reason::ROLLED_BACK, "Revert", format!("stage {stage_name} is back on its known-good images"));
+        }
+        // Everything reverted: release the targets; the upgrade is over.
+        self.release();
+        let now = self.now();
+        if let Some(r) = self.st.rollback.as_mut() {
+            r.completed_at = Some(now);
+        }
+        self.st.completed_at = Some(now);
+        self.st.current_stage = None;
+        let skipped: Vec<String> = self
+            .components()
+            .filter(|c| matches!(c.phase, ComponentPhase::Conflict | ComponentPhase::Gone) && c.applied_at.is_some())
+            .map(|c| format!("{:?} {}/{}", c.kind, c.namespace, c.name))
+            .collect();
+        let mut msg = if self.any_applied() {
+            format!("rolled back to the known-good images because {why}")
+        } else {
+            format!("ended before any image was changed because {why}")
+        };
+        if !skipped.is_empty() {
+            msg.push_str(&format!("; not reverted because someone else changed or deleted them: {}", skipped.join(", ")));
+        }
+        self.set_phase(Phase::RolledBack, msg.clone());
+        self.next = None;
+        self.note(false, reason::ROLLED_BACK, "Finish", msg);
+    }
+}
+
+#[cfg(test)]
+#[path = "rollback_tests.rs"]
+mod tests;

@@ -1,0 +1,202 @@
+//! Transition tests: triggering, holding and carrying out a rollback.
+
+use super::super::test_world::*;
+
+#[test]
+fn slow_regression_in_the_canary_soak_reverts_the_canary() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.error_rate = creeping_after("connector-canary", 0.001);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+    assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage never started");
+    assert_eq!(w.image_sets().len(), 2);
+    let rb = w.obs.status.rollback.as_ref().unwrap();
+    assert_eq!(rb.reason, reason::REGRESSION);
+    assert!(rb.message.contains("against a baseline of 1.0"), "{}", rb.message);
+    assert_eq!(w.condition(ct::ROLLED_BACK).status, "True");
+    assert_eq!(w.condition(ct::HEALTHY).status, "False");
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RolledBack);
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    assert!(w.events.iter().any(|e| e.starts_with(reason::REGRESSION)));
+    // Never re-applied after a rollback, however long we look.
+    let sets = w.image_sets().len();
+    for _ in 0..10 {
+        w.obs.now += Duration::hours(1);
+        w.step();
+    }
+    assert_eq!(w.image_sets().len(), sets);
+}
+
+#[test]
+fn regression_only_in_the_fleet_stage_reverts_both_last_first() {
+    let mut s = spec();
+    s.stages[1].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.error_rate = creeping_after("connector", 0.002);
+    w.run_until(Duration::hours(4), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RolledBack);
+    assert!(w.obs.status.stages[0].passed_at.is_some(), "the canary passed before the fleet regressed");
+    assert_eq!(
+        w.image_sets(),
+        vec![
+            ("connector-canary".into(), "connector:2.0".into()),
+            ("connector".into(), "connector:2.0".into()),
+            ("connector".into(), "connector:1.0".into()),
+            ("connector-canary".into(), "connector:1.0".into()),
+        ]
+    );
+    let fleet = w.obs.status.stages[1].reverted_at.unwrap();
+    let canary = w.obs.status.stages[0].reverted_at.unwrap();
+    assert!(fleet < canary, "the canary's revert waits for the fleet's to roll out");
+}
+
+#[test]
+fn stuck_rollout_is_reverted_at_the_progress_deadline() {
+    let mut w = World::new(spec());
+    w.stuck = true;
+    w.run_until(Duration::hours(2), |w| w.obs.status.rollback.is_some());
+    let rb = w.obs.status.rollback.clone().unwrap();
+    assert_eq!(rb.reason, reason::ROLLOUT_FAILED);
+    assert!(rb.message.contains("progress deadline of 10m"), "{}", rb.message);
+    let started = w.obs.status.stages[0].started_at.unwrap();
+    assert!(rb.started_at >= started + Duration::minutes(10) && rb.started_at < started + Duration::minutes(11));
+    w.stuck = false;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn failed_deployment_rollout_is_reverted_at_once() {
+    let mut w = World::new(spec());
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Progressing && !w.image_sets().is_empty());
+    w.target_mut("connector-canary").rollout = Rollout::Failed("the Deployment's progress deadline was exceeded".into());
+    w.step();
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
+}
+
+#[test]
+fn manual_rollback_reverts_whatever_was_applied() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::MANUAL_ROLLBACK);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn manual_rollback_before_any_change_ends_without_touching_images() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::MeasuringBaseline);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert!(w.image_sets().is_empty());
+    assert!(w.obs.status.message.contains("before any image was changed"), "{}", w.obs.status.message);
+    assert!(w.obs.targets.values().all(|t| t.as_ref().unwrap().owner.is_none()), "claims are released");
+}
+
+#[test]
+fn regression_without_automatic_rollback_waits_for_a_human() {
+    let mut s = spec();
+    s.rollback.automatic = false;
+    let mut w = World::new(s);
+    w.error_rate = creeping_after("connector-canary", 0.01);
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Degraded);
+    assert!(w.obs.status.message.contains("spec.rollback.requested"));
+    w.obs.now += Duration::hours(5);
+    w.step();
+    assert_eq!(w.phase(), Phase::Degraded);
+    assert_eq!(w.image("connector-canary"), "connector:2.0");
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+}
+
+#[test]
+fn soak_and_rollback_go_on_after_the_window_closes() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    s.stages[0].soak = Duration_("48h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    // Creeps by 0.06 points an hour: caught hours later, after the window has closed.
+    w.error_rate = creeping_after("connector-canary", 0.00001);
+    w.run_until(Duration::days(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert!(w.obs.status.rollback.as_ref().unwrap().started_at > t("2026-11-25T07:00:00Z"), "detected after the window closed");
+}
+
+#[test]
+fn deadline_passed_before_a_stage_reverts_the_earlier_ones() {
+    let mut s = spec();
+    let mut win = tue_thu_window();
+    win.deadline = Some(t("2026-11-25T06:00:00Z"));
+    s.window = Some(win);
+    s.stages[0].soak = Duration_("4h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    w.run_until(Duration::days(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    let rb = w.obs.status.rollback.as_ref().unwrap();
+    assert_eq!(rb.reason, reason::DEADLINE_EXCEEDED);
+    assert!(rb.message.contains("stage fleet had not started by the deadline 2026-11-25 06:00:00 UTC"), "{}", rb.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn a_rollback_held_for_a_human_stays_held_and_says_so_once() {
+    let mut s = spec();
+    s.rollback.automatic = false;
+    let mut w = World::new(s);
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded);
+    for _ in 0..20 {
+        w.obs.now += Duration::seconds(30);
+        w.step();
+        assert_eq!(w.phase(), Phase::Degraded, "{}", w.obs.status.message);
+    }
+    assert!(w.obs.status.message.contains("progress deadline"), "{}", w.obs.status.message);
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::AUTOMATIC_ROLLBACK_DISABLED)).count(), 1);
+}
+
+#[test]
+fn a_rollback_waiting_for_a_window_that_never_opens_again_goes_ahead() {
+    let mut s = spec();
+    let mut win = tue_thu_window();
+    win.deadline = Some(t("2026-11-25T06:00:00Z"));
+    s.window = Some(win);
+    s.rollback.outside_window = false;
+    s.stages[0].soak = Duration_("4h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    w.run_until(Duration::days(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::DEADLINE_EXCEEDED);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
+
+#[test]
+fn stages_left_when_the_window_never_opens_again_are_reverted_not_reported_unchanged() {
+    let mut s = spec();
+    let mut win = tue_thu_window();
+    // A freeze from the first window's end until beyond the two-year horizon.
+    win.exclusions.push(Exclusion { name: Some("freeze".into()), start: t("2026-11-25T06:00:00Z"), end: t("2030-01-01T00:00:00Z") });
+    s.window = Some(win);
+    s.stages[0].soak = Duration_("4h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    w.run_until(Duration::days(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let rb = w.obs.status.rollback.as_ref().unwrap();
+    assert_eq!(rb.reason, reason::WINDOW_NEVER_OPENS);
+    assert!(rb.message.contains("stage fleet cannot start"), "{}", rb.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}

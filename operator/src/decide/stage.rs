@@ -1,0 +1,238 @@
+//! Decide step, pure: move forward one stage at a time: start it inside the window and past its
+//! gates (pause, approval), roll it out, soak it, promote it.
+
+use super::{Decider, Effect, ROLLOUT_POLL, plan::Plan};
+use crate::constants::reason;
+use crate::crd::*;
+use crate::target::Rollout;
+use crate::timefmt::at;
+use crate::window::WindowState;
+use chrono::Duration;
+
+impl Decider<'_> {
+    pub(super) fn advance(&mut self, plan: &Plan) {
+        if self.held {
+            return; // rollback_trigger said why and what next
+        }
+        if !self.claim() {
+            return;
+        }
+        if self.st.changed_at.is_none() && !self.baseline_ready(plan) {
+            return;
+        }
+        // Someone else changed a target: hold every forward step (analysis and rollback go on)
+        // until a human decides, rather than promote around their change.
+        let conflict = self.components().find(|c| c.phase == ComponentPhase::Conflict).cloned();
+        if let Some(c) = conflict {
+            let msg = format!(
+                "{}; the upgrade is held: set spec.rollback.requested to revert the rest, or delete the upgrade to leave things as they are",
+                c.message.unwrap_or_else(|| format!("{:?} {}/{} was changed by someone else", c.kind, c.namespace, c.name))
+            );
+            self.st.message = msg.clone();
+            self.block(reason::CHANGED_EXTERNALLY, msg);
+            return;
+        }
+        let Some(si) = self.st.stages.iter().position(|s| s.phase != StagePhase::Passed) else {
+            return self.succeed();
+        };
+        match self.st.stages[si].phase {
+            StagePhase::Pending => self.start_stage(plan, si),
+            StagePhase::RollingOut => self.roll_out(plan, si),
+            StagePhase::Soaking => self.soak(plan, si),
+            _ => {}
+        }
+    }
+
+    pub(super) fn start_stage(&mut self, plan: &Plan, si: usize) {
+        let now = self.now();
+        let stage = &self.o.spec.stages[si];
+        let name = stage.name.clone();
+        if self.o.spec.paused {
+            self.set_phase(Phase::Paused, format!("paused before stage {name}; set spec.paused to false to continue"));
+            self.next(format!("start stage {name} when unpaused"), None);
+            return;
+        }
+        if stage.require_approval && !self.o.spec.approved_stages.contains(&name) {
+            self.set_phase(Phase::AwaitingApproval, format!("stage {name} needs approval: add {name} to spec.approvedStages"));
+            self.next(format!("start stage {name} once approved"), None);
+            if self.o.status.phase != Phase::AwaitingApproval {
+                self.note(false, reason::AWAITING_APPROVAL, "Approve", format!("stage {name} waits for approval in spec.approvedStages"));
+            }
+            return;
+        }
+        if let Some(c) = self.st.stages[si].components.iter().find(|c| c.phase != ComponentPhase::Claimed) {
+            let msg = format!(
+                "stage {name} cannot start: {}",
+                c.message.clone().unwrap_or_else(|| format!("{:?} {}/{} is {:?}", c.kind, c.namespace, c.name, c.phase))
+            );
+            self.set_phase(Phase::Pending, msg.clone());
+            self.block(reason::CHANGED_EXTERNALLY, msg);
+            return;
+        }
+        match plan.schedule.state_at(now) {
+            WindowState::Closed { opens_at: Some(t), why } => {
+                self.set_phase(Phase::WaitingForWindow, format!("the maintenance window is closed ({why}); stage {name} starts when it opens at {}", at(t)));
+                self.next(format!("start stage {name}"), Some(t));
+                return;
+            }
+            WindowState::Closed { opens_at: None, why } => {
+                self.end_unstarted(plan.never_opens_reason(now), format!("the maintenance window will not open again ({why})"));
+                return;
+            }
+            WindowState::Open { closes_at: Some(closes) } if plan.policy == StagePolicy::WaitForNextWindow && now + plan.progress_deadline[si] > closes => {
+                let next_open = plan.schedule.state_at(closes);
+                let opens = match next_open {
+                    WindowState::Closed { opens_at, .. } => opens_at,
+                    WindowState::Open { .. } => Some(closes),
+                };
+                self.set_phase(
+                    Phase::WaitingForWindow,
+                    format!(
+                        "stage {name} may take up to {} to roll out but the window closes at {}; it starts in the next window (window.stagePolicy: WaitForNextWindow)",
+                        stage.progress_deadline.0,
+                        at(closes)
+                    ),
+                );
+                self.next(format!("start stage {name}"), opens);
+                return;
+            }
+            WindowState::Open { .. } => {}
+        }
+        let s = &mut self.st.stages[si];
+        s.phase = StagePhase::RollingOut;
+        s.started_at = Some(now);
+        let n = s.components.len();
+        self.st.current_stage = Some(name.clone());
+        self.note(false, reason::STAGE_STARTED, "StartStage", format!("stage {name} started ({n} components)"));
+        self.roll_out(plan, si);
+    }
+
+    pub(super) fn roll_out(&mut self, plan: &Plan, si: usize) {
+        let now = self.now();
+        let name = self.st.stages[si].name.clone();
+        self.st.current_stage = Some(name.clone());
+        for ci in 0..self.st.stages[si].components.len() {
+            let c = self.st.stages[si].components[ci].clone();
+            if c.phase != ComponentPhase::Claimed {
+                continue;
+            }
+            let (key, t) = self.target(&c);
+            let Some(t) = t else { continue };
+            let container = c.container.clone().unwrap_or_default();
+            let cs = &mut self.st.stages[si].components[ci];
+            cs.phase = ComponentPhase::Applied;
+            cs.applied_at = Some(now);
+            self.st.changed_at.get_or_insert(now);
+            if t.image(&container) == Some(c.desired_image.as_str()) {
+                continue; // applied before a restart
+            }
+            self.effect = Some(Effect::SetImage {
+                target: key.clone(),
+                resource_version: t.resource_version.clone(),
+                container: container.clone(),
+                image: c.desired_image.clone(),
+            });
+            self.note(
+                false,
+                reason::IMAGE_SET,
+                "SetImage",
+                format!("{key} container {container}: {} -> {}", c.known_good_image.unwrap_or_default(), c.desired_image),
+            );
+            self.set_phase(Phase::Progressing, format!("stage {name}: setting {key} to {}", c.desired_image));
+            self.requeue_in(Duration::zero());
+            return;
+        }
+        let comps = self.st.stages[si].components.clone();
+        if let Some(c) = comps.iter().find(|c| c.phase == ComponentPhase::Conflict || c.phase == ComponentPhase::Gone) {
+            let msg = format!("stage {name} is held: {}", c.message.clone().unwrap_or_default());
+            self.set_phase(Phase::Progressing, msg.clone());
+            self.block(reason::CHANGED_EXTERNALLY, format!("{msg}; set spec.rollback.requested to revert the rest"));
+            return;
+        }
+        let waiting: Vec<String> = comps
+            .iter()
+            .filter_map(|c| match self.target(c) {
+                (key, Some(t)) => match &t.rollout {
+                    Rollout::Complete => None,
+                    Rollout::InProgress(why) | Rollout::Failed(why) => Some(format!("{key}: {why}")),
+                },
+                (key, None) => Some(format!("{key}: missing")),
+            })
+            .collect();
+        if !waiting.is_empty() {
+            let deadline = self.st.stages[si].started_at.unwrap_or(now) + plan.progress_deadline[si];
+            self.set_phase(Phase::Progressing, format!("stage {name} is rolling out: {}", waiting.join("; ")));
+            self.next(format!("stage {name} rolled out (or reverted at the progress deadline)"), Some(deadline));
+            self.requeue_in(Duration::seconds(ROLLOUT_POLL));
+            return;
+        }
+        let ends = now + plan.soak[si];
+        let s = &mut self.st.stages[si];
+        s.phase = StagePhase::Soaking;
+        s.rolled_out_at = Some(now);
+        s.soak_ends_at = Some(ends);
+        self.note(false, reason::ROLLED_OUT, "RolledOut", format!("stage {name} rolled out; soaking until {}", at(ends)));
+        self.soak(plan, si);
+    }
+
+    pub(super) fn soak(&mut self, plan: &Plan, si: usize) {
+        let now = self.now();
+        let name = self.st.stages[si].name.clone();
+        let ends = self.st.stages[si].soak_ends_at.unwrap_or(now);
+        let later = if si + 1 < self.st.stages.len() { format!("stage {} starts", self.st.stages[si + 1].name) } else { "the upgrade succeeds".into() };
+        if now < ends {
+            self.set_phase(
+                Phase::Soaking,
+                format!("stage {name} is soaking until {}; if the signals hold, {later}; on a regression every changed component is reverted", at(ends)),
+            );
+            self.next(format!("end the soak of stage {name}"), Some(ends));
+            return;
+        }
+        // The soak is over: promote only on a fresh conclusive verdict of every signal.
+        let fresh_since = ends - plan.interval;
+        let unsure: Vec<String> = plan
+            .signals
+            .iter()
+            .filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.verdict == Verdict::Pass && a.analysed_at.is_some_and(|t| t >= fresh_since)))
+            .map(|s| s.name.clone())
+            .collect();
+        let suspects: Vec<String> = self.st.analysis.iter().filter(|a| a.verdict == Verdict::Suspect).map(|a| a.name.clone()).collect();
+        if !suspects.is_empty() {
+            self.set_phase(
+                Phase::Soaking,
+                format!(
+                    "the soak of stage {name} is extended: evidence of a regression is building in signal(s) {}; promoting once it clears, reverting if it grows",
+                    suspects.join(", ")
+                ),
+            );
+            self.next(format!("end the soak of stage {name} when the suspicion clears"), None);
+            return;
+        }
+        if !unsure.is_empty() {
+            let msg = format!("the soak of stage {name} is over but signal(s) {} have no conclusive verdict; not promoting until they pass", unsure.join(", "));
+            if self.o.status.message != msg {
+                self.note(true, reason::INCONCLUSIVE, "Analyse", msg.clone());
+            }
+            self.set_phase(Phase::Soaking, msg);
+            self.next(format!("end the soak of stage {name} on a conclusive pass"), None);
+            return;
+        }
+        if self.o.spec.paused {
+            self.set_phase(Phase::Paused, format!("stage {name} passed its soak; paused: set spec.paused to false to continue"));
+            self.next("continue when unpaused", None);
+            return;
+        }
+        let s = &mut self.st.stages[si];
+        s.phase = StagePhase::Passed;
+        s.passed_at = Some(now);
+        self.note(false, reason::SOAK_PASSED, "Promote", format!("stage {name} passed its soak; {later}"));
+        match self.st.stages.iter().position(|s| s.phase == StagePhase::Pending) {
+            Some(next) => self.start_stage(plan, next),
+            None => self.succeed(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "stage_tests.rs"]
+mod tests;

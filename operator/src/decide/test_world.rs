@@ -1,0 +1,232 @@
+//! The world the decision core's transition tests run in (tests only). A small simulated world plays the API server's
+//! part (targets change when the decision says so, rollouts finish after a while) and the clock
+//! is injected, so hours of soak run in microseconds.
+
+pub(super) use crate::constants::{OWNER_ANNOTATION, condition as ct, reason};
+pub(super) use crate::crd::*;
+pub(super) use crate::decide::{Decision, Effect, Observed, analysis_due, decide};
+pub(super) use crate::detector::Counts;
+pub(super) use crate::target::{Rollout, TargetKey, TargetState};
+pub(super) use chrono::{DateTime, Duration, Utc};
+pub(super) use std::collections::BTreeMap;
+
+pub(super) const ID: &str = "ops/connector-upgrade";
+
+pub(super) fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub(super) fn key(name: &str) -> TargetKey {
+    TargetKey { kind: WorkloadKind::DaemonSet, namespace: "kube-system".into(), name: name.into() }
+}
+
+pub(super) fn component(name: &str, image: &str) -> Component {
+    Component { kind: WorkloadKind::DaemonSet, namespace: Some("kube-system".into()), name: name.into(), container: None, image: image.into() }
+}
+
+pub(super) fn stage(name: &str, components: Vec<Component>) -> Stage {
+    Stage { name: name.into(), components, soak: Duration_("30m"), progress_deadline: Duration_("10m"), require_approval: false }
+}
+
+#[allow(non_snake_case)]
+pub(super) fn Duration_(s: &str) -> crate::crd::Duration {
+    crate::crd::Duration(s.into())
+}
+
+/// Canary on one connector DaemonSet, then the fleet's; no window; the built-in signal.
+pub(super) fn spec() -> MaintenanceUpgradeSpec {
+    MaintenanceUpgradeSpec {
+        window: None,
+        stages: vec![stage("canary", vec![component("connector-canary", "connector:2.0")]), stage("fleet", vec![component("connector", "connector:2.0")])],
+        analysis: Analysis { interval: Duration_("1m"), baseline: BaselineSpec { observe: Duration_("10m"), lookback: Duration_("24h") }, signals: vec![] },
+        rollback: RollbackPolicy::default(),
+        paused: false,
+        approved_stages: vec![],
+    }
+}
+
+pub(super) fn daemonset(image: &str) -> TargetState {
+    TargetState {
+        resource_version: "1".into(),
+        containers: vec![("connector".into(), image.into())],
+        owner: None,
+        owner_uid: None,
+        known_good: None,
+        rollout: Rollout::Complete,
+        running_digests: vec![("connector".into(), "sha256:good".into())],
+    }
+}
+
+pub(super) struct World {
+    pub(super) obs: Observed,
+    /// Error rate of new pods as a function of the world: what the fault does.
+    pub(super) error_rate: Box<dyn Fn(&World) -> f64>,
+    pub(super) attempts_per_minute: u64,
+    /// When each in-flight rollout completes; None = stuck.
+    pub(super) rollouts: BTreeMap<TargetKey, Option<DateTime<Utc>>>,
+    pub(super) stuck: bool,
+    pub(super) effects: Vec<Effect>,
+    pub(super) events: Vec<String>,
+    pub(super) prometheus_down: bool,
+}
+
+impl World {
+    pub(super) fn new(spec: MaintenanceUpgradeSpec) -> World {
+        let mut targets = BTreeMap::new();
+        targets.insert(key("connector-canary"), Some(daemonset("connector:1.0")));
+        targets.insert(key("connector"), Some(daemonset("connector:1.0")));
+        World {
+            obs: Observed {
+                id: ID.into(),
+                uid: "uid-1".into(),
+                namespace: "ops".into(),
+                generation: 1,
+                spec,
+                status: MaintenanceUpgradeStatus::default(),
+                targets,
+                live_owners: Default::default(),
+                samples: BTreeMap::new(),
+                history: BTreeMap::new(),
+                now: t("2026-11-24T03:00:00Z"),
+            },
+            error_rate: Box::new(|_| 0.01),
+            attempts_per_minute: 100,
+            rollouts: BTreeMap::new(),
+            stuck: false,
+            effects: vec![],
+            events: vec![],
+            prometheus_down: false,
+        }
+    }
+
+    pub(super) fn image(&self, name: &str) -> String {
+        self.obs.targets[&key(name)].as_ref().unwrap().containers[0].1.clone()
+    }
+
+    pub(super) fn phase(&self) -> Phase {
+        self.obs.status.phase
+    }
+
+    pub(super) fn condition(&self, type_: &str) -> &Condition {
+        self.obs.status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    pub(super) fn target_mut(&mut self, name: &str) -> &mut TargetState {
+        self.obs.targets.get_mut(&key(name)).unwrap().as_mut().unwrap()
+    }
+
+    /// One reconcile: read the due signals, decide, let the world carry out the effect.
+    pub(super) fn step(&mut self) -> Decision {
+        // Rollouts finish on their own.
+        let now = self.obs.now;
+        for (k, done) in self.rollouts.clone() {
+            if done.is_some_and(|d| now >= d) {
+                if let Some(Some(t)) = self.obs.targets.get_mut(&k) {
+                    t.rollout = Rollout::Complete;
+                }
+                self.rollouts.remove(&k);
+            }
+        }
+        self.obs.samples.clear();
+        for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now) {
+            let minutes = ((now - from).num_seconds() / 60) as u64;
+            let attempts = self.attempts_per_minute * minutes;
+            let errors = ((self.error_rate)(self) * attempts as f64).round() as u64;
+            let r = if self.prometheus_down { Err("connection refused".to_string()) } else { Ok((Counts { attempts, errors }, from, now)) };
+            self.obs.samples.insert(s.name, r);
+        }
+        let d = decide(&self.obs);
+        for n in &d.events {
+            self.events.push(format!("{}: {}", n.reason, n.message));
+        }
+        if let Some(e) = &d.effect {
+            self.carry_out(e);
+            self.effects.push(e.clone());
+        }
+        self.obs.status = d.status.clone();
+        d
+    }
+
+    pub(super) fn carry_out(&mut self, e: &Effect) {
+        let now = self.obs.now;
+        let stuck = self.stuck;
+        match e {
+            Effect::Claim { target, known_good, owner_uid, .. } => {
+                let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
+                t.owner = Some(ID.into());
+                t.owner_uid = Some(owner_uid.clone());
+                t.known_good = Some(known_good.clone());
+                bump(t);
+            }
+            Effect::SetImage { target, container, image, resource_version } => {
+                let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
+                assert_eq!(&t.resource_version, resource_version, "patches carry the observed resourceVersion");
+                t.containers.iter_mut().find(|(n, _)| n == container).unwrap().1 = image.clone();
+                t.rollout = Rollout::InProgress("rolling".into());
+                bump(t);
+                self.rollouts.insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
+            }
+            Effect::Release { targets } => {
+                for k in targets {
+                    if let Some(Some(t)) = self.obs.targets.get_mut(k) {
+                        t.owner = None;
+                        t.owner_uid = None;
+                        t.known_good = None;
+                        bump(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step until `done` holds, advancing the clock by each decision's requeue time.
+    pub(super) fn run_until(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
+        let end = self.obs.now + limit;
+        while !done(self) {
+            assert!(self.obs.now < end, "not reached by {end}; phase {:?}: {}", self.phase(), self.obs.status.message);
+            let d = self.step();
+            let wait = d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
+            self.obs.now += wait;
+        }
+    }
+
+    pub(super) fn image_sets(&self) -> Vec<(String, String)> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SetImage { target, image, .. } => Some((target.name.clone(), image.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+pub(super) fn bump(t: &mut TargetState) {
+    t.resource_version = (t.resource_version.parse::<u64>().unwrap() + 1).to_string();
+}
+
+pub(super) fn terminal(w: &World) -> bool {
+    w.phase().is_terminal()
+}
+
+pub(super) fn creeping_after(component: &'static str, per_minute: f64) -> Box<dyn Fn(&World) -> f64> {
+    // A slow ramp once `component` runs the new image: +per_minute of error rate each minute.
+    Box::new(move |w: &World| {
+        let applied = w.obs.status.stages.iter().flat_map(|s| &s.components).find(|c| c.name == component).and_then(|c| c.applied_at);
+        match applied {
+            Some(at) if w.image(component) == "connector:2.0" => 0.01 + per_minute * (w.obs.now - at).num_minutes() as f64,
+            _ => 0.01,
+        }
+    })
+}
+
+pub(super) fn tue_thu_window() -> Window {
+    Window {
+        time_zone: "America/New_York".into(),
+        recurring: vec![RecurringWindow { days: vec![Weekday::Tue, Weekday::Thu], start: "22:00".into(), duration: Duration_("4h") }],
+        exclusions: vec![],
+        not_before: None,
+        deadline: None,
+        stage_policy: StagePolicy::WaitForNextWindow,
+    }
+}
