@@ -74,7 +74,8 @@ impl Env {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(self.bin.join("kubectl")).args(args).env("KUBECONFIG", &self.kubeconfig).output()?;
+        let out =
+            Command::new(self.bin.join("kubectl")).args(args).env("KUBECONFIG", &self.kubeconfig).output()?;
         if !out.status.success() {
             bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
@@ -89,7 +90,12 @@ impl Env {
                 for dir in ["crds", "config/rbac"] {
                     self.kubectl(&["apply", "--server-side", "-f", self.root.join(dir).to_str().unwrap()])?;
                 }
-                self.kubectl(&["wait", "--for=condition=Established", "crd/maintenanceupgrades.maintenance.dev", "--timeout=30s"])?;
+                self.kubectl(&[
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/maintenanceupgrades.maintenance.dev",
+                    "--timeout=30s",
+                ])?;
                 self.write_operator_kubeconfig()?;
                 ensure_nodes(client).await
             })
@@ -139,7 +145,12 @@ async fn ensure_nodes(client: &Client) -> Result<()> {
             .await?
             .items
             .iter()
-            .filter(|n| n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            .filter(|n| {
+                n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
             .count();
         if ready == ZONES {
             return Ok(());
@@ -248,9 +259,18 @@ impl Scenario {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?).await?;
+        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
+            .await?;
         let operator = Operator::start(env.clone(), name)?;
-        Ok(Scenario { name: name.into(), ns, env, client, operator, tasks: vec![], stop: Arc::new(AtomicBool::new(false)) })
+        Ok(Scenario {
+            name: name.into(),
+            ns,
+            env,
+            client,
+            operator,
+            tasks: vec![],
+            stop: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     pub fn upgrades(&self) -> Api<MaintenanceUpgrade> {
@@ -318,7 +338,8 @@ impl Scenario {
             let mut last_gc = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                let zone = if i % 50 == 49 { "nowhere".to_string() } else { format!("z{}", i % ZONES as u64) };
+                let zone =
+                    if i % 50 == 49 { "nowhere".to_string() } else { format!("z{}", i % ZONES as u64) };
                 let pod: Pod = serde_json::from_value(json!({
                     "metadata": {"generateName": "email-sync-", "labels": {"app": "email-sync"}},
                     "spec": {"nodeSelector": {ZONE_LABEL: zone}, "restartPolicy": "Never",
@@ -332,9 +353,15 @@ impl Scenario {
                     if let Ok(list) = pods.list(&ListParams::default().labels("app=email-sync")).await {
                         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap();
                         for p in list.items {
-                            let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+                            let created =
+                                p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
                             if created < cutoff.timestamp() {
-                                let _ = pods.delete(p.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await;
+                                let _ = pods
+                                    .delete(
+                                        p.metadata.name.as_deref().unwrap(),
+                                        &DeleteParams::default().grace_period(0),
+                                    )
+                                    .await;
                             }
                         }
                     }
@@ -357,7 +384,10 @@ impl Scenario {
                 let mut bad = false;
                 for name in &watched {
                     if let Ok(d) = ds.get(name).await {
-                        bad |= d.spec.and_then(|s| s.template.spec).is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)));
+                        bad |= d
+                            .spec
+                            .and_then(|s| s.template.spec)
+                            .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)));
                     }
                 }
                 let share = match (bad, bad_since) {
@@ -375,14 +405,22 @@ impl Scenario {
                 if want != cordoned {
                     for i in 0..ZONES {
                         let patch = json!({"spec": {"unschedulable": i < want}});
-                        let _ = nodes.patch(&format!("zone-{i}"), &PatchParams::default(), &Patch::Merge(patch)).await;
+                        let _ = nodes
+                            .patch(&format!("zone-{i}"), &PatchParams::default(), &Patch::Merge(patch))
+                            .await;
                     }
                     cordoned = want;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             for i in 0..ZONES {
-                let _ = nodes.patch(&format!("zone-{i}"), &PatchParams::default(), &Patch::Merge(json!({"spec": {"unschedulable": false}}))).await;
+                let _ = nodes
+                    .patch(
+                        &format!("zone-{i}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"spec": {"unschedulable": false}})),
+                    )
+                    .await;
             }
         }));
     }
@@ -395,7 +433,13 @@ impl Scenario {
     }
 
     /// Poll until `done` holds for the upgrade; panics with its status after `timeout`.
-    pub async fn wait_for(&self, name: &str, timeout: Duration, what: &str, done: impl Fn(&MaintenanceUpgrade) -> bool) -> MaintenanceUpgrade {
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&MaintenanceUpgrade) -> bool,
+    ) -> MaintenanceUpgrade {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(mu) = self.upgrades().get(name).await {
@@ -403,7 +447,10 @@ impl Scenario {
                     return mu;
                 }
                 if Instant::now() > deadline {
-                    panic!("{name}: not {what} within {timeout:?}; status: {}", serde_yaml::to_string(&mu.status).unwrap_or_default());
+                    panic!(
+                        "{name}: not {what} within {timeout:?}; status: {}",
+                        serde_yaml::to_string(&mu.status).unwrap_or_default()
+                    );
                 }
             } else if Instant::now() > deadline {
                 panic!("{name}: not {what} within {timeout:?} (could not read it)");
@@ -413,16 +460,22 @@ impl Scenario {
     }
 
     pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> MaintenanceUpgrade {
-        self.wait_for(name, timeout, &format!("{phase:?}"), |mu| mu.status.as_ref().is_some_and(|s| s.phase == phase)).await
+        self.wait_for(name, timeout, &format!("{phase:?}"), |mu| {
+            mu.status.as_ref().is_some_and(|s| s.phase == phase)
+        })
+        .await
     }
 
     /// Events about one upgrade, as `REASON: message`.
     pub async fn events(&self, name: &str) -> Vec<String> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
-        let lp = ListParams::default().fields(&format!("involvedObject.name={name},involvedObject.kind=MaintenanceUpgrade"));
+        let lp = ListParams::default()
+            .fields(&format!("involvedObject.name={name},involvedObject.kind=MaintenanceUpgrade"));
         let mut evs = api.list(&lp).await.map(|l| l.items).unwrap_or_default();
         evs.sort_by_key(|e| e.metadata.creation_timestamp.as_ref().map(|t| t.0));
-        evs.into_iter().map(|e| format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default())).collect()
+        evs.into_iter()
+            .map(|e| format!("{}: {}", e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
     }
 
     pub async fn has_event(&self, name: &str, reason: &str) -> bool {
@@ -456,7 +509,8 @@ impl Scenario {
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
             components.push((name, path, args, cwd));
         }
-        let apiserver = components.iter().find(|c| c.0 == "kube-apiserver").context("kube-apiserver pid file")?;
+        let apiserver =
+            components.iter().find(|c| c.0 == "kube-apiserver").context("kube-apiserver pid file")?;
         let pid = std::fs::read_to_string(&apiserver.1)?.trim().to_string();
         Command::new("kill").args(["-9", &pid]).status()?;
         while Path::new(&format!("/proc/{pid}")).exists() {
@@ -464,23 +518,35 @@ impl Scenario {
         }
         std::thread::sleep(down);
         let logs = env.cluster_dir.join("logs");
-        let start = move |(name, pid_file, args, cwd): &(String, PathBuf, Vec<String>, PathBuf)| -> Result<()> {
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
-            let child = Command::new(&args[0]).args(&args[1..]).current_dir(cwd).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
-            std::fs::write(pid_file, child.id().to_string())?;
-            // Reap it when it exits, so that /proc shows it gone; cluster-down stops it.
-            std::thread::spawn(move || {
-                let mut child = child;
-                let _ = child.wait();
-            });
-            Ok(())
-        };
+        let start =
+            move |(name, pid_file, args, cwd): &(String, PathBuf, Vec<String>, PathBuf)| -> Result<()> {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(logs.join(format!("{name}.log")))?;
+                let child = Command::new(&args[0])
+                    .args(&args[1..])
+                    .current_dir(cwd)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()?;
+                std::fs::write(pid_file, child.id().to_string())?;
+                // Reap it when it exits, so that /proc shows it gone; cluster-down stops it.
+                std::thread::spawn(move || {
+                    let mut child = child;
+                    let _ = child.wait();
+                });
+                Ok(())
+            };
         start(apiserver)?;
         let until = Instant::now() + supervise;
         std::thread::spawn(move || {
             while Instant::now() < until {
                 for c in &components {
-                    let alive = std::fs::read_to_string(&c.1).ok().is_some_and(|p| Path::new(&format!("/proc/{}", p.trim())).exists());
+                    let alive = std::fs::read_to_string(&c.1)
+                        .ok()
+                        .is_some_and(|p| Path::new(&format!("/proc/{}", p.trim())).exists());
                     if !alive {
                         eprintln!("supervisor: {} exited; restarting it", c.0);
                         let _ = start(c);
@@ -512,14 +578,28 @@ impl Scenario {
         for args in [
             vec!["get", "maintenanceupgrades", "-n", &self.ns, "-o", "yaml"],
             vec!["get", "daemonsets,deployments,statefulsets", "-n", &self.ns, "-o", "wide"],
-            vec!["get", "events", "-n", &self.ns, "--field-selector", "involvedObject.kind=MaintenanceUpgrade"],
+            vec![
+                "get",
+                "events",
+                "-n",
+                &self.ns,
+                "--field-selector",
+                "involvedObject.kind=MaintenanceUpgrade",
+            ],
             vec!["get", "nodes"],
         ] {
-            eprintln!("$ kubectl {}\n{}", args.join(" "), self.env.kubectl(&args).unwrap_or_else(|e| e.to_string()));
+            eprintln!(
+                "$ kubectl {}\n{}",
+                args.join(" "),
+                self.env.kubectl(&args).unwrap_or_else(|e| e.to_string())
+            );
         }
         let log = self.operator.log();
         let tail: Vec<&str> = log.lines().rev().take(60).collect();
-        eprintln!("==== operator log (last 60 lines) ====\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        eprintln!(
+            "==== operator log (last 60 lines) ====\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 }
 

@@ -75,7 +75,14 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     // Released: no ownership annotation left on the targets.
     let ds = s.daemonsets().get("connector").await.unwrap();
     assert!(ds.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/")));
-    for r in [reason::CLAIMED, reason::STAGE_STARTED, reason::IMAGE_SET, reason::ROLLED_OUT, reason::SOAK_PASSED, reason::SUCCEEDED] {
+    for r in [
+        reason::CLAIMED,
+        reason::STAGE_STARTED,
+        reason::IMAGE_SET,
+        reason::ROLLED_OUT,
+        reason::SOAK_PASSED,
+        reason::SUCCEEDED,
+    ] {
         assert!(s.has_event("up", r).await, "Event {r}: {:?}", s.events("up").await);
     }
     assert!(!s.has_event("up", reason::CHANGED_EXTERNALLY).await, "{:?}", s.events("up").await);
@@ -104,7 +111,10 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     assert_eq!((healthy.status.as_str(), healthy.reason.as_str()), ("False", reason::REGRESSION));
     let events = s.events("up").await;
     assert!(events.iter().any(|e| e.starts_with(reason::REGRESSION) && e.contains("baseline")), "{events:?}");
-    assert!(s.has_event("up", reason::REVERTED).await && s.has_event("up", reason::ROLLED_BACK).await, "{events:?}");
+    assert!(
+        s.has_event("up", reason::REVERTED).await && s.has_event("up", reason::ROLLED_BACK).await,
+        "{events:?}"
+    );
     // The capped steps make the statistic pass two thirds of the threshold first: a warning.
     assert!(events.iter().any(|e| e.starts_with(reason::SUSPECTED)), "{events:?}");
     // Never re-applied on its own.
@@ -126,9 +136,13 @@ async fn s03_regression_only_in_the_fleet_reverts_both_last_first() {
     assert_eq!(s.generation("connector-canary").await, g_canary + 2, "applied once, reverted once");
     assert_eq!(s.generation("connector").await, g_fleet + 2);
     assert!(st.stages[1].reverted_at.unwrap() <= st.stages[0].reverted_at.unwrap(), "fleet reverted first");
-    let reverts: Vec<String> = s.events("up").await.into_iter().filter(|e| e.starts_with(reason::REVERTED)).collect();
+    let reverts: Vec<String> =
+        s.events("up").await.into_iter().filter(|e| e.starts_with(reason::REVERTED)).collect();
     assert_eq!(reverts.len(), 2, "{reverts:?}");
-    assert!(reverts[0].contains("/connector ") && reverts[1].contains("connector-canary"), "last stage first: {reverts:?}");
+    assert!(
+        reverts[0].contains("/connector ") && reverts[1].contains("connector-canary"),
+        "last stage first: {reverts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +152,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     let good = two_stage(&s.ns, "bad", "10s", BAD).replace("connector-canary", "connector-x");
     let cases: &[(&str, &str, &str)] = &[
         ("no stages", "  stages:\n", "  stages: []\n  x:\n"),
-        ("empty components", "components: [{kind: DaemonSet, name: connector-x,", "components: []\n      y: [{kind: DaemonSet, name: connector-x,"),
+        (
+            "empty components",
+            "components: [{kind: DaemonSet, name: connector-x,",
+            "components: []\n      y: [{kind: DaemonSet, name: connector-x,",
+        ),
         ("duplicate target across stages", "name: connector-x,", "name: connector,"),
         (
             "bad image",
@@ -146,16 +164,32 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "image: \"Not An Image!\"}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet",
         ),
         ("unknown kind", "{kind: DaemonSet, name: connector-x", "{kind: CronJob, name: connector-x"),
-        ("zero duration", "soak: 10s\n      progressDeadline: 60s\n    - name: fleet", "soak: 0s\n      progressDeadline: 60s\n    - name: fleet"),
-        ("negative duration", "progressDeadline: 60s\n    - name: fleet", "progressDeadline: -60s\n    - name: fleet"),
-        ("invalid time zone", "  stages:\n", "  window: {timeZone: Mars/Olympus, recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n"),
+        (
+            "zero duration",
+            "soak: 10s\n      progressDeadline: 60s\n    - name: fleet",
+            "soak: 0s\n      progressDeadline: 60s\n    - name: fleet",
+        ),
+        (
+            "negative duration",
+            "progressDeadline: 60s\n    - name: fleet",
+            "progressDeadline: -60s\n    - name: fleet",
+        ),
+        (
+            "invalid time zone",
+            "  stages:\n",
+            "  window: {timeZone: Mars/Olympus, recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n",
+        ),
         (
             "exclusion ends before it starts",
             "  stages:\n",
             "  window: {timeZone: UTC, exclusions: [{start: \"2026-12-02T00:00:00Z\", end: \"2026-12-01T00:00:00Z\"}]}\n  stages:\n",
         ),
         // CEL's getHours takes UTC offsets, which are not IANA names.
-        ("time zone as an offset", "  stages:\n", "  window: {timeZone: \"+05:30\", recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n"),
+        (
+            "time zone as an offset",
+            "  stages:\n",
+            "  window: {timeZone: \"+05:30\", recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n",
+        ),
         ("interval too short", "interval: 2s", "interval: 5ms"),
     ];
     let want: &[&str] = &[
@@ -175,8 +209,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
         let yaml = good.replacen(from, to, 1);
         let value: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
-        let api: kube::Api<kube::api::DynamicObject> =
-            kube::Api::namespaced_with(s.client.clone(), &s.ns, &kube::api::ApiResource::erase::<MaintenanceUpgrade>(&()));
+        let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+            s.client.clone(),
+            &s.ns,
+            &kube::api::ApiResource::erase::<MaintenanceUpgrade>(&()),
+        );
         let obj: kube::api::DynamicObject = serde_json::from_value(value).unwrap();
         let err = api.create(&Default::default(), &obj).await.expect_err(what).to_string();
         assert!(err.contains(want), "{what}: expected {want:?} in {err}");
@@ -185,19 +222,31 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     s.apply(&two_stage(&s.ns, "missing", "10s", BAD)).await;
     let patch = serde_json::json!({"spec": {"stages": [{"name": "only", "soak": "1m",
         "components": [{"kind": "DaemonSet", "name": "connector", "image": BAD}]}]}});
-    let err = s.upgrades().patch("missing", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap_err().to_string();
+    let err = s
+        .upgrades()
+        .patch("missing", &Default::default(), &kube::api::Patch::Merge(patch))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("stages cannot be changed"), "{err}");
     // Nor reordered: equality on a list keyed by name would ignore the order.
     let mut stages = serde_json::to_value(&s.upgrades().get("missing").await.unwrap().spec.stages).unwrap();
     stages.as_array_mut().unwrap().reverse();
     let patch = serde_json::json!({"spec": {"stages": stages}});
-    let err = s.upgrades().patch("missing", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap_err().to_string();
+    let err = s
+        .upgrades()
+        .patch("missing", &Default::default(), &kube::api::Patch::Merge(patch))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cannot be changed or reordered"), "{err}");
 
     // A target that does not exist: a condition and an Event, and nothing changes.
     let mu = s
         .wait_for("missing", SECS(30), "blocked", |mu| {
-            mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.status == "True"))
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.status == "True")
+            })
         })
         .await;
     let blocked = condition_of(&mu, condition::BLOCKED);
@@ -207,15 +256,21 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     assert_eq!(s.image("connector").await, GOOD, "no partial change");
 
     // A container that does not exist.
-    let yaml = two_stage(&s.ns, "nocontainer", "10s", BAD).replace("connector-canary, image", "connector, container: sidecar, image").replacen(
-        "    - name: fleet\n      components: [{kind: DaemonSet, name: connector, image: \"",
-        "    - name: fleet\n      components: [{kind: DaemonSet, name: connector-y, image: \"",
-        1,
-    );
+    let yaml = two_stage(&s.ns, "nocontainer", "10s", BAD)
+        .replace("connector-canary, image", "connector, container: sidecar, image")
+        .replacen(
+            "    - name: fleet\n      components: [{kind: DaemonSet, name: connector, image: \"",
+            "    - name: fleet\n      components: [{kind: DaemonSet, name: connector-y, image: \"",
+            1,
+        );
     s.apply(&yaml).await;
     let mu = s
         .wait_for("nocontainer", SECS(30), "blocked", |mu| {
-            mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CONTAINER_NOT_FOUND))
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CONTAINER_NOT_FOUND)
+            })
         })
         .await;
     assert!(condition_of(&mu, condition::BLOCKED).message.contains("no container \"sidecar\""));
@@ -230,11 +285,18 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     let v133 = "registry.example.com/secrets-store/connector:v1.3.3";
     let v134 = "registry.example.com/secrets-store/connector:v1.3.4";
     s.apply(&two_stage(&s.ns, "first", "15s", v133)).await;
-    s.wait_for("first", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    s.wait_for("first", SECS(60), "claimed", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
+    })
+    .await;
     s.apply(&two_stage(&s.ns, "second", "5s", v134)).await;
     let second = s
         .wait_for("second", SECS(30), "refused", |mu| {
-            mu.status.as_ref().is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == reason::TARGET_OWNED))
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::TARGET_OWNED)
+            })
         })
         .await;
     assert!(condition_of(&second, condition::BLOCKED).message.contains(&format!("{}/first", s.ns)));
@@ -248,18 +310,33 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     assert_eq!(c.known_good_image.as_deref(), Some(v133));
     // An owner deleted before it released its targets no longer holds them.
     s.apply(&two_stage(&s.ns, "third", "10m", GOOD)).await;
-    s.wait_for("third", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    s.wait_for("third", SECS(60), "claimed", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
+    })
+    .await;
     s.upgrades().delete("third", &Default::default()).await.unwrap();
     s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
-    s.wait_for("fourth", SECS(60), "claimed", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    s.wait_for("fourth", SECS(60), "claimed", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
+    })
+    .await;
     let events = s.events("fourth").await;
-    assert!(events.iter().any(|e| e.contains(&format!("taken over from MaintenanceUpgrade {}/third", s.ns))), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.contains(&format!("taken over from MaintenanceUpgrade {}/third", s.ns))),
+        "{events:?}"
+    );
     // Nor does the mark of an earlier upgrade re-created under the same name (another UID).
     s.upgrades().delete("fourth", &Default::default()).await.unwrap();
     s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
-    s.wait_for("fourth", SECS(60), "claimed again", |mu| mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())).await;
+    s.wait_for("fourth", SECS(60), "claimed again", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
+    })
+    .await;
     let events = s.events("fourth").await;
-    assert!(events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")),
+        "{events:?}"
+    );
     s.stop_background().await;
 }
 
@@ -270,7 +347,8 @@ async fn s10_least_privilege_manifests_apply() {
     let s = Scenario::new("manifests").await;
     for dir in ["crds", "config/rbac", "config/manager", "config/samples"] {
         let path = s.env.root.join(dir);
-        let out = s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", path.to_str().unwrap()]);
+        let out =
+            s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", path.to_str().unwrap()]);
         assert!(out.is_ok(), "{dir}: {out:?}");
     }
     let can_i = |verb: &str, res: &str| {
@@ -307,12 +385,20 @@ async fn s04_closed_window_waits_and_exclusions_are_respected() {
         start.to_rfc3339(),
         open.to_rfc3339()
     );
-    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3").replacen("  stages:\n", &window, 1);
+    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3").replacen(
+        "  stages:\n",
+        &window,
+        1,
+    );
     s.apply(&yaml).await;
     let waiting = s.wait_phase("up", Phase::WaitingForWindow, SECS(30)).await;
     let st = waiting.status.clone().unwrap();
     let next = st.next_action.clone().unwrap();
-    assert_eq!(next.at, Some(open - chrono::Duration::seconds(10)), "the baseline is timed to end as the window opens: {next:?}");
+    assert_eq!(
+        next.at,
+        Some(open - chrono::Duration::seconds(10)),
+        "the baseline is timed to end as the window opens: {next:?}"
+    );
     let w = condition_of(&waiting, condition::WINDOW_OPEN);
     assert_eq!(w.status, "False");
     assert!(w.message.contains(&open.format("%Y-%m-%d %H:%M:%S").to_string()), "{}", w.message);
@@ -332,7 +418,11 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
     s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
     let applied = |stage: usize| {
-        move |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|st| st.stages.get(stage).is_some_and(|s| s.components[0].applied_at.is_some()))
+        move |mu: &MaintenanceUpgrade| {
+            mu.status
+                .as_ref()
+                .is_some_and(|st| st.stages.get(stage).is_some_and(|s| s.components[0].applied_at.is_some()))
+        }
     };
     // 1. Right after the canary's image was set, before its rollout is judged.
     s.wait_for("up", SECS(60), "canary applied", applied(0)).await;
@@ -340,7 +430,10 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     tokio::time::sleep(SECS(3)).await;
     s.operator.restart().unwrap();
     // 2. In the middle of the canary's soak.
-    s.wait_for("up", SECS(60), "soaking canary", |mu| mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)).await;
+    s.wait_for("up", SECS(60), "soaking canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
     tokio::time::sleep(SECS(5)).await;
     s.operator.kill();
     tokio::time::sleep(SECS(5)).await;
@@ -356,7 +449,11 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION, "still reverts when it should");
     assert_eq!(s.image("connector-canary").await, GOOD);
     assert_eq!(s.image("connector").await, GOOD);
-    assert_eq!(s.generation("connector-canary").await, g_canary + 2, "no duplicate patch: set once, reverted once");
+    assert_eq!(
+        s.generation("connector-canary").await,
+        g_canary + 2,
+        "no duplicate patch: set once, reverted once"
+    );
     assert_eq!(s.generation("connector").await, g_fleet + 2);
     for c in st.stages.iter().flat_map(|s| &s.components) {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good intact for {}", c.name);
@@ -409,7 +506,9 @@ async fn s07_prometheus_outage_is_inconclusive_and_the_builtin_signal_needs_no_p
         .wait_for("prom", SECS(90), "inconclusive past the soak", |mu| {
             mu.status.as_ref().is_some_and(|st| {
                 st.phase == Phase::Soaking
-                    && st.stages[0].soak_ends_at.is_some_and(|e| chrono::Utc::now() > e + chrono::Duration::seconds(8))
+                    && st.stages[0]
+                        .soak_ends_at
+                        .is_some_and(|e| chrono::Utc::now() > e + chrono::Duration::seconds(8))
                     && st.message.contains("no conclusive verdict")
             })
         })
@@ -433,9 +532,14 @@ async fn s09_api_server_restart_mid_soak_loses_and_repeats_nothing() {
     // The control plane's own recovery (the scheduler re-listing after the outage) takes real
     // seconds that cannot be compressed, so the pending limit keeps a realistic margin over it
     // here, as the 5 minute default does in a real cluster.
-    let yaml = two_stage(&s.ns, "up", "25s", next).replace("pendingLimit: 3s", "pendingLimit: 20s").replace("observe: 10s", "observe: 30s");
+    let yaml = two_stage(&s.ns, "up", "25s", next)
+        .replace("pendingLimit: 3s", "pendingLimit: 20s")
+        .replace("observe: 10s", "observe: 30s");
     s.apply(&yaml).await;
-    s.wait_for("up", SECS(60), "soaking canary", |mu| mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)).await;
+    s.wait_for("up", SECS(60), "soaking canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
     let env = s.env.clone();
     let ns = s.ns.clone();
     tokio::task::spawn_blocking(move || {

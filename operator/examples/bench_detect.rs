@@ -149,13 +149,15 @@ fn generate(rng: &mut StdRng, family: Family) -> Trace {
         }
     }
     let day = |i: usize| (i as f64 / 1440.0) * std::f64::consts::TAU + phase;
-    let p_null: Vec<f64> = (0..n).map(|i| (p0 * (1.0 + rate_amp * (day(i) + 1.0).sin()) * rate_mult[i]).min(0.95)).collect();
+    let p_null: Vec<f64> =
+        (0..n).map(|i| (p0 * (1.0 + rate_amp * (day(i) + 1.0).sin()) * rate_mult[i]).min(0.95)).collect();
     let p_true: Vec<f64> = (0..n).map(|i| (p_null[i] * regression[i]).min(0.95)).collect();
     let rows = (0..n)
         .map(|i| {
             let v = volume * (1.0 + vol_amp * day(i).sin()) * vol_mult[i];
             let attempts = rand_distr::Poisson::new(v.max(0.01)).unwrap().sample(rng) as u64;
-            let errors = if attempts == 0 { 0 } else { Binomial::new(attempts, p_true[i]).unwrap().sample(rng) };
+            let errors =
+                if attempts == 0 { 0 } else { Binomial::new(attempts, p_true[i]).unwrap().sample(rng) };
             (start() + Duration::minutes(i as i64 + 1), Counts { attempts, errors })
         })
         .collect();
@@ -211,7 +213,9 @@ fn flagger(t: &Trace, limit: f64, threshold: usize) -> Option<usize> {
 /// Kayenta: every hour, a one-sided Mann-Whitney test of the last hour's per-minute rates
 /// against the three hours before the change; rollback when z exceeds `z_limit`.
 fn kayenta(t: &Trace, z_limit: f64) -> Option<usize> {
-    let rates = |r: &[(DateTime<Utc>, Counts)]| -> Vec<f64> { r.iter().filter(|x| x.1.attempts > 0).map(|x| x.1.rate()).collect() };
+    let rates = |r: &[(DateTime<Utc>, Counts)]| -> Vec<f64> {
+        r.iter().filter(|x| x.1.attempts > 0).map(|x| x.1.rate()).collect()
+    };
     let base = rates(&t.rows[t.change - 180..t.change]);
     let mut i = t.change + 60;
     while i <= t.rows.len() {
@@ -229,7 +233,8 @@ fn mann_whitney_z(a: &[f64], b: &[f64]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    let mut all: Vec<(f64, bool)> = a.iter().map(|&x| (x, true)).chain(b.iter().map(|&x| (x, false))).collect();
+    let mut all: Vec<(f64, bool)> =
+        a.iter().map(|&x| (x, true)).chain(b.iter().map(|&x| (x, false))).collect();
     all.sort_by(|x, y| x.0.total_cmp(&y.0));
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let n = n1 + n2;
@@ -291,8 +296,10 @@ fn main() {
         eprintln!("wrote {path}");
         return;
     }
-    let per_family: usize = args.iter().position(|a| a == "--per-family").map(|i| args[i + 1].parse().unwrap()).unwrap_or(100);
-    let out = args.iter().position(|a| a == "--out").map(|i| args[i + 1].clone()).unwrap_or_else(|| "bench".into());
+    let per_family: usize =
+        args.iter().position(|a| a == "--per-family").map(|i| args[i + 1].parse().unwrap()).unwrap_or(100);
+    let out =
+        args.iter().position(|a| a == "--out").map(|i| args[i + 1].clone()).unwrap_or_else(|| "bench".into());
     let families = [
         Family::Healthy,
         Family::TrafficDoubling,
@@ -304,10 +311,20 @@ fn main() {
         Family::Ramp31h,
     ];
     let started = Instant::now();
-    let seed: u64 = args.iter().position(|a| a == "--seed").map(|i| args[i + 1].parse().unwrap()).unwrap_or(SEED);
+    let seed: u64 =
+        args.iter().position(|a| a == "--seed").map(|i| args[i + 1].parse().unwrap()).unwrap_or(SEED);
     let mut rng = StdRng::seed_from_u64(seed);
-    let traces: Vec<Trace> = families.iter().flat_map(|f| (0..per_family).map(|_| *f).collect::<Vec<_>>()).map(|f| generate(&mut rng, f)).collect();
-    eprintln!("generated {} traces of {} minutes in {:.1}s", traces.len(), HISTORY_MIN + SOAK_MIN, started.elapsed().as_secs_f64());
+    let traces: Vec<Trace> = families
+        .iter()
+        .flat_map(|f| (0..per_family).map(|_| *f).collect::<Vec<_>>())
+        .map(|f| generate(&mut rng, f))
+        .collect();
+    eprintln!(
+        "generated {} traces of {} minutes in {:.1}s",
+        traces.len(),
+        HISTORY_MIN + SOAK_MIN,
+        started.elapsed().as_secs_f64()
+    );
 
     // Exploration knobs (the report always says which values ran); defaults otherwise.
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
@@ -322,7 +339,8 @@ fn main() {
     rule.max_increment = env("BENCH_CAP");
     rule.min_excess_failures = env("BENCH_EXCESS");
     let cusum = Cusum::from_rule(&rule);
-    let baselines: Vec<BaselineStatus> = traces.iter().map(|t| fit_baseline(&t.rows[..t.change], cusum.bucket)).collect();
+    let baselines: Vec<BaselineStatus> =
+        traces.iter().map(|t| fit_baseline(&t.rows[..t.change], cusum.bucket)).collect();
     let p0: Vec<f64> = baselines.iter().map(|b| b.rate).collect();
     let healthy: Vec<&Trace> = traces.iter().filter(|t| t.family.healthy()).collect();
     let idx = |t: &Trace| traces.iter().position(|x| std::ptr::eq(x, t)).unwrap();
@@ -384,13 +402,25 @@ fn main() {
     let flagger_m = calibrate(&healthy, &mult_grid, |t, m| flagger(t, m * p0[idx(t)], 5));
     let z_grid: Vec<f64> = (0..400).map(|i| 1.0 + i as f64 * 0.05).collect();
     let kayenta_z = calibrate(&healthy, &z_grid, kayenta);
-    eprintln!("calibrated in {:.1}s: argo {argo_m:.2}x, flagger {flagger_m:.2}x, kayenta z {kayenta_z:.2}", started.elapsed().as_secs_f64());
+    eprintln!(
+        "calibrated in {:.1}s: argo {argo_m:.2}x, flagger {flagger_m:.2}x, kayenta z {kayenta_z:.2}",
+        started.elapsed().as_secs_f64()
+    );
 
     type Runner<'a> = Box<dyn Fn(&Trace, usize) -> Option<usize> + 'a>;
     let methods: Vec<(&str, Runner)> = vec![
-        ("maintenance-operator (CUSUM, defaults)", Box::new(|t: &Trace, i: usize| ours(t, &baselines[i], &cusum))),
-        ("Argo-style: 5-min rate > limit, failureLimit 3", Box::new(|t: &Trace, i: usize| argo(t, argo_m * p0[i], 5, 3))),
-        ("Flagger-style: 1-min rate > limit, threshold 5", Box::new(|t: &Trace, i: usize| flagger(t, flagger_m * p0[i], 5))),
+        (
+            "maintenance-operator (CUSUM, defaults)",
+            Box::new(|t: &Trace, i: usize| ours(t, &baselines[i], &cusum)),
+        ),
+        (
+            "Argo-style: 5-min rate > limit, failureLimit 3",
+            Box::new(|t: &Trace, i: usize| argo(t, argo_m * p0[i], 5, 3)),
+        ),
+        (
+            "Flagger-style: 1-min rate > limit, threshold 5",
+            Box::new(|t: &Trace, i: usize| flagger(t, flagger_m * p0[i], 5)),
+        ),
         ("Kayenta-style: hourly Mann-Whitney vs 3 h before", Box::new(|t: &Trace, _| kayenta(t, kayenta_z))),
         ("Bound: clairvoyant likelihood ratio (not a detector)", Box::new(|t: &Trace, _| oracle(t))),
     ];
@@ -418,14 +448,25 @@ of every minute with and without the regression (noise and spikes included), and
 rollback per soak. A real detector knows neither and must keep false rollbacks at zero, so its delays can only be longer; the bound's median \
 delay on the ramps is what the counts in this corpus allow at best.\n"
     );
-    let _ = writeln!(report, "| detector | family | soaks | false rollbacks | misses | median delay (h) | p90 delay (h) | median from 1.5x (h) |");
+    let _ = writeln!(
+        report,
+        "| detector | family | soaks | false rollbacks | misses | median delay (h) | p90 delay (h) | median from 1.5x (h) |"
+    );
     let _ = writeln!(report, "|---|---|---:|---:|---:|---:|---:|---:|");
     let mut svg_rows: Vec<(String, Vec<Option<f64>>)> = vec![];
     for (name, run) in &methods {
         let mut medians = vec![];
-        let mut total = Row { false_rollbacks: 0, early: 0, misses: 0, n: 0, delays_h: vec![], from_effect_h: vec![] };
+        let mut total =
+            Row { false_rollbacks: 0, early: 0, misses: 0, n: 0, delays_h: vec![], from_effect_h: vec![] };
         for f in families {
-            let mut row = Row { false_rollbacks: 0, early: 0, misses: 0, n: 0, delays_h: vec![], from_effect_h: vec![] };
+            let mut row = Row {
+                false_rollbacks: 0,
+                early: 0,
+                misses: 0,
+                n: 0,
+                delays_h: vec![],
+                from_effect_h: vec![],
+            };
             for (i, t) in traces.iter().enumerate().filter(|(_, t)| t.family == f) {
                 row.n += 1;
                 let at = run(t, i);
@@ -440,7 +481,8 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
                     (Some(_), None) => row.misses += 1,
                 }
             }
-            let (med, p90) = (quantile(&mut row.delays_h.clone(), 0.5), quantile(&mut row.delays_h.clone(), 0.9));
+            let (med, p90) =
+                (quantile(&mut row.delays_h.clone(), 0.5), quantile(&mut row.delays_h.clone(), 0.9));
             let fmt = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
             let regressing = !f.healthy();
             let _ = writeln!(
@@ -449,7 +491,11 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
                 f.name(),
                 row.n,
                 row.false_rollbacks + row.early,
-                if regressing { format!("{} ({:.0} %)", row.misses, 100.0 * row.misses as f64 / row.n as f64) } else { "–".into() },
+                if regressing {
+                    format!("{} ({:.0} %)", row.misses, 100.0 * row.misses as f64 / row.n as f64)
+                } else {
+                    "–".into()
+                },
                 if regressing { fmt(med) } else { "–".into() },
                 if regressing { fmt(p90) } else { "–".into() },
                 if regressing { fmt(quantile(&mut row.from_effect_h.clone(), 0.5)) } else { "–".into() },
@@ -470,7 +516,9 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
             .enumerate()
             .filter(|(_, t)| is_ramp(t.family))
             .filter_map(|(i, t)| match (t.onset, run(t, i)) {
-                (Some(o), Some(a)) if a >= o => Some(((a - o) as f64 / 60.0, a.saturating_sub(t.effect_at.unwrap_or(o)) as f64 / 60.0)),
+                (Some(o), Some(a)) if a >= o => {
+                    Some(((a - o) as f64 / 60.0, a.saturating_sub(t.effect_at.unwrap_or(o)) as f64 / 60.0))
+                }
                 _ => None,
             })
             .unzip();
@@ -491,15 +539,27 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
     }
     // How the ramp delay depends on traffic: the counts carry more evidence per hour at higher volume.
     let bands = [(5.0, 16.0), (16.0, 50.0), (50.0, 160.0), (160.0, 500.0)];
-    let _ = writeln!(report, "\nMedian delay on the ramps (all four ramp families) by traffic, hours from the start of the regression:\n");
-    let _ = writeln!(report, "| detector | {} |", bands.iter().map(|(lo, hi)| format!("{lo:.0}–{hi:.0} attempts/min")).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(
+        report,
+        "\nMedian delay on the ramps (all four ramp families) by traffic, hours from the start of the regression:\n"
+    );
+    let _ = writeln!(
+        report,
+        "| detector | {} |",
+        bands.iter().map(|(lo, hi)| format!("{lo:.0}–{hi:.0} attempts/min")).collect::<Vec<_>>().join(" | ")
+    );
     let _ = writeln!(report, "|---|{}", "---:|".repeat(bands.len()));
-    for (name, run) in methods.iter().filter(|(n, _)| n.starts_with("maintenance") || n.starts_with("Bound")) {
+    for (name, run) in methods.iter().filter(|(n, _)| n.starts_with("maintenance") || n.starts_with("Bound"))
+    {
         let cells: Vec<String> = bands
             .iter()
             .map(|&(lo, hi)| {
                 let (mut delays, mut n) = (vec![], 0);
-                for (i, t) in traces.iter().enumerate().filter(|(_, t)| is_ramp(t.family) && t.volume >= lo && t.volume < hi) {
+                for (i, t) in traces
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| is_ramp(t.family) && t.volume >= lo && t.volume < hi)
+                {
                     n += 1;
                     if let (Some(o), Some(a)) = (t.onset, run(t, i)) {
                         delays.push(a.saturating_sub(o) as f64 / 60.0);
@@ -512,7 +572,10 @@ delay on the ramps is what the counts in this corpus allow at best.\n"
         let _ = writeln!(report, "| {name} | {} |", cells.join(" | "));
     }
     let _ = writeln!(report, "\n{suspicion}");
-    let _ = writeln!(report, "\nReplaying one 72 h per-minute soak (baseline fit over 7 days included): {replay_ms:.1} ms.");
+    let _ = writeln!(
+        report,
+        "\nReplaying one 72 h per-minute soak (baseline fit over 7 days included): {replay_ms:.1} ms."
+    );
     let _ = writeln!(report, "Whole benchmark: {:.1} s.", started.elapsed().as_secs_f64());
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(format!("{out}/results.md"), &report).unwrap();
@@ -572,7 +635,12 @@ fn delays_svg(labels: &[&str], rows: &[(String, Vec<Option<f64>>)]) -> String {
                 }
             }
         }
-        s += &format!(r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, gx + group_w * 0.4, bottom + 16.0, label.replace(" (the incident)", ""));
+        s += &format!(
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            gx + group_w * 0.4,
+            bottom + 16.0,
+            label.replace(" (the incident)", "")
+        );
     }
     for (m, (name, _)) in rows.iter().enumerate() {
         let ly = bottom + 40.0 + m as f64 * 16.0;

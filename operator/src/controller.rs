@@ -34,7 +34,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, instance: Option<String>, metrics: Metrics) -> Self {
-        let http = reqwest::Client::builder().timeout(StdDuration::from_secs(10)).build().expect("a default HTTP client builds");
+        let http = reqwest::Client::builder()
+            .timeout(StdDuration::from_secs(10))
+            .build()
+            .expect("a default HTTP client builds");
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
         Context { instance, client, http, metrics }
     }
@@ -83,9 +86,16 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
     let need_digests = status.claimed_at.is_none();
     // The targets the spec names and those the status holds (the same, unless the spec was
     // written around its validation: what was changed must still be seen to be reverted).
-    let keys =
-        mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey { kind: c.kind, namespace: c.namespace_or(&ns).to_string(), name: c.name.clone() });
-    let recorded = status.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() });
+    let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
+        kind: c.kind,
+        namespace: c.namespace_or(&ns).to_string(),
+        name: c.name.clone(),
+    });
+    let recorded = status.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
+        kind: c.kind,
+        namespace: c.namespace.clone(),
+        name: c.name.clone(),
+    });
     for key in keys.chain(recorded) {
         if !targets.contains_key(&key) {
             let state = read_target(&ctx.client, &key, need_digests).await?;
@@ -97,10 +107,14 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
     let mut live_owners = std::collections::BTreeSet::new();
     let id = format!("{ns}/{}", mu.name_any());
     if status.claimed_at.is_none() {
-        let owners: std::collections::BTreeSet<String> = targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id).collect();
+        let owners: std::collections::BTreeSet<String> =
+            targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id).collect();
         for owner in owners {
             let exists = match owner.split_once('/') {
-                Some((ons, oname)) => !matches!(Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await, Ok(None)),
+                Some((ons, oname)) => !matches!(
+                    Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await,
+                    Ok(None)
+                ),
                 None => true,
             };
             if exists {
@@ -135,15 +149,27 @@ async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<
     let ns = key.namespace.as_str();
     let read_err = |e| Error::Read(key.to_string(), e);
     let (mut state, selector) = match key.kind {
-        WorkloadKind::Deployment => match Api::<Deployment>::namespaced(client.clone(), ns).get_opt(&key.name).await.map_err(read_err)? {
+        WorkloadKind::Deployment => match Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(&key.name)
+            .await
+            .map_err(read_err)?
+        {
             None => return Ok(None),
             Some(d) => (target::from_deployment(&d), d.spec.map(|s| s.selector)),
         },
-        WorkloadKind::DaemonSet => match Api::<DaemonSet>::namespaced(client.clone(), ns).get_opt(&key.name).await.map_err(read_err)? {
+        WorkloadKind::DaemonSet => match Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .get_opt(&key.name)
+            .await
+            .map_err(read_err)?
+        {
             None => return Ok(None),
             Some(d) => (target::from_daemonset(&d), d.spec.map(|s| s.selector)),
         },
-        WorkloadKind::StatefulSet => match Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(&key.name).await.map_err(read_err)? {
+        WorkloadKind::StatefulSet => match Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .get_opt(&key.name)
+            .await
+            .map_err(read_err)?
+        {
             None => return Ok(None),
             Some(s) => (target::from_statefulset(&s), s.spec.map(|s| s.selector)),
         },
@@ -152,7 +178,10 @@ async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<
     let labels = selector.and_then(|s| s.match_labels).unwrap_or_default();
     if digests && !labels.is_empty() {
         let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels(&sel).limit(20)).await.map_err(read_err)?;
+        let pods = Api::<Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(&sel).limit(20))
+            .await
+            .map_err(read_err)?;
         for p in pods {
             for cs in p.status.and_then(|s| s.container_statuses).unwrap_or_default() {
                 if !cs.image_id.is_empty() && !state.running_digests.iter().any(|(n, _)| *n == cs.name) {
@@ -167,12 +196,20 @@ async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<
 async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: DateTime<Utc>) -> SampleResult {
     let counts = if let Some(k) = &signal.kubernetes {
         let limit = k.pending_limit.parse().map_err(|e| e.to_string())?;
-        let (pods, events) = list_pods_and_events(&ctx.client, &k.namespaces, k.label_selector.as_deref()).await.map_err(|e| e.to_string())?;
+        let (pods, events) = list_pods_and_events(&ctx.client, &k.namespaces, k.label_selector.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         signals::count_pod_failures(&pods, &events, from, to, limit)
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
-        let attempts = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to).await.map_err(|e| e.to_string())?;
-        let errors = signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to).await.map_err(no_errors_hint)?;
+        let attempts =
+            signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to)
+                .await
+                .map_err(|e| e.to_string())?;
+        let errors =
+            signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to)
+                .await
+                .map_err(no_errors_hint)?;
         signals::counts(attempts, errors)
     } else {
         return Err("the signal has no provider".into());
@@ -184,24 +221,50 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
 /// the usual cause has a simple fix.
 fn no_errors_hint(e: Error) -> String {
     match e {
-        Error::PromNoData(_) => format!("{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"),
+        Error::PromNoData(_) => format!(
+            "{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"
+        ),
         e => e.to_string(),
     }
 }
 
-async fn read_history(ctx: &Context, signal: &Signal, now: DateTime<Utc>, spec: &crate::crd::MaintenanceUpgradeSpec) -> HistoryResult {
+async fn read_history(
+    ctx: &Context,
+    signal: &Signal,
+    now: DateTime<Utc>,
+    spec: &crate::crd::MaintenanceUpgradeSpec,
+) -> HistoryResult {
     let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
     let lookback = spec.analysis.baseline.lookback.parse().map_err(|e| e.to_string())?;
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
-    let attempts = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.attempts, step), from, now, step).await.map_err(|e| e.to_string())?;
-    let errors = signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step).await.map_err(no_errors_hint)?;
+    let attempts = signals::prom_range(
+        &ctx.http,
+        &p.address,
+        &signals::render_query(&p.attempts, step),
+        from,
+        now,
+        step,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let errors =
+        signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step)
+            .await
+            .map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
     // A step without an errors value had no errors series yet (no failures so far).
-    Ok(attempts.into_iter().map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0)))).collect())
+    Ok(attempts
+        .into_iter()
+        .map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0))))
+        .collect())
 }
 
-async fn list_pods_and_events(client: &Client, namespaces: &[String], selector: Option<&str>) -> Result<(Vec<Pod>, Vec<CoreEvent>)> {
+async fn list_pods_and_events(
+    client: &Client,
+    namespaces: &[String],
+    selector: Option<&str>,
+) -> Result<(Vec<Pod>, Vec<CoreEvent>)> {
     let mut pods = vec![];
     let mut events = vec![];
     let pod_lp = match selector {
@@ -209,7 +272,11 @@ async fn list_pods_and_events(client: &Client, namespaces: &[String], selector: 
         None => ListParams::default(),
     };
     let ev_lp = ListParams::default().fields("involvedObject.kind=Pod,type=Warning");
-    let scopes: Vec<Option<&str>> = if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|n| Some(n.as_str())).collect()
+    };
     for ns in scopes {
         let (papi, eapi): (Api<Pod>, Api<CoreEvent>) = match ns {
             Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
@@ -224,7 +291,12 @@ async fn list_pods_and_events(client: &Client, namespaces: &[String], selector: 
 // ---------------------------------------------------------------------------------------------
 // Act
 
-pub async fn act(mu: &MaintenanceUpgrade, observed: &Observed, decision: Decision, ctx: &Context) -> Result<Action> {
+pub async fn act(
+    mu: &MaintenanceUpgrade,
+    observed: &Observed,
+    decision: Decision,
+    ctx: &Context,
+) -> Result<Action> {
     let name = observed.id.clone();
     if let Some(effect) = &decision.effect {
         match apply_effect(&ctx.client, effect, &observed.id).await {
@@ -244,12 +316,18 @@ pub async fn act(mu: &MaintenanceUpgrade, observed: &Observed, decision: Decisio
     // before the write, the next decision finds the change already made and says nothing, so
     // announcing late would lose them. Other Events follow the write, so that a failing write
     // cannot repeat them.
-    let (first, after) = if decision.effect.is_some() { (&decision.events[..], &[][..]) } else { (&[][..], &decision.events[..]) };
+    let (first, after) = if decision.effect.is_some() {
+        (&decision.events[..], &[][..])
+    } else {
+        (&[][..], &decision.events[..])
+    };
     for n in first {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
     if Some(&decision.status) != mu.status.as_ref() {
-        write_status(&ctx.client, mu, &decision.status).await.map_err(|e| Error::PatchStatus(name.clone(), e))?;
+        write_status(&ctx.client, mu, &decision.status)
+            .await
+            .map_err(|e| Error::PatchStatus(name.clone(), e))?;
     }
     for n in after {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
@@ -264,10 +342,17 @@ pub async fn act(mu: &MaintenanceUpgrade, observed: &Observed, decision: Decisio
     })
 }
 
-fn record_metrics(m: &Metrics, id: &str, before: &MaintenanceUpgradeStatus, after: &MaintenanceUpgradeStatus) {
+fn record_metrics(
+    m: &Metrics,
+    id: &str,
+    before: &MaintenanceUpgradeStatus,
+    after: &MaintenanceUpgradeStatus,
+) {
     m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
     if before.phase != after.phase {
-        m.phase.get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) }).set(0);
+        m.phase
+            .get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) })
+            .set(0);
     }
     m.phase.get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", after.phase) }).set(1);
     if let (None, Some(r)) = (&before.rollback, &after.rollback) {
@@ -276,12 +361,26 @@ fn record_metrics(m: &Metrics, id: &str, before: &MaintenanceUpgradeStatus, afte
     for a in &after.analysis {
         let set = |family: &SignalGauges, series: &str, v: Option<f64>| {
             if let Some(v) = v {
-                family.get_or_create(&SignalLabels { upgrade: id.into(), signal: a.name.clone(), series: series.into() }).set(v);
+                family
+                    .get_or_create(&SignalLabels {
+                        upgrade: id.into(),
+                        signal: a.name.clone(),
+                        series: series.into(),
+                    })
+                    .set(v);
             }
         };
         let judged = a.detector.last_bucket_baseline > 0.0;
-        set(&m.signal_rate, "baseline", if judged { Some(a.detector.last_bucket_baseline) } else { a.baseline.as_ref().map(|b| b.rate) });
-        set(&m.signal_rate, "observed", if judged { Some(a.detector.last_bucket_rate) } else { a.last.as_ref().map(|l| l.rate) });
+        set(
+            &m.signal_rate,
+            "baseline",
+            if judged { Some(a.detector.last_bucket_baseline) } else { a.baseline.as_ref().map(|b| b.rate) },
+        );
+        set(
+            &m.signal_rate,
+            "observed",
+            if judged { Some(a.detector.last_bucket_rate) } else { a.last.as_ref().map(|l| l.rate) },
+        );
         set(&m.signal_statistic, "statistic", a.statistic);
         set(&m.signal_statistic, "threshold", a.threshold);
     }
@@ -290,10 +389,20 @@ fn record_metrics(m: &Metrics, id: &str, before: &MaintenanceUpgradeStatus, afte
 async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<()> {
     match effect {
         Effect::Claim { target, resource_version, owner_uid, known_good } => {
-            patch_target(client, target, &Patch::Merge(target::claim_patch(resource_version, owner, owner_uid, known_good))).await
+            patch_target(
+                client,
+                target,
+                &Patch::Merge(target::claim_patch(resource_version, owner, owner_uid, known_good)),
+            )
+            .await
         }
         Effect::SetImage { target, resource_version, container, image } => {
-            patch_target(client, target, &Patch::Strategic(target::image_patch(resource_version, container, image))).await
+            patch_target(
+                client,
+                target,
+                &Patch::Strategic(target::image_patch(resource_version, container, image)),
+            )
+            .await
         }
         Effect::Release { targets } => {
             for t in targets {
@@ -312,13 +421,29 @@ async fn patch_target(client: &Client, t: &TargetKey, patch: &Patch<serde_json::
     let err = |e| Error::PatchTarget(t.to_string(), e);
     let ns = t.namespace.as_str();
     match t.kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns).patch(&t.name, &pp, patch).await.map(|_| ()).map_err(err),
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), ns).patch(&t.name, &pp, patch).await.map(|_| ()).map_err(err),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns).patch(&t.name, &pp, patch).await.map(|_| ()).map_err(err),
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
+            .patch(&t.name, &pp, patch)
+            .await
+            .map(|_| ())
+            .map_err(err),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .patch(&t.name, &pp, patch)
+            .await
+            .map(|_| ())
+            .map_err(err),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .patch(&t.name, &pp, patch)
+            .await
+            .map(|_| ())
+            .map_err(err),
     }
 }
 
-async fn write_status(client: &Client, mu: &MaintenanceUpgrade, status: &MaintenanceUpgradeStatus) -> std::result::Result<(), kube::Error> {
+async fn write_status(
+    client: &Client,
+    mu: &MaintenanceUpgrade,
+    status: &MaintenanceUpgradeStatus,
+) -> std::result::Result<(), kube::Error> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
     // The UID is a precondition: a decision about an upgrade that was deleted meanwhile must not
     // land on a new one of the same name.
@@ -335,12 +460,23 @@ async fn write_status(client: &Client, mu: &MaintenanceUpgrade, status: &Mainten
 /// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,
 /// which folds Events with the same reason into one series and would hide "stage fleet started"
 /// behind "stage canary started"; the decide step already emits each transition once.
-async fn publish(ctx: &Context, mu: &MaintenanceUpgrade, warning: bool, reason: &str, action: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    mu: &MaintenanceUpgrade,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let ns = mu.namespace().unwrap_or_default();
     let now = k8s_openapi::jiff::Timestamp::now();
     let ev = EventsV1 {
         // Named like client-go's: the object's name and the time in hex nanoseconds.
-        metadata: ObjectMeta { name: Some(format!("{}.{:x}", mu.name_any(), now.as_nanosecond())), namespace: Some(ns.clone()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}", mu.name_any(), now.as_nanosecond())),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
         event_time: Some(MicroTime(now)),
         type_: Some(if warning { "Warning" } else { "Normal" }.into()),
         reason: Some(reason.into()),
@@ -351,7 +487,9 @@ async fn publish(ctx: &Context, mu: &MaintenanceUpgrade, warning: bool, reason: 
         reporting_instance: Some(ctx.instance.clone()),
         ..Default::default()
     };
-    if let Err(e) = Api::<EventsV1>::namespaced(ctx.client.clone(), &ns).create(&PostParams::default(), &ev).await {
+    if let Err(e) =
+        Api::<EventsV1>::namespaced(ctx.client.clone(), &ns).create(&PostParams::default(), &ev).await
+    {
         warn!("failed to publish an Event: {e}");
     }
 }
@@ -380,7 +518,11 @@ mod tests {
             name: "pods".into(),
             statistic: Some(7.5),
             threshold: Some(12.0),
-            detector: DetectorState { last_bucket_rate: 0.03, last_bucket_baseline: 0.01, ..Default::default() },
+            detector: DetectorState {
+                last_bucket_rate: 0.03,
+                last_bucket_baseline: 0.01,
+                ..Default::default()
+            },
             ..Default::default()
         });
         record_metrics(&m, "ops/up", &MaintenanceUpgradeStatus::default(), &after);

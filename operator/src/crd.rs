@@ -408,8 +408,10 @@ pub struct Duration(pub String);
 
 impl Duration {
     pub fn parse(&self) -> Result<chrono::Duration, String> {
-        let std = humantime::parse_duration(&self.0).map_err(|e| format!("invalid duration {:?}: {e}", self.0))?;
-        let d = chrono::Duration::from_std(std).map_err(|e| format!("duration {:?} is too long: {e}", self.0))?;
+        let std =
+            humantime::parse_duration(&self.0).map_err(|e| format!("invalid duration {:?}: {e}", self.0))?;
+        let d =
+            chrono::Duration::from_std(std).map_err(|e| format!("duration {:?} is too long: {e}", self.0))?;
         if d <= chrono::Duration::zero() {
             return Err(format!("duration {:?} must be greater than zero", self.0));
         }
@@ -758,7 +760,12 @@ impl MaintenanceUpgradeSpec {
         if !self.analysis.signals.is_empty() {
             return self.analysis.signals.clone();
         }
-        vec![Signal { name: DEFAULT_SIGNAL.into(), kubernetes: Some(KubernetesSignal::default()), prometheus: None, regression: RegressionRule::default() }]
+        vec![Signal {
+            name: DEFAULT_SIGNAL.into(),
+            kubernetes: Some(KubernetesSignal::default()),
+            prometheus: None,
+            regression: RegressionRule::default(),
+        }]
     }
 }
 

@@ -50,7 +50,13 @@ pub struct Assessment {
 
 pub trait Detector {
     /// Feed the counts of the interval ending at `at`; update `state`; say what they mean.
-    fn update(&self, state: &mut DetectorState, baseline: &BaselineStatus, at: DateTime<Utc>, sample: Counts) -> Assessment;
+    fn update(
+        &self,
+        state: &mut DetectorState,
+        baseline: &BaselineStatus,
+        at: DateTime<Utc>,
+        sample: Counts,
+    ) -> Assessment;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -77,7 +83,8 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
     let key = |t: &DateTime<Utc>| if by_hour { t.hour() as usize } else { 0 };
     let mut medians = [0.0f64; 24];
     for (k, m) in medians.iter_mut().enumerate() {
-        let mut rates: Vec<f64> = blocks.iter().filter(|(t, c)| c.attempts > 0 && key(t) == k).map(|(_, c)| c.rate()).collect();
+        let mut rates: Vec<f64> =
+            blocks.iter().filter(|(t, c)| c.attempts > 0 && key(t) == k).map(|(_, c)| c.rate()).collect();
         rates.sort_by(f64::total_cmp);
         *m = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
     }
@@ -98,13 +105,29 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
         for (t, c) in &kept {
             per_hour[t.hour() as usize] = per_hour[t.hour() as usize].add(*c);
         }
-        hourly = per_hour.iter().map(|c| (c.errors as f64 + HOURLY_PRIOR_ERRORS) / (c.attempts as f64 + HOURLY_PRIOR_ERRORS / rate)).collect();
+        hourly = per_hour
+            .iter()
+            .map(|c| {
+                (c.errors as f64 + HOURLY_PRIOR_ERRORS) / (c.attempts as f64 + HOURLY_PRIOR_ERRORS / rate)
+            })
+            .collect();
     }
-    let mut b = BaselineStatus { attempts: total.attempts as i64, errors: total.errors as i64, rate, from, to, dispersion: 1.0, hourly, ..Default::default() };
+    let mut b = BaselineStatus {
+        attempts: total.attempts as i64,
+        errors: total.errors as i64,
+        rate,
+        from,
+        to,
+        dispersion: 1.0,
+        hourly,
+        ..Default::default()
+    };
     // Overdispersion: Pearson chi-square per degree of freedom over the kept buckets.
     let kept_hours: Vec<DateTime<Utc>> = kept.iter().map(|(t, _)| *t).collect();
-    let buckets: Vec<(DateTime<Utc>, Counts)> =
-        group(history, bucket).into_iter().filter(|(t, _)| kept_hours.iter().any(|h| *t >= *h && *t < *h + Duration::hours(1))).collect();
+    let buckets: Vec<(DateTime<Utc>, Counts)> = group(history, bucket)
+        .into_iter()
+        .filter(|(t, _)| kept_hours.iter().any(|h| *t >= *h && *t < *h + Duration::hours(1)))
+        .collect();
     (b.dispersion, b.correlation) = dispersion(&buckets, &b);
     b
 }
@@ -180,7 +203,11 @@ pub fn rate_at(b: &BaselineStatus, t: DateTime<Utc>) -> f64 {
 /// underestimated, which is likely when it rests on few failures, does not read as a slow
 /// regression over a multi-day soak.
 pub fn baseline_margin(b: &BaselineStatus) -> f64 {
-    let failures = if b.hourly.len() == 24 { b.errors.max(0) as f64 / 24.0 + HOURLY_PRIOR_ERRORS } else { b.errors.max(0) as f64 + 1.0 };
+    let failures = if b.hourly.len() == 24 {
+        b.errors.max(0) as f64 / 24.0 + HOURLY_PRIOR_ERRORS
+    } else {
+        b.errors.max(0) as f64 + 1.0
+    };
     1.0 + 1.0 / failures.sqrt()
 }
 
@@ -353,10 +380,16 @@ impl Detector for Cusum {
             a.reason = format!("regression: {facts}");
         } else if b.attempts < self.min_attempts as i64 {
             a.verdict = Verdict::Inconclusive;
-            a.reason = format!("the baseline has {} attempts, fewer than the {} needed for a verdict", b.attempts, self.min_attempts);
+            a.reason = format!(
+                "the baseline has {} attempts, fewer than the {} needed for a verdict",
+                b.attempts, self.min_attempts
+            );
         } else if s.soak_attempts < self.min_attempts as i64 {
             a.verdict = Verdict::Inconclusive;
-            a.reason = format!("only {} attempts since the change, fewer than the {} needed for a verdict", s.soak_attempts, self.min_attempts);
+            a.reason = format!(
+                "only {} attempts since the change, fewer than the {} needed for a verdict",
+                s.soak_attempts, self.min_attempts
+            );
         } else if let Some(since) = s.suspect_since {
             a.verdict = Verdict::Suspect;
             a.reason = format!(
@@ -417,7 +450,11 @@ mod tests {
     #[test]
     fn three_days_of_history_give_an_hour_of_day_profile() {
         // 2 % from 12:00 to 18:00, 0.5 % otherwise.
-        let h = minutes(3 * 24 * 60 + 60, |i| if (12..18).contains(&((i / 60) % 24)) { (200, 4) } else { (200, 1) });
+        let h =
+            minutes(
+                3 * 24 * 60 + 60,
+                |i| if (12..18).contains(&((i / 60) % 24)) { (200, 4) } else { (200, 1) },
+            );
         let b = fit_baseline(&h, Duration::minutes(10));
         assert_eq!(b.hourly.len(), 24);
         assert!(b.hourly[14] > 0.015 && b.hourly[3] < 0.007, "{:?}", b.hourly);
@@ -427,7 +464,8 @@ mod tests {
     fn healthy_soak_never_trips_and_a_step_does() {
         let b = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
         assert_eq!(first_regression(&b, &minutes(72 * 60, |_| (100, 1))), None);
-        let at = first_regression(&b, &minutes(72 * 60, |i| (100, if i >= 600 { 3 } else { 1 }))).expect("a 3x step is caught");
+        let at = first_regression(&b, &minutes(72 * 60, |i| (100, if i >= 600 { 3 } else { 1 })))
+            .expect("a 3x step is caught");
         assert!((600..720).contains(&at), "caught after {} min of the step", at - 600);
     }
 
@@ -459,7 +497,8 @@ mod tests {
 
     #[test]
     fn low_volume_intervals_are_merged_not_judged_alone() {
-        let b = fit_baseline(&minutes(24 * 60, |i| (1, if i % 100 == 0 { 1 } else { 0 })), Duration::minutes(10));
+        let b =
+            fit_baseline(&minutes(24 * 60, |i| (1, if i % 100 == 0 { 1 } else { 0 })), Duration::minutes(10));
         let d = detector();
         let mut s = DetectorState::default();
         for (t, c) in minutes(15, |_| (1, 0)) {
@@ -490,6 +529,10 @@ mod tests {
         }
         let fitted = fit_baseline(&h, Duration::minutes(10));
         assert!((live.rate - fitted.rate).abs() < 1e-9);
-        assert!(live.dispersion > 1.5, "alternating 0/4 errors are overdispersed per interval: {}", live.dispersion);
+        assert!(
+            live.dispersion > 1.5,
+            "alternating 0/4 errors are overdispersed per interval: {}",
+            live.dispersion
+        );
     }
 }

@@ -5,7 +5,10 @@ use kube::CustomResourceExt;
 use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics, replay};
 
 #[derive(Parser)]
-#[command(version, about = "Staged upgrades inside maintenance windows, with a long soak and automatic revert")]
+#[command(
+    version,
+    about = "Staged upgrades inside maintenance windows, with a long soak and automatic revert"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -47,7 +50,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let default = Command::Run { instance: std::env::var("POD_NAME").ok(), listen: ([127, 0, 0, 1], 8080).into() };
+    let default =
+        Command::Run { instance: std::env::var("POD_NAME").ok(), listen: ([127, 0, 0, 1], 8080).into() };
     match cli.command.unwrap_or(default) {
         Command::Crd => print!("{}", serde_yaml::to_string(&MaintenanceUpgrade::crd())?),
         Command::Replay { trace, change_at, spec, signal, plot } => {
@@ -55,15 +59,18 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("error: {msg}");
                 std::process::exit(2)
             };
-            let text = std::fs::read_to_string(&trace).map_err(|e| fail(format!("{}: {e}", trace.display())))?;
+            let text =
+                std::fs::read_to_string(&trace).map_err(|e| fail(format!("{}: {e}", trace.display())))?;
             let rows = replay::parse_trace(&text).map_err(|e| fail(format!("{}: {e}", trace.display())))?;
             let change_at = chrono::DateTime::parse_from_rfc3339(&change_at)
                 .map_err(|e| fail(format!("--change-at {change_at:?} is not RFC 3339: {e}")))?
                 .with_timezone(&chrono::Utc);
             let rule = match spec {
                 Some(p) => {
-                    let yaml = std::fs::read_to_string(&p).map_err(|e| fail(format!("{}: {e}", p.display())))?;
-                    replay::rule_from_spec(&yaml, signal.as_deref()).map_err(|e| fail(format!("{}: {e}", p.display())))?
+                    let yaml =
+                        std::fs::read_to_string(&p).map_err(|e| fail(format!("{}: {e}", p.display())))?;
+                    replay::rule_from_spec(&yaml, signal.as_deref())
+                        .map_err(|e| fail(format!("{}: {e}", p.display())))?
                 }
                 None => Default::default(),
             };
@@ -71,8 +78,10 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", replay::summary(&outcome));
             if let Some(p) = plot {
                 let step = (maintenance_operator::detector::Cusum::from_rule(&rule).bucket.num_seconds()
-                    / (rows.get(1).map(|r| (r.0 - rows[0].0).num_seconds()).unwrap_or(60)).max(1)) as usize;
-                std::fs::write(&p, replay::plot_svg(&outcome, step)).map_err(|e| fail(format!("{}: {e}", p.display())))?;
+                    / (rows.get(1).map(|r| (r.0 - rows[0].0).num_seconds()).unwrap_or(60)).max(1))
+                    as usize;
+                std::fs::write(&p, replay::plot_svg(&outcome, step))
+                    .map_err(|e| fail(format!("{}: {e}", p.display())))?;
                 println!("plot:     {}", p.display());
             }
             println!("{}", serde_json::to_string(&outcome)?);
@@ -80,7 +89,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { instance, listen } => {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,kube=warn".into()),
+                )
                 .init();
             let client = kube::Client::try_default().await?;
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));

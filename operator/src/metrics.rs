@@ -52,8 +52,16 @@ impl Default for Metrics {
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
         registry.register("rollbacks", "Rollbacks started, by reason", m.rollbacks.clone());
-        registry.register("signal_error_rate", "Error rate per signal: the baseline and the last judged bucket", m.signal_rate.clone());
-        registry.register("signal_statistic", "The detector's statistic per signal, and the threshold at which it reverts", m.signal_statistic.clone());
+        registry.register(
+            "signal_error_rate",
+            "Error rate per signal: the baseline and the last judged bucket",
+            m.signal_rate.clone(),
+        );
+        registry.register(
+            "signal_statistic",
+            "The detector's statistic per signal, and the threshold at which it reverts",
+            m.signal_statistic.clone(),
+        );
         registry.register("upgrade_phase", "1 for the current phase of each upgrade", m.phase.clone());
         *m.registry.lock().unwrap() = registry;
         m
@@ -74,7 +82,11 @@ async fn metrics(State(m): State<Metrics>) -> impl IntoResponse {
 
 /// Serve /metrics, /healthz and /readyz until the process ends.
 pub async fn serve(addr: std::net::SocketAddr, m: Metrics) -> std::io::Result<()> {
-    let app = Router::new().route("/metrics", get(metrics)).route("/healthz", get(|| async { "ok" })).route("/readyz", get(|| async { "ok" })).with_state(m);
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .with_state(m);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

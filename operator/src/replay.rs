@@ -27,15 +27,24 @@ pub fn parse_trace(text: &str) -> Result<Vec<Row>, String> {
         if f.len() != 3 {
             return Err(format!("line {n}: expected 3 fields (ts,attempts,errors), found {}", f.len()));
         }
-        let ts = DateTime::parse_from_rfc3339(f[0]).map_err(|e| format!("line {n}: ts {:?} is not RFC 3339: {e}", f[0]))?.with_timezone(&Utc);
-        let attempts: u64 = f[1].parse().map_err(|_| format!("line {n}: attempts {:?} is not a non-negative integer", f[1]))?;
-        let errors: u64 = f[2].parse().map_err(|_| format!("line {n}: errors {:?} is not a non-negative integer", f[2]))?;
+        let ts = DateTime::parse_from_rfc3339(f[0])
+            .map_err(|e| format!("line {n}: ts {:?} is not RFC 3339: {e}", f[0]))?
+            .with_timezone(&Utc);
+        let attempts: u64 = f[1]
+            .parse()
+            .map_err(|_| format!("line {n}: attempts {:?} is not a non-negative integer", f[1]))?;
+        let errors: u64 =
+            f[2].parse().map_err(|_| format!("line {n}: errors {:?} is not a non-negative integer", f[2]))?;
         if errors > attempts {
             return Err(format!("line {n}: errors ({errors}) exceed attempts ({attempts})"));
         }
         if let Some((prev, _)) = rows.last() {
             if ts <= *prev {
-                return Err(format!("line {n}: ts {} is not after the previous row's {}", f[0], prev.to_rfc3339()));
+                return Err(format!(
+                    "line {n}: ts {} is not after the previous row's {}",
+                    f[0],
+                    prev.to_rfc3339()
+                ));
             }
             if rows.len() >= 2 {
                 let step = rows[1].0 - rows[0].0;
@@ -58,10 +67,14 @@ pub fn parse_trace(text: &str) -> Result<Vec<Row>, String> {
 
 /// The regression rule of a MaintenanceUpgrade's signal: the named one, or the first.
 pub fn rule_from_spec(yaml: &str, signal: Option<&str>) -> Result<RegressionRule, String> {
-    let mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).map_err(|e| format!("the spec is not a MaintenanceUpgrade: {e}"))?;
+    let mu: MaintenanceUpgrade =
+        serde_yaml::from_str(yaml).map_err(|e| format!("the spec is not a MaintenanceUpgrade: {e}"))?;
     let signals = mu.spec.effective_signals();
     let s = match signal {
-        Some(name) => signals.iter().find(|s| s.name == name).ok_or_else(|| format!("the spec has no signal {name:?}"))?,
+        Some(name) => signals
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| format!("the spec has no signal {name:?}"))?,
         None => &signals[0],
     };
     Ok(s.regression.clone())
@@ -123,7 +136,12 @@ pub fn run(detector: &Cusum, baseline: &BaselineStatus, soak: &[Row]) -> Run {
         if a.verdict == Verdict::Suspect {
             first_suspect.get_or_insert(i);
         }
-        points.push(Point { at: *t, rate: c.rate(), baseline: rate_at(baseline, *t), statistic: a.statistic });
+        points.push(Point {
+            at: *t,
+            rate: c.rate(),
+            baseline: rate_at(baseline, *t),
+            statistic: a.statistic,
+        });
         if a.verdict == Verdict::Regression || i + 1 == soak.len() {
             let rollback = (a.verdict == Verdict::Regression).then_some(i);
             return Run { points, last: a, rollback, first_suspect };
@@ -137,7 +155,10 @@ pub fn run(detector: &Cusum, baseline: &BaselineStatus, soak: &[Row]) -> Run {
 pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> Result<Outcome, String> {
     let (history, soak): (Vec<Row>, Vec<Row>) = rows.iter().partition(|(t, _)| *t <= change_at);
     if history.is_empty() {
-        return Err(format!("no rows at or before --change-at {}: nothing to learn the baseline from", change_at.to_rfc3339()));
+        return Err(format!(
+            "no rows at or before --change-at {}: nothing to learn the baseline from",
+            change_at.to_rfc3339()
+        ));
     }
     if soak.is_empty() {
         return Err(format!("no rows after --change-at {}: nothing to judge", change_at.to_rfc3339()));
@@ -180,17 +201,31 @@ pub fn summary(o: &Outcome) -> String {
     );
     match o.decided_at {
         Some(t) => {
-            let _ = writeln!(s, "verdict:  ROLL BACK at {} ({:.1} h after the change)", t.to_rfc3339(), o.hours_after_change.unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "verdict:  ROLL BACK at {} ({:.1} h after the change)",
+                t.to_rfc3339(),
+                o.hours_after_change.unwrap_or_default()
+            );
         }
         None if o.suspect => {
-            let _ = writeln!(s, "verdict:  no rollback, but suspect at the end ({} intervals judged): the soak would be extended", o.soak_intervals);
+            let _ = writeln!(
+                s,
+                "verdict:  no rollback, but suspect at the end ({} intervals judged): the soak would be extended",
+                o.soak_intervals
+            );
         }
         None => {
             let _ = writeln!(s, "verdict:  pass ({} intervals judged, no regression)", o.soak_intervals);
         }
     }
     if let (Some(t), Some(_)) = (o.suspect_at, o.decided_at) {
-        let _ = writeln!(s, "warned:   suspect from {} ({:.1} h after the change)", t.to_rfc3339(), (t - o.change_at).num_seconds() as f64 / 3600.0);
+        let _ = writeln!(
+            s,
+            "warned:   suspect from {} ({:.1} h after the change)",
+            t.to_rfc3339(),
+            (t - o.change_at).num_seconds() as f64 / 3600.0
+        );
     }
     let _ = writeln!(s, "why:      {}", o.reason);
     s
@@ -213,40 +248,81 @@ pub fn plot_svg(o: &Outcome, bucket_minutes: usize) -> String {
         .chunks(step)
         .map(|c| {
             let mid = hours(c[c.len() / 2].at);
-            (mid, c.iter().map(|p| p.rate).sum::<f64>() / c.len() as f64, c.iter().map(|p| p.baseline).sum::<f64>() / c.len() as f64)
+            (
+                mid,
+                c.iter().map(|p| p.rate).sum::<f64>() / c.len() as f64,
+                c.iter().map(|p| p.baseline).sum::<f64>() / c.len() as f64,
+            )
         })
         .collect();
     let ymax = buckets.iter().map(|b| b.1.max(b.2)).fold(0.0f64, f64::max).max(1e-4) * 1.15;
     let y1 = |r: f64| bottom1 - (bottom1 - top1) * r / ymax;
     let smax = o.points.iter().map(|p| p.statistic).fold(o.threshold, f64::max) * 1.1;
     let y2 = |v: f64| bottom2 - (bottom2 - top2) * v / smax;
-    let path = |pts: Vec<(f64, f64)>| pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect::<Vec<_>>().join(" ");
+    let path = |pts: Vec<(f64, f64)>| {
+        pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect::<Vec<_>>().join(" ")
+    };
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let title = match o.decided_at {
         Some(_) => format!("rolled back {:.1} h after the change", o.hours_after_change.unwrap_or_default()),
         None => "no regression: the soak passes".to_string(),
     };
-    let _ = writeln!(s, r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Error rate after the change — {title}</text>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Error rate after the change — {title}</text>"#
+    );
     for (top, bottom, label) in [(top1, bottom1, "error rate (%)"), (top2, bottom2, "CUSUM statistic")] {
-        let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##, w - left - right, bottom - top);
-        let _ =
-            writeln!(s, r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{label}</text>"#, (top + bottom) / 2.0, (top + bottom) / 2.0);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
+            w - left - right,
+            bottom - top
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{label}</text>"#,
+            (top + bottom) / 2.0,
+            (top + bottom) / 2.0
+        );
     }
     for i in 0..=4 {
         let r = ymax * i as f64 / 4.0;
-        let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{:.2}</text>"#, left - 4.0, y1(r) + 4.0, r * 100.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{:.2}</text>"#,
+            left - 4.0,
+            y1(r) + 4.0,
+            r * 100.0
+        );
         let v = smax * i as f64 / 4.0;
-        let _ = writeln!(s, r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#, left - 4.0, y2(v) + 4.0, v);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"#,
+            left - 4.0,
+            y2(v) + 4.0,
+            v
+        );
     }
     for i in 0..=6 {
         let hh = span * i as f64 / 6.0;
         let label = if span < 12.0 { format!("{hh:.1} h") } else { format!("{hh:.0} h") };
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#, x(hh), bottom2 + 18.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+            x(hh),
+            bottom2 + 18.0
+        );
     }
-    let _ =
-        writeln!(s, r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##, path(buckets.iter().map(|b| (x(b.0), y1(b.1))).collect()));
+    let _ = writeln!(
+        s,
+        r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{}"/>"##,
+        path(buckets.iter().map(|b| (x(b.0), y1(b.1))).collect())
+    );
     let _ = writeln!(
         s,
         r##"<polyline fill="none" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="6 3" points="{}"/>"##,
@@ -264,19 +340,46 @@ pub fn plot_svg(o: &Outcome, bucket_minutes: usize) -> String {
         y2(o.threshold),
         y2(o.threshold)
     );
-    let _ =
-        writeln!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#d62728">threshold {:.1}</text>"##, w - right - 4.0, y2(o.threshold) - 4.0, o.threshold);
-    let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#1f77b4">— error rate ({step}-interval mean)</text>"##, left + 8.0, top1 + 16.0);
-    let _ = writeln!(s, r##"<text x="{}" y="{}" fill="#2ca02c">- - baseline before the change</text>"##, left + 8.0, top1 + 32.0);
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#d62728">threshold {:.1}</text>"##,
+        w - right - 4.0,
+        y2(o.threshold) - 4.0,
+        o.threshold
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{}" fill="#1f77b4">— error rate ({step}-interval mean)</text>"##,
+        left + 8.0,
+        top1 + 16.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{}" fill="#2ca02c">- - baseline before the change</text>"##,
+        left + 8.0,
+        top1 + 32.0
+    );
     if let Some(t) = o.suspect_at {
         let xs = x(hours(t));
-        let _ = writeln!(s, r##"<line x1="{xs:.1}" x2="{xs:.1}" y1="{top1}" y2="{bottom2}" stroke="#ff7f0e" stroke-dasharray="5 3"/>"##);
-        let _ = writeln!(s, r##"<text x="{:.1}" y="{}" text-anchor="end" fill="#ff7f0e">suspect</text>"##, xs - 4.0, top1 + 64.0);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{xs:.1}" x2="{xs:.1}" y1="{top1}" y2="{bottom2}" stroke="#ff7f0e" stroke-dasharray="5 3"/>"##
+        );
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{}" text-anchor="end" fill="#ff7f0e">suspect</text>"##,
+            xs - 4.0,
+            top1 + 64.0
+        );
     }
     if let Some(t) = o.decided_at {
         let xd = x(hours(t));
-        let _ = writeln!(s, r#"<line x1="{xd:.1}" x2="{xd:.1}" y1="{top1}" y2="{bottom2}" stroke="black" stroke-width="1.5"/>"#);
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="end">rollback</text>"#, xd - 4.0, top1 + 48.0);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{xd:.1}" x2="{xd:.1}" y1="{top1}" y2="{bottom2}" stroke="black" stroke-width="1.5"/>"#
+        );
+        let _ =
+            writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="end">rollback</text>"#, xd - 4.0, top1 + 48.0);
     }
     let _ = writeln!(s, "</svg>");
     s
@@ -296,7 +399,10 @@ mod tests {
             ("ts,attempts,errors\nyesterday,10,1\n", "line 2: ts \"yesterday\" is not RFC 3339"),
             ("ts,attempts,errors\n2026-01-01T00:00:00Z,-1,0\n", "line 2: attempts \"-1\""),
             ("ts,attempts,errors\n2026-01-01T00:00:00Z,10,11\n", "line 2: errors (11) exceed attempts (10)"),
-            ("ts,attempts,errors\n2026-01-01T00:01:00Z,10,1\n2026-01-01T00:02:00Z,10,1\n2026-01-01T00:04:00Z,10,1\n", "line 4: rows must be evenly spaced"),
+            (
+                "ts,attempts,errors\n2026-01-01T00:01:00Z,10,1\n2026-01-01T00:02:00Z,10,1\n2026-01-01T00:04:00Z,10,1\n",
+                "line 4: rows must be evenly spaced",
+            ),
             ("ts,attempts,errors\n2026-01-01T00:01:00Z,10,1\n2026-01-01T00:01:00Z,10,1\n", "line 3: ts"),
         ];
         for (text, want) in cases {

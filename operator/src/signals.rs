@@ -10,19 +10,34 @@ use serde::Deserialize;
 use std::collections::HashSet;
 
 /// Event reasons that mean a pod failed to schedule or to start its containers.
-pub const FAILURE_EVENT_REASONS: &[&str] = &["FailedScheduling", "FailedMount", "FailedAttachVolume", "FailedCreatePodSandBox"];
+pub const FAILURE_EVENT_REASONS: &[&str] =
+    &["FailedScheduling", "FailedMount", "FailedAttachVolume", "FailedCreatePodSandBox"];
 /// Container waiting reasons that mean a container cannot start.
-pub const FAILURE_WAITING_REASONS: &[&str] = &["CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
+pub const FAILURE_WAITING_REASONS: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+];
 
 /// Pod start failures for the cohort of pods created in `[from - limit, to - limit)`: by the time
 /// the span ends every pod in it is at least `limit` old. A pod counts as failed if it was
 /// reported unschedulable or unable to mount or start, or is still Pending (which covers stuck
 /// in ContainerCreating). Each pod counts once, however many times the scheduler retried it.
-pub fn count_pod_failures(pods: &[Pod], events: &[Event], from: DateTime<Utc>, to: DateTime<Utc>, limit: Duration) -> Counts {
+pub fn count_pod_failures(
+    pods: &[Pod],
+    events: &[Event],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: Duration,
+) -> Counts {
     let (lo, hi) = (from - limit, to - limit);
     let failed_by_event: HashSet<&str> = events
         .iter()
-        .filter(|e| e.reason.as_deref().is_some_and(|r| FAILURE_EVENT_REASONS.contains(&r) || is_config_error(e, r)))
+        .filter(|e| {
+            e.reason.as_deref().is_some_and(|r| FAILURE_EVENT_REASONS.contains(&r) || is_config_error(e, r))
+        })
         .filter(|e| e.involved_object.kind.as_deref() == Some("Pod"))
         .filter_map(|e| e.involved_object.uid.as_deref())
         .collect();
@@ -92,7 +107,12 @@ pub fn render_query(query: &str, span: Duration) -> String {
 
 /// Sum of an instant query at `at` (every series, every value). No data is an error, never zero:
 /// an empty answer must not pass for a healthy signal.
-pub async fn prom_instant(http: &reqwest::Client, address: &str, query: &str, at: DateTime<Utc>) -> Result<f64, Error> {
+pub async fn prom_instant(
+    http: &reqwest::Client,
+    address: &str,
+    query: &str,
+    at: DateTime<Utc>,
+) -> Result<f64, Error> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let params = [("query", query.to_string()), ("time", at.timestamp().to_string())];
     let data = prom_get(http, &url, &params, query).await?;
@@ -140,7 +160,8 @@ pub async fn prom_range(
         }
         start = end + step;
     }
-    let steps: Vec<(DateTime<Utc>, f64)> = steps.into_iter().filter_map(|(ts, v)| Some((DateTime::from_timestamp(ts, 0)?, v?))).collect();
+    let steps: Vec<(DateTime<Utc>, f64)> =
+        steps.into_iter().filter_map(|(ts, v)| Some((DateTime::from_timestamp(ts, 0)?, v?))).collect();
     if steps.is_empty() {
         return Err(Error::PromNoData(query.to_string()));
     }
@@ -155,15 +176,32 @@ fn add(sum: &mut Option<f64>, v: &str) {
     }
 }
 
-async fn prom_get(http: &reqwest::Client, url: &str, params: &[(&str, String)], query: &str) -> Result<PromData, Error> {
-    let resp = http.get(url).query(params).send().await.map_err(|e| Error::Prometheus(url.to_string(), e.to_string()))?;
-    let body: PromResponse = resp.json().await.map_err(|e| Error::Prometheus(url.to_string(), e.to_string()))?;
+async fn prom_get(
+    http: &reqwest::Client,
+    url: &str,
+    params: &[(&str, String)],
+    query: &str,
+) -> Result<PromData, Error> {
+    let resp = http
+        .get(url)
+        .query(params)
+        .send()
+        .await
+        .map_err(|e| Error::Prometheus(url.to_string(), e.to_string()))?;
+    let body: PromResponse =
+        resp.json().await.map_err(|e| Error::Prometheus(url.to_string(), e.to_string()))?;
     if body.status != "success" {
-        return Err(Error::Prometheus(url.to_string(), format!("{query}: {}", body.error.unwrap_or_default())));
+        return Err(Error::Prometheus(
+            url.to_string(),
+            format!("{query}: {}", body.error.unwrap_or_default()),
+        ));
     }
     let data = body.data.ok_or_else(|| Error::PromNoData(query.to_string()))?;
     if data.result_type != "vector" && data.result_type != "matrix" && data.result_type != "scalar" {
-        return Err(Error::Prometheus(url.to_string(), format!("{query}: unexpected result type {}", data.result_type)));
+        return Err(Error::Prometheus(
+            url.to_string(),
+            format!("{query}: unexpected result type {}", data.result_type),
+        ));
     }
     Ok(data)
 }
@@ -189,12 +227,17 @@ mod tests {
             status["containerStatuses"] = json!([{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
                 "state": {"waiting": {"reason": w}}}]);
         }
-        serde_json::from_value(json!({"metadata": {"uid": uid, "name": uid, "creationTimestamp": created}, "status": status})).unwrap()
+        serde_json::from_value(
+            json!({"metadata": {"uid": uid, "name": uid, "creationTimestamp": created}, "status": status}),
+        )
+        .unwrap()
     }
 
     fn event(uid: &str, reason: &str, message: &str) -> Event {
-        serde_json::from_value(json!({"metadata": {"name": format!("{uid}.{reason}")}, "reason": reason, "message": message,
-            "involvedObject": {"kind": "Pod", "uid": uid}}))
+        serde_json::from_value(
+            json!({"metadata": {"name": format!("{uid}.{reason}")}, "reason": reason, "message": message,
+            "involvedObject": {"kind": "Pod", "uid": uid}}),
+        )
         .unwrap()
     }
 
@@ -216,13 +259,22 @@ mod tests {
             event("ok", "Pulled", "pulled"),
         ];
         // Span 10:05–10:06 with a 5 minute limit: the cohort created 10:00–10:01.
-        let c = count_pod_failures(&pods, &events, t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
+        let c = count_pod_failures(
+            &pods,
+            &events,
+            t("2026-11-24T10:05:00Z"),
+            t("2026-11-24T10:06:00Z"),
+            Duration::minutes(5),
+        );
         assert_eq!(c, Counts { attempts: 5, errors: 4 });
     }
 
     #[test]
     fn prometheus_queries_get_the_span_and_counts_are_rounded() {
-        assert_eq!(render_query("sum(increase(x[$interval]))", Duration::minutes(2)), "sum(increase(x[120s]))");
+        assert_eq!(
+            render_query("sum(increase(x[$interval]))", Duration::minutes(2)),
+            "sum(increase(x[120s]))"
+        );
         assert_eq!(counts(99.6, 3.4), Counts { attempts: 100, errors: 3 });
         assert_eq!(counts(2.0, 5.0), Counts { attempts: 2, errors: 2 });
     }

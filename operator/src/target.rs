@@ -53,9 +53,10 @@ impl TargetState {
         match wanted {
             Some(name) => match self.image(name) {
                 Some(_) => Ok(name.to_string()),
-                None => {
-                    Err(format!("has no container {name:?} (containers: {})", self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")))
-                }
+                None => Err(format!(
+                    "has no container {name:?} (containers: {})",
+                    self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                )),
             },
             None if self.containers.len() == 1 => Ok(self.containers[0].0.clone()),
             None => Err(format!(
@@ -68,8 +69,11 @@ impl TargetState {
 }
 
 fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> TargetState {
-    let containers =
-        template.spec.as_ref().map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect()).unwrap_or_default();
+    let containers = template
+        .spec
+        .as_ref()
+        .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+        .unwrap_or_default();
     let ann = meta.annotations.as_ref();
     TargetState {
         resource_version: meta.resource_version.clone().unwrap_or_default(),
@@ -84,7 +88,11 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
 
 fn generation_seen(meta: &ObjectMeta, observed: Option<i64>) -> Option<Rollout> {
     let generation = meta.generation.unwrap_or(0);
-    if observed.unwrap_or(0) < generation { Some(Rollout::InProgress(format!("waiting for the controller to observe generation {generation}"))) } else { None }
+    if observed.unwrap_or(0) < generation {
+        Some(Rollout::InProgress(format!("waiting for the controller to observe generation {generation}")))
+    } else {
+        None
+    }
 }
 
 /// Rollout state as `kubectl rollout status` judges it.
@@ -95,14 +103,25 @@ pub fn from_deployment(d: &Deployment) -> TargetState {
     let updated = st.updated_replicas.unwrap_or(0);
     let rollout = if let Some(r) = generation_seen(&d.metadata, st.observed_generation) {
         r
-    } else if st.conditions.iter().flatten().any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
+    } else if st
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    {
         Rollout::Failed("the Deployment's progress deadline was exceeded".into())
     } else if updated < want {
         Rollout::InProgress(format!("{updated} of {want} replicas updated"))
     } else if st.replicas.unwrap_or(0) > updated {
-        Rollout::InProgress(format!("{} old replicas pending termination", st.replicas.unwrap_or(0) - updated))
+        Rollout::InProgress(format!(
+            "{} old replicas pending termination",
+            st.replicas.unwrap_or(0) - updated
+        ))
     } else if st.available_replicas.unwrap_or(0) < updated {
-        Rollout::InProgress(format!("{} of {updated} updated replicas available", st.available_replicas.unwrap_or(0)))
+        Rollout::InProgress(format!(
+            "{} of {updated} updated replicas available",
+            st.available_replicas.unwrap_or(0)
+        ))
     } else {
         Rollout::Complete
     };
@@ -131,7 +150,12 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
     let spec = s.spec.clone().unwrap_or_default();
     let st = s.status.clone().unwrap_or_default();
     let want = spec.replicas.unwrap_or(1);
-    let partition = spec.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref()).and_then(|r| r.partition).unwrap_or(0);
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
     let updated = st.updated_replicas.unwrap_or(0);
     let rollout = if let Some(r) = generation_seen(&s.metadata, st.observed_generation) {
         r
@@ -139,7 +163,10 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
         Rollout::InProgress(format!("{} of {want} replicas ready", st.ready_replicas.unwrap_or(0)))
     } else if partition > 0 {
         if updated < want - partition {
-            Rollout::InProgress(format!("{updated} of {} replicas above the partition updated", want - partition))
+            Rollout::InProgress(format!(
+                "{updated} of {} replicas above the partition updated",
+                want - partition
+            ))
         } else {
             Rollout::Complete
         }
@@ -162,7 +189,12 @@ pub fn image_patch(resource_version: &str, container: &str, image: &str) -> serd
 }
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.
-pub fn claim_patch(resource_version: &str, owner: &str, owner_uid: &str, known_good: &str) -> serde_json::Value {
+pub fn claim_patch(
+    resource_version: &str,
+    owner: &str,
+    owner_uid: &str,
+    known_good: &str,
+) -> serde_json::Value {
     json!({
         "metadata": {
             "resourceVersion": resource_version,
@@ -200,11 +232,26 @@ mod tests {
     fn deployment_rollout_states() {
         let cases = [
             (json!({"observedGeneration": 1}), "InProgress"),
-            (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3}), "InProgress"),
-            (json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}), "InProgress"),
-            (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}), "InProgress"),
-            (json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}), "Complete"),
-            (json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}), "Failed"),
+            (
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3}),
+                "InProgress",
+            ),
+            (
+                json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}),
+                "InProgress",
+            ),
+            (
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}),
+                "InProgress",
+            ),
+            (
+                json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+                "Complete",
+            ),
+            (
+                json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+                "Failed",
+            ),
         ];
         for (status, want) in cases {
             let got = from_deployment(&deployment(status.clone())).rollout;

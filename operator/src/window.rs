@@ -30,7 +30,13 @@ const HORIZON_DAYS: i64 = 731;
 impl Schedule {
     /// No window: always open.
     pub fn always() -> Self {
-        Schedule { tz: chrono_tz::UTC, recurring: vec![], exclusions: vec![], not_before: None, deadline: None }
+        Schedule {
+            tz: chrono_tz::UTC,
+            recurring: vec![],
+            exclusions: vec![],
+            not_before: None,
+            deadline: None,
+        }
     }
 
     pub fn parse(spec: Option<&crd::Window>) -> Result<Self, String> {
@@ -38,7 +44,8 @@ impl Schedule {
         let tz: Tz = w.time_zone.parse().map_err(|_| format!("unknown time zone {:?}", w.time_zone))?;
         let mut recurring = vec![];
         for r in &w.recurring {
-            let start = NaiveTime::parse_from_str(&r.start, "%H:%M").map_err(|_| format!("window start {:?} is not HH:MM", r.start))?;
+            let start = NaiveTime::parse_from_str(&r.start, "%H:%M")
+                .map_err(|_| format!("window start {:?} is not HH:MM", r.start))?;
             let days = r.days.iter().map(|d| to_chrono(*d)).collect();
             recurring.push((days, start, r.duration.parse()?));
         }
@@ -67,7 +74,10 @@ impl Schedule {
     pub fn state_at(&self, now: DateTime<Utc>) -> WindowState {
         if let Some(d) = self.deadline {
             if now >= d {
-                return WindowState::Closed { opens_at: None, why: format!("the deadline {} has passed", crate::timefmt::at(d)) };
+                return WindowState::Closed {
+                    opens_at: None,
+                    why: format!("the deadline {} has passed", crate::timefmt::at(d)),
+                };
             }
         }
         // Walk the open intervals in time order; each is cut by exclusions and the bounds.
@@ -103,7 +113,10 @@ impl Schedule {
         }
         // A week of occurrences at a time: a freeze may swallow several weeks of them.
         let mut scan = from;
-        let until = self.deadline.unwrap_or(from + Duration::days(HORIZON_DAYS)).min(from + Duration::days(HORIZON_DAYS));
+        let until = self
+            .deadline
+            .unwrap_or(from + Duration::days(HORIZON_DAYS))
+            .min(from + Duration::days(HORIZON_DAYS));
         while scan < until {
             let bases = self.occurrences(scan);
             let last_end = bases.last()?.1?;
@@ -116,12 +129,21 @@ impl Schedule {
     }
 
     /// The first of `bases` (occurrences in time order) left open by the exclusions and bounds.
-    fn first_open(&self, from: DateTime<Utc>, bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+    fn first_open(
+        &self,
+        from: DateTime<Utc>,
+        bases: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    ) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         for (start, end) in bases {
             let mut start = start;
             // Cut away exclusions at the start of the interval, repeatedly (they may chain).
             loop {
-                let cut = self.exclusions.iter().filter(|(s, e, _)| *s <= start.max(from) && start.max(from) < *e).map(|(_, e, _)| *e).max();
+                let cut = self
+                    .exclusions
+                    .iter()
+                    .filter(|(s, e, _)| *s <= start.max(from) && start.max(from) < *e)
+                    .map(|(_, e, _)| *e)
+                    .max();
                 match cut {
                     Some(e) => start = e,
                     None => break,
@@ -228,7 +250,11 @@ mod tests {
     fn window(tz: &str, days: &[Weekday], start: &str, dur: &str) -> Window {
         Window {
             time_zone: tz.into(),
-            recurring: vec![RecurringWindow { days: days.to_vec(), start: start.into(), duration: D(dur.into()) }],
+            recurring: vec![RecurringWindow {
+                days: days.to_vec(),
+                start: start.into(),
+                duration: D(dur.into()),
+            }],
             exclusions: vec![],
             not_before: None,
             deadline: None,
@@ -283,7 +309,10 @@ mod tests {
         // 2026-07-14 is a Tuesday: 22:00 EDT is 02:00Z on the 15th.
         assert_eq!(
             s.state_at(t("2026-07-15T00:00:00Z")),
-            WindowState::Closed { opens_at: Some(t("2026-07-15T02:00:00Z")), why: "outside the recurring maintenance window".into() }
+            WindowState::Closed {
+                opens_at: Some(t("2026-07-15T02:00:00Z")),
+                why: "outside the recurring maintenance window".into()
+            }
         );
         assert_eq!(s.state_at(t("2026-07-15T02:30:00Z")), open("2026-07-15T06:00:00Z"));
         // 2026-12-01 is a Tuesday: 22:00 EST is 03:00Z on the 2nd.
@@ -314,9 +343,22 @@ mod tests {
 
     #[test]
     fn exclusions_close_the_window_and_cut_it_short() {
-        let mut w = window("UTC", &[Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri], "10:00", "8h");
-        w.exclusions.push(Exclusion { name: Some("freeze".into()), start: t("2026-11-24T00:00:00Z"), end: t("2026-11-26T12:00:00Z") });
-        w.exclusions.push(Exclusion { name: Some("meeting".into()), start: t("2026-11-27T15:00:00Z"), end: t("2026-11-27T16:00:00Z") });
+        let mut w = window(
+            "UTC",
+            &[Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+            "10:00",
+            "8h",
+        );
+        w.exclusions.push(Exclusion {
+            name: Some("freeze".into()),
+            start: t("2026-11-24T00:00:00Z"),
+            end: t("2026-11-26T12:00:00Z"),
+        });
+        w.exclusions.push(Exclusion {
+            name: Some("meeting".into()),
+            start: t("2026-11-27T15:00:00Z"),
+            end: t("2026-11-27T16:00:00Z"),
+        });
         let s = Schedule::parse(Some(&w)).unwrap();
         // Tuesday 11:00 is inside the freeze: opens Wednesday 12:00 when the freeze ends mid-window.
         match s.state_at(t("2026-11-24T11:00:00Z")) {
@@ -335,7 +377,11 @@ mod tests {
     fn a_freeze_longer_than_a_week_is_waited_out() {
         // The year-end freeze of the README's example swallows three weeks of Tue/Thu windows.
         let mut w = window("America/New_York", &[Weekday::Tue, Weekday::Thu], "22:00", "4h");
-        w.exclusions.push(Exclusion { name: Some("year-end freeze".into()), start: t("2026-12-18T00:00:00Z"), end: t("2027-01-05T00:00:00Z") });
+        w.exclusions.push(Exclusion {
+            name: Some("year-end freeze".into()),
+            start: t("2026-12-18T00:00:00Z"),
+            end: t("2027-01-05T00:00:00Z"),
+        });
         let s = Schedule::parse(Some(&w)).unwrap();
         match s.state_at(t("2026-12-17T12:00:00Z")) {
             // Thursday 17 Dec 22:00 EST is 03:00Z on the 18th, inside the freeze; so is every
@@ -365,7 +411,10 @@ mod tests {
 
     #[test]
     fn no_window_is_always_open_and_bad_zones_are_errors() {
-        assert_eq!(Schedule::always().state_at(t("2026-11-24T00:00:00Z")), WindowState::Open { closes_at: None });
+        assert_eq!(
+            Schedule::always().state_at(t("2026-11-24T00:00:00Z")),
+            WindowState::Open { closes_at: None }
+        );
         let w = window("Mars/Olympus", &[Weekday::Tue], "10:00", "2h");
         assert!(Schedule::parse(Some(&w)).unwrap_err().contains("Mars/Olympus"));
         let w = window("UTC", &[Weekday::Tue], "10:00", "0s");

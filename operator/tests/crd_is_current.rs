@@ -8,7 +8,10 @@ fn committed_crd_matches_the_types() {
     let generated = serde_yaml::to_string(&MaintenanceUpgrade::crd()).unwrap();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/maintenanceupgrades.yaml");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(generated == committed, "crds/maintenanceupgrades.yaml is stale: run `make crds` and commit the result");
+    assert!(
+        generated == committed,
+        "crds/maintenanceupgrades.yaml is stale: run `make crds` and commit the result"
+    );
 }
 
 #[test]
@@ -17,7 +20,8 @@ fn samples_parse_as_maintenance_upgrades() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let mu: MaintenanceUpgrade = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mu: MaintenanceUpgrade =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!mu.spec.stages.is_empty(), "{}", path.display());
     }
 }

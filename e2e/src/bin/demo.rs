@@ -37,7 +37,10 @@ spec:
 #[tokio::main]
 async fn main() -> ExitCode {
     println!("maintenance-operator demo: the secret-store connector incident, time compressed\n");
-    println!("  * {} fake nodes, email-sync pods every 100 ms, 2% of them unschedulable as background noise", ZONES);
+    println!(
+        "  * {} fake nodes, email-sync pods every 100 ms, 2% of them unschedulable as background noise",
+        ZONES
+    );
     println!("  * connector {GOOD} on every node; {BAD} slowly breaks scheduling");
     println!("    (a growing share of nodes goes unschedulable over 40 s of running it)");
     println!("  * upgrade: canary, 48 s soak, then fleet, 48 s soak; automatic rollback");
@@ -50,7 +53,10 @@ async fn main() -> ExitCode {
     s.apply(UPGRADE).await;
     let t0 = Instant::now();
     let name = "secret-store-connector-1-4";
-    println!("{:>6}  {:<18} {:<8} {:>8} {:>9} {:>11}  what the operator says", "time", "phase", "stage", "errors", "baseline", "CUSUM/limit");
+    println!(
+        "{:>6}  {:<18} {:<8} {:>8} {:>9} {:>11}  what the operator says",
+        "time", "phase", "stage", "errors", "baseline", "CUSUM/limit"
+    );
     let mut last_line = String::new();
     let mut seen_events = 0;
     let mut last_print = Instant::now();
@@ -114,12 +120,25 @@ async fn summary(s: &Scenario, mu: &MaintenanceUpgrade, t0: Instant) {
     if let Some(r) = &st.rollback {
         let changed = st.changed_at.unwrap_or(r.started_at);
         println!("why:       {}", r.message);
-        println!("detected:  {} s after the first image change, in compressed time", (r.started_at - changed).num_seconds());
-        println!("real time: replaying the incident's own trace (`make replay-incident`), the same detector rolls back");
+        println!(
+            "detected:  {} s after the first image change, in compressed time",
+            (r.started_at - changed).num_seconds()
+        );
+        println!(
+            "real time: replaying the incident's own trace (`make replay-incident`), the same detector rolls back"
+        );
         println!("           2.8 h after the change; in 2022 the rollback came by hand 34.5 h after it");
     }
     for c in st.stages.iter().flat_map(|s| &s.components) {
-        println!("target:    {} now runs {} (known-good {})", c.name, s.image(&c.name).await, c.known_good_image.clone().unwrap_or_default());
+        println!(
+            "target:    {} now runs {} (known-good {})",
+            c.name,
+            s.image(&c.name).await,
+            c.known_good_image.clone().unwrap_or_default()
+        );
     }
-    println!("\nkubectl get maintenanceupgrade -n {} -o yaml shows the full status; `kubectl describe` the Events.", s.ns);
+    println!(
+        "\nkubectl get maintenanceupgrade -n {} -o yaml shows the full status; `kubectl describe` the Events.",
+        s.ns
+    );
 }

@@ -9,7 +9,11 @@ use crate::timefmt::{at, clock};
 use chrono::{DateTime, Duration, Utc};
 
 /// Which signals should be read now, and from when (the observe step reads `[from, now)`).
-pub fn analysis_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus, now: DateTime<Utc>) -> Vec<(Signal, DateTime<Utc>)> {
+pub fn analysis_due(
+    spec: &MaintenanceUpgradeSpec,
+    status: &MaintenanceUpgradeStatus,
+    now: DateTime<Utc>,
+) -> Vec<(Signal, DateTime<Utc>)> {
     let Ok((plan, _)) = Plan::for_upgrade(spec, status) else { return vec![] };
     let Some(started) = status.baseline_started_at else { return vec![] };
     if status.phase.is_terminal() || status.rollback.is_some() {
@@ -18,7 +22,12 @@ pub fn analysis_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeSt
     plan.signals
         .into_iter()
         .filter_map(|s| {
-            let from = status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to).unwrap_or(started);
+            let from = status
+                .analysis
+                .iter()
+                .find(|a| a.name == s.name)
+                .and_then(|a| a.sampled_to)
+                .unwrap_or(started);
             (now >= from + plan.interval).then_some((s, from))
         })
         .collect()
@@ -52,7 +61,8 @@ impl Decider<'_> {
             match result {
                 Ok(points) if !points.is_empty() => {
                     let b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
-                    a.reason = format!("baseline {} over {} attempts before the change", pct(b.rate), b.attempts);
+                    a.reason =
+                        format!("baseline {} over {} attempts before the change", pct(b.rate), b.attempts);
                     a.baseline = Some(b);
                 }
                 Ok(_) => a.reason = "the baseline history is empty; retrying".into(),
@@ -72,7 +82,9 @@ impl Decider<'_> {
                     if a.verdict != Verdict::Regression {
                         a.verdict = Verdict::Inconclusive;
                     }
-                    a.reason = format!("could not read the signal: {e}; neither promoting nor reverting until it can be read");
+                    a.reason = format!(
+                        "could not read the signal: {e}; neither promoting nor reverting until it can be read"
+                    );
                     a.analysed_at = Some(now);
                     continue;
                 }
@@ -84,7 +96,11 @@ impl Decider<'_> {
             // keeps history, so a long span there is simply read late.
             // Pods are judged `pendingLimit` after creation, so the cohorts of the next reads
             // still hold pods created during the gap: those are not judged either.
-            let pending_limit = s.kubernetes.as_ref().and_then(|k| k.pending_limit.parse().ok()).unwrap_or_else(Duration::zero);
+            let pending_limit = s
+                .kubernetes
+                .as_ref()
+                .and_then(|k| k.pending_limit.parse().ok())
+                .unwrap_or_else(Duration::zero);
             let blind = s.prometheus.is_none() && to - from > plan.interval * BLIND_INTERVALS;
             if blind {
                 a.unjudged_until = Some(to + pending_limit);
@@ -109,11 +125,19 @@ impl Decider<'_> {
                 if s.prometheus.is_none() {
                     let b = a.baseline.get_or_insert_with(Default::default);
                     observe_baseline(b, to, from, counts);
-                    a.reason = format!("measuring the baseline: {} over {} attempts so far", pct(b.rate), b.attempts);
+                    a.reason = format!(
+                        "measuring the baseline: {} over {} attempts so far",
+                        pct(b.rate),
+                        b.attempts
+                    );
                 }
                 continue;
             }
-            let soak = a.soak.as_ref().map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 }).unwrap_or_default();
+            let soak = a
+                .soak
+                .as_ref()
+                .map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 })
+                .unwrap_or_default();
             let soak_from = a.soak.as_ref().and_then(|b| b.from).unwrap_or(from);
             a.soak = Some(rate_window(soak.add(counts), Some(soak_from), Some(to)));
             let Some(b) = a.baseline.clone() else {
@@ -125,8 +149,12 @@ impl Decider<'_> {
             let was_suspect = a.detector.suspect_since.is_some();
             let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
             match (was_suspect, r.verdict) {
-                (false, Verdict::Suspect) => notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason))),
-                (true, Verdict::Pass) => notes.push((false, reason::SUSPICION_CLEARED, format!("signal {}: {}", a.name, r.reason))),
+                (false, Verdict::Suspect) => {
+                    notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason)))
+                }
+                (true, Verdict::Pass) => {
+                    notes.push((false, reason::SUSPICION_CLEARED, format!("signal {}: {}", a.name, r.reason)))
+                }
                 _ => {}
             }
             a.verdict = r.verdict;
@@ -143,11 +171,26 @@ impl Decider<'_> {
 
     pub(super) fn next_sample_at(&self, plan: &Plan) -> Option<DateTime<Utc>> {
         let started = self.st.baseline_started_at?;
-        plan.signals.iter().map(|s| self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to).unwrap_or(started) + plan.interval).min()
+        plan.signals
+            .iter()
+            .map(|s| {
+                self.st
+                    .analysis
+                    .iter()
+                    .find(|a| a.name == s.name)
+                    .and_then(|a| a.sampled_to)
+                    .unwrap_or(started)
+                    + plan.interval
+            })
+            .min()
     }
 
     pub(super) fn regression(&self) -> Option<String> {
-        self.st.analysis.iter().find(|a| a.verdict == Verdict::Regression).map(|a| format!("signal {}: {}", a.name, a.reason))
+        self.st
+            .analysis
+            .iter()
+            .find(|a| a.verdict == Verdict::Regression)
+            .map(|a| format!("signal {}: {}", a.name, a.reason))
     }
 }
 

@@ -32,7 +32,9 @@ fn building_evidence_extends_the_soak_until_it_clears() {
         let applied = w.obs.status.stages.first().and_then(|s| s.components[0].applied_at);
         if applied.is_some_and(|at| w.obs.now - at < Duration::minutes(50)) { 0.025 } else { 0.01 }
     });
-    w.run_until(Duration::hours(1), |w| w.obs.status.stages.first().is_some_and(|s| s.soak_ends_at.is_some()));
+    w.run_until(Duration::hours(1), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.soak_ends_at.is_some())
+    });
     let soak_end = w.obs.status.stages[0].soak_ends_at.unwrap();
     w.run_until(Duration::hours(2), |w| w.obs.now > soak_end + Duration::minutes(1));
     assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking, "not promoted at the end of the soak");
@@ -40,7 +42,11 @@ fn building_evidence_extends_the_soak_until_it_clears() {
     assert_eq!(w.obs.status.analysis[0].verdict, Verdict::Suspect);
     assert_eq!(w.condition(ct::HEALTHY).status, "Unknown");
     assert_eq!(w.condition(ct::HEALTHY).reason, reason::SUSPECTED);
-    assert!(w.condition(ct::HEALTHY).message.contains("not promoting until"), "{}", w.condition(ct::HEALTHY).message);
+    assert!(
+        w.condition(ct::HEALTHY).message.contains("not promoting until"),
+        "{}",
+        w.condition(ct::HEALTHY).message
+    );
     assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::SUSPECTED)).count(), 1);
     // The evidence fades: promoted, and the upgrade completes.
     w.run_until(Duration::hours(4), terminal);

@@ -33,21 +33,37 @@ impl Decider<'_> {
                     now
                 }
                 WindowState::Closed { opens_at: None, why } => {
-                    return self.end_unstarted(plan.never_opens_reason(now), format!("the maintenance window will not open again ({why})"));
+                    return self.end_unstarted(
+                        plan.never_opens_reason(now),
+                        format!("the maintenance window will not open again ({why})"),
+                    );
                 }
             };
             self.st.baseline_started_at = Some(start_at);
             self.st.baseline_ends_at = Some(start_at + observe);
             for s in &plan.signals {
                 if !self.st.analysis.iter().any(|a| a.name == s.name) {
-                    self.st.analysis.push(SignalStatus { name: s.name.clone(), sampled_to: Some(start_at), ..Default::default() });
+                    self.st.analysis.push(SignalStatus {
+                        name: s.name.clone(),
+                        sampled_to: Some(start_at),
+                        ..Default::default()
+                    });
                 }
             }
-            self.note(false, reason::MEASURING_BASELINE, "Baseline", format!("measuring the baseline until {}", at(start_at + observe)));
+            self.note(
+                false,
+                reason::MEASURING_BASELINE,
+                "Baseline",
+                format!("measuring the baseline until {}", at(start_at + observe)),
+            );
         }
         let ends = self.st.baseline_ends_at.unwrap_or(now);
-        let missing: Vec<String> =
-            plan.signals.iter().filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some())).map(|s| s.name.clone()).collect();
+        let missing: Vec<String> = plan
+            .signals
+            .iter()
+            .filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some()))
+            .map(|s| s.name.clone())
+            .collect();
         if now < ends || !missing.is_empty() {
             let msg = if now < ends {
                 format!("measuring the baseline of the signals before any change, until {}", at(ends))
@@ -55,7 +71,10 @@ impl Decider<'_> {
                 format!("waiting for a baseline of signal(s) {}", missing.join(", "))
             };
             self.set_phase(Phase::MeasuringBaseline, msg);
-            self.next("end the baseline", Some(ends.max(now + plan.interval.min(Duration::seconds(BLOCKED_RETRY)))));
+            self.next(
+                "end the baseline",
+                Some(ends.max(now + plan.interval.min(Duration::seconds(BLOCKED_RETRY)))),
+            );
             return false;
         }
         true

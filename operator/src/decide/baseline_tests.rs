@@ -10,7 +10,11 @@ fn closed_window_waits_and_the_baseline_ends_when_it_opens() {
     w.obs.now = t("2026-11-24T12:00:00Z"); // Tuesday 07:00 New York
     w.run_until(Duration::minutes(1), |w| w.phase() == Phase::WaitingForWindow);
     assert_eq!(w.effects.len(), 2, "the targets are claimed while waiting");
-    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::WINDOW_CLOSED)).count(), 1, "the wait is announced once");
+    assert_eq!(
+        w.events.iter().filter(|e| e.starts_with(reason::WINDOW_CLOSED)).count(),
+        1,
+        "the wait is announced once"
+    );
     let next = w.obs.status.next_action.clone().unwrap();
     assert_eq!(next.at, Some(t("2026-11-25T02:50:00Z")), "baseline starts 10m before the 22:00 EST opening");
     assert_eq!(w.condition(ct::WINDOW_OPEN).status, "False");

@@ -20,7 +20,9 @@ impl Decider<'_> {
             .stages
             .iter()
             .enumerate()
-            .flat_map(|(si, s)| s.components.iter().enumerate().map(move |(ci, c)| (si, ci, c.container.clone())))
+            .flat_map(|(si, s)| {
+                s.components.iter().enumerate().map(move |(ci, c)| (si, ci, c.container.clone()))
+            })
             .collect();
         for (si, ci, wanted) in spec_components {
             let c = self.st.stages[si].components[ci].clone();
@@ -29,13 +31,20 @@ impl Decider<'_> {
             }
             let (key, t) = self.target(&c);
             let Some(t) = t else {
-                self.hold_before_claim(reason::TARGET_NOT_FOUND, format!("{key} does not exist; create it or fix the component, nothing has been changed"));
+                self.hold_before_claim(
+                    reason::TARGET_NOT_FOUND,
+                    format!("{key} does not exist; create it or fix the component, nothing has been changed"),
+                );
                 return false;
             };
             let container = match t.resolve_container(wanted.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    let r = if wanted.is_some() { reason::CONTAINER_NOT_FOUND } else { reason::CONTAINER_AMBIGUOUS };
+                    let r = if wanted.is_some() {
+                        reason::CONTAINER_NOT_FOUND
+                    } else {
+                        reason::CONTAINER_AMBIGUOUS
+                    };
                     self.hold_before_claim(r, format!("{key} {e}; nothing has been changed"));
                     return false;
                 }
@@ -43,8 +52,12 @@ impl Decider<'_> {
             let image = t.image(&container).unwrap_or_default().to_string();
             // The mark of an upgrade deleted before it released its targets, or of an earlier,
             // deleted upgrade of this name (another UID; a mark without one is taken as ours).
-            let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.as_deref().is_some_and(|u| u != self.o.uid);
-            let stale = t.owner.as_deref().filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
+            let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str())
+                && t.owner_uid.as_deref().is_some_and(|u| u != self.o.uid);
+            let stale = t
+                .owner
+                .as_deref()
+                .filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
             match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id => {
                     self.hold_before_claim(
@@ -55,7 +68,8 @@ impl Decider<'_> {
                 }
                 Some(_) => {
                     // Claimed before a restart: the annotation holds the record.
-                    let recorded = t.known_good.as_deref().and_then(|v| v.split_once('=')).map(|(_, i)| i.to_string());
+                    let recorded =
+                        t.known_good.as_deref().and_then(|v| v.split_once('=')).map(|(_, i)| i.to_string());
                     self.record_claim(si, ci, container, recorded.unwrap_or(image), t);
                 }
                 None => {
@@ -70,7 +84,14 @@ impl Decider<'_> {
                         Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)"),
                         None => String::new(),
                     };
-                    self.note(false, reason::CLAIMED, "Claim", format!("{key}: recorded known-good image {image} of container {container}{taken_over}"));
+                    self.note(
+                        false,
+                        reason::CLAIMED,
+                        "Claim",
+                        format!(
+                            "{key}: recorded known-good image {image} of container {container}{taken_over}"
+                        ),
+                    );
                     self.record_claim(si, ci, container, image, t);
                     self.set_phase(Phase::Pending, "recording the known-good images".into());
                     self.requeue_in(Duration::zero());
@@ -89,7 +110,14 @@ impl Decider<'_> {
         self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
     }
 
-    pub(super) fn record_claim(&mut self, si: usize, ci: usize, container: String, image: String, t: &TargetState) {
+    pub(super) fn record_claim(
+        &mut self,
+        si: usize,
+        ci: usize,
+        container: String,
+        image: String,
+        t: &TargetState,
+    ) {
         let digest = t.running_digests.iter().find(|(n, _)| *n == container).map(|(_, d)| d.clone());
         let cs = &mut self.st.stages[si].components[ci];
         cs.container = Some(container);

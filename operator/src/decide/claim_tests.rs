@@ -33,18 +33,31 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
     assert_eq!((b.status.as_str(), b.reason.as_str()), ("True", reason::TARGET_OWNED));
     assert!(b.message.contains("ops/other"), "{}", b.message);
     assert!(w.image_sets().is_empty());
-    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::TARGET_OWNED)).count(), 1, "one Event, not one per look");
+    assert_eq!(
+        w.events.iter().filter(|e| e.starts_with(reason::TARGET_OWNED)).count(),
+        1,
+        "one Event, not one per look"
+    );
     // The other upgrade is deleted without releasing the target: its mark no longer holds it.
     w.obs.live_owners.clear();
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded);
-    assert!(w.events.iter().any(|e| e.contains("taken over from MaintenanceUpgrade ops/other")), "{:?}", w.events);
+    assert!(
+        w.events.iter().any(|e| e.contains("taken over from MaintenanceUpgrade ops/other")),
+        "{:?}",
+        w.events
+    );
 }
 
 #[test]
 fn missing_target_or_container_blocks_with_a_condition() {
     let cases: [(&str, Box<dyn Fn(&mut World)>, &str, &str); 3] = [
-        ("missing target", Box::new(|w: &mut World| *w.obs.targets.get_mut(&key("connector")).unwrap() = None), reason::TARGET_NOT_FOUND, "does not exist"),
+        (
+            "missing target",
+            Box::new(|w: &mut World| *w.obs.targets.get_mut(&key("connector")).unwrap() = None),
+            reason::TARGET_NOT_FOUND,
+            "does not exist",
+        ),
         (
             "missing container",
             Box::new(|w: &mut World| w.obs.spec.stages[1].components[0].container = Some("nope".into())),
@@ -53,7 +66,9 @@ fn missing_target_or_container_blocks_with_a_condition() {
         ),
         (
             "ambiguous container",
-            Box::new(|w: &mut World| w.target_mut("connector").containers.push(("sidecar".into(), "proxy:1".into()))),
+            Box::new(|w: &mut World| {
+                w.target_mut("connector").containers.push(("sidecar".into(), "proxy:1".into()))
+            }),
             reason::CONTAINER_AMBIGUOUS,
             "2 containers",
         ),
@@ -84,8 +99,16 @@ fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
     t.containers[0].1 = "connector:1.5".into();
     w.run_until(Duration::hours(1), |w| w.obs.status.claimed_at.is_some());
     let c = &w.obs.status.stages[0].components[0];
-    assert_eq!(c.known_good_image.as_deref(), Some("connector:1.5"), "what runs now, not the earlier upgrade's record");
-    assert!(w.events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")), "{:?}", w.events);
+    assert_eq!(
+        c.known_good_image.as_deref(),
+        Some("connector:1.5"),
+        "what runs now, not the earlier upgrade's record"
+    );
+    assert!(
+        w.events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")),
+        "{:?}",
+        w.events
+    );
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }

@@ -32,18 +32,40 @@ impl Decider<'_> {
         let rb = self.st.rollback.as_ref();
         new.push(match (phase == Phase::RolledBack, rb) {
             (true, Some(r)) => cond(ct::ROLLED_BACK, "True", &r.reason, self.st.message.clone()),
-            (false, Some(r)) => cond(ct::ROLLED_BACK, "False", &r.reason, format!("rolling back: {}", r.message)),
+            (false, Some(r)) => {
+                cond(ct::ROLLED_BACK, "False", &r.reason, format!("rolling back: {}", r.message))
+            }
             _ => cond(ct::ROLLED_BACK, "False", "NotRequested", "no rollback".into()),
         });
         new.push(match self.st.analysis.iter().find(|a| a.verdict == Verdict::Regression) {
-            Some(a) => cond(ct::HEALTHY, "False", reason::REGRESSION, format!("signal {}: {}", a.name, a.reason)),
-            None if !self.st.analysis.is_empty() && self.st.analysis.iter().all(|a| a.verdict == Verdict::Pass) => {
-                let m = self.st.analysis.iter().map(|a| format!("{}: {}", a.name, a.reason)).collect::<Vec<_>>().join("; ");
+            Some(a) => {
+                cond(ct::HEALTHY, "False", reason::REGRESSION, format!("signal {}: {}", a.name, a.reason))
+            }
+            None if !self.st.analysis.is_empty()
+                && self.st.analysis.iter().all(|a| a.verdict == Verdict::Pass) =>
+            {
+                let m = self
+                    .st
+                    .analysis
+                    .iter()
+                    .map(|a| format!("{}: {}", a.name, a.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 cond(ct::HEALTHY, "True", reason::NO_REGRESSION, m)
             }
             None => {
-                let m = self.st.analysis.iter().map(|a| format!("{}: {}", a.name, a.reason)).collect::<Vec<_>>().join("; ");
-                let why = if self.st.analysis.iter().any(|a| a.verdict == Verdict::Suspect) { reason::SUSPECTED } else { reason::INCONCLUSIVE };
+                let m = self
+                    .st
+                    .analysis
+                    .iter()
+                    .map(|a| format!("{}: {}", a.name, a.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let why = if self.st.analysis.iter().any(|a| a.verdict == Verdict::Suspect) {
+                    reason::SUSPECTED
+                } else {
+                    reason::INCONCLUSIVE
+                };
                 cond(ct::HEALTHY, "Unknown", why, if m.is_empty() { "no analysis yet".into() } else { m })
             }
         });
@@ -54,10 +76,21 @@ impl Decider<'_> {
         // Window state, as far as the spec can be read.
         if let Ok(s) = Schedule::parse(self.o.spec.window.as_ref()) {
             new.push(match s.state_at(now) {
-                WindowState::Open { closes_at: Some(t) } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, format!("open until {}", at(t))),
-                WindowState::Open { closes_at: None } => cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, "always open".into()),
-                WindowState::Closed { opens_at: Some(t), why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; opens at {}", at(t))),
-                WindowState::Closed { opens_at: None, why } => cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; never opens again")),
+                WindowState::Open { closes_at: Some(t) } => {
+                    cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, format!("open until {}", at(t)))
+                }
+                WindowState::Open { closes_at: None } => {
+                    cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, "always open".into())
+                }
+                WindowState::Closed { opens_at: Some(t), why } => cond(
+                    ct::WINDOW_OPEN,
+                    "False",
+                    reason::WINDOW_CLOSED,
+                    format!("{why}; opens at {}", at(t)),
+                ),
+                WindowState::Closed { opens_at: None, why } => {
+                    cond(ct::WINDOW_OPEN, "False", reason::WINDOW_CLOSED, format!("{why}; never opens again"))
+                }
             });
         }
         // Keep the transition time of conditions whose status did not change; announce blocks.

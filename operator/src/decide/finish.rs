@@ -13,7 +13,8 @@ impl Decider<'_> {
         self.st.completed_at = Some(self.now());
         self.st.current_stage = None;
         self.next = None;
-        let msg = "every stage passed its soak; the known-good images stay recorded in status.stages".to_string();
+        let msg =
+            "every stage passed its soak; the known-good images stay recorded in status.stages".to_string();
         self.set_phase(Phase::Succeeded, msg.clone());
         self.note(false, reason::SUCCEEDED, "Finish", msg);
     }
@@ -38,8 +39,13 @@ impl Decider<'_> {
     /// Release the targets this upgrade still marks as its own, in the same step that writes the
     /// final phase: if the release fails the phase is not written and the step is retried.
     pub(super) fn release(&mut self) {
-        let mine: Vec<TargetKey> =
-            self.o.targets.iter().filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str()))).map(|(k, _)| k.clone()).collect();
+        let mine: Vec<TargetKey> = self
+            .o
+            .targets
+            .iter()
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str())))
+            .map(|(k, _)| k.clone())
+            .collect();
         if !mine.is_empty() {
             self.effect = Some(Effect::Release { targets: mine });
         }

@@ -9,7 +9,13 @@ fn healthy_two_stage_upgrade_succeeds_and_keeps_the_known_good_record() {
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert_eq!(w.image("connector-canary"), "connector:2.0");
     assert_eq!(w.image("connector"), "connector:2.0");
-    assert_eq!(w.image_sets(), vec![("connector-canary".into(), "connector:2.0".into()), ("connector".into(), "connector:2.0".into())]);
+    assert_eq!(
+        w.image_sets(),
+        vec![
+            ("connector-canary".into(), "connector:2.0".into()),
+            ("connector".into(), "connector:2.0".into())
+        ]
+    );
     let c = &w.obs.status.stages[1].components[0];
     assert_eq!(c.known_good_image.as_deref(), Some("connector:1.0"));
     assert_eq!(c.known_good_digest.as_deref(), Some("sha256:good"));

@@ -97,7 +97,16 @@ const BLOCKED_RETRY: i64 = 30;
 
 /// One look at an upgrade: the whole decision, from the observed state and the clock alone.
 pub fn decide(o: &Observed) -> Decision {
-    let mut d = Decider { o, st: o.status.clone(), effect: None, events: vec![], requeue: None, blocked: None, next: None, held: false };
+    let mut d = Decider {
+        o,
+        st: o.status.clone(),
+        effect: None,
+        events: vec![],
+        requeue: None,
+        blocked: None,
+        next: None,
+        held: false,
+    };
     d.st.observed_generation = Some(o.generation);
     if d.st.phase.is_terminal() {
         return Decision { status: d.st, effect: None, events: vec![], requeue_after: None };
@@ -105,7 +114,10 @@ pub fn decide(o: &Observed) -> Decision {
     match Plan::for_upgrade(&o.spec, &o.status) {
         Ok((plan, invalid)) => d.run(&plan, invalid),
         Err(e) => {
-            d.block(reason::INVALID_SPEC, format!("the spec cannot be used: {e}; fix it and the upgrade continues"));
+            d.block(
+                reason::INVALID_SPEC,
+                format!("the spec cannot be used: {e}; fix it and the upgrade continues"),
+            );
             d.st.message = d.blocked.as_ref().unwrap().1.clone();
         }
     }
@@ -184,7 +196,8 @@ impl<'a> Decider<'a> {
         }
         match invalid {
             Some(e) if !self.held => {
-                let msg = format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed");
+                let msg =
+                    format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed");
                 self.st.message = msg.clone();
                 self.block(reason::INVALID_SPEC, msg);
             }

@@ -54,7 +54,12 @@ impl Decider<'_> {
         for s in &self.o.spec.stages {
             for c in &s.components {
                 if !seen.insert((c.kind, c.namespace_or(&self.o.namespace).to_string(), c.name.clone())) {
-                    return Some(format!("{:?} {}/{} is listed twice; list each target once", c.kind, c.namespace_or(&self.o.namespace), c.name));
+                    return Some(format!(
+                        "{:?} {}/{} is listed twice; list each target once",
+                        c.kind,
+                        c.namespace_or(&self.o.namespace),
+                        c.name
+                    ));
                 }
             }
         }
@@ -62,10 +67,11 @@ impl Decider<'_> {
             && self.o.spec.stages.iter().zip(&self.st.stages).all(|(s, st)| {
                 s.name == st.name
                     && s.components.len() == st.components.len()
-                    && s.components
-                        .iter()
-                        .zip(&st.components)
-                        .all(|(c, cs)| c.kind == cs.kind && c.name == cs.name && c.namespace_or(&self.o.namespace) == cs.namespace)
+                    && s.components.iter().zip(&st.components).all(|(c, cs)| {
+                        c.kind == cs.kind
+                            && c.name == cs.name
+                            && c.namespace_or(&self.o.namespace) == cs.namespace
+                    })
             });
         (!same).then(|| "spec.stages no longer matches the stages this upgrade started with; restore them, or create a new MaintenanceUpgrade".to_string())
     }
@@ -77,7 +83,9 @@ impl Decider<'_> {
             for ci in 0..self.st.stages[si].components.len() {
                 let c = self.st.stages[si].components[ci].clone();
                 let expected: &[&str] = match c.phase {
-                    ComponentPhase::Claimed => &[c.known_good_image.as_deref().unwrap_or_default(), &c.desired_image],
+                    ComponentPhase::Claimed => {
+                        &[c.known_good_image.as_deref().unwrap_or_default(), &c.desired_image]
+                    }
                     ComponentPhase::Applied => &[&c.desired_image],
                     ComponentPhase::Reverted => &[c.known_good_image.as_deref().unwrap_or_default()],
                     _ => continue,
@@ -89,7 +97,10 @@ impl Decider<'_> {
                 // that it is watched and, if need be, reverted (its Events went out with the change).
                 let running = t.and_then(|t| t.image(&container));
                 let known_good = c.known_good_image.as_deref().unwrap_or_default();
-                if c.phase == ComponentPhase::Claimed && running == Some(c.desired_image.as_str()) && known_good != c.desired_image {
+                if c.phase == ComponentPhase::Claimed
+                    && running == Some(c.desired_image.as_str())
+                    && known_good != c.desired_image
+                {
                     let now = self.now();
                     let stage = &mut self.st.stages[si];
                     if stage.phase == StagePhase::Pending {
@@ -103,7 +114,10 @@ impl Decider<'_> {
                 }
                 // A changed target found back on its known-good image was reverted before a status
                 // write was lost, or by hand: either way it is reverted, and the rest follows.
-                if c.phase == ComponentPhase::Applied && running == Some(known_good) && known_good != c.desired_image {
+                if c.phase == ComponentPhase::Applied
+                    && running == Some(known_good)
+                    && known_good != c.desired_image
+                {
                     let cs = &mut self.st.stages[si].components[ci];
                     cs.phase = ComponentPhase::Reverted;
                     cs.reverted_at = Some(self.o.now);
@@ -116,7 +130,12 @@ impl Decider<'_> {
                         let cs = &mut self.st.stages[si].components[ci];
                         cs.phase = ComponentPhase::Gone;
                         cs.message = Some(format!("{key} was deleted"));
-                        self.note(true, reason::TARGET_DELETED, "Observe", format!("{key} was deleted during the upgrade"));
+                        self.note(
+                            true,
+                            reason::TARGET_DELETED,
+                            "Observe",
+                            format!("{key} was deleted during the upgrade"),
+                        );
                         continue;
                     }
                     Some(t) => match t.image(&container) {
@@ -125,8 +144,13 @@ impl Decider<'_> {
                             "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
                             expected.join(" or ")
                         )),
-                        Some(_) if t.owner.as_deref() != Some(self.o.id.as_str()) && c.phase != ComponentPhase::Reverted => {
-                            Some(format!("{key} is no longer marked as owned by this upgrade; the operator no longer touches it"))
+                        Some(_)
+                            if t.owner.as_deref() != Some(self.o.id.as_str())
+                                && c.phase != ComponentPhase::Reverted =>
+                        {
+                            Some(format!(
+                                "{key} is no longer marked as owned by this upgrade; the operator no longer touches it"
+                            ))
                         }
                         Some(_) => None,
                     },

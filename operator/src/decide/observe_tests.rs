@@ -5,7 +5,9 @@ use super::super::test_world::*;
 #[test]
 fn target_deleted_after_the_change_reverts_the_others() {
     let mut w = World::new(spec());
-    w.run_until(Duration::hours(3), |w| w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking));
+    w.run_until(Duration::hours(3), |w| {
+        w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking)
+    });
     *w.obs.targets.get_mut(&key("connector")).unwrap() = None;
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);
@@ -64,7 +66,13 @@ fn restart_after_a_patch_whose_status_was_lost_does_not_patch_again() {
     w.target_mut("connector-canary").containers[0].1 = "connector:1.0".into();
     w.step();
     assert_eq!(w.obs.status.stages[0].components[0].known_good_image.as_deref(), Some("connector:1.0"));
-    assert_eq!(w.effects.iter().filter(|e| matches!(e, Effect::Claim { target, .. } if target.name == "connector-canary")).count(), 1);
+    assert_eq!(
+        w.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Claim { target, .. } if target.name == "connector-canary"))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -93,7 +101,8 @@ fn a_stage_started_before_a_lost_status_write_goes_on_whatever_the_gates_say_now
 #[test]
 fn a_target_named_twice_with_and_without_its_namespace_is_an_invalid_spec() {
     let mut s = spec();
-    s.stages[1].components[0] = Component { namespace: None, ..component("connector-canary", "connector:2.0") };
+    s.stages[1].components[0] =
+        Component { namespace: None, ..component("connector-canary", "connector:2.0") };
     let mut w = World::new(s);
     w.obs.namespace = "kube-system".into();
     w.step();
@@ -114,7 +123,11 @@ fn stages_that_no_longer_match_the_status_hold_the_upgrade_without_a_crash() {
         w.step();
     }
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
-    assert!(w.condition(ct::BLOCKED).message.contains("no longer matches"), "{}", w.condition(ct::BLOCKED).message);
+    assert!(
+        w.condition(ct::BLOCKED).message.contains("no longer matches"),
+        "{}",
+        w.condition(ct::BLOCKED).message
+    );
     assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage did not start");
     // Fewer stages in the spec than in the status: held, and a rollback still works.
     let mut w = World::new(spec());
@@ -138,14 +151,24 @@ fn a_changed_target_found_back_on_its_known_good_image_is_reverted_and_the_rest_
     s.stages[0].soak = Duration_("5m");
     s.stages[1].soak = Duration_("2h");
     let mut w = World::new(s);
-    w.run_until(Duration::hours(2), |w| w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking));
+    w.run_until(Duration::hours(2), |w| {
+        w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::Soaking)
+    });
     // The fleet's revert was sent, then the status write was lost (or someone reverted it by hand).
     w.target_mut("connector").containers[0].1 = "connector:1.0".into();
     bump(w.target_mut("connector"));
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REVERTED);
-    assert!(!w.obs.status.message.contains("someone else"), "not reported as a foreign change: {}", w.obs.status.message);
+    assert!(
+        !w.obs.status.message.contains("someone else"),
+        "not reported as a foreign change: {}",
+        w.obs.status.message
+    );
     assert_eq!(w.image("connector-canary"), "connector:1.0", "the canary followed");
-    assert_eq!(w.image_sets().iter().filter(|(n, i)| n == "connector" && i == "connector:1.0").count(), 0, "nothing sent twice");
+    assert_eq!(
+        w.image_sets().iter().filter(|(n, i)| n == "connector" && i == "connector:1.0").count(),
+        0,
+        "nothing sent twice"
+    );
 }

@@ -1,10 +1,10 @@
 //! Decide step, pure: the spec parsed once into durations and the window, with errors a human
 //! can act on.
 
+use crate::constants::reason;
 use crate::crd::*;
 use crate::window::Schedule;
 use chrono::{DateTime, Duration, Utc};
-use crate::constants::reason;
 
 /// The spec parsed once: durations and the window, with errors a human can act on.
 pub(super) struct Plan {
@@ -24,13 +24,20 @@ impl Plan {
         let mut progress_deadline = vec![];
         for s in &spec.stages {
             soak.push(s.soak.parse().map_err(|e| format!("stage {}: soak: {e}", s.name))?);
-            progress_deadline.push(s.progress_deadline.parse().map_err(|e| format!("stage {}: progressDeadline: {e}", s.name))?);
+            progress_deadline.push(
+                s.progress_deadline
+                    .parse()
+                    .map_err(|e| format!("stage {}: progressDeadline: {e}", s.name))?,
+            );
         }
         let a = &spec.analysis;
         let signals = spec.effective_signals();
         for s in &signals {
             if s.kubernetes.is_some() == s.prometheus.is_some() {
-                return Err(format!("signal {}: needs exactly one provider, kubernetes or prometheus", s.name));
+                return Err(format!(
+                    "signal {}: needs exactly one provider, kubernetes or prometheus",
+                    s.name
+                ));
             }
             if let Some(k) = &s.kubernetes {
                 k.pending_limit.parse().map_err(|e| format!("signal {}: pendingLimit: {e}", s.name))?;
@@ -55,7 +62,11 @@ shorten it or set stagePolicy to Continue",
             schedule,
             policy,
             interval: a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?,
-            observe: a.baseline.observe.parse().map_err(|e| format!("spec.analysis.baseline.observe: {e}"))?,
+            observe: a
+                .baseline
+                .observe
+                .parse()
+                .map_err(|e| format!("spec.analysis.baseline.observe: {e}"))?,
             soak,
             progress_deadline,
             signals,
@@ -66,11 +77,20 @@ shorten it or set stagePolicy to Continue",
     /// changed, a spec edited into something unusable must not switch off the analysis and the
     /// rollback: they go on with the window put aside (a rollback does not wait for it), while
     /// nothing moves forward until the spec is fixed.
-    pub(super) fn for_upgrade(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Result<(Plan, Option<String>), String> {
+    pub(super) fn for_upgrade(
+        spec: &MaintenanceUpgradeSpec,
+        status: &MaintenanceUpgradeStatus,
+    ) -> Result<(Plan, Option<String>), String> {
         match Plan::parse(spec) {
             Ok(plan) => Ok((plan, None)),
-            Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec { window: None, ..spec.clone() }) {
-                Ok(plan) => Ok((plan, Some(format!("{e}; analysis and automatic rollback go on, without waiting for a window")))),
+            Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec {
+                window: None,
+                ..spec.clone()
+            }) {
+                Ok(plan) => Ok((
+                    plan,
+                    Some(format!("{e}; analysis and automatic rollback go on, without waiting for a window")),
+                )),
                 Err(_) => Err(e),
             },
             Err(e) => Err(e),
@@ -84,7 +104,11 @@ shorten it or set stagePolicy to Continue",
 
     /// Why the window will not open again: its deadline has passed, or nothing is left before it.
     pub(super) fn never_opens_reason(&self, now: DateTime<Utc>) -> &'static str {
-        if self.schedule.deadline().is_some_and(|d| now >= d) { reason::DEADLINE_EXCEEDED } else { reason::WINDOW_NEVER_OPENS }
+        if self.schedule.deadline().is_some_and(|d| now >= d) {
+            reason::DEADLINE_EXCEEDED
+        } else {
+            reason::WINDOW_NEVER_OPENS
+        }
     }
 
     /// Signals whose baseline is observed live before the change (no history to query).

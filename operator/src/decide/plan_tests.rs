@@ -23,7 +23,11 @@ fn a_progress_deadline_longer_than_every_window_is_an_invalid_spec() {
     w.step();
     let b = w.condition(ct::BLOCKED);
     assert_eq!(b.reason, reason::INVALID_SPEC);
-    assert!(b.message.contains("stage fleet: progressDeadline 5h is longer than every maintenance window"), "{}", b.message);
+    assert!(
+        b.message.contains("stage fleet: progressDeadline 5h is longer than every maintenance window"),
+        "{}",
+        b.message
+    );
     assert!(w.effects.is_empty());
 }
 
@@ -35,7 +39,11 @@ fn a_spec_made_unusable_mid_soak_holds_the_upgrade_but_not_the_rollback() {
     w.obs.now += Duration::minutes(1);
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
-    assert!(w.condition(ct::BLOCKED).message.contains("analysis and automatic rollback go on"), "{}", w.condition(ct::BLOCKED).message);
+    assert!(
+        w.condition(ct::BLOCKED).message.contains("analysis and automatic rollback go on"),
+        "{}",
+        w.condition(ct::BLOCKED).message
+    );
     // Healthy well past the end of the canary's soak: nothing moves forward.
     let until = w.obs.now + Duration::hours(1);
     w.run_until(Duration::hours(2), |w| w.obs.now >= until);
@@ -52,7 +60,11 @@ fn a_weekend_of_two_adjacent_day_windows_fits_a_long_progress_deadline() {
     let mut s = spec();
     s.window = Some(Window {
         time_zone: "UTC".into(),
-        recurring: vec![RecurringWindow { days: vec![Weekday::Sat, Weekday::Sun], start: "00:00".into(), duration: Duration_("24h") }],
+        recurring: vec![RecurringWindow {
+            days: vec![Weekday::Sat, Weekday::Sun],
+            start: "00:00".into(),
+            duration: Duration_("24h"),
+        }],
         ..tue_thu_window()
     });
     s.stages[1].progress_deadline = Duration_("30h");

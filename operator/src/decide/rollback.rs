@@ -22,11 +22,18 @@ impl Decider<'_> {
             trigger = Some((reason::REGRESSION, why));
         }
         if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Reverted) {
-            let why = format!("{} (reverted before a restart, or by hand); the other changed components follow", c.message.clone().unwrap_or_default());
+            let why = format!(
+                "{} (reverted before a restart, or by hand); the other changed components follow",
+                c.message.clone().unwrap_or_default()
+            );
             trigger.get_or_insert((reason::REVERTED, why));
         }
-        if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Gone && c.applied_at.is_some()) {
-            trigger.get_or_insert((reason::TARGET_DELETED, format!("{:?} {}/{} was deleted after it was changed", c.kind, c.namespace, c.name)));
+        if let Some(c) = self.components().find(|c| c.phase == ComponentPhase::Gone && c.applied_at.is_some())
+        {
+            trigger.get_or_insert((
+                reason::TARGET_DELETED,
+                format!("{:?} {}/{} was deleted after it was changed", c.kind, c.namespace, c.name),
+            ));
         }
         if let Some(why) = self.rollout_failure(plan) {
             trigger.get_or_insert((reason::ROLLOUT_FAILED, why));
@@ -37,8 +44,16 @@ impl Decider<'_> {
             if let Some(s) = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending) {
                 let r = plan.never_opens_reason(self.now());
                 trigger.get_or_insert(match plan.schedule.deadline() {
-                    Some(d) if r == reason::DEADLINE_EXCEEDED => (r, format!("stage {} had not started by the deadline {}", s.name, at(d))),
-                    _ => (r, format!("stage {} cannot start: the maintenance window will not open again ({why})", s.name)),
+                    Some(d) if r == reason::DEADLINE_EXCEEDED => {
+                        (r, format!("stage {} had not started by the deadline {}", s.name, at(d)))
+                    }
+                    _ => (
+                        r,
+                        format!(
+                            "stage {} cannot start: the maintenance window will not open again ({why})",
+                            s.name
+                        ),
+                    ),
                 });
             }
         }
@@ -102,7 +117,12 @@ impl Decider<'_> {
     }
 
     pub(super) fn start_rollback(&mut self, why: &'static str, message: String) {
-        self.st.rollback = Some(RollbackStatus { reason: why.to_string(), message: message.clone(), started_at: self.now(), completed_at: None });
+        self.st.rollback = Some(RollbackStatus {
+            reason: why.to_string(),
+            message: message.clone(),
+            started_at: self.now(),
+            completed_at: None,
+        });
         self.note(true, why, "RollBack", format!("rolling back to the known-good images: {message}"));
     }
 
@@ -137,15 +157,28 @@ impl Decider<'_> {
                     container: container.clone(),
                     image: known_good.clone(),
                 });
-                self.note(false, reason::REVERTED, "Revert", format!("{key} container {container} set back to {known_good}"));
-                self.set_phase(Phase::RollingBack, format!("reverting stage {stage_name}: {key} back to {known_good} ({why})"));
+                self.note(
+                    false,
+                    reason::REVERTED,
+                    "Revert",
+                    format!("{key} container {container} set back to {known_good}"),
+                );
+                self.set_phase(
+                    Phase::RollingBack,
+                    format!("reverting stage {stage_name}: {key} back to {known_good} ({why})"),
+                );
                 self.next(format!("wait for the revert of stage {stage_name} to roll out"), None);
                 self.requeue_in(Duration::zero());
                 return;
             }
             // Every component of this stage is reverted: wait for the rollouts, bounded by the
             // stage's progress deadline so that one stuck target cannot hold the others.
-            let reverted: Vec<ComponentStatus> = self.st.stages[si].components.iter().filter(|c| c.phase == ComponentPhase::Reverted).cloned().collect();
+            let reverted: Vec<ComponentStatus> = self.st.stages[si]
+                .components
+                .iter()
+                .filter(|c| c.phase == ComponentPhase::Reverted)
+                .cloned()
+                .collect();
             let waiting: Vec<String> = reverted
                 .iter()
                 .filter_map(|c| match self.target(c) {
@@ -156,7 +189,13 @@ impl Decider<'_> {
             let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
             let give_up = last_revert + plan.progress_deadline(si);
             if !waiting.is_empty() && self.now() < give_up {
-                self.set_phase(Phase::RollingBack, format!("waiting for the revert of stage {stage_name} to roll out: {} ({why})", waiting.join(", ")));
+                self.set_phase(
+                    Phase::RollingBack,
+                    format!(
+                        "waiting for the revert of stage {stage_name} to roll out: {} ({why})",
+                        waiting.join(", ")
+                    ),
+                );
                 self.next(format!("wait for the revert of stage {stage_name} to roll out"), Some(give_up));
                 self.requeue_in(Duration::seconds(ROLLOUT_POLL));
                 return;
@@ -166,12 +205,20 @@ impl Decider<'_> {
                     true,
                     reason::ROLLOUT_FAILED,
                     "Revert",
-                    format!("the revert of {} did not finish rolling out in time; continuing", waiting.join(", ")),
+                    format!(
+                        "the revert of {} did not finish rolling out in time; continuing",
+                        waiting.join(", ")
+                    ),
                 );
             }
             self.st.stages[si].phase = StagePhase::RolledBack;
             self.st.stages[si].reverted_at = Some(self.o.now);
-            self.note(false, reason::ROLLED_BACK, "Revert", format!("stage {stage_name} is back on its known-good images"));
+            self.note(
+                false,
+                reason::ROLLED_BACK,
+                "Revert",
+                format!("stage {stage_name} is back on its known-good images"),
+            );
         }
         // Everything reverted: release the targets; the upgrade is over.
         self.release();
@@ -183,7 +230,9 @@ impl Decider<'_> {
         self.st.current_stage = None;
         let skipped: Vec<String> = self
             .components()
-            .filter(|c| matches!(c.phase, ComponentPhase::Conflict | ComponentPhase::Gone) && c.applied_at.is_some())
+            .filter(|c| {
+                matches!(c.phase, ComponentPhase::Conflict | ComponentPhase::Gone) && c.applied_at.is_some()
+            })
             .map(|c| format!("{:?} {}/{}", c.kind, c.namespace, c.name))
             .collect();
         let mut msg = if self.any_applied() {
@@ -192,7 +241,10 @@ impl Decider<'_> {
             format!("ended before any image was changed because {why}")
         };
         if !skipped.is_empty() {
-            msg.push_str(&format!("; not reverted because someone else changed or deleted them: {}", skipped.join(", ")));
+            msg.push_str(&format!(
+                "; not reverted because someone else changed or deleted them: {}",
+                skipped.join(", ")
+            ));
         }
         self.set_phase(Phase::RolledBack, msg.clone());
         self.next = None;

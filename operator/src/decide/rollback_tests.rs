@@ -63,7 +63,9 @@ fn stuck_rollout_is_reverted_at_the_progress_deadline() {
     assert_eq!(rb.reason, reason::ROLLOUT_FAILED);
     assert!(rb.message.contains("progress deadline of 10m"), "{}", rb.message);
     let started = w.obs.status.stages[0].started_at.unwrap();
-    assert!(rb.started_at >= started + Duration::minutes(10) && rb.started_at < started + Duration::minutes(11));
+    assert!(
+        rb.started_at >= started + Duration::minutes(10) && rb.started_at < started + Duration::minutes(11)
+    );
     w.stuck = false;
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);
@@ -75,7 +77,8 @@ fn failed_deployment_rollout_is_reverted_at_once() {
     let mut w = World::new(spec());
     w.stuck = true;
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Progressing && !w.image_sets().is_empty());
-    w.target_mut("connector-canary").rollout = Rollout::Failed("the Deployment's progress deadline was exceeded".into());
+    w.target_mut("connector-canary").rollout =
+        Rollout::Failed("the Deployment's progress deadline was exceeded".into());
     w.step();
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
 }
@@ -131,7 +134,10 @@ fn soak_and_rollback_go_on_after_the_window_closes() {
     w.error_rate = creeping_after("connector-canary", 0.00001);
     w.run_until(Duration::days(3), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);
-    assert!(w.obs.status.rollback.as_ref().unwrap().started_at > t("2026-11-25T07:00:00Z"), "detected after the window closed");
+    assert!(
+        w.obs.status.rollback.as_ref().unwrap().started_at > t("2026-11-25T07:00:00Z"),
+        "detected after the window closed"
+    );
 }
 
 #[test]
@@ -147,7 +153,11 @@ fn deadline_passed_before_a_stage_reverts_the_earlier_ones() {
     assert_eq!(w.phase(), Phase::RolledBack);
     let rb = w.obs.status.rollback.as_ref().unwrap();
     assert_eq!(rb.reason, reason::DEADLINE_EXCEEDED);
-    assert!(rb.message.contains("stage fleet had not started by the deadline 2026-11-25 06:00:00 UTC"), "{}", rb.message);
+    assert!(
+        rb.message.contains("stage fleet had not started by the deadline 2026-11-25 06:00:00 UTC"),
+        "{}",
+        rb.message
+    );
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
 
@@ -188,7 +198,11 @@ fn stages_left_when_the_window_never_opens_again_are_reverted_not_reported_uncha
     let mut s = spec();
     let mut win = tue_thu_window();
     // A freeze from the first window's end until beyond the two-year horizon.
-    win.exclusions.push(Exclusion { name: Some("freeze".into()), start: t("2026-11-25T06:00:00Z"), end: t("2030-01-01T00:00:00Z") });
+    win.exclusions.push(Exclusion {
+        name: Some("freeze".into()),
+        start: t("2026-11-25T06:00:00Z"),
+        end: t("2030-01-01T00:00:00Z"),
+    });
     s.window = Some(win);
     s.stages[0].soak = Duration_("4h");
     let mut w = World::new(s);

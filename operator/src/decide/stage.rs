@@ -26,7 +26,10 @@ impl Decider<'_> {
         if let Some(c) = conflict {
             let msg = format!(
                 "{}; the upgrade is held: set spec.rollback.requested to revert the rest, or delete the upgrade to leave things as they are",
-                c.message.unwrap_or_else(|| format!("{:?} {}/{} was changed by someone else", c.kind, c.namespace, c.name))
+                c.message.unwrap_or_else(|| format!(
+                    "{:?} {}/{} was changed by someone else",
+                    c.kind, c.namespace, c.name
+                ))
             );
             self.st.message = msg.clone();
             self.block(reason::CHANGED_EXTERNALLY, msg);
@@ -48,22 +51,35 @@ impl Decider<'_> {
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();
         if self.o.spec.paused {
-            self.set_phase(Phase::Paused, format!("paused before stage {name}; set spec.paused to false to continue"));
+            self.set_phase(
+                Phase::Paused,
+                format!("paused before stage {name}; set spec.paused to false to continue"),
+            );
             self.next(format!("start stage {name} when unpaused"), None);
             return;
         }
         if stage.require_approval && !self.o.spec.approved_stages.contains(&name) {
-            self.set_phase(Phase::AwaitingApproval, format!("stage {name} needs approval: add {name} to spec.approvedStages"));
+            self.set_phase(
+                Phase::AwaitingApproval,
+                format!("stage {name} needs approval: add {name} to spec.approvedStages"),
+            );
             self.next(format!("start stage {name} once approved"), None);
             if self.o.status.phase != Phase::AwaitingApproval {
-                self.note(false, reason::AWAITING_APPROVAL, "Approve", format!("stage {name} waits for approval in spec.approvedStages"));
+                self.note(
+                    false,
+                    reason::AWAITING_APPROVAL,
+                    "Approve",
+                    format!("stage {name} waits for approval in spec.approvedStages"),
+                );
             }
             return;
         }
         if let Some(c) = self.st.stages[si].components.iter().find(|c| c.phase != ComponentPhase::Claimed) {
             let msg = format!(
                 "stage {name} cannot start: {}",
-                c.message.clone().unwrap_or_else(|| format!("{:?} {}/{} is {:?}", c.kind, c.namespace, c.name, c.phase))
+                c.message
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?} {}/{} is {:?}", c.kind, c.namespace, c.name, c.phase))
             );
             self.set_phase(Phase::Pending, msg.clone());
             self.block(reason::CHANGED_EXTERNALLY, msg);
@@ -71,15 +87,27 @@ impl Decider<'_> {
         }
         match plan.schedule.state_at(now) {
             WindowState::Closed { opens_at: Some(t), why } => {
-                self.set_phase(Phase::WaitingForWindow, format!("the maintenance window is closed ({why}); stage {name} starts when it opens at {}", at(t)));
+                self.set_phase(
+                    Phase::WaitingForWindow,
+                    format!(
+                        "the maintenance window is closed ({why}); stage {name} starts when it opens at {}",
+                        at(t)
+                    ),
+                );
                 self.next(format!("start stage {name}"), Some(t));
                 return;
             }
             WindowState::Closed { opens_at: None, why } => {
-                self.end_unstarted(plan.never_opens_reason(now), format!("the maintenance window will not open again ({why})"));
+                self.end_unstarted(
+                    plan.never_opens_reason(now),
+                    format!("the maintenance window will not open again ({why})"),
+                );
                 return;
             }
-            WindowState::Open { closes_at: Some(closes) } if plan.policy == StagePolicy::WaitForNextWindow && now + plan.progress_deadline[si] > closes => {
+            WindowState::Open { closes_at: Some(closes) }
+                if plan.policy == StagePolicy::WaitForNextWindow
+                    && now + plan.progress_deadline[si] > closes =>
+            {
                 let next_open = plan.schedule.state_at(closes);
                 let opens = match next_open {
                     WindowState::Closed { opens_at, .. } => opens_at,
@@ -103,7 +131,12 @@ impl Decider<'_> {
         s.started_at = Some(now);
         let n = s.components.len();
         self.st.current_stage = Some(name.clone());
-        self.note(false, reason::STAGE_STARTED, "StartStage", format!("stage {name} started ({n} components)"));
+        self.note(
+            false,
+            reason::STAGE_STARTED,
+            "StartStage",
+            format!("stage {name} started ({n} components)"),
+        );
         self.roll_out(plan, si);
     }
 
@@ -136,17 +169,26 @@ impl Decider<'_> {
                 false,
                 reason::IMAGE_SET,
                 "SetImage",
-                format!("{key} container {container}: {} -> {}", c.known_good_image.unwrap_or_default(), c.desired_image),
+                format!(
+                    "{key} container {container}: {} -> {}",
+                    c.known_good_image.unwrap_or_default(),
+                    c.desired_image
+                ),
             );
             self.set_phase(Phase::Progressing, format!("stage {name}: setting {key} to {}", c.desired_image));
             self.requeue_in(Duration::zero());
             return;
         }
         let comps = self.st.stages[si].components.clone();
-        if let Some(c) = comps.iter().find(|c| c.phase == ComponentPhase::Conflict || c.phase == ComponentPhase::Gone) {
+        if let Some(c) =
+            comps.iter().find(|c| c.phase == ComponentPhase::Conflict || c.phase == ComponentPhase::Gone)
+        {
             let msg = format!("stage {name} is held: {}", c.message.clone().unwrap_or_default());
             self.set_phase(Phase::Progressing, msg.clone());
-            self.block(reason::CHANGED_EXTERNALLY, format!("{msg}; set spec.rollback.requested to revert the rest"));
+            self.block(
+                reason::CHANGED_EXTERNALLY,
+                format!("{msg}; set spec.rollback.requested to revert the rest"),
+            );
             return;
         }
         let waiting: Vec<String> = comps
@@ -161,8 +203,14 @@ impl Decider<'_> {
             .collect();
         if !waiting.is_empty() {
             let deadline = self.st.stages[si].started_at.unwrap_or(now) + plan.progress_deadline[si];
-            self.set_phase(Phase::Progressing, format!("stage {name} is rolling out: {}", waiting.join("; ")));
-            self.next(format!("stage {name} rolled out (or reverted at the progress deadline)"), Some(deadline));
+            self.set_phase(
+                Phase::Progressing,
+                format!("stage {name} is rolling out: {}", waiting.join("; ")),
+            );
+            self.next(
+                format!("stage {name} rolled out (or reverted at the progress deadline)"),
+                Some(deadline),
+            );
             self.requeue_in(Duration::seconds(ROLLOUT_POLL));
             return;
         }
@@ -171,7 +219,12 @@ impl Decider<'_> {
         s.phase = StagePhase::Soaking;
         s.rolled_out_at = Some(now);
         s.soak_ends_at = Some(ends);
-        self.note(false, reason::ROLLED_OUT, "RolledOut", format!("stage {name} rolled out; soaking until {}", at(ends)));
+        self.note(
+            false,
+            reason::ROLLED_OUT,
+            "RolledOut",
+            format!("stage {name} rolled out; soaking until {}", at(ends)),
+        );
         self.soak(plan, si);
     }
 
@@ -179,7 +232,11 @@ impl Decider<'_> {
         let now = self.now();
         let name = self.st.stages[si].name.clone();
         let ends = self.st.stages[si].soak_ends_at.unwrap_or(now);
-        let later = if si + 1 < self.st.stages.len() { format!("stage {} starts", self.st.stages[si + 1].name) } else { "the upgrade succeeds".into() };
+        let later = if si + 1 < self.st.stages.len() {
+            format!("stage {} starts", self.st.stages[si + 1].name)
+        } else {
+            "the upgrade succeeds".into()
+        };
         if now < ends {
             self.set_phase(
                 Phase::Soaking,
@@ -193,10 +250,22 @@ impl Decider<'_> {
         let unsure: Vec<String> = plan
             .signals
             .iter()
-            .filter(|s| !self.st.analysis.iter().any(|a| a.name == s.name && a.verdict == Verdict::Pass && a.analysed_at.is_some_and(|t| t >= fresh_since)))
+            .filter(|s| {
+                !self.st.analysis.iter().any(|a| {
+                    a.name == s.name
+                        && a.verdict == Verdict::Pass
+                        && a.analysed_at.is_some_and(|t| t >= fresh_since)
+                })
+            })
             .map(|s| s.name.clone())
             .collect();
-        let suspects: Vec<String> = self.st.analysis.iter().filter(|a| a.verdict == Verdict::Suspect).map(|a| a.name.clone()).collect();
+        let suspects: Vec<String> = self
+            .st
+            .analysis
+            .iter()
+            .filter(|a| a.verdict == Verdict::Suspect)
+            .map(|a| a.name.clone())
+            .collect();
         if !suspects.is_empty() {
             self.set_phase(
                 Phase::Soaking,
@@ -209,7 +278,10 @@ impl Decider<'_> {
             return;
         }
         if !unsure.is_empty() {
-            let msg = format!("the soak of stage {name} is over but signal(s) {} have no conclusive verdict; not promoting until they pass", unsure.join(", "));
+            let msg = format!(
+                "the soak of stage {name} is over but signal(s) {} have no conclusive verdict; not promoting until they pass",
+                unsure.join(", ")
+            );
             if self.o.status.message != msg {
                 self.note(true, reason::INCONCLUSIVE, "Analyse", msg.clone());
             }
@@ -218,7 +290,10 @@ impl Decider<'_> {
             return;
         }
         if self.o.spec.paused {
-            self.set_phase(Phase::Paused, format!("stage {name} passed its soak; paused: set spec.paused to false to continue"));
+            self.set_phase(
+                Phase::Paused,
+                format!("stage {name} passed its soak; paused: set spec.paused to false to continue"),
+            );
             self.next("continue when unpaused", None);
             return;
         }

@@ -23,18 +23,27 @@ fn pause_holds_the_next_stage_but_not_the_rollback() {
 fn exclusion_and_stage_that_does_not_fit_wait_for_the_next_window() {
     let mut s = spec();
     let mut win = tue_thu_window();
-    win.exclusions.push(Exclusion { name: Some("thanksgiving".into()), start: t("2026-11-26T00:00:00Z"), end: t("2026-11-28T00:00:00Z") });
+    win.exclusions.push(Exclusion {
+        name: Some("thanksgiving".into()),
+        start: t("2026-11-26T00:00:00Z"),
+        end: t("2026-11-28T00:00:00Z"),
+    });
     s.window = Some(win);
     s.stages[0].soak = Duration_("3h55m"); // the fleet stage would start 5 minutes before closing
     let mut w = World::new(s);
     w.obs.now = t("2026-11-24T12:00:00Z");
-    w.run_until(Duration::days(1), |w| w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Passed));
+    w.run_until(Duration::days(1), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Passed)
+    });
     assert_eq!(w.phase(), Phase::WaitingForWindow);
     assert!(w.obs.status.message.contains("closes at"), "{}", w.obs.status.message);
     // Thursday's window falls inside the exclusion: the next start is the following Tuesday.
     assert_eq!(w.obs.status.next_action.as_ref().unwrap().at, Some(t("2026-12-02T03:00:00Z")));
     w.run_until(Duration::days(10), |w| w.obs.status.stages[1].started_at.is_some());
-    assert_eq!(w.obs.status.stages[1].started_at.map(|t| t.date_naive().to_string()), Some("2026-12-02".into()));
+    assert_eq!(
+        w.obs.status.stages[1].started_at.map(|t| t.date_naive().to_string()),
+        Some("2026-12-02".into())
+    );
 }
 
 #[test]

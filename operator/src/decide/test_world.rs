@@ -21,11 +21,23 @@ pub(super) fn key(name: &str) -> TargetKey {
 }
 
 pub(super) fn component(name: &str, image: &str) -> Component {
-    Component { kind: WorkloadKind::DaemonSet, namespace: Some("kube-system".into()), name: name.into(), container: None, image: image.into() }
+    Component {
+        kind: WorkloadKind::DaemonSet,
+        namespace: Some("kube-system".into()),
+        name: name.into(),
+        container: None,
+        image: image.into(),
+    }
 }
 
 pub(super) fn stage(name: &str, components: Vec<Component>) -> Stage {
-    Stage { name: name.into(), components, soak: Duration_("30m"), progress_deadline: Duration_("10m"), require_approval: false }
+    Stage {
+        name: name.into(),
+        components,
+        soak: Duration_("30m"),
+        progress_deadline: Duration_("10m"),
+        require_approval: false,
+    }
 }
 
 #[allow(non_snake_case)]
@@ -37,8 +49,15 @@ pub(super) fn Duration_(s: &str) -> crate::crd::Duration {
 pub(super) fn spec() -> MaintenanceUpgradeSpec {
     MaintenanceUpgradeSpec {
         window: None,
-        stages: vec![stage("canary", vec![component("connector-canary", "connector:2.0")]), stage("fleet", vec![component("connector", "connector:2.0")])],
-        analysis: Analysis { interval: Duration_("1m"), baseline: BaselineSpec { observe: Duration_("10m"), lookback: Duration_("24h") }, signals: vec![] },
+        stages: vec![
+            stage("canary", vec![component("connector-canary", "connector:2.0")]),
+            stage("fleet", vec![component("connector", "connector:2.0")]),
+        ],
+        analysis: Analysis {
+            interval: Duration_("1m"),
+            baseline: BaselineSpec { observe: Duration_("10m"), lookback: Duration_("24h") },
+            signals: vec![],
+        },
         rollback: RollbackPolicy::default(),
         paused: false,
         approved_stages: vec![],
@@ -132,7 +151,11 @@ impl World {
             let minutes = ((now - from).num_seconds() / 60) as u64;
             let attempts = self.attempts_per_minute * minutes;
             let errors = ((self.error_rate)(self) * attempts as f64).round() as u64;
-            let r = if self.prometheus_down { Err("connection refused".to_string()) } else { Ok((Counts { attempts, errors }, from, now)) };
+            let r = if self.prometheus_down {
+                Err("connection refused".to_string())
+            } else {
+                Ok((Counts { attempts, errors }, from, now))
+            };
             self.obs.samples.insert(s.name, r);
         }
         let d = decide(&self.obs);
@@ -160,11 +183,15 @@ impl World {
             }
             Effect::SetImage { target, container, image, resource_version } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
-                assert_eq!(&t.resource_version, resource_version, "patches carry the observed resourceVersion");
+                assert_eq!(
+                    &t.resource_version, resource_version,
+                    "patches carry the observed resourceVersion"
+                );
                 t.containers.iter_mut().find(|(n, _)| n == container).unwrap().1 = image.clone();
                 t.rollout = Rollout::InProgress("rolling".into());
                 bump(t);
-                self.rollouts.insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
+                self.rollouts
+                    .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
             }
             Effect::Release { targets } => {
                 for k in targets {
@@ -183,7 +210,12 @@ impl World {
     pub(super) fn run_until(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
         let end = self.obs.now + limit;
         while !done(self) {
-            assert!(self.obs.now < end, "not reached by {end}; phase {:?}: {}", self.phase(), self.obs.status.message);
+            assert!(
+                self.obs.now < end,
+                "not reached by {end}; phase {:?}: {}",
+                self.phase(),
+                self.obs.status.message
+            );
             let d = self.step();
             let wait = d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
             self.obs.now += wait;
@@ -212,9 +244,18 @@ pub(super) fn terminal(w: &World) -> bool {
 pub(super) fn creeping_after(component: &'static str, per_minute: f64) -> Box<dyn Fn(&World) -> f64> {
     // A slow ramp once `component` runs the new image: +per_minute of error rate each minute.
     Box::new(move |w: &World| {
-        let applied = w.obs.status.stages.iter().flat_map(|s| &s.components).find(|c| c.name == component).and_then(|c| c.applied_at);
+        let applied = w
+            .obs
+            .status
+            .stages
+            .iter()
+            .flat_map(|s| &s.components)
+            .find(|c| c.name == component)
+            .and_then(|c| c.applied_at);
         match applied {
-            Some(at) if w.image(component) == "connector:2.0" => 0.01 + per_minute * (w.obs.now - at).num_minutes() as f64,
+            Some(at) if w.image(component) == "connector:2.0" => {
+                0.01 + per_minute * (w.obs.now - at).num_minutes() as f64
+            }
             _ => 0.01,
         }
     })
@@ -223,7 +264,11 @@ pub(super) fn creeping_after(component: &'static str, per_minute: f64) -> Box<dy
 pub(super) fn tue_thu_window() -> Window {
     Window {
         time_zone: "America/New_York".into(),
-        recurring: vec![RecurringWindow { days: vec![Weekday::Tue, Weekday::Thu], start: "22:00".into(), duration: Duration_("4h") }],
+        recurring: vec![RecurringWindow {
+            days: vec![Weekday::Tue, Weekday::Thu],
+            start: "22:00".into(),
+            duration: Duration_("4h"),
+        }],
         exclusions: vec![],
         not_before: None,
         deadline: None,
