@@ -20,8 +20,13 @@ unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness
 	$(CARGO) test --locked -p maintenance-operator
 
 .PHONY: fmt
-fmt: ## Format the Rust code (rustfmt.toml keeps the code's wide lines)
+fmt: ## Format the Rust code (110 columns, rustfmt.toml)
 	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## Formatting and clippy, warnings as errors (what CI runs first)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 .PHONY: cluster-binaries
 cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached in ~/.cache)
@@ -32,7 +37,7 @@ e2e: build cluster-binaries ## End-to-end scenarios on a real local control plan
 	$(E2E)/run-e2e.sh cargo test --locked -p e2e -- --test-threads=1 $(E2E_ARGS)
 
 .PHONY: test
-test: unit e2e ## Unit and end-to-end tests (what CI runs)
+test: lint unit e2e ## Lint, unit and end-to-end tests (what CI runs)
 
 .PHONY: demo
 demo: build cluster-binaries ## Replay the incident on a local cluster: slow regression, detected, reverted

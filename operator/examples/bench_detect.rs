@@ -192,7 +192,7 @@ fn argo(t: &Trace, limit: f64, interval: usize, failure_limit: usize) -> Option<
     let mut failures = 0;
     let mut i = t.change + interval;
     while i <= t.rows.len() {
-        let c = t.rows[i - interval..i].iter().fold(Counts::default(), |a, r| a.add(r.1));
+        let c = t.rows[i - interval..i].iter().fold(Counts::default(), |a, r| a + r.1);
         if c.attempts > 0 && c.rate() > limit {
             failures += 1;
             if failures > failure_limit {
@@ -370,10 +370,10 @@ fn main() {
         let r = replay::run(&cusum, &baselines[i], &t.rows[t.change..]);
         // The catastrophe ceiling may roll back without a warning first.
         let first = r.first_suspect.or(r.rollback);
-        if let (Some(f), Some(j), Some(o)) = (first, r.rollback, t.onset) {
-            if t.change + f >= o {
-                leads.push((j - f) as f64 / 60.0);
-            }
+        if let (Some(f), Some(j), Some(o)) = (first, r.rollback, t.onset)
+            && t.change + f >= o
+        {
+            leads.push((j - f) as f64 / 60.0);
         }
         if t.family.healthy() {
             ever += usize::from(first.is_some());

@@ -97,9 +97,9 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
         name: c.name.clone(),
     });
     for key in keys.chain(recorded) {
-        if !targets.contains_key(&key) {
-            let state = read_target(&ctx.client, &key, need_digests).await?;
-            targets.insert(key, state);
+        if let std::collections::btree_map::Entry::Vacant(e) = targets.entry(key) {
+            let state = read_target(&ctx.client, e.key(), need_digests).await?;
+            e.insert(state);
         }
     }
     // Until every target is claimed: do the other upgrades named as owners still exist? A read

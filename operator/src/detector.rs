@@ -30,7 +30,11 @@ impl Counts {
     pub fn smoothed_rate(self) -> f64 {
         (self.errors as f64 + 0.5) / (self.attempts as f64 + 1.0)
     }
-    pub fn add(self, other: Counts) -> Counts {
+}
+
+impl std::ops::Add for Counts {
+    type Output = Counts;
+    fn add(self, other: Counts) -> Counts {
         Counts { attempts: self.attempts + other.attempts, errors: self.errors + other.errors }
     }
 }
@@ -96,14 +100,14 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
             c.rate() <= 3.0 * median + 4.0 * sd + 1e-9
         })
         .collect();
-    let pooled = kept.iter().fold(Counts::default(), |a, (_, c)| a.add(*c));
-    let total = history.iter().fold(Counts::default(), |a, (_, c)| a.add(*c));
+    let pooled = kept.iter().fold(Counts::default(), |a, (_, c)| a + *c);
+    let total = history.iter().fold(Counts::default(), |a, (_, c)| a + *c);
     let rate = pooled.smoothed_rate();
     let mut hourly = vec![];
     if by_hour {
         let mut per_hour = [Counts::default(); 24];
         for (t, c) in &kept {
-            per_hour[t.hour() as usize] = per_hour[t.hour() as usize].add(*c);
+            per_hour[t.hour() as usize] = per_hour[t.hour() as usize] + *c;
         }
         hourly = per_hour
             .iter()
@@ -137,7 +141,7 @@ fn group(history: &[(DateTime<Utc>, Counts)], len: Duration) -> Vec<(DateTime<Ut
     let mut out: Vec<(DateTime<Utc>, Counts)> = vec![];
     for (t, c) in history {
         match out.last_mut() {
-            Some((start, acc)) if *t < *start + len => *acc = acc.add(*c),
+            Some((start, acc)) if *t < *start + len => *acc = *acc + *c,
             _ => out.push((*t, *c)),
         }
     }

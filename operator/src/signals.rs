@@ -169,10 +169,10 @@ pub async fn prom_range(
 }
 
 fn add(sum: &mut Option<f64>, v: &str) {
-    if let Ok(x) = v.parse::<f64>() {
-        if x.is_finite() {
-            *sum = Some(sum.unwrap_or(0.0) + x);
-        }
+    if let Ok(x) = v.parse::<f64>()
+        && x.is_finite()
+    {
+        *sum = Some(sum.unwrap_or(0.0) + x);
     }
 }
 

@@ -72,21 +72,16 @@ impl Schedule {
 
     /// Is the window open at `now`, until when, or when does it open next?
     pub fn state_at(&self, now: DateTime<Utc>) -> WindowState {
-        if let Some(d) = self.deadline {
-            if now >= d {
-                return WindowState::Closed {
-                    opens_at: None,
-                    why: format!("the deadline {} has passed", crate::timefmt::at(d)),
-                };
-            }
+        if let Some(d) = self.deadline
+            && now >= d
+        {
+            return WindowState::Closed {
+                opens_at: None,
+                why: format!("the deadline {} has passed", crate::timefmt::at(d)),
+            };
         }
         // Walk the open intervals in time order; each is cut by exclusions and the bounds.
-        let mut from = now;
-        if let Some(nb) = self.not_before {
-            if now < nb {
-                from = nb;
-            }
-        }
+        let from = self.not_before.filter(|nb| now < *nb).unwrap_or(now);
         match self.next_open_interval(from) {
             Some((start, end)) if start <= now => WindowState::Open { closes_at: end },
             Some((start, _)) => WindowState::Closed { opens_at: Some(start), why: self.closed_reason(now) },
@@ -95,10 +90,10 @@ impl Schedule {
     }
 
     fn closed_reason(&self, now: DateTime<Utc>) -> String {
-        if let Some(nb) = self.not_before {
-            if now < nb {
-                return format!("not before {}", crate::timefmt::at(nb));
-            }
+        if let Some(nb) = self.not_before
+            && now < nb
+        {
+            return format!("not before {}", crate::timefmt::at(nb));
         }
         if let Some((_, _, name)) = self.exclusions.iter().find(|(s, e, _)| *s <= now && now < *e) {
             return format!("inside exclusion {name:?}");

@@ -139,7 +139,7 @@ impl Decider<'_> {
                 .map(|b| Counts { attempts: b.attempts.max(0) as u64, errors: b.errors.max(0) as u64 })
                 .unwrap_or_default();
             let soak_from = a.soak.as_ref().and_then(|b| b.from).unwrap_or(from);
-            a.soak = Some(rate_window(soak.add(counts), Some(soak_from), Some(to)));
+            a.soak = Some(rate_window(soak + counts, Some(soak_from), Some(to)));
             let Some(b) = a.baseline.clone() else {
                 a.verdict = Verdict::Inconclusive;
                 a.reason = "no baseline was measured for this signal".into();

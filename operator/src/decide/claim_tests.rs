@@ -2,6 +2,9 @@
 
 use super::super::test_world::*;
 
+/// A way to break the world, the reason it is reported with, and words the message must hold.
+type BrokenTarget = (&'static str, Box<dyn Fn(&mut World)>, &'static str, &'static str);
+
 #[test]
 fn known_good_is_recorded_on_the_target_before_any_image_changes() {
     let mut w = World::new(spec());
@@ -51,7 +54,7 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
 
 #[test]
 fn missing_target_or_container_blocks_with_a_condition() {
-    let cases: [(&str, Box<dyn Fn(&mut World)>, &str, &str); 3] = [
+    let cases: [BrokenTarget; 3] = [
         (
             "missing target",
             Box::new(|w: &mut World| *w.obs.targets.get_mut(&key("connector")).unwrap() = None),

@@ -96,10 +96,10 @@ impl Decider<'_> {
         // Keep the transition time of conditions whose status did not change; announce blocks.
         for c in new.iter_mut() {
             let old = self.o.status.conditions.iter().find(|o| o.type_ == c.type_);
-            if let Some(old) = old {
-                if old.status == c.status {
-                    c.last_transition_time = old.last_transition_time;
-                }
+            if let Some(old) = old
+                && old.status == c.status
+            {
+                c.last_transition_time = old.last_transition_time;
             }
             let changed = old.is_none_or(|o| o.status != c.status || o.reason != c.reason);
             if c.type_ == ct::BLOCKED && c.status == "True" && changed {

@@ -186,10 +186,10 @@ impl<'a> Decider<'a> {
         let invalid = invalid.or_else(|| self.spec_problem());
         self.observe_components();
         self.analyse(plan);
-        if self.st.rollback.is_none() {
-            if let Some((why, message)) = self.rollback_trigger(plan) {
-                self.start_rollback(why, message);
-            }
+        if self.st.rollback.is_none()
+            && let Some((why, message)) = self.rollback_trigger(plan)
+        {
+            self.start_rollback(why, message);
         }
         if self.st.rollback.is_some() {
             return self.roll_back(plan);

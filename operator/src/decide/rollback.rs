@@ -40,22 +40,22 @@ impl Decider<'_> {
         }
         // Stages left that can never start: the upgrade cannot finish, so it is reverted.
         let window = plan.schedule.state_at(self.now());
-        if let WindowState::Closed { opens_at: None, why } = &window {
-            if let Some(s) = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending) {
-                let r = plan.never_opens_reason(self.now());
-                trigger.get_or_insert(match plan.schedule.deadline() {
-                    Some(d) if r == reason::DEADLINE_EXCEEDED => {
-                        (r, format!("stage {} had not started by the deadline {}", s.name, at(d)))
-                    }
-                    _ => (
-                        r,
-                        format!(
-                            "stage {} cannot start: the maintenance window will not open again ({why})",
-                            s.name
-                        ),
+        if let WindowState::Closed { opens_at: None, why } = &window
+            && let Some(s) = self.st.stages.iter().find(|s| s.phase == StagePhase::Pending)
+        {
+            let r = plan.never_opens_reason(self.now());
+            trigger.get_or_insert(match plan.schedule.deadline() {
+                Some(d) if r == reason::DEADLINE_EXCEEDED => {
+                    (r, format!("stage {} had not started by the deadline {}", s.name, at(d)))
+                }
+                _ => (
+                    r,
+                    format!(
+                        "stage {} cannot start: the maintenance window will not open again ({why})",
+                        s.name
                     ),
-                });
-            }
+                ),
+            });
         }
         let (why, message) = trigger?;
         if !self.o.spec.rollback.automatic {
@@ -97,10 +97,10 @@ impl Decider<'_> {
                 if c.phase != ComponentPhase::Applied {
                     continue;
                 }
-                if let (_, Some(t)) = self.target(c) {
-                    if let Rollout::Failed(why) = &t.rollout {
-                        return Some(format!("{:?} {}/{}: {why}", c.kind, c.namespace, c.name));
-                    }
+                if let (_, Some(t)) = self.target(c)
+                    && let Rollout::Failed(why) = &t.rollout
+                {
+                    return Some(format!("{:?} {}/{}: {why}", c.kind, c.namespace, c.name));
                 }
             }
             let started = s.started_at?;
