@@ -43,9 +43,13 @@ impl Context {
     }
 }
 
-/// Run the controller until the process is told to stop.
-pub async fn run(client: Client, instance: Option<String>, metrics: Metrics) {
-    let api: Api<MaintenanceUpgrade> = Api::all(client.clone());
+/// Run the controller until the process is told to stop, over the upgrades of one namespace or
+/// of all of them.
+pub async fn run(client: Client, instance: Option<String>, namespace: Option<String>, metrics: Metrics) {
+    let api: Api<MaintenanceUpgrade> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let ctx = Arc::new(Context::new(client, instance, metrics));
     // Our own status writes wake one more reconcile, which finds nothing to change and writes
     // nothing; the requeue time of each decision drives the rest (targets are polled).

@@ -24,6 +24,9 @@ enum Command {
         /// Address for /metrics, /healthz and /readyz.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Reconcile only the MaintenanceUpgrades of this namespace (default: every namespace).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
     },
     /// Print the CustomResourceDefinition as YAML.
     Crd,
@@ -50,8 +53,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let default =
-        Command::Run { instance: std::env::var("POD_NAME").ok(), listen: ([127, 0, 0, 1], 8080).into() };
+    let default = Command::Run {
+        instance: std::env::var("POD_NAME").ok(),
+        listen: ([127, 0, 0, 1], 8080).into(),
+        namespace: std::env::var("WATCH_NAMESPACE").ok(),
+    };
     match cli.command.unwrap_or(default) {
         Command::Crd => print!("{}", serde_yaml::to_string(&MaintenanceUpgrade::crd())?),
         Command::Replay { trace, change_at, spec, signal, plot } => {
@@ -86,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string(&outcome)?);
         }
-        Command::Run { instance, listen } => {
+        Command::Run { instance, listen, namespace } => {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(
@@ -99,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
             let m = metrics::Metrics::default();
             let server = tokio::spawn(metrics::serve(listen, m.clone()));
             tokio::select! {
-                _ = controller::run(client, instance, m) => {}
+                _ = controller::run(client, instance, namespace, m) => {}
                 res = server => anyhow::bail!("the metrics server stopped: {res:?}"),
             }
         }
