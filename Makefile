@@ -33,8 +33,8 @@ cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-s
 	$(E2E)/build-binaries.sh
 
 .PHONY: e2e
-e2e: build cluster-binaries ## End-to-end scenarios on a real local control plane
-	$(E2E)/run-e2e.sh cargo test --locked -p e2e -- --test-threads=1 $(E2E_ARGS)
+e2e: build cluster-binaries ## End-to-end scenarios on a real local control plane (E2E_ARGS filters them)
+	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test
 test: lint unit e2e ## Lint, unit and end-to-end tests (what CI runs)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up a local control plane from the real components (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler) with KWOK fake nodes, plus Prometheus scraping the
-# scheduler and the operator. Prints `export` lines for the environment the tests read.
+# scheduler. Prints `export` lines for the environment the tests read.
 # Usage: e2e/scripts/cluster-up.sh [name]   (tear down with cluster-down.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +30,6 @@ pki="$KWOK_WORKDIR/clusters/$name/pki"
 # Prometheus runs beside the cluster (not through kwokctl) so tests can stop and start it.
 prom_dir="$state/prometheus-$name"
 rm -rf "$prom_dir" && mkdir -p "$prom_dir/data"
-operator_port=${OPERATOR_METRICS_PORT:-18080}
 cat > "$prom_dir/prometheus.yml" <<YAML
 global: {scrape_interval: 2s, scrape_timeout: 2s}
 scrape_configs:
@@ -38,8 +37,6 @@ scrape_configs:
     scheme: https
     tls_config: {insecure_skip_verify: true, cert_file: $pki/admin.crt, key_file: $pki/admin.key}
     static_configs: [{targets: ["127.0.0.1:$sched_port"]}]
-  - job_name: maintenance-operator
-    static_configs: [{targets: ["127.0.0.1:$operator_port"]}]
 YAML
 "$here/scripts/prometheus.sh" start "$prom_dir" "$prom_port" >&2
 
@@ -50,5 +47,4 @@ export E2E_BIN=$E2E_BIN
 export KWOK_WORKDIR=$KWOK_WORKDIR
 export PROMETHEUS_URL=http://127.0.0.1:$prom_port
 export PROMETHEUS_DIR=$prom_dir
-export OPERATOR_METRICS_PORT=$operator_port
 ENV

@@ -11,6 +11,6 @@ env_file=$(mktemp)
 source "$env_file"
 rm -f "$env_file"
 if [ $# -eq 0 ]; then
-  set -- cargo test --locked -p e2e -- --test-threads=1
+  set -- "$here/scripts/scenarios.sh"
 fi
 "$@"

@@ -7,6 +7,10 @@
 //! fault injector that, while the connector runs a known-bad image, cordons a slowly growing
 //! share of the nodes, so the real scheduler fails a slowly growing share of new pods.
 //! Everything is deterministic: healthy runs have no noise to roll back on.
+//!
+//! Scenarios run concurrently: each has its own namespace, its own zone nodes (labelled with its
+//! name, so its fault injector cordons only those) and its own operator, which watches only that
+//! namespace and listens on a port of its own.
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -23,9 +27,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
+pub mod fixtures;
+pub use fixtures::*;
+
 pub const ZONES: usize = 10;
 pub const ZONE_LABEL: &str = "e2e.maintenance.dev/zone";
 pub const CANARY_LABEL: &str = "e2e.maintenance.dev/canary";
+/// Which scenario a zone node belongs to.
+pub const SCENARIO_LABEL: &str = "e2e.maintenance.dev/scenario";
 pub const GOOD: &str = "registry.example.com/secrets-store/connector:v1.3.2";
 pub const BAD: &str = "registry.example.com/secrets-store/connector:v1.4.0";
 pub const OPERATOR_SA: &str = "system:serviceaccount:maintenance-operator:maintenance-operator";
@@ -38,7 +47,6 @@ pub struct Env {
     pub bin: PathBuf,
     pub prometheus_url: String,
     pub prometheus_dir: PathBuf,
-    pub metrics_port: String,
     pub logs: PathBuf,
     pub cluster_dir: PathBuf,
 }
@@ -62,7 +70,6 @@ impl Env {
             bin: PathBuf::from(var("E2E_BIN")?),
             prometheus_url: var("PROMETHEUS_URL")?,
             prometheus_dir: PathBuf::from(var("PROMETHEUS_DIR")?),
-            metrics_port: var("OPERATOR_METRICS_PORT")?,
             cluster_dir: kwok.join("clusters").join(var("E2E_CLUSTER")?),
             logs,
             root,
@@ -82,9 +89,8 @@ impl Env {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Once per process: CRD and RBAC from the repo, the operator's impersonating kubeconfig,
-    /// and the zone nodes.
-    pub async fn setup(&self, client: &Client) -> Result<()> {
+    /// Once per process: CRD and RBAC from the repo, and the operator's impersonating kubeconfig.
+    pub async fn setup(&self) -> Result<()> {
         SETUP
             .get_or_try_init(|| async {
                 for dir in ["crds", "config/rbac"] {
@@ -96,8 +102,7 @@ impl Env {
                     "crd/maintenanceupgrades.maintenance.dev",
                     "--timeout=30s",
                 ])?;
-                self.write_operator_kubeconfig()?;
-                ensure_nodes(client).await
+                self.write_operator_kubeconfig()
             })
             .await?;
         Ok(())
@@ -110,19 +115,28 @@ impl Env {
         for u in k["users"].as_sequence_mut().context("kubeconfig has users")? {
             u["user"]["as"] = OPERATOR_SA.into();
         }
-        std::fs::write(&self.operator_kubeconfig, serde_yaml::to_string(&k)?)?;
+        // Written whole under another name, then renamed: a concurrent reader never sees half.
+        let tmp = self.operator_kubeconfig.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_yaml::to_string(&k)?)?;
+        std::fs::rename(&tmp, &self.operator_kubeconfig)?;
         Ok(())
     }
 }
 
-async fn ensure_nodes(client: &Client) -> Result<()> {
+/// The name of a scenario's zone node.
+pub fn node_name(scenario: &str, zone: usize) -> String {
+    format!("{scenario}-zone-{zone}")
+}
+
+/// The scenario's own `ZONES` fake nodes, the first two of them canaries, once Ready.
+async fn create_nodes(client: &Client, scenario: &str) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     for i in 0..ZONES {
-        let name = format!("zone-{i}");
+        let name = node_name(scenario, i);
         if nodes.get_opt(&name).await?.is_some() {
             continue;
         }
-        let mut labels = json!({ZONE_LABEL: format!("z{i}"), "type": "kwok", "kubernetes.io/hostname": name});
+        let mut labels = json!({ZONE_LABEL: format!("z{i}"), SCENARIO_LABEL: scenario, "type": "kwok", "kubernetes.io/hostname": name});
         if i < 2 {
             labels[CANARY_LABEL] = json!("true");
         }
@@ -141,7 +155,7 @@ async fn ensure_nodes(client: &Client) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = nodes
-            .list(&ListParams::default().labels(ZONE_LABEL))
+            .list(&ListParams::default().labels(&format!("{SCENARIO_LABEL}={scenario}")))
             .await?
             .items
             .iter()
@@ -162,17 +176,22 @@ async fn ensure_nodes(client: &Client) -> Result<()> {
     }
 }
 
-/// The operator binary, run as a separate process with its ServiceAccount's permissions.
+/// The operator binary, run as a separate process with its ServiceAccount's permissions,
+/// watching only its scenario's namespace.
 pub struct Operator {
     child: Option<Child>,
     log: PathBuf,
     env: Arc<Env>,
+    namespace: String,
+    /// Its /metrics and /healthz port, kept across restarts.
+    port: u16,
 }
 
 impl Operator {
-    pub fn start(env: Arc<Env>, name: &str) -> Result<Operator> {
+    pub fn start(env: Arc<Env>, name: &str, namespace: &str) -> Result<Operator> {
         let log = env.logs.join(format!("{name}.operator.log"));
-        let mut op = Operator { child: None, log, env };
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        let mut op = Operator { child: None, log, env, namespace: namespace.into(), port };
         op.spawn()?;
         Ok(op)
     }
@@ -181,7 +200,7 @@ impl Operator {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let bin = self.env.root.join("target/debug/maintenance-operator");
         let child = Command::new(&bin)
-            .args(["run", "--listen", &format!("127.0.0.1:{}", self.env.metrics_port)])
+            .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(log.try_clone()?)
@@ -192,7 +211,7 @@ impl Operator {
         // Ready when its HTTP endpoint answers; an operator that exits at start fails here, loudly.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.env.metrics_port.parse::<u16>()?)).is_ok() {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
@@ -248,7 +267,7 @@ impl Scenario {
     async fn try_new(name: &str) -> Result<Scenario> {
         let env = Arc::new(Env::from_env()?);
         let client = env.client().await?;
-        env.setup(&client).await?;
+        env.setup().await?;
         let ns = format!("e2e-{name}");
         let nss: Api<Namespace> = Api::all(client.clone());
         // A namespace left by an earlier run is deleted first.
@@ -261,7 +280,8 @@ impl Scenario {
         }
         nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
             .await?;
-        let operator = Operator::start(env.clone(), name)?;
+        create_nodes(&client, name).await?;
+        let operator = Operator::start(env.clone(), name, &ns)?;
         Ok(Scenario {
             name: name.into(),
             ns,
@@ -281,9 +301,12 @@ impl Scenario {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
-    /// A connector DaemonSet on the canary nodes (`canary: true`) or on every zone node.
+    /// A connector DaemonSet on the scenario's canary nodes (`canary: true`) or on all its nodes.
     pub async fn connector(&self, name: &str, image: &str, canary: bool) {
-        let selector = if canary { json!({CANARY_LABEL: "true"}) } else { json!({"type": "kwok"}) };
+        let mut selector = json!({SCENARIO_LABEL: self.name});
+        if canary {
+            selector[CANARY_LABEL] = json!("true");
+        }
         let ds: DaemonSet = serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {
@@ -331,6 +354,7 @@ impl Scenario {
     pub fn workload(&mut self, every: Duration, keep: Duration) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let stop = self.stop.clone();
+        let scenario = self.name.clone();
         self.tasks.push(tokio::spawn(async move {
             let mut i: u64 = 0;
             let mut tick = tokio::time::interval(every);
@@ -338,11 +362,10 @@ impl Scenario {
             let mut last_gc = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                let zone =
-                    if i % 50 == 49 { "nowhere".to_string() } else { format!("z{}", i % ZONES as u64) };
+                let zone = if i % 50 == 49 { "nowhere".to_string() } else { format!("z{}", i % ZONES as u64) };
                 let pod: Pod = serde_json::from_value(json!({
                     "metadata": {"generateName": "email-sync-", "labels": {"app": "email-sync"}},
-                    "spec": {"nodeSelector": {ZONE_LABEL: zone}, "restartPolicy": "Never",
+                    "spec": {"nodeSelector": {ZONE_LABEL: zone, SCENARIO_LABEL: scenario}, "restartPolicy": "Never",
                         "containers": [{"name": "sync", "image": "registry.example.com/email-sync:7"}]}
                 }))
                 .unwrap();
@@ -353,15 +376,9 @@ impl Scenario {
                     if let Ok(list) = pods.list(&ListParams::default().labels("app=email-sync")).await {
                         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap();
                         for p in list.items {
-                            let created =
-                                p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+                            let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
                             if created < cutoff.timestamp() {
-                                let _ = pods
-                                    .delete(
-                                        p.metadata.name.as_deref().unwrap(),
-                                        &DeleteParams::default().grace_period(0),
-                                    )
-                                    .await;
+                                let _ = pods.delete(p.metadata.name.as_deref().unwrap(), &DeleteParams::default().grace_period(0)).await;
                             }
                         }
                     }
@@ -370,13 +387,14 @@ impl Scenario {
         }));
     }
 
-    /// While any of `watched` runs `BAD`, cordon a share of the zone nodes that grows linearly
+    /// While any of `watched` runs `BAD`, cordon a share of the scenario's zone nodes that grows linearly
     /// from 0 to `max_share` over `ramp`: a slow regression of the scheduling error rate.
     pub fn fault_injector(&mut self, watched: &[&str], ramp: Duration, max_share: f64) {
         let ds = self.daemonsets();
         let nodes: Api<Node> = Api::all(self.client.clone());
         let watched: Vec<String> = watched.iter().map(|s| s.to_string()).collect();
         let stop = self.stop.clone();
+        let scenario = self.name.clone();
         self.tasks.push(tokio::spawn(async move {
             let mut bad_since: Option<Instant> = None;
             let mut cordoned = usize::MAX; // unknown: set on the first pass
@@ -406,7 +424,7 @@ impl Scenario {
                     for i in 0..ZONES {
                         let patch = json!({"spec": {"unschedulable": i < want}});
                         let _ = nodes
-                            .patch(&format!("zone-{i}"), &PatchParams::default(), &Patch::Merge(patch))
+                            .patch(&node_name(&scenario, i), &PatchParams::default(), &Patch::Merge(patch))
                             .await;
                     }
                     cordoned = want;
@@ -416,7 +434,7 @@ impl Scenario {
             for i in 0..ZONES {
                 let _ = nodes
                     .patch(
-                        &format!("zone-{i}"),
+                        &node_name(&scenario, i),
                         &PatchParams::default(),
                         &Patch::Merge(json!({"spec": {"unschedulable": false}})),
                     )
@@ -586,7 +604,7 @@ impl Scenario {
                 "--field-selector",
                 "involvedObject.kind=MaintenanceUpgrade",
             ],
-            vec!["get", "nodes"],
+            vec!["get", "nodes", "-l", &format!("{SCENARIO_LABEL}={}", self.name)],
         ] {
             eprintln!(
                 "$ kubectl {}\n{}",
@@ -610,10 +628,13 @@ impl Drop for Scenario {
             self.dump();
         }
         self.operator.kill();
-        // Leave no cordoned node behind for the next scenario.
-        for i in 0..ZONES {
-            let _ = self.env.kubectl(&["uncordon", &format!("zone-{i}")]);
-        }
         let _ = self.env.kubectl(&["delete", "namespace", &self.ns, "--wait=false"]);
+        let _ = self.env.kubectl(&[
+            "delete",
+            "nodes",
+            "-l",
+            &format!("{SCENARIO_LABEL}={}", self.name),
+            "--wait=false",
+        ]);
     }
 }

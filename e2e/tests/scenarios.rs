@@ -1,6 +1,7 @@
-//! The scenarios, each in its own namespace with its own operator process running as the
-//! operator's ServiceAccount. Given an upgrade, when the error rate creeps, then the target is
-//! back on its known-good image. Time is compressed: seconds stand for hours.
+//! The scenarios that run side by side, each in its own namespace, on its own zone nodes, with
+//! its own operator process running as the operator's ServiceAccount. Given an upgrade, when the
+//! error rate creeps, then the target is back on its known-good image. Time is compressed:
+//! seconds stand for hours. Those that stop a shared component are in `shared_components.rs`.
 
 use e2e::*;
 use maintenance_operator::constants::{condition, reason};
@@ -8,47 +9,6 @@ use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, Stage
 use std::time::Duration;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-/// A canary-then-fleet upgrade of the connector with the built-in signal over the scenario's
-/// email-sync pods.
-fn two_stage(ns: &str, name: &str, soak: &str, image: &str) -> String {
-    format!(
-        r#"
-apiVersion: maintenance.dev/v1alpha1
-kind: MaintenanceUpgrade
-metadata: {{name: {name}}}
-spec:
-  stages:
-    - name: canary
-      components: [{{kind: DaemonSet, name: connector-canary, image: "{image}"}}]
-      soak: {soak}
-      progressDeadline: 60s
-    - name: fleet
-      components: [{{kind: DaemonSet, name: connector, image: "{image}"}}]
-      soak: {soak}
-      progressDeadline: 60s
-  analysis:
-    interval: 2s
-    baseline: {{observe: 10s}}
-    signals:
-      - name: pod-start-failures
-        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
-        regression: {{bucket: 2s}}
-"#
-    )
-}
-
-async fn incident_world(name: &str) -> Scenario {
-    let mut s = Scenario::new(name).await;
-    s.connector("connector-canary", GOOD, true).await;
-    s.connector("connector", GOOD, false).await;
-    s.workload(Duration::from_millis(100), SECS(20));
-    s
-}
-
-fn condition_of<'a>(mu: &'a MaintenanceUpgrade, type_: &str) -> &'a maintenance_operator::crd::Condition {
-    mu.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == type_).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s01_healthy_two_stage_upgrade_succeeds() {
@@ -460,99 +420,4 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     }
     let sets = s.events("up").await.iter().filter(|e| e.starts_with(reason::IMAGE_SET)).count();
     assert_eq!(sets, 2, "{:?}", s.events("up").await);
-}
-
-/// One stage on `ds` with a Prometheus signal over the real scheduler's metrics.
-fn prometheus_upgrade(name: &str, ds: &str, prom: &str) -> String {
-    format!(
-        r#"
-apiVersion: maintenance.dev/v1alpha1
-kind: MaintenanceUpgrade
-metadata: {{name: {name}}}
-spec:
-  stages:
-    - name: only
-      components: [{{kind: DaemonSet, name: {ds}, image: "registry.example.com/secrets-store/connector:v1.3.3"}}]
-      soak: 20s
-      progressDeadline: 60s
-  analysis:
-    interval: 6s
-    baseline: {{lookback: 30s}}
-    signals:
-      - name: scheduling-errors
-        prometheus:
-          address: {prom}
-          errors: sum(increase(scheduler_schedule_attempts_total{{result!="scheduled"}}[$interval]))
-          attempts: sum(increase(scheduler_schedule_attempts_total[$interval]))
-"#
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s07_prometheus_outage_is_inconclusive_and_the_builtin_signal_needs_no_prometheus() {
-    let s = incident_world("prometheus-outage").await;
-    tokio::time::sleep(SECS(30)).await; // history for the Prometheus baseline
-    s.apply(&prometheus_upgrade("prom", "connector-canary", &s.env.prometheus_url)).await;
-    let mu = s.wait_phase("prom", Phase::Soaking, SECS(90)).await;
-    let baseline = mu.status.unwrap().analysis[0].baseline.clone().expect("baseline from Prometheus history");
-    assert!(baseline.attempts > 0, "{baseline:?}");
-    s.prometheus(false).unwrap();
-    // The built-in signal goes ahead with Prometheus down.
-    let builtin = two_stage(&s.ns, "builtin", "5s", "registry.example.com/secrets-store/connector:v1.3.3")
-        .replace("    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.3.3\"}]\n      soak: 5s\n      progressDeadline: 60s\n", "");
-    s.apply(&builtin).await;
-    // The Prometheus signal: inconclusive, and the soak is not ended on it.
-    let mu = s
-        .wait_for("prom", SECS(90), "inconclusive past the soak", |mu| {
-            mu.status.as_ref().is_some_and(|st| {
-                st.phase == Phase::Soaking
-                    && st.stages[0]
-                        .soak_ends_at
-                        .is_some_and(|e| chrono::Utc::now() > e + chrono::Duration::seconds(8))
-                    && st.message.contains("no conclusive verdict")
-            })
-        })
-        .await;
-    let healthy = condition_of(&mu, condition::HEALTHY);
-    assert_eq!(healthy.status, "Unknown");
-    assert!(healthy.message.contains("could not read the signal"), "{}", healthy.message);
-    assert!(mu.status.as_ref().unwrap().rollback.is_none(), "never reverts on missing data");
-    s.wait_phase("builtin", Phase::Succeeded, SECS(120)).await;
-    // Prometheus is back: the analysis resumes and the upgrade is promoted.
-    s.prometheus(true).unwrap();
-    s.wait_phase("prom", Phase::Succeeded, SECS(90)).await;
-    assert_eq!(s.image("connector-canary").await, "registry.example.com/secrets-store/connector:v1.3.3");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s09_api_server_restart_mid_soak_loses_and_repeats_nothing() {
-    let s = incident_world("apiserver-restart").await;
-    let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
-    // The control plane's own recovery (the scheduler re-listing after the outage) takes real
-    // seconds that cannot be compressed, so the pending limit keeps a realistic margin over it
-    // here, as the 5 minute default does in a real cluster.
-    let yaml = two_stage(&s.ns, "up", "25s", next)
-        .replace("pendingLimit: 3s", "pendingLimit: 20s")
-        .replace("observe: 10s", "observe: 30s");
-    s.apply(&yaml).await;
-    s.wait_for("up", SECS(60), "soaking canary", |mu| {
-        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
-    })
-    .await;
-    let env = s.env.clone();
-    let ns = s.ns.clone();
-    tokio::task::spawn_blocking(move || {
-        let probe = Scenario::restart_apiserver_in(&env, SECS(20), SECS(120));
-        (probe, ns)
-    })
-    .await
-    .unwrap()
-    .0
-    .unwrap();
-    let mu = s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
-    assert_eq!(s.image("connector").await, next);
-    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "nothing repeated");
-    assert_eq!(s.generation("connector").await, g_fleet + 1);
-    assert!(mu.status.unwrap().stages.iter().all(|s| s.phase == StagePhase::Passed));
 }

@@ -1,0 +1,72 @@
+//! What the scenarios share: the upgrades they apply and the incident's world they run in.
+
+use crate::{GOOD, Scenario};
+use maintenance_operator::crd::{Condition, MaintenanceUpgrade};
+use std::time::Duration;
+
+/// A canary-then-fleet upgrade of the connector with the built-in signal over the scenario's
+/// email-sync pods.
+pub fn two_stage(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: {name}}}
+spec:
+  stages:
+    - name: canary
+      components: [{{kind: DaemonSet, name: connector-canary, image: "{image}"}}]
+      soak: {soak}
+      progressDeadline: 60s
+    - name: fleet
+      components: [{{kind: DaemonSet, name: connector, image: "{image}"}}]
+      soak: {soak}
+      progressDeadline: 60s
+  analysis:
+    interval: 2s
+    baseline: {{observe: 10s}}
+    signals:
+      - name: pod-start-failures
+        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
+        regression: {{bucket: 2s}}
+"#
+    )
+}
+
+pub async fn incident_world(name: &str) -> Scenario {
+    let mut s = Scenario::new(name).await;
+    s.connector("connector-canary", GOOD, true).await;
+    s.connector("connector", GOOD, false).await;
+    s.workload(Duration::from_millis(100), Duration::from_secs(20));
+    s
+}
+
+pub fn condition_of<'a>(mu: &'a MaintenanceUpgrade, type_: &str) -> &'a Condition {
+    mu.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == type_).unwrap()
+}
+
+/// One stage on `ds` with a Prometheus signal over the real scheduler's metrics.
+pub fn prometheus_upgrade(name: &str, ds: &str, prom: &str) -> String {
+    format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: {name}}}
+spec:
+  stages:
+    - name: only
+      components: [{{kind: DaemonSet, name: {ds}, image: "registry.example.com/secrets-store/connector:v1.3.3"}}]
+      soak: 20s
+      progressDeadline: 60s
+  analysis:
+    interval: 6s
+    baseline: {{lookback: 30s}}
+    signals:
+      - name: scheduling-errors
+        prometheus:
+          address: {prom}
+          errors: sum(increase(scheduler_schedule_attempts_total{{result!="scheduled"}}[$interval]))
+          attempts: sum(increase(scheduler_schedule_attempts_total[$interval]))
+"#
+    )
+}
