@@ -2,7 +2,9 @@
 //! against a pre-change baseline, and automatic revert to the recorded known-good images.
 //!
 //! The pipeline: `controller` observes (reads the CR, its targets and signals) → `decide` (pure:
-//! observed state + clock → next status, one target change, Events) → `controller` acts.
+//! observed state + clock → next status, one target change, Events; a folder with one file per
+//! step of an upgrade) → `controller` acts. Below `decide`, and importing nothing above them:
+//! `window`, `detector`, `replay` and `timefmt`.
 
 pub mod constants;
 pub mod controller;

@@ -1,4 +1,5 @@
-//! The `maintenance-operator` binary: `run` the controller, or print the `crd`.
+//! The `maintenance-operator` binary: `run` the controller, print the `crd`, or `replay` a trace
+//! through the detector.
 
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;

@@ -1,4 +1,4 @@
-//! The world the decision core's transition tests run in (tests only). A small simulated world plays the API server's
+//! Tests only: the world the decision core's transition tests run in. It plays the API server's
 //! part (targets change when the decision says so, rollouts finish after a while) and the clock
 //! is injected, so hours of soak run in microseconds.
 
