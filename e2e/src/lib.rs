@@ -38,6 +38,7 @@ pub const SCENARIO_LABEL: &str = "e2e.maintenance.dev/scenario";
 pub const GOOD: &str = "registry.example.com/secrets-store/connector:v1.3.2";
 pub const BAD: &str = "registry.example.com/secrets-store/connector:v1.4.0";
 pub const OPERATOR_SA: &str = "system:serviceaccount:maintenance-operator:maintenance-operator";
+pub const CRD: &str = "maintenanceupgrades.maintenance.dev";
 
 /// The cluster the scripts started, as the environment describes it.
 pub struct Env {
@@ -93,18 +94,23 @@ impl Env {
     pub async fn setup(&self) -> Result<()> {
         SETUP
             .get_or_try_init(|| async {
-                for dir in ["crds", "config/rbac"] {
-                    self.kubectl(&["apply", "--server-side", "-f", self.root.join(dir).to_str().unwrap()])?;
-                }
-                self.kubectl(&[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/maintenanceupgrades.maintenance.dev",
-                    "--timeout=30s",
-                ])?;
-                self.write_operator_kubeconfig()
+                self.prepare_operator()?;
+                self.install_crd()
             })
             .await?;
+        Ok(())
+    }
+
+    /// The RBAC of config/rbac, and a kubeconfig that runs the operator under it.
+    pub fn prepare_operator(&self) -> Result<()> {
+        self.kubectl(&["apply", "--server-side", "-f", self.root.join("config/rbac").to_str().unwrap()])?;
+        self.write_operator_kubeconfig()
+    }
+
+    /// The CRD of crds/, once the API server serves it.
+    pub fn install_crd(&self) -> Result<()> {
+        self.kubectl(&["apply", "--server-side", "-f", self.root.join("crds").to_str().unwrap()])?;
+        self.kubectl(&["wait", "--for=condition=Established", &format!("crd/{CRD}"), "--timeout=30s"])?;
         Ok(())
     }
 
@@ -191,6 +197,8 @@ impl Operator {
     pub fn start(env: Arc<Env>, name: &str, namespace: &str) -> Result<Operator> {
         let log = env.logs.join(format!("{name}.operator.log"));
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        // A fresh log per run: restarts within the run append to it.
+        std::fs::write(&log, "")?;
         let mut op = Operator { child: None, log, env, namespace: namespace.into(), port };
         op.spawn()?;
         Ok(op)
@@ -222,6 +230,23 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// SIGTERM, as the kubelet sends it: how long the process took to exit, or an error (after a
+    /// SIGKILL) when it was still running after `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Result<Duration> {
+        let Some(mut child) = self.child.take() else { bail!("the operator is not running") };
+        let sent = Instant::now();
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        while sent.elapsed() < limit {
+            if child.try_wait()?.is_some() {
+                return Ok(sent.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the operator was still running {limit:?} after SIGTERM:\n{}", self.log())
     }
 
     /// SIGKILL: no chance to finish anything in flight.

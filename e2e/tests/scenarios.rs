@@ -151,6 +151,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "  window: {timeZone: \"+05:30\", recurring: [{days: [Tue], start: \"22:00\", duration: 4h}]}\n  stages:\n",
         ),
         ("interval too short", "interval: 2s", "interval: 5ms"),
+        (
+            "window longer than a week",
+            "  stages:\n",
+            "  window: {timeZone: UTC, recurring: [{days: [Mon], start: \"00:00\", duration: 169h}]}\n  stages:\n",
+        ),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
@@ -164,6 +169,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "exclusion end must be after its start",
         "timeZone must be an IANA time zone name",
         "interval must be at least 1s",
+        "a recurring window lasts at most 168h",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
@@ -235,6 +241,23 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         .await;
     assert!(condition_of(&mu, condition::BLOCKED).message.contains("no container \"sidecar\""));
     assert!(s.has_event("nocontainer", reason::CONTAINER_NOT_FOUND).await);
+    assert_eq!(s.image("connector").await, GOOD);
+    // A label selector the API server would refuse: said before anything is read or changed.
+    let yaml = two_stage(&s.ns, "badselector", "10s", BAD)
+        .replace("labelSelector: app=email-sync", "labelSelector: \"app in (email-sync\"");
+    s.apply(&yaml).await;
+    let mu = s
+        .wait_for("badselector", SECS(30), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::INVALID_SPEC)
+            })
+        })
+        .await;
+    let blocked = condition_of(&mu, condition::BLOCKED);
+    assert!(blocked.message.contains("leaves a parenthesis open"), "{}", blocked.message);
+    assert!(s.has_event("badselector", reason::INVALID_SPEC).await);
     assert_eq!(s.image("connector").await, GOOD);
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
 }
@@ -395,7 +418,9 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     })
     .await;
     tokio::time::sleep(SECS(5)).await;
-    s.operator.kill();
+    // This time the way the kubelet stops it: SIGTERM ends it mid-soak, without waiting.
+    let stopped = s.operator.terminate(SECS(10)).expect("SIGTERM stops the operator mid-soak");
+    eprintln!("s05: the operator exited {stopped:?} after SIGTERM, mid-soak");
     tokio::time::sleep(SECS(5)).await;
     s.operator.restart().unwrap();
     // 3. After the fleet's image was set, while the regression builds up.

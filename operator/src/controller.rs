@@ -4,25 +4,28 @@
 
 use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
+use crate::crd_presence as crd;
 use crate::decide::{self, Decision, Effect, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
-use crate::signals;
+use crate::pod_cache::{self, SharedPodIndex};
 use crate::target::{self, TargetKey, TargetState};
+use crate::{selector, signals};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as EventsV1;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
-use tracing::{info, instrument, warn};
+use tracing::{error, info, instrument, warn};
 
 pub struct Context {
     pub client: Client,
@@ -30,16 +33,18 @@ pub struct Context {
     pub instance: String,
     pub http: reqwest::Client,
     pub metrics: Metrics,
+    /// What the built-in signal reads, fed by one watch of pods and one of Warning Events.
+    pub pods: SharedPodIndex,
 }
 
 impl Context {
-    pub fn new(client: Client, instance: Option<String>, metrics: Metrics) -> Self {
+    pub fn new(client: Client, instance: Option<String>, metrics: Metrics, pods: SharedPodIndex) -> Self {
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(10))
             .build()
             .expect("a default HTTP client builds");
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
-        Context { instance, client, http, metrics }
+        Context { instance, client, http, metrics, pods }
     }
 }
 
@@ -50,15 +55,31 @@ pub async fn run(client: Client, instance: Option<String>, namespace: Option<Str
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let ctx = Arc::new(Context::new(client, instance, metrics));
+    crd::wait_until_installed(&api).await;
+    let pods = pod_cache::start(&client);
+    let ctx = Arc::new(Context::new(client, instance, metrics, pods));
+    // Said once when the CRD goes away under a running operator, and once when it is back.
+    let crd_missing = Arc::new(AtomicBool::new(false));
     // Our own status writes wake one more reconcile, which finds nothing to change and writes
     // nothing; the requeue time of each decision drives the rest (targets are polled).
     Controller::new(api, watcher::Config::default())
-        .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!("reconcile failed: {e}");
+        .for_each(|res| {
+            let crd_missing = crd_missing.clone();
+            async move {
+                match res {
+                    Err(e) if crd::is_missing(&e) => {
+                        if !crd_missing.swap(true, Ordering::Relaxed) {
+                            error!("{}", crd::missing_line());
+                        }
+                    }
+                    Err(e) => warn!("reconcile failed: {e}"),
+                    Ok(_) => {
+                        if crd_missing.swap(false, Ordering::Relaxed) {
+                            info!("{} is installed again; reconciling", MaintenanceUpgrade::crd_name());
+                        }
+                    }
+                }
             }
         })
         .await;
@@ -200,10 +221,12 @@ async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<
 async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: DateTime<Utc>) -> SampleResult {
     let counts = if let Some(k) = &signal.kubernetes {
         let limit = k.pending_limit.parse().map_err(|e| e.to_string())?;
-        let (pods, events) = list_pods_and_events(&ctx.client, &k.namespaces, k.label_selector.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        signals::count_pod_failures(&pods, &events, from, to, limit)
+        let selector = selector::parse(k.label_selector.as_deref().unwrap_or_default())?;
+        let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !pods.ready() {
+            return Err("the watch of pods and their failure Events is still listing them".into());
+        }
+        pods.counts(&k.namespaces, &selector, from, to, limit)
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let attempts =
@@ -262,34 +285,6 @@ async fn read_history(
         .into_iter()
         .map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0))))
         .collect())
-}
-
-async fn list_pods_and_events(
-    client: &Client,
-    namespaces: &[String],
-    selector: Option<&str>,
-) -> Result<(Vec<Pod>, Vec<CoreEvent>)> {
-    let mut pods = vec![];
-    let mut events = vec![];
-    let pod_lp = match selector {
-        Some(s) => ListParams::default().labels(s),
-        None => ListParams::default(),
-    };
-    let ev_lp = ListParams::default().fields("involvedObject.kind=Pod,type=Warning");
-    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.iter().map(|n| Some(n.as_str())).collect()
-    };
-    for ns in scopes {
-        let (papi, eapi): (Api<Pod>, Api<CoreEvent>) = match ns {
-            Some(n) => (Api::namespaced(client.clone(), n), Api::namespaced(client.clone(), n)),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        pods.extend(papi.list(&pod_lp).await.map_err(|e| Error::Read("pods".into(), e))?.items);
-        events.extend(eapi.list(&ev_lp).await.map_err(|e| Error::Read("events".into(), e))?.items);
-    }
-    Ok((pods, events))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ pub enum StagePolicy {
     Continue,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecurringWindow {
     /// Days of the week on which the window opens, in the window's time zone.
@@ -109,7 +109,9 @@ pub struct RecurringWindow {
     /// Local opening time, HH:MM (24 h).
     #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
-    /// How long the window stays open (elapsed time, so DST changes do not stretch it).
+    /// How long the window stays open (elapsed time, so DST changes do not stretch it), at most
+    /// a week.
+    #[x_kube(validation = Rule::new("duration(self) <= duration('168h')").message("a recurring window lasts at most 168h (one week); for a window that is always open, leave spec.window out"))]
     pub duration: Duration,
 }
 

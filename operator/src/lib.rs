@@ -9,11 +9,15 @@
 pub mod constants;
 pub mod controller;
 pub mod crd;
+pub mod crd_presence;
 pub mod decide;
 pub mod detector;
 pub mod error;
 pub mod metrics;
+pub mod pod_cache;
+pub mod pod_index;
 pub mod replay;
+pub mod selector;
 pub mod signals;
 pub mod target;
 pub mod timefmt;

@@ -51,6 +51,20 @@ enum Command {
     },
 }
 
+/// SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C), whichever comes first.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers the default action (exit) still applies.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -105,9 +119,13 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = metrics::Metrics::default();
             let server = tokio::spawn(metrics::serve(listen, m.clone()));
+            // Stopping at once is safe: every step is recognised as done or not when observed
+            // again (the e2e tests SIGKILL the operator mid-rollout), so a signal ends the process
+            // without waiting for a reconcile in flight.
             tokio::select! {
                 _ = controller::run(client, instance, namespace, m) => {}
                 res = server => anyhow::bail!("the metrics server stopped: {res:?}"),
+                signal = terminated() => tracing::info!("{signal}: stopping"),
             }
         }
     }

@@ -47,7 +47,14 @@ impl Schedule {
             let start = NaiveTime::parse_from_str(&r.start, "%H:%M")
                 .map_err(|_| format!("window start {:?} is not HH:MM", r.start))?;
             let days = r.days.iter().map(|d| to_chrono(*d)).collect();
-            recurring.push((days, start, r.duration.parse()?));
+            let length = r.duration.parse()?;
+            if length > Duration::weeks(1) {
+                return Err(format!(
+                    "a recurring window of {} is longer than a week (168h); for a window that is always open, leave spec.window out",
+                    r.duration.0
+                ));
+            }
+            recurring.push((days, start, length));
         }
         let mut exclusions = vec![];
         for e in &w.exclusions {
@@ -422,5 +429,12 @@ mod tests {
         let s = Schedule::parse(Some(&w)).unwrap();
         // Monday 00:30 Berlin (CET, UTC+1) = Sunday 23:30Z: still open from Sunday's window.
         assert_eq!(s.state_at(t("2026-11-29T23:30:00Z")), open("2026-11-30T01:00:00Z"));
+    }
+
+    #[test]
+    fn a_recurring_window_longer_than_a_week_is_refused() {
+        assert!(Schedule::parse(Some(&window("UTC", &[Weekday::Mon], "00:00", "168h"))).is_ok());
+        let err = Schedule::parse(Some(&window("UTC", &[Weekday::Mon], "00:00", "169h"))).unwrap_err();
+        assert!(err.contains("longer than a week"), "{err}");
     }
 }

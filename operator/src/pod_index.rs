@@ -1,0 +1,368 @@
+//! Observe step, pure half: what the built-in signal needs of every pod and of every pod failure
+//! Event, kept in one index that shared watches feed (`pod_cache.rs`), so that no upgrade LISTs
+//! pods. Only a few facts per pod are kept, so memory follows the number of pods, not the number
+//! of upgrades. A deleted pod is kept for a while: one created and deleted between two reads still
+//! counts.
+
+use crate::detector::Counts;
+use chrono::{DateTime, Duration, Utc};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::watcher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Event reasons that mean a pod failed to schedule or to start its containers.
+pub const FAILURE_EVENT_REASONS: &[&str] =
+    &["FailedScheduling", "FailedMount", "FailedAttachVolume", "FailedCreatePodSandBox"];
+/// Container waiting reasons that mean a container cannot start.
+pub const FAILURE_WAITING_REASONS: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+];
+
+/// How long a deleted pod, and a failure Event whose pod was never seen, are kept: longer than
+/// any pending limit plus the longest span one read covers.
+pub const KEEP_DELETED: Duration = Duration::hours(3);
+
+/// What the built-in signal needs to know of one pod.
+#[derive(Clone, Debug, PartialEq)]
+struct PodFacts {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    created: DateTime<Utc>,
+    pending: bool,
+    waiting_failure: bool,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    /// By pod UID.
+    pods: HashMap<String, PodFacts>,
+    /// UIDs of pods a failure Event was reported for, and when it was first seen.
+    failed: HashMap<String, DateTime<Utc>>,
+    /// The UIDs listed since the pod watch (re)started, until its list is complete.
+    relisted: Option<HashSet<String>>,
+    pods_listed: bool,
+    events_listed: bool,
+    last_prune: Option<DateTime<Utc>>,
+}
+
+impl PodIndex {
+    /// Both watches have listed everything once: until then a read would undercount.
+    pub fn ready(&self) -> bool {
+        self.pods_listed && self.events_listed
+    }
+
+    /// The pod watch failed: not ready until it has listed again.
+    pub fn pods_lost(&mut self) {
+        self.pods_listed = false;
+    }
+
+    /// The Warning Event watch failed: not ready until it has listed again.
+    pub fn events_lost(&mut self) {
+        self.events_listed = false;
+    }
+
+    /// Pods known, deleted ones included: for the memory figures.
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// One event of the pod watch.
+    pub fn pod_event(&mut self, event: &watcher::Event<Pod>, now: DateTime<Utc>) {
+        match event {
+            watcher::Event::Init => self.relisted = Some(HashSet::new()),
+            watcher::Event::InitApply(p) => {
+                if let Some(uid) = self.apply(p)
+                    && let Some(seen) = self.relisted.as_mut()
+                {
+                    seen.insert(uid);
+                }
+            }
+            watcher::Event::InitDone => {
+                // A pod the new list lacks was deleted while the watch was down.
+                if let Some(seen) = self.relisted.take() {
+                    for (uid, p) in self.pods.iter_mut() {
+                        if p.deleted_at.is_none() && !seen.contains(uid) {
+                            p.deleted_at = Some(now);
+                        }
+                    }
+                }
+                self.pods_listed = true;
+            }
+            watcher::Event::Apply(p) => {
+                self.apply(p);
+            }
+            watcher::Event::Delete(p) => {
+                if let Some(uid) = self.apply(p)
+                    && let Some(f) = self.pods.get_mut(&uid)
+                {
+                    f.deleted_at.get_or_insert(now);
+                }
+            }
+        }
+        if self.last_prune.is_none_or(|t| now - t > Duration::minutes(1)) {
+            self.prune(now);
+        }
+    }
+
+    /// One event of the Warning Event watch: only failures of pods are kept.
+    pub fn warning_event(&mut self, event: &watcher::Event<Event>, now: DateTime<Utc>) {
+        match event {
+            watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
+                if let Some(uid) = failed_pod(e) {
+                    self.failed.entry(uid.to_string()).or_insert(now);
+                }
+            }
+            // A failure stays a failure when its Event expires.
+            watcher::Event::Delete(_) | watcher::Event::Init => {}
+            watcher::Event::InitDone => self.events_listed = true,
+        }
+    }
+
+    /// Pod start failures of the cohort created in `[from - limit, to - limit)` in `namespaces`
+    /// (empty: all) matching `selector`: by the time the span ends every pod in it is at least
+    /// `limit` old. A pod counts as failed if it was reported unschedulable or unable to mount
+    /// or start, or is still Pending (which covers stuck in ContainerCreating). Each pod counts
+    /// once, however many times the scheduler retried it. A pod deleted before it was judged
+    /// counts as it was when deleted; deleted while Pending, it failed only if it had been
+    /// pending for the whole limit.
+    pub fn counts(
+        &self,
+        namespaces: &[String],
+        selector: &Selector,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: Duration,
+    ) -> Counts {
+        let (lo, hi) = (from - limit, to - limit);
+        let mut c = Counts::default();
+        for (uid, p) in &self.pods {
+            if p.created < lo || p.created >= hi {
+                continue;
+            }
+            if !namespaces.is_empty() && !namespaces.contains(&p.namespace) {
+                continue;
+            }
+            if !selector.matches(&p.labels) {
+                continue;
+            }
+            c.attempts += 1;
+            let pending_too_long = p.pending && p.deleted_at.is_none_or(|d| d >= p.created + limit);
+            if pending_too_long || p.waiting_failure || self.failed.contains_key(uid) {
+                c.errors += 1;
+            }
+        }
+        c
+    }
+
+    /// Forget pods deleted, and failure Events of pods never seen, longer than `KEEP_DELETED` ago.
+    pub fn prune(&mut self, now: DateTime<Utc>) {
+        let cutoff = now - KEEP_DELETED;
+        self.pods.retain(|_, p| p.deleted_at.is_none_or(|d| d > cutoff));
+        let pods = &self.pods;
+        self.failed.retain(|uid, seen| pods.contains_key(uid) || *seen > cutoff);
+        self.last_prune = Some(now);
+    }
+
+    /// Record what the pod shows now; its UID, if it has one.
+    fn apply(&mut self, pod: &Pod) -> Option<String> {
+        let uid = pod.metadata.uid.clone()?;
+        let created = pod.metadata.creation_timestamp.as_ref().map(|t| to_chrono(t.0))?;
+        let status = pod.status.as_ref();
+        let facts = PodFacts {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            created,
+            pending: status.and_then(|s| s.phase.as_deref()) == Some("Pending"),
+            waiting_failure: status
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|cs| cs.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+                .any(|r| FAILURE_WAITING_REASONS.contains(&r)),
+            deleted_at: None,
+        };
+        let deleted_at = self.pods.get(&uid).and_then(|old| old.deleted_at);
+        self.pods.insert(uid.clone(), PodFacts { deleted_at, ..facts });
+        Some(uid)
+    }
+}
+
+/// The UID of the pod a failure Event is about.
+fn failed_pod(e: &Event) -> Option<&str> {
+    let reason = e.reason.as_deref()?;
+    // Kubelet reports CreateContainerConfigError (e.g. a missing secret) as a `Failed` Event.
+    let config_error =
+        reason == "Failed" && e.message.as_deref().is_some_and(|m| m.contains("CreateContainerConfigError"));
+    let failure = FAILURE_EVENT_REASONS.contains(&reason) || config_error;
+    (failure && e.involved_object.kind.as_deref() == Some("Pod")).then_some(e.involved_object.uid.as_deref()?)
+}
+
+pub fn to_chrono(t: k8s_openapi::jiff::Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn pod(uid: &str, created: &str, phase: &str, waiting: Option<&str>) -> Pod {
+        let mut status = json!({"phase": phase});
+        if let Some(w) = waiting {
+            status["containerStatuses"] = json!([{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": w}}}]);
+        }
+        serde_json::from_value(json!({
+            "metadata": {"uid": uid, "name": uid, "namespace": "jobs", "labels": {"app": "sync"}, "creationTimestamp": created},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn event(uid: &str, reason: &str, message: &str) -> Event {
+        serde_json::from_value(
+            json!({"metadata": {"name": format!("{uid}.{reason}")}, "reason": reason, "message": message,
+            "involvedObject": {"kind": "Pod", "uid": uid}}),
+        )
+        .unwrap()
+    }
+
+    /// An index after both watches listed `pods` and `events`.
+    fn listed(pods: &[Pod], events: &[Event], now: DateTime<Utc>) -> PodIndex {
+        let mut ix = PodIndex::default();
+        ix.pod_event(&watcher::Event::Init, now);
+        for p in pods {
+            ix.pod_event(&watcher::Event::InitApply(p.clone()), now);
+        }
+        ix.pod_event(&watcher::Event::InitDone, now);
+        for e in events {
+            ix.warning_event(&watcher::Event::InitApply(e.clone()), now);
+        }
+        ix.warning_event(&watcher::Event::InitDone, now);
+        ix
+    }
+
+    fn all() -> Selector {
+        Selector::default()
+    }
+
+    #[test]
+    fn counts_each_failed_pod_of_the_cohort_once() {
+        let pods = vec![
+            pod("ok", "2026-11-24T10:00:10Z", "Running", None),
+            pod("stuck", "2026-11-24T10:00:20Z", "Pending", None),
+            pod("unsched", "2026-11-24T10:00:30Z", "Running", None),
+            pod("config", "2026-11-24T10:00:40Z", "Running", Some("CreateContainerConfigError")),
+            pod("mount", "2026-11-24T10:00:50Z", "Running", None),
+            pod("too-new", "2026-11-24T10:04:00Z", "Pending", None),
+            pod("too-old", "2026-11-24T09:00:00Z", "Pending", None),
+        ];
+        let events = vec![
+            event("unsched", "FailedScheduling", "0/3 nodes are available"),
+            event("unsched", "FailedScheduling", "0/3 nodes are available"),
+            event("mount", "Failed", "Error: CreateContainerConfigError"),
+            event("ok", "Pulled", "pulled"),
+        ];
+        let ix = listed(&pods, &events, t("2026-11-24T10:06:00Z"));
+        assert!(ix.ready());
+        // Span 10:05–10:06 with a 5 minute limit: the cohort created 10:00–10:01.
+        let c = ix.counts(
+            &[],
+            &all(),
+            t("2026-11-24T10:05:00Z"),
+            t("2026-11-24T10:06:00Z"),
+            Duration::minutes(5),
+        );
+        assert_eq!(c, Counts { attempts: 5, errors: 4 });
+    }
+
+    #[test]
+    fn a_pod_created_and_deleted_between_two_reads_still_counts() {
+        let now = t("2026-11-24T10:00:00Z");
+        let mut ix = listed(&[], &[], now);
+        let failing = pod("gone-failing", "2026-11-24T10:00:10Z", "Pending", None);
+        let fine = pod("gone-fine", "2026-11-24T10:00:20Z", "Succeeded", None);
+        let early = pod("gone-early", "2026-11-24T10:00:30Z", "Pending", None);
+        for p in [&failing, &fine, &early] {
+            ix.pod_event(&watcher::Event::Apply(p.clone()), now);
+        }
+        ix.pod_event(&watcher::Event::Delete(failing), t("2026-11-24T10:06:00Z"));
+        ix.pod_event(&watcher::Event::Delete(fine), t("2026-11-24T10:01:00Z"));
+        // Deleted while Pending before its limit: it was not given the time to start.
+        ix.pod_event(&watcher::Event::Delete(early), t("2026-11-24T10:01:00Z"));
+        let c = ix.counts(
+            &[],
+            &all(),
+            t("2026-11-24T10:05:00Z"),
+            t("2026-11-24T10:06:00Z"),
+            Duration::minutes(5),
+        );
+        assert_eq!(c, Counts { attempts: 3, errors: 1 });
+        // Forgotten once they are long gone.
+        ix.prune(t("2026-11-24T14:00:00Z"));
+        assert!(ix.is_empty());
+    }
+
+    #[test]
+    fn a_pod_missing_from_a_relist_was_deleted_while_the_watch_was_down() {
+        let now = t("2026-11-24T10:00:00Z");
+        let kept = pod("kept", "2026-11-24T10:00:10Z", "Running", None);
+        let mut ix = listed(&[kept.clone(), pod("lost", "2026-11-24T10:00:20Z", "Pending", None)], &[], now);
+        ix.pod_event(&watcher::Event::Init, t("2026-11-24T10:02:00Z"));
+        ix.pod_event(&watcher::Event::InitApply(kept), t("2026-11-24T10:02:00Z"));
+        ix.pod_event(&watcher::Event::InitDone, t("2026-11-24T10:02:00Z"));
+        // "lost" was last seen Pending and is gone 100 s after its creation: not judged failed.
+        let c = ix.counts(
+            &[],
+            &all(),
+            t("2026-11-24T10:05:00Z"),
+            t("2026-11-24T10:06:00Z"),
+            Duration::minutes(5),
+        );
+        assert_eq!(c, Counts { attempts: 2, errors: 0 });
+        ix.prune(t("2026-11-24T13:03:00Z"));
+        assert_eq!(ix.len(), 1, "the live pod stays");
+    }
+
+    #[test]
+    fn namespaces_and_the_label_selector_narrow_the_cohort() {
+        let mut other = pod("other-ns", "2026-11-24T10:00:10Z", "Pending", None);
+        other.metadata.namespace = Some("web".into());
+        let mut unlabelled = pod("unlabelled", "2026-11-24T10:00:20Z", "Pending", None);
+        unlabelled.metadata.labels = None;
+        let ix = listed(
+            &[other, unlabelled, pod("mine", "2026-11-24T10:00:30Z", "Pending", None)],
+            &[],
+            t("2026-11-24T10:06:00Z"),
+        );
+        let sel = crate::selector::parse("app=sync").unwrap();
+        let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
+        assert_eq!(ix.counts(&["jobs".into()], &sel, from, to, limit), Counts { attempts: 1, errors: 1 });
+        assert_eq!(ix.counts(&[], &all(), from, to, limit), Counts { attempts: 3, errors: 3 });
+    }
+
+    #[test]
+    fn not_ready_until_both_watches_have_listed() {
+        let mut ix = PodIndex::default();
+        let now = t("2026-11-24T10:00:00Z");
+        ix.pod_event(&watcher::Event::Init, now);
+        ix.pod_event(&watcher::Event::InitDone, now);
+        assert!(!ix.ready());
+        ix.warning_event(&watcher::Event::InitDone, now);
+        assert!(ix.ready());
+    }
+}
