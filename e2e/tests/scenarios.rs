@@ -259,6 +259,23 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     assert!(blocked.message.contains("leaves a parenthesis open"), "{}", blocked.message);
     assert!(s.has_event("badselector", reason::INVALID_SPEC).await);
     assert_eq!(s.image("connector").await, GOOD);
+    // A signal naming a namespace that does not exist: said, not read as an empty signal.
+    let yaml = two_stage(&s.ns, "nonamespace", "10s", BAD)
+        .replace(&format!("namespaces: [{}]", s.ns), &format!("namespaces: [{}, no-such-namespace]", s.ns));
+    s.apply(&yaml).await;
+    let mu = s
+        .wait_for("nonamespace", SECS(30), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::INVALID_SPEC)
+            })
+        })
+        .await;
+    let blocked = condition_of(&mu, condition::BLOCKED);
+    assert!(blocked.message.contains("namespace no-such-namespace does not exist"), "{}", blocked.message);
+    assert!(s.has_event("nonamespace", reason::INVALID_SPEC).await);
+    assert_eq!(s.image("connector").await, GOOD);
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
 }
 

@@ -8,6 +8,7 @@ use crate::crd_presence as crd;
 use crate::decide::{self, Decision, Effect, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
+use crate::namespaces::Namespaces;
 use crate::pod_cache::{self, SharedPodIndex};
 use crate::target::{self, TargetKey, TargetState};
 use crate::{selector, signals};
@@ -35,16 +36,20 @@ pub struct Context {
     pub metrics: Metrics,
     /// What the built-in signal reads, fed by one watch of pods and one of Warning Events.
     pub pods: SharedPodIndex,
+    /// Which namespaces exist, for signals that name them.
+    pub namespaces: Namespaces,
 }
 
 impl Context {
-    pub fn new(client: Client, instance: Option<String>, metrics: Metrics, pods: SharedPodIndex) -> Self {
+    pub fn new(client: Client, instance: Option<String>, metrics: Metrics) -> Self {
+        let pods = pod_cache::start(&client);
+        let namespaces = Namespaces::start(&client);
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(10))
             .build()
             .expect("a default HTTP client builds");
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
-        Context { instance, client, http, metrics, pods }
+        Context { instance, client, http, metrics, pods, namespaces }
     }
 }
 
@@ -56,8 +61,7 @@ pub async fn run(client: Client, instance: Option<String>, namespace: Option<Str
         None => Api::all(client.clone()),
     };
     crd::wait_until_installed(&api).await;
-    let pods = pod_cache::start(&client);
-    let ctx = Arc::new(Context::new(client, instance, metrics, pods));
+    let ctx = Arc::new(Context::new(client, instance, metrics));
     // Said once when the CRD goes away under a running operator, and once when it is back.
     let crd_missing = Arc::new(AtomicBool::new(false));
     // Our own status writes wake one more reconcile, which finds nothing to change and writes
@@ -147,6 +151,17 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
             }
         }
     }
+    // What only the cluster can tell is wrong with the spec.
+    let mut spec_problems = vec![];
+    for s in mu.spec.effective_signals() {
+        let Some(k) = &s.kubernetes else { continue };
+        for ns in ctx.namespaces.missing(&k.namespaces).await {
+            spec_problems.push(format!(
+                "signal {}: namespace {ns} does not exist; create it or remove it from the signal's namespaces",
+                s.name
+            ));
+        }
+    }
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
@@ -164,6 +179,7 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
         status,
         targets,
         live_owners,
+        spec_problems,
         samples,
         history,
         now,

@@ -14,6 +14,7 @@ pub mod decide;
 pub mod detector;
 pub mod error;
 pub mod metrics;
+pub mod namespaces;
 pub mod pod_cache;
 pub mod pod_index;
 pub mod replay;

@@ -53,6 +53,9 @@ pub struct Observed {
     /// Other upgrades named as owners on those targets that still exist. An owner that was
     /// deleted before it released its targets no longer holds them.
     pub live_owners: std::collections::BTreeSet<String>,
+    /// What the API server's schema cannot check but the cluster shows is wrong with the spec
+    /// (a signal naming a namespace that does not exist), each saying what to fix.
+    pub spec_problems: Vec<String>,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
@@ -183,7 +186,8 @@ impl<'a> Decider<'a> {
     /// move forward (claim, baseline, stages).
     fn run(&mut self, plan: &Plan, invalid: Option<String>) {
         self.init_stages();
-        let invalid = invalid.or_else(|| self.spec_problem());
+        let invalid =
+            invalid.or_else(|| self.spec_problem()).or_else(|| self.o.spec_problems.first().cloned());
         self.observe_components();
         self.analyse(plan);
         if self.st.rollback.is_none()

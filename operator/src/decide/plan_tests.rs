@@ -72,3 +72,24 @@ fn a_weekend_of_two_adjacent_day_windows_fits_a_long_progress_deadline() {
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).status, "False", "{}", w.condition(ct::BLOCKED).message);
 }
+
+#[test]
+fn a_signal_naming_a_namespace_that_does_not_exist_blocks_before_anything_changes() {
+    let mut w = World::new(spec());
+    w.obs.spec_problems = vec![
+        "signal pods: namespace jobs does not exist; create it or remove it from the signal's namespaces"
+            .into(),
+    ];
+    w.run_until(Duration::minutes(30), |w| {
+        w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True")
+    });
+    let blocked = w.condition(ct::BLOCKED);
+    assert_eq!(blocked.reason, reason::INVALID_SPEC);
+    assert!(blocked.message.contains("namespace jobs does not exist"), "{}", blocked.message);
+    assert!(w.effects.is_empty(), "nothing is claimed or changed: {:?}", w.effects);
+    assert!(w.events.iter().any(|e| e.starts_with(reason::INVALID_SPEC)), "{:?}", w.events);
+    // Once the namespace exists, the upgrade goes ahead.
+    w.obs.spec_problems.clear();
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}

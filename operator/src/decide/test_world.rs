@@ -104,6 +104,7 @@ impl World {
                 status: MaintenanceUpgradeStatus::default(),
                 targets,
                 live_owners: Default::default(),
+                spec_problems: vec![],
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 now: t("2026-11-24T03:00:00Z"),

@@ -1,0 +1,44 @@
+//! Observe step, needs a client: which namespaces exist, from one shared metadata watch (a
+//! kube-runtime reflector), so that a signal naming a namespace that does not exist is reported as
+//! a spec to fix rather than read as an empty, inconclusive signal.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+
+#[derive(Clone)]
+pub struct Namespaces {
+    store: Store<PartialObjectMeta<Namespace>>,
+    api: Api<Namespace>,
+}
+
+impl Namespaces {
+    /// Start the watch; it runs as long as the process, resuming after errors with backoff.
+    pub fn start(client: &Client) -> Namespaces {
+        let api = Api::<Namespace>::all(client.clone());
+        let (store, writer) = reflector::store();
+        // An Api of PartialObjectMeta watches metadata only.
+        let meta = Api::<PartialObjectMeta<Namespace>>::all(client.clone());
+        let stream = watcher(meta, watcher::Config::default()).default_backoff();
+        tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), |_| async {}));
+        Namespaces { store, api }
+    }
+
+    /// Those of `names` that do not exist. The cache may not have seen a namespace created a
+    /// moment ago, so a miss is confirmed with a read; a read that fails counts as existing, so
+    /// that nothing is reported on a doubt.
+    pub async fn missing(&self, names: &[String]) -> Vec<String> {
+        let mut missing = vec![];
+        for name in names {
+            if self.store.get(&ObjectRef::new(name)).is_some() {
+                continue;
+            }
+            if let Ok(None) = self.api.get_metadata_opt(name).await {
+                missing.push(name.clone());
+            }
+        }
+        missing
+    }
+}
