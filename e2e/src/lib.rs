@@ -189,6 +189,8 @@ pub struct Operator {
     log: PathBuf,
     env: Arc<Env>,
     namespace: String,
+    /// Its name on Events and on the Lease, kept across restarts like a pod name.
+    pub instance: String,
     /// Its /metrics and /healthz port, kept across restarts.
     port: u16,
 }
@@ -199,7 +201,8 @@ impl Operator {
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
         // A fresh log per run: restarts within the run append to it.
         std::fs::write(&log, "")?;
-        let mut op = Operator { child: None, log, env, namespace: namespace.into(), port };
+        let mut op =
+            Operator { child: None, log, env, namespace: namespace.into(), instance: name.into(), port };
         op.spawn()?;
         Ok(op)
     }
@@ -209,6 +212,7 @@ impl Operator {
         let bin = self.env.root.join("target/debug/maintenance-operator");
         let child = Command::new(&bin)
             .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
+            .args(["--instance", &self.instance])
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(log.try_clone()?)
@@ -523,6 +527,21 @@ impl Scenario {
 
     pub async fn has_event(&self, name: &str, reason: &str) -> bool {
         self.events(name).await.iter().any(|e| e.starts_with(&format!("{reason}:")))
+    }
+
+    /// Whether an Event with `reason` about the upgrade shows up within 10 s: Events that follow
+    /// a status write may land a moment after the status a test waited for.
+    pub async fn saw_event(&self, name: &str, reason: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.has_event(name, reason).await {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// Stop the generator and the injector (uncordoning every node).

@@ -43,7 +43,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
         reason::SOAK_PASSED,
         reason::SUCCEEDED,
     ] {
-        assert!(s.has_event("up", r).await, "Event {r}: {:?}", s.events("up").await);
+        assert!(s.saw_event("up", r).await, "Event {r}: {:?}", s.events("up").await);
     }
     assert!(!s.has_event("up", reason::CHANGED_EXTERNALLY).await, "{:?}", s.events("up").await);
 }
@@ -72,7 +72,7 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     let events = s.events("up").await;
     assert!(events.iter().any(|e| e.starts_with(reason::REGRESSION) && e.contains("baseline")), "{events:?}");
     assert!(
-        s.has_event("up", reason::REVERTED).await && s.has_event("up", reason::ROLLED_BACK).await,
+        s.saw_event("up", reason::REVERTED).await && s.saw_event("up", reason::ROLLED_BACK).await,
         "{events:?}"
     );
     // The capped steps make the statistic pass two thirds of the threshold first: a warning.
@@ -218,7 +218,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     let blocked = condition_of(&mu, condition::BLOCKED);
     assert_eq!(blocked.reason, reason::TARGET_NOT_FOUND);
     assert!(blocked.message.contains("connector-canary does not exist"), "{}", blocked.message);
-    assert!(s.has_event("missing", reason::TARGET_NOT_FOUND).await);
+    assert!(s.saw_event("missing", reason::TARGET_NOT_FOUND).await);
     assert_eq!(s.image("connector").await, GOOD, "no partial change");
 
     // A container that does not exist.
@@ -240,7 +240,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         })
         .await;
     assert!(condition_of(&mu, condition::BLOCKED).message.contains("no container \"sidecar\""));
-    assert!(s.has_event("nocontainer", reason::CONTAINER_NOT_FOUND).await);
+    assert!(s.saw_event("nocontainer", reason::CONTAINER_NOT_FOUND).await);
     assert_eq!(s.image("connector").await, GOOD);
     // A label selector the API server would refuse: said before anything is read or changed.
     let yaml = two_stage(&s.ns, "badselector", "10s", BAD)
@@ -257,7 +257,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         .await;
     let blocked = condition_of(&mu, condition::BLOCKED);
     assert!(blocked.message.contains("leaves a parenthesis open"), "{}", blocked.message);
-    assert!(s.has_event("badselector", reason::INVALID_SPEC).await);
+    assert!(s.saw_event("badselector", reason::INVALID_SPEC).await);
     assert_eq!(s.image("connector").await, GOOD);
     // A signal naming a namespace that does not exist: said, not read as an empty signal.
     let yaml = two_stage(&s.ns, "nonamespace", "10s", BAD)
@@ -274,7 +274,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         .await;
     let blocked = condition_of(&mu, condition::BLOCKED);
     assert!(blocked.message.contains("namespace no-such-namespace does not exist"), "{}", blocked.message);
-    assert!(s.has_event("nonamespace", reason::INVALID_SPEC).await);
+    assert!(s.saw_event("nonamespace", reason::INVALID_SPEC).await);
     assert_eq!(s.image("connector").await, GOOD);
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
 }
@@ -300,7 +300,7 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
         })
         .await;
     assert!(condition_of(&second, condition::BLOCKED).message.contains(&format!("{}/first", s.ns)));
-    assert!(s.has_event("second", reason::TARGET_OWNED).await);
+    assert!(s.saw_event("second", reason::TARGET_OWNED).await);
     s.wait_phase("first", Phase::Succeeded, SECS(150)).await;
     assert_eq!(s.image("connector").await, v133);
     // The first has ended: the second goes ahead and records v1.3.3 as its known-good.
@@ -363,6 +363,17 @@ async fn s10_least_privilege_manifests_apply() {
     assert_eq!(can_i("delete", "daemonsets.apps"), "no", "least privilege: no delete");
     assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev"), "no", "the spec is the user's");
     assert_eq!(can_i("get", "secrets"), "no");
+    let can_i_lease = |verb: &str| {
+        let out = std::process::Command::new(s.env.bin.join("kubectl"))
+            .args(["auth", "can-i", verb, "leases.coordination.k8s.io", "--as", OPERATOR_SA])
+            .args(["-n", "maintenance-operator"])
+            .env("KUBECONFIG", &s.env.kubeconfig)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(can_i_lease("patch"), "yes", "leader election renews its Lease");
+    assert_eq!(can_i_lease("delete"), "no");
     let _ = ComponentPhase::Applied;
 }
 
@@ -408,7 +419,7 @@ async fn s04_closed_window_waits_and_exclusions_are_respected() {
     let started = st.stages[0].started_at.unwrap();
     assert!(started >= open, "the canary started at {started}, inside the exclusion ending {open}");
     assert!(started < open + chrono::Duration::seconds(15), "and soon after the window opened: {started}");
-    assert!(s.has_event("up", reason::MEASURING_BASELINE).await);
+    assert!(s.saw_event("up", reason::MEASURING_BASELINE).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,4 +473,66 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     }
     let sets = s.events("up").await.iter().filter(|e| e.starts_with(reason::IMAGE_SET)).count();
     assert_eq!(sets, 2, "{:?}", s.events("up").await);
+}
+
+/// The Lease the operators of one namespace share, and who holds it.
+fn lease_holder(s: &Scenario) -> Option<String> {
+    let out = s
+        .env
+        .kubectl(&[
+            "get",
+            "lease",
+            &format!("maintenance-operator-{}", s.ns),
+            "-n",
+            "maintenance-operator",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .ok()?;
+    Some(out.trim().to_string()).filter(|h| !h.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
+    let mut s = incident_world("leader").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    // A second replica for the same namespace: the scenario's own operator already leads.
+    let first = s.operator.instance.clone();
+    let deadline = std::time::Instant::now() + SECS(20);
+    while lease_holder(&s).as_deref() != Some(first.as_str()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first operator never took the Lease: {:?}",
+            lease_holder(&s)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut second = Operator::start(s.env.clone(), "leader-b", &s.ns).unwrap();
+    s.apply(&two_stage(&s.ns, "up", "30s", next)).await;
+    s.wait_for("up", SECS(60), "soaking canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
+    tokio::time::sleep(SECS(5)).await;
+    assert!(second.log().contains("following:"), "the second replica follows:\n{}", second.log());
+    s.operator.kill();
+    let killed = std::time::Instant::now();
+    while lease_holder(&s).as_deref() != Some("leader-b") {
+        assert!(killed.elapsed() < SECS(40), "no takeover: {:?}\n{}", lease_holder(&s), second.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("s11: the follower took the Lease over {:?} after the leader was killed", killed.elapsed());
+    let mu = s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
+    assert_eq!(s.image("connector").await, next);
+    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "nothing repeated");
+    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    for c in mu.status.as_ref().unwrap().stages.iter().flat_map(|s| &s.components) {
+        assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good intact for {}", c.name);
+    }
+    let sets = s.events("up").await.iter().filter(|e| e.starts_with(reason::IMAGE_SET)).count();
+    assert_eq!(sets, 2, "each image set once: {:?}", s.events("up").await);
+    let stopped = second.terminate(SECS(10)).expect("SIGTERM stops the leader");
+    eprintln!("s11: the new leader exited {stopped:?} after SIGTERM");
+    assert!(second.log().contains("released the Lease"), "{}", second.log());
 }

@@ -7,6 +7,7 @@ use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadK
 use crate::crd_presence as crd;
 use crate::decide::{self, Decision, Effect, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
+use crate::leader::{self, LeaseConfig};
 use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
 use crate::namespaces::Namespaces;
 use crate::pod_cache::{self, SharedPodIndex};
@@ -23,6 +24,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
@@ -38,32 +40,59 @@ pub struct Context {
     pub pods: SharedPodIndex,
     /// Which namespaces exist, for signals that name them.
     pub namespaces: Namespaces,
+    /// The one namespace this operator watches (`run --namespace`), or None for all.
+    pub scope: Option<String>,
 }
 
 impl Context {
-    pub fn new(client: Client, instance: Option<String>, metrics: Metrics) -> Self {
-        let pods = pod_cache::start(&client);
+    pub fn new(client: Client, instance: Option<String>, metrics: Metrics, scope: Option<String>) -> Self {
+        let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(10))
             .build()
             .expect("a default HTTP client builds");
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
-        Context { instance, client, http, metrics, pods, namespaces }
+        Context { instance, client, http, metrics, pods, namespaces, scope }
     }
 }
 
-/// Run the controller until the process is told to stop, over the upgrades of one namespace or
-/// of all of them.
-pub async fn run(client: Client, instance: Option<String>, namespace: Option<String>, metrics: Metrics) {
+/// Run the controller over the upgrades of one namespace or of all of them, as the leader when
+/// `lease` is given, until `shutdown` completes; what `shutdown` said, or why it could not run.
+pub async fn run(
+    client: Client,
+    instance: String,
+    namespace: Option<String>,
+    metrics: Metrics,
+    lease: Option<LeaseConfig>,
+    shutdown: impl Future<Output = &'static str>,
+) -> std::result::Result<&'static str, String> {
     let api: Api<MaintenanceUpgrade> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    crd::wait_until_installed(&api).await;
-    let ctx = Arc::new(Context::new(client, instance, metrics));
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        _ = crd::wait_until_installed(&api) => {}
+        signal = &mut shutdown => return Ok(signal),
+    }
+    let ctx = Arc::new(Context::new(client.clone(), Some(instance), metrics, namespace));
     // Said once when the CRD goes away under a running operator, and once when it is back.
     let crd_missing = Arc::new(AtomicBool::new(false));
+    let reconcile_all = || reconcile_all(api.clone(), ctx.clone(), crd_missing.clone());
+    match lease {
+        None => Ok(tokio::select! {
+            _ = reconcile_all() => "the controller stopped",
+            signal = &mut shutdown => signal,
+        }),
+        Some(cfg) => leader::lead_while_holding(client, &cfg, reconcile_all, shutdown)
+            .await
+            .map_err(|e| format!("leader election on Lease {}/{} failed: {e}", cfg.namespace, cfg.name)),
+    }
+}
+
+/// The Controller itself, until it stops.
+async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
     // Our own status writes wake one more reconcile, which finds nothing to change and writes
     // nothing; the requeue time of each decision drives the rest (targets are polled).
     Controller::new(api, watcher::Config::default())
@@ -155,11 +184,20 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
     let mut spec_problems = vec![];
     for s in mu.spec.effective_signals() {
         let Some(k) = &s.kubernetes else { continue };
-        for ns in ctx.namespaces.missing(&k.namespaces).await {
-            spec_problems.push(format!(
-                "signal {}: namespace {ns} does not exist; create it or remove it from the signal's namespaces",
-                s.name
-            ));
+        let missing = ctx.namespaces.missing(&k.namespaces).await;
+        for ns in &k.namespaces {
+            if missing.contains(ns) {
+                spec_problems.push(format!(
+                    "signal {}: namespace {ns} does not exist; create it or remove it from the signal's namespaces",
+                    s.name
+                ));
+            } else if let Some(scope) = ctx.scope.as_ref().filter(|scope| *scope != ns) {
+                spec_problems.push(format!(
+                    "signal {}: namespace {ns} is outside what this operator watches (run --namespace {scope}); \
+                     remove it from the signal's namespaces, or run the operator over every namespace",
+                    s.name
+                ));
+            }
         }
     }
     let mut samples = BTreeMap::new();

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
+use maintenance_operator::leader::LeaseConfig;
 use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics, replay};
 
 #[derive(Parser)]
@@ -19,7 +20,8 @@ struct Cli {
 enum Command {
     /// Run the controller (the default) against the cluster in KUBECONFIG or in-cluster config.
     Run {
-        /// Name of this instance on the Events it publishes (the pod name in a cluster).
+        /// Name of this instance on its Events and its Lease (the pod name in a cluster; by
+        /// default the host name and process ID).
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
         /// Address for /metrics, /healthz and /readyz.
@@ -28,6 +30,16 @@ enum Command {
         /// Reconcile only the MaintenanceUpgrades of this namespace (default: every namespace).
         #[arg(long, env = "WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Reconcile only while holding a coordination.k8s.io Lease, so that several replicas can
+        /// run: one leads, the others keep their caches warm and take over.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        leader_elect: bool,
+        /// Namespace of the Lease: the operator's own (in a pod, POD_NAMESPACE).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "maintenance-operator")]
+        lease_namespace: String,
+        /// How long the Lease stays held without a renewal: the longest a takeover waits.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        lease_duration: std::time::Duration,
     },
     /// Print the CustomResourceDefinition as YAML.
     Crd,
@@ -67,13 +79,12 @@ async fn terminated() -> &'static str {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let default = Command::Run {
-        instance: std::env::var("POD_NAME").ok(),
-        listen: ([127, 0, 0, 1], 8080).into(),
-        namespace: std::env::var("WATCH_NAMESPACE").ok(),
+    // No subcommand means `run`, with its flags' defaults and environment.
+    let command = match Cli::parse().command {
+        Some(c) => c,
+        None => Cli::parse_from(["maintenance-operator", "run"]).command.expect("run parses"),
     };
-    match cli.command.unwrap_or(default) {
+    match command {
         Command::Crd => print!("{}", serde_yaml::to_string(&MaintenanceUpgrade::crd())?),
         Command::Replay { trace, change_at, spec, signal, plot } => {
             let fail = |msg: String| -> anyhow::Error {
@@ -107,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string(&outcome)?);
         }
-        Command::Run { instance, listen, namespace } => {
+        Command::Run { instance, listen, namespace, leader_elect, lease_namespace, lease_duration } => {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(
@@ -116,16 +127,31 @@ async fn main() -> anyhow::Result<()> {
                 )
                 .init();
             let client = kube::Client::try_default().await?;
+            let identity = instance.unwrap_or_else(|| {
+                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "maintenance-operator".into());
+                format!("{host}-{}", std::process::id())
+            });
+            // Operators that watch different namespaces do not compete for one Lease.
+            let lease = leader_elect.then(|| LeaseConfig {
+                namespace: lease_namespace,
+                name: namespace
+                    .as_ref()
+                    .map_or("maintenance-operator".into(), |ns| format!("maintenance-operator-{ns}")),
+                identity: identity.clone(),
+                duration: lease_duration,
+            });
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = metrics::Metrics::default();
             let server = tokio::spawn(metrics::serve(listen, m.clone()));
             // Stopping at once is safe: every step is recognised as done or not when observed
             // again (the e2e tests SIGKILL the operator mid-rollout), so a signal ends the process
-            // without waiting for a reconcile in flight.
+            // without waiting for a reconcile in flight; a leader releases its Lease first.
             tokio::select! {
-                _ = controller::run(client, instance, namespace, m) => {}
+                stopped = controller::run(client, identity, namespace, m, lease, terminated()) => match stopped {
+                    Ok(signal) => tracing::info!("{signal}: stopping"),
+                    Err(e) => anyhow::bail!("{e}"),
+                },
                 res = server => anyhow::bail!("the metrics server stopped: {res:?}"),
-                signal = terminated() => tracing::info!("{signal}: stopping"),
             }
         }
     }

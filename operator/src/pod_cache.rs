@@ -13,14 +13,27 @@ use tracing::{info, warn};
 
 pub type SharedPodIndex = Arc<RwLock<PodIndex>>;
 
-/// Start both watches. They run as long as the process.
-pub fn start(client: &Client) -> SharedPodIndex {
+/// Start both watches, over one namespace (an operator run with `--namespace` sees only that one)
+/// or all of them. They run as long as the process.
+pub fn start(client: &Client, scope: Option<&str>) -> SharedPodIndex {
+    fn api<K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
+        client: &Client,
+        scope: Option<&str>,
+    ) -> Api<K>
+    where
+        K::DynamicType: Default,
+    {
+        match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
     let index = SharedPodIndex::default();
     let all = watcher::Config::default();
     let failures = watcher::Config::default().fields("type=Warning,involvedObject.kind=Pod");
-    let pods = Watch { what: "pods", api: Api::<Pod>::all(client.clone()), config: all };
+    let pods = Watch { what: "pods", api: api::<Pod>(client, scope), config: all };
     tokio::spawn(pods.feed(index.clone(), PodIndex::pod_event, PodIndex::pods_lost));
-    let events = Watch { what: "Warning Events", api: Api::<Event>::all(client.clone()), config: failures };
+    let events = Watch { what: "Warning Events", api: api::<Event>(client, scope), config: failures };
     tokio::spawn(events.feed(index.clone(), PodIndex::warning_event, PodIndex::events_lost));
     index
 }
