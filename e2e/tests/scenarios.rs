@@ -105,6 +105,22 @@ async fn s03_regression_only_in_the_fleet_reverts_both_last_first() {
     );
 }
 
+/// The upgrade is Blocked for `why`, with a message that `says` what to fix, announced by an
+/// Event, and the connector is untouched.
+async fn blocked_and_unchanged(s: &Scenario, name: &str, why: &str, says: &str) {
+    let mu = s
+        .wait_for(name, SECS(30), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions.iter().any(|c| c.type_ == condition::BLOCKED && c.reason == why)
+            })
+        })
+        .await;
+    let blocked = condition_of(&mu, condition::BLOCKED);
+    assert!(blocked.message.contains(says), "{name}: expected {says:?} in {}", blocked.message);
+    assert!(s.saw_event(name, why).await, "{name}: Event {why}: {:?}", s.events(name).await);
+    assert_eq!(s.image("connector").await, GOOD, "{name}: nothing changed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     let s = Scenario::new("bad-input").await;
@@ -230,52 +246,23 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             1,
         );
     s.apply(&yaml).await;
-    let mu = s
-        .wait_for("nocontainer", SECS(30), "blocked", |mu| {
-            mu.status.as_ref().is_some_and(|st| {
-                st.conditions
-                    .iter()
-                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CONTAINER_NOT_FOUND)
-            })
-        })
-        .await;
-    assert!(condition_of(&mu, condition::BLOCKED).message.contains("no container \"sidecar\""));
-    assert!(s.saw_event("nocontainer", reason::CONTAINER_NOT_FOUND).await);
-    assert_eq!(s.image("connector").await, GOOD);
+    blocked_and_unchanged(&s, "nocontainer", reason::CONTAINER_NOT_FOUND, "no container \"sidecar\"").await;
     // A label selector the API server would refuse: said before anything is read or changed.
     let yaml = two_stage(&s.ns, "badselector", "10s", BAD)
         .replace("labelSelector: app=email-sync", "labelSelector: \"app in (email-sync\"");
     s.apply(&yaml).await;
-    let mu = s
-        .wait_for("badselector", SECS(30), "blocked", |mu| {
-            mu.status.as_ref().is_some_and(|st| {
-                st.conditions
-                    .iter()
-                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::INVALID_SPEC)
-            })
-        })
-        .await;
-    let blocked = condition_of(&mu, condition::BLOCKED);
-    assert!(blocked.message.contains("leaves a parenthesis open"), "{}", blocked.message);
-    assert!(s.saw_event("badselector", reason::INVALID_SPEC).await);
-    assert_eq!(s.image("connector").await, GOOD);
+    blocked_and_unchanged(&s, "badselector", reason::INVALID_SPEC, "leaves a parenthesis open").await;
     // A signal naming a namespace that does not exist: said, not read as an empty signal.
     let yaml = two_stage(&s.ns, "nonamespace", "10s", BAD)
         .replace(&format!("namespaces: [{}]", s.ns), &format!("namespaces: [{}, no-such-namespace]", s.ns));
     s.apply(&yaml).await;
-    let mu = s
-        .wait_for("nonamespace", SECS(30), "blocked", |mu| {
-            mu.status.as_ref().is_some_and(|st| {
-                st.conditions
-                    .iter()
-                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::INVALID_SPEC)
-            })
-        })
-        .await;
-    let blocked = condition_of(&mu, condition::BLOCKED);
-    assert!(blocked.message.contains("namespace no-such-namespace does not exist"), "{}", blocked.message);
-    assert!(s.saw_event("nonamespace", reason::INVALID_SPEC).await);
-    assert_eq!(s.image("connector").await, GOOD);
+    blocked_and_unchanged(
+        &s,
+        "nonamespace",
+        reason::INVALID_SPEC,
+        "namespace no-such-namespace does not exist",
+    )
+    .await;
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
 }
 

@@ -79,13 +79,13 @@ pub async fn run(
     let ctx = Arc::new(Context::new(client.clone(), Some(instance), metrics, namespace));
     // Said once when the CRD goes away under a running operator, and once when it is back.
     let crd_missing = Arc::new(AtomicBool::new(false));
-    let reconcile_all = || reconcile_all(api.clone(), ctx.clone(), crd_missing.clone());
+    let controller = || reconcile_all(api.clone(), ctx.clone(), crd_missing.clone());
     match lease {
         None => Ok(tokio::select! {
-            _ = reconcile_all() => "the controller stopped",
+            _ = controller() => "the controller stopped",
             signal = &mut shutdown => signal,
         }),
-        Some(cfg) => leader::lead_while_holding(client, &cfg, reconcile_all, shutdown)
+        Some(cfg) => leader::lead_while_holding(client, &cfg, controller, shutdown)
             .await
             .map_err(|e| format!("leader election on Lease {}/{} failed: {e}", cfg.namespace, cfg.name)),
     }

@@ -260,6 +260,11 @@ mod tests {
         Selector::default()
     }
 
+    /// The span 10:05–10:06 with a 5 minute limit: the cohort created 10:00–10:01, every pod.
+    fn judged(ix: &PodIndex) -> Counts {
+        ix.counts(&[], &all(), t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5))
+    }
+
     #[test]
     fn counts_each_failed_pod_of_the_cohort_once() {
         let pods = vec![
@@ -279,14 +284,7 @@ mod tests {
         ];
         let ix = listed(&pods, &events, t("2026-11-24T10:06:00Z"));
         assert!(ix.ready());
-        // Span 10:05–10:06 with a 5 minute limit: the cohort created 10:00–10:01.
-        let c = ix.counts(
-            &[],
-            &all(),
-            t("2026-11-24T10:05:00Z"),
-            t("2026-11-24T10:06:00Z"),
-            Duration::minutes(5),
-        );
+        let c = judged(&ix);
         assert_eq!(c, Counts { attempts: 5, errors: 4 });
     }
 
@@ -304,13 +302,7 @@ mod tests {
         ix.pod_event(&watcher::Event::Delete(fine), t("2026-11-24T10:01:00Z"));
         // Deleted while Pending before its limit: it was not given the time to start.
         ix.pod_event(&watcher::Event::Delete(early), t("2026-11-24T10:01:00Z"));
-        let c = ix.counts(
-            &[],
-            &all(),
-            t("2026-11-24T10:05:00Z"),
-            t("2026-11-24T10:06:00Z"),
-            Duration::minutes(5),
-        );
+        let c = judged(&ix);
         assert_eq!(c, Counts { attempts: 3, errors: 1 });
         // Forgotten once they are long gone.
         ix.prune(t("2026-11-24T14:00:00Z"));
@@ -326,13 +318,7 @@ mod tests {
         ix.pod_event(&watcher::Event::InitApply(kept), t("2026-11-24T10:02:00Z"));
         ix.pod_event(&watcher::Event::InitDone, t("2026-11-24T10:02:00Z"));
         // "lost" was last seen Pending and is gone 100 s after its creation: not judged failed.
-        let c = ix.counts(
-            &[],
-            &all(),
-            t("2026-11-24T10:05:00Z"),
-            t("2026-11-24T10:06:00Z"),
-            Duration::minutes(5),
-        );
+        let c = judged(&ix);
         assert_eq!(c, Counts { attempts: 2, errors: 0 });
         ix.prune(t("2026-11-24T13:03:00Z"));
         assert_eq!(ix.len(), 1, "the live pod stays");
