@@ -47,6 +47,11 @@ demo: build cluster-binaries ## Replay the incident on a local cluster: slow reg
 bench-detect: ## Benchmark the detector against Argo/Flagger/Kayenta-style rules (writes bench/)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench
 
+.PHONY: bench-scale
+bench-scale: cluster-binaries ## Fleet scale on a local cluster: reconcile time, RSS, CPU, API load (a benchmark)
+	$(CARGO) build --locked --release -p maintenance-operator
+	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin bench_scale
+
 .PHONY: replay-incident
 replay-incident: build ## Replay the incident trace: when would the operator have rolled back?
 	./target/debug/maintenance-operator replay --trace bench/incident-2022-10-18.csv \

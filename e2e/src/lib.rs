@@ -135,7 +135,7 @@ pub fn node_name(scenario: &str, zone: usize) -> String {
 }
 
 /// The scenario's own `ZONES` fake nodes, the first two of them canaries, once Ready.
-async fn create_nodes(client: &Client, scenario: &str) -> Result<()> {
+pub async fn create_nodes(client: &Client, scenario: &str) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     for i in 0..ZONES {
         let name = node_name(scenario, i);

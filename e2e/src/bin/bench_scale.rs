@@ -1,0 +1,262 @@
+//! `make bench-scale`: the operator (release build, as its ServiceAccount, cluster-wide, with
+//! leader election) at fleet scale on the local control plane. A benchmark, not a test.
+//!
+//! - Run A: `BENCH_UPGRADES` upgrades (default 1,000) over three Deployments each, spread over
+//!   100 namespaces, each signal scoped to its own namespace.
+//! - Run B: the default, cluster-wide built-in signal, `BENCH_B_UPGRADES` upgrades (default 300)
+//!   over three Deployments each, with `BENCH_PODS` pods (default 3,000) in the cluster.
+//!
+//! Each run prints the time until every upgrade has claimed its targets and is measuring its
+//! baseline, the operator's peak RSS and CPU seconds, and the API server's own request rate
+//! (`apiserver_request_total`) over a minute of that steady state, against the idle cluster.
+
+use anyhow::{Context as _, Result, bail};
+use e2e::*;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
+use serde_json::json;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Creations in flight at once.
+const PARALLEL: usize = 16;
+/// How long the steady API rate is measured: one analysis interval (the CRD's default).
+const STEADY: Duration = Duration::from_secs(60);
+
+fn count(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let env = Arc::new(Env::from_env()?);
+    env.setup().await?;
+    let client = env.client().await?;
+    let upgrades = count("BENCH_UPGRADES", 1000);
+    let b_upgrades = count("BENCH_B_UPGRADES", 300);
+    let pods = count("BENCH_PODS", 3000);
+    println!(
+        "bench-scale: run A, {upgrades} upgrades over {} Deployments, signals per namespace",
+        upgrades * 3
+    );
+    let a = run(&env, &client, "bench-a", upgrades, Some(100), 0).await?;
+    println!(
+        "bench-scale: run B, {b_upgrades} upgrades over {} Deployments, the default signal, {pods} pods",
+        b_upgrades * 3
+    );
+    let b = run(&env, &client, "bench-b", b_upgrades, None, pods).await?;
+    println!("\n| run | all reconciled | peak RSS | CPU | API load, steady (idle) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, r) in [
+        (format!("A: {upgrades} upgrades, {} Deployments, per-namespace signals", upgrades * 3), a),
+        (format!("B: {b_upgrades} upgrades, {} Deployments, default signal, {pods} pods", b_upgrades * 3), b),
+    ] {
+        println!(
+            "| {name} | {:.1} s | {:.0} MiB | {:.1} s | {:.1} requests/s ({:.1}) |",
+            r.reconciled.as_secs_f64(),
+            r.peak_rss_mib,
+            r.cpu_seconds,
+            r.steady_rps,
+            r.idle_rps
+        );
+    }
+    Ok(())
+}
+
+struct Figures {
+    reconciled: Duration,
+    peak_rss_mib: f64,
+    cpu_seconds: f64,
+    idle_rps: f64,
+    steady_rps: f64,
+}
+
+/// One run: targets and upgrades first, the idle rate, then the operator.
+async fn run(
+    env: &Arc<Env>,
+    client: &kube::Client,
+    prefix: &str,
+    upgrades: usize,
+    namespaces: Option<usize>,
+    pods: usize,
+) -> Result<Figures> {
+    let spread = namespaces.unwrap_or(10).min(upgrades.max(1));
+    let nss: Vec<String> = (0..spread).map(|i| format!("{prefix}-{i}")).collect();
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    for ns in &nss {
+        let _ = ns_api
+            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
+            .await;
+    }
+    if pods > 0 {
+        make_pods(client, prefix, &nss[0], pods).await?;
+    }
+    let t = Instant::now();
+    futures::stream::iter(0..upgrades * 3)
+        .map(|i| deployment(client, &nss[(i / 3) % spread], format!("app-{}", i)))
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
+    println!("  {} Deployments created in {:.0} s", upgrades * 3, t.elapsed().as_secs_f64());
+    let per_ns = namespaces.is_some();
+    futures::stream::iter(0..upgrades)
+        .map(|i| upgrade(client, &nss[i % spread], i, per_ns))
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
+    println!("  {upgrades} upgrades created");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_rps = request_rate(env, Duration::from_secs(30)).await?;
+    println!("  idle API load: {idle_rps:.1} requests/s");
+
+    let mut op = start_operator(env, prefix)?;
+    let started = Instant::now();
+    let all: Api<MaintenanceUpgrade> = Api::all(client.clone());
+    let reconciled = loop {
+        let list = all.list(&ListParams::default()).await?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|mu| mu.metadata.namespace.as_deref().is_some_and(|n| n.starts_with(prefix)))
+            .filter(|mu| mu.status.as_ref().is_some_and(|s| s.phase == Phase::MeasuringBaseline))
+            .count();
+        if ready >= upgrades {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("only {ready} of {upgrades} upgrades reached MeasuringBaseline in 15 minutes");
+        }
+        if let Some(status) = op.try_wait()? {
+            bail!("the operator exited ({status})");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    println!("  every upgrade measuring its baseline after {:.1} s", reconciled.as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let steady_rps = request_rate(env, STEADY).await?;
+    let (peak_rss_mib, cpu_seconds) = usage(op.id())?;
+    println!(
+        "  steady API load: {steady_rps:.1} requests/s; peak RSS {peak_rss_mib:.0} MiB; CPU {cpu_seconds:.1} s"
+    );
+    let _ = op.kill();
+    let _ = op.wait();
+    // Gone before the next run measures its idle cluster.
+    for ns in &nss {
+        let _ = env.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    for ns in &nss {
+        while ns_api.get_opt(ns).await?.is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    let _ = env.kubectl(&["delete", "nodes", "-l", &format!("{SCENARIO_LABEL}={prefix}"), "--wait=false"]);
+    Ok(Figures { reconciled, peak_rss_mib, cpu_seconds, idle_rps, steady_rps })
+}
+
+async fn deployment(client: &kube::Client, ns: &str, name: String) -> Result<()> {
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}}
+        }
+    }))?;
+    Api::<Deployment>::namespaced(client.clone(), ns).create(&PostParams::default(), &d).await?;
+    Ok(())
+}
+
+/// An upgrade of three Deployments, window always open, every default kept but the signal's
+/// scope: its own namespace (run A) or the whole cluster (run B, the CRD's default).
+async fn upgrade(client: &kube::Client, ns: &str, i: usize, per_namespace: bool) -> Result<()> {
+    let components: Vec<_> = (i * 3..i * 3 + 3)
+        .map(|d| json!({"kind": "Deployment", "name": format!("app-{d}"), "image": "registry.example.com/app:2"}))
+        .collect();
+    let mut spec = json!({"stages": [{"name": "all", "components": components, "soak": "48h"}]});
+    if per_namespace {
+        spec["analysis"] = json!({"signals": [{"name": "pods", "kubernetes": {"namespaces": [ns]}}]});
+    }
+    let mu: MaintenanceUpgrade = serde_json::from_value(
+        json!({"apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+            "metadata": {"name": format!("up-{i}")}, "spec": spec}),
+    )?;
+    Api::<MaintenanceUpgrade>::namespaced(client.clone(), ns).create(&PostParams::default(), &mu).await?;
+    Ok(())
+}
+
+/// `pods` running pods on fake nodes of their own, for the cluster-wide signal to watch.
+async fn make_pods(client: &kube::Client, prefix: &str, ns: &str, pods: usize) -> Result<()> {
+    create_nodes(client, prefix).await?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let t = Instant::now();
+    futures::stream::iter(0..pods)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let p: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": format!("job-{i}"), "labels": {"app": "job"}},
+                    "spec": {"nodeSelector": {SCENARIO_LABEL: prefix},
+                        "containers": [{"name": "job", "image": "registry.example.com/job:1"}]}
+                }))?;
+                api.create(&PostParams::default(), &p).await?;
+                Ok::<_, anyhow::Error>(())
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
+    println!("  {pods} pods created in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn start_operator(env: &Arc<Env>, name: &str) -> Result<Child> {
+    let bin = env.root.join("target/release/maintenance-operator");
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+    let log = std::fs::File::create(env.logs.join(format!("{name}.operator.log")))?;
+    Command::new(&bin)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--instance", name])
+        .env("KUBECONFIG", &env.operator_kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {} (make bench-scale builds it)", bin.display()))
+}
+
+/// Requests per second the API server counted over `span` (its own `apiserver_request_total`).
+async fn request_rate(env: &Arc<Env>, span: Duration) -> Result<f64> {
+    let before = requests(env)?;
+    tokio::time::sleep(span).await;
+    Ok((requests(env)? - before) / span.as_secs_f64())
+}
+
+fn requests(env: &Env) -> Result<f64> {
+    let text = env.kubectl(&["get", "--raw", "/metrics"])?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Peak resident memory (MiB) and CPU seconds of a process, from /proc.
+fn usage(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmHWM in /proc/PID/status")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("/proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok((hwm_kib / 1024.0, ticks / 100.0))
+}
