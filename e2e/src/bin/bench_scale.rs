@@ -39,16 +39,18 @@ async fn main() -> Result<()> {
     let upgrades = count("BENCH_UPGRADES", 1000);
     let b_upgrades = count("BENCH_B_UPGRADES", 300);
     let pods = count("BENCH_PODS", 3000);
+    let empty = request_rate(&env, Duration::from_secs(20)).await?;
+    println!("bench-scale: the empty cluster serves {empty:.1} requests/s");
     println!(
         "bench-scale: run A, {upgrades} upgrades over {} Deployments, signals per namespace",
         upgrades * 3
     );
-    let a = run(&env, &client, "bench-a", upgrades, Some(100), 0).await?;
+    let a = run(&env, &client, "bench-a", upgrades, Some(100), 0, empty).await?;
     println!(
         "bench-scale: run B, {b_upgrades} upgrades over {} Deployments, the default signal, {pods} pods",
         b_upgrades * 3
     );
-    let b = run(&env, &client, "bench-b", b_upgrades, None, pods).await?;
+    let b = run(&env, &client, "bench-b", b_upgrades, None, pods, empty).await?;
     println!("\n| run | all reconciled | peak RSS | CPU | API load, steady (idle) |");
     println!("|---|---:|---:|---:|---:|");
     for (name, r) in [
@@ -83,6 +85,7 @@ async fn run(
     upgrades: usize,
     namespaces: Option<usize>,
     pods: usize,
+    empty: f64,
 ) -> Result<Figures> {
     let spread = namespaces.unwrap_or(10).min(upgrades.max(1));
     let nss: Vec<String> = (0..spread).map(|i| format!("{prefix}-{i}")).collect();
@@ -109,7 +112,7 @@ async fn run(
         .try_collect::<Vec<()>>()
         .await?;
     println!("  {upgrades} upgrades created");
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    settle(env, empty).await?;
     let idle_rps = request_rate(env, Duration::from_secs(30)).await?;
     println!("  idle API load: {idle_rps:.1} requests/s");
 
@@ -227,6 +230,21 @@ fn start_operator(env: &Arc<Env>, name: &str) -> Result<Child> {
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {} (make bench-scale builds it)", bin.display()))
+}
+
+/// Wait until the cluster's own controllers have caught up with what was just created: the
+/// request rate is back near that of the empty cluster (at most 5 minutes).
+async fn settle(env: &Arc<Env>, empty: f64) -> Result<()> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(300) {
+        let rate = request_rate(env, Duration::from_secs(10)).await?;
+        if rate < 2.0 * empty + 5.0 {
+            println!("  settled after {:.0} s ({rate:.1} requests/s)", t.elapsed().as_secs_f64());
+            return Ok(());
+        }
+    }
+    println!("  still busy after 5 minutes; measuring anyway");
+    Ok(())
 }
 
 /// Requests per second the API server counted over `span` (its own `apiserver_request_total`).
