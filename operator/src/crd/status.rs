@@ -1,0 +1,319 @@
+//! The status of a `MaintenanceUpgrade`: phase, conditions, stages and components with their
+//! known-good images, and each signal's baseline, detector state and verdict. Plain data.
+
+use super::*;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceUpgradeStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// What the operator is doing, why, and what happens next.
+    #[serde(default)]
+    pub message: String,
+    /// Name of the stage being applied, soaked or reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_stage: Option<String>,
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// When the targets were claimed and their known-good images recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When the first image was changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The pre-change observation period for signals without history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ends_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub stages: Vec<StageStatus>,
+    /// The last analysis of each signal.
+    #[serde(default)]
+    pub analysis: Vec<SignalStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<NextAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Checking the targets and recording their known-good images.
+    #[default]
+    Pending,
+    /// Waiting for the maintenance window (see nextAction).
+    WaitingForWindow,
+    /// Observing the signals before any change, to learn their baseline.
+    MeasuringBaseline,
+    /// Waiting for a human to approve the next stage.
+    AwaitingApproval,
+    /// Applying a stage and waiting for its rollout.
+    Progressing,
+    /// Watching the signals after a stage has rolled out.
+    Soaking,
+    /// A human paused the upgrade.
+    Paused,
+    /// A regression was found and automatic rollback is off: waiting for a human.
+    Degraded,
+    /// Reverting the changed components to their known-good images.
+    RollingBack,
+    Succeeded,
+    RolledBack,
+    /// Ended without changing anything, or could not finish reverting.
+    Failed,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextAction {
+    /// e.g. "start stage fleet", "end soak of stage canary", "analyse signals".
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStatus {
+    pub name: String,
+    #[serde(default)]
+    pub phase: StagePhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_out_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak_ends_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_at: Option<DateTime<Utc>>,
+    pub components: Vec<ComponentStatus>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StagePhase {
+    #[default]
+    Pending,
+    RollingOut,
+    Soaking,
+    Passed,
+    RollingBack,
+    RolledBack,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// The container being changed (resolved when the target was claimed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The image the target ran before this upgrade, exactly as written in its spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_image: Option<String>,
+    /// The image digest the target's pods reported running when it was claimed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_digest: Option<String>,
+    pub desired_image: String,
+    #[serde(default)]
+    pub phase: ComponentPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_at: Option<DateTime<Utc>>,
+    /// Why the operator stopped touching this component, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ComponentPhase {
+    #[default]
+    Pending,
+    /// Known-good recorded and the target marked as owned by this upgrade.
+    Claimed,
+    /// The new image is set on the target.
+    Applied,
+    /// Back on the known-good image.
+    Reverted,
+    /// Someone else changed the target's image; the operator no longer touches it.
+    Conflict,
+    /// The target was deleted.
+    Gone,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalStatus {
+    pub name: String,
+    /// The pre-change baseline: counts, rate, dispersion, hour-of-day profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineStatus>,
+    /// Errors and attempts since the first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<RateWindow>,
+    /// The last sample read from the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<RateWindow>,
+    #[serde(default)]
+    pub verdict: Verdict,
+    /// Why: baseline vs observed, statistic vs threshold.
+    #[serde(default)]
+    pub reason: String,
+    /// The detector's statistic and the threshold it is compared to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Errors above what the baseline rate predicts, since the first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excess_errors: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysed_at: Option<DateTime<Utc>>,
+    /// Reads that start before this time are not judged: their pods were created while the
+    /// operator could not see the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unjudged_until: Option<DateTime<Utc>>,
+    /// End of the span the signal has been read up to; the next read starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_to: Option<DateTime<Utc>>,
+    /// The detector's running state, kept here so that a restart resumes it.
+    #[serde(default)]
+    pub detector: DetectorState,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateWindow {
+    pub attempts: i64,
+    pub errors: i64,
+    /// errors / attempts (0 when there were no attempts).
+    pub rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Verdict {
+    /// Not enough data, or the signal could not be read: neither promotes nor reverts.
+    #[default]
+    Inconclusive,
+    Pass,
+    /// Evidence of a regression is building (the statistic passed two thirds of its threshold):
+    /// the soak is extended until it clears or becomes a regression.
+    Suspect,
+    Regression,
+}
+
+/// The detector's running state (a CUSUM over buckets of intervals), kept here so that a
+/// restart resumes it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectorState {
+    #[serde(default)]
+    pub statistic: f64,
+    #[serde(default)]
+    pub soak_attempts: i64,
+    #[serde(default)]
+    pub soak_errors: i64,
+    /// Errors the baseline predicts for the soak so far.
+    #[serde(default)]
+    pub expected_errors: f64,
+    /// Intervals in a row above the catastrophe ceiling.
+    #[serde(default)]
+    pub ceiling_run: u32,
+    /// The bucket being filled.
+    #[serde(default)]
+    pub bucket_attempts: i64,
+    #[serde(default)]
+    pub bucket_errors: i64,
+    #[serde(default)]
+    pub bucket_expected: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_from: Option<DateTime<Utc>>,
+    /// Error rate of the last judged bucket, and the baseline rate it was compared with.
+    #[serde(default)]
+    pub last_bucket_rate: f64,
+    #[serde(default)]
+    pub last_bucket_baseline: f64,
+    /// Since when the statistic has been at or above two thirds of the threshold (cleared below
+    /// a third of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect_since: Option<DateTime<Utc>>,
+}
+
+/// The pre-change baseline of a signal.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineStatus {
+    pub attempts: i64,
+    pub errors: i64,
+    /// Pooled error rate, incidents inside the baseline left out.
+    pub rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    /// Variance of a bucket's error count relative to binomial noise (1 = binomial), at the
+    /// baseline's typical volume. For display: steps are scaled by 1 + (n − 1) × `correlation`.
+    #[serde(default)]
+    pub dispersion: f64,
+    /// Extra-binomial (beta-binomial) correlation of failures within a bucket: how much the
+    /// error rate itself wanders. Scales each step to its own bucket's volume.
+    #[serde(default)]
+    pub correlation: f64,
+    /// Error rate per hour of day (UTC), when the history covers at least three days.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hourly: Vec<f64>,
+    /// Running sums of a live observation, for the dispersion.
+    #[serde(default)]
+    pub sum_sq: f64,
+    #[serde(default)]
+    pub intervals: i64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackStatus {
+    /// RegressionDetected, RolloutFailed, DeadlineExceeded, ManualRollback or TargetDeleted.
+    pub reason: String,
+    pub message: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+}
