@@ -4,7 +4,7 @@
 //! The pipeline: `controller` observes (reads the CR, its targets and signals) → `decide` (pure:
 //! observed state + clock → next status, one target change, Events; a folder with one file per
 //! step of an upgrade) → `controller` acts. Below `decide`, and importing nothing above them:
-//! `window`, `detector`, `replay` and `timefmt`.
+//! `window`, `detector`, `replay`, `pod_index`, `selector` and `timefmt`.
 
 pub mod constants;
 pub mod controller;
