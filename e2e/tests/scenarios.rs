@@ -338,29 +338,24 @@ async fn s10_least_privilege_manifests_apply() {
             s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", path.to_str().unwrap()]);
         assert!(out.is_ok(), "{dir}: {out:?}");
     }
-    let can_i = |verb: &str, res: &str| {
+    // In `scope`: every namespace (-A), or one (-n NS).
+    let can_i = |verb: &str, res: &str, scope: &[&str]| {
         let out = std::process::Command::new(s.env.bin.join("kubectl"))
-            .args(["auth", "can-i", verb, res, "--as", OPERATOR_SA, "-A"])
+            .args(["auth", "can-i", verb, res, "--as", OPERATOR_SA])
+            .args(scope)
             .env("KUBECONFIG", &s.env.kubeconfig)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(can_i("patch", "daemonsets.apps"), "yes");
-    assert_eq!(can_i("delete", "daemonsets.apps"), "no", "least privilege: no delete");
-    assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev"), "no", "the spec is the user's");
-    assert_eq!(can_i("get", "secrets"), "no");
-    let can_i_lease = |verb: &str| {
-        let out = std::process::Command::new(s.env.bin.join("kubectl"))
-            .args(["auth", "can-i", verb, "leases.coordination.k8s.io", "--as", OPERATOR_SA])
-            .args(["-n", "maintenance-operator"])
-            .env("KUBECONFIG", &s.env.kubeconfig)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    assert_eq!(can_i_lease("patch"), "yes", "leader election renews its Lease");
-    assert_eq!(can_i_lease("delete"), "no");
+    let all = &["-A"][..];
+    assert_eq!(can_i("patch", "daemonsets.apps", all), "yes");
+    assert_eq!(can_i("delete", "daemonsets.apps", all), "no", "least privilege: no delete");
+    assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev", all), "no", "the spec is the user's");
+    assert_eq!(can_i("get", "secrets", all), "no");
+    let own = &["-n", "maintenance-operator"][..];
+    assert_eq!(can_i("patch", "leases.coordination.k8s.io", own), "yes", "leader election renews its Lease");
+    assert_eq!(can_i("delete", "leases.coordination.k8s.io", own), "no");
     let _ = ComponentPhase::Applied;
 }
 
