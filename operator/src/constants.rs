@@ -10,6 +10,9 @@ pub const OWNER_ANNOTATION: &str = "maintenance.dev/owner";
 /// On a target: the UID of that upgrade, so that a re-created upgrade of the same name does not
 /// take an earlier one's mark for its own.
 pub const OWNER_UID_ANNOTATION: &str = "maintenance.dev/owner-uid";
+/// Label on a target while an upgrade owns it (the value is that upgrade's UID): the operator
+/// watches the targets that carry it, so that their changes wake their upgrade.
+pub const CLAIMED_LABEL: &str = "maintenance.dev/claimed-by";
 /// On a target: the image it ran before the upgrade touched it (`container=image`).
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
 

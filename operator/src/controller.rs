@@ -1,6 +1,9 @@
 //! Observe and act, the thin shell around `decide`: needs a client. Reads the MaintenanceUpgrade,
 //! its targets and its signals; sends the one target change `decide` asks for; writes the status
-//! with server-side apply; publishes Events.
+//! with server-side apply when it is worth writing; publishes Events.
+//!
+//! What wakes an upgrade: a change to its spec (not to its status: our own writes wake nothing),
+//! a change to a target it claimed (`target_cache`), and the requeue time of its last decision.
 
 use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
@@ -11,7 +14,9 @@ use crate::leader::{self, LeaseConfig};
 use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
 use crate::namespaces::Namespaces;
 use crate::pod_cache::{self, SharedPodIndex};
+use crate::status_memory::StatusMemory;
 use crate::target::{self, TargetKey, TargetState};
+use crate::target_cache::TargetCache;
 use crate::{selector, signals};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -21,7 +26,7 @@ use k8s_openapi::api::events::v1::Event as EventsV1;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,6 +45,10 @@ pub struct Context {
     pub pods: SharedPodIndex,
     /// Which namespaces exist, for signals that name them.
     pub namespaces: Namespaces,
+    /// The targets upgrades have claimed, watched.
+    pub targets: TargetCache,
+    /// What was last written for each upgrade and what was decided since.
+    pub statuses: StatusMemory,
     /// The one namespace this operator watches (`run --namespace`), or None for all.
     pub scope: Option<String>,
 }
@@ -48,12 +57,23 @@ impl Context {
     pub fn new(client: Client, instance: Option<String>, metrics: Metrics, scope: Option<String>) -> Self {
         let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
+        let targets = TargetCache::start(&client, scope.as_deref());
         let http = reqwest::Client::builder()
             .timeout(StdDuration::from_secs(10))
             .build()
             .expect("a default HTTP client builds");
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
-        Context { instance, client, http, metrics, pods, namespaces, scope }
+        Context {
+            instance,
+            client,
+            http,
+            metrics,
+            pods,
+            namespaces,
+            targets,
+            statuses: StatusMemory::default(),
+            scope,
+        }
     }
 }
 
@@ -93,9 +113,17 @@ pub async fn run(
 
 /// The Controller itself, until it stops.
 async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
-    // Our own status writes wake one more reconcile, which finds nothing to change and writes
-    // nothing; the requeue time of each decision drives the rest (targets are polled).
-    Controller::new(api, watcher::Config::default())
+    // The store keeps what the decisions read (no managedFields); only spec changes wake an
+    // upgrade, so that our own status writes do not.
+    let (reader, writer) = reflector::store();
+    let upgrades = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|mu: &mut MaintenanceUpgrade| mu.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream(upgrades, reader)
+        .reconcile_on(ctx.targets.wake_ups())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
             let crd_missing = crd_missing.clone();
@@ -127,20 +155,29 @@ fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> 
 #[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
 pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
     if mu.meta().deletion_timestamp.is_some() {
+        ctx.statuses.forget(&mu);
         return Ok(Action::await_change());
     }
-    let observed = observe(&mu, &ctx, Utc::now()).await?;
+    let base = ctx.statuses.base(&mu);
+    let observed = observe(&mu, base.current, &ctx, Utc::now()).await?;
     let decision = decide::decide(&observed);
-    act(&mu, &observed, decision, &ctx).await
+    act(&mu, &observed, base.written.as_ref(), decision, &ctx).await
 }
 
 // ---------------------------------------------------------------------------------------------
 // Observe
 
-pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>) -> Result<Observed> {
+/// What `decide` looks at, for the upgrade `mu` with the status to decide from.
+pub async fn observe(
+    mu: &MaintenanceUpgrade,
+    status: MaintenanceUpgradeStatus,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Observed> {
     let ns = mu.namespace().unwrap_or_default();
-    let status = mu.status.clone().unwrap_or_default();
     let mut targets = BTreeMap::new();
+    // An upgrade that has ended reads nothing: the decision keeps its status as it is.
+    let ended = status.phase.is_terminal();
     let need_digests = status.claimed_at.is_none();
     // The targets the spec names and those the status holds (the same, unless the spec was
     // written around its validation: what was changed must still be seen to be reverted).
@@ -154,9 +191,15 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
         namespace: c.namespace.clone(),
         name: c.name.clone(),
     });
-    for key in keys.chain(recorded) {
+    for key in keys.chain(recorded).filter(|_| !ended) {
         if let std::collections::btree_map::Entry::Vacant(e) = targets.entry(key) {
-            let state = read_target(&ctx.client, e.key(), need_digests).await?;
+            // The watch of claimed targets has them, unless they are not claimed yet (their
+            // running digests are read then too) or our last patch has not reached it.
+            let cached = if need_digests { None } else { ctx.targets.get(e.key()) };
+            let state = match cached {
+                Some(state) => Some(state),
+                None => read_target(&ctx.client, e.key(), need_digests).await?,
+            };
             e.insert(state);
         }
     }
@@ -200,6 +243,7 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
             }
         }
     }
+    let pods_watched_since = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).watched_since();
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
@@ -218,6 +262,7 @@ pub async fn observe(mu: &MaintenanceUpgrade, ctx: &Context, now: DateTime<Utc>)
         targets,
         live_owners,
         spec_problems,
+        pods_watched_since,
         samples,
         history,
         now,
@@ -344,16 +389,23 @@ async fn read_history(
 // ---------------------------------------------------------------------------------------------
 // Act
 
+/// Carry out `decision`; `written` is the status the API server holds as far as we know.
 pub async fn act(
     mu: &MaintenanceUpgrade,
     observed: &Observed,
+    written: Option<&MaintenanceUpgradeStatus>,
     decision: Decision,
     ctx: &Context,
 ) -> Result<Action> {
     let name = observed.id.clone();
     if let Some(effect) = &decision.effect {
-        match apply_effect(&ctx.client, effect, &observed.id).await {
-            Ok(()) => {}
+        match apply_effect(ctx, effect, &observed.id).await {
+            Ok(()) => {
+                if decision.status.rollback.is_some() && matches!(effect, Effect::SetImage { .. }) {
+                    let latency = (Utc::now() - observed.now).to_std().unwrap_or_default();
+                    ctx.metrics.revert_latency.observe(latency.as_secs_f64());
+                }
+            }
             // The target changed since it was observed: look again rather than overwrite.
             Err(Error::PatchTarget(what, kube::Error::Api(s))) if s.code == 409 => {
                 info!("{what} changed while we looked; observing again");
@@ -377,10 +429,14 @@ pub async fn act(
     for n in first {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
-    if Some(&decision.status) != mu.status.as_ref() {
-        write_status(&ctx.client, mu, &decision.status)
+    if decide::worth_writing(&mu.spec, written, &decision) {
+        let rv = write_status(&ctx.client, mu, &decision.status)
             .await
             .map_err(|e| Error::PatchStatus(name.clone(), e))?;
+        ctx.metrics.status_writes.inc();
+        ctx.statuses.wrote(mu, &decision.status, rv);
+    } else {
+        ctx.statuses.decided(mu, written, &decision.status);
     }
     for n in after {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
@@ -439,11 +495,11 @@ fn record_metrics(
     }
 }
 
-async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<()> {
+async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str) -> Result<()> {
     match effect {
         Effect::Claim { target, resource_version, owner_uid, known_good } => {
             patch_target(
-                client,
+                ctx,
                 target,
                 &Patch::Merge(target::claim_patch(resource_version, owner, owner_uid, known_good)),
             )
@@ -451,7 +507,7 @@ async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<(
         }
         Effect::SetImage { target, resource_version, container, image } => {
             patch_target(
-                client,
+                ctx,
                 target,
                 &Patch::Strategic(target::image_patch(resource_version, container, image)),
             )
@@ -459,7 +515,7 @@ async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<(
         }
         Effect::Release { targets } => {
             for t in targets {
-                match patch_target(client, t, &Patch::Merge(target::release_patch())).await {
+                match patch_target(ctx, t, &Patch::Merge(target::release_patch())).await {
                     Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
                     other => other?,
                 }
@@ -469,34 +525,37 @@ async fn apply_effect(client: &Client, effect: &Effect, owner: &str) -> Result<(
     }
 }
 
-async fn patch_target(client: &Client, t: &TargetKey, patch: &Patch<serde_json::Value>) -> Result<()> {
+/// Patch one target, and tell the target cache which version the patch made.
+async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Value>) -> Result<()> {
     let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     let err = |e| Error::PatchTarget(t.to_string(), e);
     let ns = t.namespace.as_str();
-    match t.kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
+    let client = ctx.client.clone();
+    let version = match t.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
             .patch(&t.name, &pp, patch)
             .await
-            .map(|_| ())
-            .map_err(err),
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .map(|o| o.resource_version()),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
             .patch(&t.name, &pp, patch)
             .await
-            .map(|_| ())
-            .map_err(err),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .map(|o| o.resource_version()),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
             .patch(&t.name, &pp, patch)
             .await
-            .map(|_| ())
-            .map_err(err),
+            .map(|o| o.resource_version()),
     }
+    .map_err(err)?;
+    ctx.targets.wrote(t, version);
+    Ok(())
 }
 
+/// Write the status; the resourceVersion the write made.
 async fn write_status(
     client: &Client,
     mu: &MaintenanceUpgrade,
     status: &MaintenanceUpgradeStatus,
-) -> std::result::Result<(), kube::Error> {
+) -> std::result::Result<String, kube::Error> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
     // The UID is a precondition: a decision about an upgrade that was deleted meanwhile must not
     // land on a new one of the same name.
@@ -506,8 +565,10 @@ async fn write_status(
         "metadata": {"uid": mu.metadata.uid},
         "status": status,
     });
-    api.patch_status(&mu.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
-    Ok(())
+    let written = api
+        .patch_status(&mu.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body))
+        .await?;
+    Ok(written.resource_version().unwrap_or_default())
 }
 
 /// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,

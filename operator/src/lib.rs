@@ -21,6 +21,8 @@ pub mod pod_index;
 pub mod replay;
 pub mod selector;
 pub mod signals;
+pub mod status_memory;
 pub mod target;
+pub mod target_cache;
 pub mod timefmt;
 pub mod window;

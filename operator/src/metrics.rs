@@ -2,7 +2,7 @@
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
-use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,9 @@ pub struct Metrics {
     pub signal_rate: SignalGauges,
     pub signal_statistic: SignalGauges,
     pub phase: Family<UpgradeLabels, Gauge>,
+    /// Seconds from the look that decided a revert to the revert patch being accepted.
+    pub revert_latency: Histogram,
+    pub status_writes: Counter,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -48,6 +51,8 @@ impl Default for Metrics {
             signal_rate: Family::default(),
             signal_statistic: Family::default(),
             phase: Family::default(),
+            revert_latency: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0]),
+            status_writes: Counter::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
@@ -63,6 +68,16 @@ impl Default for Metrics {
             m.signal_statistic.clone(),
         );
         registry.register("upgrade_phase", "1 for the current phase of each upgrade", m.phase.clone());
+        registry.register(
+            "revert_latency_seconds",
+            "From the look that decided to revert a component to the revert patch being accepted",
+            m.revert_latency.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status writes: only when what a user reads changes or a detector bucket closes",
+            m.status_writes.clone(),
+        );
         *m.registry.lock().unwrap() = registry;
         m
     }

@@ -48,6 +48,9 @@ pub struct PodIndex {
     relisted: Option<HashSet<String>>,
     pods_listed: bool,
     events_listed: bool,
+    /// When each watch last began listing: nothing before that is known to have been seen.
+    pods_since: Option<DateTime<Utc>>,
+    events_since: Option<DateTime<Utc>>,
     last_prune: Option<DateTime<Utc>>,
 }
 
@@ -55,6 +58,12 @@ impl PodIndex {
     /// Both watches have listed everything once: until then a read would undercount.
     pub fn ready(&self) -> bool {
         self.pods_listed && self.events_listed
+    }
+
+    /// Since when both watches have run without a break, once both have listed: a pod created
+    /// and deleted before then may never have been seen.
+    pub fn watched_since(&self) -> Option<DateTime<Utc>> {
+        self.ready().then_some(self.pods_since.max(self.events_since)).flatten()
     }
 
     /// The pod watch failed: not ready until it has listed again.
@@ -79,7 +88,10 @@ impl PodIndex {
     /// One event of the pod watch.
     pub fn pod_event(&mut self, event: &watcher::Event<Pod>, now: DateTime<Utc>) {
         match event {
-            watcher::Event::Init => self.relisted = Some(HashSet::new()),
+            watcher::Event::Init => {
+                self.relisted = Some(HashSet::new());
+                self.pods_since = Some(now);
+            }
             watcher::Event::InitApply(p) => {
                 if let Some(uid) = self.apply(p)
                     && let Some(seen) = self.relisted.as_mut()
@@ -123,7 +135,8 @@ impl PodIndex {
                 }
             }
             // A failure stays a failure when its Event expires.
-            watcher::Event::Delete(_) | watcher::Event::Init => {}
+            watcher::Event::Init => self.events_since = Some(now),
+            watcher::Event::Delete(_) => {}
             watcher::Event::InitDone => self.events_listed = true,
         }
     }
@@ -350,5 +363,24 @@ mod tests {
         assert!(!ix.ready());
         ix.warning_event(&watcher::Event::InitDone, now);
         assert!(ix.ready());
+    }
+
+    #[test]
+    fn watched_since_the_later_of_the_two_lists() {
+        let mut ix = PodIndex::default();
+        let (t0, t1, t2) = (t("2026-11-24T10:00:00Z"), t("2026-11-24T10:00:05Z"), t("2026-11-24T10:30:00Z"));
+        for (at, e) in [(t0, watcher::Event::Init), (t0, watcher::Event::InitDone)] {
+            ix.pod_event(&e, at);
+        }
+        ix.warning_event(&watcher::Event::Init, t1);
+        assert_eq!(ix.watched_since(), None, "not before both have listed");
+        ix.warning_event(&watcher::Event::InitDone, t1);
+        assert_eq!(ix.watched_since(), Some(t1));
+        // The pod watch breaks and lists again: what happened before that list may be lost.
+        ix.pods_lost();
+        assert_eq!(ix.watched_since(), None);
+        ix.pod_event(&watcher::Event::Init, t2);
+        ix.pod_event(&watcher::Event::InitDone, t2);
+        assert_eq!(ix.watched_since(), Some(t2));
     }
 }

@@ -1,7 +1,7 @@
 //! Observe step, pure half: a Deployment, DaemonSet or StatefulSet seen as one `TargetState`
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
-use crate::constants::{KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
+use crate::constants::{CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
 use crate::crd::WorkloadKind;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -189,6 +189,7 @@ pub fn image_patch(resource_version: &str, container: &str, image: &str) -> serd
 }
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.
+/// The label puts the target in the operator's watch of claimed targets.
 pub fn claim_patch(
     resource_version: &str,
     owner: &str,
@@ -198,14 +199,18 @@ pub fn claim_patch(
     json!({
         "metadata": {
             "resourceVersion": resource_version,
+            "labels": {CLAIMED_LABEL: owner_uid},
             "annotations": {OWNER_ANNOTATION: owner, OWNER_UID_ANNOTATION: owner_uid, KNOWN_GOOD_ANNOTATION: known_good}
         }
     })
 }
 
-/// Merge patch that removes the ownership annotations.
+/// Merge patch that removes the ownership label and annotations.
 pub fn release_patch() -> serde_json::Value {
-    json!({"metadata": {"annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null}}})
+    json!({"metadata": {
+        "labels": {CLAIMED_LABEL: null},
+        "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null}
+    }})
 }
 
 pub fn known_good_value(container: &str, image: &str) -> String {

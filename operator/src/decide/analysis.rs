@@ -1,7 +1,7 @@
 //! Decide step, pure: signal reads become baselines, soak totals and detector verdicts; which
 //! signals the observe step should read next.
 
-use super::{BLIND_INTERVALS, Decider, plan::Plan};
+use super::{Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct};
@@ -90,10 +90,11 @@ impl Decider<'_> {
                 }
             };
             a.sampled_to = Some(to);
-            // A live read spanning several intervals means the operator could not see the
-            // cluster (API server or operator down). Pods created during such a gap were held
-            // up by whatever hid it, not by the upgrade, so they are not judged. Prometheus
-            // keeps history, so a long span there is simply read late.
+            // A live read from before the watches of pods last (re)listed covers a span the
+            // operator could not see (API server or operator down). Pods created during such a
+            // gap were held up by whatever hid it, not by the upgrade, or were never seen, so
+            // they are not judged. A long span the watches did see (a follower taking over) is
+            // judged. Prometheus keeps history, so a long span there is simply read late.
             // Pods are judged `pendingLimit` after creation, so the cohorts of the next reads
             // still hold pods created during the gap: those are not judged either.
             let pending_limit = s
@@ -101,7 +102,7 @@ impl Decider<'_> {
                 .as_ref()
                 .and_then(|k| k.pending_limit.parse().ok())
                 .unwrap_or_else(Duration::zero);
-            let blind = s.prometheus.is_none() && to - from > plan.interval * BLIND_INTERVALS;
+            let blind = s.prometheus.is_none() && self.o.pods_watched_since.is_none_or(|since| since > from);
             if blind {
                 a.unjudged_until = Some(to + pending_limit);
             }

@@ -63,6 +63,7 @@ fn a_span_the_operator_could_not_see_is_not_judged() {
     // spans the whole gap and would show a burst of failures.
     w.error_rate = Box::new(|_| 0.9);
     w.obs.now += Duration::minutes(10);
+    w.obs.pods_watched_since = Some(w.obs.now);
     w.step();
     let a = &w.obs.status.analysis[0];
     assert_eq!(a.verdict, Verdict::Inconclusive);

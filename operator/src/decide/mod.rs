@@ -16,6 +16,7 @@ mod claim;
 mod conditions;
 mod finish;
 mod observe;
+mod persist;
 mod plan;
 mod rollback;
 mod stage;
@@ -23,6 +24,7 @@ mod stage;
 mod test_world;
 
 pub use analysis::{analysis_due, history_due};
+pub use persist::worth_writing;
 
 use crate::constants::reason;
 use crate::crd::*;
@@ -56,6 +58,9 @@ pub struct Observed {
     /// What the API server's schema cannot check but the cluster shows is wrong with the spec
     /// (a signal naming a namespace that does not exist), each saying what to fix.
     pub spec_problems: Vec<String>,
+    /// Since when the built-in signal's watches of pods and Events have run without a break
+    /// (None: still listing). A read from before then may have missed pods.
+    pub pods_watched_since: Option<DateTime<Utc>>,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
@@ -91,10 +96,9 @@ pub struct Decision {
     pub requeue_after: Option<Duration>,
 }
 
-/// How often rollouts are polled: targets are not watched.
-const ROLLOUT_POLL: i64 = 2;
-/// A live read longer than this many intervals covers a span the operator could not see.
-const BLIND_INTERVALS: i32 = 3;
+/// How often rollouts are looked at regardless: claimed targets are watched and wake their
+/// upgrade at once, so this only covers a missed wake-up or a target outside the watches.
+const ROLLOUT_POLL: i64 = 30;
 /// How long to wait before looking again at something only a human or another upgrade can fix.
 const BLOCKED_RETRY: i64 = 30;
 

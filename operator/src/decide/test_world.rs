@@ -4,7 +4,7 @@
 
 pub(super) use crate::constants::{OWNER_ANNOTATION, condition as ct, reason};
 pub(super) use crate::crd::*;
-pub(super) use crate::decide::{Decision, Effect, Observed, analysis_due, decide};
+pub(super) use crate::decide::{Decision, Effect, Observed, analysis_due, decide, worth_writing};
 pub(super) use crate::detector::Counts;
 pub(super) use crate::target::{Rollout, TargetKey, TargetState};
 pub(super) use chrono::{DateTime, Duration, Utc};
@@ -87,6 +87,9 @@ pub(super) struct World {
     pub(super) effects: Vec<Effect>,
     pub(super) events: Vec<String>,
     pub(super) prometheus_down: bool,
+    /// The status as the API server holds it: decisions are written only when worth writing.
+    pub(super) written: Option<MaintenanceUpgradeStatus>,
+    pub(super) writes: usize,
 }
 
 impl World {
@@ -105,6 +108,7 @@ impl World {
                 targets,
                 live_owners: Default::default(),
                 spec_problems: vec![],
+                pods_watched_since: Some(t("2026-11-23T03:00:00Z")),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 now: t("2026-11-24T03:00:00Z"),
@@ -116,6 +120,8 @@ impl World {
             effects: vec![],
             events: vec![],
             prometheus_down: false,
+            written: None,
+            writes: 0,
         }
     }
 
@@ -167,8 +173,17 @@ impl World {
             self.carry_out(e);
             self.effects.push(e.clone());
         }
+        if worth_writing(&self.obs.spec, self.written.as_ref(), &d) {
+            self.written = Some(d.status.clone());
+            self.writes += 1;
+        }
         self.obs.status = d.status.clone();
         d
+    }
+
+    /// Another replica takes over, with warm watches: it decides from the written status.
+    pub(super) fn fail_over(&mut self) {
+        self.obs.status = self.written.clone().unwrap_or_default();
     }
 
     pub(super) fn carry_out(&mut self, e: &Effect) {

@@ -1,0 +1,75 @@
+//! Decide step, pure: whether a decision's status is worth writing. A status write is etcd churn
+//! (at 1,000 upgrades, one a minute each is 17 writes/s), so it is written when something a user
+//! reads changes, when a detector bucket closes, or when the written analysis is a bucket old;
+//! the progress in between is carried in memory and, after a restart, read again from the signal.
+
+use super::Decision;
+use crate::crd::*;
+use crate::detector::Cusum;
+use chrono::Duration;
+
+/// Whether `d.status` should replace `written`, the status last written as far as this operator
+/// knows (None: nothing written yet).
+pub fn worth_writing(
+    spec: &MaintenanceUpgradeSpec,
+    written: Option<&MaintenanceUpgradeStatus>,
+    d: &Decision,
+) -> bool {
+    let Some(w) = written else { return true };
+    if d.effect.is_some() || !d.events.is_empty() || headline(w) != headline(&d.status) {
+        return true;
+    }
+    let quiet = quiet_limit(spec);
+    d.status.analysis.iter().any(|a| match w.analysis.iter().find(|b| b.name == a.name) {
+        None => true,
+        Some(b) => {
+            bucket_closed(&b.detector, &a.detector)
+                || match (b.analysed_at, a.analysed_at) {
+                    (Some(old), Some(new)) => new - old >= quiet,
+                    (old, new) => old != new,
+                }
+        }
+    })
+}
+
+/// What a user reads at a glance: everything but the running numbers of the analysis and the
+/// condition messages that quote them.
+fn headline(s: &MaintenanceUpgradeStatus) -> MaintenanceUpgradeStatus {
+    let mut h = s.clone();
+    for c in &mut h.conditions {
+        c.message.clear();
+    }
+    h.analysis = s
+        .analysis
+        .iter()
+        .map(|a| SignalStatus {
+            name: a.name.clone(),
+            verdict: a.verdict,
+            unjudged_until: a.unjudged_until,
+            baseline: a.baseline.as_ref().map(|_| BaselineStatus::default()),
+            ..Default::default()
+        })
+        .collect();
+    h
+}
+
+/// A bucket was judged (or the suspicion changed): the statistic a user follows moved.
+fn bucket_closed(old: &DetectorState, new: &DetectorState) -> bool {
+    old.statistic != new.statistic
+        || old.last_bucket_rate != new.last_bucket_rate
+        || old.last_bucket_baseline != new.last_bucket_baseline
+        || old.suspect_since != new.suspect_since
+}
+
+/// The longest the written analysis may lag: the shortest detector bucket of the signals.
+fn quiet_limit(spec: &MaintenanceUpgradeSpec) -> Duration {
+    spec.effective_signals()
+        .iter()
+        .map(|s| Cusum::from_rule(&s.regression).bucket)
+        .min()
+        .unwrap_or(Duration::minutes(10))
+}
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;
