@@ -14,7 +14,7 @@ use crate::leader::{self, LeaseConfig};
 use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
 use crate::namespaces::Namespaces;
 use crate::pod_cache::{self, SharedPodIndex};
-use crate::status_memory::StatusMemory;
+use crate::status_memory::{Base, StatusMemory};
 use crate::target::{self, TargetKey, TargetState};
 use crate::target_cache::TargetCache;
 use crate::{selector, signals};
@@ -159,9 +159,9 @@ pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result
         return Ok(Action::await_change());
     }
     let base = ctx.statuses.base(&mu);
-    let observed = observe(&mu, base.current, &ctx, Utc::now()).await?;
+    let observed = observe(&mu, base.current.clone(), &ctx, Utc::now()).await?;
     let decision = decide::decide(&observed);
-    act(&mu, &observed, base.written.as_ref(), decision, &ctx).await
+    act(&mu, &observed, &base, decision, &ctx).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,11 +389,11 @@ async fn read_history(
 // ---------------------------------------------------------------------------------------------
 // Act
 
-/// Carry out `decision`; `written` is the status the API server holds as far as we know.
+/// Carry out `decision`, taken from `base`.
 pub async fn act(
     mu: &MaintenanceUpgrade,
     observed: &Observed,
-    written: Option<&MaintenanceUpgradeStatus>,
+    base: &Base,
     decision: Decision,
     ctx: &Context,
 ) -> Result<Action> {
@@ -429,10 +429,17 @@ pub async fn act(
     for n in first {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
+    let written = base.written.as_ref();
     if decide::worth_writing(&mu.spec, written, &decision) {
-        let rv = write_status(&ctx.client, mu, &decision.status)
-            .await
-            .map_err(|e| Error::PatchStatus(name.clone(), e))?;
+        let rv = match write_status(&ctx.client, mu, &base.resource_version, &decision.status).await {
+            Ok(rv) => rv,
+            // Someone wrote the upgrade since it was read: decide again from what they wrote.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                info!("the upgrade changed while we decided; deciding again");
+                return Ok(Action::requeue(StdDuration::from_millis(200)));
+            }
+            Err(e) => return Err(Error::PatchStatus(name.clone(), e)),
+        };
         ctx.metrics.status_writes.inc();
         ctx.statuses.wrote(mu, &decision.status, rv);
     } else {
@@ -554,15 +561,21 @@ async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Va
 async fn write_status(
     client: &Client,
     mu: &MaintenanceUpgrade,
+    resource_version: &str,
     status: &MaintenanceUpgradeStatus,
 ) -> std::result::Result<String, kube::Error> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
     // The UID is a precondition: a decision about an upgrade that was deleted meanwhile must not
-    // land on a new one of the same name.
+    // land on a new one of the same name. So is the version it was decided from: a decision from
+    // a status someone else has replaced since (another replica, during a hand-over) is refused.
+    let mut metadata = serde_json::json!({"uid": mu.metadata.uid});
+    if !resource_version.is_empty() {
+        metadata["resourceVersion"] = resource_version.into();
+    }
     let body = serde_json::json!({
         "apiVersion": MaintenanceUpgrade::api_version(&()),
         "kind": MaintenanceUpgrade::kind(&()),
-        "metadata": {"uid": mu.metadata.uid},
+        "metadata": metadata,
         "status": status,
     });
     let written = api

@@ -24,6 +24,8 @@ struct Remembered {
 pub struct Base {
     pub current: MaintenanceUpgradeStatus,
     pub written: Option<MaintenanceUpgradeStatus>,
+    /// The upgrade's resourceVersion that `written` is at: a write is refused if it moved on.
+    pub resource_version: String,
 }
 
 impl StatusMemory {
@@ -31,16 +33,30 @@ impl StatusMemory {
     /// the stored status once someone else has written one (another replica, a human).
     pub fn base(&self, mu: &MaintenanceUpgrade) -> Base {
         let stored = mu.status.clone().unwrap_or_default();
-        let map = self.lock();
-        match map.get(&uid(mu)) {
-            Some(r)
-                if r.written == stored
-                    || mu.resource_version().is_some_and(|rv| !not_older(&rv, &r.written_rv)) =>
-            {
-                Base { current: r.current.clone(), written: Some(r.written.clone()) }
-            }
-            _ => Base { current: stored, written: mu.status.clone() },
+        let stored_rv = mu.resource_version().unwrap_or_default();
+        let from_store =
+            Base { current: stored.clone(), written: mu.status.clone(), resource_version: stored_rv.clone() };
+        let mut map = self.lock();
+        let Some(r) = map.get(&uid(mu)) else { return from_store };
+        if !not_older(&stored_rv, &r.written_rv) {
+            // The store has not seen our last write yet.
+            return Base {
+                current: r.current.clone(),
+                written: Some(r.written.clone()),
+                resource_version: r.written_rv.clone(),
+            };
         }
+        if r.written != stored {
+            // Someone else wrote a status since.
+            map.remove(&uid(mu));
+            return from_store;
+        }
+        let current = r.current.clone();
+        if current == stored {
+            // The store holds everything we decided: nothing left to remember.
+            map.remove(&uid(mu));
+        }
+        Base { current, ..from_store }
     }
 
     /// A status was written; the write returned `resource_version`.
@@ -50,11 +66,6 @@ impl StatusMemory {
         status: &MaintenanceUpgradeStatus,
         resource_version: String,
     ) {
-        if status.phase.is_terminal() {
-            // Nothing more will be decided: nothing to remember.
-            self.lock().remove(&uid(mu));
-            return;
-        }
         let r = Remembered { written: status.clone(), written_rv: resource_version, current: status.clone() };
         self.lock().insert(uid(mu), r);
     }
@@ -143,8 +154,12 @@ mod tests {
         let theirs = status(Phase::RollingBack, "reverting");
         let newer = upgrade("20", Some(theirs.clone()));
         assert_eq!(m.base(&newer).current, theirs);
-        // Terminal statuses are not remembered.
-        m.wrote(&newer, &status(Phase::RolledBack, "done"), "21".into());
+        assert!(m.is_empty(), "nothing of ours is left to remember");
+        // Once the store shows all we decided, nothing is remembered either.
+        let done = status(Phase::RolledBack, "done");
+        m.wrote(&newer, &done, "21".into());
+        assert_eq!(m.base(&upgrade("20", Some(theirs.clone()))).current, done, "the store is behind");
+        assert_eq!(m.base(&upgrade("21", Some(done.clone()))).current, done);
         assert!(m.is_empty());
     }
 }
