@@ -4,7 +4,9 @@
 //! seconds stand for hours. Those that stop a shared component are in `shared_components.rs`.
 
 use e2e::*;
-use maintenance_operator::constants::{condition, reason};
+use kube::ResourceExt;
+use kube::api::ListParams;
+use maintenance_operator::constants::{CLAIMED_LABEL, condition, reason};
 use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, StagePhase};
 use std::time::Duration;
 
@@ -16,9 +18,16 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     s.fault_injector(&["connector-canary", "connector"], SECS(60), 0.6); // never triggered: GOOD -> v1.3.3
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
-    s.apply(&two_stage(&s.ns, "up", "10s", next)).await;
+    let uid = s.apply(&two_stage(&s.ns, "up", "10s", next)).await.metadata.uid.unwrap();
+    // Claimed targets carry the label the operator watches them by, naming the upgrade.
+    s.wait_phase("up", Phase::Soaking, SECS(60)).await;
+    let claimed = ListParams::default().labels(&format!("{CLAIMED_LABEL}={uid}"));
+    let names: Vec<String> =
+        s.daemonsets().list(&claimed).await.unwrap().iter().map(|d| d.name_any()).collect();
+    assert_eq!(names.len(), 2, "both targets are watched as claimed: {names:?}");
     let mu = s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     let st = mu.status.clone().unwrap();
+    assert!(s.daemonsets().list(&claimed).await.unwrap().items.is_empty(), "released: no label left");
     assert_eq!(s.image("connector-canary").await, next);
     assert_eq!(s.image("connector").await, next);
     assert_eq!(s.generation("connector-canary").await, g_canary + 1, "one image patch per target");
@@ -517,4 +526,27 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     let stopped = second.terminate(SECS(10)).expect("SIGTERM stops the leader");
     eprintln!("s11: the new leader exited {stopped:?} after SIGTERM");
     assert!(second.log().contains("released the Lease"), "{}", second.log());
+}
+
+/// A claimed target's rollout wakes its upgrade: the rollout is seen when it completes, not at the
+/// next look. Here the analysis looks once a minute and the fallback look at a rollout comes after
+/// 30 s, so a rollout seen sooner was seen through the watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s12_a_claimed_targets_rollout_wakes_its_upgrade() {
+    let s = incident_world("watch-wake").await;
+    let yaml = two_stage(&s.ns, "up", "10m", "registry.example.com/secrets-store/connector:v1.3.3")
+        .replace("interval: 2s", "interval: 1m")
+        .replace("bucket: 2s", "bucket: 1m");
+    s.apply(&yaml).await;
+    let mu = s
+        .wait_for("up", SECS(150), "rolled out", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.stages.first().is_some_and(|c| c.rolled_out_at.is_some()))
+        })
+        .await;
+    let canary = &mu.status.unwrap().stages[0];
+    let took = canary.rolled_out_at.unwrap() - canary.started_at.unwrap();
+    assert!(
+        took < chrono::Duration::seconds(25),
+        "the rollout was seen {took} after the stage started: not woken by the target's watch"
+    );
 }
