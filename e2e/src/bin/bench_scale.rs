@@ -7,8 +7,15 @@
 //!   over three Deployments each, with `BENCH_PODS` pods (default 3,000) in the cluster.
 //!
 //! Each run prints the time until every upgrade has claimed its targets and is measuring its
-//! baseline, the operator's peak RSS and CPU seconds, and the API server's own request rate
-//! (`apiserver_request_total`) over a minute of that steady state, against the idle cluster.
+//! baseline (or past it), the operator's peak RSS and CPU seconds, and the API server's own
+//! request rate (`apiserver_request_total`) over `BENCH_STEADY` seconds of that steady state
+//! (default 600: one detector bucket, so that the writes made once a bucket are counted), against
+//! the idle cluster.
+//!
+//! In run A, `BENCH_REVERTS` of the upgrades (default 100) measure their baseline for a minute and
+//! then soak. After the steady state, all of them are asked to roll back at once: the bench prints
+//! how long the operator took from each look that decided a revert to the revert patch being
+//! accepted (its `revert_latency_seconds` histogram), and until every Deployment was back.
 
 use anyhow::{Context as _, Result, bail};
 use e2e::*;
@@ -24,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// Creations in flight at once.
 const PARALLEL: usize = 16;
-/// How long the steady API rate is measured: one analysis interval (the CRD's default).
-const STEADY: Duration = Duration::from_secs(60);
 
 fn count(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -37,6 +42,8 @@ async fn main() -> Result<()> {
     env.setup().await?;
     let client = env.client().await?;
     let upgrades = count("BENCH_UPGRADES", 1000);
+    let reverts = count("BENCH_REVERTS", 100).min(upgrades);
+    let steady = Duration::from_secs(count("BENCH_STEADY", 600) as u64);
     let b_upgrades = count("BENCH_B_UPGRADES", 300);
     let pods = count("BENCH_PODS", 3000);
     let empty = request_rate(&env, Duration::from_secs(20)).await?;
@@ -45,26 +52,32 @@ async fn main() -> Result<()> {
         "bench-scale: run A, {upgrades} upgrades over {} Deployments, signals per namespace",
         upgrades * 3
     );
-    let a = run(&env, &client, "bench-a", upgrades, Some(100), 0, empty).await?;
+    let a = Run { prefix: "bench-a", upgrades, namespaces: Some(100), pods: 0, reverts };
+    let a = a.measure(&env, &client, steady, empty).await?;
     println!(
         "bench-scale: run B, {b_upgrades} upgrades over {} Deployments, the default signal, {pods} pods",
         b_upgrades * 3
     );
-    let b = run(&env, &client, "bench-b", b_upgrades, None, pods, empty).await?;
-    println!("\n| run | all reconciled | peak RSS | CPU | API load, steady (idle) |");
-    println!("|---|---:|---:|---:|---:|");
+    let b = Run { prefix: "bench-b", upgrades: b_upgrades, namespaces: None, pods, reverts: 0 };
+    let b = b.measure(&env, &client, steady, empty).await?;
+    println!("\n| run | all reconciled | peak RSS | CPU | API load, steady (idle) | status writes |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (name, r) in [
         (format!("A: {upgrades} upgrades, {} Deployments, per-namespace signals", upgrades * 3), a),
         (format!("B: {b_upgrades} upgrades, {} Deployments, default signal, {pods} pods", b_upgrades * 3), b),
     ] {
         println!(
-            "| {name} | {:.1} s | {:.0} MiB | {:.1} s | {:.1} requests/s ({:.1}) |",
+            "| {name} | {:.1} s | {:.0} MiB | {:.1} s | {:.1} requests/s ({:.1}) | {:.2}/s |",
             r.reconciled.as_secs_f64(),
             r.peak_rss_mib,
             r.cpu_seconds,
             r.steady_rps,
-            r.idle_rps
+            r.idle_rps,
+            r.status_writes_per_s
         );
+        if let Some(rv) = &r.reverts {
+            println!("{rv}");
+        }
     }
     Ok(())
 }
@@ -75,90 +88,223 @@ struct Figures {
     cpu_seconds: f64,
     idle_rps: f64,
     steady_rps: f64,
+    status_writes_per_s: f64,
+    reverts: Option<String>,
 }
 
-/// One run: targets and upgrades first, the idle rate, then the operator.
-async fn run(
-    env: &Arc<Env>,
-    client: &kube::Client,
-    prefix: &str,
+/// One run: `upgrades` over three Deployments each, in `namespaces` namespaces (None: 10, with
+/// the default cluster-wide signal), `pods` pods, the first `reverts` upgrades rolled back.
+struct Run {
+    prefix: &'static str,
     upgrades: usize,
     namespaces: Option<usize>,
     pods: usize,
-    empty: f64,
-) -> Result<Figures> {
-    let spread = namespaces.unwrap_or(10).min(upgrades.max(1));
-    let nss: Vec<String> = (0..spread).map(|i| format!("{prefix}-{i}")).collect();
-    let ns_api: Api<Namespace> = Api::all(client.clone());
-    for ns in &nss {
-        let _ = ns_api
-            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
-            .await;
-    }
-    if pods > 0 {
-        make_pods(client, prefix, &nss[0], pods).await?;
-    }
-    let t = Instant::now();
-    futures::stream::iter(0..upgrades * 3)
-        .map(|i| deployment(client, &nss[(i / 3) % spread], format!("app-{}", i)))
-        .buffer_unordered(PARALLEL)
-        .try_collect::<Vec<()>>()
-        .await?;
-    println!("  {} Deployments created in {:.0} s", upgrades * 3, t.elapsed().as_secs_f64());
-    let per_ns = namespaces.is_some();
-    futures::stream::iter(0..upgrades)
-        .map(|i| upgrade(client, &nss[i % spread], i, per_ns))
-        .buffer_unordered(PARALLEL)
-        .try_collect::<Vec<()>>()
-        .await?;
-    println!("  {upgrades} upgrades created");
-    settle(env, empty).await?;
-    let idle_rps = request_rate(env, Duration::from_secs(30)).await?;
-    println!("  idle API load: {idle_rps:.1} requests/s");
+    reverts: usize,
+}
 
-    let mut op = start_operator(env, prefix)?;
-    let started = Instant::now();
-    let all: Api<MaintenanceUpgrade> = Api::all(client.clone());
-    let reconciled = loop {
+impl Run {
+    /// Targets and upgrades first, the idle rate, then the operator.
+    async fn measure(
+        &self,
+        env: &Arc<Env>,
+        client: &kube::Client,
+        steady: Duration,
+        empty: f64,
+    ) -> Result<Figures> {
+        let Run { prefix, upgrades, namespaces, pods, reverts } = *self;
+        let spread = namespaces.unwrap_or(10).min(upgrades.max(1));
+        let nss: Vec<String> = (0..spread).map(|i| format!("{prefix}-{i}")).collect();
+        let ns_api: Api<Namespace> = Api::all(client.clone());
+        for ns in &nss {
+            let _ = ns_api
+                .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?)
+                .await;
+        }
+        if pods > 0 {
+            make_pods(client, prefix, &nss[0], pods).await?;
+        }
+        let t = Instant::now();
+        futures::stream::iter(0..upgrades * 3)
+            .map(|i| deployment(client, &nss[(i / 3) % spread], format!("app-{}", i)))
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        println!("  {} Deployments created in {:.0} s", upgrades * 3, t.elapsed().as_secs_f64());
+        let per_ns = namespaces.is_some();
+        futures::stream::iter(0..upgrades)
+            .map(|i| upgrade(client, &nss[i % spread], i, per_ns, i < reverts))
+            .buffer_unordered(PARALLEL)
+            .try_collect::<Vec<()>>()
+            .await?;
+        println!("  {upgrades} upgrades created");
+        settle(env, empty).await?;
+        let idle_rps = request_rate(env, Duration::from_secs(30)).await?;
+        println!("  idle API load: {idle_rps:.1} requests/s");
+
+        let (mut op, port) = start_operator(env, prefix)?;
+        let started = Instant::now();
+        let all: Api<MaintenanceUpgrade> = Api::all(client.clone());
+        let reconciled = loop {
+            let list = all.list(&ListParams::default()).await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|mu| mu.metadata.namespace.as_deref().is_some_and(|n| n.starts_with(prefix)))
+                .filter(|mu| {
+                    mu.status.as_ref().is_some_and(|s| {
+                        matches!(s.phase, Phase::MeasuringBaseline | Phase::Progressing | Phase::Soaking)
+                    })
+                })
+                .count();
+            if ready >= upgrades {
+                break started.elapsed();
+            }
+            if started.elapsed() > Duration::from_secs(900) {
+                bail!("only {ready} of {upgrades} upgrades reached MeasuringBaseline in 15 minutes");
+            }
+            if let Some(status) = op.try_wait()? {
+                bail!("the operator exited ({status})");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        println!("  every upgrade measuring its baseline after {:.1} s", reconciled.as_secs_f64());
+        // The fast upgrades' baselines end after a minute; the steady state begins once they soak.
+        let soaking = |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|s| s.phase == Phase::Soaking);
+        wait_until(&all, prefix, reverts, soaking, Duration::from_secs(300)).await?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let writes_before = operator_metric(port, "maintenance_operator_status_writes_total").await?;
+        let steady_rps = request_rate(env, steady).await?;
+        let writes = operator_metric(port, "maintenance_operator_status_writes_total").await? - writes_before;
+        let status_writes_per_s = writes / steady.as_secs_f64();
+        let (peak_rss_mib, cpu_seconds) = usage(op.id())?;
+        println!(
+            "  steady API load over {:.0} s: {steady_rps:.1} requests/s ({status_writes_per_s:.2} status writes/s); peak RSS {peak_rss_mib:.0} MiB; CPU {cpu_seconds:.1} s",
+            steady.as_secs_f64()
+        );
+        let reverts = if reverts > 0 {
+            Some(roll_back(client, port, &all, prefix, &nss, reverts).await?)
+        } else {
+            None
+        };
+        let _ = op.kill();
+        let _ = op.wait();
+        // Gone before the next run measures its idle cluster.
+        for ns in &nss {
+            let _ = env.kubectl(&["delete", "namespace", ns, "--wait=false"]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        for ns in &nss {
+            while ns_api.get_opt(ns).await?.is_some() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        let _ =
+            env.kubectl(&["delete", "nodes", "-l", &format!("{SCENARIO_LABEL}={prefix}"), "--wait=false"]);
+        Ok(Figures {
+            reconciled,
+            peak_rss_mib,
+            cpu_seconds,
+            idle_rps,
+            steady_rps,
+            status_writes_per_s,
+            reverts,
+        })
+    }
+}
+
+/// Ask the first `n` upgrades (those soaking) to roll back at once; the operator's revert latency
+/// and the time until every one of their Deployments is back on its known-good image.
+async fn roll_back(
+    client: &kube::Client,
+    port: u16,
+    all: &Api<MaintenanceUpgrade>,
+    prefix: &str,
+    nss: &[String],
+    n: usize,
+) -> Result<String> {
+    let t = Instant::now();
+    let patch = kube::api::Patch::Merge(json!({"spec": {"rollback": {"requested": true}}}));
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = Api::<MaintenanceUpgrade>::namespaced(client.clone(), &nss[i % nss.len()]);
+            let patch = patch.clone();
+            async move { api.patch(&format!("up-{i}"), &Default::default(), &patch).await.map(|_| ()) }
+        })
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let requested = t.elapsed();
+    let rolled_back =
+        |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|s| s.phase == Phase::RolledBack);
+    wait_until(all, prefix, n, rolled_back, Duration::from_secs(300)).await?;
+    let done = t.elapsed();
+    let text = metrics_text(port).await?;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (count, sum) = (
+        value("maintenance_operator_revert_latency_seconds_count"),
+        value("maintenance_operator_revert_latency_seconds_sum"),
+    );
+    // The smallest bucket bound that holds every revert: an upper bound on the slowest one.
+    let max = text
+        .lines()
+        .filter(|l| l.starts_with("maintenance_operator_revert_latency_seconds_bucket"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?.parse::<f64>().ok()?;
+            let c = l.rsplit(' ').next()?.parse::<f64>().ok()?;
+            (c >= count).then_some(le)
+        })
+        .fold(f64::INFINITY, f64::min);
+    Ok(format!(
+        "  revert: {n} upgrades asked to roll back in {:.1} s; {count:.0} revert patches, decided to accepted: mean {:.0} ms, every one within {max} s; all {} Deployments back after {:.1} s",
+        requested.as_secs_f64(),
+        1000.0 * sum / count,
+        n * 3,
+        done.as_secs_f64()
+    ))
+}
+
+/// Wait until `n` upgrades of the run satisfy `done`.
+async fn wait_until(
+    all: &Api<MaintenanceUpgrade>,
+    prefix: &str,
+    n: usize,
+    done: impl Fn(&MaintenanceUpgrade) -> bool,
+    limit: Duration,
+) -> Result<()> {
+    let t = Instant::now();
+    loop {
         let list = all.list(&ListParams::default()).await?;
-        let ready = list
+        let ok = list
             .items
             .iter()
-            .filter(|mu| mu.metadata.namespace.as_deref().is_some_and(|n| n.starts_with(prefix)))
-            .filter(|mu| mu.status.as_ref().is_some_and(|s| s.phase == Phase::MeasuringBaseline))
+            .filter(|mu| mu.metadata.namespace.as_deref().is_some_and(|ns| ns.starts_with(prefix)))
+            .filter(|mu| done(mu))
             .count();
-        if ready >= upgrades {
-            break started.elapsed();
+        if ok >= n {
+            return Ok(());
         }
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("only {ready} of {upgrades} upgrades reached MeasuringBaseline in 15 minutes");
-        }
-        if let Some(status) = op.try_wait()? {
-            bail!("the operator exited ({status})");
+        if t.elapsed() > limit {
+            bail!("only {ok} of {n} upgrades got there within {limit:?}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    };
-    println!("  every upgrade measuring its baseline after {:.1} s", reconciled.as_secs_f64());
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let steady_rps = request_rate(env, STEADY).await?;
-    let (peak_rss_mib, cpu_seconds) = usage(op.id())?;
-    println!(
-        "  steady API load: {steady_rps:.1} requests/s; peak RSS {peak_rss_mib:.0} MiB; CPU {cpu_seconds:.1} s"
-    );
-    let _ = op.kill();
-    let _ = op.wait();
-    // Gone before the next run measures its idle cluster.
-    for ns in &nss {
-        let _ = env.kubectl(&["delete", "namespace", ns, "--wait=false"]);
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    for ns in &nss {
-        while ns_api.get_opt(ns).await?.is_some() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-    let _ = env.kubectl(&["delete", "nodes", "-l", &format!("{SCENARIO_LABEL}={prefix}"), "--wait=false"]);
-    Ok(Figures { reconciled, peak_rss_mib, cpu_seconds, idle_rps, steady_rps })
+}
+
+async fn metrics_text(port: u16) -> Result<String> {
+    Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.text().await?)
+}
+
+async fn operator_metric(port: u16, name: &str) -> Result<f64> {
+    let text = metrics_text(port).await?;
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .with_context(|| format!("{name} in the operator's metrics"))
 }
 
 async fn deployment(client: &kube::Client, ns: &str, name: String) -> Result<()> {
@@ -177,13 +323,16 @@ async fn deployment(client: &kube::Client, ns: &str, name: String) -> Result<()>
 
 /// An upgrade of three Deployments, window always open, every default kept but the signal's
 /// scope: its own namespace (run A) or the whole cluster (run B, the CRD's default).
-async fn upgrade(client: &kube::Client, ns: &str, i: usize, per_namespace: bool) -> Result<()> {
+async fn upgrade(client: &kube::Client, ns: &str, i: usize, per_namespace: bool, fast: bool) -> Result<()> {
     let components: Vec<_> = (i * 3..i * 3 + 3)
         .map(|d| json!({"kind": "Deployment", "name": format!("app-{d}"), "image": "registry.example.com/app:2"}))
         .collect();
     let mut spec = json!({"stages": [{"name": "all", "components": components, "soak": "48h"}]});
     if per_namespace {
         spec["analysis"] = json!({"signals": [{"name": "pods", "kubernetes": {"namespaces": [ns]}}]});
+    }
+    if fast {
+        spec["analysis"]["baseline"] = json!({"observe": "1m"});
     }
     let mu: MaintenanceUpgrade = serde_json::from_value(
         json!({"apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
@@ -218,18 +367,19 @@ async fn make_pods(client: &kube::Client, prefix: &str, ns: &str, pods: usize) -
     Ok(())
 }
 
-fn start_operator(env: &Arc<Env>, name: &str) -> Result<Child> {
+fn start_operator(env: &Arc<Env>, name: &str) -> Result<(Child, u16)> {
     let bin = env.root.join("target/release/maintenance-operator");
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     let log = std::fs::File::create(env.logs.join(format!("{name}.operator.log")))?;
-    Command::new(&bin)
+    let child = Command::new(&bin)
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--instance", name])
         .env("KUBECONFIG", &env.operator_kubeconfig)
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {} (make bench-scale builds it)", bin.display()))
+        .with_context(|| format!("starting {} (make bench-scale builds it)", bin.display()))?;
+    Ok((child, port))
 }
 
 /// Wait until the cluster's own controllers have caught up with what was just created: the
