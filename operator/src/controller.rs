@@ -178,7 +178,9 @@ pub async fn observe(
     let mut targets = BTreeMap::new();
     // An upgrade that has ended reads nothing: the decision keeps its status as it is.
     let ended = status.phase.is_terminal();
-    let need_digests = status.claimed_at.is_none();
+    // Running digests are recorded when a target is claimed: read for those not claimed yet.
+    let unclaimed_by_us =
+        status.claimed_at.is_none().then_some(mu.metadata.uid.as_deref().unwrap_or_default());
     // The targets the spec names and those the status holds (the same, unless the spec was
     // written around its validation: what was changed must still be seen to be reverted).
     let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
@@ -195,10 +197,14 @@ pub async fn observe(
         if let std::collections::btree_map::Entry::Vacant(e) = targets.entry(key) {
             // The watch of claimed targets has them, unless they are not claimed yet (their
             // running digests are read then too) or our last patch has not reached it.
-            let cached = if need_digests { None } else { ctx.targets.get(e.key()) };
-            let state = match cached {
-                Some(state) => Some(state),
-                None => read_target(&ctx.client, e.key(), need_digests).await?,
+            let state = match ctx.targets.get(e.key()) {
+                Some(state) if unclaimed_by_us.is_none_or(|uid| state.owner_uid.as_deref() == Some(uid)) => {
+                    Some(state)
+                }
+                _ => {
+                    ctx.targets.forget(e.key());
+                    read_target(&ctx.client, e.key(), unclaimed_by_us).await?
+                }
             };
             e.insert(state);
         }
@@ -269,7 +275,13 @@ pub async fn observe(
     })
 }
 
-async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<Option<TargetState>> {
+/// Read a target from the API; with the running digests of its pods unless `digests_unless_owned_by`
+/// is None or the UID it is owned by.
+async fn read_target(
+    client: &Client,
+    key: &TargetKey,
+    digests_unless_owned_by: Option<&str>,
+) -> Result<Option<TargetState>> {
     let ns = key.namespace.as_str();
     let read_err = |e| Error::Read(key.to_string(), e);
     let (mut state, selector) = match key.kind {
@@ -300,6 +312,7 @@ async fn read_target(client: &Client, key: &TargetKey, digests: bool) -> Result<
     };
     // The running digest is only recorded when the target is claimed.
     let labels = selector.and_then(|s| s.match_labels).unwrap_or_default();
+    let digests = digests_unless_owned_by.is_some_and(|uid| state.owner_uid.as_deref() != Some(uid));
     if digests && !labels.is_empty() {
         let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         let pods = Api::<Pod>::namespaced(client.clone(), ns)
@@ -504,13 +517,14 @@ fn record_metrics(
 
 async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str) -> Result<()> {
     match effect {
-        Effect::Claim { target, resource_version, owner_uid, known_good } => {
-            patch_target(
-                ctx,
-                target,
-                &Patch::Merge(target::claim_patch(resource_version, owner, owner_uid, known_good)),
-            )
-            .await
+        Effect::Claim { claims } => {
+            // One after the other: a claim that fails leaves the rest for the next look, which
+            // finds the ones made so far recorded on their targets.
+            for c in claims {
+                let patch = target::claim_patch(&c.resource_version, owner, &c.owner_uid, &c.known_good);
+                patch_target(ctx, &c.target, &Patch::Merge(patch)).await?;
+            }
+            Ok(())
         }
         Effect::SetImage { target, resource_version, container, image } => {
             patch_target(
@@ -538,22 +552,22 @@ async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Va
     let err = |e| Error::PatchTarget(t.to_string(), e);
     let ns = t.namespace.as_str();
     let client = ctx.client.clone();
-    let version = match t.kind {
+    let patched = match t.kind {
         WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
             .patch(&t.name, &pp, patch)
             .await
-            .map(|o| o.resource_version()),
+            .map(|o| target::from_deployment(&o)),
         WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
             .patch(&t.name, &pp, patch)
             .await
-            .map(|o| o.resource_version()),
+            .map(|o| target::from_daemonset(&o)),
         WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
             .patch(&t.name, &pp, patch)
             .await
-            .map(|o| o.resource_version()),
+            .map(|o| target::from_statefulset(&o)),
     }
     .map_err(err)?;
-    ctx.targets.wrote(t, version);
+    ctx.targets.wrote(t, patched);
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
@@ -27,13 +27,15 @@ use tracing::{debug, warn};
 /// relies on its requeue times instead.
 const WAKE_BUFFER: usize = 4096;
 
+type Written = Arc<Mutex<HashMap<TargetKey, TargetState>>>;
+
 pub struct TargetCache {
     deployments: Store<Deployment>,
     daemonsets: Store<DaemonSet>,
     statefulsets: Store<StatefulSet>,
-    /// The resourceVersion each of our own patches returned: until the store has caught up with
-    /// it, the store would show the target as it was before the patch, so it is read directly.
-    written: Mutex<HashMap<TargetKey, String>>,
+    /// Each target as our own last patch of it returned it: until the store has caught up with
+    /// that version, it would show the target as it was before the patch.
+    written: Written,
     wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
 }
 
@@ -41,27 +43,29 @@ impl TargetCache {
     /// Start the three watches, over one namespace or all of them.
     pub fn start(client: &Client, scope: Option<&str>) -> TargetCache {
         let (wake, _) = broadcast::channel(WAKE_BUFFER);
+        let written = Written::default();
+        let w = |kind| Watch { kind, wake: wake.clone(), written: written.clone() };
         TargetCache {
-            deployments: watch(client, scope, wake.clone(), |d: &mut Deployment| {
+            deployments: w(WorkloadKind::Deployment).start(client, scope, |d: &mut Deployment| {
                 trim_meta(&mut d.metadata);
                 if let Some(s) = d.spec.as_mut() {
                     trim_template(&mut s.template);
                 }
             }),
-            daemonsets: watch(client, scope, wake.clone(), |d: &mut DaemonSet| {
+            daemonsets: w(WorkloadKind::DaemonSet).start(client, scope, |d: &mut DaemonSet| {
                 trim_meta(&mut d.metadata);
                 if let Some(s) = d.spec.as_mut() {
                     trim_template(&mut s.template);
                 }
             }),
-            statefulsets: watch(client, scope, wake.clone(), |s: &mut StatefulSet| {
+            statefulsets: w(WorkloadKind::StatefulSet).start(client, scope, |s: &mut StatefulSet| {
                 trim_meta(&mut s.metadata);
                 if let Some(s) = s.spec.as_mut() {
                     trim_template(&mut s.template);
                     s.volume_claim_templates = None;
                 }
             }),
-            written: Mutex::default(),
+            written,
             wake,
         }
     }
@@ -81,8 +85,8 @@ impl TargetCache {
         })
     }
 
-    /// The target as the store shows it, when the store can be trusted for it: listed, holding
-    /// the target, and not older than our own last patch of it. None: read it from the API.
+    /// The target as the store shows it, when the store has listed and holds it; as our last
+    /// patch returned it while the store is older than that. None: read it from the API.
     pub fn get(&self, key: &TargetKey) -> Option<TargetState> {
         let state = match key.kind {
             WorkloadKind::Deployment => cached(&self.deployments, key).map(|d| target::from_deployment(&d)),
@@ -91,9 +95,9 @@ impl TargetCache {
                 cached(&self.statefulsets, key).map(|s| target::from_statefulset(&s))
             }
         }?;
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = lock(&self.written);
         match written.get(key) {
-            Some(rv) if !not_older(&state.resource_version, rv) => None,
+            Some(ours) if !not_older(&state.resource_version, &ours.resource_version) => Some(ours.clone()),
             Some(_) => {
                 written.remove(key);
                 Some(state)
@@ -102,15 +106,24 @@ impl TargetCache {
         }
     }
 
-    /// Our patch of `key` returned `resource_version`.
-    pub fn wrote(&self, key: &TargetKey, resource_version: Option<String>) {
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        match resource_version {
-            Some(rv) => written.insert(key.clone(), rv),
-            // Without a version to wait for, distrust the store until the next patch.
-            None => written.insert(key.clone(), String::new()),
+    /// Our patch of `key` returned it as `state`. A released target leaves the watch: nothing to
+    /// remember of it.
+    pub fn wrote(&self, key: &TargetKey, state: TargetState) {
+        let mut written = lock(&self.written);
+        match state.owner {
+            Some(_) => written.insert(key.clone(), state),
+            None => written.remove(key),
         };
     }
+
+    /// `key` was read from the API: that is newer than anything remembered of it.
+    pub fn forget(&self, key: &TargetKey) {
+        lock(&self.written).remove(key);
+    }
+}
+
+fn lock(w: &Written) -> std::sync::MutexGuard<'_, HashMap<TargetKey, TargetState>> {
+    w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn cached<K>(store: &Store<K>, key: &TargetKey) -> Option<std::sync::Arc<K>>
@@ -132,58 +145,76 @@ pub fn not_older(stored: &str, written: &str) -> bool {
     }
 }
 
-/// One watch of claimed targets of kind `K`, trimmed by `trim`, waking their upgrades.
-fn watch<K>(
-    client: &Client,
-    scope: Option<&str>,
+/// One watch of claimed targets of one kind, waking their upgrades.
+struct Watch {
+    kind: WorkloadKind,
     wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
-    trim: fn(&mut K),
-) -> Store<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let api: Api<K> = match scope {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default().labels(CLAIMED_LABEL))
-        .default_backoff()
-        .modify(trim)
-        .reflect(writer)
-        .touched_objects();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        let mut failing = false;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(obj) => {
-                    failing = false;
-                    if let Some(owner) = owner_of(obj.meta()) {
-                        // No receiver (not leading) is not an error: nothing needs waking.
-                        let _ = wake.send(owner);
+    written: Written,
+}
+
+impl Watch {
+    /// Start watching targets of kind `K`, trimmed by `trim`, as long as the process runs.
+    fn start<K>(self, client: &Client, scope: Option<&str>, trim: fn(&mut K)) -> Store<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let api: Api<K> = match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (reader, writer) = reflector::store();
+        let stream = watcher(api, watcher::Config::default().labels(CLAIMED_LABEL))
+            .default_backoff()
+            .modify(trim)
+            .reflect(writer)
+            .touched_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut failing = false;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(obj) => {
+                        failing = false;
+                        self.woken_by(obj.meta());
                     }
-                }
-                Err(e) => {
-                    if !failing {
-                        warn!(
-                            "the watch of claimed {} failed: {e}; watching again (targets are read directly meanwhile)",
-                            K::kind(&Default::default())
-                        );
+                    Err(e) => {
+                        if !failing {
+                            warn!(
+                                "the watch of claimed {}s failed: {e}; watching again (targets are read directly meanwhile)",
+                                K::kind(&Default::default())
+                            );
+                        }
+                        failing = true;
                     }
-                    failing = true;
                 }
             }
+        });
+        reader
+    }
+
+    /// Wake the owner of a target that changed, unless the change is our own last patch: the
+    /// look that made it has already asked to look again.
+    fn woken_by(&self, meta: &ObjectMeta) {
+        let Some(owner) = owner_of(meta) else { return };
+        let key = TargetKey {
+            kind: self.kind,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        };
+        let ours = lock(&self.written).get(&key).map(|t| t.resource_version.clone());
+        if ours.is_some() && ours == meta.resource_version {
+            return;
         }
-    });
-    reader
+        // No receiver (not leading) is not an error: nothing needs waking.
+        let _ = self.wake.send(owner);
+    }
 }
 
 /// The upgrade a claimed target names as its owner (`namespace/name`).

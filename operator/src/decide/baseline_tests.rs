@@ -9,7 +9,7 @@ fn closed_window_waits_and_the_baseline_ends_when_it_opens() {
     let mut w = World::new(s);
     w.obs.now = t("2026-11-24T12:00:00Z"); // Tuesday 07:00 New York
     w.run_until(Duration::minutes(1), |w| w.phase() == Phase::WaitingForWindow);
-    assert_eq!(w.effects.len(), 2, "the targets are claimed while waiting");
+    assert_eq!(w.claimed().len(), 2, "the targets are claimed while waiting");
     assert_eq!(
         w.events.iter().filter(|e| e.starts_with(reason::WINDOW_CLOSED)).count(),
         1,

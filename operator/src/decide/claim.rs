@@ -1,7 +1,7 @@
 //! Decide step, pure: claim every target before anything changes, recording its known-good
 //! image in status and on the target; wait for a target another upgrade owns.
 
-use super::{BLOCKED_RETRY, Decider, Effect};
+use super::{BLOCKED_RETRY, Claim, Decider, Effect};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::target::{TargetState, known_good_value};
@@ -9,7 +9,7 @@ use chrono::Duration;
 
 impl Decider<'_> {
     /// Claim every target before anything changes: record its known-good image in status and
-    /// on the target. True once all are claimed.
+    /// on the target, all the claimable ones in one effect. True once all are claimed.
     pub(super) fn claim(&mut self) -> bool {
         if self.st.claimed_at.is_some() {
             return true;
@@ -24,13 +24,18 @@ impl Decider<'_> {
                 s.components.iter().enumerate().map(move |(ci, c)| (si, ci, c.container.clone()))
             })
             .collect();
+        let (mut claims, mut recorded) = (vec![], vec![]);
         for (si, ci, wanted) in spec_components {
             let c = self.st.stages[si].components[ci].clone();
             if c.phase != ComponentPhase::Pending {
                 continue;
             }
             let (key, t) = self.target(&c);
+            // A target that holds the upgrade is reported once those before it are claimed.
             let Some(t) = t else {
+                if !claims.is_empty() {
+                    break;
+                }
                 self.hold_before_claim(
                     reason::TARGET_NOT_FOUND,
                     format!("{key} does not exist; create it or fix the component, nothing has been changed"),
@@ -39,6 +44,7 @@ impl Decider<'_> {
             };
             let container = match t.resolve_container(wanted.as_deref()) {
                 Ok(c) => c,
+                Err(_) if !claims.is_empty() => break,
                 Err(e) => {
                     let r = if wanted.is_some() {
                         reason::CONTAINER_NOT_FOUND
@@ -59,6 +65,7 @@ impl Decider<'_> {
                 .as_deref()
                 .filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
             match t.owner.as_deref().filter(|_| stale.is_none()) {
+                Some(owner) if owner != self.o.id && !claims.is_empty() => break,
                 Some(owner) if owner != self.o.id => {
                     self.hold_before_claim(
                         reason::TARGET_OWNED,
@@ -73,7 +80,7 @@ impl Decider<'_> {
                     self.record_claim(si, ci, container, recorded.unwrap_or(image), t);
                 }
                 None => {
-                    self.effect = Some(Effect::Claim {
+                    claims.push(Claim {
                         target: key.clone(),
                         resource_version: t.resource_version.clone(),
                         owner_uid: self.o.uid.clone(),
@@ -84,20 +91,19 @@ impl Decider<'_> {
                         Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)"),
                         None => String::new(),
                     };
-                    self.note(
-                        false,
-                        reason::CLAIMED,
-                        "Claim",
-                        format!(
-                            "{key}: recorded known-good image {image} of container {container}{taken_over}"
-                        ),
-                    );
+                    recorded.push(format!(
+                        "{key}: known-good image {image} of container {container}{taken_over}"
+                    ));
                     self.record_claim(si, ci, container, image, t);
-                    self.set_phase(Phase::Pending, "recording the known-good images".into());
-                    self.requeue_in(Duration::zero());
-                    return false;
                 }
             }
+        }
+        if !claims.is_empty() {
+            self.effect = Some(Effect::Claim { claims });
+            self.note(false, reason::CLAIMED, "Claim", format!("recorded {}", recorded.join("; ")));
+            self.set_phase(Phase::Pending, "recording the known-good images".into());
+            self.requeue_in(Duration::zero());
+            return false;
         }
         self.st.claimed_at = Some(self.now());
         true

@@ -10,15 +10,16 @@ fn known_good_is_recorded_on_the_target_before_any_image_changes() {
     let mut w = World::new(spec());
     w.run_until(Duration::hours(1), |w| !w.effects.is_empty());
     match &w.effects[0] {
-        Effect::Claim { target, known_good, .. } => {
-            assert_eq!(target.name, "connector-canary");
-            assert_eq!(known_good, "connector=connector:1.0");
+        Effect::Claim { claims } => {
+            let names: Vec<&str> = claims.iter().map(|c| c.target.name.as_str()).collect();
+            assert_eq!(names, ["connector-canary", "connector"], "every target in one claim");
+            assert!(claims.iter().all(|c| c.known_good == "connector=connector:1.0"));
         }
         other => panic!("first effect must be a claim, got {other:?}"),
     }
     w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
-    let claims = w.effects.iter().take_while(|e| matches!(e, Effect::Claim { .. })).count();
-    assert_eq!(claims, 2, "every target is claimed before the first image change");
+    assert_eq!(w.claimed().len(), 2, "every target is claimed once, before the first image change");
+    assert!(matches!(w.effects[1], Effect::SetImage { .. }));
     assert!(w.obs.status.stages.iter().flat_map(|s| &s.components).all(|c| c.known_good_image.is_some()));
 }
 

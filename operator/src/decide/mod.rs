@@ -71,12 +71,21 @@ pub struct Observed {
 /// A change to one target. The act step sends it before writing the status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    /// Mark the target as owned by this upgrade and record its known-good image on it.
-    Claim { target: TargetKey, resource_version: String, owner_uid: String, known_good: String },
+    /// Mark each target as owned by this upgrade and record its known-good image on it.
+    Claim { claims: Vec<Claim> },
     /// Set one container's image, only if the target is still at `resource_version`.
     SetImage { target: TargetKey, resource_version: String, container: String, image: String },
     /// Remove this upgrade's annotations from the targets it still owns.
     Release { targets: Vec<TargetKey> },
+}
+
+/// One target to claim, only if it is still at `resource_version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub target: TargetKey,
+    pub resource_version: String,
+    pub owner_uid: String,
+    pub known_good: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -66,13 +66,7 @@ fn restart_after_a_patch_whose_status_was_lost_does_not_patch_again() {
     w.target_mut("connector-canary").containers[0].1 = "connector:1.0".into();
     w.step();
     assert_eq!(w.obs.status.stages[0].components[0].known_good_image.as_deref(), Some("connector:1.0"));
-    assert_eq!(
-        w.effects
-            .iter()
-            .filter(|e| matches!(e, Effect::Claim { target, .. } if target.name == "connector-canary"))
-            .count(),
-        1
-    );
+    assert_eq!(w.claimed().iter().filter(|n| *n == "connector-canary").count(), 1);
 }
 
 #[test]

@@ -190,12 +190,14 @@ impl World {
         let now = self.obs.now;
         let stuck = self.stuck;
         match e {
-            Effect::Claim { target, known_good, owner_uid, .. } => {
-                let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
-                t.owner = Some(ID.into());
-                t.owner_uid = Some(owner_uid.clone());
-                t.known_good = Some(known_good.clone());
-                bump(t);
+            Effect::Claim { claims } => {
+                for c in claims {
+                    let t = self.obs.targets.get_mut(&c.target).unwrap().as_mut().unwrap();
+                    t.owner = Some(ID.into());
+                    t.owner_uid = Some(c.owner_uid.clone());
+                    t.known_good = Some(c.known_good.clone());
+                    bump(t);
+                }
             }
             Effect::SetImage { target, container, image, resource_version } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
@@ -236,6 +238,18 @@ impl World {
             let wait = d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
             self.obs.now += wait;
         }
+    }
+
+    /// The targets claimed, in order.
+    pub(super) fn claimed(&self) -> Vec<String> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Claim { claims } => Some(claims.iter().map(|c| c.target.name.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect()
     }
 
     pub(super) fn image_sets(&self) -> Vec<(String, String)> {
