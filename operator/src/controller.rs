@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as EventsV1;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
 use tracing::{error, info, instrument, warn};
+
+/// Upgrades reconciled at once. Each look holds its reads in memory, and the API server is the
+/// bottleneck well before this: more only raises the peak memory when many start together.
+const CONCURRENT_RECONCILES: u16 = 32;
 
 pub struct Context {
     pub client: Client,
@@ -123,6 +127,7 @@ async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_miss
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     Controller::for_stream(upgrades, reader)
+        .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
         .reconcile_on(ctx.targets.wake_ups())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {

@@ -37,6 +37,8 @@ pub struct TargetCache {
     /// that version, it would show the target as it was before the patch.
     written: Written,
     wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
+    /// The one namespace watched, or None for all.
+    scope: Option<String>,
 }
 
 impl TargetCache {
@@ -67,6 +69,7 @@ impl TargetCache {
             }),
             written,
             wake,
+            scope: scope.map(str::to_string),
         }
     }
 
@@ -86,23 +89,29 @@ impl TargetCache {
     }
 
     /// The target as the store shows it, when the store has listed and holds it; as our last
-    /// patch returned it while the store is older than that. None: read it from the API.
+    /// patch returned it while the store is older than that or has not seen it yet (a claim
+    /// just made). None: read it from the API.
     pub fn get(&self, key: &TargetKey) -> Option<TargetState> {
-        let state = match key.kind {
+        let watched = self.scope.as_ref().is_none_or(|ns| *ns == key.namespace);
+        let mut written = lock(&self.written);
+        let stored = match key.kind {
             WorkloadKind::Deployment => cached(&self.deployments, key).map(|d| target::from_deployment(&d)),
             WorkloadKind::DaemonSet => cached(&self.daemonsets, key).map(|d| target::from_daemonset(&d)),
             WorkloadKind::StatefulSet => {
                 cached(&self.statefulsets, key).map(|s| target::from_statefulset(&s))
             }
-        }?;
-        let mut written = lock(&self.written);
-        match written.get(key) {
-            Some(ours) if !not_older(&state.resource_version, &ours.resource_version) => Some(ours.clone()),
-            Some(_) => {
-                written.remove(key);
+        };
+        match (stored, written.get(key)) {
+            (None, ours) => ours.filter(|_| watched).cloned(),
+            (Some(state), Some(ours)) if !not_older(&state.resource_version, &ours.resource_version) => {
+                Some(ours.clone())
+            }
+            (Some(state), ours) => {
+                if ours.is_some() {
+                    written.remove(key);
+                }
                 Some(state)
             }
-            None => Some(state),
         }
     }
 
@@ -173,17 +182,19 @@ impl Watch {
         let stream = watcher(api, watcher::Config::default().labels(CLAIMED_LABEL))
             .default_backoff()
             .modify(trim)
-            .reflect(writer)
-            .touched_objects();
+            .reflect(writer);
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut failing = false;
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(obj) => {
+                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
                         failing = false;
-                        self.woken_by(obj.meta());
+                        self.woken_by(obj.meta(), false);
                     }
+                    // Deleted, or no longer labelled as claimed.
+                    Ok(watcher::Event::Delete(obj)) => self.woken_by(obj.meta(), true),
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
                     Err(e) => {
                         if !failing {
                             warn!(
@@ -200,18 +211,25 @@ impl Watch {
     }
 
     /// Wake the owner of a target that changed, unless the change is our own last patch: the
-    /// look that made it has already asked to look again.
-    fn woken_by(&self, meta: &ObjectMeta) {
+    /// look that made it has already asked to look again. A target that left the watch is
+    /// forgotten, so that it is read from the API next.
+    fn woken_by(&self, meta: &ObjectMeta, left: bool) {
         let Some(owner) = owner_of(meta) else { return };
         let key = TargetKey {
             kind: self.kind,
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
         };
-        let ours = lock(&self.written).get(&key).map(|t| t.resource_version.clone());
-        if ours.is_some() && ours == meta.resource_version {
+        let mut written = lock(&self.written);
+        if left {
+            written.remove(&key);
+        } else if written
+            .get(&key)
+            .is_some_and(|t| Some(&t.resource_version) == meta.resource_version.as_ref())
+        {
             return;
         }
+        drop(written);
         // No receiver (not leading) is not an error: nothing needs waking.
         let _ = self.wake.send(owner);
     }

@@ -16,6 +16,12 @@ pub fn worth_writing(
     d: &Decision,
 ) -> bool {
     let Some(w) = written else { return true };
+    // A change to a target is recognised on the target after a restart, and its Events go out
+    // with it; when the next look follows at once, that look writes the status for both.
+    let next_at_once = d.requeue_after.is_some_and(|r| r <= Duration::seconds(1));
+    if d.effect.is_some() && next_at_once {
+        return false;
+    }
     if d.effect.is_some() || !d.events.is_empty() || headline(w) != headline(&d.status) {
         return true;
     }
