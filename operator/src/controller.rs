@@ -37,7 +37,7 @@ use tracing::{error, info, instrument, warn};
 
 /// Upgrades reconciled at once. Each look holds its reads in memory, and the API server is the
 /// bottleneck well before this: more only raises the peak memory when many start together.
-const CONCURRENT_RECONCILES: u16 = 32;
+const CONCURRENT_RECONCILES: u16 = 64;
 
 pub struct Context {
     pub client: Client,
@@ -198,21 +198,29 @@ pub async fn observe(
         namespace: c.namespace.clone(),
         name: c.name.clone(),
     });
+    // The watch of claimed targets has them; those not claimed yet (their running digests are
+    // read then too) or outside the watch are read from the API, side by side.
+    let mut reads = vec![];
     for key in keys.chain(recorded).filter(|_| !ended) {
-        if let std::collections::btree_map::Entry::Vacant(e) = targets.entry(key) {
-            // The watch of claimed targets has them, unless they are not claimed yet (their
-            // running digests are read then too) or our last patch has not reached it.
-            let state = match ctx.targets.get(e.key()) {
-                Some(state) if unclaimed_by_us.is_none_or(|uid| state.owner_uid.as_deref() == Some(uid)) => {
-                    Some(state)
-                }
-                _ => {
-                    ctx.targets.forget(e.key());
-                    read_target(&ctx.client, e.key(), unclaimed_by_us).await?
-                }
-            };
-            e.insert(state);
+        if targets.contains_key(&key) {
+            continue;
         }
+        match ctx.targets.get(&key) {
+            Some(state) if unclaimed_by_us.is_none_or(|uid| state.owner_uid.as_deref() == Some(uid)) => {
+                targets.insert(key, Some(state));
+            }
+            _ => {
+                ctx.targets.forget(&key);
+                targets.insert(key.clone(), None);
+                reads.push(key);
+            }
+        }
+    }
+    let read =
+        futures::future::try_join_all(reads.iter().map(|k| read_target(&ctx.client, k, unclaimed_by_us)));
+    let states = read.await?;
+    for (key, state) in reads.into_iter().zip(states) {
+        targets.insert(key, state);
     }
     // Until every target is claimed: do the other upgrades named as owners still exist? A read
     // that fails counts as yes, so that nothing is taken over on a doubt.
@@ -523,13 +531,13 @@ fn record_metrics(
 async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str) -> Result<()> {
     match effect {
         Effect::Claim { claims } => {
-            // One after the other: a claim that fails leaves the rest for the next look, which
-            // finds the ones made so far recorded on their targets.
-            for c in claims {
+            // Side by side: a claim that fails leaves the rest for the next look, which finds the
+            // ones made so far recorded on their targets.
+            let patches = claims.iter().map(|c| {
                 let patch = target::claim_patch(&c.resource_version, owner, &c.owner_uid, &c.known_good);
-                patch_target(ctx, &c.target, &Patch::Merge(patch)).await?;
-            }
-            Ok(())
+                async move { patch_target(ctx, &c.target, &Patch::Merge(patch)).await }
+            });
+            futures::future::join_all(patches).await.into_iter().collect()
         }
         Effect::SetImage { target, resource_version, container, image } => {
             patch_target(
