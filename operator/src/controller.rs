@@ -37,7 +37,7 @@ use tracing::{error, info, instrument, warn};
 
 /// Upgrades reconciled at once. Each look holds its reads in memory, and the API server is the
 /// bottleneck well before this: more only raises the peak memory when many start together.
-const CONCURRENT_RECONCILES: u16 = 64;
+const CONCURRENT_RECONCILES: u16 = 32;
 
 pub struct Context {
     pub client: Client,

@@ -22,7 +22,7 @@ use e2e::*;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
 use serde_json::json;
 use std::process::{Child, Command};
@@ -143,19 +143,11 @@ impl Run {
 
         let (mut op, port) = start_operator(env, prefix)?;
         let started = Instant::now();
-        let all: Api<MaintenanceUpgrade> = Api::all(client.clone());
+        // Read from the operator's own metrics (set once a decision is written), so that the
+        // bench does not load the API server with lists of every upgrade while it measures.
         let reconciled = loop {
-            let list = all.list(&ListParams::default()).await?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|mu| mu.metadata.namespace.as_deref().is_some_and(|n| n.starts_with(prefix)))
-                .filter(|mu| {
-                    mu.status.as_ref().is_some_and(|s| {
-                        matches!(s.phase, Phase::MeasuringBaseline | Phase::Progressing | Phase::Soaking)
-                    })
-                })
-                .count();
+            let started_phases = [Phase::MeasuringBaseline, Phase::Progressing, Phase::Soaking];
+            let ready = in_phases(port, prefix, &started_phases).await;
             if ready >= upgrades {
                 break started.elapsed();
             }
@@ -165,13 +157,13 @@ impl Run {
             if let Some(status) = op.try_wait()? {
                 bail!("the operator exited ({status})");
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         };
         println!("  every upgrade measuring its baseline after {:.1} s", reconciled.as_secs_f64());
-        // The fast upgrades' baselines end after a minute; the steady state begins once they soak.
-        let soaking = |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|s| s.phase == Phase::Soaking);
-        wait_until(&all, prefix, reverts, soaking, Duration::from_secs(300)).await?;
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        // The steady state begins once the fast upgrades soak (their baselines end after a
+        // minute) and every upgrade has read its signal once (a minute, the default interval).
+        wait_until(port, prefix, reverts, Phase::Soaking, Duration::from_secs(300)).await?;
+        tokio::time::sleep(Duration::from_secs(70).saturating_sub(started.elapsed() - reconciled)).await;
         let writes_before = operator_metric(port, "maintenance_operator_status_writes_total").await?;
         let steady_rps = request_rate(env, steady).await?;
         let writes = operator_metric(port, "maintenance_operator_status_writes_total").await? - writes_before;
@@ -181,11 +173,8 @@ impl Run {
             "  steady API load over {:.0} s: {steady_rps:.1} requests/s ({status_writes_per_s:.2} status writes/s); peak RSS {peak_rss_mib:.0} MiB; CPU {cpu_seconds:.1} s",
             steady.as_secs_f64()
         );
-        let reverts = if reverts > 0 {
-            Some(roll_back(client, port, &all, prefix, &nss, reverts).await?)
-        } else {
-            None
-        };
+        let reverts =
+            if reverts > 0 { Some(roll_back(client, port, prefix, &nss, reverts).await?) } else { None };
         let _ = op.kill();
         let _ = op.wait();
         // Gone before the next run measures its idle cluster.
@@ -217,7 +206,6 @@ impl Run {
 async fn roll_back(
     client: &kube::Client,
     port: u16,
-    all: &Api<MaintenanceUpgrade>,
     prefix: &str,
     nss: &[String],
     n: usize,
@@ -234,9 +222,7 @@ async fn roll_back(
         .try_collect::<Vec<()>>()
         .await?;
     let requested = t.elapsed();
-    let rolled_back =
-        |mu: &MaintenanceUpgrade| mu.status.as_ref().is_some_and(|s| s.phase == Phase::RolledBack);
-    wait_until(all, prefix, n, rolled_back, Duration::from_secs(300)).await?;
+    wait_until(port, prefix, n, Phase::RolledBack, Duration::from_secs(300)).await?;
     let done = t.elapsed();
     let text = metrics_text(port).await?;
     let value = |name: &str| -> f64 {
@@ -268,31 +254,30 @@ async fn roll_back(
     ))
 }
 
-/// Wait until `n` upgrades of the run satisfy `done`.
-async fn wait_until(
-    all: &Api<MaintenanceUpgrade>,
-    prefix: &str,
-    n: usize,
-    done: impl Fn(&MaintenanceUpgrade) -> bool,
-    limit: Duration,
-) -> Result<()> {
+/// Wait until the operator's metrics show `n` upgrades of the run in `phase`.
+async fn wait_until(port: u16, prefix: &str, n: usize, phase: Phase, limit: Duration) -> Result<()> {
     let t = Instant::now();
     loop {
-        let list = all.list(&ListParams::default()).await?;
-        let ok = list
-            .items
-            .iter()
-            .filter(|mu| mu.metadata.namespace.as_deref().is_some_and(|ns| ns.starts_with(prefix)))
-            .filter(|mu| done(mu))
-            .count();
+        let ok = in_phases(port, prefix, &[phase]).await;
         if ok >= n {
             return Ok(());
         }
         if t.elapsed() > limit {
-            bail!("only {ok} of {n} upgrades got there within {limit:?}");
+            bail!("only {ok} of {n} upgrades got to {phase:?} within {limit:?}");
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// How many upgrades of the run the operator's `upgrade_phase` gauge shows in one of `phases`
+/// (0 while it does not answer yet).
+async fn in_phases(port: u16, prefix: &str, phases: &[Phase]) -> usize {
+    let text = metrics_text(port).await.unwrap_or_default();
+    let wanted: Vec<String> = phases.iter().map(|p| format!("phase=\"{p:?}\"}} 1")).collect();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("maintenance_operator_upgrade_phase{{upgrade=\"{prefix}-")))
+        .filter(|l| wanted.iter().any(|w| l.ends_with(w.as_str())))
+        .count()
 }
 
 async fn metrics_text(port: u16) -> Result<String> {
