@@ -13,8 +13,10 @@ use std::sync::Mutex;
 pub struct StatusMemory(Mutex<HashMap<String, Remembered>>);
 
 struct Remembered {
-    /// The status as last written, and the resourceVersion the write returned.
-    written: MaintenanceUpgradeStatus,
+    /// The status as last written, kept only until the store shows it (then the store's copy is
+    /// the same); its hash, to tell our write from someone else's; the version the write made.
+    written: Option<MaintenanceUpgradeStatus>,
+    written_hash: u64,
     written_rv: String,
     /// The latest decision, written or not.
     current: MaintenanceUpgradeStatus,
@@ -37,20 +39,21 @@ impl StatusMemory {
         let from_store =
             Base { current: stored.clone(), written: mu.status.clone(), resource_version: stored_rv.clone() };
         let mut map = self.lock();
-        let Some(r) = map.get(&uid(mu)) else { return from_store };
+        let Some(r) = map.get_mut(&uid(mu)) else { return from_store };
         if !not_older(&stored_rv, &r.written_rv) {
             // The store has not seen our last write yet.
             return Base {
                 current: r.current.clone(),
-                written: Some(r.written.clone()),
+                written: r.written.clone().or_else(|| mu.status.clone()),
                 resource_version: r.written_rv.clone(),
             };
         }
-        if r.written != stored {
+        if r.written_hash != hash(&stored) {
             // Someone else wrote a status since.
             map.remove(&uid(mu));
             return from_store;
         }
+        r.written = None;
         let current = r.current.clone();
         if current == stored {
             // The store holds everything we decided: nothing left to remember.
@@ -66,7 +69,12 @@ impl StatusMemory {
         status: &MaintenanceUpgradeStatus,
         resource_version: String,
     ) {
-        let r = Remembered { written: status.clone(), written_rv: resource_version, current: status.clone() };
+        let r = Remembered {
+            written: Some(status.clone()),
+            written_hash: hash(status),
+            written_rv: resource_version,
+            current: status.clone(),
+        };
         self.lock().insert(uid(mu), r);
     }
 
@@ -79,7 +87,8 @@ impl StatusMemory {
     ) {
         let mut map = self.lock();
         let r = map.entry(uid(mu)).or_insert_with(|| Remembered {
-            written: written.cloned().unwrap_or_default(),
+            written: None,
+            written_hash: hash(&written.cloned().unwrap_or_default()),
             written_rv: mu.resource_version().unwrap_or_default(),
             current: status.clone(),
         });
@@ -102,6 +111,13 @@ impl StatusMemory {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn hash(status: &MaintenanceUpgradeStatus) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    serde_json::to_vec(status).unwrap_or_default().hash(&mut h);
+    h.finish()
 }
 
 fn uid(mu: &MaintenanceUpgrade) -> String {

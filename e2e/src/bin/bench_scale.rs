@@ -54,18 +54,24 @@ async fn main() -> Result<()> {
     );
     let a = Run { prefix: "bench-a", upgrades, namespaces: Some(100), pods: 0, reverts };
     let a = a.measure(&env, &client, steady, empty).await?;
-    println!(
-        "bench-scale: run B, {b_upgrades} upgrades over {} Deployments, the default signal, {pods} pods",
-        b_upgrades * 3
-    );
-    let b = Run { prefix: "bench-b", upgrades: b_upgrades, namespaces: None, pods, reverts: 0 };
-    let b = b.measure(&env, &client, steady, empty).await?;
+    let mut runs =
+        vec![(format!("A: {upgrades} upgrades, {} Deployments, per-namespace signals", upgrades * 3), a)];
+    // BENCH_B_UPGRADES=0 leaves run B out.
+    if b_upgrades > 0 {
+        println!(
+            "bench-scale: run B, {b_upgrades} upgrades over {} Deployments, the default signal, {pods} pods",
+            b_upgrades * 3
+        );
+        let b = Run { prefix: "bench-b", upgrades: b_upgrades, namespaces: None, pods, reverts: 0 };
+        let b = b.measure(&env, &client, steady, empty).await?;
+        runs.push((
+            format!("B: {b_upgrades} upgrades, {} Deployments, default signal, {pods} pods", b_upgrades * 3),
+            b,
+        ));
+    }
     println!("\n| run | all reconciled | peak RSS | CPU | API load, steady (idle) | status writes |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for (name, r) in [
-        (format!("A: {upgrades} upgrades, {} Deployments, per-namespace signals", upgrades * 3), a),
-        (format!("B: {b_upgrades} upgrades, {} Deployments, default signal, {pods} pods", b_upgrades * 3), b),
-    ] {
+    for (name, r) in runs {
         println!(
             "| {name} | {:.1} s | {:.0} MiB | {:.1} s | {:.1} requests/s ({:.1}) | {:.2}/s |",
             r.reconciled.as_secs_f64(),
