@@ -533,7 +533,10 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
 /// 30 s, so a rollout seen sooner was seen through the watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s12_a_claimed_targets_rollout_wakes_its_upgrade() {
-    let s = incident_world("watch-wake").await;
+    // No workload: only the rollout matters here, and the side-by-side scenarios share 2 cores.
+    let s = Scenario::new("watch-wake").await;
+    s.connector("connector-canary", GOOD, true).await;
+    s.connector("connector", GOOD, false).await;
     let yaml = two_stage(&s.ns, "up", "10m", "registry.example.com/secrets-store/connector:v1.3.3")
         .replace("interval: 2s", "interval: 1m")
         .replace("bucket: 2s", "bucket: 1m");
