@@ -35,6 +35,8 @@ pub mod condition {
 /// Condition reasons and Event reasons.
 pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The upgrade names workloads outside its namespace, and its namespace is not trusted.
+    pub const CROSS_NAMESPACE: &str = "CrossNamespaceNotAllowed";
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     pub const CONTAINER_NOT_FOUND: &str = "ContainerNotFound";
     pub const CONTAINER_AMBIGUOUS: &str = "ContainerAmbiguous";

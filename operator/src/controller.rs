@@ -24,7 +24,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event as EventsV1;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
@@ -55,10 +55,24 @@ pub struct Context {
     pub statuses: StatusMemory,
     /// The one namespace this operator watches (`run --namespace`), or None for all.
     pub scope: Option<String>,
+    /// Namespaces whose upgrades may target workloads in other namespaces.
+    pub trusted_namespaces: Vec<String>,
+}
+
+/// How this operator was asked to run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Reporting instance on Events (the pod name in a cluster).
+    pub instance: Option<String>,
+    /// The one namespace to watch (`run --namespace`), or None for all.
+    pub scope: Option<String>,
+    /// Namespaces whose upgrades may target workloads in other namespaces (`--trusted-namespaces`).
+    pub trusted_namespaces: Vec<String>,
 }
 
 impl Context {
-    pub fn new(client: Client, instance: Option<String>, metrics: Metrics, scope: Option<String>) -> Self {
+    pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
+        let Options { instance, scope, trusted_namespaces } = opts;
         let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref());
@@ -77,6 +91,7 @@ impl Context {
             targets,
             statuses: StatusMemory::default(),
             scope,
+            trusted_namespaces,
         }
     }
 }
@@ -85,13 +100,12 @@ impl Context {
 /// `lease` is given, until `shutdown` completes; what `shutdown` said, or why it could not run.
 pub async fn run(
     client: Client,
-    instance: String,
-    namespace: Option<String>,
+    opts: Options,
     metrics: Metrics,
     lease: Option<LeaseConfig>,
     shutdown: impl Future<Output = &'static str>,
 ) -> std::result::Result<&'static str, String> {
-    let api: Api<MaintenanceUpgrade> = match &namespace {
+    let api: Api<MaintenanceUpgrade> = match &opts.scope {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -100,7 +114,7 @@ pub async fn run(
         _ = crd::wait_until_installed(&api) => {}
         signal = &mut shutdown => return Ok(signal),
     }
-    let ctx = Arc::new(Context::new(client.clone(), Some(instance), metrics, namespace));
+    let ctx = Arc::new(Context::new(client.clone(), opts, metrics));
     // Said once when the CRD goes away under a running operator, and once when it is back.
     let crd_missing = Arc::new(AtomicBool::new(false));
     let controller = || reconcile_all(api.clone(), ctx.clone(), crd_missing.clone());
@@ -216,8 +230,7 @@ pub async fn observe(
             }
         }
     }
-    let read =
-        futures::future::try_join_all(reads.iter().map(|k| read_target(&ctx.client, k, unclaimed_by_us)));
+    let read = futures::future::try_join_all(reads.iter().map(|k| read_target(ctx, k, unclaimed_by_us)));
     let states = read.await?;
     for (key, state) in reads.into_iter().zip(states) {
         targets.insert(key, state);
@@ -281,6 +294,7 @@ pub async fn observe(
         targets,
         live_owners,
         spec_problems,
+        trusted_namespaces: ctx.trusted_namespaces.clone(),
         pods_watched_since,
         samples,
         history,
@@ -288,37 +302,44 @@ pub async fn observe(
     })
 }
 
+/// One target of kind `K` from the API, None if there is none.
+async fn get_target<K>(client: &Client, key: &TargetKey, gp: &GetParams) -> Result<Option<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned,
+    K: std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match Api::<K>::namespaced(client.clone(), &key.namespace).get_with(&key.name, gp).await {
+        Ok(o) => Ok(Some(o)),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+        Err(e) => Err(Error::Read(key.to_string(), e)),
+    }
+}
+
 /// Read a target from the API; with the running digests of its pods unless `digests_unless_owned_by`
-/// is None or the UID it is owned by.
+/// is None or the UID it is owned by. The digests come from the shared pod watch where it covers
+/// the target's namespace, from a LIST otherwise.
 async fn read_target(
-    client: &Client,
+    ctx: &Context,
     key: &TargetKey,
     digests_unless_owned_by: Option<&str>,
 ) -> Result<Option<TargetState>> {
-    let ns = key.namespace.as_str();
+    let (client, ns) = (&ctx.client, key.namespace.as_str());
     let read_err = |e| Error::Read(key.to_string(), e);
+    // Before the claim, from the API server's watch cache: cheaper than a read from etcd, and the
+    // claim patch carries the resourceVersion read, so a stale read is refused and read again.
+    // After it, from etcd: a read older than our own patch could look like a change by hand.
+    let gp = if digests_unless_owned_by.is_some() { GetParams::any() } else { GetParams::default() };
     let (mut state, selector) = match key.kind {
-        WorkloadKind::Deployment => match Api::<Deployment>::namespaced(client.clone(), ns)
-            .get_opt(&key.name)
-            .await
-            .map_err(read_err)?
-        {
+        WorkloadKind::Deployment => match get_target::<Deployment>(client, key, &gp).await? {
             None => return Ok(None),
             Some(d) => (target::from_deployment(&d), d.spec.map(|s| s.selector)),
         },
-        WorkloadKind::DaemonSet => match Api::<DaemonSet>::namespaced(client.clone(), ns)
-            .get_opt(&key.name)
-            .await
-            .map_err(read_err)?
-        {
+        WorkloadKind::DaemonSet => match get_target::<DaemonSet>(client, key, &gp).await? {
             None => return Ok(None),
             Some(d) => (target::from_daemonset(&d), d.spec.map(|s| s.selector)),
         },
-        WorkloadKind::StatefulSet => match Api::<StatefulSet>::namespaced(client.clone(), ns)
-            .get_opt(&key.name)
-            .await
-            .map_err(read_err)?
-        {
+        WorkloadKind::StatefulSet => match get_target::<StatefulSet>(client, key, &gp).await? {
             None => return Ok(None),
             Some(s) => (target::from_statefulset(&s), s.spec.map(|s| s.selector)),
         },
@@ -326,7 +347,15 @@ async fn read_target(
     // The running digest is only recorded when the target is claimed.
     let labels = selector.and_then(|s| s.match_labels).unwrap_or_default();
     let digests = digests_unless_owned_by.is_some_and(|uid| state.owner_uid.as_deref() != Some(uid));
-    if digests && !labels.is_empty() {
+    let watched = ctx.scope.as_deref().is_none_or(|scope| scope == ns);
+    let from_watch = (digests && watched && !labels.is_empty())
+        .then(|| {
+            ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).running_digests(ns, &labels)
+        })
+        .flatten();
+    if let Some(from_watch) = from_watch {
+        state.running_digests = from_watch;
+    } else if digests && !labels.is_empty() {
         let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         let pods = Api::<Pod>::namespaced(client.clone(), ns)
             .list(&ListParams::default().labels(&sel).limit(20))

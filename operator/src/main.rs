@@ -34,6 +34,11 @@ enum Command {
         /// run: one leads, the others keep their caches warm and take over.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         leader_elect: bool,
+        /// Namespaces whose upgrades may target workloads in other namespaces, comma-separated
+        /// (default: none; an upgrade changes workloads in its own namespace only). The same
+        /// setting as the admission policy's in config/default.
+        #[arg(long, env = "TRUSTED_NAMESPACES", value_delimiter = ',', default_value = "")]
+        trusted_namespaces: Vec<String>,
         /// Namespace of the Lease: the operator's own (in a pod, POD_NAMESPACE).
         #[arg(long, env = "POD_NAMESPACE", default_value = "maintenance-operator")]
         lease_namespace: String,
@@ -118,7 +123,15 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string(&outcome)?);
         }
-        Command::Run { instance, listen, namespace, leader_elect, lease_namespace, lease_duration } => {
+        Command::Run {
+            instance,
+            listen,
+            namespace,
+            trusted_namespaces,
+            leader_elect,
+            lease_namespace,
+            lease_duration,
+        } => {
             tracing_subscriber::fmt()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(
@@ -140,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
                 identity: identity.clone(),
                 duration: lease_duration,
             });
+            let trusted_namespaces: Vec<String> =
+                trusted_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+            let opts = controller::Options { instance: Some(identity), scope: namespace, trusted_namespaces };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = metrics::Metrics::default();
             let server = tokio::spawn(metrics::serve(listen, m.clone()));
@@ -147,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
             // again (the e2e tests SIGKILL the operator mid-rollout), so a signal ends the process
             // without waiting for a reconcile in flight; a leader releases its Lease first.
             tokio::select! {
-                stopped = controller::run(client, identity, namespace, m, lease, terminated()) => match stopped {
+                stopped = controller::run(client, opts, m, lease, terminated()) => match stopped {
                     Ok(signal) => tracing::info!("{signal}: stopping"),
                     Err(e) => anyhow::bail!("{e}"),
                 },

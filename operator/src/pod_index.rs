@@ -35,6 +35,8 @@ struct PodFacts {
     created: DateTime<Utc>,
     pending: bool,
     waiting_failure: bool,
+    /// Container name and the `imageID` it runs: the digest recorded when a target is claimed.
+    image_ids: Vec<(String, String)>,
     deleted_at: Option<DateTime<Utc>>,
 }
 
@@ -177,6 +179,28 @@ impl PodIndex {
         c
     }
 
+    /// The image digests the live pods of `namespace` carrying every label of `match_labels` run,
+    /// one per container name; None until the pod watch has listed (then the caller asks the API).
+    pub fn running_digests(
+        &self,
+        namespace: &str,
+        match_labels: &BTreeMap<String, String>,
+    ) -> Option<Vec<(String, String)>> {
+        if !self.pods_listed {
+            return None;
+        }
+        let mut digests: Vec<(String, String)> = vec![];
+        let pods = self.pods.values().filter(|p| p.deleted_at.is_none() && p.namespace == namespace);
+        for p in pods.filter(|p| match_labels.iter().all(|(k, v)| p.labels.get(k) == Some(v))) {
+            for (name, id) in &p.image_ids {
+                if !digests.iter().any(|(n, _)| n == name) {
+                    digests.push((name.clone(), id.clone()));
+                }
+            }
+        }
+        Some(digests)
+    }
+
     /// Forget pods deleted, and failure Events of pods never seen, longer than `KEEP_DELETED` ago.
     pub fn prune(&mut self, now: DateTime<Utc>) {
         let cutoff = now - KEEP_DELETED;
@@ -202,6 +226,13 @@ impl PodIndex {
                 .flatten()
                 .filter_map(|cs| cs.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
                 .any(|r| FAILURE_WAITING_REASONS.contains(&r)),
+            image_ids: status
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .filter(|cs| !cs.image_id.is_empty())
+                .map(|cs| (cs.name.clone(), cs.image_id.clone()))
+                .collect(),
             deleted_at: None,
         };
         let deleted_at = self.pods.get(&uid).and_then(|old| old.deleted_at);
@@ -352,6 +383,32 @@ mod tests {
         let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
         assert_eq!(ix.counts(&["jobs".into()], &sel, from, to, limit), Counts { attempts: 1, errors: 1 });
         assert_eq!(ix.counts(&[], &all(), from, to, limit), Counts { attempts: 3, errors: 3 });
+    }
+
+    #[test]
+    fn running_digests_come_from_the_live_pods_the_labels_select() {
+        let running = |uid: &str, app: &str, digest: &str| {
+            let mut p = pod(uid, "2026-11-24T10:00:10Z", "Running", None);
+            p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+            p.status = serde_json::from_value(json!({"phase": "Running", "containerStatuses": [
+                {"name": "c", "image": "i", "imageID": digest, "ready": true, "restartCount": 0},
+                {"name": "starting", "image": "j", "imageID": "", "ready": false, "restartCount": 0}]}))
+            .unwrap();
+            p
+        };
+        let now = t("2026-11-24T10:06:00Z");
+        let gone = running("gone", "web", "sha256:old");
+        let mut ix = PodIndex::default();
+        assert_eq!(ix.running_digests("jobs", &BTreeMap::new()), None, "not before the watch has listed");
+        ix = listed(
+            &[gone.clone(), running("web", "web", "sha256:new"), running("db", "db", "sha256:db")],
+            &[],
+            now,
+        );
+        ix.pod_event(&watcher::Event::Delete(gone), now);
+        let web = [("app".to_string(), "web".to_string())].into();
+        assert_eq!(ix.running_digests("jobs", &web), Some(vec![("c".into(), "sha256:new".into())]));
+        assert_eq!(ix.running_digests("other", &web), Some(vec![]));
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl Run {
         let idle_rps = request_rate(env, Duration::from_secs(30)).await?;
         println!("  idle API load: {idle_rps:.1} requests/s");
 
+        let at_start = requests_by_kind(env)?;
         let (mut op, port) = start_operator(env, prefix)?;
         let started = Instant::now();
         // Read from the operator's own metrics (set once a decision is written), so that the
@@ -166,6 +167,7 @@ impl Run {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         println!("  every upgrade measuring its baseline after {:.1} s", reconciled.as_secs_f64());
+        print_requests_since(env, &at_start, upgrades)?;
         // The steady state begins once the fast upgrades soak (their baselines end after a
         // minute) and every upgrade has read its signal once (a minute, the default interval).
         wait_until(port, prefix, reverts, Phase::Soaking, Duration::from_secs(300)).await?;
@@ -402,6 +404,44 @@ fn requests(env: &Env) -> Result<f64> {
         .filter(|l| l.starts_with("apiserver_request_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
+}
+
+/// `apiserver_request_total` per verb and resource.
+fn requests_by_kind(env: &Env) -> Result<std::collections::BTreeMap<String, f64>> {
+    let text = env.kubectl(&["get", "--raw", "/metrics"])?;
+    let mut by = std::collections::BTreeMap::new();
+    for l in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |k: &str| {
+            l.split_once(&format!(",{k}=\""))
+                .or_else(|| l.split_once(&format!("{{{k}=\"")))
+                .and_then(|(_, r)| r.split_once('"'))
+                .map_or("", |(v, _)| v)
+                .to_string()
+        };
+        let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *by.entry(format!("{} {}", label("verb"), label("resource"))).or_insert(0.0) += n;
+    }
+    Ok(by)
+}
+
+/// What the API server served since `before`, per upgrade, the busiest kinds first: where the
+/// time until all are reconciled goes.
+fn print_requests_since(
+    env: &Env,
+    before: &std::collections::BTreeMap<String, f64>,
+    upgrades: usize,
+) -> Result<()> {
+    let mut diff: Vec<(String, f64)> = requests_by_kind(env)?
+        .into_iter()
+        .map(|(k, n)| (n - before.get(&k).copied().unwrap_or(0.0), k))
+        .filter(|(n, _)| *n >= 1.0)
+        .map(|(n, k)| (k, n))
+        .collect();
+    diff.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let top: Vec<String> =
+        diff.iter().take(8).map(|(k, n)| format!("{k} {:.2}", n / upgrades.max(1) as f64)).collect();
+    println!("  requests per upgrade until then: {}", top.join(", "));
+    Ok(())
 }
 
 /// Peak resident memory (MiB) and CPU seconds of a process, from /proc.

@@ -20,6 +20,7 @@ mod persist;
 mod plan;
 mod rollback;
 mod stage;
+mod tenancy;
 #[cfg(test)]
 mod test_world;
 
@@ -58,6 +59,8 @@ pub struct Observed {
     /// What the API server's schema cannot check but the cluster shows is wrong with the spec
     /// (a signal naming a namespace that does not exist), each saying what to fix.
     pub spec_problems: Vec<String>,
+    /// Namespaces whose upgrades may target workloads in other namespaces.
+    pub trusted_namespaces: Vec<String>,
     /// Since when the built-in signal's watches of pods and Events have run without a break
     /// (None: still listing). A read from before then may have missed pods.
     pub pods_watched_since: Option<DateTime<Utc>>,
@@ -201,6 +204,16 @@ impl<'a> Decider<'a> {
         self.init_stages();
         let invalid =
             invalid.or_else(|| self.spec_problem()).or_else(|| self.o.spec_problems.first().cloned());
+        let problem = match (self.tenancy_problem(), invalid) {
+            (Some(forbidden), _) => {
+                Some((reason::CROSS_NAMESPACE, format!("{forbidden}; nothing is changed")))
+            }
+            (None, Some(e)) => Some((
+                reason::INVALID_SPEC,
+                format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed"),
+            )),
+            (None, None) => None,
+        };
         self.observe_components();
         self.analyse(plan);
         if self.st.rollback.is_none()
@@ -211,12 +224,10 @@ impl<'a> Decider<'a> {
         if self.st.rollback.is_some() {
             return self.roll_back(plan);
         }
-        match invalid {
-            Some(e) if !self.held => {
-                let msg =
-                    format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed");
+        match problem {
+            Some((why, msg)) if !self.held => {
                 self.st.message = msg.clone();
-                self.block(reason::INVALID_SPEC, msg);
+                self.block(why, msg);
             }
             Some(_) => {}
             None => self.advance(plan),

@@ -15,13 +15,14 @@ pub fn worth_writing(
     written: Option<&MaintenanceUpgradeStatus>,
     d: &Decision,
 ) -> bool {
-    let Some(w) = written else { return true };
     // A change to a target is recognised on the target after a restart, and its Events go out
-    // with it; when the next look follows at once, that look writes the status for both.
+    // with it; when the next look follows at once, that look writes the status for both (the
+    // first write of a new upgrade too: claiming is such a chain).
     let next_at_once = d.requeue_after.is_some_and(|r| r <= Duration::seconds(1));
     if d.effect.is_some() && next_at_once {
         return false;
     }
+    let Some(w) = written else { return true };
     if d.effect.is_some() || !d.events.is_empty() || headline(w) != headline(&d.status) {
         return true;
     }

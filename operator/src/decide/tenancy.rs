@@ -1,0 +1,44 @@
+//! Decide step, pure: the tenancy boundary. An upgrade changes workloads in its own namespace
+//! only, unless it was created in a namespace the installer trusts: the same rule the admission
+//! policy in config/policy enforces, checked again here in case that policy is not installed.
+
+use super::Decider;
+
+impl Decider<'_> {
+    /// Why this upgrade may not touch the targets it names, saying what to do instead.
+    pub(super) fn tenancy_problem(&self) -> Option<String> {
+        let ns = &self.o.namespace;
+        if self.o.trusted_namespaces.contains(ns) {
+            return None;
+        }
+        let foreign: Vec<String> = self
+            .o
+            .spec
+            .stages
+            .iter()
+            .flat_map(|s| &s.components)
+            .filter(|c| c.namespace_or(ns) != ns)
+            .map(|c| format!("{}/{}", c.namespace_or(ns), c.name))
+            .collect();
+        if foreign.is_empty() {
+            return None;
+        }
+        let who = if self.o.trusted_namespaces.is_empty() {
+            "no namespace may target others in this cluster".to_string()
+        } else {
+            format!(
+                "only upgrades created in {} may target other namespaces",
+                self.o.trusted_namespaces.join(", ")
+            )
+        };
+        Some(format!(
+            "an upgrade in namespace {ns} may only change workloads in {ns}, and this one names {}; {who}: \
+             create it there, or ask whoever installed maintenance-operator to add {ns} to trustedNamespaces",
+            foreign.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+#[path = "tenancy_tests.rs"]
+mod tests;
