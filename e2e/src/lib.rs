@@ -101,21 +101,24 @@ impl Env {
         Ok(())
     }
 
-    /// The RBAC of config/rbac, and a kubeconfig that runs the operator under it.
+    /// The install of config/default (through e2e/manifests), applied server-side as a user
+    /// would, and a kubeconfig that runs the operator under its ServiceAccount.
     pub fn prepare_operator(&self) -> Result<()> {
-        self.kubectl(&["apply", "--server-side", "-f", self.root.join("config/rbac").to_str().unwrap()])?;
+        let install = self.root.join("e2e/manifests");
+        self.kubectl(&["apply", "--server-side", "--force-conflicts", "-k", install.to_str().unwrap()])?;
         self.write_operator_kubeconfig()
     }
 
     /// The CRD of crds/, once the API server serves it.
     pub fn install_crd(&self) -> Result<()> {
-        self.kubectl(&["apply", "--server-side", "-f", self.root.join("crds").to_str().unwrap()])?;
+        let crd = self.root.join("crds/maintenanceupgrades.yaml");
+        self.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])?;
         self.kubectl(&["wait", "--for=condition=Established", &format!("crd/{CRD}"), "--timeout=30s"])?;
         Ok(())
     }
 
     /// The admin kubeconfig, impersonating the operator's ServiceAccount: the operator runs
-    /// with exactly the ClusterRole in config/rbac.
+    /// with exactly the RBAC of config/default.
     fn write_operator_kubeconfig(&self) -> Result<()> {
         let mut k: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
         for u in k["users"].as_sequence_mut().context("kubeconfig has users")? {
@@ -193,16 +196,31 @@ pub struct Operator {
     pub instance: String,
     /// Its /metrics and /healthz port, kept across restarts.
     port: u16,
+    /// `TRUSTED_NAMESPACES` at its next start; None: the installed setting, read as the kubelet
+    /// reads the manager's configMapKeyRef.
+    pub trusted_namespaces: Option<String>,
 }
 
 impl Operator {
     pub fn start(env: Arc<Env>, name: &str, namespace: &str) -> Result<Operator> {
+        Self::start_with(env, name, namespace, None)
+    }
+
+    /// Started with `TRUSTED_NAMESPACES` set to `trusted` instead of the installed setting.
+    pub fn start_with(env: Arc<Env>, name: &str, namespace: &str, trusted: Option<&str>) -> Result<Operator> {
         let log = env.logs.join(format!("{name}.operator.log"));
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
         // A fresh log per run: restarts within the run append to it.
         std::fs::write(&log, "")?;
-        let mut op =
-            Operator { child: None, log, env, namespace: namespace.into(), instance: name.into(), port };
+        let mut op = Operator {
+            child: None,
+            log,
+            env,
+            namespace: namespace.into(),
+            instance: name.into(),
+            port,
+            trusted_namespaces: trusted.map(String::from),
+        };
         op.spawn()?;
         Ok(op)
     }
@@ -210,11 +228,24 @@ impl Operator {
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let bin = self.env.root.join("target/debug/maintenance-operator");
+        let trusted = match &self.trusted_namespaces {
+            Some(t) => t.clone(),
+            None => self.env.kubectl(&[
+                "get",
+                "configmap",
+                "-n",
+                "maintenance-operator",
+                "maintenance-operator-tenancy",
+                "-o",
+                "jsonpath={.data.trustedNamespaces}",
+            ])?,
+        };
         let child = Command::new(&bin)
             .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
             .args(["--instance", &self.instance])
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
+            .env("TRUSTED_NAMESPACES", trusted)
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()

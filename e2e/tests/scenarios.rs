@@ -4,10 +4,12 @@
 //! seconds stand for hours. Those that stop a shared component are in `shared_components.rs`.
 
 use e2e::*;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::ResourceExt;
 use kube::api::ListParams;
 use maintenance_operator::constants::{CLAIMED_LABEL, condition, reason};
 use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, StagePhase};
+use serde_json::json;
 use std::time::Duration;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -338,15 +340,13 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s10_least_privilege_manifests_apply() {
-    // Every scenario runs the operator as its ServiceAccount with exactly config/rbac; here the
-    // manifests themselves must pass server-side validation.
+    // Every scenario runs the operator as its ServiceAccount with exactly the RBAC of
+    // config/default (applied server-side at set-up); here the samples must pass server-side
+    // validation, the admission policy included.
     let s = Scenario::new("manifests").await;
-    for dir in ["crds", "config/rbac", "config/manager", "config/samples"] {
-        let path = s.env.root.join(dir);
-        let out =
-            s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", path.to_str().unwrap()]);
-        assert!(out.is_ok(), "{dir}: {out:?}");
-    }
+    let samples = s.env.root.join("config/samples");
+    let out = s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", samples.to_str().unwrap()]);
+    assert!(out.is_ok(), "config/samples: {out:?}");
     // In `scope`: every namespace (-A), or one (-n NS).
     let can_i = |verb: &str, res: &str, scope: &[&str]| {
         let out = std::process::Command::new(s.env.bin.join("kubectl"))
@@ -552,4 +552,144 @@ async fn s12_a_claimed_targets_rollout_wakes_its_upgrade() {
         took < chrono::Duration::seconds(25),
         "the rollout was seen {took} after the stage started: not woken by the target's watch"
     );
+}
+
+/// An upgrade naming `kube-system/e2e-tenancy-connector`.
+fn cross_namespace_upgrade(ns: &str) -> String {
+    format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: connector, namespace: {ns}}}
+spec:
+  stages:
+    - name: all
+      components:
+        - kind: DaemonSet
+          namespace: kube-system
+          name: e2e-tenancy-connector
+          image: registry.example.com/secrets-store/connector:v1.4.0
+      soak: 1h
+  analysis:
+    signals:
+      - name: pods
+        kubernetes: {{namespaces: [{ns}]}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s13_a_team_cannot_change_kube_system_through_the_operator() {
+    // The install (e2e/manifests over config/default) trusts e2e-tenancy, this scenario's
+    // namespace, to target others; team-a is an ordinary tenant.
+    let mut s = Scenario::new("tenancy").await;
+    let (team, user) = ("e2e-tenancy-team-a", "team-a-dev");
+    let connector = "e2e-tenancy-connector";
+    let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=true", "--ignore-not-found"]);
+    s.env.kubectl(&["create", "namespace", team]).unwrap();
+    let _ = s.env.kubectl(&["delete", "daemonset", "-n", "kube-system", connector, "--ignore-not-found"]);
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": connector},
+        "spec": {"selector": {"matchLabels": {"app": connector}},
+            "template": {"metadata": {"labels": {"app": connector}}, "spec": {
+                // No pods: nothing here needs them, and the other scenarios share 2 cores.
+                "nodeSelector": {"e2e/none": "none"},
+                "containers": [{"name": "connector", "image": GOOD}]}}}});
+    let kube_system: kube::Api<DaemonSet> = kube::Api::namespaced(s.client.clone(), "kube-system");
+    kube_system.create(&Default::default(), &serde_json::from_value(ds).unwrap()).await.unwrap();
+    let file = |name: &str, yaml: &str| {
+        let path = s.env.logs.join(format!("tenancy-{name}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let rbac = format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: upgrades, namespace: {team}}}
+rules:
+  - apiGroups: [maintenance.dev]
+    resources: [maintenanceupgrades]
+    verbs: [create, get, list, watch, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: upgrades, namespace: {team}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: upgrades}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+"#
+    );
+    s.env.kubectl(&["apply", "-f", &file("rbac", &rbac)]).unwrap();
+
+    // The tenant may create upgrades in its namespace, and may not touch kube-system itself.
+    let can_i = |verb: &str, what: &str, ns: &str| {
+        let out = s.env.kubectl(&["auth", "can-i", verb, what, "-n", ns, "--as", user]);
+        out.unwrap_or_else(|e| e.to_string()).trim().ends_with("yes")
+    };
+    assert!(can_i("create", "maintenanceupgrades.maintenance.dev", team));
+    assert!(!can_i("patch", "daemonsets.apps", "kube-system"));
+    // Through the operator it may not either: the admission policy refuses, saying why and who may.
+    let refused = s
+        .env
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--as",
+            user,
+            "-f",
+            &file("team", &cross_namespace_upgrade(team)),
+        ])
+        .expect_err("the API server refuses the upgrade")
+        .to_string();
+    for said in [
+        "may only change workloads in e2e-tenancy-team-a",
+        "kube-system/e2e-tenancy-connector",
+        "Only upgrades created in e2e-tenancy may target other namespaces",
+        "add e2e-tenancy-team-a to trustedNamespaces",
+    ] {
+        assert!(refused.contains(said), "the refusal says {said:?}: {refused}");
+    }
+    let stored = s.env.kubectl(&["get", "maintenanceupgrades", "-n", team, "-o", "name"]).unwrap();
+    assert!(stored.trim().is_empty(), "a refused upgrade is never stored: {stored}");
+
+    // The operator holds the same line by itself, in case the policy was not installed: here it
+    // runs without the trusted setting, so the upgrade the policy lets in is blocked.
+    s.operator.kill();
+    let mut op = Operator::start_with(s.env.clone(), "tenancy-untrusted", &s.ns, Some("")).unwrap();
+    s.env
+        .kubectl(&["apply", "--server-side", "-f", &file("platform", &cross_namespace_upgrade(&s.ns))])
+        .unwrap();
+    let mu = s
+        .wait_for("connector", SECS(60), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::CROSS_NAMESPACE)
+            })
+        })
+        .await;
+    let blocked = mu.status.unwrap().conditions.into_iter().find(|c| c.type_ == condition::BLOCKED).unwrap();
+    assert!(blocked.message.contains("may only change workloads in e2e-tenancy"), "{}", blocked.message);
+    assert!(s.has_event("connector", reason::CROSS_NAMESPACE).await, "{:?}", s.events("connector").await);
+    let untouched = kube_system.get(connector).await.unwrap();
+    assert!(!untouched.labels().contains_key(CLAIMED_LABEL), "not claimed");
+    assert!(untouched.annotations().keys().all(|k| !k.starts_with("maintenance.dev/")), "not marked");
+    let image =
+        |d: &DaemonSet| d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone();
+    assert_eq!(image(&untouched).as_deref(), Some(GOOD));
+
+    // With the installed setting (which trusts this namespace) it goes ahead.
+    op.trusted_namespaces = None;
+    op.restart().unwrap();
+    let deadline = std::time::Instant::now() + SECS(60);
+    while !kube_system.get(connector).await.unwrap().labels().contains_key(CLAIMED_LABEL) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "trusted, the upgrade claims its target:\n{}",
+            op.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(op);
+    let _ = kube_system.delete(connector, &Default::default()).await;
+    let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=false"]);
 }
