@@ -15,6 +15,14 @@ build: ## Build the operator binary
 crds: build ## Regenerate crds/ from the Rust types
 	./target/debug/maintenance-operator crd > crds/maintenanceupgrades.yaml
 
+.PHONY: manifests
+manifests: cluster-binaries ## Render config/default into dist/install.yaml and the Helm chart's templates
+	$(E2E)/render-manifests.sh
+
+.PHONY: manifests-check
+manifests-check: cluster-binaries ## Fail when dist/install.yaml or the Helm chart is stale
+	$(E2E)/render-manifests.sh --check
+
 .PHONY: unit
 unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness
 	$(CARGO) test --locked -p maintenance-operator
@@ -37,7 +45,7 @@ e2e: build cluster-binaries ## End-to-end scenarios on a real local control plan
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test
-test: lint unit e2e ## Lint, unit and end-to-end tests (what CI runs)
+test: lint manifests-check unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
 
 .PHONY: demo
 demo: build cluster-binaries ## Replay the incident on a local cluster: slow regression, detected, reverted

@@ -66,4 +66,14 @@ if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
   # Debian's package starts a system service; the tests run their own.
   $sudo systemctl disable --now prometheus >/dev/null 2>&1 || $sudo service prometheus stop >/dev/null 2>&1 || true
 fi
+if ! command -v lua5.4 >/dev/null || ! lua5.4 -e 'require("dkjson")' >/dev/null 2>&1; then
+  # The Argo CD health check (config/argocd/health.lua) runs on the statuses the e2e tests see.
+  echo "installing lua5.4 and lua-dkjson from Debian" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi
+  $sudo apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends lua5.4 lua-dkjson >/dev/null
+fi
+if [ ! -x "$HELM_BIN" ]; then
+  echo "building helm $HELM_VERSION" >&2
+  GOBIN="$(dirname "$HELM_BIN")" GOFLAGS= go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
 echo "$E2E_BIN"

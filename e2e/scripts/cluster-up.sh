@@ -44,6 +44,7 @@ cat <<ENV
 export KUBECONFIG=$kubeconfig
 export E2E_CLUSTER=$name
 export E2E_BIN=$E2E_BIN
+export HELM_BIN=$HELM_BIN
 export KWOK_WORKDIR=$KWOK_WORKDIR
 export PROMETHEUS_URL=http://127.0.0.1:$prom_port
 export PROMETHEUS_DIR=$prom_dir

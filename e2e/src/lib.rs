@@ -537,6 +537,29 @@ impl Scenario {
         }
     }
 
+    /// What Argo CD would show for the upgrade as stored: config/argocd/health.lua run on it
+    /// (status, message).
+    pub fn argo_health(&self, name: &str) -> (String, String) {
+        let obj =
+            self.env.kubectl(&["get", "maintenanceupgrade", "-n", &self.ns, name, "-o", "json"]).unwrap();
+        let argocd = self.env.root.join("config/argocd");
+        let mut lua = Command::new("lua5.4")
+            .arg(argocd.join("run.lua"))
+            .arg(argocd.join("health.lua"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("lua5.4 runs (make cluster-binaries installs it)");
+        use std::io::Write;
+        lua.stdin.take().unwrap().write_all(obj.as_bytes()).unwrap();
+        let out = lua.wait_with_output().unwrap();
+        assert!(out.status.success(), "health.lua: {}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+        let (status, message) = line.split_once('\t').unwrap_or((&line, ""));
+        (status.to_string(), message.to_string())
+    }
+
     pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> MaintenanceUpgrade {
         self.wait_for(name, timeout, &format!("{phase:?}"), |mu| {
             mu.status.as_ref().is_some_and(|s| s.phase == phase)

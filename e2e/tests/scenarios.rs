@@ -7,7 +7,7 @@ use e2e::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::ResourceExt;
 use kube::api::ListParams;
-use maintenance_operator::constants::{CLAIMED_LABEL, condition, reason};
+use maintenance_operator::constants::{CLAIMED_LABEL, FIELD_MANAGER, condition, reason};
 use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, StagePhase};
 use serde_json::json;
 use std::time::Duration;
@@ -23,6 +23,19 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     let uid = s.apply(&two_stage(&s.ns, "up", "10s", next)).await.metadata.uid.unwrap();
     // Claimed targets carry the label the operator watches them by, naming the upgrade.
     s.wait_phase("up", Phase::Soaking, SECS(60)).await;
+    assert_eq!(s.argo_health("up").0, "Progressing", "Argo CD's view while it soaks");
+    // The image change is attributable to the operator's one field manager, which is what
+    // Argo CD's ignoreDifferences.managedFieldsManagers names.
+    let canary = s.daemonsets().get("connector-canary").await.unwrap();
+    let image_owners: Vec<&str> = canary
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains("\"f:image\"")))
+        .filter_map(|f| f.manager.as_deref())
+        .collect();
+    assert!(image_owners.contains(&FIELD_MANAGER), "managers of the image: {image_owners:?}");
     let claimed = ListParams::default().labels(&format!("{CLAIMED_LABEL}={uid}"));
     let names: Vec<String> =
         s.daemonsets().list(&claimed).await.unwrap().iter().map(|d| d.name_any()).collect();
@@ -41,6 +54,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     assert!(st.stages.iter().all(|s| s.phase == StagePhase::Passed));
     assert_eq!(condition_of(&mu, condition::COMPLETE).status, "True");
     assert_eq!(condition_of(&mu, condition::HEALTHY).status, "True");
+    assert_eq!(s.argo_health("up").0, "Healthy");
     let a = &st.analysis[0];
     assert!(a.baseline.as_ref().unwrap().attempts >= 50, "the baseline saw the workload: {a:?}");
     // Released: no ownership annotation left on the targets.
@@ -80,6 +94,8 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     assert_eq!(condition_of(&mu, condition::ROLLED_BACK).status, "True");
     let healthy = condition_of(&mu, condition::HEALTHY);
     assert_eq!((healthy.status.as_str(), healthy.reason.as_str()), ("False", reason::REGRESSION));
+    let (argo, said) = s.argo_health("up");
+    assert_eq!(argo, "Degraded", "Argo CD's view of a rollback: {said}");
     let events = s.events("up").await;
     assert!(events.iter().any(|e| e.starts_with(reason::REGRESSION) && e.contains("baseline")), "{events:?}");
     assert!(
@@ -347,6 +363,53 @@ async fn s10_least_privilege_manifests_apply() {
     let samples = s.env.root.join("config/samples");
     let out = s.env.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", samples.to_str().unwrap()]);
     assert!(out.is_ok(), "config/samples: {out:?}");
+    // The Helm chart is rendered from config/default: it lints, and the same install rendered by
+    // `helm template` applies to the cluster and changes nothing there.
+    let helm = |args: &[&str]| {
+        let out = std::process::Command::new(std::env::var("HELM_BIN").expect("HELM_BIN (run-e2e.sh)"))
+            .args(args)
+            .output()
+            .expect("helm runs (make cluster-binaries builds it)");
+        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let chart = s.env.root.join("charts/maintenance-operator");
+    let chart = chart.to_str().unwrap();
+    helm(&["lint", "--strict", chart]);
+    // The values e2e/manifests gives config/default, for this cluster's version.
+    let version: serde_json::Value =
+        serde_json::from_str(&s.env.kubectl(&["version", "-o", "json"]).unwrap()).unwrap();
+    let version = version["serverVersion"]["gitVersion"].as_str().unwrap().to_string();
+    let rendered = helm(&[
+        "template",
+        "maintenance-operator",
+        chart,
+        "--namespace",
+        "maintenance-operator",
+        "--include-crds",
+        "--kube-version",
+        &version,
+        "--set",
+        "replicas=0",
+        "--set",
+        "trustedNamespaces={e2e-tenancy}",
+    ]);
+    let file = s.env.logs.join("chart.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    let file = file.to_str().unwrap();
+    let diff = std::process::Command::new(s.env.bin.join("kubectl"))
+        .args(["diff", "--server-side", "--force-conflicts", "-f", file])
+        .env("KUBECONFIG", &s.env.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "the chart installs what config/default does:\n{}{}",
+        String::from_utf8_lossy(&diff.stdout),
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    s.env.kubectl(&["apply", "--server-side", "-f", file]).unwrap();
     // In `scope`: every namespace (-A), or one (-n NS).
     let can_i = |verb: &str, res: &str, scope: &[&str]| {
         let out = std::process::Command::new(s.env.bin.join("kubectl"))
@@ -588,7 +651,10 @@ async fn s13_a_team_cannot_change_kube_system_through_the_operator() {
     let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=true", "--ignore-not-found"]);
     s.env.kubectl(&["create", "namespace", team]).unwrap();
     let _ = s.env.kubectl(&["delete", "daemonset", "-n", "kube-system", connector, "--ignore-not-found"]);
-    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": connector},
+    // Deployed by Argo CD (its tracking annotation), as platform add-ons often are.
+    let tracking = format!("argocd_platform:apps/DaemonSet:kube-system/{connector}");
+    let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": connector, "annotations": {"argocd.argoproj.io/tracking-id": tracking}},
         "spec": {"selector": {"matchLabels": {"app": connector}},
             "template": {"metadata": {"labels": {"app": connector}}, "spec": {
                 // No pods: nothing here needs them, and the other scenarios share 2 cores.
@@ -673,6 +739,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
     let untouched = kube_system.get(connector).await.unwrap();
     assert!(!untouched.labels().contains_key(CLAIMED_LABEL), "not claimed");
     assert!(untouched.annotations().keys().all(|k| !k.starts_with("maintenance.dev/")), "not marked");
+    assert_eq!(s.argo_health("connector").0, "Degraded", "Argo CD shows what blocks it");
     let image =
         |d: &DaemonSet| d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone();
     assert_eq!(image(&untouched).as_deref(), Some(GOOD));
@@ -689,6 +756,23 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Argo CD's self-heal would undo the change: said in a condition and an Event, with the fix.
+    let mu = s
+        .wait_for("connector", SECS(30), "warning about Argo CD", |mu| {
+            mu.status
+                .as_ref()
+                .is_some_and(|st| st.conditions.iter().any(|c| c.type_ == condition::MANAGED_BY_GITOPS))
+        })
+        .await;
+    let gitops = condition_of(&mu, condition::MANAGED_BY_GITOPS);
+    for said in [
+        "Argo CD application argocd/platform",
+        "managedFieldsManagers: [maintenance-operator]",
+        "RespectIgnoreDifferences=true",
+    ] {
+        assert!(gitops.message.contains(said), "{said:?} in {}", gitops.message);
+    }
+    assert!(s.has_event("connector", reason::MANAGED_BY_GITOPS).await, "{:?}", s.events("connector").await);
     drop(op);
     let _ = kube_system.delete(connector, &Default::default()).await;
     let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=false"]);

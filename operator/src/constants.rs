@@ -30,6 +30,9 @@ pub mod condition {
     pub const BLOCKED: &str = "Blocked";
     /// Whether the maintenance window is open now.
     pub const WINDOW_OPEN: &str = "WindowOpen";
+    /// True when a claimed target is managed by Argo CD, Flux or Helm: the message says which
+    /// setting keeps that tool from putting the old image back.
+    pub const MANAGED_BY_GITOPS: &str = "ManagedByGitOps";
 }
 
 /// Condition reasons and Event reasons.
@@ -44,6 +47,8 @@ pub mod reason {
     pub const CHANGED_EXTERNALLY: &str = "ImageChangedExternally";
     pub const TARGET_DELETED: &str = "TargetDeleted";
     pub const CLAIMED: &str = "TargetsClaimed";
+    /// A claimed target is managed by Argo CD, Flux or Helm, which would undo the change.
+    pub const MANAGED_BY_GITOPS: &str = "ManagedByGitOps";
     pub const WINDOW_CLOSED: &str = "WindowClosed";
     pub const WINDOW_OPENED: &str = "WindowOpen";
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";

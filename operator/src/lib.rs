@@ -13,6 +13,7 @@ pub mod crd_presence;
 pub mod decide;
 pub mod detector;
 pub mod error;
+pub mod gitops;
 pub mod leader;
 pub mod metrics;
 pub mod namespaces;

@@ -24,6 +24,9 @@ enum Command {
         /// default the host name and process ID).
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
+        /// How log lines are written: text for people, json for log pipelines.
+        #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
         /// Address for /metrics, /healthz and /readyz.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
@@ -66,6 +69,12 @@ enum Command {
         #[arg(long)]
         plot: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// SIGTERM (what the kubelet sends) or SIGINT (Ctrl-C), whichever comes first.
@@ -125,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run {
             instance,
+            log_format,
             listen,
             namespace,
             trusted_namespaces,
@@ -132,13 +142,15 @@ async fn main() -> anyhow::Result<()> {
             lease_namespace,
             lease_duration,
         } => {
-            tracing_subscriber::fmt()
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info,kube=warn".into()),
-                )
-                .init();
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into());
+            let logs = tracing_subscriber::fmt().with_env_filter(filter);
+            match log_format {
+                LogFormat::Json => logs.json().init(),
+                LogFormat::Text => {
+                    logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init()
+                }
+            }
             let client = kube::Client::try_default().await?;
             let identity = instance.unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "maintenance-operator".into());

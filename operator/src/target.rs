@@ -2,7 +2,7 @@
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
 use crate::constants::{CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
-use crate::crd::WorkloadKind;
+use crate::crd::{ManagedBy, WorkloadKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -41,6 +41,8 @@ pub struct TargetState {
     pub rollout: Rollout,
     /// Image digests (pod `imageID`s) the target's pods report for each container, when known.
     pub running_digests: Vec<(String, String)>,
+    /// Argo CD, Flux or Helm, which would put the old image back.
+    pub managed_by: Option<ManagedBy>,
 }
 
 impl TargetState {
@@ -83,6 +85,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         known_good: ann.and_then(|a| a.get(KNOWN_GOOD_ANNOTATION).cloned()),
         rollout,
         running_digests: vec![],
+        managed_by: crate::gitops::managed_by(meta),
     }
 }
 

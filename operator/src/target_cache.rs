@@ -1,6 +1,7 @@
 //! Observe step, needs a client: one watch each of the Deployments, DaemonSets and StatefulSets
-//! that upgrades have claimed (they carry `CLAIMED_LABEL`), kept in stores trimmed to what
-//! `target` reads. A change to a claimed target wakes the upgrade named on it, so that a rollout's
+//! that upgrades have claimed (they carry `CLAIMED_LABEL`), kept as the few facts `target` reads
+//! of each (a `TargetState`, not the whole object: memory follows the targets, a few hundred
+//! bytes each). A change to a claimed target wakes the upgrade named on it, so that a rollout's
 //! progress is seen at once instead of polled.
 //!
 //! The watches run as long as the process, leader or not, so that a follower that takes over
@@ -8,17 +9,16 @@
 //! subscribes to while it leads (`Controller::reconcile_on`), rather than through
 //! `Controller::watches`, whose watches would only run while leading.
 
-use crate::constants::{CLAIMED_LABEL, OWNER_ANNOTATION};
+use crate::constants::CLAIMED_LABEL;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
 use crate::target::{self, TargetKey, TargetState};
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
@@ -27,50 +27,73 @@ use tracing::{debug, warn};
 /// relies on its requeue times instead.
 const WAKE_BUFFER: usize = 4096;
 
-type Written = Arc<Mutex<HashMap<TargetKey, TargetState>>>;
+type Shared<T> = Arc<Mutex<T>>;
 
 pub struct TargetCache {
-    deployments: Store<Deployment>,
-    daemonsets: Store<DaemonSet>,
-    statefulsets: Store<StatefulSet>,
+    stored: Shared<Stored>,
     /// Each target as our own last patch of it returned it: until the store has caught up with
     /// that version, it would show the target as it was before the patch.
-    written: Written,
+    written: Shared<HashMap<TargetKey, TargetState>>,
     wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
     /// The one namespace watched, or None for all.
     scope: Option<String>,
+}
+
+/// What the three watches show: every claimed target, and which watches have listed.
+#[derive(Debug, Default)]
+struct Stored {
+    targets: HashMap<TargetKey, TargetState>,
+    listed: HashSet<WorkloadKind>,
+    /// The targets a watch that is listing again has shown so far.
+    relisting: HashMap<WorkloadKind, HashSet<TargetKey>>,
+}
+
+impl Stored {
+    fn get(&self, key: &TargetKey) -> Option<&TargetState> {
+        self.listed.contains(&key.kind).then(|| self.targets.get(key)).flatten()
+    }
+
+    /// One event of the watch of `kind`.
+    fn apply(&mut self, kind: WorkloadKind, event: watcher::Event<(TargetKey, TargetState)>) {
+        match event {
+            watcher::Event::Init => {
+                self.relisting.insert(kind, HashSet::new());
+            }
+            watcher::Event::InitApply((key, state)) => {
+                self.relisting.entry(kind).or_default().insert(key.clone());
+                self.targets.insert(key, state);
+            }
+            watcher::Event::InitDone => {
+                // A target the new list lacks was deleted or released while the watch was down.
+                let seen = self.relisting.remove(&kind).unwrap_or_default();
+                self.targets.retain(|k, _| k.kind != kind || seen.contains(k));
+                self.listed.insert(kind);
+            }
+            watcher::Event::Apply((key, state)) => {
+                self.targets.insert(key, state);
+            }
+            watcher::Event::Delete((key, _)) => {
+                self.targets.remove(&key);
+            }
+        }
+    }
 }
 
 impl TargetCache {
     /// Start the three watches, over one namespace or all of them.
     pub fn start(client: &Client, scope: Option<&str>) -> TargetCache {
         let (wake, _) = broadcast::channel(WAKE_BUFFER);
-        let written = Written::default();
-        let w = |kind| Watch { kind, wake: wake.clone(), written: written.clone() };
-        TargetCache {
-            deployments: w(WorkloadKind::Deployment).start(client, scope, |d: &mut Deployment| {
-                trim_meta(&mut d.metadata);
-                if let Some(s) = d.spec.as_mut() {
-                    trim_template(&mut s.template);
-                }
-            }),
-            daemonsets: w(WorkloadKind::DaemonSet).start(client, scope, |d: &mut DaemonSet| {
-                trim_meta(&mut d.metadata);
-                if let Some(s) = d.spec.as_mut() {
-                    trim_template(&mut s.template);
-                }
-            }),
-            statefulsets: w(WorkloadKind::StatefulSet).start(client, scope, |s: &mut StatefulSet| {
-                trim_meta(&mut s.metadata);
-                if let Some(s) = s.spec.as_mut() {
-                    trim_template(&mut s.template);
-                    s.volume_claim_templates = None;
-                }
-            }),
-            written,
-            wake,
-            scope: scope.map(str::to_string),
-        }
+        let (stored, written) = (Shared::default(), Shared::default());
+        let w = |kind| Watch {
+            kind,
+            wake: wake.clone(),
+            stored: Arc::clone(&stored),
+            written: Arc::clone(&written),
+        };
+        w(WorkloadKind::Deployment).start::<Deployment>(client, scope, target::from_deployment);
+        w(WorkloadKind::DaemonSet).start::<DaemonSet>(client, scope, target::from_daemonset);
+        w(WorkloadKind::StatefulSet).start::<StatefulSet>(client, scope, target::from_statefulset);
+        TargetCache { stored, written, wake, scope: scope.map(str::to_string) }
     }
 
     /// The upgrades whose claimed targets changed, from now on.
@@ -88,19 +111,13 @@ impl TargetCache {
         })
     }
 
-    /// The target as the store shows it, when the store has listed and holds it; as our last
-    /// patch returned it while the store is older than that or has not seen it yet (a claim
+    /// The target as the watch shows it, when the watch has listed and holds it; as our last
+    /// patch returned it while the watch is older than that or has not seen it yet (a claim
     /// just made). None: read it from the API.
     pub fn get(&self, key: &TargetKey) -> Option<TargetState> {
         let watched = self.scope.as_ref().is_none_or(|ns| *ns == key.namespace);
+        let stored = lock(&self.stored).get(key).cloned();
         let mut written = lock(&self.written);
-        let stored = match key.kind {
-            WorkloadKind::Deployment => cached(&self.deployments, key).map(|d| target::from_deployment(&d)),
-            WorkloadKind::DaemonSet => cached(&self.daemonsets, key).map(|d| target::from_daemonset(&d)),
-            WorkloadKind::StatefulSet => {
-                cached(&self.statefulsets, key).map(|s| target::from_statefulset(&s))
-            }
-        };
         match (stored, written.get(key)) {
             (None, ours) => ours.filter(|_| watched).cloned(),
             (Some(state), Some(ours)) if !not_older(&state.resource_version, &ours.resource_version) => {
@@ -131,17 +148,8 @@ impl TargetCache {
     }
 }
 
-fn lock(w: &Written) -> std::sync::MutexGuard<'_, HashMap<TargetKey, TargetState>> {
-    w.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn cached<K>(store: &Store<K>, key: &TargetKey) -> Option<std::sync::Arc<K>>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    store.wait_until_ready().now_or_never()?.ok()?;
-    store.get(&ObjectRef::new(&key.name).within(&key.namespace))
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether a stored resourceVersion is at least `written`. Versions are opaque to clients, but
@@ -158,43 +166,33 @@ pub fn not_older(stored: &str, written: &str) -> bool {
 struct Watch {
     kind: WorkloadKind,
     wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
-    written: Written,
+    stored: Shared<Stored>,
+    written: Shared<HashMap<TargetKey, TargetState>>,
 }
 
 impl Watch {
-    /// Start watching targets of kind `K`, trimmed by `trim`, as long as the process runs.
-    fn start<K>(self, client: &Client, scope: Option<&str>, trim: fn(&mut K)) -> Store<K>
+    /// Watch targets of kind `K`, kept as `state` of each, as long as the process runs.
+    fn start<K>(self, client: &Client, scope: Option<&str>, state: fn(&K) -> TargetState)
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
             + std::fmt::Debug
             + serde::de::DeserializeOwned
             + Send
-            + Sync
             + 'static,
-        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+        K::DynamicType: Default,
     {
         let api: Api<K> = match scope {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let (reader, writer) = reflector::store();
-        let stream = watcher(api, watcher::Config::default().labels(CLAIMED_LABEL))
-            .default_backoff()
-            .modify(trim)
-            .reflect(writer);
+        let stream = watcher(api, watcher::Config::default().labels(CLAIMED_LABEL)).default_backoff();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut failing = false;
             while let Some(item) = stream.next().await {
-                match item {
-                    Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                        failing = false;
-                        self.woken_by(obj.meta(), false);
-                    }
-                    // Deleted, or no longer labelled as claimed.
-                    Ok(watcher::Event::Delete(obj)) => self.woken_by(obj.meta(), true),
-                    Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+                let event = match item {
+                    Ok(e) => e,
                     Err(e) => {
                         if !failing {
                             warn!(
@@ -203,30 +201,49 @@ impl Watch {
                             );
                         }
                         failing = true;
+                        continue;
                     }
+                };
+                failing = false;
+                let keyed = |o: &K| (self.key(o.meta()), state(o));
+                let event = match &event {
+                    watcher::Event::Apply(o) => watcher::Event::Apply(keyed(o)),
+                    watcher::Event::InitApply(o) => watcher::Event::InitApply(keyed(o)),
+                    watcher::Event::Delete(o) => watcher::Event::Delete(keyed(o)),
+                    watcher::Event::Init => watcher::Event::Init,
+                    watcher::Event::InitDone => watcher::Event::InitDone,
+                };
+                let woken = match &event {
+                    watcher::Event::Apply((k, t)) | watcher::Event::InitApply((k, t)) => Some((k, t, false)),
+                    // Deleted, or no longer labelled as claimed.
+                    watcher::Event::Delete((k, t)) => Some((k, t, true)),
+                    watcher::Event::Init | watcher::Event::InitDone => None,
+                };
+                if let Some((key, t, left)) = woken {
+                    self.woken_by(key, t, left);
                 }
+                lock(&self.stored).apply(self.kind, event);
             }
         });
-        reader
+    }
+
+    fn key(&self, meta: &ObjectMeta) -> TargetKey {
+        TargetKey {
+            kind: self.kind,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+        }
     }
 
     /// Wake the owner of a target that changed, unless the change is our own last patch: the
     /// look that made it has already asked to look again. A target that left the watch is
     /// forgotten, so that it is read from the API next.
-    fn woken_by(&self, meta: &ObjectMeta, left: bool) {
-        let Some(owner) = owner_of(meta) else { return };
-        let key = TargetKey {
-            kind: self.kind,
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-        };
+    fn woken_by(&self, key: &TargetKey, t: &TargetState, left: bool) {
+        let Some(owner) = owner_of(t) else { return };
         let mut written = lock(&self.written);
         if left {
-            written.remove(&key);
-        } else if written
-            .get(&key)
-            .is_some_and(|t| Some(&t.resource_version) == meta.resource_version.as_ref())
-        {
+            written.remove(key);
+        } else if written.get(key).is_some_and(|w| w.resource_version == t.resource_version) {
             return;
         }
         drop(written);
@@ -236,62 +253,48 @@ impl Watch {
 }
 
 /// The upgrade a claimed target names as its owner (`namespace/name`).
-fn owner_of(meta: &ObjectMeta) -> Option<ObjectRef<MaintenanceUpgrade>> {
-    let (ns, name) = meta.annotations.as_ref()?.get(OWNER_ANNOTATION)?.split_once('/')?;
+fn owner_of(t: &TargetState) -> Option<ObjectRef<MaintenanceUpgrade>> {
+    let (ns, name) = t.owner.as_deref()?.split_once('/')?;
     Some(ObjectRef::new(name).within(ns))
-}
-
-/// Only what `target` reads is kept: no managedFields, no annotations but ours.
-fn trim_meta(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
-    meta.labels = None;
-    meta.owner_references = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| k.starts_with("maintenance.dev/"));
-    }
-}
-
-/// Of the pod template, only each container's name and image.
-fn trim_template(template: &mut PodTemplateSpec) {
-    template.metadata = None;
-    if let Some(spec) = template.spec.as_mut() {
-        let containers = spec
-            .containers
-            .iter()
-            .map(|c| Container { name: c.name.clone(), image: c.image.clone(), ..Default::default() })
-            .collect();
-        *spec = PodSpec { containers, ..Default::default() };
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::ResourceExt;
-    use serde_json::json;
+    use crate::constants::OWNER_ANNOTATION;
 
-    #[test]
-    fn a_trimmed_target_reads_as_the_whole_one() {
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "apps", "generation": 2, "resourceVersion": "41",
-                "labels": {"app": "web", CLAIMED_LABEL: "u-1"},
-                "annotations": {OWNER_ANNOTATION: "ops/up", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
-                    {"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]}],
-                    "volumes": [{"name": "v", "emptyDir": {}}]}}},
-            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+    fn claimed(name: &str, rv: &str) -> (TargetKey, TargetState) {
+        let key = TargetKey { kind: WorkloadKind::Deployment, namespace: "apps".into(), name: name.into() };
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "apps", "resourceVersion": rv,
+                "annotations": {OWNER_ANNOTATION: "ops/up"}},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}
         }))
         .unwrap();
-        let mut trimmed = d.clone();
-        trim_meta(&mut trimmed.metadata);
-        trim_template(&mut trimmed.spec.as_mut().unwrap().template);
-        assert_eq!(target::from_deployment(&trimmed), target::from_deployment(&d));
-        assert!(trimmed.metadata.managed_fields.is_none());
-        assert_eq!(trimmed.metadata.annotations.as_ref().unwrap().len(), 1);
-        assert_eq!(owner_of(&trimmed.metadata), Some(ObjectRef::new("up").within("ops")));
-        assert_eq!(trimmed.name_any(), "web");
+        (key, target::from_deployment(&d))
+    }
+
+    #[test]
+    fn the_store_holds_what_the_watch_shows_once_it_has_listed() {
+        let mut s = Stored::default();
+        let (web, db) = (claimed("web", "5"), claimed("db", "6"));
+        s.apply(WorkloadKind::Deployment, watcher::Event::Init);
+        s.apply(WorkloadKind::Deployment, watcher::Event::InitApply(web.clone()));
+        assert_eq!(s.get(&web.0), None, "not before the list is complete");
+        s.apply(WorkloadKind::Deployment, watcher::Event::InitDone);
+        assert_eq!(s.get(&web.0), Some(&web.1));
+        assert_eq!(owner_of(&web.1), Some(ObjectRef::new("up").within("ops")));
+        s.apply(WorkloadKind::Deployment, watcher::Event::Apply(db.clone()));
+        // Listed again after a break: web was released meanwhile, db still claimed.
+        s.apply(WorkloadKind::Deployment, watcher::Event::Init);
+        s.apply(WorkloadKind::Deployment, watcher::Event::InitApply(db.clone()));
+        s.apply(WorkloadKind::Deployment, watcher::Event::InitDone);
+        assert_eq!(s.get(&web.0), None);
+        assert_eq!(s.get(&db.0), Some(&db.1));
+        s.apply(WorkloadKind::Deployment, watcher::Event::Delete(db.clone()));
+        assert_eq!(s.get(&db.0), None);
+        let ds = TargetKey { kind: WorkloadKind::DaemonSet, ..db.0 };
+        assert_eq!(s.get(&ds), None, "the DaemonSet watch has not listed");
     }
 
     #[test]

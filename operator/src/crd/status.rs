@@ -157,6 +157,29 @@ pub struct ComponentStatus {
     /// Why the operator stopped touching this component, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The GitOps tool or Helm release that manages the target, seen when it was claimed: it
+    /// would put the old image back unless told to leave it to this operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<ManagedBy>,
+}
+
+/// What manages a target besides this operator.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedBy {
+    pub tool: ManagerTool,
+    /// The Argo CD Application, Flux Kustomization or HelmRelease, or Helm release.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ManagerTool {
+    ArgoCd,
+    FluxKustomization,
+    FluxHelmRelease,
+    Helm,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

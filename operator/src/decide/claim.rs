@@ -4,6 +4,7 @@
 use super::{BLOCKED_RETRY, Claim, Decider, Effect};
 use crate::constants::reason;
 use crate::crd::*;
+use crate::gitops;
 use crate::target::{TargetState, known_good_value};
 use chrono::Duration;
 
@@ -99,8 +100,24 @@ impl Decider<'_> {
             }
         }
         if !claims.is_empty() {
+            let managed: Vec<String> = claims
+                .iter()
+                .filter_map(|c| {
+                    let cs = self.components().find(|cs| {
+                        cs.kind == c.target.kind
+                            && cs.namespace == c.target.namespace
+                            && cs.name == c.target.name
+                    })?;
+                    let (_, t) = self.target(cs);
+                    let index = t?.containers.iter().position(|(n, _)| Some(n) == cs.container.as_ref())?;
+                    Some(gitops::advice(cs.managed_by.as_ref()?, &c.target, index))
+                })
+                .collect();
             self.effect = Some(Effect::Claim { claims });
             self.note(false, reason::CLAIMED, "Claim", format!("recorded {}", recorded.join("; ")));
+            if !managed.is_empty() {
+                self.note(true, reason::MANAGED_BY_GITOPS, "Claim", managed.join("; "));
+            }
             self.set_phase(Phase::Pending, "recording the known-good images".into());
             self.requeue_in(Duration::zero());
             return false;
@@ -129,6 +146,7 @@ impl Decider<'_> {
         cs.container = Some(container);
         cs.known_good_image = Some(image);
         cs.known_good_digest = digest;
+        cs.managed_by = t.managed_by.clone();
         cs.phase = ComponentPhase::Claimed;
     }
 }

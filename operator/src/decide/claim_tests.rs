@@ -116,3 +116,25 @@ fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
+
+#[test]
+fn a_target_argo_cd_manages_is_claimed_with_the_setting_that_keeps_self_heal_away() {
+    let mut w = World::new(spec());
+    w.target_mut("connector").managed_by = Some(ManagedBy {
+        tool: ManagerTool::ArgoCd,
+        name: "platform".into(),
+        namespace: Some("argocd".into()),
+    });
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    let warned: Vec<_> = w.events.iter().filter(|e| e.starts_with(reason::MANAGED_BY_GITOPS)).collect();
+    assert_eq!(warned.len(), 1, "said once, when claimed: {:?}", w.events);
+    assert!(
+        warned[0]
+            .contains("DaemonSet kube-system/connector is managed by Argo CD application argocd/platform")
+    );
+    let c = w.condition(ct::MANAGED_BY_GITOPS);
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "ArgoCd"));
+    assert!(c.message.contains("managedFieldsManagers: [maintenance-operator]"), "{}", c.message);
+    // Only the managed one: the canary is not.
+    assert!(!c.message.contains("connector-canary"), "{}", c.message);
+}

@@ -69,6 +69,21 @@ impl Decider<'_> {
                 cond(ct::HEALTHY, "Unknown", why, if m.is_empty() { "no analysis yet".into() } else { m })
             }
         });
+        // Only on an upgrade whose targets another tool manages: what it will undo, how to stop it.
+        let managed: Vec<(ManagerTool, String)> = self
+            .components()
+            .filter_map(|c| {
+                let m = c.managed_by.as_ref()?;
+                let (key, t) = self.target(c);
+                let index =
+                    t.and_then(|t| t.containers.iter().position(|(n, _)| Some(n) == c.container.as_ref()));
+                Some((m.tool, crate::gitops::advice(m, &key, index.unwrap_or(0))))
+            })
+            .collect();
+        if let Some((tool, _)) = managed.first() {
+            let advice: Vec<String> = managed.iter().map(|(_, a)| a.clone()).collect();
+            new.push(cond(ct::MANAGED_BY_GITOPS, "True", &format!("{tool:?}"), advice.join("; ")));
+        }
         new.push(match &self.blocked {
             Some((r, m)) => cond(ct::BLOCKED, "True", r, m.clone()),
             None => cond(ct::BLOCKED, "False", "NotBlocked", "nothing blocks the upgrade".into()),

@@ -34,6 +34,7 @@ impl Decider<'_> {
                         container: None,
                         known_good_image: None,
                         known_good_digest: None,
+                        managed_by: None,
                         desired_image: c.image.clone(),
                         phase: ComponentPhase::Pending,
                         applied_at: None,

@@ -73,6 +73,7 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         known_good: None,
         rollout: Rollout::Complete,
         running_digests: vec![("connector".into(), "sha256:good".into())],
+        managed_by: None,
     }
 }
 

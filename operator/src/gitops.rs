@@ -1,0 +1,146 @@
+//! Observe step, pure: whether a target is managed by Argo CD, Flux or Helm, which would put its
+//! old image back (self-heal, drift correction, or the next `helm upgrade`), and the setting in
+//! that tool that lets the operator's image change stand.
+
+use crate::constants::FIELD_MANAGER;
+use crate::crd::{ManagedBy, ManagerTool};
+use crate::target::TargetKey;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The tool that manages a target, from the marks each tool leaves on what it applies. Flux's
+/// HelmRelease before Helm (it leaves both), Argo CD's tracking annotation before a plain Helm
+/// release (an Argo CD application can render a chart).
+pub fn managed_by(meta: &ObjectMeta) -> Option<ManagedBy> {
+    let label = |k: &str| meta.labels.as_ref()?.get(k).cloned();
+    let annotation = |k: &str| meta.annotations.as_ref()?.get(k).cloned();
+    let flux = |tool, prefix: &str| {
+        let name = label(&format!("{prefix}/name"))?;
+        Some(ManagedBy { tool, name, namespace: label(&format!("{prefix}/namespace")) })
+    };
+    let managers = meta.managed_fields.iter().flatten().filter_map(|f| f.manager.as_deref());
+    let argo_manager = managers.clone().any(|m| m == "argocd-controller");
+    flux(ManagerTool::FluxHelmRelease, "helm.toolkit.fluxcd.io")
+        .or_else(|| flux(ManagerTool::FluxKustomization, "kustomize.toolkit.fluxcd.io"))
+        .or_else(|| {
+            // `<app>:<group>/<kind>:<namespace>/<name>`; the app may be `<namespace>_<name>`.
+            let app = annotation("argocd.argoproj.io/tracking-id")
+                .and_then(|t| t.split_once(':').map(|(a, _)| a.to_string()))
+                .or_else(|| argo_manager.then(|| label("app.kubernetes.io/instance").unwrap_or_default()))?;
+            let (namespace, name) = match app.split_once('_') {
+                Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+                None => (None, app),
+            };
+            Some(ManagedBy { tool: ManagerTool::ArgoCd, name, namespace })
+        })
+        .or_else(|| {
+            let helm = label("app.kubernetes.io/managed-by").is_some_and(|m| m == "Helm");
+            let release = annotation("meta.helm.sh/release-name").filter(|_| helm)?;
+            Some(ManagedBy {
+                tool: ManagerTool::Helm,
+                name: release,
+                namespace: annotation("meta.helm.sh/release-namespace"),
+            })
+        })
+}
+
+/// What happens to the operator's change, and the exact setting that prevents it, for `target`
+/// whose container at `index` the upgrade changes.
+pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize) -> String {
+    let (kind, ns, name) = (format!("{:?}", target.kind), &target.namespace, &target.name);
+    let owner = match &m.namespace {
+        Some(n) => format!("{n}/{}", m.name),
+        None => m.name.clone(),
+    };
+    let path = format!("/spec/template/spec/containers/{index}/image");
+    match m.tool {
+        ManagerTool::ArgoCd => format!(
+            "{target} is managed by Argo CD application {owner}: self-heal puts the old image back. \
+             Add to the Application spec.ignoreDifferences: {{group: apps, kind: {kind}, name: {name}, namespace: {ns}, \
+             managedFieldsManagers: [{FIELD_MANAGER}]}}, and to spec.syncPolicy.syncOptions: RespectIgnoreDifferences=true"
+        ),
+        ManagerTool::FluxKustomization => format!(
+            "{target} is managed by Flux Kustomization {owner}: drift correction puts the old image back. \
+             Add to its spec.driftIgnoreRules: {{paths: [\"{path}\"], target: {{kind: {kind}, name: {name}, namespace: {ns}}}}} \
+             (Flux without drift ignore rules: annotate the {kind} in Git with kustomize.toolkit.fluxcd.io/reconcile: disabled \
+             for the maintenance)"
+        ),
+        ManagerTool::FluxHelmRelease => format!(
+            "{target} is managed by Flux HelmRelease {owner}: drift detection, when enabled, puts the old image back. \
+             Add to its spec.driftDetection.ignore: {{paths: [\"{path}\"], target: {{kind: {kind}, name: {name}, namespace: {ns}}}}}, \
+             and set the new image in its values once the upgrade succeeds"
+        ),
+        ManagerTool::Helm => format!(
+            "{target} is managed by Helm release {owner}: the next helm upgrade puts the chart's image back. \
+             Once the upgrade succeeds, set the new image in the release's values (helm upgrade --reuse-values --set ...)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::WorkloadKind;
+    use serde_json::json;
+
+    fn meta(v: serde_json::Value) -> ObjectMeta {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn each_tool_is_told_apart_by_its_marks() {
+        let cases = [
+            (
+                json!({"annotations": {"argocd.argoproj.io/tracking-id": "argocd_secrets:apps/DaemonSet:kube-system/connector"}}),
+                Some((ManagerTool::ArgoCd, "secrets", Some("argocd"))),
+            ),
+            (
+                json!({"annotations": {"argocd.argoproj.io/tracking-id": "secrets:apps/DaemonSet:kube-system/connector"}}),
+                Some((ManagerTool::ArgoCd, "secrets", None)),
+            ),
+            (
+                json!({"labels": {"app.kubernetes.io/instance": "secrets"}, "managedFields": [{"manager": "argocd-controller"}]}),
+                Some((ManagerTool::ArgoCd, "secrets", None)),
+            ),
+            (
+                json!({"labels": {"kustomize.toolkit.fluxcd.io/name": "infra", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}}),
+                Some((ManagerTool::FluxKustomization, "infra", Some("flux-system"))),
+            ),
+            (
+                json!({"labels": {"helm.toolkit.fluxcd.io/name": "csi", "helm.toolkit.fluxcd.io/namespace": "flux-system",
+                    "app.kubernetes.io/managed-by": "Helm"}, "annotations": {"meta.helm.sh/release-name": "csi"}}),
+                Some((ManagerTool::FluxHelmRelease, "csi", Some("flux-system"))),
+            ),
+            (
+                json!({"labels": {"app.kubernetes.io/managed-by": "Helm"},
+                    "annotations": {"meta.helm.sh/release-name": "csi", "meta.helm.sh/release-namespace": "kube-system"}}),
+                Some((ManagerTool::Helm, "csi", Some("kube-system"))),
+            ),
+            // An instance label alone is what many charts set: not a sign of Argo CD.
+            (json!({"labels": {"app.kubernetes.io/instance": "secrets"}}), None),
+            (json!({}), None),
+        ];
+        for (m, want) in cases {
+            let got = managed_by(&meta(m.clone()));
+            let got = got.as_ref().map(|g| (g.tool, g.name.as_str(), g.namespace.as_deref()));
+            assert_eq!(got, want, "{m}");
+        }
+    }
+
+    #[test]
+    fn the_advice_names_the_exact_setting() {
+        let key = TargetKey {
+            kind: WorkloadKind::DaemonSet,
+            namespace: "kube-system".into(),
+            name: "connector".into(),
+        };
+        let argo =
+            ManagedBy { tool: ManagerTool::ArgoCd, name: "secrets".into(), namespace: Some("argocd".into()) };
+        let a = advice(&argo, &key, 0);
+        assert!(a.contains("Argo CD application argocd/secrets"), "{a}");
+        assert!(a.contains("managedFieldsManagers: [maintenance-operator]"), "{a}");
+        assert!(a.contains("RespectIgnoreDifferences=true"), "{a}");
+        let flux = ManagedBy { tool: ManagerTool::FluxKustomization, name: "infra".into(), namespace: None };
+        let f = advice(&flux, &key, 1);
+        assert!(f.contains("driftIgnoreRules: {paths: [\"/spec/template/spec/containers/1/image\"]"), "{f}");
+    }
+}
