@@ -1,0 +1,298 @@
+//! Act, needs a client: carry out one decision: the target change, the Events, and the status
+//! write when it is worth writing; then the metrics.
+
+use super::Context;
+use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
+use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, WorkloadKind};
+use crate::decide::{self, Decision, Effect, Observed};
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
+use crate::status_memory::Base;
+use crate::target::{self, TargetKey};
+use chrono::Utc;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::events::v1::Event as EventsV1;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Client, Resource, ResourceExt};
+use std::time::Duration as StdDuration;
+use tracing::{info, warn};
+
+/// Carry out `decision`, taken from `base`.
+pub async fn act(
+    mu: &MaintenanceUpgrade,
+    observed: &Observed,
+    base: &Base,
+    decision: Decision,
+    ctx: &Context,
+) -> Result<Action> {
+    let name = observed.id.clone();
+    if let Some(effect) = &decision.effect {
+        match apply_effect(ctx, effect, &observed.id).await {
+            Ok(()) => {
+                if decision.status.rollback.is_some() && matches!(effect, Effect::SetImage { .. }) {
+                    let latency = (Utc::now() - observed.now).to_std().unwrap_or_default();
+                    ctx.metrics.revert_latency.observe(latency.as_secs_f64());
+                }
+            }
+            // The target changed since it was observed: look again rather than overwrite.
+            Err(Error::PatchTarget(what, kube::Error::Api(s))) if s.code == 409 => {
+                info!("{what} changed while we looked; observing again");
+                return Ok(Action::requeue(StdDuration::from_millis(200)));
+            }
+            Err(e) => {
+                publish(ctx, mu, true, reason::ACTION_FAILED, "Act", format!("{e}; retrying")).await;
+                return Err(e);
+            }
+        }
+    }
+    // The Events of a change to a target go out before the status write: if the operator dies
+    // before the write, the next decision finds the change already made and says nothing, so
+    // announcing late would lose them. Other Events follow the write, so that a failing write
+    // cannot repeat them.
+    let (first, after) = if decision.effect.is_some() {
+        (&decision.events[..], &[][..])
+    } else {
+        (&[][..], &decision.events[..])
+    };
+    for n in first {
+        publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
+    }
+    let written = base.written.as_ref();
+    if decide::worth_writing(&mu.spec, written, &decision) {
+        let rv = match write_status(&ctx.client, mu, &base.resource_version, &decision.status).await {
+            Ok(rv) => rv,
+            // Someone wrote the upgrade since it was read: decide again from what they wrote.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                info!("the upgrade changed while we decided; deciding again");
+                return Ok(Action::requeue(StdDuration::from_millis(200)));
+            }
+            Err(e) => return Err(Error::PatchStatus(name.clone(), e)),
+        };
+        ctx.metrics.status_writes.inc();
+        ctx.statuses.wrote(mu, &decision.status, rv);
+    } else {
+        ctx.statuses.decided(mu, written, &decision.status);
+    }
+    for n in after {
+        publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
+    }
+    if decision.status.phase != observed.status.phase {
+        info!(phase = ?decision.status.phase, "{}", decision.status.message);
+    }
+    record_metrics(&ctx.metrics, &observed.id, &observed.status, &decision.status);
+    Ok(match decision.requeue_after {
+        Some(d) => Action::requeue(d.to_std().unwrap_or_default().max(StdDuration::from_millis(100))),
+        None => Action::await_change(),
+    })
+}
+
+fn record_metrics(
+    m: &Metrics,
+    id: &str,
+    before: &MaintenanceUpgradeStatus,
+    after: &MaintenanceUpgradeStatus,
+) {
+    m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
+    if before.phase != after.phase {
+        m.phase
+            .get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) })
+            .set(0);
+    }
+    m.phase.get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", after.phase) }).set(1);
+    if let (None, Some(r)) = (&before.rollback, &after.rollback) {
+        m.rollbacks.get_or_create(&ResultLabel { result: r.reason.clone() }).inc();
+    }
+    for a in &after.analysis {
+        let set = |family: &SignalGauges, series: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                family
+                    .get_or_create(&SignalLabels {
+                        upgrade: id.into(),
+                        signal: a.name.clone(),
+                        series: series.into(),
+                    })
+                    .set(v);
+            }
+        };
+        let judged = a.detector.last_bucket_baseline > 0.0;
+        set(
+            &m.signal_rate,
+            "baseline",
+            if judged { Some(a.detector.last_bucket_baseline) } else { a.baseline.as_ref().map(|b| b.rate) },
+        );
+        set(
+            &m.signal_rate,
+            "observed",
+            if judged { Some(a.detector.last_bucket_rate) } else { a.last.as_ref().map(|l| l.rate) },
+        );
+        set(&m.signal_statistic, "statistic", a.statistic);
+        set(&m.signal_statistic, "threshold", a.threshold);
+    }
+}
+
+async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str) -> Result<()> {
+    match effect {
+        Effect::Claim { claims } => {
+            // Side by side: a claim that fails leaves the rest for the next look, which finds the
+            // ones made so far recorded on their targets.
+            let patches = claims.iter().map(|c| {
+                let patch = target::claim_patch(&c.resource_version, owner, &c.owner_uid, &c.known_good);
+                async move { patch_target(ctx, &c.target, &Patch::Merge(patch)).await }
+            });
+            futures::future::join_all(patches).await.into_iter().collect()
+        }
+        Effect::SetImage { target, resource_version, container, image } => {
+            patch_target(
+                ctx,
+                target,
+                &Patch::Strategic(target::image_patch(resource_version, container, image)),
+            )
+            .await
+        }
+        Effect::Release { targets } => {
+            for t in targets {
+                match patch_target(ctx, t, &Patch::Merge(target::release_patch())).await {
+                    Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Patch one target, and tell the target cache which version the patch made.
+async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Value>) -> Result<()> {
+    let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let err = |e| Error::PatchTarget(t.to_string(), e);
+    let ns = t.namespace.as_str();
+    let client = ctx.client.clone();
+    let patched = match t.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+            .patch(&t.name, &pp, patch)
+            .await
+            .map(|o| target::from_deployment(&o)),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
+            .patch(&t.name, &pp, patch)
+            .await
+            .map(|o| target::from_daemonset(&o)),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
+            .patch(&t.name, &pp, patch)
+            .await
+            .map(|o| target::from_statefulset(&o)),
+    }
+    .map_err(err)?;
+    ctx.targets.wrote(t, patched);
+    Ok(())
+}
+
+/// Write the status; the resourceVersion the write made.
+async fn write_status(
+    client: &Client,
+    mu: &MaintenanceUpgrade,
+    resource_version: &str,
+    status: &MaintenanceUpgradeStatus,
+) -> std::result::Result<String, kube::Error> {
+    let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
+    // The UID is a precondition: a decision about an upgrade that was deleted meanwhile must not
+    // land on a new one of the same name. So is the version it was decided from: a decision from
+    // a status someone else has replaced since (another replica, during a hand-over) is refused.
+    let mut metadata = serde_json::json!({"uid": mu.metadata.uid});
+    if !resource_version.is_empty() {
+        metadata["resourceVersion"] = resource_version.into();
+    }
+    let body = serde_json::json!({
+        "apiVersion": MaintenanceUpgrade::api_version(&()),
+        "kind": MaintenanceUpgrade::kind(&()),
+        "metadata": metadata,
+        "status": status,
+    });
+    let written = api
+        .patch_status(&mu.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body))
+        .await?;
+    Ok(written.resource_version().unwrap_or_default())
+}
+
+/// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,
+/// which folds Events with the same reason into one series and would hide "stage fleet started"
+/// behind "stage canary started"; the decide step already emits each transition once.
+async fn publish(
+    ctx: &Context,
+    mu: &MaintenanceUpgrade,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let ns = mu.namespace().unwrap_or_default();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let ev = EventsV1 {
+        // Named like client-go's: the object's name and the time in hex nanoseconds.
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}", mu.name_any(), now.as_nanosecond())),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+        reason: Some(reason.into()),
+        action: Some(action.into()),
+        note: Some(truncate(note, 1000)),
+        regarding: Some(mu.object_ref(&())),
+        reporting_controller: Some(CONTROLLER_NAME.into()),
+        reporting_instance: Some(ctx.instance.clone()),
+        ..Default::default()
+    };
+    if let Err(e) =
+        Api::<EventsV1>::namespaced(ctx.client.clone(), &ns).create(&PostParams::default(), &ev).await
+    {
+        warn!("failed to publish an Event: {e}");
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{DetectorState, Phase, SignalStatus};
+
+    #[test]
+    fn metrics_say_which_number_is_a_rate_and_which_the_statistic() {
+        let m = Metrics::default();
+        let mut after = MaintenanceUpgradeStatus { phase: Phase::Soaking, ..Default::default() };
+        after.analysis.push(SignalStatus {
+            name: "pods".into(),
+            statistic: Some(7.5),
+            threshold: Some(12.0),
+            detector: DetectorState {
+                last_bucket_rate: 0.03,
+                last_bucket_baseline: 0.01,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        record_metrics(&m, "ops/up", &MaintenanceUpgradeStatus::default(), &after);
+        let text = m.render();
+        for line in [
+            r#"maintenance_operator_signal_error_rate{upgrade="ops/up",signal="pods",series="observed"} 0.03"#,
+            r#"maintenance_operator_signal_error_rate{upgrade="ops/up",signal="pods",series="baseline"} 0.01"#,
+            r#"maintenance_operator_signal_statistic{upgrade="ops/up",signal="pods",series="statistic"} 7.5"#,
+            r#"maintenance_operator_signal_statistic{upgrade="ops/up",signal="pods",series="threshold"} 12.0"#,
+            r#"maintenance_operator_upgrade_phase{upgrade="ops/up",phase="Soaking"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Observe and act, the thin shell around `decide`: needs a client. Reads the MaintenanceUpgrade,
+//! its targets and its signals; sends the one target change `decide` asks for; writes the status
+//! with server-side apply when it is worth writing; publishes Events.
+//!
+//! What wakes an upgrade: a change to its spec (not to its status: our own writes wake nothing),
+//! a change to a target it claimed (`target_cache`), and the requeue time of its last decision.
+
+use crate::constants::CONTROLLER_NAME;
+use crate::crd::MaintenanceUpgrade;
+use crate::crd_presence as crd;
+use crate::decide::{self};
+use crate::error::{Error, Result};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::{Metrics, ResultLabel};
+use crate::namespaces::Namespaces;
+use crate::pod_cache::{self, SharedPodIndex};
+use crate::status_memory::StatusMemory;
+use crate::target_cache::TargetCache;
+use chrono::Utc;
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+use tracing::{error, info, instrument, warn};
+
+mod act;
+mod observe;
+pub use act::act;
+pub use observe::observe;
+
+/// Upgrades reconciled at once. Each look holds its reads in memory, and the API server is the
+/// bottleneck well before this: more only raises the peak memory when many start together.
+const CONCURRENT_RECONCILES: u16 = 32;
+
+pub struct Context {
+    pub client: Client,
+    /// Reporting instance on Events (the pod name in a cluster).
+    pub instance: String,
+    pub http: reqwest::Client,
+    pub metrics: Metrics,
+    /// What the built-in signal reads, fed by one watch of pods and one of Warning Events.
+    pub pods: SharedPodIndex,
+    /// Which namespaces exist, for signals that name them.
+    pub namespaces: Namespaces,
+    /// The targets upgrades have claimed, watched.
+    pub targets: TargetCache,
+    /// What was last written for each upgrade and what was decided since.
+    pub statuses: StatusMemory,
+    /// The one namespace this operator watches (`run --namespace`), or None for all.
+    pub scope: Option<String>,
+    /// Namespaces whose upgrades may target workloads in other namespaces.
+    pub trusted_namespaces: Vec<String>,
+}
+
+/// How this operator was asked to run.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Reporting instance on Events (the pod name in a cluster).
+    pub instance: Option<String>,
+    /// The one namespace to watch (`run --namespace`), or None for all.
+    pub scope: Option<String>,
+    /// Namespaces whose upgrades may target workloads in other namespaces (`--trusted-namespaces`).
+    pub trusted_namespaces: Vec<String>,
+}
+
+impl Context {
+    pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
+        let Options { instance, scope, trusted_namespaces } = opts;
+        let pods = pod_cache::start(&client, scope.as_deref());
+        let namespaces = Namespaces::start(&client);
+        let targets = TargetCache::start(&client, scope.as_deref());
+        let http = reqwest::Client::builder()
+            .timeout(StdDuration::from_secs(10))
+            .build()
+            .expect("a default HTTP client builds");
+        let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
+        Context {
+            instance,
+            client,
+            http,
+            metrics,
+            pods,
+            namespaces,
+            targets,
+            statuses: StatusMemory::default(),
+            scope,
+            trusted_namespaces,
+        }
+    }
+}
+
+/// Run the controller over the upgrades of one namespace or of all of them, as the leader when
+/// `lease` is given, until `shutdown` completes; what `shutdown` said, or why it could not run.
+pub async fn run(
+    client: Client,
+    opts: Options,
+    metrics: Metrics,
+    lease: Option<LeaseConfig>,
+    shutdown: impl Future<Output = &'static str>,
+) -> std::result::Result<&'static str, String> {
+    let api: Api<MaintenanceUpgrade> = match &opts.scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        _ = crd::wait_until_installed(&api) => {}
+        signal = &mut shutdown => return Ok(signal),
+    }
+    let ctx = Arc::new(Context::new(client.clone(), opts, metrics));
+    // Said once when the CRD goes away under a running operator, and once when it is back.
+    let crd_missing = Arc::new(AtomicBool::new(false));
+    let controller = || reconcile_all(api.clone(), ctx.clone(), crd_missing.clone());
+    match lease {
+        None => Ok(tokio::select! {
+            _ = controller() => "the controller stopped",
+            signal = &mut shutdown => signal,
+        }),
+        Some(cfg) => leader::lead_while_holding(client, &cfg, controller, shutdown)
+            .await
+            .map_err(|e| format!("leader election on Lease {}/{} failed: {e}", cfg.namespace, cfg.name)),
+    }
+}
+
+/// The Controller itself, until it stops.
+async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
+    // The store keeps what the decisions read (no managedFields); only spec changes wake an
+    // upgrade, so that our own status writes do not.
+    let (reader, writer) = reflector::store();
+    let upgrades = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|mu: &mut MaintenanceUpgrade| mu.metadata.managed_fields = None)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    Controller::for_stream(upgrades, reader)
+        .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
+        .reconcile_on(ctx.targets.wake_ups())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| {
+            let crd_missing = crd_missing.clone();
+            async move {
+                match res {
+                    Err(e) if crd::is_missing(&e) => {
+                        if !crd_missing.swap(true, Ordering::Relaxed) {
+                            error!("{}", crd::missing_line());
+                        }
+                    }
+                    Err(e) => warn!("reconcile failed: {e}"),
+                    Ok(_) => {
+                        if crd_missing.swap(false, Ordering::Relaxed) {
+                            info!("{} is installed again; reconciling", MaintenanceUpgrade::crd_name());
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconciles.get_or_create(&ResultLabel { result: err.metric_label().into() }).inc();
+    warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying");
+    Action::requeue(StdDuration::from_secs(5))
+}
+
+#[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
+pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
+    if mu.meta().deletion_timestamp.is_some() {
+        ctx.statuses.forget(&mu);
+        return Ok(Action::await_change());
+    }
+    let base = ctx.statuses.base(&mu);
+    let observed = observe(&mu, base.current.clone(), &ctx, Utc::now()).await?;
+    let decision = decide::decide(&observed);
+    act(&mu, &observed, &base, decision, &ctx).await
+}

@@ -1,0 +1,271 @@
+//! Observe, needs a client: what `decide` looks at for one upgrade: its targets (from the watch
+//! of claimed targets, or read from the API before the claim), whether other owners still exist,
+//! what only the cluster can tell is wrong with the spec, and its signals.
+
+use super::Context;
+use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
+use crate::decide::{self, HistoryResult, Observed, SampleResult};
+use crate::error::{Error, Result};
+use crate::target::{self, TargetKey, TargetState};
+use crate::{selector, signals};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, GetParams, ListParams};
+use kube::{Client, ResourceExt};
+use std::collections::BTreeMap;
+
+/// What `decide` looks at, for the upgrade `mu` with the status to decide from.
+pub async fn observe(
+    mu: &MaintenanceUpgrade,
+    status: MaintenanceUpgradeStatus,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Observed> {
+    let ns = mu.namespace().unwrap_or_default();
+    let mut targets = BTreeMap::new();
+    // An upgrade that has ended reads nothing: the decision keeps its status as it is.
+    let ended = status.phase.is_terminal();
+    // Running digests are recorded when a target is claimed: read for those not claimed yet.
+    let unclaimed_by_us =
+        status.claimed_at.is_none().then_some(mu.metadata.uid.as_deref().unwrap_or_default());
+    // The targets the spec names and those the status holds (the same, unless the spec was
+    // written around its validation: what was changed must still be seen to be reverted).
+    let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
+        kind: c.kind,
+        namespace: c.namespace_or(&ns).to_string(),
+        name: c.name.clone(),
+    });
+    let recorded = status.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
+        kind: c.kind,
+        namespace: c.namespace.clone(),
+        name: c.name.clone(),
+    });
+    // The watch of claimed targets has them; those not claimed yet (their running digests are
+    // read then too) or outside the watch are read from the API, side by side.
+    let mut reads = vec![];
+    for key in keys.chain(recorded).filter(|_| !ended) {
+        if targets.contains_key(&key) {
+            continue;
+        }
+        match ctx.targets.get(&key) {
+            Some(state) if unclaimed_by_us.is_none_or(|uid| state.owner_uid.as_deref() == Some(uid)) => {
+                targets.insert(key, Some(state));
+            }
+            _ => {
+                ctx.targets.forget(&key);
+                targets.insert(key.clone(), None);
+                reads.push(key);
+            }
+        }
+    }
+    let read = futures::future::try_join_all(reads.iter().map(|k| read_target(ctx, k, unclaimed_by_us)));
+    let states = read.await?;
+    for (key, state) in reads.into_iter().zip(states) {
+        targets.insert(key, state);
+    }
+    // Until every target is claimed: do the other upgrades named as owners still exist? A read
+    // that fails counts as yes, so that nothing is taken over on a doubt.
+    let mut live_owners = std::collections::BTreeSet::new();
+    let id = format!("{ns}/{}", mu.name_any());
+    if status.claimed_at.is_none() {
+        let owners: std::collections::BTreeSet<String> =
+            targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id).collect();
+        for owner in owners {
+            let exists = match owner.split_once('/') {
+                Some((ons, oname)) => !matches!(
+                    Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await,
+                    Ok(None)
+                ),
+                None => true,
+            };
+            if exists {
+                live_owners.insert(owner);
+            }
+        }
+    }
+    // What only the cluster can tell is wrong with the spec.
+    let mut spec_problems = vec![];
+    for s in mu.spec.effective_signals() {
+        let Some(k) = &s.kubernetes else { continue };
+        let missing = ctx.namespaces.missing(&k.namespaces).await;
+        for ns in &k.namespaces {
+            if missing.contains(ns) {
+                spec_problems.push(format!(
+                    "signal {}: namespace {ns} does not exist; create it or remove it from the signal's namespaces",
+                    s.name
+                ));
+            } else if let Some(scope) = ctx.scope.as_ref().filter(|scope| *scope != ns) {
+                spec_problems.push(format!(
+                    "signal {}: namespace {ns} is outside what this operator watches (run --namespace {scope}); \
+                     remove it from the signal's namespaces, or run the operator over every namespace",
+                    s.name
+                ));
+            }
+        }
+    }
+    let pods_watched_since = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).watched_since();
+    let mut samples = BTreeMap::new();
+    for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
+        samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
+    }
+    let mut history = BTreeMap::new();
+    for signal in decide::history_due(&mu.spec, &status) {
+        history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
+    }
+    Ok(Observed {
+        id,
+        uid: mu.metadata.uid.clone().unwrap_or_default(),
+        namespace: ns,
+        generation: mu.metadata.generation.unwrap_or(0),
+        spec: mu.spec.clone(),
+        status,
+        targets,
+        live_owners,
+        spec_problems,
+        trusted_namespaces: ctx.trusted_namespaces.clone(),
+        pods_watched_since,
+        samples,
+        history,
+        now,
+    })
+}
+
+/// One target of kind `K` from the API, None if there is none.
+async fn get_target<K>(client: &Client, key: &TargetKey, gp: &GetParams) -> Result<Option<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned,
+    K: std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match Api::<K>::namespaced(client.clone(), &key.namespace).get_with(&key.name, gp).await {
+        Ok(o) => Ok(Some(o)),
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(None),
+        Err(e) => Err(Error::Read(key.to_string(), e)),
+    }
+}
+
+/// Read a target from the API; with the running digests of its pods unless `digests_unless_owned_by`
+/// is None or the UID it is owned by. The digests come from the shared pod watch where it covers
+/// the target's namespace, from a LIST otherwise.
+async fn read_target(
+    ctx: &Context,
+    key: &TargetKey,
+    digests_unless_owned_by: Option<&str>,
+) -> Result<Option<TargetState>> {
+    let (client, ns) = (&ctx.client, key.namespace.as_str());
+    let read_err = |e| Error::Read(key.to_string(), e);
+    // Before the claim, from the API server's watch cache: cheaper than a read from etcd, and the
+    // claim patch carries the resourceVersion read, so a stale read is refused and read again.
+    // After it, from etcd: a read older than our own patch could look like a change by hand.
+    let gp = if digests_unless_owned_by.is_some() { GetParams::any() } else { GetParams::default() };
+    let (mut state, selector) = match key.kind {
+        WorkloadKind::Deployment => match get_target::<Deployment>(client, key, &gp).await? {
+            None => return Ok(None),
+            Some(d) => (target::from_deployment(&d), d.spec.map(|s| s.selector)),
+        },
+        WorkloadKind::DaemonSet => match get_target::<DaemonSet>(client, key, &gp).await? {
+            None => return Ok(None),
+            Some(d) => (target::from_daemonset(&d), d.spec.map(|s| s.selector)),
+        },
+        WorkloadKind::StatefulSet => match get_target::<StatefulSet>(client, key, &gp).await? {
+            None => return Ok(None),
+            Some(s) => (target::from_statefulset(&s), s.spec.map(|s| s.selector)),
+        },
+    };
+    // The running digest is only recorded when the target is claimed.
+    let labels = selector.and_then(|s| s.match_labels).unwrap_or_default();
+    let digests = digests_unless_owned_by.is_some_and(|uid| state.owner_uid.as_deref() != Some(uid));
+    let watched = ctx.scope.as_deref().is_none_or(|scope| scope == ns);
+    let from_watch = (digests && watched && !labels.is_empty())
+        .then(|| {
+            ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).running_digests(ns, &labels)
+        })
+        .flatten();
+    if let Some(from_watch) = from_watch {
+        state.running_digests = from_watch;
+    } else if digests && !labels.is_empty() {
+        let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let pods = Api::<Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(&sel).limit(20))
+            .await
+            .map_err(read_err)?;
+        for p in pods {
+            for cs in p.status.and_then(|s| s.container_statuses).unwrap_or_default() {
+                if !cs.image_id.is_empty() && !state.running_digests.iter().any(|(n, _)| *n == cs.name) {
+                    state.running_digests.push((cs.name, cs.image_id));
+                }
+            }
+        }
+    }
+    Ok(Some(state))
+}
+
+async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: DateTime<Utc>) -> SampleResult {
+    let counts = if let Some(k) = &signal.kubernetes {
+        let limit = k.pending_limit.parse().map_err(|e| e.to_string())?;
+        let selector = selector::parse(k.label_selector.as_deref().unwrap_or_default())?;
+        let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !pods.ready() {
+            return Err("the watch of pods and their failure Events is still listing them".into());
+        }
+        pods.counts(&k.namespaces, &selector, from, to, limit)
+    } else if let Some(p) = &signal.prometheus {
+        let span = to - from;
+        let attempts =
+            signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to)
+                .await
+                .map_err(|e| e.to_string())?;
+        let errors =
+            signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to)
+                .await
+                .map_err(no_errors_hint)?;
+        signals::counts(attempts, errors)
+    } else {
+        return Err("the signal has no provider".into());
+    };
+    Ok((counts, from, to))
+}
+
+/// An empty errors answer is never read as zero (a mistyped query would pass for healthy), but
+/// the usual cause has a simple fix.
+fn no_errors_hint(e: Error) -> String {
+    match e {
+        Error::PromNoData(_) => format!(
+            "{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"
+        ),
+        e => e.to_string(),
+    }
+}
+
+async fn read_history(
+    ctx: &Context,
+    signal: &Signal,
+    now: DateTime<Utc>,
+    spec: &crate::crd::MaintenanceUpgradeSpec,
+) -> HistoryResult {
+    let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
+    let lookback = spec.analysis.baseline.lookback.parse().map_err(|e| e.to_string())?;
+    let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
+    let from = now - lookback;
+    let attempts = signals::prom_range(
+        &ctx.http,
+        &p.address,
+        &signals::render_query(&p.attempts, step),
+        from,
+        now,
+        step,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let errors =
+        signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step)
+            .await
+            .map_err(no_errors_hint)?;
+    let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
+    // A step without an errors value had no errors series yet (no failures so far).
+    Ok(attempts
+        .into_iter()
+        .map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0))))
+        .collect())
+}
