@@ -8,8 +8,8 @@ help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build the operator binary
-	$(CARGO) build --locked -p maintenance-operator
+build: ## Build the operator and the kubectl plugin (kubectl-maintenance)
+	$(CARGO) build --locked -p maintenance-operator -p kubectl-maintenance
 
 .PHONY: crds
 crds: build ## Regenerate crds/ from the Rust types
@@ -24,8 +24,8 @@ manifests-check: cluster-binaries ## Fail when dist/install.yaml or the Helm cha
 	$(E2E)/render-manifests.sh --check
 
 .PHONY: unit
-unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness
-	$(CARGO) test --locked -p maintenance-operator
+unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness, the plugin's plans
+	$(CARGO) test --locked -p maintenance-operator -p kubectl-maintenance
 
 .PHONY: fmt
 fmt: ## Format the Rust code (110 columns, rustfmt.toml)

@@ -26,4 +26,5 @@ pub mod status_memory;
 pub mod target;
 pub mod target_cache;
 pub mod timefmt;
+pub mod timeline;
 pub mod window;

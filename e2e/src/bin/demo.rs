@@ -6,6 +6,7 @@
 
 use e2e::*;
 use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
+use maintenance_operator::timeline;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -53,10 +54,7 @@ async fn main() -> ExitCode {
     s.apply(UPGRADE).await;
     let t0 = Instant::now();
     let name = "secret-store-connector-1-4";
-    println!(
-        "{:>6}  {:<18} {:<8} {:>8} {:>9} {:>11}  what the operator says",
-        "time", "phase", "stage", "errors", "baseline", "CUSUM/limit"
-    );
+    println!("{:>6}  {}", "time", timeline::header());
     let mut last_line = String::new();
     let mut seen_events = 0;
     let mut last_print = Instant::now();
@@ -65,7 +63,7 @@ async fn main() -> ExitCode {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        let line = timeline_line(&mu);
+        let line = timeline::row(mu.status.as_ref(), 90);
         if line != last_line || last_print.elapsed() > Duration::from_secs(4) {
             println!("{:>5}s  {line}", t0.elapsed().as_secs());
             last_line = line;
@@ -87,31 +85,6 @@ async fn main() -> ExitCode {
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
-}
-
-fn timeline_line(mu: &MaintenanceUpgrade) -> String {
-    let Some(st) = &mu.status else { return "waiting for the operator".into() };
-    let a = st.analysis.first();
-    let pct = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into());
-    let observed = a.and_then(|a| a.last.as_ref().map(|l| l.rate));
-    let baseline = a.and_then(|a| a.baseline.as_ref().map(|b| b.rate));
-    let cusum = match (a.and_then(|a| a.statistic), a.and_then(|a| a.threshold)) {
-        (Some(s), Some(t)) => format!("{s:.1}/{t:.0}"),
-        _ => "-".into(),
-    };
-    let mut msg = st.message.clone();
-    if msg.len() > 90 {
-        msg.truncate(90);
-        msg.push('…');
-    }
-    format!(
-        "{:<18} {:<8} {:>8} {:>9} {:>11}  {msg}",
-        format!("{:?}", st.phase),
-        st.current_stage.clone().unwrap_or_default(),
-        pct(observed),
-        pct(baseline),
-        cusum
-    )
 }
 
 async fn summary(s: &Scenario, mu: &MaintenanceUpgrade, t0: Instant) {

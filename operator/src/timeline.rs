@@ -1,0 +1,240 @@
+//! How an upgrade reads in a terminal, pure: one timeline row per change (the demo and
+//! `kubectl maintenance status -w` print the same rows) and the whole view of one upgrade
+//! (`kubectl maintenance status`): the window, each stage and component, each signal, and what
+//! happens next.
+
+use crate::crd::*;
+use crate::timefmt;
+use crate::window::{Schedule, WindowState};
+use chrono::{DateTime, Utc};
+
+/// The column titles of `row`.
+pub fn header() -> String {
+    format!(
+        "{:<18} {:<8} {:>8} {:>9} {:>11}  what the operator says",
+        "phase", "stage", "errors", "baseline", "CUSUM/limit"
+    )
+}
+
+/// One line of the timeline: phase, stage, the first signal's last error rate against its
+/// baseline, the statistic against its threshold, and the message.
+pub fn row(st: Option<&MaintenanceUpgradeStatus>, width: usize) -> String {
+    let Some(st) = st else { return "waiting for the operator".into() };
+    let a = st.analysis.first();
+    let observed = a.and_then(|a| a.last.as_ref().map(|l| l.rate));
+    let baseline = a.and_then(|a| a.baseline.as_ref().map(|b| b.rate));
+    let cusum = match (a.and_then(|a| a.statistic), a.and_then(|a| a.threshold)) {
+        (Some(s), Some(t)) => format!("{s:.1}/{t:.0}"),
+        _ => "-".into(),
+    };
+    format!(
+        "{:<18} {:<8} {:>8} {:>9} {:>11}  {}",
+        format!("{:?}", st.phase),
+        st.current_stage.clone().unwrap_or_default(),
+        pct(observed),
+        pct(baseline),
+        cusum,
+        shorten(&st.message, width)
+    )
+}
+
+/// The whole picture of one upgrade at `now`; `statistics` is the first signal's statistic as
+/// a watch has seen it change, drawn as a sparkline when there are a few.
+pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> String {
+    let ns = mu.metadata.namespace.clone().unwrap_or_default();
+    let name = mu.metadata.name.clone().unwrap_or_default();
+    let st = mu.status.clone().unwrap_or_default();
+    let mut out = vec![format!("MaintenanceUpgrade {ns}/{name}: {:?}", st.phase)];
+    if !st.message.is_empty() {
+        out.push(format!("  {}", st.message));
+    }
+    out.push(format!("Window:   {}", window(mu.spec.window.as_ref(), now)));
+    let next = match &st.next_action {
+        Some(NextAction { summary, at: Some(t) }) => {
+            format!("{summary} at {} (in {})", timefmt::at(*t), timefmt::duration(*t - now))
+        }
+        Some(NextAction { summary, at: None }) => summary.clone(),
+        None if st.phase.is_terminal() => "nothing: the upgrade has ended".into(),
+        None => "-".into(),
+    };
+    out.push(format!("Next:     {next}"));
+    if let Some(r) = &st.rollback {
+        out.push(format!("Rollback: {} ({}), since {}", r.message, r.reason, timefmt::at(r.started_at)));
+    }
+    out.push(String::new());
+    out.push(format!(
+        "{:<10} {:<44} {:<28} {:<28} {:<9} since",
+        "STAGE", "COMPONENT", "KNOWN-GOOD", "DESIRED", "PHASE"
+    ));
+    for s in &st.stages {
+        let stage_time = [
+            (s.reverted_at, "reverted"),
+            (s.passed_at, "passed"),
+            (s.soak_ends_at, "soaks until"),
+            (s.rolled_out_at, "rolled out"),
+            (s.started_at, "started"),
+        ]
+        .into_iter()
+        .find_map(|(t, what)| t.map(|t| format!("{what} {}", timefmt::at(t))))
+        .unwrap_or_default();
+        for (i, c) in s.components.iter().enumerate() {
+            let label = if i == 0 { format!("{} {:?}", s.name, s.phase) } else { String::new() };
+            let when = c
+                .reverted_at
+                .map(|t| format!("reverted {}", timefmt::at(t)))
+                .or(c.applied_at.map(|t| format!("applied {}", timefmt::at(t))))
+                .unwrap_or_else(|| if i == 0 { stage_time.clone() } else { String::new() });
+            out.push(format!(
+                "{:<10} {:<44} {:<28} {:<28} {:<9} {when}",
+                shorten(&label, 10),
+                shorten(&format!("{:?} {}/{}", c.kind, c.namespace, c.name), 44),
+                shorten(c.known_good_image.as_deref().unwrap_or("-"), 28),
+                shorten(&c.desired_image, 28),
+                format!("{:?}", c.phase),
+            ));
+            if let Some(m) = &c.message {
+                out.push(format!("{:<10} {m}", ""));
+            }
+        }
+    }
+    out.push(String::new());
+    out.push(format!("{:<22} {:<18} {:<18} {:<22} verdict", "SIGNAL", "BASELINE", "OBSERVED", "STATISTIC"));
+    for (i, a) in st.analysis.iter().enumerate() {
+        let counted = |rate: f64, attempts: i64| format!("{} of {attempts}", pct(Some(rate)));
+        let stat = match (a.statistic, a.threshold) {
+            (Some(s), Some(t)) => format!("{s:.1} / {t:.1}"),
+            _ => "-".into(),
+        };
+        let line = if i == 0 && statistics.len() >= 3 {
+            format!("{stat} {}", sparkline(statistics, a.threshold.unwrap_or(1.0)))
+        } else {
+            stat
+        };
+        out.push(format!(
+            "{:<22} {:<18} {:<18} {:<22} {:?}",
+            shorten(&a.name, 22),
+            a.baseline.as_ref().map_or("-".into(), |b| counted(b.rate, b.attempts)),
+            a.last.as_ref().map_or("-".into(), |l| counted(l.rate, l.attempts)),
+            line,
+            a.verdict
+        ));
+        if !a.reason.is_empty() {
+            out.push(format!("{:<22} {}", "", a.reason));
+        }
+    }
+    if st.analysis.is_empty() {
+        out.push("(no analysis yet)".into());
+    }
+    out.join("\n")
+}
+
+/// Whether the window is open now, and until or from when.
+fn window(spec: Option<&Window>, now: DateTime<Utc>) -> String {
+    match Schedule::parse(spec) {
+        Err(e) => format!("cannot be read: {e}"),
+        Ok(s) => match s.state_at(now) {
+            WindowState::Open { closes_at: None } => "open (no window: always open)".into(),
+            WindowState::Open { closes_at: Some(t) } => format!("open until {}", timefmt::at(t)),
+            WindowState::Closed { opens_at: Some(t), why } => {
+                format!("closed ({why}); opens at {} (in {})", timefmt::at(t), timefmt::duration(t - now))
+            }
+            WindowState::Closed { opens_at: None, why } => format!("closed ({why}); never opens again"),
+        },
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into())
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The last values, scaled to the threshold: how close the statistic came.
+fn sparkline(values: &[f64], threshold: f64) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let top = threshold.max(f64::EPSILON);
+    values
+        .iter()
+        .rev()
+        .take(20)
+        .rev()
+        .map(|v| BARS[((v / top).clamp(0.0, 1.0) * 7.0).round() as usize])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upgrade() -> MaintenanceUpgrade {
+        let yaml = r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {name: up, namespace: kube-system}
+spec:
+  stages:
+    - name: canary
+      components: [{kind: DaemonSet, name: connector-canary, image: "connector:1.4"}]
+      soak: 48h
+status:
+  phase: Soaking
+  message: "stage canary soaking until 2026-11-26 03:00:00 UTC"
+  currentStage: canary
+  nextAction: {summary: "pass the soak of stage canary", at: "2026-11-26T03:00:00Z"}
+  stages:
+    - name: canary
+      phase: Soaking
+      soakEndsAt: "2026-11-26T03:00:00Z"
+      components:
+        - {kind: DaemonSet, namespace: kube-system, name: connector-canary, knownGoodImage: "connector:1.3",
+           desiredImage: "connector:1.4", phase: Applied, appliedAt: "2026-11-24T03:00:00Z"}
+  analysis:
+    - name: pod-start-failures
+      baseline: {attempts: 1200, errors: 24, rate: 0.02}
+      last: {attempts: 100, errors: 3, rate: 0.03}
+      verdict: Pass
+      statistic: 2.5
+      threshold: 12.0
+      detector: {statistic: 2.5}
+"#;
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_view_answers_what_why_and_what_next() {
+        let now = DateTime::parse_from_rfc3339("2026-11-24T05:00:00Z").unwrap().with_timezone(&Utc);
+        let v = view(&upgrade(), now, &[0.5, 1.0, 2.5]);
+        for said in [
+            "MaintenanceUpgrade kube-system/up: Soaking",
+            "Window:   open (no window: always open)",
+            "Next:     pass the soak of stage canary at 2026-11-26 03:00:00 UTC (in 1day 22h)",
+            "DaemonSet kube-system/connector-canary",
+            "connector:1.3",
+            "applied 2026-11-24 03:00:00 UTC",
+            "2.0% of 1200",
+            "3.0% of 100",
+            "2.5 / 12.0 ▁▂▂",
+            "Pass",
+        ] {
+            assert!(v.contains(said), "{said:?} in\n{v}");
+        }
+    }
+
+    #[test]
+    fn a_row_is_one_line_of_the_timeline() {
+        let r = row(upgrade().status.as_ref(), 40);
+        assert!(
+            r.starts_with("Soaking            canary       3.0%      2.0%      2.5/12  stage canary"),
+            "{r}"
+        );
+        assert_eq!(row(None, 40), "waiting for the operator");
+    }
+}

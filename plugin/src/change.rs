@@ -1,0 +1,160 @@
+//! `pause`, `resume`, `approve STAGE`, `rollback`: each is one merge patch of the upgrade's spec,
+//! checked first against what the upgrade shows, so that an impossible request changes nothing
+//! and says why. The plan is pure; `run` reads, patches and prints.
+
+use crate::{Target, exit};
+use kube::api::{Api, Patch, PatchParams};
+use maintenance_operator::crd::MaintenanceUpgrade;
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    Pause,
+    Resume,
+    Approve(String),
+    Rollback,
+}
+
+/// The patch that carries out `req` on `mu` and what it changes, in words; or why it cannot be.
+pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<(Value, String), String> {
+    let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if phase.is_terminal() {
+        return Err(format!("it has ended ({phase:?}); nothing is left to {}", verb(req)));
+    }
+    let spec = &mu.spec;
+    // The version it was read at: a change made meanwhile by someone else is refused, not lost.
+    let rv = mu.metadata.resource_version.clone();
+    let patch = |spec_patch: Value| json!({"metadata": {"resourceVersion": rv}, "spec": spec_patch});
+    match req {
+        Request::Pause if spec.paused => Err("it is already paused".into()),
+        Request::Pause => Ok((
+            patch(json!({"paused": true})),
+            "spec.paused: false -> true. No new stage starts and nothing is promoted; analysis and \
+             automatic rollback go on. `kubectl maintenance resume` undoes it."
+                .into(),
+        )),
+        Request::Resume if !spec.paused => Err("it is not paused".into()),
+        Request::Resume => Ok((
+            patch(json!({"paused": false})),
+            "spec.paused: true -> false. The upgrade goes on where it stopped.".into(),
+        )),
+        Request::Approve(stage) => {
+            let Some(s) = spec.stages.iter().find(|s| s.name == *stage) else {
+                let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
+                return Err(format!("it has no stage {stage:?} (stages: {})", names.join(", ")));
+            };
+            if !s.require_approval {
+                return Err(format!(
+                    "stage {stage} needs no approval: it starts on its own once the one before it passes"
+                ));
+            }
+            if spec.approved_stages.contains(stage) {
+                return Err(format!("stage {stage} is already approved"));
+            }
+            let mut approved = spec.approved_stages.clone();
+            approved.push(stage.clone());
+            Ok((
+                patch(json!({"approvedStages": approved})),
+                format!(
+                    "spec.approvedStages: [{}] -> [{}]. Stage {stage} starts once the stages before it passed their soak.",
+                    spec.approved_stages.join(", "),
+                    approved.join(", ")
+                ),
+            ))
+        }
+        Request::Rollback if spec.rollback.requested => Err("a rollback is already requested".into()),
+        Request::Rollback => Ok((
+            patch(json!({"rollback": {"requested": true}})),
+            "spec.rollback.requested: false -> true. Every changed component goes back to its known-good \
+             image, last stage first, even outside the window."
+                .into(),
+        )),
+    }
+}
+
+fn verb(req: &Request) -> &'static str {
+    match req {
+        Request::Pause => "pause",
+        Request::Resume => "resume",
+        Request::Approve(_) => "approve",
+        Request::Rollback => "roll back",
+    }
+}
+
+pub async fn run(t: &Target, name: &str, req: Request) -> anyhow::Result<u8> {
+    let api: Api<MaintenanceUpgrade> = Api::namespaced(t.client.clone(), &t.namespace);
+    let Some(mu) = api.get_opt(name).await? else {
+        eprintln!(
+            "maintenanceupgrade {}/{name} not found (kubectl maintenance list -n {})",
+            t.namespace, t.namespace
+        );
+        return Ok(exit::REFUSED);
+    };
+    match plan(&mu, &req) {
+        Err(why) => {
+            eprintln!(
+                "cannot {} maintenanceupgrade {}/{name}: {why}; nothing was changed",
+                verb(&req),
+                t.namespace
+            );
+            Ok(exit::REFUSED)
+        }
+        Ok((patch, what)) => {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            println!("maintenanceupgrade {}/{name}: {what}", t.namespace);
+            Ok(exit::OK)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maintenance_operator::crd::Phase;
+
+    fn upgrade(phase: Phase) -> MaintenanceUpgrade {
+        let mut mu: MaintenanceUpgrade = serde_yaml::from_str(
+            r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {name: up, namespace: ops, resourceVersion: "7"}
+spec:
+  stages:
+    - {name: canary, components: [{kind: DaemonSet, name: c, image: "c:2"}], soak: 1h}
+    - {name: fleet, requireApproval: true, components: [{kind: DaemonSet, name: f, image: "c:2"}], soak: 1h}
+"#,
+        )
+        .unwrap();
+        mu.status = Some(Default::default());
+        mu.status.as_mut().unwrap().phase = phase;
+        mu
+    }
+
+    #[test]
+    fn each_request_is_one_patch_of_the_spec_at_the_version_read() {
+        let mu = upgrade(Phase::Soaking);
+        let (p, said) = plan(&mu, &Request::Pause).unwrap();
+        assert_eq!(p, json!({"metadata": {"resourceVersion": "7"}, "spec": {"paused": true}}));
+        assert!(said.starts_with("spec.paused: false -> true"), "{said}");
+        let (p, _) = plan(&mu, &Request::Approve("fleet".into())).unwrap();
+        assert_eq!(p["spec"], json!({"approvedStages": ["fleet"]}));
+        let (p, _) = plan(&mu, &Request::Rollback).unwrap();
+        assert_eq!(p["spec"], json!({"rollback": {"requested": true}}));
+    }
+
+    #[test]
+    fn an_impossible_request_says_why() {
+        let mu = upgrade(Phase::Soaking);
+        let err = |mu: &MaintenanceUpgrade, r: Request| plan(mu, &r).unwrap_err();
+        assert!(err(&mu, Request::Approve("canary".into())).contains("stage canary needs no approval"));
+        assert!(
+            err(&mu, Request::Approve("nope".into())).contains("no stage \"nope\" (stages: canary, fleet)")
+        );
+        assert_eq!(err(&mu, Request::Resume), "it is not paused");
+        let ended = upgrade(Phase::Succeeded);
+        assert_eq!(err(&ended, Request::Resume), "it has ended (Succeeded); nothing is left to resume");
+        let mut paused = upgrade(Phase::Paused);
+        paused.spec.paused = true;
+        assert_eq!(err(&paused, Request::Pause), "it is already paused");
+    }
+}

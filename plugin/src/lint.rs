@@ -1,0 +1,124 @@
+//! `lint -f FILE`: what the API server would say (a server-side dry run: the schema, its CEL rules
+//! and the tenancy policy) and what the operator would find at runtime (targets that do not
+//! exist, containers that must be named, targets another upgrade owns, signal namespaces that do
+//! not exist). Changes nothing.
+
+use crate::{Target, exit};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use maintenance_operator::crd::{Component, MaintenanceUpgrade, WorkloadKind};
+use maintenance_operator::target::{self, TargetState};
+use serde::Deserialize;
+
+pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut problems = 0;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        let mut mu: MaintenanceUpgrade = match serde_yaml::from_value(value) {
+            Ok(mu) => mu,
+            Err(e) => {
+                println!("✗ {}: not a MaintenanceUpgrade: {e}", file.display());
+                problems += 1;
+                continue;
+            }
+        };
+        let ns = mu.namespace().unwrap_or_else(|| t.namespace.clone());
+        mu.metadata.namespace = Some(ns.clone());
+        let id = format!("{ns}/{}", mu.name_any());
+        println!("MaintenanceUpgrade {id}");
+        problems += check(&t.client, &mu, &ns, &id).await?;
+    }
+    if problems == 0 {
+        println!("no problems found; nothing was changed");
+        Ok(exit::OK)
+    } else {
+        println!("{problems} problem(s); nothing was changed");
+        Ok(exit::NOT_OK)
+    }
+}
+
+/// The checks of one upgrade, printed; how many failed.
+async fn check(client: &Client, mu: &MaintenanceUpgrade, ns: &str, id: &str) -> anyhow::Result<usize> {
+    let mut problems = 0;
+    let mut say = |ok: bool, line: String| {
+        println!("  {} {line}", if ok { "✓" } else { "✗" });
+        if !ok {
+            problems += 1;
+        }
+    };
+    let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), ns);
+    let dry_run = PatchParams::apply("kubectl-maintenance-lint").dry_run().force();
+    match api.patch(&mu.name_any(), &dry_run, &Patch::Apply(mu)).await {
+        Ok(_) => say(true, "the API server accepts it (server-side dry run)".into()),
+        Err(kube::Error::Api(s)) => say(false, format!("the API server refuses it: {}", s.message)),
+        Err(e) => return Err(e.into()),
+    }
+    for c in mu.spec.stages.iter().flat_map(|s| &s.components) {
+        let (line, ok) = component(client, c, ns, id).await?;
+        say(ok, line);
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for s in mu.spec.effective_signals() {
+        for n in s.kubernetes.iter().flat_map(|k| &k.namespaces) {
+            let exists = namespaces.get_opt(n).await?.is_some();
+            say(
+                exists,
+                format!(
+                    "signal {}: namespace {n} {}",
+                    s.name,
+                    if exists { "exists" } else { "does not exist" }
+                ),
+            );
+        }
+    }
+    Ok(problems)
+}
+
+/// What the operator would find when it claims this component's target.
+async fn component(client: &Client, c: &Component, ns: &str, id: &str) -> anyhow::Result<(String, bool)> {
+    let tns = c.namespace_or(ns);
+    let what = format!("{:?} {tns}/{}", c.kind, c.name);
+    let state = match c.kind {
+        WorkloadKind::Deployment => {
+            read::<Deployment>(client, tns, &c.name).await?.map(|d| target::from_deployment(&d))
+        }
+        WorkloadKind::DaemonSet => {
+            read::<DaemonSet>(client, tns, &c.name).await?.map(|d| target::from_daemonset(&d))
+        }
+        WorkloadKind::StatefulSet => {
+            read::<StatefulSet>(client, tns, &c.name).await?.map(|s| target::from_statefulset(&s))
+        }
+    };
+    let Some(state): Option<TargetState> = state else {
+        return Ok((format!("{what} does not exist: create it or fix the component"), false));
+    };
+    let container = match state.resolve_container(c.container.as_deref()) {
+        Ok(name) => name,
+        Err(e) => return Ok((format!("{what} {e}"), false)),
+    };
+    if let Some(owner) = state.owner.as_deref().filter(|o| *o != id) {
+        return Ok((
+            format!("{what} belongs to MaintenanceUpgrade {owner}: this one would wait until it ends"),
+            false,
+        ));
+    }
+    let image = state.image(&container).unwrap_or_default();
+    Ok((format!("{what}: container {container} runs {image}, would become {}", c.image), true))
+}
+
+async fn read<K>(client: &Client, ns: &str, name: &str) -> anyhow::Result<Option<K>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
+}

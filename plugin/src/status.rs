@@ -1,0 +1,115 @@
+//! `status NAME [-w]` and `list`: read-only. `-w` follows one upgrade through a watch (not by
+//! polling), redrawing the view and adding a timeline row on every change, until it ends.
+
+use crate::{Target, exit};
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use maintenance_operator::constants::condition;
+use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
+use maintenance_operator::timeline;
+use std::io::IsTerminal;
+
+/// What the exit code says about an upgrade in `phase`.
+fn outcome(phase: Phase) -> u8 {
+    match phase {
+        Phase::Succeeded => exit::OK,
+        Phase::RolledBack | Phase::Failed => exit::NOT_OK,
+        _ => exit::RUNNING,
+    }
+}
+
+pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
+    let api: Api<MaintenanceUpgrade> = Api::namespaced(t.client.clone(), &t.namespace);
+    if !watch {
+        let Some(mu) = api.get_opt(name).await? else { return Ok(not_found(t, name)) };
+        println!("{}", timeline::view(&mu, chrono::Utc::now(), &[]));
+        return Ok(outcome(phase_of(&mu)));
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut changes = std::pin::pin!(watcher(api.clone(), config).default_backoff().applied_objects());
+    let (mut rows, mut statistics, mut last_row) = (vec![], vec![], String::new());
+    let started = std::time::Instant::now();
+    let mut seen = false;
+    loop {
+        let mu = tokio::select! {
+            next = changes.next() => match next {
+                Some(Ok(mu)) => mu,
+                Some(Err(e)) => { eprintln!("watch: {e}; watching again"); continue }
+                None => return Ok(exit::API),
+            },
+            // The first list shows nothing: there is no such upgrade.
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)), if !seen => {
+                if api.get_opt(name).await?.is_none() { return Ok(not_found(t, name)) }
+                seen = true;
+                continue;
+            }
+        };
+        seen = true;
+        let st = mu.status.as_ref();
+        if let Some(s) = st.and_then(|s| s.analysis.first()).and_then(|a| a.statistic)
+            && statistics.last() != Some(&s)
+        {
+            statistics.push(s);
+        }
+        let row = timeline::row(st, 90);
+        if row != last_row {
+            rows.push(format!("{:>5}s  {row}", started.elapsed().as_secs()));
+            last_row = row;
+        }
+        if terminal {
+            print!("\x1b[2J\x1b[H");
+        } else {
+            println!("----");
+        }
+        println!("{}\n", timeline::view(&mu, chrono::Utc::now(), &statistics));
+        println!("{:>6}  {}", "time", timeline::header());
+        for r in &rows {
+            println!("{r}");
+        }
+        let phase = phase_of(&mu);
+        if phase.is_terminal() {
+            return Ok(outcome(phase));
+        }
+    }
+}
+
+pub async fn list(t: &Target, all: bool) -> anyhow::Result<u8> {
+    let api: Api<MaintenanceUpgrade> =
+        if all { Api::all(t.client.clone()) } else { Api::namespaced(t.client.clone(), &t.namespace) };
+    let upgrades = api.list(&ListParams::default()).await?;
+    if upgrades.items.is_empty() {
+        let scope = if all { "any namespace".to_string() } else { format!("namespace {}", t.namespace) };
+        println!("No MaintenanceUpgrades in {scope}.");
+        return Ok(exit::OK);
+    }
+    println!("{:<16} {:<32} {:<18} {:<10} {:<8} next", "NAMESPACE", "NAME", "PHASE", "STAGE", "HEALTHY");
+    for mu in &upgrades.items {
+        let st = mu.status.clone().unwrap_or_default();
+        let healthy =
+            st.conditions.iter().find(|c| c.type_ == condition::HEALTHY).map_or("-", |c| c.status.as_str());
+        let next = st.next_action.as_ref().map_or(String::new(), |n| n.summary.clone());
+        println!(
+            "{:<16} {:<32} {:<18} {:<10} {:<8} {next}",
+            mu.metadata.namespace.as_deref().unwrap_or(""),
+            mu.metadata.name.as_deref().unwrap_or(""),
+            format!("{:?}", st.phase),
+            st.current_stage.unwrap_or_default(),
+            healthy,
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn phase_of(mu: &MaintenanceUpgrade) -> Phase {
+    mu.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+fn not_found(t: &Target, name: &str) -> u8 {
+    eprintln!(
+        "maintenanceupgrade {}/{name} not found (kubectl maintenance list -n {})",
+        t.namespace, t.namespace
+    );
+    exit::REFUSED
+}
