@@ -60,6 +60,10 @@ bench-scale: cluster-binaries ## Fleet scale on a local cluster: reconcile time,
 	$(CARGO) build --locked --release -p maintenance-operator
 	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin bench_scale
 
+.PHONY: krew
+krew: ## The kubectl plugin's archive for linux/amd64 and its krew manifest (dist/)
+	$(E2E)/krew.sh
+
 .PHONY: replay-incident
 replay-incident: build ## Replay the incident trace: when would the operator have rolled back?
 	./target/debug/maintenance-operator replay --trace bench/incident-2022-10-18.csv \

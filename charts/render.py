@@ -23,6 +23,8 @@ VALUES = [
         "        imagePullPolicy: {{ .Values.image.pullPolicy }}\n",
     ),
     ("Deployment", "          value: info,kube=warn\n", "          value: {{ .Values.logLevel | quote }}\n"),
+    ("Deployment", "        - name: DEFAULT_WEBHOOK_SECRET\n          value: \"\"\n",
+     "        - name: DEFAULT_WEBHOOK_SECRET\n          value: {{ .Values.defaultWebhookSecret | quote }}\n"),
     ("Deployment", "        - name: LOG_FORMAT\n          value: text\n",
      "        - name: LOG_FORMAT\n          value: {{ .Values.logFormat | quote }}\n"),
     (

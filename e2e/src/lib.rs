@@ -300,6 +300,67 @@ impl Operator {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Its Prometheus metrics, as text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        reqwest::get(&url).await.expect("the operator serves /metrics").text().await.unwrap_or_default()
+    }
+}
+
+/// A webhook receiver on a port of its own: it keeps every body POSTed to it, and can be stopped
+/// (connections are refused) and started again on the same port.
+pub struct Receiver {
+    pub port: u16,
+    pub got: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// A receiver not listening yet.
+    pub fn down() -> Receiver {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
+        Receiver { port, got: Arc::default(), server: None }
+    }
+
+    pub async fn start(&mut self) {
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("the port is free");
+        let got = self.got.clone();
+        let app = axum::Router::new().route(
+            "/{path}",
+            axum::routing::post(
+                move |axum::extract::Path(path): axum::extract::Path<String>, body: String| {
+                    let got = got.clone();
+                    async move {
+                        let v = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                        got.lock().unwrap().push((path, v));
+                        "ok"
+                    }
+                },
+            ),
+        );
+        self.server = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+
+    /// The bodies POSTed to /`path`.
+    pub fn bodies(&self, path: &str) -> Vec<serde_json::Value> {
+        self.got.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Drop for Operator {

@@ -777,3 +777,168 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
     let _ = kube_system.delete(connector, &Default::default()).await;
     let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=false"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
+    let s = incident_world("plugin").await;
+    // As a user runs it: `kubectl maintenance`, found on PATH by kubectl's plugin mechanism.
+    let path = format!("{}:{}", s.env.root.join("target/debug").display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str]| -> (i32, String) {
+        let out = std::process::Command::new(s.env.bin.join("kubectl"))
+            .arg("maintenance")
+            .args(args)
+            .args(["-n", &s.ns])
+            .env("KUBECONFIG", &s.env.kubeconfig)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), said)
+    };
+    let file = |name: &str, yaml: &str| {
+        let p = s.env.logs.join(format!("plugin-{name}.yaml"));
+        std::fs::write(&p, yaml).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let good = two_stage(&s.ns, "up", "10s", next)
+        .replace("    - name: fleet\n", "    - name: fleet\n      requireApproval: true\n");
+
+    // lint: what the API server and the operator would say, without changing anything.
+    let missing = good.replace("name: connector-canary", "name: connector-missing");
+    let (code, said) = run(&["lint", "-f", &file("missing", &missing)]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains(&format!("DaemonSet {}/connector-missing does not exist", s.ns)), "{said}");
+    let (code, said) = run(&["lint", "-f", &file("bad-image", &good.replace(next, "Not An Image!"))]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("the API server refuses it") && said.contains("image must be a reference"),
+        "{said}"
+    );
+    let (code, said) = run(&["lint", "-f", &file("good", &good)]);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains(&format!("container connector runs {GOOD}, would become {next}")), "{said}");
+    assert!(s.upgrades().list(&Default::default()).await.unwrap().items.is_empty(), "lint created nothing");
+
+    s.apply(&good).await;
+    let (code, said) = run(&["list"]);
+    assert!(code == 0 && said.contains("up "), "{said}");
+    let (code, said) = run(&["status", "nope"]);
+    assert!(code == 2 && said.contains("not found"), "{said}");
+
+    // pause and resume: plain patches, an impossible one refused.
+    let (code, said) = run(&["pause", "up"]);
+    assert!(code == 0 && said.contains("spec.paused: false -> true"), "{said}");
+    assert!(s.upgrades().get("up").await.unwrap().spec.paused);
+    let (code, said) = run(&["pause", "up"]);
+    assert!(code == 2 && said.contains("already paused; nothing was changed"), "{said}");
+    let (code, said) = run(&["resume", "up"]);
+    assert!(code == 0 && said.contains("spec.paused: true -> false"), "{said}");
+
+    // approve: only a stage that needs it.
+    let (code, said) = run(&["approve", "up", "canary"]);
+    assert!(code == 2 && said.contains("stage canary needs no approval"), "{said}");
+    s.wait_phase("up", Phase::AwaitingApproval, SECS(120)).await;
+    let (code, said) = run(&["status", "up"]);
+    assert_eq!(code, 3, "still in progress: {said}");
+    let known_good = format!("known-good {GOOD}");
+    for shown in ["AwaitingApproval", &known_good, "connector-canary", "pod-start-failures", "Next:"] {
+        assert!(said.contains(shown), "{shown:?} in\n{said}");
+    }
+    let (code, said) = run(&["approve", "up", "fleet"]);
+    assert!(code == 0 && said.contains("spec.approvedStages: [] -> [fleet]"), "{said}");
+    assert_eq!(s.upgrades().get("up").await.unwrap().spec.approved_stages, ["fleet"]);
+
+    // rollback, followed to the end by status -w, whose exit code is the outcome.
+    let (code, said) = run(&["rollback", "up"]);
+    assert!(code == 0 && said.contains("spec.rollback.requested: false -> true"), "{said}");
+    let (code, said) = run(&["status", "up", "-w"]);
+    assert_eq!(code, 1, "RolledBack exits non-zero:\n{said}");
+    assert!(said.contains("CUSUM/limit") && said.contains("RolledBack"), "the timeline, to the end:\n{said}");
+    assert_eq!(s.image("connector-canary").await, GOOD);
+    let (code, said) = run(&["resume", "up"]);
+    assert!(code == 2 && said.contains("it has ended (RolledBack); nothing is left to resume"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s15_each_notification_arrives_once_even_when_the_receiver_was_down() {
+    let mut s = incident_world("notify").await;
+    s.fault_injector(&["connector-canary"], SECS(60), 0.6);
+    let mut receiver = Receiver::down();
+    // The URL is a credential: in a Secret, which the operator may read by name and no other.
+    let access = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: webhook, namespace: {ns}}}
+stringData: {{url: "http://127.0.0.1:{port}/generic", slack: "http://127.0.0.1:{port}/slack"}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: maintenance-operator-webhook, namespace: {ns}}}
+rules: [{{apiGroups: [""], resources: [secrets], resourceNames: [webhook], verbs: [get]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: maintenance-operator-webhook, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: maintenance-operator-webhook}}
+subjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: maintenance-operator}}]
+"#,
+        ns = s.ns,
+        port = receiver.port
+    );
+    let path = s.env.logs.join("notify-access.yaml");
+    std::fs::write(&path, access).unwrap();
+    s.env.kubectl(&["apply", "-f", path.to_str().unwrap()]).unwrap();
+    let yaml = two_stage(&s.ns, "up", "60s", BAD)
+        + "  notifications:\n    webhooks:\n      - {name: oncall, urlSecretRef: {name: webhook}}\n      - {name: chat, format: Slack, urlSecretRef: {name: webhook, key: slack}, events: [RolledBack]}\n";
+    s.apply(&yaml).await;
+
+    // The receiver is down when the canary starts: the notification waits, retried with backoff.
+    s.wait_for("up", SECS(90), "retrying a notification", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.notifications.iter().any(|n| n.attempts >= 2))
+    })
+    .await;
+    assert!(s.has_event("up", reason::NOTIFICATION_FAILED).await, "{:?}", s.events("up").await);
+    let failed = s.operator.metrics().await;
+    assert!(
+        failed.lines().any(|l| l.starts_with("maintenance_operator_notifications_total{result=\"failed\"}")),
+        "the failures are counted (before the restart resets the counters):\n{failed}"
+    );
+    receiver.start().await;
+    s.wait_for("up", SECS(60), "delivering the StageStarted notification", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.notifications.iter().any(|n| n.sent_at.is_some()))
+    })
+    .await;
+    // A restart sends nothing twice: what was sent is in status.
+    s.operator.restart().unwrap();
+    s.wait_phase("up", Phase::RolledBack, SECS(150)).await;
+    let mu = s
+        .wait_for("up", SECS(30), "delivering every notification", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.notifications.iter().all(|n| n.sent_at.is_some()))
+        })
+        .await;
+    tokio::time::sleep(SECS(3)).await;
+    let generic = receiver.bodies("generic");
+    let mut kinds: Vec<&str> = generic.iter().map(|b| b["kind"].as_str().unwrap_or("?")).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["RegressionSuspected", "RolledBack", "StageStarted"],
+        "exactly one of each: {generic:#?}"
+    );
+    let rolled = generic.iter().find(|b| b["kind"] == "RolledBack").unwrap();
+    assert_eq!((rolled["upgrade"].as_str(), rolled["phase"].as_str()), (Some("up"), Some("RolledBack")));
+    assert_eq!(rolled["kubectl"], format!("kubectl maintenance status up -n {}", s.ns));
+    assert!(rolled["observed"].as_f64() > rolled["baseline"].as_f64(), "baseline against observed: {rolled}");
+    let slack = receiver.bodies("slack");
+    assert_eq!(slack.len(), 1, "the chat webhook asked for RolledBack only: {slack:#?}");
+    assert!(
+        slack[0]["text"].as_str().unwrap().starts_with("*RolledBack*: MaintenanceUpgrade"),
+        "{}",
+        slack[0]
+    );
+    let recorded = mu.status.unwrap().notifications;
+    assert_eq!(recorded.len(), 4, "{recorded:#?}");
+}

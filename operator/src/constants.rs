@@ -73,4 +73,5 @@ pub mod reason {
     pub const ROLLBACK_WAITS_FOR_WINDOW: &str = "RollbackWaitsForWindow";
     pub const AUTOMATIC_ROLLBACK_DISABLED: &str = "AutomaticRollbackDisabled";
     pub const ACTION_FAILED: &str = "ActionFailed";
+    pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 }

@@ -17,6 +17,7 @@ pub mod gitops;
 pub mod leader;
 pub mod metrics;
 pub mod namespaces;
+pub mod notifier;
 pub mod pod_cache;
 pub mod pod_index;
 pub mod replay;

@@ -42,6 +42,11 @@ enum Command {
         /// setting as the admission policy's in config/default.
         #[arg(long, env = "TRUSTED_NAMESPACES", value_delimiter = ',', default_value = "")]
         trusted_namespaces: Vec<String>,
+        /// A Secret in the operator's namespace (POD_NAMESPACE) with the URL (key `url`, and
+        /// optionally `format`: Generic or Slack) of the webhook told about every upgrade that
+        /// names no webhooks of its own.
+        #[arg(long, env = "DEFAULT_WEBHOOK_SECRET")]
+        default_webhook_secret: Option<String>,
         /// Namespace of the Lease: the operator's own (in a pod, POD_NAMESPACE).
         #[arg(long, env = "POD_NAMESPACE", default_value = "maintenance-operator")]
         lease_namespace: String,
@@ -138,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             namespace,
             trusted_namespaces,
+            default_webhook_secret,
             leader_elect,
             lease_namespace,
             lease_duration,
@@ -156,6 +162,8 @@ async fn main() -> anyhow::Result<()> {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "maintenance-operator".into());
                 format!("{host}-{}", std::process::id())
             });
+            let default_webhook_secret =
+                default_webhook_secret.filter(|s| !s.is_empty()).map(|s| (lease_namespace.clone(), s));
             // Operators that watch different namespaces do not compete for one Lease.
             let lease = leader_elect.then(|| LeaseConfig {
                 namespace: lease_namespace,
@@ -167,7 +175,12 @@ async fn main() -> anyhow::Result<()> {
             });
             let trusted_namespaces: Vec<String> =
                 trusted_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
-            let opts = controller::Options { instance: Some(identity), scope: namespace, trusted_namespaces };
+            let opts = controller::Options {
+                instance: Some(identity),
+                scope: namespace,
+                trusted_namespaces,
+                default_webhook_secret,
+            };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = metrics::Metrics::default();
             let server = tokio::spawn(metrics::serve(listen, m.clone()));

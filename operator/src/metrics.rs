@@ -39,6 +39,8 @@ pub struct Metrics {
     /// Seconds from the look that decided a revert to the revert patch being accepted.
     pub revert_latency: Histogram,
     pub status_writes: Counter,
+    /// Notification deliveries, delivered or failed.
+    pub notifications: Family<ResultLabel, Counter>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -53,6 +55,7 @@ impl Default for Metrics {
             phase: Family::default(),
             revert_latency: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0]),
             status_writes: Counter::default(),
+            notifications: Family::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
@@ -77,6 +80,11 @@ impl Default for Metrics {
             "status_writes",
             "Status writes: only when what a user reads changes or a detector bucket closes",
             m.status_writes.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notification deliveries to webhooks, by result (delivered or failed; failures are retried)",
+            m.notifications.clone(),
         );
         *m.registry.lock().unwrap() = registry;
         m

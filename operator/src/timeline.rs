@@ -62,10 +62,7 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
         out.push(format!("Rollback: {} ({}), since {}", r.message, r.reason, timefmt::at(r.started_at)));
     }
     out.push(String::new());
-    out.push(format!(
-        "{:<10} {:<44} {:<28} {:<28} {:<9} since",
-        "STAGE", "COMPONENT", "KNOWN-GOOD", "DESIRED", "PHASE"
-    ));
+    out.push(format!("{:<10} {:<10} {:<46} {:<9} since", "STAGE", "", "COMPONENT", "PHASE"));
     for s in &st.stages {
         let stage_time = [
             (s.reverted_at, "reverted"),
@@ -78,22 +75,29 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
         .find_map(|(t, what)| t.map(|t| format!("{what} {}", timefmt::at(t))))
         .unwrap_or_default();
         for (i, c) in s.components.iter().enumerate() {
-            let label = if i == 0 { format!("{} {:?}", s.name, s.phase) } else { String::new() };
+            let (stage, phase) = if i == 0 {
+                (s.name.clone(), format!("{:?}", s.phase))
+            } else {
+                (String::new(), String::new())
+            };
             let when = c
                 .reverted_at
                 .map(|t| format!("reverted {}", timefmt::at(t)))
                 .or(c.applied_at.map(|t| format!("applied {}", timefmt::at(t))))
                 .unwrap_or_else(|| if i == 0 { stage_time.clone() } else { String::new() });
             out.push(format!(
-                "{:<10} {:<44} {:<28} {:<28} {:<9} {when}",
-                shorten(&label, 10),
-                shorten(&format!("{:?} {}/{}", c.kind, c.namespace, c.name), 44),
-                shorten(c.known_good_image.as_deref().unwrap_or("-"), 28),
-                shorten(&c.desired_image, 28),
+                "{:<10} {:<10} {:<46} {:<9} {when}",
+                shorten(&stage, 10),
+                phase,
+                shorten(&format!("{:?} {}/{}", c.kind, c.namespace, c.name), 46),
                 format!("{:?}", c.phase),
             ));
+            // Images in full: they are what a human compares.
+            let known_good = c.known_good_image.as_deref().unwrap_or("(recorded when claimed)");
+            out.push(format!("{:<21}   known-good {known_good}", ""));
+            out.push(format!("{:<21}   desired    {}", "", c.desired_image));
             if let Some(m) = &c.message {
-                out.push(format!("{:<10} {m}", ""));
+                out.push(format!("{:<21}   {m}", ""));
             }
         }
     }
@@ -217,7 +221,8 @@ status:
             "Window:   open (no window: always open)",
             "Next:     pass the soak of stage canary at 2026-11-26 03:00:00 UTC (in 1day 22h)",
             "DaemonSet kube-system/connector-canary",
-            "connector:1.3",
+            "known-good connector:1.3",
+            "desired    connector:1.4",
             "applied 2026-11-24 03:00:00 UTC",
             "2.0% of 1200",
             "3.0% of 100",

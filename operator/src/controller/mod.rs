@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::{Metrics, ResultLabel};
 use crate::namespaces::Namespaces;
+use crate::notifier::Notifier;
 use crate::pod_cache::{self, SharedPodIndex};
 use crate::status_memory::StatusMemory;
 use crate::target_cache::TargetCache;
@@ -55,6 +56,8 @@ pub struct Context {
     pub scope: Option<String>,
     /// Namespaces whose upgrades may target workloads in other namespaces.
     pub trusted_namespaces: Vec<String>,
+    /// Delivers notifications to webhooks, off the reconcile path.
+    pub notifier: Notifier,
 }
 
 /// How this operator was asked to run.
@@ -66,11 +69,13 @@ pub struct Options {
     pub scope: Option<String>,
     /// Namespaces whose upgrades may target workloads in other namespaces (`--trusted-namespaces`).
     pub trusted_namespaces: Vec<String>,
+    /// The operator-wide default webhook's Secret (namespace, name), for upgrades that name none.
+    pub default_webhook_secret: Option<(String, String)>,
 }
 
 impl Context {
     pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
-        let Options { instance, scope, trusted_namespaces } = opts;
+        let Options { instance, scope, trusted_namespaces, default_webhook_secret } = opts;
         let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref());
@@ -78,6 +83,7 @@ impl Context {
             .timeout(StdDuration::from_secs(10))
             .build()
             .expect("a default HTTP client builds");
+        let notifier = Notifier::new(client.clone(), http.clone(), metrics.clone(), default_webhook_secret);
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
         Context {
             instance,
@@ -90,6 +96,7 @@ impl Context {
             statuses: StatusMemory::default(),
             scope,
             trusted_namespaces,
+            notifier,
         }
     }
 }
@@ -140,7 +147,7 @@ async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_miss
         .predicate_filter(predicates::generation, Default::default());
     Controller::for_stream(upgrades, reader)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
-        .reconcile_on(ctx.targets.wake_ups())
+        .reconcile_on(futures::stream::select(ctx.targets.wake_ups(), ctx.notifier.wake_ups()))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
             let crd_missing = crd_missing.clone();

@@ -124,6 +124,8 @@ pub async fn observe(
         live_owners,
         spec_problems,
         trusted_namespaces: ctx.trusted_namespaces.clone(),
+        default_webhook: ctx.notifier.has_default(),
+        deliveries: ctx.notifier.take(mu.metadata.uid.as_deref().unwrap_or_default()),
         pods_watched_since,
         samples,
         history,

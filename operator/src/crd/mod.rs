@@ -3,9 +3,11 @@
 //! data, no client.
 
 mod duration;
+mod notifications;
 mod status;
 
 pub use duration::Duration;
+pub use notifications::*;
 pub use status::*;
 
 use chrono::{DateTime, Utc};
@@ -62,6 +64,11 @@ pub struct MaintenanceUpgradeSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub approved_stages: Vec<String>,
+
+    /// Webhooks told when a stage starts, a regression is suspected, and the upgrade rolls back,
+    /// succeeds, fails or is blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]

@@ -44,6 +44,9 @@ pub struct MaintenanceUpgradeStatus {
     pub next_action: Option<NextAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackStatus>,
+    /// Notifications decided for the webhooks, and whether each was delivered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationStatus>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

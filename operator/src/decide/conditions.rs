@@ -6,6 +6,7 @@ use crate::constants::{condition as ct, reason};
 use crate::crd::*;
 use crate::timefmt::at;
 use crate::window::{Schedule, WindowState};
+use chrono::Duration;
 
 impl Decider<'_> {
     pub(super) fn finish(mut self) -> Decision {
@@ -134,8 +135,18 @@ impl Decider<'_> {
             }
         }
         self.st.conditions = new;
+        let retry = self.notify();
         self.st.next_action = if phase.is_terminal() { None } else { self.next.clone() };
-        let requeue_after = if phase.is_terminal() && self.effect.is_none() { None } else { self.requeue };
+        let requeue_after = match retry {
+            _ if phase.is_terminal() && self.effect.is_none() => {
+                retry.map(|t| (t - now).max(Duration::zero()))
+            }
+            Some(t) => {
+                self.requeue_at(t);
+                self.requeue
+            }
+            None => self.requeue,
+        };
         Decision { status: self.st, effect: self.effect, events: self.events, requeue_after }
     }
 }

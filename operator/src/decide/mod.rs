@@ -15,6 +15,7 @@ mod baseline;
 mod claim;
 mod conditions;
 mod finish;
+mod notify;
 mod observe;
 mod persist;
 mod plan;
@@ -25,6 +26,7 @@ mod tenancy;
 mod test_world;
 
 pub use analysis::{analysis_due, history_due};
+pub use notify::{DEFAULT_WEBHOOK, Delivery, backoff, due_notifications};
 pub use persist::worth_writing;
 
 use crate::constants::reason;
@@ -61,6 +63,10 @@ pub struct Observed {
     pub spec_problems: Vec<String>,
     /// Namespaces whose upgrades may target workloads in other namespaces.
     pub trusted_namespaces: Vec<String>,
+    /// An operator-wide default webhook exists, for upgrades that name none.
+    pub default_webhook: bool,
+    /// Notification deliveries made since the last look.
+    pub deliveries: Vec<Delivery>,
     /// Since when the built-in signal's watches of pods and Events have run without a break
     /// (None: still listing). A read from before then may have missed pods.
     pub pods_watched_since: Option<DateTime<Utc>>,
@@ -127,8 +133,11 @@ pub fn decide(o: &Observed) -> Decision {
         held: false,
     };
     d.st.observed_generation = Some(o.generation);
+    d.record_deliveries();
     if d.st.phase.is_terminal() {
-        return Decision { status: d.st, effect: None, events: vec![], requeue_after: None };
+        // Ended: looked at again only to retry a notification.
+        let retry = d.notify().map(|t| (t - o.now).max(Duration::zero()));
+        return Decision { status: d.st, effect: None, events: d.events, requeue_after: retry };
     }
     match Plan::for_upgrade(&o.spec, &o.status) {
         Ok((plan, invalid)) => d.run(&plan, invalid),

@@ -61,6 +61,7 @@ pub(super) fn spec() -> MaintenanceUpgradeSpec {
         rollback: RollbackPolicy::default(),
         paused: false,
         approved_stages: vec![],
+        notifications: None,
     }
 }
 
@@ -111,6 +112,8 @@ impl World {
                 spec_problems: vec![],
                 // The platform team's namespace, trusted to upgrade kube-system.
                 trusted_namespaces: vec!["ops".into()],
+                default_webhook: false,
+                deliveries: vec![],
                 pods_watched_since: Some(t("2026-11-23T03:00:00Z")),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),

@@ -1,0 +1,97 @@
+//! Who hears about an upgrade: webhooks named in the spec, and what was sent, in the status, so
+//! that each notification is sent once across restarts. Plain data.
+
+use chrono::{DateTime, Utc};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Webhooks told about this upgrade. Without `notifications`, the operator-wide default webhook
+/// (`run --default-webhook-secret`) is used, if there is one; `webhooks: []` turns it off.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub webhooks: Vec<Webhook>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Names this webhook in status and Events.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// `Generic` JSON, or `Slack` (an incoming-webhook message).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// The Secret in the upgrade's namespace whose key holds the URL (never the URL itself: it
+    /// is a credential). The operator needs `get` on that one Secret: see the README.
+    pub url_secret_ref: SecretKeyRef,
+    /// Which notifications to send (default: all of them). Not `on`: YAML 1.1 parsers (kubectl's
+    /// among them) read that key as `true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NotificationKind>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default = "default_key")]
+    pub key: String,
+}
+
+fn default_key() -> String {
+    "url".into()
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum WebhookFormat {
+    #[default]
+    Generic,
+    Slack,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum NotificationKind {
+    StageStarted,
+    RegressionSuspected,
+    RolledBack,
+    Succeeded,
+    Failed,
+    Blocked,
+}
+
+/// One notification to one webhook: what it says, and whether it was delivered.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationStatus {
+    /// Stable across retries and restarts (`<webhook>/<kind>/<n>`): receivers can drop repeats.
+    pub id: String,
+    pub webhook: String,
+    pub kind: NotificationKind,
+    /// Phase, stage, reason and message as they were when it was decided.
+    pub phase: super::Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    pub reason: String,
+    pub message: String,
+    /// The first signal's baseline and observed error rates then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the next attempt is due after a failed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,144 @@
+//! Decide step, pure: the notifications a decision makes for the upgrade's webhooks (recorded in
+//! status before anything is sent, so that each is sent once across restarts), and what the
+//! deliveries reported since the last look change in those records.
+
+use super::Decider;
+use crate::constants::reason;
+use crate::crd::*;
+use chrono::{DateTime, Duration, Utc};
+
+/// One delivery attempt, reported by the notifier to the next look at the upgrade.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// None: delivered.
+    pub error: Option<String>,
+}
+
+/// The name the operator-wide default webhook goes by in status.
+pub const DEFAULT_WEBHOOK: &str = "default";
+
+/// How long after the `attempts`-th failed delivery the next one is made: 2 s, doubling, at most
+/// five minutes. A notification is retried until it is delivered.
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::seconds((2_i64 << attempts.saturating_sub(1).min(10)).min(300))
+}
+
+/// The notifications of `st` waiting to be sent at `now`.
+pub fn due_notifications(st: &MaintenanceUpgradeStatus, now: DateTime<Utc>) -> Vec<NotificationStatus> {
+    st.notifications
+        .iter()
+        .filter(|n| n.sent_at.is_none() && n.retry_at.is_none_or(|t| t <= now))
+        .cloned()
+        .collect()
+}
+
+impl Decider<'_> {
+    /// The webhooks this upgrade tells, with the kinds each wants (empty: all).
+    fn webhooks(&self) -> Vec<(String, Vec<NotificationKind>)> {
+        match &self.o.spec.notifications {
+            Some(n) => n.webhooks.iter().map(|w| (w.name.clone(), w.events.clone())).collect(),
+            None if self.o.default_webhook => vec![(DEFAULT_WEBHOOK.to_string(), vec![])],
+            None => vec![],
+        }
+    }
+
+    /// Record a notification for each webhook that wants what this decision announces; when
+    /// the next failed one is to be retried.
+    pub(super) fn notify(&mut self) -> Option<DateTime<Utc>> {
+        let mut happened: Vec<(NotificationKind, String, String)> = vec![];
+        for n in &self.events {
+            let kind = match n.reason {
+                reason::STAGE_STARTED => NotificationKind::StageStarted,
+                reason::SUSPECTED => NotificationKind::RegressionSuspected,
+                _ if n.action == "Block" => NotificationKind::Blocked,
+                _ => continue,
+            };
+            happened.push((kind, n.reason.to_string(), n.message.clone()));
+        }
+        if self.st.phase != self.o.status.phase {
+            let kind = match self.st.phase {
+                Phase::RolledBack => Some(NotificationKind::RolledBack),
+                Phase::Succeeded => Some(NotificationKind::Succeeded),
+                Phase::Failed => Some(NotificationKind::Failed),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let why =
+                    self.st.rollback.as_ref().map_or(format!("{:?}", self.st.phase), |r| r.reason.clone());
+                happened.push((kind, why, self.st.message.clone()));
+            }
+        }
+        let first = self.st.analysis.first();
+        let (baseline, observed) = (
+            first.and_then(|a| a.baseline.as_ref().map(|b| b.rate)),
+            first.and_then(|a| a.last.as_ref().map(|l| l.rate)),
+        );
+        for (kind, why, message) in happened {
+            for (webhook, on) in self.webhooks() {
+                if !on.is_empty() && !on.contains(&kind) {
+                    continue;
+                }
+                let n =
+                    self.st.notifications.iter().filter(|r| r.webhook == webhook && r.kind == kind).count();
+                self.st.notifications.push(NotificationStatus {
+                    id: format!("{webhook}/{kind:?}/{}", n + 1),
+                    webhook,
+                    kind,
+                    phase: self.st.phase,
+                    stage: self.st.current_stage.clone(),
+                    reason: why.clone(),
+                    message: message.clone(),
+                    baseline,
+                    observed,
+                    created_at: self.now(),
+                    sent_at: None,
+                    attempts: 0,
+                    last_error: None,
+                    retry_at: None,
+                });
+            }
+        }
+        self.st.notifications.iter().filter(|n| n.sent_at.is_none()).filter_map(|n| n.retry_at).min()
+    }
+
+    /// What the deliveries since the last look say: delivered, or retried later. The first
+    /// failure of each notification is announced; the metric counts every one.
+    pub(super) fn record_deliveries(&mut self) {
+        for d in &self.o.deliveries {
+            let Some(n) = self.st.notifications.iter_mut().find(|n| n.id == d.id && n.sent_at.is_none())
+            else {
+                continue;
+            };
+            match &d.error {
+                None => {
+                    n.sent_at = Some(d.at);
+                    n.retry_at = None;
+                }
+                Some(e) => {
+                    n.attempts += 1;
+                    n.last_error = Some(e.clone());
+                    n.retry_at = Some(d.at + backoff(n.attempts));
+                    if n.attempts == 1 {
+                        let msg = format!(
+                            "webhook {}: the {:?} notification could not be delivered: {e}; retrying, 2 s at first, \
+                             then at most every 5 minutes, until it is",
+                            n.webhook, n.kind
+                        );
+                        self.events.push(super::Note {
+                            warning: true,
+                            reason: reason::NOTIFICATION_FAILED,
+                            action: "Notify",
+                            message: msg,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "notify_tests.rs"]
+mod tests;

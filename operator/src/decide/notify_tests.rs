@@ -1,0 +1,112 @@
+//! Transition tests: notifications are recorded once per transition and webhook, retried with
+//! backoff until delivered, and never made again by a follower deciding from the written status.
+
+use super::super::test_world::*;
+use super::{Delivery, backoff, due_notifications};
+
+fn with_webhook(events: Vec<NotificationKind>) -> MaintenanceUpgradeSpec {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    s.notifications = Some(Notifications {
+        webhooks: vec![Webhook {
+            name: "oncall".into(),
+            format: WebhookFormat::Slack,
+            url_secret_ref: SecretKeyRef { name: "hook".into(), key: "url".into() },
+            events,
+        }],
+    });
+    s
+}
+
+fn kinds(w: &World) -> Vec<(String, NotificationKind)> {
+    w.obs.status.notifications.iter().map(|n| (n.id.clone(), n.kind)).collect()
+}
+
+#[test]
+fn a_regression_and_its_revert_are_each_notified_once() {
+    let mut w = World::new(with_webhook(vec![]));
+    w.error_rate = creeping_after("connector-canary", 0.002);
+    w.run_until(Duration::hours(12), |w| w.phase() == Phase::RolledBack);
+    let got = kinds(&w);
+    assert_eq!(
+        got,
+        [
+            ("oncall/StageStarted/1".to_string(), NotificationKind::StageStarted),
+            ("oncall/RegressionSuspected/1".to_string(), NotificationKind::RegressionSuspected),
+            ("oncall/RolledBack/1".to_string(), NotificationKind::RolledBack),
+        ]
+    );
+    let rolled = w.obs.status.notifications.last().unwrap();
+    assert_eq!(rolled.reason, reason::REGRESSION);
+    assert!(rolled.baseline.is_some() && rolled.observed > rolled.baseline, "{rolled:?}");
+    assert_eq!(due_notifications(&w.obs.status, w.obs.now).len(), 3, "nothing delivered yet");
+}
+
+#[test]
+fn only_the_kinds_a_webhook_asks_for() {
+    let mut w = World::new(with_webhook(vec![NotificationKind::RolledBack, NotificationKind::Succeeded]));
+    w.run_until(Duration::hours(12), |w| w.phase() == Phase::Succeeded);
+    assert_eq!(kinds(&w), [("oncall/Succeeded/1".to_string(), NotificationKind::Succeeded)]);
+    // No webhook and no default: nothing is recorded.
+    let mut quiet = World::new(spec());
+    quiet.run_until(Duration::hours(12), |w| w.phase() == Phase::Succeeded);
+    assert!(quiet.obs.status.notifications.is_empty());
+    // The operator-wide default, when the upgrade names none.
+    let mut default = World::new(spec());
+    default.obs.default_webhook = true;
+    default.run_until(Duration::hours(12), |w| w.phase() == Phase::Succeeded);
+    assert!(default.obs.status.notifications.iter().any(|n| n.id == "default/Succeeded/1"));
+}
+
+#[test]
+fn a_failed_delivery_is_retried_with_backoff_until_it_lands_and_said_once() {
+    let mut w = World::new(with_webhook(vec![NotificationKind::StageStarted]));
+    w.run_until(Duration::hours(1), |w| !w.obs.status.notifications.is_empty());
+    let id = w.obs.status.notifications[0].id.clone();
+    for attempt in 1..=3 {
+        let at = w.obs.now;
+        w.obs.deliveries = vec![Delivery { id: id.clone(), at, error: Some("connection refused".into()) }];
+        w.step();
+        w.obs.deliveries.clear();
+        let n = &w.obs.status.notifications[0];
+        assert_eq!((n.attempts, n.retry_at), (attempt, Some(at + backoff(attempt))));
+        assert!(due_notifications(&w.obs.status, at).is_empty(), "not before its retry");
+        assert_eq!(due_notifications(&w.obs.status, at + backoff(attempt)).len(), 1);
+        w.obs.now = at + backoff(attempt);
+    }
+    let failed: Vec<_> = w.events.iter().filter(|e| e.starts_with(reason::NOTIFICATION_FAILED)).collect();
+    assert_eq!(failed.len(), 1, "said once, counted in the metric every time: {failed:?}");
+    let at = w.obs.now;
+    w.obs.deliveries = vec![Delivery { id: id.clone(), at, error: None }];
+    w.step();
+    assert_eq!(w.obs.status.notifications[0].sent_at, Some(at));
+    assert!(due_notifications(&w.obs.status, at + Duration::hours(1)).is_empty());
+    assert_eq!(
+        (backoff(1), backoff(2), backoff(20)),
+        (Duration::seconds(2), Duration::seconds(4), Duration::minutes(5))
+    );
+}
+
+#[test]
+fn an_ended_upgrade_still_records_its_last_deliveries() {
+    let mut w = World::new(with_webhook(vec![NotificationKind::Succeeded]));
+    w.run_until(Duration::hours(12), |w| w.phase() == Phase::Succeeded);
+    let id = w.obs.status.notifications[0].id.clone();
+    let at = w.obs.now;
+    w.obs.deliveries = vec![Delivery { id, at, error: None }];
+    w.step();
+    assert_eq!(w.obs.status.notifications[0].sent_at, Some(at));
+}
+
+#[test]
+fn a_blocked_upgrade_is_notified_once_while_it_stays_blocked() {
+    let mut w = World::new(with_webhook(vec![NotificationKind::Blocked, NotificationKind::Failed]));
+    w.obs.targets.insert(key("connector"), None);
+    for _ in 0..5 {
+        w.step();
+        w.obs.now += Duration::seconds(30);
+    }
+    let got = kinds(&w);
+    assert_eq!(got, [("oncall/Blocked/1".to_string(), NotificationKind::Blocked)]);
+    assert!(w.obs.status.notifications[0].message.contains("does not exist"), "{:?}", w.obs.status.notifications);
+}

@@ -1,0 +1,290 @@
+//! Act step's side channel, needs a client: delivers the notifications `decide` recorded, to
+//! each webhook's URL (read from its Secret), off the reconcile path: a slow or failing webhook
+//! never blocks or fails a reconcile. Each result goes back to the upgrade's next look, which
+//! records it in status (delivered, or retried with backoff) and wakes the upgrade.
+
+use crate::constants::CONTROLLER_NAME;
+use crate::crd::*;
+use crate::decide::{DEFAULT_WEBHOOK, Delivery};
+use crate::metrics::{Metrics, ResultLabel};
+use crate::timefmt;
+use chrono::Utc;
+use futures::Stream;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+use tokio::sync::broadcast;
+use tracing::debug;
+
+/// The longest one delivery may take.
+const DELIVERY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+/// Where a webhook's URL is and how it wants its payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    pub secret_namespace: String,
+    pub secret: String,
+    pub key: String,
+    pub format: WebhookFormat,
+}
+
+/// One lock over both, so that a notification is always in one of them between its dispatch and
+/// the look that records its result.
+#[derive(Default)]
+struct State {
+    /// Results waiting for the next look at each upgrade, by UID.
+    results: HashMap<String, Vec<Delivery>>,
+    /// `<uid>/<id>` of the notifications being delivered.
+    in_flight: HashSet<String>,
+}
+
+#[derive(Clone)]
+pub struct Notifier {
+    client: Client,
+    http: reqwest::Client,
+    metrics: Metrics,
+    /// The operator-wide default webhook: a Secret (namespace, name) with `url` and optional
+    /// `format` (Generic or Slack).
+    default: Option<(String, String)>,
+    state: Arc<Mutex<State>>,
+    wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
+}
+
+impl Notifier {
+    pub fn new(
+        client: Client,
+        http: reqwest::Client,
+        metrics: Metrics,
+        default: Option<(String, String)>,
+    ) -> Self {
+        let (wake, _) = broadcast::channel(1024);
+        Notifier { client, http, metrics, default, state: Arc::default(), wake }
+    }
+
+    pub fn has_default(&self) -> bool {
+        self.default.is_some()
+    }
+
+    /// The deliveries made since the last look at the upgrade with this UID.
+    pub fn take(&self, uid: &str) -> Vec<Delivery> {
+        lock(&self.state).results.remove(uid).unwrap_or_default()
+    }
+
+    /// Upgrades with a delivery result to record.
+    pub fn wake_ups(&self) -> impl Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
+        futures::stream::unfold(self.wake.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(r) => return Some((r, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
+    /// Start delivering `due` notifications of `mu` in the background.
+    pub fn send(&self, mu: &MaintenanceUpgrade, due: Vec<NotificationStatus>) {
+        let uid = mu.metadata.uid.clone().unwrap_or_default();
+        for n in due {
+            // Delivered (or failed) but not yet recorded: a look that began before the result
+            // came still sees it due.
+            {
+                let mut state = lock(&self.state);
+                let reported = state.results.get(&uid).is_some_and(|r| r.iter().any(|d| d.id == n.id));
+                if reported || !state.in_flight.insert(format!("{uid}/{}", n.id)) {
+                    continue;
+                }
+            }
+            let Some(dest) = self.destination(mu, &n.webhook) else {
+                // The webhook left the spec: nothing to deliver to, said once as a failure.
+                self.report(mu, &uid, &n.id, Some(format!("webhook {} is no longer in the spec", n.webhook)));
+                continue;
+            };
+            let (this, mu, uid) = (self.clone(), mu.clone(), uid.clone());
+            tokio::spawn(async move {
+                let result = this.deliver(&mu, &n, &dest).await.err();
+                let label = ResultLabel {
+                    result: if result.is_some() { "failed".into() } else { "delivered".into() },
+                };
+                this.metrics.notifications.get_or_create(&label).inc();
+                this.report(&mu, &uid, &n.id, result);
+            });
+        }
+    }
+
+    fn report(&self, mu: &MaintenanceUpgrade, uid: &str, id: &str, error: Option<String>) {
+        let mut state = lock(&self.state);
+        state.results.entry(uid.to_string()).or_default().push(Delivery {
+            id: id.to_string(),
+            at: Utc::now(),
+            error,
+        });
+        state.in_flight.remove(&format!("{uid}/{id}"));
+        drop(state);
+        let _ = self.wake.send(ObjectRef::from_obj(mu));
+    }
+
+    fn destination(&self, mu: &MaintenanceUpgrade, webhook: &str) -> Option<Destination> {
+        match &mu.spec.notifications {
+            Some(n) => n.webhooks.iter().find(|w| w.name == webhook).map(|w| Destination {
+                secret_namespace: mu.namespace().unwrap_or_default(),
+                secret: w.url_secret_ref.name.clone(),
+                key: w.url_secret_ref.key.clone(),
+                format: w.format,
+            }),
+            None if webhook == DEFAULT_WEBHOOK => self.default.as_ref().map(|(ns, name)| Destination {
+                secret_namespace: ns.clone(),
+                secret: name.clone(),
+                key: "url".into(),
+                format: WebhookFormat::Generic,
+            }),
+            None => None,
+        }
+    }
+
+    async fn deliver(
+        &self,
+        mu: &MaintenanceUpgrade,
+        n: &NotificationStatus,
+        dest: &Destination,
+    ) -> Result<(), String> {
+        let secret = Api::<Secret>::namespaced(self.client.clone(), &dest.secret_namespace)
+            .get(&dest.secret)
+            .await
+            .map_err(|e| format!("cannot read Secret {}/{}: {e}", dest.secret_namespace, dest.secret))?;
+        let data = secret.data.unwrap_or_default();
+        let text = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(&v.0).trim().to_string());
+        let url = text(&dest.key).ok_or_else(|| {
+            format!("Secret {}/{} has no key {}", dest.secret_namespace, dest.secret, dest.key)
+        })?;
+        // The default webhook's Secret may say which format it wants.
+        let format = match text("format").as_deref() {
+            Some("Slack") if self.default.is_some() && n.webhook == DEFAULT_WEBHOOK => WebhookFormat::Slack,
+            _ => dest.format,
+        };
+        let body = payload(mu, n, format);
+        debug!(id = %n.id, "notifying");
+        let resp = self
+            .http
+            .post(&url)
+            .timeout(DELIVERY_TIMEOUT)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("POST failed: {}", without_url(&e)))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered {}", resp.status()))
+        }
+    }
+}
+
+/// An error without the URL it names: the URL is a credential.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request error"
+    };
+    kind.to_string()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a receiver gets: a generic JSON object, or a Slack-compatible message.
+pub fn payload(mu: &MaintenanceUpgrade, n: &NotificationStatus, format: WebhookFormat) -> Value {
+    let (ns, name) = (mu.namespace().unwrap_or_default(), mu.name_any());
+    let phase = n.phase;
+    let kubectl = format!("kubectl maintenance status {name} -n {ns}");
+    match format {
+        WebhookFormat::Generic => json!({
+            "id": n.id,
+            "kind": n.kind,
+            "upgrade": name,
+            "namespace": ns,
+            "phase": phase,
+            "stage": n.stage,
+            "reason": n.reason,
+            "message": n.message,
+            "baseline": n.baseline,
+            "observed": n.observed,
+            "time": n.created_at,
+            "kubectl": kubectl,
+            "source": CONTROLLER_NAME,
+        }),
+        WebhookFormat::Slack => {
+            let rates = match (n.baseline, n.observed) {
+                (Some(b), Some(o)) => {
+                    format!("\nerror rate {:.2}% against a baseline of {:.2}%", o * 100.0, b * 100.0)
+                }
+                _ => String::new(),
+            };
+            let stage = n.stage.as_ref().map(|s| format!(", stage {s}")).unwrap_or_default();
+            json!({
+                "text": format!(
+                    "*{:?}*: MaintenanceUpgrade {ns}/{name}{stage} ({}, {})\n{}{rates}\n`{kubectl}`",
+                    n.kind, n.reason, timefmt::at(n.created_at), n.message
+                ),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_payloads_say_what_where_why_and_how_to_look() {
+        let mu: MaintenanceUpgrade = serde_yaml::from_str(
+            "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: kube-system}\n\
+             spec: {stages: [{name: canary, components: [{kind: DaemonSet, name: c, image: 'c:2'}], soak: 1h}]}",
+        )
+        .unwrap();
+        let n = NotificationStatus {
+            id: "oncall/RolledBack/1".into(),
+            webhook: "oncall".into(),
+            kind: NotificationKind::RolledBack,
+            phase: Phase::RolledBack,
+            stage: Some("canary".into()),
+            reason: "RegressionDetected".into(),
+            message: "rolled back to the known-good images".into(),
+            baseline: Some(0.0246),
+            observed: Some(0.425),
+            created_at: chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            sent_at: None,
+            attempts: 0,
+            last_error: None,
+            retry_at: None,
+        };
+        let g = payload(&mu, &n, WebhookFormat::Generic);
+        assert_eq!(g["id"], "oncall/RolledBack/1");
+        assert_eq!(g["kind"], "RolledBack");
+        assert_eq!(
+            (g["upgrade"].as_str(), g["namespace"].as_str(), g["phase"].as_str()),
+            (Some("up"), Some("kube-system"), Some("RolledBack"))
+        );
+        assert_eq!(g["kubectl"], "kubectl maintenance status up -n kube-system");
+        assert_eq!(g["baseline"], 0.0246);
+        let s = payload(&mu, &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
+        assert!(
+            s.starts_with(
+                "*RolledBack*: MaintenanceUpgrade kube-system/up, stage canary (RegressionDetected"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("error rate 42.50% against a baseline of 2.46%"), "{s}");
+    }
+}
