@@ -81,30 +81,35 @@ fn verb(req: &Request) -> &'static str {
     }
 }
 
+/// How often a patch refused because the upgrade changed meanwhile (the operator writes its
+/// status often) is planned again from a fresh read.
+const ATTEMPTS: usize = 5;
+
 pub async fn run(t: &Target, name: &str, req: Request) -> anyhow::Result<u8> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(t.client.clone(), &t.namespace);
-    let Some(mu) = api.get_opt(name).await? else {
-        eprintln!(
-            "maintenanceupgrade {}/{name} not found (kubectl maintenance list -n {})",
-            t.namespace, t.namespace
-        );
-        return Ok(exit::REFUSED);
-    };
-    match plan(&mu, &req) {
-        Err(why) => {
-            eprintln!(
-                "cannot {} maintenanceupgrade {}/{name}: {why}; nothing was changed",
-                verb(&req),
-                t.namespace
-            );
-            Ok(exit::REFUSED)
-        }
-        Ok((patch, what)) => {
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            println!("maintenanceupgrade {}/{name}: {what}", t.namespace);
-            Ok(exit::OK)
+    let id = format!("{}/{name}", t.namespace);
+    for attempt in 1..=ATTEMPTS {
+        let Some(mu) = api.get_opt(name).await? else {
+            eprintln!("maintenanceupgrade {id} not found (kubectl maintenance list -n {})", t.namespace);
+            return Ok(exit::REFUSED);
+        };
+        let (patch, what) = match plan(&mu, &req) {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("cannot {} maintenanceupgrade {id}: {why}; nothing was changed", verb(&req));
+                return Ok(exit::REFUSED);
+            }
+        };
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                println!("maintenanceupgrade {id}: {what}");
+                return Ok(exit::OK);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
         }
     }
+    unreachable!("the last attempt returns")
 }
 
 #[cfg(test)]

@@ -108,5 +108,9 @@ fn a_blocked_upgrade_is_notified_once_while_it_stays_blocked() {
     }
     let got = kinds(&w);
     assert_eq!(got, [("oncall/Blocked/1".to_string(), NotificationKind::Blocked)]);
-    assert!(w.obs.status.notifications[0].message.contains("does not exist"), "{:?}", w.obs.status.notifications);
+    assert!(
+        w.obs.status.notifications[0].message.contains("does not exist"),
+        "{:?}",
+        w.obs.status.notifications
+    );
 }
