@@ -824,6 +824,8 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     s.apply(&good).await;
     let (code, said) = run(&["list"]);
     assert!(code == 0 && said.contains("up "), "{said}");
+    let (code, said) = run(&["list", "-A"]);
+    assert!(code == 0 && said.contains(&s.ns) && said.contains("NAMESPACE"), "{said}");
     let (code, said) = run(&["status", "nope"]);
     assert!(code == 2 && said.contains("not found"), "{said}");
 
