@@ -69,9 +69,22 @@ impl Notifier {
         self.default.is_some()
     }
 
-    /// The deliveries made since the last look at the upgrade with this UID.
-    pub fn take(&self, uid: &str) -> Vec<Delivery> {
-        lock(&self.state).results.remove(uid).unwrap_or_default()
+    /// The deliveries made since the last look at the upgrade with this UID. They stay until
+    /// `recorded` says a decision holding them was kept: a look that ends early (a conflict) must
+    /// not lose them, or they would be sent again.
+    pub fn results(&self, uid: &str) -> Vec<Delivery> {
+        lock(&self.state).results.get(uid).cloned().unwrap_or_default()
+    }
+
+    /// A decision holding `deliveries` was written, or kept as decided.
+    pub fn recorded(&self, uid: &str, deliveries: &[Delivery]) {
+        let mut state = lock(&self.state);
+        if let Some(r) = state.results.get_mut(uid) {
+            r.retain(|d| !deliveries.contains(d));
+            if r.is_empty() {
+                state.results.remove(uid);
+            }
+        }
     }
 
     /// Upgrades with a delivery result to record.
@@ -102,7 +115,8 @@ impl Notifier {
             }
             let Some(dest) = self.destination(mu, &n.webhook) else {
                 // The webhook left the spec: nothing to deliver to, said once as a failure.
-                self.report(mu, &uid, &n.id, Some(format!("webhook {} is no longer in the spec", n.webhook)));
+                let why = format!("webhook {} is no longer configured", n.webhook);
+                self.report(mu, &uid, &n.id, Some(why), true);
                 continue;
             };
             let (this, mu, uid) = (self.clone(), mu.clone(), uid.clone());
@@ -112,17 +126,18 @@ impl Notifier {
                     result: if result.is_some() { "failed".into() } else { "delivered".into() },
                 };
                 this.metrics.notifications.get_or_create(&label).inc();
-                this.report(&mu, &uid, &n.id, result);
+                this.report(&mu, &uid, &n.id, result, false);
             });
         }
     }
 
-    fn report(&self, mu: &MaintenanceUpgrade, uid: &str, id: &str, error: Option<String>) {
+    fn report(&self, mu: &MaintenanceUpgrade, uid: &str, id: &str, error: Option<String>, permanent: bool) {
         let mut state = lock(&self.state);
         state.results.entry(uid.to_string()).or_default().push(Delivery {
             id: id.to_string(),
             at: Utc::now(),
             error,
+            permanent,
         });
         state.in_flight.remove(&format!("{uid}/{id}"));
         drop(state);
@@ -268,6 +283,7 @@ mod tests {
             attempts: 0,
             last_error: None,
             retry_at: None,
+            abandoned: false,
         };
         let g = payload(&mu, &n, WebhookFormat::Generic);
         assert_eq!(g["id"], "oncall/RolledBack/1");

@@ -57,6 +57,8 @@ impl Stored {
     fn apply(&mut self, kind: WorkloadKind, event: watcher::Event<(TargetKey, TargetState)>) {
         match event {
             watcher::Event::Init => {
+                // What changed while the watch was down is only known once it has listed again.
+                self.listed.remove(&kind);
                 self.relisting.insert(kind, HashSet::new());
             }
             watcher::Event::InitApply((key, state)) => {
@@ -194,6 +196,8 @@ impl Watch {
                 let event = match item {
                     Ok(e) => e,
                     Err(e) => {
+                        // Until it has listed again, targets are read from the API.
+                        lock(&self.stored).listed.remove(&self.kind);
                         if !failing {
                             warn!(
                                 "the watch of claimed {}s failed: {e}; watching again (targets are read directly meanwhile)",
@@ -219,10 +223,12 @@ impl Watch {
                     watcher::Event::Delete((k, t)) => Some((k, t, true)),
                     watcher::Event::Init | watcher::Event::InitDone => None,
                 };
-                if let Some((key, t, left)) = woken {
-                    self.woken_by(key, t, left);
-                }
+                // The store first: the look the wake-up starts must see the change.
+                let woken = woken.map(|(k, t, left)| (k.clone(), t.clone(), left));
                 lock(&self.stored).apply(self.kind, event);
+                if let Some((key, t, left)) = woken {
+                    self.woken_by(&key, &t, left);
+                }
             }
         });
     }
@@ -288,6 +294,7 @@ mod tests {
         // Listed again after a break: web was released meanwhile, db still claimed.
         s.apply(WorkloadKind::Deployment, watcher::Event::Init);
         s.apply(WorkloadKind::Deployment, watcher::Event::InitApply(db.clone()));
+        assert_eq!(s.get(&db.0), None, "not trusted while it lists again: read from the API");
         s.apply(WorkloadKind::Deployment, watcher::Event::InitDone);
         assert_eq!(s.get(&web.0), None);
         assert_eq!(s.get(&db.0), Some(&db.1));

@@ -78,7 +78,9 @@ pub async fn act(
     for n in after {
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
-    // Recorded before it is sent: a notification is made once, whatever happens to this process.
+    // Written before it is sent (`worth_writing`): a notification is made once, whatever happens
+    // to this process.
+    ctx.notifier.recorded(&observed.uid, &observed.deliveries);
     ctx.notifier.send(mu, decide::due_notifications(&decision.status, Utc::now()));
     if decision.status.phase != observed.status.phase {
         info!(phase = ?decision.status.phase, "{}", decision.status.message);

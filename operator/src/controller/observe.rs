@@ -125,7 +125,7 @@ pub async fn observe(
         spec_problems,
         trusted_namespaces: ctx.trusted_namespaces.clone(),
         default_webhook: ctx.notifier.has_default(),
-        deliveries: ctx.notifier.take(mu.metadata.uid.as_deref().unwrap_or_default()),
+        deliveries: ctx.notifier.results(mu.metadata.uid.as_deref().unwrap_or_default()),
         pods_watched_since,
         samples,
         history,

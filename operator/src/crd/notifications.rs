@@ -94,4 +94,7 @@ pub struct NotificationStatus {
     /// When the next attempt is due after a failed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<DateTime<Utc>>,
+    /// Not sent and never will be: its webhook is no longer configured.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abandoned: bool,
 }

@@ -14,6 +14,8 @@ pub struct Delivery {
     pub at: DateTime<Utc>,
     /// None: delivered.
     pub error: Option<String>,
+    /// The error will not go away by retrying (the webhook is no longer configured).
+    pub permanent: bool,
 }
 
 /// The name the operator-wide default webhook goes by in status.
@@ -29,7 +31,7 @@ pub fn backoff(attempts: u32) -> Duration {
 pub fn due_notifications(st: &MaintenanceUpgradeStatus, now: DateTime<Utc>) -> Vec<NotificationStatus> {
     st.notifications
         .iter()
-        .filter(|n| n.sent_at.is_none() && n.retry_at.is_none_or(|t| t <= now))
+        .filter(|n| n.sent_at.is_none() && !n.abandoned && n.retry_at.is_none_or(|t| t <= now))
         .cloned()
         .collect()
 }
@@ -97,21 +99,42 @@ impl Decider<'_> {
                     attempts: 0,
                     last_error: None,
                     retry_at: None,
+                    abandoned: false,
                 });
             }
         }
-        self.st.notifications.iter().filter(|n| n.sent_at.is_none()).filter_map(|n| n.retry_at).min()
+        // A retry already due is in the notifier's hands, whose result wakes the upgrade.
+        let now = self.now();
+        let pending = self.st.notifications.iter().filter(|n| n.sent_at.is_none() && !n.abandoned);
+        pending.filter_map(|n| n.retry_at).filter(|t| *t > now).min()
     }
 
     /// What the deliveries since the last look say: delivered, or retried later. The first
     /// failure of each notification is announced; the metric counts every one.
     pub(super) fn record_deliveries(&mut self) {
         for d in &self.o.deliveries {
-            let Some(n) = self.st.notifications.iter_mut().find(|n| n.id == d.id && n.sent_at.is_none())
+            let Some(n) = self
+                .st
+                .notifications
+                .iter_mut()
+                .find(|n| n.id == d.id && n.sent_at.is_none() && !n.abandoned)
             else {
                 continue;
             };
             match &d.error {
+                Some(e) if d.permanent => {
+                    n.abandoned = true;
+                    n.retry_at = None;
+                    n.last_error = Some(e.clone());
+                    let msg =
+                        format!("webhook {}: the {:?} notification is not sent: {e}", n.webhook, n.kind);
+                    self.events.push(super::Note {
+                        warning: true,
+                        reason: reason::NOTIFICATION_FAILED,
+                        action: "Notify",
+                        message: msg,
+                    });
+                }
                 None => {
                     n.sent_at = Some(d.at);
                     n.retry_at = None;

@@ -65,7 +65,8 @@ fn a_failed_delivery_is_retried_with_backoff_until_it_lands_and_said_once() {
     let id = w.obs.status.notifications[0].id.clone();
     for attempt in 1..=3 {
         let at = w.obs.now;
-        w.obs.deliveries = vec![Delivery { id: id.clone(), at, error: Some("connection refused".into()) }];
+        w.obs.deliveries =
+            vec![Delivery { id: id.clone(), at, error: Some("connection refused".into()), permanent: false }];
         w.step();
         w.obs.deliveries.clear();
         let n = &w.obs.status.notifications[0];
@@ -77,7 +78,7 @@ fn a_failed_delivery_is_retried_with_backoff_until_it_lands_and_said_once() {
     let failed: Vec<_> = w.events.iter().filter(|e| e.starts_with(reason::NOTIFICATION_FAILED)).collect();
     assert_eq!(failed.len(), 1, "said once, counted in the metric every time: {failed:?}");
     let at = w.obs.now;
-    w.obs.deliveries = vec![Delivery { id: id.clone(), at, error: None }];
+    w.obs.deliveries = vec![Delivery { id: id.clone(), at, error: None, permanent: false }];
     w.step();
     assert_eq!(w.obs.status.notifications[0].sent_at, Some(at));
     assert!(due_notifications(&w.obs.status, at + Duration::hours(1)).is_empty());
@@ -93,7 +94,7 @@ fn an_ended_upgrade_still_records_its_last_deliveries() {
     w.run_until(Duration::hours(12), |w| w.phase() == Phase::Succeeded);
     let id = w.obs.status.notifications[0].id.clone();
     let at = w.obs.now;
-    w.obs.deliveries = vec![Delivery { id, at, error: None }];
+    w.obs.deliveries = vec![Delivery { id, at, error: None, permanent: false }];
     w.step();
     assert_eq!(w.obs.status.notifications[0].sent_at, Some(at));
 }
@@ -113,4 +114,27 @@ fn a_blocked_upgrade_is_notified_once_while_it_stays_blocked() {
         "{:?}",
         w.obs.status.notifications
     );
+}
+
+#[test]
+fn a_notification_whose_webhook_is_gone_is_abandoned_not_retried_forever() {
+    let mut w = World::new(with_webhook(vec![NotificationKind::StageStarted]));
+    w.run_until(Duration::hours(1), |w| !w.obs.status.notifications.is_empty());
+    let id = w.obs.status.notifications[0].id.clone();
+    let gone = Some("webhook oncall is no longer configured".to_string());
+    w.obs.deliveries = vec![Delivery { id, at: w.obs.now, error: gone, permanent: true }];
+    w.step();
+    let n = &w.obs.status.notifications[0];
+    assert!(n.abandoned && n.retry_at.is_none(), "{n:?}");
+    assert!(due_notifications(&w.obs.status, w.obs.now + Duration::hours(1)).is_empty());
+}
+
+#[test]
+fn a_notification_is_written_before_it_is_sent_even_mid_chain() {
+    // StageStarted comes with the image change, whose next look follows at once: that chain is
+    // otherwise written at its end.
+    let mut w = World::new(with_webhook(vec![NotificationKind::StageStarted]));
+    w.run_until(Duration::hours(1), |w| !w.obs.status.notifications.is_empty());
+    let written = w.written.as_ref().map(|s| s.notifications.clone()).unwrap_or_default();
+    assert_eq!(written, w.obs.status.notifications, "written in the decision that made it");
 }

@@ -18,6 +18,10 @@ pub fn worth_writing(
     // A change to a target is recognised on the target after a restart, and its Events go out
     // with it; when the next look follows at once, that look writes the status for both (the
     // first write of a new upgrade too: claiming is such a chain).
+    // A notification is written before it is sent, so that it is sent once.
+    if written.map_or(&[][..], |w| &w.notifications[..]) != d.status.notifications {
+        return true;
+    }
     let next_at_once = d.requeue_after.is_some_and(|r| r <= Duration::seconds(1));
     if d.effect.is_some() && next_at_once {
         return false;
