@@ -28,4 +28,5 @@ pub mod target;
 pub mod target_cache;
 pub mod timefmt;
 pub mod timeline;
+pub mod wake;
 pub mod window;

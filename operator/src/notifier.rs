@@ -8,6 +8,7 @@ use crate::crd::*;
 use crate::decide::{DEFAULT_WEBHOOK, Delivery};
 use crate::metrics::{Metrics, ResultLabel};
 use crate::timefmt;
+use crate::wake::WakeUps;
 use chrono::Utc;
 use futures::Stream;
 use k8s_openapi::api::core::v1::Secret;
@@ -17,7 +18,6 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
-use tokio::sync::broadcast;
 use tracing::debug;
 
 /// The longest one delivery may take.
@@ -51,7 +51,7 @@ pub struct Notifier {
     /// `format` (Generic or Slack).
     default: Option<(String, String)>,
     state: Arc<Mutex<State>>,
-    wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
+    wake: WakeUps,
 }
 
 impl Notifier {
@@ -61,7 +61,7 @@ impl Notifier {
         metrics: Metrics,
         default: Option<(String, String)>,
     ) -> Self {
-        let (wake, _) = broadcast::channel(1024);
+        let wake = WakeUps::new("notification results", 1024);
         Notifier { client, http, metrics, default, state: Arc::default(), wake }
     }
 
@@ -89,15 +89,7 @@ impl Notifier {
 
     /// Upgrades with a delivery result to record.
     pub fn wake_ups(&self) -> impl Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
-        futures::stream::unfold(self.wake.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(r) => return Some((r, rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
+        self.wake.stream()
     }
 
     /// Start delivering `due` notifications of `mu` in the background.
@@ -141,7 +133,7 @@ impl Notifier {
         });
         state.in_flight.remove(&format!("{uid}/{id}"));
         drop(state);
-        let _ = self.wake.send(ObjectRef::from_obj(mu));
+        self.wake.wake(ObjectRef::from_obj(mu));
     }
 
     fn destination(&self, mu: &MaintenanceUpgrade, webhook: &str) -> Option<Destination> {

@@ -12,7 +12,8 @@
 use crate::constants::CLAIMED_LABEL;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
 use crate::target::{self, TargetKey, TargetState};
-use futures::{Stream, StreamExt};
+use crate::wake::WakeUps;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -20,8 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
-use tracing::{debug, warn};
+use tracing::warn;
 
 /// Wake-ups waiting for the controller; a controller that falls this far behind misses some and
 /// relies on its requeue times instead.
@@ -34,7 +34,7 @@ pub struct TargetCache {
     /// Each target as our own last patch of it returned it: until the store has caught up with
     /// that version, it would show the target as it was before the patch.
     written: Shared<HashMap<TargetKey, TargetState>>,
-    wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
+    wake: WakeUps,
     /// The one namespace watched, or None for all.
     scope: Option<String>,
 }
@@ -84,7 +84,7 @@ impl Stored {
 impl TargetCache {
     /// Start the three watches, over one namespace or all of them.
     pub fn start(client: &Client, scope: Option<&str>) -> TargetCache {
-        let (wake, _) = broadcast::channel(WAKE_BUFFER);
+        let wake = WakeUps::new("target changes", WAKE_BUFFER);
         let (stored, written) = (Shared::default(), Shared::default());
         let w = |kind| Watch {
             kind,
@@ -99,18 +99,8 @@ impl TargetCache {
     }
 
     /// The upgrades whose claimed targets changed, from now on.
-    pub fn wake_ups(&self) -> impl Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
-        futures::stream::unfold(self.wake.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(r) => return Some((r, rx)),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        debug!("{n} target changes were not passed on; their upgrades look again when due")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
+    pub fn wake_ups(&self) -> impl futures::Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
+        self.wake.stream()
     }
 
     /// The target as the watch shows it, when the watch has listed and holds it; as our last
@@ -167,7 +157,7 @@ pub fn not_older(stored: &str, written: &str) -> bool {
 /// One watch of claimed targets of one kind, waking their upgrades.
 struct Watch {
     kind: WorkloadKind,
-    wake: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
+    wake: WakeUps,
     stored: Shared<Stored>,
     written: Shared<HashMap<TargetKey, TargetState>>,
 }
@@ -254,7 +244,7 @@ impl Watch {
         }
         drop(written);
         // No receiver (not leading) is not an error: nothing needs waking.
-        let _ = self.wake.send(owner);
+        self.wake.wake(owner);
     }
 }
 
