@@ -1,0 +1,173 @@
+//! The one-sided binomial CUSUM against the smallest regression that matters, and the ceiling
+//! for catastrophic breakage.
+
+use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at};
+use crate::crd::{BaselineStatus, DetectorState, RegressionRule, Sensitivity, Verdict};
+use chrono::{DateTime, Duration, Utc};
+
+/// The detector's parameters: defaults that work without tuning, scaled by `sensitivity`, each
+/// overridable in the spec.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cusum {
+    pub min_relative_increase: f64,
+    pub min_absolute_increase: f64,
+    /// Fewer attempts in a bucket: merged with the next one.
+    pub min_attempts: u64,
+    /// Decision threshold on the statistic.
+    pub threshold: f64,
+    /// Cap on one bucket's contribution: a short spike cannot reach the threshold alone.
+    pub max_increment: f64,
+    pub bucket: Duration,
+    /// Catastrophe: rate above max(ceiling × p0, p0 + ceilingAbsolute) ...
+    pub ceiling: f64,
+    pub ceiling_absolute: f64,
+    /// ... for this many intervals in a row.
+    pub ceiling_intervals: u32,
+    /// Never a regression with fewer excess failures than this since the change.
+    pub min_excess_failures: f64,
+}
+
+pub const DEFAULT_THRESHOLD: f64 = 12.0;
+
+impl Cusum {
+    pub fn from_rule(rule: &RegressionRule) -> Cusum {
+        let scale = match rule.sensitivity {
+            Sensitivity::Low => 1.5,
+            Sensitivity::Medium => 1.0,
+            Sensitivity::High => 0.6,
+        };
+        Cusum {
+            min_relative_increase: rule.min_relative_increase,
+            min_absolute_increase: rule.min_absolute_increase,
+            min_attempts: rule.min_attempts.max(1) as u64,
+            threshold: rule.threshold.unwrap_or(DEFAULT_THRESHOLD * scale),
+            max_increment: rule.max_increment.unwrap_or(2.0),
+            bucket: rule.bucket.as_ref().and_then(|b| b.parse().ok()).unwrap_or(Duration::minutes(10)),
+            ceiling: rule.ceiling.unwrap_or(10.0),
+            ceiling_absolute: 0.10,
+            ceiling_intervals: 15,
+            min_excess_failures: rule.min_excess_failures.unwrap_or(10.0 * scale),
+        }
+    }
+
+    /// The smallest error rate that counts as a regression for a baseline rate.
+    pub fn regression_rate(&self, p0: f64) -> f64 {
+        (p0 * (1.0 + self.min_relative_increase)).max(p0 + self.min_absolute_increase).min(0.999)
+    }
+
+    fn ceiling_rate(&self, p0: f64) -> f64 {
+        (p0 * self.ceiling).max(p0 + self.ceiling_absolute)
+    }
+}
+
+/// Binomial log-likelihood ratio of `y` errors in `n` attempts, p1 against p0.
+fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
+    y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln()
+}
+
+impl Detector for Cusum {
+    fn update(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Assessment {
+        let p0 = rate_at(b, at);
+        let n = c.attempts as f64;
+        s.soak_attempts += c.attempts as i64;
+        s.soak_errors += c.errors as i64;
+        s.expected_errors += n * p0;
+        let excess = s.soak_errors as f64 - s.expected_errors;
+
+        // Catastrophe: a sustained rate far above the baseline acts within minutes.
+        let catastrophic = c.attempts >= 5 && c.rate() >= self.ceiling_rate(p0);
+        s.ceiling_run = if catastrophic { s.ceiling_run + 1 } else { 0 };
+
+        // Accumulate the bucket; judge it when it is long enough and has enough attempts.
+        s.bucket_attempts += c.attempts as i64;
+        s.bucket_errors += c.errors as i64;
+        s.bucket_expected += n * p0;
+        let start = *s.bucket_from.get_or_insert(at);
+        if at - start >= self.bucket - Duration::seconds(1) && s.bucket_attempts as u64 >= self.min_attempts {
+            let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
+            let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
+            let reference = (bp0 * baseline_margin(b)).min(0.999);
+            let bp1 = self.regression_rate(reference);
+            let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(self.max_increment);
+            s.statistic = (s.statistic + inc).max(0.0);
+            s.last_bucket_rate = by / bn;
+            s.last_bucket_baseline = bp0;
+            s.bucket_attempts = 0;
+            s.bucket_errors = 0;
+            s.bucket_expected = 0.0;
+            s.bucket_from = None;
+        }
+
+        // Suspicion at two thirds of the threshold (measured: a few percent of healthy soaks get
+        // there, and it comes about an hour before a rollback), with hysteresis so that a
+        // statistic hovering at the mark does not flap.
+        if s.statistic >= self.threshold * 2.0 / 3.0 {
+            s.suspect_since.get_or_insert(at);
+        } else if s.statistic < self.threshold / 3.0 {
+            s.suspect_since = None;
+        }
+
+        let soak_rate = if s.soak_attempts > 0 { s.soak_errors as f64 / s.soak_attempts as f64 } else { 0.0 };
+        let observed = if s.last_bucket_baseline > 0.0 { s.last_bucket_rate } else { soak_rate };
+        let baseline = if s.last_bucket_baseline > 0.0 { s.last_bucket_baseline } else { p0 };
+        let mut a = Assessment {
+            verdict: Verdict::Pass,
+            baseline_rate: baseline,
+            observed_rate: observed,
+            statistic: s.statistic,
+            threshold: self.threshold,
+            excess_errors: excess,
+            reason: String::new(),
+        };
+        let margin = baseline_margin(b);
+        let facts = format!(
+            "error rate {} against a baseline of {} (±{:.0}%; regression at {}); CUSUM {:.1} of {:.1}; {:.0} failures above the baseline since the change",
+            pct(observed),
+            pct(baseline),
+            (margin - 1.0) * 100.0,
+            pct(self.regression_rate(baseline * margin)),
+            s.statistic,
+            self.threshold,
+            excess
+        );
+        if s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0) {
+            a.verdict = Verdict::Regression;
+            a.observed_rate = c.rate();
+            a.baseline_rate = p0;
+            a.reason = format!(
+                "catastrophic: error rate {} against a baseline of {}, above the ceiling {} for {} intervals in a row; {:.0} failures above the baseline since the change",
+                pct(c.rate()),
+                pct(p0),
+                pct(self.ceiling_rate(p0)),
+                s.ceiling_run,
+                excess
+            );
+        } else if s.statistic >= self.threshold && excess >= self.min_excess_failures {
+            a.verdict = Verdict::Regression;
+            a.reason = format!("regression: {facts}");
+        } else if b.attempts < self.min_attempts as i64 {
+            a.verdict = Verdict::Inconclusive;
+            a.reason = format!(
+                "the baseline has {} attempts, fewer than the {} needed for a verdict",
+                b.attempts, self.min_attempts
+            );
+        } else if s.soak_attempts < self.min_attempts as i64 {
+            a.verdict = Verdict::Inconclusive;
+            a.reason = format!(
+                "only {} attempts since the change, fewer than the {} needed for a verdict",
+                s.soak_attempts, self.min_attempts
+            );
+        } else if let Some(since) = s.suspect_since {
+            a.verdict = Verdict::Suspect;
+            a.reason = format!(
+                "suspect since {}: {facts}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
+                crate::timefmt::at(since),
+                self.threshold / 3.0,
+                self.threshold
+            );
+        } else {
+            a.reason = facts;
+        }
+        a
+    }
+}

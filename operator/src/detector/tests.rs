@@ -1,0 +1,122 @@
+use super::*;
+use crate::crd::RegressionRule;
+use chrono::Duration;
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+fn minutes(n: i64, f: impl Fn(i64) -> (u64, u64)) -> Vec<(DateTime<Utc>, Counts)> {
+    (0..n)
+        .map(|i| {
+            let (a, e) = f(i);
+            (t0() + Duration::minutes(i), Counts { attempts: a, errors: e })
+        })
+        .collect()
+}
+
+fn detector() -> Cusum {
+    Cusum::from_rule(&RegressionRule::default())
+}
+
+/// Run the soak minute by minute after a baseline; the minute of the first regression.
+fn first_regression(baseline: &BaselineStatus, soak: &[(DateTime<Utc>, Counts)]) -> Option<usize> {
+    let d = detector();
+    let mut s = DetectorState::default();
+    soak.iter().position(|(t, c)| d.update(&mut s, baseline, *t, *c).verdict == Verdict::Regression)
+}
+
+#[test]
+fn baseline_is_robust_to_an_incident_inside_it() {
+    // 1 % for a day, with a 2-hour incident at 30 %.
+    let h = minutes(24 * 60, |i| if (600..720).contains(&i) { (100, 30) } else { (100, 1) });
+    let b = fit_baseline(&h, Duration::minutes(10));
+    assert!((b.rate - 0.01).abs() < 0.001, "{}", b.rate);
+    assert!(b.dispersion < 1.5, "{}", b.dispersion);
+    assert!(b.hourly.is_empty(), "one day is too little for an hour-of-day profile");
+}
+
+#[test]
+fn three_days_of_history_give_an_hour_of_day_profile() {
+    // 2 % from 12:00 to 18:00, 0.5 % otherwise.
+    let h =
+        minutes(3 * 24 * 60 + 60, |i| if (12..18).contains(&((i / 60) % 24)) { (200, 4) } else { (200, 1) });
+    let b = fit_baseline(&h, Duration::minutes(10));
+    assert_eq!(b.hourly.len(), 24);
+    assert!(b.hourly[14] > 0.015 && b.hourly[3] < 0.007, "{:?}", b.hourly);
+}
+
+#[test]
+fn healthy_soak_never_trips_and_a_step_does() {
+    let b = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
+    assert_eq!(first_regression(&b, &minutes(72 * 60, |_| (100, 1))), None);
+    let at = first_regression(&b, &minutes(72 * 60, |i| (100, if i >= 600 { 3 } else { 1 })))
+        .expect("a 3x step is caught");
+    assert!((600..720).contains(&at), "caught after {} min of the step", at - 600);
+}
+
+#[test]
+fn a_baseline_resting_on_few_failures_is_given_the_benefit_of_the_doubt() {
+    // 20 failures in 2,000 attempts: the true rate may well be 30 % higher than 1 %.
+    let b = fit_baseline(&minutes(2000, |i| (1, u64::from(i % 100 == 0))), Duration::minutes(10));
+    assert!(baseline_margin(&b) > 1.2, "{}", baseline_margin(&b));
+    // Much more traffic after the change: 1.3x would add up to a verdict against 1 % taken at
+    // face value.
+    let soak = |errors: u64| minutes(72 * 60, move |_| (1000, errors));
+    assert_eq!(first_regression(&b, &soak(13)), None, "1.3x a thin baseline is not evidence");
+    assert!(first_regression(&b, &soak(40)).is_some(), "4x is");
+}
+
+#[test]
+fn a_spike_of_minutes_cannot_trip_it_alone() {
+    let b = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
+    let soak = minutes(24 * 60, |i| if (300..308).contains(&i) { (100, 9) } else { (100, 1) });
+    assert_eq!(first_regression(&b, &soak), None);
+}
+
+#[test]
+fn catastrophe_acts_within_minutes() {
+    let b = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
+    let at = first_regression(&b, &minutes(60, |i| if i >= 10 { (100, 60) } else { (100, 1) })).unwrap();
+    assert_eq!(at, 24, "fifteen intervals in a row above the ceiling");
+}
+
+#[test]
+fn low_volume_intervals_are_merged_not_judged_alone() {
+    let b = fit_baseline(&minutes(24 * 60, |i| (1, if i % 100 == 0 { 1 } else { 0 })), Duration::minutes(10));
+    let d = detector();
+    let mut s = DetectorState::default();
+    for (t, c) in minutes(15, |_| (1, 0)) {
+        d.update(&mut s, &b, t, c);
+    }
+    assert!(s.bucket_attempts > 0, "a bucket waits for enough attempts");
+}
+
+#[test]
+fn zero_error_baseline_and_inconclusive_volume() {
+    let b = fit_baseline(&minutes(60, |_| (100, 0)), Duration::minutes(10));
+    assert!(b.rate > 0.0);
+    let d = detector();
+    let mut s = DetectorState::default();
+    let a = d.update(&mut s, &b, t0(), Counts { attempts: 3, errors: 0 });
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    let tiny = fit_baseline(&minutes(2, |_| (3, 0)), Duration::minutes(10));
+    let a = d.update(&mut DetectorState::default(), &tiny, t0(), Counts { attempts: 100, errors: 0 });
+    assert!(a.reason.contains("baseline has 6 attempts"), "{}", a.reason);
+}
+
+#[test]
+fn live_observation_matches_the_fit() {
+    let h = minutes(120, |i| (100, if i % 2 == 0 { 4 } else { 0 }));
+    let mut live = BaselineStatus::default();
+    for (t, c) in &h {
+        observe_baseline(&mut live, *t, h[0].0, *c);
+    }
+    let fitted = fit_baseline(&h, Duration::minutes(10));
+    assert!((live.rate - fitted.rate).abs() < 1e-9);
+    assert!(
+        live.dispersion > 1.5,
+        "alternating 0/4 errors are overdispersed per interval: {}",
+        live.dispersion
+    );
+}
