@@ -55,6 +55,10 @@ demo: build cluster-binaries ## Replay the incident on a local cluster: slow reg
 bench-detect: ## Benchmark the detector against Argo/Flagger/Kayenta-style rules (writes bench/)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench
 
+.PHONY: bench-detect-floors
+bench-detect-floors: ## Measure, on the calibration seeds, the minimum effect each short baseline supports
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds calibrate --calibrate-floors
+
 .PHONY: bench-scale
 bench-scale: cluster-binaries ## Fleet scale on a local cluster: reconcile time, RSS, CPU, API load (a benchmark)
 	$(CARGO) build --locked --release -p maintenance-operator

@@ -52,6 +52,7 @@ pub mod reason {
     pub const WINDOW_CLOSED: &str = "WindowClosed";
     pub const WINDOW_OPENED: &str = "WindowOpen";
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
+    pub const SHORT_BASELINE: &str = "ShortBaseline";
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
     pub const PAUSED: &str = "Paused";
     pub const STAGE_STARTED: &str = "StageStarted";

@@ -2,7 +2,7 @@
 //! the controller uses, and say whether (and when) it would have rolled back. Pure, no client.
 
 use crate::crd::{BaselineStatus, DetectorState, MaintenanceUpgrade, RegressionRule, Verdict};
-use crate::detector::{Assessment, Counts, Cusum, Detector, fit_baseline, pct, rate_at};
+use crate::detector::{Assessment, Counts, Cusum, Detector, fit_baseline, pct, rate_at, reach};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -108,6 +108,8 @@ pub struct Outcome {
     pub threshold: f64,
     pub excess_errors: f64,
     pub reason: String,
+    /// What the baseline cannot tell, when it is too short to know the time of day.
+    pub baseline_limit: Option<String>,
     pub soak_intervals: usize,
     #[serde(skip)]
     pub points: Vec<Point>,
@@ -184,6 +186,7 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
         threshold: a.threshold,
         excess_errors: a.excess_errors,
         reason: a.reason,
+        baseline_limit: reach::words(&baseline, rule.min_relative_increase),
         soak_intervals: points.len(),
         points,
         baseline,
@@ -226,6 +229,9 @@ pub fn summary(o: &Outcome) -> String {
             t.to_rfc3339(),
             (t - o.change_at).num_seconds() as f64 / 3600.0
         );
+    }
+    if let Some(limit) = &o.baseline_limit {
+        let _ = writeln!(s, "limit:    {limit}");
     }
     let _ = writeln!(s, "why:      {}", o.reason);
     s

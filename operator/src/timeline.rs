@@ -125,6 +125,9 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
         if !a.reason.is_empty() {
             out.push(format!("{:<22} {}", "", a.reason));
         }
+        if let Some(limit) = &a.baseline_limit {
+            out.push(format!("{:<22} {limit}", ""));
+        }
     }
     if st.analysis.is_empty() {
         out.push("(no analysis yet)".into());

@@ -5,6 +5,9 @@
 //!
 //! The report runs on seeds never used while tuning (`--seeds report`, the default);
 //! `--seeds calibrate` runs the seeds that tuning may look at.
+//! `--calibrate-floors` measures, on the calibration seeds, the smallest minimum effect each
+//! history length shorter than the daily profile supports (detector::reach).
+//! `--ours-only` skips the other rules (for quick runs while tuning).
 //! `--write-incident FILE` instead writes the incident example trace (seeded, deterministic).
 
 mod corpus;
@@ -187,6 +190,11 @@ fn main() {
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
         .collect();
     let cusum = Cusum::from_rule(&rule);
+    if args.iter().any(|a| a == "--calibrate-floors") {
+        assert!(calibrating, "the floors are measured on the calibration seeds only: add --seeds calibrate");
+        calibrate_floors(&traces, &rule);
+        return;
+    }
     let healthy: Vec<usize> = (0..traces.len()).filter(|&i| traces[i].family.healthy()).collect();
 
     let oracle: Outcomes = traces.iter().map(rivals::oracle).collect();
@@ -231,6 +239,12 @@ fn main() {
                 std::hint::black_box(replay::run(&cusum, &b, t.soak()));
             }
             replay_ms = timer.elapsed().as_secs_f64() * 1000.0 / 20.0;
+        }
+        if args.iter().any(|a| a == "--ours-only") {
+            for m in [&mut argo, &mut flagger, &mut kayenta] {
+                m.outcomes.push(vec![None; traces.len()]);
+            }
+            continue;
         }
         // The canary tools' rules, each at its best case on these very soaks.
         let mult_grid: Vec<f64> = (0..300).map(|i| 1.05 * 1.025f64.powi(i)).collect(); // 1.05x .. ~1700x
@@ -396,4 +410,30 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
         SOAK_MIN / 60,
         quantile(&mut leads, 0.5).unwrap_or(0.0)
     )
+}
+
+/// For each history too short for an hour-of-day profile: the smallest minimum effect (to
+/// 0.05) with no false rollback at all, the floor off. Printed for detector::reach::FLOORS.
+fn calibrate_floors(traces: &[Trace], rule: &RegressionRule) {
+    for h in HISTORIES.iter().filter(|h| h.minutes < 3 * 24 * 60) {
+        let false_rollbacks = |rel: f64| {
+            let d = Cusum { min_relative_increase: rel, history_floor: false, ..Cusum::from_rule(rule) };
+            let out: Outcomes =
+                traces.iter().map(|t| replay::run(&d, &h.baseline(t, &d), t.soak()).rollback).collect();
+            Score::of(traces, &out, |_| true).false_rollbacks
+        };
+        let (mut lo, mut hi) = (rule.min_relative_increase, 16.0);
+        if false_rollbacks(lo) == 0 {
+            hi = lo;
+        }
+        while hi - lo > 0.05 + 1e-9 {
+            let mid = ((lo + hi) / 2.0 / 0.05).round() * 0.05;
+            if false_rollbacks(mid) == 0 { hi = mid } else { lo = mid }
+        }
+        println!(
+            "{}: no false rollback from a minimum relative increase of {hi:.2} ({:.2}x)",
+            h.label(),
+            1.0 + hi
+        );
+    }
 }

@@ -237,7 +237,8 @@ pub struct BaselineSpec {
     /// the first stage is applied.
     #[serde(default = "default_observe")]
     pub observe: Duration,
-    /// For Prometheus signals: how much history before the change makes the baseline.
+    /// For Prometheus signals: how much history before the change makes the baseline. Less
+    /// than three days cannot learn the time of day, and raises the smallest increase acted on.
     #[serde(default = "default_lookback")]
     pub lookback: Duration,
 }
@@ -251,8 +252,10 @@ impl Default for BaselineSpec {
 fn default_observe() -> Duration {
     Duration("30m".into())
 }
+/// A week: three days or more give an hour-of-day profile, and a week sees the weekend too
+/// (a shorter history raises the minimum effect; see detector::reach).
 fn default_lookback() -> Duration {
-    Duration("24h".into())
+    Duration("168h".into())
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]

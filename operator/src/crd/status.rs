@@ -236,6 +236,10 @@ pub struct SignalStatus {
     /// End of the span the signal has been read up to; the next read starts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled_to: Option<DateTime<Utc>>,
+    /// What the baseline cannot tell, when it is too short to know the time of day: the
+    /// smallest increase acted on, and how much baseline would act on the rule's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_limit: Option<String>,
     /// The detector's running state, kept here so that a restart resumes it.
     #[serde(default)]
     pub detector: DetectorState,

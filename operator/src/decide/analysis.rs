@@ -4,7 +4,7 @@
 use super::{Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct};
+use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct, reach};
 use crate::timefmt::{at, clock};
 use chrono::{DateTime, Duration, Utc};
 
@@ -147,8 +147,17 @@ impl Decider<'_> {
                 a.analysed_at = Some(now);
                 continue;
             };
+            let detector = Cusum::from_rule(&s.regression);
+            // Said once, when the soak begins: the baseline is complete from here on.
+            let limit = reach::words(&b, s.regression.min_relative_increase);
+            if a.baseline_limit.is_none()
+                && let Some(words) = &limit
+            {
+                notes.push((true, reason::SHORT_BASELINE, format!("signal {}: {words}", a.name)));
+            }
+            a.baseline_limit = limit;
             let was_suspect = a.detector.suspect_since.is_some();
-            let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
+            let r = detector.update(&mut a.detector, &b, to, counts);
             match (was_suspect, r.verdict) {
                 (false, Verdict::Suspect) => {
                     notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason)))

@@ -23,7 +23,7 @@ fn inconclusive_analysis_neither_promotes_nor_reverts() {
 
 #[test]
 fn building_evidence_extends_the_soak_until_it_clears() {
-    let mut s = spec();
+    let mut s = spec_with_history();
     s.stages[0].soak = Duration_("1h");
     let mut w = World::new(s);
     // The canary runs hot for 50 minutes after its change (not long enough to be a regression),

@@ -52,7 +52,7 @@ fn with_failovers(
     error_rate: Box<dyn Fn(&World) -> f64>,
     every: i64,
 ) -> (Phase, Vec<Effect>, Map<String, usize>) {
-    let mut s = spec();
+    let mut s = spec_with_history();
     s.stages[0].soak = Duration_("2h");
     s.stages[1].soak = Duration_("2h");
     let mut w = World::new(s);

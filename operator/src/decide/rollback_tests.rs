@@ -125,7 +125,7 @@ fn regression_without_automatic_rollback_waits_for_a_human() {
 
 #[test]
 fn soak_and_rollback_go_on_after_the_window_closes() {
-    let mut s = spec();
+    let mut s = spec_with_history();
     s.window = Some(tue_thu_window());
     s.stages[0].soak = Duration_("48h");
     let mut w = World::new(s);

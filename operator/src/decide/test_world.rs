@@ -4,7 +4,9 @@
 
 pub(super) use crate::constants::{OWNER_ANNOTATION, condition as ct, reason};
 pub(super) use crate::crd::*;
-pub(super) use crate::decide::{Decision, Effect, Observed, analysis_due, decide, worth_writing};
+pub(super) use crate::decide::{
+    Decision, Effect, Observed, analysis_due, decide, history_due, worth_writing,
+};
 pub(super) use crate::detector::Counts;
 pub(super) use crate::target::{Rollout, TargetKey, TargetState};
 pub(super) use chrono::{DateTime, Duration, Utc};
@@ -63,6 +65,25 @@ pub(super) fn spec() -> MaintenanceUpgradeSpec {
         approved_stages: vec![],
         notifications: None,
     }
+}
+
+/// The same upgrade judged by a Prometheus signal with a week of history: a baseline that knows
+/// the time of day, so the rule's own minimum effect applies (a 10-minute observation acts
+/// only on increases of about ten times; see detector::reach).
+pub(super) fn spec_with_history() -> MaintenanceUpgradeSpec {
+    let mut s = spec();
+    s.analysis.baseline.lookback = Duration_("168h");
+    s.analysis.signals = vec![Signal {
+        name: "scheduling-errors".into(),
+        kubernetes: None,
+        prometheus: Some(PrometheusSignal {
+            address: "http://prometheus:9090".into(),
+            errors: "errors".into(),
+            attempts: "attempts".into(),
+        }),
+        regression: RegressionRule::default(),
+    }];
+    s
 }
 
 pub(super) fn daemonset(image: &str) -> TargetState {
@@ -160,6 +181,18 @@ impl World {
             }
         }
         self.obs.samples.clear();
+        self.obs.history.clear();
+        for s in history_due(&self.obs.spec, &self.obs.status) {
+            // A week of the same traffic at the rate of the world before any change.
+            let rate = (self.error_rate)(self);
+            let errors = (rate * self.attempts_per_minute as f64).round() as u64;
+            let points = (0..7 * 24 * 60)
+                .rev()
+                .map(|m| (now - Duration::minutes(m), Counts { attempts: self.attempts_per_minute, errors }))
+                .collect();
+            let r = if self.prometheus_down { Err("connection refused".to_string()) } else { Ok(points) };
+            self.obs.history.insert(s.name, r);
+        }
         for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now) {
             let minutes = ((now - from).num_seconds() / 60) as u64;
             let attempts = self.attempts_per_minute * minutes;

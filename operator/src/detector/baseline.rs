@@ -12,30 +12,42 @@ const HOURLY_PRIOR_ERRORS: f64 = 50.0;
 
 /// Fit the baseline from per-interval counts before the change, in time order.
 pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> BaselineStatus {
-    let from = history.first().map(|(t, _)| *t);
-    let to = history.last().map(|(t, _)| *t);
-    let span_days = match (from, to) {
-        (Some(f), Some(t)) => (t - f).num_days(),
-        _ => 0,
+    // Each row counts the interval that ends at its timestamp, so the history covers one
+    // interval before its first row.
+    let step = match history {
+        [a, b, ..] => b.0 - a.0,
+        _ => Duration::zero(),
     };
-    let by_hour = span_days >= HOURLY_AFTER_DAYS;
+    let from = history.first().map(|(t, _)| *t - step);
+    let to = history.last().map(|(t, _)| *t);
+    let span = match (from, to) {
+        (Some(f), Some(t)) => t - f,
+        _ => Duration::zero(),
+    };
+    let by_hour = span >= Duration::days(HOURLY_AFTER_DAYS);
     // Hourly blocks; a block far above the median of its peers (the same hour of day when there
     // is a daily profile to learn) is an incident, not the baseline.
     let blocks = group(history, Duration::hours(1));
     let key = |t: &DateTime<Utc>| if by_hour { t.hour() as usize } else { 0 };
-    let mut medians = [0.0f64; 24];
-    for (k, m) in medians.iter_mut().enumerate() {
-        let mut rates: Vec<f64> =
-            blocks.iter().filter(|(t, c)| c.attempts > 0 && key(t) == k).map(|(_, c)| c.rate()).collect();
+    // The reference of a block is the median rate of its peers, or their pooled rate if higher:
+    // at low volume most hours have no failure at all and the median is 0, which would make
+    // every hour with one failure look like an incident.
+    let mut reference = [0.0f64; 24];
+    for (k, r) in reference.iter_mut().enumerate() {
+        let peers: Vec<Counts> =
+            blocks.iter().filter(|(t, c)| c.attempts > 0 && key(t) == k).map(|b| b.1).collect();
+        let mut rates: Vec<f64> = peers.iter().map(|c| c.rate()).collect();
         rates.sort_by(f64::total_cmp);
-        *m = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+        let median = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+        *r = median.max(peers.iter().fold(Counts::default(), |a, c| a + *c).rate());
     }
+    // Far above: more than three times the reference, beyond four standard deviations of
+    // Poisson noise and two failures of slack (a count of one or two proves nothing).
     let kept: Vec<&(DateTime<Utc>, Counts)> = blocks
         .iter()
         .filter(|(t, c)| {
-            let median = medians[key(t)];
-            let sd = (median.max(1e-4) * (1.0 - median) / c.attempts.max(1) as f64).sqrt();
-            c.rate() <= 3.0 * median + 4.0 * sd + 1e-9
+            let expected = c.attempts as f64 * reference[key(t)];
+            c.errors as f64 <= 3.0 * expected + 4.0 * expected.sqrt() + 2.0
         })
         .collect();
     let pooled = kept.iter().fold(Counts::default(), |a, (_, c)| a + *c);
@@ -139,19 +151,25 @@ pub fn rate_at(b: &BaselineStatus, t: DateTime<Utc>) -> f64 {
     p.clamp(1e-6, 0.999)
 }
 
-/// How far above its estimate the baseline rate may plausibly be: one relative standard error,
-/// from the failures it rests on (an hour's share plus the prior when there is a daily profile).
-/// The CUSUM judges against the rate this much higher, so a baseline that happens to be
-/// underestimated, which is likely when it rests on few failures, does not read as a slow
-/// regression over a multi-day soak.
+/// How far above its estimate the baseline rate may plausibly be: the one-sided upper bound,
+/// one standard deviation up, of the Poisson mean of the failures it rests on, relative to the
+/// estimate (Wilson-Hilferty; 1 + 1/√failures for many, and far more for a handful: none in
+/// 30 minutes says little). With a daily profile, an hour's share plus the prior. The CUSUM
+/// judges against the rate this much higher, so a baseline that happens to be underestimated,
+/// which is likely when it rests on few failures, does not read as a slow regression over a
+/// multi-day soak.
 pub fn baseline_margin(b: &BaselineStatus) -> f64 {
-    let failures = if b.hourly.len() == 24 {
-        b.errors.max(0) as f64 / 24.0 + HOURLY_PRIOR_ERRORS
-    } else {
-        b.errors.max(0) as f64 + 1.0
-    };
-    1.0 + 1.0 / failures.sqrt()
+    if b.hourly.len() == 24 {
+        return 1.0 + 1.0 / (b.errors.max(0) as f64 / 24.0 + HOURLY_PRIOR_ERRORS).sqrt();
+    }
+    let e = b.errors.max(0) as f64;
+    let k = e + 1.0;
+    let upper = k * (1.0 - 1.0 / (9.0 * k) + MARGIN_Z / (3.0 * k.sqrt())).powi(3);
+    upper / (e + 0.5)
 }
+
+/// Standard deviations of the margin.
+const MARGIN_Z: f64 = 1.0;
 
 /// Add one live interval to a baseline being observed (signals without history). The running
 /// Pearson sums give the dispersion without keeping every interval.

@@ -1,7 +1,7 @@
 //! The one-sided binomial CUSUM against the smallest regression that matters, and the ceiling
 //! for catastrophic breakage.
 
-use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at};
+use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at, reach};
 use crate::crd::{BaselineStatus, DetectorState, RegressionRule, Sensitivity, Verdict};
 use chrono::{DateTime, Duration, Utc};
 
@@ -25,6 +25,9 @@ pub struct Cusum {
     pub ceiling_intervals: u32,
     /// Never a regression with fewer excess failures than this since the change.
     pub min_excess_failures: f64,
+    /// Raise the minimum effect to what a short baseline supports (see `reach`). Off only
+    /// while the benchmark measures those floors.
+    pub history_floor: bool,
 }
 
 pub const DEFAULT_THRESHOLD: f64 = 12.0;
@@ -47,12 +50,20 @@ impl Cusum {
             ceiling_absolute: 0.10,
             ceiling_intervals: 15,
             min_excess_failures: rule.min_excess_failures.unwrap_or(10.0 * scale),
+            history_floor: true,
         }
     }
 
+    /// The smallest relative increase acted on against this baseline: the rule's, or more when
+    /// the baseline is too short to know the time of day.
+    pub fn relative_increase(&self, b: &BaselineStatus) -> f64 {
+        let floor = if self.history_floor { reach::floor(b).map(|f| f.min_relative) } else { None };
+        self.min_relative_increase.max(floor.unwrap_or(0.0))
+    }
+
     /// The smallest error rate that counts as a regression for a baseline rate.
-    pub fn regression_rate(&self, p0: f64) -> f64 {
-        (p0 * (1.0 + self.min_relative_increase)).max(p0 + self.min_absolute_increase).min(0.999)
+    pub fn regression_rate(&self, p0: f64, relative: f64) -> f64 {
+        (p0 * (1.0 + relative)).max(p0 + self.min_absolute_increase).min(0.999)
     }
 
     fn ceiling_rate(&self, p0: f64) -> f64 {
@@ -87,7 +98,7 @@ impl Detector for Cusum {
             let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
             let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
             let reference = (bp0 * baseline_margin(b)).min(0.999);
-            let bp1 = self.regression_rate(reference);
+            let bp1 = self.regression_rate(reference, self.relative_increase(b));
             let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(self.max_increment);
             s.statistic = (s.statistic + inc).max(0.0);
             s.last_bucket_rate = by / bn;
@@ -125,7 +136,7 @@ impl Detector for Cusum {
             pct(observed),
             pct(baseline),
             (margin - 1.0) * 100.0,
-            pct(self.regression_rate(baseline * margin)),
+            pct(self.regression_rate(baseline * margin, self.relative_increase(b))),
             s.statistic,
             self.threshold,
             excess

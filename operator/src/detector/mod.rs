@@ -13,6 +13,7 @@
 
 mod baseline;
 mod cusum;
+pub mod reach;
 
 pub use baseline::{baseline_margin, fit_baseline, inflation, observe_baseline, rate_at};
 pub use cusum::{Cusum, DEFAULT_THRESHOLD};
