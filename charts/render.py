@@ -33,7 +33,7 @@ VALUES = [
         "          requests:\n            cpu: 50m\n            memory: 96Mi\n",
         "        resources:\n          {{- toYaml .Values.resources | nindent 10 }}\n",
     ),
-    ("ConfigMap", '  trustedNamespaces: ""\n', '  trustedNamespaces: {{ join "," .Values.trustedNamespaces | quote }}\n'),
+    ("ConfigMap/maintenance-operator-tenancy", '  trustedNamespaces: ""\n', '  trustedNamespaces: {{ join "," .Values.trustedNamespaces | quote }}\n'),
 ]
 
 
@@ -54,7 +54,7 @@ def main() -> None:
             (chart / "crds" / "maintenanceupgrades.yaml").write_text(doc)
             continue
         for i, (k, old, new) in enumerate(VALUES):
-            if k == kind:
+            if k in (kind, f"{kind}/{name}"):
                 if doc.count(old) != 1:
                     sys.exit(f"render: {kind} {name} no longer has {old!r}; update charts/render.py")
                 doc = doc.replace(old, new)

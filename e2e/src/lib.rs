@@ -199,6 +199,8 @@ pub struct Operator {
     /// `TRUSTED_NAMESPACES` at its next start; None: the installed setting, read as the kubelet
     /// reads the manager's configMapKeyRef.
     pub trusted_namespaces: Option<String>,
+    /// More environment at its next start (flags the operator reads from the environment).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -220,6 +222,7 @@ impl Operator {
             instance: name.into(),
             port,
             trusted_namespaces: trusted.map(String::from),
+            extra_env: vec![],
         };
         op.spawn()?;
         Ok(op)
@@ -246,6 +249,7 @@ impl Operator {
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("TRUSTED_NAMESPACES", trusted)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()

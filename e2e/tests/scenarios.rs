@@ -944,3 +944,67 @@ subjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: mainte
     let recorded = mu.status.unwrap().notifications;
     assert_eq!(recorded.len(), 4, "{recorded:#?}");
 }
+
+/// The recording of the built-in signal, as this scenario's operator keeps it.
+async fn recorded_rows(s: &Scenario) -> Vec<String> {
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(s.client.clone(), "maintenance-operator");
+    let key = format!("pod-start-failures.{}.csv", s.ns);
+    let cm = cms.get_opt("maintenance-operator-history").await.expect("the ConfigMap can be read");
+    let text = cm.and_then(|cm| cm.data).and_then(|d| d.get(&key).cloned()).unwrap_or_default();
+    text.lines().skip(1).map(String::from).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses_none() {
+    let mut s = Scenario::new("history").await;
+    // Time compressed: 2 s buckets, pods judged 3 s after creation (10 minutes and 5 in a cluster).
+    s.operator.extra_env =
+        vec![("HISTORY_BUCKET".into(), "2s".into()), ("HISTORY_PENDING_LIMIT".into(), "3s".into())];
+    s.operator.restart().unwrap();
+    s.connector("connector-canary", GOOD, true).await;
+    s.connector("connector", GOOD, false).await;
+    s.workload(Duration::from_millis(100), SECS(20));
+    // Recorded with no upgrade at all, through the operator's ServiceAccount (get and patch on
+    // its one ConfigMap).
+    let deadline = std::time::Instant::now() + SECS(90);
+    while recorded_rows(&s).await.len() < 8 {
+        assert!(std::time::Instant::now() < deadline, "nothing recorded:\n{}", s.operator.log());
+        tokio::time::sleep(SECS(1)).await;
+    }
+    let before = recorded_rows(&s).await;
+    s.operator.restart().unwrap();
+    // The next leader loads what was recorded and goes on; the buckets it could not see are
+    // left out, never written as zeros.
+    let deadline = std::time::Instant::now() + SECS(60);
+    while recorded_rows(&s).await.len() < before.len() + 4 {
+        assert!(std::time::Instant::now() < deadline, "the recording did not go on:\n{}", s.operator.log());
+        tokio::time::sleep(SECS(1)).await;
+    }
+    let after = recorded_rows(&s).await;
+    assert_eq!(after[..before.len()], before[..], "nothing recorded before the restart was lost");
+    let attempts: Vec<u64> = after.iter().map(|r| r.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(attempts.iter().all(|a| *a > 0), "no gap written as zeros: {after:?}");
+    // An upgrade judged by the recorded signal: every pod of its namespace, judged after 3 s.
+    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3")
+        .replace(", labelSelector: app=email-sync", "");
+    s.apply(&yaml).await;
+    let mu = s
+        .wait_for("up", SECS(60), "a baseline", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.analysis.first().is_some_and(|a| a.baseline.is_some()))
+        })
+        .await;
+    let a = &mu.status.unwrap().analysis[0];
+    let b = a.baseline.as_ref().unwrap();
+    assert!(b.recorded, "the baseline is the recording, not a live observation: {}", a.reason);
+    assert!(a.reason.contains("recorded by the operator over"), "{}", a.reason);
+    let first: chrono::DateTime<chrono::Utc> = before[0].split(',').next().unwrap().parse().unwrap();
+    assert!(b.from.unwrap() < first, "it reaches back before the restart: {:?}", b.from);
+    // Still short in real time: what it cannot tell is said.
+    let limit = a.baseline_limit.as_deref().unwrap_or_default();
+    assert!(limit.contains("cannot be told from time-of-day variation"), "{limit}");
+    let done = s.wait_phase("up", Phase::Succeeded, SECS(120)).await;
+    let a = &done.status.unwrap().analysis[0];
+    assert!(a.baseline.as_ref().unwrap().recorded, "live reads did not overwrite it");
+    assert!(s.saw_event("up", reason::SHORT_BASELINE).await, "{:?}", s.events("up").await);
+}

@@ -14,6 +14,8 @@ pub mod decide;
 pub mod detector;
 pub mod error;
 pub mod gitops;
+pub mod history;
+pub mod history_recorder;
 pub mod leader;
 pub mod metrics;
 pub mod namespaces;

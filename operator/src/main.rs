@@ -53,6 +53,18 @@ enum Command {
         /// How long the Lease stays held without a renewal: the longest a takeover waits.
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         lease_duration: std::time::Duration,
+        /// Record the built-in signal between upgrades (ConfigMap maintenance-operator-history
+        /// in the operator's namespace, a week at most), so that its baseline knows the time of
+        /// day instead of resting on a short live observation.
+        #[arg(long, env = "RECORD_HISTORY", default_value_t = true, action = clap::ArgAction::Set)]
+        record_history: bool,
+        /// The recording's bucket.
+        #[arg(long, env = "HISTORY_BUCKET", default_value = "10m", value_parser = humantime::parse_duration)]
+        history_bucket: std::time::Duration,
+        /// How long after creation a recorded pod is judged: signals with this `pendingLimit`
+        /// (the default), no selector and every namespace get the recording as their baseline.
+        #[arg(long, env = "HISTORY_PENDING_LIMIT", default_value = "5m", value_parser = humantime::parse_duration)]
+        history_pending_limit: std::time::Duration,
     },
     /// Print the CustomResourceDefinition as YAML.
     Crd,
@@ -147,6 +159,9 @@ async fn main() -> anyhow::Result<()> {
             leader_elect,
             lease_namespace,
             lease_duration,
+            record_history,
+            history_bucket,
+            history_pending_limit,
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into());
@@ -164,6 +179,15 @@ async fn main() -> anyhow::Result<()> {
             });
             let default_webhook_secret =
                 default_webhook_secret.filter(|s| !s.is_empty()).map(|s| (lease_namespace.clone(), s));
+            let history = record_history.then(|| {
+                let d =
+                    |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+                let recording = maintenance_operator::history::Recording {
+                    bucket: d(history_bucket).max(chrono::Duration::seconds(1)),
+                    pending_limit: d(history_pending_limit),
+                };
+                (lease_namespace.clone(), recording)
+            });
             // Operators that watch different namespaces do not compete for one Lease.
             let lease = leader_elect.then(|| LeaseConfig {
                 namespace: lease_namespace,
@@ -180,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
                 scope: namespace,
                 trusted_namespaces,
                 default_webhook_secret,
+                history,
             };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = metrics::Metrics::default();

@@ -10,6 +10,8 @@ use crate::crd::MaintenanceUpgrade;
 use crate::crd_presence as crd;
 use crate::decide::{self};
 use crate::error::{Error, Result};
+use crate::history::Recording;
+use crate::history_recorder::{Recorder, SharedHistory};
 use crate::leader::{self, LeaseConfig};
 use crate::metrics::{Metrics, ResultLabel};
 use crate::namespaces::Namespaces;
@@ -58,6 +60,9 @@ pub struct Context {
     pub trusted_namespaces: Vec<String>,
     /// Delivers notifications to webhooks, off the reconcile path.
     pub notifier: Notifier,
+    /// What the operator records of the built-in signal between upgrades, and where.
+    pub recorder: Option<Recorder>,
+    pub history: SharedHistory,
 }
 
 /// How this operator was asked to run.
@@ -71,11 +76,15 @@ pub struct Options {
     pub trusted_namespaces: Vec<String>,
     /// The operator-wide default webhook's Secret (namespace, name), for upgrades that name none.
     pub default_webhook_secret: Option<(String, String)>,
+    /// Record the built-in signal between upgrades into the operator's namespace (namespace,
+    /// what), unless `--record-history=false`.
+    pub history: Option<(String, Recording)>,
 }
 
 impl Context {
     pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
-        let Options { instance, scope, trusted_namespaces, default_webhook_secret } = opts;
+        let Options { instance, scope, trusted_namespaces, default_webhook_secret, history } = opts;
+        let recorder = history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r));
         let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref());
@@ -97,6 +106,8 @@ impl Context {
             scope,
             trusted_namespaces,
             notifier,
+            recorder,
+            history: SharedHistory::default(),
         }
     }
 }
@@ -134,8 +145,19 @@ pub async fn run(
     }
 }
 
-/// The Controller itself, until it stops.
+/// What a leader runs: the recording of the built-in signal beside the Controller.
 async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
+    let Some(recorder) = ctx.recorder.clone() else { return controller_loop(api, ctx, crd_missing).await };
+    // What earlier leaders recorded is there before the first upgrade is looked at.
+    recorder.load(ctx.client.clone(), &ctx.history).await;
+    tokio::select! {
+        _ = controller_loop(api, ctx.clone(), crd_missing) => {}
+        _ = recorder.record(ctx.client.clone(), ctx.pods.clone(), ctx.history.clone()) => {}
+    }
+}
+
+/// The Controller itself, until it stops.
+async fn controller_loop(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
     // The store keeps what the decisions read (no managedFields); only spec changes wake an
     // upgrade, so that our own status writes do not.
     let (reader, writer) = reflector::store();

@@ -229,6 +229,29 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     Ok((counts, from, to))
 }
 
+/// What the operator recorded of the built-in signal, when it records what this signal counts.
+fn recorded_history(
+    ctx: &Context,
+    k: &crate::crd::KubernetesSignal,
+    now: DateTime<Utc>,
+    lookback: chrono::Duration,
+) -> HistoryResult {
+    let Some(r) = &ctx.recorder else {
+        return Err("the operator does not record the built-in signal (run --record-history)".into());
+    };
+    if !r.recording.covers(k, ctx.scope.as_deref()) {
+        return Err(format!(
+            "only pods of every namespace, without a selector, judged after {} are recorded between upgrades",
+            crate::timefmt::duration(r.recording.pending_limit)
+        ));
+    }
+    let h = ctx.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match &h.problem {
+        Some(p) if h.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
+        _ => Ok(h.since(now, lookback)),
+    }
+}
+
 /// An empty errors answer is never read as zero (a mistyped query would pass for healthy), but
 /// the usual cause has a simple fix.
 fn no_errors_hint(e: Error) -> String {
@@ -246,8 +269,11 @@ async fn read_history(
     now: DateTime<Utc>,
     spec: &crate::crd::MaintenanceUpgradeSpec,
 ) -> HistoryResult {
-    let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
     let lookback = spec.analysis.baseline.lookback.parse().map_err(|e| e.to_string())?;
+    if let Some(k) = &signal.kubernetes {
+        return recorded_history(ctx, k, now, lookback);
+    }
+    let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
     let attempts = signals::prom_range(

@@ -330,6 +330,10 @@ pub struct BaselineStatus {
     /// Error rate per hour of day (UTC), when the history covers at least three days.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hourly: Vec<f64>,
+    /// Fitted from what the operator recorded of the built-in signal between upgrades (not
+    /// observed live, nor read from Prometheus).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recorded: bool,
     /// Running sums of a live observation, for the dispersion.
     #[serde(default)]
     pub sum_sq: f64,

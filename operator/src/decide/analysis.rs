@@ -5,7 +5,7 @@ use super::{Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct, reach};
-use crate::timefmt::{at, clock};
+use crate::timefmt::{at, clock, duration};
 use chrono::{DateTime, Duration, Utc};
 
 /// Which signals should be read now, and from when (the observe step reads `[from, now)`).
@@ -33,15 +33,16 @@ pub fn analysis_due(
         .collect()
 }
 
-/// Which signals need their pre-change history read now: those with history (Prometheus)
-/// whose baseline is not recorded yet, once the baseline period has begun.
+/// Which signals need their pre-change history read now, once the baseline period has begun:
+/// Prometheus signals, and built-in ones (from what the operator recorded between upgrades),
+/// whose baseline is not there yet. A built-in signal whose recording is missing or short is
+/// observed live instead, and is not asked for again once that has begun.
 pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Vec<Signal> {
     if status.baseline_started_at.is_none() || status.changed_at.is_some() || status.phase.is_terminal() {
         return vec![];
     }
     spec.effective_signals()
         .into_iter()
-        .filter(|s| s.prometheus.is_some())
         .filter(|s| !status.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some()))
         .collect()
 }
@@ -58,14 +59,37 @@ impl Decider<'_> {
         for s in &plan.signals {
             let Some(result) = self.o.history.get(&s.name) else { continue };
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
+            let live = s.prometheus.is_none();
+            let covered = |points: &[(DateTime<Utc>, Counts)]| match (points.first(), points.last()) {
+                (Some(f), Some(l)) => l.0 - f.0,
+                _ => Duration::zero(),
+            };
             match result {
+                // A recording shorter than the live observation would tell less than it.
+                Ok(points) if live && covered(points) < plan.observe => {
+                    a.reason = format!(
+                        "the operator has recorded this signal for {} only; observing the baseline live for {}",
+                        duration(covered(points)),
+                        duration(plan.observe)
+                    )
+                }
                 Ok(points) if !points.is_empty() => {
-                    let b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
-                    a.reason =
-                        format!("baseline {} over {} attempts before the change", pct(b.rate), b.attempts);
+                    let mut b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
+                    b.recorded = live;
+                    a.reason = format!(
+                        "baseline {} over {} attempts before the change{}",
+                        pct(b.rate),
+                        b.attempts,
+                        if live {
+                            format!(", recorded by the operator over {}", duration(covered(points)))
+                        } else {
+                            String::new()
+                        }
+                    );
                     a.baseline = Some(b);
                 }
                 Ok(_) => a.reason = "the baseline history is empty; retrying".into(),
+                Err(e) if live => a.reason = format!("observing the baseline live: {e}"),
                 Err(e) => a.reason = format!("could not read the baseline history: {e}; retrying"),
             }
         }
@@ -121,9 +145,10 @@ impl Decider<'_> {
                 continue;
             }
             a.last = Some(rate_window(counts, Some(from), Some(to)));
+            let first_soak_read = changed && a.soak.is_none();
             if !changed {
                 // Before the change, live reads build the baseline of signals without history.
-                if s.prometheus.is_none() {
+                if s.prometheus.is_none() && !a.baseline.as_ref().is_some_and(|b| b.recorded) {
                     let b = a.baseline.get_or_insert_with(Default::default);
                     observe_baseline(b, to, from, counts);
                     a.reason = format!(
@@ -132,6 +157,8 @@ impl Decider<'_> {
                         b.attempts
                     );
                 }
+                a.baseline_limit =
+                    a.baseline.as_ref().and_then(|b| reach::words(b, s.regression.min_relative_increase));
                 continue;
             }
             let soak = a
@@ -148,14 +175,12 @@ impl Decider<'_> {
                 continue;
             };
             let detector = Cusum::from_rule(&s.regression);
-            // Said once, when the soak begins: the baseline is complete from here on.
-            let limit = reach::words(&b, s.regression.min_relative_increase);
-            if a.baseline_limit.is_none()
-                && let Some(words) = &limit
-            {
+            // In status while the baseline is measured; in an Event once, when the soak begins
+            // and the baseline is complete.
+            a.baseline_limit = reach::words(&b, s.regression.min_relative_increase);
+            if first_soak_read && let Some(words) = &a.baseline_limit {
                 notes.push((true, reason::SHORT_BASELINE, format!("signal {}: {words}", a.name)));
             }
-            a.baseline_limit = limit;
             let was_suspect = a.detector.suspect_since.is_some();
             let r = detector.update(&mut a.detector, &b, to, counts);
             match (was_suspect, r.verdict) {

@@ -81,3 +81,29 @@ fn a_span_the_operator_could_not_see_is_not_judged() {
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded);
 }
+
+#[test]
+fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough() {
+    // Three days recorded: the baseline is the recording, and the live reads before the change
+    // do not add to it.
+    let mut w = World::new(spec());
+    w.recorded_minutes = 3 * 24 * 60;
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let a = &w.obs.status.analysis[0];
+    let b = a.baseline.as_ref().unwrap();
+    assert!(b.recorded);
+    assert_eq!(b.attempts, 3 * 24 * 60 * 100, "the recording alone");
+    assert_eq!(a.baseline_limit, None, "three days give the hour-of-day profile: no limit");
+    // Five minutes recorded tell less than the 10-minute live observation: observed live.
+    let mut w = World::new(spec());
+    w.recorded_minutes = 5;
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let a = &w.obs.status.analysis[0];
+    assert!(!a.baseline.as_ref().unwrap().recorded);
+    assert!(
+        a.baseline_limit.as_deref().unwrap().starts_with("baseline from 10m: increases below 9.8x"),
+        "{:?}",
+        a.baseline_limit
+    );
+    assert!(w.events.iter().any(|e| e.starts_with(reason::SHORT_BASELINE)), "{:?}", w.events);
+}

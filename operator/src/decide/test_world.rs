@@ -110,6 +110,8 @@ pub(super) struct World {
     pub(super) effects: Vec<Effect>,
     pub(super) events: Vec<String>,
     pub(super) prometheus_down: bool,
+    /// How many minutes of the built-in signal the operator recorded before (0: none).
+    pub(super) recorded_minutes: i64,
     /// The status as the API server holds it: decisions are written only when worth writing.
     pub(super) written: Option<MaintenanceUpgradeStatus>,
     pub(super) writes: usize,
@@ -147,6 +149,7 @@ impl World {
             effects: vec![],
             events: vec![],
             prometheus_down: false,
+            recorded_minutes: 0,
             written: None,
             writes: 0,
         }
@@ -183,14 +186,22 @@ impl World {
         self.obs.samples.clear();
         self.obs.history.clear();
         for s in history_due(&self.obs.spec, &self.obs.status) {
-            // A week of the same traffic at the rate of the world before any change.
+            // A week of the same traffic at the rate of the world before any change, from
+            // Prometheus, or as much as the operator recorded of the built-in signal.
             let rate = (self.error_rate)(self);
             let errors = (rate * self.attempts_per_minute as f64).round() as u64;
-            let points = (0..7 * 24 * 60)
+            let minutes = if s.prometheus.is_some() { 7 * 24 * 60 } else { self.recorded_minutes };
+            let points: Vec<_> = (0..minutes)
                 .rev()
                 .map(|m| (now - Duration::minutes(m), Counts { attempts: self.attempts_per_minute, errors }))
                 .collect();
-            let r = if self.prometheus_down { Err("connection refused".to_string()) } else { Ok(points) };
+            let r = if s.prometheus.is_some() && self.prometheus_down {
+                Err("connection refused".to_string())
+            } else if s.prometheus.is_none() && minutes == 0 {
+                Err("the operator does not record the built-in signal (run --record-history)".to_string())
+            } else {
+                Ok(points)
+            };
             self.obs.history.insert(s.name, r);
         }
         for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now) {

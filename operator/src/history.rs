@@ -1,0 +1,127 @@
+//! Pure: the built-in signal's counts, recorded between upgrades so that its baseline knows the
+//! time of day. A live observation of 30 minutes cannot tell a regression of less than about ten
+//! times from the time of day and noise (detector::reach); a week of recorded buckets can. The
+//! recording is a `ts,attempts,errors` trace (one row per bucket, stamped with the bucket's
+//! end), kept in a ConfigMap so that a restart or a new leader loses nothing, and bounded: rows
+//! older than `KEEP` are dropped.
+
+use crate::crd::KubernetesSignal;
+use crate::detector::Counts;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+/// How much is kept: a week, enough for an hour-of-day profile and a weekend. At the default
+/// 10-minute bucket, 1,008 rows of about 40 bytes.
+pub const KEEP: Duration = Duration::days(7);
+
+/// What the recorder counts: pods created in each bucket, over the operator's whole scope,
+/// judged `pending_limit` after creation, like a `kubernetes` signal without selector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recording {
+    pub bucket: Duration,
+    pub pending_limit: Duration,
+}
+
+impl Recording {
+    /// Whether a signal counts exactly what is recorded: all namespaces of the operator's
+    /// scope, no selector, the same pending limit.
+    pub fn covers(&self, s: &KubernetesSignal, scope: Option<&str>) -> bool {
+        let everywhere = s.namespaces.is_empty() || scope.is_some_and(|ns| s.namespaces == [ns]);
+        everywhere
+            && s.label_selector.as_deref().is_none_or(|l| l.trim().is_empty())
+            && s.pending_limit.parse().ok() == Some(self.pending_limit)
+    }
+}
+
+/// The recorded rows, oldest first, and the next bucket to record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recorded {
+    pub rows: Vec<(DateTime<Utc>, Counts)>,
+    /// Start of the next bucket to record (None: right after the last row, or from now).
+    next: Option<DateTime<Utc>>,
+    /// Why the recording could not be kept, while it cannot (for the upgrades that would use it).
+    pub problem: Option<String>,
+}
+
+impl Recorded {
+    /// Read a recording back; rows must be in time order.
+    pub fn parse(text: &str) -> Result<Recorded, String> {
+        let mut rows: Vec<(DateTime<Utc>, Counts)> = vec![];
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            if i == 0 && line.trim() == "ts,attempts,errors" {
+                continue;
+            }
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let row = match f[..] {
+                [ts, a, e] => DateTime::parse_from_rfc3339(ts).ok().zip(a.parse().ok()).zip(e.parse().ok()),
+                _ => None,
+            };
+            let Some(((ts, attempts), errors)) = row else {
+                return Err(format!("line {}: expected ts,attempts,errors, found {line:?}", i + 1));
+            };
+            let ts = ts.with_timezone(&Utc);
+            if rows.last().is_some_and(|(t, _)| *t >= ts) || errors > attempts {
+                return Err(format!("line {}: out of order, or more errors than attempts: {line:?}", i + 1));
+            }
+            rows.push((ts, Counts { attempts, errors }));
+        }
+        Ok(Recorded { rows, next: None, problem: None })
+    }
+
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("ts,attempts,errors\n");
+        for (t, c) in &self.rows {
+            s += &format!(
+                "{},{},{}\n",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                c.attempts,
+                c.errors
+            );
+        }
+        s
+    }
+
+    /// The next bucket `[from, to)` of pod creations that can be judged at `now`, if any. A
+    /// bucket whose pods the watch may not have seen (it started after the bucket's pods were
+    /// created) is skipped, never recorded as zero.
+    pub fn due(
+        &mut self,
+        r: &Recording,
+        now: DateTime<Utc>,
+        watched_since: Option<DateTime<Utc>>,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let aligned = |t: DateTime<Utc>| t.duration_trunc(r.bucket).unwrap_or(t);
+        let first = aligned(now - r.pending_limit - r.bucket);
+        let mut from = self.next.or(self.rows.last().map(|(t, _)| *t)).unwrap_or(first).max(first - KEEP);
+        loop {
+            let to = from + r.bucket;
+            if now < to + r.pending_limit {
+                self.next = Some(from);
+                return None;
+            }
+            if watched_since.is_some_and(|w| w <= from) {
+                self.next = Some(from);
+                return Some((from, to));
+            }
+            from = to;
+        }
+    }
+
+    /// Record the bucket ending at `to`, and drop what is older than `KEEP`.
+    pub fn push(&mut self, to: DateTime<Utc>, c: Counts) {
+        if self.rows.last().is_none_or(|(t, _)| *t < to) {
+            self.rows.push((to, c));
+        }
+        self.next = Some(to);
+        let cutoff = to - KEEP;
+        self.rows.retain(|(t, _)| *t > cutoff);
+    }
+
+    /// The rows within `lookback` before `now`.
+    pub fn since(&self, now: DateTime<Utc>, lookback: Duration) -> Vec<(DateTime<Utc>, Counts)> {
+        self.rows.iter().filter(|(t, _)| *t > now - lookback && *t <= now).copied().collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+mod tests;

@@ -1,0 +1,79 @@
+//! The recording's rows: which bucket is due, gaps, bounds, and the text it is kept as.
+
+use super::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn rec() -> Recording {
+    Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) }
+}
+
+#[test]
+fn a_bucket_is_due_once_its_last_pod_can_be_judged() {
+    let mut h = Recorded::default();
+    let watching = Some(t("2026-11-24T00:00:00Z"));
+    // At 03:17 the pods created 03:00–03:10 have all had their 5 minutes.
+    assert_eq!(
+        h.due(&rec(), t("2026-11-24T03:17:00Z"), watching),
+        Some((t("2026-11-24T03:00:00Z"), t("2026-11-24T03:10:00Z")))
+    );
+    h.push(t("2026-11-24T03:10:00Z"), Counts { attempts: 50, errors: 1 });
+    assert_eq!(h.due(&rec(), t("2026-11-24T03:17:00Z"), watching), None);
+    assert_eq!(
+        h.due(&rec(), t("2026-11-24T03:25:00Z"), watching),
+        Some((t("2026-11-24T03:10:00Z"), t("2026-11-24T03:20:00Z")))
+    );
+}
+
+#[test]
+fn buckets_the_watch_did_not_see_are_skipped_not_recorded_as_zero() {
+    let mut h = Recorded::default();
+    h.push(t("2026-11-24T03:10:00Z"), Counts { attempts: 50, errors: 1 });
+    // The operator was down until 04:02 and its watch listed again then: 03:10–04:10 is a gap.
+    let due = h.due(&rec(), t("2026-11-24T04:30:00Z"), Some(t("2026-11-24T04:02:00Z")));
+    assert_eq!(due, Some((t("2026-11-24T04:10:00Z"), t("2026-11-24T04:20:00Z"))));
+    assert_eq!(h.due(&rec(), t("2026-11-24T04:30:00Z"), None), None, "no watch, nothing due");
+}
+
+#[test]
+fn a_week_is_kept_and_the_text_reads_back() {
+    let mut h = Recorded::default();
+    let start = t("2026-11-01T00:10:00Z");
+    for i in 0..(9 * 144) {
+        h.push(start + Duration::minutes(10 * i), Counts { attempts: 100, errors: (i % 3) as u64 });
+    }
+    assert_eq!(h.rows.len(), 7 * 144, "bounded: {} rows", h.rows.len());
+    let back = Recorded::parse(&h.to_csv()).unwrap();
+    assert_eq!(back.rows, h.rows);
+    let last = h.rows.last().unwrap().0;
+    assert_eq!(h.since(last, Duration::hours(1)).len(), 6);
+}
+
+#[test]
+fn a_damaged_recording_says_where() {
+    let e = Recorded::parse("ts,attempts,errors\n2026-11-24T03:10:00Z,5,9\n").unwrap_err();
+    assert!(e.starts_with("line 2:"), "{e}");
+    assert!(
+        Recorded::parse("ts,attempts,errors\nnonsense\n")
+            .unwrap_err()
+            .contains("expected ts,attempts,errors")
+    );
+}
+
+#[test]
+fn only_a_signal_counting_what_is_recorded_is_covered() {
+    let r = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
+    let mut s = KubernetesSignal::default();
+    assert!(r.covers(&s, None));
+    s.namespaces = vec!["team-a".into()];
+    assert!(!r.covers(&s, None), "one namespace of a cluster-wide recording");
+    assert!(r.covers(&s, Some("team-a")), "the whole scope of an operator watching team-a");
+    s.namespaces.clear();
+    s.label_selector = Some("app=email-sync".into());
+    assert!(!r.covers(&s, None));
+    s.label_selector = None;
+    s.pending_limit = crate::crd::Duration("10m".into());
+    assert!(!r.covers(&s, None));
+}
