@@ -1006,5 +1006,5 @@ async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses
     let done = s.wait_phase("up", Phase::Succeeded, SECS(120)).await;
     let a = &done.status.unwrap().analysis[0];
     assert!(a.baseline.as_ref().unwrap().recorded, "live reads did not overwrite it");
-    assert!(s.saw_event("up", reason::SHORT_BASELINE).await, "{:?}", s.events("up").await);
+    assert!(s.saw_event("up", reason::BASELINE_LIMIT).await, "{:?}", s.events("up").await);
 }

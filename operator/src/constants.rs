@@ -52,7 +52,7 @@ pub mod reason {
     pub const WINDOW_CLOSED: &str = "WindowClosed";
     pub const WINDOW_OPENED: &str = "WindowOpen";
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
-    pub const SHORT_BASELINE: &str = "ShortBaseline";
+    pub const BASELINE_LIMIT: &str = "BaselineLimit";
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
     pub const PAUSED: &str = "Paused";
     pub const STAGE_STARTED: &str = "StageStarted";

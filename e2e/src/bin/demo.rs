@@ -100,7 +100,7 @@ async fn summary(s: &Scenario, mu: &MaintenanceUpgrade, t0: Instant) {
         println!(
             "real time: replaying the incident's own trace (`make replay-incident`), the same detector rolls back"
         );
-        println!("           2.8 h after the change; in 2022 the rollback came by hand 34.5 h after it");
+        println!("           2.9 h after the change; in 2022 the rollback came by hand 34.5 h after it");
     }
     for c in st.stages.iter().flat_map(|s| &s.components) {
         println!(

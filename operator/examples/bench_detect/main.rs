@@ -107,8 +107,12 @@ struct Score {
 
 impl Score {
     fn of(traces: &[Trace], out: &Outcomes, keep: impl Fn(&Trace) -> bool) -> Score {
+        Score::of_each(traces, out, |i| keep(&traces[i]))
+    }
+    /// The same, choosing soaks by their index.
+    fn of_each(traces: &[Trace], out: &Outcomes, keep: impl Fn(usize) -> bool) -> Score {
         let mut s = Score::default();
-        for (t, at) in traces.iter().zip(out).filter(|(t, _)| keep(t)) {
+        for (_, (t, at)) in traces.iter().zip(out).enumerate().filter(|(i, _)| keep(*i)) {
             match t.onset.map(|o| o - t.change) {
                 None => {
                     s.healthy += 1;
@@ -205,6 +209,9 @@ fn main() {
     let mut kayenta =
         Method { name: "Kayenta-style: hourly Mann-Whitney vs up to 3 h before".into(), outcomes: vec![] };
     let mut tuned = vec![];
+    // Per history length and soak: the smallest multiple the detector acts on against that
+    // baseline (the rule's minimum effect, or the floor of a short baseline).
+    let mut acts_on: Vec<Vec<f64>> = vec![];
     let mut suspicion = String::new();
     let mut replay_ms = 0.0;
     for h in HISTORIES {
@@ -212,6 +219,7 @@ fn main() {
         let runs: Vec<replay::Run> =
             traces.iter().zip(&baselines).map(|(t, b)| replay::run(&cusum, b, t.soak())).collect();
         ours.outcomes.push(runs.iter().map(|r| r.rollback).collect());
+        acts_on.push(baselines.iter().map(|b| 1.0 + cusum.relative_increase(b)).collect());
         if arg(&args, "--explain-false") == Some(&h.short()) {
             for ((t, b), r) in
                 traces.iter().zip(&baselines).zip(&runs).filter(|((t, _), _)| t.family.healthy())
@@ -303,9 +311,9 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
     let _ = writeln!(r, "## By history length\n");
     let _ = writeln!(
         r,
-        "| history | detector | false rollbacks | misses | step median (h) | ramp median (h) | ramp median / bound | 31 h ramp median (h) |"
+        "| history | detector | false rollbacks | misses | misses it could act on | step median (h) | ramp median (h) | ramp median / bound | 31 h ramp median (h) |"
     );
-    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (hi, h) in HISTORIES.iter().enumerate() {
         let bound_ramps = Score::of(&traces, &bound.outcomes[hi], |t| t.family.ramp()).median();
         for m in methods {
@@ -318,14 +326,20 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
                 _ => "–".into(),
             };
             let bold = |s: String| if std::ptr::eq(m, &ours) { format!("**{s}**") } else { s };
+            // Regressions at least as large as what our detector acts on against that baseline.
+            let actionable: Vec<bool> =
+                traces.iter().zip(&acts_on[hi]).map(|(t, a)| t.onset.is_some() && t.multiple >= *a).collect();
+            let within = Score::of_each(&traces, &m.outcomes[hi], |i| actionable[i]);
             let _ = writeln!(
                 r,
-                "| {} | {} | {} of {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} of {} | {} | {} of {} | {} | {} | {} | {} |",
                 h.label(),
                 m.name,
                 bold(all.false_rollbacks.to_string()),
                 all.healthy,
                 bold(all.misses()),
+                within.misses,
+                within.regressing,
                 fmt(steps.median()),
                 fmt(ramps.median()),
                 bold(ratio),
@@ -412,10 +426,11 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
     )
 }
 
-/// For each history too short for an hour-of-day profile: the smallest minimum effect (to
-/// 0.05) with no false rollback at all, the floor off. Printed for detector::reach::FLOORS.
+/// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
+/// false rollback at all, the floor off. Printed for detector::reach::FLOORS.
 fn calibrate_floors(traces: &[Trace], rule: &RegressionRule) {
-    for h in HISTORIES.iter().filter(|h| h.minutes < 3 * 24 * 60) {
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    for h in HISTORIES.iter().filter(|h| only.as_ref().is_none_or(|o| *o == h.short())) {
         let false_rollbacks = |rel: f64| {
             let d = Cusum { min_relative_increase: rel, history_floor: false, ..Cusum::from_rule(rule) };
             let out: Outcomes =

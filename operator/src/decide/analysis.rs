@@ -179,7 +179,7 @@ impl Decider<'_> {
             // and the baseline is complete.
             a.baseline_limit = reach::words(&b, s.regression.min_relative_increase);
             if first_soak_read && let Some(words) = &a.baseline_limit {
-                notes.push((true, reason::SHORT_BASELINE, format!("signal {}: {words}", a.name)));
+                notes.push((true, reason::BASELINE_LIMIT, format!("signal {}: {words}", a.name)));
             }
             let was_suspect = a.detector.suspect_since.is_some();
             let r = detector.update(&mut a.detector, &b, to, counts);

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 const HOURLY_AFTER_DAYS: i64 = 3;
 /// Prior weight, in expected errors, pulling each hour's rate towards the pooled rate: an
 /// hour's own rate counts only once it rests on more failures than this.
-const HOURLY_PRIOR_ERRORS: f64 = 50.0;
+const HOURLY_PRIOR_ERRORS: f64 = 20.0;
 
 /// Fit the baseline from per-interval counts before the change, in time order.
 pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> BaselineStatus {

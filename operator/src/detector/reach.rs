@@ -7,25 +7,24 @@ use crate::crd::BaselineStatus;
 use crate::timefmt::duration;
 use chrono::Duration;
 
-/// (shortest span in minutes, smallest relative increase a baseline of that span supports).
-/// Measured, not guessed: `make bench-detect-floors` finds, for each span, the smallest minimum
-/// effect with no false rollback on any healthy soak of the calibration seeds (the error
-/// rate's daily rhythm up to ±35 %, weekends up to 1.2x, spikes, incidents, low volume). The
-/// report seeds then check them (bench/results.md).
-/// The noise of a short baseline counts as much as the time of day: 30 minutes average only
-/// three 10-minute swings of the rate and rest on a handful of failures.
-const FLOORS: [(i64, f64); 3] = [(0, 8.85), (120, 4.75), (24 * 60, 1.95)];
-
-/// Span at which the baseline learns the time of day (see `baseline::HOURLY_AFTER_DAYS`).
-const PROFILE_AFTER: Duration = Duration::days(3);
+/// (shortest span in minutes, smallest relative increase a baseline of that span supports),
+/// without an hour-of-day profile and with one. Measured, not guessed: `make
+/// bench-detect-floors` finds, for each span, the smallest minimum effect with no false rollback
+/// on any healthy soak of the calibration seeds (the error rate's daily rhythm up to ±35 %,
+/// weekends up to 1.2x, spikes, incidents, low volume). The report seeds then check them
+/// (bench/results.md). The noise of a short baseline counts as much as the time of day: 30
+/// minutes average only three 10-minute swings of the rate and rest on a handful of failures;
+/// and a profile from three days has seen each hour only three times, and no weekend.
+const UNPROFILED: [(i64, f64); 3] = [(0, 8.85), (120, 4.75), (24 * 60, 1.95)];
+const PROFILED: [(i64, f64); 2] = [(3 * 24 * 60, 0.85), (7 * 24 * 60, 0.65)];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Floor {
     pub span: Duration,
     /// The smallest relative increase acted on (1.0 = twice the baseline).
     pub min_relative: f64,
-    /// The longer spans and what each would support (None: the rule's own minimum).
-    pub better: Vec<(Duration, Option<f64>)>,
+    /// Longer spans and what each would support.
+    pub better: Vec<(Duration, f64)>,
 }
 
 /// How much time the baseline covers.
@@ -36,19 +35,29 @@ pub fn span(b: &BaselineStatus) -> Duration {
     }
 }
 
-/// The floor a baseline without an hour-of-day profile puts under the minimum effect.
+/// The floor a baseline of its span (and with or without a daily profile) puts under the
+/// minimum effect.
 pub fn floor(b: &BaselineStatus) -> Option<Floor> {
-    if b.hourly.len() == 24 {
-        return None;
-    }
     let span = span(b);
-    let i = FLOORS.iter().rposition(|(m, _)| span >= Duration::minutes(*m)).unwrap_or(0);
-    let better = FLOORS[i + 1..]
-        .iter()
-        .map(|(m, f)| (Duration::minutes(*m), Some(*f)))
-        .chain([(PROFILE_AFTER, None)])
-        .collect();
-    Some(Floor { span, min_relative: FLOORS[i].1, better })
+    let profiled = b.hourly.len() == 24;
+    let table: &[(i64, f64)] = if profiled { &PROFILED } else { &UNPROFILED };
+    let i = table.iter().rposition(|(m, _)| span >= Duration::minutes(*m)).unwrap_or(0);
+    let later: Vec<(i64, f64)> = if profiled {
+        PROFILED[i + 1..].to_vec()
+    } else {
+        UNPROFILED[i + 1..].iter().chain(&PROFILED).copied().collect()
+    };
+    let better = later.into_iter().map(|(m, f)| (Duration::minutes(m), f)).collect();
+    Some(Floor { span, min_relative: table[i].1, better })
+}
+
+/// To the minute, or to the second under an hour (a compressed demo observes seconds).
+fn rounded(d: Duration) -> Duration {
+    if d >= Duration::hours(1) {
+        Duration::minutes(d.num_minutes())
+    } else {
+        Duration::seconds(d.num_seconds())
+    }
 }
 
 /// In words, when the floor is above the rule's own minimum effect; for status, the Event and
@@ -58,21 +67,25 @@ pub fn words(b: &BaselineStatus, rule_relative: f64) -> Option<String> {
     if f.min_relative <= rule_relative {
         return None;
     }
-    let x = |rel: Option<f64>| format!("{:.1}x", 1.0 + rel.unwrap_or(rule_relative).max(rule_relative));
+    let x = |rel: f64| {
+        let m = format!("{:.2}", 1.0 + rel.max(rule_relative));
+        format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
+    };
     let verb = if b.intervals > 0 { "observe" } else { "look back" };
-    let ladder: Vec<String> = f
-        .better
-        .iter()
-        .enumerate()
-        .map(|(i, (d, rel))| {
-            format!("{} {}on {}", duration(*d), if i == 0 { "or more to act " } else { "" }, x(*rel))
-        })
-        .collect();
+    // The longer baselines, up to the first that acts on the rule's own minimum.
+    let mut ladder: Vec<String> = vec![];
+    for (d, rel) in &f.better {
+        let first = ladder.is_empty();
+        ladder.push(format!("{} {}on {}", duration(*d), if first { "or more to act " } else { "" }, x(*rel)));
+        if *rel <= rule_relative {
+            break;
+        }
+    }
+    let then = if ladder.is_empty() { String::new() } else { format!("; {verb} {}", ladder.join(", ")) };
     Some(format!(
-        "baseline from {}: increases below {} cannot be told from time-of-day variation and noise; {verb} {}",
-        duration(Duration::minutes(f.span.num_minutes())),
-        x(Some(f.min_relative)),
-        ladder.join(", "),
+        "baseline from {}: increases below {} cannot be told from time-of-day variation and noise{then}",
+        duration(rounded(f.span)),
+        x(f.min_relative),
     ))
 }
 
@@ -95,8 +108,15 @@ mod tests {
     fn the_floor_falls_as_the_baseline_grows_and_goes_with_the_daily_profile() {
         let rel = |m| floor(&baseline(m, false)).map(|f| f.min_relative);
         assert!(rel(30) >= rel(120) && rel(120) >= rel(24 * 60), "{:?}", [rel(30), rel(120), rel(1440)]);
-        let profiled = BaselineStatus { hourly: vec![0.01; 24], ..baseline(7 * 24 * 60, false) };
-        assert_eq!(floor(&profiled), None);
+        let profiled = |m| BaselineStatus { hourly: vec![0.01; 24], ..baseline(m, false) };
+        let three = floor(&profiled(3 * 24 * 60)).unwrap().min_relative;
+        let week = floor(&profiled(7 * 24 * 60)).unwrap();
+        assert!(rel(24 * 60).unwrap() >= three && three >= week.min_relative && week.better.is_empty());
+        assert_eq!(
+            words(&profiled(7 * 24 * 60), week.min_relative),
+            None,
+            "the default asks for what a week supports"
+        );
     }
 
     #[test]
@@ -104,11 +124,13 @@ mod tests {
         let w = words(&baseline(30, true), 0.5).unwrap();
         assert!(w.starts_with("baseline from 30m: increases below "), "{w}");
         assert!(
-            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 5.8x, 1day on 3.0x, 3days on 1.5x"),
+            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 5.75x, 1day on 2.95x, 3days on 1.85x, 7days on 1.65x"),
             "{w}"
         );
         let w = words(&baseline(120, false), 0.5).unwrap();
-        assert!(w.contains("look back 1day or more to act on 3.0x, 3days on 1.5x"), "{w}");
+        assert!(w.contains("look back 1day or more to act on 2.95x, 3days on 1.85x, 7days on 1.65x"), "{w}");
+        let w = words(&baseline(120, false), 0.85).unwrap();
+        assert!(w.ends_with("3days on 1.85x"), "the ladder stops at the rule's own minimum: {w}");
         assert_eq!(words(&baseline(30, true), 10.0), None, "the rule asks for more than the floor");
     }
 }
