@@ -7,11 +7,13 @@
 //! `--seeds calibrate` runs the seeds that tuning may look at.
 //! `--calibrate-floors` measures, on the calibration seeds, the smallest minimum effect each
 //! history length shorter than the daily profile supports (detector::reach).
+//! `--ramp-experiment` compares, on the calibration seeds, a GLR over ramps beside the CUSUM (ramp.rs).
 //! `--ours-only` skips the other rules (for quick runs while tuning).
 //! `--write-incident FILE` instead writes the incident example trace (seeded, deterministic).
 
 mod corpus;
 mod plot;
+mod ramp;
 mod rivals;
 
 use corpus::{FAMILIES, Family, SOAK_MIN, Trace};
@@ -194,6 +196,16 @@ fn main() {
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
         .collect();
     let cusum = Cusum::from_rule(&rule);
+    if args.iter().any(|a| a == "--ramp-experiment") {
+        // The threshold is found on the calibration seeds, and only checked on the others.
+        let fixed = arg(&args, "--ramp-threshold").map(|v| v.parse().unwrap());
+        assert!(
+            calibrating || fixed.is_some(),
+            "on the report seeds, give the --ramp-threshold calibrated before"
+        );
+        ramp_experiment(&traces, &cusum, fixed, args.iter().any(|a| a == "--mixture"));
+        return;
+    }
     if args.iter().any(|a| a == "--calibrate-floors") {
         assert!(calibrating, "the floors are measured on the calibration seeds only: add --seeds calibrate");
         calibrate_floors(&traces, &rule);
@@ -449,6 +461,55 @@ fn calibrate_floors(traces: &[Trace], rule: &RegressionRule) {
             "{}: no false rollback from a minimum relative increase of {hi:.2} ({:.2}x)",
             h.label(),
             1.0 + hi
+        );
+    }
+}
+
+/// The ramp GLR beside the CUSUM at 7 days of history: its threshold the lowest (to 1) with no
+/// false rollback of the two together, then both scored against the CUSUM alone.
+fn ramp_experiment(traces: &[Trace], d: &Cusum, fixed: Option<f64>, mixture: bool) {
+    let h = HISTORIES[4];
+    let baselines: Vec<BaselineStatus> = traces.iter().map(|t| h.baseline(t, d)).collect();
+    let cusum: Outcomes =
+        traces.iter().zip(&baselines).map(|(t, b)| replay::run(d, b, t.soak()).rollback).collect();
+    let bound: Outcomes = traces.iter().map(rivals::oracle).collect();
+    let ramp_at = |threshold: f64| -> Outcomes {
+        traces
+            .iter()
+            .zip(&baselines)
+            .map(|(t, b)| ramp::first_alarm(d, b, t.soak(), threshold, mixture))
+            .collect()
+    };
+    let either = |a: &Outcomes, b: &Outcomes| -> Outcomes {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| match (x, y) {
+                (Some(x), Some(y)) => Some(*x.min(y)),
+                _ => x.or(*y),
+            })
+            .collect()
+    };
+    let mut threshold = fixed.unwrap_or(4.0);
+    let (ramp, both) = loop {
+        let ramp = ramp_at(threshold);
+        let both = either(&cusum, &ramp);
+        if fixed.is_some() || Score::of(traces, &both, |_| true).false_rollbacks == 0 || threshold >= 60.0 {
+            break (ramp, both);
+        }
+        threshold += 1.0;
+    };
+    let bound_ramps = Score::of(traces, &bound, |t| t.family.ramp()).median().unwrap_or(1.0);
+    for (name, out) in [("CUSUM alone", &cusum), ("ramp GLR alone", &ramp), ("CUSUM or ramp GLR", &both)] {
+        let all = Score::of(traces, out, |_| true);
+        let steps = Score::of(traces, out, |t| t.family == Family::Step);
+        let ramps = Score::of(traces, out, |t| t.family.ramp());
+        println!(
+            "{name} (ramp threshold {threshold}): false {} misses {} steps {} ramps {} ({:.2}x the bound)",
+            all.false_rollbacks,
+            all.misses,
+            fmt(steps.median()),
+            fmt(ramps.median()),
+            ramps.median().unwrap_or(f64::NAN) / bound_ramps
         );
     }
 }
