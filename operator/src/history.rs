@@ -7,6 +7,7 @@
 
 use crate::crd::KubernetesSignal;
 use crate::detector::Counts;
+use crate::pod_index::KEEP_DELETED;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 /// How much is kept: a week, enough for an hour-of-day profile and a weekend. At the default
@@ -91,7 +92,11 @@ impl Recorded {
     ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         let aligned = |t: DateTime<Utc>| t.duration_trunc(r.bucket).unwrap_or(t);
         let first = aligned(now - r.pending_limit - r.bucket);
-        let mut from = self.next.or(self.rows.last().map(|(t, _)| *t)).unwrap_or(first).max(first - KEEP);
+        // The pod index forgets deleted pods after KEEP_DELETED: an older bucket (a replica
+        // that led long ago and leads again) can no longer be counted whole.
+        let oldest = aligned(now - KEEP_DELETED + r.bucket);
+        let mut from =
+            self.next.or(self.rows.last().map(|(t, _)| *t)).unwrap_or(first).max(oldest.min(first));
         loop {
             let to = from + r.bucket;
             if now < to + r.pending_limit {

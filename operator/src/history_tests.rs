@@ -38,6 +38,15 @@ fn buckets_the_watch_did_not_see_are_skipped_not_recorded_as_zero() {
 }
 
 #[test]
+fn a_bucket_older_than_the_pod_index_remembers_is_not_counted() {
+    let mut h = Recorded::default();
+    h.push(t("2026-11-22T03:10:00Z"), Counts { attempts: 50, errors: 1 });
+    // Two days later, with a watch that ran all along: deleted pods of two days ago are gone.
+    let (from, _) = h.due(&rec(), t("2026-11-24T03:17:00Z"), Some(t("2026-11-20T00:00:00Z"))).unwrap();
+    assert!(from >= t("2026-11-24T00:17:00Z"), "{from}");
+}
+
+#[test]
 fn a_week_is_kept_and_the_text_reads_back() {
     let mut h = Recorded::default();
     let start = t("2026-11-01T00:10:00Z");

@@ -60,33 +60,37 @@ impl Decider<'_> {
             let Some(result) = self.o.history.get(&s.name) else { continue };
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             let live = s.prometheus.is_none();
-            let covered = |points: &[(DateTime<Utc>, Counts)]| match (points.first(), points.last()) {
-                (Some(f), Some(l)) => l.0 - f.0,
-                _ => Duration::zero(),
-            };
             match result {
-                // A recording shorter than the live observation would tell less than it.
-                Ok(points) if live && covered(points) < plan.observe => {
-                    a.reason = format!(
-                        "the operator has recorded this signal for {} only; observing the baseline live for {}",
-                        duration(covered(points)),
-                        duration(plan.observe)
-                    )
-                }
                 Ok(points) if !points.is_empty() => {
                     let mut b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
+                    let span = reach::span(&b);
+                    // A recording shorter than the live observation would tell less than it.
+                    if live && span < plan.observe {
+                        a.reason = format!(
+                            "the operator has recorded this signal for {} only; observing the baseline live for {}",
+                            duration(span),
+                            duration(plan.observe)
+                        );
+                        continue;
+                    }
                     b.recorded = live;
                     a.reason = format!(
                         "baseline {} over {} attempts before the change{}",
                         pct(b.rate),
                         b.attempts,
                         if live {
-                            format!(", recorded by the operator over {}", duration(covered(points)))
+                            format!(", recorded by the operator over {}", duration(span))
                         } else {
                             String::new()
                         }
                     );
                     a.baseline = Some(b);
+                }
+                Ok(_) if live => {
+                    a.reason = format!(
+                        "nothing recorded yet; observing the baseline live for {}",
+                        duration(plan.observe)
+                    )
                 }
                 Ok(_) => a.reason = "the baseline history is empty; retrying".into(),
                 Err(e) if live => a.reason = format!("observing the baseline live: {e}"),
