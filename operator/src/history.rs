@@ -2,7 +2,7 @@
 //! time of day. A live observation of 30 minutes cannot tell a regression of less than about ten
 //! times from the time of day and noise (detector::reach); a week of recorded buckets can. The
 //! recording is a `ts,attempts,errors` trace (one row per bucket, stamped with the bucket's
-//! end), kept in a ConfigMap so that a restart or a new leader loses nothing, and bounded: rows
+//! end; `replay` reads it where it has no gaps), kept in a ConfigMap so that a restart or a new leader loses nothing, and bounded: rows
 //! older than `KEEP` are dropped.
 
 use crate::crd::KubernetesSignal;
@@ -44,28 +44,9 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// Read a recording back; rows must be in time order.
+    /// Read a recording back: a trace as `replay` reads it, but with gaps.
     pub fn parse(text: &str) -> Result<Recorded, String> {
-        let mut rows: Vec<(DateTime<Utc>, Counts)> = vec![];
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            if i == 0 && line.trim() == "ts,attempts,errors" {
-                continue;
-            }
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let row = match f[..] {
-                [ts, a, e] => DateTime::parse_from_rfc3339(ts).ok().zip(a.parse().ok()).zip(e.parse().ok()),
-                _ => None,
-            };
-            let Some(((ts, attempts), errors)) = row else {
-                return Err(format!("line {}: expected ts,attempts,errors, found {line:?}", i + 1));
-            };
-            let ts = ts.with_timezone(&Utc);
-            if rows.last().is_some_and(|(t, _)| *t >= ts) || errors > attempts {
-                return Err(format!("line {}: out of order, or more errors than attempts: {line:?}", i + 1));
-            }
-            rows.push((ts, Counts { attempts, errors }));
-        }
-        Ok(Recorded { rows, next: None, problem: None })
+        Ok(Recorded { rows: crate::replay::parse_rows(text, false)?, next: None, problem: None })
     }
 
     pub fn to_csv(&self) -> String {

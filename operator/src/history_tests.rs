@@ -67,8 +67,11 @@ fn a_damaged_recording_says_where() {
     assert!(
         Recorded::parse("ts,attempts,errors\nnonsense\n")
             .unwrap_err()
-            .contains("expected ts,attempts,errors")
+            .contains("line 2: expected 3 fields (ts,attempts,errors)")
     );
+    // Where the operator could not see, there is a gap: still a recording.
+    let gap = "ts,attempts,errors\n2026-11-24T03:10:00Z,5,1\n2026-11-24T04:10:00Z,5,0\n";
+    assert_eq!(Recorded::parse(gap).unwrap().rows.len(), 2);
 }
 
 #[test]

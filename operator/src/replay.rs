@@ -9,8 +9,19 @@ use std::fmt::Write as _;
 
 pub type Row = (DateTime<Utc>, Counts);
 
-/// Parse `ts,attempts,errors` CSV (header required). Errors name the line.
+/// Parse a `ts,attempts,errors` trace (header required, rows evenly spaced, at least one).
+/// Errors name the line.
 pub fn parse_trace(text: &str) -> Result<Vec<Row>, String> {
+    let rows = parse_rows(text, true)?;
+    if rows.is_empty() {
+        return Err("the trace has a header but no rows".into());
+    }
+    Ok(rows)
+}
+
+/// Parse `ts,attempts,errors` CSV (header required, rows in time order); `evenly_spaced` also
+/// refuses gaps (a recording has them where the operator could not see). Errors name the line.
+pub fn parse_rows(text: &str, evenly_spaced: bool) -> Result<Vec<Row>, String> {
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, h)) if h.trim().replace(' ', "") == "ts,attempts,errors" => {}
@@ -46,7 +57,7 @@ pub fn parse_trace(text: &str) -> Result<Vec<Row>, String> {
                     prev.to_rfc3339()
                 ));
             }
-            if rows.len() >= 2 {
+            if evenly_spaced && rows.len() >= 2 {
                 let step = rows[1].0 - rows[0].0;
                 if ts - *prev != step {
                     return Err(format!(
@@ -58,9 +69,6 @@ pub fn parse_trace(text: &str) -> Result<Vec<Row>, String> {
             }
         }
         rows.push((ts, Counts { attempts, errors }));
-    }
-    if rows.is_empty() {
-        return Err("the trace has a header but no rows".into());
     }
     Ok(rows)
 }

@@ -208,7 +208,7 @@ fn main() {
     }
     if args.iter().any(|a| a == "--calibrate-floors") {
         assert!(calibrating, "the floors are measured on the calibration seeds only: add --seeds calibrate");
-        calibrate_floors(&traces, &rule);
+        calibrate_floors(&traces, &rule, arg(&args, "--only"));
         return;
     }
     let healthy: Vec<usize> = (0..traces.len()).filter(|&i| traces[i].family.healthy()).collect();
@@ -440,9 +440,8 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
 
 /// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
 /// false rollback at all, the floor off. Printed for detector::reach::FLOORS.
-fn calibrate_floors(traces: &[Trace], rule: &RegressionRule) {
-    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
-    for h in HISTORIES.iter().filter(|h| only.as_ref().is_none_or(|o| *o == h.short())) {
+fn calibrate_floors(traces: &[Trace], rule: &RegressionRule, only: Option<&str>) {
+    for h in HISTORIES.iter().filter(|h| only.is_none_or(|o| o == h.short())) {
         let false_rollbacks = |rel: f64| {
             let d = Cusum { min_relative_increase: rel, history_floor: false, ..Cusum::from_rule(rule) };
             let out: Outcomes =

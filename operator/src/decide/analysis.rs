@@ -150,19 +150,18 @@ impl Decider<'_> {
             }
             a.last = Some(rate_window(counts, Some(from), Some(to)));
             let first_soak_read = changed && a.soak.is_none();
+            // Before the change, live reads build the baseline of signals without history.
+            if !changed && s.prometheus.is_none() && !a.baseline.as_ref().is_some_and(|b| b.recorded) {
+                let b = a.baseline.get_or_insert_with(Default::default);
+                observe_baseline(b, to, from, counts);
+                a.reason =
+                    format!("measuring the baseline: {} over {} attempts so far", pct(b.rate), b.attempts);
+            }
+            // In status while the baseline is measured; in an Event once, when the soak begins
+            // and the baseline is complete.
+            a.baseline_limit =
+                a.baseline.as_ref().and_then(|b| reach::words(b, s.regression.min_relative_increase));
             if !changed {
-                // Before the change, live reads build the baseline of signals without history.
-                if s.prometheus.is_none() && !a.baseline.as_ref().is_some_and(|b| b.recorded) {
-                    let b = a.baseline.get_or_insert_with(Default::default);
-                    observe_baseline(b, to, from, counts);
-                    a.reason = format!(
-                        "measuring the baseline: {} over {} attempts so far",
-                        pct(b.rate),
-                        b.attempts
-                    );
-                }
-                a.baseline_limit =
-                    a.baseline.as_ref().and_then(|b| reach::words(b, s.regression.min_relative_increase));
                 continue;
             }
             let soak = a
@@ -178,15 +177,11 @@ impl Decider<'_> {
                 a.analysed_at = Some(now);
                 continue;
             };
-            let detector = Cusum::from_rule(&s.regression);
-            // In status while the baseline is measured; in an Event once, when the soak begins
-            // and the baseline is complete.
-            a.baseline_limit = reach::words(&b, s.regression.min_relative_increase);
             if first_soak_read && let Some(words) = &a.baseline_limit {
                 notes.push((true, reason::BASELINE_LIMIT, format!("signal {}: {words}", a.name)));
             }
             let was_suspect = a.detector.suspect_since.is_some();
-            let r = detector.update(&mut a.detector, &b, to, counts);
+            let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
             match (was_suspect, r.verdict) {
                 (false, Verdict::Suspect) => {
                     notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason)))

@@ -79,6 +79,7 @@ fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
 impl Detector for Cusum {
     fn update(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Assessment {
         let p0 = rate_at(b, at);
+        let relative = self.relative_increase(b);
         let n = c.attempts as f64;
         s.soak_attempts += c.attempts as i64;
         s.soak_errors += c.errors as i64;
@@ -98,7 +99,7 @@ impl Detector for Cusum {
             let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
             let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
             let reference = (bp0 * baseline_margin(b)).min(0.999);
-            let bp1 = self.regression_rate(reference, self.relative_increase(b));
+            let bp1 = self.regression_rate(reference, relative);
             let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(self.max_increment);
             s.statistic = (s.statistic + inc).max(0.0);
             s.last_bucket_rate = by / bn;
@@ -136,7 +137,7 @@ impl Detector for Cusum {
             pct(observed),
             pct(baseline),
             (margin - 1.0) * 100.0,
-            pct(self.regression_rate(baseline * margin, self.relative_increase(b))),
+            pct(self.regression_rate(baseline * margin, relative)),
             s.statistic,
             self.threshold,
             excess
