@@ -59,6 +59,10 @@ bench-detect: ## Benchmark the detector against Argo/Flagger/Kayenta-style rules
 bench-detect-floors: ## Measure, on the calibration seeds, the minimum effect each short baseline supports
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds calibrate --calibrate-floors
 
+.PHONY: bench-detect-control
+bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment
+
 .PHONY: bench-scale
 bench-scale: cluster-binaries ## Fleet scale on a local cluster: reconcile time, RSS, CPU, API load (a benchmark)
 	$(CARGO) build --locked --release -p maintenance-operator

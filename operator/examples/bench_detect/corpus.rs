@@ -79,6 +79,16 @@ pub struct Trace {
     /// the clairvoyant bound.
     pub p_null: Vec<f64>,
     pub p_true: Vec<f64>,
+    /// What made the counts, kept only for the concurrent-control experiment (control.rs).
+    pub shape: Option<Shape>,
+}
+
+/// The generator's expectations for every row, history and soak: attempts per minute, the
+/// error rate without the regression, and the regression's multiple.
+pub struct Shape {
+    pub attempts: Vec<f32>,
+    pub p_null: Vec<f32>,
+    pub regression: Vec<f32>,
 }
 
 impl Trace {
@@ -95,10 +105,14 @@ fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
     (lo.ln() + rng.random::<f64>() * (hi.ln() - lo.ln())).exp()
 }
 
-/// `per_family` traces of every family from one seed.
-pub fn corpus(seed: u64, per_family: usize) -> Vec<Trace> {
+/// `per_family` traces of every family from one seed; `keep_shape` keeps what made them.
+pub fn corpus(seed: u64, per_family: usize, keep_shape: bool) -> Vec<Trace> {
     let mut rng = StdRng::seed_from_u64(seed);
-    FAMILIES.iter().flat_map(|f| std::iter::repeat_n(*f, per_family)).map(|f| generate(&mut rng, f)).collect()
+    FAMILIES
+        .iter()
+        .flat_map(|f| std::iter::repeat_n(*f, per_family))
+        .map(|f| generate(&mut rng, f, keep_shape))
+        .collect()
 }
 
 /// Multiplies `v[at..at + len]` (clipped to the end) by `k`.
@@ -110,7 +124,7 @@ fn scale(v: &mut [f64], at: usize, len: usize, k: f64) {
 }
 
 /// One trace. The change falls at a random minute of a random day of the week.
-pub fn generate(rng: &mut StdRng, family: Family) -> Trace {
+pub fn generate(rng: &mut StdRng, family: Family, keep_shape: bool) -> Trace {
     let low = family == Family::LowVolume;
     let volume = if low { log_uniform(rng, 0.5, 5.0) } else { log_uniform(rng, 5.0, 500.0) };
     let p0 = if low { log_uniform(rng, 0.001, 0.004) } else { log_uniform(rng, 0.002, 0.03) };
@@ -190,17 +204,27 @@ pub fn generate(rng: &mut StdRng, family: Family) -> Trace {
         })
         .collect();
     let p_true: Vec<f64> = (0..n).map(|i| (p_null[i] * regression[i]).min(0.95)).collect();
-    let rows = (0..n)
+    let expected: Vec<f64> = (0..n)
         .map(|i| {
             let week = if weekend(i) { weekend_vol } else { 1.0 };
-            let v = volume * (1.0 + vol_amp * (day(i) + vol_phase).sin()) * week * vol_mult[i];
-            let attempts = Poisson::new(v.max(0.01)).unwrap().sample(rng) as u64;
+            volume * (1.0 + vol_amp * (day(i) + vol_phase).sin()) * week * vol_mult[i]
+        })
+        .collect();
+    let rows = (0..n)
+        .map(|i| {
+            let attempts = Poisson::new(expected[i].max(0.01)).unwrap().sample(rng) as u64;
             let errors =
                 if attempts == 0 { 0 } else { Binomial::new(attempts, p_true[i]).unwrap().sample(rng) };
             (at(i), Counts { attempts, errors })
         })
         .collect();
     let effect_at = onset.and_then(|o| (o..n).find(|&i| regression[i] >= 1.5));
+    let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect();
+    let shape = keep_shape.then(|| Shape {
+        attempts: f32s(&expected),
+        p_null: f32s(&p_null),
+        regression: f32s(&regression),
+    });
     Trace {
         family,
         volume,
@@ -211,6 +235,7 @@ pub fn generate(rng: &mut StdRng, family: Family) -> Trace {
         multiple,
         p_null: p_null[change..].to_vec(),
         p_true: p_true[change..].to_vec(),
+        shape,
     }
 }
 

@@ -1,0 +1,289 @@
+//! An experiment, not yet the operator's detector: the concurrent control. While only the
+//! canary is upgraded, the pods on the nodes it does not touch live through the same time of
+//! day, weekends and cluster-wide incidents. Given how many failures both groups had in a
+//! bucket, the canary's share of them depends only on how many attempts each group made and on
+//! the ratio of their error rates, so the daily rhythm cancels out of the comparison. The test
+//! is a one-sided CUSUM on that share: the ratio the groups had before the change (measured
+//! while the baseline is observed) against the same ratio raised by the minimum effect.
+//!
+//! `--control-experiment` splits every soak into a canary and the rest, puts the regression on
+//! the canary only (as a canary stage sees it), and compares the test with the CUSUM on
+//! cluster-wide counts (what the built-in signal measures today), with the CUSUM on the
+//! canary's own counts (a signal scoped to the canary, with a week of history), and with the
+//! bound on the canary.
+
+use super::corpus::{Family, HISTORY_MIN, Trace};
+use super::{Outcomes, Score, fmt};
+use chrono::{DateTime, Utc};
+use maintenance_operator::detector::{Counts, Cusum, fit_baseline};
+use maintenance_operator::replay;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Binomial, Distribution, LogNormal, Poisson};
+use std::fmt::Write as _;
+
+/// One soak seen as two groups of pods: the canary's nodes and the rest.
+pub struct Split {
+    pub at: Vec<DateTime<Utc>>,
+    pub canary: Vec<Counts>,
+    pub control: Vec<Counts>,
+    /// The canary's exact error rate per soak minute without and with the regression.
+    pub p_null: Vec<f64>,
+    pub p_true: Vec<f64>,
+}
+
+fn log_uniform(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
+    (lo.ln() + rng.random::<f64>() * (hi.ln() - lo.ln())).exp()
+}
+
+/// What is local to one group: its own 10-minute wander of the rate (lognormal σ up to 0.15)
+/// and about one spike a day of 2–10 minutes at 3–8x (a bad node).
+fn local_noise(rng: &mut StdRng, n: usize) -> Vec<f64> {
+    let sigma = rng.random_range(0.0..0.15);
+    let noise = LogNormal::new(-sigma * sigma / 2.0, sigma).unwrap();
+    let mut m = vec![1.0; n];
+    let mut block = 1.0;
+    for (i, v) in m.iter_mut().enumerate() {
+        if i % 10 == 0 {
+            block = noise.sample(rng);
+        }
+        *v = block;
+    }
+    for _ in 0..n / 1440 {
+        let at = rng.random_range(0..n - 20);
+        let k = rng.random_range(3.0..8.0);
+        let len = rng.random_range(2..10);
+        m[at..at + len].iter_mut().for_each(|v| *v *= k);
+    }
+    m
+}
+
+/// Split a trace (generated with its shape) into the canary (5–50 % of the attempts, an error
+/// rate 0.8–1.25x the rest's) and the rest; the regression, if any, on the canary only.
+pub fn split(seed: u64, t: &Trace) -> Split {
+    let shape = t.shape.as_ref().expect("the corpus keeps its shape for this experiment");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = shape.attempts.len();
+    // The canary's share of the attempts, and its error rate over the rest's: node pools differ.
+    let share = log_uniform(&mut rng, 0.05, 0.5);
+    let mismatch = log_uniform(&mut rng, 0.8, 1.25);
+    let (local_canary, local_control) = (local_noise(&mut rng, n), local_noise(&mut rng, n));
+    let mut s = Split {
+        at: t.rows.iter().map(|r| r.0).collect(),
+        canary: Vec::with_capacity(n),
+        control: Vec::with_capacity(n),
+        p_null: vec![],
+        p_true: vec![],
+    };
+    let draw = |rng: &mut StdRng, attempts: f64, p: f64| {
+        let attempts = Poisson::new(attempts.max(0.01)).unwrap().sample(rng) as u64;
+        let errors = if attempts == 0 { 0 } else { Binomial::new(attempts, p).unwrap().sample(rng) };
+        Counts { attempts, errors }
+    };
+    for i in 0..n {
+        let (v, p) = (shape.attempts[i] as f64, shape.p_null[i] as f64);
+        let canary_null = (p * mismatch * local_canary[i]).min(0.95);
+        let canary_true = (canary_null * shape.regression[i] as f64).min(0.95);
+        if i >= t.change {
+            s.p_null.push(canary_null);
+            s.p_true.push(canary_true);
+        }
+        s.canary.push(draw(&mut rng, v * share, canary_true));
+        s.control.push(draw(&mut rng, v * (1.0 - share), (p * local_control[i]).min(0.95)));
+    }
+    s
+}
+
+impl Split {
+    pub fn rows(&self, of: &[Counts], from: usize, to: usize) -> Vec<(DateTime<Utc>, Counts)> {
+        (from..to).map(|i| (self.at[i], of[i])).collect()
+    }
+    /// Both groups together: what a cluster-wide signal counts.
+    pub fn cluster(&self, from: usize, to: usize) -> Vec<(DateTime<Utc>, Counts)> {
+        (from..to).map(|i| (self.at[i], self.canary[i] + self.control[i])).collect()
+    }
+}
+
+/// Pseudo-failures, split by the groups' shares of attempts, that pull the measured ratio
+/// towards 1 when the observation saw few failures.
+const PRIOR_FAILURES: f64 = 2.0;
+/// The reference ratio is taken this many standard errors above the measured one. Chosen on the
+/// calibration seeds among 1, 2 and 3: at 1, a 72 h soak finds every reference that came out
+/// low by chance, and no minimum effect below 5x is free of false rollbacks.
+const RATIO_Z: f64 = 2.0;
+
+/// The canary-over-control rate ratio measured before the change: the estimate and the
+/// reference taken above it (the estimate is uncertain), and the rest's error rate.
+pub struct Ratio {
+    pub estimate: f64,
+    pub reference: f64,
+    pub control_rate: f64,
+}
+
+pub fn ratio(canary: Counts, control: Counts) -> Option<Ratio> {
+    if canary.attempts == 0 || control.attempts == 0 {
+        return None;
+    }
+    let share = canary.attempts as f64 / (canary.attempts + control.attempts) as f64;
+    let xt = canary.errors as f64 + PRIOR_FAILURES * share;
+    let xc = control.errors as f64 + PRIOR_FAILURES * (1.0 - share);
+    let estimate = (xt / canary.attempts as f64) / (xc / control.attempts as f64);
+    let se = (1.0 / xt + 1.0 / xc).sqrt();
+    Some(Ratio {
+        estimate,
+        reference: estimate * (RATIO_Z * se).exp(),
+        control_rate: xc / control.attempts as f64,
+    })
+}
+
+/// The soak minute the control test first rolls back at, or None. `observed` is the
+/// observation before the change, per minute; `soak` the soak, per minute; both as
+/// (canary, control). The CUSUM's threshold, cap, bucket and excess-failure rule apply.
+pub fn first_alarm(
+    d: &Cusum,
+    relative: f64,
+    observed: &[(Counts, Counts)],
+    soak: &[(Counts, Counts)],
+) -> Option<usize> {
+    let sum = |rows: &[(Counts, Counts)]| {
+        rows.iter().fold((Counts::default(), Counts::default()), |(a, b), (c, r)| (a + *c, b + *r))
+    };
+    let (oc, or) = sum(observed);
+    let r = ratio(oc, or)?;
+    let k0 = r.reference;
+    let k1 = (k0 * (1.0 + relative)).max(k0 + d.min_absolute_increase / r.control_rate);
+    let bucket = d.bucket.num_minutes().max(1) as usize;
+    let (mut statistic, mut excess) = (0.0f64, 0.0f64);
+    for (b, rows) in soak.chunks(bucket).enumerate() {
+        let (canary, control) = sum(rows);
+        let (nt, nc) = (canary.attempts as f64, control.attempts as f64);
+        let (xt, xc) = (canary.errors as f64, control.errors as f64);
+        if nt == 0.0 || nc == 0.0 {
+            continue;
+        }
+        let q = |k: f64| k * nt / (k * nt + nc);
+        let (q0, q1) = (q(k0), q(k1));
+        let llr = xt * (q1 / q0).ln() + xc * ((1.0 - q1) / (1.0 - q0)).ln();
+        statistic = (statistic + llr.min(d.max_increment)).max(0.0);
+        excess += xt - xc * r.estimate * nt / nc;
+        if statistic >= d.threshold && excess >= d.min_excess_failures {
+            return Some(((b + 1) * bucket - 1).min(soak.len() - 1));
+        }
+    }
+    None
+}
+
+/// What the experiment keeps of one split soak.
+struct Judged {
+    /// (canary, control) per minute: the 2 h before the change, then the soak.
+    pairs: Vec<(Counts, Counts)>,
+    cluster: Option<usize>,
+    canary: Option<usize>,
+    bound: Option<usize>,
+}
+
+const OBSERVE_MIN: [usize; 4] = [30, 120, 1440, 4320];
+
+fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
+    let (start, n) = (t.change - HISTORY_MIN, s.at.len());
+    let cusum = |history: Vec<(DateTime<Utc>, Counts)>, soak: Vec<(DateTime<Utc>, Counts)>| {
+        replay::run(d, &fit_baseline(&history, d.bucket), &soak).rollback
+    };
+    let cluster = cusum(s.cluster(start, t.change), s.cluster(t.change, n));
+    let canary = cusum(s.rows(&s.canary, start, t.change), s.rows(&s.canary, t.change, n));
+    let mut llr = 0.0;
+    let bound = t.onset.and_then(|o| {
+        (o - t.change..n - t.change).find(|&i| {
+            let c = s.canary[t.change + i];
+            let (y, m, p0, p1) = (c.errors as f64, c.attempts as f64, s.p_null[i], s.p_true[i]);
+            llr += y * (p1 / p0).ln() + (m - y) * ((1.0 - p1) / (1.0 - p0)).ln();
+            llr >= 100f64.ln()
+        })
+    });
+    let from = t.change - OBSERVE_MIN[3];
+    let pairs = (from..n).map(|i| (s.canary[i], s.control[i])).collect();
+    Judged { pairs, cluster, canary, bound }
+}
+
+fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize> {
+    let change = OBSERVE_MIN[3];
+    first_alarm(d, relative, &j.pairs[change - observe..change], &j.pairs[change..])
+}
+
+fn judge_all(d: &Cusum, traces: &[Trace]) -> Vec<Judged> {
+    traces.iter().enumerate().map(|(i, t)| judge(d, t, &split(t.volume.to_bits() ^ i as u64, t))).collect()
+}
+
+fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes {
+    judged.iter().map(|j| control(d, j, observe, relative)).collect()
+}
+
+/// `--control-experiment`: on the calibration seeds, the control test's smallest minimum effect
+/// with no false rollback (to 0.05) per observation length; then, on the report seeds, every
+/// method on canary soaks, the control test at the effects just measured. Returns the report.
+pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum) -> String {
+    let cal = judge_all(d, calibration);
+    let effects: Vec<f64> = OBSERVE_MIN
+        .iter()
+        .map(|&observe| {
+            let (mut lo, mut hi) = (0.0f64, 4.0f64);
+            while hi - lo > 0.05 + 1e-9 {
+                let mid = ((lo + hi) / 2.0 / 0.05).round() * 0.05;
+                let out = run(d, &cal, observe, mid);
+                if Score::of(calibration, &out, |_| true).false_rollbacks == 0 { hi = mid } else { lo = mid }
+            }
+            hi
+        })
+        .collect();
+    drop(cal);
+    let traces = report;
+    let judged = judge_all(d, traces);
+    let mut methods: Vec<(String, Outcomes)> = vec![
+        ("CUSUM on cluster-wide counts, 7 d history".into(), judged.iter().map(|j| j.cluster).collect()),
+        ("CUSUM on the canary's counts, 7 d history".into(), judged.iter().map(|j| j.canary).collect()),
+    ];
+    for (observe, rel) in OBSERVE_MIN.iter().zip(&effects) {
+        let out = run(d, &judged, *observe, *rel);
+        let either: Outcomes = out
+            .iter()
+            .zip(&methods[0].1)
+            .map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => Some(*a.min(b)),
+                _ => a.or(*b),
+            })
+            .collect();
+        let label = if *observe < 120 { format!("{observe} min") } else { format!("{} h", observe / 60) };
+        methods.push((
+            format!("control test, {label} observed before the change, acting on {:.2}x", 1.0 + rel),
+            out,
+        ));
+        methods.push(("the same, or the cluster-wide CUSUM".into(), either));
+    }
+    let bound: Outcomes = judged.iter().map(|j| j.bound).collect();
+    let bound_ramps = Score::of(traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
+    methods.push(("bound on the canary (not a detector)".into(), bound));
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "| detector | false rollbacks | misses | step median (h) | ramp median (h) | ramp ÷ bound | 31 h ramp median (h) |"
+    );
+    let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|");
+    for (name, out) in &methods {
+        let all = Score::of(traces, out, |_| true);
+        let steps = Score::of(traces, out, |t| t.family == Family::Step);
+        let ramps = Score::of(traces, out, |t| t.family.ramp());
+        let incident = Score::of(traces, out, |t| t.family == Family::Ramp31h);
+        let _ = writeln!(
+            r,
+            "| {name} | {} of {} | {} | {} | {} | {:.2} | {} |",
+            all.false_rollbacks,
+            all.healthy,
+            all.misses(),
+            fmt(steps.median()),
+            fmt(ramps.median()),
+            ramps.median().unwrap_or(f64::NAN) / bound_ramps,
+            fmt(incident.median())
+        );
+    }
+    r
+}
