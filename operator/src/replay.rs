@@ -2,7 +2,7 @@
 //! the controller uses, and say whether (and when) it would have rolled back. Pure, no client.
 
 use crate::crd::{BaselineStatus, DetectorState, MaintenanceUpgrade, RegressionRule, Verdict};
-use crate::detector::{Assessment, Counts, Cusum, Detector, fit_baseline, pct, rate_at, reach};
+use crate::detector::{Assessment, Counts, Cusum, fit_baseline, pct, rate_at, reach};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -142,19 +142,20 @@ pub fn run(detector: &Cusum, baseline: &BaselineStatus, soak: &[Row]) -> Run {
     let mut points = Vec::with_capacity(soak.len());
     let mut first_suspect = None;
     for (i, (t, c)) in soak.iter().enumerate() {
-        let a = detector.update(&mut state, baseline, *t, *c);
-        if a.verdict == Verdict::Suspect {
+        let why = detector.advance(&mut state, baseline, *t, *c);
+        if why.verdict() == Verdict::Suspect {
             first_suspect.get_or_insert(i);
         }
         points.push(Point {
             at: *t,
             rate: c.rate(),
             baseline: rate_at(baseline, *t),
-            statistic: a.statistic,
+            statistic: state.statistic,
         });
-        if a.verdict == Verdict::Regression || i + 1 == soak.len() {
-            let rollback = (a.verdict == Verdict::Regression).then_some(i);
-            return Run { points, last: a, rollback, first_suspect };
+        if why.verdict() == Verdict::Regression || i + 1 == soak.len() {
+            let rollback = (why.verdict() == Verdict::Regression).then_some(i);
+            let last = detector.explain(&state, baseline, *t, *c, why);
+            return Run { points, last, rollback, first_suspect };
         }
     }
     panic!("run needs at least one soak row")

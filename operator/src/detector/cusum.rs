@@ -76,10 +76,33 @@ fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
     y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln()
 }
 
-impl Detector for Cusum {
-    fn update(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Assessment {
+/// Why `advance` gave its verdict: what `explain` puts in words.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Why {
+    Catastrophic,
+    Regression,
+    FewBaselineAttempts,
+    FewSoakAttempts,
+    Suspect(DateTime<Utc>),
+    Pass,
+}
+
+impl Why {
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Why::Catastrophic | Why::Regression => Verdict::Regression,
+            Why::FewBaselineAttempts | Why::FewSoakAttempts => Verdict::Inconclusive,
+            Why::Suspect(_) => Verdict::Suspect,
+            Why::Pass => Verdict::Pass,
+        }
+    }
+}
+
+impl Cusum {
+    /// Feed the counts of the interval ending at `at`: update the state and decide, without
+    /// the words (a replay asks for them only at its last interval).
+    pub fn advance(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Why {
         let p0 = rate_at(b, at);
-        let relative = self.relative_increase(b);
         let n = c.attempts as f64;
         s.soak_attempts += c.attempts as i64;
         s.soak_errors += c.errors as i64;
@@ -99,7 +122,7 @@ impl Detector for Cusum {
             let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
             let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
             let reference = (bp0 * baseline_margin(b)).min(0.999);
-            let bp1 = self.regression_rate(reference, relative);
+            let bp1 = self.regression_rate(reference, self.relative_increase(b));
             let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(self.max_increment);
             s.statistic = (s.statistic + inc).max(0.0);
             s.last_bucket_rate = by / bn;
@@ -119,11 +142,31 @@ impl Detector for Cusum {
             s.suspect_since = None;
         }
 
+        if s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0) {
+            Why::Catastrophic
+        } else if s.statistic >= self.threshold && excess >= self.min_excess_failures {
+            Why::Regression
+        } else if b.attempts < self.min_attempts as i64 {
+            Why::FewBaselineAttempts
+        } else if s.soak_attempts < self.min_attempts as i64 {
+            Why::FewSoakAttempts
+        } else if let Some(since) = s.suspect_since {
+            Why::Suspect(since)
+        } else {
+            Why::Pass
+        }
+    }
+
+    /// The verdict `advance` just gave for the interval (`at`, `c`), with the facts behind it.
+    pub fn explain(&self, s: &DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts, why: Why) -> Assessment {
+        let p0 = rate_at(b, at);
+        let relative = self.relative_increase(b);
+        let excess = s.soak_errors as f64 - s.expected_errors;
         let soak_rate = if s.soak_attempts > 0 { s.soak_errors as f64 / s.soak_attempts as f64 } else { 0.0 };
         let observed = if s.last_bucket_baseline > 0.0 { s.last_bucket_rate } else { soak_rate };
         let baseline = if s.last_bucket_baseline > 0.0 { s.last_bucket_baseline } else { p0 };
         let mut a = Assessment {
-            verdict: Verdict::Pass,
+            verdict: why.verdict(),
             baseline_rate: baseline,
             observed_rate: observed,
             statistic: s.statistic,
@@ -132,54 +175,56 @@ impl Detector for Cusum {
             reason: String::new(),
         };
         let margin = baseline_margin(b);
-        let facts = format!(
-            "error rate {} against a baseline of {} (±{:.0}%; regression at {}); CUSUM {:.1} of {:.1}; {:.0} failures above the baseline since the change",
-            pct(observed),
-            pct(baseline),
-            (margin - 1.0) * 100.0,
-            pct(self.regression_rate(baseline * margin, relative)),
-            s.statistic,
-            self.threshold,
-            excess
-        );
-        if s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0) {
-            a.verdict = Verdict::Regression;
-            a.observed_rate = c.rate();
-            a.baseline_rate = p0;
-            a.reason = format!(
-                "catastrophic: error rate {} against a baseline of {}, above the ceiling {} for {} intervals in a row; {:.0} failures above the baseline since the change",
-                pct(c.rate()),
-                pct(p0),
-                pct(self.ceiling_rate(p0)),
-                s.ceiling_run,
+        let facts = || {
+            format!(
+                "error rate {} against a baseline of {} (±{:.0}%; regression at {}); CUSUM {:.1} of {:.1}; {:.0} failures above the baseline since the change",
+                pct(observed),
+                pct(baseline),
+                (margin - 1.0) * 100.0,
+                pct(self.regression_rate(baseline * margin, relative)),
+                s.statistic,
+                self.threshold,
                 excess
-            );
-        } else if s.statistic >= self.threshold && excess >= self.min_excess_failures {
-            a.verdict = Verdict::Regression;
-            a.reason = format!("regression: {facts}");
-        } else if b.attempts < self.min_attempts as i64 {
-            a.verdict = Verdict::Inconclusive;
-            a.reason = format!(
+            )
+        };
+        a.reason = match why {
+            Why::Catastrophic => {
+                a.observed_rate = c.rate();
+                a.baseline_rate = p0;
+                format!(
+                    "catastrophic: error rate {} against a baseline of {}, above the ceiling {} for {} intervals in a row; {:.0} failures above the baseline since the change",
+                    pct(c.rate()),
+                    pct(p0),
+                    pct(self.ceiling_rate(p0)),
+                    s.ceiling_run,
+                    excess
+                )
+            }
+            Why::Regression => format!("regression: {}", facts()),
+            Why::FewBaselineAttempts => format!(
                 "the baseline has {} attempts, fewer than the {} needed for a verdict",
                 b.attempts, self.min_attempts
-            );
-        } else if s.soak_attempts < self.min_attempts as i64 {
-            a.verdict = Verdict::Inconclusive;
-            a.reason = format!(
+            ),
+            Why::FewSoakAttempts => format!(
                 "only {} attempts since the change, fewer than the {} needed for a verdict",
                 s.soak_attempts, self.min_attempts
-            );
-        } else if let Some(since) = s.suspect_since {
-            a.verdict = Verdict::Suspect;
-            a.reason = format!(
-                "suspect since {}: {facts}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
+            ),
+            Why::Suspect(since) => format!(
+                "suspect since {}: {}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
                 crate::timefmt::at(since),
+                facts(),
                 self.threshold / 3.0,
                 self.threshold
-            );
-        } else {
-            a.reason = facts;
-        }
+            ),
+            Why::Pass => facts(),
+        };
         a
+    }
+}
+
+impl Detector for Cusum {
+    fn update(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Assessment {
+        let why = self.advance(s, b, at, c);
+        self.explain(s, b, at, c, why)
     }
 }
