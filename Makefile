@@ -56,8 +56,8 @@ bench-detect: ## Benchmark the detector against Argo/Flagger/Kayenta-style rules
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench
 
 .PHONY: bench-detect-floors
-bench-detect-floors: ## Measure, on the calibration seeds, the minimum effect each short baseline supports
-	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds calibrate --calibrate-floors
+bench-detect-floors: ## Measure, on seeds 1-16 (never the report seeds), the minimum effect each history length supports
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --calibrate-floors
 
 .PHONY: bench-detect-control
 bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)

@@ -24,7 +24,10 @@ spec:
       progressDeadline: 60s
   analysis:
     interval: 2s
-    baseline: {{observe: 10s}}
+    # 30 s: a baseline of a handful of failures is judged three standard deviations up, so 10 s
+    # (about two failures) would leave only the ceiling to act within a one-minute soak; and on
+    # a loaded machine 10 s can fall short of the 20 attempts a baseline needs.
+    baseline: {{observe: 30s}}
     signals:
       - name: pod-start-failures
         kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}

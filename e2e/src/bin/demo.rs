@@ -26,7 +26,7 @@ spec:
       progressDeadline: 60s
   analysis:
     interval: 2s
-    baseline: {observe: 10s}
+    baseline: {observe: 30s}
     signals:
       - name: pod-start-failures
         kubernetes: {namespaces: [e2e-demo], labelSelector: app=email-sync, pendingLimit: 3s}

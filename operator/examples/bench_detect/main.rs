@@ -5,8 +5,8 @@
 //!
 //! The report runs on seeds never used while tuning (`--seeds report`, the default);
 //! `--seeds calibrate` runs the seeds that tuning may look at.
-//! `--calibrate-floors` measures, on the calibration seeds, the smallest minimum effect each
-//! history length shorter than the daily profile supports (detector::reach).
+//! `--calibrate-floors` measures, on seeds 1–16 (never the report's), the smallest minimum effect
+//! each history length supports (detector::reach).
 //! `--ramp-experiment` compares, on the calibration seeds, a GLR over ramps beside the CUSUM (ramp.rs).
 //! `--control-experiment` tries a concurrent control on canary soaks (control.rs).
 //! `--ours-only` skips the other rules (for quick runs while tuning).
@@ -20,7 +20,7 @@ mod rivals;
 
 use corpus::{FAMILIES, Family, SOAK_MIN, Trace};
 use maintenance_operator::crd::{BaselineSpec, BaselineStatus, RegressionRule, Verdict};
-use maintenance_operator::detector::{Cusum, fit_baseline, observe_baseline};
+use maintenance_operator::detector::{Counts, Cusum, fit_baseline, observe_baseline};
 use maintenance_operator::replay;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -178,6 +178,11 @@ fn main() {
     let calibrating = arg(&args, "--seeds") == Some("calibrate");
     let seeds: &[u64] = if calibrating { &CALIBRATION_SEEDS } else { &REPORT_SEEDS };
     let started = Instant::now();
+    if args.iter().any(|a| a == "--calibrate-floors") {
+        let rule = RegressionRule::default();
+        calibrate_floors(per_family, &rule, arg(&args, "--only"));
+        return;
+    }
     if args.iter().any(|a| a == "--control-experiment") {
         control_experiment(per_family, &out);
         return;
@@ -210,11 +215,6 @@ fn main() {
             "on the report seeds, give the --ramp-threshold calibrated before"
         );
         ramp_experiment(&traces, &cusum, fixed, args.iter().any(|a| a == "--mixture"));
-        return;
-    }
-    if args.iter().any(|a| a == "--calibrate-floors") {
-        assert!(calibrating, "the floors are measured on the calibration seeds only: add --seeds calibrate");
-        calibrate_floors(&traces, &rule, arg(&args, "--only"));
         return;
     }
     let healthy: Vec<usize> = (0..traces.len()).filter(|&i| traces[i].family.healthy()).collect();
@@ -444,28 +444,110 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
     )
 }
 
+/// Seeds the floors are measured on: a floor with no false rollback on N soaks still lets about
+/// one in N through, so it needs many more soaks than the report has. Never the report seeds.
+const FLOOR_SEEDS: std::ops::RangeInclusive<u64> = 1..=16;
+
+/// What the floor calibration keeps of one soak: its baselines at every history length and the soak.
+struct Kept {
+    baselines: Vec<BaselineStatus>,
+    soak: Vec<replay::Row>,
+    onset: Option<usize>,
+    family: Family,
+    volume: f64,
+}
+
 /// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
-/// false rollback at all, the floor off. Printed for detector::reach::FLOORS.
-fn calibrate_floors(traces: &[Trace], rule: &RegressionRule, only: Option<&str>) {
-    for h in HISTORIES.iter().filter(|h| only.is_none_or(|o| o == h.short())) {
-        let false_rollbacks = |rel: f64| {
-            let d = Cusum { min_relative_increase: rel, history_floor: false, ..Cusum::from_rule(rule) };
-            let out: Outcomes =
-                traces.iter().map(|t| replay::run(&d, &h.baseline(t, &d), t.soak()).rollback).collect();
-            Score::of(traces, &out, |_| true).false_rollbacks
+/// false rollback at all on the FLOOR_SEEDS soaks, the floor off. Printed for detector::reach.
+fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>) {
+    let started = Instant::now();
+    let d = |rel: f64| Cusum { min_relative_increase: rel, history_floor: false, ..Cusum::from_rule(rule) };
+    // Two threads (the machine has two cores), each a share of the seeds, keeping only what
+    // the bisection reads: the history is fitted once, not at every step.
+    let seeds: Vec<u64> = FLOOR_SEEDS.collect();
+    let kept: Vec<Kept> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = seeds
+            .chunks(seeds.len().div_ceil(2))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .flat_map(|seed| corpus::corpus(*seed, per_family, false))
+                        .map(|t| Kept {
+                            baselines: HISTORIES.iter().map(|h| h.baseline(&t, &d(0.0))).collect(),
+                            soak: t.soak().to_vec(),
+                            onset: t.onset.map(|o| o - t.change),
+                            family: t.family,
+                            volume: t.volume,
+                        })
+                        .collect::<Vec<Kept>>()
+                })
+            })
+            .collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    });
+    eprintln!(
+        "{} soaks from seeds {FLOOR_SEEDS:?}, fitted in {:.0}s",
+        kept.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (hi, h) in HISTORIES.iter().enumerate().filter(|(_, h)| only.is_none_or(|o| o == h.short())) {
+        // On both cores; stops at the first false rollback, so most candidates fail early.
+        let clean = |rel: f64| {
+            let d = d(rel);
+            let failed = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                for part in kept.chunks(kept.len().div_ceil(2)) {
+                    let (d, failed) = (&d, &failed);
+                    scope.spawn(move || {
+                        for k in part {
+                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                return;
+                            }
+                            let rollback = replay::run(d, &k.baselines[hi], &k.soak).rollback;
+                            if rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    });
+                }
+            });
+            !failed.into_inner()
         };
-        let (mut lo, mut hi) = (rule.min_relative_increase, 16.0);
-        if false_rollbacks(lo) == 0 {
-            hi = lo;
+        let (mut lo, mut hi_rel) = (rule.min_relative_increase, 16.0);
+        if clean(lo) {
+            hi_rel = lo;
         }
-        while hi - lo > 0.05 + 1e-9 {
-            let mid = ((lo + hi) / 2.0 / 0.05).round() * 0.05;
-            if false_rollbacks(mid) == 0 { hi = mid } else { lo = mid }
+        while hi_rel - lo > 0.05 + 1e-9 {
+            let mid = ((lo + hi_rel) / 2.0 / 0.05).round() * 0.05;
+            if clean(mid) { hi_rel = mid } else { lo = mid }
+        }
+        // What still rolls back just below the floor: the soaks that set it.
+        let below = d(lo);
+        for k in &kept {
+            let r = replay::run(&below, &k.baselines[hi], &k.soak);
+            if r.rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
+                let b = &k.baselines[hi];
+                let soak = k.soak.iter().fold(Counts::default(), |a, r| a + r.1);
+                eprintln!(
+                    "  at {lo:.2}: {:?} at {:.1}/min, baseline {}/{} ({} hours), soak {}/{}, {:.1} h in: {}",
+                    k.family,
+                    k.volume,
+                    b.errors,
+                    b.attempts,
+                    b.hourly.len(),
+                    soak.errors,
+                    soak.attempts,
+                    r.rollback.unwrap_or(0) as f64 / 60.0,
+                    r.last.reason
+                );
+            }
         }
         println!(
-            "{}: no false rollback from a minimum relative increase of {hi:.2} ({:.2}x)",
+            "{}: no false rollback in {} soaks from a minimum relative increase of {hi_rel:.2} ({:.2}x)",
             h.label(),
-            1.0 + hi
+            kept.len(),
+            1.0 + hi_rel
         );
     }
 }

@@ -322,7 +322,7 @@ pub struct PrometheusSignal {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegressionRule {
-    /// Relative increase over the baseline error rate that counts, e.g. 0.65 (the default) = 1.65 times the baseline.
+    /// Relative increase over the baseline error rate that counts, e.g. 0.85 (the default) = 1.85 times the baseline.
     #[serde(default = "default_min_relative_increase")]
     #[x_kube(validation = Rule::new("self > 0.0").message("minRelativeIncrease must be greater than 0"))]
     pub min_relative_increase: f64,
@@ -386,10 +386,10 @@ impl Default for RegressionRule {
     }
 }
 
-/// 1.65x: what a week of history (the default lookback) supports with no false rollback on the
-/// benchmark's calibration seeds (detector::reach).
+/// 1.85x: what a week of history (the default lookback) supports with no false rollback on the
+/// benchmark's floor seeds (detector::reach).
 fn default_min_relative_increase() -> f64 {
-    0.65
+    0.85
 }
 fn default_min_absolute_increase() -> f64 {
     0.002

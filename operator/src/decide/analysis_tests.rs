@@ -96,7 +96,7 @@ fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough()
     assert_eq!(
         a.baseline_limit.as_deref(),
         Some(
-            "baseline from 3days: increases below 1.85x cannot be told from time-of-day variation and noise; look back 7days or more to act on 1.65x"
+            "baseline from 3days: increases below 2.2x cannot be told from time-of-day variation and noise; look back 7days or more to act on 1.85x"
         ),
         "three days learn the hours of the day, but not yet the week"
     );
@@ -107,7 +107,7 @@ fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough()
     let a = &w.obs.status.analysis[0];
     assert!(!a.baseline.as_ref().unwrap().recorded);
     assert!(
-        a.baseline_limit.as_deref().unwrap().starts_with("baseline from 10m: increases below 9.85x"),
+        a.baseline_limit.as_deref().unwrap().starts_with("baseline from 10m: increases below 5.4x"),
         "{:?}",
         a.baseline_limit
     );

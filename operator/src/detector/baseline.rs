@@ -152,24 +152,28 @@ pub fn rate_at(b: &BaselineStatus, t: DateTime<Utc>) -> f64 {
 }
 
 /// How far above its estimate the baseline rate may plausibly be: the one-sided upper bound,
-/// one standard deviation up, of the Poisson mean of the failures it rests on, relative to the
-/// estimate (Wilson-Hilferty; 1 + 1/√failures for many, and far more for a handful: none in
-/// 30 minutes says little). With a daily profile, an hour's share plus the prior. The CUSUM
-/// judges against the rate this much higher, so a baseline that happens to be underestimated,
-/// which is likely when it rests on few failures, does not read as a slow regression over a
-/// multi-day soak.
+/// MARGIN_Z standard deviations up, of the Poisson mean of the failures it rests on, relative to
+/// the estimate (Wilson-Hilferty; 1 + 3/√failures for many, and far more for a handful: none in
+/// 30 minutes says little). With a daily profile, at least an hour's share plus the prior, and
+/// never less than the pooled bound (the profile is shrunk towards the pooled rate, so it is
+/// no surer). The CUSUM judges against the rate this much higher, so a baseline that happens to
+/// be underestimated, which is likely when it rests on few failures, does not read as a slow
+/// regression over a multi-day soak.
 pub fn baseline_margin(b: &BaselineStatus) -> f64 {
-    if b.hourly.len() == 24 {
-        return 1.0 + 1.0 / (b.errors.max(0) as f64 / 24.0 + HOURLY_PRIOR_ERRORS).sqrt();
-    }
     let e = b.errors.max(0) as f64;
     let k = e + 1.0;
-    let upper = k * (1.0 - 1.0 / (9.0 * k) + MARGIN_Z / (3.0 * k.sqrt())).powi(3);
-    upper / (e + 0.5)
+    let pooled = k * (1.0 - 1.0 / (9.0 * k) + MARGIN_Z / (3.0 * k.sqrt())).powi(3) / (e + 0.5);
+    if b.hourly.len() == 24 {
+        return pooled.max(1.0 + 1.0 / (e / 24.0 + HOURLY_PRIOR_ERRORS).sqrt());
+    }
+    pooled
 }
 
-/// Standard deviations of the margin.
-const MARGIN_Z: f64 = 1.0;
+/// Standard deviations of the margin. Chosen among 1, 2 and 3 on the floor seeds: at 1 and 2
+/// the floors (`reach`) were set by baselines of a handful of failures that came out low by
+/// chance (3 days, 5 failures: 9.55x at 1, 4.10x at 2); at 3 every floor is set by an
+/// unrelated incident during the soak instead, and the floors of short baselines halve.
+const MARGIN_Z: f64 = 3.0;
 
 /// Add one live interval to a baseline being observed (signals without history). The running
 /// Pearson sums give the dispersion without keeping every interval.

@@ -158,7 +158,14 @@ impl Cusum {
     }
 
     /// The verdict `advance` just gave for the interval (`at`, `c`), with the facts behind it.
-    pub fn explain(&self, s: &DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts, why: Why) -> Assessment {
+    pub fn explain(
+        &self,
+        s: &DetectorState,
+        b: &BaselineStatus,
+        at: DateTime<Utc>,
+        c: Counts,
+        why: Why,
+    ) -> Assessment {
         let p0 = rate_at(b, at);
         let relative = self.relative_increase(b);
         let excess = s.soak_errors as f64 - s.expected_errors;
