@@ -13,7 +13,7 @@
 //! bound on the canary.
 
 use super::corpus::{Family, HISTORY_MIN, Trace};
-use super::{Outcomes, Score, fmt};
+use super::{Outcomes, Score, earliest, fmt, rivals};
 use chrono::{DateTime, Utc};
 use maintenance_operator::detector::{Counts, Cusum, fit_baseline};
 use maintenance_operator::replay;
@@ -175,7 +175,7 @@ pub fn first_alarm(
 
 /// What the experiment keeps of one split soak.
 struct Judged {
-    /// (canary, control) per minute: the 2 h before the change, then the soak.
+    /// (canary, control) per minute: the longest observation before the change, then the soak.
     pairs: Vec<(Counts, Counts)>,
     cluster: Option<usize>,
     canary: Option<usize>,
@@ -191,15 +191,8 @@ fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
     };
     let cluster = cusum(s.cluster(start, t.change), s.cluster(t.change, n));
     let canary = cusum(s.rows(&s.canary, start, t.change), s.rows(&s.canary, t.change, n));
-    let mut llr = 0.0;
-    let bound = t.onset.and_then(|o| {
-        (o - t.change..n - t.change).find(|&i| {
-            let c = s.canary[t.change + i];
-            let (y, m, p0, p1) = (c.errors as f64, c.attempts as f64, s.p_null[i], s.p_true[i]);
-            llr += y * (p1 / p0).ln() + (m - y) * ((1.0 - p1) / (1.0 - p0)).ln();
-            llr >= 100f64.ln()
-        })
-    });
+    let bound =
+        t.onset.and_then(|o| rivals::oracle_on(&s.canary[t.change..], &s.p_null, &s.p_true, o - t.change));
     let from = t.change - OBSERVE_MIN[3];
     let pairs = (from..n).map(|i| (s.canary[i], s.control[i])).collect();
     Judged { pairs, cluster, canary, bound }
@@ -244,14 +237,7 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum) -> String 
     ];
     for (observe, rel) in OBSERVE_MIN.iter().zip(&effects) {
         let out = run(d, &judged, *observe, *rel);
-        let either: Outcomes = out
-            .iter()
-            .zip(&methods[0].1)
-            .map(|(a, b)| match (a, b) {
-                (Some(a), Some(b)) => Some(*a.min(b)),
-                _ => a.or(*b),
-            })
-            .collect();
+        let either = earliest(&out, &methods[0].1);
         let label = if *observe < 120 { format!("{observe} min") } else { format!("{} h", observe / 60) };
         methods.push((
             format!("control test, {label} observed before the change, acting on {:.2}x", 1.0 + rel),

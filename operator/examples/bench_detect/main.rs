@@ -85,6 +85,17 @@ impl History {
 /// What one detector did on one soak: the soak row of its rollback.
 type Outcomes = Vec<Option<usize>>;
 
+/// Two detectors run side by side: each soak's earlier rollback.
+fn earliest(a: &Outcomes, b: &Outcomes) -> Outcomes {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => Some(*x.min(y)),
+            _ => x.or(*y),
+        })
+        .collect()
+}
+
 fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -567,19 +578,10 @@ fn ramp_experiment(traces: &[Trace], d: &Cusum, fixed: Option<f64>, mixture: boo
             .map(|(t, b)| ramp::first_alarm(d, b, t.soak(), threshold, mixture))
             .collect()
     };
-    let either = |a: &Outcomes, b: &Outcomes| -> Outcomes {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| match (x, y) {
-                (Some(x), Some(y)) => Some(*x.min(y)),
-                _ => x.or(*y),
-            })
-            .collect()
-    };
     let mut threshold = fixed.unwrap_or(4.0);
     let (ramp, both) = loop {
         let ramp = ramp_at(threshold);
-        let both = either(&cusum, &ramp);
+        let both = earliest(&cusum, &ramp);
         if fixed.is_some() || Score::of(traces, &both, |_| true).false_rollbacks == 0 || threshold >= 60.0 {
             break (ramp, both);
         }

@@ -10,11 +10,16 @@ use maintenance_operator::detector::Counts;
 /// from the onset until it reaches ln 100 (at most a 1 % chance per soak of a false rollback,
 /// by Wald's inequality). No real detector, which knows neither, can be faster on average.
 pub fn oracle(t: &Trace) -> Option<usize> {
-    let soak = t.soak();
+    let soak: Vec<Counts> = t.soak().iter().map(|r| r.1).collect();
+    oracle_on(&soak, &t.p_null, &t.p_true, t.onset? - t.change)
+}
+
+/// The bound on soak counts with their exact rates, from the soak row `onset`.
+pub fn oracle_on(soak: &[Counts], p_null: &[f64], p_true: &[f64], onset: usize) -> Option<usize> {
     let mut llr = 0.0;
-    (t.onset? - t.change..soak.len()).find(|&i| {
-        let (n, y) = (soak[i].1.attempts as f64, soak[i].1.errors as f64);
-        let (p0, p1) = (t.p_null[i], t.p_true[i]);
+    (onset..soak.len()).find(|&i| {
+        let (n, y) = (soak[i].attempts as f64, soak[i].errors as f64);
+        let (p0, p1) = (p_null[i], p_true[i]);
         llr += y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln();
         llr >= 100f64.ln()
     })
