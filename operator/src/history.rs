@@ -2,8 +2,8 @@
 //! time of day. A live observation of 30 minutes cannot tell a regression of less than about ten
 //! times from the time of day and noise (detector::reach); a week of recorded buckets can. The
 //! recording is a `ts,attempts,errors` trace (one row per bucket, stamped with the bucket's
-//! end; `replay` reads it where it has no gaps), kept in a ConfigMap so that a restart or a new leader loses nothing, and bounded: rows
-//! older than `KEEP` are dropped.
+//! end; `replay` reads it where it has no gaps), kept in a ConfigMap so that a restart or a new
+//! leader loses nothing, and bounded: rows older than `KEEP` are dropped.
 
 use crate::crd::KubernetesSignal;
 use crate::detector::Counts;

@@ -57,8 +57,8 @@ impl Cusum {
     /// The smallest relative increase acted on against this baseline: the rule's, or more when
     /// the baseline is too short to know the time of day.
     pub fn relative_increase(&self, b: &BaselineStatus) -> f64 {
-        let floor = if self.history_floor { reach::floor(b).map(|f| f.min_relative) } else { None };
-        self.min_relative_increase.max(floor.unwrap_or(0.0))
+        let floor = if self.history_floor { reach::floor(b).min_relative } else { 0.0 };
+        self.min_relative_increase.max(floor)
     }
 
     /// The smallest error rate that counts as a regression for a baseline rate.

@@ -6,8 +6,8 @@
 //! detector is a one-sided binomial CUSUM on buckets of intervals (10 minutes by default)
 //! against the smallest regression that matters, p1 = max(p0 × (1 + relative), p0 + absolute),
 //! where p0 is taken three standard deviations above the estimate (the baseline is itself
-//! uncertain). Each bucket's log-likelihood ratio is divided by the overdispersion and capped, so a spike
-//! of minutes cannot trip it alone; buckets with too few attempts are merged with the next. A
+//! uncertain). Each bucket's log-likelihood ratio is divided by the overdispersion and capped, so
+//! a spike of minutes cannot trip it alone; buckets with too few attempts are merged with the next. A
 //! separate ceiling reverts fast on catastrophic breakage. The whole running state is plain
 //! data kept in the CR status, so a restart resumes it.
 

@@ -39,7 +39,7 @@ pub fn span(b: &BaselineStatus) -> Duration {
 
 /// The floor a baseline of its span (and with or without a daily profile) puts under the
 /// minimum effect.
-pub fn floor(b: &BaselineStatus) -> Option<Floor> {
+pub fn floor(b: &BaselineStatus) -> Floor {
     let span = span(b);
     let profiled = b.hourly.len() == 24;
     let table: &[(i64, f64)] = if profiled { &PROFILED } else { &UNPROFILED };
@@ -50,7 +50,7 @@ pub fn floor(b: &BaselineStatus) -> Option<Floor> {
         UNPROFILED[i + 1..].iter().chain(&PROFILED).copied().collect()
     };
     let better = later.into_iter().map(|(m, f)| (Duration::minutes(m), f)).collect();
-    Some(Floor { span, min_relative: table[i].1, better })
+    Floor { span, min_relative: table[i].1, better }
 }
 
 /// To the minute, or to the second under an hour (a compressed demo observes seconds).
@@ -65,7 +65,7 @@ fn rounded(d: Duration) -> Duration {
 /// In words, when the floor is above the rule's own minimum effect; for status, the Event and
 /// the replay summary.
 pub fn words(b: &BaselineStatus, rule_relative: f64) -> Option<String> {
-    let f = floor(b)?;
+    let f = floor(b);
     if f.min_relative <= rule_relative {
         return None;
     }
@@ -108,12 +108,12 @@ mod tests {
 
     #[test]
     fn the_floor_falls_as_the_baseline_grows_and_goes_with_the_daily_profile() {
-        let rel = |m| floor(&baseline(m, false)).map(|f| f.min_relative);
+        let rel = |m| floor(&baseline(m, false)).min_relative;
         assert!(rel(30) >= rel(120) && rel(120) >= rel(24 * 60), "{:?}", [rel(30), rel(120), rel(1440)]);
         let profiled = |m| BaselineStatus { hourly: vec![0.01; 24], ..baseline(m, false) };
-        let three = floor(&profiled(3 * 24 * 60)).unwrap().min_relative;
-        let week = floor(&profiled(7 * 24 * 60)).unwrap();
-        assert!(rel(24 * 60).unwrap() >= three && three >= week.min_relative && week.better.is_empty());
+        let three = floor(&profiled(3 * 24 * 60)).min_relative;
+        let week = floor(&profiled(7 * 24 * 60));
+        assert!(rel(24 * 60) >= three && three >= week.min_relative && week.better.is_empty());
         assert_eq!(
             words(&profiled(7 * 24 * 60), week.min_relative),
             None,
