@@ -59,6 +59,10 @@ bench-detect: ## Benchmark the detector against Argo/Flagger/Kayenta-style rules
 bench-detect-floors: ## Measure, on seeds 1-16 (never the report seeds), the minimum effect each history length supports
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --calibrate-floors
 
+.PHONY: bench-detect-grid
+bench-detect-grid: ## Try other thresholds and caps, each at its own measured 7-day floor (writes bench/grid.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --grid
+
 .PHONY: bench-detect-control
 bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment

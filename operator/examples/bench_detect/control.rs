@@ -13,9 +13,9 @@
 //! bound on the canary.
 
 use super::corpus::{Family, HISTORY_MIN, Trace};
-use super::{Outcomes, Score, earliest, fmt, rivals};
+use super::{Outcomes, Score, earliest, fmt, rivals, smallest_clean};
 use chrono::{DateTime, Utc};
-use maintenance_operator::detector::{Counts, Cusum, fit_baseline};
+use maintenance_operator::detector::{Counts, Cusum, fit_baseline, llr};
 use maintenance_operator::replay;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -163,8 +163,8 @@ pub fn first_alarm(
         }
         let q = |k: f64| k * nt / (k * nt + nc);
         let (q0, q1) = (q(k0), q(k1));
-        let llr = xt * (q1 / q0).ln() + xc * ((1.0 - q1) / (1.0 - q0)).ln();
-        statistic = (statistic + llr.min(d.max_increment)).max(0.0);
+        // The canary's share of the bucket's failures: binomial in xt + xc.
+        statistic = (statistic + llr(xt + xc, xt, q0, q1).min(d.max_increment)).max(0.0);
         excess += xt - xc * r.estimate * nt / nc;
         if statistic >= d.threshold && excess >= d.min_excess_failures {
             return Some(((b + 1) * bucket - 1).min(soak.len() - 1));
@@ -219,13 +219,9 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum) -> String 
     let effects: Vec<f64> = OBSERVE_MIN
         .iter()
         .map(|&observe| {
-            let (mut lo, mut hi) = (0.0f64, 4.0f64);
-            while hi - lo > 0.05 + 1e-9 {
-                let mid = ((lo + hi) / 2.0 / 0.05).round() * 0.05;
-                let out = run(d, &cal, observe, mid);
-                if Score::of(calibration, &out, |_| true).false_rollbacks == 0 { hi = mid } else { lo = mid }
-            }
-            hi
+            smallest_clean(0.0, 4.0, |rel| {
+                Score::of(calibration, &run(d, &cal, observe, rel), |_| true).false_rollbacks == 0
+            })
         })
         .collect();
     drop(cal);

@@ -7,6 +7,7 @@
 //! `--seeds calibrate` runs the seeds that tuning may look at.
 //! `--calibrate-floors` measures, on seeds 1–16 (never the report's), the smallest minimum effect
 //! each history length supports (detector::reach).
+//! `--grid` measures other thresholds and caps the same way, each at its own 7-day floor.
 //! `--ramp-experiment` compares, on the calibration seeds, a GLR over ramps beside the CUSUM (ramp.rs).
 //! `--control-experiment` tries a concurrent control on canary soaks (control.rs).
 //! `--ours-only` skips the other rules (for quick runs while tuning).
@@ -189,18 +190,6 @@ fn main() {
     let calibrating = arg(&args, "--seeds") == Some("calibrate");
     let seeds: &[u64] = if calibrating { &CALIBRATION_SEEDS } else { &REPORT_SEEDS };
     let started = Instant::now();
-    if args.iter().any(|a| a == "--calibrate-floors") {
-        let rule = RegressionRule::default();
-        calibrate_floors(per_family, &rule, arg(&args, "--only"));
-        return;
-    }
-    if args.iter().any(|a| a == "--control-experiment") {
-        control_experiment(per_family, &out);
-        return;
-    }
-    let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
-    eprintln!("generated {} traces in {:.1}s", traces.len(), started.elapsed().as_secs_f64());
-
     // Exploration knobs (the report always says which values ran); defaults otherwise.
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let mut rule = RegressionRule::default();
@@ -217,6 +206,21 @@ fn main() {
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
         .collect();
+    if args.iter().any(|a| a == "--grid") {
+        grid(per_family, &rule, &out);
+        return;
+    }
+    if args.iter().any(|a| a == "--calibrate-floors") {
+        calibrate_floors(per_family, &rule, arg(&args, "--only"));
+        return;
+    }
+    if args.iter().any(|a| a == "--control-experiment") {
+        control_experiment(per_family, &out);
+        return;
+    }
+    let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
+    eprintln!("generated {} traces in {:.1}s", traces.len(), started.elapsed().as_secs_f64());
+
     let cusum = Cusum::from_rule(&rule);
     if args.iter().any(|a| a == "--ramp-experiment") {
         // The threshold is found on the calibration seeds, and only checked on the others.
@@ -459,6 +463,23 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
 /// one in N through, so it needs many more soaks than the report has. Never the report seeds.
 const FLOOR_SEEDS: std::ops::RangeInclusive<u64> = 1..=16;
 
+/// The smallest value on a 0.05 grid from `lo` to `hi` that `clean` accepts (`hi` is assumed
+/// clean; a value is clean when no healthy soak rolls back, so cleanliness rises with it).
+pub fn smallest_clean(mut lo: f64, mut hi: f64, mut clean: impl FnMut(f64) -> bool) -> f64 {
+    if clean(lo) {
+        return lo;
+    }
+    while hi - lo > 0.05 + 1e-9 {
+        let mid = ((lo + hi) / 2.0 / 0.05).round() * 0.05;
+        if clean(mid) { hi = mid } else { lo = mid }
+    }
+    hi
+}
+
+/// The smallest minimum effect the floor search tries (1.25x): below the rule's default, so
+/// that a floor under the default is found too.
+const FLOOR_FROM: f64 = 0.25;
+
 /// What the floor calibration keeps of one soak: its baselines at every history length and the soak.
 struct Kept {
     baselines: Vec<BaselineStatus>,
@@ -468,15 +489,11 @@ struct Kept {
     volume: f64,
 }
 
-/// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
-/// false rollback at all on the FLOOR_SEEDS soaks, the floor off. Printed for detector::reach.
-fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>) {
-    let started = Instant::now();
-    let d = |rel: f64| Cusum { min_relative_increase: rel, history_floor: false, ..Cusum::from_rule(rule) };
-    // Two threads (the machine has two cores), each a share of the seeds, keeping only what
-    // the bisection reads: the history is fitted once, not at every step.
+/// The FLOOR_SEEDS soaks with their baselines fitted once at every history length, on two
+/// threads (the machine has two cores), each a share of the seeds.
+fn floor_soaks(per_family: usize, d: &Cusum) -> Vec<Kept> {
     let seeds: Vec<u64> = FLOOR_SEEDS.collect();
-    let kept: Vec<Kept> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let jobs: Vec<_> = seeds
             .chunks(seeds.len().div_ceil(2))
             .map(|chunk| {
@@ -485,7 +502,7 @@ fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>
                         .iter()
                         .flat_map(|seed| corpus::corpus(*seed, per_family, false))
                         .map(|t| Kept {
-                            baselines: HISTORIES.iter().map(|h| h.baseline(&t, &d(0.0))).collect(),
+                            baselines: HISTORIES.iter().map(|h| h.baseline(&t, d)).collect(),
                             soak: t.soak().to_vec(),
                             onset: t.onset.map(|o| o - t.change),
                             family: t.family,
@@ -496,45 +513,53 @@ fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>
             })
             .collect();
         jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    })
+}
+
+/// Whether `d` rolls back none of the soaks before a regression, at history length `hi`. On
+/// both cores; stops at the first false rollback, so most candidates fail early.
+fn clean_on(kept: &[Kept], hi: usize, d: &Cusum) -> bool {
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for part in kept.chunks(kept.len().div_ceil(2)) {
+            let failed = &failed;
+            scope.spawn(move || {
+                for k in part {
+                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let rollback = replay::run(d, &k.baselines[hi], &k.soak).rollback;
+                    if rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
     });
+    !failed.into_inner()
+}
+
+/// The detector with the floor off and the minimum effect `rel`: what the floor search varies.
+fn at_effect(d: &Cusum, rel: f64) -> Cusum {
+    Cusum { min_relative_increase: rel, history_floor: false, ..d.clone() }
+}
+
+/// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
+/// false rollback at all on the FLOOR_SEEDS soaks, the floor off. Printed for detector::reach.
+fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>) {
+    let started = Instant::now();
+    let d = Cusum::from_rule(rule);
+    let kept = floor_soaks(per_family, &d);
     eprintln!(
         "{} soaks from seeds {FLOOR_SEEDS:?}, fitted in {:.0}s",
         kept.len(),
         started.elapsed().as_secs_f64()
     );
     for (hi, h) in HISTORIES.iter().enumerate().filter(|(_, h)| only.is_none_or(|o| o == h.short())) {
-        // On both cores; stops at the first false rollback, so most candidates fail early.
-        let clean = |rel: f64| {
-            let d = d(rel);
-            let failed = std::sync::atomic::AtomicBool::new(false);
-            std::thread::scope(|scope| {
-                for part in kept.chunks(kept.len().div_ceil(2)) {
-                    let (d, failed) = (&d, &failed);
-                    scope.spawn(move || {
-                        for k in part {
-                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                                return;
-                            }
-                            let rollback = replay::run(d, &k.baselines[hi], &k.soak).rollback;
-                            if rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            }
-                        }
-                    });
-                }
-            });
-            !failed.into_inner()
-        };
-        let (mut lo, mut hi_rel) = (rule.min_relative_increase, 16.0);
-        if clean(lo) {
-            hi_rel = lo;
-        }
-        while hi_rel - lo > 0.05 + 1e-9 {
-            let mid = ((lo + hi_rel) / 2.0 / 0.05).round() * 0.05;
-            if clean(mid) { hi_rel = mid } else { lo = mid }
-        }
+        let floor = smallest_clean(FLOOR_FROM, 16.0, |rel| clean_on(&kept, hi, &at_effect(&d, rel)));
         // What still rolls back just below the floor: the soaks that set it.
-        let below = d(lo);
+        let lo = (floor - 0.05).max(FLOOR_FROM);
+        let below = at_effect(&d, lo);
         for k in &kept {
             let r = replay::run(&below, &k.baselines[hi], &k.soak);
             if r.rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
@@ -555,12 +580,81 @@ fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>
             }
         }
         println!(
-            "{}: no false rollback in {} soaks from a minimum relative increase of {hi_rel:.2} ({:.2}x)",
+            "{}: no false rollback in {} soaks from a minimum relative increase of {floor:.2} ({:.2}x)",
             h.label(),
             kept.len(),
-            1.0 + hi_rel
+            1.0 + floor
         );
     }
+}
+
+/// (threshold, cap on one bucket's step) pairs `--grid` tries; the first is the default. At
+/// threshold ÷ cap = 6, a step is caught an hour after it starts at the earliest.
+const GRID: [(f64, f64); 8] = [
+    (12.0, 2.0),
+    (8.0, 1.0),
+    (8.0, 1.33),
+    (10.0, 1.25),
+    (10.0, 1.67),
+    (16.0, 2.0),
+    (16.0, 2.67),
+    (20.0, 3.33),
+];
+
+/// `--grid`: whether another threshold and cap would serve better. For each pair, the 7-day
+/// floor is measured on the floor seeds as `--calibrate-floors` does, and the detector at that
+/// floor is scored on the calibration seeds. Writes grid.md.
+fn grid(per_family: usize, rule: &RegressionRule, out: &str) {
+    let started = Instant::now();
+    let kept = floor_soaks(per_family, &Cusum::from_rule(rule));
+    let week = HISTORIES.len() - 1;
+    let traces: Vec<Trace> =
+        CALIBRATION_SEEDS.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
+    let baselines: Vec<BaselineStatus> =
+        traces.iter().map(|t| HISTORIES[week].baseline(t, &Cusum::from_rule(rule))).collect();
+    let bound: Outcomes = traces.iter().map(rivals::oracle).collect();
+    let bound_ramps = Score::of(&traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
+    let mut r = String::new();
+    let _ = writeln!(r, "# Threshold and cap (`make bench-detect-grid`)\n");
+    let _ = writeln!(
+        r,
+        "For each pair, the 7-day floor: the smallest minimum effect with no false rollback on the {} soaks of seeds {FLOOR_SEEDS:?}. \
+Then the detector at that floor, on the {} soaks of the calibration seeds {CALIBRATION_SEEDS:?} with 7 days of history. The first row is the default.\n",
+        kept.len(),
+        traces.len()
+    );
+    let _ = writeln!(
+        r,
+        "| threshold | cap | 7-day floor | misses | step median (h) | ramp median (h) | ramps / bound | 31 h ramp (h) |"
+    );
+    let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (threshold, cap) in GRID {
+        let d = Cusum { threshold, max_increment: cap, ..Cusum::from_rule(rule) };
+        let floor = smallest_clean(FLOOR_FROM, 16.0, |rel| clean_on(&kept, week, &at_effect(&d, rel)));
+        let d = at_effect(&d, floor);
+        let runs: Outcomes =
+            traces.iter().zip(&baselines).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect();
+        let all = Score::of(&traces, &runs, |_| true);
+        let steps = Score::of(&traces, &runs, |t| t.family == Family::Step).median();
+        let ramps = Score::of(&traces, &runs, |t| t.family.ramp()).median();
+        let incident = Score::of(&traces, &runs, |t| t.family == Family::Ramp31h).median();
+        let _ = writeln!(
+            r,
+            "| {threshold} | {cap} | {:.2}x | {} | {} | {} | {:.2} | {} |",
+            1.0 + floor,
+            all.misses(),
+            fmt(steps),
+            fmt(ramps),
+            ramps.unwrap_or(f64::NAN) / bound_ramps,
+            fmt(incident)
+        );
+        eprintln!("threshold {threshold}, cap {cap} done at {:.0}s", started.elapsed().as_secs_f64());
+    }
+    let _ = writeln!(r, "\nTook {:.0} s.", started.elapsed().as_secs_f64());
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(format!("{out}/grid.md"), &r).unwrap();
+    print!("{r}");
+    eprintln!("wrote {out}/grid.md");
 }
 
 /// The ramp GLR beside the CUSUM at 7 days of history: its threshold the lowest (to 1) with no

@@ -8,15 +8,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use maintenance_operator::crd::BaselineStatus;
-use maintenance_operator::detector::{Counts, Cusum, baseline_margin, inflation, rate_at};
+use maintenance_operator::detector::{Counts, Cusum, baseline_margin, inflation, llr, rate_at};
 
 /// Hours for the rate to double, one slope each.
 const DOUBLING_HOURS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 const CAP: f64 = 5.0;
-
-fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
-    y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln()
-}
 
 /// The soak row at which the ramp statistic first reaches `threshold` (with the CUSUM's
 /// excess-failure rule), or None.

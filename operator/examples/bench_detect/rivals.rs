@@ -3,7 +3,7 @@
 
 use super::corpus::Trace;
 use chrono::{DateTime, Utc};
-use maintenance_operator::detector::Counts;
+use maintenance_operator::detector::{Counts, llr};
 
 /// Not a detector: a clairvoyant bound. It knows the onset and the exact error rate of every
 /// minute with and without the regression, and sums the Neyman-Pearson log-likelihood ratio
@@ -16,12 +16,10 @@ pub fn oracle(t: &Trace) -> Option<usize> {
 
 /// The bound on soak counts with their exact rates, from the soak row `onset`.
 pub fn oracle_on(soak: &[Counts], p_null: &[f64], p_true: &[f64], onset: usize) -> Option<usize> {
-    let mut llr = 0.0;
+    let mut sum = 0.0;
     (onset..soak.len()).find(|&i| {
-        let (n, y) = (soak[i].attempts as f64, soak[i].errors as f64);
-        let (p0, p1) = (p_null[i], p_true[i]);
-        llr += y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln();
-        llr >= 100f64.ln()
+        sum += llr(soak[i].attempts as f64, soak[i].errors as f64, p_null[i], p_true[i]);
+        sum >= 100f64.ln()
     })
 }
 

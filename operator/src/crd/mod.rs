@@ -238,7 +238,8 @@ pub struct BaselineSpec {
     #[serde(default = "default_observe")]
     pub observe: Duration,
     /// For Prometheus signals: how much history before the change makes the baseline. Less
-    /// than three days cannot learn the time of day, and raises the smallest increase acted on.
+    /// than a day cannot learn the time of day, and less than a week raises the smallest
+    /// increase acted on.
     #[serde(default = "default_lookback")]
     pub lookback: Duration,
 }
@@ -252,8 +253,8 @@ impl Default for BaselineSpec {
 fn default_observe() -> Duration {
     Duration("30m".into())
 }
-/// A week: three days or more give an hour-of-day profile, and a week sees the weekend too
-/// (a shorter history raises the minimum effect; see detector::reach).
+/// A week: a day or more gives an hour-of-day profile, a week has seen each hour seven times
+/// and the weekend too (a shorter history raises the minimum effect; see detector::reach).
 fn default_lookback() -> Duration {
     Duration("168h".into())
 }

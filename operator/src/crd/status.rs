@@ -327,7 +327,7 @@ pub struct BaselineStatus {
     /// error rate itself wanders. Scales each step to its own bucket's volume.
     #[serde(default)]
     pub correlation: f64,
-    /// Error rate per hour of day (UTC), when the history covers at least three days.
+    /// Error rate per hour of day (UTC), when the history covers at least a day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hourly: Vec<f64>,
     /// Fitted from what the operator recorded of the built-in signal between upgrades (not

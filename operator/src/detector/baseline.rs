@@ -4,8 +4,13 @@ use super::Counts;
 use crate::crd::BaselineStatus;
 use chrono::{DateTime, Duration, Timelike, Utc};
 
-/// History this long or more gets an hour-of-day profile.
-const HOURLY_AFTER_DAYS: i64 = 3;
+/// History this long or more gets an hour-of-day profile: a day has seen every hour once, and
+/// the prior below shrinks an hour seen once towards the pooled rate. Measured on the floor
+/// seeds: a day with the profile supports 2.15x, without it 2.7x (`reach`).
+const HOURLY_AFTER_DAYS: i64 = 1;
+/// History this long or more tells an incident from the median of the same hour on other days;
+/// shorter history, from the median of all its hours (an hour is its own only peer on one day).
+const PEERS_BY_HOUR_AFTER_DAYS: i64 = 3;
 /// Prior weight, in expected errors, pulling each hour's rate towards the pooled rate: an
 /// hour's own rate counts only once it rests on more failures than this.
 const HOURLY_PRIOR_ERRORS: f64 = 20.0;
@@ -25,10 +30,11 @@ pub fn fit_baseline(history: &[(DateTime<Utc>, Counts)], bucket: Duration) -> Ba
         _ => Duration::zero(),
     };
     let by_hour = span >= Duration::days(HOURLY_AFTER_DAYS);
-    // Hourly blocks; a block far above the median of its peers (the same hour of day when there
-    // is a daily profile to learn) is an incident, not the baseline.
+    let peers_by_hour = span >= Duration::days(PEERS_BY_HOUR_AFTER_DAYS);
+    // Hourly blocks; a block far above the median of its peers (the same hour of other days
+    // when there are enough of them) is an incident, not the baseline.
     let blocks = group(history, Duration::hours(1));
-    let key = |t: &DateTime<Utc>| if by_hour { t.hour() as usize } else { 0 };
+    let key = |t: &DateTime<Utc>| if peers_by_hour { t.hour() as usize } else { 0 };
     // The reference of a block is the median rate of its peers, or their pooled rate if higher:
     // at low volume most hours have no failure at all and the median is 0, which would make
     // every hour with one failure look like an incident.

@@ -72,7 +72,7 @@ impl Cusum {
 }
 
 /// Binomial log-likelihood ratio of `y` errors in `n` attempts, p1 against p0.
-fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
+pub fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
     y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln()
 }
 

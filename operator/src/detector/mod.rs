@@ -2,7 +2,7 @@
 //!
 //! The baseline is fitted from per-interval counts before the change: a robust pooled error
 //! rate (hours far above the median are treated as incidents and left out), an hour-of-day
-//! profile once there are three days of history, and the overdispersion of the counts. The
+//! profile once there is a day of history, and the overdispersion of the counts. The
 //! detector is a one-sided binomial CUSUM on buckets of intervals (10 minutes by default)
 //! against the smallest regression that matters, p1 = max(p0 × (1 + relative), p0 + absolute),
 //! where p0 is taken three standard deviations above the estimate (the baseline is itself
@@ -16,7 +16,7 @@ mod cusum;
 pub mod reach;
 
 pub use baseline::{baseline_margin, fit_baseline, inflation, observe_baseline, rate_at};
-pub use cusum::{Cusum, DEFAULT_THRESHOLD};
+pub use cusum::{Cusum, DEFAULT_THRESHOLD, llr};
 
 use crate::crd::{BaselineStatus, DetectorState, Verdict};
 use chrono::{DateTime, Utc};

@@ -33,17 +33,30 @@ fn baseline_is_robust_to_an_incident_inside_it() {
     let b = fit_baseline(&h, Duration::minutes(10));
     assert!((b.rate - 0.01).abs() < 0.001, "{}", b.rate);
     assert!(b.dispersion < 1.5, "{}", b.dispersion);
-    assert!(b.hourly.is_empty(), "one day is too little for an hour-of-day profile");
+    assert_eq!(b.hourly.len(), 24, "a day gives an hour-of-day profile");
+    assert!(
+        b.hourly[10] < 0.012 && b.hourly[11] < 0.012,
+        "the incident's hours are not learnt: {:?}",
+        b.hourly
+    );
 }
 
 #[test]
-fn three_days_of_history_give_an_hour_of_day_profile() {
+fn a_day_of_history_gives_an_hour_of_day_profile() {
     // 2 % from 12:00 to 18:00, 0.5 % otherwise.
-    let h =
-        minutes(3 * 24 * 60 + 60, |i| if (12..18).contains(&((i / 60) % 24)) { (200, 4) } else { (200, 1) });
-    let b = fit_baseline(&h, Duration::minutes(10));
-    assert_eq!(b.hourly.len(), 24);
-    assert!(b.hourly[14] > 0.015 && b.hourly[3] < 0.007, "{:?}", b.hourly);
+    let h = |days: i64| {
+        minutes(
+            days * 24 * 60 + 60,
+            |i| if (12..18).contains(&((i / 60) % 24)) { (200, 4) } else { (200, 1) },
+        )
+    };
+    for days in [1, 3] {
+        let b = fit_baseline(&h(days), Duration::minutes(10));
+        assert_eq!(b.hourly.len(), 24);
+        assert!(b.hourly[14] > 0.015 && b.hourly[3] < 0.007, "{days} days: {:?}", b.hourly);
+    }
+    let half = fit_baseline(&h(1)[..12 * 60], Duration::minutes(10));
+    assert!(half.hourly.is_empty(), "half a day cannot learn the day");
 }
 
 #[test]
