@@ -20,8 +20,8 @@ use chrono::Duration;
 /// the time of day: 30 minutes average only three 10-minute swings of the rate, and a profile
 /// from a day or three has seen each hour once or three times, and maybe no weekend. A day
 /// with the profile measured 1.15, three days 1.20: the larger serves both (a longer history
-/// never needs more), so the table has one row for them. A day observed live, without the
-/// profile, measured 1.70.
+/// never needs more), so the table has one row for them. A day without the profile (one
+/// observed live) keeps 1.70, measured when fitted days had no profile yet.
 const UNPROFILED: [(i64, f64); 3] = [(0, 4.40), (120, 3.40), (24 * 60, 1.70)];
 const PROFILED: [(i64, f64); 2] = [(24 * 60, 1.20), (7 * 24 * 60, 0.85)];
 
