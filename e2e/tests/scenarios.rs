@@ -959,8 +959,11 @@ async fn recorded_rows(s: &Scenario) -> Vec<String> {
 async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses_none() {
     let mut s = Scenario::new("history").await;
     // Time compressed: 2 s buckets, pods judged 3 s after creation (10 minutes and 5 in a cluster).
-    s.operator.extra_env =
-        vec![("HISTORY_BUCKET".into(), "2s".into()), ("HISTORY_PENDING_LIMIT".into(), "3s".into())];
+    let bucket = chrono::Duration::seconds(2);
+    s.operator.extra_env = vec![
+        ("HISTORY_BUCKET".into(), format!("{}s", bucket.num_seconds())),
+        ("HISTORY_PENDING_LIMIT".into(), "3s".into()),
+    ];
     s.operator.restart().unwrap();
     s.connector("connector-canary", GOOD, true).await;
     s.connector("connector", GOOD, false).await;
@@ -987,7 +990,6 @@ async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses
     // A bucket that began before the new leader could watch was not seen by it: such a row is
     // a gap written as zeros. (A bucket it did see may hold few attempts on a loaded machine.)
     let ends = |r: &String| r.split(',').next().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-    let bucket = chrono::Duration::seconds(2);
     let unseen: Vec<&String> =
         after.iter().filter(|r| ends(r) > restarted_at && ends(r) - bucket < restarted_at).collect();
     assert!(unseen.is_empty(), "no gap written as zeros: {unseen:?} in {after:?}");
