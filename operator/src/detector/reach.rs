@@ -50,21 +50,21 @@ pub fn floor(b: &BaselineStatus) -> Floor {
     let table: &[(i64, f64)] = if profiled { &PROFILED } else { &UNPROFILED };
     let i = table.iter().rposition(|(m, _)| span >= Duration::minutes(*m)).unwrap_or(0);
     // Longer spans as this baseline would get them: history read at once has the profile from
-    // a day on; a live observation never does.
-    let live = b.intervals > 0;
+    // a day on; a live observation never does, however long (`words` points it to history).
     let later: Vec<(i64, f64)> = if profiled {
         PROFILED[i + 1..].to_vec()
+    } else if live(b) {
+        UNPROFILED[i + 1..].to_vec()
     } else {
-        let (profiled_from, unprofiled_to) = (PROFILED[0].0, UNPROFILED[UNPROFILED.len() - 1].0);
-        UNPROFILED[i + 1..]
-            .iter()
-            .filter(|(m, _)| live || *m < profiled_from)
-            .chain(PROFILED.iter().filter(|(m, _)| !live || *m > unprofiled_to))
-            .copied()
-            .collect()
+        UNPROFILED[i + 1..].iter().filter(|(m, _)| *m < PROFILED[0].0).chain(&PROFILED).copied().collect()
     };
     let better = later.into_iter().map(|(m, f)| (Duration::minutes(m), f)).collect();
     Floor { span, min_relative: table[i].1, better }
+}
+
+/// Observed interval by interval since the upgrade was created, not read from history.
+fn live(b: &BaselineStatus) -> bool {
+    b.intervals > 0
 }
 
 /// To the minute, or to the second under an hour (a compressed demo observes seconds).
@@ -87,7 +87,7 @@ pub fn words(b: &BaselineStatus, rule_relative: f64) -> Option<String> {
         let m = format!("{:.2}", 1.0 + rel.max(rule_relative));
         format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
     };
-    let verb = if b.intervals > 0 { "observe" } else { "look back" };
+    let verb = if live(b) { "observe" } else { "look back" };
     // The longer baselines, up to the first that acts on the rule's own minimum.
     let mut ladder: Vec<String> = vec![];
     for (d, rel) in &f.better {
@@ -97,7 +97,13 @@ pub fn words(b: &BaselineStatus, rule_relative: f64) -> Option<String> {
             break;
         }
     }
-    let then = if ladder.is_empty() { String::new() } else { format!("; {verb} {}", ladder.join(", ")) };
+    let mut then = if ladder.is_empty() { String::new() } else { format!("; {verb} {}", ladder.join(", ")) };
+    // Observing longer never learns the time of day; history does (a recording of the built-in
+    // signal, or a Prometheus lookback).
+    let reached = f.better.iter().any(|(_, rel)| *rel <= rule_relative);
+    if let (true, false, Some((m, rel))) = (live(b), reached, PROFILED.last()) {
+        then += &format!("; {} of history acts on {}", duration(Duration::minutes(*m)), x(*rel));
+    }
     Some(format!(
         "baseline from {}: increases below {} cannot be told from time-of-day variation and noise{then}",
         duration(rounded(f.span)),
@@ -140,7 +146,7 @@ mod tests {
         let w = words(&baseline(30, true), 0.5).unwrap();
         assert!(w.starts_with("baseline from 30m: increases below "), "{w}");
         assert!(
-            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 4.4x, 1day on 2.7x, 7days on 1.85x"),
+            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 4.4x, 1day on 2.7x; 7days of history acts on 1.85x"),
             "{w}"
         );
         let w = words(&baseline(120, false), 0.5).unwrap();
@@ -154,5 +160,10 @@ mod tests {
             "the ladder stops at the rule's own minimum: {w}"
         );
         assert_eq!(words(&baseline(30, true), 10.0), None, "the rule asks for more than the floor");
+        let w = words(&baseline(30, true), 2.0).unwrap();
+        assert!(
+            w.ends_with("observe 2h or more to act on 4.4x, 1day on 3x"),
+            "observing reaches the rule's minimum: {w}"
+        );
     }
 }
