@@ -948,12 +948,23 @@ subjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: mainte
 }
 
 /// The recording of the built-in signal, as this scenario's operator keeps it.
-async fn recorded_rows(s: &Scenario) -> Vec<String> {
+/// The rows of the operator's whole recording, or (`selector`) of the scope the index gives
+/// that selector.
+async fn recorded_rows(s: &Scenario, selector: Option<&str>) -> Vec<String> {
     let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(s.client.clone(), "maintenance-operator");
-    let key = format!("pod-start-failures.{}.csv", s.ns);
+    let prefix = format!("pod-start-failures.{}", s.ns);
     let cm = cms.get_opt("maintenance-operator-history").await.expect("the ConfigMap can be read");
-    let text = cm.and_then(|cm| cm.data).and_then(|d| d.get(&key).cloned()).unwrap_or_default();
+    let data = cm.and_then(|cm| cm.data).unwrap_or_default();
+    let key = match selector {
+        None => Some(format!("{prefix}.csv")),
+        Some(sel) => {
+            let index: Vec<serde_json::Value> =
+                serde_json::from_str(data.get(&format!("{prefix}_scopes.json")).map_or("[]", |v| v)).unwrap();
+            index.iter().find(|e| e["labelSelector"] == sel).map(|e| e["key"].as_str().unwrap().to_string())
+        }
+    };
+    let text = key.and_then(|k| data.get(&k).cloned()).unwrap_or_default();
     text.lines().skip(1).map(String::from).collect()
 }
 
@@ -969,26 +980,58 @@ async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses
     s.operator.restart().unwrap();
     s.connector("connector-canary", GOOD, true).await;
     s.connector("connector", GOOD, false).await;
+    s.connector("connector-early", GOOD, false).await;
     s.workload(Duration::from_millis(100), SECS(20));
-    // Recorded with no upgrade at all, through the operator's ServiceAccount (get and patch on
+    // An upgrade waiting for next week's window names its signal's scope (the workload's
+    // pods, by selector): recorded from then on, for the upgrades after it.
+    use chrono::Datelike;
+    let later = (chrono::Utc::now() + chrono::Duration::days(3)).weekday();
+    let early = format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: early}}
+spec:
+  window:
+    timeZone: UTC
+    recurring: [{{days: [{later}], start: "00:00", duration: 10m}}]
+  stages:
+    - name: all
+      components: [{{kind: DaemonSet, name: connector-early, image: "registry.example.com/secrets-store/connector:v1.3.3"}}]
+      soak: 5s
+  analysis:
+    signals:
+      - name: pod-start-failures
+        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
+"#,
+        ns = s.ns
+    );
+    s.apply(&early).await;
+    s.wait_phase("early", Phase::WaitingForWindow, SECS(30)).await;
+    // Recorded with no upgrade running, through the operator's ServiceAccount (get and patch on
     // its one ConfigMap).
+    let scoped = Some("app=email-sync");
     let deadline = std::time::Instant::now() + SECS(90);
-    while recorded_rows(&s).await.len() < 8 {
+    while recorded_rows(&s, None).await.len() < 8 || recorded_rows(&s, scoped).await.len() < 8 {
         assert!(std::time::Instant::now() < deadline, "nothing recorded:\n{}", s.operator.log());
         tokio::time::sleep(SECS(1)).await;
     }
-    let before = recorded_rows(&s).await;
+    let (before, scoped_before) = (recorded_rows(&s, None).await, recorded_rows(&s, scoped).await);
     let restarted_at = chrono::Utc::now();
     s.operator.restart().unwrap();
     // The next leader loads what was recorded and goes on; the buckets it could not see are
     // left out, never written as zeros.
     let deadline = std::time::Instant::now() + SECS(60);
-    while recorded_rows(&s).await.len() < before.len() + 4 {
+    while recorded_rows(&s, None).await.len() < before.len() + 4
+        || recorded_rows(&s, scoped).await.len() < scoped_before.len() + 4
+    {
         assert!(std::time::Instant::now() < deadline, "the recording did not go on:\n{}", s.operator.log());
         tokio::time::sleep(SECS(1)).await;
     }
-    let after = recorded_rows(&s).await;
+    let after = recorded_rows(&s, None).await;
     assert_eq!(after[..before.len()], before[..], "nothing recorded before the restart was lost");
+    let scoped_after = recorded_rows(&s, scoped).await;
+    assert_eq!(scoped_after[..scoped_before.len()], scoped_before[..], "nor of the named scope");
     // A bucket that began before the new leader could watch was not seen by it: such a row is
     // a gap written as zeros. (A bucket it did see may hold few attempts on a loaded machine.)
     let ends = |r: &String| r.split(',').next().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
@@ -998,26 +1041,42 @@ async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses
     let attempts: u64 =
         after[before.len()..].iter().map(|r| r.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
     assert!(attempts > 0, "the new leader counts the workload: {after:?}");
-    // An upgrade judged by the recorded signal: every pod of its namespace, judged after 3 s.
-    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3")
-        .replace(", labelSelector: app=email-sync", "");
+    // An upgrade judged by both recordings: every pod of its namespace (the operator's whole
+    // scope), and the workload's pods by selector (the scope "early" named), judged after 3 s.
+    let both = format!(
+        "      - name: whole-namespace\n        kubernetes: {{namespaces: [{}], pendingLimit: 3s}}\n        regression: {{bucket: 2s}}\n",
+        s.ns
+    );
+    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3") + &both;
     s.apply(&yaml).await;
     let mu = s
-        .wait_for("up", SECS(60), "a baseline", |mu| {
-            mu.status.as_ref().is_some_and(|st| st.analysis.first().is_some_and(|a| a.baseline.is_some()))
+        .wait_for("up", SECS(60), "both baselines", |mu| {
+            mu.status
+                .as_ref()
+                .is_some_and(|st| st.analysis.len() == 2 && st.analysis.iter().all(|a| a.baseline.is_some()))
         })
         .await;
-    let a = &mu.status.unwrap().analysis[0];
-    let b = a.baseline.as_ref().unwrap();
-    assert!(b.recorded, "the baseline is the recording, not a live observation: {}", a.reason);
-    assert!(a.reason.contains("recorded by the operator over"), "{}", a.reason);
-    let first: chrono::DateTime<chrono::Utc> = before[0].split(',').next().unwrap().parse().unwrap();
-    assert!(b.from.unwrap() < first, "it reaches back before the restart: {:?}", b.from);
+    let st = mu.status.unwrap();
+    for (a, rows) in [(&st.analysis[1], &before), (&st.analysis[0], &scoped_before)] {
+        let b = a.baseline.as_ref().unwrap();
+        assert!(
+            b.recorded,
+            "{}: the baseline is the recording, not a live observation: {}",
+            a.name, a.reason
+        );
+        assert!(a.reason.contains("recorded by the operator over"), "{}", a.reason);
+        let first: chrono::DateTime<chrono::Utc> = rows[0].split(',').next().unwrap().parse().unwrap();
+        assert!(b.from.unwrap() < first, "{}: it reaches back before the restart: {:?}", a.name, b.from);
+    }
+    let a = &st.analysis[1];
     // Still short in real time: what it cannot tell is said.
     let limit = a.baseline_limit.as_deref().unwrap_or_default();
     assert!(limit.contains("cannot be told from time-of-day variation"), "{limit}");
     let done = s.wait_phase("up", Phase::Succeeded, SECS(120)).await;
-    let a = &done.status.unwrap().analysis[0];
-    assert!(a.baseline.as_ref().unwrap().recorded, "live reads did not overwrite it");
+    let analysis = done.status.unwrap().analysis;
+    assert!(
+        analysis.iter().all(|a| a.baseline.as_ref().unwrap().recorded),
+        "live reads did not overwrite them"
+    );
     assert!(s.saw_event("up", reason::BASELINE_LIMIT).await, "{:?}", s.events("up").await);
 }

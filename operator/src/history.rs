@@ -44,6 +44,12 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// A new recording that counts back as far as the pod index remembers at `now`: a scope
+    /// named for the first time gets its last hours at once.
+    pub fn backfilled(now: DateTime<Utc>) -> Recorded {
+        Recorded { next: Some(now - KEEP_DELETED), ..Default::default() }
+    }
+
     /// Read a recording back: a trace as `replay` reads it, but with gaps.
     pub fn parse(text: &str) -> Result<Recorded, String> {
         Ok(Recorded { rows: crate::replay::parse_rows(text, false)?, next: None, problem: None })

@@ -1,25 +1,28 @@
 //! Observe step's companion, needs a client: while this replica leads, record the built-in
 //! signal bucket by bucket (from the shared pod watch, so no extra reads) into the memory the
-//! analysis reads, and into one key of a ConfigMap in the operator's namespace, so that a
-//! restart or a new leader loses nothing. One server-side apply per bucket; each operator
-//! scope owns its own key under its own field manager.
+//! analysis reads, and into keys of a ConfigMap in the operator's namespace, so that a restart
+//! or a new leader loses nothing: the operator's whole scope under one key, each scope upgrades
+//! named (history_scopes) under its own, and their index. One server-side apply per bucket;
+//! each operator scope owns its own keys under its own field manager.
 
 use crate::history::{Recorded, Recording};
+use crate::history_scopes::{IndexEntry, Recordings, Scoped};
 use crate::pod_cache::SharedPodIndex;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 use tracing::{info, warn};
 
-pub type SharedHistory = Arc<RwLock<Recorded>>;
+pub type SharedHistory = Arc<RwLock<Recordings>>;
 
 /// The ConfigMap, in the operator's namespace, that keeps the recordings.
 pub const CONFIGMAP: &str = "maintenance-operator-history";
 
-/// Where one operator's recording lives, and what it records.
+/// Where one operator's recordings live, and what the whole one records.
 #[derive(Clone, Debug)]
 pub struct Recorder {
     pub namespace: String,
@@ -37,6 +40,15 @@ impl Recorder {
         Recorder { namespace, key, recording }
     }
 
+    /// What the keys of named scopes start with: `pod-start-failures` or `pod-start-failures.NS`.
+    pub fn prefix(&self) -> &str {
+        self.key.trim_end_matches(".csv")
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}_scopes.json", self.prefix())
+    }
+
     /// Record until the future is dropped (the Lease lost, or the process stopping).
     pub async fn record(&self, client: Client, pods: SharedPodIndex, history: SharedHistory) {
         let api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
@@ -51,17 +63,31 @@ impl Recorder {
         }
     }
 
-    /// Count every bucket that can be judged now; whether any was.
+    /// Count every bucket that can be judged now, in every recording, and forget the scopes
+    /// no upgrade named for a week; whether anything changed.
     fn record_due(&self, pods: &SharedPodIndex, history: &SharedHistory) -> bool {
-        let limit = self.recording.pending_limit;
         let pods = pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut any = false;
-        while let Some((from, to)) = h.due(&self.recording, Utc::now(), pods.watched_since()) {
+        let (now, since) = (Utc::now(), pods.watched_since());
+        let mut any = h.expire(now);
+        let whole = &self.recording;
+        while let Some((from, to)) = h.whole.due(whole, now, since) {
             // `counts` judges the pods created `limit` before the span it is given.
+            let limit = whole.pending_limit;
             let c = pods.counts(&[], &Default::default(), from + limit, to + limit, limit);
-            h.push(to, c);
+            h.whole.push(to, c);
             any = true;
+        }
+        for s in h.scoped.values_mut() {
+            let r = Recordings::recording_of(whole, s);
+            // Checked when the scope was named.
+            let Ok(selector) = crate::selector::parse(&s.scope.label_selector) else { continue };
+            while let Some((from, to)) = s.recorded.due(&r, now, since) {
+                let limit = r.pending_limit;
+                let c = pods.counts(&s.scope.namespaces, &selector, from + limit, to + limit, limit);
+                s.recorded.push(to, c);
+                any = true;
+            }
         }
         any
     }
@@ -69,8 +95,8 @@ impl Recorder {
     /// Load what earlier leaders recorded (before this replica's first look at an upgrade).
     pub async fn load(&self, client: Client, history: &SharedHistory) {
         let api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
-        let text = match api.get_opt(CONFIGMAP).await {
-            Ok(cm) => cm.and_then(|cm| cm.data).and_then(|mut d| d.remove(&self.key)),
+        let mut data = match api.get_opt(CONFIGMAP).await {
+            Ok(cm) => cm.and_then(|cm| cm.data).unwrap_or_default(),
             Err(e) => {
                 warn!(
                     "could not read ConfigMap {}/{CONFIGMAP}: {e}; recording the built-in signal from now on",
@@ -79,42 +105,86 @@ impl Recorder {
                 return;
             }
         };
-        let Some(text) = text else {
-            info!("no recording of the built-in signal yet in {}/{CONFIGMAP}: starting one", self.namespace);
-            return;
-        };
-        match Recorded::parse(&text) {
-            Ok(loaded) => {
-                let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-                // A replica that led before keeps what it has if it is newer.
-                if loaded.rows.last().map(|r| r.0) >= h.rows.last().map(|r| r.0) {
-                    info!(
-                        "loaded {} recorded buckets of the built-in signal from {}/{CONFIGMAP}",
-                        loaded.rows.len(),
-                        self.namespace
-                    );
-                    *h = loaded;
-                }
+        let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match data.remove(&self.key).map(|text| Recorded::parse(&text)) {
+            None => info!(
+                "no recording of the built-in signal yet in {}/{CONFIGMAP}: starting one",
+                self.namespace
+            ),
+            // A replica that led before keeps what it has if it is newer.
+            Some(Ok(loaded)) if newer(&loaded, &h.whole) => {
+                info!(
+                    "loaded {} recorded buckets of the built-in signal from {}/{CONFIGMAP}",
+                    loaded.rows.len(),
+                    self.namespace
+                );
+                h.whole = loaded;
             }
-            Err(e) => warn!(
+            Some(Ok(_)) => {}
+            Some(Err(e)) => warn!(
                 "the recording {} in {}/{CONFIGMAP} cannot be read ({e}); it is replaced by a new one",
                 self.key, self.namespace
             ),
         }
+        let index: Vec<IndexEntry> = match data.remove(&self.index_key()).map(|t| serde_json::from_str(&t)) {
+            None => vec![],
+            Some(Ok(index)) => index,
+            Some(Err(e)) => {
+                warn!(
+                    "the index {} in {}/{CONFIGMAP} cannot be read ({e}); named scopes are recorded anew",
+                    self.index_key(),
+                    self.namespace
+                );
+                vec![]
+            }
+        };
+        for e in index {
+            let recorded = match data.remove(&e.key).map(|text| Recorded::parse(&text)) {
+                Some(Ok(r)) => r,
+                Some(Err(err)) => {
+                    warn!(
+                        "the recording {} in {}/{CONFIGMAP} cannot be read ({err}); it is replaced by a new one",
+                        e.key, self.namespace
+                    );
+                    Recorded::default()
+                }
+                None => Recorded::default(),
+            };
+            let kept = h.scoped.get(&e.key).filter(|s| s.scope == e.scope && !newer(&recorded, &s.recorded));
+            if kept.is_none() {
+                info!(
+                    "loaded {} recorded buckets of {} from {}/{CONFIGMAP}",
+                    recorded.rows.len(),
+                    e.scope.describe(),
+                    self.namespace
+                );
+                h.scoped.insert(e.key, Scoped { scope: e.scope, named_at: e.named_at, recorded });
+            }
+        }
     }
 
-    /// Write the whole recording (bounded by `history::KEEP`); whether it was written.
+    /// Write every recording (each bounded by `history::KEEP`); whether they were written.
     async fn save(&self, api: &Api<ConfigMap>, history: &SharedHistory) -> bool {
-        let csv = history.read().unwrap_or_else(|poisoned| poisoned.into_inner()).to_csv();
-        let problem =
-            |p: Option<String>| history.write().unwrap_or_else(|poisoned| poisoned.into_inner()).problem = p;
+        let data: BTreeMap<String, String> = {
+            let h = history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut data = BTreeMap::from([(self.key.clone(), h.whole.to_csv())]);
+            if !h.scoped.is_empty() {
+                data.insert(self.index_key(), serde_json::to_string(&h.index()).unwrap_or_default());
+            }
+            data.extend(h.scoped.iter().map(|(k, s)| (k.clone(), s.recorded.to_csv())));
+            data
+        };
+        let problem = |p: Option<String>| {
+            history.write().unwrap_or_else(|poisoned| poisoned.into_inner()).whole.problem = p
+        };
         let cm = serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": CONFIGMAP, "namespace": self.namespace},
-            "data": {self.key.clone(): csv},
+            "data": data,
         });
-        let manager = format!("maintenance-operator-{}", self.key.trim_end_matches(".csv"));
+        // Keys this manager applied before and leaves out now (a forgotten scope) are removed.
+        let manager = format!("maintenance-operator-{}", self.prefix());
         match api.patch(CONFIGMAP, &PatchParams::apply(&manager).force(), &Patch::Apply(&cm)).await {
             Ok(_) => {
                 problem(None);
@@ -128,4 +198,9 @@ impl Recorder {
             }
         }
     }
+}
+
+/// Whether `a` reaches later than `b` (or as far).
+fn newer(a: &Recorded, b: &Recorded) -> bool {
+    a.rows.last().map(|r| r.0) >= b.rows.last().map(|r| r.0)
 }

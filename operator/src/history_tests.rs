@@ -89,3 +89,16 @@ fn only_a_signal_counting_what_is_recorded_is_covered() {
     s.pending_limit = crate::crd::Duration("10m".into());
     assert!(!r.covers(&s, None));
 }
+
+#[test]
+fn a_new_scope_counts_back_as_far_as_the_pod_index_remembers() {
+    let now = t("2026-11-24T03:17:00Z");
+    let mut h = Recorded::backfilled(now);
+    // Watching since midnight: the first bucket is the oldest the pod index still holds whole.
+    let (from, _) = h.due(&rec(), now, Some(t("2026-11-24T00:00:00Z"))).unwrap();
+    assert_eq!(from, t("2026-11-24T00:20:00Z"));
+    // Watching for an hour only: nothing before the watch began.
+    let mut h = Recorded::backfilled(now);
+    let (from, _) = h.due(&rec(), now, Some(t("2026-11-24T02:15:00Z"))).unwrap();
+    assert_eq!(from, t("2026-11-24T02:20:00Z"));
+}

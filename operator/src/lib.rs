@@ -16,6 +16,7 @@ pub mod error;
 pub mod gitops;
 pub mod history;
 pub mod history_recorder;
+pub mod history_scopes;
 pub mod leader;
 pub mod metrics;
 pub mod namespaces;

@@ -6,6 +6,7 @@ use super::Context;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::{self, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
+use crate::history_scopes::Scope;
 use crate::target::{self, TargetKey, TargetState};
 use crate::{selector, signals};
 use chrono::{DateTime, Utc};
@@ -108,6 +109,9 @@ pub async fn observe(
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
+    }
+    if !status.phase.is_terminal() && spec_problems.is_empty() {
+        name_scopes(ctx, mu, now);
     }
     let mut history = BTreeMap::new();
     for signal in decide::history_due(&mu.spec, &status) {
@@ -229,7 +233,8 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     Ok((counts, from, to))
 }
 
-/// What the operator recorded of the built-in signal, when it records what this signal counts.
+/// What the operator recorded of the built-in signal: its whole scope when the signal counts
+/// that, otherwise the signal's own scope, recorded from the first upgrade that named it on.
 fn recorded_history(
     ctx: &Context,
     k: &crate::crd::KubernetesSignal,
@@ -239,16 +244,46 @@ fn recorded_history(
     let Some(r) = &ctx.recorder else {
         return Err("the operator does not record the built-in signal (run --record-history)".into());
     };
-    if !r.recording.covers(k, ctx.scope.as_deref()) {
-        return Err(format!(
-            "only pods of every namespace, without a selector, judged after {} are recorded between upgrades",
-            crate::timefmt::duration(r.recording.pending_limit)
-        ));
+    let mut h = ctx.history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let problem = h.whole.problem.clone();
+    let recorded = if r.recording.covers(k, ctx.scope.as_deref()) {
+        &h.whole
+    } else {
+        let scope = Scope::of(k)?;
+        let recorded = h.name(r.prefix(), &scope, now)?;
+        if recorded.rows.is_empty() && problem.is_none() {
+            return Err(format!(
+                "{} are recorded from now on, for the upgrades after this one",
+                scope.describe()
+            ));
+        }
+        recorded
+    };
+    match problem {
+        Some(p) if recorded.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
+        _ => Ok(recorded.since(now, lookback)),
     }
-    let h = ctx.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match &h.problem {
-        Some(p) if h.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
-        _ => Ok(h.since(now, lookback)),
+}
+
+/// Every built-in signal of an upgrade in progress keeps its scope recorded (for a week after
+/// the last upgrade that names it), so that the next upgrade has it as its baseline.
+fn name_scopes(ctx: &Context, mu: &MaintenanceUpgrade, now: DateTime<Utc>) {
+    let Some(r) = &ctx.recorder else { return };
+    let scopes: Vec<Scope> = mu
+        .spec
+        .effective_signals()
+        .iter()
+        .filter_map(|s| s.kubernetes.as_ref())
+        .filter(|k| !r.recording.covers(k, ctx.scope.as_deref()))
+        .filter_map(|k| Scope::of(k).ok())
+        .collect();
+    if scopes.is_empty() {
+        return;
+    }
+    let mut h = ctx.history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for scope in scopes {
+        // Full: the baseline's reason says so when it is read.
+        let _ = h.name(r.prefix(), &scope, now);
     }
 }
 

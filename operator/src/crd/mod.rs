@@ -233,13 +233,13 @@ fn default_interval() -> Duration {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BaselineSpec {
-    /// For signals without history (the kubernetes provider): how long to observe them before
-    /// the first stage is applied.
+    /// For built-in (kubernetes) signals the operator has not recorded for this long: how long
+    /// to observe them before the first stage is applied.
     #[serde(default = "default_observe")]
     pub observe: Duration,
-    /// For Prometheus signals: how much history before the change makes the baseline. Less
-    /// than a day cannot learn the time of day, and less than a week raises the smallest
-    /// increase acted on.
+    /// How much history before the change makes the baseline: Prometheus's, or what the
+    /// operator recorded of a built-in signal (a week at most). Less than a day cannot learn
+    /// the time of day, and less than a week raises the smallest increase acted on.
     #[serde(default = "default_lookback")]
     pub lookback: Duration,
 }
