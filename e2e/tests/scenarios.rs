@@ -1035,12 +1035,14 @@ spec:
     // A bucket that began before the new leader could watch was not seen by it: such a row is
     // a gap written as zeros. (A bucket it did see may hold few attempts on a loaded machine.)
     let ends = |r: &String| r.split(',').next().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-    let unseen: Vec<&String> =
-        after.iter().filter(|r| ends(r) > restarted_at && ends(r) - bucket < restarted_at).collect();
-    assert!(unseen.is_empty(), "no gap written as zeros: {unseen:?} in {after:?}");
-    let attempts: u64 =
-        after[before.len()..].iter().map(|r| r.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
-    assert!(attempts > 0, "the new leader counts the workload: {after:?}");
+    for (rows, old) in [(&after, before.len()), (&scoped_after, scoped_before.len())] {
+        let unseen: Vec<&String> =
+            rows.iter().filter(|r| ends(r) > restarted_at && ends(r) - bucket < restarted_at).collect();
+        assert!(unseen.is_empty(), "no gap written as zeros: {unseen:?} in {rows:?}");
+        let attempts: u64 =
+            rows[old..].iter().map(|r| r.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum();
+        assert!(attempts > 0, "the new leader counts the workload: {rows:?}");
+    }
     // An upgrade judged by both recordings: every pod of its namespace (the operator's whole
     // scope), and the workload's pods by selector (the scope "early" named), judged after 3 s.
     let both = format!(

@@ -108,6 +108,13 @@ impl Recorded {
         self.rows.retain(|(t, _)| *t > cutoff);
     }
 
+    /// Keep only the newest `max_rows` rows (a short bucket would otherwise outgrow the
+    /// ConfigMap within the week).
+    pub fn trim(&mut self, max_rows: usize) {
+        let over = self.rows.len().saturating_sub(max_rows);
+        self.rows.drain(..over);
+    }
+
     /// The rows within `lookback` before `now`.
     pub fn since(&self, now: DateTime<Utc>, lookback: Duration) -> Vec<(DateTime<Utc>, Counts)> {
         self.rows.iter().filter(|(t, _)| *t > now - lookback && *t <= now).copied().collect()

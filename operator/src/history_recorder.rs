@@ -5,12 +5,14 @@
 //! named (history_scopes) under its own, and their index. One server-side apply per bucket;
 //! each operator scope owns its own keys under its own field manager.
 
+use crate::crd::MaintenanceUpgrade;
 use crate::history::{Recorded, Recording};
-use crate::history_scopes::{IndexEntry, Recordings, Scoped};
+use crate::history_scopes::{IndexEntry, Recordings, SCOPE_ROWS, Scoped, WHOLE_ROWS, named_by};
 use crate::pod_cache::SharedPodIndex;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +30,8 @@ pub struct Recorder {
     pub namespace: String,
     /// `pod-start-failures.csv`, or `pod-start-failures.NS.csv` for an operator scoped to NS.
     pub key: String,
+    /// The namespace the operator watches, if only one.
+    pub scope: Option<String>,
     pub recording: Recording,
 }
 
@@ -37,7 +41,7 @@ impl Recorder {
             Some(ns) => format!("pod-start-failures.{ns}.csv"),
             None => "pod-start-failures.csv".into(),
         };
-        Recorder { namespace, key, recording }
+        Recorder { namespace, key, scope: scope.map(String::from), recording }
     }
 
     /// What the keys of named scopes start with: `pod-start-failures` or `pod-start-failures.NS`.
@@ -49,17 +53,49 @@ impl Recorder {
         format!("{}_scopes.json", self.prefix())
     }
 
-    /// Record until the future is dropped (the Lease lost, or the process stopping).
-    pub async fn record(&self, client: Client, pods: SharedPodIndex, history: SharedHistory) {
-        let api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
+    /// Record until the future is dropped (the Lease lost, or the process stopping). `loaded`:
+    /// what earlier leaders recorded has been read; until it is, nothing is written, since a
+    /// write of what this replica has would replace theirs.
+    pub async fn record(
+        &self,
+        client: Client,
+        pods: SharedPodIndex,
+        history: SharedHistory,
+        upgrades: Store<MaintenanceUpgrade>,
+        mut loaded: bool,
+    ) {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
         let tick = self.recording.bucket.to_std().unwrap_or_default().min(StdDuration::from_secs(30));
         let mut unsaved = false;
         loop {
             tokio::time::sleep(tick.max(StdDuration::from_secs(1))).await;
+            if !loaded {
+                loaded = self.load(client.clone(), &history).await;
+            }
+            self.name_scopes(&upgrades, &history);
             unsaved |= self.record_due(&pods, &history);
-            if unsaved {
+            if unsaved && loaded {
                 unsaved = !self.save(&api, &history).await;
             }
+        }
+    }
+
+    /// Every upgrade in progress keeps the scopes of its built-in signals recorded, however
+    /// long it waits for its window (history_scopes::named_by says which).
+    fn name_scopes(&self, upgrades: &Store<MaintenanceUpgrade>, history: &SharedHistory) {
+        let named: Vec<_> = upgrades
+            .state()
+            .iter()
+            .flat_map(|mu| named_by(mu, &self.recording, self.scope.as_deref()))
+            .collect();
+        if named.is_empty() {
+            return;
+        }
+        let now = Utc::now();
+        let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for scope in named {
+            // A ninth scope: its upgrade's baseline says so when it is read.
+            let _ = h.name(self.prefix(), &scope, now);
         }
     }
 
@@ -78,6 +114,7 @@ impl Recorder {
             h.whole.push(to, c);
             any = true;
         }
+        h.whole.trim(WHOLE_ROWS);
         for s in h.scoped.values_mut() {
             let r = Recordings::recording_of(whole, s);
             // Checked when the scope was named.
@@ -88,21 +125,22 @@ impl Recorder {
                 s.recorded.push(to, c);
                 any = true;
             }
+            s.recorded.trim(SCOPE_ROWS);
         }
         any
     }
 
-    /// Load what earlier leaders recorded (before this replica's first look at an upgrade).
-    pub async fn load(&self, client: Client, history: &SharedHistory) {
+    /// Load what earlier leaders recorded (before this replica's first look at an upgrade);
+    /// whether the ConfigMap could be read.
+    pub async fn load(&self, client: Client, history: &SharedHistory) -> bool {
         let api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
         let mut data = match api.get_opt(CONFIGMAP).await {
             Ok(cm) => cm.and_then(|cm| cm.data).unwrap_or_default(),
             Err(e) => {
-                warn!(
-                    "could not read ConfigMap {}/{CONFIGMAP}: {e}; recording the built-in signal from now on",
-                    self.namespace
-                );
-                return;
+                let why = format!("could not read ConfigMap {}/{CONFIGMAP}: {e}", self.namespace);
+                warn!("{why}; counting in memory, and writing nothing until it can be read");
+                history.write().unwrap_or_else(|poisoned| poisoned.into_inner()).whole.problem = Some(why);
+                return false;
             }
         };
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -150,17 +188,35 @@ impl Recorder {
                 }
                 None => Recorded::default(),
             };
-            let kept = h.scoped.get(&e.key).filter(|s| s.scope == e.scope && !newer(&recorded, &s.recorded));
-            if kept.is_none() {
-                info!(
-                    "loaded {} recorded buckets of {} from {}/{CONFIGMAP}",
-                    recorded.rows.len(),
-                    e.scope.describe(),
-                    self.namespace
-                );
-                h.scoped.insert(e.key, Scoped { scope: e.scope, named_at: e.named_at, recorded });
+            // This replica may have named the same scope under another key while another led:
+            // the key written wins, with the later naming.
+            let mut named_at = e.named_at;
+            let elsewhere: Vec<String> = h
+                .scoped
+                .iter()
+                .filter(|(k, s)| s.scope == e.scope && **k != e.key)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in elsewhere {
+                named_at = named_at.max(h.scoped.remove(&k).map_or(named_at, |s| s.named_at));
+            }
+            match h.scoped.get_mut(&e.key) {
+                Some(s) if s.scope == e.scope && !newer(&recorded, &s.recorded) => {
+                    s.named_at = s.named_at.max(named_at)
+                }
+                _ => {
+                    info!(
+                        "loaded {} recorded buckets of {} from {}/{CONFIGMAP}",
+                        recorded.rows.len(),
+                        e.scope.describe(),
+                        self.namespace
+                    );
+                    h.scoped.insert(e.key, Scoped { scope: e.scope, named_at, recorded });
+                }
             }
         }
+        h.whole.problem = None;
+        true
     }
 
     /// Write every recording (each bounded by `history::KEEP`); whether they were written.

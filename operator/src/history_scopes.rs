@@ -4,16 +4,23 @@
 //! a team's next upgrade gets a week of its own pods as its baseline, not 30 minutes observed
 //! live. A scope is recorded from the first time an upgrade names it until a week after the last
 //! time one did (weekly maintenance deletes last week's upgrade before creating the next one),
-//! and at most `MAX_SCOPES` are, so that the ConfigMap stays far below its 1 MiB.
+//! and at most `MAX_SCOPES` are, each at most `SCOPE_ROWS` buckets, so that the ConfigMap stays
+//! far below its 1 MiB.
 
-use crate::crd::KubernetesSignal;
+use crate::constants::{condition, reason};
+use crate::crd::{KubernetesSignal, MaintenanceUpgrade};
 use crate::history::{KEEP, Recorded, Recording};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// At most this many named scopes, each about 30 KB at a week of 10-minute buckets.
+/// At most this many named scopes.
 pub const MAX_SCOPES: usize = 8;
+/// Rows kept per named scope: a week of 10-minute buckets, about 36 KB.
+pub const SCOPE_ROWS: usize = 1008;
+/// Rows kept of the whole scope: a week of 2.5-minute buckets, about 150 KB. With the named
+/// ones, under half a MiB.
+pub const WHOLE_ROWS: usize = 4 * 1008;
 
 /// What a named recording counts: pods of these namespaces (all of the operator's when empty)
 /// matching the selector, judged `pending_limit_seconds` after creation.
@@ -26,14 +33,18 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The scope of a built-in signal, written one way whatever order its namespaces come in.
-    pub fn of(s: &KubernetesSignal) -> Result<Scope, String> {
+    /// The scope of a built-in signal, written one way whatever order its namespaces come in
+    /// (and for an operator watching one namespace, naming it is naming all it watches).
+    pub fn of(s: &KubernetesSignal, operator_scope: Option<&str>) -> Result<Scope, String> {
         let limit = s.pending_limit.parse().map_err(|e| format!("pendingLimit: {e}"))?;
         let label_selector = s.label_selector.as_deref().unwrap_or_default().trim().to_string();
         crate::selector::parse(&label_selector)?;
         let mut namespaces = s.namespaces.clone();
         namespaces.sort();
         namespaces.dedup();
+        if operator_scope.is_some_and(|ns| namespaces == [ns]) {
+            namespaces.clear();
+        }
         Ok(Scope { namespaces, label_selector, pending_limit_seconds: limit.num_seconds() })
     }
 
@@ -52,6 +63,28 @@ impl Scope {
         };
         format!("pods of {ns}{sel}, judged after {}", crate::timefmt::duration(self.pending_limit()))
     }
+}
+
+/// The scopes an upgrade keeps recorded: those of its built-in signals that the whole
+/// recording does not count, from when it claimed its targets (its spec was valid and allowed
+/// then) until it ends, and not while it is blocked as invalid or forbidden.
+pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Option<&str>) -> Vec<Scope> {
+    let Some(st) = &mu.status else { return vec![] };
+    let blocked = st.conditions.iter().any(|c| {
+        c.type_ == condition::BLOCKED
+            && c.status == "True"
+            && [reason::INVALID_SPEC, reason::CROSS_NAMESPACE].contains(&c.reason.as_str())
+    });
+    if st.claimed_at.is_none() || st.phase.is_terminal() || blocked {
+        return vec![];
+    }
+    mu.spec
+        .effective_signals()
+        .iter()
+        .filter_map(|s| s.kubernetes.as_ref())
+        .filter(|k| !whole.covers(k, operator_scope))
+        .filter_map(|k| Scope::of(k, operator_scope).ok())
+        .collect()
 }
 
 /// One named scope: what it counts, when an upgrade last named it, and its rows.
@@ -142,7 +175,7 @@ mod tests {
             label_selector: Some(selector.into()),
             ..Default::default()
         };
-        Scope::of(&s).unwrap()
+        Scope::of(&s, None).unwrap()
     }
 
     #[test]
@@ -156,6 +189,41 @@ mod tests {
         r.name("p", &scope(&["a"], "app=x"), now).unwrap();
         assert_eq!(r.scoped.len(), 2, "another namespace set is another scope");
         assert_eq!(scope(&["b", "a"], "app=x").describe(), "pods of a, b matching app=x, judged after 5m");
+    }
+
+    #[test]
+    fn an_upgrade_names_its_scopes_from_its_claim_until_it_ends_and_not_while_blocked() {
+        use crate::crd::{Condition, MaintenanceUpgradeStatus, Phase};
+        let whole = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
+        let yaml = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: team-a}\nspec:\n  stages: [{name: s, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}]\n  analysis:\n    signals:\n      - {name: mine, kubernetes: {namespaces: [team-a], labelSelector: app=x}}\n      - {name: all, kubernetes: {}}\n";
+        let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
+        assert!(named_by(&mu, &whole, None).is_empty(), "no status yet: not claimed");
+        let now = t("2026-11-24T03:00:00Z");
+        mu.status = Some(MaintenanceUpgradeStatus { claimed_at: Some(now), ..Default::default() });
+        assert_eq!(
+            named_by(&mu, &whole, None),
+            [scope(&["team-a"], "app=x")],
+            "the whole one is recorded anyway"
+        );
+        let blocked = Condition {
+            type_: condition::BLOCKED.into(),
+            status: "True".into(),
+            reason: reason::CROSS_NAMESPACE.into(),
+            message: String::new(),
+            last_transition_time: now,
+            observed_generation: None,
+        };
+        mu.status.as_mut().unwrap().conditions = vec![blocked];
+        assert!(named_by(&mu, &whole, None).is_empty(), "forbidden: nothing of it is recorded");
+        mu.status = Some(MaintenanceUpgradeStatus {
+            claimed_at: Some(now),
+            phase: Phase::Succeeded,
+            ..Default::default()
+        });
+        assert!(named_by(&mu, &whole, None).is_empty(), "ended");
+        // An operator watching team-a records all of team-a anyway; the selector still names one.
+        let plain = KubernetesSignal { namespaces: vec!["team-a".into()], ..Default::default() };
+        assert_eq!(Scope::of(&plain, Some("team-a")).unwrap().namespaces, Vec::<String>::new());
     }
 
     #[test]

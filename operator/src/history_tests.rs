@@ -102,3 +102,15 @@ fn a_new_scope_counts_back_as_far_as_the_pod_index_remembers() {
     let (from, _) = h.due(&rec(), now, Some(t("2026-11-24T02:15:00Z"))).unwrap();
     assert_eq!(from, t("2026-11-24T02:20:00Z"));
 }
+
+#[test]
+fn a_recording_is_trimmed_to_its_newest_rows() {
+    let mut h = Recorded::default();
+    let start = t("2026-11-24T00:01:00Z");
+    for i in 0..10 {
+        h.push(start + Duration::minutes(i), Counts { attempts: 1, errors: 0 });
+    }
+    h.trim(4);
+    assert_eq!(h.rows.len(), 4);
+    assert_eq!(h.rows[0].0, start + Duration::minutes(6), "the oldest go first");
+}

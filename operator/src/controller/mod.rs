@@ -147,20 +147,29 @@ pub async fn run(
 
 /// What a leader runs: the recording of the built-in signal beside the Controller.
 async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
-    let Some(recorder) = ctx.recorder.clone() else { return controller_loop(api, ctx, crd_missing).await };
+    // The store keeps what the decisions read (no managedFields); the recorder reads which
+    // scopes the upgrades in progress name from it.
+    let (reader, writer) = reflector::store();
+    let Some(recorder) = ctx.recorder.clone() else {
+        return controller_loop(api, ctx, crd_missing, reader, writer).await;
+    };
     // What earlier leaders recorded is there before the first upgrade is looked at.
-    recorder.load(ctx.client.clone(), &ctx.history).await;
+    let loaded = recorder.load(ctx.client.clone(), &ctx.history).await;
     tokio::select! {
-        _ = controller_loop(api, ctx.clone(), crd_missing) => {}
-        _ = recorder.record(ctx.client.clone(), ctx.pods.clone(), ctx.history.clone()) => {}
+        _ = controller_loop(api, ctx.clone(), crd_missing, reader.clone(), writer) => {}
+        _ = recorder.record(ctx.client.clone(), ctx.pods.clone(), ctx.history.clone(), reader, loaded) => {}
     }
 }
 
 /// The Controller itself, until it stops.
-async fn controller_loop(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
-    // The store keeps what the decisions read (no managedFields); only spec changes wake an
-    // upgrade, so that our own status writes do not.
-    let (reader, writer) = reflector::store();
+async fn controller_loop(
+    api: Api<MaintenanceUpgrade>,
+    ctx: Arc<Context>,
+    crd_missing: Arc<AtomicBool>,
+    reader: reflector::Store<MaintenanceUpgrade>,
+    writer: reflector::store::Writer<MaintenanceUpgrade>,
+) {
+    // Only spec changes wake an upgrade, so that our own status writes do not.
     let upgrades = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(|mu: &mut MaintenanceUpgrade| mu.metadata.managed_fields = None)

@@ -110,9 +110,6 @@ pub async fn observe(
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
     }
-    if !status.phase.is_terminal() && spec_problems.is_empty() {
-        name_scopes(ctx, mu, now);
-    }
     let mut history = BTreeMap::new();
     for signal in decide::history_due(&mu.spec, &status) {
         history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
@@ -249,11 +246,11 @@ fn recorded_history(
     let recorded = if r.recording.covers(k, ctx.scope.as_deref()) {
         &h.whole
     } else {
-        let scope = Scope::of(k)?;
+        let scope = Scope::of(k, ctx.scope.as_deref())?;
         let recorded = h.name(r.prefix(), &scope, now)?;
         if recorded.rows.is_empty() && problem.is_none() {
             return Err(format!(
-                "{} are recorded from now on, for the upgrades after this one",
+                "{} are recorded from now on, counted back as far as the pod watch remembers; observing live until that is read",
                 scope.describe()
             ));
         }
@@ -262,28 +259,6 @@ fn recorded_history(
     match problem {
         Some(p) if recorded.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
         _ => Ok(recorded.since(now, lookback)),
-    }
-}
-
-/// Every built-in signal of an upgrade in progress keeps its scope recorded (for a week after
-/// the last upgrade that names it), so that the next upgrade has it as its baseline.
-fn name_scopes(ctx: &Context, mu: &MaintenanceUpgrade, now: DateTime<Utc>) {
-    let Some(r) = &ctx.recorder else { return };
-    let scopes: Vec<Scope> = mu
-        .spec
-        .effective_signals()
-        .iter()
-        .filter_map(|s| s.kubernetes.as_ref())
-        .filter(|k| !r.recording.covers(k, ctx.scope.as_deref()))
-        .filter_map(|k| Scope::of(k).ok())
-        .collect();
-    if scopes.is_empty() {
-        return;
-    }
-    let mut h = ctx.history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for scope in scopes {
-        // Full: the baseline's reason says so when it is read.
-        let _ = h.name(r.prefix(), &scope, now);
     }
 }
 
