@@ -21,8 +21,9 @@ pub fn header() -> String {
 pub fn row(st: Option<&MaintenanceUpgradeStatus>, width: usize) -> String {
     let Some(st) = st else { return "waiting for the operator".into() };
     let a = st.analysis.first();
-    let observed = a.and_then(|a| a.last.as_ref().map(|l| l.rate));
-    let baseline = a.and_then(|a| a.baseline.as_ref().map(|b| b.rate));
+    // A rate of nothing counted yet is not shown (the baseline's is smoothed, so it would read 50 %).
+    let observed = a.and_then(|a| a.last.as_ref().filter(|l| l.attempts > 0).map(|l| l.rate));
+    let baseline = a.and_then(|a| a.baseline.as_ref().filter(|b| b.attempts > 0).map(|b| b.rate));
     let cusum = match (a.and_then(|a| a.statistic), a.and_then(|a| a.threshold)) {
         (Some(s), Some(t)) => format!("{s:.1}/{t:.0}"),
         _ => "-".into(),
@@ -244,5 +245,12 @@ status:
             "{r}"
         );
         assert_eq!(row(None, 40), "waiting for the operator");
+        // Nothing counted yet: no rate, not the smoothed baseline's 50 %.
+        let mut st = upgrade().status.unwrap();
+        st.analysis[0].baseline.as_mut().unwrap().attempts = 0;
+        st.analysis[0].baseline.as_mut().unwrap().rate = 0.5;
+        st.analysis[0].last.as_mut().unwrap().attempts = 0;
+        let r = row(Some(&st), 40);
+        assert!(r.starts_with("Soaking            canary          -         -"), "{r}");
     }
 }
