@@ -606,12 +606,15 @@ const GRID: [(f64, f64); 8] = [
 /// floor is scored on the calibration seeds. Writes grid.md.
 fn grid(per_family: usize, rule: &RegressionRule, out: &str) {
     let started = Instant::now();
-    let kept = floor_soaks(per_family, &Cusum::from_rule(rule));
+    let default = Cusum::from_rule(rule);
+    let kept = floor_soaks(per_family, &default);
     let week = HISTORIES.len() - 1;
+    // The calibration seeds are among the floor seeds, but the scores need their traces; fitting
+    // their week again takes 3 s.
     let traces: Vec<Trace> =
         CALIBRATION_SEEDS.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
     let baselines: Vec<BaselineStatus> =
-        traces.iter().map(|t| HISTORIES[week].baseline(t, &Cusum::from_rule(rule))).collect();
+        traces.iter().map(|t| HISTORIES[week].baseline(t, &default)).collect();
     let bound: Outcomes = traces.iter().map(rivals::oracle).collect();
     let bound_ramps = Score::of(&traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
     let mut r = String::new();
@@ -629,7 +632,7 @@ Then the detector at that floor, on the {} soaks of the calibration seeds {CALIB
     );
     let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (threshold, cap) in GRID {
-        let d = Cusum { threshold, max_increment: cap, ..Cusum::from_rule(rule) };
+        let d = Cusum { threshold, max_increment: cap, ..default.clone() };
         let floor = smallest_clean(FLOOR_FROM, 16.0, |rel| clean_on(&kept, week, &at_effect(&d, rel)));
         let d = at_effect(&d, floor);
         let runs: Outcomes =
