@@ -7,7 +7,7 @@
 
 use crate::crd::MaintenanceUpgrade;
 use crate::history::{Recorded, Recording};
-use crate::history_scopes::{IndexEntry, Recordings, SCOPE_ROWS, Scoped, WHOLE_ROWS, named_by};
+use crate::history_scopes::{IndexEntry, Recordings, SCOPE_ROWS, WHOLE_ROWS, max_scopes, named_by};
 use crate::pod_cache::SharedPodIndex;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -73,8 +73,12 @@ impl Recorder {
                 loaded = self.load(client.clone(), &history).await;
             }
             self.name_scopes(&upgrades, &history);
-            unsaved |= self.record_due(&pods, &history);
-            if unsaved && loaded {
+            // Counting before the load would make this replica's few rows look newer than
+            // the week the ConfigMap holds.
+            if loaded {
+                unsaved |= self.record_due(&pods, &history);
+            }
+            if unsaved {
                 unsaved = !self.save(&api, &history).await;
             }
         }
@@ -95,7 +99,7 @@ impl Recorder {
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         for scope in named {
             // A ninth scope: its upgrade's baseline says so when it is read.
-            let _ = h.name(self.prefix(), &scope, now);
+            let _ = h.name(self.prefix(), max_scopes(self.scope.as_deref()), &scope, now);
         }
     }
 
@@ -176,45 +180,30 @@ impl Recorder {
                 vec![]
             }
         };
-        for e in index {
-            let recorded = match data.remove(&e.key).map(|text| Recorded::parse(&text)) {
-                Some(Ok(r)) => r,
-                Some(Err(err)) => {
-                    warn!(
-                        "the recording {} in {}/{CONFIGMAP} cannot be read ({err}); it is replaced by a new one",
-                        e.key, self.namespace
-                    );
-                    Recorded::default()
-                }
-                None => Recorded::default(),
-            };
-            // This replica may have named the same scope under another key while another led:
-            // the key written wins, with the later naming.
-            let mut named_at = e.named_at;
-            let elsewhere: Vec<String> = h
-                .scoped
-                .iter()
-                .filter(|(k, s)| s.scope == e.scope && **k != e.key)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in elsewhere {
-                named_at = named_at.max(h.scoped.remove(&k).map_or(named_at, |s| s.named_at));
-            }
-            match h.scoped.get_mut(&e.key) {
-                Some(s) if s.scope == e.scope && !newer(&recorded, &s.recorded) => {
-                    s.named_at = s.named_at.max(named_at)
-                }
-                _ => {
-                    info!(
-                        "loaded {} recorded buckets of {} from {}/{CONFIGMAP}",
-                        recorded.rows.len(),
-                        e.scope.describe(),
-                        self.namespace
-                    );
-                    h.scoped.insert(e.key, Scoped { scope: e.scope, named_at, recorded });
-                }
-            }
-        }
+        let loaded: Vec<(IndexEntry, Recorded)> = index
+            .into_iter()
+            .map(|e| {
+                let recorded = match data.remove(&e.key).map(|text| Recorded::parse(&text)) {
+                    Some(Ok(r)) => r,
+                    Some(Err(err)) => {
+                        warn!(
+                            "the recording {} in {}/{CONFIGMAP} cannot be read ({err}); it is replaced by a new one",
+                            e.key, self.namespace
+                        );
+                        Recorded::default()
+                    }
+                    None => Recorded::default(),
+                };
+                info!(
+                    "loaded {} recorded buckets of {} from {}/{CONFIGMAP}",
+                    recorded.rows.len(),
+                    e.scope.describe(),
+                    self.namespace
+                );
+                (e, recorded)
+            })
+            .collect();
+        h.merge(self.prefix(), max_scopes(self.scope.as_deref()), loaded);
         h.whole.problem = None;
         true
     }

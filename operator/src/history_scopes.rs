@@ -14,8 +14,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// At most this many named scopes.
+/// At most this many named scopes for an operator over every namespace; one watching a single
+/// namespace keeps fewer, since several such operators share the ConfigMap.
 pub const MAX_SCOPES: usize = 8;
+pub const MAX_SCOPES_OF_ONE_NAMESPACE: usize = 2;
+
+pub fn max_scopes(operator_scope: Option<&str>) -> usize {
+    if operator_scope.is_some() { MAX_SCOPES_OF_ONE_NAMESPACE } else { MAX_SCOPES }
+}
 /// Rows kept per named scope: a week of 10-minute buckets, about 36 KB.
 pub const SCOPE_ROWS: usize = 1008;
 /// Rows kept of the whole scope: a week of 2.5-minute buckets, about 150 KB. With the named
@@ -67,7 +73,8 @@ impl Scope {
 
 /// The scopes an upgrade keeps recorded: those of its built-in signals that the whole
 /// recording does not count, from when it claimed its targets (its spec was valid and allowed
-/// then) until it ends, and not while it is blocked as invalid or forbidden.
+/// then) until it ends, and not while it is blocked as invalid or forbidden, nor while its
+/// spec has changed since it was last decided (an edit is checked before it is recorded).
 pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Option<&str>) -> Vec<Scope> {
     let Some(st) = &mu.status else { return vec![] };
     let blocked = st.conditions.iter().any(|c| {
@@ -75,7 +82,8 @@ pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Opti
             && c.status == "True"
             && [reason::INVALID_SPEC, reason::CROSS_NAMESPACE].contains(&c.reason.as_str())
     });
-    if st.claimed_at.is_none() || st.phase.is_terminal() || blocked {
+    let decided = st.observed_generation.is_some() && st.observed_generation == mu.metadata.generation;
+    if st.claimed_at.is_none() || st.phase.is_terminal() || blocked || !decided {
         return vec![];
     }
     mu.spec
@@ -118,19 +126,23 @@ pub struct Recordings {
 impl Recordings {
     /// An upgrade names `scope` at `now`: recorded from now on if it is new and there is room;
     /// the recording so far, or why it is not kept.
-    pub fn name(&mut self, prefix: &str, scope: &Scope, now: DateTime<Utc>) -> Result<&Recorded, String> {
+    pub fn name(
+        &mut self,
+        prefix: &str,
+        max: usize,
+        scope: &Scope,
+        now: DateTime<Utc>,
+    ) -> Result<&Recorded, String> {
         let key = match self.scoped.iter().find(|(_, s)| s.scope == *scope) {
             Some((key, _)) => key.clone(),
-            None if self.scoped.len() >= MAX_SCOPES => {
+            None if self.scoped.len() >= max => {
                 return Err(format!(
-                    "the operator records at most {MAX_SCOPES} scopes of the built-in signal besides its whole one, and upgrades named {MAX_SCOPES} others within the last {}",
+                    "the operator records at most {max} scopes of the built-in signal besides its whole one, and upgrades named {max} others within the last {}",
                     crate::timefmt::duration(KEEP)
                 ));
             }
             None => {
-                let key =
-                    (1..).map(|n| format!("{prefix}_scope-{n}.csv")).find(|k| !self.scoped.contains_key(k));
-                let key = key.unwrap_or_default();
+                let key = self.free_key(prefix);
                 let s = Scoped { scope: scope.clone(), named_at: now, recorded: Recorded::backfilled(now) };
                 self.scoped.insert(key.clone(), s);
                 key
@@ -139,6 +151,42 @@ impl Recordings {
         let s = self.scoped.get_mut(&key).expect("just found or inserted");
         s.named_at = s.named_at.max(now);
         Ok(&s.recorded)
+    }
+
+    fn free_key(&self, prefix: &str) -> String {
+        (1..)
+            .map(|n| format!("{prefix}_scope-{n}.csv"))
+            .find(|k| !self.scoped.contains_key(k))
+            .unwrap_or_default()
+    }
+
+    /// Take in what earlier leaders recorded (the index with each key's rows) over what this
+    /// replica has: per scope, the rows that reach later and the later naming; a scope only
+    /// this replica knows keeps a key of its own while there is room.
+    pub fn merge(&mut self, prefix: &str, max: usize, loaded: Vec<(IndexEntry, Recorded)>) {
+        let mine = std::mem::take(&mut self.scoped);
+        for (e, recorded) in loaded {
+            if self.scoped.len() < max && !self.scoped.values().any(|s| s.scope == e.scope) {
+                self.scoped.insert(e.key, Scoped { scope: e.scope, named_at: e.named_at, recorded });
+            }
+        }
+        for s in mine.into_values() {
+            let room = self.scoped.len() < max;
+            match self.scoped.values_mut().find(|l| l.scope == s.scope) {
+                Some(l) => {
+                    l.named_at = l.named_at.max(s.named_at);
+                    if s.recorded.rows.last().map(|r| r.0) > l.recorded.rows.last().map(|r| r.0) {
+                        l.recorded = s.recorded;
+                    }
+                }
+                None if room => {
+                    let key = self.free_key(prefix);
+                    self.scoped.insert(key, s);
+                }
+                // Its upgrade names it again, and is told there is no room.
+                None => {}
+            }
+        }
     }
 
     /// Forget the scopes no upgrade named for a week; whether any was.
@@ -182,11 +230,11 @@ mod tests {
     fn a_scope_is_one_key_however_its_namespaces_are_written() {
         let mut r = Recordings::default();
         let now = t("2026-11-24T03:00:00Z");
-        r.name("p", &scope(&["b", "a"], " app=x "), now).unwrap();
-        r.name("p", &scope(&["a", "b", "a"], "app=x"), now + Duration::hours(1)).unwrap();
+        r.name("p", MAX_SCOPES, &scope(&["b", "a"], " app=x "), now).unwrap();
+        r.name("p", MAX_SCOPES, &scope(&["a", "b", "a"], "app=x"), now + Duration::hours(1)).unwrap();
         assert_eq!(r.scoped.keys().collect::<Vec<_>>(), ["p_scope-1.csv"]);
         assert_eq!(r.scoped["p_scope-1.csv"].named_at, now + Duration::hours(1));
-        r.name("p", &scope(&["a"], "app=x"), now).unwrap();
+        r.name("p", MAX_SCOPES, &scope(&["a"], "app=x"), now).unwrap();
         assert_eq!(r.scoped.len(), 2, "another namespace set is another scope");
         assert_eq!(scope(&["b", "a"], "app=x").describe(), "pods of a, b matching app=x, judged after 5m");
     }
@@ -199,31 +247,44 @@ mod tests {
         let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
         assert!(named_by(&mu, &whole, None).is_empty(), "no status yet: not claimed");
         let now = t("2026-11-24T03:00:00Z");
-        mu.status = Some(MaintenanceUpgradeStatus { claimed_at: Some(now), ..Default::default() });
+        mu.metadata.generation = Some(1);
+        let claimed = MaintenanceUpgradeStatus {
+            claimed_at: Some(now),
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        mu.status = Some(claimed.clone());
         assert_eq!(
             named_by(&mu, &whole, None),
             [scope(&["team-a"], "app=x")],
             "the whole one is recorded anyway"
         );
+        mu.metadata.generation = Some(2);
+        assert!(named_by(&mu, &whole, None).is_empty(), "an edit not decided yet may be invalid");
+        mu.metadata.generation = Some(1);
         let blocked = Condition {
             type_: condition::BLOCKED.into(),
             status: "True".into(),
-            reason: reason::CROSS_NAMESPACE.into(),
+            reason: String::new(),
             message: String::new(),
             last_transition_time: now,
             observed_generation: None,
         };
-        mu.status.as_mut().unwrap().conditions = vec![blocked];
-        assert!(named_by(&mu, &whole, None).is_empty(), "forbidden: nothing of it is recorded");
-        mu.status = Some(MaintenanceUpgradeStatus {
-            claimed_at: Some(now),
-            phase: Phase::Succeeded,
-            ..Default::default()
-        });
+        for why in [reason::CROSS_NAMESPACE, reason::INVALID_SPEC] {
+            mu.status.as_mut().unwrap().conditions =
+                vec![Condition { reason: why.into(), ..blocked.clone() }];
+            assert!(named_by(&mu, &whole, None).is_empty(), "{why}: nothing of it is recorded");
+        }
+        mu.status = Some(MaintenanceUpgradeStatus { phase: Phase::Succeeded, ..claimed });
         assert!(named_by(&mu, &whole, None).is_empty(), "ended");
-        // An operator watching team-a records all of team-a anyway; the selector still names one.
-        let plain = KubernetesSignal { namespaces: vec!["team-a".into()], ..Default::default() };
-        assert_eq!(Scope::of(&plain, Some("team-a")).unwrap().namespaces, Vec::<String>::new());
+        // For an operator watching team-a, a selector over team-a and over all it watches is one scope.
+        let over = |ns: &[&str]| KubernetesSignal {
+            namespaces: ns.iter().map(|n| n.to_string()).collect(),
+            label_selector: Some("app=x".into()),
+            ..Default::default()
+        };
+        assert_eq!(Scope::of(&over(&["team-a"]), Some("team-a")), Scope::of(&over(&[]), Some("team-a")));
+        assert_ne!(Scope::of(&over(&["team-a"]), None), Scope::of(&over(&[]), None));
     }
 
     #[test]
@@ -231,20 +292,79 @@ mod tests {
         let mut r = Recordings::default();
         let now = t("2026-11-24T03:00:00Z");
         for i in 0..MAX_SCOPES {
-            r.name("p", &scope(&[&format!("team-{i}")], ""), now).unwrap();
+            r.name("p", MAX_SCOPES, &scope(&[&format!("team-{i}")], ""), now).unwrap();
         }
-        let e = r.name("p", &scope(&["team-x"], ""), now).unwrap_err();
+        let e = r.name("p", MAX_SCOPES, &scope(&["team-x"], ""), now).unwrap_err();
         assert!(e.contains("at most 8 scopes"), "{e}");
         // team-0 named again later; the others lapse a week after they were last named.
-        r.name("p", &scope(&["team-0"], ""), now + Duration::days(3)).unwrap();
+        r.name("p", MAX_SCOPES, &scope(&["team-0"], ""), now + Duration::days(3)).unwrap();
         assert!(!r.expire(now + Duration::days(6)));
         assert!(r.expire(now + Duration::days(7)));
         assert_eq!(r.scoped.len(), 1);
         // Its key is free again for the next new scope.
-        r.name("p", &scope(&["team-x"], ""), now + Duration::days(7)).unwrap();
+        r.name("p", MAX_SCOPES, &scope(&["team-x"], ""), now + Duration::days(7)).unwrap();
         assert_eq!(r.scoped.keys().collect::<Vec<_>>(), ["p_scope-1.csv", "p_scope-2.csv"]);
+        assert!(
+            r.name("p", 2, &scope(&["team-y"], ""), now + Duration::days(7)).is_err(),
+            "an operator of one namespace keeps 2"
+        );
         let index = serde_json::to_string(&r.index()).unwrap();
         let back: Vec<IndexEntry> = serde_json::from_str(&index).unwrap();
         assert_eq!(back, r.index(), "{index}");
+    }
+
+    #[test]
+    fn what_earlier_leaders_recorded_is_merged_scope_by_scope() {
+        use crate::detector::Counts;
+        let now = t("2026-11-24T03:00:00Z");
+        let rows = |n: i64| {
+            let mut r = Recorded::default();
+            for i in 1..=n {
+                r.push(now + Duration::minutes(10 * i), Counts { attempts: 10, errors: 0 });
+            }
+            r
+        };
+        let entry = |key: &str, ns: &str, named: i64| IndexEntry {
+            key: key.into(),
+            scope: scope(&[ns], ""),
+            named_at: now + Duration::hours(named),
+        };
+        // Mine: team-a with fewer rows but named later, under the key the index gives team-b;
+        // team-c only I know.
+        let mut r = Recordings::default();
+        r.scoped.insert(
+            "p_scope-2.csv".into(),
+            Scoped { scope: scope(&["team-a"], ""), named_at: now + Duration::hours(5), recorded: rows(2) },
+        );
+        r.scoped.insert(
+            "p_scope-9.csv".into(),
+            Scoped { scope: scope(&["team-c"], ""), named_at: now, recorded: rows(1) },
+        );
+        r.merge(
+            "p",
+            MAX_SCOPES,
+            vec![
+                (entry("p_scope-1.csv", "team-a", 1), rows(6)),
+                (entry("p_scope-2.csv", "team-b", 1), rows(3)),
+            ],
+        );
+        let a = &r.scoped["p_scope-1.csv"];
+        assert_eq!(
+            (a.scope.namespaces.as_slice(), a.recorded.rows.len()),
+            (&["team-a".to_string()][..], 6),
+            "the rows that reach later"
+        );
+        assert_eq!(a.named_at, now + Duration::hours(5), "and the later naming");
+        assert_eq!(r.scoped["p_scope-2.csv"].scope, scope(&["team-b"], ""), "the written key wins");
+        assert_eq!(r.scoped["p_scope-3.csv"].scope, scope(&["team-c"], ""), "mine gets a free key");
+        // No room: what was written comes first.
+        let mut r = Recordings::default();
+        r.scoped.insert(
+            "p_scope-1.csv".into(),
+            Scoped { scope: scope(&["team-c"], ""), named_at: now, recorded: rows(1) },
+        );
+        r.merge("p", 1, vec![(entry("p_scope-1.csv", "team-a", 1), rows(6))]);
+        assert_eq!(r.scoped.len(), 1);
+        assert_eq!(r.scoped["p_scope-1.csv"].scope, scope(&["team-a"], ""));
     }
 }

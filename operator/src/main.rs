@@ -61,8 +61,10 @@ enum Command {
         /// The recording's bucket.
         #[arg(long, env = "HISTORY_BUCKET", default_value = "10m", value_parser = humantime::parse_duration)]
         history_bucket: std::time::Duration,
-        /// How long after creation a recorded pod is judged: signals with this `pendingLimit`
-        /// (the default), no selector and every namespace get the recording as their baseline.
+        /// How long after creation a pod of the whole recording is judged: signals with this
+        /// `pendingLimit` (the default), no selector and every namespace get it as their
+        /// baseline. Other built-in signals are recorded in scopes of their own, once an
+        /// upgrade names them.
         #[arg(long, env = "HISTORY_PENDING_LIMIT", default_value = "5m", value_parser = humantime::parse_duration)]
         history_pending_limit: std::time::Duration,
     },

@@ -6,7 +6,7 @@ use super::Context;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::{self, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
-use crate::history_scopes::Scope;
+use crate::history_scopes::{Scope, max_scopes};
 use crate::target::{self, TargetKey, TargetState};
 use crate::{selector, signals};
 use chrono::{DateTime, Utc};
@@ -247,7 +247,7 @@ fn recorded_history(
         &h.whole
     } else {
         let scope = Scope::of(k, ctx.scope.as_deref())?;
-        let recorded = h.name(r.prefix(), &scope, now)?;
+        let recorded = h.name(r.prefix(), max_scopes(ctx.scope.as_deref()), &scope, now)?;
         if recorded.rows.is_empty() && problem.is_none() {
             return Err(format!(
                 "{} are recorded from now on, counted back as far as the pod watch remembers; observing live until that is read",
