@@ -1032,6 +1032,13 @@ spec:
     assert_eq!(after[..before.len()], before[..], "nothing recorded before the restart was lost");
     let scoped_after = recorded_rows(&s, scoped).await;
     assert_eq!(scoped_after[..scoped_before.len()], scoped_before[..], "nor of the named scope");
+    let metrics = s.operator.metrics().await;
+    for said in [
+        "maintenance_operator_history_scopes 1\n",
+        "maintenance_operator_history_writes_total{result=\"written\"}",
+    ] {
+        assert!(metrics.contains(said), "{said:?} in the new leader's metrics:\n{metrics}");
+    }
     // A bucket that began before the new leader could watch was not seen by it: such a row is
     // a gap written as zeros. (A bucket it did see may hold few attempts on a loaded machine.)
     let ends = |r: &String| r.split(',').next().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();

@@ -8,6 +8,7 @@
 use crate::crd::MaintenanceUpgrade;
 use crate::history::{Recorded, Recording};
 use crate::history_scopes::{IndexEntry, Recordings, SCOPE_ROWS, WHOLE_ROWS, max_scopes, named_by};
+use crate::metrics::{Metrics, ResultLabel};
 use crate::pod_cache::SharedPodIndex;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -63,6 +64,7 @@ impl Recorder {
         history: SharedHistory,
         upgrades: Store<MaintenanceUpgrade>,
         mut loaded: bool,
+        metrics: Metrics,
     ) {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
         let tick = self.recording.bucket.to_std().unwrap_or_default().min(StdDuration::from_secs(30));
@@ -80,7 +82,11 @@ impl Recorder {
             }
             if unsaved {
                 unsaved = !self.save(&api, &history).await;
+                let result = if unsaved { "failed" } else { "written" };
+                metrics.history_writes.get_or_create(&ResultLabel { result: result.into() }).inc();
             }
+            let scopes = history.read().unwrap_or_else(|poisoned| poisoned.into_inner()).scoped.len();
+            metrics.history_scopes.set(scopes as i64);
         }
     }
 

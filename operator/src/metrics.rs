@@ -41,6 +41,10 @@ pub struct Metrics {
     pub status_writes: Counter,
     /// Notification deliveries, delivered or failed.
     pub notifications: Family<ResultLabel, Counter>,
+    /// Writes of the built-in signal's recordings, written or failed.
+    pub history_writes: Family<ResultLabel, Counter>,
+    /// Scopes recorded besides the operator's whole one.
+    pub history_scopes: Gauge,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -56,6 +60,8 @@ impl Default for Metrics {
             revert_latency: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0]),
             status_writes: Counter::default(),
             notifications: Family::default(),
+            history_writes: Family::default(),
+            history_scopes: Gauge::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
@@ -85,6 +91,16 @@ impl Default for Metrics {
             "notifications",
             "Notification deliveries to webhooks, by result (delivered or failed; failures are retried)",
             m.notifications.clone(),
+        );
+        registry.register(
+            "history_writes",
+            "Writes of the built-in signal's recordings to ConfigMap maintenance-operator-history, by result (written or failed; failures are retried)",
+            m.history_writes.clone(),
+        );
+        registry.register(
+            "history_scopes",
+            "Scopes of the built-in signal that upgrades named and the leader records, besides its whole scope",
+            m.history_scopes.clone(),
         );
         *m.registry.lock().unwrap() = registry;
         m

@@ -157,7 +157,7 @@ async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_miss
     let loaded = recorder.load(ctx.client.clone(), &ctx.history).await;
     tokio::select! {
         _ = controller_loop(api, ctx.clone(), crd_missing, reader.clone(), writer) => {}
-        _ = recorder.record(ctx.client.clone(), ctx.pods.clone(), ctx.history.clone(), reader, loaded) => {}
+        _ = recorder.record(ctx.client.clone(), ctx.pods.clone(), ctx.history.clone(), reader, loaded, ctx.metrics.clone()) => {}
     }
 }
 
