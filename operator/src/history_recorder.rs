@@ -148,7 +148,7 @@ impl Recorder {
             Ok(cm) => cm.and_then(|cm| cm.data).unwrap_or_default(),
             Err(e) => {
                 let why = format!("could not read ConfigMap {}/{CONFIGMAP}: {e}", self.namespace);
-                warn!("{why}; counting in memory, and writing nothing until it can be read");
+                warn!("{why}; recording nothing until it can be read");
                 history.write().unwrap_or_else(|poisoned| poisoned.into_inner()).whole.problem = Some(why);
                 return false;
             }
@@ -209,7 +209,7 @@ impl Recorder {
                 (e, recorded)
             })
             .collect();
-        h.merge(self.prefix(), max_scopes(self.scope.as_deref()), loaded);
+        h.merge(self.prefix(), max_scopes(self.scope.as_deref()), Utc::now(), loaded);
         h.whole.problem = None;
         true
     }

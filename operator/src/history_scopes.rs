@@ -95,6 +95,13 @@ pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Opti
         .collect()
 }
 
+fn full(max: usize) -> String {
+    format!(
+        "the operator records at most {max} scopes of the built-in signal besides its whole one, and upgrades named {max} others within the last {}",
+        crate::timefmt::duration(KEEP)
+    )
+}
+
 /// One named scope: what it counts, when an upgrade last named it, and its rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scoped {
@@ -135,12 +142,7 @@ impl Recordings {
     ) -> Result<&Recorded, String> {
         let key = match self.scoped.iter().find(|(_, s)| s.scope == *scope) {
             Some((key, _)) => key.clone(),
-            None if self.scoped.len() >= max => {
-                return Err(format!(
-                    "the operator records at most {max} scopes of the built-in signal besides its whole one, and upgrades named {max} others within the last {}",
-                    crate::timefmt::duration(KEEP)
-                ));
-            }
+            None if self.scoped.len() >= max => return Err(full(max)),
             None => {
                 let key = self.free_key(prefix);
                 let s = Scoped { scope: scope.clone(), named_at: now, recorded: Recorded::backfilled(now) };
@@ -153,6 +155,15 @@ impl Recordings {
         Ok(&s.recorded)
     }
 
+    /// The recording of `scope` if it is kept (None: not named yet), or why it cannot be.
+    pub fn lookup(&self, max: usize, scope: &Scope) -> Result<Option<&Recorded>, String> {
+        match self.scoped.values().find(|s| s.scope == *scope) {
+            Some(s) => Ok(Some(&s.recorded)),
+            None if self.scoped.len() >= max => Err(full(max)),
+            None => Ok(None),
+        }
+    }
+
     fn free_key(&self, prefix: &str) -> String {
         (1..)
             .map(|n| format!("{prefix}_scope-{n}.csv"))
@@ -163,8 +174,17 @@ impl Recordings {
     /// Take in what earlier leaders recorded (the index with each key's rows) over what this
     /// replica has: per scope, the rows that reach later and the later naming; a scope only
     /// this replica knows keeps a key of its own while there is room.
-    pub fn merge(&mut self, prefix: &str, max: usize, loaded: Vec<(IndexEntry, Recorded)>) {
+    /// Scopes not named for a week are left out, and the most recently named come first.
+    pub fn merge(
+        &mut self,
+        prefix: &str,
+        max: usize,
+        now: DateTime<Utc>,
+        mut loaded: Vec<(IndexEntry, Recorded)>,
+    ) {
         let mine = std::mem::take(&mut self.scoped);
+        loaded.retain(|(e, _)| e.named_at > now - KEEP);
+        loaded.sort_by_key(|(e, _)| std::cmp::Reverse(e.named_at));
         for (e, recorded) in loaded {
             if self.scoped.len() < max && !self.scoped.values().any(|s| s.scope == e.scope) {
                 self.scoped.insert(e.key, Scoped { scope: e.scope, named_at: e.named_at, recorded });
@@ -175,7 +195,9 @@ impl Recordings {
             match self.scoped.values_mut().find(|l| l.scope == s.scope) {
                 Some(l) => {
                     l.named_at = l.named_at.max(s.named_at);
-                    if s.recorded.rows.last().map(|r| r.0) > l.recorded.rows.last().map(|r| r.0) {
+                    // An empty one written (or unreadable) does not undo what this replica counted back.
+                    let later = s.recorded.rows.last().map(|r| r.0) > l.recorded.rows.last().map(|r| r.0);
+                    if later || l.recorded.rows.is_empty() {
                         l.recorded = s.recorded;
                     }
                 }
@@ -343,6 +365,7 @@ mod tests {
         r.merge(
             "p",
             MAX_SCOPES,
+            now,
             vec![
                 (entry("p_scope-1.csv", "team-a", 1), rows(6)),
                 (entry("p_scope-2.csv", "team-b", 1), rows(3)),
@@ -363,8 +386,29 @@ mod tests {
             "p_scope-1.csv".into(),
             Scoped { scope: scope(&["team-c"], ""), named_at: now, recorded: rows(1) },
         );
-        r.merge("p", 1, vec![(entry("p_scope-1.csv", "team-a", 1), rows(6))]);
+        r.merge("p", 1, now, vec![(entry("p_scope-1.csv", "team-a", 1), rows(6))]);
         assert_eq!(r.scoped.len(), 1);
         assert_eq!(r.scoped["p_scope-1.csv"].scope, scope(&["team-a"], ""));
+        // Over the cap, the most recently named first; not named for a week, left out.
+        let written = || {
+            vec![
+                (entry("p_scope-1.csv", "team-a", 1), rows(6)),
+                (entry("p_scope-2.csv", "team-b", 2), rows(1)),
+            ]
+        };
+        let mut r = Recordings::default();
+        r.merge("p", 1, now, written());
+        assert_eq!(r.scoped.values().map(|s| s.scope.clone()).collect::<Vec<_>>(), [scope(&["team-b"], "")]);
+        let mut r = Recordings::default();
+        r.merge("p", MAX_SCOPES, now + Duration::days(7) + Duration::minutes(90), written());
+        assert_eq!(r.scoped.values().map(|s| s.scope.clone()).collect::<Vec<_>>(), [scope(&["team-b"], "")]);
+        // An empty one written does not undo what this replica counted.
+        let mut r = Recordings::default();
+        r.scoped.insert(
+            "p_scope-1.csv".into(),
+            Scoped { scope: scope(&["team-a"], ""), named_at: now, recorded: rows(2) },
+        );
+        r.merge("p", MAX_SCOPES, now, vec![(entry("p_scope-1.csv", "team-a", 1), Recorded::default())]);
+        assert_eq!(r.scoped["p_scope-1.csv"].recorded.rows.len(), 2);
     }
 }

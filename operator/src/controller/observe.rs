@@ -241,20 +241,22 @@ fn recorded_history(
     let Some(r) = &ctx.recorder else {
         return Err("the operator does not record the built-in signal (run --record-history)".into());
     };
-    let mut h = ctx.history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let h = ctx.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
     let problem = h.whole.problem.clone();
     let recorded = if r.recording.covers(k, ctx.scope.as_deref()) {
         &h.whole
     } else {
+        // The recorder names it once the upgrade has claimed its targets and its spec is decided.
         let scope = Scope::of(k, ctx.scope.as_deref())?;
-        let recorded = h.name(r.prefix(), max_scopes(ctx.scope.as_deref()), &scope, now)?;
-        if recorded.rows.is_empty() && problem.is_none() {
-            return Err(format!(
-                "{} are recorded from now on, counted back as far as the pod watch remembers; observing live until that is read",
-                scope.describe()
-            ));
+        match h.lookup(max_scopes(ctx.scope.as_deref()), &scope)? {
+            Some(recorded) if !recorded.rows.is_empty() || problem.is_some() => recorded,
+            _ => {
+                return Err(format!(
+                    "{} are recorded from now on, counted back as far as the pod watch remembers; observing live until that is read",
+                    scope.describe()
+                ));
+            }
         }
-        recorded
     };
     match problem {
         Some(p) if recorded.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
