@@ -36,14 +36,19 @@ pub fn analysis_due(
 /// Which signals need their pre-change history read now, once the baseline period has begun:
 /// Prometheus signals, and built-in ones (from what the operator recorded between upgrades),
 /// whose baseline is not there yet. A built-in signal whose recording is missing or short is
-/// observed live instead, and is not asked for again once that has begun.
+/// observed live meanwhile, and asked for again until the change: a scope named for the first
+/// time is counted back from the pod watch within seconds, and that beats the live minutes.
 pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Vec<Signal> {
     if status.baseline_started_at.is_none() || status.changed_at.is_some() || status.phase.is_terminal() {
         return vec![];
     }
     spec.effective_signals()
         .into_iter()
-        .filter(|s| !status.analysis.iter().any(|a| a.name == s.name && a.baseline.is_some()))
+        .filter(|s| {
+            let baseline =
+                status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.baseline.as_ref());
+            baseline.is_none_or(|b| s.prometheus.is_none() && !b.recorded)
+        })
         .collect()
 }
 
@@ -60,12 +65,17 @@ impl Decider<'_> {
             let Some(result) = self.o.history.get(&s.name) else { continue };
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             let live = s.prometheus.is_none();
+            // Asked again while observed live: only a recording long enough changes anything.
+            let observing = a.baseline.as_ref().is_some_and(|b| !b.recorded);
             match result {
                 Ok(points) if !points.is_empty() => {
                     let mut b = fit_baseline(points, Cusum::from_rule(&s.regression).bucket);
                     let span = reach::span(&b);
                     // A recording shorter than the live observation would tell less than it.
                     if live && span < plan.observe {
+                        if observing {
+                            continue;
+                        }
                         a.reason = format!(
                             "the operator has recorded this signal for {} only; observing the baseline live for {}",
                             duration(span),
@@ -86,6 +96,7 @@ impl Decider<'_> {
                     );
                     a.baseline = Some(b);
                 }
+                _ if observing => {}
                 Ok(_) if live => {
                     a.reason = format!(
                         "nothing recorded yet; observing the baseline live for {}",

@@ -83,6 +83,23 @@ fn a_span_the_operator_could_not_see_is_not_judged() {
 }
 
 #[test]
+fn a_recording_that_appears_while_the_baseline_is_observed_live_replaces_it() {
+    // A scope named for the first time: nothing recorded when the baseline period begins, then
+    // the recorder counts back three hours from the pod watch.
+    let mut w = World::new(spec());
+    w.run_until(Duration::minutes(5), |w| {
+        w.obs.status.analysis.first().is_some_and(|a| a.baseline.is_some())
+    });
+    assert!(!w.obs.status.analysis[0].baseline.as_ref().unwrap().recorded, "observed live meanwhile");
+    w.recorded_minutes = 3 * 60;
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let a = &w.obs.status.analysis[0];
+    let b = a.baseline.as_ref().unwrap();
+    assert!(b.recorded, "{}", a.reason);
+    assert_eq!(b.attempts, 3 * 60 * 100, "the recording alone, the live minutes dropped");
+}
+
+#[test]
 fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough() {
     // Three days recorded: the baseline is the recording, and the live reads before the change
     // do not add to it.
