@@ -10,9 +10,11 @@ use crate::history::{Recorded, Recording};
 use crate::history_scopes::{IndexEntry, Recordings, SCOPE_ROWS, WHOLE_ROWS, max_scopes, named_by};
 use crate::metrics::{Metrics, ResultLabel};
 use crate::pod_cache::SharedPodIndex;
-use chrono::Utc;
+use crate::pod_index::PodIndex;
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
+use kube::core::Selector;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use std::collections::BTreeMap;
@@ -114,28 +116,14 @@ impl Recorder {
     fn record_due(&self, pods: &SharedPodIndex, history: &SharedHistory) -> bool {
         let pods = pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (now, since) = (Utc::now(), pods.watched_since());
+        let now = Utc::now();
         let mut any = h.expire(now);
-        let whole = &self.recording;
-        while let Some((from, to)) = h.whole.due(whole, now, since) {
-            // `counts` judges the pods created `limit` before the span it is given.
-            let limit = whole.pending_limit;
-            let c = pods.counts(&[], &Default::default(), from + limit, to + limit, limit);
-            h.whole.push(to, c);
-            any = true;
-        }
-        h.whole.trim(WHOLE_ROWS);
+        any |= count_due(&mut h.whole, &self.recording, &[], &Default::default(), WHOLE_ROWS, &pods, now);
         for s in h.scoped.values_mut() {
-            let r = Recordings::recording_of(whole, s);
             // Checked when the scope was named.
             let Ok(selector) = crate::selector::parse(&s.scope.label_selector) else { continue };
-            while let Some((from, to)) = s.recorded.due(&r, now, since) {
-                let limit = r.pending_limit;
-                let c = pods.counts(&s.scope.namespaces, &selector, from + limit, to + limit, limit);
-                s.recorded.push(to, c);
-                any = true;
-            }
-            s.recorded.trim(SCOPE_ROWS);
+            let r = Recordings::recording_of(&self.recording, s);
+            any |= count_due(&mut s.recorded, &r, &s.scope.namespaces, &selector, SCOPE_ROWS, &pods, now);
         }
         any
     }
@@ -249,6 +237,28 @@ impl Recorder {
             }
         }
     }
+}
+
+/// Count the pods of `namespaces` matching `selector` into each bucket of `recorded` that can
+/// be judged at `now`, keeping at most `max_rows`; whether any was.
+fn count_due(
+    recorded: &mut Recorded,
+    r: &Recording,
+    namespaces: &[String],
+    selector: &Selector,
+    max_rows: usize,
+    pods: &PodIndex,
+    now: DateTime<Utc>,
+) -> bool {
+    let mut any = false;
+    while let Some((from, to)) = recorded.due(r, now, pods.watched_since()) {
+        // `counts` judges the pods created `limit` before the span it is given.
+        let limit = r.pending_limit;
+        recorded.push(to, pods.counts(namespaces, selector, from + limit, to + limit, limit));
+        any = true;
+    }
+    recorded.trim(max_rows);
+    any
 }
 
 /// Whether `a` reaches later than `b` (or as far).

@@ -131,28 +131,25 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// An upgrade names `scope` at `now`: recorded from now on if it is new and there is room;
-    /// the recording so far, or why it is not kept.
+    /// An upgrade names `scope` at `now`: recorded from now on if it is new and there is room,
+    /// kept for a week from now if it is not; or why it cannot be.
     pub fn name(
         &mut self,
         prefix: &str,
         max: usize,
         scope: &Scope,
         now: DateTime<Utc>,
-    ) -> Result<&Recorded, String> {
-        let key = match self.scoped.iter().find(|(_, s)| s.scope == *scope) {
-            Some((key, _)) => key.clone(),
-            None if self.scoped.len() >= max => return Err(full(max)),
-            None => {
-                let key = self.free_key(prefix);
-                let s = Scoped { scope: scope.clone(), named_at: now, recorded: Recorded::backfilled(now) };
-                self.scoped.insert(key.clone(), s);
-                key
-            }
-        };
-        let s = self.scoped.get_mut(&key).expect("just found or inserted");
-        s.named_at = s.named_at.max(now);
-        Ok(&s.recorded)
+    ) -> Result<(), String> {
+        if let Some(s) = self.scoped.values_mut().find(|s| s.scope == *scope) {
+            s.named_at = s.named_at.max(now);
+            return Ok(());
+        }
+        if self.scoped.len() >= max {
+            return Err(full(max));
+        }
+        let s = Scoped { scope: scope.clone(), named_at: now, recorded: Recorded::backfilled(now) };
+        self.scoped.insert(self.free_key(prefix), s);
+        Ok(())
     }
 
     /// The recording of `scope` if it is kept (None: not named yet), or why it cannot be.

@@ -242,23 +242,22 @@ fn recorded_history(
         return Err("the operator does not record the built-in signal (run --record-history)".into());
     };
     let h = ctx.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let problem = h.whole.problem.clone();
     let recorded = if r.recording.covers(k, ctx.scope.as_deref()) {
         &h.whole
     } else {
-        // The recorder names it once the upgrade has claimed its targets and its spec is decided.
         let scope = Scope::of(k, ctx.scope.as_deref())?;
         match h.lookup(max_scopes(ctx.scope.as_deref()), &scope)? {
-            Some(recorded) if !recorded.rows.is_empty() || problem.is_some() => recorded,
-            _ => {
+            Some(recorded) => recorded,
+            // The recorder names it within a tick once the upgrade has claimed its targets.
+            None => {
                 return Err(format!(
-                    "{} are recorded from now on, counted back as far as the pod watch remembers; observing live until that is read",
+                    "{} are recorded from now on, counted back as far as the pod watch remembers",
                     scope.describe()
                 ));
             }
         }
     };
-    match problem {
+    match &h.whole.problem {
         Some(p) if recorded.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
         _ => Ok(recorded.since(now, lookback)),
     }
