@@ -82,8 +82,7 @@ impl Recorded {
         // The pod index forgets deleted pods after KEEP_DELETED: an older bucket (a replica
         // that led long ago and leads again) can no longer be counted whole.
         let oldest = aligned(now - KEEP_DELETED + r.bucket);
-        let mut from =
-            self.next.or(self.rows.last().map(|(t, _)| *t)).unwrap_or(first).max(oldest.min(first));
+        let mut from = self.next.or(self.last_at()).unwrap_or(first).max(oldest.min(first));
         loop {
             let to = from + r.bucket;
             if now < to + r.pending_limit {
@@ -106,6 +105,11 @@ impl Recorded {
         self.next = Some(to);
         let cutoff = to - KEEP;
         self.rows.retain(|(t, _)| *t > cutoff);
+    }
+
+    /// When the newest row ends, if there is one.
+    pub fn last_at(&self) -> Option<DateTime<Utc>> {
+        self.rows.last().map(|r| r.0)
     }
 
     /// Keep only the newest `max_rows` rows (a short bucket would otherwise outgrow the

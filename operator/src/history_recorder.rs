@@ -263,5 +263,5 @@ fn count_due(
 
 /// Whether `a` reaches later than `b` (or as far).
 fn newer(a: &Recorded, b: &Recorded) -> bool {
-    a.rows.last().map(|r| r.0) >= b.rows.last().map(|r| r.0)
+    a.last_at() >= b.last_at()
 }

@@ -95,6 +95,11 @@ pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Opti
         .collect()
 }
 
+/// Whether a scope last named at `named_at` is still recorded at `now`: for a week.
+fn still_named(named_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    named_at > now - KEEP
+}
+
 fn full(max: usize) -> String {
     format!(
         "the operator records at most {max} scopes of the built-in signal besides its whole one, and upgrades named {max} others within the last {}",
@@ -180,7 +185,7 @@ impl Recordings {
         mut loaded: Vec<(IndexEntry, Recorded)>,
     ) {
         let mine = std::mem::take(&mut self.scoped);
-        loaded.retain(|(e, _)| e.named_at > now - KEEP);
+        loaded.retain(|(e, _)| still_named(e.named_at, now));
         loaded.sort_by_key(|(e, _)| std::cmp::Reverse(e.named_at));
         for (e, recorded) in loaded {
             if self.scoped.len() < max && !self.scoped.values().any(|s| s.scope == e.scope) {
@@ -193,7 +198,7 @@ impl Recordings {
                 Some(l) => {
                     l.named_at = l.named_at.max(s.named_at);
                     // An empty one written (or unreadable) does not undo what this replica counted back.
-                    let later = s.recorded.rows.last().map(|r| r.0) > l.recorded.rows.last().map(|r| r.0);
+                    let later = s.recorded.last_at() > l.recorded.last_at();
                     if later || l.recorded.rows.is_empty() {
                         l.recorded = s.recorded;
                     }
@@ -211,7 +216,7 @@ impl Recordings {
     /// Forget the scopes no upgrade named for a week; whether any was.
     pub fn expire(&mut self, now: DateTime<Utc>) -> bool {
         let before = self.scoped.len();
-        self.scoped.retain(|_, s| s.named_at > now - KEEP);
+        self.scoped.retain(|_, s| still_named(s.named_at, now));
         self.scoped.len() != before
     }
 
