@@ -17,6 +17,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::Selector;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client};
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
@@ -69,6 +70,8 @@ impl Recorder {
         metrics: Metrics,
     ) {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
+        // A replica that no longer leads records nothing, so its gauge must not keep saying so.
+        let _scopes = ZeroOnDrop(metrics.history_scopes.clone());
         let tick = self.recording.bucket.to_std().unwrap_or_default().min(StdDuration::from_secs(30));
         let mut unsaved = false;
         loop {
@@ -264,4 +267,27 @@ fn count_due(
 /// Whether `a` reaches later than `b` (or as far).
 fn newer(a: &Recorded, b: &Recorded) -> bool {
     a.last_at() >= b.last_at()
+}
+
+/// Sets a gauge to zero when dropped: when `record` stops, with the Lease lost or at shutdown.
+struct ZeroOnDrop(Gauge);
+
+impl Drop for ZeroOnDrop {
+    fn drop(&mut self) {
+        self.0.set(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_that_stops_recording_reports_no_scopes() {
+        let gauge = Gauge::default();
+        let guard = ZeroOnDrop(gauge.clone());
+        gauge.set(3);
+        drop(guard);
+        assert_eq!(gauge.get(), 0);
+    }
 }
