@@ -15,6 +15,7 @@
 
 mod control;
 mod corpus;
+mod misses;
 mod plot;
 mod ramp;
 mod rivals;
@@ -246,6 +247,7 @@ fn main() {
     // baseline (the rule's minimum effect, or the floor of a short baseline).
     let mut acts_on: Vec<Vec<f64>> = vec![];
     let mut suspicion = String::new();
+    let mut missed = vec![];
     let mut replay_ms = 0.0;
     for h in HISTORIES {
         let baselines: Vec<BaselineStatus> = traces.iter().map(|t| h.baseline(t, &cusum)).collect();
@@ -253,6 +255,7 @@ fn main() {
             traces.iter().zip(&baselines).map(|(t, b)| replay::run(&cusum, b, t.soak())).collect();
         ours.outcomes.push(runs.iter().map(|r| r.rollback).collect());
         acts_on.push(baselines.iter().map(|b| 1.0 + cusum.relative_increase(b)).collect());
+        missed.push(missed_line(&h, &traces, &baselines, &runs, &cusum));
         if arg(&args, "--explain-false") == Some(&h.short()) {
             for ((t, b), r) in
                 traces.iter().zip(&baselines).zip(&runs).filter(|((t, _), _)| t.family.healthy())
@@ -380,6 +383,17 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
             );
         }
     }
+    let _ = writeln!(r, "\n## The misses it could act on\n");
+    let _ = writeln!(
+        r,
+        "Could any test have caught them? The exact two-sample test of the soak against the baseline (given both failure counts, the soak's share \
+depends only on the ratio of the rates, so the baseline's own uncertainty is in it with no margin), told the onset and taking the best window \
+after it: do the counts favour the same minimum effect over no change by the CUSUM's threshold ({:.0})?\n",
+        cusum.threshold
+    );
+    for line in &missed {
+        let _ = writeln!(r, "- {line}");
+    }
     let _ = writeln!(r, "\n## Ours by family\n");
     let _ = writeln!(
         r,
@@ -431,6 +445,44 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
     std::fs::write(format!("{out}/delays.svg"), plot::delays_svg(&labels, &rows)).unwrap();
     print!("{r}");
     eprintln!("wrote {out}/results.md and {out}/delays.svg");
+}
+
+/// The misses of regressions at least as large as the minimum effect, and how many of them the
+/// exact two-sample test, told the onset, could tell (misses.rs).
+fn missed_line(
+    h: &History,
+    traces: &[Trace],
+    baselines: &[BaselineStatus],
+    runs: &[replay::Run],
+    d: &Cusum,
+) -> String {
+    let mut volume = vec![];
+    let mut failures = vec![];
+    let (mut actionable, mut told_all, mut told) = (0, 0, 0);
+    for ((t, b), run) in traces.iter().zip(baselines).zip(runs) {
+        if t.onset.is_none() || t.multiple < 1.0 + d.relative_increase(b) {
+            continue;
+        }
+        let tells = misses::best_window_llr(d, b, t) >= d.threshold;
+        actionable += 1;
+        told_all += usize::from(tells);
+        if run.rollback.is_none() {
+            volume.push(t.volume);
+            failures.push(b.errors as f64);
+            told += usize::from(tells);
+        }
+    }
+    if volume.is_empty() {
+        return format!("{}: none missed of {actionable}; the exact test tells {told_all}.", h.short());
+    }
+    format!(
+        "{}: {} missed of {actionable}; the exact test tells {told_all} of the {actionable} and {told} of the missed. \
+Median volume of the missed {:.0} attempts/min, median failures behind their baseline {:.0}.",
+        h.short(),
+        volume.len(),
+        quantile(&mut volume, 0.5).unwrap_or(0.0),
+        quantile(&mut failures, 0.5).unwrap_or(0.0)
+    )
 }
 
 /// Suspicion (two thirds of the threshold): how often healthy soaks would have waited for it to
