@@ -239,13 +239,16 @@ pub fn generate(rng: &mut StdRng, family: Family, keep_shape: bool) -> Trace {
     }
 }
 
+/// When the connector was upgraded (22:56 EDT on 18 Oct).
+pub const INCIDENT_CHANGE: &str = "2022-10-19T02:56:00Z";
+
 /// The incident, reconstructed: a week of normal scheduling (about 120 pod starts a minute,
 /// 0.8 % failing, daily seasonality), the connector upgraded at 22:56 EDT on 18 Oct 2022, then
 /// failures creeping up over 31 hours, until the manual rollback at 09:25 EDT on 20 Oct.
 pub fn incident_trace() -> String {
     let mut rng = StdRng::seed_from_u64(INCIDENT_SEED);
     let begin = DateTime::parse_from_rfc3339("2022-10-12T02:56:00Z").unwrap().with_timezone(&Utc);
-    let change = DateTime::parse_from_rfc3339("2022-10-19T02:56:00Z").unwrap().with_timezone(&Utc);
+    let change = DateTime::parse_from_rfc3339(INCIDENT_CHANGE).unwrap().with_timezone(&Utc);
     let end = DateTime::parse_from_rfc3339("2022-10-20T13:25:00Z").unwrap().with_timezone(&Utc);
     let noise = LogNormal::new(-0.02, 0.2).unwrap();
     let mut out = String::from("ts,attempts,errors\n");
