@@ -192,6 +192,10 @@ impl Decider<'_> {
                 notes.push((true, reason::BASELINE_LIMIT, format!("signal {}: {words}", a.name)));
             }
             let was_suspect = a.detector.suspect_since.is_some();
+            // A read spanning several intervals (the first after a restart or a new leader
+            // reads what it missed) starts a bucket where looks every interval would have:
+            // at the end of its first interval, not its last, so the bucket does not stretch.
+            a.detector.bucket_from.get_or_insert((from + plan.interval).min(to));
             let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
             match (was_suspect, r.verdict) {
                 (false, Verdict::Suspect) => {
