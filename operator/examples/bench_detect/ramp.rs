@@ -49,7 +49,7 @@ pub fn first_alarm(
         for (onset, row) in sums.iter_mut().enumerate().take(now.ceil() as usize) {
             for (k, doubling) in DOUBLING_HOURS.iter().enumerate() {
                 let m = (1.0 + (now - onset as f64) / doubling).min(CAP);
-                row[k] += (llr(n, y, reference, (reference * m).min(0.999)) / phi).min(d.max_increment);
+                row[k] += (llr(n, y, reference, (reference * m).min(0.999)) / phi).min(d.limits(b).1);
                 if m >= 1.0 + relative {
                     best = best.max(row[k]);
                     mix += row[k].min(50.0).exp();

@@ -323,7 +323,7 @@ pub struct PrometheusSignal {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegressionRule {
-    /// Relative increase over the baseline error rate that counts, e.g. 0.85 (the default) = 1.85 times the baseline.
+    /// Relative increase over the baseline error rate that counts, e.g. 0.7 (the default) = 1.7 times the baseline.
     #[serde(default = "default_min_relative_increase")]
     #[x_kube(validation = Rule::new("self > 0.0").message("minRelativeIncrease must be greater than 0"))]
     pub min_relative_increase: f64,
@@ -339,15 +339,17 @@ pub struct RegressionRule {
     /// Low (fewer false rollbacks, later detection), Medium or High.
     #[serde(default)]
     pub sensitivity: Sensitivity,
-    /// Expert: the CUSUM decision threshold (default 12, scaled by sensitivity).
+    /// Expert: the CUSUM decision threshold (default 10.5 against a week of history, 12 against
+    /// less, scaled by sensitivity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0.0").message("threshold must be greater than 0"))]
     pub threshold: Option<f64>,
     /// Expert: how much time one CUSUM step covers (default 10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<Duration>,
-    /// Expert: the largest step one bucket may add to the statistic (default 2), so that a spike
-    /// of minutes, or an unrelated incident of half an hour, cannot trip the detector alone.
+    /// Expert: the largest step one bucket may add to the statistic (default 1.5 against a week
+    /// of history, 2 against less), so that a spike of minutes, or an unrelated incident of half
+    /// an hour, cannot trip the detector alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0.0").message("maxIncrement must be greater than 0"))]
     pub max_increment: Option<f64>,
@@ -387,10 +389,10 @@ impl Default for RegressionRule {
     }
 }
 
-/// 1.85x: what a week of history (the default lookback) supports with no false rollback on the
+/// 1.7x: what a week of history (the default lookback) supports with no false rollback on the
 /// benchmark's floor seeds (detector::reach).
 fn default_min_relative_increase() -> f64 {
-    0.85
+    0.70
 }
 fn default_min_absolute_increase() -> f64 {
     0.002

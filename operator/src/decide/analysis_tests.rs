@@ -113,7 +113,7 @@ fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough()
     assert_eq!(
         a.baseline_limit.as_deref(),
         Some(
-            "baseline from 3days: increases below 2.2x cannot be told from time-of-day variation and noise; look back 7days or more to act on 1.85x"
+            "baseline from 3days: increases below 2.2x cannot be told from time-of-day variation and noise; look back 7days or more to act on 1.7x"
         ),
         "three days learn the hours of the day, but not yet the week"
     );

@@ -28,9 +28,23 @@ pub struct Cusum {
     /// Raise the minimum effect to what a short baseline supports (see `reach`). Off only
     /// while the benchmark measures those floors.
     pub history_floor: bool,
+    /// The threshold and cap against a week of history, when the rule leaves both to the
+    /// defaults (None: `threshold` and `max_increment` always).
+    pub with_a_week: Option<(f64, f64)>,
 }
 
+/// The threshold and cap against a baseline shorter than a week. Each bucket adds at most a
+/// sixth of the threshold, so no spike and no unrelated half-hour incident trips it alone.
 pub const DEFAULT_THRESHOLD: f64 = 12.0;
+const DEFAULT_MAX_INCREMENT: f64 = 2.0;
+/// Against a week of history, a harder cap (a seventh) at a lower threshold. Measured on the
+/// floor and calibration seeds with the incident trace (`make bench-detect-grid`): it lowers
+/// the week's floor from 1.85x to 1.70x, catches ramps a little sooner and rolls the incident
+/// back 22 minutes sooner, inside its window; steps take at most 0.1 h longer. Against shorter
+/// baselines, which misjudge the time of day, it raised the 3-day floor from 2.2x to 2.45x and
+/// slowed steps by 0.2-0.3 h, so they keep the pair above.
+const WEEK_THRESHOLD: f64 = 10.5;
+const WEEK_MAX_INCREMENT: f64 = 1.5;
 
 impl Cusum {
     pub fn from_rule(rule: &RegressionRule) -> Cusum {
@@ -44,13 +58,23 @@ impl Cusum {
             min_absolute_increase: rule.min_absolute_increase,
             min_attempts: rule.min_attempts.max(1) as u64,
             threshold: rule.threshold.unwrap_or(DEFAULT_THRESHOLD * scale),
-            max_increment: rule.max_increment.unwrap_or(2.0),
+            max_increment: rule.max_increment.unwrap_or(DEFAULT_MAX_INCREMENT),
             bucket: rule.bucket.as_ref().and_then(|b| b.parse().ok()).unwrap_or(Duration::minutes(10)),
             ceiling: rule.ceiling.unwrap_or(10.0),
             ceiling_absolute: 0.10,
             ceiling_intervals: 15,
             min_excess_failures: rule.min_excess_failures.unwrap_or(10.0 * scale),
             history_floor: true,
+            with_a_week: (rule.threshold.is_none() && rule.max_increment.is_none())
+                .then_some((WEEK_THRESHOLD * scale, WEEK_MAX_INCREMENT)),
+        }
+    }
+
+    /// The decision threshold and the cap on a bucket's step against this baseline.
+    pub fn limits(&self, b: &BaselineStatus) -> (f64, f64) {
+        match self.with_a_week {
+            Some(pair) if reach::knows_the_week(b) => pair,
+            _ => (self.threshold, self.max_increment),
         }
     }
 
@@ -104,6 +128,7 @@ impl Cusum {
     pub fn advance(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Why {
         let p0 = rate_at(b, at);
         let n = c.attempts as f64;
+        let (threshold, cap) = self.limits(b);
         s.soak_attempts += c.attempts as i64;
         s.soak_errors += c.errors as i64;
         s.expected_errors += n * p0;
@@ -123,7 +148,7 @@ impl Cusum {
             let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
             let reference = (bp0 * baseline_margin(b)).min(0.999);
             let bp1 = self.regression_rate(reference, self.relative_increase(b));
-            let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(self.max_increment);
+            let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(cap);
             s.statistic = (s.statistic + inc).max(0.0);
             s.last_bucket_rate = by / bn;
             s.last_bucket_baseline = bp0;
@@ -136,15 +161,15 @@ impl Cusum {
         // Suspicion at two thirds of the threshold (measured: a few percent of healthy soaks get
         // there, and it comes about an hour before a rollback), with hysteresis so that a
         // statistic hovering at the mark does not flap.
-        if s.statistic >= self.threshold * 2.0 / 3.0 {
+        if s.statistic >= threshold * 2.0 / 3.0 {
             s.suspect_since.get_or_insert(at);
-        } else if s.statistic < self.threshold / 3.0 {
+        } else if s.statistic < threshold / 3.0 {
             s.suspect_since = None;
         }
 
         if s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0) {
             Why::Catastrophic
-        } else if s.statistic >= self.threshold && excess >= self.min_excess_failures {
+        } else if s.statistic >= threshold && excess >= self.min_excess_failures {
             Why::Regression
         } else if b.attempts < self.min_attempts as i64 {
             Why::FewBaselineAttempts
@@ -168,6 +193,7 @@ impl Cusum {
     ) -> Assessment {
         let p0 = rate_at(b, at);
         let relative = self.relative_increase(b);
+        let (threshold, _) = self.limits(b);
         let excess = s.soak_errors as f64 - s.expected_errors;
         let soak_rate = if s.soak_attempts > 0 { s.soak_errors as f64 / s.soak_attempts as f64 } else { 0.0 };
         let observed = if s.last_bucket_baseline > 0.0 { s.last_bucket_rate } else { soak_rate };
@@ -177,7 +203,7 @@ impl Cusum {
             baseline_rate: baseline,
             observed_rate: observed,
             statistic: s.statistic,
-            threshold: self.threshold,
+            threshold,
             excess_errors: excess,
             reason: String::new(),
         };
@@ -190,7 +216,7 @@ impl Cusum {
                 (margin - 1.0) * 100.0,
                 pct(self.regression_rate(baseline * margin, relative)),
                 s.statistic,
-                self.threshold,
+                threshold,
                 excess
             )
         };
@@ -220,8 +246,8 @@ impl Cusum {
                 "suspect since {}: {}; not promoting until the statistic falls below {:.1}, reverting if it reaches {:.1}",
                 crate::timefmt::at(since),
                 facts(),
-                self.threshold / 3.0,
-                self.threshold
+                threshold / 3.0,
+                threshold
             ),
             Why::Pass => facts(),
         };

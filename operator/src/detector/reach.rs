@@ -21,9 +21,10 @@ use chrono::Duration;
 /// from a day or three has seen each hour once or three times, and maybe no weekend. A day
 /// with the profile measured 1.15, three days 1.20: the larger serves both (a longer history
 /// never needs more), so the table has one row for them. A day without the profile (one
-/// observed live) keeps 1.70, measured when fitted days had no profile yet.
+/// observed live) keeps 1.70, measured when fitted days had no profile yet. A week's 0.70 is
+/// measured with the threshold and cap a week gets (`Cusum::limits`); the rest with the others.
 const UNPROFILED: [(i64, f64); 3] = [(0, 4.40), (120, 3.40), (24 * 60, 1.70)];
-const PROFILED: [(i64, f64); 2] = [(24 * 60, 1.20), (7 * 24 * 60, 0.85)];
+const PROFILED: [(i64, f64); 2] = [(24 * 60, 1.20), (7 * 24 * 60, 0.70)];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Floor {
@@ -60,6 +61,12 @@ pub fn floor(b: &BaselineStatus) -> Floor {
     };
     let better = later.into_iter().map(|(m, f)| (Duration::minutes(m), f)).collect();
     Floor { span, min_relative: table[i].1, better }
+}
+
+/// A week or more of history, with the daily profile: the detector's sharper defaults apply
+/// (`Cusum::limits`), and the floor is the week's.
+pub fn knows_the_week(b: &BaselineStatus) -> bool {
+    b.hourly.len() == 24 && span(b) >= Duration::minutes(PROFILED[PROFILED.len() - 1].0)
 }
 
 /// Observed interval by interval since the upgrade was created, not read from history.
@@ -146,12 +153,12 @@ mod tests {
         let w = words(&baseline(30, true), 0.5).unwrap();
         assert!(w.starts_with("baseline from 30m: increases below "), "{w}");
         assert!(
-            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 4.4x, 1day on 2.7x; 7days of history acts on 1.85x"),
+            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 4.4x, 1day on 2.7x; 7days of history acts on 1.7x"),
             "{w}"
         );
         let w = words(&baseline(120, false), 0.5).unwrap();
         assert!(
-            w.contains("look back 1day or more to act on 2.2x, 7days on 1.85x"),
+            w.contains("look back 1day or more to act on 2.2x, 7days on 1.7x"),
             "a day read at once has the daily profile: {w}"
         );
         let w = words(&baseline(120, false), 1.2).unwrap();

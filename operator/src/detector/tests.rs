@@ -133,3 +133,17 @@ fn live_observation_matches_the_fit() {
         live.dispersion
     );
 }
+
+#[test]
+fn a_week_of_history_gets_the_sharper_pair_unless_the_rule_sets_one() {
+    let week = fit_baseline(&minutes(7 * 24 * 60, |_| (100, 1)), Duration::minutes(10));
+    let day = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
+    let d = detector();
+    assert_eq!(d.limits(&week), (10.5, 1.5), "a week knows the time of day and the weekend");
+    assert_eq!(d.limits(&day), (12.0, 2.0), "a day does not");
+    let expert = Cusum::from_rule(&RegressionRule { threshold: Some(20.0), ..Default::default() });
+    assert_eq!(expert.limits(&week), (20.0, 2.0), "a threshold in the spec applies to every baseline");
+    let low =
+        Cusum::from_rule(&RegressionRule { sensitivity: crate::crd::Sensitivity::Low, ..Default::default() });
+    assert_eq!(low.limits(&week).0, 10.5 * 1.5, "sensitivity scales both thresholds");
+}
