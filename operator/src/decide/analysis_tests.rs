@@ -130,3 +130,28 @@ fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough()
     );
     assert!(w.events.iter().any(|e| e.starts_with(reason::BASELINE_LIMIT)), "{:?}", w.events);
 }
+
+#[test]
+fn a_read_of_several_intervals_starts_its_bucket_where_looks_every_interval_would_have() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| {
+        w.phase() == Phase::Soaking
+            && w.obs
+                .status
+                .analysis
+                .first()
+                .is_some_and(|a| a.soak.is_some() && a.detector.bucket_from.is_none())
+    });
+    // A bucket just closed; then the operator was away for five minutes (a restart, a new
+    // leader), and its next look reads them at once.
+    let seen_until = w.obs.status.analysis[0].last.as_ref().and_then(|l| l.to).unwrap();
+    w.obs.now += Duration::minutes(5);
+    w.step();
+    let a = &w.obs.status.analysis[0];
+    assert_eq!(a.last.as_ref().and_then(|l| l.from), Some(seen_until), "the gap is read in one go");
+    assert_eq!(
+        a.detector.bucket_from,
+        Some(seen_until + Duration::minutes(1)),
+        "the bucket starts at the end of the gap's first interval, so it does not stretch by the gap"
+    );
+}
