@@ -650,8 +650,9 @@ fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>
     }
 }
 
-/// (threshold, cap on one bucket's step) pairs `--grid` tries; the first is the default. At
-/// threshold ÷ cap = 6, a step is caught an hour after it starts at the earliest.
+/// (threshold, cap on one bucket's step) pairs `--grid` tries; the first is the default against a
+/// week of history, the second the one shorter baselines keep. At threshold ÷ cap = 6, a step is
+/// caught an hour after it starts at the earliest.
 const GRID: [(f64, f64); 16] = [
     (10.5, 1.5),
     (12.0, 2.0),
@@ -671,9 +672,6 @@ const GRID: [(f64, f64); 16] = [
     (11.0, 1.57),
 ];
 
-/// `--grid`: whether another threshold and cap would serve better. For each pair, the 7-day
-/// floor is measured on the floor seeds as `--calibrate-floors` does, and the detector at that
-/// floor is scored on the calibration seeds. Writes grid.md.
 /// When the detector rolls the incident trace back (`make replay-incident`), as hh:mm UTC.
 fn incident_rollback(d: &Cusum) -> String {
     let rows = replay::parse_trace(&corpus::incident_trace()).expect("the incident trace parses");
@@ -686,6 +684,9 @@ fn incident_rollback(d: &Cusum) -> String {
     }
 }
 
+/// `--grid`: whether another threshold and cap would serve better. For each pair, the 7-day
+/// floor is measured on the floor seeds as `--calibrate-floors` does, and the detector at that
+/// floor is scored on the calibration seeds. Writes grid.md.
 fn grid(per_family: usize, rule: &RegressionRule, out: &str) {
     let started = Instant::now();
     let default = Cusum::from_rule(rule);
