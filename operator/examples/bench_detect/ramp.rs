@@ -27,6 +27,7 @@ pub fn first_alarm(
     let start = soak.first()?.0;
     let relative = d.relative_increase(b);
     let margin = baseline_margin(b);
+    let (_, cap) = d.limits(b);
     // Log-likelihood ratio of each ramp, by hourly onset and slope.
     let mut sums = vec![[0.0f64; DOUBLING_HOURS.len()]; 73];
     let (mut n, mut y, mut expected, mut from) = (0.0, 0.0, 0.0, start);
@@ -49,7 +50,7 @@ pub fn first_alarm(
         for (onset, row) in sums.iter_mut().enumerate().take(now.ceil() as usize) {
             for (k, doubling) in DOUBLING_HOURS.iter().enumerate() {
                 let m = (1.0 + (now - onset as f64) / doubling).min(CAP);
-                row[k] += (llr(n, y, reference, (reference * m).min(0.999)) / phi).min(d.limits(b).1);
+                row[k] += (llr(n, y, reference, (reference * m).min(0.999)) / phi).min(cap);
                 if m >= 1.0 + relative {
                     best = best.max(row[k]);
                     mix += row[k].min(50.0).exp();
