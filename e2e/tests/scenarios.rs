@@ -737,7 +737,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
         .await;
     let blocked = mu.status.unwrap().conditions.into_iter().find(|c| c.type_ == condition::BLOCKED).unwrap();
     assert!(blocked.message.contains("may only change workloads in e2e-tenancy"), "{}", blocked.message);
-    assert!(s.has_event("connector", reason::CROSS_NAMESPACE).await, "{:?}", s.events("connector").await);
+    assert!(s.saw_event("connector", reason::CROSS_NAMESPACE).await, "{:?}", s.events("connector").await);
     let untouched = kube_system.get(connector).await.unwrap();
     assert!(!untouched.labels().contains_key(CLAIMED_LABEL), "not claimed");
     assert!(untouched.annotations().keys().all(|k| !k.starts_with("maintenance.dev/")), "not marked");
@@ -774,7 +774,7 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
     ] {
         assert!(gitops.message.contains(said), "{said:?} in {}", gitops.message);
     }
-    assert!(s.has_event("connector", reason::MANAGED_BY_GITOPS).await, "{:?}", s.events("connector").await);
+    assert!(s.saw_event("connector", reason::MANAGED_BY_GITOPS).await, "{:?}", s.events("connector").await);
     drop(op);
     let _ = kube_system.delete(connector, &Default::default()).await;
     let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=false"]);
@@ -904,7 +904,7 @@ subjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: mainte
         mu.status.as_ref().is_some_and(|st| st.notifications.iter().any(|n| n.attempts >= 2))
     })
     .await;
-    assert!(s.has_event("up", reason::NOTIFICATION_FAILED).await, "{:?}", s.events("up").await);
+    assert!(s.saw_event("up", reason::NOTIFICATION_FAILED).await, "{:?}", s.events("up").await);
     let failed = s.operator.metrics().await;
     assert!(
         failed.lines().any(|l| l.starts_with("maintenance_operator_notifications_total{result=\"failed\"}")),
