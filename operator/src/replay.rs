@@ -164,6 +164,11 @@ pub fn run(detector: &Cusum, baseline: &BaselineStatus, soak: &[Row]) -> Run {
 /// Rows up to `change_at` are the baseline; later rows the soak, fed one by one to the detector
 /// exactly as the controller feeds its reads. Stops at the first regression, as the operator would.
 pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> Result<Outcome, String> {
+    replay_with(rows, change_at, &Cusum::from_rule(rule))
+}
+
+/// [`replay`] with a detector built by hand (the benchmark tries thresholds no rule sets).
+pub fn replay_with(rows: &[Row], change_at: DateTime<Utc>, detector: &Cusum) -> Result<Outcome, String> {
     let (history, soak): (Vec<Row>, Vec<Row>) = rows.iter().partition(|(t, _)| *t <= change_at);
     if history.is_empty() {
         return Err(format!(
@@ -174,9 +179,8 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
     if soak.is_empty() {
         return Err(format!("no rows after --change-at {}: nothing to judge", change_at.to_rfc3339()));
     }
-    let detector = Cusum::from_rule(rule);
     let baseline = fit_baseline(&history, detector.bucket);
-    let Run { points, last: a, rollback, first_suspect } = run(&detector, &baseline, &soak);
+    let Run { points, last: a, rollback, first_suspect } = run(detector, &baseline, &soak);
     let at = points.last().expect("the soak has rows").at;
     let suspect_at = first_suspect.map(|i| soak[i].0);
     let rollback = rollback.is_some();
@@ -195,7 +199,7 @@ pub fn replay(rows: &[Row], change_at: DateTime<Utc>, rule: &RegressionRule) -> 
         threshold: a.threshold,
         excess_errors: a.excess_errors,
         reason: a.reason,
-        baseline_limit: reach::words(&baseline, rule.min_relative_increase),
+        baseline_limit: reach::words(&baseline, detector.min_relative_increase),
         soak_intervals: points.len(),
         points,
         baseline,

@@ -676,12 +676,9 @@ const GRID: [(f64, f64); 16] = [
 fn incident_rollback(d: &Cusum) -> String {
     let rows = replay::parse_trace(&corpus::incident_trace()).expect("the incident trace parses");
     let change = DateTime::parse_from_rfc3339(corpus::INCIDENT_CHANGE).unwrap().with_timezone(&Utc);
-    let (history, soak): (Vec<replay::Row>, Vec<replay::Row>) = rows.iter().partition(|(t, _)| *t <= change);
-    let b = fit_baseline(&history, d.bucket);
-    match replay::run(d, &b, &soak).rollback {
-        Some(i) => soak[i].0.format("%H:%M").to_string(),
-        None => "none".into(),
-    }
+    let outcome =
+        replay::replay_with(&rows, change, d).expect("the incident trace has both sides of its change");
+    outcome.decided_at.map_or_else(|| "none".into(), |t| t.format("%H:%M").to_string())
 }
 
 /// `--grid`: whether another threshold and cap would serve better. For each pair, the 7-day
