@@ -648,19 +648,24 @@ impl Scenario {
         self.events(name).await.iter().any(|e| e.starts_with(&format!("{reason}:")))
     }
 
-    /// Whether an Event with `reason` about the upgrade shows up within 10 s: Events that follow
-    /// a status write may land a moment after the status a test waited for.
-    pub async fn saw_event(&self, name: &str, reason: &str) -> bool {
+    /// The Events about the upgrade once `done` holds of them, or as they stand after 10 s:
+    /// Events that follow a status write may land a moment after the status a test waited for.
+    pub async fn events_when(&self, name: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if self.has_event(name, reason).await {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
+            let events = self.events(name).await;
+            if done(&events) || Instant::now() > deadline {
+                return events;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+    }
+
+    /// Whether an Event with `reason` about the upgrade shows up within 10 s.
+    pub async fn saw_event(&self, name: &str, reason: &str) -> bool {
+        let with = format!("{reason}:");
+        let any = |events: &[String]| events.iter().any(|e| e.starts_with(&with));
+        any(&self.events_when(name, any).await)
     }
 
     /// Stop the generator and the injector (uncordoning every node).

@@ -98,12 +98,13 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     assert_eq!((healthy.status.as_str(), healthy.reason.as_str()), ("False", reason::REGRESSION));
     let (argo, said) = s.argo_health("up");
     assert_eq!(argo, "Degraded", "Argo CD's view of a rollback: {said}");
-    let events = s.events("up").await;
-    assert!(events.iter().any(|e| e.starts_with(reason::REGRESSION) && e.contains("baseline")), "{events:?}");
     assert!(
         s.saw_event("up", reason::REVERTED).await && s.saw_event("up", reason::ROLLED_BACK).await,
-        "{events:?}"
+        "{:?}",
+        s.events("up").await
     );
+    let events = s.events("up").await;
+    assert!(events.iter().any(|e| e.starts_with(reason::REGRESSION) && e.contains("baseline")), "{events:?}");
     // The capped steps make the statistic pass two thirds of the threshold first: a warning.
     assert!(events.iter().any(|e| e.starts_with(reason::SUSPECTED)), "{events:?}");
     // Never re-applied on its own.
@@ -125,8 +126,9 @@ async fn s03_regression_only_in_the_fleet_reverts_both_last_first() {
     assert_eq!(s.generation("connector-canary").await, g_canary + 2, "applied once, reverted once");
     assert_eq!(s.generation("connector").await, g_fleet + 2);
     assert!(st.stages[1].reverted_at.unwrap() <= st.stages[0].reverted_at.unwrap(), "fleet reverted first");
-    let reverts: Vec<String> =
-        s.events("up").await.into_iter().filter(|e| e.starts_with(reason::REVERTED)).collect();
+    let reverted = |e: &String| e.starts_with(reason::REVERTED);
+    let events = s.events_when("up", |evs| evs.iter().filter(|e| reverted(e)).count() >= 2).await;
+    let reverts: Vec<String> = events.into_iter().filter(reverted).collect();
     assert_eq!(reverts.len(), 2, "{reverts:?}");
     assert!(
         reverts[0].contains("/connector ") && reverts[1].contains("connector-canary"),
@@ -336,11 +338,9 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
         mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
     })
     .await;
-    let events = s.events("fourth").await;
-    assert!(
-        events.iter().any(|e| e.contains(&format!("taken over from MaintenanceUpgrade {}/third", s.ns))),
-        "{events:?}"
-    );
+    let from_third = format!("taken over from MaintenanceUpgrade {}/third", s.ns);
+    let events = s.events_when("fourth", |evs| evs.iter().any(|e| e.contains(&from_third))).await;
+    assert!(events.iter().any(|e| e.contains(&from_third)), "{events:?}");
     // Nor does the mark of an earlier upgrade re-created under the same name (another UID).
     s.upgrades().delete("fourth", &Default::default()).await.unwrap();
     s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
@@ -348,11 +348,9 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
         mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
     })
     .await;
-    let events = s.events("fourth").await;
-    assert!(
-        events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")),
-        "{events:?}"
-    );
+    let from_earlier = |e: &String| e.contains("taken over from an earlier MaintenanceUpgrade of this name");
+    let events = s.events_when("fourth", |evs| evs.iter().any(from_earlier)).await;
+    assert!(events.iter().any(from_earlier), "{events:?}");
     s.stop_background().await;
 }
 
