@@ -645,7 +645,7 @@ impl Scenario {
     }
 
     pub async fn has_event(&self, name: &str, reason: &str) -> bool {
-        self.events(name).await.iter().any(|e| e.starts_with(&format!("{reason}:")))
+        with_reason(&self.events(name).await, reason)
     }
 
     /// The Events about the upgrade once `done` holds of them, or as they stand after 10 s:
@@ -663,9 +663,7 @@ impl Scenario {
 
     /// Whether an Event with `reason` about the upgrade shows up within 10 s.
     pub async fn saw_event(&self, name: &str, reason: &str) -> bool {
-        let with = format!("{reason}:");
-        let any = |events: &[String]| events.iter().any(|e| e.starts_with(&with));
-        any(&self.events_when(name, any).await)
+        with_reason(&self.events_when(name, |events| with_reason(events, reason)).await, reason)
     }
 
     /// Stop the generator and the injector (uncordoning every node).
@@ -805,4 +803,9 @@ impl Drop for Scenario {
             "--wait=false",
         ]);
     }
+}
+
+/// Whether one of `events` (as `Scenario::events` gives them) has `reason`.
+fn with_reason(events: &[String], reason: &str) -> bool {
+    events.iter().any(|e| e.starts_with(&format!("{reason}:")))
 }

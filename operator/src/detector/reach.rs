@@ -22,8 +22,9 @@ use chrono::Duration;
 /// with the profile measured 1.15, three days 1.20: the larger serves both (a longer history
 /// never needs more), so the table has one row for them. A day without the profile (one
 /// observed live) keeps 1.70, measured when fitted days had no profile yet; measured again
-/// with today's detector (a 24 h live row in place of the fitted day) it needs 1.65. A week's 0.70 is
-/// measured with the threshold and cap a week gets (`Cusum::limits`); the rest with the others.
+/// with today's detector (a 24 h live row in place of the fitted day) it needs 1.65. A week's
+/// 0.70 is measured with the threshold and cap a week gets (`Cusum::limits`); the rest with the
+/// others.
 const UNPROFILED: [(i64, f64); 3] = [(0, 4.40), (120, 3.40), (24 * 60, 1.70)];
 const PROFILED: [(i64, f64); 2] = [(24 * 60, 1.20), (7 * 24 * 60, 0.70)];
 
