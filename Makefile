@@ -67,6 +67,10 @@ bench-detect-grid: ## Try other thresholds and caps, each at its own measured 7-
 bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment
 
+.PHONY: bench-detect-ladder
+bench-detect-ladder: ## Where a ramp's delay goes, from the clairvoyant bound to the CUSUM (writes bench/ladder.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --bound-ladder
+
 .PHONY: bench-scale
 bench-scale: cluster-binaries ## Fleet scale on a local cluster: reconcile time, RSS, CPU, API load (a benchmark)
 	$(CARGO) build --locked --release -p maintenance-operator

@@ -79,6 +79,9 @@ pub struct Trace {
     /// the clairvoyant bound.
     pub p_null: Vec<f64>,
     pub p_true: Vec<f64>,
+    /// The same without the regression and without the noise (the wander, spikes and
+    /// incidents): the daily and weekly rhythm alone, per soak minute (ladder.rs).
+    pub p_rhythm: Vec<f64>,
     /// What made the counts, kept only for the concurrent-control experiment (control.rs).
     pub shape: Option<Shape>,
 }
@@ -197,12 +200,11 @@ pub fn generate(rng: &mut StdRng, family: Family, keep_shape: bool) -> Trace {
     let at = |i: usize| begin + Duration::minutes(i as i64 + 1);
     let weekend = |i: usize| matches!(at(i).weekday(), Weekday::Sat | Weekday::Sun);
     let day = |i: usize| (i as f64 / 1440.0) * std::f64::consts::TAU;
-    let p_null: Vec<f64> = (0..n)
-        .map(|i| {
-            let week = if weekend(i) { weekend_rate } else { 1.0 };
-            (p0 * (1.0 + rate_amp * (day(i) + rate_phase).sin()) * week * rate_mult[i]).min(0.95)
-        })
-        .collect();
+    let rhythm = |i: usize| {
+        let week = if weekend(i) { weekend_rate } else { 1.0 };
+        p0 * (1.0 + rate_amp * (day(i) + rate_phase).sin()) * week
+    };
+    let p_null: Vec<f64> = (0..n).map(|i| (rhythm(i) * rate_mult[i]).min(0.95)).collect();
     let p_true: Vec<f64> = (0..n).map(|i| (p_null[i] * regression[i]).min(0.95)).collect();
     let expected: Vec<f64> = (0..n)
         .map(|i| {
@@ -235,6 +237,7 @@ pub fn generate(rng: &mut StdRng, family: Family, keep_shape: bool) -> Trace {
         multiple,
         p_null: p_null[change..].to_vec(),
         p_true: p_true[change..].to_vec(),
+        p_rhythm: (change..n).map(|i| rhythm(i).min(0.95)).collect(),
         shape,
     }
 }

@@ -10,11 +10,13 @@
 //! `--grid` measures other thresholds and caps the same way, each at its own 7-day floor.
 //! `--ramp-experiment` compares, on the calibration seeds, a GLR over ramps beside the CUSUM (ramp.rs).
 //! `--control-experiment` tries a concurrent control on canary soaks (control.rs).
+//! `--bound-ladder` measures where a ramp's delay goes between the bound and the CUSUM (ladder.rs).
 //! `--ours-only` skips the other rules (for quick runs while tuning).
 //! `--write-incident FILE` instead writes the incident example trace (seeded, deterministic).
 
 mod control;
 mod corpus;
+mod ladder;
 mod misses;
 mod plot;
 mod ramp;
@@ -226,6 +228,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--control-experiment") {
         control_experiment(per_family, &out);
+        return;
+    }
+    if args.iter().any(|a| a == "--bound-ladder") {
+        bound_ladder(per_family, &out);
         return;
     }
     let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
@@ -805,4 +811,120 @@ the table is the report seeds {REPORT_SEEDS:?}, {per_family} soaks per family an
     std::fs::write(format!("{out}/control.md"), &r).unwrap();
     print!("{r}");
     eprintln!("wrote {out}/control.md");
+}
+
+/// From the bound to the CUSUM, one piece of knowledge taken away per rung, at every history
+/// length: each rung's threshold set on the calibration seeds, the table on the report seeds.
+/// Writes bench/ladder.md.
+fn bound_ladder(per_family: usize, out: &str) {
+    let started = Instant::now();
+    let corpus = |seeds: &[u64]| -> Vec<Trace> {
+        seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect()
+    };
+    let (calibration, report) = (corpus(&CALIBRATION_SEEDS), corpus(&REPORT_SEEDS));
+    let d = Cusum::from_rule(&RegressionRule::default());
+    let (told_calibration, told_report) = (ladder::told(&calibration), ladder::told(&report));
+    let mut r = String::new();
+    let _ = writeln!(r, "# Where a ramp's delay goes (`make bench-detect-ladder`)\n");
+    let _ = writeln!(
+        r,
+        "From the clairvoyant bound to the operator's CUSUM, each rung knowing less than the one above it. The rungs in between know the onset and \
+the regression's multiple of every minute, and differ in the rate they multiply. Each gets the lowest threshold with no false rollback on the \
+calibration seeds {CALIBRATION_SEEDS:?} (a healthy soak is asked about a regression borrowed from a regressing soak), as the operator's threshold \
+was, and the cap on a bucket's step (of {:?}) that then catches their ramps soonest; the table is the report seeds {REPORT_SEEDS:?}, {} soaks. \"÷ above\" is the price of what that rung no longer knows. The CUSUM runs with \
+the defaults. Took {{took}} s.\n",
+        ladder::CAPS,
+        report.len()
+    );
+    let _ = writeln!(
+        r,
+        "| history | the rate it knows | threshold, cap | false rollbacks | misses | step median (h) | ramp median (h) | ÷ bound | ÷ above |"
+    );
+    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let bound: Outcomes = report.iter().map(rivals::oracle).collect();
+    let ramps = |o: &Outcomes| Score::of(&report, o, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
+    let bound_ramps = ramps(&bound);
+    for h in HISTORIES {
+        let fitted =
+            |traces: &[Trace]| -> Vec<BaselineStatus> { traces.iter().map(|t| h.baseline(t, &d)).collect() };
+        let (b_calibration, b_report) = (fitted(&calibration), fitted(&report));
+        let mut rows: Vec<(String, String, Outcomes)> = vec![(
+            "the bound: the exact rate of every minute, stopping at ln 100".into(),
+            format!("{:.1}", 100f64.ln()),
+            bound.clone(),
+        )];
+        for (k, name) in ladder::RUNGS {
+            // The threshold: the highest peak on a healthy calibration soak. The cap: whichever
+            // then catches the calibration ramps soonest.
+            let threshold_for = |cap: f64| {
+                calibration
+                    .iter()
+                    .zip(&b_calibration)
+                    .zip(&told_calibration)
+                    .filter(|((t, _), _)| t.family.healthy())
+                    .map(|((t, b), told)| ladder::walk(t, b, &d, k, cap, told, f64::INFINITY).1)
+                    .fold(0.0f64, f64::max)
+                    + 1e-9
+            };
+            let run = |traces: &[Trace],
+                       baselines: &[BaselineStatus],
+                       told: &[ladder::Told],
+                       cap,
+                       threshold|
+             -> Outcomes {
+                traces
+                    .iter()
+                    .zip(baselines)
+                    .zip(told)
+                    .map(|((t, b), told)| ladder::walk(t, b, &d, k, cap, told, threshold).0)
+                    .collect()
+            };
+            let caps: &[f64] =
+                if matches!(k, ladder::Knows::Exact) { &[f64::INFINITY] } else { &ladder::CAPS };
+            let (cap, threshold) = caps
+                .iter()
+                .map(|&cap| (cap, threshold_for(cap)))
+                .min_by(|a, b| {
+                    let ramps_at = |(cap, threshold)| {
+                        let o = run(&calibration, &b_calibration, &told_calibration, cap, threshold);
+                        Score::of(&calibration, &o, |t| t.family.ramp()).median().unwrap_or(f64::INFINITY)
+                    };
+                    ramps_at(*a).total_cmp(&ramps_at(*b))
+                })
+                .unwrap();
+            let outcomes = run(&report, &b_report, &told_report, cap, threshold);
+            let cap = if cap.is_finite() { format!(", cap {cap}") } else { String::new() };
+            rows.push((name.into(), format!("{threshold:.1}{cap}"), outcomes));
+        }
+        let (threshold, cap) = b_report.first().map(|b| d.limits(b)).unwrap_or_default();
+        rows.push((
+            "the operator's CUSUM: neither the onset nor the multiple known, judged against its minimum effect".into(),
+            format!("{threshold}, cap {cap}"),
+            report.iter().zip(&b_report).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect(),
+        ));
+        let mut above = bound_ramps;
+        for (name, threshold, o) in &rows {
+            let all = Score::of(&report, o, |_| true);
+            let steps = Score::of(&report, o, |t| t.family == Family::Step);
+            let _ = writeln!(
+                r,
+                "| {} | {name} | {threshold} | {} of {} | {} | {} | {:.1} | {:.2} | {:.2} |",
+                h.short(),
+                all.false_rollbacks,
+                all.healthy,
+                all.misses(),
+                fmt(steps.median()),
+                ramps(o),
+                ramps(o) / bound_ramps,
+                ramps(o) / above
+            );
+            above = ramps(o);
+        }
+        eprintln!("history {} done at {:.1}s", h.short(), started.elapsed().as_secs_f64());
+    }
+    let r = r.replace("{took}", &format!("{:.0}", started.elapsed().as_secs_f64()));
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(format!("{out}/ladder.md"), &r).unwrap();
+    print!("{r}");
+    eprintln!("wrote {out}/ladder.md");
 }

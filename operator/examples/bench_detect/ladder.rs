@@ -1,0 +1,110 @@
+//! An experiment, not a detector: where a ramp's delay goes between the clairvoyant bound and
+//! the operator's CUSUM (`--bound-ladder`). Each rung knows less than the one above it, and all
+//! are scored on the same soaks, so the ratio of two neighbours is the price of one piece of
+//! knowledge. The rungs between the bound and the CUSUM know the onset and the regression's
+//! multiple of every minute; they differ in the rate they multiply.
+//!
+//! Each of those rungs gets the lowest threshold with no false rollback on the calibration
+//! seeds, as the operator's own threshold was set, and is then scored on the report seeds. A
+//! healthy soak has no regression to know, so it is asked about one borrowed from a regressing
+//! soak of the same seeds (its onset and multiples): a false rollback is the test favouring
+//! that regression on counts that have none.
+
+use super::corpus::Trace;
+use maintenance_operator::crd::BaselineStatus;
+use maintenance_operator::detector::{Cusum, baseline_margin, inflation, llr, rate_at};
+
+/// What a rung takes the rate without the regression to be.
+#[derive(Clone, Copy)]
+pub enum Knows {
+    /// The generator's exact rate of every minute, its noise included, minute by minute.
+    Exact,
+    /// The generator's daily and weekly rhythm, in the operator's buckets: the wander, spikes
+    /// and unrelated incidents are noise to it, weighed by the overdispersion the history
+    /// shows, and each bucket's step is capped (uncapped, an unrelated half-hour incident in a
+    /// healthy soak looks like the first hour of a step).
+    Rhythm,
+    /// The baseline fitted from the history.
+    Fitted,
+    /// The fitted baseline with the operator's margin above it.
+    Margin,
+}
+
+pub const RUNGS: [(Knows, &str); 4] = [
+    (Knows::Exact, "the exact rate of every minute (its noise included)"),
+    (
+        Knows::Rhythm,
+        "only the daily and weekly rhythm, in 10-minute buckets, each step capped; the rest is noise, weighed by the overdispersion",
+    ),
+    (Knows::Fitted, "the baseline fitted from the history instead of the rhythm"),
+    (Knows::Margin, "with the operator's margin above that baseline"),
+];
+
+/// The regression a rung is told about: that of this soak, the one it was borrowed from.
+pub struct Told<'a>(&'a Trace);
+
+impl Told<'_> {
+    fn onset(&self) -> usize {
+        self.0.onset.map_or(usize::MAX, |o| o - self.0.change)
+    }
+    fn multiple(&self, i: usize) -> f64 {
+        self.0.p_true[i] / self.0.p_null[i]
+    }
+}
+
+/// What each soak is told: its own regression, or for a healthy soak one borrowed from the
+/// regressing soaks in turn.
+pub fn told(traces: &[Trace]) -> Vec<Told<'_>> {
+    let regressing: Vec<&Trace> = traces.iter().filter(|t| t.onset.is_some()).collect();
+    let mut borrowed = regressing.iter().cycle();
+    traces.iter().map(|t| Told(if t.onset.is_some() { t } else { borrowed.next().unwrap() })).collect()
+}
+
+/// Caps on a bucket's step that a rung may choose from (the operator's are 1.5 and 2).
+pub const CAPS: [f64; 6] = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
+
+/// The log-likelihood ratio summed from the onset, favouring the told regression over the rate
+/// `k` names, each bucket's step at most `cap` (not for `Exact`): the first soak row at which it
+/// reaches `threshold`, and its peak over the soak.
+pub fn walk(
+    t: &Trace,
+    b: &BaselineStatus,
+    d: &Cusum,
+    k: Knows,
+    cap: f64,
+    told: &Told,
+    threshold: f64,
+) -> (Option<usize>, f64) {
+    let margin = if matches!(k, Knows::Margin) { baseline_margin(b) } else { 1.0 };
+    let (bucket, min_attempts) =
+        if matches!(k, Knows::Exact) { (1, 0.0) } else { (d.bucket.num_minutes(), d.min_attempts as f64) };
+    let soak = t.soak();
+    let (mut n, mut y, mut e0, mut e1, mut rows) = (0.0, 0.0, 0.0, 0.0, 0);
+    let (mut sum, mut peak, mut alarm) = (0.0f64, 0.0f64, None);
+    for (i, (at, c)) in soak.iter().enumerate().skip(told.onset()) {
+        let q = match k {
+            Knows::Exact => t.p_null[i],
+            Knows::Rhythm => t.p_rhythm[i],
+            Knows::Fitted | Knows::Margin => rate_at(b, *at) * margin,
+        };
+        n += c.attempts as f64;
+        y += c.errors as f64;
+        e0 += c.attempts as f64 * q;
+        e1 += c.attempts as f64 * (q * told.multiple(i)).min(0.999);
+        rows += 1;
+        if rows < bucket || n < min_attempts.max(1.0) {
+            continue;
+        }
+        let (p0, p1) = ((e0 / n).clamp(1e-6, 0.999), (e1 / n).clamp(1e-6, 0.999));
+        sum += match k {
+            Knows::Exact => llr(n, y, p0, p1),
+            _ => (llr(n, y, p0, p1) / inflation(b, n)).min(cap),
+        };
+        peak = peak.max(sum);
+        if sum >= threshold && alarm.is_none() {
+            alarm = Some(i);
+        }
+        (n, y, e0, e1, rows) = (0.0, 0.0, 0.0, 0.0, 0);
+    }
+    (alarm, peak)
+}
