@@ -231,7 +231,8 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--bound-ladder") {
-        bound_ladder(per_family, &out);
+        assert!(!calibrating, "the ladder is set on the calibration seeds and scored on others");
+        bound_ladder(per_family, seeds, &out);
         return;
     }
     let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
@@ -364,9 +365,9 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
     let _ = writeln!(r, "## By history length\n");
     let _ = writeln!(
         r,
-        "| history | detector | false rollbacks | misses | misses it could act on | step median (h) | ramp median (h) | ramp median / bound | 31 h ramp median (h) |"
+        "| history | detector | false rollbacks | misses | misses it could act on | step median (h) | of the steps it could act on (h) | ramp median (h) | ramp median / bound | 31 h ramp median (h) |"
     );
-    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (hi, h) in HISTORIES.iter().enumerate() {
         let bound_ramps = Score::of(&traces, &bound.outcomes[hi], |t| t.family.ramp()).median();
         for m in methods {
@@ -383,9 +384,12 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
             let actionable: Vec<bool> =
                 traces.iter().zip(&acts_on[hi]).map(|(t, a)| t.onset.is_some() && t.multiple >= *a).collect();
             let within = Score::of_each(&traces, &m.outcomes[hi], |i| actionable[i]);
+            let steps_within = Score::of_each(&traces, &m.outcomes[hi], |i| {
+                actionable[i] && traces[i].family == Family::Step
+            });
             let _ = writeln!(
                 r,
-                "| {} | {} | {} of {} | {} | {} of {} | {} | {} | {} | {} |",
+                "| {} | {} | {} of {} | {} | {} of {} | {} | {} | {} | {} | {} |",
                 h.label(),
                 m.name,
                 bold(all.false_rollbacks.to_string()),
@@ -394,6 +398,7 @@ the regression, stopping at ln 100 (up to a 1 % chance of a false rollback per s
                 within.misses,
                 within.regressing,
                 fmt(steps.median()),
+                fmt(steps_within.median()),
                 fmt(ramps.median()),
                 bold(ratio),
                 fmt(incident.median())
@@ -816,12 +821,12 @@ the table is the report seeds {REPORT_SEEDS:?}, {per_family} soaks per family an
 /// From the bound to the CUSUM, one piece of knowledge taken away per rung, at every history
 /// length: each rung's threshold set on the calibration seeds, the table on the report seeds.
 /// Writes bench/ladder.md.
-fn bound_ladder(per_family: usize, out: &str) {
+fn bound_ladder(per_family: usize, seeds: &[u64], out: &str) {
     let started = Instant::now();
     let corpus = |seeds: &[u64]| -> Vec<Trace> {
         seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect()
     };
-    let (calibration, report) = (corpus(&CALIBRATION_SEEDS), corpus(&REPORT_SEEDS));
+    let (calibration, report) = (corpus(&CALIBRATION_SEEDS), corpus(seeds));
     let d = Cusum::from_rule(&RegressionRule::default());
     let (told_calibration, told_report) = (ladder::told(&calibration), ladder::told(&report));
     let mut r = String::new();
@@ -831,7 +836,7 @@ fn bound_ladder(per_family: usize, out: &str) {
         "From the clairvoyant bound to the operator's CUSUM, each rung knowing less than the one above it. The rungs in between know the onset and \
 the regression's multiple of every minute, and differ in the rate they multiply. Each gets the lowest threshold with no false rollback on the \
 calibration seeds {CALIBRATION_SEEDS:?} (a healthy soak is asked about a regression borrowed from a regressing soak), as the operator's threshold \
-was, and the cap on a bucket's step (of {:?}) that then catches their ramps soonest; the table is the report seeds {REPORT_SEEDS:?}, {} soaks. \"÷ above\" is the price of what that rung no longer knows. The CUSUM runs with \
+was, and the cap on a bucket's step (of {:?}) that then catches their ramps soonest; the table is seeds {seeds:?}, {} soaks. \"÷ above\" is the price of what that rung no longer knows. The CUSUM runs with \
 the defaults. Took {{took}} s.\n",
         ladder::CAPS,
         report.len()
