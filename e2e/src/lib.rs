@@ -113,7 +113,16 @@ impl Env {
     pub fn install_crd(&self) -> Result<()> {
         let crd = self.root.join("crds/maintenanceupgrades.yaml");
         self.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])?;
-        self.kubectl(&["wait", "--for=condition=Established", &format!("crd/{CRD}"), "--timeout=30s"])?;
+        // Polled, not `kubectl wait --for=condition=Established`: that fails at once ("accessor
+        // error: <nil>") when it reads a new CRD before its status has any condition.
+        let established = r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.kubectl(&["get", &format!("crd/{CRD}"), "-o", established])?.trim() != "True" {
+            if Instant::now() > deadline {
+                bail!("crd/{CRD} is not Established 30 s after it was applied");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Ok(())
     }
 
