@@ -11,6 +11,7 @@
 //! that regression on counts that have none.
 
 use super::corpus::Trace;
+use super::{Outcomes, Score};
 use maintenance_operator::crd::BaselineStatus;
 use maintenance_operator::detector::{Cusum, baseline_margin, inflation, llr, rate_at};
 
@@ -107,4 +108,46 @@ pub fn walk(
         (n, y, e0, e1, rows) = (0.0, 0.0, 0.0, 0.0, 0);
     }
     (alarm, peak)
+}
+
+/// One seed set at one history length: the soaks, their baselines and what each is told.
+pub struct Set<'a> {
+    pub traces: &'a [Trace],
+    pub baselines: &'a [BaselineStatus],
+    pub told: &'a [Told<'a>],
+}
+
+impl Set<'_> {
+    /// Each soak's rollback row under rung `k`.
+    pub fn run(&self, d: &Cusum, k: Knows, cap: f64, threshold: f64) -> Outcomes {
+        self.each(|t, b, told| walk(t, b, d, k, cap, told, threshold).0)
+    }
+
+    /// The lowest threshold with no false rollback here: just above the highest peak on a
+    /// healthy soak.
+    fn clean_threshold(&self, d: &Cusum, k: Knows, cap: f64) -> f64 {
+        let peaks =
+            self.each(|t, b, told| t.family.healthy().then(|| walk(t, b, d, k, cap, told, f64::INFINITY).1));
+        peaks.into_iter().flatten().fold(0.0f64, f64::max) + 1e-9
+    }
+
+    fn each<T>(&self, f: impl Fn(&Trace, &BaselineStatus, &Told) -> T) -> Vec<T> {
+        self.traces.iter().zip(self.baselines).zip(self.told).map(|((t, b), told)| f(t, b, told)).collect()
+    }
+}
+
+/// Rung `k`'s threshold and cap, set on `calibration` as the operator's were: for each cap the
+/// lowest threshold with no false rollback, and of those the pair that catches ramps soonest.
+pub fn calibrate(calibration: &Set, d: &Cusum, k: Knows) -> (f64, f64) {
+    let caps: &[f64] = if matches!(k, Knows::Exact) { &[f64::INFINITY] } else { &CAPS };
+    let ramps = |threshold: f64, cap: f64| {
+        let o = calibration.run(d, k, cap, threshold);
+        Score::of(calibration.traces, &o, |t| t.family.ramp()).median().unwrap_or(f64::INFINITY)
+    };
+    caps.iter()
+        .map(|&cap| (calibration.clean_threshold(d, k, cap), cap))
+        .map(|(threshold, cap)| (ramps(threshold, cap), threshold, cap))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, threshold, cap)| (threshold, cap))
+        .unwrap()
 }

@@ -858,46 +858,12 @@ the defaults. Took {{took}} s.\n",
             format!("{:.1}", 100f64.ln()),
             bound.clone(),
         )];
+        let set = |traces, baselines, told| ladder::Set { traces, baselines, told };
+        let (calibrating, reporting) =
+            (set(&calibration, &b_calibration, &told_calibration), set(&report, &b_report, &told_report));
         for (k, name) in ladder::RUNGS {
-            // The threshold: the highest peak on a healthy calibration soak. The cap: whichever
-            // then catches the calibration ramps soonest.
-            let threshold_for = |cap: f64| {
-                calibration
-                    .iter()
-                    .zip(&b_calibration)
-                    .zip(&told_calibration)
-                    .filter(|((t, _), _)| t.family.healthy())
-                    .map(|((t, b), told)| ladder::walk(t, b, &d, k, cap, told, f64::INFINITY).1)
-                    .fold(0.0f64, f64::max)
-                    + 1e-9
-            };
-            let run = |traces: &[Trace],
-                       baselines: &[BaselineStatus],
-                       told: &[ladder::Told],
-                       cap,
-                       threshold|
-             -> Outcomes {
-                traces
-                    .iter()
-                    .zip(baselines)
-                    .zip(told)
-                    .map(|((t, b), told)| ladder::walk(t, b, &d, k, cap, told, threshold).0)
-                    .collect()
-            };
-            let caps: &[f64] =
-                if matches!(k, ladder::Knows::Exact) { &[f64::INFINITY] } else { &ladder::CAPS };
-            let (cap, threshold) = caps
-                .iter()
-                .map(|&cap| (cap, threshold_for(cap)))
-                .min_by(|a, b| {
-                    let ramps_at = |(cap, threshold)| {
-                        let o = run(&calibration, &b_calibration, &told_calibration, cap, threshold);
-                        Score::of(&calibration, &o, |t| t.family.ramp()).median().unwrap_or(f64::INFINITY)
-                    };
-                    ramps_at(*a).total_cmp(&ramps_at(*b))
-                })
-                .unwrap();
-            let outcomes = run(&report, &b_report, &told_report, cap, threshold);
+            let (threshold, cap) = ladder::calibrate(&calibrating, &d, k);
+            let outcomes = reporting.run(&d, k, cap, threshold);
             let cap = if cap.is_finite() { format!(", cap {cap}") } else { String::new() };
             rows.push((name.into(), format!("{threshold:.1}{cap}"), outcomes));
         }
