@@ -71,7 +71,7 @@ pub struct Trace {
     pub change: usize,
     /// Row the regression starts at; None for healthy soaks.
     pub onset: Option<usize>,
-    /// Row the regression first reaches 1.5x (the default minimum effect).
+    /// Row the regression first reaches 1.5x: a fixed mark to count delays from as well.
     pub effect_at: Option<usize>,
     /// The final multiple of the regression (1 when healthy).
     pub multiple: f64,
