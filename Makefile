@@ -67,6 +67,15 @@ bench-detect-grid: ## Try other thresholds and caps, each at its own measured 7-
 bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment
 
+.PHONY: bench-detect-check
+bench-detect-check: ## The benchmark again on seeds 17-24 and 25-32, never tuned on either (writes bench/seeds-*/)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds 17-24 --out bench/seeds-17-24
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds 25-32 --out bench/seeds-25-32
+
+.PHONY: bench-detect-ramp
+bench-detect-ramp: ## Try a drift-aware test (a GLR over ramps) beside the CUSUM (writes bench/ramp.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --ramp-experiment
+
 .PHONY: bench-detect-ladder
 bench-detect-ladder: ## Where a ramp's delay goes, from the clairvoyant bound to the CUSUM (writes bench/ladder.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --bound-ladder
