@@ -430,6 +430,19 @@ mod tests {
         }
     }
 
+    /// The reconstruction in bench/: upgraded at 22:56 EDT, the window closing at 02:00 EDT.
+    #[test]
+    fn the_incident_is_rolled_back_inside_its_window() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/incident-2022-10-18.csv");
+        let rows = parse_trace(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        let o = replay(&rows, at("2022-10-19T02:56:00Z"), &RegressionRule::default()).unwrap();
+        assert_eq!(o.verdict, "rollback", "{}", o.reason);
+        let decided = o.decided_at.unwrap();
+        assert!(decided < at("2022-10-19T06:00:00Z"), "rolled back at {decided}, after the window");
+        assert!(o.suspect_at.is_some_and(|t| t < decided), "warned before the rollback");
+    }
+
     #[test]
     fn replay_decides_like_the_detector() {
         let mut text = String::from("ts,attempts,errors\n");
