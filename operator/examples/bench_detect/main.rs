@@ -238,7 +238,7 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--calibrate-floors") {
-        calibrate_floors(per_family, &rule, arg(&args, "--only"));
+        calibrate_floors(per_family, &rule, arg(&args, "--only"), &out);
         return;
     }
     if args.iter().any(|a| a == "--control-experiment") {
@@ -628,9 +628,11 @@ fn at_effect(d: &Cusum, rel: f64) -> Cusum {
 }
 
 /// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
-/// false rollback at all on the FLOOR_SEEDS soaks, the floor off. Printed for detector::reach.
-fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>) {
+/// false rollback at all on the FLOOR_SEEDS soaks, the floor off: for detector::reach, printed
+/// and kept in bench/floors.md.
+fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>, out: &str) {
     let started = Instant::now();
+    let mut report = String::new();
     let d = Cusum::from_rule(rule);
     let kept = floor_soaks(per_family, &d);
     eprintln!(
@@ -643,13 +645,14 @@ fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>
         // What still rolls back just below the floor: the soaks that set it.
         let lo = (floor - 0.05).max(FLOOR_FROM);
         let below = at_effect(&d, lo);
+        let mut setters = vec![];
         for k in &kept {
             let r = replay::run(&below, &k.baselines[hi], &k.soak);
             if r.rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
                 let b = &k.baselines[hi];
                 let soak = k.soak.iter().fold(Counts::default(), |a, r| a + r.1);
-                eprintln!(
-                    "  at {lo:.2}: {:?} at {:.1}/min, baseline {}/{} ({} hours), soak {}/{}, {:.1} h in: {}",
+                setters.push(format!(
+                    "at {lo:.2}: {:?} at {:.1}/min, baseline {}/{} ({} hours), soak {}/{}, {:.1} h in: {}",
                     k.family,
                     k.volume,
                     b.errors,
@@ -659,15 +662,32 @@ fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>
                     soak.attempts,
                     r.rollback.unwrap_or(0) as f64 / 60.0,
                     r.last.reason
-                );
+                ));
             }
         }
-        println!(
+        let line = format!(
             "{}: no false rollback in {} soaks from a minimum relative increase of {floor:.2} ({:.2}x)",
             h.label(),
             kept.len(),
             1.0 + floor
         );
+        println!("{line}");
+        report += &format!("- {line}; just below it, these roll back:\n");
+        for s in &setters {
+            eprintln!("  {s}");
+            report += &format!("  - {s}\n");
+        }
+    }
+    // A partial run (`--only`) or one with knobs leaves the record of the defaults alone.
+    if only.is_none() && *rule == RegressionRule::default() {
+        let head = format!(
+            "# The floors (`make bench-detect-floors`)\n\nThe smallest minimum effect with no false rollback on any soak of seeds \
+{FLOOR_SEEDS:?} (never the report's), per history length, with the defaults; detector::reach keeps them. Took {:.0} s.\n\n",
+            started.elapsed().as_secs_f64()
+        );
+        std::fs::create_dir_all(out).unwrap();
+        std::fs::write(format!("{out}/floors.md"), head + &report).unwrap();
+        eprintln!("wrote {out}/floors.md");
     }
 }
 
