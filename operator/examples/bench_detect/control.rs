@@ -13,7 +13,8 @@
 //! bound on the canary.
 
 use super::corpus::{Family, HISTORY_MIN, Trace};
-use super::{Outcomes, Score, earliest, fmt, rivals, smallest_clean};
+use super::floors::smallest_clean;
+use super::{Outcomes, Score, earliest, fmt, rivals};
 use chrono::{DateTime, Utc};
 use maintenance_operator::detector::{Counts, Cusum, fit_baseline, llr};
 use maintenance_operator::replay;

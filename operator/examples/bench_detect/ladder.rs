@@ -10,10 +10,13 @@
 //! soak of the same seeds (its onset and multiples): a false rollback is the test favouring
 //! that regression on counts that have none.
 
-use super::corpus::Trace;
-use super::{Outcomes, Score};
-use maintenance_operator::crd::BaselineStatus;
+use super::corpus::{self, Family, Trace};
+use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, Score, fmt, rivals};
+use maintenance_operator::crd::{BaselineStatus, RegressionRule};
 use maintenance_operator::detector::{Cusum, baseline_margin, inflation, llr, rate_at};
+use maintenance_operator::replay;
+use std::fmt::Write as _;
+use std::time::Instant;
 
 /// What a rung takes the rate without the regression to be.
 #[derive(Clone, Copy)]
@@ -150,4 +153,86 @@ pub fn calibrate(calibration: &Set, d: &Cusum, k: Knows) -> (f64, f64) {
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, threshold, cap)| (threshold, cap))
         .unwrap()
+}
+
+/// From the bound to the CUSUM, one piece of knowledge taken away per rung, at every history
+/// length: each rung's threshold set on the calibration seeds, the table on the report seeds.
+/// Writes bench/ladder.md.
+pub fn report(per_family: usize, seeds: &[u64], out: &str) {
+    let started = Instant::now();
+    let corpus = |seeds: &[u64]| -> Vec<Trace> {
+        seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect()
+    };
+    let (calibration, report) = (corpus(&CALIBRATION_SEEDS), corpus(seeds));
+    let d = Cusum::from_rule(&RegressionRule::default());
+    let (told_calibration, told_report) = (told(&calibration), told(&report));
+    let mut r = String::new();
+    let _ = writeln!(r, "# Where a ramp's delay goes (`make bench-detect-ladder`)\n");
+    let _ = writeln!(
+        r,
+        "From the clairvoyant bound to the operator's CUSUM, each rung knowing less than the one above it. The rungs in between know the onset and \
+the regression's multiple of every minute, and differ in the rate they multiply. Each gets the lowest threshold with no false rollback on the \
+calibration seeds {CALIBRATION_SEEDS:?} (a healthy soak is asked about a regression borrowed from a regressing soak), as the operator's threshold \
+was, and the cap on a bucket's step (of {:?}) that then catches their ramps soonest; the table is seeds {seeds:?}, {} soaks. \"÷ above\" is the price of what that rung no longer knows. The CUSUM runs with \
+the defaults. Took {{took}} s.\n",
+        CAPS,
+        report.len()
+    );
+    let _ = writeln!(
+        r,
+        "| history | the rate it knows | threshold, cap | false rollbacks | misses | step median (h) | ramp median (h) | ÷ bound | ÷ above |"
+    );
+    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let bound: Outcomes = report.iter().map(rivals::oracle).collect();
+    let ramps = |o: &Outcomes| Score::of(&report, o, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
+    let bound_ramps = ramps(&bound);
+    for h in HISTORIES {
+        let fitted =
+            |traces: &[Trace]| -> Vec<BaselineStatus> { traces.iter().map(|t| h.baseline(t, &d)).collect() };
+        let (b_calibration, b_report) = (fitted(&calibration), fitted(&report));
+        let mut rows: Vec<(String, String, Outcomes)> = vec![(
+            "the bound: the exact rate of every minute, stopping at ln 100".into(),
+            format!("{:.1}", 100f64.ln()),
+            bound.clone(),
+        )];
+        let set = |traces, baselines, told| Set { traces, baselines, told };
+        let (calibrating, reporting) =
+            (set(&calibration, &b_calibration, &told_calibration), set(&report, &b_report, &told_report));
+        for (k, name) in RUNGS {
+            let (threshold, cap) = calibrate(&calibrating, &d, k);
+            let outcomes = reporting.run(&d, k, cap, threshold);
+            let cap = if cap.is_finite() { format!(", cap {cap}") } else { String::new() };
+            rows.push((name.into(), format!("{threshold:.1}{cap}"), outcomes));
+        }
+        let (threshold, cap) = b_report.first().map(|b| d.limits(b)).unwrap_or_default();
+        rows.push((
+            "the operator's CUSUM: neither the onset nor the multiple known, judged against its minimum effect".into(),
+            format!("{threshold}, cap {cap}"),
+            report.iter().zip(&b_report).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect(),
+        ));
+        let mut above = bound_ramps;
+        for (name, threshold, o) in &rows {
+            let all = Score::of(&report, o, |_| true);
+            let steps = Score::of(&report, o, |t| t.family == Family::Step);
+            let _ = writeln!(
+                r,
+                "| {} | {name} | {threshold} | {} of {} | {} | {} | {:.1} | {:.2} | {:.2} |",
+                h.short(),
+                all.false_rollbacks,
+                all.healthy,
+                all.misses(),
+                fmt(steps.median()),
+                ramps(o),
+                ramps(o) / bound_ramps,
+                ramps(o) / above
+            );
+            above = ramps(o);
+        }
+        eprintln!("history {} done at {:.1}s", h.short(), started.elapsed().as_secs_f64());
+    }
+    let r = r.replace("{took}", &format!("{:.0}", started.elapsed().as_secs_f64()));
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(format!("{out}/ladder.md"), &r).unwrap();
+    print!("{r}");
+    eprintln!("wrote {out}/ladder.md");
 }

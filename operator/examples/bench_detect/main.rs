@@ -6,9 +6,10 @@
 //! The report runs on seeds never used while tuning (`--seeds report`, the default);
 //! `--seeds calibrate` runs the seeds that tuning may look at.
 //! `--calibrate-floors` measures, on seeds 1–16 (never the report's), the smallest minimum effect
-//! each history length supports (detector::reach).
-//! `--grid` measures other thresholds and caps the same way, each at its own 7-day floor.
-//! `--ramp-experiment` tries a GLR over ramps beside the CUSUM, its threshold set on the calibration seeds (ramp.rs).
+//! each history length supports (detector::reach; floors.rs).
+//! `--grid` measures other thresholds and caps the same way, each at its own 7-day floor (grid.rs).
+//! `--ramp-experiment` tries a GLR over ramps beside the CUSUM (ramp.rs).
+//! `--seeds A-B` runs further seeds (written to target/ unless `--out` says where).
 //! `--control-experiment` tries a concurrent control on canary soaks (control.rs).
 //! `--bound-ladder` measures where a ramp's delay goes between the bound and the CUSUM (ladder.rs).
 //! `--ours-only` skips the other rules (for quick runs while tuning).
@@ -16,16 +17,17 @@
 
 mod control;
 mod corpus;
+mod floors;
+mod grid;
 mod ladder;
 mod misses;
 mod plot;
 mod ramp;
 mod rivals;
 
-use chrono::{DateTime, Utc};
 use corpus::{FAMILIES, Family, SOAK_MIN, Trace};
 use maintenance_operator::crd::{BaselineSpec, BaselineStatus, RegressionRule, Verdict};
-use maintenance_operator::detector::{Counts, Cusum, fit_baseline, observe_baseline};
+use maintenance_operator::detector::{Cusum, fit_baseline, observe_baseline};
 use maintenance_operator::replay;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -234,11 +236,11 @@ fn main() {
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
         .collect();
     if args.iter().any(|a| a == "--grid") {
-        grid(per_family, &rule, &out);
+        grid::grid(per_family, &rule, &out);
         return;
     }
     if args.iter().any(|a| a == "--calibrate-floors") {
-        calibrate_floors(per_family, &rule, arg(&args, "--only"), &out);
+        floors::calibrate_floors(per_family, &rule, arg(&args, "--only"), &out);
         return;
     }
     if args.iter().any(|a| a == "--control-experiment") {
@@ -246,12 +248,12 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--ramp-experiment") {
-        ramp_experiment(per_family, &out);
+        ramp::experiment(per_family, &out);
         return;
     }
     if args.iter().any(|a| a == "--bound-ladder") {
         assert!(!calibrating, "the ladder is set on the calibration seeds and scored on others");
-        bound_ladder(per_family, seeds, &out);
+        ladder::report(per_family, seeds, &out);
         return;
     }
     let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
@@ -542,322 +544,6 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
     )
 }
 
-/// Seeds the floors are measured on: a floor with no false rollback on N soaks still lets about
-/// one in N through, so it needs many more soaks than the report has. Never the report seeds.
-const FLOOR_SEEDS: std::ops::RangeInclusive<u64> = 1..=16;
-
-/// The smallest value on a 0.05 grid from `lo` to `hi` that `clean` accepts (`hi` is assumed
-/// clean; a value is clean when no healthy soak rolls back, so cleanliness rises with it).
-pub fn smallest_clean(mut lo: f64, mut hi: f64, mut clean: impl FnMut(f64) -> bool) -> f64 {
-    if clean(lo) {
-        return lo;
-    }
-    while hi - lo > 0.05 + 1e-9 {
-        let mid = ((lo + hi) / 2.0 / 0.05).round() * 0.05;
-        if clean(mid) { hi = mid } else { lo = mid }
-    }
-    hi
-}
-
-/// The smallest minimum effect the floor search tries (1.25x): below the rule's default, so
-/// that a floor under the default is found too.
-const FLOOR_FROM: f64 = 0.25;
-
-/// What the floor calibration keeps of one soak: its baselines at every history length and the soak.
-struct Kept {
-    baselines: Vec<BaselineStatus>,
-    soak: Vec<replay::Row>,
-    onset: Option<usize>,
-    family: Family,
-    volume: f64,
-}
-
-/// The FLOOR_SEEDS soaks with their baselines fitted once at every history length, on two
-/// threads (the machine has two cores), each a share of the seeds.
-fn floor_soaks(per_family: usize, d: &Cusum) -> Vec<Kept> {
-    let seeds: Vec<u64> = FLOOR_SEEDS.collect();
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = seeds
-            .chunks(seeds.len().div_ceil(2))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .flat_map(|seed| corpus::corpus(*seed, per_family, false))
-                        .map(|t| Kept {
-                            baselines: HISTORIES.iter().map(|h| h.baseline(&t, d)).collect(),
-                            soak: t.soak().to_vec(),
-                            onset: t.onset.map(|o| o - t.change),
-                            family: t.family,
-                            volume: t.volume,
-                        })
-                        .collect::<Vec<Kept>>()
-                })
-            })
-            .collect();
-        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
-    })
-}
-
-/// Whether `d` rolls back none of the soaks before a regression, at history length `hi`. On
-/// both cores; stops at the first false rollback, so most candidates fail early.
-fn clean_on(kept: &[Kept], hi: usize, d: &Cusum) -> bool {
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        for part in kept.chunks(kept.len().div_ceil(2)) {
-            let failed = &failed;
-            scope.spawn(move || {
-                for k in part {
-                    if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                        return;
-                    }
-                    let rollback = replay::run(d, &k.baselines[hi], &k.soak).rollback;
-                    if rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    !failed.into_inner()
-}
-
-/// The detector with the floor off and the minimum effect `rel`: what the floor search varies.
-fn at_effect(d: &Cusum, rel: f64) -> Cusum {
-    Cusum { min_relative_increase: rel, history_floor: false, ..d.clone() }
-}
-
-/// For each history length (`--only` one of them): the smallest minimum effect (to 0.05) with no
-/// false rollback at all on the FLOOR_SEEDS soaks, the floor off: for detector::reach, printed
-/// and kept in bench/floors.md.
-fn calibrate_floors(per_family: usize, rule: &RegressionRule, only: Option<&str>, out: &str) {
-    let started = Instant::now();
-    let mut report = String::new();
-    let d = Cusum::from_rule(rule);
-    let kept = floor_soaks(per_family, &d);
-    eprintln!(
-        "{} soaks from seeds {FLOOR_SEEDS:?}, fitted in {:.0}s",
-        kept.len(),
-        started.elapsed().as_secs_f64()
-    );
-    for (hi, h) in HISTORIES.iter().enumerate().filter(|(_, h)| only.is_none_or(|o| o == h.short())) {
-        let floor = smallest_clean(FLOOR_FROM, 16.0, |rel| clean_on(&kept, hi, &at_effect(&d, rel)));
-        // What still rolls back just below the floor: the soaks that set it.
-        let lo = (floor - 0.05).max(FLOOR_FROM);
-        let below = at_effect(&d, lo);
-        let mut setters = vec![];
-        for k in &kept {
-            let r = replay::run(&below, &k.baselines[hi], &k.soak);
-            if r.rollback.is_some_and(|at| k.onset.is_none_or(|o| at < o)) {
-                let b = &k.baselines[hi];
-                let soak = k.soak.iter().fold(Counts::default(), |a, r| a + r.1);
-                setters.push(format!(
-                    "at {lo:.2}: {:?} at {:.1}/min, baseline {}/{} ({} hours), soak {}/{}, {:.1} h in: {}",
-                    k.family,
-                    k.volume,
-                    b.errors,
-                    b.attempts,
-                    b.hourly.len(),
-                    soak.errors,
-                    soak.attempts,
-                    r.rollback.unwrap_or(0) as f64 / 60.0,
-                    r.last.reason
-                ));
-            }
-        }
-        let line = format!(
-            "{}: no false rollback in {} soaks from a minimum relative increase of {floor:.2} ({:.2}x)",
-            h.label(),
-            kept.len(),
-            1.0 + floor
-        );
-        println!("{line}");
-        report += &format!("- {line}; just below it, these roll back:\n");
-        for s in &setters {
-            eprintln!("  {s}");
-            report += &format!("  - {s}\n");
-        }
-    }
-    // A partial run (`--only`) or one with knobs leaves the record of the defaults alone.
-    if only.is_none() && *rule == RegressionRule::default() {
-        let head = format!(
-            "# The floors (`make bench-detect-floors`)\n\nThe smallest minimum effect with no false rollback on any soak of seeds \
-{FLOOR_SEEDS:?} (never the report's), per history length, with the defaults; detector::reach keeps them. Took {:.0} s.\n\n",
-            started.elapsed().as_secs_f64()
-        );
-        std::fs::create_dir_all(out).unwrap();
-        std::fs::write(format!("{out}/floors.md"), head + &report).unwrap();
-        eprintln!("wrote {out}/floors.md");
-    }
-}
-
-/// (threshold, cap on one bucket's step) pairs `--grid` tries; the first is the default against a
-/// week of history, the second the one shorter baselines keep. At threshold ÷ cap = 6, a step is
-/// caught an hour after it starts at the earliest.
-const GRID: [(f64, f64); 16] = [
-    (10.5, 1.5),
-    (12.0, 2.0),
-    (8.0, 1.0),
-    (8.0, 1.33),
-    (10.0, 1.25),
-    (10.0, 1.67),
-    (16.0, 2.0),
-    (16.0, 2.67),
-    (20.0, 3.33),
-    (11.0, 2.0),
-    (11.0, 1.83),
-    (10.0, 2.0),
-    (12.0, 2.4),
-    (12.0, 1.71),
-    (9.0, 1.29),
-    (11.0, 1.57),
-];
-
-/// When the detector rolls the incident trace back (`make replay-incident`), as hh:mm UTC.
-fn incident_rollback(d: &Cusum) -> String {
-    let rows = replay::parse_trace(&corpus::incident_trace()).expect("the incident trace parses");
-    let change = DateTime::parse_from_rfc3339(corpus::INCIDENT_CHANGE).unwrap().with_timezone(&Utc);
-    let outcome =
-        replay::replay_with(&rows, change, d).expect("the incident trace has both sides of its change");
-    outcome.decided_at.map_or_else(|| "none".into(), |t| t.format("%H:%M").to_string())
-}
-
-/// `--grid`: whether another threshold and cap would serve better. For each pair, the 7-day
-/// floor is measured on the floor seeds as `--calibrate-floors` does, and the detector at that
-/// floor is scored on the calibration seeds. Writes grid.md.
-fn grid(per_family: usize, rule: &RegressionRule, out: &str) {
-    let started = Instant::now();
-    let default = Cusum::from_rule(rule);
-    let kept = floor_soaks(per_family, &default);
-    let week = HISTORIES.len() - 1;
-    // The calibration seeds are among the floor seeds, but the scores need their traces; fitting
-    // their week again takes 3 s.
-    let traces: Vec<Trace> =
-        CALIBRATION_SEEDS.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
-    let baselines: Vec<BaselineStatus> =
-        traces.iter().map(|t| HISTORIES[week].baseline(t, &default)).collect();
-    let bound: Outcomes = traces.iter().map(rivals::oracle).collect();
-    let bound_ramps = Score::of(&traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
-    let mut r = String::new();
-    let _ = writeln!(r, "# Threshold and cap (`make bench-detect-grid`)\n");
-    let _ = writeln!(
-        r,
-        "For each pair, the 7-day floor: the smallest minimum effect with no false rollback on the {} soaks of seeds {FLOOR_SEEDS:?}. \
-Then the detector at that floor, on the {} soaks of the calibration seeds {CALIBRATION_SEEDS:?} with 7 days of history. The first row is the default against a week of history, the second the pair shorter baselines keep.\n",
-        kept.len(),
-        traces.len()
-    );
-    let _ = writeln!(
-        r,
-        "| threshold | cap | 7-day floor | misses | step median (h) | ramp median (h) | ramps / bound | 31 h ramp (h) | the incident rolled back (UTC; the window closed 06:00) |"
-    );
-    let _ = writeln!(r, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (threshold, cap) in GRID {
-        let d = Cusum { threshold, max_increment: cap, with_a_week: None, ..default.clone() };
-        let floor = smallest_clean(FLOOR_FROM, 16.0, |rel| clean_on(&kept, week, &at_effect(&d, rel)));
-        let d = at_effect(&d, floor);
-        let runs: Outcomes =
-            traces.iter().zip(&baselines).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect();
-        let all = Score::of(&traces, &runs, |_| true);
-        let steps = Score::of(&traces, &runs, |t| t.family == Family::Step).median();
-        let ramps = Score::of(&traces, &runs, |t| t.family.ramp()).median();
-        let incident = Score::of(&traces, &runs, |t| t.family == Family::Ramp31h).median();
-        let _ = writeln!(
-            r,
-            "| {threshold} | {cap} | {:.2}x | {} | {} | {} | {:.2} | {} | {} |",
-            1.0 + floor,
-            all.misses(),
-            fmt(steps),
-            fmt(ramps),
-            ramps.unwrap_or(f64::NAN) / bound_ramps,
-            fmt(incident),
-            incident_rollback(&d)
-        );
-        eprintln!("threshold {threshold}, cap {cap} done at {:.0}s", started.elapsed().as_secs_f64());
-    }
-    let _ = writeln!(r, "\nTook {:.0} s.", started.elapsed().as_secs_f64());
-    std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/grid.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/grid.md");
-}
-
-/// The ramp GLR beside the CUSUM at 7 days of history, as the largest ratio over the ramps
-/// and as their mixture. Each threshold is the lowest (in steps of 1) with no false rollback
-/// of the two together on the calibration seeds; then all are scored on the report seeds and
-/// on seeds 17–24 and 25–32 against the CUSUM alone. Writes bench/ramp.md.
-fn ramp_experiment(per_family: usize, out: &str) {
-    let started = Instant::now();
-    let d = Cusum::from_rule(&RegressionRule::default());
-    let h = HISTORIES[4];
-    let sets: [Vec<u64>; 4] =
-        [CALIBRATION_SEEDS.to_vec(), REPORT_SEEDS.to_vec(), (17..=24).collect(), (25..=32).collect()];
-    let mut thresholds: [Option<f64>; 2] = [None, None];
-    let mut r = String::new();
-    let _ = writeln!(r, "# A drift-aware test beside the CUSUM (`make bench-detect-ramp`)\n");
-    let _ = writeln!(
-        r,
-        "At 7 days of history, defaults. The ramp GLR (ramp.rs): linear ramps with the onset on an hourly grid since the change and the rate \
-doubling in 1–64 h, counted once a ramp predicts at least the minimum effect; as the largest ratio, or as the mixture over the ramps. Each \
-threshold is the lowest (in steps of 1) with no false rollback of it and the CUSUM together on the calibration seeds {CALIBRATION_SEEDS:?}; \
-the other seed sets were never tuned on. {per_family} soaks per family and seed. Took {{took}} s.\n"
-    );
-    let _ = writeln!(
-        r,
-        "| seeds | detector | false rollbacks | misses | step median (h) | ramp median (h) | ramps ÷ bound |"
-    );
-    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|");
-    for seeds in &sets {
-        let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
-        let baselines: Vec<BaselineStatus> = traces.iter().map(|t| h.baseline(t, &d)).collect();
-        let cusum: Outcomes =
-            traces.iter().zip(&baselines).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect();
-        let bound: Outcomes = traces.iter().map(rivals::oracle).collect();
-        let bound_ramps = Score::of(&traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
-        let label = format!("{}–{}", seeds[0], seeds[seeds.len() - 1]);
-        let mut row = |name: &str, o: &Outcomes| {
-            let all = Score::of(&traces, o, |_| true);
-            let steps = Score::of(&traces, o, |t| t.family == Family::Step);
-            let ramps = Score::of(&traces, o, |t| t.family.ramp());
-            let _ = writeln!(
-                r,
-                "| {label} | {name} | {} | {} | {} | {} | {:.2} |",
-                all.false_rollbacks(),
-                all.misses(),
-                fmt(steps.median()),
-                fmt(ramps.median()),
-                ramps.median().unwrap_or(f64::NAN) / bound_ramps
-            );
-        };
-        row("CUSUM alone", &cusum);
-        for (mixture, threshold) in [false, true].into_iter().zip(thresholds.iter_mut()) {
-            let ramp_at = |threshold: f64| -> Outcomes {
-                traces
-                    .iter()
-                    .zip(&baselines)
-                    .map(|(t, b)| ramp::first_alarm(&d, b, t.soak(), threshold, mixture))
-                    .collect()
-            };
-            let t = *threshold.get_or_insert_with(|| {
-                (4..=60)
-                    .map(f64::from)
-                    .find(|&t| {
-                        Score::of(&traces, &earliest(&cusum, &ramp_at(t)), |_| true).false_rollbacks == 0
-                    })
-                    .unwrap_or(60.0)
-            });
-            let name = if mixture { "mixture over the ramps" } else { "ramp GLR" };
-            row(&format!("CUSUM or {name} (threshold {t})"), &earliest(&cusum, &ramp_at(t)));
-        }
-        eprintln!("seeds {label} done at {:.0}s", started.elapsed().as_secs_f64());
-    }
-    let r = r.replace("{took}", &format!("{:.0}", started.elapsed().as_secs_f64()));
-    std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/ramp.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/ramp.md");
-}
-
 /// The concurrent control on canary soaks: its minimum effects measured on the calibration
 /// seeds, then every method scored on the report seeds. Writes bench/control.md.
 fn control_experiment(per_family: usize, out: &str) {
@@ -882,86 +568,4 @@ the table is the report seeds {REPORT_SEEDS:?}, {per_family} soaks per family an
     std::fs::write(format!("{out}/control.md"), &r).unwrap();
     print!("{r}");
     eprintln!("wrote {out}/control.md");
-}
-
-/// From the bound to the CUSUM, one piece of knowledge taken away per rung, at every history
-/// length: each rung's threshold set on the calibration seeds, the table on the report seeds.
-/// Writes bench/ladder.md.
-fn bound_ladder(per_family: usize, seeds: &[u64], out: &str) {
-    let started = Instant::now();
-    let corpus = |seeds: &[u64]| -> Vec<Trace> {
-        seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect()
-    };
-    let (calibration, report) = (corpus(&CALIBRATION_SEEDS), corpus(seeds));
-    let d = Cusum::from_rule(&RegressionRule::default());
-    let (told_calibration, told_report) = (ladder::told(&calibration), ladder::told(&report));
-    let mut r = String::new();
-    let _ = writeln!(r, "# Where a ramp's delay goes (`make bench-detect-ladder`)\n");
-    let _ = writeln!(
-        r,
-        "From the clairvoyant bound to the operator's CUSUM, each rung knowing less than the one above it. The rungs in between know the onset and \
-the regression's multiple of every minute, and differ in the rate they multiply. Each gets the lowest threshold with no false rollback on the \
-calibration seeds {CALIBRATION_SEEDS:?} (a healthy soak is asked about a regression borrowed from a regressing soak), as the operator's threshold \
-was, and the cap on a bucket's step (of {:?}) that then catches their ramps soonest; the table is seeds {seeds:?}, {} soaks. \"÷ above\" is the price of what that rung no longer knows. The CUSUM runs with \
-the defaults. Took {{took}} s.\n",
-        ladder::CAPS,
-        report.len()
-    );
-    let _ = writeln!(
-        r,
-        "| history | the rate it knows | threshold, cap | false rollbacks | misses | step median (h) | ramp median (h) | ÷ bound | ÷ above |"
-    );
-    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let bound: Outcomes = report.iter().map(rivals::oracle).collect();
-    let ramps = |o: &Outcomes| Score::of(&report, o, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
-    let bound_ramps = ramps(&bound);
-    for h in HISTORIES {
-        let fitted =
-            |traces: &[Trace]| -> Vec<BaselineStatus> { traces.iter().map(|t| h.baseline(t, &d)).collect() };
-        let (b_calibration, b_report) = (fitted(&calibration), fitted(&report));
-        let mut rows: Vec<(String, String, Outcomes)> = vec![(
-            "the bound: the exact rate of every minute, stopping at ln 100".into(),
-            format!("{:.1}", 100f64.ln()),
-            bound.clone(),
-        )];
-        let set = |traces, baselines, told| ladder::Set { traces, baselines, told };
-        let (calibrating, reporting) =
-            (set(&calibration, &b_calibration, &told_calibration), set(&report, &b_report, &told_report));
-        for (k, name) in ladder::RUNGS {
-            let (threshold, cap) = ladder::calibrate(&calibrating, &d, k);
-            let outcomes = reporting.run(&d, k, cap, threshold);
-            let cap = if cap.is_finite() { format!(", cap {cap}") } else { String::new() };
-            rows.push((name.into(), format!("{threshold:.1}{cap}"), outcomes));
-        }
-        let (threshold, cap) = b_report.first().map(|b| d.limits(b)).unwrap_or_default();
-        rows.push((
-            "the operator's CUSUM: neither the onset nor the multiple known, judged against its minimum effect".into(),
-            format!("{threshold}, cap {cap}"),
-            report.iter().zip(&b_report).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect(),
-        ));
-        let mut above = bound_ramps;
-        for (name, threshold, o) in &rows {
-            let all = Score::of(&report, o, |_| true);
-            let steps = Score::of(&report, o, |t| t.family == Family::Step);
-            let _ = writeln!(
-                r,
-                "| {} | {name} | {threshold} | {} of {} | {} | {} | {:.1} | {:.2} | {:.2} |",
-                h.short(),
-                all.false_rollbacks,
-                all.healthy,
-                all.misses(),
-                fmt(steps.median()),
-                ramps(o),
-                ramps(o) / bound_ramps,
-                ramps(o) / above
-            );
-            above = ramps(o);
-        }
-        eprintln!("history {} done at {:.1}s", h.short(), started.elapsed().as_secs_f64());
-    }
-    let r = r.replace("{took}", &format!("{:.0}", started.elapsed().as_secs_f64()));
-    std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/ladder.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/ladder.md");
 }
