@@ -4,7 +4,8 @@
 //! slope s (the rate doubling in 1 to 64 hours), capped at 5x; the statistic is the largest
 //! log-likelihood ratio among the ramps whose multiple at the decision time is at least the
 //! minimum effect (a ramp that still predicts less is no regression yet). `--ramp-experiment`
-//! compares it with the CUSUM alone, at 7 days of history.
+//! (`make bench-detect-ramp`) compares it with the CUSUM alone, at 7 days of history, and
+//! writes bench/ramp.md.
 
 use super::corpus::{self, Family, Trace};
 use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, REPORT_SEEDS, Score, earliest, fmt, rivals};
