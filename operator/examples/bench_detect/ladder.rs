@@ -216,10 +216,9 @@ the defaults. Took {{took}} s.\n",
             let steps = Score::of(&report, o, |t| t.family == Family::Step);
             let _ = writeln!(
                 r,
-                "| {} | {name} | {threshold} | {} of {} | {} | {} | {:.1} | {:.2} | {:.2} |",
+                "| {} | {name} | {threshold} | {} | {} | {} | {:.1} | {:.2} | {:.2} |",
                 h.short(),
-                all.false_rollbacks,
-                all.healthy,
+                all.false_rollbacks(),
                 all.misses(),
                 fmt(steps.median()),
                 ramps(o),
