@@ -118,6 +118,11 @@ pub fn corpus(seed: u64, per_family: usize, keep_shape: bool) -> Vec<Trace> {
         .collect()
 }
 
+/// The corpora of `seeds`, one after another.
+pub fn of_seeds(seeds: &[u64], per_family: usize, keep_shape: bool) -> Vec<Trace> {
+    seeds.iter().flat_map(|s| corpus(*s, per_family, keep_shape)).collect()
+}
+
 /// Multiplies `v[at..at + len]` (clipped to the end) by `k`.
 fn scale(v: &mut [f64], at: usize, len: usize, k: f64) {
     let end = (at + len).min(v.len());

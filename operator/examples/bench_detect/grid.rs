@@ -3,7 +3,7 @@
 
 use super::corpus::{self, Family, Trace};
 use super::floors::{FLOOR_FROM, FLOOR_SEEDS, at_effect, clean_on, floor_soaks, smallest_clean};
-use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, Score, fmt, rivals};
+use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, Score, fmt, rivals, write_report};
 use chrono::{DateTime, Utc};
 use maintenance_operator::crd::{BaselineStatus, RegressionRule};
 use maintenance_operator::detector::Cusum;
@@ -52,8 +52,7 @@ pub fn grid(per_family: usize, rule: &RegressionRule, out: &str) {
     let week = HISTORIES.len() - 1;
     // The calibration seeds are among the floor seeds, but the scores need their traces; fitting
     // their week again takes 3 s.
-    let traces: Vec<Trace> =
-        CALIBRATION_SEEDS.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
+    let traces: Vec<Trace> = corpus::of_seeds(&CALIBRATION_SEEDS, per_family, false);
     let baselines: Vec<BaselineStatus> =
         traces.iter().map(|t| HISTORIES[week].baseline(t, &default)).collect();
     let bound: Outcomes = traces.iter().map(rivals::oracle).collect();
@@ -96,8 +95,5 @@ Then the detector at that floor, on the {} soaks of the calibration seeds {CALIB
         eprintln!("threshold {threshold}, cap {cap} done at {:.0}s", started.elapsed().as_secs_f64());
     }
     let _ = writeln!(r, "\nTook {:.0} s.", started.elapsed().as_secs_f64());
-    std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/grid.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/grid.md");
+    write_report(out, "grid.md", &r);
 }

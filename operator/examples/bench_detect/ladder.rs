@@ -11,7 +11,7 @@
 //! that regression on counts that have none.
 
 use super::corpus::{self, Family, Trace};
-use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, Score, fmt, rivals};
+use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, Score, fmt, rivals, write_report};
 use maintenance_operator::crd::{BaselineStatus, RegressionRule};
 use maintenance_operator::detector::{Cusum, baseline_margin, inflation, llr, rate_at};
 use maintenance_operator::replay;
@@ -160,10 +160,8 @@ pub fn calibrate(calibration: &Set, d: &Cusum, k: Knows) -> (f64, f64) {
 /// Writes bench/ladder.md.
 pub fn report(per_family: usize, seeds: &[u64], out: &str) {
     let started = Instant::now();
-    let corpus = |seeds: &[u64]| -> Vec<Trace> {
-        seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect()
-    };
-    let (calibration, report) = (corpus(&CALIBRATION_SEEDS), corpus(seeds));
+    let (calibration, report) =
+        (corpus::of_seeds(&CALIBRATION_SEEDS, per_family, false), corpus::of_seeds(seeds, per_family, false));
     let d = Cusum::from_rule(&RegressionRule::default());
     let (told_calibration, told_report) = (told(&calibration), told(&report));
     let mut r = String::new();
@@ -230,8 +228,5 @@ the defaults. Took {{took}} s.\n",
         eprintln!("history {} done at {:.1}s", h.short(), started.elapsed().as_secs_f64());
     }
     let r = r.replace("{took}", &format!("{:.0}", started.elapsed().as_secs_f64()));
-    std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/ladder.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/ladder.md");
+    write_report(out, "ladder.md", &r);
 }

@@ -256,7 +256,7 @@ fn main() {
         ladder::report(per_family, seeds, &out);
         return;
     }
-    let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
+    let traces = corpus::of_seeds(seeds, per_family, false);
     eprintln!("generated {} traces in {:.1}s", traces.len(), started.elapsed().as_secs_f64());
 
     let cusum = Cusum::from_rule(&rule);
@@ -548,11 +548,12 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
 /// seeds, then every method scored on the report seeds. Writes bench/control.md.
 fn control_experiment(per_family: usize, out: &str) {
     let started = Instant::now();
-    let corpus = |seeds: &[u64]| -> Vec<Trace> {
-        seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, true)).collect()
-    };
     let d = Cusum::from_rule(&RegressionRule::default());
-    let table = control::experiment(&corpus(&CALIBRATION_SEEDS), &corpus(&REPORT_SEEDS), &d);
+    let (calibration, report) = (
+        corpus::of_seeds(&CALIBRATION_SEEDS, per_family, true),
+        corpus::of_seeds(&REPORT_SEEDS, per_family, true),
+    );
+    let table = control::experiment(&calibration, &report, &d);
     let mut r = String::new();
     let _ = writeln!(r, "# A concurrent control on canary soaks (`make bench-detect-control`)\n");
     let _ = writeln!(
@@ -564,8 +565,13 @@ the table is the report seeds {REPORT_SEEDS:?}, {per_family} soaks per family an
         started.elapsed().as_secs_f64()
     );
     r += &table;
+    write_report(out, "control.md", &r);
+}
+
+/// Writes an experiment's report to `out/file`, and prints it.
+fn write_report(out: &str, file: &str, report: &str) {
     std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/control.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/control.md");
+    std::fs::write(format!("{out}/{file}"), report).unwrap();
+    print!("{report}");
+    eprintln!("wrote {out}/{file}");
 }

@@ -7,8 +7,10 @@
 //! (`make bench-detect-ramp`) compares it with the CUSUM alone, at 7 days of history, and
 //! writes bench/ramp.md.
 
-use super::corpus::{self, Family, Trace};
-use super::{CALIBRATION_SEEDS, HISTORIES, Outcomes, REPORT_SEEDS, Score, earliest, fmt, rivals};
+use super::corpus::{self, Family};
+use super::{
+    CALIBRATION_SEEDS, HISTORIES, Outcomes, REPORT_SEEDS, Score, earliest, fmt, rivals, write_report,
+};
 use chrono::{DateTime, Duration, Utc};
 use maintenance_operator::crd::{BaselineStatus, RegressionRule};
 use maintenance_operator::detector::{Counts, Cusum, baseline_margin, inflation, llr, rate_at};
@@ -99,7 +101,7 @@ the other seed sets were never tuned on. {per_family} soaks per family and seed.
     );
     let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|");
     for seeds in &sets {
-        let traces: Vec<Trace> = seeds.iter().flat_map(|s| corpus::corpus(*s, per_family, false)).collect();
+        let traces = corpus::of_seeds(seeds, per_family, false);
         let baselines: Vec<BaselineStatus> = traces.iter().map(|t| h.baseline(t, &d)).collect();
         let cusum: Outcomes =
             traces.iter().zip(&baselines).map(|(t, b)| replay::run(&d, b, t.soak()).rollback).collect();
@@ -143,8 +145,5 @@ the other seed sets were never tuned on. {per_family} soaks per family and seed.
         eprintln!("seeds {label} done at {:.0}s", started.elapsed().as_secs_f64());
     }
     let r = r.replace("{took}", &format!("{:.0}", started.elapsed().as_secs_f64()));
-    std::fs::create_dir_all(out).unwrap();
-    std::fs::write(format!("{out}/ramp.md"), &r).unwrap();
-    print!("{r}");
-    eprintln!("wrote {out}/ramp.md");
+    write_report(out, "ramp.md", &r);
 }
