@@ -34,6 +34,8 @@ VALUES = [
         "        resources:\n          {{- toYaml .Values.resources | nindent 10 }}\n",
     ),
     ("ConfigMap/maintenance-operator-tenancy", '  trustedNamespaces: ""\n', '  trustedNamespaces: {{ join "," .Values.trustedNamespaces | quote }}\n'),
+    ("ConfigMap/maintenance-operator-tenancy", '  prometheusAddresses: ""\n', '  prometheusAddresses: {{ join "," .Values.prometheusAddresses | quote }}\n'),
+    ("ConfigMap/maintenance-operator-tenancy", "  webhookHosts: '*'\n", '  webhookHosts: {{ join "," .Values.webhookHosts | quote }}\n'),
 ]
 
 

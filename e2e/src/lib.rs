@@ -102,11 +102,43 @@ impl Env {
     }
 
     /// The install of config/default (through e2e/manifests), applied server-side as a user
-    /// would, and a kubeconfig that runs the operator under its ServiceAccount.
+    /// would, with the local Prometheus as the one address signals may name (its port is chosen
+    /// when the cluster starts), and a kubeconfig that runs the operator under its ServiceAccount.
     pub fn prepare_operator(&self) -> Result<()> {
         let install = self.root.join("e2e/manifests");
         self.kubectl(&["apply", "--server-side", "--force-conflicts", "-k", install.to_str().unwrap()])?;
+        self.set_setting("prometheusAddresses", &self.prometheus_url)?;
         self.write_operator_kubeconfig()
+    }
+
+    /// One of the installer's settings (the ConfigMap config/default makes), as the kubelet
+    /// reads it into the manager's environment.
+    pub fn setting(&self, key: &str) -> Result<String> {
+        self.kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            "maintenance-operator",
+            "maintenance-operator-tenancy",
+            "-o",
+            &format!("jsonpath={{.data.{key}}}"),
+        ])
+    }
+
+    /// Change one of the installer's settings, as an installer would.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        let patch = serde_json::json!({"data": {key: value}}).to_string();
+        self.kubectl(&[
+            "patch",
+            "configmap",
+            "-n",
+            "maintenance-operator",
+            "maintenance-operator-tenancy",
+            "--type=merge",
+            "-p",
+            &patch,
+        ])?;
+        Ok(())
     }
 
     /// The CRD of crds/, once the API server serves it.
@@ -242,15 +274,7 @@ impl Operator {
         let bin = self.env.root.join("target/debug/maintenance-operator");
         let trusted = match &self.trusted_namespaces {
             Some(t) => t.clone(),
-            None => self.env.kubectl(&[
-                "get",
-                "configmap",
-                "-n",
-                "maintenance-operator",
-                "maintenance-operator-tenancy",
-                "-o",
-                "jsonpath={.data.trustedNamespaces}",
-            ])?,
+            None => self.env.setting("trustedNamespaces")?,
         };
         let child = Command::new(&bin)
             .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
@@ -258,6 +282,8 @@ impl Operator {
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("TRUSTED_NAMESPACES", trusted)
+            .env("PROMETHEUS_ADDRESSES", self.env.setting("prometheusAddresses")?)
+            .env("WEBHOOK_HOSTS", self.env.setting("webhookHosts")?)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log)

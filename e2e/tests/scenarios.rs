@@ -199,6 +199,16 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         ),
         ("interval too short", "interval: 2s", "interval: 5ms"),
         (
+            "lookback longer than a week",
+            "baseline: {observe: 30s}",
+            "baseline: {observe: 30s, lookback: 8760h}",
+        ),
+        (
+            "a Prometheus history of too many intervals",
+            "    signals:\n",
+            "    signals:\n      - {name: p, prometheus: {address: \"http://p:9090\", errors: e, attempts: a}}\n",
+        ),
+        (
             "window longer than a week",
             "  stages:\n",
             "  window: {timeZone: UTC, recurring: [{days: [Mon], start: \"00:00\", duration: 169h}]}\n  stages:\n",
@@ -216,6 +226,8 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "exclusion end must be after its start",
         "timeZone must be an IANA time zone name",
         "interval must be at least 1s",
+        "baseline.lookback may be at most 168h",
+        "baseline.lookback may span at most 30000 intervals",
         "a recurring window lasts at most 168h",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
@@ -283,17 +295,15 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         .replace("labelSelector: app=email-sync", "labelSelector: \"app in (email-sync\"");
     s.apply(&yaml).await;
     blocked_and_unchanged(&s, "badselector", reason::INVALID_SPEC, "leaves a parenthesis open").await;
-    // A signal naming a namespace that does not exist: said, not read as an empty signal.
-    let yaml = two_stage(&s.ns, "nonamespace", "10s", BAD)
-        .replace(&format!("namespaces: [{}]", s.ns), &format!("namespaces: [{}, no-such-namespace]", s.ns));
-    s.apply(&yaml).await;
-    blocked_and_unchanged(
-        &s,
-        "nonamespace",
-        reason::INVALID_SPEC,
-        "namespace no-such-namespace does not exist",
-    )
-    .await;
+    // A signal counting another team's pods, from a namespace nobody trusts: refused by the API
+    // server, naming the setting that would allow it (s13 shows a trusted one's missing namespace).
+    let yaml = two_stage(&s.ns, "othernamespace", "10s", BAD)
+        .replace(&format!("namespaces: [{}]", s.ns), &format!("namespaces: [{}, kube-system]", s.ns));
+    let mu: MaintenanceUpgrade = serde_yaml::from_str(&yaml).unwrap();
+    let err = s.upgrades().create(&Default::default(), &mu).await.unwrap_err().to_string();
+    for said in ["may only count pods of e2e-bad-input", "pod-start-failures", "trustedNamespaces"] {
+        assert!(err.contains(said), "{said:?} in {err}");
+    }
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
 }
 
@@ -773,6 +783,22 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
         assert!(gitops.message.contains(said), "{said:?} in {}", gitops.message);
     }
     assert!(s.saw_event("connector", reason::MANAGED_BY_GITOPS).await, "{:?}", s.events("connector").await);
+    // A trusted namespace's signal may count others, but one that does not exist is said, not
+    // read as an empty signal.
+    let yaml = two_stage(&s.ns, "nonamespace", "10s", BAD)
+        .replace(&format!("namespaces: [{}]", s.ns), &format!("namespaces: [{}, no-such-namespace]", s.ns));
+    s.apply(&yaml).await;
+    let mu = s
+        .wait_for("nonamespace", SECS(30), "blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == condition::BLOCKED && c.reason == reason::INVALID_SPEC)
+            })
+        })
+        .await;
+    let blocked = condition_of(&mu, condition::BLOCKED);
+    assert!(blocked.message.contains("namespace no-such-namespace does not exist"), "{}", blocked.message);
     drop(op);
     let _ = kube_system.delete(connector, &Default::default()).await;
     let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=false"]);

@@ -1,10 +1,13 @@
-//! The scenarios that stop a component every other scenario relies on: Prometheus (whose
-//! scheduler metrics also count the other scenarios' pods) and the API server. They run one at a
-//! time, after the concurrent ones (`make e2e`).
+//! The scenarios that stop or remove a component every other scenario relies on: Prometheus
+//! (whose scheduler metrics also count the other scenarios' pods), the API server, and the
+//! admission policy that guards every upgrade's status. They run one at a time, after the
+//! concurrent ones (`make e2e`).
 
 use e2e::*;
-use maintenance_operator::constants::condition;
-use maintenance_operator::crd::{Phase, StagePhase};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use maintenance_operator::constants::{condition, reason};
+use maintenance_operator::crd::{ComponentPhase, ComponentStatus, Phase, StagePhase, WorkloadKind};
+use serde_json::json;
 use std::time::Duration;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -74,4 +77,158 @@ async fn s09_api_server_restart_mid_soak_loses_and_repeats_nothing() {
     assert_eq!(s.generation("connector-canary").await, g_canary + 1, "nothing repeated");
     assert_eq!(s.generation("connector").await, g_fleet + 1);
     assert!(mu.status.unwrap().stages.iter().all(|s| s.phase == StagePhase::Passed));
+}
+
+/// Puts the installed policies back however the scenario that removed one ends.
+struct Reinstall(std::sync::Arc<Env>);
+
+impl Drop for Reinstall {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.prepare_operator() {
+            eprintln!("could not put the install back: {e}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s17_a_tenant_cannot_aim_the_operator_through_the_status_of_her_upgrade() {
+    // A tenant whose Role grants every verb on upgrades and their status, as wildcard
+    // namespace-admin roles do, in a namespace nobody trusts to target others.
+    let mut s = Scenario::new("status-forgery").await;
+    let user = "team-a-dev";
+    let victim = "e2e-forgery-victim";
+    let kube_system: kube::Api<DaemonSet> = kube::Api::namespaced(s.client.clone(), "kube-system");
+    let _ = kube_system.delete(victim, &Default::default()).await;
+    let ds = json!({"metadata": {"name": victim}, "spec": {"selector": {"matchLabels": {"app": victim}},
+        "template": {"metadata": {"labels": {"app": victim}}, "spec": {
+            "nodeSelector": {"e2e/none": "none"},
+            "containers": [{"name": "connector", "image": GOOD}]}}}});
+    kube_system.create(&Default::default(), &serde_json::from_value(ds).unwrap()).await.unwrap();
+    let rbac = format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: upgrades, namespace: {ns}}}
+rules:
+  - apiGroups: [maintenance.dev]
+    resources: [maintenanceupgrades, maintenanceupgrades/status]
+    verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: upgrades, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: upgrades}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
+"#,
+        ns = s.ns
+    );
+    let logs = s.env.logs.clone();
+    let file = |name: &str, text: &str| {
+        let path = logs.join(format!("status-forgery-{name}"));
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    s.env.kubectl(&["apply", "-f", &file("rbac.yaml", &rbac)]).unwrap();
+    // An ordinary upgrade of the tenant's own DaemonSet, soaking.
+    s.connector("own", GOOD, true).await;
+    s.workload(Duration::from_millis(100), SECS(20));
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    s.apply(&format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: up}}
+spec:
+  stages:
+    - name: only
+      components: [{{kind: DaemonSet, name: own, image: "{next}"}}]
+      soak: 10m
+      progressDeadline: 60s
+  analysis:
+    interval: 2s
+    baseline: {{observe: 10s}}
+    signals:
+      - name: pods
+        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
+"#,
+        ns = s.ns
+    ))
+    .await;
+    let mu = s.wait_phase("up", Phase::Soaking, SECS(90)).await;
+
+    // Her forgery: a claimed kube-system component whose "known-good" image is hers.
+    let mut stages = mu.status.unwrap().stages;
+    stages[0].components.push(ComponentStatus {
+        kind: WorkloadKind::DaemonSet,
+        namespace: "kube-system".into(),
+        name: victim.into(),
+        container: Some("connector".into()),
+        known_good_image: Some(BAD.into()),
+        known_good_digest: None,
+        managed_by: None,
+        desired_image: GOOD.into(),
+        phase: ComponentPhase::Claimed,
+        applied_at: None,
+        reverted_at: None,
+        message: None,
+    });
+    let forgery = file("forgery.json", &json!({"status": {"stages": stages}}).to_string());
+    let forge = || {
+        s.env.kubectl(&[
+            "patch",
+            "maintenanceupgrade",
+            "up",
+            "-n",
+            &s.ns,
+            "--as",
+            user,
+            "--subresource=status",
+            "--type=merge",
+            "--patch-file",
+            &forgery,
+        ])
+    };
+    // The API server refuses it, saying who writes the status and what to change instead.
+    let refused = forge().expect_err("the status policy refuses the tenant's write").to_string();
+    for said in ["only maintenance-operator", "writes the status", "spec.rollback.requested"] {
+        assert!(refused.contains(said), "the refusal says {said:?}: {refused}");
+    }
+
+    // Without the policy the operator holds by itself: the forged record is set aside, a
+    // requested rollback reverts only what the upgrade claimed, and kube-system is untouched.
+    let _reinstall = Reinstall(s.env.clone());
+    s.env.kubectl(&["delete", "validatingadmissionpolicybinding", "maintenance-operator-status"]).unwrap();
+    let deadline = std::time::Instant::now() + SECS(30);
+    while let Err(e) = forge() {
+        // The API server drops a deleted binding from its policy cache within a second or so.
+        assert!(std::time::Instant::now() < deadline, "the forgery still refused: {e}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    s.env
+        .kubectl(&[
+            "patch",
+            "maintenanceupgrade",
+            "up",
+            "-n",
+            &s.ns,
+            "--as",
+            user,
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"rollback": {"requested": true}}}"#,
+        ])
+        .unwrap();
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(90)).await;
+    assert_eq!(s.image("own").await, GOOD, "her own target is reverted");
+    let untouched = kube_system.get(victim).await.unwrap();
+    let image = untouched.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some(GOOD), "kube-system is untouched");
+    assert!(
+        untouched.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/"))
+    );
+    assert!(!untouched.metadata.labels.unwrap_or_default().keys().any(|k| k.starts_with("maintenance.dev/")));
+    let forged = mu.status.unwrap().stages[0].components.iter().find(|c| c.name == victim).cloned().unwrap();
+    assert_eq!(forged.phase, ComponentPhase::Conflict, "{forged:?}");
+    assert!(s.saw_event("up", reason::NOT_IN_SPEC).await, "{:?}", s.events("up").await);
+    let _ = kube_system.delete(victim, &Default::default()).await;
 }

@@ -45,6 +45,10 @@ pub mod reason {
     pub const CONTAINER_AMBIGUOUS: &str = "ContainerAmbiguous";
     pub const TARGET_OWNED: &str = "TargetOwnedByAnotherUpgrade";
     pub const CHANGED_EXTERNALLY: &str = "ImageChangedExternally";
+    /// The status names a target the spec does not: written by someone other than the operator.
+    pub const NOT_IN_SPEC: &str = "StatusNotInSpec";
+    /// A record in the status disagreed with the spec or with the target's own record; corrected.
+    pub const STATUS_CORRECTED: &str = "StatusCorrected";
     pub const TARGET_DELETED: &str = "TargetDeleted";
     pub const CLAIMED: &str = "TargetsClaimed";
     /// A claimed target is managed by Argo CD, Flux or Helm, which would undo the change.

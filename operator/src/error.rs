@@ -9,7 +9,7 @@ pub enum Error {
     PatchTarget(String, #[source] kube::Error),
     #[error("failed to write the status of MaintenanceUpgrade {0}: {1}")]
     PatchStatus(String, #[source] kube::Error),
-    #[error("Prometheus at {0} failed: {1}")]
+    #[error("Prometheus at {0}: {1}")]
     Prometheus(String, String),
     #[error("Prometheus query returned no data: {0}")]
     PromNoData(String),

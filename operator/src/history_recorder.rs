@@ -13,6 +13,7 @@ use crate::pod_cache::SharedPodIndex;
 use crate::pod_index::PodIndex;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
 use kube::core::Selector;
 use kube::runtime::reflector::Store;
@@ -37,15 +38,22 @@ pub struct Recorder {
     /// The namespace the operator watches, if only one.
     pub scope: Option<String>,
     pub recording: Recording,
+    /// Namespaces whose upgrades' signals may count other namespaces (`signals_as_read`).
+    pub trusted: Vec<String>,
 }
 
 impl Recorder {
-    pub fn new(namespace: String, scope: Option<&str>, recording: Recording) -> Recorder {
+    pub fn new(
+        namespace: String,
+        scope: Option<&str>,
+        recording: Recording,
+        trusted: Vec<String>,
+    ) -> Recorder {
         let key = match scope {
             Some(ns) => format!("pod-start-failures.{ns}.csv"),
             None => "pod-start-failures.csv".into(),
         };
-        Recorder { namespace, key, scope: scope.map(String::from), recording }
+        Recorder { namespace, key, scope: scope.map(String::from), recording, trusted }
     }
 
     /// What the keys of named scopes start with: `pod-start-failures` or `pod-start-failures.NS`.
@@ -101,16 +109,20 @@ impl Recorder {
         let named: Vec<_> = upgrades
             .state()
             .iter()
-            .flat_map(|mu| named_by(mu, &self.recording, self.scope.as_deref()))
+            .flat_map(|mu| {
+                let ns = mu.namespace().unwrap_or_default();
+                let named = named_by(mu, &self.recording, self.scope.as_deref(), &self.trusted);
+                named.into_iter().map(move |s| (ns.clone(), s))
+            })
             .collect();
         if named.is_empty() {
             return;
         }
         let now = Utc::now();
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for scope in named {
+        for (ns, scope) in named {
             // A ninth scope: its upgrade's baseline says so when it is read.
-            let _ = h.name(self.prefix(), max_scopes(self.scope.as_deref()), &scope, now);
+            let _ = h.name(self.prefix(), max_scopes(self.scope.as_deref()), &ns, &scope, now);
         }
     }
 

@@ -5,7 +5,8 @@
 //! live. A scope is recorded from the first time an upgrade names it until a week after the last
 //! time one did (weekly maintenance deletes last week's upgrade before creating the next one),
 //! and at most `MAX_SCOPES` are, each at most `SCOPE_ROWS` buckets, so that the ConfigMap stays
-//! far below its 1 MiB.
+//! far below its 1 MiB. The slots are shared fairly between namespaces: one that holds fewer
+//! takes a slot from one that holds at least two more, so that no tenant can take them all.
 
 use crate::constants::{condition, reason};
 use crate::crd::{KubernetesSignal, MaintenanceUpgrade};
@@ -75,7 +76,12 @@ impl Scope {
 /// recording does not count, from when it claimed its targets (its spec was valid and allowed
 /// then) until it ends, and not while it is blocked as invalid or forbidden, nor while its
 /// spec has changed since it was last decided (an edit is checked before it is recorded).
-pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Option<&str>) -> Vec<Scope> {
+pub fn named_by(
+    mu: &MaintenanceUpgrade,
+    whole: &Recording,
+    operator_scope: Option<&str>,
+    trusted: &[String],
+) -> Vec<Scope> {
     let Some(st) = &mu.status else { return vec![] };
     let blocked = st.conditions.iter().any(|c| {
         c.type_ == condition::BLOCKED
@@ -86,8 +92,9 @@ pub fn named_by(mu: &MaintenanceUpgrade, whole: &Recording, operator_scope: Opti
     if st.claimed_at.is_none() || st.phase.is_terminal() || blocked || !decided {
         return vec![];
     }
+    let ns = mu.metadata.namespace.clone().unwrap_or_default();
     mu.spec
-        .effective_signals()
+        .signals_as_read(&ns, trusted.contains(&ns))
         .iter()
         .filter_map(|s| s.kubernetes.as_ref())
         .filter(|k| !whole.covers(k, operator_scope))
@@ -102,7 +109,7 @@ fn still_named(named_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
 
 fn full(max: usize) -> String {
     format!(
-        "the operator records at most {max} scopes of the built-in signal besides its whole one, and upgrades named {max} others within the last {}",
+        "the operator records at most {max} scopes of the built-in signal besides its whole one, and upgrades named {max} others within the last {} (shared fairly: no namespace holds two more than this one's)",
         crate::timefmt::duration(KEEP)
     )
 }
@@ -111,6 +118,8 @@ fn full(max: usize) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scoped {
     pub scope: Scope,
+    /// The namespace of the upgrade that first named it: whose share it counts in.
+    pub namespace: String,
     pub named_at: DateTime<Utc>,
     pub recorded: Recorded,
 }
@@ -123,6 +132,9 @@ pub struct IndexEntry {
     #[serde(flatten)]
     pub scope: Scope,
     pub named_at: DateTime<Utc>,
+    /// Whose share it counts in (empty in an index written before shares were kept).
+    #[serde(default)]
+    pub namespace: String,
 }
 
 /// Every recording of the built-in signal this operator keeps.
@@ -136,12 +148,14 @@ pub struct Recordings {
 }
 
 impl Recordings {
-    /// An upgrade names `scope` at `now`: recorded from now on if it is new and there is room,
-    /// kept for a week from now if it is not; or why it cannot be.
+    /// An upgrade in `namespace` names `scope` at `now`: recorded from now on if it is new and
+    /// there is room, or a slot of a namespace that holds at least two more than this one (its
+    /// least recently named); kept for a week from now if it is not new; or why it cannot be.
     pub fn name(
         &mut self,
         prefix: &str,
         max: usize,
+        namespace: &str,
         scope: &Scope,
         now: DateTime<Utc>,
     ) -> Result<(), String> {
@@ -150,9 +164,25 @@ impl Recordings {
             return Ok(());
         }
         if self.scoped.len() >= max {
-            return Err(full(max));
+            let held = |ns: &str| self.scoped.values().filter(|s| s.namespace == ns).count();
+            let mine = held(namespace);
+            let taken = self
+                .scoped
+                .iter()
+                .filter(|(_, s)| held(&s.namespace) > mine + 1)
+                .max_by_key(|(_, s)| (held(&s.namespace), std::cmp::Reverse(s.named_at)))
+                .map(|(k, _)| k.clone());
+            match taken {
+                Some(key) => self.scoped.remove(&key),
+                None => return Err(full(max)),
+            };
         }
-        let s = Scoped { scope: scope.clone(), named_at: now, recorded: Recorded::backfilled(now) };
+        let s = Scoped {
+            scope: scope.clone(),
+            namespace: namespace.to_string(),
+            named_at: now,
+            recorded: Recorded::backfilled(now),
+        };
         self.scoped.insert(self.free_key(prefix), s);
         Ok(())
     }
@@ -189,7 +219,8 @@ impl Recordings {
         loaded.sort_by_key(|(e, _)| std::cmp::Reverse(e.named_at));
         for (e, recorded) in loaded {
             if self.scoped.len() < max && !self.scoped.values().any(|s| s.scope == e.scope) {
-                self.scoped.insert(e.key, Scoped { scope: e.scope, named_at: e.named_at, recorded });
+                let s = Scoped { scope: e.scope, namespace: e.namespace, named_at: e.named_at, recorded };
+                self.scoped.insert(e.key, s);
             }
         }
         for s in mine.into_values() {
@@ -228,7 +259,12 @@ impl Recordings {
     pub fn index(&self) -> Vec<IndexEntry> {
         self.scoped
             .iter()
-            .map(|(key, s)| IndexEntry { key: key.clone(), scope: s.scope.clone(), named_at: s.named_at })
+            .map(|(key, s)| IndexEntry {
+                key: key.clone(),
+                scope: s.scope.clone(),
+                named_at: s.named_at,
+                namespace: s.namespace.clone(),
+            })
             .collect()
     }
 }
@@ -254,11 +290,11 @@ mod tests {
     fn a_scope_is_one_key_however_its_namespaces_are_written() {
         let mut r = Recordings::default();
         let now = t("2026-11-24T03:00:00Z");
-        r.name("p", MAX_SCOPES, &scope(&["b", "a"], " app=x "), now).unwrap();
-        r.name("p", MAX_SCOPES, &scope(&["a", "b", "a"], "app=x"), now + Duration::hours(1)).unwrap();
+        r.name("p", MAX_SCOPES, "ops", &scope(&["b", "a"], " app=x "), now).unwrap();
+        r.name("p", MAX_SCOPES, "ops", &scope(&["a", "b", "a"], "app=x"), now + Duration::hours(1)).unwrap();
         assert_eq!(r.scoped.keys().collect::<Vec<_>>(), ["p_scope-1.csv"]);
         assert_eq!(r.scoped["p_scope-1.csv"].named_at, now + Duration::hours(1));
-        r.name("p", MAX_SCOPES, &scope(&["a"], "app=x"), now).unwrap();
+        r.name("p", MAX_SCOPES, "ops", &scope(&["a"], "app=x"), now).unwrap();
         assert_eq!(r.scoped.len(), 2, "another namespace set is another scope");
         assert_eq!(scope(&["b", "a"], "app=x").describe(), "pods of a, b matching app=x, judged after 5m");
     }
@@ -269,7 +305,8 @@ mod tests {
         let whole = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
         let yaml = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: team-a}\nspec:\n  stages: [{name: s, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}]\n  analysis:\n    signals:\n      - {name: mine, kubernetes: {namespaces: [team-a], labelSelector: app=x}}\n      - {name: all, kubernetes: {}}\n";
         let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
-        assert!(named_by(&mu, &whole, None).is_empty(), "no status yet: not claimed");
+        let trusted = vec!["team-a".to_string()];
+        assert!(named_by(&mu, &whole, None, &trusted).is_empty(), "no status yet: not claimed");
         let now = t("2026-11-24T03:00:00Z");
         mu.metadata.generation = Some(1);
         let claimed = MaintenanceUpgradeStatus {
@@ -279,12 +316,18 @@ mod tests {
         };
         mu.status = Some(claimed.clone());
         assert_eq!(
-            named_by(&mu, &whole, None),
+            named_by(&mu, &whole, None, &trusted),
             [scope(&["team-a"], "app=x")],
             "the whole one is recorded anyway"
         );
+        // Untrusted, team-a's signal over every namespace counts team-a alone: a scope of its own.
+        assert_eq!(
+            named_by(&mu, &whole, None, &[]),
+            [scope(&["team-a"], "app=x"), scope(&["team-a"], "")],
+            "an untrusted upgrade's empty namespaces are its own"
+        );
         mu.metadata.generation = Some(2);
-        assert!(named_by(&mu, &whole, None).is_empty(), "an edit not decided yet may be invalid");
+        assert!(named_by(&mu, &whole, None, &trusted).is_empty(), "an edit not decided yet may be invalid");
         mu.metadata.generation = Some(1);
         let blocked = Condition {
             type_: condition::BLOCKED.into(),
@@ -297,10 +340,10 @@ mod tests {
         for why in [reason::CROSS_NAMESPACE, reason::INVALID_SPEC] {
             mu.status.as_mut().unwrap().conditions =
                 vec![Condition { reason: why.into(), ..blocked.clone() }];
-            assert!(named_by(&mu, &whole, None).is_empty(), "{why}: nothing of it is recorded");
+            assert!(named_by(&mu, &whole, None, &trusted).is_empty(), "{why}: nothing of it is recorded");
         }
         mu.status = Some(MaintenanceUpgradeStatus { phase: Phase::Succeeded, ..claimed });
-        assert!(named_by(&mu, &whole, None).is_empty(), "ended");
+        assert!(named_by(&mu, &whole, None, &trusted).is_empty(), "ended");
         // For an operator watching team-a, a selector over team-a and over all it watches is one scope.
         let over = |ns: &[&str]| KubernetesSignal {
             namespaces: ns.iter().map(|n| n.to_string()).collect(),
@@ -316,25 +359,52 @@ mod tests {
         let mut r = Recordings::default();
         let now = t("2026-11-24T03:00:00Z");
         for i in 0..MAX_SCOPES {
-            r.name("p", MAX_SCOPES, &scope(&[&format!("team-{i}")], ""), now).unwrap();
+            r.name("p", MAX_SCOPES, "ops", &scope(&[&format!("team-{i}")], ""), now).unwrap();
         }
-        let e = r.name("p", MAX_SCOPES, &scope(&["team-x"], ""), now).unwrap_err();
+        let e = r.name("p", MAX_SCOPES, "ops", &scope(&["team-x"], ""), now).unwrap_err();
         assert!(e.contains("at most 8 scopes"), "{e}");
         // team-0 named again later; the others lapse a week after they were last named.
-        r.name("p", MAX_SCOPES, &scope(&["team-0"], ""), now + Duration::days(3)).unwrap();
+        r.name("p", MAX_SCOPES, "ops", &scope(&["team-0"], ""), now + Duration::days(3)).unwrap();
         assert!(!r.expire(now + Duration::days(6)));
         assert!(r.expire(now + Duration::days(7)));
         assert_eq!(r.scoped.len(), 1);
         // Its key is free again for the next new scope.
-        r.name("p", MAX_SCOPES, &scope(&["team-x"], ""), now + Duration::days(7)).unwrap();
+        r.name("p", MAX_SCOPES, "ops", &scope(&["team-x"], ""), now + Duration::days(7)).unwrap();
         assert_eq!(r.scoped.keys().collect::<Vec<_>>(), ["p_scope-1.csv", "p_scope-2.csv"]);
         assert!(
-            r.name("p", 2, &scope(&["team-y"], ""), now + Duration::days(7)).is_err(),
+            r.name("p", 2, "ops", &scope(&["team-y"], ""), now + Duration::days(7)).is_err(),
             "an operator of one namespace keeps 2"
         );
         let index = serde_json::to_string(&r.index()).unwrap();
         let back: Vec<IndexEntry> = serde_json::from_str(&index).unwrap();
         assert_eq!(back, r.index(), "{index}");
+    }
+
+    #[test]
+    fn one_namespace_cannot_take_every_slot_from_the_others() {
+        let mut r = Recordings::default();
+        let now = t("2026-11-24T03:00:00Z");
+        // team-a names eight scopes of its own, one an hour: every slot.
+        for i in 0..MAX_SCOPES {
+            let at = now + Duration::hours(i as i64);
+            r.name("p", MAX_SCOPES, "team-a", &scope(&["team-a"], &format!("app=a{i}")), at).unwrap();
+        }
+        // team-b and team-c each take the least recently named slot of the largest holder.
+        let later = now + Duration::days(1);
+        r.name("p", MAX_SCOPES, "team-b", &scope(&["team-b"], "app=b"), later).unwrap();
+        r.name("p", MAX_SCOPES, "team-c", &scope(&["team-c"], "app=c"), later).unwrap();
+        let held = |r: &Recordings, ns: &str| r.scoped.values().filter(|s| s.namespace == ns).count();
+        assert_eq!((held(&r, "team-a"), held(&r, "team-b"), held(&r, "team-c")), (6, 1, 1));
+        assert!(!r.scoped.values().any(|s| s.scope.label_selector == "app=a0"), "the oldest went first");
+        // Slots move until no namespace holds two more than another, and then stay.
+        for i in 1..3 {
+            r.name("p", MAX_SCOPES, "team-b", &scope(&["team-b"], &format!("app=b{i}")), later).unwrap();
+        }
+        assert_eq!((held(&r, "team-a"), held(&r, "team-b")), (4, 3));
+        let e = r.name("p", MAX_SCOPES, "team-b", &scope(&["team-b"], "app=b9"), later).unwrap_err();
+        assert!(e.contains("shared fairly"), "{e}");
+        // team-a asking again takes nothing back: it holds the most.
+        assert!(r.name("p", MAX_SCOPES, "team-a", &scope(&["team-a"], "app=a9"), later).is_err());
     }
 
     #[test]
@@ -352,17 +422,28 @@ mod tests {
             key: key.into(),
             scope: scope(&[ns], ""),
             named_at: now + Duration::hours(named),
+            namespace: "ops".into(),
         };
         // Mine: team-a with fewer rows but named later, under the key the index gives team-b;
         // team-c only I know.
         let mut r = Recordings::default();
         r.scoped.insert(
             "p_scope-2.csv".into(),
-            Scoped { scope: scope(&["team-a"], ""), named_at: now + Duration::hours(5), recorded: rows(2) },
+            Scoped {
+                scope: scope(&["team-a"], ""),
+                namespace: "ops".into(),
+                named_at: now + Duration::hours(5),
+                recorded: rows(2),
+            },
         );
         r.scoped.insert(
             "p_scope-9.csv".into(),
-            Scoped { scope: scope(&["team-c"], ""), named_at: now, recorded: rows(1) },
+            Scoped {
+                scope: scope(&["team-c"], ""),
+                namespace: "ops".into(),
+                named_at: now,
+                recorded: rows(1),
+            },
         );
         r.merge(
             "p",
@@ -386,7 +467,12 @@ mod tests {
         let mut r = Recordings::default();
         r.scoped.insert(
             "p_scope-1.csv".into(),
-            Scoped { scope: scope(&["team-c"], ""), named_at: now, recorded: rows(1) },
+            Scoped {
+                scope: scope(&["team-c"], ""),
+                namespace: "ops".into(),
+                named_at: now,
+                recorded: rows(1),
+            },
         );
         r.merge("p", 1, now, vec![(entry("p_scope-1.csv", "team-a", 1), rows(6))]);
         assert_eq!(r.scoped.len(), 1);
@@ -408,7 +494,12 @@ mod tests {
         let mut r = Recordings::default();
         r.scoped.insert(
             "p_scope-1.csv".into(),
-            Scoped { scope: scope(&["team-a"], ""), named_at: now, recorded: rows(2) },
+            Scoped {
+                scope: scope(&["team-a"], ""),
+                namespace: "ops".into(),
+                named_at: now,
+                recorded: rows(2),
+            },
         );
         r.merge("p", MAX_SCOPES, now, vec![(entry("p_scope-1.csv", "team-a", 1), Recorded::default())]);
         assert_eq!(r.scoped["p_scope-1.csv"].recorded.rows.len(), 2);

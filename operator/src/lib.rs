@@ -21,6 +21,7 @@ pub mod leader;
 pub mod metrics;
 pub mod namespaces;
 pub mod notifier;
+pub mod outbound;
 pub mod pod_cache;
 pub mod pod_index;
 pub mod replay;

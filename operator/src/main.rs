@@ -42,6 +42,16 @@ enum Command {
         /// setting as the admission policy's in config/default.
         #[arg(long, env = "TRUSTED_NAMESPACES", value_delimiter = ',', default_value = "")]
         trusted_namespaces: Vec<String>,
+        /// Prometheus base URLs a signal may name, comma-separated (default: none, so no
+        /// Prometheus signal is read until the installer names one). The same setting as the
+        /// admission policy's in config/default.
+        #[arg(long, env = "PROMETHEUS_ADDRESSES", value_delimiter = ',', default_value = "")]
+        prometheus_addresses: Vec<String>,
+        /// Where webhooks may be sent, comma-separated: `*` for any https host but loopback,
+        /// link-local and the API server, or `scheme://host[:port]` entries allowed whatever
+        /// their address.
+        #[arg(long, env = "WEBHOOK_HOSTS", value_delimiter = ',', default_value = "*")]
+        webhook_hosts: Vec<String>,
         /// A Secret in the operator's namespace (POD_NAMESPACE) with the URL (key `url`, and
         /// optionally `format`: Generic or Slack) of the webhook told about every upgrade that
         /// names no webhooks of its own.
@@ -157,6 +167,8 @@ async fn main() -> anyhow::Result<()> {
             listen,
             namespace,
             trusted_namespaces,
+            prometheus_addresses,
+            webhook_hosts,
             default_webhook_secret,
             leader_elect,
             lease_namespace,
@@ -174,7 +186,28 @@ async fn main() -> anyhow::Result<()> {
                     logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init()
                 }
             }
-            let client = kube::Client::try_default().await?;
+            let config = kube::Config::infer().await?;
+            // The API server is never a webhook's destination, by any of its names.
+            let mut api_server: Vec<String> =
+                config.cluster_url.host().into_iter().map(String::from).collect();
+            api_server.extend(std::env::var("KUBERNETES_SERVICE_HOST"));
+            if let Some(host) = config.cluster_url.host()
+                && let Ok(addrs) = tokio::net::lookup_host((host, 443)).await
+            {
+                api_server.extend(addrs.map(|a| a.ip().to_string()));
+            }
+            let listed = |v: Vec<String>| -> Vec<String> {
+                v.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()
+            };
+            let settings = maintenance_operator::outbound::Settings {
+                prometheus_addresses: listed(prometheus_addresses),
+                webhook_hosts: listed(webhook_hosts),
+                api_server,
+            };
+            let outbound =
+                maintenance_operator::outbound::Outbound::new(&settings, std::time::Duration::from_secs(10))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let client = kube::Client::try_from(config)?;
             let identity = instance.unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "maintenance-operator".into());
                 format!("{host}-{}", std::process::id())
@@ -199,14 +232,14 @@ async fn main() -> anyhow::Result<()> {
                 identity: identity.clone(),
                 duration: lease_duration,
             });
-            let trusted_namespaces: Vec<String> =
-                trusted_namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+            let trusted_namespaces = listed(trusted_namespaces);
             let opts = controller::Options {
                 instance: Some(identity),
                 scope: namespace,
                 trusted_namespaces,
                 default_webhook_secret,
                 history,
+                outbound,
             };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = metrics::Metrics::default();

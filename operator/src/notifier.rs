@@ -7,6 +7,7 @@ use crate::constants::CONTROLLER_NAME;
 use crate::crd::*;
 use crate::decide::{DEFAULT_WEBHOOK, Delivery};
 use crate::metrics::{Metrics, ResultLabel};
+use crate::outbound::{self, Outbound};
 use crate::timefmt;
 use crate::wake::WakeUps;
 use chrono::Utc;
@@ -45,7 +46,7 @@ struct State {
 #[derive(Clone)]
 pub struct Notifier {
     client: Client,
-    http: reqwest::Client,
+    outbound: Outbound,
     metrics: Metrics,
     /// The operator-wide default webhook: a Secret (namespace, name) with `url` and optional
     /// `format` (Generic or Slack).
@@ -57,12 +58,12 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(
         client: Client,
-        http: reqwest::Client,
+        outbound: Outbound,
         metrics: Metrics,
         default: Option<(String, String)>,
     ) -> Self {
         let wake = WakeUps::new("notification results", 1024);
-        Notifier { client, http, metrics, default, state: Arc::default(), wake }
+        Notifier { client, outbound, metrics, default, state: Arc::default(), wake }
     }
 
     pub fn has_default(&self) -> bool {
@@ -176,32 +177,20 @@ impl Notifier {
         };
         let body = payload(mu, n, format);
         debug!(id = %n.id, "notifying");
-        let resp = self
-            .http
+        let http = self.outbound.webhook(&url)?;
+        let resp = http
             .post(&url)
             .timeout(DELIVERY_TIMEOUT)
             .json(&body)
             .send()
             .await
-            .map_err(|e| format!("POST failed: {}", without_url(&e)))?;
+            .map_err(|e| format!("POST failed: {}", outbound::failure(&e)))?;
         if resp.status().is_success() {
             Ok(())
         } else {
             Err(format!("the webhook answered {}", resp.status()))
         }
     }
-}
-
-/// An error without the URL it names: the URL is a credential.
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request error"
-    };
-    kind.to_string()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -236,20 +225,65 @@ pub fn payload(mu: &MaintenanceUpgrade, n: &NotificationStatus, format: WebhookF
                 }
                 _ => String::new(),
             };
-            let stage = n.stage.as_ref().map(|s| format!(", stage {s}")).unwrap_or_default();
+            // Slack reads <…> as a mention or a link and & as an entity: every piece of text a
+            // tenant can write is escaped, so that none can page a channel or forge a link.
+            let stage = n.stage.as_ref().map(|s| format!(", stage {}", slack_escape(s))).unwrap_or_default();
             json!({
                 "text": format!(
-                    "*{:?}*: MaintenanceUpgrade {ns}/{name}{stage} ({}, {})\n{}{rates}\n`{kubectl}`",
-                    n.kind, n.reason, timefmt::at(n.created_at), n.message
+                    "*{:?}*: MaintenanceUpgrade {}/{}{stage} ({}, {})\n{}{rates}\n`{}`",
+                    n.kind,
+                    slack_escape(&ns),
+                    slack_escape(&name),
+                    slack_escape(&n.reason),
+                    timefmt::at(n.created_at),
+                    slack_escape(&n.message),
+                    slack_escape(&kubectl)
                 ),
             })
         }
     }
 }
 
+/// Text as Slack shows it literally: `&`, `<` and `>` as the entities Slack documents.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_text_cannot_mention_a_channel_or_forge_a_link_in_slack() {
+        let mu: MaintenanceUpgrade = serde_yaml::from_str(
+            "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: team-a}\n\
+             spec: {stages: [{name: canary, components: [{kind: Deployment, name: web, image: 'web:2'}], soak: 1h}]}",
+        )
+        .unwrap();
+        let n = NotificationStatus {
+            id: "default/Blocked/1".into(),
+            webhook: "default".into(),
+            kind: NotificationKind::Blocked,
+            phase: Phase::Pending,
+            stage: Some("<!here>".into()),
+            reason: "InvalidSpec".into(),
+            message: "selector <!channel> is invalid; see <https://evil.example|the runbook> & fix".into(),
+            baseline: None,
+            observed: None,
+            created_at: Utc::now(),
+            sent_at: None,
+            attempts: 0,
+            last_error: None,
+            retry_at: None,
+            abandoned: false,
+        };
+        let text = payload(&mu, &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
+        assert!(!text.contains("<!") && !text.contains("<https"), "{text}");
+        assert!(text.contains("selector &lt;!channel&gt; is invalid"), "{text}");
+        assert!(text.contains("&lt;https://evil.example|the runbook&gt; &amp; fix"), "{text}");
+        assert!(text.contains("stage &lt;!here&gt;"), "{text}");
+        assert!(text.starts_with("*Blocked*: MaintenanceUpgrade team-a/up"), "our own markup stays: {text}");
+    }
 
     #[test]
     fn both_payloads_say_what_where_why_and_how_to_look() {

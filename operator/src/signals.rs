@@ -1,19 +1,28 @@
 //! Observe step: the Prometheus provider of analysis signals, PromQL over the HTTP API. (The
 //! built-in `kubernetes` provider reads the shared pod index, `pod_index.rs`.)
 
+use crate::crd::MAX_LOOKBACK_INTERVALS;
 use crate::detector::Counts;
 use crate::error::Error;
+use crate::outbound;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PromResponse {
     status: String,
+    /// Prometheus's own word for what went wrong. Its `error` text is never read: the operator
+    /// says what failed, not what the far side answered.
     #[serde(default)]
-    error: Option<String>,
+    error_type: Option<String>,
     #[serde(default)]
     data: Option<PromData>,
 }
+
+/// The error types the Prometheus HTTP API documents; any other word is not repeated.
+const ERROR_TYPES: [&str; 7] =
+    ["bad_data", "execution", "timeout", "canceled", "internal", "unavailable", "not_found"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,7 +54,7 @@ pub async fn prom_instant(
 ) -> Result<f64, Error> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let params = [("query", query.to_string()), ("time", at.timestamp().to_string())];
-    let data = prom_get(http, &url, &params, query).await?;
+    let data = prom_get(http, address, &url, &params, query).await?;
     let mut sum = None;
     for s in data.result {
         if let Some((_, v)) = s.value {
@@ -55,7 +64,8 @@ pub async fn prom_instant(
     sum.ok_or_else(|| Error::PromNoData(query.to_string()))
 }
 
-/// Points per range query: under Prometheus's limit of 11,000 per series.
+/// Points per range query: under Prometheus's limit of 11,000 per series. A history of at most
+/// `MAX_LOOKBACK_INTERVALS` (the CRD and the plan refuse more) is three range queries at most.
 const MAX_POINTS: i32 = 10_000;
 
 /// A range query's values per step (summed over series): per-interval counts over a span of
@@ -70,6 +80,16 @@ pub async fn prom_range(
 ) -> Result<Vec<(DateTime<Utc>, f64)>, Error> {
     let url = format!("{}/api/v1/query_range", address.trim_end_matches('/'));
     let step = Duration::seconds(step.num_seconds().max(1));
+    let points = (to - from).num_seconds() / step.num_seconds();
+    if points > MAX_LOOKBACK_INTERVALS {
+        return Err(Error::Prometheus(
+            address.to_string(),
+            format!(
+                "a history of {points} intervals is more than the {MAX_LOOKBACK_INTERVALS} one read may ask for; \
+                 shorten baseline.lookback or lengthen analysis.interval"
+            ),
+        ));
+    }
     let mut steps: std::collections::BTreeMap<i64, Option<f64>> = Default::default();
     // Each step's value covers the step before it, so start one step in. Prometheus refuses
     // more than 11,000 points per series, so a long lookback is read in chunks.
@@ -82,7 +102,7 @@ pub async fn prom_range(
             ("end", end.timestamp().to_string()),
             ("step", format!("{}s", step.num_seconds())),
         ];
-        let data = prom_get(http, &url, &params, query).await?;
+        let data = prom_get(http, address, &url, &params, query).await?;
         for s in data.result {
             for (ts, v) in s.values {
                 add(steps.entry(ts as i64).or_default(), &v);
@@ -108,30 +128,35 @@ fn add(sum: &mut Option<f64>, v: &str) {
 
 async fn prom_get(
     http: &reqwest::Client,
+    address: &str,
     url: &str,
     params: &[(&str, String)],
     query: &str,
 ) -> Result<PromData, Error> {
-    let resp = http
-        .get(url)
-        .query(params)
-        .send()
-        .await
-        .map_err(|e| Error::Prometheus(url.to_string(), e.to_string()))?;
-    let body: PromResponse =
-        resp.json().await.map_err(|e| Error::Prometheus(url.to_string(), e.to_string()))?;
+    let failed = |why: String| Error::Prometheus(address.to_string(), why);
+    let resp = http.get(url).query(params).send().await.map_err(|e| failed(outbound::failure(&e).into()))?;
+    let code = resp.status();
+    if code.is_redirection() {
+        return Err(failed(format!("answered HTTP {}, a redirect, which is never followed", code.as_u16())));
+    }
+    let body = outbound::read_capped(resp, outbound::MAX_BODY).await.map_err(failed)?;
+    let Ok(body) = serde_json::from_slice::<PromResponse>(&body) else {
+        return Err(failed(format!(
+            "answered HTTP {} with something that is not a Prometheus API response",
+            code.as_u16()
+        )));
+    };
     if body.status != "success" {
-        return Err(Error::Prometheus(
-            url.to_string(),
-            format!("{query}: {}", body.error.unwrap_or_default()),
-        ));
+        let kind = body.error_type.filter(|t| ERROR_TYPES.contains(&t.as_str()));
+        return Err(failed(format!(
+            "refused the query {query} ({}, HTTP {}); try it in the Prometheus UI to see why",
+            kind.as_deref().unwrap_or("no error type"),
+            code.as_u16()
+        )));
     }
     let data = body.data.ok_or_else(|| Error::PromNoData(query.to_string()))?;
     if data.result_type != "vector" && data.result_type != "matrix" && data.result_type != "scalar" {
-        return Err(Error::Prometheus(
-            url.to_string(),
-            format!("{query}: unexpected result type {}", data.result_type),
-        ));
+        return Err(failed(format!("answered the query {query} with a result that is not a vector")));
     }
     Ok(data)
 }

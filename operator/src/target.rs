@@ -181,14 +181,37 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
     base(&s.metadata, &spec.template, rollout)
 }
 
-/// Strategic-merge patch that sets one container's image. The resourceVersion makes the API
-/// server refuse it if the target changed since it was observed, so a racing edit is never
-/// overwritten.
-pub fn image_patch(resource_version: &str, container: &str, image: &str) -> serde_json::Value {
-    json!({
-        "metadata": {"resourceVersion": resource_version},
-        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
-    })
+/// JSON patch that sets the image of the `index`th container, named `container`. Its tests make
+/// the API server refuse it unless the target still carries the owner mark (`owner`, `owner_uid`)
+/// and is still at `resource_version`: a racing edit is never overwritten, and nothing recorded
+/// in an upgrade's status can aim it at a workload the upgrade did not claim.
+pub fn image_patch(
+    resource_version: &str,
+    owner: &str,
+    owner_uid: &str,
+    index: usize,
+    container: &str,
+    image: &str,
+) -> serde_json::Value {
+    let containers = format!("/spec/template/spec/containers/{index}");
+    json!([
+        {"op": "test", "path": annotation_path(OWNER_ANNOTATION), "value": owner},
+        {"op": "test", "path": annotation_path(OWNER_UID_ANNOTATION), "value": owner_uid},
+        {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+        {"op": "test", "path": format!("{containers}/name"), "value": container},
+        {"op": "replace", "path": format!("{containers}/image"), "value": image},
+    ])
+}
+
+/// An annotation's JSON pointer (RFC 6901: `/` in the key is written `~1`).
+fn annotation_path(key: &str) -> String {
+    format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// Whether the API server refused a JSON patch because one of its tests failed: the target no
+/// longer is as the patch expected (HTTP 422, "testing value … failed").
+pub fn is_failed_test(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("test failed"))
 }
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.
@@ -292,6 +315,29 @@ mod tests {
         assert!(matches!(from_statefulset(&sts(rolling)).rollout, Rollout::InProgress(_)));
         let done = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "b", "updateRevision": "b"});
         assert_eq!(from_statefulset(&sts(done)).rollout, Rollout::Complete);
+    }
+
+    #[test]
+    fn image_patches_test_the_owner_mark_the_version_and_the_container() {
+        let p = image_patch("7", "team-a/up", "u-1", 1, "sidecar", "proxy:3");
+        let ops = p.as_array().unwrap();
+        assert_eq!(
+            ops[0],
+            json!({"op": "test", "path": "/metadata/annotations/maintenance.dev~1owner", "value": "team-a/up"})
+        );
+        assert_eq!(
+            ops[1],
+            json!({"op": "test", "path": "/metadata/annotations/maintenance.dev~1owner-uid", "value": "u-1"})
+        );
+        assert_eq!(ops[2], json!({"op": "test", "path": "/metadata/resourceVersion", "value": "7"}));
+        assert_eq!(
+            ops[3],
+            json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "sidecar"})
+        );
+        assert_eq!(
+            ops[4],
+            json!({"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": "proxy:3"})
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub async fn act(
 ) -> Result<Action> {
     let name = observed.id.clone();
     if let Some(effect) = &decision.effect {
-        match apply_effect(ctx, effect, &observed.id).await {
+        match apply_effect(ctx, effect, &observed.id, &observed.uid).await {
             Ok(()) => {
                 if decision.status.rollback.is_some() && matches!(effect, Effect::SetImage { .. }) {
                     let latency = (Utc::now() - observed.now).to_std().unwrap_or_default();
@@ -37,7 +37,7 @@ pub async fn act(
                 }
             }
             // The target changed since it was observed: look again rather than overwrite.
-            Err(Error::PatchTarget(what, kube::Error::Api(s))) if s.code == 409 => {
+            Err(Error::PatchTarget(what, e)) if is_conflict(&e) || target::is_failed_test(&e) => {
                 info!("{what} changed while we looked; observing again");
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
@@ -136,7 +136,11 @@ fn record_metrics(
     }
 }
 
-async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str) -> Result<()> {
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &str) -> Result<()> {
     match effect {
         Effect::Claim { claims } => {
             // Side by side: a claim that fails leaves the rest for the next look, which finds the
@@ -147,13 +151,11 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str) -> Result<()>
             });
             futures::future::join_all(patches).await.into_iter().collect()
         }
-        Effect::SetImage { target, resource_version, container, image } => {
-            patch_target(
-                ctx,
-                target,
-                &Patch::Strategic(target::image_patch(resource_version, container, image)),
-            )
-            .await
+        Effect::SetImage { target, resource_version, container, index, image } => {
+            let patch = target::image_patch(resource_version, owner, owner_uid, *index, container, image);
+            let patch: json_patch::Patch =
+                serde_json::from_value(patch).expect("an image patch is a JSON patch");
+            patch_target(ctx, target, &Patch::Json(patch)).await
         }
         Effect::Release { targets } => {
             for t in targets {

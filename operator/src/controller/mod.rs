@@ -16,6 +16,7 @@ use crate::leader::{self, LeaseConfig};
 use crate::metrics::{Metrics, ResultLabel};
 use crate::namespaces::Namespaces;
 use crate::notifier::Notifier;
+use crate::outbound::Outbound;
 use crate::pod_cache::{self, SharedPodIndex};
 use crate::status_memory::StatusMemory;
 use crate::target_cache::TargetCache;
@@ -44,7 +45,8 @@ pub struct Context {
     pub client: Client,
     /// Reporting instance on Events (the pod name in a cluster).
     pub instance: String,
-    pub http: reqwest::Client,
+    /// Where requests a tenant's spec or Secret aims may go, and the clients that go there.
+    pub outbound: Outbound,
     pub metrics: Metrics,
     /// What the built-in signal reads, fed by one watch of pods and one of Warning Events.
     pub pods: SharedPodIndex,
@@ -66,7 +68,7 @@ pub struct Context {
 }
 
 /// How this operator was asked to run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct Options {
     /// Reporting instance on Events (the pod name in a cluster).
     pub instance: Option<String>,
@@ -79,25 +81,25 @@ pub struct Options {
     /// Record the built-in signal between upgrades into the operator's namespace (namespace,
     /// what), unless `--record-history=false`.
     pub history: Option<(String, Recording)>,
+    /// The installer's allow-lists for Prometheus addresses and webhook hosts.
+    pub outbound: Outbound,
 }
 
 impl Context {
     pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
-        let Options { instance, scope, trusted_namespaces, default_webhook_secret, history } = opts;
-        let recorder = history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r));
+        let Options { instance, scope, trusted_namespaces, default_webhook_secret, history, outbound } = opts;
+        let recorder =
+            history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r, trusted_namespaces.clone()));
         let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref());
-        let http = reqwest::Client::builder()
-            .timeout(StdDuration::from_secs(10))
-            .build()
-            .expect("a default HTTP client builds");
-        let notifier = Notifier::new(client.clone(), http.clone(), metrics.clone(), default_webhook_secret);
+        let notifier =
+            Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret);
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
         Context {
             instance,
             client,
-            http,
+            outbound,
             metrics,
             pods,
             namespaces,

@@ -30,22 +30,17 @@ pub async fn observe(
     // Running digests are recorded when a target is claimed: read for those not claimed yet.
     let unclaimed_by_us =
         status.claimed_at.is_none().then_some(mu.metadata.uid.as_deref().unwrap_or_default());
-    // The targets the spec names and those the status holds (the same, unless the spec was
-    // written around its validation: what was changed must still be seen to be reverted).
+    // The targets the spec names, and only those: the status is the operator's memory, never a
+    // list of what to read or change (decide::trust sets aside a record the spec does not name).
     let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
         kind: c.kind,
         namespace: c.namespace_or(&ns).to_string(),
         name: c.name.clone(),
     });
-    let recorded = status.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
-        kind: c.kind,
-        namespace: c.namespace.clone(),
-        name: c.name.clone(),
-    });
     // The watch of claimed targets has them; those not claimed yet (their running digests are
     // read then too) or outside the watch are read from the API, side by side.
     let mut reads = vec![];
-    for key in keys.chain(recorded).filter(|_| !ended) {
+    for key in keys.filter(|_| !ended) {
         if targets.contains_key(&key) {
             continue;
         }
@@ -105,13 +100,23 @@ pub async fn observe(
             }
         }
     }
+    for s in mu.spec.effective_signals() {
+        if let Some(Err(why)) = s.prometheus.as_ref().map(|p| ctx.outbound.prometheus(&p.address)) {
+            spec_problems.push(format!("signal {}: {why}", s.name));
+        }
+    }
     let pods_watched_since = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).watched_since();
+    // Read as the tenancy boundary allows: an untrusted upgrade's built-in signals count its own
+    // namespace (decide::tenancy blocks one that names others).
+    let trusted = ctx.trusted_namespaces.contains(&ns);
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
+        let signal = signal.as_read(&ns, trusted);
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
     }
     let mut history = BTreeMap::new();
     for signal in decide::history_due(&mu.spec, &status) {
+        let signal = signal.as_read(&ns, trusted);
         history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
     }
     Ok(Observed {
@@ -215,14 +220,13 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
         pods.counts(&k.namespaces, &selector, from, to, limit)
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
-        let attempts =
-            signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.attempts, span), to)
-                .await
-                .map_err(|e| e.to_string())?;
-        let errors =
-            signals::prom_instant(&ctx.http, &p.address, &signals::render_query(&p.errors, span), to)
-                .await
-                .map_err(no_errors_hint)?;
+        let http = ctx.outbound.prometheus(&p.address)?;
+        let attempts = signals::prom_instant(http, &p.address, &signals::render_query(&p.attempts, span), to)
+            .await
+            .map_err(|e| e.to_string())?;
+        let errors = signals::prom_instant(http, &p.address, &signals::render_query(&p.errors, span), to)
+            .await
+            .map_err(no_errors_hint)?;
         signals::counts(attempts, errors)
     } else {
         return Err("the signal has no provider".into());
@@ -287,18 +291,13 @@ async fn read_history(
     let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
-    let attempts = signals::prom_range(
-        &ctx.http,
-        &p.address,
-        &signals::render_query(&p.attempts, step),
-        from,
-        now,
-        step,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let http = ctx.outbound.prometheus(&p.address)?;
+    let attempts =
+        signals::prom_range(http, &p.address, &signals::render_query(&p.attempts, step), from, now, step)
+            .await
+            .map_err(|e| e.to_string())?;
     let errors =
-        signals::prom_range(&ctx.http, &p.address, &signals::render_query(&p.errors, step), from, now, step)
+        signals::prom_range(http, &p.address, &signals::render_query(&p.errors, step), from, now, step)
             .await
             .map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();

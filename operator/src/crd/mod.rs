@@ -202,8 +202,15 @@ pub enum WorkloadKind {
     StatefulSet,
 }
 
+/// The longest history a baseline may be read from: a week.
+pub const MAX_LOOKBACK_HOURS: i64 = 168;
+/// The most intervals a Prometheus history may span: three range queries of 10,000 points per
+/// PromQL query (Prometheus refuses more than 11,000 points per series in one).
+pub const MAX_LOOKBACK_INTERVALS: i64 = 30_000;
+
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.signals) || !self.signals.exists(s, has(s.prometheus)) || !has(self.baseline) || !has(self.baseline.lookback) || !has(self.interval) || duration(self.baseline.lookback).getSeconds() <= 30000 * duration(self.interval).getSeconds()").message("with a Prometheus signal, baseline.lookback may span at most 30000 intervals (three range queries of 10,000 points): lengthen analysis.interval or shorten baseline.lookback"))]
 pub struct Analysis {
     /// How often the signals are read (at least 1s; each read of the built-in signal lists pods
     /// and Events, so production values are a minute or so).
@@ -230,7 +237,7 @@ fn default_interval() -> Duration {
     Duration("1m".into())
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BaselineSpec {
     /// For built-in (kubernetes) signals the operator has not recorded for this long: how long
@@ -241,6 +248,7 @@ pub struct BaselineSpec {
     /// operator recorded of a built-in signal (a week at most). Less than a day cannot learn
     /// the time of day, and less than a week raises the smallest increase acted on.
     #[serde(default = "default_lookback")]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('168h')").message("baseline.lookback may be at most 168h (a week): a longer history adds nothing the detector uses"))]
     pub lookback: Duration,
 }
 
@@ -279,7 +287,9 @@ pub struct Signal {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KubernetesSignal {
-    /// Namespaces whose pods count; empty means all.
+    /// Namespaces whose pods count. Empty means every namespace for an upgrade in a namespace
+    /// the installer trusts (trustedNamespaces), and the upgrade's own namespace for any other,
+    /// which may name no other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub namespaces: Vec<String>,
@@ -442,6 +452,25 @@ impl MaintenanceUpgradeSpec {
 
 /// Name of the built-in signal used when the spec names none.
 pub const DEFAULT_SIGNAL: &str = "pod-start-failures";
+
+impl MaintenanceUpgradeSpec {
+    /// The signals as an upgrade in `namespace` reads them: a built-in signal of an upgrade in a
+    /// namespace that is not `trusted` counts that namespace alone when it names none (the
+    /// admission policy and `decide::tenancy` refuse one that names others).
+    pub fn signals_as_read(&self, namespace: &str, trusted: bool) -> Vec<Signal> {
+        self.effective_signals().into_iter().map(|s| s.as_read(namespace, trusted)).collect()
+    }
+}
+
+impl Signal {
+    /// This signal as an upgrade in `namespace` reads it (see `signals_as_read`).
+    pub fn as_read(mut self, namespace: &str, trusted: bool) -> Signal {
+        if let Some(k) = self.kubernetes.as_mut().filter(|k| !trusted && k.namespaces.is_empty()) {
+            k.namespaces = vec![namespace.to_string()];
+        }
+        self
+    }
+}
 
 impl Component {
     pub fn namespace_or<'a>(&'a self, default: &'a str) -> &'a str {

@@ -6,6 +6,10 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The most notifications an upgrade's status keeps: with at most 5 webhooks and 6 kinds, room
+/// for the newest of each and 20 more.
+pub const MAX_NOTIFICATIONS: usize = 50;
+
 /// Webhooks told about this upgrade. Without `notifications`, the operator-wide default webhook
 /// (`run --default-webhook-secret`) is used, if there is one; `webhooks: []` turns it off.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]

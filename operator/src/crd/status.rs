@@ -44,8 +44,10 @@ pub struct MaintenanceUpgradeStatus {
     pub next_action: Option<NextAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackStatus>,
-    /// Notifications decided for the webhooks, and whether each was delivered.
+    /// Notifications decided for the webhooks, and whether each was delivered: the newest of
+    /// each webhook and kind, and as many others as fit in `MAX_NOTIFICATIONS`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NOTIFICATIONS))]
     pub notifications: Vec<NotificationStatus>,
 }
 

@@ -58,13 +58,19 @@ impl Decider<'_> {
             };
             let image = t.image(&container).unwrap_or_default().to_string();
             // The mark of an upgrade deleted before it released its targets, or of an earlier,
-            // deleted upgrade of this name (another UID; a mark without one is taken as ours).
+            // deleted upgrade of this name (another UID).
             let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str())
                 && t.owner_uid.as_deref().is_some_and(|u| u != self.o.uid);
             let stale = t
                 .owner
                 .as_deref()
                 .filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
+            let on_target = t
+                .known_good
+                .as_deref()
+                .and_then(|v| v.split_once('='))
+                .filter(|(n, _)| *n == container)
+                .map(|(_, i)| i.to_string());
             match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id && !claims.is_empty() => break,
                 Some(owner) if owner != self.o.id => {
@@ -74,13 +80,16 @@ impl Decider<'_> {
                     );
                     return false;
                 }
-                Some(_) => {
+                Some(_) if self.owns(t) => {
                     // Claimed before a restart: the annotation holds the record.
-                    let recorded =
-                        t.known_good.as_deref().and_then(|v| v.split_once('=')).map(|(_, i)| i.to_string());
-                    self.record_claim(si, ci, container, recorded.unwrap_or(image), t);
+                    self.record_claim(si, ci, container, on_target.unwrap_or(image), t);
                 }
-                None => {
+                // Unclaimed, or marked with this name but no UID (claimed by an older version,
+                // or by hand): claimed again, so that it carries the UID every patch tests for.
+                _ => {
+                    let unmarked_uid =
+                        t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.is_none();
+                    let image = on_target.filter(|_| unmarked_uid).unwrap_or(image);
                     claims.push(Claim {
                         target: key.clone(),
                         resource_version: t.resource_version.clone(),

@@ -2,7 +2,7 @@
 //! the Events to publish and when to look again. No client; every transition is unit-tested.
 //!
 //! One file per step of an upgrade, in the order it meets them: `plan` (the spec, parsed),
-//! `observe` (what the targets show), `analysis` (signals → verdicts), `claim` (record the
+//! `trust` (what in the status is believed), `observe` (what the targets show), `analysis` (signals → verdicts), `claim` (record the
 //! known-good images), `baseline` (measure before any change), `stage` (start, roll out, soak,
 //! promote), `rollback` (trigger and revert), `finish` (succeed, or end unchanged) and
 //! `conditions` (the decision as a user reads it). Each keeps its tests beside it.
@@ -24,6 +24,7 @@ mod stage;
 mod tenancy;
 #[cfg(test)]
 mod test_world;
+mod trust;
 
 pub use analysis::{analysis_due, history_due};
 pub use notify::{DEFAULT_WEBHOOK, Delivery, backoff, due_notifications};
@@ -53,7 +54,7 @@ pub struct Observed {
     pub generation: i64,
     pub spec: MaintenanceUpgradeSpec,
     pub status: MaintenanceUpgradeStatus,
-    /// Every target the spec names or the status records; `None` when it does not exist.
+    /// Every target the spec names (and only those); `None` when it does not exist.
     pub targets: BTreeMap<TargetKey, Option<TargetState>>,
     /// Other upgrades named as owners on those targets that still exist. An owner that was
     /// deleted before it released its targets no longer holds them.
@@ -82,10 +83,23 @@ pub struct Observed {
 pub enum Effect {
     /// Mark each target as owned by this upgrade and record its known-good image on it.
     Claim { claims: Vec<Claim> },
-    /// Set one container's image, only if the target is still at `resource_version`.
-    SetImage { target: TargetKey, resource_version: String, container: String, image: String },
+    /// Set one container's image (the `index`th of the pod template), only if the target is still
+    /// at `resource_version` and still carries this upgrade's owner mark and UID.
+    SetImage { target: TargetKey, resource_version: String, container: String, index: usize, image: String },
     /// Remove this upgrade's annotations from the targets it still owns.
     Release { targets: Vec<TargetKey> },
+}
+
+impl Effect {
+    fn set_image(target: &TargetKey, t: &TargetState, container: &str, image: &str) -> Effect {
+        Effect::SetImage {
+            target: target.clone(),
+            resource_version: t.resource_version.clone(),
+            container: container.into(),
+            index: t.containers.iter().position(|(n, _)| n == container).unwrap_or_default(),
+            image: image.into(),
+        }
+    }
 }
 
 /// One target to claim, only if it is still at `resource_version`.
@@ -211,6 +225,7 @@ impl<'a> Decider<'a> {
     /// move forward (claim, baseline, stages).
     fn run(&mut self, plan: &Plan, invalid: Option<String>) {
         self.init_stages();
+        self.distrust_status();
         let invalid =
             invalid.or_else(|| self.spec_problem()).or_else(|| self.o.spec_problems.first().cloned());
         let problem = match (self.tenancy_problem(), invalid) {

@@ -82,8 +82,15 @@ impl Decider<'_> {
                 if !on.is_empty() && !on.contains(&kind) {
                     continue;
                 }
-                let n =
-                    self.st.notifications.iter().filter(|r| r.webhook == webhook && r.kind == kind).count();
+                // Numbered after the newest of its webhook and kind, which trimming always keeps.
+                let n = self
+                    .st
+                    .notifications
+                    .iter()
+                    .filter(|r| r.webhook == webhook && r.kind == kind)
+                    .filter_map(|r| r.id.rsplit('/').next()?.parse::<u64>().ok())
+                    .max()
+                    .unwrap_or(0);
                 self.st.notifications.push(NotificationStatus {
                     id: format!("{webhook}/{kind:?}/{}", n + 1),
                     webhook,
@@ -103,10 +110,29 @@ impl Decider<'_> {
                 });
             }
         }
+        self.trim_notifications();
         // A retry already due is in the notifier's hands, whose result wakes the upgrade.
         let now = self.now();
         let pending = self.st.notifications.iter().filter(|n| n.sent_at.is_none() && !n.abandoned);
         pending.filter_map(|n| n.retry_at).filter(|t| *t > now).min()
+    }
+
+    /// Keep at most `MAX_NOTIFICATIONS`: the newest of each webhook and kind always; of the
+    /// others, the delivered (or abandoned) ones go first, oldest first.
+    fn trim_notifications(&mut self) {
+        let list = &mut self.st.notifications;
+        while list.len() > MAX_NOTIFICATIONS {
+            let newest = |i: usize| {
+                !list[i + 1..].iter().any(|r| r.webhook == list[i].webhook && r.kind == list[i].kind)
+            };
+            let Some(oldest) = (0..list.len())
+                .filter(|i| !newest(*i))
+                .min_by_key(|i| (list[*i].sent_at.is_none() && !list[*i].abandoned, *i))
+            else {
+                break;
+            };
+            list.remove(oldest);
+        }
     }
 
     /// What the deliveries since the last look say: delivered, or retried later. The first

@@ -138,3 +138,36 @@ fn a_notification_is_written_before_it_is_sent_even_mid_chain() {
     let written = w.written.as_ref().map(|s| s.notifications.clone()).unwrap_or_default();
     assert_eq!(written, w.obs.status.notifications, "written in the decision that made it");
 }
+
+#[test]
+fn the_status_keeps_at_most_fifty_notifications_and_the_newest_of_each_kind() {
+    let mut w = World::new(with_webhook(vec![]));
+    let sent = |kind: NotificationKind, n: u64, delivered: bool| NotificationStatus {
+        id: format!("oncall/{kind:?}/{n}"),
+        webhook: "oncall".into(),
+        kind,
+        phase: Phase::Pending,
+        stage: None,
+        reason: "Blocked".into(),
+        message: "<!channel>".into(),
+        baseline: None,
+        observed: None,
+        created_at: w.obs.now,
+        sent_at: delivered.then_some(w.obs.now),
+        attempts: 1,
+        last_error: None,
+        retry_at: None,
+        abandoned: false,
+    };
+    // One old notification not delivered yet, then a flood of delivered ones (a status written
+    // by someone else, or an upgrade blocked and unblocked all night).
+    let mut flood = vec![sent(NotificationKind::Failed, 1, false)];
+    flood.extend((1..=80).map(|n| sent(NotificationKind::Blocked, n, true)));
+    w.obs.status.notifications = flood;
+    w.step();
+    let ids: Vec<&str> = w.obs.status.notifications.iter().map(|n| n.id.as_str()).collect();
+    assert!(ids.len() <= MAX_NOTIFICATIONS, "{} kept", ids.len());
+    assert!(ids.contains(&"oncall/Failed/1"), "the undelivered one is kept: {ids:?}");
+    assert!(ids.contains(&"oncall/Blocked/80"), "the newest of its kind is kept: {ids:?}");
+    assert!(!ids.contains(&"oncall/Blocked/1"), "the oldest delivered go first: {ids:?}");
+}

@@ -2,7 +2,7 @@
 //! applied, reverted, deleted or changed by someone else.
 
 use super::Decider;
-use crate::constants::reason;
+use crate::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION, reason};
 use crate::crd::*;
 
 impl Decider<'_> {
@@ -98,7 +98,9 @@ impl Decider<'_> {
                 // that it is watched and, if need be, reverted (its Events went out with the change).
                 let running = t.and_then(|t| t.image(&container));
                 let known_good = c.known_good_image.as_deref().unwrap_or_default();
+                let ours = t.is_some_and(|t| self.owns(t));
                 if c.phase == ComponentPhase::Claimed
+                    && ours
                     && running == Some(c.desired_image.as_str())
                     && known_good != c.desired_image
                 {
@@ -116,6 +118,7 @@ impl Decider<'_> {
                 // A changed target found back on its known-good image was reverted before a status
                 // write was lost, or by hand: either way it is reverted, and the rest follows.
                 if c.phase == ComponentPhase::Applied
+                    && ours
                     && running == Some(known_good)
                     && known_good != c.desired_image
                 {
@@ -145,14 +148,9 @@ impl Decider<'_> {
                             "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
                             expected.join(" or ")
                         )),
-                        Some(_)
-                            if t.owner.as_deref() != Some(self.o.id.as_str())
-                                && c.phase != ComponentPhase::Reverted =>
-                        {
-                            Some(format!(
-                                "{key} is no longer marked as owned by this upgrade; the operator no longer touches it"
-                            ))
-                        }
+                        Some(_) if !self.owns(t) && c.phase != ComponentPhase::Reverted => Some(format!(
+                            "{key} does not carry this upgrade's owner mark (annotations {OWNER_ANNOTATION} and {OWNER_UID_ANNOTATION}); the operator no longer touches it"
+                        )),
                         Some(_) => None,
                     },
                 };

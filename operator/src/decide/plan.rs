@@ -46,6 +46,24 @@ impl Plan {
                 }
             }
         }
+        // The API server refuses these too; checked again for a spec written around its rules.
+        let lookback =
+            a.baseline.lookback.parse().map_err(|e| format!("spec.analysis.baseline.lookback: {e}"))?;
+        if lookback > Duration::hours(MAX_LOOKBACK_HOURS) {
+            return Err(format!(
+                "spec.analysis.baseline.lookback {} is longer than {MAX_LOOKBACK_HOURS}h (a week)",
+                a.baseline.lookback.0
+            ));
+        }
+        let interval: Duration = a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?;
+        let intervals = lookback.num_seconds() / interval.num_seconds().max(1);
+        if signals.iter().any(|s| s.prometheus.is_some()) && intervals > MAX_LOOKBACK_INTERVALS {
+            return Err(format!(
+                "with a Prometheus signal, baseline.lookback may span at most {MAX_LOOKBACK_INTERVALS} intervals \
+                 and {} / {} is {intervals}: lengthen analysis.interval or shorten baseline.lookback",
+                a.baseline.lookback.0, a.interval.0
+            ));
+        }
         if spec.stages.is_empty() {
             return Err("spec.stages: at least one stage is needed".into());
         }
@@ -64,7 +82,7 @@ shorten it or set stagePolicy to Continue",
         Ok(Plan {
             schedule,
             policy,
-            interval: a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?,
+            interval,
             observe: a
                 .baseline
                 .observe

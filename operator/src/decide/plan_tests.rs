@@ -93,3 +93,22 @@ fn a_signal_naming_a_namespace_that_does_not_exist_blocks_before_anything_change
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
+
+#[test]
+fn a_lookback_past_a_week_or_too_many_prometheus_intervals_is_an_invalid_spec() {
+    // Written around the API server's rules, which refuse both.
+    for (lookback, interval, says) in [
+        ("8760h", "1m", "longer than 168h"),
+        ("168h", "1s", "at most 30000 intervals and 168h / 1s is 604800"),
+    ] {
+        let mut s = spec_with_history();
+        s.analysis.baseline.lookback = Duration_(lookback);
+        s.analysis.interval = Duration_(interval);
+        let mut w = World::new(s);
+        w.step();
+        let b = w.condition(ct::BLOCKED);
+        assert_eq!(b.reason, reason::INVALID_SPEC);
+        assert!(b.message.contains(says), "{}", b.message);
+        assert!(w.effects.is_empty());
+    }
+}

@@ -151,12 +151,7 @@ impl Decider<'_> {
                 if t.image(&container) == Some(known_good.as_str()) {
                     continue; // reverted before a restart; nothing to send
                 }
-                self.effect = Some(Effect::SetImage {
-                    target: key.clone(),
-                    resource_version: t.resource_version.clone(),
-                    container: container.clone(),
-                    image: known_good.clone(),
-                });
+                self.effect = Some(Effect::set_image(&key, t, &container, &known_good));
                 self.note(
                     false,
                     reason::REVERTED,

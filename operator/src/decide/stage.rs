@@ -159,12 +159,7 @@ impl Decider<'_> {
             if t.image(&container) == Some(c.desired_image.as_str()) {
                 continue; // applied before a restart
             }
-            self.effect = Some(Effect::SetImage {
-                target: key.clone(),
-                resource_version: t.resource_version.clone(),
-                container: container.clone(),
-                image: c.desired_image.clone(),
-            });
+            self.effect = Some(Effect::set_image(&key, t, &container, &c.desired_image));
             self.note(
                 false,
                 reason::IMAGE_SET,

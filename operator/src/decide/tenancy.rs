@@ -1,6 +1,7 @@
-//! Decide step, pure: the tenancy boundary. An upgrade changes workloads in its own namespace
-//! only, unless it was created in a namespace the installer trusts: the same rule the admission
-//! policy in config/policy enforces, checked again here in case that policy is not installed.
+//! Decide step, pure: the tenancy boundary. An upgrade changes workloads, and counts pods, in its
+//! own namespace only, unless it was created in a namespace the installer trusts: the same rules
+//! the admission policy in config/policy enforces, checked again here in case that policy is not
+//! installed.
 
 use super::Decider;
 
@@ -20,9 +21,6 @@ impl Decider<'_> {
             .filter(|c| c.namespace_or(ns) != ns)
             .map(|c| format!("{}/{}", c.namespace_or(ns), c.name))
             .collect();
-        if foreign.is_empty() {
-            return None;
-        }
         let who = if self.o.trusted_namespaces.is_empty() {
             "no namespace may target others in this cluster".to_string()
         } else {
@@ -31,11 +29,30 @@ impl Decider<'_> {
                 self.o.trusted_namespaces.join(", ")
             )
         };
-        Some(format!(
-            "an upgrade in namespace {ns} may only change workloads in {ns}, and this one names {}; {who}: \
-             create it there, or ask whoever installed maintenance-operator to add {ns} to trustedNamespaces",
-            foreign.join(", ")
-        ))
+        if !foreign.is_empty() {
+            return Some(format!(
+                "an upgrade in namespace {ns} may only change workloads in {ns}, and this one names {}; {who}: \
+                 create it there, or ask whoever installed maintenance-operator to add {ns} to trustedNamespaces",
+                foreign.join(", ")
+            ));
+        }
+        // Its signals may not count other teams' pods either.
+        let reading: Vec<String> = self
+            .o
+            .spec
+            .effective_signals()
+            .into_iter()
+            .filter(|s| s.kubernetes.as_ref().is_some_and(|k| k.namespaces.iter().any(|n| n != ns)))
+            .map(|s| s.name)
+            .collect();
+        (!reading.is_empty()).then(|| {
+            format!(
+                "an upgrade in namespace {ns} may only count pods of {ns}, and its signals {} name other \
+                 namespaces; {who}: remove them from kubernetes.namespaces (an empty list means {ns} alone), \
+                 or ask whoever installed maintenance-operator to add {ns} to trustedNamespaces",
+                reading.join(", ")
+            )
+        })
     }
 }
 

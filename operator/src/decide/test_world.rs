@@ -249,12 +249,18 @@ impl World {
                     bump(t);
                 }
             }
-            Effect::SetImage { target, container, image, resource_version } => {
+            Effect::SetImage { target, container, index, image, resource_version } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
                 assert_eq!(
                     &t.resource_version, resource_version,
                     "patches carry the observed resourceVersion"
                 );
+                assert_eq!(
+                    (t.owner.as_deref(), t.owner_uid.as_deref()),
+                    (Some(ID), Some(self.obs.uid.as_str())),
+                    "image patches go only to targets that carry this upgrade's mark (the API server tests it)"
+                );
+                assert_eq!(&t.containers[*index].0, container, "the index names the container");
                 t.containers.iter_mut().find(|(n, _)| n == container).unwrap().1 = image.clone();
                 t.rollout = Rollout::InProgress("rolling".into());
                 bump(t);

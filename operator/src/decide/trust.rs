@@ -1,0 +1,95 @@
+//! Decide step, pure: what in the status is believed. The status is the operator's memory, not
+//! an input: the API server refuses writes to it from anyone else (config/policy), and, in case
+//! that policy is not installed, nothing recorded there can aim the operator at a workload.
+//!
+//! - A recorded component is trusted only if the current spec names its target; one it does not
+//!   name is set aside (Conflict, its record kept for a human) and its target is never read or
+//!   changed.
+//! - A recorded component's desired image is the spec's; its known-good image is the one the
+//!   operator recorded on the target itself when it claimed it, if that record is there.
+//! - A component becomes Applied or Reverted only while its target carries this upgrade's owner
+//!   mark and UID (`owns`), and every image patch tests that mark again on the API server.
+
+use super::Decider;
+use crate::constants::reason;
+use crate::crd::*;
+use crate::target::{TargetKey, TargetState};
+use std::collections::BTreeMap;
+
+impl Decider<'_> {
+    /// Whether `t` carries this upgrade's owner mark: its `namespace/name` and its UID.
+    pub(super) fn owns(&self, t: &TargetState) -> bool {
+        t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.as_deref() == Some(self.o.uid.as_str())
+    }
+
+    /// Hold the status to the spec and to the records on the targets; say what was not believed.
+    pub(super) fn distrust_status(&mut self) {
+        let ns = self.o.namespace.clone();
+        let named: BTreeMap<TargetKey, String> = self
+            .o
+            .spec
+            .stages
+            .iter()
+            .flat_map(|s| &s.components)
+            .map(|c| {
+                let key =
+                    TargetKey { kind: c.kind, namespace: c.namespace_or(&ns).into(), name: c.name.clone() };
+                (key, c.image.clone())
+            })
+            .collect();
+        let mut said = vec![];
+        for si in 0..self.st.stages.len() {
+            for ci in 0..self.st.stages[si].components.len() {
+                let c = self.st.stages[si].components[ci].clone();
+                let (key, t) = self.target(&c);
+                let Some(desired) = named.get(&key) else {
+                    if c.phase == ComponentPhase::Conflict {
+                        continue;
+                    }
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.phase = ComponentPhase::Conflict;
+                    cs.message = Some(format!(
+                        "spec.stages does not name {key}: a record only the status holds is not believed, \
+                         and the operator never touches that workload"
+                    ));
+                    said.push((reason::NOT_IN_SPEC, format!(
+                        "status.stages names {key}, which spec.stages does not; only the operator writes the \
+                         status (see the README's Security model), so it is ignored and {key} is left alone"
+                    )));
+                    continue;
+                };
+                if c.desired_image != *desired {
+                    self.st.stages[si].components[ci].desired_image = desired.clone();
+                    said.push((reason::STATUS_CORRECTED, format!(
+                        "status.stages recorded {} as the new image of {key}; spec.stages says {desired}, which is kept",
+                        c.desired_image
+                    )));
+                }
+                // The target's own record of its known-good image, written by the claim: only the
+                // operator and whoever may edit the workload can change it.
+                let container = c.container.as_deref().unwrap_or_default();
+                let on_target = t
+                    .filter(|t| self.owns(t))
+                    .and_then(|t| t.known_good.as_deref())
+                    .and_then(|v| v.split_once('='))
+                    .filter(|(n, _)| *n == container)
+                    .map(|(_, image)| image.to_string());
+                if let Some(image) = on_target.filter(|i| Some(i) != c.known_good_image.as_ref()) {
+                    said.push((reason::STATUS_CORRECTED, format!(
+                        "status.stages recorded {} as the known-good image of {key}; the record on {key} says \
+                         {image}, which is kept",
+                        c.known_good_image.as_deref().unwrap_or("nothing")
+                    )));
+                    self.st.stages[si].components[ci].known_good_image = Some(image);
+                }
+            }
+        }
+        for (why, message) in said {
+            self.note(true, why, "Observe", message);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "trust_tests.rs"]
+mod tests;

@@ -1,0 +1,88 @@
+//! Transition tests: a status written by someone other than the operator aims it at nothing.
+
+use super::super::test_world::*;
+
+/// A component the spec does not name, as a tenant would add it to the status of her upgrade:
+/// claimed, running what the victim runs, with a "known-good" image of her own.
+fn forged(name: &str, runs: &str, known_good: &str) -> ComponentStatus {
+    ComponentStatus {
+        kind: WorkloadKind::DaemonSet,
+        namespace: "kube-system".into(),
+        name: name.into(),
+        container: Some("connector".into()),
+        known_good_image: Some(known_good.into()),
+        known_good_digest: None,
+        managed_by: None,
+        desired_image: runs.into(),
+        phase: ComponentPhase::Claimed,
+        applied_at: None,
+        reverted_at: None,
+        message: None,
+    }
+}
+
+#[test]
+fn a_component_forged_into_the_status_is_never_changed_even_on_a_requested_rollback() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    // The victim exists and runs what the forged record calls the desired image.
+    w.obs.targets.insert(key("victim"), Some(daemonset("victim:1")));
+    w.obs.status.stages[0].components.push(forged("victim", "victim:1", "evil:6.6.6"));
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.image("victim"), "victim:1", "the victim is untouched");
+    assert!(w.image_sets().iter().all(|(n, _)| n != "victim"), "{:?}", w.image_sets());
+    let c = w.obs.status.stages[0].components.iter().find(|c| c.name == "victim").unwrap();
+    assert_eq!(c.phase, ComponentPhase::Conflict);
+    assert!(c.message.as_deref().unwrap().contains("spec.stages does not name"), "{:?}", c.message);
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::NOT_IN_SPEC)).count(), 1, "said once");
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "the upgrade's own target is reverted");
+}
+
+#[test]
+fn a_claimed_component_becomes_applied_only_while_its_target_carries_the_mark() {
+    // The spec names the target, but the forged status calls it claimed before any claim: the
+    // target has no mark, so it is not taken as applied, and nothing is patched.
+    let mut w = World::new(spec());
+    w.step();
+    w.obs.targets = [
+        (key("connector-canary"), Some(daemonset("connector:2.0"))),
+        (key("connector"), Some(daemonset("connector:1.0"))),
+    ]
+    .into();
+    let mut st = w.obs.status.clone();
+    st.claimed_at = Some(w.obs.now);
+    for s in &mut st.stages {
+        for c in &mut s.components {
+            c.phase = ComponentPhase::Claimed;
+            c.container = Some("connector".into());
+            c.known_good_image = Some("evil:6.6.6".into());
+        }
+    }
+    w.obs.status = st;
+    w.obs.spec.rollback.requested = true;
+    w.effects.clear();
+    w.run_until(Duration::hours(1), terminal);
+    let canary = &w.obs.status.stages[0].components[0];
+    assert_eq!(canary.phase, ComponentPhase::Conflict, "{:?}", canary.message);
+    assert!(canary.message.as_deref().unwrap().contains("owner mark"), "{:?}", canary.message);
+    assert!(w.image_sets().is_empty(), "nothing patched: {:?}", w.image_sets());
+    assert_eq!(w.image("connector-canary"), "connector:2.0");
+}
+
+#[test]
+fn the_known_good_image_on_the_target_and_the_desired_image_in_the_spec_win_over_the_status() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    // Someone rewrote both images of the applied canary in the status.
+    let c = &mut w.obs.status.stages[0].components[0];
+    c.known_good_image = Some("evil:6.6.6".into());
+    c.desired_image = "evil:7".into();
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted to the target's own record");
+    assert!(w.image_sets().iter().all(|(_, i)| !i.starts_with("evil")), "{:?}", w.image_sets());
+    assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
+}

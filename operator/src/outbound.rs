@@ -1,0 +1,331 @@
+//! Observe and act shell: every request the operator makes to an address a tenant wrote (a
+//! Prometheus signal's address, a webhook URL from a tenant's Secret) goes through here. Only
+//! where the installer allows (`prometheusAddresses`, `webhookHosts`), with no redirect followed,
+//! no proxy, bounded answers, and errors that say what failed rather than what the far side
+//! said, so that the operator cannot be aimed at the cluster's own network or used to map it.
+//!
+//! The allow-lists and the address checks are pure and unit-tested; the clients need no API.
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::{Client, Response, Url};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The largest answer read from Prometheus. A range query of the longest lookback allowed is
+/// 10,000 points of one series, about 300 KiB; this leaves room for a few series per query.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Host names that always mean the API server inside a cluster.
+const API_SERVER_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
+
+/// What the installer allows, read from the settings ConfigMap (`config/default`, the chart).
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Prometheus base URLs a signal may name, exactly (a trailing `/` aside).
+    pub prometheus_addresses: Vec<String>,
+    /// Webhook destinations: `*` (any https host but loopback, link-local and the API server),
+    /// or `scheme://host[:port]`, allowed whatever its address.
+    pub webhook_hosts: Vec<String>,
+    /// The API server's host names and addresses, never a webhook's destination.
+    pub api_server: Vec<String>,
+}
+
+/// One `webhookHosts` entry.
+#[derive(Clone, Debug, PartialEq)]
+enum HostRule {
+    /// Any https host whose addresses are neither loopback, link-local nor the API server's.
+    AnyPublicHttps,
+    /// This scheme and host, on this port if one is given, whatever its address.
+    Exactly { scheme: String, host: String, port: Option<u16> },
+}
+
+/// The installer's allow-lists and the two HTTP clients that honour them.
+#[derive(Clone)]
+pub struct Outbound {
+    prometheus: Vec<String>,
+    webhooks: Vec<HostRule>,
+    forbidden: Arc<Forbidden>,
+    /// For destinations the installer named: no redirects, no proxy.
+    named: Client,
+    /// For `*`: the same, and a resolver that drops the addresses `Forbidden` names.
+    guarded: Client,
+}
+
+/// What a webhook allowed by `*` may never reach.
+#[derive(Debug, Default)]
+struct Forbidden {
+    names: Vec<String>,
+    addresses: Vec<IpAddr>,
+}
+
+impl Forbidden {
+    fn address(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        let special = match ip {
+            IpAddr::V4(v4) => {
+                v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+            }
+            IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local(),
+        };
+        special || self.addresses.contains(&ip)
+    }
+
+    fn name(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || host.starts_with("kubernetes.default.svc.")
+            || API_SERVER_NAMES.contains(&host.as_str())
+            || self.names.contains(&host)
+    }
+}
+
+impl Outbound {
+    /// The allow-lists of `settings`; an entry that cannot be read is an error naming it.
+    pub fn new(settings: &Settings, timeout: Duration) -> Result<Outbound, String> {
+        let webhooks = settings.webhook_hosts.iter().map(|e| parse_rule(e)).collect::<Result<_, _>>()?;
+        let mut forbidden = Forbidden::default();
+        for a in &settings.api_server {
+            match a.parse::<IpAddr>() {
+                Ok(ip) => forbidden.addresses.push(ip),
+                Err(_) => forbidden.names.push(a.trim_end_matches('.').to_ascii_lowercase()),
+            }
+        }
+        let forbidden = Arc::new(forbidden);
+        let builder =
+            || Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().timeout(timeout);
+        let named = builder().build().map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
+        let guarded = builder()
+            .dns_resolver(Arc::new(Guard(forbidden.clone())))
+            .build()
+            .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
+        let prometheus = settings.prometheus_addresses.iter().map(|a| normal(a).to_string()).collect();
+        Ok(Outbound { prometheus, webhooks, forbidden, named, guarded })
+    }
+
+    /// The client for a Prometheus signal's address, or why the address is refused.
+    pub fn prometheus(&self, address: &str) -> Result<&Client, String> {
+        if self.prometheus.iter().any(|a| a == normal(address)) {
+            return Ok(&self.named);
+        }
+        let allowed =
+            if self.prometheus.is_empty() { "none".to_string() } else { self.prometheus.join(", ") };
+        Err(format!(
+            "Prometheus address {address} is not one the installer allows (prometheusAddresses: {allowed}); \
+             use one of those, or ask whoever installed maintenance-operator to add it to prometheusAddresses"
+        ))
+    }
+
+    /// The client for a webhook URL, or why it is refused. The URL is a credential: the reason
+    /// names its host only.
+    pub fn webhook(&self, url: &str) -> Result<&Client, String> {
+        let Ok(u) = Url::parse(url) else {
+            return Err("the webhook URL is not a URL such as https://hooks.example.com/…".into());
+        };
+        let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+        let port = u.port_or_known_default();
+        for rule in &self.webhooks {
+            match rule {
+                HostRule::Exactly { scheme, host: h, port: p }
+                    if *scheme == u.scheme() && *h == host && p.is_none_or(|p| Some(p) == port) =>
+                {
+                    return Ok(&self.named);
+                }
+                HostRule::AnyPublicHttps if u.scheme() == "https" && self.public(&host) => {
+                    return Ok(&self.guarded);
+                }
+                _ => {}
+            }
+        }
+        let allowed: Vec<String> = self.webhooks.iter().map(describe).collect();
+        let allowed = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
+        Err(format!(
+            "webhook host {host} ({} URL) is not one the installer allows (webhookHosts: {allowed}); \
+             loopback, link-local and API server addresses are never allowed by *; use another \
+             destination, or ask whoever installed maintenance-operator to add it to webhookHosts",
+            u.scheme()
+        ))
+    }
+
+    /// A host `*` may reach, as far as its name or literal address tell: names are checked again
+    /// on every connection, by the guarded client's resolver.
+    fn public(&self, host: &str) -> bool {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        match literal.parse::<IpAddr>() {
+            Ok(ip) => !self.forbidden.address(ip),
+            Err(_) => !host.is_empty() && !self.forbidden.name(host),
+        }
+    }
+}
+
+/// A resolver that never hands the client a forbidden address: a name that resolves to the
+/// API server or to loopback now, whatever it resolved to when it was checked, is refused.
+struct Guard(Arc<Forbidden>);
+
+impl Resolve for Guard {
+    fn resolve(&self, name: Name) -> Resolving {
+        let forbidden = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = all.into_iter().filter(|a| !forbidden.address(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(format!("{host} resolves only to addresses the operator never sends to").into());
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+fn parse_rule(entry: &str) -> Result<HostRule, String> {
+    let entry = entry.trim();
+    if entry == "*" {
+        return Ok(HostRule::AnyPublicHttps);
+    }
+    let bad = || {
+        format!("webhookHosts entry {entry:?} is not * or scheme://host[:port], e.g. https://hooks.slack.com")
+    };
+    let u = Url::parse(entry).map_err(|_| bad())?;
+    let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    if !matches!(u.scheme(), "http" | "https") || !matches!(u.path(), "" | "/") {
+        return Err(bad());
+    }
+    Ok(HostRule::Exactly { scheme: u.scheme().into(), host: host.to_ascii_lowercase(), port: u.port() })
+}
+
+fn describe(rule: &HostRule) -> String {
+    match rule {
+        HostRule::AnyPublicHttps => "*".into(),
+        HostRule::Exactly { scheme, host, port: Some(p) } => format!("{scheme}://{host}:{p}"),
+        HostRule::Exactly { scheme, host, port: None } => format!("{scheme}://{host}"),
+    }
+}
+
+/// A base URL as compared: without its trailing slashes.
+fn normal(address: &str) -> &str {
+    address.trim().trim_end_matches('/')
+}
+
+/// Why a request failed, without the URL (a webhook's is a credential) or anything the far side
+/// said beyond its status code.
+pub fn failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "answered with a redirect, which is never followed"
+    } else {
+        "the request failed"
+    }
+}
+
+/// The body of `resp`, or why it was not read: at most `max` bytes are ever held.
+pub async fn read_capped(mut resp: Response, max: usize) -> Result<Vec<u8>, String> {
+    let too_big = || format!("answered with more than {} MiB", max >> 20);
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| failure(&e).to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(prometheus: &[&str], webhooks: &[&str]) -> Outbound {
+        let settings = Settings {
+            prometheus_addresses: prometheus.iter().map(|s| s.to_string()).collect(),
+            webhook_hosts: webhooks.iter().map(|s| s.to_string()).collect(),
+            api_server: vec!["10.96.0.1".into(), "api.cluster.example".into()],
+        };
+        Outbound::new(&settings, Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn prometheus_addresses_are_only_those_the_installer_names() {
+        let o = outbound(&["http://prometheus.monitoring:9090/"], &[]);
+        assert!(o.prometheus("http://prometheus.monitoring:9090").is_ok());
+        assert!(o.prometheus("http://prometheus.monitoring:9090/").is_ok());
+        for aimed in [
+            "http://prometheus.monitoring:9090.evil.example",
+            "http://prometheus.monitoring:9090/../admin",
+            "http://169.254.169.254",
+            "https://kubernetes.default.svc",
+        ] {
+            let e = o.prometheus(aimed).unwrap_err();
+            assert!(e.contains("prometheusAddresses: http://prometheus.monitoring:9090"), "{e}");
+        }
+        let none = outbound(&[], &[]);
+        assert!(none.prometheus("http://p:9090").unwrap_err().contains("prometheusAddresses: none"));
+    }
+
+    #[test]
+    fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
+        let o = outbound(&[], &["*"]);
+        assert!(o.webhook("https://hooks.slack.com/services/T/B/x").is_ok());
+        assert!(o.webhook("https://alerts.monitoring.svc:8443/hook").is_ok());
+        for aimed in [
+            "http://hooks.slack.com/services/x",
+            "https://127.0.0.1/x",
+            "https://localhost:8080/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://[fe80::1]/x",
+            "https://0.0.0.0/x",
+            "https://10.96.0.1/api",
+            "https://kubernetes.default.svc.cluster.local/api",
+            "https://KUBERNETES/api",
+            "https://api.cluster.example/api",
+        ] {
+            let e = o.webhook(aimed).unwrap_err();
+            assert!(e.contains("webhookHosts: *"), "{aimed}: {e}");
+            assert!(!e.contains("/x") && !e.contains("meta-data"), "the URL's path is a credential: {e}");
+        }
+    }
+
+    #[test]
+    fn named_hosts_are_allowed_on_their_scheme_and_port_whatever_their_address() {
+        let o = outbound(&[], &["http://127.0.0.1", "https://hooks.example.com:8443"]);
+        assert!(o.webhook("http://127.0.0.1:31337/hook").is_ok());
+        assert!(o.webhook("https://127.0.0.1/hook").is_err(), "another scheme");
+        assert!(o.webhook("https://hooks.example.com:8443/a").is_ok());
+        assert!(o.webhook("https://hooks.example.com/a").is_err(), "another port");
+        assert!(
+            o.webhook("https://evil.example/a")
+                .unwrap_err()
+                .contains("http://127.0.0.1, https://hooks.example.com:8443")
+        );
+        assert!(o.webhook("not a url").unwrap_err().contains("not a URL"));
+    }
+
+    #[test]
+    fn a_setting_that_cannot_be_read_is_refused_at_start_naming_the_entry() {
+        let settings = Settings { webhook_hosts: vec!["hooks.slack.com".into()], ..Default::default() };
+        let e = Outbound::new(&settings, Duration::from_secs(1)).err().unwrap();
+        assert!(e.contains("\"hooks.slack.com\"") && e.contains("scheme://host"), "{e}");
+        let settings =
+            Settings { webhook_hosts: vec!["https://h.example/path".into()], ..Default::default() };
+        assert!(Outbound::new(&settings, Duration::from_secs(1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_guarded_resolver_refuses_names_that_resolve_to_loopback() {
+        let guard = Guard(Arc::new(Forbidden::default()));
+        let e = guard.resolve("localhost".parse().unwrap()).await.err().unwrap();
+        assert!(e.to_string().contains("never sends to"), "{e}");
+    }
+}
