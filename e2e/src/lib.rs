@@ -102,12 +102,14 @@ impl Env {
     }
 
     /// The install of config/default (through e2e/manifests), applied server-side as a user
-    /// would, with the local Prometheus as the one address signals may name (its port is chosen
+    /// would, with the local Prometheus among the addresses signals may name (its port is chosen
     /// when the cluster starts), and a kubeconfig that runs the operator under its ServiceAccount.
     pub fn prepare_operator(&self) -> Result<()> {
         let install = self.root.join("e2e/manifests");
         self.kubectl(&["apply", "--server-side", "--force-conflicts", "-k", install.to_str().unwrap()])?;
-        self.set_setting("prometheusAddresses", &self.prometheus_url)?;
+        // The local Prometheus, and the address config/samples names, as an installer lists its own.
+        let prometheus = format!("{},http://prometheus.monitoring:9090", self.prometheus_url);
+        self.set_setting("prometheusAddresses", &prometheus)?;
         self.write_operator_kubeconfig()
     }
 
@@ -338,6 +340,12 @@ impl Operator {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its process ID, while it runs.
+    pub fn pid(&mut self) -> Option<u32> {
+        let child = self.child.as_mut()?;
+        child.try_wait().ok().flatten().is_none().then(|| child.id())
     }
 
     /// Its Prometheus metrics, as text.
@@ -838,6 +846,29 @@ impl Drop for Scenario {
             "--wait=false",
         ]);
     }
+}
+
+/// Peak resident memory of a process (MiB), from /proc.
+pub fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmHWM in /proc/PID/status")?;
+    Ok(hwm_kib / 1024.0)
+}
+
+/// The memory limit (MiB) the manager Deployment of config/manager sets: what a real install
+/// would OOM-kill the operator at.
+pub fn manager_memory_limit_mib(env: &Env) -> Result<f64> {
+    let text = std::fs::read_to_string(env.root.join("config/manager/deployment.yaml"))?;
+    let d: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    let limit = d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+        .as_str()
+        .context("config/manager/deployment.yaml sets a memory limit")?;
+    let mib = limit.strip_suffix("Mi").context("the memory limit is written in Mi")?;
+    Ok(mib.parse()?)
 }
 
 /// Whether one of `events` (as `Scenario::events` gives them) has `reason`.

@@ -403,6 +403,10 @@ async fn s10_least_privilege_manifests_apply() {
         "replicas=0",
         "--set",
         "trustedNamespaces={e2e-tenancy}",
+        "--set",
+        &format!("prometheusAddresses={{{}}}", s.env.setting("prometheusAddresses").unwrap()),
+        "--set",
+        "webhookHosts={*,http://127.0.0.1}",
     ]);
     let file = s.env.logs.join("chart.yaml");
     std::fs::write(&file, &rendered).unwrap();

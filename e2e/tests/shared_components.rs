@@ -1,12 +1,15 @@
-//! The scenarios that stop or remove a component every other scenario relies on: Prometheus
-//! (whose scheduler metrics also count the other scenarios' pods), the API server, and the
-//! admission policy that guards every upgrade's status. They run one at a time, after the
-//! concurrent ones (`make e2e`).
+//! The scenarios that stop or change a component every other scenario relies on: Prometheus
+//! (whose scheduler metrics also count the other scenarios' pods), the API server, the admission
+//! policy that guards every upgrade's status, and the installer's settings (and one that measures
+//! the operator's memory, best alone). They run one at a time, after the concurrent ones
+//! (`make e2e`).
 
 use e2e::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use maintenance_operator::constants::{condition, reason};
-use maintenance_operator::crd::{ComponentPhase, ComponentStatus, Phase, StagePhase, WorkloadKind};
+use maintenance_operator::crd::{
+    ComponentPhase, ComponentStatus, MaintenanceUpgrade, Phase, StagePhase, WorkloadKind,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -231,4 +234,109 @@ spec:
     assert_eq!(forged.phase, ComponentPhase::Conflict, "{forged:?}");
     assert!(s.saw_event("up", reason::NOT_IN_SPEC).await, "{:?}", s.events("up").await);
     let _ = kube_system.delete(victim, &Default::default()).await;
+}
+
+/// A "Prometheus" that answers every query with an endless matrix, as a trusted Prometheus does
+/// for a query over a metric of high cardinality: tens of MiB that never end in time.
+async fn flooding_prometheus() -> String {
+    use axum::body::{Body, Bytes};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let head = Bytes::from_static(
+        br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":["#,
+    );
+    let point = Bytes::from(r#"[1700000000,"1"],"#.repeat(4096));
+    let app = axum::Router::new().fallback(move || {
+        let (head, point) = (head.clone(), point.clone());
+        async move {
+            // 64 MiB, in 64 KiB chunks, without a Content-Length.
+            let chunks = std::iter::once(head).chain(std::iter::repeat_n(point, 1024));
+            Body::from_stream(futures::stream::iter(chunks.map(Ok::<_, std::io::Error>)))
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s18_a_hostile_spec_is_refused_or_bounded_and_every_other_upgrade_is_still_judged() {
+    let mut s = incident_world("hostile").await;
+    let flood = flooding_prometheus().await;
+    // The installer lists that Prometheus (it is a real one, asked too much); the operator reads
+    // its settings when it starts.
+    let allowed = format!("{},{flood}", s.env.setting("prometheusAddresses").unwrap());
+    s.env.set_setting("prometheusAddresses", &allowed).unwrap();
+    s.operator.restart().unwrap();
+    let upgrades = |name: &str, target: &str, lookback: &str, interval: &str, address: &str| {
+        let signals: String = (0..10)
+            .map(|i| {
+                format!("      - {{name: s{i}, prometheus: {{address: \"{address}\", errors: sum(e{i}), attempts: sum(a{i})}}}}\n")
+            })
+            .collect();
+        format!(
+            "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {{name: {name}}}\nspec:\n  stages:\n    - name: only\n      components: [{{kind: DaemonSet, name: {target}, image: \"{BAD}\"}}]\n      soak: 1h\n  analysis:\n    interval: {interval}\n    baseline: {{lookback: {lookback}}}\n    signals:\n{signals}"
+        )
+    };
+    let api = s.upgrades();
+    let refused = |yaml: String| {
+        let api = api.clone();
+        async move {
+            let mu: MaintenanceUpgrade = serde_yaml::from_str(&yaml).unwrap();
+            api.create(&Default::default(), &mu).await.expect_err("refused").to_string()
+        }
+    };
+    // A year of history, a week read every second, and an address the installer did not list:
+    // refused by the API server, each saying what to fix.
+    let e = refused(upgrades("year", "connector", "8760h", "1m", &flood)).await;
+    assert!(e.contains("baseline.lookback may be at most 168h"), "{e}");
+    let e = refused(upgrades("second", "connector", "168h", "1s", &flood)).await;
+    assert!(e.contains("at most 30000 intervals"), "{e}");
+    for aimed in ["http://169.254.169.254", "https://kubernetes.default.svc", "http://127.0.0.1:10250"] {
+        let e = refused(upgrades("aimed", "connector", "1h", "1m", aimed)).await;
+        assert!(e.contains("is not one the installer allows") && e.contains("prometheusAddresses"), "{e}");
+    }
+    // What gets through: three upgrades, each of ten signals whose week of history (28,800
+    // intervals, three range queries each) the flooding Prometheus answers with 64 MiB apiece.
+    for i in 0..3 {
+        let target = format!("hostile-{i}");
+        let ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": target},
+            "spec": {"selector": {"matchLabels": {"app": target}}, "template": {"metadata": {"labels": {"app": target}},
+                "spec": {"nodeSelector": {"e2e/none": "none"}, "containers": [{"name": "c", "image": GOOD}]}}}});
+        s.daemonsets().create(&Default::default(), &serde_json::from_value(ds).unwrap()).await.unwrap();
+        s.apply(&upgrades(&format!("flood-{i}"), &target, "168h", "21s", &flood)).await;
+    }
+    // Meanwhile an ordinary upgrade, with a webhook the installer does not allow (https to this
+    // machine: loopback, which `*` never reaches, and not the http://127.0.0.1 entry).
+    let hook = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: hook, namespace: {ns}}}\nstringData: {{url: \"https://127.0.0.1:9/steal\"}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: hook, namespace: {ns}}}\nrules: [{{apiGroups: [\"\"], resources: [secrets], resourceNames: [hook], verbs: [get]}}]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: hook, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: hook}}\nsubjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: maintenance-operator}}]\n",
+        ns = s.ns
+    );
+    let path = s.env.logs.join("hostile-hook.yaml");
+    std::fs::write(&path, hook).unwrap();
+    s.env.kubectl(&["apply", "-f", path.to_str().unwrap()]).unwrap();
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let ordinary = two_stage(&s.ns, "ordinary", "15s", next)
+        + "  notifications:\n    webhooks:\n      - {name: aimed, urlSecretRef: {name: hook}}\n";
+    s.apply(&ordinary).await;
+    s.wait_phase("ordinary", Phase::Succeeded, SECS(180)).await;
+    assert_eq!(s.image("connector").await, next, "the ordinary upgrade was judged and promoted");
+    let mu = s.upgrades().get("ordinary").await.unwrap();
+    let n = &mu.status.unwrap().notifications[0];
+    let error = n.last_error.clone().unwrap_or_default();
+    assert!(n.sent_at.is_none() && error.contains("webhookHosts"), "{n:?}");
+    assert!(!error.contains("/steal"), "the URL is a credential: {error}");
+    assert!(s.saw_event("ordinary", reason::NOTIFICATION_FAILED).await, "{:?}", s.events("ordinary").await);
+    // The flood was cut at 4 MiB each time, said in the hostile upgrades' status, and the
+    // operator kept within the memory limit its Deployment sets.
+    let mu = s.upgrades().get("flood-0").await.unwrap();
+    let said = serde_yaml::to_string(&mu.status).unwrap();
+    assert!(said.contains("more than 4 MiB"), "{said}");
+    let pid = s.operator.pid().expect("the operator is still running");
+    let (peak, limit) = (peak_rss_mib(pid).unwrap(), manager_memory_limit_mib(&s.env).unwrap());
+    eprintln!("s18: the operator's peak RSS was {peak:.0} MiB (limit {limit:.0} MiB)");
+    assert!(peak < limit, "peak RSS {peak:.0} MiB over the Deployment's limit of {limit:.0} MiB");
+    assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
+    s.stop_background().await;
 }

@@ -11,10 +11,15 @@ use reqwest::{Client, Response, Url};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The largest answer read from Prometheus. A range query of the longest lookback allowed is
 /// 10,000 points of one series, about 300 KiB; this leaves room for a few series per query.
 pub const MAX_BODY: usize = 4 << 20;
+
+/// Prometheus requests in flight at once, whatever the upgrades ask: with `MAX_BODY`, a bound on
+/// what answers hold in memory, however many upgrades a tenant makes.
+const PROMETHEUS_IN_FLIGHT: usize = 4;
 
 /// Host names that always mean the API server inside a cluster.
 const API_SERVER_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
@@ -50,6 +55,21 @@ pub struct Outbound {
     named: Client,
     /// For `*`: the same, and a resolver that drops the addresses `Forbidden` names.
     guarded: Client,
+    prometheus_in_flight: Arc<Semaphore>,
+}
+
+/// The client for an allowed Prometheus, and the turn each request waits for.
+pub struct Prometheus<'a> {
+    pub client: &'a Client,
+    in_flight: &'a Semaphore,
+}
+
+impl Prometheus<'_> {
+    /// Wait until fewer than `PROMETHEUS_IN_FLIGHT` requests are in flight; hold the permit
+    /// until the answer is read and parsed.
+    pub async fn turn(&self) -> Option<SemaphorePermit<'_>> {
+        self.in_flight.acquire().await.ok()
+    }
 }
 
 /// What a webhook allowed by `*` may never reach.
@@ -104,13 +124,14 @@ impl Outbound {
             .build()
             .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
         let prometheus = settings.prometheus_addresses.iter().map(|a| normal(a).to_string()).collect();
-        Ok(Outbound { prometheus, webhooks, forbidden, named, guarded })
+        let prometheus_in_flight = Arc::new(Semaphore::new(PROMETHEUS_IN_FLIGHT));
+        Ok(Outbound { prometheus, webhooks, forbidden, named, guarded, prometheus_in_flight })
     }
 
     /// The client for a Prometheus signal's address, or why the address is refused.
-    pub fn prometheus(&self, address: &str) -> Result<&Client, String> {
+    pub fn prometheus(&self, address: &str) -> Result<Prometheus<'_>, String> {
         if self.prometheus.iter().any(|a| a == normal(address)) {
-            return Ok(&self.named);
+            return Ok(Prometheus { client: &self.named, in_flight: &self.prometheus_in_flight });
         }
         let allowed =
             if self.prometheus.is_empty() { "none".to_string() } else { self.prometheus.join(", ") };
@@ -265,11 +286,11 @@ mod tests {
             "http://169.254.169.254",
             "https://kubernetes.default.svc",
         ] {
-            let e = o.prometheus(aimed).unwrap_err();
+            let e = o.prometheus(aimed).err().unwrap();
             assert!(e.contains("prometheusAddresses: http://prometheus.monitoring:9090"), "{e}");
         }
         let none = outbound(&[], &[]);
-        assert!(none.prometheus("http://p:9090").unwrap_err().contains("prometheusAddresses: none"));
+        assert!(none.prometheus("http://p:9090").err().unwrap().contains("prometheusAddresses: none"));
     }
 
     #[test]

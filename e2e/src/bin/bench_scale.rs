@@ -446,16 +446,11 @@ fn print_requests_since(
 
 /// Peak resident memory (MiB) and CPU seconds of a process, from /proc.
 fn usage(pid: u32) -> Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmHWM in /proc/PID/status")?;
+    let peak = peak_rss_mib(pid)?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).context("/proc/PID/stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok((hwm_kib / 1024.0, ticks / 100.0))
+    Ok((peak, ticks / 100.0))
 }

@@ -41,6 +41,10 @@ pub use observe::observe;
 /// bottleneck well before this: more only raises the peak memory when many start together.
 const CONCURRENT_RECONCILES: u16 = 32;
 
+/// Upgrades whose Prometheus history is read at once: each may hold up to ten signals of 30,000
+/// intervals while it is read.
+const HISTORY_READS: usize = 2;
+
 pub struct Context {
     pub client: Client,
     /// Reporting instance on Events (the pod name in a cluster).
@@ -62,6 +66,8 @@ pub struct Context {
     pub trusted_namespaces: Vec<String>,
     /// Delivers notifications to webhooks, off the reconcile path.
     pub notifier: Notifier,
+    /// Upgrades reading Prometheus history at once (`HISTORY_READS`).
+    pub history_reads: tokio::sync::Semaphore,
     /// What the operator records of the built-in signal between upgrades, and where.
     pub recorder: Option<Recorder>,
     pub history: SharedHistory,
@@ -109,6 +115,7 @@ impl Context {
             trusted_namespaces,
             notifier,
             recorder,
+            history_reads: tokio::sync::Semaphore::new(HISTORY_READS),
             history: SharedHistory::default(),
         }
     }
@@ -216,7 +223,10 @@ pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result
         return Ok(Action::await_change());
     }
     let base = ctx.statuses.base(&mu);
-    let observed = observe(&mu, base.current.clone(), &ctx, Utc::now()).await?;
+    let mut observed = observe(&mu, base.current.clone(), &ctx, Utc::now()).await?;
     let decision = decide::decide(&observed);
+    // What was read is in the decision now; a week of history need not wait for the writes.
+    observed.history.clear();
+    observed.samples.clear();
     act(&mu, &observed, &base, decision, &ctx).await
 }

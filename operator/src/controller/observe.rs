@@ -101,7 +101,8 @@ pub async fn observe(
         }
     }
     for s in mu.spec.effective_signals() {
-        if let Some(Err(why)) = s.prometheus.as_ref().map(|p| ctx.outbound.prometheus(&p.address)) {
+        if let Some(Err(why)) = s.prometheus.as_ref().map(|p| ctx.outbound.prometheus(&p.address).map(|_| ()))
+        {
             spec_problems.push(format!("signal {}: {why}", s.name));
         }
     }
@@ -115,7 +116,14 @@ pub async fn observe(
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
     }
     let mut history = BTreeMap::new();
-    for signal in decide::history_due(&mu.spec, &status) {
+    let due = decide::history_due(&mu.spec, &status);
+    // A Prometheus history is up to 30,000 points per query and signal: read for two upgrades
+    // at once at most, so that many upgrades cannot hold many weeks in memory together.
+    let _turn = match due.iter().any(|s| s.prometheus.is_some()) {
+        true => ctx.history_reads.acquire().await.ok(),
+        false => None,
+    };
+    for signal in due {
         let signal = signal.as_read(&ns, trusted);
         history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
     }
@@ -220,11 +228,12 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
         pods.counts(&k.namespaces, &selector, from, to, limit)
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
-        let http = ctx.outbound.prometheus(&p.address)?;
-        let attempts = signals::prom_instant(http, &p.address, &signals::render_query(&p.attempts, span), to)
-            .await
-            .map_err(|e| e.to_string())?;
-        let errors = signals::prom_instant(http, &p.address, &signals::render_query(&p.errors, span), to)
+        let prom = ctx.outbound.prometheus(&p.address)?;
+        let attempts =
+            signals::prom_instant(&prom, &p.address, &signals::render_query(&p.attempts, span), to)
+                .await
+                .map_err(|e| e.to_string())?;
+        let errors = signals::prom_instant(&prom, &p.address, &signals::render_query(&p.errors, span), to)
             .await
             .map_err(no_errors_hint)?;
         signals::counts(attempts, errors)
@@ -291,13 +300,13 @@ async fn read_history(
     let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
-    let http = ctx.outbound.prometheus(&p.address)?;
+    let prom = ctx.outbound.prometheus(&p.address)?;
     let attempts =
-        signals::prom_range(http, &p.address, &signals::render_query(&p.attempts, step), from, now, step)
+        signals::prom_range(&prom, &p.address, &signals::render_query(&p.attempts, step), from, now, step)
             .await
             .map_err(|e| e.to_string())?;
     let errors =
-        signals::prom_range(http, &p.address, &signals::render_query(&p.errors, step), from, now, step)
+        signals::prom_range(&prom, &p.address, &signals::render_query(&p.errors, step), from, now, step)
             .await
             .map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
