@@ -238,7 +238,7 @@ spec:
 
 /// A "Prometheus" that answers every query with an endless matrix, as a trusted Prometheus does
 /// for a query over a metric of high cardinality: tens of MiB that never end in time.
-async fn flooding_prometheus() -> String {
+async fn flooding_prometheus(answered: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> String {
     use axum::body::{Body, Bytes};
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
     let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -248,6 +248,7 @@ async fn flooding_prometheus() -> String {
     let point = Bytes::from(r#"[1700000000,"1"],"#.repeat(4096));
     let app = axum::Router::new().fallback(move || {
         let (head, point) = (head.clone(), point.clone());
+        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         async move {
             // 64 MiB, in 64 KiB chunks, without a Content-Length.
             let chunks = std::iter::once(head).chain(std::iter::repeat_n(point, 1024));
@@ -263,7 +264,8 @@ async fn flooding_prometheus() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s18_a_hostile_spec_is_refused_or_bounded_and_every_other_upgrade_is_still_judged() {
     let mut s = incident_world("hostile").await;
-    let flood = flooding_prometheus().await;
+    let floods = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood = flooding_prometheus(floods.clone()).await;
     // The installer lists that Prometheus (it is a real one, asked too much); the operator reads
     // its settings when it starts.
     let allowed = format!("{},{flood}", s.env.setting("prometheusAddresses").unwrap());
@@ -320,22 +322,34 @@ async fn s18_a_hostile_spec_is_refused_or_bounded_and_every_other_upgrade_is_sti
     let ordinary = two_stage(&s.ns, "ordinary", "15s", next)
         + "  notifications:\n    webhooks:\n      - {name: aimed, urlSecretRef: {name: hook}}\n";
     s.apply(&ordinary).await;
+    // And one judged on the real Prometheus, whose history reads take turns with the floods.
+    s.connector("prom-target", GOOD, true).await;
+    s.apply(&prometheus_upgrade("prom-ordinary", "prom-target", &s.env.prometheus_url)).await;
     s.wait_phase("ordinary", Phase::Succeeded, SECS(180)).await;
     assert_eq!(s.image("connector").await, next, "the ordinary upgrade was judged and promoted");
+    let mu = s.wait_phase("prom-ordinary", Phase::Succeeded, SECS(120)).await;
+    let baseline =
+        mu.status.unwrap().analysis[0].baseline.clone().expect("a baseline from Prometheus history");
+    assert!(baseline.attempts > 0, "{baseline:?}");
     let mu = s.upgrades().get("ordinary").await.unwrap();
     let n = &mu.status.unwrap().notifications[0];
     let error = n.last_error.clone().unwrap_or_default();
     assert!(n.sent_at.is_none() && error.contains("webhookHosts"), "{n:?}");
     assert!(!error.contains("/steal"), "the URL is a credential: {error}");
     assert!(s.saw_event("ordinary", reason::NOTIFICATION_FAILED).await, "{:?}", s.events("ordinary").await);
-    // The flood was cut at 4 MiB each time, said in the hostile upgrades' status, and the
-    // operator kept within the memory limit its Deployment sets.
+    // The flood was cut each time (at 4 MiB for a range query, 256 KiB for an instant one), said
+    // in the hostile upgrades' status, and the operator kept within the memory limit its
+    // Deployment sets.
     let mu = s.upgrades().get("flood-0").await.unwrap();
     let said = serde_yaml::to_string(&mu.status).unwrap();
-    assert!(said.contains("more than 4 MiB"), "{said}");
+    assert!(said.contains("answered with more than"), "{said}");
     let pid = s.operator.pid().expect("the operator is still running");
     let (peak, limit) = (peak_rss_mib(pid).unwrap(), manager_memory_limit_mib(&s.env).unwrap());
-    eprintln!("s18: the operator's peak RSS was {peak:.0} MiB (limit {limit:.0} MiB)");
+    let floods = floods.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "s18: {floods} floods of 64 MiB answered; the operator's peak RSS {peak:.0} MiB (limit {limit:.0} MiB)"
+    );
+    assert!(floods >= 30, "the hostile upgrades did read: {floods} floods");
     assert!(peak < limit, "peak RSS {peak:.0} MiB over the Deployment's limit of {limit:.0} MiB");
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
     s.stop_background().await;

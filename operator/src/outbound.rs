@@ -11,15 +11,14 @@ use reqwest::{Client, Response, Url};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// The largest answer read from Prometheus. A range query of the longest lookback allowed is
-/// 10,000 points of one series, about 300 KiB; this leaves room for a few series per query.
-pub const MAX_BODY: usize = 4 << 20;
-
-/// Prometheus requests in flight at once, whatever the upgrades ask: with `MAX_BODY`, a bound on
-/// what answers hold in memory, however many upgrades a tenant makes.
-const PROMETHEUS_IN_FLIGHT: usize = 4;
+/// The largest answer to a range query read from Prometheus. One chunk of a history is 10,000
+/// points of one series, about 300 KiB; this leaves room for a few series per query. At most
+/// two histories are read at once (`controller::HISTORY_READS`).
+pub const MAX_RANGE_BODY: usize = 4 << 20;
+/// The largest answer to an instant query: a few series of one value each are a few KiB. Every
+/// upgrade reads these at once, so the bound is small.
+pub const MAX_INSTANT_BODY: usize = 256 << 10;
 
 /// Host names that always mean the API server inside a cluster.
 const API_SERVER_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
@@ -55,21 +54,6 @@ pub struct Outbound {
     named: Client,
     /// For `*`: the same, and a resolver that drops the addresses `Forbidden` names.
     guarded: Client,
-    prometheus_in_flight: Arc<Semaphore>,
-}
-
-/// The client for an allowed Prometheus, and the turn each request waits for.
-pub struct Prometheus<'a> {
-    pub client: &'a Client,
-    in_flight: &'a Semaphore,
-}
-
-impl Prometheus<'_> {
-    /// Wait until fewer than `PROMETHEUS_IN_FLIGHT` requests are in flight; hold the permit
-    /// until the answer is read and parsed.
-    pub async fn turn(&self) -> Option<SemaphorePermit<'_>> {
-        self.in_flight.acquire().await.ok()
-    }
 }
 
 /// What a webhook allowed by `*` may never reach.
@@ -124,14 +108,13 @@ impl Outbound {
             .build()
             .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
         let prometheus = settings.prometheus_addresses.iter().map(|a| normal(a).to_string()).collect();
-        let prometheus_in_flight = Arc::new(Semaphore::new(PROMETHEUS_IN_FLIGHT));
-        Ok(Outbound { prometheus, webhooks, forbidden, named, guarded, prometheus_in_flight })
+        Ok(Outbound { prometheus, webhooks, forbidden, named, guarded })
     }
 
     /// The client for a Prometheus signal's address, or why the address is refused.
-    pub fn prometheus(&self, address: &str) -> Result<Prometheus<'_>, String> {
+    pub fn prometheus(&self, address: &str) -> Result<&Client, String> {
         if self.prometheus.iter().any(|a| a == normal(address)) {
-            return Ok(Prometheus { client: &self.named, in_flight: &self.prometheus_in_flight });
+            return Ok(&self.named);
         }
         let allowed =
             if self.prometheus.is_empty() { "none".to_string() } else { self.prometheus.join(", ") };
@@ -248,7 +231,10 @@ pub fn failure(e: &reqwest::Error) -> &'static str {
 
 /// The body of `resp`, or why it was not read: at most `max` bytes are ever held.
 pub async fn read_capped(mut resp: Response, max: usize) -> Result<Vec<u8>, String> {
-    let too_big = || format!("answered with more than {} MiB", max >> 20);
+    let too_big = || match max {
+        m if m >= 1 << 20 => format!("answered with more than {} MiB", m >> 20),
+        m => format!("answered with more than {} KiB", m >> 10),
+    };
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(too_big());
     }

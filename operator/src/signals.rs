@@ -4,7 +4,7 @@
 use crate::crd::MAX_LOOKBACK_INTERVALS;
 use crate::detector::Counts;
 use crate::error::Error;
-use crate::outbound::{self, Prometheus};
+use crate::outbound;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
@@ -47,14 +47,14 @@ pub fn render_query(query: &str, span: Duration) -> String {
 /// Sum of an instant query at `at` (every series, every value). No data is an error, never zero:
 /// an empty answer must not pass for a healthy signal.
 pub async fn prom_instant(
-    prom: &Prometheus<'_>,
+    http: &reqwest::Client,
     address: &str,
     query: &str,
     at: DateTime<Utc>,
 ) -> Result<f64, Error> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let params = [("query", query.to_string()), ("time", at.timestamp().to_string())];
-    let data = prom_get(prom, address, &url, &params, query).await?;
+    let data = prom_get(http, address, &url, &params, query, outbound::MAX_INSTANT_BODY).await?;
     let mut sum = None;
     for s in data.result {
         if let Some((_, v)) = s.value {
@@ -71,7 +71,7 @@ const MAX_POINTS: i32 = 10_000;
 /// A range query's values per step (summed over series): per-interval counts over a span of
 /// history, each labelled with the end of its interval.
 pub async fn prom_range(
-    prom: &Prometheus<'_>,
+    http: &reqwest::Client,
     address: &str,
     query: &str,
     from: DateTime<Utc>,
@@ -102,7 +102,7 @@ pub async fn prom_range(
             ("end", end.timestamp().to_string()),
             ("step", format!("{}s", step.num_seconds())),
         ];
-        let data = prom_get(prom, address, &url, &params, query).await?;
+        let data = prom_get(http, address, &url, &params, query, outbound::MAX_INSTANT_BODY).await?;
         for s in data.result {
             for (ts, v) in s.values {
                 add(steps.entry(ts as i64).or_default(), &v);
@@ -127,21 +127,20 @@ fn add(sum: &mut Option<f64>, v: &str) {
 }
 
 async fn prom_get(
-    prom: &Prometheus<'_>,
+    http: &reqwest::Client,
     address: &str,
     url: &str,
     params: &[(&str, String)],
     query: &str,
+    max_body: usize,
 ) -> Result<PromData, Error> {
     let failed = |why: String| Error::Prometheus(address.to_string(), why);
-    let _turn = prom.turn().await;
-    let resp =
-        prom.client.get(url).query(params).send().await.map_err(|e| failed(outbound::failure(&e).into()))?;
+    let resp = http.get(url).query(params).send().await.map_err(|e| failed(outbound::failure(&e).into()))?;
     let code = resp.status();
     if code.is_redirection() {
         return Err(failed(format!("answered HTTP {}, a redirect, which is never followed", code.as_u16())));
     }
-    let body = outbound::read_capped(resp, outbound::MAX_BODY).await.map_err(failed)?;
+    let body = outbound::read_capped(resp, max_body).await.map_err(failed)?;
     let Ok(body) = serde_json::from_slice::<PromResponse>(&body) else {
         return Err(failed(format!(
             "answered HTTP {} with something that is not a Prometheus API response",

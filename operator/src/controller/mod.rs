@@ -43,7 +43,7 @@ const CONCURRENT_RECONCILES: u16 = 32;
 
 /// Upgrades whose Prometheus history is read at once: each may hold up to ten signals of 30,000
 /// intervals while it is read.
-const HISTORY_READS: usize = 2;
+pub(crate) const HISTORY_READS: usize = 2;
 
 pub struct Context {
     pub client: Client,

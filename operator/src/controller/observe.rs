@@ -2,7 +2,7 @@
 //! of claimed targets, or read from the API before the claim), whether other owners still exist,
 //! what only the cluster can tell is wrong with the spec, and its signals.
 
-use super::Context;
+use super::{Context, HISTORY_READS};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::{self, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
@@ -32,11 +32,15 @@ pub async fn observe(
         status.claimed_at.is_none().then_some(mu.metadata.uid.as_deref().unwrap_or_default());
     // The targets the spec names, and only those: the status is the operator's memory, never a
     // list of what to read or change (decide::trust sets aside a record the spec does not name).
+    // Another namespace's only for a trusted upgrade: an untrusted one is blocked unread
+    // (decide::tenancy), so that not even whether they exist is told.
+    let trusted = ctx.trusted_namespaces.contains(&ns);
     let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
         kind: c.kind,
         namespace: c.namespace_or(&ns).to_string(),
         name: c.name.clone(),
     });
+    let keys = keys.filter(|k| trusted || k.namespace == ns);
     // The watch of claimed targets has them; those not claimed yet (their running digests are
     // read then too) or outside the watch are read from the API, side by side.
     let mut reads = vec![];
@@ -101,15 +105,13 @@ pub async fn observe(
         }
     }
     for s in mu.spec.effective_signals() {
-        if let Some(Err(why)) = s.prometheus.as_ref().map(|p| ctx.outbound.prometheus(&p.address).map(|_| ()))
-        {
+        if let Some(Err(why)) = s.prometheus.as_ref().map(|p| ctx.outbound.prometheus(&p.address)) {
             spec_problems.push(format!("signal {}: {why}", s.name));
         }
     }
     let pods_watched_since = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).watched_since();
     // Read as the tenancy boundary allows: an untrusted upgrade's built-in signals count its own
     // namespace (decide::tenancy blocks one that names others).
-    let trusted = ctx.trusted_namespaces.contains(&ns);
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         let signal = signal.as_read(&ns, trusted);
@@ -118,15 +120,22 @@ pub async fn observe(
     let mut history = BTreeMap::new();
     let due = decide::history_due(&mu.spec, &status);
     // A Prometheus history is up to 30,000 points per query and signal: read for two upgrades
-    // at once at most, so that many upgrades cannot hold many weeks in memory together.
-    let _turn = match due.iter().any(|s| s.prometheus.is_some()) {
-        true => ctx.history_reads.acquire().await.ok(),
-        false => None,
-    };
+    // at once at most, so that many upgrades cannot hold many weeks in memory together. An
+    // upgrade that finds no turn free reads it at a later look, never waiting here: a look
+    // that waited would hold one of the controller's slots, which rollbacks need.
+    let turn = ctx.history_reads.try_acquire();
     for signal in due {
         let signal = signal.as_read(&ns, trusted);
-        history.insert(signal.name.clone(), read_history(ctx, &signal, now, &mu.spec).await);
+        let read = match (&signal.prometheus, &turn) {
+            (Some(_), Err(_)) => Err(format!(
+                "not read yet: {HISTORY_READS} other upgrades are reading their Prometheus history; \
+                 read again at the next look"
+            )),
+            _ => read_history(ctx, &signal, now, &mu.spec).await,
+        };
+        history.insert(signal.name.clone(), read);
     }
+    drop(turn);
     Ok(Observed {
         id,
         uid: mu.metadata.uid.clone().unwrap_or_default(),
@@ -229,11 +238,10 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let prom = ctx.outbound.prometheus(&p.address)?;
-        let attempts =
-            signals::prom_instant(&prom, &p.address, &signals::render_query(&p.attempts, span), to)
-                .await
-                .map_err(|e| e.to_string())?;
-        let errors = signals::prom_instant(&prom, &p.address, &signals::render_query(&p.errors, span), to)
+        let attempts = signals::prom_instant(prom, &p.address, &signals::render_query(&p.attempts, span), to)
+            .await
+            .map_err(|e| e.to_string())?;
+        let errors = signals::prom_instant(prom, &p.address, &signals::render_query(&p.errors, span), to)
             .await
             .map_err(no_errors_hint)?;
         signals::counts(attempts, errors)
@@ -302,11 +310,11 @@ async fn read_history(
     let from = now - lookback;
     let prom = ctx.outbound.prometheus(&p.address)?;
     let attempts =
-        signals::prom_range(&prom, &p.address, &signals::render_query(&p.attempts, step), from, now, step)
+        signals::prom_range(prom, &p.address, &signals::render_query(&p.attempts, step), from, now, step)
             .await
             .map_err(|e| e.to_string())?;
     let errors =
-        signals::prom_range(&prom, &p.address, &signals::render_query(&p.errors, step), from, now, step)
+        signals::prom_range(prom, &p.address, &signals::render_query(&p.errors, step), from, now, step)
             .await
             .map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();

@@ -455,7 +455,7 @@ pub const DEFAULT_SIGNAL: &str = "pod-start-failures";
 
 impl MaintenanceUpgradeSpec {
     /// The signals as an upgrade in `namespace` reads them: a built-in signal of an upgrade in a
-    /// namespace that is not `trusted` counts that namespace alone when it names none (the
+    /// namespace that is not `trusted` counts that namespace alone, whatever it names (the
     /// admission policy and `decide::tenancy` refuse one that names others).
     pub fn signals_as_read(&self, namespace: &str, trusted: bool) -> Vec<Signal> {
         self.effective_signals().into_iter().map(|s| s.as_read(namespace, trusted)).collect()
@@ -465,7 +465,7 @@ impl MaintenanceUpgradeSpec {
 impl Signal {
     /// This signal as an upgrade in `namespace` reads it (see `signals_as_read`).
     pub fn as_read(mut self, namespace: &str, trusted: bool) -> Signal {
-        if let Some(k) = self.kubernetes.as_mut().filter(|k| !trusted && k.namespaces.is_empty()) {
+        if let Some(k) = self.kubernetes.as_mut().filter(|_| !trusted) {
             k.namespaces = vec![namespace.to_string()];
         }
         self

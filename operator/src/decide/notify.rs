@@ -117,20 +117,21 @@ impl Decider<'_> {
         pending.filter_map(|n| n.retry_at).filter(|t| *t > now).min()
     }
 
-    /// Keep at most `MAX_NOTIFICATIONS`: the newest of each webhook and kind always; of the
-    /// others, the delivered (or abandoned) ones go first, oldest first.
+    /// Keep at most `MAX_NOTIFICATIONS`. The newest of each configured webhook and kind stays (the
+    /// next one is numbered after it); of the others, the delivered (or abandoned) ones go first,
+    /// oldest first. At most 5 webhooks of 6 kinds are configured, so the bound always holds.
     fn trim_notifications(&mut self) {
+        let configured: Vec<String> = self.webhooks().into_iter().map(|(w, _)| w).collect();
         let list = &mut self.st.notifications;
         while list.len() > MAX_NOTIFICATIONS {
-            let newest = |i: usize| {
-                !list[i + 1..].iter().any(|r| r.webhook == list[i].webhook && r.kind == list[i].kind)
+            let kept = |i: usize| {
+                configured.contains(&list[i].webhook)
+                    && !list[i + 1..].iter().any(|r| r.webhook == list[i].webhook && r.kind == list[i].kind)
             };
-            let Some(oldest) = (0..list.len())
-                .filter(|i| !newest(*i))
+            let oldest = (0..list.len())
+                .filter(|i| !kept(*i))
                 .min_by_key(|i| (list[*i].sent_at.is_none() && !list[*i].abandoned, *i))
-            else {
-                break;
-            };
+                .unwrap_or(0);
             list.remove(oldest);
         }
     }

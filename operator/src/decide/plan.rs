@@ -46,24 +46,6 @@ impl Plan {
                 }
             }
         }
-        // The API server refuses these too; checked again for a spec written around its rules.
-        let lookback =
-            a.baseline.lookback.parse().map_err(|e| format!("spec.analysis.baseline.lookback: {e}"))?;
-        if lookback > Duration::hours(MAX_LOOKBACK_HOURS) {
-            return Err(format!(
-                "spec.analysis.baseline.lookback {} is longer than {MAX_LOOKBACK_HOURS}h (a week)",
-                a.baseline.lookback.0
-            ));
-        }
-        let interval: Duration = a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?;
-        let intervals = lookback.num_seconds() / interval.num_seconds().max(1);
-        if signals.iter().any(|s| s.prometheus.is_some()) && intervals > MAX_LOOKBACK_INTERVALS {
-            return Err(format!(
-                "with a Prometheus signal, baseline.lookback may span at most {MAX_LOOKBACK_INTERVALS} intervals \
-                 and {} / {} is {intervals}: lengthen analysis.interval or shorten baseline.lookback",
-                a.baseline.lookback.0, a.interval.0
-            ));
-        }
         if spec.stages.is_empty() {
             return Err("spec.stages: at least one stage is needed".into());
         }
@@ -82,7 +64,7 @@ shorten it or set stagePolicy to Continue",
         Ok(Plan {
             schedule,
             policy,
-            interval,
+            interval: a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?,
             observe: a
                 .baseline
                 .observe
@@ -91,6 +73,32 @@ shorten it or set stagePolicy to Continue",
             soak,
             progress_deadline,
             signals,
+        })
+    }
+
+    /// What the API server's bounds on the work of one upgrade refuse, checked again for a spec
+    /// written around them. Held, not a parse error: an upgrade in flight goes on being judged
+    /// and rolled back, and only its next stage waits.
+    fn over_limits(spec: &MaintenanceUpgradeSpec, plan: &Plan) -> Option<String> {
+        let a = &spec.analysis;
+        let lookback = match a.baseline.lookback.parse() {
+            Ok(l) => l,
+            Err(e) => return Some(format!("spec.analysis.baseline.lookback: {e}")),
+        };
+        if lookback > Duration::hours(MAX_LOOKBACK_HOURS) {
+            return Some(format!(
+                "spec.analysis.baseline.lookback {} is longer than {MAX_LOOKBACK_HOURS}h (a week)",
+                a.baseline.lookback.0
+            ));
+        }
+        let intervals = lookback.num_seconds() / plan.interval.num_seconds().max(1);
+        let prometheus = plan.signals.iter().any(|s| s.prometheus.is_some());
+        (prometheus && intervals > MAX_LOOKBACK_INTERVALS).then(|| {
+            format!(
+                "with a Prometheus signal, baseline.lookback may span at most {MAX_LOOKBACK_INTERVALS} intervals \
+                 and {} / {} is {intervals}: lengthen analysis.interval or shorten baseline.lookback",
+                a.baseline.lookback.0, a.interval.0
+            )
         })
     }
 
@@ -103,7 +111,10 @@ shorten it or set stagePolicy to Continue",
         status: &MaintenanceUpgradeStatus,
     ) -> Result<(Plan, Option<String>), String> {
         match Plan::parse(spec) {
-            Ok(plan) => Ok((plan, None)),
+            Ok(plan) => {
+                let over = Plan::over_limits(spec, &plan);
+                Ok((plan, over))
+            }
             Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec {
                 window: None,
                 ..spec.clone()

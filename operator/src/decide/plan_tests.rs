@@ -112,3 +112,15 @@ fn a_lookback_past_a_week_or_too_many_prometheus_intervals_is_an_invalid_spec() 
         assert!(w.effects.is_empty());
     }
 }
+
+#[test]
+fn an_upgrade_in_flight_over_the_limits_is_still_judged_and_rolled_back() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    // Written around the API server's rules mid-soak: the next stage waits, the analysis goes on.
+    w.obs.spec.analysis.baseline.lookback = Duration_("8760h");
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}

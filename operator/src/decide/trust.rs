@@ -5,8 +5,8 @@
 //! - A recorded component is trusted only if the current spec names its target; one it does not
 //!   name is set aside (Conflict, its record kept for a human) and its target is never read or
 //!   changed.
-//! - A recorded component's desired image is the spec's; its known-good image is the one the
-//!   operator recorded on the target itself when it claimed it, if that record is there.
+//! - A recorded component's desired image is the spec's; its container and known-good image are
+//!   those the operator recorded on the target itself when it claimed it, if that record is there.
 //! - A component becomes Applied or Reverted only while its target carries this upgrade's owner
 //!   mark and UID (`owns`), and every image patch tests that mark again on the API server.
 
@@ -65,22 +65,24 @@ impl Decider<'_> {
                         c.desired_image
                     )));
                 }
-                // The target's own record of its known-good image, written by the claim: only the
-                // operator and whoever may edit the workload can change it.
-                let container = c.container.as_deref().unwrap_or_default();
+                // The target's own record of its container and known-good image, written by the
+                // claim: only the operator and whoever may edit the workload can change it.
+                let Some(recorded) = c.container.as_deref() else { continue };
                 let on_target = t
                     .filter(|t| self.owns(t))
                     .and_then(|t| t.known_good.as_deref())
                     .and_then(|v| v.split_once('='))
-                    .filter(|(n, _)| *n == container)
-                    .map(|(_, image)| image.to_string());
-                if let Some(image) = on_target.filter(|i| Some(i) != c.known_good_image.as_ref()) {
+                    .map(|(n, image)| (n.to_string(), image.to_string()));
+                let Some((container, image)) = on_target else { continue };
+                if container != recorded || Some(&image) != c.known_good_image.as_ref() {
                     said.push((reason::STATUS_CORRECTED, format!(
-                        "status.stages recorded {} as the known-good image of {key}; the record on {key} says \
-                         {image}, which is kept",
-                        c.known_good_image.as_deref().unwrap_or("nothing")
+                        "status.stages recorded container {recorded} with known-good image {} for {key}; the \
+                         record on {key} says container {container} with {image}, which is kept",
+                        c.known_good_image.as_deref().unwrap_or("none")
                     )));
-                    self.st.stages[si].components[ci].known_good_image = Some(image);
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.container = Some(container);
+                    cs.known_good_image = Some(image);
                 }
             }
         }
