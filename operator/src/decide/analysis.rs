@@ -22,15 +22,19 @@ pub fn analysis_due(
     plan.signals
         .into_iter()
         .filter_map(|s| {
-            let from = status
-                .analysis
-                .iter()
-                .find(|a| a.name == s.name)
-                .and_then(|a| a.sampled_to)
-                .unwrap_or(started);
-            (now >= from + plan.interval).then_some((s, from))
+            let a = status.analysis.iter().find(|a| a.name == s.name);
+            let from = a.and_then(|a| a.sampled_to).unwrap_or(started);
+            (now >= last_read(a, started) + plan.interval).then_some((s, from))
         })
         .collect()
+}
+
+/// When a signal was last read, whether the read succeeded or not: a failed read is tried
+/// again an interval later, not at once (a Prometheus that fails, or answers too much, would
+/// otherwise be asked again on every look, ten times a second).
+fn last_read(a: Option<&SignalStatus>, started: DateTime<Utc>) -> DateTime<Utc> {
+    let sampled_to = a.and_then(|a| a.sampled_to).unwrap_or(started);
+    a.and_then(|a| a.analysed_at).map_or(sampled_to, |t| t.max(sampled_to))
 }
 
 /// Which signals need their pre-change history read now, once the baseline period has begun:
@@ -222,15 +226,7 @@ impl Decider<'_> {
         let started = self.st.baseline_started_at?;
         plan.signals
             .iter()
-            .map(|s| {
-                self.st
-                    .analysis
-                    .iter()
-                    .find(|a| a.name == s.name)
-                    .and_then(|a| a.sampled_to)
-                    .unwrap_or(started)
-                    + plan.interval
-            })
+            .map(|s| last_read(self.st.analysis.iter().find(|a| a.name == s.name), started) + plan.interval)
             .min()
     }
 

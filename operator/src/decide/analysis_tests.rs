@@ -155,3 +155,21 @@ fn a_read_of_several_intervals_starts_its_bucket_where_looks_every_interval_woul
         "the bucket starts at the end of the gap's first interval, so it does not stretch by the gap"
     );
 }
+
+#[test]
+fn a_failed_read_is_tried_again_an_interval_later_not_at_once() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    w.prometheus_down = true;
+    w.obs.now += Duration::minutes(1);
+    let d = w.step();
+    assert!(
+        w.obs.status.analysis[0].reason.contains("could not read"),
+        "{}",
+        w.obs.status.analysis[0].reason
+    );
+    let again = d.requeue_after.unwrap();
+    assert!(again >= Duration::seconds(59), "looked at again after {again}, not an interval");
+    assert!(analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::seconds(30)).is_empty());
+    assert!(!analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::minutes(1)).is_empty());
+}
