@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
-use maintenance_operator::leader::LeaseConfig;
+use maintenance_operator::controller::leader::LeaseConfig;
 use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics, replay};
 
 #[derive(Parser)]

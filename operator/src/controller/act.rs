@@ -3,11 +3,11 @@
 
 use super::Context;
 use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
+use crate::controller::status_memory::Base;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, WorkloadKind};
 use crate::decide::{self, Decision, Effect, Observed};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
-use crate::status_memory::Base;
 use crate::target::{self, TargetKey};
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};

@@ -6,26 +6,26 @@
 //! a change to a target it claimed (`target_cache`), and the requeue time of its last decision.
 
 use crate::constants::CONTROLLER_NAME;
+use crate::controller::crd_presence as crd;
+use crate::controller::notifier::Notifier;
+use crate::controller::status_memory::StatusMemory;
+use crate::controller::target_cache::TargetCache;
 use crate::crd::MaintenanceUpgrade;
-use crate::crd_presence as crd;
 use crate::decide::{self};
 use crate::error::{Error, Result};
 use crate::history::Recording;
-use crate::history_recorder::{Recorder, SharedHistory};
-use crate::leader::{self, LeaseConfig};
+use crate::history::recorder::{Recorder, SharedHistory};
 use crate::metrics::{Metrics, ResultLabel};
-use crate::namespaces::Namespaces;
-use crate::notifier::Notifier;
 use crate::outbound::Outbound;
-use crate::pod_cache::{self, SharedPodIndex};
-use crate::status_memory::StatusMemory;
-use crate::target_cache::TargetCache;
+use crate::signals::namespaces::Namespaces;
+use crate::signals::pod_cache::{self, SharedPodIndex};
 use chrono::Utc;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
+use leader::LeaseConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +33,13 @@ use std::time::Duration as StdDuration;
 use tracing::{error, info, instrument, warn};
 
 mod act;
+pub mod crd_presence;
+pub mod leader;
+pub mod notifier;
 mod observe;
+pub mod status_memory;
+pub mod target_cache;
+pub mod wake;
 pub use act::act;
 pub use observe::observe;
 

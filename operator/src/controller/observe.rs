@@ -6,9 +6,9 @@ use super::{Context, HISTORY_READS};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::{self, HistoryResult, Observed, SampleResult};
 use crate::error::{Error, Result};
-use crate::history_scopes::{Scope, max_scopes};
+use crate::history::scopes::{Scope, max_scopes};
+use crate::signals::{prometheus, selector};
 use crate::target::{self, TargetKey, TargetState};
-use crate::{selector, signals};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -238,13 +238,15 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let prom = ctx.outbound.prometheus(&p.address)?;
-        let attempts = signals::prom_instant(prom, &p.address, &signals::render_query(&p.attempts, span), to)
-            .await
-            .map_err(|e| e.to_string())?;
-        let errors = signals::prom_instant(prom, &p.address, &signals::render_query(&p.errors, span), to)
-            .await
-            .map_err(no_errors_hint)?;
-        signals::counts(attempts, errors)
+        let attempts =
+            prometheus::prom_instant(prom, &p.address, &prometheus::render_query(&p.attempts, span), to)
+                .await
+                .map_err(|e| e.to_string())?;
+        let errors =
+            prometheus::prom_instant(prom, &p.address, &prometheus::render_query(&p.errors, span), to)
+                .await
+                .map_err(no_errors_hint)?;
+        prometheus::counts(attempts, errors)
     } else {
         return Err("the signal has no provider".into());
     };
@@ -309,18 +311,24 @@ async fn read_history(
     let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
     let from = now - lookback;
     let prom = ctx.outbound.prometheus(&p.address)?;
-    let attempts =
-        signals::prom_range(prom, &p.address, &signals::render_query(&p.attempts, step), from, now, step)
-            .await
-            .map_err(|e| e.to_string())?;
+    let attempts = prometheus::prom_range(
+        prom,
+        &p.address,
+        &prometheus::render_query(&p.attempts, step),
+        from,
+        now,
+        step,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let errors =
-        signals::prom_range(prom, &p.address, &signals::render_query(&p.errors, step), from, now, step)
+        prometheus::prom_range(prom, &p.address, &prometheus::render_query(&p.errors, step), from, now, step)
             .await
             .map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
     // A step without an errors value had no errors series yet (no failures so far).
     Ok(attempts
         .into_iter()
-        .map(|(t, a)| (t, signals::counts(a, errors.get(&t).copied().unwrap_or(0.0))))
+        .map(|(t, a)| (t, prometheus::counts(a, errors.get(&t).copied().unwrap_or(0.0))))
         .collect())
 }

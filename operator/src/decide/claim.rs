@@ -4,7 +4,7 @@
 use super::{BLOCKED_RETRY, Claim, Decider, Effect};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::gitops;
+use crate::target::gitops;
 use crate::target::{TargetState, known_good_value};
 use chrono::Duration;
 

@@ -78,7 +78,7 @@ impl Decider<'_> {
                 let (key, t) = self.target(c);
                 let index =
                     t.and_then(|t| t.containers.iter().position(|(n, _)| Some(n) == c.container.as_ref()));
-                Some((m.tool, crate::gitops::advice(m, &key, index.unwrap_or(0))))
+                Some((m.tool, crate::target::gitops::advice(m, &key, index.unwrap_or(0))))
             })
             .collect();
         if let Some((tool, _)) = managed.first() {

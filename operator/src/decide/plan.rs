@@ -42,7 +42,7 @@ impl Plan {
             if let Some(k) = &s.kubernetes {
                 k.pending_limit.parse().map_err(|e| format!("signal {}: pendingLimit: {e}", s.name))?;
                 if let Some(sel) = &k.label_selector {
-                    crate::selector::parse(sel).map_err(|e| format!("signal {}: {e}", s.name))?;
+                    crate::signals::selector::parse(sel).map_err(|e| format!("signal {}: {e}", s.name))?;
                 }
             }
         }

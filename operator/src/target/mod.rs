@@ -2,25 +2,15 @@
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
 use crate::constants::{CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
-use crate::crd::{ManagedBy, WorkloadKind};
+use crate::crd::ManagedBy;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
-use std::fmt;
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TargetKey {
-    pub kind: WorkloadKind,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl fmt::Display for TargetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} {}/{}", self.kind, self.namespace, self.name)
-    }
-}
+pub mod gitops;
+mod key;
+pub use key::TargetKey;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rollout {
@@ -85,7 +75,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         known_good: ann.and_then(|a| a.get(KNOWN_GOOD_ANNOTATION).cloned()),
         rollout,
         running_digests: vec![],
-        managed_by: crate::gitops::managed_by(meta),
+        managed_by: gitops::managed_by(meta),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Observe step, needs a client: one watch of pods and one of Warning Events for the whole
 //! operator, feeding the `PodIndex` that every built-in signal of every upgrade reads.
 
-use crate::pod_index::PodIndex;
+use crate::signals::pod_index::PodIndex;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};

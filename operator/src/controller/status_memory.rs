@@ -3,8 +3,8 @@
 //! stale store: the controller's store can still hold the status from before our last write when
 //! a target's change wakes the upgrade, and deciding from it would repeat a step.
 
+use crate::controller::target_cache::not_older;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus};
-use crate::target_cache::not_older;
 use kube::ResourceExt;
 use std::collections::HashMap;
 use std::sync::Mutex;

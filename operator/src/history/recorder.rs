@@ -2,15 +2,15 @@
 //! signal bucket by bucket (from the shared pod watch, so no extra reads) into the memory the
 //! analysis reads, and into keys of a ConfigMap in the operator's namespace, so that a restart
 //! or a new leader loses nothing: the operator's whole scope under one key, each scope upgrades
-//! named (history_scopes) under its own, and their index. One server-side apply per bucket;
+//! named (`scopes`) under its own, and their index. One server-side apply per bucket;
 //! each operator scope owns its own keys under its own field manager.
 
 use crate::crd::MaintenanceUpgrade;
+use crate::history::scopes::{IndexEntry, Recordings, SCOPE_ROWS, WHOLE_ROWS, max_scopes, named_by};
 use crate::history::{Recorded, Recording};
-use crate::history_scopes::{IndexEntry, Recordings, SCOPE_ROWS, WHOLE_ROWS, max_scopes, named_by};
 use crate::metrics::{Metrics, ResultLabel};
-use crate::pod_cache::SharedPodIndex;
-use crate::pod_index::PodIndex;
+use crate::signals::pod_cache::SharedPodIndex;
+use crate::signals::pod_index::PodIndex;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
@@ -104,7 +104,7 @@ impl Recorder {
     }
 
     /// Every upgrade in progress keeps the scopes of its built-in signals recorded, however
-    /// long it waits for its window (history_scopes::named_by says which).
+    /// long it waits for its window (`scopes::named_by` says which).
     fn name_scopes(&self, upgrades: &Store<MaintenanceUpgrade>, history: &SharedHistory) {
         let named: Vec<_> = upgrades
             .state()
@@ -136,7 +136,7 @@ impl Recorder {
         any |= count_due(&mut h.whole, &self.recording, &[], &Default::default(), WHOLE_ROWS, &pods, now);
         for s in h.scoped.values_mut() {
             // Checked when the scope was named.
-            let Ok(selector) = crate::selector::parse(&s.scope.label_selector) else { continue };
+            let Ok(selector) = crate::signals::selector::parse(&s.scope.label_selector) else { continue };
             let r = Recordings::recording_of(&self.recording, s);
             any |= count_due(&mut s.recorded, &r, &s.scope.namespaces, &selector, SCOPE_ROWS, &pods, now);
         }

@@ -4,12 +4,12 @@
 //! records it in status (delivered, or retried with backoff) and wakes the upgrade.
 
 use crate::constants::CONTROLLER_NAME;
+use crate::controller::wake::WakeUps;
 use crate::crd::*;
 use crate::decide::{DEFAULT_WEBHOOK, Delivery};
 use crate::metrics::{Metrics, ResultLabel};
 use crate::outbound::{self, Outbound};
 use crate::timefmt;
-use crate::wake::WakeUps;
 use chrono::Utc;
 use futures::Stream;
 use k8s_openapi::api::core::v1::Secret;

@@ -379,7 +379,7 @@ mod tests {
             &[],
             t("2026-11-24T10:06:00Z"),
         );
-        let sel = crate::selector::parse("app=sync").unwrap();
+        let sel = crate::signals::selector::parse("app=sync").unwrap();
         let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
         assert_eq!(ix.counts(&["jobs".into()], &sel, from, to, limit), Counts { attempts: 1, errors: 1 });
         assert_eq!(ix.counts(&[], &all(), from, to, limit), Counts { attempts: 3, errors: 3 });

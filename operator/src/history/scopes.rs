@@ -45,7 +45,7 @@ impl Scope {
     pub fn of(s: &KubernetesSignal, operator_scope: Option<&str>) -> Result<Scope, String> {
         let limit = s.pending_limit.parse().map_err(|e| format!("pendingLimit: {e}"))?;
         let label_selector = s.label_selector.as_deref().unwrap_or_default().trim().to_string();
-        crate::selector::parse(&label_selector)?;
+        crate::signals::selector::parse(&label_selector)?;
         let mut namespaces = s.namespaces.clone();
         namespaces.sort();
         namespaces.dedup();

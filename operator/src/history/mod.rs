@@ -5,9 +5,12 @@
 //! end; `replay` reads it where it has no gaps), kept in a ConfigMap so that a restart or a new
 //! leader loses nothing, and bounded: rows older than `KEEP` are dropped.
 
+pub mod recorder;
+pub mod scopes;
+
 use crate::crd::KubernetesSignal;
 use crate::detector::Counts;
-use crate::pod_index::KEEP_DELETED;
+use crate::signals::pod_index::KEEP_DELETED;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 /// How much is kept: a week, enough for an hour-of-day profile and a weekend. At the default
@@ -126,5 +129,4 @@ impl Recorded {
 }
 
 #[cfg(test)]
-#[path = "history_tests.rs"]
 mod tests;

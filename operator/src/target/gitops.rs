@@ -2,9 +2,9 @@
 //! old image back (self-heal, drift correction, or the next `helm upgrade`), and the setting in
 //! that tool that lets the operator's image change stand.
 
+use super::key::TargetKey;
 use crate::constants::FIELD_MANAGER;
 use crate::crd::{ManagedBy, ManagerTool};
-use crate::target::TargetKey;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The tool that manages a target, from the marks each tool leaves on what it applies. Flux's

@@ -10,9 +10,9 @@
 //! `Controller::watches`, whose watches would only run while leading.
 
 use crate::constants::CLAIMED_LABEL;
+use crate::controller::wake::WakeUps;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
 use crate::target::{self, TargetKey, TargetState};
-use crate::wake::WakeUps;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
