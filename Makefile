@@ -11,6 +11,14 @@ help: ## Show this help
 build: ## Build the operator and the kubectl plugin (kubectl-maintenance)
 	$(CARGO) build --locked -p maintenance-operator -p kubectl-maintenance
 
+.PHONY: run
+run: ## Run the operator from the checkout against the current kubeconfig (the CRD installed: make install-crd)
+	$(CARGO) run --locked -p maintenance-operator -- run $(RUN_ARGS)
+
+.PHONY: install-crd
+install-crd: ## Install the CRD into the cluster of the current kubeconfig (what make run needs)
+	kubectl apply --server-side -f crds/maintenanceupgrades.yaml
+
 .PHONY: crds
 crds: build ## Regenerate crds/ from the Rust types
 	./target/debug/maintenance-operator crd > crds/maintenanceupgrades.yaml

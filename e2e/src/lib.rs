@@ -280,7 +280,7 @@ impl Operator {
         };
         let child = Command::new(&bin)
             .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
-            .args(["--instance", &self.instance])
+            .args(["--instance", &self.instance, "--leader-elect=true"])
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("TRUSTED_NAMESPACES", trusted)

@@ -33,9 +33,11 @@ enum Command {
         /// Reconcile only the MaintenanceUpgrades of this namespace (default: every namespace).
         #[arg(long, env = "WATCH_NAMESPACE")]
         namespace: Option<String>,
-        /// Reconcile only while holding a coordination.k8s.io Lease, so that several replicas can
-        /// run: one leads, the others keep their caches warm and take over.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        /// Reconcile only while holding a coordination.k8s.io Lease (in --lease-namespace), so
+        /// that several replicas can run: one leads, the others keep their caches warm and take
+        /// over. Off unless asked for, as kubebuilder's managers do: the manifests in config/
+        /// turn it on, and a run from a checkout (`make run`) needs no namespace of its own.
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
         leader_elect: bool,
         /// Namespaces whose upgrades may target workloads in other namespaces, comma-separated
         /// (default: none; an upgrade changes workloads in its own namespace only). The same

@@ -365,7 +365,7 @@ fn start_operator(env: &Arc<Env>, name: &str) -> Result<(Child, u16)> {
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     let log = std::fs::File::create(env.logs.join(format!("{name}.operator.log")))?;
     let child = Command::new(&bin)
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--instance", name])
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--instance", name, "--leader-elect=true"])
         .env("KUBECONFIG", &env.operator_kubeconfig)
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone()?)
