@@ -291,15 +291,5 @@ impl Drop for ZeroOnDrop {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_replica_that_stops_recording_reports_no_scopes() {
-        let gauge = Gauge::default();
-        let guard = ZeroOnDrop(gauge.clone());
-        gauge.set(3);
-        drop(guard);
-        assert_eq!(gauge.get(), 0);
-    }
-}
+#[path = "recorder_tests.rs"]
+mod tests;

@@ -1,0 +1,49 @@
+//! Unit tests of `target_cache.rs`.
+
+use super::*;
+use crate::constants::OWNER_ANNOTATION;
+
+fn claimed(name: &str, rv: &str) -> (TargetKey, TargetState) {
+    let key = TargetKey { kind: WorkloadKind::Deployment, namespace: "apps".into(), name: name.into() };
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": "apps", "resourceVersion": rv,
+            "annotations": {OWNER_ANNOTATION: "ops/up"}},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}
+    }))
+    .unwrap();
+    (key, target::from_deployment(&d))
+}
+
+#[test]
+fn the_store_holds_what_the_watch_shows_once_it_has_listed() {
+    let mut s = Stored::default();
+    let (web, db) = (claimed("web", "5"), claimed("db", "6"));
+    s.apply(WorkloadKind::Deployment, watcher::Event::Init);
+    s.apply(WorkloadKind::Deployment, watcher::Event::InitApply(web.clone()));
+    assert_eq!(s.get(&web.0), None, "not before the list is complete");
+    s.apply(WorkloadKind::Deployment, watcher::Event::InitDone);
+    assert_eq!(s.get(&web.0), Some(&web.1));
+    assert_eq!(owner_of(&web.1), Some(ObjectRef::new("up").within("ops")));
+    s.apply(WorkloadKind::Deployment, watcher::Event::Apply(db.clone()));
+    // Listed again after a break: web was released meanwhile, db still claimed.
+    s.apply(WorkloadKind::Deployment, watcher::Event::Init);
+    s.apply(WorkloadKind::Deployment, watcher::Event::InitApply(db.clone()));
+    assert_eq!(s.get(&db.0), None, "not trusted while it lists again: read from the API");
+    s.apply(WorkloadKind::Deployment, watcher::Event::InitDone);
+    assert_eq!(s.get(&web.0), None);
+    assert_eq!(s.get(&db.0), Some(&db.1));
+    s.apply(WorkloadKind::Deployment, watcher::Event::Delete(db.clone()));
+    assert_eq!(s.get(&db.0), None);
+    let ds = TargetKey { kind: WorkloadKind::DaemonSet, ..db.0 };
+    assert_eq!(s.get(&ds), None, "the DaemonSet watch has not listed");
+}
+
+#[test]
+fn the_store_is_trusted_once_it_shows_our_last_patch() {
+    assert!(not_older("42", "41"));
+    assert!(not_older("41", "41"));
+    assert!(!not_older("40", "41"));
+    assert!(!not_older("abc", "41"));
+    assert!(not_older("abc", "abc"));
+    assert!(!not_older("41", ""), "a patch without a version distrusts the store");
+}

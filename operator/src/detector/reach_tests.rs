@@ -1,0 +1,52 @@
+//! Unit tests of `reach.rs`.
+
+use super::*;
+use chrono::{DateTime, Utc};
+
+fn baseline(minutes: i64, live: bool) -> BaselineStatus {
+    let to = DateTime::parse_from_rfc3339("2026-11-20T02:00:00Z").unwrap().with_timezone(&Utc);
+    BaselineStatus {
+        from: Some(to - Duration::minutes(minutes)),
+        to: Some(to),
+        intervals: if live { minutes } else { 0 },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_floor_falls_as_the_baseline_grows_and_goes_with_the_daily_profile() {
+    let rel = |m| floor(&baseline(m, false)).min_relative;
+    assert!(rel(30) >= rel(120) && rel(120) >= rel(24 * 60), "{:?}", [rel(30), rel(120), rel(1440)]);
+    let profiled = |m| BaselineStatus { hourly: vec![0.01; 24], ..baseline(m, false) };
+    let three = floor(&profiled(3 * 24 * 60)).min_relative;
+    let week = floor(&profiled(7 * 24 * 60));
+    assert!(rel(24 * 60) >= three && three >= week.min_relative && week.better.is_empty());
+    assert_eq!(
+        words(&profiled(7 * 24 * 60), week.min_relative),
+        None,
+        "the default asks for what a week supports"
+    );
+}
+
+#[test]
+fn it_is_said_in_words_only_when_it_rises_above_the_rule() {
+    let w = words(&baseline(30, true), 0.5).unwrap();
+    assert!(w.starts_with("baseline from 30m: increases below "), "{w}");
+    assert!(
+            w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 4.4x, 1day on 2.7x; 7days of history acts on 1.7x"),
+            "{w}"
+        );
+    let w = words(&baseline(120, false), 0.5).unwrap();
+    assert!(
+        w.contains("look back 1day or more to act on 2.2x, 7days on 1.7x"),
+        "a day read at once has the daily profile: {w}"
+    );
+    let w = words(&baseline(120, false), 1.2).unwrap();
+    assert!(w.ends_with("1day or more to act on 2.2x"), "the ladder stops at the rule's own minimum: {w}");
+    assert_eq!(words(&baseline(30, true), 10.0), None, "the rule asks for more than the floor");
+    let w = words(&baseline(30, true), 2.0).unwrap();
+    assert!(
+        w.ends_with("observe 2h or more to act on 4.4x, 1day on 3x"),
+        "observing reaches the rule's minimum: {w}"
+    );
+}

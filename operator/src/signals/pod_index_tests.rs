@@ -1,0 +1,185 @@
+//! Unit tests of `pod_index.rs`.
+
+use super::*;
+use serde_json::json;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn pod(uid: &str, created: &str, phase: &str, waiting: Option<&str>) -> Pod {
+    let mut status = json!({"phase": phase});
+    if let Some(w) = waiting {
+        status["containerStatuses"] = json!([{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": w}}}]);
+    }
+    serde_json::from_value(json!({
+            "metadata": {"uid": uid, "name": uid, "namespace": "jobs", "labels": {"app": "sync"}, "creationTimestamp": created},
+            "status": status
+        }))
+        .unwrap()
+}
+
+fn event(uid: &str, reason: &str, message: &str) -> Event {
+    serde_json::from_value(
+        json!({"metadata": {"name": format!("{uid}.{reason}")}, "reason": reason, "message": message,
+            "involvedObject": {"kind": "Pod", "uid": uid}}),
+    )
+    .unwrap()
+}
+
+/// An index after both watches listed `pods` and `events`.
+fn listed(pods: &[Pod], events: &[Event], now: DateTime<Utc>) -> PodIndex {
+    let mut ix = PodIndex::default();
+    ix.pod_event(&watcher::Event::Init, now);
+    for p in pods {
+        ix.pod_event(&watcher::Event::InitApply(p.clone()), now);
+    }
+    ix.pod_event(&watcher::Event::InitDone, now);
+    for e in events {
+        ix.warning_event(&watcher::Event::InitApply(e.clone()), now);
+    }
+    ix.warning_event(&watcher::Event::InitDone, now);
+    ix
+}
+
+fn all() -> Selector {
+    Selector::default()
+}
+
+/// The span 10:05–10:06 with a 5 minute limit: the cohort created 10:00–10:01, every pod.
+fn judged(ix: &PodIndex) -> Counts {
+    ix.counts(&[], &all(), t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5))
+}
+
+#[test]
+fn counts_each_failed_pod_of_the_cohort_once() {
+    let pods = vec![
+        pod("ok", "2026-11-24T10:00:10Z", "Running", None),
+        pod("stuck", "2026-11-24T10:00:20Z", "Pending", None),
+        pod("unsched", "2026-11-24T10:00:30Z", "Running", None),
+        pod("config", "2026-11-24T10:00:40Z", "Running", Some("CreateContainerConfigError")),
+        pod("mount", "2026-11-24T10:00:50Z", "Running", None),
+        pod("too-new", "2026-11-24T10:04:00Z", "Pending", None),
+        pod("too-old", "2026-11-24T09:00:00Z", "Pending", None),
+    ];
+    let events = vec![
+        event("unsched", "FailedScheduling", "0/3 nodes are available"),
+        event("unsched", "FailedScheduling", "0/3 nodes are available"),
+        event("mount", "Failed", "Error: CreateContainerConfigError"),
+        event("ok", "Pulled", "pulled"),
+    ];
+    let ix = listed(&pods, &events, t("2026-11-24T10:06:00Z"));
+    assert!(ix.ready());
+    let c = judged(&ix);
+    assert_eq!(c, Counts { attempts: 5, errors: 4 });
+}
+
+#[test]
+fn a_pod_created_and_deleted_between_two_reads_still_counts() {
+    let now = t("2026-11-24T10:00:00Z");
+    let mut ix = listed(&[], &[], now);
+    let failing = pod("gone-failing", "2026-11-24T10:00:10Z", "Pending", None);
+    let fine = pod("gone-fine", "2026-11-24T10:00:20Z", "Succeeded", None);
+    let early = pod("gone-early", "2026-11-24T10:00:30Z", "Pending", None);
+    for p in [&failing, &fine, &early] {
+        ix.pod_event(&watcher::Event::Apply(p.clone()), now);
+    }
+    ix.pod_event(&watcher::Event::Delete(failing), t("2026-11-24T10:06:00Z"));
+    ix.pod_event(&watcher::Event::Delete(fine), t("2026-11-24T10:01:00Z"));
+    // Deleted while Pending before its limit: it was not given the time to start.
+    ix.pod_event(&watcher::Event::Delete(early), t("2026-11-24T10:01:00Z"));
+    let c = judged(&ix);
+    assert_eq!(c, Counts { attempts: 3, errors: 1 });
+    // Forgotten once they are long gone.
+    ix.prune(t("2026-11-24T14:00:00Z"));
+    assert!(ix.is_empty());
+}
+
+#[test]
+fn a_pod_missing_from_a_relist_was_deleted_while_the_watch_was_down() {
+    let now = t("2026-11-24T10:00:00Z");
+    let kept = pod("kept", "2026-11-24T10:00:10Z", "Running", None);
+    let mut ix = listed(&[kept.clone(), pod("lost", "2026-11-24T10:00:20Z", "Pending", None)], &[], now);
+    ix.pod_event(&watcher::Event::Init, t("2026-11-24T10:02:00Z"));
+    ix.pod_event(&watcher::Event::InitApply(kept), t("2026-11-24T10:02:00Z"));
+    ix.pod_event(&watcher::Event::InitDone, t("2026-11-24T10:02:00Z"));
+    // "lost" was last seen Pending and is gone 100 s after its creation: not judged failed.
+    let c = judged(&ix);
+    assert_eq!(c, Counts { attempts: 2, errors: 0 });
+    ix.prune(t("2026-11-24T13:03:00Z"));
+    assert_eq!(ix.len(), 1, "the live pod stays");
+}
+
+#[test]
+fn namespaces_and_the_label_selector_narrow_the_cohort() {
+    let mut other = pod("other-ns", "2026-11-24T10:00:10Z", "Pending", None);
+    other.metadata.namespace = Some("web".into());
+    let mut unlabelled = pod("unlabelled", "2026-11-24T10:00:20Z", "Pending", None);
+    unlabelled.metadata.labels = None;
+    let ix = listed(
+        &[other, unlabelled, pod("mine", "2026-11-24T10:00:30Z", "Pending", None)],
+        &[],
+        t("2026-11-24T10:06:00Z"),
+    );
+    let sel = crate::signals::selector::parse("app=sync").unwrap();
+    let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
+    assert_eq!(ix.counts(&["jobs".into()], &sel, from, to, limit), Counts { attempts: 1, errors: 1 });
+    assert_eq!(ix.counts(&[], &all(), from, to, limit), Counts { attempts: 3, errors: 3 });
+}
+
+#[test]
+fn running_digests_come_from_the_live_pods_the_labels_select() {
+    let running = |uid: &str, app: &str, digest: &str| {
+        let mut p = pod(uid, "2026-11-24T10:00:10Z", "Running", None);
+        p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+        p.status = serde_json::from_value(json!({"phase": "Running", "containerStatuses": [
+                {"name": "c", "image": "i", "imageID": digest, "ready": true, "restartCount": 0},
+                {"name": "starting", "image": "j", "imageID": "", "ready": false, "restartCount": 0}]}))
+        .unwrap();
+        p
+    };
+    let now = t("2026-11-24T10:06:00Z");
+    let gone = running("gone", "web", "sha256:old");
+    let mut ix = PodIndex::default();
+    assert_eq!(ix.running_digests("jobs", &BTreeMap::new()), None, "not before the watch has listed");
+    ix = listed(
+        &[gone.clone(), running("web", "web", "sha256:new"), running("db", "db", "sha256:db")],
+        &[],
+        now,
+    );
+    ix.pod_event(&watcher::Event::Delete(gone), now);
+    let web = [("app".to_string(), "web".to_string())].into();
+    assert_eq!(ix.running_digests("jobs", &web), Some(vec![("c".into(), "sha256:new".into())]));
+    assert_eq!(ix.running_digests("other", &web), Some(vec![]));
+}
+
+#[test]
+fn not_ready_until_both_watches_have_listed() {
+    let mut ix = PodIndex::default();
+    let now = t("2026-11-24T10:00:00Z");
+    ix.pod_event(&watcher::Event::Init, now);
+    ix.pod_event(&watcher::Event::InitDone, now);
+    assert!(!ix.ready());
+    ix.warning_event(&watcher::Event::InitDone, now);
+    assert!(ix.ready());
+}
+
+#[test]
+fn watched_since_the_later_of_the_two_lists() {
+    let mut ix = PodIndex::default();
+    let (t0, t1, t2) = (t("2026-11-24T10:00:00Z"), t("2026-11-24T10:00:05Z"), t("2026-11-24T10:30:00Z"));
+    for (at, e) in [(t0, watcher::Event::Init), (t0, watcher::Event::InitDone)] {
+        ix.pod_event(&e, at);
+    }
+    ix.warning_event(&watcher::Event::Init, t1);
+    assert_eq!(ix.watched_since(), None, "not before both have listed");
+    ix.warning_event(&watcher::Event::InitDone, t1);
+    assert_eq!(ix.watched_since(), Some(t1));
+    // The pod watch breaks and lists again: what happened before that list may be lost.
+    ix.pods_lost();
+    assert_eq!(ix.watched_since(), None);
+    ix.pod_event(&watcher::Event::Init, t2);
+    ix.pod_event(&watcher::Event::InitDone, t2);
+    assert_eq!(ix.watched_since(), Some(t2));
+}

@@ -1,0 +1,109 @@
+//! Unit tests of `target`.
+
+use super::*;
+use serde_json::json;
+
+fn deployment(status: serde_json::Value) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "default", "generation": 2, "resourceVersion": "7",
+            "annotations": {OWNER_ANNOTATION: "default/up", OWNER_UID_ANNOTATION: "u-1"}},
+        "spec": {"replicas": 3, "selector": {}, "template": {"spec": {"containers": [
+            {"name": "app", "image": "app:1"}, {"name": "sidecar", "image": "proxy:2"}]}}},
+        "status": status
+    }))
+    .unwrap()
+}
+
+#[test]
+fn deployment_rollout_states() {
+    let cases = [
+        (json!({"observedGeneration": 1}), "InProgress"),
+        (
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3}),
+            "InProgress",
+        ),
+        (
+            json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}),
+            "InProgress",
+        ),
+        (
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}),
+            "InProgress",
+        ),
+        (
+            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+            "Complete",
+        ),
+        (
+            json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+            "Failed",
+        ),
+    ];
+    for (status, want) in cases {
+        let got = from_deployment(&deployment(status.clone())).rollout;
+        assert!(format!("{got:?}").starts_with(want), "{status} -> {got:?}");
+    }
+}
+
+#[test]
+fn daemonset_and_statefulset_rollout_states() {
+    let ds = |st: serde_json::Value| -> DaemonSet {
+        serde_json::from_value(
+            json!({"metadata": {"generation": 3}, "spec": {"selector": {}, "template": {}}, "status": st}),
+        )
+        .unwrap()
+    };
+    let base = json!({"observedGeneration": 3, "currentNumberScheduled": 5, "numberMisscheduled": 0, "numberReady": 5, "desiredNumberScheduled": 5});
+    let mut partial = base.clone();
+    partial["updatedNumberScheduled"] = json!(4);
+    partial["numberAvailable"] = json!(5);
+    assert!(matches!(from_daemonset(&ds(partial)).rollout, Rollout::InProgress(_)));
+    let mut done = base.clone();
+    done["updatedNumberScheduled"] = json!(5);
+    done["numberAvailable"] = json!(5);
+    assert_eq!(from_daemonset(&ds(done)).rollout, Rollout::Complete);
+
+    let sts = |st: serde_json::Value| -> StatefulSet {
+        serde_json::from_value(
+                json!({"metadata": {"generation": 1}, "spec": {"replicas": 2, "selector": {}, "serviceName": "s", "template": {}}, "status": st}),
+            )
+            .unwrap()
+    };
+    let rolling = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"});
+    assert!(matches!(from_statefulset(&sts(rolling)).rollout, Rollout::InProgress(_)));
+    let done = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "currentRevision": "b", "updateRevision": "b"});
+    assert_eq!(from_statefulset(&sts(done)).rollout, Rollout::Complete);
+}
+
+#[test]
+fn image_patches_test_the_owner_mark_the_version_and_the_container() {
+    let p = image_patch("7", "team-a/up", "u-1", 1, "sidecar", "proxy:3");
+    let ops = p.as_array().unwrap();
+    assert_eq!(
+        ops[0],
+        json!({"op": "test", "path": "/metadata/annotations/maintenance.dev~1owner", "value": "team-a/up"})
+    );
+    assert_eq!(
+        ops[1],
+        json!({"op": "test", "path": "/metadata/annotations/maintenance.dev~1owner-uid", "value": "u-1"})
+    );
+    assert_eq!(ops[2], json!({"op": "test", "path": "/metadata/resourceVersion", "value": "7"}));
+    assert_eq!(
+        ops[3],
+        json!({"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "sidecar"})
+    );
+    assert_eq!(
+        ops[4],
+        json!({"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": "proxy:3"})
+    );
+}
+
+#[test]
+fn container_resolution() {
+    let t = from_deployment(&deployment(json!({})));
+    assert_eq!(t.owner.as_deref(), Some("default/up"));
+    assert_eq!(t.owner_uid.as_deref(), Some("u-1"));
+    assert_eq!(t.resolve_container(Some("app")).unwrap(), "app");
+    assert!(t.resolve_container(Some("nope")).unwrap_err().contains("app, sidecar"));
+    assert!(t.resolve_container(None).unwrap_err().contains("2 containers"));
+}

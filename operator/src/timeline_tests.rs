@@ -1,0 +1,72 @@
+//! Unit tests of `timeline.rs`.
+
+use super::*;
+
+fn upgrade() -> MaintenanceUpgrade {
+    let yaml = r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {name: up, namespace: kube-system}
+spec:
+  stages:
+    - name: canary
+      components: [{kind: DaemonSet, name: connector-canary, image: "connector:1.4"}]
+      soak: 48h
+status:
+  phase: Soaking
+  message: "stage canary soaking until 2026-11-26 03:00:00 UTC"
+  currentStage: canary
+  nextAction: {summary: "pass the soak of stage canary", at: "2026-11-26T03:00:00Z"}
+  stages:
+    - name: canary
+      phase: Soaking
+      soakEndsAt: "2026-11-26T03:00:00Z"
+      components:
+        - {kind: DaemonSet, namespace: kube-system, name: connector-canary, knownGoodImage: "connector:1.3",
+           desiredImage: "connector:1.4", phase: Applied, appliedAt: "2026-11-24T03:00:00Z"}
+  analysis:
+    - name: pod-start-failures
+      baseline: {attempts: 1200, errors: 24, rate: 0.02}
+      last: {attempts: 100, errors: 3, rate: 0.03}
+      verdict: Pass
+      statistic: 2.5
+      threshold: 12.0
+      detector: {statistic: 2.5}
+"#;
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+#[test]
+fn the_view_answers_what_why_and_what_next() {
+    let now = DateTime::parse_from_rfc3339("2026-11-24T05:00:00Z").unwrap().with_timezone(&Utc);
+    let v = view(&upgrade(), now, &[0.5, 1.0, 2.5]);
+    for said in [
+        "MaintenanceUpgrade kube-system/up: Soaking",
+        "Window:   open (no window: always open)",
+        "Next:     pass the soak of stage canary at 2026-11-26 03:00:00 UTC (in 1day 22h)",
+        "DaemonSet kube-system/connector-canary",
+        "known-good connector:1.3",
+        "desired    connector:1.4",
+        "applied 2026-11-24 03:00:00 UTC",
+        "2.0% of 1200",
+        "3.0% of 100",
+        "2.5 / 12.0 ▁▂▂",
+        "Pass",
+    ] {
+        assert!(v.contains(said), "{said:?} in\n{v}");
+    }
+}
+
+#[test]
+fn a_row_is_one_line_of_the_timeline() {
+    let r = row(upgrade().status.as_ref(), 40);
+    assert!(r.starts_with("Soaking            canary       3.0%      2.0%      2.5/12  stage canary"), "{r}");
+    assert_eq!(row(None, 40), "waiting for the operator");
+    // Nothing counted yet: no rate, not the smoothed baseline's 50 %.
+    let mut st = upgrade().status.unwrap();
+    st.analysis[0].baseline.as_mut().unwrap().attempts = 0;
+    st.analysis[0].baseline.as_mut().unwrap().rate = 0.5;
+    st.analysis[0].last.as_mut().unwrap().attempts = 0;
+    let r = row(Some(&st), 40);
+    assert!(r.starts_with("Soaking            canary          -         -"), "{r}");
+}
