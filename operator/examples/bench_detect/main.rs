@@ -27,7 +27,7 @@ mod rivals;
 
 use corpus::{FAMILIES, Family, SOAK_MIN, Trace};
 use maintenance_operator::crd::{BaselineSpec, BaselineStatus, RegressionRule, Verdict};
-use maintenance_operator::detector::{Cusum, fit_baseline, observe_baseline};
+use maintenance_operator::detector::{Cusum, add_live_interval, fit_baseline};
 use maintenance_operator::replay;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -83,7 +83,7 @@ impl History {
         let mut b = BaselineStatus::default();
         let from = h[0].0 - chrono::Duration::minutes(1);
         for (at, c) in h {
-            observe_baseline(&mut b, *at, from, *c);
+            add_live_interval(&mut b, *at, from, *c);
         }
         b
     }

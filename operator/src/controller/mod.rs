@@ -6,7 +6,6 @@
 //! a change to a target it claimed (`target_cache`), and the requeue time of its last decision.
 
 use crate::constants::CONTROLLER_NAME;
-use crate::controller::crd_presence as crd;
 use crate::controller::notifier::Notifier;
 use crate::controller::status_memory::StatusMemory;
 use crate::controller::target_cache::TargetCache;
@@ -142,7 +141,7 @@ pub async fn run(
     };
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
-        _ = crd::wait_until_installed(&api) => {}
+        _ = crd_presence::wait_until_installed(&api) => {}
         signal = &mut shutdown => return Ok(signal),
     }
     let ctx = Arc::new(Context::new(client.clone(), opts, metrics));
@@ -199,9 +198,9 @@ async fn controller_loop(
             let crd_missing = crd_missing.clone();
             async move {
                 match res {
-                    Err(e) if crd::is_missing(&e) => {
+                    Err(e) if crd_presence::is_missing(&e) => {
                         if !crd_missing.swap(true, Ordering::Relaxed) {
-                            error!("{}", crd::missing_line());
+                            error!("{}", crd_presence::missing_line());
                         }
                     }
                     Err(e) => warn!("reconcile failed: {e}"),

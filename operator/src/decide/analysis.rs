@@ -4,7 +4,7 @@
 use super::{Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::detector::{Counts, Cusum, Detector, fit_baseline, observe_baseline, pct, reach};
+use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, pct, reach};
 use crate::timefmt::{at, clock, duration};
 use chrono::{DateTime, Duration, Utc};
 
@@ -168,7 +168,7 @@ impl Decider<'_> {
             // Before the change, live reads build the baseline of signals without history.
             if !changed && s.prometheus.is_none() && !a.baseline.as_ref().is_some_and(|b| b.recorded) {
                 let b = a.baseline.get_or_insert_with(Default::default);
-                observe_baseline(b, to, from, counts);
+                add_live_interval(b, to, from, counts);
                 a.reason =
                     format!("measuring the baseline: {} over {} attempts so far", pct(b.rate), b.attempts);
             }

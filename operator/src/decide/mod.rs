@@ -2,7 +2,7 @@
 //! the Events to publish and when to look again. No client; every transition is unit-tested.
 //!
 //! One file per step of an upgrade, in the order it meets them: `plan` (the spec, parsed),
-//! `trust` (what in the status is believed), `observe` (what the targets show), `analysis` (signals → verdicts), `claim` (record the
+//! `trust` (what in the status is believed), `targets` (what the targets show), `analysis` (signals → verdicts), `claim` (record the
 //! known-good images), `baseline` (measure before any change), `stage` (start, roll out, soak,
 //! promote), `rollback` (trigger and revert), `finish` (succeed, or end unchanged) and
 //! `conditions` (the decision as a user reads it). Each keeps its tests beside it.
@@ -16,11 +16,11 @@ mod claim;
 mod conditions;
 mod finish;
 mod notify;
-mod observe;
 mod persist;
 mod plan;
 mod rollback;
 mod stage;
+mod targets;
 mod tenancy;
 #[cfg(test)]
 mod test_world;
@@ -238,7 +238,7 @@ impl<'a> Decider<'a> {
             )),
             (None, None) => None,
         };
-        self.observe_components();
+        self.check_targets();
         self.analyse(plan);
         if self.st.rollback.is_none()
             && let Some((why, message)) = self.rollback_trigger(plan)

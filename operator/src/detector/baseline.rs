@@ -183,7 +183,7 @@ const MARGIN_Z: f64 = 3.0;
 
 /// Add one live interval to a baseline being observed (signals without history). The running
 /// Pearson sums give the dispersion without keeping every interval.
-pub fn observe_baseline(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTime<Utc>, c: Counts) {
+pub fn add_live_interval(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTime<Utc>, c: Counts) {
     b.attempts += c.attempts as i64;
     b.errors += c.errors as i64;
     b.from.get_or_insert(from);

@@ -15,7 +15,7 @@ mod baseline;
 mod cusum;
 pub mod reach;
 
-pub use baseline::{baseline_margin, fit_baseline, inflation, observe_baseline, rate_at};
+pub use baseline::{add_live_interval, baseline_margin, fit_baseline, inflation, rate_at};
 pub use cusum::{Cusum, DEFAULT_THRESHOLD, llr};
 
 use crate::crd::{BaselineStatus, DetectorState, Verdict};

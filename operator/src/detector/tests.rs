@@ -123,7 +123,7 @@ fn live_observation_matches_the_fit() {
     let h = minutes(120, |i| (100, if i % 2 == 0 { 4 } else { 0 }));
     let mut live = BaselineStatus::default();
     for (t, c) in &h {
-        observe_baseline(&mut live, *t, h[0].0, *c);
+        add_live_interval(&mut live, *t, h[0].0, *c);
     }
     let fitted = fit_baseline(&h, Duration::minutes(10));
     assert!((live.rate - fitted.rate).abs() < 1e-9);

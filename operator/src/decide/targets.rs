@@ -79,7 +79,7 @@ impl Decider<'_> {
 
     /// Compare each claimed target with what this upgrade expects it to run; a target that
     /// runs something else was changed by someone else and is left alone from now on.
-    pub(super) fn observe_components(&mut self) {
+    pub(super) fn check_targets(&mut self) {
         for si in 0..self.st.stages.len() {
             for ci in 0..self.st.stages[si].components.len() {
                 let c = self.st.stages[si].components[ci].clone();
@@ -166,5 +166,5 @@ impl Decider<'_> {
 }
 
 #[cfg(test)]
-#[path = "observe_tests.rs"]
+#[path = "targets_tests.rs"]
 mod tests;
