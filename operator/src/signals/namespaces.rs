@@ -19,7 +19,8 @@ impl Namespaces {
     pub fn start(client: &Client) -> Namespaces {
         let api = Api::<Namespace>::all(client.clone());
         let (store, writer) = reflector::store();
-        // An Api of PartialObjectMeta watches metadata only.
+        // An Api of PartialObjectMeta watches metadata only: kube 5 asks the API server
+        // for PartialObjectMetadata (kube-runtime's metadata_watcher is deprecated for this).
         let meta = Api::<PartialObjectMeta<Namespace>>::all(client.clone());
         let stream = watcher(meta, watcher::Config::default()).default_backoff();
         tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), |_| async {}));
