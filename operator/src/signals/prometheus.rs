@@ -102,7 +102,7 @@ pub async fn prom_range(
             ("end", end.timestamp().to_string()),
             ("step", format!("{}s", step.num_seconds())),
         ];
-        let data = prom_get(http, address, &url, &params, query, outbound::MAX_INSTANT_BODY).await?;
+        let data = prom_get(http, address, &url, &params, query, outbound::MAX_RANGE_BODY).await?;
         for s in data.result {
             for (ts, v) in s.values {
                 add(steps.entry(ts as i64).or_default(), &v);

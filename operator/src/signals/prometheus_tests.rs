@@ -8,3 +8,42 @@ fn prometheus_queries_get_the_span_and_counts_are_rounded() {
     assert_eq!(counts(99.6, 3.4), Counts { attempts: 100, errors: 3 });
     assert_eq!(counts(2.0, 5.0), Counts { attempts: 2, errors: 2 });
 }
+
+/// A Prometheus on this machine that answers every query with `body`.
+async fn answering(body: String) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { body }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+/// A matrix of one series: `points` values a minute apart, each written long.
+fn matrix(points: i64) -> String {
+    let values: Vec<String> =
+        (0..points).map(|i| format!("[{},\"1.000000000000\"]", 1_700_000_000 + 60 * i)).collect();
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[{}]}}]}}}}"#,
+        values.join(",")
+    )
+}
+
+#[tokio::test]
+async fn a_range_query_may_answer_a_whole_chunk_and_an_instant_one_only_a_little() {
+    let http = reqwest::Client::new();
+    // 10,000 points (one chunk of a week read every minute), about 300 KiB: read whole.
+    let body = matrix(10_000);
+    assert!(body.len() > outbound::MAX_INSTANT_BODY, "{} bytes", body.len());
+    let url = answering(body).await;
+    let to = DateTime::from_timestamp(1_700_000_000 + 60 * 10_000, 0).unwrap();
+    let read = prom_range(&http, &url, "q", to - Duration::minutes(9_999), to, Duration::minutes(1)).await;
+    assert_eq!(read.map(|r| r.len()).map_err(|e| e.to_string()), Ok(10_000));
+    // The same answer to an instant query is cut, and says so.
+    let e = prom_instant(&http, &url, "q", to).await.unwrap_err().to_string();
+    assert!(e.contains("answered with more than 256 KiB"), "{e}");
+}
