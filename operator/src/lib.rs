@@ -8,18 +8,26 @@
 //! the helpers at the top (`window`, `replay`, `timeline`, `timefmt`, `constants`, `error`,
 //! `metrics`, `outbound`), which import nothing above them.
 
+// The public surface: what the binary, the plugin, the e2e tests and the benchmark use. The
+// rest is the crate's own.
 pub mod constants;
-pub mod controller;
 pub mod crd;
-pub mod decide;
 pub mod detector;
-pub mod error;
-pub mod history;
-pub mod metrics;
-pub mod outbound;
 pub mod replay;
-pub mod signals;
 pub mod target;
-pub mod timefmt;
 pub mod timeline;
-pub mod window;
+pub use controller::leader::LeaseConfig;
+pub use controller::{Options, run};
+pub use history::Recording;
+pub use metrics::{Metrics, serve as serve_metrics};
+pub use outbound::{Outbound, Settings as OutboundSettings};
+
+pub(crate) mod controller;
+pub(crate) mod decide;
+pub(crate) mod error;
+pub(crate) mod history;
+pub(crate) mod metrics;
+pub(crate) mod outbound;
+pub(crate) mod signals;
+pub(crate) mod timefmt;
+pub(crate) mod window;

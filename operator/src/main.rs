@@ -3,8 +3,9 @@
 
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
-use maintenance_operator::controller::leader::LeaseConfig;
-use maintenance_operator::{controller, crd::MaintenanceUpgrade, metrics, replay};
+use maintenance_operator::{
+    LeaseConfig, Metrics, Options, Outbound, OutboundSettings, Recording, crd::MaintenanceUpgrade, replay,
+};
 
 #[derive(Parser)]
 #[command(
@@ -201,14 +202,13 @@ async fn main() -> anyhow::Result<()> {
             let listed = |v: Vec<String>| -> Vec<String> {
                 v.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()
             };
-            let settings = maintenance_operator::outbound::Settings {
+            let settings = OutboundSettings {
                 prometheus_addresses: listed(prometheus_addresses),
                 webhook_hosts: listed(webhook_hosts),
                 api_server,
             };
-            let outbound =
-                maintenance_operator::outbound::Outbound::new(&settings, std::time::Duration::from_secs(10))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let outbound = Outbound::new(&settings, std::time::Duration::from_secs(10))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let client = kube::Client::try_from(config)?;
             let identity = instance.unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "maintenance-operator".into());
@@ -219,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
             let history = record_history.then(|| {
                 let d =
                     |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                let recording = maintenance_operator::history::Recording {
+                let recording = Recording {
                     bucket: d(history_bucket).max(chrono::Duration::seconds(1)),
                     pending_limit: d(history_pending_limit),
                 };
@@ -235,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: lease_duration,
             });
             let trusted_namespaces = listed(trusted_namespaces);
-            let opts = controller::Options {
+            let opts = Options {
                 instance: Some(identity),
                 scope: namespace,
                 trusted_namespaces,
@@ -244,13 +244,13 @@ async fn main() -> anyhow::Result<()> {
                 outbound,
             };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
-            let m = metrics::Metrics::default();
-            let server = tokio::spawn(metrics::serve(listen, m.clone()));
+            let m = Metrics::default();
+            let server = tokio::spawn(maintenance_operator::serve_metrics(listen, m.clone()));
             // Stopping at once is safe: every step is recognised as done or not when observed
             // again (the e2e tests SIGKILL the operator mid-rollout), so a signal ends the process
             // without waiting for a reconcile in flight; a leader releases its Lease first.
             tokio::select! {
-                stopped = controller::run(client, opts, m, lease, terminated()) => match stopped {
+                stopped = maintenance_operator::run(client, opts, m, lease, terminated()) => match stopped {
                     Ok(signal) => tracing::info!("{signal}: stopping"),
                     Err(e) => anyhow::bail!("{e}"),
                 },

@@ -100,10 +100,12 @@ impl StatusMemory {
         self.lock().remove(&uid(mu));
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

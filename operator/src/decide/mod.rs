@@ -27,7 +27,7 @@ mod test_world;
 mod trust;
 
 pub use analysis::{analysis_due, history_due};
-pub use notify::{DEFAULT_WEBHOOK, Delivery, backoff, due_notifications};
+pub use notify::{DEFAULT_WEBHOOK, Delivery, due_notifications};
 pub use persist::worth_writing;
 
 use crate::constants::reason;

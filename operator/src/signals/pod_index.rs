@@ -79,10 +79,12 @@ impl PodIndex {
     }
 
     /// Pods known, deleted ones included: for the memory figures.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.pods.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty()
     }
