@@ -176,21 +176,13 @@ spec:
         message: None,
     });
     let forgery = file("forgery.json", &json!({"status": {"stages": stages}}).to_string());
-    let forge = || {
-        s.env.kubectl(&[
-            "patch",
-            "maintenanceupgrade",
-            "up",
-            "-n",
-            &s.ns,
-            "--as",
-            user,
-            "--subresource=status",
-            "--type=merge",
-            "--patch-file",
-            &forgery,
-        ])
+    // What she sends, as herself: a merge patch of her upgrade.
+    let as_tenant = |more: &[&str]| {
+        let mut args = vec!["patch", "maintenanceupgrade", "up", "-n", &s.ns, "--as", user, "--type=merge"];
+        args.extend_from_slice(more);
+        s.env.kubectl(&args)
     };
+    let forge = || as_tenant(&["--subresource=status", "--patch-file", &forgery]);
     // The API server refuses it, saying who writes the status and what to change instead.
     let refused = forge().expect_err("the status policy refuses the tenant's write").to_string();
     for said in ["only maintenance-operator", "writes the status", "spec.rollback.requested"] {
@@ -207,20 +199,7 @@ spec:
         assert!(std::time::Instant::now() < deadline, "the forgery still refused: {e}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    s.env
-        .kubectl(&[
-            "patch",
-            "maintenanceupgrade",
-            "up",
-            "-n",
-            &s.ns,
-            "--as",
-            user,
-            "--type=merge",
-            "-p",
-            r#"{"spec": {"rollback": {"requested": true}}}"#,
-        ])
-        .unwrap();
+    as_tenant(&["-p", r#"{"spec": {"rollback": {"requested": true}}}"#]).unwrap();
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(90)).await;
     assert_eq!(s.image("own").await, GOOD, "her own target is reverted");
     let untouched = kube_system.get(victim).await.unwrap();

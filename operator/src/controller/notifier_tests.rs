@@ -2,29 +2,49 @@
 
 use super::*;
 
-#[test]
-fn tenant_text_cannot_mention_a_channel_or_forge_a_link_in_slack() {
-    let mu: MaintenanceUpgrade = serde_yaml::from_str(
-            "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: team-a}\n\
-             spec: {stages: [{name: canary, components: [{kind: Deployment, name: web, image: 'web:2'}], soak: 1h}]}",
-        )
-        .unwrap();
-    let n = NotificationStatus {
-        id: "default/Blocked/1".into(),
-        webhook: "default".into(),
-        kind: NotificationKind::Blocked,
-        phase: Phase::Pending,
-        stage: Some("<!here>".into()),
-        reason: "InvalidSpec".into(),
-        message: "selector <!channel> is invalid; see <https://evil.example|the runbook> & fix".into(),
+/// An upgrade of one component in `namespace`.
+fn upgrade(namespace: &str) -> MaintenanceUpgrade {
+    serde_yaml::from_str(&format!(
+        "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {{name: up, namespace: {namespace}}}\n\
+         spec: {{stages: [{{name: canary, components: [{{kind: DaemonSet, name: c, image: 'c:2'}}], soak: 1h}}]}}"
+    ))
+    .unwrap()
+}
+
+/// A notification not sent yet, of `kind` to `webhook`, saying `message`.
+fn notification(
+    webhook: &str,
+    kind: NotificationKind,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+) -> NotificationStatus {
+    NotificationStatus {
+        id: format!("{webhook}/{kind:?}/1"),
+        webhook: webhook.into(),
+        kind,
+        phase,
+        stage: Some("canary".into()),
+        reason: reason.into(),
+        message: message.into(),
         baseline: None,
         observed: None,
-        created_at: Utc::now(),
+        created_at: chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z").unwrap().with_timezone(&Utc),
         sent_at: None,
         attempts: 0,
         last_error: None,
         retry_at: None,
         abandoned: false,
+    }
+}
+
+#[test]
+fn tenant_text_cannot_mention_a_channel_or_forge_a_link_in_slack() {
+    let mu = upgrade("team-a");
+    let message = "selector <!channel> is invalid; see <https://evil.example|the runbook> & fix";
+    let n = NotificationStatus {
+        stage: Some("<!here>".into()),
+        ..notification("default", NotificationKind::Blocked, Phase::Pending, "InvalidSpec", message)
     };
     let text = payload(&mu, &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
     assert!(!text.contains("<!") && !text.contains("<https"), "{text}");
@@ -36,27 +56,18 @@ fn tenant_text_cannot_mention_a_channel_or_forge_a_link_in_slack() {
 
 #[test]
 fn both_payloads_say_what_where_why_and_how_to_look() {
-    let mu: MaintenanceUpgrade = serde_yaml::from_str(
-            "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: kube-system}\n\
-             spec: {stages: [{name: canary, components: [{kind: DaemonSet, name: c, image: 'c:2'}], soak: 1h}]}",
-        )
-        .unwrap();
+    let mu = upgrade("kube-system");
+    let message = "rolled back to the known-good images";
     let n = NotificationStatus {
-        id: "oncall/RolledBack/1".into(),
-        webhook: "oncall".into(),
-        kind: NotificationKind::RolledBack,
-        phase: Phase::RolledBack,
-        stage: Some("canary".into()),
-        reason: "RegressionDetected".into(),
-        message: "rolled back to the known-good images".into(),
         baseline: Some(0.0246),
         observed: Some(0.425),
-        created_at: chrono::DateTime::parse_from_rfc3339("2026-11-24T03:00:00Z").unwrap().with_timezone(&Utc),
-        sent_at: None,
-        attempts: 0,
-        last_error: None,
-        retry_at: None,
-        abandoned: false,
+        ..notification(
+            "oncall",
+            NotificationKind::RolledBack,
+            Phase::RolledBack,
+            "RegressionDetected",
+            message,
+        )
     };
     let g = payload(&mu, &n, WebhookFormat::Generic);
     assert_eq!(g["id"], "oncall/RolledBack/1");
