@@ -35,11 +35,7 @@ pub async fn observe(
     // Another namespace's only for a trusted upgrade: an untrusted one is blocked unread
     // (decide::tenancy), so that not even whether they exist is told.
     let trusted = ctx.trusted_namespaces.contains(&ns);
-    let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey {
-        kind: c.kind,
-        namespace: c.namespace_or(&ns).to_string(),
-        name: c.name.clone(),
-    });
+    let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey::of(c, &ns));
     let keys = keys.filter(|k| trusted || k.namespace == ns);
     // The watch of claimed targets has them; those not claimed yet (their running digests are
     // read then too) or outside the watch are read from the API, side by side.
@@ -123,11 +119,11 @@ pub async fn observe(
     // at once at most, so that many upgrades cannot hold many weeks in memory together. An
     // upgrade that finds no turn free reads it at a later look, never waiting here: a look
     // that waited would hold one of the controller's slots, which rollbacks need.
-    let turn = ctx.history_reads.try_acquire();
+    let turn = due.iter().any(|s| s.prometheus.is_some()).then(|| ctx.history_reads.try_acquire());
     for signal in due {
         let signal = signal.as_read(&ns, trusted);
         let read = match (&signal.prometheus, &turn) {
-            (Some(_), Err(_)) => Err(format!(
+            (Some(_), Some(Err(_))) => Err(format!(
                 "not read yet: {HISTORY_READS} other upgrades are reading their Prometheus history; \
                  read again at the next look"
             )),

@@ -65,12 +65,8 @@ impl Decider<'_> {
                 .owner
                 .as_deref()
                 .filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
-            let on_target = t
-                .known_good
-                .as_deref()
-                .and_then(|v| v.split_once('='))
-                .filter(|(n, _)| *n == container)
-                .map(|(_, i)| i.to_string());
+            let on_target =
+                t.recorded_known_good().filter(|(n, _)| *n == container).map(|(_, i)| i.to_string());
             match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id && !claims.is_empty() => break,
                 Some(owner) if owner != self.o.id => {

@@ -31,11 +31,7 @@ impl Decider<'_> {
             .stages
             .iter()
             .flat_map(|s| &s.components)
-            .map(|c| {
-                let key =
-                    TargetKey { kind: c.kind, namespace: c.namespace_or(&ns).into(), name: c.name.clone() };
-                (key, c.image.clone())
-            })
+            .map(|c| (TargetKey::of(c, &ns), c.image.clone()))
             .collect();
         let mut said = vec![];
         for si in 0..self.st.stages.len() {
@@ -70,8 +66,7 @@ impl Decider<'_> {
                 let Some(recorded) = c.container.as_deref() else { continue };
                 let on_target = t
                     .filter(|t| self.owns(t))
-                    .and_then(|t| t.known_good.as_deref())
-                    .and_then(|v| v.split_once('='))
+                    .and_then(|t| t.recorded_known_good())
                     .map(|(n, image)| (n.to_string(), image.to_string()));
                 let Some((container, image)) = on_target else { continue };
                 if container != recorded || Some(&image) != c.known_good_image.as_ref() {

@@ -233,5 +233,12 @@ pub fn known_good_value(container: &str, image: &str) -> String {
     format!("{container}={image}")
 }
 
+impl TargetState {
+    /// The known-good record the claim wrote on the target (`known_good_value`): (container, image).
+    pub fn recorded_known_good(&self) -> Option<(&str, &str)> {
+        self.known_good.as_deref()?.split_once('=')
+    }
+}
+
 #[cfg(test)]
 mod tests;
