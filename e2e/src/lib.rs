@@ -113,18 +113,24 @@ impl Env {
         self.write_operator_kubeconfig()
     }
 
-    /// One of the installer's settings (the ConfigMap config/default makes), as the kubelet
-    /// reads it into the manager's environment.
-    pub fn setting(&self, key: &str) -> Result<String> {
-        self.kubectl(&[
+    /// The installer's settings (the ConfigMap config/default makes), as the kubelet reads them
+    /// into the manager's environment: a key that is not there reads as empty.
+    pub fn settings(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let cm = self.kubectl(&[
             "get",
             "configmap",
             "-n",
             "maintenance-operator",
             "maintenance-operator-tenancy",
             "-o",
-            &format!("jsonpath={{.data.{key}}}"),
-        ])
+            "jsonpath={.data}",
+        ])?;
+        Ok(serde_json::from_str(&cm)?)
+    }
+
+    /// One of the installer's settings.
+    pub fn setting(&self, key: &str) -> Result<String> {
+        Ok(self.settings()?.remove(key).unwrap_or_default())
     }
 
     /// Change one of the installer's settings, as an installer would.
@@ -274,9 +280,11 @@ impl Operator {
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let bin = self.env.root.join("target/debug/maintenance-operator");
+        let mut settings = self.env.settings()?;
+        let mut setting = |key: &str| settings.remove(key).unwrap_or_default();
         let trusted = match &self.trusted_namespaces {
             Some(t) => t.clone(),
-            None => self.env.setting("trustedNamespaces")?,
+            None => setting("trustedNamespaces"),
         };
         let child = Command::new(&bin)
             .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
@@ -284,8 +292,8 @@ impl Operator {
             .env("KUBECONFIG", &self.env.operator_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("TRUSTED_NAMESPACES", trusted)
-            .env("PROMETHEUS_ADDRESSES", self.env.setting("prometheusAddresses")?)
-            .env("WEBHOOK_HOSTS", self.env.setting("webhookHosts")?)
+            .env("PROMETHEUS_ADDRESSES", setting("prometheusAddresses"))
+            .env("WEBHOOK_HOSTS", setting("webhookHosts"))
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log)
