@@ -9,8 +9,13 @@ pub enum Error {
     PatchTarget(String, #[source] kube::Error),
     #[error("failed to write the status of MaintenanceUpgrade {0}: {1}")]
     PatchStatus(String, #[source] kube::Error),
+    /// Prometheus answered, but not usefully: a timeout, a refused connection, an error answer.
     #[error("Prometheus at {0}: {1}")]
     Prometheus(String, String),
+    /// The query as the spec writes it cannot be answered, however often it is asked: invalid
+    /// PromQL (`bad_data`), or more history than one read may ask for.
+    #[error("Prometheus at {0}: {1}")]
+    PromQuery(String, String),
     #[error("Prometheus query returned no data: {0}")]
     PromNoData(String),
 }
@@ -22,6 +27,7 @@ impl Error {
             Error::PatchTarget(..) => "patch_target",
             Error::PatchStatus(..) => "patch_status",
             Error::Prometheus(..) => "prometheus",
+            Error::PromQuery(..) => "prometheus_query",
             Error::PromNoData(..) => "prometheus_no_data",
         }
     }

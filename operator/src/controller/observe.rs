@@ -4,7 +4,8 @@
 
 use super::{Context, HISTORY_READS};
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
-use crate::decide::{self, HistoryResult, Observed, SampleResult};
+use crate::decide::ReadError::{Permanent, Transient};
+use crate::decide::{self, HistoryResult, Observed, ReadError, SampleResult};
 use crate::error::{Error, Result};
 use crate::history::scopes::{Scope, max_scopes};
 use crate::signals::{prometheus, selector};
@@ -123,10 +124,10 @@ pub async fn observe(
     for signal in due {
         let signal = signal.as_read(&ns, trusted);
         let read = match (&signal.prometheus, &turn) {
-            (Some(_), Some(Err(_))) => Err(format!(
+            (Some(_), Some(Err(_))) => Err(ReadError::Transient(format!(
                 "not read yet: {HISTORY_READS} other upgrades are reading their Prometheus history; \
                  read again at the next look"
-            )),
+            ))),
             _ => read_history(ctx, &signal, now, &mu.spec).await,
         };
         history.insert(signal.name.clone(), read);
@@ -224,27 +225,27 @@ async fn read_target(
 
 async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: DateTime<Utc>) -> SampleResult {
     let counts = if let Some(k) = &signal.kubernetes {
-        let limit = k.pending_limit.parse().map_err(|e| e.to_string())?;
-        let selector = selector::parse(k.label_selector.as_deref().unwrap_or_default())?;
+        let limit = k.pending_limit.parse().map_err(|e: String| Permanent(format!("pendingLimit: {e}")))?;
+        let selector = selector::parse(k.label_selector.as_deref().unwrap_or_default()).map_err(Permanent)?;
         let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !pods.ready() {
-            return Err("the watch of pods and their failure Events is still listing them".into());
+            return Err(Transient("the watch of pods and their failure Events is still listing them".into()));
         }
         pods.counts(&k.namespaces, &selector, from, to, limit)
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
-        let prom = ctx.outbound.prometheus(&p.address)?;
+        let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
         let attempts =
             prometheus::prom_instant(prom, &p.address, &prometheus::render_query(&p.attempts, span), to)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(prom_error)?;
         let errors =
             prometheus::prom_instant(prom, &p.address, &prometheus::render_query(&p.errors, span), to)
                 .await
                 .map_err(no_errors_hint)?;
         prometheus::counts(attempts, errors)
     } else {
-        return Err("the signal has no provider".into());
+        return Err(Permanent("the signal has no provider".into()));
     };
     Ok((counts, from, to))
 }
@@ -258,38 +259,50 @@ fn recorded_history(
     lookback: chrono::Duration,
 ) -> HistoryResult {
     let Some(r) = &ctx.recorder else {
-        return Err("the operator does not record the built-in signal (run --record-history)".into());
+        return Err(Permanent(
+            "the operator does not record the built-in signal (run --record-history)".into(),
+        ));
     };
     let h = ctx.history.read().unwrap_or_else(|poisoned| poisoned.into_inner());
     let recorded = if r.recording.covers(k, ctx.scope.as_deref()) {
         &h.whole
     } else {
-        let scope = Scope::of(k, ctx.scope.as_deref())?;
-        match h.lookup(max_scopes(ctx.scope.as_deref()), &scope)? {
+        let scope = Scope::of(k, ctx.scope.as_deref()).map_err(Permanent)?;
+        // Full for now: a scope not named for a week is dropped.
+        match h.lookup(max_scopes(ctx.scope.as_deref()), &scope).map_err(Transient)? {
             Some(recorded) => recorded,
             // The recorder names it within a tick once the upgrade has claimed its targets.
             None => {
-                return Err(format!(
+                return Err(Transient(format!(
                     "{} are recorded from now on, counted back as far as the pod watch remembers",
                     scope.describe()
-                ));
+                )));
             }
         }
     };
     match &h.whole.problem {
-        Some(p) if recorded.rows.is_empty() => Err(format!("nothing recorded yet: {p}")),
+        Some(p) if recorded.rows.is_empty() => Err(Transient(format!("nothing recorded yet: {p}"))),
         _ => Ok(recorded.since(now, lookback)),
+    }
+}
+
+/// A query Prometheus refuses as invalid fails again until the spec changes; anything else may
+/// pass at the next read (no data too: a new metric has no series until it is first written).
+fn prom_error(e: Error) -> ReadError {
+    match e {
+        Error::PromQuery(..) => Permanent(e.to_string()),
+        e => Transient(e.to_string()),
     }
 }
 
 /// An empty errors answer is never read as zero (a mistyped query would pass for healthy), but
 /// the usual cause has a simple fix.
-fn no_errors_hint(e: Error) -> String {
+fn no_errors_hint(e: Error) -> ReadError {
     match e {
-        Error::PromNoData(_) => format!(
+        Error::PromNoData(_) => Transient(format!(
             "{e} (a counter with no failures yet has no series: end the errors query with `or vector(0)`)"
-        ),
-        e => e.to_string(),
+        )),
+        e => prom_error(e),
     }
 }
 
@@ -299,14 +312,14 @@ async fn read_history(
     now: DateTime<Utc>,
     spec: &crate::crd::MaintenanceUpgradeSpec,
 ) -> HistoryResult {
-    let lookback = spec.analysis.baseline.lookback.parse().map_err(|e| e.to_string())?;
+    let lookback = spec.analysis.baseline.lookback.parse().map_err(Permanent)?;
     if let Some(k) = &signal.kubernetes {
         return recorded_history(ctx, k, now, lookback);
     }
-    let Some(p) = &signal.prometheus else { return Err("the signal has no history".into()) };
-    let step = spec.analysis.interval.parse().map_err(|e| e.to_string())?;
+    let Some(p) = &signal.prometheus else { return Err(Permanent("the signal has no history".into())) };
+    let step = spec.analysis.interval.parse().map_err(Permanent)?;
     let from = now - lookback;
-    let prom = ctx.outbound.prometheus(&p.address)?;
+    let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
     let attempts = prometheus::prom_range(
         prom,
         &p.address,
@@ -316,7 +329,7 @@ async fn read_history(
         step,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(prom_error)?;
     let errors =
         prometheus::prom_range(prom, &p.address, &prometheus::render_query(&p.errors, step), from, now, step)
             .await

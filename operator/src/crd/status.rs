@@ -242,6 +242,11 @@ pub struct SignalStatus {
     /// smallest increase acted on, and how much baseline would act on the rule's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_limit: Option<String>,
+    /// Why the signal cannot be read until the spec or the operator's settings change (a
+    /// Prometheus address not allowed, a query Prometheus refuses as invalid). The upgrade is
+    /// blocked meanwhile; the next read that succeeds clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
     /// The detector's running state, kept here so that a restart resumes it.
     #[serde(default)]
     pub detector: DetectorState,

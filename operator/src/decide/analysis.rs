@@ -1,7 +1,7 @@
 //! Decide step, pure: signal reads become baselines, soak totals and detector verdicts; which
 //! signals the observe step should read next.
 
-use super::{Decider, plan::Plan};
+use super::{Decider, ReadError, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, pct, reach};
@@ -27,6 +27,11 @@ pub fn analysis_due(
             (now >= last_read(a, started) + plan.interval).then_some((s, from))
         })
         .collect()
+}
+
+/// What to fix, when a read failed in a way reading again cannot help.
+fn permanent<T>(result: &Result<T, ReadError>) -> Option<String> {
+    result.as_ref().err().filter(|e| e.is_permanent()).map(ToString::to_string)
 }
 
 /// When a signal was last read, whether the read succeeded or not: a failed read is tried
@@ -69,6 +74,10 @@ impl Decider<'_> {
             let Some(result) = self.o.history.get(&s.name) else { continue };
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             let live = s.prometheus.is_none();
+            // A built-in signal without a recording is observed live instead: never unreadable.
+            if !live {
+                a.unreadable = permanent(result);
+            }
             // Asked again while observed live: only a recording long enough changes anything.
             let observing = a.baseline.as_ref().is_some_and(|b| !b.recorded);
             match result {
@@ -109,6 +118,9 @@ impl Decider<'_> {
                 }
                 Ok(_) => a.reason = "the baseline history is empty; retrying".into(),
                 Err(e) if live => a.reason = format!("observing the baseline live: {e}"),
+                Err(e) if e.is_permanent() => {
+                    a.reason = format!("the baseline history cannot be read until this is fixed: {e}")
+                }
                 Err(e) => a.reason = format!("could not read the baseline history: {e}; retrying"),
             }
         }
@@ -117,6 +129,7 @@ impl Decider<'_> {
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
+            a.unreadable = permanent(result);
             let (counts, from, to) = match result {
                 Ok(ok) => *ok,
                 Err(e) => {
@@ -125,9 +138,15 @@ impl Decider<'_> {
                     if a.verdict != Verdict::Regression {
                         a.verdict = Verdict::Inconclusive;
                     }
-                    a.reason = format!(
-                        "could not read the signal: {e}; neither promoting nor reverting until it can be read"
-                    );
+                    a.reason = if e.is_permanent() {
+                        format!(
+                            "the signal cannot be read until this is fixed: {e}; neither promoting nor reverting meanwhile"
+                        )
+                    } else {
+                        format!(
+                            "could not read the signal: {e}; neither promoting nor reverting until it can be read"
+                        )
+                    };
                     a.analysed_at = Some(now);
                     continue;
                 }
@@ -228,6 +247,14 @@ impl Decider<'_> {
             .iter()
             .map(|s| last_read(self.st.analysis.iter().find(|a| a.name == s.name), started) + plan.interval)
             .min()
+    }
+
+    /// A signal of the plan that no read can give until the spec or the settings change.
+    pub(super) fn unreadable(&self, plan: &Plan) -> Option<String> {
+        plan.signals.iter().find_map(|s| {
+            let a = self.st.analysis.iter().find(|a| a.name == s.name)?;
+            Some(format!("signal {}: {}", s.name, a.unreadable.as_ref()?))
+        })
     }
 
     pub(super) fn regression(&self) -> Option<String> {

@@ -173,3 +173,67 @@ fn a_failed_read_is_tried_again_an_interval_later_not_at_once() {
     assert!(analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::seconds(30)).is_empty());
     assert!(!analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::minutes(1)).is_empty());
 }
+
+#[test]
+fn a_query_prometheus_refuses_blocks_the_upgrade_until_the_spec_is_fixed() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    w.query_refused = true;
+    let soak_end = w.obs.status.stages[0].soak_ends_at.unwrap();
+    w.run_until(Duration::hours(3), |w| w.obs.now > soak_end + Duration::hours(1));
+    // Said once, as what to fix: reading again every interval cannot help.
+    let blocked = w.condition(ct::BLOCKED);
+    assert_eq!((blocked.status.as_str(), blocked.reason.as_str()), ("True", reason::INVALID_SPEC));
+    assert!(blocked.message.contains("signal scheduling-errors: Prometheus at"), "{}", blocked.message);
+    assert!(blocked.message.contains("fix the query"), "{}", blocked.message);
+    assert_eq!(w.events.iter().filter(|e| e.starts_with(reason::INVALID_SPEC)).count(), 1, "{:?}", w.events);
+    let a = &w.obs.status.analysis[0];
+    assert!(a.unreadable.is_some());
+    assert!(a.reason.contains("cannot be read until"), "{}", a.reason);
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking, "never promoted on an unreadable signal");
+    assert!(w.obs.status.rollback.is_none());
+    // Fixed: the next read succeeds, the block lifts and the upgrade goes on.
+    w.query_refused = false;
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+    assert!(w.obs.status.analysis[0].unreadable.is_none());
+}
+
+#[test]
+fn a_baseline_history_prometheus_refuses_blocks_before_anything_changes() {
+    let mut w = World::new(spec_with_history());
+    w.query_refused = true;
+    w.run_until(Duration::hours(1), |w| {
+        w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True")
+    });
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    assert!(
+        w.obs.status.analysis[0].reason.contains("cannot be read until"),
+        "{}",
+        w.obs.status.analysis[0].reason
+    );
+    w.run_until(Duration::hours(3), |w| w.obs.now > t("2026-11-24T05:00:00Z"));
+    assert!(w.image_sets().is_empty(), "nothing changes on a signal that cannot be read");
+    w.query_refused = false;
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+}
+
+#[test]
+fn a_prometheus_that_is_down_is_waited_for_not_blocked_on() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    w.prometheus_down = true;
+    w.run_until(Duration::hours(1), |w| w.obs.status.analysis[0].reason.contains("could not read"));
+    assert_eq!(w.condition(ct::BLOCKED).status, "False");
+    assert!(w.obs.status.analysis[0].unreadable.is_none());
+}
+
+#[test]
+fn a_built_in_signal_the_operator_does_not_record_is_observed_live_not_blocked_on() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    assert!(w.obs.status.analysis[0].unreadable.is_none());
+    assert!(!w.events.iter().any(|e| e.starts_with(reason::INVALID_SPEC)), "{:?}", w.events);
+}

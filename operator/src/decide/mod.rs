@@ -39,9 +39,29 @@ use plan::Plan;
 use std::collections::BTreeMap;
 
 /// One provider read: counts over `[from, to)` or why it failed.
-pub type SampleResult = Result<(Counts, DateTime<Utc>, DateTime<Utc>), String>;
+pub type SampleResult = Result<(Counts, DateTime<Utc>, DateTime<Utc>), ReadError>;
 /// Pre-change history: per-interval counts (end of each interval, counts), or why it failed.
-pub type HistoryResult = Result<Vec<(DateTime<Utc>, Counts)>, String>;
+pub type HistoryResult = Result<Vec<(DateTime<Utc>, Counts)>, ReadError>;
+
+/// Why a signal or its history could not be read, and whether reading it again can help.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Reading again cannot help until the spec or the operator's settings change: a Prometheus
+    /// address not allowed, a query Prometheus refuses as invalid, a selector that does not
+    /// parse. Says what to fix. The upgrade is blocked as an invalid spec meanwhile.
+    #[error("{0}")]
+    Permanent(String),
+    /// This read failed, the next may not: a timeout, a refused connection, a watch still
+    /// listing, a history not recorded yet. Read again at the next interval.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ReadError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ReadError::Permanent(_))
+    }
+}
 
 /// Everything the decide step looks at.
 #[derive(Clone, Debug)]
@@ -228,7 +248,11 @@ impl<'a> Decider<'a> {
         self.distrust_status();
         let invalid =
             invalid.or_else(|| self.spec_problem()).or_else(|| self.o.spec_problems.first().cloned());
-        let problem = match (self.tenancy_problem(), invalid) {
+        let forbidden = self.tenancy_problem();
+        self.check_targets();
+        self.analyse(plan);
+        let invalid = invalid.or_else(|| self.unreadable(plan));
+        let problem = match (forbidden, invalid) {
             (Some(forbidden), _) => {
                 Some((reason::CROSS_NAMESPACE, format!("{forbidden}; nothing is changed")))
             }
@@ -238,8 +262,6 @@ impl<'a> Decider<'a> {
             )),
             (None, None) => None,
         };
-        self.check_targets();
-        self.analyse(plan);
         if self.st.rollback.is_none()
             && let Some((why, message)) = self.rollback_trigger(plan)
         {

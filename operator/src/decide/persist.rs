@@ -57,6 +57,7 @@ fn headline(s: &MaintenanceUpgradeStatus) -> MaintenanceUpgradeStatus {
             name: a.name.clone(),
             verdict: a.verdict,
             unjudged_until: a.unjudged_until,
+            unreadable: a.unreadable.clone(),
             baseline: a.baseline.as_ref().map(|_| BaselineStatus::default()),
             ..Default::default()
         })

@@ -5,7 +5,7 @@
 pub(super) use crate::constants::{OWNER_ANNOTATION, condition as ct, reason};
 pub(super) use crate::crd::*;
 pub(super) use crate::decide::{
-    Decision, Effect, Observed, analysis_due, decide, history_due, worth_writing,
+    Decision, Effect, Observed, ReadError, analysis_due, decide, history_due, worth_writing,
 };
 pub(super) use crate::detector::Counts;
 pub(super) use crate::target::{Rollout, TargetKey, TargetState};
@@ -110,6 +110,8 @@ pub(super) struct World {
     pub(super) effects: Vec<Effect>,
     pub(super) events: Vec<String>,
     pub(super) prometheus_down: bool,
+    /// Prometheus refuses the spec's queries as invalid PromQL (bad_data): a permanent failure.
+    pub(super) query_refused: bool,
     /// How many minutes of the built-in signal the operator recorded before (0: none).
     pub(super) recorded_minutes: i64,
     /// The status as the API server holds it: decisions are written only when worth writing.
@@ -149,6 +151,7 @@ impl World {
             effects: vec![],
             events: vec![],
             prometheus_down: false,
+            query_refused: false,
             recorded_minutes: 0,
             written: None,
             writes: 0,
@@ -195,10 +198,14 @@ impl World {
                 .rev()
                 .map(|m| (now - Duration::minutes(m), Counts { attempts: self.attempts_per_minute, errors }))
                 .collect();
-            let r = if s.prometheus.is_some() && self.prometheus_down {
-                Err("connection refused".to_string())
+            let r = if s.prometheus.is_some() && self.query_refused {
+                Err(refused())
+            } else if s.prometheus.is_some() && self.prometheus_down {
+                Err(ReadError::Transient("connection refused".into()))
             } else if s.prometheus.is_none() && minutes == 0 {
-                Err("the operator does not record the built-in signal (run --record-history)".to_string())
+                Err(ReadError::Permanent(
+                    "the operator does not record the built-in signal (run --record-history)".into(),
+                ))
             } else {
                 Ok(points)
             };
@@ -208,8 +215,10 @@ impl World {
             let minutes = ((now - from).num_seconds() / 60) as u64;
             let attempts = self.attempts_per_minute * minutes;
             let errors = ((self.error_rate)(self) * attempts as f64).round() as u64;
-            let r = if self.prometheus_down {
-                Err("connection refused".to_string())
+            let r = if self.query_refused {
+                Err(refused())
+            } else if self.prometheus_down {
+                Err(ReadError::Transient("connection refused".into()))
             } else {
                 Ok((Counts { attempts, errors }, from, now))
             };
@@ -317,6 +326,13 @@ impl World {
             })
             .collect()
     }
+}
+
+/// What the observe step reports of a query Prometheus answers with `bad_data`.
+pub(super) fn refused() -> ReadError {
+    ReadError::Permanent(
+        "Prometheus at http://prometheus:9090 refused the query errors as invalid PromQL (bad_data); fix the query in the spec".into(),
+    )
 }
 
 pub(super) fn bump(t: &mut TargetState) {

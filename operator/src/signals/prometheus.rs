@@ -82,7 +82,7 @@ pub async fn prom_range(
     let step = Duration::seconds(step.num_seconds().max(1));
     let points = (to - from).num_seconds() / step.num_seconds();
     if points > MAX_LOOKBACK_INTERVALS {
-        return Err(Error::Prometheus(
+        return Err(Error::PromQuery(
             address.to_string(),
             format!(
                 "a history of {points} intervals is more than the {MAX_LOOKBACK_INTERVALS} one read may ask for; \
@@ -149,6 +149,17 @@ async fn prom_get(
     };
     if body.status != "success" {
         let kind = body.error_type.filter(|t| ERROR_TYPES.contains(&t.as_str()));
+        // The one error type that says the query itself is wrong: asking again cannot help.
+        if kind.as_deref() == Some("bad_data") {
+            return Err(Error::PromQuery(
+                address.to_string(),
+                format!(
+                    "refused the query {query} as invalid PromQL (bad_data, HTTP {}); fix the query in the spec, \
+                     trying it in the Prometheus UI to see why",
+                    code.as_u16()
+                ),
+            ));
+        }
         return Err(failed(format!(
             "refused the query {query} ({}, HTTP {}); try it in the Prometheus UI to see why",
             kind.as_deref().unwrap_or("no error type"),

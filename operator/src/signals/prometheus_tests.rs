@@ -47,3 +47,21 @@ async fn a_range_query_may_answer_a_whole_chunk_and_an_instant_one_only_a_little
     let e = prom_instant(&http, &url, "q", to).await.unwrap_err().to_string();
     assert!(e.contains("answered with more than 256 KiB"), "{e}");
 }
+
+#[tokio::test]
+async fn invalid_promql_is_told_from_a_failure_that_may_pass() {
+    let http = reqwest::Client::new();
+    let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let bad = answering(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#.into()).await;
+    let e = prom_instant(&http, &bad, "sum(", at).await.unwrap_err();
+    assert!(matches!(e, Error::PromQuery(..)), "{e:?}");
+    assert!(e.to_string().contains("fix the query in the spec"), "{e}");
+    let busy =
+        answering(r#"{"status":"error","errorType":"timeout","error":"query timed out"}"#.into()).await;
+    let e = prom_instant(&http, &busy, "up", at).await.unwrap_err();
+    assert!(matches!(e, Error::Prometheus(..)), "{e:?}");
+    // Too much history for one read is the spec's to shorten, not Prometheus's to answer.
+    let e =
+        prom_range(&http, &busy, "up", at - Duration::days(30), at, Duration::seconds(10)).await.unwrap_err();
+    assert!(matches!(e, Error::PromQuery(..)), "{e:?}");
+}
