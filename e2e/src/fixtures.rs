@@ -73,3 +73,32 @@ spec:
 "#
     )
 }
+
+/// The connector DaemonSet upgraded in place: a canary on its first two nodes, then all of it,
+/// judged by the built-in signal over the scenario's email-sync pods.
+pub fn canary_upgrade(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {{name: {name}}}
+spec:
+  stages:
+    - name: canary
+      components: [{{kind: DaemonSet, name: connector, image: "{image}", canary: {{nodes: 2}}}}]
+      soak: {soak}
+      progressDeadline: 60s
+    - name: fleet
+      components: [{{kind: DaemonSet, name: connector, image: "{image}"}}]
+      soak: {soak}
+      progressDeadline: 60s
+  analysis:
+    interval: 2s
+    baseline: {{observe: 30s}}
+    signals:
+      - name: pod-start-failures
+        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
+        regression: {{bucket: 2s}}
+"#
+    )
+}

@@ -515,6 +515,22 @@ impl Scenario {
         }
     }
 
+    /// The pods of DaemonSet `ds` by node: (pod UID, image of its first container).
+    pub async fn pods_by_node(&self, ds: &str) -> std::collections::BTreeMap<String, (String, String)> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let listed = pods.list(&ListParams::default().labels(&format!("app={ds}"))).await.unwrap();
+        listed
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let spec = p.spec?;
+                let image = spec.containers.first()?.image.clone()?;
+                Some((spec.node_name?, (p.metadata.uid?, image)))
+            })
+            .collect()
+    }
+
     pub async fn image(&self, ds: &str) -> String {
         let d = self.daemonsets().get(ds).await.unwrap();
         d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()

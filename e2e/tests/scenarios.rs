@@ -1117,3 +1117,80 @@ spec:
     );
     assert!(s.saw_event("up", reason::BASELINE_LIMIT).await, "{:?}", s.events("up").await);
 }
+
+/// `spec.updateStrategy` of the connector, as the API server holds it.
+async fn strategy(s: &Scenario, ds: &str) -> serde_json::Value {
+    serde_json::to_value(s.daemonsets().get(ds).await.unwrap().spec.unwrap().update_strategy).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_takes_the_rest() {
+    let mut s = Scenario::new("inplace").await;
+    s.connector("connector", GOOD, false).await;
+    s.workload(Duration::from_millis(100), Duration::from_secs(20));
+    let before = s.pods_by_node("connector").await;
+    assert_eq!(before.len(), ZONES);
+    let original = strategy(&s, "connector").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    s.apply(&canary_upgrade(&s.ns, "up", "10s", next)).await;
+    s.wait_for("up", SECS(90), "soaking the canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
+    // The new image runs on the first two nodes only; the rest are the pods it started with.
+    let during = s.pods_by_node("connector").await;
+    let canary: Vec<&String> = during.iter().filter(|(_, (_, image))| image == next).map(|(n, _)| n).collect();
+    assert_eq!(canary, [&node_name("inplace", 0), &node_name("inplace", 1)], "{during:?}");
+    for (node, (uid, image)) in during.iter().skip(2) {
+        assert_eq!((uid, image.as_str()), (&before[node].0, GOOD), "{node} untouched");
+    }
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    assert_eq!(strategy(&s, "connector").await, json!({"type": "OnDelete"}));
+    let recorded = ds.metadata.annotations.clone().unwrap_or_default()["maintenance.dev/original-update-strategy"].clone();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&recorded).unwrap(), original);
+    // The strategy change is attributed to the operator's field manager, like the image.
+    let strategy_owners: Vec<&str> = ds
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains("\"f:updateStrategy\"")))
+        .filter_map(|f| f.manager.as_deref())
+        .collect();
+    assert!(strategy_owners.contains(&FIELD_MANAGER), "managers of the strategy: {strategy_owners:?}");
+    let mu = s.upgrades().get("up").await.unwrap();
+    let c = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
+    assert_eq!((c.nodes_wanted, c.nodes_total, c.nodes.len()), (2, ZONES as i32, 2));
+    s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
+    s.wait_rolled_out("connector", SECS(60)).await;
+    let after = s.pods_by_node("connector").await;
+    assert!(after.values().all(|(_, image)| image == next), "{after:?}");
+    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    assert!(ds.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/")));
+    assert!(s.saw_event("up", reason::CANARY_WIDENED).await, "{:?}", s.events("up").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strategy_restored() {
+    let mut s = Scenario::new("inplace-bad").await;
+    s.connector("connector", GOOD, false).await;
+    s.workload(Duration::from_millis(100), Duration::from_secs(20));
+    s.fault_injector(&["connector"], SECS(60), 0.6);
+    let before = s.pods_by_node("connector").await;
+    let original = strategy(&s, "connector").await;
+    s.apply(&canary_upgrade(&s.ns, "up", "90s", BAD)).await;
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(200)).await;
+    let st = mu.status.unwrap();
+    assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION);
+    assert_eq!(st.stages[1].phase, StagePhase::Pending, "the rest was never changed");
+    s.wait_rolled_out("connector", SECS(60)).await;
+    assert_eq!(s.image("connector").await, GOOD);
+    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
+    let after = s.pods_by_node("connector").await;
+    for (node, (uid, image)) in &after {
+        assert_eq!(image, GOOD, "{node}");
+        let canary = *node == node_name("inplace-bad", 0) || *node == node_name("inplace-bad", 1);
+        assert_eq!(uid != &before[node].0, canary, "{node}: only the canary's pods were made again");
+    }
+}

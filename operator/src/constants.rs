@@ -15,6 +15,9 @@ pub const OWNER_UID_ANNOTATION: &str = "maintenance.dev/owner-uid";
 pub const CLAIMED_LABEL: &str = "maintenance.dev/claimed-by";
 /// On a target: the image it ran before the upgrade touched it (`container=image`).
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
+/// On a DaemonSet with a canary inside it: its `spec.updateStrategy` before the canary set it
+/// to OnDelete, as JSON, restored exactly when the canary is widened to all or reverted.
+pub const ORIGINAL_STRATEGY_ANNOTATION: &str = "maintenance.dev/original-update-strategy";
 
 /// Condition types.
 pub mod condition {
@@ -61,6 +64,8 @@ pub mod reason {
     pub const PAUSED: &str = "Paused";
     pub const STAGE_STARTED: &str = "StageStarted";
     pub const IMAGE_SET: &str = "ImageSet";
+    /// A canary inside a workload took more of its nodes.
+    pub const CANARY_WIDENED: &str = "CanaryWidened";
     pub const ROLLED_OUT: &str = "RolledOut";
     pub const SOAK_PASSED: &str = "SoakPassed";
     pub const SUCCEEDED: &str = "Succeeded";

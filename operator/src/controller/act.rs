@@ -13,7 +13,8 @@ use chrono::Utc;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::events::v1::Event as EventsV1;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 use std::time::Duration as StdDuration;
@@ -146,17 +147,34 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
             // Side by side: a claim that fails leaves the rest for the next look, which finds the
             // ones made so far recorded on their targets.
             let patches = claims.iter().map(|c| {
-                let patch = target::claim_patch(&c.resource_version, owner, &c.owner_uid, &c.known_good);
+                let patch = target::claim_patch(
+                    &c.resource_version,
+                    owner,
+                    &c.owner_uid,
+                    &c.known_good,
+                    c.original_strategy.as_deref(),
+                );
                 async move { patch_target(ctx, &c.target, &Patch::Merge(patch)).await }
             });
             futures::future::join_all(patches).await.into_iter().collect()
         }
-        Effect::SetImage { target, resource_version, container, index, image } => {
-            let patch = target::image_patch(resource_version, owner, owner_uid, *index, container, image);
-            let patch: json_patch::Patch =
-                serde_json::from_value(patch).expect("an image patch is a JSON patch");
-            patch_target(ctx, target, &Patch::Json(patch)).await
+        Effect::SetImage { target, resource_version, container, index, image, strategy } => {
+            let patch = target::image_patch(
+                resource_version,
+                owner,
+                owner_uid,
+                *index,
+                container,
+                image,
+                strategy.as_deref(),
+            );
+            json_patch_target(ctx, target, patch).await
         }
+        Effect::SetStrategy { target, resource_version, strategy } => {
+            let patch = target::strategy_patch(resource_version, owner, owner_uid, strategy);
+            json_patch_target(ctx, target, patch).await
+        }
+        Effect::DeletePods { target, pods } => delete_pods(ctx, target, pods).await,
         Effect::Release { targets } => {
             for t in targets {
                 match patch_target(ctx, t, &Patch::Merge(target::release_patch())).await {
@@ -167,6 +185,29 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
             Ok(())
         }
     }
+}
+
+async fn json_patch_target(ctx: &Context, t: &TargetKey, patch: serde_json::Value) -> Result<()> {
+    let patch: json_patch::Patch = serde_json::from_value(patch).expect("a target patch is a JSON patch");
+    patch_target(ctx, t, &Patch::Json(patch)).await
+}
+
+/// Delete pods of a target, each only if it is still the pod decided on (its UID): a pod made
+/// again since, under the same name, is left alone. One already gone is fine.
+async fn delete_pods(ctx: &Context, t: &TargetKey, pods: &[(String, String)]) -> Result<()> {
+    let api = Api::<Pod>::namespaced(ctx.client.clone(), &t.namespace);
+    for (name, uid) in pods {
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+            ..Default::default()
+        };
+        match api.delete(name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(Error::PatchTarget(format!("{t} pod {name}"), e)),
+        }
+    }
+    Ok(())
 }
 
 /// Patch one target, and tell the target cache which version the patch made.

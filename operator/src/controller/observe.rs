@@ -61,6 +61,22 @@ pub async fn observe(
     for (key, state) in reads.into_iter().zip(states) {
         targets.insert(key, state);
     }
+    // A canary inside a DaemonSet is judged by its pods: where each runs and what, from the pod
+    // watch (which covers the namespaces this operator watches).
+    let canaried: Vec<TargetKey> = mu
+        .spec
+        .stages
+        .iter()
+        .flat_map(|s| &s.components)
+        .filter(|c| c.canary.is_some())
+        .map(|c| TargetKey::of(c, &ns))
+        .collect();
+    for (key, state) in targets.iter_mut() {
+        if let Some(t) = state.as_mut().filter(|_| canaried.contains(key)) {
+            let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            t.pods = pods.daemon_pods(&key.namespace, &t.uid).unwrap_or_default();
+        }
+    }
     // Until every target is claimed: do the other upgrades named as owners still exist? A read
     // that fails counts as yes, so that nothing is taken over on a doubt.
     let mut live_owners = std::collections::BTreeSet::new();

@@ -2,10 +2,12 @@
 //! server enforces) here, the status in `status.rs`, the duration type in `duration.rs`. Plain
 //! data, no client.
 
+mod canary;
 mod duration;
 mod notifications;
 mod status;
 
+pub use canary::{Canary, Portion};
 pub use duration::Duration;
 pub use notifications::*;
 pub use status::*;
@@ -44,7 +46,10 @@ pub struct MaintenanceUpgradeSpec {
     #[schemars(length(min = 1, max = 10))]
     // Equality on a map-type list ignores order, so the order of the names is compared too.
     #[x_kube(validation = Rule::new("self == oldSelf && self.map(s, s.name) == oldSelf.map(s, s.name)").message("stages cannot be changed or reordered once the upgrade exists; create a new MaintenanceUpgrade to change the plan"))]
-    #[x_kube(validation = Rule::new("self.all(s, self.all(t, s.name == t.name || s.components.all(c, !t.components.exists(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')))))").message("a target (kind, namespace, name) may appear in only one stage"))]
+    // A target in several stages widens a canary inside it: the same change each time, and
+    // only the last stage that names it changes all of it.
+    #[x_kube(validation = Rule::new("self.all(s, self.all(t, s.name == t.name || s.components.all(c, !t.components.exists(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '') && (d.image != c.image || (has(d.container) ? d.container : '') != (has(c.container) ? c.container : '') || (!has(c.canary) && !has(d.canary)))))))").message("a target (kind, namespace, name) may appear in several stages only to widen a canary inside it: with the same image and container each time, and a canary in every stage but one"))]
+    #[x_kube(validation = Rule::new("self.all(s, s.components.all(c, has(c.canary) == self.exists(t, self.map(x, x.name).indexOf(t.name) > self.map(x, x.name).indexOf(s.name) && t.components.exists(d, d.kind == c.kind && d.name == c.name && (has(d.__namespace__) ? d.__namespace__ : '') == (has(c.__namespace__) ? c.__namespace__ : '')))))").message("the last stage that names a target changes all of it (no canary), and every stage before it that names the target has a canary"))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub stages: Vec<Stage>,
 
@@ -177,6 +182,7 @@ fn default_progress_deadline() -> Duration {
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.canary) || self.kind == 'DaemonSet'").message("canary.nodes applies to a DaemonSet; a StatefulSet or Deployment is changed whole by its stage"))]
 pub struct Component {
     pub kind: WorkloadKind,
     /// Namespace of the target; defaults to the MaintenanceUpgrade's namespace.
@@ -193,6 +199,10 @@ pub struct Component {
     #[schemars(length(min = 1, max = 512))]
     #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(\\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')").message("image must be a reference such as registry.example.com/team/app:v1.2.3 or registry.example.com/team/app@sha256:<64 hex digits>"))]
     pub image: String,
+    /// Change only part of the workload in this stage (a DaemonSet's nodes). The same target
+    /// named again in a later stage widens the canary; the last stage that names it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]

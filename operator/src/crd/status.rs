@@ -166,6 +166,32 @@ pub struct ComponentStatus {
     /// would put the old image back unless told to leave it to this operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<ManagedBy>,
+    /// A canary inside the workload: where the new image runs, and what was changed to hold
+    /// the rest back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+}
+
+/// Where a DaemonSet's canary runs.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    /// How many nodes this stage runs the new image on (`canary.nodes` resolved against the
+    /// nodes that run the workload's pods).
+    #[serde(default)]
+    pub nodes_wanted: i32,
+    /// Of how many nodes that run the workload's pods.
+    #[serde(default)]
+    pub nodes_total: i32,
+    /// The nodes whose pod runs the new image, by name. A pod the workload's controller made
+    /// again on another node (a new node, an eviction) gets the new image too, and is counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// The workload's updateStrategy before the canary set it to OnDelete, as JSON exactly as
+    /// the API server held it (also on the target, annotation maintenance.dev/original-update-strategy).
+    /// Restored when the last stage that names the target starts, and when it is reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_update_strategy: Option<String>,
 }
 
 /// What manages a target besides this operator.

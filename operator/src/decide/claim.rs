@@ -32,6 +32,14 @@ impl Decider<'_> {
                 continue;
             }
             let (key, t) = self.target(&c);
+            // A target named again (a canary widened by a later stage) is claimed once.
+            if let Some(first) = claims.iter().position(|cl: &Claim| cl.target == key)
+                && let Some(t) = t
+            {
+                let (container, image) = claims[first].known_good.split_once('=').unwrap_or_default();
+                self.record_claim(si, ci, container.to_string(), image.to_string(), t);
+                continue;
+            }
             // A target that holds the upgrade is reported once those before it are claimed.
             let Some(t) = t else {
                 if !claims.is_empty() {
@@ -86,11 +94,22 @@ impl Decider<'_> {
                     let unmarked_uid =
                         t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.is_none();
                     let image = on_target.filter(|_| unmarked_uid).unwrap_or(image);
+                    // A canary changes the strategy: recorded first. One recorded already (left
+                    // by an upgrade that was deleted mid-canary) is the one to restore.
+                    let original_strategy = self
+                        .canaried(&key)
+                        .then(|| t.original_strategy.clone().or_else(|| t.update_strategy.clone()))
+                        .flatten();
+                    let strategy_note = original_strategy
+                        .as_deref()
+                        .map(|s| format!(", and its updateStrategy {s}, which a canary inside it changes"))
+                        .unwrap_or_default();
                     claims.push(Claim {
                         target: key.clone(),
                         resource_version: t.resource_version.clone(),
                         owner_uid: self.o.uid.clone(),
                         known_good: known_good_value(&container, &image),
+                        original_strategy,
                     });
                     let taken_over = match stale {
                         Some(_) if earlier_life => " (taken over from an earlier MaintenanceUpgrade of this name, which no longer exists)".to_string(),
@@ -98,7 +117,7 @@ impl Decider<'_> {
                         None => String::new(),
                     };
                     recorded.push(format!(
-                        "{key}: known-good image {image} of container {container}{taken_over}"
+                        "{key}: known-good image {image} of container {container}{taken_over}{strategy_note}"
                     ));
                     self.record_claim(si, ci, container, image, t);
                 }

@@ -12,6 +12,7 @@
 
 mod analysis;
 mod baseline;
+mod canary;
 mod claim;
 mod conditions;
 mod finish;
@@ -105,7 +106,21 @@ pub enum Effect {
     Claim { claims: Vec<Claim> },
     /// Set one container's image (the `index`th of the pod template), only if the target is still
     /// at `resource_version` and still carries this upgrade's owner mark and UID.
-    SetImage { target: TargetKey, resource_version: String, container: String, index: usize, image: String },
+    /// With `strategy`, the same write sets `spec.updateStrategy` (JSON): a canary's OnDelete.
+    SetImage {
+        target: TargetKey,
+        resource_version: String,
+        container: String,
+        index: usize,
+        image: String,
+        strategy: Option<String>,
+    },
+    /// Set `spec.updateStrategy` (JSON), on the same conditions as SetImage: a canary's original
+    /// strategy restored.
+    SetStrategy { target: TargetKey, resource_version: String, strategy: String },
+    /// Delete these pods (name, UID) of a target, so that its controller makes them again from
+    /// its current template: how a canary inside a DaemonSet is widened and reverted.
+    DeletePods { target: TargetKey, pods: Vec<(String, String)> },
     /// Remove this upgrade's annotations from the targets it still owns.
     Release { targets: Vec<TargetKey> },
 }
@@ -118,6 +133,7 @@ impl Effect {
             container: container.into(),
             index: t.containers.iter().position(|(n, _)| n == container).unwrap_or_default(),
             image: image.into(),
+            strategy: None,
         }
     }
 }
@@ -129,6 +145,8 @@ pub struct Claim {
     pub resource_version: String,
     pub owner_uid: String,
     pub known_good: String,
+    /// The update strategy a canary inside the target will change (JSON), recorded with it.
+    pub original_strategy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +169,8 @@ pub struct Decision {
 /// How often rollouts are looked at regardless: claimed targets are watched and wake their
 /// upgrade at once, so this only covers a missed wake-up or a target outside the watches.
 const ROLLOUT_POLL: i64 = 30;
+/// How soon to look again after deleting pods for a canary: once the pod watch has seen it.
+const REPLACE_POLL: i64 = 2;
 /// How long to wait before looking again at something only a human or another upgrade can fix.
 const BLOCKED_RETRY: i64 = 30;
 

@@ -1,7 +1,7 @@
 //! Decide step, pure: what triggers a rollback (regression, failed rollout, manual request,
 //! a window that never reopens), what holds it, and the revert itself, last stage first.
 
-use super::{Decider, Effect, ROLLOUT_POLL, plan::Plan};
+use super::{Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::target::Rollout;
@@ -174,6 +174,19 @@ impl Decider<'_> {
                 .filter(|c| c.phase == ComponentPhase::Reverted)
                 .cloned()
                 .collect();
+            // A canary inside a reverted target: its pods that run the new image are replaced,
+            // then its strategy is restored, before the rollout is waited for.
+            let unwinding: Vec<String> = reverted.iter().filter_map(|c| self.unwind(c)).collect();
+            if !unwinding.is_empty() {
+                self.set_phase(
+                    Phase::RollingBack,
+                    format!("reverting the canary of stage {stage_name}: {} ({why})", unwinding.join("; ")),
+                );
+                self.next(format!("wait for the revert of stage {stage_name} to roll out"), None);
+                let soon = if self.effect.is_some() { REPLACE_POLL } else { ROLLOUT_POLL };
+                self.requeue_in(Duration::seconds(soon));
+                return;
+            }
             let waiting: Vec<String> = reverted
                 .iter()
                 .filter_map(|c| match self.target(c) {

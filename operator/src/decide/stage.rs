@@ -1,7 +1,7 @@
 //! Decide step, pure: move forward one stage at a time: start it inside the window and past its
 //! gates (pause, approval), roll it out, soak it, promote it.
 
-use super::{Decider, Effect, ROLLOUT_POLL, plan::Plan};
+use super::{Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::target::Rollout;
@@ -126,6 +126,12 @@ impl Decider<'_> {
             }
             WindowState::Open { .. } => {}
         }
+        if let Some(problem) = self.canary_problem(si) {
+            let msg = format!("stage {name} cannot start: {problem}; nothing is changed");
+            self.set_phase(self.st.phase, msg.clone());
+            self.block(reason::INVALID_SPEC, msg);
+            return;
+        }
         let s = &mut self.st.stages[si];
         s.phase = StagePhase::RollingOut;
         s.started_at = Some(now);
@@ -156,10 +162,36 @@ impl Decider<'_> {
             cs.phase = ComponentPhase::Applied;
             cs.applied_at = Some(now);
             self.st.changed_at.get_or_insert(now);
+            // A later stage of a target with a canary inside it widens the canary, and the last
+            // one hands the rest to the workload's own rolling update.
+            if !self.first_appearance(&key, si) {
+                if self.canary_of(si, ci).is_none()
+                    && let Some(restore) = self.hand_over(&key, t)
+                {
+                    self.effect = Some(restore);
+                    self.note(
+                        false,
+                        reason::IMAGE_SET,
+                        "RestoreStrategy",
+                        format!(
+                            "{key}: the canary is widened to every node, by its own updateStrategy restored ({})",
+                            t.original_strategy.as_deref().unwrap_or_default()
+                        ),
+                    );
+                    self.set_phase(Phase::Progressing, format!("stage {name}: handing {key} to its own rolling update"));
+                    self.requeue_in(Duration::zero());
+                    return;
+                }
+                continue;
+            }
             if t.image(&container) == Some(c.desired_image.as_str()) {
                 continue; // applied before a restart
             }
-            self.effect = Some(Effect::set_image(&key, t, &container, &c.desired_image));
+            let mut effect = Effect::set_image(&key, t, &container, &c.desired_image);
+            if let Effect::SetImage { strategy, .. } = &mut effect {
+                *strategy = self.canary_strategy(&key, si);
+            }
+            self.effect = Some(effect);
             self.note(
                 false,
                 reason::IMAGE_SET,
@@ -186,16 +218,27 @@ impl Decider<'_> {
             );
             return;
         }
-        let waiting: Vec<String> = comps
-            .iter()
-            .filter_map(|c| match self.target(c) {
+        let mut waiting = vec![];
+        for (ci, c) in comps.iter().enumerate() {
+            // A canary inside the workload: its own nodes, replaced by the operator.
+            if self.canary_of(si, ci).is_some() {
+                waiting.extend(self.widen(si, ci));
+                continue;
+            }
+            waiting.extend(match self.target(c) {
                 (key, Some(t)) => match &t.rollout {
                     Rollout::Complete => None,
                     Rollout::InProgress(why) | Rollout::Failed(why) => Some(format!("{key}: {why}")),
                 },
                 (key, None) => Some(format!("{key}: missing")),
-            })
-            .collect();
+            });
+        }
+        if self.effect.is_some() {
+            // Pods were deleted: look again once the pod watch has seen it.
+            self.set_phase(Phase::Progressing, format!("stage {name} is rolling out: {}", waiting.join("; ")));
+            self.requeue_in(Duration::seconds(REPLACE_POLL));
+            return;
+        }
         if !waiting.is_empty() {
             let deadline = self.st.stages[si].started_at.unwrap_or(now) + plan.progress_deadline[si];
             self.set_phase(

@@ -4,6 +4,7 @@
 use super::Decider;
 use crate::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION, reason};
 use crate::crd::*;
+use crate::target::TargetKey;
 
 impl Decider<'_> {
     pub(super) fn init_stages(&mut self) {
@@ -51,15 +52,38 @@ impl Decider<'_> {
     /// written out, once without), or stages that no longer match the status (the stages are
     /// immutable; this guards against an object written around the validation).
     pub(super) fn spec_problem(&self) -> Option<String> {
-        let mut seen = std::collections::BTreeSet::new();
+        let ns = &self.o.namespace;
+        for s in &self.o.spec.stages {
+            let mut seen = std::collections::BTreeSet::new();
+            for c in &s.components {
+                if !seen.insert(TargetKey::of(c, ns)) {
+                    return Some(format!(
+                        "{} is listed twice in stage {}; list each target once per stage",
+                        TargetKey::of(c, ns),
+                        s.name
+                    ));
+                }
+            }
+        }
+        // A target in several stages widens a canary inside it (the API server checks this too,
+        // but cannot tell a namespace written out from one left to default).
         for s in &self.o.spec.stages {
             for c in &s.components {
-                if !seen.insert((c.kind, c.namespace_or(&self.o.namespace).to_string(), c.name.clone())) {
+                let key = TargetKey::of(c, ns);
+                let all: Vec<&Component> =
+                    self.appearances(&key).iter().map(|&(si, ci)| &self.o.spec.stages[si].components[ci]).collect();
+                let (last, before) = all.split_last().expect("c is one of them");
+                let same = all.iter().all(|d| d.image == c.image && d.container == c.container);
+                if all.len() > 1 && (!same || last.canary.is_some() || before.iter().any(|d| d.canary.is_none())) {
                     return Some(format!(
-                        "{:?} {}/{} is listed twice; list each target once",
-                        c.kind,
-                        c.namespace_or(&self.o.namespace),
-                        c.name
+                        "{key} is named in {} stages: a target may be named again only to widen a canary inside it, \
+                         with the same image and container each time, a canary in every stage but the last, and none in the last",
+                        all.len()
+                    ));
+                }
+                if all.len() == 1 && last.canary.is_some() {
+                    return Some(format!(
+                        "{key} has a canary in its only stage: name it again in a later stage, without canary, to change the rest"
                     ));
                 }
             }
@@ -100,6 +124,7 @@ impl Decider<'_> {
                 let known_good = c.known_good_image.as_deref().unwrap_or_default();
                 let ours = t.is_some_and(|t| self.owns(t));
                 if c.phase == ComponentPhase::Claimed
+                    && self.first_appearance(&key, si)
                     && ours
                     && running == Some(c.desired_image.as_str())
                     && known_good != c.desired_image

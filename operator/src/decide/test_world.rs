@@ -8,7 +8,7 @@ pub(super) use crate::decide::{
     Decision, Effect, Observed, ReadError, analysis_due, decide, history_due, worth_writing,
 };
 pub(super) use crate::detector::Counts;
-pub(super) use crate::target::{Rollout, TargetKey, TargetState};
+pub(super) use crate::target::{ON_DELETE, PodPlace, Rollout, TargetKey, TargetState};
 pub(super) use chrono::{DateTime, Duration, Utc};
 pub(super) use std::collections::BTreeMap;
 
@@ -29,6 +29,7 @@ pub(super) fn component(name: &str, image: &str) -> Component {
         name: name.into(),
         container: None,
         image: image.into(),
+        canary: None,
     }
 }
 
@@ -96,7 +97,45 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         rollout: Rollout::Complete,
         running_digests: vec![("connector".into(), "sha256:good".into())],
         managed_by: None,
+        uid: "ds-uid".into(),
+        update_strategy: None,
+        original_strategy: None,
+        pods: vec![],
     }
+}
+
+/// The strategy the DaemonSets of the canary tests start with, as the API server defaults it.
+pub(super) const ROLLING: &str = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1},"type":"RollingUpdate"}"#;
+
+/// A DaemonSet on `nodes` nodes (node-1 …), one Ready pod each, rolling one node at a time.
+pub(super) fn daemonset_on(image: &str, nodes: usize) -> TargetState {
+    let mut t = daemonset(image);
+    t.update_strategy = Some(ROLLING.into());
+    t.pods = (1..=nodes).map(|i| pod(&format!("node-{i}"), 0, image, true)).collect();
+    t
+}
+
+pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> PodPlace {
+    PodPlace {
+        name: format!("connector-{node}-{generation}"),
+        uid: format!("uid-{node}-{generation}"),
+        node: node.into(),
+        images: vec![("connector".into(), image.into())],
+        ready,
+        deleting: false,
+    }
+}
+
+/// A canary on `first` nodes of the connector DaemonSet, widened to `then`, then all of it.
+pub(super) fn canary_spec(first: Portion, then: Option<Portion>) -> MaintenanceUpgradeSpec {
+    let mut s = spec();
+    let part = |nodes: Portion| Component { canary: Some(Canary { nodes }), ..component("connector", "connector:2.0") };
+    s.stages = vec![stage("canary", vec![part(first)])];
+    if let Some(then) = then {
+        s.stages.push(stage("wider", vec![part(then)]));
+    }
+    s.stages.push(stage("fleet", vec![component("connector", "connector:2.0")]));
+    s
 }
 
 pub(super) struct World {
@@ -114,6 +153,10 @@ pub(super) struct World {
     pub(super) query_refused: bool,
     /// How many minutes of the built-in signal the operator recorded before (0: none).
     pub(super) recorded_minutes: i64,
+    /// Pods of this image never become Ready (a bad canary).
+    pub(super) failing_image: Option<String>,
+    /// When each new pod (by UID) becomes Ready.
+    pub(super) starting: BTreeMap<String, DateTime<Utc>>,
     /// The status as the API server holds it: decisions are written only when worth writing.
     pub(super) written: Option<MaintenanceUpgradeStatus>,
     pub(super) writes: usize,
@@ -152,6 +195,8 @@ impl World {
             events: vec![],
             prometheus_down: false,
             query_refused: false,
+            failing_image: None,
+            starting: BTreeMap::new(),
             recorded_minutes: 0,
             written: None,
             writes: 0,
@@ -182,8 +227,29 @@ impl World {
             if done.is_some_and(|d| now >= d) {
                 if let Some(Some(t)) = self.obs.targets.get_mut(&k) {
                     t.rollout = Rollout::Complete;
+                    // A DaemonSet's own rolling update replaces every pod with the template's.
+                    let image = t.containers[0].1.clone();
+                    for p in t.pods.iter_mut().filter(|p| p.images[0].1 != image) {
+                        let node = p.node.clone();
+                        *p = pod(&node, 9, &image, true);
+                    }
                 }
                 self.rollouts.remove(&k);
+            }
+        }
+        // A DaemonSet's pods made again become Ready after a while (a failing image never).
+        let failing = self.failing_image.clone();
+        for t in self.obs.targets.values_mut().flatten() {
+            for p in t.pods.iter_mut() {
+                let ready_at = self.starting.get(&p.uid).copied();
+                if ready_at.is_some_and(|at| now >= at) && failing.as_deref() != Some(p.images[0].1.as_str()) {
+                    p.ready = true;
+                }
+            }
+            if !t.pods.is_empty() && t.update_strategy.as_deref() == Some(ON_DELETE) {
+                let image = t.containers[0].1.clone();
+                let done = t.pods.iter().all(|p| p.ready && p.images[0].1 == image);
+                t.rollout = if done { Rollout::Complete } else { Rollout::InProgress("OnDelete".into()) };
             }
         }
         self.obs.samples.clear();
@@ -255,10 +321,36 @@ impl World {
                     t.owner = Some(ID.into());
                     t.owner_uid = Some(c.owner_uid.clone());
                     t.known_good = Some(c.known_good.clone());
+                    t.original_strategy = c.original_strategy.clone();
                     bump(t);
                 }
             }
-            Effect::SetImage { target, container, index, image, resource_version } => {
+            Effect::SetStrategy { target, resource_version, strategy } => {
+                let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
+                assert_eq!(&t.resource_version, resource_version, "patches carry the observed resourceVersion");
+                assert_eq!(t.owner_uid.as_deref(), Some(self.obs.uid.as_str()), "only to targets we own");
+                t.update_strategy = Some(strategy.clone());
+                bump(t);
+                if strategy != ON_DELETE {
+                    t.rollout = Rollout::InProgress("rolling".into());
+                    self.rollouts
+                        .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
+                }
+            }
+            Effect::DeletePods { target, pods } => {
+                let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
+                let image = t.containers[0].1.clone();
+                for (name, uid) in pods {
+                    let Some(p) = t.pods.iter_mut().find(|p| p.uid == *uid) else { continue };
+                    assert_eq!(&p.name, name);
+                    // The DaemonSet makes it again at once, from its current template.
+                    let generation = p.name.rsplit('-').next().unwrap().parse::<usize>().unwrap() + 1;
+                    let node = p.node.clone();
+                    *p = pod(&node, generation, &image, false);
+                    self.starting.insert(p.uid.clone(), now + Duration::seconds(20));
+                }
+            }
+            Effect::SetImage { target, container, index, image, resource_version, strategy } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
                 assert_eq!(
                     &t.resource_version, resource_version,
@@ -271,10 +363,16 @@ impl World {
                 );
                 assert_eq!(&t.containers[*index].0, container, "the index names the container");
                 t.containers.iter_mut().find(|(n, _)| n == container).unwrap().1 = image.clone();
-                t.rollout = Rollout::InProgress("rolling".into());
+                if let Some(strategy) = strategy {
+                    t.update_strategy = Some(strategy.clone());
+                }
                 bump(t);
-                self.rollouts
-                    .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
+                // Under OnDelete no pod changes until the operator deletes it.
+                if t.update_strategy.as_deref() != Some(ON_DELETE) {
+                    t.rollout = Rollout::InProgress("rolling".into());
+                    self.rollouts
+                        .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
+                }
             }
             Effect::Release { targets } => {
                 for k in targets {
@@ -282,6 +380,7 @@ impl World {
                         t.owner = None;
                         t.owner_uid = None;
                         t.known_good = None;
+                        t.original_strategy = None;
                         bump(t);
                     }
                 }

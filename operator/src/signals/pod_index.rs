@@ -5,6 +5,7 @@
 //! counts.
 
 use crate::detector::Counts;
+use crate::target::PodPlace;
 use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::core::{Selector, SelectorExt};
@@ -37,7 +38,18 @@ struct PodFacts {
     waiting_failure: bool,
     /// Container name and the `imageID` it runs: the digest recorded when a target is claimed.
     image_ids: Vec<(String, String)>,
+    /// Where a DaemonSet's pod runs and what, for a canary inside it (None for other pods, to
+    /// keep the index small).
+    place: Option<Box<DaemonPod>>,
     deleted_at: Option<DateTime<Utc>>,
+}
+
+/// What a canary inside a DaemonSet needs of each of its pods.
+#[derive(Clone, Debug, PartialEq)]
+struct DaemonPod {
+    /// The DaemonSet's UID (the pod's controller reference).
+    owner_uid: String,
+    place: PodPlace,
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +215,23 @@ impl PodIndex {
         Some(digests)
     }
 
+    /// The live pods of the DaemonSet with UID `owner_uid` in `namespace`: where each runs and
+    /// what; None until the pod watch has listed.
+    pub fn daemon_pods(&self, namespace: &str, owner_uid: &str) -> Option<Vec<PodPlace>> {
+        if !self.pods_listed {
+            return None;
+        }
+        let mut pods: Vec<PodPlace> = self
+            .pods
+            .values()
+            .filter(|p| p.deleted_at.is_none() && p.namespace == namespace)
+            .filter_map(|p| p.place.as_deref().filter(|d| d.owner_uid == owner_uid))
+            .map(|d| d.place.clone())
+            .collect();
+        pods.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+        Some(pods)
+    }
+
     /// Forget pods deleted, and failure Events of pods never seen, longer than `KEEP_DELETED` ago.
     pub fn prune(&mut self, now: DateTime<Utc>) {
         let cutoff = now - KEEP_DELETED;
@@ -235,12 +264,40 @@ impl PodIndex {
                 .filter(|cs| !cs.image_id.is_empty())
                 .map(|cs| (cs.name.clone(), cs.image_id.clone()))
                 .collect(),
+            place: daemon_pod(pod).map(Box::new),
             deleted_at: None,
         };
         let deleted_at = self.pods.get(&uid).and_then(|old| old.deleted_at);
         self.pods.insert(uid.clone(), PodFacts { deleted_at, ..facts });
         Some(uid)
     }
+}
+
+/// A DaemonSet's pod: its owner, node, images and readiness.
+fn daemon_pod(pod: &Pod) -> Option<DaemonPod> {
+    let owner = pod.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+    if owner.kind != "DaemonSet" {
+        return None;
+    }
+    let spec = pod.spec.as_ref()?;
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    Some(DaemonPod {
+        owner_uid: owner.uid.clone(),
+        place: PodPlace {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            node: spec.node_name.clone().unwrap_or_default(),
+            images: spec.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect(),
+            ready,
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+        },
+    })
 }
 
 /// The UID of the pod a failure Event is about.

@@ -1,7 +1,9 @@
 //! Observe step, pure half: a Deployment, DaemonSet or StatefulSet seen as one `TargetState`
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
-use crate::constants::{CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
+use crate::constants::{
+    CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
+};
 use crate::crd::ManagedBy;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -33,7 +35,38 @@ pub struct TargetState {
     pub running_digests: Vec<(String, String)>,
     /// Argo CD, Flux or Helm, which would put the old image back.
     pub managed_by: Option<ManagedBy>,
+    /// The workload's UID: the controller reference its pods carry.
+    pub uid: String,
+    /// A DaemonSet's `spec.updateStrategy`, as JSON.
+    pub update_strategy: Option<String>,
+    /// The update strategy a canary recorded on the target before it changed it.
+    pub original_strategy: Option<String>,
+    /// A DaemonSet's pods, with their nodes, when a canary inside it needs them (else empty).
+    pub pods: Vec<PodPlace>,
 }
+
+/// One pod of a workload: where it runs, what, and whether it serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodPlace {
+    pub name: String,
+    pub uid: String,
+    pub node: String,
+    /// (container name, image) of the pod's spec: the template it was made from.
+    pub images: Vec<(String, String)>,
+    pub ready: bool,
+    /// Being deleted: it no longer serves, and its replacement comes from the current template.
+    pub deleting: bool,
+}
+
+impl PodPlace {
+    pub fn image(&self, container: &str) -> Option<&str> {
+        self.images.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
+    }
+}
+
+/// The updateStrategy a canary inside a DaemonSet runs under: pods are replaced only when the
+/// operator deletes them.
+pub const ON_DELETE: &str = r#"{"type":"OnDelete"}"#;
 
 impl TargetState {
     pub fn image(&self, container: &str) -> Option<&str> {
@@ -76,6 +109,10 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         rollout,
         running_digests: vec![],
         managed_by: gitops::managed_by(meta),
+        uid: meta.uid.clone().unwrap_or_default(),
+        update_strategy: None,
+        original_strategy: ann.and_then(|a| a.get(ORIGINAL_STRATEGY_ANNOTATION).cloned()),
+        pods: vec![],
     }
 }
 
@@ -136,7 +173,9 @@ pub fn from_daemonset(d: &DaemonSet) -> TargetState {
     } else {
         Rollout::Complete
     };
-    base(&d.metadata, &spec.template, rollout)
+    let mut state = base(&d.metadata, &spec.template, rollout);
+    state.update_strategy = spec.update_strategy.as_ref().and_then(|u| serde_json::to_string(u).ok());
+    state
 }
 
 pub fn from_statefulset(s: &StatefulSet) -> TargetState {
@@ -175,6 +214,8 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
 /// the API server refuse it unless the target still carries the owner mark (`owner`, `owner_uid`)
 /// and is still at `resource_version`: a racing edit is never overwritten, and nothing recorded
 /// in an upgrade's status can aim it at a workload the upgrade did not claim.
+/// With `strategy`, the same write also sets `spec.updateStrategy` (JSON): a canary's image and
+/// its OnDelete land together, so that no pod rolls in between.
 pub fn image_patch(
     resource_version: &str,
     owner: &str,
@@ -182,15 +223,39 @@ pub fn image_patch(
     index: usize,
     container: &str,
     image: &str,
+    strategy: Option<&str>,
 ) -> serde_json::Value {
     let containers = format!("/spec/template/spec/containers/{index}");
-    json!([
-        {"op": "test", "path": annotation_path(OWNER_ANNOTATION), "value": owner},
-        {"op": "test", "path": annotation_path(OWNER_UID_ANNOTATION), "value": owner_uid},
-        {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
-        {"op": "test", "path": format!("{containers}/name"), "value": container},
-        {"op": "replace", "path": format!("{containers}/image"), "value": image},
-    ])
+    let mut ops = owned_at(resource_version, owner, owner_uid);
+    ops.push(json!({"op": "test", "path": format!("{containers}/name"), "value": container}));
+    ops.push(json!({"op": "replace", "path": format!("{containers}/image"), "value": image}));
+    if let Some(strategy) = strategy {
+        ops.push(strategy_op(strategy));
+    }
+    serde_json::Value::Array(ops)
+}
+
+/// JSON patch that sets `spec.updateStrategy` (JSON), with the tests of `image_patch`.
+pub fn strategy_patch(resource_version: &str, owner: &str, owner_uid: &str, strategy: &str) -> serde_json::Value {
+    let mut ops = owned_at(resource_version, owner, owner_uid);
+    ops.push(strategy_op(strategy));
+    serde_json::Value::Array(ops)
+}
+
+/// The tests every target patch of an owned target makes: our mark, and the version decided on.
+fn owned_at(resource_version: &str, owner: &str, owner_uid: &str) -> Vec<serde_json::Value> {
+    vec![
+        json!({"op": "test", "path": annotation_path(OWNER_ANNOTATION), "value": owner}),
+        json!({"op": "test", "path": annotation_path(OWNER_UID_ANNOTATION), "value": owner_uid}),
+        json!({"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}),
+    ]
+}
+
+/// `add` replaces a member that exists and creates one that does not: the strategy is set
+/// exactly, whatever the object held.
+fn strategy_op(strategy: &str) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_str(strategy).unwrap_or_else(|_| json!({}));
+    json!({"op": "add", "path": "/spec/updateStrategy", "value": value})
 }
 
 /// An annotation's JSON pointer (RFC 6901: `/` in the key is written `~1`).
@@ -206,26 +271,33 @@ pub fn is_failed_test(e: &kube::Error) -> bool {
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.
 /// The label puts the target in the operator's watch of claimed targets.
+/// With `original_strategy`, also records the update strategy a canary will change.
 pub fn claim_patch(
     resource_version: &str,
     owner: &str,
     owner_uid: &str,
     known_good: &str,
+    original_strategy: Option<&str>,
 ) -> serde_json::Value {
-    json!({
+    let mut patch = json!({
         "metadata": {
             "resourceVersion": resource_version,
             "labels": {CLAIMED_LABEL: owner_uid},
             "annotations": {OWNER_ANNOTATION: owner, OWNER_UID_ANNOTATION: owner_uid, KNOWN_GOOD_ANNOTATION: known_good}
         }
-    })
+    });
+    if let Some(strategy) = original_strategy {
+        patch["metadata"]["annotations"][ORIGINAL_STRATEGY_ANNOTATION] = strategy.into();
+    }
+    patch
 }
 
 /// Merge patch that removes the ownership label and annotations.
 pub fn release_patch() -> serde_json::Value {
     json!({"metadata": {
         "labels": {CLAIMED_LABEL: null},
-        "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null}
+        "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null,
+            ORIGINAL_STRATEGY_ANNOTATION: null}
     }})
 }
 

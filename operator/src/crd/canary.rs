@@ -1,0 +1,68 @@
+//! A canary inside one workload: the part of it a stage changes. Plain data with the schema and
+//! CEL rules the API server enforces.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The part of a workload a stage changes. Later stages that name the same workload widen it;
+/// the last stage that names it changes all of it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// DaemonSet: on how many of the nodes that run its pods the new image runs in this stage:
+    /// a number (`2`) or a percentage of those nodes (`"25%"`, rounded up). The nodes are taken
+    /// in name order, so a later stage widens the same canary. The workload's updateStrategy is
+    /// set to OnDelete meanwhile, and its pods on those nodes are replaced no faster than its
+    /// own maxUnavailable allows; the strategy is restored exactly when the last stage starts
+    /// or the upgrade is reverted.
+    pub nodes: Portion,
+}
+
+/// A number of nodes (`2`) or a percentage of them (`"25%"`, rounded up).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(untagged)]
+pub enum Portion {
+    Count(i32),
+    Percent(String),
+}
+
+impl JsonSchema for Portion {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Portion".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-validations": [{
+                "rule": "type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",
+                "message": "a count of at least 1, such as 2, or a percentage from 1% to 100%, such as \"25%\""
+            }]
+        })
+    }
+}
+
+impl Portion {
+    /// How many of `of` it means: a count as it is, a percentage rounded up, at least one. None
+    /// for a malformed percentage (the API server refuses those).
+    pub fn of(&self, of: usize) -> Option<usize> {
+        match self {
+            Portion::Count(n) => usize::try_from(*n).ok().filter(|n| *n >= 1),
+            Portion::Percent(p) => {
+                let pct: usize = p.strip_suffix('%')?.parse().ok()?;
+                Some((of * pct).div_ceil(100).max(1))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Portion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Portion::Count(n) => write!(f, "{n}"),
+            Portion::Percent(p) => write!(f, "{p}"),
+        }
+    }
+}

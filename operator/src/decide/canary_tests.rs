@@ -1,0 +1,144 @@
+//! Transition tests: a canary inside one DaemonSet, widened, handed over, reverted.
+
+use super::super::test_world::*;
+
+/// The connector DaemonSet on six nodes, with a canary on `first` of them (then `then`).
+fn world(first: Portion, then: Option<Portion>) -> World {
+    let mut w = World::new(canary_spec(first, then));
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    w
+}
+
+fn ds(w: &World) -> &TargetState {
+    w.obs.targets[&key("connector")].as_ref().unwrap()
+}
+
+/// The nodes whose pod runs `image`.
+fn nodes_running(w: &World, image: &str) -> Vec<String> {
+    ds(w).pods.iter().filter(|p| p.images[0].1 == image).map(|p| p.node.clone()).collect()
+}
+
+/// Step until `done`, checking after every step that no more pods are down at once than the
+/// DaemonSet's maxUnavailable (1) allows, counting those the operator deleted.
+fn run_paced(w: &mut World, limit: Duration, done: impl Fn(&World) -> bool) {
+    let end = w.obs.now + limit;
+    while !done(w) {
+        assert!(w.obs.now < end, "not reached; phase {:?}: {}", w.phase(), w.obs.status.message);
+        let d = w.step();
+        let down = ds(w).pods.iter().filter(|p| !p.ready).count();
+        assert!(down <= 1, "{down} pods down at once: {:?}", ds(w).pods);
+        w.obs.now += d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
+    }
+}
+
+fn deleted(w: &World) -> Vec<String> {
+    w.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeletePods { pods, .. } => Some(pods.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
+    let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
+    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    // One write sets the image and OnDelete; the strategy was recorded before it.
+    assert!(matches!(&w.effects[1], Effect::SetImage { strategy: Some(s), .. } if s == ON_DELETE));
+    assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"]);
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!((canary.nodes_wanted, canary.nodes_total), (2, 6));
+    assert_eq!(canary.nodes, ["node-1", "node-2"]);
+    run_paced(&mut w, Duration::hours(2), |w| w.obs.status.stages[1].phase == StagePhase::Soaking);
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2", "node-3"], "50% of 6, the same canary widened");
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    run_paced(&mut w, Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    // The last stage handed the rest to the DaemonSet's own strategy, restored exactly.
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+    assert_eq!(nodes_running(&w, "connector:2.0").len(), 6);
+    assert_eq!(deleted(&w), ["connector-node-1-0", "connector-node-2-0", "connector-node-3-0"]);
+    assert!(ds(&w).original_strategy.is_none(), "released with the other marks");
+}
+
+#[test]
+fn a_canary_reverted_replaces_only_its_own_pods_then_restores_the_strategy() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    w.obs.spec.rollback.requested = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:1.0");
+    assert_eq!(nodes_running(&w, "connector:1.0").len(), 6);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "restored exactly");
+    // Only the canary's pods were made again: the other four are the ones it started with.
+    let untouched: Vec<&str> = ds(&w).pods.iter().filter(|p| p.name.ends_with("-0")).map(|p| p.node.as_str()).collect();
+    assert_eq!(untouched, ["node-3", "node-4", "node-5", "node-6"]);
+    assert_eq!(deleted(&w), ["connector-node-1-0", "connector-node-2-0", "connector-node-1-1", "connector-node-2-1"]);
+    // Template first, then the pods, then the strategy.
+    let order: Vec<&str> = w
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetImage { image, .. } if image == "connector:1.0" => Some("image"),
+            Effect::DeletePods { .. } => Some("pods"),
+            Effect::SetStrategy { .. } => Some("strategy"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["pods", "pods", "image", "pods", "pods", "strategy"]);
+}
+
+#[test]
+fn a_canary_whose_pods_never_become_ready_is_reverted_at_its_deadline() {
+    let mut w = world(Portion::Count(2), None);
+    w.failing_image = Some("connector:2.0".into());
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
+    assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new());
+    // The first canary pod never became Ready, so no second node was taken.
+    assert_eq!(deleted(&w)[0], "connector-node-1-0");
+    assert!(!deleted(&w).contains(&"connector-node-2-0".to_string()), "{:?}", deleted(&w));
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+}
+
+#[test]
+fn a_canary_larger_than_the_daemonset_changes_nothing() {
+    let mut w = world(Portion::Count(8), None);
+    w.run_until(Duration::minutes(30), |w| {
+        w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True")
+    });
+    let blocked = w.condition(ct::BLOCKED);
+    assert_eq!(blocked.reason, reason::INVALID_SPEC);
+    assert!(blocked.message.contains("canary.nodes of DaemonSet kube-system/connector in stage canary is 8 but it runs on 6 nodes"), "{}", blocked.message);
+    assert!(w.image_sets().is_empty());
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+}
+
+#[test]
+fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    // A node joins: the DaemonSet gives it a pod from its current, new, template.
+    w.obs.targets.get_mut(&key("connector")).unwrap().as_mut().unwrap().pods.push(pod("node-7", 0, "connector:2.0", true));
+    w.obs.spec.rollback.requested = true;
+    w.step();
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new(), "node-7's pod was reverted too");
+}
+
+#[test]
+fn a_restart_mid_canary_takes_no_more_nodes_than_asked() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| !deleted(w).is_empty());
+    // The status written before the pods were deleted is all a new leader finds.
+    w.fail_over();
+    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"]);
+}
