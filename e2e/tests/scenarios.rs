@@ -213,11 +213,26 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "  stages:\n",
             "  window: {timeZone: UTC, recurring: [{days: [Mon], start: \"00:00\", duration: 169h}]}\n  stages:\n",
         ),
+        (
+            "a canary inside a Deployment",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: Deployment, canary: {nodes: 2}, name: connector-x,",
+        ),
+        (
+            "a canary of no nodes",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, canary: {nodes: 0}, name: connector-x,",
+        ),
+        (
+            "a canary of more than all nodes",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, canary: {nodes: \"150%\"}, name: connector-x,",
+        ),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
         "should have at least 1 items",
-        "may appear in only one stage",
+        "may appear in several stages only to widen a canary inside it",
         "image must be a reference such as",
         "Unsupported value: \"CronJob\"",
         "duration must be greater than zero",
@@ -229,6 +244,9 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "baseline.lookback may be at most 168h",
         "baseline.lookback may span at most 30000 intervals",
         "a recurring window lasts at most 168h",
+        "canary.nodes applies to a DaemonSet",
+        "a count of at least 1, such as 2",
+        "a count of at least 1, such as 2",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
@@ -290,6 +308,24 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         );
     s.apply(&yaml).await;
     blocked_and_unchanged(&s, "nocontainer", reason::CONTAINER_NOT_FOUND, "no container \"sidecar\"").await;
+    // A canary larger than the DaemonSet, or one never widened to the rest: said before
+    // anything changes (the operator checks what the API server's cost limit or the cluster
+    // keeps it from checking).
+    let canary = |name: &str, nodes: &str| {
+        canary_upgrade(&s.ns, name, "10s", BAD).replacen(
+            "canary: {nodes: 2}",
+            &format!("canary: {{nodes: {nodes}}}"),
+            1,
+        )
+    };
+    s.apply(&canary("toomany", "20")).await;
+    blocked_and_unchanged(&s, "toomany", reason::INVALID_SPEC, "is 20 but it runs on 10 nodes").await;
+    let last = canary_upgrade(&s.ns, "last", "10s", BAD).replace(
+        "components: [{kind: DaemonSet, name: connector, image: \"{BAD}\"}]".replace("{BAD}", BAD).as_str(),
+        &format!("components: [{{kind: DaemonSet, name: connector-z, image: \"{BAD}\"}}]"),
+    );
+    s.apply(&last).await;
+    blocked_and_unchanged(&s, "last", reason::INVALID_SPEC, "has a canary in its only stage").await;
     // A label selector the API server would refuse: said before anything is read or changed.
     let yaml = two_stage(&s.ns, "badselector", "10s", BAD)
         .replace("labelSelector: app=email-sync", "labelSelector: \"app in (email-sync\"");
@@ -1139,14 +1175,17 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     .await;
     // The new image runs on the first two nodes only; the rest are the pods it started with.
     let during = s.pods_by_node("connector").await;
-    let canary: Vec<&String> = during.iter().filter(|(_, (_, image))| image == next).map(|(n, _)| n).collect();
+    let canary: Vec<&String> =
+        during.iter().filter(|(_, (_, image))| image == next).map(|(n, _)| n).collect();
     assert_eq!(canary, [&node_name("inplace", 0), &node_name("inplace", 1)], "{during:?}");
     for (node, (uid, image)) in during.iter().skip(2) {
         assert_eq!((uid, image.as_str()), (&before[node].0, GOOD), "{node} untouched");
     }
     let ds = s.daemonsets().get("connector").await.unwrap();
     assert_eq!(strategy(&s, "connector").await, json!({"type": "OnDelete"}));
-    let recorded = ds.metadata.annotations.clone().unwrap_or_default()["maintenance.dev/original-update-strategy"].clone();
+    let recorded =
+        ds.metadata.annotations.clone().unwrap_or_default()["maintenance.dev/original-update-strategy"]
+            .clone();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&recorded).unwrap(), original);
     // The strategy change is attributed to the operator's field manager, like the image.
     let strategy_owners: Vec<&str> = ds

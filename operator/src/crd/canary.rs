@@ -35,7 +35,8 @@ impl JsonSchema for Portion {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "x-kubernetes-int-or-string": true,
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            // Bounds the cost of the rule below, which the API server estimates from it.
+            "maxLength": 4,
             "x-kubernetes-validations": [{
                 "rule": "type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",
                 "message": "a count of at least 1, such as 2, or a percentage from 1% to 100%, such as \"25%\""

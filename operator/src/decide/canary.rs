@@ -90,12 +90,25 @@ impl Decider<'_> {
         self.appearances(key).first().is_none_or(|&(first, _)| first == si)
     }
 
-    /// What a stage's canary cannot do on the cluster as it is, before anything changes.
-    pub(super) fn canary_problem(&self, si: usize) -> Option<String> {
+    /// What the canaries of the stages not started yet cannot do on the cluster as it is: said
+    /// from the first look, before anything changes. (A DaemonSet whose pods are not seen yet is
+    /// judged when its stage starts.)
+    pub(super) fn canaries_problem(&self) -> Option<String> {
+        (0..self.st.stages.len())
+            .filter(|&si| self.st.stages[si].phase == StagePhase::Pending)
+            .find_map(|si| self.canary_problem(si, false))
+    }
+
+    /// What a stage's canary cannot do on the cluster as it is; `starting`: the stage starts now,
+    /// so a DaemonSet without pods the operator can see is a problem too.
+    pub(super) fn canary_problem(&self, si: usize, starting: bool) -> Option<String> {
         for (ci, c) in self.st.stages[si].components.iter().enumerate() {
             let Some(canary) = self.canary_of(si, ci) else { continue };
             let (key, Some(t)) = self.target(c) else { continue };
             let nodes: BTreeSet<&str> = t.pods.iter().map(|p| p.node.as_str()).collect();
+            if nodes.is_empty() && !starting {
+                continue;
+            }
             if nodes.is_empty() {
                 return Some(format!(
                     "{key} has no pods the operator can see, so no node to start a canary on \
@@ -133,6 +146,8 @@ impl Decider<'_> {
         let (key, t) = self.target(&c);
         let t = t?;
         let container = c.container.clone().unwrap_or_default();
+        // (A pod whose node is not known yet is left out: it cannot be placed.)
+        let pods: Vec<PodPlace> = t.pods.iter().filter(|p| !p.node.is_empty()).cloned().collect();
         let runs_new = |p: &PodPlace| !p.deleting && p.image(&container) == Some(c.desired_image.as_str());
         // The nodes chosen so far: recorded, or seen with the new image (a pod the DaemonSet made
         // again elsewhere, on a new node or after an eviction, gets the new template and counts).
@@ -143,8 +158,8 @@ impl Decider<'_> {
             .flat_map(|k| k.nodes.iter().cloned())
             .collect();
         let mut chosen: BTreeSet<String> = recorded;
-        chosen.extend(t.pods.iter().filter(|p| runs_new(p)).map(|p| p.node.clone()));
-        let mut nodes: BTreeSet<String> = t.pods.iter().map(|p| p.node.clone()).collect();
+        chosen.extend(pods.iter().filter(|p| runs_new(p)).map(|p| p.node.clone()));
+        let mut nodes: BTreeSet<String> = pods.iter().map(|p| p.node.clone()).collect();
         nodes.extend(chosen.iter().cloned());
         let wanted = canary.nodes.of(nodes.len()).unwrap_or(1).min(nodes.len());
         let original = t.original_strategy.clone();
@@ -158,13 +173,13 @@ impl Decider<'_> {
         // A chosen node without a Ready pod of the new image is being replaced, even before the
         // pod watch shows its pod deleted.
         let serving: BTreeSet<&str> =
-            t.pods.iter().filter(|p| runs_new(p) && p.ready).map(|p| p.node.as_str()).collect();
-        let mut down = unavailable(&t.pods);
+            pods.iter().filter(|p| runs_new(p) && p.ready).map(|p| p.node.as_str()).collect();
+        let mut down = unavailable(&pods);
         down.extend(chosen.iter().filter(|n| !serving.contains(n.as_str())).cloned());
         let delete = paced(more, down.len(), max_unavailable(original.as_deref(), nodes.len()));
         let ready = serving.len();
         for (name, _) in &delete {
-            if let Some(p) = t.pods.iter().find(|p| p.name == *name) {
+            if let Some(p) = pods.iter().find(|p| p.name == *name) {
                 chosen.insert(p.node.clone());
             }
         }

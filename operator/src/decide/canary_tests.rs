@@ -9,6 +9,10 @@ fn world(first: Portion, then: Option<Portion>) -> World {
     w
 }
 
+fn soaking(w: &World, stage: usize) -> bool {
+    w.obs.status.stages.get(stage).is_some_and(|s| s.phase == StagePhase::Soaking)
+}
+
 fn ds(w: &World) -> &TargetState {
     w.obs.targets[&key("connector")].as_ref().unwrap()
 }
@@ -45,7 +49,7 @@ fn deleted(w: &World) -> Vec<String> {
 #[test]
 fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
     let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
-    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // One write sets the image and OnDelete; the strategy was recorded before it.
     assert!(matches!(&w.effects[1], Effect::SetImage { strategy: Some(s), .. } if s == ON_DELETE));
     assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
@@ -53,8 +57,12 @@ fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!((canary.nodes_wanted, canary.nodes_total), (2, 6));
     assert_eq!(canary.nodes, ["node-1", "node-2"]);
-    run_paced(&mut w, Duration::hours(2), |w| w.obs.status.stages[1].phase == StagePhase::Soaking);
-    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2", "node-3"], "50% of 6, the same canary widened");
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    assert_eq!(
+        nodes_running(&w, "connector:2.0"),
+        ["node-1", "node-2", "node-3"],
+        "50% of 6, the same canary widened"
+    );
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
     run_paced(&mut w, Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
@@ -68,7 +76,7 @@ fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
 #[test]
 fn a_canary_reverted_replaces_only_its_own_pods_then_restores_the_strategy() {
     let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     w.obs.spec.rollback.requested = true;
     run_paced(&mut w, Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
@@ -76,9 +84,13 @@ fn a_canary_reverted_replaces_only_its_own_pods_then_restores_the_strategy() {
     assert_eq!(nodes_running(&w, "connector:1.0").len(), 6);
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "restored exactly");
     // Only the canary's pods were made again: the other four are the ones it started with.
-    let untouched: Vec<&str> = ds(&w).pods.iter().filter(|p| p.name.ends_with("-0")).map(|p| p.node.as_str()).collect();
+    let untouched: Vec<&str> =
+        ds(&w).pods.iter().filter(|p| p.name.ends_with("-0")).map(|p| p.node.as_str()).collect();
     assert_eq!(untouched, ["node-3", "node-4", "node-5", "node-6"]);
-    assert_eq!(deleted(&w), ["connector-node-1-0", "connector-node-2-0", "connector-node-1-1", "connector-node-2-1"]);
+    assert_eq!(
+        deleted(&w),
+        ["connector-node-1-0", "connector-node-2-0", "connector-node-1-1", "connector-node-2-1"]
+    );
     // Template first, then the pods, then the strategy.
     let order: Vec<&str> = w
         .effects
@@ -115,17 +127,27 @@ fn a_canary_larger_than_the_daemonset_changes_nothing() {
     });
     let blocked = w.condition(ct::BLOCKED);
     assert_eq!(blocked.reason, reason::INVALID_SPEC);
-    assert!(blocked.message.contains("canary.nodes of DaemonSet kube-system/connector in stage canary is 8 but it runs on 6 nodes"), "{}", blocked.message);
-    assert!(w.image_sets().is_empty());
-    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+    assert!(
+        blocked.message.contains(
+            "canary.nodes of DaemonSet kube-system/connector in stage canary is 8 but it runs on 6 nodes"
+        ),
+        "{}",
+        blocked.message
+    );
+    assert!(w.effects.is_empty(), "not even claimed: {:?}", w.effects);
 }
 
 #[test]
 fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // A node joins: the DaemonSet gives it a pod from its current, new, template.
-    w.obs.targets.get_mut(&key("connector")).unwrap().as_mut().unwrap().pods.push(pod("node-7", 0, "connector:2.0", true));
+    w.obs.targets.get_mut(&key("connector")).unwrap().as_mut().unwrap().pods.push(pod(
+        "node-7",
+        0,
+        "connector:2.0",
+        true,
+    ));
     w.obs.spec.rollback.requested = true;
     w.step();
     w.run_until(Duration::hours(1), terminal);
@@ -139,6 +161,30 @@ fn a_restart_mid_canary_takes_no_more_nodes_than_asked() {
     run_paced(&mut w, Duration::hours(1), |w| !deleted(w).is_empty());
     // The status written before the pods were deleted is all a new leader finds.
     w.fail_over();
-    run_paced(&mut w, Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"]);
+}
+
+#[test]
+fn a_target_named_again_must_widen_the_same_change_and_end_whole() {
+    let cases: [(&str, fn(&mut MaintenanceUpgradeSpec)); 3] = [
+        ("a canary in the last stage", |s| {
+            s.stages[1].components[0].canary = Some(Canary { nodes: Portion::Count(4) })
+        }),
+        ("another image", |s| s.stages[1].components[0].image = "connector:3.0".into()),
+        ("a canary in its only stage", |s| {
+            s.stages.pop();
+        }),
+    ];
+    for (what, edit) in cases {
+        let mut s = canary_spec(Portion::Count(2), None);
+        edit(&mut s);
+        let mut w = world(Portion::Count(2), None);
+        w.obs.spec = s;
+        w.step();
+        let blocked = w.condition(ct::BLOCKED);
+        assert_eq!(blocked.reason, reason::INVALID_SPEC, "{what}");
+        assert!(blocked.message.contains("DaemonSet kube-system/connector"), "{what}: {}", blocked.message);
+        assert!(w.effects.is_empty(), "{what}: nothing changes");
+    }
 }

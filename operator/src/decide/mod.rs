@@ -266,8 +266,10 @@ impl<'a> Decider<'a> {
     fn run(&mut self, plan: &Plan, invalid: Option<String>) {
         self.init_stages();
         self.distrust_status();
-        let invalid =
-            invalid.or_else(|| self.spec_problem()).or_else(|| self.o.spec_problems.first().cloned());
+        let invalid = invalid
+            .or_else(|| self.spec_problem())
+            .or_else(|| self.o.spec_problems.first().cloned())
+            .or_else(|| self.canaries_problem());
         let forbidden = self.tenancy_problem();
         self.check_targets();
         self.analyse(plan);

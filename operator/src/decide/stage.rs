@@ -126,7 +126,7 @@ impl Decider<'_> {
             }
             WindowState::Open { .. } => {}
         }
-        if let Some(problem) = self.canary_problem(si) {
+        if let Some(problem) = self.canary_problem(si, true) {
             let msg = format!("stage {name} cannot start: {problem}; nothing is changed");
             self.set_phase(self.st.phase, msg.clone());
             self.block(reason::INVALID_SPEC, msg);
@@ -178,7 +178,10 @@ impl Decider<'_> {
                             t.original_strategy.as_deref().unwrap_or_default()
                         ),
                     );
-                    self.set_phase(Phase::Progressing, format!("stage {name}: handing {key} to its own rolling update"));
+                    self.set_phase(
+                        Phase::Progressing,
+                        format!("stage {name}: handing {key} to its own rolling update"),
+                    );
                     self.requeue_in(Duration::zero());
                     return;
                 }
@@ -235,7 +238,10 @@ impl Decider<'_> {
         }
         if self.effect.is_some() {
             // Pods were deleted: look again once the pod watch has seen it.
-            self.set_phase(Phase::Progressing, format!("stage {name} is rolling out: {}", waiting.join("; ")));
+            self.set_phase(
+                Phase::Progressing,
+                format!("stage {name} is rolling out: {}", waiting.join("; ")),
+            );
             self.requeue_in(Duration::seconds(REPLACE_POLL));
             return;
         }

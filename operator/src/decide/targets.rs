@@ -41,6 +41,7 @@ impl Decider<'_> {
                         applied_at: None,
                         reverted_at: None,
                         message: None,
+                        canary: None,
                     })
                     .collect(),
             })
@@ -70,11 +71,16 @@ impl Decider<'_> {
         for s in &self.o.spec.stages {
             for c in &s.components {
                 let key = TargetKey::of(c, ns);
-                let all: Vec<&Component> =
-                    self.appearances(&key).iter().map(|&(si, ci)| &self.o.spec.stages[si].components[ci]).collect();
+                let all: Vec<&Component> = self
+                    .appearances(&key)
+                    .iter()
+                    .map(|&(si, ci)| &self.o.spec.stages[si].components[ci])
+                    .collect();
                 let (last, before) = all.split_last().expect("c is one of them");
                 let same = all.iter().all(|d| d.image == c.image && d.container == c.container);
-                if all.len() > 1 && (!same || last.canary.is_some() || before.iter().any(|d| d.canary.is_none())) {
+                if all.len() > 1
+                    && (!same || last.canary.is_some() || before.iter().any(|d| d.canary.is_none()))
+                {
                     return Some(format!(
                         "{key} is named in {} stages: a target may be named again only to widen a canary inside it, \
                          with the same image and container each time, a canary in every stage but the last, and none in the last",

@@ -102,7 +102,7 @@ fn a_target_named_twice_with_and_without_its_namespace_is_an_invalid_spec() {
     w.step();
     let b = w.condition(ct::BLOCKED);
     assert_eq!(b.reason, reason::INVALID_SPEC);
-    assert!(b.message.contains("kube-system/connector-canary is listed twice"), "{}", b.message);
+    assert!(b.message.contains("kube-system/connector-canary is named in 2 stages"), "{}", b.message);
     assert!(w.effects.is_empty());
 }
 

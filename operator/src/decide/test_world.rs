@@ -105,7 +105,8 @@ pub(super) fn daemonset(image: &str) -> TargetState {
 }
 
 /// The strategy the DaemonSets of the canary tests start with, as the API server defaults it.
-pub(super) const ROLLING: &str = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1},"type":"RollingUpdate"}"#;
+pub(super) const ROLLING: &str =
+    r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1},"type":"RollingUpdate"}"#;
 
 /// A DaemonSet on `nodes` nodes (node-1 …), one Ready pod each, rolling one node at a time.
 pub(super) fn daemonset_on(image: &str, nodes: usize) -> TargetState {
@@ -129,7 +130,10 @@ pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> Po
 /// A canary on `first` nodes of the connector DaemonSet, widened to `then`, then all of it.
 pub(super) fn canary_spec(first: Portion, then: Option<Portion>) -> MaintenanceUpgradeSpec {
     let mut s = spec();
-    let part = |nodes: Portion| Component { canary: Some(Canary { nodes }), ..component("connector", "connector:2.0") };
+    let part = |nodes: Portion| Component {
+        canary: Some(Canary { nodes }),
+        ..component("connector", "connector:2.0")
+    };
     s.stages = vec![stage("canary", vec![part(first)])];
     if let Some(then) = then {
         s.stages.push(stage("wider", vec![part(then)]));
@@ -242,7 +246,8 @@ impl World {
         for t in self.obs.targets.values_mut().flatten() {
             for p in t.pods.iter_mut() {
                 let ready_at = self.starting.get(&p.uid).copied();
-                if ready_at.is_some_and(|at| now >= at) && failing.as_deref() != Some(p.images[0].1.as_str()) {
+                if ready_at.is_some_and(|at| now >= at) && failing.as_deref() != Some(p.images[0].1.as_str())
+                {
                     p.ready = true;
                 }
             }
@@ -327,7 +332,10 @@ impl World {
             }
             Effect::SetStrategy { target, resource_version, strategy } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
-                assert_eq!(&t.resource_version, resource_version, "patches carry the observed resourceVersion");
+                assert_eq!(
+                    &t.resource_version, resource_version,
+                    "patches carry the observed resourceVersion"
+                );
                 assert_eq!(t.owner_uid.as_deref(), Some(self.obs.uid.as_str()), "only to targets we own");
                 t.update_strategy = Some(strategy.clone());
                 bump(t);

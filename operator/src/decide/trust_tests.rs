@@ -18,6 +18,7 @@ fn forged(name: &str, runs: &str, known_good: &str) -> ComponentStatus {
         applied_at: None,
         reverted_at: None,
         message: None,
+        canary: None,
     }
 }
 

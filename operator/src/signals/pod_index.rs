@@ -292,11 +292,32 @@ fn daemon_pod(pod: &Pod) -> Option<DaemonPod> {
         place: PodPlace {
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
-            node: spec.node_name.clone().unwrap_or_default(),
-            images: spec.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect(),
+            node: spec.node_name.clone().or_else(|| daemon_node(spec)).unwrap_or_default(),
+            images: spec
+                .containers
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect(),
             ready,
             deleting: pod.metadata.deletion_timestamp.is_some(),
         },
+    })
+}
+
+/// The node a DaemonSet's pod is made for, before the scheduler has bound it: the DaemonSet
+/// controller names it in the pod's required node affinity (`metadata.name In [node]`).
+fn daemon_node(spec: &k8s_openapi::api::core::v1::PodSpec) -> Option<String> {
+    let required = spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?;
+    required.node_selector_terms.iter().flat_map(|t| t.match_fields.iter().flatten()).find_map(|f| {
+        (f.key == "metadata.name" && f.operator == "In")
+            .then(|| f.values.as_ref()?.first().cloned())
+            .flatten()
     })
 }
 

@@ -183,3 +183,30 @@ fn watched_since_the_later_of_the_two_lists() {
     ix.pod_event(&watcher::Event::InitDone, t2);
     assert_eq!(ix.watched_since(), Some(t2));
 }
+
+#[test]
+fn a_daemonsets_pods_are_placed_on_their_nodes_even_before_they_are_bound() {
+    let now = t("2026-11-24T03:00:00Z");
+    let daemon = |uid: &str, node: Option<&str>, ready: &str| -> Pod {
+        let mut p = json!({
+            "metadata": {"uid": uid, "name": uid, "namespace": "kube-system", "creationTimestamp": "2026-11-24T02:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "connector", "uid": "ds-1", "controller": true}]},
+            "spec": {"containers": [{"name": "connector", "image": "connector:2.0"}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-b"]}]}]}}}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready}]}
+        });
+        if let Some(node) = node {
+            p["spec"]["nodeName"] = json!(node);
+        }
+        serde_json::from_value(p).unwrap()
+    };
+    let other = pod("x", "2026-11-24T02:00:00Z", "Running", None);
+    let ix = listed(&[daemon("a", Some("node-a"), "True"), daemon("b", None, "False"), other], &[], now);
+    let pods = ix.daemon_pods("kube-system", "ds-1").unwrap();
+    let placed: Vec<(&str, &str, bool)> =
+        pods.iter().map(|p| (p.name.as_str(), p.node.as_str(), p.ready)).collect();
+    assert_eq!(placed, [("a", "node-a", true), ("b", "node-b", false)]);
+    assert_eq!(pods[0].image("connector"), Some("connector:2.0"));
+    assert_eq!(ix.daemon_pods("kube-system", "another").unwrap(), vec![]);
+}

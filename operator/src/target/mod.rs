@@ -2,7 +2,8 @@
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
 use crate::constants::{
-    CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
+    CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION,
+    OWNER_UID_ANNOTATION,
 };
 use crate::crd::ManagedBy;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -236,7 +237,12 @@ pub fn image_patch(
 }
 
 /// JSON patch that sets `spec.updateStrategy` (JSON), with the tests of `image_patch`.
-pub fn strategy_patch(resource_version: &str, owner: &str, owner_uid: &str, strategy: &str) -> serde_json::Value {
+pub fn strategy_patch(
+    resource_version: &str,
+    owner: &str,
+    owner_uid: &str,
+    strategy: &str,
+) -> serde_json::Value {
     let mut ops = owned_at(resource_version, owner, owner_uid);
     ops.push(strategy_op(strategy));
     serde_json::Value::Array(ops)
