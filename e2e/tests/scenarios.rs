@@ -228,6 +228,12 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "{kind: DaemonSet, name: connector-x,",
             "{kind: DaemonSet, canary: {nodes: \"150%\"}, name: connector-x,",
         ),
+        // Larger than the operator's type holds: it would stop every upgrade from being read.
+        (
+            "a canary beyond any cluster",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, canary: {nodes: 3000000000}, name: connector-x,",
+        ),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
@@ -245,8 +251,9 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "baseline.lookback may span at most 30000 intervals",
         "a recurring window lasts at most 168h",
         "canary.nodes applies to a DaemonSet",
-        "a count of at least 1, such as 2",
-        "a count of at least 1, such as 2",
+        "a count from 1 to 10000, such as 2",
+        "a count from 1 to 10000, such as 2",
+        "a count from 1 to 10000, such as 2",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
         assert!(good.contains(from), "{what}: fixture has {from:?}");

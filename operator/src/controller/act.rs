@@ -166,7 +166,7 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
                 *index,
                 container,
                 image,
-                strategy.as_deref(),
+                strategy.as_ref().map(|(new, original)| (new.as_str(), original.as_str())),
             );
             json_patch_target(ctx, target, patch).await
         }

@@ -74,7 +74,7 @@ pub async fn observe(
     for (key, state) in targets.iter_mut() {
         if let Some(t) = state.as_mut().filter(|_| canaried.contains(key)) {
             let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            t.pods = pods.daemon_pods(&key.namespace, &t.uid).unwrap_or_default();
+            t.pods = pods.daemon_pods(&key.namespace, &t.uid);
         }
     }
     // Until every target is claimed: do the other upgrades named as owners still exist? A read

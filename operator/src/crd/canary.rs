@@ -38,8 +38,8 @@ impl JsonSchema for Portion {
             // Bounds the cost of the rule below, which the API server estimates from it.
             "maxLength": 4,
             "x-kubernetes-validations": [{
-                "rule": "type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",
-                "message": "a count of at least 1, such as 2, or a percentage from 1% to 100%, such as \"25%\""
+                "rule": "type(self) == int ? self >= 1 && self <= 10000 : self.matches('^([1-9][0-9]?|100)%$')",
+                "message": "a count from 1 to 10000, such as 2, or a percentage from 1% to 100%, such as \"25%\""
             }]
         })
     }

@@ -1,17 +1,21 @@
 //! Decide step, pure: a canary inside one DaemonSet. The first stage that names the DaemonSet
-//! sets its new image and `updateStrategy: OnDelete` in one write, then replaces its pods on
-//! the first nodes (in name order) itself; later stages widen that set; the last stage that
-//! names it restores the recorded strategy, so that the DaemonSet's own rolling update takes the
-//! rest. A revert sets the image back, replaces the pods that run the new one, then restores the
-//! strategy, in that order: restoring a RollingUpdate first would roll every pod.
+//! sets its new image and `updateStrategy: OnDelete` in one write (recording the strategy it
+//! replaces on the target in the same write), then replaces its pods on the first nodes, in name
+//! order, itself; later stages widen that set; the last stage that names it restores the
+//! recorded strategy, so that the DaemonSet's own rolling update takes the rest. A revert sets
+//! the image back, replaces the pods that run the new one, then restores the strategy: the order
+//! the DaemonSet's own tools expect, and one in which no pod that never ran the new image rolls.
 //!
 //! Everything is read back from the target (its pods, its strategy, the record of the original
-//! on it), so a restart resumes where it stopped. Pods are replaced no faster than the
-//! DaemonSet's own maxUnavailable allows; a pod that is not Ready is replaced at once.
+//! on it), so a restart resumes where it stopped. Pods are replaced only once the DaemonSet's
+//! controller has seen its latest template and every node shows its pod, and no faster than
+//! the DaemonSet's own maxUnavailable allows (at least one at a time: OnDelete cannot surge);
+//! a pod that is not Ready is replaced at once.
 
 use super::{Decider, Effect};
 use crate::crd::*;
 use crate::target::{ON_DELETE, PodPlace, TargetKey, TargetState};
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeSet;
@@ -20,6 +24,21 @@ use std::collections::BTreeSet;
 pub(super) fn same_strategy(a: Option<&str>, b: Option<&str>) -> bool {
     let parse = |s: Option<&str>| s.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
     parse(a) == parse(b)
+}
+
+fn on_delete(strategy: Option<&str>) -> bool {
+    let parsed: Option<DaemonSetUpdateStrategy> = strategy.and_then(|s| serde_json::from_str(s).ok());
+    parsed.is_some_and(|s| s.type_.as_deref() == Some("OnDelete"))
+}
+
+/// The strategy a canary of `t` restores: its own, unless a canary left it OnDelete (an upgrade
+/// deleted mid-canary, or this one), then the one recorded on it.
+pub(super) fn strategy_to_restore(t: &TargetState) -> Option<String> {
+    match (&t.update_strategy, &t.original_strategy) {
+        (Some(current), Some(recorded)) if on_delete(Some(current)) => Some(recorded.clone()),
+        (Some(current), _) => Some(current.clone()),
+        (None, recorded) => recorded.clone(),
+    }
 }
 
 /// How many pods of `nodes` may be unavailable at once: the DaemonSet's rolling update's
@@ -38,15 +57,32 @@ fn max_unavailable(original: Option<&str>, nodes: usize) -> usize {
     n.max(1)
 }
 
-/// The nodes whose pod does not serve now: not Ready, or being deleted.
-fn unavailable(pods: &[PodPlace]) -> BTreeSet<String> {
-    pods.iter().filter(|p| !p.ready || p.deleting).map(|p| p.node.clone()).collect()
+/// A DaemonSet's pods, as a canary sees them: placed on a node, and how many nodes serve none.
+struct Placed<'a> {
+    pods: Vec<&'a PodPlace>,
+    nodes: BTreeSet<String>,
+    /// Nodes whose pod does not serve: not Ready, being deleted, or (by the DaemonSet's own
+    /// count) gone before its replacement shows.
+    down: usize,
+    /// Every node the DaemonSet wants shows its pod, made from the current template: a pod
+    /// deleted now comes back with it.
+    settled: bool,
+}
+
+fn placed(t: &TargetState) -> Option<Placed<'_>> {
+    let pods: Vec<&PodPlace> = t.pods.as_ref()?.iter().filter(|p| !p.node.is_empty()).collect();
+    let nodes: BTreeSet<String> = pods.iter().map(|p| p.node.clone()).collect();
+    let seen_down =
+        pods.iter().filter(|p| !p.ready || p.deleting).map(|p| &p.node).collect::<BTreeSet<_>>().len();
+    let counted_down = usize::try_from(t.desired_pods - t.available_pods).unwrap_or(0);
+    let settled = t.generation_observed && nodes.len() >= usize::try_from(t.desired_pods).unwrap_or(0);
+    (!nodes.is_empty()).then_some(Placed { down: seen_down.max(counted_down), pods, nodes, settled })
 }
 
 /// The pods to delete now, of `candidates` (in order): a pod that is not Ready at once (it
-/// serves nothing), a Ready one only while fewer than `max_unavailable` nodes are unavailable.
-fn paced(candidates: Vec<&PodPlace>, unavailable: usize, max_unavailable: usize) -> Vec<(String, String)> {
-    let mut budget = max_unavailable.saturating_sub(unavailable);
+/// serves nothing), a Ready one only while fewer than `max_unavailable` nodes are down.
+fn paced(candidates: Vec<&PodPlace>, down: usize, max_unavailable: usize) -> Vec<(String, String)> {
+    let mut budget = max_unavailable.saturating_sub(down);
     let mut out = vec![];
     for p in candidates {
         if !p.ready {
@@ -90,51 +126,56 @@ impl Decider<'_> {
         self.appearances(key).first().is_none_or(|&(first, _)| first == si)
     }
 
-    /// What the canaries of the stages not started yet cannot do on the cluster as it is: said
-    /// from the first look, before anything changes. (A DaemonSet whose pods are not seen yet is
-    /// judged when its stage starts.)
+    /// What the canaries cannot do on the cluster as it is, judged before anything changes (a
+    /// DaemonSet whose pods are not seen yet is judged once they are). Once something has
+    /// changed, a canary larger than the nodes left takes them all instead: the stages cannot
+    /// be edited, so a block there could never be lifted.
     pub(super) fn canaries_problem(&self) -> Option<String> {
-        (0..self.st.stages.len())
-            .filter(|&si| self.st.stages[si].phase == StagePhase::Pending)
-            .find_map(|si| self.canary_problem(si, false))
-    }
-
-    /// What a stage's canary cannot do on the cluster as it is; `starting`: the stage starts now,
-    /// so a DaemonSet without pods the operator can see is a problem too.
-    pub(super) fn canary_problem(&self, si: usize, starting: bool) -> Option<String> {
-        for (ci, c) in self.st.stages[si].components.iter().enumerate() {
-            let Some(canary) = self.canary_of(si, ci) else { continue };
-            let (key, Some(t)) = self.target(c) else { continue };
-            let nodes: BTreeSet<&str> = t.pods.iter().map(|p| p.node.as_str()).collect();
-            if nodes.is_empty() && !starting {
-                continue;
-            }
-            if nodes.is_empty() {
-                return Some(format!(
-                    "{key} has no pods the operator can see, so no node to start a canary on \
-                     (the operator must watch pods in namespace {})",
-                    key.namespace
-                ));
-            }
-            if canary.nodes.of(nodes.len()).is_none_or(|n| n > nodes.len()) {
-                return Some(format!(
-                    "canary.nodes of {key} in stage {} is {} but it runs on {} nodes; ask for at most {}, or a percentage",
-                    self.st.stages[si].name,
-                    canary.nodes,
-                    nodes.len(),
-                    nodes.len()
-                ));
-            }
-            let strategy = t.original_strategy.as_deref().or(t.update_strategy.as_deref());
-            if strategy.is_none_or(|s| serde_json::from_str::<DaemonSetUpdateStrategy>(s).is_err()) {
-                return Some(format!(
-                    "{key} has no readable record of its updateStrategy (annotation {}); \
-                     the canary cannot promise to restore it",
-                    crate::constants::ORIGINAL_STRATEGY_ANNOTATION
-                ));
+        if self.st.changed_at.is_some() {
+            return None;
+        }
+        for (si, s) in self.st.stages.iter().enumerate() {
+            for (ci, c) in s.components.iter().enumerate() {
+                let Some(canary) = self.canary_of(si, ci) else { continue };
+                let (key, Some(t)) = self.target(c) else { continue };
+                let strategy = strategy_to_restore(t);
+                if strategy
+                    .as_deref()
+                    .is_none_or(|s| serde_json::from_str::<DaemonSetUpdateStrategy>(s).is_err())
+                {
+                    return Some(format!(
+                        "{key} has no readable updateStrategy; the canary could not restore it"
+                    ));
+                }
+                if on_delete(strategy.as_deref()) {
+                    return Some(format!(
+                        "{key} updates OnDelete already: the operator cannot hand it the rest of a canary; \
+                         upgrade it whole (no canary), or give it a RollingUpdate strategy"
+                    ));
+                }
+                let Some(placed) = placed(t) else { continue };
+                if canary.nodes.of(placed.nodes.len()).is_none_or(|n| n > placed.nodes.len()) {
+                    return Some(format!(
+                        "canary.nodes of {key} in stage {} is {} but it runs on {} nodes; ask for at most {}, or a percentage",
+                        s.name,
+                        canary.nodes,
+                        placed.nodes.len(),
+                        placed.nodes.len()
+                    ));
+                }
             }
         }
         None
+    }
+
+    /// The strategy recorded for a canaried target: on the target, or (if someone removed that
+    /// annotation) in the status, where the operator copied it.
+    fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
+        t.original_strategy.clone().or_else(|| {
+            self.components()
+                .filter(|o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
+                .find_map(|o| o.canary.as_ref()?.original_update_strategy.clone())
+        })
     }
 
     /// Widen the canary of component `ci` of stage `si` to what its stage asks: replace the pods
@@ -144,113 +185,136 @@ impl Decider<'_> {
         let canary = self.canary_of(si, ci)?.clone();
         let c = self.st.stages[si].components[ci].clone();
         let (key, t) = self.target(&c);
-        let t = t?;
+        let Some(t) = t else { return Some(format!("{key}: missing")) };
+        let Some(p) = placed(t) else {
+            return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
+        };
         let container = c.container.clone().unwrap_or_default();
-        // (A pod whose node is not known yet is left out: it cannot be placed.)
-        let pods: Vec<PodPlace> = t.pods.iter().filter(|p| !p.node.is_empty()).cloned().collect();
-        let runs_new = |p: &PodPlace| !p.deleting && p.image(&container) == Some(c.desired_image.as_str());
-        // The nodes chosen so far: recorded, or seen with the new image (a pod the DaemonSet made
-        // again elsewhere, on a new node or after an eviction, gets the new template and counts).
+        let runs_new = |p: &PodPlace| p.image(&container) == Some(c.desired_image.as_str());
+        // The canary so far: the nodes whose pod runs the new image, or is being deleted (its
+        // replacement comes from the new template), or was deleted by this upgrade (recorded,
+        // for as long as the node runs the DaemonSet).
         let recorded: BTreeSet<String> = self
             .components()
             .filter(|o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
             .filter_map(|o| o.canary.as_ref())
             .flat_map(|k| k.nodes.iter().cloned())
+            .filter(|n| p.nodes.contains(n))
             .collect();
-        let mut chosen: BTreeSet<String> = recorded;
-        chosen.extend(pods.iter().filter(|p| runs_new(p)).map(|p| p.node.clone()));
-        let mut nodes: BTreeSet<String> = pods.iter().map(|p| p.node.clone()).collect();
-        nodes.extend(chosen.iter().cloned());
-        let wanted = canary.nodes.of(nodes.len()).unwrap_or(1).min(nodes.len());
-        let original = t.original_strategy.clone();
-        // The next nodes, in name order, whose pod still runs the old image.
-        let more: Vec<&PodPlace> = t
+        let mut chosen = recorded.clone();
+        chosen.extend(p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()));
+        let wanted = canary.nodes.of(p.nodes.len()).unwrap_or(1).clamp(1, p.nodes.len());
+        let serving = p.pods.iter().filter(|q| runs_new(q) && q.ready && !q.deleting).count();
+        let original = self.recorded_strategy(&key, t);
+        // Taken again: a chosen node whose pod still runs the old image (its delete not yet seen,
+        // or the pod made again from a template the DaemonSet's controller had not caught up
+        // with). Then the next nodes, in name order. Only once the controller has caught up.
+        let again =
+            p.pods.iter().copied().filter(|q| recorded.contains(&q.node) && !runs_new(q) && !q.deleting);
+        let more = p
             .pods
             .iter()
-            .filter(|p| !p.deleting && !chosen.contains(&p.node) && !runs_new(p))
-            .take(wanted.saturating_sub(chosen.len()))
-            .collect();
-        // A chosen node without a Ready pod of the new image is being replaced, even before the
-        // pod watch shows its pod deleted.
-        let serving: BTreeSet<&str> =
-            pods.iter().filter(|p| runs_new(p) && p.ready).map(|p| p.node.as_str()).collect();
-        let mut down = unavailable(&pods);
-        down.extend(chosen.iter().filter(|n| !serving.contains(n.as_str())).cloned());
-        let delete = paced(more, down.len(), max_unavailable(original.as_deref(), nodes.len()));
-        let ready = serving.len();
+            .copied()
+            .filter(|q| !chosen.contains(&q.node) && !runs_new(q) && !q.deleting)
+            .take(wanted.saturating_sub(chosen.len()));
+        let delete = if p.settled && self.effect.is_none() {
+            let down = p.down.max(chosen.len() - serving.min(chosen.len()));
+            let mut delete: Vec<(String, String)> = again.map(|q| (q.name.clone(), q.uid.clone())).collect();
+            delete.extend(paced(more.collect(), down, max_unavailable(original.as_deref(), p.nodes.len())));
+            delete
+        } else {
+            vec![]
+        };
         for (name, _) in &delete {
-            if let Some(p) = pods.iter().find(|p| p.name == *name) {
-                chosen.insert(p.node.clone());
+            if let Some(q) = p.pods.iter().find(|q| q.name == *name) {
+                chosen.insert(q.node.clone());
             }
         }
-        let status = CanaryStatus {
+        self.st.stages[si].components[ci].canary = Some(CanaryStatus {
             nodes_wanted: wanted as i32,
-            nodes_total: nodes.len() as i32,
+            nodes_total: p.nodes.len() as i32,
             nodes: chosen.iter().cloned().collect(),
             original_update_strategy: original,
-        };
-        self.st.stages[si].components[ci].canary = Some(status);
-        if !delete.is_empty() && self.effect.is_none() {
+        });
+        if !delete.is_empty() {
             let names: Vec<&str> = delete.iter().map(|(n, _)| n.as_str()).collect();
             self.note(
                 false,
                 crate::constants::reason::CANARY_WIDENED,
                 "ReplacePods",
                 format!(
-                    "{key}: replacing pods {} so that {} of {} nodes run {}",
+                    "{key}: replacing pods {} so that {wanted} of {} nodes run {}",
                     names.join(", "),
-                    wanted,
-                    nodes.len(),
+                    p.nodes.len(),
                     c.desired_image
                 ),
             );
             self.effect = Some(Effect::DeletePods { target: key.clone(), pods: delete });
         }
-        (chosen.len() < wanted || ready < chosen.len()).then(|| {
+        (chosen.len() < wanted || serving < chosen.len()).then(|| {
             format!(
-                "{key}: {ready} of {wanted} canary nodes run {} and are Ready ({} nodes in all)",
+                "{key}: {serving} of {wanted} canary nodes run {} and are Ready ({} nodes in all)",
                 c.desired_image,
-                nodes.len()
+                p.nodes.len()
             )
         })
     }
 
-    /// Undo a canary inside a reverted target, after its template is back on the known-good
+    /// Undo a canary inside a reverted target, once its template is back on the known-good
     /// image: replace the pods that still run the new one (paced), then restore the recorded
-    /// strategy. True while there is something left to do (an effect is set, or pods are
-    /// being replaced).
-    pub(super) fn unwind(&mut self, c: &ComponentStatus) -> Option<String> {
+    /// strategy. Past `give_up` (pods that never go away), the strategy is restored anyway: with
+    /// the template reverted, the DaemonSet's own rolling update replaces only those pods. What
+    /// it waits for, while there is something left to do.
+    pub(super) fn unwind(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
         let (key, t) = self.target(c);
         let t = t.filter(|t| self.owns(t))?;
-        let original = t.original_strategy.clone()?;
+        let original = self.recorded_strategy(&key, t)?;
+        let container = c.container.clone().unwrap_or_default();
+        let late = self.now() >= give_up;
+        if on_delete(t.update_strategy.as_deref()) && !late {
+            let Some(p) = placed(t) else {
+                return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
+            };
+            let new: Vec<&PodPlace> = p
+                .pods
+                .iter()
+                .copied()
+                .filter(|q| q.image(&container) == Some(c.desired_image.as_str()))
+                .collect();
+            if !new.is_empty() {
+                let live: Vec<&PodPlace> = new.iter().copied().filter(|q| !q.deleting).collect();
+                let delete = if p.settled && self.effect.is_none() {
+                    paced(live, p.down, max_unavailable(Some(&original), p.nodes.len()))
+                } else {
+                    vec![]
+                };
+                if !delete.is_empty() {
+                    let names: Vec<&str> = delete.iter().map(|(n, _)| n.as_str()).collect();
+                    self.note(
+                        false,
+                        crate::constants::reason::REVERTED,
+                        "ReplacePods",
+                        format!("{key}: replacing pods {} that run {}", names.join(", "), c.desired_image),
+                    );
+                    self.effect = Some(Effect::DeletePods { target: key.clone(), pods: delete });
+                }
+                return Some(format!("{key}: {} pods still run {}", new.len(), c.desired_image));
+            }
+        }
         if same_strategy(t.update_strategy.as_deref(), Some(&original)) {
             return None;
         }
-        let container = c.container.clone().unwrap_or_default();
-        let new: Vec<&PodPlace> =
-            t.pods.iter().filter(|p| p.image(&container) == Some(c.desired_image.as_str())).collect();
-        if !new.is_empty() {
-            let nodes = t.pods.iter().map(|p| p.node.as_str()).collect::<BTreeSet<_>>().len();
-            let live: Vec<&PodPlace> = new.iter().copied().filter(|p| !p.deleting).collect();
-            let delete = paced(live, unavailable(&t.pods).len(), max_unavailable(Some(&original), nodes));
-            if !delete.is_empty() && self.effect.is_none() {
-                let names: Vec<&str> = delete.iter().map(|(n, _)| n.as_str()).collect();
-                self.note(
-                    false,
-                    crate::constants::reason::REVERTED,
-                    "ReplacePods",
-                    format!("{key}: replacing pods {} that run {}", names.join(", "), c.desired_image),
-                );
-                self.effect = Some(Effect::DeletePods { target: key.clone(), pods: delete });
-            }
-            return Some(format!("{key}: {} pods still run {}", new.len(), c.desired_image));
-        }
         if self.effect.is_none() {
+            let why = if late {
+                " (pods that run the new image did not go away in time; the DaemonSet replaces them)"
+            } else {
+                ""
+            };
             self.note(
                 false,
                 crate::constants::reason::REVERTED,
                 "RestoreStrategy",
-                format!("{key}: updateStrategy restored to {original}"),
+                format!("{key}: updateStrategy restored to {original}{why}"),
             );
             self.effect = Some(Effect::SetStrategy {
                 target: key.clone(),
@@ -264,7 +328,7 @@ impl Decider<'_> {
     /// The last stage that names a canaried target hands the rest to the workload: its
     /// recorded strategy back. None when there is nothing to restore.
     pub(super) fn hand_over(&self, key: &TargetKey, t: &TargetState) -> Option<Effect> {
-        let original = t.original_strategy.clone()?;
+        let original = self.recorded_strategy(key, t)?;
         (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| Effect::SetStrategy {
             target: key.clone(),
             resource_version: t.resource_version.clone(),
@@ -272,10 +336,24 @@ impl Decider<'_> {
         })
     }
 
-    /// The strategy the first stage of a canaried target sets with its image.
-    pub(super) fn canary_strategy(&self, key: &TargetKey, si: usize) -> Option<String> {
-        let first = self.appearances(key).first().copied()?;
-        (first.0 == si && self.canary_of(first.0, first.1).is_some()).then(|| ON_DELETE.to_string())
+    /// The strategy the first stage that names a target sets with its image, and the one it
+    /// records as replaced: OnDelete for a canary; for a whole change, the strategy an upgrade
+    /// deleted mid-canary left recorded, if the target still runs OnDelete.
+    pub(super) fn strategy_with_image(
+        &self,
+        key: &TargetKey,
+        si: usize,
+        t: &TargetState,
+    ) -> Option<(String, String)> {
+        let &(first, ci) = self.appearances(key).first()?;
+        if first != si {
+            return None;
+        }
+        let original = strategy_to_restore(t)?;
+        if self.canary_of(first, ci).is_some() {
+            return Some((ON_DELETE.to_string(), original));
+        }
+        (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| (original.clone(), original))
     }
 }
 

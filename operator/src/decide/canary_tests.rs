@@ -17,9 +17,17 @@ fn ds(w: &World) -> &TargetState {
     w.obs.targets[&key("connector")].as_ref().unwrap()
 }
 
+fn ds_mut(w: &mut World) -> &mut TargetState {
+    w.obs.targets.get_mut(&key("connector")).unwrap().as_mut().unwrap()
+}
+
+fn pods(w: &World) -> &[PodPlace] {
+    ds(w).pods.as_deref().unwrap()
+}
+
 /// The nodes whose pod runs `image`.
 fn nodes_running(w: &World, image: &str) -> Vec<String> {
-    ds(w).pods.iter().filter(|p| p.images[0].1 == image).map(|p| p.node.clone()).collect()
+    pods(w).iter().filter(|p| p.images[0].1 == image).map(|p| p.node.clone()).collect()
 }
 
 /// Step until `done`, checking after every step that no more pods are down at once than the
@@ -29,8 +37,8 @@ fn run_paced(w: &mut World, limit: Duration, done: impl Fn(&World) -> bool) {
     while !done(w) {
         assert!(w.obs.now < end, "not reached; phase {:?}: {}", w.phase(), w.obs.status.message);
         let d = w.step();
-        let down = ds(w).pods.iter().filter(|p| !p.ready).count();
-        assert!(down <= 1, "{down} pods down at once: {:?}", ds(w).pods);
+        let down = pods(w).iter().filter(|p| !p.ready).count();
+        assert!(down <= 1, "{down} pods down at once: {:?}", pods(w));
         w.obs.now += d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
     }
 }
@@ -51,7 +59,9 @@ fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
     let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // One write sets the image and OnDelete; the strategy was recorded before it.
-    assert!(matches!(&w.effects[1], Effect::SetImage { strategy: Some(s), .. } if s == ON_DELETE));
+    assert!(
+        matches!(&w.effects[1], Effect::SetImage { strategy: Some((s, original)), .. } if s == ON_DELETE && original == ROLLING)
+    );
     assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
     assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"]);
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
@@ -85,7 +95,7 @@ fn a_canary_reverted_replaces_only_its_own_pods_then_restores_the_strategy() {
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "restored exactly");
     // Only the canary's pods were made again: the other four are the ones it started with.
     let untouched: Vec<&str> =
-        ds(&w).pods.iter().filter(|p| p.name.ends_with("-0")).map(|p| p.node.as_str()).collect();
+        pods(&w).iter().filter(|p| p.name.ends_with("-0")).map(|p| p.node.as_str()).collect();
     assert_eq!(untouched, ["node-3", "node-4", "node-5", "node-6"]);
     assert_eq!(
         deleted(&w),
@@ -142,12 +152,7 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     let mut w = world(Portion::Count(2), None);
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // A node joins: the DaemonSet gives it a pod from its current, new, template.
-    w.obs.targets.get_mut(&key("connector")).unwrap().as_mut().unwrap().pods.push(pod(
-        "node-7",
-        0,
-        "connector:2.0",
-        true,
-    ));
+    ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
     w.obs.spec.rollback.requested = true;
     w.step();
     w.run_until(Duration::hours(1), terminal);
@@ -167,7 +172,8 @@ fn a_restart_mid_canary_takes_no_more_nodes_than_asked() {
 
 #[test]
 fn a_target_named_again_must_widen_the_same_change_and_end_whole() {
-    let cases: [(&str, fn(&mut MaintenanceUpgradeSpec)); 3] = [
+    type Edit = fn(&mut MaintenanceUpgradeSpec);
+    let cases: [(&str, Edit); 3] = [
         ("a canary in the last stage", |s| {
             s.stages[1].components[0].canary = Some(Canary { nodes: Portion::Count(4) })
         }),
@@ -187,4 +193,106 @@ fn a_target_named_again_must_widen_the_same_change_and_end_whole() {
         assert!(blocked.message.contains("DaemonSet kube-system/connector"), "{what}: {}", blocked.message);
         assert!(w.effects.is_empty(), "{what}: nothing changes");
     }
+}
+
+#[test]
+fn a_canary_whose_pods_are_not_seen_waits_instead_of_passing() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| w.image("connector") == "connector:2.0");
+    // A new leader whose pod watch is still listing.
+    let seen = ds_mut(&mut w).pods.take();
+    for _ in 0..20 {
+        w.obs.now += Duration::seconds(5);
+        w.step();
+    }
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    assert!(w.obs.status.message.contains("waiting to see its pods"), "{}", w.obs.status.message);
+    ds_mut(&mut w).pods = seen;
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"]);
+}
+
+#[test]
+fn two_daemonsets_with_canaries_in_one_stage_each_get_their_nodes() {
+    let mut s = canary_spec(Portion::Count(2), None);
+    for stage in s.stages.iter_mut() {
+        let mut other = stage.components[0].clone();
+        other.name = "agent".into();
+        stage.components.push(other);
+    }
+    let mut w = world(Portion::Count(2), None);
+    w.obs.spec = s;
+    *w.obs.targets.get_mut(&key("connector-canary")).unwrap() = None;
+    w.obs.targets.insert(key("agent"), Some(daemonset_on("connector:1.0", 4)));
+    w.obs.targets.remove(&key("connector-canary"));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    for name in ["connector", "agent"] {
+        let t = w.obs.targets[&key(name)].as_ref().unwrap();
+        let new: Vec<&str> = t
+            .pods
+            .iter()
+            .flatten()
+            .filter(|p| p.images[0].1 == "connector:2.0")
+            .map(|p| p.node.as_str())
+            .collect();
+        assert_eq!(new, ["node-1", "node-2"], "{name}");
+    }
+}
+
+#[test]
+fn a_daemonset_that_updates_on_delete_already_gets_no_canary() {
+    let mut w = world(Portion::Count(2), None);
+    ds_mut(&mut w).update_strategy = Some(ON_DELETE.into());
+    w.step();
+    let blocked = w.condition(ct::BLOCKED);
+    assert_eq!(blocked.reason, reason::INVALID_SPEC);
+    assert!(blocked.message.contains("updates OnDelete already"), "{}", blocked.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_revert_whose_pods_never_go_away_restores_the_strategy_at_its_deadline() {
+    let mut w = world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    w.stuck_terminating = Some("connector:2.0".into());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), |w| ds(w).update_strategy.as_deref() == Some(ROLLING));
+    assert_eq!(w.image("connector"), "connector:1.0");
+    assert!(w.events.iter().any(|e| e.contains("did not go away in time")), "{:?}", w.events);
+}
+
+#[test]
+fn a_canary_node_that_leaves_the_cluster_is_replaced_by_the_next() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| !deleted(w).is_empty());
+    // node-1, the first chosen, is removed with its pod.
+    ds_mut(&mut w).pods.as_mut().unwrap().retain(|p| p.node != "node-1");
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-2", "node-3"]);
+}
+
+#[test]
+fn a_wider_stage_larger_than_the_nodes_left_takes_them_all_instead_of_blocking() {
+    let mut w = world(Portion::Count(2), Some(Portion::Count(6)));
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    ds_mut(&mut w).pods.as_mut().unwrap().retain(|p| p.node != "node-6");
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    assert_eq!(nodes_running(&w, "connector:2.0").len(), 5);
+    run_paced(&mut w, Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+}
+
+#[test]
+fn an_upgrade_of_a_daemonset_a_deleted_canary_left_on_delete_restores_its_strategy() {
+    let mut w = World::new(spec());
+    let mut t = daemonset_on("connector:1.0", 3);
+    t.update_strategy = Some(ON_DELETE.into());
+    t.original_strategy = Some(ROLLING.into());
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(t);
+    w.run_until(Duration::hours(2), |w| w.image("connector") == "connector:2.0");
+    let set = w.effects.iter().find_map(|e| match e {
+        Effect::SetImage { target, strategy, .. } if target.name == "connector" => Some(strategy.clone()),
+        _ => None,
+    });
+    assert_eq!(set, Some(Some((ROLLING.to_string(), ROLLING.to_string()))), "restored with the image");
 }

@@ -94,12 +94,14 @@ impl Decider<'_> {
                     let unmarked_uid =
                         t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.is_none();
                     let image = on_target.filter(|_| unmarked_uid).unwrap_or(image);
-                    // A canary changes the strategy: recorded first. One recorded already (left
-                    // by an upgrade that was deleted mid-canary) is the one to restore.
-                    let original_strategy = self
-                        .canaried(&key)
-                        .then(|| t.original_strategy.clone().or_else(|| t.update_strategy.clone()))
-                        .flatten();
+                    // A canary changes the strategy: recorded now, and again, exactly, by the
+                    // write that changes it. One recorded already (left by an upgrade deleted
+                    // mid-canary, the target still OnDelete) is the one to restore.
+                    let original_strategy = if self.canaried(&key) {
+                        super::canary::strategy_to_restore(t)
+                    } else {
+                        t.original_strategy.clone()
+                    };
                     let strategy_note = original_strategy
                         .as_deref()
                         .map(|s| format!(", and its updateStrategy {s}, which a canary inside it changes"))
@@ -166,7 +168,12 @@ impl Decider<'_> {
         t: &TargetState,
     ) {
         let digest = t.running_digests.iter().find(|(n, _)| *n == container).map(|(_, d)| d.clone());
+        let canary = self.canary_of(si, ci).is_some();
         let cs = &mut self.st.stages[si].components[ci];
+        if canary {
+            cs.canary.get_or_insert_with(Default::default).original_update_strategy =
+                super::canary::strategy_to_restore(t);
+        }
         cs.container = Some(container);
         cs.known_good_image = Some(image);
         cs.known_good_digest = digest;

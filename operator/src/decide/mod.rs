@@ -106,14 +106,15 @@ pub enum Effect {
     Claim { claims: Vec<Claim> },
     /// Set one container's image (the `index`th of the pod template), only if the target is still
     /// at `resource_version` and still carries this upgrade's owner mark and UID.
-    /// With `strategy`, the same write sets `spec.updateStrategy` (JSON): a canary's OnDelete.
+    /// With `strategy` = (new, original), the same write sets `spec.updateStrategy` to `new`
+    /// and records `original` on the target (JSON): a canary's OnDelete, and what it replaced.
     SetImage {
         target: TargetKey,
         resource_version: String,
         container: String,
         index: usize,
         image: String,
-        strategy: Option<String>,
+        strategy: Option<(String, String)>,
     },
     /// Set `spec.updateStrategy` (JSON), on the same conditions as SetImage: a canary's original
     /// strategy restored.

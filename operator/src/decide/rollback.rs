@@ -176,7 +176,9 @@ impl Decider<'_> {
                 .collect();
             // A canary inside a reverted target: its pods that run the new image are replaced,
             // then its strategy is restored, before the rollout is waited for.
-            let unwinding: Vec<String> = reverted.iter().filter_map(|c| self.unwind(c)).collect();
+            let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
+            let give_up = last_revert + plan.progress_deadline(si);
+            let unwinding: Vec<String> = reverted.iter().filter_map(|c| self.unwind(c, give_up)).collect();
             if !unwinding.is_empty() {
                 self.set_phase(
                     Phase::RollingBack,
@@ -194,8 +196,6 @@ impl Decider<'_> {
                     _ => None,
                 })
                 .collect();
-            let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
-            let give_up = last_revert + plan.progress_deadline(si);
             if !waiting.is_empty() && self.now() < give_up {
                 self.set_phase(
                     Phase::RollingBack,

@@ -126,12 +126,6 @@ impl Decider<'_> {
             }
             WindowState::Open { .. } => {}
         }
-        if let Some(problem) = self.canary_problem(si, true) {
-            let msg = format!("stage {name} cannot start: {problem}; nothing is changed");
-            self.set_phase(self.st.phase, msg.clone());
-            self.block(reason::INVALID_SPEC, msg);
-            return;
-        }
         let s = &mut self.st.stages[si];
         s.phase = StagePhase::RollingOut;
         s.started_at = Some(now);
@@ -192,7 +186,7 @@ impl Decider<'_> {
             }
             let mut effect = Effect::set_image(&key, t, &container, &c.desired_image);
             if let Effect::SetImage { strategy, .. } = &mut effect {
-                *strategy = self.canary_strategy(&key, si);
+                *strategy = self.strategy_with_image(&key, si, t);
             }
             self.effect = Some(effect);
             self.note(

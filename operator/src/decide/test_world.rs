@@ -100,7 +100,10 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         uid: "ds-uid".into(),
         update_strategy: None,
         original_strategy: None,
-        pods: vec![],
+        pods: None,
+        desired_pods: 0,
+        available_pods: 0,
+        generation_observed: true,
     }
 }
 
@@ -112,7 +115,9 @@ pub(super) const ROLLING: &str =
 pub(super) fn daemonset_on(image: &str, nodes: usize) -> TargetState {
     let mut t = daemonset(image);
     t.update_strategy = Some(ROLLING.into());
-    t.pods = (1..=nodes).map(|i| pod(&format!("node-{i}"), 0, image, true)).collect();
+    t.pods = Some((1..=nodes).map(|i| pod(&format!("node-{i}"), 0, image, true)).collect());
+    t.desired_pods = nodes as i32;
+    t.available_pods = nodes as i32;
     t
 }
 
@@ -159,6 +164,8 @@ pub(super) struct World {
     pub(super) recorded_minutes: i64,
     /// Pods of this image never become Ready (a bad canary).
     pub(super) failing_image: Option<String>,
+    /// Pods of this image, once deleted, never go away (a node that stopped answering).
+    pub(super) stuck_terminating: Option<String>,
     /// When each new pod (by UID) becomes Ready.
     pub(super) starting: BTreeMap<String, DateTime<Utc>>,
     /// The status as the API server holds it: decisions are written only when worth writing.
@@ -200,6 +207,7 @@ impl World {
             prometheus_down: false,
             query_refused: false,
             failing_image: None,
+            stuck_terminating: None,
             starting: BTreeMap::new(),
             recorded_minutes: 0,
             written: None,
@@ -233,7 +241,7 @@ impl World {
                     t.rollout = Rollout::Complete;
                     // A DaemonSet's own rolling update replaces every pod with the template's.
                     let image = t.containers[0].1.clone();
-                    for p in t.pods.iter_mut().filter(|p| p.images[0].1 != image) {
+                    for p in t.pods.iter_mut().flatten().filter(|p| p.images[0].1 != image) {
                         let node = p.node.clone();
                         *p = pod(&node, 9, &image, true);
                     }
@@ -244,16 +252,20 @@ impl World {
         // A DaemonSet's pods made again become Ready after a while (a failing image never).
         let failing = self.failing_image.clone();
         for t in self.obs.targets.values_mut().flatten() {
-            for p in t.pods.iter_mut() {
+            for p in t.pods.iter_mut().flatten() {
                 let ready_at = self.starting.get(&p.uid).copied();
                 if ready_at.is_some_and(|at| now >= at) && failing.as_deref() != Some(p.images[0].1.as_str())
                 {
                     p.ready = true;
                 }
             }
-            if !t.pods.is_empty() && t.update_strategy.as_deref() == Some(ON_DELETE) {
+            let Some(pods) = &t.pods else { continue };
+            // The DaemonSet's own counts: every node shows its pod in this world.
+            t.desired_pods = pods.len() as i32;
+            t.available_pods = pods.iter().filter(|p| p.ready && !p.deleting).count() as i32;
+            if t.update_strategy.as_deref() == Some(ON_DELETE) {
                 let image = t.containers[0].1.clone();
-                let done = t.pods.iter().all(|p| p.ready && p.images[0].1 == image);
+                let done = pods.iter().all(|p| p.ready && p.images[0].1 == image);
                 t.rollout = if done { Rollout::Complete } else { Rollout::InProgress("OnDelete".into()) };
             }
         }
@@ -349,8 +361,13 @@ impl World {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
                 let image = t.containers[0].1.clone();
                 for (name, uid) in pods {
-                    let Some(p) = t.pods.iter_mut().find(|p| p.uid == *uid) else { continue };
+                    let Some(p) = t.pods.iter_mut().flatten().find(|p| p.uid == *uid) else { continue };
                     assert_eq!(&p.name, name);
+                    if self.stuck_terminating.as_deref() == Some(p.images[0].1.as_str()) {
+                        p.deleting = true;
+                        p.ready = false;
+                        continue;
+                    }
                     // The DaemonSet makes it again at once, from its current template.
                     let generation = p.name.rsplit('-').next().unwrap().parse::<usize>().unwrap() + 1;
                     let node = p.node.clone();
@@ -371,8 +388,9 @@ impl World {
                 );
                 assert_eq!(&t.containers[*index].0, container, "the index names the container");
                 t.containers.iter_mut().find(|(n, _)| n == container).unwrap().1 = image.clone();
-                if let Some(strategy) = strategy {
+                if let Some((strategy, original)) = strategy {
                     t.update_strategy = Some(strategy.clone());
+                    t.original_strategy = Some(original.clone());
                 }
                 bump(t);
                 // Under OnDelete no pod changes until the operator deletes it.

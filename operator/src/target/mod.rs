@@ -42,8 +42,16 @@ pub struct TargetState {
     pub update_strategy: Option<String>,
     /// The update strategy a canary recorded on the target before it changed it.
     pub original_strategy: Option<String>,
-    /// A DaemonSet's pods, with their nodes, when a canary inside it needs them (else empty).
-    pub pods: Vec<PodPlace>,
+    /// A DaemonSet's pods, with their nodes, when a canary inside it needs them; None until the
+    /// pod watch has listed them (or when nothing asked).
+    pub pods: Option<Vec<PodPlace>>,
+    /// A DaemonSet's own count of the nodes that should run its pod, and of those whose pod is
+    /// available (which sees a pod gone before its replacement shows, and minReadySeconds).
+    pub desired_pods: i32,
+    pub available_pods: i32,
+    /// The workload's controller has seen its latest spec: pods it makes now are from the
+    /// current template.
+    pub generation_observed: bool,
 }
 
 /// One pod of a workload: where it runs, what, and whether it serves.
@@ -113,7 +121,10 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         uid: meta.uid.clone().unwrap_or_default(),
         update_strategy: None,
         original_strategy: ann.and_then(|a| a.get(ORIGINAL_STRATEGY_ANNOTATION).cloned()),
-        pods: vec![],
+        pods: None,
+        desired_pods: 0,
+        available_pods: 0,
+        generation_observed: false,
     }
 }
 
@@ -176,6 +187,9 @@ pub fn from_daemonset(d: &DaemonSet) -> TargetState {
     };
     let mut state = base(&d.metadata, &spec.template, rollout);
     state.update_strategy = spec.update_strategy.as_ref().and_then(|u| serde_json::to_string(u).ok());
+    state.desired_pods = want;
+    state.available_pods = available;
+    state.generation_observed = generation_seen(&d.metadata, st.observed_generation).is_none();
     state
 }
 
@@ -215,8 +229,9 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
 /// the API server refuse it unless the target still carries the owner mark (`owner`, `owner_uid`)
 /// and is still at `resource_version`: a racing edit is never overwritten, and nothing recorded
 /// in an upgrade's status can aim it at a workload the upgrade did not claim.
-/// With `strategy`, the same write also sets `spec.updateStrategy` (JSON): a canary's image and
-/// its OnDelete land together, so that no pod rolls in between.
+/// With `strategy` = (new, original), the same write also sets `spec.updateStrategy` to `new`
+/// and records `original` on the target: a canary's image and its OnDelete land together, so
+/// that no pod rolls in between, and the strategy it will restore is the one it replaced.
 pub fn image_patch(
     resource_version: &str,
     owner: &str,
@@ -224,14 +239,17 @@ pub fn image_patch(
     index: usize,
     container: &str,
     image: &str,
-    strategy: Option<&str>,
+    strategy: Option<(&str, &str)>,
 ) -> serde_json::Value {
     let containers = format!("/spec/template/spec/containers/{index}");
     let mut ops = owned_at(resource_version, owner, owner_uid);
     ops.push(json!({"op": "test", "path": format!("{containers}/name"), "value": container}));
     ops.push(json!({"op": "replace", "path": format!("{containers}/image"), "value": image}));
-    if let Some(strategy) = strategy {
-        ops.push(strategy_op(strategy));
+    if let Some((new, original)) = strategy {
+        ops.push(
+            json!({"op": "add", "path": annotation_path(ORIGINAL_STRATEGY_ANNOTATION), "value": original}),
+        );
+        ops.push(strategy_op(new));
     }
     serde_json::Value::Array(ops)
 }
