@@ -186,6 +186,24 @@ pub fn node_name(scenario: &str, zone: usize) -> String {
     format!("{scenario}-zone-{zone}")
 }
 
+/// A fake node of `scenario` (KWOK runs its pods).
+fn fake_node(scenario: &str, name: &str, zone: &str, canary: bool) -> Result<Node> {
+    let mut labels =
+        json!({ZONE_LABEL: zone, SCENARIO_LABEL: scenario, "type": "kwok", "kubernetes.io/hostname": name});
+    if canary {
+        labels[CANARY_LABEL] = json!("true");
+    }
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+            "nodeInfo": {"kubeletVersion": "fake", "architecture": "amd64", "operatingSystem": "linux"}
+        }
+    }))?)
+}
+
 /// The scenario's own `ZONES` fake nodes, the first two of them canaries, once Ready.
 pub async fn create_nodes(client: &Client, scenario: &str) -> Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
@@ -194,20 +212,7 @@ pub async fn create_nodes(client: &Client, scenario: &str) -> Result<()> {
         if nodes.get_opt(&name).await?.is_some() {
             continue;
         }
-        let mut labels = json!({ZONE_LABEL: format!("z{i}"), SCENARIO_LABEL: scenario, "type": "kwok", "kubernetes.io/hostname": name});
-        if i < 2 {
-            labels[CANARY_LABEL] = json!("true");
-        }
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
-            "spec": {},
-            "status": {
-                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
-                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
-                "nodeInfo": {"kubeletVersion": "fake", "architecture": "amd64", "operatingSystem": "linux"}
-            }
-        }))?;
-        nodes.create(&PostParams::default(), &node).await?;
+        nodes.create(&PostParams::default(), &fake_node(scenario, &name, &format!("z{i}"), i < 2)?).await?;
     }
     // Wait until kwok reports them Ready.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -512,6 +517,19 @@ impl Scenario {
             }
             assert!(Instant::now() < deadline, "DaemonSet {name} did not roll out: {st:?}");
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// One more node of the scenario, `{scenario}-{suffix}` (a node that joins mid-upgrade);
+    /// None removes it.
+    pub async fn extra_node(&self, suffix: &str, present: bool) {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let name = format!("{}-{suffix}", self.name);
+        if present {
+            let node = fake_node(&self.name, &name, "extra", false).unwrap();
+            nodes.create(&PostParams::default(), &node).await.expect("create the extra node");
+        } else if nodes.get_opt(&name).await.unwrap().is_some() {
+            nodes.delete(&name, &DeleteParams::default()).await.expect("delete the extra node");
         }
     }
 

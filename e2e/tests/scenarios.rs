@@ -1169,13 +1169,23 @@ async fn strategy(s: &Scenario, ds: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_takes_the_rest() {
     let mut s = Scenario::new("inplace").await;
+    s.extra_node("joins", false).await; // left by an earlier run
     s.connector("connector", GOOD, false).await;
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     let before = s.pods_by_node("connector").await;
     assert_eq!(before.len(), ZONES);
     let original = strategy(&s, "connector").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    s.apply(&canary_upgrade(&s.ns, "up", "10s", next)).await;
+    s.apply(&canary_upgrade(&s.ns, "up", "20s", next)).await;
+    // The operator killed while the canary rolls out takes no node more when it starts again.
+    s.wait_for("up", SECS(90), "rolling out the canary", |mu| {
+        mu.status
+            .as_ref()
+            .is_some_and(|st| st.stages.first().is_some_and(|s| s.phase == StagePhase::RollingOut))
+    })
+    .await;
+    s.operator.kill();
+    s.operator.restart().unwrap();
     s.wait_for("up", SECS(90), "soaking the canary", |mu| {
         mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
     })
@@ -1207,6 +1217,15 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     let mu = s.upgrades().get("up").await.unwrap();
     let c = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
     assert_eq!((c.nodes_wanted, c.nodes_total, c.nodes.len()), (2, ZONES as i32, 2));
+    // A node that joins mid-soak gets the new template (OnDelete holds): it counts as canary.
+    s.extra_node("joins", true).await;
+    let joined = "inplace-joins".to_string();
+    s.wait_for("up", SECS(60), "counting the new node as canary", |mu| {
+        let st = mu.status.as_ref().unwrap();
+        st.stages[0].components[0].canary.as_ref().is_some_and(|c| c.nodes.contains(&joined))
+    })
+    .await;
+    assert_eq!(s.pods_by_node("connector").await[&joined].1, next);
     s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     s.wait_rolled_out("connector", SECS(60)).await;
     let after = s.pods_by_node("connector").await;
@@ -1215,6 +1234,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     let ds = s.daemonsets().get("connector").await.unwrap();
     assert!(ds.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/")));
     assert!(s.saw_event("up", reason::CANARY_WIDENED).await, "{:?}", s.events("up").await);
+    s.extra_node("joins", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

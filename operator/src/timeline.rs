@@ -16,6 +16,22 @@ pub fn header() -> String {
     )
 }
 
+/// Where a canary inside the component's workload runs, or what its stage will change.
+fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatus) -> Option<String> {
+    let asked = mu.spec.stages.get(si)?.components.get(ci)?.canary.as_ref();
+    match (&c.canary, asked) {
+        (Some(k), _) if k.nodes_total > 0 => Some(format!(
+            "{} of {} nodes run the desired image (this stage wants {}): {}",
+            k.nodes.len(),
+            k.nodes_total,
+            k.nodes_wanted,
+            k.nodes.join(", ")
+        )),
+        (_, Some(asked)) => Some(format!("{} of its nodes", asked.nodes)),
+        _ => None,
+    }
+}
+
 /// One line of the timeline: phase, stage, the first signal's last error rate against its
 /// baseline, the statistic against its threshold, and the message.
 pub fn row(st: Option<&MaintenanceUpgradeStatus>, width: usize) -> String {
@@ -64,7 +80,7 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
     }
     out.push(String::new());
     out.push(format!("{:<10} {:<10} {:<46} {:<9} since", "STAGE", "", "COMPONENT", "PHASE"));
-    for s in &st.stages {
+    for (si, s) in st.stages.iter().enumerate() {
         let stage_time = [
             (s.reverted_at, "reverted"),
             (s.passed_at, "passed"),
@@ -97,6 +113,9 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
             let known_good = c.known_good_image.as_deref().unwrap_or("(recorded when claimed)");
             out.push(format!("{:<21}   known-good {known_good}", ""));
             out.push(format!("{:<21}   desired    {}", "", c.desired_image));
+            if let Some(line) = canary_line(mu, si, i, c) {
+                out.push(format!("{:<21}   canary     {line}", ""));
+            }
             if let Some(m) = &c.message {
                 out.push(format!("{:<21}   {m}", ""));
             }

@@ -70,3 +70,33 @@ fn a_row_is_one_line_of_the_timeline() {
     let r = row(Some(&st), 40);
     assert!(r.starts_with("Soaking            canary          -         -"), "{r}");
 }
+
+#[test]
+fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
+    let mut mu = upgrade();
+    let mut canary = mu.spec.stages[0].components[0].clone();
+    canary.canary = Some(Canary { nodes: Portion::Count(2) });
+    mu.spec.stages[0].components[0] = canary.clone();
+    let mut wider = mu.spec.stages[0].clone();
+    wider.name = "wider".into();
+    wider.components[0].canary = Some(Canary { nodes: Portion::Percent("25%".into()) });
+    mu.spec.stages.push(wider);
+    let st = mu.status.as_mut().unwrap();
+    st.stages[0].components[0].canary = Some(CanaryStatus {
+        nodes_wanted: 2,
+        nodes_total: 10,
+        nodes: vec!["zone-0".into(), "zone-1".into()],
+        original_update_strategy: None,
+    });
+    let mut pending = st.stages[0].clone();
+    pending.name = "wider".into();
+    pending.phase = StagePhase::Pending;
+    pending.components[0].canary = None;
+    st.stages.push(pending);
+    let v = view(&mu, Utc::now(), &[]);
+    assert!(
+        v.contains("canary     2 of 10 nodes run the desired image (this stage wants 2): zone-0, zone-1"),
+        "{v}"
+    );
+    assert!(v.contains("canary     25% of its nodes"), "{v}");
+}

@@ -182,6 +182,20 @@ impl Decider<'_> {
     /// of the next nodes (in name order), paced. None once enough nodes run the new image and
     /// all of those pods are Ready; otherwise what it waits for.
     pub(super) fn widen(&mut self, si: usize, ci: usize) -> Option<String> {
+        self.canary_step(si, ci, true)
+    }
+
+    /// While a stage soaks: where its canary runs now (a pod made again on a new node counts),
+    /// replacing nothing.
+    pub(super) fn follow(&mut self, si: usize) {
+        for ci in 0..self.st.stages[si].components.len() {
+            if self.canary_of(si, ci).is_some() {
+                self.canary_step(si, ci, false);
+            }
+        }
+    }
+
+    fn canary_step(&mut self, si: usize, ci: usize, replace: bool) -> Option<String> {
         let canary = self.canary_of(si, ci)?.clone();
         let c = self.st.stages[si].components[ci].clone();
         let (key, t) = self.target(&c);
@@ -217,7 +231,7 @@ impl Decider<'_> {
             .copied()
             .filter(|q| !chosen.contains(&q.node) && !runs_new(q) && !q.deleting)
             .take(wanted.saturating_sub(chosen.len()));
-        let delete = if p.settled && self.effect.is_none() {
+        let delete = if replace && p.settled && self.effect.is_none() {
             let down = p.down.max(chosen.len() - serving.min(chosen.len()));
             let mut delete: Vec<(String, String)> = again.map(|q| (q.name.clone(), q.uid.clone())).collect();
             delete.extend(paced(more.collect(), down, max_unavailable(original.as_deref(), p.nodes.len())));
@@ -334,6 +348,27 @@ impl Decider<'_> {
             resource_version: t.resource_version.clone(),
             strategy: original,
         })
+    }
+
+    /// What stage `si` does to the canaries before it, in words: " (widening the canary of …
+    /// to 25% of its nodes)", or nothing.
+    pub(super) fn widens(&self, si: usize) -> String {
+        let ns = &self.o.namespace;
+        let said: Vec<String> = self.o.spec.stages[si]
+            .components
+            .iter()
+            .filter_map(|c| {
+                let key = TargetKey::of(c, ns);
+                if self.first_appearance(&key, si) {
+                    return None;
+                }
+                Some(match &c.canary {
+                    Some(k) => format!("widening the canary of {key} to {} of its nodes", k.nodes),
+                    None => format!("handing the rest of {key} to its own updateStrategy"),
+                })
+            })
+            .collect();
+        if said.is_empty() { String::new() } else { format!(" ({})", said.join("; ")) }
     }
 
     /// The strategy the first stage that names a target sets with its image, and the one it

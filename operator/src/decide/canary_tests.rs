@@ -67,6 +67,13 @@ fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!((canary.nodes_wanted, canary.nodes_total), (2, 6));
     assert_eq!(canary.nodes, ["node-1", "node-2"]);
+    assert!(
+        w.obs.status.message.contains(
+            "stage wider starts (widening the canary of DaemonSet kube-system/connector to 50% of its nodes)"
+        ),
+        "{}",
+        w.obs.status.message
+    );
     run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
     assert_eq!(
         nodes_running(&w, "connector:2.0"),
@@ -153,6 +160,11 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // A node joins: the DaemonSet gives it a pod from its current, new, template.
     ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-2", "node-7"], "shown while it soaks");
+    assert_eq!(deleted(&w).len(), 2, "nothing more replaced while it soaks");
     w.obs.spec.rollback.requested = true;
     w.step();
     w.run_until(Duration::hours(1), terminal);

@@ -136,7 +136,7 @@ impl Decider<'_> {
                     })?;
                     let (_, t) = self.target(cs);
                     let index = t?.containers.iter().position(|(n, _)| Some(n) == cs.container.as_ref())?;
-                    Some(gitops::advice(cs.managed_by.as_ref()?, &c.target, index))
+                    Some(gitops::advice(cs.managed_by.as_ref()?, &c.target, index, self.canaried(&c.target)))
                 })
                 .collect();
             self.effect = Some(Effect::Claim { claims });

@@ -71,16 +71,20 @@ impl Decider<'_> {
             }
         });
         // Only on an upgrade whose targets another tool manages: what it will undo, how to stop it.
-        let managed: Vec<(ManagerTool, String)> = self
+        let mut managed: Vec<(ManagerTool, String)> = self
             .components()
             .filter_map(|c| {
                 let m = c.managed_by.as_ref()?;
                 let (key, t) = self.target(c);
                 let index =
                     t.and_then(|t| t.containers.iter().position(|(n, _)| Some(n) == c.container.as_ref()));
-                Some((m.tool, crate::target::gitops::advice(m, &key, index.unwrap_or(0))))
+                let canary = self.canaried(&key);
+                Some((m.tool, crate::target::gitops::advice(m, &key, index.unwrap_or(0), canary)))
             })
             .collect();
+        // A target named in several stages (a canary widened) is advised on once.
+        let mut seen = std::collections::BTreeSet::new();
+        managed.retain(|(_, advice)| seen.insert(advice.clone()));
         if let Some((tool, _)) = managed.first() {
             let advice: Vec<String> = managed.iter().map(|(_, a)| a.clone()).collect();
             new.push(cond(ct::MANAGED_BY_GITOPS, "True", &format!("{tool:?}"), advice.join("; ")));

@@ -267,11 +267,12 @@ impl Decider<'_> {
     }
 
     pub(super) fn soak(&mut self, plan: &Plan, si: usize) {
+        self.follow(si);
         let now = self.now();
         let name = self.st.stages[si].name.clone();
         let ends = self.st.stages[si].soak_ends_at.unwrap_or(now);
         let later = if si + 1 < self.st.stages.len() {
-            format!("stage {} starts", self.st.stages[si + 1].name)
+            format!("stage {} starts{}", self.st.stages[si + 1].name, self.widens(si + 1))
         } else {
             "the upgrade succeeds".into()
         };

@@ -100,6 +100,7 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         uid: "ds-uid".into(),
         update_strategy: None,
         original_strategy: None,
+        default_container: None,
         pods: None,
         desired_pods: 0,
         available_pods: 0,

@@ -45,33 +45,46 @@ pub fn managed_by(meta: &ObjectMeta) -> Option<ManagedBy> {
 
 /// What happens to the operator's change, and the exact setting that prevents it, for `target`
 /// whose container at `index` the upgrade changes.
-pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize) -> String {
+/// `canary`: the operator changes the target's updateStrategy too (a canary inside it), which
+/// the tool would put back as well, rolling every node.
+pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize, canary: bool) -> String {
     let (kind, ns, name) = (format!("{:?}", target.kind), &target.namespace, &target.name);
     let owner = match &m.namespace {
         Some(n) => format!("{n}/{}", m.name),
         None => m.name.clone(),
     };
-    let path = format!("/spec/template/spec/containers/{index}/image");
+    let mut paths = vec![format!("\"/spec/template/spec/containers/{index}/image\"")];
+    let mut what = "the old image".to_string();
+    if canary {
+        paths.push("\"/spec/updateStrategy\"".into());
+        what.push_str(" and updateStrategy (which rolls every node)");
+    }
+    let paths = paths.join(", ");
     match m.tool {
         ManagerTool::ArgoCd => format!(
-            "{target} is managed by Argo CD application {owner}: self-heal puts the old image back. \
+            "{target} is managed by Argo CD application {owner}: self-heal puts {what} back. \
              Add to the Application spec.ignoreDifferences: {{group: apps, kind: {kind}, name: {name}, namespace: {ns}, \
              managedFieldsManagers: [{FIELD_MANAGER}]}}, and to spec.syncPolicy.syncOptions: RespectIgnoreDifferences=true"
         ),
         ManagerTool::FluxKustomization => format!(
-            "{target} is managed by Flux Kustomization {owner}: drift correction puts the old image back. \
-             Add to its spec.driftIgnoreRules: {{paths: [\"{path}\"], target: {{kind: {kind}, name: {name}, namespace: {ns}}}}} \
+            "{target} is managed by Flux Kustomization {owner}: drift correction puts {what} back. \
+             Add to its spec.driftIgnoreRules: {{paths: [{paths}], target: {{kind: {kind}, name: {name}, namespace: {ns}}}}} \
              (Flux without drift ignore rules: annotate the {kind} in Git with kustomize.toolkit.fluxcd.io/reconcile: disabled \
              for the maintenance)"
         ),
         ManagerTool::FluxHelmRelease => format!(
-            "{target} is managed by Flux HelmRelease {owner}: drift detection, when enabled, puts the old image back. \
-             Add to its spec.driftDetection.ignore: {{paths: [\"{path}\"], target: {{kind: {kind}, name: {name}, namespace: {ns}}}}}, \
+            "{target} is managed by Flux HelmRelease {owner}: drift detection, when enabled, puts {what} back. \
+             Add to its spec.driftDetection.ignore: {{paths: [{paths}], target: {{kind: {kind}, name: {name}, namespace: {ns}}}}}, \
              and set the new image in its values once the upgrade succeeds"
         ),
         ManagerTool::Helm => format!(
-            "{target} is managed by Helm release {owner}: the next helm upgrade puts the chart's image back. \
-             Once the upgrade succeeds, set the new image in the release's values (helm upgrade --reuse-values --set ...)"
+            "{target} is managed by Helm release {owner}: the next helm upgrade puts {what} back{}. \
+             Once the upgrade succeeds, set the new image in the release's values (helm upgrade --reuse-values --set ...)",
+            if canary {
+                "; run none until the upgrade ends (Helm 4's server-side apply refuses it without --force-conflicts)"
+            } else {
+                ""
+            }
         ),
     }
 }

@@ -57,11 +57,18 @@ fn the_advice_names_the_exact_setting() {
     };
     let argo =
         ManagedBy { tool: ManagerTool::ArgoCd, name: "secrets".into(), namespace: Some("argocd".into()) };
-    let a = advice(&argo, &key, 0);
+    let a = advice(&argo, &key, 0, false);
     assert!(a.contains("Argo CD application argocd/secrets"), "{a}");
     assert!(a.contains("managedFieldsManagers: [maintenance-operator]"), "{a}");
     assert!(a.contains("RespectIgnoreDifferences=true"), "{a}");
     let flux = ManagedBy { tool: ManagerTool::FluxKustomization, name: "infra".into(), namespace: None };
-    let f = advice(&flux, &key, 1);
+    let f = advice(&flux, &key, 1, false);
     assert!(f.contains("driftIgnoreRules: {paths: [\"/spec/template/spec/containers/1/image\"]"), "{f}");
+    // A canary inside the target changes its updateStrategy too: every field is named.
+    let f = advice(&flux, &key, 1, true);
+    assert!(
+        f.contains("paths: [\"/spec/template/spec/containers/1/image\", \"/spec/updateStrategy\"]"),
+        "{f}"
+    );
+    assert!(f.contains("puts the old image and updateStrategy (which rolls every node) back"), "{f}");
 }

@@ -42,6 +42,8 @@ pub struct TargetState {
     pub update_strategy: Option<String>,
     /// The update strategy a canary recorded on the target before it changed it.
     pub original_strategy: Option<String>,
+    /// The container the pod template names as its default, if any.
+    pub default_container: Option<String>,
     /// A DaemonSet's pods, with their nodes, when a canary inside it needs them; None until the
     /// pod watch has listed them (or when nothing asked).
     pub pods: Option<Vec<PodPlace>>,
@@ -73,6 +75,10 @@ impl PodPlace {
     }
 }
 
+/// On a pod template: the container `kubectl logs` and `exec` pick, and the one a component
+/// that names none means.
+pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
+
 /// The updateStrategy a canary inside a DaemonSet runs under: pods are replaced only when the
 /// operator deletes them.
 pub const ON_DELETE: &str = r#"{"type":"OnDelete"}"#;
@@ -82,9 +88,12 @@ impl TargetState {
         self.containers.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
     }
 
-    /// The container a component means: the named one, or the only one.
+    /// The container a component means: the named one, the only one, or the one the pod
+    /// template names as its default (`kubectl.kubernetes.io/default-container`, which charts
+    /// with sidecars set).
     pub fn resolve_container(&self, wanted: Option<&str>) -> Result<String, String> {
-        match wanted {
+        let default = self.default_container.as_deref().filter(|d| self.image(d).is_some());
+        match wanted.or(default) {
             Some(name) => match self.image(name) {
                 Some(_) => Ok(name.to_string()),
                 None => Err(format!(
@@ -94,9 +103,15 @@ impl TargetState {
             },
             None if self.containers.len() == 1 => Ok(self.containers[0].0.clone()),
             None => Err(format!(
-                "has {} containers ({}); name one in the component's container field",
+                "has {} containers ({}) and {}; name one in the component's container field",
                 self.containers.len(),
-                self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                match &self.default_container {
+                    Some(d) => format!(
+                        "its {DEFAULT_CONTAINER_ANNOTATION} annotation names {d:?}, which it does not have"
+                    ),
+                    None => format!("no {DEFAULT_CONTAINER_ANNOTATION} annotation"),
+                }
             )),
         }
     }
@@ -121,6 +136,11 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         uid: meta.uid.clone().unwrap_or_default(),
         update_strategy: None,
         original_strategy: ann.and_then(|a| a.get(ORIGINAL_STRATEGY_ANNOTATION).cloned()),
+        default_container: template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(DEFAULT_CONTAINER_ANNOTATION).cloned()),
         pods: None,
         desired_pods: 0,
         available_pods: 0,

@@ -107,3 +107,20 @@ fn container_resolution() {
     assert!(t.resolve_container(Some("nope")).unwrap_err().contains("app, sidecar"));
     assert!(t.resolve_container(None).unwrap_err().contains("2 containers"));
 }
+
+#[test]
+fn a_component_that_names_no_container_means_the_templates_default_container() {
+    let mut d = deployment(json!({}));
+    let annotate = |d: &mut Deployment, value: &str| {
+        let meta = d.spec.as_mut().unwrap().template.metadata.get_or_insert_with(Default::default);
+        meta.annotations = Some([(DEFAULT_CONTAINER_ANNOTATION.to_string(), value.to_string())].into());
+    };
+    annotate(&mut d, "sidecar");
+    let t = from_deployment(&d);
+    assert_eq!(t.resolve_container(None).unwrap(), "sidecar");
+    assert_eq!(t.resolve_container(Some("app")).unwrap(), "app", "a named container wins");
+    // A default that names no container of the template is no default.
+    annotate(&mut d, "gone");
+    let e = from_deployment(&d).resolve_container(None).unwrap_err();
+    assert!(e.contains("default-container annotation names \"gone\", which it does not have"), "{e}");
+}
