@@ -1225,6 +1225,12 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
         st.stages[0].components[0].canary.as_ref().is_some_and(|c| c.nodes.contains(&joined))
     })
     .await;
+    // (Counted from the node it is made for; the scheduler binds it a moment later.)
+    let deadline = std::time::Instant::now() + SECS(30);
+    while !s.pods_by_node("connector").await.contains_key(&joined) {
+        assert!(std::time::Instant::now() < deadline, "no pod bound to {joined}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert_eq!(s.pods_by_node("connector").await[&joined].1, next);
     s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     s.wait_rolled_out("connector", SECS(60)).await;
