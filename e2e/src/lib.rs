@@ -37,6 +37,8 @@ pub const CANARY_LABEL: &str = "e2e.maintenance.dev/canary";
 pub const SCENARIO_LABEL: &str = "e2e.maintenance.dev/scenario";
 pub const GOOD: &str = "registry.example.com/secrets-store/connector:v1.3.2";
 pub const BAD: &str = "registry.example.com/secrets-store/connector:v1.4.0";
+/// The sidecar beside the connector in `Scenario::node_agent`, which no upgrade touches.
+pub const REGISTRAR: &str = "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.10.0";
 pub const OPERATOR_SA: &str = "system:serviceaccount:maintenance-operator:maintenance-operator";
 pub const CRD: &str = "maintenanceupgrades.maintenance.dev";
 
@@ -504,6 +506,29 @@ impl Scenario {
         self.wait_rolled_out(name, Duration::from_secs(60)).await;
     }
 
+    /// A node agent as charts ship it: one DaemonSet on every node of the scenario, its agent
+    /// beside a registrar sidecar, the agent named as the pods' default container, rolled one
+    /// node at a time.
+    pub async fn node_agent(&self, name: &str, image: &str) {
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {
+                    "metadata": {"labels": {"app": name}, "annotations": {"kubectl.kubernetes.io/default-container": "connector"}},
+                    "spec": {"nodeSelector": {SCENARIO_LABEL: self.name}, "containers": [
+                        {"name": "registrar", "image": REGISTRAR},
+                        {"name": "connector", "image": image}
+                    ]}
+                }
+            }
+        }))
+        .unwrap();
+        self.daemonsets().create(&PostParams::default(), &ds).await.expect("create the node agent DaemonSet");
+        self.wait_rolled_out(name, Duration::from_secs(60)).await;
+    }
+
     pub async fn wait_rolled_out(&self, name: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
@@ -533,7 +558,7 @@ impl Scenario {
         }
     }
 
-    /// The pods of DaemonSet `ds` by node: (pod UID, image of its first container).
+    /// The pods of DaemonSet `ds` by node: (pod UID, image of its `connector` container).
     pub async fn pods_by_node(&self, ds: &str) -> std::collections::BTreeMap<String, (String, String)> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let listed = pods.list(&ListParams::default().labels(&format!("app={ds}"))).await.unwrap();
@@ -543,15 +568,17 @@ impl Scenario {
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter_map(|p| {
                 let spec = p.spec?;
-                let image = spec.containers.first()?.image.clone()?;
+                let image = spec.containers.iter().find(|c| c.name == "connector")?.image.clone()?;
                 Some((spec.node_name?, (p.metadata.uid?, image)))
             })
             .collect()
     }
 
+    /// The image of the DaemonSet's `connector` container.
     pub async fn image(&self, ds: &str) -> String {
         let d = self.daemonsets().get(ds).await.unwrap();
-        d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
+        let containers = d.spec.unwrap().template.spec.unwrap().containers;
+        containers.into_iter().find(|c| c.name == "connector").and_then(|c| c.image).unwrap()
     }
 
     pub async fn generation(&self, ds: &str) -> i64 {

@@ -1170,7 +1170,9 @@ async fn strategy(s: &Scenario, ds: &str) -> serde_json::Value {
 async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_takes_the_rest() {
     let mut s = Scenario::new("inplace").await;
     s.extra_node("joins", false).await; // left by an earlier run
-    s.connector("connector", GOOD, false).await;
+    // As the chart ships it: a registrar sidecar, the connector the default container (the
+    // upgrade names no container).
+    s.node_agent("connector", GOOD).await;
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     let before = s.pods_by_node("connector").await;
     assert_eq!(before.len(), ZONES);
@@ -1236,6 +1238,8 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     s.wait_rolled_out("connector", SECS(60)).await;
     let after = s.pods_by_node("connector").await;
     assert!(after.values().all(|(_, image)| image == next), "{after:?}");
+    let template = s.daemonsets().get("connector").await.unwrap().spec.unwrap().template.spec.unwrap();
+    assert_eq!(template.containers[0].image.as_deref(), Some(REGISTRAR), "the sidecar is left as it was");
     assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
     let ds = s.daemonsets().get("connector").await.unwrap();
     assert!(ds.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/")));

@@ -1,8 +1,10 @@
-//! `make demo`: the incident, replayed on the local control plane. A secret-store connector is
-//! upgraded in two stages; the new version makes a slowly growing share of new pods fail to
-//! schedule; the operator compares the soak with the pre-change baseline, detects the creep and
-//! reverts to the known-good image. Printed as a timeline. Time is compressed (2 s intervals and
-//! buckets); `make replay-incident` gives the same detector's answer in real time.
+//! `make demo`: the incident, replayed on the local control plane. A secret-store connector, one
+//! DaemonSet with a registrar sidecar as its chart ships it, is upgraded with a canary on two of
+//! its nodes first; the new version makes a slowly growing share of new pods fail to schedule;
+//! the operator compares the soak with the pre-change baseline, detects the creep and reverts
+//! the canary's pods to the known-good image, leaving the other nodes' pods untouched. Printed as
+//! a timeline. Time is compressed (2 s intervals and buckets); `make replay-incident` gives the
+//! same detector's answer in real time.
 
 use e2e::*;
 use maintenance_operator::crd::{MaintenanceUpgrade, Phase, RegressionRule};
@@ -18,7 +20,9 @@ metadata: {name: secret-store-connector-1-4}
 spec:
   stages:
     - name: canary
-      components: [{kind: DaemonSet, name: connector-canary, image: "registry.example.com/secrets-store/connector:v1.4.0"}]
+      components:
+        - {kind: DaemonSet, name: connector, image: "registry.example.com/secrets-store/connector:v1.4.0",
+           canary: {nodes: 2}}
       soak: 48s
       progressDeadline: 60s
     - name: fleet
@@ -43,15 +47,17 @@ async fn main() -> ExitCode {
         "  * {} fake nodes, email-sync pods every 100 ms, 2% of them unschedulable as background noise",
         ZONES
     );
-    println!("  * connector {GOOD} on every node; {BAD} slowly breaks scheduling");
-    println!("    (a growing share of nodes goes unschedulable over 40 s of running it)");
-    println!("  * upgrade: canary, 48 s soak, then fleet, 48 s soak; automatic rollback");
+    println!("  * one connector DaemonSet, {GOOD} beside a registrar sidecar, on every node;");
+    println!("    {BAD} slowly breaks scheduling (a growing share of nodes goes");
+    println!("    unschedulable over 40 s of running it)");
+    println!("  * upgrade: a canary on 2 of its {ZONES} nodes, 48 s soak, then every node, 48 s soak;");
+    println!("    automatic rollback");
     println!("  * analysis every 2 s; the CUSUM steps every 2 s (10 minutes in a real cluster)\n");
     let mut s = Scenario::new("demo").await;
-    s.connector("connector-canary", GOOD, true).await;
-    s.connector("connector", GOOD, false).await;
+    s.node_agent("connector", GOOD).await;
+    let before = s.pods_by_node("connector").await;
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
-    s.fault_injector(&["connector-canary", "connector"], Duration::from_secs(40), 0.5);
+    s.fault_injector(&["connector"], Duration::from_secs(40), 0.5);
     s.apply(UPGRADE).await;
     let t0 = Instant::now();
     let name = "secret-store-connector-1-4";
@@ -77,7 +83,7 @@ async fn main() -> ExitCode {
         seen_events = events.len();
         let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
         if phase.is_terminal() {
-            summary(&s, &mu, t0).await;
+            summary(&s, &mu, t0, &before).await;
             return if phase == Phase::RolledBack { ExitCode::SUCCESS } else { ExitCode::FAILURE };
         }
         if t0.elapsed() > Duration::from_secs(400) {
@@ -108,7 +114,12 @@ fn incident_replayed() -> String {
     }
 }
 
-async fn summary(s: &Scenario, mu: &MaintenanceUpgrade, t0: Instant) {
+async fn summary(
+    s: &Scenario,
+    mu: &MaintenanceUpgrade,
+    t0: Instant,
+    before: &std::collections::BTreeMap<String, (String, String)>,
+) {
     let st = mu.status.clone().unwrap_or_default();
     println!("\n==== {:?} after {} s ====", st.phase, t0.elapsed().as_secs());
     if let Some(r) = &st.rollback {
@@ -120,14 +131,22 @@ async fn summary(s: &Scenario, mu: &MaintenanceUpgrade, t0: Instant) {
         );
         println!("real time: {}", incident_replayed());
     }
-    for c in st.stages.iter().flat_map(|s| &s.components) {
-        println!(
-            "target:    {} now runs {} (known-good {})",
-            c.name,
-            s.image(&c.name).await,
-            c.known_good_image.clone().unwrap_or_default()
-        );
-    }
+    let c = &st.stages[0].components[0];
+    println!(
+        "target:    {} now runs {} (known-good {})",
+        c.name,
+        s.image(&c.name).await,
+        c.known_good_image.clone().unwrap_or_default()
+    );
+    s.wait_rolled_out("connector", Duration::from_secs(60)).await;
+    let after = s.pods_by_node("connector").await;
+    let remade: Vec<&str> =
+        after.iter().filter(|(node, (uid, _))| before.get(*node).is_none_or(|b| b.0 != **uid)).map(|(n, _)| n.as_str()).collect();
+    println!(
+        "pods:      made again on {} (the canary's nodes); the other {} nodes' pods never changed",
+        remade.join(", "),
+        after.len() - remade.len()
+    );
     println!(
         "\nkubectl get maintenanceupgrade -n {} -o yaml shows the full status; `kubectl describe` the Events.",
         s.ns
