@@ -140,8 +140,11 @@ async fn summary(
     );
     s.wait_rolled_out("connector", Duration::from_secs(60)).await;
     let after = s.pods_by_node("connector").await;
-    let remade: Vec<&str> =
-        after.iter().filter(|(node, (uid, _))| before.get(*node).is_none_or(|b| b.0 != **uid)).map(|(n, _)| n.as_str()).collect();
+    let remade: Vec<&str> = after
+        .iter()
+        .filter(|(node, (uid, _))| before.get(*node).is_none_or(|b| b.0 != **uid))
+        .map(|(n, _)| n.as_str())
+        .collect();
     println!(
         "pods:      made again on {} (the canary's nodes); the other {} nodes' pods never changed",
         remade.join(", "),

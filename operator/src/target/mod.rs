@@ -307,10 +307,12 @@ fn annotation_path(key: &str) -> String {
     format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
-/// Whether the API server refused a JSON patch because one of its tests failed: the target no
-/// longer is as the patch expected (HTTP 422, "testing value … failed").
+/// Whether the API server refused a JSON patch because it no longer applies: one of its tests
+/// failed, or a path it names is gone, so the target is not as the patch expected. The API server
+/// answers that with a bare 422 naming no object (it does not say which op failed); an object
+/// the patch would make invalid is a 422 that names the object and its fields.
 pub fn is_failed_test(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("test failed"))
+    matches!(e, kube::Error::Api(s) if s.code == 422 && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.causes.is_empty()))
 }
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.

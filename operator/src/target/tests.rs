@@ -124,3 +124,19 @@ fn a_component_that_names_no_container_means_the_templates_default_container() {
     let e = from_deployment(&d).resolve_container(None).unwrap_err();
     assert!(e.contains("default-container annotation names \"gone\", which it does not have"), "{e}");
 }
+
+/// What kube-apiserver 1.36 answers, verbatim (`kubectl patch --type=json -v=9`): a JSON patch
+/// that does not apply (a `test` that fails, a path that is gone) is a bare 422 with no details;
+/// an object the patch would make invalid names its fields.
+#[test]
+fn a_patch_that_no_longer_applies_is_told_from_an_invalid_object() {
+    let api = |body: &str| kube::Error::Api(Box::new(serde_json::from_str(body).unwrap()));
+    let failed_test = api(
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server rejected our request due to an error in our request","reason":"Invalid","details":{},"code":422}"#,
+    );
+    assert!(is_failed_test(&failed_test));
+    let invalid = api(
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"DaemonSet.apps \"p\" is invalid: spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0","reason":"Invalid","details":{"name":"p","group":"apps","kind":"DaemonSet","causes":[{"reason":"FieldValueRequired","message":"Required value: cannot be 0 when maxSurge is 0","field":"spec.updateStrategy.rollingUpdate.maxUnavailable"}]},"code":422}"#,
+    );
+    assert!(!is_failed_test(&invalid));
+}
