@@ -75,30 +75,23 @@ spec:
 }
 
 /// The connector DaemonSet upgraded in place: a canary on its first two nodes, then all of it,
-/// judged by the built-in signal over the scenario's email-sync pods.
+/// judged by the built-in signal over the scenario's email-sync pods (`two_stage` on one target).
 pub fn canary_upgrade(ns: &str, name: &str, soak: &str, image: &str) -> String {
-    format!(
-        r#"
-apiVersion: maintenance.dev/v1alpha1
-kind: MaintenanceUpgrade
-metadata: {{name: {name}}}
-spec:
-  stages:
-    - name: canary
-      components: [{{kind: DaemonSet, name: connector, image: "{image}", canary: {{nodes: 2}}}}]
-      soak: {soak}
-      progressDeadline: 60s
-    - name: fleet
-      components: [{{kind: DaemonSet, name: connector, image: "{image}"}}]
-      soak: {soak}
-      progressDeadline: 60s
-  analysis:
-    interval: 2s
-    baseline: {{observe: 30s}}
-    signals:
-      - name: pod-start-failures
-        kubernetes: {{namespaces: [{ns}], labelSelector: app=email-sync, pendingLimit: 3s}}
-        regression: {{bucket: 2s}}
-"#
+    two_stage(ns, name, soak, image).replacen(
+        "name: connector-canary, image: \"",
+        "name: connector, canary: {nodes: 2}, image: \"",
+        1,
     )
+}
+
+/// The field managers that own `field` (e.g. `image`) anywhere in `ds`, by its managedFields.
+pub fn managers_of<'a>(ds: &'a k8s_openapi::api::apps::v1::DaemonSet, field: &str) -> Vec<&'a str> {
+    let field = format!("\"f:{field}\"");
+    ds.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains(&field)))
+        .filter_map(|f| f.manager.as_deref())
+        .collect()
 }

@@ -27,14 +27,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     // The image change is attributable to the operator's one field manager, which is what
     // Argo CD's ignoreDifferences.managedFieldsManagers names.
     let canary = s.daemonsets().get("connector-canary").await.unwrap();
-    let image_owners: Vec<&str> = canary
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains("\"f:image\"")))
-        .filter_map(|f| f.manager.as_deref())
-        .collect();
+    let image_owners = managers_of(&canary, "image");
     assert!(image_owners.contains(&FIELD_MANAGER), "managers of the image: {image_owners:?}");
     let claimed = ListParams::default().labels(&format!("{CLAIMED_LABEL}={uid}"));
     let names: Vec<String> =
@@ -333,6 +326,9 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     );
     s.apply(&last).await;
     blocked_and_unchanged(&s, "last", reason::INVALID_SPEC, "has a canary in its only stage").await;
+    s.apply(&canary("nozone", &format!("2, nodeSelector: {{{ZONE_LABEL}: z99}}"))).await;
+    blocked_and_unchanged(&s, "nozone", reason::INVALID_SPEC, "selects none of the 10 nodes it runs on")
+        .await;
     // A label selector the API server would refuse: said before anything is read or changed.
     let yaml = two_stage(&s.ns, "badselector", "10s", BAD)
         .replace("labelSelector: app=email-sync", "labelSelector: \"app in (email-sync\"");
@@ -1207,14 +1203,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
             .clone();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&recorded).unwrap(), original);
     // The strategy change is attributed to the operator's field manager, like the image.
-    let strategy_owners: Vec<&str> = ds
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains("\"f:updateStrategy\"")))
-        .filter_map(|f| f.manager.as_deref())
-        .collect();
+    let strategy_owners = managers_of(&ds, "updateStrategy");
     assert!(strategy_owners.contains(&FIELD_MANAGER), "managers of the strategy: {strategy_owners:?}");
     let mu = s.upgrades().get("up").await.unwrap();
     let c = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
@@ -1255,7 +1244,13 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
     s.fault_injector(&["connector"], SECS(60), 0.6);
     let before = s.pods_by_node("connector").await;
     let original = strategy(&s, "connector").await;
-    s.apply(&canary_upgrade(&s.ns, "up", "90s", BAD)).await;
+    // The canary: every node of zone z5, by label (one node).
+    let upgrade = canary_upgrade(&s.ns, "up", "90s", BAD).replacen(
+        "canary: {nodes: 2}",
+        &format!("canary: {{nodeSelector: {{{ZONE_LABEL}: z5}}}}"),
+        1,
+    );
+    s.apply(&upgrade).await;
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(200)).await;
     let st = mu.status.unwrap();
     assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION);
@@ -1266,7 +1261,7 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
     let after = s.pods_by_node("connector").await;
     for (node, (uid, image)) in &after {
         assert_eq!(image, GOOD, "{node}");
-        let canary = *node == node_name("inplace-bad", 0) || *node == node_name("inplace-bad", 1);
+        let canary = *node == node_name("inplace-bad", 5);
         assert_eq!(uid != &before[node].0, canary, "{node}: only the canary's pods were made again");
     }
 }

@@ -27,7 +27,10 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
             k.nodes_wanted,
             k.nodes.join(", ")
         )),
-        (_, Some(asked)) => Some(format!("{} of its nodes", asked.nodes)),
+        (_, Some(asked)) => Some(match asked.selector_text() {
+            Some(selector) => format!("{} of its nodes with {selector}", asked.portion()),
+            None => format!("{} of its nodes", asked.portion()),
+        }),
         _ => None,
     }
 }

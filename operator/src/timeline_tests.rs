@@ -75,11 +75,12 @@ fn a_row_is_one_line_of_the_timeline() {
 fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
     let mut mu = upgrade();
     let mut canary = mu.spec.stages[0].components[0].clone();
-    canary.canary = Some(Canary { nodes: Portion::Count(2) });
+    canary.canary = Some(Canary { nodes: Some(Portion::Count(2)), node_selector: None });
     mu.spec.stages[0].components[0] = canary.clone();
     let mut wider = mu.spec.stages[0].clone();
     wider.name = "wider".into();
-    wider.components[0].canary = Some(Canary { nodes: Portion::Percent("25%".into()) });
+    wider.components[0].canary =
+        Some(Canary { nodes: Some(Portion::Percent("25%".into())), node_selector: None });
     mu.spec.stages.push(wider);
     let st = mu.status.as_mut().unwrap();
     st.stages[0].components[0].canary = Some(CanaryStatus {

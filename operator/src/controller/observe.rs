@@ -12,7 +12,7 @@ use crate::signals::{prometheus, selector};
 use crate::target::{self, TargetKey, TargetState};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, GetParams, ListParams};
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
@@ -75,6 +75,26 @@ pub async fn observe(
         if let Some(t) = state.as_mut().filter(|_| canaried.contains(key)) {
             let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
             t.pods = pods.daemon_pods(&key.namespace, &t.uid);
+        }
+    }
+    // The nodes a canary's nodeSelector selects, from the API server's cache: names only. A read
+    // that fails leaves it out, and that canary waits.
+    let selectors: std::collections::BTreeSet<String> = mu
+        .spec
+        .stages
+        .iter()
+        .flat_map(|s| &s.components)
+        .filter_map(|c| c.canary.as_ref()?.selector_text())
+        .collect();
+    let mut selected_nodes = BTreeMap::new();
+    for selector in selectors.into_iter().filter(|_| !ended) {
+        let lp = ListParams::default().labels(&selector).match_any();
+        match Api::<Node>::all(ctx.client.clone()).list_metadata(&lp).await {
+            Ok(nodes) => {
+                selected_nodes
+                    .insert(selector, nodes.items.into_iter().filter_map(|n| n.metadata.name).collect());
+            }
+            Err(e) => tracing::warn!("listing the nodes {selector} selects failed: {e}"),
         }
     }
     // Until every target is claimed: do the other upgrades named as owners still exist? A read
@@ -163,6 +183,7 @@ pub async fn observe(
         default_webhook: ctx.notifier.has_default(),
         deliveries: ctx.notifier.results(mu.metadata.uid.as_deref().unwrap_or_default()),
         pods_watched_since,
+        selected_nodes,
         samples,
         history,
         now,

@@ -9,14 +9,35 @@ use serde::{Deserialize, Serialize};
 /// the last stage that names it changes all of it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.nodes) || has(self.nodeSelector)").message("a canary names its nodes: a count or percentage (nodes), labels (nodeSelector), or both"))]
 pub struct Canary {
     /// DaemonSet: on how many of the nodes that run its pods the new image runs in this stage:
-    /// a number (`2`) or a percentage of those nodes (`"25%"`, rounded up). The nodes are taken
-    /// in name order, so a later stage widens the same canary. The workload's updateStrategy is
-    /// set to OnDelete meanwhile, and its pods on those nodes are replaced no faster than its
-    /// own maxUnavailable allows; the strategy is restored exactly when the last stage starts
-    /// or the upgrade is reverted.
-    pub nodes: Portion,
+    /// a number (`2`) or a percentage of those nodes (`"25%"`, rounded up); with a nodeSelector,
+    /// of the nodes it selects; without, all of those. The nodes are taken in name order, so a
+    /// later stage widens the same canary. The workload's updateStrategy is set to OnDelete
+    /// meanwhile, and its pods on those nodes are replaced no faster than its own maxUnavailable
+    /// allows; the strategy is restored exactly when the last stage starts or the upgrade is
+    /// reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Portion>,
+    /// DaemonSet: the canary's nodes are taken among the nodes with all these labels (a zone, a
+    /// node pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub node_selector: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Canary {
+    /// How many of the nodes it may take: `nodes`, or all of them.
+    pub fn portion(&self) -> Portion {
+        self.nodes.clone().unwrap_or_else(|| Portion::Percent("100%".into()))
+    }
+
+    /// The nodeSelector as a label selector (`k=v,k2=v2`), the key its nodes are observed by.
+    pub fn selector_text(&self) -> Option<String> {
+        let s = self.node_selector.as_ref()?;
+        Some(s.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+    }
 }
 
 /// A number of nodes (`2`) or a percentage of them (`"25%"`, rounded up).

@@ -154,18 +154,35 @@ impl Decider<'_> {
                     ));
                 }
                 let Some(placed) = placed(t) else { continue };
-                if canary.nodes.of(placed.nodes.len()).is_none_or(|n| n > placed.nodes.len()) {
+                let Some(eligible) = self.eligible(canary, &placed.nodes) else { continue };
+                if let Some(selector) = canary.selector_text().filter(|_| eligible.is_empty()) {
                     return Some(format!(
-                        "canary.nodes of {key} in stage {} is {} but it runs on {} nodes; ask for at most {}, or a percentage",
+                        "canary.nodeSelector {selector} of {key} in stage {} selects none of the {} nodes it runs on",
                         s.name,
-                        canary.nodes,
-                        placed.nodes.len(),
                         placed.nodes.len()
+                    ));
+                }
+                if canary.portion().of(eligible.len()).is_none_or(|n| n > eligible.len()) {
+                    let among = if canary.node_selector.is_some() { " its nodeSelector selects" } else { "" };
+                    return Some(format!(
+                        "canary.nodes of {key} in stage {} is {} but it runs on {} nodes{among}; ask for at most {}, or a percentage",
+                        s.name,
+                        canary.portion(),
+                        eligible.len(),
+                        eligible.len()
                     ));
                 }
             }
         }
         None
+    }
+
+    /// Of `nodes`, those a canary may take: all, or those its nodeSelector selects. None while
+    /// the nodes that selector selects have not been read.
+    fn eligible(&self, canary: &Canary, nodes: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        let Some(selector) = canary.selector_text() else { return Some(nodes.clone()) };
+        let selected = self.o.selected_nodes.get(&selector)?;
+        Some(nodes.intersection(selected).cloned().collect())
     }
 
     /// The strategy recorded for a canaried target: on the target, or (if someone removed that
@@ -217,7 +234,13 @@ impl Decider<'_> {
             .collect();
         let mut chosen = recorded.clone();
         chosen.extend(p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()));
-        let wanted = canary.nodes.of(p.nodes.len()).unwrap_or(1).clamp(1, p.nodes.len());
+        let Some(eligible) = self.eligible(&canary, &p.nodes) else {
+            return Some(format!("{key}: waiting to read the nodes its canary.nodeSelector selects"));
+        };
+        if eligible.is_empty() {
+            return Some(format!("{key}: its canary.nodeSelector selects none of the nodes it runs on"));
+        }
+        let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len());
         let serving = p.pods.iter().filter(|q| runs_new(q) && q.ready && !q.deleting).count();
         let original = self.recorded_strategy(&key, t);
         // Taken again: a chosen node whose pod still runs the old image (its delete not yet seen,
@@ -229,7 +252,9 @@ impl Decider<'_> {
             .pods
             .iter()
             .copied()
-            .filter(|q| !chosen.contains(&q.node) && !runs_new(q) && !q.deleting)
+            .filter(|q| {
+                eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
+            })
             .take(wanted.saturating_sub(chosen.len()));
         let delete = if replace && p.settled && self.effect.is_none() {
             let down = p.down.max(chosen.len() - serving.min(chosen.len()));
@@ -363,7 +388,7 @@ impl Decider<'_> {
                     return None;
                 }
                 Some(match &c.canary {
-                    Some(k) => format!("widening the canary of {key} to {} of its nodes", k.nodes),
+                    Some(k) => format!("widening the canary of {key} to {} of its nodes", k.portion()),
                     None => format!("handing the rest of {key} to its own updateStrategy"),
                 })
             })

@@ -187,7 +187,8 @@ fn a_target_named_again_must_widen_the_same_change_and_end_whole() {
     type Edit = fn(&mut MaintenanceUpgradeSpec);
     let cases: [(&str, Edit); 3] = [
         ("a canary in the last stage", |s| {
-            s.stages[1].components[0].canary = Some(Canary { nodes: Portion::Count(4) })
+            s.stages[1].components[0].canary =
+                Some(Canary { nodes: Some(Portion::Count(4)), node_selector: None })
         }),
         ("another image", |s| s.stages[1].components[0].image = "connector:3.0".into()),
         ("a canary in its only stage", |s| {
@@ -307,4 +308,55 @@ fn an_upgrade_of_a_daemonset_a_deleted_canary_left_on_delete_restores_its_strate
         _ => None,
     });
     assert_eq!(set, Some(Some((ROLLING.to_string(), ROLLING.to_string()))), "restored with the image");
+}
+
+/// A canary among the nodes with `zone: b` (node-3, node-4 and node-5 of six).
+fn zone_b(nodes: Option<Portion>) -> World {
+    let mut w = world(Portion::Count(2), None);
+    w.obs.spec.stages[0].components[0].canary =
+        Some(Canary { nodes, node_selector: Some([("zone".to_string(), "b".to_string())].into()) });
+    w.obs.selected_nodes.insert("zone=b".into(), ["node-3", "node-4", "node-5"].map(String::from).into());
+    w
+}
+
+#[test]
+fn a_canary_with_a_node_selector_takes_its_nodes_among_those_it_selects() {
+    let mut w = zone_b(Some(Portion::Count(2)));
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-3", "node-4"]);
+    // Without a count: every node it selects.
+    let mut w = zone_b(None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-3", "node-4", "node-5"]);
+}
+
+#[test]
+fn a_node_selector_that_selects_none_of_its_nodes_or_too_few_changes_nothing() {
+    let mut w = zone_b(Some(Portion::Count(4)));
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("is 4 but it runs on 3 nodes its nodeSelector selects"), "{}", b.message);
+    let mut w = zone_b(None);
+    w.obs.selected_nodes.insert("zone=b".into(), ["node-9".to_string()].into());
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert!(b.message.contains("canary.nodeSelector zone=b of DaemonSet kube-system/connector in stage canary selects none of the 6 nodes"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_canary_waits_while_the_nodes_its_selector_selects_are_not_read() {
+    let mut w = zone_b(Some(Portion::Count(2)));
+    let selected = w.obs.selected_nodes.remove("zone=b").unwrap();
+    w.run_until(Duration::hours(1), |w| w.image("connector") == "connector:2.0");
+    for _ in 0..10 {
+        w.obs.now += Duration::seconds(5);
+        w.step();
+    }
+    assert!(deleted(&w).is_empty(), "no node taken on a guess");
+    assert!(w.obs.status.message.contains("waiting to read the nodes"), "{}", w.obs.status.message);
+    w.obs.selected_nodes.insert("zone=b".into(), selected);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-3", "node-4"]);
 }

@@ -92,6 +92,9 @@ pub struct Observed {
     /// Since when the built-in signal's watches of pods and Events have run without a break
     /// (None: still listing). A read from before then may have missed pods.
     pub pods_watched_since: Option<DateTime<Utc>>,
+    /// The nodes each canary nodeSelector (as `k=v,…`) selects; one missing was not read (its
+    /// canary waits).
+    pub selected_nodes: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.

@@ -137,7 +137,7 @@ pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> Po
 pub(super) fn canary_spec(first: Portion, then: Option<Portion>) -> MaintenanceUpgradeSpec {
     let mut s = spec();
     let part = |nodes: Portion| Component {
-        canary: Some(Canary { nodes }),
+        canary: Some(Canary { nodes: Some(nodes), node_selector: None }),
         ..component("connector", "connector:2.0")
     };
     s.stages = vec![stage("canary", vec![part(first)])];
@@ -195,6 +195,7 @@ impl World {
                 default_webhook: false,
                 deliveries: vec![],
                 pods_watched_since: Some(t("2026-11-23T03:00:00Z")),
+                selected_nodes: BTreeMap::new(),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 now: t("2026-11-24T03:00:00Z"),
