@@ -221,6 +221,16 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "{kind: DaemonSet, name: connector-x,",
             "{kind: DaemonSet, canary: {nodes: \"150%\"}, name: connector-x,",
         ),
+        (
+            "an empty node selector",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, canary: {nodeSelector: {}}, name: connector-x,",
+        ),
+        (
+            "a node selector value that is no label value",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, canary: {nodeSelector: {zone: \"a,zone!=b\"}}, name: connector-x,",
+        ),
         // Larger than the operator's type holds: it would stop every upgrade from being read.
         (
             "a canary beyond any cluster",
@@ -246,6 +256,8 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "canary.nodes applies to a DaemonSet",
         "a count from 1 to 10000, such as 2",
         "a count from 1 to 10000, such as 2",
+        "should have at least 1 properties",
+        "should match",
         "a count from 1 to 10000, such as 2",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
@@ -329,6 +341,8 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     s.apply(&canary("nozone", &format!("2, nodeSelector: {{{ZONE_LABEL}: z99}}"))).await;
     blocked_and_unchanged(&s, "nozone", reason::INVALID_SPEC, "selects none of the 10 nodes it runs on")
         .await;
+    s.apply(&canary("badkey", "2, nodeSelector: {\"x y\": a}")).await;
+    blocked_and_unchanged(&s, "badkey", reason::INVALID_SPEC, "which is not a label key").await;
     // A label selector the API server would refuse: said before anything is read or changed.
     let yaml = two_stage(&s.ns, "badselector", "10s", BAD)
         .replace("labelSelector: app=email-sync", "labelSelector: \"app in (email-sync\"");

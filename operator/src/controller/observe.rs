@@ -79,12 +79,15 @@ pub async fn observe(
     }
     // The nodes a canary's nodeSelector selects, from the API server's cache: names only. A read
     // that fails leaves it out, and that canary waits.
+    // Only for a DaemonSet this upgrade may read (its own namespace's, or a trusted upgrade's),
+    // and only for label keys: an upgrade cannot make the operator list nodes for nothing.
     let selectors: std::collections::BTreeSet<String> = mu
         .spec
         .stages
         .iter()
         .flat_map(|s| &s.components)
-        .filter_map(|c| c.canary.as_ref()?.selector_text())
+        .filter(|c| targets.get(&TargetKey::of(c, &ns)).is_some_and(|t| t.is_some()))
+        .filter_map(|c| c.canary.as_ref().filter(|k| k.bad_selector_key().is_none())?.selector_text())
         .collect();
     let mut selected_nodes = BTreeMap::new();
     for selector in selectors.into_iter().filter(|_| !ended) {

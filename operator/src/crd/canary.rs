@@ -23,7 +23,9 @@ pub struct Canary {
     /// DaemonSet: the canary's nodes are taken among the nodes with all these labels (a zone, a
     /// node pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxProperties" = 16))]
+    // Values as the API server checks label values; keys are checked by the operator, before
+    // anything changes (a rule over a map's keys exceeds the API server's cost limit).
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"}))]
     pub node_selector: Option<std::collections::BTreeMap<String, String>>,
 }
 
@@ -31,6 +33,11 @@ impl Canary {
     /// How many of the nodes it may take: `nodes`, or all of them.
     pub fn portion(&self) -> Portion {
         self.nodes.clone().unwrap_or_else(|| Portion::Percent("100%".into()))
+    }
+
+    /// A nodeSelector key that is not a label key (`[prefix/]name`), if any.
+    pub fn bad_selector_key(&self) -> Option<&str> {
+        self.node_selector.iter().flatten().map(|(k, _)| k.as_str()).find(|k| !label_key(k))
     }
 
     /// The nodeSelector as a label selector (`k=v,k2=v2`), the key its nodes are observed by.
@@ -85,6 +92,46 @@ impl std::fmt::Display for Portion {
         match self {
             Portion::Count(n) => write!(f, "{n}"),
             Portion::Percent(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// A label key: an optional DNS-subdomain prefix and `/`, then a name of 1 to 63 letters, digits,
+/// `-`, `_` or `.`, beginning and ending with a letter or digit.
+fn label_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    let name_ok = (1..=63).contains(&name.len())
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+        && name.chars().all(|c| alnum(c) || "-_.".contains(c));
+    let prefix_ok = prefix.is_none_or(|p| {
+        (1..=253).contains(&p.len())
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    name_ok && prefix_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_keys() {
+        for good in ["zone", "topology.kubernetes.io/zone", "node.kubernetes.io/instance-type", "a_b.c-d"] {
+            assert!(label_key(good), "{good}");
+        }
+        for bad in ["", "a,zone!=b", "x y", "-a", "Upper.case/zone", "zone/", "/zone", &"a".repeat(64)] {
+            assert!(!label_key(bad), "{bad}");
         }
     }
 }

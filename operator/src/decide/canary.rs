@@ -153,6 +153,13 @@ impl Decider<'_> {
                          upgrade it whole (no canary), or give it a RollingUpdate strategy"
                     ));
                 }
+                if let Some(key_text) = canary.bad_selector_key() {
+                    return Some(format!(
+                        "canary.nodeSelector of {key} in stage {} has {key_text:?}, which is not a label key \
+                         (such as topology.kubernetes.io/zone)",
+                        s.name
+                    ));
+                }
                 let Some(placed) = placed(t) else { continue };
                 let Some(eligible) = self.eligible(canary, &placed.nodes) else { continue };
                 if let Some(selector) = canary.selector_text().filter(|_| eligible.is_empty()) {
@@ -175,6 +182,16 @@ impl Decider<'_> {
             }
         }
         None
+    }
+
+    /// Why stage `si` cannot start yet: a canary whose nodeSelector's nodes are not read yet
+    /// (the operator lists them; RBAC `nodes: list`). Nothing changes until they are.
+    pub(super) fn selection_unread(&self, si: usize) -> Option<String> {
+        self.o.spec.stages.get(si)?.components.iter().find_map(|c| {
+            let selector = c.canary.as_ref()?.selector_text()?;
+            (!self.o.selected_nodes.contains_key(&selector))
+                .then(|| format!("waiting to read the nodes canary.nodeSelector {selector} selects"))
+        })
     }
 
     /// Of `nodes`, those a canary may take: all, or those its nodeSelector selects. None while

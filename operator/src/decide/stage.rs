@@ -1,7 +1,7 @@
 //! Decide step, pure: move forward one stage at a time: start it inside the window and past its
 //! gates (pause, approval), roll it out, soak it, promote it.
 
-use super::{Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
+use super::{BLOCKED_RETRY, Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::target::Rollout;
@@ -125,6 +125,11 @@ impl Decider<'_> {
                 return;
             }
             WindowState::Open { .. } => {}
+        }
+        if let Some(wait) = self.selection_unread(si) {
+            self.set_phase(self.st.phase, format!("stage {name} cannot start yet: {wait}"));
+            self.next(format!("start stage {name}"), Some(now + Duration::seconds(BLOCKED_RETRY)));
+            return;
         }
         let s = &mut self.st.stages[si];
         s.phase = StagePhase::RollingOut;

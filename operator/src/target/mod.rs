@@ -312,8 +312,15 @@ fn annotation_path(key: &str) -> String {
 /// answers that with a bare 422 naming no object (it does not say which op failed); an object
 /// the patch would make invalid is a 422 that names the object and its fields.
 pub fn is_failed_test(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 422 && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.causes.is_empty()))
+    matches!(e, kube::Error::Api(s) if s.code == 422
+        && s.reason == "Invalid"
+        && s.message == PATCH_NOT_APPLIED
+        && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.kind.is_empty() && d.causes.is_empty()))
 }
+
+/// kube-apiserver's words for a JSON patch it could not apply (`NewGenericServerResponse`, 422).
+/// An admission webhook's own 422 says something else, and is an action that failed.
+const PATCH_NOT_APPLIED: &str = "the server rejected our request due to an error in our request";
 
 /// Merge patch that marks the target as owned by an upgrade and records its known-good image.
 /// The label puts the target in the operator's watch of claimed targets.

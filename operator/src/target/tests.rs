@@ -139,4 +139,10 @@ fn a_patch_that_no_longer_applies_is_told_from_an_invalid_object() {
         r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"DaemonSet.apps \"p\" is invalid: spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0","reason":"Invalid","details":{"name":"p","group":"apps","kind":"DaemonSet","causes":[{"reason":"FieldValueRequired","message":"Required value: cannot be 0 when maxSurge is 0","field":"spec.updateStrategy.rollingUpdate.maxUnavailable"}]},"code":422}"#,
     );
     assert!(!is_failed_test(&invalid));
+    // An admission webhook that denies with its own 422 is an action that failed, not a patch
+    // to take again in 200 ms, forever.
+    let denied = api(
+        r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"admission webhook \"policy.example.com\" denied the request: image not signed","code":422}"#,
+    );
+    assert!(!is_failed_test(&denied));
 }
