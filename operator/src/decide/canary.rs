@@ -205,11 +205,30 @@ impl Decider<'_> {
     /// The strategy recorded for a canaried target: on the target, or (if someone removed that
     /// annotation) in the status, where the operator copied it.
     fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
-        t.original_strategy.clone().or_else(|| {
-            self.components()
-                .filter(|o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
-                .find_map(|o| o.canary.as_ref()?.original_update_strategy.clone())
-        })
+        t.original_strategy
+            .clone()
+            .or_else(|| self.recorded_canaries(key).find_map(|k| k.original_update_strategy.clone()))
+    }
+
+    /// What the status records of the canaries inside `key`, in every stage that names it.
+    fn recorded_canaries<'s>(&'s self, key: &'s TargetKey) -> impl Iterator<Item = &'s CanaryStatus> + 's {
+        self.components()
+            .filter(move |o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
+            .filter_map(|o| o.canary.as_ref())
+    }
+
+    /// Delete `pods` of `key` (its controller makes them again from its current template), and
+    /// say why.
+    fn replace_pods(
+        &mut self,
+        key: &TargetKey,
+        pods: Vec<(String, String)>,
+        reason: &'static str,
+        why: String,
+    ) {
+        let names: Vec<&str> = pods.iter().map(|(n, _)| n.as_str()).collect();
+        self.note(false, reason, "ReplacePods", format!("{key}: replacing pods {} {why}", names.join(", ")));
+        self.effect = Some(Effect::DeletePods { target: key.clone(), pods });
     }
 
     /// Widen the canary of component `ci` of stage `si` to what its stage asks: replace the pods
@@ -243,9 +262,7 @@ impl Decider<'_> {
         // replacement comes from the new template), or was deleted by this upgrade (recorded,
         // for as long as the node runs the DaemonSet).
         let recorded: BTreeSet<String> = self
-            .components()
-            .filter(|o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
-            .filter_map(|o| o.canary.as_ref())
+            .recorded_canaries(&key)
             .flat_map(|k| k.nodes.iter().cloned())
             .filter(|n| p.nodes.contains(n))
             .collect();
@@ -293,19 +310,8 @@ impl Decider<'_> {
             original_update_strategy: original,
         });
         if !delete.is_empty() {
-            let names: Vec<&str> = delete.iter().map(|(n, _)| n.as_str()).collect();
-            self.note(
-                false,
-                crate::constants::reason::CANARY_WIDENED,
-                "ReplacePods",
-                format!(
-                    "{key}: replacing pods {} so that {wanted} of {} nodes run {}",
-                    names.join(", "),
-                    p.nodes.len(),
-                    c.desired_image
-                ),
-            );
-            self.effect = Some(Effect::DeletePods { target: key.clone(), pods: delete });
+            let why = format!("so that {wanted} of {} nodes run {}", p.nodes.len(), c.desired_image);
+            self.replace_pods(&key, delete, crate::constants::reason::CANARY_WIDENED, why);
         }
         (chosen.len() < wanted || serving < chosen.len()).then(|| {
             format!(
@@ -345,21 +351,13 @@ impl Decider<'_> {
                     vec![]
                 };
                 if !delete.is_empty() {
-                    let names: Vec<&str> = delete.iter().map(|(n, _)| n.as_str()).collect();
-                    self.note(
-                        false,
-                        crate::constants::reason::REVERTED,
-                        "ReplacePods",
-                        format!("{key}: replacing pods {} that run {}", names.join(", "), c.desired_image),
-                    );
-                    self.effect = Some(Effect::DeletePods { target: key.clone(), pods: delete });
+                    let why = format!("that run {}", c.desired_image);
+                    self.replace_pods(&key, delete, crate::constants::reason::REVERTED, why);
                 }
                 return Some(format!("{key}: {} pods still run {}", new.len(), c.desired_image));
             }
         }
-        if same_strategy(t.update_strategy.as_deref(), Some(&original)) {
-            return None;
-        }
+        let restore = self.hand_over(&key, t)?;
         if self.effect.is_none() {
             let why = if late {
                 " (pods that run the new image did not go away in time; the DaemonSet replaces them)"
@@ -372,17 +370,13 @@ impl Decider<'_> {
                 "RestoreStrategy",
                 format!("{key}: updateStrategy restored to {original}{why}"),
             );
-            self.effect = Some(Effect::SetStrategy {
-                target: key.clone(),
-                resource_version: t.resource_version.clone(),
-                strategy: original,
-            });
+            self.effect = Some(restore);
         }
         Some(format!("{key}: restoring its updateStrategy"))
     }
 
-    /// The last stage that names a canaried target hands the rest to the workload: its
-    /// recorded strategy back. None when there is nothing to restore.
+    /// The recorded strategy back on a canaried target: how the last stage that names it hands
+    /// the rest to the workload, and how a revert ends. None when there is nothing to restore.
     pub(super) fn hand_over(&self, key: &TargetKey, t: &TargetState) -> Option<Effect> {
         let original = self.recorded_strategy(key, t)?;
         (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| Effect::SetStrategy {

@@ -5,7 +5,7 @@ use super::{BLOCKED_RETRY, Claim, Decider, Effect};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::target::gitops;
-use crate::target::{TargetState, known_good_value};
+use crate::target::{TargetState, known_good_value, parse_known_good};
 use chrono::Duration;
 
 impl Decider<'_> {
@@ -36,7 +36,7 @@ impl Decider<'_> {
             if let Some(first) = claims.iter().position(|cl: &Claim| cl.target == key)
                 && let Some(t) = t
             {
-                let (container, image) = claims[first].known_good.split_once('=').unwrap_or_default();
+                let (container, image) = parse_known_good(&claims[first].known_good).unwrap_or_default();
                 self.record_claim(si, ci, container.to_string(), image.to_string(), t);
                 continue;
             }

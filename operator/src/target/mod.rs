@@ -358,10 +358,15 @@ pub fn known_good_value(container: &str, image: &str) -> String {
     format!("{container}={image}")
 }
 
+/// (container, image) of a `known_good_value`.
+pub fn parse_known_good(value: &str) -> Option<(&str, &str)> {
+    value.split_once('=')
+}
+
 impl TargetState {
     /// The known-good record the claim wrote on the target (`known_good_value`): (container, image).
     pub fn recorded_known_good(&self) -> Option<(&str, &str)> {
-        self.known_good.as_deref()?.split_once('=')
+        parse_known_good(self.known_good.as_deref()?)
     }
 }
 
