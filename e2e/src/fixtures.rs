@@ -84,14 +84,42 @@ pub fn canary_upgrade(ns: &str, name: &str, soak: &str, image: &str) -> String {
     )
 }
 
-/// The field managers that own `field` (e.g. `image`) anywhere in `ds`, by its managedFields.
-pub fn managers_of<'a>(ds: &'a k8s_openapi::api::apps::v1::DaemonSet, field: &str) -> Vec<&'a str> {
+/// The field managers that own `field` (e.g. `image`) anywhere in the object of `meta`, by
+/// its managedFields.
+pub fn managers_of<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    field: &str,
+) -> Vec<&'a str> {
     let field = format!("\"f:{field}\"");
-    ds.metadata
-        .managed_fields
+    meta.managed_fields
         .iter()
         .flatten()
         .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains(&field)))
         .filter_map(|f| f.manager.as_deref())
         .collect()
+}
+
+/// Poll `check` until it holds; fail saying `what` did not happen within `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what} did not happen within {timeout:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// A workload `app` of scenario `scenario`: its selector and pod template (the `connector`
+/// container on GOOD, on the scenario's nodes), to merge into a StatefulSet's or Deployment's spec.
+pub fn app_spec(scenario: &str, app: &str) -> serde_json::Value {
+    serde_json::json!({
+        "selector": {"matchLabels": {"app": app}},
+        "template": {
+            "metadata": {"labels": {"app": app}},
+            "spec": {"nodeSelector": {crate::SCENARIO_LABEL: scenario}, "containers": [{"name": "connector", "image": crate::GOOD}]}
+        }
+    })
 }

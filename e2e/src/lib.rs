@@ -13,7 +13,7 @@
 //! namespace and listens on a port of its own.
 
 use anyhow::{Context as _, Result, bail};
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
@@ -560,8 +560,21 @@ impl Scenario {
 
     /// The pods of DaemonSet `ds` by node: (pod UID, image of its `connector` container).
     pub async fn pods_by_node(&self, ds: &str) -> std::collections::BTreeMap<String, (String, String)> {
+        let pods = self.live_pods(ds).await;
+        pods.into_iter().filter_map(|(_, node, uid, image)| Some((node?, (uid, image)))).collect()
+    }
+
+    /// The pods labelled `app={app}` by name: (pod UID, image of its `connector` container).
+    pub async fn pods_by_name(&self, app: &str) -> std::collections::BTreeMap<String, (String, String)> {
+        let pods = self.live_pods(app).await;
+        pods.into_iter().map(|(name, _, uid, image)| (name, (uid, image))).collect()
+    }
+
+    /// The pods labelled `app={app}` not being deleted: (name, node, UID, image of its
+    /// `connector` container).
+    async fn live_pods(&self, app: &str) -> Vec<(String, Option<String>, String, String)> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        let listed = pods.list(&ListParams::default().labels(&format!("app={ds}"))).await.unwrap();
+        let listed = pods.list(&ListParams::default().labels(&format!("app={app}"))).await.unwrap();
         listed
             .items
             .into_iter()
@@ -569,7 +582,7 @@ impl Scenario {
             .filter_map(|p| {
                 let spec = p.spec?;
                 let image = spec.containers.iter().find(|c| c.name == "connector")?.image.clone()?;
-                Some((spec.node_name?, (p.metadata.uid?, image)))
+                Some((p.metadata.name?, spec.node_name, p.metadata.uid?, image))
             })
             .collect()
     }
@@ -677,6 +690,44 @@ impl Scenario {
                     )
                     .await;
             }
+        }));
+    }
+
+    /// Every zone node of the scenario cordoned from now until StatefulSet `name` has run `BAD`
+    /// and is back on another image: a pod it makes meanwhile never schedules, so it never
+    /// becomes Ready (cordoned first, so that no race lets it schedule).
+    pub async fn cordon_until_reverted(&mut self, name: &str) {
+        let sts: Api<StatefulSet> = Api::namespaced(self.client.clone(), &self.ns);
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let scenario = self.name.clone();
+        let cordon = move |on: bool| {
+            let (nodes, scenario) = (nodes.clone(), scenario.clone());
+            async move {
+                for i in 0..ZONES {
+                    let patch = json!({"spec": {"unschedulable": on}});
+                    let _ = nodes
+                        .patch(&node_name(&scenario, i), &PatchParams::default(), &Patch::Merge(patch))
+                        .await;
+                }
+            }
+        };
+        cordon(true).await;
+        let (stop, name) = (self.stop.clone(), name.to_string());
+        self.tasks.push(tokio::spawn(async move {
+            let mut was_bad = false;
+            while !stop.load(Ordering::Relaxed) {
+                let bad = sts.get(&name).await.ok().and_then(|s| s.spec).is_some_and(|s| {
+                    s.template
+                        .spec
+                        .is_some_and(|p| p.containers.iter().any(|c| c.image.as_deref() == Some(BAD)))
+                });
+                if was_bad && !bad {
+                    break;
+                }
+                was_bad |= bad;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            cordon(false).await;
         }));
     }
 

@@ -4,9 +4,9 @@
 //! seconds stand for hours. Those that stop a shared component are in `shared_components.rs`.
 
 use e2e::*;
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::ResourceExt;
-use kube::api::ListParams;
+use kube::api::{Api, ListParams};
 use maintenance_operator::constants::{CLAIMED_LABEL, FIELD_MANAGER, condition, reason};
 use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, StagePhase};
 use serde_json::json;
@@ -27,7 +27,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     // The image change is attributable to the operator's one field manager, which is what
     // Argo CD's ignoreDifferences.managedFieldsManagers names.
     let canary = s.daemonsets().get("connector-canary").await.unwrap();
-    let image_owners = managers_of(&canary, "image");
+    let image_owners = managers_of(&canary.metadata, "image");
     assert!(image_owners.contains(&FIELD_MANAGER), "managers of the image: {image_owners:?}");
     let claimed = ListParams::default().labels(&format!("{CLAIMED_LABEL}={uid}"));
     let names: Vec<String> =
@@ -253,7 +253,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "baseline.lookback may be at most 168h",
         "baseline.lookback may span at most 30000 intervals",
         "a recurring window lasts at most 168h",
-        "canary.nodes applies to a DaemonSet",
+        "canary.nodes and canary.nodeSelector apply to a DaemonSet",
         "a count from 1 to 10000, such as 2",
         "a count from 1 to 10000, such as 2",
         "should have at least 1 properties",
@@ -1217,11 +1217,11 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
             .clone();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&recorded).unwrap(), original);
     // The strategy change is attributed to the operator's field manager, like the image.
-    let strategy_owners = managers_of(&ds, "updateStrategy");
+    let strategy_owners = managers_of(&ds.metadata, "updateStrategy");
     assert!(strategy_owners.contains(&FIELD_MANAGER), "managers of the strategy: {strategy_owners:?}");
     let mu = s.upgrades().get("up").await.unwrap();
     let c = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
-    assert_eq!((c.nodes_wanted, c.nodes_total, c.nodes.len()), (2, ZONES as i32, 2));
+    assert_eq!((c.wanted, c.total, c.nodes.len()), (2, ZONES as i32, 2));
     // A node that joins mid-soak gets the new template (OnDelete holds): it counts as canary.
     s.extra_node("joins", true).await;
     let joined = "inplace-joins".to_string();
@@ -1278,4 +1278,185 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
         let canary = *node == node_name("inplace-bad", 5);
         assert_eq!(uid != &before[node].0, canary, "{node}: only the canary's pods were made again");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_reverted_without_a_human() {
+    let mut s = Scenario::new("partition").await;
+    let sts: Api<StatefulSet> = Api::namespaced(s.client.clone(), &s.ns);
+    let mut spec = app_spec("partition", "db");
+    spec["replicas"] = 4.into();
+    spec["serviceName"] = "db".into();
+    spec["podManagementPolicy"] = "OrderedReady".into();
+    let db: StatefulSet = serde_json::from_value(json!({"metadata": {"name": "db"}, "spec": spec})).unwrap();
+    sts.create(&Default::default(), &db).await.unwrap();
+    let ready = || async {
+        let status = sts.get("db").await.unwrap().status.unwrap_or_default();
+        status.ready_replicas == Some(4) && status.updated_replicas == Some(4)
+    };
+    eventually("db Ready", SECS(90), ready).await;
+    let before = s.pods_by_name("db").await;
+    let uids = |pods: &std::collections::BTreeMap<String, (String, String)>| -> Vec<String> {
+        pods.values().map(|(uid, _)| uid.clone()).collect()
+    };
+    let original = serde_json::to_value(sts.get("db").await.unwrap().spec.unwrap().update_strategy).unwrap();
+    // Every node cordoned until the revert: db-3, made again from the new template, never
+    // schedules (the signal sees every pod fail from before the change, so only the progress
+    // deadline can tell).
+    s.workload(Duration::from_millis(200), Duration::from_secs(20));
+    s.cordon_until_reverted("db").await;
+    let upgrade = two_stage(&s.ns, "up", "20s", BAD)
+        .replacen(
+            "{kind: DaemonSet, name: connector-canary, image:",
+            "{kind: StatefulSet, name: db, canary: {replicas: 1}, image:",
+            1,
+        )
+        .replacen("{kind: DaemonSet, name: connector, image:", "{kind: StatefulSet, name: db, image:", 1)
+        .replace("progressDeadline: 60s", "progressDeadline: 20s");
+    s.apply(&upgrade).await;
+    // The operator restarts mid-canary, once the partition is set: it goes on from the status.
+    let partition = |st: &StatefulSet| {
+        let strategy = st.spec.as_ref().and_then(|s| s.update_strategy.clone()).unwrap_or_default();
+        strategy.rolling_update.and_then(|r| r.partition)
+    };
+    eventually("the canary's partition set", SECS(60), || async {
+        partition(&sts.get("db").await.unwrap()) == Some(3)
+    })
+    .await;
+    s.operator.restart().unwrap();
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(180)).await;
+    let st = mu.status.unwrap();
+    assert_eq!(st.rollback.unwrap().reason, reason::ROLLOUT_FAILED);
+    let events = s.events("up").await;
+    assert!(events.iter().any(|e| e.contains("never became Ready")), "{events:?}");
+    eventually("db back", SECS(90), ready).await;
+    let db = sts.get("db").await.unwrap().spec.unwrap();
+    assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
+    assert_eq!(serde_json::to_value(db.update_strategy).unwrap(), original, "the partition restored exactly");
+    let after = s.pods_by_name("db").await;
+    let kept = uids(&after).iter().filter(|u| uids(&before).contains(u)).count();
+    assert_eq!(kept, 3, "only the top ordinal was made again: {before:?} -> {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s22_a_deployment_canary_runs_beside_its_replicas_then_its_settings_are_restored_exactly() {
+    let mut s = Scenario::new("surge").await;
+    let deployments: Api<Deployment> = Api::namespaced(s.client.clone(), &s.ns);
+    let mut spec = app_spec("surge", "web");
+    spec["replicas"] = 6.into();
+    let web: Deployment = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": spec})).unwrap();
+    deployments.create(&Default::default(), &web).await.unwrap();
+    let rolled_out = || async {
+        let status = deployments.get("web").await.unwrap().status.unwrap_or_default();
+        (status.available_replicas, status.updated_replicas, status.replicas) == (Some(6), Some(6), Some(6))
+    };
+    eventually("web available", SECS(90), rolled_out).await;
+    let settings = |d: &Deployment| {
+        let spec = d.spec.clone().unwrap();
+        json!([spec.strategy, spec.min_ready_seconds, spec.progress_deadline_seconds])
+    };
+    let original = settings(&deployments.get("web").await.unwrap());
+    let before = s.pods_by_name("web").await;
+    s.workload(Duration::from_millis(200), Duration::from_secs(20));
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let upgrade = two_stage(&s.ns, "up", "20s", next)
+        .replacen(
+            "{kind: DaemonSet, name: connector-canary, image:",
+            "{kind: Deployment, name: web, canary: {replicas: 2}, image:",
+            1,
+        )
+        .replacen("{kind: DaemonSet, name: connector, image:", "{kind: Deployment, name: web, image:", 1);
+    s.apply(&upgrade).await;
+    let mu = s
+        .wait_for("up", SECS(90), "soaking the canary", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+        })
+        .await;
+    // Two new replicas beside the six it had, which are the pods it started with.
+    let during = s.pods_by_name("web").await;
+    let new: Vec<&String> = during.iter().filter(|(_, (_, image))| image == next).map(|(n, _)| n).collect();
+    assert_eq!(new.len(), 2, "{during:?}");
+    for (name, (uid, image)) in &before {
+        assert_eq!(during.get(name), Some(&(uid.clone(), image.clone())), "{name} untouched");
+    }
+    let canary = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
+    assert_eq!((canary.wanted, canary.total, canary.pods.len()), (2, 6, 2));
+    // Every field the canary changes is attributed to the operator's field manager.
+    let d = deployments.get("web").await.unwrap();
+    for field in ["strategy", "minReadySeconds", "progressDeadlineSeconds"] {
+        let owners = managers_of(&d.metadata, field);
+        assert!(owners.contains(&FIELD_MANAGER), "managers of {field}: {owners:?}");
+    }
+    // The operator killed mid-canary hands the rest over from what it recorded.
+    s.operator.kill();
+    s.operator.restart().unwrap();
+    s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
+    eventually("web rolled out", SECS(90), rolled_out).await;
+    let d = deployments.get("web").await.unwrap();
+    assert_eq!(
+        settings(&d),
+        original,
+        "its strategy, minReadySeconds and progressDeadlineSeconds restored exactly"
+    );
+    assert!(s.pods_by_name("web").await.values().all(|(_, image)| image == next));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s23_a_deployment_canary_reverted_leaves_every_old_replica_and_its_availability_alone() {
+    let s = Scenario::new("surge-back").await;
+    let deployments: Api<Deployment> = Api::namespaced(s.client.clone(), &s.ns);
+    let mut spec = app_spec("surge-back", "web");
+    spec["replicas"] = 4.into();
+    spec["minReadySeconds"] = 1.into();
+    spec["strategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}});
+    let web: Deployment = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": spec})).unwrap();
+    deployments.create(&Default::default(), &web).await.unwrap();
+    let available = |d: &Deployment| d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+    eventually("web available", SECS(90), || async {
+        available(&deployments.get("web").await.unwrap()) == 4
+    })
+    .await;
+    let spec = deployments.get("web").await.unwrap().spec.unwrap();
+    let original = json!([spec.strategy, spec.min_ready_seconds, spec.progress_deadline_seconds]);
+    let before = s.pods_by_name("web").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let upgrade = two_stage(&s.ns, "up", "120s", next)
+        .replacen(
+            "{kind: DaemonSet, name: connector-canary, image:",
+            "{kind: Deployment, name: web, canary: {replicas: \"25%\"}, image:",
+            1,
+        )
+        .replacen("{kind: DaemonSet, name: connector, image:", "{kind: Deployment, name: web, image:", 1);
+    s.apply(&upgrade).await;
+    s.wait_for("up", SECS(90), "soaking the canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
+    assert_eq!(s.pods_by_name("web").await.len(), 5, "one new replica (25 % of 4) beside the four");
+    // From the revert on, the Deployment never counts fewer than its four old replicas available.
+    let (watch, lowest) = (deployments.clone(), std::sync::Arc::new(std::sync::atomic::AtomicI32::new(4)));
+    let seen = lowest.clone();
+    let watcher = tokio::spawn(async move {
+        loop {
+            if let Ok(d) = watch.get("web").await {
+                seen.fetch_min(available(&d), std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let ups: Api<MaintenanceUpgrade> = Api::namespaced(s.client.clone(), &s.ns);
+    let patch = json!({"spec": {"rollback": {"requested": true}}});
+    ups.patch("up", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap();
+    s.wait_phase("up", Phase::RolledBack, SECS(120)).await;
+    eventually("the canary's replica scaled away", SECS(60), || async {
+        s.pods_by_name("web").await.len() == 4
+    })
+    .await;
+    watcher.abort();
+    assert_eq!(lowest.load(std::sync::atomic::Ordering::Relaxed), 4, "availability never dropped");
+    assert_eq!(s.pods_by_name("web").await, before, "the four old replicas, untouched");
+    let spec = deployments.get("web").await.unwrap().spec.unwrap();
+    assert_eq!(json!([spec.strategy, spec.min_ready_seconds, spec.progress_deadline_seconds]), original);
+    assert_eq!(spec.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
 }

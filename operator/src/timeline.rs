@@ -20,15 +20,20 @@ pub fn header() -> String {
 fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatus) -> Option<String> {
     let asked = mu.spec.stages.get(si)?.components.get(ci)?.canary.as_ref();
     match (&c.canary, asked) {
-        (Some(k), _) if k.nodes_total > 0 => Some(format!(
-            "{} of {} nodes run the desired image (this stage wants {}): {}",
-            k.nodes.len(),
-            k.nodes_total,
-            k.nodes_wanted,
-            k.nodes.join(", ")
-        )),
+        (Some(k), _) if k.total > 0 => {
+            let (unit, on) =
+                if c.kind == WorkloadKind::DaemonSet { ("nodes", &k.nodes) } else { ("replicas", &k.pods) };
+            Some(format!(
+                "{} of {} {unit} run the desired image (this stage wants {}): {}",
+                on.len(),
+                k.total,
+                k.wanted,
+                on.join(", ")
+            ))
+        }
         (_, Some(asked)) => Some(match asked.selector_text() {
             Some(selector) => format!("{} of its nodes with {selector}", asked.portion()),
+            None if asked.replicas.is_some() => format!("its top {} of its replicas", asked.portion()),
             None => format!("{} of its nodes", asked.portion()),
         }),
         _ => None,

@@ -75,19 +75,19 @@ fn a_row_is_one_line_of_the_timeline() {
 fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
     let mut mu = upgrade();
     let mut canary = mu.spec.stages[0].components[0].clone();
-    canary.canary = Some(Canary { nodes: Some(Portion::Count(2)), node_selector: None });
+    canary.canary = Some(Canary { nodes: Some(Portion::Count(2)), node_selector: None, replicas: None });
     mu.spec.stages[0].components[0] = canary.clone();
     let mut wider = mu.spec.stages[0].clone();
     wider.name = "wider".into();
     wider.components[0].canary =
-        Some(Canary { nodes: Some(Portion::Percent("25%".into())), node_selector: None });
+        Some(Canary { nodes: Some(Portion::Percent("25%".into())), node_selector: None, replicas: None });
     mu.spec.stages.push(wider);
     let st = mu.status.as_mut().unwrap();
     st.stages[0].components[0].canary = Some(CanaryStatus {
-        nodes_wanted: 2,
-        nodes_total: 10,
+        wanted: 2,
+        total: 10,
         nodes: vec!["zone-0".into(), "zone-1".into()],
-        original_update_strategy: None,
+        ..Default::default()
     });
     let mut pending = st.stages[0].clone();
     pending.name = "wider".into();

@@ -160,6 +160,7 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
         }
         Effect::SetImage { target, resource_version, container, index, image, strategy } => {
             let patch = target::image_patch(
+                target.kind,
                 resource_version,
                 owner,
                 owner_uid,
@@ -171,7 +172,7 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
             json_patch_target(ctx, target, patch).await
         }
         Effect::SetStrategy { target, resource_version, strategy } => {
-            let patch = target::strategy_patch(resource_version, owner, owner_uid, strategy);
+            let patch = target::strategy_patch(target.kind, resource_version, owner, owner_uid, strategy);
             json_patch_target(ctx, target, patch).await
         }
         Effect::DeletePods { target, pods } => delete_pods(ctx, target, pods).await,

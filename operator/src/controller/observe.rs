@@ -8,6 +8,7 @@ use crate::decide::ReadError::{Permanent, Transient};
 use crate::decide::{self, HistoryResult, Observed, ReadError, SampleResult};
 use crate::error::{Error, Result};
 use crate::history::scopes::{Scope, max_scopes};
+use crate::signals::pod_index::PodOwner;
 use crate::signals::{prometheus, selector};
 use crate::target::{self, TargetKey, TargetState};
 use chrono::{DateTime, Utc};
@@ -61,7 +62,7 @@ pub async fn observe(
     for (key, state) in reads.into_iter().zip(states) {
         targets.insert(key, state);
     }
-    // A canary inside a DaemonSet is judged by its pods: where each runs and what, from the pod
+    // A canary inside a workload is judged by its pods: where each runs and what, from the pod
     // watch (which covers the namespaces this operator watches).
     let canaried: Vec<TargetKey> = mu
         .spec
@@ -74,7 +75,11 @@ pub async fn observe(
     for (key, state) in targets.iter_mut() {
         if let Some(t) = state.as_mut().filter(|_| canaried.contains(key)) {
             let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            t.pods = pods.daemon_pods(&key.namespace, &t.uid);
+            let owner = match key.kind {
+                WorkloadKind::Deployment => PodOwner::Deployment(key.name.clone()),
+                _ => PodOwner::Uid(t.uid.clone()),
+            };
+            t.pods = pods.owned_pods(&key.namespace, &owner);
         }
     }
     // The nodes a canary's nodeSelector selects, from the API server's cache: names only. A read

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// the last stage that names it changes all of it.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.nodes) || has(self.nodeSelector)").message("a canary names its nodes: a count or percentage (nodes), labels (nodeSelector), or both"))]
+#[x_kube(validation = Rule::new("(has(self.nodes) || has(self.nodeSelector)) != has(self.replicas)").message("a canary names nodes (nodes and/or nodeSelector: a DaemonSet) or replicas (a StatefulSet or Deployment), one of the two"))]
 pub struct Canary {
     /// DaemonSet: on how many of the nodes that run its pods the new image runs in this stage:
     /// a number (`2`) or a percentage of those nodes (`"25%"`, rounded up); with a nodeSelector,
@@ -27,12 +27,25 @@ pub struct Canary {
     // anything changes (a rule over a map's keys exceeds the API server's cost limit).
     #[schemars(extend("minProperties" = 1, "maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"}))]
     pub node_selector: Option<std::collections::BTreeMap<String, String>>,
+    /// StatefulSet: how many of its replicas, the top ordinals, run the new image in this stage:
+    /// a number (`1`) or a percentage (`"25%"`, rounded up). Set as its rollingUpdate.partition
+    /// (replicas minus this), which its own controller follows.
+    /// Deployment: how many new replicas run beside all the old ones (a percentage of its
+    /// replicas, rounded up): a rolling update that only adds (maxSurge this, maxUnavailable 0)
+    /// and whose new pods its controller never counts available (minReadySeconds held), so that
+    /// it takes no old pod away. What is changed is recorded and restored exactly when the last
+    /// stage starts or the upgrade is reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Portion>,
 }
 
 impl Canary {
-    /// How many of the nodes it may take: `nodes`, or all of them.
+    /// How many it takes: `nodes` (or all the nodes it may take), or `replicas`.
     pub fn portion(&self) -> Portion {
-        self.nodes.clone().unwrap_or_else(|| Portion::Percent("100%".into()))
+        self.nodes
+            .clone()
+            .or_else(|| self.replicas.clone())
+            .unwrap_or_else(|| Portion::Percent("100%".into()))
     }
 
     /// A nodeSelector key that is not a label key (`[prefix/]name`), if any.

@@ -182,7 +182,7 @@ fn default_progress_deadline() -> Duration {
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.canary) || self.kind == 'DaemonSet'").message("canary.nodes applies to a DaemonSet; a StatefulSet or Deployment is changed whole by its stage"))]
+#[x_kube(validation = Rule::new("!has(self.canary) || (self.kind == 'DaemonSet') != has(self.canary.replicas)").message("canary.nodes and canary.nodeSelector apply to a DaemonSet, canary.replicas to a StatefulSet (its top ordinals) or a Deployment (new replicas beside the old)"))]
 pub struct Component {
     pub kind: WorkloadKind,
     /// Namespace of the target; defaults to the MaintenanceUpgrade's namespace.
@@ -199,7 +199,8 @@ pub struct Component {
     #[schemars(length(min = 1, max = 512))]
     #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(\\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')").message("image must be a reference such as registry.example.com/team/app:v1.2.3 or registry.example.com/team/app@sha256:<64 hex digits>"))]
     pub image: String,
-    /// Change only part of the workload in this stage (a DaemonSet's nodes). The same target
+    /// Change only part of the workload in this stage (a DaemonSet's nodes, a StatefulSet's top
+    /// ordinals, a Deployment's new replicas beside its old ones). The same target
     /// named again in a later stage widens the canary; the last stage that names it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,

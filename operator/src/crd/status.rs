@@ -172,21 +172,26 @@ pub struct ComponentStatus {
     pub canary: Option<CanaryStatus>,
 }
 
-/// Where a DaemonSet's canary runs.
+/// Where a canary inside one workload runs.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
-    /// How many nodes this stage runs the new image on (`canary.nodes` resolved against the
-    /// nodes that run the workload's pods).
+    /// How many nodes (a DaemonSet) or replicas (a StatefulSet) this stage runs the new image
+    /// on: the canary's count or percentage resolved against `total`.
     #[serde(default)]
-    pub nodes_wanted: i32,
-    /// Of how many nodes that run the workload's pods.
+    pub wanted: i32,
+    /// Of how many: the nodes that run the DaemonSet's pods, or the StatefulSet's replicas when
+    /// the canary began.
     #[serde(default)]
-    pub nodes_total: i32,
-    /// The nodes whose pod runs the new image, by name. A pod the workload's controller made
-    /// again on another node (a new node, an eviction) gets the new image too, and is counted.
+    pub total: i32,
+    /// A DaemonSet's nodes whose pod runs the new image, by name. A pod the workload's
+    /// controller made again on another node (a new node, an eviction) gets the new image too,
+    /// and is counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
+    /// A StatefulSet's pods that run the new image, by name (its top ordinals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
     /// The workload's updateStrategy before the canary set it to OnDelete, as JSON exactly as
     /// the API server held it (also on the target, annotation maintenance.dev/original-update-strategy).
     /// Restored when the last stage that names the target starts, and when it is reverted.

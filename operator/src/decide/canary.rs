@@ -12,6 +12,8 @@
 //! the DaemonSet's own maxUnavailable allows (at least one at a time: OnDelete cannot surge);
 //! a pod that is not Ready is replaced at once.
 
+use super::canary_partition::{partition_of, with_partition};
+use super::canary_surge::{surge_of, surge_settings};
 use super::{Decider, Effect};
 use crate::crd::*;
 use crate::target::{ON_DELETE, PodPlace, TargetKey, TargetState};
@@ -31,11 +33,17 @@ fn on_delete(strategy: Option<&str>) -> bool {
     parsed.is_some_and(|s| s.type_.as_deref() == Some("OnDelete"))
 }
 
-/// The strategy a canary of `t` restores: its own, unless a canary left it OnDelete (an upgrade
-/// deleted mid-canary, or this one), then the one recorded on it.
+/// Whether `strategy` is what a canary sets: OnDelete (a DaemonSet), a partition (a
+/// StatefulSet), a surge whose pods never count as available (a Deployment).
+fn left_by_canary(strategy: &str) -> bool {
+    on_delete(Some(strategy)) || partition_of(Some(strategy)) > 0 || surge_of(Some(strategy)).is_some()
+}
+
+/// The strategy a canary of `t` restores: its own, unless a canary left it (an upgrade deleted
+/// mid-canary, or this one), then the one recorded on it.
 pub(super) fn strategy_to_restore(t: &TargetState) -> Option<String> {
     match (&t.update_strategy, &t.original_strategy) {
-        (Some(current), Some(recorded)) if on_delete(Some(current)) => Some(recorded.clone()),
+        (Some(current), Some(recorded)) if left_by_canary(current) => Some(recorded.clone()),
         (Some(current), _) => Some(current.clone()),
         (None, recorded) => recorded.clone(),
     }
@@ -160,6 +168,31 @@ impl Decider<'_> {
                         s.name
                     ));
                 }
+                if key.kind == WorkloadKind::Deployment && t.paused {
+                    return Some(format!(
+                        "{key} is paused (spec.paused): its controller would make no canary; resume it, or \
+                         upgrade it whole (no canary)"
+                    ));
+                }
+                if key.kind != WorkloadKind::DaemonSet {
+                    let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
+                    if canary.portion().of(replicas).is_none_or(|n| n > replicas) {
+                        return Some(format!(
+                            "canary.replicas of {key} in stage {} is {} but it has {replicas} replicas; ask for at most {replicas}, or a percentage",
+                            s.name,
+                            canary.portion()
+                        ));
+                    }
+                    // A partition of its own would be lowered by the canary and restored by the
+                    // revert with pods below it still on the new image.
+                    if key.kind == WorkloadKind::StatefulSet && partition_of(strategy.as_deref()) > 0 {
+                        return Some(format!(
+                            "{key} has a rollingUpdate.partition of its own: a canary inside it cannot \
+                             promise to restore it; set it to 0, or upgrade it whole (no canary)"
+                        ));
+                    }
+                    continue;
+                }
                 let Some(placed) = placed(t) else { continue };
                 let Some(eligible) = self.eligible(canary, &placed.nodes) else { continue };
                 if let Some(selector) = canary.selector_text().filter(|_| eligible.is_empty()) {
@@ -204,17 +237,25 @@ impl Decider<'_> {
 
     /// The strategy recorded for a canaried target: on the target, or (if someone removed that
     /// annotation) in the status, where the operator copied it.
-    fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
+    pub(super) fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
         t.original_strategy
             .clone()
             .or_else(|| self.recorded_canaries(key).find_map(|k| k.original_update_strategy.clone()))
     }
 
     /// What the status records of the canaries inside `key`, in every stage that names it.
-    fn recorded_canaries<'s>(&'s self, key: &'s TargetKey) -> impl Iterator<Item = &'s CanaryStatus> + 's {
+    pub(super) fn recorded_canaries<'s>(
+        &'s self,
+        key: &'s TargetKey,
+    ) -> impl Iterator<Item = &'s CanaryStatus> + 's {
         self.components()
             .filter(move |o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
             .filter_map(|o| o.canary.as_ref())
+    }
+
+    /// How many the canary of `key` was measured against when it began (its status), if it has.
+    pub(super) fn recorded_total(&self, key: &TargetKey) -> Option<usize> {
+        self.recorded_canaries(key).map(|k| k.total).find(|n| *n > 0).and_then(|n| usize::try_from(n).ok())
     }
 
     /// Delete `pods` of `key` (its controller makes them again from its current template), and
@@ -253,6 +294,11 @@ impl Decider<'_> {
         let c = self.st.stages[si].components[ci].clone();
         let (key, t) = self.target(&c);
         let Some(t) = t else { return Some(format!("{key}: missing")) };
+        match key.kind {
+            WorkloadKind::StatefulSet => return self.partition_step(si, ci, &canary, replace),
+            WorkloadKind::Deployment => return self.surge_step(si, ci, &canary, replace),
+            WorkloadKind::DaemonSet => {}
+        }
         let Some(p) = placed(t) else {
             return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
         };
@@ -304,10 +350,11 @@ impl Decider<'_> {
             }
         }
         self.st.stages[si].components[ci].canary = Some(CanaryStatus {
-            nodes_wanted: wanted as i32,
-            nodes_total: p.nodes.len() as i32,
+            wanted: wanted as i32,
+            total: p.nodes.len() as i32,
             nodes: chosen.iter().cloned().collect(),
             original_update_strategy: original,
+            ..Default::default()
         });
         if !delete.is_empty() {
             let why = format!("so that {wanted} of {} nodes run {}", p.nodes.len(), c.desired_image);
@@ -333,6 +380,28 @@ impl Decider<'_> {
         let original = self.recorded_strategy(&key, t)?;
         let container = c.container.clone().unwrap_or_default();
         let late = self.now() >= give_up;
+        // A StatefulSet's updated pod that never became Ready holds an OrderedReady rollout
+        // even after the template is reverted (kubernetes#67250): deleted, it comes back from
+        // the reverted template.
+        if key.kind == WorkloadKind::StatefulSet {
+            let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
+                return Some(format!(
+                    "{key}: waiting for its controller and its pods to show the reverted template"
+                ));
+            };
+            let stuck: Vec<(String, String)> = pods
+                .iter()
+                .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.ready && !p.deleting)
+                .map(|p| (p.name.clone(), p.uid.clone()))
+                .collect();
+            if !stuck.is_empty() {
+                if self.effect.is_none() {
+                    let why = format!("that run {} and never became Ready", c.desired_image);
+                    self.replace_pods(&key, stuck, crate::constants::reason::REVERTED, why);
+                }
+                return Some(format!("{key}: replacing its updated pods that are not Ready"));
+            }
+        }
         if on_delete(t.update_strategy.as_deref()) && !late {
             let Some(p) = placed(t) else {
                 return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
@@ -357,7 +426,21 @@ impl Decider<'_> {
                 return Some(format!("{key}: {} pods still run {}", new.len(), c.desired_image));
             }
         }
-        let restore = self.hand_over(&key, t)?;
+        let Some(restore) = self.hand_over(&key, t) else {
+            // A StatefulSet's or Deployment's controller replaces the canary's pods itself once
+            // its settings are back; reverted only when none runs the new image (its status
+            // reads complete as soon as the template is back, the old revision being reused).
+            let new = t
+                .pods
+                .iter()
+                .flatten()
+                .filter(|p| !p.deleting && p.image(&container) == Some(c.desired_image.as_str()))
+                .count();
+            if key.kind != WorkloadKind::DaemonSet && new > 0 && !late {
+                return Some(format!("{key}: {new} pods still run {}", c.desired_image));
+            }
+            return None;
+        };
         if self.effect.is_none() {
             let why = if late {
                 " (pods that run the new image did not go away in time; the DaemonSet replaces them)"
@@ -399,6 +482,9 @@ impl Decider<'_> {
                     return None;
                 }
                 Some(match &c.canary {
+                    Some(k) if k.replicas.is_some() => {
+                        format!("widening the canary of {key} to {} of its replicas", k.portion())
+                    }
                     Some(k) => format!("widening the canary of {key} to {} of its nodes", k.portion()),
                     None => format!("handing the rest of {key} to its own updateStrategy"),
                 })
@@ -421,7 +507,17 @@ impl Decider<'_> {
             return None;
         }
         let original = strategy_to_restore(t)?;
-        if self.canary_of(first, ci).is_some() {
+        if let Some(canary) = self.canary_of(first, ci) {
+            if key.kind == WorkloadKind::StatefulSet {
+                let replicas = usize::try_from(t.desired_pods).unwrap_or(0).max(1);
+                let wanted = canary.portion().of(replicas).unwrap_or(1).clamp(1, replicas);
+                return Some((with_partition(Some(&original), replicas - wanted), original));
+            }
+            if key.kind == WorkloadKind::Deployment {
+                let replicas = usize::try_from(t.desired_pods).unwrap_or(0).max(1);
+                let wanted = canary.portion().of(replicas).unwrap_or(1).clamp(1, replicas);
+                return Some((surge_settings(wanted), original));
+            }
             return Some((ON_DELETE.to_string(), original));
         }
         (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| (original.clone(), original))

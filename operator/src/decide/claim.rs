@@ -104,7 +104,7 @@ impl Decider<'_> {
                     };
                     let strategy_note = original_strategy
                         .as_deref()
-                        .map(|s| format!(", and its updateStrategy {s}, which a canary inside it changes"))
+                        .map(|s| format!(", and its rollout settings {s}, which a canary inside it changes"))
                         .unwrap_or_default();
                     claims.push(Claim {
                         target: key.clone(),

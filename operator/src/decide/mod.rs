@@ -13,6 +13,8 @@
 mod analysis;
 mod baseline;
 mod canary;
+mod canary_partition;
+mod canary_surge;
 mod claim;
 mod conditions;
 mod finish;

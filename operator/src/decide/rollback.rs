@@ -151,7 +151,11 @@ impl Decider<'_> {
                 if t.image(&container) == Some(known_good.as_str()) {
                     continue; // reverted before a restart; nothing to send
                 }
-                self.effect = Some(Effect::set_image(&key, t, &container, &known_good));
+                let mut effect = Effect::set_image(&key, t, &container, &known_good);
+                if let Effect::SetImage { strategy, .. } = &mut effect {
+                    *strategy = self.settings_with_revert(&key, t);
+                }
+                self.effect = Some(effect);
                 self.note(
                     false,
                     reason::REVERTED,

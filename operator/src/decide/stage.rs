@@ -173,7 +173,7 @@ impl Decider<'_> {
                         reason::IMAGE_SET,
                         "RestoreStrategy",
                         format!(
-                            "{key}: the canary is widened to every node, by its own updateStrategy restored ({})",
+                            "{key}: the rest is handed to its own rolling update, its recorded settings restored ({})",
                             t.original_strategy.as_deref().unwrap_or_default()
                         ),
                     );

@@ -105,6 +105,7 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         desired_pods: 0,
         available_pods: 0,
         generation_observed: true,
+        paused: false,
     }
 }
 
@@ -133,11 +134,23 @@ pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> Po
     }
 }
 
+/// A Deployment's pod `name`, placed on no node in particular.
+pub(super) fn replica(name: &str, image: &str, ready: bool) -> PodPlace {
+    PodPlace {
+        name: format!("web-{name}"),
+        uid: format!("uid-web-{name}"),
+        node: "node-1".into(),
+        images: vec![("connector".into(), image.into())],
+        ready,
+        deleting: false,
+    }
+}
+
 /// A canary on `first` nodes of the connector DaemonSet, widened to `then`, then all of it.
 pub(super) fn canary_spec(first: Portion, then: Option<Portion>) -> MaintenanceUpgradeSpec {
     let mut s = spec();
     let part = |nodes: Portion| Component {
-        canary: Some(Canary { nodes: Some(nodes), node_selector: None }),
+        canary: Some(Canary { nodes: Some(nodes), node_selector: None, replicas: None }),
         ..component("connector", "connector:2.0")
     };
     s.stages = vec![stage("canary", vec![part(first)])];
@@ -241,8 +254,18 @@ impl World {
             if done.is_some_and(|d| now >= d) {
                 if let Some(Some(t)) = self.obs.targets.get_mut(&k) {
                     t.rollout = Rollout::Complete;
-                    // A DaemonSet's own rolling update replaces every pod with the template's.
                     let image = t.containers[0].1.clone();
+                    if k.kind == WorkloadKind::Deployment {
+                        // Its ReplicaSets: the current one's pods kept, made up to its replicas,
+                        // every other one's scaled away.
+                        let pods = t.pods.get_or_insert_with(Vec::new);
+                        pods.retain(|p| p.images[0].1 == image);
+                        for i in pods.len()..usize::try_from(t.desired_pods).unwrap() {
+                            pods.push(replica(&format!("rolled-{i}"), &image, true));
+                        }
+                        pods.truncate(usize::try_from(t.desired_pods).unwrap());
+                    }
+                    // A DaemonSet's own rolling update replaces every pod with the template's.
                     for p in t.pods.iter_mut().flatten().filter(|p| p.images[0].1 != image) {
                         let node = p.node.clone();
                         *p = pod(&node, 9, &image, true);
@@ -251,9 +274,23 @@ impl World {
                 self.rollouts.remove(&k);
             }
         }
+        // A Deployment under a canary's surge: its controller makes that many new pods beside
+        // the old ones, which it never counts available, so it takes none of the old away.
+        for (k, t) in self.obs.targets.iter_mut() {
+            let Some(t) = t.as_mut().filter(|_| k.kind == WorkloadKind::Deployment) else { continue };
+            let Some(surge) = super::canary_surge::surge_of(t.update_strategy.as_deref()) else { continue };
+            let image = t.containers[0].1.clone();
+            let pods = t.pods.get_or_insert_with(Vec::new);
+            for i in pods.iter().filter(|p| p.images[0].1 == image).count()..surge {
+                let p = replica(&format!("new-{i}"), &image, false);
+                self.starting.insert(p.uid.clone(), now + Duration::seconds(20));
+                pods.push(p);
+            }
+        }
         // A DaemonSet's pods made again become Ready after a while (a failing image never).
         let failing = self.failing_image.clone();
-        for t in self.obs.targets.values_mut().flatten() {
+        for (k, t) in self.obs.targets.iter_mut() {
+            let Some(t) = t.as_mut() else { continue };
             for p in t.pods.iter_mut().flatten() {
                 let ready_at = self.starting.get(&p.uid).copied();
                 if ready_at.is_some_and(|at| now >= at) && failing.as_deref() != Some(p.images[0].1.as_str())
@@ -261,7 +298,7 @@ impl World {
                     p.ready = true;
                 }
             }
-            let Some(pods) = &t.pods else { continue };
+            let Some(pods) = t.pods.as_ref().filter(|_| k.kind != WorkloadKind::Deployment) else { continue };
             // The DaemonSet's own counts: every node shows its pod in this world.
             t.desired_pods = pods.len() as i32;
             t.available_pods = pods.iter().filter(|p| p.ready && !p.deleting).count() as i32;
@@ -353,7 +390,7 @@ impl World {
                 assert_eq!(t.owner_uid.as_deref(), Some(self.obs.uid.as_str()), "only to targets we own");
                 t.update_strategy = Some(strategy.clone());
                 bump(t);
-                if strategy != ON_DELETE {
+                if strategy != ON_DELETE && super::canary_surge::surge_of(Some(strategy)).is_none() {
                     t.rollout = Rollout::InProgress("rolling".into());
                     self.rollouts
                         .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
@@ -395,8 +432,10 @@ impl World {
                     t.original_strategy = Some(original.clone());
                 }
                 bump(t);
-                // Under OnDelete no pod changes until the operator deletes it.
-                if t.update_strategy.as_deref() != Some(ON_DELETE) {
+                // Under OnDelete no pod changes until the operator deletes it; under a canary's
+                // surge, the pods are made above.
+                let surge = super::canary_surge::surge_of(t.update_strategy.as_deref()).is_some();
+                if t.update_strategy.as_deref() != Some(ON_DELETE) && !surge {
                     t.rollout = Rollout::InProgress("rolling".into());
                     self.rollouts
                         .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });

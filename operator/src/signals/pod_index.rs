@@ -38,18 +38,27 @@ struct PodFacts {
     waiting_failure: bool,
     /// Container name and the `imageID` it runs: the digest recorded when a target is claimed.
     image_ids: Vec<(String, String)>,
-    /// Where a DaemonSet's pod runs and what, for a canary inside it (None for other pods, to
+    /// Where a workload's pod runs and what, for a canary inside it (None for other pods, to
     /// keep the index small).
-    place: Option<Box<DaemonPod>>,
+    place: Option<Box<OwnedPod>>,
     deleted_at: Option<DateTime<Utc>>,
 }
 
-/// What a canary inside a DaemonSet needs of each of its pods.
+/// What a canary inside a workload needs of each of its pods.
 #[derive(Clone, Debug, PartialEq)]
-struct DaemonPod {
-    /// The DaemonSet's UID (the pod's controller reference).
-    owner_uid: String,
+struct OwnedPod {
+    owner: PodOwner,
     place: PodPlace,
+}
+
+/// The workload a pod belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PodOwner {
+    /// A DaemonSet or StatefulSet, by UID: the pod's controller reference.
+    Uid(String),
+    /// A Deployment, by name: its pod's controller is a ReplicaSet the Deployment named
+    /// `<deployment>-<pod-template-hash>` (the Deployment controller's own naming).
+    Deployment(String),
 }
 
 #[derive(Debug, Default)]
@@ -215,9 +224,9 @@ impl PodIndex {
         Some(digests)
     }
 
-    /// The live pods of the DaemonSet with UID `owner_uid` in `namespace`: where each runs and
-    /// what; None until the pod watch has listed.
-    pub fn daemon_pods(&self, namespace: &str, owner_uid: &str) -> Option<Vec<PodPlace>> {
+    /// The live pods of `owner` in `namespace`: where each runs and what; None until the pod
+    /// watch has listed.
+    pub fn owned_pods(&self, namespace: &str, owner: &PodOwner) -> Option<Vec<PodPlace>> {
         if !self.pods_listed {
             return None;
         }
@@ -225,7 +234,7 @@ impl PodIndex {
             .pods
             .values()
             .filter(|p| p.deleted_at.is_none() && p.namespace == namespace)
-            .filter_map(|p| p.place.as_deref().filter(|d| d.owner_uid == owner_uid))
+            .filter_map(|p| p.place.as_deref().filter(|d| d.owner == *owner))
             .map(|d| d.place.clone())
             .collect();
         pods.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
@@ -264,7 +273,7 @@ impl PodIndex {
                 .filter(|cs| !cs.image_id.is_empty())
                 .map(|cs| (cs.name.clone(), cs.image_id.clone()))
                 .collect(),
-            place: daemon_pod(pod).map(Box::new),
+            place: owned_pod(pod).map(Box::new),
             deleted_at: None,
         };
         let deleted_at = self.pods.get(&uid).and_then(|old| old.deleted_at);
@@ -273,12 +282,18 @@ impl PodIndex {
     }
 }
 
-/// A DaemonSet's pod: its owner, node, images and readiness.
-fn daemon_pod(pod: &Pod) -> Option<DaemonPod> {
-    let owner = pod.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
-    if owner.kind != "DaemonSet" {
-        return None;
-    }
+/// A workload's pod: its owner, node, images and readiness.
+fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
+    let controller = pod.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+    let owner = match controller.kind.as_str() {
+        "DaemonSet" | "StatefulSet" => PodOwner::Uid(controller.uid.clone()),
+        "ReplicaSet" => {
+            let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+            let deployment = controller.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
+            PodOwner::Deployment(deployment.to_string())
+        }
+        _ => return None,
+    };
     let spec = pod.spec.as_ref()?;
     let ready = pod
         .status
@@ -287,8 +302,8 @@ fn daemon_pod(pod: &Pod) -> Option<DaemonPod> {
         .into_iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    Some(DaemonPod {
-        owner_uid: owner.uid.clone(),
+    Some(OwnedPod {
+        owner,
         place: PodPlace {
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),

@@ -203,10 +203,40 @@ fn a_daemonsets_pods_are_placed_on_their_nodes_even_before_they_are_bound() {
     };
     let other = pod("x", "2026-11-24T02:00:00Z", "Running", None);
     let ix = listed(&[daemon("a", Some("node-a"), "True"), daemon("b", None, "False"), other], &[], now);
-    let pods = ix.daemon_pods("kube-system", "ds-1").unwrap();
+    let pods = ix.owned_pods("kube-system", &PodOwner::Uid("ds-1".into())).unwrap();
     let placed: Vec<(&str, &str, bool)> =
         pods.iter().map(|p| (p.name.as_str(), p.node.as_str(), p.ready)).collect();
     assert_eq!(placed, [("a", "node-a", true), ("b", "node-b", false)]);
     assert_eq!(pods[0].image("connector"), Some("connector:2.0"));
-    assert_eq!(ix.daemon_pods("kube-system", "another").unwrap(), vec![]);
+    assert_eq!(ix.owned_pods("kube-system", &PodOwner::Uid("another".into())).unwrap(), vec![]);
+}
+
+#[test]
+fn a_deployments_pods_are_known_by_the_replicasets_it_names() {
+    let now = t("2026-11-24T03:00:00Z");
+    let replica = |uid: &str, rs: &str, hash: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"uid": uid, "name": uid, "namespace": "team-a", "creationTimestamp": "2026-11-24T02:00:00Z",
+                "labels": {"pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": "rs", "controller": true}]},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "app:2"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap()
+    };
+    let pods = [
+        replica("new", "web-7d9f", "7d9f"),
+        replica("old", "web-5c4b", "5c4b"),
+        // Another Deployment whose name starts alike, and a ReplicaSet of no Deployment's naming.
+        replica("other", "web-api-6a1e", "6a1e"),
+        replica("bare", "web-by-hand", "7d9f"),
+    ];
+    let ix = listed(&pods, &[], now);
+    let names = |d: &str| -> Vec<String> {
+        let owner = PodOwner::Deployment(d.into());
+        ix.owned_pods("team-a", &owner).unwrap().into_iter().map(|p| p.name).collect()
+    };
+    assert_eq!(names("web"), ["new", "old"]);
+    assert_eq!(names("web-api"), ["other"]);
+    assert!(ix.owned_pods("team-b", &PodOwner::Deployment("web".into())).unwrap().is_empty());
 }

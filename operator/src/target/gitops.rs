@@ -4,7 +4,7 @@
 
 use super::key::TargetKey;
 use crate::constants::FIELD_MANAGER;
-use crate::crd::{ManagedBy, ManagerTool};
+use crate::crd::{ManagedBy, ManagerTool, WorkloadKind};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The tool that manages a target, from the marks each tool leaves on what it applies. Flux's
@@ -45,8 +45,9 @@ pub fn managed_by(meta: &ObjectMeta) -> Option<ManagedBy> {
 
 /// What happens to the operator's change, and the exact setting that prevents it, for `target`
 /// whose container at `index` the upgrade changes.
-/// `canary`: the operator changes the target's updateStrategy too (a canary inside it), which
-/// the tool would put back as well, rolling every node.
+/// `canary`: the operator changes the target's rollout settings too (a canary inside it),
+/// which the tool would put back as well: a DaemonSet's or StatefulSet's updateStrategy, a
+/// Deployment's strategy, minReadySeconds and progressDeadlineSeconds.
 pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize, canary: bool) -> String {
     let (kind, ns, name) = (format!("{:?}", target.kind), &target.namespace, &target.name);
     let owner = match &m.namespace {
@@ -55,9 +56,14 @@ pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize, canary: bool) -> 
     };
     let mut paths = vec![format!("\"/spec/template/spec/containers/{index}/image\"")];
     let mut what = "the old image".to_string();
-    if canary {
+    if canary && target.kind == WorkloadKind::Deployment {
+        for field in ["strategy", "minReadySeconds", "progressDeadlineSeconds"] {
+            paths.push(format!("\"/spec/{field}\""));
+        }
+        what.push_str(" and strategy, minReadySeconds and progressDeadlineSeconds (which end the canary)");
+    } else if canary {
         paths.push("\"/spec/updateStrategy\"".into());
-        what.push_str(" and updateStrategy (which rolls every node)");
+        what.push_str(" and updateStrategy (which rolls every node, or every replica)");
     }
     let paths = paths.join(", ");
     match m.tool {

@@ -70,5 +70,17 @@ fn the_advice_names_the_exact_setting() {
         f.contains("paths: [\"/spec/template/spec/containers/1/image\", \"/spec/updateStrategy\"]"),
         "{f}"
     );
-    assert!(f.contains("puts the old image and updateStrategy (which rolls every node) back"), "{f}");
+    assert!(
+        f.contains("puts the old image and updateStrategy (which rolls every node, or every replica) back"),
+        "{f}"
+    );
+    // A Deployment's canary changes three fields of its spec.
+    let web = TargetKey { kind: WorkloadKind::Deployment, ..key.clone() };
+    let f = advice(&flux, &web, 0, true);
+    assert!(
+        f.contains(
+            "paths: [\"/spec/template/spec/containers/0/image\", \"/spec/strategy\", \"/spec/minReadySeconds\", \"/spec/progressDeadlineSeconds\"]"
+        ),
+        "{f}"
+    );
 }

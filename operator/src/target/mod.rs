@@ -5,7 +5,7 @@ use crate::constants::{
     CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION,
     OWNER_UID_ANNOTATION,
 };
-use crate::crd::ManagedBy;
+use crate::crd::{ManagedBy, WorkloadKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -38,10 +38,14 @@ pub struct TargetState {
     pub managed_by: Option<ManagedBy>,
     /// The workload's UID: the controller reference its pods carry.
     pub uid: String,
-    /// A DaemonSet's `spec.updateStrategy`, as JSON.
+    /// The workload's rollout settings, which a canary inside it changes, as JSON: a
+    /// DaemonSet's or StatefulSet's `spec.updateStrategy`; a Deployment's
+    /// `{strategy, minReadySeconds, progressDeadlineSeconds}` (`deployment_settings`).
     pub update_strategy: Option<String>,
-    /// The update strategy a canary recorded on the target before it changed it.
+    /// The rollout settings a canary recorded on the target before it changed them.
     pub original_strategy: Option<String>,
+    /// A Deployment's `spec.paused`: its controller makes no new ReplicaSet while it holds.
+    pub paused: bool,
     /// The container the pod template names as its default, if any.
     pub default_container: Option<String>,
     /// A DaemonSet's pods, with their nodes, when a canary inside it needs them; None until the
@@ -145,6 +149,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         desired_pods: 0,
         available_pods: 0,
         generation_observed: false,
+        paused: false,
     }
 }
 
@@ -187,7 +192,27 @@ pub fn from_deployment(d: &Deployment) -> TargetState {
     } else {
         Rollout::Complete
     };
-    base(&d.metadata, &spec.template, rollout)
+    let mut state = base(&d.metadata, &spec.template, rollout);
+    state.update_strategy = Some(deployment_settings(&spec).to_string());
+    state.paused = spec.paused.unwrap_or(false);
+    state.desired_pods = want;
+    state.available_pods = st.available_replicas.unwrap_or(0);
+    state.generation_observed = generation_seen(&d.metadata, st.observed_generation).is_none();
+    state
+}
+
+/// What a canary inside a Deployment changes, and restores exactly: its `strategy`,
+/// `minReadySeconds` (absent reads 0, the API server's own way of leaving it out) and
+/// `progressDeadlineSeconds` (the API server always sets it).
+pub fn deployment_settings(spec: &k8s_openapi::api::apps::v1::DeploymentSpec) -> serde_json::Value {
+    let mut v = json!({
+        "strategy": spec.strategy.clone().unwrap_or_default(),
+        "minReadySeconds": spec.min_ready_seconds.unwrap_or(0),
+    });
+    if let Some(p) = spec.progress_deadline_seconds {
+        v["progressDeadlineSeconds"] = p.into();
+    }
+    v
 }
 
 pub fn from_daemonset(d: &DaemonSet) -> TargetState {
@@ -242,7 +267,12 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
     } else {
         Rollout::Complete
     };
-    base(&s.metadata, &spec.template, rollout)
+    let mut state = base(&s.metadata, &spec.template, rollout);
+    state.update_strategy = spec.update_strategy.as_ref().and_then(|u| serde_json::to_string(u).ok());
+    state.desired_pods = want;
+    state.available_pods = st.available_replicas.unwrap_or(0);
+    state.generation_observed = generation_seen(&s.metadata, st.observed_generation).is_none();
+    state
 }
 
 /// JSON patch that sets the image of the `index`th container, named `container`. Its tests make
@@ -252,7 +282,9 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
 /// With `strategy` = (new, original), the same write also sets `spec.updateStrategy` to `new`
 /// and records `original` on the target: a canary's image and its OnDelete land together, so
 /// that no pod rolls in between, and the strategy it will restore is the one it replaced.
+#[allow(clippy::too_many_arguments)]
 pub fn image_patch(
+    kind: WorkloadKind,
     resource_version: &str,
     owner: &str,
     owner_uid: &str,
@@ -269,20 +301,22 @@ pub fn image_patch(
         ops.push(
             json!({"op": "add", "path": annotation_path(ORIGINAL_STRATEGY_ANNOTATION), "value": original}),
         );
-        ops.push(strategy_op(new));
+        ops.extend(strategy_ops(kind, new));
     }
     serde_json::Value::Array(ops)
 }
 
-/// JSON patch that sets `spec.updateStrategy` (JSON), with the tests of `image_patch`.
+/// JSON patch that sets the rollout settings (JSON, as `TargetState::update_strategy`), with
+/// the tests of `image_patch`.
 pub fn strategy_patch(
+    kind: WorkloadKind,
     resource_version: &str,
     owner: &str,
     owner_uid: &str,
     strategy: &str,
 ) -> serde_json::Value {
     let mut ops = owned_at(resource_version, owner, owner_uid);
-    ops.push(strategy_op(strategy));
+    ops.extend(strategy_ops(kind, strategy));
     serde_json::Value::Array(ops)
 }
 
@@ -295,11 +329,21 @@ fn owned_at(resource_version: &str, owner: &str, owner_uid: &str) -> Vec<serde_j
     ]
 }
 
-/// `add` replaces a member that exists and creates one that does not: the strategy is set
-/// exactly, whatever the object held.
-fn strategy_op(strategy: &str) -> serde_json::Value {
+/// `add` replaces a member that exists and creates one that does not: the settings are set
+/// exactly, whatever the object held. A Deployment's are three fields of its spec, in one write
+/// (the API server checks progressDeadlineSeconds against minReadySeconds).
+fn strategy_ops(kind: WorkloadKind, strategy: &str) -> Vec<serde_json::Value> {
     let value: serde_json::Value = serde_json::from_str(strategy).unwrap_or_else(|_| json!({}));
-    json!({"op": "add", "path": "/spec/updateStrategy", "value": value})
+    if kind != WorkloadKind::Deployment {
+        return vec![json!({"op": "add", "path": "/spec/updateStrategy", "value": value})];
+    }
+    ["strategy", "minReadySeconds", "progressDeadlineSeconds"]
+        .into_iter()
+        .filter_map(|field| {
+            let v = value.get(field)?;
+            Some(json!({"op": "add", "path": format!("/spec/{field}"), "value": v}))
+        })
+        .collect()
 }
 
 /// An annotation's JSON pointer (RFC 6901: `/` in the key is written `~1`).

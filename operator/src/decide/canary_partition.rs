@@ -1,0 +1,96 @@
+//! Decide step, pure: a canary inside one StatefulSet, its top ordinals, by its own
+//! `rollingUpdate.partition`, which its controller follows: the first stage that names it sets
+//! the image and the partition (replicas minus the canary) in one write; a later stage lowers
+//! the partition; the last restores the recorded strategy exactly. A revert sets the image
+//! back, deletes the updated pods that never became Ready (an OrderedReady StatefulSet stays
+//! stuck on them, kubernetes#67250), then restores the strategy (`canary::unwind`).
+
+use super::{Decider, Effect};
+use crate::crd::*;
+
+/// A StatefulSet's rollingUpdate.partition (0 when none).
+pub(super) fn partition_of(strategy: Option<&str>) -> usize {
+    let v: serde_json::Value = strategy.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    v["rollingUpdate"]["partition"].as_u64().and_then(|p| usize::try_from(p).ok()).unwrap_or(0)
+}
+
+/// `strategy` (JSON) as a RollingUpdate with `partition`, everything else kept.
+pub(super) fn with_partition(strategy: Option<&str>, partition: usize) -> String {
+    let mut v: serde_json::Value =
+        strategy.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_else(|| serde_json::json!({}));
+    v["type"] = "RollingUpdate".into();
+    if !v["rollingUpdate"].is_object() {
+        v["rollingUpdate"] = serde_json::json!({});
+    }
+    v["rollingUpdate"]["partition"] = partition.into();
+    v.to_string()
+}
+
+impl Decider<'_> {
+    /// A StatefulSet's canary: its top ordinals, by its rollingUpdate.partition, which its own
+    /// controller follows. A later stage lowers the partition. None once the controller has
+    /// updated those replicas and they are Ready.
+    pub(super) fn partition_step(
+        &mut self,
+        si: usize,
+        ci: usize,
+        canary: &Canary,
+        replace: bool,
+    ) -> Option<String> {
+        let c = self.st.stages[si].components[ci].clone();
+        let (key, t) = self.target(&c);
+        let t = t?;
+        let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
+        // The replicas the canary was measured against, when it began: a scale since would move
+        // what a partition means (a scale-up puts the new replicas above it, on the new image).
+        let measured = self.recorded_total(&key);
+        if replicas == 0 || measured.is_some_and(|m| m != replicas) {
+            return Some(format!(
+                "{key} was scaled from {} to {replicas} replicas during its canary; the canary is held \
+                 (scale it back, or set spec.rollback.requested)",
+                measured.unwrap_or(replicas)
+            ));
+        }
+        let wanted = canary.portion().of(replicas).unwrap_or(1).clamp(1, replicas);
+        let partition = replicas - wanted;
+        let current = partition_of(t.update_strategy.as_deref());
+        let container = c.container.clone().unwrap_or_default();
+        let running: Vec<String> = t
+            .pods
+            .iter()
+            .flatten()
+            .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.deleting)
+            .map(|p| p.name.clone())
+            .collect();
+        self.st.stages[si].components[ci].canary = Some(CanaryStatus {
+            wanted: wanted as i32,
+            total: replicas as i32,
+            pods: running,
+            original_update_strategy: self.recorded_strategy(&key, t),
+            ..Default::default()
+        });
+        if current > partition {
+            if replace && t.generation_observed && self.effect.is_none() {
+                let strategy = with_partition(t.update_strategy.as_deref(), partition);
+                self.note(
+                    false,
+                    crate::constants::reason::CANARY_WIDENED,
+                    "SetPartition",
+                    format!("{key}: partition {partition}, so that its top {wanted} of {replicas} replicas run {}", c.desired_image),
+                );
+                self.effect = Some(Effect::SetStrategy {
+                    target: key.clone(),
+                    resource_version: t.resource_version.clone(),
+                    strategy,
+                });
+            }
+            return Some(format!("{key}: lowering its partition to {partition}"));
+        }
+        match &t.rollout {
+            crate::target::Rollout::Complete => None,
+            crate::target::Rollout::InProgress(why) | crate::target::Rollout::Failed(why) => {
+                Some(format!("{key}: {why} (its top {wanted} of {replicas} replicas)"))
+            }
+        }
+    }
+}

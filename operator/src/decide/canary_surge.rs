@@ -1,0 +1,120 @@
+//! Decide step, pure: a canary inside one Deployment, which stays the user's own object. The
+//! first stage that names it sets the new image with a rolling update that may only add pods:
+//! `maxSurge` the canary's size, `maxUnavailable: 0`, and a `minReadySeconds` no stage outlasts
+//! (with no progress deadline, which the API server wants above it). The new ReplicaSet's pods
+//! then never count as available, so the Deployment's controller makes exactly that many and
+//! scales no old pod down: the canary runs beside every replica the user had, and is judged
+//! against them. A later stage raises `maxSurge`; the last restores the recorded settings, and
+//! the Deployment's own rolling update takes the rest. A revert sets the image and the recorded
+//! settings back in one write: the old ReplicaSet is the current one again, and the
+//! Deployment's controller scales the canary's away, touching no other pod.
+//!
+//! Why not `spec.paused`: a paused Deployment makes no new ReplicaSet, so the operator would
+//! have to make it itself (a second workload in all but name) or pause it once the controller
+//! has begun (a race it can lose); `kubectl rollout undo` refuses a paused Deployment, and
+//! Argo CD shows it Suspended.
+
+use super::Decider;
+use super::canary::same_strategy;
+use crate::crd::*;
+use crate::target::{PodPlace, TargetKey, TargetState};
+use serde_json::json;
+
+/// The canary's `minReadySeconds`: longer than any stage (68 years), so its pods never count
+/// as available to the Deployment's controller, which then takes no old pod away.
+const HOLD_READY_SECONDS: i64 = i32::MAX as i64 - 1;
+/// `progressDeadlineSeconds` must exceed `minReadySeconds`; `i32::MAX` also means "none".
+const NO_PROGRESS_DEADLINE: i64 = i32::MAX as i64;
+
+/// A Deployment's rollout settings (`target::deployment_settings`) while a canary of `k` pods
+/// runs inside it.
+pub(super) fn surge_settings(k: usize) -> String {
+    json!({
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": k, "maxUnavailable": 0}},
+        "minReadySeconds": HOLD_READY_SECONDS,
+        "progressDeadlineSeconds": NO_PROGRESS_DEADLINE,
+    })
+    .to_string()
+}
+
+/// The canary's size, if `settings` are a canary's.
+pub(super) fn surge_of(settings: Option<&str>) -> Option<usize> {
+    let v: serde_json::Value = serde_json::from_str(settings?).ok()?;
+    if v["minReadySeconds"].as_i64() != Some(HOLD_READY_SECONDS) {
+        return None;
+    }
+    usize::try_from(v["strategy"]["rollingUpdate"]["maxSurge"].as_u64()?).ok()
+}
+
+impl Decider<'_> {
+    /// What a revert of Deployment `key` writes with its image: the recorded settings, in the
+    /// same write. With two writes, an operator stopped between them would leave the old
+    /// ReplicaSet current under the canary's minReadySeconds, which its controller applies to
+    /// the current ReplicaSet: none of the Deployment's pods would count as available.
+    pub(super) fn settings_with_revert(&self, key: &TargetKey, t: &TargetState) -> Option<(String, String)> {
+        if key.kind != WorkloadKind::Deployment || !self.canaried(key) {
+            return None;
+        }
+        let original = self.recorded_strategy(key, t)?;
+        (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| (original.clone(), original))
+    }
+
+    /// A Deployment's canary: its new pods, made beside the old ones. Raises `maxSurge` when a
+    /// later stage asks for more. None once as many new pods as the stage wants are Ready.
+    pub(super) fn surge_step(
+        &mut self,
+        si: usize,
+        ci: usize,
+        canary: &Canary,
+        replace: bool,
+    ) -> Option<String> {
+        let c = self.st.stages[si].components[ci].clone();
+        let (key, t) = self.target(&c);
+        let t = t?;
+        // Its size is taken of the replicas it had when the canary began, so that a scale (an
+        // autoscaler) neither grows nor shrinks it.
+        let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
+        let total = self.recorded_total(&key).unwrap_or(replicas).max(1);
+        let wanted = canary.portion().of(total).unwrap_or(1).clamp(1, total);
+        let Some(pods) = t.pods.as_ref() else {
+            return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
+        };
+        let container = c.container.clone().unwrap_or_default();
+        let new: Vec<&PodPlace> = pods
+            .iter()
+            .filter(|p| !p.deleting && p.image(&container) == Some(c.desired_image.as_str()))
+            .collect();
+        let ready = new.iter().filter(|p| p.ready).count();
+        self.st.stages[si].components[ci].canary = Some(CanaryStatus {
+            wanted: wanted as i32,
+            total: total as i32,
+            pods: new.iter().map(|p| p.name.clone()).collect(),
+            original_update_strategy: self.recorded_strategy(&key, t),
+            ..Default::default()
+        });
+        if surge_of(t.update_strategy.as_deref()).is_some_and(|k| k < wanted) {
+            if replace && t.generation_observed && self.effect.is_none() {
+                self.note(
+                    false,
+                    crate::constants::reason::CANARY_WIDENED,
+                    "SetSurge",
+                    format!(
+                        "{key}: maxSurge {wanted}, so that {wanted} replicas run {} beside its {total}",
+                        c.desired_image
+                    ),
+                );
+                self.effect = Some(super::Effect::SetStrategy {
+                    target: key.clone(),
+                    resource_version: t.resource_version.clone(),
+                    strategy: surge_settings(wanted),
+                });
+            }
+            return Some(format!("{key}: widening its canary to {wanted} replicas"));
+        }
+        (ready < wanted).then(|| format!("{key}: {ready} of {wanted} canary replicas Ready"))
+    }
+}
+
+#[cfg(test)]
+#[path = "canary_surge_tests.rs"]
+mod tests;

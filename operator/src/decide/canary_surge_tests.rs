@@ -1,0 +1,147 @@
+//! Transition tests: a canary inside one Deployment, new replicas beside the old ones.
+
+use super::super::test_world::*;
+use super::surge_settings;
+
+/// Its settings as the API server defaults them: 25 % surge and unavailable, 600 s deadline.
+const SETTINGS: &str = r#"{"minReadySeconds":0,"progressDeadlineSeconds":600,"strategy":{"rollingUpdate":{"maxSurge":"25%","maxUnavailable":"25%"},"type":"RollingUpdate"}}"#;
+
+/// Deployment `web` of six replicas: a canary of `first` of them, then (`then`), then all.
+fn deployment_world(first: Portion, then: Option<Portion>) -> (World, TargetKey) {
+    let web =
+        TargetKey { kind: WorkloadKind::Deployment, namespace: "kube-system".into(), name: "web".into() };
+    let part = |canary: Option<Portion>| Component {
+        kind: WorkloadKind::Deployment,
+        canary: canary.map(|n| Canary { replicas: Some(n), nodes: None, node_selector: None }),
+        ..component("web", "connector:2.0")
+    };
+    let mut s = spec();
+    s.stages = vec![stage("canary", vec![part(Some(first))])];
+    if let Some(then) = then {
+        s.stages.push(stage("wider", vec![part(Some(then))]));
+    }
+    s.stages.push(stage("fleet", vec![part(None)]));
+    let mut w = World::new(s);
+    w.obs.targets.clear();
+    let mut t = daemonset("connector:1.0");
+    t.update_strategy = Some(SETTINGS.into());
+    t.pods = Some((0..6).map(|i| replica(&format!("old-{i}"), "connector:1.0", true)).collect());
+    t.desired_pods = 6;
+    t.available_pods = 6;
+    w.obs.targets.insert(web.clone(), Some(t));
+    (w, web)
+}
+
+fn web(w: &World, k: &TargetKey) -> TargetState {
+    w.obs.targets[k].clone().unwrap()
+}
+
+/// The pods that run `image`, by name.
+fn running(w: &World, k: &TargetKey, image: &str) -> Vec<String> {
+    let t = web(w, k);
+    t.pods.unwrap().iter().filter(|p| p.images[0].1 == image).map(|p| p.name.clone()).collect()
+}
+
+fn old_pods() -> Vec<String> {
+    (0..6).map(|i| format!("web-old-{i}")).collect()
+}
+
+fn soaking(w: &World, stage: usize) -> bool {
+    w.obs.status.stages.get(stage).is_some_and(|s| s.phase == StagePhase::Soaking)
+}
+
+/// The settings each write sent: with the image (`image+…`), or alone.
+fn settings(w: &World) -> Vec<String> {
+    w.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetImage { image, strategy: Some((s, _)), .. } => Some(format!("{image}+{s}")),
+            Effect::SetImage { image, .. } => Some(image.clone()),
+            Effect::SetStrategy { strategy, .. } => Some(strategy.clone()),
+            Effect::DeletePods { .. } => Some("delete".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_deployment_canary_runs_new_replicas_beside_all_the_old_then_hands_over_exactly() {
+    let (mut w, k) = deployment_world(Portion::Count(2), Some(Portion::Percent("50%".into())));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(running(&w, &k, "connector:1.0"), old_pods(), "no old replica taken away");
+    assert_eq!(running(&w, &k, "connector:2.0"), ["web-new-0", "web-new-1"]);
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!((canary.wanted, canary.total, canary.pods.len()), (2, 6, 2));
+    assert_eq!(canary.original_update_strategy.as_deref(), Some(SETTINGS), "recorded in status");
+    assert_eq!(web(&w, &k).original_strategy.as_deref(), Some(SETTINGS), "and on the Deployment");
+    w.run_until(Duration::hours(1), |w| soaking(w, 1));
+    assert_eq!(running(&w, &k, "connector:1.0"), old_pods(), "still none taken away");
+    assert_eq!(running(&w, &k, "connector:2.0").len(), 3, "50 % of 6");
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(running(&w, &k, "connector:2.0").len(), 6);
+    assert_eq!(
+        settings(&w),
+        [format!("connector:2.0+{}", surge_settings(2)), surge_settings(3), SETTINGS.to_string()],
+        "the image with a surge of 2, widened to 3, then its own settings restored exactly"
+    );
+    assert!(w.events.iter().any(|e| e.contains("beside its 6")), "{:?}", w.events);
+}
+
+#[test]
+fn a_deployment_canary_reverted_sets_its_image_and_settings_back_in_one_write() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(
+        settings(&w),
+        [format!("connector:2.0+{}", surge_settings(2)), format!("connector:1.0+{SETTINGS}")],
+        "no pod deleted by the operator: its controller scales the canary's away"
+    );
+    assert_eq!(running(&w, &k, "connector:1.0"), old_pods(), "the old replicas are the ones it had");
+    assert!(running(&w, &k, "connector:2.0").is_empty());
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS));
+}
+
+#[test]
+fn a_revert_waits_until_no_replica_runs_the_new_image() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    w.stuck = true; // the canary's ReplicaSet is not scaled away yet
+    w.obs.spec.rollback.requested = true;
+    let until = w.obs.now + Duration::minutes(5);
+    w.run_until(Duration::minutes(6), |w| w.obs.now >= until);
+    assert_eq!(w.phase(), Phase::RollingBack);
+    assert!(w.obs.status.message.contains("2 pods still run connector:2.0"), "{}", w.obs.status.message);
+    assert_eq!(running(&w, &k, "connector:2.0").len(), 2);
+}
+
+#[test]
+fn a_paused_deployment_or_a_canary_above_its_replicas_changes_nothing() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().paused = true;
+    w.step();
+    assert!(w.condition(ct::BLOCKED).message.contains("is paused"), "{}", w.condition(ct::BLOCKED).message);
+    assert!(w.effects.is_empty());
+    let (mut w, _) = deployment_world(Portion::Count(7), None);
+    w.step();
+    let msg = &w.condition(ct::BLOCKED).message;
+    assert!(
+        msg.contains("canary.replicas of Deployment kube-system/web in stage canary is 7 but it has 6"),
+        "{msg}"
+    );
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_restart_mid_canary_goes_on_from_the_deployment_and_the_status() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| !running(w, &k, "connector:2.0").is_empty());
+    w.fail_over();
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(settings(&w).len(), 2, "nothing sent twice: {:?}", settings(&w));
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS));
+}
