@@ -237,6 +237,21 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "{kind: DaemonSet, name: connector-x,",
             "{kind: DaemonSet, canary: {nodes: 3000000000}, name: connector-x,",
         ),
+        (
+            "another container named twice",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, alsoContainers: [{container: a, image: \"r/a:1\"}, {container: a, image: \"r/a:2\"}], name: connector-x,",
+        ),
+        (
+            "another container that is the component's own",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, container: a, alsoContainers: [{container: a, image: \"r/a:1\"}], name: connector-x,",
+        ),
+        (
+            "another container on no image",
+            "{kind: DaemonSet, name: connector-x,",
+            "{kind: DaemonSet, alsoContainers: [{container: a, image: \"A;B\"}], name: connector-x,",
+        ),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
@@ -259,6 +274,9 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "should have at least 1 properties",
         "should match",
         "a count from 1 to 10000, such as 2",
+        "alsoContainers names each container once, and not the component's own container",
+        "alsoContainers names each container once, and not the component's own container",
+        "image must be a reference such as",
     ];
     for ((what, from, to), want) in cases.iter().zip(want) {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
@@ -1253,24 +1271,42 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strategy_restored() {
     let mut s = Scenario::new("inplace-bad").await;
-    s.connector("connector", GOOD, false).await;
+    // As the chart ships it, and one chart release bumps the driver and its registrar sidecar
+    // together (alsoContainers): recorded, changed and reverted together.
+    s.node_agent("connector", GOOD).await;
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     s.fault_injector(&["connector"], SECS(60), 0.6);
     let before = s.pods_by_node("connector").await;
     let original = strategy(&s, "connector").await;
+    let registrar = "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.11.0";
     // The canary: every node of zone z5, by label (one node).
-    let upgrade = canary_upgrade(&s.ns, "up", "90s", BAD).replacen(
-        "canary: {nodes: 2}",
-        &format!("canary: {{nodeSelector: {{{ZONE_LABEL}: z5}}}}"),
-        1,
-    );
+    let upgrade = canary_upgrade(&s.ns, "up", "90s", BAD)
+        .replacen("canary: {nodes: 2}", &format!("canary: {{nodeSelector: {{{ZONE_LABEL}: z5}}}}"), 1)
+        .replace(
+            "name: connector, ",
+            &format!("name: connector, alsoContainers: [{{container: registrar, image: \"{registrar}\"}}], "),
+        );
     s.apply(&upgrade).await;
+    let sidecar =
+        |ds: &DaemonSet| ds.spec.clone().unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
+    let claimed = s
+        .wait_for("up", SECS(90), "the canary soaking", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+        })
+        .await;
+    let c = &claimed.status.unwrap().stages[0].components[0];
+    assert_eq!(c.also_containers[0].known_good_image.as_deref(), Some(REGISTRAR));
+    assert_eq!(sidecar(&s.daemonsets().get("connector").await.unwrap()), registrar, "with the connector");
+    // The operator restarts while the regression grows: it goes on from the status and the target.
+    s.operator.kill();
+    s.operator.restart().unwrap();
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(200)).await;
     let st = mu.status.unwrap();
     assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION);
     assert_eq!(st.stages[1].phase, StagePhase::Pending, "the rest was never changed");
     s.wait_rolled_out("connector", SECS(60)).await;
     assert_eq!(s.image("connector").await, GOOD);
+    assert_eq!(sidecar(&s.daemonsets().get("connector").await.unwrap()), REGISTRAR, "reverted together");
     assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
     let after = s.pods_by_node("connector").await;
     for (node, (uid, image)) in &after {

@@ -174,6 +174,7 @@ spec:
         applied_at: None,
         reverted_at: None,
         message: None,
+        also_containers: vec![],
         canary: None,
     });
     let forgery = file("forgery.json", &json!({"status": {"stages": stages}}).to_string());

@@ -121,6 +121,13 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
             let known_good = c.known_good_image.as_deref().unwrap_or("(recorded when claimed)");
             out.push(format!("{:<21}   known-good {known_good}", ""));
             out.push(format!("{:<21}   desired    {}", "", c.desired_image));
+            for a in &c.also_containers {
+                let known_good = a.known_good_image.as_deref().unwrap_or("(recorded when claimed)");
+                out.push(format!(
+                    "{:<21}   and container {}: {known_good} -> {}",
+                    "", a.container, a.desired_image
+                ));
+            }
             if let Some(line) = canary_line(mu, si, i, c) {
                 out.push(format!("{:<21}   canary     {line}", ""));
             }

@@ -119,8 +119,35 @@ async fn component(client: &Client, c: &Component, ns: &str, id: &str) -> anyhow
             false,
         ));
     }
-    let image = state.image(&container).unwrap_or_default();
-    Ok((format!("{what}: container {container} runs {image}, would become {}", c.image), true))
+    let mut said = vec![format!(
+        "container {container} runs {}, would become {}",
+        state.image(&container).unwrap_or_default(),
+        c.image
+    )];
+    for a in &c.also_containers {
+        match state.image(&a.container) {
+            Some(_) if a.container == container => {
+                return Ok((
+                    format!("{what}: alsoContainers names {container}, the component's own container"),
+                    false,
+                ));
+            }
+            Some(image) => {
+                said.push(format!("container {} runs {image}, would become {}", a.container, a.image))
+            }
+            None => {
+                return Ok((
+                    format!(
+                        "{what} has no container {:?} (containers: {})",
+                        a.container,
+                        state.container_names()
+                    ),
+                    false,
+                ));
+            }
+        }
+    }
+    Ok((format!("{what}: {}", said.join("; ")), true))
 }
 
 async fn read<K>(client: &Client, ns: &str, name: &str) -> kube::Result<Option<K>>

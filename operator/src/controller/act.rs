@@ -158,15 +158,17 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
             });
             futures::future::join_all(patches).await.into_iter().collect()
         }
-        Effect::SetImage { target, resource_version, container, index, image, strategy } => {
+        Effect::SetImage { target, resource_version, container, index, image, more, strategy } => {
+            let images: Vec<(usize, &str, &str)> =
+                std::iter::once((*index, container.as_str(), image.as_str()))
+                    .chain(more.iter().map(|(i, c, m)| (*i, c.as_str(), m.as_str())))
+                    .collect();
             let patch = target::image_patch(
                 target.kind,
                 resource_version,
                 owner,
                 owner_uid,
-                *index,
-                container,
-                image,
+                &images,
                 strategy.as_ref().map(|(new, original)| (new.as_str(), original.as_str())),
             );
             json_patch_target(ctx, target, patch).await

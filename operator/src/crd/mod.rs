@@ -182,6 +182,7 @@ fn default_progress_deadline() -> Duration {
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.alsoContainers) || self.alsoContainers.all(a, self.alsoContainers.exists_one(b, b.container == a.container) && (!has(self.container) || a.container != self.container))").message("alsoContainers names each container once, and not the component's own container"))]
 #[x_kube(validation = Rule::new("!has(self.canary) || (self.kind == 'DaemonSet') != has(self.canary.replicas)").message("canary.nodes and canary.nodeSelector apply to a DaemonSet, canary.replicas to a StatefulSet (its top ordinals) or a Deployment (new replicas beside the old)"))]
 pub struct Component {
     pub kind: WorkloadKind,
@@ -199,11 +200,30 @@ pub struct Component {
     #[schemars(length(min = 1, max = 512))]
     #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(\\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')").message("image must be a reference such as registry.example.com/team/app:v1.2.3 or registry.example.com/team/app@sha256:<64 hex digits>"))]
     pub image: String,
+    /// More containers of the same pod template, each set to its own image in the same write
+    /// as `container` (a driver and its sidecar bumped by one chart release): their known-good
+    /// images are recorded with it, and reverted with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // At most 4: the image rule of each counts against the API server's CEL cost budget (a
+    // chart's pod has a few containers; the CSI driver's has 3).
+    #[schemars(length(max = 4))]
+    pub also_containers: Vec<ContainerImage>,
     /// Change only part of the workload in this stage (a DaemonSet's nodes, a StatefulSet's top
     /// ordinals, a Deployment's new replicas beside its old ones). The same target
     /// named again in a later stage widens the canary; the last stage that names it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
+}
+
+/// Another container of a component's pod template, and its new image.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub container: String,
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(\\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')").message("image must be a reference such as registry.example.com/team/app:v1.2.3 or registry.example.com/team/app@sha256:<64 hex digits>"))]
+    pub image: String,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]

@@ -166,10 +166,37 @@ pub struct ComponentStatus {
     /// would put the old image back unless told to leave it to this operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<ManagedBy>,
+    /// The other containers changed with `container` (spec alsoContainers), each with its
+    /// known-good image, resolved when the target was claimed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_containers: Vec<ContainerChange>,
     /// A canary inside the workload: where the new image runs, and what was changed to hold
     /// the rest back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStatus>,
+}
+
+impl ComponentStatus {
+    /// Every container this component changes, its own first: (container, known-good image,
+    /// desired image). Empty until it is claimed (the container is resolved then).
+    pub fn changes(&self) -> Vec<(&str, Option<&str>, &str)> {
+        let Some(own) = self.container.as_deref() else { return vec![] };
+        let mut out = vec![(own, self.known_good_image.as_deref(), self.desired_image.as_str())];
+        for a in &self.also_containers {
+            out.push((a.container.as_str(), a.known_good_image.as_deref(), a.desired_image.as_str()));
+        }
+        out
+    }
+}
+
+/// One more container a component changes: its image before, and the one it sets.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerChange {
+    pub container: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_good_image: Option<String>,
+    pub desired_image: String,
 }
 
 /// Where a canary inside one workload runs.

@@ -33,6 +33,12 @@ fn on_delete(strategy: Option<&str>) -> bool {
     parsed.is_some_and(|s| s.type_.as_deref() == Some("OnDelete"))
 }
 
+/// Whether a Deployment's settings (`target::deployment_settings`) update by Recreate.
+fn recreates(settings: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
+    v["strategy"]["type"] == "Recreate"
+}
+
 /// Whether `strategy` is what a canary sets: OnDelete (a DaemonSet), a partition (a
 /// StatefulSet), a surge whose pods never count as available (a Deployment).
 fn left_by_canary(strategy: &str) -> bool {
@@ -155,6 +161,19 @@ impl Decider<'_> {
                         "{key} has no readable updateStrategy; the canary could not restore it"
                     ));
                 }
+                if let crate::target::Rollout::InProgress(why) | crate::target::Rollout::Failed(why) =
+                    &t.rollout
+                {
+                    return Some(format!(
+                        "{key} is rolling out already ({why}); its canary starts once that has finished"
+                    ));
+                }
+                if key.kind == WorkloadKind::Deployment && strategy.as_deref().is_some_and(recreates) {
+                    return Some(format!(
+                        "{key} updates by Recreate: a canary would run the new pods beside the old ones, which \
+                         Recreate exists to prevent; upgrade it whole (no canary)"
+                    ));
+                }
                 if on_delete(strategy.as_deref()) {
                     return Some(format!(
                         "{key} updates OnDelete already: the operator cannot hand it the rest of a canary; \
@@ -176,6 +195,11 @@ impl Decider<'_> {
                 }
                 if key.kind != WorkloadKind::DaemonSet {
                     let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
+                    if replicas == 0 {
+                        return Some(format!(
+                            "{key} has 0 replicas: a canary inside it has none to take; scale it up, or upgrade it whole (no canary)"
+                        ));
+                    }
                     if canary.portion().of(replicas).is_none_or(|n| n > replicas) {
                         return Some(format!(
                             "canary.replicas of {key} in stage {} is {} but it has {replicas} replicas; ask for at most {replicas}, or a percentage",
@@ -456,6 +480,41 @@ impl Decider<'_> {
             self.effect = Some(restore);
         }
         Some(format!("{key}: restoring its updateStrategy"))
+    }
+
+    /// A target this upgrade still owns whose rollout settings are still a canary's, with what
+    /// restores them: one whose image someone else changed mid-canary (the operator lets go of
+    /// its image, not of the settings it set), before it is released, so that no workload is
+    /// left on OnDelete, a partition or a surge that never ends.
+    pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
+        self.o.targets.iter().find_map(|(key, t)| {
+            let t = t.as_ref().filter(|t| self.owns(t))?;
+            left_by_canary(t.update_strategy.as_deref()?).then_some(())?;
+            Some((key.clone(), self.hand_over(key, t)?))
+        })
+    }
+
+    /// Why the rollout settings of canaried target `t` are not what this upgrade set, if they
+    /// are not: while its canary stages run they must be the canary's (a RollingUpdate put back
+    /// by Helm or Argo CD would roll every node, or every replica, at once).
+    pub(super) fn settings_conflict(
+        &self,
+        key: &TargetKey,
+        c: &ComponentStatus,
+        t: &TargetState,
+    ) -> Option<String> {
+        if c.phase != ComponentPhase::Applied || !self.canaried(key) {
+            return None;
+        }
+        let &(last, _) = self.appearances(key).last()?;
+        let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending);
+        let current = t.update_strategy.as_deref()?;
+        (!handed_over && !left_by_canary(current)).then(|| {
+            format!(
+                "{key}'s rollout settings were changed by someone else during its canary (now {current}); \
+                 the operator no longer touches it"
+            )
+        })
     }
 
     /// The recorded strategy back on a canaried target: how the last stage that names it hands

@@ -497,3 +497,42 @@ fn a_statefulset_scaled_during_its_canary_is_not_widened() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn a_canaried_target_changed_by_someone_else_gets_its_strategy_back_before_it_is_released() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    // A hotfix of someone else's mid-canary: the operator lets go of the image...
+    ds_mut(&mut w).containers[0].1 = "connector:9-hotfix".into();
+    bump(ds_mut(&mut w));
+    w.obs.spec.rollback.requested = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:9-hotfix", "not its image");
+    // ...but not of the OnDelete it set: the DaemonSet gets its own strategy back.
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+    assert!(w.events.iter().any(|e| e.contains("which its canary left")), "{:?}", w.events);
+}
+
+#[test]
+fn a_strategy_changed_by_someone_else_mid_canary_is_a_conflict() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    // Helm or Argo CD puts the DaemonSet's RollingUpdate back: every node would roll.
+    ds_mut(&mut w).update_strategy = Some(ROLLING.into());
+    bump(ds_mut(&mut w));
+    w.step();
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict, "{:?}", c.message);
+    assert!(c.message.as_deref().unwrap().contains("rollout settings"), "{:?}", c.message);
+}
+
+#[test]
+fn a_workload_rolling_out_already_gets_no_canary_until_it_has_finished() {
+    let mut w = world(Portion::Count(2), None);
+    ds_mut(&mut w).rollout = Rollout::InProgress("3 of 6 scheduled pods updated".into());
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert!(b.message.contains("is rolling out already"), "{}", b.message);
+    assert!(w.image_sets().is_empty());
+}

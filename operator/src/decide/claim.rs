@@ -36,8 +36,8 @@ impl Decider<'_> {
             if let Some(first) = claims.iter().position(|cl: &Claim| cl.target == key)
                 && let Some(t) = t
             {
-                let (container, image) = parse_known_good(&claims[first].known_good).unwrap_or_default();
-                self.record_claim(si, ci, container.to_string(), image.to_string(), t);
+                let known_good = owned(parse_known_good(&claims[first].known_good).unwrap_or_default());
+                self.record_claim(si, ci, &known_good, t);
                 continue;
             }
             // A target that holds the upgrade is reported once those before it are claimed.
@@ -64,7 +64,32 @@ impl Decider<'_> {
                     return false;
                 }
             };
-            let image = t.image(&container).unwrap_or_default().to_string();
+            // The other containers it changes with it: each in the template, none its own.
+            let also: Vec<String> = self.o.spec.stages[si].components[ci]
+                .also_containers
+                .iter()
+                .map(|a| a.container.clone())
+                .collect();
+            if let Some(bad) = also.iter().find(|a| **a == container || t.image(a).is_none()) {
+                if !claims.is_empty() {
+                    break;
+                }
+                let why = if *bad == container {
+                    format!(
+                        "alsoContainers of {key} names {bad}, the container the component changes already"
+                    )
+                } else {
+                    format!(
+                        "alsoContainers of {key} names {bad}, which its pod template does not have ({})",
+                        t.container_names()
+                    )
+                };
+                self.hold_before_claim(
+                    reason::CONTAINER_NOT_FOUND,
+                    format!("{why}; nothing has been changed"),
+                );
+                return false;
+            }
             // The mark of an upgrade deleted before it released its targets, or of an earlier,
             // deleted upgrade of this name (another UID).
             let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str())
@@ -73,8 +98,15 @@ impl Decider<'_> {
                 .owner
                 .as_deref()
                 .filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
-            let on_target =
-                t.recorded_known_good().filter(|(n, _)| *n == container).map(|(_, i)| i.to_string());
+            // The record on the target, if it is of the same containers.
+            let on_target: Option<Vec<(String, String)>> = t
+                .recorded_known_good()
+                .map(owned)
+                .filter(|r| r.iter().map(|(n, _)| n).eq(std::iter::once(&container).chain(&also)));
+            let live: Vec<(String, String)> = std::iter::once(&container)
+                .chain(&also)
+                .map(|n| (n.clone(), t.image(n).unwrap_or_default().to_string()))
+                .collect();
             match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id && !claims.is_empty() => break,
                 Some(owner) if owner != self.o.id => {
@@ -86,14 +118,15 @@ impl Decider<'_> {
                 }
                 Some(_) if self.owns(t) => {
                     // Claimed before a restart: the annotation holds the record.
-                    self.record_claim(si, ci, container, on_target.unwrap_or(image), t);
+                    self.record_claim(si, ci, &on_target.unwrap_or(live), t);
                 }
                 // Unclaimed, or marked with this name but no UID (claimed by an older version,
                 // or by hand): claimed again, so that it carries the UID every patch tests for.
                 _ => {
                     let unmarked_uid =
                         t.owner.as_deref() == Some(self.o.id.as_str()) && t.owner_uid.is_none();
-                    let image = on_target.filter(|_| unmarked_uid).unwrap_or(image);
+                    let known_good = on_target.filter(|_| unmarked_uid).unwrap_or(live);
+                    let image = known_good[0].1.clone();
                     // A canary changes the strategy: recorded now, and again, exactly, by the
                     // write that changes it. One recorded already (left by an upgrade deleted
                     // mid-canary, the target still OnDelete) is the one to restore.
@@ -110,7 +143,9 @@ impl Decider<'_> {
                         target: key.clone(),
                         resource_version: t.resource_version.clone(),
                         owner_uid: self.o.uid.clone(),
-                        known_good: known_good_value(&container, &image),
+                        known_good: known_good_value(
+                            &known_good.iter().map(|(c, i)| (c.as_str(), i.as_str())).collect::<Vec<_>>(),
+                        ),
                         original_strategy,
                     });
                     let taken_over = match stale {
@@ -118,10 +153,12 @@ impl Decider<'_> {
                         Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)"),
                         None => String::new(),
                     };
+                    let others: String =
+                        known_good[1..].iter().map(|(c, i)| format!(", {i} of container {c}")).collect();
                     recorded.push(format!(
-                        "{key}: known-good image {image} of container {container}{taken_over}{strategy_note}"
+                        "{key}: known-good image {image} of container {container}{others}{taken_over}{strategy_note}"
                     ));
-                    self.record_claim(si, ci, container, image, t);
+                    self.record_claim(si, ci, &known_good, t);
                 }
             }
         }
@@ -159,14 +196,17 @@ impl Decider<'_> {
         self.next("check the targets again", Some(self.now() + Duration::seconds(BLOCKED_RETRY)));
     }
 
+    /// Record the claim of component `ci` of stage `si`: its containers' known-good images
+    /// (`known_good`, its own container first), its digest, and a canary's original settings.
     pub(super) fn record_claim(
         &mut self,
         si: usize,
         ci: usize,
-        container: String,
-        image: String,
+        known_good: &[(String, String)],
         t: &TargetState,
     ) {
+        let Some(((container, image), also)) = known_good.split_first() else { return };
+        let (container, image) = (container.clone(), image.clone());
         let digest = t.running_digests.iter().find(|(n, _)| *n == container).map(|(_, d)| d.clone());
         let canary = self.canary_of(si, ci).is_some();
         let cs = &mut self.st.stages[si].components[ci];
@@ -176,10 +216,18 @@ impl Decider<'_> {
         }
         cs.container = Some(container);
         cs.known_good_image = Some(image);
+        for a in cs.also_containers.iter_mut() {
+            a.known_good_image = also.iter().find(|(c, _)| *c == a.container).map(|(_, i)| i.clone());
+        }
         cs.known_good_digest = digest;
         cs.managed_by = t.managed_by.clone();
         cs.phase = ComponentPhase::Claimed;
     }
+}
+
+/// A record's pairs, owned.
+fn owned(pairs: Vec<(&str, &str)>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|(c, i)| (c.to_string(), i.to_string())).collect()
 }
 
 #[cfg(test)]

@@ -138,3 +138,97 @@ fn a_target_argo_cd_manages_is_claimed_with_the_setting_that_keeps_self_heal_awa
     // Only the managed one: the canary is not.
     assert!(!c.message.contains("connector-canary"), "{}", c.message);
 }
+
+/// The spec's targets with a registrar sidecar, the first upgraded with it
+/// (`alsoContainers`): driver and sidecar bumped by one chart release.
+fn with_sidecar() -> World {
+    let mut s = spec();
+    for c in s.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+    }
+    s.stages[0].components[0].also_containers =
+        vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+    let mut w = World::new(s);
+    for name in ["connector-canary", "connector"] {
+        w.target_mut(name).containers.push(("registrar".into(), "registrar:1.0".into()));
+    }
+    w
+}
+
+fn images(w: &World, name: &str) -> Vec<(String, String)> {
+    w.obs.targets[&key(name)].as_ref().unwrap().containers.clone()
+}
+
+#[test]
+fn several_containers_are_recorded_changed_and_reverted_together() {
+    let mut w = with_sidecar();
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    match &w.effects[0] {
+        Effect::Claim { claims } => {
+            assert_eq!(claims[0].known_good, "connector=connector:1.0;registrar=registrar:1.0")
+        }
+        other => panic!("first effect must be a claim, got {other:?}"),
+    }
+    let set = |w: &World, image: &str| -> Vec<Effect> {
+        w.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::SetImage { target, image: i, .. } if target.name == "connector-canary" && i == image))
+            .cloned()
+            .collect()
+    };
+    let forward = set(&w, "connector:2.0");
+    assert_eq!(forward.len(), 1, "one write");
+    assert!(
+        matches!(&forward[0], Effect::SetImage { more, .. } if *more == [(1, "registrar".to_string(), "registrar:2.0".to_string())])
+    );
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.also_containers[0].known_good_image.as_deref(), Some("registrar:1.0"));
+    assert_eq!(
+        images(&w, "connector-canary"),
+        [("connector".into(), "connector:2.0".into()), ("registrar".into(), "registrar:2.0".into())]
+    );
+    assert!(
+        w.events.iter().any(|e| e.contains("container registrar: registrar:1.0 -> registrar:2.0")),
+        "{:?}",
+        w.events
+    );
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(set(&w, "connector:1.0").len(), 1, "reverted in one write");
+    assert_eq!(
+        images(&w, "connector-canary"),
+        [("connector".into(), "connector:1.0".into()), ("registrar".into(), "registrar:1.0".into())]
+    );
+}
+
+#[test]
+fn another_container_the_template_lacks_or_changed_by_someone_else_is_caught() {
+    let mut s = spec();
+    s.stages[0].components[0].container = Some("connector".into());
+    s.stages[0].components[0].also_containers =
+        vec![ContainerImage { container: "registar".into(), image: "registrar:2.0".into() }];
+    let mut w = World::new(s);
+    w.target_mut("connector-canary").containers.push(("registrar".into(), "registrar:1.0".into()));
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::CONTAINER_NOT_FOUND);
+    assert!(
+        b.message.contains("names registar, which its pod template does not have (connector, registrar)"),
+        "{}",
+        b.message
+    );
+    assert!(w.effects.is_empty(), "nothing changed");
+    // Mid-soak, someone sets the sidecar to an image of their own: the operator lets go of it.
+    let mut w = with_sidecar();
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.target_mut("connector-canary").containers[1].1 = "registrar:9".into();
+    w.step();
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict);
+    assert!(
+        c.message.as_deref().unwrap().contains("container registrar runs registrar:9"),
+        "{:?}",
+        c.message
+    );
+}

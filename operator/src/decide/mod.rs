@@ -119,6 +119,8 @@ pub enum Effect {
         container: String,
         index: usize,
         image: String,
+        /// The component's alsoContainers, set in the same write: (index, container, image).
+        more: Vec<(usize, String, String)>,
         strategy: Option<(String, String)>,
     },
     /// Set `spec.updateStrategy` (JSON), on the same conditions as SetImage: a canary's original
@@ -132,13 +134,19 @@ pub enum Effect {
 }
 
 impl Effect {
-    fn set_image(target: &TargetKey, t: &TargetState, container: &str, image: &str) -> Effect {
+    /// Set each (container, image) of `images` on `t` in one write, the component's own
+    /// container first.
+    fn set_images(target: &TargetKey, t: &TargetState, images: &[(&str, &str)]) -> Effect {
+        let index =
+            |container: &str| t.containers.iter().position(|(n, _)| n == container).unwrap_or_default();
+        let (container, image) = images.first().copied().unwrap_or_default();
         Effect::SetImage {
             target: target.clone(),
             resource_version: t.resource_version.clone(),
             container: container.into(),
-            index: t.containers.iter().position(|(n, _)| n == container).unwrap_or_default(),
+            index: index(container),
             image: image.into(),
+            more: images.iter().skip(1).map(|(c, i)| (index(c), c.to_string(), i.to_string())).collect(),
             strategy: None,
         }
     }

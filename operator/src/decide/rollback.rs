@@ -151,7 +151,9 @@ impl Decider<'_> {
                 if t.image(&container) == Some(known_good.as_str()) {
                     continue; // reverted before a restart; nothing to send
                 }
-                let mut effect = Effect::set_image(&key, t, &container, &known_good);
+                let back: Vec<(&str, &str)> =
+                    c.changes().iter().map(|(n, k, _)| (*n, k.unwrap_or_default())).collect();
+                let mut effect = Effect::set_images(&key, t, &back);
                 if let Effect::SetImage { strategy, .. } = &mut effect {
                     *strategy = self.settings_with_revert(&key, t);
                 }
@@ -160,7 +162,10 @@ impl Decider<'_> {
                     false,
                     reason::REVERTED,
                     "Revert",
-                    format!("{key} container {container} set back to {known_good}"),
+                    back.iter()
+                        .map(|(n, k)| format!("{key} container {n} set back to {k}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 );
                 self.set_phase(
                     Phase::RollingBack,
@@ -231,6 +236,20 @@ impl Decider<'_> {
                 "Revert",
                 format!("stage {stage_name} is back on its known-good images"),
             );
+        }
+        // A target let go of mid-canary still runs with the canary's settings: they go back first.
+        if let Some((key, restore)) = self.settings_left() {
+            self.effect = Some(restore);
+            let msg = format!("restoring the rollout settings of {key}, which its canary left ({why})");
+            self.note(
+                false,
+                reason::REVERTED,
+                "RestoreStrategy",
+                format!("{key}: its recorded rollout settings restored, which its canary left"),
+            );
+            self.set_phase(Phase::RollingBack, msg);
+            self.requeue_in(Duration::zero());
+            return;
         }
         // Everything reverted: release the targets; the upgrade is over.
         self.release();

@@ -189,7 +189,8 @@ impl Decider<'_> {
             if t.image(&container) == Some(c.desired_image.as_str()) {
                 continue; // applied before a restart
             }
-            let mut effect = Effect::set_image(&key, t, &container, &c.desired_image);
+            let desired: Vec<(&str, &str)> = c.changes().iter().map(|(n, _, d)| (*n, *d)).collect();
+            let mut effect = Effect::set_images(&key, t, &desired);
             if let Effect::SetImage { strategy, .. } = &mut effect {
                 *strategy = self.strategy_with_image(&key, si, t);
             }
@@ -198,11 +199,11 @@ impl Decider<'_> {
                 false,
                 reason::IMAGE_SET,
                 "SetImage",
-                format!(
-                    "{key} container {container}: {} -> {}",
-                    c.known_good_image.unwrap_or_default(),
-                    c.desired_image
-                ),
+                c.changes()
+                    .iter()
+                    .map(|(n, k, d)| format!("{key} container {n}: {} -> {d}", k.unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
             );
             self.set_phase(Phase::Progressing, format!("stage {name}: setting {key} to {}", c.desired_image));
             self.requeue_in(Duration::zero());

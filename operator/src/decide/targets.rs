@@ -4,7 +4,7 @@
 use super::Decider;
 use crate::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION, reason};
 use crate::crd::*;
-use crate::target::TargetKey;
+use crate::target::{TargetKey, TargetState};
 
 impl Decider<'_> {
     pub(super) fn init_stages(&mut self) {
@@ -41,6 +41,15 @@ impl Decider<'_> {
                         applied_at: None,
                         reverted_at: None,
                         message: None,
+                        also_containers: c
+                            .also_containers
+                            .iter()
+                            .map(|a| ContainerChange {
+                                container: a.container.clone(),
+                                known_good_image: None,
+                                desired_image: a.image.clone(),
+                            })
+                            .collect(),
                         canary: None,
                     })
                     .collect(),
@@ -77,13 +86,15 @@ impl Decider<'_> {
                     .map(|&(si, ci)| &self.o.spec.stages[si].components[ci])
                     .collect();
                 let (last, before) = all.split_last().expect("c is one of them");
-                let same = all.iter().all(|d| d.image == c.image && d.container == c.container);
+                let same = all.iter().all(|d| {
+                    d.image == c.image && d.container == c.container && d.also_containers == c.also_containers
+                });
                 if all.len() > 1
                     && (!same || last.canary.is_some() || before.iter().any(|d| d.canary.is_none()))
                 {
                     return Some(format!(
                         "{key} is named in {} stages: a target may be named again only to widen a canary inside it, \
-                         with the same image and container each time, a canary in every stage but the last, and none in the last",
+                         with the same image and containers each time, a canary in every stage but the last, and none in the last",
                         all.len()
                     ));
                 }
@@ -113,14 +124,12 @@ impl Decider<'_> {
         for si in 0..self.st.stages.len() {
             for ci in 0..self.st.stages[si].components.len() {
                 let c = self.st.stages[si].components[ci].clone();
-                let expected: &[&str] = match c.phase {
-                    ComponentPhase::Claimed => {
-                        &[c.known_good_image.as_deref().unwrap_or_default(), &c.desired_image]
-                    }
-                    ComponentPhase::Applied => &[&c.desired_image],
-                    ComponentPhase::Reverted => &[c.known_good_image.as_deref().unwrap_or_default()],
-                    _ => continue,
-                };
+                if !matches!(
+                    c.phase,
+                    ComponentPhase::Claimed | ComponentPhase::Applied | ComponentPhase::Reverted
+                ) {
+                    continue;
+                }
                 let (key, t) = self.target(&c);
                 let container = c.container.clone().unwrap_or_default();
                 // A claimed target that already runs the new image was changed before a status
@@ -173,17 +182,7 @@ impl Decider<'_> {
                         );
                         continue;
                     }
-                    Some(t) => match t.image(&container) {
-                        None => Some(format!("container {container:?} was removed from {key}")),
-                        Some(img) if !expected.contains(&img) => Some(format!(
-                            "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
-                            expected.join(" or ")
-                        )),
-                        Some(_) if !self.owns(t) && c.phase != ComponentPhase::Reverted => Some(format!(
-                            "{key} does not carry this upgrade's owner mark (annotations {OWNER_ANNOTATION} and {OWNER_UID_ANNOTATION}); the operator no longer touches it"
-                        )),
-                        Some(_) => None,
-                    },
+                    Some(t) => self.conflict(&key, &c, t),
                 };
                 if let Some(msg) = conflict {
                     let cs = &mut self.st.stages[si].components[ci];
@@ -193,6 +192,38 @@ impl Decider<'_> {
                 }
             }
         }
+    }
+}
+
+impl Decider<'_> {
+    /// Why claimed component `c` of target `t` was changed by someone else, if it was: a
+    /// container it changes that runs an image this upgrade did not set, or is gone, or the
+    /// owner mark gone.
+    fn conflict(&self, key: &TargetKey, c: &ComponentStatus, t: &TargetState) -> Option<String> {
+        for (container, known_good, desired) in c.changes() {
+            let known_good = known_good.unwrap_or_default();
+            let expected: &[&str] = match c.phase {
+                ComponentPhase::Claimed => &[known_good, desired],
+                ComponentPhase::Applied => &[desired],
+                _ => &[known_good],
+            };
+            match t.image(container) {
+                None => return Some(format!("container {container:?} was removed from {key}")),
+                Some(img) if !expected.contains(&img) => {
+                    return Some(format!(
+                        "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
+                        expected.join(" or ")
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.owns(t) && c.phase != ComponentPhase::Reverted {
+            return Some(format!(
+                "{key} does not carry this upgrade's owner mark (annotations {OWNER_ANNOTATION} and {OWNER_UID_ANNOTATION}); the operator no longer touches it"
+            ));
+        }
+        self.settings_conflict(key, c, t)
     }
 }
 

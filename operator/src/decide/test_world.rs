@@ -29,6 +29,7 @@ pub(super) fn component(name: &str, image: &str) -> Component {
         name: name.into(),
         container: None,
         image: image.into(),
+        also_containers: vec![],
         canary: None,
     }
 }
@@ -414,7 +415,7 @@ impl World {
                     self.starting.insert(p.uid.clone(), now + Duration::seconds(20));
                 }
             }
-            Effect::SetImage { target, container, index, image, resource_version, strategy } => {
+            Effect::SetImage { target, container, index, image, resource_version, more, strategy } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
                 assert_eq!(
                     &t.resource_version, resource_version,
@@ -425,8 +426,12 @@ impl World {
                     (Some(ID), Some(self.obs.uid.as_str())),
                     "image patches go only to targets that carry this upgrade's mark (the API server tests it)"
                 );
-                assert_eq!(&t.containers[*index].0, container, "the index names the container");
-                t.containers.iter_mut().find(|(n, _)| n == container).unwrap().1 = image.clone();
+                let images = std::iter::once((*index, container, image))
+                    .chain(more.iter().map(|(i, c, m)| (*i, c, m)));
+                for (index, container, image) in images {
+                    assert_eq!(&t.containers[index].0, container, "the index names the container");
+                    t.containers[index].1 = image.clone();
+                }
                 if let Some((strategy, original)) = strategy {
                     t.update_strategy = Some(strategy.clone());
                     t.original_strategy = Some(original.clone());

@@ -25,20 +25,20 @@ impl Decider<'_> {
     /// Hold the status to the spec and to the records on the targets; say what was not believed.
     pub(super) fn distrust_status(&mut self) {
         let ns = self.o.namespace.clone();
-        let named: BTreeMap<TargetKey, String> = self
+        let named: BTreeMap<TargetKey, (String, Vec<ContainerImage>)> = self
             .o
             .spec
             .stages
             .iter()
             .flat_map(|s| &s.components)
-            .map(|c| (TargetKey::of(c, &ns), c.image.clone()))
+            .map(|c| (TargetKey::of(c, &ns), (c.image.clone(), c.also_containers.clone())))
             .collect();
         let mut said = vec![];
         for si in 0..self.st.stages.len() {
             for ci in 0..self.st.stages[si].components.len() {
                 let c = self.st.stages[si].components[ci].clone();
                 let (key, t) = self.target(&c);
-                let Some(desired) = named.get(&key) else {
+                let Some((desired, also)) = named.get(&key) else {
                     if c.phase == ComponentPhase::Conflict {
                         continue;
                     }
@@ -61,23 +61,52 @@ impl Decider<'_> {
                         c.desired_image
                     )));
                 }
-                // The target's own record of its container and known-good image, written by the
-                // claim: only the operator and whoever may edit the workload can change it.
-                let Some(recorded) = c.container.as_deref() else { continue };
-                let on_target = t
-                    .filter(|t| self.owns(t))
-                    .and_then(|t| t.recorded_known_good())
-                    .map(|(n, image)| (n.to_string(), image.to_string()));
-                let Some((container, image)) = on_target else { continue };
-                if container != recorded || Some(&image) != c.known_good_image.as_ref() {
+                // The other containers it changes are the spec's too.
+                let spec_also: Vec<(&str, &str)> =
+                    also.iter().map(|a| (a.container.as_str(), a.image.as_str())).collect();
+                let status_also: Vec<(&str, &str)> = c
+                    .also_containers
+                    .iter()
+                    .map(|a| (a.container.as_str(), a.desired_image.as_str()))
+                    .collect();
+                if spec_also != status_also {
                     said.push((reason::STATUS_CORRECTED, format!(
-                        "status.stages recorded container {recorded} with known-good image {} for {key}; the \
-                         record on {key} says container {container} with {image}, which is kept",
-                        c.known_good_image.as_deref().unwrap_or("none")
+                        "status.stages recorded other containers {status_also:?} for {key}; spec.stages says {spec_also:?}, which is kept"
+                    )));
+                    self.st.stages[si].components[ci].also_containers = also
+                        .iter()
+                        .map(|a| ContainerChange {
+                            container: a.container.clone(),
+                            known_good_image: None,
+                            desired_image: a.image.clone(),
+                        })
+                        .collect();
+                }
+                // The target's own record of its containers and known-good images, written by
+                // the claim: only the operator and whoever may edit the workload can change it.
+                let c = self.st.stages[si].components[ci].clone();
+                if c.container.is_none() {
+                    continue;
+                }
+                let Some(on_target) = t.filter(|t| self.owns(t)).and_then(|t| t.recorded_known_good()) else {
+                    continue;
+                };
+                let in_status: Vec<(&str, &str)> =
+                    c.changes().iter().map(|(n, k, _)| (*n, k.unwrap_or("none"))).collect();
+                let (container, image) = on_target[0];
+                let also_on_target =
+                    |name: &str| on_target.iter().find(|(n, _)| *n == name).map(|(_, i)| i.to_string());
+                if in_status != on_target {
+                    said.push((reason::STATUS_CORRECTED, format!(
+                        "status.stages recorded containers and known-good images {in_status:?} for {key}; the \
+                         record on {key} says {on_target:?}, which is kept"
                     )));
                     let cs = &mut self.st.stages[si].components[ci];
-                    cs.container = Some(container);
-                    cs.known_good_image = Some(image);
+                    cs.container = Some(container.to_string());
+                    cs.known_good_image = Some(image.to_string());
+                    for a in cs.also_containers.iter_mut() {
+                        a.known_good_image = also_on_target(&a.container);
+                    }
                 }
             }
         }

@@ -18,6 +18,7 @@ fn forged(name: &str, runs: &str, known_good: &str) -> ComponentStatus {
         applied_at: None,
         reverted_at: None,
         message: None,
+        also_containers: vec![],
         canary: None,
     }
 }
@@ -85,5 +86,31 @@ fn the_known_good_image_on_the_target_and_the_desired_image_in_the_spec_win_over
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted to the target's own record");
     assert!(w.image_sets().iter().all(|(_, i)| !i.starts_with("evil")), "{:?}", w.image_sets());
+    assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
+}
+
+#[test]
+fn a_sidecars_known_good_image_forged_into_the_status_is_taken_from_the_target() {
+    let mut s = spec();
+    for c in s.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+    }
+    s.stages[0].components[0].also_containers =
+        vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+    let mut w = World::new(s);
+    for name in ["connector-canary", "connector"] {
+        w.target_mut(name).containers.push(("registrar".into(), "registrar:1.0".into()));
+    }
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.status.stages[0].components[0].also_containers[0].known_good_image = Some("evil:6.6.6".into());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    let t = w.obs.targets[&key("connector-canary")].as_ref().unwrap();
+    assert_eq!(
+        t.containers[1],
+        ("registrar".into(), "registrar:1.0".into()),
+        "the record on the target wins"
+    );
     assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
 }

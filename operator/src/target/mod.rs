@@ -92,6 +92,11 @@ impl TargetState {
         self.containers.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
     }
 
+    /// Its containers' names, for a message: "a, b".
+    pub fn container_names(&self) -> String {
+        self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
     /// The container a component means: the named one, the only one, or the one the pod
     /// template names as its default (`kubectl.kubernetes.io/default-container`, which charts
     /// with sidecars set).
@@ -100,16 +105,13 @@ impl TargetState {
         match wanted.or(default) {
             Some(name) => match self.image(name) {
                 Some(_) => Ok(name.to_string()),
-                None => Err(format!(
-                    "has no container {name:?} (containers: {})",
-                    self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                )),
+                None => Err(format!("has no container {name:?} (containers: {})", self.container_names())),
             },
             None if self.containers.len() == 1 => Ok(self.containers[0].0.clone()),
             None => Err(format!(
                 "has {} containers ({}) and {}; name one in the component's container field",
                 self.containers.len(),
-                self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                self.container_names(),
                 match &self.default_container {
                     Some(d) => format!(
                         "its {DEFAULT_CONTAINER_ANNOTATION} annotation names {d:?}, which it does not have"
@@ -275,28 +277,28 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
     state
 }
 
-/// JSON patch that sets the image of the `index`th container, named `container`. Its tests make
-/// the API server refuse it unless the target still carries the owner mark (`owner`, `owner_uid`)
-/// and is still at `resource_version`: a racing edit is never overwritten, and nothing recorded
-/// in an upgrade's status can aim it at a workload the upgrade did not claim.
-/// With `strategy` = (new, original), the same write also sets `spec.updateStrategy` to `new`
-/// and records `original` on the target: a canary's image and its OnDelete land together, so
-/// that no pod rolls in between, and the strategy it will restore is the one it replaced.
-#[allow(clippy::too_many_arguments)]
+/// JSON patch that sets the image of each (index, container, image) of `images` (the `index`th
+/// container, named `container`), in one write. Its tests make the API server refuse it unless
+/// the target still carries the owner mark (`owner`, `owner_uid`) and is still at
+/// `resource_version`: a racing edit is never overwritten, and nothing recorded in an upgrade's
+/// status can aim it at a workload the upgrade did not claim.
+/// With `strategy` = (new, original), the same write also sets the rollout settings to `new`
+/// and records `original` on the target: a canary's image and its settings land together, so
+/// that no pod rolls in between, and what it will restore is what it replaced.
 pub fn image_patch(
     kind: WorkloadKind,
     resource_version: &str,
     owner: &str,
     owner_uid: &str,
-    index: usize,
-    container: &str,
-    image: &str,
+    images: &[(usize, &str, &str)],
     strategy: Option<(&str, &str)>,
 ) -> serde_json::Value {
-    let containers = format!("/spec/template/spec/containers/{index}");
     let mut ops = owned_at(resource_version, owner, owner_uid);
-    ops.push(json!({"op": "test", "path": format!("{containers}/name"), "value": container}));
-    ops.push(json!({"op": "replace", "path": format!("{containers}/image"), "value": image}));
+    for (index, container, image) in images {
+        let containers = format!("/spec/template/spec/containers/{index}");
+        ops.push(json!({"op": "test", "path": format!("{containers}/name"), "value": container}));
+        ops.push(json!({"op": "replace", "path": format!("{containers}/image"), "value": image}));
+    }
     if let Some((new, original)) = strategy {
         ops.push(
             json!({"op": "add", "path": annotation_path(ORIGINAL_STRATEGY_ANNOTATION), "value": original}),
@@ -398,18 +400,22 @@ pub fn release_patch() -> serde_json::Value {
     }})
 }
 
-pub fn known_good_value(container: &str, image: &str) -> String {
-    format!("{container}={image}")
+/// The known-good record a claim writes on its target: `container=image`, the component's own
+/// container first, then its alsoContainers, separated by `;` (which no container name or image
+/// reference holds).
+pub fn known_good_value(images: &[(&str, &str)]) -> String {
+    images.iter().map(|(c, i)| format!("{c}={i}")).collect::<Vec<_>>().join(";")
 }
 
-/// (container, image) of a `known_good_value`.
-pub fn parse_known_good(value: &str) -> Option<(&str, &str)> {
-    value.split_once('=')
+/// The (container, image) pairs of a `known_good_value`, the component's own first; None if
+/// any part is not one.
+pub fn parse_known_good(value: &str) -> Option<Vec<(&str, &str)>> {
+    value.split(';').map(|pair| pair.split_once('=')).collect()
 }
 
 impl TargetState {
-    /// The known-good record the claim wrote on the target (`known_good_value`): (container, image).
-    pub fn recorded_known_good(&self) -> Option<(&str, &str)> {
+    /// The known-good record the claim wrote on the target (`known_good_value`).
+    pub fn recorded_known_good(&self) -> Option<Vec<(&str, &str)>> {
         parse_known_good(self.known_good.as_deref()?)
     }
 }

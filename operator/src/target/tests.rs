@@ -77,7 +77,8 @@ fn daemonset_and_statefulset_rollout_states() {
 
 #[test]
 fn image_patches_test_the_owner_mark_the_version_and_the_container() {
-    let p = image_patch(WorkloadKind::Deployment, "7", "team-a/up", "u-1", 1, "sidecar", "proxy:3", None);
+    let p =
+        image_patch(WorkloadKind::Deployment, "7", "team-a/up", "u-1", &[(1, "sidecar", "proxy:3")], None);
     let ops = p.as_array().unwrap();
     assert_eq!(
         ops[0],
