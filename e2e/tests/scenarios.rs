@@ -1401,7 +1401,14 @@ async fn s22_a_deployment_canary_runs_beside_its_replicas_then_its_settings_are_
             "{kind: Deployment, name: web, canary: {replicas: 2}, image:",
             1,
         )
-        .replacen("{kind: DaemonSet, name: connector, image:", "{kind: Deployment, name: web, image:", 1);
+        .replacen("{kind: DaemonSet, name: connector, image:", "{kind: Deployment, name: web, image:", 1)
+        .replacen(
+            "    - name: fleet\n",
+            &format!(
+                "    - name: wider\n      components: [{{kind: Deployment, name: web, canary: {{replicas: \"50%\"}}, image: \"{next}\"}}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet\n"
+            ),
+            1,
+        );
     s.apply(&upgrade).await;
     let mu = s
         .wait_for("up", SECS(90), "soaking the canary", |mu| {
@@ -1423,9 +1430,19 @@ async fn s22_a_deployment_canary_runs_beside_its_replicas_then_its_settings_are_
         let owners = managers_of(&d.metadata, field);
         assert!(owners.contains(&FIELD_MANAGER), "managers of {field}: {owners:?}");
     }
-    // The operator killed mid-canary hands the rest over from what it recorded.
+    // The operator killed mid-canary widens it and hands the rest over from what it recorded.
     s.operator.kill();
     s.operator.restart().unwrap();
+    // Widened by the middle stage: 50 % of 6, still beside every old replica.
+    s.wait_for("up", SECS(90), "soaking the wider canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[1].phase == StagePhase::Soaking)
+    })
+    .await;
+    let wider = s.pods_by_name("web").await;
+    assert_eq!(wider.values().filter(|(_, image)| image == next).count(), 3, "{wider:?}");
+    for (name, (uid, image)) in &before {
+        assert_eq!(wider.get(name), Some(&(uid.clone(), image.clone())), "{name} untouched");
+    }
     s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
     eventually("web rolled out", SECS(90), rolled_out).await;
     let d = deployments.get("web").await.unwrap();

@@ -207,6 +207,16 @@ impl Decider<'_> {
                             canary.portion()
                         ));
                     }
+                    // Partition 0 holds nothing back: that is the last stage's change, not a canary.
+                    if key.kind == WorkloadKind::StatefulSet
+                        && canary.portion().of(replicas) == Some(replicas)
+                    {
+                        return Some(format!(
+                            "canary.replicas of {key} in stage {} takes all {replicas} of its replicas: a partition \
+                             of 0 holds none back; ask for fewer, or name it without canary",
+                            s.name
+                        ));
+                    }
                     // A partition of its own would be lowered by the canary and restored by the
                     // revert with pods below it still on the new image.
                     if key.kind == WorkloadKind::StatefulSet && partition_of(strategy.as_deref()) > 0 {

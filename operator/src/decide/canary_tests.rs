@@ -536,3 +536,12 @@ fn a_workload_rolling_out_already_gets_no_canary_until_it_has_finished() {
     assert!(b.message.contains("is rolling out already"), "{}", b.message);
     assert!(w.image_sets().is_empty());
 }
+
+#[test]
+fn a_statefulset_canary_of_every_replica_before_its_last_stage_changes_nothing() {
+    let (mut w, _) = statefulset_world(Portion::Percent("100%".into()));
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert!(b.message.contains("takes all 4 of its replicas"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
