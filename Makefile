@@ -75,6 +75,10 @@ bench-detect-grid: ## Try other thresholds and caps, each at its own measured 7-
 bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment
 
+.PHONY: bench-detect-canary
+bench-detect-canary: ## The same on a canary of 2 of 20 nodes (10 % of the attempts; writes bench/control-share-10.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment --canary-share 0.1
+
 .PHONY: bench-detect-check
 bench-detect-check: ## The benchmark again on seeds 17-24 and 25-32, never tuned on either (writes bench/seeds-*/)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds 17-24 --out bench/seeds-17-24

@@ -59,14 +59,16 @@ fn local_noise(rng: &mut StdRng, n: usize) -> Vec<f64> {
     m
 }
 
-/// Split a trace (generated with its shape) into the canary (5–50 % of the attempts, an error
-/// rate 0.8–1.25x the rest's) and the rest; the regression, if any, on the canary only.
-pub fn split(seed: u64, t: &Trace) -> Split {
+/// Split a trace (generated with its shape) into the canary (5–50 % of the attempts, or
+/// `share` of them, an error rate 0.8–1.25x the rest's) and the rest; the regression, if any,
+/// on the canary only.
+pub fn split(seed: u64, t: &Trace, share: Option<f64>) -> Split {
     let shape = t.shape.as_ref().expect("the corpus keeps its shape for this experiment");
     let mut rng = StdRng::seed_from_u64(seed);
     let n = shape.attempts.len();
     // The canary's share of the attempts, and its error rate over the rest's: node pools differ.
-    let share = log_uniform(&mut rng, 0.05, 0.5);
+    let drawn = log_uniform(&mut rng, 0.05, 0.5);
+    let share = share.unwrap_or(drawn);
     let mismatch = log_uniform(&mut rng, 0.8, 1.25);
     let (local_canary, local_control) = (local_noise(&mut rng, n), local_noise(&mut rng, n));
     let mut s = Split {
@@ -204,8 +206,8 @@ fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize
     first_alarm(d, relative, &j.pairs[change - observe..change], &j.pairs[change..])
 }
 
-fn judge_all(d: &Cusum, traces: &[Trace]) -> Vec<Judged> {
-    traces.iter().enumerate().map(|(i, t)| judge(d, t, &split(t.volume.to_bits() ^ i as u64, t))).collect()
+fn judge_all(d: &Cusum, traces: &[Trace], share: Option<f64>) -> Vec<Judged> {
+    traces.iter().enumerate().map(|(i, t)| judge(d, t, &split(t.volume.to_bits() ^ i as u64, t, share))).collect()
 }
 
 fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes {
@@ -215,8 +217,9 @@ fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes 
 /// `--control-experiment`: on the calibration seeds, the control test's smallest minimum effect
 /// with no false rollback (to 0.05) per observation length; then, on the report seeds, every
 /// method on canary soaks, the control test at the effects just measured. Returns the report.
-pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum) -> String {
-    let cal = judge_all(d, calibration);
+/// `share`: every canary that share of the attempts (2 of 20 nodes: 0.1), not 5–50 %.
+pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Option<f64>) -> String {
+    let cal = judge_all(d, calibration, share);
     let effects: Vec<f64> = OBSERVE_MIN
         .iter()
         .map(|&observe| {
@@ -227,7 +230,7 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum) -> String 
         .collect();
     drop(cal);
     let traces = report;
-    let judged = judge_all(d, traces);
+    let judged = judge_all(d, traces, share);
     let mut methods: Vec<(String, Outcomes)> = vec![
         ("CUSUM on cluster-wide counts, 7 d history".into(), judged.iter().map(|j| j.cluster).collect()),
         ("CUSUM on the canary's counts, 7 d history".into(), judged.iter().map(|j| j.canary).collect()),

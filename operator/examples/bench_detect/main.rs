@@ -244,7 +244,8 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--control-experiment") {
-        control_experiment(per_family, &out);
+        let share = arg(&args, "--canary-share").map(|v| v.parse::<f64>().expect("--canary-share 0.1"));
+        control_experiment(per_family, &out, share);
         return;
     }
     if args.iter().any(|a| a == "--ramp-experiment") {
@@ -546,26 +547,34 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
 
 /// The concurrent control on canary soaks: its minimum effects measured on the calibration
 /// seeds, then every method scored on the report seeds. Writes bench/control.md.
-fn control_experiment(per_family: usize, out: &str) {
+fn control_experiment(per_family: usize, out: &str, share: Option<f64>) {
     let started = Instant::now();
     let d = Cusum::from_rule(&RegressionRule::default());
     let (calibration, report) = (
         corpus::of_seeds(&CALIBRATION_SEEDS, per_family, true),
         corpus::of_seeds(&REPORT_SEEDS, per_family, true),
     );
-    let table = control::experiment(&calibration, &report, &d);
+    let table = control::experiment(&calibration, &report, &d, share);
     let mut r = String::new();
-    let _ = writeln!(r, "# A concurrent control on canary soaks (`make bench-detect-control`)\n");
+    let (command, size, file) = match share {
+        Some(s) => (
+            format!("make bench-detect-canary, --canary-share {s}"),
+            format!("{:.0} % of the attempts", s * 100.0),
+            format!("control-share-{:.0}.md", s * 100.0),
+        ),
+        None => ("make bench-detect-control".into(), "5–50 % of the attempts".into(), "control.md".into()),
+    };
+    let _ = writeln!(r, "# A concurrent control on canary soaks (`{command}`)\n");
     let _ = writeln!(
         r,
-        "Every soak of the corpus split into a canary (5–50 % of the attempts, its nodes' error rate 0.8–1.25x the rest's, each group with its own \
+        "Every soak of the corpus split into a canary ({size}, its nodes' error rate 0.8–1.25x the rest's, each group with its own \
 10-minute wander of σ up to 0.15 and about one bad-node spike a day) and the rest; the regression on the canary only, as a canary stage sees it. \
 The control test's minimum effect per observation length is the smallest (to 0.05x) with no false rollback on the calibration seeds {CALIBRATION_SEEDS:?}; \
 the table is the report seeds {REPORT_SEEDS:?}, {per_family} soaks per family and seed. The CUSUMs run with the defaults. Took {:.0} s.\n",
         started.elapsed().as_secs_f64()
     );
     r += &table;
-    write_report(out, "control.md", &r);
+    write_report(out, &file, &r);
 }
 
 /// Writes an experiment's report to `out/file`, and prints it.
