@@ -207,7 +207,11 @@ fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize
 }
 
 fn judge_all(d: &Cusum, traces: &[Trace], share: Option<f64>) -> Vec<Judged> {
-    traces.iter().enumerate().map(|(i, t)| judge(d, t, &split(t.volume.to_bits() ^ i as u64, t, share))).collect()
+    traces
+        .iter()
+        .enumerate()
+        .map(|(i, t)| judge(d, t, &split(t.volume.to_bits() ^ i as u64, t, share)))
+        .collect()
 }
 
 fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes {
