@@ -55,6 +55,18 @@ pub(super) fn strategy_to_restore(t: &TargetState) -> Option<String> {
     }
 }
 
+/// One step of a canary: component `ci` of stage `si`, its target, and what its stage asks.
+pub(super) struct Step<'t> {
+    pub si: usize,
+    pub ci: usize,
+    pub c: ComponentStatus,
+    pub key: TargetKey,
+    pub t: &'t TargetState,
+    pub canary: Canary,
+    /// Whether it may change anything (a stage rolling out), or only follows (a soak).
+    pub replace: bool,
+}
+
 /// How many pods of `nodes` may be unavailable at once: the DaemonSet's rolling update's
 /// maxUnavailable (a percentage rounded up, as the DaemonSet controller does), at least one.
 fn max_unavailable(original: Option<&str>, nodes: usize) -> usize {
@@ -328,10 +340,12 @@ impl Decider<'_> {
         let c = self.st.stages[si].components[ci].clone();
         let (key, t) = self.target(&c);
         let Some(t) = t else { return Some(format!("{key}: missing")) };
-        match key.kind {
-            WorkloadKind::StatefulSet => return self.partition_step(si, ci, &canary, replace),
-            WorkloadKind::Deployment => return self.surge_step(si, ci, &canary, replace),
-            WorkloadKind::DaemonSet => {}
+        if key.kind != WorkloadKind::DaemonSet {
+            let step = Step { si, ci, c: c.clone(), key: key.clone(), t, canary: canary.clone(), replace };
+            return match key.kind {
+                WorkloadKind::StatefulSet => self.partition_step(step),
+                _ => self.surge_step(step),
+            };
         }
         let Some(p) = placed(t) else {
             return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));

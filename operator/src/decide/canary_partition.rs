@@ -5,6 +5,7 @@
 //! back, deletes the updated pods that never became Ready (an OrderedReady StatefulSet stays
 //! stuck on them, kubernetes#67250), then restores the strategy (`canary::unwind`).
 
+use super::canary::Step;
 use super::{Decider, Effect};
 use crate::crd::*;
 
@@ -30,16 +31,8 @@ impl Decider<'_> {
     /// A StatefulSet's canary: its top ordinals, by its rollingUpdate.partition, which its own
     /// controller follows. A later stage lowers the partition. None once the controller has
     /// updated those replicas and they are Ready.
-    pub(super) fn partition_step(
-        &mut self,
-        si: usize,
-        ci: usize,
-        canary: &Canary,
-        replace: bool,
-    ) -> Option<String> {
-        let c = self.st.stages[si].components[ci].clone();
-        let (key, t) = self.target(&c);
-        let t = t?;
+    pub(super) fn partition_step(&mut self, step: Step<'_>) -> Option<String> {
+        let Step { si, ci, c, key, t, canary, replace } = step;
         let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
         // The replicas the canary was measured against, when it began: a scale since would move
         // what a partition means (a scale-up puts the new replicas above it, on the new image).

@@ -15,6 +15,7 @@
 //! Argo CD shows it Suspended.
 
 use super::Decider;
+use super::canary::Step;
 use super::canary::same_strategy;
 use crate::crd::*;
 use crate::target::{PodPlace, TargetKey, TargetState};
@@ -61,16 +62,8 @@ impl Decider<'_> {
 
     /// A Deployment's canary: its new pods, made beside the old ones. Raises `maxSurge` when a
     /// later stage asks for more. None once as many new pods as the stage wants are Ready.
-    pub(super) fn surge_step(
-        &mut self,
-        si: usize,
-        ci: usize,
-        canary: &Canary,
-        replace: bool,
-    ) -> Option<String> {
-        let c = self.st.stages[si].components[ci].clone();
-        let (key, t) = self.target(&c);
-        let t = t?;
+    pub(super) fn surge_step(&mut self, step: Step<'_>) -> Option<String> {
+        let Step { si, ci, c, key, t, canary, replace } = step;
         // Its size is taken of the replicas it had when the canary began, so that a scale (an
         // autoscaler) neither grows nor shrinks it.
         let replicas = usize::try_from(t.desired_pods).unwrap_or(0);

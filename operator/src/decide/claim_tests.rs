@@ -139,22 +139,6 @@ fn a_target_argo_cd_manages_is_claimed_with_the_setting_that_keeps_self_heal_awa
     assert!(!c.message.contains("connector-canary"), "{}", c.message);
 }
 
-/// The spec's targets with a registrar sidecar, the first upgraded with it
-/// (`alsoContainers`): driver and sidecar bumped by one chart release.
-fn with_sidecar() -> World {
-    let mut s = spec();
-    for c in s.stages.iter_mut().flat_map(|s| &mut s.components) {
-        c.container = Some("connector".into());
-    }
-    s.stages[0].components[0].also_containers =
-        vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
-    let mut w = World::new(s);
-    for name in ["connector-canary", "connector"] {
-        w.target_mut(name).containers.push(("registrar".into(), "registrar:1.0".into()));
-    }
-    w
-}
-
 fn images(w: &World, name: &str) -> Vec<(String, String)> {
     w.obs.targets[&key(name)].as_ref().unwrap().containers.clone()
 }

@@ -147,6 +147,22 @@ pub(super) fn replica(name: &str, image: &str, ready: bool) -> PodPlace {
     }
 }
 
+/// The spec's targets with a registrar sidecar, the first upgraded with it
+/// (`alsoContainers`): driver and sidecar bumped by one chart release.
+pub(super) fn with_sidecar() -> World {
+    let mut s = spec();
+    for c in s.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+    }
+    s.stages[0].components[0].also_containers =
+        vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+    let mut w = World::new(s);
+    for name in ["connector-canary", "connector"] {
+        w.target_mut(name).containers.push(("registrar".into(), "registrar:1.0".into()));
+    }
+    w
+}
+
 /// A canary on `first` nodes of the connector DaemonSet, widened to `then`, then all of it.
 pub(super) fn canary_spec(first: Portion, then: Option<Portion>) -> MaintenanceUpgradeSpec {
     let mut s = spec();

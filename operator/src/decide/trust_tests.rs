@@ -91,16 +91,7 @@ fn the_known_good_image_on_the_target_and_the_desired_image_in_the_spec_win_over
 
 #[test]
 fn a_sidecars_known_good_image_forged_into_the_status_is_taken_from_the_target() {
-    let mut s = spec();
-    for c in s.stages.iter_mut().flat_map(|s| &mut s.components) {
-        c.container = Some("connector".into());
-    }
-    s.stages[0].components[0].also_containers =
-        vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
-    let mut w = World::new(s);
-    for name in ["connector-canary", "connector"] {
-        w.target_mut(name).containers.push(("registrar".into(), "registrar:1.0".into()));
-    }
+    let mut w = with_sidecar();
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
     w.obs.status.stages[0].components[0].also_containers[0].known_good_image = Some("evil:6.6.6".into());
     w.obs.spec.rollback.requested = true;
