@@ -173,13 +173,6 @@ impl Decider<'_> {
                         "{key} has no readable updateStrategy; the canary could not restore it"
                     ));
                 }
-                if let crate::target::Rollout::InProgress(why) | crate::target::Rollout::Failed(why) =
-                    &t.rollout
-                {
-                    return Some(format!(
-                        "{key} is rolling out already ({why}); its canary starts once that has finished"
-                    ));
-                }
                 if key.kind == WorkloadKind::Deployment && strategy.as_deref().is_some_and(recreates) {
                     return Some(format!(
                         "{key} updates by Recreate: a canary would run the new pods beside the old ones, which \
@@ -297,6 +290,15 @@ impl Decider<'_> {
         self.components()
             .filter(move |o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
             .filter_map(|o| o.canary.as_ref())
+    }
+
+    /// The components of the status that name `key`.
+    pub(super) fn recorded_components<'s>(
+        &'s self,
+        key: &'s TargetKey,
+    ) -> impl Iterator<Item = &'s ComponentStatus> + 's {
+        self.components()
+            .filter(move |o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
     }
 
     /// How many the canary of `key` was measured against when it began (its status), if it has.
@@ -510,34 +512,43 @@ impl Decider<'_> {
     /// restores them: one whose image someone else changed mid-canary (the operator lets go of
     /// its image, not of the settings it set), before it is released, so that no workload is
     /// left on OnDelete, a partition or a surge that never ends.
+    /// Only a target this upgrade canaried and changed, and only to the record on the target
+    /// itself (the status, which a tenant may forge, does not choose what is written).
     pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
         self.o.targets.iter().find_map(|(key, t)| {
-            let t = t.as_ref().filter(|t| self.owns(t))?;
-            left_by_canary(t.update_strategy.as_deref()?).then_some(())?;
-            Some((key.clone(), self.hand_over(key, t)?))
+            let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
+            let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
+            (changed && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
+            let original = t.original_strategy.clone()?;
+            (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
+            let restore = Effect::SetStrategy {
+                target: key.clone(),
+                resource_version: t.resource_version.clone(),
+                strategy: original,
+            };
+            Some((key.clone(), restore))
         })
     }
 
-    /// Why the rollout settings of canaried target `t` are not what this upgrade set, if they
-    /// are not: while its canary stages run they must be the canary's (a RollingUpdate put back
-    /// by Helm or Argo CD would roll every node, or every replica, at once).
-    pub(super) fn settings_conflict(
-        &self,
-        key: &TargetKey,
-        c: &ComponentStatus,
-        t: &TargetState,
-    ) -> Option<String> {
-        if c.phase != ComponentPhase::Applied || !self.canaried(key) {
-            return None;
-        }
-        let &(last, _) = self.appearances(key).last()?;
-        let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending);
-        let current = t.update_strategy.as_deref()?;
-        (!handed_over && !left_by_canary(current)).then(|| {
-            format!(
-                "{key}'s rollout settings were changed by someone else during its canary (now {current}); \
-                 the operator no longer touches it"
-            )
+    /// Why the upgrade must be reverted because someone else changed the rollout settings of
+    /// a canaried target during its canary, if they did: while its canary stages run they must
+    /// be the canary's (a RollingUpdate put back by Helm or Argo CD rolls the new image, still
+    /// unjudged, to every node or replica at once). Its image is still this upgrade's, so it is
+    /// reverted with the rest, its recorded settings restored.
+    pub(super) fn settings_drift(&self) -> Option<String> {
+        self.components().filter(|c| c.phase == ComponentPhase::Applied).find_map(|c| {
+            let (key, t) = self.target(c);
+            let t = t.filter(|t| self.owns(t) && self.canaried(&key))?;
+            let &(last, _) = self.appearances(&key).last()?;
+            let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending);
+            let current = t.update_strategy.as_deref()?;
+            (!handed_over && !left_by_canary(current)).then(|| {
+                format!(
+                    "{key}'s rollout settings were changed by someone else during its canary (now {current}), \
+                     which would roll the new image everywhere unjudged; tell Argo CD, Flux or Helm to leave \
+                     them to the operator (see the ManagedByGitOps advice)"
+                )
+            })
         })
     }
 

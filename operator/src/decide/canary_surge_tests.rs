@@ -145,3 +145,28 @@ fn a_restart_mid_canary_goes_on_from_the_deployment_and_the_status() {
     assert_eq!(settings(&w).len(), 2, "nothing sent twice: {:?}", settings(&w));
     assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS));
 }
+
+#[test]
+fn a_recreate_deployment_or_one_of_no_replicas_gets_no_canary() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().update_strategy =
+        Some(r#"{"minReadySeconds":0,"progressDeadlineSeconds":600,"strategy":{"type":"Recreate"}}"#.into());
+    w.step();
+    assert!(
+        w.condition(ct::BLOCKED).message.contains("updates by Recreate"),
+        "{}",
+        w.condition(ct::BLOCKED).message
+    );
+    assert!(w.effects.is_empty());
+    let (mut w, k) = deployment_world(Portion::Percent("25%".into()), None);
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.desired_pods = 0;
+    t.pods = Some(vec![]);
+    w.step();
+    assert!(
+        w.condition(ct::BLOCKED).message.contains("has 0 replicas"),
+        "{}",
+        w.condition(ct::BLOCKED).message
+    );
+    assert!(w.effects.is_empty());
+}

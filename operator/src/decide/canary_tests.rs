@@ -515,26 +515,19 @@ fn a_canaried_target_changed_by_someone_else_gets_its_strategy_back_before_it_is
 }
 
 #[test]
-fn a_strategy_changed_by_someone_else_mid_canary_is_a_conflict() {
+fn a_strategy_changed_by_someone_else_mid_canary_reverts_the_upgrade() {
     let mut w = world(Portion::Count(2), None);
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
-    // Helm or Argo CD puts the DaemonSet's RollingUpdate back: every node would roll.
+    // Helm or Argo CD puts the DaemonSet's RollingUpdate back: the new image, still unjudged,
+    // would roll to every node.
     ds_mut(&mut w).update_strategy = Some(ROLLING.into());
     bump(ds_mut(&mut w));
-    w.step();
-    let c = &w.obs.status.stages[0].components[0];
-    assert_eq!(c.phase, ComponentPhase::Conflict, "{:?}", c.message);
-    assert!(c.message.as_deref().unwrap().contains("rollout settings"), "{:?}", c.message);
-}
-
-#[test]
-fn a_workload_rolling_out_already_gets_no_canary_until_it_has_finished() {
-    let mut w = world(Portion::Count(2), None);
-    ds_mut(&mut w).rollout = Rollout::InProgress("3 of 6 scheduled pods updated".into());
-    w.step();
-    let b = w.condition(ct::BLOCKED);
-    assert!(b.message.contains("is rolling out already"), "{}", b.message);
-    assert!(w.image_sets().is_empty());
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let r = w.obs.status.rollback.clone().unwrap();
+    assert_eq!(r.reason, reason::CHANGED_EXTERNALLY);
+    assert!(r.message.contains("rollout settings were changed by someone else"), "{}", r.message);
+    assert_eq!(w.image("connector"), "connector:1.0", "its image is still ours, so it is reverted");
 }
 
 #[test]

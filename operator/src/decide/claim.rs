@@ -107,6 +107,21 @@ impl Decider<'_> {
                 .chain(&also)
                 .map(|n| (n.clone(), t.image(n).unwrap_or_default().to_string()))
                 .collect();
+            // Its own container is how the operator tells applied from not, and new pods from old.
+            let own_now = on_target.as_ref().unwrap_or(&live)[0].1.clone();
+            if !also.is_empty() && own_now == c.desired_image {
+                if !claims.is_empty() {
+                    break;
+                }
+                self.hold_before_claim(
+                    reason::CONTAINER_NOT_FOUND,
+                    format!(
+                        "{key} container {container} runs {own_now} already: name a container whose image \
+                         changes as the component's container, the others in alsoContainers; nothing has been changed"
+                    ),
+                );
+                return false;
+            }
             match t.owner.as_deref().filter(|_| stale.is_none()) {
                 Some(owner) if owner != self.o.id && !claims.is_empty() => break,
                 Some(owner) if owner != self.o.id => {

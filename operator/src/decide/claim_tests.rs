@@ -216,3 +216,18 @@ fn another_container_the_template_lacks_or_changed_by_someone_else_is_caught() {
         c.message
     );
 }
+
+#[test]
+fn a_component_whose_own_container_does_not_change_is_held() {
+    let mut w = with_sidecar();
+    // Only the sidecar changes: the component's own container already runs its image.
+    w.target_mut("connector-canary").containers[0].1 = "connector:2.0".into();
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert!(
+        b.message.contains("runs connector:2.0 already: name a container whose image changes"),
+        "{}",
+        b.message
+    );
+    assert!(w.effects.is_empty());
+}

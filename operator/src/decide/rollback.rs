@@ -38,6 +38,9 @@ impl Decider<'_> {
         if let Some(why) = self.rollout_failure(plan) {
             trigger.get_or_insert((reason::ROLLOUT_FAILED, why));
         }
+        if let Some(why) = self.settings_drift() {
+            trigger.get_or_insert((reason::CHANGED_EXTERNALLY, why));
+        }
         // Stages left that can never start: the upgrade cannot finish, so it is reverted.
         let window = plan.schedule.state_at(self.now());
         if let WindowState::Closed { opens_at: None, why } = &window
@@ -145,6 +148,20 @@ impl Decider<'_> {
                 let t = t.expect("an Applied component's target exists (else it is Gone)");
                 let container = c.container.clone().unwrap_or_default();
                 let known_good = c.known_good_image.clone().unwrap_or_default();
+                // An image it has no record of is never written (an empty one would leave the
+                // workload unable to make pods).
+                if let Some((n, _, _)) = c.changes().into_iter().find(|(_, k, _)| k.is_none_or(str::is_empty))
+                {
+                    let msg = format!(
+                        "no known-good image of container {n} of {key} is recorded, so it is not reverted; \
+                         set its images back by hand"
+                    );
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.phase = ComponentPhase::Conflict;
+                    cs.message = Some(msg.clone());
+                    self.note(true, reason::CHANGED_EXTERNALLY, "Revert", msg);
+                    continue;
+                }
                 let cs = &mut self.st.stages[si].components[ci];
                 cs.phase = ComponentPhase::Reverted;
                 cs.reverted_at = Some(self.o.now);

@@ -218,12 +218,9 @@ impl Decider<'_> {
                 Some(_) => {}
             }
         }
-        if !self.owns(t) && c.phase != ComponentPhase::Reverted {
-            return Some(format!(
-                "{key} does not carry this upgrade's owner mark (annotations {OWNER_ANNOTATION} and {OWNER_UID_ANNOTATION}); the operator no longer touches it"
-            ));
-        }
-        self.settings_conflict(key, c, t)
+        (!self.owns(t) && c.phase != ComponentPhase::Reverted).then(|| format!(
+            "{key} does not carry this upgrade's owner mark (annotations {OWNER_ANNOTATION} and {OWNER_UID_ANNOTATION}); the operator no longer touches it"
+        ))
     }
 }
 

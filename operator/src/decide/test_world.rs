@@ -445,6 +445,7 @@ impl World {
                 let images = std::iter::once((*index, container, image))
                     .chain(more.iter().map(|(i, c, m)| (*i, c, m)));
                 for (index, container, image) in images {
+                    assert!(!image.is_empty(), "no empty image is ever written");
                     assert_eq!(&t.containers[index].0, container, "the index names the container");
                     t.containers[index].1 = image.clone();
                 }

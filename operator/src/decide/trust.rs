@@ -85,7 +85,7 @@ impl Decider<'_> {
                 // The target's own record of its containers and known-good images, written by
                 // the claim: only the operator and whoever may edit the workload can change it.
                 let c = self.st.stages[si].components[ci].clone();
-                if c.container.is_none() {
+                if c.container.is_none() || c.phase == ComponentPhase::Conflict {
                     continue;
                 }
                 let Some(on_target) = t.filter(|t| self.owns(t)).and_then(|t| t.recorded_known_good()) else {
@@ -93,6 +93,19 @@ impl Decider<'_> {
                 };
                 let in_status: Vec<(&str, &str)> =
                     c.changes().iter().map(|(n, k, _)| (*n, k.unwrap_or("none"))).collect();
+                let names: Vec<&str> = c.changes().iter().map(|(n, _, _)| *n).collect();
+                let recorded: Vec<&str> = on_target.iter().map(|(n, _)| *n).collect();
+                if names[1..] != recorded[1..] {
+                    let msg = format!(
+                        "the known-good record on {key} names containers {recorded:?}, not the {names:?} this \
+                         upgrade changes; the operator no longer touches it (set the annotation back, or revert by hand)"
+                    );
+                    let cs = &mut self.st.stages[si].components[ci];
+                    cs.phase = ComponentPhase::Conflict;
+                    cs.message = Some(msg.clone());
+                    said.push((reason::STATUS_CORRECTED, msg));
+                    continue;
+                }
                 let (container, image) = on_target[0];
                 let also_on_target =
                     |name: &str| on_target.iter().find(|(n, _)| *n == name).map(|(_, i)| i.to_string());

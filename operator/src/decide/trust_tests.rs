@@ -105,3 +105,42 @@ fn a_sidecars_known_good_image_forged_into_the_status_is_taken_from_the_target()
     );
     assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
 }
+
+#[test]
+fn a_known_good_record_of_other_containers_is_not_used_and_no_empty_image_is_written() {
+    let mut w = with_sidecar();
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    // Someone rewrites the record on the target without the sidecar.
+    w.target_mut("connector-canary").known_good = Some("connector=connector:1.0".into());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict);
+    assert!(c.message.as_deref().unwrap().contains("names containers [\"connector\"]"), "{:?}", c.message);
+    assert!(
+        w.image_sets().iter().all(|(n, i)| n != "connector-canary" || i != "connector:1.0"),
+        "not reverted blind"
+    );
+}
+
+#[test]
+fn other_containers_forged_into_the_status_are_the_specs_again() {
+    let mut w = with_sidecar();
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    let forged = &mut w.obs.status.stages[0].components[0].also_containers;
+    forged[0].desired_image = "evil:6.6.6".into();
+    forged.push(ContainerChange {
+        container: "connector2".into(),
+        known_good_image: Some("evil:6".into()),
+        desired_image: "evil:6".into(),
+    });
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.also_containers.len(), 1);
+    assert_eq!(c.also_containers[0].desired_image, "registrar:2.0");
+    let t = w.obs.targets[&key("connector-canary")].as_ref().unwrap();
+    assert_eq!(t.containers[1].1, "registrar:1.0");
+    assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
+}
