@@ -200,6 +200,12 @@ impl Decider<'_> {
     /// container it changes that runs an image this upgrade did not set, or is gone, or the
     /// owner mark gone.
     fn conflict(&self, key: &TargetKey, c: &ComponentStatus, t: &TargetState) -> Option<String> {
+        // Every claim records its container: a status without one was not written by the operator.
+        if c.container.is_none() {
+            return Some(format!(
+                "status.stages records no container for {key}; the operator no longer touches it"
+            ));
+        }
         for (container, known_good, desired) in c.changes() {
             let known_good = known_good.unwrap_or_default();
             let expected: &[&str] = match c.phase {

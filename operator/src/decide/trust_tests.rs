@@ -144,3 +144,17 @@ fn other_containers_forged_into_the_status_are_the_specs_again() {
     assert_eq!(t.containers[1].1, "registrar:1.0");
     assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
 }
+
+#[test]
+fn a_status_whose_container_was_cleared_touches_nothing() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.status.stages[0].components[0].container = None;
+    w.obs.spec.rollback.requested = true;
+    let sets = w.image_sets().len();
+    w.run_until(Duration::hours(1), terminal);
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict, "{:?}", c.message);
+    assert!(c.message.as_deref().unwrap().contains("records no container"), "{:?}", c.message);
+    assert!(w.image_sets()[sets..].iter().all(|(n, _)| n != "connector-canary"), "{:?}", w.image_sets());
+}
