@@ -287,9 +287,7 @@ impl Decider<'_> {
         &'s self,
         key: &'s TargetKey,
     ) -> impl Iterator<Item = &'s CanaryStatus> + 's {
-        self.components()
-            .filter(move |o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
-            .filter_map(|o| o.canary.as_ref())
+        self.recorded_components(key).filter_map(|o| o.canary.as_ref())
     }
 
     /// The components of the status that name `key`.
