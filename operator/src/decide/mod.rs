@@ -4,7 +4,8 @@
 //! One file per step of an upgrade, in the order it meets them: `plan` (the spec, parsed),
 //! `trust` (what in the status is believed), `targets` (what the targets show), `analysis` (signals → verdicts), `claim` (record the
 //! known-good images), `baseline` (measure before any change), `stage` (start, roll out, soak,
-//! promote), `rollback` (trigger and revert), `finish` (succeed, or end unchanged) and
+//! promote), `canary` (a canary inside one workload: a folder, one file per kind's mechanism),
+//! `rollback` (trigger and revert), `finish` (succeed, or end unchanged) and
 //! `conditions` (the decision as a user reads it). Each keeps its tests beside it.
 //!
 //! Restart safety: everything needed to continue is in the status or on the targets, and every
@@ -13,8 +14,6 @@
 mod analysis;
 mod baseline;
 mod canary;
-mod canary_partition;
-mod canary_surge;
 mod claim;
 mod conditions;
 mod finish;

@@ -295,7 +295,7 @@ impl World {
         // the old ones, which it never counts available, so it takes none of the old away.
         for (k, t) in self.obs.targets.iter_mut() {
             let Some(t) = t.as_mut().filter(|_| k.kind == WorkloadKind::Deployment) else { continue };
-            let Some(surge) = super::canary_surge::surge_of(t.update_strategy.as_deref()) else { continue };
+            let Some(surge) = super::canary::surge_of(t.update_strategy.as_deref()) else { continue };
             let image = t.containers[0].1.clone();
             let pods = t.pods.get_or_insert_with(Vec::new);
             for i in pods.iter().filter(|p| p.images[0].1 == image).count()..surge {
@@ -407,7 +407,7 @@ impl World {
                 assert_eq!(t.owner_uid.as_deref(), Some(self.obs.uid.as_str()), "only to targets we own");
                 t.update_strategy = Some(strategy.clone());
                 bump(t);
-                if strategy != ON_DELETE && super::canary_surge::surge_of(Some(strategy)).is_none() {
+                if strategy != ON_DELETE && super::canary::surge_of(Some(strategy)).is_none() {
                     t.rollout = Rollout::InProgress("rolling".into());
                     self.rollouts
                         .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
@@ -456,7 +456,7 @@ impl World {
                 bump(t);
                 // Under OnDelete no pod changes until the operator deletes it; under a canary's
                 // surge, the pods are made above.
-                let surge = super::canary_surge::surge_of(t.update_strategy.as_deref()).is_some();
+                let surge = super::canary::surge_of(t.update_strategy.as_deref()).is_some();
                 if t.update_strategy.as_deref() != Some(ON_DELETE) && !surge {
                     t.rollout = Rollout::InProgress("rolling".into());
                     self.rollouts
@@ -525,6 +525,11 @@ pub(super) fn refused() -> ReadError {
 
 pub(super) fn bump(t: &mut TargetState) {
     t.resource_version = (t.resource_version.parse::<u64>().unwrap() + 1).to_string();
+}
+
+/// Whether stage `stage` soaks.
+pub(super) fn soaking(w: &World, stage: usize) -> bool {
+    w.obs.status.stages.get(stage).is_some_and(|s| s.phase == StagePhase::Soaking)
 }
 
 pub(super) fn terminal(w: &World) -> bool {

@@ -1,7 +1,7 @@
 //! Transition tests: a canary inside one Deployment, new replicas beside the old ones.
 
-use super::super::test_world::*;
 use super::surge_settings;
+use crate::decide::test_world::*;
 
 /// Its settings as the API server defaults them: 25 % surge and unavailable, 600 s deadline.
 const SETTINGS: &str = r#"{"minReadySeconds":0,"progressDeadlineSeconds":600,"strategy":{"rollingUpdate":{"maxSurge":"25%","maxUnavailable":"25%"},"type":"RollingUpdate"}}"#;
@@ -44,10 +44,6 @@ fn running(w: &World, k: &TargetKey, image: &str) -> Vec<String> {
 
 fn old_pods() -> Vec<String> {
     (0..6).map(|i| format!("web-old-{i}")).collect()
-}
-
-fn soaking(w: &World, stage: usize) -> bool {
-    w.obs.status.stages.get(stage).is_some_and(|s| s.phase == StagePhase::Soaking)
 }
 
 /// The settings each write sent: with the image (`image+…`), or alone.

@@ -14,10 +14,9 @@
 //! has begun (a race it can lose); `kubectl rollout undo` refuses a paused Deployment, and
 //! Argo CD shows it Suspended.
 
-use super::Decider;
-use super::canary::Step;
-use super::canary::same_strategy;
+use super::{Step, same_strategy};
 use crate::crd::*;
+use crate::decide::{Decider, Effect};
 use crate::target::{PodPlace, TargetKey, TargetState};
 use serde_json::json;
 
@@ -39,7 +38,7 @@ pub(super) fn surge_settings(k: usize) -> String {
 }
 
 /// The canary's size, if `settings` are a canary's.
-pub(super) fn surge_of(settings: Option<&str>) -> Option<usize> {
+pub(in crate::decide) fn surge_of(settings: Option<&str>) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(settings?).ok()?;
     if v["minReadySeconds"].as_i64() != Some(HOLD_READY_SECONDS) {
         return None;
@@ -47,12 +46,38 @@ pub(super) fn surge_of(settings: Option<&str>) -> Option<usize> {
     usize::try_from(v["strategy"]["rollingUpdate"]["maxSurge"].as_u64()?).ok()
 }
 
+/// Whether a Deployment's settings (`target::deployment_settings`) update by Recreate.
+fn recreates(settings: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
+    v["strategy"]["type"] == "Recreate"
+}
+
+/// What a canary of a Deployment cannot do, beyond what every kind checks.
+pub(super) fn surge_problem(key: &TargetKey, t: &TargetState, settings: &str) -> Option<String> {
+    if recreates(settings) {
+        return Some(format!(
+            "{key} updates by Recreate: a canary would run the new pods beside the old ones, which \
+             Recreate exists to prevent; upgrade it whole (no canary)"
+        ));
+    }
+    t.paused.then(|| {
+        format!(
+            "{key} is paused (spec.paused): its controller would make no canary; resume it, or upgrade \
+             it whole (no canary)"
+        )
+    })
+}
+
 impl Decider<'_> {
     /// What a revert of Deployment `key` writes with its image: the recorded settings, in the
     /// same write. With two writes, an operator stopped between them would leave the old
     /// ReplicaSet current under the canary's minReadySeconds, which its controller applies to
     /// the current ReplicaSet: none of the Deployment's pods would count as available.
-    pub(super) fn settings_with_revert(&self, key: &TargetKey, t: &TargetState) -> Option<(String, String)> {
+    pub(in crate::decide) fn settings_with_revert(
+        &self,
+        key: &TargetKey,
+        t: &TargetState,
+    ) -> Option<(String, String)> {
         if key.kind != WorkloadKind::Deployment || !self.canaried(key) {
             return None;
         }
@@ -96,7 +121,7 @@ impl Decider<'_> {
                         c.desired_image
                     ),
                 );
-                self.effect = Some(super::Effect::SetStrategy {
+                self.effect = Some(Effect::SetStrategy {
                     target: key.clone(),
                     resource_version: t.resource_version.clone(),
                     strategy: surge_settings(wanted),
@@ -109,5 +134,5 @@ impl Decider<'_> {
 }
 
 #[cfg(test)]
-#[path = "canary_surge_tests.rs"]
+#[path = "surge_tests.rs"]
 mod tests;

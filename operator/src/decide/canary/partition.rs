@@ -5,9 +5,10 @@
 //! back, deletes the updated pods that never became Ready (an OrderedReady StatefulSet stays
 //! stuck on them, kubernetes#67250), then restores the strategy (`canary::unwind`).
 
-use super::canary::Step;
-use super::{Decider, Effect};
+use super::Step;
 use crate::crd::*;
+use crate::decide::{Decider, Effect};
+use crate::target::{TargetKey, TargetState};
 
 /// A StatefulSet's rollingUpdate.partition (0 when none).
 pub(super) fn partition_of(strategy: Option<&str>) -> usize {
@@ -27,7 +28,62 @@ pub(super) fn with_partition(strategy: Option<&str>, partition: usize) -> String
     v.to_string()
 }
 
+/// What a canary of a StatefulSet of `replicas` cannot do, beyond what every kind checks.
+pub(super) fn partition_problem(
+    stage: &str,
+    key: &TargetKey,
+    canary: &Canary,
+    replicas: usize,
+    strategy: Option<&str>,
+) -> Option<String> {
+    // Partition 0 holds nothing back: that is the last stage's change, not a canary.
+    if canary.portion().of(replicas) == Some(replicas) {
+        return Some(format!(
+            "canary.replicas of {key} in stage {stage} takes all {replicas} of its replicas: a partition \
+             of 0 holds none back; ask for fewer, or name it without canary"
+        ));
+    }
+    // A partition of its own would be lowered by the canary and restored by the revert with
+    // pods below it still on the new image.
+    (partition_of(strategy) > 0).then(|| {
+        format!(
+            "{key} has a rollingUpdate.partition of its own: a canary inside it cannot promise to \
+             restore it; set it to 0, or upgrade it whole (no canary)"
+        )
+    })
+}
+
 impl Decider<'_> {
+    /// A reverted StatefulSet's updated pods that never became Ready, deleted: they hold an
+    /// OrderedReady rollout even after the template is reverted (kubernetes#67250), and come
+    /// back from the reverted template. What it waits for, while any is left.
+    pub(super) fn unstick(
+        &mut self,
+        c: &ComponentStatus,
+        key: &TargetKey,
+        t: &TargetState,
+    ) -> Option<String> {
+        let container = c.container.clone().unwrap_or_default();
+        let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
+            return Some(format!(
+                "{key}: waiting for its controller and its pods to show the reverted template"
+            ));
+        };
+        let stuck: Vec<(String, String)> = pods
+            .iter()
+            .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.ready && !p.deleting)
+            .map(|p| (p.name.clone(), p.uid.clone()))
+            .collect();
+        if stuck.is_empty() {
+            return None;
+        }
+        if self.effect.is_none() {
+            let why = format!("that run {} and never became Ready", c.desired_image);
+            self.replace_pods(key, stuck, crate::constants::reason::REVERTED, why);
+        }
+        Some(format!("{key}: replacing its updated pods that are not Ready"))
+    }
+
     /// A StatefulSet's canary: its top ordinals, by its rollingUpdate.partition, which its own
     /// controller follows. A later stage lowers the partition. None once the controller has
     /// updated those replicas and they are Ready.
@@ -87,3 +143,7 @@ impl Decider<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

@@ -1,0 +1,245 @@
+//! Decide step, pure: a canary inside one DaemonSet, its first nodes. The first stage that
+//! names the DaemonSet sets its new image and `updateStrategy: OnDelete` in one write (recording
+//! the strategy it replaces on the target in the same write), then replaces its pods on the
+//! first nodes, in name order, itself; later stages widen that set; the last stage that names
+//! it restores the recorded strategy, so that the DaemonSet's own rolling update takes the
+//! rest. A revert sets the image back, replaces the pods that run the new one, then restores
+//! the strategy: the order the DaemonSet's own tools expect, and one in which no pod that never
+//! ran the new image rolls.
+//!
+//! Pods are replaced only once the DaemonSet's controller has seen its latest template and
+//! every node shows its pod, and no faster than the DaemonSet's own maxUnavailable allows (at
+//! least one at a time: OnDelete cannot surge); a pod that is not Ready is replaced at once.
+
+use super::Step;
+use crate::crd::*;
+use crate::decide::Decider;
+use crate::target::{PodPlace, TargetKey, TargetState};
+use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeSet;
+
+/// Whether `strategy` (JSON) is OnDelete.
+pub(super) fn on_delete(strategy: Option<&str>) -> bool {
+    let parsed: Option<DaemonSetUpdateStrategy> = strategy.and_then(|s| serde_json::from_str(s).ok());
+    parsed.is_some_and(|s| s.type_.as_deref() == Some("OnDelete"))
+}
+
+/// How many pods of `nodes` may be unavailable at once: the DaemonSet's rolling update's
+/// maxUnavailable (a percentage rounded up, as the DaemonSet controller does), at least one.
+fn max_unavailable(original: Option<&str>, nodes: usize) -> usize {
+    let strategy: Option<DaemonSetUpdateStrategy> = original.and_then(|s| serde_json::from_str(s).ok());
+    let value = strategy.and_then(|s| s.rolling_update).and_then(|r| r.max_unavailable);
+    let n = match value {
+        Some(IntOrString::Int(n)) => usize::try_from(n).unwrap_or(0),
+        Some(IntOrString::String(p)) => {
+            let pct: usize = p.trim_end_matches('%').parse().unwrap_or(0);
+            (nodes * pct).div_ceil(100)
+        }
+        None => 1,
+    };
+    n.max(1)
+}
+
+/// A DaemonSet's pods, as a canary sees them: placed on a node, and how many nodes serve none.
+struct Placed<'a> {
+    pods: Vec<&'a PodPlace>,
+    nodes: BTreeSet<String>,
+    /// Nodes whose pod does not serve: not Ready, being deleted, or (by the DaemonSet's own
+    /// count) gone before its replacement shows.
+    down: usize,
+    /// Every node the DaemonSet wants shows its pod, made from the current template: a pod
+    /// deleted now comes back with it.
+    settled: bool,
+}
+
+fn placed(t: &TargetState) -> Option<Placed<'_>> {
+    let pods: Vec<&PodPlace> = t.pods.as_ref()?.iter().filter(|p| !p.node.is_empty()).collect();
+    let nodes: BTreeSet<String> = pods.iter().map(|p| p.node.clone()).collect();
+    let seen_down =
+        pods.iter().filter(|p| !p.ready || p.deleting).map(|p| &p.node).collect::<BTreeSet<_>>().len();
+    let counted_down = usize::try_from(t.desired_pods - t.available_pods).unwrap_or(0);
+    let settled = t.generation_observed && nodes.len() >= usize::try_from(t.desired_pods).unwrap_or(0);
+    (!nodes.is_empty()).then_some(Placed { down: seen_down.max(counted_down), pods, nodes, settled })
+}
+
+/// The pods to delete now, of `candidates` (in order): a pod that is not Ready at once (it
+/// serves nothing), a Ready one only while fewer than `max_unavailable` nodes are down.
+fn paced(candidates: Vec<&PodPlace>, down: usize, max_unavailable: usize) -> Vec<(String, String)> {
+    let mut budget = max_unavailable.saturating_sub(down);
+    let mut out = vec![];
+    for p in candidates {
+        if !p.ready {
+            out.push((p.name.clone(), p.uid.clone()));
+        } else if budget > 0 {
+            budget -= 1;
+            out.push((p.name.clone(), p.uid.clone()));
+        }
+    }
+    out
+}
+
+impl Decider<'_> {
+    /// What a canary of `canary` nodes of DaemonSet `key` cannot do on the nodes it runs on
+    /// (judged once its pods are seen).
+    pub(super) fn daemonset_problem(
+        &self,
+        stage: &str,
+        key: &TargetKey,
+        t: &TargetState,
+        canary: &Canary,
+    ) -> Option<String> {
+        let placed = placed(t)?;
+        let eligible = self.eligible(canary, &placed.nodes)?;
+        if let Some(selector) = canary.selector_text().filter(|_| eligible.is_empty()) {
+            return Some(format!(
+                "canary.nodeSelector {selector} of {key} in stage {} selects none of the {} nodes it runs on",
+                stage,
+                placed.nodes.len()
+            ));
+        }
+        if canary.portion().of(eligible.len()).is_none_or(|n| n > eligible.len()) {
+            let among = if canary.node_selector.is_some() { " its nodeSelector selects" } else { "" };
+            return Some(format!(
+                "canary.nodes of {key} in stage {} is {} but it runs on {} nodes{among}; ask for at most {}, or a percentage",
+                stage,
+                canary.portion(),
+                eligible.len(),
+                eligible.len()
+            ));
+        }
+        None
+    }
+
+    /// Why stage `si` cannot start yet: a canary whose nodeSelector's nodes are not read yet
+    /// (the operator lists them; RBAC `nodes: list`). Nothing changes until they are.
+    pub(in crate::decide) fn selection_unread(&self, si: usize) -> Option<String> {
+        self.o.spec.stages.get(si)?.components.iter().find_map(|c| {
+            let selector = c.canary.as_ref()?.selector_text()?;
+            (!self.o.selected_nodes.contains_key(&selector))
+                .then(|| format!("waiting to read the nodes canary.nodeSelector {selector} selects"))
+        })
+    }
+
+    /// Of `nodes`, those a canary may take: all, or those its nodeSelector selects. None while
+    /// the nodes that selector selects have not been read.
+    fn eligible(&self, canary: &Canary, nodes: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        let Some(selector) = canary.selector_text() else { return Some(nodes.clone()) };
+        let selected = self.o.selected_nodes.get(&selector)?;
+        Some(nodes.intersection(selected).cloned().collect())
+    }
+
+    /// A DaemonSet's canary: replace the pods of the next nodes (in name order), paced. None
+    /// once enough nodes run the new image and all of those pods are Ready; otherwise what it
+    /// waits for.
+    pub(super) fn daemonset_step(&mut self, step: Step<'_>) -> Option<String> {
+        let Step { si, ci, c, key, t, canary, replace } = step;
+        let Some(p) = placed(t) else {
+            return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
+        };
+        let container = c.container.clone().unwrap_or_default();
+        let runs_new = |p: &PodPlace| p.image(&container) == Some(c.desired_image.as_str());
+        // The canary so far: the nodes whose pod runs the new image, or is being deleted (its
+        // replacement comes from the new template), or was deleted by this upgrade (recorded,
+        // for as long as the node runs the DaemonSet).
+        let recorded: BTreeSet<String> = self
+            .recorded_canaries(&key)
+            .flat_map(|k| k.nodes.iter().cloned())
+            .filter(|n| p.nodes.contains(n))
+            .collect();
+        let mut chosen = recorded.clone();
+        chosen.extend(p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()));
+        let Some(eligible) = self.eligible(&canary, &p.nodes) else {
+            return Some(format!("{key}: waiting to read the nodes its canary.nodeSelector selects"));
+        };
+        if eligible.is_empty() {
+            return Some(format!("{key}: its canary.nodeSelector selects none of the nodes it runs on"));
+        }
+        let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len());
+        let serving = p.pods.iter().filter(|q| runs_new(q) && q.ready && !q.deleting).count();
+        let original = self.recorded_strategy(&key, t);
+        // Taken again: a chosen node whose pod still runs the old image (its delete not yet seen,
+        // or the pod made again from a template the DaemonSet's controller had not caught up
+        // with). Then the next nodes, in name order. Only once the controller has caught up.
+        let again =
+            p.pods.iter().copied().filter(|q| recorded.contains(&q.node) && !runs_new(q) && !q.deleting);
+        let more = p
+            .pods
+            .iter()
+            .copied()
+            .filter(|q| {
+                eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
+            })
+            .take(wanted.saturating_sub(chosen.len()));
+        let delete = if replace && p.settled && self.effect.is_none() {
+            let down = p.down.max(chosen.len() - serving.min(chosen.len()));
+            let mut delete: Vec<(String, String)> = again.map(|q| (q.name.clone(), q.uid.clone())).collect();
+            delete.extend(paced(more.collect(), down, max_unavailable(original.as_deref(), p.nodes.len())));
+            delete
+        } else {
+            vec![]
+        };
+        for (name, _) in &delete {
+            if let Some(q) = p.pods.iter().find(|q| q.name == *name) {
+                chosen.insert(q.node.clone());
+            }
+        }
+        self.st.stages[si].components[ci].canary = Some(CanaryStatus {
+            wanted: wanted as i32,
+            total: p.nodes.len() as i32,
+            nodes: chosen.iter().cloned().collect(),
+            original_update_strategy: original,
+            ..Default::default()
+        });
+        if !delete.is_empty() {
+            let why = format!("so that {wanted} of {} nodes run {}", p.nodes.len(), c.desired_image);
+            self.replace_pods(&key, delete, crate::constants::reason::CANARY_WIDENED, why);
+        }
+        (chosen.len() < wanted || serving < chosen.len()).then(|| {
+            format!(
+                "{key}: {serving} of {wanted} canary nodes run {} and are Ready ({} nodes in all)",
+                c.desired_image,
+                p.nodes.len()
+            )
+        })
+    }
+
+    /// A reverted DaemonSet still on OnDelete: replace the pods that run the new image, paced.
+    /// What it waits for, while any does.
+    pub(super) fn unwind_daemonset(
+        &mut self,
+        c: &ComponentStatus,
+        key: &TargetKey,
+        t: &TargetState,
+        original: &str,
+    ) -> Option<String> {
+        let container = c.container.clone().unwrap_or_default();
+        let Some(p) = placed(t) else {
+            return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
+        };
+        let new: Vec<&PodPlace> = p
+            .pods
+            .iter()
+            .copied()
+            .filter(|q| q.image(&container) == Some(c.desired_image.as_str()))
+            .collect();
+        if !new.is_empty() {
+            let live: Vec<&PodPlace> = new.iter().copied().filter(|q| !q.deleting).collect();
+            let delete = if p.settled && self.effect.is_none() {
+                paced(live, p.down, max_unavailable(Some(original), p.nodes.len()))
+            } else {
+                vec![]
+            };
+            if !delete.is_empty() {
+                let why = format!("that run {}", c.desired_image);
+                self.replace_pods(key, delete, crate::constants::reason::REVERTED, why);
+            }
+            return Some(format!("{key}: {} pods still run {}", new.len(), c.desired_image));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+#[path = "daemonset_tests.rs"]
+mod tests;

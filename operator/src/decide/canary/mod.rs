@@ -1,0 +1,395 @@
+//! Decide step, pure: a canary inside one workload. Each kind has its own mechanism, in its
+//! own file: `daemonset` (its first nodes, by OnDelete), `partition` (a StatefulSet's top
+//! ordinals) and `surge` (a Deployment's new replicas beside its old ones). What they share is
+//! here: where a target appears in the stages, what is refused before anything changes, what
+//! was recorded, one step of a canary, the end of a revert, and the hand-over of the rest to
+//! the workload's own rollout settings, restored exactly.
+//!
+//! Everything is read back from the target (its pods, its settings, the record of the original
+//! on it), so a restart resumes where it stopped.
+
+mod daemonset;
+mod partition;
+mod surge;
+
+pub(super) use surge::surge_of;
+
+use super::{Decider, Effect};
+use crate::crd::*;
+use crate::target::{ON_DELETE, TargetKey, TargetState};
+use chrono::{DateTime, Utc};
+use daemonset::on_delete;
+use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
+use partition::{partition_of, with_partition};
+use surge::surge_settings;
+
+/// The same strategy, however its JSON was written.
+pub(super) fn same_strategy(a: Option<&str>, b: Option<&str>) -> bool {
+    let parse = |s: Option<&str>| s.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+    parse(a) == parse(b)
+}
+
+/// Whether `strategy` is what a canary sets: OnDelete (a DaemonSet), a partition (a
+/// StatefulSet), a surge whose pods never count as available (a Deployment).
+fn left_by_canary(strategy: &str) -> bool {
+    on_delete(Some(strategy)) || partition_of(Some(strategy)) > 0 || surge_of(Some(strategy)).is_some()
+}
+
+/// The strategy a canary of `t` restores: its own, unless a canary left it (an upgrade deleted
+/// mid-canary, or this one), then the one recorded on it.
+pub(super) fn strategy_to_restore(t: &TargetState) -> Option<String> {
+    match (&t.update_strategy, &t.original_strategy) {
+        (Some(current), Some(recorded)) if left_by_canary(current) => Some(recorded.clone()),
+        (Some(current), _) => Some(current.clone()),
+        (None, recorded) => recorded.clone(),
+    }
+}
+
+/// One step of a canary: component `ci` of stage `si`, its target, and what its stage asks.
+pub(super) struct Step<'t> {
+    pub si: usize,
+    pub ci: usize,
+    pub c: ComponentStatus,
+    pub key: TargetKey,
+    pub t: &'t TargetState,
+    pub canary: Canary,
+    /// Whether it may change anything (a stage rolling out), or only follows (a soak).
+    pub replace: bool,
+}
+
+impl Decider<'_> {
+    /// Where the spec names `key`: (stage index, component index), in stage order.
+    pub(super) fn appearances(&self, key: &TargetKey) -> Vec<(usize, usize)> {
+        let ns = &self.o.namespace;
+        let mut out = vec![];
+        for (si, s) in self.o.spec.stages.iter().enumerate() {
+            for (ci, c) in s.components.iter().enumerate() {
+                if TargetKey::of(c, ns) == *key {
+                    out.push((si, ci));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any stage runs a canary inside `key`.
+    pub(super) fn canaried(&self, key: &TargetKey) -> bool {
+        self.appearances(key).iter().any(|&(si, ci)| self.canary_of(si, ci).is_some())
+    }
+
+    /// The canary the spec asks of component `ci` of stage `si`.
+    pub(super) fn canary_of(&self, si: usize, ci: usize) -> Option<&Canary> {
+        self.o.spec.stages.get(si)?.components.get(ci)?.canary.as_ref()
+    }
+
+    /// Whether (si, ci) is the first stage that names its target: the one whose change sets the
+    /// new image. Later ones widen it (canary) or hand the rest to the workload (last).
+    pub(super) fn first_appearance(&self, key: &TargetKey, si: usize) -> bool {
+        self.appearances(key).first().is_none_or(|&(first, _)| first == si)
+    }
+
+    /// What the canaries cannot do on the cluster as it is, judged before anything changes (a
+    /// DaemonSet whose pods are not seen yet is judged once they are). Once something has
+    /// changed, a canary larger than the nodes left takes them all instead: the stages cannot
+    /// be edited, so a block there could never be lifted.
+    pub(super) fn canaries_problem(&self) -> Option<String> {
+        if self.st.changed_at.is_some() {
+            return None;
+        }
+        self.st.stages.iter().enumerate().find_map(|(si, s)| {
+            s.components.iter().enumerate().find_map(|(ci, c)| {
+                let canary = self.canary_of(si, ci)?;
+                let (key, t) = self.target(c);
+                self.canary_problem(&s.name, &key, t?, canary)
+            })
+        })
+    }
+
+    fn canary_problem(
+        &self,
+        stage: &str,
+        key: &TargetKey,
+        t: &TargetState,
+        canary: &Canary,
+    ) -> Option<String> {
+        let strategy = strategy_to_restore(t);
+        let Some(strategy) = strategy.filter(|s| serde_json::from_str::<DaemonSetUpdateStrategy>(s).is_ok())
+        else {
+            return Some(format!("{key} has no readable updateStrategy; the canary could not restore it"));
+        };
+        if on_delete(Some(&strategy)) {
+            return Some(format!(
+                "{key} updates OnDelete already: the operator cannot hand it the rest of a canary; \
+                 upgrade it whole (no canary), or give it a RollingUpdate strategy"
+            ));
+        }
+        if let Some(key_text) = canary.bad_selector_key() {
+            return Some(format!(
+                "canary.nodeSelector of {key} in stage {stage} has {key_text:?}, which is not a label key \
+                 (such as topology.kubernetes.io/zone)"
+            ));
+        }
+        if key.kind == WorkloadKind::DaemonSet {
+            return self.daemonset_problem(stage, key, t, canary);
+        }
+        if key.kind == WorkloadKind::Deployment
+            && let Some(why) = surge::surge_problem(key, t, &strategy)
+        {
+            return Some(why);
+        }
+        let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
+        if replicas == 0 {
+            return Some(format!(
+                "{key} has 0 replicas: a canary inside it has none to take; scale it up, or upgrade it whole (no canary)"
+            ));
+        }
+        if canary.portion().of(replicas).is_none_or(|n| n > replicas) {
+            return Some(format!(
+                "canary.replicas of {key} in stage {stage} is {} but it has {replicas} replicas; ask for at most \
+                 {replicas}, or a percentage",
+                canary.portion()
+            ));
+        }
+        if key.kind == WorkloadKind::StatefulSet {
+            return partition::partition_problem(stage, key, canary, replicas, Some(&strategy));
+        }
+        None
+    }
+
+    /// The strategy recorded for a canaried target: on the target, or (if someone removed that
+    /// annotation) in the status, where the operator copied it.
+    pub(super) fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
+        t.original_strategy
+            .clone()
+            .or_else(|| self.recorded_canaries(key).find_map(|k| k.original_update_strategy.clone()))
+    }
+
+    /// What the status records of the canaries inside `key`, in every stage that names it.
+    pub(super) fn recorded_canaries<'s>(
+        &'s self,
+        key: &'s TargetKey,
+    ) -> impl Iterator<Item = &'s CanaryStatus> + 's {
+        self.recorded_components(key).filter_map(|o| o.canary.as_ref())
+    }
+
+    /// The components of the status that name `key`.
+    pub(super) fn recorded_components<'s>(
+        &'s self,
+        key: &'s TargetKey,
+    ) -> impl Iterator<Item = &'s ComponentStatus> + 's {
+        self.components()
+            .filter(move |o| (o.kind, &o.namespace, &o.name) == (key.kind, &key.namespace, &key.name))
+    }
+
+    /// How many the canary of `key` was measured against when it began (its status), if it has.
+    pub(super) fn recorded_total(&self, key: &TargetKey) -> Option<usize> {
+        self.recorded_canaries(key).map(|k| k.total).find(|n| *n > 0).and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// Delete `pods` of `key` (its controller makes them again from its current template), and
+    /// say why.
+    fn replace_pods(
+        &mut self,
+        key: &TargetKey,
+        pods: Vec<(String, String)>,
+        reason: &'static str,
+        why: String,
+    ) {
+        let names: Vec<&str> = pods.iter().map(|(n, _)| n.as_str()).collect();
+        self.note(false, reason, "ReplacePods", format!("{key}: replacing pods {} {why}", names.join(", ")));
+        self.effect = Some(Effect::DeletePods { target: key.clone(), pods });
+    }
+
+    /// Widen the canary of component `ci` of stage `si` to what its stage asks: replace the pods
+    /// of the next nodes (in name order), paced. None once enough nodes run the new image and
+    /// all of those pods are Ready; otherwise what it waits for.
+    pub(super) fn widen(&mut self, si: usize, ci: usize) -> Option<String> {
+        self.canary_step(si, ci, true)
+    }
+
+    /// While a stage soaks: where its canary runs now (a pod made again on a new node counts),
+    /// replacing nothing.
+    pub(super) fn follow(&mut self, si: usize) {
+        for ci in 0..self.st.stages[si].components.len() {
+            if self.canary_of(si, ci).is_some() {
+                self.canary_step(si, ci, false);
+            }
+        }
+    }
+
+    fn canary_step(&mut self, si: usize, ci: usize, replace: bool) -> Option<String> {
+        let canary = self.canary_of(si, ci)?.clone();
+        let c = self.st.stages[si].components[ci].clone();
+        let (key, t) = self.target(&c);
+        let Some(t) = t else { return Some(format!("{key}: missing")) };
+        let step = Step { si, ci, c, key, t, canary, replace };
+        match step.key.kind {
+            WorkloadKind::DaemonSet => self.daemonset_step(step),
+            WorkloadKind::StatefulSet => self.partition_step(step),
+            WorkloadKind::Deployment => self.surge_step(step),
+        }
+    }
+
+    /// Undo a canary inside a reverted target, once its template is back on the known-good
+    /// image: replace the pods that still run the new one (paced), then restore the recorded
+    /// strategy. Past `give_up` (pods that never go away), the strategy is restored anyway: with
+    /// the template reverted, the DaemonSet's own rolling update replaces only those pods. What
+    /// it waits for, while there is something left to do.
+    pub(super) fn unwind(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
+        let (key, t) = self.target(c);
+        let t = t.filter(|t| self.owns(t))?;
+        let original = self.recorded_strategy(&key, t)?;
+        let container = c.container.clone().unwrap_or_default();
+        let late = self.now() >= give_up;
+        if key.kind == WorkloadKind::StatefulSet
+            && let Some(wait) = self.unstick(c, &key, t)
+        {
+            return Some(wait);
+        }
+        if on_delete(t.update_strategy.as_deref())
+            && !late
+            && let Some(wait) = self.unwind_daemonset(c, &key, t, &original)
+        {
+            return Some(wait);
+        }
+        let Some(restore) = self.hand_over(&key, t) else {
+            // A StatefulSet's or Deployment's controller replaces the canary's pods itself once
+            // its settings are back; reverted only when none runs the new image (its status
+            // reads complete as soon as the template is back, the old revision being reused).
+            let new = t
+                .pods
+                .iter()
+                .flatten()
+                .filter(|p| !p.deleting && p.image(&container) == Some(c.desired_image.as_str()))
+                .count();
+            if key.kind != WorkloadKind::DaemonSet && new > 0 && !late {
+                return Some(format!("{key}: {new} pods still run {}", c.desired_image));
+            }
+            return None;
+        };
+        if self.effect.is_none() {
+            let why = if late {
+                " (pods that run the new image did not go away in time; the DaemonSet replaces them)"
+            } else {
+                ""
+            };
+            self.note(
+                false,
+                crate::constants::reason::REVERTED,
+                "RestoreStrategy",
+                format!("{key}: updateStrategy restored to {original}{why}"),
+            );
+            self.effect = Some(restore);
+        }
+        Some(format!("{key}: restoring its updateStrategy"))
+    }
+
+    /// A target this upgrade still owns whose rollout settings are still a canary's, with what
+    /// restores them: one whose image someone else changed mid-canary (the operator lets go of
+    /// its image, not of the settings it set), before it is released, so that no workload is
+    /// left on OnDelete, a partition or a surge that never ends.
+    /// Only a target this upgrade canaried and changed, and only to the record on the target
+    /// itself (the status, which a tenant may forge, does not choose what is written).
+    pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
+        self.o.targets.iter().find_map(|(key, t)| {
+            let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
+            let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
+            (changed && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
+            let original = t.original_strategy.clone()?;
+            (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
+            let restore = Effect::SetStrategy {
+                target: key.clone(),
+                resource_version: t.resource_version.clone(),
+                strategy: original,
+            };
+            Some((key.clone(), restore))
+        })
+    }
+
+    /// Why the upgrade must be reverted because someone else changed the rollout settings of
+    /// a canaried target during its canary, if they did: while its canary stages run they must
+    /// be the canary's (a RollingUpdate put back by Helm or Argo CD rolls the new image, still
+    /// unjudged, to every node or replica at once). Its image is still this upgrade's, so it is
+    /// reverted with the rest, its recorded settings restored.
+    pub(super) fn settings_drift(&self) -> Option<String> {
+        self.components().filter(|c| c.phase == ComponentPhase::Applied).find_map(|c| {
+            let (key, t) = self.target(c);
+            let t = t.filter(|t| self.owns(t) && self.canaried(&key))?;
+            let &(last, _) = self.appearances(&key).last()?;
+            let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending);
+            let current = t.update_strategy.as_deref()?;
+            (!handed_over && !left_by_canary(current)).then(|| {
+                format!(
+                    "{key}'s rollout settings were changed by someone else during its canary (now {current}), \
+                     which would roll the new image everywhere unjudged; tell Argo CD, Flux or Helm to leave \
+                     them to the operator (see the ManagedByGitOps advice)"
+                )
+            })
+        })
+    }
+
+    /// The recorded strategy back on a canaried target: how the last stage that names it hands
+    /// the rest to the workload, and how a revert ends. None when there is nothing to restore.
+    pub(super) fn hand_over(&self, key: &TargetKey, t: &TargetState) -> Option<Effect> {
+        let original = self.recorded_strategy(key, t)?;
+        (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| Effect::SetStrategy {
+            target: key.clone(),
+            resource_version: t.resource_version.clone(),
+            strategy: original,
+        })
+    }
+
+    /// What stage `si` does to the canaries before it, in words: " (widening the canary of …
+    /// to 25% of its nodes)", or nothing.
+    pub(super) fn widens(&self, si: usize) -> String {
+        let ns = &self.o.namespace;
+        let said: Vec<String> = self.o.spec.stages[si]
+            .components
+            .iter()
+            .filter_map(|c| {
+                let key = TargetKey::of(c, ns);
+                if self.first_appearance(&key, si) {
+                    return None;
+                }
+                Some(match &c.canary {
+                    Some(k) if k.replicas.is_some() => {
+                        format!("widening the canary of {key} to {} of its replicas", k.portion())
+                    }
+                    Some(k) => format!("widening the canary of {key} to {} of its nodes", k.portion()),
+                    None => format!("handing the rest of {key} to its own updateStrategy"),
+                })
+            })
+            .collect();
+        if said.is_empty() { String::new() } else { format!(" ({})", said.join("; ")) }
+    }
+
+    /// The strategy the first stage that names a target sets with its image, and the one it
+    /// records as replaced: OnDelete for a canary; for a whole change, the strategy an upgrade
+    /// deleted mid-canary left recorded, if the target still runs OnDelete.
+    pub(super) fn strategy_with_image(
+        &self,
+        key: &TargetKey,
+        si: usize,
+        t: &TargetState,
+    ) -> Option<(String, String)> {
+        let &(first, ci) = self.appearances(key).first()?;
+        if first != si {
+            return None;
+        }
+        let original = strategy_to_restore(t)?;
+        if let Some(canary) = self.canary_of(first, ci) {
+            if key.kind == WorkloadKind::StatefulSet {
+                let replicas = usize::try_from(t.desired_pods).unwrap_or(0).max(1);
+                let wanted = canary.portion().of(replicas).unwrap_or(1).clamp(1, replicas);
+                return Some((with_partition(Some(&original), replicas - wanted), original));
+            }
+            if key.kind == WorkloadKind::Deployment {
+                let replicas = usize::try_from(t.desired_pods).unwrap_or(0).max(1);
+                let wanted = canary.portion().of(replicas).unwrap_or(1).clamp(1, replicas);
+                return Some((surge_settings(wanted), original));
+            }
+            return Some((ON_DELETE.to_string(), original));
+        }
+        (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| (original.clone(), original))
+    }
+}

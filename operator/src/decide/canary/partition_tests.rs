@@ -1,0 +1,144 @@
+//! Transition tests: a canary inside one StatefulSet, its top ordinals by partition.
+
+use crate::decide::test_world::*;
+
+const STS_ROLLING: &str = r#"{"rollingUpdate":{"partition":0},"type":"RollingUpdate"}"#;
+
+/// A StatefulSet `db` of four replicas, its top `top` upgraded first, then all of it.
+fn statefulset_world(top: Portion) -> (World, TargetKey) {
+    let db =
+        TargetKey { kind: WorkloadKind::StatefulSet, namespace: "kube-system".into(), name: "db".into() };
+    let mut s = spec();
+    let part = |canary: Option<Canary>| Component {
+        kind: WorkloadKind::StatefulSet,
+        canary,
+        ..component("db", "connector:2.0")
+    };
+    s.stages = vec![
+        stage("canary", vec![part(Some(Canary { replicas: Some(top), nodes: None, node_selector: None }))]),
+        stage("fleet", vec![part(None)]),
+    ];
+    let mut w = World::new(s);
+    w.obs.targets.clear();
+    let mut t = daemonset_on("connector:1.0", 4);
+    t.update_strategy = Some(STS_ROLLING.into());
+    for (i, p) in t.pods.iter_mut().flatten().enumerate() {
+        p.name = format!("db-{i}");
+        p.uid = format!("uid-db-{i}");
+    }
+    w.obs.targets.insert(db.clone(), Some(t));
+    (w, db)
+}
+
+fn strategies(w: &World) -> Vec<String> {
+    w.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetImage { strategy: Some((s, _)), .. } => Some(format!("image+{s}")),
+            Effect::SetImage { image, .. } => Some(format!("image {image}")),
+            Effect::SetStrategy { strategy, .. } => Some(strategy.clone()),
+            Effect::DeletePods { pods, .. } => Some(format!("delete {}", pods[0].0)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_statefulset_canary_is_its_top_ordinals_by_partition_then_all_of_it() {
+    let (mut w, _) = statefulset_world(Portion::Count(1));
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(
+        strategies(&w),
+        [
+            r#"image+{"rollingUpdate":{"partition":3},"type":"RollingUpdate"}"#.to_string(),
+            STS_ROLLING.to_string()
+        ],
+        "the image with partition 3 (its top replica), then the partition restored exactly"
+    );
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!((canary.wanted, canary.total), (1, 4));
+}
+
+#[test]
+fn a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_reverted_without_a_human() {
+    let (mut w, db) = statefulset_world(Portion::Count(1));
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    // OrderedReady: its controller replaced db-3, which never becomes Ready, and waits on it.
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    let top = t.pods.as_mut().unwrap().last_mut().unwrap();
+    top.images[0].1 = "connector:2.0".into();
+    top.ready = false;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
+    assert_eq!(
+        strategies(&w),
+        [
+            r#"image+{"rollingUpdate":{"partition":3},"type":"RollingUpdate"}"#.to_string(),
+            "image connector:1.0".to_string(),
+            "delete db-3".to_string(),
+            STS_ROLLING.to_string(),
+        ],
+        "template back, the stuck pod deleted, then the partition restored"
+    );
+}
+
+#[test]
+fn a_statefulset_with_a_partition_of_its_own_gets_no_canary_but_one_left_by_a_canary_is_restored() {
+    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let own = r#"{"rollingUpdate":{"partition":2},"type":"RollingUpdate"}"#;
+    w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap().update_strategy = Some(own.into());
+    w.step();
+    assert!(
+        w.condition(ct::BLOCKED).message.contains("has a rollingUpdate.partition of its own"),
+        "{}",
+        w.condition(ct::BLOCKED).message
+    );
+    assert!(w.effects.is_empty());
+    // The same partition, left by an upgrade deleted mid-canary with its record: the record is
+    // what the new canary will restore.
+    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    t.update_strategy = Some(own.into());
+    t.original_strategy = Some(STS_ROLLING.into());
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(strategies(&w).last().map(String::as_str), Some(STS_ROLLING));
+}
+
+#[test]
+fn a_statefulset_scaled_during_its_canary_is_not_widened() {
+    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let mut wider = w.obs.spec.stages[0].clone();
+    wider.name = "wider".into();
+    wider.components[0].canary =
+        Some(Canary { replicas: Some(Portion::Count(2)), nodes: None, node_selector: None });
+    w.obs.spec.stages.insert(1, wider);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    // Scaled to 8: its controller makes db-4..db-7 (this world counts the pods it shows).
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    for i in 4..8 {
+        let mut p = pod(&format!("node-{}", i + 1), 0, "connector:2.0", true);
+        p.name = format!("db-{i}");
+        p.uid = format!("uid-db-{i}");
+        t.pods.get_or_insert_with(Vec::new).push(p);
+    }
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "held, then reverted at the wider stage's deadline");
+    let effects = strategies(&w);
+    assert!(
+        effects.iter().all(|e| !e.contains("\"partition\":6") && !e.contains("\"partition\":2")),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn a_statefulset_canary_of_every_replica_before_its_last_stage_changes_nothing() {
+    let (mut w, _) = statefulset_world(Portion::Percent("100%".into()));
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert!(b.message.contains("takes all 4 of its replicas"), "{}", b.message);
+    assert!(w.effects.is_empty());
+}
