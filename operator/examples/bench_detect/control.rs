@@ -182,7 +182,43 @@ struct Judged {
     pairs: Vec<(Counts, Counts)>,
     cluster: Option<usize>,
     canary: Option<usize>,
+    /// The canary's CUSUM against its week, at the control's level now, per `LEVEL_WINDOWS`.
+    leveled: Vec<Option<usize>>,
     bound: Option<usize>,
+}
+
+/// Trailing windows (minutes) over which the control's level is measured, and the
+/// pseudo-failures that pull a level measured on few failures towards 1.
+const LEVEL_WINDOWS: [usize; 3] = [10, 60, 180];
+const LEVEL_PRIOR: f64 = 5.0;
+
+/// The soak minute the canary's CUSUM against its own week of history first rolls back at,
+/// expecting each minute its baseline's rate times the control's level: the control's failures
+/// over its baseline's expectation in the trailing `window` minutes.
+pub fn leveled_alarm(d: &Cusum, s: &Split, change: usize, window: usize) -> Option<usize> {
+    let start = change - HISTORY_MIN;
+    let canary_b = fit_baseline(&s.rows(&s.canary, start, change), d.bucket);
+    let control_b = fit_baseline(&s.rows(&s.control, start, change), d.bucket);
+    let mut state = maintenance_operator::crd::DetectorState::default();
+    let (mut seen, mut expected) = (std::collections::VecDeque::new(), (0.0, 0.0));
+    for (i, at) in s.at.iter().enumerate().skip(change) {
+        let c = s.control[i];
+        let e = c.attempts as f64 * maintenance_operator::detector::rate_at(&control_b, *at);
+        seen.push_back((c.errors as f64, e));
+        expected.0 += c.errors as f64;
+        expected.1 += e;
+        if seen.len() > window {
+            let (x, e) = seen.pop_front().unwrap();
+            expected.0 -= x;
+            expected.1 -= e;
+        }
+        let level = (expected.0 + LEVEL_PRIOR) / (expected.1 + LEVEL_PRIOR);
+        let why = d.advance_at_level(&mut state, &canary_b, *at, s.canary[i], level);
+        if why.verdict() == maintenance_operator::crd::Verdict::Regression {
+            return Some(i - change);
+        }
+    }
+    None
 }
 
 const OBSERVE_MIN: [usize; 4] = [30, 120, 1440, 4320];
@@ -198,7 +234,8 @@ fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
         t.onset.and_then(|o| rivals::oracle_on(&s.canary[t.change..], &s.p_null, &s.p_true, o - t.change));
     let from = t.change - OBSERVE_MIN[3];
     let pairs = (from..n).map(|i| (s.canary[i], s.control[i])).collect();
-    Judged { pairs, cluster, canary, bound }
+    let leveled = LEVEL_WINDOWS.iter().map(|w| leveled_alarm(d, s, t.change, *w)).collect();
+    Judged { pairs, cluster, canary, leveled, bound }
 }
 
 fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize> {
@@ -239,6 +276,12 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
         ("CUSUM on cluster-wide counts, 7 d history".into(), judged.iter().map(|j| j.cluster).collect()),
         ("CUSUM on the canary's counts, 7 d history".into(), judged.iter().map(|j| j.canary).collect()),
     ];
+    for (k, w) in LEVEL_WINDOWS.iter().enumerate() {
+        methods.push((
+            format!("CUSUM on the canary's counts, 7 d history, at the control's level over {w} min"),
+            judged.iter().map(|j| j.leveled[k]).collect(),
+        ));
+    }
     for (observe, rel) in OBSERVE_MIN.iter().zip(&effects) {
         let out = run(d, &judged, *observe, *rel);
         let either = earliest(&out, &methods[0].1);

@@ -126,7 +126,21 @@ impl Cusum {
     /// Feed the counts of the interval ending at `at`: update the state and decide, without
     /// the words (a replay asks for them only at its last interval).
     pub fn advance(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Why {
-        let p0 = rate_at(b, at);
+        self.advance_at_level(s, b, at, c, 1.0)
+    }
+
+    /// `advance`, expecting the baseline's rate times `level`: how far a concurrent control
+    /// runs above (or below) its own baseline now, which the canary shares (the time of day,
+    /// an incident of the whole cluster), so that only what is the canary's own is judged.
+    pub fn advance_at_level(
+        &self,
+        s: &mut DetectorState,
+        b: &BaselineStatus,
+        at: DateTime<Utc>,
+        c: Counts,
+        level: f64,
+    ) -> Why {
+        let p0 = (rate_at(b, at) * level).clamp(1e-6, 0.999);
         let n = c.attempts as f64;
         let (threshold, cap) = self.limits(b);
         s.soak_attempts += c.attempts as i64;

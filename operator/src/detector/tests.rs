@@ -147,3 +147,20 @@ fn a_week_of_history_gets_the_sharper_pair_unless_the_rule_sets_one() {
         Cusum::from_rule(&RegressionRule { sensitivity: crate::crd::Sensitivity::Low, ..Default::default() });
     assert_eq!(low.limits(&week).0, 10.5 * 1.5, "sensitivity scales both thresholds");
 }
+
+#[test]
+fn a_rise_the_control_shares_is_not_the_canarys_own() {
+    // A week at 1 %; then 3 % for six hours: the canary's own regression, unless the rest of
+    // the cluster runs three times its own baseline too (the control's level).
+    let b = fit_baseline(&minutes(7 * 24 * 60, |_| (100, 1)), Duration::minutes(10));
+    let soak: Vec<_> =
+        minutes(6 * 60, |_| (100, 3)).into_iter().map(|(t, c)| (t + Duration::days(7), c)).collect();
+    let d = detector();
+    let first = |level: f64| {
+        let mut s = DetectorState::default();
+        soak.iter()
+            .position(|(t, c)| d.advance_at_level(&mut s, &b, *t, *c, level).verdict() == Verdict::Regression)
+    };
+    assert!(first(1.0).is_some(), "alone, the canary regressed");
+    assert_eq!(first(3.0), None, "shared with the rest, it is not the canary's");
+}
