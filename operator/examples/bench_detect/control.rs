@@ -15,7 +15,10 @@
 use super::corpus::{Family, HISTORY_MIN, Trace};
 use super::floors::smallest_clean;
 use super::{Outcomes, Score, earliest, fmt, rivals};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
+use maintenance_operator::crd::{ControlLevel, DetectorState, Verdict};
+use maintenance_operator::detector::level::{add_control, level};
+use maintenance_operator::detector::rate_at;
 use maintenance_operator::detector::{Counts, Cusum, fit_baseline, llr};
 use maintenance_operator::replay;
 use rand::rngs::StdRng;
@@ -187,34 +190,26 @@ struct Judged {
     bound: Option<usize>,
 }
 
-/// Trailing windows (minutes) over which the control's level is measured, and the
-/// pseudo-failures that pull a level measured on few failures towards 1.
-const LEVEL_WINDOWS: [usize; 3] = [10, 60, 180];
-const LEVEL_PRIOR: f64 = 5.0;
+/// How long ago a read of the control weighs 1/e in its level (minutes): the operator's
+/// `LEVEL_WINDOW` is chosen among these on the calibration seeds.
+const LEVEL_WINDOWS: [i64; 3] = [10, 60, 180];
 
 /// The soak minute the canary's CUSUM against its own week of history first rolls back at,
-/// expecting each minute its baseline's rate times the control's level: the control's failures
-/// over its baseline's expectation in the trailing `window` minutes.
-pub fn leveled_alarm(d: &Cusum, s: &Split, change: usize, window: usize) -> Option<usize> {
+/// expecting each minute its baseline's rate times the control's level, as the operator
+/// reads it: the rest's failures over what the whole cluster's week of history expects of
+/// them (the operator keeps no separate history of the rest).
+pub fn leveled_alarm(d: &Cusum, s: &Split, change: usize, window: i64) -> Option<usize> {
     let start = change - HISTORY_MIN;
     let canary_b = fit_baseline(&s.rows(&s.canary, start, change), d.bucket);
-    let control_b = fit_baseline(&s.rows(&s.control, start, change), d.bucket);
-    let mut state = maintenance_operator::crd::DetectorState::default();
-    let (mut seen, mut expected) = (std::collections::VecDeque::new(), (0.0, 0.0));
+    let cluster_b = fit_baseline(&s.cluster(start, change), d.bucket);
+    let mut state = DetectorState::default();
+    let mut control = ControlLevel::default();
     for (i, at) in s.at.iter().enumerate().skip(change) {
         let c = s.control[i];
-        let e = c.attempts as f64 * maintenance_operator::detector::rate_at(&control_b, *at);
-        seen.push_back((c.errors as f64, e));
-        expected.0 += c.errors as f64;
-        expected.1 += e;
-        if seen.len() > window {
-            let (x, e) = seen.pop_front().unwrap();
-            expected.0 -= x;
-            expected.1 -= e;
-        }
-        let level = (expected.0 + LEVEL_PRIOR) / (expected.1 + LEVEL_PRIOR);
-        let why = d.advance_at_level(&mut state, &canary_b, *at, s.canary[i], level);
-        if why.verdict() == maintenance_operator::crd::Verdict::Regression {
+        let expected = c.attempts as f64 * rate_at(&cluster_b, *at);
+        add_control(&mut control, *at, c.errors as f64, expected, Duration::minutes(window));
+        let why = d.advance_at_level(&mut state, &canary_b, *at, s.canary[i], level(Some(&control)));
+        if why.verdict() == Verdict::Regression {
             return Some(i - change);
         }
     }

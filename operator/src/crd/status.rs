@@ -370,6 +370,28 @@ pub struct DetectorState {
     /// a third of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect_since: Option<DateTime<Utc>>,
+    /// A canary's signal only: the failures of the rest of the cluster in the same intervals,
+    /// and what their baseline expected, older reads weighing less (`detector::level`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlLevel>,
+}
+
+/// How far the rest of the cluster runs above or below its own baseline lately: what a
+/// canary's signal expects of its own baseline too (the time of day, an incident of the whole
+/// cluster), so that only what is the canary's own is judged.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlLevel {
+    /// Failures of the rest, decayed.
+    pub failures: f64,
+    /// What the baseline expected of them, decayed the same way.
+    pub expected: f64,
+    /// When it was last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    /// failures / expected, pulled towards 1 while there are few: what the canary's baseline
+    /// is multiplied by.
+    pub level: f64,
 }
 
 /// The pre-change baseline of a signal.

@@ -13,6 +13,7 @@
 
 mod baseline;
 mod cusum;
+pub mod level;
 pub mod reach;
 
 pub use baseline::{add_live_interval, baseline_margin, fit_baseline, inflation, rate_at};
