@@ -637,6 +637,48 @@ impl Scenario {
         }));
     }
 
+    /// While DaemonSet `ds`'s pod on a node runs `BAD`, one in `every` of the email-sync pods
+    /// bound to that node fails to mount its volume, as kubelet reports it (a Warning Event
+    /// `FailedMount`): a fault of the canary's nodes alone, as a broken CSI node plugin makes.
+    pub fn mount_faults(&mut self, ds: &str, every: usize) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let (ds, ns, stop) = (ds.to_string(), self.ns.clone(), self.stop.clone());
+        self.tasks.push(tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let Ok(agents) = pods.list(&ListParams::default().labels(&format!("app={ds}"))).await else {
+                    continue;
+                };
+                let bad: Vec<String> = agents
+                    .items
+                    .iter()
+                    .filter(|p| p.spec.iter().flat_map(|s| &s.containers).any(|c| c.image.as_deref() == Some(BAD)))
+                    .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                    .collect();
+                let Ok(sync) = pods.list(&ListParams::default().labels("app=email-sync")).await else { continue };
+                for p in sync.items {
+                    let (Some(uid), Some(name)) = (p.metadata.uid.clone(), p.metadata.name.clone()) else { continue };
+                    let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+                    if !bad.contains(&node) || !seen.insert(uid.clone()) || seen.len() % every != 0 {
+                        continue;
+                    }
+                    let event: Event = serde_json::from_value(json!({
+                        "metadata": {"generateName": format!("{name}.")},
+                        "type": "Warning",
+                        "reason": "FailedMount",
+                        "message": "MountVolume.SetUp failed for volume \"secrets\": rpc error: code = Unavailable",
+                        "involvedObject": {"kind": "Pod", "name": name, "namespace": ns, "uid": uid},
+                        "source": {"component": "kubelet", "host": node},
+                    }))
+                    .unwrap();
+                    let _ = events.create(&PostParams::default(), &event).await;
+                }
+            }
+        }));
+    }
+
     /// While any of `watched` runs `BAD`, cordon a share of the scenario's zone nodes that grows linearly
     /// from 0 to `max_share` over `ramp`: a slow regression of the scheduling error rate.
     pub fn fault_injector(&mut self, watched: &[&str], ramp: Duration, max_share: f64) {

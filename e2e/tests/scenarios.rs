@@ -1514,3 +1514,47 @@ async fn s23_a_deployment_canary_reverted_leaves_every_old_replica_and_its_avail
     assert_eq!(json!([spec.strategy, spec.min_ready_seconds, spec.progress_deadline_seconds]), original);
     assert_eq!(spec.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s24_a_fault_of_the_canarys_node_alone_is_counted_on_the_canarys_own_signal() {
+    let mut s = Scenario::new("canary-signal").await;
+    s.node_agent("connector", GOOD).await;
+    s.workload(Duration::from_millis(100), Duration::from_secs(20));
+    // The connector's new version breaks mounts on its own node: half the pods there fail.
+    s.mount_faults("connector", 2);
+    // Reads of 8 s: about 13 pods of the canary's node each. Its baseline is 30 s observed
+    // live (an e2e has no week of history), against which only a catastrophe acts: a rate far
+    // above it, in 15 reads in a row of at least 5 pods. Diluted over the six nodes, the same
+    // fault is no catastrophe to the cluster-wide signal.
+    let upgrade = canary_upgrade(&s.ns, "up", "180s", BAD)
+        .replacen("canary: {nodes: 2}", "canary: {nodes: 1}", 1)
+        .replacen("interval: 2s", "interval: 8s", 1);
+    s.apply(&upgrade).await;
+    let of = |mu: &MaintenanceUpgrade, name: &str| {
+        mu.status.as_ref().and_then(|st| st.analysis.iter().find(|a| a.name == name).cloned())
+    };
+    // From before any change, its copy of the built-in signal counts the node the canary takes.
+    let first = node_name("canary-signal", 0);
+    let mu = s
+        .wait_for("up", SECS(60), "the canary's copy of the signal", |mu| {
+            of(mu, "pod-start-failures@canary")
+                .is_some_and(|a| a.nodes == [first.clone()] && a.baseline.is_some())
+        })
+        .await;
+    assert!(mu.status.as_ref().unwrap().changed_at.is_none(), "its baseline is measured before the change");
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(240)).await;
+    let st = mu.status.as_ref().unwrap();
+    let rollback = st.rollback.as_ref().unwrap();
+    assert_eq!(rollback.reason, reason::REGRESSION);
+    assert!(rollback.message.contains("signal pod-start-failures@canary"), "{}", rollback.message);
+    assert_eq!(st.stages[1].phase, StagePhase::Pending, "reverted during the canary");
+    let canary = of(&mu, "pod-start-failures@canary").unwrap();
+    let whole = of(&mu, "pod-start-failures").unwrap();
+    let (c, w) = (canary.soak.unwrap(), whole.soak.unwrap());
+    // Its node's pods only: about a sixth of them, with every failure the fault made.
+    assert!(c.errors > 0 && c.attempts * 3 < w.attempts, "canary {c:?}, whole {w:?}");
+    assert!(c.rate > 0.2, "half its pods fail: {c:?}");
+    assert!(canary.reason.contains("the rest of the cluster runs at"), "{}", canary.reason);
+    s.wait_rolled_out("connector", SECS(60)).await;
+    assert_eq!(s.image("connector").await, GOOD);
+}

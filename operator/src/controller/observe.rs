@@ -156,6 +156,10 @@ pub async fn observe(
     let mut samples = BTreeMap::new();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         let signal = signal.as_read(&ns, trusted);
+        // A canary's copy of a built-in signal is read with its concurrent control.
+        if let Some(control) = signal.control() {
+            samples.insert(control.name.clone(), read_signal(ctx, &control, from, now).await);
+        }
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
     }
     let mut history = BTreeMap::new();
@@ -276,7 +280,7 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
         if !pods.ready() {
             return Err(Transient("the watch of pods and their failure Events is still listing them".into()));
         }
-        pods.counts(&k.namespaces, &selector, from, to, limit)
+        pods.counts(&k.namespaces, &selector, &k.nodes, from, to, limit)
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;

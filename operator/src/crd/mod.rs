@@ -3,11 +3,13 @@
 //! data, no client.
 
 mod canary;
+mod canary_signal;
 mod duration;
 mod notifications;
 mod status;
 
 pub use canary::{Canary, Portion};
+pub use canary_signal::{canary_signal_name, control_signal_name};
 pub use duration::Duration;
 pub use notifications::*;
 pub use status::*;
@@ -331,11 +333,45 @@ pub struct KubernetesSignal {
     /// A pod still Pending or ContainerCreating this long after creation counts as failed.
     #[serde(default = "default_pending_limit")]
     pub pending_limit: Duration,
+    /// Which nodes' pods count: set by the operator for a canary's own signal and its control,
+    /// never read from the spec.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub nodes: NodeScope,
 }
 
 impl Default for KubernetesSignal {
     fn default() -> Self {
-        KubernetesSignal { namespaces: vec![], label_selector: None, pending_limit: default_pending_limit() }
+        KubernetesSignal {
+            namespaces: vec![],
+            label_selector: None,
+            pending_limit: default_pending_limit(),
+            nodes: NodeScope::All,
+        }
+    }
+}
+
+/// Which nodes' pods a built-in signal counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NodeScope {
+    /// Every pod, bound to a node or not.
+    #[default]
+    All,
+    /// The pods bound to these nodes (a DaemonSet canary's).
+    On(Vec<String>),
+    /// Every pod but those bound to these nodes: the canary's concurrent control, counted as
+    /// the cluster-wide signal counts (unbound pods included), less the canary.
+    Off(Vec<String>),
+}
+
+impl NodeScope {
+    /// Whether a pod on `node` (empty: not bound yet) counts.
+    pub fn admits(&self, node: &str) -> bool {
+        match self {
+            NodeScope::All => true,
+            NodeScope::On(nodes) => !node.is_empty() && nodes.iter().any(|n| n == node),
+            NodeScope::Off(nodes) => !nodes.iter().any(|n| n == node),
+        }
     }
 }
 

@@ -265,6 +265,11 @@ pub enum ComponentPhase {
 #[serde(rename_all = "camelCase")]
 pub struct SignalStatus {
     pub name: String,
+    /// A canary's copy of a built-in signal (`<signal>@canary`): the nodes whose pods it
+    /// counts, the canary's; empty before they are known and once the canary has handed over
+    /// to the whole workload (it is read no more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
     /// The pre-change baseline: counts, rate, dispersion, hour-of-day profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineStatus>,

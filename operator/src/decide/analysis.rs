@@ -4,7 +4,8 @@
 use super::{Decider, ReadError, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, pct, reach};
+use crate::detector::level::{LEVEL_WINDOW, add_control, level};
+use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, pct, rate_at, reach};
 use crate::timefmt::{at, clock, duration};
 use chrono::{DateTime, Duration, Utc};
 
@@ -53,6 +54,7 @@ pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeSta
     }
     spec.effective_signals()
         .into_iter()
+        .chain(spec.canary_signals(status))
         .filter(|s| {
             let baseline =
                 status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.baseline.as_ref());
@@ -128,6 +130,13 @@ impl Decider<'_> {
         let mut notes = vec![];
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
+            // A canary's copy of a built-in signal is judged at its control's level: the rest's
+            // failures in the same span, against what its parent's baseline expects of them.
+            let control = s.canary_parent().map(|parent| {
+                let read = self.o.samples.get(&control_signal_name(parent))?.as_ref().ok()?;
+                let parent = self.st.analysis.iter().find(|a| a.name == parent)?.baseline.as_ref()?;
+                Some((read.0, read.0.attempts as f64 * rate_at(parent, read.2)))
+            });
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             a.unreadable = permanent(result);
             let (counts, from, to) = match result {
@@ -219,7 +228,25 @@ impl Decider<'_> {
             // reads what it missed) starts a bucket where looks every interval would have:
             // at the end of its first interval, not its last, so the bucket does not stretch.
             a.detector.bucket_from.get_or_insert((from + plan.interval).min(to));
-            let r = Cusum::from_rule(&s.regression).update(&mut a.detector, &b, to, counts);
+            let d = Cusum::from_rule(&s.regression);
+            let r = match &control {
+                None => d.update(&mut a.detector, &b, to, counts),
+                Some(control) => {
+                    let l = a.detector.control.get_or_insert_with(Default::default);
+                    if let Some((c, expected)) = control {
+                        add_control(l, to, c.errors as f64, *expected, LEVEL_WINDOW);
+                    }
+                    let at = level(Some(l));
+                    let mut r = d.update_at_level(&mut a.detector, &b, to, counts, at);
+                    r.reason = format!(
+                        "on the canary's nodes ({}): {}; the rest of the cluster runs at {at:.2}x its baseline, \
+                         which the canary's is taken at too",
+                        a.nodes.join(", "),
+                        r.reason
+                    );
+                    r
+                }
+            };
             match (was_suspect, r.verdict) {
                 (false, Verdict::Suspect) => {
                     notes.push((true, reason::SUSPECTED, format!("signal {}: {}", a.name, r.reason)))

@@ -285,6 +285,7 @@ impl<'a> Decider<'a> {
             .or_else(|| self.canaries_problem());
         let forbidden = self.tenancy_problem();
         self.check_targets();
+        self.follow_canary_signals();
         self.analyse(plan);
         let invalid = invalid.or_else(|| self.unreadable(plan));
         let problem = match (forbidden, invalid) {

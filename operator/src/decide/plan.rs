@@ -105,8 +105,20 @@ shorten it or set stagePolicy to Continue",
     /// The plan of an upgrade, and why its spec cannot be used as it is. Once something has
     /// changed, a spec edited into something unusable must not switch off the analysis and the
     /// rollback: they go on with the window put aside (a rollback does not wait for it), while
-    /// nothing moves forward until the spec is fixed.
+    /// nothing moves forward until the spec is fixed. Its signals include the canary's copies
+    /// of the built-in ones, while a DaemonSet canary runs (`crd::canary_signal`).
     pub(super) fn for_upgrade(
+        spec: &MaintenanceUpgradeSpec,
+        status: &MaintenanceUpgradeStatus,
+    ) -> Result<(Plan, Option<String>), String> {
+        let mut result = Plan::parse_for(spec, status);
+        if let Ok((plan, _)) = result.as_mut() {
+            plan.signals.extend(spec.canary_signals(status));
+        }
+        result
+    }
+
+    fn parse_for(
         spec: &MaintenanceUpgradeSpec,
         status: &MaintenanceUpgradeStatus,
     ) -> Result<(Plan, Option<String>), String> {

@@ -291,10 +291,13 @@ impl Decider<'_> {
             return;
         }
         // The soak is over: promote only on a fresh conclusive verdict of every signal.
+        // A canary's copy of a built-in signal may roll back or extend the soak, but a canary
+        // too small to be conclusive holds nothing: its parent signal still has to pass.
         let fresh_since = ends - plan.interval;
         let unsure: Vec<String> = plan
             .signals
             .iter()
+            .filter(|s| s.canary_parent().is_none())
             .filter(|s| {
                 !self.st.analysis.iter().any(|a| {
                     a.name == s.name

@@ -178,10 +178,16 @@ pub(super) fn canary_spec(first: Portion, then: Option<Portion>) -> MaintenanceU
     s
 }
 
+/// An error rate of new pods as a function of the world.
+pub(super) type Rate = Box<dyn Fn(&World) -> f64>;
+
 pub(super) struct World {
     pub(super) obs: Observed,
     /// Error rate of new pods as a function of the world: what the fault does.
-    pub(super) error_rate: Box<dyn Fn(&World) -> f64>,
+    pub(super) error_rate: Rate,
+    /// Error rate of new pods on a DaemonSet canary's nodes, when it differs from the rest's
+    /// (a regression of the canary alone). The canary's nodes are a share of six.
+    pub(super) canary_error_rate: Option<Rate>,
     pub(super) attempts_per_minute: u64,
     /// When each in-flight rollout completes; None = stuck.
     pub(super) rollouts: BTreeMap<TargetKey, Option<DateTime<Utc>>>,
@@ -231,6 +237,7 @@ impl World {
                 now: t("2026-11-24T03:00:00Z"),
             },
             error_rate: Box::new(|_| 0.01),
+            canary_error_rate: None,
             attempts_per_minute: 100,
             rollouts: BTreeMap::new(),
             stuck: false,
@@ -327,15 +334,25 @@ impl World {
         }
         self.obs.samples.clear();
         self.obs.history.clear();
+        // The canary's share of the attempts: its nodes of six.
+        let canary_share = self
+            .obs
+            .status
+            .analysis
+            .iter()
+            .find(|a| !a.nodes.is_empty())
+            .map_or(0.0, |a| a.nodes.len() as f64 / 6.0);
         for s in history_due(&self.obs.spec, &self.obs.status) {
             // A week of the same traffic at the rate of the world before any change, from
             // Prometheus, or as much as the operator recorded of the built-in signal.
             let rate = (self.error_rate)(self);
-            let errors = (rate * self.attempts_per_minute as f64).round() as u64;
+            let share = if s.canary_nodes().is_some() { canary_share } else { 1.0 };
+            let attempts = (self.attempts_per_minute as f64 * share).round() as u64;
+            let errors = (rate * attempts as f64).round() as u64;
             let minutes = if s.prometheus.is_some() { 7 * 24 * 60 } else { self.recorded_minutes };
             let points: Vec<_> = (0..minutes)
                 .rev()
-                .map(|m| (now - Duration::minutes(m), Counts { attempts: self.attempts_per_minute, errors }))
+                .map(|m| (now - Duration::minutes(m), Counts { attempts, errors }))
                 .collect();
             let r = if s.prometheus.is_some() && self.query_refused {
                 Err(refused())
@@ -350,16 +367,28 @@ impl World {
             };
             self.obs.history.insert(s.name, r);
         }
+        let rate = (self.error_rate)(self);
+        let canary_rate = self.canary_error_rate.as_ref().map_or(rate, |f| f(self));
         for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now) {
             let minutes = ((now - from).num_seconds() / 60) as u64;
-            let attempts = self.attempts_per_minute * minutes;
-            let errors = ((self.error_rate)(self) * attempts as f64).round() as u64;
+            let all = (self.attempts_per_minute * minutes) as f64;
+            let count = |attempts: f64, rate: f64| Counts {
+                attempts: attempts.round() as u64,
+                errors: (rate * attempts).round() as u64,
+            };
+            let counts = if s.canary_nodes().is_some() {
+                let control = count(all * (1.0 - canary_share), rate);
+                self.obs.samples.insert(s.control().unwrap().name, Ok((control, from, now)));
+                count(all * canary_share, canary_rate)
+            } else {
+                count(all * (1.0 - canary_share), rate) + count(all * canary_share, canary_rate)
+            };
             let r = if self.query_refused {
                 Err(refused())
             } else if self.prometheus_down {
                 Err(ReadError::Transient("connection refused".into()))
             } else {
-                Ok((Counts { attempts, errors }, from, now))
+                Ok((counts, from, now))
             };
             self.obs.samples.insert(s.name, r);
         }

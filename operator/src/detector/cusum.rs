@@ -269,6 +269,21 @@ impl Cusum {
     }
 }
 
+impl Cusum {
+    /// `update` at a control's `level` (`advance_at_level`).
+    pub fn update_at_level(
+        &self,
+        s: &mut DetectorState,
+        b: &BaselineStatus,
+        at: DateTime<Utc>,
+        c: Counts,
+        level: f64,
+    ) -> Assessment {
+        let why = self.advance_at_level(s, b, at, c, level);
+        self.explain(s, b, at, c, why)
+    }
+}
+
 impl Detector for Cusum {
     fn update(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Assessment {
         let why = self.advance(s, b, at, c);

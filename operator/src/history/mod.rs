@@ -31,6 +31,7 @@ impl Recording {
     pub fn covers(&self, s: &KubernetesSignal, scope: Option<&str>) -> bool {
         let everywhere = s.namespaces.is_empty() || scope.is_some_and(|ns| s.namespaces == [ns]);
         everywhere
+            && s.nodes == crate::crd::NodeScope::All
             && s.label_selector.as_deref().is_none_or(|l| l.trim().is_empty())
             && s.pending_limit.parse().ok() == Some(self.pending_limit)
     }

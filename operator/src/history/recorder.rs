@@ -5,7 +5,7 @@
 //! named (`scopes`) under its own, and their index. One server-side apply per bucket;
 //! each operator scope owns its own keys under its own field manager.
 
-use crate::crd::MaintenanceUpgrade;
+use crate::crd::{MaintenanceUpgrade, NodeScope};
 use crate::history::scopes::{IndexEntry, Recordings, SCOPE_ROWS, WHOLE_ROWS, max_scopes, named_by};
 use crate::history::{Recorded, Recording};
 use crate::metrics::{Metrics, ResultLabel};
@@ -133,12 +133,28 @@ impl Recorder {
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Utc::now();
         let mut any = h.expire(now);
-        any |= count_due(&mut h.whole, &self.recording, &[], &Default::default(), WHOLE_ROWS, &pods, now);
+        let all = NodeScope::All;
+        any |= count_due(
+            &mut h.whole,
+            &self.recording,
+            (&[], &Default::default(), &all),
+            WHOLE_ROWS,
+            &pods,
+            now,
+        );
         for s in h.scoped.values_mut() {
             // Checked when the scope was named.
             let Ok(selector) = crate::signals::selector::parse(&s.scope.label_selector) else { continue };
             let r = Recordings::recording_of(&self.recording, s);
-            any |= count_due(&mut s.recorded, &r, &s.scope.namespaces, &selector, SCOPE_ROWS, &pods, now);
+            let nodes = s.scope.node_scope();
+            any |= count_due(
+                &mut s.recorded,
+                &r,
+                (&s.scope.namespaces, &selector, &nodes),
+                SCOPE_ROWS,
+                &pods,
+                now,
+            );
         }
         any
     }
@@ -254,13 +270,12 @@ impl Recorder {
     }
 }
 
-/// Count the pods of `namespaces` matching `selector` into each bucket of `recorded` that can
+/// Count the pods of `namespaces` matching `selector` on `nodes` into each bucket of `recorded` that can
 /// be judged at `now`, keeping at most `max_rows`; whether any was.
 fn count_due(
     recorded: &mut Recorded,
     r: &Recording,
-    namespaces: &[String],
-    selector: &Selector,
+    (namespaces, selector, nodes): (&[String], &Selector, &NodeScope),
     max_rows: usize,
     pods: &PodIndex,
     now: DateTime<Utc>,
@@ -269,7 +284,7 @@ fn count_due(
     while let Some((from, to)) = recorded.due(r, now, pods.watched_since()) {
         // `counts` judges the pods created `limit` before the span it is given.
         let limit = r.pending_limit;
-        recorded.push(to, pods.counts(namespaces, selector, from + limit, to + limit, limit));
+        recorded.push(to, pods.counts(namespaces, selector, nodes, from + limit, to + limit, limit));
         any = true;
     }
     recorded.trim(max_rows);

@@ -9,7 +9,7 @@
 //! takes a slot from one that holds at least two more, so that no tenant can take them all.
 
 use crate::constants::{condition, reason};
-use crate::crd::{KubernetesSignal, MaintenanceUpgrade};
+use crate::crd::{KubernetesSignal, MaintenanceUpgrade, NodeScope};
 use crate::history::{KEEP, Recorded, Recording};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,10 @@ pub struct Scope {
     pub namespaces: Vec<String>,
     pub label_selector: String,
     pub pending_limit_seconds: i64,
+    /// Only the pods bound to these nodes (a DaemonSet canary's, in name order); every pod
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 impl Scope {
@@ -52,7 +56,23 @@ impl Scope {
         if operator_scope.is_some_and(|ns| namespaces == [ns]) {
             namespaces.clear();
         }
-        Ok(Scope { namespaces, label_selector, pending_limit_seconds: limit.num_seconds() })
+        let nodes = match &s.nodes {
+            NodeScope::All => vec![],
+            NodeScope::On(nodes) => {
+                let mut nodes = nodes.clone();
+                nodes.sort();
+                nodes.dedup();
+                nodes
+            }
+            // A canary's control is judged against the whole signal's baseline: never recorded.
+            NodeScope::Off(_) => return Err("a canary's control has no recording of its own".into()),
+        };
+        Ok(Scope { namespaces, label_selector, pending_limit_seconds: limit.num_seconds(), nodes })
+    }
+
+    /// The nodes whose pods it counts.
+    pub fn node_scope(&self) -> NodeScope {
+        if self.nodes.is_empty() { NodeScope::All } else { NodeScope::On(self.nodes.clone()) }
     }
 
     pub fn pending_limit(&self) -> Duration {
@@ -68,7 +88,12 @@ impl Scope {
         } else {
             format!(" matching {}", self.label_selector)
         };
-        format!("pods of {ns}{sel}, judged after {}", crate::timefmt::duration(self.pending_limit()))
+        let on = if self.nodes.is_empty() {
+            String::new()
+        } else {
+            format!(" on nodes {}", self.nodes.join(", "))
+        };
+        format!("pods of {ns}{sel}{on}, judged after {}", crate::timefmt::duration(self.pending_limit()))
     }
 }
 
@@ -93,8 +118,16 @@ pub fn named_by(
         return vec![];
     }
     let ns = mu.metadata.namespace.clone().unwrap_or_default();
+    let trusted = trusted.contains(&ns);
+    // A canary's nodes are named before the first change, when its baseline is read: the
+    // nodes a later stage widens it to were never its baseline.
+    let canary = mu.spec.canary_signals(st).into_iter().filter(|_| st.changed_at.is_none());
+    let canary = canary.map(|s| s.as_read(&ns, trusted));
     mu.spec
-        .signals_as_read(&ns, trusted.contains(&ns))
+        .signals_as_read(&ns, trusted)
+        .into_iter()
+        .chain(canary)
+        .collect::<Vec<_>>()
         .iter()
         .filter_map(|s| s.kubernetes.as_ref())
         .filter(|k| !whole.covers(k, operator_scope))

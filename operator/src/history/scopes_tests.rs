@@ -1,6 +1,7 @@
 //! Unit tests of `scopes.rs`.
 
 use super::*;
+use crate::crd::{DEFAULT_SIGNAL, MaintenanceUpgradeStatus, SignalStatus, canary_signal_name};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -210,4 +211,34 @@ fn what_earlier_leaders_recorded_is_merged_scope_by_scope() {
     );
     r.merge("p", MAX_SCOPES, now, vec![(entry("p_scope-1.csv", "team-a", 1), Recorded::default())]);
     assert_eq!(r.scoped["p_scope-1.csv"].recorded.rows.len(), 2);
+}
+
+#[test]
+fn a_daemonset_canarys_nodes_are_recorded_from_before_its_first_change() {
+    let whole = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
+    let yaml = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: canary, soak: 1h, components: [{kind: DaemonSet, name: c, image: x, canary: {nodes: 2}}]}\n  - {name: fleet, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
+    let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
+    let now = t("2026-11-24T03:00:00Z");
+    let canary = SignalStatus {
+        name: canary_signal_name(DEFAULT_SIGNAL),
+        nodes: vec!["node-2".into(), "node-1".into()],
+        ..Default::default()
+    };
+    mu.status = Some(MaintenanceUpgradeStatus {
+        claimed_at: Some(now),
+        observed_generation: Some(1),
+        analysis: vec![canary],
+        ..Default::default()
+    });
+    let on_canary = Scope {
+        namespaces: vec![],
+        label_selector: String::new(),
+        pending_limit_seconds: 300,
+        nodes: vec!["node-1".into(), "node-2".into()],
+    };
+    assert_eq!(named_by(&mu, &whole, None, &["ops".into()]), std::slice::from_ref(&on_canary));
+    assert!(on_canary.describe().contains("on nodes node-1, node-2"), "{}", on_canary.describe());
+    // Once the canary runs, the nodes it widens to were never its baseline.
+    mu.status.as_mut().unwrap().changed_at = Some(now);
+    assert!(named_by(&mu, &whole, None, &["ops".into()]).is_empty());
 }

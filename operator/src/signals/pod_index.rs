@@ -4,6 +4,7 @@
 //! of upgrades. A deleted pod is kept for a while: one created and deleted between two reads still
 //! counts.
 
+use crate::crd::NodeScope;
 use crate::detector::Counts;
 use crate::target::PodPlace;
 use chrono::{DateTime, Duration, Utc};
@@ -32,6 +33,8 @@ pub const KEEP_DELETED: Duration = Duration::hours(3);
 #[derive(Clone, Debug, PartialEq)]
 struct PodFacts {
     namespace: String,
+    /// The node it is bound to (or a DaemonSet's pod is made for); empty before it is.
+    node: String,
     labels: BTreeMap<String, String>,
     created: DateTime<Utc>,
     pending: bool,
@@ -167,7 +170,7 @@ impl PodIndex {
     }
 
     /// Pod start failures of the cohort created in `[from - limit, to - limit)` in `namespaces`
-    /// (empty: all) matching `selector`: by the time the span ends every pod in it is at least
+    /// (empty: all) matching `selector`, on `nodes`: by the time the span ends every pod in it is at least
     /// `limit` old. A pod counts as failed if it was reported unschedulable or unable to mount
     /// or start, or is still Pending (which covers stuck in ContainerCreating). Each pod counts
     /// once, however many times the scheduler retried it. A pod deleted before it was judged
@@ -177,6 +180,7 @@ impl PodIndex {
         &self,
         namespaces: &[String],
         selector: &Selector,
+        nodes: &NodeScope,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: Duration,
@@ -190,7 +194,7 @@ impl PodIndex {
             if !namespaces.is_empty() && !namespaces.contains(&p.namespace) {
                 continue;
             }
-            if !selector.matches(&p.labels) {
+            if !selector.matches(&p.labels) || !nodes.admits(&p.node) {
                 continue;
             }
             c.attempts += 1;
@@ -255,8 +259,10 @@ impl PodIndex {
         let uid = pod.metadata.uid.clone()?;
         let created = pod.metadata.creation_timestamp.as_ref().map(|t| to_chrono(t.0))?;
         let status = pod.status.as_ref();
+        let spec = pod.spec.as_ref();
         let facts = PodFacts {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            node: spec.and_then(|s| s.node_name.clone().or_else(|| daemon_node(s))).unwrap_or_default(),
             labels: pod.metadata.labels.clone().unwrap_or_default(),
             created,
             pending: status.and_then(|s| s.phase.as_deref()) == Some("Pending"),

@@ -49,7 +49,14 @@ fn all() -> Selector {
 
 /// The span 10:05–10:06 with a 5 minute limit: the cohort created 10:00–10:01, every pod.
 fn judged(ix: &PodIndex) -> Counts {
-    ix.counts(&[], &all(), t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5))
+    ix.counts(
+        &[],
+        &all(),
+        &NodeScope::All,
+        t("2026-11-24T10:05:00Z"),
+        t("2026-11-24T10:06:00Z"),
+        Duration::minutes(5),
+    )
 }
 
 #[test]
@@ -124,8 +131,11 @@ fn namespaces_and_the_label_selector_narrow_the_cohort() {
     );
     let sel = crate::signals::selector::parse("app=sync").unwrap();
     let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
-    assert_eq!(ix.counts(&["jobs".into()], &sel, from, to, limit), Counts { attempts: 1, errors: 1 });
-    assert_eq!(ix.counts(&[], &all(), from, to, limit), Counts { attempts: 3, errors: 3 });
+    assert_eq!(
+        ix.counts(&["jobs".into()], &sel, &NodeScope::All, from, to, limit),
+        Counts { attempts: 1, errors: 1 }
+    );
+    assert_eq!(ix.counts(&[], &all(), &NodeScope::All, from, to, limit), Counts { attempts: 3, errors: 3 });
 }
 
 #[test]
@@ -239,4 +249,31 @@ fn a_deployments_pods_are_known_by_the_replicasets_it_names() {
     assert_eq!(names("web"), ["new", "old"]);
     assert_eq!(names("web-api"), ["other"]);
     assert!(ix.owned_pods("team-b", &PodOwner::Deployment("web".into())).unwrap().is_empty());
+}
+
+#[test]
+fn a_canary_counts_the_pods_bound_to_its_nodes_and_its_control_every_other() {
+    let on = |uid: &str, node: &str, phase: &str| {
+        let mut p = pod(uid, "2026-11-24T10:00:10Z", phase, None);
+        p.spec = Some(serde_json::from_value(json!({"nodeName": node, "containers": []})).unwrap());
+        p
+    };
+    let ix = listed(
+        &[
+            on("canary-failed", "node-1", "Pending"),
+            on("canary-ok", "node-2", "Running"),
+            on("rest-ok", "node-3", "Running"),
+            pod("unbound", "2026-11-24T10:00:20Z", "Pending", None),
+        ],
+        &[],
+        t("2026-11-24T10:06:00Z"),
+    );
+    let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
+    let canary = vec!["node-1".to_string(), "node-2".to_string()];
+    let count = |nodes: NodeScope| ix.counts(&[], &all(), &nodes, from, to, limit);
+    assert_eq!(count(NodeScope::On(canary.clone())), Counts { attempts: 2, errors: 1 });
+    // The control counts as the cluster-wide signal does, the canary's pods left out: a pod
+    // not bound yet (it may have failed to schedule) is nobody's canary.
+    assert_eq!(count(NodeScope::Off(canary)), Counts { attempts: 2, errors: 1 });
+    assert_eq!(count(NodeScope::All), Counts { attempts: 4, errors: 2 });
 }

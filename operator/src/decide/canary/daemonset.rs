@@ -121,6 +121,18 @@ impl Decider<'_> {
         })
     }
 
+    /// The nodes the canary of component `ci` of stage `si`, a DaemonSet's, will take: the first
+    /// it asks for, in name order, among those it may take (as `daemonset_step` takes them).
+    /// None while its pods or the nodes its nodeSelector selects are not read yet.
+    pub(super) fn planned_nodes(&self, si: usize, ci: usize) -> Option<Vec<String>> {
+        let canary = self.canary_of(si, ci)?;
+        let c = self.st.stages.get(si)?.components.get(ci)?;
+        let p = placed(self.target(c).1?)?;
+        let eligible = self.eligible(canary, &p.nodes)?;
+        let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len().max(1));
+        Some(eligible.into_iter().take(wanted).collect())
+    }
+
     /// Of `nodes`, those a canary may take: all, or those its nodeSelector selects. None while
     /// the nodes that selector selects have not been read.
     fn eligible(&self, canary: &Canary, nodes: &BTreeSet<String>) -> Option<BTreeSet<String>> {

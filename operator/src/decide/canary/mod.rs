@@ -1,6 +1,7 @@
 //! Decide step, pure: a canary inside one workload. Each kind has its own mechanism, in its
 //! own file: `daemonset` (its first nodes, by OnDelete), `partition` (a StatefulSet's top
-//! ordinals) and `surge` (a Deployment's new replicas beside its old ones). What they share is
+//! ordinals) and `surge` (a Deployment's new replicas beside its old ones); `signals` keeps the
+//! built-in signals' canary copies on a DaemonSet canary's nodes. What they share is
 //! here: where a target appears in the stages, what is refused before anything changes, what
 //! was recorded, one step of a canary, the end of a revert, and the hand-over of the rest to
 //! the workload's own rollout settings, restored exactly.
@@ -10,6 +11,7 @@
 
 mod daemonset;
 mod partition;
+mod signals;
 mod surge;
 
 pub(super) use surge::surge_of;
