@@ -31,7 +31,8 @@ pki="$KWOK_WORKDIR/clusters/$name/pki"
 prom_dir="$state/prometheus-$name"
 rm -rf "$prom_dir" && mkdir -p "$prom_dir/data"
 cat > "$prom_dir/prometheus.yml" <<YAML
-global: {scrape_interval: 2s, scrape_timeout: 2s}
+# The query log shows the queries as the operator sent them (its placeholders filled in).
+global: {scrape_interval: 2s, scrape_timeout: 2s, query_log_file: $prom_dir/queries.log}
 scrape_configs:
   - job_name: kube-scheduler
     scheme: https

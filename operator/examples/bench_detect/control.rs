@@ -1,4 +1,4 @@
-//! An experiment, not yet the operator's detector: the concurrent control. While only the
+//! An experiment beside the operator's detector: the concurrent control. While only the
 //! canary is upgraded, the pods on the nodes it does not touch live through the same time of
 //! day, weekends and cluster-wide incidents. Given how many failures both groups had in a
 //! bucket, the canary's share of them depends only on how many attempts each group made and on
@@ -9,8 +9,9 @@
 //! `--control-experiment` splits every soak into a canary and the rest, puts the regression on
 //! the canary only (as a canary stage sees it), and compares the test with the CUSUM on
 //! cluster-wide counts (what the built-in signal measures today), with the CUSUM on the
-//! canary's own counts (a signal scoped to the canary, with a week of history), and with the
-//! bound on the canary.
+//! canary's own counts (a signal scoped to the canary, with a week of history), with that CUSUM
+//! at the control's level (what the operator runs, `detector::level`), and with the bound on
+//! the canary.
 
 use super::corpus::{Family, HISTORY_MIN, Trace};
 use super::floors::smallest_clean;

@@ -557,6 +557,7 @@ fn control_experiment(per_family: usize, out: &str, share: Option<f64>, tuning: 
     let (calibration, report) =
         (corpus::of_seeds(&CALIBRATION_SEEDS, per_family, true), corpus::of_seeds(scored, per_family, true));
     let table = control::experiment(&calibration, &report, &d, share);
+    let which = if tuning { "calibration" } else { "report" };
     let mut r = String::new();
     let (command, size, file) = match share {
         Some(s) => (
@@ -572,9 +573,10 @@ fn control_experiment(per_family: usize, out: &str, share: Option<f64>, tuning: 
         "Every soak of the corpus split into a canary ({size}, its nodes' error rate 0.8–1.25x the rest's, each group with its own \
 10-minute wander of σ up to 0.15 and about one bad-node spike a day) and the rest; the regression on the canary only, as a canary stage sees it. \
 The control test's minimum effect per observation length is the smallest (to 0.05x) with no false rollback on the calibration seeds {CALIBRATION_SEEDS:?}; \
-the table is the report seeds {REPORT_SEEDS:?}, {per_family} soaks per family and seed. The CUSUMs run with the defaults. \
-\"At the control's level\": the canary's CUSUM expects its own week's rate times how far the rest run above or below theirs over a trailing window \
-(`Cusum::advance_at_level`); `--tuning` scores every method on the calibration seeds, where the choice between windows is made. Took {:.0} s.\n",
+the table is the {which} seeds {scored:?}, {per_family} soaks per family and seed. The CUSUMs run with the defaults. \
+\"At the control's level\": the canary's CUSUM expects its own week's rate times how far the rest run above or below theirs, older reads \
+fading by e^(-age / window) (`detector::level`, `Cusum::advance_at_level`); `--tuning` scores every method on the calibration seeds, where \
+the choice between windows is made. Took {:.0} s.\n",
         started.elapsed().as_secs_f64()
     );
     r += &table;

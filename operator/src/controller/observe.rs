@@ -3,7 +3,7 @@
 //! what only the cluster can tell is wrong with the spec, and its signals.
 
 use super::{Context, HISTORY_READS};
-use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
+use crate::crd::{CanaryScope, MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
 use crate::decide::ReadError::{Permanent, Transient};
 use crate::decide::{self, HistoryResult, Observed, ReadError, SampleResult};
 use crate::error::{Error, Result};
@@ -154,13 +154,16 @@ pub async fn observe(
     // Read as the tenancy boundary allows: an untrusted upgrade's built-in signals count its own
     // namespace (decide::tenancy blocks one that names others).
     let mut samples = BTreeMap::new();
+    // A Prometheus query's `$canary_nodes` and `$canary_revision`, as the decide step last
+    // wrote them.
+    let canary = status.canary.as_ref();
     for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
         let signal = signal.as_read(&ns, trusted);
         // A canary's copy of a built-in signal is read with its concurrent control.
         if let Some(control) = signal.control() {
-            samples.insert(control.name.clone(), read_signal(ctx, &control, from, now).await);
+            samples.insert(control.name.clone(), read_signal(ctx, &control, canary, from, now).await);
         }
-        samples.insert(signal.name.clone(), read_signal(ctx, &signal, from, now).await);
+        samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, now).await);
     }
     let mut history = BTreeMap::new();
     let due = decide::history_due(&mu.spec, &status);
@@ -176,7 +179,7 @@ pub async fn observe(
                 "not read yet: {HISTORY_READS} other upgrades are reading their Prometheus history; \
                  read again at the next look"
             ))),
-            _ => read_history(ctx, &signal, now, &mu.spec).await,
+            _ => read_history(ctx, &signal, now, &mu.spec, canary).await,
         };
         history.insert(signal.name.clone(), read);
     }
@@ -272,7 +275,13 @@ async fn read_target(
     Ok(Some(state))
 }
 
-async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: DateTime<Utc>) -> SampleResult {
+async fn read_signal(
+    ctx: &Context,
+    signal: &Signal,
+    canary: Option<&CanaryScope>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> SampleResult {
     let counts = if let Some(k) = &signal.kubernetes {
         let limit = k.pending_limit.parse().map_err(|e: String| Permanent(format!("pendingLimit: {e}")))?;
         let selector = selector::parse(k.label_selector.as_deref().unwrap_or_default()).map_err(Permanent)?;
@@ -284,14 +293,10 @@ async fn read_signal(ctx: &Context, signal: &Signal, from: DateTime<Utc>, to: Da
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
-        let attempts =
-            prometheus::prom_instant(prom, &p.address, &prometheus::render_query(&p.attempts, span), to)
-                .await
-                .map_err(prom_error)?;
-        let errors =
-            prometheus::prom_instant(prom, &p.address, &prometheus::render_query(&p.errors, span), to)
-                .await
-                .map_err(no_errors_hint)?;
+        let attempts = prometheus::render_query(&p.attempts, span, canary).map_err(Transient)?;
+        let errors = prometheus::render_query(&p.errors, span, canary).map_err(Transient)?;
+        let attempts = prometheus::prom_instant(prom, &p.address, &attempts, to).await.map_err(prom_error)?;
+        let errors = prometheus::prom_instant(prom, &p.address, &errors, to).await.map_err(no_errors_hint)?;
         prometheus::counts(attempts, errors)
     } else {
         return Err(Permanent("the signal has no provider".into()));
@@ -360,6 +365,7 @@ async fn read_history(
     signal: &Signal,
     now: DateTime<Utc>,
     spec: &crate::crd::MaintenanceUpgradeSpec,
+    canary: Option<&CanaryScope>,
 ) -> HistoryResult {
     let lookback = spec.analysis.baseline.lookback.parse().map_err(Permanent)?;
     if let Some(k) = &signal.kubernetes {
@@ -369,20 +375,12 @@ async fn read_history(
     let step = spec.analysis.interval.parse().map_err(Permanent)?;
     let from = now - lookback;
     let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
-    let attempts = prometheus::prom_range(
-        prom,
-        &p.address,
-        &prometheus::render_query(&p.attempts, step),
-        from,
-        now,
-        step,
-    )
-    .await
-    .map_err(prom_error)?;
+    let attempts = prometheus::render_query(&p.attempts, step, canary).map_err(Transient)?;
+    let errors = prometheus::render_query(&p.errors, step, canary).map_err(Transient)?;
+    let attempts =
+        prometheus::prom_range(prom, &p.address, &attempts, from, now, step).await.map_err(prom_error)?;
     let errors =
-        prometheus::prom_range(prom, &p.address, &prometheus::render_query(&p.errors, step), from, now, step)
-            .await
-            .map_err(no_errors_hint)?;
+        prometheus::prom_range(prom, &p.address, &errors, from, now, step).await.map_err(no_errors_hint)?;
     let errors: BTreeMap<DateTime<Utc>, f64> = errors.into_iter().collect();
     // A step without an errors value had no errors series yet (no failures so far).
     Ok(attempts

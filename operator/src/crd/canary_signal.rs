@@ -3,7 +3,22 @@
 //! its concurrent control (the same signal on every other node). Plain data: which nodes are
 //! the canary's is the decide step's to say, in the status entry it writes for each.
 
-use super::{MaintenanceUpgradeSpec, MaintenanceUpgradeStatus, NodeScope, Signal};
+use super::{
+    MaintenanceUpgradeSpec, MaintenanceUpgradeStatus, NodeScope, Signal, SignalStatus, WorkloadKind,
+};
+use std::collections::BTreeSet;
+
+/// In a Prometheus query: the canary's nodes, as a regular expression (`node=~"$canary_nodes"`).
+pub const CANARY_NODES: &str = "$canary_nodes";
+/// In a Prometheus query: the revision hashes of the canary's pods, as a regular expression
+/// (`pod_template_hash=~"$canary_revision"`).
+pub const CANARY_REVISION: &str = "$canary_revision";
+
+/// A canary's copy counts the pods of at most this many nodes: a canary larger than that is
+/// a share of the cluster its signal sees, and no copy follows it (the status stays small).
+pub const MAX_COPY_NODES: usize = 500;
+/// At most this many revision hashes in `status.canary`.
+pub const MAX_REVISIONS: usize = 32;
 
 /// The status entry of the canary's copy of built-in signal `parent`.
 pub fn canary_signal_name(parent: &str) -> String {
@@ -16,23 +31,68 @@ pub fn control_signal_name(parent: &str) -> String {
 }
 
 impl MaintenanceUpgradeSpec {
+    /// What a Prometheus signal's placeholders name that no stage of this spec has.
+    pub fn placeholder_problem(&self) -> Option<String> {
+        let daemonset = self.has_daemonset_canary();
+        let any = self.stages.iter().flat_map(|s| &s.components).any(|c| c.canary.is_some());
+        self.effective_signals().iter().find_map(|s| {
+            let p = s.prometheus.as_ref()?;
+            let names = |placeholder: &str| p.errors.contains(placeholder) || p.attempts.contains(placeholder);
+            if names(CANARY_NODES) && !daemonset {
+                return Some(format!(
+                    "signal {}: its query names {CANARY_NODES}, but no stage runs a canary inside a DaemonSet \
+                     (canary.nodes); remove it, or give the DaemonSet's first stage a canary",
+                    s.name
+                ));
+            }
+            (names(CANARY_REVISION) && !any).then(|| {
+                format!(
+                    "signal {}: its query names {CANARY_REVISION}, but no stage runs a canary; remove it, or \
+                     give a stage a canary",
+                    s.name
+                )
+            })
+        })
+    }
+
+    /// Whether a stage runs a canary inside a DaemonSet, which the built-in signals follow.
+    pub fn has_daemonset_canary(&self) -> bool {
+        let mut components = self.stages.iter().flat_map(|s| &s.components);
+        components.any(|c| c.canary.is_some() && c.kind == WorkloadKind::DaemonSet)
+    }
+
     /// The canary's copies of the built-in signals: one for each status entry the decide step
     /// wrote for a built-in signal of this spec, with nodes to count (none once the canary has
-    /// handed over to the whole workload, or before its nodes are known). Nothing else in the
-    /// status is believed: the signal, its scope and its rule are the spec's.
+    /// handed over to the whole workload, or before its nodes are known), if the spec runs a
+    /// DaemonSet canary. Nothing else in the status is believed: the signal, its scope and its
+    /// rule are the spec's, and the nodes are at most `MAX_COPY_NODES`.
     pub fn canary_signals(&self, status: &MaintenanceUpgradeStatus) -> Vec<Signal> {
+        if !self.has_daemonset_canary() {
+            return vec![];
+        }
         self.effective_signals()
             .into_iter()
             .filter(|s| s.kubernetes.is_some())
             .filter_map(|parent| {
                 let name = canary_signal_name(&parent.name);
                 let entry = status.analysis.iter().find(|a| a.name == name && !a.nodes.is_empty())?;
+                if entry.nodes.len() > MAX_COPY_NODES {
+                    return None;
+                }
                 let mut s = parent;
                 s.name = name;
-                s.kubernetes.as_mut()?.nodes = NodeScope::On(entry.nodes.clone());
+                s.kubernetes.as_mut()?.nodes = NodeScope::On(entry.nodes.iter().cloned().collect());
                 Some(s)
             })
             .collect()
+    }
+}
+
+impl SignalStatus {
+    /// Of a canary's copy: read no more, its canary handed over to the whole workload. Its
+    /// last verdict holds nothing up and says nothing of the upgrade's health.
+    pub fn retired(&self) -> bool {
+        self.name.ends_with("@canary") && self.nodes.is_empty()
     }
 }
 
@@ -43,7 +103,7 @@ impl Signal {
     }
 
     /// Of a canary's copy of a built-in signal: the canary's nodes.
-    pub fn canary_nodes(&self) -> Option<&[String]> {
+    pub fn canary_nodes(&self) -> Option<&BTreeSet<String>> {
         match &self.kubernetes.as_ref()?.nodes {
             NodeScope::On(nodes) => Some(nodes),
             _ => None,
@@ -56,7 +116,7 @@ impl Signal {
         let parent = self.canary_parent()?;
         let mut s = self.clone();
         s.name = control_signal_name(parent);
-        s.kubernetes.as_mut()?.nodes = NodeScope::Off(self.canary_nodes()?.to_vec());
+        s.kubernetes.as_mut()?.nodes = NodeScope::Off(self.canary_nodes()?.clone());
         Some(s)
     }
 }

@@ -9,7 +9,9 @@ mod notifications;
 mod status;
 
 pub use canary::{Canary, Portion};
-pub use canary_signal::{canary_signal_name, control_signal_name};
+pub use canary_signal::{
+    CANARY_NODES, CANARY_REVISION, MAX_COPY_NODES, MAX_REVISIONS, canary_signal_name, control_signal_name,
+};
 pub use duration::Duration;
 pub use notifications::*;
 pub use status::*;
@@ -18,6 +20,7 @@ use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// A staged image upgrade of existing workloads inside maintenance windows, watched through a
 /// soak and reverted to the recorded known-good images when the error rates regress.
@@ -358,10 +361,10 @@ pub enum NodeScope {
     #[default]
     All,
     /// The pods bound to these nodes (a DaemonSet canary's).
-    On(Vec<String>),
+    On(BTreeSet<String>),
     /// Every pod but those bound to these nodes: the canary's concurrent control, counted as
     /// the cluster-wide signal counts (unbound pods included), less the canary.
-    Off(Vec<String>),
+    Off(BTreeSet<String>),
 }
 
 impl NodeScope {
@@ -369,8 +372,8 @@ impl NodeScope {
     pub fn admits(&self, node: &str) -> bool {
         match self {
             NodeScope::All => true,
-            NodeScope::On(nodes) => !node.is_empty() && nodes.iter().any(|n| n == node),
-            NodeScope::Off(nodes) => !nodes.iter().any(|n| n == node),
+            NodeScope::On(nodes) => !node.is_empty() && nodes.contains(node),
+            NodeScope::Off(nodes) => !nodes.contains(node),
         }
     }
 }

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub struct MaintenanceUpgradeStatus {
     #[serde(default)]
     pub phase: Phase,
+    /// What the signals that follow the canary count: a Prometheus query's `$canary_nodes` and
+    /// `$canary_revision`, and the nodes of the built-in signals' canary copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryScope>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// What the operator is doing, why, and what happens next.
@@ -215,6 +219,7 @@ pub struct CanaryStatus {
     /// controller made again on another node (a new node, an eviction) gets the new image too,
     /// and is counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NODES))]
     pub nodes: Vec<String>,
     /// A StatefulSet's pods that run the new image, by name (its top ordinals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -267,8 +272,9 @@ pub struct SignalStatus {
     pub name: String,
     /// A canary's copy of a built-in signal (`<signal>@canary`): the nodes whose pods it
     /// counts, the canary's; empty before they are known and once the canary has handed over
-    /// to the whole workload (it is read no more).
+    /// to the whole workload (it is read no more). At most 500: a larger canary has no copy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::MAX_COPY_NODES))]
     pub nodes: Vec<String>,
     /// The pre-change baseline: counts, rate, dispersion, hour-of-day profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -379,6 +385,26 @@ pub struct DetectorState {
     /// and what their baseline expected, older reads weighing less (`detector::level`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<ControlLevel>,
+}
+
+/// A cluster's nodes at most, as Kubernetes supports them: the bound of a list of node names.
+pub const MAX_NODES: usize = 5000;
+
+/// What the signals that follow an upgrade's canaries count.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryScope {
+    /// The DaemonSet canaries' nodes, by name: before the first change, those they will take
+    /// (the first in name order); after it, those they took.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_NODES))]
+    pub nodes: Vec<String>,
+    /// The revision hashes of the canaried workloads' pods (`controller-revision-hash`, or a
+    /// Deployment's `pod-template-hash`): before the first change, the revision they run, so
+    /// that a baseline is of those pods; after it, the new revision's. At most 32.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::MAX_REVISIONS))]
+    pub revisions: Vec<String>,
 }
 
 /// How far the rest of the cluster runs above or below its own baseline lately: what a

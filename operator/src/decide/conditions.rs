@@ -38,31 +38,20 @@ impl Decider<'_> {
             }
             _ => cond(ct::ROLLED_BACK, "False", "NotRequested", "no rollback".into()),
         });
-        new.push(match self.st.analysis.iter().find(|a| a.verdict == Verdict::Regression) {
+        // A canary's copy read no more says nothing of the upgrade's health.
+        let judged: Vec<&SignalStatus> = self.st.analysis.iter().filter(|a| !a.retired()).collect();
+        let summary =
+            || judged.iter().map(|a| format!("{}: {}", a.name, a.reason)).collect::<Vec<_>>().join("; ");
+        new.push(match judged.iter().find(|a| a.verdict == Verdict::Regression) {
             Some(a) => {
                 cond(ct::HEALTHY, "False", reason::REGRESSION, format!("signal {}: {}", a.name, a.reason))
             }
-            None if !self.st.analysis.is_empty()
-                && self.st.analysis.iter().all(|a| a.verdict == Verdict::Pass) =>
-            {
-                let m = self
-                    .st
-                    .analysis
-                    .iter()
-                    .map(|a| format!("{}: {}", a.name, a.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                cond(ct::HEALTHY, "True", reason::NO_REGRESSION, m)
+            None if !judged.is_empty() && judged.iter().all(|a| a.verdict == Verdict::Pass) => {
+                cond(ct::HEALTHY, "True", reason::NO_REGRESSION, summary())
             }
             None => {
-                let m = self
-                    .st
-                    .analysis
-                    .iter()
-                    .map(|a| format!("{}: {}", a.name, a.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let why = if self.st.analysis.iter().any(|a| a.verdict == Verdict::Suspect) {
+                let m = summary();
+                let why = if judged.iter().any(|a| a.verdict == Verdict::Suspect) {
                     reason::SUSPECTED
                 } else {
                     reason::INCONCLUSIVE

@@ -207,7 +207,7 @@ pub fn decide(o: &Observed) -> Decision {
         return Decision { status: d.st, effect: None, events: d.events, requeue_after: retry };
     }
     match Plan::for_upgrade(&o.spec, &o.status) {
-        Ok((plan, invalid)) => d.run(&plan, invalid),
+        Ok((plan, invalid)) => d.run(plan, invalid),
         Err(e) => {
             d.block(
                 reason::INVALID_SPEC,
@@ -276,7 +276,7 @@ impl<'a> Decider<'a> {
 
     /// The steps, in order: observe the targets, analyse the signals, then either roll back or
     /// move forward (claim, baseline, stages).
-    fn run(&mut self, plan: &Plan, invalid: Option<String>) {
+    fn run(&mut self, mut plan: Plan, invalid: Option<String>) {
         self.init_stages();
         self.distrust_status();
         let invalid = invalid
@@ -285,7 +285,9 @@ impl<'a> Decider<'a> {
             .or_else(|| self.canaries_problem());
         let forbidden = self.tenancy_problem();
         self.check_targets();
-        self.follow_canary_signals();
+        self.follow_canary();
+        plan.follow_canary(&self.o.spec, &self.st);
+        let plan = &plan;
         self.analyse(plan);
         let invalid = invalid.or_else(|| self.unreadable(plan));
         let problem = match (forbidden, invalid) {

@@ -49,6 +49,9 @@ impl Plan {
         if spec.stages.is_empty() {
             return Err("spec.stages: at least one stage is needed".into());
         }
+        if let Some(problem) = spec.placeholder_problem() {
+            return Err(problem);
+        }
         let policy = spec.window.as_ref().map(|w| w.stage_policy).unwrap_or_default();
         if let (StagePolicy::WaitForNextWindow, Some(longest)) = (policy, schedule.longest_opening()) {
             for (s, pd) in spec.stages.iter().zip(&progress_deadline) {
@@ -113,9 +116,16 @@ shorten it or set stagePolicy to Continue",
     ) -> Result<(Plan, Option<String>), String> {
         let mut result = Plan::parse_for(spec, status);
         if let Ok((plan, _)) = result.as_mut() {
-            plan.signals.extend(spec.canary_signals(status));
+            plan.follow_canary(spec, status);
         }
         result
+    }
+
+    /// The canary's copies of the built-in signals as `status` has them: a look that retires
+    /// one (the canary handed over) or moves it judges it no more on what was read before.
+    pub(super) fn follow_canary(&mut self, spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) {
+        self.signals.retain(|s| s.canary_parent().is_none());
+        self.signals.extend(spec.canary_signals(status));
     }
 
     fn parse_for(

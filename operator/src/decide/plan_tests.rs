@@ -124,3 +124,20 @@ fn an_upgrade_in_flight_over_the_limits_is_still_judged_and_rolled_back() {
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
+
+#[test]
+fn a_canary_placeholder_no_stage_can_fill_is_an_invalid_spec() {
+    let mut s = spec_with_history();
+    s.analysis.signals[0].prometheus.as_mut().unwrap().errors =
+        r#"sum(increase(mount_errors{node=~"$canary_nodes"}[$interval]))"#.into();
+    let mut w = World::new(s);
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(
+        b.message.contains("names $canary_nodes, but no stage runs a canary inside a DaemonSet"),
+        "{}",
+        b.message
+    );
+    assert!(w.effects.is_empty());
+}

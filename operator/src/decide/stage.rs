@@ -311,7 +311,7 @@ impl Decider<'_> {
             .st
             .analysis
             .iter()
-            .filter(|a| a.verdict == Verdict::Suspect)
+            .filter(|a| a.verdict == Verdict::Suspect && !a.retired())
             .map(|a| a.name.clone())
             .collect();
         if !suspects.is_empty() {

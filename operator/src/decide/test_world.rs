@@ -124,6 +124,11 @@ pub(super) fn daemonset_on(image: &str, nodes: usize) -> TargetState {
     t
 }
 
+/// The revision hash a workload's pods of `image` carry: one per template.
+pub(super) fn revision_of(image: &str) -> String {
+    format!("rev-{}", image.rsplit(':').next().unwrap_or_default().replace('.', "-"))
+}
+
 pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> PodPlace {
     PodPlace {
         name: format!("connector-{node}-{generation}"),
@@ -132,6 +137,7 @@ pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> Po
         images: vec![("connector".into(), image.into())],
         ready,
         deleting: false,
+        revision: revision_of(image),
     }
 }
 
@@ -144,6 +150,7 @@ pub(super) fn replica(name: &str, image: &str, ready: bool) -> PodPlace {
         images: vec![("connector".into(), image.into())],
         ready,
         deleting: false,
+        revision: revision_of(image),
     }
 }
 
@@ -516,10 +523,14 @@ impl World {
                 self.phase(),
                 self.obs.status.message
             );
-            let d = self.step();
-            let wait = d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
-            self.obs.now += wait;
+            self.look();
         }
+    }
+
+    /// One step, then the clock advanced by its requeue time.
+    pub(super) fn look(&mut self) {
+        let d = self.step();
+        self.obs.now += d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
     }
 
     /// The targets claimed, in order.

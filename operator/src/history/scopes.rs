@@ -29,6 +29,10 @@ pub const SCOPE_ROWS: usize = 1008;
 /// ones, under half a MiB.
 pub const WHOLE_ROWS: usize = 4 * 1008;
 
+/// A named scope counts the pods of at most this many nodes: a canary's planned first nodes.
+/// One planned larger is observed live, so that the ConfigMap stays small whatever a status says.
+pub const MAX_SCOPE_NODES: usize = 100;
+
 /// What a named recording counts: pods of these namespaces (all of the operator's when empty)
 /// matching the selector, judged `pending_limit_seconds` after creation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,12 +62,12 @@ impl Scope {
         }
         let nodes = match &s.nodes {
             NodeScope::All => vec![],
-            NodeScope::On(nodes) => {
-                let mut nodes = nodes.clone();
-                nodes.sort();
-                nodes.dedup();
-                nodes
+            NodeScope::On(nodes) if nodes.len() > MAX_SCOPE_NODES => {
+                return Err(format!(
+                    "a canary of more than {MAX_SCOPE_NODES} nodes is observed live, not recorded"
+                ));
             }
+            NodeScope::On(nodes) => nodes.iter().cloned().collect(),
             // A canary's control is judged against the whole signal's baseline: never recorded.
             NodeScope::Off(_) => return Err("a canary's control has no recording of its own".into()),
         };
@@ -72,7 +76,11 @@ impl Scope {
 
     /// The nodes whose pods it counts.
     pub fn node_scope(&self) -> NodeScope {
-        if self.nodes.is_empty() { NodeScope::All } else { NodeScope::On(self.nodes.clone()) }
+        if self.nodes.is_empty() {
+            NodeScope::All
+        } else {
+            NodeScope::On(self.nodes.iter().cloned().collect())
+        }
     }
 
     pub fn pending_limit(&self) -> Duration {

@@ -242,3 +242,31 @@ fn a_daemonset_canarys_nodes_are_recorded_from_before_its_first_change() {
     mu.status.as_mut().unwrap().changed_at = Some(now);
     assert!(named_by(&mu, &whole, None, &["ops".into()]).is_empty());
 }
+
+#[test]
+fn a_status_cannot_make_the_operator_record_nodes_no_canary_takes() {
+    let whole = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
+    let canaried = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: canary, soak: 1h, components: [{kind: DaemonSet, name: c, image: x, canary: {nodes: 2}}]}\n  - {name: fleet, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
+    let plain = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: all, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
+    let now = t("2026-11-24T03:00:00Z");
+    let forged = |yaml: &str, nodes: usize| {
+        let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
+        let canary = SignalStatus {
+            name: canary_signal_name(DEFAULT_SIGNAL),
+            nodes: (0..nodes).map(|i| format!("node-{i:0>60}")).collect(),
+            ..Default::default()
+        };
+        mu.status = Some(MaintenanceUpgradeStatus {
+            claimed_at: Some(now),
+            observed_generation: Some(1),
+            analysis: vec![canary],
+            ..Default::default()
+        });
+        named_by(&mu, &whole, None, &["ops".into()])
+    };
+    // A copy written into the status of an upgrade that runs no DaemonSet canary.
+    assert!(forged(plain, 2).is_empty());
+    // More nodes than a recording keeps: observed live instead, the ConfigMap kept small.
+    assert!(forged(canaried, MAX_SCOPE_NODES + 1).is_empty());
+    assert_eq!(forged(canaried, MAX_SCOPE_NODES).len(), 1);
+}

@@ -301,6 +301,7 @@ fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
         _ => return None,
     };
     let spec = pod.spec.as_ref()?;
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
     let ready = pod
         .status
         .as_ref()
@@ -321,6 +322,11 @@ fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
                 .collect(),
             ready,
             deleting: pod.metadata.deletion_timestamp.is_some(),
+            revision: labels
+                .get("controller-revision-hash")
+                .or_else(|| labels.get("pod-template-hash"))
+                .cloned()
+                .unwrap_or_default(),
         },
     })
 }

@@ -269,7 +269,7 @@ fn a_canary_counts_the_pods_bound_to_its_nodes_and_its_control_every_other() {
         t("2026-11-24T10:06:00Z"),
     );
     let (from, to, limit) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5));
-    let canary = vec!["node-1".to_string(), "node-2".to_string()];
+    let canary: std::collections::BTreeSet<String> = ["node-1".to_string(), "node-2".to_string()].into();
     let count = |nodes: NodeScope| ix.counts(&[], &all(), &nodes, from, to, limit);
     assert_eq!(count(NodeScope::On(canary.clone())), Counts { attempts: 2, errors: 1 });
     // The control counts as the cluster-wide signal does, the canary's pods left out: a pod

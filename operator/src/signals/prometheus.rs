@@ -1,7 +1,7 @@
 //! Observe step: the Prometheus provider of analysis signals, PromQL over the HTTP API. (The
 //! built-in `kubernetes` provider reads the shared pod index, `pod_index.rs`.)
 
-use crate::crd::MAX_LOOKBACK_INTERVALS;
+use crate::crd::{CANARY_NODES, CANARY_REVISION, CanaryScope, MAX_LOOKBACK_INTERVALS};
 use crate::detector::Counts;
 use crate::error::Error;
 use crate::outbound;
@@ -39,9 +39,40 @@ struct PromSeries {
     values: Vec<(f64, String)>,
 }
 
-/// `$interval` in a query becomes the span, in seconds.
-pub fn render_query(query: &str, span: Duration) -> String {
-    query.replace("$interval", &format!("{}s", span.num_seconds().max(1)))
+/// `query` as sent: `$interval` the span, in seconds; `$canary_nodes` and `$canary_revision`
+/// the canary's node names and revision hashes as one regular expression (`a|b`, dots
+/// escaped), for `=~`. An error, read again later, while the canary does not know them yet.
+/// Only names a Kubernetes object may have are put in (the status is the operator's to write,
+/// but its values are not trusted to be): a query cannot be rewritten through them.
+pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -> Result<String, String> {
+    let mut out = query.replace("$interval", &format!("{}s", span.num_seconds().max(1)));
+    let empty = CanaryScope::default();
+    let canary = canary.unwrap_or(&empty);
+    for (placeholder, values, what) in [
+        (CANARY_NODES, &canary.nodes, "the canary's nodes (read once the DaemonSet's pods are seen)"),
+        (CANARY_REVISION, &canary.revisions, "the revision of the canary's pods"),
+    ] {
+        if !out.contains(placeholder) {
+            continue;
+        }
+        let names: Vec<String> =
+            values.iter().filter(|v| dns_name(v)).map(|v| v.replace('.', "\\\\.")).collect();
+        if names.is_empty() {
+            return Err(format!("waiting for {what} to fill in {placeholder}"));
+        }
+        out = out.replace(placeholder, &names.join("|"));
+    }
+    Ok(out)
+}
+
+/// A lowercase DNS subdomain: what a node name or a revision hash is.
+fn dns_name(s: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 253
+        && s.chars().all(|c| ok(c) || c == '-' || c == '.')
+        && s.starts_with(ok)
+        && s.ends_with(ok)
 }
 
 /// Sum of an instant query at `at` (every series, every value). No data is an error, never zero:

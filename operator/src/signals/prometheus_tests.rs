@@ -4,9 +4,27 @@ use super::*;
 
 #[test]
 fn prometheus_queries_get_the_span_and_counts_are_rounded() {
-    assert_eq!(render_query("sum(increase(x[$interval]))", Duration::minutes(2)), "sum(increase(x[120s]))");
+    let q = render_query("sum(increase(x[$interval]))", Duration::minutes(2), None);
+    assert_eq!(q.as_deref(), Ok("sum(increase(x[120s]))"));
     assert_eq!(counts(99.6, 3.4), Counts { attempts: 100, errors: 3 });
     assert_eq!(counts(2.0, 5.0), Counts { attempts: 2, errors: 2 });
+}
+
+#[test]
+fn a_query_gets_the_canarys_nodes_and_revision_as_a_regular_expression_and_nothing_else() {
+    let canary = CanaryScope {
+        nodes: vec!["ip-10-0-1-2.ec2.internal".into(), "node-b".into(), "\"}) or vector(1) #".into()],
+        revisions: vec!["6d4cf56db6".into()],
+    };
+    let q = r#"sum(increase(kubelet_errors{node=~"$canary_nodes", rev=~"$canary_revision"}[$interval]))"#;
+    assert_eq!(
+        render_query(q, Duration::minutes(1), Some(&canary)).unwrap(),
+        r#"sum(increase(kubelet_errors{node=~"ip-10-0-1-2\\.ec2\\.internal|node-b", rev=~"6d4cf56db6"}[60s]))"#,
+        "dots escaped for the regular expression; what no node could be named left out"
+    );
+    let none = CanaryScope::default();
+    let e = render_query(q, Duration::minutes(1), Some(&none)).unwrap_err();
+    assert!(e.contains("waiting for the canary's nodes"), "{e}");
 }
 
 /// A Prometheus on this machine that answers every query with `body`.

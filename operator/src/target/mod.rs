@@ -71,6 +71,9 @@ pub struct PodPlace {
     pub ready: bool,
     /// Being deleted: it no longer serves, and its replacement comes from the current template.
     pub deleting: bool,
+    /// The revision of its workload it was made from: its `controller-revision-hash` label (a
+    /// DaemonSet's, a StatefulSet's) or `pod-template-hash` (a Deployment's).
+    pub revision: String,
 }
 
 impl PodPlace {

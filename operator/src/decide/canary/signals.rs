@@ -1,9 +1,10 @@
-//! Decide step, pure: the nodes the canary's copies of the built-in signals count
-//! (`crd::canary_signal`). Before the first change, the nodes the DaemonSet canaries will take,
-//! so that their baseline is of those nodes; once they run, the nodes they took, as later
-//! stages widen them; none once every DaemonSet canary has handed the rest to its workload,
-//! when the nodes not yet upgraded are no control any more and the cluster-wide signal judges
-//! alone.
+//! Decide step, pure: what the signals that follow the canary count (`status.canary`), and the
+//! nodes the canary's copies of the built-in signals count (`crd::canary_signal`). Before the
+//! first change, the nodes the DaemonSet canaries will take and the revision the canaried
+//! workloads run, so that a baseline is of those; once they run, the nodes they took (as later
+//! stages widen them) and the new revision. The built-in copies stop once every DaemonSet
+//! canary has handed the rest to its workload, when the nodes not yet upgraded are no control
+//! any more and the cluster-wide signal judges alone; a Prometheus query keeps its canary.
 
 use crate::crd::*;
 use crate::decide::Decider;
@@ -11,44 +12,83 @@ use crate::target::TargetKey;
 use std::collections::BTreeSet;
 
 impl Decider<'_> {
-    /// The DaemonSet canaries' nodes now, as the canary's signals count them; None when no
-    /// DaemonSet canary runs (none in the spec, or every one handed over).
-    fn canary_signal_nodes(&self) -> Option<Vec<String>> {
-        let ns = &self.o.namespace;
+    /// The targets a stage runs a canary inside, of `kind` (any when None), in spec order.
+    fn canaried_targets(&self, kind: Option<WorkloadKind>) -> Vec<TargetKey> {
         let mut keys: Vec<TargetKey> = vec![];
         for s in &self.o.spec.stages {
-            for c in s.components.iter().filter(|c| c.canary.is_some() && c.kind == WorkloadKind::DaemonSet) {
-                let key = TargetKey::of(c, ns);
+            for c in s.components.iter().filter(|c| c.canary.is_some() && kind.is_none_or(|k| c.kind == k)) {
+                let key = TargetKey::of(c, &self.o.namespace);
                 if !keys.contains(&key) {
                     keys.push(key);
                 }
             }
         }
+        keys
+    }
+
+    /// Whether `key`'s last stage, which hands the rest to the workload, has begun.
+    fn handed_over(&self, key: &TargetKey) -> bool {
+        self.appearances(key).last().is_some_and(|&(last, ci)| {
+            self.canary_of(last, ci).is_none()
+                && self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending)
+        })
+    }
+
+    /// Whether the first change to `key` is made.
+    fn changed(&self, key: &TargetKey) -> bool {
+        self.recorded_components(key).any(|c| c.applied_at.is_some())
+    }
+
+    /// The DaemonSet canaries' nodes (taken, or to be taken), and whether any of them still
+    /// runs as a canary (has not handed over).
+    fn daemonset_canary_nodes(&self) -> (Vec<String>, bool) {
         let mut nodes = BTreeSet::new();
         let mut running = false;
-        for key in &keys {
-            let appearances = self.appearances(key);
-            let &(last, _) = appearances.last()?;
-            let handed_over = self.canary_of(last, appearances.last()?.1).is_none()
-                && self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending);
-            if handed_over {
-                continue;
-            }
-            running = true;
-            if self.recorded_components(key).any(|c| c.applied_at.is_some()) {
-                nodes.extend(self.recorded_canaries(key).flat_map(|k| k.nodes.iter().cloned()));
-            } else if let Some(&(si, ci)) = appearances.first() {
+        for key in self.canaried_targets(Some(WorkloadKind::DaemonSet)) {
+            running |= !self.handed_over(&key);
+            if self.changed(&key) {
+                nodes.extend(self.recorded_canaries(&key).flat_map(|k| k.nodes.iter().cloned()));
+            } else if let Some(&(si, ci)) = self.appearances(&key).first() {
                 nodes.extend(self.planned_nodes(si, ci).into_iter().flatten());
             }
         }
-        running.then(|| nodes.into_iter().collect())
+        (nodes.into_iter().collect(), running)
+    }
+
+    /// The revision hashes of the canaried workloads' pods: the new image's once changed, the
+    /// one they run before.
+    fn canary_revisions(&self) -> Vec<String> {
+        let mut revisions = BTreeSet::new();
+        for key in self.canaried_targets(None) {
+            let Some(Some(t)) = self.o.targets.get(&key) else { continue };
+            let Some(&(si, ci)) = self.appearances(&key).first() else { continue };
+            let Some(c) = self.st.stages.get(si).and_then(|s| s.components.get(ci)) else { continue };
+            let container = c.container.clone().unwrap_or_default();
+            let changed = self.changed(&key);
+            let pods = t.pods.iter().flatten().filter(|p| !p.deleting && !p.revision.is_empty());
+            revisions.extend(
+                pods.filter(|p| (p.image(&container) == Some(c.desired_image.as_str())) == changed)
+                    .map(|p| p.revision.clone()),
+            );
+        }
+        revisions.into_iter().take(MAX_REVISIONS).collect()
+    }
+
+    /// Keep `status.canary` and the built-in signals' canary copies on what the canaries are now.
+    pub(in crate::decide) fn follow_canary(&mut self) {
+        if self.canaried_targets(None).is_empty() {
+            self.st.canary = None;
+            return;
+        }
+        let (nodes, running) = self.daemonset_canary_nodes();
+        self.st.canary = Some(CanaryScope { nodes: nodes.clone(), revisions: self.canary_revisions() });
+        self.follow_canary_signals(running.then_some(nodes));
     }
 
     /// Keep the status entry of each built-in signal's canary copy naming the canary's nodes.
     /// Nodes that change before the first change start its baseline again (it was of other
     /// nodes); after it, a canary widened keeps its baseline (a rate, judged per pod).
-    pub(in crate::decide) fn follow_canary_signals(&mut self) {
-        let nodes = self.canary_signal_nodes();
+    fn follow_canary_signals(&mut self, nodes: Option<Vec<String>>) {
         let changed = self.st.changed_at.is_some();
         let parents: Vec<String> = self
             .o
@@ -64,7 +104,7 @@ impl Decider<'_> {
             // After the signal it copies, which the baseline's start lists first.
             let listed = self.st.analysis.iter().any(|a| a.name == parent);
             match (&nodes, entry) {
-                (Some(n), None) if !n.is_empty() && listed => {
+                (Some(n), None) if !n.is_empty() && n.len() <= MAX_COPY_NODES && listed => {
                     self.st.analysis.push(SignalStatus {
                         name,
                         nodes: n.clone(),
@@ -72,7 +112,9 @@ impl Decider<'_> {
                         ..Default::default()
                     });
                 }
-                (Some(n), Some(i)) if self.st.analysis[i].nodes != *n && !n.is_empty() => {
+                (Some(n), Some(i))
+                    if self.st.analysis[i].nodes != *n && !n.is_empty() && n.len() <= MAX_COPY_NODES =>
+                {
                     let a = &mut self.st.analysis[i];
                     if changed {
                         a.nodes = n.clone();
@@ -87,6 +129,16 @@ impl Decider<'_> {
                             ..Default::default()
                         };
                     }
+                }
+                (Some(n), Some(i)) if n.len() > MAX_COPY_NODES && !self.st.analysis[i].nodes.is_empty() => {
+                    let a = &mut self.st.analysis[i];
+                    a.nodes.clear();
+                    a.verdict = Verdict::Inconclusive;
+                    a.reason = format!(
+                        "the canary has grown to {} nodes, more than the {MAX_COPY_NODES} a copy follows: a share \
+                         that signal {parent} sees across the whole cluster, which judges it from here",
+                        n.len()
+                    );
                 }
                 (None, Some(i)) if !self.st.analysis[i].nodes.is_empty() => {
                     let a = &mut self.st.analysis[i];

@@ -76,3 +76,68 @@ fn a_rise_the_whole_cluster_shares_is_not_the_canarys() {
     assert_ne!(a.verdict, Verdict::Regression, "{}", a.reason);
     assert!(a.reason.contains("handed over") || a.reason.contains("runs at 2."), "{}", a.reason);
 }
+
+#[test]
+fn status_canary_names_the_nodes_and_the_revision_a_prometheus_query_follows() {
+    let mut w = world();
+    let canary = |w: &World| w.obs.status.canary.clone().unwrap_or_default();
+    w.run_until(Duration::minutes(30), |w| !canary(w).nodes.is_empty());
+    assert!(w.obs.status.changed_at.is_none());
+    assert_eq!(canary(&w).nodes, ["node-1", "node-2"], "the nodes it will take");
+    assert_eq!(canary(&w).revisions, [revision_of("connector:1.0")], "the revision they run now");
+    w.run_until(Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    assert_eq!(canary(&w).nodes, ["node-1", "node-2"]);
+    assert_eq!(canary(&w).revisions, [revision_of("connector:2.0")], "the new revision's");
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(canary(&w).nodes, ["node-1", "node-2"], "a Prometheus query keeps its canary");
+}
+
+#[test]
+fn the_look_that_hands_over_does_not_judge_the_copy_it_retires() {
+    let mut w = world();
+    // A look whose samples were read while the canary ran, decided as it hands over.
+    let mut handed_over = false;
+    for _ in 0..2000 {
+        let now = w.obs.now;
+        // Every look has a sample of the copy due, the hand-over's included.
+        if let Some(a) =
+            w.obs.status.analysis.iter_mut().find(|a| a.name.ends_with("@canary") && !a.nodes.is_empty())
+            && a.sampled_to.is_some()
+        {
+            a.sampled_to = Some(now - Duration::hours(1));
+            a.analysed_at = a.sampled_to;
+        }
+        let before = canary_entry_opt(&w);
+        w.look();
+        let after = canary_entry_opt(&w);
+        if let (Some(b), Some(a)) = (before, after)
+            && !b.nodes.is_empty()
+            && a.nodes.is_empty()
+        {
+            assert_eq!(a.sampled_to, b.sampled_to, "not judged once retired: {}", a.reason);
+            assert_eq!(a.verdict, Verdict::Inconclusive);
+            assert!(a.reason.contains("handed over"), "{}", a.reason);
+            handed_over = true;
+            break;
+        }
+    }
+    assert!(handed_over, "{}", w.obs.status.message);
+}
+
+#[test]
+fn a_retired_copy_neither_holds_a_soak_nor_keeps_the_upgrade_from_healthy() {
+    let mut w = world();
+    w.run_until(Duration::hours(6), |w| canary_entry_opt(w).is_some_and(|a| a.nodes.is_empty()));
+    // What a copy retired mid-suspicion would keep: a verdict no look revisits.
+    let a = w.obs.status.analysis.iter_mut().find(|a| a.name == "pod-start-failures@canary").unwrap();
+    a.verdict = Verdict::Suspect;
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    let healthy = w.obs.status.conditions.iter().find(|c| c.type_ == "Healthy").unwrap();
+    assert_eq!(healthy.status, "True", "{}", healthy.message);
+}
+
+fn canary_entry_opt(w: &World) -> Option<SignalStatus> {
+    w.obs.status.analysis.iter().find(|a| a.name == "pod-start-failures@canary").cloned()
+}
