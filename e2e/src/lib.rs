@@ -830,9 +830,13 @@ impl Scenario {
         (status.to_string(), message.to_string())
     }
 
+    /// Until the upgrade is in `phase`; a final one with its targets released too (the look
+    /// after the one that writes it).
     pub async fn wait_phase(&self, name: &str, phase: Phase, timeout: Duration) -> MaintenanceUpgrade {
         self.wait_for(name, timeout, &format!("{phase:?}"), |mu| {
-            mu.status.as_ref().is_some_and(|s| s.phase == phase)
+            mu.status
+                .as_ref()
+                .is_some_and(|s| s.phase == phase && (!phase.is_terminal() || s.released_at.is_some()))
         })
         .await
     }

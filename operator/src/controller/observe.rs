@@ -27,8 +27,9 @@ pub async fn observe(
 ) -> Result<Observed> {
     let ns = mu.namespace().unwrap_or_default();
     let mut targets = BTreeMap::new();
-    // An upgrade that has ended reads nothing: the decision keeps its status as it is.
-    let ended = status.phase.is_terminal();
+    // An upgrade that has ended reads nothing once it has released its targets: the decision
+    // keeps its status as it is.
+    let ended = status.phase.is_terminal() && status.released_at.is_some();
     // Running digests are recorded when a target is claimed: read for those not claimed yet.
     let unclaimed_by_us =
         status.claimed_at.is_none().then_some(mu.metadata.uid.as_deref().unwrap_or_default());

@@ -34,6 +34,11 @@ pub struct MaintenanceUpgradeStatus {
     pub changed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// When the ended upgrade let go of its targets (their owner marks and records removed),
+    /// the look after the one that wrote its final phase: a final write that fails leaves the
+    /// targets as they were, so that the next look can tell nothing else changed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<DateTime<Utc>>,
     /// The pre-change observation period for signals without history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_started_at: Option<DateTime<Utc>>,

@@ -131,6 +131,8 @@ impl Decider<'_> {
         let retry = self.notify();
         self.st.next_action = if phase.is_terminal() { None } else { self.next.clone() };
         let requeue_after = match retry {
+            // Ended this look: the next releases the targets.
+            _ if phase.is_terminal() && self.st.released_at.is_none() => Some(Duration::zero()),
             _ if phase.is_terminal() && self.effect.is_none() => {
                 retry.map(|t| (t - now).max(Duration::zero()))
             }

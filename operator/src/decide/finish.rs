@@ -1,5 +1,8 @@
-//! Decide step, pure: how an upgrade ends: it succeeds, or it ends before anything changed;
-//! either way its targets are released in the same step.
+//! Decide step, pure: how an upgrade ends: it succeeds, or it ends before anything changed (a
+//! rollback ends in `rollback`). Its final phase is written first, its targets released in the
+//! look after: were both one step, a final status write that failed (a 409 is common) would
+//! leave targets released under an upgrade that still runs, which it would take for targets
+//! someone else changed.
 
 use super::{Decider, Effect};
 use crate::constants::reason;
@@ -9,7 +12,6 @@ use chrono::Duration;
 
 impl Decider<'_> {
     pub(super) fn succeed(&mut self) {
-        self.release();
         self.st.completed_at = Some(self.now());
         self.st.current_stage = None;
         self.next = None;
@@ -28,7 +30,6 @@ impl Decider<'_> {
             self.requeue_in(Duration::zero());
             return false;
         }
-        self.release();
         self.st.completed_at = Some(self.now());
         self.set_phase(Phase::Failed, format!("{why}; nothing was changed"));
         self.next = None;
@@ -36,9 +37,13 @@ impl Decider<'_> {
         false
     }
 
-    /// Release the targets this upgrade still marks as its own, in the same step that writes the
-    /// final phase: if the release fails the phase is not written and the step is retried.
+    /// Release the targets this ended upgrade still marks as its own, and say when: if a
+    /// release fails, `released_at` is not written and the next look releases the rest.
     pub(super) fn release(&mut self) {
+        if self.st.released_at.is_some() {
+            return;
+        }
+        self.st.released_at = Some(self.now());
         let mine: Vec<TargetKey> = self
             .o
             .targets

@@ -35,3 +35,79 @@ fn healthy_two_stage_upgrade_succeeds_and_keeps_the_known_good_record() {
     let d = w.step();
     assert!(d.effect.is_none() && d.requeue_after.is_none());
 }
+
+/// Look until the look that releases the targets; carry out the first `released` releases
+/// only, and lose that look's status write (a 409, a release that failed, the process gone).
+fn lose_the_release(w: &mut World, released: usize) {
+    for _ in 0..10_000 {
+        let (status, written, targets) = (w.obs.status.clone(), w.written.clone(), w.obs.targets.clone());
+        let d = w.step();
+        if let Some(Effect::Release { targets: keys }) = &d.effect {
+            for k in keys.iter().skip(released) {
+                w.obs.targets.insert(k.clone(), targets[k].clone());
+            }
+            w.obs.status = status;
+            w.written = written;
+            return;
+        }
+        w.obs.now += d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
+    }
+    panic!("never released: {}", w.obs.status.message);
+}
+
+/// Every target let go of, and no Blocked condition on the way.
+fn ended_clean(w: &mut World, phase: Phase) {
+    let mut blocked = vec![];
+    w.run_until(Duration::days(2), |w| {
+        terminal(w) && w.obs.targets.values().flatten().all(|t| t.owner.is_none())
+    });
+    for _ in 0..3 {
+        w.look();
+        if w.condition(ct::BLOCKED).status == "True" {
+            blocked.push(w.condition(ct::BLOCKED).message.clone());
+        }
+    }
+    assert_eq!(w.phase(), phase, "{}", w.obs.status.message);
+    assert!(blocked.is_empty(), "{blocked:?}");
+    assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "every target released");
+}
+
+#[test]
+fn a_success_whose_last_status_write_is_lost_still_succeeds() {
+    for released in [0, 1, 2] {
+        let mut w = World::new(spec());
+        lose_the_release(&mut w, released);
+        ended_clean(&mut w, Phase::Succeeded);
+        assert_eq!(w.image("connector"), "connector:2.0");
+    }
+}
+
+#[test]
+fn a_rollback_whose_last_status_write_is_lost_still_ends_rolled_back() {
+    for released in [0, 1, 2] {
+        let mut s = spec();
+        s.stages[0].soak = Duration_("2h");
+        let mut w = World::new(s);
+        w.error_rate = creeping_after("connector-canary", 0.001);
+        lose_the_release(&mut w, released);
+        ended_clean(&mut w, Phase::RolledBack);
+        assert_eq!(w.image("connector-canary"), "connector:1.0");
+    }
+}
+
+#[test]
+fn an_end_before_any_change_whose_status_write_is_lost_still_ends() {
+    for released in [0, 1, 2] {
+        let mut s = spec();
+        let mut win = tue_thu_window();
+        // Its last window closes while the baseline is measured.
+        win.deadline = Some(t("2026-11-24T06:10:00Z"));
+        s.window = Some(win);
+        s.analysis.baseline.observe = Duration_("4h");
+        let mut w = World::new(s);
+        w.obs.now = t("2026-11-24T02:00:00Z");
+        lose_the_release(&mut w, released);
+        ended_clean(&mut w, Phase::Failed);
+        assert_eq!(w.image("connector"), "connector:1.0");
+    }
+}

@@ -202,9 +202,10 @@ pub fn decide(o: &Observed) -> Decision {
     d.st.observed_generation = Some(o.generation);
     d.record_deliveries();
     if d.st.phase.is_terminal() {
-        // Ended: looked at again only to retry a notification.
+        // Ended: its targets released once, then looked at again only to retry a notification.
+        d.release();
         let retry = d.notify().map(|t| (t - o.now).max(Duration::zero()));
-        return Decision { status: d.st, effect: None, events: d.events, requeue_after: retry };
+        return Decision { status: d.st, effect: d.effect, events: d.events, requeue_after: retry };
     }
     match Plan::for_upgrade(&o.spec, &o.status) {
         Ok((plan, invalid)) => d.run(plan, invalid),

@@ -268,8 +268,7 @@ impl Decider<'_> {
             self.requeue_in(Duration::zero());
             return;
         }
-        // Everything reverted: release the targets; the upgrade is over.
-        self.release();
+        // Everything reverted: the upgrade is over (its targets are released in the next look).
         let now = self.now();
         if let Some(r) = self.st.rollback.as_mut() {
             r.completed_at = Some(now);

@@ -572,8 +572,9 @@ pub(super) fn soaking(w: &World, stage: usize) -> bool {
     w.obs.status.stages.get(stage).is_some_and(|s| s.phase == StagePhase::Soaking)
 }
 
+/// Ended, and its targets released (the look after the final phase).
 pub(super) fn terminal(w: &World) -> bool {
-    w.phase().is_terminal()
+    w.phase().is_terminal() && w.obs.status.released_at.is_some()
 }
 
 pub(super) fn creeping_after(component: &'static str, per_minute: f64) -> Box<dyn Fn(&World) -> f64> {
