@@ -17,6 +17,8 @@ mod canary;
 mod claim;
 mod conditions;
 mod finish;
+#[cfg(test)]
+mod invariants_tests;
 mod notify;
 mod persist;
 mod plan;
