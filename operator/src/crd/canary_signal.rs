@@ -31,12 +31,16 @@ pub fn control_signal_name(parent: &str) -> String {
 }
 
 impl MaintenanceUpgradeSpec {
-    /// What a Prometheus signal's placeholders name that no stage of this spec has.
+    /// What is wrong with a Prometheus signal's placeholders: one misspelt, one outside a
+    /// regular-expression matcher, or one that no stage of this spec fills.
     pub fn placeholder_problem(&self) -> Option<String> {
         let daemonset = self.has_daemonset_canary();
         let any = self.stages.iter().flat_map(|s| &s.components).any(|c| c.canary.is_some());
         self.effective_signals().iter().find_map(|s| {
             let p = s.prometheus.as_ref()?;
+            if let Some(why) = misplaced(&p.errors).or_else(|| misplaced(&p.attempts)) {
+                return Some(format!("signal {}: {why}", s.name));
+            }
             let names = |placeholder: &str| p.errors.contains(placeholder) || p.attempts.contains(placeholder);
             if names(CANARY_NODES) && !daemonset {
                 return Some(format!(
@@ -86,6 +90,33 @@ impl MaintenanceUpgradeSpec {
             })
             .collect()
     }
+}
+
+/// The first placeholder of `query` that is not one of the two, or not the start of a string
+/// that a regular-expression matcher (`=~` or `!~`) compares with: anywhere else, a list of
+/// names as a regular expression would match nothing, silently.
+fn misplaced(query: &str) -> Option<String> {
+    let mut rest = query;
+    while let Some(at) = rest.find("$canary_") {
+        let before = &query[..query.len() - rest.len() + at];
+        let word: String =
+            rest[at + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let placeholder = format!("${word}");
+        if placeholder != CANARY_NODES && placeholder != CANARY_REVISION {
+            return Some(format!(
+                "its query names {placeholder}, which is no placeholder: {CANARY_NODES} or {CANARY_REVISION}"
+            ));
+        }
+        let matcher = ["=~\"", "!~\"", "=~'", "!~'"].iter().any(|m| before.trim_end().ends_with(m));
+        if !matcher {
+            return Some(format!(
+                "its query names {placeholder} where it is not the whole of a regular expression matched with =~ or !~ \
+                 (write label=~\"{placeholder}\"): it stands for several names joined by |"
+            ));
+        }
+        rest = &rest[at + placeholder.len()..];
+    }
+    None
 }
 
 impl SignalStatus {

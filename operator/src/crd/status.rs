@@ -224,7 +224,6 @@ pub struct CanaryStatus {
     /// controller made again on another node (a new node, an eviction) gets the new image too,
     /// and is counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_NODES))]
     pub nodes: Vec<String>,
     /// A StatefulSet's pods that run the new image, by name (its top ordinals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -392,21 +391,19 @@ pub struct DetectorState {
     pub control: Option<ControlLevel>,
 }
 
-/// A cluster's nodes at most, as Kubernetes supports them: the bound of a list of node names.
-pub const MAX_NODES: usize = 5000;
-
 /// What the signals that follow an upgrade's canaries count.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryScope {
     /// The DaemonSet canaries' nodes, by name: before the first change, those they will take
-    /// (the first in name order); after it, those they took.
+    /// (the first in name order); after it, those they took. Only while a query names
+    /// `$canary_nodes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = MAX_NODES))]
     pub nodes: Vec<String>,
     /// The revision hashes of the canaried workloads' pods (`controller-revision-hash`, or a
     /// Deployment's `pod-template-hash`): before the first change, the revision they run, so
-    /// that a baseline is of those pods; after it, the new revision's. At most 32.
+    /// that a baseline is of those pods; after it, the new revision's. At most 32. Only while
+    /// a query names `$canary_revision`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = super::MAX_REVISIONS))]
     pub revisions: Vec<String>,

@@ -49,9 +49,6 @@ impl Plan {
         if spec.stages.is_empty() {
             return Err("spec.stages: at least one stage is needed".into());
         }
-        if let Some(problem) = spec.placeholder_problem() {
-            return Err(problem);
-        }
         let policy = spec.window.as_ref().map(|w| w.stage_policy).unwrap_or_default();
         if let (StagePolicy::WaitForNextWindow, Some(longest)) = (policy, schedule.longest_opening()) {
             for (s, pd) in spec.stages.iter().zip(&progress_deadline) {
@@ -134,7 +131,8 @@ shorten it or set stagePolicy to Continue",
     ) -> Result<(Plan, Option<String>), String> {
         match Plan::parse(spec) {
             Ok(plan) => {
-                let over = Plan::over_limits(spec, &plan);
+                // Held, not unusable: a query edited mid-soak must not stop the rollback.
+                let over = Plan::over_limits(spec, &plan).or_else(|| spec.placeholder_problem());
                 Ok((plan, over))
             }
             Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec {

@@ -141,3 +141,37 @@ fn a_canary_placeholder_no_stage_can_fill_is_an_invalid_spec() {
     );
     assert!(w.effects.is_empty());
 }
+
+#[test]
+fn a_placeholder_misspelt_or_outside_a_regex_matcher_is_an_invalid_spec() {
+    let mut s = canary_spec(Portion::Count(2), None);
+    s.analysis = spec_with_history().analysis;
+    let problem = |s: &MaintenanceUpgradeSpec, q: &str| {
+        let mut s = s.clone();
+        s.analysis.signals[0].prometheus.as_mut().unwrap().errors = q.into();
+        s.placeholder_problem().unwrap_or_default()
+    };
+    assert_eq!(problem(&s, r#"sum(x{node=~"$canary_nodes", rev!~'$canary_revision'})"#), "");
+    let e = problem(&s, r#"sum(x{rev=~"$canary_revisions"})"#);
+    assert!(e.contains("$canary_revisions, which is no placeholder"), "{e}");
+    let e = problem(&s, r#"sum(x{node="$canary_nodes"})"#);
+    assert!(e.contains("not the whole of a regular expression matched with =~ or !~"), "{e}");
+    let e = problem(&s, r#"sum(x{node=~"ip-$canary_nodes"})"#);
+    assert!(e.contains("not the whole of a regular expression"), "{e}");
+}
+
+#[test]
+fn a_placeholder_edited_in_mid_soak_holds_the_upgrade_but_not_its_rollback() {
+    let mut s = spec_with_history();
+    s.stages[0].soak = Duration_("4h");
+    let mut w = World::new(s);
+    w.error_rate = creeping_after("connector-canary", 0.01);
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    w.obs.spec.analysis.signals[0].prometheus.as_mut().unwrap().errors =
+        r#"sum(increase(mount_errors{node=~"$canary_nodes"}[$interval]))"#.into();
+    w.obs.generation += 1;
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+}

@@ -322,9 +322,14 @@ fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
                 .collect(),
             ready,
             deleting: pod.metadata.deletion_timestamp.is_some(),
+            // The label its controller sets: a ReplicaSet's pod-template-hash, a DaemonSet's or
+            // StatefulSet's controller-revision-hash (`<name>-<hash>` on a StatefulSet's).
             revision: labels
-                .get("controller-revision-hash")
-                .or_else(|| labels.get("pod-template-hash"))
+                .get(if controller.kind == "ReplicaSet" {
+                    "pod-template-hash"
+                } else {
+                    "controller-revision-hash"
+                })
                 .cloned()
                 .unwrap_or_default(),
         },

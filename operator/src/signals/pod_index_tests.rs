@@ -227,7 +227,8 @@ fn a_deployments_pods_are_known_by_the_replicasets_it_names() {
     let replica = |uid: &str, rs: &str, hash: &str| -> Pod {
         serde_json::from_value(json!({
             "metadata": {"uid": uid, "name": uid, "namespace": "team-a", "creationTimestamp": "2026-11-24T02:00:00Z",
-                "labels": {"pod-template-hash": hash},
+                // A template that sets the other controllers' label too: not the revision.
+                "labels": {"pod-template-hash": hash, "controller-revision-hash": "set-by-hand"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": "rs", "controller": true}]},
             "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "app:2"}]},
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
@@ -248,6 +249,13 @@ fn a_deployments_pods_are_known_by_the_replicasets_it_names() {
     };
     assert_eq!(names("web"), ["new", "old"]);
     assert_eq!(names("web-api"), ["other"]);
+    let revisions: Vec<String> = ix
+        .owned_pods("team-a", &PodOwner::Deployment("web".into()))
+        .unwrap()
+        .into_iter()
+        .map(|p| p.revision)
+        .collect();
+    assert_eq!(revisions, ["7d9f", "5c4b"], "the ReplicaSet's pod-template-hash");
     assert!(ix.owned_pods("team-b", &PodOwner::Deployment("web".into())).unwrap().is_empty());
 }
 

@@ -40,8 +40,8 @@ struct PromSeries {
 }
 
 /// `query` as sent: `$interval` the span, in seconds; `$canary_nodes` and `$canary_revision`
-/// the canary's node names and revision hashes as one regular expression (`a|b`, dots
-/// escaped), for `=~`. An error, read again later, while the canary does not know them yet.
+/// the canary's node names and revision hashes as one regular expression (`a|b`, each dot as
+/// `[.]`, which means a dot however the string is quoted), for `=~`. An error, read again later, while the canary does not know them yet.
 /// Only names a Kubernetes object may have are put in (the status is the operator's to write,
 /// but its values are not trusted to be): a query cannot be rewritten through them.
 pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -> Result<String, String> {
@@ -56,7 +56,7 @@ pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -
             continue;
         }
         let names: Vec<String> =
-            values.iter().filter(|v| dns_name(v)).map(|v| v.replace('.', "\\\\.")).collect();
+            values.iter().filter(|v| dns_name(v)).map(|v| v.replace('.', "[.]")).collect();
         if names.is_empty() {
             return Err(format!("waiting for {what} to fill in {placeholder}"));
         }
@@ -85,7 +85,7 @@ pub async fn prom_instant(
 ) -> Result<f64, Error> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let params = [("query", query.to_string()), ("time", at.timestamp().to_string())];
-    let data = prom_get(http, address, &url, &params, query, outbound::MAX_INSTANT_BODY).await?;
+    let data = prom_post(http, address, &url, &params, query, outbound::MAX_INSTANT_BODY).await?;
     let mut sum = None;
     for s in data.result {
         if let Some((_, v)) = s.value {
@@ -133,7 +133,7 @@ pub async fn prom_range(
             ("end", end.timestamp().to_string()),
             ("step", format!("{}s", step.num_seconds())),
         ];
-        let data = prom_get(http, address, &url, &params, query, outbound::MAX_RANGE_BODY).await?;
+        let data = prom_post(http, address, &url, &params, query, outbound::MAX_RANGE_BODY).await?;
         for s in data.result {
             for (ts, v) in s.values {
                 add(steps.entry(ts as i64).or_default(), &v);
@@ -157,7 +157,7 @@ fn add(sum: &mut Option<f64>, v: &str) {
     }
 }
 
-async fn prom_get(
+async fn prom_post(
     http: &reqwest::Client,
     address: &str,
     url: &str,
@@ -166,7 +166,8 @@ async fn prom_get(
     max_body: usize,
 ) -> Result<PromData, Error> {
     let failed = |why: String| Error::Prometheus(address.to_string(), why);
-    let resp = http.get(url).query(params).send().await.map_err(|e| failed(outbound::failure(&e).into()))?;
+    // By POST, as the API allows: a canary's node names make a query longer than a URL may be.
+    let resp = http.post(url).form(params).send().await.map_err(|e| failed(outbound::failure(&e).into()))?;
     let code = resp.status();
     if code.is_redirection() {
         return Err(failed(format!("answered HTTP {}, a redirect, which is never followed", code.as_u16())));

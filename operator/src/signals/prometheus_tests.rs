@@ -19,8 +19,8 @@ fn a_query_gets_the_canarys_nodes_and_revision_as_a_regular_expression_and_nothi
     let q = r#"sum(increase(kubelet_errors{node=~"$canary_nodes", rev=~"$canary_revision"}[$interval]))"#;
     assert_eq!(
         render_query(q, Duration::minutes(1), Some(&canary)).unwrap(),
-        r#"sum(increase(kubelet_errors{node=~"ip-10-0-1-2\\.ec2\\.internal|node-b", rev=~"6d4cf56db6"}[60s]))"#,
-        "dots escaped for the regular expression; what no node could be named left out"
+        r#"sum(increase(kubelet_errors{node=~"ip-10-0-1-2[.]ec2[.]internal|node-b", rev=~"6d4cf56db6"}[60s]))"#,
+        "each dot a dot, in any quoting; what no node could be named left out"
     );
     let none = CanaryScope::default();
     let e = render_query(q, Duration::minutes(1), Some(&none)).unwrap_err();

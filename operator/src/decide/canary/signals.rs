@@ -39,20 +39,26 @@ impl Decider<'_> {
         self.recorded_components(key).any(|c| c.applied_at.is_some())
     }
 
-    /// The DaemonSet canaries' nodes (taken, or to be taken), and whether any of them still
-    /// runs as a canary (has not handed over).
-    fn daemonset_canary_nodes(&self) -> (Vec<String>, bool) {
-        let mut nodes = BTreeSet::new();
-        let mut running = false;
+    /// The DaemonSet canaries' nodes (taken, or to be taken): of them all, and of those that
+    /// still run as a canary (have not handed over), which the built-in copies count: None
+    /// once every one has.
+    fn daemonset_canary_nodes(&self) -> (Vec<String>, Option<Vec<String>>) {
+        let (mut all, mut running, mut any) = (BTreeSet::new(), BTreeSet::new(), false);
         for key in self.canaried_targets(Some(WorkloadKind::DaemonSet)) {
-            running |= !self.handed_over(&key);
-            if self.changed(&key) {
-                nodes.extend(self.recorded_canaries(&key).flat_map(|k| k.nodes.iter().cloned()));
+            let nodes: Vec<String> = if self.changed(&key) {
+                self.recorded_canaries(&key).flat_map(|k| k.nodes.iter().cloned()).collect()
             } else if let Some(&(si, ci)) = self.appearances(&key).first() {
-                nodes.extend(self.planned_nodes(si, ci).into_iter().flatten());
+                self.planned_nodes(si, ci).into_iter().flatten().collect()
+            } else {
+                vec![]
+            };
+            if !self.handed_over(&key) {
+                any = true;
+                running.extend(nodes.iter().cloned());
             }
+            all.extend(nodes);
         }
-        (nodes.into_iter().collect(), running)
+        (all.into_iter().collect(), any.then(|| running.into_iter().collect()))
     }
 
     /// The revision hashes of the canaried workloads' pods: the new image's once changed, the
@@ -74,15 +80,29 @@ impl Decider<'_> {
         revisions.into_iter().take(MAX_REVISIONS).collect()
     }
 
-    /// Keep `status.canary` and the built-in signals' canary copies on what the canaries are now.
+    /// Keep the built-in signals' canary copies, and `status.canary` for the placeholders the
+    /// spec's queries name (only those: a canary of thousands of nodes is a long list), on what
+    /// the canaries are now.
     pub(in crate::decide) fn follow_canary(&mut self) {
         if self.canaried_targets(None).is_empty() {
             self.st.canary = None;
             return;
         }
-        let (nodes, running) = self.daemonset_canary_nodes();
-        self.st.canary = Some(CanaryScope { nodes: nodes.clone(), revisions: self.canary_revisions() });
-        self.follow_canary_signals(running.then_some(nodes));
+        let (all, running) = self.daemonset_canary_nodes();
+        let named = |placeholder: &str| {
+            self.o
+                .spec
+                .effective_signals()
+                .iter()
+                .filter_map(|s| s.prometheus.as_ref())
+                .any(|p| p.errors.contains(placeholder) || p.attempts.contains(placeholder))
+        };
+        let canary = CanaryScope {
+            nodes: if named(CANARY_NODES) { all } else { vec![] },
+            revisions: if named(CANARY_REVISION) { self.canary_revisions() } else { vec![] },
+        };
+        self.st.canary = (canary != CanaryScope::default()).then_some(canary);
+        self.follow_canary_signals(running);
     }
 
     /// Keep the status entry of each built-in signal's canary copy naming the canary's nodes.

@@ -80,6 +80,12 @@ fn a_rise_the_whole_cluster_shares_is_not_the_canarys() {
 #[test]
 fn status_canary_names_the_nodes_and_the_revision_a_prometheus_query_follows() {
     let mut w = world();
+    w.look();
+    assert!(w.obs.status.canary.is_none(), "only for a query that names them");
+    let mut w = world();
+    w.obs.spec.analysis = spec_with_history().analysis;
+    w.obs.spec.analysis.signals[0].prometheus.as_mut().unwrap().errors =
+        r#"sum(x{node=~"$canary_nodes", rev=~"$canary_revision"})"#.into();
     let canary = |w: &World| w.obs.status.canary.clone().unwrap_or_default();
     w.run_until(Duration::minutes(30), |w| !canary(w).nodes.is_empty());
     assert!(w.obs.status.changed_at.is_none());
@@ -140,4 +146,31 @@ fn a_retired_copy_neither_holds_a_soak_nor_keeps_the_upgrade_from_healthy() {
 
 fn canary_entry_opt(w: &World) -> Option<SignalStatus> {
     w.obs.status.analysis.iter().find(|a| a.name == "pod-start-failures@canary").cloned()
+}
+
+#[test]
+fn a_daemonset_that_has_handed_over_leaves_the_copy_to_the_canary_still_running() {
+    let part = |name: &str, nodes: Option<i32>| Component {
+        canary: nodes.map(|n| Canary { nodes: Some(Portion::Count(n)), node_selector: None, replicas: None }),
+        ..component(name, "connector:2.0")
+    };
+    let mut s = spec();
+    s.stages = vec![
+        stage("canary", vec![part("connector-canary", Some(2)), part("connector", Some(1))]),
+        stage("middle", vec![part("connector-canary", None), part("connector", Some(1))]),
+        stage("fleet", vec![part("connector", None)]),
+    ];
+    let mut w = World::new(s);
+    for name in ["connector-canary", "connector"] {
+        *w.obs.targets.get_mut(&key(name)).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    }
+    w.recorded_minutes = 7 * 24 * 60;
+    w.run_until(Duration::hours(3), |w| soaking(w, 0));
+    assert_eq!(canary_entry(&w).nodes, ["node-1", "node-2"], "both canaries' nodes");
+    w.run_until(Duration::hours(3), |w| soaking(w, 1));
+    assert_eq!(
+        canary_entry(&w).nodes,
+        ["node-1"],
+        "connector-canary runs on every node now: no canary, no control"
+    );
 }
