@@ -248,13 +248,19 @@ async fn read_target(
             Some(s) => (target::from_statefulset(&s), s.spec.map(|s| s.selector)),
         },
     };
-    // The running digest is only recorded when the target is claimed.
+    // The running digest is only recorded when the target is claimed, from its own pods that
+    // run its template (its selector's labels may select a sibling's too).
     let labels = selector.and_then(|s| s.match_labels).unwrap_or_default();
     let digests = digests_unless_owned_by.is_some_and(|uid| state.owner_uid.as_deref() != Some(uid));
+    let owner = match key.kind {
+        WorkloadKind::Deployment => PodOwner::Deployment(key.name.clone()),
+        _ => PodOwner::Uid(state.uid.clone()),
+    };
     let watched = ctx.scope.as_deref().is_none_or(|scope| scope == ns);
-    let from_watch = (digests && watched && !labels.is_empty())
+    let from_watch = (digests && watched)
         .then(|| {
-            ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner()).running_digests(ns, &labels)
+            let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pods.running_digests(ns, &owner, &state.containers)
         })
         .flatten();
     if let Some(from_watch) = from_watch {
@@ -262,12 +268,22 @@ async fn read_target(
     } else if digests && !labels.is_empty() {
         let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         let pods = Api::<Pod>::namespaced(client.clone(), ns)
-            .list(&ListParams::default().labels(&sel).limit(20))
+            .list(&ListParams::default().labels(&sel).limit(100))
             .await
             .map_err(read_err)?;
-        for p in pods {
+        for p in pods.into_iter().filter(|p| PodOwner::of(p).as_ref() == Some(&owner)) {
+            let images: Vec<(String, String)> = p
+                .spec
+                .iter()
+                .flat_map(|s| &s.containers)
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect();
             for cs in p.status.and_then(|s| s.container_statuses).unwrap_or_default() {
-                if !cs.image_id.is_empty() && !state.running_digests.iter().any(|(n, _)| *n == cs.name) {
+                let runs_template = images.iter().any(|i| state.containers.contains(i) && i.0 == cs.name);
+                if runs_template
+                    && !cs.image_id.is_empty()
+                    && !state.running_digests.iter().any(|(n, _)| *n == cs.name)
+                {
                     state.running_digests.push((cs.name, cs.image_id));
                 }
             }

@@ -206,21 +206,26 @@ impl PodIndex {
         c
     }
 
-    /// The image digests the live pods of `namespace` carrying every label of `match_labels` run,
-    /// one per container name; None until the pod watch has listed (then the caller asks the API).
+    /// The image IDs (digests) that the live pods of `owner` in `namespace` run, one per
+    /// container name, each from a pod whose container runs the image of `template` (the
+    /// workload's own, not a sibling's that shares its labels, nor a pod left on an older image);
+    /// None until the pod watch has listed (then the caller asks the API).
     pub fn running_digests(
         &self,
         namespace: &str,
-        match_labels: &BTreeMap<String, String>,
+        owner: &PodOwner,
+        template: &[(String, String)],
     ) -> Option<Vec<(String, String)>> {
         if !self.pods_listed {
             return None;
         }
         let mut digests: Vec<(String, String)> = vec![];
         let pods = self.pods.values().filter(|p| p.deleted_at.is_none() && p.namespace == namespace);
-        for p in pods.filter(|p| match_labels.iter().all(|(k, v)| p.labels.get(k) == Some(v))) {
+        for (p, place) in pods.filter_map(|p| Some((p, p.place.as_ref().filter(|o| o.owner == *owner)?))) {
             for (name, id) in &p.image_ids {
-                if !digests.iter().any(|(n, _)| n == name) {
+                let runs_template =
+                    template.iter().any(|(c, image)| c == name && place.place.image(c) == Some(image));
+                if runs_template && !id.is_empty() && !digests.iter().any(|(n, _)| n == name) {
                     digests.push((name.clone(), id.clone()));
                 }
             }
@@ -288,18 +293,27 @@ impl PodIndex {
     }
 }
 
+impl PodOwner {
+    /// The workload `pod` belongs to, by its controller reference.
+    pub fn of(pod: &Pod) -> Option<PodOwner> {
+        let controller =
+            pod.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+        Some(match controller.kind.as_str() {
+            "DaemonSet" | "StatefulSet" => PodOwner::Uid(controller.uid.clone()),
+            "ReplicaSet" => {
+                let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+                let deployment = controller.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
+                PodOwner::Deployment(deployment.to_string())
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// A workload's pod: its owner, node, images and readiness.
 fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
+    let owner = PodOwner::of(pod)?;
     let controller = pod.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
-    let owner = match controller.kind.as_str() {
-        "DaemonSet" | "StatefulSet" => PodOwner::Uid(controller.uid.clone()),
-        "ReplicaSet" => {
-            let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
-            let deployment = controller.name.strip_suffix(hash.as_str())?.strip_suffix('-')?;
-            PodOwner::Deployment(deployment.to_string())
-        }
-        _ => return None,
-    };
     let spec = pod.spec.as_ref()?;
     let labels = pod.metadata.labels.clone().unwrap_or_default();
     let ready = pod

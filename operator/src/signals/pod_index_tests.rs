@@ -139,29 +139,40 @@ fn namespaces_and_the_label_selector_narrow_the_cohort() {
 }
 
 #[test]
-fn running_digests_come_from_the_live_pods_the_labels_select() {
-    let running = |uid: &str, app: &str, digest: &str| {
-        let mut p = pod(uid, "2026-11-24T10:00:10Z", "Running", None);
-        p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
-        p.status = serde_json::from_value(json!({"phase": "Running", "containerStatuses": [
-                {"name": "c", "image": "i", "imageID": digest, "ready": true, "restartCount": 0},
-                {"name": "starting", "image": "j", "imageID": "", "ready": false, "restartCount": 0}]}))
-        .unwrap();
-        p
+fn running_digests_come_from_the_targets_own_pods_that_run_its_template() {
+    // Pods alike in labels: the target's (controller UID "ds"), a sibling workload's, and one
+    // of the target's still on an older image mid-rollout.
+    let running = |uid: &str, owner: &str, image: &str, digest: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"uid": uid, "name": uid, "namespace": "jobs", "creationTimestamp": "2026-11-24T10:00:10Z",
+                "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": owner, "uid": owner, "controller": true}]},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": image}, {"name": "starting", "image": "j"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "c", "image": image, "imageID": digest, "ready": true, "restartCount": 0},
+                {"name": "starting", "image": "j", "imageID": "", "ready": false, "restartCount": 0}]}
+        }))
+        .unwrap()
     };
     let now = t("2026-11-24T10:06:00Z");
-    let gone = running("gone", "web", "sha256:old");
+    let gone = running("a-gone", "ds", "i", "sha256:gone");
     let mut ix = PodIndex::default();
-    assert_eq!(ix.running_digests("jobs", &BTreeMap::new()), None, "not before the watch has listed");
+    let ds = PodOwner::Uid("ds".into());
+    let template = [("c".to_string(), "i".to_string())];
+    assert_eq!(ix.running_digests("jobs", &ds, &template), None, "not before the watch has listed");
     ix = listed(
-        &[gone.clone(), running("web", "web", "sha256:new"), running("db", "db", "sha256:db")],
+        &[
+            gone.clone(),
+            running("b-sibling", "sibling", "i", "sha256:sibling"),
+            running("c-older", "ds", "h", "sha256:older"),
+            running("d-web", "ds", "i", "sha256:new"),
+        ],
         &[],
         now,
     );
     ix.pod_event(&watcher::Event::Delete(gone), now);
-    let web = [("app".to_string(), "web".to_string())].into();
-    assert_eq!(ix.running_digests("jobs", &web), Some(vec![("c".into(), "sha256:new".into())]));
-    assert_eq!(ix.running_digests("other", &web), Some(vec![]));
+    assert_eq!(ix.running_digests("jobs", &ds, &template), Some(vec![("c".into(), "sha256:new".into())]));
+    assert_eq!(ix.running_digests("other", &ds, &template), Some(vec![]));
 }
 
 #[test]
