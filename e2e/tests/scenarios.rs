@@ -1597,3 +1597,59 @@ async fn s25_a_prometheus_query_follows_the_canary_through_its_placeholders() {
     );
     assert!(!log.contains("$canary_nodes"), "never sent unfilled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s26_a_revert_goes_to_the_digest_its_own_pods_ran_not_a_siblings() {
+    use k8s_openapi::api::core::v1::Pod;
+    let s = Scenario::new("digest").await;
+    s.connector("connector", GOOD, false).await;
+    // A sibling whose pods the connector's selector (app=connector) selects too.
+    let sibling: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "connector-sibling"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "connector", "role": "sibling"}},
+            "template": {
+                "metadata": {"labels": {"app": "connector", "role": "sibling"}},
+                "spec": {"nodeSelector": {SCENARIO_LABEL: "digest"}, "containers": [{"name": "connector", "image": GOOD}]}
+            }
+        }
+    }))
+    .unwrap();
+    s.daemonsets().create(&Default::default(), &sibling).await.unwrap();
+    s.wait_rolled_out("connector-sibling", SECS(60)).await;
+    // KWOK's pods report no image ID: each says the digest it runs, as a kubelet would, the
+    // sibling's a different one (the tag was pushed again between their pulls).
+    let repo = GOOD.split(':').next().unwrap();
+    let (ours, theirs) = (format!("sha256:{}", "a".repeat(64)), format!("sha256:{}", "b".repeat(64)));
+    let pods: Api<Pod> = Api::namespaced(s.client.clone(), &s.ns);
+    for p in pods.list(&ListParams::default().labels("app=connector")).await.unwrap() {
+        let owner = p.metadata.owner_references.as_ref().unwrap()[0].name.clone();
+        let digest = if owner == "connector" { &ours } else { &theirs };
+        let patch = json!({"status": {"containerStatuses": [{"name": "connector", "imageID": format!("{repo}@{digest}")}]}});
+        pods.patch_status(&p.name_any(), &Default::default(), &kube::api::Patch::Strategic(patch))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(SECS(2)).await; // for the operator's pod watch
+    let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
+        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
+        "",
+    );
+    s.apply(&upgrade).await;
+    let mu = s.wait_phase("up", Phase::Soaking, SECS(120)).await;
+    let c = &mu.status.unwrap().stages[0].components[0];
+    assert_eq!(
+        c.known_good_digest.as_deref(),
+        Some(format!("{repo}@{ours}").as_str()),
+        "its own pods' digest"
+    );
+    let ups: Api<MaintenanceUpgrade> = Api::namespaced(s.client.clone(), &s.ns);
+    let patch = json!({"spec": {"rollback": {"requested": true}}});
+    ups.patch("up", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap();
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(120)).await;
+    let pinned = format!("{GOOD}@{ours}");
+    assert_eq!(s.image("connector").await, pinned, "the bits that ran, not what the tag names now");
+    let c = &mu.status.unwrap().stages[0].components[0];
+    assert!(c.message.as_deref().unwrap_or_default().contains("pinned to the digest"), "{:?}", c.message);
+    assert_eq!(s.image("connector-sibling").await, GOOD, "the sibling untouched");
+}

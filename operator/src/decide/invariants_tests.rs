@@ -212,4 +212,3 @@ proptest! {
         run(true, events)?;
     }
 }
-
