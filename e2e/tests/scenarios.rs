@@ -1653,3 +1653,60 @@ async fn s26_a_revert_goes_to_the_digest_its_own_pods_ran_not_a_siblings() {
     assert!(c.message.as_deref().unwrap_or_default().contains("pinned to the digest"), "{:?}", c.message);
     assert_eq!(s.image("connector-sibling").await, GOOD, "the sibling untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and_announced_once() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let s = Scenario::new("refused").await;
+    s.connector("connector", GOOD, false).await;
+    // The cluster's own admission refuses v1.4.0 in this namespace: every image patch fails the
+    // same way until a human acts.
+    let name = format!("e2e-deny-v140-{}", s.ns);
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["daemonsets"]}]},
+            "validations": [{"expression": "object.spec.template.spec.containers.all(c, !c.image.endsWith(':v1.4.0'))", "message": "v1.4.0 is not allowed here"}]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.ns}}}}
+    }))
+    .unwrap();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(s.client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(s.client.clone());
+    policies.create(&Default::default(), &policy).await.unwrap();
+    bindings.create(&Default::default(), &binding).await.unwrap();
+    // The policy takes a moment to load: until the connector's own edit to it is refused.
+    let dss = s.daemonsets();
+    eventually("the policy refuses v1.4.0", SECS(30), || async {
+        let patch =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "connector", "image": BAD}]}}}});
+        let dry = kube::api::PatchParams { dry_run: true, ..Default::default() };
+        dss.patch("connector", &dry, &kube::api::Patch::Strategic(patch)).await.is_err()
+    })
+    .await;
+    let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
+        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
+        "",
+    );
+    s.apply(&upgrade).await;
+    let failed = |evs: &[String]| evs.iter().filter(|e| e.starts_with(reason::ACTION_FAILED)).count();
+    eventually("the first refusal", SECS(90), || async { failed(&s.events("up").await) > 0 }).await;
+    let evs = s.events("up").await;
+    assert!(evs.iter().any(|e| e.contains("v1.4.0 is not allowed here")), "{evs:?}");
+    // Retried 5, 10, 20 s apart: three more tries in 40 s, none of them announced again (at a
+    // fixed 5 s, eight Warning Events).
+    tokio::time::sleep(SECS(40)).await;
+    let evs = s.events("up").await;
+    assert_eq!(failed(&evs), 1, "{evs:?}");
+    assert_eq!(s.image("connector").await, GOOD);
+    policies.delete(&name, &Default::default()).await.unwrap();
+    bindings.delete(&name, &Default::default()).await.unwrap();
+}

@@ -42,8 +42,14 @@ pub async fn act(
                 info!("{what} changed while we looked; observing again");
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
+            // Said once while it fails the same way; retried further apart (`retries`).
             Err(e) => {
-                publish(ctx, mu, true, reason::ACTION_FAILED, "Act", format!("{e}; retrying")).await;
+                if ctx.retries.is_news(&name, &e.to_string()) {
+                    let note = format!(
+                        "{e}; retrying, further apart each time (up to every 5 min), without repeating this Event while the failure stays the same"
+                    );
+                    publish(ctx, mu, true, reason::ACTION_FAILED, "Act", note).await;
+                }
                 return Err(e);
             }
         }

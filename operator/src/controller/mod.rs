@@ -7,6 +7,7 @@
 
 use crate::constants::CONTROLLER_NAME;
 use crate::controller::notifier::Notifier;
+use crate::controller::retries::Retries;
 use crate::controller::status_memory::StatusMemory;
 use crate::controller::target_cache::TargetCache;
 use crate::crd::MaintenanceUpgrade;
@@ -28,7 +29,6 @@ use leader::LeaseConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration as StdDuration;
 use tracing::{error, info, instrument, warn};
 
 mod act;
@@ -36,6 +36,7 @@ pub mod crd_presence;
 pub mod leader;
 pub mod notifier;
 mod observe;
+pub mod retries;
 pub mod status_memory;
 pub mod target_cache;
 pub mod wake;
@@ -65,6 +66,8 @@ pub struct Context {
     pub targets: TargetCache,
     /// What was last written for each upgrade and what was decided since.
     pub statuses: StatusMemory,
+    /// The upgrades whose looks keep failing, and how.
+    pub retries: Retries,
     /// The one namespace this operator watches (`run --namespace`), or None for all.
     pub scope: Option<String>,
     /// Namespaces whose upgrades may target workloads in other namespaces.
@@ -116,6 +119,7 @@ impl Context {
             namespaces,
             targets,
             statuses: StatusMemory::default(),
+            retries: Retries::default(),
             scope,
             trusted_namespaces,
             notifier,
@@ -217,14 +221,21 @@ async fn controller_loop(
 
 fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result: err.metric_label().into() }).inc();
-    warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying");
-    Action::requeue(StdDuration::from_secs(5))
+    let after = ctx.retries.failed(&upgrade_id(&mu), &err.to_string());
+    warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying in {}s", after.as_secs());
+    Action::requeue(after)
+}
+
+/// `namespace/name`, as the decisions name an upgrade.
+fn upgrade_id(mu: &MaintenanceUpgrade) -> String {
+    format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())
 }
 
 #[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
 pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
     if mu.meta().deletion_timestamp.is_some() {
         ctx.statuses.forget(&mu);
+        ctx.retries.succeeded(&upgrade_id(&mu));
         return Ok(Action::await_change());
     }
     let base = ctx.statuses.base(&mu);
@@ -233,5 +244,7 @@ pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result
     // What was read is in the decision now; a week of history need not wait for the writes.
     observed.history.clear();
     observed.samples.clear();
-    act(&mu, &observed, &base, decision, &ctx).await
+    let action = act(&mu, &observed, &base, decision, &ctx).await?;
+    ctx.retries.succeeded(&observed.id);
+    Ok(action)
 }

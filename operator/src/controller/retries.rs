@@ -1,0 +1,47 @@
+//! Act step's memory of failures: a look that keeps failing the same way (an image an admission
+//! policy refuses, a permission missing) is retried further apart each time, up to five
+//! minutes, and announced when it first fails and whenever the failure changes, not with a
+//! Warning Event every few seconds forever. A look that succeeds forgets it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The first retry after a failure; each next one waits twice as long, up to `MAX_RETRY`.
+pub const FIRST_RETRY: Duration = Duration::from_secs(5);
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// The pause before retrying after `failures` failures in a row.
+pub fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY)
+}
+
+/// Per upgrade: how many looks in a row failed, and how the last one did.
+#[derive(Default)]
+pub struct Retries(Mutex<HashMap<String, (u32, String)>>);
+
+impl Retries {
+    /// Whether failure `what` of upgrade `id` is news: its first, or unlike the last one.
+    pub fn is_news(&self, id: &str, what: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(id).is_none_or(|(_, last)| last != what)
+    }
+
+    /// Count a failure of `id`; the pause before its retry.
+    pub fn failed(&self, id: &str, what: &str) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(id.to_string()).or_insert((0, String::new()));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = what.to_string();
+        backoff(entry.0)
+    }
+
+    /// A look of `id` went through (or the upgrade is gone): its failures are forgotten.
+    pub fn succeeded(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+#[cfg(test)]
+#[path = "retries_tests.rs"]
+mod tests;

@@ -1,0 +1,22 @@
+use super::*;
+
+#[test]
+fn retries_grow_apart_up_to_five_minutes() {
+    let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+    assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    assert_eq!(backoff(u32::MAX), MAX_RETRY);
+}
+
+#[test]
+fn the_same_failure_is_news_once_and_a_success_forgets_it() {
+    let r = Retries::default();
+    assert!(r.is_news("ns/up", "denied"));
+    assert_eq!(r.failed("ns/up", "denied"), FIRST_RETRY);
+    assert!(!r.is_news("ns/up", "denied"), "not announced again");
+    assert_eq!(r.failed("ns/up", "denied"), FIRST_RETRY * 2);
+    assert!(r.is_news("ns/up", "timed out"), "a different failure is");
+    assert!(r.is_news("ns/other", "denied"), "per upgrade");
+    r.succeeded("ns/up");
+    assert!(r.is_news("ns/up", "denied"));
+    assert_eq!(r.failed("ns/up", "denied"), FIRST_RETRY, "counted again from the start");
+}
