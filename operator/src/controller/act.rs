@@ -44,9 +44,9 @@ pub async fn act(
             }
             // Said once while it fails the same way; retried further apart (`retries`).
             Err(e) => {
-                if ctx.retries.is_news(&name, &e.to_string()) {
+                if ctx.retries.is_news(&observed.uid, &e.to_string()) {
                     let note = format!(
-                        "{e}; retrying, further apart each time (up to every 5 min), without repeating this Event while the failure stays the same"
+                        "{e}; retrying, further apart each time (up to once a minute), without repeating this Event while the failure stays the same"
                     );
                     publish(ctx, mu, true, reason::ACTION_FAILED, "Act", note).await;
                 }
@@ -93,6 +93,9 @@ pub async fn act(
         info!(phase = ?decision.status.phase, "{}", decision.status.message);
     }
     record_metrics(&ctx.metrics, &observed.id, &observed.status, &decision.status);
+    // A look that went through: failures before it are over (a conflict, looked at again at
+    // once, is not one that went through).
+    ctx.retries.succeeded(&observed.uid);
     Ok(match decision.requeue_after {
         Some(d) => Action::requeue(d.to_std().unwrap_or_default().max(StdDuration::from_millis(100))),
         None => Action::await_change(),

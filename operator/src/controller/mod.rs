@@ -221,21 +221,16 @@ async fn controller_loop(
 
 fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result: err.metric_label().into() }).inc();
-    let after = ctx.retries.failed(&upgrade_id(&mu), &err.to_string());
+    let after = ctx.retries.failed(&mu.uid().unwrap_or_default(), &err.to_string());
     warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying in {}s", after.as_secs());
     Action::requeue(after)
-}
-
-/// `namespace/name`, as the decisions name an upgrade.
-fn upgrade_id(mu: &MaintenanceUpgrade) -> String {
-    format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())
 }
 
 #[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
 pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
     if mu.meta().deletion_timestamp.is_some() {
         ctx.statuses.forget(&mu);
-        ctx.retries.succeeded(&upgrade_id(&mu));
+        ctx.retries.succeeded(&mu.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     let base = ctx.statuses.base(&mu);
@@ -244,7 +239,5 @@ pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result
     // What was read is in the decision now; a week of history need not wait for the writes.
     observed.history.clear();
     observed.samples.clear();
-    let action = act(&mu, &observed, &base, decision, &ctx).await?;
-    ctx.retries.succeeded(&observed.id);
-    Ok(action)
+    act(&mu, &observed, &base, decision, &ctx).await
 }

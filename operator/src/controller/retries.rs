@@ -1,7 +1,9 @@
-//! Act step's memory of failures: a look that keeps failing the same way (an image an admission
-//! policy refuses, a permission missing) is retried further apart each time, up to five
-//! minutes, and announced when it first fails and whenever the failure changes, not with a
-//! Warning Event every few seconds forever. A look that succeeds forgets it.
+//! Act step's memory of failures, per upgrade (by UID: one made again under the same name starts
+//! afresh): a look that keeps failing the same way (an image an admission policy refuses, a
+//! permission missing) is retried further apart each time, up to once a minute (so that a
+//! rollback after an API outage waits a minute at most), and announced when it first fails and
+//! whenever the failure changes, not with a Warning Event every few seconds forever. A look that
+//! goes through forgets it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 /// The first retry after a failure; each next one waits twice as long, up to `MAX_RETRY`.
 pub const FIRST_RETRY: Duration = Duration::from_secs(5);
-pub const MAX_RETRY: Duration = Duration::from_secs(300);
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// The pause before retrying after `failures` failures in a row.
 pub fn backoff(failures: u32) -> Duration {

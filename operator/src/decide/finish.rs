@@ -48,7 +48,8 @@ impl Decider<'_> {
             .o
             .targets
             .iter()
-            .filter(|(_, t)| t.as_ref().is_some_and(|t| t.owner.as_deref() == Some(self.o.id.as_str())))
+            // This very upgrade's (its UID too): one of the same name made again keeps its claims.
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| self.owns(t)))
             .map(|(k, _)| k.clone())
             .collect();
         if !mine.is_empty() {

@@ -111,3 +111,21 @@ fn an_end_before_any_change_whose_status_write_is_lost_still_ends() {
         assert_eq!(w.image("connector"), "connector:1.0");
     }
 }
+
+#[test]
+fn the_end_releases_only_what_this_very_upgrade_claimed_and_a_forged_release_is_not_believed() {
+    let mut w = World::new(spec());
+    // Written by hand into a running upgrade: it would keep the targets claimed after the end.
+    w.obs.status.released_at = Some(w.obs.now);
+    w.look();
+    assert!(w.obs.status.released_at.is_none(), "only an ended upgrade has released");
+    w.run_until(Duration::hours(3), |w| w.phase().is_terminal());
+    // The same name, another upgrade (deleted and made again) claimed this one meanwhile.
+    let t = w.target_mut("connector");
+    t.owner_uid = Some("uid-2".into());
+    w.look();
+    assert!(w.obs.status.released_at.is_some());
+    let t = w.target_mut("connector");
+    assert_eq!(t.owner_uid.as_deref(), Some("uid-2"), "the other upgrade's claim is left alone");
+    assert!(w.target_mut("connector-canary").owner.is_none(), "its own released");
+}

@@ -209,6 +209,8 @@ pub fn decide(o: &Observed) -> Decision {
         let retry = d.notify().map(|t| (t - o.now).max(Duration::zero()));
         return Decision { status: d.st, effect: d.effect, events: d.events, requeue_after: retry };
     }
+    // Only an ended upgrade has let go of its targets (a status written by hand says otherwise).
+    d.st.released_at = None;
     match Plan::for_upgrade(&o.spec, &o.status) {
         Ok((plan, invalid)) => d.run(plan, invalid),
         Err(e) => {

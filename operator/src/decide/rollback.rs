@@ -4,7 +4,7 @@
 use super::{Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::target::{Rollout, pin, same_image};
+use crate::target::Rollout;
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::Duration;
@@ -162,30 +162,14 @@ impl Decider<'_> {
                     self.note(true, reason::CHANGED_EXTERNALLY, "Revert", msg);
                     continue;
                 }
-                // The bits that ran at claim time, when their digest was recorded.
-                let pinned = c.known_good_digest.as_deref().and_then(|d| pin(&known_good, d));
-                let revert_to = pinned.clone().unwrap_or_else(|| known_good.clone());
                 let cs = &mut self.st.stages[si].components[ci];
                 cs.phase = ComponentPhase::Reverted;
                 cs.reverted_at = Some(self.o.now);
-                cs.message = Some(match &pinned {
-                    Some(p) => {
-                        format!("reverted to {p}: {known_good} pinned to the digest that ran at claim time")
-                    }
-                    None => format!(
-                        "reverted to {known_good} by its tag: no digest of it was recorded at claim time"
-                    ),
-                });
-                if t.image(&container).is_some_and(|i| same_image(i, &known_good)) {
+                if t.image(&container) == Some(known_good.as_str()) {
                     continue; // reverted before a restart; nothing to send
                 }
-                let back: Vec<(&str, &str)> = c
-                    .changes()
-                    .iter()
-                    .map(|(n, k, _)| {
-                        (*n, if *n == container { revert_to.as_str() } else { k.unwrap_or_default() })
-                    })
-                    .collect();
+                let back: Vec<(&str, &str)> =
+                    c.changes().iter().map(|(n, k, _)| (*n, k.unwrap_or_default())).collect();
                 let mut effect = Effect::set_images(&key, t, &back);
                 if let Effect::SetImage { strategy, .. } = &mut effect {
                     *strategy = self.settings_with_revert(&key, t);
@@ -202,7 +186,7 @@ impl Decider<'_> {
                 );
                 self.set_phase(
                     Phase::RollingBack,
-                    format!("reverting stage {stage_name}: {key} back to {revert_to} ({why})"),
+                    format!("reverting stage {stage_name}: {key} back to {known_good} ({why})"),
                 );
                 self.next(format!("wait for the revert of stage {stage_name} to roll out"), None);
                 self.requeue_in(Duration::zero());

@@ -214,25 +214,3 @@ fn stages_left_when_the_window_never_opens_again_are_reverted_not_reported_uncha
     assert!(rb.message.contains("stage fleet cannot start"), "{}", rb.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
-
-#[test]
-fn a_revert_goes_to_the_digest_that_ran_when_one_was_recorded() {
-    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    let mut s = spec();
-    s.stages[0].soak = Duration_("2h");
-    let mut w = World::new(s);
-    // The canary's pods report the repository digest they run; the fleet's runtime none.
-    w.target_mut("connector-canary").running_digests =
-        vec![("connector".into(), format!("docker.io/library/connector@{D}"))];
-    w.target_mut("connector").running_digests = vec![];
-    w.error_rate = creeping_after("connector-canary", 0.001);
-    w.run_until(Duration::hours(3), terminal);
-    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    let pinned = format!("connector:1.0@{D}");
-    assert_eq!(w.image("connector-canary"), pinned, "the bits that ran, not what the tag names now");
-    let c = &w.obs.status.stages[0].components[0];
-    assert_eq!(c.phase, ComponentPhase::Reverted);
-    assert!(w.events.iter().any(|e| e.contains(&format!("set back to {pinned}"))), "{:?}", w.events);
-    assert!(c.message.as_deref().unwrap_or_default().contains("pinned to the digest"), "{:?}", c.message);
-    assert_eq!(w.condition(ct::BLOCKED).status, "False", "its own revert is no one else's change");
-}

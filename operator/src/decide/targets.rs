@@ -4,7 +4,7 @@
 use super::Decider;
 use crate::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION, reason};
 use crate::crd::*;
-use crate::target::{TargetKey, TargetState, same_image};
+use crate::target::{TargetKey, TargetState};
 
 impl Decider<'_> {
     pub(super) fn init_stages(&mut self) {
@@ -159,7 +159,7 @@ impl Decider<'_> {
                 // write was lost, or by hand: either way it is reverted, and the rest follows.
                 if c.phase == ComponentPhase::Applied
                     && ours
-                    && running.is_some_and(|r| same_image(r, known_good))
+                    && running == Some(known_good)
                     && known_good != c.desired_image
                 {
                     let cs = &mut self.st.stages[si].components[ci];
@@ -213,12 +213,9 @@ impl Decider<'_> {
                 ComponentPhase::Applied => &[desired],
                 _ => &[known_good],
             };
-            // A known-good image may run pinned to its digest (a revert).
-            let expected_image =
-                |img: &str| expected.iter().any(|e| *e == img || (*e == known_good && same_image(img, e)));
             match t.image(container) {
                 None => return Some(format!("container {container:?} was removed from {key}")),
-                Some(img) if !expected_image(img) => {
+                Some(img) if !expected.contains(&img) => {
                     return Some(format!(
                         "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
                         expected.join(" or ")

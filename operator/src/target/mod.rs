@@ -11,10 +11,8 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
-mod digest;
 pub mod gitops;
 mod key;
-pub use digest::{pin, same_image};
 pub use key::TargetKey;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
