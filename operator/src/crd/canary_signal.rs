@@ -41,7 +41,7 @@ impl MaintenanceUpgradeSpec {
             if let Some(why) = misplaced(&p.errors).or_else(|| misplaced(&p.attempts)) {
                 return Some(format!("signal {}: {why}", s.name));
             }
-            let names = |placeholder: &str| p.errors.contains(placeholder) || p.attempts.contains(placeholder);
+            let names = |placeholder: &str| p.names(placeholder);
             if names(CANARY_NODES) && !daemonset {
                 return Some(format!(
                     "signal {}: its query names {CANARY_NODES}, but no stage runs a canary inside a DaemonSet \
@@ -57,6 +57,11 @@ impl MaintenanceUpgradeSpec {
                 )
             })
         })
+    }
+
+    /// Whether any Prometheus signal's query names `placeholder`.
+    pub fn names_placeholder(&self, placeholder: &str) -> bool {
+        self.effective_signals().iter().filter_map(|s| s.prometheus.as_ref()).any(|p| p.names(placeholder))
     }
 
     /// Whether a stage runs a canary inside a DaemonSet, which the built-in signals follow.
@@ -117,6 +122,13 @@ fn misplaced(query: &str) -> Option<String> {
         rest = &rest[at + placeholder.len()..];
     }
     None
+}
+
+impl super::PrometheusSignal {
+    /// Whether its errors or attempts query names `placeholder`.
+    fn names(&self, placeholder: &str) -> bool {
+        self.errors.contains(placeholder) || self.attempts.contains(placeholder)
+    }
 }
 
 impl SignalStatus {

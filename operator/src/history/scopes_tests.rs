@@ -213,23 +213,26 @@ fn what_earlier_leaders_recorded_is_merged_scope_by_scope() {
     assert_eq!(r.scoped["p_scope-1.csv"].recorded.rows.len(), 2);
 }
 
-#[test]
-fn a_daemonset_canarys_nodes_are_recorded_from_before_its_first_change() {
-    let whole = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
-    let yaml = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: canary, soak: 1h, components: [{kind: DaemonSet, name: c, image: x, canary: {nodes: 2}}]}\n  - {name: fleet, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
+/// The upgrade of `yaml`, claimed at `now`, its status naming the built-in signal's canary copy
+/// on `nodes`.
+fn claimed_with_canary_copy(yaml: &str, now: DateTime<Utc>, nodes: Vec<String>) -> MaintenanceUpgrade {
     let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
-    let now = t("2026-11-24T03:00:00Z");
-    let canary = SignalStatus {
-        name: canary_signal_name(DEFAULT_SIGNAL),
-        nodes: vec!["node-2".into(), "node-1".into()],
-        ..Default::default()
-    };
+    let canary = SignalStatus { name: canary_signal_name(DEFAULT_SIGNAL), nodes, ..Default::default() };
     mu.status = Some(MaintenanceUpgradeStatus {
         claimed_at: Some(now),
         observed_generation: Some(1),
         analysis: vec![canary],
         ..Default::default()
     });
+    mu
+}
+
+#[test]
+fn a_daemonset_canarys_nodes_are_recorded_from_before_its_first_change() {
+    let whole = Recording { bucket: Duration::minutes(10), pending_limit: Duration::minutes(5) };
+    let yaml = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: canary, soak: 1h, components: [{kind: DaemonSet, name: c, image: x, canary: {nodes: 2}}]}\n  - {name: fleet, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
+    let now = t("2026-11-24T03:00:00Z");
+    let mut mu = claimed_with_canary_copy(yaml, now, vec!["node-2".into(), "node-1".into()]);
     let on_canary = Scope {
         namespaces: vec![],
         label_selector: String::new(),
@@ -250,18 +253,7 @@ fn a_status_cannot_make_the_operator_record_nodes_no_canary_takes() {
     let plain = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: all, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
     let now = t("2026-11-24T03:00:00Z");
     let forged = |yaml: &str, nodes: usize| {
-        let mut mu: MaintenanceUpgrade = serde_yaml::from_str(yaml).unwrap();
-        let canary = SignalStatus {
-            name: canary_signal_name(DEFAULT_SIGNAL),
-            nodes: (0..nodes).map(|i| format!("node-{i:0>60}")).collect(),
-            ..Default::default()
-        };
-        mu.status = Some(MaintenanceUpgradeStatus {
-            claimed_at: Some(now),
-            observed_generation: Some(1),
-            analysis: vec![canary],
-            ..Default::default()
-        });
+        let mu = claimed_with_canary_copy(yaml, now, (0..nodes).map(|i| format!("node-{i:0>60}")).collect());
         named_by(&mu, &whole, None, &["ops".into()])
     };
     // A copy written into the status of an upgrade that runs no DaemonSet canary.

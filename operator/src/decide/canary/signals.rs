@@ -89,14 +89,7 @@ impl Decider<'_> {
             return;
         }
         let (all, running) = self.daemonset_canary_nodes();
-        let named = |placeholder: &str| {
-            self.o
-                .spec
-                .effective_signals()
-                .iter()
-                .filter_map(|s| s.prometheus.as_ref())
-                .any(|p| p.errors.contains(placeholder) || p.attempts.contains(placeholder))
-        };
+        let named = |placeholder: &str| self.o.spec.names_placeholder(placeholder);
         let canary = CanaryScope {
             nodes: if named(CANARY_NODES) { all } else { vec![] },
             revisions: if named(CANARY_REVISION) { self.canary_revisions() } else { vec![] },
