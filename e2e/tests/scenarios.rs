@@ -511,7 +511,7 @@ async fn s10_least_privilege_manifests_apply() {
     assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev", all), "no", "the spec is the user's");
     assert_eq!(can_i("get", "secrets", all), "no");
     let own = &["-n", "maintenance-operator"][..];
-    assert_eq!(can_i("patch", "leases.coordination.k8s.io", own), "yes", "leader election renews its Lease");
+    assert_eq!(can_i("update", "leases.coordination.k8s.io", own), "yes", "leader election renews its Lease");
     assert_eq!(can_i("delete", "leases.coordination.k8s.io", own), "no");
     let _ = ComponentPhase::Applied;
 }
@@ -1707,4 +1707,83 @@ async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and
     assert_eq!(s.image("connector").await, GOOD);
     policies.delete(&name, &Default::default()).await.unwrap();
     bindings.delete(&name, &Default::default()).await.unwrap();
+}
+
+/// A ValidatingAdmissionPolicy that refuses `holder`'s renewals of `lease` (an update that keeps
+/// it the holder), as an API server that accepts every other write from it would: its own
+/// renewals fail while its patches and Events still go through. Deleted with the guard.
+async fn refuse_renewals(s: &Scenario, lease: &str, holder: &str) -> impl Drop {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let name = format!("e2e-refuse-renewals-{}", s.ns);
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["leases"], "resourceNames": [lease]}]},
+            "validations": [{
+                "expression": format!("!(has(oldObject.spec.holderIdentity) && oldObject.spec.holderIdentity == '{holder}' && has(object.spec.holderIdentity) && object.spec.holderIdentity == '{holder}')"),
+                "message": "renewals refused by the e2e test"
+            }]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]}
+    }))
+    .unwrap();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(s.client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(s.client.clone());
+    policies.create(&Default::default(), &policy).await.unwrap();
+    bindings.create(&Default::default(), &binding).await.unwrap();
+    // Loaded once a renewal of the test's own (dry run) is refused.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(s.client.clone(), "maintenance-operator");
+    eventually("the policy refuses renewals", SECS(30), || async {
+        let patch = json!({"spec": {"leaseTransitions": 0}});
+        let dry = kube::api::PatchParams { dry_run: true, ..Default::default() };
+        leases.patch(lease, &dry, &kube::api::Patch::Merge(patch)).await.is_err()
+    })
+    .await;
+    struct Guard(std::sync::Arc<Env>, String);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
+                let _ = self.0.kubectl(&["delete", kind, &self.1, "--ignore-not-found", "--wait=false"]);
+            }
+        }
+    }
+    Guard(s.env.clone(), name)
+}
+
+/// A leader whose renewals are refused stops writing once its term can no longer be proven (it
+/// would otherwise go on beside the replica that takes the Lease after it expires), keeps its
+/// caches warm, and leads again once it can renew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_again_later() {
+    let s = Scenario::new("fenced").await;
+    s.connector("connector", GOOD, false).await;
+    let lease = format!("maintenance-operator-{}", s.ns);
+    eventually("the operator leads", SECS(30), || async { lease_holder(&s).as_deref() == Some("fenced") })
+        .await;
+    let refused = refuse_renewals(&s, &lease, "fenced").await;
+    // Its term (15 s, less a margin) has surely ended by now.
+    tokio::time::sleep(SECS(16)).await;
+    let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
+        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
+        "",
+    );
+    s.apply(&upgrade).await;
+    tokio::time::sleep(SECS(15)).await;
+    let mu = s.upgrades().get("up").await.unwrap();
+    assert!(mu.status.is_none(), "a replica past its term wrote a status: {:?}", mu.status);
+    assert_eq!(s.image("connector").await, GOOD, "a replica past its term changed a target");
+    assert!(s.events("up").await.is_empty(), "a replica past its term published Events");
+    // It can renew again: it leads, with the caches it kept, and the upgrade goes on.
+    drop(refused);
+    s.wait_for("up", SECS(60), "a status", |mu| mu.status.is_some()).await;
+    assert!(s.operator.log().contains("term"), "the log says why it stopped:\n{}", s.operator.log());
 }

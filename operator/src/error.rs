@@ -37,7 +37,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What the API server said, as a person reads it (its message and code, not the client's
 /// debug form of the whole Status); any other failure as the client says it.
-fn said(e: &kube::Error) -> String {
+pub(crate) fn said(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) if !s.message.is_empty() => format!("{} (HTTP {})", s.message, s.code),
         e => e.to_string(),

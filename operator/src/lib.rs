@@ -16,7 +16,7 @@ pub mod detector;
 pub mod replay;
 pub mod target;
 pub mod timeline;
-pub use controller::leader::LeaseConfig;
+pub use controller::leader::{Fence, LeaseConfig};
 pub use controller::{Options, run};
 pub use history::Recording;
 pub use metrics::{Metrics, serve as serve_metrics};

@@ -4,7 +4,8 @@
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 use maintenance_operator::{
-    LeaseConfig, Metrics, Options, Outbound, OutboundSettings, Recording, crd::MaintenanceUpgrade, replay,
+    Fence, LeaseConfig, Metrics, Options, Outbound, OutboundSettings, Recording, crd::MaintenanceUpgrade,
+    replay,
 };
 
 #[derive(Parser)]
@@ -209,7 +210,11 @@ async fn main() -> anyhow::Result<()> {
             };
             let outbound = Outbound::new(&settings, std::time::Duration::from_secs(10))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let client = kube::Client::try_from(config)?;
+            // Outside its term a leader writes nothing: every write goes through the fence. The
+            // Lease itself is renewed with a client of its own, which the fence does not hold.
+            let fence = if leader_elect { Fence::closed() } else { Fence::open() };
+            let lease_client = kube::Client::try_from(config.clone())?;
+            let client = fence.client(config)?;
             let identity = instance.unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "maintenance-operator".into());
                 format!("{host}-{}", std::process::id())
@@ -234,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
                 identity: identity.clone(),
                 duration: lease_duration,
             });
+            let lease = lease.map(|l| (l, lease_client));
             let trusted_namespaces = listed(trusted_namespaces);
             let opts = Options {
                 instance: Some(identity),
@@ -242,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
                 default_webhook_secret,
                 history,
                 outbound,
+                fence,
             };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = Metrics::default();

@@ -25,7 +25,7 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
-use leader::LeaseConfig;
+use leader::{Fence, LeaseConfig};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,18 +97,21 @@ pub struct Options {
     pub history: Option<(String, Recording)>,
     /// The installer's allow-lists for Prometheus addresses and webhook hosts.
     pub outbound: Outbound,
+    /// Whether this replica may write now: the one its client was built with (`Fence::client`).
+    pub fence: Fence,
 }
 
 impl Context {
     pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
-        let Options { instance, scope, trusted_namespaces, default_webhook_secret, history, outbound } = opts;
+        let Options { instance, scope, trusted_namespaces, default_webhook_secret, history, outbound, fence } =
+            opts;
         let recorder =
             history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r, trusted_namespaces.clone()));
         let pods = pod_cache::start(&client, scope.as_deref());
         let namespaces = Namespaces::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref());
         let notifier =
-            Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret);
+            Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret, fence);
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
         Context {
             instance,
@@ -131,12 +134,13 @@ impl Context {
 }
 
 /// Run the controller over the upgrades of one namespace or of all of them, as the leader when
-/// `lease` is given, until `shutdown` completes; what `shutdown` said, or why it could not run.
+/// `lease` is given (with the unfenced client its Lease is renewed with), until `shutdown`
+/// completes; what `shutdown` said, or why it could not run.
 pub async fn run(
     client: Client,
     opts: Options,
     metrics: Metrics,
-    lease: Option<LeaseConfig>,
+    lease: Option<(LeaseConfig, Client)>,
     shutdown: impl Future<Output = &'static str>,
 ) -> std::result::Result<&'static str, String> {
     let api: Api<MaintenanceUpgrade> = match &opts.scope {
@@ -148,7 +152,8 @@ pub async fn run(
         _ = crd_presence::wait_until_installed(&api) => {}
         signal = &mut shutdown => return Ok(signal),
     }
-    let ctx = Arc::new(Context::new(client.clone(), opts, metrics));
+    let fence = opts.fence.clone();
+    let ctx = Arc::new(Context::new(client, opts, metrics));
     // Said once when the CRD goes away under a running operator, and once when it is back.
     let crd_missing = Arc::new(AtomicBool::new(false));
     let controller = || reconcile_all(api.clone(), ctx.clone(), crd_missing.clone());
@@ -157,9 +162,9 @@ pub async fn run(
             _ = controller() => "the controller stopped",
             signal = &mut shutdown => signal,
         }),
-        Some(cfg) => leader::lead_while_holding(client, &cfg, controller, shutdown)
-            .await
-            .map_err(|e| format!("leader election on Lease {}/{} failed: {e}", cfg.namespace, cfg.name)),
+        Some((cfg, lease_client)) => {
+            Ok(leader::lead_while_holding(lease_client, &cfg, fence, controller, shutdown).await)
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! records it in status (delivered, or retried with backoff) and wakes the upgrade.
 
 use crate::constants::CONTROLLER_NAME;
+use crate::controller::leader::Fence;
 use crate::controller::wake::WakeUps;
 use crate::crd::*;
 use crate::decide::{DEFAULT_WEBHOOK, Delivery};
@@ -53,6 +54,8 @@ pub struct Notifier {
     default: Option<(String, String)>,
     state: Arc<Mutex<State>>,
     wake: WakeUps,
+    /// No delivery goes out past this replica's term, even one spawned before it ended.
+    fence: Fence,
 }
 
 impl Notifier {
@@ -61,9 +64,10 @@ impl Notifier {
         outbound: Outbound,
         metrics: Metrics,
         default: Option<(String, String)>,
+        fence: Fence,
     ) -> Self {
         let wake = WakeUps::new("notification results", 1024);
-        Notifier { client, outbound, metrics, default, state: Arc::default(), wake }
+        Notifier { client, outbound, metrics, default, state: Arc::default(), wake, fence }
     }
 
     pub fn has_default(&self) -> bool {
@@ -114,7 +118,12 @@ impl Notifier {
             };
             let (this, mu, uid) = (self.clone(), mu.clone(), uid.clone());
             tokio::spawn(async move {
-                let result = this.deliver(&mu, &n, &dest).await.err();
+                let Some(result) = this.deliver(&mu, &n, &dest).await else {
+                    // Not sent: still due in the status, for whichever replica leads next.
+                    lock(&this.state).in_flight.remove(&format!("{uid}/{}", n.id));
+                    return;
+                };
+                let result = result.err();
                 let label = ResultLabel {
                     result: if result.is_some() { "failed".into() } else { "delivered".into() },
                 };
@@ -155,12 +164,39 @@ impl Notifier {
         }
     }
 
+    /// Deliver one notification: None when it was not sent because this replica's term ended.
     async fn deliver(
         &self,
         mu: &MaintenanceUpgrade,
         n: &NotificationStatus,
         dest: &Destination,
-    ) -> Result<(), String> {
+    ) -> Option<Result<(), String>> {
+        if !self.fence.allows() {
+            return None;
+        }
+        let request = match self.request(mu, n, dest).await {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        // Checked last, just before it goes out: reading the Secret may have outlasted the term.
+        if !self.fence.allows() {
+            return None;
+        }
+        let sent = match request.send().await {
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => Err(format!("the webhook answered {}", resp.status())),
+            Err(e) => Err(format!("POST failed: {}", outbound::failure(&e))),
+        };
+        Some(sent)
+    }
+
+    /// The POST of one notification, ready to go.
+    async fn request(
+        &self,
+        mu: &MaintenanceUpgrade,
+        n: &NotificationStatus,
+        dest: &Destination,
+    ) -> Result<reqwest::RequestBuilder, String> {
         let secret = Api::<Secret>::namespaced(self.client.clone(), &dest.secret_namespace)
             .get(&dest.secret)
             .await
@@ -178,18 +214,7 @@ impl Notifier {
         let body = payload(mu, n, format);
         debug!(id = %n.id, "notifying");
         let http = self.outbound.webhook(&url)?;
-        let resp = http
-            .post(&url)
-            .timeout(DELIVERY_TIMEOUT)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("POST failed: {}", outbound::failure(&e)))?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("the webhook answered {}", resp.status()))
-        }
+        Ok(http.post(&url).timeout(DELIVERY_TIMEOUT).json(&body))
     }
 }
 

@@ -85,3 +85,50 @@ fn both_payloads_say_what_where_why_and_how_to_look() {
     );
     assert!(s.contains("error rate 42.50% against a baseline of 2.46%"), "{s}");
 }
+
+/// A notifier whose API server nothing listens on: any delivery it tries fails at the Secret.
+fn notifier(fence: Fence) -> Notifier {
+    let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    let settings = crate::outbound::Settings {
+        prometheus_addresses: vec![],
+        webhook_hosts: vec!["*".into()],
+        api_server: vec![],
+    };
+    let outbound = Outbound::new(&settings, StdDuration::from_secs(1)).unwrap();
+    Notifier::new(client, outbound, Metrics::default(), None, fence)
+}
+
+fn with_webhook(mut mu: MaintenanceUpgrade) -> MaintenanceUpgrade {
+    mu.metadata.uid = Some("u1".into());
+    mu.spec.notifications = Some(
+        serde_yaml::from_str("webhooks: [{name: oncall, urlSecretRef: {name: hook, key: url}}]").unwrap(),
+    );
+    mu
+}
+
+/// Waits up to a second for a delivery result of the upgrade with UID u1.
+async fn result_of(n: &Notifier) -> Vec<Delivery> {
+    for _ in 0..20 {
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        if !n.results("u1").is_empty() {
+            break;
+        }
+    }
+    n.results("u1")
+}
+
+#[tokio::test]
+async fn no_delivery_goes_out_once_the_term_has_ended_and_it_stays_due_for_the_next_leader() {
+    let mu = with_webhook(upgrade("team-a"));
+    let due = || vec![notification("oncall", NotificationKind::Blocked, Phase::Pending, "InvalidSpec", "x")];
+    let fence = Fence::closed();
+    let n = notifier(fence.clone());
+    n.send(&mu, due());
+    assert!(result_of(&n).await.is_empty(), "nothing was tried, so nothing is recorded");
+    // Not stuck in flight: inside a term it is tried (and here fails at the Secret).
+    fence.extend(std::time::Instant::now() + StdDuration::from_secs(60));
+    n.send(&mu, due());
+    let got = result_of(&n).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].error.as_deref().is_some_and(|e| e.contains("cannot read Secret")), "{got:?}");
+}
