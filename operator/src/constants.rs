@@ -48,6 +48,8 @@ pub mod reason {
     pub const CONTAINER_AMBIGUOUS: &str = "ContainerAmbiguous";
     pub const TARGET_OWNED: &str = "TargetOwnedByAnotherUpgrade";
     pub const CHANGED_EXTERNALLY: &str = "ImageChangedExternally";
+    /// A target runs an image an upgrade deleted before it ended set, and never proved.
+    pub const UNPROVEN_IMAGE: &str = "UnprovenImageLeftByDeletedUpgrade";
     /// The status names a target the spec does not: written by someone other than the operator.
     pub const NOT_IN_SPEC: &str = "StatusNotInSpec";
     /// A record in the status disagreed with the spec or with the target's own record; corrected.

@@ -2,7 +2,7 @@
 //! image in status and on the target; wait for a target another upgrade owns.
 
 use super::{BLOCKED_RETRY, Claim, Decider, Effect};
-use crate::constants::reason;
+use crate::constants::{KNOWN_GOOD_ANNOTATION, reason};
 use crate::crd::*;
 use crate::target::gitops;
 use crate::target::{TargetState, known_good_value, parse_known_good};
@@ -107,6 +107,29 @@ impl Decider<'_> {
                 .chain(&also)
                 .map(|n| (n.clone(), t.image(n).unwrap_or_default().to_string()))
                 .collect();
+            // An upgrade deleted before it ended (its finalizer removed by hand) may have left its
+            // own new image running, never proven: not a known-good. A human settles it.
+            if let (Some(o), Some(record)) = (stale, &on_target)
+                && let Some(((c, left), (_, good))) = live.iter().zip(record).find(|(l, r)| l.1 != r.1)
+            {
+                if !claims.is_empty() {
+                    break;
+                }
+                let who = if earlier_life {
+                    "an earlier MaintenanceUpgrade of this name".to_string()
+                } else {
+                    format!("MaintenanceUpgrade {o}")
+                };
+                self.hold_before_claim(
+                    reason::UNPROVEN_IMAGE,
+                    format!(
+                        "{key} container {c} runs {left}, but the known-good record {who} left on it, and which no longer exists, says {good}: \
+                         {left} was never proven. Set it back to {good} to keep that record, or remove the annotation {KNOWN_GOOD_ANNOTATION} \
+                         from {key} to accept {left} as known-good; nothing has been changed"
+                    ),
+                );
+                return false;
+            }
             // Its own container is how the operator tells applied from not, and new pods from old.
             let own_now = on_target.as_ref().unwrap_or(&live)[0].1.clone();
             if !also.is_empty() && own_now == c.desired_image {

@@ -95,19 +95,13 @@ fn missing_target_or_container_blocks_with_a_condition() {
 #[test]
 fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
     let mut w = World::new(spec());
-    // An earlier upgrade of this name set the canary to 1.5 and was deleted mid-way.
+    // An earlier upgrade of this name claimed the canary and was deleted before it changed it.
     let t = w.target_mut("connector-canary");
     t.owner = Some(ID.into());
     t.owner_uid = Some("uid-0".into());
-    t.known_good = Some("connector=connector:0.9".into());
-    t.containers[0].1 = "connector:1.5".into();
+    t.known_good = Some("connector=connector:1.0".into());
     w.run_until(Duration::hours(1), |w| w.obs.status.claimed_at.is_some());
-    let c = &w.obs.status.stages[0].components[0];
-    assert_eq!(
-        c.known_good_image.as_deref(),
-        Some("connector:1.5"),
-        "what runs now, not the earlier upgrade's record"
-    );
+    assert_eq!(w.obs.status.stages[0].components[0].known_good_image.as_deref(), Some("connector:1.0"));
     assert!(
         w.events.iter().any(|e| e.contains("taken over from an earlier MaintenanceUpgrade of this name")),
         "{:?}",
@@ -115,6 +109,42 @@ fn the_mark_of_a_deleted_upgrade_of_the_same_name_is_not_taken_for_our_own() {
     );
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
+
+/// An upgrade deleted mid-soak without its finalizer (removed by hand) leaves its new image and
+/// its known-good record on the target. The next upgrade must not record that unproven image as
+/// known-good: it is held, and says how to settle it either way.
+#[test]
+fn an_image_left_by_a_deleted_upgrade_is_not_recorded_as_known_good() {
+    let mut w = World::new(spec());
+    let t = w.target_mut("connector-canary");
+    t.owner = Some("ops/deleted".into());
+    t.owner_uid = Some("uid-0".into());
+    t.known_good = Some("connector=connector:0.9".into());
+    t.containers[0].1 = "connector:1.5".into();
+    for _ in 0..5 {
+        w.step();
+        w.obs.now += Duration::seconds(30);
+    }
+    assert!(w.obs.status.claimed_at.is_none());
+    assert!(w.effects.is_empty(), "nothing claimed or changed: {:?}", w.effects);
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::UNPROVEN_IMAGE);
+    for says in ["runs connector:1.5", "ops/deleted", "connector:0.9", "maintenance.dev/known-good"] {
+        assert!(b.message.contains(says), "{says}: {}", b.message);
+    }
+    // A human sets it back to the record: the claim goes ahead with the record.
+    w.target_mut("connector-canary").containers[0].1 = "connector:0.9".into();
+    w.run_until(Duration::hours(1), |w| w.obs.status.claimed_at.is_some());
+    assert_eq!(w.obs.status.stages[0].components[0].known_good_image.as_deref(), Some("connector:0.9"));
+    // Or accepts what runs, by removing the record: that is then the known-good.
+    let mut w = World::new(spec());
+    let t = w.target_mut("connector-canary");
+    t.owner = Some("ops/deleted".into());
+    t.owner_uid = Some("uid-0".into());
+    t.containers[0].1 = "connector:1.5".into();
+    w.run_until(Duration::hours(1), |w| w.obs.status.claimed_at.is_some());
+    assert_eq!(w.obs.status.stages[0].components[0].known_good_image.as_deref(), Some("connector:1.5"));
 }
 
 #[test]
