@@ -1003,6 +1003,20 @@ impl Drop for Scenario {
             self.dump();
         }
         self.operator.kill();
+        // With no operator left to remove them, the upgrades' finalizers would hold the namespace
+        // (and a later deletion of the CRD) for ever: removed by hand, as the README says.
+        let names = self.env.kubectl(&["get", "maintenanceupgrades", "-n", &self.ns, "-o", "name"]);
+        for name in names.unwrap_or_default().lines() {
+            let _ = self.env.kubectl(&[
+                "patch",
+                name,
+                "-n",
+                &self.ns,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
         let _ = self.env.kubectl(&["delete", "namespace", &self.ns, "--wait=false"]);
         let _ = self.env.kubectl(&[
             "delete",

@@ -1787,3 +1787,48 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
     s.wait_for("up", SECS(60), "a status", |mu| mu.status.is_some()).await;
     assert!(s.operator.log().contains("term"), "the log says why it stopped:\n{}", s.operator.log());
 }
+
+/// Deleting an upgrade mid-soak is an abort: what it changed goes back to the known-good image,
+/// its targets are released, and only then does it go (its finalizer). The next upgrade of the
+/// same target then finds nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_its_targets_before_it_goes() {
+    let s = Scenario::new("deleted").await;
+    s.connector("connector-canary", GOOD, true).await;
+    s.connector("connector", GOOD, false).await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    s.apply(&two_stage(&s.ns, "up", "10m", next)).await;
+    s.wait_for("up", SECS(120), "soaking canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
+    assert_eq!(s.image("connector-canary").await, next);
+    let mu = s.upgrades().get("up").await.unwrap();
+    assert!(
+        mu.finalizers().iter().any(|f| f == maintenance_operator::constants::FINALIZER),
+        "{:?}",
+        mu.finalizers()
+    );
+    s.upgrades().delete("up", &Default::default()).await.unwrap();
+    eventually("the upgrade goes", SECS(90), || async {
+        s.upgrades().get_opt("up").await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(s.image("connector-canary").await, GOOD, "reverted before it went");
+    assert_eq!(s.image("connector").await, GOOD, "never changed");
+    for name in ["connector-canary", "connector"] {
+        let ds = s.daemonsets().get(name).await.unwrap();
+        let marks: Vec<&String> = ds
+            .annotations()
+            .keys()
+            .chain(ds.labels().keys())
+            .filter(|k| k.starts_with("maintenance.dev/"))
+            .collect();
+        assert!(marks.is_empty(), "{name} released: {marks:?}");
+    }
+    assert!(
+        s.operator.log().contains("the finalizer removed"),
+        "the operator says why it went:\n{}",
+        s.operator.log()
+    );
+}

@@ -17,6 +17,9 @@ pub const CLAIMED_LABEL: &str = "maintenance.dev/claimed-by";
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
 /// On a DaemonSet with a canary inside it: its `spec.updateStrategy` before the canary set it
 /// to OnDelete, as JSON, restored exactly when the canary is widened to all or reverted.
+/// On every MaintenanceUpgrade that has not ended and let go of its targets: deleting it reverts
+/// what it changed, releases its targets, and only then lets it go.
+pub const FINALIZER: &str = "maintenance.dev/revert-and-release";
 pub const ORIGINAL_STRATEGY_ANNOTATION: &str = "maintenance.dev/original-update-strategy";
 
 /// Condition types.
@@ -80,6 +83,7 @@ pub mod reason {
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
     pub const WINDOW_NEVER_OPENS: &str = "WindowNeverOpens";
     pub const MANUAL_ROLLBACK: &str = "ManualRollback";
+    pub const UPGRADE_DELETED: &str = "UpgradeDeleted";
     pub const REVERTED: &str = "Reverted";
     pub const ROLLED_BACK: &str = "RolledBack";
     pub const ROLLBACK_WAITS_FOR_WINDOW: &str = "RollbackWaitsForWindow";

@@ -108,6 +108,27 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Drop the series of upgrade `id` (`namespace/name`), gone: its phases, and its signals'
+    /// rates and statistics (`signals`, the names its status had).
+    pub fn forget(&self, id: &str, signals: &[String]) {
+        for phase in crate::crd::Phase::ALL {
+            self.phase.remove(&UpgradeLabels { upgrade: id.into(), phase: format!("{phase:?}") });
+        }
+        for signal in signals {
+            let labels = |series: &str| SignalLabels {
+                upgrade: id.into(),
+                signal: signal.clone(),
+                series: series.into(),
+            };
+            for series in ["baseline", "observed"] {
+                self.signal_rate.remove(&labels(series));
+            }
+            for series in ["statistic", "threshold"] {
+                self.signal_statistic.remove(&labels(series));
+            }
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry.lock().unwrap()).expect("writing to a String cannot fail");

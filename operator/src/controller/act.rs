@@ -93,6 +93,20 @@ pub async fn act(
         info!(phase = ?decision.status.phase, "{}", decision.status.message);
     }
     record_metrics(&ctx.metrics, &observed.id, &observed.status, &decision.status);
+    // A deleted upgrade that has ended and let go of its targets goes.
+    if observed.deleting && decision.status.released_at.is_some() && decision.effect.is_none() {
+        if let Some(patch) = super::finalizer::remove_patch(mu) {
+            match super::finalizer::patch(&ctx.client, mu, patch).await {
+                Ok(()) => info!("deleted: its targets are released, the finalizer removed"),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 || s.code == 422 => {}
+                Err(e) => {
+                    return Err(Error::PatchTarget(format!("the finalizer of MaintenanceUpgrade {name}"), e));
+                }
+            }
+        }
+        super::forget(ctx, mu);
+        return Ok(Action::await_change());
+    }
     // A look that went through: failures before it are over (a conflict, looked at again at
     // once, is not one that went through).
     ctx.retries.succeeded(&observed.uid);

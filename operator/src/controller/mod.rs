@@ -33,6 +33,7 @@ use tracing::{error, info, instrument, warn};
 
 mod act;
 pub mod crd_presence;
+pub mod finalizer;
 pub mod leader;
 pub mod notifier;
 mod observe;
@@ -224,6 +225,17 @@ async fn controller_loop(
         .await;
 }
 
+/// Drop what this replica keeps about an upgrade that is gone: its status memory, retries,
+/// delivery results and metric series.
+fn forget(ctx: &Context, mu: &MaintenanceUpgrade) {
+    let uid = mu.uid().unwrap_or_default();
+    ctx.statuses.forget(mu);
+    ctx.retries.succeeded(&uid);
+    ctx.notifier.forget(&uid);
+    let signals: Vec<String> = mu.status.iter().flat_map(|s| &s.analysis).map(|a| a.name.clone()).collect();
+    ctx.metrics.forget(&format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any()), &signals);
+}
+
 fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result: err.metric_label().into() }).inc();
     let after = ctx.retries.failed(&mu.uid().unwrap_or_default(), &err.to_string());
@@ -233,10 +245,24 @@ fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> 
 
 #[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
 pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
-    if mu.meta().deletion_timestamp.is_some() {
-        ctx.statuses.forget(&mu);
-        ctx.retries.succeeded(&mu.uid().unwrap_or_default());
+    if mu.meta().deletion_timestamp.is_some() && !finalizer::present(&mu) {
+        forget(&ctx, &mu);
         return Ok(Action::await_change());
+    }
+    // Before the first look, so before anything is claimed: a deletion from then on reverts.
+    if finalizer::wanted(&mu) {
+        let id = format!(
+            "the finalizer of MaintenanceUpgrade {}/{}",
+            mu.namespace().unwrap_or_default(),
+            mu.name_any()
+        );
+        match finalizer::patch(&ctx.client, &mu, finalizer::add_patch(&mu)).await {
+            Ok(()) => {}
+            // Changed since it was read: look again.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => {}
+            Err(e) => return Err(Error::PatchTarget(id, e)),
+        }
+        return Ok(Action::requeue(std::time::Duration::from_millis(100)));
     }
     let base = ctx.statuses.base(&mu);
     let mut observed = observe(&mu, base.current.clone(), &ctx, Utc::now()).await?;

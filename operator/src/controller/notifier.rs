@@ -92,6 +92,12 @@ impl Notifier {
         }
     }
 
+    /// The upgrade with this UID is gone: its results are dropped (a delivery still in flight
+    /// leaves one, dropped with the next upgrade that goes).
+    pub fn forget(&self, uid: &str) {
+        lock(&self.state).results.remove(uid);
+    }
+
     /// Upgrades with a delivery result to record.
     pub fn wake_ups(&self) -> impl Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
         self.wake.stream()

@@ -192,6 +192,7 @@ pub async fn observe(
         generation: mu.metadata.generation.unwrap_or(0),
         spec: mu.spec.clone(),
         status,
+        deleting: mu.metadata.deletion_timestamp.is_some(),
         targets,
         live_owners,
         spec_problems,

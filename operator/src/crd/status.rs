@@ -88,6 +88,21 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 12] = [
+        Phase::Pending,
+        Phase::WaitingForWindow,
+        Phase::MeasuringBaseline,
+        Phase::AwaitingApproval,
+        Phase::Progressing,
+        Phase::Soaking,
+        Phase::Paused,
+        Phase::Degraded,
+        Phase::RollingBack,
+        Phase::Succeeded,
+        Phase::RolledBack,
+        Phase::Failed,
+    ];
+
     pub fn is_terminal(self) -> bool {
         matches!(self, Phase::Succeeded | Phase::RolledBack | Phase::Failed)
     }

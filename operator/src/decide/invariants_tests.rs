@@ -1,6 +1,6 @@
 //! Property tests of the decision core: over arbitrary sequences of what can happen between
 //! two looks (status writes lost, a restart, someone else's edit or claim, a deleted target,
-//! the window edited, time passing, a regression), the decisions never:
+//! the window edited, time passing, a regression, the upgrade deleted), the decisions never:
 //! - change a target this upgrade does not own (claiming aside);
 //! - start a stage outside the window (reverts aside);
 //! - change more than one target in one decision;
@@ -33,6 +33,8 @@ enum Event {
     Wait(i64),
     /// New pods start failing ten times as often.
     Regress,
+    /// The MaintenanceUpgrade is deleted (its finalizer holds it until it has ended).
+    DeleteUpgrade,
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -46,6 +48,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (0..3usize).prop_map(Event::Window),
         2 => (1..600i64).prop_map(Event::Wait),
         1 => Just(Event::Regress),
+        1 => Just(Event::DeleteUpgrade),
     ]
 }
 
@@ -177,6 +180,7 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
             }
             Event::Wait(m) => w.obs.now += Duration::minutes(m),
             Event::Regress => w.error_rate = Box::new(|_| 0.1),
+            Event::DeleteUpgrade => w.obs.deleting = true,
         }
     }
     // Then left alone for 1,000 looks (a day or so): it ends or waits for a human, and each target is on its known-good image, on
@@ -187,6 +191,9 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
         }
         checked_look(&mut w, &mut seen, false)?;
     }
+    // A deleted upgrade always ends, whatever it waited for, and one deleted before it succeeded
+    // leaves each target it still held on its known-good image.
+    prop_assert!(!w.obs.deleting || terminal(&w), "deleted, yet never ended: {}", w.obs.status.message);
     for (i, name) in NAMES.iter().enumerate() {
         let Some(Some(t)) = w.obs.targets.get(&key(name)) else { continue };
         let image = &t.containers[0].1;
@@ -195,6 +202,9 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
             [known, "connector:2.0", THEIRS].contains(&image.as_str()),
             "target {i} ends on {image}"
         );
+        if w.obs.deleting && w.phase() != Phase::Succeeded && t.owner.is_none() && image != THEIRS {
+            prop_assert_eq!(image, known, "target {} was left on the new image by a deleted upgrade", i);
+        }
     }
     Ok(())
 }

@@ -78,6 +78,9 @@ pub struct Observed {
     pub generation: i64,
     pub spec: MaintenanceUpgradeSpec,
     pub status: MaintenanceUpgradeStatus,
+    /// The MaintenanceUpgrade is being deleted (its deletionTimestamp is set): what it changed is
+    /// reverted at once, window or not, then its targets released, then the finalizer removed.
+    pub deleting: bool,
     /// Every target the spec names (and only those); `None` when it does not exist.
     pub targets: BTreeMap<TargetKey, Option<TargetState>>,
     /// Other upgrades named as owners on those targets that still exist. An owner that was
@@ -213,6 +216,15 @@ pub fn decide(o: &Observed) -> Decision {
     d.st.released_at = None;
     match Plan::for_upgrade(&o.spec, &o.status) {
         Ok((plan, invalid)) => d.run(plan, invalid),
+        // Nothing can be reverted without a plan: it ends, and its targets are released as they are.
+        Err(e) if o.deleting => {
+            let msg = format!(
+                "deleted while its spec cannot be used ({e}): nothing was reverted; its targets are released as they are, so check their images by hand"
+            );
+            d.st.completed_at = Some(o.now);
+            d.set_phase(Phase::Failed, msg.clone());
+            d.note(true, reason::UPGRADE_DELETED, "Finish", msg);
+        }
         Err(e) => {
             d.block(
                 reason::INVALID_SPEC,

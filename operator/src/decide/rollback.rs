@@ -11,6 +11,12 @@ use chrono::Duration;
 
 impl Decider<'_> {
     pub(super) fn rollback_trigger(&mut self, plan: &Plan) -> Option<(&'static str, String)> {
+        if self.o.deleting {
+            return Some((
+                reason::UPGRADE_DELETED,
+                "the MaintenanceUpgrade is being deleted: what it changed goes back to the known-good images, then its targets are released and it goes".into(),
+            ));
+        }
         if self.o.spec.rollback.requested {
             return Some((reason::MANUAL_ROLLBACK, "spec.rollback.requested is true".into()));
         }

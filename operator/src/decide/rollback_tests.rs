@@ -214,3 +214,34 @@ fn stages_left_when_the_window_never_opens_again_are_reverted_not_reported_uncha
     assert!(rb.message.contains("stage fleet cannot start"), "{}", rb.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
+
+/// Deleting an upgrade is an abort: what it changed goes back to the known-good images at once
+/// (automatic rollback off and the window closed notwithstanding), then its targets are released.
+#[test]
+fn an_upgrade_deleted_mid_soak_reverts_what_it_changed_then_releases_its_targets() {
+    let mut spec = spec();
+    spec.rollback.automatic = false;
+    spec.rollback.outside_window = false;
+    let mut w = World::new(spec);
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    assert_eq!(w.image("connector-canary"), "connector:2.0");
+    w.obs.spec.window = Some(tue_thu_window());
+    w.obs.deleting = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::UPGRADE_DELETED);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+    assert_eq!(w.image("connector"), "connector:1.0", "never changed");
+    assert!(w.obs.targets.values().all(|t| t.as_ref().unwrap().owner.is_none()), "claims are released");
+    assert!(w.events.iter().any(|e| e.starts_with(reason::UPGRADE_DELETED)), "{:?}", w.events);
+}
+
+#[test]
+fn an_upgrade_deleted_before_any_change_only_releases_its_targets() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::MeasuringBaseline);
+    w.obs.deleting = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert!(w.image_sets().is_empty());
+    assert!(w.obs.targets.values().all(|t| t.as_ref().unwrap().owner.is_none()), "claims are released");
+}

@@ -230,6 +230,7 @@ impl World {
                 generation: 1,
                 spec,
                 status: MaintenanceUpgradeStatus::default(),
+                deleting: false,
                 targets,
                 live_owners: Default::default(),
                 spec_problems: vec![],
