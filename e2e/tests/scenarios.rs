@@ -378,6 +378,20 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
 }
 
+/// Delete an upgrade the way that leaves its marks on its targets: its finalizer removed by hand
+/// while no operator runs, so that none reverts or releases anything first.
+async fn delete_past_its_finalizer(s: &mut Scenario, name: &str) {
+    s.operator.kill();
+    let no_finalizers = r#"{"metadata":{"finalizers":null}}"#;
+    s.env
+        .kubectl(&["patch", "maintenanceupgrade", name, "-n", &s.ns, "--type=merge", "-p", no_finalizers])
+        .unwrap();
+    s.upgrades().delete(name, &Default::default()).await.unwrap();
+    eventually("it is gone", SECS(30), || async { s.upgrades().get_opt(name).await.unwrap().is_none() })
+        .await;
+    s.operator.restart().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     let mut s = incident_world("two-owners").await;
@@ -407,13 +421,14 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     assert_eq!(s.image("connector").await, v134);
     let c = &second.status.unwrap().stages[1].components[0];
     assert_eq!(c.known_good_image.as_deref(), Some(v133));
-    // An owner deleted before it released its targets no longer holds them.
+    // An owner deleted before it released its targets (its finalizer removed by hand) no longer
+    // holds them.
     s.apply(&two_stage(&s.ns, "third", "10m", GOOD)).await;
     s.wait_for("third", SECS(60), "claimed", |mu| {
         mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
     })
     .await;
-    s.upgrades().delete("third", &Default::default()).await.unwrap();
+    delete_past_its_finalizer(&mut s, "third").await;
     s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
     s.wait_for("fourth", SECS(60), "claimed", |mu| {
         mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
@@ -423,7 +438,7 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     let events = s.events_when("fourth", |evs| evs.iter().any(|e| e.contains(&from_third))).await;
     assert!(events.iter().any(|e| e.contains(&from_third)), "{events:?}");
     // Nor does the mark of an earlier upgrade re-created under the same name (another UID).
-    s.upgrades().delete("fourth", &Default::default()).await.unwrap();
+    delete_past_its_finalizer(&mut s, "fourth").await;
     s.apply(&two_stage(&s.ns, "fourth", "5s", GOOD)).await;
     s.wait_for("fourth", SECS(60), "claimed again", |mu| {
         mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
