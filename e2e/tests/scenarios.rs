@@ -524,6 +524,28 @@ async fn s10_least_privilege_manifests_apply() {
     assert_eq!(can_i("patch", "daemonsets.apps", all), "yes");
     assert_eq!(can_i("delete", "daemonsets.apps", all), "no", "least privilege: no delete");
     assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev", all), "no", "the spec is the user's");
+    // Patch is granted for the finalizer only, and the admission policy refuses the rest.
+    s.apply(&two_stage(&s.ns, "held", "10m", GOOD).replace("  stages:", "  paused: true\n  stages:")).await;
+    let as_operator = |patch: &str| {
+        s.env.kubectl(&[
+            "--as",
+            OPERATOR_SA,
+            "patch",
+            "maintenanceupgrade",
+            "held",
+            "-n",
+            &s.ns,
+            "--type=merge",
+            "-p",
+            patch,
+        ])
+    };
+    let spec = as_operator(r#"{"spec":{"paused":false}}"#).unwrap_err().to_string();
+    assert!(spec.contains("changes nothing of a MaintenanceUpgrade but its finalizer"), "{spec}");
+    let label = as_operator(r#"{"metadata":{"labels":{"x":"y"}}}"#).unwrap_err().to_string();
+    assert!(label.contains("changes nothing of a MaintenanceUpgrade but its finalizer"), "{label}");
+    as_operator(r#"{"metadata":{"finalizers":["maintenance.dev/revert-and-release","example.com/x"]}}"#)
+        .expect("its finalizer it may change");
     assert_eq!(can_i("get", "secrets", all), "no");
     let own = &["-n", "maintenance-operator"][..];
     assert_eq!(can_i("update", "leases.coordination.k8s.io", own), "yes", "leader election renews its Lease");
@@ -1774,33 +1796,69 @@ async fn refuse_renewals(s: &Scenario, lease: &str, holder: &str) -> impl Drop {
     Guard(s.env.clone(), name)
 }
 
-/// A leader whose renewals are refused stops writing once its term can no longer be proven (it
-/// would otherwise go on beside the replica that takes the Lease after it expires), keeps its
-/// caches warm, and leads again once it can renew.
+/// When the operator last wrote the upgrade's status (its managedFields, to the second).
+async fn last_status_write(s: &Scenario, name: &str) -> i64 {
+    let mu = s.upgrades().get(name).await.unwrap();
+    mu.metadata
+        .managed_fields
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| f.manager.as_deref() == Some(FIELD_MANAGER) && f.subresource.as_deref() == Some("status"))
+        .filter_map(|f| f.time.as_ref().map(|t| t.0.as_second()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A leader whose renewals are refused stops writing within the term its last renewal proved (it
+/// would otherwise go on beside the replica that takes the Lease after it expires), stops
+/// exporting the upgrades' series, keeps its caches warm, and leads again once it can renew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_again_later() {
     let s = Scenario::new("fenced").await;
     s.connector("connector", GOOD, false).await;
-    let lease = format!("maintenance-operator-{}", s.ns);
     eventually("the operator leads", SECS(30), || async { lease_holder(&s).as_deref() == Some("fenced") })
         .await;
-    let refused = refuse_renewals(&s, &lease, "fenced").await;
-    // Its term (15 s, less a margin) has surely ended by now.
-    tokio::time::sleep(SECS(16)).await;
+    // Soaking: a status write every closed bucket (2 s).
     let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
         "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
         "",
     );
     s.apply(&upgrade).await;
-    tokio::time::sleep(SECS(15)).await;
-    let mu = s.upgrades().get("up").await.unwrap();
-    assert!(mu.status.is_none(), "a replica past its term wrote a status: {:?}", mu.status);
-    assert_eq!(s.image("connector").await, GOOD, "a replica past its term changed a target");
-    assert!(s.events("up").await.is_empty(), "a replica past its term published Events");
+    s.wait_for("up", SECS(120), "soaking", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.phase == Phase::Soaking)
+    })
+    .await;
+    assert!(s.operator.metrics().await.contains("maintenance_operator_upgrade_phase{"));
+    let lease = format!("maintenance-operator-{}", s.ns);
+    let refused = refuse_renewals(&s, &lease, "fenced").await;
+    // Its last renewal went through before this; its term ends 10 s after that at the latest.
+    let refused_at = chrono::Utc::now().timestamp();
+    tokio::time::sleep(SECS(16)).await;
+    let last = last_status_write(&s, "up").await;
+    assert!(last > refused_at - 10, "it was writing until then: last write {last}, refused at {refused_at}");
+    assert!(last <= refused_at + 11, "a write past its term: {} s after the refusal", last - refused_at);
+    let rv = s.upgrades().get("up").await.unwrap().resource_version();
+    tokio::time::sleep(SECS(6)).await;
+    assert_eq!(s.upgrades().get("up").await.unwrap().resource_version(), rv, "it wrote nothing since");
+    assert_eq!(s.image("connector").await, BAD, "the target as it was");
+    let metrics = s.operator.metrics().await;
+    assert!(metrics.contains("maintenance_operator_leading 0"), "{metrics}");
+    assert!(
+        !metrics.contains("maintenance_operator_upgrade_phase{"),
+        "a follower exports no upgrade: {metrics}"
+    );
+    assert!(
+        s.operator.log().contains("ended without a renewal this replica can prove"),
+        "the log says why it stopped:\n{}",
+        s.operator.log()
+    );
     // It can renew again: it leads, with the caches it kept, and the upgrade goes on.
     drop(refused);
-    s.wait_for("up", SECS(60), "a status", |mu| mu.status.is_some()).await;
-    assert!(s.operator.log().contains("term"), "the log says why it stopped:\n{}", s.operator.log());
+    eventually("it writes again", SECS(60), || async {
+        s.upgrades().get("up").await.unwrap().resource_version() != rv
+    })
+    .await;
+    assert!(s.operator.metrics().await.contains("maintenance_operator_leading 1"));
 }
 
 /// Deleting an upgrade mid-soak is an abort: what it changed goes back to the known-good image,
@@ -1812,7 +1870,10 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
     s.connector("connector-canary", GOOD, true).await;
     s.connector("connector", GOOD, false).await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    s.apply(&two_stage(&s.ns, "up", "10m", next)).await;
+    // Automatic rollback off: a deletion reverts whatever the rollback settings say.
+    let upgrade = two_stage(&s.ns, "up", "10m", next)
+        .replace("  analysis:", "  rollback: {automatic: false}\n  analysis:");
+    s.apply(&upgrade).await;
     s.wait_for("up", SECS(120), "soaking canary", |mu| {
         mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
     })
@@ -1841,6 +1902,8 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
             .collect();
         assert!(marks.is_empty(), "{name} released: {marks:?}");
     }
+    let events = s.events("up").await;
+    assert!(events.iter().any(|e| e.starts_with(reason::UPGRADE_DELETED)), "{events:?}");
     assert!(
         s.operator.log().contains("the finalizer removed"),
         "the operator says why it went:\n{}",

@@ -17,10 +17,10 @@ pub const CLAIMED_LABEL: &str = "maintenance.dev/claimed-by";
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
 /// On a DaemonSet with a canary inside it: its `spec.updateStrategy` before the canary set it
 /// to OnDelete, as JSON, restored exactly when the canary is widened to all or reverted.
+pub const ORIGINAL_STRATEGY_ANNOTATION: &str = "maintenance.dev/original-update-strategy";
 /// On every MaintenanceUpgrade that has not ended and let go of its targets: deleting it reverts
 /// what it changed, releases its targets, and only then lets it go.
 pub const FINALIZER: &str = "maintenance.dev/revert-and-release";
-pub const ORIGINAL_STRATEGY_ANNOTATION: &str = "maintenance.dev/original-update-strategy";
 
 /// Condition types.
 pub mod condition {

@@ -23,7 +23,8 @@ enum Command {
     /// Run the controller (the default) against the cluster in KUBECONFIG or in-cluster config.
     Run {
         /// Name of this instance on its Events and its Lease (the pod name in a cluster; by
-        /// default the host name and process ID).
+        /// default the host name and process ID). It must be unique among the processes running
+        /// at once: one that finds its own name holding the Lease takes it as its own.
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
         /// How log lines are written: text for people, json for log pipelines.

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub history_writes: Family<ResultLabel, Counter>,
     /// Scopes recorded besides the operator's whole one.
     pub history_scopes: Gauge,
+    /// 1 while this replica leads: it holds the Lease within its term, or runs without leader
+    /// election. Only a leader exports the per-upgrade series.
+    pub leading: Gauge,
+    /// The upgrades (`namespace/name`) this replica exports series of, and their signals.
+    exported: Arc<Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -62,6 +67,8 @@ impl Default for Metrics {
             notifications: Family::default(),
             history_writes: Family::default(),
             history_scopes: Gauge::default(),
+            leading: Gauge::default(),
+            exported: Arc::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
@@ -102,15 +109,52 @@ impl Default for Metrics {
             "Scopes of the built-in signal that upgrades named and the leader records, besides its whole scope",
             m.history_scopes.clone(),
         );
+        registry.register(
+            "leading",
+            "1 while this replica leads (holds the Lease within its term, or runs without leader election); only the leader exports the per-upgrade series",
+            m.leading.clone(),
+        );
         *m.registry.lock().unwrap() = registry;
         m
     }
 }
 
 impl Metrics {
+    /// Upgrade `id` (`namespace/name`) has series of these signals.
+    pub fn exporting(&self, id: &str, signals: impl IntoIterator<Item = String>) {
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        exported.entry(id.to_string()).or_default().extend(signals);
+    }
+
+    /// Drop the series of every upgrade but these (`namespace/name`): the others are gone.
+    pub fn forget_all_but(&self, live: &std::collections::HashSet<String>) {
+        let gone: Vec<(String, Vec<String>)> = {
+            let exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+            exported
+                .iter()
+                .filter(|(id, _)| !live.contains(*id))
+                .map(|(id, s)| (id.clone(), s.iter().cloned().collect()))
+                .collect()
+        };
+        for (id, signals) in gone {
+            self.forget(&id, &signals);
+        }
+    }
+
+    /// This replica no longer leads: the series of every upgrade go, since the leader exports
+    /// them now, and a dashboard summing over replicas would count each twice.
+    pub fn not_leading(&self) {
+        self.leading.set(0);
+        self.phase.clear();
+        self.signal_rate.clear();
+        self.signal_statistic.clear();
+        self.exported.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Drop the series of upgrade `id` (`namespace/name`), gone: its phases, and its signals'
     /// rates and statistics (`signals`, the names its status had).
     pub fn forget(&self, id: &str, signals: &[String]) {
+        self.exported.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         for phase in crate::crd::Phase::ALL {
             self.phase.remove(&UpgradeLabels { upgrade: id.into(), phase: format!("{phase:?}") });
         }
@@ -150,3 +194,7 @@ pub async fn serve(addr: std::net::SocketAddr, m: Metrics) -> std::io::Result<()
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -93,19 +93,25 @@ pub async fn act(
         info!(phase = ?decision.status.phase, "{}", decision.status.message);
     }
     record_metrics(&ctx.metrics, &observed.id, &observed.status, &decision.status);
-    // A deleted upgrade that has ended and let go of its targets goes.
-    if observed.deleting && decision.status.released_at.is_some() && decision.effect.is_none() {
-        if let Some(patch) = super::finalizer::remove_patch(mu) {
-            match super::finalizer::patch(&ctx.client, mu, patch).await {
-                Ok(()) => info!("deleted: its targets are released, the finalizer removed"),
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 || s.code == 422 => {}
-                Err(e) => {
-                    return Err(Error::PatchTarget(format!("the finalizer of MaintenanceUpgrade {name}"), e));
-                }
+    // An upgrade that has ended and let go of its targets (its release, if any, went through
+    // above, and so did the status saying so) needs its finalizer no more; a deleted one goes.
+    if super::finalizer::done(&decision.status)
+        && let Some(patch) = super::finalizer::remove_patch(mu)
+    {
+        match super::finalizer::patch(&ctx.client, mu, patch).await {
+            Ok(()) if observed.deleting => info!("deleted: its targets are released, the finalizer removed"),
+            Ok(()) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            // Changed since it was read: soon again, since a change of metadata wakes nothing.
+            Err(e) if super::finalizer::stale(&e) => return Ok(Action::requeue(StdDuration::from_secs(1))),
+            Err(e) => {
+                return Err(Error::PatchTarget(format!("the finalizer of MaintenanceUpgrade {name}"), e));
             }
         }
-        super::forget(ctx, mu);
-        return Ok(Action::await_change());
+        if observed.deleting {
+            super::forget(ctx, mu);
+            return Ok(Action::await_change());
+        }
     }
     // A look that went through: failures before it are over (a conflict, looked at again at
     // once, is not one that went through).
@@ -123,6 +129,7 @@ fn record_metrics(
     after: &MaintenanceUpgradeStatus,
 ) {
     m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
+    m.exporting(id, after.analysis.iter().map(|a| a.name.clone()));
     if before.phase != after.phase {
         m.phase
             .get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) })

@@ -1,8 +1,8 @@
 //! Act step's companion, needs a client: the finalizer that makes deleting an upgrade an abort.
-//! Added before the upgrade's first look (so before it claims anything), removed once a deleted
-//! upgrade has ended and released its targets (`decide` reverts it first, as a rollback with
-//! reason UpgradeDeleted). Both are JSON patches with `test` ops, so that another writer's
-//! finalizers are never dropped.
+//! Added before the upgrade's first look (so before it claims anything), removed by the look
+//! that finds it ended and its targets released, deleted or not (a deleted one is reverted first:
+//! `decide` rolls it back with reason UpgradeDeleted). Both are JSON patches that test the list
+//! they change, so that another writer's finalizers are never dropped and ours never doubled.
 
 use crate::constants::{FIELD_MANAGER, FINALIZER};
 use crate::crd::MaintenanceUpgrade;
@@ -17,29 +17,47 @@ pub fn present(mu: &MaintenanceUpgrade) -> bool {
 
 /// Whether a live upgrade needs it: every one but an ended upgrade that has let go of its targets.
 pub fn wanted(mu: &MaintenanceUpgrade) -> bool {
-    mu.metadata.deletion_timestamp.is_none()
-        && !present(mu)
-        && !mu.status.as_ref().is_some_and(|s| s.phase.is_terminal() && s.released_at.is_some())
+    mu.metadata.deletion_timestamp.is_none() && !present(mu) && !mu.status.as_ref().is_some_and(done)
 }
 
-/// The patch that adds it to `mu` as read.
+/// Whether the upgrade's finalizer can go: it has ended and let go of its targets.
+pub fn done(status: &crate::crd::MaintenanceUpgradeStatus) -> bool {
+    status.phase.is_terminal() && status.released_at.is_some()
+}
+
+/// The patch that adds it to `mu` as read: only if the list is still the one read, so that a
+/// stale copy never adds it twice nor drops another's.
 pub fn add_patch(mu: &MaintenanceUpgrade) -> serde_json::Value {
     let rv = mu.resource_version().unwrap_or_default();
     match &mu.metadata.finalizers {
-        // The list is created only if it is still absent (the resourceVersion read).
         None => json!([
             {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
             {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
         ]),
-        Some(_) => json!([{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]),
+        Some(list) => json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": list},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ]),
     }
 }
 
-/// The patch that removes it from `mu` as read, if it is there.
+/// The patch that removes it (every copy) from `mu` as read, if it is there, only if the list is
+/// still the one read.
 pub fn remove_patch(mu: &MaintenanceUpgrade) -> Option<serde_json::Value> {
-    let i = mu.finalizers().iter().position(|f| f == FINALIZER)?;
-    let path = format!("/metadata/finalizers/{i}");
-    Some(json!([{"op": "test", "path": path, "value": FINALIZER}, {"op": "remove", "path": path}]))
+    let list = mu.finalizers();
+    if !list.iter().any(|f| f == FINALIZER) {
+        return None;
+    }
+    let rest: Vec<&String> = list.iter().filter(|f| *f != FINALIZER).collect();
+    Some(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": list},
+        {"op": "replace", "path": "/metadata/finalizers", "value": rest},
+    ]))
+}
+
+/// Whether a finalizer patch failed only because the upgrade changed since it was read.
+pub fn stale(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409) || crate::target::is_failed_test(e)
 }
 
 pub async fn patch(client: &Client, mu: &MaintenanceUpgrade, patch: serde_json::Value) -> kube::Result<()> {

@@ -18,12 +18,18 @@ fn the_finalizer_is_added_beside_others_and_removed_alone() {
     assert!(wanted(&none));
     assert_eq!(add_patch(&none)[0]["value"], "7", "created only if still absent");
     let other = upgrade(Some(vec!["example.com/keep"]));
-    assert_eq!(add_patch(&other)[0]["path"], "/metadata/finalizers/-", "appended, the other kept");
-    let both = upgrade(Some(vec!["example.com/keep", FINALIZER]));
-    assert!(present(&both) && !wanted(&both));
-    let remove = remove_patch(&both).unwrap();
-    assert_eq!(remove[0], json!({"op": "test", "path": "/metadata/finalizers/1", "value": FINALIZER}));
-    assert_eq!(remove[1]["op"], "remove");
+    let add = add_patch(&other);
+    assert_eq!(add[0], json!({"op": "test", "path": "/metadata/finalizers", "value": ["example.com/keep"]}));
+    assert_eq!(add[1]["path"], "/metadata/finalizers/-", "appended, the other kept");
+    // Added twice by a stale copy (before this fix): every copy goes, the other stays.
+    let doubled = upgrade(Some(vec![FINALIZER, "example.com/keep", FINALIZER]));
+    assert!(present(&doubled) && !wanted(&doubled));
+    let remove = remove_patch(&doubled).unwrap();
+    assert_eq!(remove[0]["op"], "test");
+    assert_eq!(
+        remove[1],
+        json!({"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]})
+    );
     assert!(remove_patch(&other).is_none());
 }
 

@@ -26,6 +26,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use leader::{Fence, LeaseConfig};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -169,19 +170,81 @@ pub async fn run(
     }
 }
 
-/// What a leader runs: the recording of the built-in signal beside the Controller.
+/// What a leader runs: the recording of the built-in signal and the sweep of what is kept about
+/// upgrades that are gone, beside the Controller.
 async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
+    let _leading = Leading::new(&ctx.metrics);
     // The store keeps what the decisions read (no managedFields); the recorder reads which
     // scopes the upgrades in progress name from it.
     let (reader, writer) = reflector::store();
-    let Some(recorder) = ctx.recorder.clone() else {
-        return controller_loop(api, ctx, crd_missing, reader, writer).await;
-    };
     // What earlier leaders recorded is there before the first upgrade is looked at.
-    let loaded = recorder.load(ctx.client.clone(), &ctx.history).await;
+    let loaded = match &ctx.recorder {
+        Some(recorder) => recorder.load(ctx.client.clone(), &ctx.history).await,
+        None => false,
+    };
+    let recording = async {
+        match ctx.recorder.clone() {
+            Some(r) => {
+                r.record(
+                    ctx.client.clone(),
+                    ctx.pods.clone(),
+                    ctx.history.clone(),
+                    reader.clone(),
+                    loaded,
+                    ctx.metrics.clone(),
+                )
+                .await
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = controller_loop(api, ctx.clone(), crd_missing, reader.clone(), writer) => {}
-        _ = recorder.record(ctx.client.clone(), ctx.pods.clone(), ctx.history.clone(), reader, loaded, ctx.metrics.clone()) => {}
+        _ = recording => {}
+        _ = sweep(reader.clone(), ctx.clone()) => {}
+    }
+}
+
+/// While a replica leads: its `leading` gauge is 1, and when it stops, the per-upgrade series
+/// go (the next leader exports them).
+struct Leading(Metrics);
+
+impl Leading {
+    fn new(metrics: &Metrics) -> Self {
+        metrics.leading.set(1);
+        Leading(metrics.clone())
+    }
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        self.0.not_leading();
+    }
+}
+
+/// How often what is kept about upgrades that are gone is dropped.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Forget, every few minutes, what this replica keeps about upgrades that are no longer there
+/// (status memory, retries, delivery results, metric series): one deleted past its finalizer (a
+/// finalizer removed by hand) is never looked at again, so nothing else would.
+async fn sweep(reader: reflector::Store<MaintenanceUpgrade>, ctx: Arc<Context>) {
+    if reader.wait_until_ready().await.is_err() {
+        return std::future::pending().await;
+    }
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        let live = reader.state();
+        let uids: HashSet<String> = live.iter().filter_map(|mu| mu.uid()).collect();
+        let ids: HashSet<String> = live
+            .iter()
+            .map(|mu| format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any()))
+            .collect();
+        ctx.statuses.forget_all_but(&uids);
+        ctx.retries.forget_all_but(&uids);
+        ctx.notifier.forget_all_but(&uids);
+        ctx.metrics.forget_all_but(&ids);
     }
 }
 
@@ -259,7 +322,7 @@ pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result
         match finalizer::patch(&ctx.client, &mu, finalizer::add_patch(&mu)).await {
             Ok(()) => {}
             // Changed since it was read: look again.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => {}
+            Err(e) if finalizer::stale(&e) => {}
             Err(e) => return Err(Error::PatchTarget(id, e)),
         }
         return Ok(Action::requeue(std::time::Duration::from_millis(100)));

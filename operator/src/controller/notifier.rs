@@ -92,10 +92,15 @@ impl Notifier {
         }
     }
 
-    /// The upgrade with this UID is gone: its results are dropped (a delivery still in flight
-    /// leaves one, dropped with the next upgrade that goes).
+    /// The upgrade with this UID is gone: its results are dropped. A delivery still in flight
+    /// leaves one behind, dropped by the sweep of upgrades that are gone (`forget_all_but`).
     pub fn forget(&self, uid: &str) {
         lock(&self.state).results.remove(uid);
+    }
+
+    /// Forget the results of every upgrade but these (UIDs): the others are gone.
+    pub fn forget_all_but(&self, live: &HashSet<String>) {
+        lock(&self.state).results.retain(|uid, _| live.contains(uid));
     }
 
     /// Upgrades with a delivery result to record.

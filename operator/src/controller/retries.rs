@@ -42,6 +42,11 @@ impl Retries {
     pub fn succeeded(&self, id: &str) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
+
+    /// Forget every upgrade but these (UIDs): the others are gone.
+    pub fn forget_all_but(&self, live: &std::collections::HashSet<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).retain(|uid, _| live.contains(uid));
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,11 @@ impl StatusMemory {
         self.lock().remove(&uid(mu));
     }
 
+    /// Forget every upgrade but these (UIDs): the others are gone.
+    pub fn forget_all_but(&self, live: &std::collections::HashSet<String>) {
+        self.lock().retain(|uid, _| live.contains(uid));
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -109,9 +109,14 @@ impl Decider<'_> {
                 .collect();
             // An upgrade deleted before it ended (its finalizer removed by hand) may have left its
             // own new image running, never proven: not a known-good. A human settles it.
-            if let (Some(o), Some(record)) = (stale, &on_target)
-                && let Some(((c, left), (_, good))) = live.iter().zip(record).find(|(l, r)| l.1 != r.1)
-            {
+            // Container by container, whichever containers the record names.
+            let unproven = t.recorded_known_good().and_then(|record| {
+                record.into_iter().find_map(|(c, good)| {
+                    let left = t.image(c)?;
+                    (left != good).then(|| (c.to_string(), left.to_string(), good.to_string()))
+                })
+            });
+            if let (Some(o), Some((c, left, good))) = (stale, unproven) {
                 if !claims.is_empty() {
                     break;
                 }

@@ -261,3 +261,24 @@ fn a_component_whose_own_container_does_not_change_is_held() {
     );
     assert!(w.effects.is_empty());
 }
+
+/// The record left names other containers than this upgrade changes (the deleted one also
+/// changed a sidecar): each container it names is still compared.
+#[test]
+fn an_image_left_in_a_container_this_upgrade_does_not_change_is_still_caught() {
+    let mut w = World::new(spec());
+    let t = w.target_mut("connector-canary");
+    t.containers.push(("sidecar".into(), "proxy:1.5".into()));
+    t.owner = Some("ops/deleted".into());
+    t.owner_uid = Some("uid-0".into());
+    t.known_good = Some("connector=connector:1.0;sidecar=proxy:1.0".into());
+    w.obs.spec.stages[0].components[0].container = Some("connector".into());
+    for _ in 0..3 {
+        w.step();
+        w.obs.now += Duration::seconds(30);
+    }
+    assert!(w.obs.status.claimed_at.is_none());
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::UNPROVEN_IMAGE);
+    assert!(b.message.contains("container sidecar runs proxy:1.5"), "{}", b.message);
+}

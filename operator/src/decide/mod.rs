@@ -216,12 +216,15 @@ pub fn decide(o: &Observed) -> Decision {
     d.st.released_at = None;
     match Plan::for_upgrade(&o.spec, &o.status) {
         Ok((plan, invalid)) => d.run(plan, invalid),
-        // Nothing can be reverted without a plan: it ends, and its targets are released as they are.
+        // Nothing can be reverted without a plan. It goes, but leaves its marks and known-good
+        // records on its targets: the next upgrade of them is held until a human settles what
+        // they run (`claim`), rather than taking an unproven image for known-good.
         Err(e) if o.deleting => {
             let msg = format!(
-                "deleted while its spec cannot be used ({e}): nothing was reverted; its targets are released as they are, so check their images by hand"
+                "deleted while its spec cannot be used ({e}): nothing was reverted, and its owner marks and known-good records stay on its targets, so that the next upgrade of them waits for a human to check their images"
             );
             d.st.completed_at = Some(o.now);
+            d.st.released_at = Some(o.now);
             d.set_phase(Phase::Failed, msg.clone());
             d.note(true, reason::UPGRADE_DELETED, "Finish", msg);
         }

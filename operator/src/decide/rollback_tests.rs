@@ -245,3 +245,26 @@ fn an_upgrade_deleted_before_any_change_only_releases_its_targets() {
     assert!(w.image_sets().is_empty());
     assert!(w.obs.targets.values().all(|t| t.as_ref().unwrap().owner.is_none()), "claims are released");
 }
+
+/// Deleted with a spec nothing can be planned from (edited after the deletion, say), nothing can
+/// be reverted: it goes, but leaves its marks and known-good records, so that the next upgrade
+/// of those targets is held rather than taking the image it left for known-good.
+#[test]
+fn an_upgrade_deleted_with_an_unusable_spec_goes_but_leaves_its_records_for_the_next_one() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    w.obs.spec.stages[0].soak = Duration_("forever");
+    w.obs.deleting = true;
+    w.step();
+    assert!(terminal(&w), "{}", w.obs.status.message);
+    assert_eq!(w.phase(), Phase::Failed);
+    assert!(
+        w.obs.status.message.contains("owner marks and known-good records stay"),
+        "{}",
+        w.obs.status.message
+    );
+    assert!(!w.effects.iter().any(|e| matches!(e, Effect::Release { .. })), "{:?}", w.effects);
+    let canary = w.obs.targets[&key("connector-canary")].as_ref().unwrap();
+    assert_eq!(canary.owner.as_deref(), Some(ID), "the mark stays");
+    assert!(canary.known_good.is_some(), "the record stays");
+}

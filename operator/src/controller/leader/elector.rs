@@ -41,8 +41,8 @@ impl Elector {
             match self.timed(self.api.get_opt(&self.cfg.name)).await {
                 Ok(l) => self.lease = l,
                 Err(e) => {
-                    self.failed(format!("cannot read Lease {}: {e}", self.name()));
-                    return self.period();
+                    self.failed(format!("cannot read Lease {}: {}", self.name(), e.said));
+                    return RETRY.min(self.period());
                 }
             }
         }
@@ -81,16 +81,27 @@ impl Elector {
                         self.failing = None;
                     }
                     Err(e) => {
-                        // Read it again next time: someone else may have written it.
-                        self.lease = None;
-                        if self.fence.allows() {
-                            self.failed(format!(
-                                "cannot renew Lease {}: {e}; this replica stops writing when its term ends unless a renewal goes through first",
+                        // Someone else wrote it (read it again), or it is gone: either way it
+                        // may no longer be ours, and a deleted one is not (`term::next`).
+                        if e.conflict || e.gone {
+                            self.lease = None;
+                        }
+                        if e.gone && self.fence.allows() {
+                            warn!(
+                                "Lease {} was deleted: no more writes from this replica until it holds one again",
                                 self.name()
+                            );
+                            self.fence.close();
+                        } else if self.fence.allows() {
+                            self.failed(format!(
+                                "cannot renew Lease {}: {}; this replica stops writing when its term ends unless a renewal goes through first",
+                                self.name(),
+                                e.said
                             ));
                         } else {
-                            debug!("cannot take Lease {}: {e}", self.name());
+                            debug!("cannot take Lease {}: {}", self.name(), e.said);
                         }
+                        return RETRY.min(self.period());
                     }
                 }
                 self.period()
@@ -107,7 +118,9 @@ impl Elector {
         let spec = released.spec.get_or_insert_with(Default::default);
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
-        self.timed(self.api.replace(&self.cfg.name, &PostParams::default(), &released)).await.is_ok()
+        let released = self.timed(self.api.replace(&self.cfg.name, &PostParams::default(), &released)).await;
+        self.lease = None;
+        released.is_ok()
     }
 
     /// The Lease held by this replica: `current` renewed, or taken over, or a new one.
@@ -153,13 +166,33 @@ impl Elector {
     }
 
     /// A request with a deadline of one period.
-    async fn timed<T>(&self, req: impl Future<Output = kube::Result<T>>) -> Result<T, String> {
+    async fn timed<T>(&self, req: impl Future<Output = kube::Result<T>>) -> Result<T, Failure> {
         match tokio::time::timeout(self.period(), req).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(crate::error::said(&e)),
-            Err(_) => Err(format!("no answer within {:?}", self.period())),
+            Ok(Err(e)) => {
+                let code = |c: u16| matches!(&e, kube::Error::Api(s) if s.code == c);
+                Err(Failure { said: crate::error::said(&e), conflict: code(409), gone: code(404) })
+            }
+            Err(_) => Err(Failure {
+                said: format!("no answer within {:?}", self.period()),
+                conflict: false,
+                gone: false,
+            }),
         }
     }
+}
+
+/// How soon a failed request is tried again: well within the period, so that one slow answer
+/// does not cost a term.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// Why a Lease request failed.
+struct Failure {
+    said: String,
+    /// Someone else wrote the Lease since it was read.
+    conflict: bool,
+    /// There is no Lease.
+    gone: bool,
 }
 
 /// What `term` needs of a Lease.

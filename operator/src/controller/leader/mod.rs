@@ -45,14 +45,24 @@ where
     F: Future<Output = ()>,
 {
     let cfg = LeaseConfig { duration: cfg.duration.max(Duration::from_secs(2)), ..cfg.clone() };
-    let mut elector = elector::Elector::new(client, cfg.clone(), fence.clone());
     let lease = format!("{}/{}", cfg.namespace, cfg.name);
-    let elect = async {
+    // A task of its own, so that busy reconciles never delay a renewal. Told to stop, it
+    // releases the Lease (if it holds it) and says whether it did.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut elector = elector::Elector::new(client, cfg.clone(), fence.clone());
+    let elect = tokio::spawn(async move {
         loop {
-            let wait = elector.step().await;
-            tokio::time::sleep(wait).await;
+            let wait = tokio::select! {
+                _ = &mut stopped => break,
+                wait = elector.step() => wait,
+            };
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
-    };
+        elector.release().await
+    });
     let mut shutdown = std::pin::pin!(shutdown);
     let leading = async {
         loop {
@@ -72,13 +82,14 @@ where
         }
     };
     let signal = tokio::select! {
-        _ = elect => unreachable!("the elector runs until shutdown"),
         _ = leading => unreachable!("leading runs until shutdown"),
         signal = &mut shutdown => signal,
     };
-    match tokio::time::timeout(RELEASE_LIMIT, elector.release()).await {
-        Ok(true) => info!("{signal}: released the Lease"),
-        Ok(false) => {}
+    fence.close();
+    let _ = stop.send(());
+    match tokio::time::timeout(RELEASE_LIMIT, elect).await {
+        Ok(Ok(true)) => info!("{signal}: released the Lease"),
+        Ok(_) => {}
         Err(_) => {
             warn!("{signal}: the Lease was not released within {RELEASE_LIMIT:?}; it expires on its own")
         }

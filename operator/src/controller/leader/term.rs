@@ -74,17 +74,23 @@ impl Sighting {
 }
 
 /// What `me` does next, having read `lease`, unchanged since `unchanged_since`, at `now`.
+///
+/// Even a Lease that is free is taken only after a wait, since its last holder may still have
+/// writes in flight: one released on the way out, after the margin a term keeps for them; one
+/// that is gone (deleted by hand, to force an election), after half the duration, by when its
+/// holder's next renewal has failed and closed its fence.
 pub fn next(me: &str, lease: Option<&Held>, unchanged_since: Instant, now: Instant, ours: Duration) -> Next {
-    let Some(l) = lease else { return Next::Create };
+    let wait = |d: Duration, then: Next| {
+        let free_at = unchanged_since + d;
+        if now >= free_at { then } else { Next::Wait(free_at - now) }
+    };
+    let Some(l) = lease else { return wait(ours / 2, Next::Create) };
     match l.holder.as_deref() {
         Some(h) if h == me => Next::Renew,
-        None | Some("") => Next::Take,
-        Some(_) => {
-            // The longer of the two durations: a holder that wrote a short one does not shorten
-            // the wait below what this replica's own leaders would need.
-            let free_at = unchanged_since + l.duration.max(ours);
-            if now >= free_at { Next::Take } else { Next::Wait(free_at - now) }
-        }
+        None | Some("") => wait(margin(ours), Next::Take),
+        // At least this replica's own duration, so that a holder that wrote a short one does not
+        // shorten the wait; at most four times it, so that one written huge cannot hold it for ever.
+        Some(_) => wait(l.duration.clamp(ours, ours * 4), Next::Take),
     }
 }
 

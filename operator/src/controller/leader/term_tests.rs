@@ -9,12 +9,17 @@ fn held(holder: Option<&str>, version: &str) -> Held {
 }
 
 #[test]
-fn no_lease_is_created_a_free_or_released_one_taken_and_its_own_renewed() {
+fn its_own_lease_is_renewed_and_a_free_one_taken_once_its_last_holder_can_write_no_more() {
     let t = Instant::now();
-    assert_eq!(next("a", None, t, t, D), Next::Create);
-    assert_eq!(next("a", Some(&held(None, "1")), t, t, D), Next::Take);
-    assert_eq!(next("a", Some(&held(Some(""), "1")), t, t, D), Next::Take);
     assert_eq!(next("a", Some(&held(Some("a"), "1")), t, t, D), Next::Renew);
+    // Released on the way out: after the margin its writes in flight had.
+    assert_eq!(next("a", Some(&held(None, "1")), t, t, D), Next::Wait(margin(D)));
+    assert_eq!(next("a", Some(&held(Some(""), "1")), t, t + margin(D), D), Next::Take);
+    // Gone (deleted to force an election): after half the duration, by when its holder's next
+    // renewal has failed (one period, and one more for the request's deadline).
+    assert_eq!(next("a", None, t, t, D), Next::Wait(D / 2));
+    assert_eq!(next("a", None, t, t + D / 2, D), Next::Create);
+    assert!(period(D) * 2 < D / 2);
 }
 
 #[test]
@@ -38,10 +43,12 @@ fn another_holders_lease_is_taken_only_after_it_was_seen_unchanged_for_its_durat
 }
 
 #[test]
-fn a_short_duration_written_by_the_holder_does_not_shorten_the_wait() {
+fn a_duration_written_by_the_holder_neither_shortens_the_wait_nor_makes_it_endless() {
     let t0 = Instant::now();
     let l = Held { duration: Duration::from_secs(1), ..held(Some("b"), "7") };
     assert_eq!(next("a", Some(&l), t0, t0 + Duration::from_secs(2), D), Next::Wait(Duration::from_secs(13)));
+    let l = Held { duration: Duration::from_secs(u32::MAX as u64), ..held(Some("b"), "7") };
+    assert_eq!(next("a", Some(&l), t0, t0 + D * 4, D), Next::Take);
 }
 
 #[test]
