@@ -209,8 +209,8 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
         }
         Effect::DeletePods { target, pods } => delete_pods(ctx, target, pods).await,
         Effect::Release { targets } => {
-            for t in targets {
-                match patch_target(ctx, t, &Patch::Merge(target::release_patch())).await {
+            for (t, resource_version) in targets {
+                match patch_target(ctx, t, &Patch::Merge(target::release_patch(resource_version))).await {
                     Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
                     other => other?,
                 }

@@ -158,7 +158,10 @@ pub async fn observe(
     // A Prometheus query's `$canary_nodes` and `$canary_revision`, as the decide step last
     // wrote them.
     let canary = status.canary.as_ref();
-    for (signal, from) in decide::analysis_due(&mu.spec, &status, now) {
+    // A deleted upgrade is reverted whatever its signals say: its abort waits on no read.
+    let deleting = mu.metadata.deletion_timestamp.is_some();
+    let analysis_due = if deleting { vec![] } else { decide::analysis_due(&mu.spec, &status, now) };
+    for (signal, from) in analysis_due {
         let signal = signal.as_read(&ns, trusted);
         // A canary's copy of a built-in signal is read with its concurrent control.
         if let Some(control) = signal.control() {
@@ -167,7 +170,7 @@ pub async fn observe(
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, now).await);
     }
     let mut history = BTreeMap::new();
-    let due = decide::history_due(&mu.spec, &status);
+    let due = if deleting { vec![] } else { decide::history_due(&mu.spec, &status) };
     // A Prometheus history is up to 30,000 points per query and signal: read for two upgrades
     // at once at most, so that many upgrades cannot hold many weeks in memory together. An
     // upgrade that finds no turn free reads it at a later look, never waiting here: a look

@@ -44,13 +44,14 @@ impl Decider<'_> {
             return;
         }
         self.st.released_at = Some(self.now());
-        let mine: Vec<TargetKey> = self
+        let mine: Vec<(TargetKey, String)> = self
             .o
             .targets
             .iter()
             // This very upgrade's (its UID too): one of the same name made again keeps its claims.
-            .filter(|(_, t)| t.as_ref().is_some_and(|t| self.owns(t)))
-            .map(|(k, _)| k.clone())
+            .filter_map(|(k, t)| {
+                t.as_ref().filter(|t| self.owns(t)).map(|t| (k.clone(), t.resource_version.clone()))
+            })
             .collect();
         if !mine.is_empty() {
             self.effect = Some(Effect::Release { targets: mine });

@@ -43,7 +43,7 @@ fn lose_the_release(w: &mut World, released: usize) {
         let (status, written, targets) = (w.obs.status.clone(), w.written.clone(), w.obs.targets.clone());
         let d = w.step();
         if let Some(Effect::Release { targets: keys }) = &d.effect {
-            for k in keys.iter().skip(released) {
+            for (k, _) in keys.iter().skip(released) {
                 w.obs.targets.insert(k.clone(), targets[k].clone());
             }
             w.obs.status = status;

@@ -106,7 +106,7 @@ fn checked_look(w: &mut World, seen: &mut Seen, lose: bool) -> Result<(), TestCa
             prop_assert!(owned(target), "{target} changed, which it does not own");
         }
         Some(Effect::Release { targets }) => {
-            for k in targets {
+            for (k, _) in targets {
                 prop_assert!(owned(k), "{k} released, which it does not own");
             }
         }

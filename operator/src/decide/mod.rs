@@ -133,8 +133,9 @@ pub enum Effect {
     /// Delete these pods (name, UID) of a target, so that its controller makes them again from
     /// its current template: how a canary inside a DaemonSet is widened and reverted.
     DeletePods { target: TargetKey, pods: Vec<(String, String)> },
-    /// Remove this upgrade's annotations from the targets it still owns.
-    Release { targets: Vec<TargetKey> },
+    /// Remove this upgrade's annotations from the targets it still owns, each only if it is
+    /// still at the resourceVersion it was observed at (target, resourceVersion).
+    Release { targets: Vec<(TargetKey, String)> },
 }
 
 impl Effect {

@@ -501,7 +501,7 @@ impl World {
                 }
             }
             Effect::Release { targets } => {
-                for k in targets {
+                for (k, _) in targets {
                     if let Some(Some(t)) = self.obs.targets.get_mut(k) {
                         t.owner = None;
                         t.owner_uid = None;

@@ -394,9 +394,12 @@ pub fn claim_patch(
     patch
 }
 
-/// Merge patch that removes the ownership label and annotations.
-pub fn release_patch() -> serde_json::Value {
+/// Merge patch that removes the ownership label and annotations, only if the target is still at
+/// `resource_version` (a write decided on an older read, one landing late after another replica
+/// took over, say, is refused with a conflict).
+pub fn release_patch(resource_version: &str) -> serde_json::Value {
     json!({"metadata": {
+        "resourceVersion": resource_version,
         "labels": {CLAIMED_LABEL: null},
         "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null,
             ORIGINAL_STRATEGY_ANNOTATION: null}
