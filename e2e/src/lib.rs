@@ -363,6 +363,13 @@ impl Operator {
         child.try_wait().ok().flatten().is_none().then(|| child.id())
     }
 
+    /// What it answers on `path` (`/healthz`, `/readyz`): the HTTP status and the body.
+    pub async fn probe(&self, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let resp = reqwest::get(&url).await.expect("the operator serves its probes");
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    }
+
     /// Its Prometheus metrics, as text.
     pub async fn metrics(&self) -> String {
         let url = format!("http://127.0.0.1:{}/metrics", self.port);

@@ -1843,6 +1843,8 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
     assert_eq!(s.image("connector").await, BAD, "the target as it was");
     let metrics = s.operator.metrics().await;
     assert!(metrics.contains("maintenance_operator_leading 0"), "{metrics}");
+    assert_eq!(s.operator.probe("/readyz").await, (200, "ok: following".to_string()), "a follower is ready");
+    assert_eq!(s.operator.probe("/healthz").await.0, 200, "and alive");
     assert!(
         !metrics.contains("maintenance_operator_upgrade_phase{"),
         "a follower exports no upgrade: {metrics}"
@@ -1859,6 +1861,7 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
     })
     .await;
     assert!(s.operator.metrics().await.contains("maintenance_operator_leading 1"));
+    assert_eq!(s.operator.probe("/readyz").await, (200, "ok: leading".to_string()));
 }
 
 /// Deleting an upgrade mid-soak is an abort: what it changed goes back to the known-good image,

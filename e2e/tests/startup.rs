@@ -25,6 +25,10 @@ async fn s00_started_before_its_crd_it_waits_quietly_and_sigterm_stops_it() {
     assert!(said[0].contains("kubectl apply --server-side -f crds/maintenanceupgrades.yaml"), "{}", said[0]);
     assert!(!log.contains("404 page not found"), "no raw 404s:\n{log}");
     assert!(log.lines().count() <= 2, "quiet while it waits (a start line and that one):\n{log}");
+    let (code, why) = op.probe("/readyz").await;
+    assert_eq!(code, 503, "not ready without its CRD: {why}");
+    assert!(why.contains("the MaintenanceUpgrade CRD to be installed"), "{why}");
+    assert_eq!(op.probe("/healthz").await.0, 200, "alive all the same: a restart would not help");
     let stopped = op.terminate(STOP_LIMIT).expect("SIGTERM stops an operator waiting for its CRD");
     eprintln!("s00: waiting for its CRD, the operator exited {stopped:?} after SIGTERM");
 
@@ -36,7 +40,16 @@ async fn s00_started_before_its_crd_it_waits_quietly_and_sigterm_stops_it() {
         log.contains(&format!("{CRD} is installed; starting"))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = op.probe("/readyz").await;
+        if code == 200 {
+            assert!(body.starts_with("ok: "), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready once its CRD is there: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let stopped = op.terminate(STOP_LIMIT).expect("SIGTERM stops a running operator");
     eprintln!("s00: running, the operator exited {stopped:?} after SIGTERM");
     assert!(op.log().contains("SIGTERM: stopping"), "{}", op.log());

@@ -6,7 +6,7 @@
 //! target change, Events; a folder with one file per step of an upgrade) → `controller` acts.
 //! Imports run one way: `controller` → `history`, `signals`, `target`, `decide` → `detector` and
 //! the helpers at the top (`window`, `replay`, `timeline`, `timefmt`, `constants`, `error`,
-//! `metrics`, `outbound`), which import nothing above them.
+//! `metrics`, `health`, `outbound`), which import nothing above them.
 
 // The public surface: what the binary, the plugin, the e2e tests and the benchmark use. The
 // rest is the crate's own.
@@ -18,6 +18,7 @@ pub mod target;
 pub mod timeline;
 pub use controller::leader::{Fence, LeaseConfig};
 pub use controller::{Options, run};
+pub use health::Health;
 pub use history::Recording;
 pub use metrics::{Metrics, serve as serve_metrics};
 pub use outbound::{Outbound, Settings as OutboundSettings};
@@ -25,6 +26,7 @@ pub use outbound::{Outbound, Settings as OutboundSettings};
 pub(crate) mod controller;
 pub(crate) mod decide;
 pub(crate) mod error;
+pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod metrics;
 pub(crate) mod outbound;

@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 use maintenance_operator::{
-    Fence, LeaseConfig, Metrics, Options, Outbound, OutboundSettings, Recording, crd::MaintenanceUpgrade,
-    replay,
+    Fence, Health, LeaseConfig, Metrics, Options, Outbound, OutboundSettings, Recording,
+    crd::MaintenanceUpgrade, replay,
 };
 
 #[derive(Parser)]
@@ -214,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
             // Outside its term a leader writes nothing: every write goes through the fence. The
             // Lease itself is renewed with a client of its own, which the fence does not hold.
             let fence = if leader_elect { Fence::closed() } else { Fence::open() };
+            let health = Health::default();
             let lease_client = kube::Client::try_from(config.clone())?;
             let client = fence.client(config)?;
             let identity = instance.unwrap_or_else(|| {
@@ -250,10 +251,11 @@ async fn main() -> anyhow::Result<()> {
                 history,
                 outbound,
                 fence,
+                health: health.clone(),
             };
             tracing::info!("maintenance-operator {} starting", env!("CARGO_PKG_VERSION"));
             let m = Metrics::default();
-            let server = tokio::spawn(maintenance_operator::serve_metrics(listen, m.clone()));
+            let server = tokio::spawn(maintenance_operator::serve_metrics(listen, m.clone(), health));
             // Stopping at once is safe: every step is recognised as done or not when observed
             // again (the e2e tests SIGKILL the operator mid-rollout), so a signal ends the process
             // without waiting for a reconcile in flight; a leader releases its Lease first.

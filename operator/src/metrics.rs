@@ -1,5 +1,7 @@
 //! Act step's side channel: Prometheus metrics and health endpoints on one small HTTP server.
 
+use crate::health::Health;
+use axum::http::StatusCode;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
@@ -184,12 +186,18 @@ async fn metrics(State(m): State<Metrics>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.render())
 }
 
-/// Serve /metrics, /healthz and /readyz until the process ends.
-pub async fn serve(addr: std::net::SocketAddr, m: Metrics) -> std::io::Result<()> {
+/// Serve /metrics, /healthz and /readyz until the process ends. A check that fails answers 503
+/// with why.
+pub async fn serve(addr: std::net::SocketAddr, m: Metrics, health: Health) -> std::io::Result<()> {
+    let answer = |verdict: Result<String, String>| match verdict {
+        Ok(ok) => (StatusCode::OK, ok),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    };
+    let (live, ready) = (health.clone(), health);
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
+        .route("/healthz", get(move || async move { answer(live.healthy()) }))
+        .route("/readyz", get(move || async move { answer(ready.ready()) }))
         .with_state(m);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await

@@ -13,6 +13,7 @@ use crate::controller::target_cache::TargetCache;
 use crate::crd::MaintenanceUpgrade;
 use crate::decide::{self};
 use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::history::Recording;
 use crate::history::recorder::{Recorder, SharedHistory};
 use crate::metrics::{Metrics, ResultLabel};
@@ -81,6 +82,7 @@ pub struct Context {
     /// What the operator records of the built-in signal between upgrades, and where.
     pub recorder: Option<Recorder>,
     pub history: SharedHistory,
+    pub health: Health,
 }
 
 /// How this operator was asked to run.
@@ -101,15 +103,27 @@ pub struct Options {
     pub outbound: Outbound,
     /// Whether this replica may write now: the one its client was built with (`Fence::client`).
     pub fence: Fence,
+    /// What `/healthz` and `/readyz` answer, told by the parts as they run.
+    pub health: Health,
 }
 
 impl Context {
     pub fn new(client: Client, opts: Options, metrics: Metrics) -> Self {
-        let Options { instance, scope, trusted_namespaces, default_webhook_secret, history, outbound, fence } =
-            opts;
+        let Options {
+            instance,
+            scope,
+            trusted_namespaces,
+            default_webhook_secret,
+            history,
+            outbound,
+            fence,
+            health,
+        } = opts;
         let recorder =
             history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r, trusted_namespaces.clone()));
         let pods = pod_cache::start(&client, scope.as_deref());
+        let index = pods.clone();
+        health.watches(move || index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).ready());
         let namespaces = Namespaces::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref());
         let notifier =
@@ -131,6 +145,7 @@ impl Context {
             recorder,
             history_reads: tokio::sync::Semaphore::new(HISTORY_READS),
             history: SharedHistory::default(),
+            health,
         }
     }
 }
@@ -154,7 +169,8 @@ pub async fn run(
         _ = crd_presence::wait_until_installed(&api) => {}
         signal = &mut shutdown => return Ok(signal),
     }
-    let fence = opts.fence.clone();
+    opts.health.crd_installed(true);
+    let (fence, health) = (opts.fence.clone(), opts.health.clone());
     let ctx = Arc::new(Context::new(client, opts, metrics));
     // Said once when the CRD goes away under a running operator, and once when it is back.
     let crd_missing = Arc::new(AtomicBool::new(false));
@@ -165,7 +181,7 @@ pub async fn run(
             signal = &mut shutdown => signal,
         }),
         Some((cfg, lease_client)) => {
-            Ok(leader::lead_while_holding(lease_client, &cfg, fence, controller, shutdown).await)
+            Ok(leader::lead_while_holding(lease_client, &cfg, fence, &health, controller, shutdown).await)
         }
     }
 }
@@ -173,7 +189,7 @@ pub async fn run(
 /// What a leader runs: the recording of the built-in signal and the sweep of what is kept about
 /// upgrades that are gone, beside the Controller.
 async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_missing: Arc<AtomicBool>) {
-    let _leading = Leading::new(&ctx.metrics);
+    let _leading = Leading::new(&ctx.metrics, &ctx.health);
     // The store keeps what the decisions read (no managedFields); the recorder reads which
     // scopes the upgrades in progress name from it.
     let (reader, writer) = reflector::store();
@@ -205,20 +221,22 @@ async fn reconcile_all(api: Api<MaintenanceUpgrade>, ctx: Arc<Context>, crd_miss
     }
 }
 
-/// While a replica leads: its `leading` gauge is 1, and when it stops, the per-upgrade series
-/// go (the next leader exports them).
-struct Leading(Metrics);
+/// While a replica leads: its `leading` gauge is 1 and `/readyz` says so; when it stops, the
+/// per-upgrade series go (the next leader exports them).
+struct Leading(Metrics, Health);
 
 impl Leading {
-    fn new(metrics: &Metrics) -> Self {
+    fn new(metrics: &Metrics, health: &Health) -> Self {
         metrics.leading.set(1);
-        Leading(metrics.clone())
+        health.leading(true);
+        Leading(metrics.clone(), health.clone())
     }
 }
 
 impl Drop for Leading {
     fn drop(&mut self) {
         self.0.not_leading();
+        self.1.leading(false);
     }
 }
 
@@ -263,21 +281,24 @@ async fn controller_loop(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
+    let health = ctx.health.clone();
     Controller::for_stream(upgrades, reader)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
         .reconcile_on(futures::stream::select(ctx.targets.wake_ups(), ctx.notifier.wake_ups()))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
-            let crd_missing = crd_missing.clone();
+            let (crd_missing, health) = (crd_missing.clone(), health.clone());
             async move {
                 match res {
                     Err(e) if crd_presence::is_missing(&e) => {
+                        health.crd_installed(false);
                         if !crd_missing.swap(true, Ordering::Relaxed) {
                             error!("{}", crd_presence::missing_line());
                         }
                     }
                     Err(e) => warn!("reconcile failed: {e}"),
                     Ok(_) => {
+                        health.crd_installed(true);
                         if crd_missing.swap(false, Ordering::Relaxed) {
                             info!("{} is installed again; reconciling", MaintenanceUpgrade::crd_name());
                         }
@@ -327,6 +348,7 @@ pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result
         }
         return Ok(Action::requeue(std::time::Duration::from_millis(100)));
     }
+    let _look = ctx.health.look(format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any()));
     let base = ctx.statuses.base(&mu);
     let mut observed = observe(&mu, base.current.clone(), &ctx, Utc::now()).await?;
     let decision = decide::decide(&observed);

@@ -5,6 +5,7 @@
 //! SIGTERM the leader releases the Lease before it exits, so the next one need not wait for it to
 //! expire.
 
+use crate::health::Health;
 use kube::Client;
 use std::future::Future;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub async fn lead_while_holding<L, F>(
     client: Client,
     cfg: &LeaseConfig,
     fence: Fence,
+    health: &Health,
     lead: L,
     shutdown: impl Future<Output = &'static str>,
 ) -> &'static str
@@ -50,12 +52,16 @@ where
     // releases the Lease (if it holds it) and says whether it did.
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let mut elector = elector::Elector::new(client, cfg.clone(), fence.clone());
+    let health = health.clone();
     let elect = tokio::spawn(async move {
         loop {
             let wait = tokio::select! {
                 _ = &mut stopped => break,
                 wait = elector.step() => wait,
             };
+            // A step takes three periods at most (two requests and a pause): a whole duration
+            // without one means the task is stuck.
+            health.elector_stepped(cfg.duration);
             tokio::select! {
                 _ = &mut stopped => break,
                 _ = tokio::time::sleep(wait) => {}
