@@ -544,8 +544,11 @@ async fn s10_least_privilege_manifests_apply() {
     assert!(spec.contains("changes nothing of a MaintenanceUpgrade but its finalizer"), "{spec}");
     let label = as_operator(r#"{"metadata":{"labels":{"x":"y"}}}"#).unwrap_err().to_string();
     assert!(label.contains("changes nothing of a MaintenanceUpgrade but its finalizer"), "{label}");
-    as_operator(r#"{"metadata":{"finalizers":["maintenance.dev/revert-and-release","example.com/x"]}}"#)
-        .expect("its finalizer it may change");
+    let other = as_operator(r#"{"metadata":{"finalizers":["example.com/x"]}}"#).unwrap_err().to_string();
+    assert!(other.contains("other finalizers are the user's"), "{other}");
+    as_operator(r#"{"metadata":{"finalizers":["maintenance.dev/revert-and-release"]}}"#)
+        .expect("its own finalizer it may add");
+    as_operator(r#"{"metadata":{"finalizers":null}}"#).expect("and remove");
     assert_eq!(can_i("get", "secrets", all), "no");
     let own = &["-n", "maintenance-operator"][..];
     assert_eq!(can_i("update", "leases.coordination.k8s.io", own), "yes", "leader election renews its Lease");

@@ -59,7 +59,9 @@ async fn s09_api_server_restart_mid_soak_loses_and_repeats_nothing() {
     // The control plane's own recovery (the scheduler re-listing after the outage) takes real
     // seconds that cannot be compressed, so the pending limit keeps a realistic margin over it
     // here, as the 5 minute default does in a real cluster.
-    let yaml = two_stage(&s.ns, "up", "25s", next).replace("pendingLimit: 3s", "pendingLimit: 20s");
+    let yaml = two_stage(&s.ns, "up", "25s", next)
+        .replace("pendingLimit: 3s", "pendingLimit: 20s")
+        .replace("progressDeadline: 60s", "progressDeadline: 120s");
     s.apply(&yaml).await;
     s.wait_for("up", SECS(60), "soaking canary", |mu| {
         mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)

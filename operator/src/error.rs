@@ -18,6 +18,11 @@ pub enum Error {
     PromQuery(String, String),
     #[error("Prometheus query returned no data: {0}")]
     PromNoData(String),
+    /// A look ran past its deadline (a Prometheus answering slowly to many queries, a request
+    /// the API server never answers): dropped, and tried again. Every step is recognised as
+    /// done or not when observed again, so a look cut short repeats nothing.
+    #[error("the look took longer than {0}s and was cut short; looking again")]
+    LookTimedOut(u64),
 }
 
 impl Error {
@@ -29,6 +34,7 @@ impl Error {
             Error::Prometheus(..) => "prometheus",
             Error::PromQuery(..) => "prometheus_query",
             Error::PromNoData(..) => "prometheus_no_data",
+            Error::LookTimedOut(..) => "look_timed_out",
         }
     }
 }

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A look taking longer than this is wedged: every read it makes has a deadline well within it.
+/// A look taking longer than this is wedged: each look is cut short at `LOOK_LIMIT`.
 pub const WEDGED: Duration = Duration::from_secs(300);
+/// The longest one look may take (it is then dropped and tried again), well within `WEDGED`.
+pub const LOOK_LIMIT: Duration = Duration::from_secs(240);
 
 #[derive(Clone, Default)]
 pub struct Health(Arc<Inner>);

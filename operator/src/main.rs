@@ -65,7 +65,8 @@ enum Command {
         /// Namespace of the Lease: the operator's own (in a pod, POD_NAMESPACE).
         #[arg(long, env = "POD_NAMESPACE", default_value = "maintenance-operator")]
         lease_namespace: String,
-        /// How long the Lease stays held without a renewal: the longest a takeover waits.
+        /// How long the Lease stays held without a renewal: the longest a takeover waits (at
+        /// most 10m). Every replica should run with the same.
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         lease_duration: std::time::Duration,
         /// Record the built-in signal between upgrades (ConfigMap maintenance-operator-history
@@ -182,6 +183,13 @@ async fn main() -> anyhow::Result<()> {
             history_bucket,
             history_pending_limit,
         } => {
+            if lease_duration > maintenance_operator::MAX_LEASE_DURATION {
+                anyhow::bail!(
+                    "--lease-duration {} is longer than the {} a replica may run with",
+                    humantime::format_duration(lease_duration),
+                    humantime::format_duration(maintenance_operator::MAX_LEASE_DURATION)
+                );
+            }
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into());
             let logs = tracing_subscriber::fmt().with_env_filter(filter);

@@ -156,14 +156,15 @@ impl Metrics {
     /// Drop the series of upgrade `id` (`namespace/name`), gone: its phases, and its signals'
     /// rates and statistics (`signals`, the names its status had).
     pub fn forget(&self, id: &str, signals: &[String]) {
-        self.exported.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let exported = self.exported.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
+        let signals: std::collections::BTreeSet<&String> = signals.iter().chain(&exported).collect();
         for phase in crate::crd::Phase::ALL {
             self.phase.remove(&UpgradeLabels { upgrade: id.into(), phase: format!("{phase:?}") });
         }
         for signal in signals {
             let labels = |series: &str| SignalLabels {
                 upgrade: id.into(),
-                signal: signal.clone(),
+                signal: signal.to_string(),
                 series: series.into(),
             };
             for series in ["baseline", "observed"] {

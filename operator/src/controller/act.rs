@@ -2,7 +2,7 @@
 //! write when it is worth writing; then the metrics.
 
 use super::Context;
-use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
+use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, OWNER_UID_ANNOTATION, reason};
 use crate::controller::status_memory::Base;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, WorkloadKind};
 use crate::decide::{self, Decision, Effect, Observed};
@@ -67,6 +67,8 @@ pub async fn act(
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
     let written = base.written.as_ref();
+    // Whether the API server holds this decision's status now.
+    let mut held = written.is_some_and(|w| *w == decision.status);
     if decide::worth_writing(&mu.spec, written, &decision) {
         let rv = match write_status(&ctx.client, mu, &base.resource_version, &decision.status).await {
             Ok(rv) => rv,
@@ -79,6 +81,7 @@ pub async fn act(
         };
         ctx.metrics.status_writes.inc();
         ctx.statuses.wrote(mu, &decision.status, rv);
+        held = true;
     } else {
         ctx.statuses.decided(mu, written, &decision.status);
     }
@@ -95,7 +98,9 @@ pub async fn act(
     record_metrics(&ctx.metrics, &observed.id, &observed.status, &decision.status);
     // An upgrade that has ended and let go of its targets (its release, if any, went through
     // above, and so did the status saying so) needs its finalizer no more; a deleted one goes.
+    let saved_done = held || written.is_some_and(super::finalizer::done);
     if super::finalizer::done(&decision.status)
+        && saved_done
         && let Some(patch) = super::finalizer::remove_patch(mu)
     {
         match super::finalizer::patch(&ctx.client, mu, patch).await {
@@ -210,8 +215,19 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
         Effect::DeletePods { target, pods } => delete_pods(ctx, target, pods).await,
         Effect::Release { targets } => {
             for (t, resource_version) in targets {
-                match patch_target(ctx, t, &Patch::Merge(target::release_patch(resource_version))).await {
+                let release = |rv: &str| Patch::Merge(target::release_patch(rv));
+                match patch_target(ctx, t, &release(resource_version)).await {
                     Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
+                    // Its status moved on since it was read (a rollout, node churn): read again,
+                    // and released at that version if it is still ours.
+                    Err(Error::PatchTarget(_, e)) if is_conflict(&e) => {
+                        if let Some(rv) = version_if_ours(ctx, t, owner_uid).await? {
+                            match patch_target(ctx, t, &release(&rv)).await {
+                                Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
+                                other => other?,
+                            }
+                        }
+                    }
                     other => other?,
                 }
             }
@@ -223,6 +239,33 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
 async fn json_patch_target(ctx: &Context, t: &TargetKey, patch: serde_json::Value) -> Result<()> {
     let patch: json_patch::Patch = serde_json::from_value(patch).expect("a target patch is a JSON patch");
     patch_target(ctx, t, &Patch::Json(patch)).await
+}
+
+/// The resourceVersion of target `t` as it is now, if it still carries the owner UID `owner_uid`.
+async fn version_if_ours(ctx: &Context, t: &TargetKey, owner_uid: &str) -> Result<Option<String>> {
+    let (client, ns) = (ctx.client.clone(), t.namespace.as_str());
+    let meta = |m: Option<ObjectMeta>| m;
+    let meta = match t.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
+            .get_metadata_opt(&t.name)
+            .await
+            .map(|m| meta(m.map(|m| m.metadata))),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
+            .get_metadata_opt(&t.name)
+            .await
+            .map(|m| meta(m.map(|m| m.metadata))),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
+            .get_metadata_opt(&t.name)
+            .await
+            .map(|m| meta(m.map(|m| m.metadata))),
+    }
+    .map_err(|e| Error::Read(t.to_string(), e))?;
+    Ok(meta
+        .filter(|m| {
+            m.annotations.as_ref().and_then(|a| a.get(OWNER_UID_ANNOTATION)).map(String::as_str)
+                == Some(owner_uid)
+        })
+        .and_then(|m| m.resource_version))
 }
 
 /// Delete pods of a target, each only if it is still the pod decided on (its UID): a pod made

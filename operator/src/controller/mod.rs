@@ -327,8 +327,17 @@ fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> 
     Action::requeue(after)
 }
 
-#[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
+/// One look, cut short at `LOOK_LIMIT`, so that no look runs long enough for `/healthz` to call
+/// the process wedged.
 pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
+    match tokio::time::timeout(crate::health::LOOK_LIMIT, look(mu, ctx)).await {
+        Ok(done) => done,
+        Err(_) => Err(Error::LookTimedOut(crate::health::LOOK_LIMIT.as_secs())),
+    }
+}
+
+#[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
+async fn look(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
     if mu.meta().deletion_timestamp.is_some() && !finalizer::present(&mu) {
         forget(&ctx, &mu);
         return Ok(Action::await_change());

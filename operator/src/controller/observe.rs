@@ -28,8 +28,11 @@ pub async fn observe(
     let ns = mu.namespace().unwrap_or_default();
     let mut targets = BTreeMap::new();
     // An upgrade that has ended reads nothing once it has released its targets: the decision
-    // keeps its status as it is.
-    let ended = status.phase.is_terminal() && status.released_at.is_some();
+    // keeps its status as it is. A deleted one reads its targets all the same, so that a
+    // release written into its status by hand cannot make it go while it still marks them.
+    let ended = status.phase.is_terminal()
+        && status.released_at.is_some()
+        && mu.metadata.deletion_timestamp.is_none();
     // Running digests are recorded when a target is claimed: read for those not claimed yet.
     let unclaimed_by_us =
         status.claimed_at.is_none().then_some(mu.metadata.uid.as_deref().unwrap_or_default());

@@ -40,7 +40,13 @@ impl Decider<'_> {
     /// Release the targets this ended upgrade still marks as its own, and say when: if a
     /// release fails, `released_at` is not written and the next look releases the rest.
     pub(super) fn release(&mut self) {
-        if self.st.released_at.is_some() {
+        // A deleted upgrade checks its targets again: its finalizer goes only once none is
+        // marked as its own, whatever its status says; unless its spec cannot be used, when it
+        // leaves its marks on purpose (`decide`), for the next upgrade to be held by.
+        let remarked = self.o.deleting
+            && self.o.targets.values().flatten().any(|t| self.owns(t))
+            && super::plan::Plan::for_upgrade(&self.o.spec, &self.o.status).is_ok();
+        if self.st.released_at.is_some() && !remarked {
             return;
         }
         self.st.released_at = Some(self.now());

@@ -129,3 +129,16 @@ fn the_end_releases_only_what_this_very_upgrade_claimed_and_a_forged_release_is_
     assert_eq!(t.owner_uid.as_deref(), Some("uid-2"), "the other upgrade's claim is left alone");
     assert!(w.target_mut("connector-canary").owner.is_none(), "its own released");
 }
+
+/// With the status policy missing, a tenant can write a release into the status of an upgrade
+/// that still marks its targets; deleted, it releases them all the same before its finalizer goes.
+#[test]
+fn a_deleted_upgrade_whose_status_claims_a_release_still_releases_what_it_marks() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    w.obs.status.phase = Phase::Failed;
+    w.obs.status.released_at = Some(w.obs.now);
+    w.obs.deleting = true;
+    let d = w.step();
+    assert!(matches!(d.effect, Some(Effect::Release { .. })), "{:?}", d.effect);
+}

@@ -350,7 +350,9 @@ impl World {
             .iter()
             .find(|a| !a.nodes.is_empty())
             .map_or(0.0, |a| a.nodes.len() as f64 / 6.0);
-        for s in history_due(&self.obs.spec, &self.obs.status) {
+        // As observe does: a deleted upgrade's look reads no signal and no history.
+        let reads = !self.obs.deleting;
+        for s in history_due(&self.obs.spec, &self.obs.status).into_iter().filter(|_| reads) {
             // A week of the same traffic at the rate of the world before any change, from
             // Prometheus, or as much as the operator recorded of the built-in signal.
             let rate = (self.error_rate)(self);
@@ -377,7 +379,7 @@ impl World {
         }
         let rate = (self.error_rate)(self);
         let canary_rate = self.canary_error_rate.as_ref().map_or(rate, |f| f(self));
-        for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now) {
+        for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now).into_iter().filter(|_| reads) {
             let minutes = ((now - from).num_seconds() / 60) as u64;
             let all = (self.attempts_per_minute * minutes) as f64;
             let count = |attempts: f64, rate: f64| Counts {

@@ -28,17 +28,29 @@ async fn starts(index: &SharedPodIndex, items: fn() -> Vec<Item>, run_for: Durat
         count.fetch_add(1, Ordering::SeqCst);
         stream::iter(items()).chain(stream::pending())
     };
-    let feeding = feed("pods", start, index.clone(), PodIndex::pod_event, PodIndex::pods_lost);
+    let hooks =
+        Hooks { apply: PodIndex::pod_event, behind: PodIndex::pods_behind, lost: PodIndex::pods_lost };
+    let feeding = feed("pods", start, index.clone(), hooks);
     let _ = tokio::time::timeout(run_for, feeding).await;
     started.load(Ordering::SeqCst)
+}
+
+fn two_errors() -> Vec<Item> {
+    vec![Err(watcher::Error::NoResourceVersion), Err(watcher::Error::NoResourceVersion)]
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_watch_error_resumes_the_watch_and_lists_nothing_again() {
     let index = listed();
-    let errors = || vec![Err(watcher::Error::NoResourceVersion), Err(watcher::Error::NoResourceVersion)];
-    assert_eq!(starts(&index, errors, Duration::from_secs(30)).await, 1, "resumed, not started again");
-    assert!(index.read().unwrap().ready(), "nothing was lost, so reads need not wait");
+    assert_eq!(starts(&index, two_errors, Duration::from_secs(30)).await, 1, "resumed, not started again");
+    assert!(index.read().unwrap().ready(), "resumed and quiet: nothing more is to come, so reads go on");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_wait_while_a_failed_watch_has_not_been_seen_working_again() {
+    let index = listed();
+    starts(&index, two_errors, Duration::from_secs(4)).await;
+    assert!(!index.read().unwrap().ready(), "what the watch missed is still to come");
 }
 
 #[tokio::test(start_paused = true)]

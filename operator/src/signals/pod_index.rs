@@ -74,6 +74,9 @@ pub struct PodIndex {
     relisted: Option<HashSet<String>>,
     pods_listed: bool,
     events_listed: bool,
+    /// A watch failed and has not been seen working since: what it missed is still to come.
+    pods_behind: bool,
+    events_behind: bool,
     /// When each watch last began listing: nothing before that is known to have been seen.
     pods_since: Option<DateTime<Utc>>,
     events_since: Option<DateTime<Utc>>,
@@ -83,7 +86,7 @@ pub struct PodIndex {
 impl PodIndex {
     /// Both watches have listed everything once: until then a read would undercount.
     pub fn ready(&self) -> bool {
-        self.pods_listed && self.events_listed
+        self.pods_listed && self.events_listed && !self.pods_behind && !self.events_behind
     }
 
     /// Since when both watches have run without a break, once both have listed: a pod created
@@ -95,6 +98,16 @@ impl PodIndex {
     /// The pod watch failed: not ready until it has listed again.
     pub fn pods_lost(&mut self) {
         self.pods_listed = false;
+    }
+
+    /// The pod watch failed (true) and is resuming, or works again (false).
+    pub fn pods_behind(&mut self, behind: bool) {
+        self.pods_behind = behind;
+    }
+
+    /// The Warning Event watch failed (true) and is resuming, or works again (false).
+    pub fn events_behind(&mut self, behind: bool) {
+        self.events_behind = behind;
     }
 
     /// The Warning Event watch failed: not ready until it has listed again.

@@ -113,14 +113,23 @@ impl Elector {
     /// expire.
     pub async fn release(&mut self) -> bool {
         self.fence.close();
-        let Some(current) = self.lease.clone().filter(|l| self.mine(l)) else { return false };
-        let mut released = current.clone();
-        let spec = released.spec.get_or_insert_with(Default::default);
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
-        let released = self.timed(self.api.replace(&self.cfg.name, &PostParams::default(), &released)).await;
-        self.lease = None;
-        released.is_ok()
+        let Some(mut current) = self.lease.take().filter(|l| self.mine(l)) else { return false };
+        // Twice at most: a renewal cut short by the stop may have landed, moving the version on.
+        for _ in 0..2 {
+            let mut released = current.clone();
+            let spec = released.spec.get_or_insert_with(Default::default);
+            spec.holder_identity = None;
+            spec.lease_duration_seconds = Some(1);
+            match self.timed(self.api.replace(&self.cfg.name, &PostParams::default(), &released)).await {
+                Ok(_) => return true,
+                Err(e) if e.conflict => match self.timed(self.api.get_opt(&self.cfg.name)).await {
+                    Ok(Some(l)) if self.mine(&l) => current = l,
+                    _ => return false,
+                },
+                Err(_) => return false,
+            }
+        }
+        false
     }
 
     /// The Lease held by this replica: `current` renewed, or taken over, or a new one.

@@ -91,9 +91,12 @@ where
         _ = leading => unreachable!("leading runs until shutdown"),
         signal = &mut shutdown => signal,
     };
-    fence.close();
+    // Stopped first, so that no renewal still in flight can reopen the fence; the release closes
+    // it before it lets the Lease go.
     let _ = stop.send(());
-    match tokio::time::timeout(RELEASE_LIMIT, elect).await {
+    let released = tokio::time::timeout(RELEASE_LIMIT, elect).await;
+    fence.close();
+    match released {
         Ok(Ok(true)) => info!("{signal}: released the Lease"),
         Ok(_) => {}
         Err(_) => {

@@ -31,6 +31,9 @@ pub enum Next {
     Wait(Duration),
 }
 
+/// The longest lease duration a replica may run with (`run --lease-duration`).
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+
 /// The renewal and read interval of a Lease of `duration`: five tries before the term ends.
 pub fn period(duration: Duration) -> Duration {
     (duration / 5).max(Duration::from_millis(200))
@@ -77,20 +80,21 @@ impl Sighting {
 ///
 /// Even a Lease that is free is taken only after a wait, since its last holder may still have
 /// writes in flight: one released on the way out, after the margin a term keeps for them; one
-/// that is gone (deleted by hand, to force an election), after half the duration, by when its
-/// holder's next renewal has failed and closed its fence.
+/// that is gone (deleted by hand, to force an election), after the whole duration, as one that
+/// expired: its holder's renewals may be failing in ways that do not tell it the Lease is gone.
 pub fn next(me: &str, lease: Option<&Held>, unchanged_since: Instant, now: Instant, ours: Duration) -> Next {
     let wait = |d: Duration, then: Next| {
         let free_at = unchanged_since + d;
         if now >= free_at { then } else { Next::Wait(free_at - now) }
     };
-    let Some(l) = lease else { return wait(ours / 2, Next::Create) };
+    let Some(l) = lease else { return wait(ours, Next::Create) };
     match l.holder.as_deref() {
         Some(h) if h == me => Next::Renew,
         None | Some("") => wait(margin(ours), Next::Take),
         // At least this replica's own duration, so that a holder that wrote a short one does not
-        // shorten the wait; at most four times it, so that one written huge cannot hold it for ever.
-        Some(_) => wait(l.duration.clamp(ours, ours * 4), Next::Take),
+        // shorten the wait; at most the longest any replica may have (`MAX_DURATION`), so that
+        // one written huge by hand cannot hold it for ever.
+        Some(_) => wait(l.duration.clamp(ours, MAX_DURATION.max(ours)), Next::Take),
     }
 }
 
