@@ -34,6 +34,7 @@ manifests-check: cluster-binaries ## Fail when dist/install.yaml or the Helm cha
 .PHONY: unit
 unit: ## Unit tests: the pure decision core, windows, detector, CRD freshness, the plugin's plans
 	$(CARGO) test --locked -p maintenance-operator -p kubectl-maintenance
+	$(CARGO) test --locked -p e2e --lib
 
 .PHONY: fmt
 fmt: ## Format the Rust code (110 columns, rustfmt.toml)

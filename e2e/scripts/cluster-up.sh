@@ -17,8 +17,34 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 sched_port=$(free_port)
 prom_port=${PROM_PORT:-$(free_port)}
 
+# The API server's audit log is the ground truth the tests check the operator's writes against:
+# every write to what the operator touches (targets, upgrades, its Lease, Events, its history
+# ConfigMap), by whom (an operator replica impersonates its ServiceAccount with the extra
+# `instance`), when, and what it asked. Nothing else is logged.
+audit_policy="$state/audit-policy-$name.yaml"
+cat > "$audit_policy" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Request
+    verbs: [create, update, patch, delete, deletecollection]
+    resources:
+      - {group: apps, resources: [daemonsets, deployments, statefulsets]}
+      - {group: maintenance.dev, resources: [maintenanceupgrades, maintenanceupgrades/status]}
+      - {group: events.k8s.io, resources: [events]}
+    userGroups: ["system:masters"]
+  - level: Request
+    verbs: [create, update, patch, delete]
+    namespaces: [maintenance-operator]
+    resources:
+      - {group: coordination.k8s.io, resources: [leases]}
+      - {group: "", resources: [configmaps]}
+  - level: None
+YAML
 kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
 kwokctl create cluster --name "$name" --runtime binary --kubeconfig "" --wait 3m \
+  --kube-audit-policy "$audit_policy" \
   --kube-apiserver-binary "$E2E_BIN/kube-apiserver" \
   --kube-controller-manager-binary "$E2E_BIN/kube-controller-manager" \
   --kube-scheduler-binary "$E2E_BIN/kube-scheduler" --kube-scheduler-port "$sched_port" \

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
+pub mod audit;
 pub mod fixtures;
 pub use fixtures::*;
 
@@ -284,8 +285,22 @@ impl Operator {
         Ok(op)
     }
 
+    /// The operator's kubeconfig, with this replica's name as the impersonation extra
+    /// `instance`, which the API server's audit log records with every request it makes.
+    fn kubeconfig(&self) -> Result<PathBuf> {
+        let mut k: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&self.env.operator_kubeconfig)?)?;
+        for u in k["users"].as_sequence_mut().context("kubeconfig has users")? {
+            u["user"]["as-user-extra"] = serde_yaml::to_value(json!({"instance": [self.instance]}))?;
+        }
+        let path = self.env.logs.join(format!("{}.kubeconfig", self.instance));
+        std::fs::write(&path, serde_yaml::to_string(&k)?)?;
+        Ok(path)
+    }
+
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let kubeconfig = self.kubeconfig()?;
         let bin = self.env.root.join("target/debug/maintenance-operator");
         let mut settings = self.env.settings()?;
         let mut setting = |key: &str| settings.remove(key).unwrap_or_default();
@@ -296,7 +311,7 @@ impl Operator {
         let child = Command::new(&bin)
             .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
             .args(["--instance", &self.instance, "--leader-elect=true"])
-            .env("KUBECONFIG", &self.env.operator_kubeconfig)
+            .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("TRUSTED_NAMESPACES", trusted)
             .env("PROMETHEUS_ADDRESSES", setting("prometheusAddresses"))

@@ -711,6 +711,7 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     }
     let sets = s.events("up").await.iter().filter(|e| e.starts_with(reason::IMAGE_SET)).count();
     assert_eq!(sets, 2, "each image set once: {:?}", s.events("up").await);
+    e2e::audit::assert_no_write_past_term(&s.env, &[&first, "leader-b"]);
     let stopped = second.terminate(SECS(10)).expect("SIGTERM stops the leader");
     eprintln!("s11: the new leader exited {stopped:?} after SIGTERM");
     assert!(second.log().contains("released the Lease"), "{}", second.log());
@@ -1852,6 +1853,8 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
         !metrics.contains("maintenance_operator_upgrade_phase{"),
         "a follower exports no upgrade: {metrics}"
     );
+    // The API server's own record: nothing it received from this replica fell outside a term.
+    e2e::audit::assert_no_write_past_term(&s.env, &["fenced"]);
     assert!(
         s.operator.log().contains("ended without a renewal this replica can prove"),
         "the log says why it stopped:\n{}",
