@@ -1789,15 +1789,18 @@ async fn refuse_renewals(s: &Scenario, lease: &str, holder: &str) -> impl Drop {
         leases.patch(lease, &dry, &kube::api::Patch::Merge(patch)).await.is_err()
     })
     .await;
-    struct Guard(std::sync::Arc<Env>, String);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
-                let _ = self.0.kubectl(&["delete", kind, &self.1, "--ignore-not-found", "--wait=false"]);
-            }
+    PolicyInstalled(s.env.clone(), name)
+}
+
+/// An admission policy and its binding of one name, deleted when dropped, however the test ends.
+struct PolicyInstalled(std::sync::Arc<Env>, String);
+
+impl Drop for PolicyInstalled {
+    fn drop(&mut self) {
+        for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
+            let _ = self.0.kubectl(&["delete", kind, &self.1, "--ignore-not-found", "--wait=false"]);
         }
     }
-    Guard(s.env.clone(), name)
 }
 
 /// When the operator last wrote the upgrade's status (its managedFields, to the second).
@@ -1924,4 +1927,64 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
         "the operator says why it went:\n{}",
         s.operator.log()
     );
+}
+
+/// The final status write fails (here an admission policy refuses it for a while): the targets
+/// are not released until the final phase is stored, so the upgrade ends Succeeded with its
+/// targets released, never Blocked on targets it took for changed by someone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s30_a_final_status_write_refused_for_a_while_still_ends_succeeded_and_released() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let mut s = incident_world("final-write").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let upgrade = two_stage(&s.ns, "up", "10s", next).replace(
+        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.3.3\"}]\n      soak: 10s\n      progressDeadline: 60s\n",
+        "",
+    );
+    let name = format!("e2e-refuse-final-{}", s.ns);
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["maintenance.dev"], "apiVersions": ["*"],
+                "operations": ["UPDATE"], "resources": ["maintenanceupgrades/status"]}]},
+            "validations": [{
+                "expression": "!(has(object.status) && has(object.status.phase) && object.status.phase == 'Succeeded')",
+                "message": "the final status write is refused by the e2e test"
+            }]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.ns}}}}
+    }))
+    .unwrap();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(s.client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(s.client.clone());
+    policies.create(&Default::default(), &policy).await.unwrap();
+    bindings.create(&Default::default(), &binding).await.unwrap();
+    let refusing = PolicyInstalled(s.env.clone(), name);
+    s.apply(&upgrade).await;
+    eventually("the final write refused", SECS(120), || async {
+        s.operator.log().contains("the final status write is refused by the e2e test")
+    })
+    .await;
+    tokio::time::sleep(SECS(15)).await;
+    let mu = s.upgrades().get("up").await.unwrap();
+    assert_ne!(mu.status.as_ref().unwrap().phase, Phase::Succeeded);
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    assert!(ds.labels().contains_key(CLAIMED_LABEL), "not released before the final phase is stored");
+    drop(refusing);
+    let mu = s.wait_phase("up", Phase::Succeeded, SECS(120)).await;
+    assert_eq!(s.image("connector").await, next);
+    let blocked = mu.status.unwrap().conditions.into_iter().find(|c| c.type_ == condition::BLOCKED);
+    assert!(blocked.as_ref().is_none_or(|c| c.status != "True"), "{blocked:?}");
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    assert!(!ds.labels().contains_key(CLAIMED_LABEL), "released once the final phase is stored");
+    assert!(ds.annotations().keys().all(|k| !k.starts_with("maintenance.dev/")), "{:?}", ds.annotations());
+    s.stop_background().await;
 }
