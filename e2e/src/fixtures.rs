@@ -36,6 +36,16 @@ spec:
     )
 }
 
+/// `two_stage` without its canary stage: one stage, on the connector DaemonSet.
+pub fn fleet_only(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    let canary = format!(
+        "    - name: canary\n      components: [{{kind: DaemonSet, name: connector-canary, image: \"{image}\"}}]\n      soak: {soak}\n      progressDeadline: 60s\n"
+    );
+    let yaml = two_stage(ns, name, soak, image);
+    assert!(yaml.contains(&canary), "two_stage has a canary stage");
+    yaml.replacen(&canary, "", 1)
+}
+
 pub async fn incident_world(name: &str) -> Scenario {
     let mut s = Scenario::new(name).await;
     s.connector("connector-canary", GOOD, true).await;

@@ -1672,10 +1672,7 @@ async fn s26_the_known_good_digest_is_read_from_the_targets_own_pods_not_a_sibli
             .unwrap();
     }
     tokio::time::sleep(SECS(5)).await; // for the operator's pod watch
-    let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
-        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
-        "",
-    );
+    let upgrade = fleet_only(&s.ns, "up", "10m", BAD);
     s.apply(&upgrade).await;
     let mu = s.wait_phase("up", Phase::Soaking, SECS(120)).await;
     let c = &mu.status.unwrap().stages[0].components[0];
@@ -1695,33 +1692,16 @@ async fn s26_the_known_good_digest_is_read_from_the_targets_own_pods_not_a_sibli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and_announced_once() {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
     let s = Scenario::new("refused").await;
     s.connector("connector", GOOD, false).await;
     // The cluster's own admission refuses v1.4.0 in this namespace: every image patch fails the
     // same way until a human acts.
-    let name = format!("e2e-deny-v140-{}", s.ns);
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["daemonsets"]}]},
-            "validations": [{"expression": "object.spec.template.spec.containers.all(c, !c.image.endsWith(':v1.4.0'))", "message": "v1.4.0 is not allowed here"}]
-        }
-    }))
-    .unwrap();
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"policyName": name, "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.ns}}}}
-    }))
-    .unwrap();
-    let policies: Api<ValidatingAdmissionPolicy> = Api::all(s.client.clone());
-    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(s.client.clone());
-    policies.create(&Default::default(), &policy).await.unwrap();
-    bindings.create(&Default::default(), &binding).await.unwrap();
+    let spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["daemonsets"]}]},
+        "validations": [{"expression": "object.spec.template.spec.containers.all(c, !c.image.endsWith(':v1.4.0'))", "message": "v1.4.0 is not allowed here"}]
+    });
+    let refusing = install_policy(&s, &format!("e2e-deny-v140-{}", s.ns), spec, Some(&s.ns)).await;
     // The policy takes a moment to load: until the connector's own edit to it is refused.
     let dss = s.daemonsets();
     eventually("the policy refuses v1.4.0", SECS(30), || async {
@@ -1731,10 +1711,7 @@ async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and
         dss.patch("connector", &dry, &kube::api::Patch::Strategic(patch)).await.is_err()
     })
     .await;
-    let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
-        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
-        "",
-    );
+    let upgrade = fleet_only(&s.ns, "up", "10m", BAD);
     s.apply(&upgrade).await;
     let failed = |evs: &[String]| evs.iter().filter(|e| e.starts_with(reason::ACTION_FAILED)).count();
     eventually("the first refusal", SECS(90), || async { failed(&s.events("up").await) > 0 }).await;
@@ -1746,40 +1723,54 @@ async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and
     let evs = s.events("up").await;
     assert_eq!(failed(&evs), 1, "{evs:?}");
     assert_eq!(s.image("connector").await, GOOD);
-    policies.delete(&name, &Default::default()).await.unwrap();
-    bindings.delete(&name, &Default::default()).await.unwrap();
+    drop(refusing);
+}
+
+/// Install a ValidatingAdmissionPolicy `name` with `spec`, bound with Deny to the requests in
+/// `namespace` (None: every namespace); removed when the guard drops, however the test ends.
+async fn install_policy(
+    s: &Scenario,
+    name: &str,
+    spec: serde_json::Value,
+    namespace: Option<&str>,
+) -> PolicyInstalled {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let policy: ValidatingAdmissionPolicy =
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+    let mut binding =
+        json!({"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}});
+    if let Some(ns) = namespace {
+        binding["spec"]["matchResources"] =
+            json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}});
+    }
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(binding).unwrap();
+    Api::<ValidatingAdmissionPolicy>::all(s.client.clone())
+        .create(&Default::default(), &policy)
+        .await
+        .unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(s.client.clone())
+        .create(&Default::default(), &binding)
+        .await
+        .unwrap();
+    PolicyInstalled(s.env.clone(), name.to_string())
 }
 
 /// A ValidatingAdmissionPolicy that refuses `holder`'s renewals of `lease` (an update that keeps
 /// it the holder), as an API server that accepts every other write from it would: its own
 /// renewals fail while its patches and Events still go through. Deleted with the guard.
 async fn refuse_renewals(s: &Scenario, lease: &str, holder: &str) -> impl Drop {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
-    let name = format!("e2e-refuse-renewals-{}", s.ns);
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"],
-                "operations": ["UPDATE"], "resources": ["leases"], "resourceNames": [lease]}]},
-            "validations": [{
-                "expression": format!("!(has(oldObject.spec.holderIdentity) && oldObject.spec.holderIdentity == '{holder}' && has(object.spec.holderIdentity) && object.spec.holderIdentity == '{holder}')"),
-                "message": "renewals refused by the e2e test"
-            }]
-        }
-    }))
-    .unwrap();
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"policyName": name, "validationActions": ["Deny"]}
-    }))
-    .unwrap();
-    let policies: Api<ValidatingAdmissionPolicy> = Api::all(s.client.clone());
-    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(s.client.clone());
-    policies.create(&Default::default(), &policy).await.unwrap();
-    bindings.create(&Default::default(), &binding).await.unwrap();
+    let spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"],
+            "operations": ["UPDATE"], "resources": ["leases"], "resourceNames": [lease]}]},
+        "validations": [{
+            "expression": format!("!(has(oldObject.spec.holderIdentity) && oldObject.spec.holderIdentity == '{holder}' && has(object.spec.holderIdentity) && object.spec.holderIdentity == '{holder}')"),
+            "message": "renewals refused by the e2e test"
+        }]
+    });
+    let installed = install_policy(s, &format!("e2e-refuse-renewals-{}", s.ns), spec, None).await;
     // Loaded once a renewal of the test's own (dry run) is refused.
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(s.client.clone(), "maintenance-operator");
@@ -1789,7 +1780,7 @@ async fn refuse_renewals(s: &Scenario, lease: &str, holder: &str) -> impl Drop {
         leases.patch(lease, &dry, &kube::api::Patch::Merge(patch)).await.is_err()
     })
     .await;
-    PolicyInstalled(s.env.clone(), name)
+    installed
 }
 
 /// An admission policy and its binding of one name, deleted when dropped, however the test ends.
@@ -1826,10 +1817,7 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
     eventually("the operator leads", SECS(30), || async { lease_holder(&s).as_deref() == Some("fenced") })
         .await;
     // Soaking: a status write every closed bucket (2 s).
-    let upgrade = two_stage(&s.ns, "up", "10m", BAD).replace(
-        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.4.0\"}]\n      soak: 10m\n      progressDeadline: 60s\n",
-        "",
-    );
+    let upgrade = fleet_only(&s.ns, "up", "10m", BAD);
     s.apply(&upgrade).await;
     s.wait_for("up", SECS(120), "soaking", |mu| {
         mu.status.as_ref().is_some_and(|st| st.phase == Phase::Soaking)
@@ -1934,40 +1922,19 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
 /// targets released, never Blocked on targets it took for changed by someone else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s30_a_final_status_write_refused_for_a_while_still_ends_succeeded_and_released() {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
     let mut s = incident_world("final-write").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    let upgrade = two_stage(&s.ns, "up", "10s", next).replace(
-        "    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.3.3\"}]\n      soak: 10s\n      progressDeadline: 60s\n",
-        "",
-    );
-    let name = format!("e2e-refuse-final-{}", s.ns);
-    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": [{"apiGroups": ["maintenance.dev"], "apiVersions": ["*"],
-                "operations": ["UPDATE"], "resources": ["maintenanceupgrades/status"]}]},
-            "validations": [{
-                "expression": "!(has(object.status) && has(object.status.phase) && object.status.phase == 'Succeeded')",
-                "message": "the final status write is refused by the e2e test"
-            }]
-        }
-    }))
-    .unwrap();
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"policyName": name, "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": s.ns}}}}
-    }))
-    .unwrap();
-    let policies: Api<ValidatingAdmissionPolicy> = Api::all(s.client.clone());
-    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(s.client.clone());
-    policies.create(&Default::default(), &policy).await.unwrap();
-    bindings.create(&Default::default(), &binding).await.unwrap();
-    let refusing = PolicyInstalled(s.env.clone(), name);
+    let upgrade = fleet_only(&s.ns, "up", "10s", next);
+    let spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": ["maintenance.dev"], "apiVersions": ["*"],
+            "operations": ["UPDATE"], "resources": ["maintenanceupgrades/status"]}]},
+        "validations": [{
+            "expression": "!(has(object.status) && has(object.status.phase) && object.status.phase == 'Succeeded')",
+            "message": "the final status write is refused by the e2e test"
+        }]
+    });
+    let refusing = install_policy(&s, &format!("e2e-refuse-final-{}", s.ns), spec, Some(&s.ns)).await;
     s.apply(&upgrade).await;
     eventually("the final write refused", SECS(120), || async {
         s.operator.log().contains("the final status write is refused by the e2e test")

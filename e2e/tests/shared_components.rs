@@ -25,8 +25,7 @@ async fn s07_prometheus_outage_is_inconclusive_and_the_builtin_signal_needs_no_p
     assert!(baseline.attempts > 0, "{baseline:?}");
     s.prometheus(false).unwrap();
     // The built-in signal goes ahead with Prometheus down.
-    let builtin = two_stage(&s.ns, "builtin", "5s", "registry.example.com/secrets-store/connector:v1.3.3")
-        .replace("    - name: canary\n      components: [{kind: DaemonSet, name: connector-canary, image: \"registry.example.com/secrets-store/connector:v1.3.3\"}]\n      soak: 5s\n      progressDeadline: 60s\n", "");
+    let builtin = fleet_only(&s.ns, "builtin", "5s", "registry.example.com/secrets-store/connector:v1.3.3");
     s.apply(&builtin).await;
     // The Prometheus signal: inconclusive, and the soak is not ended on it.
     let mu = s

@@ -38,7 +38,7 @@ pub async fn act(
                 }
             }
             // The target changed since it was observed: look again rather than overwrite.
-            Err(Error::PatchTarget(what, e)) if is_conflict(&e) || target::is_failed_test(&e) => {
+            Err(Error::PatchTarget(what, e)) if target::changed_since_read(&e) => {
                 info!("{what} changed while we looked; observing again");
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
@@ -108,7 +108,9 @@ pub async fn act(
             Ok(()) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             // Changed since it was read: soon again, since a change of metadata wakes nothing.
-            Err(e) if super::finalizer::stale(&e) => return Ok(Action::requeue(StdDuration::from_secs(1))),
+            Err(e) if target::changed_since_read(&e) => {
+                return Ok(Action::requeue(StdDuration::from_secs(1)));
+            }
             Err(e) => {
                 return Err(Error::PatchTarget(format!("the finalizer of MaintenanceUpgrade {name}"), e));
             }

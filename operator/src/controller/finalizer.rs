@@ -55,11 +55,6 @@ pub fn remove_patch(mu: &MaintenanceUpgrade) -> Option<serde_json::Value> {
     ]))
 }
 
-/// Whether a finalizer patch failed only because the upgrade changed since it was read.
-pub fn stale(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409) || crate::target::is_failed_test(e)
-}
-
 pub async fn patch(client: &Client, mu: &MaintenanceUpgrade, patch: serde_json::Value) -> kube::Result<()> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), &mu.namespace().unwrap_or_default());
     let patch: json_patch::Patch = serde_json::from_value(patch).expect("a finalizer patch is a JSON patch");

@@ -352,7 +352,7 @@ async fn look(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> 
         match finalizer::patch(&ctx.client, &mu, finalizer::add_patch(&mu)).await {
             Ok(()) => {}
             // Changed since it was read: look again.
-            Err(e) if finalizer::stale(&e) => {}
+            Err(e) if crate::target::changed_since_read(&e) => {}
             Err(e) => return Err(Error::PatchTarget(id, e)),
         }
         return Ok(Action::requeue(std::time::Duration::from_millis(100)));

@@ -367,6 +367,12 @@ pub fn is_failed_test(e: &kube::Error) -> bool {
         && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.kind.is_empty() && d.causes.is_empty()))
 }
 
+/// Whether a write failed only because its object changed since it was read: a conflict on its
+/// resourceVersion, or a JSON patch whose `test` failed.
+pub fn changed_since_read(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409) || is_failed_test(e)
+}
+
 /// kube-apiserver's words for a JSON patch it could not apply (`NewGenericServerResponse`, 422).
 /// An admission webhook's own 422 says something else, and is an action that failed.
 const PATCH_NOT_APPLIED: &str = "the server rejected our request due to an error in our request";
