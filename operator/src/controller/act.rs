@@ -2,7 +2,7 @@
 //! write when it is worth writing; then the metrics.
 
 use super::Context;
-use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, OWNER_UID_ANNOTATION, reason};
+use crate::constants::{CONTROLLER_NAME, FIELD_MANAGER, reason};
 use crate::controller::status_memory::Base;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, WorkloadKind};
 use crate::decide::{self, Decision, Effect, Observed};
@@ -245,29 +245,8 @@ async fn json_patch_target(ctx: &Context, t: &TargetKey, patch: serde_json::Valu
 
 /// The resourceVersion of target `t` as it is now, if it still carries the owner UID `owner_uid`.
 async fn version_if_ours(ctx: &Context, t: &TargetKey, owner_uid: &str) -> Result<Option<String>> {
-    let (client, ns) = (ctx.client.clone(), t.namespace.as_str());
-    let meta = |m: Option<ObjectMeta>| m;
-    let meta = match t.kind {
-        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, ns)
-            .get_metadata_opt(&t.name)
-            .await
-            .map(|m| meta(m.map(|m| m.metadata))),
-        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, ns)
-            .get_metadata_opt(&t.name)
-            .await
-            .map(|m| meta(m.map(|m| m.metadata))),
-        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client, ns)
-            .get_metadata_opt(&t.name)
-            .await
-            .map(|m| meta(m.map(|m| m.metadata))),
-    }
-    .map_err(|e| Error::Read(t.to_string(), e))?;
-    Ok(meta
-        .filter(|m| {
-            m.annotations.as_ref().and_then(|a| a.get(OWNER_UID_ANNOTATION)).map(String::as_str)
-                == Some(owner_uid)
-        })
-        .and_then(|m| m.resource_version))
+    let now = super::observe::read_target(ctx, t, None).await?;
+    Ok(now.filter(|s| s.owner_uid.as_deref() == Some(owner_uid)).map(|s| s.resource_version))
 }
 
 /// Delete pods of a target, each only if it is still the pod decided on (its UID): a pod made

@@ -230,7 +230,7 @@ where
 /// Read a target from the API; with the running digests of its pods unless `digests_unless_owned_by`
 /// is None or the UID it is owned by. The digests come from the shared pod watch where it covers
 /// the target's namespace, from a LIST otherwise.
-async fn read_target(
+pub(super) async fn read_target(
     ctx: &Context,
     key: &TargetKey,
     digests_unless_owned_by: Option<&str>,
