@@ -56,6 +56,10 @@ e2e: build cluster-binaries ## End-to-end scenarios on a real local control plan
 .PHONY: test
 test: lint manifests-check unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
 
+.PHONY: robustness
+robustness: build cluster-binaries ## Upgrades under a seeded fault schedule, checked against the audit log (ROBUSTNESS_ARGS="--seeds 1-10 --faults 20")
+	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin robustness -- $(ROBUSTNESS_ARGS)
+
 .PHONY: demo
 demo: build cluster-binaries ## Replay the incident on a local cluster: slow regression, detected, reverted
 	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin demo

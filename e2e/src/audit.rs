@@ -20,6 +20,8 @@ pub struct Write {
     pub code: i64,
     /// For a Lease: the holder the request asked for.
     pub holder: Option<String>,
+    /// The request's body (a patch, or the object written), as the API server logged it.
+    pub request: Value,
 }
 
 impl Env {
@@ -57,6 +59,7 @@ fn write(e: &Value) -> Option<Write> {
         name: r["name"].as_str().unwrap_or_default().to_string(),
         code: e["responseStatus"]["code"].as_i64().unwrap_or_default(),
         holder: e["requestObject"]["spec"]["holderIdentity"].as_str().map(String::from),
+        request: e["requestObject"].clone(),
     })
 }
 
@@ -129,6 +132,7 @@ mod tests {
             name: "x".into(),
             code: 200,
             holder: holder.map(String::from),
+            request: Value::Null,
         }
     }
 

@@ -133,3 +133,27 @@ pub fn app_spec(scenario: &str, app: &str) -> serde_json::Value {
         }
     })
 }
+
+/// A webhook URL in a Secret `webhook` of namespace `ns` (`url`: /generic, `slack`: /slack of
+/// a receiver on `port`), which the operator may read by name and no other.
+pub fn webhook_access(ns: &str, port: u16) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: webhook, namespace: {ns}}}
+stringData: {{url: "http://127.0.0.1:{port}/generic", slack: "http://127.0.0.1:{port}/slack"}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: maintenance-operator-webhook, namespace: {ns}}}
+rules: [{{apiGroups: [""], resources: [secrets], resourceNames: [webhook], verbs: [get]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: maintenance-operator-webhook, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: maintenance-operator-webhook}}
+subjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: maintenance-operator}}]
+"#
+    )
+}

@@ -29,6 +29,8 @@ use tokio::task::JoinHandle;
 
 pub mod audit;
 pub mod fixtures;
+pub mod policy;
+pub mod robustness;
 pub use fixtures::*;
 
 pub const ZONES: usize = 10;
@@ -392,11 +394,14 @@ impl Operator {
     }
 }
 
+/// One body POSTed to a `Receiver`: its path, the body, and when it arrived.
+pub type Delivery = (String, serde_json::Value, chrono::DateTime<chrono::Utc>);
+
 /// A webhook receiver on a port of its own: it keeps every body POSTed to it, and can be stopped
 /// (connections are refused) and started again on the same port.
 pub struct Receiver {
     pub port: u16,
-    pub got: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    pub got: Arc<std::sync::Mutex<Vec<Delivery>>>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -418,7 +423,7 @@ impl Receiver {
                     let got = got.clone();
                     async move {
                         let v = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-                        got.lock().unwrap().push((path, v));
+                        got.lock().unwrap().push((path, v, chrono::Utc::now()));
                         "ok"
                     }
                 },
@@ -437,7 +442,7 @@ impl Receiver {
 
     /// The bodies POSTed to /`path`.
     pub fn bodies(&self, path: &str) -> Vec<serde_json::Value> {
-        self.got.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, v)| v.clone()).collect()
+        self.got.lock().unwrap().iter().filter(|(p, _, _)| p == path).map(|(_, v, _)| v.clone()).collect()
     }
 }
 
@@ -624,7 +629,13 @@ impl Scenario {
     /// fifty asks for a zone that does not exist (a steady 2 % background error rate). Pods
     /// older than `keep` are deleted.
     pub fn workload(&mut self, every: Duration, keep: Duration) {
+        self.workload_of("email-sync", every, keep)
+    }
+
+    /// `workload`'s pods, labelled `app={app}` and named after it.
+    pub fn workload_of(&mut self, app: &str, every: Duration, keep: Duration) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let app = app.to_string();
         let stop = self.stop.clone();
         let scenario = self.name.clone();
         self.tasks.push(tokio::spawn(async move {
@@ -636,7 +647,7 @@ impl Scenario {
                 tick.tick().await;
                 let zone = if i % 50 == 49 { "nowhere".to_string() } else { format!("z{}", i % ZONES as u64) };
                 let pod: Pod = serde_json::from_value(json!({
-                    "metadata": {"generateName": "email-sync-", "labels": {"app": "email-sync"}},
+                    "metadata": {"generateName": format!("{app}-"), "labels": {"app": app}},
                     "spec": {"nodeSelector": {ZONE_LABEL: zone, SCENARIO_LABEL: scenario}, "restartPolicy": "Never",
                         "containers": [{"name": "sync", "image": "registry.example.com/email-sync:7"}]}
                 }))
@@ -645,7 +656,7 @@ impl Scenario {
                 i += 1;
                 if last_gc.elapsed() > Duration::from_secs(1) {
                     last_gc = Instant::now();
-                    if let Ok(list) = pods.list(&ListParams::default().labels("app=email-sync")).await {
+                    if let Ok(list) = pods.list(&ListParams::default().labels(&format!("app={app}"))).await {
                         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap();
                         for p in list.items {
                             let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
@@ -663,7 +674,13 @@ impl Scenario {
     /// bound to that node fails to mount its volume, as kubelet reports it (a Warning Event
     /// `FailedMount`): a fault of the canary's nodes alone, as a broken CSI node plugin makes.
     pub fn mount_faults(&mut self, ds: &str, every: usize) {
+        self.mount_faults_of(ds, "email-sync", every)
+    }
+
+    /// `mount_faults` of the pods labelled `app={app}`.
+    pub fn mount_faults_of(&mut self, ds: &str, app: &str, every: usize) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let app = app.to_string();
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let (ds, ns, stop) = (ds.to_string(), self.ns.clone(), self.stop.clone());
         self.tasks.push(tokio::spawn(async move {
@@ -679,7 +696,9 @@ impl Scenario {
                     .filter(|p| p.spec.iter().flat_map(|s| &s.containers).any(|c| c.image.as_deref() == Some(BAD)))
                     .filter_map(|p| p.spec.as_ref()?.node_name.clone())
                     .collect();
-                let Ok(sync) = pods.list(&ListParams::default().labels("app=email-sync")).await else { continue };
+                let Ok(sync) = pods.list(&ListParams::default().labels(&format!("app={app}"))).await else {
+                    continue;
+                };
                 for p in sync.items {
                     let (Some(uid), Some(name)) = (p.metadata.uid.clone(), p.metadata.name.clone()) else { continue };
                     let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
@@ -988,7 +1007,7 @@ impl Scenario {
         Ok(())
     }
 
-    fn dump(&self) {
+    pub fn dump(&self) {
         eprintln!("==== {} failed: cluster state ====", self.name);
         for args in [
             vec!["get", "maintenanceupgrades", "-n", &self.ns, "-o", "yaml"],

@@ -654,23 +654,6 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     assert_eq!(sets, 2, "{:?}", s.events("up").await);
 }
 
-/// The Lease the operators of one namespace share, and who holds it.
-fn lease_holder(s: &Scenario) -> Option<String> {
-    let out = s
-        .env
-        .kubectl(&[
-            "get",
-            "lease",
-            &format!("maintenance-operator-{}", s.ns),
-            "-n",
-            "maintenance-operator",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
-        .ok()?;
-    Some(out.trim().to_string()).filter(|h| !h.is_empty())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     let mut s = incident_world("leader").await;
@@ -679,11 +662,11 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     // A second replica for the same namespace: the scenario's own operator already leads.
     let first = s.operator.instance.clone();
     let deadline = std::time::Instant::now() + SECS(20);
-    while lease_holder(&s).as_deref() != Some(first.as_str()) {
+    while s.lease_holder().await.as_deref() != Some(first.as_str()) {
         assert!(
             std::time::Instant::now() < deadline,
             "the first operator never took the Lease: {:?}",
-            lease_holder(&s)
+            s.lease_holder().await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -697,8 +680,8 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     assert!(second.log().contains("following:"), "the second replica follows:\n{}", second.log());
     s.operator.kill();
     let killed = std::time::Instant::now();
-    while lease_holder(&s).as_deref() != Some("leader-b") {
-        assert!(killed.elapsed() < SECS(40), "no takeover: {:?}\n{}", lease_holder(&s), second.log());
+    while s.lease_holder().await.as_deref() != Some("leader-b") {
+        assert!(killed.elapsed() < SECS(40), "no takeover: {:?}\n{}", s.lease_holder().await, second.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("s11: the follower took the Lease over {:?} after the leader was killed", killed.elapsed());
@@ -1011,27 +994,7 @@ async fn s15_each_notification_arrives_once_even_when_the_receiver_was_down() {
     s.fault_injector(&["connector-canary"], SECS(60), 0.6);
     let mut receiver = Receiver::down();
     // The URL is a credential: in a Secret, which the operator may read by name and no other.
-    let access = format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: webhook, namespace: {ns}}}
-stringData: {{url: "http://127.0.0.1:{port}/generic", slack: "http://127.0.0.1:{port}/slack"}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: maintenance-operator-webhook, namespace: {ns}}}
-rules: [{{apiGroups: [""], resources: [secrets], resourceNames: [webhook], verbs: [get]}}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: maintenance-operator-webhook, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: maintenance-operator-webhook}}
-subjects: [{{kind: ServiceAccount, name: maintenance-operator, namespace: maintenance-operator}}]
-"#,
-        ns = s.ns,
-        port = receiver.port
-    );
+    let access = webhook_access(&s.ns, receiver.port);
     let path = s.env.logs.join("notify-access.yaml");
     std::fs::write(&path, access).unwrap();
     s.env.kubectl(&["apply", "-f", path.to_str().unwrap()]).unwrap();
@@ -1701,7 +1664,7 @@ async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and
         "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["daemonsets"]}]},
         "validations": [{"expression": "object.spec.template.spec.containers.all(c, !c.image.endsWith(':v1.4.0'))", "message": "v1.4.0 is not allowed here"}]
     });
-    let refusing = install_policy(&s, &format!("e2e-deny-v140-{}", s.ns), spec, Some(&s.ns)).await;
+    let refusing = s.install_policy(&format!("e2e-deny-v140-{}", s.ns), spec, Some(&s.ns)).await;
     // The policy takes a moment to load: until the connector's own edit to it is refused.
     let dss = s.daemonsets();
     eventually("the policy refuses v1.4.0", SECS(30), || async {
@@ -1726,74 +1689,6 @@ async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and
     drop(refusing);
 }
 
-/// Install a ValidatingAdmissionPolicy `name` with `spec`, bound with Deny to the requests in
-/// `namespace` (None: every namespace); removed when the guard drops, however the test ends.
-async fn install_policy(
-    s: &Scenario,
-    name: &str,
-    spec: serde_json::Value,
-    namespace: Option<&str>,
-) -> PolicyInstalled {
-    use k8s_openapi::api::admissionregistration::v1::{
-        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
-    };
-    let policy: ValidatingAdmissionPolicy =
-        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
-    let mut binding =
-        json!({"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}});
-    if let Some(ns) = namespace {
-        binding["spec"]["matchResources"] =
-            json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}});
-    }
-    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(binding).unwrap();
-    Api::<ValidatingAdmissionPolicy>::all(s.client.clone())
-        .create(&Default::default(), &policy)
-        .await
-        .unwrap();
-    Api::<ValidatingAdmissionPolicyBinding>::all(s.client.clone())
-        .create(&Default::default(), &binding)
-        .await
-        .unwrap();
-    PolicyInstalled(s.env.clone(), name.to_string())
-}
-
-/// A ValidatingAdmissionPolicy that refuses `holder`'s renewals of `lease` (an update that keeps
-/// it the holder), as an API server that accepts every other write from it would: its own
-/// renewals fail while its patches and Events still go through. Deleted with the guard.
-async fn refuse_renewals(s: &Scenario, lease: &str, holder: &str) -> impl Drop {
-    let spec = json!({
-        "failurePolicy": "Fail",
-        "matchConstraints": {"resourceRules": [{"apiGroups": ["coordination.k8s.io"], "apiVersions": ["v1"],
-            "operations": ["UPDATE"], "resources": ["leases"], "resourceNames": [lease]}]},
-        "validations": [{
-            "expression": format!("!(has(oldObject.spec.holderIdentity) && oldObject.spec.holderIdentity == '{holder}' && has(object.spec.holderIdentity) && object.spec.holderIdentity == '{holder}')"),
-            "message": "renewals refused by the e2e test"
-        }]
-    });
-    let installed = install_policy(s, &format!("e2e-refuse-renewals-{}", s.ns), spec, None).await;
-    // Loaded once a renewal of the test's own (dry run) is refused.
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(s.client.clone(), "maintenance-operator");
-    eventually("the policy refuses renewals", SECS(30), || async {
-        let patch = json!({"spec": {"leaseTransitions": 0}});
-        let dry = kube::api::PatchParams { dry_run: true, ..Default::default() };
-        leases.patch(lease, &dry, &kube::api::Patch::Merge(patch)).await.is_err()
-    })
-    .await;
-    installed
-}
-
-/// An admission policy and its binding of one name, deleted when dropped, however the test ends.
-struct PolicyInstalled(std::sync::Arc<Env>, String);
-
-impl Drop for PolicyInstalled {
-    fn drop(&mut self) {
-        for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
-            let _ = self.0.kubectl(&["delete", kind, &self.1, "--ignore-not-found", "--wait=false"]);
-        }
-    }
-}
-
 /// When the operator last wrote the upgrade's status (its managedFields, to the second).
 async fn last_status_write(s: &Scenario, name: &str) -> i64 {
     let mu = s.upgrades().get(name).await.unwrap();
@@ -1814,8 +1709,10 @@ async fn last_status_write(s: &Scenario, name: &str) -> i64 {
 async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_again_later() {
     let s = Scenario::new("fenced").await;
     s.connector("connector", GOOD, false).await;
-    eventually("the operator leads", SECS(30), || async { lease_holder(&s).as_deref() == Some("fenced") })
-        .await;
+    eventually("the operator leads", SECS(30), || async {
+        s.lease_holder().await.as_deref() == Some("fenced")
+    })
+    .await;
     // Soaking: a status write every closed bucket (2 s).
     let upgrade = fleet_only(&s.ns, "up", "10m", BAD);
     s.apply(&upgrade).await;
@@ -1824,8 +1721,7 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
     })
     .await;
     assert!(s.operator.metrics().await.contains("maintenance_operator_upgrade_phase{"));
-    let lease = format!("maintenance-operator-{}", s.ns);
-    let refused = refuse_renewals(&s, &lease, "fenced").await;
+    let refused = s.refuse_renewals("fenced").await;
     // Its last renewal went through before this; its term ends 10 s after that at the latest.
     let refused_at = chrono::Utc::now().timestamp();
     tokio::time::sleep(SECS(16)).await;
@@ -1925,16 +1821,7 @@ async fn s30_a_final_status_write_refused_for_a_while_still_ends_succeeded_and_r
     let mut s = incident_world("final-write").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let upgrade = fleet_only(&s.ns, "up", "10s", next);
-    let spec = json!({
-        "failurePolicy": "Fail",
-        "matchConstraints": {"resourceRules": [{"apiGroups": ["maintenance.dev"], "apiVersions": ["*"],
-            "operations": ["UPDATE"], "resources": ["maintenanceupgrades/status"]}]},
-        "validations": [{
-            "expression": "!(has(object.status) && has(object.status.phase) && object.status.phase == 'Succeeded')",
-            "message": "the final status write is refused by the e2e test"
-        }]
-    });
-    let refusing = install_policy(&s, &format!("e2e-refuse-final-{}", s.ns), spec, Some(&s.ns)).await;
+    let refusing = s.refuse_status_phases(&["Succeeded"]).await;
     s.apply(&upgrade).await;
     eventually("the final write refused", SECS(120), || async {
         s.operator.log().contains("the final status write is refused by the e2e test")

@@ -336,3 +336,21 @@ async fn s18_a_hostile_spec_is_refused_or_bounded_and_every_other_upgrade_is_sti
     assert!(s.operator.log().lines().all(|l| !l.contains("panicked")), "the operator never crashes");
     s.stop_background().await;
 }
+
+/// The robustness run, short (`make robustness` is the long one): three upgrades through a
+/// window, healthy, regressing and deleted mid-soak, under two replicas, while a seeded schedule
+/// kills and stops them, restarts the API server, compacts etcd and refuses renewals and final
+/// writes; then the audit log, the ends, the targets and the webhook deliveries are checked.
+/// Alone: it restarts the API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s31_a_short_robustness_run_under_seeded_faults_breaks_no_guarantee() {
+    let cfg = e2e::robustness::Config { seed: 1, faults: 8, per_class: 1 };
+    let report = e2e::robustness::run(cfg).await;
+    eprintln!("s31: seed {}: {:#?} in {:?}", report.seed, report.injected, report.took);
+    assert!(
+        report.injected.len() >= 6,
+        "too few faults came before the upgrades ended: {:?}",
+        report.injected
+    );
+    assert!(report.violations.is_empty(), "seed {}: {:#?}", report.seed, report.violations);
+}

@@ -1,0 +1,181 @@
+//! The robustness run's checker, pure: what the API server's audit log, the upgrades' ends, the
+//! targets and the webhook receiver show, held to what the README guarantees. Each finding is a
+//! line saying what broke.
+
+use crate::audit::{Write, writes_past_term};
+use chrono::{DateTime, Duration, Utc};
+use maintenance_operator::constants::OWNER_ANNOTATION;
+use maintenance_operator::crd::Phase;
+use serde_json::Value;
+
+/// What an upgrade of a run is, and so how it must end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// A new image that does no harm: Succeeded, the target on the new image.
+    Healthy,
+    /// A new image that makes the lane's pods fail: RolledBack, the target on its known-good.
+    Regressing,
+    /// Deleted mid-soak: reverted and released, then gone (its finalizer).
+    Deleted,
+}
+
+/// How one upgrade of a run ended, as read after the run.
+#[derive(Clone, Debug)]
+pub struct Lane {
+    /// The upgrade's `namespace/name`: the owner mark it writes on its target.
+    pub owner: String,
+    pub class: Class,
+    /// Its target DaemonSet.
+    pub target: String,
+    pub known_good: String,
+    pub desired: String,
+    pub created_at: DateTime<Utc>,
+    /// Its final phase; None: gone.
+    pub phase: Option<Phase>,
+    /// The target's image at the end.
+    pub image: String,
+    /// maintenance.dev/ labels and annotations left on the target at the end.
+    pub marks: Vec<String>,
+}
+
+/// What the operator did to a target in one write, told by the request's body.
+#[derive(Debug, PartialEq)]
+pub enum TargetWrite {
+    /// A JSON patch that tests the owner mark: an apply, a revert or a canary's settings, of
+    /// the upgrade it names; with the images it sets.
+    Owned {
+        owner: String,
+        images: Vec<String>,
+    },
+    /// A merge patch that sets the owner mark.
+    Claim {
+        owner: String,
+    },
+    /// A merge patch that removes the marks, at the version it read.
+    Release {
+        guarded: bool,
+    },
+    Unexplained,
+}
+
+pub fn classify(request: &Value) -> TargetWrite {
+    let owner_path = format!("/metadata/annotations/{}", OWNER_ANNOTATION.replace('/', "~1"));
+    if let Some(ops) = request.as_array() {
+        let owner = ops.iter().find(|op| op["op"] == "test" && op["path"] == owner_path.as_str());
+        let images = ops
+            .iter()
+            .filter(|op| op["op"] == "replace" && op["path"].as_str().is_some_and(|p| p.ends_with("/image")))
+            .filter_map(|op| op["value"].as_str().map(String::from))
+            .collect();
+        return match owner.and_then(|op| op["value"].as_str()) {
+            Some(owner) => TargetWrite::Owned { owner: owner.into(), images },
+            None => TargetWrite::Unexplained,
+        };
+    }
+    let meta = &request["metadata"];
+    match &meta["annotations"][OWNER_ANNOTATION] {
+        Value::String(owner) => TargetWrite::Claim { owner: owner.clone() },
+        Value::Null if meta["annotations"].as_object().is_some_and(|a| a.contains_key(OWNER_ANNOTATION)) => {
+            TargetWrite::Release { guarded: meta["resourceVersion"].is_string() }
+        }
+        _ => TargetWrite::Unexplained,
+    }
+}
+
+/// Every write of the run's replicas to a DaemonSet of namespace `ns`: to a lane's target, by
+/// the upgrade that owns it, after it was created, and no image of a stage set before the
+/// window opened (reverts go any time).
+pub fn target_writes(writes: &[Write], ns: &str, lanes: &[Lane], window_open: DateTime<Utc>) -> Vec<String> {
+    let mut out = vec![];
+    for w in writes.iter().filter(|w| w.namespace == ns && w.resource == "daemonsets") {
+        let said = format!("{} {} daemonset {} at {} ({})", w.instance, w.verb, w.name, w.at, w.code);
+        let Some(lane) = lanes.iter().find(|l| l.target == w.name) else {
+            out.push(format!("{said}: a workload no upgrade names"));
+            continue;
+        };
+        if w.at < lane.created_at {
+            out.push(format!("{said}: before its upgrade {} existed", lane.owner));
+        }
+        match classify(&w.request) {
+            TargetWrite::Owned { owner, .. } | TargetWrite::Claim { owner } if owner != lane.owner => {
+                out.push(format!("{said}: in the name of {owner}, not of {}", lane.owner));
+            }
+            TargetWrite::Owned { images, .. } => {
+                let stage = images.iter().any(|i| *i == lane.desired && *i != lane.known_good);
+                if stage && w.at < window_open && (200..300).contains(&w.code) {
+                    out.push(format!(
+                        "{said}: set {} before the window opened at {window_open}",
+                        lane.desired
+                    ));
+                }
+                if let Some(third) = images.iter().find(|i| **i != lane.desired && **i != lane.known_good) {
+                    out.push(format!("{said}: set {third}, neither its known-good nor its desired image"));
+                }
+            }
+            TargetWrite::Claim { .. } => {}
+            TargetWrite::Release { guarded: true } => {}
+            TargetWrite::Release { guarded: false } => {
+                out.push(format!("{said}: a release without the version it was decided on"))
+            }
+            TargetWrite::Unexplained => out.push(format!("{said}: an unexplained write {}", w.request)),
+        }
+    }
+    out
+}
+
+/// Each upgrade ended as its class says, its target on the image that goes with it (never a
+/// third), and released.
+pub fn ends(lanes: &[Lane]) -> Vec<String> {
+    let mut out = vec![];
+    for l in lanes {
+        let (phase, image) = match l.class {
+            Class::Healthy => (Some(Phase::Succeeded), &l.desired),
+            Class::Regressing => (Some(Phase::RolledBack), &l.known_good),
+            Class::Deleted => (None, &l.known_good),
+        };
+        if l.phase != phase {
+            out.push(format!("{} ({:?}) ended {:?}, not {phase:?}", l.owner, l.class, l.phase));
+        }
+        if l.image != *image {
+            out.push(format!("{} ({:?}) left {} on {}, not {image}", l.owner, l.class, l.image, l.target));
+        }
+        if !l.marks.is_empty() {
+            out.push(format!("{} ({:?}) left {:?} on {}", l.owner, l.class, l.marks, l.target));
+        }
+    }
+    out
+}
+
+/// No replica wrote past its term (a 15 s Lease, a second for the request's travel).
+pub fn terms(writes: &[Write]) -> Vec<String> {
+    writes_past_term(writes, Duration::seconds(15), Duration::seconds(1))
+        .into_iter()
+        .map(|w| format!("past its term: {w}"))
+        .collect()
+}
+
+/// No notification delivered twice, but in the documented at-least-once case: a delivery whose
+/// status write was lost to a fault (a replica stopped, the API server down, a write refused)
+/// between the two deliveries. `deliveries`: (notification id, when it arrived); `disrupted`:
+/// the spans of those faults.
+pub fn deliveries(
+    deliveries: &[(String, DateTime<Utc>)],
+    disrupted: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Vec<String> {
+    let mut out = vec![];
+    for (i, (id, first)) in deliveries.iter().enumerate() {
+        for (_, again) in deliveries[i + 1..].iter().filter(|(other, _)| other == id) {
+            let excused = disrupted.iter().any(|(from, to)| *from <= *again && *to >= *first);
+            if !excused {
+                out.push(format!(
+                    "notification {id} delivered at {first} and again at {again}, with no fault between"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

@@ -1,0 +1,105 @@
+use super::*;
+use maintenance_operator::crd::WorkloadKind;
+use maintenance_operator::target::{claim_patch, image_patch, release_patch};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    "2026-12-04T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(secs)
+}
+
+fn lane(class: Class) -> Lane {
+    Lane {
+        owner: "ns/up".into(),
+        class,
+        target: "agent".into(),
+        known_good: "img:1".into(),
+        desired: "img:2".into(),
+        created_at: t(0),
+        phase: Some(Phase::Succeeded),
+        image: "img:2".into(),
+        marks: vec![],
+    }
+}
+
+fn write(at: i64, name: &str, request: Value) -> Write {
+    Write {
+        instance: "a".into(),
+        at: t(at),
+        verb: "patch".into(),
+        resource: "daemonsets".into(),
+        namespace: "ns".into(),
+        name: name.into(),
+        code: 200,
+        holder: None,
+        request,
+    }
+}
+
+#[test]
+fn the_operators_own_patches_are_told_apart() {
+    let claim = claim_patch("5", "ns/up", "uid", "connector=img:1", None);
+    assert_eq!(classify(&claim), TargetWrite::Claim { owner: "ns/up".into() });
+    let apply = image_patch(WorkloadKind::DaemonSet, "6", "ns/up", "uid", &[(0, "connector", "img:2")], None);
+    assert_eq!(classify(&apply), TargetWrite::Owned { owner: "ns/up".into(), images: vec!["img:2".into()] });
+    assert_eq!(classify(&release_patch("7")), TargetWrite::Release { guarded: true });
+    let unguarded = serde_json::json!({"metadata": {"annotations": {OWNER_ANNOTATION: null}}});
+    assert_eq!(classify(&unguarded), TargetWrite::Release { guarded: false });
+    let other = serde_json::json!({"spec": {"template": {}}});
+    assert_eq!(classify(&other), TargetWrite::Unexplained);
+}
+
+#[test]
+fn a_write_to_another_workload_or_for_another_owner_or_before_the_window_is_a_violation() {
+    let lanes = [lane(Class::Healthy)];
+    let apply = |image: &str| {
+        image_patch(WorkloadKind::DaemonSet, "6", "ns/up", "uid", &[(0, "connector", image)], None)
+    };
+    let ok = [
+        write(1, "agent", claim_patch("5", "ns/up", "uid", "connector=img:1", None)),
+        write(20, "agent", apply("img:2")),
+        write(5, "agent", apply("img:1")), // a revert goes any time
+        write(30, "agent", release_patch("9")),
+    ];
+    assert!(target_writes(&ok, "ns", &lanes, t(10)).is_empty());
+    let bad = [
+        write(1, "decoy", release_patch("9")),
+        write(2, "agent", claim_patch("5", "ns/other", "uid", "connector=img:1", None)),
+        write(5, "agent", apply("img:2")),
+        write(20, "agent", apply("img:3")),
+        write(-1, "agent", release_patch("9")),
+        write(40, "agent", serde_json::json!({"spec": {}})),
+    ];
+    let found = target_writes(&bad, "ns", &lanes, t(10));
+    assert_eq!(found.len(), 6, "{found:#?}");
+    for (line, says) in found.iter().zip([
+        "no upgrade names",
+        "in the name of ns/other",
+        "before the window opened",
+        "neither its known-good",
+        "before its upgrade",
+        "unexplained",
+    ]) {
+        assert!(line.contains(says), "{line}");
+    }
+}
+
+#[test]
+fn each_class_has_its_end() {
+    let healthy = lane(Class::Healthy);
+    let rolled_back =
+        Lane { phase: Some(Phase::RolledBack), image: "img:1".into(), ..lane(Class::Regressing) };
+    let gone = Lane { phase: None, image: "img:1".into(), ..lane(Class::Deleted) };
+    assert!(ends(&[healthy.clone(), rolled_back, gone]).is_empty());
+    let false_rollback = Lane { phase: Some(Phase::RolledBack), image: "img:1".into(), ..healthy.clone() };
+    let left_marked = Lane { marks: vec!["maintenance.dev/owner".into()], ..healthy.clone() };
+    let third = Lane { phase: None, image: "img:3".into(), ..lane(Class::Deleted) };
+    let found = ends(&[false_rollback, left_marked, third]);
+    assert_eq!(found.len(), 4, "{found:#?}");
+}
+
+#[test]
+fn a_second_delivery_is_excused_only_by_a_fault_between_the_two() {
+    let got = [("a".to_string(), t(0)), ("b".to_string(), t(1)), ("a".to_string(), t(10))];
+    assert_eq!(deliveries(&got, &[]).len(), 1);
+    assert!(deliveries(&got, &[(t(4), t(6))]).is_empty());
+    assert_eq!(deliveries(&got, &[(t(11), t(12))]).len(), 1, "a fault after both excuses nothing");
+}

@@ -1,0 +1,369 @@
+//! The robustness run: upgrades through a compressed maintenance window on the real control
+//! plane, some healthy, some regressing, some deleted mid-soak, under two operator replicas,
+//! while a seeded fault schedule (`schedule`) kills and stops them, restarts the API server,
+//! compacts etcd and refuses renewals and final status writes. The API server's audit log, the
+//! upgrades' ends, the targets and a webhook receiver are then checked (`check`).
+//! `make robustness` runs it over many seeds; `make test` runs one short run (s31).
+
+pub mod check;
+pub mod schedule;
+
+use crate::{Env, GOOD, Operator, Receiver, Scenario, eventually, fleet_only, webhook_access};
+use check::{Class, Lane};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::ResourceExt;
+use maintenance_operator::crd::Phase;
+use schedule::{Fault, Planned};
+use std::time::{Duration, Instant};
+
+/// The image a healthy or deleted upgrade sets; a regressing one sets `crate::BAD`.
+const NEXT: &str = "registry.example.com/secrets-store/connector:v1.3.3";
+
+/// One run: its seed, how many faults its schedule holds, and how many upgrades of each class.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub seed: u64,
+    pub faults: usize,
+    pub per_class: usize,
+}
+
+/// What a run injected and what the checker found.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    /// The faults injected, in order (a deletion mid-soak counts as one).
+    pub injected: Vec<String>,
+    pub violations: Vec<String>,
+    pub took: Duration,
+}
+
+struct Plan {
+    lane: Lane,
+    soaking_since: Option<Instant>,
+    delete_after: Duration,
+    deleted: bool,
+}
+
+/// Run once against the cluster in the environment. Panics only when the world cannot be set
+/// up; whatever the operator does wrong is a violation in the report.
+pub async fn run(cfg: Config) -> Report {
+    let started = Instant::now();
+    let name = format!("rb{}", cfg.seed);
+    let mut s = Scenario::new(&name).await;
+    let env = s.env.clone();
+    eventually("the first replica leads", Duration::from_secs(30), || async {
+        s.lease_holder().await.as_deref() == Some(name.as_str())
+    })
+    .await;
+    let mut second =
+        Operator::start(env.clone(), &format!("{name}-b"), &s.ns).expect("a second replica starts");
+    let instances = [s.operator.instance.clone(), second.instance.clone()];
+    let mut receiver = Receiver::down();
+    receiver.start().await;
+    let access = env.logs.join(format!("{name}-access.yaml"));
+    std::fs::write(&access, webhook_access(&s.ns, receiver.port)).unwrap();
+    env.kubectl(&["apply", "-f", access.to_str().unwrap()]).expect("the webhook's Secret and Role");
+    // A workload no upgrade names, beside the lanes' targets: never written.
+    s.connector("decoy", GOOD, false).await;
+
+    // The window opens at the next whole minute at least 50 s away (the 30 s baseline is
+    // measured before it opens) and stays open 6 minutes.
+    let open = {
+        let t = Utc::now() + chrono::Duration::seconds(110);
+        t.with_second(0).unwrap().with_nanosecond(0).unwrap()
+    };
+    let window = format!(
+        "  window:\n    timeZone: UTC\n    recurring: [{{days: [{}], start: \"{:02}:{:02}\", duration: 6m}}]\n  stages:\n",
+        open.weekday(),
+        open.hour(),
+        open.minute()
+    );
+    let mut delete_after = schedule::delays(cfg.seed, cfg.per_class * 3, Duration::from_secs(15));
+    let mut plans = vec![];
+    for (i, class) in [Class::Healthy, Class::Regressing, Class::Deleted]
+        .into_iter()
+        .flat_map(|c| std::iter::repeat_n(c, cfg.per_class))
+        .enumerate()
+    {
+        let (target, app, upgrade) = (format!("agent-{i}"), format!("sync-{i}"), format!("up-{i}"));
+        s.connector(&target, GOOD, false).await;
+        s.workload_of(&app, Duration::from_millis(400), Duration::from_secs(20));
+        let desired = if class == Class::Regressing { crate::BAD } else { NEXT };
+        if class == Class::Regressing {
+            s.mount_faults_of(&target, &app, 2);
+        }
+        let soak = if class == Class::Healthy { "40s" } else { "10m" };
+        let yaml = fleet_only(&s.ns, &upgrade, soak, desired)
+            .replace("name: connector,", &format!("name: {target},"))
+            .replace("labelSelector: app=email-sync", &format!("labelSelector: app={app}"))
+            .replacen("  stages:\n", &window, 1)
+            + "  notifications:\n    webhooks:\n      - {name: oncall, urlSecretRef: {name: webhook}}\n";
+        let mu = s.apply(&yaml).await;
+        plans.push(Plan {
+            lane: Lane {
+                owner: format!("{}/{upgrade}", s.ns),
+                class,
+                target,
+                known_good: GOOD.into(),
+                desired: desired.into(),
+                created_at: mu
+                    .creation_timestamp()
+                    .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0))
+                    .unwrap_or_else(Utc::now),
+                phase: None,
+                image: String::new(),
+                marks: vec![],
+            },
+            soaking_since: None,
+            delete_after: delete_after.remove(0),
+            deleted: false,
+        });
+    }
+
+    // The faults run from 40 s before the window opens until every upgrade has ended.
+    let t0 = Instant::now();
+    let until_open = (open - Utc::now()).to_std().unwrap_or_default();
+    let faults = schedule::schedule(
+        cfg.seed,
+        cfg.faults,
+        until_open.saturating_sub(Duration::from_secs(40)),
+        Duration::from_secs(9),
+    );
+    let mut injected: Vec<String> = vec![];
+    let mut disrupted: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
+    let deadline = Instant::now() + until_open + Duration::from_secs(330);
+    let mut next = 0;
+    loop {
+        let ended = observe(&s, &mut plans, &mut injected).await;
+        if ended || Instant::now() > deadline {
+            break;
+        }
+        if let Some(p) = faults.get(next).filter(|p| t0.elapsed() >= p.at) {
+            next += 1;
+            let from = Utc::now();
+            let said = inject(&mut s, &mut second, p).await;
+            if p.fault != Fault::CompactEtcd {
+                disrupted.push((from, Utc::now() + chrono::Duration::seconds(2)));
+            }
+            eprintln!("robustness seed {}: {:>5.1}s {said}", cfg.seed, t0.elapsed().as_secs_f64());
+            injected.push(said);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Both replicas running again, for the checks' last reads and for what is still to end.
+    for op in [&mut s.operator, &mut second] {
+        if op.pid().is_none() {
+            op.restart().expect("the replica starts again");
+        }
+    }
+    let mut violations = vec![];
+    if Instant::now() > deadline {
+        let settle = Instant::now() + Duration::from_secs(120);
+        while !observe(&s, &mut plans, &mut injected).await && Instant::now() < settle {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        for p in plans.iter().filter(|p| !ended(p)) {
+            violations.push(format!(
+                "{} ({:?}) had not ended {:?} into the window: {:?}",
+                p.lane.owner,
+                p.lane.class,
+                Duration::from_secs(450),
+                p.lane.phase
+            ));
+        }
+    }
+    // A release goes out right after the final status write: give the last ones a moment.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for p in plans.iter_mut() {
+        let ds: DaemonSet = s.daemonsets().get(&p.lane.target).await.expect("the target is there");
+        p.lane.image = ds
+            .spec
+            .and_then(|sp| sp.template.spec)
+            .and_then(|sp| sp.containers.into_iter().find(|c| c.name == "connector"))
+            .and_then(|c| c.image)
+            .unwrap_or_default();
+        p.lane.marks = ds
+            .metadata
+            .labels
+            .iter()
+            .flatten()
+            .chain(ds.metadata.annotations.iter().flatten())
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with("maintenance.dev/"))
+            .collect();
+    }
+    let lanes: Vec<Lane> = plans.iter().map(|p| p.lane.clone()).collect();
+    violations.extend(check::ends(&lanes));
+    let writes: Vec<crate::audit::Write> = env
+        .operator_writes()
+        .expect("the API server's audit log is readable")
+        .into_iter()
+        .filter(|w| instances.contains(&w.instance))
+        .collect();
+    if !writes.iter().any(|w| w.resource == "maintenanceupgrades/status") {
+        violations
+            .push("the audit log holds no status write of the run's replicas: nothing was checked".into());
+    }
+    violations.extend(check::terms(&writes));
+    violations.extend(check::target_writes(&writes, &s.ns, &lanes, open));
+    let decoy = s.daemonsets().get("decoy").await.expect("the decoy is there");
+    if decoy.metadata.generation != Some(1)
+        || decoy.annotations().keys().any(|k| k.starts_with("maintenance.dev/"))
+    {
+        violations.push(format!(
+            "the decoy was changed: generation {:?}, {:?}",
+            decoy.metadata.generation,
+            decoy.annotations()
+        ));
+    }
+    let got: Vec<(String, DateTime<Utc>)> = receiver
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, body, at)| Some((body["id"].as_str()?.to_string(), *at)))
+        .collect();
+    violations.extend(check::deliveries(&got, &disrupted));
+    if !violations.is_empty() {
+        s.dump();
+        eprintln!("{}", second.log());
+    }
+    s.stop_background().await;
+    Report { seed: cfg.seed, injected, violations, took: started.elapsed() }
+}
+
+fn ended(p: &Plan) -> bool {
+    match p.lane.class {
+        Class::Deleted => p.deleted && p.lane.phase.is_none(),
+        _ => {
+            p.lane.phase.is_some_and(|ph| matches!(ph, Phase::Succeeded | Phase::RolledBack | Phase::Failed))
+        }
+    }
+}
+
+/// Read each upgrade's phase; delete a Deleted-class one once it has soaked its seeded while.
+/// True when every upgrade has ended.
+async fn observe(s: &Scenario, plans: &mut [Plan], injected: &mut Vec<String>) -> bool {
+    for p in plans.iter_mut() {
+        let name = p.lane.owner.rsplit('/').next().unwrap().to_string();
+        let Ok(mu) = s.upgrades().get_opt(&name).await else { continue }; // the API server is down
+        p.lane.phase = mu.as_ref().and_then(|mu| mu.status.as_ref()).map(|st| st.phase);
+        if mu.is_none() {
+            p.lane.phase = None;
+        }
+        if p.lane.class != Class::Deleted || p.deleted {
+            continue;
+        }
+        if p.lane.phase == Some(Phase::Soaking) {
+            let since = *p.soaking_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= p.delete_after
+                && s.upgrades().delete(&name, &Default::default()).await.is_ok()
+            {
+                p.deleted = true;
+                injected.push(format!("deleted {} mid-soak", p.lane.owner));
+            }
+        }
+    }
+    plans.iter().all(ended)
+}
+
+/// Inject one fault, hold it, undo what is to be undone; what was done, said in a line.
+async fn inject(s: &mut Scenario, second: &mut Operator, p: &Planned) -> String {
+    let leader = s.lease_holder().await;
+    let first_leads = leader.as_deref() == Some(s.operator.instance.as_str());
+    match p.fault {
+        Fault::KillLeader | Fault::KillFollower | Fault::TermLeader | Fault::TermFollower => {
+            let want_leader = matches!(p.fault, Fault::KillLeader | Fault::TermLeader);
+            let op = if first_leads == want_leader { &mut s.operator } else { second };
+            let how = if matches!(p.fault, Fault::KillLeader | Fault::KillFollower) {
+                op.kill();
+                "SIGKILL"
+            } else {
+                let _ = op.terminate(Duration::from_secs(10));
+                "SIGTERM"
+            };
+            let who = op.instance.clone();
+            tokio::time::sleep(p.hold).await;
+            if let Err(e) = op.restart() {
+                return format!("{how} {who} (leader: {leader:?}); it did not start again: {e}");
+            }
+            format!("{how} {who} (leader: {leader:?}), started again {:?} later", p.hold)
+        }
+        Fault::RestartApiServer => {
+            let (env, hold) = (s.env.clone(), p.hold);
+            let done = tokio::task::spawn_blocking(move || {
+                Scenario::restart_apiserver_in(&env, hold, Duration::from_secs(60))
+            })
+            .await;
+            wait_for_api(s).await;
+            format!(
+                "API server killed, down {hold:?} ({})",
+                if matches!(done, Ok(Ok(()))) { "restarted" } else { "restart failed" }
+            )
+        }
+        Fault::CompactEtcd => match compact_etcd(&s.env).await {
+            Ok(rev) => format!("etcd compacted to revision {rev}"),
+            Err(e) => format!("etcd compaction failed: {e}"),
+        },
+        Fault::RefuseRenewals => {
+            let Some(holder) = leader.clone() else { return "renewals: no leader to refuse".into() };
+            let refused = s.refuse_renewals(&holder).await;
+            tokio::time::sleep(p.hold).await;
+            drop(refused);
+            format!("renewals of {holder} refused for {:?}", p.hold)
+        }
+        Fault::RefuseFinalWrites => {
+            let refused = s.refuse_status_phases(&["Succeeded", "RolledBack", "Failed"]).await;
+            tokio::time::sleep(p.hold).await;
+            drop(refused);
+            format!("final status writes refused for {:?}", p.hold)
+        }
+    }
+}
+
+async fn wait_for_api(s: &Scenario) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.upgrades().list(&Default::default()).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Compact etcd to its current revision through its HTTP gateway (the v3 API as JSON), found
+/// on etcd's command line: every watch resuming from an older version then gets 410 Gone.
+async fn compact_etcd(env: &Env) -> anyhow::Result<i64> {
+    let pid = std::fs::read_to_string(env.cluster_dir.join("pids").join("etcd.pid"))?;
+    let args = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))?;
+    let args: Vec<String> =
+        args.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let url = args
+        .iter()
+        .zip(args.iter().skip(1))
+        .find_map(|(a, b)| {
+            a.strip_prefix("--advertise-client-urls=")
+                .map(String::from)
+                .or_else(|| (a == "--advertise-client-urls").then(|| b.clone()))
+        })
+        .ok_or_else(|| anyhow::anyhow!("etcd's command line names no client URL"))?;
+    let url = url.split(',').next().unwrap_or_default().to_string();
+    let http = reqwest::Client::new();
+    let range: serde_json::Value = serde_json::from_str(
+        &http
+            .post(format!("{url}/v3/kv/range"))
+            .body(r#"{"key":"Lw==","limit":1}"#)
+            .send()
+            .await?
+            .text()
+            .await?,
+    )?;
+    let rev: i64 = range["header"]["revision"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("etcd's answer has no revision: {range}"))?;
+    let body = format!(r#"{{"revision":"{rev}","physical":true}}"#);
+    let answer = http.post(format!("{url}/v3/kv/compaction")).body(body).send().await?;
+    if !answer.status().is_success() {
+        anyhow::bail!("etcd refused the compaction: {}", answer.text().await?);
+    }
+    Ok(rev)
+}
