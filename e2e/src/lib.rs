@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 pub mod audit;
 pub mod fixtures;
 pub mod policy;
+pub mod proxy;
 pub mod robustness;
 pub use fixtures::*;
 
@@ -62,6 +63,34 @@ fn var(name: &str) -> Result<String> {
 }
 
 static SETUP: OnceCell<()> = OnceCell::const_new();
+
+/// A control-plane component as `cluster-up.sh` started it: name, PID file, command line, and
+/// working directory.
+type Component = (String, PathBuf, Vec<String>, PathBuf);
+
+/// The components of the cluster, as their PID files and /proc show them.
+fn components(env: &Env) -> Result<Vec<Component>> {
+    let mut components = vec![];
+    for entry in std::fs::read_dir(env.cluster_dir.join("pids"))? {
+        let path = entry?.path();
+        let pid: i32 = std::fs::read_to_string(&path)?.trim().parse()?;
+        let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))?
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        components.push((name, path, args, cwd));
+    }
+    Ok(components)
+}
+
+static COMPONENTS: std::sync::Mutex<Vec<Component>> = std::sync::Mutex::new(vec![]);
+
+/// Until when the control plane's components are restarted when they exit (see
+/// `Scenario::restart_apiserver_in`), while a supervisor runs.
+static SUPERVISING: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 impl Env {
     pub fn from_env() -> Result<Env> {
@@ -260,6 +289,8 @@ pub struct Operator {
     pub trusted_namespaces: Option<String>,
     /// More environment at its next start (flags the operator reads from the environment).
     pub extra_env: Vec<(String, String)>,
+    /// From its next start, it reaches the API server through a `proxy::Proxy` on this port.
+    pub through_port: Option<u16>,
 }
 
 impl Operator {
@@ -282,6 +313,7 @@ impl Operator {
             port,
             trusted_namespaces: trusted.map(String::from),
             extra_env: vec![],
+            through_port: None,
         };
         op.spawn()?;
         Ok(op)
@@ -294,6 +326,11 @@ impl Operator {
             serde_yaml::from_str(&std::fs::read_to_string(&self.env.operator_kubeconfig)?)?;
         for u in k["users"].as_sequence_mut().context("kubeconfig has users")? {
             u["user"]["as-user-extra"] = serde_yaml::to_value(json!({"instance": [self.instance]}))?;
+        }
+        if let Some(port) = self.through_port {
+            for c in k["clusters"].as_sequence_mut().context("kubeconfig has clusters")? {
+                c["cluster"]["server"] = format!("https://127.0.0.1:{port}").into();
+            }
         }
         let path = self.env.logs.join(format!("{}.kubeconfig", self.instance));
         std::fs::write(&path, serde_yaml::to_string(&k)?)?;
@@ -929,20 +966,15 @@ impl Scenario {
     /// meanwhile: kube-scheduler and kube-controller-manager exit when they lose their leader
     /// lease during the outage.
     pub fn restart_apiserver_in(env: &Env, down: Duration, supervise: Duration) -> Result<()> {
-        let pids = env.cluster_dir.join("pids");
-        let mut components = vec![];
-        for entry in std::fs::read_dir(&pids)? {
-            let path = entry?.path();
-            let pid: i32 = std::fs::read_to_string(&path)?.trim().parse()?;
-            let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))?
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            components.push((name, path, args, cwd));
-        }
+        // Read once, while every component runs: a later call may find one exited (the
+        // supervisor restarts it), and its command line does not change.
+        let components = {
+            let mut known = COMPONENTS.lock().unwrap_or_else(|p| p.into_inner());
+            if known.is_empty() {
+                *known = components(env)?;
+            }
+            known.clone()
+        };
         let apiserver =
             components.iter().find(|c| c.0 == "kube-apiserver").context("kube-apiserver pid file")?;
         let pid = std::fs::read_to_string(&apiserver.1)?.trim().to_string();
@@ -952,32 +984,46 @@ impl Scenario {
         }
         std::thread::sleep(down);
         let logs = env.cluster_dir.join("logs");
-        let start =
-            move |(name, pid_file, args, cwd): &(String, PathBuf, Vec<String>, PathBuf)| -> Result<()> {
-                let log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(logs.join(format!("{name}.log")))?;
-                let child = Command::new(&args[0])
-                    .args(&args[1..])
-                    .current_dir(cwd)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .spawn()?;
-                std::fs::write(pid_file, child.id().to_string())?;
-                // Reap it when it exits, so that /proc shows it gone; cluster-down stops it.
-                std::thread::spawn(move || {
-                    let mut child = child;
-                    let _ = child.wait();
-                });
-                Ok(())
-            };
+        let start = move |(name, pid_file, args, cwd): &Component| -> Result<()> {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(logs.join(format!("{name}.log")))?;
+            let child = Command::new(&args[0])
+                .args(&args[1..])
+                .current_dir(cwd)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
+            std::fs::write(pid_file, child.id().to_string())?;
+            // Reap it when it exits, so that /proc shows it gone; cluster-down stops it.
+            std::thread::spawn(move || {
+                let mut child = child;
+                let _ = child.wait();
+            });
+            Ok(())
+        };
         start(apiserver)?;
+        // One supervisor at a time, of the other components only: two would both start a
+        // component that exited, and the one that loses its port leaves its PID in the file.
         let until = Instant::now() + supervise;
+        let mut running = SUPERVISING.lock().unwrap_or_else(|p| p.into_inner());
+        if running.is_some_and(|t| t > Instant::now()) {
+            *running = Some(until.max(running.unwrap()));
+            return Ok(());
+        }
+        *running = Some(until);
+        drop(running);
+        let others: Vec<_> = components.into_iter().filter(|c| c.0 != "kube-apiserver").collect();
         std::thread::spawn(move || {
-            while Instant::now() < until {
-                for c in &components {
+            loop {
+                let until =
+                    SUPERVISING.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(Instant::now);
+                if Instant::now() >= until {
+                    return;
+                }
+                for c in &others {
                     let alive = std::fs::read_to_string(&c.1)
                         .ok()
                         .is_some_and(|p| Path::new(&format!("/proc/{}", p.trim())).exists());

@@ -156,7 +156,7 @@ pub fn terms(writes: &[Write]) -> Vec<String> {
 
 /// No notification delivered twice, but in the documented at-least-once case: a delivery whose
 /// status write was lost to a fault (a replica stopped, the API server down, a write refused)
-/// between the two deliveries. `deliveries`: (notification id, when it arrived); `disrupted`:
+/// between the two deliveries. `deliveries`: (upgrade/notification id, when it arrived); `disrupted`:
 /// the spans of those faults.
 pub fn deliveries(
     deliveries: &[(String, DateTime<Utc>)],

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod schedule;
 
+use crate::proxy::{Mode, Proxy};
 use crate::{Env, GOOD, Operator, Receiver, Scenario, eventually, fleet_only, webhook_access};
 use check::{Class, Lane};
 use chrono::{DateTime, Datelike, Timelike, Utc};
@@ -52,6 +53,11 @@ pub async fn run(cfg: Config) -> Report {
     let name = format!("rb{}", cfg.seed);
     let mut s = Scenario::new(&name).await;
     let env = s.env.clone();
+    // Each replica reaches the API server through a proxy of its own.
+    let upstream = crate::proxy::upstream(&env.operator_kubeconfig).expect("the operator's kubeconfig");
+    let proxies = [Proxy::start(upstream.clone()).await, Proxy::start(upstream).await];
+    s.operator.through_port = Some(proxies[0].port);
+    s.operator.restart().expect("the first replica starts again, through its proxy");
     eventually("the first replica leads", Duration::from_secs(30), || async {
         s.lease_holder().await.as_deref() == Some(name.as_str())
     })
@@ -142,7 +148,7 @@ pub async fn run(cfg: Config) -> Report {
         if let Some(p) = faults.get(next).filter(|p| t0.elapsed() >= p.at) {
             next += 1;
             let from = Utc::now();
-            let said = inject(&mut s, &mut second, p).await;
+            let said = inject(&mut s, &mut second, &proxies, p).await;
             if p.fault != Fault::CompactEtcd {
                 disrupted.push((from, Utc::now() + chrono::Duration::seconds(2)));
             }
@@ -157,22 +163,14 @@ pub async fn run(cfg: Config) -> Report {
             op.restart().expect("the replica starts again");
         }
     }
-    let mut violations = vec![];
+    // What had not ended by the deadline gets two more minutes, then is reported by its end.
     if Instant::now() > deadline {
         let settle = Instant::now() + Duration::from_secs(120);
         while !observe(&s, &mut plans, &mut injected).await && Instant::now() < settle {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        for p in plans.iter().filter(|p| !ended(p)) {
-            violations.push(format!(
-                "{} ({:?}) had not ended {:?} into the window: {:?}",
-                p.lane.owner,
-                p.lane.class,
-                Duration::from_secs(450),
-                p.lane.phase
-            ));
-        }
     }
+    let mut violations = vec![];
     // A release goes out right after the final status write: give the last ones a moment.
     tokio::time::sleep(Duration::from_secs(5)).await;
     for p in plans.iter_mut() {
@@ -222,7 +220,9 @@ pub async fn run(cfg: Config) -> Report {
         .lock()
         .unwrap()
         .iter()
-        .filter_map(|(_, body, at)| Some((body["id"].as_str()?.to_string(), *at)))
+        .filter_map(|(_, body, at)| {
+            Some((format!("{}/{}", body["upgrade"].as_str()?, body["id"].as_str()?), *at))
+        })
         .collect();
     violations.extend(check::deliveries(&got, &disrupted));
     if !violations.is_empty() {
@@ -269,7 +269,7 @@ async fn observe(s: &Scenario, plans: &mut [Plan], injected: &mut Vec<String>) -
 }
 
 /// Inject one fault, hold it, undo what is to be undone; what was done, said in a line.
-async fn inject(s: &mut Scenario, second: &mut Operator, p: &Planned) -> String {
+async fn inject(s: &mut Scenario, second: &mut Operator, proxies: &[Proxy; 2], p: &Planned) -> String {
     let leader = s.lease_holder().await;
     let first_leads = leader.as_deref() == Some(s.operator.instance.as_str());
     match p.fault {
@@ -312,6 +312,37 @@ async fn inject(s: &mut Scenario, second: &mut Operator, p: &Planned) -> String 
             tokio::time::sleep(p.hold).await;
             drop(refused);
             format!("renewals of {holder} refused for {:?}", p.hold)
+        }
+        Fault::DelayTraffic | Fault::CutTraffic => {
+            // The leader's or the follower's, as the drawn length's parity says.
+            let on_leader = p.hold.as_millis().is_multiple_of(2);
+            let (proxy, who) = if first_leads == on_leader {
+                (&proxies[0], &s.operator.instance)
+            } else {
+                (&proxies[1], &second.instance)
+            };
+            let (mode, what) = if p.fault == Fault::CutTraffic {
+                (Mode::Cut, "cut".to_string())
+            } else {
+                let each = (p.hold / 20).min(Duration::from_secs(1));
+                (Mode::Delay(each), format!("delayed {each:?} a chunk"))
+            };
+            proxy.set(mode);
+            tokio::time::sleep(p.hold).await;
+            proxy.set(Mode::Pass);
+            format!("traffic of {who} (leader: {leader:?}) {what} for {:?}", p.hold)
+        }
+        Fault::HangLeader => {
+            let Some(holder) = leader.clone() else { return "hang: no leader to hang".into() };
+            let proxy = if first_leads { &proxies[0] } else { &proxies[1] };
+            // Held, then cut: a request held past the term and delivered late is what the
+            // README says is not guaranteed; a partition ends with its connections reset.
+            proxy.set(Mode::Hang);
+            tokio::time::sleep(p.hold).await;
+            proxy.set(Mode::Cut);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            proxy.set(Mode::Pass);
+            format!("traffic of {holder} held for {:?}, then cut", p.hold)
         }
         Fault::RefuseFinalWrites => {
             let refused = s.refuse_status_phases(&["Succeeded", "RolledBack", "Failed"]).await;

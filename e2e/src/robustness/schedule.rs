@@ -23,10 +23,16 @@ pub enum Fault {
     RefuseRenewals,
     /// Every status write that stores a final phase refused for `hold`.
     RefuseFinalWrites,
+    /// A replica's traffic to the API server slowed (each chunk up to a second late) for `hold`.
+    DelayTraffic,
+    /// A replica's connections to the API server cut, and refused for `hold`.
+    CutTraffic,
+    /// The leader's traffic held for `hold` (its renewals and writes hang unanswered), then cut.
+    HangLeader,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 11] = [
         Fault::KillLeader,
         Fault::KillFollower,
         Fault::TermLeader,
@@ -35,6 +41,9 @@ impl Fault {
         Fault::CompactEtcd,
         Fault::RefuseRenewals,
         Fault::RefuseFinalWrites,
+        Fault::DelayTraffic,
+        Fault::CutTraffic,
+        Fault::HangLeader,
     ];
 }
 
@@ -61,7 +70,11 @@ pub fn schedule(seed: u64, count: usize, first: Duration, gap: Duration) -> Vec<
             }
             Fault::RestartApiServer => rng.random_range(1_000..6_000),
             Fault::CompactEtcd => 0,
-            Fault::RefuseRenewals | Fault::RefuseFinalWrites => rng.random_range(4_000..20_000),
+            Fault::RefuseRenewals | Fault::RefuseFinalWrites | Fault::DelayTraffic => {
+                rng.random_range(4_000..20_000)
+            }
+            Fault::CutTraffic => rng.random_range(1_000..10_000),
+            Fault::HangLeader => rng.random_range(5_000..25_000),
         };
         out.push(Planned { at, fault, hold: Duration::from_millis(hold_ms) });
         let jitter = rng.random_range(0.6..1.4);

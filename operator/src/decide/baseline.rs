@@ -4,7 +4,8 @@
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::timefmt::at;
+use crate::detector::reach;
+use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::Duration;
 
@@ -57,7 +58,26 @@ impl Decider<'_> {
                 format!("measuring the baseline until {}", at(start_at + observe)),
             );
         }
-        let ends = self.st.baseline_ends_at.unwrap_or(now);
+        let mut ends = self.st.baseline_ends_at.unwrap_or(now);
+        // A live baseline that an outage hid (its reads blind until after the period ended)
+        // is too short for any verdict: measured on until it covers the period to observe.
+        if now >= ends
+            && let Some((name, span)) = self.short_live_baseline(plan, observe)
+        {
+            ends = now + (observe - span);
+            self.st.baseline_ends_at = Some(ends);
+            self.note(
+                true,
+                reason::MEASURING_BASELINE,
+                "Baseline",
+                format!(
+                    "the baseline of signal {name} covers only {} of the {} to observe (the API server or the operator was unavailable meanwhile); measuring it until {} before any change",
+                    duration(span),
+                    duration(observe),
+                    at(ends)
+                ),
+            );
+        }
         let missing: Vec<String> = plan
             .signals
             .iter()
@@ -78,6 +98,16 @@ impl Decider<'_> {
             return false;
         }
         true
+    }
+
+    /// A built-in signal observed live whose baseline spans less than `observe` (by more than
+    /// one interval, the reads' own granularity): its name and span.
+    fn short_live_baseline(&self, plan: &Plan, observe: Duration) -> Option<(String, Duration)> {
+        plan.signals.iter().filter(|s| s.prometheus.is_none() && s.canary_parent().is_none()).find_map(|s| {
+            let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
+            let span = reach::span(b);
+            (!b.recorded && span + plan.interval < observe).then(|| (s.name.clone(), span))
+        })
     }
 }
 

@@ -23,3 +23,25 @@ fn closed_window_waits_and_the_baseline_ends_when_it_opens() {
     assert!(w.obs.status.changed_at.unwrap() >= t("2026-11-25T03:00:00Z"));
     assert!(w.obs.status.changed_at.unwrap() < t("2026-11-25T03:01:00Z"));
 }
+
+/// An outage (API server or operator down) that hides the whole baseline period leaves a live
+/// baseline of the moments after it: the first change waits until the baseline covers the
+/// period to observe again, rather than start with a baseline too short for any verdict.
+#[test]
+fn a_baseline_hidden_by_an_outage_is_measured_again_before_any_change() {
+    let mut w = World::new(spec());
+    let start = w.obs.now;
+    // The pod watches listed again 11 minutes in: every read of the 10-minute baseline is blind.
+    w.obs.pods_watched_since = Some(start + Duration::minutes(11));
+    w.run_until(Duration::hours(2), |w| !w.image_sets().is_empty());
+    let b = w.obs.status.analysis[0].baseline.clone().unwrap();
+    let span = b.to.unwrap() - b.from.unwrap();
+    assert!(span >= Duration::minutes(9), "the baseline covers the period to observe: {span}");
+    assert!(b.attempts >= 900, "{b:?}");
+    assert!(w.obs.status.changed_at.unwrap() >= start + Duration::minutes(20));
+    assert!(
+        w.events.iter().any(|e| e.contains("covers only")),
+        "it says why the change waits: {:?}",
+        w.events
+    );
+}
