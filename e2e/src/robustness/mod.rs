@@ -53,6 +53,13 @@ pub async fn run(cfg: Config) -> Report {
     let name = format!("rb{}", cfg.seed);
     let mut s = Scenario::new(&name).await;
     let env = s.env.clone();
+    // A policy left by a run that was killed (its guard never dropped) would refuse from the start.
+    for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
+        for fault in ["renewals", "final"] {
+            let name = format!("e2e-refuse-{fault}-{}", s.ns);
+            let _ = env.kubectl(&["delete", kind, &name, "--ignore-not-found"]);
+        }
+    }
     // Each replica reaches the API server through a proxy of its own.
     let upstream = crate::proxy::upstream(&env.operator_kubeconfig).expect("the operator's kubeconfig");
     let proxies = [Proxy::start(upstream.clone()).await, Proxy::start(upstream).await];
@@ -73,10 +80,22 @@ pub async fn run(cfg: Config) -> Report {
     // A workload no upgrade names, beside the lanes' targets: never written.
     s.connector("decoy", GOOD, false).await;
 
-    // The window opens at the next whole minute at least 50 s away (the 30 s baseline is
+    let classes: Vec<Class> = [Class::Healthy, Class::Regressing, Class::Deleted]
+        .into_iter()
+        .flat_map(|c| std::iter::repeat_n(c, cfg.per_class))
+        .collect();
+    for (i, class) in classes.iter().enumerate() {
+        let (target, app) = (format!("agent-{i}"), format!("sync-{i}"));
+        s.connector(&target, GOOD, false).await;
+        s.workload_of(&app, Duration::from_millis(400), Duration::from_secs(20));
+        if *class == Class::Regressing {
+            s.mount_faults_of(&target, &app, 2);
+        }
+    }
+    // The window opens at the next whole minute at least 45 s away (the 30 s baseline is
     // measured before it opens) and stays open 6 minutes.
     let open = {
-        let t = Utc::now() + chrono::Duration::seconds(110);
+        let t = Utc::now() + chrono::Duration::seconds(105);
         t.with_second(0).unwrap().with_nanosecond(0).unwrap()
     };
     let window = format!(
@@ -85,22 +104,18 @@ pub async fn run(cfg: Config) -> Report {
         open.hour(),
         open.minute()
     );
-    let mut delete_after = schedule::delays(cfg.seed, cfg.per_class * 3, Duration::from_secs(15));
+    // The healthy soak and the deletions stretch with the schedule, so that its faults fall
+    // while upgrades are still in flight (about 9 s apart, from 40 s before the window opens).
+    let healthy_soak = Duration::from_secs(40 + 5 * cfg.faults as u64);
+    let mut delete_after =
+        schedule::delays(cfg.seed, classes.len(), Duration::from_secs(15 + 3 * cfg.faults as u64));
     let mut plans = vec![];
-    for (i, class) in [Class::Healthy, Class::Regressing, Class::Deleted]
-        .into_iter()
-        .flat_map(|c| std::iter::repeat_n(c, cfg.per_class))
-        .enumerate()
-    {
+    for (i, class) in classes.into_iter().enumerate() {
         let (target, app, upgrade) = (format!("agent-{i}"), format!("sync-{i}"), format!("up-{i}"));
-        s.connector(&target, GOOD, false).await;
-        s.workload_of(&app, Duration::from_millis(400), Duration::from_secs(20));
         let desired = if class == Class::Regressing { crate::BAD } else { NEXT };
-        if class == Class::Regressing {
-            s.mount_faults_of(&target, &app, 2);
-        }
-        let soak = if class == Class::Healthy { "40s" } else { "10m" };
-        let yaml = fleet_only(&s.ns, &upgrade, soak, desired)
+        let soak =
+            if class == Class::Healthy { format!("{}s", healthy_soak.as_secs()) } else { "30m".into() };
+        let yaml = fleet_only(&s.ns, &upgrade, &soak, desired)
             .replace("name: connector,", &format!("name: {target},"))
             .replace("labelSelector: app=email-sync", &format!("labelSelector: app={app}"))
             .replacen("  stages:\n", &window, 1)
@@ -138,7 +153,7 @@ pub async fn run(cfg: Config) -> Report {
     );
     let mut injected: Vec<String> = vec![];
     let mut disrupted: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
-    let deadline = Instant::now() + until_open + Duration::from_secs(330);
+    let deadline = Instant::now() + until_open + healthy_soak + Duration::from_secs(300);
     let mut next = 0;
     loop {
         let ended = observe(&s, &mut plans, &mut injected).await;

@@ -474,6 +474,11 @@ pub struct BaselineStatus {
     pub sum_sq: f64,
     #[serde(default)]
     pub intervals: i64,
+    /// How long a live observation saw the signal, in seconds: reads during an outage (the API
+    /// server or the operator unavailable) are not judged, and the baseline is measured on
+    /// until this covers `spec.analysis.baseline.observe`.
+    #[serde(default)]
+    pub observed_seconds: f64,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

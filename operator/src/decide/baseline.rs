@@ -4,7 +4,6 @@
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::detector::reach;
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::Duration;
@@ -59,12 +58,12 @@ impl Decider<'_> {
             );
         }
         let mut ends = self.st.baseline_ends_at.unwrap_or(now);
-        // A live baseline that an outage hid (its reads blind until after the period ended)
-        // is too short for any verdict: measured on until it covers the period to observe.
+        // A live baseline partly hidden by an outage (its reads then blind) is too thin for the
+        // verdicts it was meant for: measured on until what was seen covers the period to observe.
         if now >= ends
-            && let Some((name, span)) = self.short_live_baseline(plan, observe)
+            && let Some((name, seen)) = self.short_live_baseline(plan, observe)
         {
-            ends = now + (observe - span);
+            ends = now + (observe - seen);
             self.st.baseline_ends_at = Some(ends);
             self.note(
                 true,
@@ -72,7 +71,7 @@ impl Decider<'_> {
                 "Baseline",
                 format!(
                     "the baseline of signal {name} covers only {} of the {} to observe (the API server or the operator was unavailable meanwhile); measuring it until {} before any change",
-                    duration(span),
+                    duration(seen),
                     duration(observe),
                     at(ends)
                 ),
@@ -100,13 +99,13 @@ impl Decider<'_> {
         true
     }
 
-    /// A built-in signal observed live whose baseline spans less than `observe` (by more than
-    /// one interval, the reads' own granularity): its name and span.
+    /// A built-in signal observed live that saw less than `observe` (by more than one interval,
+    /// the reads' own granularity): its name and how long it saw.
     fn short_live_baseline(&self, plan: &Plan, observe: Duration) -> Option<(String, Duration)> {
         plan.signals.iter().filter(|s| s.prometheus.is_none() && s.canary_parent().is_none()).find_map(|s| {
             let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
-            let span = reach::span(b);
-            (!b.recorded && span + plan.interval < observe).then(|| (s.name.clone(), span))
+            let seen = Duration::milliseconds((b.observed_seconds * 1000.0) as i64);
+            (!b.recorded && seen + plan.interval < observe).then(|| (s.name.clone(), seen))
         })
     }
 }

@@ -188,6 +188,7 @@ pub fn add_live_interval(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTi
     b.errors += c.errors as i64;
     b.from.get_or_insert(from);
     b.to = Some(at);
+    b.observed_seconds += (at - from).as_seconds_f64();
     if c.attempts > 0 {
         b.sum_sq += (c.errors as f64).powi(2) / c.attempts as f64;
         b.intervals += 1;
