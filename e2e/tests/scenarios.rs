@@ -1603,7 +1603,7 @@ async fn s25_a_prometheus_query_follows_the_canary_through_its_placeholders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s26_the_known_good_digest_is_read_from_the_targets_own_pods_not_a_siblings() {
+async fn s26_the_revert_goes_to_the_digest_the_targets_own_pods_ran_not_a_siblings() {
     use k8s_openapi::api::core::v1::Pod;
     let s = Scenario::new("digest").await;
     s.connector("connector", GOOD, false).await;
@@ -1647,9 +1647,13 @@ async fn s26_the_known_good_digest_is_read_from_the_targets_own_pods_not_a_sibli
     let ups: Api<MaintenanceUpgrade> = Api::namespaced(s.client.clone(), &s.ns);
     let patch = json!({"spec": {"rollback": {"requested": true}}});
     ups.patch("up", &Default::default(), &kube::api::Patch::Merge(patch)).await.unwrap();
-    s.wait_phase("up", Phase::RolledBack, SECS(120)).await;
-    // By the known-good string exactly: the pods that never changed keep their revision.
-    assert_eq!(s.image("connector").await, GOOD);
+    let mu = s.wait_phase("up", Phase::RolledBack, SECS(120)).await;
+    // To the bits that ran, whatever the tag points at now, and the status says so.
+    let pinned = format!("{GOOD}@{ours}");
+    assert_eq!(s.image("connector").await, pinned);
+    let c = &mu.status.unwrap().stages[0].components[0];
+    assert_eq!(c.reverted_to.as_deref(), Some(pinned.as_str()));
+    assert_eq!(c.phase, ComponentPhase::Reverted, "the pinned image is its own known-good: {c:?}");
     assert_eq!(s.image("connector-sibling").await, GOOD, "the sibling untouched");
 }
 

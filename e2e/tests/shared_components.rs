@@ -169,6 +169,7 @@ spec:
         container: Some("connector".into()),
         known_good_image: Some(BAD.into()),
         known_good_digest: None,
+        reverted_to: None,
         managed_by: None,
         desired_image: GOOD.into(),
         phase: ComponentPhase::Claimed,

@@ -38,6 +38,15 @@ pub struct Lane {
     pub marks: Vec<String>,
 }
 
+impl Lane {
+    /// Its known-good image, as written or pinned to a digest (`image@sha256:…`), as a revert
+    /// of a whole workload writes it.
+    pub fn is_known_good(&self, image: &str) -> bool {
+        image == self.known_good
+            || image.strip_prefix(self.known_good.as_str()).is_some_and(|rest| rest.starts_with("@sha256:"))
+    }
+}
+
 /// What the operator did to a target in one write, told by the request's body.
 #[derive(Debug, PartialEq)]
 pub enum TargetWrite {
@@ -108,7 +117,7 @@ pub fn target_writes(writes: &[Write], ns: &str, lanes: &[Lane], window_open: Da
                         lane.desired
                     ));
                 }
-                if let Some(third) = images.iter().find(|i| **i != lane.desired && **i != lane.known_good) {
+                if let Some(third) = images.iter().find(|i| **i != lane.desired && !lane.is_known_good(i)) {
                     out.push(format!("{said}: set {third}, neither its known-good nor its desired image"));
                 }
             }
@@ -136,7 +145,8 @@ pub fn ends(lanes: &[Lane]) -> Vec<String> {
         if l.phase != phase {
             out.push(format!("{} ({:?}) ended {:?}, not {phase:?}", l.owner, l.class, l.phase));
         }
-        if l.image != *image {
+        let pinned = l.class != Class::Healthy && l.is_known_good(&l.image);
+        if l.image != *image && !pinned {
             out.push(format!("{} ({:?}) left {} on {}, not {image}", l.owner, l.class, l.image, l.target));
         }
         if !l.marks.is_empty() {

@@ -88,7 +88,8 @@ fn each_class_has_its_end() {
     let rolled_back =
         Lane { phase: Some(Phase::RolledBack), image: "img:1".into(), ..lane(Class::Regressing) };
     let gone = Lane { phase: None, image: "img:1".into(), ..lane(Class::Deleted) };
-    assert!(ends(&[healthy.clone(), rolled_back, gone]).is_empty());
+    let pinned = Lane { image: format!("img:1@sha256:{}", "a".repeat(64)), ..rolled_back.clone() };
+    assert!(ends(&[healthy.clone(), rolled_back, gone, pinned]).is_empty());
     let false_rollback = Lane { phase: Some(Phase::RolledBack), image: "img:1".into(), ..healthy.clone() };
     let left_marked = Lane { marks: vec!["maintenance.dev/owner".into()], ..healthy.clone() };
     let third = Lane { phase: None, image: "img:3".into(), ..lane(Class::Deleted) };

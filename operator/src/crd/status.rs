@@ -173,9 +173,15 @@ pub struct ComponentStatus {
     /// The image the target ran before this upgrade, exactly as written in its spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_good_image: Option<String>,
-    /// The image digest the target's pods reported running when it was claimed, if any.
+    /// The image digest the target's own pods reported running when it was claimed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_good_digest: Option<String>,
+    /// The image the revert set on `container`: `knownGoodImage` pinned to `knownGoodDigest`
+    /// (so that a tag pushed again since the claim still reverts to the bits that ran), or
+    /// `knownGoodImage` as written when no digest was recorded or a canary inside the workload
+    /// left pods on the original template (pinning would change it, restarting them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_to: Option<String>,
     pub desired_image: String,
     #[serde(default)]
     pub phase: ComponentPhase,
@@ -210,6 +216,27 @@ impl ComponentStatus {
             out.push((a.container.as_str(), a.known_good_image.as_deref(), a.desired_image.as_str()));
         }
         out
+    }
+
+    /// The known-good image pinned to the recorded digest (`image:tag@sha256:…`), when a digest
+    /// a registry can serve was recorded and the known-good image names none itself.
+    pub fn pinned_known_good(&self) -> Option<String> {
+        let known_good = self.known_good_image.as_deref().filter(|k| !k.contains('@'))?;
+        let digest = self.known_good_digest.as_deref()?.rsplit('@').next()?;
+        let hex = digest.strip_prefix("sha256:")?;
+        let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| format!("{known_good}@{digest}"))
+    }
+
+    /// What the revert sets the component's own container to (see `reverted_to`).
+    pub fn revert_image(&self) -> Option<String> {
+        let pinned = self.pinned_known_good().filter(|_| self.canary.is_none());
+        pinned.or_else(|| self.known_good_image.clone())
+    }
+
+    /// Whether `image` is this component's known-good image, as written or pinned.
+    pub fn is_known_good(&self, image: &str) -> bool {
+        self.known_good_image.as_deref() == Some(image) || self.pinned_known_good().as_deref() == Some(image)
     }
 }
 

@@ -168,19 +168,35 @@ impl Decider<'_> {
                     self.note(true, reason::CHANGED_EXTERNALLY, "Revert", msg);
                     continue;
                 }
+                let revert = c.revert_image().unwrap_or_default();
                 let cs = &mut self.st.stages[si].components[ci];
                 cs.phase = ComponentPhase::Reverted;
                 cs.reverted_at = Some(self.o.now);
-                if t.image(&container) == Some(known_good.as_str()) {
+                if let Some(running) = t.image(&container).filter(|i| c.is_known_good(i)) {
+                    cs.reverted_to = Some(running.to_string());
                     continue; // reverted before a restart; nothing to send
                 }
-                let back: Vec<(&str, &str)> =
-                    c.changes().iter().map(|(n, k, _)| (*n, k.unwrap_or_default())).collect();
+                cs.reverted_to = Some(revert.clone());
+                // Its own container to the digest that ran, when one was recorded; the others
+                // to their known-good images as written.
+                let back: Vec<(&str, &str)> = c
+                    .changes()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, k, _))| (*n, if i == 0 { revert.as_str() } else { k.unwrap_or_default() }))
+                    .collect();
                 let mut effect = Effect::set_images(&key, t, &back);
                 if let Effect::SetImage { strategy, .. } = &mut effect {
                     *strategy = self.settings_with_revert(&key, t);
                 }
                 self.effect = Some(effect);
+                let pinned = if revert != known_good {
+                    format!(
+                        " (the digest its pods ran before the upgrade: {known_good} may point elsewhere now)"
+                    )
+                } else {
+                    String::new()
+                };
                 self.note(
                     false,
                     reason::REVERTED,
@@ -188,11 +204,12 @@ impl Decider<'_> {
                     back.iter()
                         .map(|(n, k)| format!("{key} container {n} set back to {k}"))
                         .collect::<Vec<_>>()
-                        .join("; "),
+                        .join("; ")
+                        + &pinned,
                 );
                 self.set_phase(
                     Phase::RollingBack,
-                    format!("reverting stage {stage_name}: {key} back to {known_good} ({why})"),
+                    format!("reverting stage {stage_name}: {key} back to {revert} ({why})"),
                 );
                 self.next(format!("wait for the revert of stage {stage_name} to roll out"), None);
                 self.requeue_in(Duration::zero());

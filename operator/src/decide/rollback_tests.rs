@@ -268,3 +268,47 @@ fn an_upgrade_deleted_with_an_unusable_spec_goes_but_leaves_its_records_for_the_
     assert_eq!(canary.owner.as_deref(), Some(ID), "the mark stays");
     assert!(canary.known_good.is_some(), "the record stays");
 }
+
+/// The revert goes to the bits that ran: the known-good tag pinned to the digest the target's
+/// own pods reported when it was claimed, and the status and the Event say so. A tag pushed
+/// again since would otherwise revert to whatever it points at now.
+#[test]
+fn a_revert_pins_the_known_good_tag_to_the_digest_that_ran() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.target_mut("connector-canary").running_digests =
+        vec![("connector".into(), format!("registry.example.com/connector@{digest}"))];
+    w.error_rate = creeping_after("connector-canary", 0.001);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let pinned = format!("connector:1.0@{digest}");
+    assert_eq!(w.image("connector-canary"), pinned);
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.reverted_to.as_deref(), Some(pinned.as_str()));
+    assert!(
+        w.events.iter().any(|e| e.contains(&pinned) && e.contains("the digest its pods ran before")),
+        "{:?}",
+        w.events
+    );
+    // Reverted, and seen so on every later look: no conflict with the pinned image.
+    for _ in 0..5 {
+        w.obs.now += Duration::hours(1);
+        w.step();
+    }
+    assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Reverted);
+    assert_eq!(w.image_sets().len(), 2, "{:?}", w.image_sets());
+}
+
+/// A digest no registry can serve (a local image ID) is not pinned to: the tag as written.
+#[test]
+fn a_digest_that_names_no_pullable_image_is_not_pinned_to() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.target_mut("connector-canary").running_digests = vec![("connector".into(), "sha256:abc".into())];
+    w.error_rate = creeping_after("connector-canary", 0.001);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}

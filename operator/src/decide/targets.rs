@@ -35,6 +35,7 @@ impl Decider<'_> {
                         container: None,
                         known_good_image: None,
                         known_good_digest: None,
+                        reverted_to: None,
                         managed_by: None,
                         desired_image: c.image.clone(),
                         phase: ComponentPhase::Pending,
@@ -159,13 +160,15 @@ impl Decider<'_> {
                 // write was lost, or by hand: either way it is reverted, and the rest follows.
                 if c.phase == ComponentPhase::Applied
                     && ours
-                    && running == Some(known_good)
+                    && running.is_some_and(|r| c.is_known_good(r))
                     && known_good != c.desired_image
                 {
+                    let running = running.unwrap_or_default().to_string();
                     let cs = &mut self.st.stages[si].components[ci];
                     cs.phase = ComponentPhase::Reverted;
                     cs.reverted_at = Some(self.o.now);
-                    cs.message = Some(format!("{key} is back on its known-good image {known_good}"));
+                    cs.message = Some(format!("{key} is back on its known-good image {running}"));
+                    cs.reverted_to = Some(running);
                     continue;
                 }
                 let conflict = match t {
@@ -206,11 +209,14 @@ impl Decider<'_> {
                 "status.stages records no container for {key}; the operator no longer touches it"
             ));
         }
-        for (container, known_good, desired) in c.changes() {
+        // A reverted container may run its known-good image pinned to the digest that ran.
+        let pinned = c.pinned_known_good().unwrap_or_default();
+        for (i, (container, known_good, desired)) in c.changes().into_iter().enumerate() {
             let known_good = known_good.unwrap_or_default();
             let expected: &[&str] = match c.phase {
                 ComponentPhase::Claimed => &[known_good, desired],
                 ComponentPhase::Applied => &[desired],
+                _ if i == 0 && !pinned.is_empty() => &[known_good, pinned.as_str()],
                 _ => &[known_good],
             };
             match t.image(container) {

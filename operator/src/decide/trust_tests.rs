@@ -12,6 +12,7 @@ fn forged(name: &str, runs: &str, known_good: &str) -> ComponentStatus {
         container: Some("connector".into()),
         known_good_image: Some(known_good.into()),
         known_good_digest: None,
+        reverted_to: None,
         managed_by: None,
         desired_image: runs.into(),
         phase: ComponentPhase::Claimed,
