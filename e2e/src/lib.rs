@@ -1018,10 +1018,14 @@ impl Scenario {
         let others: Vec<_> = components.into_iter().filter(|c| c.0 != "kube-apiserver").collect();
         std::thread::spawn(move || {
             loop {
-                let until =
-                    SUPERVISING.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(Instant::now);
-                if Instant::now() >= until {
-                    return;
+                // Whether to stop is decided under the lock, so that a call extending the time
+                // meanwhile either finds this supervisor running or starts its own.
+                {
+                    let mut until = SUPERVISING.lock().unwrap_or_else(|p| p.into_inner());
+                    if until.is_none_or(|t| Instant::now() >= t) {
+                        *until = None;
+                        return;
+                    }
                 }
                 for c in &others {
                     let alive = std::fs::read_to_string(&c.1)

@@ -23,8 +23,16 @@ pub enum Mode {
 
 pub struct Proxy {
     pub port: u16,
-    mode: watch::Sender<Mode>,
+    state: watch::Sender<State>,
     task: JoinHandle<()>,
+}
+
+/// The mode, and how many cuts there have been: a connection held through a cut is closed even
+/// if the mode is Pass again by the time it looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct State {
+    mode: Mode,
+    cuts: u64,
 }
 
 impl Proxy {
@@ -32,15 +40,22 @@ impl Proxy {
     pub async fn start(upstream: String) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("a free port");
         let port = listener.local_addr().expect("a bound port").port();
-        let (tx, rx) = watch::channel(Mode::Pass);
+        let (tx, rx) = watch::channel(State { mode: Mode::Pass, cuts: 0 });
         let task = tokio::spawn(async move {
+            // The connections' tasks, aborted with this one (a JoinSet aborts its tasks when
+            // dropped): nothing goes on forwarding after the proxy is gone.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((client, _)) = listener.accept().await else { continue };
-                if *rx.borrow() == Mode::Cut {
+                while connections.try_join_next().is_some() {}
+                let Ok((client, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                if rx.borrow().mode == Mode::Cut {
                     continue; // dropped: the connection is refused
                 }
                 let (rx, upstream) = (rx.clone(), upstream.clone());
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else { return };
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
@@ -52,11 +67,14 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, mode: tx, task }
+        Proxy { port, state: tx, task }
     }
 
     pub fn set(&self, mode: Mode) {
-        let _ = self.mode.send(mode);
+        self.state.send_modify(|s| {
+            s.mode = mode;
+            s.cuts += u64::from(mode == Mode::Cut);
+        });
     }
 }
 
@@ -66,19 +84,23 @@ impl Drop for Proxy {
     }
 }
 
-async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::Receiver<Mode>) {
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut state: watch::Receiver<State>) {
     let mut buf = vec![0u8; 16 * 1024];
+    let cuts = state.borrow().cuts;
     loop {
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            _ = mode.wait_for(|m| *m == Mode::Cut) => return,
+            _ = state.wait_for(|s| s.cuts != cuts) => return,
         };
         loop {
-            let now = *mode.borrow_and_update();
-            match now {
+            let now = *state.borrow_and_update();
+            if now.cuts != cuts {
+                return;
+            }
+            match now.mode {
                 Mode::Pass => break,
                 Mode::Delay(d) => {
                     tokio::time::sleep(d).await;
@@ -86,7 +108,7 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::
                 }
                 Mode::Cut => return,
                 Mode::Hang => {
-                    if mode.changed().await.is_err() {
+                    if state.changed().await.is_err() {
                         return;
                     }
                 }

@@ -17,6 +17,10 @@ pub const CLAIMED_LABEL: &str = "maintenance.dev/claimed-by";
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
 /// On a DaemonSet with a canary inside it: its `spec.updateStrategy` before the canary set it
 /// to OnDelete, as JSON, restored exactly when the canary is widened to all or reverted.
+/// On a claimed target: the digest (`repository@sha256:…`) its own pods ran when it was claimed,
+/// which a revert pins the known-good image to. Only the operator and whoever may edit the
+/// workload can change it; the status's copy is held to it.
+pub const KNOWN_GOOD_DIGEST_ANNOTATION: &str = "maintenance.dev/known-good-digest";
 pub const ORIGINAL_STRATEGY_ANNOTATION: &str = "maintenance.dev/original-update-strategy";
 /// On every MaintenanceUpgrade that has not ended and let go of its targets: deleting it reverts
 /// what it changed, releases its targets, and only then lets it go.

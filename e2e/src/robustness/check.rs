@@ -4,7 +4,7 @@
 
 use crate::audit::{Write, writes_past_term};
 use chrono::{DateTime, Duration, Utc};
-use maintenance_operator::constants::OWNER_ANNOTATION;
+use maintenance_operator::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
 use maintenance_operator::crd::Phase;
 use serde_json::Value;
 
@@ -68,21 +68,42 @@ pub enum TargetWrite {
 }
 
 pub fn classify(request: &Value) -> TargetWrite {
-    let owner_path = format!("/metadata/annotations/{}", OWNER_ANNOTATION.replace('/', "~1"));
+    let annotation = |name: &str| format!("/metadata/annotations/{}", name.replace('/', "~1"));
     if let Some(ops) = request.as_array() {
-        let owner = ops.iter().find(|op| op["op"] == "test" && op["path"] == owner_path.as_str());
+        // Every owned write tests the owner mark, its UID and the version it was decided on, and
+        // changes only images and a canary's update strategy.
+        let tested = |path: &str| ops.iter().find(|op| op["op"] == "test" && op["path"] == path);
+        let owner = tested(&annotation(OWNER_ANNOTATION)).and_then(|op| op["value"].as_str());
+        let guarded = tested(&annotation(OWNER_UID_ANNOTATION)).is_some()
+            && tested("/metadata/resourceVersion").is_some();
+        let image = |op: &Value| {
+            op["op"] == "replace"
+                && op["path"].as_str().is_some_and(|p| {
+                    p.strip_prefix("/spec/template/spec/containers/")
+                        .and_then(|rest| rest.strip_suffix("/image"))
+                        .is_some_and(|i| i.parse::<usize>().is_ok())
+                })
+        };
+        let strategy = |op: &Value| op["op"] == "add" && op["path"] == "/spec/updateStrategy";
+        let known = ops.iter().all(|op| op["op"] == "test" || image(op) || strategy(op));
         let images = ops
             .iter()
-            .filter(|op| op["op"] == "replace" && op["path"].as_str().is_some_and(|p| p.ends_with("/image")))
+            .filter(|op| image(op))
             .filter_map(|op| op["value"].as_str().map(String::from))
             .collect();
-        return match owner.and_then(|op| op["value"].as_str()) {
-            Some(owner) => TargetWrite::Owned { owner: owner.into(), images },
-            None => TargetWrite::Unexplained,
+        return match owner {
+            Some(owner) if guarded && known => TargetWrite::Owned { owner: owner.into(), images },
+            _ => TargetWrite::Unexplained,
         };
     }
+    // A merge patch of the marks alone: a claim or a release.
     let meta = &request["metadata"];
+    let only_marks = request.as_object().is_some_and(|o| o.keys().all(|k| k == "metadata"))
+        && meta.as_object().is_some_and(|m| {
+            m.keys().all(|k| ["labels", "annotations", "resourceVersion"].contains(&k.as_str()))
+        });
     match &meta["annotations"][OWNER_ANNOTATION] {
+        _ if !only_marks => TargetWrite::Unexplained,
         Value::String(owner) => TargetWrite::Claim { owner: owner.clone() },
         Value::Null if meta["annotations"].as_object().is_some_and(|a| a.contains_key(OWNER_ANNOTATION)) => {
             TargetWrite::Release { guarded: meta["resourceVersion"].is_string() }
@@ -91,14 +112,25 @@ pub fn classify(request: &Value) -> TargetWrite {
     }
 }
 
-/// Every write of the run's replicas to a DaemonSet of namespace `ns`: to a lane's target, by
-/// the upgrade that owns it, after it was created, and no image of a stage set before the
-/// window opened (reverts go any time).
-pub fn target_writes(writes: &[Write], ns: &str, lanes: &[Lane], window_open: DateTime<Utc>) -> Vec<String> {
+/// Every write of the run's replicas to a workload: one in namespace `ns`, a lane's target, by
+/// the upgrade that owns it, after it was created; no image of a stage set outside the window
+/// (reverts go any time).
+pub fn target_writes(
+    writes: &[Write],
+    ns: &str,
+    lanes: &[Lane],
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<String> {
     let mut out = vec![];
-    for w in writes.iter().filter(|w| w.namespace == ns && w.resource == "daemonsets") {
-        let said = format!("{} {} daemonset {} at {} ({})", w.instance, w.verb, w.name, w.at, w.code);
-        let Some(lane) = lanes.iter().find(|l| l.target == w.name) else {
+    let workloads = ["daemonsets", "deployments", "statefulsets"];
+    for w in writes.iter().filter(|w| workloads.contains(&w.resource.as_str())) {
+        let said = format!(
+            "{} {} {} {}/{} at {} ({})",
+            w.instance, w.verb, w.resource, w.namespace, w.name, w.at, w.code
+        );
+        let Some(lane) =
+            lanes.iter().find(|l| l.target == w.name && w.namespace == ns && w.resource == "daemonsets")
+        else {
             out.push(format!("{said}: a workload no upgrade names"));
             continue;
         };
@@ -110,11 +142,12 @@ pub fn target_writes(writes: &[Write], ns: &str, lanes: &[Lane], window_open: Da
                 out.push(format!("{said}: in the name of {owner}, not of {}", lane.owner));
             }
             TargetWrite::Owned { images, .. } => {
-                let stage = images.iter().any(|i| *i == lane.desired && *i != lane.known_good);
-                if stage && w.at < window_open && (200..300).contains(&w.code) {
+                let stage = images.iter().any(|i| *i == lane.desired && !lane.is_known_good(i));
+                let outside = w.at < window.0 || w.at > window.1;
+                if stage && outside && (200..300).contains(&w.code) {
                     out.push(format!(
-                        "{said}: set {} before the window opened at {window_open}",
-                        lane.desired
+                        "{said}: set {} outside the window {} – {}",
+                        lane.desired, window.0, window.1
                     ));
                 }
                 if let Some(third) = images.iter().find(|i| **i != lane.desired && !lane.is_known_good(i)) {
@@ -165,8 +198,8 @@ pub fn terms(writes: &[Write]) -> Vec<String> {
 }
 
 /// No notification delivered twice, but in the documented at-least-once case: a delivery whose
-/// status write was lost to a fault (a replica stopped, the API server down, a write refused)
-/// between the two deliveries. `deliveries`: (upgrade/notification id, when it arrived); `disrupted`:
+/// status write was lost to a fault of the leader's writes (the leader stopped or cut off, the
+/// API server down, a write refused) between the two deliveries. `deliveries`: (upgrade/notification id, when it arrived); `disrupted`:
 /// the spans of those faults.
 pub fn deliveries(
     deliveries: &[(String, DateTime<Utc>)],

@@ -36,7 +36,7 @@ fn write(at: i64, name: &str, request: Value) -> Write {
 
 #[test]
 fn the_operators_own_patches_are_told_apart() {
-    let claim = claim_patch("5", "ns/up", "uid", "connector=img:1", None);
+    let claim = claim_patch("5", "ns/up", "uid", "connector=img:1", None, None);
     assert_eq!(classify(&claim), TargetWrite::Claim { owner: "ns/up".into() });
     let apply = image_patch(WorkloadKind::DaemonSet, "6", "ns/up", "uid", &[(0, "connector", "img:2")], None);
     assert_eq!(classify(&apply), TargetWrite::Owned { owner: "ns/up".into(), images: vec!["img:2".into()] });
@@ -45,6 +45,17 @@ fn the_operators_own_patches_are_told_apart() {
     assert_eq!(classify(&unguarded), TargetWrite::Release { guarded: false });
     let other = serde_json::json!({"spec": {"template": {}}});
     assert_eq!(classify(&other), TargetWrite::Unexplained);
+    // A claim that changes anything but the marks, or a JSON patch that skips a test or changes
+    // more than images, is not the operator's.
+    let mut claim_and_more = claim_patch("5", "ns/up", "uid", "connector=img:1", None, None);
+    claim_and_more["spec"] = serde_json::json!({"paused": true});
+    assert_eq!(classify(&claim_and_more), TargetWrite::Unexplained);
+    let mut untested = apply.as_array().unwrap().clone();
+    untested.retain(|op| op["path"] != "/metadata/resourceVersion");
+    assert_eq!(classify(&Value::Array(untested)), TargetWrite::Unexplained);
+    let mut wider = apply.as_array().unwrap().clone();
+    wider.push(serde_json::json!({"op": "replace", "path": "/spec/template/spec/containers/0", "value": {}}));
+    assert_eq!(classify(&Value::Array(wider)), TargetWrite::Unexplained);
 }
 
 #[test]
@@ -54,29 +65,33 @@ fn a_write_to_another_workload_or_for_another_owner_or_before_the_window_is_a_vi
         image_patch(WorkloadKind::DaemonSet, "6", "ns/up", "uid", &[(0, "connector", image)], None)
     };
     let ok = [
-        write(1, "agent", claim_patch("5", "ns/up", "uid", "connector=img:1", None)),
+        write(1, "agent", claim_patch("5", "ns/up", "uid", "connector=img:1", None, None)),
         write(20, "agent", apply("img:2")),
         write(5, "agent", apply("img:1")), // a revert goes any time
         write(30, "agent", release_patch("9")),
     ];
-    assert!(target_writes(&ok, "ns", &lanes, t(10)).is_empty());
+    assert!(target_writes(&ok, "ns", &lanes, (t(10), t(100))).is_empty());
     let bad = [
         write(1, "decoy", release_patch("9")),
-        write(2, "agent", claim_patch("5", "ns/other", "uid", "connector=img:1", None)),
+        write(2, "agent", claim_patch("5", "ns/other", "uid", "connector=img:1", None, None)),
         write(5, "agent", apply("img:2")),
         write(20, "agent", apply("img:3")),
         write(-1, "agent", release_patch("9")),
         write(40, "agent", serde_json::json!({"spec": {}})),
+        write(200, "agent", apply("img:2")),
+        Write { namespace: "kube-system".into(), ..write(20, "agent", apply("img:2")) },
     ];
-    let found = target_writes(&bad, "ns", &lanes, t(10));
-    assert_eq!(found.len(), 6, "{found:#?}");
+    let found = target_writes(&bad, "ns", &lanes, (t(10), t(100)));
+    assert_eq!(found.len(), 8, "{found:#?}");
     for (line, says) in found.iter().zip([
         "no upgrade names",
         "in the name of ns/other",
-        "before the window opened",
+        "outside the window",
         "neither its known-good",
         "before its upgrade",
         "unexplained",
+        "outside the window",
+        "no upgrade names",
     ]) {
         assert!(line.contains(says), "{line}");
     }

@@ -189,6 +189,7 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
                     owner,
                     &c.owner_uid,
                     &c.known_good,
+                    c.known_good_digest.as_deref(),
                     c.original_strategy.as_deref(),
                 );
                 async move { patch_target(ctx, &c.target, &Patch::Merge(patch)).await }

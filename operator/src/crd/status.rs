@@ -218,19 +218,23 @@ impl ComponentStatus {
         out
     }
 
-    /// The known-good image pinned to the recorded digest (`image:tag@sha256:…`), when a digest
-    /// a registry can serve was recorded and the known-good image names none itself.
+    /// The known-good image pinned to the recorded digest (`image:tag@sha256:…`), when the
+    /// digest is a registry's (`repository@sha256:…`, the known-good image's repository; a bare
+    /// `sha256:…` is a local image ID no registry serves) and the known-good image names none.
     pub fn pinned_known_good(&self) -> Option<String> {
         let known_good = self.known_good_image.as_deref().filter(|k| !k.contains('@'))?;
-        let digest = self.known_good_digest.as_deref()?.rsplit('@').next()?;
+        let (repository, digest) = self.known_good_digest.as_deref()?.split_once('@')?;
         let hex = digest.strip_prefix("sha256:")?;
         let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        valid.then(|| format!("{known_good}@{digest}"))
+        let same = crate::target::image_repository(repository) == crate::target::image_repository(known_good);
+        (valid && same).then(|| format!("{known_good}@{digest}"))
     }
 
-    /// What the revert sets the component's own container to (see `reverted_to`).
+    /// What the revert sets the component's own container to (see `reverted_to`): pinned only
+    /// when every pod is replaced anyway (no canary inside the workload) and no GitOps tool or
+    /// Helm release manages it (it would see the pin as drift, and roll every pod back to the tag).
     pub fn revert_image(&self) -> Option<String> {
-        let pinned = self.pinned_known_good().filter(|_| self.canary.is_none());
+        let pinned = self.pinned_known_good().filter(|_| self.canary.is_none() && self.managed_by.is_none());
         pinned.or_else(|| self.known_good_image.clone())
     }
 

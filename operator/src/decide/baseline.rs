@@ -104,7 +104,9 @@ impl Decider<'_> {
     fn short_live_baseline(&self, plan: &Plan, observe: Duration) -> Option<(String, Duration)> {
         plan.signals.iter().filter(|s| s.prometheus.is_none() && s.canary_parent().is_none()).find_map(|s| {
             let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
-            let seen = Duration::milliseconds((b.observed_seconds * 1000.0) as i64);
+            // Bounded: whatever the status says, a wait is never longer than `observe`.
+            let seconds = if b.observed_seconds.is_finite() { b.observed_seconds } else { 0.0 };
+            let seen = Duration::milliseconds((seconds.clamp(0.0, 1e9) * 1000.0) as i64).min(observe);
             (!b.recorded && seen + plan.interval < observe).then(|| (s.name.clone(), seen))
         })
     }

@@ -189,6 +189,7 @@ impl Decider<'_> {
                         known_good: known_good_value(
                             &known_good.iter().map(|(c, i)| (c.as_str(), i.as_str())).collect::<Vec<_>>(),
                         ),
+                        known_good_digest: running_digest(t, &known_good[0].0),
                         original_strategy,
                     });
                     let taken_over = match stale {
@@ -250,7 +251,8 @@ impl Decider<'_> {
     ) {
         let Some(((container, image), also)) = known_good.split_first() else { return };
         let (container, image) = (container.clone(), image.clone());
-        let digest = t.running_digests.iter().find(|(n, _)| *n == container).map(|(_, d)| d.clone());
+        // Claimed before a restart: the digest the claim recorded on the target.
+        let digest = if self.owns(t) { t.known_good_digest.clone() } else { running_digest(t, &container) };
         let canary = self.canary_of(si, ci).is_some();
         let cs = &mut self.st.stages[si].components[ci];
         if canary {
@@ -266,6 +268,11 @@ impl Decider<'_> {
         cs.managed_by = t.managed_by.clone();
         cs.phase = ComponentPhase::Claimed;
     }
+}
+
+/// The digest the target's own pods run for `container`, read when it is not claimed yet.
+fn running_digest(t: &TargetState, container: &str) -> Option<String> {
+    t.running_digests.iter().find(|(n, _)| n == container).map(|(_, d)| d.clone())
 }
 
 /// A record's pairs, owned.

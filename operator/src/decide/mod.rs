@@ -164,6 +164,8 @@ pub struct Claim {
     pub resource_version: String,
     pub owner_uid: String,
     pub known_good: String,
+    /// The digest the target's own pods ran for its own container (`repository@sha256:…`).
+    pub known_good_digest: Option<String>,
     /// The update strategy a canary inside the target will change (JSON), recorded with it.
     pub original_strategy: Option<String>,
 }

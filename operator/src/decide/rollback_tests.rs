@@ -279,7 +279,7 @@ fn a_revert_pins_the_known_good_tag_to_the_digest_that_ran() {
     s.stages[0].soak = Duration_("2h");
     let mut w = World::new(s);
     w.target_mut("connector-canary").running_digests =
-        vec![("connector".into(), format!("registry.example.com/connector@{digest}"))];
+        vec![("connector".into(), format!("docker.io/library/connector@{digest}"))];
     w.error_rate = creeping_after("connector-canary", 0.001);
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
@@ -301,14 +301,19 @@ fn a_revert_pins_the_known_good_tag_to_the_digest_that_ran() {
     assert_eq!(w.image_sets().len(), 2, "{:?}", w.image_sets());
 }
 
-/// A digest no registry can serve (a local image ID) is not pinned to: the tag as written.
+/// A digest no registry can serve (a local image ID, bare), or one of another repository, is
+/// never pinned to: the tag as written.
 #[test]
-fn a_digest_that_names_no_pullable_image_is_not_pinned_to() {
-    let mut s = spec();
-    s.stages[0].soak = Duration_("2h");
-    let mut w = World::new(s);
-    w.target_mut("connector-canary").running_digests = vec![("connector".into(), "sha256:abc".into())];
-    w.error_rate = creeping_after("connector-canary", 0.001);
-    w.run_until(Duration::hours(3), terminal);
-    assert_eq!(w.image("connector-canary"), "connector:1.0");
+fn a_digest_that_names_no_pullable_image_of_its_repository_is_not_pinned_to() {
+    let local = format!("sha256:{}", "a".repeat(64));
+    let elsewhere = format!("evil.example.com/connector@sha256:{}", "a".repeat(64));
+    for id in [local, elsewhere, "docker.io/library/connector@sha256:abc".to_string()] {
+        let mut s = spec();
+        s.stages[0].soak = Duration_("2h");
+        let mut w = World::new(s);
+        w.target_mut("connector-canary").running_digests = vec![("connector".into(), id.clone())];
+        w.error_rate = creeping_after("connector-canary", 0.001);
+        w.run_until(Duration::hours(3), terminal);
+        assert_eq!(w.image("connector-canary"), "connector:1.0", "{id}");
+    }
 }

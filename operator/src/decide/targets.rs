@@ -160,7 +160,7 @@ impl Decider<'_> {
                 // write was lost, or by hand: either way it is reverted, and the rest follows.
                 if c.phase == ComponentPhase::Applied
                     && ours
-                    && running.is_some_and(|r| c.is_known_good(r))
+                    && running.is_some_and(|r| c.is_known_good(r) && r != c.desired_image)
                     && known_good != c.desired_image
                 {
                     let running = running.unwrap_or_default().to_string();

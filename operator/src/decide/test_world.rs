@@ -95,6 +95,7 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         owner: None,
         owner_uid: None,
         known_good: None,
+        known_good_digest: None,
         rollout: Rollout::Complete,
         running_digests: vec![("connector".into(), "sha256:good".into())],
         managed_by: None,
@@ -433,6 +434,7 @@ impl World {
                     t.owner = Some(ID.into());
                     t.owner_uid = Some(c.owner_uid.clone());
                     t.known_good = Some(c.known_good.clone());
+                    t.known_good_digest = c.known_good_digest.clone();
                     t.original_strategy = c.original_strategy.clone();
                     bump(t);
                 }
@@ -508,6 +510,7 @@ impl World {
                         t.owner = None;
                         t.owner_uid = None;
                         t.known_good = None;
+                        t.known_good_digest = None;
                         t.original_strategy = None;
                         bump(t);
                     }

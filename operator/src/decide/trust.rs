@@ -5,8 +5,9 @@
 //! - A recorded component is trusted only if the current spec names its target; one it does not
 //!   name is set aside (Conflict, its record kept for a human) and its target is never read or
 //!   changed.
-//! - A recorded component's desired image is the spec's; its container and known-good image are
-//!   those the operator recorded on the target itself when it claimed it, if that record is there.
+//! - A recorded component's desired image is the spec's; its container, known-good image and
+//!   known-good digest are those the operator recorded on the target itself when it claimed it,
+//!   if that record is there.
 //! - A component becomes Applied or Reverted only while its target carries this upgrade's owner
 //!   mark and UID (`owns`), and every image patch tests that mark again on the API server.
 
@@ -91,6 +92,15 @@ impl Decider<'_> {
                 let Some(on_target) = t.filter(|t| self.owns(t)).and_then(|t| t.recorded_known_good()) else {
                     continue;
                 };
+                // The digest a revert pins to is the one the claim recorded on the target.
+                let digest_on_target = t.and_then(|t| t.known_good_digest.clone());
+                if c.known_good_digest != digest_on_target {
+                    said.push((reason::STATUS_CORRECTED, format!(
+                        "status.stages recorded the known-good digest {:?} for {key}; the record on {key} says {:?}, which is kept",
+                        c.known_good_digest, digest_on_target
+                    )));
+                    self.st.stages[si].components[ci].known_good_digest = digest_on_target;
+                }
                 let in_status: Vec<(&str, &str)> =
                     c.changes().iter().map(|(n, k, _)| (*n, k.unwrap_or("none"))).collect();
                 let names: Vec<&str> = c.changes().iter().map(|(n, _, _)| *n).collect();

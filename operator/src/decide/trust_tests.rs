@@ -159,3 +159,25 @@ fn a_status_whose_container_was_cleared_touches_nothing() {
     assert!(c.message.as_deref().unwrap().contains("records no container"), "{:?}", c.message);
     assert!(w.image_sets()[sets..].iter().all(|(n, _)| n != "connector-canary"), "{:?}", w.image_sets());
 }
+
+/// A digest forged into the status (another image of the same repository) is not what the
+/// revert pins to: the digest the claim recorded on the target is.
+#[test]
+fn a_known_good_digest_forged_into_the_status_is_replaced_by_the_targets_record() {
+    let ran = format!("docker.io/library/connector@sha256:{}", "a".repeat(64));
+    let forged_digest = format!("docker.io/library/connector@sha256:{}", "e".repeat(64));
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.target_mut("connector-canary").running_digests = vec![("connector".into(), ran.clone())];
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    assert_eq!(
+        w.obs.targets[&key("connector-canary")].as_ref().unwrap().known_good_digest,
+        Some(ran.clone())
+    );
+    w.obs.status.stages[0].components[0].known_good_digest = Some(forged_digest);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.image("connector-canary"), format!("connector:1.0@sha256:{}", "a".repeat(64)));
+    assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
+}

@@ -186,6 +186,12 @@ const MARGIN_Z: f64 = 3.0;
 pub fn add_live_interval(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTime<Utc>, c: Counts) {
     b.attempts += c.attempts as i64;
     b.errors += c.errors as i64;
+    // A baseline begun by an operator that did not count what it saw: its span, as it was.
+    if b.observed_seconds == 0.0
+        && let (Some(f), Some(t)) = (b.from, b.to)
+    {
+        b.observed_seconds = (t - f).as_seconds_f64();
+    }
     b.from.get_or_insert(from);
     b.to = Some(at);
     b.observed_seconds += (at - from).as_seconds_f64();

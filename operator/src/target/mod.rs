@@ -2,8 +2,8 @@
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
 use crate::constants::{
-    CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION,
-    OWNER_UID_ANNOTATION,
+    CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, KNOWN_GOOD_DIGEST_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION,
+    OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
 };
 use crate::crd::{ManagedBy, WorkloadKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -31,6 +31,8 @@ pub struct TargetState {
     pub owner: Option<String>,
     pub owner_uid: Option<String>,
     pub known_good: Option<String>,
+    /// The digest recorded with the known-good record (`KNOWN_GOOD_DIGEST_ANNOTATION`).
+    pub known_good_digest: Option<String>,
     pub rollout: Rollout,
     /// Image digests (pod `imageID`s) the target's pods report for each container, when known.
     pub running_digests: Vec<(String, String)>,
@@ -139,6 +141,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         owner: ann.and_then(|a| a.get(OWNER_ANNOTATION).cloned()),
         owner_uid: ann.and_then(|a| a.get(OWNER_UID_ANNOTATION).cloned()),
         known_good: ann.and_then(|a| a.get(KNOWN_GOOD_ANNOTATION).cloned()),
+        known_good_digest: ann.and_then(|a| a.get(KNOWN_GOOD_DIGEST_ANNOTATION).cloned()),
         rollout,
         running_digests: vec![],
         managed_by: gitops::managed_by(meta),
@@ -385,13 +388,15 @@ pub fn claim_patch(
     owner: &str,
     owner_uid: &str,
     known_good: &str,
+    known_good_digest: Option<&str>,
     original_strategy: Option<&str>,
 ) -> serde_json::Value {
     let mut patch = json!({
         "metadata": {
             "resourceVersion": resource_version,
             "labels": {CLAIMED_LABEL: owner_uid},
-            "annotations": {OWNER_ANNOTATION: owner, OWNER_UID_ANNOTATION: owner_uid, KNOWN_GOOD_ANNOTATION: known_good}
+            "annotations": {OWNER_ANNOTATION: owner, OWNER_UID_ANNOTATION: owner_uid, KNOWN_GOOD_ANNOTATION: known_good,
+                KNOWN_GOOD_DIGEST_ANNOTATION: known_good_digest}
         }
     });
     if let Some(strategy) = original_strategy {
@@ -408,6 +413,7 @@ pub fn release_patch(resource_version: &str) -> serde_json::Value {
         "resourceVersion": resource_version,
         "labels": {CLAIMED_LABEL: null},
         "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null,
+            KNOWN_GOOD_DIGEST_ANNOTATION: null,
             ORIGINAL_STRATEGY_ANNOTATION: null}
     }})
 }
@@ -417,6 +423,26 @@ pub fn release_patch(resource_version: &str) -> serde_json::Value {
 /// reference holds).
 pub fn known_good_value(images: &[(&str, &str)]) -> String {
     images.iter().map(|(c, i)| format!("{c}={i}")).collect::<Vec<_>>().join(";")
+}
+
+/// An image reference's repository, normalised as container runtimes do
+/// (`connector:v1` → `docker.io/library/connector`), without its tag or digest: the same
+/// repository whether the spec or a pod's image ID names it.
+pub fn image_repository(image: &str) -> String {
+    let name = image.split('@').next().unwrap_or_default();
+    // A tag follows the last ':' after the last '/' (a ':' before it is a registry's port).
+    let name = match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => &name[..i],
+        _ => name,
+    };
+    let first = name.split('/').next().unwrap_or_default();
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    match (has_registry, name.contains('/')) {
+        (true, _) => name.to_string(),
+        (false, true) => format!("docker.io/{name}"),
+        (false, false) => format!("docker.io/library/{name}"),
+    }
 }
 
 /// The (container, image) pairs of a `known_good_value`, the component's own first; None if
