@@ -13,6 +13,7 @@
 pub mod constants;
 pub mod crd;
 pub mod detector;
+pub mod image;
 pub mod replay;
 pub mod target;
 pub mod timeline;

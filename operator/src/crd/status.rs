@@ -226,7 +226,7 @@ impl ComponentStatus {
         let (repository, digest) = self.known_good_digest.as_deref()?.split_once('@')?;
         let hex = digest.strip_prefix("sha256:")?;
         let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let same = crate::target::image_repository(repository) == crate::target::image_repository(known_good);
+        let same = crate::image::repository(repository) == crate::image::repository(known_good);
         (valid && same).then(|| format!("{known_good}@{digest}"))
     }
 

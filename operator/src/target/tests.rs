@@ -147,16 +147,3 @@ fn a_patch_that_no_longer_applies_is_told_from_an_invalid_object() {
     );
     assert!(!is_failed_test(&denied));
 }
-
-#[test]
-fn an_image_and_its_pods_image_id_name_the_same_repository() {
-    let ours = "registry.example.com/secrets-store/connector";
-    assert_eq!(image_repository("registry.example.com/secrets-store/connector:v1.3.2"), ours);
-    assert_eq!(image_repository(&format!("{ours}@sha256:{}", "a".repeat(64))), ours);
-    assert_eq!(image_repository("nginx:1.25"), "docker.io/library/nginx");
-    assert_eq!(image_repository("docker.io/library/nginx"), "docker.io/library/nginx");
-    assert_eq!(image_repository("bitnami/nginx:1"), "docker.io/bitnami/nginx");
-    assert_eq!(image_repository("localhost:5000/app:2"), "localhost:5000/app");
-    assert_eq!(image_repository("localhost:5000/app"), "localhost:5000/app");
-    assert_ne!(image_repository("evil.example.com/connector:v1"), image_repository("connector:v1"));
-}
