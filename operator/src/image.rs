@@ -20,6 +20,16 @@ pub fn repository(image: &str) -> String {
     }
 }
 
+/// Whether `image` holds only what an image reference may (`registry:5000/team/app:v1@sha256:…`):
+/// the API server takes any string, and the known-good record on a target separates its pairs
+/// with `;` and `=`, which no reference holds.
+pub fn is_reference(image: &str) -> bool {
+    !image.is_empty()
+        && image
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
+}
+
 #[cfg(test)]
 #[path = "image_tests.rs"]
 mod tests;

@@ -14,3 +14,11 @@ fn an_image_and_its_pods_image_id_name_the_same_repository() {
     assert_eq!(repository("localhost:5000/app"), "localhost:5000/app");
     assert_ne!(repository("evil.example.com/connector:v1"), repository("connector:v1"));
 }
+
+#[test]
+fn only_what_a_reference_may_hold_is_a_reference() {
+    assert!(is_reference("registry.example.com:5000/team/app_x:v1.2-rc@sha256:abc"));
+    for bad in ["", "a;b", "a=b", "a b", "app:v1\n", "app\u{e9}"] {
+        assert!(!is_reference(bad), "{bad:?}");
+    }
+}

@@ -107,6 +107,22 @@ impl Decider<'_> {
                 .chain(&also)
                 .map(|n| (n.clone(), t.image(n).unwrap_or_default().to_string()))
                 .collect();
+            // What is recorded must come back as it was: a string no runtime could pull, which
+            // may hold the record's separators, is no known-good.
+            if let Some((c, bad)) = live.iter().find(|(_, i)| !crate::image::is_reference(i)) {
+                if !claims.is_empty() {
+                    break;
+                }
+                self.hold_before_claim(
+                    reason::INVALID_IMAGE,
+                    format!(
+                        "{key} container {c} runs {bad:?}, which is not an image reference (registry/repository:tag \
+                         or @sha256:…) and cannot be recorded as its known-good image; set an image it can run, \
+                         nothing has been changed"
+                    ),
+                );
+                return false;
+            }
             // An upgrade deleted before it ended (its finalizer removed by hand) may have left its
             // own new image running, never proven: not a known-good. A human settles it.
             // Container by container, whichever containers the record names.

@@ -282,3 +282,23 @@ fn an_image_left_in_a_container_this_upgrade_does_not_change_is_still_caught() {
     assert_eq!(b.reason, reason::UNPROVEN_IMAGE);
     assert!(b.message.contains("container sidecar runs proxy:1.5"), "{}", b.message);
 }
+
+/// The API server takes any string as a container's image. One that holds the record's
+/// separators (`;`, `=`) or a space is no reference a runtime can pull, and recorded as the
+/// known-good it would come back as other containers' images: it is not claimed.
+#[test]
+fn a_live_image_that_is_no_reference_is_not_recorded_as_known_good() {
+    for live in ["connector:1.0;sidecar=evil:1", "connector:1.0 x", "a=b", ""] {
+        let mut w = World::new(spec());
+        w.target_mut("connector").containers[0].1 = live.into();
+        for _ in 0..5 {
+            w.step();
+            w.obs.now += Duration::seconds(30);
+        }
+        let b = w.condition(ct::BLOCKED);
+        assert_eq!(b.reason, reason::INVALID_IMAGE, "{live:?}: {}", b.message);
+        assert!(b.message.contains("not an image reference"), "{live:?}: {}", b.message);
+        assert!(!w.claimed().contains(&"connector".to_string()), "{live:?}: not claimed: {:?}", w.claimed());
+        assert!(w.image_sets().is_empty(), "{live:?}");
+    }
+}

@@ -166,3 +166,19 @@ fn a_recreate_deployment_or_one_of_no_replicas_gets_no_canary() {
     );
     assert!(w.effects.is_empty());
 }
+
+/// The status is input: a `canary.total` written by someone else (the status policy not
+/// installed) must not make the canary larger than the Deployment itself.
+#[test]
+fn a_forged_canary_total_never_makes_more_new_replicas_than_the_deployment_has() {
+    let (mut w, k) = deployment_world(Portion::Percent("50%".into()), None);
+    w.run_until(Duration::hours(1), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.components[0].canary.is_some())
+    });
+    w.obs.status.stages[0].components[0].canary.as_mut().unwrap().total = 1000;
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert!(canary.wanted <= 6, "{canary:?}");
+    assert!(running(&w, &k, "connector:2.0").len() <= 6);
+    assert!(settings(&w).iter().all(|s| !s.contains("\"maxSurge\":500")), "{:?}", settings(&w));
+}
