@@ -41,9 +41,17 @@ fmt: ## Format the Rust code (110 columns, rustfmt.toml)
 	$(CARGO) fmt --all
 
 .PHONY: lint
-lint: ## Formatting and clippy, warnings as errors (what CI runs first)
+lint: image-check ## Formatting and clippy, warnings as errors (what CI runs first)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+.PHONY: image
+image: ## The OCI image, built with buildah without a daemon: dist/maintenance-operator-<version>.oci.tar
+	image/build.sh
+
+.PHONY: image-check
+image-check: ## The Dockerfile's runtime stage is image/Containerfile's; every install path names that image
+	image/check.sh
 
 .PHONY: cluster-binaries
 cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached in ~/.cache)

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make image: the operator's OCI image, built here without a container daemon.
+#  1. the static musl binary (cargo, target x86_64-unknown-linux-musl);
+#  2. its files (image/rootfs.sh), then the image from image/Containerfile with buildah
+#     (--isolation chroot, storage driver vfs, storage in the cache outside the checkout);
+#  3. dist/maintenance-operator-<version>.oci.tar, and its size and digest.
+# The image is built again only when what makes it changes: the Containerfile, rootfs.sh, the
+# Cargo.lock, the binary, the CA bundle or the name (dist/…oci.tar.inputs holds their hash).
+# Installs what it needs from Debian's packages and rustup when missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source image/name.sh
+target=x86_64-unknown-linux-musl
+cache=${MO_CACHE:-$HOME/.cache/maintenance-operator}/buildah
+bundle=/etc/ssl/certs/ca-certificates.crt
+
+missing=()
+for tool in buildah:buildah musl-gcc:musl-tools readelf:binutils skopeo:skopeo; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+[[ -s $bundle ]] || missing+=(ca-certificates)
+if ((${#missing[@]})); then
+  echo "image: installing ${missing[*]} from Debian's packages" >&2
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
+rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
+
+cargo build --locked --release -p maintenance-operator --target "$target" >&2
+bin=target/$target/release/maintenance-operator
+
+report() {
+  local digest size
+  digest=$(skopeo inspect --format '{{.Digest}}' "oci-archive:$IMAGE_ARCHIVE")
+  size=$(stat -c %s "$IMAGE_ARCHIVE")
+  echo "image: $IMAGE"
+  echo "  archive: ${IMAGE_ARCHIVE#"$root"/} ($((size / 1024)) KiB, $(awk "BEGIN {printf \"%.1f\", $size / 1048576}") MiB)"
+  echo "  files:   $(du -sk --apparent-size target/image-context/rootfs 2>/dev/null | cut -f1) KiB unpacked"
+  echo "  digest:  $digest"
+}
+
+inputs=$(cat image/Containerfile image/rootfs.sh Cargo.lock "$bin" "$bundle" <(echo "$IMAGE") | sha256sum | cut -d' ' -f1)
+if [[ -s $IMAGE_ARCHIVE && $(cat "$IMAGE_ARCHIVE.inputs" 2>/dev/null) == "$inputs" ]]; then
+  echo "image: current (nothing that makes it changed)"
+  report
+  exit 0
+fi
+
+context=target/image-context
+image/rootfs.sh "$bin" "$context/rootfs"
+cp image/Containerfile "$context/Containerfile"
+b=(buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs)
+# --timestamp 0: the same files make the same image, digest included.
+"${b[@]}" build --quiet --isolation chroot --timestamp 0 --pull=false \
+  --label "org.opencontainers.image.title=maintenance-operator" \
+  --label "org.opencontainers.image.version=$IMAGE_VERSION" \
+  --label "org.opencontainers.image.licenses=Apache-2.0" \
+  --label "org.opencontainers.image.ref.name=$IMAGE" \
+  -f "$context/Containerfile" -t "$IMAGE" "$context" >&2
+mkdir -p dist
+rm -f "$IMAGE_ARCHIVE" "$IMAGE_ARCHIVE.inputs"
+"${b[@]}" push --quiet "$IMAGE" "oci-archive:$IMAGE_ARCHIVE:$IMAGE" >&2
+# The archive is the product; the copy in buildah's storage would only grow the cache.
+"${b[@]}" rmi --force "$IMAGE" >/dev/null
+echo "$inputs" > "$IMAGE_ARCHIVE.inputs"
+report
