@@ -58,7 +58,7 @@ cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-s
 	$(E2E)/build-binaries.sh
 
 .PHONY: e2e
-e2e: build cluster-binaries ## End-to-end scenarios on a real local control plane (E2E_ARGS filters them)
+e2e: build cluster-binaries image ## End-to-end scenarios on a real local control plane (E2E_ARGS filters them)
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test

@@ -37,6 +37,18 @@ impl Env {
         writes.sort_by_key(|w| w.at);
         Ok(writes)
     }
+
+    /// How many writes to Lease `lease` the API server took from `user` in its own name, with a
+    /// token of its own rather than by impersonation.
+    pub fn own_lease_writes(&self, user: &str, lease: &str) -> Result<usize> {
+        let text = std::fs::read_to_string(self.audit_log())?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user && e["impersonatedUser"].is_null())
+            .filter(|e| e["objectRef"]["resource"] == "leases" && e["objectRef"]["name"] == lease)
+            .count())
+    }
 }
 
 fn write(e: &Value) -> Option<Write> {

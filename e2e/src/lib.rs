@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 pub mod audit;
 pub mod fixtures;
+pub mod image;
 pub mod policy;
 pub mod proxy;
 pub mod robustness;
@@ -122,6 +123,17 @@ impl Env {
             bail!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The API server's host and port, from the admin kubeconfig.
+    pub fn api_server(&self) -> Result<(String, String)> {
+        let k: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig)?)?;
+        let server = k["clusters"][0]["cluster"]["server"].as_str().context("kubeconfig names a server")?;
+        let (host, port) = server
+            .trim_start_matches("https://")
+            .rsplit_once(':')
+            .with_context(|| format!("the server {server} has a port"))?;
+        Ok((host.to_string(), port.to_string()))
     }
 
     /// Once per process: CRD and RBAC from the repo, and the operator's impersonating kubeconfig.
@@ -291,6 +303,8 @@ pub struct Operator {
     pub extra_env: Vec<(String, String)>,
     /// From its next start, it reaches the API server through a `proxy::Proxy` on this port.
     pub through_port: Option<u16>,
+    /// Run from the image (`run_from_image`) rather than the checkout's binary.
+    image: Option<Arc<image::Image>>,
 }
 
 impl Operator {
@@ -314,6 +328,7 @@ impl Operator {
             trusted_namespaces: trusted.map(String::from),
             extra_env: vec![],
             through_port: None,
+            image: None,
         };
         op.spawn()?;
         Ok(op)
@@ -337,29 +352,88 @@ impl Operator {
         Ok(path)
     }
 
+    /// From now on, run from the image `make image` built, under runc, as its ServiceAccount
+    /// (a token the API server issued, not the impersonating kubeconfig): stopped, then started so.
+    pub async fn run_from_image(&mut self) -> Result<()> {
+        let image = image::Image::unpacked(&self.env).await?;
+        // Stopped as a kubelet stops it: its Lease released, so the image's run leads at once.
+        if self.child.is_some() {
+            self.terminate(Duration::from_secs(10))?;
+        }
+        self.image = Some(image);
+        self.spawn()
+    }
+
+    /// The name runc knows its container by, while it runs from the image.
+    pub fn container_id(&self) -> Option<String> {
+        self.image.as_ref().map(|_| format!("mo-{}", self.instance))
+    }
+
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let kubeconfig = self.kubeconfig()?;
-        let bin = self.env.root.join("target/debug/maintenance-operator");
         let mut settings = self.env.settings()?;
         let mut setting = |key: &str| settings.remove(key).unwrap_or_default();
         let trusted = match &self.trusted_namespaces {
             Some(t) => t.clone(),
             None => setting("trustedNamespaces"),
         };
-        let child = Command::new(&bin)
-            .args(["run", "--listen", &format!("127.0.0.1:{}", self.port), "--namespace", &self.namespace])
-            .args(["--instance", &self.instance, "--leader-elect=true"])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .env("TRUSTED_NAMESPACES", trusted)
-            .env("PROMETHEUS_ADDRESSES", setting("prometheusAddresses"))
-            .env("WEBHOOK_HOSTS", setting("webhookHosts"))
-            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let args: Vec<String> = [
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{}", self.port),
+            "--namespace",
+            &self.namespace,
+            "--instance",
+            &self.instance,
+            "--leader-elect=true",
+        ]
+        .map(String::from)
+        .into();
+        let mut envs: Vec<(String, String)> = vec![
+            ("RUST_LOG".into(), "info,kube=warn".into()),
+            ("TRUSTED_NAMESPACES".into(), trusted),
+            ("PROMETHEUS_ADDRESSES".into(), setting("prometheusAddresses")),
+            ("WEBHOOK_HOSTS".into(), setting("webhookHosts")),
+        ];
+        for (k, v) in &self.extra_env {
+            envs.retain(|(name, _)| name != k);
+            envs.push((k.clone(), v.clone()));
+        }
+        let child = match (&self.image, self.container_id()) {
+            (Some(image), Some(id)) => {
+                // As a kubelet starts a pod: the API server by the Service variables (its
+                // loopback address and port here), its own ServiceAccount's files.
+                let server = self.env.api_server()?;
+                let port = self.through_port.map_or(server.1, |p| p.to_string());
+                envs.push(("KUBERNETES_SERVICE_HOST".into(), server.0));
+                envs.push(("KUBERNETES_SERVICE_PORT".into(), port));
+                let bundle = self.env.logs.join(format!("{}.bundle", self.instance));
+                let secrets = bundle.join("serviceaccount");
+                image::service_account_files(&self.env, &secrets)?;
+                image.write_bundle(&bundle, &args, &envs, &secrets)?;
+                let _ = Command::new("runc").args(["delete", "--force", &id]).output();
+                Command::new("runc")
+                    .args(["run", "--bundle"])
+                    .arg(&bundle)
+                    .arg(&id)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .context("starting runc (Debian's runc package)")?
+            }
+            _ => {
+                let bin = self.env.root.join("target/debug/maintenance-operator");
+                Command::new(&bin)
+                    .args(&args)
+                    .env("KUBECONFIG", self.kubeconfig()?)
+                    .envs(envs)
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .with_context(|| format!("starting {}", bin.display()))?
+            }
+        };
         self.child = Some(child);
         // Ready when its HTTP endpoint answers; an operator that exits at start fails here, loudly.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -382,7 +456,10 @@ impl Operator {
     pub fn terminate(&mut self, limit: Duration) -> Result<Duration> {
         let Some(mut child) = self.child.take() else { bail!("the operator is not running") };
         let sent = Instant::now();
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+        match self.container_id() {
+            Some(id) => Command::new("runc").args(["kill", &id, "TERM"]).status()?,
+            None => Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?,
+        };
         while sent.elapsed() < limit {
             if child.try_wait()?.is_some() {
                 return Ok(sent.elapsed());
@@ -397,8 +474,15 @@ impl Operator {
     /// SIGKILL: no chance to finish anything in flight.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // runc passes on every signal but this one: the container itself is killed.
+            if let Some(id) = self.container_id() {
+                let _ = Command::new("runc").args(["kill", &id, "KILL"]).status();
+            }
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(id) = self.container_id() {
+            let _ = Command::new("runc").args(["delete", "--force", &id]).output();
         }
     }
 

@@ -1846,3 +1846,38 @@ async fn s30_a_final_status_write_refused_for_a_while_still_ends_succeeded_and_r
     assert!(ds.annotations().keys().all(|k| !k.starts_with("maintenance.dev/")), "{:?}", ds.annotations());
     s.stop_background().await;
 }
+
+/// The operator run from its image (`make image`) under runc, as a kubelet would: the image's
+/// entrypoint and user (65532), a read-only root filesystem, and its ServiceAccount's own token.
+/// One upgrade goes through, the next regresses and is rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s32_the_operator_run_from_its_image_upgrades_then_rolls_back() {
+    let mut s = incident_world("image").await;
+    s.operator.run_from_image().await.expect("the operator runs from its image");
+    let id = s.operator.container_id().unwrap();
+    let pid = e2e::image::container_pid(&id).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(uid.split_whitespace().nth(1), Some("65532"), "the image's user: {uid}");
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root = mounts.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).unwrap();
+    assert!(root.split_whitespace().nth(5).unwrap().split(',').any(|o| o == "ro"), "read-only root: {root}");
+
+    s.fault_injector(&["connector-canary"], SECS(60), 0.6); // only once a stage sets BAD
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    s.apply(&two_stage(&s.ns, "up", "10s", next)).await;
+    s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
+    assert_eq!(s.image("connector-canary").await, next);
+    assert_eq!(s.image("connector").await, next);
+
+    s.apply(&two_stage(&s.ns, "down", "90s", BAD)).await;
+    let mu = s.wait_phase("down", Phase::RolledBack, SECS(180)).await;
+    assert_eq!(mu.status.unwrap().rollback.unwrap().reason, reason::REGRESSION);
+    assert_eq!(s.image("connector-canary").await, next, "back on the image the first upgrade proved");
+    assert_eq!(s.image("connector").await, next, "the fleet never left it");
+    // It led in its ServiceAccount's own name, with the token the API server issued it.
+    assert!(s.env.own_lease_writes(OPERATOR_SA, &s.lease()).unwrap() > 0, "no Lease write as {OPERATOR_SA}");
+    assert_eq!(s.lease_holder().await.as_deref(), Some(s.operator.instance.as_str()));
+    let took = s.operator.terminate(SECS(10)).expect("SIGTERM ends it, as a kubelet's stop would");
+    assert!(took < SECS(10));
+}

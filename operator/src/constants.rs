@@ -1,5 +1,8 @@
 //! Names shared by every step: API group, field manager, annotations, condition types and reasons.
 
+/// The operator's version (its Cargo package's): the image's tag, the chart's appVersion.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Field manager for every write the operator makes (target patches and status).
 pub const FIELD_MANAGER: &str = "maintenance-operator";
 /// Reporting controller name on Events.
