@@ -49,6 +49,10 @@ lint: image-check ## Formatting and clippy, warnings as errors (what CI runs fir
 image: ## The OCI image, built with buildah without a daemon: dist/maintenance-operator-<version>.oci.tar
 	image/build.sh
 
+.PHONY: supply-chain
+supply-chain: ## Licenses, bans, sources and RustSec advisories of every crate, offline (cargo deny, deny.toml)
+	release/supply-chain.sh
+
 .PHONY: image-check
 image-check: ## The Dockerfile's runtime stage is image/Containerfile's; every install path names that image
 	image/check.sh
@@ -62,7 +66,7 @@ e2e: build cluster-binaries image ## End-to-end scenarios on a real local contro
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test
-test: lint manifests-check unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
+test: lint manifests-check supply-chain unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
 
 .PHONY: robustness
 robustness: build cluster-binaries ## Upgrades under a seeded fault schedule, checked against the audit log (ROBUSTNESS_ARGS="--seeds 1-10 --faults 20")

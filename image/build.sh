@@ -3,7 +3,8 @@
 #  1. the static musl binary (cargo, target x86_64-unknown-linux-musl);
 #  2. its files (image/rootfs.sh), then the image from image/Containerfile with buildah
 #     (--isolation chroot, storage driver vfs, storage in the cache outside the checkout);
-#  3. dist/maintenance-operator-<version>.oci.tar, and its size and digest.
+#  3. dist/maintenance-operator-<version>.oci.tar, and its size and digest;
+#  4. the SBOMs of the binary and the image beside it (release/sbom.sh).
 # The image is built again only when what makes it changes: the Containerfile, rootfs.sh, the
 # Cargo.lock, the binary, the CA bundle or the name (dist/…oci.tar.inputs holds their hash).
 # Installs what it needs from Debian's packages and rustup when missing.
@@ -29,9 +30,11 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 cargo build --locked --release -p maintenance-operator --target "$target" >&2
 bin=target/$target/release/maintenance-operator
 
+digest() { skopeo inspect --format '{{.Digest}}' "oci-archive:$IMAGE_ARCHIVE"; }
+
 report() {
   local digest size
-  digest=$(skopeo inspect --format '{{.Digest}}' "oci-archive:$IMAGE_ARCHIVE")
+  digest=$(digest)
   size=$(stat -c %s "$IMAGE_ARCHIVE")
   echo "image: $IMAGE"
   echo "  archive: ${IMAGE_ARCHIVE#"$root"/} ($((size / 1024)) KiB, $(awk "BEGIN {printf \"%.1f\", $size / 1048576}") MiB)"
@@ -43,6 +46,7 @@ inputs=$(cat image/Containerfile image/rootfs.sh Cargo.lock "$bin" "$bundle" <(e
 if [[ -s $IMAGE_ARCHIVE && $(cat "$IMAGE_ARCHIVE.inputs" 2>/dev/null) == "$inputs" ]]; then
   echo "image: current (nothing that makes it changed)"
   report
+  [[ -s dist/maintenance-operator-$IMAGE_VERSION.cdx.json ]] || release/sbom.sh "$(digest)"
   exit 0
 fi
 
@@ -58,9 +62,10 @@ b=(buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs)
   --label "org.opencontainers.image.ref.name=$IMAGE" \
   -f "$context/Containerfile" -t "$IMAGE" "$context" >&2
 mkdir -p dist
-rm -f "$IMAGE_ARCHIVE" "$IMAGE_ARCHIVE.inputs"
+rm -f "$IMAGE_ARCHIVE" "$IMAGE_ARCHIVE.inputs" dist/maintenance-operator-"$IMAGE_VERSION".*cdx.json
 "${b[@]}" push --quiet "$IMAGE" "oci-archive:$IMAGE_ARCHIVE:$IMAGE" >&2
 # The archive is the product; the copy in buildah's storage would only grow the cache.
 "${b[@]}" rmi --force "$IMAGE" >/dev/null
-echo "$inputs" > "$IMAGE_ARCHIVE.inputs"
 report
+release/sbom.sh "$(digest)"
+echo "$inputs" > "$IMAGE_ARCHIVE.inputs"
