@@ -5,8 +5,9 @@
 #     (--isolation chroot, storage driver vfs, storage in the cache outside the checkout);
 #  3. dist/maintenance-operator-<version>.oci.tar, and its size and digest;
 #  4. the SBOMs of the binary and the image beside it (release/sbom.sh).
-# The image is built again only when what makes it changes: the Containerfile, rootfs.sh, the
-# Cargo.lock, the binary, the CA bundle or the name (dist/…oci.tar.inputs holds their hash).
+# The image is built again only when what makes it changes: the Containerfile, the scripts, the
+# Cargo.lock, the binary, the ca-certificates package, buildah or the name (dist/…oci.tar.inputs
+# holds their hash).
 # Installs what it needs from Debian's packages and rustup when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,16 +15,16 @@ cd "$root"
 source image/name.sh
 target=x86_64-unknown-linux-musl
 cache=${MO_CACHE:-$HOME/.cache/maintenance-operator}/buildah
-bundle=/etc/ssl/certs/ca-certificates.crt
 
 missing=()
 for tool in buildah:buildah musl-gcc:musl-tools readelf:binutils skopeo:skopeo; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
-[[ -s $bundle ]] || missing+=(ca-certificates)
+dpkg-query -W ca-certificates >/dev/null 2>&1 || missing+=(ca-certificates)
 if ((${#missing[@]})); then
   echo "image: installing ${missing[*]} from Debian's packages" >&2
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
 fi
 rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
 
@@ -42,7 +43,10 @@ report() {
   echo "  digest:  $digest"
 }
 
-inputs=$(cat image/Containerfile image/rootfs.sh Cargo.lock "$bin" "$bundle" <(echo "$IMAGE") | sha256sum | cut -d' ' -f1)
+inputs=$({
+  sha256sum image/Containerfile image/rootfs.sh image/build.sh release/sbom.sh Cargo.lock "$bin"
+  echo "$IMAGE $(dpkg-query -W -f '${Version}' ca-certificates) $(buildah --version)"
+} | sha256sum | cut -d' ' -f1)
 if [[ -s $IMAGE_ARCHIVE && $(cat "$IMAGE_ARCHIVE.inputs" 2>/dev/null) == "$inputs" ]]; then
   echo "image: current (nothing that makes it changed)"
   report

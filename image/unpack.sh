@@ -6,7 +6,10 @@
 # Usage: image/unpack.sh ARCHIVE DIR
 set -euo pipefail
 archive=$1 dir=$2
-command -v runc >/dev/null || apt-get install -y --no-install-recommends runc >&2
+if ! command -v runc >/dev/null; then
+  apt-get install -y --no-install-recommends runc >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends runc >&2; }
+fi
 cache=${MO_CACHE:-$HOME/.cache/maintenance-operator}/buildah
 b=(buildah --root "$cache/storage" --runroot "$cache/run" --storage-driver vfs)
 container=$("${b[@]}" from --quiet --pull=false "oci-archive:$archive")

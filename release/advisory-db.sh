@@ -19,15 +19,20 @@ if [[ -d $db/.git && $refresh == 0 ]]; then
 fi
 # Where a snapshot may come from, first that answers: the one named, a local mirror of this
 # workplace's tools, then upstream.
-sources=(${ADVISORY_DB_SOURCE:-} /work/.mirror/rustsec+advisory-db/repo https://github.com/rustsec/advisory-db.git)
+sources=()
+[[ -n ${ADVISORY_DB_SOURCE:-} ]] && sources+=("$ADVISORY_DB_SOURCE")
+# A mirror where this project's development machines keep one (they reach no GitHub), then upstream.
+sources+=(/work/.mirror/rustsec+advisory-db/repo https://github.com/rustsec/advisory-db.git)
 for source in "${sources[@]}"; do
-  [[ -n $source ]] || continue
   [[ $source == http* || -e $source ]] || continue
   tmp=$db.tmp.$$
   rm -rf "$tmp"
   url=$source
   [[ $source == http* ]] || url=file://$source
-  if timeout 300 git clone --quiet --depth 1 "$url" "$tmp" 2>/dev/null; then
+  if timeout 300 git clone --quiet --depth 1 "$url" "$tmp"; then
+    # cargo deny takes the database's age from .git/HEAD's time (no FETCH_HEAD here): the
+    # snapshot's own, so that an old snapshot cloned today still reads as old.
+    touch -d "@$(git -C "$tmp" log -1 --format=%ct)" "$tmp/.git/HEAD"
     rm -rf "$db"
     mv "$tmp" "$db"
     echo "advisory-db: snapshot of $(git -C "$db" log -1 --format=%cs) from $source" >&2

@@ -46,6 +46,7 @@ impl Env {
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|e| e["user"]["username"] == user && e["impersonatedUser"].is_null())
+            .filter(|e| e["responseStatus"]["code"].as_i64().is_some_and(|c| (200..300).contains(&c)))
             .filter(|e| e["objectRef"]["resource"] == "leases" && e["objectRef"]["name"] == lease)
             .count())
     }

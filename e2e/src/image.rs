@@ -11,8 +11,10 @@
 use crate::Env;
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// The image, unpacked once per test process.
@@ -25,12 +27,12 @@ pub struct Image {
     pub gid: u32,
 }
 
-static IMAGE: OnceCell<std::sync::Arc<Image>> = OnceCell::const_new();
+static IMAGE: OnceCell<Arc<Image>> = OnceCell::const_new();
 
 impl Image {
     /// The archive `make image` wrote for the operator's version, unpacked under the logs.
-    pub async fn unpacked(env: &Env) -> Result<std::sync::Arc<Image>> {
-        IMAGE.get_or_try_init(|| async { Self::unpack(env).map(std::sync::Arc::new) }).await.cloned()
+    pub async fn unpacked(env: &Env) -> Result<Arc<Image>> {
+        IMAGE.get_or_try_init(|| async { Self::unpack(env).map(Arc::new) }).await.cloned()
     }
 
     fn unpack(env: &Env) -> Result<Image> {
@@ -75,6 +77,9 @@ impl Image {
         p["env"] = json!(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
         p["user"] = json!({"uid": self.uid, "gid": self.gid});
         p["cwd"] = json!("/");
+        // As config/manager asks of the kubelet: every capability dropped, no privilege gained.
+        p["capabilities"] = json!({});
+        p["noNewPrivileges"] = json!(true);
         // The host's network (the API server is on its loopback), and no cgroup of its own.
         let namespaces = c["linux"]["namespaces"].as_array_mut().context("runc spec has namespaces")?;
         namespaces.retain(|n| n["type"] != "network");
@@ -93,8 +98,10 @@ impl Image {
 }
 
 /// The ServiceAccount files a pod of the operator gets, in `dir`: a token the API server
-/// issued for `maintenance-operator/maintenance-operator`, the cluster's CA and the namespace.
-pub fn service_account_files(env: &Env, dir: &Path) -> Result<()> {
+/// issued for `maintenance-operator/maintenance-operator`, the cluster's CA and the namespace,
+/// owned by the image's user and readable by it alone, as the kubelet's projected volume makes
+/// them for a pod with `runAsUser`.
+pub fn service_account_files(env: &Env, dir: &Path, uid: u32, gid: u32) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let token = env.kubectl(&[
         "create",
@@ -107,9 +114,10 @@ pub fn service_account_files(env: &Env, dir: &Path) -> Result<()> {
     std::fs::write(dir.join("token"), token.trim())?;
     std::fs::copy(env.cluster_dir.join("pki/ca.crt"), dir.join("ca.crt"))?;
     std::fs::write(dir.join("namespace"), "maintenance-operator")?;
-    // Readable by the image's user, as the kubelet's projected volume makes them.
     for f in ["token", "ca.crt", "namespace"] {
-        run(Command::new("chmod").arg("0644").arg(dir.join(f)))?;
+        let path = dir.join(f);
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
 }

@@ -364,9 +364,16 @@ impl Operator {
         self.spawn()
     }
 
-    /// The name runc knows its container by, while it runs from the image.
+    /// The name runc knows its container by, while it runs from the image: one per cluster
+    /// (cluster-down.sh removes what is left of them) and replica.
     pub fn container_id(&self) -> Option<String> {
-        self.image.as_ref().map(|_| format!("mo-{}", self.instance))
+        let cluster = self.env.cluster_dir.file_name()?.to_string_lossy().into_owned();
+        self.image.as_ref().map(|_| format!("mo-{cluster}-{}", self.instance))
+    }
+
+    /// Where its run from the image keeps its bundle and ServiceAccount files.
+    fn bundle(&self) -> PathBuf {
+        self.env.logs.join(format!("{}.bundle", self.instance))
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -407,9 +414,9 @@ impl Operator {
                 let port = self.through_port.map_or(server.1, |p| p.to_string());
                 envs.push(("KUBERNETES_SERVICE_HOST".into(), server.0));
                 envs.push(("KUBERNETES_SERVICE_PORT".into(), port));
-                let bundle = self.env.logs.join(format!("{}.bundle", self.instance));
+                let bundle = self.bundle();
                 let secrets = bundle.join("serviceaccount");
-                image::service_account_files(&self.env, &secrets)?;
+                image::service_account_files(&self.env, &secrets, image.uid, image.gid)?;
                 image.write_bundle(&bundle, &args, &envs, &secrets)?;
                 let _ = Command::new("runc").args(["delete", "--force", &id]).output();
                 Command::new("runc")
@@ -466,6 +473,9 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        if let Some(id) = self.container_id() {
+            let _ = Command::new("runc").args(["kill", &id, "KILL"]).status();
+        }
         let _ = child.kill();
         let _ = child.wait();
         bail!("the operator was still running {limit:?} after SIGTERM:\n{}", self.log())
@@ -483,6 +493,8 @@ impl Operator {
         }
         if let Some(id) = self.container_id() {
             let _ = Command::new("runc").args(["delete", "--force", &id]).output();
+            // Its token is a credential: gone with the container.
+            let _ = std::fs::remove_dir_all(self.bundle().join("serviceaccount"));
         }
     }
 
@@ -497,8 +509,14 @@ impl Operator {
 
     /// Its process ID, while it runs.
     pub fn pid(&mut self) -> Option<u32> {
+        let id = self.container_id();
         let child = self.child.as_mut()?;
-        child.try_wait().ok().flatten().is_none().then(|| child.id())
+        let running = child.try_wait().ok().flatten().is_none();
+        match id {
+            // The operator's own process, not runc's.
+            Some(id) => running.then(|| image::container_pid(&id).ok()).flatten(),
+            None => running.then(|| child.id()),
+        }
     }
 
     /// What it answers on `path` (`/healthz`, `/readyz`): the HTTP status and the body.

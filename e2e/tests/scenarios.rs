@@ -1847,18 +1847,20 @@ async fn s30_a_final_status_write_refused_for_a_while_still_ends_succeeded_and_r
     s.stop_background().await;
 }
 
-/// The operator run from its image (`make image`) under runc, as a kubelet would: the image's
-/// entrypoint and user (65532), a read-only root filesystem, and its ServiceAccount's own token.
+/// The operator run from its image (`make image`) under runc, as a kubelet would run
+/// config/manager: the image's entrypoint and user (65532), a read-only root filesystem, no
+/// capability, and its ServiceAccount's own token.
 /// One upgrade goes through, the next regresses and is rolled back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s32_the_operator_run_from_its_image_upgrades_then_rolls_back() {
     let mut s = incident_world("image").await;
     s.operator.run_from_image().await.expect("the operator runs from its image");
-    let id = s.operator.container_id().unwrap();
-    let pid = e2e::image::container_pid(&id).unwrap();
+    let pid = s.operator.pid().expect("its container runs");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert_eq!(uid.split_whitespace().nth(1), Some("65532"), "the image's user: {uid}");
+    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    assert_eq!(caps.split_whitespace().nth(1), Some("0000000000000000"), "no capability: {caps}");
     let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let root = mounts.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).unwrap();
     assert!(root.split_whitespace().nth(5).unwrap().split(',').any(|o| o == "ro"), "read-only root: {root}");

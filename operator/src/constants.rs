@@ -56,8 +56,9 @@ pub mod reason {
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     pub const CONTAINER_NOT_FOUND: &str = "ContainerNotFound";
     pub const CONTAINER_AMBIGUOUS: &str = "ContainerAmbiguous";
-    /// A target's container runs an image that is no image reference: not recorded as known-good.
-    pub const INVALID_IMAGE: &str = "ImageNotAReference";
+    /// A target's container runs an image that is no image reference, or its known-good record
+    /// holds one: not recorded as known-good.
+    pub const IMAGE_NOT_A_REFERENCE: &str = "ImageNotAReference";
     pub const TARGET_OWNED: &str = "TargetOwnedByAnotherUpgrade";
     pub const CHANGED_EXTERNALLY: &str = "ImageChangedExternally";
     /// A target runs an image an upgrade deleted before it ended set, and never proved.

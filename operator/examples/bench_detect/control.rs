@@ -18,7 +18,7 @@ use super::floors::smallest_clean;
 use super::{Outcomes, Score, earliest, fmt, rivals};
 use chrono::{DateTime, Duration, Utc};
 use maintenance_operator::crd::{ControlLevel, DetectorState, Verdict};
-use maintenance_operator::detector::level::{add_control, level};
+use maintenance_operator::detector::level::{LEVEL_WINDOW, add_control, level};
 use maintenance_operator::detector::rate_at;
 use maintenance_operator::detector::{Counts, Cusum, fit_baseline, llr};
 use maintenance_operator::replay;
@@ -189,6 +189,9 @@ struct Judged {
     /// The canary's CUSUM against its week, at the control's level now, per `LEVEL_WINDOWS`.
     leveled: Vec<Option<usize>>,
     bound: Option<usize>,
+    /// The failures the regression adds on the canary over the whole soak, by the generator's
+    /// exact rates: what any detector has to go on.
+    excess: f64,
 }
 
 /// How long ago a read of the control weighs 1/e in its level (minutes): the operator's
@@ -231,7 +234,10 @@ fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
     let from = t.change - OBSERVE_MIN[3];
     let pairs = (from..n).map(|i| (s.canary[i], s.control[i])).collect();
     let leveled = LEVEL_WINDOWS.iter().map(|w| leveled_alarm(d, s, t.change, *w)).collect();
-    Judged { pairs, cluster, canary, leveled, bound }
+    let excess = (t.change..n)
+        .map(|i| s.canary[i].attempts as f64 * (s.p_true[i - t.change] - s.p_null[i - t.change]))
+        .sum();
+    Judged { pairs, cluster, canary, leveled, bound, excess }
 }
 
 fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize> {
@@ -288,6 +294,9 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
         ));
         methods.push(("the same, or the cluster-wide CUSUM".into(), either));
     }
+    // The operator's own window among those measured.
+    let operators = LEVEL_WINDOWS.iter().position(|w| *w == LEVEL_WINDOW.num_minutes()).unwrap();
+    let misses_by_excess = by_excess(traces, &judged, &methods[2 + operators].1);
     let bound: Outcomes = judged.iter().map(|j| j.bound).collect();
     let bound_ramps = Score::of(traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
     methods.push(("bound on the canary (not a detector)".into(), bound));
@@ -313,6 +322,24 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
             ramps.median().unwrap_or(f64::NAN) / bound_ramps,
             fmt(incident.median())
         );
+    }
+    r.push_str(&misses_by_excess);
+    r
+}
+
+/// The regressions, and the misses of `out`, by how many failures the regression adds on the
+/// canary over the whole soak: below the CUSUM's minimum of excess failures (10), no rollback
+/// is allowed at all.
+fn by_excess(traces: &[Trace], judged: &[Judged], out: &Outcomes) -> String {
+    const EDGES: [f64; 6] = [0.0, 10.0, 20.0, 40.0, 80.0, f64::INFINITY];
+    let mut r = String::from(
+        "\nThe operator's method (at the control's level over its window) by the failures the regression adds on the canary over the 72 h soak:\n\n| added failures | regressions | misses |\n|---|---:|---:|\n",
+    );
+    for w in EDGES.windows(2) {
+        let keep = |i: usize| traces[i].onset.is_some() && (w[0]..w[1]).contains(&judged[i].excess);
+        let regressions = (0..traces.len()).filter(|&i| keep(i)).count();
+        let misses = (0..traces.len()).filter(|&i| keep(i) && out[i].is_none()).count();
+        let _ = writeln!(r, "| {}–{} | {regressions} | {misses} |", w[0], w[1]);
     }
     r
 }

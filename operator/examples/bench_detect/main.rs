@@ -246,7 +246,10 @@ fn main() {
     if args.iter().any(|a| a == "--control-experiment") {
         let share = arg(&args, "--canary-share").map(|v| match v.parse::<f64>() {
             Ok(s) if s > 0.0 && s < 1.0 => s,
-            _ => panic!("--canary-share takes the canary's share of the attempts, above 0 and below 1 (0.1 for 2 of 20 nodes), not {v}"),
+            _ => panic!(
+                "--canary-share takes the canary's share of the attempts, above 0 and below 1 \
+                 (0.1 for 2 of 20 nodes), not {v}"
+            ),
         });
         let tuning = args.iter().any(|a| a == "--tuning");
         control_experiment(per_family, if tuning { "target" } else { &out }, share, tuning);

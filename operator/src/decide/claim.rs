@@ -4,6 +4,7 @@
 use super::{BLOCKED_RETRY, Claim, Decider, Effect};
 use crate::constants::{KNOWN_GOOD_ANNOTATION, reason};
 use crate::crd::*;
+use crate::image::is_reference;
 use crate::target::gitops;
 use crate::target::{TargetState, known_good_value, parse_known_good};
 use chrono::Duration;
@@ -108,17 +109,31 @@ impl Decider<'_> {
                 .map(|n| (n.clone(), t.image(n).unwrap_or_default().to_string()))
                 .collect();
             // What is recorded must come back as it was: a string no runtime could pull, which
-            // may hold the record's separators, is no known-good.
-            if let Some((c, bad)) = live.iter().find(|(_, i)| !crate::image::is_reference(i)) {
+            // may hold the record's separators, is no known-good, whether the workload runs it
+            // or the record on it (taken over below) says it.
+            let not_a_reference = |r: &[(String, String)]| {
+                r.iter().find(|(_, i)| !is_reference(i)).map(|(c, i)| (c.clone(), i.clone()))
+            };
+            let bad_live = not_a_reference(&live).map(|(c, i)| format!("container {c} runs {i:?}"));
+            // Another live upgrade's record is that upgrade's to keep (this one waits for it).
+            let others = t.owner.as_deref().is_some_and(|o| o != self.o.id) && stale.is_none();
+            let bad_record =
+                t.known_good.as_deref().filter(|_| bad_live.is_none() && !others).and_then(|raw| {
+                    let pairs = owned(parse_known_good(raw).unwrap_or_default());
+                    let bad =
+                        not_a_reference(&pairs).map(|(_, i)| i).or(pairs.is_empty().then(|| raw.to_string()));
+                    bad.map(|i| format!("annotation {KNOWN_GOOD_ANNOTATION} records {i:?}"))
+                });
+            if let Some(bad) = bad_live.or(bad_record) {
                 if !claims.is_empty() {
                     break;
                 }
                 self.hold_before_claim(
-                    reason::INVALID_IMAGE,
+                    reason::IMAGE_NOT_A_REFERENCE,
                     format!(
-                        "{key} container {c} runs {bad:?}, which is not an image reference (registry/repository:tag \
-                         or @sha256:…) and cannot be recorded as its known-good image; set an image it can run, \
-                         nothing has been changed"
+                        "{key} {bad}, which is not an image reference (registry/repository:tag or \
+                         @sha256:…) and cannot be its known-good image; set an image it can run, \
+                         or remove that annotation, nothing has been changed"
                     ),
                 );
                 return false;

@@ -296,9 +296,34 @@ fn a_live_image_that_is_no_reference_is_not_recorded_as_known_good() {
             w.obs.now += Duration::seconds(30);
         }
         let b = w.condition(ct::BLOCKED);
-        assert_eq!(b.reason, reason::INVALID_IMAGE, "{live:?}: {}", b.message);
+        assert_eq!(b.reason, reason::IMAGE_NOT_A_REFERENCE, "{live:?}: {}", b.message);
         assert!(b.message.contains("not an image reference"), "{live:?}: {}", b.message);
         assert!(!w.claimed().contains(&"connector".to_string()), "{live:?}: not claimed: {:?}", w.claimed());
         assert!(w.image_sets().is_empty(), "{live:?}");
     }
+}
+
+/// The record a claim would take over from the target's own annotation (its own, before a
+/// restart, or one left without a UID) is held to the same rule: `connector=a=b` parses as the
+/// image `a=b`, which must not become the image a revert writes.
+#[test]
+fn a_known_good_record_that_is_no_reference_is_not_taken_over() {
+    let mut w = World::new(spec());
+    let t = w.target_mut("connector");
+    t.owner = Some(ID.into());
+    t.owner_uid = None;
+    t.known_good = Some("connector=a=b".into());
+    for _ in 0..5 {
+        w.step();
+        w.obs.now += Duration::seconds(30);
+    }
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::IMAGE_NOT_A_REFERENCE, "{}", b.message);
+    assert!(
+        b.message.contains(crate::constants::KNOWN_GOOD_ANNOTATION),
+        "says which annotation: {}",
+        b.message
+    );
+    assert!(!w.claimed().contains(&"connector".to_string()), "{:?}", w.claimed());
+    assert!(w.image_sets().is_empty());
 }

@@ -89,13 +89,13 @@ impl Decider<'_> {
     /// later stage asks for more. None once as many new pods as the stage wants are Ready.
     pub(super) fn surge_step(&mut self, step: Step<'_>) -> Option<String> {
         let Step { si, ci, c, key, t, canary, replace } = step;
-        // Its size is taken of the replicas it had when the canary began, so that a scale-up
-        // (an autoscaler) does not grow it.
+        // Its size is taken of the replicas it had when the canary began, so that a scale (an
+        // autoscaler) neither grows nor shrinks it for good ...
         let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
-        // Never more new replicas than the Deployment has: the status is input, and a total
-        // written there by someone else must not grow the canary past the workload.
-        let total = self.recorded_total(&key).unwrap_or(replicas).clamp(1, replicas.max(1));
-        let wanted = canary.portion().of(total).unwrap_or(1).clamp(1, total);
+        let total = self.recorded_total(&key).unwrap_or(replicas).max(1);
+        // ... but never more new replicas than the Deployment has now: the status is input, and
+        // a total written there by someone else must not grow the canary past the workload.
+        let wanted = canary.portion().of(total).unwrap_or(1).clamp(1, total).min(replicas.max(1));
         let Some(pods) = t.pods.as_ref() else {
             return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
         };

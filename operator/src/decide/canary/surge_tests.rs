@@ -178,7 +178,31 @@ fn a_forged_canary_total_never_makes_more_new_replicas_than_the_deployment_has()
     w.obs.status.stages[0].components[0].canary.as_mut().unwrap().total = 1000;
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
-    assert!(canary.wanted <= 6, "{canary:?}");
-    assert!(running(&w, &k, "connector:2.0").len() <= 6);
-    assert!(settings(&w).iter().all(|s| !s.contains("\"maxSurge\":500")), "{:?}", settings(&w));
+    assert_eq!(canary.wanted, 6, "bounded by the Deployment's 6 replicas: {canary:?}");
+    assert_eq!(running(&w, &k, "connector:2.0").len(), 6);
+    let surges: Vec<usize> = w
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetStrategy { strategy, .. } => super::surge_of(Some(strategy)),
+            _ => None,
+        })
+        .collect();
+    assert!(surges.iter().all(|s| *s <= 6), "{surges:?}");
+}
+
+/// An autoscaler scales the Deployment down and up again during its canary: the canary is bounded
+/// by the replicas while they are fewer, and is its first size again once they are back.
+#[test]
+fn a_scale_down_during_the_canary_bounds_it_for_a_while_only() {
+    let (mut w, k) = deployment_world(Portion::Percent("50%".into()), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let canary = |w: &World| w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!((canary(&w).wanted, canary(&w).total), (3, 6));
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().desired_pods = 2;
+    w.step();
+    assert_eq!((canary(&w).wanted, canary(&w).total), (2, 6), "bounded by the 2 replicas, its size kept");
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().desired_pods = 6;
+    w.step();
+    assert_eq!((canary(&w).wanted, canary(&w).total), (3, 6), "its first size again");
 }
