@@ -41,7 +41,7 @@ fmt: ## Format the Rust code (110 columns, rustfmt.toml)
 	$(CARGO) fmt --all
 
 .PHONY: lint
-lint: image-check ## Formatting and clippy, warnings as errors (what CI runs first)
+lint: image-check versions-check ## Formatting and clippy, warnings as errors (what CI runs first)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
@@ -49,9 +49,21 @@ lint: image-check ## Formatting and clippy, warnings as errors (what CI runs fir
 image: ## The OCI image, built with buildah without a daemon: dist/maintenance-operator-<version>.oci.tar
 	image/build.sh
 
+.PHONY: release-test
+release-test: cluster-binaries ## make bump, tried in a copy of the tree: every place follows
+	release/versions_test.sh
+
 .PHONY: supply-chain
 supply-chain: ## Licenses, bans, sources and RustSec advisories of every crate, offline (cargo deny, deny.toml)
 	release/supply-chain.sh
+
+.PHONY: versions-check
+versions-check: ## Every place a release names its version says the operator's (Cargo, chart, image, krew)
+	release/versions.sh --check
+
+.PHONY: bump
+bump: ## Move every version to VERSION=X.Y.Z (Cargo, chart, image, krew), render, open it in CHANGELOG.md
+	release/versions.sh $(VERSION)
 
 .PHONY: image-check
 image-check: ## The Dockerfile's runtime stage is image/Containerfile's; every install path names that image
@@ -66,7 +78,7 @@ e2e: build cluster-binaries image ## End-to-end scenarios on a real local contro
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test
-test: lint manifests-check supply-chain unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
+test: lint manifests-check supply-chain release-test unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
 
 .PHONY: robustness
 robustness: build cluster-binaries ## Upgrades under a seeded fault schedule, checked against the audit log (ROBUSTNESS_ARGS="--seeds 1-10 --faults 20")
