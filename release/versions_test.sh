@@ -13,7 +13,7 @@ release/versions.sh --check
 image/check.sh
 e2e/scripts/render-manifests.sh --check >/dev/null
 grep -qF "## [9.8.7] - " CHANGELOG.md
-left=$(grep -rlF -- "$old" operator/Cargo.toml plugin/Cargo.toml e2e/Cargo.toml charts config dist/install.yaml plugin/krew Dockerfile || true)
+left=$(grep -rlF -- "$old" operator/Cargo.toml plugin/Cargo.toml e2e/Cargo.toml charts config/manager dist/install.yaml plugin/krew Dockerfile || true)
 if [[ -n $left ]]; then
   echo "versions_test: $old is still in: $left" >&2
   exit 1
