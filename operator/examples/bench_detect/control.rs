@@ -192,6 +192,10 @@ struct Judged {
     /// The failures the regression adds on the canary over the whole soak, by the generator's
     /// exact rates: what any detector has to go on.
     excess: f64,
+    /// Whether the exact two-sample test of the canary's soak against its own week, told the
+    /// onset, reaches the CUSUM's threshold in its best window (`misses::best_window_llr_on`):
+    /// could a test with no margin have told, from the canary's own counts?
+    tellable: bool,
 }
 
 /// How long ago a read of the control weighs 1/e in its level (minutes): the operator's
@@ -237,7 +241,11 @@ fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
     let excess = (t.change..n)
         .map(|i| s.canary[i].attempts as f64 * (s.p_true[i - t.change] - s.p_null[i - t.change]))
         .sum();
-    Judged { pairs, cluster, canary, leveled, bound, excess }
+    let tellable = t.onset.is_some_and(|o| {
+        let b = fit_baseline(&s.rows(&s.canary, start, t.change), d.bucket);
+        super::misses::best_window_llr_on(d, &b, &s.rows(&s.canary, 0, n), o) >= d.limits(&b).0
+    });
+    Judged { pairs, cluster, canary, leveled, bound, excess, tellable }
 }
 
 fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize> {
@@ -333,13 +341,15 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
 fn by_excess(traces: &[Trace], judged: &[Judged], out: &Outcomes) -> String {
     const EDGES: [f64; 6] = [0.0, 10.0, 20.0, 40.0, 80.0, f64::INFINITY];
     let mut r = String::from(
-        "\nThe operator's method (at the control's level over its window) by the failures the regression adds on the canary over the 72 h soak:\n\n| added failures | regressions | misses |\n|---|---:|---:|\n",
+        "\nThe operator's method (at the control's level over its window) by the failures the regression adds on the canary over the 72 h soak. \"Tellable\": the exact two-sample test of the canary's soak against its own week, told the onset, reaches the CUSUM's threshold in its best window (a test with no margin for the baseline's uncertainty, which no detector that does not know the onset can be):\n\n| added failures | regressions | misses | of them tellable |\n|---|---:|---:|---:|\n",
     );
     for w in EDGES.windows(2) {
         let keep = |i: usize| traces[i].onset.is_some() && (w[0]..w[1]).contains(&judged[i].excess);
         let regressions = (0..traces.len()).filter(|&i| keep(i)).count();
-        let misses = (0..traces.len()).filter(|&i| keep(i) && out[i].is_none()).count();
-        let _ = writeln!(r, "| {}–{} | {regressions} | {misses} |", w[0], w[1]);
+        let missed = |i: usize| keep(i) && out[i].is_none();
+        let misses = (0..traces.len()).filter(|&i| missed(i)).count();
+        let tellable = (0..traces.len()).filter(|&i| missed(i) && judged[i].tellable).count();
+        let _ = writeln!(r, "| {}–{} | {regressions} | {misses} | {tellable} |", w[0], w[1]);
     }
     r
 }

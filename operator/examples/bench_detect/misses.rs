@@ -8,21 +8,32 @@
 //! CUSUM's threshold?
 
 use crate::corpus::Trace;
+use chrono::{DateTime, Utc};
 use maintenance_operator::crd::BaselineStatus;
-use maintenance_operator::detector::{Cusum, rate_at};
+use maintenance_operator::detector::{Counts, Cusum, rate_at};
 
 /// The largest log-likelihood ratio, over windows from an hour on the grid after the onset to the
 /// end of the soak, of the soak's share of the failures at the minimum effect against the share
 /// without a change; scaled by the overdispersion like the CUSUM's steps.
 pub fn best_window_llr(d: &Cusum, b: &BaselineStatus, t: &Trace) -> f64 {
     let Some(onset) = t.onset else { return 0.0 };
+    best_window_llr_on(d, b, &t.rows, onset)
+}
+
+/// The same on any `rows` (a canary's, say), the regression starting at row `onset`.
+pub fn best_window_llr_on(
+    d: &Cusum,
+    b: &BaselineStatus,
+    rows: &[(DateTime<Utc>, Counts)],
+    onset: usize,
+) -> f64 {
     // The baseline's failures outside its incidents (its rate leaves them out).
     let k0 = (b.errors as f64).min(b.rate * b.attempts as f64);
     let relative = d.relative_increase(b);
     let (mut x, mut e, mut attempts) = (0.0, 0.0, 0.0);
     let mut best: f64 = 0.0;
     // From the end backwards, so each hourly start extends the window by an hour.
-    for (i, (at, c)) in t.rows.iter().enumerate().skip(onset).rev() {
+    for (i, (at, c)) in rows.iter().enumerate().skip(onset).rev() {
         x += c.errors as f64;
         e += c.attempts as f64 * rate_at(b, *at);
         attempts += c.attempts as f64;
