@@ -37,7 +37,7 @@ pub fn best_window_llr_on(
         x += c.errors as f64;
         e += c.attempts as f64 * rate_at(b, *at);
         attempts += c.attempts as f64;
-        if (i - onset) % 60 != 0 || e <= 0.0 || k0 <= 0.0 {
+        if !(i - onset).is_multiple_of(60) || e <= 0.0 || k0 <= 0.0 {
             continue;
         }
         let p0 = e / attempts;
