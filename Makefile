@@ -53,6 +53,10 @@ image: ## The OCI image, built with buildah without a daemon: dist/maintenance-o
 release-test: cluster-binaries ## make bump, tried in a copy of the tree: every place follows
 	release/versions_test.sh
 
+.PHONY: monitoring-test
+monitoring-test: ## The PrometheusRule's alerts unit-tested with promtool (config/monitoring)
+	config/monitoring/promtool-test.sh
+
 .PHONY: supply-chain
 supply-chain: ## Licenses, bans, sources and RustSec advisories of every crate, offline (cargo deny, deny.toml)
 	release/supply-chain.sh
@@ -78,7 +82,7 @@ e2e: build cluster-binaries image ## End-to-end scenarios on a real local contro
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test
-test: lint manifests-check supply-chain release-test unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
+test: lint manifests-check supply-chain release-test monitoring-test unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
 
 .PHONY: robustness
 robustness: build cluster-binaries ## Upgrades under a seeded fault schedule, checked against the audit log (ROBUSTNESS_ARGS="--seeds 1-10 --faults 20")

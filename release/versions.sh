@@ -36,7 +36,10 @@ places() {
 check() {
   local fail=0 file text
   while IFS=$'\t' read -r file text; do
-    if ! grep -qF -- "$text" "$file"; then
+    # A package's own version is a whole line ([package] comes first); elsewhere, a substring.
+    local whole=()
+    [[ $text == 'version = '* ]] && whole=(-x)
+    if ! grep -qF "${whole[@]}" -- "$text" "$file"; then
       echo "versions: $file does not say '$text' (the operator's version is $1)" >&2
       fail=1
     fi
@@ -64,7 +67,12 @@ while IFS=$'\t' read -r file text; do
 import sys
 path, old, new = sys.argv[1:]
 s = open(path).read()
-open(path, "w").write(s.replace(old, new, 1) if old.startswith("version = ") else s.replace(old, new))
+if old.startswith("version = "):
+    import re
+    s = re.sub("^" + re.escape(old) + "$", new, s, count=1, flags=re.M)
+else:
+    s = s.replace(old, new)
+open(path, "w").write(s)
 PY
 done < <(places "$v")
 cargo update --offline --workspace --quiet

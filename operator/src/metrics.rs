@@ -116,6 +116,14 @@ impl Default for Metrics {
             "1 while this replica leads (holds the Lease within its term, or runs without leader election); only the leader exports the per-upgrade series",
             m.leading.clone(),
         );
+        // Every result from the start, at 0: an alert on a rate of failures against successes
+        // must see a series that has not moved yet, and the first increase of one.
+        for result in ["written", "failed"] {
+            m.history_writes.get_or_create(&ResultLabel { result: result.into() });
+        }
+        for result in ["delivered", "failed"] {
+            m.notifications.get_or_create(&ResultLabel { result: result.into() });
+        }
         *m.registry.lock().unwrap() = registry;
         m
     }

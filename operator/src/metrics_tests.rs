@@ -34,3 +34,18 @@ fn a_replica_that_stops_leading_exports_no_upgrade_series() {
     assert!(!text.contains("upgrade="), "{text}");
     assert!(text.contains("maintenance_operator_leading 0"), "{text}");
 }
+
+/// The alerts of config/monitoring compare failures with successes over a window: both series
+/// must exist at 0 before either moves, or the first failure (or success) is never an increase.
+#[test]
+fn every_result_of_history_writes_and_notifications_is_exported_from_the_start() {
+    let text = Metrics::default().render();
+    for series in [
+        r#"maintenance_operator_history_writes_total{result="written"} 0"#,
+        r#"maintenance_operator_history_writes_total{result="failed"} 0"#,
+        r#"maintenance_operator_notifications_total{result="delivered"} 0"#,
+        r#"maintenance_operator_notifications_total{result="failed"} 0"#,
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+}

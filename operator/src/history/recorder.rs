@@ -86,6 +86,10 @@ impl Recorder {
             tokio::time::sleep(tick.max(StdDuration::from_secs(1))).await;
             if !loaded {
                 loaded = self.load(client.clone(), &history).await;
+                // Nothing is recorded until it can be read: as much a failure as a failed write.
+                if !loaded {
+                    metrics.history_writes.get_or_create(&ResultLabel { result: "failed".into() }).inc();
+                }
             }
             self.name_scopes(&upgrades, &history);
             // Counting before the load would make this replica's few rows look newer than
