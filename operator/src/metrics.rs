@@ -119,10 +119,10 @@ impl Default for Metrics {
         // Every result from the start, at 0: an alert on a rate of failures against successes
         // must see a series that has not moved yet, and the first increase of one.
         for result in ["written", "failed"] {
-            m.history_writes.get_or_create(&ResultLabel { result: result.into() });
+            let _ = m.history_writes.get_or_create(&ResultLabel { result: result.into() });
         }
         for result in ["delivered", "failed"] {
-            m.notifications.get_or_create(&ResultLabel { result: result.into() });
+            let _ = m.notifications.get_or_create(&ResultLabel { result: result.into() });
         }
         *m.registry.lock().unwrap() = registry;
         m
