@@ -29,3 +29,27 @@ fn samples_parse_as_maintenance_upgrades() {
         assert!(!mu.spec.stages.is_empty(), "{}", path.display());
     }
 }
+
+/// `kubectl explain maintenanceupgrade.spec…` says something on every path a user writes: each
+/// field of the spec has a description (list items take their list's), and so does the kind.
+#[test]
+fn every_spec_field_and_the_kind_are_described() {
+    fn undescribed(s: &serde_json::Value, path: String, out: &mut Vec<String>) {
+        if s.get("description").is_none() && !path.ends_with("[]") {
+            out.push(path.clone());
+        }
+        for (k, c) in s.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
+            undescribed(c, format!("{path}.{k}"), out);
+        }
+        if let Some(items) = s.get("items") {
+            undescribed(items, format!("{path}[]"), out);
+        }
+    }
+    let crd = serde_json::to_value(MaintenanceUpgrade::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let kind = schema["description"].as_str().unwrap_or_default();
+    assert!(!kind.contains("Auto-generated"), "the kind's description: {kind}");
+    let mut missing = vec![];
+    undescribed(&schema["properties"]["spec"], "spec".into(), &mut missing);
+    assert!(missing.is_empty(), "spec fields without a description (a doc comment): {missing:?}");
+}

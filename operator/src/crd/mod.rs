@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 /// soak and reverted to the recorded known-good images when the error rates regress.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
+    doc = "A staged image upgrade of existing Deployments, DaemonSets and StatefulSets inside maintenance windows, watched through a soak and reverted to the recorded known-good images when the error rates regress.",
     group = "maintenance.dev",
     version = "v1alpha1",
     kind = "MaintenanceUpgrade",
@@ -62,6 +63,7 @@ pub struct MaintenanceUpgradeSpec {
     #[serde(default)]
     pub analysis: Analysis,
 
+    /// When the operator reverts by itself, and what a human asks of it.
     #[serde(default)]
     pub rollback: RollbackPolicy,
 
@@ -157,7 +159,9 @@ pub struct Exclusion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub name: Option<String>,
+    /// When the exclusion begins (RFC 3339, e.g. 2026-12-20T00:00:00Z).
     pub start: DateTime<Utc>,
+    /// When it ends; no stage starts between start and end.
     pub end: DateTime<Utc>,
 }
 
@@ -190,11 +194,13 @@ fn default_progress_deadline() -> Duration {
 #[x_kube(validation = Rule::new("!has(self.alsoContainers) || self.alsoContainers.all(a, self.alsoContainers.exists_one(b, b.container == a.container) && (!has(self.container) || a.container != self.container))").message("alsoContainers names each container once, and not the component's own container"))]
 #[x_kube(validation = Rule::new("!has(self.canary) || (self.kind == 'DaemonSet') != has(self.canary.replicas)").message("canary.nodes and canary.nodeSelector apply to a DaemonSet, canary.replicas to a StatefulSet (its top ordinals) or a Deployment (new replicas beside the old)"))]
 pub struct Component {
+    /// The workload's kind: Deployment, DaemonSet or StatefulSet.
     pub kind: WorkloadKind,
     /// Namespace of the target; defaults to the MaintenanceUpgrade's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub namespace: Option<String>,
+    /// The workload's name.
     #[schemars(length(max = 253), regex(pattern = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"))]
     pub name: String,
     /// Container whose image changes; may be omitted when the pod template has one container.
@@ -224,8 +230,10 @@ pub struct Component {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerImage {
+    /// The container's name in the pod template.
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub container: String,
+    /// Its new image reference.
     #[schemars(length(min = 1, max = 512))]
     #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(\\.[a-z0-9]+([-a-z0-9]*[a-z0-9])?)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$')").message("image must be a reference such as registry.example.com/team/app:v1.2.3 or registry.example.com/team/app@sha256:<64 hex digits>"))]
     pub image: String,
@@ -253,6 +261,8 @@ pub struct Analysis {
     #[serde(default = "default_interval")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("interval must be at least 1s"))]
     pub interval: Duration,
+    /// Where the error rate before the change comes from: recorded history, or a live
+    /// observation before the first stage.
     #[serde(default)]
     pub baseline: BaselineSpec,
     /// Signals to watch. Empty means one built-in signal: pod scheduling and start failures in
@@ -307,6 +317,7 @@ fn default_lookback() -> Duration {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.kubernetes) != has(self.prometheus)").message("a signal needs exactly one provider: kubernetes or prometheus"))]
 pub struct Signal {
+    /// Names the signal in status.analysis, Events and metrics.
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Built-in: share of new pods that fail to schedule or start, from Events and Pod status.

@@ -15,6 +15,7 @@ pub const MAX_NOTIFICATIONS: usize = 50;
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notifications {
+    /// Webhooks told about the upgrade's transitions (at most 5).
     #[serde(default)]
     #[schemars(length(max = 5))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -42,8 +43,10 @@ pub struct Webhook {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
+    /// The Secret's name, in the upgrade's namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// The key whose value is the URL (default: url).
     #[serde(default = "default_key")]
     pub key: String,
 }
