@@ -33,9 +33,9 @@ bin=target/$target/release/maintenance-operator
 
 digest() { skopeo inspect --format '{{.Digest}}' "oci-archive:$IMAGE_ARCHIVE"; }
 
+# The archive's size and its digest ($1).
 report() {
-  local digest size
-  digest=$(digest)
+  local digest=$1 size
   size=$(stat -c %s "$IMAGE_ARCHIVE")
   echo "image: $IMAGE"
   echo "  archive: ${IMAGE_ARCHIVE#"$root"/} ($((size / 1024)) KiB, $(awk "BEGIN {printf \"%.1f\", $size / 1048576}") MiB)"
@@ -49,8 +49,9 @@ inputs=$({
 } | sha256sum | cut -d' ' -f1)
 if [[ -s $IMAGE_ARCHIVE && $(cat "$IMAGE_ARCHIVE.inputs" 2>/dev/null) == "$inputs" ]]; then
   echo "image: current (nothing that makes it changed)"
-  report
-  [[ -s dist/maintenance-operator-$IMAGE_VERSION.cdx.json ]] || release/sbom.sh "$(digest)"
+  digest=$(digest)
+  report "$digest"
+  [[ -s dist/maintenance-operator-$IMAGE_VERSION.cdx.json ]] || release/sbom.sh "$digest"
   exit 0
 fi
 
@@ -70,6 +71,7 @@ rm -f "$IMAGE_ARCHIVE" "$IMAGE_ARCHIVE.inputs" dist/maintenance-operator-"$IMAGE
 "${b[@]}" push --quiet "$IMAGE" "oci-archive:$IMAGE_ARCHIVE:$IMAGE" >&2
 # The archive is the product; the copy in buildah's storage would only grow the cache.
 "${b[@]}" rmi --force "$IMAGE" >/dev/null
-report
-release/sbom.sh "$(digest)"
+digest=$(digest)
+report "$digest"
+release/sbom.sh "$digest"
 echo "$inputs" > "$IMAGE_ARCHIVE.inputs"

@@ -7,7 +7,8 @@ copy=$(mktemp -d)
 trap 'rm -rf "$copy"' EXIT
 git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$copy")
 cd "$copy"
-old=$(sed -n 's/^version = "\(.*\)"$/\1/p' operator/Cargo.toml | head -1)
+root=$copy source image/name.sh
+old=$IMAGE_VERSION
 CARGO_TARGET_DIR=$root/target release/versions.sh 9.8.7 >/dev/null
 release/versions.sh --check
 image/check.sh

@@ -473,11 +473,9 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if let Some(id) = self.container_id() {
-            let _ = Command::new("runc").args(["kill", &id, "KILL"]).status();
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        // SIGKILL, as `kill` sends it (to the container too, when it runs from the image).
+        self.child = Some(child);
+        self.kill();
         bail!("the operator was still running {limit:?} after SIGTERM:\n{}", self.log())
     }
 

@@ -111,17 +111,17 @@ impl Decider<'_> {
             // What is recorded must come back as it was: a string no runtime could pull, which
             // may hold the record's separators, is no known-good, whether the workload runs it
             // or the record on it (taken over below) says it.
-            let not_a_reference = |r: &[(String, String)]| {
-                r.iter().find(|(_, i)| !is_reference(i)).map(|(c, i)| (c.clone(), i.clone()))
-            };
-            let bad_live = not_a_reference(&live).map(|(c, i)| format!("container {c} runs {i:?}"));
+            let bad_live =
+                live.iter().find(|(_, i)| !is_reference(i)).map(|(c, i)| format!("container {c} runs {i:?}"));
             // Another live upgrade's record is that upgrade's to keep (this one waits for it).
             let others = t.owner.as_deref().is_some_and(|o| o != self.o.id) && stale.is_none();
             let bad_record =
                 t.known_good.as_deref().filter(|_| bad_live.is_none() && !others).and_then(|raw| {
-                    let pairs = owned(parse_known_good(raw).unwrap_or_default());
-                    let bad =
-                        not_a_reference(&pairs).map(|(_, i)| i).or(pairs.is_empty().then(|| raw.to_string()));
+                    // A record that does not parse at all is said whole.
+                    let bad = match t.recorded_known_good() {
+                        Some(pairs) => pairs.into_iter().find(|(_, i)| !is_reference(i)).map(|(_, i)| i),
+                        None => Some(raw),
+                    };
                     bad.map(|i| format!("annotation {KNOWN_GOOD_ANNOTATION} records {i:?}"))
                 });
             if let Some(bad) = bad_live.or(bad_record) {
