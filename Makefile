@@ -54,8 +54,16 @@ release-test: cluster-binaries ## make bump, tried in a copy of the tree: every 
 	release/versions_test.sh
 
 .PHONY: monitoring-test
-monitoring-test: ## The PrometheusRule's alerts unit-tested with promtool (config/monitoring)
+monitoring-test: cluster-binaries ## The alerts unit-tested with promtool; the chart renders config/monitoring exactly
 	config/monitoring/promtool-test.sh
+
+.PHONY: docs
+docs: ## Build the book (docs/ into target/book) and check its links and anchors, offline
+	docs/build.sh
+
+.PHONY: reference
+reference: ## Regenerate docs/src/reference from the code (CRD schema, clap, metrics, Helm values)
+	MO_WRITE_REFERENCE=1 $(CARGO) test --locked -q -p maintenance-operator -p kubectl-maintenance reference
 
 .PHONY: supply-chain
 supply-chain: ## Licenses, bans, sources and RustSec advisories of every crate, offline (cargo deny, deny.toml)
@@ -82,7 +90,7 @@ e2e: build cluster-binaries image ## End-to-end scenarios on a real local contro
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
 .PHONY: test
-test: lint manifests-check supply-chain release-test monitoring-test unit e2e ## Lint, generated files, unit and end-to-end tests (what CI runs)
+test: lint manifests-check supply-chain release-test monitoring-test unit docs e2e ## Lint, generated files, the book, unit and end-to-end tests (what CI runs)
 
 .PHONY: robustness
 robustness: build cluster-binaries ## Upgrades under a seeded fault schedule, checked against the audit log (ROBUSTNESS_ARGS="--seeds 1-10 --faults 20")

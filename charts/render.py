@@ -39,6 +39,34 @@ VALUES = [
 ]
 
 
+# prometheus-operator's resources from config/monitoring, each created only when its value asks.
+MONITORING = {
+    "podmonitor.yaml": "podMonitor",
+    "prometheus-rule.yaml": "prometheusRule",
+}
+LABELS_LINE = "  labels: {app.kubernetes.io/name: maintenance-operator}\n"
+
+
+def monitoring(chart: pathlib.Path) -> None:
+    """config/monitoring's PodMonitor and PrometheusRule as optional templates. The alerts' own
+    `{{ $labels.… }}` templates are Prometheus's: escaped so that Helm writes them as they are."""
+    source = pathlib.Path(__file__).resolve().parent.parent / "config" / "monitoring"
+    for file, value in MONITORING.items():
+        doc = (source / file).read_text()
+        if doc.count(LABELS_LINE) != 1:
+            sys.exit(f"render: config/monitoring/{file} no longer has {LABELS_LINE!r}; update charts/render.py")
+        doc = doc.replace("{{", "\0").replace("}}", "\1")
+        doc = doc.replace("\0", '{{ "{{" }}').replace("\1", '{{ "}}" }}')
+        doc = doc.replace(
+            LABELS_LINE,
+            "  labels:\n    app.kubernetes.io/name: maintenance-operator\n"
+            "    {{- with .Values.monitoring.labels }}\n    {{- toYaml . | nindent 4 }}\n    {{- end }}\n",
+        )
+        doc = doc.replace("namespace: maintenance-operator\n", "namespace: {{ .Release.Namespace }}\n")
+        body = f"{{{{- if .Values.monitoring.{value} }}}}\n{doc}{{{{- end }}}}\n"
+        (chart / "templates" / f"monitoring-{file}").write_text(HEADER.replace("config/default", "config/monitoring") + body)
+
+
 def main() -> None:
     chart = pathlib.Path(sys.argv[1])
     docs = [d for d in re.split(r"^---\n", sys.stdin.read(), flags=re.M) if d.strip()]
@@ -64,6 +92,7 @@ def main() -> None:
         doc = doc.replace("namespace: maintenance-operator\n", "namespace: {{ .Release.Namespace }}\n")
         file = f"{kind.lower()}-{name.removeprefix('maintenance-operator-').removeprefix('maintenance-operator')}"
         (templates / f"{file.rstrip('-')}.yaml").write_text(HEADER + doc)
+    monitoring(chart)
     if len(used) != len(VALUES):
         missing = [VALUES[i][0] for i in range(len(VALUES)) if i not in used]
         sys.exit(f"render: no {missing} in the kustomize output; update charts/render.py")

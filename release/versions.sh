@@ -2,7 +2,8 @@
 # One version for everything a release ships: the operator, the plugin and the e2e crate
 # (Cargo.toml, Cargo.lock), the chart's version and appVersion, the image every install path
 # names (config/manager, charts/render.py, dist/install.yaml, the chart), the krew manifest,
-# the README's push example and the Dockerfile's build line.
+# the install commands of the README and the docs, the docs' push example and the Dockerfile's
+# build line.
 #   release/versions.sh --check    every place says the operator's version (make lint)
 #   release/versions.sh X.Y.Z      move them all to X.Y.Z (make bump VERSION=X.Y.Z), then render
 #                                  the manifests again and open the release in CHANGELOG.md
@@ -28,8 +29,10 @@ places() {
     dist/install.yaml "image: $repo:$v" \
     plugin/krew/maintenance.yaml "version: v$v" \
     plugin/krew/maintenance.yaml "releases/download/v$v/" \
-    README.md "maintenance-operator-$v.oci.tar" \
-    README.md "platform/maintenance-operator:$v" \
+    README.md "releases/download/v$v/install.yaml" \
+    docs/src/getting-started/install.md "VERSION=$v" \
+    docs/src/contributing/releasing.md "maintenance-operator-$v.oci.tar" \
+    docs/src/contributing/releasing.md "platform/maintenance-operator:$v" \
     Dockerfile "maintenance-operator:$v ."
 }
 

@@ -1195,7 +1195,7 @@ impl Drop for Scenario {
         }
         self.operator.kill();
         // With no operator left to remove them, the upgrades' finalizers would hold the namespace
-        // (and a later deletion of the CRD) for ever: removed by hand, as the README says.
+        // (and a later deletion of the CRD) for ever: removed by hand, as the docs say.
         let names = self.env.kubectl(&["get", "maintenanceupgrades", "-n", &self.ns, "-o", "name"]);
         for name in names.unwrap_or_default().lines() {
             let _ = self.env.kubectl(&[

@@ -50,16 +50,28 @@ pub mod condition {
 
 /// Condition reasons and Event reasons.
 pub mod reason {
+    /// The spec, or a signal read at runtime, cannot be used (a selector the API server refuses, a
+    /// namespace that does not exist, PromQL Prometheus refuses, an address not allowed): the message
+    /// says what to fix. Nothing is changed or promoted meanwhile; analysis and rollback go on.
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// The upgrade names workloads outside its namespace, and its namespace is not trusted.
     pub const CROSS_NAMESPACE: &str = "CrossNamespaceNotAllowed";
+    /// A target named in the spec does not exist (before anything changed): create it or fix the
+    /// name.
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    /// The named container is not in the target's pod template.
     pub const CONTAINER_NOT_FOUND: &str = "ContainerNotFound";
+    /// The pod template has several containers, names no `kubectl.kubernetes.io/default-container`,
+    /// and the component names none: set `container`.
     pub const CONTAINER_AMBIGUOUS: &str = "ContainerAmbiguous";
     /// A target's container runs an image that is no image reference, or its known-good record
     /// holds one: not recorded as known-good.
     pub const IMAGE_NOT_A_REFERENCE: &str = "ImageNotAReference";
+    /// Another upgrade that has not ended owns the target; this one waits until it ends or is
+    /// deleted.
     pub const TARGET_OWNED: &str = "TargetOwnedByAnotherUpgrade";
+    /// Someone else changed a target's image mid-upgrade: the operator stops touching it and holds
+    /// every forward step until a human rolls back or deletes the upgrade.
     pub const CHANGED_EXTERNALLY: &str = "ImageChangedExternally";
     /// A target runs an image an upgrade deleted before it ended set, and never proved.
     pub const UNPROVEN_IMAGE: &str = "UnprovenImageLeftByDeletedUpgrade";
@@ -67,37 +79,73 @@ pub mod reason {
     pub const NOT_IN_SPEC: &str = "StatusNotInSpec";
     /// A record in the status disagreed with the spec or with the target's own record; corrected.
     pub const STATUS_CORRECTED: &str = "StatusCorrected";
+    /// A changed target was deleted: the rest of the upgrade is reverted.
     pub const TARGET_DELETED: &str = "TargetDeleted";
+    /// Every target's known-good image is recorded and the targets are marked as owned.
     pub const CLAIMED: &str = "TargetsClaimed";
     /// A claimed target is managed by Argo CD, Flux or Helm, which would undo the change.
     pub const MANAGED_BY_GITOPS: &str = "ManagedByGitOps";
+    /// The maintenance window is closed: the message says when it opens.
     pub const WINDOW_CLOSED: &str = "WindowClosed";
+    /// The maintenance window is open: the message says when it closes.
     pub const WINDOW_OPENED: &str = "WindowOpen";
+    /// The signals are observed before any change, to learn their baseline.
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
+    /// The baseline is too short to know the time of day: the message says the smallest increase it
+    /// acts on, and how much history would act on the rule's own.
     pub const BASELINE_LIMIT: &str = "BaselineLimit";
+    /// The next stage has `requireApproval`: add its name to `spec.approvedStages`.
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// `spec.paused` is true: no stage starts or is promoted; analysis and automatic rollback go on.
     pub const PAUSED: &str = "Paused";
+    /// A stage's images were set.
     pub const STAGE_STARTED: &str = "StageStarted";
+    /// A target's image was set to the new one.
     pub const IMAGE_SET: &str = "ImageSet";
     /// A canary inside a workload took more of its nodes.
     pub const CANARY_WIDENED: &str = "CanaryWidened";
+    /// Every component of the stage has rolled out; its soak begins.
     pub const ROLLED_OUT: &str = "RolledOut";
+    /// The stage soaked for its whole `soak` and every signal passed.
     pub const SOAK_PASSED: &str = "SoakPassed";
+    /// Every stage passed its soak: the upgrade ended Succeeded.
     pub const SUCCEEDED: &str = "Succeeded";
+    /// The signals show no regression against their baseline.
     pub const NO_REGRESSION: &str = "NoRegression";
+    /// A signal's statistic reached its threshold with enough excess failures: the upgrade rolls back
+    /// (or waits for a human when automatic rollback is off).
     pub const REGRESSION: &str = "RegressionDetected";
+    /// Not enough data for a verdict (too few attempts, Prometheus unreachable or empty, pods not
+    /// seen during an outage): nothing is promoted or reverted until the signal can be read.
     pub const INCONCLUSIVE: &str = "AnalysisInconclusive";
+    /// Evidence of a regression is building (the statistic passed two thirds of its threshold): a
+    /// soak that ends now is extended.
     pub const SUSPECTED: &str = "RegressionSuspected";
+    /// The statistic fell below a third of its threshold again.
     pub const SUSPICION_CLEARED: &str = "SuspicionCleared";
+    /// A stage did not roll out within its `progressDeadline` (or its pods failed): it is reverted.
     pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+    /// `spec.window.deadline` passed with stages left: what changed is reverted.
     pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+    /// The window will not open again while stages are left: what changed is reverted.
     pub const WINDOW_NEVER_OPENS: &str = "WindowNeverOpens";
+    /// `spec.rollback.requested` is true: what changed is reverted.
     pub const MANUAL_ROLLBACK: &str = "ManualRollback";
+    /// The upgrade was deleted before it ended: what changed is reverted, then its targets are
+    /// released and it goes.
     pub const UPGRADE_DELETED: &str = "UpgradeDeleted";
+    /// A target is back on its known-good image.
     pub const REVERTED: &str = "Reverted";
+    /// Every changed component is back on its known-good image: the upgrade ended RolledBack.
     pub const ROLLED_BACK: &str = "RolledBack";
+    /// A rollback is due but `rollback.outsideWindow` is false: it waits for the window.
     pub const ROLLBACK_WAITS_FOR_WINDOW: &str = "RollbackWaitsForWindow";
+    /// A rollback is due but `rollback.automatic` is false: set `spec.rollback.requested` to revert.
     pub const AUTOMATIC_ROLLBACK_DISABLED: &str = "AutomaticRollbackDisabled";
+    /// The API server keeps refusing a change to a target (an admission policy, a missing permission): retried 5
+    /// s, 10 s, 20 s … up to once a minute.
     pub const ACTION_FAILED: &str = "ActionFailed";
+    /// A webhook delivery failed (the first failure of each notification): retried with backoff, see
+    /// `status.notifications`.
     pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 }

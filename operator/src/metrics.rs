@@ -1,5 +1,6 @@
 //! Act step's side channel: Prometheus metrics and health endpoints on one small HTTP server.
 
+use crate::constants::reason;
 use crate::health::Health;
 use axum::http::StatusCode;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
@@ -12,6 +13,11 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,13 +37,36 @@ pub struct UpgradeLabels {
     pub phase: String,
 }
 
+/// Every reason a rollback starts for (`decide::rollback`), exported at 0 from the start.
+const ROLLBACK_REASONS: [&str; 9] = [
+    reason::REGRESSION,
+    reason::ROLLOUT_FAILED,
+    reason::DEADLINE_EXCEEDED,
+    reason::WINDOW_NEVER_OPENS,
+    reason::MANUAL_ROLLBACK,
+    reason::UPGRADE_DELETED,
+    reason::TARGET_DELETED,
+    reason::CHANGED_EXTERNALLY,
+    reason::REVERTED,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub upgrade: String,
+    pub r#type: String,
+    pub status: String,
+    pub reason: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciles: Family<ResultLabel, Counter>,
-    pub rollbacks: Family<ResultLabel, Counter>,
+    pub rollbacks: Family<ReasonLabel, Counter>,
     pub signal_rate: SignalGauges,
     pub signal_statistic: SignalGauges,
     pub phase: Family<UpgradeLabels, Gauge>,
+    /// 1 for each condition an upgrade has now, with its status and reason.
+    pub conditions: Family<ConditionLabels, Gauge>,
     /// Seconds from the look that decided a revert to the revert patch being accepted.
     pub revert_latency: Histogram,
     pub status_writes: Counter,
@@ -52,6 +81,8 @@ pub struct Metrics {
     pub leading: Gauge,
     /// The upgrades (`namespace/name`) this replica exports series of, and their signals.
     exported: Arc<Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>>,
+    /// The condition series each upgrade has, so that a changed or gone one is removed.
+    exported_conditions: Arc<Mutex<std::collections::HashMap<String, Vec<ConditionLabels>>>>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -64,6 +95,7 @@ impl Default for Metrics {
             signal_rate: Family::default(),
             signal_statistic: Family::default(),
             phase: Family::default(),
+            conditions: Family::default(),
             revert_latency: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0]),
             status_writes: Counter::default(),
             notifications: Family::default(),
@@ -71,10 +103,15 @@ impl Default for Metrics {
             history_scopes: Gauge::default(),
             leading: Gauge::default(),
             exported: Arc::default(),
+            exported_conditions: Arc::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
-        registry.register("rollbacks", "Rollbacks started, by reason", m.rollbacks.clone());
+        registry.register(
+            "rollbacks",
+            "Rollbacks started, by reason (every reason exported at 0 from the start)",
+            m.rollbacks.clone(),
+        );
         registry.register(
             "signal_error_rate",
             "Error rate per signal: the baseline and the last judged bucket",
@@ -86,6 +123,11 @@ impl Default for Metrics {
             m.signal_statistic.clone(),
         );
         registry.register("upgrade_phase", "1 for the current phase of each upgrade", m.phase.clone());
+        registry.register(
+            "upgrade_condition",
+            "1 for each condition each upgrade has now (type, status and reason, as in its status.conditions)",
+            m.conditions.clone(),
+        );
         registry.register(
             "revert_latency_seconds",
             "From the look that decided to revert a component to the revert patch being accepted",
@@ -124,6 +166,9 @@ impl Default for Metrics {
         for result in ["delivered", "failed"] {
             let _ = m.notifications.get_or_create(&ResultLabel { result: result.into() });
         }
+        for reason in ROLLBACK_REASONS {
+            let _ = m.rollbacks.get_or_create(&ReasonLabel { reason: reason.into() });
+        }
         *m.registry.lock().unwrap() = registry;
         m
     }
@@ -134,6 +179,23 @@ impl Metrics {
     pub fn exporting(&self, id: &str, signals: impl IntoIterator<Item = String>) {
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
         exported.entry(id.to_string()).or_default().extend(signals);
+    }
+
+    /// Upgrade `id` has these conditions now: `(type, status, reason)`. The series of the ones
+    /// it no longer has go.
+    pub fn conditions_now(&self, id: &str, now: impl IntoIterator<Item = (String, String, String)>) {
+        let now: Vec<ConditionLabels> = now
+            .into_iter()
+            .map(|(r#type, status, reason)| ConditionLabels { upgrade: id.into(), r#type, status, reason })
+            .collect();
+        let mut exported = self.exported_conditions.lock().unwrap_or_else(|p| p.into_inner());
+        for old in exported.get(id).into_iter().flatten().filter(|c| !now.contains(c)) {
+            self.conditions.remove(old);
+        }
+        for c in &now {
+            self.conditions.get_or_create(c).set(1);
+        }
+        exported.insert(id.into(), now);
     }
 
     /// Drop the series of every upgrade but these (`namespace/name`): the others are gone.
@@ -156,6 +218,8 @@ impl Metrics {
     pub fn not_leading(&self) {
         self.leading.set(0);
         self.phase.clear();
+        self.conditions.clear();
+        self.exported_conditions.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.signal_rate.clear();
         self.signal_statistic.clear();
         self.exported.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -166,6 +230,10 @@ impl Metrics {
     pub fn forget(&self, id: &str, signals: &[String]) {
         let exported = self.exported.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
         let signals: std::collections::BTreeSet<&String> = signals.iter().chain(&exported).collect();
+        let conditions = self.exported_conditions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        for c in conditions.into_iter().flatten() {
+            self.conditions.remove(&c);
+        }
         for phase in crate::crd::Phase::ALL {
             self.phase.remove(&UpgradeLabels { upgrade: id.into(), phase: format!("{phase:?}") });
         }
@@ -182,6 +250,20 @@ impl Metrics {
                 self.signal_statistic.remove(&labels(series));
             }
         }
+    }
+
+    /// A registry with one made-up series in each per-upgrade family too, so that every
+    /// family's labels show: what the metrics reference and the dashboard check read.
+    pub fn with_a_series_each() -> Metrics {
+        let m = Metrics::default();
+        let _ = m.reconciles.get_or_create(&ResultLabel { result: "ok".into() });
+        let signal =
+            SignalLabels { upgrade: "ns/name".into(), signal: "s".into(), series: "baseline".into() };
+        let _ = m.signal_rate.get_or_create(&signal);
+        let _ = m.signal_statistic.get_or_create(&signal);
+        let _ = m.phase.get_or_create(&UpgradeLabels { upgrade: "ns/name".into(), phase: "Soaking".into() });
+        m.conditions_now("ns/name", [("Healthy".into(), "True".into(), "NoRegression".into())]);
+        m
     }
 
     pub fn render(&self) -> String {

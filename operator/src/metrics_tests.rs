@@ -11,6 +11,7 @@ fn export(m: &Metrics, id: &str) {
     m.signal_rate.get_or_create(&labels("baseline")).set(0.01);
     m.signal_statistic.get_or_create(&labels("threshold")).set(5.0);
     m.exporting(id, ["s".to_string()]);
+    m.conditions_now(id, [("Blocked".into(), "True".into(), "TargetNotFound".into())]);
 }
 
 #[test]
@@ -45,7 +46,25 @@ fn every_result_of_history_writes_and_notifications_is_exported_from_the_start()
         r#"maintenance_operator_history_writes_total{result="failed"} 0"#,
         r#"maintenance_operator_notifications_total{result="delivered"} 0"#,
         r#"maintenance_operator_notifications_total{result="failed"} 0"#,
+        r#"maintenance_operator_rollbacks_total{reason="RegressionDetected"} 0"#,
     ] {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }
+}
+
+/// An alert on a condition held for a while sees one series per condition: the one it had
+/// before goes when its status or reason changes.
+#[test]
+fn a_condition_that_changes_leaves_no_series_behind() {
+    let m = Metrics::default();
+    m.conditions_now("ops/a", [("Blocked".into(), "True".into(), "TargetNotFound".into())]);
+    m.conditions_now("ops/a", [("Blocked".into(), "False".into(), "TargetsClaimed".into())]);
+    let text = m.render();
+    assert!(!text.contains("TargetNotFound"), "{text}");
+    assert!(
+        text.contains(
+            r#"upgrade_condition{upgrade="ops/a",type="Blocked",status="False",reason="TargetsClaimed"} 1"#
+        ),
+        "{text}"
+    );
 }

@@ -1,5 +1,5 @@
 //! The robustness run's checker, pure: what the API server's audit log, the upgrades' ends, the
-//! targets and the webhook receiver show, held to what the README guarantees. Each finding is a
+//! targets and the webhook receiver show, held to what the docs (What holds under faults) guarantee. Each finding is a
 //! line saying what broke.
 
 use crate::audit::{Write, writes_past_term};

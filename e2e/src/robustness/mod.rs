@@ -375,7 +375,7 @@ async fn inject_fault(s: &mut Scenario, second: &mut Operator, proxies: &[Proxy;
                 (Mode::Cut, "cut".to_string())
             } else {
                 // Well within the fence's 5 s margin, TLS handshakes included: a write held
-                // longer than that may land late, which the README says is not guaranteed.
+                // longer than that may land late, which the docs say is not guaranteed.
                 let each = (p.hold / 40).min(Duration::from_millis(500));
                 (Mode::Delay(each), format!("delayed {each:?} a chunk"))
             };
@@ -388,7 +388,7 @@ async fn inject_fault(s: &mut Scenario, second: &mut Operator, proxies: &[Proxy;
             let Some(holder) = leader.clone() else { return "hang: no leader to hang".into() };
             let proxy = if first_leads { &proxies[0] } else { &proxies[1] };
             // Held, then cut: a request held past the term and delivered late is what the
-            // README says is not guaranteed; a partition ends with its connections reset.
+            // docs say is not guaranteed; a partition ends with its connections reset.
             proxy.set(Mode::Hang);
             tokio::time::sleep(p.hold).await;
             proxy.set(Mode::Cut);

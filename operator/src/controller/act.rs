@@ -7,7 +7,7 @@ use crate::controller::status_memory::Base;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, WorkloadKind};
 use crate::decide::{self, Decision, Effect, Observed};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
+use crate::metrics::{Metrics, ReasonLabel, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
 use crate::target::{self, TargetKey};
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -143,8 +143,12 @@ fn record_metrics(
             .set(0);
     }
     m.phase.get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", after.phase) }).set(1);
+    m.conditions_now(
+        id,
+        after.conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())),
+    );
     if let (None, Some(r)) = (&before.rollback, &after.rollback) {
-        m.rollbacks.get_or_create(&ResultLabel { result: r.reason.clone() }).inc();
+        m.rollbacks.get_or_create(&ReasonLabel { reason: r.reason.clone() }).inc();
     }
     for a in &after.analysis {
         let set = |family: &SignalGauges, series: &str, v: Option<f64>| {

@@ -410,7 +410,7 @@ pub struct PrometheusSignal {
 
 /// When the soak counts as a regression: the minimum effect that matters, and how sure the
 /// detector must be. The defaults work without tuning; `sensitivity` trades detection delay
-/// against false rollbacks; the rest is for experts (see "How detection works" in the README).
+/// against false rollbacks; the rest is for experts (see the Detection page of the docs).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegressionRule {

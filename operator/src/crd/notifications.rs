@@ -32,7 +32,7 @@ pub struct Webhook {
     #[serde(default)]
     pub format: WebhookFormat,
     /// The Secret in the upgrade's namespace whose key holds the URL (never the URL itself: it
-    /// is a credential). The operator needs `get` on that one Secret: see the README.
+    /// is a credential). The operator needs `get` on that one Secret: see the docs, Notifications.
     pub url_secret_ref: SecretKeyRef,
     /// Which notifications to send (default: all of them). Not `on`: YAML 1.1 parsers (kubectl's
     /// among them) read that key as `true`.
@@ -78,24 +78,34 @@ pub enum NotificationKind {
 pub struct NotificationStatus {
     /// Stable across retries and restarts (`<webhook>/<kind>/<n>`): receivers can drop repeats.
     pub id: String,
+    /// The webhook, as named in spec.notifications.webhooks (or `default`, the operator's).
     pub webhook: String,
+    /// StageStarted, RegressionSuspected, RolledBack, Succeeded, Failed or Blocked.
     pub kind: NotificationKind,
     /// Phase, stage, reason and message as they were when it was decided.
     pub phase: super::Phase,
+    /// The stage it is about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// The reason of the Event or condition it tells of.
     pub reason: String,
+    /// What it says.
     pub message: String,
     /// The first signal's baseline and observed error rates then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f64>,
+    /// The first signal's observed error rate then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<f64>,
+    /// When it was decided (before any attempt).
     pub created_at: DateTime<Utc>,
+    /// When it was delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
+    /// Delivery attempts so far.
     #[serde(default)]
     pub attempts: u32,
+    /// Why the last attempt failed: what failed, never what the far side said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// When the next attempt is due after a failed one.

@@ -6,15 +6,20 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Written by the operator only (an admission policy refuses anyone else): what it is doing, why,
+/// and what happens next; each target's known-good image; each signal's baseline and verdict.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceUpgradeStatus {
+    /// Where the upgrade is: Pending, WaitingForWindow, MeasuringBaseline, AwaitingApproval,
+    /// Progressing, Soaking, Paused, Degraded or RollingBack, then Succeeded, RolledBack or Failed.
     #[serde(default)]
     pub phase: Phase,
     /// What the signals that follow the canary count: a Prometheus query's `$canary_nodes` and
     /// `$canary_revision`, and the nodes of the built-in signals' canary copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryScope>,
+    /// The spec generation this status was decided from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// What the operator is doing, why, and what happens next.
@@ -23,6 +28,8 @@ pub struct MaintenanceUpgradeStatus {
     /// Name of the stage being applied, soaked or reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_stage: Option<String>,
+    /// Progressing, Complete, RolledBack, Healthy, Blocked, WindowOpen and ManagedByGitOps, one
+    /// of each type at most.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -32,6 +39,7 @@ pub struct MaintenanceUpgradeStatus {
     /// When the first image was changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_at: Option<DateTime<Utc>>,
+    /// When the upgrade ended: Succeeded, RolledBack or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
     /// When the ended upgrade let go of its targets (their owner marks and records removed),
@@ -42,15 +50,19 @@ pub struct MaintenanceUpgradeStatus {
     /// The pre-change observation period for signals without history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_started_at: Option<DateTime<Utc>>,
+    /// When that observation ends and the first stage may start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_ends_at: Option<DateTime<Utc>>,
+    /// Each stage of the spec, in order, with its components and their known-good images.
     #[serde(default)]
     pub stages: Vec<StageStatus>,
     /// The last analysis of each signal.
     #[serde(default)]
     pub analysis: Vec<SignalStatus>,
+    /// What the operator will do next, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_action: Option<NextAction>,
+    /// Set when a rollback starts: why, and when it started and ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackStatus>,
     /// Notifications decided for the webhooks, and whether each was delivered: the newest of
@@ -111,13 +123,18 @@ impl Phase {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
+    /// Progressing, Complete, RolledBack, Healthy, Blocked, WindowOpen or ManagedByGitOps.
     #[serde(rename = "type")]
     pub type_: String,
     /// True, False or Unknown.
     pub status: String,
+    /// One CamelCase word: why the condition is as it is (the docs list them).
     pub reason: String,
+    /// The same for a human: what, why, and what happens next.
     pub message: String,
+    /// When the status last changed.
     pub last_transition_time: DateTime<Utc>,
+    /// The spec generation the condition was decided from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -127,6 +144,7 @@ pub struct Condition {
 pub struct NextAction {
     /// e.g. "start stage fleet", "end soak of stage canary", "analyse signals".
     pub summary: String,
+    /// When, if it waits for a time (a window opening, a soak ending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
 }
@@ -134,19 +152,27 @@ pub struct NextAction {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageStatus {
+    /// The stage, as named in the spec.
     pub name: String,
+    /// Pending, RollingOut, Soaking, Passed, RollingBack or RolledBack.
     #[serde(default)]
     pub phase: StagePhase,
+    /// When its images were set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When every component had rolled out, and the soak began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_out_at: Option<DateTime<Utc>>,
+    /// When the soak ends, if the signals pass then (a Suspect signal extends it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak_ends_at: Option<DateTime<Utc>>,
+    /// When the stage passed its soak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passed_at: Option<DateTime<Utc>>,
+    /// When its components were back on their known-good images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted_at: Option<DateTime<Utc>>,
+    /// The targets this stage changes.
     pub components: Vec<ComponentStatus>,
 }
 
@@ -164,8 +190,11 @@ pub enum StagePhase {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentStatus {
+    /// Deployment, DaemonSet or StatefulSet.
     pub kind: WorkloadKind,
+    /// The target's namespace.
     pub namespace: String,
+    /// The target's name.
     pub name: String,
     /// The container being changed (resolved when the target was claimed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,11 +211,15 @@ pub struct ComponentStatus {
     /// left pods on the original template (pinning would change it, restarting them all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted_to: Option<String>,
+    /// The image this stage sets on `container`.
     pub desired_image: String,
+    /// Pending, Claimed, Applied, Reverted, Conflict or Gone.
     #[serde(default)]
     pub phase: ComponentPhase,
+    /// When the new image was set on the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<DateTime<Utc>>,
+    /// When the target was back on its known-good image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted_at: Option<DateTime<Utc>>,
     /// Why the operator stopped touching this component, if it did.
@@ -248,9 +281,12 @@ impl ComponentStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerChange {
+    /// The container, by name.
     pub container: String,
+    /// Its image before this upgrade, as written in the target's spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_good_image: Option<String>,
+    /// The image this stage sets on it.
     pub desired_image: String,
 }
 
@@ -285,9 +321,11 @@ pub struct CanaryStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedBy {
+    /// ArgoCd, FluxKustomization, FluxHelmRelease or Helm.
     pub tool: ManagerTool,
     /// The Argo CD Application, Flux Kustomization or HelmRelease, or Helm release.
     pub name: String,
+    /// The namespace of that Application, Kustomization or HelmRelease, when the marks say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
@@ -319,6 +357,7 @@ pub enum ComponentPhase {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignalStatus {
+    /// The signal, as named in the spec; `<signal>@canary` for a canary's copy of a built-in one.
     pub name: String,
     /// A canary's copy of a built-in signal (`<signal>@canary`): the nodes whose pods it
     /// counts, the canary's; empty before they are known and once the canary has handed over
@@ -335,6 +374,7 @@ pub struct SignalStatus {
     /// The last sample read from the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<RateWindow>,
+    /// Inconclusive, Pass, Suspect or Regression.
     #[serde(default)]
     pub verdict: Verdict,
     /// Why: baseline vs observed, statistic vs threshold.
@@ -343,11 +383,13 @@ pub struct SignalStatus {
     /// The detector's statistic and the threshold it is compared to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistic: Option<f64>,
+    /// The statistic at which the upgrade is reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// Errors above what the baseline rate predicts, since the first change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excess_errors: Option<f64>,
+    /// When the signal was last read and judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysed_at: Option<DateTime<Utc>>,
     /// Reads that start before this time are not judged: their pods were created while the
@@ -374,12 +416,16 @@ pub struct SignalStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateWindow {
+    /// Attempts counted (pods created, or the attempts query).
     pub attempts: i64,
+    /// Failures counted among them.
     pub errors: i64,
     /// errors / attempts (0 when there were no attempts).
     pub rate: f64,
+    /// Start of the span counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<DateTime<Utc>>,
+    /// End of the span counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
 }
@@ -401,10 +447,13 @@ pub enum Verdict {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DetectorState {
+    /// The CUSUM: the evidence of a regression so far, compared with the threshold.
     #[serde(default)]
     pub statistic: f64,
+    /// Attempts judged since the first change.
     #[serde(default)]
     pub soak_attempts: i64,
+    /// Failures judged since the first change.
     #[serde(default)]
     pub soak_errors: i64,
     /// Errors the baseline predicts for the soak so far.
@@ -416,15 +465,19 @@ pub struct DetectorState {
     /// The bucket being filled.
     #[serde(default)]
     pub bucket_attempts: i64,
+    /// Failures in the bucket being filled.
     #[serde(default)]
     pub bucket_errors: i64,
+    /// Failures the baseline expects of the bucket being filled.
     #[serde(default)]
     pub bucket_expected: f64,
+    /// When the bucket being filled began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_from: Option<DateTime<Utc>>,
-    /// Error rate of the last judged bucket, and the baseline rate it was compared with.
+    /// Error rate of the last judged bucket.
     #[serde(default)]
     pub last_bucket_rate: f64,
+    /// The baseline rate that bucket was compared with.
     #[serde(default)]
     pub last_bucket_baseline: f64,
     /// Since when the statistic has been at or above two thirds of the threshold (cleared below
@@ -477,12 +530,16 @@ pub struct ControlLevel {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BaselineStatus {
+    /// Attempts in the baseline's span.
     pub attempts: i64,
+    /// Failures among them.
     pub errors: i64,
     /// Pooled error rate, incidents inside the baseline left out.
     pub rate: f64,
+    /// Start of the span the baseline was fitted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<DateTime<Utc>>,
+    /// End of that span: at the latest, the first change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
     /// Variance of a bucket's error count relative to binomial noise (1 = binomial), at the
@@ -500,9 +557,10 @@ pub struct BaselineStatus {
     /// observed live, nor read from Prometheus).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recorded: bool,
-    /// Running sums of a live observation, for the dispersion.
+    /// Running sum of squares of a live observation, for the dispersion.
     #[serde(default)]
     pub sum_sq: f64,
+    /// Intervals a live observation has read.
     #[serde(default)]
     pub intervals: i64,
     /// How long a live observation saw the signal, in seconds: reads during an outage (the API
@@ -515,10 +573,14 @@ pub struct BaselineStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RollbackStatus {
-    /// RegressionDetected, RolloutFailed, DeadlineExceeded, ManualRollback or TargetDeleted.
+    /// Why: RegressionDetected, RolloutFailed, DeadlineExceeded, WindowNeverOpens,
+    /// ManualRollback, UpgradeDeleted, TargetDeleted or ImageChangedExternally.
     pub reason: String,
+    /// What was seen, in words: the signal, its baseline and observed rates, or what failed.
     pub message: String,
+    /// When the rollback was decided.
     pub started_at: DateTime<Utc>,
+    /// When every changed component was back on its known-good image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
 }

@@ -51,7 +51,7 @@ impl Decider<'_> {
                     ));
                     said.push((reason::NOT_IN_SPEC, format!(
                         "status.stages names {key}, which spec.stages does not; only the operator writes the \
-                         status (see the README's Security model), so it is ignored and {key} is left alone"
+                         status (see the docs, Tenancy and security), so it is ignored and {key} is left alone"
                     )));
                     continue;
                 };
