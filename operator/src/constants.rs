@@ -142,8 +142,12 @@ pub mod reason {
     pub const ROLLBACK_WAITS_FOR_WINDOW: &str = "RollbackWaitsForWindow";
     /// A rollback is due but `rollback.automatic` is false: set `spec.rollback.requested` to revert.
     pub const AUTOMATIC_ROLLBACK_DISABLED: &str = "AutomaticRollbackDisabled";
-    /// The API server keeps refusing a change to a target (an admission policy, a missing permission): retried 5
-    /// s, 10 s, 20 s … up to once a minute.
+    /// Blocked is False: nothing blocks the upgrade.
+    pub const NOT_BLOCKED: &str = "NotBlocked";
+    /// RolledBack is False: no rollback has been asked for or decided.
+    pub const NOT_REQUESTED: &str = "NotRequested";
+    /// The API server keeps refusing a change to a target (an admission policy, a missing
+    /// permission): retried 5 s, 10 s, 20 s … up to once a minute.
     pub const ACTION_FAILED: &str = "ActionFailed";
     /// A webhook delivery failed (the first failure of each notification): retried with backoff, see
     /// `status.notifications`.

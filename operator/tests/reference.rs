@@ -15,9 +15,16 @@ fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Table cells are one line, and `|` or a `<` would end or open something else.
+/// Table cells are one line, and `|` or a `<` would end or open something else: `|` is escaped
+/// everywhere (a table wants it so even in code), `<` outside code spans only (inside, `&lt;`
+/// would show as it is).
 fn cell(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|").replace('<', "&lt;")
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+    let parts = one_line.split('`').enumerate();
+    parts
+        .map(|(i, p)| if i % 2 == 0 { p.replace('<', "&lt;") } else { p.to_string() })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// The id mdBook gives a heading made of `path`.
@@ -193,41 +200,25 @@ fn families(text: &str) -> Vec<Family> {
     out.into_iter().map(|(_, f)| f).collect()
 }
 
-/// The metric names the dashboard and the alerts may use: every series the registry exports,
-/// and the families' own names (a description may name a histogram).
-fn exported_series() -> Vec<String> {
-    let text = Metrics::with_a_series_each().render();
-    let names = text.lines().filter_map(|l| l.strip_prefix("# HELP ")?.split(' ').next()).map(String::from);
-    let names: Vec<String> = names.collect();
-    families(&text).into_iter().flat_map(|f| f.series).chain(names).collect()
-}
-
 /// Condition types and reasons, from `constants.rs`: each `pub const` with its doc comment.
 #[test]
 fn reference_of_the_conditions_and_reasons_is_current() {
-    let source = std::fs::read_to_string(root().join("operator/src/constants.rs")).unwrap();
     let mut out = String::from(
         "Conditions are keyed on `type` in `status.conditions`; each has a `reason` and a \
-         `message` that says what, why and what happens next. Events carry the same reasons \
+         `message` that says what, why and what happens next. `Progressing` and `Complete` \
+         carry the phase as their reason (`Soaking`, `Succeeded`…), and `ManagedByGitOps` the tool \
+         (`ArgoCd`, `FluxKustomization`, `FluxHelmRelease`, `Helm`). Events carry the same reasons \
          (`kubectl describe mu NAME`).\n",
     );
     for (module, title, column) in [("condition", "Condition types", "Type"), ("reason", "Reasons", "Reason")]
     {
-        let body = source.split(&format!("pub mod {module} {{")).nth(1).unwrap().split("\n}").next().unwrap();
         out.push_str(&format!("\n## {title}\n\n| {column} | Meaning |\n|---|---|\n"));
-        let mut doc = vec![];
-        for line in body.lines().map(str::trim) {
-            if let Some(d) = line.strip_prefix("///") {
-                doc.push(d.trim().to_string());
-            } else if let Some(c) = line.strip_prefix("pub const ") {
-                let value = c.split('"').nth(1).unwrap();
-                assert!(
-                    !doc.is_empty(),
-                    "constants.rs: {module}::{c} has no doc comment to say what it means"
-                );
-                out.push_str(&format!("| `{value}` | {} |\n", cell(&doc.join(" "))));
-                doc.clear();
-            }
+        for (value, doc) in constants(module) {
+            assert!(
+                !doc.is_empty(),
+                "constants.rs: {module} {value} has no doc comment to say what it means"
+            );
+            out.push_str(&format!("| `{value}` | {} |\n", cell(&doc)));
         }
     }
     page::check_or_write("conditions.md", "Conditions and reasons", "operator/src/constants.rs", &out);
@@ -251,6 +242,10 @@ fn reference_of_the_helm_values_is_current() {
             comment.clear();
         } else if let Some(c) = trimmed.strip_prefix('#') {
             comment.push(c.trim());
+        } else if trimmed.starts_with("- ") {
+            panic!(
+                "values.yaml: a block list ({trimmed}); write it in flow style, [a, b], so the page shows it"
+            );
         } else if let Some((key, value)) = trimmed.split_once(':') {
             parents.retain(|(i, _)| *i < indent);
             let path: Vec<String> = parents.iter().map(|(_, k)| k.clone()).chain([key.to_string()]).collect();
@@ -259,7 +254,8 @@ fn reference_of_the_helm_values_is_current() {
                 parents.push((indent, key.to_string()));
             }
             let shown = if value.is_empty() { "".into() } else { format!("`{}`", value.replace('|', "\\|")) };
-            assert!(!comment.is_empty() || indent > 0, "values.yaml: {key} has no comment above it");
+            assert!(!comment.is_empty(), "values.yaml: {key} has no comment above it");
+            assert!(!value.contains(" #"), "values.yaml: {key}: put the comment above it, not after");
             out.push_str(&format!("| `{}` | {shown} | {} |\n", path.join("."), cell(&comment.join(" "))));
             comment.clear();
         }
@@ -267,22 +263,90 @@ fn reference_of_the_helm_values_is_current() {
     page::check_or_write("helm-values.md", "Helm values", "charts/maintenance-operator/values.yaml", &out);
 }
 
+/// The constants of `constants.rs`'s module `module` (`condition` or `reason`): (value, doc).
+fn constants(module: &str) -> Vec<(String, String)> {
+    let source = std::fs::read_to_string(root().join("operator/src/constants.rs")).unwrap();
+    let body = source.split(&format!("pub mod {module} {{")).nth(1).unwrap().split("\n}").next().unwrap();
+    let (mut out, mut doc) = (vec![], vec![]);
+    for line in body.lines().map(str::trim) {
+        if let Some(d) = line.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+        } else if let Some(c) = line.strip_prefix("pub const ") {
+            out.push((c.split('"').nth(1).unwrap().to_string(), doc.join(" ")));
+            doc.clear();
+        }
+    }
+    out
+}
+
 /// The dashboard and the alerts of `config/monitoring` name only series the registry exports,
-/// so that a metric renamed or removed fails here rather than as an empty panel or a silent alert.
+/// with labels those series have, and phases, condition types and reasons that exist; so that
+/// a metric or label renamed fails here rather than as an empty panel or a silent alert.
 #[test]
-fn the_dashboard_and_the_alerts_name_only_exported_series() {
-    let exported = exported_series();
+fn the_dashboard_and_the_alerts_name_only_exported_series_and_labels() {
+    let text = Metrics::with_a_series_each().render();
+    let families = families(&text);
+    let labels_of =
+        |series: &str| families.iter().find(|f| f.series.iter().any(|s| s == series)).map(|f| &f.labels);
+    let every_label: Vec<&String> = families.iter().flat_map(|f| &f.labels).collect();
+    // Added by the scrape, or by PromQL itself.
+    let scrape = ["pod", "instance", "job", "namespace", "container", "le"];
+    let phases: Vec<String> =
+        maintenance_operator::crd::Phase::ALL.iter().map(|p| format!("{p:?}")).collect();
+    let known_values = |label: &str| -> Option<Vec<String>> {
+        match label {
+            "phase" => Some(phases.clone()),
+            "type" => Some(constants("condition").into_iter().map(|(v, _)| v).collect()),
+            "reason" => Some(constants("reason").into_iter().map(|(v, _)| v).collect()),
+            _ => None,
+        }
+    };
     for file in ["config/monitoring/grafana-dashboard.json", "config/monitoring/prometheus-rule.yaml"] {
-        let text = std::fs::read_to_string(root().join(file)).unwrap();
-        let named: std::collections::BTreeSet<&str> = text
-            .match_indices("maintenance_operator_")
-            .map(|(i, _)| {
-                let rest = &text[i..];
-                &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())]
-            })
-            .collect();
-        assert!(named.len() >= 5, "{file} names only {named:?}");
-        let unknown: Vec<&&str> = named.iter().filter(|n| !exported.iter().any(|e| e == *n)).collect();
-        assert!(unknown.is_empty(), "{file} names series the operator does not export: {unknown:?}");
+        let source = std::fs::read_to_string(root().join(file)).unwrap();
+        // JSON escapes the quotes of PromQL's strings.
+        let source = source.replace("\\\"", "\"");
+        let mut named = 0;
+        for (i, _) in source.match_indices("maintenance_operator_") {
+            let rest = &source[i..];
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let name = &rest[..end];
+            let is_family = text
+                .lines()
+                .any(|l| l.strip_prefix("# HELP ").is_some_and(|h| h.starts_with(&format!("{name} "))));
+            let labels = labels_of(name);
+            assert!(labels.is_some() || is_family, "{file} names {name}, which the operator does not export");
+            named += 1;
+            let Some(matchers) =
+                rest[end..].strip_prefix('{').and_then(|m| m.split_once('}')).map(|(m, _)| m)
+            else {
+                continue;
+            };
+            for matcher in matchers.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                let label = matcher.split(['=', '!', '~']).next().unwrap().trim();
+                assert!(
+                    labels.unwrap().iter().any(|l| l == label),
+                    "{file}: {name} has no label {label} ({matcher})"
+                );
+                let value = matcher.split('"').nth(1).unwrap_or_default();
+                if let Some(known) = known_values(label) {
+                    for v in value.split('|').filter(|v| v.chars().all(|c| c.is_ascii_alphanumeric())) {
+                        assert!(
+                            known.iter().any(|k| k == v),
+                            "{file}: {label}=\"{v}\" is no value the operator writes"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(named >= 5, "{file} names only {named} series");
+        for (i, _) in source.match_indices(" by (") {
+            let grouped = source[i + 5..].split(')').next().unwrap();
+            for label in grouped.split(',').map(str::trim) {
+                assert!(
+                    every_label.iter().any(|l| *l == label) || scrape.contains(&label),
+                    "{file}: grouped by {label}, which no series of the operator has"
+                );
+            }
+        }
     }
 }

@@ -36,7 +36,7 @@ impl Decider<'_> {
             (false, Some(r)) => {
                 cond(ct::ROLLED_BACK, "False", &r.reason, format!("rolling back: {}", r.message))
             }
-            _ => cond(ct::ROLLED_BACK, "False", "NotRequested", "no rollback".into()),
+            _ => cond(ct::ROLLED_BACK, "False", reason::NOT_REQUESTED, "no rollback".into()),
         });
         // A canary's copy read no more says nothing of the upgrade's health.
         let judged: Vec<&SignalStatus> = self.st.analysis.iter().filter(|a| !a.retired()).collect();
@@ -80,7 +80,7 @@ impl Decider<'_> {
         }
         new.push(match &self.blocked {
             Some((r, m)) => cond(ct::BLOCKED, "True", r, m.clone()),
-            None => cond(ct::BLOCKED, "False", "NotBlocked", "nothing blocks the upgrade".into()),
+            None => cond(ct::BLOCKED, "False", reason::NOT_BLOCKED, "nothing blocks the upgrade".into()),
         });
         // Window state, as far as the spec can be read.
         if let Ok(s) = Schedule::parse(self.o.spec.window.as_ref()) {

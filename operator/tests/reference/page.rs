@@ -27,7 +27,12 @@ pub fn check_or_write(name: &str, title: &str, source: &str, body: &str) {
 /// tests use it.
 #[allow(dead_code)]
 pub fn clap_markdown<C: clap::CommandFactory>() -> String {
-    let options = clap_markdown::MarkdownOptions::new().title(String::new()).show_footer(false);
+    // No table of contents: its links keep the spaces of "kubectl maintenance status", which
+    // no heading id has.
+    let options = clap_markdown::MarkdownOptions::new()
+        .title(String::new())
+        .show_footer(false)
+        .show_table_of_contents(false);
     clap_markdown::help_markdown_custom::<C>(&options)
         .lines()
         .skip_while(|l| l.trim() == "#" || l.is_empty() || l.starts_with("This document contains"))

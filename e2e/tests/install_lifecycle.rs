@@ -1,0 +1,161 @@
+//! The operator's own lifecycle, as the docs tell an installer to run it: upgrading the operator
+//! (the CRD first, Helm's CRD taken over) with an upgrade in flight, then uninstalling it and
+//! cleaning up what is left. The commands are read from the docs' pages and run as written, so
+//! that the pages cannot drift from what works. The last tests of `make e2e`: uninstalling
+//! removes what every other scenario needs.
+
+use e2e::*;
+use maintenance_operator::crd::{Phase, StagePhase};
+use std::time::Duration;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// The shell block right after `<!-- e2e: {marker} -->` in `docs/src/{page}`.
+fn docs_block(env: &Env, page: &str, marker: &str) -> String {
+    let text = std::fs::read_to_string(env.root.join("docs/src").join(page)).unwrap();
+    let after = text
+        .split(&format!("<!-- e2e: {marker} -->"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("docs/src/{page} has no block marked {marker}"));
+    let mut lines = after.lines().skip_while(|l| l.trim() != "```sh").skip(1);
+    let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+    assert!(!block.is_empty(), "docs/src/{page}: the block marked {marker} is empty");
+    block.join("\n")
+}
+
+/// Run a docs block with bash, as an installer with the admin kubeconfig would; its output.
+fn run_block(env: &Env, script: &str) -> Result<String, String> {
+    let path = format!("{}:{}", env.bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(&env.root)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(text) } else { Err(text) }
+}
+
+/// Upgrading the operator mid-soak: the CRD is applied first, taking over the fields Helm's
+/// field manager holds, then a new process starts; the upgrade in flight carries on and ends
+/// as it would have, nothing repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_on() {
+    let mut s = incident_world("operator-upgrade").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    s.apply(&two_stage(&s.ns, "up", "20s", next)).await;
+    s.wait_for("up", SECS(60), "soaking canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
+    s.operator.terminate(SECS(10)).expect("SIGTERM stops the old operator");
+
+    // As if Helm had installed an older CRD: its field manager holds fields the new one changes.
+    let crd = env_crd(&s.env);
+    let older = crd.replacen("description: ", "description: Older. ", 1);
+    let older_file = s.env.root.join("target/e2e/older-crd.yaml");
+    std::fs::write(&older_file, older).unwrap();
+    s.env
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=helm",
+            "-f",
+            older_file.to_str().unwrap(),
+        ])
+        .unwrap();
+    let line = docs_block(&s.env, "operations/upgrading.md", "the chart's CRD")
+        .lines()
+        .find(|l| l.contains("crds/"))
+        .unwrap()
+        .replace("maintenance-operator/charts/", "charts/");
+    // Without --force-conflicts the API server refuses: the fields are Helm's.
+    let plain = run_block(&s.env, &line.replace(" --force-conflicts", ""));
+    assert!(plain.as_ref().is_err_and(|e| e.contains("conflict")), "{plain:?}");
+    run_block(&s.env, &line).expect("the docs' command takes the CRD over");
+    let served = s.env.kubectl(&["get", "crd", "maintenanceupgrades.maintenance.dev", "-o", "yaml"]).unwrap();
+    assert!(!served.contains("Older."), "the new CRD is served");
+
+    s.operator.restart().unwrap();
+    let mu = s.wait_phase("up", Phase::Succeeded, SECS(120)).await;
+    assert_eq!(s.image("connector-canary").await, next);
+    assert_eq!(s.image("connector").await, next);
+    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "the canary's image set once");
+    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    assert_eq!(mu.status.unwrap().stages.len(), 2);
+}
+
+fn env_crd(env: &Env) -> String {
+    std::fs::read_to_string(env.root.join("charts/maintenance-operator/crds/maintenanceupgrades.yaml"))
+        .unwrap()
+}
+
+/// Uninstalling with the operator already gone, as the uninstall page says: the finalizers
+/// removed by hand, `kubectl delete -k config/default`, then the marks left on a workload
+/// listed and removed. Nothing of the install is left, and the workload runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
+    let mut s = incident_world("uninstall").await;
+    let next = "registry.example.com/secrets-store/connector:v1.3.3";
+    s.apply(&two_stage(&s.ns, "up", "600s", next)).await;
+    s.wait_for("up", SECS(60), "soaking canary", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
+    })
+    .await;
+    s.operator.kill();
+    let marked = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector-canary", "-o", "yaml"]).unwrap();
+    assert!(marked.contains("maintenance.dev/owner"), "claimed: {marked}");
+
+    // 1. The operator is gone: the finalizers go by hand, and the upgrades with them.
+    run_block(&s.env, &docs_block(&s.env, "operations/uninstall.md", "finalizers")).unwrap();
+    let deadline = std::time::Instant::now() + SECS(30);
+    while s.upgrades().get_opt("up").await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the upgrade goes once its finalizer is removed");
+        s.upgrades().delete("up", &Default::default()).await.ok();
+        tokio::time::sleep(SECS(1)).await;
+    }
+
+    // 2. What the install made.
+    let delete = docs_block(&s.env, "operations/uninstall.md", "delete the install");
+    let line = delete.lines().find(|l| l.contains("delete -k config/default")).unwrap();
+    let command = line.trim_start_matches(['#', ' ']).trim_start_matches("or: ");
+    run_block(&s.env, &format!("{command} --wait --timeout=120s")).unwrap();
+    for (kind, name) in [
+        ("crd", "maintenanceupgrades.maintenance.dev"),
+        ("namespace", "maintenance-operator"),
+        ("clusterrole", "maintenance-operator"),
+        ("validatingadmissionpolicy", "maintenance-operator-tenancy"),
+        ("validatingadmissionpolicy", "maintenance-operator-status"),
+    ] {
+        let left = s.env.kubectl(&["get", kind, name, "--ignore-not-found", "-o", "name"]).unwrap();
+        assert!(left.trim().is_empty(), "{kind}/{name} left after the uninstall: {left}");
+    }
+
+    // 3. The marks on the workload: the one a canary left is listed, then every mark removed.
+    s.env
+        .kubectl(&[
+            "annotate",
+            "ds",
+            "-n",
+            &s.ns,
+            "connector-canary",
+            r#"maintenance.dev/original-update-strategy={"type":"RollingUpdate"}"#,
+        ])
+        .unwrap();
+    let listed =
+        run_block(&s.env, &docs_block(&s.env, "operations/uninstall.md", "list left canaries")).unwrap();
+    assert!(listed.contains(&format!("DaemonSet {}/connector-canary", s.ns)), "{listed}");
+    run_block(&s.env, &docs_block(&s.env, "operations/uninstall.md", "remove the marks")).unwrap();
+    let ds = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector-canary", "-o", "json"]).unwrap();
+    let ds: serde_json::Value = serde_json::from_str(&ds).unwrap();
+    for field in ["annotations", "labels"] {
+        let keys: Vec<&String> =
+            ds["metadata"][field].as_object().into_iter().flatten().map(|(k, _)| k).collect();
+        assert!(!keys.iter().any(|k| k.starts_with("maintenance.dev/")), "{field} left: {keys:?}");
+    }
+    assert_eq!(s.image("connector-canary").await, next, "the workload runs on, untouched");
+    s.stop_background().await;
+}
