@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 pub mod audit;
+pub mod docs;
 pub mod fixtures;
 pub mod image;
 pub mod policy;

@@ -10,33 +10,6 @@ use std::time::Duration;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
-/// The shell block right after `<!-- e2e: {marker} -->` in `docs/src/{page}`.
-fn docs_block(env: &Env, page: &str, marker: &str) -> String {
-    let text = std::fs::read_to_string(env.root.join("docs/src").join(page)).unwrap();
-    let after = text
-        .split(&format!("<!-- e2e: {marker} -->"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("docs/src/{page} has no block marked {marker}"));
-    let mut lines = after.lines().skip_while(|l| l.trim() != "```sh").skip(1);
-    let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
-    assert!(!block.is_empty(), "docs/src/{page}: the block marked {marker} is empty");
-    block.join("\n")
-}
-
-/// Run a docs block with bash, as an installer with the admin kubeconfig would; its output.
-fn run_block(env: &Env, script: &str) -> Result<String, String> {
-    let path = format!("{}:{}", env.bin.display(), std::env::var("PATH").unwrap_or_default());
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .current_dir(&env.root)
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() { Ok(text) } else { Err(text) }
-}
-
 /// Upgrading the operator mid-soak: the CRD is applied first, taking over the fields Helm's
 /// field manager holds, then a new process starts; the upgrade in flight carries on and ends
 /// as it would have, nothing repeated.
@@ -67,15 +40,15 @@ async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_
             older_file.to_str().unwrap(),
         ])
         .unwrap();
-    let line = docs_block(&s.env, "operations/upgrading.md", "the chart's CRD")
+    let line = docs::block(&s.env, "operations/upgrading.md", "the chart's CRD")
         .lines()
         .find(|l| l.contains("crds/"))
         .unwrap()
         .replace("maintenance-operator/charts/", "charts/");
     // Without --force-conflicts the API server refuses: the fields are Helm's.
-    let plain = run_block(&s.env, &line.replace(" --force-conflicts", ""));
+    let plain = docs::run(&s.env, &line.replace(" --force-conflicts", ""));
     assert!(plain.as_ref().is_err_and(|e| e.contains("conflict")), "{plain:?}");
-    run_block(&s.env, &line).expect("the docs' command takes the CRD over");
+    docs::run(&s.env, &line).expect("the docs' command takes the CRD over");
     let served = s.env.kubectl(&["get", "crd", "maintenanceupgrades.maintenance.dev", "-o", "yaml"]).unwrap();
     assert!(!served.contains("Older."), "the new CRD is served");
 
@@ -110,7 +83,7 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     assert!(marked.contains("maintenance.dev/owner"), "claimed: {marked}");
 
     // 1. The operator is gone: the finalizers go by hand, and the upgrades with them.
-    run_block(&s.env, &docs_block(&s.env, "operations/uninstall.md", "finalizers")).unwrap();
+    docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "finalizers")).unwrap();
     let deadline = std::time::Instant::now() + SECS(30);
     while s.upgrades().get_opt("up").await.unwrap().is_some() {
         assert!(std::time::Instant::now() < deadline, "the upgrade goes once its finalizer is removed");
@@ -119,10 +92,10 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     }
 
     // 2. What the install made.
-    let delete = docs_block(&s.env, "operations/uninstall.md", "delete the install");
+    let delete = docs::block(&s.env, "operations/uninstall.md", "delete the install");
     let line = delete.lines().find(|l| l.contains("delete -k config/default")).unwrap();
     let command = line.trim_start_matches(['#', ' ']).trim_start_matches("or: ");
-    run_block(&s.env, &format!("{command} --wait --timeout=120s")).unwrap();
+    docs::run(&s.env, &format!("{command} --wait --timeout=120s")).unwrap();
     for (kind, name) in [
         ("crd", "maintenanceupgrades.maintenance.dev"),
         ("namespace", "maintenance-operator"),
@@ -146,9 +119,9 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
         ])
         .unwrap();
     let listed =
-        run_block(&s.env, &docs_block(&s.env, "operations/uninstall.md", "list left canaries")).unwrap();
+        docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "list left canaries")).unwrap();
     assert!(listed.contains(&format!("DaemonSet {}/connector-canary", s.ns)), "{listed}");
-    run_block(&s.env, &docs_block(&s.env, "operations/uninstall.md", "remove the marks")).unwrap();
+    docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "remove the marks")).unwrap();
     let ds = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector-canary", "-o", "json"]).unwrap();
     let ds: serde_json::Value = serde_json::from_str(&ds).unwrap();
     for field in ["annotations", "labels"] {

@@ -1888,3 +1888,20 @@ async fn s32_the_operator_run_from_its_image_upgrades_then_rolls_back() {
     let took = s.operator.terminate(SECS(10)).expect("SIGTERM ends it, as a kubelet's stop would");
     assert!(took < SECS(10));
 }
+
+/// The checks of the docs' "Verify the install" page refuse what the page says they refuse, as
+/// they are written there: an upgrade with no stage, and one that reaches into another namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s35_the_install_checks_of_the_docs_refuse_what_they_say() {
+    let env = Env::from_env().unwrap();
+    env.setup().await.unwrap();
+    let no_stage = docs::run(&env, &docs::block(&env, "getting-started/verify.md", "no stage"));
+    assert!(no_stage.as_ref().is_err_and(|e| e.contains("spec.stages")), "{no_stage:?}");
+    let tenancy = docs::run(&env, &docs::block(&env, "getting-started/verify.md", "another namespace"));
+    assert!(
+        tenancy.as_ref().is_err_and(
+            |e| e.contains("an upgrade in namespace default may only change workloads in default")
+        ),
+        "{tenancy:?}"
+    );
+}
