@@ -58,6 +58,13 @@ impl Decider<'_> {
             );
         }
         let mut ends = self.st.baseline_ends_at.unwrap_or(now);
+        // Every signal already has its baseline from history, the built-in ones from a recording
+        // at least as long as `observe`: observing them live first would add nothing, so the
+        // first stage does not wait for it.
+        if now < ends && self.baselines_from_history(plan) {
+            ends = now;
+            self.st.baseline_ends_at = Some(now);
+        }
         // A live baseline partly hidden by an outage (its reads then blind) is too thin for the
         // verdicts it was meant for: measured on until what was seen covers the period to observe.
         if now >= ends
@@ -97,6 +104,15 @@ impl Decider<'_> {
             return false;
         }
         true
+    }
+
+    /// Whether every signal's baseline is fitted from history: Prometheus's, or a recording of a
+    /// built-in signal (kept only when it spans at least `observe`).
+    fn baselines_from_history(&self, plan: &Plan) -> bool {
+        plan.signals.iter().all(|s| {
+            let a = self.st.analysis.iter().find(|a| a.name == s.name);
+            a.and_then(|a| a.baseline.as_ref()).is_some_and(|b| s.prometheus.is_some() || b.recorded)
+        })
     }
 
     /// A built-in signal observed live that saw less than `observe` (by more than one interval,

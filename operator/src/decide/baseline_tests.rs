@@ -71,3 +71,22 @@ fn a_baseline_seen_whole_is_not_measured_again() {
     assert!(w.obs.status.changed_at.unwrap() < start + Duration::minutes(12));
     assert!(!w.events.iter().any(|e| e.contains("covers only")), "{:?}", w.events);
 }
+
+#[test]
+fn a_builtin_signal_recorded_long_enough_is_not_observed_again_before_the_first_change() {
+    // Three days recorded, the window open: the recording is the baseline, so the canary starts
+    // without first observing the signal live for `observe` (10 minutes here).
+    let mut w = World::new(spec());
+    w.recorded_minutes = 3 * 24 * 60;
+    let start = w.obs.now;
+    w.run_until(Duration::hours(1), |w| w.obs.status.changed_at.is_some());
+    let waited = w.obs.status.changed_at.unwrap() - start;
+    assert!(waited < Duration::minutes(5), "waited {waited} before the first change: {:?}", w.events);
+    assert!(w.obs.status.analysis[0].baseline.as_ref().unwrap().recorded);
+    // Five minutes recorded tell less than the live observation: it is observed, as before.
+    let mut w = World::new(spec());
+    w.recorded_minutes = 5;
+    let start = w.obs.now;
+    w.run_until(Duration::hours(1), |w| w.obs.status.changed_at.is_some());
+    assert!(w.obs.status.changed_at.unwrap() - start >= Duration::minutes(10));
+}
