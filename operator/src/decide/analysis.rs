@@ -55,12 +55,15 @@ pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeSta
     spec.effective_signals()
         .into_iter()
         .chain(spec.canary_signals(status))
-        .filter(|s| {
-            let baseline =
-                status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.baseline.as_ref());
-            baseline.is_none_or(|b| s.prometheus.is_none() && !b.recorded)
-        })
+        .filter(|s| !baseline_from_history(s, status))
         .collect()
+}
+
+/// Whether signal `s` has its baseline from history: Prometheus's, or a recording of a built-in
+/// signal (kept only when it spans at least `observe`), not one observed live.
+pub(super) fn baseline_from_history(s: &Signal, status: &MaintenanceUpgradeStatus) -> bool {
+    let baseline = status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.baseline.as_ref());
+    baseline.is_some_and(|b| s.prometheus.is_some() || b.recorded)
 }
 
 impl Decider<'_> {

@@ -1,6 +1,7 @@
 //! Decide step, pure: before the first change, measure the baseline, timed to end as the
 //! window opens.
 
+use super::analysis::baseline_from_history;
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
@@ -61,7 +62,7 @@ impl Decider<'_> {
         // Every signal already has its baseline from history, the built-in ones from a recording
         // at least as long as `observe`: observing them live first would add nothing, so the
         // first stage does not wait for it.
-        if now < ends && self.baselines_from_history(plan) {
+        if now < ends && plan.signals.iter().all(|s| baseline_from_history(s, &self.st)) {
             ends = now;
             self.st.baseline_ends_at = Some(now);
         }
@@ -104,15 +105,6 @@ impl Decider<'_> {
             return false;
         }
         true
-    }
-
-    /// Whether every signal's baseline is fitted from history: Prometheus's, or a recording of a
-    /// built-in signal (kept only when it spans at least `observe`).
-    fn baselines_from_history(&self, plan: &Plan) -> bool {
-        plan.signals.iter().all(|s| {
-            let a = self.st.analysis.iter().find(|a| a.name == s.name);
-            a.and_then(|a| a.baseline.as_ref()).is_some_and(|b| s.prometheus.is_some() || b.recorded)
-        })
     }
 
     /// A built-in signal observed live that saw less than `observe` (by more than one interval,
