@@ -58,6 +58,14 @@ pub struct ConditionLabels {
     pub reason: String,
 }
 
+/// What this replica exports of one upgrade besides its phases: its signals, and its condition
+/// series (so that a changed or gone one is removed).
+#[derive(Default)]
+struct Exported {
+    signals: std::collections::BTreeSet<String>,
+    conditions: Vec<ConditionLabels>,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciles: Family<ResultLabel, Counter>,
@@ -79,10 +87,8 @@ pub struct Metrics {
     /// 1 while this replica leads: it holds the Lease within its term, or runs without leader
     /// election. Only a leader exports the per-upgrade series.
     pub leading: Gauge,
-    /// The upgrades (`namespace/name`) this replica exports series of, and their signals.
-    exported: Arc<Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>>,
-    /// The condition series each upgrade has, so that a changed or gone one is removed.
-    exported_conditions: Arc<Mutex<std::collections::HashMap<String, Vec<ConditionLabels>>>>,
+    /// The upgrades (`namespace/name`) this replica exports series of, and what they are.
+    exported: Arc<Mutex<std::collections::HashMap<String, Exported>>>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -103,7 +109,6 @@ impl Default for Metrics {
             history_scopes: Gauge::default(),
             leading: Gauge::default(),
             exported: Arc::default(),
-            exported_conditions: Arc::default(),
             registry: Arc::default(),
         };
         registry.register("reconciles", "Reconciles by result (ok or the error label)", m.reconciles.clone());
@@ -178,7 +183,7 @@ impl Metrics {
     /// Upgrade `id` (`namespace/name`) has series of these signals.
     pub fn exporting(&self, id: &str, signals: impl IntoIterator<Item = String>) {
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        exported.entry(id.to_string()).or_default().extend(signals);
+        exported.entry(id.to_string()).or_default().signals.extend(signals);
     }
 
     /// Upgrade `id` has these conditions now: `(type, status, reason)`. The series of the ones
@@ -188,14 +193,15 @@ impl Metrics {
             .into_iter()
             .map(|(r#type, status, reason)| ConditionLabels { upgrade: id.into(), r#type, status, reason })
             .collect();
-        let mut exported = self.exported_conditions.lock().unwrap_or_else(|p| p.into_inner());
-        for old in exported.get(id).into_iter().flatten().filter(|c| !now.contains(c)) {
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        let upgrade = exported.entry(id.to_string()).or_default();
+        for old in upgrade.conditions.iter().filter(|c| !now.contains(c)) {
             self.conditions.remove(old);
         }
         for c in &now {
             self.conditions.get_or_create(c).set(1);
         }
-        exported.insert(id.into(), now);
+        upgrade.conditions = now;
     }
 
     /// Drop the series of every upgrade but these (`namespace/name`): the others are gone.
@@ -205,7 +211,7 @@ impl Metrics {
             exported
                 .iter()
                 .filter(|(id, _)| !live.contains(*id))
-                .map(|(id, s)| (id.clone(), s.iter().cloned().collect()))
+                .map(|(id, e)| (id.clone(), e.signals.iter().cloned().collect()))
                 .collect()
         };
         for (id, signals) in gone {
@@ -219,7 +225,6 @@ impl Metrics {
         self.leading.set(0);
         self.phase.clear();
         self.conditions.clear();
-        self.exported_conditions.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.signal_rate.clear();
         self.signal_statistic.clear();
         self.exported.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -229,10 +234,9 @@ impl Metrics {
     /// rates and statistics (`signals`, the names its status had).
     pub fn forget(&self, id: &str, signals: &[String]) {
         let exported = self.exported.lock().unwrap_or_else(|p| p.into_inner()).remove(id).unwrap_or_default();
-        let signals: std::collections::BTreeSet<&String> = signals.iter().chain(&exported).collect();
-        let conditions = self.exported_conditions.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        for c in conditions.into_iter().flatten() {
-            self.conditions.remove(&c);
+        let signals: std::collections::BTreeSet<&String> = signals.iter().chain(&exported.signals).collect();
+        for c in &exported.conditions {
+            self.conditions.remove(c);
         }
         for phase in crate::crd::Phase::ALL {
             self.phase.remove(&UpgradeLabels { upgrade: id.into(), phase: format!("{phase:?}") });
