@@ -120,6 +120,10 @@ bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on
 bench-detect-canary: ## The same on a canary of 2 of 20 nodes (10 % of the attempts; writes bench/control-share-10.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --control-experiment --canary-share 0.1
 
+.PHONY: bench-detect-canary-floors
+bench-detect-canary-floors: ## Measure, on seeds 1-16, the floors of a canary's signal at its control's level (writes bench/canary-floors.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --calibrate-canary-floors
+
 .PHONY: bench-detect-check
 bench-detect-check: ## The benchmark again on seeds 17-24 and 25-32, never tuned on either (writes bench/seeds-*/)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds 17-24 --out bench/seeds-17-24

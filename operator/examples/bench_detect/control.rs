@@ -17,7 +17,7 @@ use super::corpus::{Family, HISTORY_MIN, Trace};
 use super::floors::smallest_clean;
 use super::{Outcomes, Score, earliest, fmt, rivals};
 use chrono::{DateTime, Duration, Utc};
-use maintenance_operator::crd::{ControlLevel, DetectorState, Verdict};
+use maintenance_operator::crd::{BaselineStatus, ControlLevel, DetectorState, Verdict};
 use maintenance_operator::detector::level::{LEVEL_WINDOW, add_control, level};
 use maintenance_operator::detector::rate_at;
 use maintenance_operator::detector::{Counts, Cusum, fit_baseline, llr};
@@ -213,21 +213,55 @@ const LEVEL_WINDOWS: [i64; 3] = [10, 60, 180];
 /// failures behind it (ten times the canary's at a share of 0.1).
 pub fn leveled_alarm(d: &Cusum, s: &Split, change: usize, window: i64, pooled: bool) -> Option<usize> {
     let start = change - HISTORY_MIN;
-    let cluster_b = fit_baseline(&s.cluster(start, change), d.bucket);
-    let canary_b =
-        if pooled { cluster_b.clone() } else { fit_baseline(&s.rows(&s.canary, start, change), d.bucket) };
-    let mut state = DetectorState::default();
-    let mut control = ControlLevel::default();
-    for (i, at) in s.at.iter().enumerate().skip(change) {
-        let c = s.control[i];
-        let expected = c.attempts as f64 * rate_at(&cluster_b, *at);
-        add_control(&mut control, *at, c.errors as f64, expected, Duration::minutes(window));
-        let why = d.advance_at_level(&mut state, &canary_b, *at, s.canary[i], level(Some(&control)));
-        if why.verdict() == Verdict::Regression {
-            return Some(i - change);
+    let canary_b = if pooled {
+        fit_baseline(&s.cluster(start, change), d.bucket)
+    } else {
+        fit_baseline(&s.rows(&s.canary, start, change), d.bucket)
+    };
+    let d = Cusum { at_a_control: true, ..d.clone() };
+    CanarySoak::of(&d, s, change, vec![canary_b]).alarm(&d, 0, window, usize::MAX)
+}
+
+/// One soak as the operator's canary signal reads it: the canary's baselines (one per history
+/// length tried), the whole cluster's week (what the control's level is read against), then
+/// both groups' counts over the soak.
+pub struct CanarySoak {
+    pub canary_b: Vec<BaselineStatus>,
+    cluster_b: BaselineStatus,
+    at: Vec<DateTime<Utc>>,
+    canary: Vec<Counts>,
+    control: Vec<Counts>,
+}
+
+impl CanarySoak {
+    pub fn of(d: &Cusum, s: &Split, change: usize, canary_b: Vec<BaselineStatus>) -> CanarySoak {
+        let cluster_b = fit_baseline(&s.cluster(change - HISTORY_MIN, change), d.bucket);
+        CanarySoak {
+            canary_b,
+            cluster_b,
+            at: s.at[change..].to_vec(),
+            canary: s.canary[change..].to_vec(),
+            control: s.control[change..].to_vec(),
         }
     }
-    None
+
+    /// The soak minute before `until` that `d` first rolls back at against the canary's
+    /// baseline `which`, the control's reads fading over `window` minutes.
+    pub fn alarm(&self, d: &Cusum, which: usize, window: i64, until: usize) -> Option<usize> {
+        let mut state = DetectorState::default();
+        let mut control = ControlLevel::default();
+        let canary_b = &self.canary_b[which];
+        for (i, at) in self.at.iter().enumerate().take(until) {
+            let c = self.control[i];
+            let expected = c.attempts as f64 * rate_at(&self.cluster_b, *at);
+            add_control(&mut control, *at, c.errors as f64, expected, Duration::minutes(window));
+            let why = d.advance_at_level(&mut state, canary_b, *at, self.canary[i], level(Some(&control)));
+            if why.verdict() == Verdict::Regression {
+                return Some(i);
+            }
+        }
+        None
+    }
 }
 
 const OBSERVE_MIN: [usize; 4] = [30, 120, 1440, 4320];

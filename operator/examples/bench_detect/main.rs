@@ -11,10 +11,13 @@
 //! `--ramp-experiment` tries a GLR over ramps beside the CUSUM (ramp.rs).
 //! `--seeds A-B` runs further seeds (written to target/ unless `--out` says where).
 //! `--control-experiment` tries a concurrent control on canary soaks (control.rs).
+//! `--calibrate-canary-floors` measures, on seeds 1–16, the floors of a canary's own signal
+//! judged at its control's level (canary_floor.rs).
 //! `--bound-ladder` measures where a ramp's delay goes between the bound and the CUSUM (ladder.rs).
 //! `--ours-only` skips the other rules (for quick runs while tuning).
 //! `--write-incident FILE` instead writes the incident example trace (seeded, deterministic).
 
+mod canary_floor;
 mod control;
 mod corpus;
 mod floors;
@@ -27,7 +30,7 @@ mod rivals;
 
 use corpus::{FAMILIES, Family, SOAK_MIN, Trace};
 use maintenance_operator::crd::{BaselineSpec, BaselineStatus, RegressionRule, Verdict};
-use maintenance_operator::detector::{Cusum, add_live_interval, fit_baseline};
+use maintenance_operator::detector::{Counts, Cusum, add_live_interval, fit_baseline};
 use maintenance_operator::replay;
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -76,7 +79,11 @@ impl History {
         l
     }
     fn baseline(self, t: &Trace, d: &Cusum) -> BaselineStatus {
-        let h = t.history(self.minutes);
+        self.baseline_of(t.history(self.minutes), d)
+    }
+    /// The baseline of the last `minutes` of `history`.
+    fn baseline_of(self, history: &[(chrono::DateTime<chrono::Utc>, Counts)], d: &Cusum) -> BaselineStatus {
+        let h = &history[history.len() - self.minutes.min(history.len())..];
         if !self.live {
             return fit_baseline(h, d.bucket);
         }
@@ -241,6 +248,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--calibrate-floors") {
         floors::calibrate_floors(per_family, &rule, arg(&args, "--only"), &out);
+        return;
+    }
+    if args.iter().any(|a| a == "--calibrate-canary-floors") {
+        canary_floor::calibrate(per_family, &out);
         return;
     }
     if args.iter().any(|a| a == "--control-experiment") {

@@ -205,8 +205,10 @@ impl Decider<'_> {
             }
             // In status while the baseline is measured; in an Event once, when the soak begins
             // and the baseline is complete.
-            a.baseline_limit =
-                a.baseline.as_ref().and_then(|b| reach::words(b, s.regression.min_relative_increase));
+            a.baseline_limit = a
+                .baseline
+                .as_ref()
+                .and_then(|b| reach::words(b, s.regression.min_relative_increase, control.is_some()));
             if !changed {
                 continue;
             }
@@ -231,7 +233,7 @@ impl Decider<'_> {
             // reads what it missed) starts a bucket where looks every interval would have:
             // at the end of its first interval, not its last, so the bucket does not stretch.
             a.detector.bucket_from.get_or_insert((from + plan.interval).min(to));
-            let d = Cusum::from_rule(&s.regression);
+            let d = Cusum { at_a_control: control.is_some(), ..Cusum::from_rule(&s.regression) };
             let r = match &control {
                 None => d.update(&mut a.detector, &b, to, counts),
                 Some(control) => {

@@ -31,6 +31,9 @@ pub struct Cusum {
     /// The threshold and cap against a week of history, when the rule leaves both to the
     /// defaults (None: `threshold` and `max_increment` always).
     pub with_a_week: Option<(f64, f64)>,
+    /// A canary's own signal judged at its control's level: the floors its baseline has there
+    /// (`reach::floor`).
+    pub at_a_control: bool,
 }
 
 /// The threshold and cap against a baseline shorter than a week. Each bucket adds at most a
@@ -67,6 +70,7 @@ impl Cusum {
             history_floor: true,
             with_a_week: (rule.threshold.is_none() && rule.max_increment.is_none())
                 .then_some((WEEK_THRESHOLD * scale, WEEK_MAX_INCREMENT)),
+            at_a_control: false,
         }
     }
 
@@ -81,7 +85,7 @@ impl Cusum {
     /// The smallest relative increase acted on against this baseline: the rule's, or more when
     /// the baseline is too short to know the time of day.
     pub fn relative_increase(&self, b: &BaselineStatus) -> f64 {
-        let floor = if self.history_floor { reach::floor(b).min_relative } else { 0.0 };
+        let floor = if self.history_floor { reach::floor(b, self.at_a_control).min_relative } else { 0.0 };
         self.min_relative_increase.max(floor)
     }
 

@@ -51,6 +51,19 @@ fn the_canary_signal_counts_the_nodes_the_canary_will_take_from_its_baseline_on(
 }
 
 #[test]
+fn the_canarys_copy_acts_on_what_a_canary_judged_at_its_control_supports() {
+    let mut w = world();
+    w.run_until(Duration::hours(1), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Soaking)
+    });
+    let whole = w.obs.status.analysis.iter().find(|a| a.name == "pod-start-failures").unwrap();
+    assert_eq!(whole.baseline_limit, None, "a week supports the rule's 1.7x: {whole:?}");
+    // Its own nodes' wander, which no control shares, needs 2x (`reach`, measured).
+    let limit = canary_entry(&w).baseline_limit.clone().unwrap_or_default();
+    assert!(limit.contains("increases below 2x cannot be told"), "{limit:?}");
+}
+
+#[test]
 fn a_regression_of_the_canarys_nodes_alone_is_reverted_on_its_own_signal() {
     let mut w = world();
     // 2x on the canary's two nodes: 1.33x over the whole cluster, which the cluster-wide

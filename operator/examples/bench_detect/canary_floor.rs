@@ -1,0 +1,162 @@
+//! `--calibrate-canary-floors`: the smallest minimum effect a canary's own signal supports when
+//! it is judged at its control's level (`detector::level`), per history length of the canary's
+//! baseline, measured like the whole signal's floors (floors.rs) on seeds 1–16, never the
+//! report's. The control takes out what sets the whole signal's floors (the time of day, an
+//! incident of the whole cluster); what it cannot take out is the canary's own: its nodes'
+//! wander and a bad node's spike, which nobody else shares, and which weigh more the more
+//! failures a canary has. So each floor is searched from the whole signal's floor up: never
+//! below what the signal itself acts on, raised until no soak rolls back.
+//!
+//! Then, on the same seeds and a canary of 2 of 20 nodes with a week of history, what other
+//! thresholds and minimum effects would give: how far the issue's target (at most 5 % missed,
+//! no false rollback) is from this detector.
+
+use super::control::{CanarySoak, split};
+use super::corpus;
+use super::floors::{FLOOR_SEEDS, at_effect, smallest_clean};
+use super::{HISTORIES, write_report};
+use maintenance_operator::crd::RegressionRule;
+use maintenance_operator::detector::level::LEVEL_WINDOW;
+use maintenance_operator::detector::{Cusum, reach};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+/// The canary's shares of the attempts the floors must hold at: drawn per soak from 5–50 %,
+/// and 2 of 20 nodes (a larger canary has more failures, so its own wander weighs more).
+const SHARES: [Option<f64>; 2] = [None, Some(0.1)];
+
+/// One soak split into a canary and the rest, and the soak row of its regression's onset.
+struct Kept {
+    soak: CanarySoak,
+    onset: Option<usize>,
+}
+
+/// The FLOOR_SEEDS soaks split at `share`, the canary's baseline fitted at every history
+/// length, on both cores.
+fn canary_soaks(per_family: usize, d: &Cusum, share: Option<f64>) -> Vec<Kept> {
+    let seeds: Vec<u64> = FLOOR_SEEDS.collect();
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = seeds
+            .chunks(seeds.len().div_ceil(2))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut kept = vec![];
+                    for seed in chunk {
+                        for (i, t) in corpus::corpus(*seed, per_family, true).iter().enumerate() {
+                            let s = split(seed.rotate_left(32) ^ i as u64, t, share);
+                            let history = s.rows(&s.canary, 0, t.change);
+                            let baselines = HISTORIES.iter().map(|h| h.baseline_of(&history, d)).collect();
+                            let soak = CanarySoak::of(d, &s, t.change, baselines);
+                            kept.push(Kept { soak, onset: t.onset.map(|o| o - t.change) });
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    })
+}
+
+/// What `d` does on every soak against the canary's baseline `which`, on both cores: the
+/// rollback (only up to the onset when `only_false`, which is all a false rollback needs).
+fn outcomes(kept: &[Kept], d: &Cusum, which: usize, only_false: bool) -> Vec<Option<usize>> {
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = kept
+            .chunks(kept.len().div_ceil(2))
+            .map(|part| {
+                scope.spawn(move || {
+                    let until =
+                        |k: &Kept| if only_false { k.onset.unwrap_or(usize::MAX) } else { usize::MAX };
+                    part.iter()
+                        .map(|k| k.soak.alarm(d, which, LEVEL_WINDOW.num_minutes(), until(k)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    })
+}
+
+/// False rollbacks (on healthy soaks, and before the onset) and misses.
+fn score(kept: &[Kept], out: &[Option<usize>]) -> (usize, usize, usize) {
+    let false_rollbacks =
+        kept.iter().zip(out).filter(|(k, a)| a.is_some_and(|a| k.onset.is_none_or(|o| a < o))).count();
+    let regressions = kept.iter().filter(|k| k.onset.is_some()).count();
+    let misses = kept.iter().zip(out).filter(|(k, a)| k.onset.is_some() && a.is_none()).count();
+    (false_rollbacks, misses, regressions)
+}
+
+/// Writes bench/canary-floors.md: per history length, the smallest minimum effect with no false
+/// rollback at either share; then the grid at 2 of 20 nodes.
+pub fn calibrate(per_family: usize, out: &str) {
+    let started = Instant::now();
+    let d = Cusum::from_rule(&RegressionRule::default());
+    let shares: Vec<Vec<Kept>> = SHARES.iter().map(|s| canary_soaks(per_family, &d, *s)).collect();
+    let soaks: usize = shares.iter().map(Vec::len).sum();
+    let (mut floors, mut wholes) = (vec![], vec![]);
+    let mut lines = String::new();
+    for (which, h) in HISTORIES.iter().enumerate() {
+        let whole = shares[0]
+            .iter()
+            .map(|k| reach::floor(&k.soak.canary_b[which], false).min_relative)
+            .fold(0.0, f64::max);
+        // Clean at both shares at once: cleanliness need not rise with the minimum effect
+        // (a larger one weighs each failure more), so the floor is checked where it is used.
+        let clean = |rel: f64| {
+            shares.iter().all(|kept| score(kept, &outcomes(kept, &at_effect(&d, rel), which, true)).0 == 0)
+        };
+        let floor = smallest_clean(whole, 16.0, clean);
+        // What the whole signal's floor does here, per share.
+        let at_whole: Vec<String> = shares
+            .iter()
+            .map(|kept| score(kept, &outcomes(kept, &at_effect(&d, whole), which, true)).0.to_string())
+            .collect();
+        let line = format!(
+            "{}: no false rollback in {soaks} soaks from {floor:.2} ({:.2}x); at the whole signal's floor, {whole:.2} ({:.2}x), \
+{} and {} false rollbacks (5–50 % and 10 %)",
+            h.label(),
+            1.0 + floor,
+            1.0 + whole,
+            at_whole[0],
+            at_whole[1]
+        );
+        eprintln!("{line} ({:.0} s)", started.elapsed().as_secs_f64());
+        let _ = writeln!(lines, "- {line}");
+        floors.push(floor);
+        wholes.push(whole);
+    }
+    let (week, kept) = (HISTORIES.len() - 1, &shares[1]);
+    let regressions = kept.iter().filter(|k| k.onset.is_some()).count();
+    let mut grid = format!(
+        "| threshold | minimum effect | false rollbacks ({} soaks) | misses ({regressions} regressions) |\n|---:|---:|---:|---:|\n",
+        kept.len()
+    );
+    for h in [10.5, 9.0, 8.0, 7.0, 6.0] {
+        for rel in [wholes[week], floors[week], floors[week] + 0.5] {
+            let cap = d.limits(&kept[0].soak.canary_b[week]).1;
+            let e = Cusum { with_a_week: Some((h, cap)), ..at_effect(&d, rel) };
+            let (f, m, _) = score(kept, &outcomes(kept, &e, week, false));
+            let _ = writeln!(
+                grid,
+                "| {h} | {:.2}x | {f} | {m} ({:.1} %) |",
+                1.0 + rel,
+                100.0 * m as f64 / regressions as f64
+            );
+        }
+    }
+    let r = format!(
+        "# A canary's floors at its control's level (`make bench-detect-canary-floors`)\n\n\
+The smallest minimum effect (to 0.05) with no false rollback of a canary's own signal judged at its control's level \
+(`detector::level`), per history length of the canary's baseline, searched from the whole signal's floor (`detector::reach`) up. \
+On every soak of seeds {FLOOR_SEEDS:?} (never the report's), split into a canary and the rest as in `make bench-detect-canary` twice: \
+once with canaries of 5–50 % of the attempts, once of 10 % (2 of 20 nodes); a floor must be clean at both. The control's level is read \
+against the whole cluster's week. `detector::reach` keeps them (a longer history never needs more: where a longer one measured more, \
+the shorter takes its value too). Took {:.0} s.\n\n{lines}\n\
+At 2 of 20 nodes with a week of history, on the same seeds, other thresholds and minimum effects (with the cap a week gets): the issue's \
+target, at most 5 % of the regressions missed with no false rollback, is out of this detector's reach; every step towards fewer misses \
+costs false rollbacks first.\n\n{grid}",
+        started.elapsed().as_secs_f64()
+    );
+    write_report(out, "canary-floors.md", &r);
+}
