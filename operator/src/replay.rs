@@ -199,7 +199,7 @@ pub fn replay_with(rows: &[Row], change_at: DateTime<Utc>, detector: &Cusum) -> 
         threshold: a.threshold,
         excess_errors: a.excess_errors,
         reason: a.reason,
-        baseline_limit: reach::words(&baseline, detector.min_relative_increase, detector.at_a_control),
+        baseline_limit: reach::words(&baseline, detector.min_relative_increase, detector.judged),
         soak_intervals: points.len(),
         points,
         baseline,

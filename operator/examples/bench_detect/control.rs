@@ -20,6 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use maintenance_operator::crd::{BaselineStatus, ControlLevel, DetectorState, Verdict};
 use maintenance_operator::detector::level::{LEVEL_WINDOW, add_control, level};
 use maintenance_operator::detector::rate_at;
+use maintenance_operator::detector::reach;
 use maintenance_operator::detector::{Counts, Cusum, fit_baseline, llr};
 use maintenance_operator::replay;
 use rand::rngs::StdRng;
@@ -218,7 +219,10 @@ pub fn leveled_alarm(d: &Cusum, s: &Split, change: usize, window: i64, pooled: b
     } else {
         fit_baseline(&s.rows(&s.canary, start, change), d.bucket)
     };
-    let d = Cusum { at_a_control: true, ..d.clone() };
+    // The operator's floors for a canary at its control's level were measured against the
+    // canary's own week; the pooled variant keeps the whole signal's, as it always had.
+    let judged = if pooled { reach::Judged::Alone } else { reach::Judged::AtAControl };
+    let d = Cusum { judged, ..d.clone() };
     CanarySoak::of(&d, s, change, vec![canary_b]).alarm(&d, 0, window, usize::MAX)
 }
 

@@ -5,7 +5,8 @@ use super::{Decider, ReadError, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
 use crate::detector::level::{LEVEL_WINDOW, add_control, level};
-use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, pct, rate_at, reach};
+use crate::detector::reach::{self, Judged};
+use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, pct, rate_at};
 use crate::timefmt::{at, clock, duration};
 use chrono::{DateTime, Duration, Utc};
 
@@ -205,10 +206,9 @@ impl Decider<'_> {
             }
             // In status while the baseline is measured; in an Event once, when the soak begins
             // and the baseline is complete.
-            a.baseline_limit = a
-                .baseline
-                .as_ref()
-                .and_then(|b| reach::words(b, s.regression.min_relative_increase, control.is_some()));
+            let judged = if control.is_some() { Judged::AtAControl } else { Judged::Alone };
+            a.baseline_limit =
+                a.baseline.as_ref().and_then(|b| reach::words(b, s.regression.min_relative_increase, judged));
             if !changed {
                 continue;
             }
@@ -233,7 +233,7 @@ impl Decider<'_> {
             // reads what it missed) starts a bucket where looks every interval would have:
             // at the end of its first interval, not its last, so the bucket does not stretch.
             a.detector.bucket_from.get_or_insert((from + plan.interval).min(to));
-            let d = Cusum { at_a_control: control.is_some(), ..Cusum::from_rule(&s.regression) };
+            let d = Cusum { judged, ..Cusum::from_rule(&s.regression) };
             let r = match &control {
                 None => d.update(&mut a.detector, &b, to, counts),
                 Some(control) => {

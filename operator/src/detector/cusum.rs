@@ -1,7 +1,8 @@
 //! The one-sided binomial CUSUM against the smallest regression that matters, and the ceiling
 //! for catastrophic breakage.
 
-use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at, reach};
+use super::reach::{self, Judged};
+use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at};
 use crate::crd::{BaselineStatus, DetectorState, RegressionRule, Sensitivity, Verdict};
 use chrono::{DateTime, Duration, Utc};
 
@@ -31,9 +32,8 @@ pub struct Cusum {
     /// The threshold and cap against a week of history, when the rule leaves both to the
     /// defaults (None: `threshold` and `max_increment` always).
     pub with_a_week: Option<(f64, f64)>,
-    /// A canary's own signal judged at its control's level: the floors its baseline has there
-    /// (`reach::floor`).
-    pub at_a_control: bool,
+    /// On its own, or at a control's level (a canary's copy): the floors differ (`reach`).
+    pub judged: Judged,
 }
 
 /// The threshold and cap against a baseline shorter than a week. Each bucket adds at most a
@@ -70,7 +70,7 @@ impl Cusum {
             history_floor: true,
             with_a_week: (rule.threshold.is_none() && rule.max_increment.is_none())
                 .then_some((WEEK_THRESHOLD * scale, WEEK_MAX_INCREMENT)),
-            at_a_control: false,
+            judged: Judged::Alone,
         }
     }
 
@@ -85,7 +85,7 @@ impl Cusum {
     /// The smallest relative increase acted on against this baseline: the rule's, or more when
     /// the baseline is too short to know the time of day.
     pub fn relative_increase(&self, b: &BaselineStatus) -> f64 {
-        let floor = if self.history_floor { reach::floor(b, self.at_a_control).min_relative } else { 0.0 };
+        let floor = if self.history_floor { reach::floor(b, self.judged).min_relative } else { 0.0 };
         self.min_relative_increase.max(floor)
     }
 

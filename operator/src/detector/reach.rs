@@ -35,10 +35,20 @@ const PROFILED: [(i64, f64); 2] = [(24 * 60, 1.20), (7 * 24 * 60, 0.70)];
 /// weigh more the more failures a canary has. Measured the same way (`make
 /// bench-detect-canary-floors`, bench/canary-floors.md): every soak of seeds 1–16 split into a
 /// canary and the rest, once with canaries of 5–50 % of the attempts and once of 2 of 20
-/// nodes, each floor searched from the one above and clean at both. A week needs 1.00, where
-/// 0.70 rolled back 2 of 14,400 soaks; a day measured 1.40 and three days 1.65, and the larger
-/// serves both. Live and unprofiled baselines measured what the whole signal's do.
+/// nodes, each floor the first value clean at both, scanned up from the whole signal's. A week
+/// needs 1.00, where 0.70 rolled back 2 of 14,400 soaks; a day measured 1.40 and three days
+/// 1.65, and the larger serves both. Live and unprofiled baselines were clean at the whole
+/// signal's floors, which they keep.
 const AT_A_CONTROL: [(i64, f64); 2] = [(24 * 60, 1.65), (7 * 24 * 60, 1.00)];
+
+/// How a signal is judged: on its own, or (a canary's copy of a built-in signal) at its
+/// control's level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Judged {
+    #[default]
+    Alone,
+    AtAControl,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Floor {
@@ -58,11 +68,14 @@ pub fn span(b: &BaselineStatus) -> Duration {
 }
 
 /// The floor a baseline of its span (and with or without a daily profile) puts under the
-/// minimum effect; `at_a_control`: a canary's own baseline judged at its control's level.
-pub fn floor(b: &BaselineStatus, at_a_control: bool) -> Floor {
+/// minimum effect, as the signal is judged.
+pub fn floor(b: &BaselineStatus, judged: Judged) -> Floor {
     let span = span(b);
     let profiled = b.hourly.len() == 24;
-    let profiled_table: &[(i64, f64)] = if at_a_control { &AT_A_CONTROL } else { &PROFILED };
+    let profiled_table: &[(i64, f64)] = match judged {
+        Judged::Alone => &PROFILED,
+        Judged::AtAControl => &AT_A_CONTROL,
+    };
     let table: &[(i64, f64)] = if profiled { profiled_table } else { &UNPROFILED };
     let i = table.iter().rposition(|(m, _)| span >= Duration::minutes(*m)).unwrap_or(0);
     // Longer spans as this baseline would get them: history read at once has the profile from
@@ -105,8 +118,18 @@ fn rounded(d: Duration) -> Duration {
 
 /// In words, when the floor is above the rule's own minimum effect; for status, the Event and
 /// the replay summary.
-pub fn words(b: &BaselineStatus, rule_relative: f64, at_a_control: bool) -> Option<String> {
-    let f = floor(b, at_a_control);
+pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<String> {
+    let f = floor(b, judged);
+    let week = match judged {
+        Judged::Alone => PROFILED[PROFILED.len() - 1],
+        Judged::AtAControl => AT_A_CONTROL[AT_A_CONTROL.len() - 1],
+    };
+    // A canary's own noise is no limit of its baseline that a longer one would lift: what a
+    // week acts on there is the least it ever acts on, and not worth a warning.
+    let rule_relative = match judged {
+        Judged::Alone => rule_relative,
+        Judged::AtAControl => rule_relative.max(week.1),
+    };
     if f.min_relative <= rule_relative {
         return None;
     }
@@ -128,9 +151,8 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, at_a_control: bool) -> Opti
     // Observing longer never learns the time of day; history does (a recording of the built-in
     // signal, or a Prometheus lookback).
     let reached = f.better.iter().any(|(_, rel)| *rel <= rule_relative);
-    let week = if at_a_control { AT_A_CONTROL.last() } else { PROFILED.last() };
-    if let (true, false, Some((m, rel))) = (live(b), reached, week) {
-        then += &format!("; {} of history acts on {}", duration(Duration::minutes(*m)), x(*rel));
+    if live(b) && !reached {
+        then += &format!("; {} of history acts on {}", duration(Duration::minutes(week.0)), x(week.1));
     }
     Some(format!(
         "baseline from {}: increases below {} cannot be told from time-of-day variation and noise{then}",

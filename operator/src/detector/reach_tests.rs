@@ -15,14 +15,14 @@ fn baseline(minutes: i64, live: bool) -> BaselineStatus {
 
 #[test]
 fn the_floor_falls_as_the_baseline_grows_and_goes_with_the_daily_profile() {
-    let rel = |m| floor(&baseline(m, false), false).min_relative;
+    let rel = |m| floor(&baseline(m, false), Judged::Alone).min_relative;
     assert!(rel(30) >= rel(120) && rel(120) >= rel(24 * 60), "{:?}", [rel(30), rel(120), rel(1440)]);
     let profiled = |m| BaselineStatus { hourly: vec![0.01; 24], ..baseline(m, false) };
-    let three = floor(&profiled(3 * 24 * 60), false).min_relative;
-    let week = floor(&profiled(7 * 24 * 60), false);
+    let three = floor(&profiled(3 * 24 * 60), Judged::Alone).min_relative;
+    let week = floor(&profiled(7 * 24 * 60), Judged::Alone);
     assert!(rel(24 * 60) >= three && three >= week.min_relative && week.better.is_empty());
     assert_eq!(
-        words(&profiled(7 * 24 * 60), week.min_relative, false),
+        words(&profiled(7 * 24 * 60), week.min_relative, Judged::Alone),
         None,
         "the default asks for what a week supports"
     );
@@ -30,21 +30,25 @@ fn the_floor_falls_as_the_baseline_grows_and_goes_with_the_daily_profile() {
 
 #[test]
 fn it_is_said_in_words_only_when_it_rises_above_the_rule() {
-    let w = words(&baseline(30, true), 0.5, false).unwrap();
+    let w = words(&baseline(30, true), 0.5, Judged::Alone).unwrap();
     assert!(w.starts_with("baseline from 30m: increases below "), "{w}");
     assert!(
             w.ends_with("cannot be told from time-of-day variation and noise; observe 2h or more to act on 4.4x, 1day on 2.7x; 7days of history acts on 1.7x"),
             "{w}"
         );
-    let w = words(&baseline(120, false), 0.5, false).unwrap();
+    let w = words(&baseline(120, false), 0.5, Judged::Alone).unwrap();
     assert!(
         w.contains("look back 1day or more to act on 2.2x, 7days on 1.7x"),
         "a day read at once has the daily profile: {w}"
     );
-    let w = words(&baseline(120, false), 1.2, false).unwrap();
+    let w = words(&baseline(120, false), 1.2, Judged::Alone).unwrap();
     assert!(w.ends_with("1day or more to act on 2.2x"), "the ladder stops at the rule's own minimum: {w}");
-    assert_eq!(words(&baseline(30, true), 10.0, false), None, "the rule asks for more than the floor");
-    let w = words(&baseline(30, true), 2.0, false).unwrap();
+    assert_eq!(
+        words(&baseline(30, true), 10.0, Judged::Alone),
+        None,
+        "the rule asks for more than the floor"
+    );
+    let w = words(&baseline(30, true), 2.0, Judged::Alone).unwrap();
     assert!(
         w.ends_with("observe 2h or more to act on 4.4x, 1day on 3x"),
         "observing reaches the rule's minimum: {w}"
@@ -54,16 +58,22 @@ fn it_is_said_in_words_only_when_it_rises_above_the_rule() {
 #[test]
 fn a_canary_judged_at_its_control_has_floors_of_its_own() {
     let profiled = |m| BaselineStatus { hourly: vec![0.01; 24], ..baseline(m, false) };
-    let at = |b: &BaselineStatus, control| floor(b, control).min_relative;
+    let at = |b: &BaselineStatus, judged| floor(b, judged).min_relative;
+    let week = profiled(7 * 24 * 60);
     // Its nodes wander and spike with no one to share it: a week acts on 2x, not 1.7x.
-    assert_eq!((at(&profiled(7 * 24 * 60), false), at(&profiled(7 * 24 * 60), true)), (0.70, 1.00));
-    assert_eq!(at(&profiled(24 * 60), true), 1.65, "a day, and three days");
-    assert_eq!(at(&profiled(3 * 24 * 60), true), 1.65);
-    for live in [baseline(30, true), baseline(120, false)] {
-        assert_eq!(at(&live, true), at(&live, false), "shorter baselines measured the whole signal's");
+    assert_eq!((at(&week, Judged::Alone), at(&week, Judged::AtAControl)), (0.70, 1.00));
+    assert_eq!(at(&profiled(24 * 60), Judged::AtAControl), 1.65, "a day, and three days");
+    assert_eq!(at(&profiled(3 * 24 * 60), Judged::AtAControl), 1.65);
+    for short in [baseline(30, true), baseline(120, false)] {
+        assert_eq!(at(&short, Judged::AtAControl), at(&short, Judged::Alone), "they keep the whole signal's");
     }
-    let w = words(&profiled(7 * 24 * 60), 0.70, true).unwrap();
-    assert!(w.starts_with("baseline from 7days: increases below 2x cannot be told"), "{w}");
-    let w = words(&baseline(30, true), 0.70, true).unwrap();
-    assert!(w.ends_with("7days of history acts on 2x"), "{w}");
+    assert_eq!(words(&week, 0.70, Judged::AtAControl), None, "no longer baseline would lift it: no warning");
+    let w = words(&profiled(3 * 24 * 60), 0.70, Judged::AtAControl).unwrap();
+    assert!(w.contains("increases below 2.65x cannot be told"), "{w}");
+    assert!(w.ends_with("look back 7days or more to act on 2x"), "{w}");
+    let w = words(&baseline(30, true), 0.70, Judged::AtAControl).unwrap();
+    assert!(
+        w.ends_with("observe 2h or more to act on 4.4x, 1day on 2.7x; 7days of history acts on 2x"),
+        "{w}"
+    );
 }
