@@ -161,6 +161,7 @@ fn reference_of_the_metrics_is_current() {
 }
 
 struct Family {
+    name: String,
     help: String,
     kind: String,
     series: Vec<String>,
@@ -169,21 +170,24 @@ struct Family {
 
 /// The families of an OpenMetrics text: HELP, TYPE, the names of their series and labels.
 fn families(text: &str) -> Vec<Family> {
-    let mut out: Vec<(String, Family)> = vec![];
+    let mut out: Vec<Family> = vec![];
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            out.push((
-                name.into(),
-                Family { help: help.into(), kind: String::new(), series: vec![], labels: vec![] },
-            ));
+            out.push(Family {
+                name: name.into(),
+                help: help.into(),
+                kind: String::new(),
+                series: vec![],
+                labels: vec![],
+            });
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            out.last_mut().unwrap().1.kind =
+            out.last_mut().unwrap().kind =
                 rest.split_once(' ').map(|(_, k)| k.to_string()).unwrap_or_default();
         } else if !line.starts_with('#') {
-            let (family, f) = out.last_mut().unwrap();
+            let f = out.last_mut().unwrap();
             let name = line.split(['{', ' ']).next().unwrap().to_string();
-            assert!(name.starts_with(family.as_str()), "{name} after # HELP {family}");
+            assert!(name.starts_with(f.name.as_str()), "{name} after # HELP {}", f.name);
             if !f.series.contains(&name) {
                 f.series.push(name);
             }
@@ -197,7 +201,7 @@ fn families(text: &str) -> Vec<Family> {
             }
         }
     }
-    out.into_iter().map(|(_, f)| f).collect()
+    out
 }
 
 /// Condition types and reasons, from `constants.rs`: each `pub const` with its doc comment.
@@ -310,9 +314,7 @@ fn the_dashboard_and_the_alerts_name_only_exported_series_and_labels() {
             let rest = &source[i..];
             let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
             let name = &rest[..end];
-            let is_family = text
-                .lines()
-                .any(|l| l.strip_prefix("# HELP ").is_some_and(|h| h.starts_with(&format!("{name} "))));
+            let is_family = families.iter().any(|f| f.name == name);
             let labels = labels_of(name);
             assert!(labels.is_some() || is_family, "{file} names {name}, which the operator does not export");
             named += 1;

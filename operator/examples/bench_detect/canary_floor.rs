@@ -13,7 +13,7 @@
 
 use super::control::{CanarySoak, split};
 use super::corpus;
-use super::floors::{FLOOR_SEEDS, at_effect};
+use super::floors::{FLOOR_SEEDS, at_effect, of_floor_seeds};
 use super::{HISTORIES, write_report};
 use maintenance_operator::crd::RegressionRule;
 use maintenance_operator::detector::Cusum;
@@ -35,27 +35,18 @@ struct CanaryKept {
 /// The FLOOR_SEEDS soaks split at `share`, the canary's baseline fitted at every history
 /// length, on both cores.
 fn canary_soaks(per_family: usize, d: &Cusum, share: Option<f64>) -> Vec<CanaryKept> {
-    let seeds: Vec<u64> = FLOOR_SEEDS.collect();
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = seeds
-            .chunks(seeds.len().div_ceil(2))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut kept = vec![];
-                    for seed in chunk {
-                        for (i, t) in corpus::corpus(*seed, per_family, true).iter().enumerate() {
-                            let s = split(seed.rotate_left(32) ^ i as u64, t, share);
-                            let history = s.rows(&s.canary, 0, t.change);
-                            let baselines = HISTORIES.iter().map(|h| h.baseline_of(&history, d)).collect();
-                            let soak = CanarySoak::of(d, &s, t.change, baselines);
-                            kept.push(CanaryKept { soak, onset: t.onset.map(|o| o - t.change) });
-                        }
-                    }
-                    kept
-                })
-            })
-            .collect();
-        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    of_floor_seeds(|seed| {
+        let traces = corpus::corpus(seed, per_family, true);
+        let kept = traces.iter().enumerate().map(|(i, t)| {
+            let s = split(seed.rotate_left(32) ^ i as u64, t, share);
+            let history = s.rows(&s.canary, 0, t.change);
+            let baselines = HISTORIES.iter().map(|h| h.baseline_of(&history, d)).collect();
+            CanaryKept {
+                soak: CanarySoak::of(d, &s, t.change, baselines),
+                onset: t.onset.map(|o| o - t.change),
+            }
+        });
+        kept.collect()
     })
 }
 

@@ -38,30 +38,33 @@ pub struct Kept {
     volume: f64,
 }
 
-/// The FLOOR_SEEDS soaks with their baselines fitted once at every history length, on two
-/// threads (the machine has two cores), each a share of the seeds.
-pub fn floor_soaks(per_family: usize, d: &Cusum) -> Vec<Kept> {
+/// What `keep` makes of each of the FLOOR_SEEDS, on two threads (the machine has two cores),
+/// each a share of the seeds; in the seeds' order.
+pub fn of_floor_seeds<T: Send>(keep: impl Fn(u64) -> Vec<T> + Sync) -> Vec<T> {
     let seeds: Vec<u64> = FLOOR_SEEDS.collect();
+    let keep = &keep;
     std::thread::scope(|scope| {
         let jobs: Vec<_> = seeds
             .chunks(seeds.len().div_ceil(2))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .flat_map(|seed| corpus::corpus(*seed, per_family, false))
-                        .map(|t| Kept {
-                            baselines: HISTORIES.iter().map(|h| h.baseline(&t, d)).collect(),
-                            soak: t.soak().to_vec(),
-                            onset: t.onset.map(|o| o - t.change),
-                            family: t.family,
-                            volume: t.volume,
-                        })
-                        .collect::<Vec<Kept>>()
-                })
-            })
+            .map(|chunk| scope.spawn(move || chunk.iter().flat_map(|seed| keep(*seed)).collect::<Vec<T>>()))
             .collect();
         jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    })
+}
+
+/// The FLOOR_SEEDS soaks with their baselines fitted once at every history length.
+pub fn floor_soaks(per_family: usize, d: &Cusum) -> Vec<Kept> {
+    of_floor_seeds(|seed| {
+        corpus::corpus(seed, per_family, false)
+            .into_iter()
+            .map(|t| Kept {
+                baselines: HISTORIES.iter().map(|h| h.baseline(&t, d)).collect(),
+                soak: t.soak().to_vec(),
+                onset: t.onset.map(|o| o - t.change),
+                family: t.family,
+                volume: t.volume,
+            })
+            .collect()
     })
 }
 
