@@ -122,8 +122,9 @@ bench-detect-canary: ## The same on a canary of 2 of 20 nodes (10 % of the attem
 
 .PHONY: bench-detect-canary-sizes
 bench-detect-canary-sizes: ## The same on canaries of 4, 5 and 6 of 20 nodes (writes bench/control-share-{20,25,30}.md)
-	$(CARGO) build --locked --release -p maintenance-operator --example bench_detect
-	for share in 0.2 0.25 0.3; do ./target/release/examples/bench_detect --out bench --control-experiment --canary-share $$share || exit 1; done
+	for share in 0.2 0.25 0.3; do \
+	  $(CARGO) run --locked --release -q -p maintenance-operator --example bench_detect -- --out bench --control-experiment --canary-share $$share || exit 1; \
+	done
 
 .PHONY: bench-detect-canary-floors
 bench-detect-canary-floors: ## Measure, on seeds 1-16, the floors of a canary's signal at its control's level (writes bench/canary-floors.md)

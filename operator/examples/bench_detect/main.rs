@@ -578,7 +578,7 @@ fn control_experiment(per_family: usize, out: &str, share: Option<f64>, tuning: 
     let mut r = String::new();
     let (command, size, file) = match share {
         Some(s) => (
-            format!("make bench-detect-canary, --canary-share {s}"),
+            format!("make bench-detect-canary{}, --canary-share {s}", if s == 0.1 { "" } else { "-sizes" }),
             format!("{:.0} % of the attempts", s * 100.0),
             format!("control-share-{:.0}.md", s * 100.0),
         ),

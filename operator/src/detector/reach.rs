@@ -37,8 +37,8 @@ const PROFILED: [(i64, f64); 2] = [(24 * 60, 1.20), (7 * 24 * 60, 0.70)];
 /// canary and the rest, once with canaries of 5–50 % of the attempts and once of 2 of 20
 /// nodes, each floor the first value clean at both, scanned up from the whole signal's. A week
 /// needs 1.00, where 0.70 rolled back 2 of 14,400 soaks; a day measured 1.40 and three days
-/// 1.65, and the larger serves both. Live and unprofiled baselines were clean at the whole
-/// signal's floors, which they keep.
+/// 1.65, and the larger serves both. 30 minutes observed live and 2 hours were clean at the
+/// whole signal's floors, which they keep, as does a day observed live (not measured here).
 const AT_A_CONTROL: [(i64, f64); 2] = [(24 * 60, 1.65), (7 * 24 * 60, 1.00)];
 
 /// How a signal is judged: on its own, or (a canary's copy of a built-in signal) at its
@@ -125,10 +125,16 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<S
         Judged::AtAControl => AT_A_CONTROL[AT_A_CONTROL.len() - 1],
     };
     // A canary's own noise is no limit of its baseline that a longer one would lift: what a
-    // week acts on there is the least it ever acts on, and not worth a warning.
+    // week acts on there is not worth a warning, unless the rule asks for less than even the
+    // whole signal's week supports, which warns of its own week too.
+    let whole_week = PROFILED[PROFILED.len() - 1].1;
     let rule_relative = match judged {
-        Judged::Alone => rule_relative,
-        Judged::AtAControl => rule_relative.max(week.1),
+        Judged::AtAControl if rule_relative >= whole_week => rule_relative.max(week.1),
+        _ => rule_relative,
+    };
+    let noise = match judged {
+        Judged::Alone => "time-of-day variation and noise",
+        Judged::AtAControl => "the noise of the canary's own nodes",
     };
     if f.min_relative <= rule_relative {
         return None;
@@ -155,7 +161,7 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<S
         then += &format!("; {} of history acts on {}", duration(Duration::minutes(week.0)), x(week.1));
     }
     Some(format!(
-        "baseline from {}: increases below {} cannot be told from time-of-day variation and noise{then}",
+        "baseline from {}: increases below {} cannot be told from {noise}{then}",
         duration(rounded(f.span)),
         x(f.min_relative),
     ))

@@ -68,6 +68,11 @@ fn a_canary_judged_at_its_control_has_floors_of_its_own() {
         assert_eq!(at(&short, Judged::AtAControl), at(&short, Judged::Alone), "they keep the whole signal's");
     }
     assert_eq!(words(&week, 0.70, Judged::AtAControl), None, "no longer baseline would lift it: no warning");
+    let w = words(&week, 0.5, Judged::AtAControl).unwrap();
+    assert_eq!(
+        w, "baseline from 7days: increases below 2x cannot be told from the noise of the canary's own nodes",
+        "a rule asking for less than the whole signal's week is told, as the whole signal is"
+    );
     let w = words(&profiled(3 * 24 * 60), 0.70, Judged::AtAControl).unwrap();
     assert!(w.contains("increases below 2.65x cannot be told"), "{w}");
     assert!(w.ends_with("look back 7days or more to act on 2x"), "{w}");
