@@ -50,6 +50,14 @@ pub enum Judged {
     AtAControl,
 }
 
+/// The floors of baselines with the daily profile, as the signal is judged.
+fn profiled(judged: Judged) -> &'static [(i64, f64)] {
+    match judged {
+        Judged::Alone => &PROFILED,
+        Judged::AtAControl => &AT_A_CONTROL,
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Floor {
     pub span: Duration,
@@ -71,16 +79,13 @@ pub fn span(b: &BaselineStatus) -> Duration {
 /// minimum effect, as the signal is judged.
 pub fn floor(b: &BaselineStatus, judged: Judged) -> Floor {
     let span = span(b);
-    let profiled = b.hourly.len() == 24;
-    let profiled_table: &[(i64, f64)] = match judged {
-        Judged::Alone => &PROFILED,
-        Judged::AtAControl => &AT_A_CONTROL,
-    };
-    let table: &[(i64, f64)] = if profiled { profiled_table } else { &UNPROFILED };
+    let has_profile = b.hourly.len() == 24;
+    let profiled_table = profiled(judged);
+    let table: &[(i64, f64)] = if has_profile { profiled_table } else { &UNPROFILED };
     let i = table.iter().rposition(|(m, _)| span >= Duration::minutes(*m)).unwrap_or(0);
     // Longer spans as this baseline would get them: history read at once has the profile from
     // a day on; a live observation never does, however long (`words` points it to history).
-    let later: Vec<(i64, f64)> = if profiled {
+    let later: Vec<(i64, f64)> = if has_profile {
         profiled_table[i + 1..].to_vec()
     } else if live(b) {
         UNPROFILED[i + 1..].to_vec()
@@ -120,10 +125,8 @@ fn rounded(d: Duration) -> Duration {
 /// the replay summary.
 pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<String> {
     let f = floor(b, judged);
-    let week = match judged {
-        Judged::Alone => PROFILED[PROFILED.len() - 1],
-        Judged::AtAControl => AT_A_CONTROL[AT_A_CONTROL.len() - 1],
-    };
+    let table = profiled(judged);
+    let week = table[table.len() - 1];
     // A canary's own noise is no limit of its baseline that a longer one would lift: what a
     // week acts on there is not worth a warning, unless the rule asks for less than even the
     // whole signal's week supports, which warns of its own week too.
