@@ -92,7 +92,8 @@ pub mod reason {
     /// The signals are observed before any change, to learn their baseline.
     pub const MEASURING_BASELINE: &str = "MeasuringBaseline";
     /// The baseline is too short to know the time of day: the message says the smallest increase it
-    /// acts on, and how much history would act on the rule's own.
+    /// acts on, and how much history would act on the rule's own. Or a canary's nodes are too
+    /// quiet to judge it on its own over its soak: the message says what would.
     pub const BASELINE_LIMIT: &str = "BaselineLimit";
     /// The next stage has `requireApproval`: add its name to `spec.approvedStages`.
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";

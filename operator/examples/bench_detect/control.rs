@@ -199,6 +199,10 @@ struct Judged {
     /// onset, reaches the CUSUM's threshold in its best window (`misses::best_window_llr_on`):
     /// could a test with no margin have told, from the canary's own counts?
     tellable: bool,
+    /// The failures a regression at the multiple the canary's copy acts on would add over the
+    /// soak, at its week's rate and traffic (`reach::added_at`): what the operator can tell
+    /// before the soak of how much its canary will have to go on.
+    at_floor: f64,
 }
 
 /// How long ago a read of the control weighs 1/e in its level (minutes): the operator's
@@ -286,11 +290,16 @@ fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
     let excess = (t.change..n)
         .map(|i| s.canary[i].attempts as f64 * (s.p_true[i - t.change] - s.p_null[i - t.change]))
         .sum();
+    let canary_b = fit_baseline(&s.rows(&s.canary, start, t.change), d.bucket);
     let tellable = t.onset.is_some_and(|o| {
-        let b = fit_baseline(&s.rows(&s.canary, start, t.change), d.bucket);
-        super::misses::best_window_llr_on(d, &b, &s.rows(&s.canary, 0, n), o) >= d.limits(&b).0
+        super::misses::best_window_llr_on(d, &canary_b, &s.rows(&s.canary, 0, n), o) >= d.limits(&canary_b).0
     });
-    Judged { pairs, cluster, canary, leveled, pooled, bound, excess, tellable }
+    let at_control = Cusum { judged: reach::Judged::AtAControl, ..d.clone() };
+    let soak = Duration::minutes((n - t.change) as i64);
+    let increase =
+        at_control.regression_rate(canary_b.rate, at_control.relative_increase(&canary_b)) - canary_b.rate;
+    let at_floor = reach::added_at(&canary_b, increase, soak);
+    Judged { pairs, cluster, canary, leveled, pooled, bound, excess, tellable, at_floor }
 }
 
 fn control(d: &Cusum, j: &Judged, observe: usize, relative: f64) -> Option<usize> {
@@ -324,6 +333,9 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
             })
         })
         .collect();
+    // The operator's own window among those measured.
+    let operators = LEVEL_WINDOWS.iter().position(|w| *w == LEVEL_WINDOW.num_minutes()).unwrap();
+    let busy = busy_enough(calibration, &cal, operators);
     drop(cal);
     let traces = report;
     let judged = judge_all(d, traces, share);
@@ -351,9 +363,8 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
         ));
         methods.push(("the same, or the cluster-wide CUSUM".into(), either));
     }
-    // The operator's own window among those measured.
-    let operators = LEVEL_WINDOWS.iter().position(|w| *w == LEVEL_WINDOW.num_minutes()).unwrap();
     let misses_by_excess = by_excess(traces, &judged, &methods[2 + operators].1);
+    let misses_by_traffic = by_traffic(traces, &judged, &methods[2 + operators].1, busy);
     let bound: Outcomes = judged.iter().map(|j| j.bound).collect();
     let bound_ramps = Score::of(traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
     methods.push(("bound on the canary (not a detector)".into(), bound));
@@ -381,6 +392,54 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
         );
     }
     r.push_str(&misses_by_excess);
+    r.push_str(&misses_by_traffic);
+    r
+}
+
+/// The least a regression at the multiple the canary's copy acts on must add over the soak
+/// (`Judged::at_floor`, in steps of 5 failures) for the operator's method to miss at most 5 %
+/// of the regressions of canaries at least that busy, on `traces` (the calibration seeds').
+fn busy_enough(traces: &[Trace], judged: &[Judged], operators: usize) -> f64 {
+    let out: Outcomes = judged.iter().map(|j| j.leveled[operators]).collect();
+    (0..=200)
+        .map(|k| f64::from(k) * 5.0)
+        .find(|&c| {
+            let s = Score::of_each(traces, &out, |i| judged[i].at_floor >= c);
+            s.misses as f64 <= 0.05 * s.regressing as f64
+        })
+        .unwrap_or(f64::INFINITY)
+}
+
+/// The soaks, and the operator's misses and false rollbacks, by what a regression at the
+/// multiple the canary's copy acts on would add over the soak, which the operator can tell
+/// before the soak (`reach::added_at`); then those at least `busy` (calibrated at this size),
+/// and those either side of the operator's `reach::BUSY_ENOUGH`.
+fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64) -> String {
+    const EDGES: [f64; 7] = [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, f64::INFINITY];
+    let mut r = String::from(
+        "\nThe operator's method by what a regression at the multiple the canary's copy acts on would add over the soak, at its week's rate and traffic (`reach::added_at`: known before the soak begins):\n\n| a regression at the floor adds | soaks | false rollbacks | misses |\n|---|---:|---:|---:|\n",
+    );
+    let row = |keep: &dyn Fn(usize) -> bool| {
+        let s = Score::of_each(traces, out, keep);
+        (s.healthy + s.regressing, s.false_rollbacks(), s.misses())
+    };
+    for w in EDGES.windows(2) {
+        let (n, fr, misses) = row(&|i| (w[0]..w[1]).contains(&judged[i].at_floor));
+        let _ = writeln!(r, "| {}–{} | {n} | {fr} | {misses} |", w[0], w[1]);
+    }
+    let (n, fr, misses) = row(&|i| judged[i].at_floor >= busy);
+    let _ = writeln!(
+        r,
+        "\nCalibrated at this size, the least a regression at the floor must add for the canaries at least that busy to miss at most 5 % on the calibration seeds: {busy} failures. On the report seeds, those canaries: {n} of {} soaks, {fr} false rollbacks, {misses} missed.",
+        traces.len()
+    );
+    let ours = reach::BUSY_ENOUGH;
+    let (n, fr, misses) = row(&|i| judged[i].at_floor >= ours);
+    let (quiet_n, quiet_fr, quiet_misses) = row(&|i| judged[i].at_floor < ours);
+    let _ = writeln!(
+        r,
+        "\nAt the operator's {ours} (`reach::BUSY_ENOUGH`, calibrated at 2 of 20 nodes): the canaries at least that busy, {n} soaks, {fr} false rollbacks, {misses} missed; the quieter ones, which it warns of, {quiet_n} soaks, {quiet_fr} false rollbacks, {quiet_misses} missed.",
+    );
     r
 }
 

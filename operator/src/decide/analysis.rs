@@ -131,6 +131,13 @@ impl Decider<'_> {
             }
         }
         let changed = self.st.changed_at.is_some();
+        // The soak of the stage under way, or of the next to start: what a canary's own signal
+        // has to go on, said while its baseline is measured, before anything changes.
+        let current = self.st.current_stage.as_ref();
+        let soak = (self.st.stages.iter().position(|st| Some(&st.name) == current))
+            .or_else(|| self.st.stages.iter().position(|st| st.phase == StagePhase::Pending))
+            .and_then(|i| plan.soak.get(i))
+            .copied();
         let mut notes = vec![];
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
@@ -207,8 +214,17 @@ impl Decider<'_> {
             // In status while the baseline is measured; in an Event once, when the soak begins
             // and the baseline is complete.
             let judged = if control.is_some() { Judged::AtAControl } else { Judged::Alone };
-            a.baseline_limit =
-                a.baseline.as_ref().and_then(|b| reach::words(b, s.regression.min_relative_increase, judged));
+            let d = Cusum { judged, ..Cusum::from_rule(&s.regression) };
+            a.baseline_limit = a.baseline.as_ref().and_then(|b| {
+                let floor = reach::words(b, s.regression.min_relative_increase, judged);
+                // A canary's own signal: are its nodes busy enough over this stage's soak?
+                let quiet = soak.filter(|_| control.is_some()).and_then(|soak| {
+                    let increase = d.regression_rate(b.rate, d.relative_increase(b)) - b.rate;
+                    reach::quiet_words(b, increase, soak, a.nodes.len())
+                });
+                let said: Vec<String> = floor.into_iter().chain(quiet).collect();
+                (!said.is_empty()).then(|| said.join("; "))
+            });
             if !changed {
                 continue;
             }
@@ -233,7 +249,6 @@ impl Decider<'_> {
             // reads what it missed) starts a bucket where looks every interval would have:
             // at the end of its first interval, not its last, so the bucket does not stretch.
             a.detector.bucket_from.get_or_insert((from + plan.interval).min(to));
-            let d = Cusum { judged, ..Cusum::from_rule(&s.regression) };
             let r = match &control {
                 None => d.update(&mut a.detector, &b, to, counts),
                 Some(control) => {

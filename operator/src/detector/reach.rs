@@ -170,6 +170,71 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<S
     ))
 }
 
+/// The failures a canary's own signal needs to have to go on: a regression as small as the
+/// smallest increase acted on must add at least this many over the canary's soak, at its
+/// baseline's error rate and traffic, for the canary to be judged on its own. Measured, not
+/// guessed (`make bench-detect-canary`, bench/control-share-10.md): on the calibration seeds,
+/// a canary of 2 of 20 nodes, the least (in steps of 5) at which the operator misses at most
+/// 5 % of the regressions that hit only the canary, of canaries at least that busy. On the
+/// report seeds those canaries missed 5.1 %, with no false rollback, and the quieter ones 77 %;
+/// with canaries of 5–50 % of the attempts (bench/control.md), 3.8 % and 71 %.
+pub const BUSY_ENOUGH: f64 = 20.0;
+
+/// The failures a regression raising the error rate by `increase` (absolute) adds over `soak`,
+/// at the baseline's traffic. Infinite when the baseline says nothing of its traffic.
+pub fn added_at(b: &BaselineStatus, increase: f64, soak: Duration) -> f64 {
+    // A live observation counts the time it saw; history, its whole span.
+    let seconds = if b.observed_seconds > 0.0 { b.observed_seconds } else { span(b).num_seconds() as f64 };
+    if seconds <= 0.0 {
+        return f64::INFINITY;
+    }
+    b.attempts as f64 / seconds * soak.num_seconds() as f64 * increase
+}
+
+/// In words, when a canary's own signal would have too few failures to go on over its soak
+/// (`BUSY_ENOUGH`): what a regression at the smallest increase acted on (`increase` on the
+/// rate, `multiple` times the baseline) would add, and the canary or soak that would give it
+/// enough. For status and the Event, beside what the baseline can tell (`words`).
+pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, nodes: usize) -> Option<String> {
+    let added = added_at(b, increase, soak);
+    if added >= BUSY_ENOUGH {
+        return None;
+    }
+    let regression = if b.rate > 0.0 {
+        let m = format!("{:.2}", 1.0 + increase / b.rate);
+        format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        format!("{:.2} points", 100.0 * increase)
+    };
+    let mut w = format!(
+        "the canary's nodes had {} attempts and {} failures ({:.2} %) over {}: a regression at {regression} would add about {added:.0} \
+         failures over the {} soak, fewer than the {BUSY_ENOUGH} a canary needs to be judged on its own, so a regression \
+         that small is likely seen only once a later stage widens the upgrade",
+        b.attempts,
+        b.errors,
+        100.0 * b.rate,
+        duration(rounded(span(b))),
+        duration(soak),
+    );
+    // Traffic grows with the canary's nodes, and failures with the soak.
+    if added > 0.0 {
+        let scale = BUSY_ENOUGH / added;
+        let more = (nodes.max(1) as f64 * scale).ceil() as i64;
+        let minutes = soak.num_minutes() as f64 * scale;
+        // To the hour from two hours on: a soak is set in hours.
+        let longer = if minutes >= 120.0 {
+            Duration::hours((minutes / 60.0).ceil() as i64)
+        } else {
+            Duration::minutes(minutes.ceil() as i64)
+        };
+        w += &format!(
+            "; a canary of about {more} nodes, or a soak of {}, would give it that",
+            duration(longer)
+        );
+    }
+    Some(w)
+}
+
 #[cfg(test)]
 #[path = "reach_tests.rs"]
 mod tests;

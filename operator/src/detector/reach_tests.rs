@@ -82,3 +82,25 @@ fn a_canary_judged_at_its_control_has_floors_of_its_own() {
         "{w}"
     );
 }
+
+#[test]
+fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_its_soak() {
+    // A week of history with 2 attempts a minute at 1 %: a regression raising it by one point
+    // adds 2 × 60 × 48 × 0.01 ≈ 57.6 failures over 48 hours, and 9.6 over 8.
+    let week =
+        BaselineStatus { attempts: 2 * 7 * 24 * 60, errors: 202, rate: 0.01, ..baseline(7 * 24 * 60, false) };
+    assert!((added_at(&week, 0.01, Duration::hours(48)) - 57.6).abs() < 1e-6);
+    assert_eq!(quiet_words(&week, 0.01, Duration::hours(48), 2), None, "busy enough over two days");
+    let w = quiet_words(&week, 0.01, Duration::hours(8), 2).unwrap();
+    assert!(w.contains("a regression at 2x would add about 10 failures over the 8h soak"), "{w}");
+    assert!(w.ends_with("a canary of about 5 nodes, or a soak of 17h, would give it that"), "{w}");
+    // A live observation counts the time it saw, not its span with the outage in it.
+    let live = BaselineStatus { observed_seconds: 3600.0, attempts: 120, rate: 0.01, ..baseline(120, true) };
+    assert!((added_at(&live, 0.01, Duration::hours(1)) - 1.2).abs() < 1e-6);
+    // No failure in the baseline: the increase is the rule's absolute one, said in points.
+    let clean = BaselineStatus { errors: 0, rate: 0.0, ..week.clone() };
+    let w = quiet_words(&clean, 0.002, Duration::hours(8), 2).unwrap();
+    assert!(w.contains("a regression at 0.20 points would add about 2 failures"), "{w}");
+    // Nothing known of the traffic: nothing said.
+    assert_eq!(quiet_words(&BaselineStatus::default(), 0.01, Duration::hours(8), 2), None);
+}

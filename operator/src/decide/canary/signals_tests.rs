@@ -77,6 +77,36 @@ fn the_canarys_copy_acts_on_what_a_canary_judged_at_its_control_supports() {
 }
 
 #[test]
+fn a_canary_too_quiet_to_be_judged_on_its_own_is_said_to_be_before_anything_changes() {
+    // Thirty new pods a minute on six nodes at 10 %, a 10-minute soak: the canary's two nodes
+    // see ten a minute, so a regression at the 2x it acts on adds 10 failures over its soak.
+    let mut w = world();
+    w.attempts_per_minute = 30;
+    w.error_rate = Box::new(|_| 0.1);
+    w.obs.spec.stages[0].soak = Duration_("10m");
+    // The window opens tomorrow: the baseline is read before it, and the canary still waits.
+    w.obs.spec.window = Some(tue_thu_window());
+    let limit = |w: &World| canary_entry_opt(w).and_then(|a| a.baseline_limit.clone());
+    w.run_until(Duration::days(2), |w| limit(w).is_some());
+    assert!(w.obs.status.changed_at.is_none(), "said while the baseline is measured");
+    let said = limit(&w).unwrap();
+    assert!(said.contains("a regression at 2x would add about 10 failures over the 10m soak"), "{said}");
+    assert!(said.contains("fewer than the 20 a canary needs to be judged on its own"), "{said}");
+    assert!(said.ends_with("a canary of about 4 nodes, or a soak of 20m, would give it that"), "{said}");
+    w.run_until(Duration::days(1), |w| w.obs.status.changed_at.is_some());
+    w.step();
+    let warned = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_LIMIT)).collect::<Vec<_>>();
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("pod-start-failures@canary")
+            && warned[0].contains("10 failures"),
+        "{:?}",
+        w.events
+    );
+    // The busy world of the other tests (600 a minute) is judged on its own: nothing to say.
+}
+
+#[test]
 fn a_regression_of_the_canarys_nodes_alone_is_reverted_on_its_own_signal() {
     let mut w = world();
     // 2x on the canary's two nodes: 1.33x over the whole cluster, which the cluster-wide
