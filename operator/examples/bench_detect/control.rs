@@ -296,9 +296,7 @@ fn judge(d: &Cusum, t: &Trace, s: &Split) -> Judged {
     });
     let at_control = Cusum { judged: reach::Judged::AtAControl, ..d.clone() };
     let soak = Duration::minutes((n - t.change) as i64);
-    let increase =
-        at_control.regression_rate(canary_b.rate, at_control.relative_increase(&canary_b)) - canary_b.rate;
-    let at_floor = reach::added_at(&canary_b, increase, soak);
+    let at_floor = reach::added_at(&canary_b, at_control.smallest_increase(&canary_b), soak);
     Judged { pairs, cluster, canary, leveled, pooled, bound, excess, tellable, at_floor }
 }
 

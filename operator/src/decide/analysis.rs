@@ -131,13 +131,9 @@ impl Decider<'_> {
             }
         }
         let changed = self.st.changed_at.is_some();
-        // The soak of the stage under way, or of the next to start: what a canary's own signal
-        // has to go on, said while its baseline is measured, before anything changes.
-        let current = self.st.current_stage.as_ref();
-        let soak = (self.st.stages.iter().position(|st| Some(&st.name) == current))
-            .or_else(|| self.st.stages.iter().position(|st| st.phase == StagePhase::Pending))
-            .and_then(|i| plan.soak.get(i))
-            .copied();
+        // The soak of the first DaemonSet canary's stage, until it passes: what a canary's own
+        // signal has to go on there, said while its baseline is measured, before anything changes.
+        let first_canary = self.first_daemonset_canary().and_then(|(si, of)| Some((*plan.soak.get(si)?, of)));
         let mut notes = vec![];
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
@@ -217,10 +213,10 @@ impl Decider<'_> {
             let d = Cusum { judged, ..Cusum::from_rule(&s.regression) };
             a.baseline_limit = a.baseline.as_ref().and_then(|b| {
                 let floor = reach::words(b, s.regression.min_relative_increase, judged);
-                // A canary's own signal: are its nodes busy enough over this stage's soak?
-                let quiet = soak.filter(|_| control.is_some()).and_then(|soak| {
-                    let increase = d.regression_rate(b.rate, d.relative_increase(b)) - b.rate;
-                    reach::quiet_words(b, increase, soak, a.nodes.len())
+                // A canary's own signal: are its nodes busy enough over their stage's soak?
+                let quiet = first_canary.filter(|_| control.is_some()).and_then(|(canary_soak, of)| {
+                    let size = reach::CanarySize { nodes: a.nodes.len(), of };
+                    reach::quiet_words(b, d.smallest_increase(b), canary_soak, size)
                 });
                 let said: Vec<String> = floor.into_iter().chain(quiet).collect();
                 (!said.is_empty()).then(|| said.join("; "))

@@ -89,6 +89,11 @@ impl Cusum {
         self.min_relative_increase.max(floor)
     }
 
+    /// How far above this baseline's rate the smallest regression acted on lies (absolute).
+    pub fn smallest_increase(&self, b: &BaselineStatus) -> f64 {
+        self.regression_rate(b.rate, self.relative_increase(b)) - b.rate
+    }
+
     /// The smallest error rate that counts as a regression for a baseline rate.
     pub fn regression_rate(&self, p0: f64, relative: f64) -> f64 {
         (p0 * (1.0 + relative)).max(p0 + self.min_absolute_increase).min(0.999)

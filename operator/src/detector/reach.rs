@@ -177,60 +177,87 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<S
 /// a canary of 2 of 20 nodes, the least (in steps of 5) at which the operator misses at most
 /// 5 % of the regressions that hit only the canary, of canaries at least that busy. On the
 /// report seeds those canaries missed 5.1 %, with no false rollback, and the quieter ones 77 %;
-/// with canaries of 5–50 % of the attempts (bench/control.md), 3.8 % and 71 %.
+/// with canaries of 5–50 % of the attempts (bench/control.md), 3.8 % and 71 %. It is a line
+/// between cohorts, not a guarantee for one canary: those adding 20–40 still missed a third.
+/// Measured on 72-hour soaks after a week of history; applied to any soak and baseline.
 pub const BUSY_ENOUGH: f64 = 20.0;
+
+/// The longest canary soak suggested: beyond it, a longer soak is no remedy.
+const LONGEST_SUGGESTED_SOAK: i64 = 14;
+
+/// How long a baseline saw its signal: a live observation the time it read, history its span.
+fn seen(b: &BaselineStatus) -> Duration {
+    if b.observed_seconds > 0.0 { Duration::seconds(b.observed_seconds as i64) } else { span(b) }
+}
 
 /// The failures a regression raising the error rate by `increase` (absolute) adds over `soak`,
 /// at the baseline's traffic. Infinite when the baseline says nothing of its traffic.
 pub fn added_at(b: &BaselineStatus, increase: f64, soak: Duration) -> f64 {
-    // A live observation counts the time it saw; history, its whole span.
-    let seconds = if b.observed_seconds > 0.0 { b.observed_seconds } else { span(b).num_seconds() as f64 };
+    let seconds = seen(b).num_seconds() as f64;
     if seconds <= 0.0 {
         return f64::INFINITY;
     }
     b.attempts as f64 / seconds * soak.num_seconds() as f64 * increase
 }
 
+/// A canary's copy of a built-in signal, as `quiet_words` reads it: its nodes, and the nodes
+/// its DaemonSets run on (0 when unknown), which bound the larger canary suggested.
+pub struct CanarySize {
+    pub nodes: usize,
+    pub of: usize,
+}
+
 /// In words, when a canary's own signal would have too few failures to go on over its soak
-/// (`BUSY_ENOUGH`): what a regression at the smallest increase acted on (`increase` on the
-/// rate, `multiple` times the baseline) would add, and the canary or soak that would give it
-/// enough. For status and the Event, beside what the baseline can tell (`words`).
-pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, nodes: usize) -> Option<String> {
+/// (`BUSY_ENOUGH`): what a regression at the smallest increase acted on (`increase`, absolute)
+/// would add, that nothing is held, and the canary or soak that would bring it to enough, when
+/// one is workable. For status and the Event, beside what the baseline can tell (`words`).
+pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, size: CanarySize) -> Option<String> {
+    if increase <= 0.0 {
+        return None;
+    }
     let added = added_at(b, increase, soak);
     if added >= BUSY_ENOUGH {
         return None;
     }
+    let seen = duration(rounded(seen(b)));
+    let then = "a regression that small is likely seen only once a later stage widens the upgrade; nothing is held meanwhile";
+    if b.attempts <= 0 {
+        return Some(format!("the canary's nodes saw no attempts over {seen}: its own signal has nothing to judge, and {then}"));
+    }
     let regression = if b.rate > 0.0 {
         let m = format!("{:.2}", 1.0 + increase / b.rate);
-        format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
+        format!("at {}x", m.trim_end_matches('0').trim_end_matches('.'))
     } else {
-        format!("{:.2} points", 100.0 * increase)
+        format!("to {:.2} %", 100.0 * increase)
     };
     let mut w = format!(
-        "the canary's nodes had {} attempts and {} failures ({:.2} %) over {}: a regression at {regression} would add about {added:.0} \
-         failures over the {} soak, fewer than the {BUSY_ENOUGH} a canary needs to be judged on its own, so a regression \
-         that small is likely seen only once a later stage widens the upgrade",
+        "the canary's nodes saw {} attempts over {seen}, {} of them failed: a regression {regression} would add about \
+         {added:.0} failures over the {} soak; below {BUSY_ENOUGH}, the benchmark's canaries missed 77 % of the regressions \
+         that hit only them, so {then}",
         b.attempts,
         b.errors,
-        100.0 * b.rate,
-        duration(rounded(span(b))),
         duration(soak),
     );
-    // Traffic grows with the canary's nodes, and failures with the soak.
-    if added > 0.0 {
-        let scale = BUSY_ENOUGH / added;
-        let more = (nodes.max(1) as f64 * scale).ceil() as i64;
-        let minutes = soak.num_minutes() as f64 * scale;
+    // Traffic grows with the canary's nodes, and failures with the soak. A canary of more than
+    // half the nodes leaves too few for a control.
+    let scale = BUSY_ENOUGH / added;
+    let mut fixes = vec![];
+    let more = (size.nodes.max(1) as f64 * scale).ceil();
+    if added > 0.0 && size.of > 0 && more <= (size.of / 2) as f64 {
+        fixes.push(format!("about {more} of the {} nodes", size.of));
+    }
+    let seconds = soak.num_seconds() as f64 * scale;
+    if added > 0.0 && seconds <= Duration::days(LONGEST_SUGGESTED_SOAK).num_seconds() as f64 {
         // To the hour from two hours on: a soak is set in hours.
-        let longer = if minutes >= 120.0 {
-            Duration::hours((minutes / 60.0).ceil() as i64)
+        let longer = if seconds >= 7200.0 {
+            Duration::hours((seconds / 3600.0).ceil() as i64)
         } else {
-            Duration::minutes(minutes.ceil() as i64)
+            Duration::seconds(seconds.ceil() as i64)
         };
-        w += &format!(
-            "; a canary of about {more} nodes, or a soak of {}, would give it that",
-            duration(longer)
-        );
+        fixes.push(format!("a soak of {}", duration(longer)));
+    }
+    if !fixes.is_empty() {
+        w += &format!("; {} would bring it to {BUSY_ENOUGH}", fixes.join(", or "));
     }
     Some(w)
 }

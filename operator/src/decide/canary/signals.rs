@@ -61,6 +61,25 @@ impl Decider<'_> {
         (all.into_iter().collect(), any.then(|| running.into_iter().collect()))
     }
 
+    /// The first stage a DaemonSet canary runs in, while it has not passed, and the most nodes
+    /// one of those DaemonSets runs on (0 until known): the stage whose soak a canary's copy of
+    /// a built-in signal is judged over on its first nodes, before a later stage widens them.
+    pub(in crate::decide) fn first_daemonset_canary(&self) -> Option<(usize, usize)> {
+        let keys = self.canaried_targets(Some(WorkloadKind::DaemonSet));
+        let first = keys.iter().filter_map(|k| self.appearances(k).first().map(|&(si, _)| si)).min()?;
+        let running = matches!(
+            self.st.stages.get(first).map(|s| s.phase),
+            Some(StagePhase::Pending | StagePhase::RollingOut | StagePhase::Soaking)
+        );
+        let of = keys
+            .iter()
+            .filter_map(|k| self.o.targets.get(k)?.as_ref())
+            .map(|t| t.desired_pods.max(0) as usize)
+            .max()
+            .unwrap_or(0);
+        running.then_some((first, of))
+    }
+
     /// The revision hashes of the canaried workloads' pods: the new image's once changed, the
     /// one they run before.
     fn canary_revisions(&self) -> Vec<String> {
@@ -146,6 +165,7 @@ impl Decider<'_> {
                 (Some(n), Some(i)) if n.len() > MAX_COPY_NODES && !self.st.analysis[i].nodes.is_empty() => {
                     let a = &mut self.st.analysis[i];
                     a.nodes.clear();
+                    a.baseline_limit = None;
                     a.verdict = Verdict::Inconclusive;
                     a.reason = format!(
                         "the canary has grown to {} nodes, more than the {MAX_COPY_NODES} a copy follows: a share \
@@ -156,6 +176,8 @@ impl Decider<'_> {
                 (None, Some(i)) if !self.st.analysis[i].nodes.is_empty() => {
                     let a = &mut self.st.analysis[i];
                     a.nodes.clear();
+                    // Read no more: what was said of its baseline and traffic is done with.
+                    a.baseline_limit = None;
                     a.verdict = Verdict::Inconclusive;
                     a.reason = format!(
                         "the canary has handed over to the whole workload: every node runs the new image, so the \

@@ -91,19 +91,37 @@ fn a_canary_too_quiet_to_be_judged_on_its_own_is_said_to_be_before_anything_chan
     assert!(w.obs.status.changed_at.is_none(), "said while the baseline is measured");
     let said = limit(&w).unwrap();
     assert!(said.contains("a regression at 2x would add about 10 failures over the 10m soak"), "{said}");
-    assert!(said.contains("fewer than the 20 a canary needs to be judged on its own"), "{said}");
-    assert!(said.ends_with("a canary of about 4 nodes, or a soak of 20m, would give it that"), "{said}");
+    assert!(said.contains("nothing is held meanwhile"), "{said}");
+    // Four of the six nodes would leave too few for a control: only the soak is suggested.
+    assert!(said.ends_with("; a soak of 20m would bring it to 20"), "{said}");
     w.run_until(Duration::days(1), |w| w.obs.status.changed_at.is_some());
     w.step();
     let warned = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_LIMIT)).collect::<Vec<_>>();
     assert!(
-        warned.len() == 1
-            && warned[0].contains("pod-start-failures@canary")
-            && warned[0].contains("10 failures"),
+        warned.len() == 1 && warned[0].contains("pod-start-failures@canary") && warned[0].contains("10 failures"),
         "{:?}",
         w.events
     );
-    // The busy world of the other tests (600 a minute) is judged on its own: nothing to say.
+    // Once the canary has handed over, the copy is read no more and says nothing more.
+    w.run_until(Duration::days(1), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(canary_entry(&w).baseline_limit, None);
+}
+
+#[test]
+fn a_canary_in_a_later_stage_is_weighed_over_its_own_stages_soak() {
+    // The same quiet canary behind a first stage of another DaemonSet soaking an hour.
+    let mut w = world();
+    w.attempts_per_minute = 30;
+    w.error_rate = Box::new(|_| 0.1);
+    w.obs.spec.stages[0].soak = Duration_("10m");
+    let mut first = stage("first", vec![component("connector-canary", "connector:2.0")]);
+    first.soak = Duration_("1h");
+    w.obs.spec.stages.insert(0, first);
+    let limit = |w: &World| canary_entry_opt(w).and_then(|a| a.baseline_limit.clone());
+    w.run_until(Duration::hours(2), |w| limit(w).is_some_and(|l| l.contains("failures over")));
+    let said = limit(&w).unwrap();
+    assert!(said.contains("would add about 10 failures over the 10m soak"), "{said}");
 }
 
 #[test]
