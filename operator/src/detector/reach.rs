@@ -222,7 +222,9 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, size: Cana
     let seen = duration(rounded(seen(b)));
     let then = "a regression that small is likely seen only once a later stage widens the upgrade; nothing is held meanwhile";
     if b.attempts <= 0 {
-        return Some(format!("the canary's nodes saw no attempts over {seen}: its own signal has nothing to judge, and {then}"));
+        return Some(format!(
+            "the canary's nodes saw no attempts over {seen}: its own signal has nothing to judge, and {then}"
+        ));
     }
     let regression = if b.rate > 0.0 {
         let m = format!("{:.2}", 1.0 + increase / b.rate);
@@ -257,7 +259,8 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, size: Cana
         fixes.push(format!("a soak of {}", duration(longer)));
     }
     if !fixes.is_empty() {
-        w += &format!("; {} would bring it to {BUSY_ENOUGH}", fixes.join(", or "));
+        let comma = if fixes.len() > 1 { "," } else { "" };
+        w += &format!("; {}{comma} would bring it to {BUSY_ENOUGH}", fixes.join(", or "));
     }
     Some(w)
 }

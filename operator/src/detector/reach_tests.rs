@@ -87,7 +87,8 @@ fn a_canary_judged_at_its_control_has_floors_of_its_own() {
 fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_its_soak() {
     // A week of history with 2 attempts a minute at 1 %: a regression raising it by one point
     // adds 2 × 60 × 48 × 0.01 ≈ 57.6 failures over 48 hours, and 9.6 over 8.
-    let week = BaselineStatus { attempts: 2 * 7 * 24 * 60, errors: 202, rate: 0.01, ..baseline(7 * 24 * 60, false) };
+    let week =
+        BaselineStatus { attempts: 2 * 7 * 24 * 60, errors: 202, rate: 0.01, ..baseline(7 * 24 * 60, false) };
     let of_20 = || CanarySize { nodes: 2, of: 20 };
     assert!((added_at(&week, 0.01, Duration::hours(48)) - 57.6).abs() < 1e-6);
     assert_eq!(quiet_words(&week, 0.01, Duration::hours(48), of_20()), None, "busy enough over two days");
@@ -96,7 +97,10 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
         w.starts_with("the canary's nodes saw 20160 attempts over 7days, 202 of them failed: a regression at 2x would add about 10 failures over the 8h soak"),
         "{w}"
     );
-    assert!(w.contains("likely seen only once a later stage widens the upgrade; nothing is held meanwhile"), "{w}");
+    assert!(
+        w.contains("likely seen only once a later stage widens the upgrade; nothing is held meanwhile"),
+        "{w}"
+    );
     assert!(w.ends_with("; about 5 of the 20 nodes, or a soak of 17h, would bring it to 20"), "{w}");
     // No canary larger than half the nodes is suggested (the rest are its control), and no
     // soak beyond two weeks; the nodes unknown, only the soak.
@@ -116,7 +120,10 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
     // No attempts at all: nothing to judge, said so, and nothing to scale.
     let none = BaselineStatus { attempts: 0, errors: 0, rate: 0.5, ..week.clone() };
     let w = quiet_words(&none, 0.01, Duration::hours(8), of_20()).unwrap();
-    assert!(w.starts_with("the canary's nodes saw no attempts over 7days: its own signal has nothing to judge"), "{w}");
+    assert!(
+        w.starts_with("the canary's nodes saw no attempts over 7days: its own signal has nothing to judge"),
+        "{w}"
+    );
     // A rate already at the detector's ceiling leaves no increase to speak of; nothing known of
     // the traffic, nothing said.
     assert_eq!(quiet_words(&week, 0.0, Duration::hours(8), of_20()), None);

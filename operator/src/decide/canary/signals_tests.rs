@@ -98,7 +98,9 @@ fn a_canary_too_quiet_to_be_judged_on_its_own_is_said_to_be_before_anything_chan
     w.step();
     let warned = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_LIMIT)).collect::<Vec<_>>();
     assert!(
-        warned.len() == 1 && warned[0].contains("pod-start-failures@canary") && warned[0].contains("10 failures"),
+        warned.len() == 1
+            && warned[0].contains("pod-start-failures@canary")
+            && warned[0].contains("10 failures"),
         "{:?}",
         w.events
     );
