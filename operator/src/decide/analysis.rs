@@ -133,7 +133,9 @@ impl Decider<'_> {
         let changed = self.st.changed_at.is_some();
         // The soak of the first DaemonSet canary's stage, until it passes: what a canary's own
         // signal has to go on there, said while its baseline is measured, before anything changes.
-        let first_canary = self.first_daemonset_canary().and_then(|(si, of)| Some((*plan.soak.get(si)?, of)));
+        let first_canary = self
+            .first_daemonset_canary()
+            .and_then(|(si, of)| Some((self.o.spec.stages.get(si)?.name.clone(), *plan.soak.get(si)?, of)));
         let mut notes = vec![];
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
@@ -213,11 +215,15 @@ impl Decider<'_> {
             let d = Cusum { judged, ..Cusum::from_rule(&s.regression) };
             a.baseline_limit = a.baseline.as_ref().and_then(|b| {
                 let floor = reach::words(b, s.regression.min_relative_increase, judged);
-                // A canary's own signal: are its nodes busy enough over their stage's soak?
-                let quiet = first_canary.filter(|_| control.is_some()).and_then(|(canary_soak, of)| {
-                    let size = reach::CanarySize { nodes: a.nodes.len(), of };
-                    reach::quiet_words(b, d.smallest_increase(b), canary_soak, size)
-                });
+                // A canary's own signal: are its nodes busy enough over their stage's soak? Said
+                // of a live observation once it has run its course, not of its first minutes.
+                let complete = b.recorded || b.observed_seconds >= plan.observe.num_seconds() as f64;
+                let quiet = first_canary.as_ref().filter(|_| control.is_some() && complete).and_then(
+                    |(name, soak, of)| {
+                        let stage = reach::CanaryStage { name, soak: *soak, nodes: a.nodes.len(), of: *of };
+                        reach::quiet_words(b, d.smallest_increase(b), &stage)
+                    },
+                );
                 let said: Vec<String> = floor.into_iter().chain(quiet).collect();
                 (!said.is_empty()).then(|| said.join("; "))
             });

@@ -182,48 +182,59 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<S
 /// Measured on 72-hour soaks after a week of history; applied to any soak and baseline.
 pub const BUSY_ENOUGH: f64 = 20.0;
 
-/// The longest canary soak suggested: beyond it, a longer soak is no remedy.
+/// How many of the regressions that hit only the canary the benchmark's 2-node canaries below
+/// `BUSY_ENOUGH` missed (report seeds, bench/control-share-10.md), for the words.
+const QUIET_MISSED: &str = "77 %";
+
+/// The longest canary soak suggested, in days: beyond it, a longer soak is no remedy.
 const LONGEST_SUGGESTED_SOAK: i64 = 14;
 
-/// How long a baseline saw its signal: a live observation the time it read, history its span.
-fn seen(b: &BaselineStatus) -> Duration {
-    if b.observed_seconds > 0.0 { Duration::seconds(b.observed_seconds as i64) } else { span(b) }
+/// How many seconds a baseline saw its signal: a live observation the time it read, history
+/// its span. Bounded, whatever a status written by hand says.
+fn seen_seconds(b: &BaselineStatus) -> f64 {
+    let observed = if b.observed_seconds.is_finite() { b.observed_seconds.clamp(0.0, 1e9) } else { 0.0 };
+    if observed > 0.0 { observed } else { span(b).num_seconds() as f64 }
 }
 
 /// The failures a regression raising the error rate by `increase` (absolute) adds over `soak`,
 /// at the baseline's traffic. Infinite when the baseline says nothing of its traffic.
 pub fn added_at(b: &BaselineStatus, increase: f64, soak: Duration) -> f64 {
-    let seconds = seen(b).num_seconds() as f64;
+    let seconds = seen_seconds(b);
     if seconds <= 0.0 {
         return f64::INFINITY;
     }
     b.attempts as f64 / seconds * soak.num_seconds() as f64 * increase
 }
 
-/// A canary's copy of a built-in signal, as `quiet_words` reads it: its nodes, and the nodes
-/// its DaemonSets run on (0 when unknown), which bound the larger canary suggested.
-pub struct CanarySize {
+/// The stage a canary's copy of a built-in signal is first judged in, as `quiet_words` reads
+/// it: its name and soak, the canary's nodes, and the nodes its DaemonSets run on (0 when
+/// unknown), which bound the larger canary suggested.
+pub struct CanaryStage<'a> {
+    pub name: &'a str,
+    pub soak: Duration,
     pub nodes: usize,
     pub of: usize,
 }
 
-/// In words, when a canary's own signal would have too few failures to go on over its soak
-/// (`BUSY_ENOUGH`): what a regression at the smallest increase acted on (`increase`, absolute)
-/// would add, that nothing is held, and the canary or soak that would bring it to enough, when
-/// one is workable. For status and the Event, beside what the baseline can tell (`words`).
-pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, size: CanarySize) -> Option<String> {
+/// In words, when a canary's own signal would have too few failures to go on over its stage's
+/// soak (`BUSY_ENOUGH`): what a regression at the smallest increase acted on (`increase`,
+/// absolute) would add, that nothing is held, and the canary or soak that would bring it to
+/// enough, when one is workable. For status and the Event, beside what the baseline can tell
+/// (`words`).
+pub fn quiet_words(b: &BaselineStatus, increase: f64, stage: &CanaryStage) -> Option<String> {
     if increase <= 0.0 {
         return None;
     }
-    let added = added_at(b, increase, soak);
+    let added = added_at(b, increase, stage.soak);
     if added >= BUSY_ENOUGH {
         return None;
     }
-    let seen = duration(rounded(seen(b)));
-    let then = "a regression that small is likely seen only once a later stage widens the upgrade; nothing is held meanwhile";
+    let seen = duration(rounded(Duration::seconds(seen_seconds(b) as i64)));
+    let later = "seen only once a later stage widens the upgrade; nothing is held meanwhile";
     if b.attempts <= 0 {
         return Some(format!(
-            "the canary's nodes saw no attempts over {seen}: its own signal has nothing to judge, and {then}"
+            "the canary's nodes saw no attempts over {seen}: its own signal has nothing to judge, so a regression there is \
+             {later}"
         ));
     }
     let regression = if b.rate > 0.0 {
@@ -232,23 +243,30 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, size: Cana
     } else {
         format!("to {:.2} %", 100.0 * increase)
     };
+    // Never "about 20" below 20, nor "about 0".
+    let about = if added < 1.0 {
+        "fewer than 1".to_string()
+    } else {
+        format!("about {}", added.round().min(BUSY_ENOUGH - 1.0))
+    };
     let mut w = format!(
-        "the canary's nodes saw {} attempts over {seen}, {} of them failed: a regression {regression} would add about \
-         {added:.0} failures over the {} soak; below {BUSY_ENOUGH}, the benchmark's canaries missed 77 % of the regressions \
-         that hit only them, so {then}",
+        "the canary's nodes saw {} attempts over {seen}, {} of them failed: a regression {regression} would add {about} \
+         failures over stage {}'s {} soak; below {BUSY_ENOUGH}, the benchmark's 2-node canaries missed {QUIET_MISSED} of \
+         the regressions that hit only them, so a regression that small is likely {later}",
         b.attempts,
         b.errors,
-        duration(soak),
+        stage.name,
+        duration(stage.soak),
     );
     // Traffic grows with the canary's nodes, and failures with the soak. A canary of more than
     // half the nodes leaves too few for a control.
     let scale = BUSY_ENOUGH / added;
     let mut fixes = vec![];
-    let more = (size.nodes.max(1) as f64 * scale).ceil();
-    if added > 0.0 && size.of > 0 && more <= (size.of / 2) as f64 {
-        fixes.push(format!("about {more} of the {} nodes", size.of));
+    let more = (stage.nodes.max(1) as f64 * scale).ceil();
+    if added > 0.0 && stage.of > 0 && more <= (stage.of / 2) as f64 {
+        fixes.push(format!("about {more} of the {} nodes", stage.of));
     }
-    let seconds = soak.num_seconds() as f64 * scale;
+    let seconds = stage.soak.num_seconds() as f64 * scale;
     if added > 0.0 && seconds <= Duration::days(LONGEST_SUGGESTED_SOAK).num_seconds() as f64 {
         // To the hour from two hours on: a soak is set in hours.
         let longer = if seconds >= 7200.0 {
@@ -258,9 +276,14 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, soak: Duration, size: Cana
         };
         fixes.push(format!("a soak of {}", duration(longer)));
     }
+    // Stages cannot be changed once the upgrade exists: the remedy is a new one.
     if !fixes.is_empty() {
         let comma = if fixes.len() > 1 { "," } else { "" };
-        w += &format!("; {}{comma} would bring it to {BUSY_ENOUGH}", fixes.join(", or "));
+        w += &format!(
+            "; a new MaintenanceUpgrade whose stage has {}{comma} would bring it to {BUSY_ENOUGH} (stages cannot be \
+             changed once an upgrade exists)",
+            fixes.join(", or ")
+        );
     }
     Some(w)
 }

@@ -89,43 +89,56 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
     // adds 2 × 60 × 48 × 0.01 ≈ 57.6 failures over 48 hours, and 9.6 over 8.
     let week =
         BaselineStatus { attempts: 2 * 7 * 24 * 60, errors: 202, rate: 0.01, ..baseline(7 * 24 * 60, false) };
-    let of_20 = || CanarySize { nodes: 2, of: 20 };
+    let stage = |soak: Duration, of: usize| CanaryStage { name: "canary", soak, nodes: 2, of };
     assert!((added_at(&week, 0.01, Duration::hours(48)) - 57.6).abs() < 1e-6);
-    assert_eq!(quiet_words(&week, 0.01, Duration::hours(48), of_20()), None, "busy enough over two days");
-    let w = quiet_words(&week, 0.01, Duration::hours(8), of_20()).unwrap();
+    assert_eq!(quiet_words(&week, 0.01, &stage(Duration::hours(48), 20)), None, "busy enough over two days");
+    let w = quiet_words(&week, 0.01, &stage(Duration::hours(8), 20)).unwrap();
     assert!(
-        w.starts_with("the canary's nodes saw 20160 attempts over 7days, 202 of them failed: a regression at 2x would add about 10 failures over the 8h soak"),
+        w.starts_with("the canary's nodes saw 20160 attempts over 7days, 202 of them failed: a regression at 2x would add about 10 failures over stage canary's 8h soak"),
         "{w}"
     );
     assert!(
         w.contains("likely seen only once a later stage widens the upgrade; nothing is held meanwhile"),
         "{w}"
     );
-    assert!(w.ends_with("; about 5 of the 20 nodes, or a soak of 17h, would bring it to 20"), "{w}");
+    assert!(
+        w.ends_with("; a new MaintenanceUpgrade whose stage has about 5 of the 20 nodes, or a soak of 17h, would bring it to 20 (stages cannot be changed once an upgrade exists)"),
+        "{w}"
+    );
     // No canary larger than half the nodes is suggested (the rest are its control), and no
     // soak beyond two weeks; the nodes unknown, only the soak.
-    let w = quiet_words(&week, 0.01, Duration::hours(8), CanarySize { nodes: 2, of: 8 }).unwrap();
-    assert!(w.ends_with("; a soak of 17h would bring it to 20"), "{w}");
-    let w = quiet_words(&week, 0.01, Duration::hours(8), CanarySize { nodes: 2, of: 0 }).unwrap();
-    assert!(w.ends_with("; a soak of 17h would bring it to 20"), "{w}");
-    let w = quiet_words(&week, 1e-9, Duration::hours(8), of_20()).unwrap();
+    let only_the_soak = "whose stage has a soak of 17h would bring it to 20";
+    assert!(quiet_words(&week, 0.01, &stage(Duration::hours(8), 8)).unwrap().contains(only_the_soak));
+    assert!(quiet_words(&week, 0.01, &stage(Duration::hours(8), 0)).unwrap().contains(only_the_soak));
+    let w = quiet_words(&week, 1e-9, &stage(Duration::hours(8), 20)).unwrap();
     assert!(w.ends_with("nothing is held meanwhile"), "nothing workable to suggest: {w}");
+    assert!(w.contains("would add fewer than 1 failures"), "never about 0: {w}");
+    // Never "about 20" below 20.
+    let w = quiet_words(&week, 0.01 * 19.8 / 9.6, &stage(Duration::hours(8), 20)).unwrap();
+    assert!(w.contains("would add about 19 failures"), "{w}");
     // A soak of seconds (a compressed demo) is scaled in seconds.
-    let w = quiet_words(&week, 0.01, Duration::seconds(30), of_20()).unwrap();
-    assert!(w.ends_with("; a soak of 17h would bring it to 20"), "{w}");
-    // A live observation counts the time it saw, not its span with the outage in it.
+    let w = quiet_words(&week, 0.01, &stage(Duration::seconds(30), 20)).unwrap();
+    assert!(w.contains(only_the_soak), "{w}");
+    // A live observation counts the time it saw, not its span with the outage in it, whatever a
+    // hand-written status says of it.
     let live = BaselineStatus { observed_seconds: 3600.0, attempts: 120, rate: 0.01, ..baseline(120, true) };
     assert!((added_at(&live, 0.01, Duration::hours(1)) - 1.2).abs() < 1e-6);
-    assert!(quiet_words(&live, 0.01, Duration::hours(1), of_20()).unwrap().contains("120 attempts over 1h,"));
+    assert!(
+        quiet_words(&live, 0.01, &stage(Duration::hours(1), 20)).unwrap().contains("120 attempts over 1h,")
+    );
+    for wild in [f64::INFINITY, f64::NAN, 1e300] {
+        let b = BaselineStatus { observed_seconds: wild, ..live.clone() };
+        let _ = quiet_words(&b, 0.01, &stage(Duration::hours(1), 20));
+    }
     // No attempts at all: nothing to judge, said so, and nothing to scale.
     let none = BaselineStatus { attempts: 0, errors: 0, rate: 0.5, ..week.clone() };
-    let w = quiet_words(&none, 0.01, Duration::hours(8), of_20()).unwrap();
-    assert!(
-        w.starts_with("the canary's nodes saw no attempts over 7days: its own signal has nothing to judge"),
-        "{w}"
+    let w = quiet_words(&none, 0.01, &stage(Duration::hours(8), 20)).unwrap();
+    assert_eq!(
+        w,
+        "the canary's nodes saw no attempts over 7days: its own signal has nothing to judge, so a regression there is seen only once a later stage widens the upgrade; nothing is held meanwhile"
     );
     // A rate already at the detector's ceiling leaves no increase to speak of; nothing known of
     // the traffic, nothing said.
-    assert_eq!(quiet_words(&week, 0.0, Duration::hours(8), of_20()), None);
-    assert_eq!(quiet_words(&BaselineStatus::default(), 0.01, Duration::hours(8), of_20()), None);
+    assert_eq!(quiet_words(&week, 0.0, &stage(Duration::hours(8), 20)), None);
+    assert_eq!(quiet_words(&BaselineStatus::default(), 0.01, &stage(Duration::hours(8), 20)), None);
 }

@@ -66,7 +66,12 @@ impl Decider<'_> {
     /// a built-in signal is judged over on its first nodes, before a later stage widens them.
     pub(in crate::decide) fn first_daemonset_canary(&self) -> Option<(usize, usize)> {
         let keys = self.canaried_targets(Some(WorkloadKind::DaemonSet));
-        let first = keys.iter().filter_map(|k| self.appearances(k).first().map(|&(si, _)| si)).min()?;
+        let first = keys
+            .iter()
+            .flat_map(|k| self.appearances(k))
+            .filter(|&(si, ci)| self.canary_of(si, ci).is_some())
+            .map(|(si, _)| si)
+            .min()?;
         let running = matches!(
             self.st.stages.get(first).map(|s| s.phase),
             Some(StagePhase::Pending | StagePhase::RollingOut | StagePhase::Soaking)

@@ -90,10 +90,13 @@ fn a_canary_too_quiet_to_be_judged_on_its_own_is_said_to_be_before_anything_chan
     w.run_until(Duration::days(2), |w| limit(w).is_some());
     assert!(w.obs.status.changed_at.is_none(), "said while the baseline is measured");
     let said = limit(&w).unwrap();
-    assert!(said.contains("a regression at 2x would add about 10 failures over the 10m soak"), "{said}");
+    assert!(
+        said.contains("a regression at 2x would add about 10 failures over stage canary's 10m soak"),
+        "{said}"
+    );
     assert!(said.contains("nothing is held meanwhile"), "{said}");
     // Four of the six nodes would leave too few for a control: only the soak is suggested.
-    assert!(said.ends_with("; a soak of 20m would bring it to 20"), "{said}");
+    assert!(said.contains("whose stage has a soak of 20m would bring it to 20"), "{said}");
     w.run_until(Duration::days(1), |w| w.obs.status.changed_at.is_some());
     w.step();
     let warned = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_LIMIT)).collect::<Vec<_>>();
@@ -110,20 +113,58 @@ fn a_canary_too_quiet_to_be_judged_on_its_own_is_said_to_be_before_anything_chan
     assert_eq!(canary_entry(&w).baseline_limit, None);
 }
 
-#[test]
-fn a_canary_in_a_later_stage_is_weighed_over_its_own_stages_soak() {
-    // The same quiet canary behind a first stage of another DaemonSet soaking an hour.
-    let mut w = world();
+/// The quiet world of the test above: thirty new pods a minute on six nodes at 10 %, a canary
+/// on two whose stage soaks 10 minutes, a window that opens tomorrow.
+fn quiet_world(then: Option<Portion>) -> World {
+    let mut w = World::new(canary_spec(Portion::Count(2), then));
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    w.recorded_minutes = 7 * 24 * 60;
     w.attempts_per_minute = 30;
     w.error_rate = Box::new(|_| 0.1);
     w.obs.spec.stages[0].soak = Duration_("10m");
+    w.obs.spec.window = Some(tue_thu_window());
+    w
+}
+
+fn quiet_words(w: &World) -> Option<String> {
+    canary_entry_opt(w).and_then(|a| a.baseline_limit).filter(|l| l.contains("failures over stage"))
+}
+
+#[test]
+fn a_canary_in_a_later_stage_is_weighed_over_its_own_stages_soak() {
+    // Behind a first stage of another DaemonSet that soaks an hour (at its traffic, 60
+    // failures: busy enough), the canary's own 10 minutes are what it is weighed over.
+    let mut w = quiet_world(None);
     let mut first = stage("first", vec![component("connector-canary", "connector:2.0")]);
     first.soak = Duration_("1h");
     w.obs.spec.stages.insert(0, first);
-    let limit = |w: &World| canary_entry_opt(w).and_then(|a| a.baseline_limit.clone());
-    w.run_until(Duration::hours(2), |w| limit(w).is_some_and(|l| l.contains("failures over")));
-    let said = limit(&w).unwrap();
-    assert!(said.contains("would add about 10 failures over the 10m soak"), "{said}");
+    w.run_until(Duration::days(2), |w| quiet_words(w).is_some());
+    assert!(w.obs.status.changed_at.is_none(), "said before anything changes");
+    let said = quiet_words(&w).unwrap();
+    assert!(said.contains("would add about 10 failures over stage canary's 10m soak"), "{said}");
+    // The Event comes with the first change, the other DaemonSet's, and speaks of the canary's.
+    w.run_until(Duration::days(1), |w| w.obs.status.changed_at.is_some());
+    w.step();
+    let warned: Vec<_> = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_LIMIT)).collect();
+    assert!(
+        warned.iter().any(|e| e.contains("pod-start-failures@canary") && e.contains("canary's 10m soak")),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn a_widened_canary_is_not_weighed_on_its_first_nodes_traffic() {
+    // Two nodes, then four: once the first stage has passed, the wider canary has more traffic
+    // than its first nodes' baseline says, and nothing is said of it.
+    let mut w = quiet_world(Some(Portion::Count(4)));
+    // As short as the first: weighed on the first nodes' traffic, it would be said again.
+    w.obs.spec.stages[1].soak = Duration_("10m");
+    w.run_until(Duration::days(2), |w| quiet_words(w).is_some());
+    w.run_until(Duration::days(1), |w| w.obs.status.stages[1].phase == StagePhase::Soaking);
+    w.step();
+    let a = canary_entry(&w);
+    assert_eq!(a.nodes.len(), 4, "{a:?}");
+    assert_eq!(quiet_words(&w), None, "{:?}", a.baseline_limit);
 }
 
 #[test]
