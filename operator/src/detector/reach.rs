@@ -207,7 +207,7 @@ pub fn added_at(b: &BaselineStatus, increase: f64, soak: Duration) -> f64 {
 }
 
 /// The stage a canary's copy of a built-in signal is first judged in, as `quiet_words` reads
-/// it: its name and soak, the canary's nodes, and the nodes its DaemonSets run on (0 when
+/// it: its name and soak, the canary's nodes, and the nodes a canary there may take (0 when
 /// unknown), which bound the larger canary suggested.
 pub struct CanaryStage<'a> {
     pub name: &'a str,
@@ -264,7 +264,7 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, stage: &CanaryStage) -> Op
     let mut fixes = vec![];
     let more = (stage.nodes.max(1) as f64 * scale).ceil();
     if added > 0.0 && stage.of > 0 && more <= (stage.of / 2) as f64 {
-        fixes.push(format!("about {more} of the {} nodes", stage.of));
+        fixes.push(format!("about {more} of the {} nodes a canary may take", stage.of));
     }
     let seconds = stage.soak.num_seconds() as f64 * scale;
     if added > 0.0 && seconds <= Duration::days(LONGEST_SUGGESTED_SOAK).num_seconds() as f64 {

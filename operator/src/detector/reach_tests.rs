@@ -102,7 +102,7 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
         "{w}"
     );
     assert!(
-        w.ends_with("; a new MaintenanceUpgrade whose stage has about 5 of the 20 nodes, or a soak of 17h, would bring it to 20 (stages cannot be changed once an upgrade exists)"),
+        w.ends_with("; a new MaintenanceUpgrade whose stage has about 5 of the 20 nodes a canary may take, or a soak of 17h, would bring it to 20 (stages cannot be changed once an upgrade exists)"),
         "{w}"
     );
     // No canary larger than half the nodes is suggested (the rest are its control), and no

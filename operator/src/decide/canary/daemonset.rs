@@ -133,6 +133,14 @@ impl Decider<'_> {
         Some(eligible.into_iter().take(wanted).collect())
     }
 
+    /// How many nodes the canary of component `ci` of stage `si`, a DaemonSet's, may take from:
+    /// all it runs on, or those its nodeSelector selects. None until both are read.
+    pub(super) fn eligible_count(&self, si: usize, ci: usize) -> Option<usize> {
+        let c = self.st.stages.get(si)?.components.get(ci)?;
+        let p = placed(self.target(c).1?)?;
+        Some(self.eligible(self.canary_of(si, ci)?, &p.nodes)?.len())
+    }
+
     /// Of `nodes`, those a canary may take: all, or those its nodeSelector selects. None while
     /// the nodes that selector selects have not been read.
     fn eligible(&self, canary: &Canary, nodes: &BTreeSet<String>) -> Option<BTreeSet<String>> {

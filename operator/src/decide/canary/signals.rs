@@ -62,8 +62,9 @@ impl Decider<'_> {
     }
 
     /// The first stage a DaemonSet canary runs in, while it has not passed, and the most nodes
-    /// one of those DaemonSets runs on (0 until known): the stage whose soak a canary's copy of
-    /// a built-in signal is judged over on its first nodes, before a later stage widens them.
+    /// one of its DaemonSet canaries there may take (all its nodes, or those its nodeSelector
+    /// selects; 0 until read): the stage whose soak a canary's copy of a built-in signal is
+    /// judged over on its first nodes, before a later stage widens them.
     pub(in crate::decide) fn first_daemonset_canary(&self) -> Option<(usize, usize)> {
         let keys = self.canaried_targets(Some(WorkloadKind::DaemonSet));
         let first = keys
@@ -76,13 +77,13 @@ impl Decider<'_> {
             self.st.stages.get(first).map(|s| s.phase),
             Some(StagePhase::Pending | StagePhase::RollingOut | StagePhase::Soaking)
         );
-        let of = keys
-            .iter()
-            .filter_map(|k| self.o.targets.get(k)?.as_ref())
-            .map(|t| t.desired_pods.max(0) as usize)
+        let components = self.o.spec.stages.get(first).map_or(0, |s| s.components.len());
+        let pool = (0..components)
+            .filter(|&ci| keys.iter().any(|k| self.appearances(k).contains(&(first, ci))))
+            .filter_map(|ci| self.eligible_count(first, ci))
             .max()
             .unwrap_or(0);
-        running.then_some((first, of))
+        running.then_some((first, pool))
     }
 
     /// The revision hashes of the canaried workloads' pods: the new image's once changed, the
