@@ -133,9 +133,9 @@ impl Decider<'_> {
         let changed = self.st.changed_at.is_some();
         // The soak of the first DaemonSet canary's stage, until it passes: what a canary's own
         // signal has to go on there, said while its baseline is measured, before anything changes.
-        let first_canary = self
-            .first_daemonset_canary()
-            .and_then(|(si, of)| Some((self.o.spec.stages.get(si)?.name.clone(), *plan.soak.get(si)?, of)));
+        let first_canary = self.first_daemonset_canary().and_then(|(si, pool)| {
+            Some((self.o.spec.stages.get(si)?.name.clone(), *plan.soak.get(si)?, pool))
+        });
         let mut notes = vec![];
         for s in &plan.signals {
             let Some(result) = self.o.samples.get(&s.name) else { continue };
@@ -219,8 +219,9 @@ impl Decider<'_> {
                 // of a live observation once it has run its course, not of its first minutes.
                 let complete = b.recorded || b.observed_seconds >= plan.observe.num_seconds() as f64;
                 let quiet = first_canary.as_ref().filter(|_| control.is_some() && complete).and_then(
-                    |(name, soak, of)| {
-                        let stage = reach::CanaryStage { name, soak: *soak, nodes: a.nodes.len(), of: *of };
+                    |(name, soak, (may_take, runs_on))| {
+                        let (nodes, may_take, runs_on) = (a.nodes.len(), *may_take, *runs_on);
+                        let stage = reach::CanaryStage { name, soak: *soak, nodes, may_take, runs_on };
                         reach::quiet_words(b, d.smallest_increase(b), &stage)
                     },
                 );

@@ -207,13 +207,15 @@ pub fn added_at(b: &BaselineStatus, increase: f64, soak: Duration) -> f64 {
 }
 
 /// The stage a canary's copy of a built-in signal is first judged in, as `quiet_words` reads
-/// it: its name and soak, the canary's nodes, and the nodes a canary there may take (0 when
-/// unknown), which bound the larger canary suggested.
+/// it: its name and soak, the canary's nodes, the nodes a canary there may take (those its
+/// nodeSelector selects, or all), and the nodes the DaemonSet runs on, whose rest is the
+/// control (0 when unknown). The last two bound the larger canary suggested.
 pub struct CanaryStage<'a> {
     pub name: &'a str,
     pub soak: Duration,
     pub nodes: usize,
-    pub of: usize,
+    pub may_take: usize,
+    pub runs_on: usize,
 }
 
 /// In words, when a canary's own signal would have too few failures to go on over its stage's
@@ -258,13 +260,13 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, stage: &CanaryStage) -> Op
         stage.name,
         duration(stage.soak),
     );
-    // Traffic grows with the canary's nodes, and failures with the soak. A canary of more than
-    // half the nodes leaves too few for a control.
+    // Traffic grows with the canary's nodes, and failures with the soak. A canary takes only
+    // the nodes it may, and one of more than half the DaemonSet's leaves too few for a control.
     let scale = BUSY_ENOUGH / added;
     let mut fixes = vec![];
     let more = (stage.nodes.max(1) as f64 * scale).ceil();
-    if added > 0.0 && stage.of > 0 && more <= (stage.of / 2) as f64 {
-        fixes.push(format!("about {more} of the {} nodes a canary may take", stage.of));
+    if added > 0.0 && stage.may_take > 0 && more <= stage.may_take.min(stage.runs_on / 2) as f64 {
+        fixes.push(format!("about {more} of the {} nodes a canary may take", stage.may_take));
     }
     let seconds = stage.soak.num_seconds() as f64 * scale;
     if added > 0.0 && seconds <= Duration::days(LONGEST_SUGGESTED_SOAK).num_seconds() as f64 {

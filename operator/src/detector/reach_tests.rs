@@ -89,7 +89,8 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
     // adds 2 × 60 × 48 × 0.01 ≈ 57.6 failures over 48 hours, and 9.6 over 8.
     let week =
         BaselineStatus { attempts: 2 * 7 * 24 * 60, errors: 202, rate: 0.01, ..baseline(7 * 24 * 60, false) };
-    let stage = |soak: Duration, of: usize| CanaryStage { name: "canary", soak, nodes: 2, of };
+    let stage =
+        |soak: Duration, of: usize| CanaryStage { name: "canary", soak, nodes: 2, may_take: of, runs_on: of };
     assert!((added_at(&week, 0.01, Duration::hours(48)) - 57.6).abs() < 1e-6);
     assert_eq!(quiet_words(&week, 0.01, &stage(Duration::hours(48), 20)), None, "busy enough over two days");
     let w = quiet_words(&week, 0.01, &stage(Duration::hours(8), 20)).unwrap();
@@ -110,6 +111,12 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
     let only_the_soak = "whose stage has a soak of 17h would bring it to 20";
     assert!(quiet_words(&week, 0.01, &stage(Duration::hours(8), 8)).unwrap().contains(only_the_soak));
     assert!(quiet_words(&week, 0.01, &stage(Duration::hours(8), 0)).unwrap().contains(only_the_soak));
+    // A nodeSelector's 6 of 20 can take 5; its 4 cannot, whatever the other nodes.
+    let selected = |may_take| CanaryStage { may_take, ..stage(Duration::hours(8), 20) };
+    assert!(
+        quiet_words(&week, 0.01, &selected(6)).unwrap().contains("about 5 of the 6 nodes a canary may take")
+    );
+    assert!(quiet_words(&week, 0.01, &selected(4)).unwrap().contains(only_the_soak));
     let w = quiet_words(&week, 1e-9, &stage(Duration::hours(8), 20)).unwrap();
     assert!(w.ends_with("nothing is held meanwhile"), "nothing workable to suggest: {w}");
     assert!(w.contains("would add fewer than 1 failures"), "never about 0: {w}");

@@ -133,12 +133,13 @@ impl Decider<'_> {
         Some(eligible.into_iter().take(wanted).collect())
     }
 
-    /// How many nodes the canary of component `ci` of stage `si`, a DaemonSet's, may take from:
-    /// all it runs on, or those its nodeSelector selects. None until both are read.
-    pub(super) fn eligible_count(&self, si: usize, ci: usize) -> Option<usize> {
+    /// How many nodes the canary of component `ci` of stage `si`, a DaemonSet's, may take from
+    /// (all it runs on, or those its nodeSelector selects), and how many it runs on. None until
+    /// both are read.
+    pub(super) fn node_pool(&self, si: usize, ci: usize) -> Option<(usize, usize)> {
         let c = self.st.stages.get(si)?.components.get(ci)?;
         let p = placed(self.target(c).1?)?;
-        Some(self.eligible(self.canary_of(si, ci)?, &p.nodes)?.len())
+        Some((self.eligible(self.canary_of(si, ci)?, &p.nodes)?.len(), p.nodes.len()))
     }
 
     /// Of `nodes`, those a canary may take: all, or those its nodeSelector selects. None while

@@ -61,11 +61,12 @@ impl Decider<'_> {
         (all.into_iter().collect(), any.then(|| running.into_iter().collect()))
     }
 
-    /// The first stage a DaemonSet canary runs in, while it has not passed, and the most nodes
-    /// one of its DaemonSet canaries there may take (all its nodes, or those its nodeSelector
-    /// selects; 0 until read): the stage whose soak a canary's copy of a built-in signal is
-    /// judged over on its first nodes, before a later stage widens them.
-    pub(in crate::decide) fn first_daemonset_canary(&self) -> Option<(usize, usize)> {
+    /// The first stage a DaemonSet canary runs in, while it has not passed, and of its DaemonSet
+    /// canaries there the largest node pool: the nodes it may take (all its DaemonSet's, or
+    /// those its nodeSelector selects) and the nodes its DaemonSet runs on (0, 0 until read).
+    /// The stage whose soak a canary's copy of a built-in signal is judged over on its first
+    /// nodes, before a later stage widens them.
+    pub(in crate::decide) fn first_daemonset_canary(&self) -> Option<(usize, (usize, usize))> {
         let keys = self.canaried_targets(Some(WorkloadKind::DaemonSet));
         let first = keys
             .iter()
@@ -77,12 +78,14 @@ impl Decider<'_> {
             self.st.stages.get(first).map(|s| s.phase),
             Some(StagePhase::Pending | StagePhase::RollingOut | StagePhase::Soaking)
         );
-        let components = self.o.spec.stages.get(first).map_or(0, |s| s.components.len());
-        let pool = (0..components)
-            .filter(|&ci| keys.iter().any(|k| self.appearances(k).contains(&(first, ci))))
-            .filter_map(|ci| self.eligible_count(first, ci))
+        let stage = self.o.spec.stages.get(first)?;
+        // A canary here is a DaemonSet's when its target is among the canaried DaemonSets'.
+        let ns = &self.o.namespace;
+        let pool = (0..stage.components.len())
+            .filter(|&ci| keys.contains(&TargetKey::of(&stage.components[ci], ns)))
+            .filter_map(|ci| self.node_pool(first, ci))
             .max()
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
         running.then_some((first, pool))
     }
 

@@ -294,19 +294,28 @@ fn a_daemonset_that_has_handed_over_leaves_the_copy_to_the_canary_still_running(
 
 #[test]
 fn a_larger_canary_is_suggested_only_among_the_nodes_it_may_take() {
-    // A canary of one node among the three of zone b (of six): sixty pods a minute at 10 % give
-    // it ten a minute, 10 failures at 2x over its 10 minutes. Two nodes would reach 20, but two
-    // of the three it may take would leave too few for a control: only the soak is suggested.
-    let mut w = quiet_world(None);
-    w.attempts_per_minute = 60;
-    w.obs.spec.stages[0].components[0].canary = Some(Canary {
-        nodes: Some(Portion::Count(1)),
-        node_selector: Some([("zone".to_string(), "b".to_string())].into()),
-        replicas: None,
-    });
-    w.obs.selected_nodes.insert("zone=b".into(), ["node-3", "node-4", "node-5"].map(String::from).into());
-    w.run_until(Duration::days(2), |w| quiet_words(w).is_some());
-    let said = quiet_words(&w).unwrap();
+    // A canary of one node among those its nodeSelector selects: sixty pods a minute at 10 % on
+    // six nodes give it ten a minute, 10 failures at 2x over its 10 minutes; two nodes would
+    // reach 20. Among the three of zone b it may take two, the other four nodes its control.
+    let selecting = |nodes: &[&str]| {
+        let mut w = quiet_world(None);
+        w.attempts_per_minute = 60;
+        w.obs.spec.stages[0].components[0].canary = Some(Canary {
+            nodes: Some(Portion::Count(1)),
+            node_selector: Some([("zone".to_string(), "b".to_string())].into()),
+            replicas: None,
+        });
+        w.obs.selected_nodes.insert("zone=b".into(), nodes.iter().map(|n| n.to_string()).collect());
+        w.run_until(Duration::days(2), |w| quiet_words(w).is_some());
+        quiet_words(&w).unwrap()
+    };
+    let said = selecting(&["node-3", "node-4", "node-5"]);
     assert!(said.contains("would add about 10 failures"), "{said}");
+    assert!(
+        said.contains("whose stage has about 2 of the 3 nodes a canary may take, or a soak of 20m,"),
+        "{said}"
+    );
+    // Of a single node it may take, no larger canary: only the soak.
+    let said = selecting(&["node-3"]);
     assert!(said.contains("whose stage has a soak of 20m would bring it to 20"), "{said}");
 }
