@@ -5,6 +5,7 @@ use super::analysis::baseline_from_history;
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
+use crate::detector::observed_seconds;
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::Duration;
@@ -113,8 +114,7 @@ impl Decider<'_> {
         plan.signals.iter().filter(|s| s.prometheus.is_none() && s.canary_parent().is_none()).find_map(|s| {
             let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
             // Bounded: whatever the status says, a wait is never longer than `observe`.
-            let seconds = if b.observed_seconds.is_finite() { b.observed_seconds } else { 0.0 };
-            let seen = Duration::milliseconds((seconds.clamp(0.0, 1e9) * 1000.0) as i64).min(observe);
+            let seen = Duration::milliseconds((observed_seconds(b) * 1000.0) as i64).min(observe);
             (!b.recorded && seen + plan.interval < observe).then(|| (s.name.clone(), seen))
         })
     }

@@ -181,6 +181,12 @@ pub fn baseline_margin(b: &BaselineStatus) -> f64 {
 /// unrelated incident during the soak instead, and the floors of short baselines halve.
 const MARGIN_Z: f64 = 3.0;
 
+/// How many seconds a live observation has seen (`add_live_interval`), bounded to [0, 1e9]
+/// (about 32 years) whatever a status written by hand says: 0 when not a number.
+pub fn observed_seconds(b: &BaselineStatus) -> f64 {
+    if b.observed_seconds.is_finite() { b.observed_seconds.clamp(0.0, 1e9) } else { 0.0 }
+}
+
 /// Add one live interval to a baseline being observed (signals without history). The running
 /// Pearson sums give the dispersion without keeping every interval.
 pub fn add_live_interval(b: &mut BaselineStatus, at: DateTime<Utc>, from: DateTime<Utc>, c: Counts) {

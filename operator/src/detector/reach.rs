@@ -6,6 +6,7 @@
 //! what the baseline supports.
 
 use crate::crd::BaselineStatus;
+use crate::detector::observed_seconds;
 use crate::timefmt::duration;
 use chrono::Duration;
 
@@ -121,6 +122,12 @@ fn rounded(d: Duration) -> Duration {
     }
 }
 
+/// A multiple of the baseline, to two decimals without trailing zeros: "2x", "2.65x".
+fn times(multiple: f64) -> String {
+    let m = format!("{multiple:.2}");
+    format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// In words, when the floor is above the rule's own minimum effect; for status, the Event and
 /// the replay summary.
 pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<String> {
@@ -142,10 +149,7 @@ pub fn words(b: &BaselineStatus, rule_relative: f64, judged: Judged) -> Option<S
     if f.min_relative <= rule_relative {
         return None;
     }
-    let x = |rel: f64| {
-        let m = format!("{:.2}", 1.0 + rel.max(rule_relative));
-        format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
-    };
+    let x = |rel: f64| times(1.0 + rel.max(rule_relative));
     let verb = if live(b) { "observe" } else { "look back" };
     // The longer baselines, up to the first that acts on the rule's own minimum.
     let mut ladder: Vec<String> = vec![];
@@ -190,9 +194,9 @@ const QUIET_MISSED: &str = "77 %";
 const LONGEST_SUGGESTED_SOAK: i64 = 14;
 
 /// How many seconds a baseline saw its signal: a live observation the time it read, history
-/// its span. Bounded, whatever a status written by hand says.
+/// its span.
 fn seen_seconds(b: &BaselineStatus) -> f64 {
-    let observed = if b.observed_seconds.is_finite() { b.observed_seconds.clamp(0.0, 1e9) } else { 0.0 };
+    let observed = observed_seconds(b);
     if observed > 0.0 { observed } else { span(b).num_seconds() as f64 }
 }
 
@@ -240,8 +244,7 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, stage: &CanaryStage) -> Op
         ));
     }
     let regression = if b.rate > 0.0 {
-        let m = format!("{:.2}", 1.0 + increase / b.rate);
-        format!("at {}x", m.trim_end_matches('0').trim_end_matches('.'))
+        format!("at {}", times(1.0 + increase / b.rate))
     } else {
         format!("to {:.2} %", 100.0 * increase)
     };

@@ -67,22 +67,17 @@ impl Decider<'_> {
     /// The stage whose soak a canary's copy of a built-in signal is judged over on its first
     /// nodes, before a later stage widens them.
     pub(in crate::decide) fn first_daemonset_canary(&self) -> Option<(usize, (usize, usize))> {
-        let keys = self.canaried_targets(Some(WorkloadKind::DaemonSet));
-        let first = keys
-            .iter()
-            .flat_map(|k| self.appearances(k))
-            .filter(|&(si, ci)| self.canary_of(si, ci).is_some())
-            .map(|(si, _)| si)
-            .min()?;
+        let is_daemonset = |c: &Component| c.kind == WorkloadKind::DaemonSet;
+        let stages = &self.o.spec.stages;
+        let first =
+            stages.iter().position(|s| s.components.iter().any(|c| is_daemonset(c) && c.canary.is_some()))?;
         let running = matches!(
             self.st.stages.get(first).map(|s| s.phase),
             Some(StagePhase::Pending | StagePhase::RollingOut | StagePhase::Soaking)
         );
-        let stage = self.o.spec.stages.get(first)?;
-        // A canary here is a DaemonSet's when its target is among the canaried DaemonSets'.
-        let ns = &self.o.namespace;
-        let pool = (0..stage.components.len())
-            .filter(|&ci| keys.contains(&TargetKey::of(&stage.components[ci], ns)))
+        // A DaemonSet without a canary in that stage has no pool (`node_pool`).
+        let pool = (0..stages[first].components.len())
+            .filter(|&ci| is_daemonset(&stages[first].components[ci]))
             .filter_map(|ci| self.node_pool(first, ci))
             .max()
             .unwrap_or((0, 0));
