@@ -228,11 +228,13 @@ pub struct CanaryStage<'a> {
 /// enough, when one is workable. For status and the Event, beside what the baseline can tell
 /// (`words`).
 pub fn quiet_words(b: &BaselineStatus, increase: f64, stage: &CanaryStage) -> Option<String> {
-    if increase <= 0.0 {
+    // Numbers only: a rate or increase that is not one (a status written by hand) says nothing.
+    let rate_ok = b.rate.is_finite() && b.rate >= 0.0;
+    if !(rate_ok && increase.is_finite() && increase > 0.0) {
         return None;
     }
     let added = added_at(b, increase, stage.soak);
-    if added >= BUSY_ENOUGH {
+    if added.is_nan() || added >= BUSY_ENOUGH {
         return None;
     }
     let seen = duration(rounded(Duration::seconds(seen_seconds(b) as i64)));

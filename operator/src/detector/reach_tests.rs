@@ -149,3 +149,25 @@ fn a_canary_is_quiet_when_a_regression_at_its_floor_adds_too_few_failures_over_i
     assert_eq!(quiet_words(&week, 0.0, &stage(Duration::hours(8), 20)), None);
     assert_eq!(quiet_words(&BaselineStatus::default(), 0.01, &stage(Duration::hours(8), 20)), None);
 }
+
+#[test]
+fn a_forged_baseline_neither_panics_nor_puts_nonsense_in_the_words() {
+    // The status is the operator's memory, which only it may write (config/policy); without that
+    // policy a tenant could write her own upgrade's. Whatever it holds, the words stay numbers.
+    let rule = crate::crd::RegressionRule::default();
+    let d = crate::detector::Cusum { judged: Judged::AtAControl, ..crate::detector::Cusum::from_rule(&rule) };
+    let stage = CanaryStage { name: "canary", soak: Duration::hours(8), nodes: 2, may_take: 20, runs_on: 20 };
+    let week = BaselineStatus { attempts: 20160, errors: 202, rate: 0.01, ..baseline(7 * 24 * 60, false) };
+    for forged in [
+        BaselineStatus { rate: f64::NAN, ..week.clone() },
+        BaselineStatus { rate: f64::INFINITY, ..week.clone() },
+        BaselineStatus { rate: -1.0, ..week.clone() },
+        BaselineStatus { attempts: i64::MAX, ..week.clone() },
+        BaselineStatus { attempts: i64::MIN, errors: i64::MIN, ..week.clone() },
+        BaselineStatus { observed_seconds: f64::NAN, intervals: 5, ..week.clone() },
+    ] {
+        if let Some(w) = quiet_words(&forged, d.smallest_increase(&forged), &stage) {
+            assert!(!w.contains("NaN") && !w.contains("inf"), "{w}");
+        }
+    }
+}
