@@ -319,3 +319,29 @@ fn a_larger_canary_is_suggested_only_among_the_nodes_it_may_take() {
     let said = selecting(&["node-3"]);
     assert!(said.contains("whose stage has a soak of 20m would bring it to 20"), "{said}");
 }
+
+#[test]
+fn the_look_that_hands_over_clears_what_the_copy_said_of_its_baseline() {
+    let mut w = world();
+    let mut handed_over = false;
+    for _ in 0..2000 {
+        // Words the copy could still carry into the look that retires it.
+        if let Some(a) =
+            w.obs.status.analysis.iter_mut().find(|a| a.name.ends_with("@canary") && !a.nodes.is_empty())
+        {
+            a.baseline_limit = Some("a regression at 2x would add about 10 failures".into());
+        }
+        let before = canary_entry_opt(&w);
+        w.look();
+        let after = canary_entry_opt(&w);
+        if let (Some(b), Some(a)) = (before, after)
+            && !b.nodes.is_empty()
+            && a.nodes.is_empty()
+        {
+            assert_eq!(a.baseline_limit, None, "nothing said of a copy read no more: {}", a.reason);
+            handed_over = true;
+            break;
+        }
+    }
+    assert!(handed_over, "{}", w.obs.status.message);
+}
