@@ -18,13 +18,18 @@ pub const OWNER_UID_ANNOTATION: &str = "maintenance.dev/owner-uid";
 pub const CLAIMED_LABEL: &str = "maintenance.dev/claimed-by";
 /// On a target: the image it ran before the upgrade touched it (`container=image`).
 pub const KNOWN_GOOD_ANNOTATION: &str = "maintenance.dev/known-good";
-/// On a DaemonSet with a canary inside it: its `spec.updateStrategy` before the canary set it
-/// to OnDelete, as JSON, restored exactly when the canary is widened to all or reverted.
 /// On a claimed target: the digest (`repository@sha256:…`) its own pods ran when it was claimed,
 /// which a revert pins the known-good image to. Only the operator and whoever may edit the
 /// workload can change it; the status's copy is held to it.
 pub const KNOWN_GOOD_DIGEST_ANNOTATION: &str = "maintenance.dev/known-good-digest";
+/// On a workload with a canary inside it: its rollout settings before the canary changed them,
+/// as JSON, restored exactly when the canary hands the rest to the workload or is reverted.
 pub const ORIGINAL_STRATEGY_ANNOTATION: &str = "maintenance.dev/original-update-strategy";
+/// On a workload with a canary inside it: which upgrade and stage handed the rest to its own
+/// rollout settings (`<upgrade UID>/<stage>`), written with them, so that after a restart
+/// before the status says so, the settings restored are known for the operator's own and not
+/// for someone else's change.
+pub const HANDED_OVER_ANNOTATION: &str = "maintenance.dev/handed-over";
 /// On every MaintenanceUpgrade that has not ended and let go of its targets: deleting it reverts
 /// what it changed, releases its targets, and only then lets it go.
 pub const FINALIZER: &str = "maintenance.dev/revert-and-release";

@@ -215,8 +215,15 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
             );
             json_patch_target(ctx, target, patch).await
         }
-        Effect::SetStrategy { target, resource_version, strategy } => {
-            let patch = target::strategy_patch(target.kind, resource_version, owner, owner_uid, strategy);
+        Effect::SetStrategy { target, resource_version, strategy, handed_over } => {
+            let patch = target::strategy_patch(
+                target.kind,
+                resource_version,
+                owner,
+                owner_uid,
+                strategy,
+                handed_over.as_deref(),
+            );
             json_patch_target(ctx, target, patch).await
         }
         Effect::DeletePods { target, pods } => delete_pods(ctx, target, pods).await,

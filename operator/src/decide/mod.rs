@@ -128,8 +128,9 @@ pub enum Effect {
         strategy: Option<(String, String)>,
     },
     /// Set `spec.updateStrategy` (JSON), on the same conditions as SetImage: a canary's original
-    /// strategy restored.
-    SetStrategy { target: TargetKey, resource_version: String, strategy: String },
+    /// strategy restored. With `handed_over`, the stage that hands the rest to the workload
+    /// (`HANDED_OVER_ANNOTATION`) is marked on the target in the same write.
+    SetStrategy { target: TargetKey, resource_version: String, strategy: String, handed_over: Option<String> },
     /// Delete these pods (name, UID) of a target, so that its controller makes them again from
     /// its current template: how a canary inside a DaemonSet is widened and reverted.
     DeletePods { target: TargetKey, pods: Vec<(String, String)> },

@@ -165,8 +165,11 @@ impl Decider<'_> {
             // one hands the rest to the workload's own rolling update.
             if !self.first_appearance(&key, si) {
                 if self.canary_of(si, ci).is_none()
-                    && let Some(restore) = self.hand_over(&key, t)
+                    && let Some(mut restore) = self.hand_over(&key, t)
                 {
+                    if let Effect::SetStrategy { handed_over, .. } = &mut restore {
+                        *handed_over = Some(self.hand_over_mark(si));
+                    }
                     self.effect = Some(restore);
                     self.note(
                         false,

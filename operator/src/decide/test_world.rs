@@ -102,6 +102,7 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         uid: "ds-uid".into(),
         update_strategy: None,
         original_strategy: None,
+        handed_over: None,
         default_container: None,
         pods: None,
         desired_pods: 0,
@@ -439,7 +440,7 @@ impl World {
                     bump(t);
                 }
             }
-            Effect::SetStrategy { target, resource_version, strategy } => {
+            Effect::SetStrategy { target, resource_version, strategy, handed_over } => {
                 let t = self.obs.targets.get_mut(target).unwrap().as_mut().unwrap();
                 assert_eq!(
                     &t.resource_version, resource_version,
@@ -447,6 +448,9 @@ impl World {
                 );
                 assert_eq!(t.owner_uid.as_deref(), Some(self.obs.uid.as_str()), "only to targets we own");
                 t.update_strategy = Some(strategy.clone());
+                if handed_over.is_some() {
+                    t.handed_over = handed_over.clone();
+                }
                 bump(t);
                 if strategy != ON_DELETE && super::canary::surge_of(Some(strategy)).is_none() {
                     t.rollout = Rollout::InProgress("rolling".into());

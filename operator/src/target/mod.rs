@@ -2,8 +2,8 @@
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
 use crate::constants::{
-    CLAIMED_LABEL, KNOWN_GOOD_ANNOTATION, KNOWN_GOOD_DIGEST_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION,
-    OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
+    CLAIMED_LABEL, HANDED_OVER_ANNOTATION, KNOWN_GOOD_ANNOTATION, KNOWN_GOOD_DIGEST_ANNOTATION,
+    ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
 };
 use crate::crd::{ManagedBy, WorkloadKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -46,6 +46,8 @@ pub struct TargetState {
     pub update_strategy: Option<String>,
     /// The rollout settings a canary recorded on the target before it changed them.
     pub original_strategy: Option<String>,
+    /// The upgrade and stage that handed the rest to those settings (`HANDED_OVER_ANNOTATION`).
+    pub handed_over: Option<String>,
     /// A Deployment's `spec.paused`: its controller makes no new ReplicaSet while it holds.
     pub paused: bool,
     /// The container the pod template names as its default, if any.
@@ -148,6 +150,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         uid: meta.uid.clone().unwrap_or_default(),
         update_strategy: None,
         original_strategy: ann.and_then(|a| a.get(ORIGINAL_STRATEGY_ANNOTATION).cloned()),
+        handed_over: ann.and_then(|a| a.get(HANDED_OVER_ANNOTATION).cloned()),
         default_container: template
             .metadata
             .as_ref()
@@ -315,16 +318,20 @@ pub fn image_patch(
 }
 
 /// JSON patch that sets the rollout settings (JSON, as `TargetState::update_strategy`), with
-/// the tests of `image_patch`.
+/// the tests of `image_patch`; with `handed_over`, marks the hand-over in the same write.
 pub fn strategy_patch(
     kind: WorkloadKind,
     resource_version: &str,
     owner: &str,
     owner_uid: &str,
     strategy: &str,
+    handed_over: Option<&str>,
 ) -> serde_json::Value {
     let mut ops = owned_at(resource_version, owner, owner_uid);
     ops.extend(strategy_ops(kind, strategy));
+    if let Some(mark) = handed_over {
+        ops.push(json!({"op": "add", "path": annotation_path(HANDED_OVER_ANNOTATION), "value": mark}));
+    }
     serde_json::Value::Array(ops)
 }
 
@@ -414,7 +421,7 @@ pub fn release_patch(resource_version: &str) -> serde_json::Value {
         "labels": {CLAIMED_LABEL: null},
         "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null,
             KNOWN_GOOD_DIGEST_ANNOTATION: null,
-            ORIGINAL_STRATEGY_ANNOTATION: null}
+            ORIGINAL_STRATEGY_ANNOTATION: null, HANDED_OVER_ANNOTATION: null}
     }})
 }
 

@@ -393,3 +393,15 @@ fn a_strategy_changed_by_someone_else_mid_canary_reverts_the_upgrade() {
     assert!(r.message.contains("rollout settings were changed by someone else"), "{}", r.message);
     assert_eq!(w.image("connector"), "connector:1.0", "its image is still ours, so it is reverted");
 }
+
+#[test]
+fn a_restart_right_after_the_hand_over_is_not_taken_for_someone_elses_change() {
+    let mut w = world(Portion::Count(2), None);
+    let hands_over = |w: &World| matches!(w.effects.last(), Some(Effect::SetStrategy { strategy, .. }) if strategy == ROLLING);
+    run_paced(&mut w, Duration::hours(6), hands_over);
+    // The hand-over is made on the target; the status saying so was not written yet.
+    w.fail_over();
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert!(!w.events.iter().any(|e| e.starts_with(reason::CHANGED_EXTERNALLY)), "{:?}", w.events);
+}

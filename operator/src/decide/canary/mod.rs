@@ -303,6 +303,7 @@ impl Decider<'_> {
                 target: key.clone(),
                 resource_version: t.resource_version.clone(),
                 strategy: original,
+                handed_over: None,
             };
             Some((key.clone(), restore))
         })
@@ -318,7 +319,9 @@ impl Decider<'_> {
             let (key, t) = self.target(c);
             let t = t.filter(|t| self.owns(t) && self.canaried(&key))?;
             let &(last, _) = self.appearances(&key).last()?;
-            let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending);
+            // Made by this operator before a restart, if the status does not say so yet.
+            let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending)
+                || t.handed_over.as_deref() == Some(self.hand_over_mark(last).as_str());
             let current = t.update_strategy.as_deref()?;
             (!handed_over && !left_by_canary(current)).then(|| {
                 format!(
@@ -330,6 +333,12 @@ impl Decider<'_> {
         })
     }
 
+    /// What the stage `si` that hands a canaried target to its workload marks on it
+    /// (`HANDED_OVER_ANNOTATION`).
+    pub(super) fn hand_over_mark(&self, si: usize) -> String {
+        format!("{}/{}", self.o.uid, self.o.spec.stages[si].name)
+    }
+
     /// The recorded strategy back on a canaried target: how the last stage that names it hands
     /// the rest to the workload, and how a revert ends. None when there is nothing to restore.
     pub(super) fn hand_over(&self, key: &TargetKey, t: &TargetState) -> Option<Effect> {
@@ -338,6 +347,7 @@ impl Decider<'_> {
             target: key.clone(),
             resource_version: t.resource_version.clone(),
             strategy: original,
+            handed_over: None,
         })
     }
 

@@ -131,6 +131,7 @@ impl Decider<'_> {
                     target: key.clone(),
                     resource_version: t.resource_version.clone(),
                     strategy,
+                    handed_over: None,
                 });
             }
             return Some(format!("{key}: lowering its partition to {partition}"));

@@ -127,6 +127,7 @@ impl Decider<'_> {
                     target: key.clone(),
                     resource_version: t.resource_version.clone(),
                     strategy: surge_settings(wanted),
+                    handed_over: None,
                 });
             }
             return Some(format!("{key}: widening its canary to {wanted} replicas"));
