@@ -158,10 +158,17 @@ impl Decider<'_> {
                 // workload unable to make pods).
                 if let Some((n, _, _)) = c.changes().into_iter().find(|(_, k, _)| k.is_none_or(str::is_empty))
                 {
-                    let msg = format!(
+                    let mut msg = format!(
                         "no known-good image of container {n} of {key} is recorded, so it is not reverted; \
                          set its images back by hand"
                     );
+                    // Its canary's settings stay, so that the image goes no further by itself.
+                    if let Some(original) = self.recorded_strategy(&key, t).filter(|_| self.canaried(&key)) {
+                        msg.push_str(&format!(
+                            ", then its rollout settings to {original} (they stay the canary's until then, so that \
+                             the new image goes no further)"
+                        ));
+                    }
                     let cs = &mut self.st.stages[si].components[ci];
                     cs.phase = ComponentPhase::Conflict;
                     cs.message = Some(msg.clone());
@@ -312,7 +319,7 @@ impl Decider<'_> {
         };
         if !skipped.is_empty() {
             msg.push_str(&format!(
-                "; not reverted because someone else changed or deleted them: {}",
+                "; not reverted (someone else changed or deleted them, or no known-good image is recorded: see their messages): {}",
                 skipped.join(", ")
             ));
         }

@@ -405,3 +405,22 @@ fn a_restart_right_after_the_hand_over_is_not_taken_for_someone_elses_change() {
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert!(!w.events.iter().any(|e| e.starts_with(reason::CHANGED_EXTERNALLY)), "{:?}", w.events);
 }
+
+#[test]
+fn a_canary_with_no_known_good_image_to_go_back_to_keeps_the_new_image_where_it_is() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    // A record lost on the target and in the status (both written by hand, say): the revert
+    // has no image to set back.
+    ds_mut(&mut w).known_good = None;
+    w.obs.status.stages[0].components[0].known_good_image = None;
+    w.written = Some(w.obs.status.clone());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    // Restoring RollingUpdate would roll the image it could not revert to every node.
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE), "{}", w.obs.status.message);
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"]);
+    let said = w.obs.status.stages[0].components[0].message.clone().unwrap_or_default();
+    assert!(said.contains("set its images back by hand, then its rollout settings to"), "{said}");
+}

@@ -297,6 +297,9 @@ impl Decider<'_> {
             let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
             let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
             (changed && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
+            // Still on the image it could not revert (no known-good record): the workload's own
+            // rollout would take that image to every node or replica.
+            (!self.still_runs_new_image(key, t)).then_some(())?;
             let original = t.original_strategy.clone()?;
             (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
             let restore = Effect::SetStrategy {
@@ -307,6 +310,13 @@ impl Decider<'_> {
             };
             Some((key.clone(), restore))
         })
+    }
+
+    /// Whether `t`'s template still holds an image this upgrade set on it.
+    pub(super) fn still_runs_new_image(&self, key: &TargetKey, t: &TargetState) -> bool {
+        self.recorded_components(key)
+            .filter(|c| c.applied_at.is_some())
+            .any(|c| c.changes().iter().any(|(n, _, desired)| t.image(n) == Some(*desired)))
     }
 
     /// Why the upgrade must be reverted because someone else changed the rollout settings of
