@@ -207,7 +207,7 @@ impl Decider<'_> {
                     let original_strategy = if self.canaried(&key) {
                         super::canary::strategy_to_restore(t)
                     } else {
-                        t.original_strategy.clone()
+                        super::canary::recorded_on(t)
                     };
                     let strategy_note = original_strategy
                         .as_deref()

@@ -167,8 +167,10 @@ impl Decider<'_> {
                 if self.canary_of(si, ci).is_none()
                     && let Some(mut restore) = self.hand_over(&key, t)
                 {
-                    if let Effect::SetStrategy { handed_over, .. } = &mut restore {
+                    let mut restored = String::new();
+                    if let Effect::SetStrategy { handed_over, strategy, .. } = &mut restore {
                         *handed_over = Some(self.hand_over_mark(si));
+                        restored = strategy.clone();
                     }
                     self.effect = Some(restore);
                     self.note(
@@ -176,8 +178,7 @@ impl Decider<'_> {
                         reason::IMAGE_SET,
                         "RestoreStrategy",
                         format!(
-                            "{key}: the rest is handed to its own rolling update, its recorded settings restored ({})",
-                            t.original_strategy.as_deref().unwrap_or_default()
+                            "{key}: the rest is handed to its own rolling update, its recorded settings restored ({restored})"
                         ),
                     );
                     self.set_phase(

@@ -424,3 +424,16 @@ fn a_canary_with_no_known_good_image_to_go_back_to_keeps_the_new_image_where_it_
     let said = w.obs.status.stages[0].components[0].message.clone().unwrap_or_default();
     assert!(said.contains("set its images back by hand, then its rollout settings to"), "{said}");
 }
+
+#[test]
+fn a_recorded_strategy_made_unreadable_on_the_target_is_restored_from_the_status() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    // Anyone who may edit the DaemonSet may garble the annotation.
+    ds_mut(&mut w).original_strategy = Some("RollingUpdate, please".into());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "the status's record");
+    assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new());
+}

@@ -37,13 +37,24 @@ fn left_by_canary(strategy: &str) -> bool {
     on_delete(Some(strategy)) || partition_of(Some(strategy)) > 0 || surge_of(Some(strategy)).is_some()
 }
 
+/// Whether recorded rollout settings read as settings (a JSON object).
+fn readable(s: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).is_ok()
+}
+
+/// The rollout settings recorded on `t`, when they read as settings: anyone who may edit the
+/// workload may garble the annotation, and the status keeps the same record.
+pub(super) fn recorded_on(t: &TargetState) -> Option<String> {
+    t.original_strategy.clone().filter(|s| readable(s))
+}
+
 /// The strategy a canary of `t` restores: its own, unless a canary left it (an upgrade deleted
 /// mid-canary, or this one), then the one recorded on it.
 pub(super) fn strategy_to_restore(t: &TargetState) -> Option<String> {
-    match (&t.update_strategy, &t.original_strategy) {
-        (Some(current), Some(recorded)) if left_by_canary(current) => Some(recorded.clone()),
+    match (&t.update_strategy, recorded_on(t)) {
+        (Some(current), Some(recorded)) if left_by_canary(current) => Some(recorded),
         (Some(current), _) => Some(current.clone()),
-        (None, recorded) => recorded.clone(),
+        (None, recorded) => recorded,
     }
 }
 
@@ -158,12 +169,13 @@ impl Decider<'_> {
         None
     }
 
-    /// The strategy recorded for a canaried target: on the target, or (if someone removed that
-    /// annotation) in the status, where the operator copied it.
+    /// The strategy recorded for a canaried target: on the target, or (if someone removed or
+    /// garbled that annotation) in the status, where the operator copied it.
     pub(super) fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
-        t.original_strategy
-            .clone()
-            .or_else(|| self.recorded_canaries(key).find_map(|k| k.original_update_strategy.clone()))
+        recorded_on(t).or_else(|| {
+            self.recorded_canaries(key)
+                .find_map(|k| k.original_update_strategy.clone().filter(|s| readable(s)))
+        })
     }
 
     /// What the status records of the canaries inside `key`, in every stage that names it.
@@ -300,7 +312,7 @@ impl Decider<'_> {
             // Still on the image it could not revert (no known-good record): the workload's own
             // rollout would take that image to every node or replica.
             (!self.still_runs_new_image(key, t)).then_some(())?;
-            let original = t.original_strategy.clone()?;
+            let original = recorded_on(t)?;
             (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
             let restore = Effect::SetStrategy {
                 target: key.clone(),
