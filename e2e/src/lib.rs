@@ -817,12 +817,25 @@ impl Scenario {
 
     /// `mount_faults` of the pods labelled `app={app}`.
     pub fn mount_faults_of(&mut self, ds: &str, app: &str, every: usize) {
+        self.growing_mount_faults_of(ds, app, Duration::ZERO, 1.0 / every as f64)
+    }
+
+    /// `mount_faults` of a share of the email-sync pods on those nodes that grows linearly from 0
+    /// to `max_share` over `ramp` from when a node first runs `BAD`: a slow regression of the
+    /// canary's nodes alone.
+    pub fn growing_mount_faults(&mut self, ds: &str, ramp: Duration, max_share: f64) {
+        self.growing_mount_faults_of(ds, "email-sync", ramp, max_share)
+    }
+
+    fn growing_mount_faults_of(&mut self, ds: &str, app: &str, ramp: Duration, max_share: f64) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let app = app.to_string();
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         let (ds, ns, stop) = (ds.to_string(), self.ns.clone(), self.stop.clone());
         self.tasks.push(tokio::spawn(async move {
             let mut seen = std::collections::BTreeSet::new();
+            // The failures owed so far: a pod fails each time it reaches one.
+            let (mut owed, mut bad_since) = (0.0, None::<Instant>);
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let Ok(agents) = pods.list(&ListParams::default().labels(&format!("app={ds}"))).await else {
@@ -834,15 +847,26 @@ impl Scenario {
                     .filter(|p| p.spec.iter().flat_map(|s| &s.containers).any(|c| c.image.as_deref() == Some(BAD)))
                     .filter_map(|p| p.spec.as_ref()?.node_name.clone())
                     .collect();
+                if bad.is_empty() {
+                    bad_since = None;
+                    continue;
+                }
+                let since = *bad_since.get_or_insert_with(Instant::now);
+                let grown = if ramp.is_zero() { 1.0 } else { (since.elapsed().as_secs_f64() / ramp.as_secs_f64()).min(1.0) };
                 let Ok(sync) = pods.list(&ListParams::default().labels(&format!("app={app}"))).await else {
                     continue;
                 };
                 for p in sync.items {
                     let (Some(uid), Some(name)) = (p.metadata.uid.clone(), p.metadata.name.clone()) else { continue };
                     let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-                    if !bad.contains(&node) || !seen.insert(uid.clone()) || seen.len() % every != 0 {
+                    if !bad.contains(&node) || !seen.insert(uid.clone()) {
                         continue;
                     }
+                    owed += grown * max_share;
+                    if owed < 1.0 - 1e-9 {
+                        continue;
+                    }
+                    owed -= 1.0;
                     let event: Event = serde_json::from_value(json!({
                         "metadata": {"generateName": format!("{name}.")},
                         "type": "Warning",
