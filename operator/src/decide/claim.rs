@@ -247,8 +247,10 @@ impl Decider<'_> {
                             && cs.name == c.target.name
                     })?;
                     let (_, t) = self.target(cs);
-                    let index = t?.containers.iter().position(|(n, _)| Some(n) == cs.container.as_ref())?;
-                    Some(gitops::advice(cs.managed_by.as_ref()?, &c.target, index, self.canaried(&c.target)))
+                    let indices = t?.positions(cs.changes().into_iter().map(|(n, _, _)| n));
+                    (!indices.is_empty()).then_some(())?;
+                    let canary = self.canaried(&c.target);
+                    Some(gitops::advice(cs.managed_by.as_ref()?, &c.target, &indices, canary))
                 })
                 .collect();
             self.effect = Some(Effect::Claim { claims });

@@ -327,3 +327,22 @@ fn a_known_good_record_that_is_no_reference_is_not_taken_over() {
     assert!(!w.claimed().contains(&"connector".to_string()), "{:?}", w.claimed());
     assert!(w.image_sets().is_empty());
 }
+
+#[test]
+fn flux_is_told_to_leave_every_container_the_upgrade_changes() {
+    // Driver and sidecar bumped together: drift correction would put either back.
+    let mut w = with_sidecar();
+    w.target_mut("connector-canary").managed_by =
+        Some(ManagedBy { tool: ManagerTool::FluxKustomization, name: "infra".into(), namespace: None });
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    let c = w.condition(ct::MANAGED_BY_GITOPS);
+    assert!(
+        c.message.contains(
+            "paths: [\"/spec/template/spec/containers/0/image\", \"/spec/template/spec/containers/1/image\"]"
+        ),
+        "{}",
+        c.message
+    );
+    let warned: Vec<_> = w.events.iter().filter(|e| e.starts_with(reason::MANAGED_BY_GITOPS)).collect();
+    assert!(warned.len() == 1 && warned[0].contains("containers/1/image"), "{warned:?}");
+}

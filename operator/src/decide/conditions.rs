@@ -65,10 +65,10 @@ impl Decider<'_> {
             .filter_map(|c| {
                 let m = c.managed_by.as_ref()?;
                 let (key, t) = self.target(c);
-                let index =
-                    t.and_then(|t| t.containers.iter().position(|(n, _)| Some(n) == c.container.as_ref()));
+                let changed = c.changes().into_iter().map(|(n, _, _)| n);
+                let indices = t.map(|t| t.positions(changed)).filter(|i| !i.is_empty()).unwrap_or(vec![0]);
                 let canary = self.canaried(&key);
-                Some((m.tool, crate::target::gitops::advice(m, &key, index.unwrap_or(0), canary)))
+                Some((m.tool, crate::target::gitops::advice(m, &key, &indices, canary)))
             })
             .collect();
         // A target named in several stages (a canary widened) is advised on once.

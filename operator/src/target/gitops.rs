@@ -44,17 +44,18 @@ pub fn managed_by(meta: &ObjectMeta) -> Option<ManagedBy> {
 }
 
 /// What happens to the operator's change, and the exact setting that prevents it, for `target`
-/// whose container at `index` the upgrade changes.
+/// whose containers at `indices` the upgrade changes (its own, and its alsoContainers).
 /// `canary`: the operator changes the target's rollout settings too (a canary inside it),
 /// which the tool would put back as well: a DaemonSet's or StatefulSet's updateStrategy, a
 /// Deployment's strategy, minReadySeconds and progressDeadlineSeconds.
-pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize, canary: bool) -> String {
+pub fn advice(m: &ManagedBy, target: &TargetKey, indices: &[usize], canary: bool) -> String {
     let (kind, ns, name) = (format!("{:?}", target.kind), &target.namespace, &target.name);
     let owner = match &m.namespace {
         Some(n) => format!("{n}/{}", m.name),
         None => m.name.clone(),
     };
-    let mut paths = vec![format!("\"/spec/template/spec/containers/{index}/image\"")];
+    let mut paths: Vec<String> =
+        indices.iter().map(|i| format!("\"/spec/template/spec/containers/{i}/image\"")).collect();
     let mut what = "the old image".to_string();
     if canary && target.kind == WorkloadKind::Deployment {
         for field in ["strategy", "minReadySeconds", "progressDeadlineSeconds"] {
@@ -70,7 +71,9 @@ pub fn advice(m: &ManagedBy, target: &TargetKey, index: usize, canary: bool) -> 
         ManagerTool::ArgoCd => format!(
             "{target} is managed by Argo CD application {owner}: self-heal puts {what} back. \
              Add to the Application spec.ignoreDifferences: {{group: apps, kind: {kind}, name: {name}, namespace: {ns}, \
-             managedFieldsManagers: [{FIELD_MANAGER}]}}, and to spec.syncPolicy.syncOptions: RespectIgnoreDifferences=true"
+             managedFieldsManagers: [{FIELD_MANAGER}]}}, and to spec.syncPolicy.syncOptions: RespectIgnoreDifferences=true; \
+             once the upgrade ends, set the new image in Git and remove that rule (while it stays, the fields the operator \
+             wrote last are not synced from Git)"
         ),
         ManagerTool::FluxKustomization => format!(
             "{target} is managed by Flux Kustomization {owner}: drift correction puts {what} back. \

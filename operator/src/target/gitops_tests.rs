@@ -57,15 +57,15 @@ fn the_advice_names_the_exact_setting() {
     };
     let argo =
         ManagedBy { tool: ManagerTool::ArgoCd, name: "secrets".into(), namespace: Some("argocd".into()) };
-    let a = advice(&argo, &key, 0, false);
+    let a = advice(&argo, &key, &[0], false);
     assert!(a.contains("Argo CD application argocd/secrets"), "{a}");
     assert!(a.contains("managedFieldsManagers: [maintenance-operator]"), "{a}");
     assert!(a.contains("RespectIgnoreDifferences=true"), "{a}");
     let flux = ManagedBy { tool: ManagerTool::FluxKustomization, name: "infra".into(), namespace: None };
-    let f = advice(&flux, &key, 1, false);
+    let f = advice(&flux, &key, &[1], false);
     assert!(f.contains("driftIgnoreRules: {paths: [\"/spec/template/spec/containers/1/image\"]"), "{f}");
     // A canary inside the target changes its updateStrategy too: every field is named.
-    let f = advice(&flux, &key, 1, true);
+    let f = advice(&flux, &key, &[1], true);
     assert!(
         f.contains("paths: [\"/spec/template/spec/containers/1/image\", \"/spec/updateStrategy\"]"),
         "{f}"
@@ -76,7 +76,7 @@ fn the_advice_names_the_exact_setting() {
     );
     // A Deployment's canary changes three fields of its spec.
     let web = TargetKey { kind: WorkloadKind::Deployment, ..key.clone() };
-    let f = advice(&flux, &web, 0, true);
+    let f = advice(&flux, &web, &[0], true);
     assert!(
         f.contains(
             "paths: [\"/spec/template/spec/containers/0/image\", \"/spec/strategy\", \"/spec/minReadySeconds\", \"/spec/progressDeadlineSeconds\"]"

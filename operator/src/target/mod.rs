@@ -99,6 +99,11 @@ impl TargetState {
         self.containers.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
     }
 
+    /// The pod-template positions of the containers named, in that order (those it has).
+    pub fn positions<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
+        names.into_iter().filter_map(|n| self.containers.iter().position(|(c, _)| c == n)).collect()
+    }
+
     /// Its containers' names, for a message: "a, b".
     pub fn container_names(&self) -> String {
         self.containers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
