@@ -203,7 +203,9 @@ pub struct Component {
     /// The workload's name.
     #[schemars(length(max = 253), regex(pattern = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"))]
     pub name: String,
-    /// Container whose image changes; may be omitted when the pod template has one container.
+    /// Container whose image changes; may be omitted when the pod template has one container, or
+    /// names its default one in the annotation kubectl.kubernetes.io/default-container (as charts
+    /// with sidecars do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub container: Option<String>,

@@ -320,7 +320,11 @@ impl<'a> Decider<'a> {
             }
             (None, Some(e)) => Some((
                 reason::INVALID_SPEC,
-                format!("the spec cannot be used: {e}; no stage starts or is promoted until it is fixed"),
+                format!(
+                    "the spec cannot be used: {e}; no stage starts or is promoted until it is fixed (stages cannot be \
+                     changed once the upgrade exists: to fix one, delete this upgrade, which reverts what it changed, \
+                     and apply a corrected one)"
+                ),
             )),
             (None, None) => None,
         };

@@ -34,7 +34,7 @@ fn max_unavailable(original: Option<&str>, nodes: usize) -> usize {
         Some(IntOrString::Int(n)) => usize::try_from(n).unwrap_or(0),
         Some(IntOrString::String(p)) => {
             let pct: usize = p.trim_end_matches('%').parse().unwrap_or(0);
-            (nodes * pct).div_ceil(100)
+            nodes.saturating_mul(pct).div_ceil(100)
         }
         None => 1,
     };

@@ -201,6 +201,8 @@ fn a_target_named_again_must_widen_the_same_change_and_end_whole() {
         let blocked = w.condition(ct::BLOCKED);
         assert_eq!(blocked.reason, reason::INVALID_SPEC, "{what}");
         assert!(blocked.message.contains("DaemonSet kube-system/connector"), "{what}: {}", blocked.message);
+        // Stages cannot be changed in place: the way to fix them is said.
+        assert!(blocked.message.contains("delete this upgrade"), "{what}: {}", blocked.message);
         assert!(w.effects.is_empty(), "{what}: nothing changes");
     }
 }
@@ -436,4 +438,11 @@ fn a_recorded_strategy_made_unreadable_on_the_target_is_restored_from_the_status
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "the status's record");
     assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new());
+}
+
+#[test]
+fn a_huge_max_unavailable_percentage_recorded_on_the_target_does_not_overflow() {
+    // Anyone who may edit the DaemonSet may write its recorded strategy.
+    let huge = r#"{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":"1844674407370955162%"}}"#;
+    assert!(super::max_unavailable(Some(huge), 10) >= 10);
 }
