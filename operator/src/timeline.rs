@@ -23,6 +23,19 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
         (Some(k), _) if k.total > 0 => {
             let (unit, on) =
                 if c.kind == WorkloadKind::DaemonSet { ("nodes", &k.nodes) } else { ("replicas", &k.pods) };
+            if c.phase == ComponentPhase::Reverted {
+                let back = if c.kind == WorkloadKind::DaemonSet {
+                    "whose pods were made again from the known-good image"
+                } else {
+                    "replaced from the known-good image"
+                };
+                return Some(format!(
+                    "reverted: it ran on {} of {} {unit} ({}), {back}",
+                    on.len(),
+                    k.total,
+                    on.join(", ")
+                ));
+            }
             Some(format!(
                 "{} of {} {unit} run the desired image (this stage wants {}): {}",
                 on.len(),
@@ -33,6 +46,9 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
         }
         (_, Some(asked)) => Some(match asked.selector_text() {
             Some(selector) => format!("{} of its nodes with {selector}", asked.portion()),
+            None if c.kind == WorkloadKind::Deployment => {
+                format!("{} new replicas beside its own", asked.portion())
+            }
             None if asked.replicas.is_some() => format!("its top {} of its replicas", asked.portion()),
             None => format!("{} of its nodes", asked.portion()),
         }),

@@ -101,3 +101,36 @@ fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
     );
     assert!(v.contains("canary     25% of its nodes"), "{v}");
 }
+
+#[test]
+fn the_view_of_a_reverted_canary_says_where_it_ran_not_that_it_runs() {
+    let mut mu = upgrade();
+    mu.spec.stages[0].components[0].canary =
+        Some(Canary { nodes: Some(Portion::Count(2)), node_selector: None, replicas: None });
+    let st = mu.status.as_mut().unwrap();
+    let c = &mut st.stages[0].components[0];
+    c.phase = ComponentPhase::Reverted;
+    c.canary = Some(CanaryStatus {
+        wanted: 2,
+        total: 10,
+        nodes: vec!["zone-0".into(), "zone-1".into()],
+        ..Default::default()
+    });
+    let v = view(&mu, Utc::now(), &[]);
+    assert!(!v.contains("run the desired image"), "{v}");
+    assert!(
+        v.contains("canary     reverted: it ran on 2 of 10 nodes (zone-0, zone-1), whose pods were made again from the known-good image"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_deployment_canary_is_a_few_replicas_not_its_top_ones() {
+    let mut mu = upgrade();
+    let c = &mut mu.spec.stages[0].components[0];
+    c.kind = WorkloadKind::Deployment;
+    c.canary = Some(Canary { nodes: None, node_selector: None, replicas: Some(Portion::Count(2)) });
+    mu.status.as_mut().unwrap().stages[0].components[0].kind = WorkloadKind::Deployment;
+    let v = view(&mu, Utc::now(), &[]);
+    assert!(v.contains("canary     2 new replicas beside its own"), "{v}");
+}

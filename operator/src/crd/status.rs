@@ -294,25 +294,29 @@ pub struct ContainerChange {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
-    /// How many nodes (a DaemonSet) or replicas (a StatefulSet) this stage runs the new image
-    /// on: the canary's count or percentage resolved against `total`.
+    /// How many nodes (a DaemonSet) or replicas (a StatefulSet, or new ones beside a
+    /// Deployment's own) this stage runs the new image on: the canary's count or percentage
+    /// resolved against `total`.
     #[serde(default)]
     pub wanted: i32,
-    /// Of how many: the nodes that run the DaemonSet's pods, or the StatefulSet's replicas when
-    /// the canary began.
+    /// Of how many: the nodes that run the DaemonSet's pods, or the StatefulSet's or
+    /// Deployment's replicas when the canary began.
     #[serde(default)]
     pub total: i32,
     /// A DaemonSet's nodes whose pod runs the new image, by name. A pod the workload's
     /// controller made again on another node (a new node, an eviction) gets the new image too,
-    /// and is counted.
+    /// and is counted. Once the component is Reverted, the nodes it ran on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
-    /// A StatefulSet's pods that run the new image, by name (its top ordinals).
+    /// A StatefulSet's pods (its top ordinals) or a Deployment's new ones that run the new
+    /// image, by name. Once the component is Reverted, the pods it ran on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<String>,
-    /// The workload's updateStrategy before the canary set it to OnDelete, as JSON exactly as
-    /// the API server held it (also on the target, annotation maintenance.dev/original-update-strategy).
-    /// Restored when the last stage that names the target starts, and when it is reverted.
+    /// The workload's rollout settings before the canary changed them (a DaemonSet's or
+    /// StatefulSet's updateStrategy; a Deployment's strategy, minReadySeconds and
+    /// progressDeadlineSeconds), as JSON exactly as the API server held them (also on the target,
+    /// annotation maintenance.dev/original-update-strategy). Restored when the last stage that
+    /// names the target starts, and when it is reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_update_strategy: Option<String>,
 }
