@@ -29,6 +29,19 @@ pub const FAILURE_WAITING_REASONS: &[&str] = &[
 /// any pending limit plus the longest span one read covers.
 pub const KEEP_DELETED: Duration = Duration::hours(3);
 
+/// The most label bytes (keys and values) a pod's facts keep. The API server caps an object's
+/// size, not its labels: a pod of any tenant could carry a megabyte of them, and a few hundred
+/// such pods would fill the operator's memory. One with more keeps none, so it matches no
+/// selector that names a label (real pods carry a few hundred bytes).
+const MAX_LABEL_BYTES: usize = 16 * 1024;
+
+/// `labels`, unless they are more than `MAX_LABEL_BYTES`.
+fn bounded(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    let labels = labels.into_iter().flatten();
+    let size: usize = labels.clone().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_LABEL_BYTES { BTreeMap::new() } else { labels.map(|(k, v)| (k.clone(), v.clone())).collect() }
+}
+
 /// What the built-in signal needs to know of one pod.
 #[derive(Clone, Debug, PartialEq)]
 struct PodFacts {
@@ -281,7 +294,7 @@ impl PodIndex {
         let facts = PodFacts {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             node: spec.and_then(|s| s.node_name.clone().or_else(|| daemon_node(s))).unwrap_or_default(),
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            labels: bounded(pod.metadata.labels.as_ref()),
             created,
             pending: status.and_then(|s| s.phase.as_deref()) == Some("Pending"),
             waiting_failure: status

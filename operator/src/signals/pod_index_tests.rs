@@ -296,3 +296,23 @@ fn a_canary_counts_the_pods_bound_to_its_nodes_and_its_control_every_other() {
     assert_eq!(count(NodeScope::Off(canary)), Counts { attempts: 2, errors: 1 });
     assert_eq!(count(NodeScope::All), Counts { attempts: 4, errors: 2 });
 }
+
+#[test]
+fn a_pod_with_labels_made_to_fill_memory_keeps_none_of_them() {
+    // The API server caps an object's size, not its labels: a pod can carry about a megabyte.
+    let mut big = pod("big", "2026-11-24T10:00:10Z", "Running", None);
+    let labels = big.metadata.labels.get_or_insert_with(Default::default);
+    for i in 0..400 {
+        labels.insert(format!("example.com/l{i}"), "x".repeat(63));
+    }
+    let small = pod("small", "2026-11-24T10:00:20Z", "Running", None);
+    let ix = listed(&[big, small], &[], t("2026-11-24T10:06:00Z"));
+    let kept: Vec<usize> = ix.pods.values().map(|p| p.labels.len()).collect();
+    assert!(kept.contains(&0) && kept.contains(&1), "{kept:?}");
+    // So it matches no selector that names a label, and every selector that names none.
+    let sync = crate::signals::selector::parse("app=sync").unwrap();
+    let only = |s: &Selector| {
+        ix.counts(&[], s, &NodeScope::All, t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5))
+    };
+    assert_eq!((only(&sync).attempts, only(&all()).attempts), (1, 2));
+}
