@@ -94,19 +94,28 @@ pub fn canary_upgrade(ns: &str, name: &str, soak: &str, image: &str) -> String {
     )
 }
 
-/// The field managers that own `field` (e.g. `image`) anywhere in the object of `meta`, by
-/// its managedFields.
+/// The field managers that own the field at `path` of the object of `meta`, by its
+/// managedFields (their fieldsV1 keys, such as `["f:spec", "f:updateStrategy"]`).
 pub fn managers_of<'a>(
     meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    field: &str,
+    path: &[&str],
 ) -> Vec<&'a str> {
-    let field = format!("\"f:{field}\"");
+    let owns = |v: &serde_json::Value| path.iter().try_fold(v, |node, key| node.get(*key)).is_some();
     meta.managed_fields
         .iter()
         .flatten()
-        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.to_string().contains(&field)))
+        .filter(|f| f.fields_v1.as_ref().is_some_and(|v| owns(&v.0)))
         .filter_map(|f| f.manager.as_deref())
         .collect()
+}
+
+/// The field managers that own the image of container `name` of the workload of `meta`.
+pub fn image_owners<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    name: &str,
+) -> Vec<&'a str> {
+    let container = format!("k:{{\"name\":\"{name}\"}}");
+    managers_of(meta, &["f:spec", "f:template", "f:spec", "f:containers", &container, "f:image"])
 }
 
 /// Poll `check` until it holds; fail saying `what` did not happen within `timeout`.

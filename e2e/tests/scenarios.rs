@@ -27,8 +27,8 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     // The image change is attributable to the operator's one field manager, which is what
     // Argo CD's ignoreDifferences.managedFieldsManagers names.
     let canary = s.daemonsets().get("connector-canary").await.unwrap();
-    let image_owners = managers_of(&canary.metadata, "image");
-    assert!(image_owners.contains(&FIELD_MANAGER), "managers of the image: {image_owners:?}");
+    let owners = image_owners(&canary.metadata, "connector");
+    assert!(owners.contains(&FIELD_MANAGER), "managers of the image: {owners:?}");
     let claimed = ListParams::default().labels(&format!("{CLAIMED_LABEL}={uid}"));
     let names: Vec<String> =
         s.daemonsets().list(&claimed).await.unwrap().iter().map(|d| d.name_any()).collect();
@@ -1245,8 +1245,10 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
             .clone();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&recorded).unwrap(), original);
     // The strategy change is attributed to the operator's field manager, like the image.
-    let strategy_owners = managers_of(&ds.metadata, "updateStrategy");
+    let strategy_owners = managers_of(&ds.metadata, &["f:spec", "f:updateStrategy"]);
     assert!(strategy_owners.contains(&FIELD_MANAGER), "managers of the strategy: {strategy_owners:?}");
+    let owners = image_owners(&ds.metadata, "connector");
+    assert!(owners.contains(&FIELD_MANAGER), "managers of the image: {owners:?}");
     let mu = s.upgrades().get("up").await.unwrap();
     let c = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
     assert_eq!((c.wanted, c.total, c.nodes.len()), (2, ZONES as i32, 2));
@@ -1306,7 +1308,16 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
         .await;
     let c = &claimed.status.unwrap().stages[0].components[0];
     assert_eq!(c.also_containers[0].known_good_image.as_deref(), Some(REGISTRAR));
-    assert_eq!(sidecar(&s.daemonsets().get("connector").await.unwrap()), registrar, "with the connector");
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    assert_eq!(sidecar(&ds), registrar, "with the connector");
+    // Every field the canary changed is the operator's field manager's: both images, the strategy.
+    for owners in [
+        image_owners(&ds.metadata, "connector"),
+        image_owners(&ds.metadata, "registrar"),
+        managers_of(&ds.metadata, &["f:spec", "f:updateStrategy"]),
+    ] {
+        assert!(owners.contains(&FIELD_MANAGER), "{owners:?} in {:?}", ds.metadata.managed_fields);
+    }
     // The operator restarts while the regression grows: it goes on from the status and the target.
     s.operator.kill();
     s.operator.restart().unwrap();
@@ -1369,6 +1380,10 @@ async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_rever
         partition(&sts.get("db").await.unwrap()) == Some(3)
     })
     .await;
+    let db = sts.get("db").await.unwrap();
+    for owners in [image_owners(&db.metadata, "connector"), managers_of(&db.metadata, &["f:spec", "f:updateStrategy"])] {
+        assert!(owners.contains(&FIELD_MANAGER), "{owners:?} in {:?}", db.metadata.managed_fields);
+    }
     s.operator.restart().unwrap();
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(180)).await;
     let st = mu.status.unwrap();
@@ -1436,10 +1451,12 @@ async fn s22_a_deployment_canary_runs_beside_its_replicas_then_its_settings_are_
     assert_eq!((canary.wanted, canary.total, canary.pods.len()), (2, 6, 2));
     // Every field the canary changes is attributed to the operator's field manager.
     let d = deployments.get("web").await.unwrap();
-    for field in ["strategy", "minReadySeconds", "progressDeadlineSeconds"] {
-        let owners = managers_of(&d.metadata, field);
+    for field in ["f:strategy", "f:minReadySeconds", "f:progressDeadlineSeconds"] {
+        let owners = managers_of(&d.metadata, &["f:spec", field]);
         assert!(owners.contains(&FIELD_MANAGER), "managers of {field}: {owners:?}");
     }
+    let owners = image_owners(&d.metadata, "connector");
+    assert!(owners.contains(&FIELD_MANAGER), "managers of the image: {owners:?}");
     // The operator killed mid-canary widens it and hands the rest over from what it recorded.
     s.operator.kill();
     s.operator.restart().unwrap();
