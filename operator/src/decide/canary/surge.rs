@@ -37,13 +37,17 @@ pub(super) fn surge_settings(k: usize) -> String {
     .to_string()
 }
 
-/// The canary's size, if `settings` are a canary's.
+/// The canary's size, if `settings` are a canary's: a rolling update that may only add pods,
+/// held from ever counting them available. One that may take a pod away (a chart's rolling
+/// update put back beside the held minReadySeconds) is not: the controller would scale an old
+/// replica down and grow the canary, unjudged.
 pub(in crate::decide) fn surge_of(settings: Option<&str>) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(settings?).ok()?;
-    if v["minReadySeconds"].as_i64() != Some(HOLD_READY_SECONDS) {
+    let rolling = &v["strategy"]["rollingUpdate"];
+    if v["minReadySeconds"].as_i64() != Some(HOLD_READY_SECONDS) || rolling["maxUnavailable"].as_i64() != Some(0) {
         return None;
     }
-    usize::try_from(v["strategy"]["rollingUpdate"]["maxSurge"].as_u64()?).ok()
+    usize::try_from(rolling["maxSurge"].as_u64()?).ok()
 }
 
 /// Whether a Deployment's settings (`target::deployment_settings`) update by Recreate.

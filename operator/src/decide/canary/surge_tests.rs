@@ -206,3 +206,19 @@ fn a_scale_down_during_the_canary_bounds_it_for_a_while_only() {
     w.step();
     assert_eq!((canary(&w).wanted, canary(&w).total), (3, 6), "its first size again");
 }
+
+#[test]
+fn a_deployment_whose_surge_someone_made_take_pods_away_mid_canary_is_reverted() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    // `helm upgrade` puts back the chart's rolling update and leaves minReadySeconds alone: the
+    // controller may now take an old replica away, and grows the canary unjudged.
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
+    v["strategy"]["rollingUpdate"] = serde_json::json!({"maxSurge": 1, "maxUnavailable": 1});
+    t.update_strategy = Some(v.to_string());
+    bump(t);
+    w.run_until(Duration::hours(1), terminal);
+    let r = w.obs.status.rollback.clone().unwrap();
+    assert_eq!(r.reason, reason::CHANGED_EXTERNALLY, "{}", r.message);
+}
