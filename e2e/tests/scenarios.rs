@@ -1266,7 +1266,12 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
         assert!(std::time::Instant::now() < deadline, "no pod bound to {joined}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(s.pods_by_node("connector").await[&joined].1, next);
+    let joined_too = s.pods_by_node("connector").await;
+    assert_eq!(joined_too[&joined].1, next);
+    // The node that joined took no other node's place: the rest run the pods they started with.
+    for (node, (uid, image)) in during.iter().skip(2) {
+        assert_eq!((&joined_too[node].0, joined_too[node].1.as_str()), (uid, image.as_str()), "{node} untouched");
+    }
     s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     s.wait_rolled_out("connector", SECS(60)).await;
     let after = s.pods_by_node("connector").await;
