@@ -1270,7 +1270,11 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     assert_eq!(joined_too[&joined].1, next);
     // The node that joined took no other node's place: the rest run the pods they started with.
     for (node, (uid, image)) in during.iter().skip(2) {
-        assert_eq!((&joined_too[node].0, joined_too[node].1.as_str()), (uid, image.as_str()), "{node} untouched");
+        assert_eq!(
+            (&joined_too[node].0, joined_too[node].1.as_str()),
+            (uid, image.as_str()),
+            "{node} untouched"
+        );
     }
     s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     s.wait_rolled_out("connector", SECS(60)).await;
@@ -1386,7 +1390,9 @@ async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_rever
     })
     .await;
     let db = sts.get("db").await.unwrap();
-    for owners in [image_owners(&db.metadata, "connector"), managers_of(&db.metadata, &["f:spec", "f:updateStrategy"])] {
+    for owners in
+        [image_owners(&db.metadata, "connector"), managers_of(&db.metadata, &["f:spec", "f:updateStrategy"])]
+    {
         assert!(owners.contains(&FIELD_MANAGER), "{owners:?} in {:?}", db.metadata.managed_fields);
     }
     s.operator.restart().unwrap();

@@ -39,7 +39,11 @@ const MAX_LABEL_BYTES: usize = 16 * 1024;
 fn bounded(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
     let labels = labels.into_iter().flatten();
     let size: usize = labels.clone().map(|(k, v)| k.len() + v.len()).sum();
-    if size > MAX_LABEL_BYTES { BTreeMap::new() } else { labels.map(|(k, v)| (k.clone(), v.clone())).collect() }
+    if size > MAX_LABEL_BYTES {
+        BTreeMap::new()
+    } else {
+        labels.map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 /// What the built-in signal needs to know of one pod.

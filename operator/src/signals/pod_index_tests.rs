@@ -312,7 +312,14 @@ fn a_pod_with_labels_made_to_fill_memory_keeps_none_of_them() {
     // So it matches no selector that names a label, and every selector that names none.
     let sync = crate::signals::selector::parse("app=sync").unwrap();
     let only = |s: &Selector| {
-        ix.counts(&[], s, &NodeScope::All, t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"), Duration::minutes(5))
+        ix.counts(
+            &[],
+            s,
+            &NodeScope::All,
+            t("2026-11-24T10:05:00Z"),
+            t("2026-11-24T10:06:00Z"),
+            Duration::minutes(5),
+        )
     };
     assert_eq!((only(&sync).attempts, only(&all()).attempts), (1, 2));
 }

@@ -44,7 +44,9 @@ pub(super) fn surge_settings(k: usize) -> String {
 pub(in crate::decide) fn surge_of(settings: Option<&str>) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(settings?).ok()?;
     let rolling = &v["strategy"]["rollingUpdate"];
-    if v["minReadySeconds"].as_i64() != Some(HOLD_READY_SECONDS) || rolling["maxUnavailable"].as_i64() != Some(0) {
+    if v["minReadySeconds"].as_i64() != Some(HOLD_READY_SECONDS)
+        || rolling["maxUnavailable"].as_i64() != Some(0)
+    {
         return None;
     }
     usize::try_from(rolling["maxSurge"].as_u64()?).ok()
