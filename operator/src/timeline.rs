@@ -24,10 +24,10 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
             let (unit, on) =
                 if c.kind == WorkloadKind::DaemonSet { ("nodes", &k.nodes) } else { ("replicas", &k.pods) };
             if c.phase == ComponentPhase::Reverted {
-                let back = if c.kind == WorkloadKind::DaemonSet {
-                    "whose pods were made again from the known-good image"
-                } else {
-                    "replaced from the known-good image"
+                let back = match c.kind {
+                    WorkloadKind::DaemonSet => "whose pods were made again from the known-good image",
+                    WorkloadKind::StatefulSet => "made again from the known-good image",
+                    WorkloadKind::Deployment => "scaled away beside the known-good ones",
                 };
                 return Some(format!(
                     "reverted: it ran on {} of {} {unit} ({}), {back}",
@@ -46,9 +46,10 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
         }
         (_, Some(asked)) => Some(match asked.selector_text() {
             Some(selector) => format!("{} of its nodes with {selector}", asked.portion()),
-            None if c.kind == WorkloadKind::Deployment => {
-                format!("{} new replicas beside its own", asked.portion())
-            }
+            None if c.kind == WorkloadKind::Deployment => match asked.portion() {
+                Portion::Percent(p) => format!("new replicas, {p} of its count, beside its own"),
+                n => format!("{n} new replicas beside its own"),
+            },
             None if asked.replicas.is_some() => format!("its top {} of its replicas", asked.portion()),
             None => format!("{} of its nodes", asked.portion()),
         }),

@@ -24,7 +24,7 @@ spec:
       components:
         - {kind: DaemonSet, name: connector, image: "registry.example.com/secrets-store/connector:v1.4.0",
            canary: {nodes: 2}}
-      soak: 60s
+      soak: 90s
       progressDeadline: 60s
     - name: fleet
       components: [{kind: DaemonSet, name: connector, image: "registry.example.com/secrets-store/connector:v1.4.0"}]
@@ -51,7 +51,7 @@ async fn main() -> ExitCode {
     println!("  * one connector DaemonSet, {GOOD} beside a registrar sidecar, on every node;");
     println!("    {BAD} slowly breaks secret mounts on the nodes that run it (a growing");
     println!("    share of the new pods there, all of them after 30 s, never start)");
-    println!("  * upgrade: a canary on 2 of its {ZONES} nodes, 60 s soak, then every node, 48 s soak;");
+    println!("  * upgrade: a canary on 2 of its {ZONES} nodes, 90 s soak, then every node, 48 s soak;");
     println!("    automatic rollback");
     println!("  * analysis every 2 s; the CUSUM steps every 2 s (10 minutes in a real cluster)\n");
     let mut s = Scenario::new("demo").await;

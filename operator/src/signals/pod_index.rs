@@ -31,19 +31,16 @@ pub const KEEP_DELETED: Duration = Duration::hours(3);
 
 /// The most label bytes (keys and values) a pod's facts keep. The API server caps an object's
 /// size, not its labels: a pod of any tenant could carry a megabyte of them, and a few hundred
-/// such pods would fill the operator's memory. One with more keeps none, so it matches no
-/// selector that names a label (real pods carry a few hundred bytes).
+/// such pods would fill the operator's memory. One with more keeps none, and is counted only
+/// by a signal that selects every pod: not by one with a selector, whatever its terms (with no
+/// labels it would pass `!=` and `notin`). Real pods carry a few hundred bytes.
 const MAX_LABEL_BYTES: usize = 16 * 1024;
 
-/// `labels`, unless they are more than `MAX_LABEL_BYTES`.
-fn bounded(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+/// `labels`, unless they are more than `MAX_LABEL_BYTES` (None).
+fn bounded(labels: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
     let labels = labels.into_iter().flatten();
     let size: usize = labels.clone().map(|(k, v)| k.len() + v.len()).sum();
-    if size > MAX_LABEL_BYTES {
-        BTreeMap::new()
-    } else {
-        labels.map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
+    (size <= MAX_LABEL_BYTES).then(|| labels.map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 /// What the built-in signal needs to know of one pod.
@@ -52,7 +49,8 @@ struct PodFacts {
     namespace: String,
     /// The node it is bound to (or a DaemonSet's pod is made for); empty before it is.
     node: String,
-    labels: BTreeMap<String, String>,
+    /// None: more than `MAX_LABEL_BYTES`, not kept.
+    labels: Option<BTreeMap<String, String>>,
     created: DateTime<Utc>,
     pending: bool,
     waiting_failure: bool,
@@ -224,7 +222,8 @@ impl PodIndex {
             if !namespaces.is_empty() && !namespaces.contains(&p.namespace) {
                 continue;
             }
-            if !selector.matches(&p.labels) || !nodes.admits(&p.node) {
+            let selected = p.labels.as_ref().map_or(selector.selects_all(), |l| selector.matches(l));
+            if !selected || !nodes.admits(&p.node) {
                 continue;
             }
             c.attempts += 1;

@@ -307,19 +307,14 @@ fn a_pod_with_labels_made_to_fill_memory_keeps_none_of_them() {
     }
     let small = pod("small", "2026-11-24T10:00:20Z", "Running", None);
     let ix = listed(&[big, small], &[], t("2026-11-24T10:06:00Z"));
-    let kept: Vec<usize> = ix.pods.values().map(|p| p.labels.len()).collect();
-    assert!(kept.contains(&0) && kept.contains(&1), "{kept:?}");
-    // So it matches no selector that names a label, and every selector that names none.
-    let sync = crate::signals::selector::parse("app=sync").unwrap();
-    let only = |s: &Selector| {
-        ix.counts(
-            &[],
-            s,
-            &NodeScope::All,
-            t("2026-11-24T10:05:00Z"),
-            t("2026-11-24T10:06:00Z"),
-            Duration::minutes(5),
-        )
+    let kept: Vec<Option<usize>> = ix.pods.values().map(|p| p.labels.as_ref().map(|l| l.len())).collect();
+    assert!(kept.contains(&None) && kept.contains(&Some(1)), "{kept:?}");
+    // So only a signal that selects every pod counts it: not one with a selector, not even one
+    // it would pass with no labels (`!=`, `notin`).
+    let counted = |s: &Selector| {
+        let (from, to) = (t("2026-11-24T10:05:00Z"), t("2026-11-24T10:06:00Z"));
+        ix.counts(&[], s, &NodeScope::All, from, to, Duration::minutes(5)).attempts
     };
-    assert_eq!((only(&sync).attempts, only(&all()).attempts), (1, 2));
+    let by = |text: &str| counted(&crate::signals::selector::parse(text).unwrap());
+    assert_eq!([by("app=sync"), by("team notin (a)"), by("app!=web"), counted(&all())], [1, 1, 1, 2]);
 }

@@ -367,16 +367,33 @@ fn a_canary_waits_while_the_nodes_its_selector_selects_are_not_read() {
 #[test]
 fn a_canaried_target_changed_by_someone_else_gets_its_strategy_back_before_it_is_released() {
     let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    a_hotfix_mid_canary_gets_the_strategy_back(&mut w);
+}
+
+#[test]
+fn a_canaried_target_whose_sidecar_still_runs_its_new_image_gets_its_strategy_back_too() {
+    // Driver and sidecar bumped together: the hotfix replaces the driver alone.
+    let mut w = world(Portion::Count(2), None);
+    for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+        c.also_containers = vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+    }
+    ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
+    a_hotfix_mid_canary_gets_the_strategy_back(&mut w);
+    assert_eq!(ds(&w).containers[1].1, "registrar:2.0", "left as the hotfix found it");
+}
+
+fn a_hotfix_mid_canary_gets_the_strategy_back(w: &mut World) {
+    run_paced(w, Duration::hours(1), |w| soaking(w, 0));
     // A hotfix of someone else's mid-canary: the operator lets go of the image...
-    ds_mut(&mut w).containers[0].1 = "connector:9-hotfix".into();
-    bump(ds_mut(&mut w));
+    ds_mut(w).containers[0].1 = "connector:9-hotfix".into();
+    bump(ds_mut(w));
     w.obs.spec.rollback.requested = true;
-    run_paced(&mut w, Duration::hours(1), terminal);
+    run_paced(w, Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector"), "connector:9-hotfix", "not its image");
     // ...but not of the OnDelete it set: the DaemonSet gets its own strategy back.
-    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+    assert_eq!(ds(w).update_strategy.as_deref(), Some(ROLLING));
     assert!(w.events.iter().any(|e| e.contains("which its canary left")), "{:?}", w.events);
 }
 
@@ -429,15 +446,18 @@ fn a_canary_with_no_known_good_image_to_go_back_to_keeps_the_new_image_where_it_
 
 #[test]
 fn a_recorded_strategy_made_unreadable_on_the_target_is_restored_from_the_status() {
-    let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
-    // Anyone who may edit the DaemonSet may garble the annotation.
-    ds_mut(&mut w).original_strategy = Some("RollingUpdate, please".into());
-    w.obs.spec.rollback.requested = true;
-    w.run_until(Duration::hours(2), terminal);
-    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "the status's record");
-    assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new());
+    // Anyone who may edit the DaemonSet may garble the annotation: not JSON, no strategy at
+    // all (written, the API server's defaults would never read back the same), a canary's.
+    for garbled in ["RollingUpdate, please", "{}", r#"{"x":1}"#, ON_DELETE] {
+        let mut w = world(Portion::Count(2), None);
+        run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+        ds_mut(&mut w).original_strategy = Some(garbled.into());
+        w.obs.spec.rollback.requested = true;
+        w.run_until(Duration::hours(2), terminal);
+        assert_eq!(w.phase(), Phase::RolledBack, "{garbled}: {}", w.obs.status.message);
+        assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{garbled}: the status's record");
+        assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new());
+    }
 }
 
 #[test]

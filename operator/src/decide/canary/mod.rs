@@ -37,9 +37,14 @@ fn left_by_canary(strategy: &str) -> bool {
     on_delete(Some(strategy)) || partition_of(Some(strategy)) > 0 || surge_of(Some(strategy)).is_some()
 }
 
-/// Whether recorded rollout settings read as settings (a JSON object).
+/// Whether recorded rollout settings read as a workload's own: a DaemonSet's or StatefulSet's
+/// updateStrategy (with its `type`) or a Deployment's settings (with its `strategy`), and not a
+/// canary's. Anything else would be written as no change, or as the API server's defaults,
+/// and never read back the same: the revert would wait for it for ever.
 fn readable(s: &str) -> bool {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s).is_ok()
+    let Ok(v) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s) else { return false };
+    (v.get("type").is_some_and(|t| t.is_string()) || v.get("strategy").is_some_and(|t| t.is_object()))
+        && !left_by_canary(s)
 }
 
 /// The rollout settings recorded on `t`, when they read as settings: anyone who may edit the
@@ -311,7 +316,7 @@ impl Decider<'_> {
             (changed && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
             // Still on the image it could not revert (no known-good record): the workload's own
             // rollout would take that image to every node or replica.
-            (!self.still_runs_new_image(key, t)).then_some(())?;
+            (!self.runs_an_image_it_cannot_revert(key, t)).then_some(())?;
             let original = recorded_on(t)?;
             (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
             let restore = Effect::SetStrategy {
@@ -324,11 +329,14 @@ impl Decider<'_> {
         })
     }
 
-    /// Whether `t`'s template still holds an image this upgrade set on it.
-    pub(super) fn still_runs_new_image(&self, key: &TargetKey, t: &TargetState) -> bool {
-        self.recorded_components(key)
-            .filter(|c| c.applied_at.is_some())
-            .any(|c| c.changes().iter().any(|(n, _, desired)| t.image(n) == Some(*desired)))
+    /// Whether `t`'s template still holds an image this upgrade set on it and has no known-good
+    /// record of, which a revert could not set back.
+    pub(super) fn runs_an_image_it_cannot_revert(&self, key: &TargetKey, t: &TargetState) -> bool {
+        self.recorded_components(key).filter(|c| c.applied_at.is_some()).any(|c| {
+            c.changes()
+                .iter()
+                .any(|(n, known_good, desired)| known_good.is_none_or(str::is_empty) && t.image(n) == Some(*desired))
+        })
     }
 
     /// Why the upgrade must be reverted because someone else changed the rollout settings of
