@@ -376,7 +376,8 @@ fn a_canaried_target_whose_sidecar_still_runs_its_new_image_gets_its_strategy_ba
     let mut w = world(Portion::Count(2), None);
     for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
         c.container = Some("connector".into());
-        c.also_containers = vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+        c.also_containers =
+            vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
     }
     ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
     a_hotfix_mid_canary_gets_the_strategy_back(&mut w);

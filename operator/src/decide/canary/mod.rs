@@ -333,9 +333,9 @@ impl Decider<'_> {
     /// record of, which a revert could not set back.
     pub(super) fn runs_an_image_it_cannot_revert(&self, key: &TargetKey, t: &TargetState) -> bool {
         self.recorded_components(key).filter(|c| c.applied_at.is_some()).any(|c| {
-            c.changes()
-                .iter()
-                .any(|(n, known_good, desired)| known_good.is_none_or(str::is_empty) && t.image(n) == Some(*desired))
+            c.changes().iter().any(|(n, known_good, desired)| {
+                known_good.is_none_or(str::is_empty) && t.image(n) == Some(*desired)
+            })
         })
     }
 
