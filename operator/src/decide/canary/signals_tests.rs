@@ -216,36 +216,55 @@ fn status_canary_names_the_nodes_and_the_revision_a_prometheus_query_follows() {
     assert_eq!(canary(&w).nodes, ["node-1", "node-2"], "a Prometheus query keeps its canary");
 }
 
-#[test]
-fn the_look_that_hands_over_does_not_judge_the_copy_it_retires() {
-    let mut w = world();
-    // A look whose samples were read while the canary ran, decided as it hands over.
-    let mut handed_over = false;
+/// Look until the look that retires the copy, calling `before_each` on the copy still running
+/// before every look (with the time of that look): the copy before that look and after it.
+fn the_hand_over_look(
+    w: &mut World,
+    mut before_each: impl FnMut(&mut SignalStatus, DateTime<Utc>),
+) -> (SignalStatus, SignalStatus) {
     for _ in 0..2000 {
         let now = w.obs.now;
-        // Every look has a sample of the copy due, the hand-over's included.
         if let Some(a) =
             w.obs.status.analysis.iter_mut().find(|a| a.name.ends_with("@canary") && !a.nodes.is_empty())
-            && a.sampled_to.is_some()
         {
-            a.sampled_to = Some(now - Duration::hours(1));
-            a.analysed_at = a.sampled_to;
+            before_each(a, now);
         }
-        let before = canary_entry_opt(&w);
+        let before = canary_entry_opt(w);
         w.look();
-        let after = canary_entry_opt(&w);
-        if let (Some(b), Some(a)) = (before, after)
+        if let (Some(b), Some(a)) = (before, canary_entry_opt(w))
             && !b.nodes.is_empty()
             && a.nodes.is_empty()
         {
-            assert_eq!(a.sampled_to, b.sampled_to, "not judged once retired: {}", a.reason);
-            assert_eq!(a.verdict, Verdict::Inconclusive);
-            assert!(a.reason.contains("handed over"), "{}", a.reason);
-            handed_over = true;
-            break;
+            return (b, a);
         }
     }
-    assert!(handed_over, "{}", w.obs.status.message);
+    panic!("never handed over: {}", w.obs.status.message);
+}
+
+#[test]
+fn the_look_that_hands_over_does_not_judge_the_copy_it_retires() {
+    let mut w = world();
+    // A look whose samples were read while the canary ran, decided as it hands over: every look
+    // has a sample of the copy due, the hand-over's included.
+    let (b, a) = the_hand_over_look(&mut w, |a, now| {
+        if a.sampled_to.is_some() {
+            a.sampled_to = Some(now - Duration::hours(1));
+            a.analysed_at = a.sampled_to;
+        }
+    });
+    assert_eq!(a.sampled_to, b.sampled_to, "not judged once retired: {}", a.reason);
+    assert_eq!(a.verdict, Verdict::Inconclusive);
+    assert!(a.reason.contains("handed over"), "{}", a.reason);
+}
+
+#[test]
+fn the_look_that_hands_over_clears_what_the_copy_said_of_its_baseline() {
+    let mut w = world();
+    // Words the copy could still carry into the look that retires it.
+    let (_, a) = the_hand_over_look(&mut w, |a, _| {
+        a.baseline_limit = Some("a regression at 2x would add about 10 failures".into());
+    });
+    assert_eq!(a.baseline_limit, None, "nothing said of a copy read no more: {}", a.reason);
 }
 
 #[test]
@@ -318,30 +337,4 @@ fn a_larger_canary_is_suggested_only_among_the_nodes_it_may_take() {
     // Of a single node it may take, no larger canary: only the soak.
     let said = selecting(&["node-3"]);
     assert!(said.contains("whose stage has a soak of 20m would bring it to 20"), "{said}");
-}
-
-#[test]
-fn the_look_that_hands_over_clears_what_the_copy_said_of_its_baseline() {
-    let mut w = world();
-    let mut handed_over = false;
-    for _ in 0..2000 {
-        // Words the copy could still carry into the look that retires it.
-        if let Some(a) =
-            w.obs.status.analysis.iter_mut().find(|a| a.name.ends_with("@canary") && !a.nodes.is_empty())
-        {
-            a.baseline_limit = Some("a regression at 2x would add about 10 failures".into());
-        }
-        let before = canary_entry_opt(&w);
-        w.look();
-        let after = canary_entry_opt(&w);
-        if let (Some(b), Some(a)) = (before, after)
-            && !b.nodes.is_empty()
-            && a.nodes.is_empty()
-        {
-            assert_eq!(a.baseline_limit, None, "nothing said of a copy read no more: {}", a.reason);
-            handed_over = true;
-            break;
-        }
-    }
-    assert!(handed_over, "{}", w.obs.status.message);
 }
