@@ -24,17 +24,18 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
             let (unit, on) =
                 if c.kind == WorkloadKind::DaemonSet { ("nodes", &k.nodes) } else { ("replicas", &k.pods) };
             if c.phase == ComponentPhase::Reverted {
-                let back = match c.kind {
-                    WorkloadKind::DaemonSet => "whose pods were made again from the known-good image",
-                    WorkloadKind::StatefulSet => "made again from the known-good image",
-                    WorkloadKind::Deployment => "scaled away beside the known-good ones",
-                };
-                return Some(format!(
-                    "reverted: it ran on {} of {} {unit} ({}), {back}",
-                    on.len(),
-                    k.total,
-                    on.join(", ")
-                ));
+                let (n, of, names) = (on.len(), k.total, on.join(", "));
+                return Some(match c.kind {
+                    WorkloadKind::DaemonSet => format!(
+                        "reverted: it ran on {n} of {of} nodes ({names}), whose pods were made again from the known-good image"
+                    ),
+                    WorkloadKind::StatefulSet => format!(
+                        "reverted: it ran on the top {n} of {of} replicas ({names}), made again from the known-good image"
+                    ),
+                    WorkloadKind::Deployment => {
+                        format!("reverted: its {n} new replicas ({names}), beside the {of}, were scaled away")
+                    }
+                });
             }
             Some(format!(
                 "{} of {} {unit} run the desired image (this stage wants {}): {}",

@@ -133,4 +133,13 @@ fn a_deployment_canary_is_a_few_replicas_not_its_top_ones() {
     mu.status.as_mut().unwrap().stages[0].components[0].kind = WorkloadKind::Deployment;
     let v = view(&mu, Utc::now(), &[]);
     assert!(v.contains("canary     2 new replicas beside its own"), "{v}");
+    mu.spec.stages[0].components[0].canary.as_mut().unwrap().replicas = Some(Portion::Percent("50%".into()));
+    let v = view(&mu, Utc::now(), &[]);
+    assert!(v.contains("canary     new replicas, 50% of its count, beside its own"), "{v}");
+    // Reverted: they ran beside the others, and were scaled away.
+    let c = &mut mu.status.as_mut().unwrap().stages[0].components[0];
+    c.phase = ComponentPhase::Reverted;
+    c.canary = Some(CanaryStatus { wanted: 2, total: 6, pods: vec!["web-a".into(), "web-b".into()], ..Default::default() });
+    let v = view(&mu, Utc::now(), &[]);
+    assert!(v.contains("canary     reverted: its 2 new replicas (web-a, web-b), beside the 6, were scaled away"), "{v}");
 }

@@ -205,9 +205,9 @@ impl Decider<'_> {
                     // write that changes it. One recorded already (left by an upgrade deleted
                     // mid-canary, the target still OnDelete) is the one to restore.
                     let original_strategy = if self.canaried(&key) {
-                        super::canary::strategy_to_restore(t)
+                        super::canary::strategy_to_restore(key.kind, t)
                     } else {
-                        super::canary::recorded_on(t)
+                        super::canary::recorded_on(key.kind, t)
                     };
                     let strategy_note = original_strategy
                         .as_deref()
@@ -290,7 +290,7 @@ impl Decider<'_> {
         let cs = &mut self.st.stages[si].components[ci];
         if canary {
             cs.canary.get_or_insert_with(Default::default).original_update_strategy =
-                super::canary::strategy_to_restore(t);
+                super::canary::strategy_to_restore(cs.kind, t);
         }
         cs.container = Some(container);
         cs.known_good_image = Some(image);

@@ -321,8 +321,8 @@ impl<'a> Decider<'a> {
             (None, Some(e)) => Some((
                 reason::INVALID_SPEC,
                 format!(
-                    "the spec cannot be used: {e}; no stage starts or is promoted until it is fixed (what is wrong on \
-                     a target is fixed there; stages cannot be changed once the upgrade exists, so a wrong stage takes a \
+                    "the spec cannot be used: {e}; no stage starts or is promoted until it is fixed (a target or a \
+                     signal is fixed in place; stages cannot be changed once the upgrade exists, so a wrong stage takes a \
                      new upgrade: delete this upgrade, which reverts what it changed, and apply a corrected one)"
                 ),
             )),

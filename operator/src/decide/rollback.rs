@@ -323,6 +323,9 @@ impl Decider<'_> {
                 skipped.join(", ")
             ));
         }
+        for kept in self.settings_kept() {
+            msg.push_str(&format!("; {kept}"));
+        }
         self.set_phase(Phase::RolledBack, msg.clone());
         self.next = None;
         self.note(false, reason::ROLLED_BACK, "Finish", msg);

@@ -72,8 +72,8 @@ pub fn advice(m: &ManagedBy, target: &TargetKey, indices: &[usize], canary: bool
             "{target} is managed by Argo CD application {owner}: self-heal puts {what} back. \
              Add to the Application spec.ignoreDifferences: {{group: apps, kind: {kind}, name: {name}, namespace: {ns}, \
              managedFieldsManagers: [{FIELD_MANAGER}]}}, and to spec.syncPolicy.syncOptions: RespectIgnoreDifferences=true; \
-             once the upgrade ends, set in Git the image it ended on (the new one if it succeeded, the known-good one if it \
-             rolled back) and remove that rule (while it stays, the fields the operator \
+             once the upgrade ends, set in Git the images it ended on (each component's: the new one if it succeeded, the \
+             known-good one if it was reverted) and remove that rule (while it stays, the fields the operator \
              wrote last are not synced from Git)"
         ),
         ManagerTool::FluxKustomization => format!(

@@ -367,24 +367,35 @@ fn a_canary_waits_while_the_nodes_its_selector_selects_are_not_read() {
 #[test]
 fn a_canaried_target_changed_by_someone_else_gets_its_strategy_back_before_it_is_released() {
     let mut w = world(Portion::Count(2), None);
-    a_hotfix_mid_canary_gets_the_strategy_back(&mut w);
+    a_hotfix_mid_canary(&mut w);
+    // ...but not of the OnDelete it set: the DaemonSet gets its own strategy back.
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
+    assert!(w.events.iter().any(|e| e.contains("which its canary left")), "{:?}", w.events);
 }
 
 #[test]
-fn a_canaried_target_whose_sidecar_still_runs_its_new_image_gets_its_strategy_back_too() {
+fn a_canaried_target_whose_sidecar_still_runs_its_new_image_keeps_the_canarys_settings_and_says_so() {
     // Driver and sidecar bumped together: the hotfix replaces the driver alone.
     let mut w = world(Portion::Count(2), None);
     for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
         c.container = Some("connector".into());
-        c.also_containers =
-            vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+        c.also_containers = vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
     }
     ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
-    a_hotfix_mid_canary_gets_the_strategy_back(&mut w);
+    a_hotfix_mid_canary(&mut w);
     assert_eq!(ds(&w).containers[1].1, "registrar:2.0", "left as the hotfix found it");
+    // RollingUpdate would take the sidecar's new image, unjudged, to every node.
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    let said = &w.obs.status.message;
+    assert!(
+        said.contains("keeps the canary's rollout settings") && said.contains("registrar=registrar:2.0"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("then its rollout settings to {ROLLING}")), "{said}");
 }
 
-fn a_hotfix_mid_canary_gets_the_strategy_back(w: &mut World) {
+/// Someone else's hotfix of the connector mid-canary, then a rollback.
+fn a_hotfix_mid_canary(w: &mut World) {
     run_paced(w, Duration::hours(1), |w| soaking(w, 0));
     // A hotfix of someone else's mid-canary: the operator lets go of the image...
     ds_mut(w).containers[0].1 = "connector:9-hotfix".into();
@@ -393,9 +404,6 @@ fn a_hotfix_mid_canary_gets_the_strategy_back(w: &mut World) {
     run_paced(w, Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector"), "connector:9-hotfix", "not its image");
-    // ...but not of the OnDelete it set: the DaemonSet gets its own strategy back.
-    assert_eq!(ds(w).update_strategy.as_deref(), Some(ROLLING));
-    assert!(w.events.iter().any(|e| e.contains("which its canary left")), "{:?}", w.events);
 }
 
 #[test]
@@ -449,7 +457,7 @@ fn a_canary_with_no_known_good_image_to_go_back_to_keeps_the_new_image_where_it_
 fn a_recorded_strategy_made_unreadable_on_the_target_is_restored_from_the_status() {
     // Anyone who may edit the DaemonSet may garble the annotation: not JSON, no strategy at
     // all (written, the API server's defaults would never read back the same), a canary's.
-    for garbled in ["RollingUpdate, please", "{}", r#"{"x":1}"#, ON_DELETE] {
+    for garbled in ["RollingUpdate, please", "{}", r#"{"x":1}"#, r#"{"strategy":{}}"#, r#"{"type":"RollingUpdate"}"#, ON_DELETE] {
         let mut w = world(Portion::Count(2), None);
         run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
         ds_mut(&mut w).original_strategy = Some(garbled.into());
@@ -466,4 +474,19 @@ fn a_huge_max_unavailable_percentage_recorded_on_the_target_does_not_overflow() 
     // Anyone who may edit the DaemonSet may write its recorded strategy.
     let huge = r#"{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":"1844674407370955162%"}}"#;
     assert!(super::max_unavailable(Some(huge), 10) >= 10);
+}
+
+#[test]
+fn a_revert_after_the_hand_over_leaves_the_daemonsets_own_strategy_alone() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    // The DaemonSet's own settings since the hand-over, changed by its owner.
+    let theirs = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":2},"type":"RollingUpdate"}"#;
+    ds_mut(&mut w).update_strategy = Some(theirs.into());
+    bump(ds_mut(&mut w));
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:1.0");
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(theirs), "not the record of before the canary");
 }

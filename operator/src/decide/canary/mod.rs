@@ -37,26 +37,36 @@ fn left_by_canary(strategy: &str) -> bool {
     on_delete(Some(strategy)) || partition_of(Some(strategy)) > 0 || surge_of(Some(strategy)).is_some()
 }
 
-/// Whether recorded rollout settings read as a workload's own: a DaemonSet's or StatefulSet's
-/// updateStrategy (with its `type`) or a Deployment's settings (with its `strategy`), and not a
-/// canary's. Anything else would be written as no change, or as the API server's defaults,
-/// and never read back the same: the revert would wait for it for ever.
-fn readable(s: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(s) else { return false };
-    (v.get("type").is_some_and(|t| t.is_string()) || v.get("strategy").is_some_and(|t| t.is_object()))
-        && !left_by_canary(s)
+/// Whether recorded rollout settings read as a `kind`'s own, as the API server holds them: a
+/// DaemonSet's or StatefulSet's updateStrategy, a Deployment's strategy with its
+/// minReadySeconds, each with a type it has (and the rollingUpdate the API server fills in for
+/// RollingUpdate), and not a canary's. Anything else would be written as no change or as the
+/// API server's defaults: not what was recorded.
+fn readable(kind: WorkloadKind, s: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else { return false };
+    let typed = |strategy: &serde_json::Value| match strategy["type"].as_str() {
+        Some("RollingUpdate") => kind == WorkloadKind::StatefulSet || strategy["rollingUpdate"].is_object(),
+        Some("OnDelete") => kind != WorkloadKind::Deployment,
+        Some("Recreate") => kind == WorkloadKind::Deployment,
+        _ => false,
+    };
+    let own = match kind {
+        WorkloadKind::Deployment => typed(&v["strategy"]) && v["minReadySeconds"].is_i64(),
+        _ => typed(&v),
+    };
+    own && !left_by_canary(s)
 }
 
-/// The rollout settings recorded on `t`, when they read as settings: anyone who may edit the
-/// workload may garble the annotation, and the status keeps the same record.
-pub(super) fn recorded_on(t: &TargetState) -> Option<String> {
-    t.original_strategy.clone().filter(|s| readable(s))
+/// The rollout settings recorded on `t` (a `kind`), when they read as its own: anyone who may
+/// edit the workload may garble the annotation, and the status keeps the same record.
+pub(super) fn recorded_on(kind: WorkloadKind, t: &TargetState) -> Option<String> {
+    t.original_strategy.clone().filter(|s| readable(kind, s))
 }
 
-/// The strategy a canary of `t` restores: its own, unless a canary left it (an upgrade deleted
-/// mid-canary, or this one), then the one recorded on it.
-pub(super) fn strategy_to_restore(t: &TargetState) -> Option<String> {
-    match (&t.update_strategy, recorded_on(t)) {
+/// The strategy a canary of `t` (a `kind`) restores: its own, unless a canary left it (an
+/// upgrade deleted mid-canary, or this one), then the one recorded on it.
+pub(super) fn strategy_to_restore(kind: WorkloadKind, t: &TargetState) -> Option<String> {
+    match (&t.update_strategy, recorded_on(kind, t)) {
         (Some(current), Some(recorded)) if left_by_canary(current) => Some(recorded),
         (Some(current), _) => Some(current.clone()),
         (None, recorded) => recorded,
@@ -130,7 +140,7 @@ impl Decider<'_> {
         t: &TargetState,
         canary: &Canary,
     ) -> Option<String> {
-        let strategy = strategy_to_restore(t);
+        let strategy = strategy_to_restore(key.kind, t);
         let Some(strategy) = strategy.filter(|s| serde_json::from_str::<DaemonSetUpdateStrategy>(s).is_ok())
         else {
             return Some(format!("{key} has no readable updateStrategy; the canary could not restore it"));
@@ -177,9 +187,9 @@ impl Decider<'_> {
     /// The strategy recorded for a canaried target: on the target, or (if someone removed or
     /// garbled that annotation) in the status, where the operator copied it.
     pub(super) fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
-        recorded_on(t).or_else(|| {
+        recorded_on(key.kind, t).or_else(|| {
             self.recorded_canaries(key)
-                .find_map(|k| k.original_update_strategy.clone().filter(|s| readable(s)))
+                .find_map(|k| k.original_update_strategy.clone().filter(|s| readable(key.kind, s)))
         })
     }
 
@@ -271,7 +281,10 @@ impl Decider<'_> {
         {
             return Some(wait);
         }
-        let Some(restore) = self.hand_over(&key, t) else {
+        // Only while the settings are a canary's: ones handed over before the revert, or
+        // written once and read back with the API server's defaults, are the workload's own.
+        let canarys = t.update_strategy.as_deref().is_some_and(left_by_canary);
+        let Some(restore) = self.hand_over(&key, t).filter(|_| canarys) else {
             // A StatefulSet's or Deployment's controller replaces the canary's pods itself once
             // its settings are back; reverted only when none runs the new image (its status
             // reads complete as soon as the template is back, the old revision being reused).
@@ -314,10 +327,11 @@ impl Decider<'_> {
             let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
             let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
             (changed && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
-            // Still on the image it could not revert (no known-good record): the workload's own
-            // rollout would take that image to every node or replica.
-            (!self.runs_an_image_it_cannot_revert(key, t)).then_some(())?;
-            let original = recorded_on(t)?;
+            // Still on an image this upgrade set (one it has no known-good record of, or a sidecar
+            // beside someone else's hotfix): the workload's own rollout would take it to every
+            // node or replica, unjudged. The settings stay, and the end of the revert says so.
+            self.new_images_left(key, t).is_empty().then_some(())?;
+            let original = recorded_on(key.kind, t)?;
             (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
             let restore = Effect::SetStrategy {
                 target: key.clone(),
@@ -329,14 +343,40 @@ impl Decider<'_> {
         })
     }
 
-    /// Whether `t`'s template still holds an image this upgrade set on it and has no known-good
-    /// record of, which a revert could not set back.
-    pub(super) fn runs_an_image_it_cannot_revert(&self, key: &TargetKey, t: &TargetState) -> bool {
-        self.recorded_components(key).filter(|c| c.applied_at.is_some()).any(|c| {
-            c.changes().iter().any(|(n, known_good, desired)| {
-                known_good.is_none_or(str::is_empty) && t.image(n) == Some(*desired)
+    /// The images this upgrade set that `t`'s template still holds, as `container=image`.
+    pub(super) fn new_images_left(&self, key: &TargetKey, t: &TargetState) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .recorded_components(key)
+            .filter(|c| c.applied_at.is_some())
+            .flat_map(|c| c.changes().into_iter().map(|(n, _, d)| (n.to_string(), d.to_string())).collect::<Vec<_>>())
+            .filter(|(n, d)| t.image(n) == Some(d.as_str()))
+            .map(|(n, d)| format!("{n}={d}"))
+            .collect();
+        left.dedup();
+        left
+    }
+
+    /// What a revert leaves on targets it kept on the canary's settings (`settings_left`), in
+    /// words: which images they still hold, and what to put back.
+    pub(super) fn settings_kept(&self) -> Vec<String> {
+        self.o
+            .targets
+            .iter()
+            .filter_map(|(key, t)| {
+                let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
+                let current = t.update_strategy.as_deref().filter(|s| left_by_canary(s))?;
+                let left = self.new_images_left(key, t);
+                (!left.is_empty()).then(|| {
+                    let original = self.recorded_strategy(key, t).unwrap_or_default();
+                    format!(
+                        "{key} keeps the canary's rollout settings ({current}), since its template still holds {} \
+                         that its own would roll to every node or replica unjudged: set its images as you want them, \
+                         then its rollout settings to {original}",
+                        left.join(", ")
+                    )
+                })
             })
-        })
+            .collect()
     }
 
     /// Why the upgrade must be reverted because someone else changed the rollout settings of
@@ -418,7 +458,7 @@ impl Decider<'_> {
         if first != si {
             return None;
         }
-        let original = strategy_to_restore(t)?;
+        let original = strategy_to_restore(key.kind, t)?;
         if let Some(canary) = self.canary_of(first, ci) {
             if key.kind == WorkloadKind::StatefulSet {
                 let replicas = usize::try_from(t.desired_pods).unwrap_or(0).max(1);
