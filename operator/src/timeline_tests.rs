@@ -139,7 +139,15 @@ fn a_deployment_canary_is_a_few_replicas_not_its_top_ones() {
     // Reverted: they ran beside the others, and were scaled away.
     let c = &mut mu.status.as_mut().unwrap().stages[0].components[0];
     c.phase = ComponentPhase::Reverted;
-    c.canary = Some(CanaryStatus { wanted: 2, total: 6, pods: vec!["web-a".into(), "web-b".into()], ..Default::default() });
+    c.canary = Some(CanaryStatus {
+        wanted: 2,
+        total: 6,
+        pods: vec!["web-a".into(), "web-b".into()],
+        ..Default::default()
+    });
     let v = view(&mu, Utc::now(), &[]);
-    assert!(v.contains("canary     reverted: its 2 new replicas (web-a, web-b), beside the 6, were scaled away"), "{v}");
+    assert!(
+        v.contains("canary     reverted: its 2 new replicas (web-a, web-b), beside the 6, were scaled away"),
+        "{v}"
+    );
 }

@@ -379,7 +379,8 @@ fn a_canaried_target_whose_sidecar_still_runs_its_new_image_keeps_the_canarys_se
     let mut w = world(Portion::Count(2), None);
     for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
         c.container = Some("connector".into());
-        c.also_containers = vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+        c.also_containers =
+            vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
     }
     ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
     a_hotfix_mid_canary(&mut w);
@@ -457,7 +458,14 @@ fn a_canary_with_no_known_good_image_to_go_back_to_keeps_the_new_image_where_it_
 fn a_recorded_strategy_made_unreadable_on_the_target_is_restored_from_the_status() {
     // Anyone who may edit the DaemonSet may garble the annotation: not JSON, no strategy at
     // all (written, the API server's defaults would never read back the same), a canary's.
-    for garbled in ["RollingUpdate, please", "{}", r#"{"x":1}"#, r#"{"strategy":{}}"#, r#"{"type":"RollingUpdate"}"#, ON_DELETE] {
+    for garbled in [
+        "RollingUpdate, please",
+        "{}",
+        r#"{"x":1}"#,
+        r#"{"strategy":{}}"#,
+        r#"{"type":"RollingUpdate"}"#,
+        ON_DELETE,
+    ] {
         let mut w = world(Portion::Count(2), None);
         run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
         ds_mut(&mut w).original_strategy = Some(garbled.into());

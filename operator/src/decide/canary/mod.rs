@@ -348,7 +348,9 @@ impl Decider<'_> {
         let mut left: Vec<String> = self
             .recorded_components(key)
             .filter(|c| c.applied_at.is_some())
-            .flat_map(|c| c.changes().into_iter().map(|(n, _, d)| (n.to_string(), d.to_string())).collect::<Vec<_>>())
+            .flat_map(|c| {
+                c.changes().into_iter().map(|(n, _, d)| (n.to_string(), d.to_string())).collect::<Vec<_>>()
+            })
             .filter(|(n, d)| t.image(n) == Some(d.as_str()))
             .map(|(n, d)| format!("{n}={d}"))
             .collect();
