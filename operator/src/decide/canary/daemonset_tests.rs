@@ -498,3 +498,19 @@ fn a_revert_after_the_hand_over_leaves_the_daemonsets_own_strategy_alone() {
     assert_eq!(w.image("connector"), "connector:1.0");
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(theirs), "not the record of before the canary");
 }
+
+#[test]
+fn a_canary_whose_owner_mark_someone_removed_is_left_on_its_settings_and_said_to_be() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    // Someone removes the marks mid-canary: the operator may write to it no more.
+    let t = ds_mut(&mut w);
+    (t.owner, t.owner_uid) = (None, None);
+    bump(t);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    let said = &w.obs.status.message;
+    assert!(said.contains("no longer carries this upgrade's owner mark"), "{said}");
+    assert!(said.contains(&format!("put back {ROLLING} by hand")), "{said}");
+}

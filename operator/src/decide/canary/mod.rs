@@ -360,13 +360,22 @@ impl Decider<'_> {
 
     /// What a revert leaves on targets it kept on the canary's settings (`settings_left`), in
     /// words: which images they still hold, and what to put back.
+    /// Also those whose owner mark someone removed, which the operator writes to no more.
     pub(super) fn settings_kept(&self) -> Vec<String> {
         self.o
             .targets
             .iter()
             .filter_map(|(key, t)| {
-                let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
-                let current = t.update_strategy.as_deref().filter(|s| left_by_canary(s))?;
+                let t = t.as_ref().filter(|_| self.canaried(key))?;
+                let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
+                let current = t.update_strategy.as_deref().filter(|s| changed && left_by_canary(s))?;
+                if !self.owns(t) {
+                    let original = self.recorded_strategy(key, t).unwrap_or_default();
+                    return Some(format!(
+                        "{key} no longer carries this upgrade's owner mark, so the operator writes to it no more: \
+                         its rollout settings stay the canary's ({current}); put back {original} by hand"
+                    ));
+                }
                 let left = self.new_images_left(key, t);
                 (!left.is_empty()).then(|| {
                     let original = self.recorded_strategy(key, t).unwrap_or_default();
