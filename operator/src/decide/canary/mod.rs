@@ -325,8 +325,7 @@ impl Decider<'_> {
     pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
         self.o.targets.iter().find_map(|(key, t)| {
             let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
-            let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
-            (changed && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
+            (self.changed(key) && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
             // Still on an image this upgrade set (one it has no known-good record of, or a sidecar
             // beside someone else's hotfix): the workload's own rollout would take it to every
             // node or replica, unjudged. The settings stay, and the end of the revert says so.
@@ -348,11 +347,9 @@ impl Decider<'_> {
         let mut left: Vec<String> = self
             .recorded_components(key)
             .filter(|c| c.applied_at.is_some())
-            .flat_map(|c| {
-                c.changes().into_iter().map(|(n, _, d)| (n.to_string(), d.to_string())).collect::<Vec<_>>()
-            })
-            .filter(|(n, d)| t.image(n) == Some(d.as_str()))
-            .map(|(n, d)| format!("{n}={d}"))
+            .flat_map(|c| c.changes())
+            .filter(|(n, _, d)| t.image(n) == Some(*d))
+            .map(|(n, _, d)| format!("{n}={d}"))
             .collect();
         left.dedup();
         left
@@ -367,10 +364,9 @@ impl Decider<'_> {
             .iter()
             .filter_map(|(key, t)| {
                 let t = t.as_ref().filter(|_| self.canaried(key))?;
-                let changed = self.recorded_components(key).any(|c| c.applied_at.is_some());
-                let current = t.update_strategy.as_deref().filter(|s| changed && left_by_canary(s))?;
+                let current = t.update_strategy.as_deref().filter(|s| self.changed(key) && left_by_canary(s))?;
+                let original = self.recorded_strategy(key, t).unwrap_or_default();
                 if !self.owns(t) {
-                    let original = self.recorded_strategy(key, t).unwrap_or_default();
                     return Some(format!(
                         "{key} no longer carries this upgrade's owner mark, so the operator writes to it no more: \
                          its rollout settings stay the canary's ({current}); put back {original} by hand"
@@ -378,7 +374,6 @@ impl Decider<'_> {
                 }
                 let left = self.new_images_left(key, t);
                 (!left.is_empty()).then(|| {
-                    let original = self.recorded_strategy(key, t).unwrap_or_default();
                     format!(
                         "{key} keeps the canary's rollout settings ({current}), since its template still holds {} \
                          that its own would roll to every node or replica unjudged: set its images as you want them, \

@@ -35,7 +35,7 @@ impl Decider<'_> {
     }
 
     /// Whether the first change to `key` is made.
-    fn changed(&self, key: &TargetKey) -> bool {
+    pub(super) fn changed(&self, key: &TargetKey) -> bool {
         self.recorded_components(key).any(|c| c.applied_at.is_some())
     }
 
