@@ -4,9 +4,53 @@ use crate::{GOOD, Scenario};
 use maintenance_operator::crd::{Condition, MaintenanceUpgrade};
 use std::time::Duration;
 
-/// A canary-then-fleet upgrade of the connector with the built-in signal over the scenario's
-/// email-sync pods.
+/// The connector's upgrade as one chart release ships it: a canary on the first two nodes of its
+/// one DaemonSet (stage `canary`), then all of it (stage `fleet`), judged by the built-in signal
+/// over the scenario's email-sync pods.
 pub fn two_stage(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    staged(
+        ns,
+        name,
+        soak,
+        &[
+            (
+                "canary",
+                format!("{{kind: DaemonSet, name: connector, canary: {{nodes: 2}}, image: \"{image}\"}}"),
+            ),
+            ("fleet", format!("{{kind: DaemonSet, name: connector, image: \"{image}\"}}")),
+        ],
+    )
+}
+
+/// Two different components in order, each a DaemonSet of its own: the secret store's
+/// `provider` plugin (stage `provider`), then the `connector` (stage `connector`). Only for what
+/// tests the order between components (`two_component_world`).
+pub fn two_components(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    staged(
+        ns,
+        name,
+        soak,
+        &[
+            ("provider", format!("{{kind: DaemonSet, name: provider, image: \"{image}\"}}")),
+            ("connector", format!("{{kind: DaemonSet, name: connector, image: \"{image}\"}}")),
+        ],
+    )
+}
+
+/// `two_stage` without its canary: one stage, all of the connector DaemonSet at once.
+pub fn fleet_only(ns: &str, name: &str, soak: &str, image: &str) -> String {
+    staged(ns, name, soak, &[("fleet", format!("{{kind: DaemonSet, name: connector, image: \"{image}\"}}"))])
+}
+
+/// An upgrade of `stages` (each a name and its one component) with the built-in signal over the
+/// scenario's email-sync pods.
+fn staged(ns: &str, name: &str, soak: &str, stages: &[(&str, String)]) -> String {
+    let stages: String = stages
+        .iter()
+        .map(|(stage, component)| {
+            format!("    - name: {stage}\n      components: [{component}]\n      soak: {soak}\n      progressDeadline: 60s\n")
+        })
+        .collect();
     format!(
         r#"
 apiVersion: maintenance.dev/v1alpha1
@@ -14,15 +58,7 @@ kind: MaintenanceUpgrade
 metadata: {{name: {name}}}
 spec:
   stages:
-    - name: canary
-      components: [{{kind: DaemonSet, name: connector-canary, image: "{image}"}}]
-      soak: {soak}
-      progressDeadline: 60s
-    - name: fleet
-      components: [{{kind: DaemonSet, name: connector, image: "{image}"}}]
-      soak: {soak}
-      progressDeadline: 60s
-  analysis:
+{stages}  analysis:
     interval: 2s
     # 30 s: a baseline of a handful of failures is judged three standard deviations up, so 10 s
     # (about two failures) would leave only the ceiling to act within a one-minute soak; and on
@@ -36,19 +72,20 @@ spec:
     )
 }
 
-/// `two_stage` without its canary stage: one stage, on the connector DaemonSet.
-pub fn fleet_only(ns: &str, name: &str, soak: &str, image: &str) -> String {
-    let canary = format!(
-        "    - name: canary\n      components: [{{kind: DaemonSet, name: connector-canary, image: \"{image}\"}}]\n      soak: {soak}\n      progressDeadline: 60s\n"
-    );
-    let yaml = two_stage(ns, name, soak, image);
-    assert!(yaml.contains(&canary), "two_stage has a canary stage");
-    yaml.replacen(&canary, "", 1)
-}
-
+/// The incident's world as a real install has it: the connector, one DaemonSet on every node of
+/// the scenario with its registrar sidecar (`node_agent`), and the email-sync workload.
 pub async fn incident_world(name: &str) -> Scenario {
     let mut s = Scenario::new(name).await;
-    s.connector("connector-canary", GOOD, true).await;
+    s.node_agent("connector", GOOD).await;
+    s.workload(Duration::from_millis(100), Duration::from_secs(20));
+    s
+}
+
+/// The incident's world with two different components on every node, the secret store's
+/// `provider` and the `connector`, each a DaemonSet of its own (`two_components`).
+pub async fn two_component_world(name: &str) -> Scenario {
+    let mut s = Scenario::new(name).await;
+    s.connector("provider", GOOD, false).await;
     s.connector("connector", GOOD, false).await;
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     s
@@ -81,16 +118,6 @@ spec:
           errors: sum(increase(scheduler_schedule_attempts_total{{result!="scheduled"}}[$interval]))
           attempts: sum(increase(scheduler_schedule_attempts_total[$interval]))
 "#
-    )
-}
-
-/// The connector DaemonSet upgraded in place: a canary on its first two nodes, then all of it,
-/// judged by the built-in signal over the scenario's email-sync pods (`two_stage` on one target).
-pub fn canary_upgrade(ns: &str, name: &str, soak: &str, image: &str) -> String {
-    two_stage(ns, name, soak, image).replacen(
-        "name: connector-canary, image: \"",
-        "name: connector, canary: {nodes: 2}, image: \"",
-        1,
     )
 }
 

@@ -228,6 +228,14 @@ impl Env {
     }
 }
 
+/// What sets a fault injector off.
+enum Trigger {
+    /// Any of these DaemonSets' templates runs `BAD`.
+    Template(Vec<String>),
+    /// More than this many of this DaemonSet's pods run `BAD`.
+    Pods(String, usize),
+}
+
 /// The name of a scenario's zone node.
 pub fn node_name(scenario: &str, zone: usize) -> String {
     format!("{scenario}-zone-{zone}")
@@ -675,6 +683,20 @@ impl Scenario {
     /// beside a registrar sidecar, the agent named as the pods' default container, rolled one
     /// node at a time.
     pub async fn node_agent(&self, name: &str, image: &str) {
+        self.node_agent_on(name, image, ZONES).await
+    }
+
+    /// `node_agent` on the scenario's first `zones` zone nodes only (and on any node that joins).
+    pub async fn node_agent_on(&self, name: &str, image: &str, zones: usize) {
+        let others: Vec<String> = (zones..ZONES).map(|i| format!("z{i}")).collect();
+        let affinity = match others.is_empty() {
+            true => json!(null),
+            false => {
+                json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": ZONE_LABEL, "operator": "NotIn", "values": others}]}
+                ]}}})
+            }
+        };
         let ds: DaemonSet = serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {
@@ -682,7 +704,7 @@ impl Scenario {
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
                 "template": {
                     "metadata": {"labels": {"app": name}, "annotations": {"kubectl.kubernetes.io/default-container": "connector"}},
-                    "spec": {"nodeSelector": {SCENARIO_LABEL: self.name}, "containers": [
+                    "spec": {"nodeSelector": {SCENARIO_LABEL: self.name}, "affinity": affinity, "containers": [
                         {"name": "registrar", "image": REGISTRAR},
                         {"name": "connector", "image": image}
                     ]}
@@ -885,22 +907,43 @@ impl Scenario {
     /// While any of `watched` runs `BAD`, cordon a share of the scenario's zone nodes that grows linearly
     /// from 0 to `max_share` over `ramp`: a slow regression of the scheduling error rate.
     pub fn fault_injector(&mut self, watched: &[&str], ramp: Duration, max_share: f64) {
+        self.cordoning(Trigger::Template(watched.iter().map(|s| s.to_string()).collect()), ramp, max_share)
+    }
+
+    /// `fault_injector` of a fault that shows only at scale: while more than `canary` of
+    /// DaemonSet `ds`'s pods run `BAD` (its fleet stage, never its canary on `canary` nodes).
+    pub fn fault_injector_past(&mut self, ds: &str, canary: usize, ramp: Duration, max_share: f64) {
+        self.cordoning(Trigger::Pods(ds.to_string(), canary), ramp, max_share)
+    }
+
+    fn cordoning(&mut self, trigger: Trigger, ramp: Duration, max_share: f64) {
         let ds = self.daemonsets();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let watched: Vec<String> = watched.iter().map(|s| s.to_string()).collect();
         let stop = self.stop.clone();
         let scenario = self.name.clone();
         self.tasks.push(tokio::spawn(async move {
             let mut bad_since: Option<Instant> = None;
             let mut cordoned = usize::MAX; // unknown: set on the first pass
+            let runs_bad = |s: Option<&k8s_openapi::api::core::v1::PodSpec>| {
+                s.is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)))
+            };
             while !stop.load(Ordering::Relaxed) {
                 let mut bad = false;
-                for name in &watched {
-                    if let Ok(d) = ds.get(name).await {
-                        bad |= d
-                            .spec
-                            .and_then(|s| s.template.spec)
-                            .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)));
+                match &trigger {
+                    Trigger::Template(watched) => {
+                        for name in watched {
+                            if let Ok(d) = ds.get(name).await {
+                                bad |= runs_bad(d.spec.as_ref().and_then(|s| s.template.spec.as_ref()));
+                            }
+                        }
+                    }
+                    Trigger::Pods(name, canary) => {
+                        if let Ok(list) =
+                            pods.list(&ListParams::default().labels(&format!("app={name}"))).await
+                        {
+                            bad = list.items.iter().filter(|p| runs_bad(p.spec.as_ref())).count() > *canary;
+                        }
                     }
                 }
                 let share = match (bad, bad_since) {

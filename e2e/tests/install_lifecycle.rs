@@ -17,7 +17,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_on() {
     let mut s = incident_world("operator-upgrade").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    let generation = s.generation("connector").await;
     s.apply(&two_stage(&s.ns, "up", "20s", next)).await;
     s.wait_for("up", SECS(60), "soaking canary", |mu| {
         mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
@@ -54,11 +54,16 @@ async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_
 
     s.operator.restart().unwrap();
     let mu = s.wait_phase("up", Phase::Succeeded, SECS(120)).await;
-    assert_eq!(s.image("connector-canary").await, next);
     assert_eq!(s.image("connector").await, next);
-    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "the canary's image set once");
-    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    // The image with the canary's OnDelete, then the strategy handed back: nothing repeated.
+    assert_eq!(s.generation("connector").await, generation + 2, "the image set once");
     assert_eq!(mu.status.unwrap().stages.len(), 2);
+}
+
+/// `spec.updateStrategy` of the connector, as the API server holds it.
+async fn strategy(s: &Scenario) -> serde_json::Value {
+    serde_json::to_value(s.daemonsets().get("connector").await.unwrap().spec.unwrap().update_strategy)
+        .unwrap()
 }
 
 fn env_crd(env: &Env) -> String {
@@ -72,6 +77,7 @@ fn env_crd(env: &Env) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     let mut s = incident_world("uninstall").await;
+    let original = strategy(&s).await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     s.apply(&two_stage(&s.ns, "up", "600s", next)).await;
     s.wait_for("up", SECS(60), "soaking canary", |mu| {
@@ -79,7 +85,7 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     })
     .await;
     s.operator.kill();
-    let marked = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector-canary", "-o", "yaml"]).unwrap();
+    let marked = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector", "-o", "yaml"]).unwrap();
     assert!(marked.contains("maintenance.dev/owner"), "claimed: {marked}");
 
     // 1. The operator is gone: the finalizers go by hand, and the upgrades with them.
@@ -107,28 +113,26 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
         assert!(left.trim().is_empty(), "{kind}/{name} left after the uninstall: {left}");
     }
 
-    // 3. The marks on the workload: the one a canary left is listed, then every mark removed.
-    s.env
-        .kubectl(&[
-            "annotate",
-            "ds",
-            "-n",
-            &s.ns,
-            "connector-canary",
-            r#"maintenance.dev/original-update-strategy={"type":"RollingUpdate"}"#,
-        ])
-        .unwrap();
+    // 3. The marks on the workload: the canary left mid-soak is listed, its strategy put back
+    // from the value it saved, as the page says, then every mark removed.
     let listed =
         docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "list left canaries")).unwrap();
-    assert!(listed.contains(&format!("DaemonSet {}/connector-canary", s.ns)), "{listed}");
+    assert!(listed.contains(&format!("DaemonSet {}/connector", s.ns)), "{listed}");
+    assert_eq!(strategy(&s).await, serde_json::json!({"type": "OnDelete"}), "left on the canary's settings");
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    let saved =
+        ds.metadata.annotations.unwrap_or_default()["maintenance.dev/original-update-strategy"].clone();
+    let put_back = format!(r#"{{"spec":{{"updateStrategy":{saved}}}}}"#);
+    s.env.kubectl(&["patch", "ds", "-n", &s.ns, "connector", "--type=merge", "-p", &put_back]).unwrap();
     docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "remove the marks")).unwrap();
-    let ds = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector-canary", "-o", "json"]).unwrap();
+    assert_eq!(strategy(&s).await, original, "put back exactly");
+    let ds = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector", "-o", "json"]).unwrap();
     let ds: serde_json::Value = serde_json::from_str(&ds).unwrap();
     for field in ["annotations", "labels"] {
         let keys: Vec<&String> =
             ds["metadata"][field].as_object().into_iter().flatten().map(|(k, _)| k).collect();
         assert!(!keys.iter().any(|k| k.starts_with("maintenance.dev/")), "{field} left: {keys:?}");
     }
-    assert_eq!(s.image("connector-canary").await, next, "the workload runs on, untouched");
+    assert_eq!(s.image("connector").await, next, "the workload runs on, untouched");
     s.stop_background().await;
 }

@@ -17,29 +17,30 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s01_healthy_two_stage_upgrade_succeeds() {
     let mut s = incident_world("healthy").await;
-    s.fault_injector(&["connector-canary", "connector"], SECS(60), 0.6); // never triggered: GOOD -> v1.3.3
+    s.fault_injector(&["connector"], SECS(60), 0.6); // never triggered: GOOD -> v1.3.3
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    let generation = s.generation("connector").await;
+    let original = strategy(&s, "connector").await;
     let uid = s.apply(&two_stage(&s.ns, "up", "10s", next)).await.metadata.uid.unwrap();
     // Claimed targets carry the label the operator watches them by, naming the upgrade.
     s.wait_phase("up", Phase::Soaking, SECS(60)).await;
     assert_eq!(s.argo_health("up").0, "Progressing", "Argo CD's view while it soaks");
     // The image change is attributable to the operator's one field manager, which is what
     // Argo CD's ignoreDifferences.managedFieldsManagers names.
-    let canary = s.daemonsets().get("connector-canary").await.unwrap();
-    let owners = image_owners(&canary.metadata, "connector");
+    let connector = s.daemonsets().get("connector").await.unwrap();
+    let owners = image_owners(&connector.metadata, "connector");
     assert!(owners.contains(&FIELD_MANAGER), "managers of the image: {owners:?}");
     let claimed = ListParams::default().labels(&format!("{CLAIMED_LABEL}={uid}"));
     let names: Vec<String> =
         s.daemonsets().list(&claimed).await.unwrap().iter().map(|d| d.name_any()).collect();
-    assert_eq!(names.len(), 2, "both targets are watched as claimed: {names:?}");
+    assert_eq!(names, ["connector"], "the target is watched as claimed");
     let mu = s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     let st = mu.status.clone().unwrap();
     assert!(s.daemonsets().list(&claimed).await.unwrap().items.is_empty(), "released: no label left");
-    assert_eq!(s.image("connector-canary").await, next);
     assert_eq!(s.image("connector").await, next);
-    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "one image patch per target");
-    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    // Two writes of the spec: the image with the canary's OnDelete, then the strategy handed back.
+    assert_eq!(s.generation("connector").await, generation + 2, "nothing written twice");
+    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
     for c in st.stages.iter().flat_map(|s| &s.components) {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good recorded for {}", c.name);
         assert_eq!(c.container.as_deref(), Some("connector"));
@@ -69,16 +70,29 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     let mut s = incident_world("canary-regression").await;
-    s.fault_injector(&["connector-canary"], SECS(60), 0.6);
-    let g_fleet = s.generation("connector").await;
+    s.fault_injector(&["connector"], SECS(60), 0.6);
+    let before = s.pods_by_node("connector").await;
+    let original = strategy(&s, "connector").await;
     // The soak outlasts the 60 s ramp by half: a 30 s live baseline acts only above 5.4x, which
     // the ramp passes near its end, and a loaded machine can take a few seconds more to see it.
     s.apply(&two_stage(&s.ns, "up", "90s", BAD)).await;
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(180)).await;
     let st = mu.status.clone().unwrap();
-    assert_eq!(s.image("connector-canary").await, GOOD, "the canary is back on its known-good image");
-    assert_eq!(s.image("connector").await, GOOD);
-    assert_eq!(s.generation("connector").await, g_fleet, "the fleet was never touched");
+    assert_eq!(s.image("connector").await, GOOD, "the canary is back on its known-good image");
+    assert_eq!(st.stages[1].phase, StagePhase::Pending, "the fleet stage never began");
+    s.wait_rolled_out("connector", SECS(60)).await;
+    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
+    let after = s.pods_by_node("connector").await;
+    let canary: Vec<&String> = st.stages[0].components[0].canary.iter().flat_map(|c| &c.nodes).collect();
+    assert_eq!(canary.len(), 2, "{canary:?}");
+    for (node, (uid, image)) in &after {
+        assert_eq!(image, GOOD, "{node}");
+        assert_eq!(
+            uid != &before[node].0,
+            canary.contains(&node),
+            "{node}: only the canary's pods made again"
+        );
+    }
     let rb = st.rollback.clone().unwrap();
     assert_eq!(rb.reason, reason::REGRESSION);
     assert!(rb.message.contains("against a baseline of"), "baseline vs observed: {}", rb.message);
@@ -102,29 +116,33 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     assert!(events.iter().any(|e| e.starts_with(reason::SUSPECTED)), "{events:?}");
     // Never re-applied on its own.
     tokio::time::sleep(SECS(6)).await;
-    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert_eq!(s.image("connector").await, GOOD);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s03_regression_only_in_the_fleet_reverts_both_last_first() {
-    let mut s = incident_world("fleet-regression").await;
+async fn s03_a_regression_of_the_second_component_reverts_both_last_first() {
+    // The one scenario of two components, each a DaemonSet of its own: the order between them.
+    let mut s = two_component_world("fleet-regression").await;
     s.fault_injector(&["connector"], SECS(60), 0.6);
-    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
-    s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
+    let (g_provider, g_connector) = (s.generation("provider").await, s.generation("connector").await);
+    s.apply(&two_components(&s.ns, "up", "60s", BAD)).await;
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(240)).await;
     let st = mu.status.clone().unwrap();
-    assert!(st.stages[0].passed_at.is_some(), "the canary passed first");
-    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert!(st.stages[0].passed_at.is_some(), "the provider passed first");
+    assert_eq!(s.image("provider").await, GOOD);
     assert_eq!(s.image("connector").await, GOOD);
-    assert_eq!(s.generation("connector-canary").await, g_canary + 2, "applied once, reverted once");
-    assert_eq!(s.generation("connector").await, g_fleet + 2);
-    assert!(st.stages[1].reverted_at.unwrap() <= st.stages[0].reverted_at.unwrap(), "fleet reverted first");
+    assert_eq!(s.generation("provider").await, g_provider + 2, "applied once, reverted once");
+    assert_eq!(s.generation("connector").await, g_connector + 2);
+    assert!(
+        st.stages[1].reverted_at.unwrap() <= st.stages[0].reverted_at.unwrap(),
+        "last stage reverted first"
+    );
     let reverted = |e: &String| e.starts_with(reason::REVERTED);
     let events = s.events_when("up", |evs| evs.iter().filter(|e| reverted(e)).count() >= 2).await;
     let reverts: Vec<String> = events.into_iter().filter(reverted).collect();
     assert_eq!(reverts.len(), 2, "{reverts:?}");
     assert!(
-        reverts[0].contains("/connector ") && reverts[1].contains("connector-canary"),
+        reverts[0].contains("/connector ") && reverts[1].contains("/provider "),
         "last stage first: {reverts:?}"
     );
 }
@@ -149,7 +167,7 @@ async fn blocked_and_unchanged(s: &Scenario, name: &str, why: &str, says: &str) 
 async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     let s = Scenario::new("bad-input").await;
     s.connector("connector", GOOD, false).await;
-    let good = two_stage(&s.ns, "bad", "10s", BAD).replace("connector-canary", "connector-x");
+    let good = two_components(&s.ns, "bad", "10s", BAD).replace("name: provider,", "name: connector-x,");
     let cases: &[(&str, &str, &str)] = &[
         ("no stages", "  stages:\n", "  stages: []\n  x:\n"),
         (
@@ -160,19 +178,21 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         ("duplicate target across stages", "name: connector-x,", "name: connector,"),
         (
             "bad image",
-            &format!("image: \"{BAD}\"}}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet"),
-            "image: \"Not An Image!\"}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: fleet",
+            &format!(
+                "image: \"{BAD}\"}}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: connector"
+            ),
+            "image: \"Not An Image!\"}]\n      soak: 10s\n      progressDeadline: 60s\n    - name: connector",
         ),
         ("unknown kind", "{kind: DaemonSet, name: connector-x", "{kind: CronJob, name: connector-x"),
         (
             "zero duration",
-            "soak: 10s\n      progressDeadline: 60s\n    - name: fleet",
-            "soak: 0s\n      progressDeadline: 60s\n    - name: fleet",
+            "soak: 10s\n      progressDeadline: 60s\n    - name: connector",
+            "soak: 0s\n      progressDeadline: 60s\n    - name: connector",
         ),
         (
             "negative duration",
-            "progressDeadline: 60s\n    - name: fleet",
-            "progressDeadline: -60s\n    - name: fleet",
+            "progressDeadline: 60s\n    - name: connector",
+            "progressDeadline: -60s\n    - name: connector",
         ),
         (
             "invalid time zone",
@@ -292,7 +312,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         assert!(err.contains(want), "{what}: expected {want:?} in {err}");
     }
     // Changing the stages of an existing upgrade is refused.
-    s.apply(&two_stage(&s.ns, "missing", "10s", BAD)).await;
+    s.apply(&two_components(&s.ns, "missing", "10s", BAD)).await;
     let patch = serde_json::json!({"spec": {"stages": [{"name": "only", "soak": "1m",
         "components": [{"kind": "DaemonSet", "name": "connector", "image": BAD}]}]}});
     let err = s
@@ -324,16 +344,16 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         .await;
     let blocked = condition_of(&mu, condition::BLOCKED);
     assert_eq!(blocked.reason, reason::TARGET_NOT_FOUND);
-    assert!(blocked.message.contains("connector-canary does not exist"), "{}", blocked.message);
+    assert!(blocked.message.contains("provider does not exist"), "{}", blocked.message);
     assert!(s.saw_event("missing", reason::TARGET_NOT_FOUND).await);
     assert_eq!(s.image("connector").await, GOOD, "no partial change");
 
     // A container that does not exist.
-    let yaml = two_stage(&s.ns, "nocontainer", "10s", BAD)
-        .replace("connector-canary, image", "connector, container: sidecar, image")
+    let yaml = two_components(&s.ns, "nocontainer", "10s", BAD)
+        .replace("provider, image", "connector, container: sidecar, image")
         .replacen(
-            "    - name: fleet\n      components: [{kind: DaemonSet, name: connector, image: \"",
-            "    - name: fleet\n      components: [{kind: DaemonSet, name: connector-y, image: \"",
+            "    - name: connector\n      components: [{kind: DaemonSet, name: connector, image: \"",
+            "    - name: connector\n      components: [{kind: DaemonSet, name: connector-y, image: \"",
             1,
         );
     s.apply(&yaml).await;
@@ -342,7 +362,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     // anything changes (the operator checks what the API server's cost limit or the cluster
     // keeps it from checking).
     let canary = |name: &str, nodes: &str| {
-        canary_upgrade(&s.ns, name, "10s", BAD).replacen(
+        two_stage(&s.ns, name, "10s", BAD).replacen(
             "canary: {nodes: 2}",
             &format!("canary: {{nodes: {nodes}}}"),
             1,
@@ -350,7 +370,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
     };
     s.apply(&canary("toomany", "20")).await;
     blocked_and_unchanged(&s, "toomany", reason::INVALID_SPEC, "is 20 but it runs on 10 nodes").await;
-    let last = canary_upgrade(&s.ns, "last", "10s", BAD).replace(
+    let last = two_stage(&s.ns, "last", "10s", BAD).replace(
         "components: [{kind: DaemonSet, name: connector, image: \"{BAD}\"}]".replace("{BAD}", BAD).as_str(),
         &format!("components: [{{kind: DaemonSet, name: connector-z, image: \"{BAD}\"}}]"),
     );
@@ -592,7 +612,7 @@ async fn s04_closed_window_waits_and_exclusions_are_respected() {
     let w = condition_of(&waiting, condition::WINDOW_OPEN);
     assert_eq!(w.status, "False");
     assert!(w.message.contains(&open.format("%Y-%m-%d %H:%M:%S").to_string()), "{}", w.message);
-    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert_eq!(s.image("connector").await, GOOD);
     let mu = s.wait_phase("up", Phase::Succeeded, SECS(240)).await;
     let st = mu.status.unwrap();
     let started = st.stages[0].started_at.unwrap();
@@ -604,8 +624,10 @@ async fn s04_closed_window_waits_and_exclusions_are_respected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating() {
     let mut s = incident_world("sigkill").await;
-    s.fault_injector(&["connector"], SECS(60), 0.6);
-    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    // A fault that shows only once the fleet stage takes more than the canary's two nodes.
+    s.fault_injector_past("connector", 2, SECS(60), 0.6);
+    let generation = s.generation("connector").await;
+    let original = strategy(&s, "connector").await;
     s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
     let applied = |stage: usize| {
         move |mu: &MaintenanceUpgrade| {
@@ -639,14 +661,11 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     let mu = s.wait_phase("up", Phase::RolledBack, SECS(120)).await;
     let st = mu.status.unwrap();
     assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION, "still reverts when it should");
-    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert!(st.stages[0].passed_at.is_some(), "the canary passed first");
     assert_eq!(s.image("connector").await, GOOD);
-    assert_eq!(
-        s.generation("connector-canary").await,
-        g_canary + 2,
-        "no duplicate patch: set once, reverted once"
-    );
-    assert_eq!(s.generation("connector").await, g_fleet + 2);
+    // The image with the canary's OnDelete, the strategy handed back, the image reverted.
+    assert_eq!(s.generation("connector").await, generation + 3, "no duplicate patch");
+    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
     for c in st.stages.iter().flat_map(|s| &s.components) {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good intact for {}", c.name);
     }
@@ -658,7 +677,7 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
 async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     let mut s = incident_world("leader").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    let (g_canary, g_fleet) = (s.generation("connector-canary").await, s.generation("connector").await);
+    let generation = s.generation("connector").await;
     // A second replica for the same namespace: the scenario's own operator already leads.
     let first = s.operator.instance.clone();
     let deadline = std::time::Instant::now() + SECS(20);
@@ -687,13 +706,12 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
     eprintln!("s11: the follower took the Lease over {:?} after the leader was killed", killed.elapsed());
     let mu = s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
     assert_eq!(s.image("connector").await, next);
-    assert_eq!(s.generation("connector-canary").await, g_canary + 1, "nothing repeated");
-    assert_eq!(s.generation("connector").await, g_fleet + 1);
+    assert_eq!(s.generation("connector").await, generation + 2, "nothing repeated");
     for c in mu.status.as_ref().unwrap().stages.iter().flat_map(|s| &s.components) {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good intact for {}", c.name);
     }
     let sets = s.events("up").await.iter().filter(|e| e.starts_with(reason::IMAGE_SET)).count();
-    assert_eq!(sets, 2, "each image set once: {:?}", s.events("up").await);
+    assert_eq!(sets, 2, "the image set once, then the rest handed over: {:?}", s.events("up").await);
     e2e::audit::assert_no_write_past_term(&s.env, &[&first, "leader-b"]);
     let stopped = second.terminate(SECS(10)).expect("SIGTERM stops the leader");
     eprintln!("s11: the new leader exited {stopped:?} after SIGTERM");
@@ -707,8 +725,7 @@ async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
 async fn s12_a_claimed_targets_rollout_wakes_its_upgrade() {
     // No workload: only the rollout matters here, and the side-by-side scenarios share 2 cores.
     let s = Scenario::new("watch-wake").await;
-    s.connector("connector-canary", GOOD, true).await;
-    s.connector("connector", GOOD, false).await;
+    s.node_agent("connector", GOOD).await;
     let yaml = two_stage(&s.ns, "up", "10m", "registry.example.com/secrets-store/connector:v1.3.3")
         .replace("interval: 2s", "interval: 1m")
         .replace("bucket: 2s", "bucket: 1m");
@@ -931,7 +948,7 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
         .replace("    - name: fleet\n", "    - name: fleet\n      requireApproval: true\n");
 
     // lint: what the API server and the operator would say, without changing anything.
-    let missing = good.replace("name: connector-canary", "name: connector-missing");
+    let missing = good.replacen("name: connector,", "name: connector-missing,", 1);
     let (code, said) = run(&["lint", "-f", &file("missing", &missing)]);
     assert_eq!(code, 1, "{said}");
     assert!(said.contains(&format!("DaemonSet {}/connector-missing does not exist", s.ns)), "{said}");
@@ -970,7 +987,9 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     let (code, said) = run(&["status", "up"]);
     assert_eq!(code, 3, "still in progress: {said}");
     let known_good = format!("known-good {GOOD}");
-    for shown in ["AwaitingApproval", &known_good, "connector-canary", "pod-start-failures", "Next:"] {
+    for shown in
+        ["AwaitingApproval", &known_good, "connector", "2 of 10 nodes", "pod-start-failures", "Next:"]
+    {
         assert!(said.contains(shown), "{shown:?} in\n{said}");
     }
     let (code, said) = run(&["approve", "up", "fleet"]);
@@ -983,7 +1002,7 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     let (code, said) = run(&["status", "up", "-w"]);
     assert_eq!(code, 1, "RolledBack exits non-zero:\n{said}");
     assert!(said.contains("CUSUM/limit") && said.contains("RolledBack"), "the timeline, to the end:\n{said}");
-    assert_eq!(s.image("connector-canary").await, GOOD);
+    assert_eq!(s.image("connector").await, GOOD);
     let (code, said) = run(&["resume", "up"]);
     assert!(code == 2 && said.contains("it has ended (RolledBack); nothing is left to resume"), "{said}");
 }
@@ -991,7 +1010,7 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s15_each_notification_arrives_once_even_when_the_receiver_was_down() {
     let mut s = incident_world("notify").await;
-    s.fault_injector(&["connector-canary"], SECS(60), 0.6);
+    s.fault_injector(&["connector"], SECS(60), 0.6);
     let mut receiver = Receiver::down();
     // The URL is a credential: in a Secret, which the operator may read by name and no other.
     let access = webhook_access(&s.ns, receiver.port);
@@ -1085,7 +1104,6 @@ async fn s16_the_builtin_signal_is_recorded_between_upgrades_and_a_restart_loses
         ("HISTORY_PENDING_LIMIT".into(), "3s".into()),
     ];
     s.operator.restart().unwrap();
-    s.connector("connector-canary", GOOD, true).await;
     s.connector("connector", GOOD, false).await;
     s.connector("connector-early", GOOD, false).await;
     s.workload(Duration::from_millis(100), SECS(20));
@@ -1164,7 +1182,7 @@ spec:
         "      - name: whole-namespace\n        kubernetes: {{namespaces: [{}], pendingLimit: 3s}}\n        regression: {{bucket: 2s}}\n",
         s.ns
     );
-    let yaml = two_stage(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3") + &both;
+    let yaml = fleet_only(&s.ns, "up", "5s", "registry.example.com/secrets-store/connector:v1.3.3") + &both;
     s.apply(&yaml).await;
     let mu = s
         .wait_for("up", SECS(60), "both baselines", |mu| {
@@ -1208,14 +1226,14 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     let mut s = Scenario::new("inplace").await;
     s.extra_node("joins", false).await; // left by an earlier run
     // As the chart ships it: a registrar sidecar, the connector the default container (the
-    // upgrade names no container).
-    s.node_agent("connector", GOOD).await;
+    // upgrade names no container). On 6 nodes: a canary of 2 of 6.
+    s.node_agent_on("connector", GOOD, 6).await;
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     let before = s.pods_by_node("connector").await;
-    assert_eq!(before.len(), ZONES);
+    assert_eq!(before.len(), 6);
     let original = strategy(&s, "connector").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    s.apply(&canary_upgrade(&s.ns, "up", "20s", next)).await;
+    s.apply(&two_stage(&s.ns, "up", "20s", next)).await;
     // The operator killed mid-canary (while it rolls out, or, on a fast machine where two pods
     // are replaced between two polls, as it soaks) takes no node more when it starts again.
     s.wait_for("up", SECS(90), "rolling out or soaking the canary", |mu| {
@@ -1251,7 +1269,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     assert!(owners.contains(&FIELD_MANAGER), "managers of the image: {owners:?}");
     let mu = s.upgrades().get("up").await.unwrap();
     let c = mu.status.unwrap().stages[0].components[0].canary.clone().unwrap();
-    assert_eq!((c.wanted, c.total, c.nodes.len()), (2, ZONES as i32, 2));
+    assert_eq!((c.wanted, c.total, c.nodes.len()), (2, 6, 2));
     // A node that joins mid-soak gets the new template (OnDelete holds): it counts as canary.
     s.extra_node("joins", true).await;
     let joined = "inplace-joins".to_string();
@@ -1301,7 +1319,7 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
     let original = strategy(&s, "connector").await;
     let registrar = "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.11.0";
     // The canary: every node of zone z5, by label (one node).
-    let upgrade = canary_upgrade(&s.ns, "up", "90s", BAD)
+    let upgrade = two_stage(&s.ns, "up", "90s", BAD)
         .replacen("canary: {nodes: 2}", &format!("canary: {{nodeSelector: {{{ZONE_LABEL}: z5}}}}"), 1)
         .replace(
             "name: connector, ",
@@ -1373,7 +1391,7 @@ async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_rever
     s.cordon_until_reverted("db").await;
     let upgrade = two_stage(&s.ns, "up", "20s", BAD)
         .replacen(
-            "{kind: DaemonSet, name: connector-canary, image:",
+            "{kind: DaemonSet, name: connector, canary: {nodes: 2}, image:",
             "{kind: StatefulSet, name: db, canary: {replicas: 1}, image:",
             1,
         )
@@ -1433,7 +1451,7 @@ async fn s22_a_deployment_canary_runs_beside_its_replicas_then_its_settings_are_
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let upgrade = two_stage(&s.ns, "up", "20s", next)
         .replacen(
-            "{kind: DaemonSet, name: connector-canary, image:",
+            "{kind: DaemonSet, name: connector, canary: {nodes: 2}, image:",
             "{kind: Deployment, name: web, canary: {replicas: 2}, image:",
             1,
         )
@@ -1514,7 +1532,7 @@ async fn s23_a_deployment_canary_reverted_leaves_every_old_replica_and_its_avail
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let upgrade = two_stage(&s.ns, "up", "120s", next)
         .replacen(
-            "{kind: DaemonSet, name: connector-canary, image:",
+            "{kind: DaemonSet, name: connector, canary: {nodes: 2}, image:",
             "{kind: Deployment, name: web, canary: {replicas: \"25%\"}, image:",
             1,
         )
@@ -1564,7 +1582,7 @@ async fn s24_a_fault_of_the_canarys_node_alone_is_counted_on_the_canarys_own_sig
     // (an e2e has no week of history), against which only a catastrophe acts: a rate far above
     // it, in 15 reads in a row of at least 5 pods. Diluted over the ten nodes, the same fault
     // is no catastrophe to the cluster-wide signal.
-    let upgrade = canary_upgrade(&s.ns, "up", "180s", BAD)
+    let upgrade = two_stage(&s.ns, "up", "180s", BAD)
         .replacen("canary: {nodes: 2}", "canary: {nodes: 1}", 1)
         .replacen("interval: 2s", "interval: 8s", 1);
     s.apply(&upgrade).await;
@@ -1800,8 +1818,9 @@ async fn s28_a_leader_that_cannot_renew_stops_writing_within_its_term_and_leads_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_its_targets_before_it_goes() {
     let s = Scenario::new("deleted").await;
-    s.connector("connector-canary", GOOD, true).await;
-    s.connector("connector", GOOD, false).await;
+    s.node_agent("connector", GOOD).await;
+    let before = s.pods_by_node("connector").await;
+    let original = strategy(&s, "connector").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     // Automatic rollback off: a deletion reverts whatever the rollback settings say.
     let upgrade = two_stage(&s.ns, "up", "10m", next)
@@ -1811,7 +1830,7 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
         mu.status.as_ref().is_some_and(|st| st.stages[0].phase == StagePhase::Soaking)
     })
     .await;
-    assert_eq!(s.image("connector-canary").await, next);
+    assert_eq!(s.image("connector").await, next);
     let mu = s.upgrades().get("up").await.unwrap();
     assert!(
         mu.finalizers().iter().any(|f| f == maintenance_operator::constants::FINALIZER),
@@ -1823,18 +1842,23 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
         s.upgrades().get_opt("up").await.unwrap().is_none()
     })
     .await;
-    assert_eq!(s.image("connector-canary").await, GOOD, "reverted before it went");
-    assert_eq!(s.image("connector").await, GOOD, "never changed");
-    for name in ["connector-canary", "connector"] {
-        let ds = s.daemonsets().get(name).await.unwrap();
-        let marks: Vec<&String> = ds
-            .annotations()
-            .keys()
-            .chain(ds.labels().keys())
-            .filter(|k| k.starts_with("maintenance.dev/"))
-            .collect();
-        assert!(marks.is_empty(), "{name} released: {marks:?}");
-    }
+    assert_eq!(s.image("connector").await, GOOD, "reverted before it went");
+    assert_eq!(strategy(&s, "connector").await, original, "its strategy restored exactly");
+    let ds = s.daemonsets().get("connector").await.unwrap();
+    let marks: Vec<&String> = ds
+        .annotations()
+        .keys()
+        .chain(ds.labels().keys())
+        .filter(|k| k.starts_with("maintenance.dev/"))
+        .collect();
+    assert!(marks.is_empty(), "released: {marks:?}");
+    // Only the canary's pods were made again, and every pod runs the known-good image.
+    s.wait_rolled_out("connector", SECS(60)).await;
+    let after = s.pods_by_node("connector").await;
+    let made_again: Vec<&String> =
+        after.iter().filter(|(n, (uid, _))| *uid != before[*n].0).map(|(n, _)| n).collect();
+    assert_eq!(made_again.len(), 2, "{made_again:?}");
+    assert!(after.values().all(|(_, image)| image == GOOD), "{after:?}");
     let events = s.events("up").await;
     assert!(events.iter().any(|e| e.starts_with(reason::UPGRADE_DELETED)), "{events:?}");
     // A release decided on an older read (or landing late, after another replica took over)
@@ -1898,18 +1922,18 @@ async fn s32_the_operator_run_from_its_image_upgrades_then_rolls_back() {
     let root = mounts.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).unwrap();
     assert!(root.split_whitespace().nth(5).unwrap().split(',').any(|o| o == "ro"), "read-only root: {root}");
 
-    s.fault_injector(&["connector-canary"], SECS(60), 0.6); // only once a stage sets BAD
+    s.fault_injector(&["connector"], SECS(60), 0.6); // only once a stage sets BAD
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     s.apply(&two_stage(&s.ns, "up", "10s", next)).await;
     s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
-    assert_eq!(s.image("connector-canary").await, next);
     assert_eq!(s.image("connector").await, next);
 
     s.apply(&two_stage(&s.ns, "down", "90s", BAD)).await;
     let mu = s.wait_phase("down", Phase::RolledBack, SECS(180)).await;
-    assert_eq!(mu.status.unwrap().rollback.unwrap().reason, reason::REGRESSION);
-    assert_eq!(s.image("connector-canary").await, next, "back on the image the first upgrade proved");
-    assert_eq!(s.image("connector").await, next, "the fleet never left it");
+    let st = mu.status.unwrap();
+    assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION);
+    assert_eq!(s.image("connector").await, next, "back on the image the first upgrade proved");
+    assert_eq!(st.stages[1].phase, StagePhase::Pending, "caught in the canary: the fleet never left it");
     // It led in its ServiceAccount's own name, with the token the API server issued it.
     assert!(s.env.own_lease_writes(OPERATOR_SA, &s.lease()).unwrap() > 0, "no Lease write as {OPERATOR_SA}");
     assert_eq!(s.lease_holder().await.as_deref(), Some(s.operator.instance.as_str()));
