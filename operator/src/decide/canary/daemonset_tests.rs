@@ -424,6 +424,23 @@ fn a_strategy_changed_by_someone_else_mid_canary_reverts_the_upgrade() {
 }
 
 #[test]
+fn a_hand_over_mark_that_is_not_this_upgrades_last_stage_does_not_excuse_a_changed_strategy() {
+    // Left by an earlier upgrade of the target deleted past its finalizer (another UID), or
+    // written by hand naming a stage that does not hand over: the change is still someone's.
+    for mark in ["uid-0/fleet", "uid-1/canary", "uid-1/fleet/", "uid-1"] {
+        let mut w = world(Portion::Count(2), None);
+        run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+        ds_mut(&mut w).handed_over = Some(mark.into());
+        ds_mut(&mut w).update_strategy = Some(ROLLING.into());
+        bump(ds_mut(&mut w));
+        run_paced(&mut w, Duration::hours(1), terminal);
+        assert_eq!(w.phase(), Phase::RolledBack, "{mark}: {}", w.obs.status.message);
+        assert_eq!(w.obs.status.rollback.clone().unwrap().reason, reason::CHANGED_EXTERNALLY, "{mark}");
+        assert_eq!(w.image("connector"), "connector:1.0", "{mark}");
+    }
+}
+
+#[test]
 fn a_restart_right_after_the_hand_over_is_not_taken_for_someone_elses_change() {
     let mut w = world(Portion::Count(2), None);
     let hands_over = |w: &World| matches!(w.effects.last(), Some(Effect::SetStrategy { strategy, .. }) if strategy == ROLLING);
