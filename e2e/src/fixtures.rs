@@ -23,8 +23,9 @@ pub fn two_stage(ns: &str, name: &str, soak: &str, image: &str) -> String {
 }
 
 /// Two different components in order, each a DaemonSet of its own: the secret store's
-/// `provider` plugin (stage `provider`), then the `connector` (stage `connector`). Only for what
-/// tests the order between components (`two_component_world`).
+/// `provider` plugin (stage `provider`), then the `connector` (stage `connector`). For what tests
+/// the order between components (`two_component_world`), and for bad input that needs two
+/// targets (s06).
 pub fn two_components(ns: &str, name: &str, soak: &str, image: &str) -> String {
     staged(
         ns,

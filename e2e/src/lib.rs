@@ -43,7 +43,7 @@ pub const CANARY_LABEL: &str = "e2e.maintenance.dev/canary";
 pub const SCENARIO_LABEL: &str = "e2e.maintenance.dev/scenario";
 pub const GOOD: &str = "registry.example.com/secrets-store/connector:v1.3.2";
 pub const BAD: &str = "registry.example.com/secrets-store/connector:v1.4.0";
-/// The sidecar beside the connector in `Scenario::node_agent`, which no upgrade touches.
+/// The sidecar beside the connector in `Scenario::node_agent` (only s20's upgrade bumps it).
 pub const REGISTRAR: &str = "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.10.0";
 pub const OPERATOR_SA: &str = "system:serviceaccount:maintenance-operator:maintenance-operator";
 pub const CRD: &str = "maintenanceupgrades.maintenance.dev";

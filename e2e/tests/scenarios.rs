@@ -652,8 +652,9 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     eprintln!("s05: the operator exited {stopped:?} after SIGTERM, mid-soak");
     tokio::time::sleep(SECS(5)).await;
     s.operator.restart().unwrap();
-    // 3. After the fleet's image was set, while the regression builds up.
-    s.wait_for("up", SECS(90), "fleet applied", applied(1)).await;
+    // 3. After the fleet stage handed the rest to the DaemonSet's rolling update, while the
+    // regression builds up.
+    s.wait_for("up", SECS(90), "fleet handed over", applied(1)).await;
     tokio::time::sleep(SECS(4)).await;
     s.operator.kill();
     tokio::time::sleep(SECS(3)).await;
@@ -986,10 +987,8 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     s.wait_phase("up", Phase::AwaitingApproval, SECS(120)).await;
     let (code, said) = run(&["status", "up"]);
     assert_eq!(code, 3, "still in progress: {said}");
-    let known_good = format!("known-good {GOOD}");
-    for shown in
-        ["AwaitingApproval", &known_good, "connector", "2 of 10 nodes", "pod-start-failures", "Next:"]
-    {
+    let (known_good, target) = (format!("known-good {GOOD}"), format!("DaemonSet {}/connector", s.ns));
+    for shown in ["AwaitingApproval", &known_good, &target, "2 of 10 nodes", "pod-start-failures", "Next:"] {
         assert!(said.contains(shown), "{shown:?} in\n{said}");
     }
     let (code, said) = run(&["approve", "up", "fleet"]);

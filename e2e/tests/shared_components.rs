@@ -18,7 +18,8 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s07_prometheus_outage_is_inconclusive_and_the_builtin_signal_needs_no_prometheus() {
     let s = incident_world("prometheus-outage").await;
-    s.connector("prom-target", GOOD, true).await;
+    // A target of its own for the upgrade judged on Prometheus, beside the connector's.
+    s.connector("prom-target", GOOD, false).await;
     tokio::time::sleep(SECS(30)).await; // history for the Prometheus baseline
     s.apply(&prometheus_upgrade("prom", "prom-target", &s.env.prometheus_url)).await;
     let mu = s.wait_phase("prom", Phase::Soaking, SECS(90)).await;
@@ -307,7 +308,7 @@ async fn s18_a_hostile_spec_is_refused_or_bounded_and_every_other_upgrade_is_sti
         + "  notifications:\n    webhooks:\n      - {name: aimed, urlSecretRef: {name: hook}}\n";
     s.apply(&ordinary).await;
     // And one judged on the real Prometheus, whose history reads take turns with the floods.
-    s.connector("prom-target", GOOD, true).await;
+    s.connector("prom-target", GOOD, false).await;
     s.apply(&prometheus_upgrade("prom-ordinary", "prom-target", &s.env.prometheus_url)).await;
     s.wait_phase("ordinary", Phase::Succeeded, SECS(180)).await;
     assert_eq!(s.image("connector").await, next, "the ordinary upgrade was judged and promoted");
