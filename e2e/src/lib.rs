@@ -745,6 +745,26 @@ impl Scenario {
         }
     }
 
+    /// `spec.updateStrategy` of DaemonSet `ds`, as the API server holds it.
+    pub async fn strategy(&self, ds: &str) -> serde_json::Value {
+        serde_json::to_value(self.daemonsets().get(ds).await.unwrap().spec.unwrap().update_strategy).unwrap()
+    }
+
+    /// Assert that every pod of DaemonSet `ds` runs `image`, and that of the pods `before` (by
+    /// node, as `pods_by_node` gives them) exactly those on the nodes `remade` names were made again.
+    pub async fn assert_remade_only(
+        &self,
+        ds: &str,
+        before: &std::collections::BTreeMap<String, (String, String)>,
+        remade: impl Fn(&str) -> bool,
+        image: &str,
+    ) {
+        for (node, (uid, now)) in &self.pods_by_node(ds).await {
+            assert_eq!(now, image, "{node}");
+            assert_eq!(uid != &before[node].0, remade(node), "{node}: only the canary's pods made again");
+        }
+    }
+
     /// The pods of DaemonSet `ds` by node: (pod UID, image of its `connector` container).
     pub async fn pods_by_node(&self, ds: &str) -> std::collections::BTreeMap<String, (String, String)> {
         let pods = self.live_pods(ds).await;

@@ -60,12 +60,6 @@ async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_
     assert_eq!(mu.status.unwrap().stages.len(), 2);
 }
 
-/// `spec.updateStrategy` of the connector, as the API server holds it.
-async fn strategy(s: &Scenario) -> serde_json::Value {
-    serde_json::to_value(s.daemonsets().get("connector").await.unwrap().spec.unwrap().update_strategy)
-        .unwrap()
-}
-
 fn env_crd(env: &Env) -> String {
     std::fs::read_to_string(env.root.join("charts/maintenance-operator/crds/maintenanceupgrades.yaml"))
         .unwrap()
@@ -78,7 +72,7 @@ fn env_crd(env: &Env) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     let mut s = incident_world("uninstall").await;
-    let original = strategy(&s).await;
+    let original = s.strategy("connector").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     s.apply(&two_stage(&s.ns, "up", "600s", next)).await;
     s.wait_for("up", SECS(60), "soaking canary", |mu| {
@@ -119,7 +113,11 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     let listed =
         docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "list left canaries")).unwrap();
     assert!(listed.contains(&format!("DaemonSet {}/connector", s.ns)), "{listed}");
-    assert_eq!(strategy(&s).await, serde_json::json!({"type": "OnDelete"}), "left on the canary's settings");
+    assert_eq!(
+        s.strategy("connector").await,
+        serde_json::json!({"type": "OnDelete"}),
+        "left on the canary's settings"
+    );
     let during = s.pods_by_node("connector").await;
     let canary: Vec<&String> =
         during.iter().filter(|(_, (_, image))| image == next).map(|(n, _)| n).collect();
@@ -130,19 +128,11 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     let put_back = put_back.replacen(example, &format!("KIND=daemonset NS={} NAME=connector", s.ns), 1);
     docs::run(&s.env, &put_back).unwrap();
     docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "remove the marks")).unwrap();
-    assert_eq!(strategy(&s).await, original, "put back exactly");
+    assert_eq!(s.strategy("connector").await, original, "put back exactly");
     assert_eq!(s.image("connector").await, GOOD, "on its known-good image");
     // Only the canary's pods were made again: the rest never ran the new image.
     s.wait_rolled_out("connector", SECS(60)).await;
-    let after = s.pods_by_node("connector").await;
-    for (node, (uid, image)) in &after {
-        assert_eq!(image, GOOD, "{node}");
-        assert_eq!(
-            uid != &during[node].0,
-            canary.contains(&node),
-            "{node}: only the canary's pods made again"
-        );
-    }
+    s.assert_remade_only("connector", &during, |n| canary.iter().any(|c| *c == n), GOOD).await;
     let ds = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector", "-o", "json"]).unwrap();
     let ds: serde_json::Value = serde_json::from_str(&ds).unwrap();
     for field in ["annotations", "labels"] {

@@ -20,7 +20,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     s.fault_injector(&["connector"], SECS(60), 0.6); // never triggered: GOOD -> v1.3.3
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let generation = s.generation("connector").await;
-    let original = strategy(&s, "connector").await;
+    let original = s.strategy("connector").await;
     let uid = s.apply(&two_stage(&s.ns, "up", "10s", next)).await.metadata.uid.unwrap();
     // Claimed targets carry the label the operator watches them by, naming the upgrade.
     s.wait_phase("up", Phase::Soaking, SECS(60)).await;
@@ -40,7 +40,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
     assert_eq!(s.image("connector").await, next);
     // Two writes of the spec: the image with the canary's OnDelete, then the strategy handed back.
     assert_eq!(s.generation("connector").await, generation + 2, "nothing written twice");
-    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
+    assert_eq!(s.strategy("connector").await, original, "restored exactly");
     for c in st.stages.iter().flat_map(|s| &s.components) {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good recorded for {}", c.name);
         assert_eq!(c.container.as_deref(), Some("connector"));
@@ -72,7 +72,7 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     let mut s = incident_world("canary-regression").await;
     s.fault_injector(&["connector"], SECS(60), 0.6);
     let before = s.pods_by_node("connector").await;
-    let original = strategy(&s, "connector").await;
+    let original = s.strategy("connector").await;
     // The soak outlasts the 60 s ramp by half: a 30 s live baseline acts only above 5.4x, which
     // the ramp passes near its end, and a loaded machine can take a few seconds more to see it.
     s.apply(&two_stage(&s.ns, "up", "90s", BAD)).await;
@@ -81,18 +81,10 @@ async fn s02_slow_regression_in_the_canary_soak_is_reverted() {
     assert_eq!(s.image("connector").await, GOOD, "the canary is back on its known-good image");
     assert_eq!(st.stages[1].phase, StagePhase::Pending, "the fleet stage never began");
     s.wait_rolled_out("connector", SECS(60)).await;
-    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
-    let after = s.pods_by_node("connector").await;
+    assert_eq!(s.strategy("connector").await, original, "restored exactly");
     let canary: Vec<&String> = st.stages[0].components[0].canary.iter().flat_map(|c| &c.nodes).collect();
     assert_eq!(canary.len(), 2, "{canary:?}");
-    for (node, (uid, image)) in &after {
-        assert_eq!(image, GOOD, "{node}");
-        assert_eq!(
-            uid != &before[node].0,
-            canary.contains(&node),
-            "{node}: only the canary's pods made again"
-        );
-    }
+    s.assert_remade_only("connector", &before, |n| canary.iter().any(|c| *c == n), GOOD).await;
     let rb = st.rollback.clone().unwrap();
     assert_eq!(rb.reason, reason::REGRESSION);
     assert!(rb.message.contains("against a baseline of"), "baseline vs observed: {}", rb.message);
@@ -627,7 +619,7 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     // A fault that shows only once the fleet stage takes more than the canary's two nodes.
     s.fault_injector_past("connector", 2, SECS(60), 0.6);
     let generation = s.generation("connector").await;
-    let original = strategy(&s, "connector").await;
+    let original = s.strategy("connector").await;
     s.apply(&two_stage(&s.ns, "up", "60s", BAD)).await;
     let applied = |stage: usize| {
         move |mu: &MaintenanceUpgrade| {
@@ -666,7 +658,7 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
     assert_eq!(s.image("connector").await, GOOD);
     // The image with the canary's OnDelete, the strategy handed back, the image reverted.
     assert_eq!(s.generation("connector").await, generation + 3, "no duplicate patch");
-    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
+    assert_eq!(s.strategy("connector").await, original, "restored exactly");
     for c in st.stages.iter().flat_map(|s| &s.components) {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good intact for {}", c.name);
     }
@@ -1215,11 +1207,6 @@ spec:
     assert!(s.saw_event("up", reason::BASELINE_LIMIT).await, "{:?}", s.events("up").await);
 }
 
-/// `spec.updateStrategy` of the connector, as the API server holds it.
-async fn strategy(s: &Scenario, ds: &str) -> serde_json::Value {
-    serde_json::to_value(s.daemonsets().get(ds).await.unwrap().spec.unwrap().update_strategy).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_takes_the_rest() {
     let mut s = Scenario::new("inplace").await;
@@ -1230,7 +1217,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     let before = s.pods_by_node("connector").await;
     assert_eq!(before.len(), 6);
-    let original = strategy(&s, "connector").await;
+    let original = s.strategy("connector").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     s.apply(&two_stage(&s.ns, "up", "20s", next)).await;
     // The operator killed mid-canary (while it rolls out, or, on a fast machine where two pods
@@ -1256,7 +1243,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
         assert_eq!((uid, image.as_str()), (&before[node].0, GOOD), "{node} untouched");
     }
     let ds = s.daemonsets().get("connector").await.unwrap();
-    assert_eq!(strategy(&s, "connector").await, json!({"type": "OnDelete"}));
+    assert_eq!(s.strategy("connector").await, json!({"type": "OnDelete"}));
     let recorded =
         ds.metadata.annotations.clone().unwrap_or_default()["maintenance.dev/original-update-strategy"]
             .clone();
@@ -1299,7 +1286,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     assert!(after.values().all(|(_, image)| image == next), "{after:?}");
     let template = s.daemonsets().get("connector").await.unwrap().spec.unwrap().template.spec.unwrap();
     assert_eq!(template.containers[0].image.as_deref(), Some(REGISTRAR), "the sidecar is left as it was");
-    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
+    assert_eq!(s.strategy("connector").await, original, "restored exactly");
     let ds = s.daemonsets().get("connector").await.unwrap();
     assert!(ds.metadata.annotations.unwrap_or_default().keys().all(|k| !k.starts_with("maintenance.dev/")));
     assert!(s.saw_event("up", reason::CANARY_WIDENED).await, "{:?}", s.events("up").await);
@@ -1315,7 +1302,7 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
     s.workload(Duration::from_millis(100), Duration::from_secs(20));
     s.fault_injector(&["connector"], SECS(60), 0.6);
     let before = s.pods_by_node("connector").await;
-    let original = strategy(&s, "connector").await;
+    let original = s.strategy("connector").await;
     let registrar = "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.11.0";
     // The canary: every node of zone z5, by label (one node).
     let upgrade = two_stage(&s.ns, "up", "90s", BAD)
@@ -1354,13 +1341,9 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
     s.wait_rolled_out("connector", SECS(60)).await;
     assert_eq!(s.image("connector").await, GOOD);
     assert_eq!(sidecar(&s.daemonsets().get("connector").await.unwrap()), REGISTRAR, "reverted together");
-    assert_eq!(strategy(&s, "connector").await, original, "restored exactly");
-    let after = s.pods_by_node("connector").await;
-    for (node, (uid, image)) in &after {
-        assert_eq!(image, GOOD, "{node}");
-        let canary = *node == node_name("inplace-bad", 5);
-        assert_eq!(uid != &before[node].0, canary, "{node}: only the canary's pods were made again");
-    }
+    assert_eq!(s.strategy("connector").await, original, "restored exactly");
+    let canary = node_name("inplace-bad", 5);
+    s.assert_remade_only("connector", &before, |n| n == canary, GOOD).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1819,7 +1802,7 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
     let s = Scenario::new("deleted").await;
     s.node_agent("connector", GOOD).await;
     let before = s.pods_by_node("connector").await;
-    let original = strategy(&s, "connector").await;
+    let original = s.strategy("connector").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     // Automatic rollback off: a deletion reverts whatever the rollback settings say.
     let upgrade = two_stage(&s.ns, "up", "10m", next)
@@ -1842,7 +1825,7 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
     })
     .await;
     assert_eq!(s.image("connector").await, GOOD, "reverted before it went");
-    assert_eq!(strategy(&s, "connector").await, original, "its strategy restored exactly");
+    assert_eq!(s.strategy("connector").await, original, "its strategy restored exactly");
     let ds = s.daemonsets().get("connector").await.unwrap();
     let marks: Vec<&String> = ds
         .annotations()
