@@ -100,6 +100,11 @@ pub mod reason {
     /// acts on, and how much history would act on the rule's own. Or a canary's nodes are too
     /// quiet to judge it on its own over its soak: the message says what would.
     pub const BASELINE_LIMIT: &str = "BaselineLimit";
+    /// The baseline's error rate is so high that no regression could be told above it (measured
+    /// while the cluster itself failed, or of a signal that always fails this much): nothing
+    /// changes on it. One observed live is measured again; one from history blocks the upgrade
+    /// until its history leaves room.
+    pub const BASELINE_NO_ROOM: &str = "BaselineLeavesNoRoom";
     /// The next stage has `requireApproval`: add its name to `spec.approvedStages`.
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
     /// `spec.paused` is true: no stage starts or is promoted; analysis and automatic rollback go on.

@@ -5,7 +5,8 @@ use super::analysis::baseline_from_history;
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::detector::observed_seconds;
+use crate::detector::reach::Judged;
+use crate::detector::{Cusum, observed_seconds};
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::Duration;
@@ -86,6 +87,42 @@ impl Decider<'_> {
                 ),
             );
         }
+        // A baseline that leaves no room above it would let any regression through unseen, so
+        // nothing changes on it. One observed live is measured again (the cluster was failing
+        // while it was measured, most likely); one from history is read again on each look, and
+        // blocks the upgrade until the history leaves room.
+        if now >= ends {
+            let mut blocked = vec![];
+            for (name, words, live) in self.baselines_without_room(plan) {
+                if let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == name) {
+                    a.baseline = None;
+                    a.baseline_limit = None;
+                }
+                if live {
+                    ends = now + observe;
+                    self.st.baseline_ends_at = Some(ends);
+                    let msg = format!(
+                        "signal {name}: {words}; measuring it again until {} before any change (if it always fails \
+                         this much, count fewer pods: a labelSelector, or a longer pendingLimit)",
+                        at(ends)
+                    );
+                    self.note(true, reason::BASELINE_NO_ROOM, "Baseline", msg);
+                } else {
+                    blocked.push(format!("signal {name}: {words}"));
+                }
+            }
+            if !blocked.is_empty() {
+                let msg = format!(
+                    "{}; nothing changes until its history leaves room (read again every {BLOCKED_RETRY}s); if the \
+                     signal always fails this much, count fewer failures (its query or labelSelector)",
+                    blocked.join("; ")
+                );
+                self.set_phase(Phase::MeasuringBaseline, msg.clone());
+                self.block(reason::BASELINE_NO_ROOM, msg);
+                self.next("read the baseline's history again", Some(now + Duration::seconds(BLOCKED_RETRY)));
+                return false;
+            }
+        }
         let missing: Vec<String> = plan
             .signals
             .iter()
@@ -106,6 +143,20 @@ impl Decider<'_> {
             return false;
         }
         true
+    }
+
+    /// The signals whose baseline leaves no room to tell a regression (`Cusum::no_room`): each
+    /// one's name, the words, and whether it was observed live (not read from history).
+    fn baselines_without_room(&self, plan: &Plan) -> Vec<(String, String, bool)> {
+        plan.signals
+            .iter()
+            .filter_map(|s| {
+                let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
+                let judged = if s.canary_parent().is_some() { Judged::AtAControl } else { Judged::Alone };
+                let words = Cusum { judged, ..Cusum::from_rule(&s.regression) }.no_room_words(b)?;
+                Some((s.name.clone(), words, s.prometheus.is_none() && !b.recorded))
+            })
+            .collect()
     }
 
     /// A built-in signal observed live that saw less than `observe` (by more than one interval,

@@ -90,3 +90,63 @@ fn a_builtin_signal_recorded_long_enough_is_not_observed_again_before_the_first_
     w.run_until(Duration::hours(1), |w| w.obs.status.changed_at.is_some());
     assert!(w.obs.status.changed_at.unwrap() - start >= Duration::minutes(10));
 }
+
+/// A baseline measured while the cluster itself failed (a control plane catching up after an
+/// outage, most pods left pending) leaves no room above it: even the lowest rate it may
+/// plausibly have, times the smallest increase acted on, is past every attempt failing, so no
+/// regression could be told. Changing on it would leave the upgrade unjudged: the change waits,
+/// says why, and the baseline is measured again.
+#[test]
+fn a_live_baseline_that_leaves_no_room_is_measured_again_before_any_change() {
+    let mut w = World::new(spec());
+    let start = w.obs.now;
+    w.error_rate = Box::new(move |w| if w.obs.now < start + Duration::minutes(10) { 0.6 } else { 0.01 });
+    w.run_until(Duration::hours(2), |w| !w.image_sets().is_empty());
+    let changed = w.obs.status.changed_at.unwrap();
+    assert!(changed >= start + Duration::minutes(20), "{changed}: {:?}", w.events);
+    let b = w.obs.status.analysis[0].baseline.clone().unwrap();
+    assert!(b.rate < 0.05, "judged on the baseline measured again: {b:?}");
+    let said: Vec<&String> = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_NO_ROOM)).collect();
+    assert_eq!(said.len(), 1, "{:?}", w.events);
+    assert!(said[0].contains("measuring it again"), "{said:?}");
+    // Then judged as usual: a regression on the canary is caught on the new baseline.
+    w.error_rate = Box::new(|_| 0.2);
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{:?}", w.events);
+}
+
+/// A baseline that is high only by chance (two failures of ten attempts) is thin, not full: the
+/// lowest rate it may have leaves room, so nothing waits for it (its limit is said as before).
+#[test]
+fn a_thin_baseline_is_not_taken_for_one_without_room() {
+    let mut w = World::new(spec());
+    w.attempts_per_minute = 1;
+    w.error_rate = Box::new(|_| 0.2);
+    let start = w.obs.now;
+    w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
+    assert!(w.obs.status.changed_at.unwrap() < start + Duration::minutes(12));
+    assert!(!w.events.iter().any(|e| e.starts_with(reason::BASELINE_NO_ROOM)), "{:?}", w.events);
+}
+
+/// A baseline read from history that leaves no room cannot be measured again by waiting
+/// `observe`: the upgrade is Blocked, says so once, reads the history again on each look, and
+/// goes on once the history leaves room.
+#[test]
+fn a_baseline_from_history_without_room_blocks_the_change_until_it_leaves_room() {
+    let mut w = World::new(spec_with_history());
+    let start = w.obs.now;
+    w.error_rate = Box::new(|_| 0.7);
+    w.run_until(Duration::hours(1), |w| w.obs.now >= start + Duration::hours(1));
+    assert!(w.image_sets().is_empty(), "nothing changes on it: {:?}", w.events);
+    assert_eq!(w.phase(), Phase::MeasuringBaseline);
+    let blocked = w.condition(ct::BLOCKED).clone();
+    assert_eq!((blocked.status.as_str(), blocked.reason.as_str()), ("True", reason::BASELINE_NO_ROOM));
+    assert!(blocked.message.contains("scheduling-errors"), "{}", blocked.message);
+    assert!(w.obs.status.message.contains("history"), "{}", w.obs.status.message);
+    let said = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_NO_ROOM)).count();
+    assert_eq!(said, 1, "said once: {:?}", w.events);
+    w.error_rate = Box::new(|_| 0.01);
+    w.run_until(Duration::minutes(10), |w| !w.image_sets().is_empty());
+    assert!(!w.image_sets().is_empty(), "{:?}", w.events);
+    assert_eq!(w.condition(ct::BLOCKED).status, "False");
+}

@@ -175,6 +175,18 @@ pub fn baseline_margin(b: &BaselineStatus) -> f64 {
     pooled
 }
 
+/// How low the baseline rate may plausibly be: the one-sided lower bound, MARGIN_Z standard
+/// deviations down, of the Poisson mean of the failures it rests on (Wilson-Hilferty), as a
+/// share of the estimate. 0 without failures, or for a status that holds no number.
+pub fn rate_lower_bound(b: &BaselineStatus) -> f64 {
+    let e = b.errors.max(0) as f64;
+    if e == 0.0 || !b.rate.is_finite() {
+        return 0.0;
+    }
+    let low = e * (1.0 - 1.0 / (9.0 * e) - MARGIN_Z / (3.0 * e.sqrt())).max(0.0).powi(3);
+    (b.rate * low / e).clamp(0.0, 1.0)
+}
+
 /// Standard deviations of the margin. Chosen among 1, 2 and 3 on the floor seeds: at 1 and 2
 /// the floors (`reach`) were set by baselines of a handful of failures that came out low by
 /// chance (3 days, 5 failures: 9.55x at 1, 4.10x at 2); at 3 every floor is set by an

@@ -2,7 +2,7 @@
 //! for catastrophic breakage.
 
 use super::reach::{self, Judged};
-use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at};
+use super::{Assessment, Counts, Detector, baseline_margin, inflation, pct, rate_at, rate_lower_bound};
 use crate::crd::{BaselineStatus, DetectorState, RegressionRule, Sensitivity, Verdict};
 use chrono::{DateTime, Duration, Utc};
 
@@ -96,13 +96,46 @@ impl Cusum {
 
     /// The smallest error rate that counts as a regression for a baseline rate.
     pub fn regression_rate(&self, p0: f64, relative: f64) -> f64 {
-        (p0 * (1.0 + relative)).max(p0 + self.min_absolute_increase).min(0.999)
+        (p0 * (1.0 + relative)).max(p0 + self.min_absolute_increase).min(CERTAIN)
+    }
+
+    /// A baseline that leaves no room above it: even from the lowest rate it may plausibly have,
+    /// the smallest regression acted on is past every attempt failing, so none could be told
+    /// (one measured while the cluster itself failed, or of a signal that always fails this
+    /// much). That lowest rate, when so; never for a baseline high only by chance (a few
+    /// attempts, a failure or two), whose lowest rate is far lower.
+    pub fn no_room(&self, b: &BaselineStatus) -> Option<f64> {
+        let low = rate_lower_bound(b);
+        (low > 0.0 && self.regression_rate(low, self.relative_increase(b)) >= CERTAIN).then_some(low)
+    }
+
+    /// `no_room` in words: what the baseline measured, and why nothing could be told above it.
+    pub fn no_room_words(&self, b: &BaselineStatus) -> Option<String> {
+        let low = self.no_room(b)?;
+        let relative = self.relative_increase(b);
+        let step = if low * relative >= self.min_absolute_increase {
+            format!("{} that", reach::times(1.0 + relative))
+        } else {
+            format!("{} more", pct(self.min_absolute_increase))
+        };
+        Some(format!(
+            "its baseline is {} ({} of {} attempts failed; at least {} allowing for chance), and the smallest \
+             regression acted on, {}, is past every attempt failing: no regression could be told",
+            pct(b.rate),
+            b.errors,
+            b.attempts,
+            pct(low),
+            step,
+        ))
     }
 
     fn ceiling_rate(&self, p0: f64) -> f64 {
         (p0 * self.ceiling).max(p0 + self.ceiling_absolute)
     }
 }
+
+/// The highest rate judged against: every attempt failing, short of the log of zero.
+const CERTAIN: f64 = 0.999;
 
 /// Binomial log-likelihood ratio of `y` errors in `n` attempts, p1 against p0.
 pub fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
@@ -149,7 +182,7 @@ impl Cusum {
         c: Counts,
         level: f64,
     ) -> Why {
-        let p0 = (rate_at(b, at) * level).clamp(1e-6, 0.999);
+        let p0 = (rate_at(b, at) * level).clamp(1e-6, CERTAIN);
         let n = c.attempts as f64;
         let (threshold, cap) = self.limits(b);
         s.soak_attempts += c.attempts as i64;
@@ -168,8 +201,8 @@ impl Cusum {
         let start = *s.bucket_from.get_or_insert(at);
         if at - start >= self.bucket - Duration::seconds(1) && s.bucket_attempts as u64 >= self.min_attempts {
             let (bn, by) = (s.bucket_attempts as f64, s.bucket_errors as f64);
-            let bp0 = (s.bucket_expected / bn).clamp(1e-6, 0.999);
-            let reference = (bp0 * baseline_margin(b)).min(0.999);
+            let bp0 = (s.bucket_expected / bn).clamp(1e-6, CERTAIN);
+            let reference = (bp0 * baseline_margin(b)).min(CERTAIN);
             let bp1 = self.regression_rate(reference, self.relative_increase(b));
             let inc = (llr(bn, by, reference, bp1) / inflation(b, bn)).min(cap);
             s.statistic = (s.statistic + inc).max(0.0);

@@ -16,7 +16,9 @@ mod cusum;
 pub mod level;
 pub mod reach;
 
-pub use baseline::{add_live_interval, baseline_margin, fit_baseline, inflation, observed_seconds, rate_at};
+pub use baseline::{
+    add_live_interval, baseline_margin, fit_baseline, inflation, observed_seconds, rate_at, rate_lower_bound,
+};
 pub use cusum::{Cusum, DEFAULT_THRESHOLD, llr};
 
 use crate::crd::{BaselineStatus, DetectorState, Verdict};

@@ -123,7 +123,7 @@ fn rounded(d: Duration) -> Duration {
 }
 
 /// A multiple of the baseline, to two decimals without trailing zeros: "2x", "2.65x".
-fn times(multiple: f64) -> String {
+pub(crate) fn times(multiple: f64) -> String {
     let m = format!("{multiple:.2}");
     format!("{}x", m.trim_end_matches('0').trim_end_matches('.'))
 }

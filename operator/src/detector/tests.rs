@@ -164,3 +164,39 @@ fn a_rise_the_control_shares_is_not_the_canarys_own() {
     assert!(first(1.0).is_some(), "alone, the canary regressed");
     assert_eq!(first(3.0), None, "shared with the rest, it is not the canary's");
 }
+
+/// 65 of 70 pods failed while the baseline was observed (seed 31 of the robustness run on
+/// canaries: a scheduler catching up after two API server restarts): no room for any
+/// regression above it. Two of ten is high only by chance; a status holding no number says
+/// nothing.
+#[test]
+fn a_baseline_leaves_no_room_only_when_even_its_lowest_rate_does() {
+    let d = detector();
+    let observed = |attempts: u64, errors: u64| {
+        let mut b = BaselineStatus::default();
+        add_live_interval(&mut b, t0() + Duration::minutes(30), t0(), Counts { attempts, errors });
+        b
+    };
+    let full = observed(70, 65);
+    let low = d.no_room(&full).expect("no room");
+    assert!(low > 0.5 && low < full.rate, "{low}");
+    assert!(d.no_room_words(&full).unwrap().contains("65 of 70 attempts failed"));
+    assert_eq!(d.no_room(&observed(10, 2)), None, "thin, not full");
+    assert_eq!(d.no_room(&observed(70, 3)), None);
+    let forged = BaselineStatus { rate: f64::NAN, errors: 65, attempts: 70, ..Default::default() };
+    assert_eq!(d.no_room(&forged), None);
+    let negative = BaselineStatus { rate: 0.9, errors: -5, attempts: 70, ..Default::default() };
+    assert_eq!(d.no_room(&negative), None);
+    // A week of history acts on 1.7x: room up to about 59 %.
+    let week = |rate: f64| BaselineStatus {
+        rate,
+        errors: (rate * 1e6) as i64,
+        attempts: 1_000_000,
+        hourly: vec![rate; 24],
+        from: Some(t0()),
+        to: Some(t0() + Duration::days(7)),
+        ..Default::default()
+    };
+    assert_eq!(d.no_room(&week(0.5)), None);
+    assert!(d.no_room(&week(0.65)).is_some());
+}
