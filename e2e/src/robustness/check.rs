@@ -4,7 +4,9 @@
 
 use crate::audit::{Write, writes_past_term};
 use chrono::{DateTime, Duration, Utc};
-use maintenance_operator::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
+use maintenance_operator::constants::{
+    HANDED_OVER_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
+};
 use maintenance_operator::crd::Phase;
 use serde_json::Value;
 
@@ -36,6 +38,10 @@ pub struct Lane {
     pub image: String,
     /// maintenance.dev/ labels and annotations left on the target at the end.
     pub marks: Vec<String>,
+    /// The target's `updateStrategy` before its upgrade, and at the end: a canary changes it,
+    /// and every end puts it back exactly.
+    pub strategy_before: Value,
+    pub strategy: Value,
 }
 
 impl Lane {
@@ -71,7 +77,8 @@ pub fn classify(request: &Value) -> TargetWrite {
     let annotation = |name: &str| format!("/metadata/annotations/{}", name.replace('/', "~1"));
     if let Some(ops) = request.as_array() {
         // Every owned write tests the owner mark, its UID and the version it was decided on, and
-        // changes only images and a canary's update strategy.
+        // changes only images and a canary's update strategy, with the canary's two marks: the
+        // strategy it replaced, and the hand-over to the whole workload.
         let tested = |path: &str| ops.iter().find(|op| op["op"] == "test" && op["path"] == path);
         let owner = tested(&annotation(OWNER_ANNOTATION)).and_then(|op| op["value"].as_str());
         let guarded = tested(&annotation(OWNER_UID_ANNOTATION)).is_some()
@@ -85,7 +92,13 @@ pub fn classify(request: &Value) -> TargetWrite {
                 })
         };
         let strategy = |op: &Value| op["op"] == "add" && op["path"] == "/spec/updateStrategy";
-        let known = ops.iter().all(|op| op["op"] == "test" || image(op) || strategy(op));
+        let canary_mark = |op: &Value| {
+            op["op"] == "add"
+                && [ORIGINAL_STRATEGY_ANNOTATION, HANDED_OVER_ANNOTATION]
+                    .iter()
+                    .any(|a| op["path"].as_str() == Some(annotation(a).as_str()))
+        };
+        let known = ops.iter().all(|op| op["op"] == "test" || image(op) || strategy(op) || canary_mark(op));
         let images = ops
             .iter()
             .filter(|op| image(op))
@@ -166,7 +179,7 @@ pub fn target_writes(
 }
 
 /// Each upgrade ended as its class says, its target on the image that goes with it (never a
-/// third), and released.
+/// third), its `updateStrategy` as before, and released.
 pub fn ends(lanes: &[Lane]) -> Vec<String> {
     let mut out = vec![];
     for l in lanes {
@@ -184,6 +197,12 @@ pub fn ends(lanes: &[Lane]) -> Vec<String> {
         }
         if !l.marks.is_empty() {
             out.push(format!("{} ({:?}) left {:?} on {}", l.owner, l.class, l.marks, l.target));
+        }
+        if l.strategy != l.strategy_before {
+            out.push(format!(
+                "{} ({:?}) left updateStrategy {} on {}, not {}",
+                l.owner, l.class, l.strategy, l.target, l.strategy_before
+            ));
         }
     }
     out

@@ -1,6 +1,6 @@
 use super::*;
 use maintenance_operator::crd::WorkloadKind;
-use maintenance_operator::target::{claim_patch, image_patch, release_patch};
+use maintenance_operator::target::{claim_patch, image_patch, release_patch, strategy_patch};
 
 fn t(secs: i64) -> DateTime<Utc> {
     "2026-12-04T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(secs)
@@ -17,7 +17,13 @@ fn lane(class: Class) -> Lane {
         phase: Some(Phase::Succeeded),
         image: "img:2".into(),
         marks: vec![],
+        strategy_before: rolling(),
+        strategy: rolling(),
     }
+}
+
+fn rolling() -> Value {
+    serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "50%"}})
 }
 
 fn write(at: i64, name: &str, request: Value) -> Write {
@@ -110,6 +116,52 @@ fn each_class_has_its_end() {
     let third = Lane { phase: None, image: "img:3".into(), ..lane(Class::Deleted) };
     let found = ends(&[false_rollback, left_marked, third]);
     assert_eq!(found.len(), 4, "{found:#?}");
+}
+
+/// A canary's own writes are the operator's: its image with OnDelete and the strategy it
+/// replaced, in one write; the hand-over to the whole workload, marked; the strategy put back.
+/// Any other annotation or spec field in an owned write is not.
+#[test]
+fn a_canarys_writes_are_the_operators_and_nothing_more() {
+    let lanes = [lane(Class::Healthy)];
+    let original = rolling().to_string();
+    let on_delete = r#"{"type":"OnDelete"}"#;
+    let images = [(0, "connector", "img:2")];
+    let canary =
+        image_patch(WorkloadKind::DaemonSet, "6", "ns/up", "uid", &images, Some((on_delete, &original)));
+    let hand_over =
+        strategy_patch(WorkloadKind::DaemonSet, "7", "ns/up", "uid", &original, Some("uid-1/fleet"));
+    let restored = strategy_patch(WorkloadKind::DaemonSet, "8", "ns/up", "uid", &original, None);
+    let ok =
+        [write(20, "agent", canary.clone()), write(30, "agent", hand_over), write(40, "agent", restored)];
+    assert!(target_writes(&ok, "ns", &lanes, (t(10), t(100))).is_empty());
+    for (path, value) in [
+        ("/metadata/annotations/maintenance.dev~1paused", serde_json::json!("true")),
+        ("/metadata/annotations/example.com~1note", serde_json::json!("x")),
+        ("/spec/minReadySeconds", serde_json::json!(30)),
+    ] {
+        let mut more = canary.as_array().unwrap().clone();
+        more.push(serde_json::json!({"op": "add", "path": path, "value": value}));
+        assert_eq!(classify(&Value::Array(more)), TargetWrite::Unexplained, "{path}");
+    }
+}
+
+#[test]
+fn a_strategy_left_changed_is_a_violation_whatever_the_end() {
+    for class in [Class::Healthy, Class::Regressing, Class::Deleted] {
+        let base = match class {
+            Class::Healthy => lane(class),
+            Class::Regressing => {
+                Lane { phase: Some(Phase::RolledBack), image: "img:1".into(), ..lane(class) }
+            }
+            Class::Deleted => Lane { phase: None, image: "img:1".into(), ..lane(class) },
+        };
+        assert!(ends(std::slice::from_ref(&base)).is_empty(), "{class:?}");
+        let left = Lane { strategy: serde_json::json!({"type": "OnDelete"}), ..base };
+        let found = ends(&[left]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("updateStrategy"), "{found:?}");
+    }
 }
 
 #[test]

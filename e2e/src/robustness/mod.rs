@@ -9,7 +9,7 @@ pub mod check;
 pub mod schedule;
 
 use crate::proxy::{Mode, Proxy};
-use crate::{Env, GOOD, Operator, Receiver, Scenario, eventually, fleet_only, webhook_access};
+use crate::{Env, GOOD, Operator, Receiver, Scenario, eventually, two_stage, webhook_access};
 use check::{Class, Lane};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 
 /// The image a healthy or deleted upgrade sets; a regressing one sets `crate::BAD`.
 const NEXT: &str = "registry.example.com/secrets-store/connector:v1.3.3";
+
+/// Each upgrade is a canary on 2 of its DaemonSet's nodes, soaked this long, then the rest: the
+/// faults fall on canaries too (their strategy, their pods made again, the hand-over).
+const CANARY_SOAK: &str = "20s";
 
 /// One run: its seed, how many faults its schedule holds, and how many upgrades of each class.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +121,8 @@ pub async fn run(cfg: Config) -> Report {
         let desired = if class == Class::Regressing { crate::BAD } else { NEXT };
         let soak =
             if class == Class::Healthy { format!("{}s", healthy_soak.as_secs()) } else { "30m".into() };
-        let yaml = fleet_only(&s.ns, &upgrade, &soak, desired)
+        let yaml = two_stage(&s.ns, &upgrade, &soak, desired)
+            .replacen(&format!("soak: {soak}\n"), &format!("soak: {CANARY_SOAK}\n"), 1)
             .replace("name: connector,", &format!("name: {target},"))
             .replace("labelSelector: app=email-sync", &format!("labelSelector: app={app}"))
             // A pod pending past 3 s counts as failed in the scenarios; here the API server is
@@ -127,6 +132,7 @@ pub async fn run(cfg: Config) -> Report {
             .replace("pendingLimit: 3s", "pendingLimit: 20s")
             .replacen("  stages:\n", &window, 1)
             + "  notifications:\n    webhooks:\n      - {name: oncall, urlSecretRef: {name: webhook}}\n";
+        let strategy_before = s.strategy(&target).await;
         let mu = s.apply(&yaml).await;
         plans.push(Plan {
             lane: Lane {
@@ -142,6 +148,8 @@ pub async fn run(cfg: Config) -> Report {
                 phase: None,
                 image: String::new(),
                 marks: vec![],
+                strategy_before,
+                strategy: serde_json::Value::Null,
             },
             soaking_since: None,
             delete_after: delete_after.remove(0),
@@ -197,6 +205,7 @@ pub async fn run(cfg: Config) -> Report {
     tokio::time::sleep(Duration::from_secs(5)).await;
     for p in plans.iter_mut() {
         let ds: DaemonSet = s.daemonsets().get(&p.lane.target).await.expect("the target is there");
+        p.lane.strategy = s.strategy(&p.lane.target).await;
         p.lane.image = ds
             .spec
             .and_then(|sp| sp.template.spec)
