@@ -102,8 +102,8 @@ pub mod reason {
     pub const BASELINE_LIMIT: &str = "BaselineLimit";
     /// The baseline's error rate is so high that no regression could be told above it (measured
     /// while the cluster itself failed, or of a signal that always fails this much): nothing
-    /// changes on it. One observed live is measured again; one from history blocks the upgrade
-    /// until its history leaves room.
+    /// changes on it. The upgrade is Blocked meanwhile: one observed live is measured again, one
+    /// from history read again until it leaves room.
     pub const BASELINE_NO_ROOM: &str = "BaselineLeavesNoRoom";
     /// The next stage has `requireApproval`: add its name to `spec.approvedStages`.
     pub const AWAITING_APPROVAL: &str = "AwaitingApproval";

@@ -173,7 +173,7 @@ pub async fn observe(
         samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, now).await);
     }
     let mut history = BTreeMap::new();
-    let due = if deleting { vec![] } else { decide::history_due(&mu.spec, &status) };
+    let due = if deleting { vec![] } else { decide::history_due(&mu.spec, &status, now) };
     // A Prometheus history is up to 30,000 points per query and signal: read for two upgrades
     // at once at most, so that many upgrades cannot hold many weeks in memory together. An
     // upgrade that finds no turn free reads it at a later look, never waiting here: a look

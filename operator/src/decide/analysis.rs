@@ -49,15 +49,37 @@ fn last_read(a: Option<&SignalStatus>, started: DateTime<Utc>) -> DateTime<Utc> 
 /// whose baseline is not there yet. A built-in signal whose recording is missing or short is
 /// observed live meanwhile, and asked for again until the change: a scope named for the first
 /// time is counted back from the pod watch within seconds, and that beats the live minutes.
-pub fn history_due(spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) -> Vec<Signal> {
+/// A baseline from history that leaves no room (`no_room`) is read again once a bucket, until
+/// the history moves on.
+pub fn history_due(
+    spec: &MaintenanceUpgradeSpec,
+    status: &MaintenanceUpgradeStatus,
+    now: DateTime<Utc>,
+) -> Vec<Signal> {
     if status.baseline_started_at.is_none() || status.changed_at.is_some() || status.phase.is_terminal() {
         return vec![];
     }
+    let interval = Plan::for_upgrade(spec, status).map_or(Duration::minutes(1), |(p, _)| p.interval);
+    let read_again = |s: &Signal| {
+        let Some(b) = status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.baseline.as_ref())
+        else {
+            return false;
+        };
+        let every = Cusum::from_rule(&s.regression).bucket.max(interval);
+        no_room(s, b).is_some() && b.to.is_none_or(|to| now >= to + every)
+    };
     spec.effective_signals()
         .into_iter()
         .chain(spec.canary_signals(status))
-        .filter(|s| !baseline_from_history(s, status))
+        .filter(|s| !baseline_from_history(s, status) || read_again(s))
         .collect()
+}
+
+/// Whether a signal's baseline leaves no room to tell a regression (`Cusum::no_room`), judged
+/// as the signal is (a canary's copy at its control's level): in words, when so.
+pub(super) fn no_room(s: &Signal, b: &BaselineStatus) -> Option<String> {
+    let judged = if s.canary_parent().is_some() { Judged::AtAControl } else { Judged::Alone };
+    Cusum { judged, ..Cusum::from_rule(&s.regression) }.no_room_words(b)
 }
 
 /// Whether signal `s` has its baseline from history: Prometheus's, or a recording of a built-in

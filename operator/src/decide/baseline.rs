@@ -1,15 +1,14 @@
 //! Decide step, pure: before the first change, measure the baseline, timed to end as the
 //! window opens.
 
-use super::analysis::baseline_from_history;
+use super::analysis::{baseline_from_history, no_room};
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
-use crate::constants::reason;
+use crate::constants::{condition as ct, reason};
 use crate::crd::*;
-use crate::detector::reach::Judged;
-use crate::detector::{Cusum, observed_seconds};
+use crate::detector::observed_seconds;
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 impl Decider<'_> {
     /// Before the first change: measure the baseline, timed to end when the window opens.
@@ -88,40 +87,22 @@ impl Decider<'_> {
             );
         }
         // A baseline that leaves no room above it would let any regression through unseen, so
-        // nothing changes on it. One observed live is measured again (the cluster was failing
-        // while it was measured, most likely); one from history is read again on each look, and
-        // blocks the upgrade until the history leaves room.
-        if now >= ends {
-            let mut blocked = vec![];
-            for (name, words, live) in self.baselines_without_room(plan) {
-                if let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == name) {
-                    a.baseline = None;
-                    a.baseline_limit = None;
-                }
-                if live {
-                    ends = now + observe;
-                    self.st.baseline_ends_at = Some(ends);
-                    let msg = format!(
-                        "signal {name}: {words}; measuring it again until {} before any change (if it always fails \
-                         this much, count fewer pods: a labelSelector, or a longer pendingLimit)",
-                        at(ends)
-                    );
-                    self.note(true, reason::BASELINE_NO_ROOM, "Baseline", msg);
-                } else {
-                    blocked.push(format!("signal {name}: {words}"));
-                }
-            }
-            if !blocked.is_empty() {
-                let msg = format!(
-                    "{}; nothing changes until its history leaves room (read again every {BLOCKED_RETRY}s); if the \
-                     signal always fails this much, count fewer failures (its query or labelSelector)",
-                    blocked.join("; ")
-                );
-                self.set_phase(Phase::MeasuringBaseline, msg.clone());
-                self.block(reason::BASELINE_NO_ROOM, msg);
-                self.next("read the baseline's history again", Some(now + Duration::seconds(BLOCKED_RETRY)));
-                return false;
-            }
+        // nothing changes on it: the upgrade is Blocked until one leaves room.
+        if now >= ends && !self.room_to_judge(plan, observe, &mut ends) {
+            return false;
+        }
+        // Blocked still, with what was found, while one observed live is measured again.
+        let remeasuring =
+            self.o.status.conditions.iter().find(|c| {
+                c.type_ == ct::BLOCKED && c.status == "True" && c.reason == reason::BASELINE_NO_ROOM
+            });
+        if now < ends
+            && let Some(c) = remeasuring
+        {
+            self.block(reason::BASELINE_NO_ROOM, c.message.clone());
+            self.set_phase(Phase::MeasuringBaseline, c.message.clone());
+            self.next("end the baseline measured again", Some(ends));
+            return false;
         }
         let missing: Vec<String> = plan
             .signals
@@ -145,18 +126,64 @@ impl Decider<'_> {
         true
     }
 
-    /// The signals whose baseline leaves no room to tell a regression (`Cusum::no_room`): each
-    /// one's name, the words, and whether it was observed live (not read from history).
-    fn baselines_without_room(&self, plan: &Plan) -> Vec<(String, String, bool)> {
-        plan.signals
+    /// Whether every signal's baseline leaves room to tell a regression (`analysis::no_room`).
+    /// When one does not, the upgrade is Blocked, saying what was found. A baseline observed
+    /// live is measured again for `observe` from now (`ends` moves), together with its canary's
+    /// copy or the signal it copies, which the same failures filled; one from history is kept,
+    /// and read again once a bucket (`history_due`) until the history leaves room.
+    fn room_to_judge(&mut self, plan: &Plan, observe: Duration, ends: &mut DateTime<Utc>) -> bool {
+        let now = self.now();
+        let found: Vec<(String, String, bool)> = plan
+            .signals
             .iter()
             .filter_map(|s| {
                 let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
-                let judged = if s.canary_parent().is_some() { Judged::AtAControl } else { Judged::Alone };
-                let words = Cusum { judged, ..Cusum::from_rule(&s.regression) }.no_room_words(b)?;
-                Some((s.name.clone(), words, s.prometheus.is_none() && !b.recorded))
+                let live = s.prometheus.is_none() && !b.recorded;
+                Some((s.name.clone(), no_room(s, b)?, live))
             })
-            .collect()
+            .collect();
+        if found.is_empty() {
+            return true;
+        }
+        let again = found.iter().any(|(_, _, live)| *live);
+        if again {
+            *ends = now + observe;
+            self.st.baseline_ends_at = Some(*ends);
+        }
+        for (name, words, live) in &found {
+            let parent = name.strip_suffix("@canary").unwrap_or(name);
+            let family = |a: &SignalStatus| a.name == parent || a.name == canary_signal_name(parent);
+            for a in self.st.analysis.iter_mut().filter(|a| if *live { family(a) } else { a.name == *name }) {
+                if *live {
+                    a.baseline = None;
+                    a.baseline_limit = None;
+                }
+                a.reason = format!("{words}; nothing changes on it");
+            }
+        }
+        let said: Vec<String> =
+            found.iter().map(|(name, words, _)| format!("signal {name}: {words}")).collect();
+        let msg = if again {
+            format!(
+                "{}; nothing changes on it: measuring it again until {} (if the signal always fails this much, \
+                 count fewer pods with a labelSelector or a longer pendingLimit; a longer baseline, observe or \
+                 the operator's recording, acts on smaller increases)",
+                said.join("; "),
+                at(*ends)
+            )
+        } else {
+            format!(
+                "{}; nothing changes until its history leaves room, read again every bucket (if the signal always \
+                 fails this much, count fewer failures with its query or labelSelector; a longer lookback acts \
+                 on smaller increases)",
+                said.join("; ")
+            )
+        };
+        self.set_phase(Phase::MeasuringBaseline, msg.clone());
+        self.block(reason::BASELINE_NO_ROOM, msg);
+        let next = if again { *ends } else { now + Duration::seconds(BLOCKED_RETRY) };
+        self.next("measure the baseline again", Some(next));
+        false
     }
 
     /// A built-in signal observed live that saw less than `observe` (by more than one interval,

@@ -101,7 +101,14 @@ fn a_live_baseline_that_leaves_no_room_is_measured_again_before_any_change() {
     let mut w = World::new(spec());
     let start = w.obs.now;
     w.error_rate = Box::new(move |w| if w.obs.now < start + Duration::minutes(10) { 0.6 } else { 0.01 });
+    // Blocked, saying what was found and what happens next, all the while it is measured again.
+    w.run_until(Duration::minutes(20), |w| w.obs.now >= start + Duration::minutes(15));
+    let blocked = w.condition(ct::BLOCKED).clone();
+    assert_eq!((blocked.status.as_str(), blocked.reason.as_str()), ("True", reason::BASELINE_NO_ROOM));
+    assert!(blocked.message.contains("measuring it again until"), "{}", blocked.message);
+    assert_eq!(w.obs.status.message, blocked.message);
     w.run_until(Duration::hours(2), |w| !w.image_sets().is_empty());
+    assert_eq!(w.condition(ct::BLOCKED).status, "False");
     let changed = w.obs.status.changed_at.unwrap();
     assert!(changed >= start + Duration::minutes(20), "{changed}: {:?}", w.events);
     let b = w.obs.status.analysis[0].baseline.clone().unwrap();
@@ -143,10 +150,40 @@ fn a_baseline_from_history_without_room_blocks_the_change_until_it_leaves_room()
     assert_eq!((blocked.status.as_str(), blocked.reason.as_str()), ("True", reason::BASELINE_NO_ROOM));
     assert!(blocked.message.contains("scheduling-errors"), "{}", blocked.message);
     assert!(w.obs.status.message.contains("history"), "{}", w.obs.status.message);
+    // A read of the history that fails keeps the block: the baseline found is kept.
+    w.prometheus_down = true;
+    w.run_until(Duration::minutes(30), |w| w.obs.now >= start + Duration::minutes(90));
+    assert!(w.image_sets().is_empty());
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::BASELINE_NO_ROOM);
+    w.prometheus_down = false;
     let said = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_NO_ROOM)).count();
     assert_eq!(said, 1, "said once: {:?}", w.events);
     w.error_rate = Box::new(|_| 0.01);
     w.run_until(Duration::minutes(10), |w| !w.image_sets().is_empty());
     assert!(!w.image_sets().is_empty(), "{:?}", w.events);
     assert_eq!(w.condition(ct::BLOCKED).status, "False");
+}
+
+/// The failures that filled a signal's baseline filled its canary's copy too (the copy counts
+/// the canary's nodes of the same cluster): both are measured again, though the copy's own
+/// baseline, of fewer pods, is too thin to be found without room on its own.
+#[test]
+fn a_signal_measured_again_takes_its_canarys_copy_with_it() {
+    let mut w = World::new(canary_spec(Portion::Count(2), None));
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    // 12 pods a minute, 4 of them on the canary's nodes, where a quarter failed (10 of 40:
+    // at least 8 % allowing for chance, which leaves room), and half of the rest.
+    w.attempts_per_minute = 12;
+    let start = w.obs.now;
+    let failing =
+        move |w: &World, rate: f64| if w.obs.now < start + Duration::minutes(10) { rate } else { 0.01 };
+    w.error_rate = Box::new(move |w| failing(w, 0.6));
+    w.canary_error_rate = Some(Box::new(move |w| failing(w, 0.3)));
+    w.run_until(Duration::hours(2), |w| w.obs.status.changed_at.is_some());
+    assert!(w.obs.status.changed_at.unwrap() >= start + Duration::minutes(20), "{:?}", w.events);
+    for a in &w.obs.status.analysis {
+        let b = a.baseline.as_ref().unwrap_or_else(|| panic!("{a:?}"));
+        assert!(b.rate < 0.1, "{}: measured again: {b:?}", a.name);
+    }
+    assert!(w.obs.status.analysis.iter().any(|a| a.name.ends_with("@canary")));
 }

@@ -354,7 +354,7 @@ impl World {
             .map_or(0.0, |a| a.nodes.len() as f64 / 6.0);
         // As observe does: a deleted upgrade's look reads no signal and no history.
         let reads = !self.obs.deleting;
-        for s in history_due(&self.obs.spec, &self.obs.status).into_iter().filter(|_| reads) {
+        for s in history_due(&self.obs.spec, &self.obs.status, now).into_iter().filter(|_| reads) {
             // A week of the same traffic at the rate of the world before any change, from
             // Prometheus, or as much as the operator recorded of the built-in signal.
             let rate = (self.error_rate)(self);
