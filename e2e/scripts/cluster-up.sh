@@ -18,8 +18,8 @@ sched_port=$(free_port)
 prom_port=${PROM_PORT:-$(free_port)}
 
 # The API server's audit log is the ground truth the tests check the operator's writes against:
-# every write to what the operator touches (targets, upgrades, its Lease, Events, its history
-# ConfigMap), by whom (an operator replica impersonates its ServiceAccount with the extra
+# every write to what the operator touches (targets, the pods a canary makes again, upgrades,
+# its Lease, Events, its history ConfigMap), by whom (an operator replica impersonates its ServiceAccount with the extra
 # `instance`), when, and what it asked. Nothing else is logged.
 audit_policy="$state/audit-policy-$name.yaml"
 cat > "$audit_policy" <<'YAML'
@@ -33,6 +33,11 @@ rules:
       - {group: apps, resources: [daemonsets, deployments, statefulsets]}
       - {group: maintenance.dev, resources: [maintenanceupgrades, maintenanceupgrades/status]}
       - {group: events.k8s.io, resources: [events]}
+    userGroups: ["system:masters"]
+  - level: Request
+    verbs: [delete, deletecollection]
+    resources:
+      - {group: "", resources: [pods]}
     userGroups: ["system:masters"]
   - level: Request
     verbs: [create, update, patch, delete]

@@ -123,10 +123,13 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
         during.iter().filter(|(_, (_, image))| image == next).map(|(n, _)| n).collect();
     assert_eq!(canary.len(), 2, "{during:?}");
     let example = "KIND=daemonset NS=team-a NAME=connector";
+    // The page's two blocks, read then put back, in one shell as it says.
+    let read = docs::block(&s.env, "operations/uninstall.md", "read a canary's marks");
+    assert!(read.contains(example), "{read}");
+    let read = read.replacen(example, &format!("KIND=daemonset NS={} NAME=connector", s.ns), 1);
     let put_back = docs::block(&s.env, "operations/uninstall.md", "put a canary back");
-    assert!(put_back.contains(example), "{put_back}");
-    let put_back = put_back.replacen(example, &format!("KIND=daemonset NS={} NAME=connector", s.ns), 1);
-    docs::run(&s.env, &put_back).unwrap();
+    let said = docs::run(&s.env, &format!("{read}\n{put_back}")).unwrap();
+    assert!(said.contains(&format!("known-good: connector={GOOD}")), "the marks read first: {said}");
     docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "remove the marks")).unwrap();
     assert_eq!(s.strategy("connector").await, original, "put back exactly");
     assert_eq!(s.image("connector").await, GOOD, "on its known-good image");

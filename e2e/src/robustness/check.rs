@@ -178,6 +178,33 @@ pub fn target_writes(
     out
 }
 
+/// Every pod the run's replicas deleted: one of a lane's target (a canary's pod made again),
+/// in namespace `ns`, after its upgrade was created, one at a time and only the one it read
+/// (the pod's UID as a precondition).
+pub fn pod_deletes(writes: &[Write], ns: &str, lanes: &[Lane]) -> Vec<String> {
+    let mut out = vec![];
+    for w in writes.iter().filter(|w| w.resource == "pods") {
+        let said =
+            format!("{} {} pods {}/{} at {} ({})", w.instance, w.verb, w.namespace, w.name, w.at, w.code);
+        // The longest target that names it: agent-1's pods are not agent-10's.
+        let lane = lanes
+            .iter()
+            .filter(|l| w.name.strip_prefix(l.target.as_str()).is_some_and(|rest| rest.starts_with('-')))
+            .max_by_key(|l| l.target.len());
+        let Some(lane) = lane.filter(|_| w.namespace == ns && w.verb == "delete") else {
+            out.push(format!("{said}: not a pod of a lane's target"));
+            continue;
+        };
+        if w.at < lane.created_at {
+            out.push(format!("{said}: before its upgrade {} existed", lane.owner));
+        }
+        if !w.request["preconditions"]["uid"].as_str().is_some_and(|u| !u.is_empty()) {
+            out.push(format!("{said}: without the UID it read as a precondition"));
+        }
+    }
+    out
+}
+
 /// Each upgrade ended as its class says, its target on the image that goes with it (never a
 /// third), its `updateStrategy` as before, and released.
 pub fn ends(lanes: &[Lane]) -> Vec<String> {

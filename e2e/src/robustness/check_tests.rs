@@ -146,6 +146,33 @@ fn a_canarys_writes_are_the_operators_and_nothing_more() {
     }
 }
 
+/// A canary's pods made again: each deleted with its UID as a precondition, a pod of the lane's
+/// target only, never another's (agent-1's prefix is not agent-10's), never before the upgrade.
+#[test]
+fn only_a_lanes_pods_are_deleted_each_with_its_uid() {
+    let lanes = [lane(Class::Healthy)];
+    let delete = |at: i64, name: &str, uid: Option<&str>| Write {
+        verb: "delete".into(),
+        resource: "pods".into(),
+        ..write(at, name, serde_json::json!({"kind": "DeleteOptions", "preconditions": {"uid": uid}}))
+    };
+    assert!(pod_deletes(&[delete(20, "agent-x7k2p", Some("u1"))], "ns", &lanes).is_empty());
+    let bad = [
+        delete(20, "agentx-x7k2p", Some("u1")),
+        delete(20, "decoy-x7k2p", Some("u1")),
+        delete(20, "agent-x7k2p", None),
+        delete(-5, "agent-x7k2p", Some("u1")),
+        Write { namespace: "kube-system".into(), ..delete(20, "agent-x7k2p", Some("u1")) },
+    ];
+    let found = pod_deletes(&bad, "ns", &lanes);
+    assert_eq!(found.len(), 5, "{found:#?}");
+    for (line, says) in
+        found.iter().zip(["not a pod", "not a pod", "without the UID", "before its upgrade", "not a pod"])
+    {
+        assert!(line.contains(says), "{line}");
+    }
+}
+
 #[test]
 fn a_strategy_left_changed_is_a_violation_whatever_the_end() {
     for class in [Class::Healthy, Class::Regressing, Class::Deleted] {

@@ -236,6 +236,7 @@ pub async fn run(cfg: Config) -> Report {
             .push("the audit log holds no status write of the run's replicas: nothing was checked".into());
     }
     violations.extend(check::terms(&writes));
+    violations.extend(check::pod_deletes(&writes, &s.ns, &lanes));
     violations.extend(check::target_writes(
         &writes,
         &s.ns,
