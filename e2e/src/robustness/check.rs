@@ -198,7 +198,7 @@ pub fn pod_deletes(writes: &[Write], ns: &str, lanes: &[Lane]) -> Vec<String> {
         if w.at < lane.created_at {
             out.push(format!("{said}: before its upgrade {} existed", lane.owner));
         }
-        if !w.request["preconditions"]["uid"].as_str().is_some_and(|u| !u.is_empty()) {
+        if w.request["preconditions"]["uid"].as_str().is_none_or(|u| u.is_empty()) {
             out.push(format!("{said}: without the UID it read as a precondition"));
         }
     }
