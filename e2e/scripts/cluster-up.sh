@@ -15,7 +15,6 @@ export KWOK_WORKDIR="$state/kwok" PATH="$E2E_BIN:$PATH" KWOK_KUBECTL_BINARY="$E2
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 sched_port=$(free_port)
-prom_port=${PROM_PORT:-$(free_port)}
 
 # The API server's audit log is the ground truth the tests check the operator's writes against:
 # every write to what the operator touches (targets, the pods a canary makes again, upgrades,
@@ -70,7 +69,16 @@ scrape_configs:
     tls_config: {insecure_skip_verify: true, cert_file: $pki/admin.crt, key_file: $pki/admin.key}
     static_configs: [{targets: ["127.0.0.1:$sched_port"]}]
 YAML
-"$here/scripts/prometheus.sh" start "$prom_dir" "$prom_port" >&2
+# Its port is drawn once the cluster's components hold theirs, and drawn again if something took
+# it before Prometheus could bind it (a port free a moment ago may be an outgoing connection's).
+for attempt in 1 2 3; do
+  prom_port=${PROM_PORT:-$(free_port)}
+  "$here/scripts/prometheus.sh" start "$prom_dir" "$prom_port" >&2 && break
+  "$here/scripts/prometheus.sh" stop "$prom_dir" >&2
+  rm -rf "$prom_dir/data" && mkdir -p "$prom_dir/data"
+  if [ -n "${PROM_PORT:-}" ] || [ "$attempt" -eq 3 ]; then exit 1; fi
+  echo "Prometheus could not start on port $prom_port; trying another" >&2
+done
 
 cat <<ENV
 export KUBECONFIG=$kubeconfig
