@@ -10,4 +10,7 @@ deny=$(release/tools.sh cargo-deny)
 db=$(release/advisory-db.sh)
 echo "supply-chain: RustSec advisory-db of $(git -C "$db" log -1 --format=%cs)," \
   "$(find "$db/crates" -name 'RUSTSEC-*.md' | wc -l) crate advisories" >&2
+# cargo deny reads the metadata of every platform's crates offline (--frozen); a fresh machine
+# has only those its own builds needed, so fetch the rest first (nothing when they are there).
+cargo fetch --locked -q
 "$deny" deny --frozen check licenses bans sources advisories
