@@ -1367,9 +1367,9 @@ async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_rever
     };
     let original = serde_json::to_value(sts.get("db").await.unwrap().spec.unwrap().update_strategy).unwrap();
     // Every node cordoned until the revert: db-3, made again from the new template, never
-    // schedules (the signal sees every pod fail from before the change, so only the progress
-    // deadline can tell).
-    s.workload(Duration::from_millis(200), Duration::from_secs(20));
+    // schedules. No email-sync traffic, so the signal has nothing to judge and only the progress
+    // deadline can tell (with traffic, every pod failing from before the change would leave the
+    // baseline no room, and nothing would change: BaselineLeavesNoRoom).
     s.cordon_until_reverted("db").await;
     let upgrade = two_stage(&s.ns, "up", "20s", BAD)
         .replacen(
@@ -1605,9 +1605,11 @@ async fn s25_a_prometheus_query_follows_the_canary_through_its_placeholders() {
     s.workload(Duration::from_millis(200), SECS(20));
     tokio::time::sleep(SECS(30)).await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
-    // The scheduler's errors (`or vector(0)` while it has had none), as queries name the
-    // canary's nodes and revision: each `!~` keeps every `up` series, so the values are the
-    // scheduler's, and Prometheus's query log shows what was filled in.
+    // The scheduler's attempts, and no errors, as queries name the canary's nodes and revision:
+    // each `!~` keeps every `up` series, and Prometheus's query log shows what was filled in.
+    // Not the scheduler's errors: every scenario of the shared cluster makes them, at times a
+    // quarter of its attempts, a baseline no regression could be told above, which holds the
+    // change (BaselineLeavesNoRoom).
     let upgrade = prometheus_upgrade("up", "connector", &s.env.prometheus_url)
         .replace("name: connector, image:", "name: connector, canary: {nodes: 1}, image:")
         .replace(
@@ -1618,7 +1620,7 @@ async fn s25_a_prometheus_query_follows_the_canary_through_its_placeholders() {
         )
         .replace(
             "errors: sum(increase(scheduler_schedule_attempts_total{result!=\"scheduled\"}[$interval]))",
-            "errors: (sum(increase(scheduler_schedule_attempts_total{result!=\"scheduled\"}[$interval])) or vector(0)) + 0 * count(up{instance!~\"$canary_nodes\", job!~\"$canary_revision\"})",
+            "errors: 0 * count(up{instance!~\"$canary_nodes\", job!~\"$canary_revision\"})",
         );
     s.apply(&upgrade).await;
     let mu = s.wait_phase("up", Phase::Succeeded, SECS(180)).await;
