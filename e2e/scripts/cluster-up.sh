@@ -18,8 +18,8 @@ sched_port=$(free_port)
 
 # The API server's audit log is the ground truth the tests check the operator's writes against:
 # every write to what the operator touches (targets, the pods a canary makes again, upgrades,
-# its Lease, Events, its history ConfigMap), by whom (an operator replica impersonates its ServiceAccount with the extra
-# `instance`), when, and what it asked. Nothing else is logged.
+# its Lease, Events, its history ConfigMap), by whom (an operator replica impersonates its
+# ServiceAccount with the extra `instance`), when, and what it asked. Nothing else is logged.
 audit_policy="$state/audit-policy-$name.yaml"
 cat > "$audit_policy" <<'YAML'
 apiVersion: audit.k8s.io/v1

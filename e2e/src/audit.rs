@@ -24,6 +24,18 @@ pub struct Write {
     pub request: Value,
 }
 
+/// As a finding says it: who, what, which object, when, and the answer's code.
+impl std::fmt::Display for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self;
+        write!(
+            f,
+            "{} {} {} {}/{} at {} ({})",
+            w.instance, w.verb, w.resource, w.namespace, w.name, w.at, w.code
+        )
+    }
+}
+
 impl Env {
     pub fn audit_log(&self) -> std::path::PathBuf {
         self.cluster_dir.join("logs").join("audit.log")
@@ -97,14 +109,7 @@ pub fn writes_past_term(writes: &[Write], duration: Duration, slack: Duration) -
         .map(|w| {
             let last = renewals(&w.instance).into_iter().filter(|r| *r <= w.at).max();
             format!(
-                "{} {} {} {}/{} at {} ({}), last renewal {}",
-                w.instance,
-                w.verb,
-                w.resource,
-                w.namespace,
-                w.name,
-                w.at,
-                w.code,
+                "{w}, last renewal {}",
                 last.map_or("none".into(), |l| format!("{l} ({} ms before)", (w.at - l).num_milliseconds()))
             )
         })

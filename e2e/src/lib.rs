@@ -747,7 +747,7 @@ impl Scenario {
 
     /// `spec.updateStrategy` of DaemonSet `ds`, as the API server holds it.
     pub async fn strategy(&self, ds: &str) -> serde_json::Value {
-        serde_json::to_value(self.daemonsets().get(ds).await.unwrap().spec.unwrap().update_strategy).unwrap()
+        strategy_of(&self.daemonsets().get(ds).await.unwrap())
     }
 
     /// Assert that every pod of DaemonSet `ds` runs `image`, and that of the pods `before` (by
@@ -1333,4 +1333,9 @@ pub fn manager_memory_limit_mib(env: &Env) -> Result<f64> {
 /// Whether one of `events` (as `Scenario::events` gives them) has `reason`.
 fn with_reason(events: &[String], reason: &str) -> bool {
     events.iter().any(|e| e.starts_with(&format!("{reason}:")))
+}
+
+/// A DaemonSet's `spec.updateStrategy`, as JSON (null when it has none).
+pub fn strategy_of(ds: &DaemonSet) -> serde_json::Value {
+    serde_json::to_value(ds.spec.as_ref().and_then(|s| s.update_strategy.as_ref())).unwrap()
 }

@@ -137,10 +137,7 @@ pub fn target_writes(
     let mut out = vec![];
     let workloads = ["daemonsets", "deployments", "statefulsets"];
     for w in writes.iter().filter(|w| workloads.contains(&w.resource.as_str())) {
-        let said = format!(
-            "{} {} {} {}/{} at {} ({})",
-            w.instance, w.verb, w.resource, w.namespace, w.name, w.at, w.code
-        );
+        let said = w.to_string();
         let Some(lane) =
             lanes.iter().find(|l| l.target == w.name && w.namespace == ns && w.resource == "daemonsets")
         else {
@@ -184,8 +181,7 @@ pub fn target_writes(
 pub fn pod_deletes(writes: &[Write], ns: &str, lanes: &[Lane]) -> Vec<String> {
     let mut out = vec![];
     for w in writes.iter().filter(|w| w.resource == "pods") {
-        let said =
-            format!("{} {} pods {}/{} at {} ({})", w.instance, w.verb, w.namespace, w.name, w.at, w.code);
+        let said = w.to_string();
         // The longest target that names it: agent-1's pods are not agent-10's.
         let lane = lanes
             .iter()

@@ -205,7 +205,7 @@ pub async fn run(cfg: Config) -> Report {
     tokio::time::sleep(Duration::from_secs(5)).await;
     for p in plans.iter_mut() {
         let ds: DaemonSet = s.daemonsets().get(&p.lane.target).await.expect("the target is there");
-        p.lane.strategy = s.strategy(&p.lane.target).await;
+        p.lane.strategy = crate::strategy_of(&ds);
         p.lane.image = ds
             .spec
             .and_then(|sp| sp.template.spec)

@@ -59,14 +59,17 @@ pub fn history_due(
     if status.baseline_started_at.is_none() || status.changed_at.is_some() || status.phase.is_terminal() {
         return vec![];
     }
-    let interval = Plan::for_upgrade(spec, status).map_or(Duration::minutes(1), |(p, _)| p.interval);
     let read_again = |s: &Signal| {
         let Some(b) = status.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.baseline.as_ref())
         else {
             return false;
         };
+        if no_room(s, b).is_none() {
+            return false;
+        }
+        let interval = Plan::for_upgrade(spec, status).map_or(Duration::minutes(1), |(p, _)| p.interval);
         let every = Cusum::from_rule(&s.regression).bucket.max(interval);
-        no_room(s, b).is_some() && b.to.is_none_or(|to| now >= to + every)
+        b.to.is_none_or(|to| now >= to + every)
     };
     spec.effective_signals()
         .into_iter()

@@ -8,7 +8,7 @@ use crate::crd::*;
 use crate::detector::observed_seconds;
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 impl Decider<'_> {
     /// Before the first change: measure the baseline, timed to end when the window opens.
@@ -88,7 +88,7 @@ impl Decider<'_> {
         }
         // A baseline that leaves no room above it would let any regression through unseen, so
         // nothing changes on it: the upgrade is Blocked until one leaves room.
-        if now >= ends && !self.room_to_judge(plan, observe, &mut ends) {
+        if now >= ends && !self.room_to_judge(plan, observe) {
             return false;
         }
         // Blocked still, with what was found, while one observed live is measured again.
@@ -128,31 +128,31 @@ impl Decider<'_> {
 
     /// Whether every signal's baseline leaves room to tell a regression (`analysis::no_room`).
     /// When one does not, the upgrade is Blocked, saying what was found. A baseline observed
-    /// live is measured again for `observe` from now (`ends` moves), together with its canary's
-    /// copy or the signal it copies, which the same failures filled; one from history is kept,
-    /// and read again once a bucket (`history_due`) until the history leaves room.
-    fn room_to_judge(&mut self, plan: &Plan, observe: Duration, ends: &mut DateTime<Utc>) -> bool {
+    /// live is measured again for `observe` from now, together with its canary's copy or the
+    /// signal it copies, which the same failures filled; one from history is kept, and read
+    /// again once a bucket (`history_due`) until the history leaves room.
+    fn room_to_judge(&mut self, plan: &Plan, observe: Duration) -> bool {
         let now = self.now();
-        let found: Vec<(String, String, bool)> = plan
+        // Each: its name, the signal it copies (or its own), the words, and whether observed live.
+        let found: Vec<(String, String, String, bool)> = plan
             .signals
             .iter()
             .filter_map(|s| {
                 let b = self.st.analysis.iter().find(|a| a.name == s.name)?.baseline.as_ref()?;
-                let live = s.prometheus.is_none() && !b.recorded;
-                Some((s.name.clone(), no_room(s, b)?, live))
+                let parent = s.canary_parent().unwrap_or(&s.name).to_string();
+                Some((s.name.clone(), parent, no_room(s, b)?, !baseline_from_history(s, &self.st)))
             })
             .collect();
         if found.is_empty() {
             return true;
         }
-        let again = found.iter().any(|(_, _, live)| *live);
+        let again = found.iter().any(|(_, _, _, live)| *live);
+        let ends = now + observe;
         if again {
-            *ends = now + observe;
-            self.st.baseline_ends_at = Some(*ends);
+            self.st.baseline_ends_at = Some(ends);
         }
-        for (name, words, live) in &found {
-            let parent = name.strip_suffix("@canary").unwrap_or(name);
-            let family = |a: &SignalStatus| a.name == parent || a.name == canary_signal_name(parent);
+        for (name, parent, words, live) in &found {
+            let family = |a: &SignalStatus| a.name == *parent || a.name == canary_signal_name(parent);
             for a in self.st.analysis.iter_mut().filter(|a| if *live { family(a) } else { a.name == *name }) {
                 if *live {
                     a.baseline = None;
@@ -162,14 +162,14 @@ impl Decider<'_> {
             }
         }
         let said: Vec<String> =
-            found.iter().map(|(name, words, _)| format!("signal {name}: {words}")).collect();
+            found.iter().map(|(name, _, words, _)| format!("signal {name}: {words}")).collect();
         let msg = if again {
             format!(
                 "{}; nothing changes on it: measuring it again until {} (if the signal always fails this much, \
                  count fewer pods with a labelSelector or a longer pendingLimit; a longer baseline, observe or \
                  the operator's recording, acts on smaller increases)",
                 said.join("; "),
-                at(*ends)
+                at(ends)
             )
         } else {
             format!(
@@ -181,7 +181,7 @@ impl Decider<'_> {
         };
         self.set_phase(Phase::MeasuringBaseline, msg.clone());
         self.block(reason::BASELINE_NO_ROOM, msg);
-        let next = if again { *ends } else { now + Duration::seconds(BLOCKED_RETRY) };
+        let next = if again { ends } else { now + Duration::seconds(BLOCKED_RETRY) };
         self.next("measure the baseline again", Some(next));
         false
     }
