@@ -135,6 +135,12 @@ bench-detect-check: ## The benchmark again on seeds 17-24 and 25-32, never tuned
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds 17-24 --out bench/seeds-17-24
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --seeds 25-32 --out bench/seeds-25-32
 
+.PHONY: bench-detect-canary-check
+bench-detect-canary-check: ## The 2-of-20-node canary benchmark again on seeds 17-24 and 25-32, never tuned on (writes bench/seeds-*/control-share-10.md)
+	for seeds in 17-24 25-32; do \
+	  $(CARGO) run --locked --release -q -p maintenance-operator --example bench_detect -- --control-experiment --canary-share 0.1 --seeds $$seeds --out bench/seeds-$$seeds || exit 1; \
+	done
+
 .PHONY: bench-detect-ramp
 bench-detect-ramp: ## Try a drift-aware test (a GLR over ramps) beside the CUSUM (writes bench/ramp.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --ramp-experiment

@@ -263,7 +263,12 @@ fn main() {
             ),
         });
         let tuning = args.iter().any(|a| a == "--tuning");
-        control_experiment(per_family, if tuning { "target" } else { &out }, share, tuning);
+        let scored = match (&range, tuning) {
+            (Some(further), _) => Scored::Further(further),
+            (None, true) => Scored::Tuning,
+            (None, false) => Scored::Report,
+        };
+        control_experiment(per_family, if tuning { "target" } else { &out }, share, scored);
         return;
     }
     if args.iter().any(|a| a == "--ramp-experiment") {
@@ -563,20 +568,43 @@ were suspect at some point, {at_end} still at the end of {} h. On regressions it
     )
 }
 
+/// The seeds the control experiment scores its methods on.
+enum Scored<'a> {
+    /// The report seeds (bench/).
+    Report,
+    /// The calibration seeds, the only ones a choice between methods may look at (`--tuning`,
+    /// written to target/).
+    Tuning,
+    /// Further seeds never tuned on (`--seeds A-B`): a check on the report.
+    Further(&'a [u64]),
+}
+
 /// The concurrent control on canary soaks: its minimum effects measured on the calibration
-/// seeds, then every method scored on the report seeds. Writes bench/control.md.
-/// `tuning` (`--tuning`): every method scored on the calibration seeds instead, the only ones
-/// a choice between methods may look at (written to target/).
-fn control_experiment(per_family: usize, out: &str, share: Option<f64>, tuning: bool) {
+/// seeds, then every method scored on the report seeds (or on others, `scored`). Writes
+/// bench/control.md.
+fn control_experiment(per_family: usize, out: &str, share: Option<f64>, scored: Scored) {
     let started = Instant::now();
     let d = Cusum::from_rule(&RegressionRule::default());
-    let scored = if tuning { &CALIBRATION_SEEDS[..] } else { &REPORT_SEEDS[..] };
+    let further = matches!(scored, Scored::Further(_));
+    let (scored, which) = match scored {
+        Scored::Report => (&REPORT_SEEDS[..], "report"),
+        Scored::Tuning => (&CALIBRATION_SEEDS[..], "calibration"),
+        Scored::Further(seeds) => (seeds, "further, never tuned on,"),
+    };
     let (calibration, report) =
         (corpus::of_seeds(&CALIBRATION_SEEDS, per_family, true), corpus::of_seeds(scored, per_family, true));
     let table = control::experiment(&calibration, &report, &d, share);
-    let which = if tuning { "calibration" } else { "report" };
     let mut r = String::new();
     let (command, size, file) = match share {
+        Some(s) if further => (
+            format!(
+                "make bench-detect-canary-check, --canary-share {s} --seeds {}-{}",
+                scored[0],
+                scored[scored.len() - 1]
+            ),
+            format!("{:.0} % of the attempts", s * 100.0),
+            format!("control-share-{:.0}.md", s * 100.0),
+        ),
         Some(s) => (
             format!("make bench-detect-canary{}, --canary-share {s}", if s == 0.1 { "" } else { "-sizes" }),
             format!("{:.0} % of the attempts", s * 100.0),

@@ -96,7 +96,7 @@ fn a_canary_too_quiet_to_be_judged_on_its_own_is_said_to_be_before_anything_chan
     );
     assert!(said.contains("nothing is held meanwhile"), "{said}");
     // Four of the six nodes would leave too few for a control: only the soak is suggested.
-    assert!(said.contains("whose stage has a soak of 20m would bring it to 20"), "{said}");
+    assert!(said.contains("whose stage has a soak of 22m would bring it to 22"), "{said}");
     w.run_until(Duration::days(1), |w| w.obs.status.changed_at.is_some());
     w.step();
     let warned = w.events.iter().filter(|e| e.starts_with(reason::BASELINE_LIMIT)).collect::<Vec<_>>();
@@ -314,8 +314,8 @@ fn a_daemonset_that_has_handed_over_leaves_the_copy_to_the_canary_still_running(
 #[test]
 fn a_larger_canary_is_suggested_only_among_the_nodes_it_may_take() {
     // A canary of one node among those its nodeSelector selects: sixty pods a minute at 10 % on
-    // six nodes give it ten a minute, 10 failures at 2x over its 10 minutes; two nodes would
-    // reach 20. Among the three of zone b it may take two, the other four nodes its control.
+    // six nodes give it ten a minute, 10 failures at 2x over its 10 minutes; three nodes would
+    // reach 22. Among the three of zone b it may take three, the other three nodes its control.
     let selecting = |nodes: &[&str]| {
         let mut w = quiet_world(None);
         w.attempts_per_minute = 60;
@@ -331,10 +331,12 @@ fn a_larger_canary_is_suggested_only_among_the_nodes_it_may_take() {
     let said = selecting(&["node-3", "node-4", "node-5"]);
     assert!(said.contains("would add about 10 failures"), "{said}");
     assert!(
-        said.contains("whose stage has about 2 of the 3 nodes a canary may take, or a soak of 20m,"),
+        said.contains("whose stage has about 3 of the 3 nodes a canary may take, or a soak of 22m,"),
         "{said}"
     );
-    // Of a single node it may take, no larger canary: only the soak.
+    // Of two nodes it may take, or a single one, no canary large enough: only the soak.
+    let said = selecting(&["node-3", "node-4"]);
+    assert!(said.contains("whose stage has a soak of 22m would bring it to 22"), "{said}");
     let said = selecting(&["node-3"]);
-    assert!(said.contains("whose stage has a soak of 20m would bring it to 20"), "{said}");
+    assert!(said.contains("whose stage has a soak of 22m would bring it to 22"), "{said}");
 }
