@@ -447,7 +447,8 @@ pub struct RegressionRule {
     #[x_kube(validation = Rule::new("self > 0.0").message("maxIncrement must be greater than 0"))]
     pub max_increment: Option<f64>,
     /// Expert: catastrophic breakage is an error rate this many times the baseline (default 10,
-    /// and at least 10 points above it) for fifteen intervals in a row; it reverts at once.
+    /// and at least 10 points above it) for fifteen reads in a row (reads of fewer than 5
+    /// attempts pooled with the next ones); it reverts at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 1.0").message("ceiling must be greater than 1"))]
     pub ceiling: Option<f64>,

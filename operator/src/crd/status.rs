@@ -466,9 +466,16 @@ pub struct DetectorState {
     /// Errors the baseline predicts for the soak so far.
     #[serde(default)]
     pub expected_errors: f64,
-    /// Intervals in a row above the catastrophe ceiling.
+    /// Reads in a row above the catastrophe ceiling (reads of fewer than 5 attempts pooled
+    /// with the next ones).
     #[serde(default)]
     pub ceiling_run: u32,
+    /// Attempts of the reads being pooled for the ceiling (or of the group last judged).
+    #[serde(default)]
+    pub ceiling_attempts: i64,
+    /// Failures of the reads being pooled for the ceiling (or of the group last judged).
+    #[serde(default)]
+    pub ceiling_errors: i64,
     /// The bucket being filled.
     #[serde(default)]
     pub bucket_attempts: i64,

@@ -22,7 +22,7 @@ pub struct Cusum {
     /// Catastrophe: rate above max(ceiling × p0, p0 + ceilingAbsolute) ...
     pub ceiling: f64,
     pub ceiling_absolute: f64,
-    /// ... for this many intervals in a row.
+    /// ... for this many reads in a row (reads of fewer than `CEILING_MIN_ATTEMPTS` pooled).
     pub ceiling_intervals: u32,
     /// Never a regression with fewer excess failures than this since the change.
     pub min_excess_failures: f64,
@@ -137,6 +137,10 @@ impl Cusum {
 /// The highest rate judged against: every attempt failing, short of the log of zero.
 const CERTAIN: f64 = 0.999;
 
+/// The fewest attempts the catastrophe ceiling judges at once: fewer, and one failure is
+/// already far above any baseline.
+const CEILING_MIN_ATTEMPTS: i64 = 5;
+
 /// Binomial log-likelihood ratio of `y` errors in `n` attempts, p1 against p0.
 pub fn llr(n: f64, y: f64, p0: f64, p1: f64) -> f64 {
     y * (p1 / p0).ln() + (n - y) * ((1.0 - p1) / (1.0 - p0)).ln()
@@ -190,9 +194,20 @@ impl Cusum {
         s.expected_errors += n * p0;
         let excess = s.soak_errors as f64 - s.expected_errors;
 
-        // Catastrophe: a sustained rate far above the baseline acts within minutes.
-        let catastrophic = c.attempts >= 5 && c.rate() >= self.ceiling_rate(p0);
-        s.ceiling_run = if catastrophic { s.ceiling_run + 1 } else { 0 };
+        // Catastrophe: a sustained rate far above the baseline acts within minutes. A read with
+        // too few attempts to tell (a quiet signal, a small canary's nodes) is pooled with the
+        // next ones until they have enough, instead of breaking the run: every read of 4 used
+        // to start it again, so a canary of a few pods a read could never be caught by it.
+        if s.ceiling_attempts >= CEILING_MIN_ATTEMPTS {
+            // The group the last read completed has been judged: start the next.
+            (s.ceiling_attempts, s.ceiling_errors) = (0, 0);
+        }
+        s.ceiling_attempts += c.attempts as i64;
+        s.ceiling_errors += c.errors as i64;
+        if s.ceiling_attempts >= CEILING_MIN_ATTEMPTS {
+            let rate = s.ceiling_errors as f64 / s.ceiling_attempts as f64;
+            s.ceiling_run = if rate >= self.ceiling_rate(p0) { s.ceiling_run + 1 } else { 0 };
+        }
 
         // Accumulate the bucket; judge it when it is long enough and has enough attempts.
         s.bucket_attempts += c.attempts as i64;
@@ -278,11 +293,16 @@ impl Cusum {
         };
         a.reason = match why {
             Why::Catastrophic => {
-                a.observed_rate = c.rate();
+                // The last group of reads judged (the read itself, unless it was too small).
+                let group = Counts {
+                    attempts: s.ceiling_attempts.max(0) as u64,
+                    errors: s.ceiling_errors.max(0) as u64,
+                };
+                a.observed_rate = if group.attempts > 0 { group.rate() } else { c.rate() };
                 a.baseline_rate = p0;
                 format!(
-                    "catastrophic: error rate {} against a baseline of {}, above the ceiling {} for {} intervals in a row; {:.0} failures above the baseline since the change",
-                    pct(c.rate()),
+                    "catastrophic: error rate {} against a baseline of {}, above the ceiling {} for {} reads in a row of at least {CEILING_MIN_ATTEMPTS} attempts (quieter reads pooled); {:.0} failures above the baseline since the change",
+                    pct(a.observed_rate),
                     pct(p0),
                     pct(self.ceiling_rate(p0)),
                     s.ceiling_run,

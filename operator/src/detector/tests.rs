@@ -95,6 +95,51 @@ fn catastrophe_acts_within_minutes() {
 }
 
 #[test]
+fn catastrophe_pools_reads_too_small_to_tell_alone() {
+    // A quiet signal (a canary's few nodes): 4 attempts a read at 1 %. From read 10 every
+    // attempt fails. A read of 4 alone used to break the ceiling's run, so only the CUSUM could
+    // act (ten-minute buckets capped at a sixth of the threshold: an hour). Pooled two by two,
+    // fifteen groups above the ceiling act in thirty reads.
+    let b = fit_baseline(&minutes(24 * 60, |i| (4, u64::from(i % 25 == 0))), Duration::minutes(10));
+    assert!((b.rate - 0.01).abs() < 0.001, "{}", b.rate);
+    let soak = minutes(120, |i| if i >= 10 { (4, 4) } else { (4, 0) });
+    assert_eq!(first_regression(&b, &soak), Some(39), "fifteen groups of two reads above the ceiling");
+    // Reads with no attempts at all (nothing scheduled there for a minute) neither count nor
+    // break the run.
+    let gaps = minutes(120, |i| match i {
+        _ if i < 10 => (4, 0),
+        _ if i % 3 == 0 => (0, 0),
+        _ => (4, 4),
+    });
+    let at = first_regression(&b, &gaps).unwrap();
+    assert!(at < 60, "the ceiling, not the CUSUM: {at}");
+}
+
+#[test]
+fn the_ceiling_judges_a_pooled_group_at_its_own_rate() {
+    // 4 attempts a read at 1 %, pooled two reads at a time: a group of 8 with one failure
+    // (12.5 %) is above the ceiling (11 %), and fifteen in a row are a catastrophe; with a
+    // failure in one read of four, every other group has none, and the run never builds.
+    let b = fit_baseline(&minutes(24 * 60, |i| (4, u64::from(i % 25 == 0))), Duration::minutes(10));
+    let d = detector();
+    let mut s = DetectorState::default();
+    let at = t0() + Duration::days(2);
+    for i in 0..40 {
+        let c = Counts { attempts: 4, errors: u64::from(i % 4 == 0) };
+        d.update(&mut s, &b, at + Duration::minutes(i), c);
+    }
+    assert_eq!(s.ceiling_run, 0, "every other group of 8 has no failure: the run starts again");
+    let mut s = DetectorState::default();
+    for i in 0..30 {
+        let c = Counts { attempts: 4, errors: u64::from(i % 2 == 0) };
+        d.update(&mut s, &b, at + Duration::minutes(i), c);
+    }
+    assert_eq!(s.ceiling_run, 15, "one failure in every group of 8");
+    let a = d.update(&mut s, &b, at + Duration::minutes(30), Counts { attempts: 4, errors: 1 });
+    assert!(a.reason.contains("for 15 reads in a row of at least 5 attempts"), "{}", a.reason);
+}
+
+#[test]
 fn low_volume_intervals_are_merged_not_judged_alone() {
     let b = fit_baseline(&minutes(24 * 60, |i| (1, if i % 100 == 0 { 1 } else { 0 })), Duration::minutes(10));
     let d = detector();
