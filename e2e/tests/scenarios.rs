@@ -1560,10 +1560,11 @@ async fn s24_a_fault_of_the_canarys_node_alone_is_counted_on_the_canarys_own_sig
     // The connector's new version breaks mounts on its own node: half the pods there fail.
     s.mount_faults("connector", 2);
     // Reads of 8 s: 8 pods of the canary's node each (the workload spreads its pods evenly over
-    // the `ZONES` nodes, so never under the 5 a read needs). Its baseline is 30 s observed live
-    // (an e2e has no week of history), against which only a catastrophe acts: a rate far above
-    // it, in 15 reads in a row of at least 5 pods. Diluted over the ten nodes, the same fault
-    // is no catastrophe to the cluster-wide signal.
+    // the `ZONES` nodes), so that each read is judged alone (quieter ones would be pooled until
+    // they have 5). Its baseline is 30 s observed live (an e2e has no week of history), against
+    // which only a catastrophe acts: a rate far above it, in 15 reads in a row of at least 5
+    // pods. Diluted over the ten nodes, the same fault is no catastrophe to the cluster-wide
+    // signal.
     let upgrade = two_stage(&s.ns, "up", "180s", BAD)
         .replacen("canary: {nodes: 2}", "canary: {nodes: 1}", 1)
         .replacen("interval: 2s", "interval: 8s", 1);
