@@ -198,15 +198,18 @@ impl Cusum {
         // too few attempts to tell (a quiet signal, a small canary's nodes) is pooled with the
         // next ones until they have enough, instead of breaking the run: every read of 4 used
         // to start it again, so a canary of a few pods a read could never be caught by it.
-        if s.ceiling_attempts >= CEILING_MIN_ATTEMPTS {
-            // The group the last read completed has been judged: start the next.
+        let judged = s.ceiling_attempts >= CEILING_MIN_ATTEMPTS;
+        // Counts no read could have left (a status written by hand) would keep a group from
+        // ever being judged: they start a new one too.
+        let impossible = s.ceiling_attempts < 0 || s.ceiling_errors < 0 || s.ceiling_errors > s.ceiling_attempts;
+        if judged || impossible {
             (s.ceiling_attempts, s.ceiling_errors) = (0, 0);
         }
         s.ceiling_attempts += c.attempts as i64;
         s.ceiling_errors += c.errors as i64;
         if s.ceiling_attempts >= CEILING_MIN_ATTEMPTS {
             let rate = s.ceiling_errors as f64 / s.ceiling_attempts as f64;
-            s.ceiling_run = if rate >= self.ceiling_rate(p0) { s.ceiling_run + 1 } else { 0 };
+            s.ceiling_run = if rate >= self.ceiling_rate(p0) { s.ceiling_run.saturating_add(1) } else { 0 };
         }
 
         // Accumulate the bucket; judge it when it is long enough and has enough attempts.

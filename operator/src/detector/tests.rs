@@ -137,6 +137,17 @@ fn the_ceiling_judges_a_pooled_group_at_its_own_rate() {
     assert_eq!(s.ceiling_run, 15, "one failure in every group of 8");
     let a = d.update(&mut s, &b, at + Duration::minutes(30), Counts { attempts: 4, errors: 1 });
     assert!(a.reason.contains("for 15 reads in a row of at least 5 attempts"), "{}", a.reason);
+    // Counts no read could leave (a status written by hand) start a new group: they neither
+    // keep the ceiling from judging nor count as failures.
+    for (attempts, errors) in [(-1_000_000, 0), (3, -7), (2, 9)] {
+        let mut s = DetectorState { ceiling_attempts: attempts, ceiling_errors: errors, ..Default::default() };
+        d.update(&mut s, &b, at, Counts { attempts: 4, errors: 0 });
+        d.update(&mut s, &b, at + Duration::minutes(1), Counts { attempts: 4, errors: 0 });
+        assert_eq!((s.ceiling_attempts, s.ceiling_errors), (8, 0), "from ({attempts}, {errors})");
+    }
+    let mut s = DetectorState { ceiling_run: u32::MAX, ..Default::default() };
+    d.update(&mut s, &b, at, Counts { attempts: 8, errors: 8 });
+    assert_eq!(s.ceiling_run, u32::MAX, "a run written by hand at its largest does not overflow");
 }
 
 #[test]
