@@ -127,7 +127,7 @@ bench-detect-canary-sizes: ## The same on canaries of 4, 5 and 6 of 20 nodes (wr
 	done
 
 .PHONY: bench-detect-canary-floors
-bench-detect-canary-floors: ## Measure, on seeds 1-16, the floors of a canary's signal at its control's level (writes bench/canary-floors.md)
+bench-detect-canary-floors: ## Measure, on seeds 1-16, the floors of a canary's signal at its control's level and how busy a canary must be not to be warned of (reach::BUSY_ENOUGH; writes bench/canary-floors.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --calibrate-canary-floors
 
 .PHONY: bench-detect-check

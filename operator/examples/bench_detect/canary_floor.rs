@@ -198,21 +198,26 @@ fn busy_enough(kept: &[CanaryKept], d: &Cusum, week: usize) -> String {
         let (f, m, r) = score_where(kept, &out, |i| at_floor[i] >= c);
         (f, m, r, at_floor.iter().filter(|a| **a >= c).count())
     };
-    // The miss rate of the canaries at least `c` busy, and its one-sided 95 % upper bound: the
-    // line is set where even that is at most 5 %, not where these seeds' own count happens to
-    // reach it (there, other seeds miss more about as often as less).
+    // The miss rate of the canaries at least `c` busy, and its one-sided 95 % upper bound
+    // (Wilson's): the line is set where even that is at most 5 %, not where these seeds' own
+    // count happens to reach it (there, other seeds miss more about as often as less). A
+    // cohort of fewer than 100 regressions sets no line.
     let upper = |c: f64| {
         let (_, misses, regressions, _) = of(c);
-        let (m, n) = (misses as f64, regressions.max(1) as f64);
+        let (m, n, z) = (misses as f64, regressions.max(1) as f64, 1.645f64);
         let rate = m / n;
-        (rate, rate + 1.645 * (rate * (1.0 - rate) / n).sqrt())
+        let spread = z * (rate * (1.0 - rate) / n + z * z / (4.0 * n * n)).sqrt();
+        (rate, (rate + z * z / (2.0 * n) + spread) / (1.0 + z * z / n), regressions)
     };
-    let line = (0..=400).map(f64::from).find(|&c| upper(c).1 <= 0.05);
+    let line = (0..=400).map(f64::from).find(|&c| {
+        let (_, bound, regressions) = upper(c);
+        regressions >= 100 && bound <= 0.05
+    });
     let mut r = format!(
         "\nHow busy a canary must be for the operator not to warn of it (`reach::BUSY_ENOUGH`): at 2 of 20 nodes with a week of \
 history and the shipped detector, the canaries by what a regression at the multiple their copy acts on would add over the 72 h soak \
 (`reach::added_at`, known before the soak begins), counting those at least that busy. The least value, in steps of one failure, at \
-which the one-sided 95 % upper bound of their miss rate is at most 5 %: **{}**; the operator ships {}.\n\n\
+which the one-sided 95 % upper bound (Wilson) of their miss rate is at most 5 %: **{}**; the operator ships {}.\n\n\
 | at least | soaks | regressions | missed | upper bound | false rollbacks |\n|---:|---:|---:|---:|---:|---:|\n",
         line.map_or("none up to 400".to_string(), |c| format!("{c}")),
         reach::BUSY_ENOUGH

@@ -15,7 +15,7 @@
 
 use super::corpus::{Family, HISTORY_MIN, Trace};
 use super::floors::smallest_clean;
-use super::{Outcomes, Score, earliest, fmt, rivals};
+use super::{CALIBRATION_SEEDS, Outcomes, Score, earliest, fmt, rivals};
 use chrono::{DateTime, Duration, Utc};
 use maintenance_operator::crd::{BaselineStatus, ControlLevel, DetectorState, Verdict};
 use maintenance_operator::detector::level::{LEVEL_WINDOW, add_control, level};
@@ -321,7 +321,8 @@ fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes 
 /// with no false rollback (to 0.05) per observation length; then, on the report seeds, every
 /// method on canary soaks, the control test at the effects just measured. Returns the report.
 /// `share`: every canary that share of the attempts (2 of 20 nodes: 0.1), not 5–50 %.
-pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Option<f64>) -> String {
+/// `which`: what the scored seeds are, for the words.
+pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Option<f64>, which: &str) -> String {
     let cal = judge_all(d, calibration, share);
     let effects: Vec<f64> = OBSERVE_MIN
         .iter()
@@ -362,7 +363,7 @@ pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Opt
         methods.push(("the same, or the cluster-wide CUSUM".into(), either));
     }
     let misses_by_excess = by_excess(traces, &judged, &methods[2 + operators].1);
-    let misses_by_traffic = by_traffic(traces, &judged, &methods[2 + operators].1, busy);
+    let misses_by_traffic = by_traffic(traces, &judged, &methods[2 + operators].1, busy, which);
     let bound: Outcomes = judged.iter().map(|j| j.bound).collect();
     let bound_ramps = Score::of(traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
     methods.push(("bound on the canary (not a detector)".into(), bound));
@@ -412,7 +413,7 @@ fn busy_enough(traces: &[Trace], judged: &[Judged], operators: usize) -> f64 {
 /// multiple the canary's copy acts on would add over the soak, which the operator can tell
 /// before the soak (`reach::added_at`); then those at least `busy` (calibrated at this size),
 /// and those either side of the operator's `reach::BUSY_ENOUGH`.
-fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64) -> String {
+fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64, which: &str) -> String {
     const EDGES: [f64; 7] = [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, f64::INFINITY];
     let mut r = String::from(
         "\nThe operator's method by what a regression at the multiple the canary's copy acts on would add over the soak, at its week's rate and traffic (`reach::added_at`: known before the soak begins):\n\n| a regression at the floor adds | soaks | false rollbacks | misses |\n|---|---:|---:|---:|\n",
@@ -428,7 +429,7 @@ fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64) ->
     let (n, fr, misses) = row(&|i| judged[i].at_floor >= busy);
     let _ = writeln!(
         r,
-        "\nCalibrated at this size, the least a regression at the floor must add for the canaries at least that busy to miss at most 5 % on the calibration seeds: {busy} failures. On the report seeds, those canaries: {n} of {} soaks, {fr} false rollbacks, {misses} missed.",
+        "\nThe former rule at this size, the least (in steps of 5) a regression at the floor must add for the canaries at least that busy to miss at most 5 % on the calibration seeds {CALIBRATION_SEEDS:?} (`reach::BUSY_ENOUGH` is now set on seeds 1–16, `make bench-detect-canary-floors`): {busy} failures. On the {which} seeds, those canaries: {n} of {} soaks, {fr} false rollbacks, {misses} missed.",
         traces.len()
     );
     let ours = reach::BUSY_ENOUGH;
@@ -436,7 +437,7 @@ fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64) ->
     let (quiet_n, quiet_fr, quiet_misses) = row(&|i| judged[i].at_floor < ours);
     let _ = writeln!(
         r,
-        "\nAt the operator's {ours} (`reach::BUSY_ENOUGH`, calibrated at 2 of 20 nodes): the canaries at least that busy, {n} soaks, {fr} false rollbacks, {misses} missed; the quieter ones, which it warns of, {quiet_n} soaks, {quiet_fr} false rollbacks, {quiet_misses} missed.",
+        "\nAt the operator's {ours} (`reach::BUSY_ENOUGH`, set at 2 of 20 nodes on seeds 1–16): the canaries at least that busy, {n} soaks, {fr} false rollbacks, {misses} missed; the quieter ones, which it warns of, {quiet_n} soaks, {quiet_fr} false rollbacks, {quiet_misses} missed.",
     );
     r
 }

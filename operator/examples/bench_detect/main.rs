@@ -264,7 +264,8 @@ fn main() {
         });
         let tuning = args.iter().any(|a| a == "--tuning");
         let scored = match (&range, tuning) {
-            (Some(further), _) => Scored::Further(further),
+            (Some(_), true) => panic!("--tuning scores the calibration seeds; --seeds A-B scores others: not both"),
+            (Some(further), false) => Scored::Further(further),
             (None, true) => Scored::Tuning,
             (None, false) => Scored::Report,
         };
@@ -589,19 +590,15 @@ fn control_experiment(per_family: usize, out: &str, share: Option<f64>, scored: 
     let (scored, which) = match scored {
         Scored::Report => (&REPORT_SEEDS[..], "report"),
         Scored::Tuning => (&CALIBRATION_SEEDS[..], "calibration"),
-        Scored::Further(seeds) => (seeds, "further, never tuned on,"),
+        Scored::Further(seeds) => (seeds, "further (never tuned on)"),
     };
     let (calibration, report) =
         (corpus::of_seeds(&CALIBRATION_SEEDS, per_family, true), corpus::of_seeds(scored, per_family, true));
-    let table = control::experiment(&calibration, &report, &d, share);
+    let table = control::experiment(&calibration, &report, &d, share, which);
     let mut r = String::new();
-    let (command, size, file) = match share {
+    let (mut command, size, file) = match share {
         Some(s) if further => (
-            format!(
-                "make bench-detect-canary-check, --canary-share {s} --seeds {}-{}",
-                scored[0],
-                scored[scored.len() - 1]
-            ),
+            format!("make bench-detect-canary-check, --canary-share {s}"),
             format!("{:.0} % of the attempts", s * 100.0),
             format!("control-share-{:.0}.md", s * 100.0),
         ),
@@ -612,6 +609,9 @@ fn control_experiment(per_family: usize, out: &str, share: Option<f64>, scored: 
         ),
         None => ("make bench-detect-control".into(), "5–50 % of the attempts".into(), "control.md".into()),
     };
+    if further {
+        command += &format!(" --seeds {}-{}", scored[0], scored[scored.len() - 1]);
+    }
     let _ = writeln!(r, "# A concurrent control on canary soaks (`{command}`)\n");
     let _ = writeln!(
         r,

@@ -137,8 +137,8 @@ impl Cusum {
 /// The highest rate judged against: every attempt failing, short of the log of zero.
 const CERTAIN: f64 = 0.999;
 
-/// The fewest attempts the catastrophe ceiling judges at once: fewer, and one failure is
-/// already far above any baseline.
+/// The fewest attempts the catastrophe ceiling judges at once: a read of 1 to 4 says too little
+/// on its own (one failure is already a rate of 25 % or more).
 const CEILING_MIN_ATTEMPTS: i64 = 5;
 
 /// Binomial log-likelihood ratio of `y` errors in `n` attempts, p1 against p0.
@@ -196,8 +196,9 @@ impl Cusum {
 
         // Catastrophe: a sustained rate far above the baseline acts within minutes. A read with
         // too few attempts to tell (a quiet signal, a small canary's nodes) is pooled with the
-        // next ones until they have enough, instead of breaking the run: every read of 4 used
-        // to start it again, so a canary of a few pods a read could never be caught by it.
+        // next ones until they have enough, and neither counts nor breaks the run on its own:
+        // otherwise a canary of a few pods a read could never be caught by it. The group a read
+        // completes stays in status until the next read, for the words.
         let judged = s.ceiling_attempts >= CEILING_MIN_ATTEMPTS;
         // Counts no read could have left (a status written by hand) would keep a group from
         // ever being judged: they start a new one too.
@@ -207,7 +208,8 @@ impl Cusum {
         }
         s.ceiling_attempts += c.attempts as i64;
         s.ceiling_errors += c.errors as i64;
-        if s.ceiling_attempts >= CEILING_MIN_ATTEMPTS {
+        let completes_a_group = s.ceiling_attempts >= CEILING_MIN_ATTEMPTS;
+        if completes_a_group {
             let rate = s.ceiling_errors as f64 / s.ceiling_attempts as f64;
             s.ceiling_run = if rate >= self.ceiling_rate(p0) { s.ceiling_run.saturating_add(1) } else { 0 };
         }
@@ -241,7 +243,9 @@ impl Cusum {
             s.suspect_since = None;
         }
 
-        if s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0) {
+        // Said on a read that judged a group, so that the words give the rate that was judged.
+        let catastrophic = s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0);
+        if completes_a_group && catastrophic {
             Why::Catastrophic
         } else if s.statistic >= threshold && excess >= self.min_excess_failures {
             Why::Regression
@@ -296,7 +300,7 @@ impl Cusum {
         };
         a.reason = match why {
             Why::Catastrophic => {
-                // The last group of reads judged (the read itself, unless it was too small).
+                // The group of reads this read completed (`advance` says Catastrophic only then).
                 let group = Counts {
                     attempts: s.ceiling_attempts.max(0) as u64,
                     errors: s.ceiling_errors.max(0) as u64,

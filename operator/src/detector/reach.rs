@@ -250,7 +250,7 @@ pub fn quiet_words(b: &BaselineStatus, increase: f64, stage: &CanaryStage) -> Op
     } else {
         format!("to {:.2} %", 100.0 * increase)
     };
-    // Never "about 20" below 20, nor "about 0".
+    // Never "about 22" below `BUSY_ENOUGH` (22), nor "about 0".
     let about = if added < 1.0 {
         "fewer than 1".to_string()
     } else {

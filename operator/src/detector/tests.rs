@@ -91,7 +91,7 @@ fn a_spike_of_minutes_cannot_trip_it_alone() {
 fn catastrophe_acts_within_minutes() {
     let b = fit_baseline(&minutes(24 * 60, |_| (100, 1)), Duration::minutes(10));
     let at = first_regression(&b, &minutes(60, |i| if i >= 10 { (100, 60) } else { (100, 1) })).unwrap();
-    assert_eq!(at, 24, "fifteen intervals in a row above the ceiling");
+    assert_eq!(at, 24, "fifteen reads in a row above the ceiling");
 }
 
 #[test]
@@ -135,8 +135,17 @@ fn the_ceiling_judges_a_pooled_group_at_its_own_rate() {
         d.update(&mut s, &b, at + Duration::minutes(i), c);
     }
     assert_eq!(s.ceiling_run, 15, "one failure in every group of 8");
+    // A read that completes no group says nothing of the ceiling; the next, which completes
+    // the sixteenth, says it with the rate of that group.
     let a = d.update(&mut s, &b, at + Duration::minutes(30), Counts { attempts: 4, errors: 1 });
-    assert!(a.reason.contains("for 15 reads in a row of at least 5 attempts"), "{}", a.reason);
+    assert!(!a.reason.starts_with("catastrophic"), "{}", a.reason);
+    let a = d.update(&mut s, &b, at + Duration::minutes(31), Counts { attempts: 4, errors: 0 });
+    assert!(
+        a.reason.starts_with("catastrophic: error rate 12.50% against a baseline of")
+            && a.reason.contains("for 16 reads in a row of at least 5 attempts"),
+        "{}",
+        a.reason
+    );
     // Counts no read could leave (a status written by hand) start a new group: they neither
     // keep the ceiling from judging nor count as failures.
     for (attempts, errors) in [(-1_000_000, 0), (3, -7), (2, 9)] {
