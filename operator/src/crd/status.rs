@@ -470,10 +470,11 @@ pub struct DetectorState {
     /// with the next ones).
     #[serde(default)]
     pub ceiling_run: u32,
-    /// Attempts of the reads being pooled for the ceiling (or of the group last judged).
+    /// Attempts of the reads being pooled for the ceiling; after a read that completed a group
+    /// (5 or more), that group's until the next read.
     #[serde(default)]
     pub ceiling_attempts: i64,
-    /// Failures of the reads being pooled for the ceiling (or of the group last judged).
+    /// Failures of the reads being pooled for the ceiling, as `ceilingAttempts`.
     #[serde(default)]
     pub ceiling_errors: i64,
     /// The bucket being filled.
