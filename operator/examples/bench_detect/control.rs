@@ -322,7 +322,13 @@ fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes 
 /// method on canary soaks, the control test at the effects just measured. Returns the report.
 /// `share`: every canary that share of the attempts (2 of 20 nodes: 0.1), not 5–50 %.
 /// `which`: what the scored seeds are, for the words.
-pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Option<f64>, which: &str) -> String {
+pub fn experiment(
+    calibration: &[Trace],
+    report: &[Trace],
+    d: &Cusum,
+    share: Option<f64>,
+    which: &str,
+) -> String {
     let cal = judge_all(d, calibration, share);
     let effects: Vec<f64> = OBSERVE_MIN
         .iter()

@@ -264,7 +264,9 @@ fn main() {
         });
         let tuning = args.iter().any(|a| a == "--tuning");
         let scored = match (&range, tuning) {
-            (Some(_), true) => panic!("--tuning scores the calibration seeds; --seeds A-B scores others: not both"),
+            (Some(_), true) => {
+                panic!("--tuning scores the calibration seeds; --seeds A-B scores others: not both")
+            }
             (Some(further), false) => Scored::Further(further),
             (None, true) => Scored::Tuning,
             (None, false) => Scored::Report,

@@ -202,7 +202,8 @@ impl Cusum {
         let judged = s.ceiling_attempts >= CEILING_MIN_ATTEMPTS;
         // Counts no read could have left (a status written by hand) would keep a group from
         // ever being judged: they start a new one too.
-        let impossible = s.ceiling_attempts < 0 || s.ceiling_errors < 0 || s.ceiling_errors > s.ceiling_attempts;
+        let impossible =
+            s.ceiling_attempts < 0 || s.ceiling_errors < 0 || s.ceiling_errors > s.ceiling_attempts;
         if judged || impossible {
             (s.ceiling_attempts, s.ceiling_errors) = (0, 0);
         }
@@ -244,7 +245,8 @@ impl Cusum {
         }
 
         // Said on a read that judged a group, so that the words give the rate that was judged.
-        let catastrophic = s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0);
+        let catastrophic =
+            s.ceiling_run >= self.ceiling_intervals && excess >= self.min_excess_failures.min(5.0);
         if completes_a_group && catastrophic {
             Why::Catastrophic
         } else if s.statistic >= threshold && excess >= self.min_excess_failures {

@@ -149,7 +149,8 @@ fn the_ceiling_judges_a_pooled_group_at_its_own_rate() {
     // Counts no read could leave (a status written by hand) start a new group: they neither
     // keep the ceiling from judging nor count as failures.
     for (attempts, errors) in [(-1_000_000, 0), (3, -7), (2, 9)] {
-        let mut s = DetectorState { ceiling_attempts: attempts, ceiling_errors: errors, ..Default::default() };
+        let mut s =
+            DetectorState { ceiling_attempts: attempts, ceiling_errors: errors, ..Default::default() };
         d.update(&mut s, &b, at, Counts { attempts: 4, errors: 0 });
         d.update(&mut s, &b, at + Duration::minutes(1), Counts { attempts: 4, errors: 0 });
         assert_eq!((s.ceiling_attempts, s.ceiling_errors), (8, 0), "from ({attempts}, {errors})");
