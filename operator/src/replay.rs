@@ -154,7 +154,7 @@ pub fn run(detector: &Cusum, baseline: &BaselineStatus, soak: &[Row]) -> Run {
         });
         if why.verdict() == Verdict::Regression || i + 1 == soak.len() {
             let rollback = (why.verdict() == Verdict::Regression).then_some(i);
-            let last = detector.explain(&state, baseline, *t, *c, why);
+            let last = detector.explain(&state, baseline, *t, *c, why, 1.0);
             return Run { points, last, rollback, first_suspect };
         }
     }

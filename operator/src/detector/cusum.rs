@@ -137,6 +137,12 @@ impl Cusum {
 /// The highest rate judged against: every attempt failing, short of the log of zero.
 const CERTAIN: f64 = 0.999;
 
+/// The rate a read at `at` is judged against: the baseline's, times a concurrent control's
+/// `level` (1 without one).
+fn judged_rate(b: &BaselineStatus, at: DateTime<Utc>, level: f64) -> f64 {
+    (rate_at(b, at) * level).clamp(1e-6, CERTAIN)
+}
+
 /// The fewest attempts the catastrophe ceiling judges at once: a read of 1 to 4 says too little
 /// on its own (one failure is already a rate of 25 % or more).
 const CEILING_MIN_ATTEMPTS: i64 = 5;
@@ -186,7 +192,7 @@ impl Cusum {
         c: Counts,
         level: f64,
     ) -> Why {
-        let p0 = (rate_at(b, at) * level).clamp(1e-6, CERTAIN);
+        let p0 = judged_rate(b, at, level);
         let n = c.attempts as f64;
         let (threshold, cap) = self.limits(b);
         s.soak_attempts += c.attempts as i64;
@@ -262,7 +268,8 @@ impl Cusum {
         }
     }
 
-    /// The verdict `advance` just gave for the interval (`at`, `c`), with the facts behind it.
+    /// The verdict `advance_at_level` just gave for the interval (`at`, `c`) at `level`, with
+    /// the facts behind it: the baseline and ceiling named are the ones judged against.
     pub fn explain(
         &self,
         s: &DetectorState,
@@ -270,8 +277,9 @@ impl Cusum {
         at: DateTime<Utc>,
         c: Counts,
         why: Why,
+        level: f64,
     ) -> Assessment {
-        let p0 = rate_at(b, at);
+        let p0 = judged_rate(b, at, level);
         let relative = self.relative_increase(b);
         let (threshold, _) = self.limits(b);
         let excess = s.soak_errors as f64 - s.expected_errors;
@@ -351,13 +359,13 @@ impl Cusum {
         level: f64,
     ) -> Assessment {
         let why = self.advance_at_level(s, b, at, c, level);
-        self.explain(s, b, at, c, why)
+        self.explain(s, b, at, c, why, level)
     }
 }
 
 impl Detector for Cusum {
     fn update(&self, s: &mut DetectorState, b: &BaselineStatus, at: DateTime<Utc>, c: Counts) -> Assessment {
         let why = self.advance(s, b, at, c);
-        self.explain(s, b, at, c, why)
+        self.explain(s, b, at, c, why, 1.0)
     }
 }

@@ -231,6 +231,41 @@ fn a_rise_the_control_shares_is_not_the_canarys_own() {
     assert_eq!(first(3.0), None, "shared with the rest, it is not the canary's");
 }
 
+#[test]
+fn a_canarys_words_give_the_baseline_and_ceiling_it_was_judged_at() {
+    // A week at 1 %; the rest of the cluster runs at 3x its own baseline, so the canary's is
+    // taken at 3 %, and its ceiling at 30 %. Every attempt failing is a catastrophe there; the
+    // words must name what was judged, not the week's 1 % and its 11 %.
+    let b = fit_baseline(&minutes(7 * 24 * 60, |_| (100, 1)), Duration::minutes(10));
+    let d = detector();
+    let mut s = DetectorState::default();
+    let at = t0() + Duration::days(7);
+    let a = (0..20)
+        .map(|i| {
+            d.update_at_level(
+                &mut s,
+                &b,
+                at + Duration::minutes(i),
+                Counts { attempts: 100, errors: 100 },
+                3.0,
+            )
+        })
+        .find(|a| a.verdict == Verdict::Regression)
+        .expect("every attempt failing is a catastrophe at any level");
+    assert!(
+        a.reason.starts_with(
+            "catastrophic: error rate 100.00% against a baseline of 3.00%, above the ceiling 30.00%"
+        ),
+        "{}",
+        a.reason
+    );
+    assert!((a.baseline_rate - 0.03).abs() < 1e-6, "{}", a.baseline_rate);
+    // Before any bucket is judged, the words' baseline is the level's too.
+    let a =
+        d.update_at_level(&mut DetectorState::default(), &b, at, Counts { attempts: 100, errors: 3 }, 3.0);
+    assert!((a.baseline_rate - 0.03).abs() < 1e-6, "{}", a.baseline_rate);
+    assert!(a.reason.contains("against a baseline of 3.00%"), "{}", a.reason);
+}
 /// 65 of 70 pods failed while the baseline was observed (seed 31 of the robustness run on
 /// canaries: a scheduler catching up after two API server restarts): no room for any
 /// regression above it. Two of ten is high only by chance; a status holding no number says
