@@ -198,20 +198,19 @@ fn busy_enough(kept: &[CanaryKept], d: &Cusum, week: usize) -> String {
         let (f, m, r) = score_where(kept, &out, |i| at_floor[i] >= c);
         (f, m, r, at_floor.iter().filter(|a| **a >= c).count())
     };
-    // The miss rate of the canaries at least `c` busy, and its one-sided 95 % upper bound
-    // (Wilson's): the line is set where even that is at most 5 %, not where these seeds' own
-    // count happens to reach it (there, other seeds miss more about as often as less). A
-    // cohort of fewer than 100 regressions sets no line.
-    let upper = |c: f64| {
-        let (_, misses, regressions, _) = of(c);
+    // A cohort's miss rate, and its one-sided 95 % upper bound (Wilson's): the line is set
+    // where even that is at most 5 %, not where these seeds' own count happens to reach it
+    // (there, other seeds miss more about as often as less). A cohort of fewer than 100
+    // regressions sets no line.
+    let wilson = |misses: usize, regressions: usize| {
         let (m, n, z) = (misses as f64, regressions.max(1) as f64, 1.645f64);
         let rate = m / n;
         let spread = z * (rate * (1.0 - rate) / n + z * z / (4.0 * n * n)).sqrt();
-        (rate, (rate + z * z / (2.0 * n) + spread) / (1.0 + z * z / n), regressions)
+        (rate, (rate + z * z / (2.0 * n) + spread) / (1.0 + z * z / n))
     };
     let line = (0..=400).map(f64::from).find(|&c| {
-        let (_, bound, regressions) = upper(c);
-        regressions >= 100 && bound <= 0.05
+        let (_, misses, regressions, _) = of(c);
+        regressions >= 100 && wilson(misses, regressions).1 <= 0.05
     });
     let mut r = format!(
         "\nHow busy a canary must be for the operator not to warn of it (`reach::BUSY_ENOUGH`): at 2 of 20 nodes with a week of \
@@ -228,12 +227,13 @@ which the one-sided 95 % upper bound (Wilson) of their miss rate is at most 5 %:
     rows.dedup();
     for c in rows {
         let (false_rollbacks, misses, regressions, soaks) = of(c);
+        let (rate, bound) = wilson(misses, regressions);
         let _ = writeln!(
             r,
             "| {c} | {soaks} ({:.1} %) | {regressions} | {misses} ({:.1} %) | {:.1} % | {false_rollbacks} |",
             100.0 * soaks as f64 / kept.len() as f64,
-            100.0 * upper(c).0,
-            100.0 * upper(c).1
+            100.0 * rate,
+            100.0 * bound
         );
     }
     r

@@ -15,7 +15,7 @@
 
 use super::corpus::{Family, HISTORY_MIN, Trace};
 use super::floors::smallest_clean;
-use super::{CALIBRATION_SEEDS, Outcomes, Score, earliest, fmt, rivals};
+use super::{Outcomes, Score, earliest, fmt, rivals};
 use chrono::{DateTime, Duration, Utc};
 use maintenance_operator::crd::{BaselineStatus, ControlLevel, DetectorState, Verdict};
 use maintenance_operator::detector::level::{LEVEL_WINDOW, add_control, level};
@@ -321,14 +321,7 @@ fn run(d: &Cusum, judged: &[Judged], observe: usize, relative: f64) -> Outcomes 
 /// with no false rollback (to 0.05) per observation length; then, on the report seeds, every
 /// method on canary soaks, the control test at the effects just measured. Returns the report.
 /// `share`: every canary that share of the attempts (2 of 20 nodes: 0.1), not 5–50 %.
-/// `which`: what the scored seeds are, for the words.
-pub fn experiment(
-    calibration: &[Trace],
-    report: &[Trace],
-    d: &Cusum,
-    share: Option<f64>,
-    which: &str,
-) -> String {
+pub fn experiment(calibration: &[Trace], report: &[Trace], d: &Cusum, share: Option<f64>) -> String {
     let cal = judge_all(d, calibration, share);
     let effects: Vec<f64> = OBSERVE_MIN
         .iter()
@@ -340,7 +333,6 @@ pub fn experiment(
         .collect();
     // The operator's own window among those measured.
     let operators = LEVEL_WINDOWS.iter().position(|w| *w == LEVEL_WINDOW.num_minutes()).unwrap();
-    let busy = busy_enough(calibration, &cal, operators);
     drop(cal);
     let traces = report;
     let judged = judge_all(d, traces, share);
@@ -369,7 +361,7 @@ pub fn experiment(
         methods.push(("the same, or the cluster-wide CUSUM".into(), either));
     }
     let misses_by_excess = by_excess(traces, &judged, &methods[2 + operators].1);
-    let misses_by_traffic = by_traffic(traces, &judged, &methods[2 + operators].1, busy, which);
+    let misses_by_traffic = by_traffic(traces, &judged, &methods[2 + operators].1);
     let bound: Outcomes = judged.iter().map(|j| j.bound).collect();
     let bound_ramps = Score::of(traces, &bound, |t| t.family.ramp()).median().unwrap_or(f64::NAN);
     methods.push(("bound on the canary (not a detector)".into(), bound));
@@ -401,25 +393,11 @@ pub fn experiment(
     r
 }
 
-/// The least a regression at the multiple the canary's copy acts on must add over the soak
-/// (`Judged::at_floor`, in steps of 5 failures) for the operator's method to miss at most 5 %
-/// of the regressions of canaries at least that busy, on `traces` (the calibration seeds').
-fn busy_enough(traces: &[Trace], judged: &[Judged], operators: usize) -> f64 {
-    let out: Outcomes = judged.iter().map(|j| j.leveled[operators]).collect();
-    (0..=200)
-        .map(|k| f64::from(k) * 5.0)
-        .find(|&c| {
-            let s = Score::of_each(traces, &out, |i| judged[i].at_floor >= c);
-            s.misses as f64 <= 0.05 * s.regressing as f64
-        })
-        .unwrap_or(f64::INFINITY)
-}
-
 /// The soaks, and the operator's misses and false rollbacks, by what a regression at the
 /// multiple the canary's copy acts on would add over the soak, which the operator can tell
-/// before the soak (`reach::added_at`); then those at least `busy` (calibrated at this size),
-/// and those either side of the operator's `reach::BUSY_ENOUGH`.
-fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64, which: &str) -> String {
+/// before the soak (`reach::added_at`); then those either side of the operator's
+/// `reach::BUSY_ENOUGH`.
+fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes) -> String {
     const EDGES: [f64; 7] = [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, f64::INFINITY];
     let mut r = String::from(
         "\nThe operator's method by what a regression at the multiple the canary's copy acts on would add over the soak, at its week's rate and traffic (`reach::added_at`: known before the soak begins):\n\n| a regression at the floor adds | soaks | false rollbacks | misses |\n|---|---:|---:|---:|\n",
@@ -432,12 +410,6 @@ fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes, busy: f64, wh
         let (n, fr, misses) = row(&|i| (w[0]..w[1]).contains(&judged[i].at_floor));
         let _ = writeln!(r, "| {}–{} | {n} | {fr} | {misses} |", w[0], w[1]);
     }
-    let (n, fr, misses) = row(&|i| judged[i].at_floor >= busy);
-    let _ = writeln!(
-        r,
-        "\nThe former rule at this size, the least (in steps of 5) a regression at the floor must add for the canaries at least that busy to miss at most 5 % on the calibration seeds {CALIBRATION_SEEDS:?} (`reach::BUSY_ENOUGH` is now set on seeds 1–16, `make bench-detect-canary-floors`): {busy} failures. On the {which} seeds, those canaries: {n} of {} soaks, {fr} false rollbacks, {misses} missed.",
-        traces.len()
-    );
     let ours = reach::BUSY_ENOUGH;
     let (n, fr, misses) = row(&|i| judged[i].at_floor >= ours);
     let (quiet_n, quiet_fr, quiet_misses) = row(&|i| judged[i].at_floor < ours);

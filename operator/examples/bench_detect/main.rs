@@ -596,21 +596,24 @@ fn control_experiment(per_family: usize, out: &str, share: Option<f64>, scored: 
     };
     let (calibration, report) =
         (corpus::of_seeds(&CALIBRATION_SEEDS, per_family, true), corpus::of_seeds(scored, per_family, true));
-    let table = control::experiment(&calibration, &report, &d, share, which);
+    let table = control::experiment(&calibration, &report, &d, share);
     let mut r = String::new();
-    let (mut command, size, file) = match share {
-        Some(s) if further => (
-            format!("make bench-detect-canary-check, --canary-share {s}"),
-            format!("{:.0} % of the attempts", s * 100.0),
-            format!("control-share-{:.0}.md", s * 100.0),
-        ),
-        Some(s) => (
-            format!("make bench-detect-canary{}, --canary-share {s}", if s == 0.1 { "" } else { "-sizes" }),
-            format!("{:.0} % of the attempts", s * 100.0),
-            format!("control-share-{:.0}.md", s * 100.0),
-        ),
-        None => ("make bench-detect-control".into(), "5–50 % of the attempts".into(), "control.md".into()),
+    let (size, file) = match share {
+        Some(s) => {
+            (format!("{:.0} % of the attempts", s * 100.0), format!("control-share-{:.0}.md", s * 100.0))
+        }
+        None => ("5–50 % of the attempts".into(), "control.md".into()),
     };
+    let target = match share {
+        None => "bench-detect-control",
+        Some(_) if further => "bench-detect-canary-check",
+        Some(0.1) => "bench-detect-canary",
+        Some(_) => "bench-detect-canary-sizes",
+    };
+    let mut command = format!("make {target}");
+    if let Some(s) = share {
+        command += &format!(", --canary-share {s}");
+    }
     if further {
         command += &format!(" --seeds {}-{}", scored[0], scored[scored.len() - 1]);
     }
