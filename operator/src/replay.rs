@@ -2,7 +2,7 @@
 //! the controller uses, and say whether (and when) it would have rolled back. Pure, no client.
 
 use crate::crd::{BaselineStatus, DetectorState, MaintenanceUpgrade, RegressionRule, Verdict};
-use crate::detector::{Assessment, Counts, Cusum, fit_baseline, pct, rate_at, reach};
+use crate::detector::{Assessment, Counts, Cusum, fit_baseline, pct, rate_at};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -199,7 +199,7 @@ pub fn replay_with(rows: &[Row], change_at: DateTime<Utc>, detector: &Cusum) -> 
         threshold: a.threshold,
         excess_errors: a.excess_errors,
         reason: a.reason,
-        baseline_limit: reach::words(&baseline, detector.min_relative_increase, detector.judged),
+        baseline_limit: detector.baseline_words(&baseline),
         soak_intervals: points.len(),
         points,
         baseline,

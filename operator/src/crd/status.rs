@@ -404,7 +404,9 @@ pub struct SignalStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled_to: Option<DateTime<Utc>>,
     /// What the baseline cannot tell, when it is too short to know the time of day: the
-    /// smallest increase acted on, and how much baseline would act on the rule's own. On a
+    /// smallest increase acted on, and how much baseline would act on the rule's own; when it
+    /// rests on few failures, also how uncertain its rate is and the error rate a regression is
+    /// acted on from (or that only near-total failure can be told). On a
     /// canary's copy of a built-in signal, also when its nodes are too quiet for the stage's
     /// soak: what a regression at that increase would add, and the canary or soak that would
     /// give it enough to be judged on its own.

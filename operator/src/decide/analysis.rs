@@ -239,7 +239,7 @@ impl Decider<'_> {
             let judged = if control.is_some() { Judged::AtAControl } else { Judged::Alone };
             let d = Cusum { judged, ..Cusum::from_rule(&s.regression) };
             a.baseline_limit = a.baseline.as_ref().and_then(|b| {
-                let floor = reach::words(b, s.regression.min_relative_increase, judged);
+                let floor = d.baseline_words(b);
                 // A canary's own signal: are its nodes busy enough over their stage's soak? Said
                 // of a live observation once it has run its course, not of its first minutes.
                 let complete = b.recorded || b.observed_seconds >= plan.observe.num_seconds() as f64;

@@ -109,6 +109,36 @@ impl Cusum {
         (low > 0.0 && self.regression_rate(low, self.relative_increase(b)) >= CERTAIN).then_some(low)
     }
 
+    /// What a baseline can tell, in words, when it is less than the rule asks (`reach::words`,
+    /// by its span); for status, the Event and the replay summary. A baseline resting on few
+    /// failures is judged from its rate times its margin (`baseline_margin`), so the smallest
+    /// regression acted on lies that much further up than its span alone says: the words add
+    /// where, once the margin is a quarter or more.
+    pub fn baseline_words(&self, b: &BaselineStatus) -> Option<String> {
+        let span = reach::words(b, self.min_relative_increase, self.judged)?;
+        let margin = baseline_margin(b);
+        if !(b.rate.is_finite() && b.rate > 0.0 && b.errors > 0 && margin >= 1.25) {
+            return Some(span);
+        }
+        let acted = self.regression_rate((b.rate * margin).min(CERTAIN), self.relative_increase(b));
+        let from = if acted >= CERTAIN {
+            "only near-total failure can be told".to_string()
+        } else {
+            format!(
+                "a regression is acted on only from an error rate of {}, {} the rate measured",
+                pct(acted),
+                reach::times(acted / b.rate)
+            )
+        };
+        Some(format!(
+            "{span}; its {} failures in {} attempts leave the rate itself uncertain (it may be up to {} what they \
+             measured), so {from}",
+            b.errors,
+            b.attempts,
+            reach::times(margin)
+        ))
+    }
+
     /// `no_room` in words: what the baseline measured, and why nothing could be told above it.
     pub fn no_room_words(&self, b: &BaselineStatus) -> Option<String> {
         let low = self.no_room(b)?;

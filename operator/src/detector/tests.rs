@@ -266,6 +266,42 @@ fn a_canarys_words_give_the_baseline_and_ceiling_it_was_judged_at() {
     assert!((a.baseline_rate - 0.03).abs() < 1e-6, "{}", a.baseline_rate);
     assert!(a.reason.contains("against a baseline of 3.00%"), "{}", a.reason);
 }
+#[test]
+fn a_thin_baselines_words_give_the_regression_its_margin_puts_off() {
+    // Seed 34 of the first canary runs: 5 of 61 attempts failed while the canary's nodes were
+    // observed live for 30 minutes (8.2 %). The span's floor acts on 5.4x; its five failures
+    // may understate the rate threefold, so only near-total failure can be told above it.
+    let d = detector();
+    let at = t0();
+    let live = |attempts: u64, errors: u64| {
+        let mut b = BaselineStatus::default();
+        for i in 0..30u64 {
+            let c = Counts {
+                attempts: attempts / 30 + u64::from(i < attempts % 30),
+                errors: errors / 30 + u64::from(i < errors % 30),
+            };
+            let i = i as i64;
+            add_live_interval(&mut b, at + Duration::minutes(i + 1), at + Duration::minutes(i), c);
+        }
+        b
+    };
+    let thin = live(61, 5);
+    let w = d.baseline_words(&thin).unwrap();
+    assert!(w.starts_with("baseline from 30m: increases below 5.4x cannot be told"), "{w}");
+    assert!(
+        w.contains("5 failures in 61 attempts leave the rate itself uncertain (it may be up to 2.93x what they measured), so only near-total failure can be told"),
+        "{w}"
+    );
+    // Thirty failures in 3,000 attempts (1 %): a regression is acted on from 5.4x the margin.
+    let w = d.baseline_words(&live(3000, 30)).unwrap();
+    assert!(w.contains("30 failures in 3000 attempts leave the rate itself uncertain (it may be up to 1.65x what they measured)"), "{w}");
+    assert!(w.contains("so a regression is acted on only from an error rate of"), "{w}");
+    // A week of history with thousands of failures: nothing to add to what the span says,
+    // and nothing at all when the span supports the rule.
+    let week = fit_baseline(&minutes(7 * 24 * 60, |_| (100, 1)), Duration::minutes(10));
+    assert_eq!(d.baseline_words(&week), None);
+}
+
 /// 65 of 70 pods failed while the baseline was observed (seed 31 of the robustness run on
 /// canaries: a scheduler catching up after two API server restarts): no room for any
 /// regression above it. Two of ten is high only by chance; a status holding no number says
