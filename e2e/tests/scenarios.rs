@@ -1347,7 +1347,8 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_reverted_without_a_human() {
+async fn s21_a_statefulset_whose_updated_pod_never_becomes_ready_is_reverted_without_a_human_canary_or_whole()
+{
     let mut s = Scenario::new("partition").await;
     let sts: Api<StatefulSet> = Api::namespaced(s.client.clone(), &s.ns);
     let mut spec = app_spec("partition", "db");
@@ -1405,6 +1406,27 @@ async fn s21_a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_rever
     let db = sts.get("db").await.unwrap().spec.unwrap();
     assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
     assert_eq!(serde_json::to_value(db.update_strategy).unwrap(), original, "the partition restored exactly");
+    let after = s.pods_by_name("db").await;
+    let kept = uids(&after).iter().filter(|u| uids(&before).contains(u)).count();
+    assert_eq!(kept, 3, "only the top ordinal was made again: {before:?} -> {after:?}");
+
+    // Upgraded whole this time, no canary: OrderedReady stays stuck on the updated pod just the
+    // same once the template is back, and the revert deletes it just the same. No strategy was
+    // changed, so none is restored.
+    let before = after;
+    s.cordon_until_reverted("db").await;
+    let whole = fleet_only(&s.ns, "whole", "20s", BAD)
+        .replacen("{kind: DaemonSet, name: connector, image:", "{kind: StatefulSet, name: db, image:", 1)
+        .replace("progressDeadline: 60s", "progressDeadline: 20s");
+    s.apply(&whole).await;
+    let mu = s.wait_phase("whole", Phase::RolledBack, SECS(180)).await;
+    assert_eq!(mu.status.unwrap().rollback.unwrap().reason, reason::ROLLOUT_FAILED);
+    let events = s.events("whole").await;
+    assert!(events.iter().any(|e| e.contains("never became Ready")), "{events:?}");
+    eventually("db back after the whole upgrade", SECS(90), ready).await;
+    let db = sts.get("db").await.unwrap().spec.unwrap();
+    assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
+    assert_eq!(serde_json::to_value(db.update_strategy).unwrap(), original, "the strategy never touched");
     let after = s.pods_by_name("db").await;
     let kept = uids(&after).iter().filter(|u| uids(&before).contains(u)).count();
     assert_eq!(kept, 3, "only the top ordinal was made again: {before:?} -> {after:?}");

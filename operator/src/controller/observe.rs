@@ -67,7 +67,8 @@ pub async fn observe(
         targets.insert(key, state);
     }
     // A canary inside a workload is judged by its pods: where each runs and what, from the pod
-    // watch (which covers the namespaces this operator watches).
+    // watch (which covers the namespaces this operator watches). A StatefulSet's are read with
+    // or without a canary: its revert deletes the updated pods that never became Ready.
     let canaried: Vec<TargetKey> = mu
         .spec
         .stages
@@ -77,7 +78,9 @@ pub async fn observe(
         .map(|c| TargetKey::of(c, &ns))
         .collect();
     for (key, state) in targets.iter_mut() {
-        if let Some(t) = state.as_mut().filter(|_| canaried.contains(key)) {
+        if let Some(t) =
+            state.as_mut().filter(|_| canaried.contains(key) || key.kind == WorkloadKind::StatefulSet)
+        {
             let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
             let owner = match key.kind {
                 WorkloadKind::Deployment => PodOwner::Deployment(key.name.clone()),

@@ -231,7 +231,8 @@ impl Decider<'_> {
                 .cloned()
                 .collect();
             // A canary inside a reverted target: its pods that run the new image are replaced,
-            // then its strategy is restored, before the rollout is waited for.
+            // then its strategy is restored, before the rollout is waited for. A StatefulSet's
+            // updated pods that never became Ready are deleted first, canary or not.
             let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
             let give_up = last_revert + plan.progress_deadline(si);
             let unwinding: Vec<String> = reverted.iter().filter_map(|c| self.unwind(c, give_up)).collect();

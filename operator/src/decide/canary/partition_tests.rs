@@ -4,8 +4,9 @@ use crate::decide::test_world::*;
 
 const STS_ROLLING: &str = r#"{"rollingUpdate":{"partition":0},"type":"RollingUpdate"}"#;
 
-/// A StatefulSet `db` of four replicas, its top `top` upgraded first, then all of it.
-fn statefulset_world(top: Portion) -> (World, TargetKey) {
+/// A StatefulSet `db` of four replicas, its top `top` upgraded first, then all of it; all of it
+/// at once without `top`.
+fn statefulset_world(top: Option<Portion>) -> (World, TargetKey) {
     let db =
         TargetKey { kind: WorkloadKind::StatefulSet, namespace: "kube-system".into(), name: "db".into() };
     let mut s = spec();
@@ -14,10 +15,16 @@ fn statefulset_world(top: Portion) -> (World, TargetKey) {
         canary,
         ..component("db", "connector:2.0")
     };
-    s.stages = vec![
-        stage("canary", vec![part(Some(Canary { replicas: Some(top), nodes: None, node_selector: None }))]),
-        stage("fleet", vec![part(None)]),
-    ];
+    s.stages = match top {
+        Some(top) => vec![
+            stage(
+                "canary",
+                vec![part(Some(Canary { replicas: Some(top), nodes: None, node_selector: None }))],
+            ),
+            stage("fleet", vec![part(None)]),
+        ],
+        None => vec![stage("fleet", vec![part(None)])],
+    };
     let mut w = World::new(s);
     w.obs.targets.clear();
     let mut t = daemonset_on("connector:1.0", 4);
@@ -45,7 +52,7 @@ fn strategies(w: &World) -> Vec<String> {
 
 #[test]
 fn a_statefulset_canary_is_its_top_ordinals_by_partition_then_all_of_it() {
-    let (mut w, _) = statefulset_world(Portion::Count(1));
+    let (mut w, _) = statefulset_world(Some(Portion::Count(1)));
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert_eq!(
@@ -62,7 +69,7 @@ fn a_statefulset_canary_is_its_top_ordinals_by_partition_then_all_of_it() {
 
 #[test]
 fn a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_reverted_without_a_human() {
-    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
     w.stuck = true;
     w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
     // OrderedReady: its controller replaced db-3, which never becomes Ready, and waits on it.
@@ -86,8 +93,32 @@ fn a_statefulset_canary_whose_updated_pod_never_becomes_ready_is_reverted_withou
 }
 
 #[test]
+fn a_statefulset_upgraded_whole_whose_updated_pod_never_becomes_ready_is_reverted_without_a_human() {
+    // No canary: its one stage changes all of it. OrderedReady: its controller replaced db-3
+    // first, which never becomes Ready, and waits on it even once the template is back
+    // (kubernetes#67250): the revert deletes it, and it comes back from the reverted template.
+    let (mut w, db) = statefulset_world(None);
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    let top = t.pods.as_mut().unwrap().last_mut().unwrap();
+    top.images[0].1 = "connector:2.0".into();
+    top.ready = false;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
+    assert_eq!(
+        strategies(&w),
+        ["image connector:2.0", "image connector:1.0", "delete db-3"],
+        "template back, then the stuck pod deleted; no strategy was changed, so none is restored"
+    );
+    let t = w.obs.targets[&db].as_ref().unwrap();
+    assert!(t.pods.iter().flatten().all(|p| p.images[0].1 == "connector:1.0"), "{:?}", t.pods);
+}
+
+#[test]
 fn a_statefulset_with_a_partition_of_its_own_gets_no_canary_but_one_left_by_a_canary_is_restored() {
-    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
     let own = r#"{"rollingUpdate":{"partition":2},"type":"RollingUpdate"}"#;
     w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap().update_strategy = Some(own.into());
     w.step();
@@ -99,7 +130,7 @@ fn a_statefulset_with_a_partition_of_its_own_gets_no_canary_but_one_left_by_a_ca
     assert!(w.effects.is_empty());
     // The same partition, left by an upgrade deleted mid-canary with its record: the record is
     // what the new canary will restore.
-    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
     let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
     t.update_strategy = Some(own.into());
     t.original_strategy = Some(STS_ROLLING.into());
@@ -110,7 +141,7 @@ fn a_statefulset_with_a_partition_of_its_own_gets_no_canary_but_one_left_by_a_ca
 
 #[test]
 fn a_statefulset_scaled_during_its_canary_is_not_widened() {
-    let (mut w, db) = statefulset_world(Portion::Count(1));
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
     let mut wider = w.obs.spec.stages[0].clone();
     wider.name = "wider".into();
     wider.components[0].canary =
@@ -136,7 +167,7 @@ fn a_statefulset_scaled_during_its_canary_is_not_widened() {
 
 #[test]
 fn a_statefulset_canary_of_every_replica_before_its_last_stage_changes_nothing() {
-    let (mut w, _) = statefulset_world(Portion::Percent("100%".into()));
+    let (mut w, _) = statefulset_world(Some(Portion::Percent("100%".into())));
     w.step();
     let b = w.condition(ct::BLOCKED);
     assert!(b.message.contains("takes all 4 of its replicas"), "{}", b.message);
