@@ -1002,10 +1002,13 @@ impl Scenario {
     }
 
     /// Every zone node of the scenario cordoned from now until StatefulSet `name` has run `BAD`
-    /// and is back on another image: a pod it makes meanwhile never schedules, so it never
-    /// becomes Ready (cordoned first, so that no race lets it schedule).
+    /// and is back on another image, and none of its pods runs `BAD` any more: a pod it makes
+    /// meanwhile never schedules, so it never becomes Ready (cordoned first, so that no race
+    /// lets it schedule), and only its deletion lets the StatefulSet go on (not a node that opens
+    /// while the pending pod is still there, which would schedule it and take the test's point).
     pub async fn cordon_until_reverted(&mut self, name: &str) {
         let sts: Api<StatefulSet> = Api::namespaced(self.client.clone(), &self.ns);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let nodes: Api<Node> = Api::all(self.client.clone());
         let scenario = self.name.clone();
         let cordon = move |on: bool| {
@@ -1029,7 +1032,17 @@ impl Scenario {
                         .spec
                         .is_some_and(|p| p.containers.iter().any(|c| c.image.as_deref() == Some(BAD)))
                 });
-                if was_bad && !bad {
+                // A list that fails says nothing: the nodes stay cordoned until one succeeds.
+                let listed = pods.list(&ListParams::default().labels(&format!("app={name}"))).await;
+                let bad_pod_left = listed.map_or(true, |l| {
+                    l.items.iter().any(|p| {
+                        p.metadata.deletion_timestamp.is_none()
+                            && p.spec
+                                .as_ref()
+                                .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)))
+                    })
+                });
+                if was_bad && !bad && !bad_pod_left {
                     break;
                 }
                 was_bad |= bad;

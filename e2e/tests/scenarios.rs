@@ -1401,7 +1401,7 @@ async fn s21_a_statefulset_whose_updated_pod_never_becomes_ready_is_reverted_wit
     let st = mu.status.unwrap();
     assert_eq!(st.rollback.unwrap().reason, reason::ROLLOUT_FAILED);
     let events = s.events("up").await;
-    assert!(events.iter().any(|e| e.contains("never became Ready")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("and are not Ready")), "{events:?}");
     eventually("db back", SECS(90), ready).await;
     let db = sts.get("db").await.unwrap().spec.unwrap();
     assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
@@ -1422,7 +1422,7 @@ async fn s21_a_statefulset_whose_updated_pod_never_becomes_ready_is_reverted_wit
     let mu = s.wait_phase("whole", Phase::RolledBack, SECS(180)).await;
     assert_eq!(mu.status.unwrap().rollback.unwrap().reason, reason::ROLLOUT_FAILED);
     let events = s.events("whole").await;
-    assert!(events.iter().any(|e| e.contains("never became Ready")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("and are not Ready")), "{events:?}");
     eventually("db back after the whole upgrade", SECS(90), ready).await;
     let db = sts.get("db").await.unwrap().spec.unwrap();
     assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));

@@ -421,20 +421,35 @@ fn by_traffic(traces: &[Trace], judged: &[Judged], out: &Outcomes) -> String {
 }
 
 /// The regressions, and the misses of `out`, by how many failures the regression adds on the
-/// canary over the whole soak: below the CUSUM's minimum of excess failures (10), no rollback
-/// is allowed at all.
+/// canary over the whole soak (below the CUSUM's minimum of excess failures, 10, no rollback is
+/// allowed at all), each with how many are tellable at all; then the misses among those.
 fn by_excess(traces: &[Trace], judged: &[Judged], out: &Outcomes) -> String {
     const EDGES: [f64; 6] = [0.0, 10.0, 20.0, 40.0, 80.0, f64::INFINITY];
     let mut r = String::from(
-        "\nThe operator's method (at the control's level over its window) by the failures the regression adds on the canary over the 72 h soak. \"Tellable\": the exact two-sample test of the canary's soak against its own week, told the onset, reaches the CUSUM's threshold in its best window (with no margin for the baseline's uncertainty, and told the onset, which no real detector is):\n\n| added failures | regressions | misses | of them tellable |\n|---|---:|---:|---:|\n",
+        "\nThe operator's method (at the control's level over its window) by the failures the regression adds on the canary over the 72 h soak. \"Tellable\": the exact two-sample test of the canary's soak against its own week, told the onset, reaches the CUSUM's threshold in its best window (with no margin for the baseline's uncertainty, and told the onset, which no real detector is):\n\n| added failures | regressions | of them tellable | misses | of them tellable |\n|---|---:|---:|---:|---:|\n",
     );
+    let count = |keep: &dyn Fn(usize) -> bool| (0..traces.len()).filter(|&i| keep(i)).count();
     for w in EDGES.windows(2) {
         let keep = |i: usize| traces[i].onset.is_some() && (w[0]..w[1]).contains(&judged[i].excess);
-        let regressions = (0..traces.len()).filter(|&i| keep(i)).count();
         let missed = |i: usize| keep(i) && out[i].is_none();
-        let misses = (0..traces.len()).filter(|&i| missed(i)).count();
-        let tellable = (0..traces.len()).filter(|&i| missed(i) && judged[i].tellable).count();
-        let _ = writeln!(r, "| {}–{} | {regressions} | {misses} | {tellable} |", w[0], w[1]);
+        let _ = writeln!(
+            r,
+            "| {}–{} | {} | {} | {} | {} |",
+            w[0],
+            w[1],
+            count(&keep),
+            count(&|i| keep(i) && judged[i].tellable),
+            count(&missed),
+            count(&|i| missed(i) && judged[i].tellable)
+        );
     }
+    let tellable = |i: usize| traces[i].onset.is_some() && judged[i].tellable;
+    let (all, told) = (count(&|i| traces[i].onset.is_some()), count(&tellable));
+    let missed = count(&|i| tellable(i) && out[i].is_none());
+    let _ = writeln!(
+        r,
+        "\nOf the {all} regressions, {told} are tellable at all; of those, the operator's method misses {missed} ({:.1} %).",
+        100.0 * missed as f64 / told.max(1) as f64
+    );
     r
 }

@@ -288,7 +288,7 @@ impl Decider<'_> {
                     let mut r = d.update_at_level(&mut a.detector, &b, to, counts, at);
                     r.reason = format!(
                         "on the canary's nodes ({}): {}; the rest of the cluster runs at {at:.2}x its baseline, \
-                         so the canary's own baseline is taken at that level too (the baseline named above)",
+                         so the canary's own baseline is taken at that level too",
                         a.nodes.join(", "),
                         r.reason
                     );

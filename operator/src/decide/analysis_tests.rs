@@ -131,7 +131,7 @@ fn the_builtin_signal_rests_on_what_the_operator_recorded_when_there_is_enough()
     // Ten minutes at 1 % rest on about ten failures: the rate itself may be twice what they
     // measured, and the regression acted on is that much higher again; the words say so.
     assert!(
-        a.baseline_limit.as_deref().unwrap().contains("leave the rate itself uncertain (it may be up to 2."),
+        a.baseline_limit.as_deref().unwrap().contains("the rate itself is uncertain (it may be up to 2."),
         "{:?}",
         a.baseline_limit
     );

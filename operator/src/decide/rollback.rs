@@ -7,7 +7,7 @@ use crate::crd::*;
 use crate::target::Rollout;
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 impl Decider<'_> {
     pub(super) fn rollback_trigger(&mut self, plan: &Plan) -> Option<(&'static str, String)> {
@@ -230,16 +230,19 @@ impl Decider<'_> {
                 .filter(|c| c.phase == ComponentPhase::Reverted)
                 .cloned()
                 .collect();
-            // A canary inside a reverted target: its pods that run the new image are replaced,
-            // then its strategy is restored, before the rollout is waited for. A StatefulSet's
-            // updated pods that never became Ready are deleted first, canary or not.
+            // A StatefulSet's updated pods that are not Ready are deleted, canary or not; then a
+            // canary inside a reverted target has its pods that run the new image replaced and
+            // its strategy restored, before the rollout is waited for.
             let last_revert = reverted.iter().filter_map(|c| c.reverted_at).max().unwrap_or(self.now());
             let give_up = last_revert + plan.progress_deadline(si);
-            let unwinding: Vec<String> = reverted.iter().filter_map(|c| self.unwind(c, give_up)).collect();
+            let unwinding: Vec<String> = reverted
+                .iter()
+                .filter_map(|c| self.unstick(c, give_up).or_else(|| self.unwind(c, give_up)))
+                .collect();
             if !unwinding.is_empty() {
                 self.set_phase(
                     Phase::RollingBack,
-                    format!("reverting the canary of stage {stage_name}: {} ({why})", unwinding.join("; ")),
+                    format!("finishing the revert of stage {stage_name}: {} ({why})", unwinding.join("; ")),
                 );
                 self.next(format!("wait for the revert of stage {stage_name} to roll out"), None);
                 let soon = if self.effect.is_some() { REPLACE_POLL } else { ROLLOUT_POLL };
@@ -330,6 +333,39 @@ impl Decider<'_> {
         self.set_phase(Phase::RolledBack, msg.clone());
         self.next = None;
         self.note(false, reason::ROLLED_BACK, "Finish", msg);
+    }
+}
+
+impl Decider<'_> {
+    /// A reverted StatefulSet's updated pods that are not Ready, deleted one at a time (the
+    /// highest ordinal first, as its controller updates them) once its controller shows the
+    /// reverted template: an OrderedReady StatefulSet stays stuck on such a pod even then
+    /// (kubernetes#67250), and the pod comes back from the known-good template. With a canary or
+    /// without. Bounded like the rollout it waits for: past `give_up`, nothing more. What it
+    /// waits for, while any is left.
+    fn unstick(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
+        let (key, t) = self.target(c);
+        let t =
+            t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t) && self.now() < give_up)?;
+        let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
+            return Some(format!(
+                "{key}: waiting for its controller and its pods to show the reverted template"
+            ));
+        };
+        let container = c.container.clone().unwrap_or_default();
+        let ordinal = |name: &str| name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
+        let stuck = pods
+            .iter()
+            .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.ready && !p.deleting)
+            .max_by_key(|p| ordinal(&p.name))?;
+        if self.effect.is_none() {
+            let (pod, why) = (
+                (stuck.name.clone(), stuck.uid.clone()),
+                format!("that run {} and are not Ready", c.desired_image),
+            );
+            self.replace_pods(&key, vec![pod], reason::REVERTED, why);
+        }
+        Some(format!("{key}: replacing its updated pods that are not Ready, one at a time"))
     }
 }
 

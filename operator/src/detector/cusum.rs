@@ -117,21 +117,21 @@ impl Cusum {
     pub fn baseline_words(&self, b: &BaselineStatus) -> Option<String> {
         let span = reach::words(b, self.min_relative_increase, self.judged)?;
         let margin = baseline_margin(b);
-        if !(b.rate.is_finite() && b.rate > 0.0 && b.errors > 0 && margin >= 1.25) {
+        // Counts no baseline could hold (a status written by hand) say nothing more.
+        let counts = b.attempts > 0 && (0..=b.attempts).contains(&b.errors);
+        if !(counts && b.rate.is_finite() && b.rate > 0.0 && margin >= 1.25) {
             return Some(span);
         }
+        // As a multiple: the rate judged against moves with the hour (a daily profile) and, for a
+        // canary's copy, with its control's level; the multiple does not.
         let acted = self.regression_rate((b.rate * margin).min(CERTAIN), self.relative_increase(b));
         let from = if acted >= CERTAIN {
             "only near-total failure can be told".to_string()
         } else {
-            format!(
-                "a regression is acted on only from an error rate of {}, {} the rate measured",
-                pct(acted),
-                reach::times(acted / b.rate)
-            )
+            format!("a regression is acted on only from {} the rate measured", reach::times(acted / b.rate))
         };
         Some(format!(
-            "{span}; its {} failures in {} attempts leave the rate itself uncertain (it may be up to {} what they \
+            "{span}; with {} of {} attempts failed, the rate itself is uncertain (it may be up to {} what was \
              measured), so {from}",
             b.errors,
             b.attempts,

@@ -289,13 +289,29 @@ fn a_thin_baselines_words_give_the_regression_its_margin_puts_off() {
     let w = d.baseline_words(&thin).unwrap();
     assert!(w.starts_with("baseline from 30m: increases below 5.4x cannot be told"), "{w}");
     assert!(
-        w.contains("5 failures in 61 attempts leave the rate itself uncertain (it may be up to 2.93x what they measured), so only near-total failure can be told"),
+        w.ends_with("; with 5 of 61 attempts failed, the rate itself is uncertain (it may be up to 2.93x what was measured), so only near-total failure can be told"),
         "{w}"
     );
-    // Thirty failures in 3,000 attempts (1 %): a regression is acted on from 5.4x the margin.
+    // Thirty failures in 3,000 attempts (1 %): the margin, 1.65x, times the span's 5.4x.
     let w = d.baseline_words(&live(3000, 30)).unwrap();
-    assert!(w.contains("30 failures in 3000 attempts leave the rate itself uncertain (it may be up to 1.65x what they measured)"), "{w}");
-    assert!(w.contains("so a regression is acted on only from an error rate of"), "{w}");
+    assert!(
+        w.ends_with("; with 30 of 3000 attempts failed, the rate itself is uncertain (it may be up to 1.65x what was measured), so a regression is acted on only from 8.93x the rate measured"),
+        "{w}"
+    );
+    // No failure at all: the margin is largest, and the words say so.
+    let w = d.baseline_words(&live(3000, 0)).unwrap();
+    assert!(
+        w.contains("with 0 of 3000 attempts failed, the rate itself is uncertain (it may be up to 13.48x what was measured)"),
+        "{w}"
+    );
+    // A canary's copy, judged at its control's level: the same margin, its own floor.
+    let copy = Cusum { judged: reach::Judged::AtAControl, ..detector() };
+    let w = copy.baseline_words(&thin).unwrap();
+    assert!(w.contains("cannot be told from the noise of the canary's own nodes"), "{w}");
+    assert!(w.ends_with("so only near-total failure can be told"), "{w}");
+    // Counts no baseline could hold (a status written by hand) add nothing.
+    let forged = BaselineStatus { errors: 70, ..thin.clone() };
+    assert_eq!(d.baseline_words(&forged), reach::words(&forged, d.min_relative_increase, d.judged));
     // A week of history with thousands of failures: nothing to add to what the span says,
     // and nothing at all when the span supports the rule.
     let week = fit_baseline(&minutes(7 * 24 * 60, |_| (100, 1)), Duration::minutes(10));

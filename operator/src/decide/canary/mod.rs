@@ -217,7 +217,7 @@ impl Decider<'_> {
 
     /// Delete `pods` of `key` (its controller makes them again from its current template), and
     /// say why.
-    fn replace_pods(
+    pub(in crate::decide) fn replace_pods(
         &mut self,
         key: &TargetKey,
         pods: Vec<(String, String)>,
@@ -259,21 +259,15 @@ impl Decider<'_> {
         }
     }
 
-    /// Undo what a reverted target's rollout cannot undo by itself, once its template is back on
-    /// the known-good image. A StatefulSet's updated pods that never became Ready are deleted,
-    /// with a canary or without (upgraded whole, an OrderedReady one stays stuck on them just
-    /// the same). A canary inside it: replace the pods that still run the new image (paced),
-    /// then restore the recorded strategy. Past `give_up` (pods that never go away), the
-    /// strategy is restored anyway: with the template reverted, the DaemonSet's own rolling
-    /// update replaces only those pods. What it waits for, while there is something left to do.
+    /// Undo a canary inside a reverted target, once its template is back on the known-good
+    /// image (and a StatefulSet's stuck pods are gone, `Decider::unstick`): replace the pods that
+    /// still run the new one (paced), then restore the recorded strategy. Past `give_up` (pods
+    /// that never go away), the strategy is restored anyway: with the template reverted, the
+    /// DaemonSet's own rolling update replaces only those pods. What it waits for, while there
+    /// is something left to do.
     pub(super) fn unwind(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
         let (key, t) = self.target(c);
         let t = t.filter(|t| self.owns(t))?;
-        if key.kind == WorkloadKind::StatefulSet
-            && let Some(wait) = self.unstick(c, &key, t)
-        {
-            return Some(wait);
-        }
         let original = self.recorded_strategy(&key, t)?;
         let container = c.container.clone().unwrap_or_default();
         let late = self.now() >= give_up;

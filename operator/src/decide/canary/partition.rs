@@ -2,13 +2,14 @@
 //! `rollingUpdate.partition`, which its controller follows: the first stage that names it sets
 //! the image and the partition (replicas minus the canary) in one write; a later stage lowers
 //! the partition; the last restores the recorded strategy exactly. A revert sets the image
-//! back, deletes the updated pods that never became Ready (an OrderedReady StatefulSet stays
-//! stuck on them, kubernetes#67250), then restores the strategy (`canary::unwind`).
+//! back, deletes the updated pods that are not Ready (an OrderedReady StatefulSet stays stuck on
+//! them, kubernetes#67250; `Decider::unstick`, canary or not), then restores the strategy
+//! (`canary::unwind`).
 
 use super::Step;
 use crate::crd::*;
 use crate::decide::{Decider, Effect};
-use crate::target::{TargetKey, TargetState};
+use crate::target::TargetKey;
 
 /// A StatefulSet's rollingUpdate.partition (0 when none).
 pub(super) fn partition_of(strategy: Option<&str>) -> usize {
@@ -54,36 +55,6 @@ pub(super) fn partition_problem(
 }
 
 impl Decider<'_> {
-    /// A reverted StatefulSet's updated pods that never became Ready, deleted: they hold an
-    /// OrderedReady rollout even after the template is reverted (kubernetes#67250), and come
-    /// back from the reverted template. What it waits for, while any is left.
-    pub(super) fn unstick(
-        &mut self,
-        c: &ComponentStatus,
-        key: &TargetKey,
-        t: &TargetState,
-    ) -> Option<String> {
-        let container = c.container.clone().unwrap_or_default();
-        let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
-            return Some(format!(
-                "{key}: waiting for its controller and its pods to show the reverted template"
-            ));
-        };
-        let stuck: Vec<(String, String)> = pods
-            .iter()
-            .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.ready && !p.deleting)
-            .map(|p| (p.name.clone(), p.uid.clone()))
-            .collect();
-        if stuck.is_empty() {
-            return None;
-        }
-        if self.effect.is_none() {
-            let why = format!("that run {} and never became Ready", c.desired_image);
-            self.replace_pods(key, stuck, crate::constants::reason::REVERTED, why);
-        }
-        Some(format!("{key}: replacing its updated pods that are not Ready"))
-    }
-
     /// A StatefulSet's canary: its top ordinals, by its rollingUpdate.partition, which its own
     /// controller follows. A later stage lowers the partition. None once the controller has
     /// updated those replicas and they are Ready.

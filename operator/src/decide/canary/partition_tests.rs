@@ -97,23 +97,41 @@ fn a_statefulset_upgraded_whole_whose_updated_pod_never_becomes_ready_is_reverte
     // No canary: its one stage changes all of it. OrderedReady: its controller replaced db-3
     // first, which never becomes Ready, and waits on it even once the template is back
     // (kubernetes#67250): the revert deletes it, and it comes back from the reverted template.
+    // Two of them (a workload that allows more than one unavailable): one at a time, the
+    // highest ordinal first.
     let (mut w, db) = statefulset_world(None);
     w.stuck = true;
     w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
     let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
-    let top = t.pods.as_mut().unwrap().last_mut().unwrap();
-    top.images[0].1 = "connector:2.0".into();
-    top.ready = false;
+    for p in t.pods.as_mut().unwrap().iter_mut().skip(2) {
+        p.images[0].1 = "connector:2.0".into();
+        p.ready = false;
+    }
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
     assert_eq!(
         strategies(&w),
-        ["image connector:2.0", "image connector:1.0", "delete db-3"],
-        "template back, then the stuck pod deleted; no strategy was changed, so none is restored"
+        ["image connector:2.0", "image connector:1.0", "delete db-3", "delete db-2"],
+        "template back, then the stuck pods deleted one at a time; no strategy was changed, so none is restored"
     );
     let t = w.obs.targets[&db].as_ref().unwrap();
     assert!(t.pods.iter().flatten().all(|p| p.images[0].1 == "connector:1.0"), "{:?}", t.pods);
+}
+
+#[test]
+fn a_statefulset_whose_pods_cannot_be_seen_is_still_reverted_by_its_deadline() {
+    // Upgraded whole and reverted while the pod watch has not listed its pods (or its
+    // controller does not show the reverted template): nothing can be unstuck, and the revert
+    // waits no longer than the rollout it waits for, the stage's progress deadline.
+    let (mut w, db) = statefulset_world(None);
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap().pods = None;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(strategies(&w), ["image connector:2.0", "image connector:1.0"]);
+    assert!(w.events.iter().any(|e| e.contains("did not finish rolling out in time")), "{:?}", w.events);
 }
 
 #[test]
