@@ -443,13 +443,16 @@ fn by_excess(traces: &[Trace], judged: &[Judged], out: &Outcomes) -> String {
             count(&|i| missed(i) && judged[i].tellable)
         );
     }
-    let tellable = |i: usize| traces[i].onset.is_some() && judged[i].tellable;
-    let (all, told) = (count(&|i| traces[i].onset.is_some()), count(&tellable));
+    let regressing = |i: usize| traces[i].onset.is_some();
+    let tellable = |i: usize| regressing(i) && judged[i].tellable;
+    let (all, told) = (count(&regressing), count(&tellable));
     let missed = count(&|i| tellable(i) && out[i].is_none());
+    let caught = count(&|i| regressing(i) && !judged[i].tellable && out[i].is_some());
     let _ = writeln!(
         r,
-        "\nOf the {all} regressions, {told} are tellable at all; of those, the operator's method misses {missed} ({:.1} %).",
-        100.0 * missed as f64 / told.max(1) as f64
+        "\nOf the {all} regressions, {told} are tellable by that test (at the whole signal's minimum effect, where the canary's copy acts on its own, higher floor); of those, the operator's method misses {missed} ({:.1} %). Of the other {}, it still catches {caught}.",
+        100.0 * missed as f64 / told.max(1) as f64,
+        all - told
     );
     r
 }

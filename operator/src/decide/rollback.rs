@@ -4,7 +4,7 @@
 use super::{Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::target::Rollout;
+use crate::target::{PodPlace, Rollout, TargetState};
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::{DateTime, Duration, Utc};
@@ -338,26 +338,30 @@ impl Decider<'_> {
 
 impl Decider<'_> {
     /// A reverted StatefulSet's updated pods that are not Ready, deleted one at a time (the
-    /// highest ordinal first, as its controller updates them) once its controller shows the
-    /// reverted template: an OrderedReady StatefulSet stays stuck on such a pod even then
-    /// (kubernetes#67250), and the pod comes back from the known-good template. With a canary or
-    /// without. Bounded like the rollout it waits for: past `give_up`, nothing more. What it
-    /// waits for, while any is left.
+    /// highest ordinal first, as its controller updates them, and each once the one before has
+    /// gone) once its controller shows the reverted template: an OrderedReady StatefulSet stays
+    /// stuck on such a pod even then (kubernetes#67250), and the pod comes back from the
+    /// known-good template. With a canary or without. Waited for like the rollout, until
+    /// `give_up`; a stuck pod seen later (the operator was down meanwhile) is still deleted, as
+    /// that costs no wait. What it waits for, while any is left.
     fn unstick(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
         let (key, t) = self.target(c);
-        let t =
-            t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t) && self.now() < give_up)?;
-        let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
-            return Some(format!(
-                "{key}: waiting for its controller and its pods to show the reverted template"
-            ));
-        };
         let container = c.container.clone().unwrap_or_default();
+        let reverted = |t: &&TargetState| t.image(&container).is_some_and(|i| c.is_known_good(i));
+        let t = t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t)).filter(reverted)?;
+        let wait = self.now() < give_up;
+        let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
+            return wait.then(|| {
+                format!("{key}: waiting for its controller and its pods to show the reverted template")
+            });
+        };
+        let new: Vec<&PodPlace> =
+            pods.iter().filter(|p| p.image(&container) == Some(c.desired_image.as_str())).collect();
+        if new.iter().any(|p| p.deleting) {
+            return wait.then(|| format!("{key}: waiting for its updated pod that is not Ready to go"));
+        }
         let ordinal = |name: &str| name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
-        let stuck = pods
-            .iter()
-            .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.ready && !p.deleting)
-            .max_by_key(|p| ordinal(&p.name))?;
+        let stuck = new.into_iter().filter(|p| !p.ready).max_by_key(|p| ordinal(&p.name))?;
         if self.effect.is_none() {
             let (pod, why) = (
                 (stuck.name.clone(), stuck.uid.clone()),

@@ -119,6 +119,43 @@ fn a_statefulset_upgraded_whole_whose_updated_pod_never_becomes_ready_is_reverte
     assert!(t.pods.iter().flatten().all(|p| p.images[0].1 == "connector:1.0"), "{:?}", t.pods);
 }
 
+/// A StatefulSet upgraded whole, reverted for its rollout: its pods from db-`from` up on the new
+/// image and never Ready. The world just after the revert's template write.
+fn stuck_from(from: usize) -> (World, TargetKey) {
+    let (mut w, db) = statefulset_world(None);
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    for p in t.pods.as_mut().unwrap().iter_mut().skip(from) {
+        p.images[0].1 = "connector:2.0".into();
+        p.ready = false;
+    }
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 2);
+    (w, db)
+}
+
+#[test]
+fn a_reverted_statefulsets_stuck_pods_go_one_after_the_other() {
+    // db-3 takes its time to go (a grace period): db-2 waits for it, and once the stage's
+    // progress deadline has passed, nothing more is waited for.
+    let (mut w, _) = stuck_from(2);
+    w.stuck_terminating = Some("connector:2.0".into());
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(strategies(&w), ["image connector:2.0", "image connector:1.0", "delete db-3"]);
+}
+
+#[test]
+fn a_stuck_pod_seen_only_after_the_deadline_is_still_deleted() {
+    // The operator was down from the revert's template write until past the stage's progress
+    // deadline: the stuck pod it then sees costs no wait to delete.
+    let (mut w, _) = stuck_from(3);
+    w.obs.now += Duration::hours(1);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(strategies(&w), ["image connector:2.0", "image connector:1.0", "delete db-3"]);
+}
+
 #[test]
 fn a_statefulset_whose_pods_cannot_be_seen_is_still_reverted_by_its_deadline() {
     // Upgraded whole and reverted while the pod watch has not listed its pods (or its
