@@ -1363,9 +1363,6 @@ async fn s21_a_statefulset_whose_updated_pod_never_becomes_ready_is_reverted_wit
     };
     eventually("db Ready", SECS(90), ready).await;
     let before = s.pods_by_name("db").await;
-    let uids = |pods: &std::collections::BTreeMap<String, (String, String)>| -> Vec<String> {
-        pods.values().map(|(uid, _)| uid.clone()).collect()
-    };
     let original = serde_json::to_value(sts.get("db").await.unwrap().spec.unwrap().update_strategy).unwrap();
     // Every node cordoned until the revert: db-3, made again from the new template, never
     // schedules. No email-sync traffic, so the signal has nothing to judge and only the progress
@@ -1397,39 +1394,49 @@ async fn s21_a_statefulset_whose_updated_pod_never_becomes_ready_is_reverted_wit
         assert!(owners.contains(&FIELD_MANAGER), "{owners:?} in {:?}", db.metadata.managed_fields);
     }
     s.operator.restart().unwrap();
-    let mu = s.wait_phase("up", Phase::RolledBack, SECS(180)).await;
-    let st = mu.status.unwrap();
-    assert_eq!(st.rollback.unwrap().reason, reason::ROLLOUT_FAILED);
-    let events = s.events("up").await;
-    assert!(events.iter().any(|e| e.contains("and are not Ready")), "{events:?}");
-    eventually("db back", SECS(90), ready).await;
-    let db = sts.get("db").await.unwrap().spec.unwrap();
-    assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
-    assert_eq!(serde_json::to_value(db.update_strategy).unwrap(), original, "the partition restored exactly");
-    let after = s.pods_by_name("db").await;
-    let kept = uids(&after).iter().filter(|u| uids(&before).contains(u)).count();
-    assert_eq!(kept, 3, "only the top ordinal was made again: {before:?} -> {after:?}");
+    // The partition restored exactly.
+    let before = db_back_without_a_human(&s, "up", &original, before).await;
 
     // Upgraded whole this time, no canary: OrderedReady stays stuck on the updated pod just the
     // same once the template is back, and the revert deletes it just the same. No strategy was
     // changed, so none is restored.
-    let before = after;
     s.cordon_until_reverted("db").await;
     let whole = fleet_only(&s.ns, "whole", "20s", BAD)
         .replacen("{kind: DaemonSet, name: connector, image:", "{kind: StatefulSet, name: db, image:", 1)
         .replace("progressDeadline: 60s", "progressDeadline: 20s");
     s.apply(&whole).await;
-    let mu = s.wait_phase("whole", Phase::RolledBack, SECS(180)).await;
+    db_back_without_a_human(&s, "whole", &original, before).await;
+}
+
+/// Upgrade `name` of s21's StatefulSet `db` rolled back for its rollout, by deleting its pod
+/// stuck on the new image: db back on GOOD, Ready, with its strategy `original`, only its top
+/// ordinal made again since `before`. Its pods now.
+async fn db_back_without_a_human(
+    s: &Scenario,
+    name: &str,
+    original: &serde_json::Value,
+    before: std::collections::BTreeMap<String, (String, String)>,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    let sts: Api<StatefulSet> = Api::namespaced(s.client.clone(), &s.ns);
+    let mu = s.wait_phase(name, Phase::RolledBack, SECS(180)).await;
     assert_eq!(mu.status.unwrap().rollback.unwrap().reason, reason::ROLLOUT_FAILED);
-    let events = s.events("whole").await;
+    let events = s.events(name).await;
     assert!(events.iter().any(|e| e.contains("and are not Ready")), "{events:?}");
-    eventually("db back after the whole upgrade", SECS(90), ready).await;
+    eventually(&format!("db back after {name}"), SECS(90), || async {
+        let status = sts.get("db").await.unwrap().status.unwrap_or_default();
+        status.ready_replicas == Some(4) && status.updated_replicas == Some(4)
+    })
+    .await;
     let db = sts.get("db").await.unwrap().spec.unwrap();
     assert_eq!(db.template.spec.unwrap().containers[0].image.as_deref(), Some(GOOD));
-    assert_eq!(serde_json::to_value(db.update_strategy).unwrap(), original, "the strategy never touched");
+    assert_eq!(&serde_json::to_value(db.update_strategy).unwrap(), original, "the strategy as it was");
     let after = s.pods_by_name("db").await;
+    let uids = |pods: &std::collections::BTreeMap<String, (String, String)>| -> Vec<String> {
+        pods.values().map(|(uid, _)| uid.clone()).collect()
+    };
     let kept = uids(&after).iter().filter(|u| uids(&before).contains(u)).count();
     assert_eq!(kept, 3, "only the top ordinal was made again: {before:?} -> {after:?}");
+    after
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

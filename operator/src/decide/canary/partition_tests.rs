@@ -99,14 +99,7 @@ fn a_statefulset_upgraded_whole_whose_updated_pod_never_becomes_ready_is_reverte
     // (kubernetes#67250): the revert deletes it, and it comes back from the reverted template.
     // Two of them (a workload that allows more than one unavailable): one at a time, the
     // highest ordinal first.
-    let (mut w, db) = statefulset_world(None);
-    w.stuck = true;
-    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
-    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
-    for p in t.pods.as_mut().unwrap().iter_mut().skip(2) {
-        p.images[0].1 = "connector:2.0".into();
-        p.ready = false;
-    }
+    let (mut w, db) = stuck_from(2);
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
