@@ -3,7 +3,9 @@
 //! what only the cluster can tell is wrong with the spec, and its signals.
 
 use super::{Context, HISTORY_READS};
-use crate::crd::{CanaryScope, MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind};
+use crate::crd::{
+    CanaryScope, ComponentPhase, MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind,
+};
 use crate::decide::ReadError::{Permanent, Transient};
 use crate::decide::{self, HistoryResult, Observed, ReadError, SampleResult};
 use crate::error::{Error, Result};
@@ -68,9 +70,9 @@ pub async fn observe(
     }
     // A canary inside a workload is judged by its pods: where each runs and what, from the pod
     // watch (which covers the namespaces this operator watches). A StatefulSet's are read with
-    // or without a canary once a rollback has begun: its revert deletes the updated pods that
-    // are not Ready. From the status decided from, not the stored one: the look that reverts a
-    // template writes no status before the next look.
+    // or without a canary once a rollback has begun, if the upgrade changed it: its revert
+    // deletes the updated pods that are not Ready. From the status decided from, not the stored
+    // one: the look that reverts a template writes no status before the next look.
     let canaried: Vec<TargetKey> = mu
         .spec
         .stages
@@ -79,10 +81,17 @@ pub async fn observe(
         .filter(|c| c.canary.is_some())
         .map(|c| TargetKey::of(c, &ns))
         .collect();
-    let reverting = status.rollback.is_some();
+    let reverting: Vec<TargetKey> = status
+        .stages
+        .iter()
+        .flat_map(|s| &s.components)
+        .filter(|_| status.rollback.is_some())
+        .filter(|c| c.kind == WorkloadKind::StatefulSet)
+        .filter(|c| matches!(c.phase, ComponentPhase::Applied | ComponentPhase::Reverted))
+        .map(|c| TargetKey { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() })
+        .collect();
     for (key, state) in targets.iter_mut() {
-        let statefulset_reverted = reverting && key.kind == WorkloadKind::StatefulSet;
-        if let Some(t) = state.as_mut().filter(|_| canaried.contains(key) || statefulset_reverted) {
+        if let Some(t) = state.as_mut().filter(|_| canaried.contains(key) || reverting.contains(key)) {
             let pods = ctx.pods.read().unwrap_or_else(|poisoned| poisoned.into_inner());
             let owner = match key.kind {
                 WorkloadKind::Deployment => PodOwner::Deployment(key.name.clone()),

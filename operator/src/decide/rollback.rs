@@ -342,23 +342,30 @@ impl Decider<'_> {
     /// gone) once its controller shows the reverted template: an OrderedReady StatefulSet stays
     /// stuck on such a pod even then (kubernetes#67250), and the pod comes back from the
     /// known-good template. With a canary or without. Waited for like the rollout, until
-    /// `give_up`; a stuck pod seen later (the operator was down meanwhile) is still deleted, as
-    /// that costs no wait. What it waits for, while any is left.
+    /// `give_up` and no longer, so that one stuck target cannot hold the others: a pod still
+    /// stuck then stays, and the stage's Event says its revert did not finish rolling out. What
+    /// it waits for, while any is left.
     fn unstick(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
+        // A component whose image was already the known-good one changed nothing: none of its
+        // pods is an updated one, whatever its readiness.
+        if c.is_known_good(&c.desired_image) {
+            return None;
+        }
         let (key, t) = self.target(c);
         let container = c.container.clone().unwrap_or_default();
         let reverted = |t: &&TargetState| t.image(&container).is_some_and(|i| c.is_known_good(i));
-        let t = t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t)).filter(reverted)?;
-        let wait = self.now() < give_up;
+        let t = t
+            .filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t) && self.now() < give_up)
+            .filter(reverted)?;
         let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
-            return wait.then(|| {
-                format!("{key}: waiting for its controller and its pods to show the reverted template")
-            });
+            return Some(format!(
+                "{key}: waiting for its controller and its pods to show the reverted template"
+            ));
         };
         let new: Vec<&PodPlace> =
             pods.iter().filter(|p| p.image(&container) == Some(c.desired_image.as_str())).collect();
         if new.iter().any(|p| p.deleting) {
-            return wait.then(|| format!("{key}: waiting for its updated pod that is not Ready to go"));
+            return Some(format!("{key}: waiting for an updated pod that is still terminating"));
         }
         let ordinal = |name: &str| name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
         let stuck = new.into_iter().filter(|p| !p.ready).max_by_key(|p| ordinal(&p.name))?;

@@ -53,7 +53,8 @@ pub struct TargetState {
     /// The container the pod template names as its default, if any.
     pub default_container: Option<String>,
     /// The workload's pods, with their nodes, when a canary inside it needs them, or it is a
-    /// StatefulSet being reverted (its updated pods that are not Ready are deleted); None until the
+    /// StatefulSet this upgrade changed and now reverts (its updated pods that are not Ready are
+    /// deleted); None until the
     /// pod watch has listed them (or when nothing asked).
     pub pods: Option<Vec<PodPlace>>,
     /// A DaemonSet's own count of the nodes that should run its pod, and of those whose pod is
