@@ -14,7 +14,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, PodSpec};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
 use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
@@ -1011,6 +1011,7 @@ impl Scenario {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let nodes: Api<Node> = Api::all(self.client.clone());
         let scenario = self.name.clone();
+        let runs_bad = |p: &PodSpec| p.containers.iter().any(|c| c.image.as_deref() == Some(BAD));
         let cordon = move |on: bool| {
             let (nodes, scenario) = (nodes.clone(), scenario.clone());
             async move {
@@ -1027,19 +1028,17 @@ impl Scenario {
         self.tasks.push(tokio::spawn(async move {
             let mut was_bad = false;
             while !stop.load(Ordering::Relaxed) {
-                let bad = sts.get(&name).await.ok().and_then(|s| s.spec).is_some_and(|s| {
-                    s.template
-                        .spec
-                        .is_some_and(|p| p.containers.iter().any(|c| c.image.as_deref() == Some(BAD)))
-                });
+                let bad = sts
+                    .get(&name)
+                    .await
+                    .ok()
+                    .and_then(|s| s.spec)
+                    .is_some_and(|s| s.template.spec.as_ref().is_some_and(runs_bad));
                 // A list that fails says nothing: the nodes stay cordoned until one succeeds.
                 let listed = pods.list(&ListParams::default().labels(&format!("app={name}"))).await;
                 let bad_pod_left = listed.map_or(true, |l| {
                     l.items.iter().any(|p| {
-                        p.metadata.deletion_timestamp.is_none()
-                            && p.spec
-                                .as_ref()
-                                .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref() == Some(BAD)))
+                        p.metadata.deletion_timestamp.is_none() && p.spec.as_ref().is_some_and(runs_bad)
                     })
                 });
                 if was_bad && !bad && !bad_pod_left {

@@ -81,11 +81,10 @@ pub async fn observe(
         .filter(|c| c.canary.is_some())
         .map(|c| TargetKey::of(c, &ns))
         .collect();
-    let reverting: Vec<TargetKey> = status
-        .stages
+    let rolling_back = if status.rollback.is_some() { &status.stages[..] } else { &[] };
+    let reverting: Vec<TargetKey> = rolling_back
         .iter()
         .flat_map(|s| &s.components)
-        .filter(|_| status.rollback.is_some())
         .filter(|c| c.kind == WorkloadKind::StatefulSet)
         .filter(|c| matches!(c.phase, ComponentPhase::Applied | ComponentPhase::Reverted))
         .map(|c| TargetKey { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() })

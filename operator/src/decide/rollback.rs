@@ -334,9 +334,7 @@ impl Decider<'_> {
         self.next = None;
         self.note(false, reason::ROLLED_BACK, "Finish", msg);
     }
-}
 
-impl Decider<'_> {
     /// A reverted StatefulSet's updated pods that are not Ready, deleted one at a time (the
     /// highest ordinal first, as its controller updates them, and each once the one before has
     /// gone) once its controller shows the reverted template: an OrderedReady StatefulSet stays
@@ -370,10 +368,8 @@ impl Decider<'_> {
         let ordinal = |name: &str| name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
         let stuck = new.into_iter().filter(|p| !p.ready).max_by_key(|p| ordinal(&p.name))?;
         if self.effect.is_none() {
-            let (pod, why) = (
-                (stuck.name.clone(), stuck.uid.clone()),
-                format!("that run {} and are not Ready", c.desired_image),
-            );
+            let pod = (stuck.name.clone(), stuck.uid.clone());
+            let why = format!("that run {} and are not Ready", c.desired_image);
             self.replace_pods(&key, vec![pod], reason::REVERTED, why);
         }
         Some(format!("{key}: replacing its updated pods that are not Ready, one at a time"))
