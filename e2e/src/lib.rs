@@ -97,9 +97,11 @@ static SUPERVISING: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(No
 impl Env {
     pub fn from_env() -> Result<Env> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-        let state = root.join("target/e2e");
+        std::fs::create_dir_all(root.join("target/e2e/logs"))?;
+        // Without symlinks: runc refuses a root filesystem reached through one (a worktree's
+        // `target` linked to the main checkout's).
+        let state = root.join("target/e2e").canonicalize()?;
         let logs = state.join("logs");
-        std::fs::create_dir_all(&logs)?;
         let kwok = PathBuf::from(var("KWOK_WORKDIR")?);
         Ok(Env {
             kubeconfig: PathBuf::from(var("KUBECONFIG")?),
