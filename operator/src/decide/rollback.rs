@@ -223,7 +223,13 @@ impl Decider<'_> {
                 return;
             }
             // Every component of this stage is reverted: wait for the rollouts, bounded by the
-            // stage's progress deadline so that one stuck target cannot hold the others.
+            // stage's progress deadline so that one stuck target cannot hold the others. A revert
+            // time ahead of now is set to now (and kept): the status is input, and one written
+            // ahead would hold the wait until then.
+            let now = self.now();
+            for c in &mut self.st.stages[si].components {
+                c.reverted_at = c.reverted_at.map(|at| at.min(now));
+            }
             let reverted: Vec<ComponentStatus> = self.st.stages[si]
                 .components
                 .iter()
@@ -330,6 +336,16 @@ impl Decider<'_> {
         for kept in self.settings_kept() {
             msg.push_str(&format!("; {kept}"));
         }
+        // Said at the end, not when a stage stops waiting: an earlier stage that widened the
+        // same target may still delete them. A target that several stages widened is said once.
+        let left: std::collections::BTreeSet<String> = self
+            .components()
+            .filter(|c| c.phase == ComponentPhase::Reverted)
+            .filter_map(|c| self.left_stuck(c))
+            .collect();
+        for left in left {
+            msg.push_str(&format!("; {left}"));
+        }
         self.set_phase(Phase::RolledBack, msg.clone());
         self.next = None;
         self.note(false, reason::ROLLED_BACK, "Finish", msg);
@@ -341,8 +357,8 @@ impl Decider<'_> {
     /// stuck on such a pod even then (kubernetes#67250), and the pod comes back from the
     /// known-good template. With a canary or without. Waited for like the rollout, until
     /// `give_up` and no longer, so that one stuck target cannot hold the others: a pod still
-    /// stuck then stays, and the stage's Event says its revert did not finish rolling out. What
-    /// it waits for, while any is left.
+    /// stuck then stays, the stage's Event says its revert did not finish rolling out, and the
+    /// final message names the pod (`left_stuck`). What it waits for, while any is left.
     fn unstick(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
         // A component whose image was already the known-good one changed nothing: none of its
         // pods is an updated one, whatever its readiness.
@@ -360,13 +376,11 @@ impl Decider<'_> {
                 "{key}: waiting for its controller and its pods to show the reverted template"
             ));
         };
-        let new: Vec<&PodPlace> =
-            pods.iter().filter(|p| p.image(&container) == Some(c.desired_image.as_str())).collect();
+        let new = updated(c, pods);
         if new.iter().any(|p| p.deleting) {
             return Some(format!("{key}: waiting for an updated pod that is still terminating"));
         }
-        let ordinal = |name: &str| name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
-        let stuck = new.into_iter().filter(|p| !p.ready).max_by_key(|p| ordinal(&p.name))?;
+        let stuck = new.into_iter().find(|p| !p.ready)?;
         if self.effect.is_none() {
             let pod = (stuck.name.clone(), stuck.uid.clone());
             let why = format!("that run {} and are not Ready", c.desired_image);
@@ -374,6 +388,48 @@ impl Decider<'_> {
         }
         Some(format!("{key}: replacing its updated pods that are not Ready, one at a time"))
     }
+
+    /// What a revert leaves to a human: a reverted StatefulSet's updated pods that are still
+    /// not Ready once it stops waiting, which its controller may wait on for ever.
+    fn left_stuck(&self, c: &ComponentStatus) -> Option<String> {
+        let (key, t) = self.target(c);
+        let t = t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t))?;
+        if c.is_known_good(&c.desired_image) {
+            return None;
+        }
+        let names: Vec<&str> = updated(c, t.pods.as_deref()?)
+            .into_iter()
+            .filter(|p| !p.ready && !p.deleting)
+            .map(|p| p.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        // A few names, so that the message stays whole within an Event.
+        let mut named = names.iter().take(NAMED_PODS).copied().collect::<Vec<_>>().join(", ");
+        if names.len() > NAMED_PODS {
+            named.push_str(&format!(" and {} more", names.len() - NAMED_PODS));
+        }
+        Some(format!(
+            "{key}: pods {named} still run {} and are not Ready; delete them by hand, and its \
+             controller makes them again from the known-good template",
+            c.desired_image
+        ))
+    }
+}
+
+/// How many stuck pods a message names.
+const NAMED_PODS: usize = 5;
+
+/// Of a StatefulSet's `pods`, those that run `c`'s new image, the highest ordinal first (the
+/// order its controller updates them in).
+fn updated<'p>(c: &ComponentStatus, pods: &'p [PodPlace]) -> Vec<&'p PodPlace> {
+    let container = c.container.clone().unwrap_or_default();
+    let ordinal = |p: &PodPlace| p.name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
+    let mut new: Vec<&PodPlace> =
+        pods.iter().filter(|p| p.image(&container) == Some(c.desired_image.as_str())).collect();
+    new.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
+    new
 }
 
 #[cfg(test)]

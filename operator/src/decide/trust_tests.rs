@@ -181,3 +181,70 @@ fn a_known_good_digest_forged_into_the_status_is_replaced_by_the_targets_record(
     assert_eq!(w.image("connector-canary"), format!("connector:1.0@sha256:{}", "a".repeat(64)));
     assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
 }
+
+/// The pods the operator deleted, by name.
+fn deleted(w: &World) -> Vec<String> {
+    w.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeletePods { pods, .. } => Some(pods.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The connector DaemonSet on six nodes, with a canary on 2 of them.
+fn canary_world() -> World {
+    let mut w = World::new(canary_spec(Portion::Count(2), None));
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    w
+}
+
+#[test]
+fn a_status_that_says_claimed_and_changed_deletes_no_pod_of_a_daemonset_never_claimed() {
+    // Before any claim, the status is forged to say the upgrade claimed and changed its targets
+    // and is rolling out its canary on every node: the DaemonSet carries no mark of it.
+    let mut w = canary_world();
+    w.step();
+    w.effects.clear();
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    let mut st = w.obs.status.clone();
+    st.claimed_at = Some(w.obs.now);
+    st.changed_at = Some(w.obs.now);
+    st.stages[0].phase = StagePhase::RollingOut;
+    st.stages[0].started_at = Some(w.obs.now);
+    st.current_stage = Some(st.stages[0].name.clone());
+    for c in st.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.phase = ComponentPhase::Pending;
+        c.canary = Some(CanaryStatus {
+            nodes: (1..=6).map(|i| format!("node-{i}")).collect(),
+            ..Default::default()
+        });
+    }
+    w.obs.status = st;
+    for _ in 0..30 {
+        w.look();
+    }
+    assert!(deleted(&w).is_empty(), "{:?}", deleted(&w));
+    assert!(w.image_sets().is_empty(), "{:?}", w.image_sets());
+}
+
+#[test]
+fn canary_nodes_forged_into_the_status_take_no_more_nodes_than_the_canary_asks() {
+    // Mid-canary, the status is forged to say the canary took every node and is still
+    // rolling out: the DaemonSet's other pods stay, and at most its maxUnavailable go at once.
+    let mut w = canary_world();
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let before = deleted(&w).len();
+    w.obs.status.stages[0].phase = StagePhase::RollingOut;
+    w.obs.status.stages[0].components[0].canary.as_mut().unwrap().nodes =
+        (1..=6).map(|i| format!("node-{i}")).collect();
+    for _ in 0..10 {
+        w.look();
+    }
+    let t = w.obs.targets[&key("connector")].as_ref().unwrap();
+    let new = t.pods.iter().flatten().filter(|p| p.images[0].1 == "connector:2.0").count();
+    assert_eq!(new, 2, "{:?}", t.pods);
+    assert_eq!(deleted(&w).len(), before, "{:?}", deleted(&w));
+}

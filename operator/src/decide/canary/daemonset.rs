@@ -160,16 +160,6 @@ impl Decider<'_> {
         };
         let container = c.container.clone().unwrap_or_default();
         let runs_new = |p: &PodPlace| p.image(&container) == Some(c.desired_image.as_str());
-        // The canary so far: the nodes whose pod runs the new image, or is being deleted (its
-        // replacement comes from the new template), or was deleted by this upgrade (recorded,
-        // for as long as the node runs the DaemonSet).
-        let recorded: BTreeSet<String> = self
-            .recorded_canaries(&key)
-            .flat_map(|k| k.nodes.iter().cloned())
-            .filter(|n| p.nodes.contains(n))
-            .collect();
-        let mut chosen = recorded.clone();
-        chosen.extend(p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()));
         let Some(eligible) = self.eligible(&canary, &p.nodes) else {
             return Some(format!("{key}: waiting to read the nodes its canary.nodeSelector selects"));
         };
@@ -177,13 +167,35 @@ impl Decider<'_> {
             return Some(format!("{key}: its canary.nodeSelector selects none of the nodes it runs on"));
         }
         let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len());
+        // The canary so far: the nodes whose pod runs the new image, or is being deleted (its
+        // replacement comes from the new template), or was deleted by this upgrade (recorded,
+        // for as long as the node runs the DaemonSet). The status is input: a recorded node
+        // counts only where the canary may go, and no more of them than leave it at its size.
+        let mut chosen: BTreeSet<String> =
+            p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()).collect();
+        let room = wanted.saturating_sub(chosen.len());
+        let recorded: BTreeSet<String> = self
+            .recorded_canaries(&key)
+            .flat_map(|k| k.nodes.iter().cloned())
+            .filter(|n| eligible.contains(n) && !chosen.contains(n))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .take(room)
+            .collect();
+        chosen.extend(recorded.iter().cloned());
         let serving = p.pods.iter().filter(|q| runs_new(q) && q.ready && !q.deleting).count();
         let original = self.recorded_strategy(&key, t);
-        // Taken again: a chosen node whose pod still runs the old image (its delete not yet seen,
-        // or the pod made again from a template the DaemonSet's controller had not caught up
-        // with). Then the next nodes, in name order. Only once the controller has caught up.
-        let again =
-            p.pods.iter().copied().filter(|q| recorded.contains(&q.node) && !runs_new(q) && !q.deleting);
+        let max_unavailable = max_unavailable(original.as_deref(), p.nodes.len());
+        // Taken again: a recorded node whose pod still runs the old image (its delete not yet
+        // seen, or the pod made again from a template the DaemonSet's controller had not caught
+        // up with), paced. Then the next nodes, in name order. Only once the controller has
+        // caught up.
+        let again: Vec<&PodPlace> = p
+            .pods
+            .iter()
+            .copied()
+            .filter(|q| recorded.contains(&q.node) && !runs_new(q) && !q.deleting)
+            .collect();
         let more = p
             .pods
             .iter()
@@ -193,9 +205,9 @@ impl Decider<'_> {
             })
             .take(wanted.saturating_sub(chosen.len()));
         let delete = if replace && p.settled && self.effect.is_none() {
+            let mut delete = paced(again, p.down, max_unavailable);
             let down = p.down.max(chosen.len() - serving.min(chosen.len()));
-            let mut delete: Vec<(String, String)> = again.map(|q| (q.name.clone(), q.uid.clone())).collect();
-            delete.extend(paced(more.collect(), down, max_unavailable(original.as_deref(), p.nodes.len())));
+            delete.extend(paced(more.collect(), down, max_unavailable));
             delete
         } else {
             vec![]

@@ -39,7 +39,7 @@ fn left_by_canary(strategy: &str) -> bool {
 
 /// Whether recorded rollout settings read as a `kind`'s own, as the API server holds them: a
 /// DaemonSet's or StatefulSet's updateStrategy, a Deployment's strategy with its
-/// minReadySeconds, each with a type it has (and the rollingUpdate the API server fills in for
+/// minReadySeconds and progressDeadlineSeconds, each with a type it has (and the rollingUpdate the API server fills in for
 /// RollingUpdate), and not a canary's. Anything else would be written as no change or as the
 /// API server's defaults: not what was recorded.
 fn readable(kind: WorkloadKind, s: &str) -> bool {
@@ -51,7 +51,10 @@ fn readable(kind: WorkloadKind, s: &str) -> bool {
         _ => false,
     };
     let own = match kind {
-        WorkloadKind::Deployment => typed(&v["strategy"]) && v["minReadySeconds"].is_i64(),
+        // apps/v1 always fills in progressDeadlineSeconds: one missing would leave the canary's.
+        WorkloadKind::Deployment => {
+            typed(&v["strategy"]) && v["minReadySeconds"].is_i64() && v["progressDeadlineSeconds"].is_i64()
+        }
         _ => typed(&v),
     };
     own && !left_by_canary(s)
@@ -141,6 +144,14 @@ impl Decider<'_> {
         canary: &Canary,
     ) -> Option<String> {
         let strategy = strategy_to_restore(key.kind, t);
+        // A DaemonSet's or StatefulSet's are refused below as OnDelete or a partition of its own.
+        if let Some(current) = strategy.as_deref().filter(|s| surge_of(Some(s)).is_some()) {
+            return Some(format!(
+                "{key} still has a canary's rollout settings ({current}), with no record of its own on it: \
+                 an earlier upgrade left them; put back its own strategy, minReadySeconds and \
+                 progressDeadlineSeconds, or upgrade it whole (no canary)"
+            ));
+        }
         let Some(strategy) = strategy.filter(|s| serde_json::from_str::<DaemonSetUpdateStrategy>(s).is_ok())
         else {
             return Some(format!("{key} has no readable updateStrategy; the canary could not restore it"));
@@ -251,6 +262,11 @@ impl Decider<'_> {
         let c = self.st.stages[si].components[ci].clone();
         let (key, t) = self.target(&c);
         let Some(t) = t else { return Some(format!("{key}: missing")) };
+        // Only a change this upgrade made, on a target that carries its mark: the status is
+        // input, and one that says so of any other could have pods of it deleted.
+        if c.phase != ComponentPhase::Applied || !self.owns(t) {
+            return Some(format!("{key}: waiting for this upgrade's claim and change of it"));
+        }
         let step = Step { si, ci, c, key, t, canary, replace };
         match step.key.kind {
             WorkloadKind::DaemonSet => self.daemonset_step(step),

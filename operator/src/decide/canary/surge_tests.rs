@@ -167,6 +167,34 @@ fn a_recreate_deployment_or_one_of_no_replicas_gets_no_canary() {
     assert!(w.effects.is_empty());
 }
 
+#[test]
+fn a_deployment_left_with_a_canarys_settings_and_no_record_of_its_own_gets_no_canary() {
+    // An earlier upgrade's revert kept the canary's settings (its template still held a new
+    // image) and its release took the record: taken for the Deployment's own, they would be
+    // restored as such, and a revert under the held minReadySeconds would leave no replica
+    // available.
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().update_strategy = Some(surge_settings(2));
+    w.step();
+    let msg = &w.condition(ct::BLOCKED).message;
+    assert!(msg.contains("still has a canary's rollout settings"), "{msg}");
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_record_without_a_progress_deadline_is_not_taken_for_the_deployments_own() {
+    // apps/v1 always fills it in: a record without it (garbled on the target) would be written
+    // back leaving the canary's "none" in place. The status's copy is restored instead.
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let garbled = r#"{"minReadySeconds":0,"strategy":{"rollingUpdate":{"maxSurge":"25%","maxUnavailable":"25%"},"type":"RollingUpdate"}}"#;
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().original_strategy = Some(garbled.into());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS));
+}
+
 /// The status is input: a `canary.total` written by someone else (the status policy not
 /// installed) must not make the canary larger than the Deployment itself.
 #[test]
