@@ -8,6 +8,7 @@ use crate::target::{PodPlace, Rollout, TargetState};
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeSet;
 
 impl Decider<'_> {
     pub(super) fn rollback_trigger(&mut self, plan: &Plan) -> Option<(&'static str, String)> {
@@ -223,13 +224,7 @@ impl Decider<'_> {
                 return;
             }
             // Every component of this stage is reverted: wait for the rollouts, bounded by the
-            // stage's progress deadline so that one stuck target cannot hold the others. A revert
-            // time ahead of now is set to now (and kept): the status is input, and one written
-            // ahead would hold the wait until then.
-            let now = self.now();
-            for c in &mut self.st.stages[si].components {
-                c.reverted_at = c.reverted_at.map(|at| at.min(now));
-            }
+            // stage's progress deadline so that one stuck target cannot hold the others.
             let reverted: Vec<ComponentStatus> = self.st.stages[si]
                 .components
                 .iter()
@@ -338,7 +333,7 @@ impl Decider<'_> {
         }
         // Said at the end, not when a stage stops waiting: an earlier stage that widened the
         // same target may still delete them. A target that several stages widened is said once.
-        let left: std::collections::BTreeSet<String> = self
+        let left: BTreeSet<String> = self
             .components()
             .filter(|c| c.phase == ComponentPhase::Reverted)
             .filter_map(|c| self.left_stuck(c))

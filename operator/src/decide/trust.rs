@@ -10,6 +10,8 @@
 //!   if that record is there.
 //! - A component becomes Applied or Reverted only while its target carries this upgrade's owner
 //!   mark and UID (`owns`), and every image patch tests that mark again on the API server.
+//! - When a stage started, a component was applied or anything was reverted is never later
+//!   than now: a time written ahead would put off a deadline measured from it.
 
 use super::Decider;
 use crate::constants::reason;
@@ -25,6 +27,16 @@ impl Decider<'_> {
 
     /// Hold the status to the spec and to the records on the targets; say what was not believed.
     pub(super) fn distrust_status(&mut self) {
+        let now = self.now();
+        let happened = |at: &mut Option<chrono::DateTime<chrono::Utc>>| *at = at.map(|t| t.min(now));
+        for s in &mut self.st.stages {
+            happened(&mut s.started_at);
+            happened(&mut s.reverted_at);
+            for c in &mut s.components {
+                happened(&mut c.applied_at);
+                happened(&mut c.reverted_at);
+            }
+        }
         let ns = self.o.namespace.clone();
         let named: BTreeMap<TargetKey, (String, Vec<ContainerImage>)> = self
             .o

@@ -248,3 +248,15 @@ fn canary_nodes_forged_into_the_status_take_no_more_nodes_than_the_canary_asks()
     assert_eq!(new, 2, "{:?}", t.pods);
     assert_eq!(deleted(&w).len(), before, "{:?}", deleted(&w));
 }
+
+#[test]
+fn a_stage_start_forged_into_the_future_puts_off_no_progress_deadline() {
+    // The rollout never finishes; the status says the stage started a century from now.
+    let mut w = World::new(spec());
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    w.obs.status.stages[0].started_at = Some(w.obs.now + Duration::days(36500));
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
+}

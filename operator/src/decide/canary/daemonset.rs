@@ -206,7 +206,8 @@ impl Decider<'_> {
             .take(wanted.saturating_sub(chosen.len()));
         let delete = if replace && p.settled && self.effect.is_none() {
             let mut delete = paced(again, p.down, max_unavailable);
-            let down = p.down.max(chosen.len() - serving.min(chosen.len()));
+            // Those just taken again are down too, whatever else is.
+            let down = (p.down + delete.len()).max(chosen.len() - serving.min(chosen.len()));
             delete.extend(paced(more.collect(), down, max_unavailable));
             delete
         } else {

@@ -531,3 +531,25 @@ fn a_canary_whose_owner_mark_someone_removed_is_left_on_its_settings_and_said_to
     assert!(said.contains("no longer carries this upgrade's owner mark"), "{said}");
     assert!(said.contains(&format!("put back {ROLLING} by hand")), "{said}");
 }
+
+#[test]
+fn a_node_taken_again_counts_as_down_beside_any_other() {
+    // maxUnavailable 2. node-6's pod is not Ready (not the canary's), node-1 runs the new image,
+    // and node-2, recorded as the canary's, is back on the old one (made again from a template
+    // its controller had not caught up with): node-2 is taken again, and node-3 waits, for two
+    // down at once.
+    let mut w = world(Portion::Count(3), None);
+    let two = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":2},"type":"RollingUpdate"}"#;
+    ds_mut(&mut w).update_strategy = Some(two.into());
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    let t = ds_mut(&mut w);
+    let pods = t.pods.as_mut().unwrap();
+    pods[0] = pod("node-1", 1, "connector:2.0", true);
+    pods[5].ready = false;
+    t.available_pods = 5;
+    w.obs.status.stages[0].components[0].canary.as_mut().unwrap().nodes =
+        vec!["node-1".into(), "node-2".into()];
+    w.effects.clear();
+    w.step();
+    assert_eq!(deleted(&w), ["connector-node-2-0"]);
+}

@@ -39,9 +39,9 @@ fn left_by_canary(strategy: &str) -> bool {
 
 /// Whether recorded rollout settings read as a `kind`'s own, as the API server holds them: a
 /// DaemonSet's or StatefulSet's updateStrategy, a Deployment's strategy with its
-/// minReadySeconds and progressDeadlineSeconds, each with a type it has (and the rollingUpdate the API server fills in for
-/// RollingUpdate), and not a canary's. Anything else would be written as no change or as the
-/// API server's defaults: not what was recorded.
+/// minReadySeconds and progressDeadlineSeconds, each with a type it has (and the rollingUpdate
+/// the API server fills in for RollingUpdate), and not a canary's. Anything else would be
+/// written as no change or as the API server's defaults: not what was recorded.
 fn readable(kind: WorkloadKind, s: &str) -> bool {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(s) else { return false };
     let typed = |strategy: &serde_json::Value| match strategy["type"].as_str() {
@@ -147,7 +147,7 @@ impl Decider<'_> {
         // A DaemonSet's or StatefulSet's are refused below as OnDelete or a partition of its own.
         if let Some(current) = strategy.as_deref().filter(|s| surge_of(Some(s)).is_some()) {
             return Some(format!(
-                "{key} still has a canary's rollout settings ({current}), with no record of its own on it: \
+                "{key} still has a canary's rollout settings ({current}), with no readable record of its own on it: \
                  an earlier upgrade left them; put back its own strategy, minReadySeconds and \
                  progressDeadlineSeconds, or upgrade it whole (no canary)"
             ));
