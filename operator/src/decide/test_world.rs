@@ -543,6 +543,18 @@ impl World {
         self.obs.now += d.requeue_after.unwrap_or(Duration::minutes(1)).max(Duration::seconds(1));
     }
 
+    /// The pods deleted, by name, in order.
+    pub(super) fn deleted(&self) -> Vec<String> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::DeletePods { pods, .. } => Some(pods.iter().map(|(n, _)| n.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     /// The targets claimed, in order.
     pub(super) fn claimed(&self) -> Vec<String> {
         self.effects

@@ -182,18 +182,6 @@ fn a_known_good_digest_forged_into_the_status_is_replaced_by_the_targets_record(
     assert!(w.events.iter().any(|e| e.starts_with(reason::STATUS_CORRECTED)), "{:?}", w.events);
 }
 
-/// The pods the operator deleted, by name.
-fn deleted(w: &World) -> Vec<String> {
-    w.effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::DeletePods { pods, .. } => Some(pods.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
 /// The connector DaemonSet on six nodes, with a canary on 2 of them.
 fn canary_world() -> World {
     let mut w = World::new(canary_spec(Portion::Count(2), None));
@@ -226,7 +214,7 @@ fn a_status_that_says_claimed_and_changed_deletes_no_pod_of_a_daemonset_never_cl
     for _ in 0..30 {
         w.look();
     }
-    assert!(deleted(&w).is_empty(), "{:?}", deleted(&w));
+    assert!(w.deleted().is_empty(), "{:?}", w.deleted());
     assert!(w.image_sets().is_empty(), "{:?}", w.image_sets());
 }
 
@@ -236,7 +224,7 @@ fn canary_nodes_forged_into_the_status_take_no_more_nodes_than_the_canary_asks()
     // rolling out: the DaemonSet's other pods stay, and at most its maxUnavailable go at once.
     let mut w = canary_world();
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
-    let before = deleted(&w).len();
+    let before = w.deleted().len();
     w.obs.status.stages[0].phase = StagePhase::RollingOut;
     w.obs.status.stages[0].components[0].canary.as_mut().unwrap().nodes =
         (1..=6).map(|i| format!("node-{i}")).collect();
@@ -246,7 +234,7 @@ fn canary_nodes_forged_into_the_status_take_no_more_nodes_than_the_canary_asks()
     let t = w.obs.targets[&key("connector")].as_ref().unwrap();
     let new = t.pods.iter().flatten().filter(|p| p.images[0].1 == "connector:2.0").count();
     assert_eq!(new, 2, "{:?}", t.pods);
-    assert_eq!(deleted(&w).len(), before, "{:?}", deleted(&w));
+    assert_eq!(w.deleted().len(), before, "{:?}", w.deleted());
 }
 
 #[test]

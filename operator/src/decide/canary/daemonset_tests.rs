@@ -40,17 +40,6 @@ fn run_paced(w: &mut World, limit: Duration, done: impl Fn(&World) -> bool) {
     }
 }
 
-fn deleted(w: &World) -> Vec<String> {
-    w.effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::DeletePods { pods, .. } => Some(pods.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
 #[test]
 fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
     let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
@@ -83,7 +72,7 @@ fn a_canary_on_two_of_six_nodes_widens_then_hands_the_rest_to_the_daemonset() {
     // The last stage handed the rest to the DaemonSet's own strategy, restored exactly.
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
     assert_eq!(nodes_running(&w, "connector:2.0").len(), 6);
-    assert_eq!(deleted(&w), ["connector-node-1-0", "connector-node-2-0", "connector-node-3-0"]);
+    assert_eq!(w.deleted(), ["connector-node-1-0", "connector-node-2-0", "connector-node-3-0"]);
     assert!(ds(&w).original_strategy.is_none(), "released with the other marks");
 }
 
@@ -102,7 +91,7 @@ fn a_canary_reverted_replaces_only_its_own_pods_then_restores_the_strategy() {
         pods(&w).iter().filter(|p| p.name.ends_with("-0")).map(|p| p.node.as_str()).collect();
     assert_eq!(untouched, ["node-3", "node-4", "node-5", "node-6"]);
     assert_eq!(
-        deleted(&w),
+        w.deleted(),
         ["connector-node-1-0", "connector-node-2-0", "connector-node-1-1", "connector-node-2-1"]
     );
     // Template first, then the pods, then the strategy.
@@ -128,8 +117,8 @@ fn a_canary_whose_pods_never_become_ready_is_reverted_at_its_deadline() {
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
     assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new());
     // The first canary pod never became Ready, so no second node was taken.
-    assert_eq!(deleted(&w)[0], "connector-node-1-0");
-    assert!(!deleted(&w).contains(&"connector-node-2-0".to_string()), "{:?}", deleted(&w));
+    assert_eq!(w.deleted()[0], "connector-node-1-0");
+    assert!(!w.deleted().contains(&"connector-node-2-0".to_string()), "{:?}", w.deleted());
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING));
 }
 
@@ -161,7 +150,7 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     w.step();
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-7"], "shown while it soaks");
-    assert_eq!(deleted(&w).len(), 2, "nothing more replaced while it soaks");
+    assert_eq!(w.deleted().len(), 2, "nothing more replaced while it soaks");
     w.obs.spec.rollback.requested = true;
     w.step();
     w.run_until(Duration::hours(1), terminal);
@@ -172,7 +161,7 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
 #[test]
 fn a_restart_mid_canary_takes_no_more_nodes_than_asked() {
     let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(1), |w| !deleted(w).is_empty());
+    run_paced(&mut w, Duration::hours(1), |w| !w.deleted().is_empty());
     // The status written before the pods were deleted is all a new leader finds.
     w.fail_over();
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
@@ -276,7 +265,7 @@ fn a_revert_whose_pods_never_go_away_restores_the_strategy_at_its_deadline() {
 #[test]
 fn a_canary_node_that_leaves_the_cluster_is_replaced_by_the_next() {
     let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(1), |w| !deleted(w).is_empty());
+    run_paced(&mut w, Duration::hours(1), |w| !w.deleted().is_empty());
     // node-1, the first chosen, is removed with its pod.
     ds_mut(&mut w).pods.as_mut().unwrap().retain(|p| p.node != "node-1");
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
@@ -359,7 +348,7 @@ fn a_canary_waits_while_the_nodes_its_selector_selects_are_not_read() {
         w.step();
     }
     assert_eq!(w.image("connector"), "connector:1.0", "nothing changes on a guess");
-    assert!(deleted(&w).is_empty());
+    assert!(w.deleted().is_empty());
     w.obs.selected_nodes.insert("zone=b".into(), selected);
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     assert_eq!(nodes_running(&w, "connector:2.0"), ["node-3", "node-4"]);
@@ -551,5 +540,5 @@ fn a_node_taken_again_counts_as_down_beside_any_other() {
         vec!["node-1".into(), "node-2".into()];
     w.effects.clear();
     w.step();
-    assert_eq!(deleted(&w), ["connector-node-2-0"]);
+    assert_eq!(w.deleted(), ["connector-node-2-0"]);
 }
