@@ -1877,7 +1877,7 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
     assert!(events.iter().any(|e| e.starts_with(reason::UPGRADE_DELETED)), "{events:?}");
     // A release decided on an older read (or landing late, after another replica took over)
     // changes nothing: the API server refuses it.
-    let stale = maintenance_operator::target::release_patch("1");
+    let stale = maintenance_operator::target::release_patch("1", false);
     let refused =
         s.daemonsets().patch("connector", &Default::default(), &kube::api::Patch::Merge(stale)).await;
     assert!(matches!(&refused, Err(kube::Error::Api(e)) if e.code == 409), "{refused:?}");

@@ -46,7 +46,9 @@ fn the_operators_own_patches_are_told_apart() {
     assert_eq!(classify(&claim), TargetWrite::Claim { owner: "ns/up".into() });
     let apply = image_patch(WorkloadKind::DaemonSet, "6", "ns/up", "uid", &[(0, "connector", "img:2")], None);
     assert_eq!(classify(&apply), TargetWrite::Owned { owner: "ns/up".into(), images: vec!["img:2".into()] });
-    assert_eq!(classify(&release_patch("7")), TargetWrite::Release { guarded: true });
+    assert_eq!(classify(&release_patch("7", false)), TargetWrite::Release { guarded: true });
+    // One that keeps the record of settings a revert left a canary's, for the next upgrade.
+    assert_eq!(classify(&release_patch("7", true)), TargetWrite::Release { guarded: true });
     let unguarded = serde_json::json!({"metadata": {"annotations": {OWNER_ANNOTATION: null}}});
     assert_eq!(classify(&unguarded), TargetWrite::Release { guarded: false });
     let other = serde_json::json!({"spec": {"template": {}}});
@@ -74,15 +76,15 @@ fn a_write_to_another_workload_or_for_another_owner_or_before_the_window_is_a_vi
         write(1, "agent", claim_patch("5", "ns/up", "uid", "connector=img:1", None, None)),
         write(20, "agent", apply("img:2")),
         write(5, "agent", apply("img:1")), // a revert goes any time
-        write(30, "agent", release_patch("9")),
+        write(30, "agent", release_patch("9", false)),
     ];
     assert!(target_writes(&ok, "ns", &lanes, (t(10), t(100))).is_empty());
     let bad = [
-        write(1, "decoy", release_patch("9")),
+        write(1, "decoy", release_patch("9", false)),
         write(2, "agent", claim_patch("5", "ns/other", "uid", "connector=img:1", None, None)),
         write(5, "agent", apply("img:2")),
         write(20, "agent", apply("img:3")),
-        write(-1, "agent", release_patch("9")),
+        write(-1, "agent", release_patch("9", false)),
         write(40, "agent", serde_json::json!({"spec": {}})),
         write(200, "agent", apply("img:2")),
         Write { namespace: "kube-system".into(), ..write(20, "agent", apply("img:2")) },

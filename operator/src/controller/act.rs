@@ -227,9 +227,10 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
             json_patch_target(ctx, target, patch).await
         }
         Effect::DeletePods { target, pods } => delete_pods(ctx, target, pods).await,
-        Effect::Release { targets } => {
+        Effect::Release { targets, keep_strategy } => {
             for (t, resource_version) in targets {
-                let release = |rv: &str| Patch::Merge(target::release_patch(rv));
+                let keep = keep_strategy.contains(t);
+                let release = |rv: &str| Patch::Merge(target::release_patch(rv, keep));
                 match patch_target(ctx, t, &release(resource_version)).await {
                     Err(Error::PatchTarget(_, kube::Error::Api(s))) if s.code == 404 => {}
                     // Its status moved on since it was read (a rollout, node churn): read again,

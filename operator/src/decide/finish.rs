@@ -60,7 +60,9 @@ impl Decider<'_> {
             })
             .collect();
         if !mine.is_empty() {
-            self.effect = Some(Effect::Release { targets: mine });
+            let keep_strategy =
+                mine.iter().map(|(k, _)| k).filter(|k| self.left_on_canary(k)).cloned().collect();
+            self.effect = Some(Effect::Release { targets: mine, keep_strategy });
         }
     }
 }

@@ -42,7 +42,7 @@ fn lose_the_release(w: &mut World, released: usize) {
     for _ in 0..10_000 {
         let (status, written, targets) = (w.obs.status.clone(), w.written.clone(), w.obs.targets.clone());
         let d = w.step();
-        if let Some(Effect::Release { targets: keys }) = &d.effect {
+        if let Some(Effect::Release { targets: keys, .. }) = &d.effect {
             for (k, _) in keys.iter().skip(released) {
                 w.obs.targets.insert(k.clone(), targets[k].clone());
             }

@@ -105,7 +105,7 @@ fn checked_look(w: &mut World, seen: &mut Seen, lose: bool) -> Result<(), TestCa
         Some(Effect::SetStrategy { target, .. }) | Some(Effect::DeletePods { target, .. }) => {
             prop_assert!(owned(target), "{target} changed, which it does not own");
         }
-        Some(Effect::Release { targets }) => {
+        Some(Effect::Release { targets, .. }) => {
             for (k, _) in targets {
                 prop_assert!(owned(k), "{k} released, which it does not own");
             }

@@ -135,8 +135,10 @@ pub enum Effect {
     /// its current template: how a canary inside a DaemonSet is widened and reverted.
     DeletePods { target: TargetKey, pods: Vec<(String, String)> },
     /// Remove this upgrade's annotations from the targets it still owns, each only if it is
-    /// still at the resourceVersion it was observed at (target, resourceVersion).
-    Release { targets: Vec<(TargetKey, String)> },
+    /// still at the resourceVersion it was observed at (target, resourceVersion). Those in
+    /// `keep_strategy` keep the record of their rollout settings: they still run a canary's,
+    /// left on purpose, and the next upgrade of them puts the recorded ones back.
+    Release { targets: Vec<(TargetKey, String)>, keep_strategy: Vec<TargetKey> },
 }
 
 impl Effect {

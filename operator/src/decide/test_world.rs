@@ -508,14 +508,16 @@ impl World {
                         .insert(target.clone(), if stuck { None } else { Some(now + Duration::seconds(40)) });
                 }
             }
-            Effect::Release { targets } => {
+            Effect::Release { targets, keep_strategy } => {
                 for (k, _) in targets {
                     if let Some(Some(t)) = self.obs.targets.get_mut(k) {
                         t.owner = None;
                         t.owner_uid = None;
                         t.known_good = None;
                         t.known_good_digest = None;
-                        t.original_strategy = None;
+                        if !keep_strategy.contains(k) {
+                            t.original_strategy = None;
+                        }
                         bump(t);
                     }
                 }

@@ -422,14 +422,18 @@ pub fn claim_patch(
 /// Merge patch that removes the ownership label and annotations, only if the target is still at
 /// `resource_version` (a write decided on an older read, one landing late after another replica
 /// took over, say, is refused with a conflict).
-pub fn release_patch(resource_version: &str) -> serde_json::Value {
-    json!({"metadata": {
+pub fn release_patch(resource_version: &str, keep_strategy: bool) -> serde_json::Value {
+    let mut patch = json!({"metadata": {
         "resourceVersion": resource_version,
         "labels": {CLAIMED_LABEL: null},
         "annotations": {OWNER_ANNOTATION: null, OWNER_UID_ANNOTATION: null, KNOWN_GOOD_ANNOTATION: null,
             KNOWN_GOOD_DIGEST_ANNOTATION: null,
             ORIGINAL_STRATEGY_ANNOTATION: null, HANDED_OVER_ANNOTATION: null}
-    }})
+    }});
+    if keep_strategy {
+        patch["metadata"]["annotations"].as_object_mut().map(|a| a.remove(ORIGINAL_STRATEGY_ANNOTATION));
+    }
+    patch
 }
 
 /// The known-good record a claim writes on its target: `container=image`, the component's own

@@ -381,7 +381,13 @@ fn a_canaried_target_whose_sidecar_still_runs_its_new_image_keeps_the_canarys_se
         said.contains("keeps the canary's rollout settings") && said.contains("registrar=registrar:2.0"),
         "{said}"
     );
-    assert!(said.contains(&format!("then its rollout settings to {ROLLING}")), "{said}");
+    assert!(
+        said.contains(&format!("then its rollout settings to {ROLLING} (or leave that to the next upgrade")),
+        "{said}"
+    );
+    // Let go of, it keeps their record, so that the next upgrade of it can put them back.
+    assert_eq!(ds(&w).owner, None);
+    assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
 }
 
 /// Someone else's hotfix of the connector mid-canary, then a rollback.

@@ -370,6 +370,15 @@ impl Decider<'_> {
     /// What a revert leaves on targets it kept on the canary's settings (`settings_left`), in
     /// words: which images they still hold, and what to put back.
     /// Also those whose owner mark someone removed, which the operator writes to no more.
+    /// Whether canaried target `key` still runs a canary's rollout settings, with a readable
+    /// record of its own: what a release leaves on it, for the next upgrade to restore.
+    pub(in crate::decide) fn left_on_canary(&self, key: &TargetKey) -> bool {
+        let Some(Some(t)) = self.o.targets.get(key) else { return false };
+        self.canaried(key)
+            && t.update_strategy.as_deref().is_some_and(left_by_canary)
+            && recorded_on(key.kind, t).is_some()
+    }
+
     pub(super) fn settings_kept(&self) -> Vec<String> {
         self.o
             .targets
@@ -385,11 +394,17 @@ impl Decider<'_> {
                     ));
                 }
                 let left = self.new_images_left(key, t);
+                // The record stays with them when the upgrade lets go of the target (`release`).
+                let kept = if self.left_on_canary(key) {
+                    " (or leave that to the next upgrade of it, which puts back the record it keeps)"
+                } else {
+                    ""
+                };
                 (!left.is_empty()).then(|| {
                     format!(
                         "{key} keeps the canary's rollout settings ({current}), since its template still holds {} \
                          that its own would roll to every node or replica unjudged: set its images as you want them, \
-                         then its rollout settings to {original}",
+                         then its rollout settings to {original}{kept}",
                         left.join(", ")
                     )
                 })
