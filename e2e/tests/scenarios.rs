@@ -250,6 +250,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "{kind: DaemonSet, canary: {nodes: 3000000000}, name: connector-x,",
         ),
         (
+            "a minimum of attempts beyond the operator's type",
+            "regression: {bucket: 2s}",
+            "regression: {bucket: 2s, minAttempts: 3000000000}",
+        ),
+        (
             "another container named twice",
             "{kind: DaemonSet, name: connector-x,",
             "{kind: DaemonSet, alsoContainers: [{container: a, image: \"r/a:1\"}, {container: a, image: \"r/a:2\"}], name: connector-x,",
@@ -286,6 +291,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "should have at least 1 properties",
         "should match",
         "a count from 1 to 10000, such as 2",
+        "should be less than or equal to 2147483647",
         "alsoContainers names each container once, and not the component's own container",
         "alsoContainers names each container once, and not the component's own container",
         "image must be a reference such as",

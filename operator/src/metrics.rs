@@ -4,11 +4,38 @@ use crate::constants::reason;
 use crate::health::Health;
 use axum::http::StatusCode;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, text::encode};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+
+/// A label value, escaped as the text format needs it: prometheus-client writes values as they
+/// are, and a signal's name or a condition's reason is text a tenant may write (the status of
+/// her upgrade), where a quote or a newline would break every series of the scrape.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LabelText(String);
+
+impl<T: Into<String>> From<T> for LabelText {
+    fn from(s: T) -> Self {
+        LabelText(s.into())
+    }
+}
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -17,13 +44,13 @@ pub struct ResultLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    pub reason: String,
+    pub reason: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SignalLabels {
     pub upgrade: String,
-    pub signal: String,
+    pub signal: LabelText,
     /// error rate: baseline or observed; detector: statistic or threshold
     pub series: String,
 }
@@ -53,9 +80,9 @@ const ROLLBACK_REASONS: [&str; 9] = [
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
     pub upgrade: String,
-    pub r#type: String,
-    pub status: String,
-    pub reason: String,
+    pub r#type: LabelText,
+    pub status: LabelText,
+    pub reason: LabelText,
 }
 
 /// What this replica exports of one upgrade besides its phases: its signals, and its condition
@@ -191,7 +218,12 @@ impl Metrics {
     pub fn conditions_now(&self, id: &str, now: impl IntoIterator<Item = (String, String, String)>) {
         let now: Vec<ConditionLabels> = now
             .into_iter()
-            .map(|(r#type, status, reason)| ConditionLabels { upgrade: id.into(), r#type, status, reason })
+            .map(|(r#type, status, reason)| ConditionLabels {
+                upgrade: id.into(),
+                r#type: r#type.into(),
+                status: status.into(),
+                reason: reason.into(),
+            })
             .collect();
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
         let upgrade = exported.entry(id.to_string()).or_default();
@@ -244,7 +276,7 @@ impl Metrics {
         for signal in signals {
             let labels = |series: &str| SignalLabels {
                 upgrade: id.into(),
-                signal: signal.to_string(),
+                signal: signal.as_str().into(),
                 series: series.into(),
             };
             for series in ["baseline", "observed"] {

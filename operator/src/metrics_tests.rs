@@ -68,3 +68,25 @@ fn a_condition_that_changes_leaves_no_series_behind() {
         "{text}"
     );
 }
+
+/// A signal's name and a condition's reason are text a tenant may write (her upgrade's status,
+/// without the status policy): prometheus-client writes label values as they are, so a quote or
+/// a newline in one would break every series of the scrape, or add series of her own.
+#[test]
+fn label_values_are_escaped_so_that_no_text_breaks_the_scrape() {
+    let m = Metrics::default();
+    let forged = "x\"} 1\nmaintenance_operator_leading{a=\"b\\";
+    m.signal_rate
+        .get_or_create(&SignalLabels {
+            upgrade: "ops/up".into(),
+            signal: forged.into(),
+            series: "baseline".into(),
+        })
+        .set(0.5);
+    m.conditions_now("ops/up", [("Blocked".into(), "True".into(), forged.into())]);
+    let text = m.render();
+    let escaped = r#"x\"} 1\nmaintenance_operator_leading{a=\"b\\"#;
+    assert!(text.contains(&format!(r#"signal="{escaped}""#)), "{text}");
+    assert!(text.contains(&format!(r#"reason="{escaped}""#)), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("maintenance_operator_leading{")), "{text}");
+}

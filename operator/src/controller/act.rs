@@ -148,7 +148,7 @@ fn record_metrics(
         after.conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())),
     );
     if let (None, Some(r)) = (&before.rollback, &after.rollback) {
-        m.rollbacks.get_or_create(&ReasonLabel { reason: r.reason.clone() }).inc();
+        m.rollbacks.get_or_create(&ReasonLabel { reason: r.reason.as_str().into() }).inc();
     }
     for a in &after.analysis {
         let set = |family: &SignalGauges, series: &str, v: Option<f64>| {
@@ -156,7 +156,7 @@ fn record_metrics(
                 family
                     .get_or_create(&SignalLabels {
                         upgrade: id.into(),
-                        signal: a.name.clone(),
+                        signal: a.name.as_str().into(),
                         series: series.into(),
                     })
                     .set(v);

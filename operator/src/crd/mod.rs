@@ -427,7 +427,7 @@ pub struct RegressionRule {
     /// Attempts a bucket needs before it is judged (fewer: merged with the next), and the
     /// baseline needs before any verdict.
     #[serde(default = "default_min_attempts")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 2147483647))]
     pub min_attempts: i32,
     /// Low (fewer false rollbacks, later detection), Medium or High.
     #[serde(default)]

@@ -104,6 +104,7 @@ pub struct NotificationStatus {
     pub sent_at: Option<DateTime<Utc>>,
     /// Delivery attempts so far.
     #[serde(default)]
+    #[schemars(range(max = 4294967295u32))]
     pub attempts: u32,
     /// Why the last attempt failed: what failed, never what the far side said.
     #[serde(default, skip_serializing_if = "Option::is_none")]

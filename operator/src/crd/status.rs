@@ -298,10 +298,12 @@ pub struct CanaryStatus {
     /// Deployment's own) this stage runs the new image on: the canary's count or percentage
     /// resolved against `total`.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 2147483647))]
     pub wanted: i32,
     /// Of how many: the nodes that run the DaemonSet's pods, or the StatefulSet's or
     /// Deployment's replicas when the canary began.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 2147483647))]
     pub total: i32,
     /// A DaemonSet's nodes whose pod runs the new image, by name. A pod the workload's
     /// controller made again on another node (a new node, an eviction) gets the new image too,
@@ -471,6 +473,7 @@ pub struct DetectorState {
     /// Reads in a row above the catastrophe ceiling (reads of fewer than 5 attempts pooled
     /// with the next ones).
     #[serde(default)]
+    #[schemars(range(max = 4294967295u32))]
     pub ceiling_run: u32,
     /// Attempts of the reads being pooled for the ceiling; after a read that completed a group
     /// (5 or more), that group's until the next read.

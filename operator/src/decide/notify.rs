@@ -92,7 +92,7 @@ impl Decider<'_> {
                     .max()
                     .unwrap_or(0);
                 self.st.notifications.push(NotificationStatus {
-                    id: format!("{webhook}/{kind:?}/{}", n + 1),
+                    id: format!("{webhook}/{kind:?}/{}", n.saturating_add(1)),
                     webhook,
                     kind,
                     phase: self.st.phase,
@@ -167,7 +167,7 @@ impl Decider<'_> {
                     n.retry_at = None;
                 }
                 Some(e) => {
-                    n.attempts += 1;
+                    n.attempts = n.attempts.saturating_add(1);
                     n.last_error = Some(e.clone());
                     n.retry_at = Some(d.at + backoff(n.attempts));
                     if n.attempts == 1 {

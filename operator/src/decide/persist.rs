@@ -22,6 +22,11 @@ pub fn worth_writing(
     if written.map_or(&[][..], |w| &w.notifications[..]) != d.status.notifications {
         return true;
     }
+    // A rollback is written with its first change, so that a follower goes on with it (its
+    // reason, and a revert no window holds) instead of starting another for a reverted target.
+    if written.and_then(|w| w.rollback.as_ref()) != d.status.rollback.as_ref() {
+        return true;
+    }
     let next_at_once = d.requeue_after.is_some_and(|r| r <= Duration::seconds(1));
     if d.effect.is_some() && next_at_once {
         return false;

@@ -89,3 +89,19 @@ fn a_follower_deciding_from_the_written_status_repeats_and_loses_nothing() {
         assert_eq!(alone.2, handed_over.2, "creeping {creeping}: the same Events, none repeated");
     }
 }
+
+#[test]
+fn a_rollback_is_written_with_its_first_revert_so_that_a_follower_keeps_its_reason() {
+    // The leader stops right after the first revert's write: the follower decides from what
+    // was written, and must go on with the same rollback, not start one for a target it finds
+    // back on its known-good image (which a window could hold half done).
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.error_rate = creeping_after("connector-canary", 0.001);
+    w.run_until(Duration::hours(3), |w| w.image_sets().len() == 2);
+    w.fail_over();
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REGRESSION);
+}
