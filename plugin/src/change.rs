@@ -96,13 +96,14 @@ pub async fn run(t: &Target, name: &str, req: Request) -> anyhow::Result<u8> {
         let (patch, what) = match plan(&mu, &req) {
             Ok(p) => p,
             Err(why) => {
+                let why = crate::terminal::safe(&why, false);
                 eprintln!("cannot {} maintenanceupgrade {id}: {why}; nothing was changed", verb(&req));
                 return Ok(exit::REFUSED);
             }
         };
         match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
-                println!("maintenanceupgrade {id}: {what}");
+                println!("maintenanceupgrade {id}: {}", crate::terminal::safe(&what, false));
                 return Ok(exit::OK);
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => continue,

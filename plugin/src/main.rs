@@ -5,6 +5,7 @@
 mod change;
 mod lint;
 mod status;
+mod terminal;
 
 use clap::{Parser, Subcommand};
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -1,6 +1,7 @@
 //! `status NAME [-w]` and `list`: read-only. `-w` follows one upgrade through a watch (not by
 //! polling), redrawing the view and adding a timeline row on every change, until it ends.
 
+use crate::terminal::safe;
 use crate::{Target, exit};
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
@@ -23,7 +24,7 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(t.client.clone(), &t.namespace);
     if !watch {
         let Some(mu) = api.get_opt(name).await? else { return Ok(not_found(t, name)) };
-        println!("{}", timeline::view(&mu, chrono::Utc::now(), &[]));
+        println!("{}", safe(&timeline::view(&mu, chrono::Utc::now(), &[]), true));
         return Ok(outcome(phase_of(&mu)));
     }
     let terminal = std::io::stdout().is_terminal();
@@ -53,7 +54,7 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
         {
             statistics.push(s);
         }
-        let row = timeline::row(st, 90);
+        let row = safe(&timeline::row(st, 90), false);
         if row != last_row {
             rows.push(format!("{:>5}s  {row}", started.elapsed().as_secs()));
             last_row = row;
@@ -63,7 +64,7 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
         } else {
             println!("----");
         }
-        println!("{}\n", timeline::view(&mu, chrono::Utc::now(), &statistics));
+        println!("{}\n", safe(&timeline::view(&mu, chrono::Utc::now(), &statistics), true));
         println!("{:>6}  {}", "time", timeline::header());
         for r in &rows {
             println!("{r}");
@@ -89,13 +90,14 @@ pub async fn list(t: &Target, all: bool) -> anyhow::Result<u8> {
         let st = mu.status.clone().unwrap_or_default();
         let healthy =
             st.conditions.iter().find(|c| c.type_ == condition::HEALTHY).map_or("-", |c| c.status.as_str());
-        let next = st.next_action.as_ref().map_or(String::new(), |n| n.summary.clone());
+        let healthy = safe(healthy, false);
+        let next = safe(&st.next_action.as_ref().map_or(String::new(), |n| n.summary.clone()), false);
         println!(
             "{:<16} {:<32} {:<18} {:<10} {:<8} {next}",
             mu.metadata.namespace.as_deref().unwrap_or(""),
             mu.metadata.name.as_deref().unwrap_or(""),
             format!("{:?}", st.phase),
-            st.current_stage.unwrap_or_default(),
+            safe(&st.current_stage.unwrap_or_default(), false),
             healthy,
         );
     }

@@ -240,7 +240,8 @@ pub fn payload(mu: &MaintenanceUpgrade, n: &NotificationStatus, format: WebhookF
     let kubectl = format!("kubectl maintenance status {name} -n {ns}");
     match format {
         WebhookFormat::Generic => json!({
-            "id": n.id,
+            // Unique across upgrades, and across one deleted and made again under its name.
+            "id": format!("{}/{}", mu.uid().unwrap_or_default(), n.id),
             "kind": n.kind,
             "upgrade": name,
             "namespace": ns,

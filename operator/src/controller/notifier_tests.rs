@@ -5,7 +5,7 @@ use super::*;
 /// An upgrade of one component in `namespace`.
 fn upgrade(namespace: &str) -> MaintenanceUpgrade {
     serde_yaml::from_str(&format!(
-        "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {{name: up, namespace: {namespace}}}\n\
+        "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {{name: up, namespace: {namespace}, uid: uid-{namespace}}}\n\
          spec: {{stages: [{{name: canary, components: [{{kind: DaemonSet, name: c, image: 'c:2'}}], soak: 1h}}]}}"
     ))
     .unwrap()
@@ -70,7 +70,9 @@ fn both_payloads_say_what_where_why_and_how_to_look() {
         )
     };
     let g = payload(&mu, &n, WebhookFormat::Generic);
-    assert_eq!(g["id"], "oncall/RolledBack/1");
+    // Unique across upgrades: another's first RolledBack to a webhook of the same name differs.
+    assert_eq!(g["id"], "uid-kube-system/oncall/RolledBack/1");
+    assert_ne!(payload(&upgrade("team-a"), &n, WebhookFormat::Generic)["id"], g["id"]);
     assert_eq!(g["kind"], "RolledBack");
     assert_eq!(
         (g["upgrade"].as_str(), g["namespace"].as_str(), g["phase"].as_str()),

@@ -76,7 +76,9 @@ pub enum NotificationKind {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationStatus {
-    /// Stable across retries and restarts (`<webhook>/<kind>/<n>`): receivers can drop repeats.
+    /// Stable across retries and restarts (`<webhook>/<kind>/<n>`). A payload's `id` is this
+    /// after the upgrade's UID (`<uid>/<webhook>/<kind>/<n>`), unique across upgrades: receivers
+    /// can drop repeats by it.
     pub id: String,
     /// The webhook, as named in spec.notifications.webhooks (or `default`, the operator's).
     pub webhook: String,
