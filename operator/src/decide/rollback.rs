@@ -4,13 +4,13 @@
 use super::{Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
-use crate::target::{PodPlace, Rollout, TargetState};
+use crate::target::{PodPlace, Rollout, TargetKey, TargetState};
 use crate::timefmt::{at, duration};
 use crate::window::WindowState;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 
-impl Decider<'_> {
+impl<'a> Decider<'a> {
     pub(super) fn rollback_trigger(&mut self, plan: &Plan) -> Option<(&'static str, String)> {
         if self.o.deleting {
             return Some((
@@ -355,17 +355,10 @@ impl Decider<'_> {
     /// stuck then stays, the stage's Event says its revert did not finish rolling out, and the
     /// final message names the pod (`left_stuck`). What it waits for, while any is left.
     fn unstick(&mut self, c: &ComponentStatus, give_up: DateTime<Utc>) -> Option<String> {
-        // A component whose image was already the known-good one changed nothing: none of its
-        // pods is an updated one, whatever its readiness.
-        if c.is_known_good(&c.desired_image) {
-            return None;
-        }
-        let (key, t) = self.target(c);
+        let (key, t) = self.changed_statefulset(c)?;
         let container = c.container.clone().unwrap_or_default();
         let reverted = |t: &&TargetState| t.image(&container).is_some_and(|i| c.is_known_good(i));
-        let t = t
-            .filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t) && self.now() < give_up)
-            .filter(reverted)?;
+        let t = Some(t).filter(|_| self.now() < give_up).filter(reverted)?;
         let Some(pods) = t.pods.as_ref().filter(|_| t.generation_observed) else {
             return Some(format!(
                 "{key}: waiting for its controller and its pods to show the reverted template"
@@ -384,14 +377,21 @@ impl Decider<'_> {
         Some(format!("{key}: replacing its updated pods that are not Ready, one at a time"))
     }
 
-    /// What a revert leaves to a human: a reverted StatefulSet's updated pods that are still
-    /// not Ready once it stops waiting, which its controller may wait on for ever.
-    fn left_stuck(&self, c: &ComponentStatus) -> Option<String> {
-        let (key, t) = self.target(c);
-        let t = t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t))?;
+    /// The StatefulSet of component `c`, if this upgrade owns it and changed its image: one
+    /// whose image was already the known-good one has no updated pod, whatever its readiness.
+    fn changed_statefulset(&self, c: &ComponentStatus) -> Option<(TargetKey, &'a TargetState)> {
         if c.is_known_good(&c.desired_image) {
             return None;
         }
+        let (key, t) = self.target(c);
+        let t = t.filter(|t| key.kind == WorkloadKind::StatefulSet && self.owns(t))?;
+        Some((key, t))
+    }
+
+    /// What a revert leaves to a human: a reverted StatefulSet's updated pods that are still
+    /// not Ready once it stops waiting, which its controller may wait on for ever.
+    fn left_stuck(&self, c: &ComponentStatus) -> Option<String> {
+        let (key, t) = self.changed_statefulset(c)?;
         let names: Vec<&str> = updated(c, t.pods.as_deref()?)
             .into_iter()
             .filter(|p| !p.ready && !p.deleting)
@@ -419,10 +419,10 @@ const NAMED_PODS: usize = 5;
 /// Of a StatefulSet's `pods`, those that run `c`'s new image, the highest ordinal first (the
 /// order its controller updates them in).
 fn updated<'p>(c: &ComponentStatus, pods: &'p [PodPlace]) -> Vec<&'p PodPlace> {
-    let container = c.container.clone().unwrap_or_default();
+    let container = c.container.as_deref().unwrap_or_default();
     let ordinal = |p: &PodPlace| p.name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
     let mut new: Vec<&PodPlace> =
-        pods.iter().filter(|p| p.image(&container) == Some(c.desired_image.as_str())).collect();
+        pods.iter().filter(|p| p.image(container) == Some(c.desired_image.as_str())).collect();
     new.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
     new
 }

@@ -430,8 +430,8 @@ pub fn release_patch(resource_version: &str, keep_strategy: bool) -> serde_json:
             KNOWN_GOOD_DIGEST_ANNOTATION: null,
             ORIGINAL_STRATEGY_ANNOTATION: null, HANDED_OVER_ANNOTATION: null}
     }});
-    if keep_strategy {
-        patch["metadata"]["annotations"].as_object_mut().map(|a| a.remove(ORIGINAL_STRATEGY_ANNOTATION));
+    if keep_strategy && let Some(a) = patch["metadata"]["annotations"].as_object_mut() {
+        a.remove(ORIGINAL_STRATEGY_ANNOTATION);
     }
     patch
 }
