@@ -185,9 +185,11 @@ fn is_conflict(e: &kube::Error) -> bool {
 async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &str) -> Result<()> {
     match effect {
         Effect::Claim { claims } => {
-            // Side by side: a claim that fails leaves the rest for the next look, which finds the
-            // ones made so far recorded on their targets.
-            let patches = claims.iter().map(|c| {
+            // One at a time, in the order decided (`TargetKey` order), stopping at the first
+            // that fails: an upgrade only ever holds the first of its targets, so that two
+            // racing for the same ones cannot each hold one the other waits for. The next look
+            // finds the ones made so far recorded on their targets.
+            for c in claims {
                 let patch = target::claim_patch(
                     &c.resource_version,
                     owner,
@@ -196,9 +198,9 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
                     c.known_good_digest.as_deref(),
                     c.original_strategy.as_deref(),
                 );
-                async move { patch_target(ctx, &c.target, &Patch::Merge(patch)).await }
-            });
-            futures::future::join_all(patches).await.into_iter().collect()
+                patch_target(ctx, &c.target, &Patch::Merge(patch)).await?;
+            }
+            Ok(())
         }
         Effect::SetImage { target, resource_version, container, index, image, more, strategy } => {
             let images: Vec<(usize, &str, &str)> =

@@ -11,12 +11,13 @@ use chrono::Duration;
 
 impl Decider<'_> {
     /// Claim every target before anything changes: record its known-good image in status and
-    /// on the target, all the claimable ones in one effect. True once all are claimed.
+    /// on the target, all the claimable ones in one effect, in `TargetKey` order, up to the
+    /// first that cannot be. True once all are claimed.
     pub(super) fn claim(&mut self) -> bool {
         if self.st.claimed_at.is_some() {
             return true;
         }
-        let spec_components: Vec<(usize, usize, Option<String>)> = self
+        let mut spec_components: Vec<(usize, usize, Option<String>)> = self
             .o
             .spec
             .stages
@@ -26,6 +27,11 @@ impl Decider<'_> {
                 s.components.iter().enumerate().map(move |(ci, c)| (si, ci, c.container.clone()))
             })
             .collect();
+        // In one order every upgrade shares (kind, namespace, name), each claimed only once
+        // those before it are, and sent one at a time (act): two upgrades applied together
+        // that name the same targets cannot each take one and wait for the other's for ever.
+        // Whichever takes the first they share takes the rest; the other waits, holding none.
+        spec_components.sort_by_key(|(si, ci, _)| self.target(&self.st.stages[*si].components[*ci]).0);
         let (mut claims, mut recorded) = (vec![], vec![]);
         for (si, ci, wanted) in spec_components {
             let c = self.st.stages[si].components[ci].clone();

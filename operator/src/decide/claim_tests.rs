@@ -2,6 +2,14 @@
 
 use super::super::test_world::*;
 
+/// Nothing changed and connector-canary, the target the test broke, not claimed: connector,
+/// before it in the order targets are claimed in, may be (its claim only records).
+fn untouched(w: &World) {
+    assert!(w.image_sets().is_empty(), "{:?}", w.effects);
+    assert!(!w.claimed().contains(&"connector-canary".to_string()), "{:?}", w.effects);
+    assert!(w.obs.status.claimed_at.is_none());
+}
+
 /// A way to break the world, the reason it is reported with, and words the message must hold.
 type BrokenTarget = (&'static str, Box<dyn Fn(&mut World)>, &'static str, &'static str);
 
@@ -12,7 +20,11 @@ fn known_good_is_recorded_on_the_target_before_any_image_changes() {
     match &w.effects[0] {
         Effect::Claim { claims } => {
             let names: Vec<&str> = claims.iter().map(|c| c.target.name.as_str()).collect();
-            assert_eq!(names, ["connector-canary", "connector"], "every target in one claim");
+            assert_eq!(
+                names,
+                ["connector", "connector-canary"],
+                "every target in one claim, in TargetKey order"
+            );
             assert!(claims.iter().all(|c| c.known_good == "connector=connector:1.0"));
         }
         other => panic!("first effect must be a claim, got {other:?}"),
@@ -51,6 +63,28 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
         "{:?}",
         w.events
     );
+}
+
+/// Two upgrades applied together that name the same targets each claim in one shared order
+/// (`TargetKey`), stopping at the first another holds: neither can take one target and wait
+/// for ever for the other's. Here the spec names connector-canary first, but connector comes
+/// first in that order and is another upgrade's, so nothing is claimed while it is.
+#[test]
+fn no_target_is_claimed_while_one_before_it_in_the_shared_order_is_another_upgrades() {
+    let mut w = World::new(spec());
+    w.target_mut("connector").owner = Some("ops/other".into());
+    w.obs.live_owners.insert("ops/other".into());
+    for _ in 0..5 {
+        w.step();
+        w.obs.now += Duration::seconds(30);
+    }
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::TARGET_OWNED);
+    assert!(w.claimed().is_empty(), "claimed {:?} while waiting for connector", w.claimed());
+    // Once the other lets it go, both are claimed in that order, in one effect.
+    w.target_mut("connector").owner = None;
+    w.obs.live_owners.clear();
+    w.run_until(Duration::hours(1), |w| !w.claimed().is_empty());
+    assert_eq!(w.claimed(), ["connector", "connector-canary"]);
 }
 
 #[test]
@@ -127,7 +161,7 @@ fn an_image_left_by_a_deleted_upgrade_is_not_recorded_as_known_good() {
         w.obs.now += Duration::seconds(30);
     }
     assert!(w.obs.status.claimed_at.is_none());
-    assert!(w.effects.is_empty(), "nothing claimed or changed: {:?}", w.effects);
+    untouched(&w);
     let b = w.condition(ct::BLOCKED);
     assert_eq!(b.reason, reason::UNPROVEN_IMAGE);
     for says in ["runs connector:1.5", "ops/deleted", "connector:0.9", "maintenance.dev/known-good"] {
@@ -179,7 +213,8 @@ fn several_containers_are_recorded_changed_and_reverted_together() {
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
     match &w.effects[0] {
         Effect::Claim { claims } => {
-            assert_eq!(claims[0].known_good, "connector=connector:1.0;registrar=registrar:1.0")
+            let canary = claims.iter().find(|c| c.target.name == "connector-canary").unwrap();
+            assert_eq!(canary.known_good, "connector=connector:1.0;registrar=registrar:1.0")
         }
         other => panic!("first effect must be a claim, got {other:?}"),
     }
@@ -224,6 +259,8 @@ fn another_container_the_template_lacks_or_changed_by_someone_else_is_caught() {
         vec![ContainerImage { container: "registar".into(), image: "registrar:2.0".into() }];
     let mut w = World::new(s);
     w.target_mut("connector-canary").containers.push(("registrar".into(), "registrar:1.0".into()));
+    // connector is claimed first; connector-canary then holds the upgrade.
+    w.step();
     w.step();
     let b = w.condition(ct::BLOCKED);
     assert_eq!(b.reason, reason::CONTAINER_NOT_FOUND);
@@ -232,7 +269,7 @@ fn another_container_the_template_lacks_or_changed_by_someone_else_is_caught() {
         "{}",
         b.message
     );
-    assert!(w.effects.is_empty(), "nothing changed");
+    untouched(&w);
     // Mid-soak, someone sets the sidecar to an image of their own: the operator lets go of it.
     let mut w = with_sidecar();
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
@@ -253,13 +290,14 @@ fn a_component_whose_own_container_does_not_change_is_held() {
     // Only the sidecar changes: the component's own container already runs its image.
     w.target_mut("connector-canary").containers[0].1 = "connector:2.0".into();
     w.step();
+    w.step();
     let b = w.condition(ct::BLOCKED);
     assert!(
         b.message.contains("runs connector:2.0 already: name a container whose image changes"),
         "{}",
         b.message
     );
-    assert!(w.effects.is_empty());
+    untouched(&w);
 }
 
 /// The record left names other containers than this upgrade changes (the deleted one also
