@@ -53,8 +53,8 @@ enum Command {
         #[arg(long, env = "PROMETHEUS_ADDRESSES", value_delimiter = ',', default_value = "")]
         prometheus_addresses: Vec<String>,
         /// Where webhooks may be sent, comma-separated: `*` for any https host but loopback,
-        /// link-local and the API server, or `scheme://host[:port]` entries allowed whatever
-        /// their address.
+        /// link-local and the API server, or `scheme://host[:port]` entries (without a port, any
+        /// port) allowed whatever their address.
         #[arg(long, env = "WEBHOOK_HOSTS", value_delimiter = ',', default_value = "*")]
         webhook_hosts: Vec<String>,
         /// A Secret in the operator's namespace (POD_NAMESPACE) with the URL (key `url`, and

@@ -8,7 +8,7 @@
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::{Client, Response, Url};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ pub struct Settings {
     /// Prometheus base URLs a signal may name, exactly (a trailing `/` aside).
     pub prometheus_addresses: Vec<String>,
     /// Webhook destinations: `*` (any https host but loopback, link-local and the API server),
-    /// or `scheme://host[:port]`, allowed whatever its address.
+    /// or `scheme://host[:port]` (without a port, any port), allowed whatever its address.
     pub webhook_hosts: Vec<String>,
     /// The API server's host names and addresses, never a webhook's destination.
     pub api_server: Vec<String>,
@@ -64,16 +64,24 @@ struct Forbidden {
 }
 
 impl Forbidden {
+    /// An IPv6 address that carries an IPv4 one (mapped, compatible, or NAT64's 64:ff9b::/96,
+    /// which a NAT64 gateway forwards to it) is judged as that one too.
     fn address(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
+        let carried = match ip {
+            IpAddr::V6(v6) => carried_ipv4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
         };
+        std::iter::once(ip).chain(carried).any(|ip| self.one_address(ip))
+    }
+
+    fn one_address(&self, ip: IpAddr) -> bool {
         let special = match ip {
             IpAddr::V4(v4) => {
                 v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
             }
-            IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local() || v6 == AWS_METADATA_V6
+            }
         };
         special || self.addresses.contains(&ip)
     }
@@ -166,6 +174,20 @@ impl Outbound {
     }
 }
 
+/// The IPv4 address an IPv6 one carries in its last 32 bits: mapped (::ffff:a.b.c.d),
+/// compatible (::a.b.c.d) or NAT64 (64:ff9b::a.b.c.d).
+fn carried_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let mapped = s[..5].iter().all(|x| *x == 0) && s[5] == 0xffff;
+    let compatible = s[..6].iter().all(|x| *x == 0);
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
+    (mapped || compatible || nat64).then(|| Ipv4Addr::from(u128::from(v6) as u32))
+}
+
+/// The instance metadata service of AWS over IPv6 (the IPv4 one, 169.254.169.254, is
+/// link-local): a unique local address, which `*` otherwise allows.
+const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+
 /// A resolver that never hands the client a forbidden address: a name that resolves to the
 /// API server or to loopback now, whatever it resolved to when it was checked, is refused.
 struct Guard(Arc<Forbidden>);
@@ -199,7 +221,19 @@ fn parse_rule(entry: &str) -> Result<HostRule, String> {
     if !matches!(u.scheme(), "http" | "https") || !matches!(u.path(), "" | "/") {
         return Err(bad());
     }
-    Ok(HostRule::Exactly { scheme: u.scheme().into(), host: host.to_ascii_lowercase(), port: u.port() })
+    // A URL leaves out the scheme's own port (`:80`, `:443`): a port written is that port all the
+    // same, and an entry without one allows any.
+    let port = if written_port(entry) { u.port_or_known_default() } else { None };
+    Ok(HostRule::Exactly { scheme: u.scheme().into(), host: host.to_ascii_lowercase(), port })
+}
+
+/// Whether a `scheme://host[:port][/]` entry writes a port: a colon after the host, past an
+/// IPv6 literal's brackets.
+fn written_port(entry: &str) -> bool {
+    let authority = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    let after_host = authority.rsplit_once(']').map_or(authority, |(_, rest)| rest);
+    after_host.contains(':')
 }
 
 fn describe(rule: &HostRule) -> String {

@@ -42,6 +42,9 @@ fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
         "https://[::1]/x",
         "https://[::ffff:127.0.0.1]/x",
         "https://[fe80::1]/x",
+        "https://[::127.0.0.1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "https://[fd00:ec2::254]/latest/meta-data",
         "https://0.0.0.0/x",
         "https://10.96.0.1/api",
         "https://kubernetes.default.svc.cluster.local/api",
@@ -67,6 +70,14 @@ fn named_hosts_are_allowed_on_their_scheme_and_port_whatever_their_address() {
             .contains("http://127.0.0.1, https://hooks.example.com:8443")
     );
     assert!(o.webhook("not a url").unwrap_err().contains("not a URL"));
+    // A port written is that port, even the scheme's own (which URLs leave out).
+    let o = outbound(&[], &["http://alertmanager.monitoring:80", "https://hooks.example.com:443/"]);
+    assert!(o.webhook("http://alertmanager.monitoring/hook").is_ok());
+    assert!(o.webhook("http://alertmanager.monitoring:80/hook").is_ok());
+    assert!(o.webhook("http://alertmanager.monitoring:9093/hook").is_err(), "another port");
+    assert!(o.webhook("https://hooks.example.com/a").is_ok());
+    assert!(o.webhook("https://hooks.example.com:8443/a").is_err(), "another port");
+    assert!(o.webhook("https://evil.example/a").unwrap_err().contains("http://alertmanager.monitoring:80"));
 }
 
 #[test]
