@@ -1729,7 +1729,8 @@ async fn s26_the_revert_goes_to_the_digest_the_targets_own_pods_ran_not_a_siblin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and_announced_once() {
+async fn s27_a_change_or_status_write_the_api_server_keeps_refusing_is_retried_further_apart_and_announced_once()
+ {
     let s = Scenario::new("refused").await;
     s.connector("connector", GOOD, false).await;
     // The cluster's own admission refuses v1.4.0 in this namespace: every image patch fails the
@@ -1761,7 +1762,51 @@ async fn s27_a_change_the_api_server_keeps_refusing_is_retried_further_apart_and
     let evs = s.events("up").await;
     assert_eq!(failed(&evs), 1, "{evs:?}");
     assert_eq!(s.image("connector").await, GOOD);
+
+    // Now the upgrade's own status write is refused (in force once an admin's dry run is), and
+    // the image let through: the image changes, but the status cannot say so. That failure is
+    // an Event of its own, said once too, and once the write goes through the status catches up
+    // with the image it set (the stage then soaks, or is reverted if its progress deadline,
+    // which counts the refusals too, has passed).
+    let spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": ["maintenance.dev"], "apiVersions": ["*"], "operations": ["UPDATE"], "resources": ["maintenanceupgrades/status"]}]},
+        "validations": [{"expression": "false", "message": "status writes refused by the e2e test"}]
+    });
+    let no_status = s.install_policy(&format!("e2e-deny-status-{}", s.ns), spec, Some(&s.ns)).await;
+    let dry = kube::api::PatchParams { dry_run: true, ..Default::default() };
+    eventually("the status policy is in force", SECS(30), || async {
+        let write = kube::api::Patch::Merge(json!({"status": {"message": "a dry run"}}));
+        s.upgrades().patch_status("up", &dry, &write).await.is_err()
+    })
+    .await;
     drop(refusing);
+    let status_refused = |evs: &[String]| {
+        evs.iter()
+            .filter(|e| {
+                e.starts_with(reason::ACTION_FAILED) && e.contains("status writes refused by the e2e test")
+            })
+            .count()
+    };
+    eventually("the refused status write is said", SECS(90), || async {
+        status_refused(&s.events("up").await) > 0
+    })
+    .await;
+    assert_eq!(s.image("connector").await, BAD, "the image went through");
+    let evs = s.events("up").await;
+    assert!(evs.iter().any(|e| e.contains("failed to write the status of MaintenanceUpgrade")), "{evs:?}");
+    drop(no_status);
+    s.wait_for("up", SECS(90), "the status written again", |mu| {
+        mu.status.as_ref().is_some_and(|st| {
+            st.stages
+                .first()
+                .and_then(|st| st.components.first())
+                .is_some_and(|c| matches!(c.phase, ComponentPhase::Applied | ComponentPhase::Reverted))
+        })
+    })
+    .await;
+    assert_eq!(status_refused(&s.events("up").await), 1, "said once: {:?}", s.events("up").await);
+    assert!(s.operator.log().lines().all(|l| !l.contains("panicked")));
 }
 
 /// When the operator last wrote the upgrade's status (its managedFields, to the second).

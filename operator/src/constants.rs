@@ -157,8 +157,10 @@ pub mod reason {
     pub const NOT_BLOCKED: &str = "NotBlocked";
     /// RolledBack is False: no rollback has been asked for or decided.
     pub const NOT_REQUESTED: &str = "NotRequested";
-    /// The API server keeps refusing a change to a target (an admission policy, a missing
-    /// permission): retried 5 s, 10 s, 20 s … up to once a minute.
+    /// A look keeps failing: the API server refuses a change to a target or the upgrade's status
+    /// write (an admission policy, a missing permission), a read fails, or a look runs too long.
+    /// The Event's action says which (`Act`, `WriteStatus`, `Observe`, `Look`); retried 5 s,
+    /// 10 s, 20 s … up to once a minute, and said again only when the failure changes.
     pub const ACTION_FAILED: &str = "ActionFailed";
     /// A webhook delivery failed (the first failure of each notification): retried with backoff, see
     /// `status.notifications`.

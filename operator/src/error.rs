@@ -21,7 +21,7 @@ pub enum Error {
     /// A look ran past its deadline (a Prometheus answering slowly to many queries, a request
     /// the API server never answers): dropped, and tried again. Every step is recognised as
     /// done or not when observed again, so a look cut short repeats nothing.
-    #[error("the look took longer than {0}s and was cut short; looking again")]
+    #[error("the look took longer than {0}s and was cut short")]
     LookTimedOut(u64),
 }
 

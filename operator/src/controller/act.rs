@@ -42,16 +42,8 @@ pub async fn act(
                 info!("{what} changed while we looked; observing again");
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
-            // Said once while it fails the same way; retried further apart (`retries`).
-            Err(e) => {
-                if ctx.retries.is_news(&observed.uid, &e.to_string()) {
-                    let note = format!(
-                        "{e}; retrying, further apart each time (up to once a minute), without repeating this Event while the failure stays the same"
-                    );
-                    publish(ctx, mu, true, reason::ACTION_FAILED, "Act", note).await;
-                }
-                return Err(e);
-            }
+            // Said once while it fails the same way (`announce_failure`), retried further apart.
+            Err(e) => return Err(e),
         }
     }
     // The Events of a change to a target go out before the status write: if the operator dies
@@ -186,7 +178,7 @@ async fn apply_effect(ctx: &Context, effect: &Effect, owner: &str, owner_uid: &s
     match effect {
         Effect::Claim { claims } => {
             // One at a time, in the order decided (`TargetKey` order), stopping at the first
-            // that fails: an upgrade only ever holds the first of its targets, so that two
+            // that fails: an upgrade holds only a first run of its targets in that order, so that two
             // racing for the same ones cannot each hold one the other waits for. The next look
             // finds the ones made so far recorded on their targets.
             for c in claims {
@@ -337,6 +329,25 @@ async fn write_status(
 /// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,
 /// which folds Events with the same reason into one series and would hide "stage fleet started"
 /// behind "stage canary started"; the decide step already emits each transition once.
+/// A look that failed (a read, a change to a target, the status write, a look cut short), as a
+/// Warning Event: once while it fails the same way, since it is retried further apart each
+/// time (`retries`), and the status cannot say it when the failure is its own write.
+pub(super) async fn announce_failure(ctx: &Context, mu: &MaintenanceUpgrade, e: &Error) {
+    if !ctx.retries.is_news(&mu.uid().unwrap_or_default(), &e.to_string()) {
+        return;
+    }
+    let action = match e {
+        Error::PatchTarget(..) => "Act",
+        Error::PatchStatus(..) => "WriteStatus",
+        Error::LookTimedOut(..) => "Look",
+        Error::Read(..) | Error::Prometheus(..) | Error::PromQuery(..) | Error::PromNoData(..) => "Observe",
+    };
+    let note = format!(
+        "{e}; retrying, further apart each time (up to once a minute), without repeating this Event while the failure stays the same"
+    );
+    publish(ctx, mu, true, reason::ACTION_FAILED, action, note).await;
+}
+
 async fn publish(
     ctx: &Context,
     mu: &MaintenanceUpgrade,

@@ -329,11 +329,16 @@ fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> 
 
 /// One look, cut short at `LOOK_LIMIT`, so that no look runs long enough for `/healthz` to call
 /// the process wedged.
+/// A look that fails is said in a Warning Event (`act::announce_failure`) and retried.
 pub async fn reconcile(mu: Arc<MaintenanceUpgrade>, ctx: Arc<Context>) -> Result<Action> {
-    match tokio::time::timeout(crate::health::LOOK_LIMIT, look(mu, ctx)).await {
+    let done = match tokio::time::timeout(crate::health::LOOK_LIMIT, look(mu.clone(), ctx.clone())).await {
         Ok(done) => done,
         Err(_) => Err(Error::LookTimedOut(crate::health::LOOK_LIMIT.as_secs())),
+    };
+    if let Err(e) = &done {
+        act::announce_failure(&ctx, &mu, e).await;
     }
+    done
 }
 
 #[instrument(skip_all, fields(upgrade = %format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any())))]
