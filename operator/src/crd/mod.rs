@@ -241,6 +241,9 @@ pub struct ContainerImage {
     pub image: String,
 }
 
+/// The variants' order is part of the order targets are claimed in (`TargetKey`'s): every
+/// replica and version must share it, so that two upgrades racing for the same targets try them
+/// in the same order. Add a kind at the end.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 pub enum WorkloadKind {
     Deployment,

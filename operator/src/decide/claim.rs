@@ -30,8 +30,9 @@ impl Decider<'_> {
         // In one order every upgrade shares (kind, namespace, name), each claimed only once
         // those before it are, and sent one at a time (act): two upgrades applied together
         // that name the same targets cannot each take one and wait for the other's for ever.
-        // Whichever takes the first they share takes the rest; the other waits, holding none.
-        spec_components.sort_by_key(|(si, ci, _)| self.target(&self.st.stages[*si].components[*ci]).0);
+        // Whichever takes the first they share is the only one that can take the rest; the other
+        // waits, holding none of those after it.
+        spec_components.sort_by_cached_key(|(si, ci, _)| self.target(&self.st.stages[*si].components[*ci]).0);
         let (mut claims, mut recorded) = (vec![], vec![]);
         for (si, ci, wanted) in spec_components {
             let c = self.st.stages[si].components[ci].clone();

@@ -85,6 +85,7 @@ fn no_target_is_claimed_while_one_before_it_in_the_shared_order_is_another_upgra
     w.obs.live_owners.clear();
     w.run_until(Duration::hours(1), |w| !w.claimed().is_empty());
     assert_eq!(w.claimed(), ["connector", "connector-canary"]);
+    assert_eq!(w.effects.iter().filter(|e| matches!(e, Effect::Claim { .. })).count(), 1);
 }
 
 #[test]
@@ -289,6 +290,7 @@ fn a_component_whose_own_container_does_not_change_is_held() {
     let mut w = with_sidecar();
     // Only the sidecar changes: the component's own container already runs its image.
     w.target_mut("connector-canary").containers[0].1 = "connector:2.0".into();
+    // connector is claimed first; connector-canary then holds the upgrade.
     w.step();
     w.step();
     let b = w.condition(ct::BLOCKED);

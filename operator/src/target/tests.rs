@@ -147,3 +147,23 @@ fn a_patch_that_no_longer_applies_is_told_from_an_invalid_object() {
     );
     assert!(!is_failed_test(&denied));
 }
+
+/// The order targets are claimed in is the same for every replica and version: kind (in the
+/// order `WorkloadKind` declares them), then namespace, then name.
+#[test]
+fn targets_are_ordered_by_kind_then_namespace_then_name() {
+    let key = |kind, ns: &str, name: &str| TargetKey { kind, namespace: ns.into(), name: name.into() };
+    let mut keys = [
+        key(WorkloadKind::StatefulSet, "a", "db"),
+        key(WorkloadKind::DaemonSet, "b", "agent"),
+        key(WorkloadKind::DaemonSet, "a", "zz"),
+        key(WorkloadKind::Deployment, "z", "web"),
+        key(WorkloadKind::DaemonSet, "a", "agent"),
+    ];
+    keys.sort();
+    let shown: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    assert_eq!(
+        shown,
+        ["Deployment z/web", "DaemonSet a/agent", "DaemonSet a/zz", "DaemonSet b/agent", "StatefulSet a/db"]
+    );
+}
