@@ -1777,7 +1777,8 @@ async fn s27_a_change_or_status_write_the_api_server_keeps_refusing_is_retried_f
     let dry = kube::api::PatchParams { dry_run: true, ..Default::default() };
     eventually("the status policy is in force", SECS(30), || async {
         let write = kube::api::Patch::Merge(json!({"status": {"message": "a dry run"}}));
-        s.upgrades().patch_status("up", &dry, &write).await.is_err()
+        let refused = s.upgrades().patch_status("up", &dry, &write).await.err();
+        refused.is_some_and(|e| e.to_string().contains("status writes refused by the e2e test"))
     })
     .await;
     drop(refusing);
@@ -1795,6 +1796,13 @@ async fn s27_a_change_or_status_write_the_api_server_keeps_refusing_is_retried_f
     assert_eq!(s.image("connector").await, BAD, "the image went through");
     let evs = s.events("up").await;
     assert!(evs.iter().any(|e| e.contains("failed to write the status of MaintenanceUpgrade")), "{evs:?}");
+    // Refused twice (the second a retry, further apart), said once.
+    eventually("the status write retried", SECS(90), || async {
+        s.operator.log().lines().filter(|l| l.contains("retrying in") && l.contains("patch_status")).count()
+            >= 2
+    })
+    .await;
+    assert_eq!(status_refused(&s.events("up").await), 1, "said once: {:?}", s.events("up").await);
     drop(no_status);
     s.wait_for("up", SECS(90), "the status written again", |mu| {
         mu.status.as_ref().is_some_and(|st| {

@@ -218,17 +218,26 @@ fn parse_rule(entry: &str) -> Result<HostRule, String> {
     };
     let u = Url::parse(entry).map_err(|_| bad())?;
     let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
-    if !matches!(u.scheme(), "http" | "https") || !matches!(u.path(), "" | "/") {
+    // Nothing but a scheme, a host and a port: a user, a query or a fragment would be dropped
+    // silently, and an entry that does not start `scheme://` may not be read as written.
+    let plain = u.username().is_empty()
+        && u.password().is_none()
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && entry
+            .get(u.scheme().len()..)
+            .is_some_and(|rest| rest.starts_with("://") && !rest.starts_with(":///"));
+    if !plain || !matches!(u.scheme(), "http" | "https") || !matches!(u.path(), "" | "/") {
         return Err(bad());
     }
     // A URL leaves out the scheme's own port (`:80`, `:443`): a port written is that port all the
     // same, and an entry without one allows any.
-    let port = if written_port(entry) { u.port_or_known_default() } else { None };
+    let port = u.port().or_else(|| written_port(entry).then(|| u.port_or_known_default()).flatten());
     Ok(HostRule::Exactly { scheme: u.scheme().into(), host: host.to_ascii_lowercase(), port })
 }
 
-/// Whether a `scheme://host[:port][/]` entry writes a port: a colon after the host, past an
-/// IPv6 literal's brackets.
+/// Whether a plain `scheme://host[:port][/]` entry (`parse_rule`) writes a port: a colon after
+/// the host, past an IPv6 literal's brackets.
 fn written_port(entry: &str) -> bool {
     let authority = entry.split_once("://").map_or(entry, |(_, rest)| rest);
     let authority = authority.split('/').next().unwrap_or_default();

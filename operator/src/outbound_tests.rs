@@ -85,8 +85,23 @@ fn a_setting_that_cannot_be_read_is_refused_at_start_naming_the_entry() {
     let settings = Settings { webhook_hosts: vec!["hooks.slack.com".into()], ..Default::default() };
     let e = Outbound::new(&settings, Duration::from_secs(1)).err().unwrap();
     assert!(e.contains("\"hooks.slack.com\"") && e.contains("scheme://host"), "{e}");
-    let settings = Settings { webhook_hosts: vec!["https://h.example/path".into()], ..Default::default() };
-    assert!(Outbound::new(&settings, Duration::from_secs(1)).is_err());
+    // Only scheme://host[:port]: a path, a user, a query, a fragment or a slash too many is not
+    // read as something it does not say (`https:///h:8443` would allow every port).
+    for entry in [
+        "https://h.example/path",
+        "https://user:pw@h.example",
+        "https://h.example:8443?]",
+        "https://h.example:8443#]",
+        "https:///h.example:8443",
+        "https:h.example",
+    ] {
+        let settings = Settings { webhook_hosts: vec![entry.into()], ..Default::default() };
+        assert!(Outbound::new(&settings, Duration::from_secs(1)).is_err(), "{entry}");
+    }
+    let settings = Settings { webhook_hosts: vec!["HTTPS://H.example:443/".into()], ..Default::default() };
+    let o = Outbound::new(&settings, Duration::from_secs(1)).unwrap();
+    assert!(o.webhook("https://h.example/hook").is_ok());
+    assert!(o.webhook("https://h.example:8443/hook").is_err());
 }
 
 #[tokio::test]

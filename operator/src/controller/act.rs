@@ -326,12 +326,11 @@ async fn write_status(
     Ok(written.resource_version().unwrap_or_default())
 }
 
-/// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,
-/// which folds Events with the same reason into one series and would hide "stage fleet started"
-/// behind "stage canary started"; the decide step already emits each transition once.
 /// A look that failed (a read, a change to a target, the status write, a look cut short), as a
 /// Warning Event: once while it fails the same way, since it is retried further apart each
-/// time (`retries`), and the status cannot say it when the failure is its own write.
+/// time (`retries`), and the status cannot say it when the failure is its own write. Sent
+/// after the look's own time limit, so it has one of its own: an API server that takes the
+/// request and never answers must not hold the upgrade's slot for ever.
 pub(super) async fn announce_failure(ctx: &Context, mu: &MaintenanceUpgrade, e: &Error) {
     if !ctx.retries.is_news(&mu.uid().unwrap_or_default(), &e.to_string()) {
         return;
@@ -345,9 +344,18 @@ pub(super) async fn announce_failure(ctx: &Context, mu: &MaintenanceUpgrade, e: 
     let note = format!(
         "{e}; retrying, further apart each time (up to once a minute), without repeating this Event while the failure stays the same"
     );
-    publish(ctx, mu, true, reason::ACTION_FAILED, action, note).await;
+    let publishing = publish(ctx, mu, true, reason::ACTION_FAILED, action, note);
+    if tokio::time::timeout(ANNOUNCE_LIMIT, publishing).await.is_err() {
+        warn!("the Event of a failed look was not answered within {}s", ANNOUNCE_LIMIT.as_secs());
+    }
 }
 
+/// How long the Event of a failed look may take.
+const ANNOUNCE_LIMIT: StdDuration = StdDuration::from_secs(10);
+
+/// Publish one Event about the upgrade. Created directly rather than through kube's Recorder,
+/// which folds Events with the same reason into one series and would hide "stage fleet started"
+/// behind "stage canary started"; the decide step already emits each transition once.
 async fn publish(
     ctx: &Context,
     mu: &MaintenanceUpgrade,
