@@ -125,7 +125,7 @@ impl Context {
         let index = pods.clone();
         health.watches(move || index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).ready());
         let namespaces = Namespaces::start(&client);
-        let targets = TargetCache::start(&client, scope.as_deref());
+        let targets = TargetCache::start(&client, scope.as_deref(), &trusted_namespaces);
         let notifier =
             Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret, fence);
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));

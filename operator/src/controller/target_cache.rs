@@ -82,15 +82,18 @@ impl Stored {
 }
 
 impl TargetCache {
-    /// Start the three watches, over one namespace or all of them.
-    pub fn start(client: &Client, scope: Option<&str>) -> TargetCache {
+    /// Start the three watches, over one namespace or all of them; `trusted`: the namespaces
+    /// whose upgrades may own targets in others.
+    pub fn start(client: &Client, scope: Option<&str>, trusted: &[String]) -> TargetCache {
         let wake = WakeUps::new("target changes", WAKE_BUFFER);
         let (stored, written) = (Shared::default(), Shared::default());
+        let trusted = Arc::new(trusted.to_vec());
         let w = |kind| Watch {
             kind,
             wake: wake.clone(),
             stored: Arc::clone(&stored),
             written: Arc::clone(&written),
+            trusted: Arc::clone(&trusted),
         };
         w(WorkloadKind::Deployment).start::<Deployment>(client, scope, target::from_deployment);
         w(WorkloadKind::DaemonSet).start::<DaemonSet>(client, scope, target::from_daemonset);
@@ -160,6 +163,8 @@ struct Watch {
     wake: WakeUps,
     stored: Shared<Stored>,
     written: Shared<HashMap<TargetKey, TargetState>>,
+    /// The namespaces whose upgrades may own targets in others (`owner_of`).
+    trusted: Arc<Vec<String>>,
 }
 
 impl Watch {
@@ -235,7 +240,7 @@ impl Watch {
     /// look that made it has already asked to look again. A target that left the watch is
     /// forgotten, so that it is read from the API next.
     fn woken_by(&self, key: &TargetKey, t: &TargetState, left: bool) {
-        let Some(owner) = owner_of(t) else { return };
+        let Some(owner) = owner_of(key, t, &self.trusted) else { return };
         let mut written = lock(&self.written);
         if left {
             written.remove(key);
@@ -248,10 +253,13 @@ impl Watch {
     }
 }
 
-/// The upgrade a claimed target names as its owner (`namespace/name`).
-fn owner_of(t: &TargetState) -> Option<ObjectRef<MaintenanceUpgrade>> {
+/// The upgrade a claimed target names as its owner (`namespace/name`), if it may own it: one of
+/// the target's namespace, or of a trusted one. Anyone who may edit a workload may write the
+/// label and annotation that name an owner; a tenant's own workload naming another namespace's
+/// upgrade must not wake it at will (a look costs the other tenants their turn).
+fn owner_of(key: &TargetKey, t: &TargetState, trusted: &[String]) -> Option<ObjectRef<MaintenanceUpgrade>> {
     let (ns, name) = t.owner.as_deref()?.split_once('/')?;
-    Some(ObjectRef::new(name).within(ns))
+    (ns == key.namespace || trusted.iter().any(|n| n == ns)).then(|| ObjectRef::new(name).within(ns))
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ fn the_store_holds_what_the_watch_shows_once_it_has_listed() {
     assert_eq!(s.get(&web.0), None, "not before the list is complete");
     s.apply(WorkloadKind::Deployment, watcher::Event::InitDone);
     assert_eq!(s.get(&web.0), Some(&web.1));
-    assert_eq!(owner_of(&web.1), Some(ObjectRef::new("up").within("ops")));
+    assert_eq!(owner_of(&web.0, &web.1, &["ops".into()]), Some(ObjectRef::new("up").within("ops")));
     s.apply(WorkloadKind::Deployment, watcher::Event::Apply(db.clone()));
     // Listed again after a break: web was released meanwhile, db still claimed.
     s.apply(WorkloadKind::Deployment, watcher::Event::Init);
@@ -46,4 +46,16 @@ fn the_store_is_trusted_once_it_shows_our_last_patch() {
     assert!(!not_older("abc", "41"));
     assert!(not_older("abc", "abc"));
     assert!(!not_older("41", ""), "a patch without a version distrusts the store");
+}
+
+/// A workload's owner mark wakes its upgrade only where that upgrade may own it: in its own
+/// namespace, or anywhere for a trusted namespace's. Anyone who may edit a workload may write
+/// the mark, and a tenant must not wake another namespace's upgrade at will.
+#[test]
+fn a_mark_naming_an_upgrade_of_another_untrusted_namespace_wakes_nothing() {
+    let (key, t) = claimed("web", "5");
+    assert_eq!(owner_of(&key, &t, &[]), None, "ops/up may not own apps/web");
+    assert_eq!(owner_of(&key, &t, &["ops".into()]), Some(ObjectRef::new("up").within("ops")));
+    let mine = TargetState { owner: Some("apps/up".into()), ..t };
+    assert_eq!(owner_of(&key, &mine, &[]), Some(ObjectRef::new("up").within("apps")));
 }

@@ -83,8 +83,10 @@ pub enum PodOwner {
 pub struct PodIndex {
     /// By pod UID.
     pods: HashMap<String, PodFacts>,
-    /// UIDs of pods a failure Event was reported for, and when it was first seen.
-    failed: HashMap<String, DateTime<Utc>>,
+    /// UIDs of pods a failure Event was reported for: the namespaces those Events were written
+    /// in, and when the first was seen. A pod's own failures are reported in its namespace; an
+    /// Event written in another, naming its UID (anyone who may create Events may), is not one.
+    failed: HashMap<String, (Vec<String>, DateTime<Utc>)>,
     /// The UIDs listed since the pod watch (re)started, until its list is complete.
     relisted: Option<HashSet<String>>,
     pods_listed: bool,
@@ -187,7 +189,11 @@ impl PodIndex {
         match event {
             watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
                 if let Some(uid) = failed_pod(e) {
-                    self.failed.entry(uid.to_string()).or_insert(now);
+                    let ns = e.metadata.namespace.as_deref().unwrap_or_default();
+                    let (namespaces, _) = self.failed.entry(uid.to_string()).or_insert_with(|| (vec![], now));
+                    if !namespaces.iter().any(|n| n == ns) {
+                        namespaces.push(ns.to_string());
+                    }
                 }
             }
             // A failure stays a failure when its Event expires.
@@ -228,7 +234,8 @@ impl PodIndex {
             }
             c.attempts += 1;
             let pending_too_long = p.pending && p.deleted_at.is_none_or(|d| d >= p.created + limit);
-            if pending_too_long || p.waiting_failure || self.failed.contains_key(uid) {
+            let reported = self.failed.get(uid).is_some_and(|(ns, _)| ns.contains(&p.namespace));
+            if pending_too_long || p.waiting_failure || reported {
                 c.errors += 1;
             }
         }
@@ -284,7 +291,7 @@ impl PodIndex {
         let cutoff = now - KEEP_DELETED;
         self.pods.retain(|_, p| p.deleted_at.is_none_or(|d| d > cutoff));
         let pods = &self.pods;
-        self.failed.retain(|uid, seen| pods.contains_key(uid) || *seen > cutoff);
+        self.failed.retain(|uid, (_, seen)| pods.contains_key(uid) || *seen > cutoff);
         self.last_prune = Some(now);
     }
 

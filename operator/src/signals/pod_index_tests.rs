@@ -20,9 +20,16 @@ fn pod(uid: &str, created: &str, phase: &str, waiting: Option<&str>) -> Pod {
         .unwrap()
 }
 
+/// A failure Event about pod `uid`, in its namespace (`jobs`), as the scheduler and kubelet
+/// write them.
 fn event(uid: &str, reason: &str, message: &str) -> Event {
+    event_in("jobs", uid, reason, message)
+}
+
+/// The same Event written in namespace `ns`.
+fn event_in(ns: &str, uid: &str, reason: &str, message: &str) -> Event {
     serde_json::from_value(
-        json!({"metadata": {"name": format!("{uid}.{reason}")}, "reason": reason, "message": message,
+        json!({"metadata": {"name": format!("{uid}.{reason}"), "namespace": ns}, "reason": reason, "message": message,
             "involvedObject": {"kind": "Pod", "uid": uid}}),
     )
     .unwrap()
@@ -80,6 +87,22 @@ fn counts_each_failed_pod_of_the_cohort_once() {
     assert!(ix.ready());
     let c = judged(&ix);
     assert_eq!(c, Counts { attempts: 5, errors: 4 });
+}
+
+/// Anyone who may create Events in her namespace may write one about any pod, naming its UID
+/// (an Event with an eventTime may name an object of another namespace). A pod's failures are
+/// reported in its own namespace: one written elsewhere is not its failure, so a tenant cannot
+/// raise another namespace's error rate (and roll back, or hold, another team's upgrade).
+#[test]
+fn a_failure_event_written_in_another_namespace_is_not_the_pods_failure() {
+    let pods = vec![pod("victim", "2026-11-24T10:00:10Z", "Running", None)];
+    let forged = vec![event_in("team-a", "victim", "FailedScheduling", "0/3 nodes are available")];
+    let mut ix = listed(&pods, &forged, t("2026-11-24T10:06:00Z"));
+    assert_eq!(judged(&ix), Counts { attempts: 1, errors: 0 });
+    // Its own failure, written after the forged one, still counts.
+    let own = event("victim", "FailedScheduling", "0/3 nodes are available");
+    ix.warning_event(&watcher::Event::Apply(own), t("2026-11-24T10:06:00Z"));
+    assert_eq!(judged(&ix), Counts { attempts: 1, errors: 1 });
 }
 
 #[test]
