@@ -219,8 +219,10 @@ fn parse_rule(entry: &str) -> Result<HostRule, String> {
     let u = Url::parse(entry).map_err(|_| bad())?;
     let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
     // Nothing but a scheme, a host and a port: a user, a query or a fragment would be dropped
-    // silently, and an entry that does not start `scheme://` may not be read as written.
-    let plain = u.username().is_empty()
+    // silently, and an entry that does not start `scheme://`, or holds a space or a tab (which
+    // the URL parser drops), may not be read as written.
+    let plain = !entry.chars().any(|c| c.is_whitespace() || c.is_control())
+        && u.username().is_empty()
         && u.password().is_none()
         && u.query().is_none()
         && u.fragment().is_none()

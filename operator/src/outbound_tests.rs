@@ -94,6 +94,7 @@ fn a_setting_that_cannot_be_read_is_refused_at_start_naming_the_entry() {
         "https://h.example:8443#]",
         "https:///h.example:8443",
         "https:h.example",
+        "https://\t/h.example:443",
     ] {
         let settings = Settings { webhook_hosts: vec![entry.into()], ..Default::default() };
         assert!(Outbound::new(&settings, Duration::from_secs(1)).is_err(), "{entry}");

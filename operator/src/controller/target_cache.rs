@@ -239,8 +239,9 @@ impl Watch {
     /// Wake the owner of a target that changed, unless the change is our own last patch: the
     /// look that made it has already asked to look again. A target that left the watch is
     /// forgotten, so that it is read from the API next.
+    /// A target that left with no owner, or one that may not own it, is forgotten all the same:
+    /// our last patch of it must not stand in for it (`get`).
     fn woken_by(&self, key: &TargetKey, t: &TargetState, left: bool) {
-        let Some(owner) = owner_of(key, t, &self.trusted) else { return };
         let mut written = lock(&self.written);
         if left {
             written.remove(key);
@@ -248,6 +249,7 @@ impl Watch {
             return;
         }
         drop(written);
+        let Some(owner) = owner_of(key, t, &self.trusted) else { return };
         // No receiver (not leading) is not an error: nothing needs waking.
         self.wake.wake(owner);
     }

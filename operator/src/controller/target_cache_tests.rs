@@ -59,3 +59,24 @@ fn a_mark_naming_an_upgrade_of_another_untrusted_namespace_wakes_nothing() {
     let mine = TargetState { owner: Some("apps/up".into()), ..t };
     assert_eq!(owner_of(&key, &mine, &[]), Some(ObjectRef::new("up").within("apps")));
 }
+
+/// A target that leaves the watch is forgotten whatever mark it leaves with (none, or one naming
+/// an upgrade that may not own it): our last patch of it no longer stands in for it, so the
+/// next look reads it from the API instead of patching, for ever, a version long gone.
+#[test]
+fn a_target_that_leaves_with_a_mark_no_upgrade_may_hold_is_forgotten() {
+    let (key, ours) = claimed("web", "100");
+    let watch = Watch {
+        kind: WorkloadKind::Deployment,
+        wake: WakeUps::new("test", 4),
+        stored: Shared::default(),
+        written: Shared::default(),
+        trusted: Arc::new(vec![]),
+    };
+    for mark in [None, Some("elsewhere/x".to_string())] {
+        lock(&watch.written).insert(key.clone(), ours.clone());
+        let left = TargetState { owner: mark, resource_version: "101".into(), ..ours.clone() };
+        watch.woken_by(&key, &left, true);
+        assert!(!lock(&watch.written).contains_key(&key), "{:?}", left.owner);
+    }
+}
