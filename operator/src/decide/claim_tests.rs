@@ -35,8 +35,8 @@ fn known_good_is_recorded_on_the_target_before_any_image_changes() {
     assert!(w.obs.status.stages.iter().flat_map(|s| &s.components).all(|c| c.known_good_image.is_some()));
 }
 
-#[test]
-fn target_owned_by_another_upgrade_blocks_without_changes() {
+/// A world whose connector another live upgrade (ops/other) owns, after five looks 30 s apart.
+fn with_connector_held_by_another() -> World {
     let mut w = World::new(spec());
     w.target_mut("connector").owner = Some("ops/other".into());
     w.obs.live_owners.insert("ops/other".into());
@@ -44,6 +44,12 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
         w.step();
         w.obs.now += Duration::seconds(30);
     }
+    w
+}
+
+#[test]
+fn target_owned_by_another_upgrade_blocks_without_changes() {
+    let mut w = with_connector_held_by_another();
     assert_eq!(w.phase(), Phase::Pending);
     let b = w.condition(ct::BLOCKED);
     assert_eq!((b.status.as_str(), b.reason.as_str()), ("True", reason::TARGET_OWNED));
@@ -71,13 +77,7 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
 /// first in that order and is another upgrade's, so nothing is claimed while it is.
 #[test]
 fn no_target_is_claimed_while_one_before_it_in_the_shared_order_is_another_upgrades() {
-    let mut w = World::new(spec());
-    w.target_mut("connector").owner = Some("ops/other".into());
-    w.obs.live_owners.insert("ops/other".into());
-    for _ in 0..5 {
-        w.step();
-        w.obs.now += Duration::seconds(30);
-    }
+    let mut w = with_connector_held_by_another();
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::TARGET_OWNED);
     assert!(w.claimed().is_empty(), "claimed {:?} while waiting for connector", w.claimed());
     // Once the other lets it go, both are claimed in that order, in one effect.
