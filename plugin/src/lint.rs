@@ -3,6 +3,7 @@
 //! exist, containers that must be named, targets another upgrade owns, signal namespaces that do
 //! not exist). Changes nothing.
 
+use crate::terminal::safe;
 use crate::{Target, exit};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Namespace;
@@ -47,7 +48,9 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
 async fn check(client: &Client, mu: &MaintenanceUpgrade, ns: &str, id: &str) -> anyhow::Result<usize> {
     let mut problems = 0;
     let mut say = |ok: bool, line: String| {
-        println!("  {} {line}", if ok { "✓" } else { "✗" });
+        // What the cluster says (a workload's owner annotation, its images, a policy's message)
+        // is input too.
+        println!("  {} {}", if ok { "✓" } else { "✗" }, safe(&line, false));
         if !ok {
             problems += 1;
         }

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 pub mod exit {
     /// Succeeded (status), done (the other commands).
     pub const OK: u8 = 0;
-    /// The upgrade rolled back or failed; lint found problems.
+    /// The upgrade rolled back, failed, or was deleted before it ended (status -w); lint found
+    /// problems.
     pub const NOT_OK: u8 = 1;
     /// The request cannot be done (clap's usage errors are 2 too).
     pub const REFUSED: u8 = 2;
@@ -30,7 +31,7 @@ pub mod exit {
     name = "kubectl maintenance",
     version,
     about = "Follow and steer MaintenanceUpgrades (maintenance-operator)",
-    after_help = "Exit codes: 0 done or Succeeded; 1 RolledBack or Failed, or lint found problems; \
+    after_help = "Exit codes: 0 done or Succeeded; 1 RolledBack or Failed, deleted before it ended (-w), or lint found problems; \
                   2 refused or bad usage; 3 still in progress (status without -w); 4 API error."
 )]
 struct Cli {
@@ -107,7 +108,7 @@ async fn main() -> ExitCode {
     let target = match connect(&cli).await {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: cannot use the kubeconfig: {e}");
+            eprintln!("error: cannot use the kubeconfig: {}", terminal::safe(&e.to_string(), false));
             return ExitCode::from(exit::API);
         }
     };
@@ -125,7 +126,7 @@ async fn main() -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal::safe(&e.to_string(), false));
             ExitCode::from(exit::API)
         }
     }

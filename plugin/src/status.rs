@@ -1,7 +1,7 @@
 //! `status NAME [-w]` and `list`: read-only. `-w` follows one upgrade through a watch (not by
 //! polling), redrawing the view and adding a timeline row on every change, until it ends.
 
-use crate::terminal::safe;
+use crate::terminal::{escaped, safe};
 use crate::{Target, exit};
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
@@ -24,28 +24,35 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
     let api: Api<MaintenanceUpgrade> = Api::namespaced(t.client.clone(), &t.namespace);
     if !watch {
         let Some(mu) = api.get_opt(name).await? else { return Ok(not_found(t, name)) };
-        println!("{}", safe(&timeline::view(&mu, chrono::Utc::now(), &[]), true));
+        println!("{}", safe(&timeline::view(&escaped(&mu), chrono::Utc::now(), &[]), true));
         return Ok(outcome(phase_of(&mu)));
     }
     let terminal = std::io::stdout().is_terminal();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut changes = std::pin::pin!(watcher(api.clone(), config).default_backoff().applied_objects());
-    let (mut rows, mut statistics, mut last_row) = (vec![], vec![], String::new());
+    let mut changes = std::pin::pin!(watcher(api.clone(), config).default_backoff());
+    let (mut rows, mut statistics, mut last_row) = (Rows::default(), vec![], String::new());
     let started = std::time::Instant::now();
-    let mut seen = false;
+    // Whether the upgrade was ever seen, and whether the list the watch is making (after a
+    // start or a break) has shown it: one that does not was deleted meanwhile.
+    let (mut seen, mut listed_it) = (false, false);
     loop {
-        let mu = tokio::select! {
-            next = changes.next() => match next {
-                Some(Ok(mu)) => mu,
-                Some(Err(e)) => { eprintln!("watch: {e}; watching again"); continue }
-                None => return Ok(exit::API),
-            },
-            // The first list shows nothing: there is no such upgrade.
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)), if !seen => {
-                if api.get_opt(name).await?.is_none() { return Ok(not_found(t, name)) }
-                seen = true;
+        let mu = match changes.next().await {
+            Some(Ok(watcher::Event::Apply(mu) | watcher::Event::InitApply(mu))) => {
+                listed_it = true;
+                mu
+            }
+            Some(Ok(watcher::Event::Init)) => {
+                listed_it = false;
                 continue;
             }
+            Some(Ok(watcher::Event::InitDone)) if listed_it => continue,
+            Some(Ok(watcher::Event::InitDone)) if !seen => return Ok(not_found(t, name)),
+            Some(Ok(watcher::Event::InitDone | watcher::Event::Delete(_))) => return Ok(deleted(t, name)),
+            Some(Err(e)) => {
+                eprintln!("watch: {}; watching again", safe(&e.to_string(), false));
+                continue;
+            }
+            None => return Ok(exit::API),
         };
         seen = true;
         let st = mu.status.as_ref();
@@ -64,11 +71,9 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
         } else {
             println!("----");
         }
-        println!("{}\n", safe(&timeline::view(&mu, chrono::Utc::now(), &statistics), true));
+        println!("{}\n", safe(&timeline::view(&escaped(&mu), chrono::Utc::now(), &statistics), true));
         println!("{:>6}  {}", "time", timeline::header());
-        for r in &rows {
-            println!("{r}");
-        }
+        rows.print();
         let phase = phase_of(&mu);
         if phase.is_terminal() {
             return Ok(outcome(phase));
@@ -106,6 +111,40 @@ pub async fn list(t: &Target, all: bool) -> anyhow::Result<u8> {
 
 fn phase_of(mu: &MaintenanceUpgrade) -> Phase {
     mu.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+/// The timeline's rows: the last `Rows::SHOWN`, so that a redraw (a long soak, its output
+/// piped to a log) does not print every row seen so far again.
+#[derive(Default)]
+struct Rows {
+    rows: std::collections::VecDeque<String>,
+    earlier: usize,
+}
+
+impl Rows {
+    const SHOWN: usize = 40;
+
+    fn push(&mut self, row: String) {
+        self.rows.push_back(row);
+        if self.rows.len() > Self::SHOWN {
+            self.rows.pop_front();
+            self.earlier += 1;
+        }
+    }
+
+    fn print(&self) {
+        if self.earlier > 0 {
+            println!("{:>6}  ({} earlier rows)", "", self.earlier);
+        }
+        for r in &self.rows {
+            println!("{r}");
+        }
+    }
+}
+
+fn deleted(t: &Target, name: &str) -> u8 {
+    eprintln!("maintenanceupgrade {}/{name} was deleted before it ended", t.namespace);
+    exit::NOT_OK
 }
 
 fn not_found(t: &Target, name: &str) -> u8 {

@@ -14,6 +14,23 @@ pub fn safe(s: &str, lines: bool) -> String {
         .collect()
 }
 
+/// `value` with every string in it made `safe` (no newline kept): what a view built from it joins
+/// into lines, no field of it can add a line to. A value that does not come back whole is
+/// returned as it was (the view is then made safe as a whole, newlines kept).
+pub fn escaped<T: serde::Serialize + serde::de::DeserializeOwned + Clone>(value: &T) -> T {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = safe(s, false),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut v) = serde_json::to_value(value) else { return value.clone() };
+    walk(&mut v);
+    serde_json::from_value(v).unwrap_or_else(|_| value.clone())
+}
+
 #[cfg(test)]
 #[path = "terminal_tests.rs"]
 mod tests;

@@ -1,6 +1,6 @@
 //! Unit tests of `terminal.rs`: status text cannot drive the terminal.
 
-use super::safe;
+use super::{escaped, safe};
 
 #[test]
 fn control_characters_are_shown_not_sent_to_the_terminal() {
@@ -8,4 +8,22 @@ fn control_characters_are_shown_not_sent_to_the_terminal() {
     assert_eq!(safe(forged, false), r"ok\u{1b}[2J\u{7}\u{d}\u{a}NAMESPACE kube-system");
     assert_eq!(safe(forged, true), "ok\\u{1b}[2J\\u{7}\\u{d}\nNAMESPACE kube-system");
     assert_eq!(safe("stage canary: 2 of 20 nodes", false), "stage canary: 2 of 20 nodes");
+}
+
+/// A newline inside a status field is the field's, not a line of the view: escaped in every
+/// string of the upgrade before the view joins its lines, so no field can add a row of its own.
+#[test]
+fn a_newline_in_a_status_field_cannot_add_a_line_to_the_view() {
+    use maintenance_operator::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus};
+    let mut mu: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
+        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+        "metadata": {"name": "up", "namespace": "team-a"},
+        "spec": {"stages": [{"name": "fleet", "soak": "1h", "components": [{"kind": "DaemonSet", "name": "connector", "image": "connector:2"}]}]}
+    }))
+    .unwrap();
+    mu.status =
+        Some(MaintenanceUpgradeStatus { message: "ok\nStage fleet  Passed".into(), ..Default::default() });
+    let view = maintenance_operator::timeline::view(&escaped(&mu), chrono::Utc::now(), &[]);
+    assert!(!view.lines().any(|l| l.starts_with("Stage fleet  Passed")), "{view}");
+    assert!(view.contains(r"ok\u{a}Stage fleet  Passed"), "{view}");
 }
