@@ -178,10 +178,9 @@ impl Outbound {
 /// compatible (::a.b.c.d) or NAT64 (64:ff9b::a.b.c.d).
 fn carried_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
-    let mapped = s[..5].iter().all(|x| *x == 0) && s[5] == 0xffff;
-    let compatible = s[..6].iter().all(|x| *x == 0);
     let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
-    (mapped || compatible || nat64).then(|| Ipv4Addr::from(u128::from(v6) as u32))
+    // The standard library reads the mapped and compatible forms.
+    v6.to_ipv4().or_else(|| nat64.then(|| Ipv4Addr::from(u128::from(v6) as u32)))
 }
 
 /// The instance metadata service of AWS over IPv6 (the IPv4 one, 169.254.169.254, is
