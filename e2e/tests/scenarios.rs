@@ -957,6 +957,16 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
         said.contains("the API server refuses it") && said.contains("image must be a reference"),
         "{said}"
     );
+    // What the typed object would drop, the API server's strict validation names: a misspelt
+    // field and a wrong version pass nowhere.
+    let typo = good.replace("requireApproval: true", "requireAproval: true");
+    let (code, said) = run(&["lint", "-f", &file("typo", &typo)]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("the API server refuses it") && said.contains("requireAproval"), "{said}");
+    let version = good.replacen("maintenance.dev/v1alpha1", "maintenance.dev/v1", 1);
+    let (code, said) = run(&["lint", "-f", &file("version", &version)]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("maintenance.dev/v1"), "{said}");
     let (code, said) = run(&["lint", "-f", &file("good", &good)]);
     assert_eq!(code, 0, "{said}");
     assert!(said.contains(&format!("container connector runs {GOOD}, would become {next}")), "{said}");
@@ -974,8 +984,14 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     let (code, said) = run(&["pause", "up"]);
     assert!(code == 0 && said.contains("spec.paused: false -> true"), "{said}");
     assert!(s.upgrades().get("up").await.unwrap().spec.paused);
+    // Asked again, as a retried pipeline step does: already so, which is done.
     let (code, said) = run(&["pause", "up"]);
-    assert!(code == 2 && said.contains("already paused; nothing was changed"), "{said}");
+    assert!(code == 0 && said.contains("already paused; nothing was changed"), "{said}");
+    let managers = s.upgrades().get("up").await.unwrap().metadata.managed_fields.unwrap_or_default();
+    assert!(
+        managers.iter().any(|m| m.manager.as_deref() == Some("kubectl-maintenance")),
+        "the plugin's patches are its own: {managers:?}"
+    );
     let (code, said) = run(&["resume", "up"]);
     assert!(code == 0 && said.contains("spec.paused: true -> false"), "{said}");
 

@@ -1,6 +1,7 @@
 //! `pause`, `resume`, `approve STAGE`, `rollback`: each is one merge patch of the upgrade's spec,
 //! checked first against what the upgrade shows, so that an impossible request changes nothing
-//! and says why. The plan is pure; `run` reads, patches and prints.
+//! and says why, and a request already so changes nothing and is done (a retried pipeline step
+//! passes). The plan is pure; `run` reads, patches and prints.
 
 use crate::{Target, exit};
 use kube::api::{Api, Patch, PatchParams};
@@ -15,8 +16,17 @@ pub enum Request {
     Rollback,
 }
 
-/// The patch that carries out `req` on `mu` and what it changes, in words; or why it cannot be.
-pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<(Value, String), String> {
+/// What a request comes to on the upgrade as read.
+#[derive(Debug, PartialEq)]
+pub enum Plan {
+    /// This patch, and what it changes, in words.
+    Patch(Value, String),
+    /// What the request asks already holds: nothing to change, and done.
+    AlreadySo(String),
+}
+
+/// What carries out `req` on `mu`; or why it cannot be.
+pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
     let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
     if phase.is_terminal() {
         return Err(format!("it has ended ({phase:?}); nothing is left to {}", verb(req)));
@@ -26,15 +36,15 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<(Value, String), S
     let rv = mu.metadata.resource_version.clone();
     let patch = |spec_patch: Value| json!({"metadata": {"resourceVersion": rv}, "spec": spec_patch});
     match req {
-        Request::Pause if spec.paused => Err("it is already paused".into()),
-        Request::Pause => Ok((
+        Request::Pause if spec.paused => Ok(Plan::AlreadySo("it is already paused".into())),
+        Request::Pause => Ok(Plan::Patch(
             patch(json!({"paused": true})),
             "spec.paused: false -> true. No new stage starts and nothing is promoted; analysis and \
              automatic rollback go on. `kubectl maintenance resume` undoes it."
                 .into(),
         )),
-        Request::Resume if !spec.paused => Err("it is not paused".into()),
-        Request::Resume => Ok((
+        Request::Resume if !spec.paused => Ok(Plan::AlreadySo("it is not paused".into())),
+        Request::Resume => Ok(Plan::Patch(
             patch(json!({"paused": false})),
             "spec.paused: true -> false. The upgrade goes on where it stopped.".into(),
         )),
@@ -49,11 +59,11 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<(Value, String), S
                 ));
             }
             if spec.approved_stages.contains(stage) {
-                return Err(format!("stage {stage} is already approved"));
+                return Ok(Plan::AlreadySo(format!("stage {stage} is already approved")));
             }
             let mut approved = spec.approved_stages.clone();
             approved.push(stage.clone());
-            Ok((
+            Ok(Plan::Patch(
                 patch(json!({"approvedStages": approved})),
                 format!(
                     "spec.approvedStages: [{}] -> [{}]. Stage {stage} starts once the stages before it passed their soak.",
@@ -62,8 +72,10 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<(Value, String), S
                 ),
             ))
         }
-        Request::Rollback if spec.rollback.requested => Err("a rollback is already requested".into()),
-        Request::Rollback => Ok((
+        Request::Rollback if spec.rollback.requested => {
+            Ok(Plan::AlreadySo("a rollback is already requested".into()))
+        }
+        Request::Rollback => Ok(Plan::Patch(
             patch(json!({"rollback": {"requested": true}})),
             "spec.rollback.requested: false -> true. Every changed component goes back to its known-good \
              image, last stage first, even outside the window."
@@ -81,6 +93,9 @@ fn verb(req: &Request) -> &'static str {
     }
 }
 
+/// The field manager of every change the plugin makes.
+const FIELD_MANAGER: &str = "kubectl-maintenance";
+
 /// How often a patch refused because the upgrade changed meanwhile (the operator writes its
 /// status often) is planned again from a fresh read.
 const ATTEMPTS: usize = 5;
@@ -94,14 +109,21 @@ pub async fn run(t: &Target, name: &str, req: Request) -> anyhow::Result<u8> {
             return Ok(exit::REFUSED);
         };
         let (patch, what) = match plan(&mu, &req) {
-            Ok(p) => p,
+            Ok(Plan::Patch(patch, what)) => (patch, what),
+            Ok(Plan::AlreadySo(what)) => {
+                let what = crate::terminal::safe(&what, false);
+                println!("maintenanceupgrade {id}: {what}; nothing was changed");
+                return Ok(exit::OK);
+            }
             Err(why) => {
                 let why = crate::terminal::safe(&why, false);
                 eprintln!("cannot {} maintenanceupgrade {id}: {why}; nothing was changed", verb(&req));
                 return Ok(exit::REFUSED);
             }
         };
-        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        // Named, so that managedFields and an audit log tell the plugin's changes from others'.
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        match api.patch(name, &params, &Patch::Merge(&patch)).await {
             Ok(_) => {
                 println!("maintenanceupgrade {id}: {}", crate::terminal::safe(&what, false));
                 return Ok(exit::OK);
@@ -136,15 +158,22 @@ spec:
         mu
     }
 
+    fn patch(p: Result<Plan, String>) -> (Value, String) {
+        match p {
+            Ok(Plan::Patch(p, said)) => (p, said),
+            other => panic!("a patch, not {other:?}"),
+        }
+    }
+
     #[test]
     fn each_request_is_one_patch_of_the_spec_at_the_version_read() {
         let mu = upgrade(Phase::Soaking);
-        let (p, said) = plan(&mu, &Request::Pause).unwrap();
+        let (p, said) = patch(plan(&mu, &Request::Pause));
         assert_eq!(p, json!({"metadata": {"resourceVersion": "7"}, "spec": {"paused": true}}));
         assert!(said.starts_with("spec.paused: false -> true"), "{said}");
-        let (p, _) = plan(&mu, &Request::Approve("fleet".into())).unwrap();
+        let (p, _) = patch(plan(&mu, &Request::Approve("fleet".into())));
         assert_eq!(p["spec"], json!({"approvedStages": ["fleet"]}));
-        let (p, _) = plan(&mu, &Request::Rollback).unwrap();
+        let (p, _) = patch(plan(&mu, &Request::Rollback));
         assert_eq!(p["spec"], json!({"rollback": {"requested": true}}));
     }
 
@@ -156,11 +185,27 @@ spec:
         assert!(
             err(&mu, Request::Approve("nope".into())).contains("no stage \"nope\" (stages: canary, fleet)")
         );
-        assert_eq!(err(&mu, Request::Resume), "it is not paused");
         let ended = upgrade(Phase::Succeeded);
         assert_eq!(err(&ended, Request::Resume), "it has ended (Succeeded); nothing is left to resume");
-        let mut paused = upgrade(Phase::Paused);
-        paused.spec.paused = true;
-        assert_eq!(err(&paused, Request::Pause), "it is already paused");
+        assert_eq!(err(&ended, Request::Pause), "it has ended (Succeeded); nothing is left to pause");
+    }
+
+    #[test]
+    fn a_request_already_so_changes_nothing_and_is_done() {
+        let already = |mu: &MaintenanceUpgrade, r: Request| plan(mu, &r).unwrap();
+        let mut mu = upgrade(Phase::Paused);
+        assert_eq!(already(&mu, Request::Resume), Plan::AlreadySo("it is not paused".into()));
+        mu.spec.paused = true;
+        mu.spec.approved_stages = vec!["fleet".into()];
+        mu.spec.rollback.requested = true;
+        assert_eq!(already(&mu, Request::Pause), Plan::AlreadySo("it is already paused".into()));
+        assert_eq!(
+            already(&mu, Request::Approve("fleet".into())),
+            Plan::AlreadySo("stage fleet is already approved".into())
+        );
+        assert_eq!(
+            already(&mu, Request::Rollback),
+            Plan::AlreadySo("a rollback is already requested".into())
+        );
     }
 }

@@ -21,6 +21,9 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
         if value.is_null() {
             continue;
         }
+        // The document as written goes to the dry run: the typed object drops what it does not
+        // know, so a misspelt field or a wrong apiVersion would pass.
+        let written: serde_json::Value = serde_yaml::from_value(value.clone())?;
         let mut mu: MaintenanceUpgrade = match serde_yaml::from_value(value) {
             Ok(mu) => mu,
             Err(e) => {
@@ -33,7 +36,7 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
         mu.metadata.namespace = Some(ns.clone());
         let id = format!("{ns}/{}", mu.name_any());
         println!("MaintenanceUpgrade {id}");
-        problems += check(&t.client, &mu, &ns, &id).await?;
+        problems += check(&t.client, &mu, &written, &ns, &id).await?;
     }
     if problems == 0 {
         println!("no problems found; nothing was changed");
@@ -44,8 +47,15 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
     }
 }
 
-/// The checks of one upgrade, printed; how many failed.
-async fn check(client: &Client, mu: &MaintenanceUpgrade, ns: &str, id: &str) -> anyhow::Result<usize> {
+/// The checks of one upgrade (`written` is its document as the file has it), printed; how many
+/// failed.
+async fn check(
+    client: &Client,
+    mu: &MaintenanceUpgrade,
+    written: &serde_json::Value,
+    ns: &str,
+    id: &str,
+) -> anyhow::Result<usize> {
     let mut problems = 0;
     let mut say = |ok: bool, line: String| {
         // What the cluster says (a workload's owner annotation, its images, a policy's message)
@@ -56,8 +66,9 @@ async fn check(client: &Client, mu: &MaintenanceUpgrade, ns: &str, id: &str) -> 
         }
     };
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), ns);
-    let dry_run = PatchParams::apply("kubectl-maintenance-lint").dry_run().force();
-    match api.patch(&mu.name_any(), &dry_run, &Patch::Apply(mu)).await {
+    // Strict, as `kubectl apply` is: an unknown or duplicated field is refused, not dropped.
+    let dry_run = PatchParams::apply("kubectl-maintenance-lint").dry_run().force().validation_strict();
+    match api.patch(&mu.name_any(), &dry_run, &Patch::Apply(written)).await {
         Ok(_) => say(true, "the API server accepts it (server-side dry run)".into()),
         Err(kube::Error::Api(s)) => say(false, format!("the API server refuses it: {}", s.message)),
         Err(e) => return Err(e.into()),

@@ -31,7 +31,7 @@ pub mod exit {
     name = "kubectl maintenance",
     version,
     about = "Follow and steer MaintenanceUpgrades (maintenance-operator)",
-    after_help = "Exit codes: 0 done or Succeeded; 1 RolledBack or Failed, deleted before it ended (-w), or lint found problems; \
+    after_help = "Exit codes: 0 done (or already so) or Succeeded; 1 RolledBack or Failed, deleted before it ended (-w), or lint found problems; \
                   2 refused or bad usage; 3 still in progress (status without -w); 4 API error."
 )]
 struct Cli {
@@ -71,8 +71,9 @@ enum Command {
     Approve { name: String, stage: String },
     /// Revert every changed component to its known-good image now.
     Rollback { name: String },
-    /// Check a MaintenanceUpgrade before applying it: a server-side dry run, and what the operator
-    /// checks itself (targets exist, containers named where needed, ownership). Changes nothing.
+    /// Check a MaintenanceUpgrade before applying it: a strict server-side dry run of the file as
+    /// written, and what the operator checks itself (targets exist, containers named where
+    /// needed, ownership). Changes nothing.
     Lint {
         #[arg(short = 'f', long = "filename")]
         file: std::path::PathBuf,
