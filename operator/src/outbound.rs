@@ -64,8 +64,8 @@ struct Forbidden {
 }
 
 impl Forbidden {
-    /// An IPv6 address that carries an IPv4 one (mapped, compatible, or NAT64's 64:ff9b::/96,
-    /// which a NAT64 gateway forwards to it) is judged as that one too.
+    /// An IPv6 address that carries an IPv4 one (mapped, compatible, or NAT64's, which a NAT64
+    /// gateway forwards to it) is judged as that one too.
     fn address(&self, ip: IpAddr) -> bool {
         let carried = match ip {
             IpAddr::V6(v6) => carried_ipv4(v6).map(IpAddr::V4),
@@ -77,7 +77,11 @@ impl Forbidden {
     fn one_address(&self, ip: IpAddr) -> bool {
         let special = match ip {
             IpAddr::V4(v4) => {
-                v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+                v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast()
+                    || v4 == ALIBABA_METADATA
             }
             IpAddr::V6(v6) => {
                 v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local() || v6 == AWS_METADATA_V6
@@ -175,13 +179,19 @@ impl Outbound {
 }
 
 /// The IPv4 address an IPv6 one carries in its last 32 bits: mapped (::ffff:a.b.c.d),
-/// compatible (::a.b.c.d) or NAT64 (64:ff9b::a.b.c.d).
+/// compatible (::a.b.c.d) or NAT64: the well-known prefix (64:ff9b::a.b.c.d) and any /96 of the
+/// local-use one (64:ff9b:1::/48, RFC 8215), the form NAT64 gateways are set up with. A network's
+/// own prefix, or a shorter one that splits the IPv4 address, cannot be told from the address.
 fn carried_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
-    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2..6].iter().all(|x| *x == 0) || s[2] == 1);
     // The standard library reads the mapped and compatible forms.
     v6.to_ipv4().or_else(|| nat64.then(|| Ipv4Addr::from(u128::from(v6) as u32)))
 }
+
+/// The instance metadata service of Alibaba Cloud, in the shared address space `*` otherwise
+/// allows (AWS, Azure, Google Cloud and Oracle Cloud use 169.254.169.254, which is link-local).
+const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
 
 /// The instance metadata service of AWS over IPv6 (the IPv4 one, 169.254.169.254, is
 /// link-local): a unique local address, which `*` otherwise allows.
