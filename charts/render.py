@@ -23,6 +23,39 @@ VALUES = [
         "        imagePullPolicy: {{ .Values.image.pullPolicy }}\n",
     ),
     ("Deployment", "          value: info,kube=warn\n", "          value: {{ .Values.logLevel | quote }}\n"),
+    # Flags the chart passes only when a value asks: unset, the operator's defaults apply, as
+    # config/default leaves them.
+    (
+        "Deployment",
+        "        - --leader-elect=true\n",
+        "        - --leader-elect=true\n"
+        "        {{- with .Values.watchNamespace }}\n"
+        '        - {{ printf "--namespace=%s" . | quote }}\n'
+        "        {{- end }}\n"
+        "        {{- with .Values.leaseDuration }}\n"
+        '        - {{ printf "--lease-duration=%s" . | quote }}\n'
+        "        {{- end }}\n"
+        "        {{- if not .Values.history.record }}\n"
+        "        - --record-history=false\n"
+        "        {{- end }}\n"
+        "        {{- with .Values.history.bucket }}\n"
+        '        - {{ printf "--history-bucket=%s" . | quote }}\n'
+        "        {{- end }}\n"
+        "        {{- with .Values.history.pendingLimit }}\n"
+        '        - {{ printf "--history-pending-limit=%s" . | quote }}\n'
+        "        {{- end }}\n",
+    ),
+    # Where the replicas run and what they pull with, as a pod spec has them.
+    (
+        "Deployment",
+        "      serviceAccountName: maintenance-operator\n",
+        "      serviceAccountName: maintenance-operator\n"
+        + "".join(
+            f"      {{{{- with .Values.{key} }}}}\n      {key}:\n        {{{{- toYaml . | nindent 8 }}}}\n      {{{{- end }}}}\n"
+            for key in ("imagePullSecrets", "nodeSelector", "tolerations", "affinity")
+        )
+        + "      {{- with .Values.priorityClassName }}\n      priorityClassName: {{ . | quote }}\n      {{- end }}\n",
+    ),
     ("Deployment", "        - name: DEFAULT_WEBHOOK_SECRET\n          value: \"\"\n",
      "        - name: DEFAULT_WEBHOOK_SECRET\n          value: {{ .Values.defaultWebhookSecret | quote }}\n"),
     ("Deployment", "        - name: LOG_FORMAT\n          value: text\n",
@@ -67,6 +100,13 @@ def monitoring(chart: pathlib.Path) -> None:
         (chart / "templates" / f"monitoring-{file}").write_text(HEADER.replace("config/default", "config/monitoring") + body)
 
 
+def chart_only(chart: pathlib.Path) -> None:
+    """The templates config/default has no counterpart of (each off unless a value asks), from
+    charts/chart-only/."""
+    for source in sorted((pathlib.Path(__file__).resolve().parent / "chart-only").glob("*.yaml")):
+        (chart / "templates" / source.name).write_text(source.read_text())
+
+
 def main() -> None:
     chart = pathlib.Path(sys.argv[1])
     docs = [d for d in re.split(r"^---\n", sys.stdin.read(), flags=re.M) if d.strip()]
@@ -93,6 +133,7 @@ def main() -> None:
         file = f"{kind.lower()}-{name.removeprefix('maintenance-operator-').removeprefix('maintenance-operator')}"
         (templates / f"{file.rstrip('-')}.yaml").write_text(HEADER + doc)
     monitoring(chart)
+    chart_only(chart)
     if len(used) != len(VALUES):
         missing = [VALUES[i][0] for i in range(len(VALUES)) if i not in used]
         sys.exit(f"render: no {missing} in the kustomize output; update charts/render.py")

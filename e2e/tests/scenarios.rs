@@ -528,6 +528,46 @@ async fn s10_least_privilege_manifests_apply() {
         String::from_utf8_lossy(&diff.stderr)
     );
     s.env.kubectl(&["apply", "--server-side", "-f", file]).unwrap();
+    // The values a platform team sets besides (placement, a pull secret, a budget, one
+    // namespace, the Lease and the recording) render what the API server accepts; a misspelt
+    // value is refused by the chart's schema, naming it, instead of being ignored.
+    let extras = helm(&[
+        "template",
+        "maintenance-operator",
+        chart,
+        "--namespace",
+        "maintenance-operator",
+        "--kube-version",
+        &version,
+        "--set",
+        "imagePullSecrets[0].name=regcred,nodeSelector.pool=system,priorityClassName=system-cluster-critical",
+        "--set",
+        "tolerations[0].key=dedicated,tolerations[0].operator=Exists,podDisruptionBudget.enabled=true",
+        "--set",
+        "watchNamespace=team-a,leaseDuration=30s,history.record=false,history.bucket=5m",
+    ]);
+    for shown in
+        ["--namespace=team-a", "--lease-duration=30s", "--record-history=false", "kind: PodDisruptionBudget"]
+    {
+        assert!(extras.contains(shown), "{shown:?} in\n{extras}");
+    }
+    let extras_file = s.env.logs.join("chart-extras.yaml");
+    std::fs::write(&extras_file, &extras).unwrap();
+    let out = s.env.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        extras_file.to_str().unwrap(),
+    ]);
+    assert!(out.is_ok(), "the chart with every placement value: {out:?}");
+    let typo = std::process::Command::new(std::env::var("HELM_BIN").unwrap())
+        .args(["template", "maintenance-operator", chart, "--kube-version", &version, "--set", "replica=3"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(!typo.status.success() && said.contains("'replica' not allowed"), "{said}");
     // In `scope`: every namespace (-A), or one (-n NS).
     let can_i = |verb: &str, res: &str, scope: &[&str]| {
         let out = std::process::Command::new(s.env.bin.join("kubectl"))
