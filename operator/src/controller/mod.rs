@@ -282,9 +282,14 @@ async fn controller_loop(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let health = ctx.health.clone();
+    let store = reader.clone();
+    let targets = ctx
+        .targets
+        .wake_ups()
+        .filter(move |woken| futures::future::ready(target_cache::for_its_owner(&store, woken)));
     Controller::for_stream(upgrades, reader)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
-        .reconcile_on(futures::stream::select(ctx.targets.wake_ups(), ctx.notifier.wake_ups()))
+        .reconcile_on(futures::stream::select(targets, ctx.notifier.wake_ups()))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
             let (crd_missing, health) = (crd_missing.clone(), health.clone());

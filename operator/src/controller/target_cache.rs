@@ -16,7 +16,7 @@ use crate::target::{self, TargetKey, TargetState};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use std::collections::{HashMap, HashSet};
@@ -258,10 +258,29 @@ impl Watch {
 /// The upgrade a claimed target names as its owner (`namespace/name`), if it may own it: one of
 /// the target's namespace, or of a trusted one. Anyone who may edit a workload may write the
 /// label and annotation that name an owner; a tenant's own workload naming another namespace's
-/// upgrade must not wake it at will (a look costs the other tenants their turn).
+/// upgrade must not wake it at will (a look costs the other tenants their turn). A trusted
+/// upgrade may own targets anywhere, so a mark in another namespace must also carry the owner's
+/// UID, which the reference keeps for `for_its_owner` to check.
 fn owner_of(key: &TargetKey, t: &TargetState, trusted: &[String]) -> Option<ObjectRef<MaintenanceUpgrade>> {
     let (ns, name) = t.owner.as_deref()?.split_once('/')?;
-    (ns == key.namespace || trusted.iter().any(|n| n == ns)).then(|| ObjectRef::new(name).within(ns))
+    let mut owner = ObjectRef::new(name).within(ns);
+    if ns != key.namespace {
+        t.owner_uid.as_ref().filter(|_| trusted.iter().any(|n| n == ns))?;
+        owner.extra.uid = t.owner_uid.clone();
+    }
+    Some(owner)
+}
+
+/// Whether a target's wake-up is for the upgrade the store holds under that name: one whose UID
+/// the mark carries, when it carries one (`owner_of`). A UID is a claim's, written by the
+/// operator and not readable by a tenant of another namespace; a guessed or stale one wakes
+/// nothing.
+pub fn for_its_owner(store: &Store<MaintenanceUpgrade>, woken: &ObjectRef<MaintenanceUpgrade>) -> bool {
+    woken
+        .extra
+        .uid
+        .as_ref()
+        .is_none_or(|uid| store.get(woken).is_some_and(|mu| mu.metadata.uid.as_ref() == Some(uid)))
 }
 
 #[cfg(test)]

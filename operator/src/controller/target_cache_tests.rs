@@ -1,13 +1,13 @@
 //! Unit tests of `target_cache.rs`.
 
 use super::*;
-use crate::constants::OWNER_ANNOTATION;
+use crate::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
 
 fn claimed(name: &str, rv: &str) -> (TargetKey, TargetState) {
     let key = TargetKey { kind: WorkloadKind::Deployment, namespace: "apps".into(), name: name.into() };
     let d: Deployment = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": "apps", "resourceVersion": rv,
-            "annotations": {OWNER_ANNOTATION: "ops/up"}},
+            "annotations": {OWNER_ANNOTATION: "ops/up", OWNER_UID_ANNOTATION: "uid-up"}},
         "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}
     }))
     .unwrap();
@@ -58,6 +58,32 @@ fn a_mark_naming_an_upgrade_of_another_untrusted_namespace_wakes_nothing() {
     assert_eq!(owner_of(&key, &t, &["ops".into()]), Some(ObjectRef::new("up").within("ops")));
     let mine = TargetState { owner: Some("apps/up".into()), ..t };
     assert_eq!(owner_of(&key, &mine, &[]), Some(ObjectRef::new("up").within("apps")));
+}
+
+/// A trusted namespace's upgrade may own targets anywhere, so a tenant could mark her own
+/// workload with its name and wake it at will. From another namespace, a mark wakes it only when
+/// it carries the upgrade's own UID, which every claim writes and a tenant cannot read.
+#[test]
+fn a_mark_in_another_namespace_wakes_a_trusted_upgrade_only_with_its_uid() {
+    let (key, claim) = claimed("web", "5");
+    let forged = TargetState { owner_uid: None, ..claim };
+    let trusted = ["ops".to_string()];
+    assert_eq!(owner_of(&key, &forged, &trusted), None, "a mark without a UID is not a claim");
+    let (reader, mut writer) = kube::runtime::reflector::store::<MaintenanceUpgrade>();
+    let mut up =
+        MaintenanceUpgrade::new("up", serde_json::from_value(serde_json::json!({"stages": []})).unwrap());
+    up.metadata.namespace = Some("ops".into());
+    up.metadata.uid = Some("uid-up".into());
+    writer.apply_watcher_event(&watcher::Event::Apply(up));
+    let woken = |uid: &str| {
+        let t = TargetState { owner_uid: Some(uid.into()), ..forged.clone() };
+        owner_of(&key, &t, &trusted).is_some_and(|r| for_its_owner(&reader, &r))
+    };
+    assert!(woken("uid-up"), "the upgrade's own claim");
+    assert!(!woken("uid-guessed"), "another UID");
+    // In the upgrade's own namespace its tenant may wake it anyway: a mark without a UID does.
+    let own = TargetState { owner: Some("apps/up".into()), ..forged };
+    assert!(owner_of(&key, &own, &[]).is_some_and(|r| for_its_owner(&reader, &r)));
 }
 
 /// A target that leaves the watch is forgotten whatever mark it leaves with (none, or one naming
