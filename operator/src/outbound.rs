@@ -68,10 +68,10 @@ impl Forbidden {
     /// gateway forwards to it) is judged as that one too.
     fn address(&self, ip: IpAddr) -> bool {
         let carried = match ip {
-            IpAddr::V6(v6) => carried_ipv4(v6).map(IpAddr::V4),
-            IpAddr::V4(_) => None,
+            IpAddr::V6(v6) => carried_ipv4(v6),
+            IpAddr::V4(_) => vec![],
         };
-        std::iter::once(ip).chain(carried).any(|ip| self.one_address(ip))
+        std::iter::once(ip).chain(carried.into_iter().map(IpAddr::V4)).any(|ip| self.one_address(ip))
     }
 
     fn one_address(&self, ip: IpAddr) -> bool {
@@ -178,15 +178,24 @@ impl Outbound {
     }
 }
 
-/// The IPv4 address an IPv6 one carries in its last 32 bits: mapped (::ffff:a.b.c.d),
-/// compatible (::a.b.c.d) or NAT64: the well-known prefix (64:ff9b::a.b.c.d) and any /96 of the
-/// local-use one (64:ff9b:1::/48, RFC 8215), the form NAT64 gateways are set up with. A network's
-/// own prefix, or a shorter one that splits the IPv4 address, cannot be told from the address.
-fn carried_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = v6.segments();
-    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2..6].iter().all(|x| *x == 0) || s[2] == 1);
+/// The IPv4 addresses an IPv6 one may carry: mapped (::ffff:a.b.c.d) and compatible (::a.b.c.d)
+/// in its last 32 bits; NAT64's well-known prefix (64:ff9b::a.b.c.d) likewise; and in NAT64's
+/// local-use prefix (64:ff9b:1::/48, RFC 8215), which is for translation alone, the address
+/// each prefix length a gateway may be set up with (/48, /56, /64, /96) would place there, as
+/// RFC 6052 lays them out (skipping bits 64–71). A network's own prefix elsewhere cannot be told
+/// from the address.
+fn carried_ipv4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let (s, b) = (v6.segments(), v6.octets());
+    let last = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        let at = |i: [usize; 4]| Ipv4Addr::new(b[i[0]], b[i[1]], b[i[2]], b[i[3]]);
+        let read = [at([6, 7, 9, 10]), at([7, 9, 10, 11]), at([9, 10, 11, 12]), last];
+        // The zeros of a shorter layout read 0.0.0.0, which says nothing of where it goes.
+        return read.into_iter().filter(|a| !a.is_unspecified()).collect();
+    }
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
     // The standard library reads the mapped and compatible forms.
-    v6.to_ipv4().or_else(|| nat64.then(|| Ipv4Addr::from(u128::from(v6) as u32)))
+    v6.to_ipv4().into_iter().chain(nat64.then_some(last)).collect()
 }
 
 /// The instance metadata service of Alibaba Cloud, in the shared address space `*` otherwise

@@ -33,6 +33,9 @@ fn prometheus_addresses_are_only_those_the_installer_names() {
 fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
     let o = outbound(&[], &["*"]);
     assert!(o.webhook("https://hooks.slack.com/services/T/B/x").is_ok());
+    // A public address through NAT64, whichever prefix length the gateway uses.
+    assert!(o.webhook("https://[64:ff9b:1::102:304]/x").is_ok());
+    assert!(o.webhook("https://[64:ff9b:1:0:1:203:400:0]/x").is_ok());
     assert!(o.webhook("https://alerts.monitoring.svc:8443/hook").is_ok());
     for aimed in [
         "http://hooks.slack.com/services/x",
@@ -48,6 +51,9 @@ fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
         "https://100.100.100.200/latest/meta-data",
         "https://[64:ff9b:1::a9fe:a9fe]/latest/meta-data",
         "https://[64:ff9b:1:abcd::7f00:1]/x",
+        "https://[64:ff9b:1:7f00:0:133:102:304]/x",
+        "https://[64:ff9b:1:12a9:fe:a9fe:102:304]/latest/meta-data",
+        "https://[64:ff9b:1:0:a9:fea9:fe00:0]/latest/meta-data",
         "https://0.0.0.0/x",
         "https://10.96.0.1/api",
         "https://kubernetes.default.svc.cluster.local/api",

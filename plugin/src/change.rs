@@ -5,7 +5,7 @@
 
 use crate::{Target, exit};
 use kube::api::{Api, Patch, PatchParams};
-use maintenance_operator::crd::MaintenanceUpgrade;
+use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +28,17 @@ pub enum Plan {
 /// What carries out `req` on `mu`; or why it cannot be.
 pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
     let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    // A retried step may find the upgrade ended by what its first try asked: a rollback that
+    // ended rolled back (or failed), a stage approved before the upgrade succeeded.
+    match req {
+        Request::Rollback if mu.spec.rollback.requested && phase != Phase::Succeeded => {
+            return Ok(Plan::AlreadySo("a rollback is already requested".into()));
+        }
+        Request::Approve(stage) if mu.spec.approved_stages.contains(stage) => {
+            return Ok(Plan::AlreadySo(format!("stage {stage} is already approved")));
+        }
+        _ => {}
+    }
     if phase.is_terminal() {
         return Err(format!("it has ended ({phase:?}); nothing is left to {}", verb(req)));
     }
@@ -58,9 +69,6 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
                     "stage {stage} needs no approval: it starts on its own once the one before it passes"
                 ));
             }
-            if spec.approved_stages.contains(stage) {
-                return Ok(Plan::AlreadySo(format!("stage {stage} is already approved")));
-            }
             let mut approved = spec.approved_stages.clone();
             approved.push(stage.clone());
             Ok(Plan::Patch(
@@ -71,9 +79,6 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
                     approved.join(", ")
                 ),
             ))
-        }
-        Request::Rollback if spec.rollback.requested => {
-            Ok(Plan::AlreadySo("a rollback is already requested".into()))
         }
         Request::Rollback => Ok(Plan::Patch(
             patch(json!({"rollback": {"requested": true}})),
@@ -138,7 +143,6 @@ pub async fn run(t: &Target, name: &str, req: Request) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use maintenance_operator::crd::Phase;
 
     fn upgrade(phase: Phase) -> MaintenanceUpgrade {
         let mut mu: MaintenanceUpgrade = serde_yaml::from_str(
@@ -207,5 +211,15 @@ spec:
             already(&mu, Request::Rollback),
             Plan::AlreadySo("a rollback is already requested".into())
         );
+        // Retried after the first try ended it: the rollback ended, the approved stage passed.
+        mu.status.as_mut().unwrap().phase = Phase::RolledBack;
+        assert_eq!(
+            already(&mu, Request::Rollback),
+            Plan::AlreadySo("a rollback is already requested".into())
+        );
+        mu.status.as_mut().unwrap().phase = Phase::Succeeded;
+        assert!(matches!(already(&mu, Request::Approve("fleet".into())), Plan::AlreadySo(_)));
+        // A rollback asked of an upgrade that succeeded did not happen: not already so.
+        assert!(plan(&mu, &Request::Rollback).unwrap_err().starts_with("it has ended (Succeeded)"));
     }
 }

@@ -17,17 +17,20 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut problems = 0;
     for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc)?;
-        if value.is_null() {
-            continue;
-        }
-        // The document as written goes to the dry run: the typed object drops what it does not
-        // know, so a misspelt field or a wrong apiVersion would pass.
-        let written: serde_json::Value = serde_yaml::from_value(value.clone())?;
-        let mut mu: MaintenanceUpgrade = match serde_yaml::from_value(value) {
-            Ok(mu) => mu,
+        let value = match serde_yaml::Value::deserialize(doc) {
+            Ok(value) => value,
             Err(e) => {
-                println!("✗ {}: not a MaintenanceUpgrade: {e}", file.display());
+                // Nothing after it can be read either.
+                println!("✗ {}: not YAML: {}", file.display(), safe(&e.to_string(), false));
+                problems += 1;
+                break;
+            }
+        };
+        let (mut mu, written) = match parse(value) {
+            Ok(Some(read)) => read,
+            Ok(None) => continue,
+            Err(e) => {
+                println!("✗ {}: not a MaintenanceUpgrade: {}", file.display(), safe(&e, false));
                 problems += 1;
                 continue;
             }
@@ -45,6 +48,23 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
         println!("{problems} problem(s); nothing was changed");
         Ok(exit::NOT_OK)
     }
+}
+
+/// One document of the file (`value`): the upgrade as the operator reads it, and the document as written,
+/// which goes to the dry run (the typed object drops what it does not know, so a misspelt field
+/// or a wrong apiVersion would pass). None for an empty document.
+fn parse(mut value: serde_yaml::Value) -> Result<Option<(MaintenanceUpgrade, serde_json::Value)>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    // YAML merge keys (<<), as kubectl expands them.
+    value.apply_merge().map_err(|e| e.to_string())?;
+    let written: serde_json::Value = serde_yaml::from_value(value.clone()).map_err(|e| e.to_string())?;
+    let mu: MaintenanceUpgrade = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
+    if mu.metadata.name.as_deref().unwrap_or_default().is_empty() {
+        return Err("it has no metadata.name".into());
+    }
+    Ok(Some((mu, written)))
 }
 
 /// The checks of one upgrade (`written` is its document as the file has it), printed; how many
@@ -66,7 +86,7 @@ async fn check(
         }
     };
     let api: Api<MaintenanceUpgrade> = Api::namespaced(client.clone(), ns);
-    // Strict, as `kubectl apply` is: an unknown or duplicated field is refused, not dropped.
+    // Strict, as `kubectl apply` is: an unknown field is refused, not dropped.
     let dry_run = PatchParams::apply("kubectl-maintenance-lint").dry_run().force().validation_strict();
     match api.patch(&mu.name_any(), &dry_run, &Patch::Apply(written)).await {
         Ok(_) => say(true, "the API server accepts it (server-side dry run)".into()),
@@ -173,4 +193,42 @@ where
     K::DynamicType: Default,
 {
     Api::<K>::namespaced(client.clone(), ns).get_opt(name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(yaml: &str) -> Result<Option<(MaintenanceUpgrade, serde_json::Value)>, String> {
+        parse(serde_yaml::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn a_document_is_read_as_kubectl_reads_it_and_kept_as_written() {
+        let (mu, written) = doc(r#"
+apiVersion: maintenance.dev/v1alpha1
+kind: MaintenanceUpgrade
+metadata: {name: up}
+spec:
+  stages:
+    - &canary {name: canary, components: [{kind: DaemonSet, name: c, image: "c:2"}], soak: 1h, requireAproval: true}
+    - {<<: *canary, name: fleet}
+"#)
+        .unwrap()
+        .unwrap();
+        assert_eq!(mu.spec.stages[1].name, "fleet", "the merge key is expanded");
+        assert_eq!(mu.spec.stages[1].components[0].name, "c");
+        assert_eq!(written["spec"]["stages"][1]["soak"], "1h");
+        assert_eq!(written["spec"]["stages"][0]["requireAproval"], true, "kept for the strict dry run");
+        assert!(doc("---\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_an_upgrade_is_a_problem_not_an_error() {
+        let upgrade = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nspec: {stages: []}\n";
+        let nameless = format!("{upgrade}metadata: {{namespace: ops}}\n");
+        assert_eq!(doc(&nameless).unwrap_err(), "it has no metadata.name");
+        let key = format!("{upgrade}metadata: {{name: up}}\n? [a, b]\n: c\n");
+        assert!(doc(&key).is_err(), "a key JSON cannot hold");
+    }
 }

@@ -286,7 +286,8 @@ async fn controller_loop(
     let targets = ctx
         .targets
         .wake_ups()
-        .filter(move |woken| futures::future::ready(target_cache::for_its_owner(&store, woken)));
+        .filter(move |woken| futures::future::ready(target_cache::for_its_owner(&store, woken)))
+        .map(|woken| woken.upgrade);
     Controller::for_stream(upgrades, reader)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
         .reconcile_on(futures::stream::select(targets, ctx.notifier.wake_ups()))

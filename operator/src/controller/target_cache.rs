@@ -29,12 +29,19 @@ const WAKE_BUFFER: usize = 4096;
 
 type Shared<T> = Arc<Mutex<T>>;
 
+/// A claimed target changed: the upgrade its mark names, and the target.
+#[derive(Clone, Debug)]
+pub struct TargetWakeUp {
+    pub upgrade: ObjectRef<MaintenanceUpgrade>,
+    pub target: TargetKey,
+}
+
 pub struct TargetCache {
     stored: Shared<Stored>,
     /// Each target as our own last patch of it returned it: until the store has caught up with
     /// that version, it would show the target as it was before the patch.
     written: Shared<HashMap<TargetKey, TargetState>>,
-    wake: WakeUps,
+    wake: WakeUps<TargetWakeUp>,
     /// The one namespace watched, or None for all.
     scope: Option<String>,
 }
@@ -101,8 +108,8 @@ impl TargetCache {
         TargetCache { stored, written, wake, scope: scope.map(str::to_string) }
     }
 
-    /// The upgrades whose claimed targets changed, from now on.
-    pub fn wake_ups(&self) -> impl futures::Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
+    /// The claimed targets that changed, with the upgrades their marks name, from now on.
+    pub fn wake_ups(&self) -> impl futures::Stream<Item = TargetWakeUp> + Send + 'static {
         self.wake.stream()
     }
 
@@ -160,7 +167,7 @@ pub fn not_older(stored: &str, written: &str) -> bool {
 /// One watch of claimed targets of one kind, waking their upgrades.
 struct Watch {
     kind: WorkloadKind,
-    wake: WakeUps,
+    wake: WakeUps<TargetWakeUp>,
     stored: Shared<Stored>,
     written: Shared<HashMap<TargetKey, TargetState>>,
     /// The namespaces whose upgrades may own targets in others (`owner_of`).
@@ -249,38 +256,30 @@ impl Watch {
             return;
         }
         drop(written);
-        let Some(owner) = owner_of(key, t, &self.trusted) else { return };
+        let Some(upgrade) = owner_of(key, t, &self.trusted) else { return };
         // No receiver (not leading) is not an error: nothing needs waking.
-        self.wake.wake(owner);
+        self.wake.wake(TargetWakeUp { upgrade, target: key.clone() });
     }
 }
 
 /// The upgrade a claimed target names as its owner (`namespace/name`), if it may own it: one of
 /// the target's namespace, or of a trusted one. Anyone who may edit a workload may write the
 /// label and annotation that name an owner; a tenant's own workload naming another namespace's
-/// upgrade must not wake it at will (a look costs the other tenants their turn). A trusted
-/// upgrade may own targets anywhere, so a mark in another namespace must also carry the owner's
-/// UID, which the reference keeps for `for_its_owner` to check.
+/// upgrade must not wake it at will (a look costs the other tenants their turn).
 fn owner_of(key: &TargetKey, t: &TargetState, trusted: &[String]) -> Option<ObjectRef<MaintenanceUpgrade>> {
     let (ns, name) = t.owner.as_deref()?.split_once('/')?;
-    let mut owner = ObjectRef::new(name).within(ns);
-    if ns != key.namespace {
-        t.owner_uid.as_ref().filter(|_| trusted.iter().any(|n| n == ns))?;
-        owner.extra.uid = t.owner_uid.clone();
-    }
-    Some(owner)
+    (ns == key.namespace || trusted.iter().any(|n| n == ns)).then(|| ObjectRef::new(name).within(ns))
 }
 
-/// Whether a target's wake-up is for the upgrade the store holds under that name: one whose UID
-/// the mark carries, when it carries one (`owner_of`). A UID is a claim's, written by the
-/// operator and not readable by a tenant of another namespace; a guessed or stale one wakes
-/// nothing.
-pub fn for_its_owner(store: &Store<MaintenanceUpgrade>, woken: &ObjectRef<MaintenanceUpgrade>) -> bool {
-    woken
-        .extra
-        .uid
-        .as_ref()
-        .is_none_or(|uid| store.get(woken).is_some_and(|mu| mu.metadata.uid.as_ref() == Some(uid)))
+/// Whether a target's wake-up is for an upgrade whose spec, as the store holds it, names that
+/// target. A trusted upgrade may own targets anywhere, so a tenant could otherwise mark her own
+/// workload with its name (and a UID read off a workload it once claimed) and wake it at will;
+/// a target its spec names is one the tenant could wake it through anyway, by editing it.
+pub fn for_its_owner(store: &Store<MaintenanceUpgrade>, woken: &TargetWakeUp) -> bool {
+    store.get(&woken.upgrade).is_some_and(|mu| {
+        let ns = mu.metadata.namespace.as_deref().unwrap_or_default();
+        mu.spec.stages.iter().flat_map(|s| &s.components).any(|c| TargetKey::of(c, ns) == woken.target)
+    })
 }
 
 #[cfg(test)]

@@ -61,29 +61,28 @@ fn a_mark_naming_an_upgrade_of_another_untrusted_namespace_wakes_nothing() {
 }
 
 /// A trusted namespace's upgrade may own targets anywhere, so a tenant could mark her own
-/// workload with its name and wake it at will. From another namespace, a mark wakes it only when
-/// it carries the upgrade's own UID, which every claim writes and a tenant cannot read.
+/// workload with its name, and even the UID she read off a workload of hers it once claimed,
+/// and wake it at will. A wake-up reaches an upgrade only for a target its spec names.
 #[test]
-fn a_mark_in_another_namespace_wakes_a_trusted_upgrade_only_with_its_uid() {
+fn a_mark_wakes_an_upgrade_only_for_a_target_its_spec_names() {
     let (key, claim) = claimed("web", "5");
-    let forged = TargetState { owner_uid: None, ..claim };
     let trusted = ["ops".to_string()];
-    assert_eq!(owner_of(&key, &forged, &trusted), None, "a mark without a UID is not a claim");
     let (reader, mut writer) = kube::runtime::reflector::store::<MaintenanceUpgrade>();
-    let mut up =
-        MaintenanceUpgrade::new("up", serde_json::from_value(serde_json::json!({"stages": []})).unwrap());
-    up.metadata.namespace = Some("ops".into());
-    up.metadata.uid = Some("uid-up".into());
+    let up: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
+        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+        "metadata": {"name": "up", "namespace": "ops", "uid": "uid-up"},
+        "spec": {"stages": [{"name": "s", "soak": "1h",
+            "components": [{"kind": "Deployment", "namespace": "apps", "name": "web", "image": "app:2"}]}]}
+    }))
+    .unwrap();
     writer.apply_watcher_event(&watcher::Event::Apply(up));
-    let woken = |uid: &str| {
-        let t = TargetState { owner_uid: Some(uid.into()), ..forged.clone() };
-        owner_of(&key, &t, &trusted).is_some_and(|r| for_its_owner(&reader, &r))
+    let woken = |target: &TargetKey| {
+        owner_of(target, &claim, &trusted)
+            .is_some_and(|upgrade| for_its_owner(&reader, &TargetWakeUp { upgrade, target: target.clone() }))
     };
-    assert!(woken("uid-up"), "the upgrade's own claim");
-    assert!(!woken("uid-guessed"), "another UID");
-    // In the upgrade's own namespace its tenant may wake it anyway: a mark without a UID does.
-    let own = TargetState { owner: Some("apps/up".into()), ..forged };
-    assert!(owner_of(&key, &own, &[]).is_some_and(|r| for_its_owner(&reader, &r)));
+    assert!(woken(&key), "the target its spec names");
+    assert!(!woken(&TargetKey { name: "mine".into(), ..key.clone() }), "the tenant's own workload");
+    assert!(!woken(&TargetKey { kind: WorkloadKind::DaemonSet, ..key }), "another kind of the same name");
 }
 
 /// A target that leaves the watch is forgotten whatever mark it leaves with (none, or one naming

@@ -9,26 +9,27 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::broadcast;
 use tracing::debug;
 
+/// A channel of wake-ups: of upgrades, or of what else names one (`T`).
 #[derive(Clone)]
-pub struct WakeUps {
-    tx: broadcast::Sender<ObjectRef<MaintenanceUpgrade>>,
+pub struct WakeUps<T = ObjectRef<MaintenanceUpgrade>> {
+    tx: broadcast::Sender<T>,
     /// What the wake-ups are about, for the log.
     what: &'static str,
 }
 
-impl WakeUps {
+impl<T: Clone + Send + 'static> WakeUps<T> {
     /// Up to `buffer` wake-ups wait for the Controller; one that falls further behind misses
     /// some and relies on its requeue times instead.
     pub fn new(what: &'static str, buffer: usize) -> Self {
         WakeUps { tx: broadcast::channel(buffer).0, what }
     }
 
-    pub fn wake(&self, upgrade: ObjectRef<MaintenanceUpgrade>) {
-        let _ = self.tx.send(upgrade);
+    pub fn wake(&self, woken: T) {
+        let _ = self.tx.send(woken);
     }
 
     /// The upgrades woken from now on.
-    pub fn stream(&self) -> impl Stream<Item = ObjectRef<MaintenanceUpgrade>> + Send + 'static {
+    pub fn stream(&self) -> impl Stream<Item = T> + Send + 'static {
         let what = self.what;
         futures::stream::unfold(self.tx.subscribe(), move |mut rx| async move {
             loop {
