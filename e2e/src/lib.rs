@@ -203,10 +203,16 @@ impl Env {
         let crd = self.root.join("crds/maintenanceupgrades.yaml");
         self.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])?;
         // Polled, not `kubectl wait --for=condition=Established`: that fails at once ("accessor
-        // error: <nil>") when it reads a new CRD before its status has any condition.
-        let established = r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#;
+        // error: <nil>") when it reads a new CRD before its status has any condition, and so
+        // does a jsonpath filter of the conditions; read whole, the CRD has none yet.
+        let established = || -> Result<bool> {
+            let crd: serde_json::Value =
+                serde_json::from_str(&self.kubectl(&["get", &format!("crd/{CRD}"), "-o", "json"])?)?;
+            let conditions = crd["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            Ok(conditions.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.kubectl(&["get", &format!("crd/{CRD}"), "-o", established])?.trim() != "True" {
+        while !established()? {
             if Instant::now() > deadline {
                 bail!("crd/{CRD} is not Established 30 s after it was applied");
             }

@@ -182,16 +182,18 @@ impl Outbound {
 /// in its last 32 bits; NAT64's well-known prefix (64:ff9b::a.b.c.d) likewise; and in NAT64's
 /// local-use prefix (64:ff9b:1::/48, RFC 8215), which is for translation alone, the address
 /// each prefix length a gateway may be set up with (/48, /56, /64, /96) would place there, as
-/// RFC 6052 lays them out (skipping bits 64–71). A network's own prefix elsewhere cannot be told
-/// from the address.
+/// RFC 6052 lays them out (skipping bits 64–71). Failing closed, this refuses a few public
+/// destinations too (through a /64 gateway, one of 256: those ending in .127); list those by
+/// name. A network's own prefix elsewhere cannot be told from the address.
 fn carried_ipv4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
     let (s, b) = (v6.segments(), v6.octets());
     let last = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
     if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
         let at = |i: [usize; 4]| Ipv4Addr::new(b[i[0]], b[i[1]], b[i[2]], b[i[3]]);
-        let read = [at([6, 7, 9, 10]), at([7, 9, 10, 11]), at([9, 10, 11, 12]), last];
+        let shorter = [at([6, 7, 9, 10]), at([7, 9, 10, 11]), at([9, 10, 11, 12])];
         // The zeros of a shorter layout read 0.0.0.0, which says nothing of where it goes.
-        return read.into_iter().filter(|a| !a.is_unspecified()).collect();
+        let shorter = shorter.into_iter().filter(|a| !a.is_unspecified());
+        return shorter.chain([last]).collect();
     }
     let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0);
     // The standard library reads the mapped and compatible forms.

@@ -51,6 +51,7 @@ fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
         "https://100.100.100.200/latest/meta-data",
         "https://[64:ff9b:1::a9fe:a9fe]/latest/meta-data",
         "https://[64:ff9b:1:abcd::7f00:1]/x",
+        "https://[64:ff9b:1::]/x",
         "https://[64:ff9b:1:7f00:0:133:102:304]/x",
         "https://[64:ff9b:1:12a9:fe:a9fe:102:304]/latest/meta-data",
         "https://[64:ff9b:1:0:a9:fea9:fe00:0]/latest/meta-data",

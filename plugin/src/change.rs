@@ -28,14 +28,18 @@ pub enum Plan {
 /// What carries out `req` on `mu`; or why it cannot be.
 pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
     let phase = mu.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if let Request::Approve(stage) = req {
+        approvable(mu, stage)?;
+    }
     // A retried step may find the upgrade ended by what its first try asked: a rollback that
     // ended rolled back (or failed), a stage approved before the upgrade succeeded.
+    let ended = if phase.is_terminal() { format!(" (it has ended: {phase:?})") } else { String::new() };
     match req {
         Request::Rollback if mu.spec.rollback.requested && phase != Phase::Succeeded => {
-            return Ok(Plan::AlreadySo("a rollback is already requested".into()));
+            return Ok(Plan::AlreadySo(format!("a rollback is already requested{ended}")));
         }
         Request::Approve(stage) if mu.spec.approved_stages.contains(stage) => {
-            return Ok(Plan::AlreadySo(format!("stage {stage} is already approved")));
+            return Ok(Plan::AlreadySo(format!("stage {stage} is already approved{ended}")));
         }
         _ => {}
     }
@@ -60,15 +64,6 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
             "spec.paused: true -> false. The upgrade goes on where it stopped.".into(),
         )),
         Request::Approve(stage) => {
-            let Some(s) = spec.stages.iter().find(|s| s.name == *stage) else {
-                let names: Vec<&str> = spec.stages.iter().map(|s| s.name.as_str()).collect();
-                return Err(format!("it has no stage {stage:?} (stages: {})", names.join(", ")));
-            };
-            if !s.require_approval {
-                return Err(format!(
-                    "stage {stage} needs no approval: it starts on its own once the one before it passes"
-                ));
-            }
             let mut approved = spec.approved_stages.clone();
             approved.push(stage.clone());
             Ok(Plan::Patch(
@@ -87,6 +82,22 @@ pub fn plan(mu: &MaintenanceUpgrade, req: &Request) -> Result<Plan, String> {
                 .into(),
         )),
     }
+}
+
+/// Why `stage` cannot be approved, whatever `approvedStages` holds: it does not exist, or needs
+/// no approval.
+fn approvable(mu: &MaintenanceUpgrade, stage: &str) -> Result<(), String> {
+    let stages = &mu.spec.stages;
+    let Some(s) = stages.iter().find(|s| s.name == stage) else {
+        let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+        return Err(format!("it has no stage {stage:?} (stages: {})", names.join(", ")));
+    };
+    if !s.require_approval {
+        return Err(format!(
+            "stage {stage} needs no approval: it starts on its own once the one before it passes"
+        ));
+    }
+    Ok(())
 }
 
 fn verb(req: &Request) -> &'static str {
@@ -215,10 +226,15 @@ spec:
         mu.status.as_mut().unwrap().phase = Phase::RolledBack;
         assert_eq!(
             already(&mu, Request::Rollback),
-            Plan::AlreadySo("a rollback is already requested".into())
+            Plan::AlreadySo("a rollback is already requested (it has ended: RolledBack)".into())
         );
         mu.status.as_mut().unwrap().phase = Phase::Succeeded;
         assert!(matches!(already(&mu, Request::Approve("fleet".into())), Plan::AlreadySo(_)));
+        // A name approvedStages holds by hand is still checked against the stages.
+        mu.spec.approved_stages.push("flet".into());
+        assert!(
+            plan(&mu, &Request::Approve("flet".into())).unwrap_err().contains("it has no stage \"flet\"")
+        );
         // A rollback asked of an upgrade that succeeded did not happen: not already so.
         assert!(plan(&mu, &Request::Rollback).unwrap_err().starts_with("it has ended (Succeeded)"));
     }

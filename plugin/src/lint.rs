@@ -15,12 +15,12 @@ use serde::Deserialize;
 
 pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let mut problems = 0;
+    let (mut problems, mut upgrades) = (0, 0);
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value = match serde_yaml::Value::deserialize(doc) {
             Ok(value) => value,
             Err(e) => {
-                // Nothing after it can be read either.
+                // The file is read no further: after a syntax error the parser says it again.
                 println!("✗ {}: not YAML: {}", file.display(), safe(&e.to_string(), false));
                 problems += 1;
                 break;
@@ -35,13 +35,17 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
                 continue;
             }
         };
+        upgrades += 1;
         let ns = mu.namespace().unwrap_or_else(|| t.namespace.clone());
         mu.metadata.namespace = Some(ns.clone());
         let id = format!("{ns}/{}", mu.name_any());
         println!("MaintenanceUpgrade {id}");
         problems += check(&t.client, &mu, &written, &ns, &id).await?;
     }
-    if problems == 0 {
+    if problems == 0 && upgrades == 0 {
+        println!("✗ {}: no MaintenanceUpgrade in it; nothing was changed", file.display());
+        Ok(exit::NOT_OK)
+    } else if problems == 0 {
         println!("no problems found; nothing was changed");
         Ok(exit::OK)
     } else {
@@ -57,14 +61,35 @@ fn parse(mut value: serde_yaml::Value) -> Result<Option<(MaintenanceUpgrade, ser
     if value.is_null() {
         return Ok(None);
     }
-    // YAML merge keys (<<), as kubectl expands them.
-    value.apply_merge().map_err(|e| e.to_string())?;
+    // YAML merge keys (<<), as kubectl expands them. One pass leaves the merge keys a merged
+    // mapping brought in (a chain of them): pass again until none is left.
+    for _ in 0..MERGE_DEPTH {
+        if !has_merge_key(&value) {
+            break;
+        }
+        value.apply_merge().map_err(|e| e.to_string())?;
+    }
+    if has_merge_key(&value) {
+        return Err(format!("merge keys (<<) chained more than {MERGE_DEPTH} deep"));
+    }
     let written: serde_json::Value = serde_yaml::from_value(value.clone()).map_err(|e| e.to_string())?;
     let mu: MaintenanceUpgrade = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
     if mu.metadata.name.as_deref().unwrap_or_default().is_empty() {
         return Err("it has no metadata.name".into());
     }
     Ok(Some((mu, written)))
+}
+
+/// How deep a chain of merge keys `parse` expands.
+const MERGE_DEPTH: usize = 16;
+
+fn has_merge_key(value: &serde_yaml::Value) -> bool {
+    match value {
+        serde_yaml::Value::Mapping(m) => m.contains_key("<<") || m.values().any(has_merge_key),
+        serde_yaml::Value::Sequence(s) => s.iter().any(has_merge_key),
+        serde_yaml::Value::Tagged(t) => has_merge_key(&t.value),
+        _ => false,
+    }
 }
 
 /// The checks of one upgrade (`written` is its document as the file has it), printed; how many
@@ -211,7 +236,7 @@ kind: MaintenanceUpgrade
 metadata: {name: up}
 spec:
   stages:
-    - &canary {name: canary, components: [{kind: DaemonSet, name: c, image: "c:2"}], soak: 1h, requireAproval: true}
+    - &canary {<<: {soak: 1h}, name: canary, components: [{kind: DaemonSet, name: c, image: "c:2"}], requireAproval: true}
     - {<<: *canary, name: fleet}
 "#)
         .unwrap()

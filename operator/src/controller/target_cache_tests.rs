@@ -82,7 +82,21 @@ fn a_mark_wakes_an_upgrade_only_for_a_target_its_spec_names() {
     };
     assert!(woken(&key), "the target its spec names");
     assert!(!woken(&TargetKey { name: "mine".into(), ..key.clone() }), "the tenant's own workload");
-    assert!(!woken(&TargetKey { kind: WorkloadKind::DaemonSet, ..key }), "another kind of the same name");
+    assert!(
+        !woken(&TargetKey { kind: WorkloadKind::DaemonSet, ..key.clone() }),
+        "another kind of the same name"
+    );
+    // A component that names no namespace names one in its upgrade's.
+    let own: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
+        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+        "metadata": {"name": "own", "namespace": "apps"},
+        "spec": {"stages": [{"name": "s", "soak": "1h",
+            "components": [{"kind": "Deployment", "name": "web", "image": "app:2"}]}]}
+    }))
+    .unwrap();
+    writer.apply_watcher_event(&watcher::Event::Apply(own));
+    let upgrade = ObjectRef::new("own").within("apps");
+    assert!(for_its_owner(&reader, &TargetWakeUp { upgrade, target: key }));
 }
 
 /// A target that leaves the watch is forgotten whatever mark it leaves with (none, or one naming
