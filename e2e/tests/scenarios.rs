@@ -1058,6 +1058,39 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     assert_eq!(s.image("connector").await, GOOD);
     let (code, said) = run(&["resume", "up"]);
     assert!(code == 2 && said.contains("it has ended (RolledBack); nothing is left to resume"), "{said}");
+
+    // status -w ends, exit 1, when the upgrade is deleted before it ends: one no operator looks
+    // at (in a namespace this scenario's operator does not watch), so that no phase ends it first.
+    let elsewhere = format!("{}-unwatched", s.ns);
+    s.env.kubectl(&["create", "namespace", &elsewhere]).unwrap();
+    let gone = file("gone", &two_stage(&elsewhere, "gone", "10s", next));
+    s.env.kubectl(&["apply", "-n", &elsewhere, "-f", &gone]).unwrap();
+    let mut watching = std::process::Command::new(s.env.bin.join("kubectl"))
+        .args(["maintenance", "status", "gone", "-w", "-n", &elsewhere])
+        .env("KUBECONFIG", &s.env.kubeconfig)
+        .env("PATH", &path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(SECS(3)).await;
+    s.env.kubectl(&["delete", "maintenanceupgrade", "gone", "-n", &elsewhere]).unwrap();
+    let deadline = std::time::Instant::now() + SECS(60);
+    while watching.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = watching.kill();
+            panic!("status -w did not end within 60 s of the deletion");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let out = watching.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("maintenanceupgrade {elsewhere}/gone was deleted before it ended")),
+        "{said}"
+    );
+    let _ = s.env.kubectl(&["delete", "namespace", &elsewhere, "--wait=false"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
