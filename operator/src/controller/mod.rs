@@ -282,12 +282,11 @@ async fn controller_loop(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let health = ctx.health.clone();
-    let store = reader.clone();
+    let (store, trusted) = (reader.clone(), ctx.trusted_namespaces.clone());
     let targets = ctx
         .targets
         .wake_ups()
-        .filter(move |woken| futures::future::ready(target_cache::for_its_owner(&store, woken)))
-        .map(|woken| woken.upgrade);
+        .flat_map(move |woken| futures::stream::iter(target_cache::to_wake(&store, &trusted, &woken)));
     Controller::for_stream(upgrades, reader)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
         .reconcile_on(futures::stream::select(targets, ctx.notifier.wake_ups()))

@@ -29,11 +29,14 @@ const WAKE_BUFFER: usize = 4096;
 
 type Shared<T> = Arc<Mutex<T>>;
 
-/// A claimed target changed: the upgrade its mark names, and the target.
+/// A claimed target changed: the target, and the upgrade its mark names if one may own it.
 #[derive(Clone, Debug)]
 pub struct TargetWakeUp {
-    pub upgrade: ObjectRef<MaintenanceUpgrade>,
     pub target: TargetKey,
+    pub owner: Option<ObjectRef<MaintenanceUpgrade>>,
+    /// It left the watch: deleted, or released by its owner, so that an upgrade waiting for it
+    /// may claim it now.
+    pub left: bool,
 }
 
 pub struct TargetCache {
@@ -256,9 +259,11 @@ impl Watch {
             return;
         }
         drop(written);
-        let Some(upgrade) = owner_of(key, t, &self.trusted) else { return };
-        // No receiver (not leading) is not an error: nothing needs waking.
-        self.wake.wake(TargetWakeUp { upgrade, target: key.clone() });
+        let owner = owner_of(key, t, &self.trusted);
+        if owner.is_some() || left {
+            // No receiver (not leading) is not an error: nothing needs waking.
+            self.wake.wake(TargetWakeUp { target: key.clone(), owner, left });
+        }
     }
 }
 
@@ -271,15 +276,39 @@ fn owner_of(key: &TargetKey, t: &TargetState, trusted: &[String]) -> Option<Obje
     (ns == key.namespace || trusted.iter().any(|n| n == ns)).then(|| ObjectRef::new(name).within(ns))
 }
 
-/// Whether a target's wake-up is for an upgrade whose spec, as the store holds it, names that
-/// target. A trusted upgrade may own targets anywhere, so a tenant could otherwise mark her own
-/// workload with its name (and a UID read off a workload it once claimed) and wake it at will;
-/// a target its spec names is one the tenant could wake it through anyway, by editing it.
-pub fn for_its_owner(store: &Store<MaintenanceUpgrade>, woken: &TargetWakeUp) -> bool {
-    store.get(&woken.upgrade).is_some_and(|mu| {
+/// The upgrades a target's change wakes, among those the store holds: its owner, and once it
+/// has left the watch (released, or deleted) every upgrade that waits to claim it, so that the
+/// next starts at once instead of at its next retry. Only upgrades whose spec names the target:
+/// a trusted upgrade may own targets anywhere, so a tenant could otherwise mark her own workload
+/// with its name (and a UID read off a workload it once claimed) and wake it at will; a target
+/// its spec names is one the tenant could wake it through anyway, by editing it.
+pub fn to_wake(
+    store: &Store<MaintenanceUpgrade>,
+    trusted: &[String],
+    woken: &TargetWakeUp,
+) -> Vec<ObjectRef<MaintenanceUpgrade>> {
+    let target = &woken.target;
+    let names = |mu: &MaintenanceUpgrade| {
         let ns = mu.metadata.namespace.as_deref().unwrap_or_default();
-        mu.spec.stages.iter().flat_map(|s| &s.components).any(|c| TargetKey::of(c, ns) == woken.target)
-    })
+        mu.spec.stages.iter().flat_map(|s| &s.components).any(|c| TargetKey::of(c, ns) == *target)
+    };
+    let owner = woken.owner.as_ref().filter(|o| store.get(o).is_some_and(|mu| names(&mu)));
+    let mut out: Vec<_> = owner.cloned().into_iter().collect();
+    if woken.left {
+        let waiting = store.state().into_iter().filter(|mu| {
+            let ns = mu.metadata.namespace.as_deref().unwrap_or_default();
+            let may_own = ns == target.namespace || trusted.iter().any(|t| t == ns);
+            let ended = mu.status.as_ref().is_some_and(|st| st.released_at.is_some());
+            may_own && !ended && names(mu)
+        });
+        for mu in waiting {
+            let r = ObjectRef::from_obj(&*mu);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

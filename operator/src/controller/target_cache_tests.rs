@@ -60,6 +60,39 @@ fn a_mark_naming_an_upgrade_of_another_untrusted_namespace_wakes_nothing() {
     assert_eq!(owner_of(&key, &mine, &[]), Some(ObjectRef::new("up").within("apps")));
 }
 
+/// An upgrade in the store: `ns/name`, whose one stage changes `components` (each a kind,
+/// an optional namespace and a name), and whether it has ended and released its targets.
+fn upgrade(
+    ns: &str,
+    name: &str,
+    components: &[(&str, Option<&str>, &str)],
+    released: bool,
+) -> MaintenanceUpgrade {
+    let components: Vec<_> = components
+        .iter()
+        .map(|(kind, ns, name)| serde_json::json!({"kind": kind, "namespace": ns, "name": name, "image": "app:2"}))
+        .collect();
+    let mut mu: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
+        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"stages": [{"name": "s", "soak": "1h", "components": components}]}
+    }))
+    .unwrap();
+    if released {
+        let released_at = Some(chrono::Utc::now());
+        mu.status = Some(crate::crd::MaintenanceUpgradeStatus { released_at, ..Default::default() });
+    }
+    mu
+}
+
+fn store_of(upgrades: Vec<MaintenanceUpgrade>) -> Store<MaintenanceUpgrade> {
+    let (reader, mut writer) = kube::runtime::reflector::store::<MaintenanceUpgrade>();
+    for mu in upgrades {
+        writer.apply_watcher_event(&watcher::Event::Apply(mu));
+    }
+    reader
+}
+
 /// A trusted namespace's upgrade may own targets anywhere, so a tenant could mark her own
 /// workload with its name, and even the UID she read off a workload of hers it once claimed,
 /// and wake it at will. A wake-up reaches an upgrade only for a target its spec names.
@@ -67,36 +100,51 @@ fn a_mark_naming_an_upgrade_of_another_untrusted_namespace_wakes_nothing() {
 fn a_mark_wakes_an_upgrade_only_for_a_target_its_spec_names() {
     let (key, claim) = claimed("web", "5");
     let trusted = ["ops".to_string()];
-    let (reader, mut writer) = kube::runtime::reflector::store::<MaintenanceUpgrade>();
-    let up: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
-        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
-        "metadata": {"name": "up", "namespace": "ops", "uid": "uid-up"},
-        "spec": {"stages": [{"name": "s", "soak": "1h",
-            "components": [{"kind": "Deployment", "namespace": "apps", "name": "web", "image": "app:2"}]}]}
-    }))
-    .unwrap();
-    writer.apply_watcher_event(&watcher::Event::Apply(up));
-    let woken = |target: &TargetKey| {
-        owner_of(target, &claim, &trusted)
-            .is_some_and(|upgrade| for_its_owner(&reader, &TargetWakeUp { upgrade, target: target.clone() }))
+    let store = store_of(vec![
+        upgrade("ops", "up", &[("Deployment", Some("apps"), "web")], false),
+        // A component that names no namespace names one in its upgrade's.
+        upgrade("apps", "own", &[("Deployment", None, "web")], false),
+    ]);
+    let woken = |target: &TargetKey, owner: &str| {
+        let t = TargetState { owner: Some(owner.into()), ..claim.clone() };
+        let w = TargetWakeUp { target: target.clone(), owner: owner_of(target, &t, &trusted), left: false };
+        to_wake(&store, &trusted, &w)
     };
-    assert!(woken(&key), "the target its spec names");
-    assert!(!woken(&TargetKey { name: "mine".into(), ..key.clone() }), "the tenant's own workload");
+    assert_eq!(woken(&key, "ops/up"), [ObjectRef::new("up").within("ops")], "the target its spec names");
     assert!(
-        !woken(&TargetKey { kind: WorkloadKind::DaemonSet, ..key.clone() }),
-        "another kind of the same name"
+        woken(&TargetKey { name: "mine".into(), ..key.clone() }, "ops/up").is_empty(),
+        "her own workload"
     );
-    // A component that names no namespace names one in its upgrade's.
-    let own: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
-        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
-        "metadata": {"name": "own", "namespace": "apps"},
-        "spec": {"stages": [{"name": "s", "soak": "1h",
-            "components": [{"kind": "Deployment", "name": "web", "image": "app:2"}]}]}
-    }))
-    .unwrap();
-    writer.apply_watcher_event(&watcher::Event::Apply(own));
-    let upgrade = ObjectRef::new("own").within("apps");
-    assert!(for_its_owner(&reader, &TargetWakeUp { upgrade, target: key }));
+    let ds = TargetKey { kind: WorkloadKind::DaemonSet, ..key.clone() };
+    assert!(woken(&ds, "ops/up").is_empty(), "another kind of the same name");
+    assert_eq!(woken(&key, "apps/own"), [ObjectRef::new("own").within("apps")]);
+}
+
+/// A target its owner releases (or that is deleted) leaves the watch: that wakes the owner, and
+/// every upgrade that names it and may claim it, so the next one starts at once instead of at
+/// its next retry; not one that has ended, nor one of a namespace that may not own it.
+#[test]
+fn a_released_target_wakes_the_upgrades_waiting_to_claim_it() {
+    let (key, claim) = claimed("web", "5");
+    let web = [("Deployment", Some("apps"), "web")];
+    let store = store_of(vec![
+        upgrade("ops", "up", &web, false),
+        upgrade("apps", "next", &web, false),
+        upgrade("apps", "done", &web, true),
+        upgrade("elsewhere", "blocked", &web, false),
+        upgrade("apps", "other", &[("Deployment", Some("apps"), "db")], false),
+    ]);
+    let trusted = ["ops".to_string()];
+    let left = TargetWakeUp { target: key.clone(), owner: owner_of(&key, &claim, &trusted), left: true };
+    let mut woken = to_wake(&store, &trusted, &left);
+    woken.sort_by_key(|r| r.name.clone());
+    assert_eq!(woken, [ObjectRef::new("next").within("apps"), ObjectRef::new("up").within("ops")]);
+    let changed = TargetWakeUp { left: false, ..left };
+    assert_eq!(
+        to_wake(&store, &trusted, &changed),
+        [ObjectRef::new("up").within("ops")],
+        "a change wakes its owner alone"
+    );
 }
 
 /// A target that leaves the watch is forgotten whatever mark it leaves with (none, or one naming
