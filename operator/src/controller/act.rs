@@ -390,7 +390,8 @@ async fn publish(
     }
 }
 
-fn truncate(mut s: String, max: usize) -> String {
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {

@@ -13,17 +13,30 @@ use crate::outbound::{self, Outbound};
 use crate::timefmt;
 use chrono::Utc;
 use futures::Stream;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 use tracing::debug;
 
 /// The longest one delivery may take.
 const DELIVERY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+/// How many deliveries run at once, whatever is due: each reads a Secret (a tenant may make hers
+/// large) and posts to a receiver that may never answer, and after a restart every upgrade's
+/// pending notifications are due together.
+pub const MAX_DELIVERIES: usize = 8;
+
+/// The longest webhook URL read from a Secret: a longer one is refused, so that no status field
+/// or Event repeats a tenant's megabyte.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// The longest delivery error kept (it goes into the status).
+const MAX_ERROR_BYTES: usize = 512;
 
 /// Where a webhook's URL is and how it wants its payload.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +69,8 @@ pub struct Notifier {
     wake: WakeUps,
     /// No delivery goes out past this replica's term, even one spawned before it ended.
     fence: Fence,
+    /// A permit per delivery under way (`MAX_DELIVERIES`).
+    deliveries: Arc<tokio::sync::Semaphore>,
 }
 
 impl Notifier {
@@ -67,7 +82,8 @@ impl Notifier {
         fence: Fence,
     ) -> Self {
         let wake = WakeUps::new("notification results", 1024);
-        Notifier { client, outbound, metrics, default, state: Arc::default(), wake, fence }
+        let deliveries = Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES));
+        Notifier { client, outbound, metrics, default, state: Arc::default(), wake, fence, deliveries }
     }
 
     pub fn has_default(&self) -> bool {
@@ -129,7 +145,11 @@ impl Notifier {
             };
             let (this, mu, uid) = (self.clone(), mu.clone(), uid.clone());
             tokio::spawn(async move {
-                let Some(result) = this.deliver(&mu, &n, &dest).await else {
+                // Never closed: a permit always comes, in turn.
+                let permit = this.deliveries.clone().acquire_owned().await;
+                let delivered = this.deliver(&mu, &n, &dest).await;
+                drop(permit);
+                let Some(result) = delivered else {
                     // Not sent: still due in the status, for whichever replica leads next.
                     lock(&this.state).in_flight.remove(&format!("{uid}/{}", n.id));
                     return;
@@ -145,6 +165,7 @@ impl Notifier {
     }
 
     fn report(&self, mu: &MaintenanceUpgrade, uid: &str, id: &str, error: Option<String>, permanent: bool) {
+        let error = error.map(|e| crate::controller::act::truncate(e, MAX_ERROR_BYTES));
         let mut state = lock(&self.state);
         state.results.entry(uid.to_string()).or_default().push(Delivery {
             id: id.to_string(),
@@ -213,10 +234,8 @@ impl Notifier {
             .await
             .map_err(|e| format!("cannot read Secret {}/{}: {e}", dest.secret_namespace, dest.secret))?;
         let data = secret.data.unwrap_or_default();
+        let url = url_in(&data, dest)?;
         let text = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(&v.0).trim().to_string());
-        let url = text(&dest.key).ok_or_else(|| {
-            format!("Secret {}/{} has no key {}", dest.secret_namespace, dest.secret, dest.key)
-        })?;
         // The default webhook's Secret may say which format it wants.
         let format = match text("format").as_deref() {
             Some("Slack") if self.default.is_some() && n.webhook == DEFAULT_WEBHOOK => WebhookFormat::Slack,
@@ -227,6 +246,20 @@ impl Notifier {
         let http = self.outbound.webhook(&url)?;
         Ok(http.post(&url).timeout(DELIVERY_TIMEOUT).json(&body))
     }
+}
+
+/// The webhook URL in a Secret's `data`, at `dest`'s key, or why there is none to use.
+fn url_in(data: &BTreeMap<String, ByteString>, dest: &Destination) -> Result<String, String> {
+    let secret = format!("Secret {}/{}", dest.secret_namespace, dest.secret);
+    let value = data.get(&dest.key).ok_or_else(|| format!("{secret} has no key {}", dest.key))?;
+    if value.0.len() > MAX_URL_BYTES {
+        return Err(format!(
+            "the URL in {secret} key {} is {} bytes long; at most {MAX_URL_BYTES} are read",
+            dest.key,
+            value.0.len()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&value.0).trim().to_string())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

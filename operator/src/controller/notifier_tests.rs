@@ -134,3 +134,55 @@ async fn no_delivery_goes_out_once_the_term_has_ended_and_it_stays_due_for_the_n
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].error.as_deref().is_some_and(|e| e.contains("cannot read Secret")), "{got:?}");
 }
+
+/// However many notifications are due at once (an upgrade's 50, or every upgrade's after a
+/// restart), at most `MAX_DELIVERIES` are delivered at a time: each reads a Secret a tenant may
+/// have made large, and posts to a receiver that may never answer.
+#[tokio::test]
+async fn at_most_a_few_deliveries_run_at_once() {
+    // An API server that takes every connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(vec![]));
+    let held = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            lock(&held).push(socket);
+        }
+    });
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://{address}").parse().unwrap())).unwrap();
+    let n = Notifier { client, ..notifier(Fence::open()) };
+    let mu = with_webhook(upgrade("team-a"));
+    let due: Vec<_> = (0..3 * MAX_DELIVERIES)
+        .map(|i| NotificationStatus {
+            id: format!("oncall/Blocked/{i}"),
+            ..notification("oncall", NotificationKind::Blocked, Phase::Pending, "InvalidSpec", "x")
+        })
+        .collect();
+    n.send(&mu, due);
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    let reading = lock(&accepted).len();
+    assert!((1..=MAX_DELIVERIES).contains(&reading), "{reading} Secret reads at once");
+}
+
+/// A URL is at most `MAX_URL_BYTES`: a longer one (a tenant's megabyte of host name) is refused
+/// before it reaches the allow-list, whose refusal would repeat the host in the status.
+#[test]
+fn a_url_longer_than_any_webhooks_is_refused_without_repeating_it() {
+    let dest = Destination {
+        secret_namespace: "team-a".into(),
+        secret: "hook".into(),
+        key: "url".into(),
+        format: WebhookFormat::Generic,
+    };
+    let data = |url: String| BTreeMap::from([("url".to_string(), ByteString(url.into_bytes()))]);
+    assert_eq!(
+        url_in(&data(" https://hooks.example.com/x\n".into()), &dest).unwrap(),
+        "https://hooks.example.com/x"
+    );
+    let long = format!("https://{}.example.com/", "a".repeat(1 << 20));
+    let e = url_in(&data(long), &dest).unwrap_err();
+    assert!(e.len() < 200 && e.contains("Secret team-a/hook key url is 1048597 bytes long"), "{e}");
+    assert!(url_in(&BTreeMap::new(), &dest).unwrap_err().contains("has no key url"));
+}

@@ -309,10 +309,12 @@ pub struct CanaryStatus {
     /// controller made again on another node (a new node, an eviction) gets the new image too,
     /// and is counted. Once the component is Reverted, the nodes it ran on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = 253)))]
     pub nodes: Vec<String>,
     /// A StatefulSet's pods (its top ordinals) or a Deployment's new ones that run the new
     /// image, by name. Once the component is Reverted, the pods it ran on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = 253)))]
     pub pods: Vec<String>,
     /// The workload's rollout settings before the canary changed them (a DaemonSet's or
     /// StatefulSet's updateStrategy; a Deployment's strategy, minReadySeconds and
@@ -369,7 +371,7 @@ pub struct SignalStatus {
     /// counts, the canary's; empty before they are known and once the canary has handed over
     /// to the whole workload (it is read no more). At most 500: a larger canary has no copy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = super::MAX_COPY_NODES))]
+    #[schemars(length(max = super::MAX_COPY_NODES), inner(length(max = 253)))]
     pub nodes: Vec<String>,
     /// The pre-change baseline: counts, rate, dispersion, hour-of-day profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -518,6 +520,7 @@ pub struct CanaryScope {
     /// (the first in name order); after it, those they took. Only while a query names
     /// `$canary_nodes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = 253)))]
     pub nodes: Vec<String>,
     /// The revision hashes of the canaried workloads' pods (`controller-revision-hash`, or a
     /// Deployment's `pod-template-hash`): before the first change, the revision they run, so
