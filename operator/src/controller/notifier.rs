@@ -23,8 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 use tracing::debug;
 
-/// The longest one delivery may take.
+/// The longest one delivery's POST may take.
 const DELIVERY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+/// The longest one delivery may take in all, its Secret's read included: it holds one of the
+/// `MAX_DELIVERIES` permits meanwhile, and a read the API server never answers must not hold
+/// it for ever (the client sets no read timeout of its own).
+const DELIVERY_LIMIT: StdDuration = StdDuration::from_secs(15);
 
 /// How many deliveries run at once, whatever is due: each reads a Secret (a tenant may make hers
 /// large) and posts to a receiver that may never answer, and after a restart every upgrade's
@@ -147,7 +152,12 @@ impl Notifier {
             tokio::spawn(async move {
                 // Never closed: a permit always comes, in turn.
                 let permit = this.deliveries.clone().acquire_owned().await;
-                let delivered = this.deliver(&mu, &n, &dest).await;
+                let delivered = tokio::time::timeout(DELIVERY_LIMIT, this.deliver(&mu, &n, &dest))
+                    .await
+                    .unwrap_or_else(|_| {
+                        let limit = DELIVERY_LIMIT.as_secs();
+                        Some(Err(format!("not delivered within {limit} s (reading its Secret, or posting)")))
+                    });
                 drop(permit);
                 let Some(result) = delivered else {
                     // Not sent: still due in the status, for whichever replica leads next.

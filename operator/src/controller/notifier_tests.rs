@@ -164,6 +164,13 @@ async fn at_most_a_few_deliveries_run_at_once() {
     tokio::time::sleep(StdDuration::from_millis(500)).await;
     let reading = lock(&accepted).len();
     assert!((1..=MAX_DELIVERIES).contains(&reading), "{reading} Secret reads at once");
+    // A read never answered fails the delivery at its limit, to be retried, and frees its turn.
+    tokio::time::pause();
+    tokio::time::advance(DELIVERY_LIMIT).await;
+    tokio::time::resume();
+    let got = result_of(&n).await;
+    assert!(!got.is_empty(), "the stuck deliveries are given up");
+    assert!(got[0].error.as_deref().is_some_and(|e| e.contains("not delivered within 15 s")), "{got:?}");
 }
 
 /// A URL is at most `MAX_URL_BYTES`: a longer one (a tenant's megabyte of host name) is refused

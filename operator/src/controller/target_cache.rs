@@ -18,7 +18,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tracing::warn;
@@ -276,12 +276,13 @@ fn owner_of(key: &TargetKey, t: &TargetState, trusted: &[String]) -> Option<Obje
     (ns == key.namespace || trusted.iter().any(|n| n == ns)).then(|| ObjectRef::new(name).within(ns))
 }
 
-/// The upgrades a target's change wakes, among those the store holds: its owner, and once it
-/// has left the watch (released, or deleted) every upgrade that waits to claim it, so that the
-/// next starts at once instead of at its next retry. Only upgrades whose spec names the target:
-/// a trusted upgrade may own targets anywhere, so a tenant could otherwise mark her own workload
-/// with its name (and a UID read off a workload it once claimed) and wake it at will; a target
-/// its spec names is one the tenant could wake it through anyway, by editing it.
+/// The upgrades a target's change wakes, among those the store holds: its owner, and once its
+/// owner has let it go (released, or it was deleted) the upgrade that has waited longest to
+/// claim it, so that it starts at once instead of at its next retry (one, not every waiter:
+/// only one can claim it). Only upgrades whose spec names the target: a trusted upgrade may own
+/// targets anywhere, so a tenant could otherwise mark her own workload with its name (and a UID
+/// read off a workload it once claimed) and wake it at will; a target its spec names is one the
+/// tenant could wake it through anyway, by editing it.
 pub fn to_wake(
     store: &Store<MaintenanceUpgrade>,
     trusted: &[String],
@@ -290,23 +291,24 @@ pub fn to_wake(
     let target = &woken.target;
     let names = |mu: &MaintenanceUpgrade| {
         let ns = mu.metadata.namespace.as_deref().unwrap_or_default();
-        mu.spec.stages.iter().flat_map(|s| &s.components).any(|c| TargetKey::of(c, ns) == *target)
+        let named = |c: &&crate::crd::Component| {
+            c.kind == target.kind && c.name == target.name && c.namespace_or(ns) == target.namespace
+        };
+        mu.spec.stages.iter().flat_map(|s| &s.components).any(|c| named(&c))
     };
     let owner = woken.owner.as_ref().filter(|o| store.get(o).is_some_and(|mu| names(&mu)));
     let mut out: Vec<_> = owner.cloned().into_iter().collect();
-    if woken.left {
+    // A target that leaves without an owner's mark was never claimed: nobody waits for it.
+    if let Some(owner) = woken.owner.as_ref().filter(|_| woken.left) {
         let waiting = store.state().into_iter().filter(|mu| {
             let ns = mu.metadata.namespace.as_deref().unwrap_or_default();
             let may_own = ns == target.namespace || trusted.iter().any(|t| t == ns);
             let ended = mu.status.as_ref().is_some_and(|st| st.released_at.is_some());
-            may_own && !ended && names(mu)
+            may_own && !ended && ObjectRef::from_obj(&**mu) != *owner && names(mu)
         });
-        for mu in waiting {
-            let r = ObjectRef::from_obj(&*mu);
-            if !out.contains(&r) {
-                out.push(r);
-            }
-        }
+        let longest =
+            waiting.min_by_key(|mu| (mu.metadata.creation_timestamp.clone().map(|t| t.0), mu.name_any()));
+        out.extend(longest.map(|mu| ObjectRef::from_obj(&*mu)));
     }
     out
 }

@@ -121,30 +121,37 @@ fn a_mark_wakes_an_upgrade_only_for_a_target_its_spec_names() {
 }
 
 /// A target its owner releases (or that is deleted) leaves the watch: that wakes the owner, and
-/// every upgrade that names it and may claim it, so the next one starts at once instead of at
-/// its next retry; not one that has ended, nor one of a namespace that may not own it.
+/// the upgrade that has waited longest to claim it (only one can), so that it starts at once
+/// instead of at its next retry; not one that has ended, nor one of a namespace that may not
+/// own it. A target that leaves with no owner's mark was never claimed, and wakes nobody.
 #[test]
-fn a_released_target_wakes_the_upgrades_waiting_to_claim_it() {
+fn a_released_target_wakes_the_upgrade_that_waited_longest_to_claim_it() {
     let (key, claim) = claimed("web", "5");
     let web = [("Deployment", Some("apps"), "web")];
+    let created = |mut mu: MaintenanceUpgrade, at: &str| {
+        mu.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at.parse().unwrap()));
+        mu
+    };
     let store = store_of(vec![
-        upgrade("ops", "up", &web, false),
-        upgrade("apps", "next", &web, false),
-        upgrade("apps", "done", &web, true),
-        upgrade("elsewhere", "blocked", &web, false),
-        upgrade("apps", "other", &[("Deployment", Some("apps"), "db")], false),
+        created(upgrade("ops", "up", &web, false), "2026-12-01T00:00:00Z"),
+        created(upgrade("apps", "next", &web, false), "2026-12-02T00:00:00Z"),
+        created(upgrade("apps", "later", &web, false), "2026-12-03T00:00:00Z"),
+        created(upgrade("apps", "done", &web, true), "2026-11-01T00:00:00Z"),
+        created(upgrade("elsewhere", "blocked", &web, false), "2026-11-01T00:00:00Z"),
+        created(
+            upgrade("apps", "other", &[("Deployment", Some("apps"), "db")], false),
+            "2026-11-01T00:00:00Z",
+        ),
     ]);
     let trusted = ["ops".to_string()];
     let left = TargetWakeUp { target: key.clone(), owner: owner_of(&key, &claim, &trusted), left: true };
-    let mut woken = to_wake(&store, &trusted, &left);
-    woken.sort_by_key(|r| r.name.clone());
-    assert_eq!(woken, [ObjectRef::new("next").within("apps"), ObjectRef::new("up").within("ops")]);
-    let changed = TargetWakeUp { left: false, ..left };
-    assert_eq!(
-        to_wake(&store, &trusted, &changed),
-        [ObjectRef::new("up").within("ops")],
-        "a change wakes its owner alone"
-    );
+    let up = ObjectRef::new("up").within("ops");
+    assert_eq!(to_wake(&store, &trusted, &left), [up.clone(), ObjectRef::new("next").within("apps")]);
+    let changed = TargetWakeUp { left: false, ..left.clone() };
+    assert_eq!(to_wake(&store, &trusted, &changed), [up], "a change wakes its owner alone");
+    let unmarked = TargetWakeUp { owner: None, ..left };
+    assert!(to_wake(&store, &trusted, &unmarked).is_empty(), "never claimed: nobody waits for it");
 }
 
 /// A target that leaves the watch is forgotten whatever mark it leaves with (none, or one naming

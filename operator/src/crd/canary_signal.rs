@@ -85,7 +85,7 @@ impl MaintenanceUpgradeSpec {
             .filter_map(|parent| {
                 let name = canary_signal_name(&parent.name);
                 let entry = status.analysis.iter().find(|a| a.name == name && !a.nodes.is_empty())?;
-                if entry.nodes.len() > MAX_COPY_NODES || !entry.nodes.iter().all(|n| is_node_name(n)) {
+                if entry.nodes.len() > MAX_COPY_NODES {
                     return None;
                 }
                 let mut s = parent;
@@ -95,16 +95,6 @@ impl MaintenanceUpgradeSpec {
             })
             .collect()
     }
-}
-
-/// Whether `name` can be a Node's: a DNS subdomain (RFC 1123) of at most 253 characters. The
-/// status is input: a name no node has, of any length, must not reach the recording.
-fn is_node_name(name: &str) -> bool {
-    let part = |p: &str| {
-        let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-        p.len() <= 63 && p.starts_with(alnum) && p.ends_with(alnum) && p.chars().all(|c| alnum(c) || c == '-')
-    };
-    name.len() <= 253 && name.split('.').all(part)
 }
 
 /// The first placeholder of `query` that is not one of the two, or not the start of a string

@@ -253,7 +253,7 @@ fn a_status_cannot_make_the_operator_record_nodes_no_canary_takes() {
     let plain = "apiVersion: maintenance.dev/v1alpha1\nkind: MaintenanceUpgrade\nmetadata: {name: up, namespace: ops, generation: 1}\nspec:\n  stages:\n  - {name: all, soak: 1h, components: [{kind: DaemonSet, name: c, image: x}]}\n";
     let now = t("2026-11-24T03:00:00Z");
     let forged = |yaml: &str, nodes: usize| {
-        let mu = claimed_with_canary_copy(yaml, now, (0..nodes).map(|i| format!("node-{i:0>58}")).collect());
+        let mu = claimed_with_canary_copy(yaml, now, (0..nodes).map(|i| format!("node-{i:0>60}")).collect());
         named_by(&mu, &whole, None, &["ops".into()])
     };
     // A copy written into the status of an upgrade that runs no DaemonSet canary.
@@ -263,7 +263,7 @@ fn a_status_cannot_make_the_operator_record_nodes_no_canary_takes() {
     assert_eq!(forged(canaried, MAX_SCOPE_NODES).len(), 1);
     // Names no node can have: a hundred of 11 KB each would grow the recording's index past
     // what a ConfigMap holds, and no save of any scope would go through again.
-    for name in ["n".repeat(11_000), "Node_1".into(), "-node".into(), String::new()] {
+    for name in ["n".repeat(254), "Node_1".into(), "-node".into(), "a..b".into(), String::new()] {
         let mu = claimed_with_canary_copy(canaried, now, vec![name.clone(), "node-1".into()]);
         assert!(named_by(&mu, &whole, None, &["ops".into()]).is_empty(), "{:.20}", name);
     }
