@@ -163,6 +163,6 @@ pub mod reason {
     /// 10 s, 20 s … up to once a minute, and said again only when the failure changes.
     pub const ACTION_FAILED: &str = "ActionFailed";
     /// A webhook delivery failed (the first failure of each notification): retried with backoff, see
-    /// `status.notifications`.
+    /// `status.notifications`. Or one still to deliver is no longer retried: only 50 are kept.
     pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 }

@@ -120,19 +120,47 @@ impl Decider<'_> {
     /// Keep at most `MAX_NOTIFICATIONS`. The newest of each configured webhook and kind stays (the
     /// next one is numbered after it); of the others, the delivered (or abandoned) ones go first,
     /// oldest first. At most 5 webhooks of 6 kinds are configured, so the bound always holds.
+    /// One still to deliver to a configured webhook goes only when nothing else can, and that is
+    /// said (a Warning Event), never silent.
     fn trim_notifications(&mut self) {
         let configured: Vec<String> = self.webhooks().into_iter().map(|(w, _)| w).collect();
         let list = &mut self.st.notifications;
+        let mut dropped = vec![];
         while list.len() > MAX_NOTIFICATIONS {
             let kept = |i: usize| {
                 configured.contains(&list[i].webhook)
                     && !list[i + 1..].iter().any(|r| r.webhook == list[i].webhook && r.kind == list[i].kind)
             };
+            // Delivered or abandoned first, then those of webhooks no longer configured (they
+            // would be abandoned), then the oldest still to deliver.
+            let waiting = |i: usize| list[i].sent_at.is_none() && !list[i].abandoned;
+            let live = |i: usize| waiting(i) && configured.contains(&list[i].webhook);
             let oldest = (0..list.len())
                 .filter(|i| !kept(*i))
-                .min_by_key(|i| (list[*i].sent_at.is_none() && !list[*i].abandoned, *i))
+                .min_by_key(|i| (live(*i), waiting(*i), *i))
                 .unwrap_or(0);
-            list.remove(oldest);
+            let live = live(oldest);
+            let n = list.remove(oldest);
+            if live {
+                dropped.push(n);
+            }
+        }
+        for n in dropped {
+            let message = format!(
+                "webhook {}: the {:?} notification of {} is no longer retried, after {} attempt(s): at most \
+                 {MAX_NOTIFICATIONS} notifications are kept, and none of the others could go instead (each is \
+                 undelivered, or the newest of its webhook and kind)",
+                n.webhook,
+                n.kind,
+                crate::timefmt::at(n.created_at),
+                n.attempts
+            );
+            self.events.push(super::Note {
+                warning: true,
+                reason: reason::NOTIFICATION_FAILED,
+                action: "Notify",
+                message,
+            });
         }
     }
 

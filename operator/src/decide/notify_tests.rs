@@ -181,4 +181,25 @@ fn the_status_keeps_at_most_fifty_notifications_and_the_newest_of_each_kind() {
         .collect();
     w.step();
     assert!(w.obs.status.notifications.len() <= MAX_NOTIFICATIONS, "{}", w.obs.status.notifications.len());
+    // One still to deliver goes only when nothing else can, and that is said; one of a webhook
+    // no longer configured goes first, unsaid (it would be abandoned anyway).
+    w.events.clear();
+    let mut waiting: Vec<_> = (1..=60).map(|n| sent(NotificationKind::Blocked, n, false)).collect();
+    waiting.push(NotificationStatus { webhook: "gone".into(), ..sent(NotificationKind::Failed, 1, false) });
+    let before: Vec<String> = waiting.iter().map(|n| n.id.clone()).collect();
+    w.obs.status.notifications = waiting;
+    w.step();
+    let list = &w.obs.status.notifications;
+    assert_eq!(list.len(), MAX_NOTIFICATIONS);
+    assert!(!list.iter().any(|n| n.webhook == "gone"));
+    // Whatever this look made (a stage starting) is kept, as the newest of its kind.
+    let made = list.iter().filter(|n| !before.contains(&n.id)).count();
+    let before = before.len();
+    let said: Vec<&String> = w.events.iter().filter(|e| e.contains("is no longer retried")).collect();
+    assert_eq!(said.len(), before + made - 1 - MAX_NOTIFICATIONS, "{:?}", w.events);
+    assert!(
+        said[0].starts_with("NotificationFailed: webhook oncall: the Blocked notification of"),
+        "{}",
+        said[0]
+    );
 }
