@@ -954,6 +954,25 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}]
         .await;
     let blocked = condition_of(&mu, condition::BLOCKED);
     assert!(blocked.message.contains("namespace no-such-namespace does not exist"), "{}", blocked.message);
+
+    // The installer withdraws this namespace's trust while its upgrade holds kube-system's
+    // connector: after the restart that applies it, the upgrade gives back what it holds there
+    // (it sees that target only because it carries its own mark), whatever its rollback settings.
+    op.trusted_namespaces = Some(String::new());
+    op.restart().unwrap();
+    let mu = s
+        .wait_for("connector", SECS(60), "rolled back", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.phase == Phase::RolledBack && st.released_at.is_some())
+        })
+        .await;
+    let rollback = mu.status.as_ref().unwrap().rollback.clone().unwrap();
+    assert_eq!(rollback.reason, reason::TRUST_WITHDRAWN, "{}", rollback.message);
+    assert!(rollback.message.contains("DaemonSet kube-system/e2e-tenancy-connector"), "{}", rollback.message);
+    assert!(s.saw_event("connector", reason::TRUST_WITHDRAWN).await, "{:?}", s.events("connector").await);
+    let released = kube_system.get(connector).await.unwrap();
+    assert!(!released.labels().contains_key(CLAIMED_LABEL), "released: {:?}", released.labels());
+    assert!(released.annotations().keys().all(|k| !k.starts_with("maintenance.dev/")), "unmarked");
+    assert_eq!(image(&released).as_deref(), Some(GOOD));
     drop(op);
     let _ = kube_system.delete(connector, &Default::default()).await;
     let _ = s.env.kubectl(&["delete", "namespace", team, "--wait=false"]);

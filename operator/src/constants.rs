@@ -145,6 +145,10 @@ pub mod reason {
     /// The upgrade was deleted before it ended: what changed is reverted, then its targets are
     /// released and it goes.
     pub const UPGRADE_DELETED: &str = "UpgradeDeleted";
+    /// Its namespace was taken off trustedNamespaces while it held workloads in other
+    /// namespaces: what it changed is reverted, whatever its rollback settings, then its targets
+    /// are released.
+    pub const TRUST_WITHDRAWN: &str = "TrustWithdrawn";
     /// A target is back on its known-good image.
     pub const REVERTED: &str = "Reverted";
     /// Every changed component is back on its known-good image: the upgrade ended RolledBack.

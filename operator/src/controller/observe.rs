@@ -41,14 +41,30 @@ pub async fn observe(
     // The targets the spec names, and only those: the status is the operator's memory, never a
     // list of what to read or change (decide::trust sets aside a record the spec does not name).
     // Another namespace's only for a trusted upgrade: an untrusted one is blocked unread
-    // (decide::tenancy), so that not even whether they exist is told.
+    // (decide::tenancy), so that not even whether they exist is told. But one that claimed while
+    // its namespace was trusted (trust withdrawn since) is shown those that still carry its own
+    // mark and UID, and no other, so that it reverts and releases them (`trust_withdrawn`).
     let trusted = ctx.trusted_namespaces.contains(&ns);
+    let id = format!("{ns}/{}", mu.name_any());
+    let uid = mu.metadata.uid.as_deref().unwrap_or_default();
     let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey::of(c, &ns));
-    let keys = keys.filter(|k| trusted || k.namespace == ns);
+    let (keys, abroad): (Vec<TargetKey>, Vec<TargetKey>) = keys.partition(|k| trusted || k.namespace == ns);
+    let held_abroad = abroad.into_iter().filter(|_| status.claimed_at.is_some() && !ended);
+    for key in held_abroad {
+        let state = match ctx.targets.get(&key) {
+            Some(state) => Some(state),
+            None => read_target(ctx, &key, None).await?,
+        };
+        let ours =
+            |t: &TargetState| t.owner.as_deref() == Some(id.as_str()) && t.owner_uid.as_deref() == Some(uid);
+        if let Some(state) = state.filter(ours) {
+            targets.insert(key, Some(state));
+        }
+    }
     // The watch of claimed targets has them; those not claimed yet (their running digests are
     // read then too) or outside the watch are read from the API, side by side.
     let mut reads = vec![];
-    for key in keys.filter(|_| !ended) {
+    for key in keys.into_iter().filter(|_| !ended) {
         if targets.contains_key(&key) {
             continue;
         }
@@ -125,7 +141,6 @@ pub async fn observe(
     // Until every target is claimed: do the other upgrades named as owners still exist? A read
     // that fails counts as yes, so that nothing is taken over on a doubt.
     let mut live_owners = std::collections::BTreeSet::new();
-    let id = format!("{ns}/{}", mu.name_any());
     if status.claimed_at.is_none() {
         let owners: std::collections::BTreeSet<String> =
             targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id).collect();

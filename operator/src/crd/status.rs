@@ -597,7 +597,7 @@ pub struct BaselineStatus {
 #[serde(rename_all = "camelCase")]
 pub struct RollbackStatus {
     /// Why: RegressionDetected, RolloutFailed, DeadlineExceeded, WindowNeverOpens,
-    /// ManualRollback, UpgradeDeleted, TargetDeleted or ImageChangedExternally.
+    /// ManualRollback, UpgradeDeleted, TrustWithdrawn, TargetDeleted or ImageChangedExternally.
     pub reason: String,
     /// What was seen, in words: the signal, its baseline and observed rates, or what failed.
     pub message: String,

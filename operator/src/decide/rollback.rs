@@ -18,6 +18,9 @@ impl<'a> Decider<'a> {
                 "the MaintenanceUpgrade is being deleted: what it changed goes back to the known-good images, then its targets are released and it goes".into(),
             ));
         }
+        if let Some(why) = self.trust_withdrawn() {
+            return Some((reason::TRUST_WITHDRAWN, why));
+        }
         if self.o.spec.rollback.requested {
             return Some((reason::MANUAL_ROLLBACK, "spec.rollback.requested is true".into()));
         }

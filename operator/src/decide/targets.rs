@@ -173,6 +173,14 @@ impl Decider<'_> {
                 }
                 let conflict = match t {
                     None if c.phase == ComponentPhase::Reverted => None,
+                    // Not observed at all: in another namespace, after its namespace's trust was
+                    // withdrawn, and no longer marked as this upgrade's (observe shows only those).
+                    None if !self.o.targets.contains_key(&key) => Some(format!(
+                        "{key} is in another namespace, which this upgrade may no longer change (namespace {} is \
+                         not in trustedNamespaces), and no longer carries this upgrade's owner mark; the operator \
+                         no longer touches it",
+                        self.o.namespace
+                    )),
                     None => {
                         let cs = &mut self.st.stages[si].components[ci];
                         cs.phase = ComponentPhase::Gone;

@@ -4,6 +4,7 @@
 //! installed.
 
 use super::Decider;
+use crate::target::TargetKey;
 
 impl Decider<'_> {
     /// Why this upgrade may not touch the targets it names, saying what to do instead.
@@ -51,6 +52,33 @@ impl Decider<'_> {
                  namespaces; {who}: remove them from kubernetes.namespaces (an empty list means {ns} alone), \
                  or ask whoever installed maintenance-operator to add {ns} to trustedNamespaces",
                 reading.join(", ")
+            )
+        })
+    }
+
+    /// Why this upgrade must give back what it holds in other namespaces: its namespace was
+    /// taken off trustedNamespaces after it claimed them. Observe shows it a target there only
+    /// while the target carries its mark and UID, which only the operator wrote, when it was
+    /// trusted; so this reverts nothing a tenant chose. Nothing may move those targets forward
+    /// any more, so the rollback does not wait for a human or a window.
+    pub(super) fn trust_withdrawn(&self) -> Option<String> {
+        let ns = &self.o.namespace;
+        if self.o.trusted_namespaces.contains(ns) {
+            return None;
+        }
+        let held: Vec<&TargetKey> = self
+            .o
+            .targets
+            .iter()
+            .filter(|(k, t)| k.namespace != *ns && t.as_ref().is_some_and(|t| self.owns(t)))
+            .map(|(k, _)| k)
+            .collect();
+        (!held.is_empty()).then(|| {
+            format!(
+                "namespace {ns} is no longer trusted to change workloads in other namespaces (it is not in \
+                 trustedNamespaces), and this upgrade holds {}: what it changed goes back to the known-good images \
+                 and its targets are released; to upgrade them, create the upgrade in a trusted namespace",
+                held.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
             )
         })
     }

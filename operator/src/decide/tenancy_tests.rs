@@ -36,3 +36,66 @@ fn its_own_namespace_needs_no_trust() {
     w.step();
     assert!(matches!(w.effects.first(), Some(Effect::Claim { .. })), "{:?}", w.effects);
 }
+
+#[test]
+fn trust_withdrawn_mid_upgrade_reverts_and_releases_what_it_holds_elsewhere() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    assert_eq!(w.image("connector-canary"), "connector:2.0");
+    // The installer takes the platform namespace off trustedNamespaces, and restarts the
+    // operator. Rollback settings the spec chose do not hold its foreign changes in place.
+    w.obs.spec.rollback.automatic = false;
+    w.obs.trusted_namespaces = vec![];
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let rollback = w.obs.status.rollback.clone().unwrap();
+    assert_eq!(rollback.reason, reason::TRUST_WITHDRAWN);
+    for said in ["namespace ops is no longer trusted", "kube-system/connector-canary", "trustedNamespaces"] {
+        assert!(rollback.message.contains(said), "{said:?} in {}", rollback.message);
+    }
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted");
+    assert_eq!(w.image("connector"), "connector:1.0", "the second stage never started");
+    let marked: Vec<_> = w.obs.targets.iter().filter(|(_, t)| t.as_ref().unwrap().owner.is_some()).collect();
+    assert!(marked.is_empty(), "every target released: {marked:?}");
+    assert!(!w.events.iter().any(|e| e.starts_with(reason::TARGET_DELETED)), "{:?}", w.events);
+}
+
+#[test]
+fn trust_withdrawn_from_an_upgrade_that_only_claimed_releases_its_targets() {
+    let mut w = World::new(spec());
+    w.step();
+    w.obs.now += Duration::seconds(1);
+    w.step();
+    assert!(w.obs.status.claimed_at.is_some(), "{:?}", w.effects);
+    assert!(w.image_sets().is_empty(), "{:?}", w.effects);
+    w.obs.trusted_namespaces = vec![];
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert!(w.image_sets().is_empty(), "nothing set: {:?}", w.effects);
+    assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "released");
+}
+
+/// After trust is withdrawn, a target in another namespace is observed only while it carries
+/// this upgrade's mark (observe leaves any other out, unread): one that no longer does is not
+/// taken for deleted, nor touched.
+#[test]
+fn trust_withdrawn_a_foreign_target_no_longer_marked_is_left_alone_not_taken_for_deleted() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    w.obs.trusted_namespaces = vec![];
+    let unmarked = w.obs.targets.remove(&key("connector-canary")).unwrap().unwrap();
+    let before = w.effects.len();
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    // Only the fleet's DaemonSet, claimed and unchanged, is released.
+    let sent: Vec<String> = w.effects[before..].iter().map(|e| format!("{e:?}")).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].starts_with("Release") && !sent[0].contains("connector-canary"), "{sent:?}");
+    assert!(!w.events.iter().any(|e| e.starts_with(reason::TARGET_DELETED)), "{:?}", w.events);
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict);
+    let said = c.message.clone().unwrap();
+    assert!(said.contains("no longer carries this upgrade's owner mark"), "{said}");
+    assert!(w.obs.status.message.contains("not reverted"), "{}", w.obs.status.message);
+    assert_eq!(unmarked.containers[0].1, "connector:2.0");
+}
