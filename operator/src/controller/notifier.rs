@@ -36,6 +36,12 @@ const DELIVERY_LIMIT: StdDuration = StdDuration::from_secs(15);
 /// pending notifications are due together.
 pub const MAX_DELIVERIES: usize = 8;
 
+/// How many of those one namespace's upgrades may hold: a tenant whose receiver holds every POST
+/// to its limit, or whose Secret reads are slow, delays only her own notifications, not another
+/// tenant's nor the installer's default webhook's for others (the permits are first come, first
+/// served).
+pub const MAX_DELIVERIES_PER_NAMESPACE: usize = 2;
+
 /// The longest webhook URL read from a Secret: a longer one is refused, so that no status field
 /// or Event repeats a tenant's megabyte.
 pub const MAX_URL_BYTES: usize = 2048;
@@ -76,6 +82,9 @@ pub struct Notifier {
     fence: Fence,
     /// A permit per delivery under way (`MAX_DELIVERIES`).
     deliveries: Arc<tokio::sync::Semaphore>,
+    /// Each namespace's share of them (`MAX_DELIVERIES_PER_NAMESPACE`), taken first, while its
+    /// upgrades have a delivery waiting or under way.
+    shares: Arc<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl Notifier {
@@ -88,7 +97,18 @@ impl Notifier {
     ) -> Self {
         let wake = WakeUps::new("notification results", 1024);
         let deliveries = Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES));
-        Notifier { client, outbound, metrics, default, state: Arc::default(), wake, fence, deliveries }
+        let shares = Arc::default();
+        Notifier {
+            client,
+            outbound,
+            metrics,
+            default,
+            state: Arc::default(),
+            wake,
+            fence,
+            deliveries,
+            shares,
+        }
     }
 
     pub fn has_default(&self) -> bool {
@@ -149,8 +169,12 @@ impl Notifier {
                 continue;
             };
             let (this, mu, uid) = (self.clone(), mu.clone(), uid.clone());
+            let namespace = mu.namespace().unwrap_or_default();
+            let share = self.share_of(&namespace);
             tokio::spawn(async move {
-                // Never closed: a permit always comes, in turn.
+                // Never closed: a permit always comes, in turn; the namespace's first, so that
+                // one tenant's queue never stands in everyone's.
+                let own = share.clone().acquire_owned().await;
                 let permit = this.deliveries.clone().acquire_owned().await;
                 let delivered = tokio::time::timeout(DELIVERY_LIMIT, this.deliver(&mu, &n, &dest))
                     .await
@@ -158,7 +182,8 @@ impl Notifier {
                         let limit = DELIVERY_LIMIT.as_secs();
                         Some(Err(format!("not delivered within {limit} s (reading its Secret, or posting)")))
                     });
-                drop(permit);
+                drop((permit, own, share));
+                this.drop_share_if_idle(&namespace);
                 let Some(result) = delivered else {
                     // Not sent: still due in the status, for whichever replica leads next.
                     lock(&this.state).in_flight.remove(&format!("{uid}/{}", n.id));
@@ -171,6 +196,24 @@ impl Notifier {
                 this.metrics.notifications.get_or_create(&label).inc();
                 this.report(&mu, &uid, &n.id, result, false);
             });
+        }
+    }
+
+    /// `namespace`'s share of the delivery permits, made when it first has a delivery.
+    fn share_of(&self, namespace: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut shares = lock(&self.shares);
+        let share = shares
+            .entry(namespace.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES_PER_NAMESPACE)));
+        Arc::clone(share)
+    }
+
+    /// Forget `namespace`'s share once no delivery of its upgrades waits or runs, so that the
+    /// map follows the namespaces with notifications under way, not every one that ever had one.
+    fn drop_share_if_idle(&self, namespace: &str) {
+        let mut shares = lock(&self.shares);
+        if shares.get(namespace).is_some_and(|s| Arc::strong_count(s) == 1) {
+            shares.remove(namespace);
         }
     }
 

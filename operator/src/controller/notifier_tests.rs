@@ -140,37 +140,85 @@ async fn no_delivery_goes_out_once_the_term_has_ended_and_it_stays_due_for_the_n
 /// have made large, and posts to a receiver that may never answer.
 #[tokio::test]
 async fn at_most_a_few_deliveries_run_at_once() {
-    // An API server that takes every connection and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let accepted = Arc::new(Mutex::new(vec![]));
-    let held = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            lock(&held).push(socket);
-        }
-    });
-    let client =
-        kube::Client::try_from(kube::Config::new(format!("http://{address}").parse().unwrap())).unwrap();
+    let (client, reading) = api_server_that_never_answers().await;
     let n = Notifier { client, ..notifier(Fence::open()) };
-    let mu = with_webhook(upgrade("team-a"));
-    let due: Vec<_> = (0..3 * MAX_DELIVERIES)
-        .map(|i| NotificationStatus {
-            id: format!("oncall/Blocked/{i}"),
-            ..notification("oncall", NotificationKind::Blocked, Phase::Pending, "InvalidSpec", "x")
-        })
-        .collect();
-    n.send(&mu, due);
+    // Every upgrade's notifications, after a restart: three each, in many namespaces.
+    for team in 0..MAX_DELIVERIES {
+        n.send(&of_its_own(&format!("team-{team}")), due(3));
+    }
     tokio::time::sleep(StdDuration::from_millis(500)).await;
-    let reading = lock(&accepted).len();
+    let reading = lock(&reading).len();
     assert!((1..=MAX_DELIVERIES).contains(&reading), "{reading} Secret reads at once");
     // A read never answered fails the delivery at its limit, to be retried, and frees its turn.
     tokio::time::pause();
     tokio::time::advance(DELIVERY_LIMIT).await;
     tokio::time::resume();
-    let got = result_of(&n).await;
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    let got: Vec<Delivery> =
+        (0..MAX_DELIVERIES).flat_map(|team| n.results(&format!("uid-team-{team}"))).collect();
     assert!(!got.is_empty(), "the stuck deliveries are given up");
     assert!(got[0].error.as_deref().is_some_and(|e| e.contains("not delivered within 15 s")), "{got:?}");
+}
+
+/// One tenant's receiver, or her Secret reads, holding every delivery to its limit delay only
+/// her own notifications: another namespace's upgrade still has its turn at once.
+#[tokio::test]
+async fn one_namespaces_stuck_deliveries_do_not_hold_up_anothers() {
+    let (client, reading) = api_server_that_never_answers().await;
+    let n = Notifier { client, ..notifier(Fence::open()) };
+    n.send(&of_its_own("team-a"), due(3 * MAX_DELIVERIES));
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    n.send(&of_its_own("team-b"), due(1));
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    let reading = lock(&reading).clone();
+    let of =
+        |ns: &str| reading.iter().filter(|r| r.contains(&format!("/namespaces/{ns}/secrets/hook"))).count();
+    assert_eq!(of("team-b"), 1, "team-b's Secret is read at once: {reading:?}");
+    assert_eq!(of("team-a"), MAX_DELIVERIES_PER_NAMESPACE, "team-a holds its share only: {reading:?}");
+}
+
+/// An upgrade in `namespace` with the webhook `oncall`, and a UID of its own.
+fn of_its_own(namespace: &str) -> MaintenanceUpgrade {
+    let mut mu = with_webhook(upgrade(namespace));
+    mu.metadata.uid = Some(format!("uid-{namespace}"));
+    mu
+}
+
+/// `count` notifications due to the webhook `oncall`.
+fn due(count: usize) -> Vec<NotificationStatus> {
+    (0..count)
+        .map(|i| NotificationStatus {
+            id: format!("oncall/Blocked/{i}"),
+            ..notification("oncall", NotificationKind::Blocked, Phase::Pending, "InvalidSpec", "x")
+        })
+        .collect()
+}
+
+/// A client of an API server that takes every connection and never answers, and the first line
+/// of each request it was sent.
+async fn api_server_that_never_answers() -> (kube::Client, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(vec![]));
+    let seen = Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut head = vec![0; 1024];
+                let read = socket.read(&mut head).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&head[..read]).lines().next().unwrap_or("").to_string();
+                lock(&seen).push(line);
+                // Held open, unanswered, until the test ends.
+                let _ = socket.read(&mut head).await;
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    let client =
+        kube::Client::try_from(kube::Config::new(format!("http://{address}").parse().unwrap())).unwrap();
+    (client, requests)
 }
 
 /// A URL is at most `MAX_URL_BYTES`: a longer one (a tenant's megabyte of host name) is refused
