@@ -65,13 +65,14 @@ pub struct UpgradeLabels {
 }
 
 /// Every reason a rollback starts for (`decide::rollback`), exported at 0 from the start.
-const ROLLBACK_REASONS: [&str; 9] = [
+const ROLLBACK_REASONS: [&str; 10] = [
     reason::REGRESSION,
     reason::ROLLOUT_FAILED,
     reason::DEADLINE_EXCEEDED,
     reason::WINDOW_NEVER_OPENS,
     reason::MANUAL_ROLLBACK,
     reason::UPGRADE_DELETED,
+    reason::TRUST_WITHDRAWN,
     reason::TARGET_DELETED,
     reason::CHANGED_EXTERNALLY,
     reason::REVERTED,

@@ -41,19 +41,33 @@ pub async fn observe(
     // The targets the spec names, and only those: the status is the operator's memory, never a
     // list of what to read or change (decide::trust sets aside a record the spec does not name).
     // Another namespace's only for a trusted upgrade: an untrusted one is blocked unread
-    // (decide::tenancy), so that not even whether they exist is told. But one that claimed while
-    // its namespace was trusted (trust withdrawn since) is shown those that still carry its own
-    // mark and UID, and no other, so that it reverts and releases them (`trust_withdrawn`).
+    // (decide::tenancy), so that not even whether they exist is told. But one that claimed some
+    // while its namespace was trusted (trust withdrawn since) is shown those that still carry its
+    // own mark and UID, and no other, so that it reverts and releases them (`trust_withdrawn`):
+    // found by their marks, whatever its status says, in the watch of claimed targets; read from
+    // the API only while that watch has not listed (the answer dropped unless ours), or, for an
+    // operator watching one namespace, when the status says it claimed them.
     let trusted = ctx.trusted_namespaces.contains(&ns);
     let id = format!("{ns}/{}", mu.name_any());
     let uid = mu.metadata.uid.as_deref().unwrap_or_default();
     let keys = mu.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey::of(c, &ns));
     let (keys, abroad): (Vec<TargetKey>, Vec<TargetKey>) = keys.partition(|k| trusted || k.namespace == ns);
-    let held_abroad = abroad.into_iter().filter(|_| status.claimed_at.is_some() && !ended);
-    for key in held_abroad {
+    let claimed_in_status = |key: &TargetKey| {
+        status.claimed_at.is_some()
+            || status.stages.iter().flat_map(|s| &s.components).any(|c| {
+                c.phase != ComponentPhase::Pending
+                    && (c.kind, c.namespace.as_str(), c.name.as_str())
+                        == (key.kind, key.namespace.as_str(), key.name.as_str())
+            })
+    };
+    for key in abroad.into_iter().filter(|_| !ended) {
         let state = match ctx.targets.get(&key) {
             Some(state) => Some(state),
-            None => read_target(ctx, &key, None).await?,
+            None if ctx.targets.answers_for(&key) => None,
+            None if ctx.targets.watches(&key.namespace) || claimed_in_status(&key) => {
+                read_target(ctx, &key, None).await?
+            }
+            None => None,
         };
         let ours =
             |t: &TargetState| t.owner.as_deref() == Some(id.as_str()) && t.owner_uid.as_deref() == Some(uid);

@@ -120,7 +120,7 @@ impl TargetCache {
     /// patch returned it while the watch is older than that or has not seen it yet (a claim
     /// just made). None: read it from the API.
     pub fn get(&self, key: &TargetKey) -> Option<TargetState> {
-        let watched = self.scope.as_ref().is_none_or(|ns| *ns == key.namespace);
+        let watched = self.watches(&key.namespace);
         let stored = lock(&self.stored).get(key).cloned();
         let mut written = lock(&self.written);
         match (stored, written.get(key)) {
@@ -135,6 +135,17 @@ impl TargetCache {
                 Some(state)
             }
         }
+    }
+
+    /// Whether the watch can say of `key` that it is not claimed: it covers its namespace and
+    /// has listed its kind, so that `get` returning None means no target there carries a mark.
+    pub fn answers_for(&self, key: &TargetKey) -> bool {
+        self.watches(&key.namespace) && lock(&self.stored).listed.contains(&key.kind)
+    }
+
+    /// Whether the watch covers `namespace`.
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.scope.as_ref().is_none_or(|ns| ns == namespace)
     }
 
     /// Our patch of `key` returned it as `state`. A released target leaves the watch: nothing to

@@ -4,7 +4,9 @@
 //! installed.
 
 use super::Decider;
+use crate::crd::ComponentPhase;
 use crate::target::TargetKey;
+use std::collections::BTreeSet;
 
 impl Decider<'_> {
     /// Why this upgrade may not touch the targets it names, saying what to do instead.
@@ -56,27 +58,40 @@ impl Decider<'_> {
         })
     }
 
+    /// Whether `key` is in another namespace than this upgrade's, which is not trusted: what
+    /// this upgrade may still do there is give back what it claimed (`trust_withdrawn`), from
+    /// the records the operator left on the target, never from the status.
+    pub(super) fn abroad_untrusted(&self, key: &TargetKey) -> bool {
+        key.namespace != self.o.namespace && !self.o.trusted_namespaces.contains(&self.o.namespace)
+    }
+
     /// Why this upgrade must give back what it holds in other namespaces: its namespace was
-    /// taken off trustedNamespaces after it claimed them. Observe shows it a target there only
+    /// taken off trustedNamespaces after it claimed some. Observe shows it a target there only
     /// while the target carries its mark and UID, which only the operator wrote, when it was
-    /// trusted; so this reverts nothing a tenant chose. Nothing may move those targets forward
-    /// any more, so the rollback does not wait for a human or a window.
+    /// trusted, and a revert there takes the images and settings recorded on the target; so this
+    /// reverts nothing a tenant chose. Nothing may move those targets forward any more, so the
+    /// rollback does not wait for a human or a window. The status's word that it claimed one
+    /// (a target no longer marked) rolls back only this upgrade's own namespace's changes.
     pub(super) fn trust_withdrawn(&self) -> Option<String> {
         let ns = &self.o.namespace;
         if self.o.trusted_namespaces.contains(ns) {
             return None;
         }
-        let held: Vec<&TargetKey> = self
+        let marked = self
             .o
             .targets
             .iter()
             .filter(|(k, t)| k.namespace != *ns && t.as_ref().is_some_and(|t| self.owns(t)))
-            .map(|(k, _)| k)
-            .collect();
+            .map(|(k, _)| k.clone());
+        let recorded = self
+            .components()
+            .filter(|c| c.namespace != *ns && c.phase != ComponentPhase::Pending)
+            .map(|c| self.target(c).0);
+        let held: BTreeSet<TargetKey> = marked.chain(recorded).collect();
         (!held.is_empty()).then(|| {
             format!(
                 "namespace {ns} is no longer trusted to change workloads in other namespaces (it is not in \
-                 trustedNamespaces), and this upgrade holds {}: what it changed goes back to the known-good images \
+                 trustedNamespaces), and this upgrade claimed {}: what it changed goes back to the known-good images \
                  and its targets are released; to upgrade them, create the upgrade in a trusted namespace",
                 held.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
             )

@@ -77,25 +77,62 @@ fn trust_withdrawn_from_an_upgrade_that_only_claimed_releases_its_targets() {
 
 /// After trust is withdrawn, a target in another namespace is observed only while it carries
 /// this upgrade's mark (observe leaves any other out, unread): one that no longer does is not
-/// taken for deleted, nor touched.
+/// taken for deleted, nor touched, and the upgrade still ends.
 #[test]
 fn trust_withdrawn_a_foreign_target_no_longer_marked_is_left_alone_not_taken_for_deleted() {
     let mut w = World::new(spec());
     w.run_until(Duration::hours(2), |w| soaking(w, 0));
     w.obs.trusted_namespaces = vec![];
-    let unmarked = w.obs.targets.remove(&key("connector-canary")).unwrap().unwrap();
+    w.obs.targets.clear();
     let before = w.effects.len();
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    // Only the fleet's DaemonSet, claimed and unchanged, is released.
-    let sent: Vec<String> = w.effects[before..].iter().map(|e| format!("{e:?}")).collect();
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert!(sent[0].starts_with("Release") && !sent[0].contains("connector-canary"), "{sent:?}");
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::TRUST_WITHDRAWN);
+    assert!(w.effects[before..].is_empty(), "nothing sent: {:?}", &w.effects[before..]);
     assert!(!w.events.iter().any(|e| e.starts_with(reason::TARGET_DELETED)), "{:?}", w.events);
     let c = &w.obs.status.stages[0].components[0];
     assert_eq!(c.phase, ComponentPhase::Conflict);
     let said = c.message.clone().unwrap();
     assert!(said.contains("no longer carries this upgrade's owner mark"), "{said}");
     assert!(w.obs.status.message.contains("not reverted"), "{}", w.obs.status.message);
-    assert_eq!(unmarked.containers[0].1, "connector:2.0");
+}
+
+/// Claimed, but the status that said so was lost (or never written: the claim stopped at a
+/// target another upgrade held): the targets' marks are what count.
+#[test]
+fn trust_withdrawn_targets_marked_but_not_in_the_status_are_released() {
+    let mut w = World::new(spec());
+    w.step();
+    assert_eq!(w.claimed(), ["connector", "connector-canary"], "{:?}", w.effects);
+    w.obs.status = MaintenanceUpgradeStatus::default();
+    w.written = None;
+    w.obs.trusted_namespaces = vec![];
+    w.obs.now += Duration::seconds(1);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::TRUST_WITHDRAWN);
+    assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "released");
+    assert!(w.image_sets().is_empty(), "{:?}", w.effects);
+}
+
+/// What is written to a workload the upgrade may no longer change comes from the records the
+/// operator left on it, never from the status: without them, it is left alone and said.
+#[test]
+fn trust_withdrawn_a_foreign_target_without_its_known_good_record_is_not_reverted_from_the_status() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    w.obs.trusted_namespaces = vec![];
+    w.target_mut("connector-canary").known_good = None;
+    let before = w.effects.len();
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let images: Vec<_> = w.effects[before..]
+        .iter()
+        .filter(|e| matches!(e, Effect::SetImage { .. } | Effect::SetStrategy { .. }))
+        .collect();
+    assert!(images.is_empty(), "nothing written from the status: {images:?}");
+    assert_eq!(w.image("connector-canary"), "connector:2.0");
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict, "{:?}", c.message);
+    assert!(c.message.as_deref().unwrap().contains("no readable known-good record"), "{:?}", c.message);
 }

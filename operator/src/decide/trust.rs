@@ -102,6 +102,20 @@ impl Decider<'_> {
                     continue;
                 }
                 let Some(on_target) = t.filter(|t| self.owns(t)).and_then(|t| t.recorded_known_good()) else {
+                    // In another namespace it may no longer change, the status is never the
+                    // word on what to write there.
+                    if self.abroad_untrusted(&key) && t.is_some() {
+                        let msg = format!(
+                            "{key} carries no readable known-good record of this upgrade's claim, and namespace {} \
+                             may no longer change it (not in trustedNamespaces); the operator no longer touches it \
+                             (set its images and rollout settings back by hand, if they were changed)",
+                            self.o.namespace
+                        );
+                        let cs = &mut self.st.stages[si].components[ci];
+                        cs.phase = ComponentPhase::Conflict;
+                        cs.message = Some(msg.clone());
+                        said.push((reason::STATUS_CORRECTED, msg));
+                    }
                     continue;
                 };
                 // The digest a revert pins to is the one the claim recorded on the target.

@@ -197,8 +197,12 @@ impl Decider<'_> {
 
     /// The strategy recorded for a canaried target: on the target, or (if someone removed or
     /// garbled that annotation) in the status, where the operator copied it.
+    /// Never the status's for a target in a namespace this upgrade may no longer change.
     pub(super) fn recorded_strategy(&self, key: &TargetKey, t: &TargetState) -> Option<String> {
         recorded_on(key.kind, t).or_else(|| {
+            if self.abroad_untrusted(key) {
+                return None;
+            }
             self.recorded_canaries(key)
                 .find_map(|k| k.original_update_strategy.clone().filter(|s| readable(key.kind, s)))
         })
