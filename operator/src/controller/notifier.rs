@@ -36,10 +36,10 @@ const DELIVERY_LIMIT: StdDuration = StdDuration::from_secs(15);
 /// pending notifications are due together.
 pub const MAX_DELIVERIES: usize = 8;
 
-/// How many of those one namespace's upgrades may hold: a tenant whose receiver holds every POST
-/// to its limit, or whose Secret reads are slow, delays only her own notifications, not another
-/// tenant's nor the installer's default webhook's for others (the permits are first come, first
-/// served).
+/// How many of those one namespace's upgrades may hold (the permits are first come, first
+/// served): a namespace whose receiver holds every POST to its limit, or whose Secret reads are
+/// slow, takes at most this share of the turns, so that other namespaces' notifications, the
+/// default webhook's included, still go out. It takes four such namespaces to hold them all.
 pub const MAX_DELIVERIES_PER_NAMESPACE: usize = 2;
 
 /// The longest webhook URL read from a Secret: a longer one is refused, so that no status field

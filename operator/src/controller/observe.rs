@@ -44,9 +44,10 @@ pub async fn observe(
     // (decide::tenancy), so that not even whether they exist is told. But one that claimed some
     // while its namespace was trusted (trust withdrawn since) is shown those that still carry its
     // own mark and UID, and no other, so that it reverts and releases them (`trust_withdrawn`):
-    // found by their marks, whatever its status says, in the watch of claimed targets; read from
-    // the API only while that watch has not listed (the answer dropped unless ours), or, for an
-    // operator watching one namespace, when the status says it claimed them.
+    // found by their marks, whatever its status says, in the watch of claimed targets. Read from
+    // the API (the answer dropped unless ours) only when that watch cannot answer (listing, after
+    // a start or a watch error; or an operator watching one namespace) and the status says it
+    // claimed them: so that a tenant never trusted costs the API server no read.
     let trusted = ctx.trusted_namespaces.contains(&ns);
     let id = format!("{ns}/{}", mu.name_any());
     let uid = mu.metadata.uid.as_deref().unwrap_or_default();
@@ -63,8 +64,7 @@ pub async fn observe(
     for key in abroad.into_iter().filter(|_| !ended) {
         let state = match ctx.targets.get(&key) {
             Some(state) => Some(state),
-            None if ctx.targets.answers_for(&key) => None,
-            None if ctx.targets.watches(&key.namespace) || claimed_in_status(&key) => {
+            None if !ctx.targets.answers_for(&key) && claimed_in_status(&key) => {
                 read_target(ctx, &key, None).await?
             }
             None => None,

@@ -144,7 +144,7 @@ impl TargetCache {
     }
 
     /// Whether the watch covers `namespace`.
-    pub fn watches(&self, namespace: &str) -> bool {
+    fn watches(&self, namespace: &str) -> bool {
         self.scope.as_ref().is_none_or(|ns| ns == namespace)
     }
 

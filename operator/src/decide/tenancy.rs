@@ -83,10 +83,13 @@ impl Decider<'_> {
             .iter()
             .filter(|(k, t)| k.namespace != *ns && t.as_ref().is_some_and(|t| self.owns(t)))
             .map(|(k, _)| k.clone());
+        let named: BTreeSet<TargetKey> =
+            self.o.spec.stages.iter().flat_map(|s| &s.components).map(|c| TargetKey::of(c, ns)).collect();
         let recorded = self
             .components()
             .filter(|c| c.namespace != *ns && c.phase != ComponentPhase::Pending)
-            .map(|c| self.target(c).0);
+            .map(|c| self.target(c).0)
+            .filter(|k| named.contains(k));
         let held: BTreeSet<TargetKey> = marked.chain(recorded).collect();
         (!held.is_empty()).then(|| {
             format!(

@@ -101,21 +101,35 @@ impl Decider<'_> {
                 if c.container.is_none() || c.phase == ComponentPhase::Conflict {
                     continue;
                 }
-                let Some(on_target) = t.filter(|t| self.owns(t)).and_then(|t| t.recorded_known_good()) else {
-                    // In another namespace it may no longer change, the status is never the
-                    // word on what to write there.
-                    if self.abroad_untrusted(&key) && t.is_some() {
+                let on_target = t.filter(|t| self.owns(t)).and_then(|t| t.recorded_known_good());
+                // In another namespace it may no longer change, only the records the claim left
+                // on the target say what to write there, never the status: without them, it is
+                // left alone, and said.
+                if self.abroad_untrusted(&key)
+                    && let Some(t) = t
+                {
+                    let missing = if on_target.is_none() {
+                        Some("no readable known-good record")
+                    } else if self.canaried(&key) && super::canary::recorded_on(key.kind, t).is_none() {
+                        Some("no readable record of the rollout settings its canary changed")
+                    } else {
+                        None
+                    };
+                    if let Some(missing) = missing {
                         let msg = format!(
-                            "{key} carries no readable known-good record of this upgrade's claim, and namespace {} \
-                             may no longer change it (not in trustedNamespaces); the operator no longer touches it \
-                             (set its images and rollout settings back by hand, if they were changed)",
+                            "{key} carries {missing} of this upgrade's claim, and namespace {} may no longer \
+                             change it (not in trustedNamespaces); the operator no longer touches it (set its \
+                             images and rollout settings back by hand, if they were changed)",
                             self.o.namespace
                         );
                         let cs = &mut self.st.stages[si].components[ci];
                         cs.phase = ComponentPhase::Conflict;
                         cs.message = Some(msg.clone());
                         said.push((reason::STATUS_CORRECTED, msg));
+                        continue;
                     }
+                }
+                let Some(on_target) = on_target else {
                     continue;
                 };
                 // The digest a revert pins to is the one the claim recorded on the target.

@@ -548,3 +548,54 @@ fn a_node_taken_again_counts_as_down_beside_any_other() {
     w.step();
     assert_eq!(w.deleted(), ["connector-node-2-0"]);
 }
+
+/// The platform namespace loses its trust mid-canary: the canary's nodes go back, then the
+/// DaemonSet's own strategy, from the records on the DaemonSet.
+#[test]
+fn a_canary_whose_namespace_loses_its_trust_is_reverted_and_its_strategy_restored() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.obs.trusted_namespaces = vec![];
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::TRUST_WITHDRAWN);
+    assert_eq!(nodes_running(&w, "connector:1.0").len(), 6);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "restored exactly");
+    assert!(ds(&w).owner.is_none(), "released");
+}
+
+/// ... and when the record of that strategy is gone from the DaemonSet, the status's copy is not
+/// written to a workload the upgrade may no longer change: it is left alone, and said.
+#[test]
+fn a_canary_whose_namespace_loses_its_trust_without_its_strategy_record_is_left_alone() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.obs.trusted_namespaces = vec![];
+    ds_mut(&mut w).original_strategy = None;
+    let before = w.effects.len();
+    run_paced(&mut w, Duration::hours(1), terminal);
+    let writes: Vec<_> =
+        w.effects[before..].iter().filter(|e| !matches!(e, Effect::Release { .. })).collect();
+    assert!(writes.is_empty(), "nothing written but the release: {writes:?}");
+    let c = &w.obs.status.stages[0].components[0];
+    assert_eq!(c.phase, ComponentPhase::Conflict, "{:?}", c.message);
+    assert!(c.message.as_deref().unwrap().contains("rollout settings its canary changed"), "{:?}", c.message);
+}
+
+/// A sidecar listed at the image it already runs (a chart release that bumps the driver alone)
+/// is no image this upgrade set: the revert still hands the DaemonSet its own strategy back.
+#[test]
+fn a_canary_reverted_with_a_sidecar_it_left_as_it_was_gets_its_strategy_back() {
+    let mut w = world(Portion::Count(2), None);
+    for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+        c.also_containers =
+            vec![ContainerImage { container: "registrar".into(), image: "registrar:1.0".into() }];
+    }
+    ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.obs.spec.rollback.requested = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(nodes_running(&w, "connector:1.0").len(), 6);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "restored exactly");
+}
