@@ -19,6 +19,12 @@ pub(super) struct Plan {
 
 impl Plan {
     pub(super) fn parse(spec: &MaintenanceUpgradeSpec) -> Result<Plan, String> {
+        Plan::parse_keeping(spec, false)
+    }
+
+    /// `parse`; with `readable_only`, a signal that cannot be read is left out of the plan
+    /// instead of making it unusable.
+    fn parse_keeping(spec: &MaintenanceUpgradeSpec, readable_only: bool) -> Result<Plan, String> {
         let schedule = Schedule::parse(spec.window.as_ref()).map_err(|e| format!("spec.window: {e}"))?;
         let mut soak = vec![];
         let mut progress_deadline = vec![];
@@ -31,20 +37,11 @@ impl Plan {
             );
         }
         let a = &spec.analysis;
-        let signals = spec.effective_signals();
-        for s in &signals {
-            if s.kubernetes.is_some() == s.prometheus.is_some() {
-                return Err(format!(
-                    "signal {}: needs exactly one provider, kubernetes or prometheus",
-                    s.name
-                ));
-            }
-            if let Some(k) = &s.kubernetes {
-                k.pending_limit.parse().map_err(|e| format!("signal {}: pendingLimit: {e}", s.name))?;
-                if let Some(sel) = &k.label_selector {
-                    crate::signals::selector::parse(sel).map_err(|e| format!("signal {}: {e}", s.name))?;
-                }
-            }
+        let mut signals = spec.effective_signals();
+        if readable_only {
+            signals.retain(|s| signal_problem(s).is_none());
+        } else if let Some(e) = signals.iter().find_map(signal_problem) {
+            return Err(e);
         }
         if spec.stages.is_empty() {
             return Err("spec.stages: at least one stage is needed".into());
@@ -120,9 +117,13 @@ shorten it or set stagePolicy to Continue",
 
     /// The canary's copies of the built-in signals as `status` has them: a look that retires
     /// one (the canary handed over) or moves it judges it no more on what was read before.
+    /// Only the copies of signals the plan holds: one left out as unreadable stays out.
     pub(super) fn follow_canary(&mut self, spec: &MaintenanceUpgradeSpec, status: &MaintenanceUpgradeStatus) {
         self.signals.retain(|s| s.canary_parent().is_none());
-        self.signals.extend(spec.canary_signals(status));
+        let held: Vec<String> = self.signals.iter().map(|s| s.name.clone()).collect();
+        let copies = spec.canary_signals(status).into_iter();
+        self.signals
+            .extend(copies.filter(|c| c.canary_parent().is_some_and(|p| held.iter().any(|h| h == p))));
     }
 
     fn parse_for(
@@ -135,16 +136,20 @@ shorten it or set stagePolicy to Continue",
                 let over = Plan::over_limits(spec, &plan).or_else(|| spec.placeholder_problem());
                 Ok((plan, over))
             }
-            Err(e) if status.changed_at.is_some() => match Plan::parse(&MaintenanceUpgradeSpec {
-                window: None,
-                ..spec.clone()
-            }) {
-                Ok(plan) => Ok((
-                    plan,
-                    Some(format!("{e}; analysis and automatic rollback go on, without waiting for a window")),
-                )),
-                Err(_) => Err(e),
-            },
+            // Without the window, and without a signal edited into one that cannot be read: the
+            // others are still judged, and a rollback (a deletion's included) still reverts.
+            Err(e) if status.changed_at.is_some() => {
+                match Plan::parse_keeping(&MaintenanceUpgradeSpec { window: None, ..spec.clone() }, true) {
+                    Ok(plan) => Ok((
+                        plan,
+                        Some(format!(
+                            "{e}; analysis (of the signals that can be read) and automatic rollback go on, \
+                             without waiting for a window"
+                        )),
+                    )),
+                    Err(_) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -167,6 +172,19 @@ shorten it or set stagePolicy to Continue",
     pub(super) fn needs_observation(&self) -> bool {
         self.signals.iter().any(|s| s.kubernetes.is_some())
     }
+}
+
+/// Why signal `s` cannot be read, as a human fixes it.
+fn signal_problem(s: &Signal) -> Option<String> {
+    if s.kubernetes.is_some() == s.prometheus.is_some() {
+        return Some(format!("signal {}: needs exactly one provider, kubernetes or prometheus", s.name));
+    }
+    let k = s.kubernetes.as_ref()?;
+    if let Err(e) = k.pending_limit.parse() {
+        return Some(format!("signal {}: pendingLimit: {e}", s.name));
+    }
+    let selector = k.label_selector.as_deref()?;
+    crate::signals::selector::parse(selector).err().map(|e| format!("signal {}: {e}", s.name))
 }
 
 #[cfg(test)]

@@ -40,7 +40,9 @@ fn a_spec_made_unusable_mid_soak_holds_the_upgrade_but_not_the_rollback() {
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
     assert!(
-        w.condition(ct::BLOCKED).message.contains("analysis and automatic rollback go on"),
+        w.condition(ct::BLOCKED)
+            .message
+            .contains("and automatic rollback go on, without waiting for a window"),
         "{}",
         w.condition(ct::BLOCKED).message
     );
@@ -174,4 +176,29 @@ fn a_placeholder_edited_in_mid_soak_holds_the_upgrade_but_not_its_rollback() {
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
     w.run_until(Duration::hours(6), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+}
+
+/// A signal edited mid-soak into one that cannot be read (a label selector that does not parse)
+/// leaves the others judged, and a rollback still reverts: here, the upgrade deleted.
+#[test]
+fn a_signal_made_unreadable_mid_soak_holds_the_upgrade_but_not_the_revert() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    w.obs.spec.analysis.signals = vec![Signal {
+        name: "pod-start-failures".into(),
+        kubernetes: Some(KubernetesSignal { label_selector: Some("app in (x".into()), ..Default::default() }),
+        prometheus: None,
+        regression: RegressionRule::default(),
+    }];
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let blocked = w.condition(ct::BLOCKED).clone();
+    assert_eq!(blocked.reason, reason::INVALID_SPEC);
+    assert!(blocked.message.contains("signal pod-start-failures"), "{}", blocked.message);
+    assert!(blocked.message.contains("automatic rollback go on"), "{}", blocked.message);
+    w.obs.deleting = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted");
+    assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "released");
 }

@@ -157,11 +157,16 @@ impl Decider<'_> {
                     continue;
                 }
                 // A changed target found back on its known-good image was reverted before a status
-                // write was lost, or by hand: either way it is reverted, and the rest follows.
+                // write was lost, or by hand: either way it is reverted, and the rest follows. Only
+                // with every container it changes back: a driver set back by hand beside a sidecar
+                // still new is someone else's change (`conflict`), whose canary settings stay.
+                let others_back =
+                    c.changes().iter().skip(1).all(|(n, k, _)| t.and_then(|t| t.image(n)) == *k);
                 if c.phase == ComponentPhase::Applied
                     && ours
                     && running.is_some_and(|r| c.is_known_good(r) && r != c.desired_image)
                     && known_good != c.desired_image
+                    && others_back
                 {
                     let running = running.unwrap_or_default().to_string();
                     let cs = &mut self.st.stages[si].components[ci];

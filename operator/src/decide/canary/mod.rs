@@ -289,6 +289,11 @@ impl Decider<'_> {
         let (key, t) = self.target(c);
         let t = t.filter(|t| self.owns(t))?;
         let original = self.recorded_strategy(&key, t)?;
+        // A template still holding an image this upgrade set keeps the canary's settings: its
+        // own rollout would take that image everywhere, unjudged (`settings_kept` says so).
+        if !self.new_images_left(&key, t).is_empty() {
+            return None;
+        }
         let container = c.container.clone().unwrap_or_default();
         let late = self.now() >= give_up;
         if on_delete(t.update_strategy.as_deref())
@@ -364,7 +369,8 @@ impl Decider<'_> {
             .recorded_components(key)
             .filter(|c| c.applied_at.is_some())
             .flat_map(|c| c.changes())
-            .filter(|(n, _, d)| t.image(n) == Some(*d))
+            // One listed at the image it already ran (a sidecar a chart release kept) was not set.
+            .filter(|(n, k, d)| *k != Some(*d) && t.image(n) == Some(*d))
             .map(|(n, _, d)| format!("{n}={d}"))
             .collect();
         left.dedup();

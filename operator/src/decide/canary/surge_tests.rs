@@ -250,3 +250,34 @@ fn a_deployment_whose_surge_someone_made_take_pods_away_mid_canary_is_reverted()
     let r = w.obs.status.rollback.clone().unwrap();
     assert_eq!(r.reason, reason::CHANGED_EXTERNALLY, "{}", r.message);
 }
+
+/// Driver and sidecar bumped together, and someone sets the driver alone back to its known-good
+/// image by hand mid-canary: that is not a revert (the sidecar still runs the new image), so the
+/// Deployment's own settings are not handed back, which would roll the sidecar to every replica
+/// unjudged.
+#[test]
+fn a_driver_set_back_by_hand_beside_a_new_sidecar_is_not_taken_for_reverted() {
+    let (mut w, k) = deployment_world(Portion::Count(1), None);
+    for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+        c.also_containers =
+            vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
+    }
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.containers.push(("registrar".into(), "registrar:1.0".into()));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    assert_eq!(t.containers[1].1, "registrar:2.0");
+    t.containers[0].1 = "connector:1.0".into();
+    bump(t);
+    let before = w.effects.len();
+    let end = w.obs.now + Duration::hours(1);
+    while w.obs.now < end && !terminal(&w) {
+        w.look();
+    }
+    let strategies: Vec<_> =
+        w.effects[before..].iter().filter(|e| matches!(e, Effect::SetStrategy { .. })).collect();
+    assert!(strategies.is_empty(), "the canary's settings stay: {strategies:?}");
+    assert!(super::surge_of(web(&w, &k).update_strategy.as_deref()).is_some(), "still the canary's surge");
+    assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Conflict);
+}
