@@ -5,7 +5,9 @@
 //! - start a stage outside the window (reverts aside);
 //! - change more than one target in one decision;
 //! - forget a known-good image once recorded;
-//! - write an image that is neither the known-good one nor the spec's.
+//! - write an image that is neither the known-good one nor the spec's;
+//! - inside one DaemonSet, have more of its pods down at once than its maxUnavailable (1), or
+//!   let it go, after a revert or a deletion, with rollout settings other than its own.
 
 use super::test_world::*;
 use crate::window::{Schedule, WindowState};
@@ -35,6 +37,10 @@ enum Event {
     Regress,
     /// The MaintenanceUpgrade is deleted (its finalizer holds it until it has ended).
     DeleteUpgrade,
+    /// Argo CD or Helm puts the DaemonSet's own rollout settings back mid-canary.
+    SettingsBack,
+    /// A node joins: the DaemonSet makes it a pod from its current template.
+    NodeJoins,
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -49,6 +55,8 @@ fn event() -> impl Strategy<Value = Event> {
         2 => (1..600i64).prop_map(Event::Wait),
         1 => Just(Event::Regress),
         1 => Just(Event::DeleteUpgrade),
+        1 => Just(Event::SettingsBack),
+        1 => Just(Event::NodeJoins),
     ]
 }
 
@@ -128,6 +136,13 @@ fn checked_look(w: &mut World, seen: &mut Seen, lose: bool) -> Result<(), TestCa
         let first = seen.known_good.entry(c.name.clone()).or_insert_with(|| k.clone());
         prop_assert_eq!(&*first, k, "the known-good image of {} changed", c.name);
     }
+    // A canary's pods are replaced at the DaemonSet's own pace: one down at a time.
+    if let Some(Some(t)) =
+        w.obs.targets.get(&key("connector")).filter(|_| spec.stages[0].components[0].canary.is_some())
+    {
+        let down = t.pods.iter().flatten().filter(|p| !p.ready).count();
+        prop_assert!(down <= 1, "{down} pods of the DaemonSet down at once: {:?}", t.pods);
+    }
     if lose {
         w.obs.status = status;
         w.written = written;
@@ -181,6 +196,22 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
             Event::Wait(m) => w.obs.now += Duration::minutes(m),
             Event::Regress => w.error_rate = Box::new(|_| 0.1),
             Event::DeleteUpgrade => w.obs.deleting = true,
+            Event::SettingsBack => {
+                if let Some(Some(t)) = w.obs.targets.get_mut(&key("connector")) {
+                    t.update_strategy = Some(ROLLING.into());
+                    bump(t);
+                }
+            }
+            Event::NodeJoins => {
+                if let Some(Some(t)) = w.obs.targets.get_mut(&key("connector")) {
+                    let image = t.containers[0].1.clone();
+                    let pods = t.pods.get_or_insert_with(Vec::new);
+                    let node = format!("node-{}", pods.len() + 1);
+                    if !pods.iter().any(|p| p.node == node) {
+                        pods.push(pod(&node, 0, &image, true));
+                    }
+                }
+            }
         }
     }
     // Then left alone for 1,000 looks (a day or so): it ends or waits for a human, and each target is on its known-good image, on
@@ -204,6 +235,17 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
         );
         if w.obs.deleting && w.phase() != Phase::Succeeded && t.owner.is_none() && image != THEIRS {
             prop_assert_eq!(image, known, "target {} was left on the new image by a deleted upgrade", i);
+        }
+        // Inside one DaemonSet: reverted (or deleted) and let go of, on its known-good image, it
+        // has its own rollout settings back, exactly.
+        let reverted = w.phase() == Phase::RolledBack || (w.obs.deleting && w.phase() != Phase::Succeeded);
+        if inside && *name == "connector" && terminal(&w) && reverted && t.owner.is_none() && image == known {
+            prop_assert_eq!(
+                t.update_strategy.as_deref(),
+                Some(ROLLING),
+                "released after a revert on other settings: {}",
+                w.obs.status.message
+            );
         }
     }
     Ok(())
