@@ -365,13 +365,7 @@ fn a_canaried_target_changed_by_someone_else_gets_its_strategy_back_before_it_is
 #[test]
 fn a_canaried_target_whose_sidecar_still_runs_its_new_image_keeps_the_canarys_settings_and_says_so() {
     // Driver and sidecar bumped together: the hotfix replaces the driver alone.
-    let mut w = world(Portion::Count(2), None);
-    for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
-        c.container = Some("connector".into());
-        c.also_containers =
-            vec![ContainerImage { container: "registrar".into(), image: "registrar:2.0".into() }];
-    }
-    ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
+    let mut w = with_registrar("registrar:2.0");
     a_hotfix_mid_canary(&mut w);
     assert_eq!(ds(&w).containers[1].1, "registrar:2.0", "left as the hotfix found it");
     // RollingUpdate would take the sidecar's new image, unjudged, to every node.
@@ -388,6 +382,18 @@ fn a_canaried_target_whose_sidecar_still_runs_its_new_image_keeps_the_canarys_se
     // Let go of, it keeps their record, so that the next upgrade of it can put them back.
     assert_eq!(ds(&w).owner, None);
     assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
+}
+
+/// A canary on 2 nodes of the connector DaemonSet, which runs a registrar sidecar at 1.0 that
+/// the upgrade lists at `image` (`alsoContainers`).
+fn with_registrar(image: &str) -> World {
+    let mut w = world(Portion::Count(2), None);
+    for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
+        c.container = Some("connector".into());
+        c.also_containers = vec![ContainerImage { container: "registrar".into(), image: image.into() }];
+    }
+    ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
+    w
 }
 
 /// Someone else's hotfix of the connector mid-canary, then a rollback.
@@ -585,13 +591,7 @@ fn a_canary_whose_namespace_loses_its_trust_without_its_strategy_record_is_left_
 /// is no image this upgrade set: the revert still hands the DaemonSet its own strategy back.
 #[test]
 fn a_canary_reverted_with_a_sidecar_it_left_as_it_was_gets_its_strategy_back() {
-    let mut w = world(Portion::Count(2), None);
-    for c in w.obs.spec.stages.iter_mut().flat_map(|s| &mut s.components) {
-        c.container = Some("connector".into());
-        c.also_containers =
-            vec![ContainerImage { container: "registrar".into(), image: "registrar:1.0".into() }];
-    }
-    ds_mut(&mut w).containers.push(("registrar".into(), "registrar:1.0".into()));
+    let mut w = with_registrar("registrar:1.0");
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     w.obs.spec.rollback.requested = true;
     run_paced(&mut w, Duration::hours(1), terminal);
