@@ -23,6 +23,15 @@ VALUES = [
         "        imagePullPolicy: {{ .Values.image.pullPolicy }}\n",
     ),
     ("Deployment", "          value: info,kube=warn\n", "          value: {{ .Values.logLevel | quote }}\n"),
+    # The operator reads the tenancy settings when it starts: a `helm upgrade` that changes them
+    # changes this checksum, so the replicas are replaced and read them (withdrawn trust
+    # included) instead of going on with the old ones while the policies apply the new.
+    (
+        "Deployment",
+        '        prometheus.io/scrape: "true"\n',
+        '        prometheus.io/scrape: "true"\n'
+        '        checksum/tenancy: {{ include (print $.Template.BasePath "/configmap-tenancy.yaml") . | sha256sum }}\n',
+    ),
     # Flags the chart passes only when a value asks: unset, the operator's defaults apply, as
     # config/default leaves them.
     (

@@ -512,6 +512,23 @@ async fn s10_least_privilege_manifests_apply() {
         "--set",
         "webhookHosts={*,http://127.0.0.1}",
     ]);
+    // The replicas read the tenancy settings when they start: a `helm upgrade` that changes
+    // them must replace the replicas, by a checksum in the pod template that kustomize has not.
+    let checksum = |rendered: &str| {
+        let line = rendered.lines().find(|l| l.trim_start().starts_with("checksum/tenancy: "));
+        line.unwrap_or_else(|| panic!("no checksum/tenancy annotation in\n{rendered}")).to_string()
+    };
+    let trusting = |namespaces: &str| {
+        let trusted = format!("trustedNamespaces={namespaces}");
+        let args =
+            ["template", "x", chart, "--namespace", "x", "--kube-version", &version, "--set-json", &trusted];
+        checksum(&helm(&args))
+    };
+    let trusted = trusting(r#"["e2e-tenancy"]"#);
+    assert_eq!(trusted, trusting(r#"["e2e-tenancy"]"#), "the same settings, the same replicas");
+    assert_ne!(trusted, trusting("[]"), "trust withdrawn by `helm upgrade` replaces the replicas");
+    let annotation = checksum(&rendered);
+    let rendered: String = rendered.lines().filter(|l| *l != annotation).map(|l| format!("{l}\n")).collect();
     let file = s.env.logs.join("chart.yaml");
     std::fs::write(&file, &rendered).unwrap();
     let file = file.to_str().unwrap();
