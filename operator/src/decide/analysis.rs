@@ -325,11 +325,12 @@ impl Decider<'_> {
     }
 
     /// A signal of the plan that no read can give until the spec or the settings change.
-    pub(super) fn unreadable(&self, plan: &Plan) -> Option<String> {
-        plan.signals.iter().find_map(|s| {
+    pub(super) fn unreadable(&self, plan: &Plan) -> Vec<String> {
+        let unreadable = |s: &Signal| {
             let a = self.st.analysis.iter().find(|a| a.name == s.name)?;
             Some(format!("signal {}: {}", s.name, a.unreadable.as_ref()?))
-        })
+        };
+        plan.signals.iter().filter_map(unreadable).collect()
     }
 
     pub(super) fn regression(&self) -> Option<String> {

@@ -305,17 +305,19 @@ impl<'a> Decider<'a> {
     fn run(&mut self, mut plan: Plan, invalid: Option<String>) {
         self.init_stages();
         self.distrust_status();
-        let invalid = invalid
-            .or_else(|| self.spec_problem())
-            .or_else(|| self.o.spec_problems.first().cloned())
-            .or_else(|| self.canaries_problem());
+        let mut invalid: Vec<String> = invalid.into_iter().chain(self.spec_problem()).collect();
+        invalid.extend(self.o.spec_problems.iter().cloned());
+        invalid.extend(self.canaries_problem());
         let forbidden = self.tenancy_problem();
         self.check_targets();
         self.follow_canary();
         plan.follow_canary(&self.o.spec, &self.st);
         let plan = &plan;
         self.analyse(plan);
-        let invalid = invalid.or_else(|| self.unreadable(plan));
+        invalid.extend(self.unreadable(plan));
+        let mut seen = std::collections::HashSet::new();
+        invalid.retain(|e| seen.insert(e.clone()));
+        let invalid = (!invalid.is_empty()).then(|| invalid.join("; "));
         let problem = match (forbidden, invalid) {
             (Some(forbidden), _) => {
                 Some((reason::CROSS_NAMESPACE, format!("{forbidden}; nothing is changed")))
@@ -343,6 +345,8 @@ impl<'a> Decider<'a> {
                 self.st.message = msg.clone();
                 self.block(why, msg);
             }
+            // Held for a human or the window: the message says so, the condition what else to fix.
+            Some((why, msg)) if self.blocked.is_none() => self.block(why, msg),
             Some(_) => {}
             None => self.advance(plan),
         }

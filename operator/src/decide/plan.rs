@@ -23,34 +23,50 @@ impl Plan {
     }
 
     /// `parse`; with `readable_only`, a signal that cannot be read is left out of the plan
-    /// instead of making it unusable.
+    /// instead of making it unusable. Every problem is named, not only the first, so that one
+    /// fix is not followed by the next refusal.
     fn parse_keeping(spec: &MaintenanceUpgradeSpec, readable_only: bool) -> Result<Plan, String> {
-        let schedule = Schedule::parse(spec.window.as_ref()).map_err(|e| format!("spec.window: {e}"))?;
+        let mut problems = vec![];
+        let schedule = noted(
+            &mut problems,
+            Schedule::parse(spec.window.as_ref()).map_err(|e| format!("spec.window: {e}")),
+        );
         let mut soak = vec![];
         let mut progress_deadline = vec![];
         for s in &spec.stages {
-            soak.push(s.soak.parse().map_err(|e| format!("stage {}: soak: {e}", s.name))?);
-            progress_deadline.push(
-                s.progress_deadline
-                    .parse()
-                    .map_err(|e| format!("stage {}: progressDeadline: {e}", s.name))?,
-            );
+            soak.extend(noted(
+                &mut problems,
+                s.soak.parse().map_err(|e| format!("stage {}: soak: {e}", s.name)),
+            ));
+            progress_deadline.extend(noted(
+                &mut problems,
+                s.progress_deadline.parse().map_err(|e| format!("stage {}: progressDeadline: {e}", s.name)),
+            ));
         }
         let a = &spec.analysis;
+        let interval =
+            noted(&mut problems, a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}")));
+        let observe = noted(
+            &mut problems,
+            a.baseline.observe.parse().map_err(|e| format!("spec.analysis.baseline.observe: {e}")),
+        );
         let mut signals = spec.effective_signals();
         if readable_only {
             signals.retain(|s| signal_problem(s).is_none());
-        } else if let Some(e) = signals.iter().find_map(signal_problem) {
-            return Err(e);
+        } else {
+            problems.extend(signals.iter().filter_map(signal_problem));
         }
         if spec.stages.is_empty() {
-            return Err("spec.stages: at least one stage is needed".into());
+            problems.push("spec.stages: at least one stage is needed".into());
         }
         let policy = spec.window.as_ref().map(|w| w.stage_policy).unwrap_or_default();
-        if let (StagePolicy::WaitForNextWindow, Some(longest)) = (policy, schedule.longest_opening()) {
+        let longest = schedule.as_ref().and_then(Schedule::longest_opening);
+        if let (StagePolicy::WaitForNextWindow, Some(longest), true) =
+            (policy, longest, progress_deadline.len() == spec.stages.len())
+        {
             for (s, pd) in spec.stages.iter().zip(&progress_deadline) {
                 if *pd > longest {
-                    return Err(format!(
+                    problems.push(format!(
                         "stage {}: progressDeadline {} is longer than every maintenance window, so under window.stagePolicy WaitForNextWindow it could never start; \
 shorten it or set stagePolicy to Continue",
                         s.name, s.progress_deadline.0
@@ -58,19 +74,12 @@ shorten it or set stagePolicy to Continue",
                 }
             }
         }
-        Ok(Plan {
-            schedule,
-            policy,
-            interval: a.interval.parse().map_err(|e| format!("spec.analysis.interval: {e}"))?,
-            observe: a
-                .baseline
-                .observe
-                .parse()
-                .map_err(|e| format!("spec.analysis.baseline.observe: {e}"))?,
-            soak,
-            progress_deadline,
-            signals,
-        })
+        match (schedule, interval, observe) {
+            (Some(schedule), Some(interval), Some(observe)) if problems.is_empty() => {
+                Ok(Plan { schedule, policy, interval, observe, soak, progress_deadline, signals })
+            }
+            _ => Err(problems.join("; ")),
+        }
     }
 
     /// What the API server's bounds on the work of one upgrade refuse, checked again for a spec
@@ -172,6 +181,11 @@ shorten it or set stagePolicy to Continue",
     pub(super) fn needs_observation(&self) -> bool {
         self.signals.iter().any(|s| s.kubernetes.is_some())
     }
+}
+
+/// `r`'s value, or None with its error added to `problems`.
+fn noted<T>(problems: &mut Vec<String>, r: Result<T, String>) -> Option<T> {
+    r.map_err(|e| problems.push(e)).ok()
 }
 
 /// Why signal `s` cannot be read, as a human fixes it.

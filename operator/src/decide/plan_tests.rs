@@ -202,3 +202,46 @@ fn a_signal_made_unreadable_mid_soak_holds_the_upgrade_but_not_the_revert() {
     assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted");
     assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "released");
 }
+
+#[test]
+fn every_problem_of_a_spec_is_named_not_only_the_first() {
+    let mut s = spec();
+    s.window = Some(Window { time_zone: "Mars/Olympus".into(), ..tue_thu_window() });
+    s.stages[0].soak = Duration_("soon");
+    s.analysis.signals = vec![Signal {
+        name: "pod-start-failures".into(),
+        kubernetes: Some(KubernetesSignal { label_selector: Some("app in (x".into()), ..Default::default() }),
+        prometheus: None,
+        regression: RegressionRule::default(),
+    }];
+    let mut w = World::new(s);
+    w.step();
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    for named in ["Mars/Olympus", "stage canary: soak", "signal pod-start-failures"] {
+        assert!(b.message.contains(named), "{named:?} in {}", b.message);
+    }
+    assert!(w.effects.is_empty());
+}
+
+#[test]
+fn a_signal_made_unreadable_while_a_rollback_waits_for_a_human_is_said() {
+    let mut s = spec();
+    s.rollback.automatic = false;
+    let mut w = World::new(s);
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded);
+    w.obs.spec.analysis.signals = vec![Signal {
+        name: "pod-start-failures".into(),
+        kubernetes: Some(KubernetesSignal { label_selector: Some("app in (x".into()), ..Default::default() }),
+        prometheus: None,
+        regression: RegressionRule::default(),
+    }];
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    assert_eq!(w.phase(), Phase::Degraded, "still held: {}", w.obs.status.message);
+    assert!(w.obs.status.message.contains("Automatic rollback is off"), "{}", w.obs.status.message);
+    let b = w.condition(ct::BLOCKED);
+    assert_eq!(b.reason, reason::INVALID_SPEC);
+    assert!(b.message.contains("signal pod-start-failures"), "{}", b.message);
+}
