@@ -254,6 +254,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "regression: {bucket: 2s}",
             "regression: {bucket: 2s, minAttempts: 3000000000}",
         ),
+        ("an interval longer than a bucket", "regression: {bucket: 2s}", "regression: {bucket: 1s}"),
         (
             "another container named twice",
             "{kind: DaemonSet, name: connector-x,",
@@ -292,6 +293,7 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "should match",
         "a count from 1 to 10000, such as 2",
         "should be less than or equal to 2147483647",
+        "analysis.interval may be at most each signal's regression.bucket",
         "alsoContainers names each container once, and not the component's own container",
         "alsoContainers names each container once, and not the component's own container",
         "image must be a reference such as",
@@ -1727,7 +1729,8 @@ async fn s24_a_fault_of_the_canarys_node_alone_is_counted_on_the_canarys_own_sig
     // signal.
     let upgrade = two_stage(&s.ns, "up", "180s", BAD)
         .replacen("canary: {nodes: 2}", "canary: {nodes: 1}", 1)
-        .replacen("interval: 2s", "interval: 8s", 1);
+        .replacen("interval: 2s", "interval: 8s", 1)
+        .replacen("bucket: 2s", "bucket: 8s", 1);
     s.apply(&upgrade).await;
     let of = |mu: &MaintenanceUpgrade, name: &str| {
         mu.status.as_ref().and_then(|st| st.analysis.iter().find(|a| a.name == name).cloned())

@@ -206,13 +206,13 @@ pub async fn observe(
     // A deleted upgrade is reverted whatever its signals say: its abort waits on no read.
     let deleting = mu.metadata.deletion_timestamp.is_some();
     let analysis_due = if deleting { vec![] } else { decide::analysis_due(&mu.spec, &status, now) };
-    for (signal, from) in analysis_due {
+    for (signal, from, to) in analysis_due {
         let signal = signal.as_read(&ns, trusted);
         // A canary's copy of a built-in signal is read with its concurrent control.
         if let Some(control) = signal.control() {
-            samples.insert(control.name.clone(), read_signal(ctx, &control, canary, from, now).await);
+            samples.insert(control.name.clone(), read_signal(ctx, &control, canary, from, to).await);
         }
-        samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, now).await);
+        samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, to).await);
     }
     let mut history = BTreeMap::new();
     let due = if deleting { vec![] } else { decide::history_due(&mu.spec, &status, now) };

@@ -260,9 +260,11 @@ pub const MAX_LOOKBACK_INTERVALS: i64 = 30_000;
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.signals) || !self.signals.exists(s, has(s.prometheus)) || !has(self.baseline) || !has(self.baseline.lookback) || !has(self.interval) || duration(self.baseline.lookback).getSeconds() <= 30000 * duration(self.interval).getSeconds()").message("with a Prometheus signal, baseline.lookback may span at most 30000 intervals (three range queries of 10,000 points): lengthen analysis.interval or shorten baseline.lookback"))]
+#[x_kube(validation = Rule::new("!has(self.interval) || (has(self.signals) && size(self.signals) > 0 ? self.signals.all(s, duration(self.interval) <= (has(s.regression) && has(s.regression.bucket) ? duration(s.regression.bucket) : duration('10m'))) : duration(self.interval) <= duration('10m'))").message("analysis.interval may be at most each signal's regression.bucket (10m unless set): a read longer than a bucket is judged as one bucket, so a regression would take hours of reads to be told; read more often, or lengthen regression.bucket"))]
 pub struct Analysis {
-    /// How often the signals are read (at least 1s; each read of the built-in signal lists pods
-    /// and Events, so production values are a minute or so).
+    /// How often the signals are read (at least 1s, at most each signal's `regression.bucket`,
+    /// 10m unless set; each read of the built-in signal lists pods and Events, so production
+    /// values are a minute or so).
     #[serde(default = "default_interval")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("interval must be at least 1s"))]
     pub interval: Duration,

@@ -397,7 +397,8 @@ pub struct SignalStatus {
     /// Errors above what the baseline rate predicts, since the first change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excess_errors: Option<f64>,
-    /// When the signal was last read and judged.
+    /// When the signal was last read and judged: the end of the span read (a look that catches
+    /// up on reads it missed reads them piece by piece), or when a read last failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysed_at: Option<DateTime<Utc>>,
     /// Reads that start before this time are not judged: their pods were created while the

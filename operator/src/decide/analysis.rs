@@ -10,12 +10,15 @@ use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, 
 use crate::timefmt::{at, clock, duration};
 use chrono::{DateTime, Duration, Utc};
 
-/// Which signals should be read now, and from when (the observe step reads `[from, now)`).
+/// The most reads a catch-up takes before each of them covers more than an interval.
+const CATCH_UP_READS: i32 = 60;
+
+/// Which signals should be read now, and which span (the observe step reads `[from, to)`).
 pub fn analysis_due(
     spec: &MaintenanceUpgradeSpec,
     status: &MaintenanceUpgradeStatus,
     now: DateTime<Utc>,
-) -> Vec<(Signal, DateTime<Utc>)> {
+) -> Vec<(Signal, DateTime<Utc>, DateTime<Utc>)> {
     let Ok((plan, _)) = Plan::for_upgrade(spec, status) else { return vec![] };
     let Some(started) = status.baseline_started_at else { return vec![] };
     if status.phase.is_terminal() || status.rollback.is_some() {
@@ -26,9 +29,25 @@ pub fn analysis_due(
         .filter_map(|s| {
             let a = status.analysis.iter().find(|a| a.name == s.name);
             let from = a.and_then(|a| a.sampled_to).unwrap_or(started);
-            (now >= last_read(a, started) + plan.interval).then_some((s, from))
+            let to = read_until(&s, from, now, plan.interval);
+            (now >= last_read(a, started) + plan.interval).then_some((s, from, to))
         })
         .collect()
+}
+
+/// Where the next read of `s` from `from` ends: now; or, when the looks missed more (a restart,
+/// a new leader, Prometheus down), the next piece of what they missed, one look after another:
+/// an interval, longer when more than `CATCH_UP_READS` are behind, never longer than one of the
+/// detector's buckets. Hours read at once would be judged as one bucket: one capped step of the
+/// statistic and one read of the ceiling, whatever failed in them.
+fn read_until(s: &Signal, from: DateTime<Utc>, now: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
+    let behind = now - from;
+    let bucket = Cusum::from_rule(&s.regression).bucket.max(interval);
+    if behind < interval * 2 && behind <= bucket {
+        return now;
+    }
+    let piece = (behind / CATCH_UP_READS).max(interval).min(bucket);
+    (from + piece).min(now)
 }
 
 /// What to fix, when a read failed in a way reading again cannot help.
@@ -222,7 +241,7 @@ impl Decider<'_> {
                     clock(until - pending_limit),
                     at(until)
                 );
-                a.analysed_at = Some(now);
+                a.analysed_at = Some(to);
                 continue;
             }
             a.last = Some(rate_window(counts, Some(from), Some(to)));
@@ -266,7 +285,7 @@ impl Decider<'_> {
             let Some(b) = a.baseline.clone() else {
                 a.verdict = Verdict::Inconclusive;
                 a.reason = "no baseline was measured for this signal".into();
-                a.analysed_at = Some(now);
+                a.analysed_at = Some(to);
                 continue;
             };
             if first_soak_read && let Some(words) = &a.baseline_limit {
@@ -309,7 +328,7 @@ impl Decider<'_> {
             a.statistic = Some(r.statistic);
             a.threshold = Some(r.threshold);
             a.excess_errors = Some(r.excess_errors);
-            a.analysed_at = Some(now);
+            a.analysed_at = Some(to);
         }
         for (warning, reason, message) in notes {
             self.note(warning, reason, "Analyse", message);

@@ -97,6 +97,21 @@ shorten it or set stagePolicy to Continue",
                 a.baseline.lookback.0
             ));
         }
+        // One read judged as one bucket: longer reads would each be one capped step.
+        if let Some(s) = plan
+            .signals
+            .iter()
+            .find(|s| crate::detector::Cusum::from_rule(&s.regression).bucket < plan.interval)
+        {
+            return Some(format!(
+                "analysis.interval {} is longer than signal {}'s regression.bucket ({}): a read longer than a bucket is \
+                 judged as one bucket, so a regression would take hours of reads to be told; read more often, or \
+                 lengthen regression.bucket",
+                a.interval.0,
+                s.name,
+                crate::timefmt::duration(crate::detector::Cusum::from_rule(&s.regression).bucket)
+            ));
+        }
         let intervals = lookback.num_seconds() / plan.interval.num_seconds().max(1);
         let prometheus = plan.signals.iter().any(|s| s.prometheus.is_some());
         (prometheus && intervals > MAX_LOOKBACK_INTERVALS).then(|| {

@@ -102,6 +102,11 @@ fn a_lookback_past_a_week_or_too_many_prometheus_intervals_is_an_invalid_spec() 
     for (lookback, interval, says) in [
         ("8760h", "1m", "longer than 168h"),
         ("168h", "1s", "at most 30000 intervals and 168h / 1s is 604800"),
+        (
+            "168h",
+            "1h",
+            "analysis.interval 1h is longer than signal scheduling-errors's regression.bucket (10m)",
+        ),
     ] {
         let mut s = spec_with_history();
         s.analysis.baseline.lookback = Duration_(lookback);

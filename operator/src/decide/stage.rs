@@ -297,19 +297,26 @@ impl Decider<'_> {
         // The soak is over: promote only on a fresh conclusive verdict of every signal.
         // A canary's copy of a built-in signal may roll back or extend the soak, but a canary
         // too small to be conclusive holds nothing: its parent signal still has to pass.
+        // Fresh: of the soak's last interval, and read after this stage's change was complete,
+        // never a verdict from before it (an interval longer than the soak, edited or not).
         let fresh_since = ends - plan.interval;
-        let unsure: Vec<String> = plan
-            .signals
-            .iter()
-            .filter(|s| s.canary_parent().is_none())
-            .filter(|s| {
-                !self.st.analysis.iter().any(|a| {
-                    a.name == s.name
-                        && a.verdict == Verdict::Pass
-                        && a.analysed_at.is_some_and(|t| t >= fresh_since)
-                })
+        let rolled_out = self.st.stages[si].rolled_out_at.or(self.st.stages[si].started_at).unwrap_or(now);
+        let passed = |s: &Signal| {
+            self.st.analysis.iter().any(|a| {
+                a.name == s.name
+                    && a.verdict == Verdict::Pass
+                    && a.analysed_at.is_some_and(|t| t >= fresh_since)
+                    && a.sampled_to.is_some_and(|t| t > rolled_out)
             })
-            .map(|s| s.name.clone())
+        };
+        let judged = plan.signals.iter().filter(|s| s.canary_parent().is_none());
+        let unsure: Vec<String> = judged.filter(|s| !passed(s)).map(|s| s.name.clone()).collect();
+        // Passing so far, but not read up to the soak's end yet (a look catching up on reads it
+        // missed, or a read due after the change): no warning, the reads are on their way.
+        let behind: Vec<String> = unsure
+            .iter()
+            .filter(|n| self.st.analysis.iter().any(|a| a.name == **n && a.verdict == Verdict::Pass))
+            .cloned()
             .collect();
         let suspects: Vec<String> = self
             .st
@@ -327,6 +334,17 @@ impl Decider<'_> {
                 ),
             );
             self.next(format!("end the soak of stage {name} when the suspicion clears"), None);
+            return;
+        }
+        if !behind.is_empty() && behind.len() == unsure.len() {
+            self.set_phase(
+                Phase::Soaking,
+                format!(
+                    "the soak of stage {name} is over; promoting once signal(s) {} pass a read up to its end",
+                    behind.join(", ")
+                ),
+            );
+            self.next(format!("end the soak of stage {name} on the next reads"), None);
             return;
         }
         if !unsure.is_empty() {

@@ -60,3 +60,34 @@ fn approval_gates_a_stage() {
     w.run_until(Duration::hours(2), terminal);
     assert_eq!(w.phase(), Phase::Succeeded);
 }
+
+#[test]
+fn a_stage_is_promoted_only_on_a_read_after_it_rolled_out_whatever_its_soak() {
+    // Reads ten minutes apart and a fleet soak of one: the canary's last read is from before
+    // the fleet changed when the fleet's soak ends.
+    let mut s = spec();
+    s.analysis.interval = Duration_("10m");
+    s.stages[1].soak = Duration_("1m");
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    let rolled_out = w.obs.status.stages[1].rolled_out_at.unwrap();
+    for a in &w.obs.status.analysis {
+        assert!(a.sampled_to.is_some_and(|t| t > rolled_out), "{} read after {rolled_out}: {a:?}", a.name);
+    }
+}
+
+#[test]
+fn hours_the_operator_missed_are_read_piece_by_piece_not_judged_as_one_bucket() {
+    // Down for two hours while the canary fails on nine pods of ten: read at once, those hours
+    // would be one capped step of the statistic, and the soak, over meanwhile, would promote.
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    w.error_rate =
+        Box::new(|w: &World| if w.image("connector-canary") == "connector:2.0" { 0.9 } else { 0.01 });
+    w.obs.now += Duration::hours(2);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage never started");
+    assert!(w.obs.status.stages[1].started_at.is_none());
+}

@@ -381,8 +381,9 @@ impl World {
         }
         let rate = (self.error_rate)(self);
         let canary_rate = self.canary_error_rate.as_ref().map_or(rate, |f| f(self));
-        for (s, from) in analysis_due(&self.obs.spec, &self.obs.status, now).into_iter().filter(|_| reads) {
-            let minutes = ((now - from).num_seconds() / 60) as u64;
+        for (s, from, to) in analysis_due(&self.obs.spec, &self.obs.status, now).into_iter().filter(|_| reads)
+        {
+            let minutes = ((to - from).num_seconds() / 60) as u64;
             let all = (self.attempts_per_minute * minutes) as f64;
             let count = |attempts: f64, rate: f64| Counts {
                 attempts: attempts.round() as u64,
@@ -390,7 +391,7 @@ impl World {
             };
             let counts = if s.canary_nodes().is_some() {
                 let control = count(all * (1.0 - canary_share), rate);
-                self.obs.samples.insert(s.control().unwrap().name, Ok((control, from, now)));
+                self.obs.samples.insert(s.control().unwrap().name, Ok((control, from, to)));
                 count(all * canary_share, canary_rate)
             } else {
                 count(all * (1.0 - canary_share), rate) + count(all * canary_share, canary_rate)
@@ -400,7 +401,7 @@ impl World {
             } else if self.prometheus_down {
                 Err(ReadError::Transient("connection refused".into()))
             } else {
-                Ok((counts, from, now))
+                Ok((counts, from, to))
             };
             self.obs.samples.insert(s.name, r);
         }

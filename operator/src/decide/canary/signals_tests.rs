@@ -245,10 +245,10 @@ fn the_hand_over_look(
 fn the_look_that_hands_over_does_not_judge_the_copy_it_retires() {
     let mut w = world();
     // A look whose samples were read while the canary ran, decided as it hands over: every look
-    // has a sample of the copy due, the hand-over's included.
+    // has a sample of the copy due (an interval of it), the hand-over's included.
     let (b, a) = the_hand_over_look(&mut w, |a, now| {
         if a.sampled_to.is_some() {
-            a.sampled_to = Some(now - Duration::hours(1));
+            a.sampled_to = Some(now - Duration::minutes(1));
             a.analysed_at = a.sampled_to;
         }
     });
