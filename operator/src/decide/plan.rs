@@ -123,8 +123,8 @@ shorten it or set stagePolicy to Continue",
         })
     }
 
-    /// The plan of an upgrade, and why its spec cannot be used as it is. Once something has
-    /// changed, a spec edited into something unusable must not switch off the analysis and the
+    /// The plan of an upgrade, and why its spec cannot be used as it is. Once its targets are
+    /// claimed (something may have changed), a spec edited into something unusable must not switch off the analysis and the
     /// rollback: they go on with the window put aside (a rollback does not wait for it), while
     /// nothing moves forward until the spec is fixed. Its signals include the canary's copies
     /// of the built-in ones, while a DaemonSet canary runs (`crd::canary_signal`).
@@ -161,8 +161,10 @@ shorten it or set stagePolicy to Continue",
                 Ok((plan, over))
             }
             // Without the window, and without a signal edited into one that cannot be read: the
-            // others are still judged, and a rollback (a deletion's included) still reverts.
-            Err(e) if status.changed_at.is_some() => {
+            // others are still judged, and a rollback (a deletion's included) still reverts. From
+            // the claim on, not only once a change is recorded: the status write that records the
+            // first change may have been lost, and the look must still find it.
+            Err(e) if status.changed_at.is_some() || status.claimed_at.is_some() => {
                 match Plan::parse_keeping(&MaintenanceUpgradeSpec { window: None, ..spec.clone() }, true) {
                     Ok(plan) => Ok((
                         plan,

@@ -250,3 +250,23 @@ fn a_signal_made_unreadable_while_a_rollback_waits_for_a_human_is_said() {
     assert_eq!(b.reason, reason::INVALID_SPEC);
     assert!(b.message.contains("signal pod-start-failures"), "{}", b.message);
 }
+
+#[test]
+fn a_spec_made_unusable_after_a_change_whose_status_was_lost_still_reverts_on_deletion() {
+    // The leader sets the canary's image and stops before writing that it did (the next look
+    // would have followed at once); then the window is edited into one that cannot be read.
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.image("connector-canary") == "connector:2.0");
+    w.fail_over();
+    assert!(w.obs.status.claimed_at.is_some() && w.obs.status.changed_at.is_none());
+    w.obs.spec.window = Some(Window { time_zone: "Mars/Olympus".into(), ..tue_thu_window() });
+    w.obs.now += Duration::seconds(5);
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    assert!(w.obs.status.changed_at.is_some(), "the change found: {}", w.obs.status.message);
+    w.obs.deleting = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted");
+    assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "released");
+}
