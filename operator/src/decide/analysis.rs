@@ -114,6 +114,12 @@ pub(super) fn baseline_from_history(s: &Signal, status: &MaintenanceUpgradeStatu
 impl Decider<'_> {
     pub(super) fn analyse(&mut self, plan: &Plan) {
         let now = self.now();
+        // A signal taken out of the spec says no more: its entry would go on holding a soak
+        // (Suspect) or a rollback waiting for a human (Regression) that no read revisits.
+        let listed = self.o.spec.effective_signals();
+        self.st.analysis.retain(|a| {
+            listed.iter().any(|s| a.name == s.name || a.name == crate::crd::canary_signal_name(&s.name))
+        });
         for s in &plan.signals {
             if !self.st.analysis.iter().any(|a| a.name == s.name) && self.st.baseline_started_at.is_some() {
                 self.st.analysis.push(SignalStatus { name: s.name.clone(), ..Default::default() });

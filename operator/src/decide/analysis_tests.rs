@@ -244,3 +244,24 @@ fn a_built_in_signal_the_operator_does_not_record_is_observed_live_not_blocked_o
     assert!(w.obs.status.analysis[0].unreadable.is_none());
     assert!(!w.events.iter().any(|e| e.starts_with(reason::INVALID_SPEC)), "{:?}", w.events);
 }
+
+#[test]
+fn a_signal_taken_out_of_the_spec_holds_nothing_any_more() {
+    let mut s = spec_with_history();
+    s.analysis.signals.push(Signal {
+        name: "pods".into(),
+        kubernetes: Some(KubernetesSignal::default()),
+        prometheus: None,
+        regression: RegressionRule::default(),
+    });
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    // Suspect when it is taken out: no read revisits it, and it would extend the soak for ever.
+    let a = w.obs.status.analysis.iter_mut().find(|a| a.name == "pods").unwrap();
+    a.verdict = Verdict::Suspect;
+    a.detector.suspect_since = Some(w.obs.now);
+    w.obs.spec.analysis.signals.retain(|s| s.name != "pods");
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert!(w.obs.status.analysis.iter().all(|a| a.name != "pods"), "{:?}", w.obs.status.analysis);
+}
