@@ -20,11 +20,16 @@ pub fn repository(image: &str) -> String {
     }
 }
 
+/// The longest image reference: a repository of at most 255 characters, a tag of 128 and a
+/// digest, with room to spare. A longer string is none, and is not kept (`target::kept_image`).
+pub const MAX_REFERENCE_BYTES: usize = 1024;
+
 /// Whether `image` holds only what an image reference may (`registry:5000/team/app:v1@sha256:…`):
 /// the API server takes any string, and the known-good record on a target separates its pairs
 /// with `;` and `=`, which no reference holds.
 pub fn is_reference(image: &str) -> bool {
     !image.is_empty()
+        && image.len() <= MAX_REFERENCE_BYTES
         && image
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))

@@ -275,7 +275,7 @@ async fn controller_loop(
     writer: reflector::store::Writer<MaintenanceUpgrade>,
 ) {
     // Only spec changes wake an upgrade, so that our own status writes do not.
-    let upgrades = watcher(api, watcher::Config::default())
+    let upgrades = watcher(api, watcher::Config::default().page_size(crate::constants::LIST_PAGE_SIZE))
         .default_backoff()
         .modify(|mu: &mut MaintenanceUpgrade| mu.metadata.managed_fields = None)
         .reflect(writer)

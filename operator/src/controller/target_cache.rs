@@ -9,7 +9,7 @@
 //! subscribes to while it leads (`Controller::reconcile_on`), rather than through
 //! `Controller::watches`, whose watches would only run while leading.
 
-use crate::constants::CLAIMED_LABEL;
+use crate::constants::{CLAIMED_LABEL, LIST_PAGE_SIZE};
 use crate::controller::wake::WakeUps;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
 use crate::target::{self, TargetKey, TargetState};
@@ -204,7 +204,8 @@ impl Watch {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        let stream = watcher(api, watcher::Config::default().labels(CLAIMED_LABEL)).default_backoff();
+        let config = watcher::Config::default().page_size(LIST_PAGE_SIZE).labels(CLAIMED_LABEL);
+        let stream = watcher(api, config).default_backoff();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut failing = false;

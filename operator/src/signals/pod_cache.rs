@@ -1,6 +1,7 @@
 //! Observe step, needs a client: one watch of pods and one of Warning Events for the whole
 //! operator, feeding the `PodIndex` that every built-in signal of every upgrade reads.
 
+use crate::constants::LIST_PAGE_SIZE;
 use crate::signals::pod_index::PodIndex;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -29,8 +30,9 @@ pub fn start(client: &Client, scope: Option<&str>) -> SharedPodIndex {
         }
     }
     let index = SharedPodIndex::default();
-    let all = watcher::Config::default();
-    let failures = watcher::Config::default().fields("type=Warning,involvedObject.kind=Pod");
+    let all = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+    let failures =
+        watcher::Config::default().page_size(LIST_PAGE_SIZE).fields("type=Warning,involvedObject.kind=Pod");
     let pods = Watch { what: "pods", api: api::<Pod>(client, scope), config: all };
     let hooks =
         Hooks { apply: PodIndex::pod_event, behind: PodIndex::pods_behind, lost: PodIndex::pods_lost };

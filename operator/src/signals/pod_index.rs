@@ -36,6 +36,13 @@ pub const KEEP_DELETED: Duration = Duration::hours(3);
 /// labels it would pass `!=` and `notin`). Real pods carry a few hundred bytes.
 const MAX_LABEL_BYTES: usize = 16 * 1024;
 
+/// The most bytes of facts (labels, mostly) the deleted pods of one namespace keep. Whoever may
+/// create and delete pods in a namespace could otherwise fill the memory of every replica with
+/// pods deleted within `KEEP_DELETED` (16,000 of the most labels a pod keeps fill 256 MiB).
+/// Past it, the namespace's longest-deleted pods are forgotten first: a read of its pods that
+/// reaches back that far counts fewer. About 10,000 deleted pods of ordinary labels.
+pub const MAX_DELETED_BYTES_PER_NAMESPACE: usize = 8 << 20;
+
 /// `labels`, unless they are more than `MAX_LABEL_BYTES` (None).
 fn bounded(labels: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
     let labels = labels.into_iter().flatten();
@@ -62,6 +69,21 @@ struct PodFacts {
     deleted_at: Option<DateTime<Utc>>,
 }
 
+impl PodFacts {
+    /// About what the facts take in memory, for `MAX_DELETED_BYTES_PER_NAMESPACE`.
+    fn bytes(&self) -> usize {
+        let labels: usize = self.labels.iter().flatten().map(|(k, v)| k.len() + v.len() + 64).sum();
+        256 + self.namespace.len() + self.node.len() + labels
+    }
+}
+
+/// The pods of one namespace that were deleted and are still kept, in the order they were.
+#[derive(Debug, Default)]
+struct DeletedPods {
+    order: std::collections::VecDeque<(String, usize)>,
+    bytes: usize,
+}
+
 /// What a canary inside a workload needs of each of its pods.
 #[derive(Clone, Debug, PartialEq)]
 struct OwnedPod {
@@ -83,6 +105,8 @@ pub enum PodOwner {
 pub struct PodIndex {
     /// By pod UID.
     pods: HashMap<String, PodFacts>,
+    /// By namespace: its deleted pods still kept, within `MAX_DELETED_BYTES_PER_NAMESPACE`.
+    deleted: HashMap<String, DeletedPods>,
     /// UIDs of pods a failure Event was reported for: the namespaces those Events were written
     /// in, and when the first was seen. A pod's own failures are reported in its namespace; an
     /// Event written in another, naming its UID (anyone who may create Events may), is not one.
@@ -160,10 +184,12 @@ impl PodIndex {
             watcher::Event::InitDone => {
                 // A pod the new list lacks was deleted while the watch was down.
                 if let Some(seen) = self.relisted.take() {
-                    for (uid, p) in self.pods.iter_mut() {
-                        if p.deleted_at.is_none() && !seen.contains(uid) {
-                            p.deleted_at = Some(now);
-                        }
+                    let gone: Vec<String> = (self.pods.iter())
+                        .filter(|(uid, p)| p.deleted_at.is_none() && !seen.contains(*uid))
+                        .map(|(uid, _)| uid.clone())
+                        .collect();
+                    for uid in gone {
+                        self.deleted(&uid, now);
                     }
                 }
                 self.pods_listed = true;
@@ -172,10 +198,8 @@ impl PodIndex {
                 self.apply(p);
             }
             watcher::Event::Delete(p) => {
-                if let Some(uid) = self.apply(p)
-                    && let Some(f) = self.pods.get_mut(&uid)
-                {
-                    f.deleted_at.get_or_insert(now);
+                if let Some(uid) = self.apply(p) {
+                    self.deleted(&uid, now);
                 }
             }
         }
@@ -292,7 +316,31 @@ impl PodIndex {
         self.pods.retain(|_, p| p.deleted_at.is_none_or(|d| d > cutoff));
         let pods = &self.pods;
         self.failed.retain(|uid, (_, seen)| pods.contains_key(uid) || *seen > cutoff);
+        for d in self.deleted.values_mut() {
+            d.order.retain(|(uid, _)| pods.contains_key(uid));
+            d.bytes = d.order.iter().map(|(_, b)| b).sum();
+        }
+        self.deleted.retain(|_, d| !d.order.is_empty());
         self.last_prune = Some(now);
+    }
+
+    /// Pod `uid` was deleted at `now`: it is kept a while, without what only a running pod
+    /// needs, and its namespace's longest-deleted pods are forgotten past its share.
+    fn deleted(&mut self, uid: &str, now: DateTime<Utc>) {
+        let Some(p) = self.pods.get_mut(uid).filter(|p| p.deleted_at.is_none()) else { return };
+        p.deleted_at = Some(now);
+        p.place = None;
+        p.image_ids = vec![];
+        let (namespace, bytes) = (p.namespace.clone(), p.bytes());
+        let d = self.deleted.entry(namespace).or_default();
+        d.order.push_back((uid.to_string(), bytes));
+        d.bytes += bytes;
+        while d.bytes > MAX_DELETED_BYTES_PER_NAMESPACE
+            && let Some((oldest, b)) = d.order.pop_front()
+        {
+            d.bytes -= b;
+            self.pods.remove(&oldest);
+        }
     }
 
     /// Record what the pod shows now; its UID, if it has one.
@@ -323,8 +371,12 @@ impl PodIndex {
             place: owned_pod(pod).map(Box::new),
             deleted_at: None,
         };
-        let deleted_at = self.pods.get(&uid).and_then(|old| old.deleted_at);
-        self.pods.insert(uid.clone(), PodFacts { deleted_at, ..facts });
+        // Known deleted already (a Delete seen twice): only the facts a deleted pod keeps.
+        let facts = match self.pods.get(&uid).and_then(|old| old.deleted_at) {
+            Some(at) => PodFacts { deleted_at: Some(at), place: None, image_ids: vec![], ..facts },
+            None => facts,
+        };
+        self.pods.insert(uid.clone(), facts);
         Some(uid)
     }
 }
@@ -368,7 +420,7 @@ fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
             images: spec
                 .containers
                 .iter()
-                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .map(|c| (c.name.clone(), crate::target::kept_image(c.image.as_ref())))
                 .collect(),
             ready,
             deleting: pod.metadata.deletion_timestamp.is_some(),

@@ -341,3 +341,37 @@ fn a_pod_with_labels_made_to_fill_memory_keeps_none_of_them() {
     let by = |text: &str| counted(&crate::signals::selector::parse(text).unwrap());
     assert_eq!([by("app=sync"), by("team notin (a)"), by("app!=web"), counted(&all())], [1, 1, 1, 2]);
 }
+
+#[test]
+fn pods_deleted_to_fill_memory_cost_their_own_namespace_its_oldest_not_another_its() {
+    let now = t("2026-11-24T10:00:00Z");
+    let in_ns = |uid: &str, ns: &str, labels: usize| {
+        let mut p = pod(uid, "2026-11-24T10:00:10Z", "Running", None);
+        p.metadata.namespace = Some(ns.into());
+        let l = p.metadata.labels.get_or_insert_with(Default::default);
+        for i in 0..labels {
+            l.insert(format!("example.com/l{i}"), "x".repeat(63));
+        }
+        p
+    };
+    let mut ix = listed(&[], &[], now);
+    let theirs = in_ns("theirs", "other", 1);
+    ix.pod_event(&watcher::Event::Apply(theirs.clone()), now);
+    ix.pod_event(&watcher::Event::Delete(theirs), now);
+    // Hers, each with nearly the most labels a pod keeps, created and deleted in a loop.
+    let mut last = String::new();
+    for i in 0..2_000 {
+        last = format!("hers-{i}");
+        let p = in_ns(&last, "jobs", 100);
+        ix.pod_event(&watcher::Event::Apply(p.clone()), now);
+        ix.pod_event(&watcher::Event::Delete(p), now);
+    }
+    let kept: usize = ix.pods.values().filter(|p| p.namespace == "jobs").map(PodFacts::bytes).sum();
+    assert!(kept <= MAX_DELETED_BYTES_PER_NAMESPACE, "{kept} bytes kept");
+    assert!(ix.pods.len() < 1_000, "{} pods kept", ix.pods.len());
+    assert!(ix.pods.contains_key(&last), "the latest deleted are kept");
+    assert!(ix.pods.contains_key("theirs"), "another namespace's deleted pods are not hers to push out");
+    assert!(!ix.pods.contains_key("hers-0"), "her longest-deleted go first");
+    // A deleted pod keeps no more than a deleted pod needs.
+    assert!(ix.pods.values().all(|p| p.place.is_none() && p.image_ids.is_empty()));
+}

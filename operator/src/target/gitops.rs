@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 /// release (an Argo CD application can render a chart).
 pub fn managed_by(meta: &ObjectMeta) -> Option<ManagedBy> {
     let label = |k: &str| meta.labels.as_ref()?.get(k).cloned();
-    let annotation = |k: &str| meta.annotations.as_ref()?.get(k).cloned();
+    // Names of at most 253 characters: a longer annotation names nothing, and is not kept.
+    let annotation = |k: &str| meta.annotations.as_ref()?.get(k).filter(|v| v.len() <= 1024).cloned();
     let flux = |tool, prefix: &str| {
         let name = label(&format!("{prefix}/name"))?;
         Some(ManagedBy { tool, name, namespace: label(&format!("{prefix}/namespace")) })

@@ -137,32 +137,48 @@ impl TargetState {
     }
 }
 
+/// The most bytes of one of the operator's annotations kept from a workload: what it writes is
+/// far shorter (a record names a few containers). Anyone who may edit a workload may write up
+/// to 256 KiB there and label it claimed, and every replica keeps the claimed ones in memory; a
+/// longer value is not the operator's, and is taken as absent.
+pub const MAX_RECORD_BYTES: usize = 16 * 1024;
+
+/// `key`'s value among `annotations`, unless longer than `MAX_RECORD_BYTES`.
+fn record(annotations: Option<&std::collections::BTreeMap<String, String>>, key: &str) -> Option<String> {
+    annotations?.get(key).filter(|v| v.len() <= MAX_RECORD_BYTES).cloned()
+}
+
+/// A container's image as kept: empty (no image reference) when longer than any reference.
+pub fn kept_image(image: Option<&String>) -> String {
+    image.filter(|i| i.len() <= crate::image::MAX_REFERENCE_BYTES).cloned().unwrap_or_default()
+}
+
 fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> TargetState {
     let containers = template
         .spec
         .as_ref()
-        .map(|s| s.containers.iter().map(|c| (c.name.clone(), c.image.clone().unwrap_or_default())).collect())
+        .map(|s| s.containers.iter().map(|c| (c.name.clone(), kept_image(c.image.as_ref()))).collect())
         .unwrap_or_default();
     let ann = meta.annotations.as_ref();
+    // A container's name is at most 63 characters; a longer annotation can name none.
+    let template_annotations = template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+    let default_container =
+        template_annotations.and_then(|a| a.get(DEFAULT_CONTAINER_ANNOTATION)).filter(|d| d.len() <= 253);
     TargetState {
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         containers,
-        owner: ann.and_then(|a| a.get(OWNER_ANNOTATION).cloned()),
-        owner_uid: ann.and_then(|a| a.get(OWNER_UID_ANNOTATION).cloned()),
-        known_good: ann.and_then(|a| a.get(KNOWN_GOOD_ANNOTATION).cloned()),
-        known_good_digest: ann.and_then(|a| a.get(KNOWN_GOOD_DIGEST_ANNOTATION).cloned()),
+        owner: record(ann, OWNER_ANNOTATION),
+        owner_uid: record(ann, OWNER_UID_ANNOTATION),
+        known_good: record(ann, KNOWN_GOOD_ANNOTATION),
+        known_good_digest: record(ann, KNOWN_GOOD_DIGEST_ANNOTATION),
         rollout,
         running_digests: vec![],
         managed_by: gitops::managed_by(meta),
         uid: meta.uid.clone().unwrap_or_default(),
         update_strategy: None,
-        original_strategy: ann.and_then(|a| a.get(ORIGINAL_STRATEGY_ANNOTATION).cloned()),
-        handed_over: ann.and_then(|a| a.get(HANDED_OVER_ANNOTATION).cloned()),
-        default_container: template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(DEFAULT_CONTAINER_ANNOTATION).cloned()),
+        original_strategy: record(ann, ORIGINAL_STRATEGY_ANNOTATION),
+        handed_over: record(ann, HANDED_OVER_ANNOTATION),
+        default_container: default_container.cloned(),
         pods: None,
         desired_pods: 0,
         available_pods: 0,

@@ -167,3 +167,21 @@ fn targets_are_ordered_by_kind_then_namespace_then_name() {
         ["Deployment z/web", "DaemonSet a/agent", "DaemonSet a/zz", "DaemonSet b/agent", "StatefulSet a/db"]
     );
 }
+
+#[test]
+fn a_workload_made_to_fill_memory_keeps_no_more_than_the_operator_writes() {
+    // Anyone who may edit a workload may label it claimed and fill its annotations and images.
+    let mut d = deployment(json!({}));
+    let ann = d.metadata.annotations.as_mut().unwrap();
+    ann.insert(KNOWN_GOOD_ANNOTATION.into(), format!("app={}", "a".repeat(200 * 1024)));
+    ann.insert(ORIGINAL_STRATEGY_ANNOTATION.into(), "x".repeat(MAX_RECORD_BYTES + 1));
+    let containers = &mut d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers;
+    containers[1].image = Some(format!("proxy:{}", "2".repeat(64 * 1024)));
+    let t = from_deployment(&d);
+    assert_eq!(t.known_good, None, "longer than any record of the operator's: not one");
+    assert_eq!(t.original_strategy, None);
+    assert_eq!(t.owner.as_deref(), Some("default/up"), "its own marks are kept");
+    assert_eq!(t.image("app"), Some("app:1"));
+    assert_eq!(t.image("sidecar"), Some(""), "longer than any reference: none");
+    assert!(!crate::image::is_reference(&format!("r/{}", "a".repeat(2000))));
+}
