@@ -205,14 +205,17 @@ pub async fn observe(
     let canary = status.canary.as_ref();
     // A deleted upgrade is reverted whatever its signals say: its abort waits on no read.
     let deleting = mu.metadata.deletion_timestamp.is_some();
-    let analysis_due = if deleting { vec![] } else { decide::analysis_due(&mu.spec, &status, now) };
+    let analysis_due =
+        if deleting { vec![] } else { decide::analysis_due(&mu.spec, &status, now, pods_watched_since) };
     for (signal, from, to) in analysis_due {
         let signal = signal.as_read(&ns, trusted);
         // A canary's copy of a built-in signal is read with its concurrent control.
+        // A piece of what the looks missed, or the span up to now.
+        let past = to < now;
         if let Some(control) = signal.control() {
-            samples.insert(control.name.clone(), read_signal(ctx, &control, canary, from, to).await);
+            samples.insert(control.name.clone(), read_signal(ctx, &control, canary, from, to, past).await);
         }
-        samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, to).await);
+        samples.insert(signal.name.clone(), read_signal(ctx, &signal, canary, from, to, past).await);
     }
     let mut history = BTreeMap::new();
     let due = if deleting { vec![] } else { decide::history_due(&mu.spec, &status, now) };
@@ -325,7 +328,7 @@ pub(super) async fn read_target(
                 .spec
                 .iter()
                 .flat_map(|s| &s.containers)
-                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .map(|c| (c.name.clone(), crate::target::kept_image(c.image.as_ref())))
                 .collect();
             for cs in p.status.and_then(|s| s.container_statuses).unwrap_or_default() {
                 let runs_template = images.iter().any(|i| state.containers.contains(i) && i.0 == cs.name);
@@ -347,6 +350,7 @@ async fn read_signal(
     canary: Option<&CanaryScope>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    past: bool,
 ) -> SampleResult {
     let counts = if let Some(k) = &signal.kubernetes {
         let limit = k.pending_limit.parse().map_err(|e: String| Permanent(format!("pendingLimit: {e}")))?;
@@ -361,8 +365,17 @@ async fn read_signal(
         let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
         let attempts = prometheus::render_query(&p.attempts, span, canary).map_err(Transient)?;
         let errors = prometheus::render_query(&p.errors, span, canary).map_err(Transient)?;
-        let attempts = prometheus::prom_instant(prom, &p.address, &attempts, to).await.map_err(prom_error)?;
-        let errors = prometheus::prom_instant(prom, &p.address, &errors, to).await.map_err(no_errors_hint)?;
+        // A piece of what the looks missed that Prometheus holds nothing of (it was away too):
+        // no attempts are known there, so nothing of it is judged. Reading it again cannot
+        // help, and the catch-up must go on; only a read up to now says that there is no data.
+        let gap = |r: Result<f64, Error>| match r {
+            Err(Error::PromNoData(_)) if past => Ok(0.0),
+            r => r,
+        };
+        let attempts =
+            gap(prometheus::prom_instant(prom, &p.address, &attempts, to).await).map_err(prom_error)?;
+        let errors =
+            gap(prometheus::prom_instant(prom, &p.address, &errors, to).await).map_err(no_errors_hint)?;
         prometheus::counts(attempts, errors)
     } else {
         return Err(Permanent("the signal has no provider".into()));

@@ -132,10 +132,11 @@ impl super::PrometheusSignal {
 }
 
 impl SignalStatus {
-    /// Of a canary's copy: read no more, its canary handed over to the whole workload. Its
-    /// last verdict holds nothing up and says nothing of the upgrade's health.
+    /// Read no more: a canary's copy whose canary handed over to the whole workload, or a
+    /// signal taken out of the spec. Its last verdict holds nothing up and says nothing of the
+    /// upgrade's health.
     pub fn retired(&self) -> bool {
-        self.name.ends_with("@canary") && self.nodes.is_empty()
+        (self.name.ends_with("@canary") && self.nodes.is_empty()) || self.taken_out_at.is_some()
     }
 }
 

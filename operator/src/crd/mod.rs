@@ -552,6 +552,18 @@ impl MaintenanceUpgradeSpec {
 }
 
 impl Signal {
+    /// What the signal counts, as a fingerprint: its provider's settings, not its name nor its
+    /// regression rule (which may be tuned in place). FNV-1a of their JSON, a fixed function,
+    /// so that the fingerprints in a status stay valid across the operator's versions (a field
+    /// added to the providers must be left out of their JSON when unset, or every one changes).
+    pub fn definition(&self) -> String {
+        let json = serde_json::to_vec(&(&self.kubernetes, &self.prometheus)).unwrap_or_default();
+        let fnv = json
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        format!("{fnv:016x}")
+    }
+
     /// This signal as an upgrade in `namespace` reads it (see `signals_as_read`).
     pub fn as_read(mut self, namespace: &str, trusted: bool) -> Signal {
         if let Some(k) = self.kubernetes.as_mut().filter(|_| !trusted) {

@@ -422,6 +422,17 @@ pub struct SignalStatus {
     /// blocked meanwhile; the next read that succeeds clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
+    /// When the signal was taken out of the spec: it is read no more, and its last verdict
+    /// holds nothing up and says nothing of the upgrade's health. Put back under its name, it is
+    /// judged again from where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_out_at: Option<DateTime<Utc>>,
+    /// A fingerprint of what the signal counted when its baseline was measured (its query,
+    /// selector, namespaces and pending limit: `Signal::definition`). Edited in place under the
+    /// same name it is another signal, which that baseline says nothing of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub definition: Option<String>,
     /// The detector's running state, kept here so that a restart resumes it.
     #[serde(default)]
     pub detector: DetectorState,

@@ -10,14 +10,19 @@ use crate::detector::{Counts, Cusum, Detector, add_live_interval, fit_baseline, 
 use crate::timefmt::{at, clock, duration};
 use chrono::{DateTime, Duration, Utc};
 
+/// The most entries of signals taken out of the spec that `status.analysis` keeps.
+const MAX_TAKEN_OUT: usize = 10;
+
 /// The most reads a catch-up takes before each of them covers more than an interval.
 const CATCH_UP_READS: i32 = 60;
 
 /// Which signals should be read now, and which span (the observe step reads `[from, to)`).
+/// `watched_since`: since when the watches of pods have run without a break (`Observed`).
 pub fn analysis_due(
     spec: &MaintenanceUpgradeSpec,
     status: &MaintenanceUpgradeStatus,
     now: DateTime<Utc>,
+    watched_since: Option<DateTime<Utc>>,
 ) -> Vec<(Signal, DateTime<Utc>, DateTime<Utc>)> {
     let Ok((plan, _)) = Plan::for_upgrade(spec, status) else { return vec![] };
     let Some(started) = status.baseline_started_at else { return vec![] };
@@ -29,7 +34,7 @@ pub fn analysis_due(
         .filter_map(|s| {
             let a = status.analysis.iter().find(|a| a.name == s.name);
             let from = a.and_then(|a| a.sampled_to).unwrap_or(started);
-            let to = read_until(&s, from, now, plan.interval);
+            let to = read_until(&s, from, now, plan.interval, watched_since);
             (now >= last_read(a, started) + plan.interval).then_some((s, from, to))
         })
         .collect()
@@ -39,8 +44,18 @@ pub fn analysis_due(
 /// a new leader, Prometheus down), the next piece of what they missed, one look after another:
 /// an interval, longer when more than `CATCH_UP_READS` are behind, never longer than one of the
 /// detector's buckets. Hours read at once would be judged as one bucket: one capped step of the
-/// statistic and one read of the ceiling, whatever failed in them.
-fn read_until(s: &Signal, from: DateTime<Utc>, now: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
+/// statistic and one read of the ceiling, whatever failed in them. What the watches of pods did
+/// not see is not judged (`unjudged_until`): a built-in signal reads it in one piece.
+fn read_until(
+    s: &Signal,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    interval: Duration,
+    watched_since: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    if let Some(since) = watched_since.filter(|w| s.prometheus.is_none() && *w > from) {
+        return since.min(now);
+    }
     let behind = now - from;
     let bucket = Cusum::from_rule(&s.regression).bucket.max(interval);
     if behind < interval * 2 && behind <= bucket {
@@ -114,15 +129,36 @@ pub(super) fn baseline_from_history(s: &Signal, status: &MaintenanceUpgradeStatu
 impl Decider<'_> {
     pub(super) fn analyse(&mut self, plan: &Plan) {
         let now = self.now();
-        // A signal taken out of the spec says no more: its entry would go on holding a soak
-        // (Suspect) or a rollback waiting for a human (Regression) that no read revisits.
+        // A signal taken out of the spec is retired: its entry would otherwise go on holding a
+        // soak (Suspect) or a rollback waiting for a human (Regression) that no read revisits.
+        // Kept, so that one put back (a GitOps revert) goes on from its baseline.
         let listed = self.o.spec.effective_signals();
-        self.st.analysis.retain(|a| {
-            listed.iter().any(|s| a.name == s.name || a.name == crate::crd::canary_signal_name(&s.name))
-        });
+        let in_spec = |a: &SignalStatus| {
+            listed.iter().any(|s| {
+                a.name == s.name
+                    || (s.kubernetes.is_some() && a.name == crate::crd::canary_signal_name(&s.name))
+            })
+        };
+        for a in self.st.analysis.iter_mut() {
+            a.taken_out_at = if in_spec(a) { None } else { a.taken_out_at.or(Some(now)) };
+        }
+        // At most `MAX_TAKEN_OUT` of them, the latest.
+        let mut out: Vec<DateTime<Utc>> = self.st.analysis.iter().filter_map(|a| a.taken_out_at).collect();
+        out.sort();
+        if let Some(oldest_kept) =
+            out.len().checked_sub(MAX_TAKEN_OUT).and_then(|skip| out.get(skip)).copied()
+        {
+            self.st.analysis.retain(|a| a.taken_out_at.is_none_or(|t| t >= oldest_kept));
+        }
+        let redefined = self.follow_definitions(plan);
         for s in &plan.signals {
             if !self.st.analysis.iter().any(|a| a.name == s.name) && self.st.baseline_started_at.is_some() {
-                self.st.analysis.push(SignalStatus { name: s.name.clone(), ..Default::default() });
+                let definition = s.canary_parent().is_none().then(|| s.definition());
+                self.st.analysis.push(SignalStatus {
+                    name: s.name.clone(),
+                    definition,
+                    ..Default::default()
+                });
             }
         }
         // Pre-change history becomes the baseline of signals that have it.
@@ -197,6 +233,18 @@ impl Decider<'_> {
                 Some((read.0, read.0.attempts as f64 * rate_at(parent, read.2)))
             });
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
+            if redefined.iter().any(|r| *r == s.canary_parent().unwrap_or(&s.name)) {
+                if a.verdict != Verdict::Regression {
+                    a.verdict = Verdict::Inconclusive;
+                }
+                a.reason = "its query, selector, namespaces or pending limit were changed after the first change: \
+                            its baseline is of what it counted before, and nothing it counts now was measured before \
+                            the change, so it is not judged and holds the next stage; put them back to judge it \
+                            again (what was not judged meanwhile is read then), or take the signal out"
+                    .into();
+                a.analysed_at = Some(now);
+                continue;
+            }
             a.unreadable = permanent(result);
             let (counts, from, to) = match result {
                 Ok(ok) => *ok,
@@ -341,6 +389,40 @@ impl Decider<'_> {
         }
     }
 
+    /// Follow each signal's definition (`Signal::definition`). Before the first change, one
+    /// edited in place is measured again from scratch, with its canary's copy; after it, it is
+    /// left as it was, and named in what this returns: not judged until it is put back. An
+    /// entry without a fingerprint (written before they were kept) takes the spec's.
+    fn follow_definitions(&mut self, plan: &Plan) -> Vec<String> {
+        let changed = self.st.changed_at.is_some();
+        let mut redefined = vec![];
+        for s in plan.signals.iter().filter(|s| s.canary_parent().is_none()) {
+            let definition = s.definition();
+            let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
+            match &a.definition {
+                None => a.definition = Some(definition),
+                Some(d) if *d == definition => {}
+                Some(_) if changed => redefined.push(s.name.clone()),
+                Some(_) => {
+                    let family = |a: &SignalStatus| a.name == s.name || a.name == canary_signal_name(&s.name);
+                    for a in self.st.analysis.iter_mut().filter(|a| family(a)) {
+                        *a = SignalStatus {
+                            name: a.name.clone(),
+                            nodes: a.nodes.clone(),
+                            sampled_to: a.sampled_to,
+                            definition: (a.name == s.name).then(|| definition.clone()),
+                            reason: "its query, selector, namespaces or pending limit were changed: measuring its \
+                                     baseline again"
+                                .into(),
+                            ..Default::default()
+                        };
+                    }
+                }
+            }
+        }
+        redefined
+    }
+
     pub(super) fn next_sample_at(&self, plan: &Plan) -> Option<DateTime<Utc>> {
         let started = self.st.baseline_started_at?;
         plan.signals
@@ -362,7 +444,7 @@ impl Decider<'_> {
         self.st
             .analysis
             .iter()
-            .find(|a| a.verdict == Verdict::Regression)
+            .find(|a| a.verdict == Verdict::Regression && !a.retired())
             .map(|a| format!("signal {}: {}", a.name, a.reason))
     }
 }

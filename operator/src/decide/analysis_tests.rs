@@ -177,8 +177,8 @@ fn a_failed_read_is_tried_again_an_interval_later_not_at_once() {
     );
     let again = d.requeue_after.unwrap();
     assert!(again >= Duration::seconds(59), "looked at again after {again}, not an interval");
-    assert!(analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::seconds(30)).is_empty());
-    assert!(!analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::minutes(1)).is_empty());
+    assert!(analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::seconds(30), None).is_empty());
+    assert!(!analysis_due(&w.obs.spec, &w.obs.status, w.obs.now + Duration::minutes(1), None).is_empty());
 }
 
 #[test]
@@ -260,8 +260,67 @@ fn a_signal_taken_out_of_the_spec_holds_nothing_any_more() {
     let a = w.obs.status.analysis.iter_mut().find(|a| a.name == "pods").unwrap();
     a.verdict = Verdict::Suspect;
     a.detector.suspect_since = Some(w.obs.now);
-    w.obs.spec.analysis.signals.retain(|s| s.name != "pods");
+    let pods = w.obs.spec.analysis.signals.pop().unwrap();
+    w.run_until(Duration::hours(6), |w| soaking(w, 1));
+    let entry = |w: &World| w.obs.status.analysis.iter().find(|a| a.name == "pods").cloned().unwrap();
+    assert!(entry(&w).retired(), "{:?}", entry(&w));
+    // Put back (a GitOps revert), it goes on from its baseline, and is judged again.
+    w.obs.spec.analysis.signals.push(pods);
     w.run_until(Duration::hours(6), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
-    assert!(w.obs.status.analysis.iter().all(|a| a.name != "pods"), "{:?}", w.obs.status.analysis);
+    assert!(!entry(&w).retired() && entry(&w).baseline.is_some(), "{:?}", entry(&w));
+    assert_eq!(entry(&w).verdict, Verdict::Pass);
+    let healthy = w.obs.status.conditions.iter().find(|c| c.type_ == ct::HEALTHY).unwrap();
+    assert_eq!(healthy.status, "True", "{}", healthy.message);
+}
+
+#[test]
+fn a_signal_redefined_after_the_change_is_not_judged_against_the_old_baseline() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    // The query now counts something else, which fails far more often: against the old query's
+    // baseline that would be a regression, and a rollback nothing caused.
+    fn query(w: &mut World) -> &mut String {
+        &mut w.obs.spec.analysis.signals[0].prometheus.as_mut().unwrap().errors
+    }
+    *query(&mut w) = "other_errors".into();
+    w.error_rate = Box::new(|_| 0.3);
+    let until = w.obs.now + Duration::hours(3);
+    w.run_until(Duration::hours(4), |w| w.obs.now >= until);
+    assert_eq!(w.phase(), Phase::Soaking, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:1.0", "the next stage waits");
+    let a = &w.obs.status.analysis[0];
+    assert!(a.reason.contains("were changed after the first change"), "{}", a.reason);
+    // Put back, it is judged again, and the upgrade goes on.
+    *query(&mut w) = "errors".into();
+    w.error_rate = Box::new(|_| 0.01);
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
+
+#[test]
+fn a_signal_redefined_before_the_change_has_its_baseline_measured_again() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::minutes(30), |w| {
+        w.phase() == Phase::MeasuringBaseline && w.obs.status.analysis.iter().any(|a| a.baseline.is_some())
+    });
+    let before = w.obs.status.analysis[0].clone();
+    w.obs.spec.analysis.signals = vec![Signal {
+        name: "pod-start-failures".into(),
+        kubernetes: Some(KubernetesSignal {
+            label_selector: Some("app=connector".into()),
+            ..Default::default()
+        }),
+        prometheus: None,
+        regression: RegressionRule::default(),
+    }];
+    w.obs.now += Duration::seconds(30);
+    w.step();
+    // Measured again from this look on: the reads of the new selector, not those before.
+    let a = &w.obs.status.analysis[0];
+    assert_ne!(a.definition, before.definition);
+    let start = |a: &SignalStatus| a.baseline.as_ref().and_then(|b| b.from);
+    assert!(start(a) >= before.sampled_to && start(a) > start(&before), "{:?}", a.baseline);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }

@@ -47,6 +47,7 @@ impl Decider<'_> {
                 if !self.st.analysis.iter().any(|a| a.name == s.name) {
                     self.st.analysis.push(SignalStatus {
                         name: s.name.clone(),
+                        definition: s.canary_parent().is_none().then(|| s.definition()),
                         sampled_to: Some(start_at),
                         ..Default::default()
                     });
@@ -66,6 +67,21 @@ impl Decider<'_> {
         if now < ends && plan.signals.iter().all(|s| baseline_from_history(s, &self.st)) {
             ends = now;
             self.st.baseline_ends_at = Some(now);
+        }
+        // Live reads the looks fell behind on are read piece by piece: they are what the
+        // baseline saw, so it is judged once they are in (seconds), not taken for an outage.
+        let behind = |s: &&Signal| {
+            let read_to = self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to);
+            s.prometheus.is_none() && read_to.is_some_and(|t| now - t >= plan.interval * 2)
+        };
+        if now >= ends
+            && let Some(s) = plan.signals.iter().find(behind)
+        {
+            let msg =
+                format!("measuring the baseline: reading what signal {} missed since its last read", s.name);
+            self.set_phase(Phase::MeasuringBaseline, msg);
+            self.next("end the baseline", None);
+            return false;
         }
         // A live baseline partly hidden by an outage (its reads then blind) is too thin for the
         // verdicts it was meant for: measured on until what was seen covers the period to observe.

@@ -235,9 +235,10 @@ pub fn decide(o: &Observed) -> Decision {
             d.note(true, reason::UPGRADE_DELETED, "Finish", msg);
         }
         Err(e) => {
+            let problems: Vec<String> = std::iter::once(e).chain(o.spec_problems.iter().cloned()).collect();
             d.block(
                 reason::INVALID_SPEC,
-                format!("the spec cannot be used: {e}; fix it and the upgrade continues"),
+                format!("the spec cannot be used: {}; fix it and the upgrade continues", problems.join("; ")),
             );
             d.st.message = d.blocked.as_ref().unwrap().1.clone();
         }

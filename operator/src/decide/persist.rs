@@ -32,6 +32,18 @@ pub fn worth_writing(
         return false;
     }
     let Some(w) = written else { return true };
+    // Reading what the looks missed, piece after piece, the next look at once: written when it
+    // has caught up, unless more than the analysis changed (after a restart meanwhile, the
+    // pieces are read again).
+    let only_analysis =
+        |s: &MaintenanceUpgradeStatus| MaintenanceUpgradeStatus { analysis: vec![], ..headline(s) };
+    if next_at_once
+        && d.effect.is_none()
+        && d.events.is_empty()
+        && only_analysis(w) == only_analysis(&d.status)
+    {
+        return false;
+    }
     if d.effect.is_some() || !d.events.is_empty() || headline(w) != headline(&d.status) {
         return true;
     }
@@ -63,6 +75,7 @@ fn headline(s: &MaintenanceUpgradeStatus) -> MaintenanceUpgradeStatus {
             verdict: a.verdict,
             unjudged_until: a.unjudged_until,
             unreadable: a.unreadable.clone(),
+            definition: a.definition.clone(),
             baseline: a.baseline.as_ref().map(|_| BaselineStatus::default()),
             ..Default::default()
         })

@@ -105,3 +105,27 @@ fn a_rollback_is_written_with_its_first_revert_so_that_a_follower_keeps_its_reas
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REGRESSION);
 }
+
+#[test]
+fn reading_what_the_looks_missed_writes_the_status_once_caught_up_not_every_piece() {
+    let mut s = spec_with_history();
+    s.stages[0].soak = Duration_("6h");
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    w.prometheus_down = true;
+    let back = w.obs.now + Duration::hours(1);
+    w.run_until(Duration::hours(2), |w| w.obs.now >= back);
+    w.prometheus_down = false;
+    let (writes, looks) = (w.writes, w.effects.len());
+    let caught_up =
+        |w: &World| w.obs.status.analysis[0].sampled_to.is_some_and(|t| w.obs.now - t < Duration::minutes(2));
+    let mut pieces = 0;
+    while !caught_up(&w) {
+        w.look();
+        pieces += 1;
+        assert!(pieces < 200, "never caught up");
+    }
+    assert!(pieces >= 30, "read piece by piece: {pieces}");
+    assert!(w.writes - writes <= 2, "{} writes for {pieces} pieces", w.writes - writes);
+    assert_eq!(w.effects.len(), looks);
+}

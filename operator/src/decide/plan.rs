@@ -157,8 +157,9 @@ shorten it or set stagePolicy to Continue",
         match Plan::parse(spec) {
             Ok(plan) => {
                 // Held, not unusable: a query edited mid-soak must not stop the rollback.
-                let over = Plan::over_limits(spec, &plan).or_else(|| spec.placeholder_problem());
-                Ok((plan, over))
+                let over: Vec<String> =
+                    Plan::over_limits(spec, &plan).into_iter().chain(spec.placeholder_problem()).collect();
+                Ok((plan, (!over.is_empty()).then(|| over.join("; "))))
             }
             // Without the window, and without a signal edited into one that cannot be read: the
             // others are still judged, and a rollback (a deletion's included) still reverts. From

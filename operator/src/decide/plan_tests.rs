@@ -171,10 +171,13 @@ fn a_placeholder_misspelt_or_outside_a_regex_matcher_is_an_invalid_spec() {
 fn a_placeholder_edited_in_mid_soak_holds_the_upgrade_but_not_its_rollback() {
     let mut s = spec_with_history();
     s.stages[0].soak = Duration_("4h");
+    let mounts = Signal { name: "mounts".into(), ..s.analysis.signals[0].clone() };
+    s.analysis.signals.push(mounts);
     let mut w = World::new(s);
     w.error_rate = creeping_after("connector-canary", 0.01);
     w.run_until(Duration::hours(2), |w| soaking(w, 0));
-    w.obs.spec.analysis.signals[0].prometheus.as_mut().unwrap().errors =
+    // The other signal, edited: the first still judges, and reverts.
+    w.obs.spec.analysis.signals[1].prometheus.as_mut().unwrap().errors =
         r#"sum(increase(mount_errors{node=~"$canary_nodes"}[$interval]))"#.into();
     w.obs.generation += 1;
     w.step();

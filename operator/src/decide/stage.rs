@@ -7,7 +7,7 @@ use crate::crd::*;
 use crate::target::Rollout;
 use crate::timefmt::at;
 use crate::window::WindowState;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 impl Decider<'_> {
     pub(super) fn advance(&mut self, plan: &Plan) {
@@ -297,26 +297,35 @@ impl Decider<'_> {
         // The soak is over: promote only on a fresh conclusive verdict of every signal.
         // A canary's copy of a built-in signal may roll back or extend the soak, but a canary
         // too small to be conclusive holds nothing: its parent signal still has to pass.
-        // Fresh: of the soak's last interval, and read after this stage's change was complete,
-        // never a verdict from before it (an interval longer than the soak, edited or not).
+        // Fresh: read in the soak's last interval, on what happened after this stage's change
+        // was complete (a built-in signal judges pods `pendingLimit` after their creation), never
+        // a verdict from before it; and no signal still catching up on reads it missed (a leader
+        // or Prometheus away), whose unread part may hold a regression.
         let fresh_since = ends - plan.interval;
-        let rolled_out = self.st.stages[si].rolled_out_at.or(self.st.stages[si].started_at).unwrap_or(now);
-        let passed = |s: &Signal| {
-            self.st.analysis.iter().any(|a| {
-                a.name == s.name
-                    && a.verdict == Verdict::Pass
-                    && a.analysed_at.is_some_and(|t| t >= fresh_since)
-                    && a.sampled_to.is_some_and(|t| t > rolled_out)
-            })
+        let stage = &self.st.stages[si];
+        let rolled_out = stage.rolled_out_at.or(stage.started_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let entry = |s: &Signal| self.st.analysis.iter().find(|a| a.name == s.name);
+        let read_to = |s: &Signal| entry(s).and_then(|a| a.sampled_to);
+        let caught_up = |s: &Signal| read_to(s).is_some_and(|t| now - t < plan.interval * 2);
+        let after_change = |s: &Signal| {
+            let limit = s.kubernetes.as_ref().and_then(|k| k.pending_limit.parse().ok());
+            read_to(s).is_some_and(|t| t - limit.unwrap_or_else(Duration::zero) > rolled_out)
         };
+        let passing = |s: &Signal| entry(s).is_some_and(|a| a.verdict == Verdict::Pass);
+        let fresh = |s: &Signal| entry(s).and_then(|a| a.analysed_at).is_some_and(|t| t >= fresh_since);
         let judged = plan.signals.iter().filter(|s| s.canary_parent().is_none());
-        let unsure: Vec<String> = judged.filter(|s| !passed(s)).map(|s| s.name.clone()).collect();
-        // Passing so far, but not read up to the soak's end yet (a look catching up on reads it
-        // missed, or a read due after the change): no warning, the reads are on their way.
-        let behind: Vec<String> = unsure
+        let unsure: Vec<String> = judged.clone().filter(|s| !passing(s)).map(|s| s.name.clone()).collect();
+        // Passing so far, but not read far enough yet (a look catching up on reads it missed, a
+        // read due after the change): no warning, the reads are on their way. A canary's copy
+        // holds nothing but its own reads still to come.
+        let behind: Vec<String> = plan
+            .signals
             .iter()
-            .filter(|n| self.st.analysis.iter().any(|a| a.name == **n && a.verdict == Verdict::Pass))
-            .cloned()
+            .filter(|s| match s.canary_parent() {
+                None => passing(s) && !(fresh(s) && after_change(s) && caught_up(s)),
+                Some(_) => !caught_up(s),
+            })
+            .map(|s| s.name.clone())
             .collect();
         let suspects: Vec<String> = self
             .st
@@ -336,17 +345,6 @@ impl Decider<'_> {
             self.next(format!("end the soak of stage {name} when the suspicion clears"), None);
             return;
         }
-        if !behind.is_empty() && behind.len() == unsure.len() {
-            self.set_phase(
-                Phase::Soaking,
-                format!(
-                    "the soak of stage {name} is over; promoting once signal(s) {} pass a read up to its end",
-                    behind.join(", ")
-                ),
-            );
-            self.next(format!("end the soak of stage {name} on the next reads"), None);
-            return;
-        }
         if !unsure.is_empty() {
             let msg = format!(
                 "the soak of stage {name} is over but signal(s) {} have no conclusive verdict; not promoting until they pass",
@@ -357,6 +355,17 @@ impl Decider<'_> {
             }
             self.set_phase(Phase::Soaking, msg);
             self.next(format!("end the soak of stage {name} on a conclusive pass"), None);
+            return;
+        }
+        if !behind.is_empty() {
+            self.set_phase(
+                Phase::Soaking,
+                format!(
+                    "the soak of stage {name} is over; promoting once signal(s) {} pass reads up to its last interval, made on what followed the change",
+                    behind.join(", ")
+                ),
+            );
+            self.next(format!("end the soak of stage {name} on the next reads"), None);
             return;
         }
         if self.o.spec.paused {

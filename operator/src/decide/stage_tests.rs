@@ -63,17 +63,20 @@ fn approval_gates_a_stage() {
 
 #[test]
 fn a_stage_is_promoted_only_on_a_read_after_it_rolled_out_whatever_its_soak() {
-    // Reads ten minutes apart and a fleet soak of one: the canary's last read is from before
-    // the fleet changed when the fleet's soak ends.
+    // Reads two minutes apart and a fleet soak of one: the canary's last read is from before
+    // the fleet changed when the fleet's soak ends, and the next judges pods from before it.
     let mut s = spec();
-    s.analysis.interval = Duration_("10m");
+    s.analysis.interval = Duration_("2m");
     s.stages[1].soak = Duration_("1m");
     let mut w = World::new(s);
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    // The built-in signal judges pods five minutes (its pendingLimit) after their creation: its
+    // reads must reach pods created after the fleet's change.
     let rolled_out = w.obs.status.stages[1].rolled_out_at.unwrap();
     for a in &w.obs.status.analysis {
-        assert!(a.sampled_to.is_some_and(|t| t > rolled_out), "{} read after {rolled_out}: {a:?}", a.name);
+        let judged_to = a.sampled_to.unwrap() - Duration::minutes(5);
+        assert!(judged_to > rolled_out, "{} judged up to {judged_to}, changed at {rolled_out}", a.name);
     }
 }
 
@@ -90,4 +93,26 @@ fn hours_the_operator_missed_are_read_piece_by_piece_not_judged_as_one_bucket() 
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector"), "connector:1.0", "the fleet stage never started");
     assert!(w.obs.status.stages[1].started_at.is_none());
+}
+
+#[test]
+fn a_soak_that_ended_while_reads_were_missed_waits_for_them_all() {
+    // Prometheus is away from just before the canary's soak ends until three hours after; the
+    // canary broke ten minutes after its end. The first pieces read when it is back pass, and
+    // reach the soak's end, but what follows is still to read: the fleet waits for it.
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    let ends = w.obs.status.stages[0].soak_ends_at.unwrap();
+    w.run_until(Duration::hours(1), |w| w.obs.now >= ends - Duration::minutes(3));
+    w.prometheus_down = true;
+    w.run_until(Duration::hours(4), |w| w.obs.now >= ends + Duration::hours(3));
+    w.prometheus_down = false;
+    // The rate of the piece read now, by where it starts.
+    w.error_rate = Box::new(move |w: &World| {
+        let from = w.obs.status.analysis[0].sampled_to.unwrap();
+        if from >= ends + Duration::minutes(10) { 0.9 } else { 0.01 }
+    });
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert!(w.obs.status.stages[1].started_at.is_none(), "the fleet never started");
 }

@@ -381,7 +381,9 @@ impl World {
         }
         let rate = (self.error_rate)(self);
         let canary_rate = self.canary_error_rate.as_ref().map_or(rate, |f| f(self));
-        for (s, from, to) in analysis_due(&self.obs.spec, &self.obs.status, now).into_iter().filter(|_| reads)
+        for (s, from, to) in analysis_due(&self.obs.spec, &self.obs.status, now, self.obs.pods_watched_since)
+            .into_iter()
+            .filter(|_| reads)
         {
             let minutes = ((to - from).num_seconds() / 60) as u64;
             let all = (self.attempts_per_minute * minutes) as f64;
