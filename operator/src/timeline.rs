@@ -62,7 +62,7 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
 /// baseline, the statistic against its threshold, and the message.
 pub fn row(st: Option<&MaintenanceUpgradeStatus>, width: usize) -> String {
     let Some(st) = st else { return "waiting for the operator".into() };
-    let a = st.analysis.first();
+    let a = st.analysis.iter().find(|a| a.taken_out_at.is_none());
     // A rate of nothing counted yet is not shown (the baseline's is smoothed, so it would read 50 %).
     let observed = a.and_then(|a| a.last.as_ref().filter(|l| l.attempts > 0).map(|l| l.rate));
     let baseline = a.and_then(|a| a.baseline.as_ref().filter(|b| b.attempts > 0).map(|b| b.rate));

@@ -59,8 +59,9 @@ pub async fn act(
         publish(ctx, mu, n.warning, n.reason, n.action, n.message.clone()).await;
     }
     let written = base.written.as_ref();
-    // Whether the API server holds this decision's status now.
+    // Whether the API server holds this decision's status now, and whether this look wrote it.
     let mut held = written.is_some_and(|w| *w == decision.status);
+    let mut wrote = false;
     if decide::worth_writing(&mu.spec, written, &decision) {
         let rv = match write_status(&ctx.client, mu, &base.resource_version, &decision.status).await {
             Ok(rv) => rv,
@@ -73,7 +74,7 @@ pub async fn act(
         };
         ctx.metrics.status_writes.inc();
         ctx.statuses.wrote(mu, &decision.status, rv);
-        held = true;
+        (held, wrote) = (true, true);
     } else {
         ctx.statuses.decided(mu, written, &decision.status);
     }
@@ -112,9 +113,13 @@ pub async fn act(
             return Ok(Action::await_change());
         }
     }
-    // A look that went through: failures before it are over (a conflict, looked at again at
-    // once, is not one that went through).
-    ctx.retries.succeeded(&observed.uid);
+    // A look that went through, changing a target or writing the status: failures before it
+    // are over (a conflict, looked at again at once, is not one that went through). A look
+    // that only waited (for reads to catch up, for a window) proves nothing of them: a failure
+    // that comes back the same is not announced again.
+    if decision.effect.is_some() || wrote {
+        ctx.retries.succeeded(&observed.uid);
+    }
     Ok(match decision.requeue_after {
         Some(d) => Action::requeue(d.to_std().unwrap_or_default().max(StdDuration::from_millis(100))),
         None => Action::await_change(),
@@ -128,7 +133,9 @@ fn record_metrics(
     after: &MaintenanceUpgradeStatus,
 ) {
     m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
-    m.exporting(id, after.analysis.iter().map(|a| a.name.clone()));
+    // A signal taken out of the spec is read no more: its series go.
+    let read = || after.analysis.iter().filter(|a| a.taken_out_at.is_none());
+    m.exporting(id, read().map(|a| a.name.clone()));
     if before.phase != after.phase {
         m.phase
             .get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) })
@@ -142,7 +149,20 @@ fn record_metrics(
     if let (None, Some(r)) = (&before.rollback, &after.rollback) {
         m.rollbacks.get_or_create(&ReasonLabel { reason: r.reason.as_str().into() }).inc();
     }
-    for a in &after.analysis {
+    for a in after.analysis.iter().filter(|a| a.taken_out_at.is_some()) {
+        let labels = |series: &str| SignalLabels {
+            upgrade: id.into(),
+            signal: a.name.as_str().into(),
+            series: series.into(),
+        };
+        for series in ["baseline", "observed"] {
+            m.signal_rate.remove(&labels(series));
+        }
+        for series in ["statistic", "threshold"] {
+            m.signal_statistic.remove(&labels(series));
+        }
+    }
+    for a in read() {
         let set = |family: &SignalGauges, series: &str, v: Option<f64>| {
             if let Some(v) = v {
                 family

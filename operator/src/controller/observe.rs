@@ -365,17 +365,23 @@ async fn read_signal(
         let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
         let attempts = prometheus::render_query(&p.attempts, span, canary).map_err(Transient)?;
         let errors = prometheus::render_query(&p.errors, span, canary).map_err(Transient)?;
-        // A piece of what the looks missed that Prometheus holds nothing of (it was away too):
-        // no attempts are known there, so nothing of it is judged. Reading it again cannot
-        // help, and the catch-up must go on; only a read up to now says that there is no data.
-        let gap = |r: Result<f64, Error>| match r {
-            Err(Error::PromNoData(_)) if past => Ok(0.0),
-            r => r,
+        // A piece of what the looks missed that Prometheus holds nothing of, for either query
+        // (it was away too): passed over, unjudged, so that the catch-up goes on; never read
+        // as zero. Only a read up to now says that there is no data.
+        let gap = |r: &Result<f64, Error>| {
+            let why = "Prometheus has no data for this span of what the looks missed (it was away too, or the series is gone)";
+            matches!(r, Err(Error::PromNoData(_)) if past).then(|| ReadError::Gap { to, why: why.into() })
         };
-        let attempts =
-            gap(prometheus::prom_instant(prom, &p.address, &attempts, to).await).map_err(prom_error)?;
-        let errors =
-            gap(prometheus::prom_instant(prom, &p.address, &errors, to).await).map_err(no_errors_hint)?;
+        let attempts = prometheus::prom_instant(prom, &p.address, &attempts, to).await;
+        if let Some(g) = gap(&attempts) {
+            return Err(g);
+        }
+        let errors_read = prometheus::prom_instant(prom, &p.address, &errors, to).await;
+        if let Some(g) = gap(&errors_read) {
+            return Err(g);
+        }
+        let attempts = attempts.map_err(prom_error)?;
+        let errors = errors_read.map_err(no_errors_hint)?;
         prometheus::counts(attempts, errors)
     } else {
         return Err(Permanent("the signal has no provider".into()));

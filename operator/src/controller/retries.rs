@@ -3,7 +3,8 @@
 //! permission missing) is retried further apart each time, up to once a minute (so that a
 //! rollback after an API outage waits a minute at most), and announced when it first fails and
 //! whenever the failure changes, not with a Warning Event every few seconds forever. A look that
-//! goes through forgets it.
+//! goes through (changing a target or writing the status) forgets it; one that only waits does
+//! not.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -557,7 +557,13 @@ impl Signal {
     /// so that the fingerprints in a status stay valid across the operator's versions (a field
     /// added to the providers must be left out of their JSON when unset, or every one changes).
     pub fn definition(&self) -> String {
-        let json = serde_json::to_vec(&(&self.kubernetes, &self.prometheus)).unwrap_or_default();
+        // The namespaces are a set: listed in another order, they count the same pods.
+        let kubernetes = self.kubernetes.clone().map(|mut k| {
+            k.namespaces.sort();
+            k.namespaces.dedup();
+            k
+        });
+        let json = serde_json::to_vec(&(&kubernetes, &self.prometheus)).unwrap_or_default();
         let fnv = json
             .iter()
             .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));

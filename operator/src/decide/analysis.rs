@@ -153,7 +153,7 @@ impl Decider<'_> {
         let redefined = self.follow_definitions(plan);
         for s in &plan.signals {
             if !self.st.analysis.iter().any(|a| a.name == s.name) && self.st.baseline_started_at.is_some() {
-                let definition = s.canary_parent().is_none().then(|| s.definition());
+                let definition = s.canary_parent().is_none().then(|| self.definition_of(s));
                 self.st.analysis.push(SignalStatus {
                     name: s.name.clone(),
                     definition,
@@ -248,6 +248,18 @@ impl Decider<'_> {
             a.unreadable = permanent(result);
             let (counts, from, to) = match result {
                 Ok(ok) => *ok,
+                Err(ReadError::Gap { to, why }) => {
+                    // Passed over, unjudged: the next piece is due at once, and the verdict waits
+                    // for a read with data.
+                    if a.verdict != Verdict::Regression {
+                        a.verdict = Verdict::Inconclusive;
+                    }
+                    let from = a.sampled_to.map(clock).unwrap_or_default();
+                    a.reason = format!("{why}: from {from} to {} not judged; reading on", clock(*to));
+                    a.sampled_to = Some(*to);
+                    a.analysed_at = Some(*to);
+                    continue;
+                }
                 Err(e) => {
                     // Never counted as a pass nor a failure: the span is read again next time.
                     // A read that says nothing does not erase a regression already found.
@@ -389,19 +401,39 @@ impl Decider<'_> {
         }
     }
 
-    /// Follow each signal's definition (`Signal::definition`). Before the first change, one
-    /// edited in place is measured again from scratch, with its canary's copy; after it, it is
-    /// left as it was, and named in what this returns: not judged until it is put back. An
+    /// What signal `s` counts as this upgrade reads it (`Signal::as_read`: an untrusted one's
+    /// built-in signal counts its own namespace whatever the spec says), as a fingerprint.
+    pub(super) fn definition_of(&self, s: &Signal) -> String {
+        let trusted = self.o.trusted_namespaces.contains(&self.o.namespace);
+        s.clone().as_read(&self.o.namespace, trusted).definition()
+    }
+
+    /// Follow each signal's definition (`definition_of`). Before the first change, one edited
+    /// in place is measured again from scratch, with its canary's copy; after it, it is left as
+    /// it was, and named in what this returns: not judged until it is put back. An edit that
+    /// fixes what the last look said could not be used (`Blocked=InvalidSpec` naming the
+    /// signal, or a read that cannot succeed) is the fix asked for, not another signal. An
     /// entry without a fingerprint (written before they were kept) takes the spec's.
     fn follow_definitions(&mut self, plan: &Plan) -> Vec<String> {
         let changed = self.st.changed_at.is_some();
+        let flagged = |name: &str| {
+            let named = format!("signal {name}:");
+            self.o.status.conditions.iter().any(|c| {
+                c.type_ == crate::constants::condition::BLOCKED
+                    && c.status == "True"
+                    && c.reason == reason::INVALID_SPEC
+                    && c.message.contains(&named)
+            })
+        };
         let mut redefined = vec![];
         for s in plan.signals.iter().filter(|s| s.canary_parent().is_none()) {
-            let definition = s.definition();
+            let definition = self.definition_of(s);
+            let fixed = flagged(&s.name);
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             match &a.definition {
-                None => a.definition = Some(definition),
                 Some(d) if *d == definition => {}
+                None => a.definition = Some(definition),
+                Some(_) if fixed || a.unreadable.is_some() => a.definition = Some(definition),
                 Some(_) if changed => redefined.push(s.name.clone()),
                 Some(_) => {
                     let family = |a: &SignalStatus| a.name == s.name || a.name == canary_signal_name(&s.name);
@@ -410,6 +442,7 @@ impl Decider<'_> {
                             name: a.name.clone(),
                             nodes: a.nodes.clone(),
                             sampled_to: a.sampled_to,
+                            unjudged_until: a.unjudged_until,
                             definition: (a.name == s.name).then(|| definition.clone()),
                             reason: "its query, selector, namespaces or pending limit were changed: measuring its \
                                      baseline again"

@@ -305,15 +305,7 @@ fn a_signal_redefined_before_the_change_has_its_baseline_measured_again() {
         w.phase() == Phase::MeasuringBaseline && w.obs.status.analysis.iter().any(|a| a.baseline.is_some())
     });
     let before = w.obs.status.analysis[0].clone();
-    w.obs.spec.analysis.signals = vec![Signal {
-        name: "pod-start-failures".into(),
-        kubernetes: Some(KubernetesSignal {
-            label_selector: Some("app=connector".into()),
-            ..Default::default()
-        }),
-        prometheus: None,
-        regression: RegressionRule::default(),
-    }];
+    w.obs.spec.analysis.signals = builtin_selecting("app=connector");
     w.obs.now += Duration::seconds(30);
     w.step();
     // Measured again from this look on: the reads of the new selector, not those before.

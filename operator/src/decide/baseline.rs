@@ -47,7 +47,7 @@ impl Decider<'_> {
                 if !self.st.analysis.iter().any(|a| a.name == s.name) {
                     self.st.analysis.push(SignalStatus {
                         name: s.name.clone(),
-                        definition: s.canary_parent().is_none().then(|| s.definition()),
+                        definition: s.canary_parent().is_none().then(|| self.definition_of(s)),
                         sampled_to: Some(start_at),
                         ..Default::default()
                     });
@@ -69,14 +69,15 @@ impl Decider<'_> {
             self.st.baseline_ends_at = Some(now);
         }
         // Live reads the looks fell behind on are read piece by piece: they are what the
-        // baseline saw, so it is judged once they are in (seconds), not taken for an outage.
+        // baseline saw, so a baseline that looks short is judged once they are in (seconds),
+        // not taken for an outage. Only then: a look that waits changes nothing, and one that
+        // keeps failing to start the stage must not count as one that went through.
         let behind = |s: &&Signal| {
             let read_to = self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to);
             s.prometheus.is_none() && read_to.is_some_and(|t| now - t >= plan.interval * 2)
         };
-        if now >= ends
-            && let Some(s) = plan.signals.iter().find(behind)
-        {
+        let short = now >= ends && self.short_live_baseline(plan, observe).is_some();
+        if short && let Some(s) = plan.signals.iter().find(behind) {
             let msg =
                 format!("measuring the baseline: reading what signal {} missed since its last read", s.name);
             self.set_phase(Phase::MeasuringBaseline, msg);

@@ -59,6 +59,11 @@ pub enum ReadError {
     /// listing, a history not recorded yet. Read again at the next interval.
     #[error("{0}")]
     Transient(String),
+    /// A piece of what the looks missed that the provider holds no data of (Prometheus was away
+    /// too): nothing of it can be judged, and reading it again cannot help. The span up to
+    /// `to` is passed over, unjudged.
+    #[error("{why}")]
+    Gap { to: DateTime<Utc>, why: String },
 }
 
 impl ReadError {

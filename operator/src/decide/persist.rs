@@ -76,6 +76,7 @@ fn headline(s: &MaintenanceUpgradeStatus) -> MaintenanceUpgradeStatus {
             unjudged_until: a.unjudged_until,
             unreadable: a.unreadable.clone(),
             definition: a.definition.clone(),
+            taken_out_at: a.taken_out_at,
             baseline: a.baseline.as_ref().map(|_| BaselineStatus::default()),
             ..Default::default()
         })

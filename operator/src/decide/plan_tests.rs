@@ -192,23 +192,14 @@ fn a_placeholder_edited_in_mid_soak_holds_the_upgrade_but_not_its_rollback() {
 fn a_signal_made_unreadable_mid_soak_holds_the_upgrade_but_not_the_revert() {
     let mut w = World::new(spec());
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
-    w.obs.spec.analysis.signals = vec![Signal {
-        name: "pod-start-failures".into(),
-        kubernetes: Some(KubernetesSignal { label_selector: Some("app in (x".into()), ..Default::default() }),
-        prometheus: None,
-        regression: RegressionRule::default(),
-    }];
+    w.obs.spec.analysis.signals = builtin_selecting("app in (x");
     w.obs.now += Duration::minutes(1);
     w.step();
     let blocked = w.condition(ct::BLOCKED).clone();
     assert_eq!(blocked.reason, reason::INVALID_SPEC);
     assert!(blocked.message.contains("signal pod-start-failures"), "{}", blocked.message);
     assert!(blocked.message.contains("automatic rollback go on"), "{}", blocked.message);
-    w.obs.deleting = true;
-    w.run_until(Duration::hours(1), terminal);
-    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    assert_eq!(w.image("connector-canary"), "connector:1.0", "reverted");
-    assert!(w.obs.targets.values().flatten().all(|t| t.owner.is_none()), "released");
+    deleted_it_reverts_and_releases(&mut w);
 }
 
 #[test]
@@ -239,12 +230,7 @@ fn a_signal_made_unreadable_while_a_rollback_waits_for_a_human_is_said() {
     let mut w = World::new(s);
     w.stuck = true;
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded);
-    w.obs.spec.analysis.signals = vec![Signal {
-        name: "pod-start-failures".into(),
-        kubernetes: Some(KubernetesSignal { label_selector: Some("app in (x".into()), ..Default::default() }),
-        prometheus: None,
-        regression: RegressionRule::default(),
-    }];
+    w.obs.spec.analysis.signals = builtin_selecting("app in (x");
     w.obs.now += Duration::minutes(1);
     w.step();
     assert_eq!(w.phase(), Phase::Degraded, "still held: {}", w.obs.status.message);
@@ -267,6 +253,25 @@ fn a_spec_made_unusable_after_a_change_whose_status_was_lost_still_reverts_on_de
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
     assert!(w.obs.status.changed_at.is_some(), "the change found: {}", w.obs.status.message);
+    deleted_it_reverts_and_releases(&mut w);
+}
+
+#[test]
+fn a_signal_fixed_as_the_invalid_spec_asked_is_judged_again_not_taken_for_another() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    w.obs.spec.analysis.signals = builtin_selecting("app in (x");
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    // Fixed, to something other than what it counted at first: the fix asked for.
+    w.obs.spec.analysis.signals = builtin_selecting("app notin (x)");
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
+
+/// The upgrade deleted: the canary's change goes back, and every target is let go of.
+fn deleted_it_reverts_and_releases(w: &mut World) {
     w.obs.deleting = true;
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);

@@ -100,12 +100,7 @@ fn a_soak_that_ended_while_reads_were_missed_waits_for_them_all() {
     // Prometheus is away from just before the canary's soak ends until three hours after; the
     // canary broke ten minutes after its end. The first pieces read when it is back pass, and
     // reach the soak's end, but what follows is still to read: the fleet waits for it.
-    let mut w = World::new(spec_with_history());
-    w.run_until(Duration::hours(2), |w| soaking(w, 0));
-    let ends = w.obs.status.stages[0].soak_ends_at.unwrap();
-    w.run_until(Duration::hours(1), |w| w.obs.now >= ends - Duration::minutes(3));
-    w.prometheus_down = true;
-    w.run_until(Duration::hours(4), |w| w.obs.now >= ends + Duration::hours(3));
+    let (mut w, ends) = away_across_the_canary_soak_end();
     w.prometheus_down = false;
     // The rate of the piece read now, by where it starts.
     w.error_rate = Box::new(move |w: &World| {
@@ -115,4 +110,29 @@ fn a_soak_that_ended_while_reads_were_missed_waits_for_them_all() {
     w.run_until(Duration::hours(2), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert!(w.obs.status.stages[1].started_at.is_none(), "the fleet never started");
+}
+
+#[test]
+fn what_prometheus_lost_while_away_is_passed_over_and_promotes_nothing() {
+    // Prometheus is away across the end of the canary's soak and keeps no data of that time:
+    // the pieces of it are passed over, and the stage waits for a read with data.
+    let (mut w, _) = away_across_the_canary_soak_end();
+    let back = w.obs.now;
+    (w.prometheus_down, w.prometheus_lost_data) = (false, true);
+    w.run_until(Duration::hours(1), |w| w.obs.status.stages[1].started_at.is_some());
+    let last = w.obs.status.analysis[0].last.clone().unwrap();
+    assert!(last.to.is_some_and(|t| t >= back), "promoted on a read with data after {back}: {last:?}");
+    assert!(w.obs.status.analysis[0].verdict == Verdict::Pass);
+}
+
+/// Prometheus away from just before the canary's soak ends until three hours after: the world
+/// as it comes back, and when the soak ended.
+fn away_across_the_canary_soak_end() -> (World, DateTime<Utc>) {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(2), |w| soaking(w, 0));
+    let ends = w.obs.status.stages[0].soak_ends_at.unwrap();
+    w.run_until(Duration::hours(1), |w| w.obs.now >= ends - Duration::minutes(3));
+    w.prometheus_down = true;
+    w.run_until(Duration::hours(4), |w| w.obs.now >= ends + Duration::hours(3));
+    (w, ends)
 }

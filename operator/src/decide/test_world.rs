@@ -69,6 +69,17 @@ pub(super) fn spec() -> MaintenanceUpgradeSpec {
     }
 }
 
+/// The built-in signal (`pod-start-failures`, the default one's name) counting the pods that
+/// `selector` selects: a spec's signals after an edit of it.
+pub(super) fn builtin_selecting(selector: &str) -> Vec<Signal> {
+    vec![Signal {
+        name: DEFAULT_SIGNAL.into(),
+        kubernetes: Some(KubernetesSignal { label_selector: Some(selector.into()), ..Default::default() }),
+        prometheus: None,
+        regression: RegressionRule::default(),
+    }]
+}
+
 /// The same upgrade judged by a Prometheus signal with a week of history: a baseline that knows
 /// the time of day, so the rule's own minimum effect applies (a 10-minute observation acts
 /// only on increases of about ten times; see detector::reach).
@@ -204,6 +215,8 @@ pub(super) struct World {
     pub(super) effects: Vec<Effect>,
     pub(super) events: Vec<String>,
     pub(super) prometheus_down: bool,
+    /// Prometheus holds no data of what the looks missed (it was away too).
+    pub(super) prometheus_lost_data: bool,
     /// Prometheus refuses the spec's queries as invalid PromQL (bad_data): a permanent failure.
     pub(super) query_refused: bool,
     /// How many minutes of the built-in signal the operator recorded before (0: none).
@@ -254,6 +267,7 @@ impl World {
             effects: vec![],
             events: vec![],
             prometheus_down: false,
+            prometheus_lost_data: false,
             query_refused: false,
             failing_image: None,
             stuck_terminating: None,
@@ -402,6 +416,8 @@ impl World {
                 Err(refused())
             } else if self.prometheus_down {
                 Err(ReadError::Transient("connection refused".into()))
+            } else if self.prometheus_lost_data && s.prometheus.is_some() && to < now {
+                Err(ReadError::Gap { to, why: "no data".into() })
             } else {
                 Ok((counts, from, to))
             };

@@ -42,6 +42,9 @@ const MAX_LABEL_BYTES: usize = 16 * 1024;
 /// Past it, the namespace's longest-deleted pods are forgotten first: a read of its pods that
 /// reaches back that far counts fewer. About 10,000 deleted pods of ordinary labels.
 pub const MAX_DELETED_BYTES_PER_NAMESPACE: usize = 8 << 20;
+/// The same for every namespace together (a tenant with namespaces of her own makes many): the
+/// namespace keeping the most gives first.
+pub const MAX_DELETED_BYTES: usize = 64 << 20;
 
 /// `labels`, unless they are more than `MAX_LABEL_BYTES` (None).
 fn bounded(labels: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
@@ -336,6 +339,13 @@ impl PodIndex {
         d.order.push_back((uid.to_string(), bytes));
         d.bytes += bytes;
         while d.bytes > MAX_DELETED_BYTES_PER_NAMESPACE
+            && let Some((oldest, b)) = d.order.pop_front()
+        {
+            d.bytes -= b;
+            self.pods.remove(&oldest);
+        }
+        while self.deleted.values().map(|d| d.bytes).sum::<usize>() > MAX_DELETED_BYTES
+            && let Some(d) = self.deleted.values_mut().max_by_key(|d| d.bytes)
             && let Some((oldest, b)) = d.order.pop_front()
         {
             d.bytes -= b;

@@ -375,3 +375,24 @@ fn pods_deleted_to_fill_memory_cost_their_own_namespace_its_oldest_not_another_i
     // A deleted pod keeps no more than a deleted pod needs.
     assert!(ix.pods.values().all(|p| p.place.is_none() && p.image_ids.is_empty()));
 }
+
+#[test]
+fn pods_deleted_in_many_namespaces_are_kept_within_a_total_the_busiest_giving_first() {
+    let now = t("2026-11-24T10:00:00Z");
+    let mut ix = listed(&[], &[], now);
+    for n in 0..12 {
+        for i in 0..700 {
+            let mut p = pod(&format!("ns{n}-{i}"), "2026-11-24T10:00:10Z", "Running", None);
+            p.metadata.namespace = Some(format!("ns{n}"));
+            let l = p.metadata.labels.get_or_insert_with(Default::default);
+            for k in 0..100 {
+                l.insert(format!("example.com/l{k}"), "x".repeat(63));
+            }
+            ix.pod_event(&watcher::Event::Apply(p.clone()), now);
+            ix.pod_event(&watcher::Event::Delete(p), now);
+        }
+    }
+    let kept: usize = ix.pods.values().map(PodFacts::bytes).sum();
+    assert!(kept <= MAX_DELETED_BYTES, "{kept} bytes kept");
+    assert!(ix.pods.contains_key("ns11-699") && ix.pods.contains_key("ns0-699"), "each keeps its latest");
+}
