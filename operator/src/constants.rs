@@ -168,7 +168,8 @@ pub mod reason {
     /// A look keeps failing: the API server refuses a change to a target or the upgrade's status
     /// write (an admission policy, a missing permission), a read fails, or a look runs too long.
     /// The Event's action says which (`Act`, `WriteStatus`, `Observe`, `Look`); retried 5 s,
-    /// 10 s, 20 s … up to once a minute, and said again only when the failure changes.
+    /// 10 s, 20 s … up to once a minute, and said again only when the failure changes or an hour
+    /// after it was said.
     pub const ACTION_FAILED: &str = "ActionFailed";
     /// A webhook delivery failed (the first failure of each notification): retried with backoff, see
     /// `status.notifications`. Or one still to deliver is no longer retried: only 50 are kept.

@@ -62,7 +62,7 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
 /// baseline, the statistic against its threshold, and the message.
 pub fn row(st: Option<&MaintenanceUpgradeStatus>, width: usize) -> String {
     let Some(st) = st else { return "waiting for the operator".into() };
-    let a = st.analysis.iter().find(|a| a.taken_out_at.is_none());
+    let a = st.first_signal();
     // A rate of nothing counted yet is not shown (the baseline's is smoothed, so it would read 50 %).
     let observed = a.and_then(|a| a.last.as_ref().filter(|l| l.attempts > 0).map(|l| l.rate));
     let baseline = a.and_then(|a| a.baseline.as_ref().filter(|b| b.attempts > 0).map(|b| b.rate));
@@ -156,13 +156,14 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
     }
     out.push(String::new());
     out.push(format!("{:<22} {:<18} {:<18} {:<22} verdict", "SIGNAL", "BASELINE", "OBSERVED", "STATISTIC"));
-    for (i, a) in st.analysis.iter().enumerate() {
+    for a in &st.analysis {
         let counted = |rate: f64, attempts: i64| format!("{} of {attempts}", pct(Some(rate)));
         let stat = match (a.statistic, a.threshold) {
             (Some(s), Some(t)) => format!("{s:.1} / {t:.1}"),
             _ => "-".into(),
         };
-        let line = if i == 0 && statistics.len() >= 3 {
+        let followed = st.first_signal().is_some_and(|f| f.name == a.name);
+        let line = if followed && statistics.len() >= 3 {
             format!("{stat} {}", sparkline(statistics, a.threshold.unwrap_or(1.0)))
         } else {
             stat

@@ -56,7 +56,7 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
         };
         seen = true;
         let st = mu.status.as_ref();
-        if let Some(s) = st.and_then(|s| s.analysis.first()).and_then(|a| a.statistic)
+        if let Some(s) = st.and_then(|s| s.first_signal()).and_then(|a| a.statistic)
             && statistics.last() != Some(&s)
         {
             statistics.push(s);

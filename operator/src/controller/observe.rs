@@ -178,10 +178,14 @@ pub async fn observe(
         let missing = ctx.namespaces.missing(&k.namespaces).await;
         for ns in &k.namespaces {
             if missing.contains(ns) {
-                spec_problems.push(format!(
-                    "signal {}: namespace {ns} does not exist; create it or remove it from the signal's namespaces",
-                    s.name
-                ));
+                // Edited after the first change, the signal would be another, judged no more.
+                let fix = if status.changed_at.is_some() {
+                    "create it again (its baseline counted its pods; the signal edited would be judged no more), \
+                     or take the signal out"
+                } else {
+                    "create it or remove it from the signal's namespaces"
+                };
+                spec_problems.push(format!("signal {}: namespace {ns} does not exist; {fix}", s.name));
             } else if let Some(scope) = ctx.scope.as_ref().filter(|scope| *scope != ns) {
                 spec_problems.push(format!(
                     "signal {}: namespace {ns} is outside what this operator watches (run --namespace {scope}); \

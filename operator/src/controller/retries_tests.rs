@@ -20,3 +20,14 @@ fn the_same_failure_is_news_once_and_a_success_forgets_it() {
     assert!(r.is_news("ns/up", "denied"));
     assert_eq!(r.failed("ns/up", "denied"), FIRST_RETRY, "counted again from the start");
 }
+
+#[test]
+fn the_same_failure_is_news_again_an_hour_after_it_was_said() {
+    // Looks that only wait (a window, reads catching up) do not forget a failure: one that comes
+    // back after a long quiet is said again, its Warning Event long gone.
+    let r = Retries::default();
+    r.failed("ns/up", "denied");
+    let now = Instant::now();
+    assert!(!r.is_news_at("ns/up", "denied", now));
+    assert!(r.is_news_at("ns/up", "denied", now + ANNOUNCED_FOR));
+}

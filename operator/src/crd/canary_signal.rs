@@ -131,6 +131,14 @@ impl super::PrometheusSignal {
     }
 }
 
+impl MaintenanceUpgradeStatus {
+    /// The first signal still in the spec: the one a timeline, a notification and the plugin's
+    /// sparkline follow.
+    pub fn first_signal(&self) -> Option<&SignalStatus> {
+        self.analysis.iter().find(|a| a.taken_out_at.is_none())
+    }
+}
+
 impl SignalStatus {
     /// Read no more: a canary's copy whose canary handed over to the whole workload, or a
     /// signal taken out of the spec. Its last verdict holds nothing up and says nothing of the

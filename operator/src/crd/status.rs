@@ -423,8 +423,8 @@ pub struct SignalStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
     /// When the signal was taken out of the spec: it is read no more, and its last verdict
-    /// holds nothing up and says nothing of the upgrade's health. Put back under its name, it is
-    /// judged again from where it was.
+    /// holds nothing up and says nothing of the upgrade's health. Put back under its name and as
+    /// it was, it is judged again from where it was (the last 10 taken out are kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_out_at: Option<DateTime<Utc>>,
     /// A fingerprint of what the signal counted when its baseline was measured (its query,

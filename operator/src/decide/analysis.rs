@@ -249,15 +249,12 @@ impl Decider<'_> {
             let (counts, from, to) = match result {
                 Ok(ok) => *ok,
                 Err(ReadError::Gap { to, why }) => {
-                    // Passed over, unjudged: the next piece is due at once, and the verdict waits
-                    // for a read with data.
-                    if a.verdict != Verdict::Regression {
-                        a.verdict = Verdict::Inconclusive;
-                    }
+                    // Passed over, unjudged: only how far it was read moves (the next piece is
+                    // due at once); its verdict and when it was last judged stay, so a stage
+                    // waits for a read with data, without a warning.
                     let from = a.sampled_to.map(clock).unwrap_or_default();
                     a.reason = format!("{why}: from {from} to {} not judged; reading on", clock(*to));
                     a.sampled_to = Some(*to);
-                    a.analysed_at = Some(*to);
                     continue;
                 }
                 Err(e) => {
@@ -311,6 +308,12 @@ impl Decider<'_> {
                 continue;
             }
             a.last = Some(rate_window(counts, Some(from), Some(to)));
+            // A piece from before the first change, read after it (a new leader catching up):
+            // not the soak's, and the baseline was complete at the change.
+            if self.st.changed_at.is_some_and(|c| to <= c) {
+                a.analysed_at = Some(to);
+                continue;
+            }
             let first_soak_read = changed && a.soak.is_none();
             // Before the change, live reads build the baseline of signals without history.
             if !changed && s.prometheus.is_none() && !a.baseline.as_ref().is_some_and(|b| b.recorded) {
@@ -410,30 +413,19 @@ impl Decider<'_> {
 
     /// Follow each signal's definition (`definition_of`). Before the first change, one edited
     /// in place is measured again from scratch, with its canary's copy; after it, it is left as
-    /// it was, and named in what this returns: not judged until it is put back. An edit that
-    /// fixes what the last look said could not be used (`Blocked=InvalidSpec` naming the
-    /// signal, or a read that cannot succeed) is the fix asked for, not another signal. An
-    /// entry without a fingerprint (written before they were kept) takes the spec's.
+    /// it was, and named in what this returns: not judged until it is put back as it was (an
+    /// edit that fixes a problem `InvalidSpec` named counts too: nothing tells a fix from a new
+    /// signal, and the baseline is of what was counted before). An entry without a fingerprint
+    /// (written before they were kept) takes the spec's.
     fn follow_definitions(&mut self, plan: &Plan) -> Vec<String> {
         let changed = self.st.changed_at.is_some();
-        let flagged = |name: &str| {
-            let named = format!("signal {name}:");
-            self.o.status.conditions.iter().any(|c| {
-                c.type_ == crate::constants::condition::BLOCKED
-                    && c.status == "True"
-                    && c.reason == reason::INVALID_SPEC
-                    && c.message.contains(&named)
-            })
-        };
         let mut redefined = vec![];
         for s in plan.signals.iter().filter(|s| s.canary_parent().is_none()) {
             let definition = self.definition_of(s);
-            let fixed = flagged(&s.name);
             let Some(a) = self.st.analysis.iter_mut().find(|a| a.name == s.name) else { continue };
             match &a.definition {
                 Some(d) if *d == definition => {}
                 None => a.definition = Some(definition),
-                Some(_) if fixed || a.unreadable.is_some() => a.definition = Some(definition),
                 Some(_) if changed => redefined.push(s.name.clone()),
                 Some(_) => {
                     let family = |a: &SignalStatus| a.name == s.name || a.name == canary_signal_name(&s.name);

@@ -72,7 +72,7 @@ impl Decider<'_> {
                 happened.push((kind, why, self.st.message.clone()));
             }
         }
-        let first = self.st.analysis.iter().find(|a| a.taken_out_at.is_none());
+        let first = self.st.first_signal();
         let (baseline, observed) = (
             first.and_then(|a| a.baseline.as_ref().map(|b| b.rate)),
             first.and_then(|a| a.last.as_ref().map(|l| l.rate)),

@@ -257,15 +257,24 @@ fn a_spec_made_unusable_after_a_change_whose_status_was_lost_still_reverts_on_de
 }
 
 #[test]
-fn a_signal_fixed_as_the_invalid_spec_asked_is_judged_again_not_taken_for_another() {
+fn a_signal_fixed_to_another_than_it_was_is_judged_again_only_once_put_back() {
     let mut w = World::new(spec());
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let default = w.obs.spec.analysis.signals.clone();
     w.obs.spec.analysis.signals = builtin_selecting("app in (x");
     w.obs.now += Duration::minutes(1);
     w.step();
     assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
-    // Fixed, to something other than what it counted at first: the fix asked for.
+    // "Fixed" to something other than what it counted before the change: its baseline says
+    // nothing of it, so it is not judged, and the next stage waits.
     w.obs.spec.analysis.signals = builtin_selecting("app notin (x)");
+    let until = w.obs.now + Duration::hours(2);
+    w.run_until(Duration::hours(3), |w| w.obs.now >= until);
+    assert_eq!(w.image("connector"), "connector:1.0", "{}", w.obs.status.message);
+    let a = &w.obs.status.analysis[0];
+    assert!(a.reason.contains("were changed after the first change"), "{}", a.reason);
+    // Put back as it was, it is judged again, and the upgrade goes on.
+    w.obs.spec.analysis.signals = default;
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }

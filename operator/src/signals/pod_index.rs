@@ -110,6 +110,8 @@ pub struct PodIndex {
     pods: HashMap<String, PodFacts>,
     /// By namespace: its deleted pods still kept, within `MAX_DELETED_BYTES_PER_NAMESPACE`.
     deleted: HashMap<String, DeletedPods>,
+    /// Their bytes in all, within `MAX_DELETED_BYTES`.
+    deleted_bytes: usize,
     /// UIDs of pods a failure Event was reported for: the namespaces those Events were written
     /// in, and when the first was seen. A pod's own failures are reported in its namespace; an
     /// Event written in another, naming its UID (anyone who may create Events may), is not one.
@@ -324,6 +326,7 @@ impl PodIndex {
             d.bytes = d.order.iter().map(|(_, b)| b).sum();
         }
         self.deleted.retain(|_, d| !d.order.is_empty());
+        self.deleted_bytes = self.deleted.values().map(|d| d.bytes).sum();
         self.last_prune = Some(now);
     }
 
@@ -338,17 +341,20 @@ impl PodIndex {
         let d = self.deleted.entry(namespace).or_default();
         d.order.push_back((uid.to_string(), bytes));
         d.bytes += bytes;
+        self.deleted_bytes += bytes;
         while d.bytes > MAX_DELETED_BYTES_PER_NAMESPACE
             && let Some((oldest, b)) = d.order.pop_front()
         {
             d.bytes -= b;
+            self.deleted_bytes -= b;
             self.pods.remove(&oldest);
         }
-        while self.deleted.values().map(|d| d.bytes).sum::<usize>() > MAX_DELETED_BYTES
+        while self.deleted_bytes > MAX_DELETED_BYTES
             && let Some(d) = self.deleted.values_mut().max_by_key(|d| d.bytes)
             && let Some((oldest, b)) = d.order.pop_front()
         {
             d.bytes -= b;
+            self.deleted_bytes -= b;
             self.pods.remove(&oldest);
         }
     }
