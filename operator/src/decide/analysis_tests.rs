@@ -316,3 +316,20 @@ fn a_signal_redefined_before_the_change_has_its_baseline_measured_again() {
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
+
+#[test]
+fn pieces_from_before_the_change_read_after_it_are_not_the_soaks() {
+    // A new leader started the stage while its reads were still behind: the pieces it then
+    // reads are from before the change, when something else failed a lot. They are neither the
+    // soak's (no rollback for what the change did not do) nor the baseline's.
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(1), |w| w.obs.status.changed_at.is_some());
+    let changed = w.obs.status.changed_at.unwrap();
+    w.obs.status.analysis[0].sampled_to = Some(changed - Duration::hours(2));
+    w.error_rate = Box::new(move |w: &World| {
+        let from = w.obs.status.analysis[0].sampled_to.unwrap();
+        if from < changed { 0.9 } else { 0.01 }
+    });
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
