@@ -208,10 +208,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Upgrade `id` (`namespace/name`) has series of these signals.
-    pub fn exporting(&self, id: &str, signals: impl IntoIterator<Item = String>) {
+    /// Upgrade `id` (`namespace/name`) reads these signals now: the series of the ones it no
+    /// longer reads (taken out of its spec, or a canary's copy handed over) go.
+    pub fn signals_now(&self, id: &str, now: impl IntoIterator<Item = String>) {
+        let now: std::collections::BTreeSet<String> = now.into_iter().collect();
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        exported.entry(id.to_string()).or_default().signals.extend(signals);
+        let upgrade = exported.entry(id.to_string()).or_default();
+        for old in upgrade.signals.difference(&now) {
+            self.remove_signal(id, old);
+        }
+        upgrade.signals = now;
     }
 
     /// Upgrade `id` has these conditions now: `(type, status, reason)`. The series of the ones
@@ -275,17 +281,19 @@ impl Metrics {
             self.phase.remove(&UpgradeLabels { upgrade: id.into(), phase: format!("{phase:?}") });
         }
         for signal in signals {
-            let labels = |series: &str| SignalLabels {
-                upgrade: id.into(),
-                signal: signal.as_str().into(),
-                series: series.into(),
-            };
-            for series in ["baseline", "observed"] {
-                self.signal_rate.remove(&labels(series));
-            }
-            for series in ["statistic", "threshold"] {
-                self.signal_statistic.remove(&labels(series));
-            }
+            self.remove_signal(id, signal);
+        }
+    }
+
+    /// Drop the series of one signal of upgrade `id`: its rates and statistics.
+    fn remove_signal(&self, id: &str, signal: &str) {
+        let labels =
+            |series: &str| SignalLabels { upgrade: id.into(), signal: signal.into(), series: series.into() };
+        for series in ["baseline", "observed"] {
+            self.signal_rate.remove(&labels(series));
+        }
+        for series in ["statistic", "threshold"] {
+            self.signal_statistic.remove(&labels(series));
         }
     }
 

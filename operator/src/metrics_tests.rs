@@ -10,7 +10,7 @@ fn export(m: &Metrics, id: &str) {
         |series: &str| SignalLabels { upgrade: id.into(), signal: "s".into(), series: series.into() };
     m.signal_rate.get_or_create(&labels("baseline")).set(0.01);
     m.signal_statistic.get_or_create(&labels("threshold")).set(5.0);
-    m.exporting(id, ["s".to_string()]);
+    m.signals_now(id, ["s".to_string()]);
     m.conditions_now(id, [("Blocked".into(), "True".into(), "TargetNotFound".into())]);
 }
 
@@ -23,6 +23,19 @@ fn the_series_of_an_upgrade_that_is_gone_are_dropped_and_the_others_kept() {
     let text = m.render();
     assert!(!text.contains("ops/gone"), "{text}");
     assert!(text.contains(r#"upgrade="ops/here""#), "{text}");
+}
+
+#[test]
+fn the_series_of_a_signal_read_no_more_are_dropped_and_the_others_kept() {
+    let m = Metrics::default();
+    export(&m, "ops/up");
+    let labels = SignalLabels { upgrade: "ops/up".into(), signal: "t".into(), series: "observed".into() };
+    m.signal_rate.get_or_create(&labels).set(0.02);
+    m.signals_now("ops/up", ["s".to_string(), "t".to_string()]);
+    m.signals_now("ops/up", ["t".to_string()]);
+    let text = m.render();
+    assert!(!text.contains(r#"signal="s""#), "{text}");
+    assert!(text.contains(r#"signal="t""#), "{text}");
 }
 
 #[test]

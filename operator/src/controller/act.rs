@@ -133,9 +133,9 @@ fn record_metrics(
     after: &MaintenanceUpgradeStatus,
 ) {
     m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
-    // A signal taken out of the spec is read no more: its series go.
-    let read = || after.analysis.iter().filter(|a| a.taken_out_at.is_none());
-    m.exporting(id, read().map(|a| a.name.clone()));
+    // A signal read no more (taken out of the spec, a canary's copy handed over): its series go.
+    let read = || after.analysis.iter().filter(|a| !a.retired());
+    m.signals_now(id, read().map(|a| a.name.clone()));
     if before.phase != after.phase {
         m.phase
             .get_or_create(&UpgradeLabels { upgrade: id.into(), phase: format!("{:?}", before.phase) })
@@ -148,19 +148,6 @@ fn record_metrics(
     );
     if let (None, Some(r)) = (&before.rollback, &after.rollback) {
         m.rollbacks.get_or_create(&ReasonLabel { reason: r.reason.as_str().into() }).inc();
-    }
-    for a in after.analysis.iter().filter(|a| a.taken_out_at.is_some()) {
-        let labels = |series: &str| SignalLabels {
-            upgrade: id.into(),
-            signal: a.name.as_str().into(),
-            series: series.into(),
-        };
-        for series in ["baseline", "observed"] {
-            m.signal_rate.remove(&labels(series));
-        }
-        for series in ["statistic", "threshold"] {
-            m.signal_statistic.remove(&labels(series));
-        }
     }
     for a in read() {
         let set = |family: &SignalGauges, series: &str, v: Option<f64>| {

@@ -56,13 +56,25 @@ fn read_until(
     if let Some(since) = watched_since.filter(|w| s.prometheus.is_none() && *w > from) {
         return since.min(now);
     }
-    let behind = now - from;
-    let bucket = Cusum::from_rule(&s.regression).bucket.max(interval);
-    if behind < interval * 2 && behind <= bucket {
+    if !behind_on_reads(s, from, now, interval) {
         return now;
     }
-    let piece = (behind / CATCH_UP_READS).max(interval).min(bucket);
+    let bucket = Cusum::from_rule(&s.regression).bucket.max(interval);
+    let piece = ((now - from) / CATCH_UP_READS).max(interval).min(bucket);
     (from + piece).min(now)
+}
+
+/// Whether the looks fell behind on `s`, read up to `read_to`: its next read is a piece of what
+/// they missed (`read_until`), not a read up to now. A signal so behind has not caught up: its
+/// unread part may hold a regression.
+pub(super) fn behind_on_reads(
+    s: &Signal,
+    read_to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    interval: Duration,
+) -> bool {
+    let behind = now - read_to;
+    behind >= interval * 2 || behind > Cusum::from_rule(&s.regression).bucket.max(interval)
 }
 
 /// What to fix, when a read failed in a way reading again cannot help.
@@ -407,8 +419,7 @@ impl Decider<'_> {
     /// What signal `s` counts as this upgrade reads it (`Signal::as_read`: an untrusted one's
     /// built-in signal counts its own namespace whatever the spec says), as a fingerprint.
     pub(super) fn definition_of(&self, s: &Signal) -> String {
-        let trusted = self.o.trusted_namespaces.contains(&self.o.namespace);
-        s.clone().as_read(&self.o.namespace, trusted).definition()
+        s.clone().as_read(&self.o.namespace, self.trusted()).definition()
     }
 
     /// Follow each signal's definition (`definition_of`). Before the first change, one edited

@@ -1,7 +1,7 @@
 //! Decide step, pure: before the first change, measure the baseline, timed to end as the
 //! window opens.
 
-use super::analysis::{baseline_from_history, no_room};
+use super::analysis::{baseline_from_history, behind_on_reads, no_room};
 use super::{BLOCKED_RETRY, Decider, plan::Plan};
 use crate::constants::{condition as ct, reason};
 use crate::crd::*;
@@ -74,7 +74,7 @@ impl Decider<'_> {
         // keeps failing to start the stage must not count as one that went through.
         let behind = |s: &&Signal| {
             let read_to = self.st.analysis.iter().find(|a| a.name == s.name).and_then(|a| a.sampled_to);
-            s.prometheus.is_none() && read_to.is_some_and(|t| now - t >= plan.interval * 2)
+            s.prometheus.is_none() && read_to.is_some_and(|t| behind_on_reads(s, t, now, plan.interval))
         };
         let short = now >= ends && self.short_live_baseline(plan, observe).is_some();
         if short && let Some(s) = plan.signals.iter().find(behind) {

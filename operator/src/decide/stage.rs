@@ -1,6 +1,7 @@
 //! Decide step, pure: move forward one stage at a time: start it inside the window and past its
 //! gates (pause, approval), roll it out, soak it, promote it.
 
+use super::analysis::behind_on_reads;
 use super::{BLOCKED_RETRY, Decider, Effect, REPLACE_POLL, ROLLOUT_POLL, plan::Plan};
 use crate::constants::reason;
 use crate::crd::*;
@@ -306,7 +307,7 @@ impl Decider<'_> {
         let rolled_out = stage.rolled_out_at.or(stage.started_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
         let entry = |s: &Signal| self.st.analysis.iter().find(|a| a.name == s.name);
         let read_to = |s: &Signal| entry(s).and_then(|a| a.sampled_to);
-        let caught_up = |s: &Signal| read_to(s).is_some_and(|t| now - t < plan.interval * 2);
+        let caught_up = |s: &Signal| read_to(s).is_some_and(|t| !behind_on_reads(s, t, now, plan.interval));
         let after_change = |s: &Signal| {
             let limit = s.kubernetes.as_ref().and_then(|k| k.pending_limit.parse().ok());
             read_to(s).is_some_and(|t| t - limit.unwrap_or_else(Duration::zero) > rolled_out)

@@ -9,12 +9,18 @@ use crate::target::TargetKey;
 use std::collections::BTreeSet;
 
 impl Decider<'_> {
+    /// Whether this upgrade was created in a namespace the installer trusts: it may then change
+    /// workloads, and count pods, in other namespaces.
+    pub(super) fn trusted(&self) -> bool {
+        self.o.trusted_namespaces.contains(&self.o.namespace)
+    }
+
     /// Why this upgrade may not touch the targets it names, saying what to do instead.
     pub(super) fn tenancy_problem(&self) -> Option<String> {
-        let ns = &self.o.namespace;
-        if self.o.trusted_namespaces.contains(ns) {
+        if self.trusted() {
             return None;
         }
+        let ns = &self.o.namespace;
         let foreign: Vec<String> = self
             .o
             .spec
@@ -62,7 +68,7 @@ impl Decider<'_> {
     /// this upgrade may still do there is give back what it claimed (`trust_withdrawn`), from
     /// the records the operator left on the target, never from the status.
     pub(super) fn abroad_untrusted(&self, key: &TargetKey) -> bool {
-        key.namespace != self.o.namespace && !self.o.trusted_namespaces.contains(&self.o.namespace)
+        key.namespace != self.o.namespace && !self.trusted()
     }
 
     /// Why this upgrade must give back what it holds in other namespaces: its namespace was
@@ -73,10 +79,10 @@ impl Decider<'_> {
     /// rollback does not wait for a human or a window. The status's word that it claimed one
     /// (a target no longer marked) rolls back only this upgrade's own namespace's changes.
     pub(super) fn trust_withdrawn(&self) -> Option<String> {
-        let ns = &self.o.namespace;
-        if self.o.trusted_namespaces.contains(ns) {
+        if self.trusted() {
             return None;
         }
+        let ns = &self.o.namespace;
         let marked = self
             .o
             .targets
