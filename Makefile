@@ -154,6 +154,11 @@ bench-scale: cluster-binaries ## Fleet scale on a local cluster: reconcile time,
 	$(CARGO) build --locked --release -p maintenance-operator
 	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin bench_scale
 
+.PHONY: bench-memory
+bench-memory: cluster-binaries ## The operator's memory when a tenant fills her namespace with the largest objects it watches (a benchmark)
+	$(CARGO) build --locked --release -p maintenance-operator
+	$(E2E)/run-e2e.sh $(CARGO) run --locked -q -p e2e --bin bench_memory
+
 .PHONY: krew
 krew: ## The kubectl plugin's archive for linux/amd64 and its krew manifest (dist/)
 	$(E2E)/krew.sh

@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 pub mod audit;
+pub mod bench;
 pub mod docs;
 pub mod fixtures;
 pub mod image;
@@ -1329,13 +1330,23 @@ impl Drop for Scenario {
 
 /// Peak resident memory of a process (MiB), from /proc.
 pub fn peak_rss_mib(pid: u32) -> Result<f64> {
+    proc_status_mib(pid, "VmHWM:")
+}
+
+/// Resident memory of a process now (MiB), from /proc.
+pub fn rss_mib(pid: u32) -> Result<f64> {
+    proc_status_mib(pid, "VmRSS:")
+}
+
+/// A line of /proc/PID/status given in kB, in MiB.
+fn proc_status_mib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let hwm_kib: f64 = status
+    let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmHWM in /proc/PID/status")?;
-    Ok(hwm_kib / 1024.0)
+        .with_context(|| format!("{field} in /proc/PID/status"))?;
+    Ok(kib / 1024.0)
 }
 
 /// The memory limit (MiB) the manager Deployment of config/manager sets: what a real install

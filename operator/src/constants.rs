@@ -7,10 +7,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const FIELD_MANAGER: &str = "maintenance-operator";
 /// Reporting controller name on Events.
 pub const CONTROLLER_NAME: &str = "maintenance-operator";
-/// Objects per page of a watch's list. A page is read whole before its objects are made into
-/// the few facts kept of each; at kube's 500, a page of a tenant's largest objects (about
-/// 1.5 MiB each) would need far more than the operator's memory at every start.
-pub const LIST_PAGE_SIZE: u32 = 50;
+/// Objects per page of a watch's list. A page is read whole, as the response and then as
+/// objects, before they are made into the few facts kept of each, and six watches list at once
+/// at a start: at 50 a page, a tenant's objects of 1 MiB took the operator to 392 MiB, past its
+/// 256 MiB limit (`make bench-memory`), and each replica started after it would die the same
+/// way. Streaming lists (WatchList) would hold less, but kube-runtime streams from any
+/// resourceVersion (a cache behind another API server's), and not every supported release
+/// streams.
+pub const LIST_PAGE_SIZE: u32 = 10;
 
 /// On a target: which MaintenanceUpgrade (`namespace/name`) owns it until that upgrade ends.
 pub const OWNER_ANNOTATION: &str = "maintenance.dev/owner";

@@ -18,6 +18,7 @@
 //! accepted (its `revert_latency_seconds` histogram), and until every Deployment was back.
 
 use anyhow::{Context as _, Result, bail};
+use e2e::bench::{metrics_text, start_operator, usage};
 use e2e::*;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -25,7 +26,6 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
 use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
 use serde_json::json;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -288,10 +288,6 @@ async fn in_phases(port: u16, prefix: &str, phases: &[Phase]) -> usize {
         .count()
 }
 
-async fn metrics_text(port: u16) -> Result<String> {
-    Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.text().await?)
-}
-
 async fn operator_metric(port: u16, name: &str) -> Result<f64> {
     let text = metrics_text(port).await?;
     text.lines()
@@ -358,21 +354,6 @@ async fn make_pods(client: &kube::Client, prefix: &str, ns: &str, pods: usize) -
         .await?;
     println!("  {pods} pods created in {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
-}
-
-fn start_operator(env: &Arc<Env>, name: &str) -> Result<(Child, u16)> {
-    let bin = env.root.join("target/release/maintenance-operator");
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
-    let log = std::fs::File::create(env.logs.join(format!("{name}.operator.log")))?;
-    let child = Command::new(&bin)
-        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--instance", name, "--leader-elect=true"])
-        .env("KUBECONFIG", &env.operator_kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {} (make bench-scale builds it)", bin.display()))?;
-    Ok((child, port))
 }
 
 /// Wait until the cluster's own controllers have caught up with what was just created: the
@@ -442,15 +423,4 @@ fn print_requests_since(
         diff.iter().take(8).map(|(k, n)| format!("{k} {:.2}", n / upgrades.max(1) as f64)).collect();
     println!("  requests per upgrade until then: {}", top.join(", "));
     Ok(())
-}
-
-/// Peak resident memory (MiB) and CPU seconds of a process, from /proc.
-fn usage(pid: u32) -> Result<(f64, f64)> {
-    let peak = peak_rss_mib(pid)?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("/proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok((peak, ticks / 100.0))
 }

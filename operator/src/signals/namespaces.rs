@@ -22,7 +22,8 @@ impl Namespaces {
         // An Api of PartialObjectMeta watches metadata only: kube 5 asks the API server
         // for PartialObjectMetadata (kube-runtime's metadata_watcher is deprecated for this).
         let meta = Api::<PartialObjectMeta<Namespace>>::all(client.clone());
-        let stream = watcher(meta, watcher::Config::default()).default_backoff();
+        let config = watcher::Config::default().page_size(crate::constants::LIST_PAGE_SIZE);
+        let stream = watcher(meta, config).default_backoff();
         tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), |_| async {}));
         Namespaces { store, api }
     }
