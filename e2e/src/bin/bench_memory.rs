@@ -5,8 +5,9 @@
 //! may write: pods, Warning Events about pods, Deployments, StatefulSets and DaemonSets labelled
 //! as claimed (the target cache lists those), each about `BENCH_OBJECT_KIB` KiB (default 1,024;
 //! etcd takes at most 1.5 MiB a request), and MaintenanceUpgrades with 250 KiB of annotations
-//! (the most the API server takes). None runs anything: the pods select no node, the workloads
-//! have no replicas.
+//! (the most the API server takes), and `BENCH_READERS` (default none) upgrades each naming the
+//! same 200 of her Deployments and StatefulSets (as many as an upgrade may), which the operator
+//! reads for each until it has claimed them. None runs anything: the pods select no node, the workloads have no replicas.
 //!
 //! The release build starts on the empty cluster, then on the full one; each time the bench
 //! prints the time until it is ready (its pod and Warning Event watches have listed), its peak
@@ -38,6 +39,7 @@ async fn main() -> Result<()> {
     let client = env.client().await?;
     let objects = count("BENCH_OBJECTS", 100);
     let kib = count("BENCH_OBJECT_KIB", 1024);
+    let readers = count("BENCH_READERS", 0);
     let limit = manager_memory_limit_mib(&env)?;
     let empty = measure(&env, "mem-empty").await?;
     println!("bench-memory: on the empty cluster: {empty}");
@@ -75,10 +77,34 @@ async fn main() -> Result<()> {
             .try_collect::<Vec<()>>()
             .await?;
     }
+    // And `BENCH_READERS` upgrades naming as many of her workloads as an upgrade may
+    // (10 stages of 20), the same ones: each reads them all until it has claimed them.
+    let named: Vec<Value> = ["deployments", "statefulsets"]
+        .iter()
+        .flat_map(|plural| (0..objects).map(move |i| (plural, i)))
+        .take(200)
+        .map(|(plural, i)| {
+            let kind = if *plural == "deployments" { "Deployment" } else { "StatefulSet" };
+            json!({"kind": kind, "name": format!("{plural}-{i}"), "image": BAD})
+        })
+        .collect();
+    let stages: Vec<Value> = named
+        .chunks(20)
+        .enumerate()
+        .map(|(i, c)| json!({"name": format!("s{i}"), "components": c, "soak": "48h"}))
+        .collect();
+    for r in 0..readers {
+        let reads_all = json!({"apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+            "metadata": {"name": format!("reads-all-{r}")}, "spec": {"stages": stages}});
+        Api::<maintenance_operator::crd::MaintenanceUpgrade>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &serde_json::from_value(reads_all)?)
+            .await?;
+    }
     println!(
-        "bench-memory: {objects} each of {} created in {:.0} s, about {kib} KiB each (upgrades 250 KiB)",
+        "bench-memory: {objects} each of {} created in {:.0} s, about {kib} KiB each (upgrades 250 KiB), and {readers} upgrades naming the same {} of the workloads",
         KINDS.iter().map(|(k, _)| k.plural).collect::<Vec<_>>().join(", "),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        named.len()
     );
     let full = measure(&env, "mem-full").await?;
     println!("bench-memory: with the tenant's objects: {full}");

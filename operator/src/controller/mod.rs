@@ -54,6 +54,11 @@ const CONCURRENT_RECONCILES: u16 = 32;
 /// intervals while it is read.
 pub(crate) const HISTORY_READS: usize = 2;
 
+/// Targets read from the API at once, across every look: a tenant's workloads may be 1.5 MiB
+/// each, held as the response and then as the object, and one upgrade may name 200 of them,
+/// read side by side until claimed.
+const TARGET_READS: usize = 16;
+
 pub struct Context {
     pub client: Client,
     /// Reporting instance on Events (the pod name in a cluster).
@@ -79,6 +84,8 @@ pub struct Context {
     pub notifier: Notifier,
     /// Upgrades reading Prometheus history at once (`HISTORY_READS`).
     pub history_reads: tokio::sync::Semaphore,
+    /// Targets read from the API at once (`TARGET_READS`).
+    pub target_reads: tokio::sync::Semaphore,
     /// What the operator records of the built-in signal between upgrades, and where.
     pub recorder: Option<Recorder>,
     pub history: SharedHistory,
@@ -144,6 +151,7 @@ impl Context {
             notifier,
             recorder,
             history_reads: tokio::sync::Semaphore::new(HISTORY_READS),
+            target_reads: tokio::sync::Semaphore::new(TARGET_READS),
             history: SharedHistory::default(),
             health,
         }

@@ -3,6 +3,7 @@
 //! what only the cluster can tell is wrong with the spec, and its signals.
 
 use super::{Context, HISTORY_READS};
+use crate::constants::LIST_PAGE_SIZE;
 use crate::crd::{
     CanaryScope, ComponentPhase, MaintenanceUpgrade, MaintenanceUpgradeStatus, Signal, WorkloadKind,
 };
@@ -19,6 +20,10 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, GetParams, ListParams};
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
+
+/// Pages of a target's pods read for the digests they run, when the pod watch cannot tell (it
+/// has not listed yet): 100 pods at most, as a single list read them before.
+const DIGEST_PAGES: usize = 10;
 
 /// What `decide` looks at, for the upgrade `mu` with the status to decide from.
 pub async fn observe(
@@ -284,6 +289,8 @@ pub(super) async fn read_target(
     key: &TargetKey,
     digests_unless_owned_by: Option<&str>,
 ) -> Result<Option<TargetState>> {
+    // A turn among every look's reads (never closed: the semaphore lives as long as the context).
+    let _turn = ctx.target_reads.acquire().await;
     let (client, ns) = (&ctx.client, key.namespace.as_str());
     let read_err = |e| Error::Read(key.to_string(), e);
     // Before the claim, from the API server's watch cache: cheaper than a read from etcd, and the
@@ -322,27 +329,19 @@ pub(super) async fn read_target(
     if let Some(from_watch) = from_watch {
         state.running_digests = from_watch;
     } else if digests && !labels.is_empty() {
+        // A page at a time, each let go before the next, at most `DIGEST_PAGES`: a tenant's
+        // pods may be 1.5 MiB each, and up to 32 looks read at once.
         let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let pods = Api::<Pod>::namespaced(client.clone(), ns)
-            .list(&ListParams::default().labels(&sel).limit(100))
-            .await
-            .map_err(read_err)?;
-        for p in pods.into_iter().filter(|p| PodOwner::of(p).as_ref() == Some(&owner)) {
-            let images: Vec<(String, String)> = p
-                .spec
-                .iter()
-                .flat_map(|s| &s.containers)
-                .map(|c| (c.name.clone(), crate::target::kept_image(c.image.as_ref())))
-                .collect();
-            for cs in p.status.and_then(|s| s.container_statuses).unwrap_or_default() {
-                let runs_template = images.iter().any(|i| state.containers.contains(i) && i.0 == cs.name);
-                if runs_template
-                    && !cs.image_id.is_empty()
-                    && !state.running_digests.iter().any(|(n, _)| *n == cs.name)
-                {
-                    state.running_digests.push((cs.name, cs.image_id));
-                }
+        let api = Api::<Pod>::namespaced(client.clone(), ns);
+        let mut lp = ListParams::default().labels(&sel).limit(LIST_PAGE_SIZE);
+        for _ in 0..DIGEST_PAGES {
+            let page = api.list(&lp).await.map_err(read_err)?;
+            let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            for p in page.items.into_iter().filter(|p| PodOwner::of(p).as_ref() == Some(&owner)) {
+                running_digests_of(&p, &mut state);
             }
+            let Some(token) = next else { break };
+            lp.continue_token = Some(token);
         }
     }
     Ok(Some(state))
@@ -476,4 +475,24 @@ async fn read_history(
         .into_iter()
         .map(|(t, a)| (t, prometheus::counts(a, errors.get(&t).copied().unwrap_or(0.0))))
         .collect())
+}
+
+/// Add to `state` the image IDs (digests) pod `p` runs of its template's images, one per
+/// container name.
+fn running_digests_of(p: &Pod, state: &mut TargetState) {
+    let images: Vec<(String, String)> = p
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| (c.name.clone(), crate::target::kept_image(c.image.as_ref())))
+        .collect();
+    for cs in p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+        let runs_template = images.iter().any(|i| state.containers.contains(i) && i.0 == cs.name);
+        if runs_template
+            && !cs.image_id.is_empty()
+            && !state.running_digests.iter().any(|(n, _)| *n == cs.name)
+        {
+            state.running_digests.push((cs.name.clone(), cs.image_id.clone()));
+        }
+    }
 }
