@@ -56,7 +56,9 @@ pub(crate) const HISTORY_READS: usize = 2;
 
 /// Targets read from the API at once, across every look: a tenant's workloads may be 1.5 MiB
 /// each, held as the response and then as the object, and one upgrade may name 200 of them,
-/// read side by side until claimed.
+/// read side by side until claimed. The turns go first come, first served: a look reading its
+/// targets one after another (a release after a conflict, those in other namespaces) waits
+/// behind every read queued before each of its own.
 const TARGET_READS: usize = 16;
 
 pub struct Context {

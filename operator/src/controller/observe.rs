@@ -330,7 +330,7 @@ pub(super) async fn read_target(
         state.running_digests = from_watch;
     } else if digests && !labels.is_empty() {
         // A page at a time, each let go before the next, at most `DIGEST_PAGES`: a tenant's
-        // pods may be 1.5 MiB each, and up to 32 looks read at once.
+        // pods may be 1.5 MiB each, and 16 reads of targets go at once across every look.
         let sel = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         let api = Api::<Pod>::namespaced(client.clone(), ns);
         let mut lp = ListParams::default().labels(&sel).limit(LIST_PAGE_SIZE);

@@ -333,3 +333,19 @@ fn pieces_from_before_the_change_read_after_it_are_not_the_soaks() {
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
+
+#[test]
+fn a_signal_is_behind_on_reads_past_two_intervals_or_past_its_bucket() {
+    let mut s = builtin_selecting("app=connector").remove(0);
+    let now = Utc::now();
+    let minutes = |m: i64| now - Duration::minutes(m);
+    // The defaults: a 10-minute bucket, read every minute: two intervals behind is behind.
+    assert!(!super::behind_on_reads(&s, minutes(1), now, Duration::minutes(1)));
+    assert!(super::behind_on_reads(&s, minutes(2), now, Duration::minutes(1)));
+    // Read every 8 minutes into 10-minute buckets: 11 minutes behind is under two intervals but
+    // more than a bucket, which the reads take in pieces, so the stage does not count it caught up.
+    assert!(!super::behind_on_reads(&s, minutes(9), now, Duration::minutes(8)));
+    assert!(super::behind_on_reads(&s, minutes(11), now, Duration::minutes(8)));
+    s.regression.bucket = Some(Duration_("20m"));
+    assert!(!super::behind_on_reads(&s, minutes(11), now, Duration::minutes(8)));
+}
