@@ -7,7 +7,9 @@ use e2e::*;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use maintenance_operator::constants::{CLAIMED_LABEL, FIELD_MANAGER, condition, reason};
+use maintenance_operator::constants::{
+    CLAIMED_LABEL, FIELD_MANAGER, OWNER_ANNOTATION, OWNER_UID_ANNOTATION, condition, reason,
+};
 use maintenance_operator::crd::{ComponentPhase, MaintenanceUpgrade, Phase, StagePhase};
 use serde_json::json;
 use std::time::Duration;
@@ -467,6 +469,21 @@ async fn s08_second_upgrade_of_a_target_waits_for_the_first() {
     let from_earlier = |e: &String| e.contains("taken over from an earlier MaintenanceUpgrade of this name");
     let events = s.events_when("fourth", |evs| evs.iter().any(from_earlier)).await;
     assert!(events.iter().any(from_earlier), "{events:?}");
+    // Nor does a mark written by hand with the name of an upgrade that exists (first, ended)
+    // but not its UID: whoever may edit the workload learns nothing of whether it exists.
+    delete_past_its_finalizer(&mut s, "fourth").await;
+    let forged = [format!("{OWNER_ANNOTATION}={}/first", s.ns), format!("{OWNER_UID_ANNOTATION}=guessed")];
+    let mut annotate = vec!["annotate", "--overwrite", "daemonset", "connector", "-n", &s.ns];
+    annotate.extend(forged.iter().map(String::as_str));
+    s.env.kubectl(&annotate).unwrap();
+    s.apply(&two_stage(&s.ns, "fifth", "5s", GOOD)).await;
+    s.wait_for("fifth", SECS(60), "claimed over the forged mark", |mu| {
+        mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
+    })
+    .await;
+    let from_first = format!("taken over from MaintenanceUpgrade {}/first", s.ns);
+    let events = s.events_when("fifth", |evs| evs.iter().any(|e| e.contains(&from_first))).await;
+    assert!(events.iter().any(|e| e.contains(&from_first)), "{events:?}");
     s.stop_background().await;
 }
 

@@ -157,22 +157,30 @@ pub async fn observe(
             Err(e) => tracing::warn!("listing the nodes {selector} selects failed: {e}"),
         }
     }
-    // Until every target is claimed: do the other upgrades named as owners still exist? A read
-    // that fails counts as yes, so that nothing is taken over on a doubt.
+    // Until every target is claimed: which other upgrades named as owners still exist, and
+    // under which UID? A read that fails counts as the mark's own, so that nothing is taken
+    // over on a doubt. decide::claim compares the UIDs.
     let mut live_owners = std::collections::BTreeSet::new();
     if status.claimed_at.is_none() {
-        let owners: std::collections::BTreeSet<String> =
-            targets.values().flatten().filter_map(|t| t.owner.clone()).filter(|o| *o != id).collect();
-        for owner in owners {
-            let exists = match owner.split_once('/') {
-                Some((ons, oname)) => !matches!(
-                    Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await,
-                    Ok(None)
-                ),
-                None => true,
+        let marks: std::collections::BTreeSet<(String, String)> = targets
+            .values()
+            .flatten()
+            .filter_map(|t| t.owner.clone().map(|o| (o, t.owner_uid.clone().unwrap_or_default())))
+            .filter(|(o, _)| *o != id)
+            .collect();
+        for (owner, mark_uid) in marks {
+            let found = match owner.split_once('/') {
+                Some((ons, oname)) => {
+                    match Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await
+                    {
+                        Ok(found) => found.map(|o| o.metadata.uid.unwrap_or_default()),
+                        Err(_) => Some(mark_uid),
+                    }
+                }
+                None => Some(mark_uid),
             };
-            if exists {
-                live_owners.insert(owner);
+            if let Some(uid) = found {
+                live_owners.insert((owner, uid));
             }
         }
     }

@@ -102,10 +102,13 @@ impl Decider<'_> {
             // deleted upgrade of this name (another UID).
             let earlier_life = t.owner.as_deref() == Some(self.o.id.as_str())
                 && t.owner_uid.as_deref().is_some_and(|u| u != self.o.uid);
-            let stale = t
-                .owner
-                .as_deref()
-                .filter(|o| earlier_life || (*o != self.o.id && !self.o.live_owners.contains(*o)));
+            // Another upgrade's mark holds the target only while that upgrade exists under the
+            // UID the mark names: a name alone, which anyone who may edit the workload can
+            // write, must not tell whether an upgrade of that name exists elsewhere.
+            let held = |o: &str| {
+                self.o.live_owners.contains(&(o.to_string(), t.owner_uid.clone().unwrap_or_default()))
+            };
+            let stale = t.owner.as_deref().filter(|o| earlier_life || (*o != self.o.id && !held(o)));
             // The record on the target, if it is of the same containers.
             let on_target: Option<Vec<(String, String)>> = t
                 .recorded_known_good()

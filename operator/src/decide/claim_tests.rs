@@ -39,7 +39,8 @@ fn known_good_is_recorded_on_the_target_before_any_image_changes() {
 fn with_connector_held_by_another() -> World {
     let mut w = World::new(spec());
     w.target_mut("connector").owner = Some("ops/other".into());
-    w.obs.live_owners.insert("ops/other".into());
+    w.target_mut("connector").owner_uid = Some("uid-other".into());
+    w.obs.live_owners.insert(("ops/other".into(), "uid-other".into()));
     for _ in 0..5 {
         w.step();
         w.obs.now += Duration::seconds(30);
@@ -64,6 +65,25 @@ fn target_owned_by_another_upgrade_blocks_without_changes() {
     w.obs.live_owners.clear();
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded);
+    assert!(
+        w.events.iter().any(|e| e.contains("taken over from MaintenanceUpgrade ops/other")),
+        "{:?}",
+        w.events
+    );
+}
+
+/// A mark naming an upgrade that exists, but under another UID than the mark's, holds nothing:
+/// the upgrade it was written for is gone. So a tenant who writes the name of an upgrade she
+/// cannot read into the mark of her own workload learns nothing of whether it exists: her
+/// upgrade takes the workload over either way (she cannot know its UID).
+#[test]
+fn a_mark_naming_a_live_upgrade_under_another_uid_is_taken_over() {
+    let mut w = World::new(spec());
+    w.target_mut("connector").owner = Some("ops/other".into());
+    w.target_mut("connector").owner_uid = Some("guessed".into());
+    w.obs.live_owners.insert(("ops/other".into(), "uid-other".into()));
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{:?}", w.events);
     assert!(
         w.events.iter().any(|e| e.contains("taken over from MaintenanceUpgrade ops/other")),
         "{:?}",

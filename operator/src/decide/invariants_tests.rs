@@ -187,7 +187,7 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
                     t.owner_uid = Some("uid-other".into());
                     bump(t);
                 }
-                w.obs.live_owners.insert("ops/other".into());
+                w.obs.live_owners.insert(("ops/other".into(), "uid-other".into()));
             }
             Event::Window(i) => {
                 w.obs.spec.window = window(i);

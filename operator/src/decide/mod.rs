@@ -88,9 +88,11 @@ pub struct Observed {
     pub deleting: bool,
     /// Every target the spec names (and only those); `None` when it does not exist.
     pub targets: BTreeMap<TargetKey, Option<TargetState>>,
-    /// Other upgrades named as owners on those targets that still exist. An owner that was
-    /// deleted before it released its targets no longer holds them.
-    pub live_owners: std::collections::BTreeSet<String>,
+    /// The other upgrades named in those targets' owner marks that still exist, each with its
+    /// UID (for one that could not be read, the mark's). A mark holds its target only while
+    /// its upgrade exists under the UID it names: an owner deleted before it released its
+    /// targets no longer holds them, and a name written by hand without the UID holds nothing.
+    pub live_owners: std::collections::BTreeSet<(String, String)>,
     /// What the API server's schema cannot check but the cluster shows is wrong with the spec
     /// (a signal naming a namespace that does not exist), each saying what to fix.
     pub spec_problems: Vec<String>,
