@@ -5,8 +5,8 @@
 //! the `history` recorded of them) → `decide` (pure: observed state + clock → next status, one
 //! target change, Events; a folder with one file per step of an upgrade) → `controller` acts.
 //! Imports run one way: `controller` → `history`, `signals`, `target`, `decide` → `detector` and
-//! the helpers at the top (`window`, `replay`, `timeline`, `timefmt`, `constants`, `error`,
-//! `metrics`, `health`, `outbound`), which import nothing above them.
+//! the helpers at the top (`window`, `replay`, `timeline`, `timefmt`, `names`, `constants`,
+//! `error`, `metrics`, `health`, `outbound`), which import nothing above them.
 
 // The public surface: what the binary, the plugin, the e2e tests and the benchmark use. The
 // rest is the crate's own.
@@ -31,6 +31,7 @@ pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod metrics;
+pub(crate) mod names;
 pub(crate) mod outbound;
 pub(crate) mod signals;
 pub(crate) mod timefmt;

@@ -158,29 +158,26 @@ pub async fn observe(
         }
     }
     // Until every target is claimed: which other upgrades named as owners still exist, and
-    // under which UID? A read that fails counts as the mark's own, so that nothing is taken
-    // over on a doubt. decide::claim compares the UIDs.
+    // under which UID? Each is read once (its metadata), whatever UIDs marks give it. A read
+    // that fails counts as each mark's own, so that nothing is taken over on a doubt; a mark
+    // that cannot name an upgrade is not read. decide::claim compares the UIDs.
     let mut live_owners = std::collections::BTreeSet::new();
     if status.claimed_at.is_none() {
-        let marks: std::collections::BTreeSet<(String, String)> = targets
-            .values()
-            .flatten()
-            .filter_map(|t| t.owner.clone().map(|o| (o, t.owner_uid.clone().unwrap_or_default())))
-            .filter(|(o, _)| *o != id)
-            .collect();
-        for (owner, mark_uid) in marks {
-            let found = match owner.split_once('/') {
-                Some((ons, oname)) => {
-                    match Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_opt(oname).await
-                    {
-                        Ok(found) => found.map(|o| o.metadata.uid.unwrap_or_default()),
-                        Err(_) => Some(mark_uid),
-                    }
+        let mut marks: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for t in targets.values().flatten() {
+            if let Some(owner) = t.owner.as_ref().filter(|o| **o != id) {
+                marks.entry(owner.clone()).or_default().insert(t.owner_uid.clone().unwrap_or_default());
+            }
+        }
+        for (owner, uids) in marks {
+            let Some((ons, oname)) = target::owner_key(&owner) else { continue };
+            match Api::<MaintenanceUpgrade>::namespaced(ctx.client.clone(), ons).get_metadata_opt(oname).await
+            {
+                Ok(Some(found)) => {
+                    live_owners.insert((owner, found.metadata.uid.unwrap_or_default()));
                 }
-                None => Some(mark_uid),
-            };
-            if let Some(uid) = found {
-                live_owners.insert((owner, uid));
+                Ok(None) => {}
+                Err(_) => live_owners.extend(uids.into_iter().map(|uid| (owner.clone(), uid))),
             }
         }
     }

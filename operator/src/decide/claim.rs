@@ -162,14 +162,14 @@ impl Decider<'_> {
                     break;
                 }
                 let who = if earlier_life {
-                    "an earlier MaintenanceUpgrade of this name".to_string()
+                    "an earlier MaintenanceUpgrade of this name, which no longer exists,".to_string()
                 } else {
-                    format!("MaintenanceUpgrade {o}")
+                    format!("MaintenanceUpgrade {o}, which no longer holds it,")
                 };
                 self.hold_before_claim(
                     reason::UNPROVEN_IMAGE,
                     format!(
-                        "{key} container {c} runs {left}, but the known-good record {who} left on it, and which no longer exists, says {good}: \
+                        "{key} container {c} runs {left}, but the known-good record {who} left on it says {good}: \
                          {left} was never proven. Set it back to {good} to keep that record, or remove the annotation {KNOWN_GOOD_ANNOTATION} \
                          from {key} to accept {left} as known-good; nothing has been changed"
                     ),
@@ -235,7 +235,8 @@ impl Decider<'_> {
                     });
                     let taken_over = match stale {
                         Some(_) if earlier_life => " (taken over from an earlier MaintenanceUpgrade of this name, which no longer exists)".to_string(),
-                        Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer exists)"),
+                        // It may exist under another UID than its mark names: its name alone says nothing.
+                        Some(o) => format!(" (taken over from MaintenanceUpgrade {o}, which no longer holds it)"),
                         None => String::new(),
                     };
                     let others: String =

@@ -68,7 +68,7 @@ impl Scope {
                 ));
             }
             // The status is input: a name no node can have, of any length, is not recorded.
-            NodeScope::On(nodes) if !nodes.iter().all(|n| is_node_name(n)) => {
+            NodeScope::On(nodes) if !nodes.iter().all(|n| crate::names::is_dns_subdomain(n)) => {
                 return Err("a canary node name is not a node's name: observed live, not recorded".into());
             }
             NodeScope::On(nodes) => nodes.iter().cloned().collect(),
@@ -107,15 +107,6 @@ impl Scope {
         };
         format!("pods of {ns}{sel}{on}, judged after {}", crate::timefmt::duration(self.pending_limit()))
     }
-}
-
-/// Whether `name` can be a Node's, as the API server judges it: a DNS subdomain (RFC 1123,
-/// lowercase) of at most 253 characters.
-fn is_node_name(name: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let label =
-        |l: &str| l.starts_with(alnum) && l.ends_with(alnum) && l.chars().all(|c| alnum(c) || c == '-');
-    name.len() <= 253 && name.split('.').all(label)
 }
 
 /// The scopes an upgrade keeps recorded: those of its built-in signals that the whole

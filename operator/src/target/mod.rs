@@ -400,6 +400,14 @@ pub fn is_failed_test(e: &kube::Error) -> bool {
         && s.details.as_ref().is_none_or(|d| d.name.is_empty() && d.kind.is_empty() && d.causes.is_empty()))
 }
 
+/// The namespace and name of the upgrade an owner mark names, if it can name one: the
+/// operator writes `namespace/name`, and anything else (written by hand, by whoever may edit
+/// the workload) names no upgrade and is never sent to the API server as a path.
+pub fn owner_key(owner: &str) -> Option<(&str, &str)> {
+    let (ns, name) = owner.split_once('/')?;
+    (crate::names::is_dns_label(ns) && crate::names::is_dns_subdomain(name)).then_some((ns, name))
+}
+
 /// Whether a write failed only because its object changed since it was read: a conflict on its
 /// resourceVersion, or a JSON patch whose `test` failed.
 pub fn changed_since_read(e: &kube::Error) -> bool {

@@ -185,3 +185,11 @@ fn a_workload_made_to_fill_memory_keeps_no_more_than_the_operator_writes() {
     assert_eq!(t.image("sidecar"), Some(""), "longer than any reference: none");
     assert!(!crate::image::is_reference(&format!("r/{}", "a".repeat(2000))));
 }
+
+#[test]
+fn an_owner_mark_names_an_upgrade_only_as_namespace_slash_name() {
+    assert_eq!(owner_key("team-a/up.v2"), Some(("team-a", "up.v2")));
+    for bad in ["up", "team-a/", "/up", "team-a/up/x", "team-a/../x", "Team/up", "a.b/up", "team-a/up?x=1"] {
+        assert_eq!(owner_key(bad), None, "{bad}");
+    }
+}
