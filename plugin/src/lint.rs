@@ -174,7 +174,10 @@ async fn component(client: &Client, c: &Component, ns: &str, id: &str) -> anyhow
     };
     if let Some(owner) = state.owner.as_deref().filter(|o| *o != id) {
         return Ok((
-            format!("{what} belongs to MaintenanceUpgrade {owner}: this one would wait until it ends"),
+            format!(
+                "{what} is marked as MaintenanceUpgrade {owner}'s: this one would wait until it ends \
+                 (or take it over, if no upgrade of that name holds it under the UID its mark names)"
+            ),
             false,
         ));
     }

@@ -91,6 +91,18 @@ fn a_mark_naming_a_live_upgrade_under_another_uid_is_taken_over() {
     );
 }
 
+/// A mark without a UID, naming an upgrade that exists, holds nothing either: the operator
+/// writes every mark with its owner's UID.
+#[test]
+fn a_mark_without_a_uid_is_taken_over_even_from_a_live_upgrade() {
+    let mut w = World::new(spec());
+    w.target_mut("connector").owner = Some("ops/other".into());
+    w.target_mut("connector").owner_uid = None;
+    w.obs.live_owners.insert(("ops/other".into(), "uid-other".into()));
+    w.run_until(Duration::hours(1), |w| !w.claimed().is_empty());
+    assert_eq!(w.claimed(), ["connector", "connector-canary"], "{:?}", w.events);
+}
+
 /// Two upgrades applied together that name the same targets each claim in one shared order
 /// (`TargetKey`), stopping at the first another holds: neither can take one target and wait
 /// for ever for the other's. Here the spec names connector-canary first, but connector comes

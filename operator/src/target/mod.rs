@@ -403,7 +403,7 @@ pub fn is_failed_test(e: &kube::Error) -> bool {
 /// The namespace and name of the upgrade an owner mark names, if it can name one: the
 /// operator writes `namespace/name`, and anything else (written by hand, by whoever may edit
 /// the workload) names no upgrade and is never sent to the API server as a path.
-pub fn owner_key(owner: &str) -> Option<(&str, &str)> {
+pub(crate) fn owner_key(owner: &str) -> Option<(&str, &str)> {
     let (ns, name) = owner.split_once('/')?;
     (crate::names::is_dns_label(ns) && crate::names::is_dns_subdomain(name)).then_some((ns, name))
 }
