@@ -49,6 +49,20 @@ impl Decider<'_> {
         if self.st.released_at.is_some() && !remarked {
             return;
         }
+        // However it ended, no target is let go of on its canary's settings that can have its
+        // own back: a change and its revert whose status writes were lost leave only OnDelete,
+        // a partition or a surge to say the canary began.
+        if let Some((key, restore)) = self.settings_left() {
+            self.effect = Some(restore);
+            self.note(
+                false,
+                reason::REVERTED,
+                "RestoreStrategy",
+                format!("{key}: its recorded rollout settings restored, which its canary left"),
+            );
+            self.requeue_in(Duration::zero());
+            return;
+        }
         self.st.released_at = Some(self.now());
         let mine: Vec<(TargetKey, String)> = self
             .o

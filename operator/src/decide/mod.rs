@@ -223,7 +223,9 @@ pub fn decide(o: &Observed) -> Decision {
         // Ended: its targets released once, then looked at again only to retry a notification.
         d.release();
         let retry = d.notify().map(|t| (t - o.now).max(Duration::zero()));
-        return Decision { status: d.st, effect: d.effect, events: d.events, requeue_after: retry };
+        // A release that restores a target's settings first looks again at once.
+        let requeue_after = [d.requeue, retry].into_iter().flatten().min();
+        return Decision { status: d.st, effect: d.effect, events: d.events, requeue_after };
     }
     // Only an ended upgrade has let go of its targets (a status written by hand says otherwise).
     d.st.released_at = None;

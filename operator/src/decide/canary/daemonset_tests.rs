@@ -599,3 +599,92 @@ fn a_canary_reverted_with_a_sidecar_it_left_as_it_was_gets_its_strategy_back() {
     assert_eq!(nodes_running(&w, "connector:1.0").len(), 6);
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "restored exactly");
 }
+
+/// How an upgrade is made to end.
+type End = fn(&mut World);
+
+/// The canary's first change made on the DaemonSet (its new template and OnDelete) but the
+/// status saying so never written (the next look follows at once, and another replica takes
+/// over first); then `end` ends the upgrade, and the look that reverts the template loses its
+/// status write too: nothing in the status says the DaemonSet was ever changed, and its
+/// template is back on the known-good image. Only OnDelete, and the record on the DaemonSet,
+/// show that its canary began.
+fn changed_and_reverted_unrecorded(end: End) -> World {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(12), |w| w.image("connector") == "connector:2.0");
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    w.fail_over();
+    end(&mut w);
+    let (status, written) = (w.obs.status.clone(), w.written.clone());
+    let d = w.step();
+    assert_eq!(w.image("connector"), "connector:1.0", "the revert: {:?}", d.effect);
+    w.obs.status = status;
+    w.written = written;
+    w.obs.now += Duration::seconds(1);
+    assert!(w.obs.status.stages.iter().flat_map(|s| &s.components).all(|c| c.applied_at.is_none()));
+    w
+}
+
+/// However the upgrade ends, it lets go of the DaemonSet with its own strategy, not the
+/// canary's: OnDelete left behind would hold back every later change of the DaemonSet's pods.
+#[test]
+fn a_canary_whose_change_and_revert_went_unrecorded_gets_its_strategy_back_however_it_ends() {
+    let ends: [(&str, End); 3] = [
+        ("deleted", |w| w.obs.deleting = true),
+        ("rolled back", |w| w.obs.spec.rollback.requested = true),
+        ("past its deadline", |w| {
+            let mut window = tue_thu_window();
+            window.deadline = Some(t("2026-11-20T00:00:00Z"));
+            w.obs.spec.window = Some(window);
+            w.obs.generation += 1;
+        }),
+    ];
+    for (how, end) in ends {
+        let mut w = changed_and_reverted_unrecorded(end);
+        run_paced(&mut w, Duration::hours(2), terminal);
+        assert_eq!(w.image("connector"), "connector:1.0", "{how}");
+        assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{how}: {}", w.obs.status.message);
+        assert_eq!((ds(&w).owner.as_deref(), ds(&w).original_strategy.as_deref()), (None, None), "{how}");
+        assert!(w.events.iter().any(|e| e.contains("which its canary left")), "{how}: {:?}", w.events);
+    }
+}
+
+/// ... and a pod the canary made from its new template before the revert is rolled back by the
+/// DaemonSet's own strategy, at its own pace: the only pods that strategy rolls run the new
+/// image this upgrade set.
+#[test]
+fn a_pod_an_unrecorded_canary_left_on_its_new_image_is_rolled_back_by_the_strategy_restored() {
+    let mut w = changed_and_reverted_unrecorded(|w| w.obs.deleting = true);
+    let node = ds(&w).pods.as_ref().unwrap()[0].node.clone();
+    ds_mut(&mut w).pods.as_mut().unwrap()[0] = pod(&node, 1, "connector:2.0", true);
+    run_paced(&mut w, Duration::hours(2), terminal);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{}", w.obs.status.message);
+    w.run_until(Duration::minutes(10), |w| nodes_running(w, "connector:1.0").len() == 6);
+}
+
+/// A DaemonSet an earlier upgrade left on its canary's OnDelete (its template beside pods that
+/// still run an older image), claimed by one deleted before it changed anything: giving it
+/// RollingUpdate back would roll every older pod onto a template no one judged, so the
+/// settings stay, with their record, for the next upgrade; when every pod already runs the
+/// template, it gets them back, since that rolls nothing.
+#[test]
+fn an_upgrade_that_changed_nothing_restores_a_strategy_left_before_it_only_if_that_rolls_no_pod() {
+    for older in [true, false] {
+        let mut w = world(Portion::Count(2), None);
+        ds_mut(&mut w).update_strategy = Some(ON_DELETE.into());
+        ds_mut(&mut w).original_strategy = Some(ROLLING.into());
+        if older {
+            for p in ds_mut(&mut w).pods.as_mut().unwrap().iter_mut().skip(2) {
+                *p = pod(&p.node.clone(), 0, "connector:0.9", true);
+            }
+        }
+        w.run_until(Duration::hours(1), |w| !w.claimed().is_empty());
+        w.obs.deleting = true;
+        run_paced(&mut w, Duration::hours(1), terminal);
+        assert_eq!(ds(&w).owner, None);
+        assert_eq!(w.image("connector"), "connector:1.0");
+        let (strategy, record) = if older { (ON_DELETE, Some(ROLLING)) } else { (ROLLING, None) };
+        assert_eq!(ds(&w).update_strategy.as_deref(), Some(strategy), "older pods: {older}");
+        assert_eq!(ds(&w).original_strategy.as_deref(), record, "older pods: {older}");
+    }
+}

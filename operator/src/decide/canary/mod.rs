@@ -341,16 +341,24 @@ impl Decider<'_> {
     /// restores them: one whose image someone else changed mid-canary (the operator lets go of
     /// its image, not of the settings it set), before it is released, so that no workload is
     /// left on OnDelete, a partition or a surge that never ends.
-    /// Only a target this upgrade canaried and changed, and only to the record on the target
-    /// itself (the status, which a tenant may forge, does not choose what is written).
+    /// Only a target this upgrade canaried, and only to the record on the target itself (the
+    /// status, which a tenant may forge, does not choose what is written).
     pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
         self.o.targets.iter().find_map(|(key, t)| {
             let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
-            (self.changed(key) && left_by_canary(t.update_strategy.as_deref()?)).then_some(())?;
-            // Still on an image this upgrade set (one it has no known-good record of, or a sidecar
-            // beside someone else's hotfix): the workload's own rollout would take it to every
-            // node or replica, unjudged. The settings stay, and the end of the revert says so.
-            self.new_images_left(key, t).is_empty().then_some(())?;
+            left_by_canary(t.update_strategy.as_deref()?).then_some(())?;
+            let safe = if self.changed(key) {
+                // Still on an image this upgrade set (one it has no known-good record of, or a
+                // sidecar beside someone else's hotfix): the workload's own rollout would take it
+                // to every node or replica, unjudged. The settings stay, and the end says so.
+                self.new_images_left(key, t).is_empty()
+            } else {
+                // No change recorded: its status writes lost after a change and its revert, or
+                // the settings an earlier upgrade left. Restored only where that rolls no pod
+                // onto an image no one judged.
+                self.restoring_rolls_only_back(key, t)
+            };
+            safe.then_some(())?;
             let original = recorded_on(key.kind, t)?;
             (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
             let restore = Effect::SetStrategy {
@@ -360,6 +368,22 @@ impl Decider<'_> {
                 handed_over: None,
             };
             Some((key.clone(), restore))
+        })
+    }
+
+    /// Whether `t`'s own rollout settings would roll no pod but onto its template from the new
+    /// image this upgrade sets: each of its pods (read) runs, in each container, the template's
+    /// image or this upgrade's new one. Not so beside pods of an older image, which they would
+    /// take to a template an earlier upgrade left unjudged.
+    fn restoring_rolls_only_back(&self, key: &TargetKey, t: &TargetState) -> bool {
+        let new: Vec<(&str, &str)> =
+            self.recorded_components(key).flat_map(|c| c.changes()).map(|(n, _, d)| (n, d)).collect();
+        t.pods.as_ref().is_some_and(|pods| {
+            pods.iter().filter(|p| !p.deleting).all(|p| {
+                p.images
+                    .iter()
+                    .all(|(n, i)| t.image(n) == Some(i.as_str()) || new.contains(&(n.as_str(), i.as_str())))
+            })
         })
     }
 
