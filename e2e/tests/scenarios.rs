@@ -2106,30 +2106,41 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
         s.operator.log()
     );
     // A canary's change and its revert both unrecorded (a restart, then a lost status write)
-    // leave the claimed DaemonSet on OnDelete beside its record, the template back on its
-    // known-good image: made so here by hand under an upgrade held before its first stage.
-    // Deleted, that upgrade gives the DaemonSet its own strategy back before it goes.
-    let held = two_stage(&s.ns, "held", "10m", next).replace("  stages:", "  paused: true\n  stages:");
-    s.apply(&held).await;
-    s.wait_for("held", SECS(120), "claimed", |mu| {
-        mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
-    })
-    .await;
+    // leave the claimed DaemonSet on OnDelete, written by the operator's field manager, beside
+    // its record, the template back on its known-good image: made so here under an upgrade held
+    // before its first stage. Deleted, that upgrade gives the DaemonSet its own strategy back
+    // before it goes. OnDelete set so by anyone else is theirs, and stays.
     let on_delete =
         serde_json::json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}});
-    s.daemonsets()
-        .patch("connector", &Default::default(), &kube::api::Patch::Merge(on_delete))
-        .await
-        .unwrap();
-    s.upgrades().delete("held", &Default::default()).await.unwrap();
-    eventually("the held upgrade goes", SECS(90), || async {
-        s.upgrades().get_opt("held").await.unwrap().is_none()
-    })
-    .await;
-    assert_eq!(s.strategy("connector").await, original, "its strategy restored exactly");
-    assert_eq!(s.image("connector").await, GOOD);
-    let events = s.events("held").await;
-    assert!(events.iter().any(|e| e.contains("which its canary left")), "{events:?}");
+    for (manager, restored) in
+        [(maintenance_operator::constants::FIELD_MANAGER, true), ("kubectl-edit", false)]
+    {
+        let held = two_stage(&s.ns, "held", "10m", next).replace("  stages:", "  paused: true\n  stages:");
+        s.apply(&held).await;
+        s.wait_for("held", SECS(120), "claimed", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.claimed_at.is_some())
+        })
+        .await;
+        let pp = kube::api::PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+        s.daemonsets().patch("connector", &pp, &kube::api::Patch::Merge(&on_delete)).await.unwrap();
+        s.upgrades().delete("held", &Default::default()).await.unwrap();
+        eventually("the held upgrade goes", SECS(90), || async {
+            s.upgrades().get_opt("held").await.unwrap().is_none()
+        })
+        .await;
+        assert_eq!(s.image("connector").await, GOOD);
+        if restored {
+            assert_eq!(s.strategy("connector").await, original, "its strategy restored exactly");
+            let events = s.events("held").await;
+            assert!(events.iter().any(|e| e.contains("which its canary left")), "{events:?}");
+        } else {
+            assert_eq!(
+                s.strategy("connector").await,
+                serde_json::json!({"type": "OnDelete"}),
+                "left as {manager} set it"
+            );
+        }
+    }
 }
 
 /// The final status write fails (here an admission policy refuses it for a while): the targets

@@ -49,19 +49,32 @@ impl Decider<'_> {
         if self.st.released_at.is_some() && !remarked {
             return;
         }
-        // However it ended, no target is let go of on its canary's settings that can have its
-        // own back: a change and its revert whose status writes were lost leave only OnDelete,
-        // a partition or a surge to say the canary began.
-        if let Some((key, restore)) = self.settings_left() {
-            self.effect = Some(restore);
-            self.note(
-                false,
-                reason::REVERTED,
-                "RestoreStrategy",
-                format!("{key}: its recorded rollout settings restored, which its canary left"),
-            );
-            self.requeue_in(Duration::zero());
-            return;
+        // However it ended, no target is let go of on the canary's settings it can have its own
+        // back from: a change and its revert whose status writes were both lost leave only
+        // OnDelete, a partition or a surge to say the canary began.
+        match self.settings_left_unrecorded() {
+            Some((key, Some(restore))) => {
+                self.effect = Some(restore);
+                let said =
+                    format!("{key}'s rollout settings, which its canary left, restored from its record");
+                if !self.st.message.contains(&said) {
+                    self.st.message = format!("{}; {said}", self.st.message);
+                }
+                self.note(
+                    false,
+                    reason::REVERTED,
+                    "RestoreStrategy",
+                    format!("{key}: its recorded rollout settings restored, which its canary left"),
+                );
+                self.requeue_in(Duration::zero());
+                return;
+            }
+            // Its pods are listed soon after a start: whether restoring rolls any forward.
+            Some((_, None)) => {
+                self.requeue_in(Duration::seconds(super::REPLACE_POLL));
+                return;
+            }
+            None => {}
         }
         self.st.released_at = Some(self.now());
         let mine: Vec<(TargetKey, String)> = self

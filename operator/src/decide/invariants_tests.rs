@@ -199,6 +199,7 @@ fn run(inside: bool, events: Vec<Event>) -> Result<(), TestCaseError> {
             Event::SettingsBack => {
                 if let Some(Some(t)) = w.obs.targets.get_mut(&key("connector")) {
                     t.update_strategy = Some(ROLLING.into());
+                    t.canary_settings_ours = false;
                     bump(t);
                 }
             }

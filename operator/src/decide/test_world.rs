@@ -113,6 +113,7 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         uid: "ds-uid".into(),
         update_strategy: None,
         original_strategy: None,
+        canary_settings_ours: false,
         handed_over: None,
         default_container: None,
         pods: None,
@@ -467,6 +468,7 @@ impl World {
                 );
                 assert_eq!(t.owner_uid.as_deref(), Some(self.obs.uid.as_str()), "only to targets we own");
                 t.update_strategy = Some(strategy.clone());
+                t.canary_settings_ours = true;
                 if handed_over.is_some() {
                     t.handed_over = handed_over.clone();
                 }
@@ -515,6 +517,7 @@ impl World {
                 }
                 if let Some((strategy, original)) = strategy {
                     t.update_strategy = Some(strategy.clone());
+                    t.canary_settings_ours = true;
                     t.original_strategy = Some(original.clone());
                 }
                 bump(t);

@@ -2,8 +2,8 @@
 //! (images, ownership annotations, rollout progress), and the patches the act step sends.
 
 use crate::constants::{
-    CLAIMED_LABEL, HANDED_OVER_ANNOTATION, KNOWN_GOOD_ANNOTATION, KNOWN_GOOD_DIGEST_ANNOTATION,
-    ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
+    CLAIMED_LABEL, FIELD_MANAGER, HANDED_OVER_ANNOTATION, KNOWN_GOOD_ANNOTATION,
+    KNOWN_GOOD_DIGEST_ANNOTATION, ORIGINAL_STRATEGY_ANNOTATION, OWNER_ANNOTATION, OWNER_UID_ANNOTATION,
 };
 use crate::crd::{ManagedBy, WorkloadKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -46,6 +46,11 @@ pub struct TargetState {
     pub update_strategy: Option<String>,
     /// The rollout settings a canary recorded on the target before it changed them.
     pub original_strategy: Option<String>,
+    /// Whether this operator's field manager last wrote the field that makes those settings a
+    /// canary's (a DaemonSet's updateStrategy type, a StatefulSet's partition, a Deployment's
+    /// minReadySeconds), by the workload's managedFields: settings a canary set, not ones
+    /// someone set by hand.
+    pub canary_settings_ours: bool,
     /// The upgrade and stage that handed the rest to those settings (`HANDED_OVER_ANNOTATION`).
     pub handed_over: Option<String>,
     /// A Deployment's `spec.paused`: its controller makes no new ReplicaSet while it holds.
@@ -177,6 +182,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         uid: meta.uid.clone().unwrap_or_default(),
         update_strategy: None,
         original_strategy: record(ann, ORIGINAL_STRATEGY_ANNOTATION),
+        canary_settings_ours: false,
         handed_over: record(ann, HANDED_OVER_ANNOTATION),
         default_container: default_container.cloned(),
         pods: None,
@@ -185,6 +191,13 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         generation_observed: false,
         paused: false,
     }
+}
+
+/// Whether this operator's field manager owns the field at `path` (`f:` keys of managedFields'
+/// FieldsV1): it wrote that field last.
+fn written_by_operator(meta: &ObjectMeta, path: &[&str]) -> bool {
+    let ours = meta.managed_fields.iter().flatten().filter(|f| f.manager.as_deref() == Some(FIELD_MANAGER));
+    ours.filter_map(|f| f.fields_v1.as_ref()).any(|v| path.iter().try_fold(&v.0, |v, k| v.get(*k)).is_some())
 }
 
 fn generation_seen(meta: &ObjectMeta, observed: Option<i64>) -> Option<Rollout> {
@@ -228,6 +241,7 @@ pub fn from_deployment(d: &Deployment) -> TargetState {
     };
     let mut state = base(&d.metadata, &spec.template, rollout);
     state.update_strategy = Some(deployment_settings(&spec).to_string());
+    state.canary_settings_ours = written_by_operator(&d.metadata, &["f:spec", "f:minReadySeconds"]);
     state.paused = spec.paused.unwrap_or(false);
     state.desired_pods = want;
     state.available_pods = st.available_replicas.unwrap_or(0);
@@ -266,6 +280,7 @@ pub fn from_daemonset(d: &DaemonSet) -> TargetState {
     };
     let mut state = base(&d.metadata, &spec.template, rollout);
     state.update_strategy = spec.update_strategy.as_ref().and_then(|u| serde_json::to_string(u).ok());
+    state.canary_settings_ours = written_by_operator(&d.metadata, &["f:spec", "f:updateStrategy", "f:type"]);
     state.desired_pods = want;
     state.available_pods = available;
     state.generation_observed = generation_seen(&d.metadata, st.observed_generation).is_none();
@@ -303,6 +318,8 @@ pub fn from_statefulset(s: &StatefulSet) -> TargetState {
     };
     let mut state = base(&s.metadata, &spec.template, rollout);
     state.update_strategy = spec.update_strategy.as_ref().and_then(|u| serde_json::to_string(u).ok());
+    let partition = ["f:spec", "f:updateStrategy", "f:rollingUpdate", "f:partition"];
+    state.canary_settings_ours = written_by_operator(&s.metadata, &partition);
     state.desired_pods = want;
     state.available_pods = st.available_replicas.unwrap_or(0);
     state.generation_observed = generation_seen(&s.metadata, st.observed_generation).is_none();

@@ -193,3 +193,35 @@ fn an_owner_mark_names_an_upgrade_only_as_namespace_slash_name() {
         assert_eq!(owner_key(bad), None, "{bad}");
     }
 }
+
+/// A canary's settings are this operator's only while its field manager owns the field that
+/// makes them a canary's: someone who sets OnDelete by hand takes that field over.
+#[test]
+fn a_canarys_settings_are_ours_while_our_field_manager_owns_what_makes_them_a_canarys() {
+    let entry = |manager: &str, fields: serde_json::Value| json!({"manager": manager, "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": fields});
+    let on_delete = json!({"f:spec": {"f:updateStrategy": {"f:type": {}}}});
+    let ds = |managed: Vec<serde_json::Value>| -> DaemonSet {
+        serde_json::from_value(
+            json!({"metadata": {"managedFields": managed}, "spec": {"selector": {}, "template": {}}}),
+        )
+        .unwrap()
+    };
+    assert!(from_daemonset(&ds(vec![entry(FIELD_MANAGER, on_delete.clone())])).canary_settings_ours);
+    assert!(!from_daemonset(&ds(vec![entry("kubectl-patch", on_delete.clone())])).canary_settings_ours);
+    // Its image ours, its updateStrategy someone else's.
+    let image = json!({"f:spec": {"f:template": {"f:spec": {}}}});
+    let split = vec![entry(FIELD_MANAGER, image), entry("helm", on_delete)];
+    assert!(!from_daemonset(&ds(split)).canary_settings_ours);
+    let partition = json!({"f:spec": {"f:updateStrategy": {"f:rollingUpdate": {"f:partition": {}}}}});
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"managedFields": [entry(FIELD_MANAGER, partition)]},
+        "spec": {"selector": {}, "serviceName": "db", "template": {}}
+    }))
+    .unwrap();
+    assert!(from_statefulset(&sts).canary_settings_ours);
+    let mut d = deployment(json!({}));
+    let held = entry(FIELD_MANAGER, json!({"f:spec": {"f:minReadySeconds": {}}}));
+    d.metadata.managed_fields = Some(vec![serde_json::from_value(held).unwrap()]);
+    assert!(from_deployment(&d).canary_settings_ours);
+    assert!(!from_deployment(&deployment(json!({}))).canary_settings_ours);
+}

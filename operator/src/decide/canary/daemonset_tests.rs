@@ -629,15 +629,12 @@ fn changed_and_reverted_unrecorded(end: End) -> World {
 /// canary's: OnDelete left behind would hold back every later change of the DaemonSet's pods.
 #[test]
 fn a_canary_whose_change_and_revert_went_unrecorded_gets_its_strategy_back_however_it_ends() {
+    // The first two end in a revert, which restores them; the last ends before any stage (as
+    // its status has it), and its release restores them.
     let ends: [(&str, End); 3] = [
         ("deleted", |w| w.obs.deleting = true),
         ("rolled back", |w| w.obs.spec.rollback.requested = true),
-        ("past its deadline", |w| {
-            let mut window = tue_thu_window();
-            window.deadline = Some(t("2026-11-20T00:00:00Z"));
-            w.obs.spec.window = Some(window);
-            w.obs.generation += 1;
-        }),
+        ("past its deadline", past_its_deadline),
     ];
     for (how, end) in ends {
         let mut w = changed_and_reverted_unrecorded(end);
@@ -646,6 +643,64 @@ fn a_canary_whose_change_and_revert_went_unrecorded_gets_its_strategy_back_howev
         assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{how}: {}", w.obs.status.message);
         assert_eq!((ds(&w).owner.as_deref(), ds(&w).original_strategy.as_deref()), (None, None), "{how}");
         assert!(w.events.iter().any(|e| e.contains("which its canary left")), "{how}: {:?}", w.events);
+    }
+    let mut w = changed_and_reverted_unrecorded(past_its_deadline);
+    run_paced(&mut w, Duration::hours(2), terminal);
+    let said = &w.obs.status.message;
+    assert!(
+        said.contains("nothing was changed") && said.contains("which its canary left, restored"),
+        "{said}"
+    );
+}
+
+/// A window whose deadline has passed: the upgrade ends before any stage it has not begun.
+fn past_its_deadline(w: &mut World) {
+    let mut window = tue_thu_window();
+    window.deadline = Some(t("2026-11-20T00:00:00Z"));
+    w.obs.spec.window = Some(window);
+    w.obs.generation += 1;
+}
+
+/// Its pods not listed yet (a start), the release waits for them instead of letting go of the
+/// DaemonSet on the canary's settings: they say whether restoring rolls any pod forward.
+#[test]
+fn a_release_waits_for_the_pods_before_it_lets_go_of_a_canarys_settings() {
+    let mut w = changed_and_reverted_unrecorded(past_its_deadline);
+    let listed = ds_mut(&mut w).pods.take();
+    for _ in 0..50 {
+        w.look();
+    }
+    assert!(w.phase().is_terminal() && w.obs.status.released_at.is_none(), "{}", w.obs.status.message);
+    assert!(ds(&w).owner.is_some(), "not let go of");
+    ds_mut(&mut w).pods = listed;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{}", w.obs.status.message);
+}
+
+/// An ended status written by someone else (no status policy installed) mid-canary, its new
+/// image named as the old one: the release judges the DaemonSet alone, and restores nothing
+/// that would roll the canary's image, unjudged, to every node; in a namespace the upgrade may
+/// no longer change, it writes no settings at all.
+#[test]
+fn a_forged_ended_status_makes_no_release_roll_the_canarys_image_everywhere() {
+    for trusted in [true, false] {
+        let mut w = world(Portion::Count(2), None);
+        run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+        if !trusted {
+            w.obs.trusted_namespaces = vec![];
+        }
+        w.obs.status.phase = Phase::Failed;
+        for c in w.obs.status.stages.iter_mut().flat_map(|s| &mut s.components) {
+            c.desired_image = "connector:1.0".into();
+        }
+        let before = w.effects.len();
+        for _ in 0..20 {
+            w.look();
+        }
+        let strategies: Vec<_> =
+            w.effects[before..].iter().filter(|e| matches!(e, Effect::SetStrategy { .. })).collect();
+        assert!(strategies.is_empty(), "trusted: {trusted}: {strategies:?}");
+        assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE), "trusted: {trusted}");
     }
 }
 
@@ -672,6 +727,7 @@ fn an_upgrade_that_changed_nothing_restores_a_strategy_left_before_it_only_if_th
     for older in [true, false] {
         let mut w = world(Portion::Count(2), None);
         ds_mut(&mut w).update_strategy = Some(ON_DELETE.into());
+        ds_mut(&mut w).canary_settings_ours = true;
         ds_mut(&mut w).original_strategy = Some(ROLLING.into());
         if older {
             for p in ds_mut(&mut w).pods.as_mut().unwrap().iter_mut().skip(2) {
@@ -687,4 +743,19 @@ fn an_upgrade_that_changed_nothing_restores_a_strategy_left_before_it_only_if_th
         assert_eq!(ds(&w).update_strategy.as_deref(), Some(strategy), "older pods: {older}");
         assert_eq!(ds(&w).original_strategy.as_deref(), record, "older pods: {older}");
     }
+}
+
+/// OnDelete set by hand on a DaemonSet an upgrade holds (its field manager is someone else's)
+/// is not taken for a canary's: the upgrade ends and lets go of it as it was.
+#[test]
+fn on_delete_set_by_hand_under_an_upgrade_is_left_as_it_is() {
+    let mut w = world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| !w.claimed().is_empty());
+    ds_mut(&mut w).update_strategy = Some(ON_DELETE.into());
+    bump(ds_mut(&mut w));
+    w.obs.deleting = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(ds(&w).owner, None);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    assert!(!w.effects.iter().any(|e| matches!(e, Effect::SetStrategy { .. })), "{:?}", w.effects);
 }

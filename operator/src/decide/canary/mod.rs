@@ -76,6 +76,20 @@ pub(super) fn strategy_to_restore(kind: WorkloadKind, t: &TargetState) -> Option
     }
 }
 
+/// What gives `t` (a `key`) its recorded rollout settings back, if it runs a canary's and a
+/// readable record on it says otherwise.
+fn restore_settings(key: &TargetKey, t: &TargetState) -> Option<Effect> {
+    left_by_canary(t.update_strategy.as_deref()?).then_some(())?;
+    let original = recorded_on(key.kind, t)?;
+    (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
+    Some(Effect::SetStrategy {
+        target: key.clone(),
+        resource_version: t.resource_version.clone(),
+        strategy: original,
+        handed_over: None,
+    })
+}
+
 /// One step of a canary: component `ci` of stage `si`, its target, and what its stage asks.
 pub(super) struct Step<'t> {
     pub si: usize,
@@ -346,45 +360,62 @@ impl Decider<'_> {
     pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
         self.o.targets.iter().find_map(|(key, t)| {
             let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
-            left_by_canary(t.update_strategy.as_deref()?).then_some(())?;
             let safe = if self.changed(key) {
                 // Still on an image this upgrade set (one it has no known-good record of, or a
                 // sidecar beside someone else's hotfix): the workload's own rollout would take it
                 // to every node or replica, unjudged. The settings stay, and the end says so.
                 self.new_images_left(key, t).is_empty()
             } else {
-                // No change recorded: its status writes lost after a change and its revert, or
-                // the settings an earlier upgrade left. Restored only where that rolls no pod
-                // onto an image no one judged.
-                self.restoring_rolls_only_back(key, t)
+                t.canary_settings_ours && self.restoring_rolls_only_back(key, t) == Some(true)
             };
             safe.then_some(())?;
-            let original = recorded_on(key.kind, t)?;
-            (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
-            let restore = Effect::SetStrategy {
-                target: key.clone(),
-                resource_version: t.resource_version.clone(),
-                strategy: original,
-                handed_over: None,
-            };
-            Some((key.clone(), restore))
+            Some((key.clone(), restore_settings(key, t)?))
         })
     }
 
-    /// Whether `t`'s own rollout settings would roll no pod but onto its template from the new
-    /// image this upgrade sets: each of its pods (read) runs, in each container, the template's
-    /// image or this upgrade's new one. Not so beside pods of an older image, which they would
-    /// take to a template an earlier upgrade left unjudged.
-    fn restoring_rolls_only_back(&self, key: &TargetKey, t: &TargetState) -> bool {
-        let new: Vec<(&str, &str)> =
-            self.recorded_components(key).flat_map(|c| c.changes()).map(|(n, _, d)| (n, d)).collect();
-        t.pods.as_ref().is_some_and(|pods| {
-            pods.iter().filter(|p| !p.deleting).all(|p| {
-                p.images
-                    .iter()
-                    .all(|(n, i)| t.image(n) == Some(i.as_str()) || new.contains(&(n.as_str(), i.as_str())))
-            })
+    /// For the release of an ended upgrade, whose status is not held to the spec (`trust`): a
+    /// canary's settings on a target it owns that no change in its status may account for (its
+    /// status writes lost after a change and its revert: a restart, then a 409), with what
+    /// restores them, or None while its pods are not read. Judged on the target alone: this
+    /// operator's field manager set them (not someone by hand), and restoring them rolls no pod
+    /// onto an image no one judged (`restoring_rolls_only_back`). Never in a namespace this
+    /// upgrade may no longer change.
+    pub(super) fn settings_left_unrecorded(&self) -> Option<(TargetKey, Option<Effect>)> {
+        self.o.targets.iter().find_map(|(key, t)| {
+            let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
+            (t.canary_settings_ours && !self.abroad_untrusted(key)).then_some(())?;
+            let restore = restore_settings(key, t)?;
+            match self.restoring_rolls_only_back(key, t) {
+                None => Some((key.clone(), None)),
+                Some(true) => Some((key.clone(), Some(restore))),
+                Some(false) => None,
+            }
         })
+    }
+
+    /// Whether `t`'s own rollout settings would roll no pod but back from the new images this
+    /// upgrade's spec sets: its template holds none of them (but one it already ran, which its
+    /// known-good record on the target names), and each of its pods runs, in each container, the
+    /// template's image or that new one. Not so beside pods of an older image, which they would
+    /// take to a template an earlier upgrade left unjudged. None while its pods are not read.
+    fn restoring_rolls_only_back(&self, key: &TargetKey, t: &TargetState) -> Option<bool> {
+        let pods = t.pods.as_ref()?;
+        let known_good = t.recorded_known_good().unwrap_or_default();
+        let mut new: Vec<(String, &str)> = vec![];
+        for &(si, ci) in &self.appearances(key) {
+            let c = &self.o.spec.stages[si].components[ci];
+            if let Ok(own) = t.resolve_container(c.container.as_deref()) {
+                new.push((own, c.image.as_str()));
+            }
+            new.extend(c.also_containers.iter().map(|a| (a.container.clone(), a.image.as_str())));
+        }
+        let is_new = |n: &str, i: &str| new.iter().any(|(c, d)| c == n && *d == i);
+        let template_new = t.containers.iter().any(|(n, i)| is_new(n, i) && !known_good.contains(&(n, i)));
+        let pods_back = pods
+            .iter()
+            .filter(|p| !p.deleting)
+            .all(|p| p.images.iter().all(|(n, i)| t.image(n) == Some(i.as_str()) || is_new(n, i)));
+        Some(!template_new && pods_back)
     }
 
     /// The images this upgrade set that `t`'s template still holds, as `container=image`.
@@ -401,9 +432,6 @@ impl Decider<'_> {
         left
     }
 
-    /// What a revert leaves on targets it kept on the canary's settings (`settings_left`), in
-    /// words: which images they still hold, and what to put back.
-    /// Also those whose owner mark someone removed, which the operator writes to no more.
     /// Whether canaried target `key` still runs a canary's rollout settings, with a readable
     /// record of its own: what a release leaves on it, for the next upgrade to restore.
     pub(in crate::decide) fn left_on_canary(&self, key: &TargetKey) -> bool {
@@ -413,6 +441,9 @@ impl Decider<'_> {
             && recorded_on(key.kind, t).is_some()
     }
 
+    /// What a revert leaves on targets it kept on the canary's settings (`settings_left`), in
+    /// words: which images they still hold, and what to put back.
+    /// Also those whose owner mark someone removed, which the operator writes to no more.
     pub(super) fn settings_kept(&self) -> Vec<String> {
         self.o
             .targets
