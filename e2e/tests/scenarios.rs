@@ -2112,9 +2112,8 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
     // before it goes. OnDelete set so by anyone else is theirs, and stays.
     let on_delete =
         serde_json::json!({"spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}});
-    for (manager, restored) in
-        [(maintenance_operator::constants::FIELD_MANAGER, true), ("kubectl-edit", false)]
-    {
+    use maintenance_operator::constants::FIELD_MANAGER;
+    for (manager, restored) in [(FIELD_MANAGER, true), ("kubectl-edit", false)] {
         let held = two_stage(&s.ns, "held", "10m", next).replace("  stages:", "  paused: true\n  stages:");
         s.apply(&held).await;
         s.wait_for("held", SECS(120), "claimed", |mu| {
@@ -2141,6 +2140,31 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
             );
         }
     }
+    // Ended without a revert (its window's deadline moved into the past while it waits for the
+    // window), the release itself gives the DaemonSet its strategy back.
+    let own = serde_json::json!({"spec": {"updateStrategy": original.clone()}});
+    s.daemonsets().patch("connector", &Default::default(), &kube::api::Patch::Merge(&own)).await.unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(12);
+    let window = format!(
+        "  window:\n    timeZone: UTC\n    recurring: [{{days: [{}], start: \"{}\", duration: 1h}}]\n  stages:\n",
+        later.format("%a"),
+        later.format("%H:%M")
+    );
+    s.apply(&two_stage(&s.ns, "waiting", "10m", next).replacen("  stages:\n", &window, 1)).await;
+    s.wait_phase("waiting", Phase::WaitingForWindow, SECS(120)).await;
+    let pp = kube::api::PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    s.daemonsets().patch("connector", &pp, &kube::api::Patch::Merge(&on_delete)).await.unwrap();
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let deadline = serde_json::json!({"spec": {"window": {"deadline": past}}});
+    s.upgrades().patch("waiting", &Default::default(), &kube::api::Patch::Merge(&deadline)).await.unwrap();
+    let mu = s
+        .wait_for("waiting", SECS(90), "ended and released", |mu| {
+            mu.status.as_ref().is_some_and(|st| st.phase == Phase::Failed && st.released_at.is_some())
+        })
+        .await;
+    assert_eq!(s.strategy("connector").await, original, "its strategy restored exactly");
+    let said = mu.status.unwrap().message;
+    assert!(said.contains("which its canary left, restored from its record"), "{said}");
 }
 
 /// The final status write fails (here an admission policy refuses it for a while): the targets

@@ -10,6 +10,10 @@ use crate::crd::*;
 use crate::target::TargetKey;
 use chrono::Duration;
 
+/// How long a release waits for a canaried target's pods to be listed (a start lists them in
+/// seconds) before it lets go of the target on the canary's settings.
+const PODS_UNLISTED_LIMIT: Duration = Duration::minutes(5);
+
 impl Decider<'_> {
     pub(super) fn succeed(&mut self) {
         self.st.completed_at = Some(self.now());
@@ -69,12 +73,16 @@ impl Decider<'_> {
                 self.requeue_in(Duration::zero());
                 return;
             }
-            // Its pods are listed soon after a start: whether restoring rolls any forward.
-            Some((_, None)) => {
+            // Its pods are listed soon after a start: they say whether restoring rolls any
+            // forward. Not waited for past PODS_UNLISTED_LIMIT (a pod watch that never lists):
+            // then it is let go of as it is, with the record, as beside older pods.
+            Some((_, None))
+                if self.st.completed_at.is_some_and(|at| self.now() < at + PODS_UNLISTED_LIMIT) =>
+            {
                 self.requeue_in(Duration::seconds(super::REPLACE_POLL));
                 return;
             }
-            None => {}
+            _ => {}
         }
         self.st.released_at = Some(self.now());
         let mine: Vec<(TargetKey, String)> = self

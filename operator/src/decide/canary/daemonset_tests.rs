@@ -675,6 +675,47 @@ fn a_release_waits_for_the_pods_before_it_lets_go_of_a_canarys_settings() {
     ds_mut(&mut w).pods = listed;
     run_paced(&mut w, Duration::hours(1), terminal);
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{}", w.obs.status.message);
+    // Never listed (a pod watch that cannot list): let go of within minutes, on the canary's
+    // settings with their record, for the next upgrade of it, as beside older pods.
+    let mut w = changed_and_reverted_unrecorded(past_its_deadline);
+    ds_mut(&mut w).pods = None;
+    w.run_until(Duration::minutes(10), terminal);
+    assert_eq!(ds(&w).owner, None);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
+}
+
+/// A sidecar injected into every pod at admission (a service mesh's), in no template, does not
+/// stop the release from giving the DaemonSet its strategy back.
+#[test]
+fn a_sidecar_injected_into_the_pods_does_not_keep_a_canarys_settings() {
+    let mut w = changed_and_reverted_unrecorded(past_its_deadline);
+    for p in ds_mut(&mut w).pods.as_mut().unwrap() {
+        p.images.push(("istio-proxy".into(), "proxyv2:1.24".into()));
+    }
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "{}", w.obs.status.message);
+}
+
+/// An ended status written by someone else (no status policy installed) over a DaemonSet left
+/// on OnDelete by a change and revert it never recorded: where the upgrade may still change
+/// the DaemonSet, the release gives it its strategy back, judged on the DaemonSet alone; in a
+/// namespace it may no longer change, it writes nothing there but the release.
+#[test]
+fn a_release_in_a_namespace_no_longer_trusted_writes_no_settings() {
+    for trusted in [true, false] {
+        let mut w = changed_and_reverted_unrecorded(past_its_deadline);
+        if !trusted {
+            w.obs.trusted_namespaces = vec![];
+        }
+        w.obs.status.phase = Phase::Failed;
+        w.obs.status.completed_at = Some(w.obs.now);
+        w.run_until(Duration::hours(1), terminal);
+        let restored = w.effects.iter().any(|e| matches!(e, Effect::SetStrategy { .. }));
+        assert_eq!(restored, trusted, "trusted: {trusted}: {}", w.obs.status.message);
+        let expected = if trusted { ROLLING } else { ON_DELETE };
+        assert_eq!(ds(&w).update_strategy.as_deref(), Some(expected), "trusted: {trusted}");
+    }
 }
 
 /// An ended status written by someone else (no status policy installed) mid-canary, its new

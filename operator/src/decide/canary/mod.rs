@@ -376,7 +376,7 @@ impl Decider<'_> {
     /// For the release of an ended upgrade, whose status is not held to the spec (`trust`): a
     /// canary's settings on a target it owns that no change in its status may account for (its
     /// status writes lost after a change and its revert: a restart, then a 409), with what
-    /// restores them, or None while its pods are not read. Judged on the target alone: this
+    /// restores them, or None while its pods are not listed. Judged on the target alone: this
     /// operator's field manager set them (not someone by hand), and restoring them rolls no pod
     /// onto an image no one judged (`restoring_rolls_only_back`). Never in a namespace this
     /// upgrade may no longer change.
@@ -393,13 +393,14 @@ impl Decider<'_> {
         })
     }
 
-    /// Whether `t`'s own rollout settings would roll no pod but back from the new images this
-    /// upgrade's spec sets: its template holds none of them (but one it already ran, which its
-    /// known-good record on the target names), and each of its pods runs, in each container, the
-    /// template's image or that new one. Not so beside pods of an older image, which they would
-    /// take to a template an earlier upgrade left unjudged. None while its pods are not read.
+    /// Whether `t`'s own rollout settings would roll no pod onto another image but back from the
+    /// new images this upgrade's spec sets: its template holds none of them (but one it already
+    /// ran, which its known-good record on the target names), and each of its pods runs, in
+    /// each container the template has, the template's image or that new one (a sidecar injected
+    /// at admission, in no template, is not judged). Not so beside pods of an older image, which
+    /// they would take to a template an earlier upgrade left unjudged. None while its pods are
+    /// not listed (none listed of a workload that wants some counts as not listed).
     fn restoring_rolls_only_back(&self, key: &TargetKey, t: &TargetState) -> Option<bool> {
-        let pods = t.pods.as_ref()?;
         let known_good = t.recorded_known_good().unwrap_or_default();
         let mut new: Vec<(String, &str)> = vec![];
         for &(si, ci) in &self.appearances(key) {
@@ -410,12 +411,12 @@ impl Decider<'_> {
             new.extend(c.also_containers.iter().map(|a| (a.container.clone(), a.image.as_str())));
         }
         let is_new = |n: &str, i: &str| new.iter().any(|(c, d)| c == n && *d == i);
-        let template_new = t.containers.iter().any(|(n, i)| is_new(n, i) && !known_good.contains(&(n, i)));
-        let pods_back = pods
-            .iter()
-            .filter(|p| !p.deleting)
-            .all(|p| p.images.iter().all(|(n, i)| t.image(n) == Some(i.as_str()) || is_new(n, i)));
-        Some(!template_new && pods_back)
+        if t.containers.iter().any(|(n, i)| is_new(n, i) && !known_good.contains(&(n, i))) {
+            return Some(false);
+        }
+        let pods = t.pods.as_ref().filter(|p| !p.is_empty() || t.desired_pods == 0)?;
+        let back = |n: &str, i: &str| t.image(n).is_none_or(|own| own == i || is_new(n, i));
+        Some(pods.iter().filter(|p| !p.deleting).all(|p| p.images.iter().all(|(n, i)| back(n, i))))
     }
 
     /// The images this upgrade set that `t`'s template still holds, as `container=image`.
