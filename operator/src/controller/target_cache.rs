@@ -284,7 +284,7 @@ impl Watch {
 /// label and annotation that name an owner; a tenant's own workload naming another namespace's
 /// upgrade must not wake it at will (a look costs the other tenants their turn).
 fn owner_of(key: &TargetKey, t: &TargetState, trusted: &[String]) -> Option<ObjectRef<MaintenanceUpgrade>> {
-    let (ns, name) = t.owner.as_deref()?.split_once('/')?;
+    let (ns, name) = crate::target::owner_key(t.owner.as_deref()?)?;
     (ns == key.namespace || trusted.iter().any(|n| n == ns)).then(|| ObjectRef::new(name).within(ns))
 }
 
