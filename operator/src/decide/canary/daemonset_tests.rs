@@ -800,3 +800,28 @@ fn on_delete_set_by_hand_under_an_upgrade_is_left_as_it_is() {
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
     assert!(!w.effects.iter().any(|e| matches!(e, Effect::SetStrategy { .. })), "{:?}", w.effects);
 }
+
+/// Two DaemonSets left on a canary's OnDelete by changes their upgrade never recorded, one of
+/// them (`agent`, looked at first) with its pods not listed: the other gets its strategy back
+/// at once, not after the wait for the first.
+#[test]
+fn one_daemonsets_unlisted_pods_hold_back_no_other_daemonsets_restore() {
+    let mut w = world(Portion::Count(2), None);
+    for stage in w.obs.spec.stages.iter_mut() {
+        let mut other = stage.components[0].clone();
+        other.name = "agent".into();
+        stage.components.push(other);
+    }
+    w.obs.targets.remove(&key("connector-canary"));
+    w.obs.targets.insert(key("agent"), Some(daemonset_on("connector:1.0", 4)));
+    w.run_until(Duration::hours(1), |w| w.claimed().len() == 2);
+    for name in ["agent", "connector"] {
+        let t = w.target_mut(name);
+        (t.update_strategy, t.canary_settings_ours) = (Some(ON_DELETE.into()), true);
+        bump(t);
+    }
+    w.target_mut("agent").pods = None;
+    past_its_deadline(&mut w);
+    w.run_until(Duration::minutes(1), |w| ds(w).update_strategy.as_deref() == Some(ROLLING));
+    assert_eq!(w.target_mut("agent").update_strategy.as_deref(), Some(ON_DELETE), "its pods not listed");
+}

@@ -380,17 +380,23 @@ impl Decider<'_> {
     /// operator's field manager set them (not someone by hand), and restoring them rolls no pod
     /// onto an image no one judged (`restoring_rolls_only_back`). Never in a namespace this
     /// upgrade may no longer change.
+    /// A restore that can be made comes before a wait, so that one target's unlisted pods
+    /// never hold back another's.
     pub(super) fn settings_left_unrecorded(&self) -> Option<(TargetKey, Option<Effect>)> {
-        self.o.targets.iter().find_map(|(key, t)| {
-            let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
-            (t.canary_settings_ours && !self.abroad_untrusted(key)).then_some(())?;
-            let restore = restore_settings(key, t)?;
-            match self.restoring_rolls_only_back(key, t) {
-                None => Some((key.clone(), None)),
-                Some(true) => Some((key.clone(), Some(restore))),
-                Some(false) => None,
+        let mut waiting = None;
+        for (key, t) in &self.o.targets {
+            let Some(t) = t.as_ref().filter(|t| self.owns(t) && self.canaried(key)) else { continue };
+            if !t.canary_settings_ours || self.abroad_untrusted(key) {
+                continue;
             }
-        })
+            let Some(restore) = restore_settings(key, t) else { continue };
+            match self.restoring_rolls_only_back(key, t) {
+                Some(true) => return Some((key.clone(), Some(restore))),
+                None => waiting = waiting.or_else(|| Some((key.clone(), None))),
+                Some(false) => {}
+            }
+        }
+        waiting
     }
 
     /// Whether `t`'s own rollout settings would roll no pod onto another image but back from the
