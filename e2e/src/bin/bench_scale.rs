@@ -150,9 +150,18 @@ impl Run {
         let at_start = requests_by_kind(env)?;
         let (mut op, port) = start_operator(env, prefix)?;
         let started = Instant::now();
+        // When it began to lead: a replica takes a Lease no one holds only after a lease
+        // duration (it may have been deleted under a holder still writing), so a first start
+        // spends that long before its first look.
+        let mut leading = None;
         // Read from the operator's own metrics (set once a decision is written), so that the
         // bench does not load the API server with lists of every upgrade while it measures.
         let reconciled = loop {
+            if leading.is_none()
+                && operator_metric(port, "maintenance_operator_leading").await.ok() == Some(1.0)
+            {
+                leading = Some(started.elapsed());
+            }
             let started_phases = [Phase::MeasuringBaseline, Phase::Progressing, Phase::Soaking];
             let ready = in_phases(port, prefix, &started_phases).await;
             if ready >= upgrades {
@@ -166,7 +175,13 @@ impl Run {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        println!("  every upgrade measuring its baseline after {:.1} s", reconciled.as_secs_f64());
+        let leading = leading.unwrap_or(reconciled);
+        println!(
+            "  every upgrade measuring its baseline after {:.1} s: leading after {:.1} s, then {:.1} s",
+            reconciled.as_secs_f64(),
+            leading.as_secs_f64(),
+            (reconciled - leading).as_secs_f64()
+        );
         print_requests_since(env, &at_start, upgrades)?;
         // The steady state begins once the fast upgrades soak (their baselines end after a
         // minute) and every upgrade has read its signal once (a minute, the default interval).
@@ -183,9 +198,8 @@ impl Run {
         );
         let reverts =
             if reverts > 0 { Some(roll_back(client, port, prefix, &nss, reverts).await?) } else { None };
-        let _ = op.kill();
-        let _ = op.wait();
-        // Gone before the next run measures its idle cluster.
+        // Gone before the next run measures its idle cluster. The operator still runs: each
+        // upgrade's finalizer holds its namespace until the operator has let go of its targets.
         for ns in &nss {
             let _ = env.kubectl(&["delete", "namespace", ns, "--wait=false"]);
         }
@@ -195,6 +209,8 @@ impl Run {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+        let _ = op.kill();
+        let _ = op.wait();
         let _ =
             env.kubectl(&["delete", "nodes", "-l", &format!("{SCENARIO_LABEL}={prefix}"), "--wait=false"]);
         Ok(Figures {
