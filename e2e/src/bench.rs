@@ -5,9 +5,33 @@ use crate::{Env, peak_rss_mib};
 use anyhow::{Context as _, Result};
 use std::process::{Child, Command};
 
+/// The operator's process, killed when dropped: a bench that fails half-way (its `?`) leaves
+/// no operator running after its cluster is gone.
+pub struct Operator(Child);
+
+impl std::ops::Deref for Operator {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Operator {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The release build of the operator, started as `name`, its log in the run's logs; it answers
 /// /metrics and /readyz on the port returned.
-pub fn start_operator(env: &Env, name: &str) -> Result<(Child, u16)> {
+pub fn start_operator(env: &Env, name: &str) -> Result<(Operator, u16)> {
     let bin = env.root.join("target/release/maintenance-operator");
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
     let log = std::fs::File::create(env.logs.join(format!("{name}.operator.log")))?;
@@ -19,7 +43,7 @@ pub fn start_operator(env: &Env, name: &str) -> Result<(Child, u16)> {
         .stderr(log)
         .spawn()
         .with_context(|| format!("starting {} (the bench's make target builds it)", bin.display()))?;
-    Ok((child, port))
+    Ok((Operator(child), port))
 }
 
 /// Peak resident memory (MiB) and CPU seconds of a process, from /proc.
