@@ -64,12 +64,7 @@ impl Decider<'_> {
                 if !self.st.message.contains(&said) {
                     self.st.message = format!("{}; {said}", self.st.message);
                 }
-                self.note(
-                    false,
-                    reason::REVERTED,
-                    "RestoreStrategy",
-                    format!("{key}: its recorded rollout settings restored, which its canary left"),
-                );
+                self.note_settings_restored(&key);
                 self.requeue_in(Duration::zero());
                 return;
             }
@@ -95,8 +90,15 @@ impl Decider<'_> {
             })
             .collect();
         if !mine.is_empty() {
-            let keep_strategy =
+            let keep_strategy: Vec<TargetKey> =
                 mine.iter().map(|(k, _)| k).filter(|k| self.left_on_canary(k)).cloned().collect();
+            let let_go: Vec<String> = keep_strategy.iter().filter_map(|k| self.settings_let_go(k)).collect();
+            for kept in let_go {
+                if !self.st.message.contains(&kept) {
+                    self.st.message = format!("{}; {kept}", self.st.message);
+                }
+                self.note(true, reason::CANARY_SETTINGS_KEPT, "Release", kept);
+            }
             self.effect = Some(Effect::Release { targets: mine, keep_strategy });
         }
     }

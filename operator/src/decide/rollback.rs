@@ -296,12 +296,7 @@ impl<'a> Decider<'a> {
         if let Some((key, restore)) = self.settings_left() {
             self.effect = Some(restore);
             let msg = format!("restoring the rollout settings of {key}, which its canary left ({why})");
-            self.note(
-                false,
-                reason::REVERTED,
-                "RestoreStrategy",
-                format!("{key}: its recorded rollout settings restored, which its canary left"),
-            );
+            self.note_settings_restored(&key);
             self.set_phase(Phase::RollingBack, msg);
             self.requeue_in(Duration::zero());
             return;

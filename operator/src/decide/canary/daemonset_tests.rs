@@ -683,6 +683,9 @@ fn a_release_waits_for_the_pods_before_it_lets_go_of_a_canarys_settings() {
     assert_eq!(ds(&w).owner, None);
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
     assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
+    let said = &w.obs.status.message;
+    assert!(said.contains("keeps the canary's rollout settings") && said.contains("not listed"), "{said}");
+    assert!(w.events.iter().any(|e| e.starts_with("CanarySettingsKept: ")), "{:?}", w.events);
 }
 
 /// A sidecar injected into every pod at admission (a service mesh's), in no template, does not
@@ -783,6 +786,18 @@ fn an_upgrade_that_changed_nothing_restores_a_strategy_left_before_it_only_if_th
         let (strategy, record) = if older { (ON_DELETE, Some(ROLLING)) } else { (ROLLING, None) };
         assert_eq!(ds(&w).update_strategy.as_deref(), Some(strategy), "older pods: {older}");
         assert_eq!(ds(&w).original_strategy.as_deref(), record, "older pods: {older}");
+        // The end says which it did, and why.
+        let said = &w.obs.status.message;
+        assert_eq!(
+            said.contains("keeps the canary's rollout settings"),
+            older,
+            "older pods: {older}: {said}"
+        );
+        if older {
+            assert!(said.contains("older image") && said.contains(ROLLING), "{said}");
+        }
+        let reason = if older { "CanarySettingsKept: " } else { "CanarySettingsRestored: " };
+        assert!(w.events.iter().any(|e| e.starts_with(reason)), "older pods: {older}: {:?}", w.events);
     }
 }
 

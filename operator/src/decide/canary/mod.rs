@@ -399,6 +399,44 @@ impl Decider<'_> {
         waiting
     }
 
+    /// Says that `key`'s rollout settings, which its canary left, are being restored from the
+    /// record on it (by a rollback, or by the release of an ended upgrade).
+    pub(super) fn note_settings_restored(&mut self, key: &TargetKey) {
+        self.note(
+            false,
+            crate::constants::reason::CANARY_SETTINGS_RESTORED,
+            "RestoreStrategy",
+            format!("{key}: its recorded rollout settings restored, which its canary left"),
+        );
+    }
+
+    /// Why a release lets go of `key` on a canary's settings no change in the status accounts
+    /// for (`settings_kept` says those of a change), in words: what stays, why, and what next.
+    pub(super) fn settings_let_go(&self, key: &TargetKey) -> Option<String> {
+        let t = self.o.targets.get(key)?.as_ref().filter(|_| !self.changed(key))?;
+        let (current, original) = (t.update_strategy.as_deref()?, recorded_on(key.kind, t)?);
+        let why = if self.abroad_untrusted(key) {
+            "this upgrade may no longer change its namespace"
+        } else if !t.canary_settings_ours {
+            "the operator did not set them"
+        } else {
+            match self.restoring_rolls_only_back(key, t) {
+                Some(true) => return None,
+                Some(false) => {
+                    "restoring its own would roll pods that run an older image onto a template no one judged"
+                }
+                None => {
+                    "its pods were not listed in time to tell whether restoring its own rolls any pod forward"
+                }
+            }
+        };
+        Some(format!(
+            "{key} keeps the canary's rollout settings ({current}), since {why}: set its images as you want \
+             them, then its rollout settings to {original}, or leave that to the next upgrade of it, which \
+             puts back the record it keeps"
+        ))
+    }
+
     /// Whether `t`'s own rollout settings would roll no pod onto another image but back from the
     /// new images this upgrade's spec sets: its template holds none of them (but one it already
     /// ran, which its known-good record on the target names), and each of its pods runs, in
