@@ -157,13 +157,13 @@ impl Run {
         // Read from the operator's own metrics (set once a decision is written), so that the
         // bench does not load the API server with lists of every upgrade while it measures.
         let reconciled = loop {
-            if leading.is_none()
-                && operator_metric(port, "maintenance_operator_leading").await.ok() == Some(1.0)
-            {
+            // One fetch a poll serves both (0 of each while it does not answer yet).
+            let text = metrics_text(port).await.unwrap_or_default();
+            if leading.is_none() && metric_in(&text, "maintenance_operator_leading") == Some(1.0) {
                 leading = Some(started.elapsed());
             }
             let started_phases = [Phase::MeasuringBaseline, Phase::Progressing, Phase::Soaking];
-            let ready = in_phases(port, prefix, &started_phases).await;
+            let ready = phases_in(&text, prefix, &started_phases);
             if ready >= upgrades {
                 break started.elapsed();
             }
@@ -299,7 +299,11 @@ async fn wait_until(port: u16, prefix: &str, n: usize, phase: Phase, limit: Dura
 /// How many upgrades of the run the operator's `upgrade_phase` gauge shows in one of `phases`
 /// (0 while it does not answer yet).
 async fn in_phases(port: u16, prefix: &str, phases: &[Phase]) -> usize {
-    let text = metrics_text(port).await.unwrap_or_default();
+    phases_in(&metrics_text(port).await.unwrap_or_default(), prefix, phases)
+}
+
+/// How many upgrades of the run metrics `text` shows in one of `phases`.
+fn phases_in(text: &str, prefix: &str, phases: &[Phase]) -> usize {
     let wanted: Vec<String> = phases.iter().map(|p| format!("phase=\"{p:?}\"}} 1")).collect();
     text.lines()
         .filter(|l| l.starts_with(&format!("maintenance_operator_upgrade_phase{{upgrade=\"{prefix}-")))
@@ -308,11 +312,12 @@ async fn in_phases(port: u16, prefix: &str, phases: &[Phase]) -> usize {
 }
 
 async fn operator_metric(port: u16, name: &str) -> Result<f64> {
-    let text = metrics_text(port).await?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .with_context(|| format!("{name} in the operator's metrics"))
+    metric_in(&metrics_text(port).await?, name).with_context(|| format!("{name} in the operator's metrics"))
+}
+
+/// The value of the first series of metric `name` in metrics `text`.
+fn metric_in(text: &str, name: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 async fn deployment(client: &kube::Client, ns: &str, name: String) -> Result<()> {
