@@ -6,7 +6,7 @@
 //! target change, Events; a folder with one file per step of an upgrade) → `controller` acts.
 //! Imports run one way: `controller` → `history`, `signals`, `target`, `decide` → `detector` and
 //! the helpers at the top (`window`, `replay`, `timeline`, `timefmt`, `names`, `constants`,
-//! `error`, `metrics`, `health`, `outbound`), which import nothing above them.
+//! `error`, `metrics`, `health`, `outbound`, `resuming_watch`), which import nothing above them.
 
 // The public surface: what the binary, the plugin, the e2e tests and the benchmark use. The
 // rest is the crate's own.
@@ -33,6 +33,7 @@ pub(crate) mod history;
 pub(crate) mod metrics;
 pub(crate) mod names;
 pub(crate) mod outbound;
+pub(crate) mod resuming_watch;
 pub(crate) mod signals;
 pub(crate) mod timefmt;
 pub(crate) mod window;

@@ -12,16 +12,15 @@
 use crate::constants::{CLAIMED_LABEL, LIST_PAGE_SIZE};
 use crate::controller::wake::WakeUps;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
+use crate::resuming_watch::{Fed, feed};
 use crate::target::{self, TargetKey, TargetState};
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tracing::warn;
 
 /// Wake-ups waiting for the controller; a controller that falls this far behind misses some and
 /// relies on its requeue times instead.
@@ -54,13 +53,21 @@ pub struct TargetCache {
 struct Stored {
     targets: HashMap<TargetKey, TargetState>,
     listed: HashSet<WorkloadKind>,
+    /// The watches that failed and have not been seen working again: what they missed is still
+    /// to come, so their targets are read from the API meanwhile.
+    behind: HashSet<WorkloadKind>,
     /// The targets a watch that is listing again has shown so far.
     relisting: HashMap<WorkloadKind, HashSet<TargetKey>>,
 }
 
 impl Stored {
     fn get(&self, key: &TargetKey) -> Option<&TargetState> {
-        self.listed.contains(&key.kind).then(|| self.targets.get(key)).flatten()
+        self.answers(key.kind).then(|| self.targets.get(key)).flatten()
+    }
+
+    /// Whether the watch of `kind` has listed and is not behind: what it holds is all there is.
+    fn answers(&self, kind: WorkloadKind) -> bool {
+        self.listed.contains(&kind) && !self.behind.contains(&kind)
     }
 
     /// One event of the watch of `kind`.
@@ -118,10 +125,14 @@ impl TargetCache {
 
     /// The target as the watch shows it, when the watch has listed and holds it; as our last
     /// patch returned it while the watch is older than that or has not seen it yet (a claim
-    /// just made). None: read it from the API.
+    /// just made). None: read it from the API, as while the watch has not listed or is behind
+    /// (our last patch, however old, must not stand in for it then).
     pub fn get(&self, key: &TargetKey) -> Option<TargetState> {
-        let watched = self.watches(&key.namespace);
-        let stored = lock(&self.stored).get(key).cloned();
+        let (stored, answers) = {
+            let stored = lock(&self.stored);
+            (stored.get(key).cloned(), stored.answers(key.kind))
+        };
+        let watched = self.watches(&key.namespace) && answers;
         let mut written = lock(&self.written);
         match (stored, written.get(key)) {
             (None, ours) => ours.filter(|_| watched).cloned(),
@@ -140,7 +151,7 @@ impl TargetCache {
     /// Whether the watch can say of `key` that it is not claimed: it covers its namespace and
     /// has listed its kind, so that `get` returning None means no target there carries a mark.
     pub fn answers_for(&self, key: &TargetKey) -> bool {
-        self.watches(&key.namespace) && lock(&self.stored).listed.contains(&key.kind)
+        self.watches(&key.namespace) && lock(&self.stored).answers(key.kind)
     }
 
     /// Whether the watch covers `namespace`.
@@ -205,49 +216,15 @@ impl Watch {
             None => Api::all(client.clone()),
         };
         let config = watcher::Config::default().page_size(LIST_PAGE_SIZE).labels(CLAIMED_LABEL);
-        let stream = watcher(api, config).default_backoff();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut failing = false;
-            while let Some(item) = stream.next().await {
-                let event = match item {
-                    Ok(e) => e,
-                    Err(e) => {
-                        // Until it has listed again, targets are read from the API.
-                        lock(&self.stored).listed.remove(&self.kind);
-                        if !failing {
-                            warn!(
-                                "the watch of claimed {}s failed: {e}; watching again (targets are read directly meanwhile)",
-                                K::kind(&Default::default())
-                            );
-                        }
-                        failing = true;
-                        continue;
-                    }
-                };
-                failing = false;
-                let keyed = |o: &K| (self.key(o.meta()), state(o));
-                let event = match &event {
-                    watcher::Event::Apply(o) => watcher::Event::Apply(keyed(o)),
-                    watcher::Event::InitApply(o) => watcher::Event::InitApply(keyed(o)),
-                    watcher::Event::Delete(o) => watcher::Event::Delete(keyed(o)),
-                    watcher::Event::Init => watcher::Event::Init,
-                    watcher::Event::InitDone => watcher::Event::InitDone,
-                };
-                let woken = match &event {
-                    watcher::Event::Apply((k, t)) | watcher::Event::InitApply((k, t)) => Some((k, t, false)),
-                    // Deleted, or no longer labelled as claimed.
-                    watcher::Event::Delete((k, t)) => Some((k, t, true)),
-                    watcher::Event::Init | watcher::Event::InitDone => None,
-                };
-                // The store first: the look the wake-up starts must see the change.
-                let woken = woken.map(|(k, t, left)| (k.clone(), t.clone(), left));
-                lock(&self.stored).apply(self.kind, event);
-                if let Some((key, t, left)) = woken {
-                    self.woken_by(&key, &t, left);
-                }
-            }
-        });
+        let what = format!("claimed {}s", K::kind(&Default::default()));
+        let start = move || watcher(api.clone(), config.clone());
+        let feeding = self.feeding(state);
+        tokio::spawn(async move { feed(&what, start, feeding).await });
+    }
+
+    /// What feeds this watch's store from a watch of `K`, kept as `state` of each.
+    fn feeding<K>(self, state: fn(&K) -> TargetState) -> Feeding<K> {
+        Feeding { watch: self, state }
     }
 
     fn key(&self, meta: &ObjectMeta) -> TargetKey {
@@ -276,6 +253,63 @@ impl Watch {
             // No receiver (not leading) is not an error: nothing needs waking.
             self.wake.wake(TargetWakeUp { target: key.clone(), owner, left });
         }
+    }
+}
+
+/// A watch of claimed targets of one kind, as its objects (`K`) come.
+struct Feeding<K> {
+    watch: Watch,
+    state: fn(&K) -> TargetState,
+}
+
+impl<K: Resource> Fed<K> for Feeding<K> {
+    fn apply(&self, event: watcher::Event<K>) {
+        let w = &self.watch;
+        let keyed = |o: &K| (w.key(o.meta()), (self.state)(o));
+        let event = match &event {
+            watcher::Event::Apply(o) => watcher::Event::Apply(keyed(o)),
+            watcher::Event::InitApply(o) => watcher::Event::InitApply(keyed(o)),
+            watcher::Event::Delete(o) => watcher::Event::Delete(keyed(o)),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        };
+        let woken = match &event {
+            watcher::Event::Apply((k, t)) | watcher::Event::InitApply((k, t)) => {
+                Some((k.clone(), t.clone(), false))
+            }
+            // Deleted, or no longer labelled as claimed.
+            watcher::Event::Delete((k, t)) => Some((k.clone(), t.clone(), true)),
+            watcher::Event::Init | watcher::Event::InitDone => None,
+        };
+        let listed = matches!(event, watcher::Event::InitDone);
+        // The store first: the look the wake-up starts must see the change.
+        let mut stored = lock(&w.stored);
+        stored.apply(w.kind, event);
+        if listed {
+            // A target the new list lacks left the watch while it was down: our last patch of
+            // it must not stand in for it either.
+            let kept: HashSet<TargetKey> =
+                stored.targets.keys().filter(|k| k.kind == w.kind).cloned().collect();
+            drop(stored);
+            lock(&w.written).retain(|k, _| k.kind != w.kind || kept.contains(k));
+        } else {
+            drop(stored);
+        }
+        if let Some((key, t, left)) = woken {
+            w.woken_by(&key, &t, left);
+        }
+    }
+
+    fn behind(&self, behind: bool) {
+        let mut stored = lock(&self.watch.stored);
+        match behind {
+            true => stored.behind.insert(self.watch.kind),
+            false => stored.behind.remove(&self.watch.kind),
+        };
+    }
+
+    fn lost(&self) {
+        lock(&self.watch.stored).listed.remove(&self.watch.kind);
     }
 }
 

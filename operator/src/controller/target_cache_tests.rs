@@ -5,13 +5,89 @@ use crate::constants::{OWNER_ANNOTATION, OWNER_UID_ANNOTATION};
 
 fn claimed(name: &str, rv: &str) -> (TargetKey, TargetState) {
     let key = TargetKey { kind: WorkloadKind::Deployment, namespace: "apps".into(), name: name.into() };
-    let d: Deployment = serde_json::from_value(serde_json::json!({
+    (key, target::from_deployment(&deployment(name, rv)))
+}
+
+/// A Deployment `apps/name` at resourceVersion `rv`, claimed by `ops/up`.
+fn deployment(name: &str, rv: &str) -> Deployment {
+    serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "namespace": "apps", "resourceVersion": rv,
             "annotations": {OWNER_ANNOTATION: "ops/up", OWNER_UID_ANNOTATION: "uid-up"}},
         "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}
     }))
-    .unwrap();
-    (key, target::from_deployment(&d))
+    .unwrap()
+}
+
+type Item = Result<watcher::Event<Deployment>, watcher::Error>;
+
+/// A cache of every namespace, fed by a Deployment watch whose events the test sends.
+fn fed_cache() -> (TargetCache, futures::channel::mpsc::UnboundedSender<Item>) {
+    let wake = WakeUps::new("target changes", WAKE_BUFFER);
+    let (stored, written) = (Shared::default(), Shared::default());
+    let watch = Watch {
+        kind: WorkloadKind::Deployment,
+        wake: wake.clone(),
+        stored: Arc::clone(&stored),
+        written: Arc::clone(&written),
+        trusted: Arc::new(vec![]),
+    };
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let rx = Mutex::new(Some(rx));
+    let start = move || lock(&rx).take().expect("started once");
+    tokio::spawn(crate::resuming_watch::feed(
+        "claimed Deployments",
+        start,
+        watch.feeding(target::from_deployment),
+    ));
+    (TargetCache { stored, written, wake, scope: None }, tx)
+}
+
+fn version(t: Option<TargetState>) -> Option<String> {
+    t.map(|t| t.resource_version)
+}
+
+/// A watch that failed resumes where it was, with no new list: until it is seen working again,
+/// targets are read from the API, and never our last patch in their place (that would show a
+/// rollout long done as not yet observed, for ever: a rollback of a healthy upgrade). Once it
+/// works again, the store is trusted without waiting for a list that may never come; a new list
+/// that no longer shows a target we patched drops our patch of it too.
+#[tokio::test(start_paused = true)]
+async fn a_failed_watch_is_read_around_until_it_works_again_and_our_old_patch_never_stands_in() {
+    let (cache, tx) = fed_cache();
+    let key = claimed("web", "5").0;
+    let send = |item: Item| tx.unbounded_send(item).unwrap();
+    let settle = |d: u64| tokio::time::sleep(std::time::Duration::from_millis(d));
+    for e in
+        [watcher::Event::Init, watcher::Event::InitApply(deployment("web", "5")), watcher::Event::InitDone]
+    {
+        send(Ok(e));
+    }
+    settle(10).await;
+    assert_eq!(version(cache.get(&key)), Some("5".into()));
+    cache.wrote(&key, claimed("web", "6").1);
+    assert_eq!(version(cache.get(&key)), Some("6".into()), "our patch, newer than the store");
+    send(Err(watcher::Error::NoResourceVersion));
+    settle(10).await;
+    assert_eq!(version(cache.get(&key)), None, "read from the API while the watch resumes");
+    assert!(!cache.answers_for(&key));
+    // Resumed (after a second's backoff): what it missed comes first.
+    send(Ok(watcher::Event::Apply(deployment("web", "9"))));
+    settle(1_100).await;
+    assert_eq!(version(cache.get(&key)), Some("9".into()));
+    // Failed again, then quiet: it works again, with no event to say so.
+    send(Err(watcher::Error::NoResourceVersion));
+    settle(2_000).await;
+    assert_eq!(version(cache.get(&key)), None);
+    settle(6_000).await;
+    assert_eq!(version(cache.get(&key)), Some("9".into()), "quiet for 5 s: works again");
+    assert!(cache.answers_for(&key));
+    // Listed again (a 410) without web: deleted or released meanwhile, so our patch goes too.
+    cache.wrote(&key, claimed("web", "10").1);
+    send(Ok(watcher::Event::Init));
+    send(Ok(watcher::Event::InitDone));
+    settle(10).await;
+    assert_eq!(version(cache.get(&key)), None, "not our patch of a target the list lacks");
+    assert!(cache.answers_for(&key), "the list says it carries no mark");
 }
 
 #[test]

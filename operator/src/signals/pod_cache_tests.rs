@@ -1,8 +1,9 @@
 //! Unit tests of `pod_cache.rs`: a failing watch resumes rather than listing every pod again.
 
 use super::*;
-use futures::stream;
+use futures::{StreamExt, stream};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 type Item = Result<watcher::Event<Pod>, watcher::Error>;
 
@@ -28,9 +29,13 @@ async fn starts(index: &SharedPodIndex, items: fn() -> Vec<Item>, run_for: Durat
         count.fetch_add(1, Ordering::SeqCst);
         stream::iter(items()).chain(stream::pending())
     };
-    let hooks =
-        Hooks { apply: PodIndex::pod_event, behind: PodIndex::pods_behind, lost: PodIndex::pods_lost };
-    let feeding = feed("pods", start, index.clone(), hooks);
+    let hooks = Hooks {
+        index: index.clone(),
+        apply: PodIndex::pod_event,
+        behind: PodIndex::pods_behind,
+        lost: PodIndex::pods_lost,
+    };
+    let feeding = feed("pods", start, hooks);
     let _ = tokio::time::timeout(run_for, feeding).await;
     started.load(Ordering::SeqCst)
 }
