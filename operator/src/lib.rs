@@ -17,7 +17,7 @@ pub mod image;
 pub mod replay;
 pub mod target;
 pub mod timeline;
-pub use controller::leader::term::MAX_DURATION as MAX_LEASE_DURATION;
+pub use controller::leader::term::{MAX_DURATION as MAX_LEASE_DURATION, MIN_DURATION as MIN_LEASE_DURATION};
 pub use controller::leader::{Fence, LeaseConfig};
 pub use controller::{Options, run};
 pub use health::Health;

@@ -66,8 +66,8 @@ enum Command {
         #[arg(long, env = "POD_NAMESPACE", default_value = "maintenance-operator")]
         lease_namespace: String,
         /// How long the Lease stays held without a renewal: the longest a takeover waits (at
-        /// most 10m). Every replica should run with the same.
-        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        /// least 5s, at most 10m). Every replica should run with the same.
+        #[arg(long, default_value = "15s", value_parser = lease_duration)]
         lease_duration: std::time::Duration,
         /// Record the built-in signal between upgrades (ConfigMap maintenance-operator-history
         /// in the operator's namespace, a week at most), so that its baseline knows the time of
@@ -183,13 +183,6 @@ async fn main() -> anyhow::Result<()> {
             history_bucket,
             history_pending_limit,
         } => {
-            if lease_duration > maintenance_operator::MAX_LEASE_DURATION {
-                anyhow::bail!(
-                    "--lease-duration {} is longer than the {} a replica may run with",
-                    humantime::format_duration(lease_duration),
-                    humantime::format_duration(maintenance_operator::MAX_LEASE_DURATION)
-                );
-            }
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into());
             let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -277,6 +270,24 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--lease-duration`: a duration the leader's term can work with. Shorter than the minimum, a
+/// renewal's round trip eats the term (at 0s it ends as soon as it is sent: a leader that never
+/// writes, and no follower takes over); longer than the maximum, a follower could not tell it
+/// from a crashed leader's soon enough.
+fn lease_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let (min, max) = (maintenance_operator::MIN_LEASE_DURATION, maintenance_operator::MAX_LEASE_DURATION);
+    if d < min || d > max {
+        return Err(format!(
+            "{} is out of bounds: at least {}, at most {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub enum Next {
     Wait(Duration),
 }
 
+/// The shortest lease duration a replica may run with (`run --lease-duration`): its term, two
+/// thirds of it, must outlast a renewal's round trip by far.
+pub const MIN_DURATION: Duration = Duration::from_secs(5);
+
 /// The longest lease duration a replica may run with (`run --lease-duration`).
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 
