@@ -49,6 +49,29 @@ pub const MAX_URL_BYTES: usize = 2048;
 /// The longest delivery error kept (it goes into the status).
 const MAX_ERROR_BYTES: usize = 512;
 
+/// The upgrade a notification is of: all that a delivery keeps of it while it waits for its turn
+/// (a tenant's upgrade may be megabytes of labels, and each of its 50 notifications may wait).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Of {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl Of {
+    pub fn upgrade(mu: &MaintenanceUpgrade) -> Of {
+        Of {
+            namespace: mu.namespace().unwrap_or_default(),
+            name: mu.name_any(),
+            uid: mu.uid().unwrap_or_default(),
+        }
+    }
+
+    fn object_ref(&self) -> ObjectRef<MaintenanceUpgrade> {
+        ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
 /// Where a webhook's URL is and how it wants its payload.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Destination {
@@ -151,7 +174,8 @@ impl Notifier {
 
     /// Start delivering `due` notifications of `mu` in the background.
     pub fn send(&self, mu: &MaintenanceUpgrade, due: Vec<NotificationStatus>) {
-        let uid = mu.metadata.uid.clone().unwrap_or_default();
+        let of = Of::upgrade(mu);
+        let uid = of.uid.clone();
         for n in due {
             // Delivered (or failed) but not yet recorded: a look that began before the result
             // came still sees it due.
@@ -165,18 +189,18 @@ impl Notifier {
             let Some(dest) = self.destination(mu, &n.webhook) else {
                 // The webhook left the spec: nothing to deliver to, said once as a failure.
                 let why = format!("webhook {} is no longer configured", n.webhook);
-                self.report(mu, &uid, &n.id, Some(why), true);
+                self.report(&of, &n.id, Some(why), true);
                 continue;
             };
-            let (this, mu, uid) = (self.clone(), mu.clone(), uid.clone());
-            let namespace = mu.namespace().unwrap_or_default();
+            let (this, of) = (self.clone(), of.clone());
+            let (uid, namespace) = (of.uid.clone(), of.namespace.clone());
             let share = self.share_of(&namespace);
             tokio::spawn(async move {
                 // Never closed: a permit always comes, in turn; the namespace's first, so that
                 // one tenant's queue never stands in everyone's.
                 let own = share.clone().acquire_owned().await;
                 let permit = this.deliveries.clone().acquire_owned().await;
-                let delivered = tokio::time::timeout(DELIVERY_LIMIT, this.deliver(&mu, &n, &dest))
+                let delivered = tokio::time::timeout(DELIVERY_LIMIT, this.deliver(&of, &n, &dest))
                     .await
                     .unwrap_or_else(|_| {
                         let limit = DELIVERY_LIMIT.as_secs();
@@ -194,7 +218,7 @@ impl Notifier {
                     result: if result.is_some() { "failed".into() } else { "delivered".into() },
                 };
                 this.metrics.notifications.get_or_create(&label).inc();
-                this.report(&mu, &uid, &n.id, result, false);
+                this.report(&of, &n.id, result, false);
             });
         }
     }
@@ -217,8 +241,9 @@ impl Notifier {
         }
     }
 
-    fn report(&self, mu: &MaintenanceUpgrade, uid: &str, id: &str, error: Option<String>, permanent: bool) {
+    fn report(&self, of: &Of, id: &str, error: Option<String>, permanent: bool) {
         let error = error.map(|e| crate::controller::act::truncate(e, MAX_ERROR_BYTES));
+        let uid = &of.uid;
         let mut state = lock(&self.state);
         state.results.entry(uid.to_string()).or_default().push(Delivery {
             id: id.to_string(),
@@ -228,7 +253,7 @@ impl Notifier {
         });
         state.in_flight.remove(&format!("{uid}/{id}"));
         drop(state);
-        self.wake.wake(ObjectRef::from_obj(mu));
+        self.wake.wake(of.object_ref());
     }
 
     fn destination(&self, mu: &MaintenanceUpgrade, webhook: &str) -> Option<Destination> {
@@ -252,14 +277,14 @@ impl Notifier {
     /// Deliver one notification: None when it was not sent because this replica's term ended.
     async fn deliver(
         &self,
-        mu: &MaintenanceUpgrade,
+        of: &Of,
         n: &NotificationStatus,
         dest: &Destination,
     ) -> Option<Result<(), String>> {
         if !self.fence.allows() {
             return None;
         }
-        let request = match self.request(mu, n, dest).await {
+        let request = match self.request(of, n, dest).await {
             Ok(r) => r,
             Err(e) => return Some(Err(e)),
         };
@@ -278,7 +303,7 @@ impl Notifier {
     /// The POST of one notification, ready to go.
     async fn request(
         &self,
-        mu: &MaintenanceUpgrade,
+        of: &Of,
         n: &NotificationStatus,
         dest: &Destination,
     ) -> Result<reqwest::RequestBuilder, String> {
@@ -294,7 +319,7 @@ impl Notifier {
             Some("Slack") if self.default.is_some() && n.webhook == DEFAULT_WEBHOOK => WebhookFormat::Slack,
             _ => dest.format,
         };
-        let body = payload(mu, n, format);
+        let body = payload(of, n, format);
         debug!(id = %n.id, "notifying");
         let http = self.outbound.webhook(&url)?;
         Ok(http.post(&url).timeout(DELIVERY_TIMEOUT).json(&body))
@@ -320,14 +345,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What a receiver gets: a generic JSON object, or a Slack-compatible message.
-pub fn payload(mu: &MaintenanceUpgrade, n: &NotificationStatus, format: WebhookFormat) -> Value {
-    let (ns, name) = (mu.namespace().unwrap_or_default(), mu.name_any());
+pub fn payload(of: &Of, n: &NotificationStatus, format: WebhookFormat) -> Value {
+    let (ns, name) = (&of.namespace, &of.name);
     let phase = n.phase;
     let kubectl = format!("kubectl maintenance status {name} -n {ns}");
     match format {
         WebhookFormat::Generic => json!({
             // Unique across upgrades, and across one deleted and made again under its name.
-            "id": format!("{}/{}", mu.uid().unwrap_or_default(), n.id),
+            "id": format!("{}/{}", of.uid, n.id),
             "kind": n.kind,
             "upgrade": name,
             "namespace": ns,
@@ -355,8 +380,8 @@ pub fn payload(mu: &MaintenanceUpgrade, n: &NotificationStatus, format: WebhookF
                 "text": format!(
                     "*{:?}*: MaintenanceUpgrade {}/{}{stage} ({}, {})\n{}{rates}\n`{}`",
                     n.kind,
-                    slack_escape(&ns),
-                    slack_escape(&name),
+                    slack_escape(ns),
+                    slack_escape(name),
                     slack_escape(&n.reason),
                     timefmt::at(n.created_at),
                     slack_escape(&n.message),

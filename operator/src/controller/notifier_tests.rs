@@ -46,7 +46,7 @@ fn tenant_text_cannot_mention_a_channel_or_forge_a_link_in_slack() {
         stage: Some("<!here>".into()),
         ..notification("default", NotificationKind::Blocked, Phase::Pending, "InvalidSpec", message)
     };
-    let text = payload(&mu, &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
+    let text = payload(&Of::upgrade(&mu), &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
     assert!(!text.contains("<!") && !text.contains("<https"), "{text}");
     assert!(text.contains("selector &lt;!channel&gt; is invalid"), "{text}");
     assert!(text.contains("&lt;https://evil.example|the runbook&gt; &amp; fix"), "{text}");
@@ -69,10 +69,10 @@ fn both_payloads_say_what_where_why_and_how_to_look() {
             message,
         )
     };
-    let g = payload(&mu, &n, WebhookFormat::Generic);
+    let g = payload(&Of::upgrade(&mu), &n, WebhookFormat::Generic);
     // Unique across upgrades: another's first RolledBack to a webhook of the same name differs.
     assert_eq!(g["id"], "uid-kube-system/oncall/RolledBack/1");
-    assert_ne!(payload(&upgrade("team-a"), &n, WebhookFormat::Generic)["id"], g["id"]);
+    assert_ne!(payload(&Of::upgrade(&upgrade("team-a")), &n, WebhookFormat::Generic)["id"], g["id"]);
     assert_eq!(g["kind"], "RolledBack");
     assert_eq!(
         (g["upgrade"].as_str(), g["namespace"].as_str(), g["phase"].as_str()),
@@ -80,7 +80,7 @@ fn both_payloads_say_what_where_why_and_how_to_look() {
     );
     assert_eq!(g["kubectl"], "kubectl maintenance status up -n kube-system");
     assert_eq!(g["baseline"], 0.0246);
-    let s = payload(&mu, &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
+    let s = payload(&Of::upgrade(&mu), &n, WebhookFormat::Slack)["text"].as_str().unwrap().to_string();
     assert!(
         s.starts_with("*RolledBack*: MaintenanceUpgrade kube-system/up, stage canary (RegressionDetected"),
         "{s}"
