@@ -46,6 +46,16 @@ pub const MAX_DELETED_BYTES_PER_NAMESPACE: usize = 8 << 20;
 /// namespace keeping the most gives first.
 pub const MAX_DELETED_BYTES: usize = 64 << 20;
 
+/// The longest UID a failure Event may name: a Kubernetes UID is a 36-character UUID. Anyone
+/// who may create Events may name any string, and each is kept for hours.
+const MAX_UID_BYTES: usize = 36;
+/// How many failures of pods the index has not seen one namespace's Events may keep (about
+/// 1.5 MB), and all namespaces' together. A failure counts only once its pod is seen, so these
+/// are failures whose Event came first (by a moment, or while the pod watch was behind) or
+/// Events naming a UID no pod has; past the bounds new ones are not kept.
+pub const MAX_UNSEEN_FAILURES_PER_NAMESPACE: usize = 10_000;
+pub const MAX_UNSEEN_FAILURES: usize = 100_000;
+
 /// `labels`, unless they are more than `MAX_LABEL_BYTES` (None).
 fn bounded(labels: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
     let labels = labels.into_iter().flatten();
@@ -116,6 +126,9 @@ pub struct PodIndex {
     /// in, and when the first was seen. A pod's own failures are reported in its namespace; an
     /// Event written in another, naming its UID (anyone who may create Events may), is not one.
     failed: HashMap<String, (Vec<String>, DateTime<Utc>)>,
+    /// How many of them are of pods not seen, by the namespace of their first Event, as of the
+    /// last prune and counted up since (within `MAX_UNSEEN_FAILURES_PER_NAMESPACE`).
+    unseen_failures: HashMap<String, usize>,
     /// The UIDs listed since the pod watch (re)started, until its list is complete.
     relisted: Option<HashSet<String>>,
     pods_listed: bool,
@@ -217,8 +230,14 @@ impl PodIndex {
     pub fn warning_event(&mut self, event: &watcher::Event<Event>, now: DateTime<Utc>) {
         match event {
             watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
-                if let Some(uid) = failed_pod(e) {
+                if let Some(uid) = failed_pod(e).filter(|uid| uid.len() <= MAX_UID_BYTES) {
                     let ns = e.metadata.namespace.as_deref().unwrap_or_default();
+                    if !self.failed.contains_key(uid)
+                        && !self.pods.contains_key(uid)
+                        && !self.count_unseen(ns)
+                    {
+                        return;
+                    }
                     let (namespaces, _) = self.failed.entry(uid.to_string()).or_insert_with(|| (vec![], now));
                     if !namespaces.iter().any(|n| n == ns) {
                         namespaces.push(ns.to_string());
@@ -230,6 +249,18 @@ impl PodIndex {
             watcher::Event::Delete(_) => {}
             watcher::Event::InitDone => self.events_listed = true,
         }
+    }
+
+    /// Count one more failure of a pod not seen, of an Event in `ns`: false (not kept) past the
+    /// namespace's share or the total.
+    fn count_unseen(&mut self, ns: &str) -> bool {
+        let total: usize = self.unseen_failures.values().sum();
+        let of_ns = self.unseen_failures.get(ns).copied().unwrap_or_default();
+        if of_ns >= MAX_UNSEEN_FAILURES_PER_NAMESPACE || total >= MAX_UNSEEN_FAILURES {
+            return false;
+        }
+        *self.unseen_failures.entry(ns.to_string()).or_default() += 1;
+        true
     }
 
     /// Pod start failures of the cohort created in `[from - limit, to - limit)` in `namespaces`
@@ -321,6 +352,12 @@ impl PodIndex {
         self.pods.retain(|_, p| p.deleted_at.is_none_or(|d| d > cutoff));
         let pods = &self.pods;
         self.failed.retain(|uid, (_, seen)| pods.contains_key(uid) || *seen > cutoff);
+        self.unseen_failures.clear();
+        for (uid, (namespaces, _)) in &self.failed {
+            if let Some(ns) = namespaces.first().filter(|_| !pods.contains_key(uid)) {
+                *self.unseen_failures.entry(ns.clone()).or_default() += 1;
+            }
+        }
         for d in self.deleted.values_mut() {
             d.order.retain(|(uid, _)| pods.contains_key(uid));
             d.bytes = d.order.iter().map(|(_, b)| b).sum();

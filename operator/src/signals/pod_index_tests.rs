@@ -396,3 +396,38 @@ fn pods_deleted_in_many_namespaces_are_kept_within_a_total_the_busiest_giving_fi
     assert!(kept <= MAX_DELETED_BYTES, "{kept} bytes kept");
     assert!(ix.pods.contains_key("ns11-699") && ix.pods.contains_key("ns0-699"), "each keeps its latest");
 }
+
+/// Anyone who may create Events in her namespace may write failure Events naming any UID she
+/// likes: each would be kept for hours. A UID longer than a Kubernetes UID is none (a megabyte
+/// one is not kept), and failures of pods the index has never seen are kept within a share per
+/// namespace and a total, so that her flood costs the index a bounded few megabytes and other
+/// namespaces' failures still count.
+#[test]
+fn failure_events_made_to_fill_memory_are_kept_within_bounds() {
+    let now = t("2026-11-24T10:06:00Z");
+    let mut ix = listed(&[pod("victim", "2026-11-24T10:00:10Z", "Running", None)], &[], now);
+    let huge = "u".repeat(1 << 20);
+    ix.warning_event(&watcher::Event::Apply(event_in("team-a", &huge, "FailedScheduling", "x")), now);
+    assert!(ix.failed.is_empty(), "a UID no pod can have");
+    for i in 0..MAX_UNSEEN_FAILURES_PER_NAMESPACE + 10 {
+        let forged = event_in("team-a", &format!("{i:036}"), "FailedScheduling", "x");
+        ix.warning_event(&watcher::Event::Apply(forged), now);
+    }
+    assert_eq!(ix.failed.len(), MAX_UNSEEN_FAILURES_PER_NAMESPACE, "her namespace's share");
+    // Another namespace's own failures still count, the pod's seen or not yet.
+    ix.warning_event(&watcher::Event::Apply(event("victim", "FailedScheduling", "0/3 nodes")), now);
+    ix.warning_event(&watcher::Event::Apply(event("not-seen-yet", "FailedScheduling", "0/3 nodes")), now);
+    assert_eq!(judged(&ix), Counts { attempts: 1, errors: 1 });
+    assert!(ix.failed.contains_key("not-seen-yet"));
+    // Many namespaces' floods stop at the total; a prune counts them afresh.
+    for ns in 0..MAX_UNSEEN_FAILURES / MAX_UNSEEN_FAILURES_PER_NAMESPACE + 2 {
+        for i in 0..MAX_UNSEEN_FAILURES_PER_NAMESPACE {
+            let forged = event_in(&format!("ns-{ns}"), &format!("{ns:06}-{i:029}"), "FailedScheduling", "x");
+            ix.warning_event(&watcher::Event::Apply(forged), now);
+        }
+    }
+    assert!(ix.failed.len() <= MAX_UNSEEN_FAILURES + 2, "{}", ix.failed.len());
+    ix.prune(now);
+    assert!(ix.failed.len() <= MAX_UNSEEN_FAILURES + 2, "{}", ix.failed.len());
+    assert!(ix.failed.contains_key("victim"));
+}
