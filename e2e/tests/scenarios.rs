@@ -272,6 +272,22 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
             "{kind: DaemonSet, name: connector-x,",
             "{kind: DaemonSet, alsoContainers: [{container: a, image: \"A;B\"}], name: connector-x,",
         ),
+        // Each would be a path the operator reads (kube puts a name into the path as it is).
+        (
+            "a signal's namespace that is no namespace name",
+            "kubernetes: {namespaces: [",
+            "kubernetes: {namespaces: [\"x?watch=true\", ",
+        ),
+        (
+            "a webhook Secret that is no Secret name",
+            "  stages:\n",
+            "  notifications: {webhooks: [{name: w, urlSecretRef: {name: \"a/../b\"}}]}\n  stages:\n",
+        ),
+        (
+            "a webhook Secret key that is no Secret key",
+            "  stages:\n",
+            "  notifications: {webhooks: [{name: w, urlSecretRef: {name: w, key: \"a/b\"}}]}\n  stages:\n",
+        ),
     ];
     let want: &[&str] = &[
         "should have at least 1 items",
@@ -299,7 +315,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "alsoContainers names each container once, and not the component's own container",
         "alsoContainers names each container once, and not the component's own container",
         "image must be a reference such as",
+        "should match",
+        "should match",
+        "should match",
     ];
+    assert_eq!(cases.len(), want.len());
     for ((what, from, to), want) in cases.iter().zip(want) {
         assert!(good.contains(from), "{what}: fixture has {from:?}");
         let yaml = good.replacen(from, to, 1);

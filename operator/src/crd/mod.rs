@@ -345,7 +345,10 @@ pub struct KubernetesSignal {
     /// the installer trusts (trustedNamespaces), and the upgrade's own namespace for any other,
     /// which may name no other.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(
+        length(max = 50),
+        inner(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))
+    )]
     pub namespaces: Vec<String>,
     /// Only pods matching this label selector count, e.g. `app=email-sync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -44,10 +44,11 @@ pub struct Webhook {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// The Secret's name, in the upgrade's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$"))]
     pub name: String,
     /// The key whose value is the URL (default: url).
     #[serde(default = "default_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 

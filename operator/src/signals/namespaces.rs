@@ -30,10 +30,16 @@ impl Namespaces {
 
     /// Those of `names` that do not exist. The cache may not have seen a namespace created a
     /// moment ago, so a miss is confirmed with a read; a read that fails counts as existing, so
-    /// that nothing is reported on a doubt.
+    /// that nothing is reported on a doubt. A name that is no namespace name (the CRD refuses
+    /// one, but an upgrade stored before it did may hold one) is missing unread: kube puts a
+    /// name into the request's path as it is.
     pub async fn missing(&self, names: &[String]) -> Vec<String> {
         let mut missing = vec![];
         for name in names {
+            if !crate::names::is_dns_label(name) {
+                missing.push(name.clone());
+                continue;
+            }
             if self.store.get(&ObjectRef::new(name)).is_some() {
                 continue;
             }
