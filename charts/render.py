@@ -75,6 +75,14 @@ VALUES = [
         "          requests:\n            cpu: 50m\n            memory: 96Mi\n",
         "        resources:\n          {{- toYaml .Values.resources | nindent 10 }}\n",
     ),
+    # The Lease an operator that watches one namespace holds is named after it (`run --namespace`).
+    (
+        "Role/maintenance-operator-leader-election",
+        "  resourceNames:\n  - maintenance-operator\n",
+        "  resourceNames:\n"
+        "  - {{ if .Values.watchNamespace }}{{ printf \"maintenance-operator-%s\" .Values.watchNamespace }}"
+        "{{ else }}maintenance-operator{{ end }}\n",
+    ),
     ("ConfigMap/maintenance-operator-tenancy", '  trustedNamespaces: ""\n', '  trustedNamespaces: {{ join "," .Values.trustedNamespaces | quote }}\n'),
     ("ConfigMap/maintenance-operator-tenancy", '  prometheusAddresses: ""\n', '  prometheusAddresses: {{ join "," .Values.prometheusAddresses | quote }}\n'),
     ("ConfigMap/maintenance-operator-tenancy", "  webhookHosts: '*'\n", '  webhookHosts: {{ join "," .Values.webhookHosts | quote }}\n'),

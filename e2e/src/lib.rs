@@ -325,6 +325,38 @@ pub struct Operator {
     image: Option<Arc<image::Image>>,
 }
 
+/// Let the operator's ServiceAccount read and renew Lease `lease` too, as an installer who runs
+/// it with `--namespace` does: config/default's Role names only its own (`maintenance-operator`).
+/// A Role of its own, so that the installed one stays as config/default has it.
+fn allow_lease(env: &Env, lease: &str) -> Result<()> {
+    let ns = ["-n", "maintenance-operator"];
+    let made = |what: Result<String>| match what {
+        Err(e) if !e.to_string().contains("already exists") => Err(e),
+        _ => Ok(()),
+    };
+    let name = format!("e2e-{lease}");
+    let resource_name = format!("--resource-name={lease}");
+    made(
+        env.kubectl(
+            &[
+                &[
+                    "create",
+                    "role",
+                    &name,
+                    "--verb=get,update",
+                    "--resource=leases.coordination.k8s.io",
+                    &resource_name,
+                ][..],
+                &ns,
+            ]
+            .concat(),
+        ),
+    )?;
+    let sa = "--serviceaccount=maintenance-operator:maintenance-operator";
+    let role = format!("--role={name}");
+    made(env.kubectl(&[&["create", "rolebinding", &name, &role, sa][..], &ns].concat()))
+}
+
 impl Operator {
     pub fn start(env: Arc<Env>, name: &str, namespace: &str) -> Result<Operator> {
         Self::start_with(env, name, namespace, None)
@@ -332,6 +364,7 @@ impl Operator {
 
     /// Started with `TRUSTED_NAMESPACES` set to `trusted` instead of the installed setting.
     pub fn start_with(env: Arc<Env>, name: &str, namespace: &str, trusted: Option<&str>) -> Result<Operator> {
+        allow_lease(&env, &format!("maintenance-operator-{namespace}"))?;
         let log = env.logs.join(format!("{name}.operator.log"));
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
         // A fresh log per run: restarts within the run append to it.

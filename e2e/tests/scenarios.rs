@@ -602,9 +602,14 @@ async fn s10_least_privilege_manifests_apply() {
         "--set",
         "watchNamespace=team-a,leaseDuration=30s,history.record=false,history.bucket=5m",
     ]);
-    for shown in
-        ["--namespace=team-a", "--lease-duration=30s", "--record-history=false", "kind: PodDisruptionBudget"]
-    {
+    for shown in [
+        "--namespace=team-a",
+        "--lease-duration=30s",
+        "--record-history=false",
+        "kind: PodDisruptionBudget",
+        // The Lease an operator of one namespace holds, the only one its Role may read and renew.
+        "resourceNames:\n  - maintenance-operator-team-a\n",
+    ] {
         assert!(extras.contains(shown), "{shown:?} in\n{extras}");
     }
     let extras_file = s.env.logs.join("chart-extras.yaml");
@@ -638,6 +643,11 @@ async fn s10_least_privilege_manifests_apply() {
     assert_eq!(can_i("patch", "daemonsets.apps", all), "yes");
     assert_eq!(can_i("delete", "daemonsets.apps", all), "no", "least privilege: no delete");
     assert_eq!(can_i("update", "maintenanceupgrades.maintenance.dev", all), "no", "the spec is the user's");
+    // Its own Lease only: not those of controllers installed beside it.
+    let own_ns = &["-n", "maintenance-operator"][..];
+    assert_eq!(can_i("update", "leases.coordination.k8s.io/maintenance-operator", own_ns), "yes");
+    assert_eq!(can_i("update", "leases.coordination.k8s.io/another-controller", own_ns), "no");
+    assert_eq!(can_i("patch", "leases.coordination.k8s.io/maintenance-operator", own_ns), "no", "unused");
     // Patch is granted for the finalizer only, and the admission policy refuses the rest.
     s.apply(&two_stage(&s.ns, "held", "10m", GOOD).replace("  stages:", "  paused: true\n  stages:")).await;
     let as_operator = |patch: &str| {
@@ -665,7 +675,6 @@ async fn s10_least_privilege_manifests_apply() {
     as_operator(r#"{"metadata":{"finalizers":null}}"#).expect("and remove");
     assert_eq!(can_i("get", "secrets", all), "no");
     let own = &["-n", "maintenance-operator"][..];
-    assert_eq!(can_i("update", "leases.coordination.k8s.io", own), "yes", "leader election renews its Lease");
     assert_eq!(can_i("delete", "leases.coordination.k8s.io", own), "no");
     let _ = ComponentPhase::Applied;
 }
