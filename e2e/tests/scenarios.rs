@@ -629,6 +629,19 @@ async fn s10_least_privilege_manifests_apply() {
         .unwrap();
     let said = String::from_utf8_lossy(&typo.stderr);
     assert!(!typo.status.success() && said.contains("'replica' not allowed"), "{said}");
+    // A setting the operator would refuse at start (a crash loop) is refused by the chart.
+    for bad in [
+        "webhookHosts[0]=hooks.slack.com",
+        "prometheusAddresses[0]=prometheus:9090",
+        "trustedNamespaces[0]=Ops",
+    ] {
+        let out = std::process::Command::new(std::env::var("HELM_BIN").unwrap())
+            .args(["template", "maintenance-operator", chart, "--kube-version", &version, "--set", bad])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains("does not match pattern"), "{bad}: {said}");
+    }
     // In `scope`: every namespace (-A), or one (-n NS).
     let can_i = |verb: &str, res: &str, scope: &[&str]| {
         let out = std::process::Command::new(s.env.bin.join("kubectl"))
