@@ -15,8 +15,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(16);
 /// How long a watch may keep failing before it is started afresh, with a new list.
 const RELIST_AFTER: Duration = Duration::from_secs(60);
 /// After a failure, how long a watch must stay quiet to count as resumed: the watcher says
-/// nothing when it resumes, but an attempt that fails says so at once.
-const QUIET: Duration = Duration::from_secs(5);
+/// nothing when it resumes, but an attempt that fails says so, at once or, when it cannot
+/// connect, after the client's 30 s connect timeout.
+pub const QUIET: Duration = Duration::from_secs(5);
+pub const QUIET_PAST_CONNECT_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// What a watch tells whatever it feeds.
 pub trait Fed<K> {
@@ -29,9 +31,10 @@ pub trait Fed<K> {
     fn lost(&self);
 }
 
-/// Feed `fed` from a watch started by `start`, as long as the process runs. A watch that keeps
-/// failing for `RELIST_AFTER` is started afresh.
-pub async fn feed<K, S>(what: &str, start: impl Fn() -> S, fed: impl Fed<K>)
+/// Feed `fed` from a watch started by `start`, as long as the process runs: after a failure,
+/// what it fed counts as caught up once the watch shows an event or stays `quiet` that long. A
+/// watch that keeps failing for `RELIST_AFTER` is started afresh.
+pub async fn feed<K, S>(what: &str, start: impl Fn() -> S, fed: impl Fed<K>, quiet: Duration)
 where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
@@ -42,7 +45,7 @@ where
         loop {
             let next = match failing_since {
                 None => stream.next().await,
-                Some(_) => match tokio::time::timeout(QUIET, stream.next()).await {
+                Some(_) => match tokio::time::timeout(quiet, stream.next()).await {
                     Ok(next) => next,
                     Err(_) => {
                         info!("the watch of {what} works again");
@@ -55,12 +58,13 @@ where
             let Some(event) = next else { break };
             match event {
                 Ok(event) => {
+                    backoff = Duration::from_secs(1);
+                    // The event first: a list begun again (Init) is not trusted for a moment.
+                    fed.apply(event);
                     if failing_since.take().is_some() {
                         info!("the watch of {what} works again");
                         fed.behind(false);
                     }
-                    backoff = Duration::from_secs(1);
-                    fed.apply(event);
                 }
                 Err(e) => {
                     let since = *failing_since.get_or_insert_with(|| {

@@ -34,11 +34,9 @@ fn fed_cache() -> (TargetCache, futures::channel::mpsc::UnboundedSender<Item>) {
     let (tx, rx) = futures::channel::mpsc::unbounded();
     let rx = Mutex::new(Some(rx));
     let start = move || lock(&rx).take().expect("started once");
-    tokio::spawn(crate::resuming_watch::feed(
-        "claimed Deployments",
-        start,
-        watch.feeding(target::from_deployment),
-    ));
+    let feeding = watch.feeding(target::from_deployment);
+    let quiet = crate::resuming_watch::QUIET_PAST_CONNECT_TIMEOUT;
+    tokio::spawn(crate::resuming_watch::feed("claimed Deployments", start, feeding, quiet));
     (TargetCache { stored, written, wake, scope: None }, tx)
 }
 
@@ -74,12 +72,17 @@ async fn a_failed_watch_is_read_around_until_it_works_again_and_our_old_patch_ne
     send(Ok(watcher::Event::Apply(deployment("web", "9"))));
     settle(1_100).await;
     assert_eq!(version(cache.get(&key)), Some("9".into()));
-    // Failed again, then quiet: it works again, with no event to say so.
+    // Failed again, then quiet: it works again, with no event to say so, but only once a
+    // resume that cannot connect would have said so (the client's 30 s connect timeout).
     send(Err(watcher::Error::NoResourceVersion));
-    settle(2_000).await;
-    assert_eq!(version(cache.get(&key)), None);
-    settle(6_000).await;
-    assert_eq!(version(cache.get(&key)), Some("9".into()), "quiet for 5 s: works again");
+    settle(30_000).await;
+    assert_eq!(version(cache.get(&key)), None, "a resume may still be connecting");
+    settle(8_000).await;
+    assert_eq!(
+        version(cache.get(&key)),
+        Some("9".into()),
+        "quiet for 35 s (after a 1 s backoff): works again"
+    );
     assert!(cache.answers_for(&key));
     // Listed again (a 410) without web: deleted or released meanwhile, so our patch goes too.
     cache.wrote(&key, claimed("web", "10").1);
