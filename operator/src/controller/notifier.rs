@@ -49,6 +49,24 @@ pub const MAX_URL_BYTES: usize = 2048;
 /// The longest delivery error kept (it goes into the status).
 const MAX_ERROR_BYTES: usize = 512;
 
+impl Destination {
+    /// Whether its Secret's name and key are a Secret's: an upgrade stored before the CRD
+    /// refused others may hold any string, and kube puts a name into the request's path as it
+    /// is (`x?watch=true` would turn the read into a watch).
+    pub fn check(&self) -> Result<(), String> {
+        let key_ok = !self.key.is_empty()
+            && self.key.len() <= 253
+            && self.key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        if crate::names::is_dns_subdomain(&self.secret) && key_ok {
+            return Ok(());
+        }
+        Err(format!(
+            "Secret {:?} key {:?} is not a Secret's name and key: fix its urlSecretRef",
+            self.secret, self.key
+        ))
+    }
+}
+
 /// The upgrade a notification is of: all that a delivery keeps of it while it waits for its turn
 /// (a tenant's upgrade may be megabytes of labels, and each of its 50 notifications may wait).
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +210,10 @@ impl Notifier {
                 self.report(&of, &n.id, Some(why), true);
                 continue;
             };
+            if let Err(why) = dest.check() {
+                self.report(&of, &n.id, Some(why), true);
+                continue;
+            }
             let (this, of) = (self.clone(), of.clone());
             let (uid, namespace) = (of.uid.clone(), of.namespace.clone());
             let share = self.share_of(&namespace);

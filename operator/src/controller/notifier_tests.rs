@@ -260,3 +260,22 @@ fn a_url_longer_than_any_webhooks_is_refused_without_repeating_it() {
     assert!(e.len() < 200 && e.contains("Secret team-a/hook key url is 1048597 bytes long"), "{e}");
     assert!(url_in(&BTreeMap::new(), &dest).unwrap_err().contains("has no key url"));
 }
+
+/// A Secret name or key that is none (an upgrade stored before the CRD refused them) is never
+/// read: kube would put it into the request's path as it is.
+#[test]
+fn a_webhook_secret_that_is_no_secret_name_is_not_read() {
+    let dest = |secret: &str, key: &str| Destination {
+        secret_namespace: "team-a".into(),
+        secret: secret.into(),
+        key: key.into(),
+        format: WebhookFormat::Generic,
+    };
+    assert_eq!(dest("webhook", "url").check(), Ok(()));
+    assert_eq!(dest("hooks.team-a", "slack_url-2").check(), Ok(()));
+    for (secret, key) in
+        [("x?watch=true", "url"), ("a/../b", "url"), ("webhook", "a/b"), ("webhook", ""), ("", "url")]
+    {
+        assert!(dest(secret, key).check().is_err(), "{secret:?} {key:?}");
+    }
+}
