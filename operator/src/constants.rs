@@ -159,12 +159,15 @@ pub mod reason {
     pub const TRUST_WITHDRAWN: &str = "TrustWithdrawn";
     /// A target is back on its known-good image.
     pub const REVERTED: &str = "Reverted";
-    /// An ended upgrade gave a workload back the rollout settings a canary left on it (OnDelete,
-    /// a partition, a surge), from the record on the workload, before letting go of it.
+    /// A workload gets back the rollout settings a canary left on it (OnDelete, a partition, a
+    /// surge), from the record on the workload: in a rollback, or before an ended upgrade lets
+    /// go of it.
     pub const CANARY_SETTINGS_RESTORED: &str = "CanarySettingsRestored";
     /// An ended upgrade let go of a workload still on a canary's rollout settings, with the record
-    /// of its own: restoring them would roll pods onto an image no one judged, or its pods could
-    /// not be listed. The message says what to put back; the next upgrade of it does so too.
+    /// of its own, for a reason the message gives: restoring them would roll pods onto an image
+    /// no one judged, its pods did not show in time whether it would, someone else set them
+    /// last, or the upgrade may no longer change that namespace. The message says what to put
+    /// back; the next upgrade of it does so too.
     pub const CANARY_SETTINGS_KEPT: &str = "CanarySettingsKept";
     /// Every changed component is back on its known-good image: the upgrade ended RolledBack.
     pub const ROLLED_BACK: &str = "RolledBack";

@@ -684,7 +684,7 @@ fn a_release_waits_for_the_pods_before_it_lets_go_of_a_canarys_settings() {
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
     assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING));
     let said = &w.obs.status.message;
-    assert!(said.contains("keeps the canary's rollout settings") && said.contains("not listed"), "{said}");
+    assert!(said.contains("keeps the canary's rollout settings") && said.contains("none listed"), "{said}");
     assert!(w.events.iter().any(|e| e.starts_with("CanarySettingsKept: ")), "{:?}", w.events);
 }
 

@@ -418,7 +418,7 @@ impl Decider<'_> {
         let why = if self.abroad_untrusted(key) {
             "this upgrade may no longer change its namespace"
         } else if !t.canary_settings_ours {
-            "the operator did not set them"
+            "someone other than the operator set them last"
         } else {
             match self.restoring_rolls_only_back(key, t) {
                 Some(true) => return None,
@@ -426,14 +426,16 @@ impl Decider<'_> {
                     "restoring its own would roll pods that run an older image onto a template no one judged"
                 }
                 None => {
-                    "its pods were not listed in time to tell whether restoring its own rolls any pod forward"
+                    "its pods did not show in time whether restoring its own rolls any pod forward (none listed)"
                 }
             }
         };
+        let whose =
+            if t.canary_settings_ours { "the canary's rollout settings" } else { "its rollout settings" };
         Some(format!(
-            "{key} keeps the canary's rollout settings ({current}), since {why}: set its images as you want \
-             them, then its rollout settings to {original}, or leave that to the next upgrade of it, which \
-             puts back the record it keeps"
+            "{key} keeps {whose} ({current}), since {why}; the record of its own ({original}) stays on it, \
+             which the next upgrade of it puts back: set its images and rollout settings as you want them, \
+             or leave that to the next upgrade"
         ))
     }
 
