@@ -629,9 +629,12 @@ async fn s10_least_privilege_manifests_apply() {
         .unwrap();
     let said = String::from_utf8_lossy(&typo.stderr);
     assert!(!typo.status.success() && said.contains("'replica' not allowed"), "{said}");
-    // A setting the operator would refuse at start (a crash loop) is refused by the chart.
+    // A setting the operator would refuse at start (a crash loop), or that could never match
+    // (an address without a scheme, a namespace that is no namespace name), is refused by the
+    // chart.
     for bad in [
         "webhookHosts[0]=hooks.slack.com",
+        "webhookHosts[0]=https://hooks.example:99999",
         "prometheusAddresses[0]=prometheus:9090",
         "trustedNamespaces[0]=Ops",
     ] {
