@@ -45,7 +45,11 @@ impl Counts {
 impl std::ops::Add for Counts {
     type Output = Counts;
     fn add(self, other: Counts) -> Counts {
-        Counts { attempts: self.attempts + other.attempts, errors: self.errors + other.errors }
+        // Saturating: a recording edited by hand may hold any count.
+        Counts {
+            attempts: self.attempts.saturating_add(other.attempts),
+            errors: self.errors.saturating_add(other.errors),
+        }
     }
 }
 

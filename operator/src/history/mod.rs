@@ -59,6 +59,12 @@ impl Recorded {
         Ok(Recorded { rows: crate::replay::parse_rows(text, false)?, next: None, problem: None })
     }
 
+    /// Without the rows that end after `latest` (a clock that ran ahead, or a hand edit).
+    pub fn until(mut self, latest: DateTime<Utc>) -> Recorded {
+        self.rows.retain(|(t, _)| *t <= latest);
+        self
+    }
+
     pub fn to_csv(&self) -> String {
         let mut s = String::from("ts,attempts,errors\n");
         for (t, c) in &self.rows {

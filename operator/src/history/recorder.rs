@@ -58,7 +58,7 @@ impl Recorder {
 
     /// What the keys of named scopes start with: `pod-start-failures` or `pod-start-failures.NS`.
     pub fn prefix(&self) -> &str {
-        self.key.trim_end_matches(".csv")
+        self.key.strip_suffix(".csv").unwrap_or(&self.key)
     }
 
     fn index_key(&self) -> String {
@@ -167,7 +167,7 @@ impl Recorder {
     /// whether the ConfigMap could be read.
     pub async fn load(&self, client: Client, history: &SharedHistory) -> bool {
         let api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
-        let mut data = match api.get_opt(CONFIGMAP).await {
+        let data = match api.get_opt(CONFIGMAP).await {
             Ok(cm) => cm.and_then(|cm| cm.data).unwrap_or_default(),
             Err(e) => {
                 let why = format!("could not read ConfigMap {}/{CONFIGMAP}: {e}", self.namespace);
@@ -177,7 +177,17 @@ impl Recorder {
             }
         };
         let mut h = history.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match data.remove(&self.key).map(|text| Recorded::parse(&text)) {
+        self.take_in(data, &mut h, Utc::now());
+        true
+    }
+
+    /// Take in what the ConfigMap's `data` holds, read at `now`. It may have been edited by hand
+    /// or written by a replica whose clock ran ahead: rows dated ahead of now are dropped (they
+    /// would push the week out, and stop the recording until that date), and so is an index
+    /// entry that is not a scope of this operator's (`sane`).
+    fn take_in(&self, mut data: BTreeMap<String, String>, h: &mut Recordings, now: DateTime<Utc>) {
+        let parse = |text: &str| Recorded::parse(text).map(|r| r.until(now + self.recording.bucket));
+        match data.remove(&self.key).map(|text| parse(&text)) {
             None => info!(
                 "no recording of the built-in signal yet in {}/{CONFIGMAP}: starting one",
                 self.namespace
@@ -211,8 +221,16 @@ impl Recorder {
         };
         let loaded: Vec<(IndexEntry, Recorded)> = index
             .into_iter()
+            .filter(|e| {
+                let sane = e.sane(self.prefix());
+                if !sane {
+                    warn!("the index {} in {}/{CONFIGMAP} names a scope no recording can have ({}): left out",
+                        self.index_key(), self.namespace, e.key);
+                }
+                sane
+            })
             .map(|e| {
-                let recorded = match data.remove(&e.key).map(|text| Recorded::parse(&text)) {
+                let recorded = match data.remove(&e.key).map(|text| parse(&text)) {
                     Some(Ok(r)) => r,
                     Some(Err(err)) => {
                         warn!(
@@ -232,9 +250,8 @@ impl Recorder {
                 (e, recorded)
             })
             .collect();
-        h.merge(self.prefix(), max_scopes(self.scope.as_deref()), Utc::now(), loaded);
+        h.merge(self.prefix(), max_scopes(self.scope.as_deref()), now, loaded);
         h.whole.problem = None;
-        true
     }
 
     /// Write every recording (each bounded by `history::KEEP`); whether they were written.

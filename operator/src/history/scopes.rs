@@ -182,6 +182,18 @@ pub struct IndexEntry {
     pub namespace: String,
 }
 
+impl IndexEntry {
+    /// Whether it names a scope this operator (keys starting `prefix`) may have recorded: a key
+    /// `free_key` makes, and a pending limit a recording can use (a longer one than the week
+    /// kept records nothing, and one far longer would overflow the next count).
+    pub fn sane(&self, prefix: &str) -> bool {
+        let n = self.key.strip_prefix(prefix).and_then(|k| k.strip_prefix("_scope-")?.strip_suffix(".csv"));
+        let numbered =
+            n.is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()));
+        numbered && (0..=super::KEEP.num_seconds()).contains(&self.scope.pending_limit_seconds)
+    }
+}
+
 /// Every recording of the built-in signal this operator keeps.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Recordings {
