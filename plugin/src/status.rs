@@ -11,6 +11,19 @@ use maintenance_operator::crd::{MaintenanceUpgrade, Phase};
 use maintenance_operator::timeline;
 use std::io::IsTerminal;
 
+/// Whether a watch error will not go away by watching again: the API server says upgrades do
+/// not exist (the CRD is not installed) or that this user may not list or watch them.
+pub(crate) fn lasting(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return false,
+    };
+    matches!(code, 403 | 404)
+}
+
 /// What the exit code says about an upgrade in `phase`.
 fn outcome(phase: Phase) -> u8 {
     match phase {
@@ -48,6 +61,10 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
             Some(Ok(watcher::Event::InitDone)) if listed_it => continue,
             Some(Ok(watcher::Event::InitDone)) if !seen => return Ok(not_found(t, name)),
             Some(Ok(watcher::Event::InitDone | watcher::Event::Delete(_))) => return Ok(deleted(t, name)),
+            Some(Err(e)) if lasting(&e) => {
+                eprintln!("error: {}", safe(&e.to_string(), false));
+                return Ok(exit::API);
+            }
             Some(Err(e)) => {
                 eprintln!("watch: {}; watching again", safe(&e.to_string(), false));
                 continue;

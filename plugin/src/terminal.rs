@@ -3,15 +3,24 @@
 //! what an admin running `kubectl maintenance list -A` reads, or add rows of its own.
 
 /// `s` with every control character shown as its escape (`\u{1b}`), and newlines kept only
-/// where `lines` says the text is several lines of the plugin's own.
+/// where `lines` says the text is several lines of the plugin's own. So are the characters that
+/// print nothing but reorder or hide what follows (`hidden`).
 pub fn safe(s: &str, lines: bool) -> String {
     s.chars()
         .map(|c| match c {
             '\n' if lines => "\n".to_string(),
-            c if c.is_control() => c.escape_unicode().to_string(),
+            c if c.is_control() || hidden(c) => c.escape_unicode().to_string(),
             c => c.to_string(),
         })
         .collect()
+}
+
+/// Bidi marks, embeddings, overrides and isolates, zero-width characters, line and paragraph
+/// separators and the byte-order mark: Unicode's format characters a terminal may honour.
+fn hidden(c: char) -> bool {
+    matches!(c,
+        '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
 }
 
 /// `value` with every string in it made `safe` (no newline kept): what a view built from it joins

@@ -27,3 +27,18 @@ fn a_newline_in_a_status_field_cannot_add_a_line_to_the_view() {
     assert!(!view.lines().any(|l| l.starts_with("Stage fleet  Passed")), "{view}");
     assert!(view.contains(r"ok\u{a}Stage fleet  Passed"), "{view}");
 }
+
+/// Characters that print nothing but reorder or hide what follows (bidi overrides and isolates,
+/// zero-width ones, line and paragraph separators) are shown as escapes too: a tenant's message
+/// could otherwise make her row of `list -A` read as another's.
+#[test]
+fn characters_that_reorder_or_hide_text_are_shown() {
+    for c in [
+        '\u{202e}', '\u{2066}', '\u{2069}', '\u{200b}', '\u{200f}', '\u{2028}', '\u{2029}', '\u{feff}',
+        '\u{61c}',
+    ] {
+        let shown = safe(&format!("a{c}b"), false);
+        assert_eq!(shown, format!("a{}b", c.escape_unicode()), "{:?}", c);
+    }
+    assert_eq!(safe("déjà vu, 名前", false), "déjà vu, 名前", "ordinary text is left as it is");
+}

@@ -229,7 +229,9 @@ impl Recorder {
                 }
                 sane
             })
-            .map(|e| {
+            .map(|mut e| {
+                // Named ahead of now (a clock that ran ahead): it would keep its slot that long.
+                e.named_at = e.named_at.min(now);
                 let recorded = match data.remove(&e.key).map(|text| parse(&text)) {
                     Some(Ok(r)) => r,
                     Some(Err(err)) => {
