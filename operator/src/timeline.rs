@@ -88,16 +88,26 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
     let name = mu.metadata.name.clone().unwrap_or_default();
     let st = mu.status.clone().unwrap_or_default();
     let mut out = vec![format!("MaintenanceUpgrade {ns}/{name}: {:?}", st.phase)];
+    if mu.status.is_none() {
+        out.push(format!(
+            "  no status yet: the operator has not looked at it (is it running and leading, and does it \
+             watch namespace {ns}?)"
+        ));
+    }
     if !st.message.is_empty() {
         out.push(format!("  {}", st.message));
     }
     out.push(format!("Window:   {}", window(mu.spec.window.as_ref(), now)));
     let next = match &st.next_action {
+        Some(NextAction { summary, at: Some(t) }) if *t < now => {
+            format!("{summary} at {} (due {} ago)", timefmt::at(*t), timefmt::duration(now - *t))
+        }
         Some(NextAction { summary, at: Some(t) }) => {
             format!("{summary} at {} (in {})", timefmt::at(*t), timefmt::duration(*t - now))
         }
         Some(NextAction { summary, at: None }) => summary.clone(),
         None if st.phase.is_terminal() => "nothing: the upgrade has ended".into(),
+        None if mu.status.is_none() => "the operator's first look".into(),
         None => "-".into(),
     };
     out.push(format!("Next:     {next}"));

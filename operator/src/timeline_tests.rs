@@ -151,3 +151,17 @@ fn a_deployment_canary_is_a_few_replicas_not_its_top_ones() {
         "{v}"
     );
 }
+
+/// An upgrade the operator has not looked at yet says so, and what to check, instead of
+/// reading as Pending with nothing next; a next step whose time has passed is due, not "in 0s".
+#[test]
+fn the_view_of_an_upgrade_with_no_status_yet_says_so_and_a_late_step_is_due() {
+    let mut mu = upgrade();
+    mu.status = None;
+    let view = view(&mu, Utc::now(), &[]);
+    assert!(view.contains("no status yet") && view.contains("kube-system"), "{view}");
+    assert!(view.contains("Next:     the operator's first look"), "{view}");
+    let late = DateTime::parse_from_rfc3339("2026-11-26T03:05:00Z").unwrap().with_timezone(&Utc);
+    let view = super::view(&upgrade(), late, &[]);
+    assert!(view.contains("(due 5m ago)") || view.contains("(due 5m0s ago)"), "{view}");
+}

@@ -52,6 +52,10 @@ impl Scope {
     /// (and for an operator watching one namespace, naming it is naming all it watches).
     pub fn of(s: &KubernetesSignal, operator_scope: Option<&str>) -> Result<Scope, String> {
         let limit = s.pending_limit.parse().map_err(|e| format!("pendingLimit: {e}"))?;
+        // A scope keeps whole seconds: 1500ms would be counted as 1s.
+        if limit.subsec_nanos() != 0 {
+            return Err("a pendingLimit with a fraction of a second is observed live, not recorded".into());
+        }
         let label_selector = s.label_selector.as_deref().unwrap_or_default().trim().to_string();
         crate::signals::selector::parse(&label_selector)?;
         let mut namespaces = s.namespaces.clone();

@@ -268,3 +268,16 @@ fn a_status_cannot_make_the_operator_record_nodes_no_canary_takes() {
         assert!(named_by(&mu, &whole, None, &["ops".into()]).is_empty(), "{:.20}", name);
     }
 }
+
+/// A pending limit with a fraction of a second is observed live, not recorded: its scope would
+/// keep whole seconds, and be counted with another limit than the signal's (1500ms as 1s).
+#[test]
+fn a_pending_limit_of_a_fraction_of_a_second_is_not_recorded() {
+    let with = |limit: &str| KubernetesSignal {
+        pending_limit: crate::crd::Duration(limit.into()),
+        ..Default::default()
+    };
+    assert!(Scope::of(&with("1500ms"), None).is_err());
+    assert!(Scope::of(&with("500ms"), None).is_err());
+    assert_eq!(Scope::of(&with("90s"), None).unwrap().pending_limit_seconds, 90);
+}
