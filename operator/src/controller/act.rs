@@ -43,7 +43,17 @@ pub async fn act(
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
             // Said once while it fails the same way (`announce_failure`), retried further apart.
-            Err(e) => return Err(e),
+            // A restore of rollout settings refused is remembered: past a bound, `decide` gives
+            // it up rather than hold a deleted upgrade for ever.
+            Err(e) => {
+                if let (Effect::SetStrategy { target, .. }, Error::PatchTarget(_, kube::Error::Api(s))) =
+                    (effect, &e)
+                    && matches!(s.code, 400 | 403 | 422)
+                {
+                    ctx.retries.refused_strategy(&observed.uid, target, observed.now);
+                }
+                return Err(e);
+            }
         }
     }
     // The Events of a change to a target go out before the status write: if the operator dies

@@ -112,6 +112,10 @@ pub struct Observed {
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
     pub history: BTreeMap<String, HistoryResult>,
+    /// A target whose rollout settings the API server has refused to take back in every look
+    /// since then (an admission webhook, an invalid record): the shell's memory, never the
+    /// status. Past `REFUSED_RESTORE_LIMIT` the restore is given up, and said.
+    pub strategy_refused: Option<(TargetKey, DateTime<Utc>)>,
     pub now: DateTime<Utc>,
 }
 

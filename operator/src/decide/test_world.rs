@@ -220,6 +220,8 @@ pub(super) struct World {
     pub(super) prometheus_lost_data: bool,
     /// Prometheus refuses the spec's queries as invalid PromQL (bad_data): a permanent failure.
     pub(super) query_refused: bool,
+    /// The API server refuses every write of a target's rollout settings (an admission webhook).
+    pub(super) refuse_strategy: bool,
     /// How many minutes of the built-in signal the operator recorded before (0: none).
     pub(super) recorded_minutes: i64,
     /// Pods of this image never become Ready (a bad canary).
@@ -258,6 +260,7 @@ impl World {
                 selected_nodes: BTreeMap::new(),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
+                strategy_refused: None,
                 now: t("2026-11-24T03:00:00Z"),
             },
             error_rate: Box::new(|_| 0.01),
@@ -270,6 +273,7 @@ impl World {
             prometheus_down: false,
             prometheus_lost_data: false,
             query_refused: false,
+            refuse_strategy: false,
             failing_image: None,
             stuck_terminating: None,
             starting: BTreeMap::new(),
@@ -425,6 +429,17 @@ impl World {
             self.obs.samples.insert(s.name, r);
         }
         let d = decide(&self.obs);
+        // Refused as the act step is: no Event, no status write, the refusal remembered.
+        if self.refuse_strategy
+            && let Some(Effect::SetStrategy { target, .. }) = &d.effect
+        {
+            if self.obs.strategy_refused.as_ref().is_none_or(|(k, _)| k != target) {
+                self.obs.strategy_refused = Some((target.clone(), now));
+            }
+            self.effects.push(d.effect.clone().unwrap());
+            return d;
+        }
+        self.obs.strategy_refused = None;
         for n in &d.events {
             self.events.push(format!("{}: {}", n.reason, n.message));
         }

@@ -840,3 +840,28 @@ fn one_daemonsets_unlisted_pods_hold_back_no_other_daemonsets_restore() {
     w.run_until(Duration::minutes(1), |w| ds(w).update_strategy.as_deref() == Some(ROLLING));
     assert_eq!(w.target_mut("agent").update_strategy.as_deref(), Some(ON_DELETE), "its pods not listed");
 }
+
+/// A restore of a canary's rollout settings that the API server keeps refusing (an admission
+/// webhook, a record it finds invalid) is given up after 10 minutes: an upgrade deleted
+/// mid-canary reverts its image, lets go of the DaemonSet on the canary's settings with their
+/// record, says so, and goes, instead of holding its finalizer (and its namespace) for ever.
+#[test]
+fn a_restore_the_api_server_keeps_refusing_is_given_up_and_said() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.refuse_strategy = true;
+    w.obs.deleting = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.image("connector"), "connector:1.0");
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
+    assert_eq!(ds(&w).original_strategy.as_deref(), Some(ROLLING), "the record stays for the next upgrade");
+    assert_eq!(ds(&w).owner, None);
+    assert_eq!(
+        nodes_running(&w, "connector:1.0").len(),
+        6,
+        "the canary's pods replaced first: {:?}",
+        pods(&w)
+    );
+    let said = &w.obs.status.message;
+    assert!(said.contains("refused restoring") && said.contains("set them by hand"), "{said}");
+}

@@ -31,6 +31,10 @@ pub(super) fn same_strategy(a: Option<&str>, b: Option<&str>) -> bool {
     parse(a) == parse(b)
 }
 
+/// How long a restore of a canary's rollout settings the API server keeps refusing is tried
+/// before it is given up (the settings stay, with their record, and the end says so).
+pub(super) const REFUSED_RESTORE_LIMIT: chrono::Duration = chrono::Duration::minutes(10);
+
 /// Whether `strategy` is what a canary sets: OnDelete (a DaemonSet), a partition (a
 /// StatefulSet), a surge whose pods never count as available (a Deployment).
 fn left_by_canary(strategy: &str) -> bool {
@@ -334,6 +338,11 @@ impl Decider<'_> {
             }
             return None;
         };
+        // Refused for long (an admission webhook, an invalid record): the revert goes on
+        // without it, and the end says so (`settings_kept`).
+        if self.restore_refused(&key) {
+            return None;
+        }
         if self.effect.is_none() {
             let why = if late {
                 " (pods that run the new image did not go away in time; the DaemonSet replaces them)"
@@ -359,7 +368,8 @@ impl Decider<'_> {
     /// status, which a tenant may forge, does not choose what is written).
     pub(super) fn settings_left(&self) -> Option<(TargetKey, Effect)> {
         self.o.targets.iter().find_map(|(key, t)| {
-            let t = t.as_ref().filter(|t| self.owns(t) && self.canaried(key))?;
+            let t =
+                t.as_ref().filter(|t| self.owns(t) && self.canaried(key) && !self.restore_refused(key))?;
             let safe = if self.changed(key) {
                 // Still on an image this upgrade set (one it has no known-good record of, or a
                 // sidecar beside someone else's hotfix): the workload's own rollout would take it
@@ -386,7 +396,7 @@ impl Decider<'_> {
         let mut waiting = None;
         for (key, t) in &self.o.targets {
             let Some(t) = t.as_ref().filter(|t| self.owns(t) && self.canaried(key)) else { continue };
-            if !t.canary_settings_ours || self.abroad_untrusted(key) {
+            if !t.canary_settings_ours || self.abroad_untrusted(key) || self.restore_refused(key) {
                 continue;
             }
             let Some(restore) = restore_settings(key, t) else { continue };
@@ -397,6 +407,15 @@ impl Decider<'_> {
             }
         }
         waiting
+    }
+
+    /// Whether restoring `key`'s rollout settings has been refused for `REFUSED_RESTORE_LIMIT`:
+    /// the restore is then given up, so that a deleted upgrade is not held for ever, and said.
+    pub(super) fn restore_refused(&self, key: &TargetKey) -> bool {
+        self.o
+            .strategy_refused
+            .as_ref()
+            .is_some_and(|(k, since)| k == key && self.now() - *since >= REFUSED_RESTORE_LIMIT)
     }
 
     /// Says that `key`'s rollout settings, which its canary left, are being restored from the
@@ -415,7 +434,9 @@ impl Decider<'_> {
     pub(super) fn settings_let_go(&self, key: &TargetKey) -> Option<String> {
         let t = self.o.targets.get(key)?.as_ref().filter(|_| !self.changed(key))?;
         let (current, original) = (t.update_strategy.as_deref()?, recorded_on(key.kind, t)?);
-        let why = if self.abroad_untrusted(key) {
+        let why = if self.restore_refused(key) {
+            "the API server refused restoring them for 10 minutes (its ActionFailed Events say why)"
+        } else if self.abroad_untrusted(key) {
             "this upgrade may no longer change its namespace"
         } else if !t.canary_settings_ours {
             "someone other than the operator set them last"
@@ -503,6 +524,13 @@ impl Decider<'_> {
                     return Some(format!(
                         "{key} no longer carries this upgrade's owner mark, so the operator writes to it no more: \
                          its rollout settings stay the canary's ({current}); put back {original} by hand"
+                    ));
+                }
+                if self.restore_refused(key) {
+                    return Some(format!(
+                        "{key} keeps the canary's rollout settings ({current}): the API server refused restoring \
+                         {original} for 10 minutes (its ActionFailed Events say why); set them by hand, or leave \
+                         that to the next upgrade of it, which puts back the record it keeps"
                     ));
                 }
                 let left = self.new_images_left(key, t);
