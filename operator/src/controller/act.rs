@@ -30,7 +30,20 @@ pub async fn act(
 ) -> Result<Action> {
     let name = observed.id.clone();
     if let Some(effect) = &decision.effect {
-        match apply_effect(ctx, effect, &observed.id, &observed.uid).await {
+        let result = apply_effect(ctx, effect, &observed.id, &observed.uid).await;
+        // A restore of rollout settings refused is remembered: past a bound, `decide` gives it
+        // up rather than hold a deleted upgrade for ever. Any other outcome forgets it.
+        if let Effect::SetStrategy { target, .. } = effect {
+            match &result {
+                Err(Error::PatchTarget(_, e @ kube::Error::Api(s)))
+                    if matches!(s.code, 400 | 403 | 422) && !target::changed_since_read(e) =>
+                {
+                    ctx.refusals.refused(&observed.uid, target, observed.now)
+                }
+                _ => ctx.refusals.cleared(&observed.uid, target),
+            }
+        }
+        match result {
             Ok(()) => {
                 if decision.status.rollback.is_some() && matches!(effect, Effect::SetImage { .. }) {
                     let latency = (Utc::now() - observed.now).to_std().unwrap_or_default();
@@ -43,17 +56,7 @@ pub async fn act(
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
             // Said once while it fails the same way (`announce_failure`), retried further apart.
-            // A restore of rollout settings refused is remembered: past a bound, `decide` gives
-            // it up rather than hold a deleted upgrade for ever.
-            Err(e) => {
-                if let (Effect::SetStrategy { target, .. }, Error::PatchTarget(_, kube::Error::Api(s))) =
-                    (effect, &e)
-                    && matches!(s.code, 400 | 403 | 422)
-                {
-                    ctx.retries.refused_strategy(&observed.uid, target, observed.now);
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     }
     // The Events of a change to a target go out before the status write: if the operator dies

@@ -39,6 +39,7 @@ pub mod finalizer;
 pub mod leader;
 pub mod notifier;
 mod observe;
+pub mod refusals;
 pub mod retries;
 pub mod status_memory;
 pub mod target_cache;
@@ -78,6 +79,8 @@ pub struct Context {
     pub statuses: StatusMemory,
     /// The upgrades whose looks keep failing, and how.
     pub retries: Retries,
+    /// The restores of rollout settings the API server keeps refusing.
+    pub refusals: refusals::Refusals,
     /// The one namespace this operator watches (`run --namespace`), or None for all.
     pub scope: Option<String>,
     /// Namespaces whose upgrades may target workloads in other namespaces.
@@ -148,6 +151,7 @@ impl Context {
             targets,
             statuses: StatusMemory::default(),
             retries: Retries::default(),
+            refusals: Default::default(),
             scope,
             trusted_namespaces,
             notifier,
@@ -271,6 +275,7 @@ async fn sweep(reader: reflector::Store<MaintenanceUpgrade>, ctx: Arc<Context>) 
             .collect();
         ctx.statuses.forget_all_but(&uids);
         ctx.retries.forget_all_but(&uids);
+        ctx.refusals.forget_all_but(&uids);
         ctx.notifier.forget_all_but(&uids);
         ctx.metrics.forget_all_but(&ids);
     }

@@ -268,7 +268,7 @@ pub async fn observe(
         selected_nodes,
         samples,
         history,
-        strategy_refused: ctx.retries.strategy_refused(mu.metadata.uid.as_deref().unwrap_or_default()),
+        strategy_refused: ctx.refusals.of(mu.metadata.uid.as_deref().unwrap_or_default()),
         now,
     })
 }

@@ -6,8 +6,6 @@
 //! goes through (changing a target or writing the status) forgets it; one that only waits does
 //! not, but a failure announced an hour ago is said again.
 
-use crate::target::TargetKey;
-use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,8 +33,6 @@ struct Failures {
     count: u32,
     what: String,
     announced: Instant,
-    /// A target whose rollout settings the API server refused in every look since then.
-    strategy_refused: Option<(TargetKey, DateTime<Utc>)>,
 }
 
 impl Retries {
@@ -59,34 +55,12 @@ impl Retries {
             count: 0,
             what: String::new(),
             announced: Instant::now(),
-            strategy_refused: None,
         });
         f.count = f.count.saturating_add(1);
         if news {
             (f.what, f.announced) = (what.to_string(), Instant::now());
         }
         backoff(f.count)
-    }
-
-    /// The API server refused to write `target`'s rollout settings for `id` (at `now`): since
-    /// the first of the refusals in a row of the same target.
-    pub fn refused_strategy(&self, id: &str, target: &TargetKey, now: DateTime<Utc>) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let f = map.entry(id.to_string()).or_insert_with(|| Failures {
-            count: 0,
-            what: String::new(),
-            announced: Instant::now(),
-            strategy_refused: None,
-        });
-        if f.strategy_refused.as_ref().is_none_or(|(k, _)| k != target) {
-            f.strategy_refused = Some((target.clone(), now));
-        }
-    }
-
-    /// Since when `id`'s write of a target's rollout settings has been refused, if it has.
-    pub fn strategy_refused(&self, id: &str) -> Option<(TargetKey, DateTime<Utc>)> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).and_then(|f| f.strategy_refused.clone())
     }
 
     /// A look of `id` went through (or the upgrade is gone): its failures are forgotten.

@@ -31,24 +31,3 @@ fn the_same_failure_is_news_again_an_hour_after_it_was_said() {
     assert!(!r.is_news_at("ns/up", "denied", now));
     assert!(r.is_news_at("ns/up", "denied", now + ANNOUNCED_FOR));
 }
-
-/// A restore of rollout settings refused again and again is dated from its first refusal; one of
-/// another target starts afresh, and a look that goes through forgets it.
-#[test]
-fn a_refused_restore_is_dated_from_its_first_refusal() {
-    use crate::crd::WorkloadKind;
-    use crate::target::TargetKey;
-    let key =
-        |name: &str| TargetKey { kind: WorkloadKind::DaemonSet, namespace: "ops".into(), name: name.into() };
-    let at = |m: i64| chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(m);
-    let r = Retries::default();
-    assert_eq!(r.strategy_refused("u"), None);
-    r.refused_strategy("u", &key("a"), at(0));
-    r.failed("u", "refused");
-    r.refused_strategy("u", &key("a"), at(5));
-    assert_eq!(r.strategy_refused("u"), Some((key("a"), at(0))));
-    r.refused_strategy("u", &key("b"), at(6));
-    assert_eq!(r.strategy_refused("u"), Some((key("b"), at(6))));
-    r.succeeded("u");
-    assert_eq!(r.strategy_refused("u"), None);
-}

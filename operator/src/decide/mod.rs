@@ -115,8 +115,16 @@ pub struct Observed {
     /// A target whose rollout settings the API server has refused to take back in every look
     /// since then (an admission webhook, an invalid record): the shell's memory, never the
     /// status. Past `REFUSED_RESTORE_LIMIT` the restore is given up, and said.
-    pub strategy_refused: Option<(TargetKey, DateTime<Utc>)>,
+    pub strategy_refused: BTreeMap<TargetKey, Refused>,
     pub now: DateTime<Utc>,
+}
+
+/// A target's writes of its rollout settings the API server refused in a row: since the first,
+/// and the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub since: DateTime<Utc>,
+    pub last: DateTime<Utc>,
 }
 
 /// A change to one target. The act step sends it before writing the status.

@@ -5,7 +5,7 @@
 pub(super) use crate::constants::{OWNER_ANNOTATION, condition as ct, reason};
 pub(super) use crate::crd::*;
 pub(super) use crate::decide::{
-    Decision, Effect, Observed, ReadError, analysis_due, decide, history_due, worth_writing,
+    Decision, Effect, Observed, ReadError, Refused, analysis_due, decide, history_due, worth_writing,
 };
 pub(super) use crate::detector::Counts;
 pub(super) use crate::target::{ON_DELETE, PodPlace, Rollout, TargetKey, TargetState};
@@ -260,7 +260,7 @@ impl World {
                 selected_nodes: BTreeMap::new(),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
-                strategy_refused: None,
+                strategy_refused: BTreeMap::new(),
                 now: t("2026-11-24T03:00:00Z"),
             },
             error_rate: Box::new(|_| 0.01),
@@ -429,17 +429,21 @@ impl World {
             self.obs.samples.insert(s.name, r);
         }
         let d = decide(&self.obs);
-        // Refused as the act step is: no Event, no status write, the refusal remembered.
-        if self.refuse_strategy
-            && let Some(Effect::SetStrategy { target, .. }) = &d.effect
-        {
-            if self.obs.strategy_refused.as_ref().is_none_or(|(k, _)| k != target) {
-                self.obs.strategy_refused = Some((target.clone(), now));
+        // Refused as the act step is: no Event, no status write, the refusal remembered (and
+        // forgotten by a write of the settings that goes through).
+        if let Some(Effect::SetStrategy { target, .. }) = &d.effect {
+            if self.refuse_strategy {
+                let r = self
+                    .obs
+                    .strategy_refused
+                    .entry(target.clone())
+                    .or_insert(Refused { since: now, last: now });
+                r.last = now;
+                self.effects.push(d.effect.clone().unwrap());
+                return d;
             }
-            self.effects.push(d.effect.clone().unwrap());
-            return d;
+            self.obs.strategy_refused.remove(target);
         }
-        self.obs.strategy_refused = None;
         for n in &d.events {
             self.events.push(format!("{}: {}", n.reason, n.message));
         }

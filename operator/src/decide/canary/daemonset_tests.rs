@@ -865,3 +865,29 @@ fn a_restore_the_api_server_keeps_refusing_is_given_up_and_said() {
     let said = &w.obs.status.message;
     assert!(said.contains("refused restoring") && said.contains("set them by hand"), "{said}");
 }
+
+/// Two DaemonSets of one stage whose restores are both refused: each is given up on its own
+/// clock (one refused in turn with the other must not restart it), and the deleted upgrade goes
+/// within minutes of the bound, not after an hour of ping-pong.
+#[test]
+fn two_restores_refused_in_turn_are_each_given_up() {
+    let mut w = world(Portion::Count(2), None);
+    for stage in w.obs.spec.stages.iter_mut() {
+        let mut other = stage.components[0].clone();
+        other.name = "agent".into();
+        stage.components.push(other);
+    }
+    w.obs.targets.remove(&key("connector-canary"));
+    w.obs.targets.insert(key("agent"), Some(daemonset_on("connector:1.0", 6)));
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.refuse_strategy = true;
+    w.obs.deleting = true;
+    let from = w.obs.now;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert!(w.obs.now - from < Duration::minutes(30), "ended after {}", w.obs.now - from);
+    for name in ["agent", "connector"] {
+        assert_eq!(w.target_mut(name).update_strategy.as_deref(), Some(ON_DELETE), "{name}");
+    }
+    let said = w.obs.status.message.clone();
+    assert!(said.matches("refused restoring").count() == 2, "{said}");
+}

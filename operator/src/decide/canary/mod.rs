@@ -34,6 +34,8 @@ pub(super) fn same_strategy(a: Option<&str>, b: Option<&str>) -> bool {
 /// How long a restore of a canary's rollout settings the API server keeps refusing is tried
 /// before it is given up (the settings stay, with their record, and the end says so).
 pub(super) const REFUSED_RESTORE_LIMIT: chrono::Duration = chrono::Duration::minutes(10);
+/// How recent its last refusal must be (retries come at most a minute apart).
+const REFUSED_LATELY: chrono::Duration = chrono::Duration::minutes(3);
 
 /// Whether `strategy` is what a canary sets: OnDelete (a DaemonSet), a partition (a
 /// StatefulSet), a surge whose pods never count as available (a Deployment).
@@ -412,10 +414,10 @@ impl Decider<'_> {
     /// Whether restoring `key`'s rollout settings has been refused for `REFUSED_RESTORE_LIMIT`:
     /// the restore is then given up, so that a deleted upgrade is not held for ever, and said.
     pub(super) fn restore_refused(&self, key: &TargetKey) -> bool {
-        self.o
-            .strategy_refused
-            .as_ref()
-            .is_some_and(|(k, since)| k == key && self.now() - *since >= REFUSED_RESTORE_LIMIT)
+        // Refused lately too: not a refusal long ago, then failures of another kind.
+        self.o.strategy_refused.get(key).is_some_and(|r| {
+            self.now() - r.since >= REFUSED_RESTORE_LIMIT && self.now() - r.last <= REFUSED_LATELY
+        })
     }
 
     /// Says that `key`'s rollout settings, which its canary left, are being restored from the
