@@ -81,6 +81,11 @@ pub fn row(st: Option<&MaintenanceUpgradeStatus>, width: usize) -> String {
     )
 }
 
+/// `d` to the second, in words: a clock read now has nanoseconds no one needs to see.
+fn whole_seconds(d: chrono::Duration) -> String {
+    timefmt::duration(chrono::Duration::seconds(d.num_seconds()))
+}
+
 /// The whole picture of one upgrade at `now`; `statistics` is the first signal's statistic as
 /// a watch has seen it change, drawn as a sparkline when there are a few.
 pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> String {
@@ -100,10 +105,10 @@ pub fn view(mu: &MaintenanceUpgrade, now: DateTime<Utc>, statistics: &[f64]) -> 
     out.push(format!("Window:   {}", window(mu.spec.window.as_ref(), now)));
     let next = match &st.next_action {
         Some(NextAction { summary, at: Some(t) }) if *t < now => {
-            format!("{summary} at {} (due {} ago)", timefmt::at(*t), timefmt::duration(now - *t))
+            format!("{summary} at {} (due {} ago)", timefmt::at(*t), whole_seconds(now - *t))
         }
         Some(NextAction { summary, at: Some(t) }) => {
-            format!("{summary} at {} (in {})", timefmt::at(*t), timefmt::duration(*t - now))
+            format!("{summary} at {} (in {})", timefmt::at(*t), whole_seconds(*t - now))
         }
         Some(NextAction { summary, at: None }) => summary.clone(),
         None if st.phase.is_terminal() => "nothing: the upgrade has ended".into(),

@@ -62,6 +62,7 @@ impl Recorded {
     /// Without the rows that end after `latest` (a clock that ran ahead, or a hand edit).
     pub fn until(mut self, latest: DateTime<Utc>) -> Recorded {
         self.rows.retain(|(t, _)| *t <= latest);
+        self.next = self.next.filter(|n| *n <= latest);
         self
     }
 

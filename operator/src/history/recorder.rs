@@ -186,7 +186,13 @@ impl Recorder {
     /// would push the week out, and stop the recording until that date), and so is an index
     /// entry that is not a scope of this operator's (`sane`).
     fn take_in(&self, mut data: BTreeMap<String, String>, h: &mut Recordings, now: DateTime<Utc>) {
-        let parse = |text: &str| Recorded::parse(text).map(|r| r.until(now + self.recording.bucket));
+        let latest = now + self.recording.bucket;
+        let parse = |text: &str| Recorded::parse(text).map(|r| r.until(latest));
+        // This replica's own rows from a clock that ran ahead, and was set right since.
+        h.whole = std::mem::take(&mut h.whole).until(latest);
+        for s in h.scoped.values_mut() {
+            s.recorded = std::mem::take(&mut s.recorded).until(latest);
+        }
         match data.remove(&self.key).map(|text| parse(&text)) {
             None => info!(
                 "no recording of the built-in signal yet in {}/{CONFIGMAP}: starting one",

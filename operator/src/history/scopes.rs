@@ -56,6 +56,9 @@ impl Scope {
         if limit.subsec_nanos() != 0 {
             return Err("a pendingLimit with a fraction of a second is observed live, not recorded".into());
         }
+        if limit > super::KEEP {
+            return Err("a pendingLimit longer than the week recorded is observed live, not recorded".into());
+        }
         let label_selector = s.label_selector.as_deref().unwrap_or_default().trim().to_string();
         crate::signals::selector::parse(&label_selector)?;
         let mut namespaces = s.namespaces.clone();

@@ -280,4 +280,5 @@ fn a_pending_limit_of_a_fraction_of_a_second_is_not_recorded() {
     assert!(Scope::of(&with("1500ms"), None).is_err());
     assert!(Scope::of(&with("500ms"), None).is_err());
     assert_eq!(Scope::of(&with("90s"), None).unwrap().pending_limit_seconds, 90);
+    assert!(Scope::of(&with("200h"), None).is_err(), "longer than the week kept: never due");
 }
