@@ -816,11 +816,9 @@ fn on_delete_set_by_hand_under_an_upgrade_is_left_as_it_is() {
     assert!(!w.effects.iter().any(|e| matches!(e, Effect::SetStrategy { .. })), "{:?}", w.effects);
 }
 
-/// Two DaemonSets left on a canary's OnDelete by changes their upgrade never recorded, one of
-/// them (`agent`, looked at first) with its pods not listed: the other gets its strategy back
-/// at once, not after the wait for the first.
-#[test]
-fn one_daemonsets_unlisted_pods_hold_back_no_other_daemonsets_restore() {
+/// The world with a second DaemonSet, `agent` on `nodes` nodes, beside `connector` in every
+/// stage (in place of the canary's own DaemonSet).
+fn with_agent(nodes: usize) -> World {
     let mut w = world(Portion::Count(2), None);
     for stage in w.obs.spec.stages.iter_mut() {
         let mut other = stage.components[0].clone();
@@ -828,7 +826,16 @@ fn one_daemonsets_unlisted_pods_hold_back_no_other_daemonsets_restore() {
         stage.components.push(other);
     }
     w.obs.targets.remove(&key("connector-canary"));
-    w.obs.targets.insert(key("agent"), Some(daemonset_on("connector:1.0", 4)));
+    w.obs.targets.insert(key("agent"), Some(daemonset_on("connector:1.0", nodes)));
+    w
+}
+
+/// Two DaemonSets left on a canary's OnDelete by changes their upgrade never recorded, one of
+/// them (`agent`, looked at first) with its pods not listed: the other gets its strategy back
+/// at once, not after the wait for the first.
+#[test]
+fn one_daemonsets_unlisted_pods_hold_back_no_other_daemonsets_restore() {
+    let mut w = with_agent(4);
     w.run_until(Duration::hours(1), |w| w.claimed().len() == 2);
     for name in ["agent", "connector"] {
         let t = w.target_mut(name);
@@ -871,14 +878,7 @@ fn a_restore_the_api_server_keeps_refusing_is_given_up_and_said() {
 /// within minutes of the bound, not after an hour of ping-pong.
 #[test]
 fn two_restores_refused_in_turn_are_each_given_up() {
-    let mut w = world(Portion::Count(2), None);
-    for stage in w.obs.spec.stages.iter_mut() {
-        let mut other = stage.components[0].clone();
-        other.name = "agent".into();
-        stage.components.push(other);
-    }
-    w.obs.targets.remove(&key("connector-canary"));
-    w.obs.targets.insert(key("agent"), Some(daemonset_on("connector:1.0", 6)));
+    let mut w = with_agent(6);
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     w.refuse_strategy = true;
     w.obs.deleting = true;
