@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::watcher;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Event reasons that mean a pod failed to schedule or to start its containers.
 pub const FAILURE_EVENT_REASONS: &[&str] =
@@ -52,7 +52,10 @@ const MAX_UID_BYTES: usize = 36;
 /// How many failures of pods the index has not seen one namespace's Events may keep (about
 /// 1.5 MB), and all namespaces' together. A failure counts only once its pod is seen, so these
 /// are failures whose Event came first (by a moment, or while the pod watch was behind) or
-/// Events naming a UID no pod has; past the bounds new ones are not kept.
+/// Events naming a UID no pod has. Past a namespace's share its new ones are not kept; past the
+/// total, a namespace holding fewer takes the place of the oldest of the namespace holding the
+/// most (if it holds at least two more), so that floods in some namespaces cannot crowd out
+/// another's real failures.
 pub const MAX_UNSEEN_FAILURES_PER_NAMESPACE: usize = 10_000;
 pub const MAX_UNSEEN_FAILURES: usize = 100_000;
 
@@ -93,7 +96,7 @@ impl PodFacts {
 /// The pods of one namespace that were deleted and are still kept, in the order they were.
 #[derive(Debug, Default)]
 struct DeletedPods {
-    order: std::collections::VecDeque<(String, usize)>,
+    order: VecDeque<(String, usize)>,
     bytes: usize,
 }
 
@@ -126,9 +129,12 @@ pub struct PodIndex {
     /// in, and when the first was seen. A pod's own failures are reported in its namespace; an
     /// Event written in another, naming its UID (anyone who may create Events may), is not one.
     failed: HashMap<String, (Vec<String>, DateTime<Utc>)>,
-    /// How many of them are of pods not seen, by the namespace of their first Event, as of the
-    /// last prune and counted up since (within `MAX_UNSEEN_FAILURES_PER_NAMESPACE`).
-    unseen_failures: HashMap<String, usize>,
+    /// Those of pods not seen, by the namespace of their first Event, in the order they came
+    /// (within `MAX_UNSEEN_FAILURES_PER_NAMESPACE`), as of the last prune and added to since: a
+    /// pod seen since is still in it, and leaves at the next prune.
+    unseen: HashMap<String, VecDeque<String>>,
+    /// How many `unseen` holds, within `MAX_UNSEEN_FAILURES`.
+    unseen_total: usize,
     /// The UIDs listed since the pod watch (re)started, until its list is complete.
     relisted: Option<HashSet<String>>,
     pods_listed: bool,
@@ -234,7 +240,7 @@ impl PodIndex {
                     let ns = e.metadata.namespace.as_deref().unwrap_or_default();
                     if !self.failed.contains_key(uid)
                         && !self.pods.contains_key(uid)
-                        && !self.count_unseen(ns)
+                        && !self.keep_unseen(ns, uid)
                     {
                         return;
                     }
@@ -251,15 +257,24 @@ impl PodIndex {
         }
     }
 
-    /// Count one more failure of a pod not seen, of an Event in `ns`: false (not kept) past the
-    /// namespace's share or the total.
-    fn count_unseen(&mut self, ns: &str) -> bool {
-        let total: usize = self.unseen_failures.values().sum();
-        let of_ns = self.unseen_failures.get(ns).copied().unwrap_or_default();
-        if of_ns >= MAX_UNSEEN_FAILURES_PER_NAMESPACE || total >= MAX_UNSEEN_FAILURES {
+    /// Make room for one more failure of a pod not seen, `uid`, of an Event in `ns`: false (not
+    /// kept) past the namespace's share, or past the total when no namespace holds two more.
+    fn keep_unseen(&mut self, ns: &str, uid: &str) -> bool {
+        let of_ns = self.unseen.get(ns).map_or(0, VecDeque::len);
+        if of_ns >= MAX_UNSEEN_FAILURES_PER_NAMESPACE {
             return false;
         }
-        *self.unseen_failures.entry(ns.to_string()).or_default() += 1;
+        while self.unseen_total >= MAX_UNSEEN_FAILURES {
+            let most = self.unseen.values_mut().max_by_key(|q| q.len()).filter(|q| q.len() > of_ns + 1);
+            let Some(oldest) = most.and_then(VecDeque::pop_front) else { return false };
+            self.unseen_total -= 1;
+            // One whose pod has been seen since is a failure that counts: it only leaves the tally.
+            if !self.pods.contains_key(&oldest) {
+                self.failed.remove(&oldest);
+            }
+        }
+        self.unseen.entry(ns.to_string()).or_default().push_back(uid.to_string());
+        self.unseen_total += 1;
         true
     }
 
@@ -352,11 +367,15 @@ impl PodIndex {
         self.pods.retain(|_, p| p.deleted_at.is_none_or(|d| d > cutoff));
         let pods = &self.pods;
         self.failed.retain(|uid, (_, seen)| pods.contains_key(uid) || *seen > cutoff);
-        self.unseen_failures.clear();
-        for (uid, (namespaces, _)) in &self.failed {
-            if let Some(ns) = namespaces.first().filter(|_| !pods.contains_key(uid)) {
-                *self.unseen_failures.entry(ns.clone()).or_default() += 1;
-            }
+        let mut unseen: Vec<(&DateTime<Utc>, &String, &String)> = (self.failed.iter())
+            .filter(|(uid, _)| !pods.contains_key(*uid))
+            .filter_map(|(uid, (namespaces, seen))| Some((seen, namespaces.first()?, uid)))
+            .collect();
+        unseen.sort();
+        self.unseen.clear();
+        self.unseen_total = unseen.len();
+        for (_, ns, uid) in unseen {
+            self.unseen.entry(ns.clone()).or_default().push_back(uid.clone());
         }
         for d in self.deleted.values_mut() {
             d.order.retain(|(uid, _)| pods.contains_key(uid));

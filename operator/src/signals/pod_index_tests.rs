@@ -431,3 +431,36 @@ fn failure_events_made_to_fill_memory_are_kept_within_bounds() {
     assert!(ix.failed.len() <= MAX_UNSEEN_FAILURES + 2, "{}", ix.failed.len());
     assert!(ix.failed.contains_key("victim"));
 }
+
+/// The total of failures of pods not seen is shared by every namespace: when floods of others
+/// have filled it, a namespace holding fewer takes a place from the one holding the most, so
+/// that Events in namespaces of her own cannot make another namespace's real failure (its Event
+/// a moment ahead of its pod) go uncounted.
+#[test]
+fn floods_in_other_namespaces_do_not_crowd_out_a_real_failure() {
+    let now = t("2026-11-24T10:06:00Z");
+    let mut ix = listed(&[], &[], now);
+    for ns in 0..MAX_UNSEEN_FAILURES / MAX_UNSEEN_FAILURES_PER_NAMESPACE {
+        for i in 0..MAX_UNSEEN_FAILURES_PER_NAMESPACE {
+            let forged = event_in(&format!("ns-{ns}"), &format!("{ns:06}-{i:029}"), "FailedScheduling", "x");
+            ix.warning_event(&watcher::Event::Apply(forged), now);
+        }
+    }
+    assert_eq!(ix.failed.len(), MAX_UNSEEN_FAILURES, "the total holds");
+    ix.warning_event(&watcher::Event::Apply(event("not-seen-yet", "FailedScheduling", "0/3 nodes")), now);
+    ix.pod_event(&watcher::Event::Apply(pod("not-seen-yet", "2026-11-24T10:00:10Z", "Running", None)), now);
+    assert_eq!(judged(&ix), Counts { attempts: 1, errors: 1 }, "its failure counts");
+    assert_eq!(ix.failed.len(), MAX_UNSEEN_FAILURES, "a flooded namespace's oldest gave its place");
+    let oldest = |ns: usize| format!("{ns:06}-{:029}", 0);
+    assert_eq!((0..10).filter(|ns| !ix.failed.contains_key(&oldest(*ns))).count(), 1);
+    // The flooding namespaces cannot take places back from one another for ever: one that holds
+    // as many as the most holds nothing more.
+    for ns in 0..10 {
+        let more = event_in(&format!("ns-{ns}"), &format!("{ns:06}-{:029}", 99_999), "FailedScheduling", "x");
+        ix.warning_event(&watcher::Event::Apply(more), now);
+    }
+    assert_eq!(ix.failed.len(), MAX_UNSEEN_FAILURES);
+    assert!(ix.failed.contains_key("not-seen-yet"));
+    ix.prune(now);
+    assert_eq!(ix.failed.len(), MAX_UNSEEN_FAILURES, "a prune counts them afresh, in the order seen");
+}
