@@ -91,16 +91,32 @@ async fn connect(cli: &Cli) -> anyhow::Result<Target> {
     let config = match &cli.kubeconfig {
         // KUBECONFIG may list several files, like kubectl's.
         Some(path) => {
-            let mut merged = Kubeconfig::default();
-            for p in std::env::split_paths(path) {
-                merged = merged.merge(Kubeconfig::read_from(&p)?)?;
-            }
-            kube::Config::from_custom_kubeconfig(merged, &options).await?
+            let from_env = std::env::var_os("KUBECONFIG").is_some_and(|v| v == path.as_os_str());
+            kube::Config::from_custom_kubeconfig(merged_kubeconfig(path.as_os_str(), from_env)?, &options)
+                .await?
         }
         None => kube::Config::from_kubeconfig(&options).await?,
     };
     let namespace = cli.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
     Ok(Target { client: kube::Client::try_from(config)?, namespace })
+}
+
+/// The kubeconfig files `paths` lists, merged as kubectl merges them: the first to set a field
+/// wins. A file KUBECONFIG (`from_env`) lists that does not exist is skipped, like an empty
+/// entry, as kubectl skips it; one given with `--kubeconfig` must exist.
+fn merged_kubeconfig(paths: &std::ffi::OsStr, from_env: bool) -> anyhow::Result<Kubeconfig> {
+    let mut merged: Option<Kubeconfig> = None;
+    for p in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
+        if from_env && !p.exists() {
+            continue;
+        }
+        let read = Kubeconfig::read_from(&p)?;
+        merged = Some(match merged {
+            Some(m) => m.merge(read)?,
+            None => read,
+        });
+    }
+    merged.ok_or_else(|| anyhow::anyhow!("none of the files KUBECONFIG lists exists: {}", paths.display()))
 }
 
 #[tokio::main]

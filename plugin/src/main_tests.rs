@@ -31,3 +31,28 @@ fn a_watch_that_can_never_work_ends_the_status_watch() {
     ))));
     assert!(!crate::status::lasting(&Error::NoResourceVersion));
 }
+
+/// KUBECONFIG lists files as kubectl reads them: one that does not exist is skipped (kubectl
+/// does, so a list shared between machines works), and so are empty entries; a path given with
+/// `--kubeconfig` must exist, and so must one of KUBECONFIG's.
+#[test]
+fn kubeconfig_files_listed_but_missing_are_skipped_like_kubectl() {
+    let dir = std::env::temp_dir().join(format!("kubectl-maintenance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = dir.join("config");
+    std::fs::write(
+        &real,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n\
+         clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:6443'}\nusers:\n- name: u\n  user: {}\n",
+    )
+    .unwrap();
+    let missing = dir.join("absent");
+    let list = std::env::join_paths([missing.clone(), std::path::PathBuf::new(), real]).unwrap();
+    let merged = crate::merged_kubeconfig(&list, true).unwrap();
+    assert_eq!(merged.current_context.as_deref(), Some("c"));
+    let err = crate::merged_kubeconfig(missing.as_os_str(), false).unwrap_err().to_string();
+    assert!(err.contains("absent"), "{err}");
+    let err = crate::merged_kubeconfig(missing.as_os_str(), true).unwrap_err().to_string();
+    assert!(err.contains("none of the files KUBECONFIG lists exists"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
