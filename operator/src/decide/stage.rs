@@ -381,7 +381,10 @@ impl Decider<'_> {
         s.phase = StagePhase::Passed;
         s.passed_at = Some(now);
         self.note(false, reason::SOAK_PASSED, "Promote", format!("stage {name} passed its soak; {later}"));
-        match self.st.stages.iter().position(|s| s.phase == StagePhase::Pending) {
+        match self.st.stages.iter().position(|s| s.phase != StagePhase::Passed) {
+            // Changed before a status write was lost (`check_targets`): it rolls out and is
+            // soaked like any other, and its gates are past.
+            Some(next) if self.st.stages[next].phase == StagePhase::RollingOut => self.roll_out(plan, next),
             Some(next) => self.start_stage(plan, next),
             None => self.succeed(),
         }

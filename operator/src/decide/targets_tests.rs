@@ -166,3 +166,30 @@ fn a_changed_target_found_back_on_its_known_good_image_is_reverted_and_the_rest_
         "nothing sent twice"
     );
 }
+
+/// The canary passed and the fleet's image was set in one decision, whose status was never
+/// written (it is written by the next look); a new leader finds the canary soaking and the
+/// fleet on the new image. The fleet counts as rolling out, and is soaked and judged after the
+/// canary passes again: the upgrade does not succeed around it.
+#[test]
+fn a_later_stage_found_changed_after_a_lost_write_is_still_soaked() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(3), |w| w.image_sets().len() == 2);
+    w.fail_over();
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Soaking, "the write after the canary was lost");
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    let fleet = &w.obs.status.stages[1];
+    assert_eq!(fleet.phase, StagePhase::Passed, "{}", w.obs.status.message);
+    assert_eq!(w.image_sets().len(), 2, "the fleet's image is not set again");
+    // And a regression on the fleet while the canary soaks again is reverted.
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(3), |w| w.image_sets().len() == 2);
+    w.fail_over();
+    w.step();
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:1.0");
+}
