@@ -27,6 +27,11 @@ pub fn worth_writing(
     if written.and_then(|w| w.rollback.as_ref()) != d.status.rollback.as_ref() {
         return true;
     }
+    // So is the first change: a baseline measured live is complete then, and a follower that
+    // found the change made could not measure the minutes before it again.
+    if d.effect.is_some() && written.is_none_or(|w| w.changed_at.is_none()) && d.status.changed_at.is_some() {
+        return true;
+    }
     let next_at_once = d.requeue_after.is_some_and(|r| r <= Duration::seconds(1));
     if d.effect.is_some() && next_at_once {
         return false;

@@ -129,3 +129,16 @@ fn reading_what_the_looks_missed_writes_the_status_once_caught_up_not_every_piec
     assert!(w.writes - writes <= 2, "{} writes for {pieces} pieces", w.writes - writes);
     assert_eq!(w.effects.len(), looks);
 }
+
+/// The first change is written with it: a live baseline is complete then, and a follower that
+/// found the change on the target could not measure the minutes before it again (it judged
+/// the soak against the baseline of the last write, as short as one read).
+#[test]
+fn the_first_change_is_written_with_its_complete_baseline() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| w.image_sets().len() == 1);
+    w.fail_over();
+    w.run_until(Duration::hours(1), |w| w.obs.status.stages[0].phase == StagePhase::Soaking);
+    let b = w.obs.status.analysis[0].baseline.as_ref().unwrap();
+    assert!(b.observed_seconds >= 600.0, "{}", b.observed_seconds);
+}

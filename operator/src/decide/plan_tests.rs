@@ -245,7 +245,7 @@ fn a_spec_made_unusable_after_a_change_whose_status_was_lost_still_reverts_on_de
     // The leader sets the canary's image and stops before writing that it did (the next look
     // would have followed at once); then the window is edited into one that cannot be read.
     let mut w = World::new(spec());
-    w.run_until(Duration::hours(1), |w| w.image("connector-canary") == "connector:2.0");
+    w.run_until_unwritten(Duration::hours(1), |w| w.image("connector-canary") == "connector:2.0");
     w.fail_over();
     assert!(w.obs.status.claimed_at.is_some() && w.obs.status.changed_at.is_none());
     w.obs.spec.window = Some(Window { time_zone: "Mars/Olympus".into(), ..tue_thu_window() });

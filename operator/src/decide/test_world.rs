@@ -580,6 +580,25 @@ impl World {
         }
     }
 
+    /// `run_until`, with the status write of the look that reaches `done` lost: the process went
+    /// away after its effect, before the write.
+    pub(super) fn run_until_unwritten(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
+        let end = self.obs.now + limit;
+        while !done(self) {
+            assert!(
+                self.obs.now < end,
+                "not reached by {end}; phase {:?}: {}",
+                self.phase(),
+                self.obs.status.message
+            );
+            let written = self.written.clone();
+            self.look();
+            if done(self) {
+                self.written = written;
+            }
+        }
+    }
+
     /// One step, then the clock advanced by its requeue time.
     pub(super) fn look(&mut self) {
         let d = self.step();

@@ -604,14 +604,14 @@ fn a_canary_reverted_with_a_sidecar_it_left_as_it_was_gets_its_strategy_back() {
 type End = fn(&mut World);
 
 /// The canary's first change made on the DaemonSet (its new template and OnDelete) but the
-/// status saying so never written (the next look follows at once, and another replica takes
-/// over first); then `end` ends the upgrade, and the look that reverts the template loses its
+/// status saying so never written (the process went away after the change, before the write);
+/// then `end` ends the upgrade, and the look that reverts the template loses its
 /// status write too: nothing in the status says the DaemonSet was ever changed, and its
 /// template is back on the known-good image. Only OnDelete, and the record on the DaemonSet,
 /// show that its canary began.
 fn changed_and_reverted_unrecorded(end: End) -> World {
     let mut w = world(Portion::Count(2), None);
-    run_paced(&mut w, Duration::hours(12), |w| w.image("connector") == "connector:2.0");
+    w.run_until_unwritten(Duration::hours(12), |w| w.image("connector") == "connector:2.0");
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE));
     w.fail_over();
     end(&mut w);
