@@ -81,7 +81,10 @@ impl<'a> Decider<'a> {
             self.note_once(reason::AUTOMATIC_ROLLBACK_DISABLED, &message);
             return None;
         }
-        if !self.o.spec.rollback.outside_window {
+        // A component found reverted is a rollback begun before its status write was lost (or
+        // one a human began): the rest follows at once, as a rollback under way does.
+        let begun = self.components().any(|c| c.phase == ComponentPhase::Reverted);
+        if !self.o.spec.rollback.outside_window && !begun {
             // A window that never opens again cannot be waited for: the rollback goes ahead.
             if let WindowState::Closed { opens_at: Some(opens_at), .. } = window {
                 self.held = true;

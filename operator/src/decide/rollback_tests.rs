@@ -317,3 +317,25 @@ fn a_digest_that_names_no_pullable_image_of_its_repository_is_not_pinned_to() {
         assert_eq!(w.image("connector-canary"), "connector:1.0", "{id}");
     }
 }
+
+/// A rollback's first revert made but its status write lost (a 409, the process gone), and the
+/// window closed before the next look: the revert found on the target is a rollback under way,
+/// which no window holds (rollback.outsideWindow false holds only one not yet begun).
+#[test]
+fn a_rollback_begun_before_a_lost_write_is_not_held_by_the_window() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    s.rollback.outside_window = false;
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-25T02:50:00Z");
+    w.run_until(Duration::hours(4), |w| soaking(w, 1));
+    w.error_rate = Box::new(|_| 0.3);
+    w.run_until_unwritten(Duration::hours(2), |w| w.image("connector") == "connector:1.0");
+    assert_eq!(w.image("connector-canary"), "connector:2.0", "one revert made");
+    w.fail_over();
+    assert!(w.obs.status.rollback.is_none(), "its write lost");
+    w.obs.now = t("2026-11-25T07:30:00Z");
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0");
+}
