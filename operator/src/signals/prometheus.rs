@@ -39,6 +39,22 @@ struct PromSeries {
     values: Vec<(f64, String)>,
 }
 
+/// The longest query the operator sends with the canary's names filled in: a canary of a few
+/// thousand nodes fits, hundreds of placeholders times thousands of names (from a status a
+/// tenant may write) do not.
+pub const MAX_RENDERED_QUERY: usize = 256 * 1024;
+
+/// How much of a query a reason quotes: its start, enough to tell which it was.
+const QUOTED: usize = 200;
+
+/// `query` as it is quoted in a reason: its first `QUOTED` characters.
+fn quoted(query: &str) -> String {
+    match query.char_indices().nth(QUOTED) {
+        Some((at, _)) => format!("{}… ({} bytes)", &query[..at], query.len()),
+        None => query.to_string(),
+    }
+}
+
 /// `query` as sent: `$interval` the span, in seconds; `$canary_nodes` and `$canary_revision`
 /// the canary's node names and revision hashes as one regular expression (`a|b`, each dot as
 /// `[.]`, which means a dot however the string is quoted), for `=~`. An error, read again later, while the canary does not know them yet.
@@ -60,19 +76,33 @@ pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -
         if names.is_empty() {
             return Err(format!("waiting for {what} to fill in {placeholder}"));
         }
+        let filled: usize = names.iter().map(|n| n.len() + 1).sum();
+        let grown = out.len() + out.matches(placeholder).count() * filled;
+        if grown > MAX_RENDERED_QUERY {
+            return Err(format!(
+                "the query with {placeholder} filled in ({} names) would be {} KiB, more than the {} KiB the operator sends; \
+                 judge this canary with a query that names fewer of them",
+                names.len(),
+                grown / 1024,
+                MAX_RENDERED_QUERY / 1024
+            ));
+        }
         out = out.replace(placeholder, &names.join("|"));
     }
     Ok(out)
 }
 
-/// A lowercase DNS subdomain: what a node name or a revision hash is.
+/// A lowercase DNS subdomain: what a node name or a revision hash is (labels of at most 63
+/// characters, each starting and ending with a letter or digit, joined by single dots).
 fn dns_name(s: &str) -> bool {
     let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars().all(|c| ok(c) || c == '-' || c == '.')
-        && s.starts_with(ok)
-        && s.ends_with(ok)
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            label.len() <= 63
+                && label.chars().all(|c| ok(c) || c == '-')
+                && label.starts_with(ok)
+                && label.ends_with(ok)
+        })
 }
 
 /// Sum of an instant query at `at` (every series, every value). No data is an error, never zero:
@@ -92,7 +122,7 @@ pub async fn prom_instant(
             add(&mut sum, &v);
         }
     }
-    sum.ok_or_else(|| Error::PromNoData(query.to_string()))
+    sum.ok_or_else(|| Error::PromNoData(quoted(query)))
 }
 
 /// Points per range query: under Prometheus's limit of 11,000 per series. A history of at most
@@ -144,7 +174,7 @@ pub async fn prom_range(
     let steps: Vec<(DateTime<Utc>, f64)> =
         steps.into_iter().filter_map(|(ts, v)| Some((DateTime::from_timestamp(ts, 0)?, v?))).collect();
     if steps.is_empty() {
-        return Err(Error::PromNoData(query.to_string()));
+        return Err(Error::PromNoData(quoted(query)));
     }
     Ok(steps)
 }
@@ -166,6 +196,7 @@ async fn prom_post(
     max_body: usize,
 ) -> Result<PromData, Error> {
     let failed = |why: String| Error::Prometheus(address.to_string(), why);
+    let query = &quoted(query);
     // By POST, as the API allows: a canary's node names make a query longer than a URL may be.
     let resp = http.post(url).form(params).send().await.map_err(|e| failed(outbound::failure(&e).into()))?;
     let code = resp.status();
@@ -198,7 +229,7 @@ async fn prom_post(
             code.as_u16()
         )));
     }
-    let data = body.data.ok_or_else(|| Error::PromNoData(query.to_string()))?;
+    let data = body.data.ok_or_else(|| Error::PromNoData(query.clone()))?;
     if data.result_type != "vector" && data.result_type != "matrix" && data.result_type != "scalar" {
         return Err(failed(format!("answered the query {query} with a result that is not a vector")));
     }

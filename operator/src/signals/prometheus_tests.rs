@@ -83,3 +83,38 @@ async fn invalid_promql_is_told_from_a_failure_that_may_pass() {
         prom_range(&http, &busy, "up", at - Duration::days(30), at, Duration::seconds(10)).await.unwrap_err();
     assert!(matches!(e, Error::PromQuery(..)), "{e:?}");
 }
+
+/// The canary's nodes come from the status, which a tenant may write: a name with runs of dots
+/// (each dot sent as three characters) is none, and a query they would fill past
+/// `MAX_RENDERED_QUERY` is not made at all (hundreds of placeholders times thousands of names
+/// made queries of hundreds of megabytes, killing every replica in turn).
+#[test]
+fn a_query_filled_with_the_canarys_nodes_stays_bounded() {
+    let dotted = format!("a{}a", ".".repeat(251));
+    let canary = CanaryScope { nodes: vec![dotted, "node-a".into(), "a..b".into()], revisions: vec![] };
+    let q = r#"up{n=~"$canary_nodes"}"#;
+    assert_eq!(render_query(q, Duration::minutes(1), Some(&canary)).unwrap(), r#"up{n=~"node-a"}"#);
+    let many = CanaryScope {
+        nodes: (0..600).map(|i| format!("{0}.{0}.{0}.{i:05}", "n".repeat(60))).collect(),
+        revisions: vec![],
+    };
+    let q = r#"up{n=~"$canary_nodes"} or "#.repeat(20);
+    let e = render_query(&q, Duration::minutes(1), Some(&many)).unwrap_err();
+    assert!(e.contains("more than the 256 KiB"), "{e}");
+    assert!(e.len() < 1024, "{} bytes", e.len());
+}
+
+/// What Prometheus said of a query is reported with the query's start, not all of it: a long
+/// query would make every reason, condition and status write as long.
+#[tokio::test]
+async fn a_refused_query_is_quoted_short() {
+    let http = reqwest::Client::new();
+    let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let bad = answering(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#.into()).await;
+    let long = format!("sum({})", "x".repeat(100_000));
+    let e = prom_instant(&http, &bad, &long, at).await.unwrap_err().to_string();
+    assert!(e.len() < 1024, "{} bytes", e.len());
+    let empty = answering(r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.into()).await;
+    let e = prom_instant(&http, &empty, &long, at).await.unwrap_err().to_string();
+    assert!(e.len() < 1024, "{} bytes", e.len());
+}
