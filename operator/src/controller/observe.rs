@@ -181,9 +181,11 @@ pub async fn observe(
             }
         }
     }
-    // What only the cluster can tell is wrong with the spec.
+    // What only the cluster can tell is wrong with the spec, of the signals as they are read:
+    // an untrusted upgrade's count its own namespace (decide::tenancy blocks one that names
+    // others), so it neither makes the operator look other namespaces up nor learns which exist.
     let mut spec_problems = vec![];
-    for s in mu.spec.effective_signals() {
+    for s in mu.spec.signals_as_read(&ns, trusted) {
         let Some(k) = &s.kubernetes else { continue };
         let missing = ctx.namespaces.missing(&k.namespaces).await;
         for ns in &k.namespaces {

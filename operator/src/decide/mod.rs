@@ -255,6 +255,12 @@ pub fn decide(o: &Observed) -> Decision {
             d.set_phase(Phase::Failed, msg.clone());
             d.note(true, reason::UPGRADE_DELETED, "Finish", msg);
         }
+        // Forbidden first, as `run` says it: what observe found of namespaces an untrusted
+        // upgrade may not name is not said to it.
+        Err(_) if let Some(forbidden) = d.tenancy_problem() => {
+            d.block(reason::CROSS_NAMESPACE, format!("{forbidden}; nothing is changed"));
+            d.st.message = d.blocked.as_ref().unwrap().1.clone();
+        }
         Err(e) => {
             let problems: Vec<String> = std::iter::once(e).chain(o.spec_problems.iter().cloned()).collect();
             d.block(

@@ -136,3 +136,26 @@ fn trust_withdrawn_a_foreign_target_without_its_known_good_record_is_not_reverte
     assert_eq!(c.phase, ComponentPhase::Conflict, "{:?}", c.message);
     assert!(c.message.as_deref().unwrap().contains("no readable known-good record"), "{:?}", c.message);
 }
+
+/// An untrusted upgrade whose spec cannot be used is told it may not read other namespaces,
+/// not which of them exist: what observe found of namespaces it may not name is never said
+/// (with names to guess and a bad selector, the message told the names that exist).
+#[test]
+fn an_unusable_spec_from_an_untrusted_namespace_says_nothing_of_other_namespaces() {
+    let mut s = spec();
+    for c in s.stages.iter_mut().flat_map(|s| s.components.iter_mut()) {
+        c.namespace = None;
+    }
+    s.analysis.signals = builtin_selecting("(");
+    s.analysis.signals[0].kubernetes.as_mut().unwrap().namespaces = vec!["guess-1".into(), "guess-2".into()];
+    let mut w = World::new(s);
+    w.obs.namespace = "team-a".into();
+    w.obs.trusted_namespaces = vec![];
+    w.obs.spec_problems =
+        vec!["signal pod-start-failures: namespace guess-1 does not exist; create it".into()];
+    w.step();
+    let blocked = w.condition(ct::BLOCKED);
+    assert_eq!(blocked.reason, reason::CROSS_NAMESPACE, "{}", blocked.message);
+    assert!(!blocked.message.contains("guess-1 does not exist"), "{}", blocked.message);
+    assert!(w.effects.is_empty(), "{:?}", w.effects);
+}
