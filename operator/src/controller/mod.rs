@@ -27,6 +27,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use leader::{Fence, LeaseConfig};
+use node_cache::NodeCache;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ mod act;
 pub mod crd_presence;
 pub mod finalizer;
 pub mod leader;
+pub mod node_cache;
 pub mod notifier;
 mod observe;
 pub mod refusals;
@@ -73,6 +75,8 @@ pub struct Context {
     pub pods: SharedPodIndex,
     /// Which namespaces exist, for signals that name them.
     pub namespaces: Namespaces,
+    /// The nodes' names and labels, for canaries that pick nodes by label.
+    pub nodes: NodeCache,
     /// The targets upgrades have claimed, watched.
     pub targets: TargetCache,
     /// What was last written for each upgrade and what was decided since.
@@ -137,6 +141,7 @@ impl Context {
         let index = pods.clone();
         health.watches(move || index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).ready());
         let namespaces = Namespaces::start(&client);
+        let nodes = NodeCache::start(&client);
         let targets = TargetCache::start(&client, scope.as_deref(), &trusted_namespaces);
         let notifier =
             Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret, fence);
@@ -148,6 +153,7 @@ impl Context {
             metrics,
             pods,
             namespaces,
+            nodes,
             targets,
             statuses: StatusMemory::default(),
             retries: Retries::default(),

@@ -16,7 +16,7 @@ use crate::signals::{prometheus, selector};
 use crate::target::{self, TargetKey, TargetState};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, GetParams, ListParams};
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
@@ -134,27 +134,18 @@ pub async fn observe(
             t.pods = pods.owned_pods(&key.namespace, &owner);
         }
     }
-    // The nodes a canary's nodeSelector selects, from the API server's cache: names only. A read
-    // that fails leaves it out, and that canary waits.
-    // Only for a DaemonSet this upgrade may read (its own namespace's, or a trusted upgrade's),
-    // and only for label keys: an upgrade cannot make the operator list nodes for nothing.
-    let selectors: std::collections::BTreeSet<String> = mu
-        .spec
-        .stages
-        .iter()
-        .flat_map(|s| &s.components)
-        .filter(|c| targets.get(&TargetKey::of(c, &ns)).is_some_and(|t| t.is_some()))
-        .filter_map(|c| c.canary.as_ref().filter(|k| k.bad_selector_key().is_none())?.selector_text())
-        .collect();
+    // The nodes a canary's nodeSelector selects, from the shared watch of nodes: names only.
+    // Until it has listed, that canary waits. Only for a DaemonSet this upgrade may read (its
+    // own namespace's, or a trusted upgrade's), and only for label keys.
     let mut selected_nodes = BTreeMap::new();
-    for selector in selectors.into_iter().filter(|_| !ended) {
-        let lp = ListParams::default().labels(&selector).match_any();
-        match Api::<Node>::all(ctx.client.clone()).list_metadata(&lp).await {
-            Ok(nodes) => {
-                selected_nodes
-                    .insert(selector, nodes.items.into_iter().filter_map(|n| n.metadata.name).collect());
-            }
-            Err(e) => tracing::warn!("listing the nodes {selector} selects failed: {e}"),
+    for c in mu.spec.stages.iter().flat_map(|s| &s.components).filter(|_| !ended) {
+        if targets.get(&TargetKey::of(c, &ns)).is_none_or(|t| t.is_none()) {
+            continue;
+        }
+        let Some(k) = c.canary.as_ref().filter(|k| k.bad_selector_key().is_none()) else { continue };
+        let (Some(text), Some(labels)) = (k.selector_text(), k.node_selector.as_ref()) else { continue };
+        if let Some(names) = ctx.nodes.selected(labels) {
+            selected_nodes.insert(text, names);
         }
     }
     // Until every target is claimed: which other upgrades named as owners still exist, and

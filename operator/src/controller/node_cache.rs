@@ -1,0 +1,59 @@
+//! Observe step, needs a client: the nodes' names and labels, from one shared metadata watch (a
+//! kube-runtime reflector), so that a canary's nodeSelector is matched in memory. Listing the
+//! nodes a selector picks on every look of every upgrade read every node's metadata each time
+//! (kilobytes of annotations and managed fields each, thousands of nodes), and any tenant with a
+//! DaemonSet could ask for it.
+
+use crate::constants::LIST_PAGE_SIZE;
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone)]
+pub struct NodeCache {
+    store: Store<PartialObjectMeta<Node>>,
+}
+
+impl NodeCache {
+    /// Start the watch; it runs as long as the process, resuming after errors with backoff.
+    pub fn start(client: &Client) -> NodeCache {
+        let (store, writer) = reflector::store();
+        let meta = Api::<PartialObjectMeta<Node>>::all(client.clone());
+        let config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+        // Only names and labels are kept.
+        let stream = watcher(meta, config).default_backoff().modify(|n| {
+            n.metadata.annotations = None;
+            n.metadata.managed_fields = None;
+        });
+        tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), |_| async {}));
+        NodeCache { store }
+    }
+
+    /// The names of the nodes whose labels hold every pair of `node_selector`; None until the
+    /// watch has listed them all once (the canary waits).
+    pub fn selected(&self, node_selector: &BTreeMap<String, String>) -> Option<BTreeSet<String>> {
+        self.store.wait_until_ready().now_or_never()?.ok()?;
+        let nodes = self.store.state();
+        Some(
+            nodes
+                .iter()
+                .filter(|n| selects(node_selector, n.metadata.labels.as_ref()))
+                .filter_map(|n| n.metadata.name.clone())
+                .collect(),
+        )
+    }
+}
+
+/// Whether a node with `labels` has every label of `node_selector`, as a pod's nodeSelector
+/// means it.
+pub fn selects(node_selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+    node_selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+#[cfg(test)]
+#[path = "node_cache_tests.rs"]
+mod tests;
