@@ -26,7 +26,7 @@ impl Decider<'_> {
         let conflict = self.components().find(|c| c.phase == ComponentPhase::Conflict).cloned();
         if let Some(c) = conflict {
             let msg = format!(
-                "{}; the upgrade is held: set spec.rollback.requested to revert the rest, or delete the upgrade to leave things as they are",
+                "{}; the upgrade is held (a regression is still rolled back): set spec.rollback.requested to revert the rest (deleting the upgrade reverts it too, then lets go)",
                 c.message.unwrap_or_else(|| format!(
                     "{:?} {}/{} was changed by someone else",
                     c.kind, c.namespace, c.name
@@ -77,7 +77,8 @@ impl Decider<'_> {
         }
         if let Some(c) = self.st.stages[si].components.iter().find(|c| c.phase != ComponentPhase::Claimed) {
             let msg = format!(
-                "stage {name} cannot start: {}",
+                "stage {name} cannot start: {}; the upgrade is held (a regression is still rolled back): set \
+                 spec.rollback.requested to revert what it changed (deleting the upgrade reverts it too, then lets go)",
                 c.message
                     .clone()
                     .unwrap_or_else(|| format!("{:?} {}/{} is {:?}", c.kind, c.namespace, c.name, c.phase))

@@ -193,3 +193,17 @@ fn a_later_stage_found_changed_after_a_lost_write_is_still_soaked() {
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector"), "connector:1.0");
 }
+
+/// A target of a later stage deleted before that stage: the stage cannot start, and the
+/// condition says what a human can do about it (it blocked with no way out named).
+#[test]
+fn a_later_stage_whose_target_was_deleted_says_what_to_do() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = None;
+    w.run_until(Duration::hours(3), |w| w.condition(ct::BLOCKED).status == "True");
+    let b = w.condition(ct::BLOCKED);
+    assert!(b.message.contains("stage fleet cannot start"), "{}", b.message);
+    assert!(b.message.contains("spec.rollback.requested"), "{}", b.message);
+    assert_eq!(w.image("connector-canary"), "connector:2.0", "nothing reverted by itself");
+}
