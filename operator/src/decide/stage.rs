@@ -370,7 +370,14 @@ impl Decider<'_> {
             self.next(format!("end the soak of stage {name} on the next reads"), None);
             return;
         }
-        if self.o.spec.paused {
+        // A later stage found begun after a lost status write (`check_targets`) is past its gates.
+        let next = self
+            .st
+            .stages
+            .iter()
+            .position(|s| s.phase != StagePhase::Passed && s.phase != StagePhase::Soaking);
+        let begun = next.is_some_and(|n| self.st.stages[n].phase == StagePhase::RollingOut);
+        if self.o.spec.paused && !begun {
             self.set_phase(
                 Phase::Paused,
                 format!("stage {name} passed its soak; paused: set spec.paused to false to continue"),

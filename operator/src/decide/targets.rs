@@ -139,11 +139,15 @@ impl Decider<'_> {
                 let running = t.and_then(|t| t.image(&container));
                 let known_good = c.known_good_image.as_deref().unwrap_or_default();
                 let ours = t.is_some_and(|t| self.owns(t));
+                let first = self.first_appearance(&key, si);
+                // So was a later stage that handed a canaried target to its own rolling update:
+                // its mark on the target says so (the workload is rolling every pod).
+                let handed_over = !first
+                    && t.and_then(|t| t.handed_over.as_deref()) == Some(self.hand_over_mark(si).as_str());
                 if c.phase == ComponentPhase::Claimed
-                    && self.first_appearance(&key, si)
                     && ours
-                    && running == Some(c.desired_image.as_str())
-                    && known_good != c.desired_image
+                    && ((first && running == Some(c.desired_image.as_str()) && known_good != c.desired_image)
+                        || handed_over)
                 {
                     let now = self.now();
                     let stage = &mut self.st.stages[si];

@@ -891,3 +891,25 @@ fn two_restores_refused_in_turn_are_each_given_up() {
     let said = w.obs.status.message.clone();
     assert!(said.matches("refused restoring").count() == 2, "{said}");
 }
+
+/// The hand-over made on the DaemonSet but its status write lost, and then the upgrade paused:
+/// the last stage is found begun by its mark (the DaemonSet is rolling every node), so it is
+/// rolling out in the status, under its progress deadline, and no gate holds it back; it was
+/// left Pending, and the status said the stage waited while every pod was replaced.
+#[test]
+fn a_hand_over_whose_write_was_lost_is_found_begun_whatever_the_gates_say() {
+    let mut w = world(Portion::Count(2), None);
+    let hands_over = |w: &World| matches!(w.effects.last(), Some(Effect::SetStrategy { strategy, .. }) if strategy == ROLLING);
+    w.run_until_unwritten(Duration::hours(6), hands_over);
+    w.fail_over();
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending, "its write lost");
+    w.obs.spec.paused = true;
+    w.step();
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    w.run_until(Duration::hours(6), |w| w.obs.status.stages[0].phase == StagePhase::Passed);
+    assert_ne!(w.phase(), Phase::Paused, "{}", w.obs.status.message);
+    w.obs.spec.paused = false;
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Passed);
+}
