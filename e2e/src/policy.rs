@@ -91,6 +91,21 @@ impl Scenario {
         installed
     }
 
+    /// Refuse every write of the scenario's DaemonSets that would run `image`, as an image
+    /// admission policy (signatures, a registry allow-list) refuses an image it does not trust.
+    pub async fn refuse_image(&self, image: &str) -> PolicyInstalled {
+        let spec = json!({
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["daemonsets"]}]},
+            "validations": [{
+                "expression": format!("!object.spec.template.spec.containers.exists(c, c.image == '{image}')"),
+                "message": "the image is refused by the e2e test"
+            }]
+        });
+        self.install_policy(&format!("e2e-refuse-image-{}", self.ns), spec, Some(&self.ns)).await
+    }
+
     /// Refuse every status write of the scenario's upgrades that stores one of `phases`: the
     /// final status write of an upgrade that ends so.
     pub async fn refuse_status_phases(&self, phases: &[&str]) -> PolicyInstalled {

@@ -2212,16 +2212,37 @@ async fn s29_an_upgrade_deleted_mid_soak_reverts_what_it_changed_and_releases_it
     assert!(said.contains("which its canary left, restored from its record"), "{said}");
 }
 
-/// The final status write fails (here an admission policy refuses it for a while): the targets
-/// are not released until the final phase is stored, so the upgrade ends Succeeded with its
-/// targets released, never Blocked on targets it took for changed by someone else.
+/// Writes an admission policy refuses for a while. The new image first (an image policy that
+/// does not trust it yet): the status says Blocked, ActionFailed, what the operator was doing
+/// and what the API server said, and the upgrade goes on once the image is allowed. Then the
+/// final status write: the targets are not released until the final phase is stored, so the
+/// upgrade ends Succeeded with its targets released, never Blocked on targets it took for
+/// changed by someone else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s30_a_final_status_write_refused_for_a_while_still_ends_succeeded_and_released() {
+async fn s30_refused_writes_are_said_and_the_upgrade_ends_succeeded_and_released_once_they_pass() {
     let mut s = incident_world("final-write").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let upgrade = fleet_only(&s.ns, "up", "10s", next);
+    let refusing_image = s.refuse_image(next).await;
     let refusing = s.refuse_status_phases(&["Succeeded"]).await;
     s.apply(&upgrade).await;
+    let mu = s
+        .wait_for("up", SECS(120), "the refused image said in Blocked", |mu| {
+            mu.status.as_ref().is_some_and(|st| {
+                st.conditions.iter().any(|c| {
+                    c.type_ == condition::BLOCKED && c.status == "True" && c.reason == reason::ACTION_FAILED
+                })
+            })
+        })
+        .await;
+    let st = mu.status.unwrap();
+    let blocked = st.conditions.iter().find(|c| c.type_ == condition::BLOCKED).unwrap();
+    let setting = format!("setting DaemonSet {}/connector to {next}", s.ns);
+    for said in [setting.as_str(), "the image is refused by the e2e test", "needs a human"] {
+        assert!(blocked.message.contains(said), "{said:?} in {}", blocked.message);
+    }
+    assert_ne!(s.image("connector").await, next, "nothing half-applied");
+    drop(refusing_image);
     eventually("the final write refused", SECS(120), || async {
         s.operator.log().contains("the final status write is refused by the e2e test")
     })

@@ -55,8 +55,12 @@ pub async fn act(
                 info!("{what} changed while we looked; observing again");
                 return Ok(Action::requeue(StdDuration::from_millis(200)));
             }
-            // Said once while it fails the same way (`announce_failure`), retried further apart.
-            Err(e) => return Err(e),
+            // Said once while it fails the same way (`announce_failure`), retried further apart;
+            // a refusal is said in the status too.
+            Err(e) => {
+                say_refused(ctx, mu, base, &decision, &e).await;
+                return Err(e);
+            }
         }
     }
     // The Events of a change to a target go out before the status write: if the operator dies
@@ -320,6 +324,31 @@ async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Va
 }
 
 /// Write the status; the resourceVersion the write made.
+/// A change the API server refuses (an admission policy, a missing permission: 400, 403 or
+/// 422) is said in Blocked, on the status last written: the decision cannot be written, as what
+/// it says was done was not. Once per refusal, not at every retry; a write that fails is left
+/// to the next retry.
+async fn say_refused(ctx: &Context, mu: &MaintenanceUpgrade, base: &Base, decision: &Decision, e: &Error) {
+    let Error::PatchTarget(_, kube::Error::Api(s)) = e else { return };
+    if !matches!(s.code, 400 | 403 | 422) {
+        return;
+    }
+    let Some(written) = base.written.as_ref() else { return };
+    let now = Utc::now();
+    let generation = mu.metadata.generation;
+    let Some(st) = decide::refused_status(written, &decision.status.message, &e.to_string(), now, generation)
+    else {
+        return;
+    };
+    match write_status(&ctx.client, mu, &base.resource_version, &st).await {
+        Ok(rv) => {
+            ctx.metrics.status_writes.inc();
+            ctx.statuses.wrote(mu, &st, rv);
+        }
+        Err(e) => info!("could not say in the status that a change was refused: {e}"),
+    }
+}
+
 async fn write_status(
     client: &Client,
     mu: &MaintenanceUpgrade,

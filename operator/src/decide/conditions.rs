@@ -6,7 +6,7 @@ use crate::constants::{condition as ct, reason};
 use crate::crd::*;
 use crate::timefmt::at;
 use crate::window::{Schedule, WindowState};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 impl Decider<'_> {
     pub(super) fn finish(mut self) -> Decision {
@@ -153,3 +153,52 @@ fn tf(b: bool) -> &'static str {
 #[cfg(test)]
 #[path = "conditions_tests.rs"]
 mod tests;
+
+/// The most of what the API server said that `refused_status` keeps: an admission webhook's
+/// message may be long.
+const MAX_REFUSAL: usize = 1000;
+
+/// `written` with its Blocked condition saying that the API server refuses the change the
+/// operator is making: `doing` (the decision's message) and `refused` (what it said). The
+/// decision itself cannot be written, since what it says was done was not; without this the
+/// status went on saying nothing blocked the upgrade. None when `written` says so already.
+pub fn refused_status(
+    written: &MaintenanceUpgradeStatus,
+    doing: &str,
+    refused: &str,
+    now: DateTime<Utc>,
+    generation: Option<i64>,
+) -> Option<MaintenanceUpgradeStatus> {
+    let refused: String = match refused.char_indices().nth(MAX_REFUSAL) {
+        Some((cut, _)) => format!("{}…", &refused[..cut]),
+        None => refused.to_string(),
+    };
+    let message = format!(
+        "{doing}; but the API server refuses it: {refused}; tried again up to once a minute until it goes \
+         through (an admission policy or a missing permission needs a human)"
+    );
+    let mut st = written.clone();
+    let old = st.conditions.iter().position(|c| c.type_ == ct::BLOCKED);
+    let old_c = old.map(|i| &st.conditions[i]);
+    // Said already: what the operator is doing may be worded anew at every retry (its counts).
+    let said = format!("refuses it: {refused};");
+    if old_c
+        .is_some_and(|c| c.status == "True" && c.reason == reason::ACTION_FAILED && c.message.contains(&said))
+    {
+        return None;
+    }
+    let since = old_c.filter(|c| c.status == "True").map_or(now, |c| c.last_transition_time);
+    let blocked = Condition {
+        type_: ct::BLOCKED.into(),
+        status: "True".into(),
+        reason: reason::ACTION_FAILED.into(),
+        message,
+        last_transition_time: since,
+        observed_generation: generation,
+    };
+    match old {
+        Some(i) => st.conditions[i] = blocked,
+        None => st.conditions.push(blocked),
+    }
+    Some(st)
+}

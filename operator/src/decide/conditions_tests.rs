@@ -15,3 +15,32 @@ fn status_says_what_happens_next() {
     assert_eq!(w.obs.status.observed_generation, Some(1));
     let _ = OWNER_ANNOTATION;
 }
+
+/// A change the API server keeps refusing is said in Blocked, on the status last written (the
+/// decision cannot be: what it says was done was not), once, not at every retry.
+#[test]
+fn a_refused_change_is_said_in_blocked_once() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    let written = w.obs.status.clone();
+    let now = w.obs.now;
+    let doing = "rolling back: signal pod-start-failures regressed";
+    let refused = "failed to patch DaemonSet kube-system/connector: the image is not allowed (HTTP 403)";
+    let st = crate::decide::refused_status(&written, doing, refused, now, Some(1)).unwrap();
+    let b = st.conditions.iter().find(|c| c.type_ == ct::BLOCKED).unwrap();
+    assert_eq!((b.status.as_str(), b.reason.as_str()), ("True", reason::ACTION_FAILED));
+    assert!(b.message.starts_with(doing) && b.message.contains("HTTP 403"), "{}", b.message);
+    assert!(b.message.contains("needs a human"), "{}", b.message);
+    assert_eq!(b.last_transition_time, now);
+    assert_eq!(st.stages, written.stages, "nothing else said");
+    assert_eq!(st.conditions.len(), written.conditions.len());
+    let later = now + Duration::minutes(1);
+    assert!(crate::decide::refused_status(&st, doing, refused, later, Some(1)).is_none(), "said once");
+    assert!(crate::decide::refused_status(&st, "rolling back: more", refused, later, Some(1)).is_none());
+    let other = crate::decide::refused_status(&st, doing, "another refusal", later, Some(1)).unwrap();
+    let b = other.conditions.iter().find(|c| c.type_ == ct::BLOCKED).unwrap();
+    assert_eq!(b.last_transition_time, now, "blocked since the first refusal");
+    let long = "x".repeat(100_000);
+    let st = crate::decide::refused_status(&written, doing, &long, now, Some(1)).unwrap();
+    assert!(st.conditions.iter().all(|c| c.message.len() < 2_000));
+}

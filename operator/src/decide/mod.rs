@@ -31,6 +31,7 @@ mod test_world;
 mod trust;
 
 pub use analysis::{analysis_due, history_due};
+pub use conditions::refused_status;
 pub use notify::{DEFAULT_WEBHOOK, Delivery, due_notifications};
 pub use persist::worth_writing;
 
