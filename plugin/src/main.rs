@@ -103,11 +103,13 @@ async fn connect(cli: &Cli) -> anyhow::Result<Target> {
 
 /// The kubeconfig files `paths` lists, merged as kubectl merges them: the first to set a field
 /// wins. A file KUBECONFIG (`from_env`) lists that does not exist is skipped, like an empty
-/// entry, as kubectl skips it; one given with `--kubeconfig` must exist.
+/// entry, as kubectl skips it (one it may not read is an error); one given with `--kubeconfig`
+/// must exist.
 fn merged_kubeconfig(paths: &std::ffi::OsStr, from_env: bool) -> anyhow::Result<Kubeconfig> {
     let mut merged: Option<Kubeconfig> = None;
     for p in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
-        if from_env && !p.exists() {
+        let absent = matches!(std::fs::metadata(&p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if from_env && absent {
             continue;
         }
         let read = Kubeconfig::read_from(&p)?;

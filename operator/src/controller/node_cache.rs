@@ -29,7 +29,16 @@ impl NodeCache {
             n.metadata.annotations = None;
             n.metadata.managed_fields = None;
         });
-        tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), |_| async {}));
+        // A failure is said (no right to watch nodes, say: the canaries that pick nodes by label
+        // wait meanwhile) and the watch resumes with backoff.
+        tokio::spawn(futures::StreamExt::for_each(
+            reflector::reflector(writer, stream),
+            |event| async move {
+                if let Err(e) = event {
+                    tracing::warn!("the watch of nodes failed: {e}; resuming");
+                }
+            },
+        ));
         NodeCache { store }
     }
 

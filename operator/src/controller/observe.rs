@@ -365,8 +365,8 @@ async fn read_signal(
     } else if let Some(p) = &signal.prometheus {
         let span = to - from;
         let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
-        let attempts = prometheus::render_query(&p.attempts, span, canary).map_err(Transient)?;
-        let errors = prometheus::render_query(&p.errors, span, canary).map_err(Transient)?;
+        let attempts = prometheus::render_query(&p.attempts, span, canary).map_err(unrendered)?;
+        let errors = prometheus::render_query(&p.errors, span, canary).map_err(unrendered)?;
         // A piece of what the looks missed that Prometheus holds nothing of, for either query
         // (it was away too): passed over, unjudged, so that the catch-up goes on; never read
         // as zero. Only a read up to now says that there is no data.
@@ -436,6 +436,15 @@ fn prom_error(e: Error) -> ReadError {
     }
 }
 
+/// A query that cannot be sent yet waits; one too long while the canary is this large is the
+/// spec's to change (`Permanent`: the upgrade is held, a rollback still goes ahead).
+fn unrendered(e: prometheus::Unrendered) -> ReadError {
+    match e {
+        prometheus::Unrendered::Waiting(why) => Transient(why),
+        prometheus::Unrendered::TooLong(why) => Permanent(why),
+    }
+}
+
 /// An empty errors answer is never read as zero (a mistyped query would pass for healthy), but
 /// the usual cause has a simple fix.
 fn no_errors_hint(e: Error) -> ReadError {
@@ -462,8 +471,8 @@ async fn read_history(
     let step = spec.analysis.interval.parse().map_err(Permanent)?;
     let from = now - lookback;
     let prom = ctx.outbound.prometheus(&p.address).map_err(Permanent)?;
-    let attempts = prometheus::render_query(&p.attempts, step, canary).map_err(Transient)?;
-    let errors = prometheus::render_query(&p.errors, step, canary).map_err(Transient)?;
+    let attempts = prometheus::render_query(&p.attempts, step, canary).map_err(unrendered)?;
+    let errors = prometheus::render_query(&p.errors, step, canary).map_err(unrendered)?;
     let attempts =
         prometheus::prom_range(prom, &p.address, &attempts, from, now, step).await.map_err(prom_error)?;
     let errors =

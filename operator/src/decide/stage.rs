@@ -47,10 +47,30 @@ impl Decider<'_> {
         }
     }
 
+    /// Whether every component of stage `si` was changed before a status write was lost
+    /// (`check_targets`): nothing of it is left for a gate to hold.
+    fn found_begun(&self, si: usize) -> bool {
+        let components = &self.st.stages[si].components;
+        !components.is_empty() && components.iter().all(|c| c.phase == ComponentPhase::Applied)
+    }
+
     pub(super) fn start_stage(&mut self, plan: &Plan, si: usize) {
         let now = self.now();
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();
+        if self.found_begun(si) {
+            let s = &mut self.st.stages[si];
+            s.phase = StagePhase::RollingOut;
+            s.started_at = Some(now);
+            self.st.current_stage = Some(name.clone());
+            self.note(
+                false,
+                reason::STAGE_STARTED,
+                "StartStage",
+                format!("stage {name} started: its changes were made before a status write was lost"),
+            );
+            return self.roll_out(plan, si);
+        }
         if self.o.spec.paused {
             self.set_phase(
                 Phase::Paused,
@@ -75,7 +95,11 @@ impl Decider<'_> {
             }
             return;
         }
-        if let Some(c) = self.st.stages[si].components.iter().find(|c| c.phase != ComponentPhase::Claimed) {
+        // One found changed (`check_targets`) is this upgrade's, watched already; the rest waits
+        // for the gates above and below.
+        let startable =
+            |c: &&ComponentStatus| matches!(c.phase, ComponentPhase::Claimed | ComponentPhase::Applied);
+        if let Some(c) = self.st.stages[si].components.iter().find(|c| !startable(c)) {
             let msg = format!(
                 "stage {name} cannot start: {}; the upgrade is held (a regression is still rolled back): set \
                  spec.rollback.requested to revert what it changed (deleting the upgrade reverts it too, then lets go)",
@@ -371,12 +395,8 @@ impl Decider<'_> {
             return;
         }
         // A later stage found begun after a lost status write (`check_targets`) is past its gates.
-        let next = self
-            .st
-            .stages
-            .iter()
-            .position(|s| s.phase != StagePhase::Passed && s.phase != StagePhase::Soaking);
-        let begun = next.is_some_and(|n| self.st.stages[n].phase == StagePhase::RollingOut);
+        let next = self.st.stages.iter().position(|s| s.phase == StagePhase::Pending);
+        let begun = next.is_some_and(|n| self.found_begun(n));
         if self.o.spec.paused && !begun {
             self.set_phase(
                 Phase::Paused,
@@ -389,10 +409,7 @@ impl Decider<'_> {
         s.phase = StagePhase::Passed;
         s.passed_at = Some(now);
         self.note(false, reason::SOAK_PASSED, "Promote", format!("stage {name} passed its soak; {later}"));
-        match self.st.stages.iter().position(|s| s.phase != StagePhase::Passed) {
-            // Changed before a status write was lost (`check_targets`): it rolls out and is
-            // soaked like any other, and its gates are past.
-            Some(next) if self.st.stages[next].phase == StagePhase::RollingOut => self.roll_out(plan, next),
+        match next {
             Some(next) => self.start_stage(plan, next),
             None => self.succeed(),
         }

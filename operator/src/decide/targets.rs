@@ -150,8 +150,12 @@ impl Decider<'_> {
                         || handed_over)
                 {
                     let now = self.now();
+                    // Only the stage after those that passed rolls out from now; a later one is
+                    // started (its gates, its deadline) once they pass (`start_stage`), its change
+                    // watched meanwhile.
+                    let current = self.st.stages[..si].iter().all(|s| s.phase == StagePhase::Passed);
                     let stage = &mut self.st.stages[si];
-                    if stage.phase == StagePhase::Pending {
+                    if stage.phase == StagePhase::Pending && current {
                         stage.phase = StagePhase::RollingOut;
                         stage.started_at = Some(now);
                     }

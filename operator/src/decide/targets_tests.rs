@@ -207,3 +207,28 @@ fn a_later_stage_whose_target_was_deleted_says_what_to_do() {
     assert!(b.message.contains("spec.rollback.requested"), "{}", b.message);
     assert_eq!(w.image("connector-canary"), "connector:2.0", "nothing reverted by itself");
 }
+
+/// The fleet's first target set to the new image by someone else early in the canary's soak,
+/// and the fleet needing approval: the change is watched (and reverted on a regression), but
+/// the rest of the fleet waits for its gates, and the stage's progress deadline counts from
+/// when it starts, not from when the change was found.
+#[test]
+fn a_later_stage_found_changed_still_waits_for_its_gates_and_its_deadline_counts_from_its_start() {
+    let mut s = spec();
+    s.stages[1].components.push(component("connector-b", "connector:2.0"));
+    s.stages[1].require_approval = true;
+    let mut w = World::new(s);
+    w.obs.targets.insert(key("connector-b"), Some(daemonset("connector:1.0")));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let t = w.target_mut("connector");
+    t.containers[0].1 = "connector:2.0".into();
+    bump(t);
+    w.run_until(Duration::hours(3), |w| w.phase() == Phase::AwaitingApproval || terminal(w));
+    assert_eq!(w.phase(), Phase::AwaitingApproval, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-b"), "connector:1.0", "not changed before approval");
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied, "watched");
+    w.obs.spec.approved_stages.push("fleet".into());
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-b"), "connector:2.0");
+}

@@ -39,10 +39,21 @@ struct PromSeries {
     values: Vec<(f64, String)>,
 }
 
-/// The longest query the operator sends with the canary's names filled in: a canary of a few
-/// thousand nodes fits, hundreds of placeholders times thousands of names (from a status a
-/// tenant may write) do not.
-pub const MAX_RENDERED_QUERY: usize = 256 * 1024;
+/// The longest query the operator sends with the canary's names filled in: a placeholder for
+/// 5,000 nodes of cloud names (about 260 KiB) fits, hundreds of placeholders times thousands of
+/// names (from a status a tenant may write) do not.
+pub const MAX_RENDERED_QUERY: usize = 1024 * 1024;
+
+/// Why a query cannot be sent as it is.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Unrendered {
+    /// What fills a placeholder is not known yet: read again later.
+    #[error("{0}")]
+    Waiting(String),
+    /// Filled in, it would be longer than `MAX_RENDERED_QUERY`: not while the canary is this large.
+    #[error("{0}")]
+    TooLong(String),
+}
 
 /// How much of a query a reason quotes: its start, enough to tell which it was.
 const QUOTED: usize = 200;
@@ -60,7 +71,7 @@ fn quoted(query: &str) -> String {
 /// `[.]`, which means a dot however the string is quoted), for `=~`. An error, read again later, while the canary does not know them yet.
 /// Only names a Kubernetes object may have are put in (the status is the operator's to write,
 /// but its values are not trusted to be): a query cannot be rewritten through them.
-pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -> Result<String, String> {
+pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -> Result<String, Unrendered> {
     let mut out = query.replace("$interval", &format!("{}s", span.num_seconds().max(1)));
     let empty = CanaryScope::default();
     let canary = canary.unwrap_or(&empty);
@@ -71,38 +82,29 @@ pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -
         if !out.contains(placeholder) {
             continue;
         }
-        let names: Vec<String> =
-            values.iter().filter(|v| dns_name(v)).map(|v| v.replace('.', "[.]")).collect();
+        let names: Vec<String> = values
+            .iter()
+            .filter(|v| crate::names::is_dns_subdomain(v))
+            .map(|v| v.replace('.', "[.]"))
+            .collect();
         if names.is_empty() {
-            return Err(format!("waiting for {what} to fill in {placeholder}"));
+            return Err(Unrendered::Waiting(format!("waiting for {what} to fill in {placeholder}")));
         }
         let filled: usize = names.iter().map(|n| n.len() + 1).sum();
         let grown = out.len() + out.matches(placeholder).count() * filled;
         if grown > MAX_RENDERED_QUERY {
-            return Err(format!(
-                "the query with {placeholder} filled in ({} names) would be {} KiB, more than the {} KiB the operator sends; \
-                 judge this canary with a query that names fewer of them",
+            return Err(Unrendered::TooLong(format!(
+                "the query with {placeholder} filled in ({} names) would be {} KiB, more than the {} KiB the operator \
+                 sends, so it is not read while the canary is this large: take the signal out of the spec (edited, it \
+                 would be another signal, judged no more), or set spec.rollback.requested",
                 names.len(),
                 grown / 1024,
                 MAX_RENDERED_QUERY / 1024
-            ));
+            )));
         }
         out = out.replace(placeholder, &names.join("|"));
     }
     Ok(out)
-}
-
-/// A lowercase DNS subdomain: what a node name or a revision hash is (labels of at most 63
-/// characters, each starting and ending with a letter or digit, joined by single dots).
-fn dns_name(s: &str) -> bool {
-    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            label.len() <= 63
-                && label.chars().all(|c| ok(c) || c == '-')
-                && label.starts_with(ok)
-                && label.ends_with(ok)
-        })
 }
 
 /// Sum of an instant query at `at` (every series, every value). No data is an error, never zero:

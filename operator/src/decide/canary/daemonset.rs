@@ -112,7 +112,7 @@ impl Decider<'_> {
     }
 
     /// Why stage `si` cannot start yet: a canary whose nodeSelector's nodes are not read yet
-    /// (the operator lists them; RBAC `nodes: list`). Nothing changes until they are.
+    /// (the operator watches them; RBAC `nodes: list, watch`). Nothing changes until they are.
     pub(in crate::decide) fn selection_unread(&self, si: usize) -> Option<String> {
         self.o.spec.stages.get(si)?.components.iter().find_map(|c| {
             let selector = c.canary.as_ref()?.selector_text()?;

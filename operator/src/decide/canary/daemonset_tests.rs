@@ -893,9 +893,10 @@ fn two_restores_refused_in_turn_are_each_given_up() {
 }
 
 /// The hand-over made on the DaemonSet but its status write lost, and then the upgrade paused:
-/// the last stage is found begun by its mark (the DaemonSet is rolling every node), so it is
-/// rolling out in the status, under its progress deadline, and no gate holds it back; it was
-/// left Pending, and the status said the stage waited while every pod was replaced.
+/// the last stage is found begun by its mark (the DaemonSet is rolling every node), so its
+/// change is watched at once, and once the canary passes again it rolls out, under its
+/// progress deadline, with no gate holding it back; it was left Claimed, and the status said
+/// the stage waited while every pod was replaced.
 #[test]
 fn a_hand_over_whose_write_was_lost_is_found_begun_whatever_the_gates_say() {
     let mut w = world(Portion::Count(2), None);
@@ -905,9 +906,10 @@ fn a_hand_over_whose_write_was_lost_is_found_begun_whatever_the_gates_say() {
     assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending, "its write lost");
     w.obs.spec.paused = true;
     w.step();
-    assert_eq!(w.obs.status.stages[1].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied, "watched");
     w.run_until(Duration::hours(6), |w| w.obs.status.stages[0].phase == StagePhase::Passed);
     assert_ne!(w.phase(), Phase::Paused, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
     w.obs.spec.paused = false;
     w.run_until(Duration::hours(6), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
