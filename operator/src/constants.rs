@@ -183,7 +183,9 @@ pub mod reason {
     /// write (an admission policy, a missing permission), a read fails, or a look runs too long.
     /// The Event's action says which (`Act`, `WriteStatus`, `Observe`, `Look`); retried 5 s,
     /// 10 s, 20 s … up to once a minute, and said again only when the failure changes or an hour
-    /// after it was said.
+    /// after it was said. A change to a target the API server refuses (400, 403, 422) before
+    /// the upgrade ends is also the reason of `Blocked`: what the operator was doing and what
+    /// the API server said, until the change goes through.
     pub const ACTION_FAILED: &str = "ActionFailed";
     /// A webhook delivery failed (the first failure of each notification): retried with backoff, see
     /// `status.notifications`. Or one still to deliver is no longer retried: only 50 are kept.

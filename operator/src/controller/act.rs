@@ -325,19 +325,19 @@ async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Va
 
 /// Write the status; the resourceVersion the write made.
 /// A change the API server refuses (an admission policy, a missing permission: 400, 403 or
-/// 422) is said in Blocked, on the status last written: the decision cannot be written, as what
-/// it says was done was not. Once per refusal, not at every retry; a write that fails is left
-/// to the next retry.
+/// 422) is said in Blocked, on the status this look decided from (every step in it went
+/// through): the decision cannot be written, as what it says was done was not. Once per
+/// refusal, not at every retry; a write that fails is left to the next retry. Not on an ended
+/// upgrade, whose conditions are never decided again (a refused release is said in the Event).
 async fn say_refused(ctx: &Context, mu: &MaintenanceUpgrade, base: &Base, decision: &Decision, e: &Error) {
     let Error::PatchTarget(_, kube::Error::Api(s)) = e else { return };
-    if !matches!(s.code, 400 | 403 | 422) {
+    if !matches!(s.code, 400 | 403 | 422) || base.current.phase.is_terminal() {
         return;
     }
-    let Some(written) = base.written.as_ref() else { return };
     let now = Utc::now();
     let generation = mu.metadata.generation;
-    let Some(st) = decide::refused_status(written, &decision.status.message, &e.to_string(), now, generation)
-    else {
+    let doing = &decision.status.message;
+    let Some(st) = decide::refused_status(&base.current, doing, &e.to_string(), now, generation) else {
         return;
     };
     match write_status(&ctx.client, mu, &base.resource_version, &st).await {

@@ -436,12 +436,12 @@ fn prom_error(e: Error) -> ReadError {
     }
 }
 
-/// A query that cannot be sent yet waits; one too long while the canary is this large is the
-/// spec's to change (`Permanent`: the upgrade is held, a rollback still goes ahead).
+/// A query that cannot be sent yet waits, and so does one too long while the canary is this
+/// large (its reason says what a human can do): held as an invalid spec instead, a stage
+/// widening the canary would stop part-way and roll back at its progress deadline.
 fn unrendered(e: prometheus::Unrendered) -> ReadError {
     match e {
-        prometheus::Unrendered::Waiting(why) => Transient(why),
-        prometheus::Unrendered::TooLong(why) => Permanent(why),
+        prometheus::Unrendered::Waiting(why) | prometheus::Unrendered::TooLong(why) => Transient(why),
     }
 }
 

@@ -44,3 +44,20 @@ fn a_refused_change_is_said_in_blocked_once() {
     let st = crate::decide::refused_status(&written, doing, &long, now, Some(1)).unwrap();
     assert!(st.conditions.iter().all(|c| c.message.len() < 2_000));
 }
+
+/// The status a refusal is said on is the latest decision (the one whose effects went
+/// through), not only the last written: decisions kept in memory are not lost, and a first
+/// claim refused before anything was written is said too.
+#[test]
+fn a_refusal_is_said_on_a_status_with_nothing_written_yet() {
+    let st = crate::decide::refused_status(
+        &MaintenanceUpgradeStatus::default(),
+        "claiming its targets",
+        "failed to patch DaemonSet kube-system/connector: forbidden (HTTP 403)",
+        t("2026-11-24T10:00:00Z"),
+        Some(1),
+    )
+    .unwrap();
+    let b = st.conditions.iter().find(|c| c.type_ == ct::BLOCKED).unwrap();
+    assert_eq!(b.reason, reason::ACTION_FAILED);
+}

@@ -146,7 +146,14 @@ impl<'a> Decider<'a> {
         let why = self.st.rollback.as_ref().map(|r| r.message.clone()).unwrap_or_default();
         // Last stage first; within a stage, last component first.
         for si in (0..self.st.stages.len()).rev() {
-            if matches!(self.st.stages[si].phase, StagePhase::Pending | StagePhase::RolledBack) {
+            // A Pending stage may hold a change found made (`check_targets`): reverted too.
+            let stage = &self.st.stages[si];
+            let untouched = stage.phase == StagePhase::Pending
+                && !stage
+                    .components
+                    .iter()
+                    .any(|c| matches!(c.phase, ComponentPhase::Applied | ComponentPhase::Reverted));
+            if untouched || stage.phase == StagePhase::RolledBack {
                 continue;
             }
             let stage_name = self.st.stages[si].name.clone();

@@ -67,7 +67,7 @@ impl Decider<'_> {
                 false,
                 reason::STAGE_STARTED,
                 "StartStage",
-                format!("stage {name} started: its changes were made before a status write was lost"),
+                format!("stage {name} started: its changes were found made already (before a lost status write, or by hand)"),
             );
             return self.roll_out(plan, si);
         }

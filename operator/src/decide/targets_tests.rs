@@ -232,3 +232,25 @@ fn a_later_stage_found_changed_still_waits_for_its_gates_and_its_deadline_counts
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert_eq!(w.image("connector-b"), "connector:2.0");
 }
+
+/// A later stage's target found changed is reverted by a rollback that comes before its stage
+/// starts (it waits, Pending, for the canary to pass): the rollback skipped Pending stages and
+/// released it on the new image.
+#[test]
+fn a_later_stage_found_changed_is_reverted_by_a_rollback_before_it_starts() {
+    for end in [|w: &mut World| w.obs.spec.rollback.requested = true, |w: &mut World| w.obs.deleting = true] {
+        let mut w = World::new(spec());
+        w.run_until(Duration::hours(1), |w| soaking(w, 0));
+        let t = w.target_mut("connector");
+        t.containers[0].1 = "connector:2.0".into();
+        bump(t);
+        w.step();
+        assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied);
+        assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+        end(&mut w);
+        w.run_until(Duration::hours(2), terminal);
+        assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+        assert_eq!(w.image("connector"), "connector:1.0");
+        assert_eq!(w.image("connector-canary"), "connector:1.0");
+    }
+}

@@ -50,7 +50,8 @@ pub enum Unrendered {
     /// What fills a placeholder is not known yet: read again later.
     #[error("{0}")]
     Waiting(String),
-    /// Filled in, it would be longer than `MAX_RENDERED_QUERY`: not while the canary is this large.
+    /// Filled in, it would be longer than `MAX_RENDERED_QUERY`: not read while the canary is this
+    /// large.
     #[error("{0}")]
     TooLong(String),
 }

@@ -26,11 +26,15 @@ impl Decider<'_> {
         keys
     }
 
-    /// Whether `key`'s last stage, which hands the rest to the workload, has begun.
+    /// Whether `key`'s last stage, which hands the rest to the workload, has begun (or its
+    /// hand-over was found made, its stage still waiting for those before it).
     fn handed_over(&self, key: &TargetKey) -> bool {
         self.appearances(key).last().is_some_and(|&(last, ci)| {
             self.canary_of(last, ci).is_none()
-                && self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending)
+                && self.st.stages.get(last).is_some_and(|s| {
+                    s.phase != StagePhase::Pending
+                        || s.components.get(ci).is_some_and(|c| c.phase == ComponentPhase::Applied)
+                })
         })
     }
 
