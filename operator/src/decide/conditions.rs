@@ -158,12 +158,13 @@ mod tests;
 /// message may be long.
 const MAX_REFUSAL: usize = 1000;
 
-/// `written` with its Blocked condition saying that the API server refuses the change the
-/// operator is making: `doing` (the decision's message) and `refused` (what it said). The
-/// decision itself cannot be written, since what it says was done was not; without this the
-/// status went on saying nothing blocked the upgrade. None when `written` says so already.
+/// `base` (the status decided from, every step in it made) with its Blocked condition saying
+/// that the API server refuses the change the operator is making: `doing` (the decision's
+/// message) and `refused` (what it said). The decision itself cannot be written, since what it
+/// says was done was not; without this the status went on saying nothing blocked the upgrade.
+/// None when `base` says so already.
 pub fn refused_status(
-    written: &MaintenanceUpgradeStatus,
+    base: &MaintenanceUpgradeStatus,
     doing: &str,
     refused: &str,
     now: DateTime<Utc>,
@@ -177,7 +178,7 @@ pub fn refused_status(
         "{doing}; but the API server refuses it: {refused}; tried again up to once a minute until it goes \
          through (an admission policy or a missing permission needs a human)"
     );
-    let mut st = written.clone();
+    let mut st = base.clone();
     let old = st.conditions.iter().position(|c| c.type_ == ct::BLOCKED);
     let old_c = old.map(|i| &st.conditions[i]);
     // Said already: what the operator is doing may be worded anew at every retry (its counts).

@@ -16,7 +16,7 @@ fn status_says_what_happens_next() {
     let _ = OWNER_ANNOTATION;
 }
 
-/// A change the API server keeps refusing is said in Blocked, on the status last written (the
+/// A change the API server keeps refusing is said in Blocked, on the status decided from (the
 /// decision cannot be: what it says was done was not), once, not at every retry.
 #[test]
 fn a_refused_change_is_said_in_blocked_once() {

@@ -149,10 +149,7 @@ impl<'a> Decider<'a> {
             // A Pending stage may hold a change found made (`check_targets`): reverted too.
             let stage = &self.st.stages[si];
             let untouched = stage.phase == StagePhase::Pending
-                && !stage
-                    .components
-                    .iter()
-                    .any(|c| matches!(c.phase, ComponentPhase::Applied | ComponentPhase::Reverted));
+                && !stage.components.iter().any(|c| c.applied_at.is_some());
             if untouched || stage.phase == StagePhase::RolledBack {
                 continue;
             }

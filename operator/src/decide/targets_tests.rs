@@ -254,3 +254,21 @@ fn a_later_stage_found_changed_is_reverted_by_a_rollback_before_it_starts() {
         assert_eq!(w.image("connector-canary"), "connector:1.0");
     }
 }
+
+/// A later stage whose found change was then deleted still ends the rollback rolled back, not
+/// Pending as if nothing of it had started.
+#[test]
+fn a_later_stage_whose_found_change_was_deleted_is_not_left_pending_by_the_rollback() {
+    let mut w = World::new(spec());
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let t = w.target_mut("connector");
+    t.containers[0].1 = "connector:2.0".into();
+    bump(t);
+    w.step();
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied);
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = None;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Gone);
+    assert_ne!(w.obs.status.stages[1].phase, StagePhase::Pending);
+}

@@ -915,3 +915,23 @@ fn a_hand_over_whose_write_was_lost_is_found_begun_whatever_the_gates_say() {
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.stages[1].phase, StagePhase::Passed);
 }
+
+/// A hand-over found by its mark, then the DaemonSet set back by hand: the canary copies,
+/// retired with the hand-over, are not brought back for a canary that no longer exists.
+#[test]
+fn a_found_hand_over_reverted_by_hand_leaves_the_canary_copies_retired() {
+    let mut w = world(Portion::Count(2), None);
+    w.obs.spec.rollback.automatic = false;
+    let hands_over = |w: &World| matches!(w.effects.last(), Some(Effect::SetStrategy { strategy, .. }) if strategy == ROLLING);
+    w.run_until_unwritten(Duration::hours(6), hands_over);
+    w.fail_over();
+    w.step();
+    let copy =
+        |w: &World| w.obs.status.analysis.iter().find(|a| a.name.ends_with("@canary")).cloned().unwrap();
+    assert!(copy(&w).nodes.is_empty());
+    ds_mut(&mut w).containers[0].1 = "connector:1.0".into();
+    bump(ds_mut(&mut w));
+    w.step();
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    assert!(copy(&w).nodes.is_empty(), "{:?}", copy(&w).nodes);
+}

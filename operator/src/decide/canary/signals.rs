@@ -33,7 +33,7 @@ impl Decider<'_> {
             self.canary_of(last, ci).is_none()
                 && self.st.stages.get(last).is_some_and(|s| {
                     s.phase != StagePhase::Pending
-                        || s.components.get(ci).is_some_and(|c| c.phase == ComponentPhase::Applied)
+                        || s.components.get(ci).is_some_and(|c| c.applied_at.is_some())
                 })
         })
     }
