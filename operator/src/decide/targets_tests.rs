@@ -239,13 +239,7 @@ fn a_later_stage_found_changed_still_waits_for_its_gates_and_its_deadline_counts
 #[test]
 fn a_later_stage_found_changed_is_reverted_by_a_rollback_before_it_starts() {
     for end in [|w: &mut World| w.obs.spec.rollback.requested = true, |w: &mut World| w.obs.deleting = true] {
-        let mut w = World::new(spec());
-        w.run_until(Duration::hours(1), |w| soaking(w, 0));
-        let t = w.target_mut("connector");
-        t.containers[0].1 = "connector:2.0".into();
-        bump(t);
-        w.step();
-        assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied);
+        let mut w = fleet_found_changed_while_the_canary_soaks();
         assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
         end(&mut w);
         w.run_until(Duration::hours(2), terminal);
@@ -259,6 +253,17 @@ fn a_later_stage_found_changed_is_reverted_by_a_rollback_before_it_starts() {
 /// Pending as if nothing of it had started.
 #[test]
 fn a_later_stage_whose_found_change_was_deleted_is_not_left_pending_by_the_rollback() {
+    let mut w = fleet_found_changed_while_the_canary_soaks();
+    *w.obs.targets.get_mut(&key("connector")).unwrap() = None;
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Gone);
+    assert_ne!(w.obs.status.stages[1].phase, StagePhase::Pending);
+}
+
+/// The fleet's target set to the new image by hand while the canary soaks: found changed,
+/// watched (Applied), its stage still waiting for the canary.
+fn fleet_found_changed_while_the_canary_soaks() -> World {
     let mut w = World::new(spec());
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
     let t = w.target_mut("connector");
@@ -266,9 +271,5 @@ fn a_later_stage_whose_found_change_was_deleted_is_not_left_pending_by_the_rollb
     bump(t);
     w.step();
     assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied);
-    *w.obs.targets.get_mut(&key("connector")).unwrap() = None;
-    w.run_until(Duration::hours(2), terminal);
-    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Gone);
-    assert_ne!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    w
 }

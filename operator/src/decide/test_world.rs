@@ -568,21 +568,16 @@ impl World {
 
     /// Step until `done` holds, advancing the clock by each decision's requeue time.
     pub(super) fn run_until(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
-        let end = self.obs.now + limit;
-        while !done(self) {
-            assert!(
-                self.obs.now < end,
-                "not reached by {end}; phase {:?}: {}",
-                self.phase(),
-                self.obs.status.message
-            );
-            self.look();
-        }
+        self.run(limit, done, false);
     }
 
     /// `run_until`, with the status write of the look that reaches `done` lost: the process went
     /// away after its effect, before the write.
     pub(super) fn run_until_unwritten(&mut self, limit: Duration, done: impl Fn(&World) -> bool) {
+        self.run(limit, done, true);
+    }
+
+    fn run(&mut self, limit: Duration, done: impl Fn(&World) -> bool, lose_last_write: bool) {
         let end = self.obs.now + limit;
         while !done(self) {
             assert!(
@@ -593,7 +588,7 @@ impl World {
             );
             let written = self.written.clone();
             self.look();
-            if done(self) {
+            if lose_last_write && done(self) {
                 self.written = written;
             }
         }
