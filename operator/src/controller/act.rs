@@ -323,7 +323,6 @@ async fn patch_target(ctx: &Context, t: &TargetKey, patch: &Patch<serde_json::Va
     Ok(())
 }
 
-/// Write the status; the resourceVersion the write made.
 /// A change the API server refuses (an admission policy, a missing permission: 400, 403 or
 /// 422) is said in Blocked, on the status this look decided from (every step in it went
 /// through): the decision cannot be written, as what it says was done was not. Once per
@@ -349,6 +348,7 @@ async fn say_refused(ctx: &Context, mu: &MaintenanceUpgrade, base: &Base, decisi
     }
 }
 
+/// Write the status; the resourceVersion the write made.
 async fn write_status(
     client: &Client,
     mu: &MaintenanceUpgrade,
