@@ -207,6 +207,44 @@ fn a_query_prometheus_refuses_blocks_the_upgrade_until_the_spec_is_fixed() {
     assert!(w.obs.status.analysis[0].unreadable.is_none());
 }
 
+/// A query refused while a stage rolls out holds the upgrade; a rollout that finishes meanwhile
+/// is not "failed" at the progress deadline (the hold is not the rollout's doing).
+#[test]
+fn a_query_refused_while_a_stage_rolls_out_holds_it_without_a_rollback() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(4), |w| {
+        w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::RollingOut)
+    });
+    w.query_refused = true;
+    let started = w.obs.status.stages[1].started_at.unwrap();
+    w.run_until(Duration::hours(1), |w| w.obs.now > started + Duration::minutes(30));
+    assert!(w.obs.status.rollback.is_none(), "{:?}", w.obs.status.rollback);
+    assert_eq!(w.condition(ct::BLOCKED).reason, reason::INVALID_SPEC);
+    w.query_refused = false;
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded);
+}
+
+/// A rollout that does not finish while the query is refused is still reverted at its
+/// deadline, and the rollback says what held the upgrade.
+#[test]
+fn a_stuck_rollout_held_by_a_refused_query_is_reverted_and_says_so() {
+    let mut w = World::new(spec_with_history());
+    w.run_until(Duration::hours(4), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Soaking)
+    });
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| {
+        w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::RollingOut)
+    });
+    w.query_refused = true;
+    w.run_until(Duration::hours(1), |w| w.obs.status.rollback.is_some());
+    let r = w.obs.status.rollback.clone().unwrap();
+    assert_eq!(r.reason, reason::ROLLOUT_FAILED);
+    assert!(r.message.contains("did not roll out within its progress deadline"), "{}", r.message);
+    assert!(r.message.contains("while the upgrade was held: the spec cannot be used"), "{}", r.message);
+}
+
 #[test]
 fn a_baseline_history_prometheus_refuses_blocks_before_anything_changes() {
     let mut w = World::new(spec_with_history());

@@ -347,12 +347,15 @@ impl<'a> Decider<'a> {
         let mut seen = std::collections::HashSet::new();
         invalid.retain(|e| seen.insert(e.clone()));
         let invalid = (!invalid.is_empty()).then(|| invalid.join("; "));
+        // What holds the upgrade: its reason, in short (for a rollout's failure it may have
+        // caused), and what to do about it.
         let problem = match (forbidden, invalid) {
             (Some(forbidden), _) => {
-                Some((reason::CROSS_NAMESPACE, format!("{forbidden}; nothing is changed")))
+                Some((reason::CROSS_NAMESPACE, forbidden.clone(), format!("{forbidden}; nothing is changed")))
             }
             (None, Some(e)) => Some((
                 reason::INVALID_SPEC,
+                format!("the spec cannot be used: {e}"),
                 format!(
                     "the spec cannot be used: {e}; no stage starts or is promoted until it is fixed (a target or a \
                      signal is fixed in place; stages cannot be changed once the upgrade exists, so a wrong stage takes a \
@@ -361,8 +364,9 @@ impl<'a> Decider<'a> {
             )),
             (None, None) => None,
         };
+        let held_by = problem.as_ref().map(|(_, short, _)| short.as_str());
         if self.st.rollback.is_none()
-            && let Some((why, message)) = self.rollback_trigger(plan)
+            && let Some((why, message)) = self.rollback_trigger(plan, held_by)
         {
             self.start_rollback(why, message);
         }
@@ -370,12 +374,12 @@ impl<'a> Decider<'a> {
             return self.roll_back(plan);
         }
         match problem {
-            Some((why, msg)) if !self.held => {
+            Some((why, _, msg)) if !self.held => {
                 self.st.message = msg.clone();
                 self.block(why, msg);
             }
             // Held for a human or the window: the message says so, the condition what else to fix.
-            Some((why, msg)) if self.blocked.is_none() => self.block(why, msg),
+            Some((why, _, msg)) if self.blocked.is_none() => self.block(why, msg),
             Some(_) => {}
             None => self.advance(plan),
         }

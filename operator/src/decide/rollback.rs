@@ -11,7 +11,12 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 
 impl<'a> Decider<'a> {
-    pub(super) fn rollback_trigger(&mut self, plan: &Plan) -> Option<(&'static str, String)> {
+    /// `held_by`: what holds every forward step now (a spec that cannot be used), if anything.
+    pub(super) fn rollback_trigger(
+        &mut self,
+        plan: &Plan,
+        held_by: Option<&str>,
+    ) -> Option<(&'static str, String)> {
         if self.o.deleting {
             return Some((
                 reason::UPGRADE_DELETED,
@@ -45,7 +50,7 @@ impl<'a> Decider<'a> {
                 format!("{:?} {}/{} was deleted after it was changed", c.kind, c.namespace, c.name),
             ));
         }
-        if let Some(why) = self.rollout_failure(plan) {
+        if let Some(why) = self.rollout_failure(plan, held_by) {
             trigger.get_or_insert((reason::ROLLOUT_FAILED, why));
         }
         if let Some(why) = self.settings_drift() {
@@ -104,7 +109,11 @@ impl<'a> Decider<'a> {
         }
     }
 
-    pub(super) fn rollout_failure(&self, plan: &Plan) -> Option<String> {
+    /// A stage's rollout that failed, or did not finish by its progress deadline. One that did
+    /// finish but is not yet marked so (the upgrade is held: a spec that cannot be used, a
+    /// target changed by someone else) has not failed; a canary the operator itself widens is
+    /// not widened while held, so that one does fail at the deadline, saying what held it.
+    pub(super) fn rollout_failure(&self, plan: &Plan, held_by: Option<&str>) -> Option<String> {
         for (i, s) in self.st.stages.iter().enumerate() {
             if s.phase != StagePhase::RollingOut {
                 continue;
@@ -119,11 +128,17 @@ impl<'a> Decider<'a> {
                     return Some(format!("{:?} {}/{}: {why}", c.kind, c.namespace, c.name));
                 }
             }
+            let rolled_out = s.components.iter().enumerate().all(|(ci, c)| {
+                self.canary_of(i, ci).is_none()
+                    && c.phase == ComponentPhase::Applied
+                    && matches!(self.target(c), (_, Some(t)) if t.rollout == Rollout::Complete)
+            });
             let started = s.started_at?;
             let limit = plan.progress_deadline(i);
-            if self.now() > started + limit {
+            if self.now() > started + limit && !rolled_out {
+                let held = held_by.map(|h| format!(" while the upgrade was held: {h}")).unwrap_or_default();
                 return Some(format!(
-                    "stage {} did not roll out within its progress deadline of {}",
+                    "stage {} did not roll out within its progress deadline of {}{held}",
                     s.name,
                     duration(limit)
                 ));
