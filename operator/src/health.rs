@@ -1,13 +1,14 @@
 //! Act step's side channel: what `/healthz` and `/readyz` answer, from what the running parts
-//! report. Ready: the CRD is installed and the pod and Warning Event watches have listed, so a
-//! look would read the built-in signal from a full index (a follower is ready too: it keeps the
-//! same caches and may lead at any moment). Healthy: no look has run for longer than any look
+//! report. Ready: the CRD is installed and the shared watches have listed (pods and Warning
+//! Events, so a look would read the built-in signal from a full index; nodes, so a canary's
+//! nodeSelector is matched against every node, and a missing right to watch them shows), and a
+//! follower is ready too: it keeps the same caches and may lead at any moment. Healthy: no look has run for longer than any look
 //! should, and, with leader election, the elector still steps; otherwise the kubelet restarts
 //! the process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A look taking longer than this is wedged: each look is cut short at `LOOK_LIMIT`.
@@ -18,11 +19,13 @@ pub const LOOK_LIMIT: Duration = Duration::from_secs(240);
 #[derive(Clone, Default)]
 pub struct Health(Arc<Inner>);
 
+type Listed = Box<dyn Fn() -> bool + Send + Sync>;
+
 #[derive(Default)]
 struct Inner {
     crd_installed: AtomicBool,
-    /// Whether the pod and Warning Event watches have listed (the index says).
-    listed: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// Each shared watch, by what it watches, and whether it has listed.
+    watches: Mutex<Vec<(&'static str, Listed)>>,
     /// Looks in flight: upgrade (`namespace/name`) → when it began.
     looks: Mutex<HashMap<String, Instant>>,
     /// With leader election: when the elector last finished a step, and the longest it may
@@ -45,9 +48,9 @@ impl Health {
         self.0.crd_installed.store(installed, Ordering::Relaxed);
     }
 
-    /// How to tell whether the watches the built-in signal reads have listed.
-    pub fn watches(&self, listed: impl Fn() -> bool + Send + Sync + 'static) {
-        let _ = self.0.listed.set(Box::new(listed));
+    /// How to tell whether the shared watch of `what` has listed; ready only once each has.
+    pub fn watch(&self, what: &'static str, listed: impl Fn() -> bool + Send + Sync + 'static) {
+        lock(&self.0.watches).push((what, Box::new(listed)));
     }
 
     pub fn leading(&self, leading: bool) {
@@ -69,11 +72,16 @@ impl Health {
     pub fn ready(&self) -> Result<String, String> {
         let mut waiting = vec![];
         if !self.0.crd_installed.load(Ordering::Relaxed) {
-            waiting.push("the MaintenanceUpgrade CRD to be installed");
+            waiting.push("the MaintenanceUpgrade CRD to be installed".to_string());
         }
-        if !self.0.listed.get().is_some_and(|listed| listed()) {
-            waiting.push("the watches of pods and Warning Events to list");
+        let watches = lock(&self.0.watches);
+        let unlisted: Vec<&str> = watches.iter().filter(|(_, listed)| !listed()).map(|(w, _)| *w).collect();
+        if watches.is_empty() {
+            waiting.push("the watches to start".into());
+        } else if !unlisted.is_empty() {
+            waiting.push(format!("the watches of {} to list", unlisted.join(" and of ")));
         }
+        drop(watches);
         if !waiting.is_empty() {
             return Err(format!("not ready: waiting for {}", waiting.join(" and ")));
         }

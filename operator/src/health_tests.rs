@@ -23,11 +23,21 @@ fn ready_once_the_crd_is_installed_and_the_watches_have_listed() {
     let not = h.ready().unwrap_err();
     assert!(not.contains("CRD") && not.contains("watches"), "{not}");
     h.crd_installed(true);
-    let listed = Arc::new(AtomicBool::new(false));
-    let l = listed.clone();
-    h.watches(move || l.load(Ordering::Relaxed));
-    assert!(h.ready().unwrap_err().contains("watches"));
-    listed.store(true, Ordering::Relaxed);
+    assert!(h.ready().unwrap_err().contains("the watches to start"));
+    let pods = Arc::new(AtomicBool::new(false));
+    let nodes = Arc::new(AtomicBool::new(false));
+    let (p, n) = (pods.clone(), nodes.clone());
+    h.watch("pods and Warning Events", move || p.load(Ordering::Relaxed));
+    h.watch("nodes", move || n.load(Ordering::Relaxed));
+    assert_eq!(
+        h.ready().unwrap_err(),
+        "not ready: waiting for the watches of pods and Warning Events and of nodes to list"
+    );
+    pods.store(true, Ordering::Relaxed);
+    // Each watch counts: a replica that may not watch nodes is not ready (its canaries by
+    // nodeSelector would wait for ever).
+    assert_eq!(h.ready().unwrap_err(), "not ready: waiting for the watches of nodes to list");
+    nodes.store(true, Ordering::Relaxed);
     assert_eq!(h.ready().unwrap(), "ok: following");
     h.leading(true);
     assert_eq!(h.ready().unwrap(), "ok: leading");

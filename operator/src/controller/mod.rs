@@ -139,9 +139,13 @@ impl Context {
             history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r, trusted_namespaces.clone()));
         let pods = pod_cache::start(&client, scope.as_deref());
         let index = pods.clone();
-        health.watches(move || index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).ready());
+        health.watch("pods and Warning Events", move || {
+            index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).ready()
+        });
         let namespaces = Namespaces::start(&client);
         let nodes = NodeCache::start(&client);
+        let node_watch = nodes.clone();
+        health.watch("nodes", move || node_watch.listed());
         let targets = TargetCache::start(&client, scope.as_deref(), &trusted_namespaces);
         let notifier =
             Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret, fence);

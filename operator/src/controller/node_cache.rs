@@ -42,10 +42,17 @@ impl NodeCache {
         NodeCache { store }
     }
 
+    /// Whether the watch has listed every node once (`/readyz` waits for it).
+    pub fn listed(&self) -> bool {
+        self.store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+    }
+
     /// The names of the nodes whose labels hold every pair of `node_selector`; None until the
     /// watch has listed them all once (the canary waits).
     pub fn selected(&self, node_selector: &BTreeMap<String, String>) -> Option<BTreeSet<String>> {
-        self.store.wait_until_ready().now_or_never()?.ok()?;
+        if !self.listed() {
+            return None;
+        }
         let nodes = self.store.state();
         Some(
             nodes
