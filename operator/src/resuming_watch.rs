@@ -16,9 +16,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(16);
 const RELIST_AFTER: Duration = Duration::from_secs(60);
 /// After a failure, how long a watch must stay quiet to count as resumed: the watcher says
 /// nothing when it resumes, but an attempt that fails says so, at once or, when it cannot
-/// connect, after the client's 30 s connect timeout.
-pub const QUIET: Duration = Duration::from_secs(5);
-pub const QUIET_PAST_CONNECT_TIMEOUT: Duration = Duration::from_secs(35);
+/// connect, after the client's 30 s connect timeout (so past it: a resume still connecting
+/// would otherwise count as working, and what the watch missed be read as nothing).
+pub const QUIET: Duration = Duration::from_secs(35);
 
 /// What a watch tells whatever it feeds.
 pub trait Fed<K> {
@@ -32,9 +32,9 @@ pub trait Fed<K> {
 }
 
 /// Feed `fed` from a watch started by `start`, as long as the process runs: after a failure,
-/// what it fed counts as caught up once the watch shows an event or stays `quiet` that long. A
+/// what it fed counts as caught up once the watch shows an event or stays `QUIET` that long. A
 /// watch that keeps failing for `RELIST_AFTER` is started afresh.
-pub async fn feed<K, S>(what: &str, start: impl Fn() -> S, fed: impl Fed<K>, quiet: Duration)
+pub async fn feed<K, S>(what: &str, start: impl Fn() -> S, fed: impl Fed<K>)
 where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
@@ -45,7 +45,7 @@ where
         loop {
             let next = match failing_since {
                 None => stream.next().await,
-                Some(_) => match tokio::time::timeout(quiet, stream.next()).await {
+                Some(_) => match tokio::time::timeout(QUIET, stream.next()).await {
                     Ok(next) => next,
                     Err(_) => {
                         info!("the watch of {what} works again");

@@ -12,7 +12,7 @@
 use crate::constants::{CLAIMED_LABEL, LIST_PAGE_SIZE};
 use crate::controller::wake::WakeUps;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
-use crate::resuming_watch::{Fed, QUIET_PAST_CONNECT_TIMEOUT, feed};
+use crate::resuming_watch::{Fed, feed};
 use crate::target::{self, TargetKey, TargetState};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -221,7 +221,7 @@ impl Watch {
         let feeding = self.feeding(state);
         // Trusted again only past the client's connect timeout: a resume that cannot connect
         // must not let a store that missed a rollout's end stand for the targets meanwhile.
-        tokio::spawn(async move { feed(&what, start, feeding, QUIET_PAST_CONNECT_TIMEOUT).await });
+        tokio::spawn(async move { feed(&what, start, feeding).await });
     }
 
     /// What feeds this watch's store from a watch of `K`, kept as `state` of each.

@@ -35,8 +35,7 @@ fn fed_cache() -> (TargetCache, futures::channel::mpsc::UnboundedSender<Item>) {
     let rx = Mutex::new(Some(rx));
     let start = move || lock(&rx).take().expect("started once");
     let feeding = watch.feeding(target::from_deployment);
-    let quiet = crate::resuming_watch::QUIET_PAST_CONNECT_TIMEOUT;
-    tokio::spawn(crate::resuming_watch::feed("claimed Deployments", start, feeding, quiet));
+    tokio::spawn(crate::resuming_watch::feed("claimed Deployments", start, feeding));
     (TargetCache { stored, written, wake, scope: None }, tx)
 }
 

@@ -2,7 +2,7 @@
 //! operator, feeding the `PodIndex` that every built-in signal of every upgrade reads.
 
 use crate::constants::LIST_PAGE_SIZE;
-use crate::resuming_watch::{Fed, QUIET, feed};
+use crate::resuming_watch::{Fed, feed};
 use crate::signals::pod_index::PodIndex;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -90,7 +90,7 @@ where
 {
     async fn feed(self, hooks: Hooks<K>) {
         let start = || watcher(self.api.clone(), self.config.clone());
-        feed(self.what, start, hooks, QUIET).await
+        feed(self.what, start, hooks).await
     }
 }
 
