@@ -418,7 +418,7 @@ async fn publish(
     let ev = EventsV1 {
         // Named like client-go's: the object's name and the time in hex nanoseconds.
         metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", mu.name_any(), now.as_nanosecond())),
+            name: Some(event_name(&mu.name_any(), now.as_nanosecond())),
             namespace: Some(ns.clone()),
             ..Default::default()
         },
@@ -437,6 +437,16 @@ async fn publish(
     {
         warn!("failed to publish an Event: {e}");
     }
+}
+
+/// An Event's name, like client-go's: the upgrade's name and the time in hex nanoseconds; the
+/// name cut so that the whole stays within the 253 characters of a DNS subdomain (an upgrade may
+/// be named with all 253, and each of its Events would be refused), ending in a letter or digit.
+fn event_name(upgrade: &str, nanos: i128) -> String {
+    let time = format!("{nanos:x}");
+    let keep = 253 - 1 - time.len();
+    let cut = upgrade.get(..keep.min(upgrade.len())).unwrap_or(upgrade);
+    format!("{}.{time}", cut.trim_end_matches(['-', '.']))
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.

@@ -26,3 +26,19 @@ fn metrics_say_which_number_is_a_rate_and_which_the_statistic() {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
 }
+
+#[test]
+fn an_event_of_an_upgrade_with_a_long_name_is_named_within_the_api_servers_bound() {
+    let nanos = u64::MAX as i128; // 16 hex digits
+    assert_eq!(event_name("up", 255), "up.ff");
+    // A name of 253 characters (the most a MaintenanceUpgrade may have): its Event's name is cut
+    // to 253 too, and still a DNS subdomain (no '-' or '.' left before the time).
+    let long = "a".repeat(253);
+    assert_eq!(event_name(&long, nanos), format!("{}.ffffffffffffffff", "a".repeat(236)));
+    let dash = format!("{}-{}", "a".repeat(235), "b".repeat(17));
+    let name = event_name(&dash, nanos);
+    assert!(name.len() <= 253, "{name}");
+    assert!(name.ends_with("a.ffffffffffffffff"), "{name}");
+    let dots = format!("{}.{}", "a".repeat(235), "b".repeat(17));
+    assert!(event_name(&dots, nanos).ends_with("a.ffffffffffffffff"));
+}
