@@ -119,6 +119,9 @@ impl Outbound {
             .dns_resolver(Arc::new(Guard(forbidden.clone())))
             .build()
             .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
+        for (i, a) in settings.prometheus_addresses.iter().enumerate() {
+            prometheus_address(a).map_err(|why| format!("prometheusAddresses entry {}: {why}", i + 1))?;
+        }
         let prometheus = settings.prometheus_addresses.iter().map(|a| normal(a).to_string()).collect();
         Ok(Outbound { prometheus, webhooks, forbidden, named, guarded })
     }
@@ -276,6 +279,23 @@ fn describe(rule: &HostRule) -> String {
 }
 
 /// A base URL as compared: without its trailing slashes.
+/// Why an allowed Prometheus address cannot be one: not an http(s) URL, or one with a user or
+/// password, which every tenant could read (a refusal lists the allowed addresses). The address
+/// itself is not repeated, so neither is a password.
+fn prometheus_address(address: &str) -> Result<(), &'static str> {
+    let u = Url::parse(normal(address)).map_err(|_| "not a URL such as http://prometheus.monitoring:9090")?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("not an http or https URL");
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(
+            "it carries a user or password, which every tenant could read (a refused address is answered with \
+             the allowed ones); the operator sends no credentials to Prometheus: allow a proxy that adds them",
+        );
+    }
+    Ok(())
+}
+
 fn normal(address: &str) -> &str {
     address.trim().trim_end_matches('/')
 }

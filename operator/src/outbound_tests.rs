@@ -29,6 +29,21 @@ fn prometheus_addresses_are_only_those_the_installer_names() {
     assert!(none.prometheus("http://p:9090").err().unwrap().contains("prometheusAddresses: none"));
 }
 
+/// Every tenant reads the allowed addresses (a refusal lists them): one with a user or a
+/// password in it would hand its credentials to all of them, so it stops the start.
+#[test]
+fn a_prometheus_address_with_credentials_is_refused_at_start() {
+    for with in ["http://ops:hunter2@prometheus:9090", "http://ops@prometheus:9090", "not a url"] {
+        let settings =
+            Settings { prometheus_addresses: vec![with.into()], webhook_hosts: vec![], api_server: vec![] };
+        let Err(e) = Outbound::new(&settings, Duration::from_secs(1)) else {
+            panic!("{with} was allowed");
+        };
+        assert!(e.contains("prometheusAddresses"), "{e}");
+        assert!(!e.contains("hunter2"), "the refusal repeats no password: {e}");
+    }
+}
+
 #[test]
 fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
     let o = outbound(&[], &["*"]);
