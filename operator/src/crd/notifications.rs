@@ -67,6 +67,9 @@ pub enum WebhookFormat {
 pub enum NotificationKind {
     StageStarted,
     RegressionSuspected,
+    /// A problem was found (a regression, a failed rollout, a target changed or deleted) and
+    /// the rollback waits: for a human (automatic rollback is off) or for the window.
+    Degraded,
     RolledBack,
     Succeeded,
     Failed,
@@ -83,7 +86,7 @@ pub struct NotificationStatus {
     pub id: String,
     /// The webhook, as named in spec.notifications.webhooks (or `default`, the operator's).
     pub webhook: String,
-    /// StageStarted, RegressionSuspected, RolledBack, Succeeded, Failed or Blocked.
+    /// StageStarted, RegressionSuspected, Degraded, RolledBack, Succeeded, Failed or Blocked.
     pub kind: NotificationKind,
     /// Phase, stage, reason and message as they were when it was decided.
     pub phase: super::Phase,

@@ -54,10 +54,16 @@ impl Decider<'_> {
             let kind = match n.reason {
                 reason::STAGE_STARTED => NotificationKind::StageStarted,
                 reason::SUSPECTED => NotificationKind::RegressionSuspected,
+                // Said once, as the phase first becomes Degraded (`note_once`).
+                reason::AUTOMATIC_ROLLBACK_DISABLED | reason::ROLLBACK_WAITS_FOR_WINDOW => {
+                    NotificationKind::Degraded
+                }
                 _ if n.action == "Block" => NotificationKind::Blocked,
                 _ => continue,
             };
-            happened.push((kind, n.reason.to_string(), n.message.clone()));
+            // Degraded: the phase's message, which says what the rollback waits for.
+            let message = if kind == NotificationKind::Degraded { &self.st.message } else { &n.message };
+            happened.push((kind, n.reason.to_string(), message.clone()));
         }
         if self.st.phase != self.o.status.phase {
             let kind = match self.st.phase {

@@ -42,6 +42,27 @@ fn a_regression_and_its_revert_are_each_notified_once() {
     assert_eq!(due_notifications(&w.obs.status, w.obs.now).len(), 3, "nothing delivered yet");
 }
 
+/// A regression found while automatic rollback is off waits for a human: she is told, once,
+/// with why; the rollback she asks for is told as any other.
+#[test]
+fn a_regression_held_for_a_human_is_notified_once_as_degraded() {
+    let mut spec = with_webhook(vec![]);
+    spec.rollback.automatic = false;
+    let mut w = World::new(spec);
+    w.error_rate = creeping_after("connector-canary", 0.002);
+    w.run_until(Duration::hours(12), |w| w.phase() == Phase::Degraded);
+    let later = w.obs.now + Duration::hours(1);
+    w.run_until(Duration::hours(2), |w| w.obs.now >= later);
+    let degraded: Vec<_> =
+        w.obs.status.notifications.iter().filter(|n| n.kind == NotificationKind::Degraded).collect();
+    assert_eq!(degraded.len(), 1, "{:?}", kinds(&w));
+    assert_eq!(degraded[0].reason, reason::AUTOMATIC_ROLLBACK_DISABLED);
+    assert!(degraded[0].message.contains("spec.rollback.requested"), "{}", degraded[0].message);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::RolledBack);
+    assert_eq!(kinds(&w).last().unwrap().1, NotificationKind::RolledBack);
+}
+
 #[test]
 fn only_the_kinds_a_webhook_asks_for() {
     let mut w = World::new(with_webhook(vec![NotificationKind::RolledBack, NotificationKind::Succeeded]));
