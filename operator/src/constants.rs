@@ -44,11 +44,14 @@ pub const FINALIZER: &str = "maintenance.dev/revert-and-release";
 
 /// Condition types.
 pub mod condition {
-    /// True while the upgrade is being applied, soaked or reverted.
+    /// True until the upgrade ends (Succeeded, RolledBack or Failed): while it is applied,
+    /// soaked or reverted, and while it waits (for the window, an approval, a human).
     pub const PROGRESSING: &str = "Progressing";
     /// True once every stage has passed its soak.
     pub const COMPLETE: &str = "Complete";
-    /// True once the changed components are back on their known-good images.
+    /// True once the rollback ended: every changed component it may revert is back on its
+    /// known-good image; one someone else changed or deleted, or with no known-good image
+    /// recorded, is left as it is and named in the message ("not reverted").
     pub const ROLLED_BACK: &str = "RolledBack";
     /// The last analysis verdict: True (no regression), False (regression), Unknown (inconclusive).
     pub const HEALTHY: &str = "Healthy";
@@ -169,7 +172,8 @@ pub mod reason {
     /// last, or the upgrade may no longer change that namespace. The message says what to put
     /// back; the next upgrade of it does so too.
     pub const CANARY_SETTINGS_KEPT: &str = "CanarySettingsKept";
-    /// Every changed component is back on its known-good image: the upgrade ended RolledBack.
+    /// Every changed component it may revert is back on its known-good image: the upgrade ended
+    /// RolledBack (a Warning when the message names components not reverted).
     pub const ROLLED_BACK: &str = "RolledBack";
     /// A rollback is due but `rollback.outsideWindow` is false: it waits for the window.
     pub const ROLLBACK_WAITS_FOR_WINDOW: &str = "RollbackWaitsForWindow";

@@ -32,7 +32,7 @@ pub mod exit {
     version,
     about = "Follow and steer MaintenanceUpgrades (maintenance-operator)",
     after_help = "Exit codes: 0 done (or already so) or Succeeded; 1 RolledBack or Failed, deleted before it ended (-w), or lint found problems; \
-                  2 refused or bad usage; 3 still in progress (status without -w); 4 API error."
+                  2 refused or bad usage; 3 still in progress (status without -w); 4 API error, or a kubeconfig or file it cannot read."
 )]
 struct Cli {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).

@@ -273,7 +273,8 @@ pub struct Analysis {
     #[serde(default)]
     pub baseline: BaselineSpec,
     /// Signals to watch. Empty means one built-in signal: pod scheduling and start failures in
-    /// the whole cluster, read from the Kubernetes API.
+    /// the whole cluster, read from the Kubernetes API (in the upgrade's own namespace only,
+    /// unless the installer lists that namespace in trustedNamespaces).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -441,7 +442,9 @@ pub struct RegressionRule {
     #[serde(default)]
     pub sensitivity: Sensitivity,
     /// Expert: the CUSUM decision threshold (default 10.5 against a week of history, 12 against
-    /// less, scaled by sensitivity).
+    /// less, scaled by sensitivity). The week's pair (10.5 and 1.5) applies only while both this
+    /// and maxIncrement are unset: setting one makes the other its default against less (12 or
+    /// 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0.0").message("threshold must be greater than 0"))]
     pub threshold: Option<f64>,
@@ -449,8 +452,8 @@ pub struct RegressionRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<Duration>,
     /// Expert: the largest step one bucket may add to the statistic (default 1.5 against a week
-    /// of history, 2 against less), so that a spike of minutes, or an unrelated incident of half
-    /// an hour, cannot trip the detector alone.
+    /// of history, 2 against less; the week's only while threshold is unset too), so that a spike
+    /// of minutes, or an unrelated incident of half an hour, cannot trip the detector alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0.0").message("maxIncrement must be greater than 0"))]
     pub max_increment: Option<f64>,

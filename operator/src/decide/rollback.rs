@@ -363,7 +363,7 @@ impl<'a> Decider<'a> {
         }
         self.set_phase(Phase::RolledBack, msg.clone());
         self.next = None;
-        self.note(false, reason::ROLLED_BACK, "Finish", msg);
+        self.note(!skipped.is_empty(), reason::ROLLED_BACK, "Finish", msg);
     }
 
     /// A reverted StatefulSet's updated pods that are not Ready, deleted one at a time (the

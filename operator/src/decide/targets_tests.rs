@@ -15,6 +15,11 @@ fn target_deleted_after_the_change_reverts_the_others() {
     assert_eq!(w.image("connector-canary"), "connector:1.0");
     assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Gone);
     assert!(w.obs.status.message.contains("not reverted"), "{}", w.obs.status.message);
+    assert!(
+        w.warnings.iter().any(|r| r == reason::ROLLED_BACK),
+        "a rollback that left one out warns: {:?}",
+        w.warnings
+    );
 }
 
 #[test]

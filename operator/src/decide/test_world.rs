@@ -215,6 +215,8 @@ pub(super) struct World {
     pub(super) stuck: bool,
     pub(super) effects: Vec<Effect>,
     pub(super) events: Vec<String>,
+    /// The reasons of the Events that were Warnings, in order.
+    pub(super) warnings: Vec<String>,
     pub(super) prometheus_down: bool,
     /// Prometheus holds no data of what the looks missed (it was away too).
     pub(super) prometheus_lost_data: bool,
@@ -270,6 +272,7 @@ impl World {
             stuck: false,
             effects: vec![],
             events: vec![],
+            warnings: vec![],
             prometheus_down: false,
             prometheus_lost_data: false,
             query_refused: false,
@@ -446,6 +449,9 @@ impl World {
         }
         for n in &d.events {
             self.events.push(format!("{}: {}", n.reason, n.message));
+            if n.warning {
+                self.warnings.push(n.reason.to_string());
+            }
         }
         if let Some(e) = &d.effect {
             self.carry_out(e);
