@@ -1,6 +1,6 @@
 //! Act step's side channel: Prometheus metrics and health endpoints on one small HTTP server.
 
-use crate::constants::reason;
+use crate::constants::{condition, reason};
 use crate::health::Health;
 use axum::http::StatusCode;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
@@ -76,6 +76,17 @@ const ROLLBACK_REASONS: [&str; 10] = [
     reason::TARGET_DELETED,
     reason::CHANGED_EXTERNALLY,
     reason::REVERTED,
+];
+
+/// Every condition type the operator sets (`decide::conditions`): the only ones exported.
+const CONDITION_TYPES: [&str; 7] = [
+    condition::PROGRESSING,
+    condition::COMPLETE,
+    condition::ROLLED_BACK,
+    condition::HEALTHY,
+    condition::BLOCKED,
+    condition::WINDOW_OPEN,
+    condition::MANAGED_BY_GITOPS,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -220,16 +231,28 @@ impl Metrics {
         upgrade.signals = now;
     }
 
+    /// A rollback started for `reason`; one the operator does not start for (a status written
+    /// by someone else) counts as `Other`.
+    pub fn rollback_started(&self, reason: &str) {
+        let reason = ROLLBACK_REASONS.into_iter().find(|r| *r == reason).unwrap_or("Other");
+        self.rollbacks.get_or_create(&ReasonLabel { reason: reason.into() }).inc();
+    }
+
     /// Upgrade `id` has these conditions now: `(type, status, reason)`. The series of the ones
-    /// it no longer has go.
+    /// it no longer has go. Only the types the operator sets, and a reason that is no word of
+    /// at most 64 letters and digits as `Other`: a status written by someone else (without the
+    /// status policy) could hold any number of types and reasons of any length.
     pub fn conditions_now(&self, id: &str, now: impl IntoIterator<Item = (String, String, String)>) {
+        let word = |r: &str| r.len() <= 64 && !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric());
         let now: Vec<ConditionLabels> = now
             .into_iter()
+            .filter(|(r#type, _, _)| CONDITION_TYPES.contains(&r#type.as_str()))
             .map(|(r#type, status, reason)| ConditionLabels {
                 upgrade: id.into(),
                 r#type: r#type.into(),
-                status: status.into(),
-                reason: reason.into(),
+                status: if matches!(status.as_str(), "True" | "False") { status } else { "Unknown".into() }
+                    .into(),
+                reason: if word(&reason) { reason } else { "Other".into() }.into(),
             })
             .collect();
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());

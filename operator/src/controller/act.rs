@@ -7,7 +7,7 @@ use crate::controller::status_memory::Base;
 use crate::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus, WorkloadKind};
 use crate::decide::{self, Decision, Effect, Observed};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, ReasonLabel, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
+use crate::metrics::{Metrics, ResultLabel, SignalGauges, SignalLabels, UpgradeLabels};
 use crate::target::{self, TargetKey};
 use chrono::Utc;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -143,6 +143,10 @@ pub async fn act(
     })
 }
 
+/// The most signals of one upgrade whose series are exported: a spec names at most
+/// `MAX_SIGNALS`, and each may have a canary's copy.
+pub(crate) const EXPORTED_SIGNALS: usize = 2 * crate::crd::MAX_SIGNALS;
+
 fn record_metrics(
     m: &Metrics,
     id: &str,
@@ -151,7 +155,12 @@ fn record_metrics(
 ) {
     m.reconciles.get_or_create(&ResultLabel { result: "ok".into() }).inc();
     // A signal read no more (taken out of the spec, a canary's copy handed over): its series go.
-    let read = || after.analysis.iter().filter(|a| !a.retired());
+    // At most as many as a spec may make, named as a spec may name them (63 characters, and a
+    // copy's suffix; a status written by a tenant could hold thousands, named at any length).
+    let read = || {
+        let named = |a: &&crate::crd::SignalStatus| a.name.len() <= 128;
+        after.analysis.iter().filter(|a| !a.retired()).filter(named).take(EXPORTED_SIGNALS)
+    };
     m.signals_now(id, read().map(|a| a.name.clone()));
     if before.phase != after.phase {
         m.phase
@@ -164,7 +173,7 @@ fn record_metrics(
         after.conditions.iter().map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone())),
     );
     if let (None, Some(r)) = (&before.rollback, &after.rollback) {
-        m.rollbacks.get_or_create(&ReasonLabel { reason: r.reason.as_str().into() }).inc();
+        m.rollback_started(&r.reason);
     }
     for a in read() {
         let set = |family: &SignalGauges, series: &str, v: Option<f64>| {

@@ -42,3 +42,45 @@ fn an_event_of_an_upgrade_with_a_long_name_is_named_within_the_api_servers_bound
     let dots = format!("{}.{}", "a".repeat(235), "b".repeat(17));
     assert!(event_name(&dots, nanos).ends_with("a.ffffffffffffffff"));
 }
+
+/// Without the status policy a tenant may write her upgrade's status (an ended one is never
+/// decided again): its names and reasons must not become unbounded label values.
+#[test]
+fn a_forged_status_exports_a_bounded_set_of_series() {
+    let m = Metrics::default();
+    let mut forged = MaintenanceUpgradeStatus { phase: Phase::Succeeded, ..Default::default() };
+    let long = "z".repeat(5000);
+    forged.analysis.push(SignalStatus { name: long.clone(), statistic: Some(1.0), ..Default::default() });
+    for i in 0..1000 {
+        forged.analysis.push(SignalStatus {
+            name: format!("s{i}"),
+            statistic: Some(1.0),
+            ..Default::default()
+        });
+    }
+    for (type_, reason) in [("Blocked", "x".repeat(5000)), ("Made-Up", "Anything".to_string())] {
+        forged.conditions.push(crate::crd::Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason,
+            message: String::new(),
+            last_transition_time: chrono::Utc::now(),
+            observed_generation: None,
+        });
+    }
+    forged.rollback = Some(crate::crd::RollbackStatus {
+        reason: "y".repeat(5000),
+        message: String::new(),
+        started_at: chrono::Utc::now(),
+        completed_at: None,
+    });
+    record_metrics(&m, "team/up", &MaintenanceUpgradeStatus::default(), &forged);
+    let text = m.render();
+    let signals = text.lines().filter(|l| l.starts_with("maintenance_operator_signal_statistic{")).count();
+    assert!(signals <= 2 * EXPORTED_SIGNALS, "{signals} signal series");
+    assert!(!text.contains("Made-Up"), "only the condition types the operator sets");
+    assert!(!text.contains("xxxxx") && !text.contains("yyyyy"), "no unbounded reason");
+    assert!(!text.contains("zzzzz"), "no unbounded signal name");
+    assert!(text.contains(r#"type="Blocked",status="True",reason="Other""#), "{text}");
+    assert!(text.contains(r#"maintenance_operator_rollbacks_total{reason="Other"} 1"#), "{text}");
+}

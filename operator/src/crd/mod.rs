@@ -276,10 +276,13 @@ pub struct Analysis {
     /// the whole cluster, read from the Kubernetes API (in the upgrade's own namespace only,
     /// unless the installer lists that namespace in trustedNamespaces).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10))]
+    #[schemars(length(max = MAX_SIGNALS))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub signals: Vec<Signal>,
 }
+
+/// The most signals one upgrade may name.
+pub const MAX_SIGNALS: usize = 10;
 
 impl Default for Analysis {
     fn default() -> Self {
