@@ -1,10 +1,11 @@
 //! Act step's side channel: what `/healthz` and `/readyz` answer, from what the running parts
 //! report. Ready: the CRD is installed and the shared watches have listed (pods and Warning
 //! Events, so a look would read the built-in signal from a full index; nodes, so a canary's
-//! nodeSelector is matched against every node, and a missing right to watch them shows), and a
-//! follower is ready too: it keeps the same caches and may lead at any moment. Healthy: no look has run for longer than any look
-//! should, and, with leader election, the elector still steps; otherwise the kubelet restarts
-//! the process.
+//! nodeSelector is matched against every node, and a missing right to watch them shows); a
+//! watch resuming after a failure keeps its list (reads wait for it, the replica stays Ready),
+//! and a follower is ready too: it keeps the same caches and may lead at any moment. Healthy:
+//! no look has run for longer than any look should, and, with leader election, the elector
+//! still steps; otherwise the kubelet restarts the process.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

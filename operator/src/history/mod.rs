@@ -81,13 +81,16 @@ impl Recorded {
 
     /// The next bucket `[from, to)` of pod creations that can be judged at `now`, if any. A
     /// bucket whose pods the watch may not have seen (it started after the bucket's pods were
-    /// created) is skipped, never recorded as zero.
+    /// created) is skipped, never recorded as zero. While the watches are behind (none: they
+    /// failed and resume, or have not listed), nothing is due and nothing skipped: a resumed
+    /// watch still brings what it missed, and a new list says since when it sees.
     pub fn due(
         &mut self,
         r: &Recording,
         now: DateTime<Utc>,
         watched_since: Option<DateTime<Utc>>,
     ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let watched_since = watched_since?;
         let aligned = |t: DateTime<Utc>| t.duration_trunc(r.bucket).unwrap_or(t);
         let first = aligned(now - r.pending_limit - r.bucket);
         // The pod index forgets deleted pods after KEEP_DELETED: an older bucket (a replica
@@ -100,7 +103,7 @@ impl Recorded {
                 self.next = Some(from);
                 return None;
             }
-            if watched_since.is_some_and(|w| w <= from) {
+            if watched_since <= from {
                 self.next = Some(from);
                 return Some((from, to));
             }

@@ -37,6 +37,21 @@ fn buckets_the_watch_did_not_see_are_skipped_not_recorded_as_zero() {
     assert_eq!(h.due(&rec(), t("2026-11-24T04:30:00Z"), None), None, "no watch, nothing due");
 }
 
+/// A watch resuming after a failure (behind: no `watched_since` for a while) misses nothing:
+/// the buckets that fell due meanwhile are recorded once it has caught up, not skipped.
+#[test]
+fn buckets_due_while_the_watch_resumes_are_recorded_once_it_has_caught_up() {
+    let mut h = Recorded::default();
+    let watching = Some(t("2026-11-24T00:00:00Z"));
+    h.push(t("2026-11-24T03:10:00Z"), Counts { attempts: 50, errors: 1 });
+    assert_eq!(h.due(&rec(), t("2026-11-24T03:25:00Z"), None), None, "behind: nothing due yet");
+    assert_eq!(
+        h.due(&rec(), t("2026-11-24T03:26:00Z"), watching),
+        Some((t("2026-11-24T03:10:00Z"), t("2026-11-24T03:20:00Z"))),
+        "caught up, without a new list: the bucket is counted"
+    );
+}
+
 #[test]
 fn a_bucket_older_than_the_pod_index_remembers_is_not_counted() {
     let mut h = Recorded::default();

@@ -66,6 +66,7 @@ async fn reads_wait_through_a_resume_that_hangs_until_the_connect_timeout() {
     let index = listed();
     starts(&index, two_errors, Duration::from_secs(30)).await;
     assert!(!index.read().unwrap().ready(), "a resume still connecting is not a watch seen working");
+    assert!(index.read().unwrap().listed(), "but its list stands: the replica stays Ready (/readyz)");
 }
 
 #[tokio::test(start_paused = true)]

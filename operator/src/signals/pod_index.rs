@@ -151,7 +151,14 @@ pub struct PodIndex {
 impl PodIndex {
     /// Both watches have listed everything once: until then a read would undercount.
     pub fn ready(&self) -> bool {
-        self.pods_listed && self.events_listed && !self.pods_behind && !self.events_behind
+        self.listed() && !self.pods_behind && !self.events_behind
+    }
+
+    /// Whether both watches have listed since they last started afresh (`/readyz`): one that
+    /// resumes after a failure keeps its list, and reads wait for it (`ready`) without the
+    /// replica being taken for unready.
+    pub fn listed(&self) -> bool {
+        self.pods_listed && self.events_listed
     }
 
     /// Since when both watches have run without a break, once both have listed: a pod created
