@@ -2001,12 +2001,19 @@ async fn s27_a_change_or_status_write_the_api_server_keeps_refusing_is_retried_f
     assert_eq!(s.image("connector").await, BAD, "the image went through");
     let evs = s.events("up").await;
     assert!(evs.iter().any(|e| e.contains("failed to write the status of MaintenanceUpgrade")), "{evs:?}");
-    // Refused twice (the second a retry, further apart), said once.
+    // Refused twice (the second a retry, further apart), said once: in the log too.
     eventually("the status write retried", SECS(90), || async {
-        s.operator.log().lines().filter(|l| l.contains("retrying in") && l.contains("patch_status")).count()
-            >= 2
+        let metrics = s.operator.metrics().await;
+        let series = "maintenance_operator_reconciles_total{result=\"patch_status\"}";
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .is_some_and(|v| v >= 2.0)
     })
     .await;
+    let logged =
+        s.operator.log().lines().filter(|l| l.contains("retrying in") && l.contains("patch_status")).count();
+    assert_eq!(logged, 1, "a failure that lasts is logged once:\n{}", s.operator.log());
     assert_eq!(status_refused(&s.events("up").await), 1, "said once: {:?}", s.events("up").await);
     drop(no_status);
     s.wait_for("up", SECS(90), "the status written again", |mu| {

@@ -278,7 +278,6 @@ fn describe(rule: &HostRule) -> String {
     }
 }
 
-/// A base URL as compared: without its trailing slashes.
 /// Why an allowed Prometheus address cannot be one: not an http(s) URL, or one with a user or
 /// password, which every tenant could read (a refusal lists the allowed addresses). The address
 /// itself is not repeated, so neither is a password.
@@ -296,6 +295,7 @@ fn prometheus_address(address: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A base URL as compared: without its trailing slashes.
 fn normal(address: &str) -> &str {
     address.trim().trim_end_matches('/')
 }

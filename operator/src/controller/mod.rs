@@ -32,7 +32,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracing::{error, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 mod act;
 pub mod crd_presence;
@@ -140,7 +140,7 @@ impl Context {
         let pods = pod_cache::start(&client, scope.as_deref());
         let index = pods.clone();
         health.watch("pods and Warning Events", move || {
-            index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).ready()
+            index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).listed()
         });
         let namespaces = Namespaces::start(&client);
         let nodes = NodeCache::start(&client);
@@ -331,6 +331,8 @@ async fn controller_loop(
                             error!("{}", crd_presence::missing_line());
                         }
                     }
+                    // A look's own failure is logged by `error_policy`, once while it lasts.
+                    Err(e @ kube::runtime::controller::Error::ReconcilerFailed(..)) => debug!("{e}"),
                     Err(e) => warn!("reconcile failed: {e}"),
                     Ok(_) => {
                         health.crd_installed(true);
@@ -355,10 +357,20 @@ fn forget(ctx: &Context, mu: &MaintenanceUpgrade) {
     ctx.metrics.forget(&format!("{}/{}", mu.namespace().unwrap_or_default(), mu.name_any()), &signals);
 }
 
+/// A failed look is retried further apart each time; logged at warn when it is news (as its
+/// Event is, `act::announce_failure`), else at debug, so that a failure that lasts does not
+/// fill the log with one line per retry.
 fn error_policy(mu: Arc<MaintenanceUpgrade>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconciles.get_or_create(&ResultLabel { result: err.metric_label().into() }).inc();
-    let after = ctx.retries.failed(&mu.uid().unwrap_or_default(), &err.to_string());
-    warn!(upgrade = %mu.name_any(), error = %err, label = err.metric_label(), "retrying in {}s", after.as_secs());
+    let (uid, what) = (mu.uid().unwrap_or_default(), err.to_string());
+    let news = ctx.retries.is_news(&uid, &what);
+    let after = ctx.retries.failed(&uid, &what);
+    let (upgrade, label, secs) = (mu.name_any(), err.metric_label(), after.as_secs());
+    if news {
+        warn!(%upgrade, error = %err, label, "retrying in {secs}s (said again only if it changes, or after an hour)");
+    } else {
+        debug!(%upgrade, error = %err, label, "retrying in {secs}s");
+    }
     Action::requeue(after)
 }
 

@@ -6,8 +6,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The most notifications an upgrade's status keeps: with at most 5 webhooks and 6 kinds, room
-/// for the newest of each and 20 more.
+/// The most notifications an upgrade's status keeps: with at most 5 webhooks and 7 kinds, room
+/// for the newest of each and 15 more.
 pub const MAX_NOTIFICATIONS: usize = 50;
 
 /// Webhooks told about this upgrade. Without `notifications`, the operator-wide default webhook

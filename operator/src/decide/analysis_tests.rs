@@ -245,6 +245,35 @@ fn a_stuck_rollout_held_by_a_refused_query_is_reverted_and_says_so() {
     assert!(r.message.contains("while the upgrade was held: the spec cannot be used"), "{}", r.message);
 }
 
+/// With automatic rollback off, a rollout failed at its deadline is said (Degraded) and waits
+/// for a human: finishing late while a spec problem holds the upgrade does not take that back.
+#[test]
+fn a_failed_rollout_said_to_a_human_is_not_taken_back_when_it_finishes_late() {
+    let mut spec = spec_with_history();
+    spec.rollback.automatic = false;
+    let mut w = World::new(spec);
+    w.run_until(Duration::hours(4), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Soaking)
+    });
+    w.stuck = true;
+    w.run_until(Duration::hours(1), |w| {
+        w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::RollingOut)
+    });
+    w.query_refused = true;
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded);
+    assert!(w.obs.status.message.contains("did not roll out"), "{}", w.obs.status.message);
+    let now = w.obs.now;
+    for done in w.rollouts.values_mut() {
+        *done = Some(now);
+    }
+    // The query is fixed too: still nothing happens until a human asks for the rollback.
+    w.query_refused = false;
+    let later = now + Duration::hours(3);
+    w.run_until(Duration::hours(4), |w| w.obs.now >= later);
+    assert_eq!(w.phase(), Phase::Degraded, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::RollingOut, "not soaked, not promoted");
+}
+
 #[test]
 fn a_baseline_history_prometheus_refuses_blocks_before_anything_changes() {
     let mut w = World::new(spec_with_history());

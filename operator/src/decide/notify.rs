@@ -125,7 +125,7 @@ impl Decider<'_> {
 
     /// Keep at most `MAX_NOTIFICATIONS`. The newest of each configured webhook and kind stays (the
     /// next one is numbered after it); of the others, the delivered (or abandoned) ones go first,
-    /// oldest first. At most 5 webhooks of 6 kinds are configured, so the bound always holds.
+    /// oldest first. At most 5 webhooks of 7 kinds are configured, so the bound always holds.
     /// One still to deliver to a configured webhook goes only when nothing else can, and that is
     /// said (a Warning Event), never silent.
     fn trim_notifications(&mut self) {

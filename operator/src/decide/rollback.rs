@@ -109,10 +109,13 @@ impl<'a> Decider<'a> {
         }
     }
 
-    /// A stage's rollout that failed, or did not finish by its progress deadline. One that did
-    /// finish but is not yet marked so (the upgrade is held: a spec that cannot be used, a
-    /// target changed by someone else) has not failed; a canary the operator itself widens is
-    /// not widened while held, so that one does fail at the deadline, saying what held it.
+    /// A stage's rollout that failed, or did not finish by its progress deadline. One whose
+    /// workloads did finish but that is not marked so (the upgrade is held: a spec that cannot
+    /// be used, `held_by`, or a target changed by someone else; or the look that holds it no
+    /// more, before `advance` marks it) has not failed; a canary the operator itself widens is
+    /// not widened while held, so that one does fail at the deadline, saying what held it. A
+    /// failure already said (Degraded: the rollback waits for a human or the window) is not
+    /// taken back by a rollout that finishes late.
     pub(super) fn rollout_failure(&self, plan: &Plan, held_by: Option<&str>) -> Option<String> {
         for (i, s) in self.st.stages.iter().enumerate() {
             if s.phase != StagePhase::RollingOut {
@@ -128,11 +131,13 @@ impl<'a> Decider<'a> {
                     return Some(format!("{:?} {}/{}: {why}", c.kind, c.namespace, c.name));
                 }
             }
-            let rolled_out = s.components.iter().enumerate().all(|(ci, c)| {
-                self.canary_of(i, ci).is_none()
-                    && c.phase == ComponentPhase::Applied
-                    && matches!(self.target(c), (_, Some(t)) if t.rollout == Rollout::Complete)
-            });
+            let said = self.o.status.phase == Phase::Degraded;
+            let rolled_out = !said
+                && s.components.iter().enumerate().all(|(ci, c)| {
+                    self.canary_of(i, ci).is_none()
+                        && c.phase == ComponentPhase::Applied
+                        && matches!(self.target(c), (_, Some(t)) if t.rollout == Rollout::Complete)
+                });
             let started = s.started_at?;
             let limit = plan.progress_deadline(i);
             if self.now() > started + limit && !rolled_out {
