@@ -1140,7 +1140,7 @@ async fn s14_kubectl_maintenance_drives_an_upgrade_from_the_terminal() {
     assert!(code == 2 && said.contains("stage canary needs no approval"), "{said}");
     s.wait_phase("up", Phase::AwaitingApproval, SECS(120)).await;
     let (code, said) = run(&["status", "up"]);
-    assert_eq!(code, 3, "still in progress: {said}");
+    assert_eq!(code, 5, "waits for someone: {said}");
     let (known_good, target) = (format!("known-good {GOOD}"), format!("DaemonSet {}/connector", s.ns));
     for shown in ["AwaitingApproval", &known_good, &target, "2 of 10 nodes", "pod-start-failures", "Next:"] {
         assert!(said.contains(shown), "{shown:?} in\n{said}");

@@ -29,6 +29,7 @@ fn outcome(phase: Phase) -> u8 {
     match phase {
         Phase::Succeeded => exit::OK,
         Phase::RolledBack | Phase::Failed => exit::NOT_OK,
+        Phase::AwaitingApproval | Phase::Paused | Phase::Degraded => exit::ATTENTION,
         _ => exit::RUNNING,
     }
 }
@@ -171,3 +172,7 @@ fn not_found(t: &Target, name: &str) -> u8 {
     );
     exit::REFUSED
 }
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

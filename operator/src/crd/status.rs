@@ -89,13 +89,16 @@ pub enum Phase {
     Soaking,
     /// A human paused the upgrade.
     Paused,
-    /// A regression was found and automatic rollback is off: waiting for a human.
+    /// A problem was found (a regression, a failed rollout, a target changed or deleted) and
+    /// the rollback waits: for a human (automatic rollback is off), or for the window
+    /// (rollback.outsideWindow is false).
     Degraded,
     /// Reverting the changed components to their known-good images.
     RollingBack,
     Succeeded,
     RolledBack,
-    /// Ended without changing anything, or could not finish reverting.
+    /// Ended without changing anything, or deleted while its spec could not be used (nothing
+    /// reverted; its marks stay on its targets for a human to settle).
     Failed,
 }
 
