@@ -225,11 +225,9 @@ fn a_query_refused_while_a_stage_rolls_out_holds_it_without_a_rollback() {
     assert_eq!(w.phase(), Phase::Succeeded);
 }
 
-/// A rollout that does not finish while the query is refused is still reverted at its
-/// deadline, and the rollback says what held the upgrade.
-#[test]
-fn a_stuck_rollout_held_by_a_refused_query_is_reverted_and_says_so() {
-    let mut w = World::new(spec_with_history());
+/// The fleet stage rolls out and never finishes; Prometheus then refuses the query.
+fn fleet_stuck_and_query_refused(spec: MaintenanceUpgradeSpec) -> World {
+    let mut w = World::new(spec);
     w.run_until(Duration::hours(4), |w| {
         w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Soaking)
     });
@@ -238,6 +236,14 @@ fn a_stuck_rollout_held_by_a_refused_query_is_reverted_and_says_so() {
         w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::RollingOut)
     });
     w.query_refused = true;
+    w
+}
+
+/// A rollout that does not finish while the query is refused is still reverted at its
+/// deadline, and the rollback says what held the upgrade.
+#[test]
+fn a_stuck_rollout_held_by_a_refused_query_is_reverted_and_says_so() {
+    let mut w = fleet_stuck_and_query_refused(spec_with_history());
     w.run_until(Duration::hours(1), |w| w.obs.status.rollback.is_some());
     let r = w.obs.status.rollback.clone().unwrap();
     assert_eq!(r.reason, reason::ROLLOUT_FAILED);
@@ -251,15 +257,7 @@ fn a_stuck_rollout_held_by_a_refused_query_is_reverted_and_says_so() {
 fn a_failed_rollout_said_to_a_human_is_not_taken_back_when_it_finishes_late() {
     let mut spec = spec_with_history();
     spec.rollback.automatic = false;
-    let mut w = World::new(spec);
-    w.run_until(Duration::hours(4), |w| {
-        w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Soaking)
-    });
-    w.stuck = true;
-    w.run_until(Duration::hours(1), |w| {
-        w.obs.status.stages.get(1).is_some_and(|s| s.phase == StagePhase::RollingOut)
-    });
-    w.query_refused = true;
+    let mut w = fleet_stuck_and_query_refused(spec);
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded);
     assert!(w.obs.status.message.contains("did not roll out"), "{}", w.obs.status.message);
     let now = w.obs.now;
