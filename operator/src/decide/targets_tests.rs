@@ -238,6 +238,34 @@ fn a_later_stage_found_changed_still_waits_for_its_gates_and_its_deadline_counts
     assert_eq!(w.image("connector-b"), "connector:2.0");
 }
 
+/// The stage waiting for approval (every stage before it passed) and one of its targets set
+/// to the new image by someone else (a tenant editing her own workload that a trusted upgrade
+/// claimed): the change is watched, but the stage does not start around its gates, and the
+/// others of it are not changed until it is approved. Only a change the operator's own field
+/// manager wrote (a lost status write) counts as the stage begun.
+#[test]
+fn a_change_by_someone_else_in_the_current_stage_does_not_start_it_around_its_gates() {
+    let mut s = spec();
+    s.stages[1].components.push(component("connector-b", "connector:2.0"));
+    s.stages[1].require_approval = true;
+    let mut w = World::new(s);
+    w.obs.targets.insert(key("connector-b"), Some(daemonset("connector:1.0")));
+    w.run_until(Duration::hours(3), |w| w.phase() == Phase::AwaitingApproval);
+    let t = w.target_mut("connector");
+    t.containers[0].1 = "connector:2.0".into();
+    bump(t);
+    let later = w.obs.now + Duration::hours(2);
+    w.run_until(Duration::hours(3), |w| w.obs.now >= later || terminal(w));
+    assert_eq!(w.phase(), Phase::AwaitingApproval, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
+    assert_eq!(w.image("connector-b"), "connector:1.0", "not changed before approval");
+    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied, "watched");
+    w.obs.spec.approved_stages.push("fleet".into());
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-b"), "connector:2.0");
+}
+
 /// A later stage's target found changed is reverted by a rollback that comes before its stage
 /// starts (it waits, Pending, for the canary to pass): the rollback skipped Pending stages and
 /// released it on the new image.
