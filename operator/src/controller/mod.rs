@@ -300,13 +300,15 @@ async fn controller_loop(
     writer: reflector::store::Writer<MaintenanceUpgrade>,
 ) {
     // Only spec changes wake an upgrade, so that our own status writes do not.
-    // Nothing reads an upgrade's annotations or managedFields: a tenant's 256 KiB of
-    // annotations on each of hers would otherwise be kept in the store.
+    // Nothing reads an upgrade's labels, annotations or managedFields: a tenant's 256 KiB of
+    // annotations, or over a megabyte of tiny labels (no bound but the object's size, and each
+    // a map entry), on each of hers would otherwise be kept in the store of every replica.
     let upgrades = watcher(api, watcher::Config::default().page_size(crate::constants::LIST_PAGE_SIZE))
         .default_backoff()
         .modify(|mu: &mut MaintenanceUpgrade| {
             mu.metadata.managed_fields = None;
             mu.metadata.annotations = None;
+            mu.metadata.labels = None;
         })
         .reflect(writer)
         .applied_objects()

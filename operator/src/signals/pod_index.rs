@@ -59,10 +59,14 @@ const MAX_UID_BYTES: usize = 36;
 pub const MAX_UNSEEN_FAILURES_PER_NAMESPACE: usize = 10_000;
 pub const MAX_UNSEEN_FAILURES: usize = 100_000;
 
-/// `labels`, unless they are more than `MAX_LABEL_BYTES` (None).
+/// What keeping one label costs besides its text: a map entry of two strings.
+const LABEL_OVERHEAD: usize = 64;
+
+/// `labels`, unless keeping them takes more than `MAX_LABEL_BYTES` (None): their text and
+/// `LABEL_OVERHEAD` each, so that thousands of empty ones count as what they cost.
 fn bounded(labels: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
     let labels = labels.into_iter().flatten();
-    let size: usize = labels.clone().map(|(k, v)| k.len() + v.len()).sum();
+    let size: usize = labels.clone().map(|(k, v)| k.len() + v.len() + LABEL_OVERHEAD).sum();
     (size <= MAX_LABEL_BYTES).then(|| labels.map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
@@ -88,7 +92,8 @@ struct PodFacts {
 impl PodFacts {
     /// About what the facts take in memory, for `MAX_DELETED_BYTES_PER_NAMESPACE`.
     fn bytes(&self) -> usize {
-        let labels: usize = self.labels.iter().flatten().map(|(k, v)| k.len() + v.len() + 64).sum();
+        let labels: usize =
+            self.labels.iter().flatten().map(|(k, v)| k.len() + v.len() + LABEL_OVERHEAD).sum();
         256 + self.namespace.len() + self.node.len() + labels
     }
 }
@@ -445,6 +450,7 @@ impl PodIndex {
                 .into_iter()
                 .flatten()
                 .filter(|cs| !cs.image_id.is_empty())
+                .take(crate::target::MAX_CONTAINERS)
                 .map(|cs| (cs.name.clone(), cs.image_id.clone()))
                 .collect(),
             place: owned_pod(pod).map(Box::new),
@@ -499,6 +505,7 @@ fn owned_pod(pod: &Pod) -> Option<OwnedPod> {
             images: spec
                 .containers
                 .iter()
+                .take(crate::target::MAX_CONTAINERS)
                 .map(|c| (c.name.clone(), crate::target::kept_image(c.image.as_ref())))
                 .collect(),
             ready,

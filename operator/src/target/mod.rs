@@ -164,6 +164,12 @@ fn record(annotations: Option<&std::collections::BTreeMap<String, String>>, key:
     annotations?.get(key).filter(|v| v.len() <= MAX_RECORD_BYTES).cloned()
 }
 
+/// The most containers of one pod template (or pod) kept: real ones have a handful. Kubernetes
+/// bounds only an object's size, so a workload or pod of a thousand containers, each image up
+/// to 1 KiB, would be kept almost whole by every replica (the claimed workloads' watch, the
+/// pod index), and a few hundred of them fill its memory. Past this, the rest are not seen.
+pub const MAX_CONTAINERS: usize = 100;
+
 /// A container's image as kept: empty (no image reference) when longer than any reference.
 pub fn kept_image(image: Option<&String>) -> String {
     image.filter(|i| i.len() <= crate::image::MAX_REFERENCE_BYTES).cloned().unwrap_or_default()
@@ -173,7 +179,10 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
     let containers = template
         .spec
         .as_ref()
-        .map(|s| s.containers.iter().map(|c| (c.name.clone(), kept_image(c.image.as_ref()))).collect())
+        .map(|s| {
+            let containers = s.containers.iter().take(MAX_CONTAINERS);
+            containers.map(|c| (c.name.clone(), kept_image(c.image.as_ref()))).collect()
+        })
         .unwrap_or_default();
     let ann = meta.annotations.as_ref();
     // A container's name is at most 63 characters; a longer annotation can name none.
@@ -211,7 +220,7 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
 
 /// The pod template's containers whose `image` this operator's field manager wrote last.
 fn images_written_by_operator(meta: &ObjectMeta, template: &PodTemplateSpec) -> Vec<String> {
-    let containers = template.spec.iter().flat_map(|s| &s.containers);
+    let containers = template.spec.iter().flat_map(|s| s.containers.iter().take(MAX_CONTAINERS));
     containers
         .filter(|c| {
             let key = format!("k:{}", serde_json::json!({ "name": c.name }));

@@ -194,6 +194,19 @@ fn an_owner_mark_names_an_upgrade_only_as_namespace_slash_name() {
     }
 }
 
+/// A workload of a thousand containers (anyone who may edit one may label it claimed) is
+/// kept with its first `MAX_CONTAINERS` only.
+#[test]
+fn a_workload_of_a_thousand_containers_keeps_a_bounded_few() {
+    let containers: Vec<_> =
+        (0..1000).map(|i| json!({"name": format!("c{i}"), "image": "x".repeat(900)})).collect();
+    let ds: DaemonSet = serde_json::from_value(
+        json!({"metadata": {}, "spec": {"selector": {}, "template": {"spec": {"containers": containers}}}}),
+    )
+    .unwrap();
+    assert_eq!(from_daemonset(&ds).containers.len(), MAX_CONTAINERS);
+}
+
 /// An image (and a hand-over mark) is this operator's change only while its field manager
 /// owns that container's image field: `kubectl set image` takes it over.
 #[test]
