@@ -24,8 +24,8 @@ pub mod exit {
     pub const RUNNING: u8 = 3;
     /// The cluster could not be reached or answered with an error.
     pub const API: u8 = 4;
-    /// Waits for someone (status without -w): AwaitingApproval, Paused, or Degraded (a problem
-    /// found, its rollback waiting for a human or the window).
+    /// Waits for someone (status without -w): AwaitingApproval, Paused, Degraded (a problem
+    /// found, its rollback waiting for a human or the window), or Blocked.
     pub const ATTENTION: u8 = 5;
 }
 
@@ -36,7 +36,7 @@ pub mod exit {
     about = "Follow and steer MaintenanceUpgrades (maintenance-operator)",
     after_help = "Exit codes: 0 done (or already so) or Succeeded; 1 RolledBack or Failed, deleted before it ended (-w), or lint found problems; \
                   2 refused or bad usage; 3 still in progress (status without -w); 4 API error, or a kubeconfig or file it cannot read; \
-                  5 waits for someone: AwaitingApproval, Paused or Degraded (status without -w)."
+                  5 waits for someone: AwaitingApproval, Paused, Degraded or Blocked (status without -w)."
 )]
 struct Cli {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).

@@ -39,7 +39,10 @@ pub async fn status(t: &Target, name: &str, watch: bool) -> anyhow::Result<u8> {
     if !watch {
         let Some(mu) = api.get_opt(name).await? else { return Ok(not_found(t, name)) };
         println!("{}", safe(&timeline::view(&escaped(&mu), chrono::Utc::now(), &[]), true));
-        return Ok(outcome(phase_of(&mu)));
+        return Ok(match outcome(phase_of(&mu)) {
+            exit::RUNNING if blocked(&mu) => exit::ATTENTION,
+            code => code,
+        });
     }
     let terminal = std::io::stdout().is_terminal();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -125,6 +128,12 @@ pub async fn list(t: &Target, all: bool) -> anyhow::Result<u8> {
         );
     }
     Ok(exit::OK)
+}
+
+/// Whether the upgrade is Blocked: it takes no step forward until someone changes something.
+fn blocked(mu: &MaintenanceUpgrade) -> bool {
+    let mut conditions = mu.status.iter().flat_map(|s| &s.conditions);
+    conditions.any(|c| c.type_ == condition::BLOCKED && c.status == "True")
 }
 
 fn phase_of(mu: &MaintenanceUpgrade) -> Phase {

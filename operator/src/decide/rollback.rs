@@ -86,14 +86,9 @@ impl<'a> Decider<'a> {
             self.note_once(reason::AUTOMATIC_ROLLBACK_DISABLED, &message);
             return None;
         }
-        // A component the operator itself reverted is a rollback begun before its status write
-        // was lost: the rest follows at once, as a rollback under way does. One set back by
-        // someone else waits for the window like any other trigger.
-        let begun = self.components().any(|c| {
-            let container = c.container.as_deref().unwrap_or_default();
-            c.phase == ComponentPhase::Reverted
-                && matches!(self.target(c), (_, Some(t)) if t.image_ours(container))
-        });
+        // A component found reverted is a rollback begun before its status write was lost (or
+        // one a human began): the rest follows at once, as a rollback under way does.
+        let begun = self.components().any(|c| c.phase == ComponentPhase::Reverted);
         if !self.o.spec.rollback.outside_window && !begun {
             // A window that never opens again cannot be waited for: the rollback goes ahead.
             if let WindowState::Closed { opens_at: Some(opens_at), .. } = window {

@@ -339,28 +339,3 @@ fn a_rollback_begun_before_a_lost_write_is_not_held_by_the_window() {
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
-
-/// A target set back by hand outside the window (its image written by someone else, not the
-/// operator) is a reason to roll back, not a rollback under way: with rollback.outsideWindow
-/// false, the rest waits for the window.
-#[test]
-fn a_target_set_back_by_hand_outside_the_window_waits_for_it() {
-    let mut s = spec();
-    s.window = Some(tue_thu_window());
-    s.rollback.outside_window = false;
-    let mut w = World::new(s);
-    w.obs.now = t("2026-11-25T02:50:00Z");
-    w.run_until(Duration::hours(4), |w| soaking(w, 1));
-    w.obs.now = t("2026-11-25T07:30:00Z");
-    let fleet = w.target_mut("connector");
-    fleet.containers[0].1 = "connector:1.0".into();
-    fleet.images_ours.clear();
-    bump(fleet);
-    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Degraded || terminal(w));
-    assert_eq!(w.phase(), Phase::Degraded, "{}", w.obs.status.message);
-    assert!(w.obs.status.message.contains("waits for the maintenance window"), "{}", w.obs.status.message);
-    assert_eq!(w.image("connector-canary"), "connector:2.0", "not reverted outside the window");
-    w.run_until(Duration::hours(48), terminal);
-    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    assert_eq!(w.image("connector-canary"), "connector:1.0");
-}

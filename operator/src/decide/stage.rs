@@ -47,30 +47,10 @@ impl Decider<'_> {
         }
     }
 
-    /// Whether every component of stage `si` was changed before a status write was lost
-    /// (`check_targets`): nothing of it is left for a gate to hold.
-    fn found_begun(&self, si: usize) -> bool {
-        let components = &self.st.stages[si].components;
-        !components.is_empty() && components.iter().all(|c| c.phase == ComponentPhase::Applied)
-    }
-
     pub(super) fn start_stage(&mut self, plan: &Plan, si: usize) {
         let now = self.now();
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();
-        if self.found_begun(si) {
-            let s = &mut self.st.stages[si];
-            s.phase = StagePhase::RollingOut;
-            s.started_at = Some(now);
-            self.st.current_stage = Some(name.clone());
-            self.note(
-                false,
-                reason::STAGE_STARTED,
-                "StartStage",
-                format!("stage {name} started: its changes were found made already (before a lost status write, or by hand)"),
-            );
-            return self.roll_out(plan, si);
-        }
         if self.o.spec.paused {
             self.set_phase(
                 Phase::Paused,
@@ -394,10 +374,8 @@ impl Decider<'_> {
             self.next(format!("end the soak of stage {name} on the next reads"), None);
             return;
         }
-        // A later stage found begun after a lost status write (`check_targets`) is past its gates.
         let next = self.st.stages.iter().position(|s| s.phase == StagePhase::Pending);
-        let begun = next.is_some_and(|n| self.found_begun(n));
-        if self.o.spec.paused && !begun {
+        if self.o.spec.paused {
             self.set_phase(
                 Phase::Paused,
                 format!("stage {name} passed its soak; paused: set spec.paused to false to continue"),

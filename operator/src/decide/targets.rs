@@ -143,26 +143,21 @@ impl Decider<'_> {
                 // So was a later stage that handed a canaried target to its own rolling update:
                 // its mark on the target says so (the workload is rolling every pod).
                 let handed_over = !first
-                    && t.and_then(|t| t.handed_over.as_deref()) == Some(self.hand_over_mark(si).as_str())
-                    && t.is_some_and(|t| t.handed_over_ours);
+                    && t.and_then(|t| t.handed_over.as_deref()) == Some(self.hand_over_mark(si).as_str());
                 if c.phase == ComponentPhase::Claimed
                     && ours
                     && ((first && running == Some(c.desired_image.as_str()) && known_good != c.desired_image)
                         || handed_over)
                 {
                     let now = self.now();
-                    // Only the stage after those that passed rolls out from now, and only for a
-                    // change the operator made (its field manager wrote it: a lost status write);
-                    // one made by someone else is watched, but does not start the stage around
-                    // its gates. A later stage is started (its gates, its deadline) once those
-                    // before it pass (`start_stage`), its change watched meanwhile.
-                    let current = self.st.stages[..si].iter().all(|s| s.phase == StagePhase::Passed);
-                    let made_by_us = handed_over || t.is_some_and(|t| t.image_ours(&container));
+                    // Watched from now (reverted by any rollback), but its stage is started only
+                    // by `start_stage`, through its gates (pause, approval, window), whoever made
+                    // the change: a change found made cannot tell who made it (a field manager's
+                    // name is whatever its client says), and someone who may edit one target
+                    // (a tenant's own workload that a trusted upgrade claimed) must not start a
+                    // stage that changes the others. After a lost status write, the gates that
+                    // let the operator start the stage usually still do, at once.
                     let stage = &mut self.st.stages[si];
-                    if stage.phase == StagePhase::Pending && current && made_by_us {
-                        stage.phase = StagePhase::RollingOut;
-                        stage.started_at = Some(now);
-                    }
                     stage.components[ci].phase = ComponentPhase::Applied;
                     stage.components[ci].applied_at = Some(now);
                     self.st.changed_at.get_or_insert(now);

@@ -74,8 +74,11 @@ fn restart_after_a_patch_whose_status_was_lost_does_not_patch_again() {
     assert_eq!(w.claimed().iter().filter(|n| *n == "connector-canary").count(), 1);
 }
 
+/// The stage's change made, its status write lost, then the upgrade paused: the change is
+/// watched and reverted on a regression, but the stage waits for its gates like any other (a
+/// change found made cannot tell who made it).
 #[test]
-fn a_stage_started_before_a_lost_status_write_goes_on_whatever_the_gates_say_now() {
+fn a_stage_started_before_a_lost_status_write_is_watched_and_waits_for_the_gates_it_has_now() {
     let mut w = World::new(spec());
     w.run_until(Duration::hours(1), |w| !w.image_sets().is_empty());
     // The status write after the canary's patch was lost, and meanwhile someone paused.
@@ -88,7 +91,9 @@ fn a_stage_started_before_a_lost_status_write_goes_on_whatever_the_gates_say_now
     w.obs.status = stale;
     w.obs.spec.paused = true;
     w.step();
-    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::Pending, "{}", w.obs.status.message);
+    assert_eq!(w.phase(), Phase::Paused, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Applied);
     assert!(w.obs.status.changed_at.is_some(), "the change is watched");
     assert_eq!(w.image_sets().len(), 1, "and not made again");
     // A regression is still reverted.
@@ -238,32 +243,38 @@ fn a_later_stage_found_changed_still_waits_for_its_gates_and_its_deadline_counts
     assert_eq!(w.image("connector-b"), "connector:2.0");
 }
 
-/// The stage waiting for approval (every stage before it passed) and one of its targets set
-/// to the new image by someone else (a tenant editing her own workload that a trusted upgrade
-/// claimed): the change is watched, but the stage does not start around its gates, and the
-/// others of it are not changed until it is approved. Only a change the operator's own field
-/// manager wrote (a lost status write) counts as the stage begun.
+/// The stage waiting for approval (every stage before it passed) and its targets set to the new
+/// image by someone else (a tenant editing her own workload that a trusted upgrade claimed):
+/// the change is watched, but the stage does not start around its gates, and its other targets
+/// are not changed until it is approved; nor when every target of it was set so. A change
+/// found made cannot tell who made it, so it never starts a stage.
 #[test]
-fn a_change_by_someone_else_in_the_current_stage_does_not_start_it_around_its_gates() {
-    let mut s = spec();
-    s.stages[1].components.push(component("connector-b", "connector:2.0"));
-    s.stages[1].require_approval = true;
-    let mut w = World::new(s);
-    w.obs.targets.insert(key("connector-b"), Some(daemonset("connector:1.0")));
-    w.run_until(Duration::hours(3), |w| w.phase() == Phase::AwaitingApproval);
-    let t = w.target_mut("connector");
-    t.containers[0].1 = "connector:2.0".into();
-    bump(t);
-    let later = w.obs.now + Duration::hours(2);
-    w.run_until(Duration::hours(3), |w| w.obs.now >= later || terminal(w));
-    assert_eq!(w.phase(), Phase::AwaitingApproval, "{}", w.obs.status.message);
-    assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
-    assert_eq!(w.image("connector-b"), "connector:1.0", "not changed before approval");
-    assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied, "watched");
-    w.obs.spec.approved_stages.push("fleet".into());
-    w.run_until(Duration::hours(6), terminal);
-    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
-    assert_eq!(w.image("connector-b"), "connector:2.0");
+fn a_change_found_in_the_current_stage_does_not_start_it_around_its_gates() {
+    for others in [true, false] {
+        let mut s = spec();
+        if others {
+            s.stages[1].components.push(component("connector-b", "connector:2.0"));
+        }
+        s.stages[1].require_approval = true;
+        let mut w = World::new(s);
+        w.obs.targets.insert(key("connector-b"), Some(daemonset("connector:1.0")));
+        w.run_until(Duration::hours(3), |w| w.phase() == Phase::AwaitingApproval);
+        let t = w.target_mut("connector");
+        t.containers[0].1 = "connector:2.0".into();
+        bump(t);
+        let later = w.obs.now + Duration::hours(2);
+        w.run_until(Duration::hours(3), |w| w.obs.now >= later || terminal(w));
+        assert_eq!(w.phase(), Phase::AwaitingApproval, "{others}: {}", w.obs.status.message);
+        assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending, "{others}");
+        assert_eq!(w.image("connector-b"), "connector:1.0", "not changed before approval");
+        assert_eq!(w.obs.status.stages[1].components[0].phase, ComponentPhase::Applied, "watched");
+        w.obs.spec.approved_stages.push("fleet".into());
+        w.run_until(Duration::hours(6), terminal);
+        assert_eq!(w.phase(), Phase::Succeeded, "{others}: {}", w.obs.status.message);
+        if others {
+            assert_eq!(w.image("connector-b"), "connector:2.0");
+        }
+    }
 }
 
 /// A later stage's target found changed is reverted by a rollback that comes before its stage

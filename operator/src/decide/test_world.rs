@@ -114,8 +114,6 @@ pub(super) fn daemonset(image: &str) -> TargetState {
         update_strategy: None,
         original_strategy: None,
         canary_settings_ours: false,
-        handed_over_ours: false,
-        images_ours: vec![],
         handed_over: None,
         default_container: None,
         pods: None,
@@ -498,7 +496,6 @@ impl World {
                 t.canary_settings_ours = true;
                 if handed_over.is_some() {
                     t.handed_over = handed_over.clone();
-                    t.handed_over_ours = true;
                 }
                 bump(t);
                 if strategy != ON_DELETE && super::canary::surge_of(Some(strategy)).is_none() {
@@ -542,9 +539,6 @@ impl World {
                     assert!(!image.is_empty(), "no empty image is ever written");
                     assert_eq!(&t.containers[index].0, container, "the index names the container");
                     t.containers[index].1 = image.clone();
-                    if !t.image_ours(container) {
-                        t.images_ours.push(container.clone());
-                    }
                 }
                 if let Some((strategy, original)) = strategy {
                     t.update_strategy = Some(strategy.clone());

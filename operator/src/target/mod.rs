@@ -53,12 +53,6 @@ pub struct TargetState {
     pub canary_settings_ours: bool,
     /// The upgrade and stage that handed the rest to those settings (`HANDED_OVER_ANNOTATION`).
     pub handed_over: Option<String>,
-    /// Whether this operator's field manager wrote that annotation last (managedFields).
-    pub handed_over_ours: bool,
-    /// The containers whose image this operator's field manager wrote last (managedFields): a
-    /// change found made (a status write lost after it) is the operator's only then, not one
-    /// someone else made by hand, who could otherwise start a stage around its gates.
-    pub images_ours: Vec<String>,
     /// A Deployment's `spec.paused`: its controller makes no new ReplicaSet while it holds.
     pub paused: bool,
     /// The container the pod template names as its default, if any.
@@ -110,11 +104,6 @@ pub const ON_DELETE: &str = r#"{"type":"OnDelete"}"#;
 impl TargetState {
     pub fn image(&self, container: &str) -> Option<&str> {
         self.containers.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
-    }
-
-    /// Whether this operator wrote `container`'s image last.
-    pub fn image_ours(&self, container: &str) -> bool {
-        self.images_ours.iter().any(|c| c == container)
     }
 
     /// The pod-template positions of the containers named, in that order (those it has).
@@ -204,11 +193,6 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         original_strategy: record(ann, ORIGINAL_STRATEGY_ANNOTATION),
         canary_settings_ours: false,
         handed_over: record(ann, HANDED_OVER_ANNOTATION),
-        handed_over_ours: written_by_operator(
-            meta,
-            &["f:metadata", "f:annotations", &format!("f:{HANDED_OVER_ANNOTATION}")],
-        ),
-        images_ours: images_written_by_operator(meta, template),
         default_container: default_container.cloned(),
         pods: None,
         desired_pods: 0,
@@ -216,18 +200,6 @@ fn base(meta: &ObjectMeta, template: &PodTemplateSpec, rollout: Rollout) -> Targ
         generation_observed: false,
         paused: false,
     }
-}
-
-/// The pod template's containers whose `image` this operator's field manager wrote last.
-fn images_written_by_operator(meta: &ObjectMeta, template: &PodTemplateSpec) -> Vec<String> {
-    let containers = template.spec.iter().flat_map(|s| s.containers.iter().take(MAX_CONTAINERS));
-    containers
-        .filter(|c| {
-            let key = format!("k:{}", serde_json::json!({ "name": c.name }));
-            written_by_operator(meta, &["f:spec", "f:template", "f:spec", "f:containers", &key, "f:image"])
-        })
-        .map(|c| c.name.clone())
-        .collect()
 }
 
 /// Whether this operator's field manager owns the field at `path` (`f:` keys of managedFields'

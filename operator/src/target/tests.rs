@@ -207,34 +207,6 @@ fn a_workload_of_a_thousand_containers_keeps_a_bounded_few() {
     assert_eq!(from_daemonset(&ds).containers.len(), MAX_CONTAINERS);
 }
 
-/// An image (and a hand-over mark) is this operator's change only while its field manager
-/// owns that container's image field: `kubectl set image` takes it over.
-#[test]
-fn an_image_is_ours_while_our_field_manager_wrote_it_last() {
-    let entry = |manager: &str, fields: serde_json::Value| json!({"manager": manager, "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": fields});
-    let image = |name: &str| {
-        let key = format!("k:{{\"name\":\"{name}\"}}");
-        json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {key: {"f:image": {}}}}}}})
-    };
-    let mark = json!({"f:metadata": {"f:annotations": {format!("f:{HANDED_OVER_ANNOTATION}"): {}}}});
-    let ds = |managed: Vec<serde_json::Value>| -> DaemonSet {
-        serde_json::from_value(json!({
-            "metadata": {"managedFields": managed},
-            "spec": {"selector": {}, "template": {"spec": {"containers": [
-                {"name": "driver", "image": "d:2"}, {"name": "registrar", "image": "r:1"}
-            ]}}}
-        }))
-        .unwrap()
-    };
-    let ours =
-        from_daemonset(&ds(vec![entry(FIELD_MANAGER, image("driver")), entry(FIELD_MANAGER, mark.clone())]));
-    assert!(ours.image_ours("driver") && !ours.image_ours("registrar"), "{:?}", ours.images_ours);
-    assert!(ours.handed_over_ours);
-    let by_hand =
-        from_daemonset(&ds(vec![entry("kubectl-set", image("driver")), entry("kubectl-annotate", mark)]));
-    assert!(!by_hand.image_ours("driver") && !by_hand.handed_over_ours);
-}
-
 /// A canary's settings are this operator's only while its field manager owns the field that
 /// makes them a canary's: someone who sets OnDelete by hand takes that field over.
 #[test]
