@@ -1,11 +1,13 @@
 //! The `MaintenanceUpgrade` custom resource: the spec (with the schema and CEL rules the API
-//! server enforces) here, the status in `status.rs`, the duration type in `duration.rs`. Plain
+//! server enforces) here, the status in `status.rs` (each signal's in `signal_status.rs`), the
+//! duration type in `duration.rs`. Plain
 //! data, no client.
 
 mod canary;
 mod canary_signal;
 mod duration;
 mod notifications;
+mod signal_status;
 mod status;
 
 pub use canary::{Canary, Portion};
@@ -14,6 +16,7 @@ pub use canary_signal::{
 };
 pub use duration::Duration;
 pub use notifications::*;
+pub use signal_status::*;
 pub use status::*;
 
 use chrono::{DateTime, Utc};
