@@ -1,8 +1,6 @@
 //! The `MaintenanceUpgrade` custom resource: the spec (with the schema and CEL rules the API
-//! server enforces) here (its analysis in `analysis.rs`), the status in `status.rs` (each
-//! signal's in `signal_status.rs`), the
-//! duration type in `duration.rs`. Plain
-//! data, no client.
+//! server enforces) here, its analysis in `analysis.rs`; the status in `status.rs`, each
+//! signal's in `signal_status.rs`; the duration type in `duration.rs`. Plain data, no client.
 
 mod analysis;
 mod canary;
