@@ -15,12 +15,18 @@ pub fn safe(s: &str, lines: bool) -> String {
         .collect()
 }
 
-/// Bidi marks, embeddings, overrides and isolates, zero-width characters, line and paragraph
-/// separators and the byte-order mark: Unicode's format characters a terminal may honour.
+/// What prints nothing but may reorder, hide or join what follows: Unicode's format characters
+/// (bidi marks, embeddings, overrides and isolates, zero-width ones, the byte-order mark), its
+/// line and paragraph separators, and every other Default_Ignorable_Code_Point (soft hyphen,
+/// Hangul fillers, variation selectors, tag characters).
 fn hidden(c: char) -> bool {
-    matches!(c,
-        '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    matches!(
+        category,
+        GeneralCategory::Format | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+    ) || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
 /// `value` with every string in it made `safe` (no newline kept): what a view built from it joins

@@ -42,3 +42,14 @@ fn characters_that_reorder_or_hide_text_are_shown() {
     }
     assert_eq!(safe("déjà vu, 名前", false), "déjà vu, 名前", "ordinary text is left as it is");
 }
+
+/// Every other character Unicode says prints nothing (Default_Ignorable_Code_Point) is shown
+/// too: a soft hyphen, a Hangul filler or a run of tag characters could otherwise hide text, or
+/// make two different names read the same.
+#[test]
+fn every_character_that_prints_nothing_is_shown() {
+    for c in ['\u{ad}', '\u{34f}', '\u{115f}', '\u{3164}', '\u{ffa0}', '\u{e0041}', '\u{e007f}', '\u{fe00}'] {
+        let shown = safe(&format!("kube{c}-system"), false);
+        assert_eq!(shown, format!("kube{}-system", c.escape_unicode()), "{:?}", c);
+    }
+}
