@@ -64,6 +64,31 @@ pub struct UpgradeLabels {
     pub phase: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabel {
+    pub watch: String,
+}
+
+/// Failures of the operator's watches of the API server, by what each watches. One that keeps
+/// failing leaves the operator behind: the shared caches of pods, Events and targets are read
+/// around meanwhile, but new upgrades and their changes (a pause, an approval, a deletion) wait
+/// for the watch of upgrades, and canaries that pick nodes by label for the watch of nodes.
+#[derive(Clone, Debug, Default)]
+pub struct WatchFailures(Family<WatchLabel, Counter>);
+
+impl WatchFailures {
+    /// The watch of `what` runs: its series is exported at 0 until it first fails, so that an
+    /// alert on its increase sees the first failure.
+    pub fn watching(&self, what: &str) {
+        let _ = self.0.get_or_create(&WatchLabel { watch: what.into() });
+    }
+
+    /// The watch of `what` failed once (it is retried).
+    pub fn failed(&self, what: &str) {
+        self.0.get_or_create(&WatchLabel { watch: what.into() }).inc();
+    }
+}
+
 /// Every reason a rollback starts for (`decide::rollback`), exported at 0 from the start.
 const ROLLBACK_REASONS: [&str; 10] = [
     reason::REGRESSION,
@@ -126,6 +151,8 @@ pub struct Metrics {
     /// 1 while this replica leads: it holds the Lease within its term, or runs without leader
     /// election. Only a leader exports the per-upgrade series.
     pub leading: Gauge,
+    /// Failures of each watch of the API server.
+    pub watch_failures: WatchFailures,
     /// The upgrades (`namespace/name`) this replica exports series of, and what they are.
     exported: Arc<Mutex<std::collections::HashMap<String, Exported>>>,
     registry: Arc<Mutex<Registry>>,
@@ -147,6 +174,7 @@ impl Default for Metrics {
             history_writes: Family::default(),
             history_scopes: Gauge::default(),
             leading: Gauge::default(),
+            watch_failures: WatchFailures::default(),
             exported: Arc::default(),
             registry: Arc::default(),
         };
@@ -201,6 +229,11 @@ impl Default for Metrics {
             "leading",
             "1 while this replica leads (holds the Lease within its term, or runs without leader election); only the leader exports the per-upgrade series",
             m.leading.clone(),
+        );
+        registry.register(
+            "watch_failures",
+            "Failures of the operator's watches of the API server, by what each watches (each is retried; every replica watches)",
+            m.watch_failures.0.clone(),
         );
         // Every result from the start, at 0: an alert on a rate of failures against successes
         // must see a series that has not moved yet, and the first increase of one.
@@ -325,6 +358,7 @@ impl Metrics {
     pub fn with_a_series_each() -> Metrics {
         let m = Metrics::default();
         let _ = m.reconciles.get_or_create(&ResultLabel { result: "ok".into() });
+        m.watch_failures.watching("upgrades");
         let signal =
             SignalLabels { upgrade: "ns/name".into(), signal: "s".into(), series: "baseline".into() };
         let _ = m.signal_rate.get_or_create(&signal);

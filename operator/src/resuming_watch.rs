@@ -5,6 +5,7 @@
 //! therefore not wait for a new list after a failure, only until the watch is seen working
 //! again, since the events it missed are still to come.
 
+use crate::metrics::WatchFailures;
 use futures::{Stream, StreamExt};
 use kube::runtime::watcher;
 use std::time::Duration;
@@ -33,11 +34,13 @@ pub trait Fed<K> {
 
 /// Feed `fed` from a watch started by `start`, as long as the process runs: after a failure,
 /// what it fed counts as caught up once the watch shows an event or stays `QUIET` that long. A
-/// watch that keeps failing for `RELIST_AFTER` is started afresh.
-pub async fn feed<K, S>(what: &str, start: impl Fn() -> S, fed: impl Fed<K>)
+/// watch that keeps failing for `RELIST_AFTER` is started afresh. Each failure counts in
+/// `failures`, under `what`.
+pub async fn feed<K, S>(what: &str, start: impl Fn() -> S, fed: impl Fed<K>, failures: WatchFailures)
 where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
+    failures.watching(what);
     loop {
         let mut stream = std::pin::pin!(start());
         let mut failing_since: Option<tokio::time::Instant> = None;
@@ -67,6 +70,7 @@ where
                     }
                 }
                 Err(e) => {
+                    failures.failed(what);
                     let since = *failing_since.get_or_insert_with(|| {
                         warn!("the watch of {what} failed: {e}; resuming it where it was (reads go around it meanwhile)");
                         fed.behind(true);
@@ -89,3 +93,7 @@ where
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[cfg(test)]
+#[path = "resuming_watch_tests.rs"]
+mod tests;

@@ -137,16 +137,17 @@ impl Context {
         } = opts;
         let recorder =
             history.map(|(ns, r)| Recorder::new(ns, scope.as_deref(), r, trusted_namespaces.clone()));
-        let pods = pod_cache::start(&client, scope.as_deref());
+        let pods = pod_cache::start(&client, scope.as_deref(), &metrics.watch_failures);
         let index = pods.clone();
         health.watch("pods and Warning Events", move || {
             index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).listed()
         });
-        let namespaces = Namespaces::start(&client);
-        let nodes = NodeCache::start(&client);
+        let namespaces = Namespaces::start(&client, &metrics.watch_failures);
+        let nodes = NodeCache::start(&client, &metrics.watch_failures);
         let node_watch = nodes.clone();
         health.watch("nodes", move || node_watch.listed());
-        let targets = TargetCache::start(&client, scope.as_deref(), &trusted_namespaces);
+        let targets =
+            TargetCache::start(&client, scope.as_deref(), &trusted_namespaces, &metrics.watch_failures);
         let notifier =
             Notifier::new(client.clone(), outbound.clone(), metrics.clone(), default_webhook_secret, fence);
         let instance = instance.unwrap_or_else(|| format!("{CONTROLLER_NAME}-{}", std::process::id()));
@@ -313,7 +314,8 @@ async fn controller_loop(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let health = ctx.health.clone();
+    let (health, failures) = (ctx.health.clone(), ctx.metrics.watch_failures.clone());
+    failures.watching("upgrades");
     let (store, trusted) = (reader.clone(), ctx.trusted_namespaces.clone());
     let targets = ctx
         .targets
@@ -325,6 +327,10 @@ async fn controller_loop(
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
             let (crd_missing, health) = (crd_missing.clone(), health.clone());
+            // The watch of upgrades failed: it resumes with backoff.
+            if let Err(kube::runtime::controller::Error::QueueError(_)) = &res {
+                failures.failed("upgrades");
+            }
             async move {
                 match res {
                     Err(e) if crd_presence::is_missing(&e) => {

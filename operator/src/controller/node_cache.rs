@@ -5,6 +5,7 @@
 //! DaemonSet could ask for it.
 
 use crate::constants::LIST_PAGE_SIZE;
+use crate::metrics::WatchFailures;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::core::PartialObjectMeta;
@@ -20,7 +21,8 @@ pub struct NodeCache {
 
 impl NodeCache {
     /// Start the watch; it runs as long as the process, resuming after errors with backoff.
-    pub fn start(client: &Client) -> NodeCache {
+    /// Each failure counts in `failures`.
+    pub fn start(client: &Client, failures: &WatchFailures) -> NodeCache {
         let (store, writer) = reflector::store();
         let meta = Api::<PartialObjectMeta<Node>>::all(client.clone());
         let config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
@@ -31,14 +33,15 @@ impl NodeCache {
         });
         // A failure is said (no right to watch nodes, say: the canaries that pick nodes by label
         // wait meanwhile) and the watch resumes with backoff.
-        tokio::spawn(futures::StreamExt::for_each(
-            reflector::reflector(writer, stream),
-            |event| async move {
-                if let Err(e) = event {
-                    tracing::warn!("the watch of nodes failed: {e}; resuming");
-                }
-            },
-        ));
+        failures.watching("nodes");
+        let failures = failures.clone();
+        tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), move |event| {
+            if let Err(e) = event {
+                failures.failed("nodes");
+                tracing::warn!("the watch of nodes failed: {e}; resuming");
+            }
+            async {}
+        }));
         NodeCache { store }
     }
 

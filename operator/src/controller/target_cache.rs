@@ -12,6 +12,7 @@
 use crate::constants::{CLAIMED_LABEL, LIST_PAGE_SIZE};
 use crate::controller::wake::WakeUps;
 use crate::crd::{MaintenanceUpgrade, WorkloadKind};
+use crate::metrics::WatchFailures;
 use crate::resuming_watch::{Fed, feed};
 use crate::target::{self, TargetKey, TargetState};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -100,8 +101,13 @@ impl Stored {
 
 impl TargetCache {
     /// Start the three watches, over one namespace or all of them; `trusted`: the namespaces
-    /// whose upgrades may own targets in others.
-    pub fn start(client: &Client, scope: Option<&str>, trusted: &[String]) -> TargetCache {
+    /// whose upgrades may own targets in others. Each failure counts in `failures`.
+    pub fn start(
+        client: &Client,
+        scope: Option<&str>,
+        trusted: &[String],
+        failures: &WatchFailures,
+    ) -> TargetCache {
         let wake = WakeUps::new("target changes", WAKE_BUFFER);
         let (stored, written) = (Shared::default(), Shared::default());
         let trusted = Arc::new(trusted.to_vec());
@@ -112,9 +118,9 @@ impl TargetCache {
             written: Arc::clone(&written),
             trusted: Arc::clone(&trusted),
         };
-        w(WorkloadKind::Deployment).start::<Deployment>(client, scope, target::from_deployment);
-        w(WorkloadKind::DaemonSet).start::<DaemonSet>(client, scope, target::from_daemonset);
-        w(WorkloadKind::StatefulSet).start::<StatefulSet>(client, scope, target::from_statefulset);
+        w(WorkloadKind::Deployment).start::<Deployment>(client, scope, target::from_deployment, failures);
+        w(WorkloadKind::DaemonSet).start::<DaemonSet>(client, scope, target::from_daemonset, failures);
+        w(WorkloadKind::StatefulSet).start::<StatefulSet>(client, scope, target::from_statefulset, failures);
         TargetCache { stored, written, wake, scope: scope.map(str::to_string) }
     }
 
@@ -201,8 +207,13 @@ struct Watch {
 
 impl Watch {
     /// Watch targets of kind `K`, kept as `state` of each, as long as the process runs.
-    fn start<K>(self, client: &Client, scope: Option<&str>, state: fn(&K) -> TargetState)
-    where
+    fn start<K>(
+        self,
+        client: &Client,
+        scope: Option<&str>,
+        state: fn(&K) -> TargetState,
+        failures: &WatchFailures,
+    ) where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
             + std::fmt::Debug
@@ -221,7 +232,8 @@ impl Watch {
         let feeding = self.feeding(state);
         // Trusted again only past the client's connect timeout: a resume that cannot connect
         // must not let a store that missed a rollout's end stand for the targets meanwhile.
-        tokio::spawn(async move { feed(&what, start, feeding).await });
+        let failures = failures.clone();
+        tokio::spawn(async move { feed(&what, start, feeding, failures).await });
     }
 
     /// What feeds this watch's store from a watch of `K`, kept as `state` of each.

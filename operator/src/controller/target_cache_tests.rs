@@ -35,7 +35,7 @@ fn fed_cache() -> (TargetCache, futures::channel::mpsc::UnboundedSender<Item>) {
     let rx = Mutex::new(Some(rx));
     let start = move || lock(&rx).take().expect("started once");
     let feeding = watch.feeding(target::from_deployment);
-    tokio::spawn(crate::resuming_watch::feed("claimed Deployments", start, feeding));
+    tokio::spawn(crate::resuming_watch::feed("claimed Deployments", start, feeding, Default::default()));
     (TargetCache { stored, written, wake, scope: None }, tx)
 }
 

@@ -2,6 +2,7 @@
 //! kube-runtime reflector), so that a signal naming a namespace that does not exist is reported as
 //! a spec to fix rather than read as an empty, inconclusive signal.
 
+use crate::metrics::WatchFailures;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -16,7 +17,8 @@ pub struct Namespaces {
 
 impl Namespaces {
     /// Start the watch; it runs as long as the process, resuming after errors with backoff.
-    pub fn start(client: &Client) -> Namespaces {
+    /// Each failure counts in `failures`.
+    pub fn start(client: &Client, failures: &WatchFailures) -> Namespaces {
         let api = Api::<Namespace>::all(client.clone());
         let (store, writer) = reflector::store();
         // An Api of PartialObjectMeta watches metadata only: kube 5 asks the API server
@@ -24,7 +26,14 @@ impl Namespaces {
         let meta = Api::<PartialObjectMeta<Namespace>>::all(client.clone());
         let config = watcher::Config::default().page_size(crate::constants::LIST_PAGE_SIZE);
         let stream = watcher(meta, config).default_backoff();
-        tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), |_| async {}));
+        failures.watching("namespaces");
+        let failures = failures.clone();
+        tokio::spawn(futures::StreamExt::for_each(reflector::reflector(writer, stream), move |event| {
+            if event.is_err() {
+                failures.failed("namespaces");
+            }
+            async {}
+        }));
         Namespaces { store, api }
     }
 

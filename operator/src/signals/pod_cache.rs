@@ -2,6 +2,7 @@
 //! operator, feeding the `PodIndex` that every built-in signal of every upgrade reads.
 
 use crate::constants::LIST_PAGE_SIZE;
+use crate::metrics::WatchFailures;
 use crate::resuming_watch::{Fed, feed};
 use crate::signals::pod_index::PodIndex;
 use chrono::{DateTime, Utc};
@@ -13,8 +14,8 @@ use std::sync::{Arc, RwLock};
 pub type SharedPodIndex = Arc<RwLock<PodIndex>>;
 
 /// Start both watches, over one namespace (an operator run with `--namespace` sees only that one)
-/// or all of them. They run as long as the process.
-pub fn start(client: &Client, scope: Option<&str>) -> SharedPodIndex {
+/// or all of them. They run as long as the process; each failure counts in `failures`.
+pub fn start(client: &Client, scope: Option<&str>, failures: &WatchFailures) -> SharedPodIndex {
     fn api<K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
         client: &Client,
         scope: Option<&str>,
@@ -29,9 +30,10 @@ pub fn start(client: &Client, scope: Option<&str>) -> SharedPodIndex {
     }
     let index = SharedPodIndex::default();
     let all = watcher::Config::default().page_size(LIST_PAGE_SIZE);
-    let failures =
+    let warnings =
         watcher::Config::default().page_size(LIST_PAGE_SIZE).fields("type=Warning,involvedObject.kind=Pod");
-    let pods = Watch { what: "pods", api: api::<Pod>(client, scope), config: all };
+    let pods =
+        Watch { what: "pods", api: api::<Pod>(client, scope), config: all, failures: failures.clone() };
     let hooks = Hooks {
         index: index.clone(),
         apply: PodIndex::pod_event,
@@ -39,7 +41,12 @@ pub fn start(client: &Client, scope: Option<&str>) -> SharedPodIndex {
         lost: PodIndex::pods_lost,
     };
     tokio::spawn(pods.feed(hooks));
-    let events = Watch { what: "Warning Events", api: api::<Event>(client, scope), config: failures };
+    let events = Watch {
+        what: "Warning Events",
+        api: api::<Event>(client, scope),
+        config: warnings,
+        failures: failures.clone(),
+    };
     let hooks = Hooks {
         index: index.clone(),
         apply: PodIndex::warning_event,
@@ -54,6 +61,7 @@ struct Watch<K> {
     what: &'static str,
     api: Api<K>,
     config: watcher::Config,
+    failures: WatchFailures,
 }
 
 /// What the index is told of one watch.
@@ -90,7 +98,7 @@ where
 {
     async fn feed(self, hooks: Hooks<K>) {
         let start = || watcher(self.api.clone(), self.config.clone());
-        feed(self.what, start, hooks).await
+        feed(self.what, start, hooks, self.failures.clone()).await
     }
 }
 

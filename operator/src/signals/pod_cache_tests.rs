@@ -35,7 +35,7 @@ async fn starts(index: &SharedPodIndex, items: fn() -> Vec<Item>, run_for: Durat
         behind: PodIndex::pods_behind,
         lost: PodIndex::pods_lost,
     };
-    let feeding = feed("pods", start, hooks);
+    let feeding = feed("pods", start, hooks, Default::default());
     let _ = tokio::time::timeout(run_for, feeding).await;
     started.load(Ordering::SeqCst)
 }
