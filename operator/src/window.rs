@@ -121,11 +121,11 @@ impl Schedule {
             .min(from + Duration::days(HORIZON_DAYS));
         while scan < until {
             let bases = self.occurrences(scan);
-            let last_end = bases.last()?.1?;
+            let last_end = bases.last()?.1;
             if let Some(open) = self.first_open(from, bases) {
                 return Some(open);
             }
-            scan = last_end;
+            scan = last_end?;
         }
         None
     }
@@ -154,6 +154,10 @@ impl Schedule {
                     break;
                 }
             }
+            // Not before notBefore, even inside an opening that began earlier.
+            if let Some(nb) = self.not_before {
+                start = start.max(nb);
+            }
             if end.is_some_and(|end| start >= end) {
                 continue;
             }
@@ -179,16 +183,26 @@ impl Schedule {
     }
 
     /// Recurring occurrences (UTC start, UTC end) that end after `from`, in start order, merged
-    /// where they overlap.
+    /// where they overlap; one that chains on past the horizon never ends (None: openings that
+    /// cover the whole week round the clock).
     fn occurrences(&self, from: DateTime<Utc>) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         let longest = self.recurring.iter().map(|r| r.2).max().unwrap_or(Duration::zero());
-        let first_day = from.with_timezone(&self.tz).date_naive() - Duration::days(1 + longest.num_days());
+        // A day more than the longest opening: across a spring-forward change its local span is
+        // an hour longer, and may reach one more midnight.
+        let first_day = from.with_timezone(&self.tz).date_naive() - Duration::days(2 + longest.num_days());
         let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
         let mut day = first_day;
         let last_day = first_day + Duration::days(HORIZON_DAYS);
-        // Stop a week after the first hit: later days cannot start earlier.
+        // Stop a week after the first hit (later days cannot start earlier), unless what was
+        // found still reaches the day: openings that chain on are one.
         let mut stop_after: Option<NaiveDate> = None;
-        while day <= last_day && stop_after.is_none_or(|s| day <= s) {
+        let mut reach: Option<DateTime<Utc>> = None;
+        while day <= last_day {
+            if stop_after.is_some_and(|s| day > s)
+                && reach.is_none_or(|r| r < self.resolve_local(day, NaiveTime::MIN))
+            {
+                break;
+            }
             for (days, start, dur) in &self.recurring {
                 if !days.contains(&day.weekday()) {
                     continue;
@@ -198,10 +212,12 @@ impl Schedule {
                 if e > from {
                     out.push((s, e));
                     stop_after.get_or_insert(day + Duration::days(7));
+                    reach = reach.max(Some(e));
                 }
             }
             day += Duration::days(1);
         }
+        let horizon = self.resolve_local(last_day, NaiveTime::MIN);
         out.sort();
         let mut merged: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
         for (s, e) in out {
@@ -210,7 +226,7 @@ impl Schedule {
                 _ => merged.push((s, e)),
             }
         }
-        merged.into_iter().map(|(s, e)| (s, Some(e))).collect()
+        merged.into_iter().map(|(s, e)| (s, Some(e).filter(|e| *e <= horizon))).collect()
     }
 
     /// A local wall-clock time on a date as an instant. In the autumn overlap the first (earlier)

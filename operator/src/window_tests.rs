@@ -188,3 +188,68 @@ fn a_recurring_window_longer_than_a_week_is_refused() {
     let err = Schedule::parse(Some(&window("UTC", &[Weekday::Mon], "00:00", "169h"))).unwrap_err();
     assert!(err.contains("longer than a week"), "{err}");
 }
+
+/// notBefore inside an opening: the window opens at notBefore, not at the opening's own start
+/// (which would start the upgrade early, up to a week with a 168h opening).
+#[test]
+fn not_before_inside_an_opening_opens_the_window_at_not_before() {
+    // 2026-12-01 is a Tuesday.
+    let mut w = window("UTC", &[Weekday::Tue], "10:00", "2h");
+    w.not_before = Some(t("2026-12-01T11:00:00Z"));
+    let s = Schedule::parse(Some(&w)).unwrap();
+    for now in ["2026-12-01T09:00:00Z", "2026-12-01T10:30:00Z"] {
+        match s.state_at(t(now)) {
+            WindowState::Closed { opens_at, why } => {
+                assert_eq!(opens_at, Some(t("2026-12-01T11:00:00Z")), "at {now}");
+                assert!(why.starts_with("not before"), "at {now}: {why}");
+            }
+            other => panic!("at {now}: expected closed, got {other:?}"),
+        }
+    }
+    assert_eq!(s.state_at(t("2026-12-01T11:30:00Z")), open("2026-12-01T12:00:00Z"));
+}
+
+/// An opening that crosses a spring-forward change is found from its whole span: its local
+/// span is an hour longer than its length, and may reach one more midnight.
+#[test]
+fn an_opening_across_spring_forward_is_open_to_its_end() {
+    // Europe/Berlin, Saturday 2026-03-28 23:30 CET (22:30Z) for 23h45m: to 22:15Z on Sunday
+    // the 29th, which is Monday 00:15 CEST.
+    let w = window("Europe/Berlin", &[Weekday::Sat], "23:30", "23h45m");
+    let s = Schedule::parse(Some(&w)).unwrap();
+    assert_eq!(s.state_at(t("2026-03-29T21:55:00Z")), open("2026-03-29T22:15:00Z"));
+    assert_eq!(s.state_at(t("2026-03-29T22:05:00Z")), open("2026-03-29T22:15:00Z"));
+}
+
+/// Recurring openings that cover the whole week never close: no closing time a week or so
+/// ahead, and no progressDeadline is longer than them.
+#[test]
+fn openings_that_cover_the_whole_week_never_close() {
+    let every_day = [
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+        Weekday::Sat,
+        Weekday::Sun,
+    ];
+    let w = window("UTC", &every_day, "00:00", "24h");
+    let s = Schedule::parse(Some(&w)).unwrap();
+    assert_eq!(s.state_at(t("2026-12-01T09:00:00Z")), WindowState::Open { closes_at: None });
+    assert_eq!(s.longest_opening(), None, "as long as no window at all");
+    // With an exclusion, it closes at the exclusion.
+    let mut w = w;
+    w.exclusions = vec![Exclusion {
+        name: Some("freeze".into()),
+        start: t("2026-12-20T00:00:00Z"),
+        end: t("2026-12-27T00:00:00Z"),
+    }];
+    let s = Schedule::parse(Some(&w)).unwrap();
+    assert_eq!(s.state_at(t("2026-12-01T09:00:00Z")), open("2026-12-20T00:00:00Z"));
+    match s.state_at(t("2026-12-21T09:00:00Z")) {
+        WindowState::Closed { opens_at, .. } => assert_eq!(opens_at, Some(t("2026-12-27T00:00:00Z"))),
+        other => panic!("expected closed, got {other:?}"),
+    }
+    assert_eq!(s.state_at(t("2026-12-28T09:00:00Z")), WindowState::Open { closes_at: None });
+}
