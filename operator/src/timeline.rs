@@ -209,10 +209,11 @@ fn window(spec: Option<&Window>, now: DateTime<Utc>) -> String {
     match Schedule::parse(spec) {
         Err(e) => format!("cannot be read: {e}"),
         Ok(s) => match s.state_at(now) {
-            WindowState::Open { closes_at: None } => "open (no window: always open)".into(),
+            WindowState::Open { closes_at: None } if spec.is_none() => "open (no window: always open)".into(),
+            WindowState::Open { closes_at: None } => "open (it does not close)".into(),
             WindowState::Open { closes_at: Some(t) } => format!("open until {}", timefmt::at(t)),
             WindowState::Closed { opens_at: Some(t), why } => {
-                format!("closed ({why}); opens at {} (in {})", timefmt::at(t), timefmt::duration(t - now))
+                format!("closed ({why}); opens at {} (in {})", timefmt::at(t), whole_seconds(t - now))
             }
             WindowState::Closed { opens_at: None, why } => format!("closed ({why}); never opens again"),
         },

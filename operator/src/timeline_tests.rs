@@ -165,3 +165,17 @@ fn the_view_of_an_upgrade_with_no_status_yet_says_so_and_a_late_step_is_due() {
     let view = super::view(&upgrade(), late, &[]);
     assert!(view.contains("(due 5m ago)"), "to the second: {view}");
 }
+
+/// The window line: the time to the next opening to the second (a clock read now has
+/// nanoseconds), and a window that never closes is not said to be no window.
+#[test]
+fn the_window_line_says_the_wait_to_the_second_and_tells_a_window_that_never_closes() {
+    let window_of = |yaml: &str| serde_yaml::from_str::<Window>(yaml).unwrap();
+    let now = DateTime::parse_from_rfc3339("2026-12-01T09:00:00.123456789Z").unwrap().with_timezone(&Utc);
+    let tuesdays = window_of("{timeZone: UTC, recurring: [{days: [Tue], start: '10:00', duration: 2h}]}");
+    let line = window(Some(&tuesdays), now);
+    assert!(line.ends_with("(in 59m 59s)"), "{line}");
+    let not_before = window_of("{timeZone: UTC, notBefore: '2026-11-01T00:00:00Z'}");
+    assert_eq!(window(Some(&not_before), now), "open (it does not close)");
+    assert_eq!(window(None, now), "open (no window: always open)");
+}

@@ -225,15 +225,8 @@ fn an_opening_across_spring_forward_is_open_to_its_end() {
 /// ahead, and no progressDeadline is longer than them.
 #[test]
 fn openings_that_cover_the_whole_week_never_close() {
-    let every_day = [
-        Weekday::Mon,
-        Weekday::Tue,
-        Weekday::Wed,
-        Weekday::Thu,
-        Weekday::Fri,
-        Weekday::Sat,
-        Weekday::Sun,
-    ];
+    let every_day =
+        [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
     let w = window("UTC", &every_day, "00:00", "24h");
     let s = Schedule::parse(Some(&w)).unwrap();
     assert_eq!(s.state_at(t("2026-12-01T09:00:00Z")), WindowState::Open { closes_at: None });

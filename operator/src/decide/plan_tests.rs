@@ -44,7 +44,13 @@ fn a_progress_deadline_as_long_as_the_window_is_an_invalid_spec_and_a_minute_les
         let b = w.condition(ct::BLOCKED);
         assert_eq!(b.reason != reason::INVALID_SPEC, fits, "{deadline}: {}", b.message);
         if !fits {
-            assert!(b.message.contains(&format!("progressDeadline {deadline} is longer than every maintenance window less a minute")), "{}", b.message);
+            assert!(
+                b.message.contains(&format!(
+                    "progressDeadline {deadline} is longer than every maintenance window less a minute"
+                )),
+                "{}",
+                b.message
+            );
         }
     }
 }
