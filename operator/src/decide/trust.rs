@@ -10,8 +10,9 @@
 //!   if that record is there.
 //! - A component becomes Applied or Reverted only while its target carries this upgrade's owner
 //!   mark and UID (`owns`), and every image patch tests that mark again on the API server.
-//! - When a stage started, a component was applied or anything was reverted is never later
-//!   than now: a time written ahead would put off a deadline measured from it.
+//! - When a stage started or rolled out, a component was applied, anything was reverted or a
+//!   signal was read is never later than now, and a soak ends at most its soak from now: a time
+//!   written ahead would put off a deadline measured from it, or stop every read.
 
 use super::Decider;
 use crate::constants::reason;
@@ -29,13 +30,30 @@ impl Decider<'_> {
     pub(super) fn distrust_status(&mut self) {
         let now = self.now();
         let happened = |at: &mut Option<chrono::DateTime<chrono::Utc>>| *at = at.map(|t| t.min(now));
-        for s in &mut self.st.stages {
+        for (si, s) in self.st.stages.iter_mut().enumerate() {
             happened(&mut s.started_at);
             happened(&mut s.reverted_at);
+            happened(&mut s.rolled_out_at);
+            // A soak ends at most its soak from now.
+            let soak = self.o.spec.stages.get(si).and_then(|s| s.soak.parse().ok());
+            if let (Some(ends), Some(soak)) = (s.soak_ends_at, soak) {
+                s.soak_ends_at = Some(ends.min(now + soak));
+            }
             for c in &mut s.components {
                 happened(&mut c.applied_at);
                 happened(&mut c.reverted_at);
             }
+        }
+        // A read is never of the future: one forged there would stop every read. The span left
+        // unjudged after a blind one reaches at most a pending limit past now.
+        let pending_limit = (self.o.spec.effective_signals().iter())
+            .filter_map(|s| s.kubernetes.as_ref()?.pending_limit.parse().ok())
+            .max()
+            .unwrap_or_else(chrono::Duration::zero);
+        for a in &mut self.st.analysis {
+            happened(&mut a.sampled_to);
+            happened(&mut a.analysed_at);
+            a.unjudged_until = a.unjudged_until.map(|t| t.min(now + pending_limit));
         }
         let ns = self.o.namespace.clone();
         let named: BTreeMap<TargetKey, (String, Vec<ContainerImage>)> = self

@@ -248,3 +248,30 @@ fn a_stage_start_forged_into_the_future_puts_off_no_progress_deadline() {
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::ROLLOUT_FAILED);
 }
+
+/// A read forged into the future (`sampled_to`, `analysedAt`, `unjudgedUntil`) would stop
+/// every read, so that no regression is seen; a rollout or a soak's end forged into the future
+/// would make the soak never end. None is later than now (a soak's end than now and its soak).
+#[test]
+fn reads_and_soak_ends_forged_into_the_future_are_held_to_now() {
+    let mut s = spec();
+    s.stages[0].soak = Duration_("2h");
+    let mut w = World::new(s.clone());
+    w.error_rate = creeping_after("connector-canary", 0.001);
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    let later = w.obs.now + Duration::days(3650);
+    for a in &mut w.obs.status.analysis {
+        (a.sampled_to, a.analysed_at, a.unjudged_until) = (Some(later), Some(later), Some(later));
+    }
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REGRESSION);
+
+    // Healthy, with the soak's end and the rollout forged a decade ahead: the soak still ends.
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    let later = w.obs.now + Duration::days(3650);
+    (w.obs.status.stages[0].soak_ends_at, w.obs.status.stages[0].rolled_out_at) = (Some(later), Some(later));
+    w.run_until(Duration::hours(6), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
