@@ -267,10 +267,13 @@ impl ComponentStatus {
     }
 
     /// What the revert sets the component's own container to (see `reverted_to`): pinned only
-    /// when every pod is replaced anyway (no canary inside the workload) and no GitOps tool or
-    /// Helm release manages it (it would see the pin as drift, and roll every pod back to the tag).
-    pub fn revert_image(&self) -> Option<String> {
-        let pinned = self.pinned_known_good().filter(|_| self.canary.is_none() && self.managed_by.is_none());
+    /// when every pod is replaced anyway (`canaried`: no stage of the upgrade takes part of the
+    /// workload, whose other pods match the template as written) and no GitOps tool or Helm
+    /// release manages it (it would see the pin as drift, and roll every pod back to the tag).
+    pub fn revert_image(&self, canaried: bool) -> Option<String> {
+        let pinned = self
+            .pinned_known_good()
+            .filter(|_| !canaried && self.canary.is_none() && self.managed_by.is_none());
         pinned.or_else(|| self.known_good_image.clone())
     }
 

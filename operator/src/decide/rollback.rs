@@ -206,7 +206,7 @@ impl<'a> Decider<'a> {
                     self.note(true, reason::CHANGED_EXTERNALLY, "Revert", msg);
                     continue;
                 }
-                let revert = c.revert_image().unwrap_or_default();
+                let revert = c.revert_image(self.canaried(&key)).unwrap_or_default();
                 let cs = &mut self.st.stages[si].components[ci];
                 cs.phase = ComponentPhase::Reverted;
                 cs.reverted_at = Some(self.o.now);

@@ -935,3 +935,20 @@ fn a_found_hand_over_reverted_by_hand_leaves_the_canary_copies_retired() {
     assert_eq!(w.obs.status.stages[1].phase, StagePhase::Pending);
     assert!(copy(&w).nodes.is_empty(), "{:?}", copy(&w).nodes);
 }
+
+/// The last stage of a canaried DaemonSet (the hand-over) reverted: its template goes back to
+/// the tag as written, never pinned to the digest its pods ran, since a pinned template is a new
+/// revision that would replace the pods of every node, those that never ran the new image too.
+#[test]
+fn a_handed_over_daemonset_reverted_gets_its_template_back_as_written_not_pinned() {
+    let mut w = world(Portion::Count(2), None);
+    let digest = format!("sha256:{}", "a".repeat(64));
+    ds_mut(&mut w).running_digests =
+        vec![("connector".into(), format!("docker.io/library/connector@{digest}"))];
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    w.obs.spec.rollback.requested = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector"), "connector:1.0", "the template as it was, so the old pods match it");
+    assert!(w.image_sets().iter().all(|(_, i)| !i.contains('@')), "{:?}", w.image_sets());
+}
