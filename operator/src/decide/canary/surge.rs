@@ -78,13 +78,17 @@ impl Decider<'_> {
     /// What a revert of Deployment `key` writes with its image: the recorded settings, in the
     /// same write. With two writes, an operator stopped between them would leave the old
     /// ReplicaSet current under the canary's minReadySeconds, which its controller applies to
-    /// the current ReplicaSet: none of the Deployment's pods would count as available.
+    /// the current ReplicaSet: none of the Deployment's pods would count as available. Only
+    /// while they are a canary's: ones handed over, or set by someone since, are its own.
     pub(in crate::decide) fn settings_with_revert(
         &self,
         key: &TargetKey,
         t: &TargetState,
     ) -> Option<(String, String)> {
-        if key.kind != WorkloadKind::Deployment || !self.canaried(key) {
+        if key.kind != WorkloadKind::Deployment
+            || !self.canaried(key)
+            || surge_of(t.update_strategy.as_deref()).is_none()
+        {
             return None;
         }
         let original = self.recorded_strategy(key, t)?;

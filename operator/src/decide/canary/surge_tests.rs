@@ -101,6 +101,22 @@ fn a_deployment_canary_reverted_sets_its_image_and_settings_back_in_one_write() 
     assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS));
 }
 
+/// Reverted after the last stage handed the Deployment its own settings back, which someone
+/// has changed since (a chart release, by hand): theirs stay; only a canary's are restored.
+#[test]
+fn a_deployment_reverted_after_the_hand_over_keeps_the_settings_someone_set_since() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(3), |w| soaking(w, 1));
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "handed over");
+    let theirs = SETTINGS.replace(r#""minReadySeconds":0"#, r#""minReadySeconds":30"#);
+    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().update_strategy = Some(theirs.clone());
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(web(&w, &k).containers[0].1, "connector:1.0");
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(theirs.as_str()), "{:?}", settings(&w));
+}
+
 #[test]
 fn a_revert_waits_until_no_replica_runs_the_new_image() {
     let (mut w, k) = deployment_world(Portion::Count(2), None);
