@@ -5,7 +5,7 @@
 //! removes what every other scenario needs.
 
 use e2e::*;
-use maintenance_operator::crd::{Phase, StagePhase};
+use maintenance_operator::crd::{MaintenanceUpgrade, Phase, StagePhase};
 use std::time::Duration;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -83,6 +83,19 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     let marked = s.env.kubectl(&["get", "ds", "-n", &s.ns, "connector", "-o", "yaml"]).unwrap();
     assert!(marked.contains("maintenance.dev/owner"), "claimed: {marked}");
 
+    // Its namespace deleted first, say: the tenancy settings are gone, the cluster-wide policies
+    // stay. A new upgrade is refused without them; a pause, and step 1, are not.
+    let settings = settings_removed(&s.env);
+    let mu: MaintenanceUpgrade = serde_yaml::from_str(&two_stage(&s.ns, "another", "600s", next)).unwrap();
+    let dry_create = kube::api::PostParams { dry_run: true, ..Default::default() };
+    eventually("a new upgrade is refused without the settings", SECS(30), || async {
+        s.upgrades().create(&dry_create, &mu).await.is_err()
+    })
+    .await;
+    let pause = serde_json::json!({"spec": {"paused": true}});
+    let patched = s.upgrades().patch("up", &Default::default(), &kube::api::Patch::Merge(&pause)).await;
+    assert!(patched.is_ok(), "a pause is never refused: {patched:?}");
+
     // 1. The operator is gone: the finalizers go by hand, and the upgrades with them.
     docs::run(&s.env, &docs::block(&s.env, "operations/uninstall.md", "finalizers")).unwrap();
     let deadline = std::time::Instant::now() + SECS(30);
@@ -91,6 +104,9 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
         s.upgrades().delete("up", &Default::default()).await.ok();
         tokio::time::sleep(SECS(1)).await;
     }
+
+    // The settings back, for step 2 to delete with the rest.
+    s.env.kubectl(&["create", "-f", settings.to_str().unwrap()]).unwrap();
 
     // 2. What the install made.
     let delete = docs::block(&s.env, "operations/uninstall.md", "delete the install");
@@ -145,4 +161,16 @@ async fn s34_uninstalled_as_the_docs_say_nothing_is_left() {
     }
 
     s.stop_background().await;
+}
+
+/// Delete the tenancy settings ConfigMap; a file that creates it again.
+fn settings_removed(env: &Env) -> std::path::PathBuf {
+    let (ns, name) = ("maintenance-operator", "maintenance-operator-tenancy");
+    let json = env.kubectl(&["get", "configmap", "-n", ns, name, "-o", "json"]).unwrap();
+    let mut cm: serde_json::Value = serde_json::from_str(&json).unwrap();
+    cm["metadata"] = serde_json::json!({"name": name, "namespace": ns, "labels": cm["metadata"]["labels"]});
+    let file = env.root.join("target/e2e/tenancy-settings.json");
+    std::fs::write(&file, cm.to_string()).unwrap();
+    env.kubectl(&["delete", "configmap", "-n", ns, name]).unwrap();
+    file
 }
