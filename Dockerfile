@@ -22,4 +22,4 @@ COPY --from=build /rootfs/ /
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/maintenance-operator"]
-CMD ["run", "--listen", "0.0.0.0:8080"]
+CMD ["run", "--listen", "[::]:8080"]

@@ -623,6 +623,36 @@ async fn s10_least_privilege_manifests_apply() {
         extras_file.to_str().unwrap(),
     ]);
     assert!(out.is_ok(), "the chart with every placement value: {out:?}");
+    // Its namespace enforces the restricted Pod Security Standard, which its replicas meet: a
+    // pod of the Deployment's template is admitted there (a dry run), one that runs as root not.
+    let labels =
+        s.env.kubectl(&["get", "namespace", "maintenance-operator", "-o", "jsonpath={.metadata.labels}"]);
+    assert!(
+        labels.as_ref().unwrap().contains(r#""pod-security.kubernetes.io/enforce":"restricted""#),
+        "{labels:?}"
+    );
+    let deployment = s.env.kubectl(&[
+        "get",
+        "deployment",
+        "-n",
+        "maintenance-operator",
+        "maintenance-operator",
+        "-o",
+        "json",
+    ]);
+    let deployment: serde_json::Value = serde_json::from_str(&deployment.unwrap()).unwrap();
+    let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pod-security-check", "namespace": "maintenance-operator"},
+        "spec": deployment["spec"]["template"]["spec"]});
+    let admitted = |pod: &serde_json::Value| {
+        let file = s.env.logs.join("pod-security-check.json");
+        std::fs::write(&file, pod.to_string()).unwrap();
+        s.env.kubectl(&["create", "--dry-run=server", "-f", file.to_str().unwrap()])
+    };
+    assert!(admitted(&pod).is_ok(), "a replica: {:?}", admitted(&pod));
+    pod["spec"]["securityContext"] = serde_json::json!({"runAsUser": 0});
+    let refused = admitted(&pod).unwrap_err().to_string();
+    assert!(refused.contains("violates PodSecurity"), "{refused}");
     let typo = std::process::Command::new(std::env::var("HELM_BIN").unwrap())
         .args(["template", "maintenance-operator", chart, "--kube-version", &version, "--set", "replica=3"])
         .output()

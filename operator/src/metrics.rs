@@ -392,8 +392,36 @@ pub async fn serve(addr: std::net::SocketAddr, m: Metrics, health: Health) -> st
         .route("/healthz", get(move || async move { answer(live.healthy()) }))
         .route("/readyz", get(move || async move { answer(ready.ready()) }))
         .with_state(m);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, app).await
+    axum::serve(listen(addr)?, app).await
+}
+
+/// Listen on `addr`. The unspecified IPv6 address (`[::]`, the manifests' default) takes IPv4
+/// too, whatever the host's `net.ipv6.bindv6only`, so that probes and scrapes reach it on a
+/// single-stack cluster of either family; on a host without IPv6 it falls back to `0.0.0.0`.
+pub(crate) fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let any_v6 = addr.ip() == Ipv6Addr::UNSPECIFIED;
+    let open = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if any_v6 && addr.is_ipv6() {
+            socket.set_only_v6(false)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    let listener = match open(addr) {
+        Err(e) if any_v6 => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            tracing::warn!("cannot listen on {addr} ({e}): listening on {v4} instead, IPv4 only");
+            open(v4)?
+        }
+        other => other?,
+    };
+    tokio::net::TcpListener::from_std(listener)
 }
 
 #[cfg(test)]

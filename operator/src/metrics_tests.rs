@@ -103,3 +103,16 @@ fn label_values_are_escaped_so_that_no_text_breaks_the_scrape() {
     assert!(text.contains(r#"type="Blocked",status="True",reason="Other""#), "no word: Other: {text}");
     assert!(!text.lines().any(|l| l.starts_with("maintenance_operator_leading{")), "{text}");
 }
+
+/// The manifests' `[::]` takes IPv4 too, so that a probe or scrape of either family reaches it.
+#[tokio::test]
+async fn listening_on_the_unspecified_ipv6_address_takes_ipv4_too() {
+    let listener = super::listen("[::]:0".parse().unwrap()).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
+    tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("reached over IPv4");
+    accepted.await.unwrap().unwrap();
+    // An address of one family is listened on as given.
+    let v4 = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert!(v4.local_addr().unwrap().is_ipv4());
+}
