@@ -48,6 +48,11 @@ impl Decider<'_> {
     }
 
     pub(super) fn start_stage(&mut self, plan: &Plan, si: usize) {
+        // The stage before it may have left a canary, which pods made again meanwhile (a node
+        // added, an eviction) join from the new template: counted as it, while this one waits.
+        if si > 0 {
+            self.follow(si - 1);
+        }
         let now = self.now();
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();

@@ -952,3 +952,25 @@ fn a_handed_over_daemonset_reverted_gets_its_template_back_as_written_not_pinned
     assert_eq!(w.image("connector"), "connector:1.0", "the template as it was, so the old pods match it");
     assert!(w.image_sets().iter().all(|(_, i)| !i.contains('@')), "{:?}", w.image_sets());
 }
+
+/// Between two canary stages (the next one waiting for its approval), a pod made again on
+/// another node gets the new template: it counts as canary then too, so that the canary's
+/// signals judge it and a revert replaces it.
+#[test]
+fn a_pod_made_again_while_the_next_stage_waits_for_approval_counts_as_canary() {
+    let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
+    w.obs.spec.stages[1].require_approval = true;
+    run_paced(&mut w, Duration::hours(2), |w| w.phase() == Phase::AwaitingApproval);
+    // node-5's pod evicted and made again, from the DaemonSet's current template.
+    let pods = ds_mut(&mut w).pods.as_mut().unwrap();
+    pods.retain(|p| p.node != "node-5");
+    pods.push(pod("node-5", 1, "connector:2.0", true));
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the next stage waits");
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack);
+    assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new(), "node-5's pod was reverted too");
+}
