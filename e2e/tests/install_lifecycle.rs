@@ -58,6 +58,35 @@ async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_
     // The image with the canary's OnDelete, then the strategy handed back: nothing repeated.
     assert_eq!(s.generation("connector").await, generation + 2, "the image set once");
     assert_eq!(mu.status.unwrap().stages.len(), 2);
+
+    // install.yaml applied as the page says keeps the settings the install has now (this
+    // cluster's are not the release's defaults), not the defaults the file carries.
+    let settings = || {
+        s.env
+            .kubectl(&[
+                "get",
+                "configmap",
+                "-n",
+                "maintenance-operator",
+                "maintenance-operator-tenancy",
+                "-o",
+                "jsonpath={.data}",
+            ])
+            .unwrap()
+    };
+    let before = settings();
+    assert!(before.contains("e2e-tenancy"), "{before}");
+    let dist = s.env.root.join("dist/install.yaml");
+    let block = docs::block(&s.env, "operations/upgrading.md", "install.yaml with the settings");
+    let block = block
+        .replace("curl -fsSL -o install.yaml \\\n", &format!("cp {} install.yaml\n#", dist.display()))
+        .replace("kubectl -n maintenance-operator rollout status deployment/maintenance-operator", "");
+    docs::run(&s.env, &block).expect("the page's upgrade with install.yaml");
+    assert_eq!(settings(), before, "the settings kept");
+    // The release's Deployment runs two replicas; this cluster runs the operator as a process.
+    s.env
+        .kubectl(&["scale", "-n", "maintenance-operator", "deployment/maintenance-operator", "--replicas=0"])
+        .unwrap();
 }
 
 fn env_crd(env: &Env) -> String {
