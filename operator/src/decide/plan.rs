@@ -6,11 +6,6 @@ use crate::crd::*;
 use crate::window::Schedule;
 use chrono::{DateTime, Duration, Utc};
 
-/// What a stage's progressDeadline must leave of its window under `WaitForNextWindow`: the look
-/// that starts it is woken at the opening and runs a moment after it, so a deadline as long as
-/// the window would never fit.
-const START_LATENESS: Duration = Duration::minutes(1);
-
 /// The spec parsed once: durations and the window, with errors a human can act on.
 pub(super) struct Plan {
     pub(super) schedule: Schedule,
@@ -70,10 +65,10 @@ impl Plan {
             (policy, longest, progress_deadline.len() == spec.stages.len())
         {
             for (s, pd) in spec.stages.iter().zip(&progress_deadline) {
-                if *pd + START_LATENESS > longest {
+                if *pd > longest {
                     problems.push(format!(
-                        "stage {}: progressDeadline {} is longer than every maintenance window less a minute (the look that starts a stage runs a moment after the window opens), \
-so under window.stagePolicy WaitForNextWindow it could never start; shorten it or set stagePolicy to Continue",
+                        "stage {}: progressDeadline {} is longer than every maintenance window, so under window.stagePolicy WaitForNextWindow it could never start; \
+shorten it or set stagePolicy to Continue",
                         s.name, s.progress_deadline.0
                     ));
                 }

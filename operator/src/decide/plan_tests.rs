@@ -31,30 +31,6 @@ fn a_progress_deadline_longer_than_every_window_is_an_invalid_spec() {
     assert!(w.effects.is_empty());
 }
 
-/// A stage starts on a look a moment after its window opens (the look is woken at the opening,
-/// and takes its time): a progressDeadline as long as the window would never fit.
-#[test]
-fn a_progress_deadline_as_long_as_the_window_is_an_invalid_spec_and_a_minute_less_fits() {
-    for (deadline, fits) in [("4h", false), ("3h59m30s", false), ("3h59m", true)] {
-        let mut s = spec();
-        s.window = Some(tue_thu_window());
-        s.stages[1].progress_deadline = Duration_(deadline);
-        let mut w = World::new(s);
-        w.step();
-        let b = w.condition(ct::BLOCKED);
-        assert_eq!(b.reason != reason::INVALID_SPEC, fits, "{deadline}: {}", b.message);
-        if !fits {
-            assert!(
-                b.message.contains(&format!(
-                    "progressDeadline {deadline} is longer than every maintenance window less a minute"
-                )),
-                "{}",
-                b.message
-            );
-        }
-    }
-}
-
 #[test]
 fn a_spec_made_unusable_mid_soak_holds_the_upgrade_but_not_the_rollback() {
     let mut w = World::new(spec());

@@ -207,18 +207,24 @@ impl Decider<'_> {
         self.components().filter(|c| c.phase == ComponentPhase::Applied).find_map(|c| {
             let (key, t) = self.target(c);
             let t = t.filter(|t| self.owns(t) && self.canaried(&key))?;
-            let &(last, _) = self.appearances(&key).last()?;
-            // Made by this operator before a restart, if the status does not say so yet.
-            let handed_over = self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending)
-                || t.handed_over.as_deref() == Some(self.hand_over_mark(last).as_str());
             let current = t.update_strategy.as_deref()?;
-            (!handed_over && !left_by_canary(current)).then(|| {
+            (!self.handed_over_to(&key, t) && !left_by_canary(current)).then(|| {
                 format!(
                     "{key}'s rollout settings were changed by someone else during its canary (now {current}), \
                      which would roll the new image everywhere unjudged; tell Argo CD, Flux or Helm to leave \
                      them to the operator (see the ManagedByGitOps advice)"
                 )
             })
+        })
+    }
+
+    /// Whether the last stage that names canaried target `key` has handed it to its workload:
+    /// begun, or made by this operator before a restart (its mark on `t`) if the status does
+    /// not say so yet. Its rollout settings are the workload's own from then on.
+    pub(in crate::decide) fn handed_over_to(&self, key: &TargetKey, t: &TargetState) -> bool {
+        self.appearances(key).last().is_some_and(|&(last, _)| {
+            self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending)
+                || t.handed_over.as_deref() == Some(self.hand_over_mark(last).as_str())
         })
     }
 

@@ -78,17 +78,16 @@ impl Decider<'_> {
     /// What a revert of Deployment `key` writes with its image: the recorded settings, in the
     /// same write. With two writes, an operator stopped between them would leave the old
     /// ReplicaSet current under the canary's minReadySeconds, which its controller applies to
-    /// the current ReplicaSet: none of the Deployment's pods would count as available. Only
-    /// while they are a canary's: ones handed over, or set by someone since, are its own.
+    /// the current ReplicaSet: none of the Deployment's pods would count as available. Not
+    /// once handed over: its settings are its own then, whoever set them since. (Before, any
+    /// are restored: someone who put back its strategy mid-canary leaves the canary's
+    /// minReadySeconds, under which no pod would ever count as available.)
     pub(in crate::decide) fn settings_with_revert(
         &self,
         key: &TargetKey,
         t: &TargetState,
     ) -> Option<(String, String)> {
-        if key.kind != WorkloadKind::Deployment
-            || !self.canaried(key)
-            || surge_of(t.update_strategy.as_deref()).is_none()
-        {
+        if key.kind != WorkloadKind::Deployment || !self.canaried(key) || self.handed_over_to(key, t) {
             return None;
         }
         let original = self.recorded_strategy(key, t)?;

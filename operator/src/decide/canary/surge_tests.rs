@@ -265,6 +265,9 @@ fn a_deployment_whose_surge_someone_made_take_pods_away_mid_canary_is_reverted()
     w.run_until(Duration::hours(1), terminal);
     let r = w.obs.status.rollback.clone().unwrap();
     assert_eq!(r.reason, reason::CHANGED_EXTERNALLY, "{}", r.message);
+    // Its recorded settings back with the image: the canary's minReadySeconds, left by the
+    // chart, would keep every pod from counting as available.
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "{:?}", settings(&w));
 }
 
 /// Driver and sidecar bumped together, and someone sets the driver alone back to its known-good
