@@ -10,6 +10,11 @@ use crate::timefmt::at;
 use crate::window::WindowState;
 use chrono::{DateTime, Duration, Utc};
 
+/// How late a look may run and still count as starting a stage on time: woken at a window's
+/// opening, it runs a moment after it, so that a progressDeadline as long as the window would
+/// otherwise never fit. A rollout it starts may end that much after the window closes.
+const START_LATENESS: Duration = Duration::minutes(1);
+
 impl Decider<'_> {
     pub(super) fn advance(&mut self, plan: &Plan) {
         if self.held {
@@ -117,7 +122,7 @@ impl Decider<'_> {
             }
             WindowState::Open { closes_at: Some(closes) }
                 if plan.policy == StagePolicy::WaitForNextWindow
-                    && now + plan.progress_deadline[si] > closes =>
+                    && now - START_LATENESS + plan.progress_deadline[si] > closes =>
             {
                 let next_open = plan.schedule.state_at(closes);
                 let opens = match next_open {

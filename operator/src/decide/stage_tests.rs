@@ -46,6 +46,27 @@ fn exclusion_and_stage_that_does_not_fit_wait_for_the_next_window() {
     );
 }
 
+/// A stage whose progressDeadline is as long as the window starts on the look woken at the
+/// opening, which runs a moment after it: the rollout may end that moment after the window.
+#[test]
+fn a_stage_as_long_as_its_window_starts_on_a_look_a_moment_after_the_opening() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    s.stages[0].soak = Duration_("3h55m"); // the fleet stage waits for Thursday's window
+    s.stages[1].progress_deadline = Duration_("4h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-24T12:00:00Z");
+    w.run_until(Duration::days(1), |w| {
+        w.obs.status.stages.first().is_some_and(|s| s.phase == StagePhase::Passed)
+    });
+    assert_eq!(w.phase(), Phase::WaitingForWindow, "{}", w.obs.status.message);
+    let opens = w.obs.status.next_action.as_ref().unwrap().at.unwrap();
+    assert_eq!(opens, t("2026-11-27T03:00:00Z"));
+    w.obs.now = opens + Duration::seconds(30);
+    w.step();
+    assert!(w.obs.status.stages[1].started_at.is_some(), "{}", w.obs.status.message);
+}
+
 #[test]
 fn approval_gates_a_stage() {
     let mut s = spec();
