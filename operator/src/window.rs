@@ -183,8 +183,8 @@ impl Schedule {
     }
 
     /// Recurring occurrences (UTC start, UTC end) that end after `from`, in start order, merged
-    /// where they overlap; one that chains on past the horizon never ends (None: openings that
-    /// cover the whole week round the clock).
+    /// where they overlap; None: one that never ends (openings that cover the week round the
+    /// clock, past the horizon).
     fn occurrences(&self, from: DateTime<Utc>) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> {
         let longest = self.recurring.iter().map(|r| r.2).max().unwrap_or(Duration::zero());
         // A day more than the longest opening: across a spring-forward change its local span is
@@ -193,40 +193,55 @@ impl Schedule {
         let mut out: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
         let mut day = first_day;
         let last_day = first_day + Duration::days(HORIZON_DAYS);
-        // Stop a week after the first hit (later days cannot start earlier), unless what was
-        // found still reaches the day: openings that chain on are one.
+        // Stop a week after the first hit: later days cannot start earlier.
         let mut stop_after: Option<NaiveDate> = None;
-        let mut reach: Option<DateTime<Utc>> = None;
-        while day <= last_day {
-            if stop_after.is_some_and(|s| day > s)
-                && reach.is_none_or(|r| r < self.resolve_local(day, NaiveTime::MIN))
-            {
-                break;
-            }
-            for (days, start, dur) in &self.recurring {
-                if !days.contains(&day.weekday()) {
-                    continue;
-                }
-                let s = self.resolve_local(day, *start);
-                let e = s + *dur;
+        while day <= last_day && stop_after.is_none_or(|s| day <= s) {
+            for (s, e) in self.on_day(day) {
                 if e > from {
                     out.push((s, e));
                     stop_after.get_or_insert(day + Duration::days(7));
-                    reach = reach.max(Some(e));
                 }
             }
             day += Duration::days(1);
         }
-        let horizon = self.resolve_local(last_day, NaiveTime::MIN);
         out.sort();
-        let mut merged: Vec<(DateTime<Utc>, DateTime<Utc>)> = vec![];
+        let mut merged: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = vec![];
         for (s, e) in out {
             match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
+                Some((_, Some(end))) if s <= *end => *end = (*end).max(e),
+                _ => merged.push((s, Some(e))),
             }
         }
-        merged.into_iter().map(|(s, e)| (s, Some(e).filter(|e| *e <= horizon))).collect()
+        // One opening a week long or more covers the week round the clock: it goes on as long
+        // as each day's openings reach the next day (a change to winter time leaves an hour's
+        // gap, since lengths are elapsed time), and never ends if that lasts past the horizon.
+        if let [(start, Some(end))] = merged[..]
+            && end - start >= Duration::weeks(1)
+        {
+            let mut end = end;
+            loop {
+                if day > last_day {
+                    return vec![(start, None)];
+                }
+                if end < self.resolve_local(day, NaiveTime::MIN) {
+                    break;
+                }
+                end = self.on_day(day).filter(|(s, _)| *s <= end).map(|(_, e)| e).fold(end, DateTime::max);
+                day += Duration::days(1);
+            }
+            merged = vec![(start, Some(end))];
+        }
+        merged
+    }
+
+    /// The recurring openings that start on local `day`, as (UTC start, UTC end).
+    fn on_day(&self, day: NaiveDate) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
+        self.recurring.iter().filter(move |(days, _, _)| days.contains(&day.weekday())).map(
+            move |(_, start, dur)| {
+                let s = self.resolve_local(day, *start);
+                (s, s + *dur)
+            },
+        )
     }
 
     /// A local wall-clock time on a date as an instant. In the autumn overlap the first (earlier)
