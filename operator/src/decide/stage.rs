@@ -44,6 +44,7 @@ impl Decider<'_> {
         let Some(si) = self.st.stages.iter().position(|s| s.phase != StagePhase::Passed) else {
             return self.succeed();
         };
+        self.follow_earlier(si);
         match self.st.stages[si].phase {
             StagePhase::Pending => self.start_stage(plan, si),
             StagePhase::RollingOut => self.roll_out(plan, si),
@@ -53,11 +54,6 @@ impl Decider<'_> {
     }
 
     pub(super) fn start_stage(&mut self, plan: &Plan, si: usize) {
-        // The stage before it may have left a canary, which pods made again meanwhile (a node
-        // added, an eviction) join from the new template: counted as it, while this one waits.
-        if si > 0 {
-            self.follow(si - 1);
-        }
         let now = self.now();
         let stage = &self.o.spec.stages[si];
         let name = stage.name.clone();

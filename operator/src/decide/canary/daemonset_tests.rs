@@ -974,3 +974,22 @@ fn a_pod_made_again_while_the_next_stage_waits_for_approval_counts_as_canary() {
     assert_eq!(w.phase(), Phase::RolledBack);
     assert_eq!(nodes_running(&w, "connector:2.0"), Vec::<String>::new(), "node-5's pod was reverted too");
 }
+
+/// A canary left running while another component's stage soaks (stages: the connector's first
+/// two nodes, another DaemonSet whole, then the connector's rest): a pod made again meanwhile
+/// counts as canary too.
+#[test]
+fn a_pod_made_again_while_another_components_stage_soaks_counts_as_canary() {
+    let mut w = world(Portion::Count(2), None);
+    let fleet = w.obs.spec.stages.pop().unwrap();
+    w.obs.spec.stages.push(stage("other", vec![component("connector-canary", "connector:2.0")]));
+    w.obs.spec.stages.push(fleet);
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    let pods = ds_mut(&mut w).pods.as_mut().unwrap();
+    pods.retain(|p| p.node != "node-5");
+    pods.push(pod("node-5", 1, "connector:2.0", true));
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the other stage soaks");
+}

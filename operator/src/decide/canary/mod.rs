@@ -282,6 +282,31 @@ impl Decider<'_> {
         }
     }
 
+    /// Follow the canaries that passed stages before `si` left running, each target's latest
+    /// (not one stage `si` has begun widening, nor one handed to its workload): pods made again
+    /// meanwhile (a node added, an eviction) join them from the new template, counted as the
+    /// canary's, judged by its signals and replaced by a revert.
+    pub(in crate::decide) fn follow_earlier(&mut self, si: usize) {
+        let mut seen: Vec<TargetKey> = vec![];
+        if self.st.stages.get(si).is_some_and(|s| s.phase != StagePhase::Pending) {
+            seen.extend(self.st.stages[si].components.iter().map(|c| self.target(c).0));
+        }
+        for i in (0..si).rev() {
+            for ci in 0..self.st.stages[i].components.len() {
+                let (key, t) = self.target(&self.st.stages[i].components[ci]);
+                if seen.contains(&key) {
+                    continue;
+                }
+                let canaried = self.canary_of(i, ci).is_some();
+                let running = t.is_some_and(|t| !self.handed_over_to(&key, t));
+                seen.push(key);
+                if canaried && running {
+                    self.canary_step(i, ci, false);
+                }
+            }
+        }
+    }
+
     fn canary_step(&mut self, si: usize, ci: usize, replace: bool) -> Option<String> {
         let canary = self.canary_of(si, ci)?.clone();
         let c = self.st.stages[si].components[ci].clone();
