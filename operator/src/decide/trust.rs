@@ -53,6 +53,9 @@ impl Decider<'_> {
         for a in &mut self.st.analysis {
             happened(&mut a.sampled_to);
             happened(&mut a.analysed_at);
+            // A bucket begun in the future would never close, so that nothing were judged.
+            happened(&mut a.detector.bucket_from);
+            happened(&mut a.detector.suspect_since);
             a.unjudged_until = a.unjudged_until.map(|t| t.min(now + pending_limit));
         }
         let ns = self.o.namespace.clone();

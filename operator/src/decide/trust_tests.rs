@@ -267,6 +267,21 @@ fn reads_and_soak_ends_forged_into_the_future_are_held_to_now() {
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REGRESSION);
 
+    // A bucket begun in the future would never close, so that nothing were ever judged.
+    let mut w = World::new(s.clone());
+    w.error_rate = creeping_after("connector-canary", 0.001);
+    w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
+    for a in &mut w.obs.status.analysis {
+        a.detector.bucket_from = Some(w.obs.now + Duration::days(3650));
+    }
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let now = w.obs.now;
+    assert!(w.obs.status.analysis.iter().all(|a| a.detector.bucket_from.is_none_or(|b| b <= now)));
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.obs.status.rollback.as_ref().unwrap().reason, reason::REGRESSION);
+
     // Healthy, with the soak's end and the rollout forged a decade ahead: the soak still ends.
     let mut w = World::new(s);
     w.run_until(Duration::hours(1), |w| w.phase() == Phase::Soaking);
