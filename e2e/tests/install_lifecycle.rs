@@ -79,7 +79,7 @@ async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_
     let dist = s.env.root.join("dist/install.yaml");
     let block = docs::block(&s.env, "operations/upgrading.md", "install.yaml with the settings");
     let block = block
-        .replace("curl -fsSL -o install.yaml \\\n", &format!("cp {} install.yaml\n#", dist.display()))
+        .replace("curl -fsSL -o install.yaml \\\n", &format!("cp '{}' install.yaml\n#", dist.display()))
         .replace("kubectl -n maintenance-operator rollout status deployment/maintenance-operator", "");
     docs::run(&s.env, &block).expect("the page's upgrade with install.yaml");
     assert_eq!(settings(), before, "the settings kept");
