@@ -327,8 +327,11 @@ async fn controller_loop(
         .run(reconcile, error_policy, ctx)
         .for_each(|res| {
             let (crd_missing, health) = (crd_missing.clone(), health.clone());
-            // The watch of upgrades failed: it resumes with backoff.
-            if let Err(kube::runtime::controller::Error::QueueError(_)) = &res {
+            // The watch of upgrades failed: it resumes with backoff. Not counted while the CRD
+            // is missing, which /readyz and the log say already.
+            if let Err(e @ kube::runtime::controller::Error::QueueError(_)) = &res
+                && !crd_presence::is_missing(e)
+            {
                 failures.failed("upgrades");
             }
             async move {
