@@ -212,24 +212,25 @@ impl Schedule {
                 _ => merged.push((s, Some(e))),
             }
         }
-        // One opening a week long or more covers the week round the clock: it goes on as long
-        // as each day's openings reach the next day (a change to winter time leaves an hour's
-        // gap, since lengths are elapsed time), and never ends if that lasts past the horizon.
-        if let [(start, Some(end))] = merged[..]
-            && end - start >= Duration::weeks(1)
+        // The last opening found goes on into the days after it while their openings start
+        // within it (Sun, Mon and Tue each 24h are one of 72h); one that lasts past the horizon
+        // never ends (the week covered round the clock: a change to winter time leaves an hour's
+        // gap, since lengths are elapsed time).
+        if let Some((_, tail)) = merged.last_mut()
+            && let Some(mut end) = *tail
         {
-            let mut end = end;
             loop {
                 if day > last_day {
-                    return vec![(start, None)];
-                }
-                if end < self.resolve_local(day, NaiveTime::MIN) {
+                    *tail = None;
                     break;
                 }
                 end = self.on_day(day).filter(|(s, _)| *s <= end).map(|(_, e)| e).fold(end, DateTime::max);
+                *tail = Some(end);
+                if end < self.resolve_local(day + Duration::days(1), NaiveTime::MIN) {
+                    break;
+                }
                 day += Duration::days(1);
             }
-            merged = vec![(start, Some(end))];
         }
         merged
     }

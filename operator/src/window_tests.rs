@@ -246,3 +246,17 @@ fn openings_that_cover_the_whole_week_never_close() {
     }
     assert_eq!(s.state_at(t("2026-12-28T09:00:00Z")), WindowState::Open { closes_at: None });
 }
+
+/// Openings that chain from day to day are one as long as all of them, wherever the week is
+/// cut: Sun, Mon and Tue each 24h make one of 72h.
+#[test]
+fn openings_that_chain_across_days_are_one_as_long_as_all_of_them() {
+    let w = window("UTC", &[Weekday::Sun, Weekday::Mon, Weekday::Tue], "00:00", "24h");
+    let s = Schedule::parse(Some(&w)).unwrap();
+    assert_eq!(s.longest_opening(), Some(Duration::hours(72)));
+    // 2026-12-06 is a Sunday: open until Wednesday.
+    assert_eq!(s.state_at(t("2026-12-06T12:00:00Z")), open("2026-12-09T00:00:00Z"));
+    // A daily opening that ends at midnight is no chain.
+    let w = window("UTC", &[Weekday::Mon, Weekday::Tue], "22:00", "2h");
+    assert_eq!(Schedule::parse(Some(&w)).unwrap().longest_opening(), Some(Duration::hours(2)));
+}
