@@ -44,6 +44,13 @@ fn left_by_canary(strategy: &str) -> bool {
     on_delete(Some(strategy)) || partition_of(Some(strategy)) > 0 || surge_of(Some(strategy)).is_some()
 }
 
+/// Whether `s`, rollout settings of a `kind`, still hold anything of a canary's: what a revert
+/// or a release restores. For a Deployment also the canary's minReadySeconds alone
+/// (`surge::holds_ready`), which a chart that puts back its strategy leaves.
+fn left_by_canary_of(kind: WorkloadKind, s: &str) -> bool {
+    left_by_canary(s) || (kind == WorkloadKind::Deployment && surge::holds_ready(s))
+}
+
 /// Whether recorded rollout settings read as a `kind`'s own, as the API server holds them: a
 /// DaemonSet's or StatefulSet's updateStrategy, a Deployment's strategy with its
 /// minReadySeconds and progressDeadlineSeconds, each with a type it has (and the rollingUpdate
@@ -86,7 +93,7 @@ pub(super) fn strategy_to_restore(kind: WorkloadKind, t: &TargetState) -> Option
 /// What gives `t` (a `key`) its recorded rollout settings back, if it runs a canary's and a
 /// readable record on it says otherwise.
 fn restore_settings(key: &TargetKey, t: &TargetState) -> Option<Effect> {
-    left_by_canary(t.update_strategy.as_deref()?).then_some(())?;
+    left_by_canary_of(key.kind, t.update_strategy.as_deref()?).then_some(())?;
     let original = recorded_on(key.kind, t)?;
     (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then_some(())?;
     Some(Effect::SetStrategy {
@@ -350,7 +357,7 @@ impl Decider<'_> {
         }
         // Only while the settings are a canary's: ones handed over before the revert, or
         // written once and read back with the API server's defaults, are the workload's own.
-        let canarys = t.update_strategy.as_deref().is_some_and(left_by_canary);
+        let canarys = t.update_strategy.as_deref().is_some_and(|s| left_by_canary_of(key.kind, s));
         let Some(restore) = self.hand_over(&key, t).filter(|_| canarys) else {
             // A StatefulSet's or Deployment's controller replaces the canary's pods itself once
             // its settings are back; reverted only when none runs the new image (its status

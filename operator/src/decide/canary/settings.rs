@@ -219,11 +219,13 @@ impl Decider<'_> {
     }
 
     /// Whether the last stage that names canaried target `key` has handed it to its workload:
-    /// begun, or made by this operator before a restart (its mark on `t`) if the status does
-    /// not say so yet. Its rollout settings are the workload's own from then on.
+    /// its change made (not merely its stage begun, or touched by a rollback), or made by this
+    /// operator before a restart (its mark on `t`) if the status does not say so yet. Its
+    /// rollout settings are the workload's own from then on.
     pub(in crate::decide) fn handed_over_to(&self, key: &TargetKey, t: &TargetState) -> bool {
-        self.appearances(key).last().is_some_and(|&(last, _)| {
-            self.st.stages.get(last).is_some_and(|s| s.phase != StagePhase::Pending)
+        self.appearances(key).last().is_some_and(|&(last, ci)| {
+            let change = self.st.stages.get(last).and_then(|s| s.components.get(ci));
+            change.is_some_and(|c| c.applied_at.is_some())
                 || t.handed_over.as_deref() == Some(self.hand_over_mark(last).as_str())
         })
     }

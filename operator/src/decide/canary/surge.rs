@@ -52,6 +52,14 @@ pub(in crate::decide) fn surge_of(settings: Option<&str>) -> Option<usize> {
     usize::try_from(rolling["maxSurge"].as_u64()?).ok()
 }
 
+/// Whether a Deployment's settings hold the canary's minReadySeconds, under which none of its
+/// pods would count as available: left by someone who put back its strategy alone (a chart that
+/// does not set minReadySeconds).
+pub(super) fn holds_ready(settings: &str) -> bool {
+    let v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
+    v["minReadySeconds"].as_i64() == Some(HOLD_READY_SECONDS)
+}
+
 /// Whether a Deployment's settings (`target::deployment_settings`) update by Recreate.
 fn recreates(settings: &str) -> bool {
     let v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();

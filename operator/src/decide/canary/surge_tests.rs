@@ -270,6 +270,55 @@ fn a_deployment_whose_surge_someone_made_take_pods_away_mid_canary_is_reverted()
     assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "{:?}", settings(&w));
 }
 
+/// A rollback after the last stage began but before its hand-over of the Deployment (another
+/// component of that stage went first): the Deployment's revert still carries its recorded
+/// settings in the same write, since it was never handed over.
+#[test]
+fn a_deployment_reverted_before_its_stage_handed_it_over_gets_image_and_settings_in_one_write() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.obs.targets.insert(key("connector"), Some(daemonset("connector:1.0")));
+    w.obs.spec.stages[1].components.insert(0, component("connector", "connector:2.0"));
+    w.run_until(Duration::hours(3), |w| {
+        w.obs.status.stages.get(1).is_some_and(|s| s.components[0].applied_at.is_some())
+    });
+    assert!(w.obs.status.stages[1].components[1].applied_at.is_none(), "not handed over yet");
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    let reverts: Vec<Option<String>> = w
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetImage { target, image, strategy, .. }
+                if target.name == "web" && image == "connector:1.0" =>
+            {
+                Some(strategy.as_ref().map(|(s, _)| s.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reverts, [Some(SETTINGS.to_string())], "{:?}", settings(&w));
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS));
+}
+
+/// Someone puts back both the image and the chart's strategy mid-canary (Argo CD's self-heal,
+/// `helm rollback`), leaving minReadySeconds, which the chart does not set, at the canary's:
+/// found reverted, the Deployment still gets its recorded settings back, under which its pods
+/// count as available again.
+#[test]
+fn a_deployment_set_back_by_someone_else_mid_canary_gets_its_settings_back() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
+    v["strategy"]["rollingUpdate"] = serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"});
+    t.update_strategy = Some(v.to_string());
+    t.containers[0].1 = "connector:1.0".into();
+    bump(t);
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "{:?}", settings(&w));
+}
+
 /// Driver and sidecar bumped together, and someone sets the driver alone back to its known-good
 /// image by hand mid-canary: that is not a revert (the sidecar still runs the new image), so the
 /// Deployment's own settings are not handed back, which would roll the sidecar to every replica
