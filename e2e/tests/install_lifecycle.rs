@@ -77,13 +77,24 @@ async fn s33_the_operator_upgraded_as_the_docs_say_carries_an_upgrade_in_flight_
     let before = settings();
     assert!(before.contains("e2e-tenancy"), "{before}");
     let dist = s.env.root.join("dist/install.yaml");
-    let block = docs::block(&s.env, "operations/upgrading.md", "install.yaml with the settings");
+    let block = docs::block(&s.env, "operations/upgrading.md", "install.yaml keeping the settings");
     let block = block
         .replace("curl -fsSL -o install.yaml \\\n", &format!("cp '{}' install.yaml\n#", dist.display()))
         .replace("kubectl -n maintenance-operator rollout status deployment/maintenance-operator", "");
     docs::run(&s.env, &block).expect("the page's upgrade with install.yaml");
     assert_eq!(settings(), before, "the settings kept");
-    // The release's Deployment runs two replicas; this cluster runs the operator as a process.
+    // The rest of the release applied: its Deployment runs two replicas (this cluster's none).
+    let replicas = [
+        "get",
+        "deployment",
+        "-n",
+        "maintenance-operator",
+        "maintenance-operator",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ];
+    assert_eq!(s.env.kubectl(&replicas).unwrap(), "2", "install.yaml applied");
+    // This cluster runs the operator as a process.
     s.env
         .kubectl(&["scale", "-n", "maintenance-operator", "deployment/maintenance-operator", "--replicas=0"])
         .unwrap();
