@@ -27,6 +27,15 @@ fn nodes_running(w: &World, image: &str) -> Vec<String> {
     pods(w).iter().filter(|p| p.images[0].1 == image).map(|p| p.node.clone()).collect()
 }
 
+/// `node`'s pod evicted and made again from the DaemonSet's current (new) template; one look.
+fn made_again(w: &mut World, node: &str) {
+    let pods = ds_mut(w).pods.as_mut().unwrap();
+    pods.retain(|p| p.node != node);
+    pods.push(pod(node, 1, "connector:2.0", true));
+    w.obs.now += Duration::minutes(1);
+    w.step();
+}
+
 /// Step until `done`, checking after every step that no more pods are down at once than the
 /// DaemonSet's maxUnavailable (1) allows, counting those the operator deleted.
 fn run_paced(w: &mut World, limit: Duration, done: impl Fn(&World) -> bool) {
@@ -961,12 +970,7 @@ fn a_pod_made_again_while_the_next_stage_waits_for_approval_counts_as_canary() {
     let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
     w.obs.spec.stages[1].require_approval = true;
     run_paced(&mut w, Duration::hours(2), |w| w.phase() == Phase::AwaitingApproval);
-    // node-5's pod evicted and made again, from the DaemonSet's current template.
-    let pods = ds_mut(&mut w).pods.as_mut().unwrap();
-    pods.retain(|p| p.node != "node-5");
-    pods.push(pod("node-5", 1, "connector:2.0", true));
-    w.obs.now += Duration::minutes(1);
-    w.step();
+    made_again(&mut w, "node-5");
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the next stage waits");
     w.obs.spec.rollback.requested = true;
@@ -985,11 +989,7 @@ fn a_pod_made_again_while_another_components_stage_soaks_counts_as_canary() {
     w.obs.spec.stages.push(stage("other", vec![component("connector-canary", "connector:2.0")]));
     w.obs.spec.stages.push(fleet);
     run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
-    let pods = ds_mut(&mut w).pods.as_mut().unwrap();
-    pods.retain(|p| p.node != "node-5");
-    pods.push(pod("node-5", 1, "connector:2.0", true));
-    w.obs.now += Duration::minutes(1);
-    w.step();
+    made_again(&mut w, "node-5");
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the other stage soaks");
 }
