@@ -224,7 +224,15 @@ impl Schedule {
                     *tail = None;
                     break;
                 }
-                end = self.on_day(day).filter(|(s, _)| *s <= end).map(|(_, e)| e).fold(end, DateTime::max);
+                // In start order, each against the end so far: one that only the day's earlier
+                // opening reaches counts too.
+                let mut openings: Vec<_> = self.on_day(day).collect();
+                openings.sort();
+                for (s, e) in openings {
+                    if s <= end {
+                        end = end.max(e);
+                    }
+                }
                 *tail = Some(end);
                 if end < self.resolve_local(day + Duration::days(1), NaiveTime::MIN) {
                     break;

@@ -256,6 +256,16 @@ fn openings_that_chain_across_days_are_one_as_long_as_all_of_them() {
     assert_eq!(s.longest_opening(), Some(Duration::hours(72)));
     // 2026-12-06 is a Sunday: open until Wednesday.
     assert_eq!(s.state_at(t("2026-12-06T12:00:00Z")), open("2026-12-09T00:00:00Z"));
+    // A day split in two openings, the second reached only through the first: 96h.
+    let mut w = window("UTC", &[Weekday::Sat, Weekday::Sun, Weekday::Mon], "00:00", "24h");
+    for start in ["12:00", "00:00"] {
+        w.recurring.push(RecurringWindow {
+            days: vec![Weekday::Tue],
+            start: start.into(),
+            duration: D("12h".into()),
+        });
+    }
+    assert_eq!(Schedule::parse(Some(&w)).unwrap().longest_opening(), Some(Duration::hours(96)));
     // A daily opening that ends at midnight is no chain.
     let w = window("UTC", &[Weekday::Mon, Weekday::Tue], "22:00", "2h");
     assert_eq!(Schedule::parse(Some(&w)).unwrap().longest_opening(), Some(Duration::hours(2)));
