@@ -47,7 +47,7 @@ fn left_by_canary(strategy: &str) -> bool {
 /// Whether `s`, rollout settings of a `kind`, still hold anything of a canary's: what a revert
 /// or a release restores. For a Deployment also the canary's minReadySeconds alone
 /// (`surge::holds_ready`), which a chart that puts back its strategy leaves.
-fn left_by_canary_of(kind: WorkloadKind, s: &str) -> bool {
+pub(super) fn left_by_canary_of(kind: WorkloadKind, s: &str) -> bool {
     left_by_canary(s) || (kind == WorkloadKind::Deployment && surge::holds_ready(s))
 }
 
@@ -71,7 +71,7 @@ fn readable(kind: WorkloadKind, s: &str) -> bool {
         }
         _ => typed(&v),
     };
-    own && !left_by_canary(s)
+    own && !left_by_canary_of(kind, s)
 }
 
 /// The rollout settings recorded on `t` (a `kind`), when they read as its own: anyone who may
@@ -84,7 +84,7 @@ pub(super) fn recorded_on(kind: WorkloadKind, t: &TargetState) -> Option<String>
 /// upgrade deleted mid-canary, or this one), then the one recorded on it.
 pub(super) fn strategy_to_restore(kind: WorkloadKind, t: &TargetState) -> Option<String> {
     match (&t.update_strategy, recorded_on(kind, t)) {
-        (Some(current), Some(recorded)) if left_by_canary(current) => Some(recorded),
+        (Some(current), Some(recorded)) if left_by_canary_of(kind, current) => Some(recorded),
         (Some(current), _) => Some(current.clone()),
         (None, recorded) => recorded,
     }

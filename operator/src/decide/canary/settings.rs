@@ -151,7 +151,7 @@ impl Decider<'_> {
     pub(in crate::decide) fn left_on_canary(&self, key: &TargetKey) -> bool {
         let Some(Some(t)) = self.o.targets.get(key) else { return false };
         self.canaried(key)
-            && t.update_strategy.as_deref().is_some_and(left_by_canary)
+            && t.update_strategy.as_deref().is_some_and(|s| left_by_canary_of(key.kind, s))
             && recorded_on(key.kind, t).is_some()
     }
 
@@ -164,7 +164,8 @@ impl Decider<'_> {
             .iter()
             .filter_map(|(key, t)| {
                 let t = t.as_ref().filter(|_| self.canaried(key))?;
-                let current = t.update_strategy.as_deref().filter(|s| self.changed(key) && left_by_canary(s))?;
+                let current =
+                    t.update_strategy.as_deref().filter(|s| self.changed(key) && left_by_canary_of(key.kind, s))?;
                 let original = self.recorded_strategy(key, t).unwrap_or_default();
                 if !self.owns(t) {
                     return Some(format!(

@@ -319,6 +319,25 @@ fn a_deployment_set_back_by_someone_else_mid_canary_gets_its_settings_back() {
     assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "{:?}", settings(&w));
 }
 
+/// The same, with the API server refusing the restore: the upgrade ends keeping the record on
+/// the Deployment and saying so, for the next upgrade to restore (it was dropped, leaving the
+/// canary's minReadySeconds to be taken for the Deployment's own).
+#[test]
+fn a_deployment_set_back_mid_canary_whose_restore_is_refused_keeps_its_record() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    w.refuse_strategy = true;
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
+    v["strategy"]["rollingUpdate"] = serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"});
+    t.update_strategy = Some(v.to_string());
+    t.containers[0].1 = "connector:1.0".into();
+    bump(t);
+    w.run_until(Duration::hours(2), terminal);
+    assert_eq!(web(&w, &k).original_strategy.as_deref(), Some(SETTINGS), "the record kept");
+    assert!(w.events.iter().any(|e| e.contains("keeps the canary's rollout settings")), "{:?}", w.events);
+}
+
 /// Driver and sidecar bumped together, and someone sets the driver alone back to its known-good
 /// image by hand mid-canary: that is not a revert (the sidecar still runs the new image), so the
 /// Deployment's own settings are not handed back, which would roll the sidecar to every replica
