@@ -173,7 +173,8 @@ impl Decider<'_> {
     ) -> Option<String> {
         let strategy = strategy_to_restore(key.kind, t);
         // A DaemonSet's or StatefulSet's are refused below as OnDelete or a partition of its own.
-        if let Some(current) = strategy.as_deref().filter(|s| surge_of(Some(s)).is_some()) {
+        let deployments = |s: &&str| key.kind == WorkloadKind::Deployment && left_by_canary_of(key.kind, s);
+        if let Some(current) = strategy.as_deref().filter(deployments) {
             return Some(format!(
                 "{key} still has a canary's rollout settings ({current}), with no readable record of its own on it: \
                  an earlier upgrade left them; put back its own strategy, minReadySeconds and \

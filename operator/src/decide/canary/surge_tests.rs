@@ -189,12 +189,16 @@ fn a_deployment_left_with_a_canarys_settings_and_no_record_of_its_own_gets_no_ca
     // image) and its release took the record: taken for the Deployment's own, they would be
     // restored as such, and a revert under the held minReadySeconds would leave no replica
     // available.
-    let (mut w, k) = deployment_world(Portion::Count(2), None);
-    w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().update_strategy = Some(surge_settings(2));
-    w.step();
-    let msg = &w.condition(ct::BLOCKED).message;
-    assert!(msg.contains("still has a canary's rollout settings"), "{msg}");
-    assert!(w.effects.is_empty());
+    // Also the canary's minReadySeconds alone, under a strategy a chart put back.
+    let held = SETTINGS.replace(r#""minReadySeconds":0"#, r#""minReadySeconds":2147483646"#);
+    for left in [surge_settings(2), held] {
+        let (mut w, k) = deployment_world(Portion::Count(2), None);
+        w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().update_strategy = Some(left.clone());
+        w.step();
+        let msg = &w.condition(ct::BLOCKED).message;
+        assert!(msg.contains("still has a canary's rollout settings"), "{left}: {msg}");
+        assert!(w.effects.is_empty());
+    }
 }
 
 #[test]
