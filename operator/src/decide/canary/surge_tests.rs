@@ -46,6 +46,15 @@ fn old_pods() -> Vec<String> {
     (0..6).map(|i| format!("web-old-{i}")).collect()
 }
 
+/// Someone puts back the Deployment's `rollingUpdate` (a chart's), leaving the rest of its
+/// settings (the canary's minReadySeconds) as they are.
+fn strategy_put_back(t: &mut TargetState, rolling_update: serde_json::Value) {
+    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
+    v["strategy"]["rollingUpdate"] = rolling_update;
+    t.update_strategy = Some(v.to_string());
+    bump(t);
+}
+
 /// The settings each write sent: with the image (`image+…`), or alone.
 fn settings(w: &World) -> Vec<String> {
     w.effects
@@ -261,11 +270,10 @@ fn a_deployment_whose_surge_someone_made_take_pods_away_mid_canary_is_reverted()
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
     // `helm upgrade` puts back the chart's rolling update and leaves minReadySeconds alone: the
     // controller may now take an old replica away, and grows the canary unjudged.
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
-    v["strategy"]["rollingUpdate"] = serde_json::json!({"maxSurge": 1, "maxUnavailable": 1});
-    t.update_strategy = Some(v.to_string());
-    bump(t);
+    strategy_put_back(
+        w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap(),
+        serde_json::json!({"maxSurge": 1, "maxUnavailable": 1}),
+    );
     w.run_until(Duration::hours(1), terminal);
     let r = w.obs.status.rollback.clone().unwrap();
     assert_eq!(r.reason, reason::CHANGED_EXTERNALLY, "{}", r.message);
@@ -314,11 +322,8 @@ fn a_deployment_set_back_by_someone_else_mid_canary_gets_its_settings_back() {
     let (mut w, k) = deployment_world(Portion::Count(2), None);
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
     let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
-    v["strategy"]["rollingUpdate"] = serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"});
-    t.update_strategy = Some(v.to_string());
+    strategy_put_back(t, serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"}));
     t.containers[0].1 = "connector:1.0".into();
-    bump(t);
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "{:?}", settings(&w));
 }
@@ -332,11 +337,8 @@ fn a_deployment_set_back_mid_canary_whose_restore_is_refused_keeps_its_record() 
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
     w.refuse_strategy = true;
     let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(t.update_strategy.as_deref().unwrap()).unwrap();
-    v["strategy"]["rollingUpdate"] = serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"});
-    t.update_strategy = Some(v.to_string());
+    strategy_put_back(t, serde_json::json!({"maxSurge": "25%", "maxUnavailable": "25%"}));
     t.containers[0].1 = "connector:1.0".into();
-    bump(t);
     w.run_until(Duration::hours(2), terminal);
     assert_eq!(web(&w, &k).original_strategy.as_deref(), Some(SETTINGS), "the record kept");
     assert!(w.events.iter().any(|e| e.contains("keeps the canary's rollout settings")), "{:?}", w.events);
