@@ -1883,7 +1883,7 @@ async fn s25_a_prometheus_query_follows_the_canary_through_its_placeholders() {
     let canary = mu.status.unwrap().canary.expect("what the queries followed");
     assert_eq!(canary.nodes, [node_name("canary-query", 0)]);
     let log = std::fs::read_to_string(s.env.prometheus_dir.join("queries.log")).unwrap();
-    let sent = |nodes: &str, revision: &str| format!(r#"instance!~\"{nodes}\", job!~\"{revision}\""#);
+    let sent = |nodes: &str, revision: &str| format!(r#"instance!~\"(?:{nodes})\", job!~\"(?:{revision})\""#);
     let revision = &canary.revisions[0];
     assert!(
         log.contains(&sent(&canary.nodes[0], revision)),

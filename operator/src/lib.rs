@@ -23,7 +23,7 @@ pub use controller::{Options, run};
 pub use health::Health;
 pub use history::Recording;
 pub use metrics::{Metrics, serve as serve_metrics};
-pub use outbound::{Outbound, Settings as OutboundSettings};
+pub use outbound::{Outbound, REQUEST_TIMEOUT, Settings as OutboundSettings};
 
 pub(crate) mod controller;
 pub(crate) mod decide;

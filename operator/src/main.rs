@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 use maintenance_operator::{
-    Fence, Health, LeaseConfig, Metrics, Options, Outbound, OutboundSettings, Recording,
+    Fence, Health, LeaseConfig, Metrics, Options, Outbound, OutboundSettings, REQUEST_TIMEOUT, Recording,
     crd::MaintenanceUpgrade, replay,
 };
 
@@ -210,8 +210,7 @@ async fn main() -> anyhow::Result<()> {
                 webhook_hosts: listed(webhook_hosts),
                 api_server,
             };
-            let outbound = Outbound::new(&settings, std::time::Duration::from_secs(10))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let outbound = Outbound::new(&settings, REQUEST_TIMEOUT).map_err(|e| anyhow::anyhow!("{e}"))?;
             // Outside its term a leader writes nothing: every write goes through the fence. The
             // Lease itself is renewed with a client of its own, which the fence does not hold.
             let fence = if leader_elect { Fence::closed() } else { Fence::open() };

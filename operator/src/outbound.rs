@@ -19,6 +19,8 @@ pub const MAX_RANGE_BODY: usize = 4 << 20;
 /// The largest answer to an instant query: a few series of one value each are a few KiB. Every
 /// upgrade reads these at once, so the bound is small.
 pub const MAX_INSTANT_BODY: usize = 256 << 10;
+/// How long a request to Prometheus or a webhook may take, its answer read included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Host names that always mean the API server inside a cluster.
 const API_SERVER_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];

@@ -71,6 +71,10 @@ fn star_allows_https_hosts_but_never_loopback_link_local_or_the_api_server() {
         "https://[64:ff9b:1:12a9:fe:a9fe:102:304]/latest/meta-data",
         "https://[64:ff9b:1:0:a9:fea9:fe00:0]/latest/meta-data",
         "https://0.0.0.0/x",
+        // Loopback written as one number, in hex, or after a user name that looks like a host.
+        "https://2130706433/x",
+        "https://0x7f.1/x",
+        "https://hooks.slack.com@127.0.0.1/x",
         "https://10.96.0.1/api",
         "https://kubernetes.default.svc.cluster.local/api",
         "https://KUBERNETES/api",

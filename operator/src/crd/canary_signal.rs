@@ -99,7 +99,8 @@ impl MaintenanceUpgradeSpec {
 
 /// The first placeholder of `query` that is not one of the two, or not the start of a string
 /// that a regular-expression matcher (`=~` or `!~`) compares with: anywhere else, a list of
-/// names as a regular expression would match nothing, silently.
+/// names as a regular expression would match nothing, silently. What follows it in the string
+/// (a port) applies to every name: the names are filled in as one group.
 fn misplaced(query: &str) -> Option<String> {
     let mut rest = query;
     while let Some(at) = rest.find("$canary_") {
@@ -115,7 +116,7 @@ fn misplaced(query: &str) -> Option<String> {
         let matcher = ["=~\"", "!~\"", "=~'", "!~'"].iter().any(|m| before.trim_end().ends_with(m));
         if !matcher {
             return Some(format!(
-                "its query names {placeholder} where it is not the whole of a regular expression matched with =~ or !~ \
+                "its query names {placeholder} where it does not begin a regular expression matched with =~ or !~ \
                  (write label=~\"{placeholder}\"): it stands for several names joined by |"
             ));
         }

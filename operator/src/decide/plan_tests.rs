@@ -159,12 +159,13 @@ fn a_placeholder_misspelt_or_outside_a_regex_matcher_is_an_invalid_spec() {
         s.placeholder_problem().unwrap_or_default()
     };
     assert_eq!(problem(&s, r#"sum(x{node=~"$canary_nodes", rev!~'$canary_revision'})"#), "");
+    assert_eq!(problem(&s, r#"up{instance=~"$canary_nodes:9100"}"#), "", "a port after the names");
     let e = problem(&s, r#"sum(x{rev=~"$canary_revisions"})"#);
     assert!(e.contains("$canary_revisions, which is no placeholder"), "{e}");
     let e = problem(&s, r#"sum(x{node="$canary_nodes"})"#);
-    assert!(e.contains("not the whole of a regular expression matched with =~ or !~"), "{e}");
+    assert!(e.contains("does not begin a regular expression matched with =~ or !~"), "{e}");
     let e = problem(&s, r#"sum(x{node=~"ip-$canary_nodes"})"#);
-    assert!(e.contains("not the whole of a regular expression"), "{e}");
+    assert!(e.contains("does not begin a regular expression"), "{e}");
 }
 
 #[test]

@@ -28,7 +28,24 @@ const ERROR_TYPES: [&str; 7] =
 #[serde(rename_all = "camelCase")]
 struct PromData {
     result_type: String,
-    result: Vec<PromSeries>,
+    result: PromResult,
+}
+
+/// A vector's or matrix's series, or a scalar's one value (`[time, "value"]`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PromResult {
+    Series(Vec<PromSeries>),
+    Scalar((f64, String)),
+}
+
+impl PromResult {
+    fn series(self) -> Vec<PromSeries> {
+        match self {
+            PromResult::Series(series) => series,
+            PromResult::Scalar(value) => vec![PromSeries { value: Some(value), values: vec![] }],
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -68,8 +85,8 @@ fn quoted(query: &str) -> String {
 }
 
 /// `query` as sent: `$interval` the span, in seconds; `$canary_nodes` and `$canary_revision`
-/// the canary's node names and revision hashes as one regular expression (`a|b`, each dot as
-/// `[.]`, which means a dot however the string is quoted), for `=~`. An error, read again later, while the canary does not know them yet.
+/// the canary's node names and revision hashes as one regular expression (`(?:a|b)`, each dot
+/// as `[.]`, which means a dot however the string is quoted), for `=~`. An error, read again later, while the canary does not know them yet.
 /// Only names a Kubernetes object may have are put in (the status is the operator's to write,
 /// but its values are not trusted to be): a query cannot be rewritten through them.
 pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -> Result<String, Unrendered> {
@@ -91,8 +108,10 @@ pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -
         if names.is_empty() {
             return Err(Unrendered::Waiting(format!("waiting for {what} to fill in {placeholder}")));
         }
-        let filled: usize = names.iter().map(|n| n.len() + 1).sum();
-        let grown = out.len() + out.matches(placeholder).count() * filled;
+        // Grouped, so that what follows the placeholder in the string (a port) applies to every
+        // name, not to the last alone.
+        let filled = format!("(?:{})", names.join("|"));
+        let grown = out.len() + out.matches(placeholder).count() * filled.len();
         if grown > MAX_RENDERED_QUERY {
             return Err(Unrendered::TooLong(format!(
                 "the query with {placeholder} filled in ({} names) would be {} KiB, more than the {} KiB the operator \
@@ -103,7 +122,7 @@ pub fn render_query(query: &str, span: Duration, canary: Option<&CanaryScope>) -
                 MAX_RENDERED_QUERY / 1024
             )));
         }
-        out = out.replace(placeholder, &names.join("|"));
+        out = out.replace(placeholder, &filled);
     }
     Ok(out)
 }
@@ -117,10 +136,10 @@ pub async fn prom_instant(
     at: DateTime<Utc>,
 ) -> Result<f64, Error> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
-    let params = [("query", query.to_string()), ("time", at.timestamp().to_string())];
+    let params = [("query", query.to_string()), ("time", at.timestamp().to_string()), ("timeout", give_up())];
     let data = prom_post(http, address, &url, &params, query, outbound::MAX_INSTANT_BODY).await?;
     let mut sum = None;
-    for s in data.result {
+    for s in data.result.series() {
         if let Some((_, v)) = s.value {
             add(&mut sum, &v);
         }
@@ -165,9 +184,10 @@ pub async fn prom_range(
             ("start", start.timestamp().to_string()),
             ("end", end.timestamp().to_string()),
             ("step", format!("{}s", step.num_seconds())),
+            ("timeout", give_up()),
         ];
         let data = prom_post(http, address, &url, &params, query, outbound::MAX_RANGE_BODY).await?;
-        for s in data.result {
+        for s in data.result.series() {
             for (ts, v) in s.values {
                 add(steps.entry(ts as i64).or_default(), &v);
             }
@@ -180,6 +200,12 @@ pub async fn prom_range(
         return Err(Error::PromNoData(quoted(query)));
     }
     Ok(steps)
+}
+
+/// Prometheus's own timeout for a query: a second before the operator stops waiting, so that a
+/// costly query (a tenant's) does not go on running on a Prometheus others share.
+fn give_up() -> String {
+    format!("{}s", outbound::REQUEST_TIMEOUT.as_secs().saturating_sub(1).max(1))
 }
 
 fn add(sum: &mut Option<f64>, v: &str) {

@@ -19,8 +19,15 @@ fn a_query_gets_the_canarys_nodes_and_revision_as_a_regular_expression_and_nothi
     let q = r#"sum(increase(kubelet_errors{node=~"$canary_nodes", rev=~"$canary_revision"}[$interval]))"#;
     assert_eq!(
         render_query(q, Duration::minutes(1), Some(&canary)).unwrap(),
-        r#"sum(increase(kubelet_errors{node=~"ip-10-0-1-2[.]ec2[.]internal|node-b", rev=~"6d4cf56db6"}[60s]))"#,
+        r#"sum(increase(kubelet_errors{node=~"(?:ip-10-0-1-2[.]ec2[.]internal|node-b)", rev=~"(?:6d4cf56db6)"}[60s]))"#,
         "each dot a dot, in any quoting; what no node could be named left out"
+    );
+    // What follows the placeholder in the string (node exporter's port) applies to every name,
+    // not to the last alone: before, `n1|n2:9100` counted n1's series only if it had no port.
+    let q = r#"up{instance=~"$canary_nodes:9100"}"#;
+    assert_eq!(
+        render_query(q, Duration::minutes(1), Some(&canary)).unwrap(),
+        r#"up{instance=~"(?:ip-10-0-1-2[.]ec2[.]internal|node-b):9100"}"#
     );
     let none = CanaryScope::default();
     let e = render_query(q, Duration::minutes(1), Some(&none)).unwrap_err();
@@ -98,7 +105,7 @@ fn a_query_filled_with_the_canarys_nodes_stays_bounded() {
     };
     let q = r#"up{n=~"$canary_nodes"}"#;
     let rendered = render_query(q, Duration::minutes(1), Some(&canary)).unwrap();
-    assert_eq!(rendered, format!(r#"up{{n=~"node-a|{long_label}"}}"#));
+    assert_eq!(rendered, format!(r#"up{{n=~"(?:node-a|{long_label})"}}"#));
     let many = CanaryScope {
         nodes: (0..600).map(|i| format!("{0}.{0}.{0}.{i:05}", "n".repeat(60))).collect(),
         revisions: vec![],
@@ -122,4 +129,86 @@ async fn a_refused_query_is_quoted_short() {
     let empty = answering(r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.into()).await;
     let e = prom_instant(&http, &empty, &long, at).await.unwrap_err().to_string();
     assert!(e.len() < 1024, "{} bytes", e.len());
+}
+
+/// A Prometheus on this machine that answers `body` and keeps each request's form.
+async fn answering_and_keeping(body: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = kept.clone();
+    let app = axum::Router::new().fallback(move |form: String| {
+        let body = body.clone();
+        keep.lock().unwrap().push(form);
+        async move { body }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, kept)
+}
+
+/// Prometheus is told when the operator stops waiting, so that a costly query a tenant wrote
+/// does not go on running on the shared Prometheus after the operator gave up on it.
+#[tokio::test]
+async fn each_query_tells_prometheus_when_to_give_up() {
+    let http = reqwest::Client::new();
+    let (url, kept) = answering_and_keeping(matrix(3)).await;
+    let to = DateTime::from_timestamp(1_700_000_180, 0).unwrap();
+    prom_range(&http, &url, "q", to - Duration::minutes(2), to, Duration::minutes(1)).await.unwrap();
+    let vector =
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}"#;
+    let (instant, kept_instant) = answering_and_keeping(vector.into()).await;
+    prom_instant(&http, &instant, "q", to).await.unwrap();
+    let forms: Vec<String> =
+        kept.lock().unwrap().iter().chain(kept_instant.lock().unwrap().iter()).cloned().collect();
+    assert_eq!(forms.len(), 2, "{forms:?}");
+    let timeout = format!("timeout={}s", outbound::REQUEST_TIMEOUT.as_secs() - 1);
+    assert!(forms.iter().all(|f| f.split('&').any(|p| p == timeout)), "{timeout} in {forms:?}");
+}
+
+/// A query that is a scalar (`scalar(...)`, a number) is read as its number, not refused as
+/// "not a Prometheus API response".
+#[tokio::test]
+async fn a_scalar_answer_is_read_as_its_number() {
+    let http = reqwest::Client::new();
+    let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let scalar =
+        answering(r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"5"]}}"#.into())
+            .await;
+    assert_eq!(prom_instant(&http, &scalar, "scalar(up)", at).await.map_err(|e| e.to_string()), Ok(5.0));
+    let text =
+        answering(r#"{"status":"success","data":{"resultType":"string","result":[1700000000,"x"]}}"#.into())
+            .await;
+    let e = prom_instant(&http, &text, r#""x""#, at).await.unwrap_err().to_string();
+    assert!(e.contains("a result that is not a vector"), "{e}");
+}
+
+/// A Prometheus address that redirects is not followed elsewhere: the installer named that
+/// address, not wherever it points.
+#[tokio::test]
+async fn a_redirect_from_prometheus_is_never_followed() {
+    let vector =
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}"#;
+    let elsewhere = answering(vector.into()).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let to = format!("{elsewhere}/api/v1/query");
+    let app = axum::Router::new().fallback(move || {
+        let to = to.clone();
+        async move { (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, to)], "") }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let settings = crate::outbound::Settings {
+        prometheus_addresses: vec![address.clone()],
+        webhook_hosts: vec![],
+        api_server: vec![],
+    };
+    let o = crate::outbound::Outbound::new(&settings, std::time::Duration::from_secs(5)).unwrap();
+    let http = o.prometheus(&address).unwrap();
+    let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let e = prom_instant(http, &address, "up", at).await.unwrap_err().to_string();
+    assert!(e.contains("a redirect, which is never followed"), "{e}");
 }
