@@ -35,6 +35,15 @@ pub fn is_reference(image: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
 }
 
+/// Whether a pod whose spec names `pod` runs `reference`: the same text, or the reference with
+/// the digest it resolved to after it (`app:v2@sha256:…`), as an admission webhook that pins
+/// images to their digest writes a pod (Kyverno's `verifyImages`, `mutateDigest` by default).
+pub fn runs(pod: &str, reference: &str) -> bool {
+    pod == reference
+        || (!reference.contains('@')
+            && pod.strip_prefix(reference).is_some_and(|d| d.starts_with("@sha256:")))
+}
+
 #[cfg(test)]
 #[path = "image_tests.rs"]
 mod tests;

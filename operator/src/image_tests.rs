@@ -22,3 +22,13 @@ fn only_what_a_reference_may_hold_is_a_reference() {
         assert!(!is_reference(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn a_pod_pinned_to_its_digest_runs_the_reference_it_was_pinned_from() {
+    let digest = format!("@sha256:{}", "a".repeat(64));
+    assert!(runs("connector:2.0", "connector:2.0"));
+    assert!(runs(&format!("connector:2.0{digest}"), "connector:2.0"));
+    assert!(!runs(&format!("connector:2.0.1{digest}"), "connector:2.0"), "another tag");
+    assert!(!runs("connector:2.0", &format!("connector:2.0{digest}")), "a digest the pod does not name");
+    assert!(!runs(&format!("connector:2.0@sha256:{}", "b".repeat(64)), &format!("connector:2.0{digest}")));
+}

@@ -446,8 +446,7 @@ const NAMED_PODS: usize = 5;
 fn updated<'p>(c: &ComponentStatus, pods: &'p [PodPlace]) -> Vec<&'p PodPlace> {
     let container = c.container.as_deref().unwrap_or_default();
     let ordinal = |p: &PodPlace| p.name.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
-    let mut new: Vec<&PodPlace> =
-        pods.iter().filter(|p| p.image(container) == Some(c.desired_image.as_str())).collect();
+    let mut new: Vec<&PodPlace> = pods.iter().filter(|p| p.runs(container, &c.desired_image)).collect();
     new.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
     new
 }

@@ -143,6 +143,15 @@ pub(super) fn revision_of(image: &str) -> String {
     format!("rev-{}", image.rsplit(':').next().unwrap_or_default().replace('.', "-"))
 }
 
+/// A pod's image as the API server admits it: pinned to a digest when a webhook pins them.
+fn admitted(pinning: bool, image: &str) -> String {
+    if pinning && !image.contains('@') {
+        format!("{image}@sha256:{}", "d".repeat(64))
+    } else {
+        image.to_string()
+    }
+}
+
 pub(super) fn pod(node: &str, generation: usize, image: &str, ready: bool) -> PodPlace {
     PodPlace {
         name: format!("connector-{node}-{generation}"),
@@ -230,6 +239,9 @@ pub(super) struct World {
     pub(super) failing_image: Option<String>,
     /// Pods of this image, once deleted, never go away (a node that stopped answering).
     pub(super) stuck_terminating: Option<String>,
+    /// An admission webhook pins each new pod's images to their digest (Kyverno's
+    /// `verifyImages`): the pod's spec says `app:v2@sha256:…` where its template says `app:v2`.
+    pub(super) pinning: bool,
     /// When each new pod (by UID) becomes Ready.
     pub(super) starting: BTreeMap<String, DateTime<Utc>>,
     /// The status as the API server holds it: decisions are written only when worth writing.
@@ -278,6 +290,7 @@ impl World {
             query_refused: false,
             refuse_strategy: false,
             failing_image: None,
+            pinning: false,
             stuck_terminating: None,
             starting: BTreeMap::new(),
             recorded_minutes: 0,
@@ -322,9 +335,12 @@ impl World {
                         pods.truncate(usize::try_from(t.desired_pods).unwrap());
                     }
                     // A DaemonSet's own rolling update replaces every pod with the template's.
-                    for p in t.pods.iter_mut().flatten().filter(|p| p.images[0].1 != image) {
+                    let pinning = self.pinning;
+                    for p in
+                        t.pods.iter_mut().flatten().filter(|p| !crate::image::runs(&p.images[0].1, &image))
+                    {
                         let node = p.node.clone();
-                        *p = pod(&node, 9, &image, true);
+                        *p = pod(&node, 9, &admitted(pinning, &image), true);
                     }
                 }
                 self.rollouts.remove(&k);
@@ -518,7 +534,7 @@ impl World {
                     // The DaemonSet makes it again at once, from its current template.
                     let generation = p.name.rsplit('-').next().unwrap().parse::<usize>().unwrap() + 1;
                     let node = p.node.clone();
-                    *p = pod(&node, generation, &image, false);
+                    *p = pod(&node, generation, &admitted(self.pinning, &image), false);
                     self.starting.insert(p.uid.clone(), now + Duration::seconds(20));
                 }
             }

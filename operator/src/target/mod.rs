@@ -91,6 +91,11 @@ impl PodPlace {
     pub fn image(&self, container: &str) -> Option<&str> {
         self.images.iter().find(|(n, _)| n == container).map(|(_, i)| i.as_str())
     }
+
+    /// Whether its `container` runs `reference`, pinned to its digest or not (`image::runs`).
+    pub fn runs(&self, container: &str, reference: &str) -> bool {
+        self.image(container).is_some_and(|i| crate::image::runs(i, reference))
+    }
 }
 
 /// On a pod template: the container `kubectl logs` and `exec` pick, and the one a component

@@ -159,7 +159,7 @@ impl Decider<'_> {
             return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
         };
         let container = c.container.clone().unwrap_or_default();
-        let runs_new = |p: &PodPlace| p.image(&container) == Some(c.desired_image.as_str());
+        let runs_new = |p: &PodPlace| p.runs(&container, &c.desired_image);
         let Some(eligible) = self.eligible(&canary, &p.nodes) else {
             return Some(format!("{key}: waiting to read the nodes its canary.nodeSelector selects"));
         };
@@ -251,12 +251,8 @@ impl Decider<'_> {
         let Some(p) = placed(t) else {
             return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
         };
-        let new: Vec<&PodPlace> = p
-            .pods
-            .iter()
-            .copied()
-            .filter(|q| q.image(&container) == Some(c.desired_image.as_str()))
-            .collect();
+        let new: Vec<&PodPlace> =
+            p.pods.iter().copied().filter(|q| q.runs(&container, &c.desired_image)).collect();
         if !new.is_empty() {
             let live: Vec<&PodPlace> = new.iter().copied().filter(|q| !q.deleting).collect();
             let delete = if p.settled && self.effect.is_none() {

@@ -993,3 +993,31 @@ fn a_pod_made_again_while_another_components_stage_soaks_counts_as_canary() {
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the other stage soaks");
 }
+
+/// Kyverno's `verifyImages` (with `mutateDigest`, its default) writes every new pod's image with
+/// its digest: the canary's pods are the new image all the same. Before, no pod ever matched the
+/// spec's text, so each one made again was deleted again, its node without its agent, until the
+/// deadline rolled the upgrade back.
+#[test]
+fn pods_pinned_to_their_digest_by_an_admission_webhook_are_the_canary_all_the_same() {
+    let mut w = world(Portion::Count(2), None);
+    w.pinning = true;
+    run_paced(&mut w, Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(w.deleted(), ["connector-node-1-0", "connector-node-2-0"], "each canary pod replaced once");
+    assert!(pods(&w).iter().all(|p| p.images[0].1.starts_with("connector:2.0@sha256:")), "{:?}", pods(&w));
+}
+
+/// And reverted, the pods made again from the known-good template (pinned too) end the revert.
+#[test]
+fn a_canary_pinned_to_its_digest_is_reverted_and_released() {
+    let mut w = world(Portion::Count(2), None);
+    w.pinning = true;
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.obs.spec.rollback.requested = true;
+    run_paced(&mut w, Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert!(pods(&w).iter().all(|p| !p.images[0].1.starts_with("connector:2.0")), "{:?}", pods(&w));
+    assert!(pods(&w).iter().all(|p| crate::image::runs(&p.images[0].1, "connector:1.0")), "{:?}", pods(&w));
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "the strategy restored");
+}

@@ -367,7 +367,7 @@ impl Decider<'_> {
                 .pods
                 .iter()
                 .flatten()
-                .filter(|p| !p.deleting && p.image(&container) == Some(c.desired_image.as_str()))
+                .filter(|p| !p.deleting && p.runs(&container, &c.desired_image))
                 .count();
             if key.kind != WorkloadKind::DaemonSet && new > 0 && !late {
                 return Some(format!("{key}: {new} pods still run {}", c.desired_image));

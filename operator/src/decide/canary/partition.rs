@@ -79,7 +79,7 @@ impl Decider<'_> {
             .pods
             .iter()
             .flatten()
-            .filter(|p| p.image(&container) == Some(c.desired_image.as_str()) && !p.deleting)
+            .filter(|p| p.runs(&container, &c.desired_image) && !p.deleting)
             .map(|p| p.name.clone())
             .collect();
         self.st.stages[si].components[ci].canary = Some(CanaryStatus {

@@ -128,7 +128,7 @@ impl Decider<'_> {
             return Some(false);
         }
         let pods = t.pods.as_ref().filter(|p| !p.is_empty() || t.desired_pods == 0)?;
-        let back = |n: &str, i: &str| t.image(n).is_none_or(|own| own == i || is_new(n, i));
+        let back = |n: &str, i: &str| t.image(n).is_none_or(|own| crate::image::runs(i, own) || is_new(n, i));
         Some(pods.iter().filter(|p| !p.deleting).all(|p| p.images.iter().all(|(n, i)| back(n, i))))
     }
 

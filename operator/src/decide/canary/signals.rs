@@ -100,8 +100,7 @@ impl Decider<'_> {
             let changed = self.changed(&key);
             let pods = t.pods.iter().flatten().filter(|p| !p.deleting && !p.revision.is_empty());
             revisions.extend(
-                pods.filter(|p| (p.image(&container) == Some(c.desired_image.as_str())) == changed)
-                    .map(|p| p.revision.clone()),
+                pods.filter(|p| p.runs(&container, &c.desired_image) == changed).map(|p| p.revision.clone()),
             );
         }
         revisions.into_iter().take(MAX_REVISIONS).collect()

@@ -117,10 +117,8 @@ impl Decider<'_> {
             return Some(format!("{key}: waiting to see its pods (the pod watch is listing them)"));
         };
         let container = c.container.clone().unwrap_or_default();
-        let new: Vec<&PodPlace> = pods
-            .iter()
-            .filter(|p| !p.deleting && p.image(&container) == Some(c.desired_image.as_str()))
-            .collect();
+        let new: Vec<&PodPlace> =
+            pods.iter().filter(|p| !p.deleting && p.runs(&container, &c.desired_image)).collect();
         let ready = new.iter().filter(|p| p.ready).count();
         self.st.stages[si].components[ci].canary = Some(CanaryStatus {
             wanted: wanted as i32,
