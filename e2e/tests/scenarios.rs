@@ -47,6 +47,7 @@ async fn s01_healthy_two_stage_upgrade_succeeds() {
         assert_eq!(c.known_good_image.as_deref(), Some(GOOD), "known-good recorded for {}", c.name);
         assert_eq!(c.container.as_deref(), Some("connector"));
     }
+    assert_eq!(st.stages.len(), 2, "{:?}", st.stages);
     assert!(st.stages.iter().all(|s| s.phase == StagePhase::Passed));
     assert_eq!(condition_of(&mu, condition::COMPLETE).status, "True");
     assert_eq!(condition_of(&mu, condition::HEALTHY).status, "True");
@@ -305,11 +306,11 @@ async fn s06_bad_input_is_rejected_or_reported_never_half_applied() {
         "baseline.lookback may span at most 30000 intervals",
         "a recurring window lasts at most 168h",
         "canary.nodes and canary.nodeSelector apply to a DaemonSet",
-        "a count from 1 to 10000, such as 2",
-        "a count from 1 to 10000, such as 2",
+        "canary.nodes in body should be greater than or equal to 1",
+        "canary.nodes in body should match '^([1-9][0-9]?|100)%$'",
         "should have at least 1 properties",
         "should match",
-        "a count from 1 to 10000, such as 2",
+        "canary.nodes in body should be less than or equal to 10000",
         "should be less than or equal to 2147483647",
         "analysis.interval may be at most each signal's regression.bucket",
         "alsoContainers names each container once, and not the component's own container",
@@ -824,7 +825,7 @@ async fn s05_operator_killed_mid_rollout_and_mid_soak_resumes_without_repeating(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s11_leader_killed_mid_soak_the_follower_carries_on_within_the_lease() {
+async fn s11_leader_killed_mid_soak_the_follower_takes_the_lease_and_carries_on() {
     let mut s = incident_world("leader").await;
     let next = "registry.example.com/secrets-store/connector:v1.3.3";
     let generation = s.generation("connector").await;
@@ -1508,7 +1509,7 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     s.wait_phase("up", Phase::Succeeded, SECS(150)).await;
     s.wait_rolled_out("connector", SECS(60)).await;
     let after = s.pods_by_node("connector").await;
-    assert!(after.values().all(|(_, image)| image == next), "{after:?}");
+    assert!(!after.is_empty() && after.values().all(|(_, image)| image == next), "{after:?}");
     let template = s.daemonsets().get("connector").await.unwrap().spec.unwrap().template.spec.unwrap();
     assert_eq!(template.containers[0].image.as_deref(), Some(REGISTRAR), "the sidecar is left as it was");
     assert_eq!(s.strategy("connector").await, original, "restored exactly");
@@ -1743,7 +1744,8 @@ async fn s22_a_deployment_canary_runs_beside_its_replicas_then_its_settings_are_
         original,
         "its strategy, minReadySeconds and progressDeadlineSeconds restored exactly"
     );
-    assert!(s.pods_by_name("web").await.values().all(|(_, image)| image == next));
+    let pods = s.pods_by_name("web").await;
+    assert!(!pods.is_empty() && pods.values().all(|(_, image)| image == next), "{pods:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2333,8 +2335,7 @@ async fn s32_the_operator_run_from_its_image_upgrades_then_rolls_back() {
     // It led in its ServiceAccount's own name, with the token the API server issued it.
     assert!(s.env.own_lease_writes(OPERATOR_SA, &s.lease()).unwrap() > 0, "no Lease write as {OPERATOR_SA}");
     assert_eq!(s.lease_holder().await.as_deref(), Some(s.operator.instance.as_str()));
-    let took = s.operator.terminate(SECS(10)).expect("SIGTERM ends it, as a kubelet's stop would");
-    assert!(took < SECS(10));
+    s.operator.terminate(SECS(10)).expect("SIGTERM ends it within 10 s, as a kubelet's stop would");
 }
 
 /// The checks of the docs' "Verify the install" page refuse what the page says they refuse, as

@@ -67,3 +67,61 @@ fn the_readme_example_is_the_quickstart_sample() {
         sample.lines().skip_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
     assert!(shown == sample, "README.md's example differs from config/samples/quickstart.yaml:\n{shown}");
 }
+
+/// Every `format` is one Kubernetes knows: the API server warns of any other at every install
+/// (`Warning: unrecognized format "uint32"`), and ignores it.
+#[test]
+fn every_format_is_one_kubernetes_knows() {
+    // k8s.io/apiextensions-apiserver's supported formats.
+    const KNOWN: &[&str] = &[
+        "bsonobjectid",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+        "uuid3",
+        "uuid4",
+        "uuid5",
+        "isbn",
+        "isbn10",
+        "isbn13",
+        "creditcard",
+        "ssn",
+        "hexcolor",
+        "rgbcolor",
+        "byte",
+        "password",
+        "date",
+        "duration",
+        "datetime",
+        "date-time",
+        "int32",
+        "int64",
+        "float",
+        "double",
+    ];
+    fn formats(s: &serde_json::Value, path: String, out: &mut Vec<String>) {
+        match s {
+            serde_json::Value::Object(m) => {
+                if let Some(f) = m.get("format").and_then(|f| f.as_str())
+                    && !KNOWN.contains(&f)
+                {
+                    out.push(format!("{path}: {f}"));
+                }
+                for (k, v) in m {
+                    formats(v, format!("{path}.{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| formats(v, path.clone(), out)),
+            _ => {}
+        }
+    }
+    let crd = serde_json::to_value(MaintenanceUpgrade::crd()).unwrap();
+    let mut unknown = vec![];
+    formats(&crd, String::new(), &mut unknown);
+    assert!(unknown.is_empty(), "formats Kubernetes does not know: {unknown:?}");
+}

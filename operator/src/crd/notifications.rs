@@ -110,7 +110,8 @@ pub struct NotificationStatus {
     pub sent_at: Option<DateTime<Utc>>,
     /// Delivery attempts so far.
     #[serde(default)]
-    #[schemars(range(max = 4294967295u32))]
+    // Kubernetes knows int32 and int64, and warns of "uint32" at every install.
+    #[schemars(range(max = 4294967295u32), extend("format" = "int64"))]
     pub attempts: u32,
     /// Why the last attempt failed: what failed, never what the far side said.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -131,7 +131,8 @@ pub struct DetectorState {
     /// Reads in a row above the catastrophe ceiling (reads of fewer than 5 attempts pooled
     /// with the next ones).
     #[serde(default)]
-    #[schemars(range(max = 4294967295u32))]
+    // Kubernetes knows int32 and int64, and warns of "uint32" at every install.
+    #[schemars(range(max = 4294967295u32), extend("format" = "int64"))]
     pub ceiling_run: u32,
     /// Attempts of the reads being pooled for the ceiling; after a read that completed a group
     /// (5 or more), that group's until the next read.
