@@ -89,8 +89,17 @@ cluster-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-s
 e2e: build cluster-binaries image ## End-to-end scenarios on a real local control plane (E2E_ARGS filters them)
 	$(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(E2E_ARGS)
 
+# What depends on the API server's release: CEL in the CRD and the admission policies, the
+# install and its RBAC, each kind's canary (the upstream controllers' own behaviour).
+OLDEST_SCENARIOS := s01_ s06_ s10_ s13_ s17_ s19_ s20_ s21_ s22_
+
+.PHONY: e2e-oldest
+e2e-oldest: build ## The scenarios that depend on the API server's release, on the oldest Kubernetes supported
+	E2E_KUBERNETES=oldest $(E2E)/build-binaries.sh >/dev/null
+	E2E_KUBERNETES=oldest $(E2E)/run-e2e.sh $(E2E)/scenarios.sh $(OLDEST_SCENARIOS)
+
 .PHONY: test
-test: lint manifests-check supply-chain release-test monitoring-test unit docs e2e ## Lint, generated files, the book, unit and end-to-end tests (what CI runs)
+test: lint manifests-check supply-chain release-test monitoring-test unit docs e2e e2e-oldest ## Lint, generated files, the book, unit and end-to-end tests (what CI runs)
 
 .PHONY: robustness
 robustness: build cluster-binaries ## Upgrades under a seeded fault schedule, checked against the audit log (ROBUSTNESS_ARGS="--seeds 1-10 --faults 20")
@@ -111,6 +120,10 @@ bench-detect-floors: ## Measure, on seeds 1-16 (never the report seeds), the min
 .PHONY: bench-detect-grid
 bench-detect-grid: ## Try other thresholds and caps, each at its own measured 7-day floor (writes bench/grid.md)
 	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --grid
+
+.PHONY: bench-detect-incident
+bench-detect-incident: ## The incident's shape replayed with 200 other noise seeds, none tuned on (writes bench/incident-seeds.md)
+	$(CARGO) run --locked --release -p maintenance-operator --example bench_detect -- --out bench --incident-seeds 1-200
 
 .PHONY: bench-detect-control
 bench-detect-control: ## Try a concurrent control (canary vs the other nodes) on canary soaks (writes bench/control.md)

@@ -12,7 +12,7 @@ k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 missing=()
 for b in "${k8s_bins[@]}"; do [ -x "$E2E_BIN/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -gt 0 ]; then
-  mod="$here/gomod/k8s"
+  mod="$here/gomod/$K8S_GOMOD"
   if [ ! -f "$mod/go.sum" ]; then
     # k8s.io/kubernetes replaces its staging modules with local paths, which a dependent module
     # cannot see: pin each one to the matching v0.X.Y, derived from that release's own go.mod.

@@ -82,7 +82,8 @@ async fn s09_api_server_restart_mid_soak_loses_and_repeats_nothing() {
     assert_eq!(s.image("connector").await, next);
     // The image with the canary's OnDelete, then the strategy handed back: nothing repeated.
     assert_eq!(s.generation("connector").await, generation + 2, "nothing repeated");
-    assert!(mu.status.unwrap().stages.iter().all(|s| s.phase == StagePhase::Passed));
+    let stages = mu.status.unwrap().stages;
+    assert!(!stages.is_empty() && stages.iter().all(|s| s.phase == StagePhase::Passed), "{stages:?}");
 }
 
 /// Puts the installed policies back however the scenario that removed one ends.
