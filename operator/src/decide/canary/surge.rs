@@ -128,6 +128,14 @@ impl Decider<'_> {
             ..Default::default()
         });
         if surge_of(t.update_strategy.as_deref()).is_some_and(|k| k < wanted) {
+            // Paused, its controller spends a wider surge on more old replicas (it scales every
+            // ReplicaSet in proportion) and makes no new one.
+            if t.paused {
+                return Some(format!(
+                    "{key} was paused (spec.paused) by its owner: the canary widens to {wanted} replicas once it is \
+                     resumed (kubectl rollout resume); nothing is written meanwhile"
+                ));
+            }
             if replace && t.generation_observed && self.effect.is_none() {
                 self.note(
                     false,

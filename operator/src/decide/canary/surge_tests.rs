@@ -374,3 +374,28 @@ fn a_driver_set_back_by_hand_beside_a_new_sidecar_is_not_taken_for_reverted() {
     assert!(super::surge_of(web(&w, &k).update_strategy.as_deref()).is_some(), "still the canary's surge");
     assert_eq!(w.obs.status.stages[0].components[0].phase, ComponentPhase::Conflict);
 }
+
+/// Its owner pauses it (`kubectl rollout pause`) while the canary soaks: the next stage does not
+/// raise its surge, which a paused Deployment's controller spends on more old replicas (it
+/// scales every ReplicaSet in proportion), and says why it waits. Resumed, the canary widens.
+#[test]
+fn a_deployment_paused_by_its_owner_mid_canary_is_not_widened_until_resumed() {
+    let (mut w, k) = deployment_world(Portion::Count(2), Some(Portion::Percent("50%".into())));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.paused = true;
+    bump(t);
+    let before = settings(&w).len();
+    w.run_until(Duration::hours(3), |w| w.obs.status.stages[1].phase != StagePhase::Pending);
+    for _ in 0..5 {
+        w.obs.now += Duration::minutes(1);
+        w.step();
+    }
+    assert_eq!(settings(&w).len(), before, "no surge raised while paused: {:?}", settings(&w));
+    assert!(w.obs.status.message.contains("was paused (spec.paused) by its owner"), "{}", w.obs.status.message);
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.paused = false;
+    bump(t);
+    w.run_until(Duration::hours(1), |w| soaking(w, 1));
+    assert_eq!(running(&w, &k, "connector:2.0").len(), 3, "50 % of 6 once resumed");
+}
