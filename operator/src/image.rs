@@ -14,9 +14,25 @@ pub fn repository(image: &str) -> String {
     let has_registry =
         name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     match (has_registry, name.contains('/')) {
-        (true, _) => name.to_string(),
+        // Docker Hub's official images, however named (`docker.io/nginx`, as Kyverno writes it).
+        (true, _) => match name.split_once('/') {
+            Some(("docker.io" | "index.docker.io", rest)) if !rest.contains('/') => {
+                format!("docker.io/library/{rest}")
+            }
+            Some(("index.docker.io", rest)) => format!("docker.io/{rest}"),
+            _ => name.to_string(),
+        },
         (false, true) => format!("docker.io/{name}"),
         (false, false) => format!("docker.io/library/{name}"),
+    }
+}
+
+/// An image reference's tag: `latest` when it names none, as container runtimes take it.
+fn tag(image: &str) -> &str {
+    let name = image.split('@').next().unwrap_or_default();
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => &name[i + 1..],
+        _ => "latest",
     }
 }
 
@@ -35,13 +51,23 @@ pub fn is_reference(image: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
 }
 
-/// Whether a pod whose spec names `pod` runs `reference`: the same text, or the reference with
-/// the digest it resolved to after it (`app:v2@sha256:…`), as an admission webhook that pins
-/// images to their digest writes a pod (Kyverno's `verifyImages`, `mutateDigest` by default).
+/// Whether a pod or template whose spec names `pod` runs `reference`: the same text, or the
+/// same repository and tag pinned to the digest they resolved to, as an admission webhook that
+/// pins images writes them (Kyverno's `verifyImages`, `mutateDigest` by default, writes
+/// `app:v2` as `docker.io/app:v2@sha256:…`). A reference that names a digest is that digest, in
+/// the same repository however named.
 pub fn runs(pod: &str, reference: &str) -> bool {
-    pod == reference
-        || (!reference.contains('@')
-            && pod.strip_prefix(reference).is_some_and(|d| d.starts_with("@sha256:")))
+    if pod == reference {
+        return true;
+    }
+    let Some((named, digest)) = pod.split_once('@') else { return false };
+    if !digest.starts_with("sha256:") || repository(named) != repository(reference) {
+        return false;
+    }
+    match reference.split_once('@') {
+        Some((_, pinned)) => pinned == digest,
+        None => tag(named) == tag(reference),
+    }
 }
 
 #[cfg(test)]

@@ -495,7 +495,9 @@ fn running_digests_of(p: &Pod, state: &mut TargetState) {
         .map(|c| (c.name.clone(), crate::target::kept_image(c.image.as_ref())))
         .collect();
     for cs in p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
-        let runs_template = images.iter().any(|i| state.containers.contains(i) && i.0 == cs.name);
+        let runs_template = images.iter().any(|(n, i)| {
+            *n == cs.name && state.containers.iter().any(|(c, t)| c == n && crate::image::runs(i, t))
+        });
         if runs_template
             && !cs.image_id.is_empty()
             && !state.running_digests.iter().any(|(n, _)| *n == cs.name)

@@ -279,7 +279,9 @@ impl ComponentStatus {
 
     /// Whether `image` is this component's known-good image, as written or pinned.
     pub fn is_known_good(&self, image: &str) -> bool {
-        self.known_good_image.as_deref() == Some(image) || self.pinned_known_good().as_deref() == Some(image)
+        // Pinned to its digest by an admission webhook or by a revert (`image::runs`).
+        self.known_good_image.as_deref().is_some_and(|k| crate::image::runs(image, k))
+            || self.pinned_known_good().is_some_and(|k| crate::image::runs(image, &k))
     }
 }
 

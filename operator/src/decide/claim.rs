@@ -154,7 +154,8 @@ impl Decider<'_> {
             let unproven = t.recorded_known_good().and_then(|record| {
                 record.into_iter().find_map(|(c, good)| {
                     let left = t.image(c)?;
-                    (left != good).then(|| (c.to_string(), left.to_string(), good.to_string()))
+                    (!crate::image::runs(left, good))
+                        .then(|| (c.to_string(), left.to_string(), good.to_string()))
                 })
             });
             if let (Some(o), Some((c, left, good))) = (stale, unproven) {
@@ -178,7 +179,7 @@ impl Decider<'_> {
             }
             // Its own container is how the operator tells applied from not, and new pods from old.
             let own_now = on_target.as_ref().unwrap_or(&live)[0].1.clone();
-            if !also.is_empty() && own_now == c.desired_image {
+            if !also.is_empty() && crate::image::runs(&own_now, &c.desired_image) {
                 if !claims.is_empty() {
                     break;
                 }

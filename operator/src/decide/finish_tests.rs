@@ -142,3 +142,18 @@ fn a_deleted_upgrade_whose_status_claims_a_release_still_releases_what_it_marks(
     let d = w.step();
     assert!(matches!(d.effect, Some(Effect::Release { .. })), "{:?}", d.effect);
 }
+
+/// Kyverno's `verifyImages` with its defaults pins every image written to its digest, the
+/// workloads' templates too: the operator's own change reads back as
+/// `docker.io/library/connector:2.0@sha256:…`. It is its own change all the same (before, every
+/// target read as changed by someone else and was let go).
+#[test]
+fn an_upgrade_whose_images_a_webhook_pins_to_their_digest_succeeds() {
+    let mut w = World::new(spec());
+    w.pinning = true;
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert!(crate::image::runs(&w.image("connector"), "connector:2.0"), "{}", w.image("connector"));
+    assert!(w.image("connector").starts_with("docker.io/library/connector:2.0@sha256:"));
+    assert_eq!(w.image_sets().len(), 2, "nothing written twice: {:?}", w.image_sets());
+}

@@ -339,3 +339,19 @@ fn a_rollback_begun_before_a_lost_write_is_not_held_by_the_window() {
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
     assert_eq!(w.image("connector-canary"), "connector:1.0");
 }
+
+/// And a regression of one whose images are pinned so is reverted, last first, each once.
+#[test]
+fn a_regression_of_an_upgrade_whose_images_a_webhook_pins_is_reverted() {
+    let mut s = spec();
+    s.stages[1].soak = Duration_("2h");
+    let mut w = World::new(s);
+    w.pinning = true;
+    w.error_rate = creeping_after("connector", 0.002);
+    w.run_until(Duration::hours(4), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image_sets().len(), 4, "each written once each way: {:?}", w.image_sets());
+    for t in ["connector", "connector-canary"] {
+        assert!(crate::image::runs(&w.image(t), "connector:1.0"), "{t}: {}", w.image(t));
+    }
+}

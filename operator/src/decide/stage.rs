@@ -202,7 +202,7 @@ impl Decider<'_> {
                 }
                 continue;
             }
-            if t.image(&container) == Some(c.desired_image.as_str()) {
+            if t.image(&container).is_some_and(|i| crate::image::runs(i, &c.desired_image)) {
                 continue; // applied before a restart
             }
             let desired: Vec<(&str, &str)> = c.changes().iter().map(|(n, _, d)| (*n, *d)).collect();

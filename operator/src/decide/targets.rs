@@ -146,7 +146,9 @@ impl Decider<'_> {
                     && t.and_then(|t| t.handed_over.as_deref()) == Some(self.hand_over_mark(si).as_str());
                 if c.phase == ComponentPhase::Claimed
                     && ours
-                    && ((first && running == Some(c.desired_image.as_str()) && known_good != c.desired_image)
+                    && ((first
+                        && running.is_some_and(|r| crate::image::runs(r, &c.desired_image))
+                        && known_good != c.desired_image)
                         || handed_over)
                 {
                     let now = self.now();
@@ -168,10 +170,13 @@ impl Decider<'_> {
                 // with every container it changes back: a driver set back by hand beside a sidecar
                 // still new is someone else's change (`conflict`), whose canary settings stay.
                 let others_back =
-                    c.changes().iter().skip(1).all(|(n, k, _)| t.and_then(|t| t.image(n)) == *k);
+                    c.changes().iter().skip(1).all(|(n, k, _)| match (t.and_then(|t| t.image(n)), k) {
+                        (Some(i), Some(k)) => crate::image::runs(i, k),
+                        (i, k) => i == *k,
+                    });
                 if c.phase == ComponentPhase::Applied
                     && ours
-                    && running.is_some_and(|r| c.is_known_good(r) && r != c.desired_image)
+                    && running.is_some_and(|r| c.is_known_good(r) && !crate::image::runs(r, &c.desired_image))
                     && known_good != c.desired_image
                     && others_back
                 {
@@ -241,7 +246,7 @@ impl Decider<'_> {
             };
             match t.image(container) {
                 None => return Some(format!("container {container:?} was removed from {key}")),
-                Some(img) if !expected.contains(&img) => {
+                Some(img) if !expected.iter().any(|e| crate::image::runs(img, e)) => {
                     return Some(format!(
                         "{key} container {container} runs {img}, which this upgrade did not set (expected {}); the operator no longer touches it",
                         expected.join(" or ")

@@ -346,8 +346,7 @@ impl PodIndex {
         let pods = self.pods.values().filter(|p| p.deleted_at.is_none() && p.namespace == namespace);
         for (p, place) in pods.filter_map(|p| Some((p, p.place.as_ref().filter(|o| o.owner == *owner)?))) {
             for (name, id) in &p.image_ids {
-                let runs_template =
-                    template.iter().any(|(c, image)| c == name && place.place.image(c) == Some(image));
+                let runs_template = template.iter().any(|(c, image)| c == name && place.place.runs(c, image));
                 if runs_template && !id.is_empty() && !digests.iter().any(|(n, _)| n == name) {
                     digests.push((name.clone(), id.clone()));
                 }

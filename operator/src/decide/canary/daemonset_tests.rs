@@ -1005,7 +1005,8 @@ fn pods_pinned_to_their_digest_by_an_admission_webhook_are_the_canary_all_the_sa
     run_paced(&mut w, Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert_eq!(w.deleted(), ["connector-node-1-0", "connector-node-2-0"], "each canary pod replaced once");
-    assert!(pods(&w).iter().all(|p| p.images[0].1.starts_with("connector:2.0@sha256:")), "{:?}", pods(&w));
+    let pinned = "docker.io/library/connector:2.0@sha256:";
+    assert!(pods(&w).iter().all(|p| p.images[0].1.starts_with(pinned)), "{:?}", pods(&w));
 }
 
 /// And reverted, the pods made again from the known-good template (pinned too) end the revert.
@@ -1017,7 +1018,7 @@ fn a_canary_pinned_to_its_digest_is_reverted_and_released() {
     w.obs.spec.rollback.requested = true;
     run_paced(&mut w, Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
-    assert!(pods(&w).iter().all(|p| !p.images[0].1.starts_with("connector:2.0")), "{:?}", pods(&w));
+    assert!(pods(&w).iter().all(|p| !crate::image::runs(&p.images[0].1, "connector:2.0")), "{:?}", pods(&w));
     assert!(pods(&w).iter().all(|p| crate::image::runs(&p.images[0].1, "connector:1.0")), "{:?}", pods(&w));
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "the strategy restored");
 }

@@ -123,7 +123,7 @@ impl Decider<'_> {
             }
             new.extend(c.also_containers.iter().map(|a| (a.container.clone(), a.image.as_str())));
         }
-        let is_new = |n: &str, i: &str| new.iter().any(|(c, d)| c == n && *d == i);
+        let is_new = |n: &str, i: &str| new.iter().any(|(c, d)| c == n && crate::image::runs(i, d));
         if t.containers.iter().any(|(n, i)| is_new(n, i) && !known_good.contains(&(n, i))) {
             return Some(false);
         }

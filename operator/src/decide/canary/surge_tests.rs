@@ -392,10 +392,34 @@ fn a_deployment_paused_by_its_owner_mid_canary_is_not_widened_until_resumed() {
         w.step();
     }
     assert_eq!(settings(&w).len(), before, "no surge raised while paused: {:?}", settings(&w));
-    assert!(w.obs.status.message.contains("was paused (spec.paused) by its owner"), "{}", w.obs.status.message);
+    assert!(
+        w.obs.status.message.contains("was paused (spec.paused) by its owner"),
+        "{}",
+        w.obs.status.message
+    );
     let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
     t.paused = false;
     bump(t);
     w.run_until(Duration::hours(1), |w| soaking(w, 1));
     assert_eq!(running(&w, &k, "connector:2.0").len(), 3, "50 % of 6 once resumed");
+}
+
+/// A Deployment whose images a webhook pins to their digest (Kyverno's defaults): its canary's
+/// replicas are the new image all the same, and it hands over as any other.
+#[test]
+fn a_deployment_canary_whose_images_a_webhook_pins_runs_and_hands_over() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.pinning = true;
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(running(&w, &k, "connector:1.0"), old_pods(), "no old replica taken away");
+    let new = web(&w, &k)
+        .pods
+        .unwrap()
+        .iter()
+        .filter(|p| crate::image::runs(&p.images[0].1, "connector:2.0"))
+        .count();
+    assert_eq!(new, 2);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "its own settings back");
 }
