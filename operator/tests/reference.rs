@@ -125,8 +125,14 @@ fn describe(field: &Value) -> String {
         ("maxItems", "At most this many items:"),
     ] {
         if let Some(n) = field.get(key) {
+            // Bounds are whole numbers, however the schema writes them (`1.0`).
+            let n = n.as_f64().filter(|f| f.fract() == 0.0).map_or(n.to_string(), |f| format!("{f:.0}"));
             parts.push(format!("{words} {n}."));
         }
+    }
+    if let Some(p) = field.get("pattern").and_then(Value::as_str) {
+        let either = field.get("x-kubernetes-int-or-string").is_some();
+        parts.push(format!("{} `{p}`.", if either { "As a string, matches" } else { "Matches" }));
     }
     for rule in field.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten() {
         if let Some(m) = rule.get("message").and_then(Value::as_str) {

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("(has(self.nodes) || has(self.nodeSelector)) != has(self.replicas)").message("a canary names nodes (nodes and/or nodeSelector: a DaemonSet) or replicas (a StatefulSet or Deployment), one of the two"))]
 pub struct Canary {
     /// DaemonSet: on how many of the nodes that run its pods the new image runs in this stage:
-    /// a number (`2`) or a percentage of those nodes (`"25%"`, rounded up); with a nodeSelector,
+    /// a number from 1 to 10000 (`2`) or a percentage of those nodes from 1% to 100% (`"25%"`,
+    /// rounded up); with a nodeSelector,
     /// of the nodes it selects; without, all of those. The nodes are taken in name order, so a
     /// later stage widens the same canary. The workload's updateStrategy is set to OnDelete
     /// meanwhile, and its pods on those nodes are replaced no faster than its own maxUnavailable
@@ -28,7 +29,7 @@ pub struct Canary {
     #[schemars(extend("minProperties" = 1, "maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 63, "pattern": "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"}))]
     pub node_selector: Option<std::collections::BTreeMap<String, String>>,
     /// StatefulSet: how many of its replicas, the top ordinals, run the new image in this stage:
-    /// a number (`1`) or a percentage (`"25%"`, rounded up). Set as its rollingUpdate.partition
+    /// a number from 1 to 10000 (`1`) or a percentage from 1% to 100% (`"25%"`, rounded up). Set as its rollingUpdate.partition
     /// (replicas minus this), which its own controller follows.
     /// Deployment: how many new replicas run beside all the old ones (a percentage of its
     /// replicas, rounded up): a rolling update that only adds (maxSurge this, maxUnavailable 0)

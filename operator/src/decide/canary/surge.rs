@@ -133,7 +133,8 @@ impl Decider<'_> {
             if t.paused {
                 return Some(format!(
                     "{key} was paused (spec.paused) by its owner: the canary widens to {wanted} replicas once it is \
-                     resumed (kubectl rollout resume); nothing is written meanwhile"
+                     resumed (kubectl rollout resume), nothing written meanwhile; not resumed by the stage's \
+                     progressDeadline, the upgrade is reverted"
                 ));
             }
             if replace && t.generation_observed && self.effect.is_none() {
