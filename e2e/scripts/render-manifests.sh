@@ -4,6 +4,8 @@
 # With --check, renders into a scratch copy and fails if what is committed is stale.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
+# The release is rendered with the pinned kubectl's kustomize, whatever a shell exported.
+unset E2E_KUBERNETES
 source "$here/e2e/versions.env"
 kubectl="$E2E_BIN/kubectl"
 out=$here
