@@ -279,9 +279,19 @@ impl ComponentStatus {
 
     /// Whether `image` is this component's known-good image, as written or pinned.
     pub fn is_known_good(&self, image: &str) -> bool {
-        // Pinned to its digest by an admission webhook or by a revert (`image::runs`).
-        self.known_good_image.as_deref().is_some_and(|k| crate::image::runs(image, k))
-            || self.pinned_known_good().is_some_and(|k| crate::image::runs(image, &k))
+        let Some(known_good) = self.known_good_image.as_deref() else { return false };
+        let pinned = self.pinned_known_good();
+        if image == known_good || pinned.as_deref() == Some(image) {
+            return true;
+        }
+        // As an admission webhook pins it (`image::runs`): to the digest its pods ran, where one
+        // was recorded, not any digest of its tag; and never what this upgrade set (an upgrade
+        // of `app:1.0` to `app:1.0@sha256:…` keeps the tag).
+        let like = match &pinned {
+            Some(p) => crate::image::runs(image, p),
+            None => crate::image::runs(image, known_good),
+        };
+        like && !crate::image::runs(image, &self.desired_image)
     }
 }
 

@@ -405,7 +405,8 @@ impl<'a> Decider<'a> {
     /// The StatefulSet of component `c`, if this upgrade owns it and changed its image: one
     /// whose image was already the known-good one has no updated pod, whatever its readiness.
     fn changed_statefulset(&self, c: &ComponentStatus) -> Option<(TargetKey, &'a TargetState)> {
-        if c.is_known_good(&c.desired_image) {
+        let known_good = c.known_good_image.as_deref().unwrap_or_default();
+        if c.is_known_good(&c.desired_image) || crate::image::same(known_good, &c.desired_image) {
             return None;
         }
         let (key, t) = self.target(c);

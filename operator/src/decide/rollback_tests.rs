@@ -355,3 +355,55 @@ fn a_regression_of_an_upgrade_whose_images_a_webhook_pins_is_reverted() {
         assert!(crate::image::runs(&w.image(t), "connector:1.0"), "{t}: {}", w.image(t));
     }
 }
+
+/// An upgrade that keeps the tag and changes the digest (`connector:1.0` to
+/// `connector:1.0@sha256:…`) is reverted like any other: its new image is not taken for the
+/// known-good one for having the same tag.
+#[test]
+fn an_upgrade_of_the_digest_alone_is_reverted() {
+    let new = format!("connector:1.0@sha256:{}", "e".repeat(64));
+    let mut s = spec();
+    for c in s.stages.iter_mut().flat_map(|st| st.components.iter_mut()) {
+        c.image = new.clone();
+    }
+    let mut w = World::new(s);
+    w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
+    assert_eq!(w.image("connector-canary"), new);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(w.phase(), Phase::RolledBack, "{}", w.obs.status.message);
+    assert_eq!(w.image("connector-canary"), "connector:1.0", "{:?}", w.image_sets());
+}
+
+/// A webhook's pinning of the known-good image is known-good at the digest its pods ran, where
+/// one was recorded, and at any digest of its tag only where none was; never the upgrade's own.
+#[test]
+fn a_known_good_image_pinned_by_a_webhook_is_known_good_only_at_its_recorded_digest() {
+    let (ran, other) = ("a".repeat(64), "b".repeat(64));
+    let mut c = ComponentStatus {
+        kind: WorkloadKind::DaemonSet,
+        namespace: "kube-system".into(),
+        name: "connector".into(),
+        container: Some("connector".into()),
+        known_good_image: Some("connector:1.0".into()),
+        known_good_digest: None,
+        reverted_to: None,
+        managed_by: None,
+        desired_image: "connector:2.0".into(),
+        phase: ComponentPhase::Applied,
+        applied_at: None,
+        reverted_at: None,
+        message: None,
+        also_containers: vec![],
+        canary: None,
+    };
+    assert!(c.is_known_good(&format!("docker.io/library/connector:1.0@sha256:{other}")));
+    c.known_good_digest = Some(format!("connector@sha256:{ran}"));
+    assert!(c.is_known_good("connector:1.0"));
+    assert!(c.is_known_good(&format!("docker.io/library/connector:1.0@sha256:{ran}")));
+    assert!(!c.is_known_good(&format!("docker.io/library/connector:1.0@sha256:{other}")), "another digest");
+    c.known_good_digest = None;
+    c.desired_image = format!("connector:1.0@sha256:{other}");
+    assert!(!c.is_known_good(&c.desired_image.clone()));
+    assert!(!c.is_known_good(&format!("docker.io/library/connector:1.0@sha256:{other}")));
+}

@@ -1022,3 +1022,19 @@ fn a_canary_pinned_to_its_digest_is_reverted_and_released() {
     assert!(pods(&w).iter().all(|p| crate::image::runs(&p.images[0].1, "connector:1.0")), "{:?}", pods(&w));
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ROLLING), "the strategy restored");
 }
+
+/// The same with images a webhook pins (Kyverno's defaults): the sidecar's template reads
+/// `docker.io/library/registrar:2.0@sha256:…`, still the image this upgrade set, so the canary's
+/// settings stay. Before, it read as not this upgrade's, and RollingUpdate took it everywhere.
+#[test]
+fn a_pinned_sidecar_still_on_its_new_image_keeps_the_canarys_settings() {
+    let mut w = with_registrar("registrar:2.0");
+    w.pinning = true;
+    a_hotfix_mid_canary(&mut w);
+    assert!(
+        ds(&w).containers[1].1.starts_with("docker.io/library/registrar:2.0@sha256:"),
+        "{:?}",
+        ds(&w).containers
+    );
+    assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE), "{}", w.obs.status.message);
+}

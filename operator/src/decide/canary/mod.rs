@@ -148,28 +148,33 @@ impl Decider<'_> {
     }
 
     /// What the canaries cannot do on the cluster as it is, judged before anything changes (a
-    /// DaemonSet whose pods are not seen yet is judged once they are). Once something has
-    /// changed, a canary larger than the nodes left takes them all instead: the stages cannot
+    /// DaemonSet whose pods are not seen yet is judged once they are), and for a target a later
+    /// stage names first, until its own change: its owner may have paused it, given it OnDelete,
+    /// Recreate or a partition meanwhile, which its owner can undo. Once something has changed,
+    /// a canary larger than the nodes or replicas left takes them all instead: the stages cannot
     /// be edited, so a block there could never be lifted.
     pub(super) fn canaries_problem(&self) -> Option<String> {
-        if self.st.changed_at.is_some() {
-            return None;
-        }
+        let changed = self.st.changed_at.is_some();
         self.st.stages.iter().enumerate().find_map(|(si, s)| {
             s.components.iter().enumerate().find_map(|(ci, c)| {
                 let canary = self.canary_of(si, ci)?;
                 let (key, t) = self.target(c);
-                self.canary_problem(&s.name, &key, t?, canary)
+                if changed && self.recorded_components(&key).any(|o| o.applied_at.is_some()) {
+                    return None;
+                }
+                self.canary_problem(&s.name, &key, t?, canary, !changed)
             })
         })
     }
 
+    /// Why `canary` cannot run inside `key`; by its size too with `sizes`.
     fn canary_problem(
         &self,
         stage: &str,
         key: &TargetKey,
         t: &TargetState,
         canary: &Canary,
+        sizes: bool,
     ) -> Option<String> {
         let strategy = strategy_to_restore(key.kind, t);
         // A DaemonSet's or StatefulSet's are refused below as OnDelete or a partition of its own.
@@ -198,7 +203,7 @@ impl Decider<'_> {
             ));
         }
         if key.kind == WorkloadKind::DaemonSet {
-            return self.daemonset_problem(stage, key, t, canary);
+            return self.daemonset_problem(stage, key, t, canary).filter(|_| sizes);
         }
         if key.kind == WorkloadKind::Deployment
             && let Some(why) = surge::surge_problem(key, t, &strategy)
@@ -211,7 +216,7 @@ impl Decider<'_> {
                 "{key} has 0 replicas: a canary inside it has none to take; scale it up, or upgrade it whole (no canary)"
             ));
         }
-        if canary.portion().of(replicas).is_none_or(|n| n > replicas) {
+        if sizes && canary.portion().of(replicas).is_none_or(|n| n > replicas) {
             return Some(format!(
                 "canary.replicas of {key} in stage {stage} is {} but it has {replicas} replicas; ask for at most \
                  {replicas}, or a percentage",

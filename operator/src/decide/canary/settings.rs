@@ -139,7 +139,10 @@ impl Decider<'_> {
             .filter(|c| c.applied_at.is_some())
             .flat_map(|c| c.changes())
             // One listed at the image it already ran (a sidecar a chart release kept) was not set.
-            .filter(|(n, k, d)| *k != Some(*d) && t.image(n) == Some(*d))
+            .filter(|(n, k, d)| {
+                k.is_none_or(|k| !crate::image::same(k, d))
+                    && t.image(n).is_some_and(|i| crate::image::runs(i, d))
+            })
             .map(|(n, _, d)| format!("{n}={d}"))
             .collect();
         left.dedup();

@@ -423,3 +423,29 @@ fn a_deployment_canary_whose_images_a_webhook_pins_runs_and_hands_over() {
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
     assert_eq!(web(&w, &k).update_strategy.as_deref(), Some(SETTINGS), "its own settings back");
 }
+
+/// A Deployment first named by a later stage is judged when that stage comes, as one named by
+/// the first: paused by its owner while the first stage soaked, it gets no canary (its
+/// controller would make no new ReplicaSet), and the upgrade says why, changing nothing of it;
+/// resumed, its canary goes ahead. Before, every check stopped at the upgrade's first change.
+#[test]
+fn a_deployment_first_named_by_a_later_stage_is_judged_when_its_stage_comes() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.obs.spec.stages.insert(0, stage("agents", vec![component("connector", "connector:2.0")]));
+    w.obs.targets.insert(key("connector"), Some(daemonset_on("connector:1.0", 6)));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.paused = true;
+    bump(t);
+    let blocked =
+        |w: &World| w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True");
+    w.run_until(Duration::hours(3), |w| blocked(w) || terminal(w));
+    assert!(blocked(&w), "{:?}: {} {:?}", w.phase(), w.obs.status.message, w.image_sets());
+    assert!(w.condition(ct::BLOCKED).message.contains("is paused"), "{}", w.condition(ct::BLOCKED).message);
+    assert!(!w.image_sets().iter().any(|(t, _)| t == "web"), "web is not changed: {:?}", w.image_sets());
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.paused = false;
+    bump(t);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
