@@ -70,11 +70,6 @@ pub fn runs(pod: &str, reference: &str) -> bool {
     }
 }
 
-/// Whether `a` and `b` name the same image, either pinned from the other (`runs` both ways).
-pub fn same(a: &str, b: &str) -> bool {
-    runs(a, b) || runs(b, a)
-}
-
 #[cfg(test)]
 #[path = "image_tests.rs"]
 mod tests;

@@ -406,7 +406,7 @@ impl<'a> Decider<'a> {
     /// whose image was already the known-good one has no updated pod, whatever its readiness.
     fn changed_statefulset(&self, c: &ComponentStatus) -> Option<(TargetKey, &'a TargetState)> {
         let known_good = c.known_good_image.as_deref().unwrap_or_default();
-        if c.is_known_good(&c.desired_image) || crate::image::same(known_good, &c.desired_image) {
+        if c.is_known_good(&c.desired_image) || crate::image::runs(known_good, &c.desired_image) {
             return None;
         }
         let (key, t) = self.target(c);

@@ -407,3 +407,26 @@ fn a_known_good_image_pinned_by_a_webhook_is_known_good_only_at_its_recorded_dig
     assert!(!c.is_known_good(&c.desired_image.clone()));
     assert!(!c.is_known_good(&format!("docker.io/library/connector:1.0@sha256:{other}")));
 }
+
+/// And when the status write of its change was lost, the change found on the target is its own
+/// (its known-good tag is no pin of the new digest), so a rollback still reverts it.
+#[test]
+fn an_upgrade_of_the_digest_alone_whose_change_went_unwritten_is_still_reverted() {
+    let new = format!("connector:1.0@sha256:{}", "e".repeat(64));
+    let mut s = spec();
+    for c in s.stages.iter_mut().flat_map(|st| st.components.iter_mut()) {
+        c.image = new.clone();
+    }
+    let mut w = World::new(s);
+    w.run_until_unwritten(Duration::hours(2), |w| !w.image_sets().is_empty());
+    assert_eq!(w.image("connector-canary"), new);
+    w.obs.spec.rollback.requested = true;
+    w.run_until(Duration::hours(1), terminal);
+    assert_eq!(
+        w.image("connector-canary"),
+        "connector:1.0",
+        "{}: {:?}",
+        w.obs.status.message,
+        w.image_sets()
+    );
+}

@@ -148,7 +148,7 @@ impl Decider<'_> {
                     && ours
                     && ((first
                         && running.is_some_and(|r| crate::image::runs(r, &c.desired_image))
-                        && !crate::image::same(known_good, &c.desired_image))
+                        && !crate::image::runs(known_good, &c.desired_image))
                         || handed_over)
                 {
                     let now = self.now();
@@ -177,7 +177,7 @@ impl Decider<'_> {
                 if c.phase == ComponentPhase::Applied
                     && ours
                     && running.is_some_and(|r| c.is_known_good(r) && !crate::image::runs(r, &c.desired_image))
-                    && !crate::image::same(known_good, &c.desired_image)
+                    && !crate::image::runs(known_good, &c.desired_image)
                     && others_back
                 {
                     let running = running.unwrap_or_default().to_string();

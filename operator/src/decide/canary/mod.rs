@@ -149,8 +149,8 @@ impl Decider<'_> {
 
     /// What the canaries cannot do on the cluster as it is, judged before anything changes (a
     /// DaemonSet whose pods are not seen yet is judged once they are), and for a target a later
-    /// stage names first, until its own change: its owner may have paused it, given it OnDelete,
-    /// Recreate or a partition meanwhile, which its owner can undo. Once something has changed,
+    /// stage names first, when that stage is next: its owner may have paused it or given it
+    /// Recreate meanwhile, which its owner can undo. Once something has changed,
     /// a canary larger than the nodes or replicas left takes them all instead: the stages cannot
     /// be edited, so a block there could never be lifted.
     pub(super) fn canaries_problem(&self) -> Option<String> {
@@ -159,7 +159,15 @@ impl Decider<'_> {
             s.components.iter().enumerate().find_map(|(ci, c)| {
                 let canary = self.canary_of(si, ci)?;
                 let (key, t) = self.target(c);
-                if changed && self.recorded_components(&key).any(|o| o.applied_at.is_some()) {
+                // Once something changed, a target not changed yet is judged when its own stage
+                // is next (every earlier one rolled out: soaking or passed), so that it holds the
+                // promotion to it: a block while an earlier stage rolls out would hold that
+                // stage past its deadline, and revert it.
+                let next = self.st.stages[..si]
+                    .iter()
+                    .all(|s| matches!(s.phase, StagePhase::Soaking | StagePhase::Passed))
+                    && self.st.stages[si].phase == StagePhase::Pending;
+                if changed && (self.recorded_components(&key).any(|o| o.applied_at.is_some()) || !next) {
                     return None;
                 }
                 self.canary_problem(&s.name, &key, t?, canary, !changed)
@@ -224,7 +232,7 @@ impl Decider<'_> {
             ));
         }
         if key.kind == WorkloadKind::StatefulSet {
-            return partition::partition_problem(stage, key, canary, replicas, Some(&strategy));
+            return partition::partition_problem(stage, key, canary, replicas, Some(&strategy), sizes);
         }
         None
     }

@@ -36,9 +36,10 @@ pub(super) fn partition_problem(
     canary: &Canary,
     replicas: usize,
     strategy: Option<&str>,
+    sizes: bool,
 ) -> Option<String> {
     // Partition 0 holds nothing back: that is the last stage's change, not a canary.
-    if canary.portion().of(replicas) == Some(replicas) {
+    if sizes && canary.portion().of(replicas) == Some(replicas) {
         return Some(format!(
             "canary.replicas of {key} in stage {stage} takes all {replicas} of its replicas: a partition \
              of 0 holds none back; ask for fewer, or name it without canary"

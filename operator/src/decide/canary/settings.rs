@@ -140,7 +140,7 @@ impl Decider<'_> {
             .flat_map(|c| c.changes())
             // One listed at the image it already ran (a sidecar a chart release kept) was not set.
             .filter(|(n, k, d)| {
-                k.is_none_or(|k| !crate::image::same(k, d))
+                k.is_none_or(|k| !crate::image::runs(k, d))
                     && t.image(n).is_some_and(|i| crate::image::runs(i, d))
             })
             .map(|(n, _, d)| format!("{n}={d}"))

@@ -449,3 +449,39 @@ fn a_deployment_first_named_by_a_later_stage_is_judged_when_its_stage_comes() {
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
+
+/// Paused while an earlier stage's DaemonSet canary is still being rolled out, a Deployment a
+/// later stage names first holds nothing of that stage: it is judged when its own stage is next.
+/// Before, the hold stopped the DaemonSet's canary midway, whose stage then failed its deadline
+/// and reverted.
+#[test]
+fn a_later_targets_problem_does_not_hold_an_earlier_stage_in_flight() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    let agents = Component {
+        canary: Some(Canary { nodes: Some(Portion::Count(2)), replicas: None, node_selector: None }),
+        ..component("connector", "connector:2.0")
+    };
+    w.obs.spec.stages.insert(0, stage("agents", vec![agents]));
+    w.obs.spec.stages.last_mut().unwrap().components.push(component("connector", "connector:2.0"));
+    w.obs.targets.insert(key("connector"), Some(daemonset_on("connector:1.0", 6)));
+    w.run_until(Duration::hours(1), |w| w.obs.status.changed_at.is_some());
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.paused = true;
+    bump(t);
+    let blocked =
+        |w: &World| w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True");
+    w.run_until(Duration::hours(3), |w| blocked(w) || terminal(w));
+    assert_eq!(
+        w.obs.status.stages[0].phase,
+        StagePhase::Soaking,
+        "{:?}: {}",
+        w.phase(),
+        w.obs.status.message
+    );
+    assert!(w.condition(ct::BLOCKED).message.contains("is paused"), "{}", w.condition(ct::BLOCKED).message);
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    t.paused = false;
+    bump(t);
+    w.run_until(Duration::hours(3), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
