@@ -4,12 +4,7 @@
 /// (`connector:v1` → `docker.io/library/connector`), without its tag or digest: the same
 /// repository whether the spec or a pod's image ID names it.
 pub fn repository(image: &str) -> String {
-    let name = image.split('@').next().unwrap_or_default();
-    // A tag follows the last ':' after the last '/' (a ':' before it is a registry's port).
-    let name = match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[..i],
-        _ => name,
-    };
+    let (name, _) = name_and_tag(image);
     let first = name.split('/').next().unwrap_or_default();
     let has_registry =
         name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
@@ -27,13 +22,19 @@ pub fn repository(image: &str) -> String {
     }
 }
 
-/// An image reference's tag: `latest` when it names none, as container runtimes take it.
-fn tag(image: &str) -> &str {
+/// An image reference's name and tag, without its digest. A tag follows the last ':' after the
+/// last '/' (a ':' before it is a registry's port).
+fn name_and_tag(image: &str) -> (&str, Option<&str>) {
     let name = image.split('@').next().unwrap_or_default();
     match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => &name[i + 1..],
-        _ => "latest",
+        Some(i) if !name[i..].contains('/') => (&name[..i], Some(&name[i + 1..])),
+        _ => (name, None),
     }
+}
+
+/// An image reference's tag: `latest` when it names none, as container runtimes take it.
+fn tag(image: &str) -> &str {
+    name_and_tag(image).1.unwrap_or("latest")
 }
 
 /// The longest image reference: a repository of at most 255 characters, a tag of 128 and a

@@ -35,9 +35,8 @@ pub fn incident_seeds(seeds: &[u64], rule: &RegressionRule, out: &str) {
             None => passed += 1,
         }
     }
-    hours.sort_by(f64::total_cmp);
-    let q =
-        |p: f64| hours.get(((hours.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let mut q = |p: f64| crate::quantile(&mut hours, p).unwrap_or(f64::NAN);
+    let (median, p10, p90, slowest) = (q(0.5), q(0.1), q(0.9), q(1.0));
     let own = delay(corpus::INCIDENT_SEED).map_or(f64::NAN, |d| d.num_seconds() as f64 / 3600.0);
     let (first, last) = (seeds.first().copied().unwrap_or(0), seeds.last().copied().unwrap_or(0));
     let mut r = String::new();
@@ -62,10 +61,10 @@ pub fn incident_seeds(seeds: &[u64], rule: &RegressionRule, out: &str) {
         seeds.len(),
         hours.len(),
         inside,
-        q(0.5),
-        q(0.1),
-        q(0.9),
-        hours.last().copied().unwrap_or(f64::NAN),
+        median,
+        p10,
+        p90,
+        slowest,
         own
     );
     if passed > 0 {

@@ -353,11 +353,8 @@ fn main() {
                     timer.elapsed().as_secs_f64() * 1000.0
                 })
                 .collect();
-            each.sort_by(f64::total_cmp);
-            let at = |q: f64| {
-                each.get(((each.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN)
-            };
-            replay_ms = (at(0.5), at(0.9), each.len());
+            let mut at = |q: f64| quantile(&mut each, q).unwrap_or(f64::NAN);
+            replay_ms = (at(0.5), at(0.9), traces.len());
         }
         if args.iter().any(|a| a == "--ours-only") {
             for m in [&mut argo, &mut flagger, &mut kayenta] {

@@ -356,17 +356,22 @@ fn a_regression_of_an_upgrade_whose_images_a_webhook_pins_is_reverted() {
     }
 }
 
-/// An upgrade that keeps the tag and changes the digest (`connector:1.0` to
-/// `connector:1.0@sha256:…`) is reverted like any other: its new image is not taken for the
-/// known-good one for having the same tag.
-#[test]
-fn an_upgrade_of_the_digest_alone_is_reverted() {
+/// The world's upgrade, to `connector:1.0` pinned to a new digest: the tag it already runs.
+fn digest_only() -> (World, String) {
     let new = format!("connector:1.0@sha256:{}", "e".repeat(64));
     let mut s = spec();
     for c in s.stages.iter_mut().flat_map(|st| st.components.iter_mut()) {
         c.image = new.clone();
     }
-    let mut w = World::new(s);
+    (World::new(s), new)
+}
+
+/// An upgrade that keeps the tag and changes the digest (`connector:1.0` to
+/// `connector:1.0@sha256:…`) is reverted like any other: its new image is not taken for the
+/// known-good one for having the same tag.
+#[test]
+fn an_upgrade_of_the_digest_alone_is_reverted() {
+    let (mut w, new) = digest_only();
     w.run_until(Duration::hours(2), |w| w.phase() == Phase::Soaking);
     assert_eq!(w.image("connector-canary"), new);
     w.obs.spec.rollback.requested = true;
@@ -412,12 +417,7 @@ fn a_known_good_image_pinned_by_a_webhook_is_known_good_only_at_its_recorded_dig
 /// (its known-good tag is no pin of the new digest), so a rollback still reverts it.
 #[test]
 fn an_upgrade_of_the_digest_alone_whose_change_went_unwritten_is_still_reverted() {
-    let new = format!("connector:1.0@sha256:{}", "e".repeat(64));
-    let mut s = spec();
-    for c in s.stages.iter_mut().flat_map(|st| st.components.iter_mut()) {
-        c.image = new.clone();
-    }
-    let mut w = World::new(s);
+    let (mut w, new) = digest_only();
     w.run_until_unwritten(Duration::hours(2), |w| !w.image_sets().is_empty());
     assert_eq!(w.image("connector-canary"), new);
     w.obs.spec.rollback.requested = true;

@@ -138,6 +138,8 @@ impl Decider<'_> {
                 // that it is watched and, if need be, reverted (its Events went out with the change).
                 let running = t.and_then(|t| t.image(&container));
                 let known_good = c.known_good_image.as_deref().unwrap_or_default();
+                // Its known-good image already is the new one (or a webhook's pin of it): no change.
+                let unchanged = crate::image::runs(known_good, &c.desired_image);
                 let ours = t.is_some_and(|t| self.owns(t));
                 let first = self.first_appearance(&key, si);
                 // So was a later stage that handed a canaried target to its own rolling update:
@@ -148,7 +150,7 @@ impl Decider<'_> {
                     && ours
                     && ((first
                         && running.is_some_and(|r| crate::image::runs(r, &c.desired_image))
-                        && !crate::image::runs(known_good, &c.desired_image))
+                        && !unchanged)
                         || handed_over)
                 {
                     let now = self.now();
@@ -177,7 +179,7 @@ impl Decider<'_> {
                 if c.phase == ComponentPhase::Applied
                     && ours
                     && running.is_some_and(|r| c.is_known_good(r) && !crate::image::runs(r, &c.desired_image))
-                    && !crate::image::runs(known_good, &c.desired_image)
+                    && !unchanged
                     && others_back
                 {
                     let running = running.unwrap_or_default().to_string();

@@ -36,12 +36,17 @@ fn a_query_gets_the_canarys_nodes_and_revision_as_a_regular_expression_and_nothi
 
 /// A Prometheus on this machine that answers every query with `body`.
 async fn answering(body: String) -> String {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = axum::Router::new().fallback(move || {
+    serving(axum::Router::new().fallback(move || {
         let body = body.clone();
         async move { body }
-    });
+    }))
+    .await
+}
+
+/// `app` served on this machine, at the URL returned.
+async fn serving(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -133,8 +138,6 @@ async fn a_refused_query_is_quoted_short() {
 
 /// A Prometheus on this machine that answers `body` and keeps each request's form.
 async fn answering_and_keeping(body: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = kept.clone();
     let app = axum::Router::new().fallback(move |form: String| {
@@ -142,10 +145,7 @@ async fn answering_and_keeping(body: String) -> (String, std::sync::Arc<std::syn
         keep.lock().unwrap().push(form);
         async move { body }
     });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, kept)
+    (serving(app).await, kept)
 }
 
 /// Prometheus is told when the operator stops waiting, so that a costly query a tenant wrote
@@ -191,16 +191,17 @@ async fn a_redirect_from_prometheus_is_never_followed() {
     let vector =
         r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}"#;
     let elsewhere = answering(vector.into()).await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let to = format!("{elsewhere}/api/v1/query");
-    let app = axum::Router::new().fallback(move || {
-        let to = to.clone();
-        async move { (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, to)], "") }
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let address =
+        serving(
+            axum::Router::new().fallback(move || {
+                let to = to.clone();
+                async move {
+                    (axum::http::StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, to)], "")
+                }
+            }),
+        )
+        .await;
     let settings = crate::outbound::Settings {
         prometheus_addresses: vec![address.clone()],
         webhook_hosts: vec![],

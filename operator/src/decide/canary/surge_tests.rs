@@ -69,6 +69,18 @@ fn settings(w: &World) -> Vec<String> {
         .collect()
 }
 
+/// Its owner pauses it (`kubectl rollout pause`), or resumes it.
+fn owner_pauses(w: &mut World, k: &TargetKey, paused: bool) {
+    let t = w.obs.targets.get_mut(k).unwrap().as_mut().unwrap();
+    t.paused = paused;
+    bump(t);
+}
+
+/// Whether something holds the upgrade now (`Blocked` is True).
+fn blocked(w: &World) -> bool {
+    w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True")
+}
+
 #[test]
 fn a_deployment_canary_runs_new_replicas_beside_all_the_old_then_hands_over_exactly() {
     let (mut w, k) = deployment_world(Portion::Count(2), Some(Portion::Percent("50%".into())));
@@ -382,9 +394,7 @@ fn a_driver_set_back_by_hand_beside_a_new_sidecar_is_not_taken_for_reverted() {
 fn a_deployment_paused_by_its_owner_mid_canary_is_not_widened_until_resumed() {
     let (mut w, k) = deployment_world(Portion::Count(2), Some(Portion::Percent("50%".into())));
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    t.paused = true;
-    bump(t);
+    owner_pauses(&mut w, &k, true);
     let before = settings(&w).len();
     w.run_until(Duration::hours(3), |w| w.obs.status.stages[1].phase != StagePhase::Pending);
     for _ in 0..5 {
@@ -397,9 +407,7 @@ fn a_deployment_paused_by_its_owner_mid_canary_is_not_widened_until_resumed() {
         "{}",
         w.obs.status.message
     );
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    t.paused = false;
-    bump(t);
+    owner_pauses(&mut w, &k, false);
     w.run_until(Duration::hours(1), |w| soaking(w, 1));
     assert_eq!(running(&w, &k, "connector:2.0").len(), 3, "50 % of 6 once resumed");
 }
@@ -434,18 +442,12 @@ fn a_deployment_first_named_by_a_later_stage_is_judged_when_its_stage_comes() {
     w.obs.spec.stages.insert(0, stage("agents", vec![component("connector", "connector:2.0")]));
     w.obs.targets.insert(key("connector"), Some(daemonset_on("connector:1.0", 6)));
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    t.paused = true;
-    bump(t);
-    let blocked =
-        |w: &World| w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True");
+    owner_pauses(&mut w, &k, true);
     w.run_until(Duration::hours(3), |w| blocked(w) || terminal(w));
     assert!(blocked(&w), "{:?}: {} {:?}", w.phase(), w.obs.status.message, w.image_sets());
     assert!(w.condition(ct::BLOCKED).message.contains("is paused"), "{}", w.condition(ct::BLOCKED).message);
     assert!(!w.image_sets().iter().any(|(t, _)| t == "web"), "web is not changed: {:?}", w.image_sets());
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    t.paused = false;
-    bump(t);
+    owner_pauses(&mut w, &k, false);
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
@@ -465,11 +467,7 @@ fn a_later_targets_problem_does_not_hold_an_earlier_stage_in_flight() {
     w.obs.spec.stages.last_mut().unwrap().components.push(component("connector", "connector:2.0"));
     w.obs.targets.insert(key("connector"), Some(daemonset_on("connector:1.0", 6)));
     w.run_until(Duration::hours(1), |w| w.obs.status.changed_at.is_some());
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    t.paused = true;
-    bump(t);
-    let blocked =
-        |w: &World| w.obs.status.conditions.iter().any(|c| c.type_ == ct::BLOCKED && c.status == "True");
+    owner_pauses(&mut w, &k, true);
     w.run_until(Duration::hours(3), |w| blocked(w) || terminal(w));
     assert_eq!(
         w.obs.status.stages[0].phase,
@@ -479,9 +477,7 @@ fn a_later_targets_problem_does_not_hold_an_earlier_stage_in_flight() {
         w.obs.status.message
     );
     assert!(w.condition(ct::BLOCKED).message.contains("is paused"), "{}", w.condition(ct::BLOCKED).message);
-    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
-    t.paused = false;
-    bump(t);
+    owner_pauses(&mut w, &k, false);
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
 }
