@@ -12,7 +12,6 @@
 use super::test_world::*;
 use crate::window::{Schedule, WindowState};
 use proptest::prelude::*;
-use std::collections::BTreeSet;
 
 /// What happens before the next look.
 #[derive(Clone, Debug)]

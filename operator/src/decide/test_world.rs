@@ -10,7 +10,7 @@ pub(super) use crate::decide::{
 pub(super) use crate::detector::Counts;
 pub(super) use crate::target::{ON_DELETE, PodPlace, Rollout, TargetKey, TargetState};
 pub(super) use chrono::{DateTime, Duration, Utc};
-pub(super) use std::collections::BTreeMap;
+pub(super) use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) const ID: &str = "ops/connector-upgrade";
 
@@ -248,6 +248,8 @@ pub(super) struct World {
     pub(super) failing_image: Option<String>,
     /// Pods of this image, once deleted, never go away (a node that stopped answering).
     pub(super) stuck_terminating: Option<String>,
+    /// Nodes that stopped answering: their pods are not Ready, and once deleted never go away.
+    pub(super) unreachable: BTreeSet<String>,
     /// An admission webhook pins every image written to its digest, on pods and on the
     /// workloads' templates (Kyverno's `verifyImages` with its defaults): `connector:2.0` set by
     /// the operator reads `docker.io/library/connector:2.0@sha256:…`.
@@ -302,6 +304,7 @@ impl World {
             failing_image: None,
             pinning: false,
             stuck_terminating: None,
+            unreachable: BTreeSet::new(),
             starting: BTreeMap::new(),
             recorded_minutes: 0,
             written: None,
@@ -536,7 +539,9 @@ impl World {
                 for (name, uid) in pods {
                     let Some(p) = t.pods.iter_mut().flatten().find(|p| p.uid == *uid) else { continue };
                     assert_eq!(&p.name, name);
-                    if self.stuck_terminating.as_deref() == Some(p.images[0].1.as_str()) {
+                    if self.stuck_terminating.as_deref() == Some(p.images[0].1.as_str())
+                        || self.unreachable.contains(&p.node)
+                    {
                         p.deleting = true;
                         p.ready = false;
                         continue;

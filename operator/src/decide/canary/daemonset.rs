@@ -10,6 +10,7 @@
 //! Pods are replaced only once the DaemonSet's controller has seen its latest template and
 //! every node shows its pod, and no faster than the DaemonSet's own maxUnavailable allows (at
 //! least one at a time: OnDelete cannot surge); a pod that is not Ready is replaced at once.
+//! Nodes whose pod serves are taken first: a canary is judged on an agent that ran well before.
 
 use super::Step;
 use crate::crd::*;
@@ -79,6 +80,40 @@ fn paced(candidates: Vec<&PodPlace>, down: usize, max_unavailable: usize) -> Vec
     out
 }
 
+/// Of `pods`, in the order a canary takes their nodes: those whose pod serves (Ready, not being
+/// deleted) first, each group in name order. A node whose agent is already down would lend the
+/// new image its failures, and a pod deleted on a node that stopped answering never goes away.
+fn in_taking_order<'a>(pods: impl Iterator<Item = &'a PodPlace>) -> Vec<&'a PodPlace> {
+    let mut pods: Vec<&PodPlace> = pods.collect();
+    pods.sort_by_key(|q| !q.ready || q.deleting);
+    pods
+}
+
+/// Why no pod is replaced now although some wait, when nodes outside `ours` hold the budget:
+/// those nodes (at most five named), and what happens next. Empty otherwise.
+fn held_by_others(p: &Placed<'_>, ours: &BTreeSet<String>, max_unavailable: usize) -> String {
+    let down: BTreeSet<&str> = p
+        .pods
+        .iter()
+        .filter(|q| (!q.ready || q.deleting) && !ours.contains(&q.node))
+        .map(|q| q.node.as_str())
+        .collect();
+    if down.is_empty() || p.down < max_unavailable {
+        return String::new();
+    }
+    let named: Vec<&str> = down.iter().copied().take(5).collect();
+    let more = match down.len() - named.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "; waiting: nodes whose pod is down ({}{more}) spend the DaemonSet's maxUnavailable \
+         {max_unavailable}, so no more may go down at once; it goes on once they serve again (the \
+         stage's progressDeadline still runs)",
+        named.join(", ")
+    )
+}
+
 impl Decider<'_> {
     /// What a canary of `canary` nodes of DaemonSet `key` cannot do on the nodes it runs on
     /// (judged once its pods are seen).
@@ -130,7 +165,14 @@ impl Decider<'_> {
         let p = placed(self.target(c).1?)?;
         let eligible = self.eligible(canary, &p.nodes)?;
         let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len().max(1));
-        Some(eligible.into_iter().take(wanted).collect())
+        let mut nodes: Vec<String> = vec![];
+        for q in in_taking_order(p.pods.iter().copied().filter(|q| eligible.contains(&q.node))) {
+            if !nodes.contains(&q.node) {
+                nodes.push(q.node.clone());
+            }
+        }
+        nodes.truncate(wanted);
+        Some(nodes)
     }
 
     /// How many nodes the canary of component `ci` of stage `si`, a DaemonSet's, may take from
@@ -196,15 +238,13 @@ impl Decider<'_> {
             .copied()
             .filter(|q| recorded.contains(&q.node) && !runs_new(q) && !q.deleting)
             .collect();
-        let more = p
-            .pods
-            .iter()
-            .copied()
-            .filter(|q| {
-                eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
-            })
-            .take(wanted.saturating_sub(chosen.len()));
-        let delete = if replace && p.settled && self.effect.is_none() {
+        let more = in_taking_order(p.pods.iter().copied().filter(|q| {
+            eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
+        }))
+        .into_iter()
+        .take(wanted.saturating_sub(chosen.len()));
+        let may_replace = replace && p.settled && self.effect.is_none();
+        let delete = if may_replace {
             let mut delete = paced(again, p.down, max_unavailable);
             // Those just taken again are down too, whatever else is.
             let down = (p.down + delete.len()).max(chosen.len() - serving.min(chosen.len()));
@@ -225,13 +265,19 @@ impl Decider<'_> {
             original_update_strategy: original,
             ..Default::default()
         });
+        // Held by nodes down outside the canary, as the DaemonSet's own rolling update would be.
+        let held = if may_replace && chosen.len() < wanted && delete.is_empty() {
+            held_by_others(&p, &chosen, max_unavailable)
+        } else {
+            String::new()
+        };
         if !delete.is_empty() {
             let why = format!("so that {wanted} of {} nodes run {}", p.nodes.len(), c.desired_image);
             self.replace_pods(&key, delete, crate::constants::reason::CANARY_WIDENED, why);
         }
         (chosen.len() < wanted || serving < chosen.len()).then(|| {
             format!(
-                "{key}: {serving} of {wanted} canary nodes run {} and are Ready ({} nodes in all)",
+                "{key}: {serving} of {wanted} canary nodes run {} and are Ready ({} nodes in all){held}",
                 c.desired_image,
                 p.nodes.len()
             )
@@ -255,16 +301,20 @@ impl Decider<'_> {
             p.pods.iter().copied().filter(|q| q.runs(&container, &c.desired_image)).collect();
         if !new.is_empty() {
             let live: Vec<&PodPlace> = new.iter().copied().filter(|q| !q.deleting).collect();
-            let delete = if p.settled && self.effect.is_none() {
-                paced(live, p.down, max_unavailable(Some(original), p.nodes.len()))
+            let max_unavailable = max_unavailable(Some(original), p.nodes.len());
+            let may_replace = p.settled && self.effect.is_none();
+            let delete = if may_replace { paced(live.clone(), p.down, max_unavailable) } else { vec![] };
+            let held = if may_replace && !live.is_empty() && delete.is_empty() {
+                let ours = new.iter().map(|q| q.node.clone()).collect();
+                held_by_others(&p, &ours, max_unavailable)
             } else {
-                vec![]
+                String::new()
             };
             if !delete.is_empty() {
                 let why = format!("that run {}", c.desired_image);
                 self.replace_pods(key, delete, crate::constants::reason::REVERTED, why);
             }
-            return Some(format!("{key}: {} pods still run {}", new.len(), c.desired_image));
+            return Some(format!("{key}: {} pods still run {}{held}", new.len(), c.desired_image));
         }
         None
     }

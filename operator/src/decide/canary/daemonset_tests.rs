@@ -1038,3 +1038,57 @@ fn a_pinned_sidecar_still_on_its_new_image_keeps_the_canarys_settings() {
     );
     assert_eq!(ds(&w).update_strategy.as_deref(), Some(ON_DELETE), "{}", w.obs.status.message);
 }
+
+/// `node-1` stopped answering before the upgrade: its agent is not Ready, and a pod deleted there
+/// would stay Terminating. The canary takes the first nodes whose agent serves, so that neither
+/// a broken agent's failures nor a pod that can never come back are taken for the new image's.
+#[test]
+fn a_canary_takes_nodes_whose_agent_serves_before_one_that_is_down() {
+    let mut w = world(Portion::Count(2), None);
+    let two = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":2},"type":"RollingUpdate"}"#;
+    ds_mut(&mut w).update_strategy = Some(two.into());
+    w.unreachable.insert("node-1".into());
+    ds_mut(&mut w).pods.as_mut().unwrap()[0].ready = false;
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-2", "node-3"]);
+    assert_eq!(w.obs.status.stages[0].components[0].canary.as_ref().unwrap().nodes, ["node-2", "node-3"]);
+    assert!(!w.deleted().iter().any(|p| p.contains("node-1")), "{:?}", w.deleted());
+}
+
+/// With the DaemonSet's own maxUnavailable of 1 spent on a node that is down, the canary waits,
+/// as the DaemonSet's rolling update would, and says on what.
+#[test]
+fn a_canary_held_by_a_node_already_down_says_which_and_why() {
+    let mut w = world(Portion::Count(2), None);
+    w.unreachable.insert("node-5".into());
+    ds_mut(&mut w).pods.as_mut().unwrap()[4].ready = false;
+    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
+    for _ in 0..3 {
+        w.obs.now += Duration::minutes(1);
+        w.step();
+    }
+    assert!(w.deleted().is_empty(), "{:?}", w.deleted());
+    let said = &w.obs.status.message;
+    assert!(said.contains("node-5"), "{said}");
+    assert!(said.contains("maxUnavailable 1"), "{said}");
+}
+
+/// A revert is paced the same way, and says what holds it.
+#[test]
+fn a_revert_held_by_a_node_down_elsewhere_says_which_and_why() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.unreachable.insert("node-5".into());
+    ds_mut(&mut w).pods.as_mut().unwrap()[4].ready = false;
+    w.obs.spec.rollback.requested = true;
+    for _ in 0..5 {
+        w.obs.now += Duration::minutes(1);
+        w.step();
+    }
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2"], "no more down at once");
+    let said = &w.obs.status.message;
+    assert!(
+        said.contains("2 pods still run connector:2.0; waiting: nodes whose pod is down (node-5)"),
+        "{said}"
+    );
+}
