@@ -1564,6 +1564,13 @@ async fn s20_a_canary_that_regresses_is_reverted_on_its_own_nodes_and_the_strate
     let st = mu.status.unwrap();
     assert_eq!(st.rollback.unwrap().reason, reason::REGRESSION);
     assert_eq!(st.stages[1].phase, StagePhase::Pending, "the rest was never changed");
+    // The docs' `kubectl wait` returns on a rollback too (`Complete` would wait to its timeout).
+    let wait = |condition: &str| {
+        let until = format!("--for=condition={condition}");
+        s.env.kubectl(&["wait", "mu/up", "-n", &s.ns, &until, "--timeout=5s"])
+    };
+    wait("Progressing=False").unwrap();
+    assert!(wait("Complete").is_err());
     s.wait_rolled_out("connector", SECS(60)).await;
     assert_eq!(s.image("connector").await, GOOD);
     assert_eq!(sidecar(&s.daemonsets().get("connector").await.unwrap()), REGISTRAR, "reverted together");

@@ -47,7 +47,8 @@ pub mod condition {
     /// True until the upgrade ends (Succeeded, RolledBack or Failed): while it is applied,
     /// soaked or reverted, and while it waits (for the window, an approval, a human).
     pub const PROGRESSING: &str = "Progressing";
-    /// True once every stage has passed its soak.
+    /// True once every stage has passed its soak; False on any other end, so wait for any end with
+    /// `kubectl wait --for=condition=Progressing=False`.
     pub const COMPLETE: &str = "Complete";
     /// True once the rollback ended: every changed component it may revert is back on its
     /// known-good image; one someone else changed or deleted, or with no known-good image

@@ -125,3 +125,15 @@ fn every_format_is_one_kubernetes_knows() {
     formats(&crd, String::new(), &mut unknown);
     assert!(unknown.is_empty(), "formats Kubernetes does not know: {unknown:?}");
 }
+
+/// A `date` column prints the age of its time (`time.Since`), and `<invalid>` for a time to
+/// come: only times past are date columns (`nextAction.at` is mostly to come).
+#[test]
+fn only_times_past_are_date_columns() {
+    let crd = serde_json::to_value(MaintenanceUpgrade::crd()).unwrap();
+    for c in crd["spec"]["versions"][0]["additionalPrinterColumns"].as_array().unwrap() {
+        if c["type"] == "date" {
+            assert_eq!(c["jsonPath"], ".metadata.creationTimestamp", "{c}");
+        }
+    }
+}

@@ -42,7 +42,7 @@ use std::collections::BTreeSet;
     printcolumn = r#"{"name":"Stage","type":"string","jsonPath":".status.currentStage"}"#,
     printcolumn = r#"{"name":"Healthy","type":"string","jsonPath":".status.conditions[?(@.type==\"Healthy\")].status"}"#,
     printcolumn = r#"{"name":"Next","type":"string","jsonPath":".status.nextAction.summary","priority":1}"#,
-    printcolumn = r#"{"name":"At","type":"date","jsonPath":".status.nextAction.at","priority":1}"#,
+    printcolumn = r#"{"name":"At","type":"string","jsonPath":".status.nextAction.at","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
