@@ -288,13 +288,51 @@ impl Decider<'_> {
         self.soak(plan, si);
     }
 
+    /// What follows a soak that ends at `ends` and passes, as `start_stage` will find stage
+    /// `next`'s gates then (those the status shows now: a pause, an approval, the window).
+    fn after_soak(&self, plan: &Plan, next: usize, ends: DateTime<Utc>) -> String {
+        let name = &self.st.stages[next].name;
+        if self.o.spec.paused {
+            return format!("the upgrade pauses before stage {name} (spec.paused)");
+        }
+        let stage = &self.o.spec.stages[next];
+        if stage.require_approval && !self.o.spec.approved_stages.contains(name) {
+            return format!("stage {name} waits for approval in spec.approvedStages");
+        }
+        match plan.schedule.state_at(ends) {
+            WindowState::Closed { opens_at: Some(t), .. } => {
+                format!(
+                    "stage {name} starts when the maintenance window opens at {}{}",
+                    at(t),
+                    self.widens(next)
+                )
+            }
+            WindowState::Closed { opens_at: None, .. } => {
+                format!("stage {name} cannot start: the maintenance window will not open again")
+            }
+            WindowState::Open { closes_at: Some(closes) }
+                if plan.policy == StagePolicy::WaitForNextWindow
+                    && ends - START_LATENESS + plan.progress_deadline[next] > closes =>
+            {
+                format!(
+                    "stage {name} starts in the next window (its progressDeadline of {} does not fit before \
+                     this one closes at {}){}",
+                    stage.progress_deadline.0,
+                    at(closes),
+                    self.widens(next)
+                )
+            }
+            WindowState::Open { .. } => format!("stage {name} starts{}", self.widens(next)),
+        }
+    }
+
     pub(super) fn soak(&mut self, plan: &Plan, si: usize) {
         self.follow(si);
         let now = self.now();
         let name = self.st.stages[si].name.clone();
         let ends = self.st.stages[si].soak_ends_at.unwrap_or(now);
         let later = if si + 1 < self.st.stages.len() {
-            format!("stage {} starts{}", self.st.stages[si + 1].name, self.widens(si + 1))
+            self.after_soak(plan, si + 1, ends.max(now))
         } else {
             "the upgrade succeeds".into()
         };

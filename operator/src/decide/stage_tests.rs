@@ -157,3 +157,49 @@ fn away_across_the_canary_soak_end() -> (World, DateTime<Utc>) {
     w.run_until(Duration::hours(4), |w| w.obs.now >= ends + Duration::hours(3));
     (w, ends)
 }
+
+/// The soak's message says what follows it as the next stage's gates will have it: an approval
+/// still missing, a pause, a window closed at the soak's end; never "stage fleet starts".
+#[test]
+fn a_soak_says_what_holds_the_next_stage() {
+    let soaking_says = |s: MaintenanceUpgradeSpec, edit: &dyn Fn(&mut World)| {
+        let mut w = World::new(s);
+        w.obs.now = t("2026-11-24T12:00:00Z");
+        w.run_until(Duration::days(1), |w| soaking(w, 0));
+        edit(&mut w);
+        w.step();
+        w.obs.status.message.clone()
+    };
+    let mut approval = spec();
+    approval.stages[1].require_approval = true;
+    let said = soaking_says(approval, &|_| {});
+    assert!(said.contains("stage fleet waits for approval in spec.approvedStages"), "{said}");
+    let said = soaking_says(spec(), &|w| w.obs.spec.paused = true);
+    assert!(said.contains("the upgrade pauses before stage fleet (spec.paused)"), "{said}");
+    // Tuesday's window (22:00 New York) closes before the canary's soak of six hours ends.
+    let mut windowed = spec();
+    windowed.window = Some(tue_thu_window());
+    windowed.stages[0].soak = Duration_("6h");
+    let said = soaking_says(windowed, &|_| {});
+    assert!(
+        said.contains("stage fleet starts when the maintenance window opens at 2026-11-27 03:00:00 UTC"),
+        "{said}"
+    );
+    let said = soaking_says(spec(), &|_| {});
+    assert!(said.contains("if the signals hold, stage fleet starts;"), "{said}");
+}
+
+/// ... and a next stage whose progressDeadline does not fit in what is left of the window.
+#[test]
+fn a_soak_ending_too_late_in_its_window_says_the_next_stage_waits_for_the_next_one() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    s.stages[0].soak = Duration_("3h");
+    s.stages[1].progress_deadline = Duration_("2h");
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-24T12:00:00Z");
+    w.run_until(Duration::days(1), |w| soaking(w, 0));
+    w.step();
+    let said = &w.obs.status.message;
+    assert!(said.contains("stage fleet starts in the next window (its progressDeadline of 2h"), "{said}");
+}
