@@ -16,15 +16,28 @@ pub fn header() -> String {
     )
 }
 
+/// How many names a canary's line spells out before "and N more" (a canary of a quarter of
+/// thousands of nodes is a long list).
+const NAMED: usize = 6;
+
+/// `names`, the first `NAMED` of them and how many more.
+fn named(names: &[String]) -> String {
+    let shown = names.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+    match names.len().saturating_sub(NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
 /// Where a canary inside the component's workload runs, or what its stage will change.
 fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatus) -> Option<String> {
     let asked = mu.spec.stages.get(si)?.components.get(ci)?.canary.as_ref();
+    let stage_phase = mu.status.as_ref()?.stages.get(si).map(|s| s.phase);
     match (&c.canary, asked) {
         (Some(k), _) if k.total > 0 => {
-            let (unit, on) =
-                if c.kind == WorkloadKind::DaemonSet { ("nodes", &k.nodes) } else { ("replicas", &k.pods) };
+            let on = if c.kind == WorkloadKind::DaemonSet { &k.nodes } else { &k.pods };
+            let (n, of, names) = (on.len(), k.total, named(on));
             if c.phase == ComponentPhase::Reverted {
-                let (n, of, names) = (on.len(), k.total, on.join(", "));
                 return Some(match c.kind {
                     WorkloadKind::DaemonSet => format!(
                         "reverted: it ran on {n} of {of} nodes ({names}), whose pods were made again from the known-good image"
@@ -37,13 +50,16 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
                     }
                 });
             }
-            Some(format!(
-                "{} of {} {unit} run the desired image (this stage wants {}): {}",
-                on.len(),
-                k.total,
-                k.wanted,
-                on.join(", ")
-            ))
+            // Taken: a node whose pod is being replaced counts before its new pod serves.
+            let taken = match c.kind {
+                WorkloadKind::DaemonSet => format!("{n} of {of} nodes taken for the desired image"),
+                WorkloadKind::StatefulSet => format!("the top {n} of {of} replicas on the desired image"),
+                WorkloadKind::Deployment => format!("{n} new replicas beside its {of}"),
+            };
+            Some(match stage_phase {
+                Some(StagePhase::Passed) => format!("{taken} when this stage passed: {names}"),
+                _ => format!("{taken} (this stage wants {}): {names}", k.wanted),
+            })
         }
         (_, Some(asked)) => Some(match asked.selector_text() {
             Some(selector) => format!("{} of its nodes with {selector}", asked.portion()),
@@ -54,8 +70,25 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
             None if asked.replicas.is_some() => format!("its top {} of its replicas", asked.portion()),
             None => format!("{} of its nodes", asked.portion()),
         }),
+        // The stage after a canary of the same workload: it hands the rest over.
+        (None, None) if canaried_before(mu, si, c) => Some(match c.kind {
+            WorkloadKind::DaemonSet => "the rest of its nodes, by its own updateStrategy".into(),
+            WorkloadKind::StatefulSet => "the rest of its replicas, its partition restored".into(),
+            WorkloadKind::Deployment => "the rest of its replicas, by its own strategy".into(),
+        }),
         _ => None,
     }
+}
+
+/// Whether a stage before `si` runs a canary inside `c`'s workload.
+fn canaried_before(mu: &MaintenanceUpgrade, si: usize, c: &ComponentStatus) -> bool {
+    let Some(st) = mu.status.as_ref() else { return false };
+    st.stages.iter().take(si).enumerate().any(|(i, s)| {
+        s.components.iter().enumerate().any(|(j, o)| {
+            (o.kind, &o.namespace, &o.name) == (c.kind, &c.namespace, &c.name)
+                && mu.spec.stages.get(i).and_then(|s| s.components.get(j)).is_some_and(|k| k.canary.is_some())
+        })
+    })
 }
 
 /// One line of the timeline: phase, stage, the first signal's last error rate against its

@@ -96,10 +96,60 @@ fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
     st.stages.push(pending);
     let v = view(&mu, Utc::now(), &[]);
     assert!(
-        v.contains("canary     2 of 10 nodes run the desired image (this stage wants 2): zone-0, zone-1"),
+        v.contains(
+            "canary     2 of 10 nodes taken for the desired image (this stage wants 2): zone-0, zone-1"
+        ),
         "{v}"
     );
     assert!(v.contains("canary     25% of its nodes"), "{v}");
+}
+
+/// Once its stage passed, a canary's line says what it was then, not that it still is; the stage
+/// that hands the rest over says so; thousands of names are not printed.
+#[test]
+fn the_view_of_a_canary_that_passed_and_handed_over_and_a_long_one() {
+    let mut mu = upgrade();
+    mu.spec.stages[0].components[0].canary =
+        Some(Canary { nodes: Some(Portion::Count(2)), node_selector: None, replicas: None });
+    let mut fleet = mu.spec.stages[0].clone();
+    fleet.name = "fleet".into();
+    fleet.components[0].canary = None;
+    mu.spec.stages.push(fleet);
+    let st = mu.status.as_mut().unwrap();
+    st.phase = Phase::Succeeded;
+    st.stages[0].phase = StagePhase::Passed;
+    st.stages[0].components[0].canary = Some(CanaryStatus {
+        wanted: 2,
+        total: 10,
+        nodes: vec!["zone-0".into(), "zone-1".into()],
+        ..Default::default()
+    });
+    let mut passed = st.stages[0].clone();
+    passed.name = "fleet".into();
+    passed.components[0].canary = None;
+    st.stages.push(passed);
+    let v = view(&mu, Utc::now(), &[]);
+    assert!(!v.contains("this stage wants"), "{v}");
+    assert!(
+        v.contains(
+            "canary     2 of 10 nodes taken for the desired image when this stage passed: zone-0, zone-1"
+        ),
+        "{v}"
+    );
+    assert!(v.contains("canary     the rest of its nodes, by its own updateStrategy"), "{v}");
+    // A quarter of 6,000 nodes.
+    let st = mu.status.as_mut().unwrap();
+    st.stages[0].phase = StagePhase::Soaking;
+    st.stages[0].components[0].canary = Some(CanaryStatus {
+        wanted: 1500,
+        total: 6000,
+        nodes: (0..1500).map(|i| format!("node-{i:05}")).collect(),
+        ..Default::default()
+    });
+    let v = view(&mu, Utc::now(), &[]);
+    let line = v.lines().find(|l| l.contains("nodes taken")).unwrap();
+    assert!(line.len() < 200, "{line}");
+    assert!(line.ends_with("node-00005 and 1494 more"), "{line}");
 }
 
 #[test]

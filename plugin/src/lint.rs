@@ -14,14 +14,16 @@ use maintenance_operator::target::{self, TargetState};
 use serde::Deserialize;
 
 pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // The file's name and its upgrades' names are printed: escapes in them are shown, not run.
+    let shown = safe(&file.display().to_string(), false);
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let (mut problems, mut upgrades) = (0, 0);
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let value = match serde_yaml::Value::deserialize(doc) {
             Ok(value) => value,
             Err(e) => {
                 // The file is read no further: after a syntax error the parser says it again.
-                println!("✗ {}: not YAML: {}", file.display(), safe(&e.to_string(), false));
+                println!("✗ {shown}: not YAML: {}", safe(&e.to_string(), false));
                 problems += 1;
                 break;
             }
@@ -30,7 +32,7 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
             Ok(Some(read)) => read,
             Ok(None) => continue,
             Err(e) => {
-                println!("✗ {}: not a MaintenanceUpgrade: {}", file.display(), safe(&e, false));
+                println!("✗ {shown}: not a MaintenanceUpgrade: {}", safe(&e, false));
                 problems += 1;
                 continue;
             }
@@ -39,11 +41,11 @@ pub async fn lint(t: &Target, file: &std::path::Path) -> anyhow::Result<u8> {
         let ns = mu.namespace().unwrap_or_else(|| t.namespace.clone());
         mu.metadata.namespace = Some(ns.clone());
         let id = format!("{ns}/{}", mu.name_any());
-        println!("MaintenanceUpgrade {id}");
+        println!("MaintenanceUpgrade {}", safe(&id, false));
         problems += check(&t.client, &mu, &written, &ns, &id).await?;
     }
     if problems == 0 && upgrades == 0 {
-        println!("✗ {}: no MaintenanceUpgrade in it; nothing was changed", file.display());
+        println!("✗ {shown}: no MaintenanceUpgrade in it; nothing was changed");
         Ok(exit::NOT_OK)
     } else if problems == 0 {
         println!("no problems found; nothing was changed");

@@ -37,7 +37,16 @@ pub fn escaped<T: serde::Serialize + serde::de::DeserializeOwned + Clone>(value:
         match v {
             serde_json::Value::String(s) => *s = safe(s, false),
             serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
-            serde_json::Value::Object(fields) => fields.values_mut().for_each(walk),
+            // Keys too: a map's keys are the writer's (labels of a nodeSelector).
+            serde_json::Value::Object(fields) => {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        walk(&mut v);
+                        (safe(&k, false), v)
+                    })
+                    .collect();
+            }
             _ => {}
         }
     }

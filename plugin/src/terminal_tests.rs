@@ -28,6 +28,29 @@ fn a_newline_in_a_status_field_cannot_add_a_line_to_the_view() {
     assert!(view.contains(r"ok\u{a}Stage fleet  Passed"), "{view}");
 }
 
+/// ... nor a newline in a map's key: a canary's nodeSelector labels are the tenant's keys, which
+/// the view prints (`zone=b`).
+#[test]
+fn a_newline_in_a_key_cannot_add_a_line_to_the_view() {
+    use maintenance_operator::crd::{MaintenanceUpgrade, MaintenanceUpgradeStatus};
+    let mut mu: MaintenanceUpgrade = serde_json::from_value(serde_json::json!({
+        "apiVersion": "maintenance.dev/v1alpha1", "kind": "MaintenanceUpgrade",
+        "metadata": {"name": "up", "namespace": "team-a"},
+        "spec": {"stages": [{"name": "canary", "soak": "1h", "components": [{"kind": "DaemonSet", "name": "connector",
+            "image": "connector:2", "canary": {"nodeSelector": {"zone\nStage fleet  Passed": "b"}}}]}]}
+    }))
+    .unwrap();
+    let st: MaintenanceUpgradeStatus = serde_json::from_value(serde_json::json!({
+        "stages": [{"name": "canary", "phase": "Pending", "components": [{"kind": "DaemonSet", "namespace": "team-a",
+            "name": "connector", "desiredImage": "connector:2", "phase": "Claimed"}]}]
+    }))
+    .unwrap();
+    mu.status = Some(st);
+    let view = maintenance_operator::timeline::view(&escaped(&mu), chrono::Utc::now(), &[]);
+    assert!(view.contains(r"zone\u{a}Stage fleet  Passed=b"), "{view}");
+    assert!(!view.lines().any(|l| l.starts_with("Stage fleet  Passed")), "{view}");
+}
+
 /// Characters that print nothing but reorder or hide what follows (bidi overrides and isolates,
 /// zero-width ones, line and paragraph separators) are shown as escapes too: a tenant's message
 /// could otherwise make her row of `list -A` read as another's.

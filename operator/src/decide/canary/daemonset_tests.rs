@@ -1092,3 +1092,19 @@ fn a_revert_held_by_a_node_down_elsewhere_says_which_and_why() {
         "{said}"
     );
 }
+
+/// What the next stage widens to names its nodeSelector: "100% of its nodes" alone reads as
+/// every node.
+#[test]
+fn the_widening_said_names_the_next_stages_node_selector() {
+    let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
+    w.obs.spec.stages[1].components[0].canary = Some(Canary {
+        nodes: None,
+        node_selector: Some([("zone".to_string(), "b".to_string())].into()),
+        replicas: None,
+    });
+    w.obs.selected_nodes.insert("zone=b".into(), ["node-3", "node-4", "node-5"].map(String::from).into());
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    let said = &w.obs.status.message;
+    assert!(said.contains("to 100% of its nodes with zone=b)"), "{said}");
+}

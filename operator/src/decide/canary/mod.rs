@@ -425,7 +425,10 @@ impl Decider<'_> {
                     Some(k) if k.replicas.is_some() => {
                         format!("widening the canary of {key} to {} of its replicas", k.portion())
                     }
-                    Some(k) => format!("widening the canary of {key} to {} of its nodes", k.portion()),
+                    Some(k) => {
+                        let among = k.selector_text().map(|s| format!(" with {s}")).unwrap_or_default();
+                        format!("widening the canary of {key} to {} of its nodes{among}", k.portion())
+                    }
                     None => format!("handing the rest of {key} to its own updateStrategy"),
                 })
             })
