@@ -58,7 +58,7 @@ pub mod condition {
     pub const HEALTHY: &str = "Healthy";
     /// True when the operator cannot proceed until something outside it changes.
     pub const BLOCKED: &str = "Blocked";
-    /// Whether the maintenance window is open now.
+    /// Whether the maintenance window is open now; gone once the upgrade has ended.
     pub const WINDOW_OPEN: &str = "WindowOpen";
     /// True when a claimed target is managed by Argo CD, Flux or Helm: the message says which
     /// setting keeps that tool from putting the old image back.

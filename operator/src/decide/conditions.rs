@@ -36,6 +36,8 @@ impl Decider<'_> {
             (false, Some(r)) => {
                 cond(ct::ROLLED_BACK, "False", &r.reason, format!("rolling back: {}", r.message))
             }
+            // Decided, but held for a human or the window: the message says which.
+            _ if let Some(held) = self.held => cond(ct::ROLLED_BACK, "False", held, self.st.message.clone()),
             _ => cond(ct::ROLLED_BACK, "False", reason::NOT_REQUESTED, "no rollback".into()),
         });
         // A canary's copy read no more says nothing of the upgrade's health.
@@ -80,10 +82,17 @@ impl Decider<'_> {
         }
         new.push(match &self.blocked {
             Some((r, m)) => cond(ct::BLOCKED, "True", r, m.clone()),
+            // Nothing moves until a human asks for the rollback.
+            None if self.held == Some(reason::AUTOMATIC_ROLLBACK_DISABLED) => {
+                cond(ct::BLOCKED, "True", reason::AUTOMATIC_ROLLBACK_DISABLED, self.st.message.clone())
+            }
             None => cond(ct::BLOCKED, "False", reason::NOT_BLOCKED, "nothing blocks the upgrade".into()),
         });
-        // Window state, as far as the spec can be read.
-        if let Ok(s) = Schedule::parse(self.o.spec.window.as_ref()) {
+        // Window state, as far as the spec can be read; an ended upgrade is looked at no more, so
+        // it says nothing of the window (it would be the window of its last look).
+        if let Ok(s) = Schedule::parse(self.o.spec.window.as_ref())
+            && !phase.is_terminal()
+        {
             new.push(match s.state_at(now) {
                 WindowState::Open { closes_at: Some(t) } => {
                     cond(ct::WINDOW_OPEN, "True", reason::WINDOW_OPENED, format!("open until {}", at(t)))
@@ -111,8 +120,12 @@ impl Decider<'_> {
                 c.last_transition_time = old.last_transition_time;
             }
             let changed = old.is_none_or(|o| o.status != c.status || o.reason != c.reason);
-            if c.type_ == ct::BLOCKED && c.status == "True" && changed {
-                let reason = self.blocked.as_ref().map(|b| b.0).unwrap_or(reason::INVALID_SPEC);
+            // (A held rollback's is announced by rollback_trigger, once.)
+            if c.type_ == ct::BLOCKED
+                && c.status == "True"
+                && changed
+                && let Some((reason, _)) = self.blocked
+            {
                 self.events.push(Note { warning: true, reason, action: "Block", message: c.message.clone() });
             }
         }

@@ -61,3 +61,44 @@ fn a_refusal_is_said_on_a_status_with_nothing_written_yet() {
     let b = st.conditions.iter().find(|c| c.type_ == ct::BLOCKED).unwrap();
     assert_eq!(b.reason, reason::ACTION_FAILED);
 }
+
+/// A rollback decided but held (automatic rollback off) is not "no rollback": RolledBack says
+/// why it waits, and Blocked that a human must act; one that waits for the window is not blocked.
+#[test]
+fn a_held_rollback_is_said_by_its_conditions() {
+    let mut s = spec_with_history();
+    s.rollback.automatic = false;
+    let mut w = World::new(s);
+    w.error_rate = creeping_after("connector-canary", 0.01);
+    w.run_until(Duration::hours(30), |w| w.phase() == Phase::Degraded);
+    w.step();
+    let rolled_back = w.condition(ct::ROLLED_BACK);
+    assert_eq!(
+        (rolled_back.status.as_str(), rolled_back.reason.as_str()),
+        ("False", reason::AUTOMATIC_ROLLBACK_DISABLED)
+    );
+    assert!(rolled_back.message.contains("spec.rollback.requested"), "{}", rolled_back.message);
+    let blocked = w.condition(ct::BLOCKED);
+    assert_eq!(
+        (blocked.status.as_str(), blocked.reason.as_str()),
+        ("True", reason::AUTOMATIC_ROLLBACK_DISABLED)
+    );
+}
+
+/// An ended upgrade is looked at no more: it keeps no WindowOpen, which would say "open until"
+/// a time long past.
+#[test]
+fn an_ended_upgrade_says_nothing_of_the_window() {
+    let mut s = spec();
+    s.window = Some(tue_thu_window());
+    let mut w = World::new(s);
+    w.obs.now = t("2026-11-24T12:00:00Z");
+    w.run_until(Duration::days(3), |w| w.obs.status.conditions.iter().any(|c| c.type_ == ct::WINDOW_OPEN));
+    w.run_until(Duration::days(10), terminal);
+    assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+    assert!(
+        w.obs.status.conditions.iter().all(|c| c.type_ != ct::WINDOW_OPEN),
+        "{:?}",
+        w.obs.status.conditions
+    );
+}

@@ -228,7 +228,7 @@ pub fn decide(o: &Observed) -> Decision {
         requeue: None,
         blocked: None,
         next: None,
-        held: false,
+        held: None,
     };
     d.st.observed_generation = Some(o.generation);
     d.record_deliveries();
@@ -284,8 +284,9 @@ struct Decider<'a> {
     requeue: Option<Duration>,
     blocked: Option<(&'static str, String)>,
     next: Option<NextAction>,
-    /// A rollback is due but waits (for a human or for the window): nothing moves forward.
-    held: bool,
+    /// A rollback is due but waits (for a human or for the window): nothing moves forward. Its
+    /// reason: `AutomaticRollbackDisabled` or `RollbackWaitsForWindow`.
+    held: Option<&'static str>,
 }
 
 impl<'a> Decider<'a> {
@@ -374,7 +375,7 @@ impl<'a> Decider<'a> {
             return self.roll_back(plan);
         }
         match problem {
-            Some((why, _, msg)) if !self.held => {
+            Some((why, _, msg)) if self.held.is_none() => {
                 self.st.message = msg.clone();
                 self.block(why, msg);
             }

@@ -77,7 +77,7 @@ impl<'a> Decider<'a> {
         }
         let (why, message) = trigger?;
         if !self.o.spec.rollback.automatic {
-            self.held = true;
+            self.held = Some(reason::AUTOMATIC_ROLLBACK_DISABLED);
             self.set_phase(
                 Phase::Degraded,
                 format!("{message}. Automatic rollback is off: set spec.rollback.requested to true to revert, nothing else happens until then"),
@@ -92,7 +92,7 @@ impl<'a> Decider<'a> {
         if !self.o.spec.rollback.outside_window && !begun {
             // A window that never opens again cannot be waited for: the rollback goes ahead.
             if let WindowState::Closed { opens_at: Some(opens_at), .. } = window {
-                self.held = true;
+                self.held = Some(reason::ROLLBACK_WAITS_FOR_WINDOW);
                 self.set_phase(Phase::Degraded, format!("{message}. The rollback waits for the maintenance window (rollback.outsideWindow is false)"));
                 self.next("roll back when the window opens", Some(opens_at));
                 self.note_once(reason::ROLLBACK_WAITS_FOR_WINDOW, &message);

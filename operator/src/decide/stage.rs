@@ -17,7 +17,7 @@ const START_LATENESS: Duration = Duration::minutes(1);
 
 impl Decider<'_> {
     pub(super) fn advance(&mut self, plan: &Plan) {
-        if self.held {
+        if self.held.is_some() {
             return; // rollback_trigger said why and what next
         }
         if !self.claim() {
