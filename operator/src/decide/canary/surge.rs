@@ -9,6 +9,9 @@
 //! settings back in one write: the old ReplicaSet is the current one again, and the
 //! Deployment's controller scales the canary's away, touching no other pod.
 //!
+//! A Deployment whose owner allows no surge (`maxSurge: 0`) gets no canary: its pod beside the
+//! replicas may be unable to run at all (a hostPort, a volume only one pod may mount).
+//!
 //! Why not `spec.paused`: a paused Deployment makes no new ReplicaSet, so the operator would
 //! have to make it itself (a second workload in all but name) or pause it once the controller
 //! has begun (a race it can lose); `kubectl rollout undo` refuses a paused Deployment, and
@@ -72,6 +75,16 @@ pub(super) fn surge_problem(key: &TargetKey, t: &TargetState, settings: &str) ->
         return Some(format!(
             "{key} updates by Recreate: a canary would run the new pods beside the old ones, which \
              Recreate exists to prevent; upgrade it whole (no canary)"
+        ));
+    }
+    // A percentage rounds up (the Deployment's controller's rule): only 0 and "0%" allow none.
+    let v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
+    let surge = &v["strategy"]["rollingUpdate"]["maxSurge"];
+    if surge.as_i64() == Some(0) || surge.as_str().is_some_and(|p| p.trim_end_matches('%').parse() == Ok(0)) {
+        return Some(format!(
+            "{key} allows no surge (maxSurge {surge}): its owner allows no pod beside its replicas (a \
+             hostPort, a volume only one pod may mount), and a canary is new pods beside them; upgrade \
+             it whole (no canary)"
         ));
     }
     t.paused.then(|| {

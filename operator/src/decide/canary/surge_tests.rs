@@ -2,6 +2,7 @@
 
 use super::surge_settings;
 use crate::decide::test_world::*;
+use serde_json::json;
 
 /// Its settings as the API server defaults them: 25 % surge and unavailable, 600 s deadline.
 const SETTINGS: &str = r#"{"minReadySeconds":0,"progressDeadlineSeconds":600,"strategy":{"rollingUpdate":{"maxSurge":"25%","maxUnavailable":"25%"},"type":"RollingUpdate"}}"#;
@@ -480,4 +481,21 @@ fn a_later_targets_problem_does_not_hold_an_earlier_stage_in_flight() {
     owner_pauses(&mut w, &k, false);
     w.run_until(Duration::hours(3), terminal);
     assert_eq!(w.phase(), Phase::Succeeded, "{}", w.obs.status.message);
+}
+
+/// A Deployment whose owner allows no surge (`maxSurge: 0`: a hostPort, a volume one pod may
+/// mount, every GPU taken) may not have a pod beside its replicas: its canary could never run,
+/// and its pending pod would be counted as the new image's failure. Refused before any change.
+#[test]
+fn a_deployment_that_may_not_surge_gets_no_canary() {
+    for surge in [json!(0), json!("0%")] {
+        let (mut w, k) = deployment_world(Portion::Count(1), None);
+        let settings = json!({"minReadySeconds": 0, "progressDeadlineSeconds": 600,
+            "strategy": {"rollingUpdate": {"maxSurge": surge, "maxUnavailable": 1}, "type": "RollingUpdate"}});
+        w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap().update_strategy = Some(settings.to_string());
+        w.step();
+        let said = &w.condition(ct::BLOCKED).message;
+        assert!(said.contains("maxSurge") && said.contains("upgrade it whole"), "{said}");
+        assert!(w.effects.is_empty(), "{:?}", w.effects);
+    }
 }
