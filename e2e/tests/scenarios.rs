@@ -1485,11 +1485,24 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     // A node that joins mid-soak gets the new template (OnDelete holds): it counts as canary.
     s.extra_node("joins", true).await;
     let joined = "inplace-joins".to_string();
-    s.wait_for("up", SECS(60), "counting the new node as canary", |mu| {
-        let st = mu.status.as_ref().unwrap();
-        st.stages[0].components[0].canary.as_ref().is_some_and(|c| c.nodes.contains(&joined))
-    })
-    .await;
+    let counted = s
+        .wait_for("up", SECS(60), "counting the new node as canary", |mu| {
+            let st = mu.status.as_ref().unwrap();
+            st.stages[0].components[0].canary.as_ref().is_some_and(|c| c.nodes.contains(&joined))
+        })
+        .await
+        .status
+        .unwrap();
+    // ... as one the canary did not take: its signals' copies count only the nodes it took.
+    assert_eq!(
+        counted.stages[0].components[0].canary.as_ref().unwrap().joined,
+        std::slice::from_ref(&joined)
+    );
+    let copies: Vec<_> = counted.analysis.iter().filter(|a| a.name.ends_with("@canary")).collect();
+    assert!(!copies.is_empty(), "{:?}", counted.analysis);
+    for copy in copies {
+        assert!(!copy.nodes.contains(&joined), "{}: {:?}", copy.name, copy.nodes);
+    }
     // (Counted from the node it is made for; the scheduler binds it a moment later.)
     let deadline = std::time::Instant::now() + SECS(30);
     while !s.pods_by_node("connector").await.contains_key(&joined) {

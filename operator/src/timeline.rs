@@ -56,9 +56,13 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
                 WorkloadKind::StatefulSet => format!("the top {n} of {of} replicas on the desired image"),
                 WorkloadKind::Deployment => format!("{n} new replicas beside its {of}"),
             };
+            let joined = match k.joined.as_slice() {
+                [] => String::new(),
+                joined => format!("; the DaemonSet's own, not judged by its signals: {}", named(joined)),
+            };
             Some(match stage_phase {
-                Some(StagePhase::Passed) => format!("{taken} when this stage passed: {names}"),
-                _ => format!("{taken} (this stage wants {}): {names}", k.wanted),
+                Some(StagePhase::Passed) => format!("{taken} when this stage passed: {names}{joined}"),
+                _ => format!("{taken} (this stage wants {}): {names}{joined}", k.wanted),
             })
         }
         (_, Some(asked)) => Some(match asked.selector_text() {

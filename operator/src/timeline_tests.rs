@@ -101,6 +101,16 @@ fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
         ),
         "{v}"
     );
+    // A node that joined mid-stage is the canary's, but not judged by its signals.
+    let mut joined = mu.clone();
+    let k = joined.status.as_mut().unwrap().stages[0].components[0].canary.as_mut().unwrap();
+    k.nodes.push("zone-9".into());
+    k.joined.push("zone-9".into());
+    let v = view(&joined, Utc::now(), &[]);
+    assert!(
+        v.contains("zone-0, zone-1, zone-9; the DaemonSet's own, not judged by its signals: zone-9"),
+        "{v}"
+    );
     assert!(v.contains("canary     25% of its nodes"), "{v}");
 }
 

@@ -329,6 +329,14 @@ pub struct CanaryStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(length(max = 253)))]
     pub nodes: Vec<String>,
+    /// Of `nodes`, those the canary did not take: the DaemonSet made their pod from the new
+    /// template itself (a node that joined, a pod evicted). Counted in the canary's size and
+    /// reverted with it, but not by its signals' copies or `$canary_nodes`: a node that just
+    /// joined gets the pods that waited for it, each with its scheduling failure, which would
+    /// be blamed on the new image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = 253)))]
+    pub joined: Vec<String>,
     /// A StatefulSet's pods (its top ordinals) or a Deployment's new ones that run the new
     /// image, by name. Once the component is Reverted, the pods it ran on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -253,15 +253,33 @@ impl Decider<'_> {
         } else {
             vec![]
         };
+        let mut taken = BTreeSet::new();
         for (name, _) in &delete {
             if let Some(q) = p.pods.iter().find(|q| q.name == *name) {
                 chosen.insert(q.node.clone());
+                taken.insert(q.node.clone());
             }
         }
+        // Taken by the canary: recorded before as its own, or replaced now. The rest of `chosen`
+        // the DaemonSet gave the new template itself (a node that joined, a pod evicted).
+        let (before, joined_before) = self.recorded_canaries(&key).fold(
+            (BTreeSet::new(), BTreeSet::new()),
+            |(mut nodes, mut joined), k| {
+                nodes.extend(k.nodes.iter().cloned());
+                joined.extend(k.joined.iter().cloned());
+                (nodes, joined)
+            },
+        );
+        let joined: Vec<String> = chosen
+            .iter()
+            .filter(|n| !taken.contains(*n) && (!before.contains(*n) || joined_before.contains(*n)))
+            .cloned()
+            .collect();
         self.st.stages[si].components[ci].canary = Some(CanaryStatus {
             wanted: wanted as i32,
             total: p.nodes.len() as i32,
             nodes: chosen.iter().cloned().collect(),
+            joined,
             original_update_strategy: original,
             ..Default::default()
         });

@@ -155,10 +155,21 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // A node joins: the DaemonSet gives it a pod from its current, new, template.
     ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
-    w.obs.now += Duration::minutes(1);
-    w.step();
+    for _ in 0..3 {
+        w.obs.now += Duration::minutes(1);
+        w.step();
+    }
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-7"], "shown while it soaks");
+    assert_eq!(canary.joined, ["node-7"]);
+    // Its signals count the nodes it took: node-7 gets the pods that waited for a node, each
+    // with its scheduling failure, which are not the new image's.
+    let copies: Vec<&SignalStatus> =
+        w.obs.status.analysis.iter().filter(|a| a.name.ends_with("@canary")).collect();
+    assert!(!copies.is_empty());
+    for copy in copies {
+        assert_eq!(copy.nodes, ["node-1", "node-2"], "{}", copy.name);
+    }
     assert_eq!(w.deleted().len(), 2, "nothing more replaced while it soaks");
     w.obs.spec.rollback.requested = true;
     w.step();
@@ -963,8 +974,8 @@ fn a_handed_over_daemonset_reverted_gets_its_template_back_as_written_not_pinned
 }
 
 /// Between two canary stages (the next one waiting for its approval), a pod made again on
-/// another node gets the new template: it counts as canary then too, so that the canary's
-/// signals judge it and a revert replaces it.
+/// another node gets the new template: it counts as canary then too, so that a revert replaces
+/// it (the canary's signals count the nodes it took).
 #[test]
 fn a_pod_made_again_while_the_next_stage_waits_for_approval_counts_as_canary() {
     let mut w = world(Portion::Count(2), Some(Portion::Percent("50%".into())));
@@ -973,6 +984,7 @@ fn a_pod_made_again_while_the_next_stage_waits_for_approval_counts_as_canary() {
     made_again(&mut w, "node-5");
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the next stage waits");
+    assert_eq!(canary.joined, ["node-5"]);
     w.obs.spec.rollback.requested = true;
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);

@@ -43,14 +43,18 @@ impl Decider<'_> {
         self.recorded_components(key).any(|c| c.applied_at.is_some())
     }
 
-    /// The DaemonSet canaries' nodes (taken, or to be taken): of them all, and of those that
+    /// The DaemonSet canaries' nodes (taken, or to be taken; not those that joined): of them all, and of those that
     /// still run as a canary (have not handed over), which the built-in copies count: None
     /// once every one has.
     fn daemonset_canary_nodes(&self) -> (Vec<String>, Option<Vec<String>>) {
         let (mut all, mut running, mut any) = (BTreeSet::new(), BTreeSet::new(), false);
         for key in self.canaried_targets(Some(WorkloadKind::DaemonSet)) {
             let nodes: Vec<String> = if self.changed(&key) {
-                self.recorded_canaries(&key).flat_map(|k| k.nodes.iter().cloned()).collect()
+                // Only the nodes the canary took: one that joined brings other pods' failures.
+                let joined: BTreeSet<&String> =
+                    self.recorded_canaries(&key).flat_map(|k| &k.joined).collect();
+                let recorded = self.recorded_canaries(&key).flat_map(|k| &k.nodes);
+                recorded.filter(|n| !joined.contains(n)).cloned().collect()
             } else if let Some(&(si, ci)) = self.appearances(&key).first() {
                 self.planned_nodes(si, ci).into_iter().flatten().collect()
             } else {
