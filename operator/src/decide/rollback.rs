@@ -112,12 +112,15 @@ impl<'a> Decider<'a> {
     /// A stage's rollout that failed, or did not finish by its progress deadline. One whose
     /// workloads did finish but that is not marked so (the upgrade is held: a spec that cannot
     /// be used, `held_by`, or a target changed by someone else; or the look that holds it no
-    /// more, before `advance` marks it) has not failed; a canary the operator itself widens is
-    /// not widened while held, so that one does fail at the deadline, saying what held it. A
+    /// more, before `advance` marks it) has not failed: a canary is looked at as its stage's
+    /// step would (replacing nothing), since its controller may have finished it while the
+    /// operator was away (a partition, a surge). A canary the operator itself widens is not
+    /// widened while held, so that one does fail at the deadline, saying what held it. A
     /// failure already said (Degraded: the rollback waits for a human or the window) is not
     /// taken back by a rollout that finishes late.
-    pub(super) fn rollout_failure(&self, plan: &Plan, held_by: Option<&str>) -> Option<String> {
-        for (i, s) in self.st.stages.iter().enumerate() {
+    pub(super) fn rollout_failure(&mut self, plan: &Plan, held_by: Option<&str>) -> Option<String> {
+        for i in 0..self.st.stages.len() {
+            let s = &self.st.stages[i];
             if s.phase != StagePhase::RollingOut {
                 continue;
             }
@@ -131,20 +134,27 @@ impl<'a> Decider<'a> {
                     return Some(format!("{:?} {}/{}: {why}", c.kind, c.namespace, c.name));
                 }
             }
-            let said = self.o.status.phase == Phase::Degraded;
-            let rolled_out = !said
-                && s.components.iter().enumerate().all(|(ci, c)| {
-                    self.canary_of(i, ci).is_none()
-                        && c.phase == ComponentPhase::Applied
-                        && matches!(self.target(c), (_, Some(t)) if t.rollout == Rollout::Complete)
-                });
             let started = s.started_at?;
             let limit = plan.progress_deadline(i);
-            if self.now() > started + limit && !rolled_out {
+            if self.now() <= started + limit {
+                continue;
+            }
+            let mut rolled_out = self.o.status.phase != Phase::Degraded;
+            for ci in 0..self.st.stages[i].components.len() {
+                let c = self.st.stages[i].components[ci].clone();
+                rolled_out = rolled_out
+                    && c.phase == ComponentPhase::Applied
+                    && if self.canary_of(i, ci).is_some() {
+                        self.canary_step(i, ci, false).is_none()
+                    } else {
+                        matches!(self.target(&c), (_, Some(t)) if t.rollout == Rollout::Complete)
+                    };
+            }
+            if !rolled_out {
                 let held = held_by.map(|h| format!(" while the upgrade was held: {h}")).unwrap_or_default();
                 return Some(format!(
                     "stage {} did not roll out within its progress deadline of {}{held}",
-                    s.name,
+                    self.st.stages[i].name,
                     duration(limit)
                 ));
             }

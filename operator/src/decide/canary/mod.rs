@@ -328,7 +328,9 @@ impl Decider<'_> {
         }
     }
 
-    fn canary_step(&mut self, si: usize, ci: usize, replace: bool) -> Option<String> {
+    /// What the canary of component `ci` of stage `si` waits for (None: done), replacing pods or
+    /// widening it only with `replace`.
+    pub(in crate::decide) fn canary_step(&mut self, si: usize, ci: usize, replace: bool) -> Option<String> {
         let canary = self.canary_of(si, ci)?.clone();
         let c = self.st.stages[si].components[ci].clone();
         let (key, t) = self.target(&c);

@@ -108,11 +108,27 @@ impl Decider<'_> {
             }
             return Some(format!("{key}: lowering its partition to {partition}"));
         }
+        // Judged by its own replicas: one below the partition that is not Ready (resyncing, its
+        // node down) keeps the StatefulSet's rollout from complete, but is not the canary's.
+        let ready = t
+            .pods
+            .iter()
+            .flatten()
+            .filter(|p| p.runs(&container, &c.desired_image) && !p.deleting && p.ready);
+        let ready = ready.count();
         match &t.rollout {
-            crate::target::Rollout::Complete => None,
-            crate::target::Rollout::InProgress(why) | crate::target::Rollout::Failed(why) => {
+            crate::target::Rollout::Failed(why) => {
                 Some(format!("{key}: {why} (its top {wanted} of {replicas} replicas)"))
             }
+            _ if ready >= wanted => None,
+            crate::target::Rollout::InProgress(why) => Some(format!(
+                "{key}: {ready} of its top {wanted} of {replicas} replicas run {} and are Ready ({why})",
+                c.desired_image
+            )),
+            crate::target::Rollout::Complete => Some(format!(
+                "{key}: {ready} of its top {wanted} of {replicas} replicas run {} and are Ready",
+                c.desired_image
+            )),
         }
     }
 }

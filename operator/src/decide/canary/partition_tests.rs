@@ -275,3 +275,35 @@ fn a_statefulset_canary_of_every_replica_before_its_last_stage_changes_nothing()
     assert!(b.message.contains("takes all 4 of its replicas"), "{}", b.message);
     assert!(w.effects.is_empty());
 }
+
+/// A replica below the partition that is not Ready (resyncing, its node down) is not the
+/// canary's: the canary is judged by its own top replicas, not by every replica's readiness.
+#[test]
+fn a_statefulset_canary_is_not_held_by_a_replica_below_its_partition() {
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
+    w.stuck = true;
+    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    let pods = t.pods.as_mut().unwrap();
+    pods[3].images[0].1 = "connector:2.0".into();
+    pods[0].ready = false;
+    t.rollout = Rollout::InProgress("3 of 4 replicas ready".into());
+    w.run_until(Duration::minutes(20), |w| soaking(w, 0) || w.obs.status.rollback.is_some());
+    assert!(soaking(&w, 0), "{}", w.obs.status.message);
+    // ... and one whose own top replica is not Ready waits for it.
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
+    w.stuck = true;
+    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    let pods = t.pods.as_mut().unwrap();
+    pods[3].images[0].1 = "connector:2.0".into();
+    pods[3].ready = false;
+    t.rollout = Rollout::InProgress("3 of 4 replicas ready".into());
+    for _ in 0..3 {
+        w.obs.now += Duration::minutes(1);
+        w.step();
+    }
+    assert_eq!(w.obs.status.stages[0].phase, StagePhase::RollingOut, "{}", w.obs.status.message);
+    let said = &w.obs.status.message;
+    assert!(said.contains("0 of its top 1 of 4 replicas run connector:2.0 and are Ready"), "{said}");
+}

@@ -499,3 +499,20 @@ fn a_deployment_that_may_not_surge_gets_no_canary() {
         assert!(w.effects.is_empty(), "{:?}", w.effects);
     }
 }
+
+/// The operator is away past the stage's progressDeadline (both replicas down, say) while the
+/// Deployment's controller makes the canary's pods: the first look back finds the canary done
+/// and soaks it, instead of rolling back a rollout that finished.
+#[test]
+fn a_canary_that_finished_while_the_operator_was_away_is_not_rolled_back() {
+    let (mut w, k) = deployment_world(Portion::Count(2), None);
+    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
+    let t = w.obs.targets.get_mut(&k).unwrap().as_mut().unwrap();
+    let pods = t.pods.as_mut().unwrap();
+    pods.retain(|p| p.images[0].1 != "connector:2.0");
+    pods.extend([replica("new-a", "connector:2.0", true), replica("new-b", "connector:2.0", true)]);
+    w.obs.now += Duration::minutes(15);
+    w.step();
+    assert!(w.obs.status.rollback.is_none(), "{:?}", w.obs.status.rollback);
+    assert!(soaking(&w, 0), "{}", w.obs.status.message);
+}
