@@ -6,10 +6,12 @@
 
 use crate::constants::LIST_PAGE_SIZE;
 use crate::metrics::WatchFailures;
+use crate::signals::pod_index::to_chrono;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,6 +66,23 @@ impl NodeCache {
                 .filter_map(|n| n.metadata.name.clone())
                 .collect(),
         )
+    }
+}
+
+impl NodeCache {
+    /// When each node of `names` was created, of those the watch has seen (none until it has
+    /// listed them all once).
+    pub fn created<'n>(&self, names: impl Iterator<Item = &'n str>) -> BTreeMap<String, DateTime<Utc>> {
+        if !self.listed() {
+            return BTreeMap::new();
+        }
+        names
+            .filter_map(|name| {
+                let node = self.store.get(&ObjectRef::new(name))?;
+                let created = node.metadata.creation_timestamp.as_ref()?;
+                Some((name.to_string(), to_chrono(created.0)))
+            })
+            .collect()
     }
 }
 

@@ -181,7 +181,9 @@ pub struct Stage {
     pub components: Vec<Component>,
     /// How long to watch the signals after this stage has rolled out before the next stage.
     pub soak: Duration,
-    /// How long the stage's rollout may take before it counts as failed and is reverted.
+    /// How long the stage's rollout may take before it counts as failed and is reverted. A
+    /// stage whose DaemonSet could not roll out within it even at 5 s a pod (its pods replaced
+    /// maxUnavailable at a time) is refused before anything changes.
     #[serde(default = "default_progress_deadline")]
     pub progress_deadline: Duration,
     /// Wait for the stage's name in spec.approvedStages before starting it.

@@ -329,11 +329,10 @@ pub struct CanaryStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(length(max = 253)))]
     pub nodes: Vec<String>,
-    /// Of `nodes`, those the canary did not take: the DaemonSet made their pod from the new
-    /// template itself (a node that joined, a pod evicted). Counted in the canary's size and
-    /// reverted with it, but not by its signals' copies or `$canary_nodes`: a node that just
-    /// joined gets the pods that waited for it, each with its scheduling failure, which would
-    /// be blamed on the new image.
+    /// Of `nodes`, those created after the upgrade's first change, whose pod the DaemonSet made
+    /// from the new template itself. Reverted with the canary, but neither counted in its size
+    /// nor by its signals' copies or `$canary_nodes`: a node that just joined gets the pods that
+    /// waited for it, each with its scheduling failure, which would be blamed on the new image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(length(max = 253)))]
     pub joined: Vec<String>,

@@ -20,6 +20,7 @@ mod finish;
 #[cfg(test)]
 mod invariants_tests;
 mod notify;
+mod pace;
 mod persist;
 mod plan;
 mod rollback;
@@ -109,6 +110,9 @@ pub struct Observed {
     /// The nodes each canary nodeSelector (as `k=v,…`) selects; one missing was not read (its
     /// canary waits).
     pub selected_nodes: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// When the nodes of canaried DaemonSets' pods were created, those the shared watch of nodes
+    /// has seen: one created after the upgrade's first change joined mid-canary.
+    pub node_created: BTreeMap<String, DateTime<Utc>>,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
@@ -338,6 +342,7 @@ impl<'a> Decider<'a> {
         let mut invalid: Vec<String> = invalid.into_iter().chain(self.spec_problem()).collect();
         invalid.extend(self.o.spec_problems.iter().cloned());
         invalid.extend(self.canaries_problem());
+        invalid.extend(self.pace_problem(&plan));
         let forbidden = self.tenancy_problem();
         self.check_targets();
         self.follow_canary();

@@ -140,20 +140,25 @@ impl<'a> Decider<'a> {
                 continue;
             }
             let mut rolled_out = self.o.status.phase != Phase::Degraded;
+            // What a canary still waited for, said with the failure (a node down elsewhere, say).
+            let mut waited = None;
             for ci in 0..self.st.stages[i].components.len() {
                 let c = self.st.stages[i].components[ci].clone();
-                rolled_out = rolled_out
-                    && c.phase == ComponentPhase::Applied
+                let done = c.phase == ComponentPhase::Applied
                     && if self.canary_of(i, ci).is_some() {
-                        self.canary_step(i, ci, false).is_none()
+                        let waits = self.canary_step(i, ci, false);
+                        waited = waited.or(waits.clone());
+                        waits.is_none()
                     } else {
                         matches!(self.target(&c), (_, Some(t)) if t.rollout == Rollout::Complete)
                     };
+                rolled_out &= done;
             }
             if !rolled_out {
                 let held = held_by.map(|h| format!(" while the upgrade was held: {h}")).unwrap_or_default();
+                let waited = waited.map(|w| format!(" ({w})")).unwrap_or_default();
                 return Some(format!(
-                    "stage {} did not roll out within its progress deadline of {}{held}",
+                    "stage {} did not roll out within its progress deadline of {}{held}{waited}",
                     self.st.stages[i].name,
                     duration(limit)
                 ));

@@ -284,6 +284,7 @@ impl World {
                 deliveries: vec![],
                 pods_watched_since: Some(t("2026-11-23T03:00:00Z")),
                 selected_nodes: BTreeMap::new(),
+                node_created: BTreeMap::new(),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 strategy_refused: BTreeMap::new(),

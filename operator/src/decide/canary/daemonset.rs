@@ -1,11 +1,11 @@
 //! Decide step, pure: a canary inside one DaemonSet, its first nodes. The first stage that
 //! names the DaemonSet sets its new image and `updateStrategy: OnDelete` in one write (recording
 //! the strategy it replaces on the target in the same write), then replaces its pods on the
-//! first nodes, in name order, itself; later stages widen that set; the last stage that names
-//! it restores the recorded strategy, so that the DaemonSet's own rolling update takes the
-//! rest. A revert sets the image back, replaces the pods that run the new one, then restores
-//! the strategy: the order the DaemonSet's own tools expect, and one in which no pod that never
-//! ran the new image rolls.
+//! first nodes (`in_taking_order`: those whose pod serves, by name) itself; later stages widen
+//! that set; the last stage that names it restores the recorded strategy, so that the
+//! DaemonSet's own rolling update takes the rest. A revert sets the image back, replaces the
+//! pods that run the new one, then restores the strategy: the order the DaemonSet's own tools
+//! expect, and one in which no pod that never ran the new image rolls.
 //!
 //! Pods are replaced only once the DaemonSet's controller has seen its latest template and
 //! every node shows its pod, and no faster than the DaemonSet's own maxUnavailable allows (at
@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeSet;
 
 /// Whether `strategy` (JSON) is OnDelete.
-pub(super) fn on_delete(strategy: Option<&str>) -> bool {
+pub(in crate::decide) fn on_delete(strategy: Option<&str>) -> bool {
     let parsed: Option<DaemonSetUpdateStrategy> = strategy.and_then(|s| serde_json::from_str(s).ok());
     parsed.is_some_and(|s| s.type_.as_deref() == Some("OnDelete"))
 }
@@ -31,15 +31,35 @@ pub(super) fn on_delete(strategy: Option<&str>) -> bool {
 fn max_unavailable(original: Option<&str>, nodes: usize) -> usize {
     let strategy: Option<DaemonSetUpdateStrategy> = original.and_then(|s| serde_json::from_str(s).ok());
     let value = strategy.and_then(|s| s.rolling_update).and_then(|r| r.max_unavailable);
-    let n = match value {
-        Some(IntOrString::Int(n)) => usize::try_from(n).unwrap_or(0),
-        Some(IntOrString::String(p)) => {
+    value.map_or(1, |v| scaled(&v, nodes)).max(1)
+}
+
+/// How many pods of a DaemonSet on `nodes` nodes a stage replaces at once: a canary's, as the
+/// operator paces them (`max_unavailable`); handed over or upgraded whole, as its own rolling
+/// update does (its maxSurge, when it surges with maxUnavailable 0).
+pub(in crate::decide) fn replaced_at_once(strategy: Option<&str>, nodes: usize, canary: bool) -> usize {
+    let parsed: Option<DaemonSetUpdateStrategy> = strategy.and_then(|s| serde_json::from_str(s).ok());
+    let rolling = parsed.and_then(|s| s.rolling_update);
+    let surge = rolling.as_ref().and_then(|r| r.max_surge.clone());
+    let unavailable_none = matches!(
+        rolling.as_ref().and_then(|r| r.max_unavailable.as_ref()),
+        Some(IntOrString::Int(0))
+    ) || matches!(rolling.as_ref().and_then(|r| r.max_unavailable.as_ref()), Some(IntOrString::String(p)) if p.trim_end_matches('%').parse() == Ok(0));
+    match surge {
+        Some(surge) if !canary && unavailable_none => scaled(&surge, nodes).max(1),
+        _ => max_unavailable(strategy, nodes),
+    }
+}
+
+/// An int-or-percentage of `nodes`, a percentage rounded up (as the DaemonSet controller does).
+fn scaled(value: &IntOrString, nodes: usize) -> usize {
+    match value {
+        IntOrString::Int(n) => usize::try_from(*n).unwrap_or(0),
+        IntOrString::String(p) => {
             let pct: usize = p.trim_end_matches('%').parse().unwrap_or(0);
             nodes.saturating_mul(pct).div_ceil(100)
         }
-        None => 1,
-    };
-    n.max(1)
+    }
 }
 
 /// A DaemonSet's pods, as a canary sees them: placed on a node, and how many nodes serve none.
@@ -81,11 +101,15 @@ fn paced(candidates: Vec<&PodPlace>, down: usize, max_unavailable: usize) -> Vec
 }
 
 /// Of `pods`, in the order a canary takes their nodes: those whose pod serves (Ready, not being
-/// deleted) first, each group in name order. A node whose agent is already down would lend the
-/// new image its failures, and a pod deleted on a node that stopped answering never goes away.
-fn in_taking_order<'a>(pods: impl Iterator<Item = &'a PodPlace>) -> Vec<&'a PodPlace> {
+/// deleted) first, and of each group the `preferred` first (the nodes the canary's baseline was
+/// measured on), then name order. A node whose agent is already down would lend the new image
+/// its failures, and a pod deleted on a node that stopped answering never goes away.
+fn in_taking_order<'a>(
+    pods: impl Iterator<Item = &'a PodPlace>,
+    preferred: &BTreeSet<String>,
+) -> Vec<&'a PodPlace> {
     let mut pods: Vec<&PodPlace> = pods.collect();
-    pods.sort_by_key(|q| !q.ready || q.deleting);
+    pods.sort_by_key(|q| (!q.ready || q.deleting, !preferred.contains(&q.node)));
     pods
 }
 
@@ -157,8 +181,8 @@ impl Decider<'_> {
     }
 
     /// The nodes the canary of component `ci` of stage `si`, a DaemonSet's, will take: the first
-    /// it asks for, in name order, among those it may take (as `daemonset_step` takes them).
-    /// None while its pods or the nodes its nodeSelector selects are not read yet.
+    /// it asks for, in taking order (`in_taking_order`), among those it may take (as
+    /// `daemonset_step` takes them). None while its pods or the nodes its nodeSelector selects are not read yet.
     pub(super) fn planned_nodes(&self, si: usize, ci: usize) -> Option<Vec<String>> {
         let canary = self.canary_of(si, ci)?;
         let c = self.st.stages.get(si)?.components.get(ci)?;
@@ -166,7 +190,8 @@ impl Decider<'_> {
         let eligible = self.eligible(canary, &p.nodes)?;
         let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len().max(1));
         let mut nodes: Vec<String> = vec![];
-        for q in in_taking_order(p.pods.iter().copied().filter(|q| eligible.contains(&q.node))) {
+        let preferred = self.baseline_nodes();
+        for q in in_taking_order(p.pods.iter().copied().filter(|q| eligible.contains(&q.node)), &preferred) {
             if !nodes.contains(&q.node) {
                 nodes.push(q.node.clone());
             }
@@ -178,7 +203,7 @@ impl Decider<'_> {
     /// How many nodes the canary of component `ci` of stage `si`, a DaemonSet's, may take from
     /// (all it runs on, or those its nodeSelector selects), and how many it runs on. None until
     /// both are read.
-    pub(super) fn node_pool(&self, si: usize, ci: usize) -> Option<(usize, usize)> {
+    pub(in crate::decide) fn node_pool(&self, si: usize, ci: usize) -> Option<(usize, usize)> {
         let c = self.st.stages.get(si)?.components.get(ci)?;
         let p = placed(self.target(c).1?)?;
         Some((self.eligible(self.canary_of(si, ci)?, &p.nodes)?.len(), p.nodes.len()))
@@ -192,7 +217,7 @@ impl Decider<'_> {
         Some(nodes.intersection(selected).cloned().collect())
     }
 
-    /// A DaemonSet's canary: replace the pods of the next nodes (in name order), paced. None
+    /// A DaemonSet's canary: replace the pods of the next nodes (in taking order), paced. None
     /// once enough nodes run the new image and all of those pods are Ready; otherwise what it
     /// waits for.
     pub(super) fn daemonset_step(&mut self, step: Step<'_>) -> Option<String> {
@@ -215,7 +240,12 @@ impl Decider<'_> {
         // counts only where the canary may go, and no more of them than leave it at its size.
         let mut chosen: BTreeSet<String> =
             p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()).collect();
-        let room = wanted.saturating_sub(chosen.len());
+        // Of those, the nodes that joined since the first change (their pod made by the
+        // DaemonSet from the new template): the canary's, reverted with it, but neither judged
+        // by its signals nor counted in its size, which is of nodes it took itself.
+        let joined = self.joined(&key, &chosen);
+        let own = |chosen: &BTreeSet<String>| chosen.iter().filter(|n| !joined.contains(*n)).count();
+        let room = wanted.saturating_sub(own(&chosen));
         let recorded: BTreeSet<String> = self
             .recorded_canaries(&key)
             .flat_map(|k| k.nodes.iter().cloned())
@@ -225,12 +255,16 @@ impl Decider<'_> {
             .take(room)
             .collect();
         chosen.extend(recorded.iter().cloned());
-        let serving = p.pods.iter().filter(|q| runs_new(q) && q.ready && !q.deleting).count();
+        let serving = p
+            .pods
+            .iter()
+            .filter(|q| runs_new(q) && q.ready && !q.deleting && !joined.contains(&q.node))
+            .count();
         let original = self.recorded_strategy(&key, t);
         let max_unavailable = max_unavailable(original.as_deref(), p.nodes.len());
         // Taken again: a recorded node whose pod still runs the old image (its delete not yet
         // seen, or the pod made again from a template the DaemonSet's controller had not caught
-        // up with), paced. Then the next nodes, in name order. Only once the controller has
+        // up with), paced. Then the next nodes, in taking order. Only once the controller has
         // caught up.
         let again: Vec<&PodPlace> = p
             .pods
@@ -238,53 +272,41 @@ impl Decider<'_> {
             .copied()
             .filter(|q| recorded.contains(&q.node) && !runs_new(q) && !q.deleting)
             .collect();
-        let more = in_taking_order(p.pods.iter().copied().filter(|q| {
-            eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
-        }))
+        let preferred = self.baseline_nodes();
+        let more = in_taking_order(
+            p.pods.iter().copied().filter(|q| {
+                eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
+            }),
+            &preferred,
+        )
         .into_iter()
-        .take(wanted.saturating_sub(chosen.len()));
+        .take(wanted.saturating_sub(own(&chosen)));
         let may_replace = replace && p.settled && self.effect.is_none();
         let delete = if may_replace {
             let mut delete = paced(again, p.down, max_unavailable);
             // Those just taken again are down too, whatever else is.
-            let down = (p.down + delete.len()).max(chosen.len() - serving.min(chosen.len()));
+            let down = (p.down + delete.len()).max(own(&chosen) - serving.min(own(&chosen)));
             delete.extend(paced(more.collect(), down, max_unavailable));
             delete
         } else {
             vec![]
         };
-        let mut taken = BTreeSet::new();
         for (name, _) in &delete {
             if let Some(q) = p.pods.iter().find(|q| q.name == *name) {
                 chosen.insert(q.node.clone());
-                taken.insert(q.node.clone());
             }
         }
-        // Taken by the canary: recorded before as its own, or replaced now. The rest of `chosen`
-        // the DaemonSet gave the new template itself (a node that joined, a pod evicted).
-        let (before, joined_before) = self.recorded_canaries(&key).fold(
-            (BTreeSet::new(), BTreeSet::new()),
-            |(mut nodes, mut joined), k| {
-                nodes.extend(k.nodes.iter().cloned());
-                joined.extend(k.joined.iter().cloned());
-                (nodes, joined)
-            },
-        );
-        let joined: Vec<String> = chosen
-            .iter()
-            .filter(|n| !taken.contains(*n) && (!before.contains(*n) || joined_before.contains(*n)))
-            .cloned()
-            .collect();
+        let taken = own(&chosen);
         self.st.stages[si].components[ci].canary = Some(CanaryStatus {
             wanted: wanted as i32,
             total: p.nodes.len() as i32,
             nodes: chosen.iter().cloned().collect(),
-            joined,
+            joined: joined.iter().cloned().collect(),
             original_update_strategy: original,
             ..Default::default()
         });
         // Held by nodes down outside the canary, as the DaemonSet's own rolling update would be.
-        let held = if may_replace && chosen.len() < wanted && delete.is_empty() {
+        let held = if p.settled && taken < wanted && delete.is_empty() {
             held_by_others(&p, &chosen, max_unavailable)
         } else {
             String::new()
@@ -293,13 +315,36 @@ impl Decider<'_> {
             let why = format!("so that {wanted} of {} nodes run {}", p.nodes.len(), c.desired_image);
             self.replace_pods(&key, delete, crate::constants::reason::CANARY_WIDENED, why);
         }
-        (chosen.len() < wanted || serving < chosen.len()).then(|| {
+        (taken < wanted || serving < taken).then(|| {
             format!(
                 "{key}: {serving} of {wanted} canary nodes run {} and are Ready ({} nodes in all){held}",
                 c.desired_image,
                 p.nodes.len()
             )
         })
+    }
+
+    /// Of `chosen` (nodes of DaemonSet `key` on the new image), those that joined the cluster
+    /// after the upgrade's first change, or were said to have before. A node whose creation
+    /// the watch of nodes has not seen is the canary's own, as a pod evicted and made again on
+    /// a node that was there is: that node's failures are the new image's.
+    fn joined(&self, key: &TargetKey, chosen: &BTreeSet<String>) -> BTreeSet<String> {
+        let before: BTreeSet<&String> = self.recorded_canaries(key).flat_map(|k| &k.joined).collect();
+        let since = self.st.changed_at;
+        let new = |n: &String| since.is_some_and(|c| self.o.node_created.get(n).is_some_and(|t| *t > c));
+        chosen.iter().filter(|n| before.contains(n) || new(n)).cloned().collect()
+    }
+
+    /// The nodes the canaries' copies of the built-in signals count now (their baseline's, before
+    /// the first change): taken first among those that serve, so that a pod's readiness changing
+    /// does not move the canary, and its baseline, to other nodes.
+    fn baseline_nodes(&self) -> BTreeSet<String> {
+        self.st
+            .analysis
+            .iter()
+            .filter(|a| a.name.ends_with("@canary"))
+            .flat_map(|a| a.nodes.iter().cloned())
+            .collect()
     }
 
     /// A reverted DaemonSet still on OnDelete: replace the pods that run the new image, paced.

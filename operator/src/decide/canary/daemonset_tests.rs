@@ -154,6 +154,7 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     let mut w = world(Portion::Count(2), None);
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // A node joins: the DaemonSet gives it a pod from its current, new, template.
+    w.obs.node_created.insert("node-7".into(), w.obs.now);
     ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
     for _ in 0..3 {
         w.obs.now += Duration::minutes(1);
@@ -984,7 +985,7 @@ fn a_pod_made_again_while_the_next_stage_waits_for_approval_counts_as_canary() {
     made_again(&mut w, "node-5");
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"], "counted while the next stage waits");
-    assert_eq!(canary.joined, ["node-5"]);
+    assert!(canary.joined.is_empty(), "node-5 was there: its failures are the new image's");
     w.obs.spec.rollback.requested = true;
     w.run_until(Duration::hours(1), terminal);
     assert_eq!(w.phase(), Phase::RolledBack);
@@ -1119,4 +1120,55 @@ fn the_widening_said_names_the_next_stages_node_selector() {
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     let said = &w.obs.status.message;
     assert!(said.contains("to 100% of its nodes with zone=b)"), "{said}");
+}
+
+/// A node that joins before the canary took any (its pod made from the new template) does not
+/// fill the canary: it takes its own node all the same, which its signals count.
+#[test]
+fn a_node_that_joins_before_the_canary_takes_its_nodes_does_not_fill_it() {
+    let mut w = world(Portion::Count(1), None);
+    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
+    w.obs.node_created.insert("node-7".into(), w.obs.now);
+    ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-7"]);
+    assert_eq!(canary.joined, ["node-7"]);
+    let copies: Vec<&SignalStatus> =
+        w.obs.status.analysis.iter().filter(|a| a.name.ends_with("@canary")).collect();
+    assert!(!copies.is_empty());
+    for copy in copies {
+        assert_eq!(copy.nodes, ["node-1"], "{}", copy.name);
+    }
+}
+
+/// The look that replaced the canary's pods lost its status write: those nodes are still its
+/// own next look (they were there before the change), not nodes that joined.
+#[test]
+fn a_canary_whose_replacing_look_lost_its_status_write_keeps_its_nodes_as_its_own() {
+    let mut w = world(Portion::Count(2), None);
+    let two = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":2},"type":"RollingUpdate"}"#;
+    ds_mut(&mut w).update_strategy = Some(two.into());
+    w.run_until_unwritten(Duration::hours(1), |w| w.deleted().len() == 2);
+    // Another replica takes over, from what was written.
+    w.fail_over();
+    assert!(w.obs.status.stages[0].components[0].canary.as_ref().is_none_or(|k| k.nodes.is_empty()));
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-2"]);
+    assert!(canary.joined.is_empty(), "{:?}", canary.joined);
+}
+
+/// Held that way to its progressDeadline, the stage is reverted, and the rollback says what held
+/// it: not the image.
+#[test]
+fn a_canary_held_to_its_deadline_by_a_node_down_elsewhere_says_so_in_its_rollback() {
+    let mut w = world(Portion::Count(2), None);
+    w.unreachable.insert("node-5".into());
+    ds_mut(&mut w).pods.as_mut().unwrap()[4].ready = false;
+    w.run_until(Duration::hours(1), |w| w.obs.status.rollback.is_some());
+    let r = w.obs.status.rollback.clone().unwrap();
+    assert_eq!(r.reason, reason::ROLLOUT_FAILED);
+    assert!(r.message.contains("did not roll out within its progress deadline of 10m"), "{}", r.message);
+    assert!(r.message.contains("nodes whose pod is down (node-5)"), "{}", r.message);
 }

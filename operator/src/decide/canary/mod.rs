@@ -15,13 +15,13 @@ mod settings;
 mod signals;
 mod surge;
 
+pub(super) use daemonset::{on_delete, replaced_at_once};
 pub(super) use surge::surge_of;
 
 use super::{Decider, Effect};
 use crate::crd::*;
 use crate::target::{ON_DELETE, TargetKey, TargetState};
 use chrono::{DateTime, Utc};
-use daemonset::on_delete;
 use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
 use partition::{partition_of, with_partition};
 use surge::surge_settings;
@@ -214,7 +214,7 @@ impl Decider<'_> {
             return self.daemonset_problem(stage, key, t, canary).filter(|_| sizes);
         }
         if key.kind == WorkloadKind::Deployment
-            && let Some(why) = surge::surge_problem(key, t, &strategy)
+            && let Some(why) = surge::surge_problem(key, t, &strategy, !sizes)
         {
             return Some(why);
         }
@@ -287,7 +287,7 @@ impl Decider<'_> {
     }
 
     /// Widen the canary of component `ci` of stage `si` to what its stage asks: replace the pods
-    /// of the next nodes (in name order), paced. None once enough nodes run the new image and
+    /// of the next nodes (in taking order), paced. None once enough nodes run the new image and
     /// all of those pods are Ready; otherwise what it waits for.
     pub(super) fn widen(&mut self, si: usize, ci: usize) -> Option<String> {
         self.canary_step(si, ci, true)
