@@ -61,7 +61,7 @@ fn canary_line(mu: &MaintenanceUpgrade, si: usize, ci: usize, c: &ComponentStatu
                 joined => format!("; the DaemonSet's own, not judged by its signals: {}", named(joined)),
             };
             Some(match stage_phase {
-                Some(StagePhase::Passed) => format!("{taken} when this stage passed: {names}{joined}"),
+                Some(StagePhase::Passed) => format!("{taken}, its stage passed: {names}{joined}"),
                 _ => format!("{taken} (this stage wants {}): {names}{joined}", k.wanted),
             })
         }

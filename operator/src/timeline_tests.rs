@@ -114,7 +114,7 @@ fn the_view_shows_where_a_canary_runs_and_what_the_next_stage_widens_to() {
     assert!(v.contains("canary     25% of its nodes"), "{v}");
 }
 
-/// Once its stage passed, a canary's line says what it was then, not that it still is; the stage
+/// Once its stage passed, a canary's line says its stage passed, not what this stage wants; the stage
 /// that hands the rest over says so; thousands of names are not printed.
 #[test]
 fn the_view_of_a_canary_that_passed_and_handed_over_and_a_long_one() {
@@ -141,9 +141,7 @@ fn the_view_of_a_canary_that_passed_and_handed_over_and_a_long_one() {
     let v = view(&mu, Utc::now(), &[]);
     assert!(!v.contains("this stage wants"), "{v}");
     assert!(
-        v.contains(
-            "canary     2 of 10 nodes taken for the desired image when this stage passed: zone-0, zone-1"
-        ),
+        v.contains("canary     2 of 10 nodes taken for the desired image, its stage passed: zone-0, zone-1"),
         "{v}"
     );
     assert!(v.contains("canary     the rest of its nodes, by its own updateStrategy"), "{v}");

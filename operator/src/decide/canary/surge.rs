@@ -69,12 +69,24 @@ fn recreates(settings: &str) -> bool {
     v["strategy"]["type"] == "Recreate"
 }
 
-/// What a canary of a Deployment cannot do, beyond what every kind checks.
-pub(super) fn surge_problem(key: &TargetKey, t: &TargetState, settings: &str) -> Option<String> {
+/// What a canary of a Deployment cannot do, beyond what every kind checks. With `changed`
+/// (the upgrade changed something already; its stages cannot be edited), the advice is to undo
+/// what stands in the way or to revert, not to upgrade it whole.
+pub(super) fn surge_problem(
+    key: &TargetKey,
+    t: &TargetState,
+    settings: &str,
+    changed: bool,
+) -> Option<String> {
+    let or_else = if changed {
+        "or set spec.rollback.requested to revert what this upgrade changed"
+    } else {
+        "or upgrade it whole (no canary)"
+    };
     if recreates(settings) {
         return Some(format!(
             "{key} updates by Recreate: a canary would run the new pods beside the old ones, which \
-             Recreate exists to prevent; upgrade it whole (no canary)"
+             Recreate exists to prevent; give it a RollingUpdate strategy, {or_else}"
         ));
     }
     // A percentage rounds up (the Deployment's controller's rule): only 0 and "0%" allow none.
@@ -83,15 +95,12 @@ pub(super) fn surge_problem(key: &TargetKey, t: &TargetState, settings: &str) ->
     if surge.as_i64() == Some(0) || surge.as_str().is_some_and(|p| p.trim_end_matches('%').parse() == Ok(0)) {
         return Some(format!(
             "{key} allows no surge (maxSurge {surge}): its owner allows no pod beside its replicas (a \
-             hostPort, a volume only one pod may mount), and a canary is new pods beside them; upgrade \
-             it whole (no canary)"
+             hostPort, a volume only one pod may mount), and a canary is new pods beside them; allow a \
+             surge, {or_else}"
         ));
     }
     t.paused.then(|| {
-        format!(
-            "{key} is paused (spec.paused): its controller would make no canary; resume it, or upgrade \
-             it whole (no canary)"
-        )
+        format!("{key} is paused (spec.paused): its controller would make no canary; resume it, {or_else}")
     })
 }
 
