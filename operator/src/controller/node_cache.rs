@@ -5,9 +5,9 @@
 //! DaemonSet could ask for it.
 
 use crate::constants::LIST_PAGE_SIZE;
+use crate::decide::NodeFacts;
 use crate::metrics::WatchFailures;
 use crate::signals::pod_index::to_chrono;
-use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::core::PartialObjectMeta;
@@ -15,6 +15,9 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The label that says a node's zone (well-known, set by cloud providers).
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 #[derive(Clone)]
 pub struct NodeCache {
@@ -70,17 +73,20 @@ impl NodeCache {
 }
 
 impl NodeCache {
-    /// When each node of `names` was created, of those the watch has seen (none until it has
-    /// listed them all once).
-    pub fn created<'n>(&self, names: impl Iterator<Item = &'n str>) -> BTreeMap<String, DateTime<Utc>> {
+    /// What the watch says of each node of `names` it has seen: when it was created, its zone
+    /// (none until it has listed them all once).
+    pub fn facts<'n>(&self, names: impl Iterator<Item = &'n str>) -> BTreeMap<String, NodeFacts> {
         if !self.listed() {
             return BTreeMap::new();
         }
         names
             .filter_map(|name| {
                 let node = self.store.get(&ObjectRef::new(name))?;
-                let created = node.metadata.creation_timestamp.as_ref()?;
-                Some((name.to_string(), to_chrono(created.0)))
+                let facts = NodeFacts {
+                    created: node.metadata.creation_timestamp.as_ref().map(|t| to_chrono(t.0)),
+                    zone: node.metadata.labels.as_ref().and_then(|l| l.get(ZONE_LABEL)).cloned(),
+                };
+                Some((name.to_string(), facts))
             })
             .collect()
     }

@@ -148,15 +148,15 @@ pub async fn observe(
             selected_nodes.insert(text, names);
         }
     }
-    // When the nodes of canaried DaemonSets' pods were created: one created after the first
-    // change joined mid-canary.
+    // When the nodes of canaried DaemonSets' pods were created (one created after the first
+    // change joined mid-canary), and their zones (a canary's nodes are spread over them).
     let on_nodes = targets
         .iter()
         .filter(|(k, _)| k.kind == WorkloadKind::DaemonSet && canaried.contains(*k))
         .flat_map(|(_, t)| t.iter().flat_map(|t| t.pods.iter().flatten()))
         .map(|p| p.node.as_str())
         .filter(|n| !n.is_empty());
-    let node_created = ctx.nodes.created(on_nodes);
+    let node_facts = if ended { BTreeMap::new() } else { ctx.nodes.facts(on_nodes) };
     // Until every target is claimed: which other upgrades named as owners still exist, and
     // under which UID? Each is read once (its metadata), whatever UIDs marks give it. A read
     // that fails counts as each mark's own, so that nothing is taken over on a doubt; a mark
@@ -268,7 +268,7 @@ pub async fn observe(
         deliveries: ctx.notifier.results(mu.metadata.uid.as_deref().unwrap_or_default()),
         pods_watched_since,
         selected_nodes,
-        node_created,
+        node_facts,
         samples,
         history,
         strategy_refused: ctx.refusals.of(mu.metadata.uid.as_deref().unwrap_or_default()),

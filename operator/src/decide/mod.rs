@@ -110,9 +110,9 @@ pub struct Observed {
     /// The nodes each canary nodeSelector (as `k=v,…`) selects; one missing was not read (its
     /// canary waits).
     pub selected_nodes: BTreeMap<String, std::collections::BTreeSet<String>>,
-    /// When the nodes of canaried DaemonSets' pods were created, those the shared watch of nodes
-    /// has seen: one created after the upgrade's first change joined mid-canary.
-    pub node_created: BTreeMap<String, DateTime<Utc>>,
+    /// What the shared watch of nodes says of the nodes canaried DaemonSets' pods run on (those
+    /// it has seen).
+    pub node_facts: BTreeMap<String, NodeFacts>,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
@@ -122,6 +122,15 @@ pub struct Observed {
     /// status. Past `REFUSED_RESTORE_LIMIT` the restore is given up, and said.
     pub strategy_refused: BTreeMap<TargetKey, Refused>,
     pub now: DateTime<Utc>,
+}
+
+/// What the operator knows of a node a canaried DaemonSet's pod runs on, from its metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// When it was created: one created after the upgrade's first change joined mid-canary.
+    pub created: Option<DateTime<Utc>>,
+    /// Its zone (label `topology.kubernetes.io/zone`): a canary's nodes are spread over zones.
+    pub zone: Option<String>,
 }
 
 /// A target's writes of its rollout settings the API server refused in a row: since the first,

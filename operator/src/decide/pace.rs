@@ -25,9 +25,10 @@ impl Decider<'_> {
         if self.st.changed_at.is_some() {
             return None;
         }
-        // Per stage: the rounds of replacements its DaemonSets take (one after the other: a
-        // look replaces one target's pods), and what they are, in words.
-        let mut stages: Vec<(i32, Vec<String>)> = vec![(0, vec![]); self.o.spec.stages.len()];
+        // Per stage: the rounds of replacements its canaries take (one after the other: a look
+        // replaces one target's pods), those of the DaemonSets it hands over or upgrades whole
+        // (side by side: each one's own controller), and what they are, in words.
+        let mut stages: Vec<(i32, i32, Vec<String>)> = vec![(0, 0, vec![]); self.o.spec.stages.len()];
         let ns = &self.o.namespace;
         let mut seen: Vec<TargetKey> = vec![];
         for c in self.o.spec.stages.iter().flat_map(|s| &s.components) {
@@ -50,38 +51,44 @@ impl Decider<'_> {
             // Each stage replaces what the one before left: a canary's size, then the rest.
             let mut before = 0;
             for (si, ci) in self.appearances(&key) {
-                let (wanted, at_once) = match self.canary_of(si, ci) {
+                let canary = self.canary_of(si, ci);
+                let wanted = match canary {
                     Some(canary) => {
-                        // Its nodeSelector's nodes not read yet: the stage waits for them.
+                        // Its nodeSelector's nodes not read yet: that stage waits for them, and
+                        // is not judged; what it will have taken is at most its share of all.
                         let pool = self.node_pool(si, ci).map(|(eligible, _)| eligible);
-                        let Some(eligible) = pool.or((canary.node_selector.is_none()).then_some(total))
-                        else {
-                            break;
+                        let Some(eligible) = pool.or(canary.node_selector.is_none().then_some(total)) else {
+                            before = before.max(canary.portion().of(total).unwrap_or(total));
+                            continue;
                         };
-                        let wanted = canary.portion().of(eligible).unwrap_or(1).clamp(1, eligible.max(1));
-                        (wanted, super::canary::replaced_at_once(strategy, total, true))
+                        canary.portion().of(eligible).unwrap_or(1).clamp(1, eligible.max(1))
                     }
-                    None => (total, super::canary::replaced_at_once(strategy, total, false)),
+                    None => total,
                 };
+                let at_once = super::canary::replaced_at_once(strategy, total, canary.is_some());
                 let replaced = wanted.saturating_sub(before);
                 before = before.max(wanted);
                 if replaced > 0 {
-                    let (rounds, what) = &mut stages[si];
-                    *rounds =
-                        rounds.saturating_add(i32::try_from(replaced.div_ceil(at_once)).unwrap_or(i32::MAX));
+                    let rounds = i32::try_from(replaced.div_ceil(at_once)).unwrap_or(i32::MAX);
+                    let (paced, own, what) = &mut stages[si];
+                    if canary.is_some() {
+                        *paced = paced.saturating_add(rounds);
+                    } else {
+                        *own = (*own).max(rounds);
+                    }
                     what.push(format!("{replaced} pods of {key}, at most {at_once} at a time"));
                 }
             }
         }
-        stages.into_iter().enumerate().find_map(|(si, (rounds, what))| {
-            let least = LEAST_PER_POD * rounds;
+        stages.into_iter().enumerate().find_map(|(si, (paced, own, what))| {
+            let least = LEAST_PER_POD * paced.max(own);
             let deadline = plan.progress_deadline(si);
             (least > deadline).then(|| {
                 format!(
                     "stage {} replaces {} (its updateStrategy): at {} a pod, the least one takes, that is {}, \
                      longer than its progressDeadline of {}, so it would be reverted at its deadline whatever the \
                      image; give the stage a progressDeadline of {} or more (real pods often take 30 s or longer), \
-                     or the DaemonSet a larger maxUnavailable",
+                     or the DaemonSet a larger maxUnavailable (maxSurge, if it surges)",
                     self.o.spec.stages[si].name,
                     what.join(" and "),
                     duration(LEAST_PER_POD),

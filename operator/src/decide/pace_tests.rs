@@ -73,3 +73,21 @@ fn a_daemonset_already_on_the_new_image_needs_no_time() {
     let blocked = w.condition(ct::BLOCKED);
     assert!(!blocked.message.contains("replaces"), "{}", blocked.message);
 }
+
+/// Two DaemonSets upgraded whole in one stage roll side by side, each by its own controller:
+/// the stage needs the longer of the two, not their sum.
+#[test]
+fn daemonsets_upgraded_whole_side_by_side_need_the_longer_of_their_times() {
+    let mut s = spec();
+    s.stages = vec![stage(
+        "fleet",
+        vec![component("connector", "connector:2.0"), component("connector-canary", "connector:2.0")],
+    )];
+    let mut w = World::new(s);
+    for name in ["connector", "connector-canary"] {
+        *w.obs.targets.get_mut(&key(name)).unwrap() = Some(daemonset_on("connector:1.0", 100));
+    }
+    w.step();
+    let blocked = w.condition(ct::BLOCKED);
+    assert!(!blocked.message.contains("replaces"), "{}", blocked.message);
+}

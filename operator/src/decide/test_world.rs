@@ -5,7 +5,8 @@
 pub(super) use crate::constants::{OWNER_ANNOTATION, condition as ct, reason};
 pub(super) use crate::crd::*;
 pub(super) use crate::decide::{
-    Decision, Effect, Observed, ReadError, Refused, analysis_due, decide, history_due, worth_writing,
+    Decision, Effect, NodeFacts, Observed, ReadError, Refused, analysis_due, decide, history_due,
+    worth_writing,
 };
 pub(super) use crate::detector::Counts;
 pub(super) use crate::target::{ON_DELETE, PodPlace, Rollout, TargetKey, TargetState};
@@ -284,7 +285,7 @@ impl World {
                 deliveries: vec![],
                 pods_watched_since: Some(t("2026-11-23T03:00:00Z")),
                 selected_nodes: BTreeMap::new(),
-                node_created: BTreeMap::new(),
+                node_facts: BTreeMap::new(),
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 strategy_refused: BTreeMap::new(),

@@ -1,7 +1,7 @@
 //! Decide step, pure: a canary inside one DaemonSet, its first nodes. The first stage that
 //! names the DaemonSet sets its new image and `updateStrategy: OnDelete` in one write (recording
 //! the strategy it replaces on the target in the same write), then replaces its pods on the
-//! first nodes (`in_taking_order`: those whose pod serves, by name) itself; later stages widen
+//! first nodes (`in_taking_order`: those whose pod serves, spread over zones) itself; later stages widen
 //! that set; the last stage that names it restores the recorded strategy, so that the
 //! DaemonSet's own rolling update takes the rest. A revert sets the image back, replaces the
 //! pods that run the new one, then restores the strategy: the order the DaemonSet's own tools
@@ -14,11 +14,11 @@
 
 use super::Step;
 use crate::crd::*;
-use crate::decide::Decider;
+use crate::decide::{Decider, NodeFacts};
 use crate::target::{PodPlace, TargetKey, TargetState};
 use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Whether `strategy` (JSON) is OnDelete.
 pub(in crate::decide) fn on_delete(strategy: Option<&str>) -> bool {
@@ -102,15 +102,38 @@ fn paced(candidates: Vec<&PodPlace>, down: usize, max_unavailable: usize) -> Vec
 
 /// Of `pods`, in the order a canary takes their nodes: those whose pod serves (Ready, not being
 /// deleted) first, and of each group the `preferred` first (the nodes the canary's baseline was
-/// measured on), then name order. A node whose agent is already down would lend the new image
-/// its failures, and a pod deleted on a node that stopped answering never goes away.
+/// measured on); then spread over the nodes' zones (`facts`), the first of each zone, then the
+/// second, each round in name order, counting the nodes the canary has already in each zone. A node whose agent is already down would lend the new
+/// image its failures, and a pod deleted on a node that stopped answering never goes away; a
+/// canary in one zone would take a zone's trouble (its disks, its network) for the image's,
+/// which its control, in the other zones, does not see.
 fn in_taking_order<'a>(
     pods: impl Iterator<Item = &'a PodPlace>,
     preferred: &BTreeSet<String>,
+    already: &BTreeSet<String>,
+    facts: &BTreeMap<String, NodeFacts>,
 ) -> Vec<&'a PodPlace> {
     let mut pods: Vec<&PodPlace> = pods.collect();
-    pods.sort_by_key(|q| (!q.ready || q.deleting, !preferred.contains(&q.node)));
-    pods
+    pods.sort_by(|a, b| a.node.cmp(&b.node));
+    let zone_of = |node: &str| facts.get(node).and_then(|f| f.zone.clone()).unwrap_or_default();
+    let zone = |q: &PodPlace| zone_of(&q.node);
+    // Each node's rank in its zone, in name order, after the canary's nodes there already.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for node in already {
+        *seen.entry(zone_of(node)).or_default() += 1;
+    }
+    let mut ranked: Vec<(usize, &PodPlace)> = pods
+        .into_iter()
+        .map(|q| {
+            let n = seen.entry(zone(q)).or_default();
+            *n += 1;
+            (*n, q)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, q)| {
+        (!q.ready || q.deleting, !preferred.contains(&q.node), *rank, q.node.clone())
+    });
+    ranked.into_iter().map(|(_, q)| q).collect()
 }
 
 /// Why no pod is replaced now although some wait, when nodes outside `ours` hold the budget:
@@ -132,11 +155,13 @@ fn held_by_others(p: &Placed<'_>, ours: &BTreeSet<String>, max_unavailable: usiz
     };
     format!(
         "; waiting: nodes whose pod is down ({}{more}) spend the DaemonSet's maxUnavailable \
-         {max_unavailable}, so no more may go down at once; it goes on once they serve again (the \
-         stage's progressDeadline still runs)",
+         {max_unavailable}, so no more may go down at once",
         named.join(", ")
     )
 }
+
+/// What follows a wait `held_by_others` names, said while the stage still runs.
+const HELD_NEXT: &str = "; it goes on once they serve again (the stage's progressDeadline still runs)";
 
 impl Decider<'_> {
     /// What a canary of `canary` nodes of DaemonSet `key` cannot do on the nodes it runs on
@@ -191,7 +216,8 @@ impl Decider<'_> {
         let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len().max(1));
         let mut nodes: Vec<String> = vec![];
         let preferred = self.baseline_nodes();
-        for q in in_taking_order(p.pods.iter().copied().filter(|q| eligible.contains(&q.node)), &preferred) {
+        let pods = p.pods.iter().copied().filter(|q| eligible.contains(&q.node));
+        for q in in_taking_order(pods, &preferred, &BTreeSet::new(), &self.o.node_facts) {
             if !nodes.contains(&q.node) {
                 nodes.push(q.node.clone());
             }
@@ -233,7 +259,6 @@ impl Decider<'_> {
         if eligible.is_empty() {
             return Some(format!("{key}: its canary.nodeSelector selects none of the nodes it runs on"));
         }
-        let wanted = canary.portion().of(eligible.len()).unwrap_or(1).clamp(1, eligible.len());
         // The canary so far: the nodes whose pod runs the new image, or is being deleted (its
         // replacement comes from the new template), or was deleted by this upgrade (recorded,
         // for as long as the node runs the DaemonSet). The status is input: a recorded node
@@ -242,8 +267,10 @@ impl Decider<'_> {
             p.pods.iter().filter(|q| runs_new(q) || q.deleting).map(|q| q.node.clone()).collect();
         // Of those, the nodes that joined since the first change (their pod made by the
         // DaemonSet from the new template): the canary's, reverted with it, but neither judged
-        // by its signals nor counted in its size, which is of nodes it took itself.
+        // by its signals nor counted in its size, which is of the nodes that were there.
         let joined = self.joined(&key, &chosen);
+        let pool = eligible.iter().filter(|n| !joined.contains(*n)).count().max(1);
+        let wanted = canary.portion().of(pool).unwrap_or(1).clamp(1, pool);
         let own = |chosen: &BTreeSet<String>| chosen.iter().filter(|n| !joined.contains(*n)).count();
         let room = wanted.saturating_sub(own(&chosen));
         let recorded: BTreeSet<String> = self
@@ -278,6 +305,8 @@ impl Decider<'_> {
                 eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
             }),
             &preferred,
+            &chosen,
+            &self.o.node_facts,
         )
         .into_iter()
         .take(wanted.saturating_sub(own(&chosen)));
@@ -306,11 +335,14 @@ impl Decider<'_> {
             ..Default::default()
         });
         // Held by nodes down outside the canary, as the DaemonSet's own rolling update would be.
-        let held = if p.settled && taken < wanted && delete.is_empty() {
+        let mut held = if p.settled && taken < wanted && delete.is_empty() {
             held_by_others(&p, &chosen, max_unavailable)
         } else {
             String::new()
         };
+        if replace && !held.is_empty() {
+            held.push_str(HELD_NEXT);
+        }
         if !delete.is_empty() {
             let why = format!("so that {wanted} of {} nodes run {}", p.nodes.len(), c.desired_image);
             self.replace_pods(&key, delete, crate::constants::reason::CANARY_WIDENED, why);
@@ -325,14 +357,31 @@ impl Decider<'_> {
     }
 
     /// Of `chosen` (nodes of DaemonSet `key` on the new image), those that joined the cluster
-    /// after the upgrade's first change, or were said to have before. A node whose creation
-    /// the watch of nodes has not seen is the canary's own, as a pod evicted and made again on
-    /// a node that was there is: that node's failures are the new image's.
+    /// after this target's first change (its pod made by the DaemonSet from the new template):
+    /// by the node's creation, when the watch of nodes has seen it. A node recorded as the
+    /// canary's own is never one (it took it); nor is a node created before the change, whose
+    /// pod was evicted and made again: its failures are the new image's. A node the watch has
+    /// not seen yet, though it has listed others, is new; while it has listed none, the status
+    /// says.
     fn joined(&self, key: &TargetKey, chosen: &BTreeSet<String>) -> BTreeSet<String> {
-        let before: BTreeSet<&String> = self.recorded_canaries(key).flat_map(|k| &k.joined).collect();
-        let since = self.st.changed_at;
-        let new = |n: &String| since.is_some_and(|c| self.o.node_created.get(n).is_some_and(|t| *t > c));
-        chosen.iter().filter(|n| before.contains(n) || new(n)).cloned().collect()
+        let recorded = self.recorded_canaries(key);
+        let (mut own, mut said) = (BTreeSet::new(), BTreeSet::new());
+        for k in recorded {
+            said.extend(k.joined.iter().cloned());
+            own.extend(k.nodes.iter().filter(|n| !k.joined.contains(n)).cloned());
+        }
+        let since = self.recorded_components(key).filter_map(|c| c.applied_at).min();
+        let facts = &self.o.node_facts;
+        chosen
+            .iter()
+            .filter(|n| !own.contains(*n))
+            .filter(|n| match (facts.get(*n).and_then(|f| f.created), since) {
+                (Some(created), Some(since)) => created > since,
+                (None, _) if !facts.is_empty() => true,
+                _ => said.contains(*n),
+            })
+            .cloned()
+            .collect()
     }
 
     /// The nodes the canaries' copies of the built-in signals count now (their baseline's, before
@@ -369,7 +418,8 @@ impl Decider<'_> {
             let delete = if may_replace { paced(live.clone(), p.down, max_unavailable) } else { vec![] };
             let held = if may_replace && !live.is_empty() && delete.is_empty() {
                 let ours = new.iter().map(|q| q.node.clone()).collect();
-                held_by_others(&p, &ours, max_unavailable)
+                let held = held_by_others(&p, &ours, max_unavailable);
+                if held.is_empty() { held } else { held + HELD_NEXT }
             } else {
                 String::new()
             };

@@ -3,11 +3,22 @@
 
 use crate::decide::test_world::*;
 
-/// The connector DaemonSet on six nodes, with a canary on `first` of them (then `then`).
+/// The connector DaemonSet on six nodes (there long before the upgrade), with a canary on
+/// `first` of them (then `then`).
 fn world(first: Portion, then: Option<Portion>) -> World {
     let mut w = World::new(canary_spec(first, then));
     *w.obs.targets.get_mut(&key("connector")).unwrap() = Some(daemonset_on("connector:1.0", 6));
+    for i in 1..=6 {
+        let created = Some(t("2026-11-01T00:00:00Z"));
+        w.obs.node_facts.insert(format!("node-{i}"), NodeFacts { created, zone: None });
+    }
     w
+}
+
+/// Node `name` joins now, its pod made from the DaemonSet's current (new) template.
+fn joins(w: &mut World, name: &str) {
+    w.obs.node_facts.insert(name.into(), NodeFacts { created: Some(w.obs.now), zone: None });
+    ds_mut(w).pods.as_mut().unwrap().push(pod(name, 0, "connector:2.0", true));
 }
 
 fn ds(w: &World) -> &TargetState {
@@ -154,8 +165,7 @@ fn a_pod_made_again_on_a_new_node_during_the_canary_counts_as_canary() {
     let mut w = world(Portion::Count(2), None);
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     // A node joins: the DaemonSet gives it a pod from its current, new, template.
-    w.obs.node_created.insert("node-7".into(), w.obs.now);
-    ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
+    joins(&mut w, "node-7");
     for _ in 0..3 {
         w.obs.now += Duration::minutes(1);
         w.step();
@@ -1128,8 +1138,7 @@ fn the_widening_said_names_the_next_stages_node_selector() {
 fn a_node_that_joins_before_the_canary_takes_its_nodes_does_not_fill_it() {
     let mut w = world(Portion::Count(1), None);
     w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
-    w.obs.node_created.insert("node-7".into(), w.obs.now);
-    ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
+    joins(&mut w, "node-7");
     run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
     let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
     assert_eq!(canary.nodes, ["node-1", "node-7"]);
@@ -1171,4 +1180,72 @@ fn a_canary_held_to_its_deadline_by_a_node_down_elsewhere_says_so_in_its_rollbac
     assert_eq!(r.reason, reason::ROLLOUT_FAILED);
     assert!(r.message.contains("did not roll out within its progress deadline of 10m"), "{}", r.message);
     assert!(r.message.contains("nodes whose pod is down (node-5)"), "{}", r.message);
+}
+
+/// Nodes named by zone (as EKS's and GKE's are): the canary takes the first node of each zone,
+/// then the second, so that a zone's trouble is not taken for the new image's; later stages
+/// widen the same way.
+#[test]
+fn a_canary_is_spread_over_the_nodes_zones() {
+    let mut w = world(Portion::Count(2), Some(Portion::Count(4)));
+    for (node, zone) in
+        [("node-1", "a"), ("node-2", "a"), ("node-3", "a"), ("node-4", "b"), ("node-5", "b"), ("node-6", "c")]
+    {
+        w.obs.node_facts.get_mut(node).unwrap().zone = Some(zone.into());
+    }
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-4"]);
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-1", "node-2", "node-4", "node-6"]);
+}
+
+/// A DaemonSet first named by a later stage: a node created after the upgrade's first change
+/// (in an earlier stage) but before this DaemonSet's own was there when its canary began; a pod
+/// evicted and made again on it is the canary's own, judged by its signals.
+#[test]
+fn nodes_created_before_this_targets_own_change_are_the_canarys_own() {
+    let mut w = world(Portion::Count(2), None);
+    w.obs.spec.stages.insert(0, stage("other", vec![component("connector-canary", "connector:2.0")]));
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 0));
+    w.obs.node_facts.get_mut("node-5").unwrap().created = Some(w.obs.now);
+    run_paced(&mut w, Duration::hours(2), |w| soaking(w, 1));
+    made_again(&mut w, "node-5");
+    let canary = w.obs.status.stages[1].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-2", "node-5"]);
+    assert!(canary.joined.is_empty(), "{:?}", canary.joined);
+}
+
+/// Nodes that join under a percentage canary neither grow it nor count as its share.
+#[test]
+fn nodes_that_join_do_not_grow_a_percentage_canary() {
+    let mut w = world(Portion::Percent("25%".into()), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    for i in 7..=12 {
+        joins(&mut w, &format!("node-{i}"));
+    }
+    let deleted = w.deleted().len();
+    for _ in 0..3 {
+        w.obs.now += Duration::minutes(1);
+        w.step();
+    }
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.wanted, 2, "25% of the six that were there");
+    assert_eq!(w.deleted().len(), deleted, "no more taken");
+    assert_eq!(canary.joined.len(), 6);
+    assert!(soaking(&w, 0), "{}", w.obs.status.message);
+}
+
+/// The status is input: a node written into `joined` that the watch of nodes knows was there
+/// before the change is still the canary's own, and still judged.
+#[test]
+fn a_node_written_into_joined_that_was_there_is_still_judged() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    let k = w.obs.status.stages[0].components[0].canary.as_mut().unwrap();
+    k.joined = vec!["node-1".into(), "node-2".into()];
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert!(canary.joined.is_empty(), "{:?}", canary.joined);
+    assert!(w.deleted().len() == 2, "no other node taken: {:?}", w.deleted());
 }

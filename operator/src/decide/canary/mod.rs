@@ -175,7 +175,7 @@ impl Decider<'_> {
         })
     }
 
-    /// Why `canary` cannot run inside `key`; by its size too with `sizes`.
+    /// Why `canary` cannot run inside `key`; by its size too with `sizes` (nothing changed yet).
     fn canary_problem(
         &self,
         stage: &str,
@@ -191,7 +191,8 @@ impl Decider<'_> {
             return Some(format!(
                 "{key} still has a canary's rollout settings ({current}), with no readable record of its own on it: \
                  an earlier upgrade left them; put back its own strategy, minReadySeconds and \
-                 progressDeadlineSeconds, or upgrade it whole (no canary)"
+                 progressDeadlineSeconds, {}",
+                way_out(!sizes)
             ));
         }
         let Some(strategy) = strategy.filter(|s| serde_json::from_str::<DaemonSetUpdateStrategy>(s).is_ok())
@@ -201,7 +202,8 @@ impl Decider<'_> {
         if on_delete(Some(&strategy)) {
             return Some(format!(
                 "{key} updates OnDelete already: the operator cannot hand it the rest of a canary; \
-                 upgrade it whole (no canary), or give it a RollingUpdate strategy"
+                 give it a RollingUpdate strategy, {}",
+                way_out(!sizes)
             ));
         }
         if let Some(key_text) = canary.bad_selector_key() {
@@ -221,7 +223,8 @@ impl Decider<'_> {
         let replicas = usize::try_from(t.desired_pods).unwrap_or(0);
         if replicas == 0 {
             return Some(format!(
-                "{key} has 0 replicas: a canary inside it has none to take; scale it up, or upgrade it whole (no canary)"
+                "{key} has 0 replicas: a canary inside it has none to take; scale it up, {}",
+                way_out(!sizes)
             ));
         }
         if sizes && canary.portion().of(replicas).is_none_or(|n| n > replicas) {
@@ -466,5 +469,14 @@ impl Decider<'_> {
             return Some((ON_DELETE.to_string(), original));
         }
         (!same_strategy(t.update_strategy.as_deref(), Some(&original))).then(|| (original.clone(), original))
+    }
+}
+/// The way out of a canary a target cannot have: before anything changed, the upgrade made again
+/// without it; once something has (its stages cannot be edited), a revert.
+pub(super) fn way_out(changed: bool) -> &'static str {
+    if changed {
+        "or set spec.rollback.requested to revert what this upgrade changed"
+    } else {
+        "or upgrade it whole (no canary)"
     }
 }

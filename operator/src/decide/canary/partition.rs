@@ -50,7 +50,8 @@ pub(super) fn partition_problem(
     (partition_of(strategy) > 0).then(|| {
         format!(
             "{key} has a rollingUpdate.partition of its own: a canary inside it cannot promise to \
-             restore it; set it to 0, or upgrade it whole (no canary)"
+             restore it; set it to 0, {}",
+            super::way_out(!sizes)
         )
     })
 }

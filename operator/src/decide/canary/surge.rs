@@ -78,11 +78,7 @@ pub(super) fn surge_problem(
     settings: &str,
     changed: bool,
 ) -> Option<String> {
-    let or_else = if changed {
-        "or set spec.rollback.requested to revert what this upgrade changed"
-    } else {
-        "or upgrade it whole (no canary)"
-    };
+    let or_else = super::way_out(changed);
     if recreates(settings) {
         return Some(format!(
             "{key} updates by Recreate: a canary would run the new pods beside the old ones, which \
