@@ -269,6 +269,7 @@ pub async fn observe(
         pods_watched_since,
         selected_nodes,
         node_facts,
+        nodes_listed: ctx.nodes.listed(),
         samples,
         history,
         strategy_refused: ctx.refusals.of(mu.metadata.uid.as_deref().unwrap_or_default()),

@@ -329,7 +329,7 @@ pub struct CanaryStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(length(max = 253)))]
     pub nodes: Vec<String>,
-    /// Of `nodes`, those created after the upgrade's first change, whose pod the DaemonSet made
+    /// Of `nodes`, those created after its DaemonSet's own first change, whose pod the DaemonSet made
     /// from the new template itself. Reverted with the canary, but neither counted in its size
     /// nor by its signals' copies or `$canary_nodes`: a node that just joined gets the pods that
     /// waited for it, each with its scheduling failure, which would be blamed on the new image.

@@ -113,6 +113,8 @@ pub struct Observed {
     /// What the shared watch of nodes says of the nodes canaried DaemonSets' pods run on (those
     /// it has seen).
     pub node_facts: BTreeMap<String, NodeFacts>,
+    /// Whether the shared watch of nodes has listed them all once (`node_facts` is complete).
+    pub nodes_listed: bool,
     /// Signal reads for the spans `analysis_due` asked for.
     pub samples: BTreeMap<String, SampleResult>,
     /// Pre-change history of signals that have it (Prometheus), when `history_due` asked for it.
@@ -127,7 +129,7 @@ pub struct Observed {
 /// What the operator knows of a node a canaried DaemonSet's pod runs on, from its metadata.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeFacts {
-    /// When it was created: one created after the upgrade's first change joined mid-canary.
+    /// When it was created: one created after its DaemonSet's own first change joined mid-canary.
     pub created: Option<DateTime<Utc>>,
     /// Its zone (label `topology.kubernetes.io/zone`): a canary's nodes are spread over zones.
     pub zone: Option<String>,

@@ -286,6 +286,7 @@ impl World {
                 pods_watched_since: Some(t("2026-11-23T03:00:00Z")),
                 selected_nodes: BTreeMap::new(),
                 node_facts: BTreeMap::new(),
+                nodes_listed: true,
                 samples: BTreeMap::new(),
                 history: BTreeMap::new(),
                 strategy_refused: BTreeMap::new(),

@@ -100,6 +100,9 @@ fn paced(candidates: Vec<&PodPlace>, down: usize, max_unavailable: usize) -> Vec
     out
 }
 
+/// Per zone, how many nodes a group has given; per node, its rank in its zone.
+type ZoneTurns = (BTreeMap<String, usize>, BTreeMap<String, usize>);
+
 /// Of `pods`, in the order a canary takes their nodes: those whose pod serves (Ready, not being
 /// deleted) first, and of each group the `preferred` first (the nodes the canary's baseline was
 /// measured on); then spread over the nodes' zones (`facts`), the first of each zone, then the
@@ -113,27 +116,31 @@ fn in_taking_order<'a>(
     already: &BTreeSet<String>,
     facts: &BTreeMap<String, NodeFacts>,
 ) -> Vec<&'a PodPlace> {
+    let group = |q: &PodPlace| (!q.ready || q.deleting, !preferred.contains(&q.node));
     let mut pods: Vec<&PodPlace> = pods.collect();
-    pods.sort_by(|a, b| a.node.cmp(&b.node));
+    pods.sort_by(|a, b| (group(a), &a.node).cmp(&(group(b), &b.node)));
     let zone_of = |node: &str| facts.get(node).and_then(|f| f.zone.clone()).unwrap_or_default();
-    let zone = |q: &PodPlace| zone_of(&q.node);
-    // Each node's rank in its zone, in name order, after the canary's nodes there already.
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for node in already {
-        *seen.entry(zone_of(node)).or_default() += 1;
-    }
-    let mut ranked: Vec<(usize, &PodPlace)> = pods
+    // Within each group, each node's rank in its zone (in name order, a node once), after the
+    // canary's nodes there already.
+    let seeded: BTreeMap<String, usize> = already.iter().fold(BTreeMap::new(), |mut m, n| {
+        *m.entry(zone_of(n)).or_default() += 1;
+        m
+    });
+    let mut seen: BTreeMap<(bool, bool), ZoneTurns> = BTreeMap::new();
+    let mut ranked: Vec<((bool, bool), usize, &PodPlace)> = pods
         .into_iter()
         .map(|q| {
-            let n = seen.entry(zone(q)).or_default();
-            *n += 1;
-            (*n, q)
+            let (zones, nodes) = seen.entry(group(q)).or_insert_with(|| (seeded.clone(), BTreeMap::new()));
+            let rank = *nodes.entry(q.node.clone()).or_insert_with(|| {
+                let n = zones.entry(zone_of(&q.node)).or_default();
+                *n += 1;
+                *n
+            });
+            (group(q), rank, q)
         })
         .collect();
-    ranked.sort_by_key(|(rank, q)| {
-        (!q.ready || q.deleting, !preferred.contains(&q.node), *rank, q.node.clone())
-    });
-    ranked.into_iter().map(|(_, q)| q).collect()
+    ranked.sort_by(|(ga, ra, a), (gb, rb, b)| (ga, ra, &a.node).cmp(&(gb, rb, &b.node)));
+    ranked.into_iter().map(|(_, _, q)| q).collect()
 }
 
 /// Why no pod is replaced now although some wait, when nodes outside `ours` hold the budget:
@@ -269,7 +276,22 @@ impl Decider<'_> {
         // DaemonSet from the new template): the canary's, reverted with it, but neither judged
         // by its signals nor counted in its size, which is of the nodes that were there.
         let joined = self.joined(&key, &chosen);
-        let pool = eligible.iter().filter(|n| !joined.contains(*n)).count().max(1);
+        // Until the watch of nodes has listed, a node on the new image the status does not call
+        // the canary's could be one that joined: nothing is taken or counted until it is read.
+        let unread = |n: &String| !self.recorded_canaries(&key).any(|k| k.nodes.contains(n));
+        if !self.o.nodes_listed && chosen.iter().any(unread) {
+            return Some(format!(
+                "{key}: waiting for the watch of nodes to list them (to tell a node that joined)"
+            ));
+        }
+        let pool = eligible.iter().filter(|n| !joined.contains(*n)).count();
+        if pool == 0 {
+            return Some(format!(
+                "{key}: every node its canary may take joined after its change (the nodes it had were replaced): \
+                 the canary has no node of its own to be judged on; set spec.rollback.requested to revert, or \
+                 wait for the stage's progressDeadline, which reverts it"
+            ));
+        }
         let wanted = canary.portion().of(pool).unwrap_or(1).clamp(1, pool);
         let own = |chosen: &BTreeSet<String>| chosen.iter().filter(|n| !joined.contains(*n)).count();
         let room = wanted.saturating_sub(own(&chosen));
@@ -305,7 +327,7 @@ impl Decider<'_> {
                 eligible.contains(&q.node) && !chosen.contains(&q.node) && !runs_new(q) && !q.deleting
             }),
             &preferred,
-            &chosen,
+            &chosen.difference(&joined).cloned().collect(),
             &self.o.node_facts,
         )
         .into_iter()
@@ -419,7 +441,7 @@ impl Decider<'_> {
             let held = if may_replace && !live.is_empty() && delete.is_empty() {
                 let ours = new.iter().map(|q| q.node.clone()).collect();
                 let held = held_by_others(&p, &ours, max_unavailable);
-                if held.is_empty() { held } else { held + HELD_NEXT }
+                if held.is_empty() { held } else { held + "; it goes on once they serve again" }
             } else {
                 String::new()
             };

@@ -1249,3 +1249,42 @@ fn a_node_written_into_joined_that_was_there_is_still_judged() {
     assert!(canary.joined.is_empty(), "{:?}", canary.joined);
     assert!(w.deleted().len() == 2, "no other node taken: {:?}", w.deleted());
 }
+
+/// Before the watch of nodes has listed (a replica just started), a node on the new image that
+/// the status does not call the canary's may have joined: the canary waits to tell.
+#[test]
+fn a_canary_waits_for_the_node_watch_before_counting_a_node_it_did_not_take() {
+    let mut w = world(Portion::Count(2), None);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    w.obs.nodes_listed = false;
+    ds_mut(&mut w).pods.as_mut().unwrap().push(pod("node-7", 0, "connector:2.0", true));
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    let canary = w.obs.status.stages[0].components[0].canary.clone().unwrap();
+    assert_eq!(canary.nodes, ["node-1", "node-2"], "node-7 not written as the canary's own");
+    w.obs.nodes_listed = true;
+    w.obs.node_facts.insert("node-7".into(), NodeFacts { created: Some(w.obs.now), zone: None });
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    assert_eq!(w.obs.status.stages[0].components[0].canary.clone().unwrap().joined, ["node-7"]);
+}
+
+/// Zones are taken in turn among the nodes whose pod serves: a zone whose first nodes are down
+/// still gives the canary its serving node.
+#[test]
+fn the_zone_turns_count_only_nodes_that_serve() {
+    let mut w = world(Portion::Count(2), None);
+    for (node, zone) in
+        [("node-1", "a"), ("node-2", "a"), ("node-3", "a"), ("node-4", "b"), ("node-5", "b"), ("node-6", "b")]
+    {
+        w.obs.node_facts.get_mut(node).unwrap().zone = Some(zone.into());
+    }
+    let two = r#"{"rollingUpdate":{"maxSurge":0,"maxUnavailable":3},"type":"RollingUpdate"}"#;
+    ds_mut(&mut w).update_strategy = Some(two.into());
+    for i in [0, 1] {
+        ds_mut(&mut w).pods.as_mut().unwrap()[i].ready = false;
+        w.unreachable.insert(format!("node-{}", i + 1));
+    }
+    w.run_until(Duration::hours(1), |w| soaking(w, 0));
+    assert_eq!(nodes_running(&w, "connector:2.0"), ["node-3", "node-4"]);
+}
