@@ -276,29 +276,29 @@ fn a_statefulset_canary_of_every_replica_before_its_last_stage_changes_nothing()
     assert!(w.effects.is_empty());
 }
 
+/// A canary of the top replica of `db`, changed and updated by its controller (db-3 on the new
+/// image), with replica `down` not Ready and the StatefulSet's rollout short of complete.
+fn top_replica_updated_with_one_down(down: usize) -> World {
+    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
+    w.stuck = true;
+    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
+    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
+    let pods = t.pods.as_mut().unwrap();
+    pods[3].images[0].1 = "connector:2.0".into();
+    pods[down].ready = false;
+    t.rollout = Rollout::InProgress("3 of 4 replicas ready".into());
+    w
+}
+
 /// A replica below the partition that is not Ready (resyncing, its node down) is not the
 /// canary's: the canary is judged by its own top replicas, not by every replica's readiness.
 #[test]
 fn a_statefulset_canary_is_not_held_by_a_replica_below_its_partition() {
-    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
-    w.stuck = true;
-    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
-    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
-    let pods = t.pods.as_mut().unwrap();
-    pods[3].images[0].1 = "connector:2.0".into();
-    pods[0].ready = false;
-    t.rollout = Rollout::InProgress("3 of 4 replicas ready".into());
+    let mut w = top_replica_updated_with_one_down(0);
     w.run_until(Duration::minutes(20), |w| soaking(w, 0) || w.obs.status.rollback.is_some());
     assert!(soaking(&w, 0), "{}", w.obs.status.message);
     // ... and one whose own top replica is not Ready waits for it.
-    let (mut w, db) = statefulset_world(Some(Portion::Count(1)));
-    w.stuck = true;
-    w.run_until(Duration::minutes(30), |w| w.image_sets().len() == 1);
-    let t = w.obs.targets.get_mut(&db).unwrap().as_mut().unwrap();
-    let pods = t.pods.as_mut().unwrap();
-    pods[3].images[0].1 = "connector:2.0".into();
-    pods[3].ready = false;
-    t.rollout = Rollout::InProgress("3 of 4 replicas ready".into());
+    let mut w = top_replica_updated_with_one_down(3);
     for _ in 0..3 {
         w.obs.now += Duration::minutes(1);
         w.step();
