@@ -1496,7 +1496,15 @@ async fn s19_a_canary_on_two_nodes_of_one_daemonset_passes_then_the_daemonset_ta
     // ... as one the canary did not take: its signals' copies count only the nodes it took.
     assert_eq!(
         counted.stages[0].components[0].canary.as_ref().unwrap().joined,
-        std::slice::from_ref(&joined)
+        std::slice::from_ref(&joined),
+        "{:?} {:?}",
+        counted.stages,
+        s.env.kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "custom-columns=N:.metadata.name,C:.metadata.creationTimestamp"
+        ])
     );
     let copies: Vec<_> = counted.analysis.iter().filter(|a| a.name.ends_with("@canary")).collect();
     assert!(!copies.is_empty(), "{:?}", counted.analysis);

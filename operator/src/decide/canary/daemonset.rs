@@ -16,6 +16,7 @@ use super::Step;
 use crate::crd::*;
 use crate::decide::{Decider, NodeFacts};
 use crate::target::{PodPlace, TargetKey, TargetState};
+use chrono::SubsecRound;
 use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, BTreeSet};
@@ -398,7 +399,8 @@ impl Decider<'_> {
             .iter()
             .filter(|n| !own.contains(*n))
             .filter(|n| match (facts.get(*n).and_then(|f| f.created), since) {
-                (Some(created), Some(since)) => created > since,
+                // A creation time is to the second: one in the second of the change is after it.
+                (Some(created), Some(since)) => created >= since.trunc_subsecs(0),
                 (None, _) if !facts.is_empty() => true,
                 _ => said.contains(*n),
             })

@@ -2,6 +2,7 @@
 //! every kind's canary shares (settings changed by someone else), on a DaemonSet.
 
 use crate::decide::test_world::*;
+use chrono::SubsecRound;
 
 /// The connector DaemonSet on six nodes (there long before the upgrade), with a canary on
 /// `first` of them (then `then`).
@@ -1287,4 +1288,19 @@ fn the_zone_turns_count_only_nodes_that_serve() {
     }
     w.run_until(Duration::hours(1), |w| soaking(w, 0));
     assert_eq!(nodes_running(&w, "connector:2.0"), ["node-3", "node-4"]);
+}
+
+/// A node's creation time is kept to the second: one created in the second of the change, after
+/// it, has joined.
+#[test]
+fn a_node_created_in_the_second_of_the_change_has_joined() {
+    let mut w = world(Portion::Count(2), None);
+    w.obs.now += Duration::milliseconds(500);
+    run_paced(&mut w, Duration::hours(1), |w| soaking(w, 0));
+    let applied = w.obs.status.stages[0].components[0].applied_at.unwrap();
+    joins(&mut w, "node-7");
+    w.obs.node_facts.get_mut("node-7").unwrap().created = Some(applied.trunc_subsecs(0));
+    w.obs.now += Duration::minutes(1);
+    w.step();
+    assert_eq!(w.obs.status.stages[0].components[0].canary.clone().unwrap().joined, ["node-7"]);
 }
